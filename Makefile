@@ -1,0 +1,117 @@
+# lrsh — build, test, deps, run, bench.   `make help` lists the targets.
+CC      ?= gcc
+CXX     ?= g++
+NVCC    ?= nvcc
+SAN     ?= 0
+CUDA    ?= auto
+
+WARN     := -Wall -Wextra -Werror
+CFLAGS   := -std=c11 $(WARN) -fopenmp -D_GNU_SOURCE -MMD -MP
+CXXFLAGS := -std=c++17 $(WARN) -MMD -MP
+ifeq ($(SAN),1)
+  BUILD    := build-san
+  OPT      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+  BUILD    := build
+  OPT      := -O3 -march=native -g
+endif
+CFLAGS   += $(OPT)
+CXXFLAGS += $(OPT)
+LDLIBS   := -lreadline -lcjson -llapacke -lopenblas -lsentencepiece_train -lsentencepiece -lstdc++ -lm -fopenmp
+LDFLAGS  := $(filter -fsanitize% -g,$(OPT))
+
+# --- CUDA: built whenever nvcc is found (CUDA=0 turns it off, CUDA=1 insists) ---
+NVCC_PATH := $(shell command -v $(NVCC) 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_SRC  := $(wildcard kernels/cuda/*.cu)
+ifeq ($(CUDA),0)
+  USE_CUDA := 0
+else ifneq ($(NVCC_PATH),)
+  USE_CUDA := 1
+else ifeq ($(CUDA),1)
+  $(error CUDA=1 but nvcc was not found on PATH or in /usr/local/cuda/bin)
+else
+  USE_CUDA := 0
+endif
+ifeq ($(USE_CUDA),1)
+  ifneq ($(CUDA_SRC),)
+    CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC_PATH))
+    CFLAGS    += -DLRSH_CUDA
+    LDLIBS    += -L$(CUDA_HOME)/lib64 -lcublas -lcudart
+    CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+  endif
+endif
+
+ENGINE_SRC := $(wildcard engine/*.c) $(wildcard kernels/cpu/*.c)
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tokenizer/tokenizer.o $(CUDA_OBJ)
+REPL_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard repl/*.c))
+TESTS      := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+BENCHES    := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
+LIB        := $(BUILD)/liblrsh.a
+LRSH       := $(if $(filter 1,$(SAN)),$(BUILD)/lrsh,lrsh)
+
+.PHONY: all deps run test test-bin bench clean help buildinfo
+all: buildinfo $(LRSH)
+
+buildinfo:
+	@echo "lrsh build: CUDA $(if $(filter 1,$(USE_CUDA)),$(if $(CUDA_SRC),on ($(NVCC_PATH)),nvcc found ($(NVCC_PATH)) but kernels/cuda/ has no sources yet),off$(if $(filter 0,$(CUDA)), (CUDA=0), (no nvcc))); OpenMP $(shell echo | $(CC) -fopenmp -dM -E - | grep -q _OPENMP && echo on || echo off); BLAS OpenBLAS $(shell dpkg-query -W -f='$${Version}' libopenblas-dev 2>/dev/null); $(if $(filter 1,$(SAN)),sanitizers on,-O3 -march=native)"
+
+$(LRSH): $(REPL_OBJ) $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(REPL_OBJ) $(LIB) $(LDLIBS)
+
+$(LIB): $(ENGINE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tokenizer/tokenizer.o: tokenizer/tokenizer.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -c $< -o $@
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# The Debian packages lrsh needs; installs only what is missing (as root, or through sudo).
+PACKAGES := build-essential libreadline-dev libsentencepiece-dev libopenblas-dev liblapacke-dev \
+            libcjson-dev gnuplot-nox fortunes fortunes-min
+deps:
+	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "deps: all packages present"; exit 0; fi; \
+	echo "deps: installing$$(echo ' '$$missing)"; \
+	sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null && echo "deps: done"
+
+run: deps all
+	./lrsh
+
+test-bin: all $(TESTS)
+
+test: deps test-bin
+	@LRSH_BIN=./$(LRSH) sh tests/run.sh $(BUILD)
+
+bench: deps all $(BENCHES)
+	@for b in $(BENCHES); do $$b || exit 1; done
+
+clean:
+	rm -rf build build-san lrsh
+
+help:
+	@echo "make          build ./lrsh (CUDA backend too when nvcc is found; CUDA=0 off, CUDA=1 insist)"
+	@echo "make deps     install the Debian packages lrsh needs"
+	@echo "make run      deps + build + open the shell"
+	@echo "make test     deps + build + every test (SAN=1: under AddressSanitizer + UBSan)"
+	@echo "make bench    the benchmarks"
+	@echo "make clean    remove build outputs"
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

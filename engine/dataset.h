@@ -1,0 +1,35 @@
+// dataset.h — tokenized text corpora: a cached, memory-mapped token file split into train and
+// validation, with seeded random batches of B×(T+1) tokens.
+#pragma once
+#include <stdint.h>
+#include <stddef.h>
+#include "err.h"
+#include "../tokenizer/tokenizer.h"
+
+typedef struct Dataset {
+    char source[1024];        // the file or folder that was tokenized
+    char cache_path[1024];    // the token cache file
+    int vocab_size;
+    int token_bytes;          // 2 (uint16) or 4 (uint32)
+    long n_tokens;            // all tokens in the cache
+    long n_train;             // tokens [0, n_train) are train, [n_train, n_tokens) validation
+    int reused_cache;         // 1 when an up-to-date cache was found and not rebuilt
+    const void *tokens;       // mmap'ed token array (after the header)
+    void *map;                // the whole mapping
+    size_t map_size;
+} Dataset;
+
+// Tokenize `path` (a UTF-8 text file, or a folder: every *.txt under it, sorted) with tok into
+// a cache next to it (or under cache_dir when non-NULL), reusing an up-to-date cache.
+// val_fraction in [0, 0.5]. Streams: memory use does not grow with the file size.
+int dataset_load(Dataset *ds, const char *path, const Tokenizer *tok, double val_fraction,
+                 const char *cache_dir, Err *err);
+void dataset_free(Dataset *ds);
+
+// The default corpus (the fortunes collection from Debian's `fortunes` packages), concatenated
+// into one text file at out_path; returns 0 or -1 with err set.
+int dataset_default_corpus(const char *out_path, Err *err);
+
+// Fill tokens[B×(T+1)] with B random windows of T+1 consecutive tokens from the train
+// (split = 0) or validation (split = 1) part, drawn with *rng_state (advanced).
+int dataset_batch(const Dataset *ds, int split, int B, int T, uint64_t *rng_state, int32_t *tokens, Err *err);

@@ -1,0 +1,24 @@
+// err.h — how every engine call reports failure: a return code plus one line of text.
+// The engine never prints; the shell prints err->msg and goes on.
+#pragma once
+#include <stdarg.h>
+#include <stdio.h>
+
+typedef struct Err {
+    char msg[512];  // one line, no trailing newline; empty when no error
+} Err;
+
+// Fill err (if non-NULL) with a printf-style message and return -1, so callers write
+// `return err_set(err, "...")`.
+static inline int err_set(Err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline int err_set(Err *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static inline void err_clear(Err *err) { if (err) err->msg[0] = '\0'; }

@@ -1,0 +1,36 @@
+// train.h — the training loop pieces: one optimizer step over micro-batches with gradient
+// accumulation and global-norm clipping, and evaluation on held-out batches.
+#pragma once
+#include <stdint.h>
+#include "err.h"
+#include "model.h"
+#include "optim.h"
+#include "dataset.h"
+
+typedef struct StepStats {
+    int step;              // 1-based index of the update just taken
+    float loss;            // mean over micro-batches
+    float lr;
+    float grad_norm;       // before clipping
+    float clip_scale;      // ≤ 1; the factor applied to the gradient
+    double seconds;        // wall time of the whole step
+    double optim_seconds;  // time in the optimizer update
+    long tokens;           // tokens processed
+} StepStats;
+
+typedef struct Trainer {
+    Model *model;
+    Optimizer opt;
+    int step;              // updates taken so far
+    uint64_t data_rng;     // state of the batch sampler (advances every micro-batch)
+    StepStats *history;    // one entry per step taken
+    int n_history, cap_history;
+} Trainer;
+
+int trainer_build(Trainer *tr, Model *m, const OptimConfig *cfg, uint64_t seed, Err *err);
+void trainer_free(Trainer *tr);
+// One update from accum micro-batches of B×T. A non-finite loss or gradient leaves the
+// parameters untouched and returns an error naming the step.
+int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *out, Err *err);
+// Mean validation loss over `batches` batches drawn with `seed` (the same batches every call).
+int trainer_eval(Model *m, const Dataset *ds, int B, int T, int batches, uint64_t seed, double *val_loss, Err *err);

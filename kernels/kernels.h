@@ -1,0 +1,81 @@
+// kernels.h — the device-agnostic compute interface. Everything above kernels/ computes
+// through a Backend and never dereferences a pointer the backend allocated: on CUDA those
+// pointers live in GPU memory. kernels/cpu/ is the readable reference; kernels/cuda/ must
+// match it kernel by kernel.
+//
+// Conventions:
+//   - float32, row-major. Shapes are in the arguments; (B,T,H,hd) means index
+//     ((b*T + t)*H + h)*hd + i.
+//   - Every *_backward ADDS into every gradient it writes (dx += ..., dparam += ...), so the
+//     residual stream and shared weights accumulate naturally; callers zero the buffers.
+//   - Exceptions are named in the comment (softmax_xent_forward writes dlogits).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Backend Backend;
+struct Backend {
+    const char *name;                              // "cpu" or "cuda"
+    const char *(*describe)(void);                 // e.g. "cpu: OpenBLAS 0.3.21 (Cooperlake), 2 threads"
+
+    // memory
+    void *(*alloc)(size_t bytes);                  // zero-filled; NULL when out of memory
+    void (*release)(void *ptr);                    // NULL is fine
+    void (*upload)(void *dst, const void *host_src, size_t bytes);
+    void (*download)(void *host_dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);  // device to device
+    void (*zero)(void *dst, size_t bytes);
+
+    // C(m×n) = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when trans_x != 0; A is m×k after op.
+    void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                 const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+    // out(n×dim) = table[tokens[i]]
+    void (*embedding_forward)(float *out, const int32_t *tokens, const float *table, int n, int dim);
+    // dtable[tokens[i]] += dout[i]
+    void (*embedding_backward)(float *dtable, const float *dout, const int32_t *tokens, int n, int dim);
+
+    // out = x / rms(x) * gain per row of x(n×dim); rstd(n) saved for backward
+    void (*rmsnorm_forward)(float *out, float *rstd, const float *x, const float *gain, int n, int dim, float eps);
+    void (*rmsnorm_backward)(float *dx, float *dgain, const float *dout, const float *x,
+                             const float *gain, const float *rstd, int n, int dim);
+
+    // Rotary embedding on x(B,T,H,hd), interleaved pairs (x[2i], x[2i+1]) rotated by angle
+    // (pos0 + t)·theta^(−2i/hd). forward may run in place (out == in).
+    void (*rope_forward)(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta);
+    // din += Rᵀ·dout
+    void (*rope_backward)(float *din, const float *dout, int B, int T, int H, int hd, int pos0, float theta);
+
+    // Causal attention. q(B,Tq,H,hd), k,v(B,Tk,KVH,hd) with Tk >= Tq: query t sits at absolute
+    // position Tk−Tq+t and sees keys 0..Tk−Tq+t. Head h uses kv head h/(H/KVH).
+    // out(B,Tq,H,hd); att(B,H,Tq,Tk) keeps the softmax probabilities for backward.
+    void (*attention_forward)(float *out, float *att, const float *q, const float *k, const float *v,
+                              int B, int Tq, int Tk, int H, int KVH, int hd);
+    // dq, dk, dv +=; scratch holds B·H·Tq·Tk floats
+    void (*attention_backward)(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                               const float *att, const float *q, const float *k, const float *v,
+                               int B, int Tq, int Tk, int H, int KVH, int hd);
+
+    // out = silu(gate)·up elementwise over n values
+    void (*swiglu_forward)(float *out, const float *gate, const float *up, long n);
+    void (*swiglu_backward)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n);
+
+    // losses(n) = −log softmax(logits(n×V))[target]. When dlogits != NULL it is WRITTEN (not
+    // added) with (softmax − onehot)·dscale; dlogits may equal logits (in place).
+    void (*softmax_xent_forward)(float *losses, float *dlogits, const float *logits,
+                                 const int32_t *targets, int n, int V, float dscale);
+
+    // elementwise and reductions
+    void (*add)(float *y, const float *x, long n);           // y += x
+    void (*scale)(float *x, float s, long n);                // x *= s
+    double (*sum)(const float *x, long n);                   // deterministic order
+    double (*sumsq)(const float *x, long n);                 // deterministic order
+
+    // AdamW on n values: m,v moments; bias correction for step t (1-based); the gradient is
+    // multiplied by grad_scale first (clipping). Decoupled decay: p −= lr·wd·p.
+    void (*adamw_update)(float *param, const float *grad, float *m, float *v, long n, float lr,
+                         float beta1, float beta2, float eps, float wd, float grad_scale, int t);
+};
+
+// The CPU backend (always present). threads <= 0 keeps the current OpenMP/BLAS setting.
+const Backend *backend_cpu(int threads);

@@ -1,0 +1,24 @@
+#!/bin/sh
+# Run every test program (BUILD/tests/test_*) and every shell test (tests/shell/*.sh) from the
+# repository root; sum their "N passed, N failed" lines. The last line is the total.
+BUILD=${1:-build}
+export LRSH_BIN=${LRSH_BIN:-$BUILD/lrsh}
+[ -x "$LRSH_BIN" ] || LRSH_BIN=./lrsh
+passed=0; failed=0
+for t in "$BUILD"/tests/test_* tests/shell/*.sh; do
+    [ -f "$t" ] || continue
+    case "$t" in *.d) continue;; esac
+    echo "== $t"
+    case "$t" in *.sh) out=$(sh "$t" 2>&1);; *) out=$("$t" 2>&1);; esac
+    rc=$?
+    echo "$out"
+    line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+    if [ -z "$line" ]; then
+        echo "FAIL $t: exited $rc without a summary line"; failed=$((failed + 1)); continue
+    fi
+    p=$(echo "$line" | cut -d' ' -f1); f=$(echo "$line" | cut -d' ' -f3)
+    passed=$((passed + p)); failed=$((failed + f))
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then echo "FAIL $t: exited $rc"; failed=$((failed + 1)); fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,31 @@
+// tokenizer.h — a small C API over SentencePiece (the shim in tokenizer.cpp is the only C++).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "../engine/err.h"
+
+typedef struct Tokenizer Tokenizer;  // opaque
+
+typedef enum { TOKENIZER_BPE, TOKENIZER_UNIGRAM } TokenizerType;
+
+// Train a model on a UTF-8 text file; byte fallback is always on. Writes the model file to
+// out_path (through a temporary name + rename) and returns it loaded, or NULL with err set.
+Tokenizer *tokenizer_train(const char *text_path, int vocab_size, TokenizerType type,
+                           const char *out_path, Err *err);
+Tokenizer *tokenizer_load(const char *model_path, Err *err);
+Tokenizer *tokenizer_load_bytes(const void *bytes, size_t size, Err *err);
+// The serialized model (for embedding in a checkpoint). The pointer stays valid until free.
+const void *tokenizer_bytes(const Tokenizer *tok, size_t *size);
+void tokenizer_free(Tokenizer *tok);
+
+int tokenizer_vocab_size(const Tokenizer *tok);
+int tokenizer_bos_id(const Tokenizer *tok);
+int tokenizer_eos_id(const Tokenizer *tok);
+
+// Encode text (len bytes) into ids; returns the number of ids, or -1 with err set.
+// *ids is malloc'ed and owned by the caller.
+long tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int32_t **ids, Err *err);
+// Decode ids into a malloc'ed NUL-terminated string; NULL with err set on a bad id.
+char *tokenizer_decode(const Tokenizer *tok, const int32_t *ids, long n, Err *err);
+// The text of one piece as it would appear in decoded output (for streaming); malloc'ed.
+char *tokenizer_decode_piece(const Tokenizer *tok, int32_t id, Err *err);
