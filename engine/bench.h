@@ -1,0 +1,24 @@
+// bench.h — training throughput against the machine's measured sgemm peak (MFU).
+#pragma once
+#include <stddef.h>
+#include "err.h"
+#include "../kernels/kernels.h"
+
+typedef struct BenchResult {
+    char shape[16];        // preset name: "small", "base", ...
+    char model[16];        // "dense" or "factorized"
+    int batch, seq, steps, threads;
+    double tok_per_s;      // training tokens per second (forward + backward + AdamW)
+    double gflops;         // achieved: tok_per_s · train FLOPs per token
+    double peak_gflops;    // measured sgemm peak at the same thread count
+    double mfu;            // gflops / peak_gflops
+    size_t peak_rss;       // bytes, process high-water mark after the run
+    char kernel[160];      // backend description (which BLAS core runs)
+} BenchResult;
+
+// The best sgemm GFLOP/s over a few square and training-shaped sizes on backend `be`.
+int bench_sgemm_peak(const Backend *be, double *gflops, Err *err);
+// Train `steps` AdamW steps (after one warm-up step) of preset `shape` on random tokens with
+// vocab 8192, dense (factorized = 0) or factorized at rank dim/4; peak is from bench_sgemm_peak.
+int bench_train(const Backend *be, const char *shape, int factorized, int batch, int steps,
+                double peak_gflops, BenchResult *out, Err *err);
