@@ -1,0 +1,110 @@
+// activations.c — one device buffer for every saved activation and backward scratch,
+// carved by a size table: the same walk counts the sizes (base == NULL) and assigns pointers.
+#include <stdlib.h>
+#include <string.h>
+#include "model_internal.h"
+
+typedef struct Carver { float *base; size_t used; } Carver;
+
+static float *carve(Carver *c, size_t n) {
+    float *p = c->base ? c->base + c->used : NULL;
+    c->used += (n + 15) / 16 * 16;  // 64-byte aligned pieces
+    return n ? p : NULL;
+}
+
+static void carve_all(const Model *m, Activations *a, Carver *c) {
+    const ModelConfig *cfg = &m->cfg;
+    size_t n = (size_t)a->B * a->T, d = cfg->dim, f = cfg->ffn;
+    size_t kvd = d / cfg->heads * cfg->kv_heads, att = (size_t)a->B * cfg->heads * a->T * a->T;
+    int max_rank = 0;
+    for (int l = 0; l < cfg->layers; l++) {
+        const LayerWeights *w = &m->layer[l];
+        LayerActs *la = &a->layer[l];
+        const Linear *lins[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w1, &w->w3, &w->w2};
+        for (int i = 0; i < 7; i++) if (lins[i]->rank > max_rank) max_rank = lins[i]->rank;
+        la->x = carve(c, n * d);
+        la->ln1 = carve(c, n * d);
+        la->rstd1 = carve(c, n);
+        la->tq = carve(c, n * w->wq.rank);
+        la->tk = carve(c, n * w->wk.rank);
+        la->tv = carve(c, n * w->wv.rank);
+        la->to = carve(c, n * w->wo.rank);
+        la->q = carve(c, n * d);
+        la->k = carve(c, n * kvd);
+        la->v = carve(c, n * kvd);
+        la->att = carve(c, att);
+        la->ao = carve(c, n * d);
+        la->xmid = carve(c, n * d);
+        la->ln2 = carve(c, n * d);
+        la->rstd2 = carve(c, n);
+        la->t1 = carve(c, n * w->w1.rank);
+        la->t3 = carve(c, n * w->w3.rank);
+        la->t2 = carve(c, n * w->w2.rank);
+        la->g = carve(c, n * f);
+        la->u = carve(c, n * f);
+        la->h = carve(c, n * f);
+    }
+    a->xf = carve(c, n * d);
+    a->lnf = carve(c, n * d);
+    a->rstdf = carve(c, n);
+    a->logits = carve(c, n * cfg->vocab);
+    a->losses = carve(c, n);
+    a->inputs = (int32_t *)carve(c, n);   // int32 and float have the same size
+    a->targets = (int32_t *)carve(c, n);
+    a->dres = carve(c, n * d);
+    a->dln = carve(c, n * d);
+    a->dao = carve(c, n * d);
+    a->dq = carve(c, n * d);
+    a->dk = carve(c, n * kvd);
+    a->dv = carve(c, n * kvd);
+    a->dq_pre = carve(c, n * d);
+    a->dk_pre = carve(c, n * kvd);
+    a->dt = carve(c, n * (size_t)max_rank);
+    a->datt = carve(c, att);
+    a->dg = carve(c, n * f);
+    a->du = carve(c, n * f);
+    a->dh = carve(c, n * f);
+}
+
+size_t activations_bytes(const Model *m, int B, int T) {
+    Activations a = {.B = B, .T = T};
+    a.layer = calloc((size_t)m->cfg.layers, sizeof *a.layer);
+    Carver c = {0};
+    carve_all(m, &a, &c);
+    free(a.layer);
+    return c.used * sizeof(float);
+}
+
+int activations_ensure(Model *m, int B, int T, Err *err) {
+    Activations *a = m->acts;
+    if (a && a->B == B && a->T == T) return 0;
+    if (B <= 0 || T <= 0) return err_set(err, "batch=%d seq=%d: both must be positive", B, T);
+    if (T > m->cfg.seq) return err_set(err, "seq=%d is beyond the model's context of %d", T, m->cfg.seq);
+    activations_free(m);
+    a = calloc(1, sizeof *a);
+    a->B = B;
+    a->T = T;
+    a->layer = calloc((size_t)m->cfg.layers, sizeof *a->layer);
+    Carver c = {0};
+    carve_all(m, a, &c);
+    a->floats = c.used;
+    a->base = m->be->alloc(c.used * sizeof(float));
+    if (!a->base) {
+        free(a->layer);
+        free(a);
+        return err_set(err, "out of memory: activations for batch=%d seq=%d need %.1f MB", B, T, c.used * 4.0 / 1e6);
+    }
+    c = (Carver){.base = a->base};
+    carve_all(m, a, &c);
+    m->acts = a;
+    return 0;
+}
+
+void activations_free(Model *m) {
+    Activations *a = m->acts;
+    if (!a) return;
+    m->be->release(a->base);
+    free(a->layer);
+    free(a);
+    m->acts = NULL;
+}

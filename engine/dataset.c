@@ -1,0 +1,523 @@
+// dataset.c — text corpora tokenized once into a cache file, memory-mapped, split train/val.
+//
+// Cache file (little-endian, the machine's own order):
+//   [0, 64)   header: "LRSHTOK1", version, token_bytes, vocab, n_tokens, source bytes,
+//             source hash, tokenizer hash
+//   [64, ..)  n_tokens ids, uint16 when vocab <= 65536 else uint32
+// The source hash (FNV-1a 64 over each file's relative name, bytes and size) and the tokenizer
+// hash decide whether a cache is up to date: a changed file or another tokenizer rebuilds it.
+// The source is streamed in 1 MB reads cut at a newline and encoded in ≤ 32 KB pieces (in
+// parallel), so memory does not grow with the file size.
+#include "dataset.h"
+#include "rng.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CACHE_MAGIC "LRSHTOK1"
+#define CACHE_VERSION 1u
+#define READ_BYTES (1u << 20)    // one read of the source
+#define PIECE_BYTES (32u << 10)  // one encode call: SentencePiece is fastest and leanest here
+#define FORTUNES_DIR "/usr/share/games/fortunes"
+
+typedef struct CacheHeader {
+    char magic[8];
+    uint32_t version;
+    uint32_t token_bytes;     // 2 or 4
+    uint32_t vocab_size;
+    uint32_t reserved;
+    uint64_t n_tokens;
+    uint64_t source_bytes;    // total bytes of all source files
+    uint64_t source_hash;
+    uint64_t tokenizer_hash;
+    uint64_t reserved2;
+} CacheHeader;                // 64 bytes: the tokens after it stay 4-byte aligned
+_Static_assert(sizeof(CacheHeader) == 64, "cache header is 64 bytes");
+
+// ---------------------------------------------------------------- hashing
+
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME 0x100000001b3ull
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * FNV_PRIME;
+    return h;
+}
+
+// ---------------------------------------------------------------- source files
+
+typedef struct FileList {
+    char **paths;
+    size_t n, cap;
+} FileList;
+
+static void files_free(FileList *fl) {
+    for (size_t i = 0; i < fl->n; i++) free(fl->paths[i]);
+    free(fl->paths);
+    memset(fl, 0, sizeof *fl);
+}
+
+static int files_add(FileList *fl, const char *path, Err *err) {
+    if (fl->n == fl->cap) {
+        size_t cap = fl->cap ? 2 * fl->cap : 64;
+        char **p = realloc(fl->paths, cap * sizeof *p);
+        if (!p) return err_set(err, "%s: out of memory listing files", path);
+        fl->paths = p;
+        fl->cap = cap;
+    }
+    if (!(fl->paths[fl->n] = strdup(path))) return err_set(err, "%s: out of memory listing files", path);
+    fl->n++;
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+// Every regular *.txt file under dir; symlinked folders are not followed (no loops).
+static int walk_txt(const char *dir, FileList *fl, int depth, Err *err) {
+    if (depth > 64) return err_set(err, "%s: folders nested too deep", dir);
+    DIR *d = opendir(dir);
+    if (!d) return err_set(err, "%s: cannot open folder: %s", dir, strerror(errno));
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]))) continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
+        struct stat lst, st;
+        if (lstat(path, &lst) != 0 || stat(path, &st) != 0) continue;  // dangling link: skip
+        if (S_ISDIR(lst.st_mode)) rc = walk_txt(path, fl, depth + 1, err);
+        else if (S_ISREG(st.st_mode) && ends_with(e->d_name, ".txt")) rc = files_add(fl, path, err);
+    }
+    closedir(d);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// The files of a source: the file itself, or the sorted *.txt files under a folder.
+static int list_source(const char *path, FileList *fl, Err *err) {
+    struct stat st;
+    if (stat(path, &st) != 0) return err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISREG(st.st_mode)) return files_add(fl, path, err);
+    if (!S_ISDIR(st.st_mode)) return err_set(err, "%s: not a file or a folder", path);
+    if (walk_txt(path, fl, 0, err) != 0) return -1;
+    if (fl->n == 0) return err_set(err, "%s: no *.txt files in this folder", path);
+    qsort(fl->paths, fl->n, sizeof *fl->paths, cmp_str);
+    return 0;
+}
+
+// Hash of the whole source, read in chunks; *bytes gets its total size.
+static int hash_source(const char *root, const FileList *fl, uint64_t *hash, uint64_t *bytes, Err *err) {
+    char *buf = malloc(READ_BYTES);
+    if (!buf) return err_set(err, "%s: out of memory", root);
+    uint64_t h = FNV_OFFSET, total = 0;
+    size_t skip = fl->n > 1 ? strlen(root) : strlen(fl->paths[0]);  // hash names relative to root
+    int rc = 0;
+    for (size_t i = 0; i < fl->n && rc == 0; i++) {
+        const char *name = fl->paths[i] + skip;
+        h = fnv1a(h, name, strlen(name) + 1);
+        FILE *f = fopen(fl->paths[i], "rb");
+        if (!f) { rc = err_set(err, "%s: cannot open: %s", fl->paths[i], strerror(errno)); break; }
+        uint64_t size = 0;
+        size_t got;
+        while ((got = fread(buf, 1, READ_BYTES, f)) > 0) { h = fnv1a(h, buf, got); size += got; }
+        if (ferror(f)) rc = err_set(err, "%s: read error", fl->paths[i]);
+        fclose(f);
+        h = fnv1a(h, &size, sizeof size);
+        total += size;
+    }
+    free(buf);
+    *hash = h;
+    *bytes = total;
+    return rc;
+}
+
+// ---------------------------------------------------------------- cache location
+
+static int mkdir_p(const char *dir) {
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return -1;
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+// SOURCE.tok next to the source when its folder is writable and cache_dir is NULL; else
+// CACHEDIR/NAME-HASH.tok (the hash of the absolute path keeps equal names apart).
+static int cache_path_for(const char *src, const char *cache_dir, char *out, size_t cap, Err *err) {
+    char clean[PATH_MAX];
+    if (snprintf(clean, sizeof clean, "%s", src) >= (int)sizeof clean) return err_set(err, "%s: path too long", src);
+    size_t n = strlen(clean);
+    while (n > 1 && clean[n - 1] == '/') clean[--n] = 0;  // "data/" → "data"
+    const char *slash = strrchr(clean, '/');
+    const char *base = slash ? slash + 1 : clean;
+    if (!cache_dir) {
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof parent, "%.*s", slash ? (int)(slash - clean) + (slash == clean) : 1, slash ? clean : ".");
+        if (access(parent, W_OK) == 0) {
+            if (snprintf(out, cap, "%s.tok", clean) >= (int)cap) return err_set(err, "%s: path too long", src);
+            return 0;
+        }
+    }
+    char dir[PATH_MAX];
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (cache_dir) snprintf(dir, sizeof dir, "%s", cache_dir);
+    else if (xdg && *xdg) snprintf(dir, sizeof dir, "%s/lrsh", xdg);
+    else if (home && *home) snprintf(dir, sizeof dir, "%s/.cache/lrsh", home);
+    else return err_set(err, "%s: its folder is not writable and there is no $HOME for a cache", src);
+    if (mkdir_p(dir) != 0) return err_set(err, "%s: cannot create the cache folder: %s", dir, strerror(errno));
+    char abs[PATH_MAX];
+    const char *key = realpath(clean, abs) ? abs : clean;
+    uint64_t h = fnv1a(FNV_OFFSET, key, strlen(key));
+    if (snprintf(out, cap, "%s/%s-%016llx.tok", dir, base, (unsigned long long)h) >= (int)cap)
+        return err_set(err, "%s: cache path too long", dir);
+    return 0;
+}
+
+// ---------------------------------------------------------------- reading a cache
+
+static int token_bytes_for(int vocab) { return vocab <= 65536 ? 2 : 4; }
+
+// Maps the cache read-only when it is sound and matches `want` (hashes, sizes, vocab) and every
+// id is below the vocab; returns 0 when usable, -1 when it must be (re)built.
+static int cache_open(Dataset *ds, const char *path, const CacheHeader *want) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return -1;
+    struct stat st;
+    CacheHeader h;
+    int ok = fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof h && pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h;
+    ok = ok && memcmp(h.magic, CACHE_MAGIC, 8) == 0 && h.version == CACHE_VERSION &&
+         h.token_bytes == want->token_bytes && h.vocab_size == want->vocab_size &&
+         h.source_bytes == want->source_bytes && h.source_hash == want->source_hash &&
+         h.tokenizer_hash == want->tokenizer_hash && h.n_tokens > 0 &&
+         h.n_tokens <= ((uint64_t)st.st_size - sizeof h) / h.token_bytes &&
+         (uint64_t)st.st_size == sizeof h + h.n_tokens * h.token_bytes;
+    void *map = ok ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+    close(fd);
+    if (map == MAP_FAILED) return -1;
+    const unsigned char *tokens = (const unsigned char *)map + sizeof h;
+    uint32_t max_id = 0;  // an id past the vocab would index past the embedding: never trust it
+    if (h.token_bytes == 2)
+        for (uint64_t i = 0; i < h.n_tokens; i++) { uint16_t t = ((const uint16_t *)tokens)[i]; if (t > max_id) max_id = t; }
+    else
+        for (uint64_t i = 0; i < h.n_tokens; i++) { uint32_t t = ((const uint32_t *)tokens)[i]; if (t > max_id) max_id = t; }
+    if (max_id >= h.vocab_size) { munmap(map, (size_t)st.st_size); return -1; }
+    ds->map = map;
+    ds->map_size = (size_t)st.st_size;
+    ds->tokens = tokens;
+    ds->n_tokens = (long)h.n_tokens;
+    return 0;
+}
+
+// ---------------------------------------------------------------- building a cache
+
+typedef struct Writer {
+    FILE *f;
+    const char *tmp_path;
+    const Tokenizer *tok;
+    int token_bytes;
+    uint64_t n_tokens, bytes, hash;  // what was written; what was read and its running hash
+    void *out;                       // ids converted to token_bytes wide, one piece at a time
+} Writer;
+
+// Where to cut text[0, len) so that the next piece is at most max bytes: after the last newline
+// (SentencePiece pieces never span "\n", so the ids equal those of the whole text), else before
+// the last space, else at a UTF-8 sequence boundary.
+static size_t piece_end(const char *text, size_t len, size_t max) {
+    if (len <= max) return len;
+    for (size_t i = max; i > 0; i--) if (text[i - 1] == '\n') return i;
+    for (size_t i = max; i > 1; i--) if (text[i - 1] == ' ' && text[i - 2] != ' ') return i - 1;
+    size_t i = max;
+    while (i > 1 && ((unsigned char)text[i] & 0xC0) == 0x80) i--;  // not inside a sequence
+    return i;
+}
+
+// Encodes text[0, len) (valid UTF-8) in pieces, in parallel, and appends the ids in order.
+static int encode_append(Writer *w, const char *text, size_t len, const char *file, Err *err) {
+    enum { MAX_PIECES = READ_BYTES / 1024 + 8 };  // pieces are ≥ ~1 KB except on odd text
+    size_t starts[MAX_PIECES + 1];
+    int n = 0;
+    size_t pos = 0;
+    while (pos < len && n < MAX_PIECES) { starts[n++] = pos; pos += piece_end(text + pos, len - pos, PIECE_BYTES); }
+    if (pos < len) { starts[n - 1] = starts[n - 1]; }  // unreachable with READ_BYTES pieces of ≥ 1 byte... guarded below
+    starts[n] = pos < len ? len : pos;
+    int32_t *ids[MAX_PIECES];
+    long counts[MAX_PIECES];
+    int failed = -1;
+    Err piece_err = {{0}};
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < n; i++) {
+        Err e;
+        counts[i] = tokenizer_encode(w->tok, text + starts[i], starts[i + 1] - starts[i], &ids[i], &e);
+        if (counts[i] < 0) {
+            #pragma omp critical(dataset_encode_error)
+            if (failed < 0 || i < failed) { failed = i; piece_err = e; }
+        }
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (rc == 0 && counts[i] > 0) {
+            for (long j = 0; j < counts[i]; j++) {
+                if (w->token_bytes == 2) ((uint16_t *)w->out)[j] = (uint16_t)ids[i][j];  // vocab ≤ 65536
+                else ((uint32_t *)w->out)[j] = (uint32_t)ids[i][j];
+            }
+            if (fwrite(w->out, (size_t)w->token_bytes, (size_t)counts[i], w->f) != (size_t)counts[i])
+                rc = err_set(err, "%s: write failed: %s", w->tmp_path, strerror(errno));
+            w->n_tokens += (uint64_t)counts[i];
+        }
+        free(ids[i]);
+    }
+    if (failed >= 0) return err_set(err, "%s: %s", file, piece_err.msg);
+    return rc;
+}
+
+// Streams one source file: 1 MB reads, cut after the last newline, checked, encoded, appended.
+static int tokenize_file(Writer *w, const char *path, const char *hash_name, char *buf, Err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    w->hash = fnv1a(w->hash, hash_name, strlen(hash_name) + 1);
+    size_t carry = 0;
+    uint64_t offset = 0, size = 0;  // file offset of buf[0]; bytes read
+    int rc = 0;
+    for (;;) {
+        size_t got = fread(buf + carry, 1, READ_BYTES - carry, f);
+        if (ferror(f)) { rc = err_set(err, "%s: read error: %s", path, strerror(errno)); break; }
+        w->hash = fnv1a(w->hash, buf + carry, got);
+        size += got;
+        size_t len = carry + got;
+        int eof = got < READ_BYTES - carry;
+        size_t cut = len;
+        if (!eof) {
+            while (cut > 0 && buf[cut - 1] != '\n') cut--;
+            if (cut == 0) cut = piece_end(buf, len, len - 4);  // one huge line: cut at a boundary
+        }
+        size_t ok = tokenizer_utf8_valid_prefix(buf, cut);
+        if (ok < cut) { rc = err_set(err, "%s: invalid UTF-8 at byte offset %llu", path, (unsigned long long)(offset + ok)); break; }
+        if ((rc = encode_append(w, buf, cut, path, err)) != 0) break;
+        if (eof) break;
+        carry = len - cut;
+        memmove(buf, buf + cut, carry);
+        offset += cut;
+    }
+    fclose(f);
+    w->hash = fnv1a(w->hash, &size, sizeof size);
+    w->bytes += size;
+    return rc;
+}
+
+static int write_all_tokens(Writer *w, const char *root, const FileList *fl, Err *err) {
+    char *buf = malloc(READ_BYTES);
+    if (!buf) return err_set(err, "%s: out of memory", root);
+    size_t skip = fl->n > 1 ? strlen(root) : strlen(fl->paths[0]);
+    int rc = 0;
+    for (size_t i = 0; i < fl->n && rc == 0; i++) rc = tokenize_file(w, fl->paths[i], fl->paths[i] + skip, buf, err);
+    free(buf);
+    return rc;
+}
+
+// Tokenizes the source into cache_path through a temporary file, fsync, rename.
+static int cache_build(const char *root, const FileList *fl, const Tokenizer *tok, const CacheHeader *want,
+                       const char *cache_path, Err *err) {
+    char tmp[PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", cache_path, (long)getpid());
+    Writer w = {.tmp_path = tmp, .tok = tok, .token_bytes = (int)want->token_bytes, .hash = FNV_OFFSET};
+    w.out = malloc((size_t)PIECE_BYTES * 4 + 64);  // ids ≤ bytes per piece
+    w.f = fopen(tmp, "wb");
+    if (!w.out || !w.f) {
+        int e = errno;
+        free(w.out);
+        if (w.f) fclose(w.f);
+        return err_set(err, "%s: cannot write the token cache: %s", tmp, strerror(e));
+    }
+    CacheHeader h = *want;
+    int rc = fwrite(&h, sizeof h, 1, w.f) == 1 ? 0 : err_set(err, "%s: write failed: %s", tmp, strerror(errno));
+    if (rc == 0) rc = write_all_tokens(&w, root, fl, err);
+    if (rc == 0 && w.n_tokens == 0) rc = err_set(err, "%s: empty corpus (no tokens)", root);
+    if (rc == 0 && (w.hash != want->source_hash || w.bytes != want->source_bytes))
+        rc = err_set(err, "%s: the source changed while it was being tokenized; load it again", root);
+    h.n_tokens = w.n_tokens;
+    if (rc == 0 && (fseek(w.f, 0, SEEK_SET) != 0 || fwrite(&h, sizeof h, 1, w.f) != 1 || fflush(w.f) != 0 ||
+                    fsync(fileno(w.f)) != 0))
+        rc = err_set(err, "%s: write failed: %s", tmp, strerror(errno));
+    if (fclose(w.f) != 0 && rc == 0) rc = err_set(err, "%s: write failed: %s", tmp, strerror(errno));
+    free(w.out);
+    if (rc == 0 && rename(tmp, cache_path) != 0)
+        rc = err_set(err, "%s: cannot rename the token cache into place: %s", cache_path, strerror(errno));
+    if (rc != 0) unlink(tmp);
+    return rc;
+}
+
+// ---------------------------------------------------------------- public
+
+static int load_or_build(Dataset *ds, const char *path, const Tokenizer *tok, const char *cache_dir,
+                         const FileList *fl, Err *err) {
+    CacheHeader want = {.version = CACHE_VERSION};
+    memcpy(want.magic, CACHE_MAGIC, 8);
+    want.vocab_size = (uint32_t)tokenizer_vocab_size(tok);
+    want.token_bytes = (uint32_t)token_bytes_for((int)want.vocab_size);
+    size_t tok_size;
+    const void *tok_bytes = tokenizer_bytes(tok, &tok_size);
+    want.tokenizer_hash = fnv1a(FNV_OFFSET, tok_bytes, tok_size);
+    if (hash_source(path, fl, &want.source_hash, &want.source_bytes, err) != 0) return -1;
+    if (want.source_bytes == 0) return err_set(err, "%s: empty corpus (0 bytes)", path);
+    if (cache_path_for(path, cache_dir, ds->cache_path, sizeof ds->cache_path, err) != 0) return -1;
+    if (cache_open(ds, ds->cache_path, &want) == 0) { ds->reused_cache = 1; return 0; }
+    if (cache_build(path, fl, tok, &want, ds->cache_path, err) != 0) return -1;
+    if (cache_open(ds, ds->cache_path, &want) != 0)
+        return err_set(err, "%s: the token cache just written does not read back", ds->cache_path);
+    return 0;
+}
+
+int dataset_load(Dataset *ds, const char *path, const Tokenizer *tok, double val_fraction,
+                 const char *cache_dir, Err *err) {
+    memset(ds, 0, sizeof *ds);
+    if (!path) return err_set(err, "data load: no file given");
+    if (!tok) return err_set(err, "%s: no tokenizer: train or load one first", path);
+    if (!(val_fraction >= 0.0 && val_fraction <= 0.5))  // also rejects NaN
+        return err_set(err, "%s: val=%g out of range: allowed 0..0.5", path, val_fraction);
+    if (strlen(path) >= sizeof ds->source) return err_set(err, "%s: path too long", path);
+    FileList fl = {0};
+    int rc = list_source(path, &fl, err);
+    if (rc == 0) rc = load_or_build(ds, path, tok, cache_dir, &fl, err);
+    files_free(&fl);
+    if (rc != 0) { dataset_free(ds); return -1; }
+    snprintf(ds->source, sizeof ds->source, "%s", path);
+    ds->vocab_size = tokenizer_vocab_size(tok);
+    ds->token_bytes = token_bytes_for(ds->vocab_size);
+    ds->n_train = (long)((1.0 - val_fraction) * (double)ds->n_tokens);
+    return 0;
+}
+
+void dataset_free(Dataset *ds) {
+    if (!ds) return;
+    if (ds->map) munmap(ds->map, ds->map_size);
+    memset(ds, 0, sizeof *ds);
+}
+
+int dataset_batch(const Dataset *ds, int split, int B, int T, uint64_t *rng_state, int32_t *tokens, Err *err) {
+    if (!ds || !ds->tokens) return err_set(err, "no data: load a corpus first (data load FILE)");
+    if (split != 0 && split != 1) return err_set(err, "split %d: must be 0 (train) or 1 (val)", split);
+    if (B <= 0 || T <= 0) return err_set(err, "batch=%d seq=%d: both must be positive", B, T);
+    long start = split ? ds->n_train : 0, len = split ? ds->n_tokens - ds->n_train : ds->n_train;
+    if (len < (long)T + 1)
+        return err_set(err, "%s: the %s split has %ld tokens; a window of seq+1 = %ld needs more (use more text%s)",
+                       ds->source, split ? "validation" : "training", len, (long)T + 1,
+                       split ? " or a larger val=" : " or a smaller seq");
+    uint64_t windows = (uint64_t)(len - T);  // start offsets with T+1 tokens after them
+    for (int b = 0; b < B; b++) {
+        long at = start + (long)(rng_next(rng_state) % windows);
+        int32_t *row = tokens + (size_t)b * (size_t)(T + 1);  // row b of tokens[B][T+1]
+        if (ds->token_bytes == 2)
+            for (int t = 0; t <= T; t++) row[t] = ((const uint16_t *)ds->tokens)[at + t];
+        else
+            for (int t = 0; t <= T; t++) row[t] = (int32_t)((const uint32_t *)ds->tokens)[at + t];
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------- default corpus
+
+static int is_fortune_file(const char *dir, const char *name) {
+    if (name[0] == '.' || ends_with(name, ".dat") || ends_with(name, ".u8")) return 0;
+    char path[PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode);  // the *.u8 names are symlinks: skip
+}
+
+// One fortune line, cleaned for a training corpus: Latin-1 lines become UTF-8, the "%"
+// separators become blank lines, BEL goes, and "x\bY" overstrikes (bold/underline) keep Y.
+static void clean_line(const char *in, size_t n, char *out, size_t *out_n) {
+    if (n == 1 && in[0] == '%') { *out_n = 0; return; }
+    int latin1 = tokenizer_utf8_valid_prefix(in, n) < n;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '\a') continue;
+        if (c == '\b') { if (o > 0) { o--; while (o > 0 && ((unsigned char)out[o] & 0xC0) == 0x80) o--; } continue; }
+        if (latin1 && c >= 0x80) { out[o++] = (char)(0xC0 | (c >> 6)); out[o++] = (char)(0x80 | (c & 0x3F)); continue; }
+        out[o++] = (char)c;
+    }
+    *out_n = o;
+}
+
+static int append_fortune_file(FILE *out, const char *path, Err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    char *line = NULL, *clean = NULL;
+    size_t cap = 0, clean_cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        size_t len = (size_t)n - (n > 0 && line[n - 1] == '\n');
+        if (clean_cap < 2 * len + 2) {  // Latin-1 → UTF-8 at most doubles a line
+            free(clean);
+            clean_cap = 2 * len + 2;
+            if (!(clean = malloc(clean_cap))) { rc = err_set(err, "%s: out of memory", path); break; }
+        }
+        size_t m;
+        clean_line(line, len, clean, &m);
+        clean[m++] = '\n';
+        if (fwrite(clean, 1, m, out) != m) rc = err_set(err, "write failed: %s", strerror(errno));
+    }
+    if (rc == 0 && ferror(f)) rc = err_set(err, "%s: read error", path);
+    free(line);
+    free(clean);
+    fclose(f);
+    return rc;
+}
+
+static int list_fortunes(FileList *fl, Err *err) {
+    DIR *d = opendir(FORTUNES_DIR);
+    if (!d) return err_set(err, "%s: not found: the default corpus needs the fortunes package (run make deps)", FORTUNES_DIR);
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d)))
+        if (is_fortune_file(FORTUNES_DIR, e->d_name)) {
+            char path[PATH_MAX];
+            snprintf(path, sizeof path, "%s/%s", FORTUNES_DIR, e->d_name);
+            rc = files_add(fl, path, err);
+        }
+    closedir(d);
+    if (rc == 0 && fl->n == 0)
+        rc = err_set(err, "%s: no fortune files: the default corpus needs the fortunes package (run make deps)", FORTUNES_DIR);
+    if (rc == 0) qsort(fl->paths, fl->n, sizeof *fl->paths, cmp_str);
+    return rc;
+}
+
+int dataset_default_corpus(const char *out_path, Err *err) {
+    if (!out_path) return err_set(err, "default corpus: no output path");
+    FileList fl = {0};
+    if (list_fortunes(&fl, err) != 0) { files_free(&fl); return -1; }
+    char tmp[PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out_path, (long)getpid());
+    FILE *out = fopen(tmp, "wb");
+    if (!out) { files_free(&fl); return err_set(err, "%s: cannot write: %s", out_path, strerror(errno)); }
+    int rc = 0;
+    for (size_t i = 0; i < fl.n && rc == 0; i++) rc = append_fortune_file(out, fl.paths[i], err);
+    if (rc == 0 && (fflush(out) != 0 || fsync(fileno(out)) != 0))
+        rc = err_set(err, "%s: write failed: %s", out_path, strerror(errno));
+    if (fclose(out) != 0 && rc == 0) rc = err_set(err, "%s: write failed: %s", out_path, strerror(errno));
+    if (rc == 0 && rename(tmp, out_path) != 0)
+        rc = err_set(err, "%s: cannot rename the temporary file into place: %s", out_path, strerror(errno));
+    if (rc != 0) unlink(tmp);
+    files_free(&fl);
+    return rc;
+}

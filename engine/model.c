@@ -1,0 +1,197 @@
+// model.c — the tensor table, initialization, and the model's lifetime.
+// The forward and backward passes are in model_forward.c; activations in activations.c.
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <math.h>
+#include <lapacke.h>
+#include "model.h"
+#include "model_internal.h"
+#include "rng.h"
+
+// ---------------------------------------------------------------------------------------------
+// the tensor table
+
+static int add_tensor(Model *m, int *cap, const char *name, int rows, int cols, TensorRole role, int layer) {
+    if (m->n_tensors == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        m->tensors = realloc(m->tensors, (size_t)*cap * sizeof *m->tensors);
+    }
+    TensorDesc *t = &m->tensors[m->n_tensors];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->rows = rows;
+    t->cols = cols;
+    t->offset = m->n_params;
+    t->role = role;
+    t->layer = layer;
+    m->n_params += ((size_t)rows * cols + 15) / 16 * 16;  // keep every tensor 64-byte aligned
+    return m->n_tensors++;
+}
+
+// W: out×in, dense or factorized into NAME.A (out×r) and NAME.B (in×r).
+static Linear add_linear(Model *m, int *cap, const char *name, int out, int in, int layer) {
+    Linear lin = {.in = in, .out = out, .rank = model_config_rank(&m->cfg, out, in), .b = -1};
+    char buf[64];
+    if (lin.rank == 0) {
+        lin.w = add_tensor(m, cap, name, out, in, ROLE_DENSE, layer);
+    } else {
+        snprintf(buf, sizeof buf, "%s.A", name);
+        lin.w = add_tensor(m, cap, buf, out, lin.rank, ROLE_FACTOR_A, layer);
+        snprintf(buf, sizeof buf, "%s.B", name);
+        lin.b = add_tensor(m, cap, buf, in, lin.rank, ROLE_FACTOR_B, layer);
+    }
+    return lin;
+}
+
+static void build_tensor_table(Model *m) {
+    const ModelConfig *c = &m->cfg;
+    int cap = 0, kvd = c->dim / c->heads * c->kv_heads;
+    char name[64];
+    m->embed = add_tensor(m, &cap, "embed", c->vocab, c->dim, ROLE_EMBED, -1);
+    m->layer = calloc((size_t)c->layers, sizeof *m->layer);
+    for (int l = 0; l < c->layers; l++) {
+        LayerWeights *w = &m->layer[l];
+#define NAME(s) (snprintf(name, sizeof name, "blocks.%d.%s", l, s), name)
+        w->attn_norm = add_tensor(m, &cap, NAME("attn_norm"), 1, c->dim, ROLE_NORM, l);
+        w->wq = add_linear(m, &cap, NAME("attn.wq"), c->dim, c->dim, l);
+        w->wk = add_linear(m, &cap, NAME("attn.wk"), kvd, c->dim, l);
+        w->wv = add_linear(m, &cap, NAME("attn.wv"), kvd, c->dim, l);
+        w->wo = add_linear(m, &cap, NAME("attn.wo"), c->dim, c->dim, l);
+        w->mlp_norm = add_tensor(m, &cap, NAME("mlp_norm"), 1, c->dim, ROLE_NORM, l);
+        w->w1 = add_linear(m, &cap, NAME("mlp.w1"), c->ffn, c->dim, l);
+        w->w2 = add_linear(m, &cap, NAME("mlp.w2"), c->dim, c->ffn, l);
+        w->w3 = add_linear(m, &cap, NAME("mlp.w3"), c->ffn, c->dim, l);
+#undef NAME
+    }
+    m->norm = add_tensor(m, &cap, "norm", 1, c->dim, ROLE_NORM, -1);
+    m->head = add_tensor(m, &cap, "head", c->vocab, c->dim, ROLE_HEAD, -1);
+}
+
+int model_find_tensor(const Model *m, const char *name) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0) return i;
+    return -1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// initialization (on the host, then uploaded)
+
+static void fill_normal(float *x, size_t n, float std, uint64_t *rng) {
+    for (size_t i = 0; i < n; i++) x[i] = std * rng_normal(rng);
+}
+
+// Best rank-r approximation of a dense W (out×in) as A = U_r·√S_r (out×r), B = V_r·√S_r (in×r).
+static int truncated_svd(const float *w, int out, int in, int r, float *a, float *b, Err *err) {
+    int k = out < in ? out : in;
+    float *work = malloc(sizeof(float) * ((size_t)out * in + (size_t)out * k + (size_t)k * in + k));
+    float *wc = work, *u = wc + (size_t)out * in, *vt = u + (size_t)out * k, *s = vt + (size_t)k * in;
+    memcpy(wc, w, sizeof(float) * out * in);
+    // wc = U(out×k)·diag(s)·Vt(k×in)
+    lapack_int info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, 'S', out, in, wc, in, s, u, k, vt, in);
+    if (info != 0) {
+        free(work);
+        return err_set(err, "truncated SVD of a %d×%d matrix failed (LAPACK info %d)", out, in, (int)info);
+    }
+    for (int j = 0; j < r; j++) {
+        float rs = sqrtf(s[j]);
+        for (int i = 0; i < out; i++) a[(size_t)i * r + j] = u[(size_t)i * k + j] * rs;
+        for (int i = 0; i < in; i++) b[(size_t)i * r + j] = vt[(size_t)j * in + i] * rs;
+    }
+    free(work);
+    return 0;
+}
+
+// A dense init W ~ N(0, std²), then factorized by truncated SVD when the linear is low-rank.
+static int init_linear(const Model *m, const Linear *lin, float std, float *host, uint64_t *rng, Err *err) {
+    const TensorDesc *tw = &m->tensors[lin->w];
+    if (lin->rank == 0) {
+        fill_normal(host + tw->offset, (size_t)lin->out * lin->in, std, rng);
+        return 0;
+    }
+    float *w = malloc(sizeof(float) * lin->out * lin->in);
+    fill_normal(w, (size_t)lin->out * lin->in, std, rng);
+    int rc = truncated_svd(w, lin->out, lin->in, lin->rank, host + tw->offset,
+                           host + m->tensors[lin->b].offset, err);
+    free(w);
+    return rc;
+}
+
+static int init_parameters(Model *m, float *host, Err *err) {
+    const ModelConfig *c = &m->cfg;
+    uint64_t rng = c->seed;
+    const float std = 0.02f, proj_std = 0.02f / sqrtf(2.0f * c->layers);  // GPT-2's residual scaling
+    fill_normal(host + m->tensors[m->embed].offset, (size_t)c->vocab * c->dim, std, &rng);
+    fill_normal(host + m->tensors[m->head].offset, (size_t)c->vocab * c->dim, std, &rng);
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].role == ROLE_NORM)
+            for (int j = 0; j < m->tensors[i].cols; j++) host[m->tensors[i].offset + j] = 1.0f;
+    for (int l = 0; l < c->layers; l++) {
+        const LayerWeights *w = &m->layer[l];
+        const Linear *lins[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w1, &w->w3, &w->w2};
+        for (int i = 0; i < 7; i++) {
+            float s = (lins[i] == &w->wo || lins[i] == &w->w2) ? proj_std : std;
+            if (init_linear(m, lins[i], s, host, &rng, err)) return -1;
+        }
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// lifetime
+
+int model_build(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) {
+    memset(m, 0, sizeof *m);
+    if (model_config_validate(cfg, err)) return -1;
+    m->cfg = *cfg;
+    m->be = be;
+    build_tensor_table(m);
+    float *host = calloc(m->n_params, sizeof(float));
+    m->params = be->alloc(m->n_params * sizeof(float));
+    m->grads = be->alloc(m->n_params * sizeof(float));
+    if (!host || !m->params || !m->grads) {
+        free(host);
+        model_free(m);
+        return err_set(err, "out of memory: the model needs 2 × %.1f MB", m->n_params * 4.0 / 1e6);
+    }
+    if (init_parameters(m, host, err)) {
+        free(host);
+        model_free(m);
+        return -1;
+    }
+    be->upload(m->params, host, m->n_params * sizeof(float));
+    free(host);
+    return 0;
+}
+
+void model_free(Model *m) {
+    if (m->be) {
+        activations_free(m);
+        m->be->release(m->params);
+        m->be->release(m->grads);
+    }
+    free(m->tensors);
+    free(m->layer);
+    memset(m, 0, sizeof *m);
+}
+
+void model_zero_grad(Model *m) { m->be->zero(m->grads, m->n_params * sizeof(float)); }
+
+ModelCounts model_counts(const Model *m, int B, int T) {
+    ModelCounts k = {0};
+    const ModelConfig *c = &m->cfg;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const TensorDesc *t = &m->tensors[i];
+        long n = (long)t->rows * t->cols;
+        k.params += n;
+        if (t->role != ROLE_EMBED) k.matmul_params += n;
+        if (t->role == ROLE_FACTOR_B) continue;  // counted with its A below
+        if (t->role == ROLE_FACTOR_A) n = (long)t->rows * m->tensors[i + 1].rows;  // out × in
+        k.dense_params += n;
+    }
+    // 6 FLOPs per matmul parameter per token (forward 2, backward 4), plus attention's
+    // QKᵀ and P·V: 2·2·T·dim per layer forward, ×3 with backward (PaLM's accounting).
+    k.train_flops_per_token = 6.0 * k.matmul_params + 12.0 * c->layers * T * c->dim;
+    k.param_bytes = m->n_params * sizeof(float);
+    k.activation_bytes = activations_bytes(m, B, T);
+    return k;
+}

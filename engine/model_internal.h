@@ -1,0 +1,45 @@
+// model_internal.h — what model.c, activations.c and model_forward.c share; not public.
+#pragma once
+#include "model.h"
+
+// Saved forward state of one block for a batch of B×T tokens (all device pointers).
+typedef struct LayerActs {
+    float *x;                  // (B·T, dim) residual entering the block
+    float *ln1, *rstd1;        // (B·T, dim), (B·T) attention RMSNorm output and 1/rms
+    float *tq, *tk, *tv, *to;  // (B·T, r) low-rank intermediates x·B; NULL for dense linears
+    float *q, *k, *v;          // (B,T,H,hd), (B,T,KVH,hd) ×2; q and k after RoPE
+    float *att;                // (B,H,T,T) softmax probabilities
+    float *ao;                 // (B·T, dim) attention output before wo
+    float *xmid;               // (B·T, dim) residual after attention
+    float *ln2, *rstd2;        // MLP RMSNorm output and 1/rms
+    float *t1, *t3, *t2;       // low-rank intermediates of w1, w3, w2
+    float *g, *u, *h;          // (B·T, ffn) gate, up, silu(gate)·up
+} LayerActs;
+
+typedef struct Activations {
+    int B, T;
+    float *base;               // the one allocation everything below is carved from
+    size_t floats;
+    LayerActs *layer;
+    float *xf, *lnf, *rstdf;   // final residual, final norm output, its 1/rms
+    float *logits;             // (B·T, vocab); overwritten by dlogits in backward
+    float *losses;             // (B·T)
+    int32_t *inputs, *targets; // (B·T) token ids on the device
+    // backward scratch, shared by all blocks
+    float *dres;               // (B·T, dim) gradient of the residual stream
+    float *dln, *dao;          // (B·T, dim)
+    float *dq, *dk, *dv;       // gradients after RoPE (as attention sees them)
+    float *dq_pre, *dk_pre;    // gradients before RoPE
+    float *dt;                 // (B·T, max rank)
+    float *datt;               // (B,H,T,T) attention backward scratch
+    float *dg, *du, *dh;       // (B·T, ffn)
+    int forward_done;          // a forward ran since the last backward
+} Activations;
+
+// Size the activations for (B, T), reallocating only when the shape grows or changes.
+int activations_ensure(Model *m, int B, int T, Err *err);
+void activations_free(Model *m);
+size_t activations_bytes(const Model *m, int B, int T);
+
+static inline float *param(const Model *m, int tensor) { return m->params + m->tensors[tensor].offset; }
+static inline float *grad(const Model *m, int tensor) { return m->grads + m->tensors[tensor].offset; }

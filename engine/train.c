@@ -1,0 +1,96 @@
+// train.c — one optimizer step over accumulated micro-batches, and evaluation.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "train.h"
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+int trainer_build(Trainer *tr, Model *m, const OptimConfig *cfg, uint64_t seed, Err *err) {
+    memset(tr, 0, sizeof *tr);
+    tr->model = m;
+    tr->data_rng = seed;
+    return optimizer_build(&tr->opt, m, cfg, err);
+}
+
+void trainer_free(Trainer *tr) {
+    if (tr->model) optimizer_free(&tr->opt, tr->model);
+    free(tr->history);
+    memset(tr, 0, sizeof *tr);
+}
+
+static void record(Trainer *tr, const StepStats *s) {
+    if (tr->n_history == tr->cap_history) {
+        tr->cap_history = tr->cap_history ? 2 * tr->cap_history : 256;
+        tr->history = realloc(tr->history, sizeof *tr->history * tr->cap_history);
+    }
+    tr->history[tr->n_history++] = *s;
+}
+
+// Forward and backward over accum micro-batches; the mean loss in *loss.
+static int accumulate_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, float *loss, Err *err) {
+    Model *m = tr->model;
+    int32_t *tokens = malloc(sizeof(int32_t) * B * (T + 1));
+    double total = 0;
+    int rc = 0;
+    model_zero_grad(m);
+    for (int i = 0; i < accum && rc == 0; i++) {
+        float l = 0;
+        rc = dataset_batch(ds, 0, B, T, &tr->data_rng, tokens, err);
+        if (rc == 0) rc = model_forward(m, tokens, B, T, &l, err);
+        if (rc == 0) rc = model_backward(m, 1.0f / accum, err);
+        total += l;
+    }
+    free(tokens);
+    *loss = (float)(total / accum);
+    return rc;
+}
+
+int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *out, Err *err) {
+    Model *m = tr->model;
+    if (accum < 1) return err_set(err, "accum=%d: must be at least 1", accum);
+    double t0 = now_seconds();
+    StepStats s = {.step = tr->step + 1, .tokens = (long)B * T * accum};
+    if (accumulate_gradients(tr, ds, B, T, accum, &s.loss, err)) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return err_set(err, "step %d: %s; parameters kept from step %d", s.step, why, tr->step);
+    }
+    s.grad_norm = (float)sqrt(m->be->sumsq(m->grads, (long)m->n_params));
+    if (!isfinite(s.grad_norm))
+        return err_set(err, "step %d: the gradient norm is not finite; parameters kept from step %d", s.step, tr->step);
+    float clip = tr->opt.cfg.clip;
+    s.clip_scale = clip > 0 && s.grad_norm > clip ? clip / s.grad_norm : 1.0f;
+    s.lr = optimizer_lr(&tr->opt.cfg, tr->step);
+    double t1 = now_seconds();
+    if (optimizer_step(&tr->opt, m, s.lr, s.clip_scale, err)) return -1;
+    double t2 = now_seconds();
+    tr->step++;
+    s.optim_seconds = t2 - t1;
+    s.seconds = t2 - t0;
+    record(tr, &s);
+    if (out) *out = s;
+    return 0;
+}
+
+int trainer_eval(Model *m, const Dataset *ds, int B, int T, int batches, uint64_t seed, double *val_loss, Err *err) {
+    if (batches < 1) return err_set(err, "batches=%d: must be at least 1", batches);
+    int32_t *tokens = malloc(sizeof(int32_t) * B * (T + 1));
+    uint64_t rng = seed;
+    double total = 0;
+    int rc = 0;
+    for (int i = 0; i < batches && rc == 0; i++) {
+        float l = 0;
+        rc = dataset_batch(ds, 1, B, T, &rng, tokens, err);
+        if (rc == 0) rc = model_forward(m, tokens, B, T, &l, err);
+        total += l;
+    }
+    free(tokens);
+    if (rc == 0) *val_loss = total / batches;
+    return rc;
+}
