@@ -8,7 +8,7 @@
 // ---------------------------------------------------------------------------------------------
 // linear: y(n×out) = x(n×in)·Wᵀ + beta·y
 
-static void linear_forward(const Model *m, const Linear *lin, float *y, float *t, const float *x, int n, float beta) {
+void linear_forward(const Model *m, const Linear *lin, float *y, float *t, const float *x, int n, float beta) {
     const Backend *be = m->be;
     if (lin->rank == 0) {
         be->gemm(0, 1, n, lin->out, lin->in, 1.0f, x, lin->in, param(m, lin->w), lin->in, beta, y, lin->out);

@@ -43,3 +43,6 @@ size_t activations_bytes(const Model *m, int B, int T);
 
 static inline float *param(const Model *m, int tensor) { return m->params + m->tensors[tensor].offset; }
 static inline float *grad(const Model *m, int tensor) { return m->grads + m->tensors[tensor].offset; }
+
+// y(n×out) = x(n×in)·Wᵀ + beta·y; a factorized W goes through t = x·B (n×rank) and never forms W.
+void linear_forward(const Model *m, const Linear *lin, float *y, float *t, const float *x, int n, float beta);

@@ -1,0 +1,207 @@
+// generate.c — KV-cache inference and sampling. The same layers as training (model_forward.c)
+// run on a chunk of Tq new tokens at positions len..len+Tq−1 attending to the whole cache.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "generate.h"
+#include "model_internal.h"
+#include "rng.h"
+
+// Scratch for one chunk of up to C = cap tokens, carved from g->work.
+typedef struct ChunkBuffers { float *x, *ln, *rstd, *t, *q, *ao, *att, *gate, *up, *h, *logits; } ChunkBuffers;
+
+static int max_rank(const Model *m) {
+    int r = 0;
+    for (int l = 0; l < m->cfg.layers; l++) {
+        const LayerWeights *w = &m->layer[l];
+        const Linear *lins[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w1, &w->w3, &w->w2};
+        for (int i = 0; i < 7; i++) if (lins[i]->rank > r) r = lins[i]->rank;
+    }
+    return r;
+}
+
+// Lays the buffers out from base (NULL: only counts); returns the floats needed.
+static size_t chunk_layout(const Model *m, int C, float *base, ChunkBuffers *b) {
+    const ModelConfig *c = &m->cfg;
+    size_t sizes[11] = {(size_t)C * c->dim, (size_t)C * c->dim, (size_t)C, (size_t)C * (max_rank(m) + 1),
+                        (size_t)C * c->dim, (size_t)C * c->dim, (size_t)c->heads * C * C,
+                        (size_t)C * c->ffn, (size_t)C * c->ffn, (size_t)C * c->ffn, (size_t)c->vocab};
+    float **slots[11] = {&b->x, &b->ln, &b->rstd, &b->t, &b->q, &b->ao, &b->att, &b->gate, &b->up, &b->h, &b->logits};
+    size_t used = 0;
+    for (int i = 0; i < 11; i++) {
+        *slots[i] = base ? base + used : NULL;
+        used += (sizes[i] + 15) / 16 * 16;
+    }
+    return used;
+}
+
+int generator_build(Generator *g, Model *m, Err *err) {
+    memset(g, 0, sizeof *g);
+    const ModelConfig *c = &m->cfg;
+    size_t kvd = (size_t)c->dim / c->heads * c->kv_heads, cache = (size_t)c->layers * c->seq * kvd;
+    ChunkBuffers b;
+    g->model = m;
+    g->cap = c->seq;
+    g->k_cache = m->be->alloc(cache * sizeof(float));
+    g->v_cache = m->be->alloc(cache * sizeof(float));
+    g->work = m->be->alloc(chunk_layout(m, g->cap, NULL, &b) * sizeof(float));
+    g->logits = malloc(sizeof(float) * c->vocab);
+    g->probs = malloc(sizeof(float) * c->vocab);
+    g->cand = malloc(sizeof(SampleCandidate) * c->vocab);
+    g->history = malloc(sizeof(int32_t) * g->cap);
+    if (!g->k_cache || !g->v_cache || !g->work || !g->logits || !g->probs || !g->cand || !g->history) {
+        generator_free(g);
+        return err_set(err, "out of memory for the KV cache (%.1f MB)", 2.0 * cache * 4 / 1e6);
+    }
+    return 0;
+}
+
+void generator_free(Generator *g) {
+    if (g->model) {
+        g->model->be->release(g->k_cache);
+        g->model->be->release(g->v_cache);
+        g->model->be->release(g->work);
+    }
+    free(g->logits);
+    free(g->probs);
+    free(g->cand);
+    free(g->history);
+    memset(g, 0, sizeof *g);
+}
+
+void generator_reset(Generator *g) { g->len = 0; }
+
+// One block on Tq tokens whose residual is in b->x; appends their keys and values to the cache.
+static void block_decode(Generator *g, int l, int Tq, ChunkBuffers *b) {
+    const Model *m = g->model;
+    const Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    const LayerWeights *w = &m->layer[l];
+    int hd = c->dim / c->heads, kvd = hd * c->kv_heads, pos0 = g->len;
+    float *kc = g->k_cache + (size_t)l * g->cap * kvd, *vc = g->v_cache + (size_t)l * g->cap * kvd;
+    float *k_new = kc + (size_t)pos0 * kvd, *v_new = vc + (size_t)pos0 * kvd;   // (Tq, kvd) slots
+    be->rmsnorm_forward(b->ln, b->rstd, b->x, param(m, w->attn_norm), Tq, c->dim, c->norm_eps);
+    linear_forward(m, &w->wq, b->q, b->t, b->ln, Tq, 0.0f);
+    linear_forward(m, &w->wk, k_new, b->t, b->ln, Tq, 0.0f);
+    linear_forward(m, &w->wv, v_new, b->t, b->ln, Tq, 0.0f);
+    be->rope_forward(b->q, b->q, 1, Tq, c->heads, hd, pos0, c->rope_theta);
+    be->rope_forward(k_new, k_new, 1, Tq, c->kv_heads, hd, pos0, c->rope_theta);
+    be->attention_forward(b->ao, b->att, b->q, kc, vc, 1, Tq, pos0 + Tq, c->heads, c->kv_heads, hd);
+    linear_forward(m, &w->wo, b->x, b->t, b->ao, Tq, 1.0f);
+    be->rmsnorm_forward(b->ln, b->rstd, b->x, param(m, w->mlp_norm), Tq, c->dim, c->norm_eps);
+    linear_forward(m, &w->w1, b->gate, b->t, b->ln, Tq, 0.0f);
+    linear_forward(m, &w->w3, b->up, b->t, b->ln, Tq, 0.0f);
+    be->swiglu_forward(b->h, b->gate, b->up, (long)Tq * c->ffn);
+    linear_forward(m, &w->w2, b->x, b->t, b->h, Tq, 1.0f);
+}
+
+// Feed Tq ≤ cap − len tokens; the logits of the last one go to g->logits.
+static void feed_chunk(Generator *g, const int32_t *ids, int Tq) {
+    const Model *m = g->model;
+    const Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    ChunkBuffers b;
+    chunk_layout(m, g->cap, g->work, &b);
+    int32_t *dev_ids = (int32_t *)b.logits;   // ids borrow the logits slot until the head runs
+    be->upload(dev_ids, ids, sizeof(int32_t) * Tq);
+    be->embedding_forward(b.x, dev_ids, param(m, m->embed), Tq, c->dim);
+    for (int l = 0; l < c->layers; l++) block_decode(g, l, Tq, &b);
+    const float *last = b.x + (size_t)(Tq - 1) * c->dim;   // only the last position needs logits
+    be->rmsnorm_forward(b.ln, b.rstd, last, param(m, m->norm), 1, c->dim, c->norm_eps);
+    be->gemm(0, 1, 1, c->vocab, c->dim, 1.0f, b.ln, c->dim, param(m, m->head), c->dim, 0.0f, b.logits, c->vocab);
+    be->download(g->logits, b.logits, sizeof(float) * c->vocab);
+    memcpy(g->history + g->len, ids, sizeof(int32_t) * Tq);
+    g->len += Tq;
+}
+
+int generator_feed(Generator *g, const int32_t *ids, int n, Err *err) {
+    if (n <= 0) return err_set(err, "nothing to feed: the prompt has no tokens");
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= g->model->cfg.vocab)
+            return err_set(err, "token id %d out of range for vocab %d", ids[i], g->model->cfg.vocab);
+    while (n > 0) {
+        if (g->len == g->cap) {
+            // slide the window: keep the last half of the context and encode it afresh
+            int keep = g->cap / 2;
+            int32_t *kept = malloc(sizeof(int32_t) * keep);
+            memcpy(kept, g->history + g->len - keep, sizeof(int32_t) * keep);
+            g->len = 0;
+            feed_chunk(g, kept, keep);
+            free(kept);
+        }
+        int chunk = n < g->cap - g->len ? n : g->cap - g->len;
+        feed_chunk(g, ids, chunk);
+        ids += chunk;
+        n -= chunk;
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// sampling
+
+static int32_t argmax(const float *x, int n) {
+    int32_t best = 0;
+    for (int i = 1; i < n; i++) if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static void sift_down(SampleCandidate *heap, int k, int i) {   // min-heap on p
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, s = i;
+        if (l < k && heap[l].p < heap[s].p) s = l;
+        if (r < k && heap[r].p < heap[s].p) s = r;
+        if (s == i) return;
+        SampleCandidate t = heap[i]; heap[i] = heap[s]; heap[s] = t;
+        i = s;
+    }
+}
+
+// The k most probable ids into cand[0..k) with a size-k min-heap: O(V log k), no full sort.
+static int select_top_k(const float *p, int V, int k, SampleCandidate *cand) {
+    for (int i = 0; i < k; i++) cand[i] = (SampleCandidate){p[i], i};
+    for (int i = k / 2 - 1; i >= 0; i--) sift_down(cand, k, i);
+    for (int i = k; i < V; i++)
+        if (p[i] > cand[0].p) { cand[0] = (SampleCandidate){p[i], i}; sift_down(cand, k, 0); }
+    return k;
+}
+
+static int by_prob_desc(const void *a, const void *b) {
+    float pa = ((const SampleCandidate *)a)->p, pb = ((const SampleCandidate *)b)->p;
+    return (pa < pb) - (pa > pb);
+}
+
+int32_t sampler_sample(const SamplerConfig *s, Generator *g, uint64_t *rng) {
+    int V = g->model->cfg.vocab;
+    float *p = g->probs;
+    if (s->temperature <= 0) return argmax(g->logits, V);
+    float mx = g->logits[argmax(g->logits, V)];
+    double total = 0;
+    for (int i = 0; i < V; i++) total += p[i] = expf((g->logits[i] - mx) / s->temperature);
+    for (int i = 0; i < V; i++) p[i] = (float)(p[i] / total);
+    int n = 0;
+    if (s->top_k > 0 && s->top_k < V) n = select_top_k(p, V, s->top_k, g->cand);
+    else if (s->top_p < 1.0f) {
+        // a token below (1−top_p)/(V−1) can never be inside the nucleus: sort only the others
+        float cutoff = (1.0f - s->top_p) / (V - 1);
+        for (int i = 0; i < V; i++) if (p[i] >= cutoff) g->cand[n++] = (SampleCandidate){p[i], i};
+    }
+    float r = rng_uniform(rng);
+    if (n == 0) {   // no cut: draw from the whole distribution
+        double acc = 0;
+        for (int i = 0; i < V; i++) if ((acc += p[i]) > r) return i;
+        return V - 1;
+    }
+    SampleCandidate *c = g->cand;
+    qsort(c, (size_t)n, sizeof *c, by_prob_desc);
+    double mass = 0, keep_mass = 0;
+    for (int i = 0; i < n; i++) mass += c[i].p;
+    int keep = n;
+    for (int i = 0; i < n; i++) {   // nucleus over the (renormalized) candidates
+        keep_mass += c[i].p;
+        if (keep_mass >= s->top_p * mass) { keep = i + 1; break; }
+    }
+    double acc = 0, target = r * keep_mass;
+    for (int i = 0; i < keep; i++) if ((acc += c[i].p) > target) return c[i].id;
+    return c[keep - 1].id;
+}

@@ -1,0 +1,37 @@
+// generate.h — autoregressive inference with a KV cache: batched prefill of a prompt, then one
+// token at a time, sampled with temperature, top-k and top-p. Factorized layers stay factorized.
+#pragma once
+#include <stdint.h>
+#include "err.h"
+#include "model.h"
+
+typedef struct SamplerConfig {
+    float temperature;   // 0: greedy (argmax)
+    int top_k;           // 0: no limit
+    float top_p;         // 1: no nucleus cut
+    uint64_t seed;
+} SamplerConfig;
+
+typedef struct SampleCandidate { float p; int32_t id; } SampleCandidate;
+
+typedef struct Generator {
+    Model *model;
+    int len;             // tokens in the cache
+    int cap;             // cache capacity (the model's context)
+    float *k_cache, *v_cache;  // device (layers, cap, kv_dim)
+    float *work;         // device scratch for a chunk of up to cap tokens
+    float *logits;       // host (vocab): logits after the last fed token
+    int32_t *history;    // host (cap): the tokens now in the cache, for sliding the window
+    float *probs;        // host (vocab) sampler scratch
+    SampleCandidate *cand;  // host (vocab) sampler scratch
+} Generator;
+
+int generator_build(Generator *g, Model *m, Err *err);
+void generator_free(Generator *g);
+void generator_reset(Generator *g);
+// Append n tokens (a prompt: one batched pass) and leave the next-token logits in g->logits.
+// When the cache would overflow, the window slides: the last half of the context is kept and
+// re-encoded (g->len shrinks), so generation can go on past the context length.
+int generator_feed(Generator *g, const int32_t *ids, int n, Err *err);
+// Draw a token from logits (modified in place) without sorting the whole vocabulary.
+int32_t sampler_sample(const SamplerConfig *s, Generator *g, uint64_t *rng);

@@ -1,0 +1,131 @@
+// test_generate.c — KV-cache inference equals the training forward; the window slides past
+// the context; the sampler honours temperature, top-k and top-p.
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include "test.h"
+#include "../engine/generate.h"
+#include "../engine/model_internal.h"
+#include "../engine/rng.h"
+
+static const Backend *be;
+
+static ModelConfig config(int rank) {
+    return (ModelConfig){.dim = 32, .layers = 2, .heads = 4, .kv_heads = 2, .ffn = 48, .seq = 16,
+                         .vocab = 53, .rank = rank, .rank_ratio = 0.25f, .rope_theta = 10000.0f,
+                         .norm_eps = 1e-5f, .seed = 3};
+}
+
+static double max_rel_diff(const float *a, const float *b, int n) {
+    double w = 0;
+    for (int i = 0; i < n; i++) w = fmax(w, fabs(a[i] - b[i]) / fmax(1.0, fabs(b[i])));
+    return w;
+}
+
+// Logits of the training forward at every position of tokens[0..T).
+static float *training_logits(Model *m, const int32_t *tokens, int T) {
+    Err err;
+    float loss;
+    int32_t *tt = malloc(sizeof(int32_t) * (T + 1));
+    memcpy(tt, tokens, sizeof(int32_t) * T);
+    tt[T] = 0;
+    model_forward(m, tt, 1, T, &loss, &err);
+    float *out = malloc(sizeof(float) * T * m->cfg.vocab);
+    be->download(out, m->acts->logits, sizeof(float) * T * m->cfg.vocab);
+    free(tt);
+    return out;
+}
+
+static void check_cache_matches_forward(int rank, const char *what) {
+    Err err;
+    Model m;
+    Generator g;
+    ModelConfig c = config(rank);
+    CHECK_OK(model_build(&m, &c, be, &err));
+    CHECK_OK(generator_build(&g, &m, &err));
+    int T = 12, V = c.vocab;
+    int32_t tok[12];
+    uint64_t s = 9;
+    for (int i = 0; i < T; i++) tok[i] = (int32_t)(rng_next(&s) % (uint64_t)V);
+    float *ref = training_logits(&m, tok, T);
+    CHECK_OK(generator_feed(&g, tok, T, &err));   // one batched prefill
+    double d = max_rel_diff(g.logits, ref + (size_t)(T - 1) * V, V);
+    CHECK(d < 1e-4, "%s: prefill logits vs training forward: max relative difference %.3g", what, d);
+    generator_reset(&g);
+    double worst = 0;
+    for (int t = 0; t < T; t++) {   // one token at a time
+        CHECK_OK(generator_feed(&g, tok + t, 1, &err));
+        worst = fmax(worst, max_rel_diff(g.logits, ref + (size_t)t * V, V));
+    }
+    CHECK(worst < 1e-4, "%s: token-by-token logits vs training forward: max relative difference %.3g", what, worst);
+    free(ref);
+    generator_free(&g);
+    model_free(&m);
+}
+
+static void test_cache_dense(void) { check_cache_matches_forward(0, "dense"); }
+static void test_cache_factorized(void) { check_cache_matches_forward(4, "factorized rank 4"); }
+
+static void test_window_slides_past_context(void) {
+    Err err;
+    Model m;
+    Generator g, fresh;
+    ModelConfig c = config(4);
+    CHECK_OK(model_build(&m, &c, be, &err));
+    CHECK_OK(generator_build(&g, &m, &err));
+    CHECK_OK(generator_build(&fresh, &m, &err));
+    int32_t tok[40];
+    for (int i = 0; i < 40; i++) tok[i] = (i * 7) % c.vocab;
+    CHECK_OK(generator_feed(&g, tok, 40, &err));   // 2.5 contexts
+    CHECK(g.len > 0 && g.len <= g.cap, "the cache holds 1..%d tokens, got %d", g.cap, g.len);
+    CHECK_OK(generator_feed(&fresh, tok + 40 - g.len, g.len, &err));
+    double d = max_rel_diff(g.logits, fresh.logits, c.vocab);
+    CHECK(d < 1e-4, "after sliding, logits equal a fresh encoding of the kept window: %.3g", d);
+    int32_t bad = c.vocab + 5;
+    CHECK(generator_feed(&g, &bad, 1, &err) != 0 && strstr(err.msg, "out of range"), "a bad id is refused: '%s'", err.msg);
+    generator_free(&g);
+    generator_free(&fresh);
+    model_free(&m);
+}
+
+static void test_sampler(void) {
+    Err err;
+    Model m;
+    Generator g;
+    ModelConfig c = config(4);
+    CHECK_OK(model_build(&m, &c, be, &err));
+    CHECK_OK(generator_build(&g, &m, &err));
+    int V = c.vocab;
+    // a known distribution: logits log(p) with p ∝ 1..V for the first five ids, tiny elsewhere
+    float base[53];
+    for (int i = 0; i < V; i++) base[i] = i < 5 ? logf((float)(i + 1)) : -30.0f;
+    uint64_t rng = 1;
+    SamplerConfig greedy = {.temperature = 0, .top_k = 0, .top_p = 1};
+    memcpy(g.logits, base, sizeof base);
+    CHECK(sampler_sample(&greedy, &g, &rng) == 4, "greedy picks the argmax");
+    SamplerConfig k2 = {.temperature = 1, .top_k = 2, .top_p = 1};
+    int counts[53] = {0};
+    for (int i = 0; i < 3000; i++) { memcpy(g.logits, base, sizeof base); counts[sampler_sample(&k2, &g, &rng)]++; }
+    CHECK(counts[0] + counts[1] + counts[2] == 0, "top_k=2 never leaves the top two (got %d outside)", 3000 - counts[3] - counts[4]);
+    CHECK(fabs(counts[4] / 3000.0 - 5.0 / 9.0) < 0.04, "top_k=2 renormalizes: P(id 4) = 5/9, got %.3f", counts[4] / 3000.0);
+    SamplerConfig full = {.temperature = 1, .top_k = 0, .top_p = 1};
+    memset(counts, 0, sizeof counts);
+    for (int i = 0; i < 6000; i++) { memcpy(g.logits, base, sizeof base); counts[sampler_sample(&full, &g, &rng)]++; }
+    for (int i = 0; i < 5; i++)
+        CHECK(fabs(counts[i] / 6000.0 - (i + 1) / 15.0) < 0.03, "temperature 1 follows p: id %d expected %.3f got %.3f", i, (i + 1) / 15.0, counts[i] / 6000.0);
+    SamplerConfig nucleus = {.temperature = 1, .top_k = 0, .top_p = 0.5f};   // 5/15 + 4/15 ≥ 0.5
+    memset(counts, 0, sizeof counts);
+    for (int i = 0; i < 2000; i++) { memcpy(g.logits, base, sizeof base); counts[sampler_sample(&nucleus, &g, &rng)]++; }
+    CHECK(counts[3] + counts[4] == 2000, "top_p=0.5 keeps only ids 4 and 3 (got %d others)", 2000 - counts[3] - counts[4]);
+    generator_free(&g);
+    model_free(&m);
+}
+
+int main(void) {
+    be = backend_cpu(0);
+    RUN(test_cache_dense);
+    RUN(test_cache_factorized);
+    RUN(test_window_slides_past_context);
+    RUN(test_sampler);
+    return TEST_SUMMARY();
+}
