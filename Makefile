@@ -17,7 +17,12 @@ else
 endif
 CFLAGS   += $(OPT)
 CXXFLAGS += $(OPT)
-LDLIBS   := -lreadline -lcjson -llapacke -lopenblas -lsentencepiece_train -lsentencepiece -lstdc++ -lm -fopenmp
+# OpenBLAS's OpenMP build, so BLAS and our kernels share one thread pool instead of two pools
+# spinning against each other. DT_RPATH (not RUNPATH) so liblapacke's own liblapack/libblas
+# resolve to the same build.
+OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
+LDLIBS   := -lreadline -lcjson -llapacke -L$(OPENBLAS_DIR) -Wl,--disable-new-dtags,-rpath,$(OPENBLAS_DIR) -lopenblas \
+            -lsentencepiece_train -lsentencepiece -lstdc++ -lm -fopenmp
 LDFLAGS  := $(filter -fsanitize% -g,$(OPT))
 
 # --- CUDA: built whenever nvcc is found (CUDA=0 turns it off, CUDA=1 insists) ---
@@ -53,7 +58,7 @@ LRSH       := $(if $(filter 1,$(SAN)),$(BUILD)/lrsh,lrsh)
 all: buildinfo $(LRSH)
 
 buildinfo:
-	@echo "lrsh build: CUDA $(if $(filter 1,$(USE_CUDA)),$(if $(CUDA_SRC),on ($(NVCC_PATH)),nvcc found ($(NVCC_PATH)) but kernels/cuda/ has no sources yet),off$(if $(filter 0,$(CUDA)), (CUDA=0), (no nvcc))); OpenMP $(shell echo | $(CC) -fopenmp -dM -E - | grep -q _OPENMP && echo on || echo off); BLAS OpenBLAS $(shell dpkg-query -W -f='$${Version}' libopenblas-dev 2>/dev/null); $(if $(filter 1,$(SAN)),sanitizers on,-O3 -march=native)"
+	@echo "lrsh build: CUDA $(if $(filter 1,$(USE_CUDA)),$(if $(CUDA_SRC),on ($(NVCC_PATH)),nvcc found ($(NVCC_PATH)) but kernels/cuda/ has no sources yet),off$(if $(filter 0,$(CUDA)), (CUDA=0), (no nvcc))); OpenMP $(shell echo | $(CC) -fopenmp -dM -E - | grep -q _OPENMP && echo on || echo off); BLAS OpenBLAS $(shell dpkg-query -W -f='$${Version}' libopenblas-openmp-dev 2>/dev/null) (OpenMP build); $(if $(filter 1,$(SAN)),sanitizers on,-O3 -march=native)"
 
 $(LRSH): $(REPL_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(REPL_OBJ) $(LIB) $(LDLIBS)
@@ -83,7 +88,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # The Debian packages lrsh needs; installs only what is missing (as root, or through sudo).
-PACKAGES := build-essential libreadline-dev libsentencepiece-dev libopenblas-dev liblapacke-dev \
+PACKAGES := build-essential libreadline-dev libsentencepiece-dev libopenblas-openmp-dev liblapacke-dev \
             libcjson-dev gnuplot-nox fortunes fortunes-min
 deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
