@@ -6,7 +6,7 @@ SAN     ?= 0
 CUDA    ?= auto
 
 WARN     := -Wall -Wextra -Werror
-CFLAGS   := -std=c11 $(WARN) -fopenmp -D_GNU_SOURCE -MMD -MP
+CFLAGS   := -std=c11 $(WARN) -fopenmp -fno-math-errno -D_GNU_SOURCE -MMD -MP
 CXXFLAGS := -std=c++17 $(WARN) -MMD -MP
 ifeq ($(SAN),1)
   BUILD    := build-san

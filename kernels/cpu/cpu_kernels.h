@@ -1,0 +1,78 @@
+// cpu_kernels.h — private to kernels/cpu/: the CPU implementations behind backend_cpu()'s
+// table. Signatures and semantics are those of the Backend fields in kernels/kernels.h.
+#pragma once
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../kernels.h"
+
+// Below this many floats an OpenMP fork/join costs more than the loop it would split.
+#define CPU_PARALLEL_MIN 32768
+
+// exp(x) for float, in a form GCC vectorizes inside `#pragma omp simd` loops (libm's expf is
+// an opaque call, ~10× slower in the softmax and SwiGLU loops). Cephes' expf: x = n·ln2 + r
+// with |r| ≤ ln2/2, e^r by a degree-7 polynomial, 2^n put straight into the exponent bits.
+// Within about 1 ulp of exp; 0 below −87.33 (where expf goes subnormal) and +inf above 88.37
+// (expf overflows at 88.72): only softmax (x ≤ 0) and sigmoid call it.
+#pragma omp declare simd notinbranch
+static inline float cpu_expf(float x) {
+    float xc = x < -87.33f ? -87.33f : x > 88.37f ? 88.37f : x;  // n in [−126, 127]: 2^n normal
+    // n = round(x / ln2): adding and removing 1.5·2^23 rounds to an integer in the FPU;
+    // floorf would block vectorization in GCC 12 (without -fno-trapping-math)
+    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = xc - n * 0.693359375f + n * 2.12194440e-4f;   // x − n·ln2, ln2 split in two for precision
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float er = p * r * r + r + 1.0f;                        // e^r
+    int32_t bits = ((int32_t)n + 127) << 23;                // 2^n
+    float two_n;
+    memcpy(&two_n, &bits, sizeof two_n);
+    float y = er * two_n;
+    y = x < -87.33f ? 0.0f : y;
+    return x > 88.37f ? INFINITY : y;
+}
+
+// backend_cpu.c
+void cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc);
+
+// embedding.c
+void cpu_embedding_forward(float *out, const int32_t *tokens, const float *table, int n, int dim);
+void cpu_embedding_backward(float *dtable, const float *dout, const int32_t *tokens, int n, int dim);
+
+// norm_rope.c
+void cpu_rmsnorm_forward(float *out, float *rstd, const float *x, const float *gain, int n, int dim,
+                         float eps);
+void cpu_rmsnorm_backward(float *dx, float *dgain, const float *dout, const float *x,
+                          const float *gain, const float *rstd, int n, int dim);
+void cpu_rope_forward(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta);
+void cpu_rope_backward(float *din, const float *dout, int B, int T, int H, int hd, int pos0, float theta);
+
+// attention.c
+void cpu_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                           int B, int Tq, int Tk, int H, int KVH, int hd);
+void cpu_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                            const float *att, const float *q, const float *k, const float *v,
+                            int B, int Tq, int Tk, int H, int KVH, int hd);
+
+// elementwise.c
+void cpu_swiglu_forward(float *out, const float *gate, const float *up, long n);
+void cpu_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                         const float *up, long n);
+void cpu_add(float *y, const float *x, long n);
+void cpu_scale(float *x, float s, long n);
+double cpu_sum(const float *x, long n);
+double cpu_sumsq(const float *x, long n);
+
+// loss.c
+void cpu_softmax_xent_forward(float *losses, float *dlogits, const float *logits,
+                              const int32_t *targets, int n, int V, float dscale);
+
+// adamw.c
+void cpu_adamw_update(float *param, const float *grad, float *m, float *v, long n, float lr,
+                      float beta1, float beta2, float eps, float wd, float grad_scale, int t);

@@ -1,0 +1,138 @@
+// norm_rope.c — RMSNorm and rotary position embedding, forward and backward.
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "cpu_kernels.h"
+
+// ---- RMSNorm ------------------------------------------------------------------------------
+
+void cpu_rmsnorm_forward(float *out, float *rstd, const float *x, const float *gain, int n, int dim,
+                         float eps) {
+    #pragma omp parallel for schedule(static) if ((long)n * dim >= CPU_PARALLEL_MIN)
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (long)r * dim;                     // (dim)
+        float *yr = out + (long)r * dim;                         // (dim)
+        float ss = 0.0f;
+        #pragma omp simd reduction(+ : ss)
+        for (int i = 0; i < dim; i++) ss += xr[i] * xr[i];
+        float s = 1.0f / sqrtf(ss / (float)dim + eps);
+        rstd[r] = s;
+        #pragma omp simd
+        for (int i = 0; i < dim; i++) yr[i] = xr[i] * s * gain[i];
+    }
+}
+
+// y_i = x_i·s·g_i with s = (mean(x²)+eps)^(−1/2), so ∂s/∂x_j = −s³·x_j/dim and
+//   dx_j = s·g_j·dy_j − (s³/dim)·x_j·Σ_i dy_i·g_i·x_i,    dg_i = Σ_rows dy_i·x_i·s.
+// dgain is a reduction over rows: each thread sums its static share of rows into a private
+// partial, and the partials are added in thread order — deterministic for a thread count.
+void cpu_rmsnorm_backward(float *dx, float *dgain, const float *dout, const float *x,
+                          const float *gain, const float *rstd, int n, int dim) {
+    int threads = (long)n * dim >= CPU_PARALLEL_MIN ? omp_get_max_threads() : 1;
+    float *partial = calloc((size_t)threads * dim, sizeof(float));   // (threads, dim)
+    if (!partial) threads = 0;  // out of memory: fall back to accumulating straight into dgain
+    #pragma omp parallel num_threads(threads > 0 ? threads : 1)
+    {
+        int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *dg = partial ? partial + (long)tid * dim : dgain;        // (dim)
+        int r0 = (int)((long)n * tid / nt), r1 = (int)((long)n * (tid + 1) / nt);
+        for (int r = r0; r < r1; r++) {
+            const float *xr = x + (long)r * dim, *dy = dout + (long)r * dim;   // (dim)
+            float *dxr = dx + (long)r * dim;                                    // (dim)
+            float s = rstd[r];
+            float dot = 0.0f;                                    // Σ_i dy_i·g_i·x_i
+            #pragma omp simd reduction(+ : dot)
+            for (int i = 0; i < dim; i++) dot += dy[i] * gain[i] * xr[i];
+            float c = s * s * s * dot / (float)dim;
+            #pragma omp simd
+            for (int i = 0; i < dim; i++) {
+                dxr[i] += s * gain[i] * dy[i] - c * xr[i];
+                dg[i] += dy[i] * xr[i] * s;
+            }
+        }
+        if (partial) {
+            #pragma omp barrier
+            #pragma omp for schedule(static)
+            for (int i = 0; i < dim; i++) {
+                float acc = 0.0f;
+                for (int t = 0; t < nt; t++) acc += partial[(long)t * dim + i];   // fixed order
+                dgain[i] += acc;
+            }
+        }
+    }
+    free(partial);
+}
+
+// ---- RoPE ---------------------------------------------------------------------------------
+
+// cos/sin of (pos0 + t)·theta^(−2i/hd) for t < T, i < hd/2, into table(T, hd/2, 2). The
+// angle is formed and reduced to [−π, π] in double (pos·freq reaches thousands of radians,
+// where float loses the phase); float sincosf of the reduced angle is then exact enough and
+// several times faster than double sin and cos.
+static float *rope_table(int T, int hd, int pos0, float theta) {
+    int half = hd / 2;
+    float *table = malloc((size_t)T * half * 2 * sizeof(float) + (size_t)half * sizeof(double));
+    if (!table) return NULL;
+    double *freq = (double *)(table + (size_t)T * half * 2);   // (hd/2), after the table
+    for (int i = 0; i < half; i++) freq[i] = pow((double)theta, -2.0 * i / hd);
+    #pragma omp parallel for schedule(static) if ((long)T * half >= CPU_PARALLEL_MIN / 8)
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            double angle = (double)(pos0 + t) * freq[i];
+            angle -= 2.0 * M_PI * nearbyint(angle / (2.0 * M_PI));
+            sincosf((float)angle, &table[((long)t * half + i) * 2 + 1], &table[((long)t * half + i) * 2]);
+        }
+    return table;
+}
+
+// out = R·in per pair: (x0, x1) → (x0·cos − x1·sin, x0·sin + x1·cos). In place is fine:
+// each pair is read completely before it is written.
+void cpu_rope_forward(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta) {
+    float *table = rope_table(T, hd, pos0, theta);              // (T, hd/2, 2)
+    if (!table) abort();  // a few KB; the interface has no error path
+    int half = hd / 2;
+    #pragma omp parallel for collapse(2) schedule(static) if ((long)B * T * H * hd >= CPU_PARALLEL_MIN)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *cs = table + (long)t * half * 2;       // (hd/2, 2)
+            for (int h = 0; h < H; h++) {
+                long base = (((long)b * T + t) * H + h) * hd;
+                const float *x = in + base;                     // (hd)
+                float *y = out + base;                          // (hd)
+                #pragma omp simd
+                for (int i = 0; i < half; i++) {
+                    float c = cs[2 * i], s = cs[2 * i + 1];
+                    float x0 = x[2 * i], x1 = x[2 * i + 1];
+                    y[2 * i] = x0 * c - x1 * s;
+                    y[2 * i + 1] = x0 * s + x1 * c;
+                }
+            }
+        }
+    free(table);
+}
+
+// din += Rᵀ·dout: the rotation by −angle.
+void cpu_rope_backward(float *din, const float *dout, int B, int T, int H, int hd, int pos0, float theta) {
+    float *table = rope_table(T, hd, pos0, theta);              // (T, hd/2, 2)
+    if (!table) abort();
+    int half = hd / 2;
+    #pragma omp parallel for collapse(2) schedule(static) if ((long)B * T * H * hd >= CPU_PARALLEL_MIN)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *cs = table + (long)t * half * 2;       // (hd/2, 2)
+            for (int h = 0; h < H; h++) {
+                long base = (((long)b * T + t) * H + h) * hd;
+                const float *dy = dout + base;                  // (hd)
+                float *dx = din + base;                         // (hd)
+                #pragma omp simd
+                for (int i = 0; i < half; i++) {
+                    float c = cs[2 * i], s = cs[2 * i + 1];
+                    float d0 = dy[2 * i], d1 = dy[2 * i + 1];
+                    dx[2 * i] += d0 * c + d1 * s;
+                    dx[2 * i + 1] += -d0 * s + d1 * c;
+                }
+            }
+        }
+    free(table);
+}

@@ -1,0 +1,643 @@
+// test_kernels.c — the CPU kernels against naive references and finite differences.
+//
+// Gradient checks: for a backward kernel with forward y = f(x), take a random dout and the
+// scalar L(x) = Σ dout ⊙ f(x) (summed in double); the backward with that dout must give
+// ∂L/∂x, which is compared with central differences of L. Each check also runs the backward
+// into a non-zero buffer, since every backward ADDS into its gradients.
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/cpu/blas_check.h"
+#include "../kernels/kernels.h"
+#include "test.h"
+
+static const Backend *be;
+
+// ---- helpers ------------------------------------------------------------------------------
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static double rand_uniform(void) {  // [0, 1), xorshift64*
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (double)((rng_state * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+// n values in [−1, 1], none closer to 0 than 0.05 (fresh, non-zero inputs)
+static float *rand_floats(long n) {
+    float *x = malloc((size_t)n * sizeof(float));
+    for (long i = 0; i < n; i++) {
+        double u = rand_uniform() * 2.0 - 1.0;
+        x[i] = (float)(u < 0 ? u - 0.05 : u + 0.05) / 1.05f;
+    }
+    return x;
+}
+
+static float *copy_floats(const float *x, long n) {
+    float *y = malloc((size_t)n * sizeof(float));
+    memcpy(y, x, (size_t)n * sizeof(float));
+    return y;
+}
+
+static float *filled(long n, float value) {
+    float *x = malloc((size_t)n * sizeof(float));
+    for (long i = 0; i < n; i++) x[i] = value;
+    return x;
+}
+
+static double dot_double(const float *a, const float *b, long n) {
+    double s = 0.0;
+    for (long i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+// L evaluated at the current inputs (which the finite differences perturb in place).
+typedef double (*Objective)(void *ctx);
+
+#define FD_EPS 5e-3
+
+// Central differences of L w.r.t. x[0..n), into fd(n). The step is measured after rounding
+// x ± eps to float, so the quotient uses the step actually taken.
+static void fd_gradient(float *x, long n, Objective objective, void *ctx, double *fd) {
+    for (long i = 0; i < n; i++) {
+        float saved = x[i];
+        float up = saved + (float)FD_EPS, down = saved - (float)FD_EPS;
+        x[i] = up;
+        double lp = objective(ctx);
+        x[i] = down;
+        double lm = objective(ctx);
+        x[i] = saved;
+        fd[i] = (lp - lm) / ((double)up - (double)down);
+    }
+}
+
+// Worst |analytic − fd| / (4e-3·|fd| + 4e-4·max|fd| + 1e-6): ≤ 1 passes. Float forwards make
+// the finite differences noisy at about 1e-5 of the gradient scale (the right gradients here
+// reach ratios of 0.15 at most); a wrong one misses by far more.
+static double grad_error(const float *analytic, const double *fd, long n) {
+    double scale = 0.0, worst = 0.0;
+    for (long i = 0; i < n; i++) scale = fmax(scale, fabs(fd[i]));
+    for (long i = 0; i < n; i++) {
+        double err = fabs(analytic[i] - fd[i]) / (4e-3 * fabs(fd[i]) + 4e-4 * scale + 1e-6);
+        worst = fmax(worst, err);
+    }
+    return worst;
+}
+
+// Checks analytic = ∂L/∂x, where `analytic` came from a backward run into a buffer that held
+// `base` (a constant), i.e. analytic − base is the gradient.
+static void check_grad(const char *what, float *x, long n, Objective objective, void *ctx,
+                       const float *analytic, float base) {
+    double *fd = malloc((size_t)n * sizeof(double));
+    fd_gradient(x, n, objective, ctx, fd);
+    float *grad = malloc((size_t)n * sizeof(float));
+    for (long i = 0; i < n; i++) grad[i] = analytic[i] - base;
+    double err = grad_error(grad, fd, n);
+    CHECK(err <= 1.0, "%s: gradient differs from finite differences (worst ratio %.3g)", what, err);
+    free(grad);
+    free(fd);
+}
+
+// ---- gemm ---------------------------------------------------------------------------------
+
+static void test_gemm_all_transposes(void) {
+    int m = 7, n = 5, k = 9;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 4;
+            float *a = rand_floats((long)(ta ? k : m) * lda);
+            float *b = rand_floats((long)(tb ? n : k) * ldb);
+            float *c = rand_floats((long)m * ldc);
+            float *c0 = copy_floats(c, (long)m * ldc);
+            float alpha = 0.75f, beta = -0.5f;
+            be->gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            for (int i = 0; i < m; i++) {
+                for (int j = 0; j < n; j++) {
+                    double s = 0.0;
+                    for (int p = 0; p < k; p++) {
+                        double av = ta ? a[p * lda + i] : a[i * lda + p];
+                        double bv = tb ? b[j * ldb + p] : b[p * ldb + j];
+                        s += av * bv;
+                    }
+                    double want = alpha * s + beta * c0[i * ldc + j];
+                    CHECK_NEAR(c[i * ldc + j], want, 1e-5, "gemm element");
+                }
+                for (int j = n; j < ldc; j++)  // padding between rows is left alone
+                    CHECK(c[i * ldc + j] == c0[i * ldc + j], "gemm wrote past n (ta=%d tb=%d)", ta, tb);
+            }
+            free(a), free(b), free(c), free(c0);
+        }
+}
+
+static void test_gemm_k_zero(void) {
+    float c[6] = {1, 2, 3, 4, 5, 6}, a[1] = {0}, b[1] = {0};
+    be->gemm(0, 0, 2, 3, 0, 1.0f, a, 1, b, 3, 2.0f, c, 3);
+    CHECK(c[0] == 2.0f && c[5] == 12.0f, "gemm with k = 0 must give C = beta·C");
+}
+
+// ---- embedding ----------------------------------------------------------------------------
+
+static void test_embedding(void) {
+    int vocab = 7, dim = 130, n = 9;          // dim spans several column blocks, with a tail
+    int32_t tokens[9] = {3, 0, 3, 6, 1, 3, 0, 2, 6};           // repeats
+    float *table = rand_floats((long)vocab * dim);
+    float *out = malloc((size_t)n * dim * sizeof(float));
+    be->embedding_forward(out, tokens, table, n, dim);
+    for (int i = 0; i < n; i++)
+        CHECK(memcmp(out + i * dim, table + tokens[i] * dim, dim * sizeof(float)) == 0,
+              "embedding_forward row %d", i);
+
+    float *dout = rand_floats((long)n * dim);
+    float *dtable = filled((long)vocab * dim, 0.5f);           // accumulates
+    be->embedding_backward(dtable, dout, tokens, n, dim);
+    for (int v = 0; v < vocab; v++)
+        for (int c = 0; c < dim; c++) {
+            double want = 0.5;
+            for (int i = 0; i < n; i++)
+                if (tokens[i] == v) want += dout[i * dim + c];
+            CHECK_NEAR(dtable[v * dim + c], want, 1e-6, "embedding_backward");
+        }
+    free(table), free(out), free(dout), free(dtable);
+}
+
+// ---- rmsnorm ------------------------------------------------------------------------------
+
+typedef struct {
+    float *x, *gain, *dout, *out, *rstd;
+    int n, dim;
+} RmsnormCase;
+
+static double rmsnorm_objective(void *ctx) {
+    RmsnormCase *c = ctx;
+    be->rmsnorm_forward(c->out, c->rstd, c->x, c->gain, c->n, c->dim, 1e-5f);
+    return dot_double(c->dout, c->out, (long)c->n * c->dim);
+}
+
+static void test_rmsnorm_forward(void) {
+    int n = 3, dim = 20;
+    float *x = rand_floats(n * dim), *gain = rand_floats(dim);
+    float *out = malloc(n * dim * sizeof(float)), rstd[3];
+    be->rmsnorm_forward(out, rstd, x, gain, n, dim, 1e-5f);
+    for (int r = 0; r < n; r++) {
+        double ss = 0.0;
+        for (int i = 0; i < dim; i++) ss += (double)x[r * dim + i] * x[r * dim + i];
+        double s = 1.0 / sqrt(ss / dim + 1e-5);
+        CHECK_NEAR(rstd[r], s, 1e-5, "rmsnorm rstd");
+        for (int i = 0; i < dim; i++) CHECK_NEAR(out[r * dim + i], x[r * dim + i] * s * gain[i], 1e-5, "rmsnorm out");
+    }
+    free(x), free(gain), free(out);
+}
+
+static void test_rmsnorm_grad(void) {
+    RmsnormCase c = {.n = 5, .dim = 16};
+    long nd = (long)c.n * c.dim;
+    c.x = rand_floats(nd), c.gain = rand_floats(c.dim), c.dout = rand_floats(nd);
+    c.out = malloc(nd * sizeof(float)), c.rstd = malloc(c.n * sizeof(float));
+    rmsnorm_objective(&c);
+    float *dx = filled(nd, 0.25f), *dgain = filled(c.dim, -1.0f);
+    be->rmsnorm_backward(dx, dgain, c.dout, c.x, c.gain, c.rstd, c.n, c.dim);
+    check_grad("rmsnorm dx", c.x, nd, rmsnorm_objective, &c, dx, 0.25f);
+    check_grad("rmsnorm dgain", c.gain, c.dim, rmsnorm_objective, &c, dgain, -1.0f);
+    free(c.x), free(c.gain), free(c.dout), free(c.out), free(c.rstd), free(dx), free(dgain);
+}
+
+// The checker must reject plausible wrong gradients: rmsnorm's dx without the term through
+// rstd, and the right dx with one element off by 1% of the gradient scale.
+static void test_gradcheck_catches_wrong_gradient(void) {
+    RmsnormCase c = {.n = 4, .dim = 12};
+    long nd = (long)c.n * c.dim;
+    c.x = rand_floats(nd), c.gain = rand_floats(c.dim), c.dout = rand_floats(nd);
+    c.out = malloc(nd * sizeof(float)), c.rstd = malloc(c.n * sizeof(float));
+    rmsnorm_objective(&c);
+    double *fd = malloc(nd * sizeof(double));
+    fd_gradient(c.x, nd, rmsnorm_objective, &c, fd);
+
+    float *naive = malloc(nd * sizeof(float));                 // dx = rstd·g·dout only
+    for (int r = 0; r < c.n; r++)
+        for (int i = 0; i < c.dim; i++) naive[r * c.dim + i] = c.rstd[r] * c.gain[i] * c.dout[r * c.dim + i];
+    CHECK(grad_error(naive, fd, nd) > 1.0, "gradient check accepted rmsnorm dx without the rstd term");
+
+    float *dx = filled(nd, 0.0f), *dgain = filled(c.dim, 0.0f);
+    be->rmsnorm_backward(dx, dgain, c.dout, c.x, c.gain, c.rstd, c.n, c.dim);
+    CHECK(grad_error(dx, fd, nd) <= 1.0, "gradient check rejected the right rmsnorm dx");
+    double scale = 0.0;
+    for (long i = 0; i < nd; i++) scale = fmax(scale, fabs(fd[i]));
+    dx[7] += (float)(0.01 * scale);
+    CHECK(grad_error(dx, fd, nd) > 1.0, "gradient check accepted a 1%% error in one element");
+    free(c.x), free(c.gain), free(c.dout), free(c.out), free(c.rstd), free(fd), free(naive), free(dx), free(dgain);
+}
+
+// ---- rope ---------------------------------------------------------------------------------
+
+typedef struct {
+    float *in, *out, *dout;
+    int B, T, H, hd, pos0;
+} RopeCase;
+
+#define ROPE_THETA 10000.0f
+
+static double rope_objective(void *ctx) {
+    RopeCase *c = ctx;
+    be->rope_forward(c->out, c->in, c->B, c->T, c->H, c->hd, c->pos0, ROPE_THETA);
+    return dot_double(c->dout, c->out, (long)c->B * c->T * c->H * c->hd);
+}
+
+static void test_rope_forward(void) {
+    int B = 2, T = 3, H = 2, hd = 8, pos0 = 5;
+    long n = (long)B * T * H * hd;
+    float *in = rand_floats(n), *out = malloc(n * sizeof(float));
+    be->rope_forward(out, in, B, T, H, hd, pos0, ROPE_THETA);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < H; h++)
+                for (int i = 0; i < hd / 2; i++) {
+                    long base = (((long)b * T + t) * H + h) * hd + 2 * i;
+                    double angle = (pos0 + t) * pow(ROPE_THETA, -2.0 * i / hd);
+                    double x0 = in[base], x1 = in[base + 1];
+                    CHECK_NEAR(out[base], x0 * cos(angle) - x1 * sin(angle), 1e-5, "rope x0");
+                    CHECK_NEAR(out[base + 1], x0 * sin(angle) + x1 * cos(angle), 1e-5, "rope x1");
+                }
+    float *inplace = copy_floats(in, n);                      // out == in is allowed
+    be->rope_forward(inplace, inplace, B, T, H, hd, pos0, ROPE_THETA);
+    CHECK(memcmp(inplace, out, n * sizeof(float)) == 0, "rope in place differs from out of place");
+    free(in), free(out), free(inplace);
+}
+
+static void test_rope_grad(void) {
+    RopeCase c = {.B = 2, .T = 3, .H = 2, .hd = 8, .pos0 = 11};
+    long n = (long)c.B * c.T * c.H * c.hd;
+    c.in = rand_floats(n), c.dout = rand_floats(n), c.out = malloc(n * sizeof(float));
+    float *din = filled(n, 1.5f);
+    be->rope_backward(din, c.dout, c.B, c.T, c.H, c.hd, c.pos0, ROPE_THETA);
+    check_grad("rope din", c.in, n, rope_objective, &c, din, 1.5f);
+    free(c.in), free(c.dout), free(c.out), free(din);
+}
+
+// ---- attention ----------------------------------------------------------------------------
+
+// out and att by the definition: explicit causal mask, softmax in double.
+static void attention_reference(double *out, double *att, const float *q, const float *k, const float *v,
+                                int B, int Tq, int Tk, int H, int KVH, int hd) {
+    double scale = 1.0 / sqrt(hd);
+    double *s = malloc(Tk * sizeof(double));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            int kvh = h / (H / KVH);
+            for (int t = 0; t < Tq; t++) {
+                const float *qt = q + (((long)b * Tq + t) * H + h) * hd;
+                double max = -INFINITY, sum = 0.0;
+                for (int j = 0; j < Tk; j++) {
+                    const float *kj = k + (((long)b * Tk + j) * KVH + kvh) * hd;
+                    double dot = 0.0;
+                    for (int i = 0; i < hd; i++) dot += (double)qt[i] * kj[i];
+                    s[j] = j <= Tk - Tq + t ? dot * scale : -INFINITY;   // causal mask
+                    max = fmax(max, s[j]);
+                }
+                for (int j = 0; j < Tk; j++) sum += s[j] = exp(s[j] - max);
+                double *ot = out + (((long)b * Tq + t) * H + h) * hd;
+                for (int i = 0; i < hd; i++) ot[i] = 0.0;
+                for (int j = 0; j < Tk; j++) {
+                    double p = s[j] / sum;
+                    att[(((long)b * H + h) * Tq + t) * Tk + j] = p;
+                    const float *vj = v + (((long)b * Tk + j) * KVH + kvh) * hd;
+                    for (int i = 0; i < hd; i++) ot[i] += p * vj[i];
+                }
+            }
+        }
+    free(s);
+}
+
+static void check_attention_forward(int B, int Tq, int Tk, int H, int KVH, int hd) {
+    long nq = (long)B * Tq * H * hd, nk = (long)B * Tk * KVH * hd, na = (long)B * H * Tq * Tk;
+    float *q = rand_floats(nq), *k = rand_floats(nk), *v = rand_floats(nk);
+    for (long i = 0; i < nq; i++) q[i] *= 3.0f;                 // peaky softmax rows too
+    float *out = malloc(nq * sizeof(float)), *att = filled(na, NAN);   // every entry must be written
+    double *out_ref = malloc(nq * sizeof(double)), *att_ref = malloc(na * sizeof(double));
+    be->attention_forward(out, att, q, k, v, B, Tq, Tk, H, KVH, hd);
+    attention_reference(out_ref, att_ref, q, k, v, B, Tq, Tk, H, KVH, hd);
+    double worst_out = 0.0, worst_att = 0.0;
+    for (long i = 0; i < nq; i++) worst_out = fmax(worst_out, fabs(out[i] - out_ref[i]));
+    for (long i = 0; i < na; i++) worst_att = fmax(worst_att, isnan(att[i]) ? INFINITY : fabs(att[i] - att_ref[i]));
+    CHECK(worst_out < 2e-5, "attention out (B=%d Tq=%d Tk=%d H=%d KVH=%d hd=%d): max error %.3g",
+          B, Tq, Tk, H, KVH, hd, worst_out);
+    CHECK(worst_att < 2e-6, "attention att (B=%d Tq=%d Tk=%d H=%d KVH=%d hd=%d): max error %.3g",
+          B, Tq, Tk, H, KVH, hd, worst_att);
+    free(q), free(k), free(v), free(out), free(att), free(out_ref), free(att_ref);
+}
+
+static void test_attention_forward(void) {
+    check_attention_forward(2, 5, 5, 4, 2, 8);       // training shape, GQA
+    check_attention_forward(1, 3, 7, 4, 4, 16);      // Tq < Tk (chunked prefill)
+    check_attention_forward(2, 1, 37, 4, 2, 8);      // decoding one token against a cache
+    check_attention_forward(1, 150, 150, 2, 1, 8);   // several query blocks with a tail
+    check_attention_forward(1, 70, 100, 3, 1, 4);    // blocks and Tq < Tk, MQA
+}
+
+typedef struct {
+    float *q, *k, *v, *dout, *out, *att;
+    int B, Tq, Tk, H, KVH, hd;
+} AttentionCase;
+
+static double attention_objective(void *ctx) {
+    AttentionCase *c = ctx;
+    be->attention_forward(c->out, c->att, c->q, c->k, c->v, c->B, c->Tq, c->Tk, c->H, c->KVH, c->hd);
+    return dot_double(c->dout, c->out, (long)c->B * c->Tq * c->H * c->hd);
+}
+
+static void check_attention_grad(int B, int Tq, int Tk, int H, int KVH, int hd) {
+    AttentionCase c = {.B = B, .Tq = Tq, .Tk = Tk, .H = H, .KVH = KVH, .hd = hd};
+    long nq = (long)B * Tq * H * hd, nk = (long)B * Tk * KVH * hd, na = (long)B * H * Tq * Tk;
+    c.q = rand_floats(nq), c.k = rand_floats(nk), c.v = rand_floats(nk), c.dout = rand_floats(nq);
+    for (long i = 0; i < nq; i++) c.q[i] *= 2.0f;
+    c.out = malloc(nq * sizeof(float)), c.att = malloc(na * sizeof(float));
+    attention_objective(&c);
+    float *dq = filled(nq, 0.5f), *dk = filled(nk, -0.5f), *dv = filled(nk, 2.0f);
+    float *scratch = filled(na, NAN);                           // contents on entry must not matter
+    be->attention_backward(dq, dk, dv, scratch, c.dout, c.att, c.q, c.k, c.v, B, Tq, Tk, H, KVH, hd);
+    char what[96];
+    snprintf(what, sizeof what, "attention dq (B=%d Tq=%d Tk=%d H=%d KVH=%d)", B, Tq, Tk, H, KVH);
+    check_grad(what, c.q, nq, attention_objective, &c, dq, 0.5f);
+    snprintf(what, sizeof what, "attention dk (B=%d Tq=%d Tk=%d H=%d KVH=%d)", B, Tq, Tk, H, KVH);
+    check_grad(what, c.k, nk, attention_objective, &c, dk, -0.5f);
+    snprintf(what, sizeof what, "attention dv (B=%d Tq=%d Tk=%d H=%d KVH=%d)", B, Tq, Tk, H, KVH);
+    check_grad(what, c.v, nk, attention_objective, &c, dv, 2.0f);
+    free(c.q), free(c.k), free(c.v), free(c.dout), free(c.out), free(c.att), free(dq), free(dk), free(dv), free(scratch);
+}
+
+static void test_attention_grad(void) {
+    check_attention_grad(2, 4, 4, 4, 2, 4);      // GQA, square
+    check_attention_grad(2, 3, 6, 4, 2, 4);      // GQA, Tq < Tk
+    check_attention_grad(1, 1, 9, 2, 1, 4);      // a single query
+    check_attention_grad(1, 70, 70, 2, 1, 4);    // two query blocks
+}
+
+// ---- swiglu -------------------------------------------------------------------------------
+
+typedef struct {
+    float *gate, *up, *dout, *out;
+    long n;
+} SwigluCase;
+
+static double swiglu_objective(void *ctx) {
+    SwigluCase *c = ctx;
+    be->swiglu_forward(c->out, c->gate, c->up, c->n);
+    return dot_double(c->dout, c->out, c->n);
+}
+
+static void test_swiglu(void) {
+    SwigluCase c = {.n = 61};
+    c.gate = rand_floats(c.n), c.up = rand_floats(c.n), c.dout = rand_floats(c.n);
+    for (long i = 0; i < c.n; i++) c.gate[i] *= 4.0f;           // reach both tails of σ
+    c.out = malloc(c.n * sizeof(float));
+    swiglu_objective(&c);
+    for (long i = 0; i < c.n; i++) {
+        double g = c.gate[i];
+        CHECK_NEAR(c.out[i], g / (1.0 + exp(-g)) * c.up[i], 1e-5, "swiglu out");
+    }
+    float *dgate = filled(c.n, 0.125f), *dup = filled(c.n, -3.0f);
+    be->swiglu_backward(dgate, dup, c.dout, c.gate, c.up, c.n);
+    check_grad("swiglu dgate", c.gate, c.n, swiglu_objective, &c, dgate, 0.125f);
+    check_grad("swiglu dup", c.up, c.n, swiglu_objective, &c, dup, -3.0f);
+    free(c.gate), free(c.up), free(c.dout), free(c.out), free(dgate), free(dup);
+}
+
+// ---- softmax cross-entropy ----------------------------------------------------------------
+
+typedef struct {
+    float *logits, *losses;
+    int32_t *targets;
+    int n, V;
+    float dscale;
+} XentCase;
+
+static double xent_objective(void *ctx) {  // dscale·Σ losses, whose gradient dlogits is
+    XentCase *c = ctx;
+    be->softmax_xent_forward(c->losses, NULL, c->logits, c->targets, c->n, c->V, 0.0f);
+    double s = 0.0;
+    for (int r = 0; r < c->n; r++) s += c->losses[r];
+    return c->dscale * s;
+}
+
+static void test_softmax_xent(void) {
+    int32_t targets[4] = {3, 0, 10, 3};
+    XentCase c = {.n = 4, .V = 11, .dscale = 0.25f, .targets = targets};
+    long nv = (long)c.n * c.V;
+    c.logits = rand_floats(nv), c.losses = malloc(c.n * sizeof(float));
+    for (long i = 0; i < nv; i++) c.logits[i] *= 5.0f;
+    c.logits[5] = 80.0f;                                        // would overflow expf unshifted
+    xent_objective(&c);
+    for (int r = 0; r < c.n; r++) {
+        const float *x = c.logits + r * c.V;
+        double max = -INFINITY, sum = 0.0;
+        for (int j = 0; j < c.V; j++) max = fmax(max, x[j]);
+        for (int j = 0; j < c.V; j++) sum += exp(x[j] - max);
+        CHECK_NEAR(c.losses[r], log(sum) + max - x[targets[r]], 1e-5, "xent loss");
+    }
+    float *dlogits = filled(nv, 7.0f), *losses2 = malloc(c.n * sizeof(float));
+    be->softmax_xent_forward(losses2, dlogits, c.logits, targets, c.n, c.V, c.dscale);
+    CHECK(memcmp(losses2, c.losses, c.n * sizeof(float)) == 0, "xent losses change when dlogits is asked for");
+    check_grad("softmax_xent dlogits", c.logits, nv, xent_objective, &c, dlogits, 0.0f);  // written, not added
+
+    xent_objective(&c);                                         // losses at the unperturbed logits again
+    float *inplace = copy_floats(c.logits, nv);                 // dlogits == logits
+    be->softmax_xent_forward(losses2, inplace, inplace, targets, c.n, c.V, c.dscale);
+    CHECK(memcmp(losses2, c.losses, c.n * sizeof(float)) == 0, "xent losses differ in place");
+    CHECK(memcmp(inplace, dlogits, nv * sizeof(float)) == 0, "xent dlogits differ in place");
+    free(c.logits), free(c.losses), free(dlogits), free(losses2), free(inplace);
+}
+
+// ---- elementwise and reductions -----------------------------------------------------------
+
+static void test_add_scale(void) {
+    long n = 100003;                                            // parallel, odd tail
+    float *x = rand_floats(n), *y = rand_floats(n), *y0 = copy_floats(y, n);
+    be->add(y, x, n);
+    be->scale(y, -1.5f, n);
+    int bad = 0;
+    for (long i = 0; i < n; i++) bad += y[i] != (y0[i] + x[i]) * -1.5f;
+    CHECK(bad == 0, "add/scale: %d of %ld values wrong", bad, n);
+    free(x), free(y), free(y0);
+}
+
+static void test_sum_sumsq(void) {
+    long sizes[] = {1, 17, 16384, 16385, 1000003};
+    for (int s = 0; s < 5; s++) {
+        long n = sizes[s];
+        float *x = rand_floats(n);
+        double sum = 0.0, sumsq = 0.0;
+        for (long i = 0; i < n; i++) sum += x[i], sumsq += (double)x[i] * x[i];
+        CHECK(fabs(be->sum(x, n) - sum) <= 1e-12 * fmax(1.0, fabs(sum)) + 1e-9, "sum n=%ld", n);
+        CHECK(fabs(be->sumsq(x, n) - sumsq) <= 1e-12 * sumsq + 1e-12, "sumsq n=%ld", n);
+        free(x);
+    }
+    CHECK(be->sum(NULL, 0) == 0.0 && be->sumsq(NULL, 0) == 0.0, "sum of nothing is 0");
+}
+
+// ---- adamw --------------------------------------------------------------------------------
+
+static void test_adamw(void) {
+    long n = 40000;
+    float lr = 1e-2f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, gs = 0.5f;
+    float *p = rand_floats(n), *m = filled(n, 0.0f), *v = filled(n, 0.0f);
+    double *pr = malloc(n * sizeof(double)), *mr = calloc(n, sizeof(double)), *vr = calloc(n, sizeof(double));
+    for (long i = 0; i < n; i++) pr[i] = p[i];
+    for (int t = 1; t <= 3; t++) {
+        float *g = rand_floats(n);
+        be->adamw_update(p, g, m, v, n, lr, b1, b2, eps, wd, gs, t);
+        for (long i = 0; i < n; i++) {                          // the textbook scalar form
+            double gi = (double)g[i] * gs;
+            mr[i] = b1 * mr[i] + (1 - b1) * gi;
+            vr[i] = b2 * vr[i] + (1 - b2) * gi * gi;
+            double mhat = mr[i] / (1 - pow(b1, t)), vhat = vr[i] / (1 - pow(b2, t));
+            pr[i] -= lr * wd * pr[i];
+            pr[i] -= lr * mhat / (sqrt(vhat) + eps);
+        }
+        free(g);
+    }
+    double worst = 0.0;
+    for (long i = 0; i < n; i++) worst = fmax(worst, fabs(p[i] - pr[i]));
+    CHECK(worst < 1e-6, "adamw differs from the scalar reference by %.3g", worst);
+    free(p), free(m), free(v), free(pr), free(mr), free(vr);
+}
+
+// ---- determinism --------------------------------------------------------------------------
+
+// Two runs of the reducing kernels on the same inputs give the same bits.
+static void test_determinism(void) {
+    int B = 2, T = 96, H = 4, KVH = 2, hd = 16, vocab = 50, dim = H * hd, n = B * T;
+    long nq = (long)B * T * H * hd, nk = (long)B * T * KVH * hd, na = (long)B * H * T * T;
+    float *q = rand_floats(nq), *k = rand_floats(nk), *v = rand_floats(nk), *dout = rand_floats(nq);
+    float *x = rand_floats(nq), *gain = rand_floats(dim);
+    int32_t *tokens = malloc(n * sizeof(int32_t));
+    for (int i = 0; i < n; i++) tokens[i] = (int32_t)(rand_uniform() * vocab);
+    float *results[2][6];
+    double sums[2][2];
+    for (int run = 0; run < 2; run++) {
+        float *out = malloc(nq * sizeof(float)), *att = malloc(na * sizeof(float)), *scratch = malloc(na * sizeof(float));
+        float *dq = filled(nq, 0), *dk = filled(nk, 0), *dv = filled(nk, 0);
+        float *rstd = malloc(n * sizeof(float)), *dx = filled(nq, 0), *dgain = filled(dim, 0);
+        float *dtable = filled((long)vocab * dim, 0);
+        be->attention_forward(out, att, q, k, v, B, T, T, H, KVH, hd);
+        be->attention_backward(dq, dk, dv, scratch, dout, att, q, k, v, B, T, T, H, KVH, hd);
+        be->rmsnorm_forward(out, rstd, x, gain, n, dim, 1e-5f);
+        be->rmsnorm_backward(dx, dgain, dout, x, gain, rstd, n, dim);
+        be->embedding_backward(dtable, dout, tokens, n, dim);
+        results[run][0] = dq, results[run][1] = dk, results[run][2] = dv;
+        results[run][3] = dx, results[run][4] = dgain, results[run][5] = dtable;
+        sums[run][0] = be->sum(dq, nq), sums[run][1] = be->sumsq(dq, nq);
+        free(out), free(att), free(scratch), free(rstd);
+    }
+    long sizes[6] = {nq, nk, nk, nq, dim, (long)vocab * dim};
+    const char *names[6] = {"dq", "dk", "dv", "rmsnorm dx", "dgain", "dembedding"};
+    for (int i = 0; i < 6; i++) {
+        CHECK(memcmp(results[0][i], results[1][i], sizes[i] * sizeof(float)) == 0, "%s differs between runs", names[i]);
+        free(results[0][i]), free(results[1][i]);
+    }
+    CHECK(sums[0][0] == sums[1][0] && sums[0][1] == sums[1][1], "sum/sumsq differ between runs");
+    free(q), free(k), free(v), free(dout), free(x), free(gain), free(tokens);
+}
+
+// sum, sumsq and embedding_backward partition by data, not by thread, and attention gives
+// each thread whole heads (whole kv groups in the backward): any thread count gives the same
+// bits.
+static void test_thread_count_invariance(void) {
+    long n = 300001;
+    int vocab = 20, dim = 256, rows = 300;
+    int B = 2, T = 40, H = 4, KVH = 2, hd = 8;
+    long nq = (long)B * T * H * hd, nk = (long)B * T * KVH * hd, na = (long)B * H * T * T;
+    float *x = rand_floats(n), *dout = rand_floats((long)rows * dim);
+    float *q = rand_floats(nq), *k = rand_floats(nk), *v = rand_floats(nk), *dy = rand_floats(nq);
+    int32_t *tokens = malloc(rows * sizeof(int32_t));
+    for (int i = 0; i < rows; i++) tokens[i] = (int32_t)(rand_uniform() * vocab);
+    int saved = omp_get_max_threads();
+    double sum[2], sumsq[2];
+    float *dtable[2], *att[2], *grads[2];
+    for (int run = 0; run < 2; run++) {
+        omp_set_num_threads(run == 0 ? 1 : 3);
+        sum[run] = be->sum(x, n), sumsq[run] = be->sumsq(x, n);
+        dtable[run] = filled((long)vocab * dim, 0);
+        be->embedding_backward(dtable[run], dout, tokens, rows, dim);
+        float *out = malloc(nq * sizeof(float)), *scratch = malloc(na * sizeof(float));
+        att[run] = malloc(na * sizeof(float));
+        grads[run] = filled(nq + 2 * nk, 0);                    // dq, dk, dv back to back
+        be->attention_forward(out, att[run], q, k, v, B, T, T, H, KVH, hd);
+        be->attention_backward(grads[run], grads[run] + nq, grads[run] + nq + nk, scratch, dy, att[run],
+                               q, k, v, B, T, T, H, KVH, hd);
+        free(out), free(scratch);
+    }
+    omp_set_num_threads(saved);
+    CHECK(sum[0] == sum[1] && sumsq[0] == sumsq[1], "sum/sumsq depend on the thread count");
+    CHECK(memcmp(dtable[0], dtable[1], (size_t)vocab * dim * sizeof(float)) == 0,
+          "embedding_backward depends on the thread count");
+    CHECK(memcmp(att[0], att[1], na * sizeof(float)) == 0, "attention_forward depends on the thread count");
+    CHECK(memcmp(grads[0], grads[1], (nq + 2 * nk) * sizeof(float)) == 0,
+          "attention_backward depends on the thread count");
+    for (int run = 0; run < 2; run++) free(dtable[run]), free(att[run]), free(grads[run]);
+    free(x), free(dout), free(tokens), free(q), free(k), free(v), free(dy);
+}
+
+// cpu_blas_ensure_core re-execs only for a generic core with OPENBLAS_CORETYPE unset; with the
+// variable set it must return at once (this is also what stops a re-exec loop).
+static void test_blas_core(void) {
+    const char *core = cpu_blas_core();
+    CHECK(core && core[0], "cpu_blas_core is empty");
+    char *argv[] = {"test_kernels", NULL};
+    const char *saved = getenv("OPENBLAS_CORETYPE");
+    setenv("OPENBLAS_CORETYPE", saved ? saved : core, 1);
+    CHECK(cpu_blas_ensure_core(1, argv) == 0, "cpu_blas_ensure_core with OPENBLAS_CORETYPE set");
+    if (!saved) unsetenv("OPENBLAS_CORETYPE");
+}
+
+// ---- backend table ------------------------------------------------------------------------
+
+static void test_backend_table(void) {
+    CHECK(strcmp(be->name, "cpu") == 0, "backend name");
+    const char *d = be->describe();
+    CHECK(strncmp(d, "cpu: ", 5) == 0 && strstr(d, "thread"), "describe: \"%s\"", d);
+    float *buf = be->alloc(1000 * sizeof(float));
+    CHECK(buf != NULL && ((uintptr_t)buf & 63) == 0, "alloc: aligned, non-NULL");
+    int nonzero = 0;
+    for (int i = 0; i < 1000; i++) nonzero += buf[i] != 0.0f;
+    CHECK(nonzero == 0, "alloc must zero-fill");
+    float host[4] = {1, 2, 3, 4}, back[4];
+    be->upload(buf, host, sizeof host);
+    be->copy(buf + 4, buf, sizeof host);
+    be->download(back, buf + 4, sizeof back);
+    CHECK(memcmp(back, host, sizeof host) == 0, "upload/copy/download round trip");
+    be->zero(buf, sizeof host);
+    CHECK(buf[0] == 0 && buf[3] == 0 && buf[4] == 1, "zero");
+    be->release(buf);
+    be->release(NULL);
+    void *empty = be->alloc(0);
+    CHECK(empty != NULL, "alloc(0) is not out of memory");
+    be->release(empty);
+}
+
+int main(int argc, char **argv) {
+    cpu_blas_ensure_core(argc, argv);  // as the shell does: the kernel timings should be real
+    be = backend_cpu(0);
+    RUN(test_backend_table);
+    RUN(test_gemm_all_transposes);
+    RUN(test_gemm_k_zero);
+    RUN(test_embedding);
+    RUN(test_rmsnorm_forward);
+    RUN(test_rmsnorm_grad);
+    RUN(test_gradcheck_catches_wrong_gradient);
+    RUN(test_rope_forward);
+    RUN(test_rope_grad);
+    RUN(test_attention_forward);
+    RUN(test_attention_grad);
+    RUN(test_swiglu);
+    RUN(test_softmax_xent);
+    RUN(test_add_scale);
+    RUN(test_sum_sumsq);
+    RUN(test_adamw);
+    RUN(test_determinism);
+    RUN(test_thread_count_invariance);
+    RUN(test_blas_core);
+    return TEST_SUMMARY();
+}
