@@ -139,26 +139,44 @@ static int init_parameters(Model *m, float *host, Err *err) {
 // ---------------------------------------------------------------------------------------------
 // lifetime
 
-int model_build(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) {
+int model_tensor_table(const ModelConfig *cfg, TensorDesc **tensors, int *n, Err *err) {
+    if (model_config_validate(cfg, err)) return -1;
+    Model m = {.cfg = *cfg};
+    build_tensor_table(&m);
+    free(m.layer);
+    *tensors = m.tensors;
+    *n = m.n_tensors;
+    return 0;
+}
+
+int model_alloc(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) {
     memset(m, 0, sizeof *m);
     if (model_config_validate(cfg, err)) return -1;
     m->cfg = *cfg;
     m->be = be;
     build_tensor_table(m);
-    float *host = calloc(m->n_params, sizeof(float));
     m->params = be->alloc(m->n_params * sizeof(float));
     m->grads = be->alloc(m->n_params * sizeof(float));
-    if (!host || !m->params || !m->grads) {
-        free(host);
+    if (!m->params || !m->grads) {
         model_free(m);
         return err_set(err, "out of memory: the model needs 2 × %.1f MB", m->n_params * 4.0 / 1e6);
+    }
+    return 0;
+}
+
+int model_build(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) {
+    if (model_alloc(m, cfg, be, err)) return -1;
+    float *host = calloc(m->n_params, sizeof(float));
+    if (!host) {
+        model_free(m);
+        return err_set(err, "out of memory: initialization needs %.1f MB of host memory", m->n_params * 4.0 / 1e6);
     }
     if (init_parameters(m, host, err)) {
         free(host);
         model_free(m);
         return -1;
     }
-    be->upload(m->params, host, m->n_params * sizeof(float));
+    m->be->upload(m->params, host, m->n_params * sizeof(float));
     free(host);
     return 0;
 }

@@ -61,6 +61,11 @@ int model_config_rank(const ModelConfig *cfg, int out, int in);
 
 // Allocate and initialize (dense init, then truncated SVD for factorized matrices).
 int model_build(Model *m, const ModelConfig *cfg, const Backend *be, Err *err);
+// Allocate with zeroed parameters (for a loader that fills them).
+int model_alloc(Model *m, const ModelConfig *cfg, const Backend *be, Err *err);
+// The tensor table a config implies (names, shapes, roles, offsets), without allocating the
+// model; *tensors is malloc'ed and owned by the caller.
+int model_tensor_table(const ModelConfig *cfg, TensorDesc **tensors, int *n, Err *err);
 void model_free(Model *m);
 int model_find_tensor(const Model *m, const char *name);   // −1 when absent
 

@@ -1,0 +1,879 @@
+// checkpoint.c — safetensors checkpoints: an atomic writer, and a loader that validates every
+// field of the header against the config before it allocates or copies anything.
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include "checkpoint.h"
+#include "model_internal.h"
+
+// Tensors are written as raw host floats; safetensors is little-endian.
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "checkpoint.c writes host-order floats and needs a little-endian machine"
+#endif
+
+#define FORMAT_NAME "lrsh"
+#define FORMAT_VERSION "1"
+#define MAX_HEADER_BYTES (100u << 20)     // the reference safetensors reader's limit
+#define MAX_EXACT_DOUBLE 9007199254740992.0  // 2^53: integers beyond it do not survive JSON
+
+// One error line: "PATH: why". Names and values quoted from a file may hold anything, so
+// control characters become '?' to keep the message one printable line.
+static int fail(Err *err, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(Err *err, const char *path, const char *fmt, ...) {
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    err_set(err, "%s: %s", path, why);
+    for (char *p = err ? err->msg : why; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    return -1;
+}
+
+CheckpointOptions checkpoint_default_options(void) {
+    return (CheckpointOptions){.dtype = CHECKPOINT_F32, .include_optim = 1};
+}
+
+// ---------------------------------------------------------------------------------------------
+// bf16
+
+static uint16_t bf16_from_f32(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u);  // NaN stays NaN
+    u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even
+    return (uint16_t)(u >> 16);
+}
+
+static float f32_from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the tensors a config implies
+
+// How many tensors cfg implies, computed before building its table: a hostile config
+// (layers = 10⁷) is refused before it costs memory.
+static long expected_count(const ModelConfig *c) {
+    int kvd = c->dim / c->heads * c->kv_heads;
+    int shapes[7][2] = {{c->dim, c->dim}, {kvd, c->dim}, {kvd, c->dim}, {c->dim, c->dim},
+                        {c->ffn, c->dim}, {c->dim, c->ffn}, {c->ffn, c->dim}};
+    long per_layer = 2;
+    for (int i = 0; i < 7; i++) per_layer += model_config_rank(c, shapes[i][0], shapes[i][1]) ? 2 : 1;
+    return 3 + per_layer * c->layers;
+}
+
+// The file's shape of a tensor: norm gains are 1-D [dim], everything else [rows, cols].
+static int file_shape(const TensorDesc *t, size_t shape[2]) {
+    if (t->role == ROLE_NORM) {
+        shape[0] = (size_t)t->cols;
+        return 1;
+    }
+    shape[0] = (size_t)t->rows;
+    shape[1] = (size_t)t->cols;
+    return 2;
+}
+
+static void format_shape(char *buf, size_t cap, const size_t *shape, int ndim) {
+    size_t len = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%zu", i ? ", " : "", shape[i]);
+    if (len < cap) snprintf(buf + len, cap - len, "]");
+}
+
+// ---------------------------------------------------------------------------------------------
+// configs as JSON strings (inside __metadata__, whose values must be strings)
+
+static const struct { const char *key; size_t offset; } config_ints[] = {
+    {"dim", offsetof(ModelConfig, dim)}, {"layers", offsetof(ModelConfig, layers)},
+    {"heads", offsetof(ModelConfig, heads)}, {"kv_heads", offsetof(ModelConfig, kv_heads)},
+    {"ffn", offsetof(ModelConfig, ffn)}, {"seq", offsetof(ModelConfig, seq)},
+    {"vocab", offsetof(ModelConfig, vocab)}, {"rank", offsetof(ModelConfig, rank)},
+};
+static const struct { const char *key; size_t offset; } config_floats[] = {
+    {"rank_ratio", offsetof(ModelConfig, rank_ratio)}, {"rope_theta", offsetof(ModelConfig, rope_theta)},
+    {"norm_eps", offsetof(ModelConfig, norm_eps)},
+};
+static const struct { const char *key; size_t offset; } optim_floats[] = {
+    {"lr", offsetof(OptimConfig, lr)}, {"min_lr_ratio", offsetof(OptimConfig, min_lr_ratio)},
+    {"wd", offsetof(OptimConfig, wd)}, {"beta1", offsetof(OptimConfig, beta1)},
+    {"beta2", offsetof(OptimConfig, beta2)}, {"eps", offsetof(OptimConfig, eps)},
+    {"clip", offsetof(OptimConfig, clip)},
+};
+static const struct { const char *key; size_t offset; } optim_ints[] = {
+    {"warmup", offsetof(OptimConfig, warmup)}, {"horizon", offsetof(OptimConfig, horizon)},
+};
+#define COUNT(a) (sizeof (a) / sizeof (a)[0])
+
+// Floats go through double, which cJSON prints with enough digits to read back exactly.
+// The seed is a decimal string: a JSON number would lose bits beyond 2^53.
+static char *config_json(const ModelConfig *c) {
+    cJSON *o = cJSON_CreateObject();
+    char seed[24];
+    for (size_t i = 0; i < COUNT(config_ints); i++)
+        cJSON_AddNumberToObject(o, config_ints[i].key, *(const int *)((const char *)c + config_ints[i].offset));
+    for (size_t i = 0; i < COUNT(config_floats); i++)
+        cJSON_AddNumberToObject(o, config_floats[i].key, *(const float *)((const char *)c + config_floats[i].offset));
+    snprintf(seed, sizeof seed, "%" PRIu64, c->seed);
+    cJSON_AddStringToObject(o, "seed", seed);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static char *optim_json(const OptimConfig *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", c->name);
+    for (size_t i = 0; i < COUNT(optim_floats); i++)
+        cJSON_AddNumberToObject(o, optim_floats[i].key, *(const float *)((const char *)c + optim_floats[i].offset));
+    for (size_t i = 0; i < COUNT(optim_ints); i++)
+        cJSON_AddNumberToObject(o, optim_ints[i].key, *(const int *)((const char *)c + optim_ints[i].offset));
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+// Strict decimal: digits only, no sign, no spaces, no overflow.
+static int parse_u64(const char *s, uint64_t *out) {
+    if (!s || !*s || strlen(s) > 20) return -1;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9') return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, NULL, 10);
+    if (errno) return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int parse_nonneg_int(const char *s, int *out) {
+    uint64_t v;
+    if (parse_u64(s, &v) || v > INT_MAX) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int json_int(const cJSON *o, const char *key, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v)) return -1;
+    double d = v->valuedouble;
+    if (!(d >= INT_MIN && d <= INT_MAX) || d != floor(d)) return -1;
+    *out = (int)d;
+    return 0;
+}
+
+static int json_float(const cJSON *o, const char *key, float *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= FLT_MAX)) return -1;
+    *out = (float)v->valuedouble;
+    return 0;
+}
+
+static int parse_config(const char *path, const char *text, ModelConfig *c, Err *err) {
+    cJSON *o = cJSON_Parse(text);
+    const char *bad = NULL;
+    memset(c, 0, sizeof *c);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return fail(err, path, "__metadata__ config is not a JSON object");
+    }
+    for (size_t i = 0; i < COUNT(config_ints) && !bad; i++)
+        if (json_int(o, config_ints[i].key, (int *)((char *)c + config_ints[i].offset))) bad = config_ints[i].key;
+    for (size_t i = 0; i < COUNT(config_floats) && !bad; i++)
+        if (json_float(o, config_floats[i].key, (float *)((char *)c + config_floats[i].offset)))
+            bad = config_floats[i].key;
+    if (!bad && parse_u64(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "seed")), &c->seed)) bad = "seed";
+    cJSON_Delete(o);
+    if (bad) return fail(err, path, "__metadata__ config: '%s' is missing or not a valid number", bad);
+    // model_config_validate leaves these to the setters; a file could hold anything
+    if (!(c->rank_ratio > 0 && c->rank_ratio <= 1) || !(c->rope_theta > 0) || !(c->norm_eps >= 0))
+        return fail(err, path, "__metadata__ config: rank_ratio=%g rope_theta=%g norm_eps=%g out of range",
+                    c->rank_ratio, c->rope_theta, c->norm_eps);
+    Err why;
+    if (model_config_validate(c, &why)) return fail(err, path, "__metadata__ config: %s", why.msg);
+    return 0;
+}
+
+static int parse_optim_config(const char *path, const char *name, const char *text, OptimConfig *c, Err *err) {
+    Err why;
+    if (optim_config_default(c, name, &why)) return fail(err, path, "__metadata__ optimizer: %s", why.msg);
+    cJSON *o = cJSON_Parse(text);
+    const char *bad = NULL;
+    if (!cJSON_IsObject(o)) bad = "(the whole value)";
+    for (size_t i = 0; i < COUNT(optim_floats) && !bad; i++)
+        if (json_float(o, optim_floats[i].key, (float *)((char *)c + optim_floats[i].offset)))
+            bad = optim_floats[i].key;
+    for (size_t i = 0; i < COUNT(optim_ints) && !bad; i++) {
+        int *f = (int *)((char *)c + optim_ints[i].offset);
+        if (json_int(o, optim_ints[i].key, f) || *f < 0) bad = optim_ints[i].key;
+    }
+    cJSON_Delete(o);
+    if (bad) return fail(err, path, "__metadata__ optim_config: '%s' is missing or not a valid number", bad);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// saving
+
+enum { ITEM_PARAM, ITEM_M, ITEM_V, ITEM_TOKENIZER };
+
+// One tensor of the file: where its bytes come from and where they go.
+typedef struct Item {
+    char name[80];
+    int kind, tensor;            // tensor: index in the model's table (not for the tokenizer)
+    const char *dtype;           // "F32", "BF16", "U8"
+    size_t shape[2];
+    int ndim;
+    size_t begin, end;           // in the data buffer
+} Item;
+
+static int plan_items(const Model *m, const Trainer *tr, const Tokenizer *tok, const CheckpointOptions *o,
+                      Item **out) {
+    int with_optim = tr && o->include_optim;
+    int n = m->n_tensors * (with_optim ? 3 : 1) + (tok ? 1 : 0), k = 0;
+    Item *it = calloc((size_t)n, sizeof *it);
+    if (!it) return -1;
+    size_t at = 0;
+    for (int kind = ITEM_PARAM; kind <= ITEM_V; kind++) {
+        if (kind != ITEM_PARAM && !with_optim) break;
+        for (int i = 0; i < m->n_tensors; i++, k++) {
+            const TensorDesc *t = &m->tensors[i];
+            const char *prefix = kind == ITEM_PARAM ? "" : kind == ITEM_M ? "optim.m." : "optim.v.";
+            int bf16 = kind == ITEM_PARAM && o->dtype == CHECKPOINT_BF16;
+            snprintf(it[k].name, sizeof it[k].name, "%s%s", prefix, t->name);
+            it[k].kind = kind;
+            it[k].tensor = i;
+            it[k].dtype = bf16 ? "BF16" : "F32";
+            it[k].ndim = file_shape(t, it[k].shape);
+            it[k].begin = at;
+            at += (size_t)t->rows * t->cols * (bf16 ? 2 : 4);
+            it[k].end = at;
+        }
+    }
+    if (tok) {
+        size_t bytes = 0;
+        tokenizer_bytes(tok, &bytes);
+        it[k] = (Item){.name = "tokenizer.model", .kind = ITEM_TOKENIZER, .tensor = -1, .dtype = "U8",
+                       .shape = {bytes}, .ndim = 1, .begin = at, .end = at + bytes};
+        k++;
+    }
+    *out = it;
+    return k;
+}
+
+static cJSON *metadata(const Model *m, const Trainer *tr) {
+    cJSON *md = cJSON_CreateObject();
+    char num[32], *cfg = config_json(&m->cfg);
+    cJSON_AddStringToObject(md, "format", FORMAT_NAME);
+    cJSON_AddStringToObject(md, "lrsh_version", FORMAT_VERSION);
+    cJSON_AddStringToObject(md, "config", cfg ? cfg : "");
+    free(cfg);
+    if (tr) {
+        char *ocfg = optim_json(&tr->opt.cfg);
+        snprintf(num, sizeof num, "%d", tr->step);
+        cJSON_AddStringToObject(md, "step", num);
+        snprintf(num, sizeof num, "%" PRIu64, tr->data_rng);
+        cJSON_AddStringToObject(md, "data_rng", num);
+        cJSON_AddStringToObject(md, "optimizer", tr->opt.cfg.name);
+        cJSON_AddStringToObject(md, "optim_config", ocfg ? ocfg : "");
+        free(ocfg);
+        snprintf(num, sizeof num, "%d", tr->opt.t);
+        cJSON_AddStringToObject(md, "optim_t", num);
+    }
+    return md;
+}
+
+// The JSON header, padded with spaces to a multiple of 8 so the data buffer stays aligned.
+static char *build_header(const Model *m, const Trainer *tr, const Item *it, int n, size_t *len) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddItemToObject(root, "__metadata__", metadata(m, tr));
+    for (int i = 0; i < n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+        cJSON *offs = cJSON_CreateArray();
+        cJSON_AddStringToObject(e, "dtype", it[i].dtype);
+        for (int d = 0; d < it[i].ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)it[i].shape[d]));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)it[i].begin));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)it[i].end));
+        cJSON_AddItemToObject(e, "data_offsets", offs);
+        cJSON_AddItemToObject(root, it[i].name, e);
+    }
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!json) return NULL;
+    size_t raw = strlen(json), padded = (raw + 7) / 8 * 8;
+    char *h = realloc(json, padded + 1);
+    if (!h) {
+        free(json);
+        return NULL;
+    }
+    memset(h + raw, ' ', padded - raw);
+    h[padded] = '\0';
+    *len = padded;
+    return h;
+}
+
+// Download one tensor's bytes (converted to bf16 when asked) into the scratch buffers.
+static const void *item_bytes(const Item *it, const Model *m, const Trainer *tr, const Tokenizer *tok,
+                              float *f32, uint16_t *b16) {
+    if (it->kind == ITEM_TOKENIZER) {
+        size_t size;
+        return tokenizer_bytes(tok, &size);
+    }
+    const TensorDesc *t = &m->tensors[it->tensor];
+    const float *src = it->kind == ITEM_PARAM ? m->params : it->kind == ITEM_M ? tr->opt.m : tr->opt.v;
+    size_t n = (size_t)t->rows * t->cols;
+    m->be->download(f32, src + t->offset, n * sizeof(float));
+    if (strcmp(it->dtype, "BF16") != 0) return f32;
+    for (size_t i = 0; i < n; i++) b16[i] = bf16_from_f32(f32[i]);
+    return b16;
+}
+
+// Everything after the temp file is open; returns 0 or an errno.
+static int write_contents(FILE *f, const char *header, size_t hlen, const Item *it, int n, const Model *m,
+                          const Trainer *tr, const Tokenizer *tok) {
+    size_t most = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        size_t k = (size_t)m->tensors[i].rows * m->tensors[i].cols;
+        if (k > most) most = k;
+    }
+    float *f32 = malloc(most * sizeof(float));
+    uint16_t *b16 = malloc(most * sizeof(uint16_t));
+    if (!f32 || !b16) {
+        free(f32);
+        free(b16);
+        return ENOMEM;
+    }
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++) len[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
+    int rc = 0;
+    errno = 0;
+    if (fwrite(len, 1, 8, f) != 8 || fwrite(header, 1, hlen, f) != hlen) rc = errno ? errno : EIO;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const void *bytes = item_bytes(&it[i], m, tr, tok, f32, b16);
+        size_t size = it[i].end - it[i].begin;
+        errno = 0;
+        if (fwrite(bytes, 1, size, f) != size) rc = errno ? errno : EIO;
+    }
+    free(f32);
+    free(b16);
+    return rc;
+}
+
+// The rename is only durable once the folder's entry is on disk too. A failure here is not
+// reported: the data is complete under its final name already.
+static void fsync_folder(const char *path) {
+    char *dir = strdup(path);
+    if (!dir) return;
+    char *slash = strrchr(dir, '/');
+    if (!slash) strcpy(dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+static int save_failed(Err *err, const char *path, int existed, const char *what, int e) {
+    return fail(err, path, "cannot save: %s (%s); %s", what, strerror(e),
+                existed ? "the previous file is unchanged" : "nothing was written");
+}
+
+// Write the whole file under a temporary name next to path, then rename it over path.
+static int write_atomically(const char *path, const char *header, size_t hlen, const Item *it, int n,
+                            const Model *m, const Trainer *tr, const Tokenizer *tok, Err *err) {
+    int existed = access(path, F_OK) == 0;
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!tmp) return save_failed(err, path, existed, "out of memory", ENOMEM);
+    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        return save_failed(err, path, existed, "cannot create a temporary file in its folder", e);
+    }
+    fchmod(fd, 0644);  // mkstemp's 0600 would make checkpoints private to their writer
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return save_failed(err, path, existed, "cannot open the temporary file", e);
+    }
+    const char *what = "writing failed";
+    int e = write_contents(f, header, hlen, it, n, m, tr, tok);
+    if (e == 0 && fflush(f) != 0) e = errno;
+    if (e == 0 && fsync(fileno(f)) != 0) { e = errno; what = "flushing to disk failed"; }
+    if (fclose(f) != 0 && e == 0) e = errno;
+    if (e == 0 && rename(tmp, path) != 0) { e = errno; what = "renaming the temporary file failed"; }
+    if (e != 0) {
+        unlink(tmp);
+        free(tmp);
+        return save_failed(err, path, existed, what, e);
+    }
+    free(tmp);
+    fsync_folder(path);
+    return 0;
+}
+
+int checkpoint_save(const char *path, const Model *m, const Trainer *tr, const Tokenizer *tok,
+                    const CheckpointOptions *opt, Err *err) {
+    CheckpointOptions o = opt ? *opt : checkpoint_default_options();
+    if (!path || !*path) return err_set(err, "checkpoint save: no file name given");
+    if (!m || !m->params || !m->be) return fail(err, path, "cannot save: no model");
+    if (tr && tr->model != m) return fail(err, path, "cannot save: the trainer belongs to another model");
+    if (o.dtype != CHECKPOINT_F32 && o.dtype != CHECKPOINT_BF16)
+        return fail(err, path, "cannot save: unknown dtype %d (F32 or BF16)", (int)o.dtype);
+    if (tok && tokenizer_vocab_size(tok) > m->cfg.vocab)
+        return fail(err, path, "cannot save: the tokenizer has %d pieces but the model's vocab is %d",
+                    tokenizer_vocab_size(tok), m->cfg.vocab);
+    Item *it = NULL;
+    int n = plan_items(m, tr, tok, &o, &it);
+    size_t hlen = 0;
+    char *header = n < 0 ? NULL : build_header(m, tr, it, n, &hlen);
+    int rc = header ? write_atomically(path, header, hlen, it, n, m, tr, tok, err)
+                    : fail(err, path, "cannot save: out of memory building the header; nothing was written");
+    free(header);
+    free(it);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// loading: first validate, then build
+
+enum { DT_F32, DT_BF16, DT_U8 };
+static const size_t dtype_size[] = {4, 2, 1};
+static const char *const dtype_name[] = {"F32", "BF16", "U8"};
+
+// One tensor entry of the header, parsed and bounds-checked.
+typedef struct Entry {
+    const char *name;           // points into the parsed JSON
+    int dtype;
+    size_t shape[8];
+    int ndim;
+    size_t begin, end;
+} Entry;
+
+typedef struct Loader {
+    const char *path;
+    int fd;
+    uint8_t *map;
+    size_t size;                // the whole file
+    const uint8_t *data;        // the data buffer
+    size_t data_size;
+    cJSON *header;
+    ModelConfig cfg;
+    OptimConfig ocfg;
+    char optimizer[16];
+    int has_trainer_meta, step, optim_t;
+    uint64_t data_rng;
+    TensorDesc *expect;         // the tensors cfg implies
+    int n_expect;
+    const TensorDesc **by_name; // expect sorted by name, for lookups
+    Entry *entries;
+    int n_entries;
+    int *param, *mom_m, *mom_v; // entry index per expected tensor, −1 when absent
+    int tokenizer;              // entry index of tokenizer.model, −1 when absent
+    int has_optim, any_bf16;
+} Loader;
+
+static void loader_free(Loader *L) {
+    if (L->map) munmap(L->map, L->size);
+    if (L->fd >= 0) close(L->fd);
+    cJSON_Delete(L->header);
+    free(L->expect);
+    free(L->by_name);
+    free(L->entries);
+    free(L->param);
+    free(L->mom_m);
+    free(L->mom_v);
+}
+
+static int map_file(Loader *L, Err *err) {
+    L->fd = open(L->path, O_RDONLY);
+    if (L->fd < 0) return fail(err, L->path, "cannot open: %s", strerror(errno));
+    struct stat st;
+    if (fstat(L->fd, &st) != 0) return fail(err, L->path, "cannot stat: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode)) return fail(err, L->path, "not a regular file");
+    L->size = (size_t)st.st_size;
+    if (L->size < 8)
+        return fail(err, L->path, "truncated: %zu bytes, but a safetensors file starts with an 8-byte header length",
+                    L->size);
+    void *p = mmap(NULL, L->size, PROT_READ, MAP_PRIVATE, L->fd, 0);
+    if (p == MAP_FAILED) return fail(err, L->path, "cannot map: %s", strerror(errno));
+    L->map = p;
+    return 0;
+}
+
+static int parse_header(Loader *L, Err *err) {
+    uint64_t n = 0;
+    for (int i = 0; i < 8; i++) n |= (uint64_t)L->map[i] << (8 * i);
+    if (n > L->size - 8)
+        return fail(err, L->path, "truncated or not safetensors: header length %" PRIu64 " is beyond the file (%zu bytes)",
+                    n, L->size);
+    if (n >= MAX_HEADER_BYTES)
+        return fail(err, L->path, "header length %" PRIu64 " is beyond the 100 MB limit", n);
+    const char *json = (const char *)L->map + 8, *end = NULL;
+    L->header = cJSON_ParseWithLengthOpts(json, (size_t)n, &end, 0);
+    if (!L->header) {
+        size_t at = end && end >= json && end <= json + n ? (size_t)(end - json) : 0;
+        return fail(err, L->path, "malformed JSON header (near byte %zu of %" PRIu64 ")", at, n);
+    }
+    for (const char *p = end; p < json + n; p++)  // the spec pads with spaces; nothing else may follow
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+            return fail(err, L->path, "malformed JSON header: unexpected bytes after the JSON object at byte %zu",
+                        (size_t)(p - json));
+    if (!cJSON_IsObject(L->header)) return fail(err, L->path, "malformed header: not a JSON object");
+    L->data = L->map + 8 + n;
+    L->data_size = L->size - 8 - (size_t)n;
+    return 0;
+}
+
+static const char *meta_string(const cJSON *md, const char *key) {
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, key));
+}
+
+static int parse_metadata(Loader *L, Err *err) {
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(L->header, "__metadata__");
+    const char *format = meta_string(md, "format");
+    if (!cJSON_IsObject(md) || !format || strcmp(format, FORMAT_NAME) != 0)
+        return fail(err, L->path, "a safetensors file but not an lrsh checkpoint (no __metadata__ format=lrsh)");
+    for (const cJSON *v = md->child; v; v = v->next)  // the spec: a string-to-string map
+        if (!cJSON_IsString(v)) return fail(err, L->path, "__metadata__ '%.64s' is not a string", v->string);
+    const char *version = meta_string(md, "lrsh_version");
+    if (!version || strcmp(version, FORMAT_VERSION) != 0)
+        return fail(err, L->path, "lrsh checkpoint version '%.32s' is not supported (this build reads version %s)",
+                    version ? version : "(none)", FORMAT_VERSION);
+    const char *config = meta_string(md, "config");
+    if (!config) return fail(err, L->path, "__metadata__ has no model config");
+    if (parse_config(L->path, config, &L->cfg, err)) return -1;
+    // The trainer's state: all of it or none of it.
+    const char *step = meta_string(md, "step"), *rng = meta_string(md, "data_rng"), *opt = meta_string(md, "optimizer"),
+               *ocfg = meta_string(md, "optim_config"), *t = meta_string(md, "optim_t");
+    if (!step && !rng && !opt && !ocfg && !t) return 0;
+    if (parse_nonneg_int(step, &L->step))
+        return fail(err, L->path, "__metadata__ step '%.32s' is not a step number", step ? step : "(none)");
+    if (parse_u64(rng, &L->data_rng))
+        return fail(err, L->path, "__metadata__ data_rng '%.32s' is not a decimal number", rng ? rng : "(none)");
+    if (parse_nonneg_int(t, &L->optim_t))
+        return fail(err, L->path, "__metadata__ optim_t '%.32s' is not a step number", t ? t : "(none)");
+    if (!opt || !ocfg) return fail(err, L->path, "__metadata__ has a step but no optimizer or optim_config");
+    if (parse_optim_config(L->path, opt, ocfg, &L->ocfg, err)) return -1;
+    snprintf(L->optimizer, sizeof L->optimizer, "%s", L->ocfg.name);
+    L->has_trainer_meta = 1;
+    return 0;
+}
+
+// A JSON number that is a whole, exactly representable, non-negative value.
+static int json_size(const cJSON *v, size_t *out) {
+    if (!cJSON_IsNumber(v)) return -1;
+    double d = v->valuedouble;
+    if (!(d >= 0 && d <= MAX_EXACT_DOUBLE) || d != floor(d)) return -1;
+    *out = (size_t)d;
+    return 0;
+}
+
+// dtype, shape and data_offsets of one entry; offsets inside the buffer and sized for the shape.
+static int parse_entry(Loader *L, const cJSON *e, Entry *out, Err *err) {
+    const char *name = e->string;
+    out->name = name;
+    if (!cJSON_IsObject(e)) return fail(err, L->path, "tensor %s: entry is not a JSON object", name);
+    const char *dt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "dtype"));
+    if (!dt) return fail(err, L->path, "tensor %s: no dtype", name);
+    out->dtype = -1;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(dt, dtype_name[i]) == 0) out->dtype = i;
+    if (strcmp(dt, "F16") == 0)
+        return fail(err, L->path, "tensor %s: dtype F16 is not supported (F32, BF16 or U8)", name);
+    if (out->dtype < 0) return fail(err, L->path, "tensor %s: unknown dtype '%.32s' (F32, BF16 or U8)", name, dt);
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    int ndim = cJSON_IsArray(shape) ? cJSON_GetArraySize(shape) : -1;
+    if (ndim < 0 || ndim > 8) return fail(err, L->path, "tensor %s: shape is not an array of at most 8 sizes", name);
+    size_t numel = 1;
+    out->ndim = 0;
+    for (const cJSON *d = shape->child; d; d = d->next) {
+        size_t k;
+        if (json_size(d, &k)) return fail(err, L->path, "tensor %s: shape holds something that is not a size", name);
+        if (k && numel > SIZE_MAX / 8 / k) return fail(err, L->path, "tensor %s: shape is impossibly large", name);
+        numel *= k;
+        out->shape[out->ndim++] = k;
+    }
+    const cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || json_size(offs->child, &out->begin) ||
+        json_size(offs->child->next, &out->end))
+        return fail(err, L->path, "tensor %s: data_offsets is not [begin, end]", name);
+    if (out->begin > out->end || out->end > L->data_size)
+        return fail(err, L->path,
+                    "tensor %s: data_offsets [%zu, %zu] outside the data buffer (%zu bytes; truncated file?)",
+                    name, out->begin, out->end, L->data_size);
+    size_t need = numel * dtype_size[out->dtype];
+    if (out->end - out->begin != need)
+        return fail(err, L->path, "tensor %s: data_offsets span %zu bytes but %zu %s values need %zu",
+                    name, out->end - out->begin, numel, dt, need);
+    return 0;
+}
+
+
+static int parse_entries(Loader *L, Err *err) {
+    int n = 0;
+    for (const cJSON *e = L->header->child; e; e = e->next) n += strcmp(e->string, "__metadata__") != 0;
+    L->entries = calloc((size_t)n + 1, sizeof *L->entries);
+    if (!L->entries) return fail(err, L->path, "out of memory reading %d tensor entries", n);
+    for (const cJSON *e = L->header->child; e; e = e->next) {
+        if (strcmp(e->string, "__metadata__") == 0) continue;
+        if (parse_entry(L, e, &L->entries[L->n_entries], err)) return -1;
+        L->n_entries++;
+    }
+    return 0;
+}
+
+static int begin_cmp(const void *a, const void *b) {
+    const Entry *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+// The spec: tensors tile the data buffer exactly — no overlaps, no holes, nothing after.
+static int check_layout(Loader *L, Err *err) {
+    Entry *s = malloc(((size_t)L->n_entries + 1) * sizeof *s);
+    if (!s) return fail(err, L->path, "out of memory checking the data layout");
+    memcpy(s, L->entries, (size_t)L->n_entries * sizeof *s);
+    qsort(s, (size_t)L->n_entries, sizeof *s, begin_cmp);
+    size_t at = 0;
+    int rc = 0;
+    for (int i = 0; i < L->n_entries && rc == 0; i++) {
+        if (s[i].begin < at)
+            rc = fail(err, L->path, "tensors %s and %s overlap (bytes [%zu, %zu) and [%zu, %zu))", s[i - 1].name,
+                      s[i].name, s[i - 1].begin, s[i - 1].end, s[i].begin, s[i].end);
+        else if (s[i].begin > at)
+            rc = fail(err, L->path, "bytes [%zu, %zu) of the data buffer belong to no tensor", at, s[i].begin);
+        at = s[i].end;
+    }
+    if (rc == 0 && at != L->data_size)
+        rc = fail(err, L->path, "%zu bytes after the last tensor belong to no tensor", L->data_size - at);
+    free(s);
+    return rc;
+}
+
+static int name_cmp(const void *a, const void *b) {
+    return strcmp((*(const TensorDesc *const *)a)->name, (*(const TensorDesc *const *)b)->name);
+}
+
+static int find_expected(const Loader *L, const char *name) {
+    TensorDesc key;
+    if (strlen(name) >= sizeof key.name) return -1;
+    snprintf(key.name, sizeof key.name, "%s", name);
+    const TensorDesc *kp = &key;
+    const TensorDesc **hit = bsearch(&kp, L->by_name, (size_t)L->n_expect, sizeof *L->by_name, name_cmp);
+    return hit ? (int)(*hit - L->expect) : -1;
+}
+
+static int setup_expected(Loader *L, Err *err) {
+    long need = expected_count(&L->cfg);
+    // A config implying far more tensors than the file holds is refused before its table is built.
+    if (need > (long)L->n_entries + 1000)
+        return fail(err, L->path, "the config needs %ld tensors but the file holds %d", need, L->n_entries);
+    Err why;
+    if (model_tensor_table(&L->cfg, &L->expect, &L->n_expect, &why)) return fail(err, L->path, "%s", why.msg);
+    L->by_name = malloc((size_t)need * sizeof *L->by_name);
+    L->param = malloc((size_t)need * sizeof(int));
+    L->mom_m = malloc((size_t)need * sizeof(int));
+    L->mom_v = malloc((size_t)need * sizeof(int));
+    if (!L->expect || !L->by_name || !L->param || !L->mom_m || !L->mom_v)
+        return fail(err, L->path, "out of memory for a table of %ld tensors", need);
+    for (int i = 0; i < L->n_expect; i++) {
+        L->by_name[i] = &L->expect[i];
+        L->param[i] = L->mom_m[i] = L->mom_v[i] = -1;
+    }
+    qsort(L->by_name, (size_t)L->n_expect, sizeof *L->by_name, name_cmp);
+    return 0;
+}
+
+// Which tensor entry k is, with its dtype and shape checked against the config.
+static int match_entry(Loader *L, int k, Err *err) {
+    const Entry *e = &L->entries[k];
+    if (strcmp(e->name, "tokenizer.model") == 0) {
+        if (e->dtype != DT_U8 || e->ndim != 1) return fail(err, L->path, "tensor tokenizer.model: must be U8 and 1-D");
+        if (L->tokenizer >= 0) return fail(err, L->path, "tensor tokenizer.model appears twice");
+        L->tokenizer = k;
+        return 0;
+    }
+    int kind = ITEM_PARAM;
+    const char *base = e->name;
+    if (strncmp(base, "optim.", 6) == 0) {
+        if (strncmp(base, "optim.m.", 8) == 0) kind = ITEM_M;
+        else if (strncmp(base, "optim.v.", 8) == 0) kind = ITEM_V;
+        else return 0;  // state of an optimizer this build does not know: not ours to interpret
+        base += 8;
+    }
+    int i = find_expected(L, base);
+    if (i < 0 && kind != ITEM_PARAM) return 0;
+    if (i < 0) return fail(err, L->path, "unknown tensor '%s' (the config has no such parameter)", e->name);
+    size_t want[2];
+    int nd = file_shape(&L->expect[i], want);
+    if (e->ndim != nd || memcmp(e->shape, want, (size_t)nd * sizeof want[0]) != 0) {
+        char got[96], need[64];
+        format_shape(got, sizeof got, e->shape, e->ndim);
+        format_shape(need, sizeof need, want, nd);
+        return fail(err, L->path, "tensor %s: shape %s but the config needs %s", e->name, got, need);
+    }
+    if (kind == ITEM_PARAM && e->dtype == DT_U8)
+        return fail(err, L->path, "tensor %s: dtype U8 but a parameter must be F32 or BF16", e->name);
+    if (kind != ITEM_PARAM && e->dtype != DT_F32)
+        return fail(err, L->path, "tensor %s: dtype %s but optimizer state must be F32", e->name, dtype_name[e->dtype]);
+    int *slot = kind == ITEM_PARAM ? L->param : kind == ITEM_M ? L->mom_m : L->mom_v;
+    if (slot[i] >= 0) return fail(err, L->path, "tensor %s appears twice", e->name);
+    slot[i] = k;
+    if (e->dtype == DT_BF16) L->any_bf16 = 1;
+    return 0;
+}
+
+static int check_complete(Loader *L, Err *err) {
+    int moments = 0;
+    for (int i = 0; i < L->n_expect; i++) {
+        if (L->param[i] < 0) return fail(err, L->path, "tensor %s is missing", L->expect[i].name);
+        moments += (L->mom_m[i] >= 0) + (L->mom_v[i] >= 0);
+    }
+    L->has_optim = moments > 0;
+    if (!L->has_optim) return 0;
+    for (int i = 0; i < L->n_expect; i++) {
+        if (L->mom_m[i] < 0) return fail(err, L->path, "tensor optim.m.%s is missing", L->expect[i].name);
+        if (L->mom_v[i] < 0) return fail(err, L->path, "tensor optim.v.%s is missing", L->expect[i].name);
+    }
+    if (!L->has_trainer_meta)
+        return fail(err, L->path, "optimizer state without step, optimizer and optim_config in __metadata__");
+    return 0;
+}
+
+// Every check, in the order that names the most useful problem first (a missing tensor before
+// the hole it leaves in the data buffer).
+static int validate(Loader *L, Err *err) {
+    if (map_file(L, err) || parse_header(L, err) || parse_metadata(L, err) || parse_entries(L, err) ||
+        setup_expected(L, err))
+        return -1;
+    for (int k = 0; k < L->n_entries; k++)
+        if (match_entry(L, k, err)) return -1;
+    return check_complete(L, err) || check_layout(L, err) ? -1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// loading: build from a validated file
+
+// Copy one entry to the device at dst, widening bf16 on the host.
+static void upload_entry(const Loader *L, const Entry *e, float *dst, const Backend *be, float *scratch) {
+    const uint8_t *src = L->data + e->begin;
+    size_t n = e->end - e->begin;
+    if (e->dtype == DT_F32) {
+        be->upload(dst, src, n);
+        return;
+    }
+    n /= 2;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, src + 2 * i, 2);
+        scratch[i] = f32_from_bf16(h);
+    }
+    be->upload(dst, scratch, n * sizeof(float));
+}
+
+static int build_model(const Loader *L, const Backend *be, Model *m, float *scratch, Err *err) {
+    Err why;
+    if (model_alloc(m, &L->cfg, be, &why)) return fail(err, L->path, "cannot build the model: %s", why.msg);
+    for (int i = 0; i < m->n_tensors; i++) upload_entry(L, &L->entries[L->param[i]], param(m, i), be, scratch);
+    return 0;
+}
+
+static int build_trainer(const Loader *L, Model *m, Trainer *tr, float *scratch, Err *err) {
+    Err why;
+    if (trainer_build(tr, m, &L->ocfg, L->data_rng, &why)) {
+        trainer_free(tr);
+        return fail(err, L->path, "cannot build the trainer: %s", why.msg);
+    }
+    for (int i = 0; i < m->n_tensors; i++) {
+        size_t at = m->tensors[i].offset;
+        upload_entry(L, &L->entries[L->mom_m[i]], tr->opt.m + at, m->be, scratch);
+        upload_entry(L, &L->entries[L->mom_v[i]], tr->opt.v + at, m->be, scratch);
+    }
+    tr->step = L->step;
+    tr->opt.t = L->optim_t;
+    return 0;
+}
+
+static Tokenizer *build_tokenizer(const Loader *L, Err *err) {
+    const Entry *e = &L->entries[L->tokenizer];
+    Err why;
+    Tokenizer *tok = tokenizer_load_bytes(L->data + e->begin, e->end - e->begin, &why);
+    if (!tok) {
+        fail(err, L->path, "tensor tokenizer.model: %s", why.msg);
+        return NULL;
+    }
+    if (tokenizer_vocab_size(tok) > L->cfg.vocab) {
+        fail(err, L->path, "tensor tokenizer.model: %d pieces but the model's vocab is %d",
+             tokenizer_vocab_size(tok), L->cfg.vocab);
+        tokenizer_free(tok);
+        return NULL;
+    }
+    return tok;
+}
+
+int checkpoint_load(const char *path, const Backend *be, Model *out_model, Trainer *out_trainer,
+                    Tokenizer **out_tok, CheckpointInfo *info, Err *err) {
+    if (!path || !*path) return err_set(err, "checkpoint load: no file name given");
+    if (!be || !out_model) return fail(err, path, "cannot load: no backend or no model to load into");
+    Loader L = {.path = path, .fd = -1, .tokenizer = -1};
+    Model m = {0};
+    Trainer tr = {0};
+    Tokenizer *tok = NULL;
+    float *scratch = NULL;
+    int rc = validate(&L, err);
+    if (rc == 0) {
+        size_t most = 0;
+        for (int i = 0; i < L.n_expect; i++)
+            if ((size_t)L.expect[i].rows * L.expect[i].cols > most) most = (size_t)L.expect[i].rows * L.expect[i].cols;
+        scratch = malloc(most * sizeof(float));
+        if (!scratch) rc = fail(err, path, "out of memory (%zu floats of scratch)", most);
+    }
+    int want_trainer = out_trainer && L.has_optim;
+    if (rc == 0 && out_tok && L.tokenizer >= 0 && !(tok = build_tokenizer(&L, err))) rc = -1;
+    if (rc == 0) rc = build_model(&L, be, &m, scratch, err);
+    if (rc == 0 && want_trainer && build_trainer(&L, &m, &tr, scratch, err)) {
+        model_free(&m);
+        rc = -1;
+    }
+    if (rc != 0) {
+        tokenizer_free(tok);
+    } else {
+        *out_model = m;
+        if (out_trainer) *out_trainer = tr;  // zeroed when the file has no optimizer state
+        if (want_trainer) out_trainer->model = out_model;
+        if (out_tok) *out_tok = tok;
+        if (info) {
+            *info = (CheckpointInfo){.step = L.step, .dtype = L.any_bf16 ? CHECKPOINT_BF16 : CHECKPOINT_F32,
+                                     .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0,
+                                     .file_bytes = L.size, .data_rng = L.data_rng};
+            snprintf(info->optimizer, sizeof info->optimizer, "%s", L.optimizer);
+        }
+    }
+    free(scratch);
+    loader_free(&L);
+    return rc;
+}

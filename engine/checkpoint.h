@@ -1,0 +1,53 @@
+// checkpoint.h — save and load a model (plus optimizer state and tokenizer) as a safetensors
+// file, so any safetensors reader opens it and a checkpoint alone is enough to resume or
+// generate.
+//
+// File layout (exactly safetensors): u64 little-endian header length N, N bytes of JSON padded
+// with spaces to a multiple of 8, then the data buffer. Tensors, in this order, back to back:
+//   every model tensor by its name ("embed", "blocks.0.attn.wq.A", ...), F32 or BF16;
+//     matrices have shape [rows, cols]; the norm gains (attn_norm, mlp_norm, norm) are 1-D [dim];
+//   "optim.m.NAME", "optim.v.NAME": the AdamW moments of every tensor, always F32, same shape;
+//   "tokenizer.model": the serialized SentencePiece model, U8 [bytes].
+// "__metadata__" (strings only, as the spec requires): format=lrsh, lrsh_version=1, config (the
+// ModelConfig as a JSON string; seed as a decimal string), and with a trainer: step, data_rng
+// (decimal), optimizer, optim_config (JSON string), optim_t.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "err.h"
+#include "model.h"
+#include "train.h"
+#include "../tokenizer/tokenizer.h"
+
+typedef enum { CHECKPOINT_F32, CHECKPOINT_BF16 } CheckpointDtype;
+
+typedef struct CheckpointOptions {
+    CheckpointDtype dtype;   // of the parameters; BF16 rounds to nearest even (NaN kept)
+    int include_optim;       // 1: save the optimizer moments (needed for an exact resume)
+} CheckpointOptions;
+
+typedef struct CheckpointInfo {
+    int step;                // updates taken when saved (0 when saved without a trainer)
+    char optimizer[16];      // "" when saved without a trainer
+    CheckpointDtype dtype;   // BF16 when any parameter tensor is BF16
+    int has_optim;           // the optimizer moments are in the file
+    int has_tokenizer;       // "tokenizer.model" is in the file
+    uint64_t data_rng;       // the batch sampler's state when saved (0 without a trainer)
+    size_t file_bytes;
+} CheckpointInfo;
+
+// Options a caller gets with opt == NULL: F32 parameters, optimizer state included.
+CheckpointOptions checkpoint_default_options(void);
+
+// Write m (and tr's step, data position and moments when tr != NULL; tok when != NULL) to
+// path through path.tmp.XXXXXX + fsync + rename: on any failure path is left as it was.
+int checkpoint_save(const char *path, const Model *m, const Trainer *tr, const Tokenizer *tok,
+                    const CheckpointOptions *opt, Err *err);
+
+// Validate the whole file, then build a fresh model on be into *out_model; when out_trainer
+// != NULL and the file holds optimizer moments, a trainer over out_model with the saved state
+// (else *out_trainer is zeroed); when out_tok != NULL, the embedded tokenizer or NULL. The
+// outputs are written only on success and are NOT freed first: load into fresh objects and
+// swap, so a bad file never costs the caller its model. info may be NULL.
+int checkpoint_load(const char *path, const Backend *be, Model *out_model, Trainer *out_trainer,
+                    Tokenizer **out_tok, CheckpointInfo *info, Err *err);
