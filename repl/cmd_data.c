@@ -1,0 +1,200 @@
+// cmd_data.c — the tokenizer and data commands: tok train|load|encode|decode, data load.
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "commands.h"
+#include "output.h"
+
+// snprintf that fails on a path too long for its buffer instead of cutting it short.
+static int path_printf(Err *err, char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int path_printf(Err *err, char *out, size_t size, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, size, fmt, ap);
+    va_end(ap);
+    return n >= 0 && (size_t)n < size ? 0 : err_set(err, "path too long: %.60s…", out);
+}
+
+// "~/x" → "$HOME/x": paths typed at the prompt are not seen by a shell that would expand them.
+static const char *expand_path(const char *in, char *out, size_t size) {
+    const char *home = getenv("HOME");
+    if (in[0] == '~' && (in[1] == '/' || in[1] == '\0') && home) {
+        snprintf(out, size, "%s%s", home, in + 1);
+        return out;
+    }
+    return in;
+}
+
+// The default corpus, written once into the cache folder and reused afterwards.
+static int default_corpus(Session *s, char *path, size_t size, Err *err) {
+    if (session_cache_dir(path, size, err) != 0) return -1;
+    size_t n = strlen(path);
+    if (path_printf(err, path + n, size - n, "/fortunes.txt") != 0) return -1;
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_size > 0) return 0;
+    out_note(s, "writing the default corpus (Debian fortunes) to %s\n", path);
+    return dataset_default_corpus(path, err);
+}
+
+// The corpus a command names, or the default one.
+static int corpus_path(Session *s, const Args *a, char *path, size_t size, Err *err) {
+    if (a->n_pos == 0) return default_corpus(s, path, size, err);
+    char buf[1024];
+    return path_printf(err, path, size, "%s", expand_path(a->pos[0], buf, sizeof buf));
+}
+
+// <cache>/<stem of corpus>-<type><vocab>.model
+static int default_model_path(const char *corpus, const char *type, int vocab, char *out, size_t size, Err *err) {
+    char dir[1024], stem[256];
+    if (session_cache_dir(dir, sizeof dir, err) != 0) return -1;
+    const char *base = strrchr(corpus, '/');
+    snprintf(stem, sizeof stem, "%.200s", base ? base + 1 : corpus);  // a long name: its start will do
+    char *dot = strrchr(stem, '.');
+    if (dot && dot != stem) *dot = '\0';
+    if (!stem[0]) snprintf(stem, sizeof stem, "corpus");
+    return path_printf(err, out, size, "%s/%s-%s%d.model", dir, stem, type, vocab);
+}
+
+// Make tok the session's tokenizer; the loaded data was tokenized with the old one.
+static void use_tokenizer(Session *s, Tokenizer *tok, const char *path) {
+    tokenizer_free(s->tok);
+    s->tok = tok;
+    snprintf(s->tok_path, sizeof s->tok_path, "%s", path);
+    session_drop_data(s, "it was tokenized with the previous tokenizer");
+    int vocab = tokenizer_vocab_size(tok);
+    out_text(s, "tokenizer %s (vocab %d)\n", path, vocab);
+    cJSON_AddStringToObject(s->result, "path", path);
+    cJSON_AddNumberToObject(s->result, "vocab", vocab);
+}
+
+int cmd_tok_train(Session *s, const Args *a, Err *err) {
+    char corpus[1024], out[1024], buf[1024];
+    if (corpus_path(s, a, corpus, sizeof corpus, err) != 0) return -1;
+    int vocab = (int)args_int(a, "vocab", 8192);
+    const char *type = args_str(a, "type", "bpe");
+    if (args_has(a, "out")) {
+        if (path_printf(err, out, sizeof out, "%s", expand_path(args_str(a, "out", ""), buf, sizeof buf)) != 0)
+            return -1;
+    } else if (default_model_path(corpus, type, vocab, out, sizeof out, err) != 0) {
+        return -1;
+    }
+    out_note(s, "training a %s tokenizer (vocab %d) on %s\n", type, vocab, corpus);
+    TokenizerType t = strcmp(type, "unigram") == 0 ? TOKENIZER_UNIGRAM : TOKENIZER_BPE;
+    Tokenizer *tok = tokenizer_train(corpus, vocab, t, out, err);
+    if (!tok) return -1;
+    use_tokenizer(s, tok, out);
+    cJSON_AddStringToObject(s->result, "type", type);
+    cJSON_AddStringToObject(s->result, "corpus", corpus);
+    return 0;
+}
+
+int cmd_tok_load(Session *s, const Args *a, Err *err) {
+    char buf[1024];
+    const char *path = expand_path(a->pos[0], buf, sizeof buf);
+    Tokenizer *tok = tokenizer_load(path, err);
+    if (!tok) return -1;
+    use_tokenizer(s, tok, path);
+    return 0;
+}
+
+// The positionals joined by single spaces: `tok encode Hello, world` means "Hello, world".
+static char *join_words(const Args *a) {
+    size_t len = 1;
+    for (int i = 0; i < a->n_pos; i++) len += strlen(a->pos[i]) + 1;
+    char *text = malloc(len), *p = text;
+    if (!text) return NULL;
+    for (int i = 0; i < a->n_pos; i++) p += sprintf(p, "%s%s", i ? " " : "", a->pos[i]);
+    *p = '\0';
+    return text;
+}
+
+int cmd_tok_encode(Session *s, const Args *a, Err *err) {
+    if (session_need_tokenizer(s, err) != 0) return -1;
+    char *text = join_words(a);
+    if (!text) return err_set(err, "out of memory");
+    int32_t *ids = NULL;
+    long n = tokenizer_encode(s->tok, text, strlen(text), &ids, err);
+    free(text);
+    if (n < 0) return -1;
+    cJSON *list = cJSON_AddArrayToObject(s->result, "ids");
+    for (long i = 0; i < n; i++) {
+        out_text(s, "%s%d", i ? " " : "", ids[i]);
+        cJSON_AddItemToArray(list, cJSON_CreateNumber(ids[i]));
+    }
+    out_text(s, "\n");
+    out_note(s, "(%ld tokens)\n", n);
+    cJSON_AddNumberToObject(s->result, "n", (double)n);
+    free(ids);
+    return 0;
+}
+
+// Ids separated by spaces, commas or brackets ("[1, 2]" as a JSON list prints them).
+static long parse_ids(const Args *a, int vocab, int32_t **out, Err *err) {
+    long n = 0, cap = 16;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    for (int i = 0; ids && i < a->n_pos; i++) {
+        for (const char *p = a->pos[i]; *p;) {
+            if (isspace((unsigned char)*p) || strchr(",[]", *p)) { p++; continue; }
+            char *end;
+            long id = strtol(p, &end, 10);
+            if (end == p || (*end && !isspace((unsigned char)*end) && !strchr(",[]", *end))) {
+                free(ids);
+                return err_set(err, "tok decode: '%s' is not a list of token ids", a->pos[i]);
+            }
+            if (id < 0 || id >= vocab) {
+                free(ids);
+                return err_set(err, "tok decode: id %ld is outside the vocabulary [0, %d)", id, vocab);
+            }
+            if (n == cap) {
+                int32_t *more = realloc(ids, (cap *= 2) * sizeof *ids);
+                if (!more) { free(ids); return err_set(err, "out of memory"); }
+                ids = more;
+            }
+            ids[n++] = (int32_t)id;
+            p = end;
+        }
+    }
+    if (!ids) return err_set(err, "out of memory");
+    *out = ids;
+    return n;
+}
+
+int cmd_tok_decode(Session *s, const Args *a, Err *err) {
+    if (session_need_tokenizer(s, err) != 0) return -1;
+    int32_t *ids = NULL;
+    long n = parse_ids(a, tokenizer_vocab_size(s->tok), &ids, err);
+    if (n < 0) return -1;
+    char *text = tokenizer_decode(s->tok, ids, n, err);
+    free(ids);
+    if (!text) return -1;
+    out_text(s, "%s\n", text);
+    cJSON_AddStringToObject(s->result, "text", text);
+    free(text);
+    return 0;
+}
+
+int cmd_data_load(Session *s, const Args *a, Err *err) {
+    if (session_need_tokenizer(s, err) != 0) return -1;
+    char path[1024];
+    if (corpus_path(s, a, path, sizeof path, err) != 0) return -1;
+    Dataset ds;
+    memset(&ds, 0, sizeof ds);
+    if (dataset_load(&ds, path, s->tok, args_float(a, "val", 0.05), NULL, err) != 0) return -1;
+    if (s->has_data) dataset_free(&s->data);  // only now: a failed load keeps the old data
+    s->data = ds;
+    s->has_data = 1;
+    char n1[32], n2[32], n3[32];
+    long val = ds.n_tokens - ds.n_train;
+    out_text(s, "data %s: %s tokens (train %s, val %s)\n", ds.source, fmt_count(n1, sizeof n1, ds.n_tokens),
+             fmt_count(n2, sizeof n2, ds.n_train), fmt_count(n3, sizeof n3, val));
+    out_note(s, "token cache %s (%s)\n", ds.cache_path, ds.reused_cache ? "reused" : "built");
+    cJSON_AddStringToObject(s->result, "source", ds.source);
+    cJSON_AddNumberToObject(s->result, "tokens", ds.n_tokens);
+    cJSON_AddNumberToObject(s->result, "train", ds.n_train);
+    cJSON_AddNumberToObject(s->result, "val", val);
+    cJSON_AddStringToObject(s->result, "cache", ds.cache_path);
+    cJSON_AddBoolToObject(s->result, "reused", ds.reused_cache);
+    return 0;
+}

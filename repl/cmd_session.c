@@ -1,0 +1,215 @@
+// cmd_session.c — the commands about the shell itself: help, show, set, quit. `help` renders
+// the command table; nothing here knows any particular command.
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include "commands.h"
+#include "output.h"
+
+// ---- help ---------------------------------------------------------------------------------
+
+static void help_list(Session *s) {
+    cJSON *list = cJSON_AddArrayToObject(s->result, "commands");
+    const char *family = NULL;
+    out_text(s, "lrsh commands (`help COMMAND` for options and examples):\n");
+    for (int i = 0; i < n_commands; i++) {
+        const CmdSpec *c = &commands[i];
+        char title[64];
+        command_title(c, title, sizeof title);
+        if (!family || strcmp(family, c->family) != 0) out_text(s, "\n%s\n", c->family);
+        family = c->family;
+        out_text(s, "  %-13s %s\n", title, c->summary);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", title);
+        cJSON_AddStringToObject(o, "family", c->family);
+        cJSON_AddStringToObject(o, "summary", c->summary);
+        cJSON_AddItemToArray(list, o);
+    }
+    out_text(s, "\nOptions are key=value. Quote text with spaces: tok encode \"Hello, world\".\n"
+                "Separate commands with `;`. Tab completes commands, options and paths.\n");
+}
+
+// "vocab=N" / "type=bpe|unigram" / "tensors=on|off": the option as usage shows it
+static void option_form(const OptSpec *o, char *buf, size_t size) {
+    static const char *const meta[] = {[OPT_INT] = "N", [OPT_FLOAT] = "X", [OPT_STRING] = "TEXT",
+                                       [OPT_BOOL] = "on|off", [OPT_ENUM] = "", [OPT_PATH] = "PATH"};
+    snprintf(buf, size, "%s=%s", o->name, o->type == OPT_ENUM ? o->choices : meta[o->type]);
+}
+
+// "integer ≥ 1; default 20", "number 0..0.5; default 0.05": what help says about a value
+static void option_what(const OptSpec *o, char *buf, size_t size) {
+    int n = 0, numeric = o->type == OPT_INT || o->type == OPT_FLOAT;
+    const char *type = o->type == OPT_INT ? "integer" : "number";
+    buf[0] = '\0';
+    if (numeric && o->lo < o->hi && o->hi >= (1 << 20)) n = snprintf(buf, size, "%s ≥ %.10g", type, o->lo);
+    else if (numeric && o->lo < o->hi) n = snprintf(buf, size, "%s %.10g..%.10g", type, o->lo, o->hi);
+    else if (numeric) n = snprintf(buf, size, "%s", type);
+    if (o->def && n >= 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, "%sdefault %s", n ? "; " : "", o->def);
+}
+
+static void help_options(Session *s, const CmdSpec *c) {
+    cJSON *list = cJSON_AddArrayToObject(s->result, "options");
+    if (!c->opts || !c->opts->name) return;
+    out_text(s, "\noptions:\n");
+    for (const OptSpec *o = c->opts; o->name; o++) {
+        char form[64], what[160] = "";
+        option_form(o, form, sizeof form);
+        option_what(o, what, sizeof what);
+        out_text(s, "  %-20s %s%s%s%s\n", form, o->doc, what[0] ? "  [" : "", what, what[0] ? "]" : "");
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "name", o->name);
+        cJSON_AddStringToObject(j, "type", opt_type_name(o));
+        if (o->def) cJSON_AddStringToObject(j, "default", o->def);
+        else cJSON_AddNullToObject(j, "default");
+        cJSON_AddStringToObject(j, "doc", o->doc);
+        cJSON_AddItemToArray(list, j);
+    }
+}
+
+static void help_command(Session *s, const CmdSpec *c) {
+    char title[64];
+    command_title(c, title, sizeof title);
+    out_text(s, "usage: %s%s%s\n  %s\n", title, *c->args ? " " : "", c->args, c->summary);
+    cJSON_AddStringToObject(s->result, "name", title);
+    cJSON_AddStringToObject(s->result, "usage", c->args);
+    cJSON_AddStringToObject(s->result, "summary", c->summary);
+    help_options(s, c);
+    out_text(s, "\n%s\n", c->help);
+    cJSON_AddStringToObject(s->result, "help", c->help);
+}
+
+// `help tok`: the family's sub-commands with their usage
+static void help_family(Session *s, const char *name) {
+    cJSON *list = cJSON_AddArrayToObject(s->result, "commands");
+    out_text(s, "%s sub-commands (`help %s SUB` for details):\n", name, name);
+    for (int i = 0; i < n_commands; i++) {
+        const CmdSpec *c = &commands[i];
+        if (strcmp(c->name, name) != 0) continue;
+        out_text(s, "  %s %s %s\n      %s\n", c->name, c->sub, c->args, c->summary);
+        cJSON_AddItemToArray(list, cJSON_CreateString(c->sub));
+    }
+}
+
+int cmd_help(Session *s, const Args *a, Err *err) {
+    if (a->n_pos == 0) { help_list(s); return 0; }
+    const char *name = a->pos[0], *sub = a->n_pos > 1 ? a->pos[1] : NULL;
+    if (command_has_subs(name) && !sub) { help_family(s, name); return 0; }
+    const CmdSpec *c = command_find(name, sub);
+    if (!c) {
+        Suggest sg;
+        suggest_init(&sg, name);
+        for (int i = 0; i < n_commands; i++) suggest_try(&sg, commands[i].name);
+        if (suggest_best(&sg)) return err_set(err, "no command '%s': did you mean '%s'?", name, suggest_best(&sg));
+        return err_set(err, "no command '%s%s%s' (`help` lists commands)", name, sub ? " " : "", sub ? sub : "");
+    }
+    help_command(s, c);
+    return 0;
+}
+
+int cmd_quit(Session *s, const Args *a, Err *err) {
+    (void)a, (void)err;
+    s->quit = 1;
+    return 0;
+}
+
+// ---- show ---------------------------------------------------------------------------------
+
+static void show_tokenizer(Session *s) {
+    if (!s->tok) { out_text(s, "tokenizer  none\n"); cJSON_AddNullToObject(s->result, "tokenizer"); return; }
+    int vocab = tokenizer_vocab_size(s->tok);
+    out_text(s, "tokenizer  %s (vocab %d)\n", s->tok_path, vocab);
+    cJSON *o = cJSON_AddObjectToObject(s->result, "tokenizer");
+    cJSON_AddStringToObject(o, "path", s->tok_path);
+    cJSON_AddNumberToObject(o, "vocab", vocab);
+}
+
+static void show_data(Session *s) {
+    if (!s->has_data) { out_text(s, "data       none\n"); cJSON_AddNullToObject(s->result, "data"); return; }
+    const Dataset *d = &s->data;
+    char a[32], b[32], c[32];
+    out_text(s, "data       %s: %s tokens (train %s, val %s)\n", d->source, fmt_count(a, sizeof a, d->n_tokens),
+             fmt_count(b, sizeof b, d->n_train), fmt_count(c, sizeof c, d->n_tokens - d->n_train));
+    cJSON *o = cJSON_AddObjectToObject(s->result, "data");
+    cJSON_AddStringToObject(o, "source", d->source);
+    cJSON_AddStringToObject(o, "cache", d->cache_path);
+    cJSON_AddNumberToObject(o, "tokens", d->n_tokens);
+    cJSON_AddNumberToObject(o, "train", d->n_train);
+    cJSON_AddNumberToObject(o, "val", d->n_tokens - d->n_train);
+}
+
+static void show_model(Session *s) {
+    const ModelConfig *c = s->has_model ? &s->model.cfg : &s->model_cfg;
+    out_text(s, "model      %s%s: dim=%d layers=%d heads=%d kv_heads=%d ffn=%d rank=%d seq=%d vocab=%d\n",
+             s->has_model ? "" : "none; next `model new` starts from ", s->model_preset, c->dim, c->layers,
+             c->heads, c->kv_heads, c->ffn, c->rank, c->seq, c->vocab);
+    cJSON *o = model_config_json(c);
+    cJSON_AddBoolToObject(o, "built", s->has_model);
+    if (s->has_model) cJSON_AddNumberToObject(o, "params", (double)model_counts(&s->model, 1, c->seq).params);
+    cJSON_AddItemToObject(s->result, "model", o);
+}
+
+int cmd_show(Session *s, const Args *a, Err *err) {
+    (void)a, (void)err;
+    out_text(s, "device     %s\n", s->be->describe());
+    cJSON_AddStringToObject(s->result, "device", s->be->name);
+    cJSON_AddStringToObject(s->result, "backend", s->be->describe());
+    cJSON_AddNumberToObject(s->result, "threads", s->threads);
+    show_tokenizer(s);
+    show_data(s);
+    show_model(s);
+    optim_describe(s, &s->optim, cJSON_AddObjectToObject(s->result, "optimizer"));
+    int step = s->has_trainer ? s->trainer.step : 0;
+    out_text(s, "trainer    %s step %d\n", s->has_trainer ? "built," : "not built yet,", step);
+    cJSON_AddNumberToObject(s->result, "step", step);
+    out_text(s, "settings   seed=%llu threads=%d batch=%d accum=%d errexit=%s json=%s quiet=%s\n",
+             (unsigned long long)s->seed, s->threads, s->batch, s->accum, s->errexit ? "on" : "off",
+             s->json ? "on" : "off", s->quiet ? "on" : "off");
+    cJSON_AddNumberToObject(s->result, "seed", (double)s->seed);
+    cJSON_AddNumberToObject(s->result, "batch", s->batch);
+    cJSON_AddNumberToObject(s->result, "accum", s->accum);
+    return 0;
+}
+
+// ---- set ----------------------------------------------------------------------------------
+
+static int set_apply(Session *s, const char *key, const char *v, Err *err) {
+    int b = 0;
+    parse_bool(v, &b);
+    if (strcmp(key, "seed") == 0) s->seed = strtoull(v, NULL, 10);
+    else if (strcmp(key, "batch") == 0) s->batch = atoi(v);
+    else if (strcmp(key, "accum") == 0) s->accum = atoi(v);
+    else if (strcmp(key, "errexit") == 0) s->errexit = b;
+    else if (strcmp(key, "json") == 0) s->json = b;
+    else if (strcmp(key, "quiet") == 0) s->quiet = b;
+    else if (strcmp(key, "threads") == 0) {
+        int n = atoi(v);
+        const Backend *be = backend_cpu(n > 0 ? n : omp_get_num_procs());  // 0: all cores again
+        if (!be) return err_set(err, "the CPU backend refused %s threads", v);
+        s->be = be;
+        s->threads = n;
+    }
+    return 0;
+}
+
+int cmd_set(Session *s, const Args *a, Err *err) {
+    const char *key = a->pos[0], *value = a->pos[1];
+    const OptSpec *o = opt_find(settings, key);
+    if (!o) {
+        Suggest sg;
+        suggest_init(&sg, key);
+        for (const OptSpec *k = settings; k->name; k++) suggest_try(&sg, k->name);
+        if (suggest_best(&sg)) return err_set(err, "no setting '%s': did you mean '%s'?", key, suggest_best(&sg));
+        return err_set(err, "no setting '%s' (settings: seed threads batch accum errexit json quiet)", key);
+    }
+    if (opt_check(o, value, err) != 0) {  // "option batch= expects …" → "set batch expects …"
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        const char *rest = strstr(why, "= ");
+        return err_set(err, "set %s%s", key, rest ? rest + 1 : why);
+    }
+    if (set_apply(s, key, value, err) != 0) return -1;
+    cJSON_AddStringToObject(s->result, "key", key);
+    cJSON_AddStringToObject(s->result, "value", value);
+    return 0;
+}

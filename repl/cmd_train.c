@@ -1,0 +1,185 @@
+// cmd_train.c — the training commands: train, step, eval; and bench train.
+#include <math.h>
+#include <string.h>
+#include "commands.h"
+#include "output.h"
+
+// Eval batches come from a seed of their own, so `eval` sees the same batches every time
+// however many training batches were drawn in between.
+#define EVAL_SEED_SALT 0x5eed5eedull
+
+typedef struct Shape { int B, T, accum; } Shape;
+
+// batch=, seq=, accum= as typed, else the session's settings and the model's context.
+static int batch_shape(const Session *s, const Args *a, Shape *sh, Err *err) {
+    sh->B = (int)args_int(a, "batch", s->batch);
+    sh->accum = (int)args_int(a, "accum", s->accum);
+    sh->T = (int)args_int(a, "seq", s->model.cfg.seq);
+    if (sh->T > s->model.cfg.seq)
+        return err_set(err, "seq=%d is longer than the model's context (%d)", sh->T, s->model.cfg.seq);
+    return 0;
+}
+
+// A model and data that fit each other; token ids past the model's vocabulary would index
+// outside its embedding.
+static int need_model_and_data(const Session *s, Err *err) {
+    if (session_need_model(s, err) != 0 || session_need_data(s, err) != 0) return -1;
+    if (s->data.vocab_size > s->model.cfg.vocab)
+        return err_set(err, "the data's vocabulary (%d) is larger than the model's (%d): run `model new` "
+                       "(its vocab defaults to the tokenizer's)", s->data.vocab_size, s->model.cfg.vocab);
+    return 0;
+}
+
+static int need_trainer(Session *s, Err *err) {
+    if (need_model_and_data(s, err) != 0) return -1;
+    if (s->has_trainer) return 0;
+    if (trainer_build(&s->trainer, &s->model, &s->optim, s->seed, err) != 0) return -1;
+    s->has_trainer = 1;
+    out_note(s, "trainer built: %s lr=%g (change with `optim`)\n", s->optim.name, s->optim.lr);
+    return 0;
+}
+
+// ---- train --------------------------------------------------------------------------------
+
+typedef struct Run {
+    int done;           // steps taken in this run
+    long tokens;
+    double seconds;
+    StepStats last;
+} Run;
+
+static void train_report(Session *s, const Run *r, int steps, int interrupted) {
+    double rate = r->seconds > 0 ? (double)r->tokens / r->seconds : 0;
+    char t[32], d[32];
+    if (interrupted)
+        out_text(s, "interrupted at step %d (%d of %d steps); the model keeps every step taken\n", r->last.step,
+                 r->done, steps);
+    if (r->done)
+        out_text(s, "step %d: loss %.4f, %s tok/s, %s for %d steps\n", r->last.step, r->last.loss,
+                 fmt_count(t, sizeof t, rate), fmt_duration(d, sizeof d, r->seconds), r->done);
+    cJSON_AddNumberToObject(s->result, "steps", r->done);
+    cJSON_AddNumberToObject(s->result, "step", s->trainer.step);
+    json_add_real(s->result, "loss", r->last.loss);
+    json_add_real(s->result, "lr", r->last.lr);
+    json_add_real(s->result, "grad_norm", r->last.grad_norm);
+    json_add_real(s->result, "tok_per_s", rate);
+    json_add_real(s->result, "seconds", r->seconds);
+    cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
+}
+
+int cmd_train(Session *s, const Args *a, Err *err) {
+    Shape sh;
+    if (!args_has(a, "steps")) return err_set(err, "train needs steps=N (e.g. train steps=100)");
+    if (need_trainer(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
+    int steps = (int)args_int(a, "steps", 1);
+    Run r = {0};
+    Progress p;
+    progress_begin(&p, s, steps);
+    double t0 = now_seconds();
+    while (r.done < steps && !lrsh_interrupted) {
+        if (trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &r.last, err) != 0) {
+            progress_end(&p);
+            out_note(s, "training stopped after %d of %d steps\n", r.done, steps);
+            return -1;
+        }
+        r.done++;
+        r.tokens += r.last.tokens;
+        r.seconds = now_seconds() - t0;
+        double eta = r.seconds / r.done * (steps - r.done);
+        progress_update(&p, r.done, r.last.step, r.last.loss, (double)r.tokens / r.seconds, eta);
+    }
+    progress_end(&p);
+    train_report(s, &r, steps, r.done < steps);
+    return 0;
+}
+
+// ---- step ---------------------------------------------------------------------------------
+
+int cmd_step(Session *s, const Args *a, Err *err) {
+    Shape sh;
+    StepStats st;
+    if (need_trainer(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
+    if (trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &st, err) != 0) return -1;
+    double rate = st.seconds > 0 ? (double)st.tokens / st.seconds : 0;
+    char r[32];
+    out_text(s, "step        %d\nloss        %.4f\nlr          %.3g\ngrad_norm   %.4g\nclip_scale  %.3f\n"
+                "tokens      %ld (batch %d × seq %d × accum %d)\nseconds     %.3f (optimizer %.3f)\ntok/s       %s\n",
+             st.step, st.loss, st.lr, st.grad_norm, st.clip_scale, st.tokens, sh.B, sh.T, sh.accum, st.seconds,
+             st.optim_seconds, fmt_count(r, sizeof r, rate));
+    cJSON_AddNumberToObject(s->result, "step", st.step);
+    json_add_real(s->result, "loss", st.loss);
+    json_add_real(s->result, "lr", st.lr);
+    json_add_real(s->result, "grad_norm", st.grad_norm);
+    json_add_real(s->result, "clip_scale", st.clip_scale);
+    cJSON_AddNumberToObject(s->result, "tokens", (double)st.tokens);
+    json_add_real(s->result, "seconds", st.seconds);
+    json_add_real(s->result, "optim_seconds", st.optim_seconds);
+    json_add_real(s->result, "tok_per_s", rate);
+    return 0;
+}
+
+// ---- eval ---------------------------------------------------------------------------------
+
+int cmd_eval(Session *s, const Args *a, Err *err) {
+    Shape sh;
+    if (need_model_and_data(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
+    int batches = (int)args_int(a, "batches", 20);
+    double loss;
+    if (trainer_eval(&s->model, &s->data, sh.B, sh.T, batches, s->seed ^ EVAL_SEED_SALT, &loss, err) != 0)
+        return -1;
+    double ppl = exp(loss);
+    int step = s->has_trainer ? s->trainer.step : 0;
+    out_text(s, "val loss %.4f  perplexity %.2f  (step %d; %d batches of %d × %d tokens)\n", loss, ppl, step, batches,
+             sh.B, sh.T);
+    json_add_real(s->result, "val_loss", loss);
+    json_add_real(s->result, "ppl", ppl);
+    cJSON_AddNumberToObject(s->result, "step", step);
+    cJSON_AddNumberToObject(s->result, "batches", batches);
+    cJSON_AddNumberToObject(s->result, "tokens", (double)batches * sh.B * sh.T);
+    return 0;
+}
+
+// ---- bench train --------------------------------------------------------------------------
+
+static void bench_row(Session *s, const BenchResult *r) {
+    char rate[32], rss[32];
+    out_text(s, "%-6s %-10s %5d %5d %5d %10s %8.1f %8.1f %5.1f%% %9s\n", r->shape, r->model, r->batch, r->seq,
+             r->steps, fmt_count(rate, sizeof rate, r->tok_per_s), r->gflops, r->peak_gflops, 100 * r->mfu,
+             fmt_bytes(rss, sizeof rss, (double)r->peak_rss));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddTrueToObject(o, "ok");
+    cJSON_AddStringToObject(o, "command", "bench train");
+    cJSON_AddStringToObject(o, "shape", r->shape);
+    cJSON_AddStringToObject(o, "model", r->model);
+    cJSON_AddNumberToObject(o, "batch", r->batch);
+    cJSON_AddNumberToObject(o, "seq", r->seq);
+    cJSON_AddNumberToObject(o, "steps", r->steps);
+    cJSON_AddNumberToObject(o, "threads", r->threads);
+    json_add_real(o, "tok_per_s", r->tok_per_s);
+    json_add_real(o, "gflops", r->gflops);
+    json_add_real(o, "peak_gflops", r->peak_gflops);
+    json_add_real(o, "mfu", r->mfu);
+    cJSON_AddStringToObject(o, "kernel", r->kernel);
+    cJSON_AddNumberToObject(o, "peak_rss", (double)r->peak_rss);
+    out_emit(s, o);
+}
+
+int cmd_bench_train(Session *s, const Args *a, Err *err) {
+    const char *shape = args_str(a, "shape", "small"), *which = args_str(a, "model", "both");
+    int steps = (int)args_int(a, "steps", 5), batch = (int)args_int(a, "batch", s->batch);
+    double peak;
+    out_note(s, "measuring the sgemm peak on %s\n", s->be->describe());
+    if (bench_sgemm_peak(s->be, &peak, err) != 0) return -1;
+    out_text(s, "%-6s %-10s %5s %5s %5s %10s %8s %8s %6s %9s\n", "shape", "model", "batch", "seq", "steps", "tok/s",
+             "GFLOP/s", "peak", "MFU", "peak RSS");
+    static const char *const variants[] = {"dense", "factorized"};
+    for (int f = 0; f < 2 && !lrsh_interrupted; f++) {
+        if (strcmp(which, "both") != 0 && strcmp(which, variants[f]) != 0) continue;
+        BenchResult r;
+        memset(&r, 0, sizeof r);
+        if (bench_train(s->be, shape, f, batch, steps, peak, &r, err) != 0) return -1;
+        bench_row(s, &r);
+    }
+    if (lrsh_interrupted) out_text(s, "interrupted\n");
+    return 0;
+}

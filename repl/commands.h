@@ -1,0 +1,70 @@
+// commands.h — the one command table. Dispatch, `help`, tab completion and option checking
+// all read it, so a command exists in exactly one place.
+#pragma once
+#include "parse.h"
+#include "session.h"
+
+// What a command's positional arguments are, so completion knows what to offer.
+typedef enum { POS_NONE, POS_PATH, POS_TEXT, POS_WORD, POS_COMMAND, POS_SETTING } PosKind;
+
+typedef struct CmdSpec {
+    const char *name;            // "tok"
+    const char *sub;             // "train", or NULL for a command without sub-commands
+    const char *family;          // heading in `help`
+    const char *args;            // usage after the name: "[FILE] vocab=N [type=bpe|unigram]"
+    const char *summary;         // one line
+    const char *help;            // paragraphs and examples for `help CMD`
+    int min_pos, max_pos;        // positional arguments accepted (max −1: any number)
+    PosKind pos;                 // what the positionals are
+    const char *const *words;    // POS_WORD: the words to complete
+    const OptSpec *opts;         // ends with {NULL}; NULL: no options
+    int (*run)(Session *s, const Args *a, Err *err);
+} CmdSpec;
+
+extern const CmdSpec commands[];
+extern const int n_commands;
+
+// Lists the engine accepts, shared by commands and completion.
+extern const char *const preset_names[];      // NULL-terminated
+extern const char *const optimizer_names[];   // NULL-terminated
+
+// Look up "name" or "name sub"; NULL when absent.
+const CmdSpec *command_find(const char *name, const char *sub);
+// Does any entry named `name` have sub-commands?
+int command_has_subs(const char *name);
+// "tok train" or "train"
+const char *command_title(const CmdSpec *c, char *buf, size_t size);
+
+// Run every command on one line of input (`;`-separated). Returns 0, or -1 when a command
+// failed (already reported); with errexit the rest of the line is skipped.
+int run_line(Session *s, const char *line);
+
+// Handlers, by family (cmd_*.c).
+int cmd_help(Session *s, const Args *a, Err *err);
+int cmd_quit(Session *s, const Args *a, Err *err);
+int cmd_show(Session *s, const Args *a, Err *err);
+int cmd_set(Session *s, const Args *a, Err *err);
+int cmd_tok_train(Session *s, const Args *a, Err *err);
+int cmd_tok_load(Session *s, const Args *a, Err *err);
+int cmd_tok_encode(Session *s, const Args *a, Err *err);
+int cmd_tok_decode(Session *s, const Args *a, Err *err);
+int cmd_data_load(Session *s, const Args *a, Err *err);
+int cmd_model_new(Session *s, const Args *a, Err *err);
+int cmd_model_info(Session *s, const Args *a, Err *err);
+int cmd_optim(Session *s, const Args *a, Err *err);
+int cmd_train(Session *s, const Args *a, Err *err);
+int cmd_step(Session *s, const Args *a, Err *err);
+int cmd_eval(Session *s, const Args *a, Err *err);
+int cmd_bench_train(Session *s, const Args *a, Err *err);
+
+// Shared by handlers: a model config as JSON; the optimizer settings as a line of text and
+// into a JSON object.
+cJSON *model_config_json(const ModelConfig *c);
+void optim_describe(const Session *s, const OptimConfig *o, cJSON *into);
+
+// `set` keys: name, type, doc — the same spec type as options, so checking and completion
+// come for free.
+extern const OptSpec settings[];
+
+// Readline completion (complete.c).
+void completion_install(void);

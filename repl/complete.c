@@ -1,0 +1,178 @@
+// complete.c — readline tab completion, read off the command table: command names,
+// sub-commands, key= option names, option values (choices, on/off, paths), presets,
+// optimizer names, settings, and file paths as the fallback.
+#include <readline/readline.h>
+#include <stdlib.h>
+#include <string.h>
+#include "commands.h"
+
+// The array readline wants: [0] the common prefix of all matches, then the matches, NULL.
+typedef struct Matches {
+    char **v;          // v[0] reserved for the common prefix
+    int n, cap;        // n counts v[0]
+    const char *text;  // what is being completed
+    size_t len;
+} Matches;
+
+static void push(Matches *m, char *owned) {
+    if (m->n + 2 > m->cap) {
+        int cap = m->cap ? 2 * m->cap : 16;
+        char **v = realloc(m->v, (size_t)cap * sizeof *v);
+        if (!v) { free(owned); return; }
+        m->v = v;
+        m->cap = cap;
+    }
+    m->v[m->n++] = owned;
+}
+
+static void add(Matches *m, const char *candidate) {
+    if (strncmp(candidate, m->text, m->len) != 0) return;
+    for (int i = 1; i < m->n; i++)
+        if (strcmp(m->v[i], candidate) == 0) return;
+    char *copy = strdup(candidate);
+    if (copy) push(m, copy);
+}
+
+static void add_list(Matches *m, const char *const *list) {
+    for (; list && *list; list++) add(m, *list);
+}
+
+// "bpe|unigram" → bpe, unigram
+static void add_choices(Matches *m, const char *choices) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", choices);
+    for (char *save = NULL, *c = strtok_r(buf, "|", &save); c; c = strtok_r(NULL, "|", &save)) add(m, c);
+}
+
+static void add_files(Matches *m) {
+    char *f;
+    for (int state = 0; (f = rl_filename_completion_function(m->text, state)); state++) push(m, f);
+}
+
+static char **finish(Matches *m) {
+    if (m->n <= 1) { free(m->v); return NULL; }
+    m->v[m->n] = NULL;
+    if (m->n == 2) {  // one match: it replaces the word
+        m->v[0] = m->v[1];
+        m->v[1] = NULL;
+        if (m->v[0][strlen(m->v[0]) - 1] == '=') rl_completion_append_character = '\0';
+        return m->v;
+    }
+    size_t lcd = strlen(m->v[1]);
+    for (int i = 2; i < m->n; i++)
+        for (size_t j = 0; j < lcd; j++)
+            if (m->v[i][j] != m->v[1][j]) { lcd = j; break; }
+    m->v[0] = strndup(m->v[1], lcd);
+    return m->v;
+}
+
+// ---- what is being typed -------------------------------------------------------------------
+
+// The words of the current command before the word being completed (the line from the last
+// `;` outside quotes up to `start`).
+static int words_before(int start, Words **cmd) {
+    const char *line = rl_line_buffer;
+    int seg = 0;
+    char quote = 0;
+    for (int i = 0; i < start; i++) {
+        if (quote) { if (line[i] == quote) quote = 0; }
+        else if (line[i] == '"' || line[i] == '\'') quote = line[i];
+        else if (line[i] == ';') seg = i + 1;
+    }
+    int end = start;
+    if (end > seg && (line[end - 1] == '"' || line[end - 1] == '\'')) end--;  // "my fi<Tab>
+    char *prefix = strndup(line + seg, (size_t)(end - seg));
+    Err err;
+    int n = prefix ? parse_line(prefix, cmd, &err) : -1;
+    free(prefix);
+    if (n == 1) return (*cmd)->n;
+    if (n > 0) words_free(*cmd, n);
+    *cmd = NULL;
+    return 0;
+}
+
+static void add_command_names(Matches *m) {
+    for (int i = 0; i < n_commands; i++) add(m, commands[i].name);
+}
+
+static void add_subs(Matches *m, const char *name) {
+    for (int i = 0; i < n_commands; i++)
+        if (commands[i].sub && strcmp(commands[i].name, name) == 0) add(m, commands[i].sub);
+}
+
+// After `key=`: the values the option takes.
+static void add_values(Matches *m, const OptSpec *o) {
+    if (!o) return;
+    if (o->type == OPT_ENUM) add_choices(m, o->choices);
+    else if (o->type == OPT_BOOL) add_choices(m, "on|off");
+    else if (o->type == OPT_PATH) add_files(m);
+}
+
+// Positional argument number `index` of command c (earlier positionals in w from `first`).
+static void add_positional(Matches *m, const CmdSpec *c, const Words *w, int first, int index) {
+    if (c->max_pos >= 0 && index >= c->max_pos) return;
+    switch (c->pos) {
+    case POS_WORD: if (index == 0) add_list(m, c->words); break;
+    case POS_PATH: add_files(m); break;
+    case POS_COMMAND:
+        if (index == 0) add_command_names(m);
+        else add_subs(m, w->w[first]);
+        break;
+    case POS_SETTING:
+        if (index == 0) for (const OptSpec *o = settings; o->name; o++) add(m, o->name);
+        else add_values(m, opt_find(settings, w->w[first]));
+        break;
+    default: break;
+    }
+}
+
+static void add_option_names(Matches *m, const CmdSpec *c, const Words *w, int first) {
+    for (const OptSpec *o = c->opts; o && o->name; o++) {
+        char key[72];
+        snprintf(key, sizeof key, "%s=", o->name);
+        int given = 0;
+        for (int i = first; i < w->n; i++) given |= strncmp(w->w[i], key, strlen(key)) == 0;
+        if (!given) add(m, key);
+    }
+}
+
+static void complete_arguments(Matches *m, const Words *w, int value_of_last) {
+    const char *name = w->w[0];
+    int subs = command_has_subs(name);
+    if (subs && w->n == 1 && !value_of_last) { add_subs(m, name); return; }
+    const CmdSpec *c = command_find(name, subs ? w->w[1] : NULL);
+    int first = subs ? 2 : 1;
+    if (!c) return;
+    if (value_of_last) {  // the last word is "key=": complete its value
+        char key[64];
+        snprintf(key, sizeof key, "%s", w->w[w->n - 1]);
+        key[strcspn(key, "=")] = '\0';
+        add_values(m, opt_find(c->opts, key));
+        return;
+    }
+    int positionals = 0;
+    for (int i = first; i < w->n; i++) positionals += w->quoted[i] || !strchr(w->w[i], '=');
+    add_option_names(m, c, w, first);
+    add_positional(m, c, w, first, positionals);
+}
+
+static char **complete(const char *text, int start, int end) {
+    (void)end;
+    rl_attempted_completion_over = 1;  // our matches or none; readline adds no filenames
+    Matches m = {.text = text, .len = strlen(text), .n = 1};
+    Words *w;
+    int n = words_before(start, &w);
+    int value_of_last = start > 0 && rl_line_buffer[start - 1] == '=' && n > 0;
+    if (n == 0) add_command_names(&m);
+    else complete_arguments(&m, w, value_of_last);
+    if (n > 0 && m.n == 1 && !value_of_last) add_files(&m);  // nothing better: paths
+    if (w) words_free(w, 1);
+    return finish(&m);
+}
+
+void completion_install(void) {
+    rl_readline_name = "lrsh";  // for `$if lrsh` in ~/.inputrc
+    rl_attempted_completion_function = complete;
+    rl_completer_word_break_characters = " \t\n\"'=;";
+    rl_completer_quote_characters = "\"'";
+}

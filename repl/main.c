@@ -1,0 +1,218 @@
+// main.c — lrsh's command line: options, then one of the modes: commands given with -c,
+// script files, lines piped on stdin, or the interactive prompt.
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "commands.h"
+#include "prompt.h"
+#include "../kernels/cpu/blas_check.h"
+
+#define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 130
+
+typedef struct Options {
+    int json, quiet, threads;
+    uint64_t seed;
+    const char *command;   // -c
+    char **files;          // scripts, in order
+    int n_files;
+} Options;
+
+static void usage(FILE *to) {
+    fprintf(to,
+            "usage: lrsh [options] [FILE.lrsh ...]\n"
+            "       lrsh [options] -c 'command; command ...'\n"
+            "\n"
+            "With no FILE and no -c, lrsh opens a prompt on a terminal, or reads commands from\n"
+            "stdin when it is a pipe. Scripts and -c stop at the first failed command and exit\n"
+            "non-zero (`set errexit off` goes on).\n"
+            "\n"
+            "options:\n"
+            "  -c COMMANDS      run COMMANDS (separated by `;`) and exit\n"
+            "  --json           one JSON object per result on stdout; human text on stderr\n"
+            "  -q, --quiet      no notes or progress lines\n"
+            "  --seed N         seed for models, training and evaluation (default 1234)\n"
+            "  --threads N      CPU threads (default: all cores)\n"
+            "  --device D       cpu (default) or cuda\n"
+            "  -h, --help       this text\n"
+            "  -V, --version    version and backends\n"
+            "\n"
+            "Inside lrsh, `help` lists the commands and `help COMMAND` shows one.\n");
+}
+
+static int number_arg(const char *opt, const char *v, long long *out) {
+    char *end;
+    if (!v) { fprintf(stderr, "lrsh: %s needs a value\n", opt); return -1; }
+    *out = strtoll(v, &end, 10);
+    if (!*v || *end || *out < 0) {
+        fprintf(stderr, "lrsh: %s expects a non-negative integer, got '%s'\n", opt, v);
+        return -1;
+    }
+    return 0;
+}
+
+static int device_arg(const char *v) {
+    if (!v) { fputs("lrsh: --device needs a value (cpu or cuda)\n", stderr); return -1; }
+    if (strcmp(v, "cpu") == 0) return 0;
+#ifndef LRSH_CUDA
+    if (strcmp(v, "cuda") == 0) {
+        fputs("lrsh: --device cuda: this build has no CUDA backend (issue 9)\n", stderr);
+        return -1;
+    }
+#else
+    if (strcmp(v, "cuda") == 0) {
+        fputs("lrsh: --device cuda: the CUDA backend is not wired into the shell yet\n", stderr);
+        return -1;
+    }
+#endif
+    fprintf(stderr, "lrsh: --device expects cpu or cuda, got '%s'\n", v);
+    return -1;
+}
+
+// "--seed=5" and "--seed 5" both work; *i advances past a separate value.
+static const char *option_value(int argc, char **argv, int *i, const char *name) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=') return argv[*i] + n + 1;
+    return *i + 1 < argc ? argv[++*i] : NULL;
+}
+
+static int is_option(const char *arg, const char *name) {
+    size_t n = strlen(name);
+    return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
+}
+
+// Returns -1 to exit with success (--help, --version), EXIT_USAGE on a bad option, else 0.
+static int parse_options(int argc, char **argv, Options *o) {
+    long long v;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) { i++; break; }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(stdout); return -1; }
+        if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+#ifdef LRSH_CUDA
+            printf("lrsh %s (backends: cpu, cuda)\n", LRSH_VERSION);
+#else
+            printf("lrsh %s (backends: cpu)\n", LRSH_VERSION);
+#endif
+            return -1;
+        }
+        if (strcmp(a, "--json") == 0) o->json = 1;
+        else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) o->quiet = 1;
+        else if (strcmp(a, "-c") == 0) {
+            if (i + 1 >= argc) { fputs("lrsh: -c needs commands\n", stderr); return EXIT_USAGE; }
+            o->command = argv[++i];
+        } else if (is_option(a, "--seed")) {
+            if (number_arg("--seed", option_value(argc, argv, &i, "--seed"), &v) != 0) return EXIT_USAGE;
+            o->seed = (uint64_t)v;
+        } else if (is_option(a, "--threads")) {
+            if (number_arg("--threads", option_value(argc, argv, &i, "--threads"), &v) != 0) return EXIT_USAGE;
+            o->threads = (int)v;
+        } else if (is_option(a, "--device")) {
+            if (device_arg(option_value(argc, argv, &i, "--device")) != 0) return EXIT_USAGE;
+        } else {
+            fprintf(stderr, "lrsh: unknown option '%s' (lrsh --help lists them)\n", a);
+            return EXIT_USAGE;
+        }
+    }
+    o->files = argv + i;
+    o->n_files = argc - i;
+    return 0;
+}
+
+// ---- modes --------------------------------------------------------------------------------
+
+// Lines from a script or a pipe; stops at the first failure under errexit. Returns the exit
+// status.
+static int run_stream(Session *s, FILE *in, const char *name) {
+    char *line = NULL;
+    size_t cap = 0;
+    int failed = 0;
+    s->src_name = name;
+    s->src_line = 0;
+    while (!s->quit && getline(&line, &cap, in) >= 0) {
+        s->src_line++;
+        if (run_line(s, line) != 0) {
+            failed = 1;
+            if (s->errexit) break;
+        }
+        if (lrsh_interrupted) {
+            fprintf(stderr, "%s:%d: interrupted\n", name, s->src_line);
+            free(line);
+            return EXIT_INTERRUPTED;
+        }
+    }
+    free(line);
+    s->src_name = NULL;
+    return failed;
+}
+
+static int run_file(Session *s, const char *path) {
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "lrsh: cannot open %s: ", path);
+        perror(NULL);
+        return 1;
+    }
+    int rc = run_stream(s, f, path);
+    if (f != stdin) fclose(f);
+    return rc;
+}
+
+static void on_sigint(int sig) {
+    (void)sig;
+    // A command that never reaches a step boundary: the third Ctrl-C leaves anyway.
+    if (++lrsh_interrupted >= 3) {
+        static const char msg[] = "\nlrsh: interrupted three times; leaving\n";
+        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)ignored;
+        _exit(EXIT_INTERRUPTED);
+    }
+}
+
+static void install_sigint(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;  // no SA_RESTART: a blocking read returns EINTR
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static int run(Session *s, const Options *o) {
+    if (o->command) {
+        int rc = run_line(s, o->command) != 0;
+        if (lrsh_interrupted) return EXIT_INTERRUPTED;
+        if (rc || s->quit) return rc;
+    }
+    for (int i = 0; i < o->n_files && !s->quit; i++) {
+        int rc = run_file(s, o->files[i]);
+        if (rc) return rc;
+    }
+    if (o->command || o->n_files) return 0;
+    if (isatty(STDIN_FILENO)) {
+        s->errexit = 0;
+        return prompt_loop(s);
+    }
+    return run_stream(s, stdin, "<stdin>");
+}
+
+int main(int argc, char **argv) {
+    cpu_blas_ensure_core(argc, argv);  // may re-exec with OPENBLAS_CORETYPE set: before anything else
+    Options o = {.seed = 1234};
+    int rc = parse_options(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    install_sigint();
+    Session s;
+    Err err = {{0}};
+    if (session_init(&s, o.threads, o.seed, &err) != 0) {
+        fprintf(stderr, "lrsh: %s\n", err.msg);
+        return 1;
+    }
+    s.json = o.json;
+    s.quiet = o.quiet;
+    rc = run(&s, &o);
+    session_free(&s);
+    return rc;
+}

@@ -1,0 +1,133 @@
+// output.c — human text versus JSON lines, number formatting and the live progress line.
+#include "output.h"
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static FILE *text_stream(const Session *s) { return s->json ? stderr : stdout; }
+
+void out_text(const Session *s, const char *fmt, ...) {
+    if (s->json && s->quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(text_stream(s), fmt, ap);
+    va_end(ap);
+}
+
+void out_note(const Session *s, const char *fmt, ...) {
+    if (s->quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(text_stream(s), fmt, ap);
+    va_end(ap);
+}
+
+static void print_json_line(const cJSON *obj) {
+    char *text = cJSON_PrintUnformatted(obj);
+    if (text) {
+        fputs(text, stdout);
+        fputc('\n', stdout);
+        free(text);
+    }
+    fflush(stdout);  // a program on the other end of a pipe reads one line per command
+}
+
+void out_error(const Session *s, const char *command, const char *msg) {
+    char where[1100] = "";
+    if (s->src_name) snprintf(where, sizeof where, "%s:%d", s->src_name, s->src_line);
+    if (s->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddFalseToObject(o, "ok");
+        cJSON_AddStringToObject(o, "error", msg);
+        cJSON_AddStringToObject(o, "command", command ? command : "");
+        if (where[0]) cJSON_AddStringToObject(o, "where", where);
+        print_json_line(o);
+        cJSON_Delete(o);
+        return;
+    }
+    fflush(stdout);  // keep the error after the output that preceded it
+    if (where[0]) fprintf(stderr, "%s: error: %s\n", where, msg);
+    else fprintf(stderr, "error: %s\n", msg);
+}
+
+void out_emit(Session *s, cJSON *obj) {
+    if (s->json) print_json_line(obj);
+    cJSON_Delete(obj);
+    s->emitted = 1;
+}
+
+void out_result(const Session *s, const cJSON *obj) {
+    if (s->json) print_json_line(obj);
+    else fflush(stdout);
+}
+
+void json_add_real(cJSON *obj, const char *key, double v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.7g", v);
+    cJSON_AddNumberToObject(obj, key, strtod(buf, NULL));
+}
+
+const char *fmt_count(char *buf, size_t size, double n) {
+    const char *unit = "";
+    if (n >= 1e9) { n /= 1e9; unit = "G"; }
+    else if (n >= 1e6) { n /= 1e6; unit = "M"; }
+    else if (n >= 1e4) { n /= 1e3; unit = "k"; }
+    if (*unit) snprintf(buf, size, "%.2f%s", n, unit);
+    else snprintf(buf, size, "%.0f", n);
+    return buf;
+}
+
+const char *fmt_bytes(char *buf, size_t size, double bytes) {
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 4) { bytes /= 1024; u++; }
+    snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+    return buf;
+}
+
+const char *fmt_duration(char *buf, size_t size, double seconds) {
+    if (!(seconds >= 0) || seconds > 1e8) { snprintf(buf, size, "?"); return buf; }
+    long t = (long)(seconds + 0.5);
+    if (t >= 3600) snprintf(buf, size, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, size, "%ld:%02ld", t / 60, t % 60);
+    return buf;
+}
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void progress_begin(Progress *p, const Session *s, int total) {
+    memset(p, 0, sizeof *p);
+    p->total = total;
+    if (s->quiet) return;
+    p->to = text_stream(s);
+    p->live = isatty(fileno(p->to));
+    p->every = total >= 10 ? total / 10 : 1;
+}
+
+void progress_update(Progress *p, int done, int step, float loss, double tok_per_s, double eta_s) {
+    if (!p->to) return;
+    char rate[32], eta[32];
+    fmt_count(rate, sizeof rate, tok_per_s);
+    fmt_duration(eta, sizeof eta, eta_s);
+    if (p->live) {
+        // \033[K clears what a longer previous line left behind
+        fprintf(p->to, "\rstep %d (%d/%d)  loss %.4f  %s tok/s  ETA %s\033[K", step, done, p->total,
+                loss, rate, eta);
+        p->shown = 1;
+    } else if (done % p->every == 0 || done == p->total) {
+        fprintf(p->to, "step %d (%d/%d)  loss %.4f  %s tok/s  ETA %s\n", step, done, p->total, loss,
+                rate, eta);
+    }
+    fflush(p->to);
+}
+
+void progress_end(Progress *p) {
+    if (p->to && p->shown) fputc('\n', p->to);
+    p->shown = 0;
+}

@@ -1,0 +1,45 @@
+// output.h — the two faces of every command: text for people, one JSON object per result line
+// for programs. In JSON mode stdout carries only JSON; all human text moves to stderr.
+#pragma once
+#include <stdio.h>
+#include <cjson/cJSON.h>
+#include "session.h"
+
+// A command's human-readable result (tables, ids, losses). stdout normally; stderr in JSON
+// mode, where --quiet drops it.
+void out_text(const Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Commentary (what was built, where a file went, hints); --quiet drops it.
+void out_note(const Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// A failed command: `error: msg` on stderr (with file:line in scripts), or in JSON mode
+// {"ok":false,"error":…,"command":…} on stdout.
+void out_error(const Session *s, const char *command, const char *msg);
+// Print one JSON object as a line of stdout (JSON mode only) and mark the command as having
+// emitted its own result lines; takes ownership of obj.
+void out_emit(Session *s, cJSON *obj);
+// Print the command's result object (JSON mode only).
+void out_result(const Session *s, const cJSON *obj);
+
+// A measured or float-typed value, to 7 significant digits: a float's 0.1 prints as 0.1, not
+// 0.10000000149011612.
+void json_add_real(cJSON *obj, const char *key, double v);
+
+// Numbers for people: 1234567 → "1.23M", bytes → "4.5 MiB", seconds → "1:02:03".
+const char *fmt_count(char *buf, size_t size, double n);
+const char *fmt_bytes(char *buf, size_t size, double bytes);
+const char *fmt_duration(char *buf, size_t size, double seconds);
+
+// The training progress display: one line rewritten in place on a terminal, plain lines
+// every ~10% otherwise; nothing in JSON mode unless stderr is a terminal.
+typedef struct Progress {
+    int total;          // steps in this run
+    int live;           // rewrite one line with \r
+    int every;          // print every this many steps when not live
+    int shown;          // a live line is on screen and needs a newline
+    FILE *to;           // stdout, or stderr in JSON mode; NULL: silent
+} Progress;
+
+void progress_begin(Progress *p, const Session *s, int total);
+void progress_update(Progress *p, int done, int step, float loss, double tok_per_s, double eta_s);
+void progress_end(Progress *p);
+
+double now_seconds(void);  // monotonic clock

@@ -1,0 +1,82 @@
+// session.c — creating and tearing down the session, the "run X first" guards, and the
+// invalidation rules between tokenizer, data, model and trainer.
+#include "session.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "output.h"
+
+volatile sig_atomic_t lrsh_interrupted = 0;
+
+int session_init(Session *s, int threads, uint64_t seed, Err *err) {
+    memset(s, 0, sizeof *s);
+    s->threads = threads;
+    s->be = backend_cpu(threads);
+    if (!s->be) return err_set(err, "the CPU backend could not start");
+    s->seed = seed;
+    s->batch = 8;
+    s->accum = 1;
+    s->errexit = 1;
+    if (model_config_preset(&s->model_cfg, "tiny", err) != 0) return -1;
+    snprintf(s->model_preset, sizeof s->model_preset, "tiny");
+    return optim_config_default(&s->optim, "adamw", err);
+}
+
+void session_free(Session *s) {
+    session_drop_trainer(s);
+    if (s->has_model) model_free(&s->model);
+    s->has_model = 0;
+    if (s->has_data) dataset_free(&s->data);
+    s->has_data = 0;
+    tokenizer_free(s->tok);
+    s->tok = NULL;
+}
+
+int session_need_tokenizer(const Session *s, Err *err) {
+    if (s->tok) return 0;
+    return err_set(err, "no tokenizer: run `tok train` or `tok load` first");
+}
+
+int session_need_data(const Session *s, Err *err) {
+    if (s->has_data) return 0;
+    return err_set(err, "no data: run `data load` first (after `tok train` or `tok load`)");
+}
+
+int session_need_model(const Session *s, Err *err) {
+    if (s->has_model) return 0;
+    return err_set(err, "no model: run `model new` first (e.g. `model new tiny`)");
+}
+
+void session_drop_data(Session *s, const char *why) {
+    if (!s->has_data) return;
+    dataset_free(&s->data);
+    s->has_data = 0;
+    out_note(s, "data dropped (%s): run `data load` again\n", why);
+}
+
+void session_drop_trainer(Session *s) {
+    if (!s->has_trainer) return;
+    trainer_free(&s->trainer);
+    s->has_trainer = 0;
+}
+
+static int make_dir(const char *path, Err *err) {
+    if (mkdir(path, 0755) == 0 || errno == EEXIST) return 0;
+    return err_set(err, "cannot create %s: %s", path, strerror(errno));
+}
+
+int session_cache_dir(char *out, size_t size, Err *err) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) {
+        snprintf(out, size, "%s", xdg);
+    } else if (home && *home) {
+        snprintf(out, size, "%s/.cache", home);
+    } else {
+        snprintf(out, size, "/tmp");
+    }
+    if (make_dir(out, err) != 0) return -1;
+    size_t n = strlen(out);
+    snprintf(out + n, size - n, "/lrsh");
+    return make_dir(out, err);
+}

@@ -1,0 +1,69 @@
+// session.h — everything one run of the shell holds: the backend, the tokenizer, the data, the
+// model, the trainer and the settings. The engine objects live here and nowhere else; the only
+// global is the interrupt flag that the SIGINT handler sets.
+#pragma once
+#include <signal.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include "../engine/err.h"
+#include "../engine/bench.h"
+#include "../engine/dataset.h"
+#include "../engine/model.h"
+#include "../engine/optim.h"
+#include "../engine/train.h"
+#include "../kernels/kernels.h"
+#include "../tokenizer/tokenizer.h"
+
+#define LRSH_VERSION "0.1.0"
+
+// Set by SIGINT; loops that run many steps (train) poll it at step boundaries.
+extern volatile sig_atomic_t lrsh_interrupted;
+
+typedef struct Session {
+    // compute
+    const Backend *be;
+    int threads;                 // 0: the backend's default (all cores)
+
+    // engine state; each `has_` flag says whether the struct beside it is live
+    Tokenizer *tok;
+    char tok_path[1024];
+    Dataset data;
+    int has_data;
+    ModelConfig model_cfg;       // the config `model new` starts from when given no preset
+    char model_preset[16];       // the preset the current config came from, for `show`
+    Model model;
+    int has_model;
+    OptimConfig optim;           // the optimizer the next trainer gets
+    Trainer trainer;
+    int has_trainer;
+
+    // settings (`set KEY VALUE`)
+    int batch, accum;
+    uint64_t seed;
+    int json, quiet, errexit;
+
+    // where the command being run came from, for error messages ("file.lrsh:3")
+    const char *src_name;
+    int src_line;
+
+    // the JSON result of the command being run (dispatch creates it, handlers add fields)
+    cJSON *result;
+    int emitted;                 // the handler printed its own JSON lines (one per run)
+    int quit;                    // `quit` was typed
+} Session;
+
+int session_init(Session *s, int threads, uint64_t seed, Err *err);
+void session_free(Session *s);
+
+// Guards the commands share; each returns 0 or -1 with a message that says what to run first.
+int session_need_tokenizer(const Session *s, Err *err);
+int session_need_data(const Session *s, Err *err);
+int session_need_model(const Session *s, Err *err);
+
+// Drop the things that depend on what is being replaced (a new tokenizer invalidates the data,
+// a new model the trainer), saying so to the user.
+void session_drop_data(Session *s, const char *why);
+void session_drop_trainer(Session *s);
+
+// The directory for lrsh's caches ($XDG_CACHE_HOME/lrsh or ~/.cache/lrsh), created if needed.
+int session_cache_dir(char *out, size_t size, Err *err);

@@ -1,0 +1,95 @@
+# cli.sh — lrsh's command line and modes: -c, script files, piped stdin, --json, --help,
+# --version, --device, exit statuses.
+. tests/shell/testlib
+
+out=$("$LRSH" --help 2>&1); rc=$?
+check_status help_status 0 $rc
+check_contains help_usage "$out" "usage: lrsh"
+
+out=$("$LRSH" --version 2>&1); rc=$?
+check_status version_status 0 $rc
+check_contains version_text "$out" "lrsh "
+
+out=$("$LRSH" --bogus 2>&1); rc=$?
+check_status bad_flag_status 2 $rc
+check_contains bad_flag_message "$out" "unknown option '--bogus'"
+
+out=$("$LRSH" --device cuda -c show 2>&1); rc=$?
+if "$LRSH" --version | grep -q cuda; then
+    ok device_cuda_skipped_on_cuda_build
+else
+    check_status device_cuda_status nonzero $rc
+    check_contains device_cuda_message "$out" "this build has no CUDA backend"
+fi
+
+# -c: several commands, `;` inside quotes is not a separator
+out=$("$LRSH" -c 'set batch 3; set seed 7; show' 2>&1); rc=$?
+check_status c_several_status 0 $rc
+check_contains c_several_batch "$out" "batch=3"
+check_contains c_several_seed "$out" "seed=7"
+out=$("$LRSH" --json -c 'help "tok"; set accum 2' 2>/dev/null)
+check_eq c_two_results 2 "$(printf '%s\n' "$out" | wc -l | tr -d ' ')"
+out=$("$LRSH" -c 'help "a;b"' 2>&1)
+check_contains c_quoted_semicolon "$out" "no command 'a;b'"
+
+# -c stops at the first failure and exits non-zero
+out=$("$LRSH" -c 'set batch 2; nosuch; set batch 5; show' 2>&1); rc=$?
+check_status c_error_status nonzero $rc
+check_not_contains c_error_stops "$out" "batch=5"
+
+# scripts: comments, blank lines, stop at the first error naming file:line
+cat > "$TMP/ok.lrsh" <<'EOF'
+# a comment
+
+set batch 4   # a trailing comment
+show
+EOF
+out=$("$LRSH" "$TMP/ok.lrsh" 2>&1); rc=$?
+check_status script_ok_status 0 $rc
+check_contains script_ok_output "$out" "batch=4"
+
+cat > "$TMP/bad.lrsh" <<'EOF'
+# line 1
+set batch 4
+train stesp=3
+set batch 9
+show
+EOF
+out=$("$LRSH" "$TMP/bad.lrsh" 2>&1); rc=$?
+check_status script_error_status nonzero $rc
+check_contains script_error_where "$out" "$TMP/bad.lrsh:3:"
+check_not_contains script_error_stops "$out" "batch=9"
+
+out=$("$LRSH" "$TMP/missing.lrsh" 2>&1); rc=$?
+check_status script_missing_status nonzero $rc
+check_contains script_missing_message "$out" "cannot open"
+
+# `set errexit off` lets a script go on; the status still says something failed
+printf 'set errexit off\nnosuch\nset batch 6\nshow\n' > "$TMP/goon.lrsh"
+out=$("$LRSH" "$TMP/goon.lrsh" 2>&1); rc=$?
+check_status errexit_off_status nonzero $rc
+check_contains errexit_off_goes_on "$out" "batch=6"
+
+# piped stdin: no prompt, commands run
+out=$(printf 'set batch 5\nshow\n' | "$LRSH" 2>&1); rc=$?
+check_status pipe_status 0 $rc
+check_contains pipe_runs "$out" "batch=5"
+check_not_contains pipe_no_prompt "$out" "lrsh>"
+out=$(printf 'show\nnosuch\n' | "$LRSH" 2>&1); rc=$?
+check_status pipe_error_status nonzero $rc
+check_contains pipe_error_where "$out" "<stdin>:2:"
+
+# quit stops the rest
+out=$("$LRSH" -c 'quit; set batch 7; show' 2>&1); rc=$?
+check_status quit_status 0 $rc
+check_not_contains quit_stops "$out" "batch=7"
+
+# --json: stdout is only JSON objects, one per line, errors included
+out=$("$LRSH" --json -c 'set errexit off; show; help; help train; nosuch; set batch 2' 2>/dev/null)
+check_eq json_lines_valid "valid 6" "$(printf '%s\n' "$out" | json_lines)"
+check_eq json_error_ok_false "false" "$(printf '%s\n' "$out" | grep nosuch | json_field ok)"
+check_eq json_error_command '"nosuch"' "$(printf '%s\n' "$out" | grep nosuch | json_field command)"
+out=$(printf 'show\n' | "$LRSH" --json 2>/dev/null)
+check_eq json_pipe "valid 1" "$(printf '%s\n' "$out" | json_lines)"
+
+finish

@@ -1,0 +1,78 @@
+# commands.sh — the command table: help lists every command, `help CMD` shows options,
+# unknown commands and options get "did you mean", bad values name the option.
+. tests/shell/testlib
+
+out=$("$LRSH" -c help 2>&1); rc=$?
+check_status help_status 0 $rc
+for cmd in help show set quit exit "tok train" "tok load" "tok encode" "tok decode" "data load" \
+           "model new" "model info" optim train step eval "bench train"; do
+    check_contains "help_lists_$(echo "$cmd" | tr ' ' _)" "$out" "  $cmd "
+done
+
+out=$("$LRSH" -c 'help train' 2>&1)
+check_contains help_train_usage "$out" "usage: train steps=N"
+check_contains help_train_steps "$out" "steps=N"
+check_contains help_train_batch "$out" "batch=N"
+check_contains help_train_example "$out" "Examples:"
+out=$("$LRSH" -c 'help tok train' 2>&1)
+check_contains help_tok_train_default "$out" "default 8192"
+check_contains help_tok_train_enum "$out" "type=bpe|unigram"
+out=$("$LRSH" -c 'help tok' 2>&1)
+check_contains help_family "$out" "tok encode TEXT"
+out=$("$LRSH" --json -c 'help optim' 2>/dev/null)
+check_contains help_json_options "$(printf '%s\n' "$out" | json_field options)" '"name": "lr"'
+
+# unknown commands, sub-commands, options: did you mean
+out=$("$LRSH" -c trian 2>&1)
+check_contains unknown_command "$out" "did you mean 'train'"
+out=$("$LRSH" -c 'tok encdoe hi' 2>&1)
+check_contains unknown_sub "$out" "did you mean 'tok encode'"
+out=$("$LRSH" -c 'encode hi' 2>&1)
+check_contains sub_without_family "$out" "did you mean 'tok encode'"
+out=$("$LRSH" -c 'train stesp=5' 2>&1)
+check_contains unknown_option "$out" "did you mean 'steps='"
+out=$("$LRSH" -c 'set btach 4' 2>&1)
+check_contains unknown_setting "$out" "did you mean 'batch'"
+out=$("$LRSH" -c 'tok' 2>&1)
+check_contains missing_sub "$out" "tok needs a sub-command"
+
+# values: the option is named with what it expects
+out=$("$LRSH" -c 'train steps=abc' 2>&1); rc=$?
+check_status bad_int_status nonzero $rc
+check_contains bad_int "$out" "steps= expects an integer, got 'abc'"
+out=$("$LRSH" -c 'data load val=lots' 2>&1)
+check_contains bad_float "$out" "val= expects a number"
+out=$("$LRSH" -c 'tok train type=wordpiece' 2>&1)
+check_contains bad_enum "$out" "type= expects one of bpe|unigram"
+out=$("$LRSH" -c 'data load val=0.9' 2>&1)
+check_contains bad_range "$out" "val= must be between 0 and 0.5"
+out=$("$LRSH" -c 'set json maybe' 2>&1)
+check_contains bad_bool "$out" "set json expects on or off"
+out=$("$LRSH" -c 'train steps=1 steps=2' 2>&1)
+check_contains twice "$out" "given twice"
+out=$("$LRSH" -c 'show extra' 2>&1)
+check_contains extra_arg "$out" "show takes no arguments"
+out=$("$LRSH" -c 'tok load "unterminated' 2>&1)
+check_contains unterminated_quote "$out" "unterminated"
+
+# guards: say what to run first
+out=$("$LRSH" -c 'data load' 2>&1)
+check_contains data_needs_tok "$out" "no tokenizer: run \`tok train\` or \`tok load\` first"
+out=$("$LRSH" -c 'train steps=1' 2>&1)
+check_contains train_needs_model "$out" "no model"
+out=$("$LRSH" -c 'model info' 2>&1)
+check_contains info_needs_model "$out" "no model"
+out=$("$LRSH" -c 'tok encode hi' 2>&1)
+check_contains encode_needs_tok "$out" "no tokenizer"
+
+# engine errors come back as one line and the session goes on
+out=$("$LRSH" -c 'set errexit off; model new huge; tok load /nonexistent.model; set batch 3; show' 2>&1)
+check_contains engine_error_preset "$out" "error: unknown preset"
+check_contains engine_error_goes_on "$out" "batch=3"
+
+# optim: settings change, show reflects them
+out=$("$LRSH" --json -c 'optim adamw lr=0.002 warmup=5' 2>/dev/null)
+check_eq optim_lr "0.002" "$(printf '%s\n' "$out" | json_field lr)"
+check_eq optim_warmup "5" "$(printf '%s\n' "$out" | json_field warmup)"
+
+finish

@@ -1,0 +1,85 @@
+# train.sh — the whole path through the engine: tok train, encode/decode round trip,
+# data load, model new, train, step, eval, with --json results.
+. tests/shell/testlib
+
+# tok train on the default corpus (small vocab: quick); encode and decode round-trip
+out=$("$LRSH" --json -c 'tok train vocab=512; tok encode "Hello, world"' 2>"$TMP/err"); rc=$?
+check_status tok_train_status 0 $rc
+check_eq tok_train_json "valid 2" "$(printf '%s\n' "$out" | json_lines)"
+model=$(printf '%s\n' "$out" | json_field path | tr -d '"')
+check_eq tok_model_file yes "$([ -f "$model" ] && echo yes || echo no)"
+ids=$(printf '%s\n' "$out" | json_field ids | tr -d '[],')
+n=$(printf '%s\n' "$out" | json_field n)
+check_eq tok_encode_n "$n" "$(echo $ids | wc -w | tr -d ' ')"
+out=$("$LRSH" --json -c "tok load $model; tok decode $ids" 2>/dev/null)
+check_eq tok_roundtrip '"Hello, world"' "$(printf '%s\n' "$out" | json_field text)"
+out=$("$LRSH" -c "tok load $model; tok decode $(echo $ids | tr ' ' ',')" 2>&1)
+check_contains tok_decode_commas "$out" "Hello, world"
+out=$("$LRSH" -c "tok load $model; tok decode 1 99999" 2>&1)
+check_contains tok_decode_range "$out" "outside the vocabulary"
+
+# data load: JSON keys; the second load reuses the cache
+out=$("$LRSH" --json -c "tok load $model; data load val=0.1; data load val=0.1" 2>/dev/null); rc=$?
+check_status data_status 0 $rc
+check_eq data_reused true "$(printf '%s\n' "$out" | json_field reused)"
+for key in tokens train val cache; do
+    check_not_contains "data_key_$key" "$(printf '%s\n' "$out" | json_field $key)" missing
+done
+
+# model new tiny, train 20 steps, step, eval — all as JSON
+prep="tok load $model; data load; model new tiny"
+out=$("$LRSH" --json --seed 3 -c "$prep; model info; train steps=20; step; eval batches=4" 2>"$TMP/err"); rc=$?
+check_status train_status 0 $rc
+check_eq train_json "valid 7" "$(printf '%s\n' "$out" | json_lines)"
+vocab=$(printf '%s\n' "$out" | grep '"model new"' | json_eval 'o["config"]["vocab"]')
+check_eq model_vocab_from_tokenizer 512 "$vocab"
+train=$(printf '%s\n' "$out" | grep '"command":"train"')
+check_eq train_steps 20 "$(printf '%s\n' "$train" | json_field steps)"
+check_eq train_step 20 "$(printf '%s\n' "$train" | json_field step)"
+check_not_contains train_loss "$(printf '%s\n' "$train" | json_field loss)" missing
+check_not_contains train_tok_per_s "$(printf '%s\n' "$train" | json_field tok_per_s)" missing
+check_eq step_is_21 21 "$(printf '%s\n' "$out" | grep '"command":"step"' | json_field step)"
+evalj=$(printf '%s\n' "$out" | grep '"command":"eval"')
+check_not_contains eval_val_loss "$(printf '%s\n' "$evalj" | json_field val_loss)" missing
+check_not_contains eval_ppl "$(printf '%s\n' "$evalj" | json_field ppl)" missing
+sane='0 < o["val_loss"] < math.log(512) + 1 and abs(math.exp(o["val_loss"]) - o["ppl"]) < 1e-3 * o["ppl"]'
+loss_ok=$(printf '%s\n' "$evalj" | json_eval "$sane")
+check_eq eval_sane True "$loss_ok"
+
+# human output: plain progress lines when not a terminal
+out=$("$LRSH" -c "$prep; train steps=4" 2>&1)
+check_contains train_progress_plain "$out" "step 4 (4/4)"
+check_not_contains train_progress_no_cr "$out" "$(printf '\r')"
+
+# a new optimizer on a live trainer resets its state, keeps the step
+out=$("$LRSH" -c "$prep; train steps=2; optim lr=1e-4; show" 2>&1)
+check_contains optim_reset "$out" "optimizer state reset"
+check_contains optim_keeps_step "$out" "step 2"
+
+# a model whose vocabulary is smaller than the data's cannot train on it
+out=$("$LRSH" -c "tok load $model; data load; model new tiny vocab=100; train steps=1" 2>&1); rc=$?
+check_status vocab_mismatch_status nonzero $rc
+check_contains vocab_mismatch "$out" "larger than the model's"
+
+# Ctrl-C (SIGINT) stops train at a step boundary; the rest of -c is skipped; status 130
+"$LRSH" -c "$prep; train steps=100000; show" > "$TMP/int.log" 2>&1 &
+pid=$!
+i=0
+while ! grep -q "trainer built" "$TMP/int.log" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.5
+kill -INT $pid
+wait $pid; rc=$?
+out=$(cat "$TMP/int.log")
+check_status interrupt_status 130 $rc
+check_contains interrupt_message "$out" "interrupted at step"
+check_not_contains interrupt_skips_rest "$out" "settings"
+
+# bench train: one JSON object per run with the documented keys
+out=$("$LRSH" --json -c 'bench train shape=tiny model=factorized steps=1' 2>/dev/null); rc=$?
+check_status bench_status 0 $rc
+check_eq bench_json "valid 1" "$(printf '%s\n' "$out" | json_lines)"
+for key in shape model tok_per_s gflops peak_gflops mfu kernel peak_rss; do
+    check_not_contains "bench_key_$key" "$(printf '%s\n' "$out" | json_field $key)" missing
+done
+
+finish
