@@ -88,7 +88,7 @@ int activations_ensure(Model *m, int B, int T, Err *err) {
     Carver c = {0};
     carve_all(m, a, &c);
     a->floats = c.used;
-    a->base = m->be->alloc(c.used * sizeof(float));
+    a->base = c.used * sizeof(float) < m->be->mem_available() ? m->be->alloc(c.used * sizeof(float)) : NULL;
     if (!a->base) {
         free(a->layer);
         free(a);

@@ -27,6 +27,7 @@
 #define CACHE_VERSION 1u
 #define READ_BYTES (1u << 20)    // one read of the source
 #define PIECE_BYTES (32u << 10)  // one encode call: SentencePiece is fastest and leanest here
+#define OUT_IDS 65536            // ids converted per fwrite
 #define FORTUNES_DIR "/usr/share/games/fortunes"
 
 typedef struct CacheHeader {
@@ -169,8 +170,9 @@ static int cache_path_for(const char *src, const char *cache_dir, char *out, siz
     const char *slash = strrchr(clean, '/');
     const char *base = slash ? slash + 1 : clean;
     if (!cache_dir) {
-        char parent[PATH_MAX];
-        snprintf(parent, sizeof parent, "%.*s", slash ? (int)(slash - clean) + (slash == clean) : 1, slash ? clean : ".");
+        char parent[PATH_MAX] = ".";
+        if (slash == clean) strcpy(parent, "/");
+        else if (slash) snprintf(parent, sizeof parent, "%.*s", (int)(slash - clean), clean);
         if (access(parent, W_OK) == 0) {
             if (snprintf(out, cap, "%s.tok", clean) >= (int)cap) return err_set(err, "%s: path too long", src);
             return 0;
@@ -249,15 +251,35 @@ static size_t piece_end(const char *text, size_t len, size_t max) {
     return i;
 }
 
+// Appends n ids to the cache, token_bytes wide, through the conversion buffer w->out.
+static int append_ids(Writer *w, const int32_t *ids, long n, Err *err) {
+    for (long done = 0; done < n;) {
+        long m = n - done < OUT_IDS ? n - done : OUT_IDS;
+        for (long j = 0; j < m; j++) {
+            if (w->token_bytes == 2) ((uint16_t *)w->out)[j] = (uint16_t)ids[done + j];  // vocab ≤ 65536
+            else ((uint32_t *)w->out)[j] = (uint32_t)ids[done + j];
+        }
+        if (fwrite(w->out, (size_t)w->token_bytes, (size_t)m, w->f) != (size_t)m)
+            return err_set(err, "%s: write failed: %s", w->tmp_path, strerror(errno));
+        done += m;
+    }
+    w->n_tokens += (uint64_t)n;
+    return 0;
+}
+
 // Encodes text[0, len) (valid UTF-8) in pieces, in parallel, and appends the ids in order.
 static int encode_append(Writer *w, const char *text, size_t len, const char *file, Err *err) {
-    enum { MAX_PIECES = READ_BYTES / 1024 + 8 };  // pieces are ≥ ~1 KB except on odd text
+    // Two pieces in a row span more than PIECE_BYTES, so a read holds at most ~2·READ/PIECE;
+    // past that (never, in practice) the rest goes into one last, larger piece.
+    enum { MAX_PIECES = 2 * READ_BYTES / PIECE_BYTES + 8 };
     size_t starts[MAX_PIECES + 1];
     int n = 0;
     size_t pos = 0;
-    while (pos < len && n < MAX_PIECES) { starts[n++] = pos; pos += piece_end(text + pos, len - pos, PIECE_BYTES); }
-    if (pos < len) { starts[n - 1] = starts[n - 1]; }  // unreachable with READ_BYTES pieces of ≥ 1 byte... guarded below
-    starts[n] = pos < len ? len : pos;
+    while (pos < len) {
+        starts[n++] = pos;
+        pos = n == MAX_PIECES ? len : pos + piece_end(text + pos, len - pos, PIECE_BYTES);
+    }
+    starts[n] = len;
     int32_t *ids[MAX_PIECES];
     long counts[MAX_PIECES];
     int failed = -1;
@@ -271,20 +293,11 @@ static int encode_append(Writer *w, const char *text, size_t len, const char *fi
             if (failed < 0 || i < failed) { failed = i; piece_err = e; }
         }
     }
-    int rc = 0;
+    int rc = failed >= 0 ? err_set(err, "%s: %s", file, piece_err.msg) : 0;
     for (int i = 0; i < n; i++) {
-        if (rc == 0 && counts[i] > 0) {
-            for (long j = 0; j < counts[i]; j++) {
-                if (w->token_bytes == 2) ((uint16_t *)w->out)[j] = (uint16_t)ids[i][j];  // vocab ≤ 65536
-                else ((uint32_t *)w->out)[j] = (uint32_t)ids[i][j];
-            }
-            if (fwrite(w->out, (size_t)w->token_bytes, (size_t)counts[i], w->f) != (size_t)counts[i])
-                rc = err_set(err, "%s: write failed: %s", w->tmp_path, strerror(errno));
-            w->n_tokens += (uint64_t)counts[i];
-        }
+        if (rc == 0) rc = append_ids(w, ids[i], counts[i], err);
         free(ids[i]);
     }
-    if (failed >= 0) return err_set(err, "%s: %s", file, piece_err.msg);
     return rc;
 }
 
@@ -338,7 +351,7 @@ static int cache_build(const char *root, const FileList *fl, const Tokenizer *to
     char tmp[PATH_MAX + 32];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", cache_path, (long)getpid());
     Writer w = {.tmp_path = tmp, .tok = tok, .token_bytes = (int)want->token_bytes, .hash = FNV_OFFSET};
-    w.out = malloc((size_t)PIECE_BYTES * 4 + 64);  // ids ≤ bytes per piece
+    w.out = malloc((size_t)OUT_IDS * 4);
     w.f = fopen(tmp, "wb");
     if (!w.out || !w.f) {
         int e = errno;

@@ -7,6 +7,7 @@
 #include <lapacke.h>
 #include "model.h"
 #include "model_internal.h"
+#include "linalg.h"
 #include "rng.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -80,27 +81,6 @@ static void fill_normal(float *x, size_t n, float std, uint64_t *rng) {
     for (size_t i = 0; i < n; i++) x[i] = std * rng_normal(rng);
 }
 
-// Best rank-r approximation of a dense W (out×in) as A = U_r·√S_r (out×r), B = V_r·√S_r (in×r).
-static int truncated_svd(const float *w, int out, int in, int r, float *a, float *b, Err *err) {
-    int k = out < in ? out : in;
-    float *work = malloc(sizeof(float) * ((size_t)out * in + (size_t)out * k + (size_t)k * in + k));
-    float *wc = work, *u = wc + (size_t)out * in, *vt = u + (size_t)out * k, *s = vt + (size_t)k * in;
-    memcpy(wc, w, sizeof(float) * out * in);
-    // wc = U(out×k)·diag(s)·Vt(k×in)
-    lapack_int info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, 'S', out, in, wc, in, s, u, k, vt, in);
-    if (info != 0) {
-        free(work);
-        return err_set(err, "truncated SVD of a %d×%d matrix failed (LAPACK info %d)", out, in, (int)info);
-    }
-    for (int j = 0; j < r; j++) {
-        float rs = sqrtf(s[j]);
-        for (int i = 0; i < out; i++) a[(size_t)i * r + j] = u[(size_t)i * k + j] * rs;
-        for (int i = 0; i < in; i++) b[(size_t)i * r + j] = vt[(size_t)j * in + i] * rs;
-    }
-    free(work);
-    return 0;
-}
-
 // A dense init W ~ N(0, std²), then factorized by truncated SVD when the linear is low-rank.
 static int init_linear(const Model *m, const Linear *lin, float std, float *host, uint64_t *rng, Err *err) {
     const TensorDesc *tw = &m->tensors[lin->w];
@@ -111,7 +91,7 @@ static int init_linear(const Model *m, const Linear *lin, float std, float *host
     float *w = malloc(sizeof(float) * lin->out * lin->in);
     fill_normal(w, (size_t)lin->out * lin->in, std, rng);
     int rc = truncated_svd(w, lin->out, lin->in, lin->rank, host + tw->offset,
-                           host + m->tensors[lin->b].offset, err);
+                           host + m->tensors[lin->b].offset, NULL, err);
     free(w);
     return rc;
 }
@@ -155,11 +135,17 @@ int model_alloc(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) {
     m->cfg = *cfg;
     m->be = be;
     build_tensor_table(m);
+    double mb = m->n_params * 4.0 / 1e6, avail_mb = be->mem_available() / 1e6;
+    // parameters + gradients on the device, and a host copy while initializing
+    if (3 * mb > avail_mb) {
+        model_free(m);
+        return err_set(err, "the model needs %.0f MB (parameters, gradients, init) but only %.0f MB are available", 3 * mb, avail_mb);
+    }
     m->params = be->alloc(m->n_params * sizeof(float));
     m->grads = be->alloc(m->n_params * sizeof(float));
     if (!m->params || !m->grads) {
         model_free(m);
-        return err_set(err, "out of memory: the model needs 2 × %.1f MB", m->n_params * 4.0 / 1e6);
+        return err_set(err, "out of memory: the model needs 2 × %.1f MB", mb);
     }
     return 0;
 }

@@ -25,6 +25,7 @@ struct Backend {
     void (*download)(void *host_dst, const void *src, size_t bytes);
     void (*copy)(void *dst, const void *src, size_t bytes);  // device to device
     void (*zero)(void *dst, size_t bytes);
+    size_t (*mem_available)(void);                 // bytes an allocation may still take
 
     // C(m×n) = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when trans_x != 0; A is m×k after op.
     void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha,

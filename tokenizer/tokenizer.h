@@ -29,3 +29,10 @@ long tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int32_
 char *tokenizer_decode(const Tokenizer *tok, const int32_t *ids, long n, Err *err);
 // The text of one piece as it would appear in decoded output (for streaming); malloc'ed.
 char *tokenizer_decode_piece(const Tokenizer *tok, int32_t id, Err *err);
+
+// The allowed vocab sizes for tokenizer_train (the 256 byte pieces and the specials come first).
+#define TOKENIZER_MIN_VOCAB 261
+#define TOKENIZER_MAX_VOCAB (1 << 20)
+// Length of the longest prefix of text[0, len) made of whole, valid UTF-8 sequences (strict:
+// no overlong forms, no surrogates, nothing above U+10FFFF). Equals len when all is valid.
+size_t tokenizer_utf8_valid_prefix(const char *text, size_t len);

@@ -2,6 +2,7 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <cblas.h>
 
@@ -21,6 +22,19 @@ static void *cpu_alloc(size_t bytes) {
 
 static void cpu_release(void *ptr) { free(ptr); }
 
+// MemAvailable from /proc/meminfo: Linux overcommits, so a too-large allocation would succeed
+// and the process be killed later, when its pages are touched. Callers check first.
+static size_t cpu_mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    size_t kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    if (kb == 0) return (size_t)sysconf(_SC_AVPHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+    return kb * 1024;
+}
+
 // On the CPU "device" and host memory are the same: every transfer is a memmove (which,
 // unlike memcpy, allows dst == src).
 static void cpu_transfer(void *dst, const void *src, size_t bytes) {
@@ -37,6 +51,18 @@ void cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
     if (k <= 0) {  // C = beta·C; BLAS implementations disagree on k == 0, so do it here
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++) c[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(long)i * ldc + j];
+        return;
+    }
+    if (m == 1) {
+        // One row (batch-1 decode): y = op(B)ᵀ·x is a matrix-vector product. OpenBLAS 0.3.21's
+        // sgemm packs all of B for a single row, several times slower than its sgemv here.
+        // x is row 0 of op(A): contiguous, or column 0 of a k×1 A (stride lda) when transposed.
+        int incx = trans_a ? lda : 1;
+        if (beta == 0.0f) memset(c, 0, sizeof(float) * (size_t)n);   // beta = 0 ignores C (NaN included)
+        if (trans_b)   // B is n×k: y = B·x
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, alpha, b, ldb, a, incx, beta, c, 1);
+        else           // B is k×n: y = Bᵀ·x
+            cblas_sgemv(CblasRowMajor, CblasTrans, k, n, alpha, b, ldb, a, incx, beta, c, 1);
         return;
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
@@ -68,6 +94,7 @@ static const Backend cpu_backend = {
     .name = "cpu",
     .describe = cpu_describe,
     .alloc = cpu_alloc,
+    .mem_available = cpu_mem_available,
     .release = cpu_release,
     .upload = cpu_transfer,
     .download = cpu_transfer,

@@ -1,0 +1,496 @@
+// test_dataset.c — token caches (created, reused, rebuilt, distrusted when damaged), folders,
+// bad input, the train/val split, batches, uint16 vs uint32 ids, and streaming memory.
+#include "test.h"
+#include "../engine/dataset.h"
+#include "../engine/rng.h"
+
+#include <ftw.h>
+#include <math.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// Shared by the tests: a temporary folder, the default corpus in it, a BPE model trained on it.
+static char tmp_dir[64], corpus_path[128];
+static Tokenizer *bpe;
+
+static char *read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)size + 1);
+    *n = fread(buf, 1, (size_t)size, f);
+    buf[*n] = 0;
+    fclose(f);
+    return buf;
+}
+
+static void write_all(const char *path, const void *data, size_t n, const char *mode) {
+    FILE *f = fopen(path, mode);
+    fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+static void tmp_file(char *out, size_t cap, const char *name) { snprintf(out, cap, "%s/%s", tmp_dir, name); }
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+static long token_at(const Dataset *ds, long i) {
+    return ds->token_bytes == 2 ? ((const uint16_t *)ds->tokens)[i] : (long)((const uint32_t *)ds->tokens)[i];
+}
+
+// The cache must hold exactly the ids of encoding the whole text at once.
+static void check_tokens_equal_encoding(const Dataset *ds, const Tokenizer *tok, const char *text, size_t n) {
+    Err err = {{0}};
+    int32_t *ids = NULL;
+    long m = tokenizer_encode(tok, text, n, &ids, &err);
+    CHECK(m == ds->n_tokens, "cache holds %ld tokens, encoding the text gives %ld (%s)", ds->n_tokens, m, err.msg);
+    long bad = -1;
+    for (long i = 0; i < m && i < ds->n_tokens && bad < 0; i++)
+        if (token_at(ds, i) != ids[i]) bad = i;
+    CHECK(bad < 0, "cache token %ld differs from the encoding", bad);
+    free(ids);
+}
+
+// Peak RSS (VmHWM) and current RSS (VmRSS) in kB, from /proc/self/status.
+static long proc_status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    size_t k = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, k)) kb = atol(line + k + 1);
+    fclose(f);
+    return kb;
+}
+
+static void test_cache_created_reused_and_rebuilt(void) {
+    char path[160];
+    tmp_file(path, sizeof path, "c.txt");
+    size_t n;
+    char *text = read_all(corpus_path, &n);
+    write_all(path, text, n, "wb");
+    Err err = {{0}};
+    Dataset ds;
+    CHECK_OK(dataset_load(&ds, path, bpe, 0.1, NULL, &err));
+    char want_cache[200];
+    snprintf(want_cache, sizeof want_cache, "%s.tok", path);
+    CHECK(strcmp(ds.cache_path, want_cache) == 0, "cache path: expected %s, got %s", want_cache, ds.cache_path);
+    CHECK(ds.reused_cache == 0 && access(want_cache, R_OK) == 0, "first load should build %s", want_cache);
+    CHECK(ds.token_bytes == 2 && ds.vocab_size == 2048, "vocab 2048: expected uint16 ids, got %d bytes", ds.token_bytes);
+    struct stat st;
+    stat(want_cache, &st);
+    CHECK(st.st_size == 64 + 2 * ds.n_tokens, "cache size %ld for %ld uint16 tokens", (long)st.st_size, ds.n_tokens);
+    check_tokens_equal_encoding(&ds, bpe, text, n);
+    long n_tokens = ds.n_tokens;
+    dataset_free(&ds);
+
+    CHECK_OK(dataset_load(&ds, path, bpe, 0.1, NULL, &err));
+    CHECK(ds.reused_cache == 1 && ds.n_tokens == n_tokens, "second load should reuse the cache (reused=%d)", ds.reused_cache);
+    dataset_free(&ds);
+
+    const char *more = "One more fortune, appended.\n";
+    write_all(path, more, strlen(more), "ab");
+    CHECK_OK(dataset_load(&ds, path, bpe, 0.1, NULL, &err));
+    CHECK(ds.reused_cache == 0 && ds.n_tokens > n_tokens, "a changed source should rebuild (reused=%d, %ld tokens)",
+          ds.reused_cache, ds.n_tokens);
+    dataset_free(&ds);
+
+    // the same size and a one-byte change: only the content hash notices
+    text[100] = text[100] == 'e' ? 'a' : 'e';
+    write_all(path, text, n, "wb");
+    write_all(path, more, strlen(more), "ab");
+    CHECK_OK(dataset_load(&ds, path, bpe, 0.1, NULL, &err));
+    CHECK(ds.reused_cache == 0, "a one-byte change should rebuild the cache");
+    dataset_free(&ds);
+    free(text);
+}
+
+static void test_other_tokenizer_rebuilds(void) {
+    char path[160], model[160];
+    tmp_file(path, sizeof path, "t.txt");
+    tmp_file(model, sizeof model, "small.model");
+    size_t n;
+    char *text = read_all(corpus_path, &n);
+    write_all(path, text, n < 300000 ? n : 300000, "wb");
+    Err err = {{0}};
+    Tokenizer *other = tokenizer_train(path, 400, TOKENIZER_BPE, model, &err);
+    CHECK(other != NULL, "training: %s", err.msg);
+    Dataset ds;
+    CHECK_OK(dataset_load(&ds, path, bpe, 0.0, NULL, &err));
+    dataset_free(&ds);
+    if (other) {
+        CHECK_OK(dataset_load(&ds, path, other, 0.0, NULL, &err));
+        CHECK(ds.reused_cache == 0 && ds.vocab_size == 400, "another tokenizer should rebuild (reused=%d)", ds.reused_cache);
+        dataset_free(&ds);
+    }
+    tokenizer_free(other);
+    free(text);
+}
+
+// Damage the cache with `damage`, then load: it must be rebuilt, never trusted.
+static void check_damaged_cache_rebuilt(const char *what, void (*damage)(const char *cache)) {
+    char path[160];
+    tmp_file(path, sizeof path, "d.txt");
+    size_t n;
+    char *text = read_all(corpus_path, &n);
+    write_all(path, text, n / 4, "wb");
+    Err err = {{0}};
+    Dataset ds;
+    CHECK_OK(dataset_load(&ds, path, bpe, 0.05, NULL, &err));
+    long n_tokens = ds.n_tokens;
+    char cache[1024];
+    snprintf(cache, sizeof cache, "%s", ds.cache_path);
+    dataset_free(&ds);
+    damage(cache);
+    CHECK_OK(dataset_load(&ds, path, bpe, 0.05, NULL, &err));
+    CHECK(ds.reused_cache == 0 && ds.n_tokens == n_tokens, "%s: should rebuild (reused=%d, %ld tokens, want %ld)", what,
+          ds.reused_cache, ds.n_tokens, n_tokens);
+    dataset_free(&ds);
+    CHECK_OK(dataset_load(&ds, path, bpe, 0.05, NULL, &err));
+    CHECK(ds.reused_cache == 1, "%s: the rebuilt cache should be reused", what);
+    dataset_free(&ds);
+    free(text);
+}
+
+static void truncate_cache(const char *cache) {
+    struct stat st;
+    stat(cache, &st);
+    CHECK(truncate(cache, st.st_size - 7) == 0, "truncate %s", cache);
+}
+static void truncate_to_header(const char *cache) { CHECK(truncate(cache, 30) == 0, "truncate %s", cache); }
+static void foreign_cache(const char *cache) {
+    char junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (char)(i * 131 + 7);
+    write_all(cache, junk, sizeof junk, "wb");
+}
+static void patch_cache(const char *cache, long offset, const void *bytes, size_t n) {
+    FILE *f = fopen(cache, "r+b");
+    fseek(f, offset, SEEK_SET);
+    fwrite(bytes, 1, n, f);
+    fclose(f);
+}
+static void bad_magic(const char *cache) { patch_cache(cache, 0, "LRSHTOK9", 8); }
+static void bad_version(const char *cache) { uint32_t v = 99; patch_cache(cache, 8, &v, 4); }
+static void id_past_vocab(const char *cache) { uint16_t id = 60000; patch_cache(cache, 64 + 2 * 10, &id, 2); }
+static void more_tokens_claimed(const char *cache) { uint64_t n = 1ull << 40; patch_cache(cache, 24, &n, 8); }
+
+static void test_damaged_caches_are_rebuilt(void) {
+    check_damaged_cache_rebuilt("truncated cache", truncate_cache);
+    check_damaged_cache_rebuilt("cache cut inside the header", truncate_to_header);
+    check_damaged_cache_rebuilt("foreign file", foreign_cache);
+    check_damaged_cache_rebuilt("bad magic", bad_magic);
+    check_damaged_cache_rebuilt("wrong version", bad_version);
+    check_damaged_cache_rebuilt("id past the vocab", id_past_vocab);
+    check_damaged_cache_rebuilt("token count past the file", more_tokens_claimed);
+}
+
+static void test_folder_source(void) {
+    char dir[160], sub[200], a[200], b[200], c[200], md[200];
+    tmp_file(dir, sizeof dir, "folder");
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    snprintf(a, sizeof a, "%s/a.txt", dir);
+    snprintf(b, sizeof b, "%s/sub/b.txt", dir);
+    snprintf(c, sizeof c, "%s/c.txt", dir);
+    snprintf(md, sizeof md, "%s/notes.md", dir);
+    mkdir(dir, 0755);
+    mkdir(sub, 0755);
+    const char *ta = "First file, about cats.\n", *tb = "Second file, about dogs.\n", *tc = "Third file.\n";
+    write_all(c, tc, strlen(tc), "wb");
+    write_all(a, ta, strlen(ta), "wb");
+    write_all(b, tb, strlen(tb), "wb");
+    write_all(md, "ignored\n", 8, "wb");
+    Err err = {{0}};
+    Dataset ds;
+    char with_slash[200];
+    snprintf(with_slash, sizeof with_slash, "%s/", dir);
+    CHECK_OK(dataset_load(&ds, with_slash, bpe, 0.0, NULL, &err));
+    char want_cache[200];
+    snprintf(want_cache, sizeof want_cache, "%s.tok", dir);
+    CHECK(strcmp(ds.cache_path, want_cache) == 0, "folder cache: expected %s, got %s", want_cache, ds.cache_path);
+    // sorted by path: a.txt, c.txt, sub/b.txt — each file encoded on its own
+    char all[256];
+    snprintf(all, sizeof all, "%s%s%s", ta, tc, tb);
+    check_tokens_equal_encoding(&ds, bpe, all, strlen(all));
+    dataset_free(&ds);
+    CHECK_OK(dataset_load(&ds, dir, bpe, 0.0, NULL, &err));
+    CHECK(ds.reused_cache == 1, "folder cache should be reused");
+    dataset_free(&ds);
+    write_all(b, "changed\n", 8, "wb");
+    CHECK_OK(dataset_load(&ds, dir, bpe, 0.0, NULL, &err));
+    CHECK(ds.reused_cache == 0, "a changed file in the folder should rebuild");
+    dataset_free(&ds);
+    char empty_dir[200];
+    snprintf(empty_dir, sizeof empty_dir, "%s/nothing", dir);
+    mkdir(empty_dir, 0755);
+    int rc = dataset_load(&ds, empty_dir, bpe, 0.0, NULL, &err);
+    CHECK(rc == -1 && strstr(err.msg, empty_dir) && strstr(err.msg, "no *.txt"), "empty folder: got \"%s\"", err.msg);
+}
+
+static void test_bad_sources(void) {
+    Err err = {{0}};
+    Dataset ds;
+    char missing[160], empty[160], bad[160];
+    tmp_file(missing, sizeof missing, "none.txt");
+    tmp_file(empty, sizeof empty, "empty.txt");
+    tmp_file(bad, sizeof bad, "bad.txt");
+    write_all(empty, "", 0, "wb");
+    int rc = dataset_load(&ds, missing, bpe, 0.1, NULL, &err);
+    CHECK(rc == -1 && strstr(err.msg, missing) && strstr(err.msg, "cannot open"), "missing file: got \"%s\"", err.msg);
+    rc = dataset_load(&ds, empty, bpe, 0.1, NULL, &err);
+    CHECK(rc == -1 && strstr(err.msg, empty) && strstr(err.msg, "empty corpus"), "empty file: got \"%s\"", err.msg);
+    rc = dataset_load(&ds, corpus_path, NULL, 0.1, NULL, &err);
+    CHECK(rc == -1 && strstr(err.msg, "no tokenizer"), "no tokenizer: got \"%s\"", err.msg);
+
+    // an invalid byte past the first 1 MB read: the offset is the file's, not the chunk's
+    size_t n;
+    char *text = read_all(corpus_path, &n);
+    size_t at = 1500000 < n ? 1500000 : n / 2;
+    text[at] = (char)0xff;
+    write_all(bad, text, n, "wb");
+    rc = dataset_load(&ds, bad, bpe, 0.1, NULL, &err);
+    char want[64];
+    snprintf(want, sizeof want, "invalid UTF-8 at byte offset %zu", at);
+    CHECK(rc == -1 && strstr(err.msg, bad) && strstr(err.msg, want), "bad UTF-8: expected \"%s\", got \"%s\"", want, err.msg);
+    char tok_path[200];
+    snprintf(tok_path, sizeof tok_path, "%s.tok", bad);
+    CHECK(access(tok_path, F_OK) != 0, "a failed load left %s behind", tok_path);
+    free(text);
+    CHECK(ds.tokens == NULL && ds.map == NULL, "a failed load should leave the dataset empty");
+}
+
+static void test_val_split(void) {
+    Err err = {{0}};
+    Dataset ds;
+    double fractions[] = {0.0, 0.05, 0.5};
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(dataset_load(&ds, corpus_path, bpe, fractions[i], NULL, &err));
+        long want = (long)((1.0 - fractions[i]) * (double)ds.n_tokens);
+        CHECK(ds.n_train == want, "val=%g: n_train %ld, expected %ld of %ld", fractions[i], ds.n_train, want, ds.n_tokens);
+        dataset_free(&ds);
+    }
+    double bad[] = {-0.1, 0.51, 1.0, NAN};
+    for (int i = 0; i < 4; i++) {
+        int rc = dataset_load(&ds, corpus_path, bpe, bad[i], NULL, &err);
+        CHECK(rc == -1 && strstr(err.msg, "0..0.5"), "val=%g should fail naming the range, got \"%s\"", bad[i], err.msg);
+    }
+}
+
+// Every row must be T+1 consecutive cache tokens from the right part: row[1..T] are the
+// targets (the next tokens) of row[0..T-1].
+static int row_is_slice(const Dataset *ds, const int32_t *row, int T, long lo, long hi) {
+    for (long p = lo; p + T < hi; p++) {
+        int t = 0;
+        while (t <= T && token_at(ds, p + t) == row[t]) t++;
+        if (t > T) return 1;
+    }
+    return 0;
+}
+
+static void test_batches(void) {
+    Err err = {{0}};
+    Dataset ds;
+    CHECK_OK(dataset_load(&ds, corpus_path, bpe, 0.1, NULL, &err));
+    enum { B = 4, T = 64 };
+    int32_t x[B * (T + 1)], y[B * (T + 1)], z[B * (T + 1)];
+    uint64_t s1 = 42, s2 = 42, s3 = 43;
+    CHECK_OK(dataset_batch(&ds, 0, B, T, &s1, x, &err));
+    CHECK_OK(dataset_batch(&ds, 0, B, T, &s2, y, &err));
+    CHECK_OK(dataset_batch(&ds, 0, B, T, &s3, z, &err));
+    CHECK(memcmp(x, y, sizeof x) == 0, "the same seed should give the same batch");
+    CHECK(memcmp(x, z, sizeof x) != 0, "another seed should give another batch");
+    CHECK(s1 == s2 && s1 != 42, "the rng state should advance");
+    for (int b = 0; b < B; b++)
+        CHECK(row_is_slice(&ds, x + b * (T + 1), T, 0, ds.n_train), "train row %d is not a slice of the train part", b);
+    CHECK_OK(dataset_batch(&ds, 1, B, T, &s1, x, &err));
+    for (int b = 0; b < B; b++)
+        CHECK(row_is_slice(&ds, x + b * (T + 1), T, ds.n_train, ds.n_tokens), "val row %d is not a slice of the val part", b);
+    int rc = dataset_batch(&ds, 0, 0, T, &s1, x, &err);
+    CHECK(rc == -1 && err.msg[0], "batch=0 should fail");
+    rc = dataset_batch(&ds, 2, B, T, &s1, x, &err);
+    CHECK(rc == -1 && err.msg[0], "split 2 should fail");
+    dataset_free(&ds);
+    rc = dataset_batch(&ds, 0, B, T, &s1, x, &err);
+    CHECK(rc == -1 && strstr(err.msg, "no data"), "batch without data: got \"%s\"", err.msg);
+
+    // a tiny corpus: the val part is too short for a window, and the message says by how much
+    char small[160];
+    tmp_file(small, sizeof small, "tiny.txt");
+    const char *s = "A short text of a few dozen tokens, split into train and validation parts.\n";
+    write_all(small, s, strlen(s), "wb");
+    CHECK_OK(dataset_load(&ds, small, bpe, 0.2, NULL, &err));
+    long n_val = ds.n_tokens - ds.n_train;
+    rc = dataset_batch(&ds, 1, 1, 16, &s1, x, &err);
+    char want[64];
+    snprintf(want, sizeof want, "has %ld tokens", n_val);
+    CHECK(rc == -1 && strstr(err.msg, want) && strstr(err.msg, "17"), "short val split: got \"%s\"", err.msg);
+    int32_t w[512];
+    CHECK(ds.n_train < 512, "tiny corpus has %ld train tokens", ds.n_train);
+    if (ds.n_train < 512) CHECK_OK(dataset_batch(&ds, 0, 1, (int)ds.n_train - 1, &s1, w, &err));  // exactly one window fits
+    CHECK(w[0] == token_at(&ds, 0), "the only window starts at token 0");
+    dataset_free(&ds);
+}
+
+// A SentencePiece model with a vocab above 65536 without a long training run: extra pieces
+// appended to a trained model's ModelProto (a repeated field, so appending adds entries).
+static Tokenizer *big_vocab_tokenizer(int extra, Err *err) {
+    size_t size;
+    const unsigned char *base = tokenizer_bytes(bpe, &size);
+    unsigned char *buf = malloc(size + (size_t)extra * 24);
+    memcpy(buf, base, size);
+    size_t n = size;
+    for (int i = 0; i < extra; i++) {
+        char piece[16];
+        int len = snprintf(piece, sizeof piece, "\xe2\x9f\xa6%d", i);  // "⟦N": never in the corpus
+        float score = -1e6f - (float)i;
+        buf[n++] = 0x0a;                      // ModelProto.pieces, length-delimited
+        buf[n++] = (unsigned char)(2 + len + 5);
+        buf[n++] = 0x0a;                      // SentencePiece.piece
+        buf[n++] = (unsigned char)len;
+        memcpy(buf + n, piece, (size_t)len);
+        n += (size_t)len;
+        buf[n++] = 0x15;                      // SentencePiece.score, fixed32
+        memcpy(buf + n, &score, 4);
+        n += 4;
+    }
+    Tokenizer *tok = tokenizer_load_bytes(buf, n, err);
+    free(buf);
+    return tok;
+}
+
+static void test_uint32_ids_for_big_vocab(void) {
+    Err err = {{0}};
+    Tokenizer *big = big_vocab_tokenizer(70000, &err);
+    CHECK(big && tokenizer_vocab_size(big) == 2048 + 70000, "big vocab model: %s", err.msg);
+    if (!big) return;
+    char path[160];
+    tmp_file(path, sizeof path, "u32.txt");
+    size_t n;
+    char *text = read_all(corpus_path, &n);
+    write_all(path, text, 200000, "wb");
+    Dataset ds;
+    CHECK_OK(dataset_load(&ds, path, big, 0.1, NULL, &err));
+    CHECK(ds.token_bytes == 4, "vocab %d: expected uint32 ids, got %d bytes", tokenizer_vocab_size(big), ds.token_bytes);
+    struct stat st;
+    stat(ds.cache_path, &st);
+    CHECK(st.st_size == 64 + 4 * ds.n_tokens, "cache size %ld for %ld uint32 tokens", (long)st.st_size, ds.n_tokens);
+    check_tokens_equal_encoding(&ds, big, text, 200000);
+    int32_t x[2 * 9];
+    uint64_t seed = 7;
+    CHECK_OK(dataset_batch(&ds, 0, 2, 8, &seed, x, &err));
+    CHECK(row_is_slice(&ds, x, 8, 0, ds.n_train), "uint32 batch row is not a slice");
+    dataset_free(&ds);
+    // the same file with the small tokenizer: uint16 again, and a rebuild
+    CHECK_OK(dataset_load(&ds, path, bpe, 0.1, NULL, &err));
+    CHECK(ds.token_bytes == 2 && ds.reused_cache == 0, "back to vocab 2048: uint16 and rebuilt");
+    dataset_free(&ds);
+    tokenizer_free(big);
+    free(text);
+}
+
+static void test_cache_dir(void) {
+    Err err = {{0}};
+    Dataset ds;
+    char dir[160];
+    tmp_file(dir, sizeof dir, "cache/deeper");
+    CHECK_OK(dataset_load(&ds, corpus_path, bpe, 0.1, dir, &err));
+    CHECK(strncmp(ds.cache_path, dir, strlen(dir)) == 0 && access(ds.cache_path, R_OK) == 0,
+          "cache should be under %s, is %s", dir, ds.cache_path);
+    dataset_free(&ds);
+    CHECK_OK(dataset_load(&ds, corpus_path, bpe, 0.1, dir, &err));
+    CHECK(ds.reused_cache == 1, "the cache under cache_dir should be reused");
+    dataset_free(&ds);
+}
+
+static void test_default_corpus(void) {
+    size_t n;
+    char *text = read_all(corpus_path, &n);
+    CHECK(text && n > 1000000, "default corpus too small: %zu bytes", text ? n : 0);
+    if (!text) return;
+    CHECK(tokenizer_utf8_valid_prefix(text, n) == n, "default corpus is not valid UTF-8");
+    CHECK(!strstr(text, "\n%\n") && !memchr(text, '\b', n) && !memchr(text, '\a', n),
+          "default corpus still holds %% separators or control characters");
+    char again[160];
+    tmp_file(again, sizeof again, "corpus2.txt");
+    Err err = {{0}};
+    CHECK_OK(dataset_default_corpus(again, &err));
+    size_t m;
+    char *text2 = read_all(again, &m);
+    CHECK(text2 && m == n && memcmp(text, text2, n) == 0, "the default corpus should be the same on every build");
+    int rc = dataset_default_corpus("/nonexistent-dir/corpus.txt", &err);
+    CHECK(rc == -1 && strstr(err.msg, "/nonexistent-dir/corpus.txt"), "unwritable corpus path: got \"%s\"", err.msg);
+    free(text);
+    free(text2);
+}
+
+// ~20 MB through dataset_load: peak memory must stay far below the file size (the 100 MB
+// measurement is bench/bench_data.c).
+static void test_streaming_memory(void) {
+    char path[160];
+    tmp_file(path, sizeof path, "big.txt");
+    size_t n;
+    char *text = read_all(corpus_path, &n);
+    FILE *f = fopen(path, "wb");
+    size_t total = 0;
+    while (total < 20u << 20) { fwrite(text, 1, n, f); total += n; }
+    fclose(f);
+    free(text);
+    // reset the peak (VmHWM) to the current RSS, so that only this load counts
+    FILE *c = fopen("/proc/self/clear_refs", "w");
+    int reset = c && fputs("5", c) >= 0;
+    if (c) fclose(c);
+    long before = proc_status_kb("VmRSS:");
+    Err err = {{0}};
+    Dataset ds;
+    CHECK_OK(dataset_load(&ds, path, bpe, 0.05, NULL, &err));
+    long peak = proc_status_kb("VmHWM:");
+    // the mapping counts toward RSS only through pages touched (the id check reads them all)
+    long map_kb = (long)(ds.map_size >> 10);
+    long growth = peak - before - map_kb;
+#ifdef __SANITIZE_ADDRESS__
+    reset = 0;  // ASan's quarantine keeps freed memory resident: the peak says nothing here
+#endif
+    CHECK(!reset || growth < 30 * 1024, "streaming %zu MB grew peak RSS by %ld kB beyond the %ld kB mapping",
+          total >> 20, growth, map_kb);
+    printf("     streaming %zu MB: peak RSS growth %ld kB (excluding the %ld kB token mapping)%s\n", total >> 20,
+           growth, map_kb, reset ? "" : " [not checked: no peak reset, or under ASan]");
+    dataset_free(&ds);
+    remove(path);
+    char cache[200];
+    snprintf(cache, sizeof cache, "%s.tok", path);
+    remove(cache);
+}
+
+int main(void) {
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/lrsh_test_data_XXXXXX");
+    if (!mkdtemp(tmp_dir)) { perror("mkdtemp"); return 1; }
+    tmp_file(corpus_path, sizeof corpus_path, "corpus.txt");
+    char model[160];
+    tmp_file(model, sizeof model, "bpe.model");
+    Err err = {{0}};
+    if (dataset_default_corpus(corpus_path, &err) != 0 ||
+        !(bpe = tokenizer_train(corpus_path, 2048, TOKENIZER_BPE, model, &err))) {
+        printf("FAIL setup: %s\n0 passed, 1 failed\n", err.msg);
+        return 1;
+    }
+    RUN(test_streaming_memory);
+    RUN(test_default_corpus);
+    RUN(test_cache_created_reused_and_rebuilt);
+    RUN(test_other_tokenizer_rebuilds);
+    RUN(test_damaged_caches_are_rebuilt);
+    RUN(test_folder_source);
+    RUN(test_bad_sources);
+    RUN(test_val_split);
+    RUN(test_batches);
+    RUN(test_uint32_ids_for_big_vocab);
+    RUN(test_cache_dir);
+    tokenizer_free(bpe);
+    nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return TEST_SUMMARY();
+}

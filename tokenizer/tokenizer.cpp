@@ -1,0 +1,403 @@
+// tokenizer.cpp — the extern "C" shim over SentencePiece: the only C++ in the tree.
+// Every entry point catches every exception: a C caller must never see one unwind through it.
+// The model is trained for exact round trips: identity normalization, no dummy prefix, no
+// whitespace folding, "\n" as an atomic piece, byte fallback for whatever else is unseen, so
+// decode(encode(text)) == text for any valid UTF-8 text that does not contain U+2581 ("▁").
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern "C" {
+#include "tokenizer.h"
+}
+
+// Declared in the library but not in its public header; it silences the training log
+// (the engine never prints).
+namespace sentencepiece { namespace logging { void SetMinLogLevel(int v); } }
+
+struct Tokenizer {
+    sentencepiece::SentencePieceProcessor sp;
+    std::string bytes;  // the serialized ModelProto, what tokenizer_bytes hands out
+};
+
+// ---------------------------------------------------------------- UTF-8
+
+// Length of the valid sequence starting at s[0] (1..4), or 0 when it is invalid or cut short.
+static size_t utf8_sequence_length(const unsigned char *s, size_t avail) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte (rules out overlongs etc.)
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c == 0xE0) { n = 3; lo = 0xA0; }
+    else if (c == 0xED) { n = 3; hi = 0x9F; }  // no UTF-16 surrogates
+    else if (c >= 0xE1 && c <= 0xEF) n = 3;
+    else if (c == 0xF0) { n = 4; lo = 0x90; }
+    else if (c >= 0xF1 && c <= 0xF3) n = 4;
+    else if (c == 0xF4) { n = 4; hi = 0x8F; }  // nothing above U+10FFFF
+    else return 0;
+    if (avail < n) return 0;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    return n;
+}
+
+extern "C" size_t tokenizer_utf8_valid_prefix(const char *text, size_t len) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < len) {
+        if (s[i] < 0x80) { i++; continue; }  // fast path: ASCII
+        size_t n = utf8_sequence_length(s + i, len - i);
+        if (n == 0) break;
+        i += n;
+    }
+    return i;
+}
+
+// ---------------------------------------------------------------- the training file
+
+// Checks that path is a readable, non-empty, valid UTF-8 text file; streams it in 1 MB reads.
+// A sequence cut by a read boundary is carried to the next read (at most 3 bytes).
+static int check_text_file(const char *path, Err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return err_set(err, "%s: not a regular file", path);
+    }
+    std::vector<char> buf(1 << 20);
+    size_t carry = 0, base = 0;  // base: file offset of buf[0]
+    bool has_text = false;       // a character other than whitespace was seen
+    int rc = 0;
+    for (;;) {
+        size_t got = fread(buf.data() + carry, 1, buf.size() - carry, f);
+        if (got == 0 && ferror(f)) { rc = err_set(err, "%s: read error: %s", path, strerror(errno)); break; }
+        size_t len = carry + got;
+        bool eof = got == 0 || feof(f);
+        size_t ok = tokenizer_utf8_valid_prefix(buf.data(), len);
+        for (size_t i = 0; i < ok && !has_text; i++)
+            has_text = !strchr(" \t\r\n\v\f", buf[i]) || buf[i] == 0;
+        if (ok < len && (eof || len - ok >= 4)) {
+            rc = err_set(err, "%s: invalid UTF-8 at byte offset %zu", path, base + ok);
+            break;
+        }
+        if (eof) break;
+        carry = len - ok;  // an unfinished sequence at the end of this read
+        memmove(buf.data(), buf.data() + ok, carry);
+        base += ok;
+    }
+    fclose(f);
+    if (rc == 0 && !has_text) rc = err_set(err, "%s: empty corpus (no text to train on)", path);
+    return rc;
+}
+
+// ---------------------------------------------------------------- files
+
+// Writes bytes to path through path.tmp.PID, fsync, rename: never a half-written model.
+static int write_file_atomic(const char *path, const std::string &bytes, Err *err) {
+    std::string tmp = std::string(path) + ".tmp." + std::to_string((long)getpid());
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return err_set(err, "%s: cannot write: %s", path, strerror(errno));
+    size_t done = 0;
+    while (done < bytes.size()) {
+        ssize_t w = write(fd, bytes.data() + done, bytes.size() - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp.c_str());
+            return err_set(err, "%s: write failed: %s", path, strerror(e));
+        }
+        done += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int e = errno;
+        unlink(tmp.c_str());
+        return err_set(err, "%s: write failed: %s", path, strerror(e));
+    }
+    if (rename(tmp.c_str(), path) != 0) {
+        int e = errno;
+        unlink(tmp.c_str());
+        return err_set(err, "%s: cannot rename the temporary file into place: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+static int read_file(const char *path, std::string *out, Err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return err_set(err, "%s: not a regular file", path);
+    }
+    out->resize((size_t)st.st_size);
+    size_t got = out->empty() ? 0 : fread(&(*out)[0], 1, out->size(), f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || got != out->size()) return err_set(err, "%s: read error", path);
+    return 0;
+}
+
+// ---------------------------------------------------------------- load
+
+// One line from a SentencePiece status message (they can hold newlines).
+static std::string one_line(const char *msg) {
+    std::string s = msg ? msg : "unknown error";
+    std::replace(s.begin(), s.end(), '\n', ' ');
+    return s;
+}
+
+static Tokenizer *load_serialized(const std::string &bytes, const char *what, Err *err) {
+    if (bytes.empty()) { err_set(err, "%s: empty tokenizer model", what); return nullptr; }
+    Tokenizer *tok = new (std::nothrow) Tokenizer;
+    if (!tok) { err_set(err, "%s: out of memory", what); return nullptr; }
+    auto st = tok->sp.LoadFromSerializedProto(bytes);
+    if (!st.ok()) {
+        err_set(err, "%s: not a SentencePiece model (%s)", what, one_line(st.message()).c_str());
+        delete tok;
+        return nullptr;
+    }
+    if (tok->sp.GetPieceSize() <= 0) {
+        err_set(err, "%s: the model has no pieces", what);
+        delete tok;
+        return nullptr;
+    }
+    tok->bytes = bytes;
+    return tok;
+}
+
+extern "C" Tokenizer *tokenizer_load(const char *model_path, Err *err) {
+    try {
+        std::string bytes;
+        if (read_file(model_path, &bytes, err) != 0) return nullptr;
+        return load_serialized(bytes, model_path, err);
+    } catch (const std::exception &e) {
+        err_set(err, "%s: %s", model_path, e.what());
+    } catch (...) {
+        err_set(err, "%s: unexpected error while loading the tokenizer", model_path);
+    }
+    return nullptr;
+}
+
+extern "C" Tokenizer *tokenizer_load_bytes(const void *bytes, size_t size, Err *err) {
+    try {
+        if (!bytes) size = 0;
+        return load_serialized(std::string((const char *)bytes, size), "tokenizer bytes", err);
+    } catch (const std::exception &e) {
+        err_set(err, "tokenizer bytes: %s", e.what());
+    } catch (...) {
+        err_set(err, "tokenizer bytes: unexpected error while loading the tokenizer");
+    }
+    return nullptr;
+}
+
+// ---------------------------------------------------------------- train
+
+// Training reads the corpus line by line and skips longer lines (SentencePiece's default: 4192).
+#define MAX_TRAIN_LINE 16384
+
+// The number after `key` in a SentencePiece message, or -1.
+static long number_after(const std::string &msg, const char *key) {
+    size_t at = msg.find(key);
+    return at == std::string::npos ? -1 : strtol(msg.c_str() + at + strlen(key), nullptr, 10);
+}
+
+// SentencePiece's wording for the usual failures, turned into what a user can act on.
+static void train_error(const char *path, int vocab, const std::string &msg, Err *err) {
+    if (msg.find("Vocabulary size too high") != std::string::npos) {
+        long most = number_after(msg, "value <= ");
+        err_set(err, "%s: corpus too small for vocab=%d (it supports at most %ld): use a smaller vocab or more text",
+                path, vocab, most);
+    } else if (msg.find("smaller than required_chars") != std::string::npos) {
+        long need = number_after(msg, " vs ");
+        err_set(err, "%s: vocab=%d is too small for the characters in this corpus: use vocab >= %ld", path, vocab, need);
+    } else if (msg.find("sentences_.empty()") != std::string::npos) {
+        err_set(err, "%s: no line to train on: lines longer than %d bytes are skipped, so add line breaks",
+                path, MAX_TRAIN_LINE);
+    } else if (msg.find("null character") != std::string::npos) {
+        err_set(err, "%s: the corpus contains NUL bytes", path);
+    } else {
+        err_set(err, "%s: tokenizer training failed: %s", path, msg.c_str());
+    }
+}
+
+static std::unordered_map<std::string, std::string> train_args(const char *path, int vocab,
+                                                               TokenizerType type) {
+    unsigned hw = std::thread::hardware_concurrency();
+    return {
+        {"input", path},
+        {"model_type", type == TOKENIZER_UNIGRAM ? "unigram" : "bpe"},
+        {"vocab_size", std::to_string(vocab)},
+        {"byte_fallback", "true"},
+        // rare characters go to byte pieces instead of taking vocab slots
+        {"character_coverage", "0.9995"},
+        // a sample of lines bounds training time and memory on a big corpus
+        {"input_sentence_size", "200000"},
+        {"shuffle_input_sentence", "true"},
+        {"max_sentence_length", std::to_string(MAX_TRAIN_LINE)},
+        {"num_threads", std::to_string(std::max(1u, std::min(hw, 16u)))},
+        // exact round trips: keep the text as it is
+        {"normalization_rule_name", "identity"},
+        {"remove_extra_whitespaces", "false"},
+        {"add_dummy_prefix", "false"},
+        {"allow_whitespace_only_pieces", "true"},
+        // training reads line by line, so "\n" is never seen: make it one piece of its own
+        {"user_defined_symbols", "\n"},
+        {"unk_id", "0"}, {"bos_id", "1"}, {"eos_id", "2"}, {"pad_id", "-1"},
+        {"hard_vocab_limit", "true"},
+    };
+}
+
+static Tokenizer *train(const char *text_path, int vocab_size, TokenizerType type,
+                        const char *out_path, Err *err) {
+    if (!text_path || !out_path) { err_set(err, "tokenizer train: missing file name"); return nullptr; }
+    if (vocab_size < TOKENIZER_MIN_VOCAB || vocab_size > TOKENIZER_MAX_VOCAB) {
+        err_set(err, "%s: vocab=%d out of range: allowed %d..%d (256 byte pieces and 4 specials come first)",
+                text_path, vocab_size, TOKENIZER_MIN_VOCAB, TOKENIZER_MAX_VOCAB);
+        return nullptr;
+    }
+    if (type != TOKENIZER_BPE && type != TOKENIZER_UNIGRAM) {
+        err_set(err, "%s: unknown tokenizer type %d", text_path, (int)type);
+        return nullptr;
+    }
+    if (check_text_file(text_path, err) != 0) return nullptr;
+    sentencepiece::logging::SetMinLogLevel(3);  // silence INFO/WARNING/ERROR: errors come back as status
+    sentencepiece::SetRandomGeneratorSeed(1234);  // the sample of lines is the same on every run
+    std::string model;
+    auto st = sentencepiece::SentencePieceTrainer::Train(train_args(text_path, vocab_size, type),
+                                                         nullptr, &model);
+    if (!st.ok()) { train_error(text_path, vocab_size, one_line(st.message()), err); return nullptr; }
+    Tokenizer *tok = load_serialized(model, text_path, err);
+    if (!tok) return nullptr;
+    if (write_file_atomic(out_path, tok->bytes, err) != 0) { delete tok; return nullptr; }
+    return tok;
+}
+
+extern "C" Tokenizer *tokenizer_train(const char *text_path, int vocab_size, TokenizerType type,
+                                      const char *out_path, Err *err) {
+    try {
+        return train(text_path, vocab_size, type, out_path, err);
+    } catch (const std::exception &e) {
+        err_set(err, "%s: tokenizer training failed: %s", text_path ? text_path : "(null)", e.what());
+    } catch (...) {
+        err_set(err, "%s: tokenizer training failed", text_path ? text_path : "(null)");
+    }
+    return nullptr;
+}
+
+// ---------------------------------------------------------------- accessors
+
+extern "C" const void *tokenizer_bytes(const Tokenizer *tok, size_t *size) {
+    if (size) *size = tok ? tok->bytes.size() : 0;
+    return tok ? tok->bytes.data() : nullptr;
+}
+
+extern "C" void tokenizer_free(Tokenizer *tok) { delete tok; }
+
+extern "C" int tokenizer_vocab_size(const Tokenizer *tok) { return tok ? tok->sp.GetPieceSize() : 0; }
+extern "C" int tokenizer_bos_id(const Tokenizer *tok) { return tok ? tok->sp.bos_id() : -1; }
+extern "C" int tokenizer_eos_id(const Tokenizer *tok) { return tok ? tok->sp.eos_id() : -1; }
+
+// ---------------------------------------------------------------- encode / decode
+
+extern "C" long tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int32_t **ids,
+                                 Err *err) {
+    if (ids) *ids = nullptr;
+    if (!tok || !ids || (!text && len)) return err_set(err, "tokenizer encode: no tokenizer or no output");
+    size_t ok = tokenizer_utf8_valid_prefix(text, len);
+    if (ok < len) return err_set(err, "tokenizer encode: invalid UTF-8 at byte offset %zu", ok);
+    try {
+        std::vector<int> v;
+        auto st = tok->sp.Encode(absl::string_view(text ? text : "", len), &v);
+        if (!st.ok()) return err_set(err, "tokenizer encode: %s", one_line(st.message()).c_str());
+        int32_t *out = (int32_t *)malloc((v.size() ? v.size() : 1) * sizeof(int32_t));
+        if (!out) return err_set(err, "tokenizer encode: out of memory for %zu ids", v.size());
+        for (size_t i = 0; i < v.size(); i++) out[i] = v[i];
+        *ids = out;
+        return (long)v.size();
+    } catch (const std::exception &e) {
+        return err_set(err, "tokenizer encode: %s", e.what());
+    } catch (...) {
+        return err_set(err, "tokenizer encode: unexpected error");
+    }
+}
+
+static char *malloc_string(const std::string &s, Err *err) {
+    char *out = (char *)malloc(s.size() + 1);
+    if (!out) { err_set(err, "tokenizer decode: out of memory"); return nullptr; }
+    memcpy(out, s.data(), s.size());
+    out[s.size()] = '\0';
+    return out;
+}
+
+extern "C" char *tokenizer_decode(const Tokenizer *tok, const int32_t *ids, long n, Err *err) {
+    if (!tok || n < 0 || (!ids && n > 0)) { err_set(err, "tokenizer decode: no tokenizer or no ids"); return nullptr; }
+    int vocab = tok->sp.GetPieceSize();
+    for (long i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= vocab) {
+            err_set(err, "tokenizer decode: id %d (at position %ld) out of range 0..%d", (int)ids[i], i, vocab - 1);
+            return nullptr;
+        }
+    try {
+        std::vector<int> v(ids, ids + n);
+        std::string text;
+        auto st = tok->sp.Decode(v, &text);
+        if (!st.ok()) { err_set(err, "tokenizer decode: %s", one_line(st.message()).c_str()); return nullptr; }
+        return malloc_string(text, err);
+    } catch (const std::exception &e) {
+        err_set(err, "tokenizer decode: %s", e.what());
+    } catch (...) {
+        err_set(err, "tokenizer decode: unexpected error");
+    }
+    return nullptr;
+}
+
+// A byte piece is spelled "<0xAB>"; its text is that one raw byte (possibly part of a UTF-8
+// sequence that the next pieces complete), which Decode of it alone would turn into U+FFFD.
+static std::string piece_text(const Tokenizer *tok, int id) {
+    if (tok->sp.IsByte(id)) {
+        const std::string &p = tok->sp.IdToPiece(id);
+        return std::string(1, (char)strtol(p.c_str() + 3, nullptr, 16));
+    }
+    if (tok->sp.IsControl(id)) return std::string();
+    std::string text;
+    auto st = tok->sp.Decode(std::vector<int>{id}, &text);
+    if (!st.ok()) throw std::runtime_error(one_line(st.message()));
+    return text;
+}
+
+extern "C" char *tokenizer_decode_piece(const Tokenizer *tok, int32_t id, Err *err) {
+    if (!tok) { err_set(err, "tokenizer decode: no tokenizer"); return nullptr; }
+    int vocab = tok->sp.GetPieceSize();
+    if (id < 0 || id >= vocab) {
+        err_set(err, "tokenizer decode: id %d out of range 0..%d", (int)id, vocab - 1);
+        return nullptr;
+    }
+    try {
+        return malloc_string(piece_text(tok, id), err);
+    } catch (const std::exception &e) {
+        err_set(err, "tokenizer decode: %s", e.what());
+    } catch (...) {
+        err_set(err, "tokenizer decode: unexpected error");
+    }
+    return nullptr;
+}
