@@ -66,6 +66,7 @@ int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepSt
         return err_set(err, "step %d: the gradient norm is not finite; parameters kept from step %d", s.step, tr->step);
     float clip = tr->opt.cfg.clip;
     s.clip_scale = clip > 0 && s.grad_norm > clip ? clip / s.grad_norm : 1.0f;
+    s.grad_norm_clipped = s.grad_norm * s.clip_scale;
     s.lr = optimizer_lr(&tr->opt.cfg, tr->step);
     double t1 = now_seconds();
     if (optimizer_step(&tr->opt, m, s.lr, s.clip_scale, err)) return -1;
@@ -73,6 +74,8 @@ int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepSt
     tr->step++;
     s.optim_seconds = t2 - t1;
     s.seconds = t2 - t0;
+    s.optim_fraction = (float)(s.optim_seconds / s.seconds);
+    s.diagnostics = tr->opt.diag_t == tr->opt.t;
     record(tr, &s);
     if (out) *out = s;
     return 0;

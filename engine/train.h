@@ -13,8 +13,11 @@ typedef struct StepStats {
     float lr;
     float grad_norm;       // before clipping
     float clip_scale;      // ≤ 1; the factor applied to the gradient
+    float grad_norm_clipped;  // after clipping: grad_norm·clip_scale
     double seconds;        // wall time of the whole step
     double optim_seconds;  // time in the optimizer update
+    float optim_fraction;  // optim_seconds / seconds
+    int diagnostics;       // the optimizer computed ‖ΔW‖₂, ‖W‖₂ this step (tr->opt.diag)
     long tokens;           // tokens processed
 } StepStats;
 

@@ -1,0 +1,42 @@
+// optim_linalg.h — the device linear algebra the optimizers need, computed through the Backend
+// only (so CUDA works unchanged): y = α·x + β·y, Newton–Schulz orthogonalization (NS5),
+// power iteration on operators that are never formed (W, A·Bᵀ, A'·B'ᵀ − A·Bᵀ), and a host SVD
+// polar factor used by tests as the exact reference for NS5.
+#pragma once
+#include <stddef.h>
+#include "err.h"
+#include "../kernels/kernels.h"
+
+// Muon's quintic coefficients: fast growth of small singular values, limit cycle in ~[0.7, 1.2].
+#define NS5_A 3.4445f
+#define NS5_B (-4.7750f)
+#define NS5_C 2.0315f
+
+// y(n) = α·x + β·y. tmp (n floats) is needed only when α ≠ 1.
+// (Three passes through be->scale/copy/add; a Backend axpby entry would make it one.)
+void axpby(const Backend *be, float *y, float alpha, const float *x, float beta, long n, float *tmp);
+
+// Floats of scratch newton_schulz5 needs for an m×n matrix.
+size_t newton_schulz5_work(int m, int n);
+// X(m×n) ← NS5(X/‖X‖_F) in place, `steps` iterations of the Gram form on the smaller side
+// (tall: S = XᵀX, X ← aX + X(bS + cS²); wide: S = XXᵀ, X ← aX + (bS + cS²)X), carried out on
+// k×k matrices, k = min(m, n): O(m·n·k + steps·k³). eye: a device identity of at least k×k,
+// row stride eye_ld (its top-left k×k block is used).
+void newton_schulz5(const Backend *be, float *x, int m, int n, int steps, float *work, const float *eye, int eye_ld);
+// X(m×n) ← U·Vᵀ from an SVD on the host (X = U·S·Vᵀ): the exact polar factor. Slow; tests only.
+int polar_exact(const Backend *be, float *x, int m, int n, Err *err);
+
+// An operator on R^cols → R^rows that power iteration applies without forming it:
+// dense (rank 0): a is rows×cols; low-rank: a·bᵀ with a rows×rank, b cols×rank;
+// difference (a0, b0 non-NULL): a·bᵀ − a0·b0ᵀ.
+typedef struct LinOp {
+    int rows, cols, rank;
+    const float *a, *b, *a0, *b0;
+} LinOp;
+
+// Floats of scratch power_iteration needs for op.
+size_t power_iteration_work(const LinOp *op);
+// Estimate ‖op‖₂ by `iters` steps warm-started from the unit vector v (cols), which is left at
+// the new estimate of the top right singular vector. Each step: z = op·v, y = opᵀ·z,
+// σ = ‖y‖/‖z‖ (≤ ‖op‖₂, and ≥ ‖op·v‖), v = y/‖y‖. A zero operator gives 0 and keeps v.
+float power_iteration(const Backend *be, const LinOp *op, float *v, int iters, float *work);

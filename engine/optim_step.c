@@ -1,0 +1,157 @@
+// optim_step.c — one optimizer update: the rules (AdamW, SGD, Muon, Spectron, renorm) over the
+// tensor table, and the spectral diagnostics of the factorized matrices. Everything computes
+// through the Backend; only per-matrix scalars (norms) come back to the host.
+#include <math.h>
+#include <string.h>
+#include "optim_internal.h"
+
+typedef struct StepCtx {
+    Optimizer *opt;
+    Model *m;
+    const Backend *be;
+    float lr;          // the matrices' rate this step (η)
+    float adam_lr;     // the AdamW group's rate this step
+    float gs;          // gradient scale (clipping)
+    int diag_now;      // compute ‖ΔW‖₂ and ‖W‖₂ this step
+    WorkLayout w;
+} StepCtx;
+
+static long numel(const TensorDesc *t) { return (long)t->rows * t->cols; }
+static float *moment(const StepCtx *c, int i) { return c->opt->m + c->m->tensors[i].offset; }
+static float *work(const StepCtx *c, size_t at) { return c->opt->work + at; }
+static float weight_decay(const StepCtx *c, int i) {
+    return c->m->tensors[i].role == ROLE_NORM ? 0.0f : c->opt->cfg.wd;   // no decay on norm gains
+}
+
+static void adamw_tensor(const StepCtx *c, int i, float lr) {
+    const OptimConfig *k = &c->opt->cfg;
+    size_t at = c->m->tensors[i].offset;
+    c->be->adamw_update(c->m->params + at, c->m->grads + at, c->opt->m + at, c->opt->v + at,
+                        numel(&c->m->tensors[i]), lr, k->beta1, k->beta2, k->eps, weight_decay(c, i), c->gs,
+                        c->opt->t);
+}
+
+// PyTorch's SGD: M ← μM + G; P ← (1 − lr·wd)P − lr·(G + μM if Nesterov, else M).
+static void sgd_tensor(const StepCtx *c, int i) {
+    const OptimConfig *k = &c->opt->cfg;
+    long n = numel(&c->m->tensors[i]);
+    float *p = param(c->m, i), *g = grad(c->m, i), *mom = moment(c, i), *tmp = work(c, c->w.tmp);
+    float mu = k->momentum, decay = 1.0f - c->lr * weight_decay(c, i);
+    axpby(c->be, mom, c->gs, g, mu, n, tmp);
+    if (k->nesterov) {
+        axpby(c->be, p, -c->lr * c->gs, g, decay, n, tmp);
+        axpby(c->be, p, -c->lr * mu, mom, 1.0f, n, tmp);
+    } else {
+        axpby(c->be, p, -c->lr, mom, decay, n, tmp);
+    }
+}
+
+// Muon's direction for tensor i into x: M ← βM + (1−β)G, then NS5 of G + β(M − G) (Nesterov)
+// or of M — or the exact polar factor when the test-only switch asks for it.
+static int ortho_direction(const StepCtx *c, int i, float *x, Err *err) {
+    const OptimConfig *k = &c->opt->cfg;
+    const TensorDesc *t = &c->m->tensors[i];
+    long n = numel(t);
+    float beta = k->momentum, *mom = moment(c, i), *tmp = work(c, c->w.tmp);
+    c->be->copy(tmp, grad(c->m, i), n * sizeof(float));
+    c->be->scale(tmp, (1.0f - beta) * c->gs, n);                 // tmp = (1−β)·G
+    axpby(c->be, mom, 1.0f, tmp, beta, n, NULL);                 // M = βM + (1−β)G
+    c->be->copy(x, mom, n * sizeof(float));
+    if (k->nesterov) axpby(c->be, x, 1.0f, tmp, beta, n, NULL);  // βM + (1−β)G = G + β(M − G)
+    if (k->exact_polar) return polar_exact(c->be, x, t->rows, t->cols, err);
+    newton_schulz5(c->be, x, t->rows, t->cols, k->ns_steps, work(c, c->w.ns), work(c, c->w.eye), c->w.eye_n);
+    return 0;
+}
+
+// Muon's shape factor √max(1, rows/cols) when shape_scale is on.
+static float shape_factor(const StepCtx *c, int i) {
+    const TensorDesc *t = &c->m->tensors[i];
+    return c->opt->cfg.shape_scale && t->rows > t->cols ? sqrtf((float)t->rows / (float)t->cols) : 1.0f;
+}
+
+// P ← (1 − η·wd)·P − step·shape·O: decay with the unscaled η whatever the step size.
+static int ortho_tensor(const StepCtx *c, int i, float step, Err *err) {
+    float *x = work(c, c->w.x);
+    if (ortho_direction(c, i, x, err)) return -1;
+    axpby(c->be, param(c->m, i), -step * shape_factor(c, i), x, 1.0f - c->lr * weight_decay(c, i),
+          numel(&c->m->tensors[i]), work(c, c->w.tmp));
+    return 0;
+}
+
+// The AdamW direction at step ρ·shape; decay η·wd, passed as the kernel's lr·wd.
+static void renorm_tensor(const StepCtx *c, int i, float rho) {
+    const OptimConfig *k = &c->opt->cfg;
+    size_t at = c->m->tensors[i].offset;
+    float step = rho * shape_factor(c, i), wd = step > 0 ? c->lr * weight_decay(c, i) / step : 0.0f;
+    c->be->adamw_update(c->m->params + at, c->m->grads + at, c->opt->m + at, c->opt->v + at,
+                        numel(&c->m->tensors[i]), step, k->beta1, k->beta2, k->eps, wd, c->gs, c->opt->t);
+}
+
+// One tensor by its rule; step is ρ for the factors of spectron and renorm.
+static int update_tensor(const StepCtx *c, int i, float step, Err *err) {
+    switch (tensor_rule(c->opt->cfg.kind, c->m->tensors[i].role)) {
+    case RULE_SGD: sgd_tensor(c, i); return 0;
+    case RULE_ADAMW: adamw_tensor(c, i, c->adam_lr); return 0;
+    case RULE_MUON: return ortho_tensor(c, i, c->lr, err);
+    case RULE_SPECTRON: return ortho_tensor(c, i, step, err);
+    case RULE_RENORM: renorm_tensor(c, i, step); return 0;
+    }
+    return 0;
+}
+
+// ‖ΔW‖₂ with ΔW = A'·B'ᵀ − A·Bᵀ and ‖W'‖₂, by warm-started power iteration, never forming W.
+static void diagnose(const StepCtx *c, MatrixDiag *d, const float *prev_a, const float *prev_b) {
+    const float *a = param(c->m, d->tensor_a), *b = param(c->m, d->tensor_b);
+    float *v = c->opt->vec + d->vec_at, *pw = work(c, c->w.pw);
+    LinOp dw = {d->rows, d->cols, d->rank, a, b, prev_a, prev_b}, w = {d->rows, d->cols, d->rank, a, b, NULL, NULL};
+    d->dw_norm = power_iteration(c->be, &dw, v + 2 * d->rank, DIAG_POWER_ITERS, pw);
+    d->w_norm = power_iteration(c->be, &w, v + 2 * d->rank + d->cols, DIAG_POWER_ITERS, pw);
+    d->dw_over_eta = c->lr > 0 ? d->dw_norm / c->lr : NAN;
+}
+
+// Both factors of W = A·Bᵀ: σ_A, σ_B (always for spectron/renorm, which need them for
+// ρ = η/(σ_A + σ_B + 1); with the diagnostics otherwise), the updates, the diagnostics.
+static int update_pair(const StepCtx *c, MatrixDiag *d, Err *err) {
+    const OptimConfig *k = &c->opt->cfg;
+    Rule rule = tensor_rule(k->kind, ROLE_FACTOR_A);
+    int spectral = rule == RULE_SPECTRON || rule == RULE_RENORM;
+    float *a = param(c->m, d->tensor_a), *b = param(c->m, d->tensor_b), *v = c->opt->vec + d->vec_at;
+    float *pw = work(c, c->w.pw), *prev_a = work(c, c->w.prev), *prev_b = prev_a + (size_t)d->rows * d->rank;
+    d->sigma_a = d->sigma_b = d->dw_norm = d->dw_over_eta = d->w_norm = NAN;
+    if (spectral || c->diag_now) {
+        int iters = spectral ? k->power_iters : DIAG_POWER_ITERS;
+        LinOp opa = {d->rows, d->rank, 0, a, NULL, NULL, NULL}, opb = {d->cols, d->rank, 0, b, NULL, NULL, NULL};
+        d->sigma_a = power_iteration(c->be, &opa, v, iters, pw);
+        d->sigma_b = power_iteration(c->be, &opb, v + d->rank, iters, pw);
+    }
+    d->rho = spectral ? c->lr / (d->sigma_a + d->sigma_b + 1.0f) : c->lr;
+    if (c->diag_now) {
+        c->be->copy(prev_a, a, sizeof(float) * d->rows * d->rank);
+        c->be->copy(prev_b, b, sizeof(float) * d->cols * d->rank);
+    }
+    if (update_tensor(c, d->tensor_a, d->rho, err) || update_tensor(c, d->tensor_b, d->rho, err)) return -1;
+    if (c->diag_now) diagnose(c, d, prev_a, prev_b);
+    return 0;
+}
+
+int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, Err *err) {
+    if (!opt->m || !opt->work) return err_set(err, "the optimizer has no state: build it first");
+    const OptimConfig *k = &opt->cfg;
+    opt->t++;
+    StepCtx c = {.opt = opt, .m = m, .be = m->be, .lr = lr, .gs = grad_scale,
+                 .diag_now = opt->diag_every > 0 && opt->t % opt->diag_every == 0};
+    // the AdamW group follows the matrices' schedule: adam_lr·lr_t/lr
+    c.adam_lr = k->kind == OPTIM_ADAMW || k->kind == OPTIM_SGD ? lr : k->lr > 0 ? k->adam_lr * (lr / k->lr) : 0.0f;
+    work_layout(m, &c.w);
+    int d = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        if (d < opt->n_diag && opt->diag[d].tensor_a == i) {
+            if (update_pair(&c, &opt->diag[d++], err)) return -1;
+            i++;   // B was updated with its A
+            continue;
+        }
+        if (update_tensor(&c, i, lr, err)) return -1;
+    }
+    if (c.diag_now) opt->diag_t = opt->t;
+    return 0;
+}
