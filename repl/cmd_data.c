@@ -18,7 +18,7 @@ static int path_printf(Err *err, char *out, size_t size, const char *fmt, ...) {
 }
 
 // "~/x" → "$HOME/x": paths typed at the prompt are not seen by a shell that would expand them.
-static const char *expand_path(const char *in, char *out, size_t size) {
+const char *expand_path(const char *in, char *out, size_t size) {
     const char *home = getenv("HOME");
     if (in[0] == '~' && (in[1] == '/' || in[1] == '\0') && home) {
         snprintf(out, size, "%s%s", home, in + 1);
@@ -100,7 +100,7 @@ int cmd_tok_load(Session *s, const Args *a, Err *err) {
 }
 
 // The positionals joined by single spaces: `tok encode Hello, world` means "Hello, world".
-static char *join_words(const Args *a) {
+char *join_words(const Args *a) {
     size_t len = 1;
     for (int i = 0; i < a->n_pos; i++) len += strlen(a->pos[i]) + 1;
     char *text = malloc(len), *p = text;

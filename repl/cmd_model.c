@@ -1,7 +1,11 @@
-// cmd_model.c — the model and optimizer commands: model new|info, optim.
+// cmd_model.c — the model and optimizer commands: model new|info|save|load|factorize, optim.
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "commands.h"
 #include "output.h"
+#include "../engine/checkpoint.h"
+#include "../engine/factorize.h"
 
 cJSON *model_config_json(const ModelConfig *c) {
     cJSON *o = cJSON_CreateObject();
@@ -77,10 +81,9 @@ int cmd_model_new(Session *s, const Args *a, Err *err) {
     memset(&m, 0, sizeof m);
     if (model_build(&m, &cfg, s->be, err) != 0) return -1;
     if (s->has_trainer) out_note(s, "the previous model and its optimizer state are replaced\n");
-    session_drop_trainer(s);
-    if (s->has_model) model_free(&s->model);
-    s->model = m;
-    s->has_model = 1;
+    session_replace_model(s, &m);
+    s->dirty = 0;
+    s->model_file[0] = '\0';
     s->model_cfg = cfg;
     if (a->n_pos) snprintf(s->model_preset, sizeof s->model_preset, "%s", a->pos[0]);
     model_summary(s, s->model_preset);
@@ -102,12 +105,12 @@ static const char *role_name(TensorRole r) {
 
 static void tensor_table(Session *s) {
     cJSON *list = cJSON_AddArrayToObject(s->result, "tensors");
-    out_text(s, "\n  %-28s %-13s %s\n", "tensor", "shape", "role");
+    out_text(s, "\n  %-28s %-13s %s\n", "tensor", "shape", "role");  // shapes: × is 2 bytes, 1 column
     for (int i = 0; i < s->model.n_tensors; i++) {
         const TensorDesc *t = &s->model.tensors[i];
         char shape[32];
         snprintf(shape, sizeof shape, "%d×%d", t->rows, t->cols);
-        out_text(s, "  %-28s %-13s %s\n", t->name, shape, role_name(t->role));
+        out_text(s, "  %-28s %-14s %s\n", t->name, shape, role_name(t->role));
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", t->name);
         cJSON_AddNumberToObject(o, "rows", t->rows);
@@ -141,6 +144,169 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "param_bytes", (double)k.param_bytes);
     cJSON_AddNumberToObject(s->result, "activation_bytes", (double)k.activation_bytes);
     if (args_bool(a, "tensors", 0)) tensor_table(s);
+    return 0;
+}
+
+// ---- model save / load ---------------------------------------------------------------------
+
+static const char *dtype_name(CheckpointDtype d) { return d == CHECKPOINT_BF16 ? "bf16" : "f32"; }
+
+int cmd_model_save(Session *s, const Args *a, Err *err) {
+    if (session_need_model(s, err) != 0) return -1;
+    char buf[1024];
+    const char *path = expand_path(a->pos[0], buf, sizeof buf);
+    CheckpointOptions o = checkpoint_default_options();
+    o.dtype = strcmp(args_str(a, "dtype", "f32"), "bf16") == 0 ? CHECKPOINT_BF16 : CHECKPOINT_F32;
+    o.include_optim = args_bool(a, "optim", 1);
+    const Tokenizer *tok = s->tok;
+    if (tok && tokenizer_vocab_size(tok) > s->model.cfg.vocab) {
+        out_note(s, "the tokenizer is not embedded: its vocabulary (%d) does not fit the model's (%d)\n",
+                 tokenizer_vocab_size(tok), s->model.cfg.vocab);
+        tok = NULL;
+    }
+    const Trainer *tr = s->has_trainer ? &s->trainer : NULL;
+    if (checkpoint_save(path, &s->model, tr, tok, &o, err) != 0) return -1;
+    struct stat st;
+    double bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
+    int step = tr ? tr->step : 0, optim = tr && o.include_optim;
+    char size[32];
+    out_text(s, "saved %s (%s): step %d, %s parameters, optimizer state %s, tokenizer %s\n", path,
+             fmt_bytes(size, sizeof size, bytes), step, dtype_name(o.dtype),
+             optim ? "included" : !tr ? "none (no trainer yet)" : "left out", tok ? "embedded" : "none");
+    s->dirty = 0;
+    snprintf(s->model_file, sizeof s->model_file, "%s", path);
+    cJSON_AddStringToObject(s->result, "path", path);
+    cJSON_AddNumberToObject(s->result, "bytes", bytes);
+    cJSON_AddNumberToObject(s->result, "step", step);
+    cJSON_AddStringToObject(s->result, "dtype", dtype_name(o.dtype));
+    cJSON_AddBoolToObject(s->result, "optimizer", optim);
+    cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
+    return 0;
+}
+
+// The embedded tokenizer replaces the session's; data tokenized with a different one goes.
+static void adopt_tokenizer(Session *s, Tokenizer *tok, const char *path) {
+    size_t n_new, n_old = 0;
+    const void *b_new = tokenizer_bytes(tok, &n_new), *b_old = s->tok ? tokenizer_bytes(s->tok, &n_old) : NULL;
+    int same = b_old && n_old == n_new && memcmp(b_old, b_new, n_new) == 0;
+    tokenizer_free(s->tok);
+    s->tok = tok;
+    snprintf(s->tok_path, sizeof s->tok_path, "(embedded in %.1000s)", path);
+    if (!same) session_drop_data(s, "it was tokenized with another tokenizer than the checkpoint's");
+}
+
+int cmd_model_load(Session *s, const Args *a, Err *err) {
+    char buf[1024];
+    const char *path = expand_path(a->pos[0], buf, sizeof buf);
+    Model m;
+    Trainer tr;
+    Tokenizer *tok = NULL;
+    CheckpointInfo info;
+    memset(&m, 0, sizeof m);
+    memset(&tr, 0, sizeof tr);
+    memset(&info, 0, sizeof info);
+    if (checkpoint_load(path, s->be, &m, &tr, &tok, &info, err) != 0) return -1;  // the session is untouched
+    session_replace_model(s, &m);
+    if (info.has_optim) {
+        s->trainer = tr;
+        s->trainer.model = &s->model;  // the loader pointed it at its own Model, now moved here
+        s->has_trainer = 1;
+        s->optim = tr.opt.cfg;
+    } else {
+        s->resume_step = info.step;
+        s->resume_data_rng = info.data_rng;
+    }
+    if (tok) adopt_tokenizer(s, tok, path);
+    s->model_cfg = s->model.cfg;
+    snprintf(s->model_preset, sizeof s->model_preset, "loaded");
+    snprintf(s->model_file, sizeof s->model_file, "%s", path);
+    s->dirty = 0;
+    const ModelConfig *c = &s->model.cfg;
+    char size[32], p[32];
+    out_text(s, "loaded %s (%s): step %d, %s parameters, optimizer %s, tokenizer %s\n", path,
+             fmt_bytes(size, sizeof size, (double)info.file_bytes), info.step, dtype_name(info.dtype),
+             info.has_optim ? info.optimizer : info.optimizer[0] ? "state not saved" : "none",
+             tok ? "embedded" : "none in the file");
+    out_text(s, "model: dim=%d layers=%d heads=%d kv_heads=%d ffn=%d rank=%d seq=%d vocab=%d, %s parameters\n",
+             c->dim, c->layers, c->heads, c->kv_heads, c->ffn, c->rank, c->seq, c->vocab,
+             fmt_count(p, sizeof p, (double)model_counts(&s->model, 1, c->seq).params));
+    if (info.has_optim)
+        out_note(s, "trainer restored: %s lr=%g at step %d; `train` continues where it stopped\n", s->optim.name,
+                 s->optim.lr, info.step);
+    else if (info.step > 0)
+        out_note(s, "no optimizer state in the file: the next `train` continues from step %d with fresh moments\n",
+                 info.step);
+    if (s->tok && tokenizer_vocab_size(s->tok) > c->vocab)
+        out_note(s, "warning: the tokenizer's vocabulary (%d) is larger than the model's (%d)\n",
+                 tokenizer_vocab_size(s->tok), c->vocab);
+    cJSON_AddStringToObject(s->result, "path", path);
+    cJSON_AddNumberToObject(s->result, "bytes", (double)info.file_bytes);
+    cJSON_AddNumberToObject(s->result, "step", info.step);
+    cJSON_AddStringToObject(s->result, "dtype", dtype_name(info.dtype));
+    if (info.optimizer[0]) cJSON_AddStringToObject(s->result, "optimizer", info.optimizer);
+    else cJSON_AddNullToObject(s->result, "optimizer");
+    cJSON_AddBoolToObject(s->result, "optimizer_state", info.has_optim);
+    cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
+    cJSON_AddItemToObject(s->result, "config", model_config_json(c));
+    return 0;
+}
+
+// ---- model factorize ----------------------------------------------------------------------
+
+int cmd_model_factorize(Session *s, const Args *a, Err *err) {
+    if (session_need_model(s, err) != 0) return -1;
+    if (!args_has(a, "rank")) return err_set(err, "model factorize needs rank=R (e.g. model factorize rank=16)");
+    int rank = (int)args_int(a, "rank", 0);
+    Model m;
+    FactorizeReport rep;
+    memset(&m, 0, sizeof m);
+    memset(&rep, 0, sizeof rep);
+    long before = model_counts(&s->model, 1, s->model.cfg.seq).params;
+    if (model_factorize(&s->model, rank, &m, &rep, err) != 0) return -1;
+    int had_trainer = s->has_trainer, step = had_trainer ? s->trainer.step : s->resume_step;
+    uint64_t data_rng = had_trainer ? s->trainer.data_rng : s->resume_data_rng;
+    int run = s->runs.current;
+    session_replace_model(s, &m);
+    s->runs.current = run;  // the same run goes on: its loss curve shows what factorizing cost
+    s->model_cfg = s->model.cfg;
+    out_text(s, "  %-26s %-11s %-9s %s\n", "matrix", "shape", "rank", "rel. error ‖W−ABᵀ‖/‖W‖");
+    cJSON *list = cJSON_AddArrayToObject(s->result, "matrices");
+    for (int i = 0; i < rep.n; i++) {
+        const FactorizeError *e = &rep.items[i];
+        char shape[32], ranks[32];
+        snprintf(shape, sizeof shape, "%d×%d", e->rows, e->cols);
+        if (e->source_rank) snprintf(ranks, sizeof ranks, "%d→%d", e->source_rank, rank);
+        else snprintf(ranks, sizeof ranks, "dense→%d", rank);
+        out_text(s, "  %-26s %-12s %-9s %.4f\n", e->name, shape, ranks, e->rel_error);  // × is 2 bytes, 1 column
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", e->name);
+        cJSON_AddNumberToObject(o, "rows", e->rows);
+        cJSON_AddNumberToObject(o, "cols", e->cols);
+        cJSON_AddNumberToObject(o, "source_rank", e->source_rank);
+        json_add_real(o, "rel_error", e->rel_error);
+        cJSON_AddItemToArray(list, o);
+    }
+    long after = model_counts(&s->model, 1, s->model.cfg.seq).params;
+    char pb[32], pa[32];
+    out_text(s, "rank %d: worst %.4f, mean %.4f; parameters %s → %s\n", rank, rep.worst, rep.mean,
+             fmt_count(pb, sizeof pb, (double)before), fmt_count(pa, sizeof pa, (double)after));
+    cJSON_AddNumberToObject(s->result, "rank", rank);
+    json_add_real(s->result, "worst", rep.worst);
+    json_add_real(s->result, "mean", rep.mean);
+    cJSON_AddNumberToObject(s->result, "params_before", (double)before);
+    cJSON_AddNumberToObject(s->result, "params", (double)after);
+    factorize_report_free(&rep);
+    if (had_trainer) {
+        if (trainer_build(&s->trainer, &s->model, &s->optim, s->seed, err) != 0) return -1;
+        s->has_trainer = 1;
+        s->trainer.step = step;
+        s->trainer.data_rng = data_rng;
+        out_note(s, "optimizer state reset (the factors are new parameters); step count kept at %d\n", step);
+    } else {
+        s->resume_step = step;
+        s->resume_data_rng = data_rng;
+    }
+    cJSON_AddBoolToObject(s->result, "state_reset", had_trainer);
     return 0;
 }
 

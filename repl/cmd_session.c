@@ -18,7 +18,7 @@ static void help_list(Session *s) {
         command_title(c, title, sizeof title);
         if (!family || strcmp(family, c->family) != 0) out_text(s, "\n%s\n", c->family);
         family = c->family;
-        out_text(s, "  %-13s %s\n", title, c->summary);
+        out_text(s, "  %-16s %s\n", title, c->summary);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", title);
         cJSON_AddStringToObject(o, "family", c->family);
@@ -109,6 +109,13 @@ int cmd_help(Session *s, const Args *a, Err *err) {
 
 int cmd_quit(Session *s, const Args *a, Err *err) {
     (void)a, (void)err;
+    if (s->interactive && s->dirty && !s->leave_armed) {
+        out_text(s, "unsaved model (trained since it was last saved): `model save PATH` keeps it; "
+                    "type quit again or press Ctrl-D to leave\n");
+        s->leave_warned = 1;
+        cJSON_AddBoolToObject(s->result, "left", 0);
+        return 0;
+    }
     s->quit = 1;
     return 0;
 }
@@ -159,9 +166,33 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     show_data(s);
     show_model(s);
     optim_describe(s, &s->optim, cJSON_AddObjectToObject(s->result, "optimizer"));
-    int step = s->has_trainer ? s->trainer.step : 0;
+    int step = s->has_trainer ? s->trainer.step : s->resume_step;
     out_text(s, "trainer    %s step %d\n", s->has_trainer ? "built," : "not built yet,", step);
     cJSON_AddNumberToObject(s->result, "step", step);
+    if (s->model_file[0])
+        out_text(s, "checkpoint %s%s\n", s->model_file, s->dirty ? " (trained since: unsaved changes)" : "");
+    else if (s->has_model)
+        out_text(s, "checkpoint none%s\n", s->dirty ? " (trained: unsaved; `model save PATH`)" : "");
+    if (s->model_file[0]) cJSON_AddStringToObject(s->result, "checkpoint", s->model_file);
+    else cJSON_AddNullToObject(s->result, "checkpoint");
+    cJSON_AddBoolToObject(s->result, "unsaved", s->dirty);
+    if (s->runs.log) out_text(s, "log        %s (%ld lines this session)\n", s->runs.log_path, s->runs.log_lines);
+    else out_text(s, "log        off\n");
+    if (s->runs.log) cJSON_AddStringToObject(s->result, "log", s->runs.log_path);
+    else cJSON_AddNullToObject(s->result, "log");
+    if (s->runs.n_runs) out_text(s, "runs       %d (`plot` draws them)\n", s->runs.n_runs);
+    else out_text(s, "runs       none yet\n");
+    runs_describe(s, "  ");
+    cJSON *runs = cJSON_AddArrayToObject(s->result, "runs");
+    for (int i = 0; i < s->runs.n_runs; i++) {
+        const RunSeries *r = &s->runs.runs[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", r->name);
+        cJSON_AddNumberToObject(o, "steps", r->n_steps);
+        cJSON_AddNumberToObject(o, "evals", r->n_val);
+        cJSON_AddBoolToObject(o, "current", i == s->runs.current);
+        cJSON_AddItemToArray(runs, o);
+    }
     out_text(s, "settings   seed=%llu threads=%d batch=%d accum=%d errexit=%s json=%s quiet=%s\n",
              (unsigned long long)s->seed, s->threads, s->batch, s->accum, s->errexit ? "on" : "off",
              s->json ? "on" : "off", s->quiet ? "on" : "off");

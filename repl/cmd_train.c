@@ -32,11 +32,7 @@ static int need_model_and_data(const Session *s, Err *err) {
 
 static int need_trainer(Session *s, Err *err) {
     if (need_model_and_data(s, err) != 0) return -1;
-    if (s->has_trainer) return 0;
-    if (trainer_build(&s->trainer, &s->model, &s->optim, s->seed, err) != 0) return -1;
-    s->has_trainer = 1;
-    out_note(s, "trainer built: %s lr=%g (change with `optim`)\n", s->optim.name, s->optim.lr);
-    return 0;
+    return session_need_trainer(s, err);
 }
 
 // ---- train --------------------------------------------------------------------------------
@@ -72,6 +68,8 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     if (!args_has(a, "steps")) return err_set(err, "train needs steps=N (e.g. train steps=100)");
     if (need_trainer(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
     int steps = (int)args_int(a, "steps", 1);
+    int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 10);
+    cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     Run r = {0};
     Progress p;
     progress_begin(&p, s, steps);
@@ -85,8 +83,23 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         r.done++;
         r.tokens += r.last.tokens;
         r.seconds = now_seconds() - t0;
+        session_record_step(s, &r.last, r.last.seconds > 0 ? (double)r.last.tokens / r.last.seconds : 0);
         double eta = r.seconds / r.done * (steps - r.done);
         progress_update(&p, r.done, r.last.step, r.last.loss, (double)r.tokens / r.seconds, eta);
+        if (eval_every > 0 && (r.done % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {
+            double loss;
+            if (trainer_eval(&s->model, &s->data, sh.B, sh.T, eval_batches, s->seed ^ EVAL_SEED_SALT, &loss, err) != 0) {
+                progress_end(&p);
+                return -1;
+            }
+            session_record_val(s, r.last.step, loss);
+            progress_end(&p);
+            out_text(s, "step %d: val loss %.4f\n", r.last.step, loss);
+            cJSON *v = cJSON_CreateObject();
+            cJSON_AddNumberToObject(v, "step", r.last.step);
+            json_add_real(v, "val_loss", loss);
+            cJSON_AddItemToArray(val, v);
+        }
     }
     progress_end(&p);
     train_report(s, &r, steps, r.done < steps);
@@ -101,6 +114,7 @@ int cmd_step(Session *s, const Args *a, Err *err) {
     if (need_trainer(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
     if (trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &st, err) != 0) return -1;
     double rate = st.seconds > 0 ? (double)st.tokens / st.seconds : 0;
+    session_record_step(s, &st, rate);
     char r[32];
     out_text(s, "step        %d\nloss        %.4f\nlr          %.3g\ngrad_norm   %.4g\nclip_scale  %.3f\n"
                 "tokens      %ld (batch %d × seq %d × accum %d)\nseconds     %.3f (optimizer %.3f)\ntok/s       %s\n",
@@ -128,7 +142,8 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
     if (trainer_eval(&s->model, &s->data, sh.B, sh.T, batches, s->seed ^ EVAL_SEED_SALT, &loss, err) != 0)
         return -1;
     double ppl = exp(loss);
-    int step = s->has_trainer ? s->trainer.step : 0;
+    int step = s->has_trainer ? s->trainer.step : s->resume_step;
+    session_record_val(s, step, loss);
     out_text(s, "val loss %.4f  perplexity %.2f  (step %d; %d batches of %d × %d tokens)\n", loss, ppl, step, batches,
              sh.B, sh.T);
     json_add_real(s->result, "val_loss", loss);
@@ -179,6 +194,54 @@ int cmd_bench_train(Session *s, const Args *a, Err *err) {
         memset(&r, 0, sizeof r);
         if (bench_train(s->be, shape, f, batch, steps, peak, &r, err) != 0) return -1;
         bench_row(s, &r);
+    }
+    if (lrsh_interrupted) out_text(s, "interrupted\n");
+    return 0;
+}
+
+// ---- bench generate -----------------------------------------------------------------------
+
+// A shape by name: the presets, and llama2.c's stories15M (a model people compare against).
+static int bench_shape(const char *name, ModelConfig *cfg, Err *err) {
+    if (strcmp(name, "stories15m") != 0) return model_config_preset(cfg, name, err);
+    if (model_config_preset(cfg, "small", err) != 0) return -1;
+    cfg->dim = 288, cfg->layers = 6, cfg->heads = 6, cfg->kv_heads = 6, cfg->ffn = 768, cfg->seq = 256;
+    cfg->vocab = 32000;
+    return model_config_validate(cfg, err);
+}
+
+int cmd_bench_generate(Session *s, const Args *a, Err *err) {
+    const char *shape = args_str(a, "shape", "small"), *which = args_str(a, "model", "both");
+    int n = (int)args_int(a, "n", 128);
+    ModelConfig cfg;
+    if (bench_shape(shape, &cfg, err) != 0) return -1;
+    out_note(s, "decoding on %s\n", s->be->describe());
+    out_text(s, "%-10s %-10s %5s %7s %6s %13s %13s %9s\n", "shape", "model", "rank", "prompt", "n", "decode tok/s",
+             "prefill tok/s", "peak RSS");
+    static const char *const variants[] = {"dense", "factorized"};
+    for (int f = 0; f < 2 && !lrsh_interrupted; f++) {
+        if (strcmp(which, "both") != 0 && strcmp(which, variants[f]) != 0) continue;
+        GenerateBench r;
+        memset(&r, 0, sizeof r);
+        if (bench_generate(s->be, &cfg, f, n, &r, err) != 0) return -1;
+        char rate[32], pre[32], rss[32];
+        out_text(s, "%-10s %-10s %5d %7d %6d %13s %13s %9s\n", shape, r.model, r.rank, r.prompt, r.n_tokens,
+                 fmt_count(rate, sizeof rate, r.tok_per_s), fmt_count(pre, sizeof pre, r.prefill_tok_per_s),
+                 fmt_bytes(rss, sizeof rss, (double)r.peak_rss));
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddTrueToObject(o, "ok");
+        cJSON_AddStringToObject(o, "command", "bench generate");
+        cJSON_AddStringToObject(o, "shape", shape);
+        cJSON_AddStringToObject(o, "model", r.model);
+        cJSON_AddNumberToObject(o, "rank", r.rank);
+        cJSON_AddNumberToObject(o, "threads", r.threads);
+        cJSON_AddNumberToObject(o, "prompt", r.prompt);
+        cJSON_AddNumberToObject(o, "n", r.n_tokens);
+        json_add_real(o, "tok_per_s", r.tok_per_s);
+        json_add_real(o, "prefill_tok_per_s", r.prefill_tok_per_s);
+        cJSON_AddNumberToObject(o, "peak_rss", (double)r.peak_rss);
+        cJSON_AddStringToObject(o, "kernel", r.kernel);
+        out_emit(s, o);
     }
     if (lrsh_interrupted) out_text(s, "interrupted\n");
     return 0;

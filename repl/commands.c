@@ -50,7 +50,10 @@ const CmdSpec commands[] = {
              "Examples:\n  set batch 16\n  set errexit off",
      .min_pos = 2, .max_pos = 2, .pos = POS_SETTING, .run = cmd_set},
     {.name = "quit", .family = "shell", .args = "", .summary = "leave the shell (Ctrl-D does too)",
-     .help = "Example:\n  quit", .run = cmd_quit},
+     .help = "At the prompt, with a model trained since it was last saved, the first quit (or\n"
+             "Ctrl-D, or a second Ctrl-C on an empty line) only warns; the next one leaves.\n"
+             "`model save PATH` first keeps the model. Scripts, -c and pipes just quit.\n"
+             "Example:\n  quit", .run = cmd_quit},
     {.name = "exit", .family = "shell", .args = "", .summary = "same as quit",
      .help = "Example:\n  exit", .run = cmd_quit},
 
@@ -127,6 +130,40 @@ const CmdSpec commands[] = {
          {"tensors", OPT_BOOL, "off", NULL, 0, 0, "also list every tensor"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 
+    {.name = "model", .sub = "save", .family = "model", .args = "PATH [dtype=f32|bf16] [optim=yes|no]",
+     .summary = "write the model (with optimizer state and tokenizer) to a safetensors file",
+     .help = "The file is a standard safetensors file: any safetensors reader opens it. It holds the\n"
+             "parameters (f32, or bf16 at half the size), the step count and data position, the\n"
+             "optimizer moments (optim=no leaves them out: smaller, but `train` after a load\n"
+             "restarts the moments) and the loaded tokenizer, so the file alone is enough to\n"
+             "`generate`. Written to a temporary name and renamed: a crash never leaves half a file.\n"
+             "Examples:\n  model save run1.safetensors\n  model save small.safetensors dtype=bf16 optim=no",
+     .min_pos = 1, .max_pos = 1, .pos = POS_PATH, .run = cmd_model_save,
+     .opts = (const OptSpec[]){
+         {"dtype", OPT_ENUM, "f32", "f32|bf16", 0, 0, "parameter precision in the file"},
+         {"optim", OPT_BOOL, "yes", NULL, 0, 0, "include the optimizer moments (for an exact resume)"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+    {.name = "model", .sub = "load", .family = "model", .args = "PATH",
+     .summary = "replace the model (and trainer, tokenizer) with a checkpoint's",
+     .help = "Checks the whole file first: on any error the message names the problem and the\n"
+             "session keeps its model, trainer and tokenizer. On success the model is replaced;\n"
+             "so is the trainer when the file has optimizer state (`train` continues where it\n"
+             "stopped), and the tokenizer when one is embedded (loaded data made with another\n"
+             "tokenizer is dropped). Prints the step, optimizer and dtype it found.\n"
+             "Examples:\n  model load run1.safetensors\n  model load run1.safetensors; generate \"Once\" n=50",
+     .min_pos = 1, .max_pos = 1, .pos = POS_PATH, .run = cmd_model_load},
+    {.name = "model", .sub = "factorize", .family = "model", .args = "rank=R",
+     .summary = "replace every block matrix W by its best rank-R approximation A·Bᵀ (SVD)",
+     .help = "Works on a dense or a factorized model (then W = A·Bᵀ is re-truncated). Prints each\n"
+             "matrix's relative error ‖W − A·Bᵀ‖_F / ‖W‖_F, the worst and the mean. The embedding,\n"
+             "head and norm gains are copied. The optimizer state is reset (the factors are new\n"
+             "parameters); the step count is kept. R must fit every matrix: 1 ≤ R ≤ min(out, in).\n"
+             "Examples:\n  model factorize rank=32\n  model factorize rank=8; eval",
+     .run = cmd_model_factorize,
+     .opts = (const OptSpec[]){
+         {"rank", OPT_INT, NULL, NULL, 1, 1 << 16, "the new rank of every block matrix (required)"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+
     // ---- optimizer ----
     {.name = "optim", .family = "optimizer",
      .args = "[adamw] [lr= wd= beta1= beta2= eps= clip= warmup= horizon= min_lr_ratio=]",
@@ -151,15 +188,19 @@ const CmdSpec commands[] = {
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 
     // ---- training ----
-    {.name = "train", .family = "training", .args = "steps=N [batch= accum= seq=]",
+    {.name = "train", .family = "training", .args = "steps=N [eval_every=N eval_batches=N batch= accum= seq=]",
      .summary = "take N optimizer steps on the loaded data (Ctrl-C stops between steps)",
      .help = "Builds the trainer on first use with the current `optim` settings and `set seed`.\n"
              "On a terminal one line shows step, loss, tokens/s and ETA; otherwise a line every\n"
              "~10%. Ctrl-C stops after the step in progress; the model keeps every step taken.\n"
-             "Examples:\n  train steps=200\n  train steps=1000 batch=16 accum=4",
+             "Every step is recorded in the current run (see `run`, `plot`) and, after `log FILE`,\n"
+             "appended to that file. eval_every=N also measures the validation loss (as `eval`).\n"
+             "Examples:\n  train steps=200\n  train steps=1000 batch=16 accum=4\n  train steps=500 eval_every=100",
      .run = cmd_train,
      .opts = (const OptSpec[]){
          {"steps", OPT_INT, NULL, NULL, 1, 1e9, "optimizer steps to take (required)"},
+         {"eval_every", OPT_INT, "0", NULL, 0, 1e9, "measure the validation loss every N steps and at the end (0: never)"},
+         {"eval_batches", OPT_INT, "10", NULL, 1, 1e6, "validation batches per measurement"},
          BATCH_OPTS,
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "step", .family = "training", .args = "[batch= accum= seq=]",
@@ -168,13 +209,73 @@ const CmdSpec commands[] = {
      .opts = (const OptSpec[]){BATCH_OPTS, {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "eval", .family = "training", .args = "[batches=N] [batch= seq=]",
      .summary = "validation loss and perplexity (the same batches every time)",
-     .help = "Examples:\n  eval\n  eval batches=50",
+     .help = "The loss is recorded in the current run at the current step (`plot loss` shows it).\n"
+             "Examples:\n  eval\n  eval batches=50",
      .run = cmd_eval,
      .opts = (const OptSpec[]){
          {"batches", OPT_INT, "20", NULL, 1, 1e6, "validation batches to average"},
          {"batch", OPT_INT, NULL, NULL, 1, 1 << 20, "sequences per batch (default: `set batch`)"},
          {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: the model's seq)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+
+    // ---- sampling ----
+    {.name = "generate", .family = "sampling", .args = "[PROMPT] [n=128 temp=0.8 top_k=40 top_p=0.95 seed=N]",
+     .summary = "continue PROMPT with sampled tokens, printed as they come (Ctrl-C stops)",
+     .help = "Encodes the prompt after a BOS token, feeds it in one batched pass through the KV\n"
+             "cache, then samples one token at a time until end-of-text, n tokens or Ctrl-C. With\n"
+             "no prompt it starts from BOS alone. temp=0 is greedy; top_k=0 and top_p=1 turn the\n"
+             "cuts off. The same seed= gives the same text; without seed= each call uses the\n"
+             "session seed plus the number of earlier calls (a script is still reproducible). A\n"
+             "prompt longer than the context slides the window (a note says so). Needs a model and\n"
+             "a tokenizer whose vocabulary fits it (`model load` of a checkpoint brings both).\n"
+             "With --json, no text streams to stdout: one object with text, tokens, tok_per_s,\n"
+             "prompt_tokens and stopped (eos, n or interrupt).\n"
+             "Examples:\n  generate\n  generate \"Once upon a time\" n=200 temp=0.7\n  generate The n=20 temp=0",
+     .min_pos = 0, .max_pos = -1, .pos = POS_TEXT, .run = cmd_generate,
+     .opts = (const OptSpec[]){
+         {"n", OPT_INT, "128", NULL, 1, 1 << 24, "tokens to generate at most"},
+         {"temp", OPT_FLOAT, "0.8", NULL, 0, 100, "temperature (0: greedy)"},
+         {"top_k", OPT_INT, "40", NULL, 0, 1 << 24, "sample among the k most likely tokens (0: all)"},
+         {"top_p", OPT_FLOAT, "0.95", NULL, 0, 1, "nucleus: the smallest set with this much probability"},
+         {"seed", OPT_INT, NULL, NULL, 0, 0, "sampling seed (default: the session seed + calls so far)"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+
+    // ---- output ----
+    {.name = "plot", .family = "output",
+     .args = "[loss|val|lr|gnorm|clip|tok_per_s|seconds] [from=FILE] [png=FILE] [svg=FILE] [width=72 height=16]",
+     .summary = "chart a training metric by step in the terminal (braille), every run overlaid",
+     .help = "Draws the field over the steps of every run (see `run`) with Unicode braille\n"
+             "characters (2×4 dots per cell): y from its min to its max, x the step range, a\n"
+             "legend; with several runs each line ends at its letter (and has its own color on a\n"
+             "terminal). `plot loss` adds the validation losses from `eval` / `train eval_every=`\n"
+             "as points. from=FILE reads a file written by `log` instead of this session's runs.\n"
+             "png= / svg= also hand the same data to gnuplot (when installed) for an image file.\n"
+             "Examples:\n  plot\n  plot lr\n  plot gnorm width=100 height=20\n"
+             "  plot loss png=loss.png\n  plot loss from=run1.jsonl svg=run1.svg",
+     .max_pos = 1, .pos = POS_WORD, .words = plot_fields, .run = cmd_plot,
+     .opts = (const OptSpec[]){
+         {"from", OPT_PATH, NULL, NULL, 0, 0, "a `log` file (JSON lines) to plot instead of the session's runs"},
+         {"png", OPT_PATH, NULL, NULL, 0, 0, "also write a PNG image with gnuplot"},
+         {"svg", OPT_PATH, NULL, NULL, 0, 0, "also write an SVG image with gnuplot"},
+         {"width", OPT_INT, "72", NULL, 8, 1000, "chart width in terminal cells"},
+         {"height", OPT_INT, "16", NULL, 3, 500, "chart height in terminal cells"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+    {.name = "log", .family = "output", .args = "[FILE|off]",
+     .summary = "append every training step to FILE as a JSON line (`log off` stops)",
+     .help = "Each line: {\"step\", \"loss\", \"lr\", \"grad_norm\", \"clip_scale\", \"tok_per_s\",\n"
+             "\"seconds\", \"run\"}; a validation loss adds {\"step\", \"val_loss\", \"run\"}. The file is\n"
+             "appended to and flushed after every line, so `tail -f` follows it and a crash keeps it.\n"
+             "`plot FIELD from=FILE` draws it later. With no argument: where logging goes.\n"
+             "Examples:\n  log run1.jsonl\n  log off",
+     .max_pos = 1, .pos = POS_PATH, .run = cmd_log},
+    {.name = "run", .family = "output", .args = "[NAME]",
+     .summary = "start a new named run: the series the next steps go to (no NAME: list runs)",
+     .help = "The session keeps every run's per-step history (loss, lr, gradient norm, clip scale,\n"
+             "tokens/s) and validation losses; `plot` overlays the runs. Without `run`, training\n"
+             "starts a run named after the optimizer, and `model new` / `model load` start the\n"
+             "next one. A name already taken gets -2, -3, …\n"
+             "Examples:\n  run baseline; train steps=200\n  run lr-1e-3; optim lr=1e-3; train steps=200; plot",
+     .max_pos = 1, .pos = POS_TEXT, .run = cmd_run},
 
     // ---- measurement ----
     {.name = "bench", .sub = "train", .family = "measurement",
@@ -189,6 +290,20 @@ const CmdSpec commands[] = {
          {"model", OPT_ENUM, "both", "dense|factorized|both", 0, 0, "which variants to run"},
          {"steps", OPT_INT, "5", NULL, 1, 100000, "timed steps (after one warm-up step)"},
          {"batch", OPT_INT, NULL, NULL, 1, 1 << 20, "sequences per step (default: `set batch`)"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+    {.name = "bench", .sub = "generate", .family = "measurement",
+     .args = "[shape=small|base|stories15m] [model=dense|factorized|both] [n=N]",
+     .summary = "decode tokens/s (batch 1, KV cache) of the dense and factorized model",
+     .help = "Builds each model with random weights, prefills a 16-token prompt, then decodes n\n"
+             "tokens one at a time (greedy), repeated for about a second. Factorized: rank dim/4.\n"
+             "stories15m is llama2.c's 15M shape (dim 288, 6 layers, vocab 32000). Peak memory is\n"
+             "the process's high-water mark after each run. Independent of the session's model.\n"
+             "Examples:\n  bench generate\n  bench generate shape=stories15m n=128",
+     .run = cmd_bench_generate,
+     .opts = (const OptSpec[]){
+         {"shape", OPT_ENUM, "small", "tiny|small|base|stories15m", 0, 0, "model shape"},
+         {"model", OPT_ENUM, "both", "dense|factorized|both", 0, 0, "which variants to run"},
+         {"n", OPT_INT, "128", NULL, 1, 1 << 20, "tokens decoded per round (capped at the context)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 };
 

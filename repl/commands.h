@@ -55,7 +55,26 @@ int cmd_optim(Session *s, const Args *a, Err *err);
 int cmd_train(Session *s, const Args *a, Err *err);
 int cmd_step(Session *s, const Args *a, Err *err);
 int cmd_eval(Session *s, const Args *a, Err *err);
+int cmd_model_save(Session *s, const Args *a, Err *err);
+int cmd_model_load(Session *s, const Args *a, Err *err);
+int cmd_model_factorize(Session *s, const Args *a, Err *err);
+int cmd_generate(Session *s, const Args *a, Err *err);
 int cmd_bench_train(Session *s, const Args *a, Err *err);
+int cmd_bench_generate(Session *s, const Args *a, Err *err);
+int cmd_plot(Session *s, const Args *a, Err *err);
+int cmd_log(Session *s, const Args *a, Err *err);
+int cmd_run(Session *s, const Args *a, Err *err);
+
+// The runs `plot` draws, one line each (for `show` and `run`).
+void runs_describe(const Session *s, const char *indent);
+
+// The fields `plot` draws (NULL-terminated).
+extern const char *const plot_fields[];
+
+// Shared by handlers: "~/x" → "$HOME/x" (returns in or out); the positionals joined by single
+// spaces (malloc'ed; NULL when out of memory).
+const char *expand_path(const char *in, char *out, size_t size);
+char *join_words(const Args *a);
 
 // Shared by handlers: a model config as JSON; the optimizer settings as a line of text and
 // into a JSON object.

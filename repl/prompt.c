@@ -2,6 +2,8 @@
 // Ctrl-C that abandons the line being typed (a running `train` sees the same Ctrl-C as a
 // request to stop at the next step boundary).
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,23 +15,42 @@
 
 #define HISTORY_LINES 1000
 
+// What the last line read was ended by: Enter, or Ctrl-C on an empty or a typed line.
+static enum { CTRL_C_NONE, CTRL_C_EMPTY, CTRL_C_TEXT } ctrl_c;
+
 // readline's own SIGINT handling keeps the half-typed line; the shell wants it dropped, as
-// bash does. So readline leaves SIGINT alone, and a read interrupted by our handler ends
-// the line here: empty it and accept it.
+// bash does. So readline leaves SIGINT alone, and a key read interrupted by our handler ends
+// the line here: empty it and accept it. SIGINT is blocked except inside ppoll, so a Ctrl-C
+// that lands while readline redraws is seen before the next wait, never lost.
 static int read_key(FILE *in) {
+    sigset_t sigint, old;
+    sigemptyset(&sigint);
+    sigaddset(&sigint, SIGINT);
     for (;;) {
+        sigprocmask(SIG_BLOCK, &sigint, &old);
+        int waited = 0;
+        if (!lrsh_interrupted) {
+            struct pollfd p = {.fd = fileno(in), .events = POLLIN};
+            waited = ppoll(&p, 1, NULL, &old);
+        }
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (lrsh_interrupted) {
+            lrsh_interrupted = 0;
+            ctrl_c = rl_end == 0 ? CTRL_C_EMPTY : CTRL_C_TEXT;
+            rl_replace_line("", 0);
+            fputs("^C", rl_outstream);
+            return '\n';
+        }
+        if (waited < 0) {
+            if (errno != EINTR) return EOF;
+            rl_check_signals();  // SIGWINCH: readline resizes
+            continue;
+        }
         unsigned char c;
         ssize_t n = read(fileno(in), &c, 1);
         if (n == 1) return c;
         if (n == 0) return EOF;
         if (errno != EINTR) return EOF;
-        if (lrsh_interrupted) {
-            lrsh_interrupted = 0;
-            rl_replace_line("", 0);
-            fputs("^C", rl_outstream);
-            return '\n';
-        }
-        rl_check_signals();  // SIGWINCH: readline resizes
     }
 }
 
@@ -52,6 +73,11 @@ static void history_add(const char *path, const char *line) {
     history_truncate_file(path, HISTORY_LINES);
 }
 
+// Leaving with a model trained since its last save takes a second request (Ctrl-C, Ctrl-D or
+// quit) right after the warning; anything else typed in between disarms it.
+static const char unsaved_warning[] = "unsaved model: press Ctrl-C again or type quit to leave "
+                                      "(`model save PATH` keeps it)\n";
+
 int prompt_loop(Session *s) {
     char hist[1024];
     history_path(hist, sizeof hist);
@@ -60,19 +86,43 @@ int prompt_loop(Session *s) {
     rl_catch_signals = 0;
     rl_getc_function = read_key;
     if (s->json) rl_outstream = stderr;  // stdout carries only JSON
+    FILE *talk = s->json ? stderr : stdout;
     if (!s->quiet)
-        fprintf(s->json ? stderr : stdout,
-                "lrsh %s: `help` lists the commands, Tab completes, Ctrl-D leaves.\n", LRSH_VERSION);
-    int failed = 0;
+        fprintf(talk, "lrsh %s: `help` lists the commands, Tab completes, Ctrl-D leaves.\n", LRSH_VERSION);
+    s->interactive = 1;
+    int failed = 0, armed = 0, empty_ctrl_c = 0;
     char *line;
     for (;;) {
         lrsh_interrupted = 0;  // Ctrl-Cs a command did not poll do not count toward leaving
-        if (s->quit || !(line = readline("lrsh> "))) break;
+        if (s->quit) break;
+        ctrl_c = CTRL_C_NONE;
+        if (!(line = readline("lrsh> "))) {  // Ctrl-D
+            if (!s->dirty || armed) break;
+            fputs("\nunsaved model: press Ctrl-D again or type quit to leave (`model save PATH` keeps it)\n", talk);
+            armed = 1;
+            continue;
+        }
+        if (ctrl_c != CTRL_C_NONE) {
+            free(line);
+            fputc('\n', rl_outstream);
+            if (ctrl_c == CTRL_C_TEXT) { empty_ctrl_c = 0; armed = 0; continue; }
+            if (armed) break;
+            if (++empty_ctrl_c == 1) { fputs("(to leave: Ctrl-C again, Ctrl-D or quit)\n", talk); continue; }
+            if (!s->dirty) break;
+            fputs(unsaved_warning, talk);
+            armed = 1;
+            continue;
+        }
+        empty_ctrl_c = 0;
         if (line[strspn(line, " \t")]) {
             history_add(hist, line);
+            s->leave_armed = armed;
+            s->leave_warned = 0;
             failed = run_line(s, line) != 0;
+            armed = s->leave_warned;
         }
         free(line);
     }
+    s->interactive = 0;
     return failed;
 }

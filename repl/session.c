@@ -18,12 +18,15 @@ int session_init(Session *s, int threads, uint64_t seed, Err *err) {
     s->batch = 8;
     s->accum = 1;
     s->errexit = 1;
+    runlog_init(&s->runs);
     if (model_config_preset(&s->model_cfg, "tiny", err) != 0) return -1;
     snprintf(s->model_preset, sizeof s->model_preset, "tiny");
     return optim_config_default(&s->optim, "adamw", err);
 }
 
 void session_free(Session *s) {
+    runlog_free(&s->runs);
+    session_drop_generator(s);
     session_drop_trainer(s);
     if (s->has_model) model_free(&s->model);
     s->has_model = 0;
@@ -59,6 +62,52 @@ void session_drop_trainer(Session *s) {
     if (!s->has_trainer) return;
     trainer_free(&s->trainer);
     s->has_trainer = 0;
+}
+
+void session_drop_generator(Session *s) {
+    if (!s->has_gen) return;
+    generator_free(&s->gen);
+    s->has_gen = 0;
+}
+
+void session_replace_model(Session *s, Model *m) {
+    session_drop_generator(s);
+    session_drop_trainer(s);
+    if (s->has_model) model_free(&s->model);
+    s->model = *m;
+    memset(m, 0, sizeof *m);
+    s->has_model = 1;
+    s->resume_step = 0;
+    s->resume_data_rng = 0;
+    runlog_end(&s->runs);
+}
+
+int session_need_trainer(Session *s, Err *err) {
+    if (s->has_trainer) return 0;
+    if (trainer_build(&s->trainer, &s->model, &s->optim, s->seed, err) != 0) return -1;
+    s->has_trainer = 1;
+    if (s->resume_step > 0) {
+        s->trainer.step = s->resume_step;
+        if (s->resume_data_rng) s->trainer.data_rng = s->resume_data_rng;
+        out_note(s, "trainer built: %s lr=%g, continuing from step %d with fresh optimizer moments\n",
+                 s->optim.name, s->optim.lr, s->resume_step);
+    } else {
+        out_note(s, "trainer built: %s lr=%g (change with `optim`)\n", s->optim.name, s->optim.lr);
+    }
+    s->resume_step = 0;
+    s->resume_data_rng = 0;
+    return 0;
+}
+
+void session_record_step(Session *s, const StepStats *st, double tok_per_s) {
+    Err err = {{0}};
+    s->dirty = 1;
+    if (runlog_step(&s->runs, s->optim.name, st, tok_per_s, &err) != 0) out_note(s, "warning: %s\n", err.msg);
+}
+
+void session_record_val(Session *s, int step, double loss) {
+    Err err = {{0}};
+    if (runlog_val(&s->runs, s->optim.name, step, loss, &err) != 0) out_note(s, "warning: %s\n", err.msg);
 }
 
 static int make_dir(const char *path, Err *err) {

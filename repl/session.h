@@ -8,11 +8,13 @@
 #include "../engine/err.h"
 #include "../engine/bench.h"
 #include "../engine/dataset.h"
+#include "../engine/generate.h"
 #include "../engine/model.h"
 #include "../engine/optim.h"
 #include "../engine/train.h"
 #include "../kernels/kernels.h"
 #include "../tokenizer/tokenizer.h"
+#include "runs.h"
 
 #define LRSH_VERSION "0.1.0"
 
@@ -36,6 +38,16 @@ typedef struct Session {
     OptimConfig optim;           // the optimizer the next trainer gets
     Trainer trainer;
     int has_trainer;
+    Generator gen;               // built for the current model on the first `generate`
+    int has_gen;
+    // A checkpoint saved without optimizer state still knows its step and data position: the
+    // next trainer built continues from them.
+    int resume_step;
+    uint64_t resume_data_rng;
+    int dirty;                   // the model was trained since it was last saved or loaded
+    char model_file[1024];       // the checkpoint last saved or loaded ("": none)
+    RunLog runs;                 // training history for `plot`, and the `log FILE` file
+    unsigned generations;        // `generate` calls, so an unseeded one differs from the last
 
     // settings (`set KEY VALUE`)
     int batch, accum;
@@ -50,6 +62,9 @@ typedef struct Session {
     cJSON *result;
     int emitted;                 // the handler printed its own JSON lines (one per run)
     int quit;                    // `quit` was typed
+    int interactive;             // at the readline prompt (leaving with unsaved work asks first)
+    int leave_armed;             // the unsaved-work warning was just given: quit now leaves
+    int leave_warned;            // the command just run gave that warning
 } Session;
 
 int session_init(Session *s, int threads, uint64_t seed, Err *err);
@@ -64,6 +79,17 @@ int session_need_model(const Session *s, Err *err);
 // a new model the trainer), saying so to the user.
 void session_drop_data(Session *s, const char *why);
 void session_drop_trainer(Session *s);
+void session_drop_generator(Session *s);
+// Install m as the session's model (the old one, its trainer and generator are freed); the
+// next training step starts a new run. m is moved from: do not free it.
+void session_replace_model(Session *s, Model *m);
+// Build the trainer when there is none (with the `optim` settings, continuing from a loaded
+// checkpoint's step); says so in a note.
+int session_need_trainer(Session *s, Err *err);
+// Record a step (history, log file, unsaved flag) and a validation loss; a failed log write
+// is reported as a note and turns logging off, never stopping training.
+void session_record_step(Session *s, const StepStats *st, double tok_per_s);
+void session_record_val(Session *s, int step, double loss);
 
 // The directory for lrsh's caches ($XDG_CACHE_HOME/lrsh or ~/.cache/lrsh), created if needed.
 int session_cache_dir(char *out, size_t size, Err *err);

@@ -1,0 +1,140 @@
+// cmd_generate.c — the sampling command: generate (streamed text from the KV-cache generator).
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "commands.h"
+#include "output.h"
+
+// Distinct from the training and eval streams, so the same seed there and here does not
+// correlate them.
+#define SAMPLE_SEED_SALT 0x9e57a11ull
+
+// A model and a tokenizer that fit each other, and the generator for that model.
+static int need_generator(Session *s, Err *err) {
+    if (session_need_model(s, err) != 0 || session_need_tokenizer(s, err) != 0) return -1;
+    int tv = tokenizer_vocab_size(s->tok);
+    if (tv > s->model.cfg.vocab)
+        return err_set(err, "the tokenizer's vocabulary (%d) is larger than the model's (%d): load the tokenizer "
+                       "the model was trained with (a checkpoint embeds it) or run `model new`", tv, s->model.cfg.vocab);
+    if (s->has_gen) return 0;
+    if (generator_build(&s->gen, &s->model, err) != 0) return -1;
+    s->has_gen = 1;
+    return 0;
+}
+
+// Incremental decoding: the whole sequence is decoded each time and the new part printed. A
+// byte-fallback piece that starts a UTF-8 character decodes to U+FFFD until the rest of the
+// character arrives, so trailing U+FFFD is held back until then (or until the end).
+typedef struct Stream {
+    Session *s;
+    const int32_t *ids;   // prompt (without BOS) then the generated tokens
+    long n_prompt;
+    size_t shown;         // bytes of the decoded sequence already printed
+    size_t prompt_bytes;  // bytes of the decoded prompt
+    char *text;           // the last decode
+} Stream;
+
+static size_t hold_back(const char *t, size_t n) {
+    while (n >= 3 && memcmp(t + n - 3, "\xEF\xBF\xBD", 3) == 0) n -= 3;
+    return n;
+}
+
+static int stream_update(Stream *st, long n_ids, int final, Err *err) {
+    char *text = tokenizer_decode(st->s->tok, st->ids, n_ids, err);
+    if (!text) return -1;
+    free(st->text);
+    st->text = text;
+    size_t n = strlen(text), upto = final ? n : hold_back(text, n);
+    if (upto > st->shown) {
+        // print only the part after what is on screen; a decode that rewrote earlier text (it
+        // should not) shows from the first byte that is new
+        out_text(st->s, "%.*s", (int)(upto - st->shown), text + st->shown);
+        fflush(st->s->json ? stderr : stdout);
+        st->shown = upto;
+    }
+    return 0;
+}
+
+int cmd_generate(Session *s, const Args *a, Err *err) {
+    if (need_generator(s, err) != 0) return -1;
+    int n = (int)args_int(a, "n", 128);
+    SamplerConfig sc = {
+        .temperature = (float)args_float(a, "temp", 0.8),
+        .top_k = (int)args_int(a, "top_k", 40),
+        .top_p = (float)args_float(a, "top_p", 0.95),
+        .seed = args_has(a, "seed") ? (uint64_t)args_int(a, "seed", 0) : s->seed + s->generations,
+    };
+    s->generations++;
+    char *prompt = join_words(a);
+    if (!prompt) return err_set(err, "out of memory");
+    int32_t *pids = NULL;
+    long np = tokenizer_encode(s->tok, prompt, strlen(prompt), &pids, err);
+    free(prompt);
+    if (np < 0) return -1;
+    int bos = tokenizer_bos_id(s->tok), eos = tokenizer_eos_id(s->tok), tv = tokenizer_vocab_size(s->tok);
+    int32_t *ids = malloc(sizeof(int32_t) * ((size_t)np + (size_t)n + 2));
+    if (!ids) {
+        free(pids);
+        return err_set(err, "out of memory for %ld + %d tokens", np, n);
+    }
+    // ids[0] is BOS (fed, never decoded); the prompt and the generated tokens follow
+    ids[0] = bos >= 0 ? bos : 0;
+    if (np) memcpy(ids + 1, pids, sizeof(int32_t) * (size_t)np);
+    free(pids);
+    int ctx = s->model.cfg.seq;
+    if (np + 1 > ctx)
+        out_note(s, "note: the prompt is %ld tokens, longer than the context (%d): the window slides and the model "
+                    "sees only its last part\n", np, ctx);
+    generator_reset(&s->gen);
+    double t0 = now_seconds();
+    if (generator_feed(&s->gen, ids, (int)np + 1, err) != 0) {
+        free(ids);
+        return -1;
+    }
+    double prefill = now_seconds() - t0;
+    Stream st = {.s = s, .ids = ids + 1, .n_prompt = np};
+    int rc = stream_update(&st, np, 1, err);  // the prompt as the tokenizer reads it back
+    st.prompt_bytes = st.shown;
+    uint64_t rng = sc.seed ^ SAMPLE_SEED_SALT;
+    const char *stopped = "n";
+    int made = 0;
+    t0 = now_seconds();
+    while (rc == 0 && made < n) {
+        if (lrsh_interrupted) { stopped = "interrupt"; break; }
+        // ids the tokenizer cannot spell are never drawn (a model with a larger vocabulary)
+        for (int i = tv; i < s->model.cfg.vocab; i++) s->gen.logits[i] = -INFINITY;
+        int32_t id = sampler_sample(&sc, &s->gen, &rng);
+        if (id == eos) { stopped = "eos"; break; }
+        ids[1 + np + made++] = id;
+        rc = stream_update(&st, np + made, 0, err);
+        if (rc == 0 && made < n) rc = generator_feed(&s->gen, &id, 1, err);
+    }
+    double seconds = now_seconds() - t0;
+    if (rc == 0) rc = stream_update(&st, np + made, 1, err);
+    if (rc != 0) {
+        free(st.text);
+        free(ids);
+        out_text(s, "\n");
+        return -1;
+    }
+    out_text(s, "\n");
+    double rate = seconds > 0 ? made / seconds : 0;
+    char r[32];
+    if (strcmp(stopped, "interrupt") == 0) out_note(s, "(stopped by Ctrl-C after %d tokens)\n", made);
+    out_note(s, "(%d tokens, %s tok/s%s; prompt %ld tokens)\n", made, fmt_count(r, sizeof r, rate),
+             strcmp(stopped, "eos") == 0 ? ", end of text" : "", np);
+    const char *gen_text = st.text ? st.text + (st.prompt_bytes <= strlen(st.text) ? st.prompt_bytes : 0) : "";
+    cJSON_AddStringToObject(s->result, "text", gen_text);
+    char *shown_prompt = strndup(st.text ? st.text : "", st.prompt_bytes);
+    cJSON_AddStringToObject(s->result, "prompt", shown_prompt ? shown_prompt : "");
+    free(shown_prompt);
+    cJSON_AddNumberToObject(s->result, "tokens", made);
+    cJSON_AddNumberToObject(s->result, "prompt_tokens", np);
+    json_add_real(s->result, "tok_per_s", rate);
+    json_add_real(s->result, "prefill_seconds", prefill);
+    cJSON_AddNumberToObject(s->result, "seed", (double)sc.seed);
+    cJSON_AddStringToObject(s->result, "stopped", stopped);
+    free(st.text);
+    free(ids);
+    return 0;
+}

@@ -1,0 +1,423 @@
+// cmd_output.c — the output commands: plot (braille in the terminal, PNG/SVG through gnuplot),
+// log (training steps as JSON lines), run (name the series that plot overlays).
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "commands.h"
+#include "output.h"
+#include "plot.h"
+
+extern char **environ;
+
+const char *const plot_fields[] = {"loss", "val", "lr", "gnorm", "clip", "tok_per_s", "seconds", NULL};
+
+// ---- run ----------------------------------------------------------------------------------
+
+static void runs_json(const RunLog *r, cJSON *into) {
+    cJSON *list = cJSON_AddArrayToObject(into, "runs");
+    for (int i = 0; i < r->n_runs; i++) {
+        const RunSeries *s = &r->runs[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", s->name);
+        cJSON_AddNumberToObject(o, "steps", s->n_steps);
+        cJSON_AddNumberToObject(o, "evals", s->n_val);
+        if (s->n_steps) {
+            cJSON_AddNumberToObject(o, "first_step", s->steps[0].step);
+            cJSON_AddNumberToObject(o, "last_step", s->steps[s->n_steps - 1].step);
+            json_add_real(o, "last_loss", s->steps[s->n_steps - 1].loss);
+        }
+        cJSON_AddBoolToObject(o, "current", i == r->current);
+        cJSON_AddItemToArray(list, o);
+    }
+}
+
+// One line per run: "adamw  30 steps (1..30), loss 5.123, 2 evals  (current)"
+void runs_describe(const Session *s, const char *indent) {
+    const RunLog *r = &s->runs;
+    for (int i = 0; i < r->n_runs; i++) {
+        const RunSeries *x = &r->runs[i];
+        out_text(s, "%s%-16s %d step%s", indent, x->name, x->n_steps, x->n_steps == 1 ? "" : "s");
+        if (x->n_steps)
+            out_text(s, " (%d..%d), loss %.4f", x->steps[0].step, x->steps[x->n_steps - 1].step,
+                     x->steps[x->n_steps - 1].loss);
+        if (x->n_val) out_text(s, ", %d eval%s (val %.4f)", x->n_val, x->n_val == 1 ? "" : "s", x->val[x->n_val - 1].loss);
+        out_text(s, "%s\n", i == r->current ? "  (current)" : "");
+    }
+}
+
+int cmd_run(Session *s, const Args *a, Err *err) {
+    if (a->n_pos == 0) {
+        if (!s->runs.n_runs) out_text(s, "no runs yet: `train` records one (named after the optimizer), or `run NAME`\n");
+        runs_describe(s, "");
+        runs_json(&s->runs, s->result);
+        return 0;
+    }
+    const char *name = a->pos[0];
+    size_t len = strlen(name);
+    if (len == 0 || len > 40) return err_set(err, "a run name has 1 to 40 characters (got %zu)", len);
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\'' || *p == '\\')
+            return err_set(err, "a run name has no quotes, backslashes or control characters");
+    const char *got = runlog_start(&s->runs, name);
+    if (!got) return err_set(err, "out of memory");
+    out_text(s, "run %s: the next training steps are recorded under this name\n", got);
+    if (strcmp(got, name) != 0) out_note(s, "(%s was taken)\n", name);
+    cJSON_AddStringToObject(s->result, "run", got);
+    return 0;
+}
+
+// ---- log ----------------------------------------------------------------------------------
+
+int cmd_log(Session *s, const Args *a, Err *err) {
+    RunLog *r = &s->runs;
+    if (a->n_pos == 0) {
+        if (r->log) out_text(s, "logging to %s (%ld lines this session)\n", r->log_path, r->log_lines);
+        else out_text(s, "logging is off (`log FILE` starts it)\n");
+        if (r->log) cJSON_AddStringToObject(s->result, "path", r->log_path);
+        else cJSON_AddNullToObject(s->result, "path");
+        return 0;
+    }
+    if (strcmp(a->pos[0], "off") == 0) {
+        if (r->log) out_text(s, "logging to %s stopped (%ld lines written)\n", r->log_path, r->log_lines);
+        else out_text(s, "logging was off\n");
+        runlog_close(r);
+        cJSON_AddNullToObject(s->result, "path");
+        return 0;
+    }
+    char buf[1024];
+    const char *path = expand_path(a->pos[0], buf, sizeof buf);
+    if (runlog_open(r, path, err) != 0) return -1;
+    out_text(s, "logging every training step to %s (one JSON object per line; `log off` stops)\n", path);
+    cJSON_AddStringToObject(s->result, "path", path);
+    return 0;
+}
+
+// ---- plot: the data -----------------------------------------------------------------------
+
+// A log written by `log FILE` read back into a RunLog (its own, not the session's).
+static int read_log(const char *path, RunLog *r, Err *err) {
+    FILE *f = fopen(path, "r");
+    if (!f) return err_set(err, "plot from=%s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0, bad = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        lineno++;
+        if (!line[strspn(line, " \t\r\n")]) continue;
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *step = o ? cJSON_GetObjectItem(o, "step") : NULL, *run = o ? cJSON_GetObjectItem(o, "run") : NULL;
+        if (!cJSON_IsNumber(step)) { bad++; cJSON_Delete(o); continue; }
+        const char *name = cJSON_IsString(run) ? run->valuestring : "run";
+        RunSeries *x = runlog_find(r, name);
+        if (x) r->current = (int)(x - r->runs);
+        else r->current = -1;
+        const cJSON *loss = cJSON_GetObjectItem(o, "loss"), *val = cJSON_GetObjectItem(o, "val_loss");
+        int rc = 0;
+        if (cJSON_IsNumber(loss)) {
+#define FIELD(k) (cJSON_IsNumber(cJSON_GetObjectItem(o, k)) ? cJSON_GetObjectItem(o, k)->valuedouble : NAN)
+            StepStats st = {.step = step->valueint, .loss = (float)loss->valuedouble, .lr = (float)FIELD("lr"),
+                            .grad_norm = (float)FIELD("grad_norm"), .clip_scale = (float)FIELD("clip_scale"),
+                            .seconds = FIELD("seconds")};
+            rc = runlog_step(r, name, &st, FIELD("tok_per_s"), err);
+#undef FIELD
+        } else if (cJSON_IsNumber(val)) {
+            rc = runlog_val(r, name, step->valueint, val->valuedouble, err);
+        } else {
+            bad++;
+        }
+        cJSON_Delete(o);
+        if (rc != 0) break;
+    }
+    free(line);
+    fclose(f);
+    if (lineno == 0) return err_set(err, "plot from=%s: the file is empty", path);
+    if (bad == lineno) return err_set(err, "plot from=%s: no line is a `log` record (JSON with step and loss)", path);
+    return 0;
+}
+
+static double step_field(const RunPoint *p, const char *field) {
+    if (strcmp(field, "loss") == 0) return p->loss;
+    if (strcmp(field, "lr") == 0) return p->lr;
+    if (strcmp(field, "gnorm") == 0) return p->grad_norm;
+    if (strcmp(field, "clip") == 0) return p->clip_scale;
+    if (strcmp(field, "tok_per_s") == 0) return p->tok_per_s;
+    return p->seconds;
+}
+
+// The series of one field over all runs: x and y arrays in one allocation per series.
+typedef struct Chart {
+    PlotSeries *series;
+    double **bufs;
+    char (*names)[64];
+    int n;
+} Chart;
+
+static void chart_free(Chart *c) {
+    for (int i = 0; i < c->n; i++) free(c->bufs[i]);
+    free(c->series);
+    free(c->bufs);
+    free(c->names);
+    memset(c, 0, sizeof *c);
+}
+
+static int chart_add(Chart *c, const char *name, int n, int points, int letter) {
+    PlotSeries *s = &c->series[c->n];
+    c->bufs[c->n] = malloc(sizeof(double) * 2 * (size_t)(n ? n : 1));
+    if (!c->bufs[c->n]) return -1;
+    snprintf(c->names[c->n], sizeof c->names[0], "%s", name);
+    *s = (PlotSeries){.name = c->names[c->n], .x = c->bufs[c->n], .y = c->bufs[c->n] + n, .n = n,
+                      .points = points, .letter = letter};
+    c->n++;
+    return 0;
+}
+
+static int chart_build(const RunLog *r, const char *field, Chart *c, Err *err) {
+    int most = 2 * r->n_runs + 1;
+    c->series = calloc((size_t)most, sizeof *c->series);
+    c->bufs = calloc((size_t)most, sizeof *c->bufs);
+    c->names = calloc((size_t)most, sizeof *c->names);
+    if (!c->series || !c->bufs || !c->names) return err_set(err, "out of memory");
+    int val_only = strcmp(field, "val") == 0, with_val = val_only || strcmp(field, "loss") == 0;
+    int shown = 0;
+    for (int i = 0; i < r->n_runs; i++) shown += (!val_only && r->runs[i].n_steps) || (with_val && r->runs[i].n_val);
+    int letter = 'a';
+    for (int i = 0; i < r->n_runs; i++) {
+        const RunSeries *x = &r->runs[i];
+        int has_steps = !val_only && x->n_steps, has_val = with_val && x->n_val;
+        if (!has_steps && !has_val) continue;
+        int l = shown > 1 ? letter++ : 0;
+        if (has_steps) {
+            if (chart_add(c, x->name, x->n_steps, 0, l) != 0) return err_set(err, "out of memory");
+            PlotSeries *s = &c->series[c->n - 1];
+            for (int k = 0; k < x->n_steps; k++) {
+                c->bufs[c->n - 1][k] = x->steps[k].step;
+                c->bufs[c->n - 1][x->n_steps + k] = step_field(&x->steps[k], field);
+            }
+            (void)s;
+        }
+        if (has_val) {
+            char name[64];
+            snprintf(name, sizeof name, "%s val", x->name);
+            // validation alone: joined, so a few points still read as a curve
+            if (chart_add(c, name, x->n_val, !val_only, has_steps ? 0 : l) != 0) return err_set(err, "out of memory");
+            for (int k = 0; k < x->n_val; k++) {
+                c->bufs[c->n - 1][k] = x->val[k].step;
+                c->bufs[c->n - 1][x->n_val + k] = x->val[k].loss;
+            }
+        }
+    }
+    return 0;
+}
+
+// ---- plot: gnuplot ------------------------------------------------------------------------
+
+// The gnuplot executable on PATH, into out; 0 when found.
+static int find_gnuplot(char *out, size_t size) {
+    const char *path = getenv("PATH");
+    if (!path) return -1;
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        snprintf(out, size, "%.*s/gnuplot", (int)(n ? n : 1), n ? path : ".");
+        if (access(out, X_OK) == 0) return 0;
+        path += n + (path[n] == ':');
+    }
+    return -1;
+}
+
+// A gnuplot single-quoted string: '' stands for one quote.
+static void gp_string(FILE *f, const char *s) {
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'') fputc('\'', f);
+        if (*s != '\n') fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+
+static int temp_file(char *path, size_t size, const char *what, FILE **f, Err *err) {
+    const char *dir = getenv("TMPDIR");
+    snprintf(path, size, "%s/lrsh-%s-XXXXXX", dir && *dir ? dir : "/tmp", what);
+    int fd = mkstemp(path);
+    if (fd < 0 || !(*f = fdopen(fd, "w"))) {
+        if (fd >= 0) close(fd);
+        return err_set(err, "cannot create a temporary file in %s: %s", dir && *dir ? dir : "/tmp", strerror(errno));
+    }
+    return 0;
+}
+
+// Run gnuplot on script; its first error line goes into err.
+static int run_gnuplot(const char *gnuplot, const char *script, Err *err) {
+    char log[1100];
+    FILE *lf;
+    if (temp_file(log, sizeof log, "gnuplot-log", &lf, err) != 0) return -1;
+    fclose(lf);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, log, O_WRONLY | O_TRUNC, 0);
+    char *argv[] = {(char *)"gnuplot", (char *)script, NULL};
+    pid_t pid;
+    int rc = posix_spawn(&pid, gnuplot, &fa, NULL, argv, environ), status = 0;
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        unlink(log);
+        return err_set(err, "cannot run %s: %s", gnuplot, strerror(rc));
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    rc = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char msg[300] = "";
+        FILE *f = fopen(log, "r");
+        // the last non-empty line says what went wrong
+        for (char line[300]; f && fgets(line, sizeof line, f);)
+            if (line[strspn(line, " \t\r\n^")]) snprintf(msg, sizeof msg, "%s", line + strspn(line, " \t"));
+        if (f) fclose(f);
+        msg[strcspn(msg, "\r\n")] = '\0';
+        rc = err_set(err, "gnuplot failed: %s", msg[0] ? msg : "no message");
+    }
+    unlink(log);
+    return rc;
+}
+
+// Write the chart's data and a script, run gnuplot for each image asked for.
+static int plot_images(Session *s, const Chart *c, const char *field, const char *png, const char *svg, Err *err) {
+    char gnuplot[1100];
+    if (find_gnuplot(gnuplot, sizeof gnuplot) != 0)
+        return err_set(err, "png=/svg= need gnuplot, which is not installed (not found on PATH): `make deps` "
+                       "installs it (Debian: apt-get install gnuplot-nox); the chart above is the terminal version");
+    char data[1100], script[1100];
+    FILE *df, *sf;
+    if (temp_file(data, sizeof data, "plot-data", &df, err) != 0) return -1;
+    for (int i = 0; i < c->n; i++) {
+        fprintf(df, "# %s\n", c->series[i].name);
+        for (int k = 0; k < c->series[i].n; k++)
+            if (isfinite(c->series[i].y[k])) fprintf(df, "%.10g %.10g\n", c->series[i].x[k], c->series[i].y[k]);
+        if (c->series[i].n == 0) fprintf(df, "nan nan\n");
+        fprintf(df, "\n\n");
+    }
+    int bad = fclose(df) != 0;
+    if (bad || temp_file(script, sizeof script, "plot-script", &sf, err) != 0) {
+        unlink(data);
+        return bad ? err_set(err, "cannot write the plot data to %s", data) : -1;
+    }
+    const char *targets[2] = {png, svg};
+    for (int t = 0; t < 2; t++) {
+        if (!targets[t]) continue;
+        if (t == 0)
+            fprintf(sf, "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) { set terminal pngcairo size 960,540 noenhanced } "
+                        "else { set terminal png size 960,540 noenhanced }\n");
+        else fprintf(sf, "set terminal svg size 960,540 noenhanced\n");
+        fprintf(sf, "set output ");
+        gp_string(sf, targets[t]);
+        fprintf(sf, "\nset grid\nset key top right\nset xlabel 'step'\nset ylabel ");
+        gp_string(sf, field);
+        fprintf(sf, "\nplot ");
+        for (int i = 0; i < c->n; i++) {
+            fprintf(sf, "%s", i ? ", " : "");
+            gp_string(sf, data);
+            fprintf(sf, " index %d using 1:2 with %s title ", i, c->series[i].points ? "points pt 7 ps 0.8" : "lines lw 2");
+            gp_string(sf, c->series[i].name);
+        }
+        fprintf(sf, "\nunset output\n");
+    }
+    bad = fclose(sf) != 0;
+    int rc = bad ? err_set(err, "cannot write the gnuplot script %s", script) : run_gnuplot(gnuplot, script, err);
+    unlink(data);
+    unlink(script);
+    for (int t = 0; t < 2 && rc == 0; t++) {
+        if (!targets[t]) continue;
+        struct stat st;
+        if (stat(targets[t], &st) != 0 || st.st_size == 0)
+            return err_set(err, "gnuplot wrote no %s file at %s", t ? "SVG" : "PNG", targets[t]);
+        char size[32];
+        out_text(s, "wrote %s (%s, %s)\n", targets[t], t ? "SVG" : "PNG", fmt_bytes(size, sizeof size, (double)st.st_size));
+        cJSON_AddStringToObject(s->result, t ? "svg" : "png", targets[t]);
+    }
+    return rc;
+}
+
+// ---- plot ---------------------------------------------------------------------------------
+
+static const char *field_name(const char *typed) {
+    static const char *const alias[][2] = {{"grad_norm", "gnorm"}, {"clip_scale", "clip"}, {"val_loss", "val"},
+                                           {"tokps", "tok_per_s"}, {"time", "seconds"}};
+    for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
+        if (strcmp(typed, alias[i][0]) == 0) return alias[i][1];
+    for (int i = 0; plot_fields[i]; i++)
+        if (strcmp(typed, plot_fields[i]) == 0) return plot_fields[i];
+    return NULL;
+}
+
+static const char *field_title(const char *f) {
+    if (strcmp(f, "loss") == 0) return "training loss (⠶ validation)";
+    if (strcmp(f, "val") == 0) return "validation loss";
+    if (strcmp(f, "lr") == 0) return "learning rate";
+    if (strcmp(f, "gnorm") == 0) return "gradient norm (before clipping)";
+    if (strcmp(f, "clip") == 0) return "clip scale";
+    if (strcmp(f, "tok_per_s") == 0) return "training tokens/s";
+    return "seconds per step";
+}
+
+int cmd_plot(Session *s, const Args *a, Err *err) {
+    const char *typed = a->n_pos ? a->pos[0] : "loss", *field = field_name(typed);
+    if (!field) {
+        Suggest sg;
+        suggest_init(&sg, typed);
+        for (int i = 0; plot_fields[i]; i++) suggest_try(&sg, plot_fields[i]);
+        if (suggest_best(&sg)) return err_set(err, "plot: no field '%s': did you mean '%s'?", typed, suggest_best(&sg));
+        return err_set(err, "plot: no field '%s' (fields: loss val lr gnorm clip tok_per_s seconds)", typed);
+    }
+    char pb[1024], sb[1024], fb[1024];
+    const char *png = args_has(a, "png") ? expand_path(args_str(a, "png", ""), pb, sizeof pb) : NULL;
+    const char *svg = args_has(a, "svg") ? expand_path(args_str(a, "svg", ""), sb, sizeof sb) : NULL;
+    RunLog from, *r = &s->runs;
+    runlog_init(&from);
+    if (args_has(a, "from")) {
+        if (read_log(expand_path(args_str(a, "from", ""), fb, sizeof fb), &from, err) != 0) {
+            runlog_free(&from);
+            return -1;
+        }
+        r = &from;
+    }
+    Chart c = {0};
+    int rc = chart_build(r, field, &c, err);
+    if (rc == 0 && c.n == 0)
+        rc = err_set(err, "nothing to plot for %s: %s", typed,
+                     r == &from ? "the log has no such records"
+                     : strcmp(field, "val") == 0 ? "no validation losses yet (`eval`, or `train eval_every=N`)"
+                     : "no training steps yet (`train steps=N`), or plot a log file with from=FILE");
+    if (rc == 0) {
+        PlotOptions o = {.width = (int)args_int(a, "width", 72), .height = (int)args_int(a, "height", 16),
+                         .ansi = !s->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR"),
+                         .title = field_title(field), .xlabel = "step"};
+        char *text = plot_render(c.series, c.n, &o);
+        if (!text) rc = err_set(err, "out of memory drawing the chart");
+        else out_text(s, "%s", text);
+        free(text);
+    }
+    if (rc == 0) {
+        cJSON_AddStringToObject(s->result, "field", field);
+        cJSON *list = cJSON_AddArrayToObject(s->result, "series");
+        for (int i = 0; i < c.n; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", c.series[i].name);
+            cJSON_AddNumberToObject(o, "points", c.series[i].n);
+            if (c.series[i].n) {
+                cJSON_AddNumberToObject(o, "first_step", c.series[i].x[0]);
+                cJSON_AddNumberToObject(o, "last_step", c.series[i].x[c.series[i].n - 1]);
+                json_add_real(o, "last", c.series[i].y[c.series[i].n - 1]);
+            }
+            cJSON_AddItemToArray(list, o);
+        }
+    }
+    if (rc == 0 && (png || svg)) rc = plot_images(s, &c, field, png, svg, err);
+    chart_free(&c);
+    runlog_free(&from);
+    return rc;
+}

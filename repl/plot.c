@@ -1,0 +1,208 @@
+// plot.c — a braille canvas (set a pixel, draw a line, render rows) and line charts on it with
+// axes and a legend. Pure text in, text out: `plot` and its test feed it series.
+#include "plot.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int canvas_init(Canvas *c, int cols, int rows) {
+    memset(c, 0, sizeof *c);
+    if (cols < 1 || rows < 1) return -1;
+    size_t n = (size_t)cols * rows;
+    c->dots = calloc(n, 1);
+    c->color = calloc(n, 1);
+    c->mark = calloc(n, 1);
+    if (!c->dots || !c->color || !c->mark) {
+        canvas_free(c);
+        return -1;
+    }
+    c->cols = cols;
+    c->rows = rows;
+    return 0;
+}
+
+void canvas_free(Canvas *c) {
+    free(c->dots);
+    free(c->color);
+    free(c->mark);
+    memset(c, 0, sizeof *c);
+}
+
+void canvas_set(Canvas *c, int x, int y, int color) {
+    // braille dot numbering: left column 1 2 3 7, right column 4 5 6 8 (bits 0..7)
+    static const uint8_t bit[4][2] = {{0x01, 0x08}, {0x02, 0x10}, {0x04, 0x20}, {0x40, 0x80}};
+    if (x < 0 || y < 0 || x >= 2 * c->cols || y >= 4 * c->rows) return;
+    size_t cell = (size_t)(y / 4) * c->cols + x / 2;
+    c->dots[cell] |= bit[y % 4][x % 2];
+    c->color[cell] = (uint8_t)color;
+}
+
+void canvas_line(Canvas *c, int x0, int y0, int x1, int y1, int color) {
+    // Bresenham
+    int dx = abs(x1 - x0), sx = x0 < x1 ? 1 : -1, dy = -abs(y1 - y0), sy = y0 < y1 ? 1 : -1, e = dx + dy;
+    for (;;) {
+        canvas_set(c, x0, y0, color);
+        if (x0 == x1 && y0 == y1) return;
+        int e2 = 2 * e;
+        if (e2 >= dy) { e += dy; x0 += sx; }
+        if (e2 <= dx) { e += dx; y0 += sy; }
+    }
+}
+
+void canvas_mark(Canvas *c, int col, int row, char ch, int color) {
+    if (col < 0 || row < 0 || col >= c->cols || row >= c->rows) return;
+    c->mark[(size_t)row * c->cols + col] = ch;
+    c->color[(size_t)row * c->cols + col] = (uint8_t)color;
+}
+
+static const int ansi_codes[] = {34, 31, 32, 33, 35, 36};
+
+static int ansi_of(int color) { return ansi_codes[(color - 1) % 6]; }
+
+size_t canvas_row(const Canvas *c, int row, int ansi, char *buf, size_t size) {
+    size_t n = 0;
+    int open = 0;
+    if (size == 0) return 0;
+    for (int col = 0; col < c->cols && row >= 0 && row < c->rows; col++) {
+        size_t cell = (size_t)row * c->cols + col;
+        char piece[24];
+        int len = 0, color = c->dots[cell] || c->mark[cell] ? c->color[cell] : 0;
+        if (ansi && color != open) {
+            len += color ? snprintf(piece, sizeof piece, "\033[%dm", ansi_of(color)) : snprintf(piece, sizeof piece, "\033[0m");
+            open = color;
+        }
+        if (c->mark[cell]) {
+            piece[len++] = c->mark[cell];
+        } else if (c->dots[cell]) {  // U+2800 + bits, as UTF-8: E2 A0|hi 80|lo
+            piece[len++] = (char)0xE2;
+            piece[len++] = (char)(0xA0 | (c->dots[cell] >> 6));
+            piece[len++] = (char)(0x80 | (c->dots[cell] & 0x3F));
+        } else {
+            piece[len++] = ' ';
+        }
+        if (n + (size_t)len + 5 >= size) break;
+        memcpy(buf + n, piece, (size_t)len);
+        n += (size_t)len;
+    }
+    if (ansi && open && n + 5 < size) {
+        memcpy(buf + n, "\033[0m", 4);
+        n += 4;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+// ---- charts -------------------------------------------------------------------------------
+
+typedef struct Text { char *s; size_t n, cap; int oom; } Text;
+
+static void text_add(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_add(Text *t, const char *fmt, ...) {
+    if (t->oom) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int need = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (need < 0) return;
+    if (t->n + (size_t)need + 1 > t->cap) {
+        size_t cap = (t->cap + (size_t)need + 1) * 2;
+        char *p = realloc(t->s, cap);
+        if (!p) { t->oom = 1; return; }
+        t->s = p;
+        t->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(t->s + t->n, t->cap - t->n, fmt, ap);
+    va_end(ap);
+    t->n += (size_t)need;
+}
+
+static void extend(double *lo, double *hi) {  // a flat range gets some height
+    if (*lo < *hi) return;
+    double d = fabs(*lo) > 0 ? fabs(*lo) * 0.05 : 1;
+    *lo -= d;
+    *hi += d;
+}
+
+char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
+    int W = o->width > 4 ? o->width : 4, H = o->height > 2 ? o->height : 2;
+    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+    for (int s = 0; s < n; s++)
+        for (int i = 0; i < series[s].n; i++) {
+            double x = series[s].x[i], y = series[s].y[i];
+            if (!isfinite(x) || !isfinite(y)) continue;
+            if (x < xlo) xlo = x;
+            if (x > xhi) xhi = x;
+            if (y < ylo) ylo = y;
+            if (y > yhi) yhi = y;
+        }
+    Text t = {0};
+    text_add(&t, "%s\n", o->title ? o->title : "");
+    if (xlo > xhi) {
+        text_add(&t, "  (no finite points to draw)\n");
+        return t.oom ? (free(t.s), NULL) : t.s;
+    }
+    extend(&xlo, &xhi);
+    extend(&ylo, &yhi);
+    Canvas c;
+    if (canvas_init(&c, W, H) != 0) return NULL;
+    int PW = 2 * W, PH = 4 * H;
+    for (int s = 0; s < n; s++) {
+        const PlotSeries *p = &series[s];
+        int have = 0, px0 = 0, py0 = 0;
+        for (int i = 0; i < p->n; i++) {
+            if (!isfinite(p->x[i]) || !isfinite(p->y[i])) { have = 0; continue; }
+            int px = (int)lround((p->x[i] - xlo) / (xhi - xlo) * (PW - 1));
+            int py = (int)lround((yhi - p->y[i]) / (yhi - ylo) * (PH - 1));
+            if (p->points) {
+                for (int d = 0; d < 4; d++) canvas_set(&c, px + d % 2, py + d / 2, s + 1);
+            } else if (have) {
+                canvas_line(&c, px0, py0, px, py, s + 1);
+            } else {
+                canvas_set(&c, px, py, s + 1);
+            }
+            have = 1, px0 = px, py0 = py;
+        }
+        if (p->letter && have) canvas_mark(&c, px0 / 2, py0 / 4, (char)p->letter, s + 1);
+    }
+    char top[32], mid[32], bot[32], xl[32], xr[32];
+    snprintf(top, sizeof top, "%.4g", yhi);
+    snprintf(mid, sizeof mid, "%.4g", (ylo + yhi) / 2);
+    snprintf(bot, sizeof bot, "%.4g", ylo);
+    int lw = (int)strlen(top);
+    if ((int)strlen(mid) > lw) lw = (int)strlen(mid);
+    if ((int)strlen(bot) > lw) lw = (int)strlen(bot);
+    size_t rowsize = 16 * (size_t)W + 8;
+    char *row = malloc(rowsize);
+    if (!row) { canvas_free(&c); free(t.s); return NULL; }
+    for (int r = 0; r < H; r++) {
+        const char *label = r == 0 ? top : r == H - 1 ? bot : r == H / 2 && H >= 5 ? mid : "";
+        size_t len = canvas_row(&c, r, o->ansi, row, rowsize);
+        while (len > 0 && row[len - 1] == ' ') row[--len] = '\0';
+        text_add(&t, "%*s %s%s\n", lw, label, *label ? "┤" : "│", row);
+    }
+    free(row);
+    text_add(&t, "%*s └", lw, "");
+    for (int i = 0; i < W; i++) text_add(&t, "─");
+    snprintf(xl, sizeof xl, "%.6g", xlo);
+    snprintf(xr, sizeof xr, "%.6g", xhi);
+    int gap = W - (int)strlen(xl) - (int)strlen(xr);
+    text_add(&t, "\n%*s  %s%*s%s  %s\n", lw, "", xl, gap > 1 ? gap : 1, "", xr, o->xlabel ? o->xlabel : "");
+    for (int s = 0; s < n; s++) {
+        const PlotSeries *p = &series[s];
+        double last = NAN;
+        int finite = 0;
+        for (int i = 0; i < p->n; i++)
+            if (isfinite(p->y[i])) { last = p->y[i]; finite++; }
+        if (o->ansi) text_add(&t, "  \033[%dm%c %s\033[0m %s", ansi_of(s + 1), p->letter ? p->letter : ' ',
+                              p->points ? "⠶⠶" : "⠒⠒", p->name);
+        else text_add(&t, "  %c %s %s", p->letter ? p->letter : ' ', p->points ? "⠶⠶" : "⠒⠒", p->name);
+        if (finite) text_add(&t, "  (%d point%s, last %.4g)\n", finite, finite == 1 ? "" : "s", last);
+        else text_add(&t, "  (no points)\n");
+    }
+    canvas_free(&c);
+    if (t.oom) { free(t.s); return NULL; }
+    return t.s;
+}

@@ -1,0 +1,43 @@
+// plot.h — charts drawn in the terminal with Unicode braille (U+2800–U+28FF): each character
+// cell is a 2×4 grid of dots, so a 72×16-cell chart has 144×64 pixels.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Canvas {
+    int cols, rows;        // in character cells; pixels are 2·cols × 4·rows
+    uint8_t *dots;         // per cell: the braille dot bits
+    uint8_t *color;        // per cell: the series that drew last (1-based; 0 none)
+    char *mark;            // per cell: a letter shown instead of the dots (0 none)
+} Canvas;
+
+int canvas_init(Canvas *c, int cols, int rows);   // 0, or −1 when out of memory
+void canvas_free(Canvas *c);
+// Light the pixel (x, y); y = 0 is the top row. Pixels off the canvas are ignored.
+void canvas_set(Canvas *c, int x, int y, int color);
+void canvas_line(Canvas *c, int x0, int y0, int x1, int y1, int color);
+// Show letter ch in cell (col, row) instead of its dots.
+void canvas_mark(Canvas *c, int col, int row, char ch, int color);
+// Row `row` as UTF-8 (ANSI colors when ansi), NUL-terminated; returns the bytes written.
+// size ≥ 16·cols + 8 always suffices.
+size_t canvas_row(const Canvas *c, int row, int ansi, char *buf, size_t size);
+
+typedef struct PlotSeries {
+    const char *name;      // for the legend
+    const double *x, *y;   // n points; non-finite y values are skipped (the line breaks)
+    int n;
+    int points;            // 1: isolated points (2×2 dots), 0: a joined line
+    int letter;            // the letter that marks the series' last point and its legend entry (0: none)
+} PlotSeries;
+
+typedef struct PlotOptions {
+    int width, height;     // of the plotting area, in cells
+    int ansi;              // color each series
+    const char *title;     // first line ("loss")
+    const char *xlabel;    // "step"
+} PlotOptions;
+
+// The whole chart — title, y-axis labels (max at the top, min at the bottom), the braille
+// area, the x axis with its range, a legend — as malloc'ed text ending in '\n'; NULL when out
+// of memory. A series without finite points still gets its legend entry.
+char *plot_render(const PlotSeries *series, int n, const PlotOptions *o);

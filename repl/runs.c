@@ -1,0 +1,136 @@
+// runs.c — the session's training history (named runs) and the JSON lines training log.
+#include "runs.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "output.h"
+
+void runlog_init(RunLog *r) {
+    memset(r, 0, sizeof *r);
+    r->current = -1;
+}
+
+void runlog_free(RunLog *r) {
+    runlog_close(r);
+    for (int i = 0; i < r->n_runs; i++) {
+        free(r->runs[i].steps);
+        free(r->runs[i].val);
+    }
+    free(r->runs);
+    runlog_init(r);
+}
+
+RunSeries *runlog_find(RunLog *r, const char *name) {
+    for (int i = 0; i < r->n_runs; i++)
+        if (strcmp(r->runs[i].name, name) == 0) return &r->runs[i];
+    return NULL;
+}
+
+// Grow *buf (of *cap items of size) to hold one more than n.
+static int grow(void **buf, int *cap, int n, size_t size) {
+    if (n < *cap) return 0;
+    int c = *cap ? *cap * 2 : 64;
+    void *p = realloc(*buf, (size_t)c * size);
+    if (!p) return -1;
+    *buf = p;
+    *cap = c;
+    return 0;
+}
+
+const char *runlog_start(RunLog *r, const char *name) {
+    RunSeries *cur = r->current >= 0 ? &r->runs[r->current] : NULL;
+    char unique[64];
+    snprintf(unique, sizeof unique, "%.40s", name);
+    if (cur && cur->n_steps == 0 && cur->n_val == 0) cur->name[0] = '\0';  // renamed below
+    for (int k = 2; runlog_find(r, unique); k++) snprintf(unique, sizeof unique, "%.40s-%d", name, k % 100000);
+    if (cur && !cur->name[0]) {
+        snprintf(cur->name, sizeof cur->name, "%.47s", unique);
+        return cur->name;
+    }
+    if (grow((void **)&r->runs, &r->cap_runs, r->n_runs, sizeof *r->runs) != 0) return NULL;
+    RunSeries *s = &r->runs[r->n_runs];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%.47s", unique);
+    r->current = r->n_runs++;
+    return s->name;
+}
+
+void runlog_end(RunLog *r) {
+    if (r->current >= 0 && r->runs[r->current].n_steps == 0 && r->runs[r->current].n_val == 0)
+        return;  // an empty run (just named with `run`) waits for its first step
+    r->current = -1;
+}
+
+static RunSeries *current(RunLog *r, const char *default_name, Err *err) {
+    if (r->current < 0 && !runlog_start(r, default_name)) {
+        err_set(err, "out of memory for the run history");
+        return NULL;
+    }
+    return &r->runs[r->current];
+}
+
+static int write_line(RunLog *r, cJSON *o, Err *err) {
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text) return err_set(err, "out of memory writing the log");
+    int bad = fprintf(r->log, "%s\n", text) < 0 || fflush(r->log) != 0;
+    free(text);
+    if (bad) {
+        err_set(err, "log %s: %s; logging is off", r->log_path, strerror(errno));
+        runlog_close(r);
+        return -1;
+    }
+    r->log_lines++;
+    return 0;
+}
+
+int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double tok_per_s, Err *err) {
+    RunSeries *s = current(r, default_name, err);
+    if (!s) return -1;
+    if (grow((void **)&s->steps, &s->cap_steps, s->n_steps, sizeof *s->steps) != 0)
+        return err_set(err, "out of memory for the run history");
+    s->steps[s->n_steps++] = (RunPoint){st->step, st->loss, st->lr, st->grad_norm, st->clip_scale, tok_per_s,
+                                        st->seconds};
+    if (!r->log) return 0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "step", st->step);
+    json_add_real(o, "loss", st->loss);
+    json_add_real(o, "lr", st->lr);
+    json_add_real(o, "grad_norm", st->grad_norm);
+    json_add_real(o, "clip_scale", st->clip_scale);
+    json_add_real(o, "tok_per_s", tok_per_s);
+    json_add_real(o, "seconds", st->seconds);
+    cJSON_AddStringToObject(o, "run", s->name);
+    return write_line(r, o, err);
+}
+
+int runlog_val(RunLog *r, const char *default_name, int step, double loss, Err *err) {
+    RunSeries *s = current(r, default_name, err);
+    if (!s) return -1;
+    if (grow((void **)&s->val, &s->cap_val, s->n_val, sizeof *s->val) != 0)
+        return err_set(err, "out of memory for the run history");
+    s->val[s->n_val++] = (ValPoint){step, loss};
+    if (!r->log) return 0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "step", step);
+    json_add_real(o, "val_loss", loss);
+    cJSON_AddStringToObject(o, "run", s->name);
+    return write_line(r, o, err);
+}
+
+int runlog_open(RunLog *r, const char *path, Err *err) {
+    FILE *f = fopen(path, "a");
+    if (!f) return err_set(err, "log: cannot open %s: %s", path, strerror(errno));
+    runlog_close(r);
+    r->log = f;
+    snprintf(r->log_path, sizeof r->log_path, "%s", path);
+    r->log_lines = 0;
+    return 0;
+}
+
+void runlog_close(RunLog *r) {
+    if (r->log) fclose(r->log);
+    r->log = NULL;
+    r->log_path[0] = '\0';
+}

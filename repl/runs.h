@@ -1,0 +1,52 @@
+// runs.h — what the session remembers of training for `plot` and `log`: a list of named runs,
+// each with its per-step history and the validation losses measured along it, and the JSON
+// lines log that every step is appended to.
+#pragma once
+#include <stdio.h>
+#include "../engine/train.h"
+
+typedef struct RunPoint {
+    int step;
+    float loss, lr, grad_norm, clip_scale;
+    double tok_per_s, seconds;
+} RunPoint;
+
+typedef struct ValPoint {
+    int step;
+    double loss;
+} ValPoint;
+
+typedef struct RunSeries {
+    char name[48];
+    RunPoint *steps;
+    int n_steps, cap_steps;
+    ValPoint *val;
+    int n_val, cap_val;
+} RunSeries;
+
+typedef struct RunLog {
+    RunSeries *runs;
+    int n_runs, cap_runs;
+    int current;          // index of the run steps go to; −1: the next step starts a new one
+    FILE *log;            // `log FILE`; NULL: off
+    char log_path[1024];
+    long log_lines;
+} RunLog;
+
+void runlog_init(RunLog *r);
+void runlog_free(RunLog *r);
+// Start a run named `name` (made unique with -2, -3, … when taken); an empty current run is
+// renamed instead. Returns the run's name, or NULL when out of memory.
+const char *runlog_start(RunLog *r, const char *name);
+// The next step starts a new run (after `model new`, `model load`).
+void runlog_end(RunLog *r);
+// Record one training step in the current run (started under default_name when there is
+// none) and append it to the log file. Returns 0, or -1 with err set when the log write failed.
+int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double tok_per_s, Err *err);
+// Record a validation loss at `step` in the current run (started as above when there is none).
+int runlog_val(RunLog *r, const char *default_name, int step, double loss, Err *err);
+// `log FILE` (appends) and `log off`.
+int runlog_open(RunLog *r, const char *path, Err *err);
+void runlog_close(RunLog *r);
+// The run with this name, or NULL.
+RunSeries *runlog_find(RunLog *r, const char *name);

@@ -1,0 +1,137 @@
+# checkpoint.sh — model save/load (one session and across processes), a corrupted file that
+# must leave the session's model in place, model factorize, and generate (streaming, --json,
+# seeds, guards, Ctrl-C). Tiny models, vocab 512, few steps.
+. tests/shell/testlib
+
+# One thread: these models are tiny, and on a loaded 2-core machine a second OpenMP thread
+# makes them tens of times slower, not faster.
+lrsh() { "$LRSH" --threads 1 "$@"; }
+
+# one tokenizer and one token cache for the whole script
+lrsh -q -c "tok train vocab=512 out=$TMP/tok.model; data load" >"$TMP/prep.log" 2>&1 \
+    || { fail prep "$(short "$(cat "$TMP/prep.log")")"; finish; exit 1; }
+prep="tok load $TMP/tok.model; data load; set batch 2; model new tiny seq=64"
+ck="$TMP/x.safetensors"
+
+# ---- save, then load and generate in another process
+out=$(lrsh -c "$prep; train steps=30; model save $ck" 2>&1); rc=$?
+check_status save_status 0 $rc
+check_contains save_reports_path "$out" "saved $ck"
+check_contains save_reports_parts "$out" "step 30, f32 parameters, optimizer state included, tokenizer embedded"
+check_eq save_file yes "$([ -s "$ck" ] && echo yes || echo no)"
+
+out=$(lrsh -c "model load $ck; generate \"The\" n=20 temp=0 seed=1" 2>"$TMP/err"); rc=$?
+err=$(cat "$TMP/err")
+check_status load_generate_status 0 $rc
+check_contains load_says_step "$out" "step 30"
+check_contains load_says_optimizer "$out" "optimizer adamw"
+check_contains load_says_tokenizer "$out" "tokenizer embedded"
+text=$(printf '%s\n' "$out" | sed -n '/^model:/,$p' | tail -n +2)
+check_contains generate_starts_with_prompt "$text" "The"
+check_eq generate_has_text yes "$([ "$(printf '%s' "$text" | wc -c)" -gt 3 ] && echo yes || echo no)"
+check_contains generate_reports_rate "$out" "tok/s"
+
+# --json: one object per command, nothing streamed on stdout; same seed, same text
+out=$(lrsh --json -c "model load $ck; generate The n=20 seed=7; generate The n=20 seed=7; generate n=20 seed=8" 2>/dev/null); rc=$?
+check_status json_generate_status 0 $rc
+check_eq json_generate_lines "valid 4" "$(printf '%s\n' "$out" | json_lines)"
+g=$(printf '%s\n' "$out" | grep '"command":"generate"')
+t1=$(printf '%s\n' "$g" | sed -n 1p | json_field text)
+t2=$(printf '%s\n' "$g" | sed -n 2p | json_field text)
+check_eq same_seed_same_text "$t1" "$t2"
+check_eq json_tokens 20 "$(printf '%s\n' "$g" | sed -n 1p | json_field tokens)"
+for key in text tok_per_s prompt_tokens stopped; do
+    check_not_contains "json_generate_$key" "$(printf '%s\n' "$g" | sed -n 1p | json_field $key)" missing
+done
+check_eq json_stopped_n '"n"' "$(printf '%s\n' "$g" | sed -n 1p | json_field stopped)"
+check_eq json_empty_prompt_bos_only 0 "$(printf '%s\n' "$g" | sed -n 3p | json_field prompt_tokens)"
+
+# ---- round trip in one session: a load restores the saved parameters and step
+a="$TMP/a.safetensors"
+out=$(lrsh --json -c "$prep; train steps=4; model save $a; eval batches=2; train steps=3; model load $a; eval batches=2; show" 2>/dev/null); rc=$?
+check_status roundtrip_status 0 $rc
+ev=$(printf '%s\n' "$out" | grep '"command":"eval"')
+check_eq roundtrip_same_val_loss "$(printf '%s\n' "$ev" | sed -n 1p | json_field val_loss)" \
+    "$(printf '%s\n' "$ev" | sed -n 2p | json_field val_loss)"
+check_eq roundtrip_step 4 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field step)"
+check_eq roundtrip_saved_clean false "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field unsaved)"
+
+# an exact resume: train 4 + save + 3 more equals load + 3 more in a new process
+l1=$(printf '%s\n' "$out" | grep '"command":"train"' | sed -n 2p | json_field loss)
+out=$(lrsh --json -c "model load $a; data load; set batch 2; train steps=3" 2>/dev/null)
+check_eq resume_exact "$l1" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field loss)"
+check_eq resume_step 7 "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field step)"
+
+# bf16 without optimizer state: smaller, and says so when loaded
+out=$(lrsh --json -c "model load $a; model save $TMP/b.safetensors dtype=bf16 optim=no; model load $TMP/b.safetensors" 2>/dev/null)
+fb=$(printf '%s\n' "$out" | grep '"model save"' | json_field bytes)
+check_eq bf16_smaller yes "$([ "$fb" -lt "$(wc -c <"$a")" ] && echo yes || echo no)"
+check_eq bf16_dtype '"bf16"' "$(printf '%s\n' "$out" | grep '"model load"' | tail -n 1 | json_field dtype)"
+check_eq bf16_no_optim false "$(printf '%s\n' "$out" | grep '"model load"' | tail -n 1 | json_field optimizer_state)"
+
+# ---- a corrupted file: one error line, the earlier model still there
+python3 -c '
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[12:40] = b"}{ not json at all, garbage"[:28].ljust(28)
+open(sys.argv[2], "wb").write(b)' "$ck" "$TMP/bad.safetensors"
+head -c 3000 "$ck" >"$TMP/short.safetensors"
+for bad in bad short; do
+    out=$(lrsh -c "$prep; set errexit off; model load $TMP/$bad.safetensors; model info" 2>"$TMP/err"); rc=$?
+    err=$(cat "$TMP/err")
+    check_status "corrupt_${bad}_status" 1 $rc
+    check_eq "corrupt_${bad}_one_error" 1 "$(grep -c 'error:' "$TMP/err")"
+    check_contains "corrupt_${bad}_names_file" "$err" "$bad.safetensors"
+    check_contains "corrupt_${bad}_model_kept" "$out" "tiny: dim=128 layers=2 heads=4 kv_heads=4 ffn=384 rank=-1 seq=64"
+done
+out=$(lrsh -c "model load $TMP/nonexistent.safetensors" 2>&1); rc=$?
+check_status missing_file_status 1 $rc
+check_eq missing_file_one_line 1 "$(printf '%s\n' "$out" | grep -c .)"
+
+# ---- factorize: a table of relative errors, optimizer state reset
+out=$(lrsh --json -c "model load $ck; model factorize rank=8; model info" 2>"$TMP/err"); rc=$?
+check_status factorize_status 0 $rc
+f=$(printf '%s\n' "$out" | grep '"model factorize"')
+check_eq factorize_matrices 14 "$(printf '%s\n' "$f" | json_eval 'len(o["matrices"])')"
+check_eq factorize_errors_sane True "$(printf '%s\n' "$f" | json_eval 'all(0 <= m["rel_error"] <= 1 and m["name"] for m in o["matrices"])')"
+check_eq factorize_state_reset true "$(printf '%s\n' "$f" | json_field state_reset)"
+check_eq factorize_rank_in_config 8 "$(printf '%s\n' "$out" | grep '"model info"' | json_eval 'o["config"]["rank"]')"
+check_contains factorize_says_reset "$(cat "$TMP/err")" "optimizer state reset"
+out=$(lrsh -c "model load $ck; model factorize rank=8" 2>&1)
+check_contains factorize_table "$out" "blocks.1.mlp.w2"
+check_contains factorize_summary "$out" "worst"
+out=$(lrsh -c "model load $ck; model factorize rank=100000" 2>&1); rc=$?
+check_status factorize_bad_rank nonzero $rc
+
+# ---- generate guards
+out=$(lrsh -c "model new tiny; generate" 2>&1); rc=$?
+check_status generate_no_tok_status nonzero $rc
+check_contains generate_no_tok "$out" "no tokenizer"
+out=$(lrsh -c "tok load $TMP/tok.model; model new tiny vocab=300; generate" 2>&1)
+check_contains generate_vocab_mismatch "$out" "larger than the model's"
+out=$(lrsh -c "tok load $TMP/tok.model; model new tiny seq=16; generate the quick brown fox jumps over the lazy dog and then the dog sleeps all day long n=4" 2>&1); rc=$?
+check_status generate_long_prompt_status 0 $rc
+check_contains generate_long_prompt_note "$out" "longer than the context"
+
+# ---- Ctrl-C stops generate at a token boundary
+"$LRSH" --threads 1 -c "tok load $TMP/tok.model; model new tiny seq=32; generate n=10000000 temp=0; show" >"$TMP/int.log" 2>&1 &
+pid=$!
+i=0
+while ! grep -q "parameters" "$TMP/int.log" && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 1
+kill -INT $pid
+wait $pid; rc=$?
+out=$(cat "$TMP/int.log")
+check_status generate_interrupt_status 130 $rc
+check_contains generate_interrupt_says "$out" "stopped by Ctrl-C"
+check_not_contains generate_interrupt_skips_rest "$out" "settings"
+
+# ---- bench generate: one JSON object per model
+out=$(lrsh --json -c 'bench generate shape=tiny n=8' 2>/dev/null); rc=$?
+check_status bench_generate_status 0 $rc
+check_eq bench_generate_json "valid 2" "$(printf '%s\n' "$out" | json_lines)"
+check_eq bench_generate_models "['dense', 'factorized']" "$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+print([json.loads(l)["model"] for l in sys.stdin if json.loads(l).get("tok_per_s", 0) > 0])')"
+
+finish

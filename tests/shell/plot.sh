@@ -1,0 +1,149 @@
+# plot.sh — braille charts (a known series from a log file, and this session's runs), png=/svg=
+# through gnuplot (and the message without it), `log FILE` JSON lines, `run NAME`, and leaving
+# the interactive prompt with an unsaved model.
+. tests/shell/testlib
+
+lrsh() { "$LRSH" --threads 1 "$@"; }   # tiny models: one thread is fastest (see checkpoint.sh)
+
+# Does stdin contain a braille character with dots (U+2801–U+28FF)? yes/no
+has_braille() {
+    python3 -c 'import sys; t = sys.stdin.buffer.read().decode("utf-8", "replace"); print("yes" if any(0x2801 <= ord(c) <= 0x28FF for c in t) else "no")'
+}
+
+# ---- a known series: two runs and validation points, written as `log` would
+python3 -c '
+import json, math
+with open("'"$TMP"'/known.jsonl", "w") as f:
+    for run, scale in (("alpha", 1.0), ("beta", 0.8)):
+        for s in range(1, 51):
+            f.write(json.dumps({"step": s, "loss": 2 + 6 * scale * math.exp(-s / 10), "lr": 1e-3 * min(1, s / 10),
+                                "grad_norm": 1 / s, "clip_scale": 1, "tok_per_s": 1000, "seconds": 0.1, "run": run}) + "\n")
+            if run == "alpha" and s % 10 == 0:
+                f.write(json.dumps({"step": s, "val_loss": 2.5 + 5 * math.exp(-s / 10), "run": run}) + "\n")
+'
+out=$(lrsh -c "plot loss from=$TMP/known.jsonl" 2>&1); rc=$?
+check_status plot_known_status 0 $rc
+check_eq plot_known_braille yes "$(printf '%s' "$out" | has_braille)"
+check_contains plot_legend_alpha "$out" "a ⠒⠒ alpha"
+check_contains plot_legend_beta "$out" "b ⠒⠒ beta"
+check_contains plot_legend_val "$out" "⠶⠶ alpha val"
+check_contains plot_y_max "$out" "7.429"        # 2 + 6·e^(−1/10), the first alpha loss
+check_contains plot_x_range "$out" "50  step"
+check_contains plot_axis "$out" "└──"
+check_eq plot_no_ansi_in_pipe no "$(printf '%s' "$out" | grep -q "$(printf '\033')" && echo yes || echo no)"
+out=$(lrsh -c "plot lr from=$TMP/known.jsonl width=30 height=5" 2>&1)
+check_contains plot_lr_title "$out" "learning rate"
+check_eq plot_lr_height 5 "$(printf '%s\n' "$out" | grep -c '[┤│]')"
+out=$(lrsh --json -c "plot gnorm from=$TMP/known.jsonl" 2>/dev/null)
+check_eq plot_json "valid 1" "$(printf '%s\n' "$out" | json_lines)"
+check_eq plot_json_series "['alpha', 'beta']" "$(printf '%s\n' "$out" | json_eval '[x["name"] for x in o["series"]]')"
+out=$(lrsh -c "plot los from=$TMP/known.jsonl" 2>&1); rc=$?
+check_status plot_bad_field_status nonzero $rc
+check_contains plot_bad_field "$out" "did you mean 'loss'"
+out=$(lrsh -c "plot" 2>&1); rc=$?
+check_status plot_nothing_status nonzero $rc
+check_contains plot_nothing "$out" "nothing to plot"
+
+# ---- png= / svg= with gnuplot, and a clear message without it
+if command -v gnuplot >/dev/null 2>&1; then
+    out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/loss.png svg=$TMP/loss.svg" 2>&1); rc=$?
+    check_status png_status 0 $rc
+    check_contains png_reported "$out" "wrote $TMP/loss.png"
+    check_eq png_magic 89504e470d0a1a0a "$(head -c 8 "$TMP/loss.png" | od -An -tx1 | tr -d ' \n')"
+    check_eq svg_file yes "$(grep -q '<svg' "$TMP/loss.svg" && echo yes || echo no)"
+else
+    echo "# gnuplot is not installed: png=/svg= checked only for their message"
+fi
+out=$(PATH=/nonexistent "$LRSH" --threads 1 -c "plot loss from=$TMP/known.jsonl png=$TMP/none.png" 2>&1); rc=$?
+check_status png_no_gnuplot_status nonzero $rc
+check_contains png_no_gnuplot_says "$out" "gnuplot, which is not installed"
+check_eq png_no_gnuplot_still_draws yes "$(printf '%s' "$out" | has_braille)"
+
+# ---- log FILE, run NAME, plot from this session
+"$LRSH" -q -c "tok train vocab=512 out=$TMP/tok.model; data load" >"$TMP/prep.log" 2>&1 || fail prep "$(cat "$TMP/prep.log")"
+prep="tok load $TMP/tok.model; data load; set batch 2; model new tiny seq=32"
+out=$(lrsh -c "$prep; log $TMP/train.jsonl; run first; train steps=5; eval batches=1; run second; step; step; log off; train steps=2; plot; show" 2>&1); rc=$?
+check_status log_status 0 $rc
+check_eq log_lines 8 "$(wc -l <"$TMP/train.jsonl" | tr -d ' ')"
+check_eq log_valid "valid 8" "$(json_lines <"$TMP/train.jsonl")"
+keys=$(python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+steps = [r for r in rows if "loss" in r]
+need = {"step", "loss", "lr", "grad_norm", "clip_scale", "tok_per_s", "seconds", "run"}
+print(all(need <= set(r) for r in steps), [r["step"] for r in steps], sorted({r["run"] for r in rows}),
+      [r["step"] for r in rows if "val_loss" in r])' "$TMP/train.jsonl")
+check_eq log_keys_steps_runs "True [1, 2, 3, 4, 5, 6, 7] ['first', 'second'] [5]" "$keys"
+check_eq session_plot_braille yes "$(printf '%s' "$out" | has_braille)"
+check_contains session_plot_first "$out" "a ⠒⠒ first"
+check_contains session_plot_second "$out" "b ⠒⠒ second"
+check_contains session_plot_val "$out" "first val"
+check_contains show_log_off "$out" "log        off"
+check_contains show_runs "$out" "second           4 steps (6..9)"
+out=$(lrsh -c "$prep; log $TMP/t2.jsonl; show; run" 2>&1)
+check_contains show_log_file "$out" "log        $TMP/t2.jsonl"
+check_contains run_list_empty "$out" "no runs yet"
+out=$(lrsh -c "$prep; train steps=2 eval_every=1 eval_batches=1; plot val" 2>&1); rc=$?
+check_status train_eval_every_status 0 $rc
+check_contains train_eval_every "$out" "step 2: val loss"
+check_contains plot_val_run_named_after_optimizer "$out" "adamw val"
+
+# ---- leaving the prompt with an unsaved model asks first (interactive only; pipes just quit)
+out=$(printf '%s\n' "$prep" "train steps=1" "quit" "show" | lrsh 2>&1); rc=$?
+check_status pipe_quit_status 0 $rc
+check_not_contains pipe_quit_no_question "$out" "unsaved model"
+check_not_contains pipe_quit_leaves "$out" "settings"
+pty_session() {  # KEYS...: type each (\n, \003 Ctrl-C, \004 Ctrl-D) into lrsh on a terminal
+    python3 - "$LRSH" "$@" <<'PY'
+import os, pty, select, sys, time
+lrsh, keys = sys.argv[1], sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ["HOME"] = os.environ.get("TMP_HOME", "/tmp")
+    os.execv(lrsh, [lrsh, "--threads", "1", "-q"])
+out = b""
+def drain():  # until the next prompt, or the end
+    global out
+    seen = out.count(b"lrsh> ")
+    end = time.time() + 20
+    while time.time() < end and out.count(b"lrsh> ") == seen:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try: chunk = os.read(fd, 65536)
+            except OSError: return
+            if not chunk: return
+            out += chunk
+drain()
+for k in keys:
+    os.write(fd, k.encode().decode("unicode_escape").encode())
+    drain()
+time.sleep(0.2)
+done, status = os.waitpid(pid, os.WNOHANG)
+print("ALIVE" if done == 0 else "EXITED")
+if done == 0: os.kill(pid, 9); os.waitpid(pid, 0)
+sys.stdout.write(out.decode("utf-8", "replace"))
+PY
+}
+export TMP_HOME="$TMP"
+out=$(pty_session "$prep; train steps=1\n" "quit\n")
+check_contains tty_quit_asks "$out" "unsaved model"
+check_contains tty_quit_stays "$out" "ALIVE"
+out=$(pty_session "$prep; train steps=1\n" "quit\n" "quit\n")
+check_contains tty_quit_twice_leaves "$out" "EXITED"
+out=$(pty_session "$prep; train steps=1\n" "quit\n" "show\n" "quit\n")
+check_contains tty_quit_disarmed "$out" "ALIVE"
+out=$(pty_session "$prep; train steps=1\n" "\004")
+check_contains tty_ctrl_d_asks "$out" "unsaved model: press Ctrl-D again"
+out=$(pty_session "$prep; train steps=1\n" "\004" "\004")
+check_contains tty_ctrl_d_twice_leaves "$out" "EXITED"
+out=$(pty_session "$prep; train steps=1\n" "\003" "\003")
+check_contains tty_ctrl_c_asks "$out" "unsaved model: press Ctrl-C again or type quit to leave"
+check_contains tty_ctrl_c_stays "$out" "ALIVE"
+out=$(pty_session "$prep; train steps=1\n" "\003" "\003" "\003")
+check_contains tty_ctrl_c_third_leaves "$out" "EXITED"
+out=$(pty_session "$prep; train steps=1; model save $TMP/s.safetensors\n" "quit\n")
+check_contains tty_saved_quit_leaves "$out" "EXITED"
+out=$(pty_session "show\n" "\003" "\003")
+check_contains tty_clean_ctrl_c_twice_leaves "$out" "EXITED"
+
+finish
