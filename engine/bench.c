@@ -94,3 +94,63 @@ int bench_train(const Backend *be, const char *shape, int factorized, int batch,
     model_free(&m);
     return rc;
 }
+
+// ---------------------------------------------------------------------------------------------
+// decode throughput
+
+#include "generate.h"
+
+int bench_generate(const Backend *be, const ModelConfig *cfg, int factorized, int n_tokens, GenerateBench *out,
+                   Err *err) {
+    ModelConfig c = *cfg;
+    c.rank = factorized ? (cfg->rank > 0 ? cfg->rank : cfg->dim / 4) : 0;
+    Model m;
+    if (model_build(&m, &c, be, err)) return -1;
+    Generator g;
+    if (generator_build(&g, &m, err)) { model_free(&m); return -1; }
+    int prompt_len = c.seq > 32 ? 16 : c.seq / 2 > 0 ? c.seq / 2 : 1;
+    if (n_tokens > c.seq - prompt_len) n_tokens = c.seq - prompt_len;   // no window slide inside the timing
+    if (n_tokens < 1) n_tokens = 1;
+    int32_t *prompt = malloc(sizeof(int32_t) * prompt_len);
+    uint64_t s = 7;
+    for (int i = 0; i < prompt_len; i++) prompt[i] = (int32_t)(rng_next(&s) % (uint64_t)c.vocab);
+    SamplerConfig greedy = {.temperature = 0, .top_k = 0, .top_p = 1};
+    double decode_s = 0, prefill_s = 0;
+    long decoded = 0, prefilled = 0;
+    int rc = 0;
+    for (int round = 0; rc == 0 && (round < 2 || decode_s < 1.0); round++) {   // round 0 warms up
+        generator_reset(&g);
+        double t0 = now_seconds();
+        rc = generator_feed(&g, prompt, prompt_len, err);
+        double t1 = now_seconds();
+        for (int i = 0; rc == 0 && i < n_tokens; i++) {
+            int32_t next = sampler_sample(&greedy, &g, &s);
+            rc = generator_feed(&g, &next, 1, err);
+        }
+        double t2 = now_seconds();
+        if (round > 0) {
+            prefill_s += t1 - t0;
+            prefilled += prompt_len;
+            decode_s += t2 - t1;
+            decoded += n_tokens;
+        }
+    }
+    if (rc == 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        memset(out, 0, sizeof *out);
+        snprintf(out->model, sizeof out->model, "%s", factorized ? "factorized" : "dense");
+        snprintf(out->kernel, sizeof out->kernel, "%s", be->describe());
+        out->rank = c.rank;
+        out->threads = omp_get_max_threads();
+        out->prompt = prompt_len;
+        out->n_tokens = n_tokens;
+        out->tok_per_s = decoded / decode_s;
+        out->prefill_tok_per_s = prefilled / prefill_s;
+        out->peak_rss = (size_t)ru.ru_maxrss * 1024;
+    }
+    free(prompt);
+    generator_free(&g);
+    model_free(&m);
+    return rc;
+}

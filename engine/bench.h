@@ -22,3 +22,22 @@ int bench_sgemm_peak(const Backend *be, double *gflops, Err *err);
 // vocab 8192, dense (factorized = 0) or factorized at rank dim/4; peak is from bench_sgemm_peak.
 int bench_train(const Backend *be, const char *shape, int factorized, int batch, int steps,
                 double peak_gflops, BenchResult *out, Err *err);
+
+#include "model.h"
+
+// Batch-1 decode throughput: tokens/s of one-token-at-a-time generation with a KV cache.
+typedef struct GenerateBench {
+    char model[16];          // "dense" or "factorized"
+    int rank;                // factor rank (0: dense)
+    int threads, prompt, n_tokens;
+    double tok_per_s;        // decode: each token fed alone, greedy sampling included
+    double prefill_tok_per_s; // the prompt as one batched pass
+    size_t peak_rss;         // bytes, process high-water mark after the run
+    char kernel[160];        // backend description
+} GenerateBench;
+
+// Build cfg with random weights (dense, or factorized at cfg->rank when > 0 else dim/4), prefill
+// a 16-token prompt, then decode n_tokens (capped so the window never slides) one at a time,
+// repeated until about a second of decoding has been timed.
+int bench_generate(const Backend *be, const ModelConfig *cfg, int factorized, int n_tokens, GenerateBench *out,
+                   Err *err);

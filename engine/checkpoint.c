@@ -477,6 +477,7 @@ typedef struct Loader {
     const char *path;
     int fd;
     uint8_t *map;
+    int mapped;                 // map is our mmap (not a caller's buffer)
     size_t size;                // the whole file
     const uint8_t *data;        // the data buffer
     size_t data_size;
@@ -497,7 +498,7 @@ typedef struct Loader {
 } Loader;
 
 static void loader_free(Loader *L) {
-    if (L->map) munmap(L->map, L->size);
+    if (L->mapped) munmap(L->map, L->size);
     if (L->fd >= 0) close(L->fd);
     cJSON_Delete(L->header);
     free(L->expect);
@@ -509,6 +510,12 @@ static void loader_free(Loader *L) {
 }
 
 static int map_file(Loader *L, Err *err) {
+    if (L->map) {   // checkpoint_load_bytes: the bytes are already in memory
+        if (L->size < 8)
+            return fail(err, L->path, "truncated: %zu bytes, but a safetensors file starts with an 8-byte header length",
+                        L->size);
+        return 0;
+    }
     L->fd = open(L->path, O_RDONLY);
     if (L->fd < 0) return fail(err, L->path, "cannot open: %s", strerror(errno));
     struct stat st;
@@ -521,6 +528,7 @@ static int map_file(Loader *L, Err *err) {
     void *p = mmap(NULL, L->size, PROT_READ, MAP_PRIVATE, L->fd, 0);
     if (p == MAP_FAILED) return fail(err, L->path, "cannot map: %s", strerror(errno));
     L->map = p;
+    L->mapped = 1;
     return 0;
 }
 
@@ -835,11 +843,12 @@ static Tokenizer *build_tokenizer(const Loader *L, Err *err) {
     return tok;
 }
 
-int checkpoint_load(const char *path, const Backend *be, Model *out_model, Trainer *out_trainer,
-                    Tokenizer **out_tok, CheckpointInfo *info, Err *err) {
-    if (!path || !*path) return err_set(err, "checkpoint load: no file name given");
+// Both entry points: L names the file (and holds its bytes when they came from memory).
+static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_trainer,
+                Tokenizer **out_tok, CheckpointInfo *info, Err *err) {
+    const char *path = L0->path;
     if (!be || !out_model) return fail(err, path, "cannot load: no backend or no model to load into");
-    Loader L = {.path = path, .fd = -1, .tokenizer = -1};
+    Loader L = *L0;
     Model m = {0};
     Trainer tr = {0};
     Tokenizer *tok = NULL;
@@ -876,4 +885,21 @@ int checkpoint_load(const char *path, const Backend *be, Model *out_model, Train
     free(scratch);
     loader_free(&L);
     return rc;
+}
+
+int checkpoint_load(const char *path, const Backend *be, Model *out_model, Trainer *out_trainer,
+                    Tokenizer **out_tok, CheckpointInfo *info, Err *err) {
+    if (!path || !*path) return err_set(err, "checkpoint load: no file name given");
+    Loader L = {.path = path, .fd = -1, .tokenizer = -1};
+    return load(&L, be, out_model, out_trainer, out_tok, info, err);
+}
+
+int checkpoint_load_bytes(const void *bytes, size_t size, const char *name, const Backend *be, Model *out_model,
+                          Trainer *out_trainer, Tokenizer **out_tok, CheckpointInfo *info, Err *err) {
+    if (!name || !*name) name = "(memory)";
+    if (!bytes && size) return err_set(err, "%s: no bytes to load", name);
+    static const uint8_t empty[1];
+    // the loader only reads through map; it never writes or frees a caller's buffer
+    Loader L = {.path = name, .fd = -1, .tokenizer = -1, .map = (uint8_t *)(bytes ? bytes : empty), .size = size};
+    return load(&L, be, out_model, out_trainer, out_tok, info, err);
 }

@@ -51,3 +51,8 @@ int checkpoint_save(const char *path, const Model *m, const Trainer *tr, const T
 // swap, so a bad file never costs the caller its model. info may be NULL.
 int checkpoint_load(const char *path, const Backend *be, Model *out_model, Trainer *out_trainer,
                     Tokenizer **out_tok, CheckpointInfo *info, Err *err);
+
+// As checkpoint_load, from a whole file's size bytes already in memory (read only, not kept
+// after the call); name stands for the path in messages (NULL: "(memory)").
+int checkpoint_load_bytes(const void *bytes, size_t size, const char *name, const Backend *be, Model *out_model,
+                          Trainer *out_trainer, Tokenizer **out_tok, CheckpointInfo *info, Err *err);

@@ -54,9 +54,10 @@ void cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
         return;
     }
     if (m == 1) {
-        // One row (batch-1 decode): y = op(B)ᵀ·x is a matrix-vector product. OpenBLAS 0.3.21's
-        // sgemm packs all of B for a single row, several times slower than its sgemv here.
-        // x is row 0 of op(A): contiguous, or column 0 of a k×1 A (stride lda) when transposed.
+        // One row (batch-1 decode): y = op(B)ᵀ·x is a matrix-vector product, memory-bound.
+        // OpenBLAS 0.3.21's sgemm packs all of B for a single row: its sgemv is up to 2× faster
+        // on the decode shapes (vocab×dim head, ffn×dim MLP). x is row 0 of op(A): contiguous,
+        // or column 0 of a k×1 A (stride lda) when A is transposed.
         int incx = trans_a ? lda : 1;
         if (beta == 0.0f) memset(c, 0, sizeof(float) * (size_t)n);   // beta = 0 ignores C (NaN included)
         if (trans_b)   // B is n×k: y = B·x

@@ -29,7 +29,9 @@ static inline float cpu_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     float er = p * r * r + r + 1.0f;                        // e^r
-    int32_t bits = ((int32_t)n + 127) << 23;                // 2^n
+    // 2^n; the shift is unsigned: for a NaN x, n converts to INT32_MIN and a signed shift of
+    // that is undefined (y is NaN either way, as exp(NaN) should be)
+    int32_t bits = (int32_t)((uint32_t)((int32_t)n + 127) << 23);
     float two_n;
     memcpy(&two_n, &bits, sizeof two_n);
     float y = er * two_n;

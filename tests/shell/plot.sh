@@ -102,23 +102,28 @@ if pid == 0:
     os.environ["HOME"] = os.environ.get("TMP_HOME", "/tmp")
     os.execv(lrsh, [lrsh, "--threads", "1", "-q"])
 out = b""
+eof = False
 def drain():  # until the next prompt, or the end
-    global out
+    global out, eof
     seen = out.count(b"lrsh> ")
     end = time.time() + 20
     while time.time() < end and out.count(b"lrsh> ") == seen:
         r, _, _ = select.select([fd], [], [], 0.05)
         if r:
             try: chunk = os.read(fd, 65536)
-            except OSError: return
-            if not chunk: return
+            except OSError: eof = True; return
+            if not chunk: eof = True; return
             out += chunk
 drain()
 for k in keys:
     os.write(fd, k.encode().decode("unicode_escape").encode())
     drain()
-time.sleep(0.2)
-done, status = os.waitpid(pid, os.WNOHANG)
+# the terminal closed: the shell is leaving; give a loaded machine time to reap it
+end = time.time() + (20 if eof else 0.2)
+while True:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done or time.time() > end: break
+    time.sleep(0.05)
 print("ALIVE" if done == 0 else "EXITED")
 if done == 0: os.kill(pid, 9); os.waitpid(pid, 0)
 sys.stdout.write(out.decode("utf-8", "replace"))

@@ -1,0 +1,142 @@
+// factorize.c — re-factorize a model at a new rank by truncated SVD of every block matrix.
+// Each W is formed on the host (downloaded when dense, A·Bᵀ when factorized), decomposed with
+// sgesdd, and its leading R singular triplets uploaded into the new model. The Frobenius error
+// of the best rank-R approximation is exact from the spectrum (Eckart–Young):
+//   ‖W − W_R‖_F² = Σ_{i>R} s_i²,   ‖W‖_F² = Σ s_i².
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+#include "factorize.h"
+#include "linalg.h"
+#include "model_internal.h"
+
+#define LINEARS_PER_LAYER 7
+
+static void layer_linears(const LayerWeights *w, const Linear *lins[LINEARS_PER_LAYER]) {
+    const Linear *l[LINEARS_PER_LAYER] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w1, &w->w2, &w->w3};
+    memcpy(lins, l, sizeof l);
+}
+
+// The matrix name of a linear: its tensor name without the ".A" of a factor.
+static void linear_name(const Model *m, const Linear *lin, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", m->tensors[lin->w].name);
+    size_t n = strlen(buf);
+    if (lin->rank > 0 && n > 2 && strcmp(buf + n - 2, ".A") == 0) buf[n - 2] = '\0';
+}
+
+// W (out×in) of a source linear on the host into w.
+static void host_matrix(const Model *m, const Linear *lin, float *w, float *scratch) {
+    const Backend *be = m->be;
+    size_t out = (size_t)lin->out, in = (size_t)lin->in, r = (size_t)lin->rank;
+    if (r == 0) {
+        be->download(w, param(m, lin->w), sizeof(float) * out * in);
+        return;
+    }
+    float *a = scratch, *b = scratch + out * r;
+    be->download(a, param(m, lin->w), sizeof(float) * out * r);
+    be->download(b, param(m, lin->b), sizeof(float) * in * r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)out, (int)in, (int)r, 1.0f, a, (int)r, b, (int)r,
+                0.0f, w, (int)in);
+}
+
+void factorize_report_free(FactorizeReport *rep) {
+    if (!rep) return;
+    free(rep->items);
+    memset(rep, 0, sizeof *rep);
+}
+
+int model_factorize(const Model *src, int rank, Model *out, FactorizeReport *rep, Err *err) {
+    if (!src || !src->be || !src->params || !out) return err_set(err, "factorize: no model");
+    const ModelConfig *c = &src->cfg;
+    char name[64];
+    // the rank must fit every matrix; name the first it does not
+    for (int l = 0; l < c->layers; l++) {
+        const Linear *lins[LINEARS_PER_LAYER];
+        layer_linears(&src->layer[l], lins);
+        for (int i = 0; i < LINEARS_PER_LAYER; i++) {
+            int lim = lins[i]->out < lins[i]->in ? lins[i]->out : lins[i]->in;
+            if (rank < 1 || rank > lim) {
+                linear_name(src, lins[i], name, sizeof name);
+                return err_set(err, "factorize: rank=%d does not fit %s (%d×%d): the rank must be in [1, %d]",
+                               rank, name, lins[i]->out, lins[i]->in, lim);
+            }
+        }
+    }
+    ModelConfig nc = *c;
+    nc.rank = rank;
+    Model m;
+    if (model_alloc(&m, &nc, src->be, err)) return -1;
+    const Backend *be = src->be;
+    int n_items = c->layers * LINEARS_PER_LAYER;
+    FactorizeError *items = calloc((size_t)n_items, sizeof *items);
+    // host buffers sized for the largest matrix: W, its factors (source or new), singular values
+    size_t most = 0, most_k = 0;
+    for (int l = 0; l < c->layers; l++) {
+        const Linear *lins[LINEARS_PER_LAYER];
+        layer_linears(&src->layer[l], lins);
+        for (int i = 0; i < LINEARS_PER_LAYER; i++) {
+            size_t o = (size_t)lins[i]->out, in = (size_t)lins[i]->in, k = o < in ? o : in;
+            if (o * in > most) most = o * in;
+            if (k > most_k) most_k = k;
+        }
+    }
+    float *w = malloc(sizeof(float) * most), *fac = malloc(sizeof(float) * 2 * most), *s = malloc(sizeof(float) * most_k);
+    int rc = 0;
+    if (!items || !w || !fac || !s) rc = err_set(err, "factorize: out of memory (%.1f MB of host scratch)", 12.0 * most / 1e6);
+    // embed, head and every norm gain are copied as they are
+    int copied[2] = {src->embed, src->head};
+    for (int i = 0; rc == 0 && i < 2; i++)
+        be->copy(param(&m, i == 0 ? m.embed : m.head), param(src, copied[i]),
+                 sizeof(float) * src->tensors[copied[i]].rows * src->tensors[copied[i]].cols);
+    be->copy(param(&m, m.norm), param(src, src->norm), sizeof(float) * c->dim);
+    for (int l = 0; rc == 0 && l < c->layers; l++) {
+        be->copy(param(&m, m.layer[l].attn_norm), param(src, src->layer[l].attn_norm), sizeof(float) * c->dim);
+        be->copy(param(&m, m.layer[l].mlp_norm), param(src, src->layer[l].mlp_norm), sizeof(float) * c->dim);
+        const Linear *from[LINEARS_PER_LAYER], *to[LINEARS_PER_LAYER];
+        layer_linears(&src->layer[l], from);
+        layer_linears(&m.layer[l], to);
+        for (int i = 0; rc == 0 && i < LINEARS_PER_LAYER; i++) {
+            int o = from[i]->out, in = from[i]->in, k = o < in ? o : in;
+            host_matrix(src, from[i], w, fac);
+            float *a = fac, *b = fac + (size_t)o * rank;
+            if (truncated_svd(w, o, in, rank, a, b, s, err)) { rc = -1; break; }
+            be->upload(param(&m, to[i]->w), a, sizeof(float) * o * rank);
+            be->upload(param(&m, to[i]->b), b, sizeof(float) * in * rank);
+            double total = 0, tail = 0;
+            for (int j = k - 1; j >= 0; j--) {   // smallest first: the tail sum stays accurate
+                double s2 = (double)s[j] * s[j];
+                total += s2;
+                if (j >= rank) tail += s2;
+            }
+            FactorizeError *e = &items[l * LINEARS_PER_LAYER + i];
+            linear_name(src, from[i], e->name, sizeof e->name);
+            e->rows = o;
+            e->cols = in;
+            e->source_rank = from[i]->rank;
+            e->rel_error = total > 0 ? sqrt(tail / total) : 0.0;
+        }
+    }
+    free(w);
+    free(fac);
+    free(s);
+    if (rc != 0) {
+        free(items);
+        model_free(&m);
+        return -1;
+    }
+    if (rep) {
+        rep->n = n_items;
+        rep->items = items;
+        rep->worst = rep->mean = 0;
+        for (int i = 0; i < n_items; i++) {
+            if (items[i].rel_error > rep->worst) rep->worst = items[i].rel_error;
+            rep->mean += items[i].rel_error / n_items;
+        }
+    } else {
+        free(items);
+    }
+    *out = m;
+    return 0;
+}

@@ -1,0 +1,29 @@
+// linalg.c — truncated SVD through LAPACKE (divide and conquer, sgesdd).
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lapacke.h>
+#include "linalg.h"
+
+int truncated_svd(const float *w, int out, int in, int r, float *a, float *b, float *s_out, Err *err) {
+    int k = out < in ? out : in;
+    if (r < 1 || r > k) return err_set(err, "truncated SVD: rank %d outside [1, %d] for a %d×%d matrix", r, k, out, in);
+    float *work = malloc(sizeof(float) * ((size_t)out * in + (size_t)out * k + (size_t)k * in + k));
+    if (!work) return err_set(err, "out of memory for the SVD of a %d×%d matrix", out, in);
+    float *wc = work, *u = wc + (size_t)out * in, *vt = u + (size_t)out * k, *s = vt + (size_t)k * in;
+    memcpy(wc, w, sizeof(float) * out * in);
+    // wc = U(out×k)·diag(s)·Vt(k×in)
+    lapack_int info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, 'S', out, in, wc, in, s, u, k, vt, in);
+    if (info != 0) {
+        free(work);
+        return err_set(err, "truncated SVD of a %d×%d matrix failed (LAPACK info %d)", out, in, (int)info);
+    }
+    for (int j = 0; j < r; j++) {
+        float rs = sqrtf(s[j]);
+        for (int i = 0; i < out; i++) a[(size_t)i * r + j] = u[(size_t)i * k + j] * rs;
+        for (int i = 0; i < in; i++) b[(size_t)i * r + j] = vt[(size_t)j * in + i] * rs;
+    }
+    if (s_out) memcpy(s_out, s, sizeof(float) * k);
+    free(work);
+    return 0;
+}
