@@ -64,6 +64,7 @@ static void carve_all(const Model *m, Activations *a, Carver *c) {
     a->dg = carve(c, n * f);
     a->du = carve(c, n * f);
     a->dh = carve(c, n * f);
+    a->zeros = carve(c, n > d ? (n > f ? n : f) : (d > f ? d : f));   // alloc zero-fills it
 }
 
 size_t activations_bytes(const Model *m, int B, int T) {

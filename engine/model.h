@@ -38,6 +38,17 @@ typedef struct LayerWeights {
     Linear wq, wk, wv, wo, w1, w2, w3;  // w1: gate, w3: up, w2: down
 } LayerWeights;
 
+// A subnetwork for forward and backward (Model.subnet; NULL means the whole network). Host
+// arrays, each NULL for "keep all": a skipped block passes its residual stream through
+// (x_out = x) and its parameters get no gradient; a masked head's output (before wo) and a
+// masked MLP hidden unit (silu(gate)·up, before w2) are zero, with no rescaling of the rest.
+// A forward remembers the mask it ran with, and its backward uses that same mask.
+typedef struct SubnetMask {
+    const uint8_t *block_keep;   // [layers]       0: skip block l
+    const uint8_t *head_keep;    // [layers·heads] 0: zero head h of block l
+    const uint8_t *ffn_keep;     // [layers·ffn]   0: zero hidden unit j of block l
+} SubnetMask;
+
 typedef struct Model {
     ModelConfig cfg;
     const Backend *be;
@@ -48,6 +59,7 @@ typedef struct Model {
     size_t n_params;                    // floats in params (including alignment padding)
     float *params, *grads;              // device buffers of n_params floats
     struct Activations *acts;           // lazily sized for the last (B, T); opaque
+    const SubnetMask *subnet;           // NULL: the full network (see SubnetMask)
 } Model;
 
 // Presets: "tiny", "small", "base". Fills every field (vocab 8192, factorized at ratio 0.25).

@@ -34,6 +34,8 @@ typedef struct Activations {
     float *datt;               // (B,H,T,T) attention backward scratch
     float *dg, *du, *dh;       // (B·T, ffn)
     int forward_done;          // a forward ran since the last backward
+    const SubnetMask *subnet;  // the mask the last forward ran with (NULL: full network)
+    float *zeros;              // max(B·T, dim, ffn) zeros, never written: the source for masking
 } Activations;
 
 // Size the activations for (B, T), reallocating only when the shape grows or changes.
@@ -46,3 +48,11 @@ static inline float *grad(const Model *m, int tensor) { return m->grads + m->ten
 
 // y(n×out) = x(n×in)·Wᵀ + beta·y; a factorized W goes through t = x·B (n×rank) and never forms W.
 void linear_forward(const Model *m, const Linear *lin, float *y, float *t, const float *x, int n, float beta);
+
+// Backward of the last forward with local losses instead of the model's loss, for the
+// forward-gradient "local guess" (align.c): block l's parameters get the gradient of its own
+// early-exit loss L_l = CE(head(norm(x_{l+1}))) through block l alone (stop-gradient at its
+// input; the final norm and head reused, their gradients not touched by L_l), the embedding
+// gets L_0's through block 0, and the final norm and head the true loss's (their local loss).
+// ADDS grad_scale·(that gradient) into m->grads. Overwrites the forward's logits and final norm.
+int model_backward_local(Model *m, float grad_scale, Err *err);

@@ -17,6 +17,7 @@
 // call run in its calling thread; the setting is restored afterwards.
 #include <math.h>
 #include <cblas.h>
+#include <omp.h>
 
 #include "cpu_kernels.h"
 
@@ -76,9 +77,11 @@ void cpu_attention_forward(float *out, float *att, const float *q, const float *
                            int B, int Tq, int Tk, int H, int KVH, int hd) {
     AttentionShape s = attention_shape(Tq, Tk, H, KVH, hd);
     int group = H / KVH;                                        // query heads per kv head
-    int blas_threads = openblas_get_num_threads();
+    // One thread per head, each calling a one-thread BLAS. In OpenBLAS's OpenMP build
+    // openblas_set_num_threads also sets OpenMP's count, so the team size is taken first.
+    int threads = omp_get_max_threads(), blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
-    #pragma omp parallel for collapse(2) schedule(static)
+    #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             long qo = ((long)b * Tq * H + h) * hd;              // row 0 of (b, h) in q, out
@@ -135,9 +138,11 @@ void cpu_attention_backward(float *dq, float *dk, float *dv, float *scratch, con
                             int B, int Tq, int Tk, int H, int KVH, int hd) {
     AttentionShape s = attention_shape(Tq, Tk, H, KVH, hd);
     int group = H / KVH;
-    int blas_threads = openblas_get_num_threads();
+    // One thread per head, each calling a one-thread BLAS. In OpenBLAS's OpenMP build
+    // openblas_set_num_threads also sets OpenMP's count, so the team size is taken first.
+    int threads = omp_get_max_threads(), blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
-    #pragma omp parallel for collapse(2) schedule(static)
+    #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
     for (int b = 0; b < B; b++)
         for (int g = 0; g < KVH; g++) {
             long ko = ((long)b * Tk * KVH + g) * hd;            // row 0 of (b, g) in k, v, dk, dv
