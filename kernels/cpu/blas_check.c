@@ -21,17 +21,27 @@ static int is_generic_core(const char *core) {
     return 0;
 }
 
+// The OpenBLAS core to ask for, or NULL when the detected one is fine (or chosen by the user).
+static const char *better_core(void) {
+    if (getenv("OPENBLAS_CORETYPE") || !is_generic_core(cpu_blas_core())) return NULL;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+    return NULL;  // an old CPU really: the generic core is the right one
+}
+
 int cpu_blas_ensure_core(int argc, char **argv) {
     (void)argc;  // argv is NULL-terminated, as main() receives it
-    if (getenv("OPENBLAS_CORETYPE")) return 0;  // chosen by the user, or by our own re-exec
-    if (!is_generic_core(cpu_blas_core())) return 0;
-    __builtin_cpu_init();
-    const char *want = NULL;
-    if (__builtin_cpu_supports("avx512f")) want = "SkylakeX";
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) want = "Haswell";
-    if (!want) return 0;  // an old CPU really: the generic core is the right one
-    // Setting the variable before exec is also the loop guard: the new image returns at once.
-    if (setenv("OPENBLAS_CORETYPE", want, 1) != 0) return -1;
+    int changed = 0;
+    const char *core = better_core();
+    if (core) changed |= setenv("OPENBLAS_CORETYPE", core, 1) == 0;
+    // OpenMP threads that spin while waiting steal the core another thread (or another
+    // program) needs: on a shared machine a 2-thread decode fell from ~300 to ~50 tokens/s.
+    // Sleeping waits cost little on a quiet one (bench_train measures both).
+    if (!getenv("OMP_WAIT_POLICY")) changed |= setenv("OMP_WAIT_POLICY", "passive", 1) == 0;
+    if (!changed) return 0;
+    // Both variables are read only when the libraries load. Setting them before exec is also
+    // the loop guard: the new image finds them set and returns at once.
     execv("/proc/self/exe", argv);
-    return -1;  // exec failed: keep running on the generic core
+    return -1;  // exec failed: keep running as we are
 }

@@ -10,6 +10,8 @@
 // Below this many floats an OpenMP fork/join costs more than the loop it would split.
 #define CPU_PARALLEL_MIN 32768
 
+void cpu_gemv_rows(float *y, const float *w, int ldw, const float *x, int n, int k, float alpha, float beta);
+
 // exp(x) for float, in a form GCC vectorizes inside `#pragma omp simd` loops (libm's expf is
 // an opaque call, ~10× slower in the softmax and SwiGLU loops). Cephes' expf: x = n·ln2 + r
 // with |r| ≤ ln2/2, e^r by a degree-7 polynomial, 2^n put straight into the exponent bits.
