@@ -1,5 +1,7 @@
-// checkpoint.c — safetensors checkpoints: an atomic writer, and a loader that validates every
-// field of the header against the config before it allocates or copies anything.
+// checkpoint.c — safetensors checkpoints (layout in checkpoint.h): an atomic writer, and a loader
+// that validates every field of the header against the config before it allocates or copies
+// anything. Only the optimizer state waits for the optimizer: its tensors' names and shapes are
+// what the optimizer built from the saved config lists, so they are matched as it is filled.
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
@@ -23,7 +25,7 @@
 #endif
 
 #define FORMAT_NAME "lrsh"
-#define FORMAT_VERSION "1"
+#define FORMAT_VERSION "2"   // 1: AdamW moments and a fixed list of options only (refused)
 #define MAX_HEADER_BYTES (100u << 20)     // the reference safetensors reader's limit
 #define MAX_EXACT_DOUBLE 9007199254740992.0  // 2^53: integers beyond it do not survive JSON
 
@@ -109,15 +111,6 @@ static const struct { const char *key; size_t offset; } config_floats[] = {
     {"rank_ratio", offsetof(ModelConfig, rank_ratio)}, {"rope_theta", offsetof(ModelConfig, rope_theta)},
     {"norm_eps", offsetof(ModelConfig, norm_eps)},
 };
-static const struct { const char *key; size_t offset; } optim_floats[] = {
-    {"lr", offsetof(OptimConfig, lr)}, {"min_lr_ratio", offsetof(OptimConfig, min_lr_ratio)},
-    {"wd", offsetof(OptimConfig, wd)}, {"beta1", offsetof(OptimConfig, beta1)},
-    {"beta2", offsetof(OptimConfig, beta2)}, {"eps", offsetof(OptimConfig, eps)},
-    {"clip", offsetof(OptimConfig, clip)},
-};
-static const struct { const char *key; size_t offset; } optim_ints[] = {
-    {"warmup", offsetof(OptimConfig, warmup)}, {"horizon", offsetof(OptimConfig, horizon)},
-};
 #define COUNT(a) (sizeof (a) / sizeof (a)[0])
 
 // Floats go through double, which cJSON prints with enough digits to read back exactly.
@@ -136,14 +129,20 @@ static char *config_json(const ModelConfig *c) {
     return s;
 }
 
+// Every option the optimizer takes, as the text optim_config_get prints: the same text
+// optim_config_set reads back, so the file needs no knowledge of which option is a float.
 static char *optim_json(const OptimConfig *c) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", c->name);
-    for (size_t i = 0; i < COUNT(optim_floats); i++)
-        cJSON_AddNumberToObject(o, optim_floats[i].key, *(const float *)((const char *)c + optim_floats[i].offset));
-    for (size_t i = 0; i < COUNT(optim_ints); i++)
-        cJSON_AddNumberToObject(o, optim_ints[i].key, *(const int *)((const char *)c + optim_ints[i].offset));
-    char *s = cJSON_PrintUnformatted(o);
+    const char *key;
+    char value[64];
+    Err why;
+    for (int i = 0; o && (key = optim_config_key(c, i)); i++) {
+        if (optim_config_get(c, key, value, sizeof value, &why) || !cJSON_AddStringToObject(o, key, value)) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+    }
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return s;
 }
@@ -208,68 +207,96 @@ static int parse_config(const char *path, const char *text, ModelConfig *c, Err 
     return 0;
 }
 
+// The optimizer's defaults, then every saved option through optim_config_set, which names an
+// option this optimizer does not take or a value it refuses. An option the file lacks keeps its
+// default (a newer build may add options; their defaults must reproduce the old behaviour).
 static int parse_optim_config(const char *path, const char *name, const char *text, OptimConfig *c, Err *err) {
     Err why;
     if (optim_config_default(c, name, &why)) return fail(err, path, "__metadata__ optimizer: %s", why.msg);
     cJSON *o = cJSON_Parse(text);
-    const char *bad = NULL;
-    if (!cJSON_IsObject(o)) bad = "(the whole value)";
-    for (size_t i = 0; i < COUNT(optim_floats) && !bad; i++)
-        if (json_float(o, optim_floats[i].key, (float *)((char *)c + optim_floats[i].offset)))
-            bad = optim_floats[i].key;
-    for (size_t i = 0; i < COUNT(optim_ints) && !bad; i++) {
-        int *f = (int *)((char *)c + optim_ints[i].offset);
-        if (json_int(o, optim_ints[i].key, f) || *f < 0) bad = optim_ints[i].key;
+    int rc = cJSON_IsObject(o) ? 0 : fail(err, path, "__metadata__ optim_config is not a JSON object");
+    for (const cJSON *v = rc ? NULL : o->child; v && rc == 0; v = v->next) {
+        const char *value = cJSON_GetStringValue(v);
+        if (!value)
+            rc = fail(err, path, "__metadata__ optim_config: option '%.64s' is not a string", v->string);
+        else if (optim_config_set(c, v->string, value, &why))
+            rc = fail(err, path, "__metadata__ optim_config: %s", why.msg);
     }
     cJSON_Delete(o);
-    if (bad) return fail(err, path, "__metadata__ optim_config: '%s' is missing or not a valid number", bad);
-    return 0;
+    return rc;
 }
 
 // ---------------------------------------------------------------------------------------------
 // saving
 
-enum { ITEM_PARAM, ITEM_M, ITEM_V, ITEM_TOKENIZER };
+enum { ITEM_PARAM, ITEM_STATE, ITEM_TOKENIZER };
 
 // One tensor of the file: where its bytes come from and where they go.
 typedef struct Item {
-    char name[80];
-    int kind, tensor;            // tensor: index in the model's table (not for the tokenizer)
+    char name[sizeof(((StateTensor *)0)->name)];
+    int kind;
+    const float *src;            // device data of a parameter or a state tensor
+    size_t numel;
     const char *dtype;           // "F32", "BF16", "U8"
     size_t shape[2];
     int ndim;
     size_t begin, end;           // in the data buffer
 } Item;
 
+// The file's shape of a state tensor: vectors (one row: norm gains' moments, power-iteration
+// vectors) are 1-D [cols], like the norm gains themselves; the rest [rows, cols].
+static int state_shape(const StateTensor *s, size_t shape[2]) {
+    if (s->rows == 1) {
+        shape[0] = (size_t)s->cols;
+        return 1;
+    }
+    shape[0] = (size_t)s->rows;
+    shape[1] = (size_t)s->cols;
+    return 2;
+}
+
+// Place an item of `bytes` bytes at *at in the data buffer.
+static void place(Item *it, size_t *at, size_t bytes) {
+    it->begin = *at;
+    *at += bytes;
+    it->end = *at;
+}
+
+// The parameters, then (with a trainer, unless left out) the optimizer's state tensors in the
+// order optimizer_state_tensors gives them, then the tokenizer.
 static int plan_items(const Model *m, const Trainer *tr, const Tokenizer *tok, const CheckpointOptions *o,
                       Item **out) {
-    int with_optim = tr && o->include_optim;
-    int n = m->n_tensors * (with_optim ? 3 : 1) + (tok ? 1 : 0), k = 0;
-    Item *it = calloc((size_t)n, sizeof *it);
-    if (!it) return -1;
-    size_t at = 0;
-    for (int kind = ITEM_PARAM; kind <= ITEM_V; kind++) {
-        if (kind != ITEM_PARAM && !with_optim) break;
-        for (int i = 0; i < m->n_tensors; i++, k++) {
-            const TensorDesc *t = &m->tensors[i];
-            const char *prefix = kind == ITEM_PARAM ? "" : kind == ITEM_M ? "optim.m." : "optim.v.";
-            int bf16 = kind == ITEM_PARAM && o->dtype == CHECKPOINT_BF16;
-            snprintf(it[k].name, sizeof it[k].name, "%s%s", prefix, t->name);
-            it[k].kind = kind;
-            it[k].tensor = i;
-            it[k].dtype = bf16 ? "BF16" : "F32";
-            it[k].ndim = file_shape(t, it[k].shape);
-            it[k].begin = at;
-            at += (size_t)t->rows * t->cols * (bf16 ? 2 : 4);
-            it[k].end = at;
-        }
+    int n_state = tr && o->include_optim ? optimizer_state_tensors(&tr->opt, m, NULL, 0) : 0;
+    StateTensor *st = calloc((size_t)n_state + 1, sizeof *st);
+    Item *it = calloc((size_t)(m->n_tensors + n_state) + 1, sizeof *it);
+    if (!st || !it) {
+        free(st);
+        free(it);
+        return -1;
     }
+    if (n_state) optimizer_state_tensors(&tr->opt, m, st, n_state);
+    size_t at = 0;
+    int k = 0, bf16 = o->dtype == CHECKPOINT_BF16;
+    for (int i = 0; i < m->n_tensors; i++, k++) {
+        const TensorDesc *t = &m->tensors[i];
+        it[k] = (Item){.kind = ITEM_PARAM, .src = param(m, i), .numel = (size_t)t->rows * t->cols,
+                       .dtype = bf16 ? "BF16" : "F32"};
+        snprintf(it[k].name, sizeof it[k].name, "%s", t->name);
+        it[k].ndim = file_shape(t, it[k].shape);
+        place(&it[k], &at, it[k].numel * (bf16 ? 2 : 4));
+    }
+    for (int i = 0; i < n_state; i++, k++) {
+        it[k] = (Item){.kind = ITEM_STATE, .src = st[i].data, .numel = (size_t)st[i].numel, .dtype = "F32"};
+        snprintf(it[k].name, sizeof it[k].name, "%s", st[i].name);
+        it[k].ndim = state_shape(&st[i], it[k].shape);
+        place(&it[k], &at, it[k].numel * 4);
+    }
+    free(st);
     if (tok) {
         size_t bytes = 0;
         tokenizer_bytes(tok, &bytes);
-        it[k] = (Item){.name = "tokenizer.model", .kind = ITEM_TOKENIZER, .tensor = -1, .dtype = "U8",
-                       .shape = {bytes}, .ndim = 1, .begin = at, .end = at + bytes};
-        k++;
+        it[k] = (Item){.name = "tokenizer.model", .kind = ITEM_TOKENIZER, .dtype = "U8", .shape = {bytes}, .ndim = 1};
+        place(&it[k++], &at, bytes);
     }
     *out = it;
     return k;
@@ -278,18 +305,27 @@ static int plan_items(const Model *m, const Trainer *tr, const Tokenizer *tok, c
 static cJSON *metadata(const Model *m, const Trainer *tr) {
     cJSON *md = cJSON_CreateObject();
     char num[32], *cfg = config_json(&m->cfg);
+    if (!md || !cfg) {   // out of memory: the caller reports it; a file without its config is useless
+        cJSON_Delete(md);
+        free(cfg);
+        return NULL;
+    }
     cJSON_AddStringToObject(md, "format", FORMAT_NAME);
     cJSON_AddStringToObject(md, "lrsh_version", FORMAT_VERSION);
-    cJSON_AddStringToObject(md, "config", cfg ? cfg : "");
+    cJSON_AddStringToObject(md, "config", cfg);
     free(cfg);
     if (tr) {
         char *ocfg = optim_json(&tr->opt.cfg);
+        if (!ocfg) {
+            cJSON_Delete(md);
+            return NULL;
+        }
         snprintf(num, sizeof num, "%d", tr->step);
         cJSON_AddStringToObject(md, "step", num);
         snprintf(num, sizeof num, "%" PRIu64, tr->data_rng);
         cJSON_AddStringToObject(md, "data_rng", num);
         cJSON_AddStringToObject(md, "optimizer", tr->opt.cfg.name);
-        cJSON_AddStringToObject(md, "optim_config", ocfg ? ocfg : "");
+        cJSON_AddStringToObject(md, "optim_config", ocfg);
         free(ocfg);
         snprintf(num, sizeof num, "%d", tr->opt.t);
         cJSON_AddStringToObject(md, "optim_t", num);
@@ -299,8 +335,12 @@ static cJSON *metadata(const Model *m, const Trainer *tr) {
 
 // The JSON header, padded with spaces to a multiple of 8 so the data buffer stays aligned.
 static char *build_header(const Model *m, const Trainer *tr, const Item *it, int n, size_t *len) {
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddItemToObject(root, "__metadata__", metadata(m, tr));
+    cJSON *root = cJSON_CreateObject(), *md = metadata(m, tr);
+    if (!root || !md || !cJSON_AddItemToObject(root, "__metadata__", md)) {
+        cJSON_Delete(root);
+        cJSON_Delete(md);
+        return NULL;
+    }
     for (int i = 0; i < n; i++) {
         cJSON *e = cJSON_CreateObject();
         cJSON *shape = cJSON_AddArrayToObject(e, "shape");
@@ -328,29 +368,23 @@ static char *build_header(const Model *m, const Trainer *tr, const Item *it, int
 }
 
 // Download one tensor's bytes (converted to bf16 when asked) into the scratch buffers.
-static const void *item_bytes(const Item *it, const Model *m, const Trainer *tr, const Tokenizer *tok,
-                              float *f32, uint16_t *b16) {
+static const void *item_bytes(const Item *it, const Model *m, const Tokenizer *tok, float *f32, uint16_t *b16) {
     if (it->kind == ITEM_TOKENIZER) {
         size_t size;
         return tokenizer_bytes(tok, &size);
     }
-    const TensorDesc *t = &m->tensors[it->tensor];
-    const float *src = it->kind == ITEM_PARAM ? m->params : it->kind == ITEM_M ? tr->opt.m : tr->opt.v;
-    size_t n = (size_t)t->rows * t->cols;
-    m->be->download(f32, src + t->offset, n * sizeof(float));
+    m->be->download(f32, it->src, it->numel * sizeof(float));
     if (strcmp(it->dtype, "BF16") != 0) return f32;
-    for (size_t i = 0; i < n; i++) b16[i] = bf16_from_f32(f32[i]);
+    for (size_t i = 0; i < it->numel; i++) b16[i] = bf16_from_f32(f32[i]);
     return b16;
 }
 
 // Everything after the temp file is open; returns 0 or an errno.
 static int write_contents(FILE *f, const char *header, size_t hlen, const Item *it, int n, const Model *m,
-                          const Trainer *tr, const Tokenizer *tok) {
-    size_t most = 0;
-    for (int i = 0; i < m->n_tensors; i++) {
-        size_t k = (size_t)m->tensors[i].rows * m->tensors[i].cols;
-        if (k > most) most = k;
-    }
+                          const Tokenizer *tok) {
+    size_t most = 1;
+    for (int i = 0; i < n; i++)
+        if (it[i].kind != ITEM_TOKENIZER && it[i].numel > most) most = it[i].numel;
     float *f32 = malloc(most * sizeof(float));
     uint16_t *b16 = malloc(most * sizeof(uint16_t));
     if (!f32 || !b16) {
@@ -364,7 +398,7 @@ static int write_contents(FILE *f, const char *header, size_t hlen, const Item *
     errno = 0;
     if (fwrite(len, 1, 8, f) != 8 || fwrite(header, 1, hlen, f) != hlen) rc = errno ? errno : EIO;
     for (int i = 0; i < n && rc == 0; i++) {
-        const void *bytes = item_bytes(&it[i], m, tr, tok, f32, b16);
+        const void *bytes = item_bytes(&it[i], m, tok, f32, b16);
         size_t size = it[i].end - it[i].begin;
         errno = 0;
         if (fwrite(bytes, 1, size, f) != size) rc = errno ? errno : EIO;
@@ -398,7 +432,7 @@ static int save_failed(Err *err, const char *path, int existed, const char *what
 
 // Write the whole file under a temporary name next to path, then rename it over path.
 static int write_atomically(const char *path, const char *header, size_t hlen, const Item *it, int n,
-                            const Model *m, const Trainer *tr, const Tokenizer *tok, Err *err) {
+                            const Model *m, const Tokenizer *tok, Err *err) {
     int existed = access(path, F_OK) == 0;
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
@@ -420,7 +454,7 @@ static int write_atomically(const char *path, const char *header, size_t hlen, c
         return save_failed(err, path, existed, "cannot open the temporary file", e);
     }
     const char *what = "writing failed";
-    int e = write_contents(f, header, hlen, it, n, m, tr, tok);
+    int e = write_contents(f, header, hlen, it, n, m, tok);
     if (e == 0 && fflush(f) != 0) e = errno;
     if (e == 0 && fsync(fileno(f)) != 0) { e = errno; what = "flushing to disk failed"; }
     if (fclose(f) != 0 && e == 0) e = errno;
@@ -450,7 +484,7 @@ int checkpoint_save(const char *path, const Model *m, const Trainer *tr, const T
     int n = plan_items(m, tr, tok, &o, &it);
     size_t hlen = 0;
     char *header = n < 0 ? NULL : build_header(m, tr, it, n, &hlen);
-    int rc = header ? write_atomically(path, header, hlen, it, n, m, tr, tok, err)
+    int rc = header ? write_atomically(path, header, hlen, it, n, m, tok, err)
                     : fail(err, path, "cannot save: out of memory building the header; nothing was written");
     free(header);
     free(it);
@@ -492,7 +526,9 @@ typedef struct Loader {
     const TensorDesc **by_name; // expect sorted by name, for lookups
     Entry *entries;
     int n_entries;
-    int *param, *mom_m, *mom_v; // entry index per expected tensor, −1 when absent
+    int *param;                 // entry index per expected tensor, −1 when absent
+    const Entry **state;        // the "optim.*" entries, sorted by name
+    int n_state;
     int tokenizer;              // entry index of tokenizer.model, −1 when absent
     int has_optim, any_bf16;
 } Loader;
@@ -505,8 +541,7 @@ static void loader_free(Loader *L) {
     free(L->by_name);
     free(L->entries);
     free(L->param);
-    free(L->mom_m);
-    free(L->mom_v);
+    free(L->state);
 }
 
 static int map_file(Loader *L, Err *err) {
@@ -568,6 +603,9 @@ static int parse_metadata(Loader *L, Err *err) {
     for (const cJSON *v = md->child; v; v = v->next)  // the spec: a string-to-string map
         if (!cJSON_IsString(v)) return fail(err, L->path, "__metadata__ '%.64s' is not a string", v->string);
     const char *version = meta_string(md, "lrsh_version");
+    if (version && strcmp(version, "1") == 0)
+        return fail(err, L->path, "lrsh checkpoint version 1 is not supported: it predates the optimizer rewrite "
+                    "(AdamW moments and a fixed list of options only); this build reads version %s", FORMAT_VERSION);
     if (!version || strcmp(version, FORMAT_VERSION) != 0)
         return fail(err, L->path, "lrsh checkpoint version '%.32s' is not supported (this build reads version %s)",
                     version ? version : "(none)", FORMAT_VERSION);
@@ -704,19 +742,20 @@ static int setup_expected(Loader *L, Err *err) {
     if (model_tensor_table(&L->cfg, &L->expect, &L->n_expect, &why)) return fail(err, L->path, "%s", why.msg);
     L->by_name = malloc((size_t)need * sizeof *L->by_name);
     L->param = malloc((size_t)need * sizeof(int));
-    L->mom_m = malloc((size_t)need * sizeof(int));
-    L->mom_v = malloc((size_t)need * sizeof(int));
-    if (!L->expect || !L->by_name || !L->param || !L->mom_m || !L->mom_v)
+    L->state = malloc(((size_t)L->n_entries + 1) * sizeof *L->state);
+    if (!L->expect || !L->by_name || !L->param || !L->state)
         return fail(err, L->path, "out of memory for a table of %ld tensors", need);
     for (int i = 0; i < L->n_expect; i++) {
         L->by_name[i] = &L->expect[i];
-        L->param[i] = L->mom_m[i] = L->mom_v[i] = -1;
+        L->param[i] = -1;
     }
     qsort(L->by_name, (size_t)L->n_expect, sizeof *L->by_name, name_cmp);
     return 0;
 }
 
-// Which tensor entry k is, with its dtype and shape checked against the config.
+// Which tensor entry k is; a parameter's dtype and shape checked against the config. An
+// "optim.*" entry is only noted here: which ones the optimizer needs, and their shapes, are
+// known once it is built (restore_state).
 static int match_entry(Loader *L, int k, Err *err) {
     const Entry *e = &L->entries[k];
     if (strcmp(e->name, "tokenizer.model") == 0) {
@@ -725,16 +764,11 @@ static int match_entry(Loader *L, int k, Err *err) {
         L->tokenizer = k;
         return 0;
     }
-    int kind = ITEM_PARAM;
-    const char *base = e->name;
-    if (strncmp(base, "optim.", 6) == 0) {
-        if (strncmp(base, "optim.m.", 8) == 0) kind = ITEM_M;
-        else if (strncmp(base, "optim.v.", 8) == 0) kind = ITEM_V;
-        else return 0;  // state of an optimizer this build does not know: not ours to interpret
-        base += 8;
+    if (strncmp(e->name, "optim.", 6) == 0) {
+        L->state[L->n_state++] = e;
+        return 0;
     }
-    int i = find_expected(L, base);
-    if (i < 0 && kind != ITEM_PARAM) return 0;
+    int i = find_expected(L, e->name);
     if (i < 0) return fail(err, L->path, "unknown tensor '%s' (the config has no such parameter)", e->name);
     size_t want[2];
     int nd = file_shape(&L->expect[i], want);
@@ -744,30 +778,35 @@ static int match_entry(Loader *L, int k, Err *err) {
         format_shape(need, sizeof need, want, nd);
         return fail(err, L->path, "tensor %s: shape %s but the config needs %s", e->name, got, need);
     }
-    if (kind == ITEM_PARAM && e->dtype == DT_U8)
+    if (e->dtype == DT_U8)
         return fail(err, L->path, "tensor %s: dtype U8 but a parameter must be F32 or BF16", e->name);
-    if (kind != ITEM_PARAM && e->dtype != DT_F32)
-        return fail(err, L->path, "tensor %s: dtype %s but optimizer state must be F32", e->name, dtype_name[e->dtype]);
-    int *slot = kind == ITEM_PARAM ? L->param : kind == ITEM_M ? L->mom_m : L->mom_v;
-    if (slot[i] >= 0) return fail(err, L->path, "tensor %s appears twice", e->name);
-    slot[i] = k;
+    if (L->param[i] >= 0) return fail(err, L->path, "tensor %s appears twice", e->name);
+    L->param[i] = k;
     if (e->dtype == DT_BF16) L->any_bf16 = 1;
     return 0;
 }
 
+static int entry_name_cmp(const void *a, const void *b) {
+    return strcmp((*(const Entry *const *)a)->name, (*(const Entry *const *)b)->name);
+}
+
+// The "optim.*" entry named name, or NULL.
+static const Entry *find_state(const Loader *L, const char *name) {
+    Entry key = {.name = name};
+    const Entry *kp = &key;
+    const Entry **hit = bsearch(&kp, L->state, (size_t)L->n_state, sizeof *L->state, entry_name_cmp);
+    return hit ? *hit : NULL;
+}
+
 static int check_complete(Loader *L, Err *err) {
-    int moments = 0;
-    for (int i = 0; i < L->n_expect; i++) {
+    for (int i = 0; i < L->n_expect; i++)
         if (L->param[i] < 0) return fail(err, L->path, "tensor %s is missing", L->expect[i].name);
-        moments += (L->mom_m[i] >= 0) + (L->mom_v[i] >= 0);
-    }
-    L->has_optim = moments > 0;
-    if (!L->has_optim) return 0;
-    for (int i = 0; i < L->n_expect; i++) {
-        if (L->mom_m[i] < 0) return fail(err, L->path, "tensor optim.m.%s is missing", L->expect[i].name);
-        if (L->mom_v[i] < 0) return fail(err, L->path, "tensor optim.v.%s is missing", L->expect[i].name);
-    }
-    if (!L->has_trainer_meta)
+    qsort(L->state, (size_t)L->n_state, sizeof *L->state, entry_name_cmp);
+    for (int i = 1; i < L->n_state; i++)
+        if (strcmp(L->state[i - 1]->name, L->state[i]->name) == 0)
+            return fail(err, L->path, "tensor %s appears twice", L->state[i]->name);
+    L->has_optim = L->n_state > 0;
+    if (L->has_optim && !L->has_trainer_meta)
         return fail(err, L->path, "optimizer state without step, optimizer and optim_config in __metadata__");
     return 0;
 }
@@ -810,16 +849,51 @@ static int build_model(const Loader *L, const Backend *be, Model *m, float *scra
     return 0;
 }
 
-static int build_trainer(const Loader *L, Model *m, Trainer *tr, float *scratch, Err *err) {
+// Fill one state tensor of the freshly built optimizer from the file. A required one must be
+// there; one only the diagnostics use keeps its built value (vectors warmed on the factors).
+static int restore_one(const Loader *L, const StateTensor *s, const Backend *be, Err *err) {
+    const Entry *e = find_state(L, s->name);
+    if (!e)
+        return s->required ? fail(err, L->path, "tensor %s is missing (optimizer %s needs it to resume)", s->name,
+                                  L->ocfg.name)
+                           : 0;
+    if (e->dtype != DT_F32)
+        return fail(err, L->path, "tensor %s: dtype %s but optimizer state must be F32", e->name, dtype_name[e->dtype]);
+    size_t want[2];
+    int nd = state_shape(s, want);
+    if (e->ndim != nd || memcmp(e->shape, want, (size_t)nd * sizeof want[0]) != 0) {
+        char got[96], need[64];
+        format_shape(got, sizeof got, e->shape, e->ndim);
+        format_shape(need, sizeof need, want, nd);
+        return fail(err, L->path, "tensor %s: shape %s but optimizer %s needs %s", e->name, got, L->ocfg.name, need);
+    }
+    be->upload(s->data, L->data + e->begin, e->end - e->begin);   // F32, numel checked by parse_entry
+    return 0;
+}
+
+// Every state tensor the optimizer lists, from the file. Entries it does not list (another
+// optimizer's state, say) are ignored: they are not ours to interpret.
+static int restore_state(const Loader *L, Trainer *tr, Err *err) {
+    const Model *m = tr->model;
+    int n = optimizer_state_tensors(&tr->opt, m, NULL, 0);
+    StateTensor *st = calloc((size_t)n + 1, sizeof *st);
+    if (!st) return fail(err, L->path, "out of memory listing %d optimizer state tensors", n);
+    optimizer_state_tensors(&tr->opt, m, st, n);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) rc = restore_one(L, &st[i], m->be, err);
+    free(st);
+    return rc;
+}
+
+static int build_trainer(const Loader *L, Model *m, Trainer *tr, Err *err) {
     Err why;
     if (trainer_build(tr, m, &L->ocfg, L->data_rng, &why)) {
         trainer_free(tr);
         return fail(err, L->path, "cannot build the trainer: %s", why.msg);
     }
-    for (int i = 0; i < m->n_tensors; i++) {
-        size_t at = m->tensors[i].offset;
-        upload_entry(L, &L->entries[L->mom_m[i]], tr->opt.m + at, m->be, scratch);
-        upload_entry(L, &L->entries[L->mom_v[i]], tr->opt.v + at, m->be, scratch);
+    if (restore_state(L, tr, err)) {
+        trainer_free(tr);
+        return -1;
     }
     tr->step = L->step;
     tr->opt.t = L->optim_t;
@@ -864,10 +938,13 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
     int want_trainer = out_trainer && L.has_optim;
     if (rc == 0 && out_tok && L.tokenizer >= 0 && !(tok = build_tokenizer(&L, err))) rc = -1;
     if (rc == 0) rc = build_model(&L, be, &m, scratch, err);
-    if (rc == 0 && want_trainer && build_trainer(&L, &m, &tr, scratch, err)) {
+    // The state's names and shapes are only known from a built optimizer: build it even when no
+    // trainer is wanted, so a file is accepted or refused the same way whatever the caller asks.
+    if (rc == 0 && L.has_optim && build_trainer(&L, &m, &tr, err)) {
         model_free(&m);
         rc = -1;
     }
+    if (rc == 0 && L.has_optim && !want_trainer) trainer_free(&tr);
     if (rc != 0) {
         tokenizer_free(tok);
     } else {

@@ -1,4 +1,5 @@
 // model_config.c — presets, key=value settings and validation of a ModelConfig.
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
@@ -107,4 +108,13 @@ int model_config_validate(const ModelConfig *c, Err *err) {
             return err_set(err, "rank=%d exceeds min(out, in)=%d of a %d×%d matrix", r, lim, out, in);
     }
     return 0;
+}
+
+void model_config_describe(const ModelConfig *c, char *buf, size_t cap) {
+    char rank[32];
+    if (c->rank == 0) snprintf(rank, sizeof rank, "0 (dense)");
+    else if (c->rank > 0) snprintf(rank, sizeof rank, "%d", c->rank);
+    else snprintf(rank, sizeof rank, "%g·in", c->rank_ratio);
+    snprintf(buf, cap, "dim=%d layers=%d heads=%d kv_heads=%d ffn=%d rank=%s seq=%d vocab=%d", c->dim, c->layers,
+             c->heads, c->kv_heads, c->ffn, rank, c->seq, c->vocab);
 }

@@ -1,6 +1,7 @@
 // test_checkpoint.c — safetensors checkpoints: exact F32 and bf16 round trips, a resumed run
-// whose losses are bit-identical to the uninterrupted one, the file checked against the spec by
-// an independent parser (and by Python), corrupted files refused by name without touching the
+// whose losses, parameters and optimizer state are bit-identical to the uninterrupted one under
+// every optimizer, the optimizer config round trip, the file checked against the spec by an
+// independent parser (and by Python), corrupted files refused by name without touching the
 // caller's model, atomic saves, and the embedded tokenizer.
 #include <dirent.h>
 #include <signal.h>
@@ -77,19 +78,26 @@ static Dataset pattern_dataset(uint16_t *store, long n, int vocab) {
 
 static uint16_t store[4000];
 
-// A model with a trainer a few steps in, so the moments, t and data_rng are all non-trivial.
-static void trained_model(Model *m, Trainer *tr, const ModelConfig *c, int steps) {
+// A model with a trainer under optimizer `name` a few steps in, so the state, t and data_rng
+// are all non-trivial. AdamW at lr 1e-2; the others at their defaults.
+static void trained_model_with(Model *m, Trainer *tr, const ModelConfig *c, const char *name, int steps) {
     Err err;
     OptimConfig oc;
     Dataset ds = pattern_dataset(store, 4000, c->vocab);
     CHECK_OK(model_build(m, c, be, &err));
-    CHECK_OK(optim_config_default(&oc, "adamw", &err));
-    oc.lr = 1e-2f;
+    CHECK_OK(optim_config_default(&oc, name, &err));
+    if (strcmp(name, "adamw") == 0) oc.lr = 1e-2f;
     oc.warmup = 3;
     oc.horizon = 20;  // the cosine schedule depends on the step: a resume must restore it
     CHECK_OK(trainer_build(tr, m, &oc, 42, &err));
     for (int i = 0; i < steps; i++) CHECK_OK(trainer_step(tr, &ds, 2, 8, 2, NULL, &err));
 }
+
+static void trained_model(Model *m, Trainer *tr, const ModelConfig *c, int steps) {
+    trained_model_with(m, tr, c, "adamw", steps);
+}
+
+static int state_count(const Trainer *tr) { return optimizer_state_tensors(&tr->opt, tr->model, NULL, 0); }
 
 static int same_config(const ModelConfig *a, const ModelConfig *b) {
     return a->dim == b->dim && a->layers == b->layers && a->heads == b->heads && a->kv_heads == b->kv_heads &&
@@ -202,7 +210,27 @@ static void test_bf16_round_trip(void) {
 // ---------------------------------------------------------------------------------------------
 // (2) resume
 
-static void test_resume_is_bit_identical(void) {
+// Every state tensor of a and b (same optimizer over same-shaped models) byte for byte; the
+// name of the first that differs in *which.
+static int same_state(const Trainer *a, const Trainer *b, const char **which) {
+    static StateTensor sa[512], sb[512];
+    int n = optimizer_state_tensors(&a->opt, a->model, sa, 512);
+    if (n > 512 || n != optimizer_state_tensors(&b->opt, b->model, sb, 512)) return *which = "(the count)", 0;
+    for (int i = 0; i < n; i++) {
+        float *x = host_copy(sa[i].data, (size_t)sa[i].numel), *y = host_copy(sb[i].data, (size_t)sb[i].numel);
+        int same = strcmp(sa[i].name, sb[i].name) == 0 && sa[i].numel == sb[i].numel &&
+                   memcmp(x, y, (size_t)sa[i].numel * 4) == 0;
+        free(x);
+        free(y);
+        if (!same) return *which = sa[i].name, 0;
+    }
+    return 1;
+}
+
+// Train K steps, save, go on to N; load into fresh objects and go K → N: the same losses, the
+// same parameters and the same optimizer state, bit for bit. Diagnostics every other step, so
+// the diagnostic vectors are exercised (and must come back) too.
+static void resume_under(const char *name) {
     enum { N = 12, K = 5 };
     Err err;
     Model m, m2;
@@ -210,29 +238,103 @@ static void test_resume_is_bit_identical(void) {
     ModelConfig c = micro_config();
     Dataset ds = pattern_dataset(store, 4000, c.vocab);
     float full[N], resumed[N];
-    const char *path = in_dir("resume.safetensors");
-    trained_model(&m, &tr, &c, 0);
+    char file[64];
+    snprintf(file, sizeof file, "resume-%s.safetensors", name);
+    const char *path = in_dir(file);
+    trained_model_with(&m, &tr, &c, name, 0);
+    tr.opt.diag_every = 2;
     for (int i = 0; i < N; i++) {
         StepStats s = {0};
         CHECK_OK(trainer_step(&tr, &ds, 2, 8, 2, &s, &err));
         full[i] = s.loss;
         if (i + 1 == K) CHECK_OK(checkpoint_save(path, &m, &tr, NULL, NULL, &err));
     }
-    trainer_free(&tr);
-    model_free(&m);
-    CHECK_OK(checkpoint_load(path, be, &m2, &tr2, NULL, NULL, &err));
-    if (err.msg[0]) return;
-    CHECK(tr2.step == K, "resumed at step %d", tr2.step);
+    CheckpointInfo info;
+    CHECK_OK(checkpoint_load(path, be, &m2, &tr2, NULL, &info, &err));
+    if (err.msg[0]) {
+        trainer_free(&tr);
+        model_free(&m);
+        return;
+    }
+    CHECK(tr2.step == K && info.has_optim && strcmp(info.optimizer, name) == 0 && strcmp(tr2.opt.cfg.name, name) == 0,
+          "%s: resumed at step %d under '%s'", name, tr2.step, tr2.opt.cfg.name);
+    tr2.opt.diag_every = 2;   // a session setting, not state
     for (int i = K; i < N; i++) {
         StepStats s = {0};
         CHECK_OK(trainer_step(&tr2, &ds, 2, 8, 2, &s, &err));
         resumed[i] = s.loss;
     }
     CHECK(memcmp(full + K, resumed + K, sizeof(float) * (N - K)) == 0,
-          "losses after the resume are bit-identical: step %d %.9g vs %.9g", N, full[N - 1], resumed[N - 1]);
-    CHECK(full[N - 1] < full[0], "the run is learning (%.4f → %.4f)", full[0], full[N - 1]);
+          "%s: losses after the resume are bit-identical: step %d %.9g vs %.9g", name, N, full[N - 1], resumed[N - 1]);
+    float *a = host_copy(m.params, m.n_params), *b = host_copy(m2.params, m2.n_params);
+    CHECK(m.n_params == m2.n_params && memcmp(a, b, m.n_params * 4) == 0,
+          "%s: the final parameters are bit-identical", name);
+    free(a);
+    free(b);
+    const char *which = NULL;
+    CHECK(same_state(&tr, &tr2, &which), "%s: the final optimizer state is bit-identical (%s differs)", name, which);
+    CHECK(isfinite(full[N - 1]) && full[N - 1] < full[0], "%s: the run is learning (%.4f → %.4f)", name, full[0],
+          full[N - 1]);
     trainer_free(&tr2);
     model_free(&m2);
+    trainer_free(&tr);
+    model_free(&m);
+}
+
+static void test_resume_is_bit_identical(void) {
+    for (int i = 0; optim_names[i]; i++) resume_under(optim_names[i]);
+}
+
+// Every option the optimizer takes comes back as it was, not as its default.
+static void test_optim_config_round_trip(void) {
+    Err err;
+    Model m, m2;
+    Trainer tr, tr2;
+    ModelConfig c = micro_config();
+    OptimConfig oc, def;
+    CHECK_OK(model_build(&m, &c, be, &err));
+    CHECK_OK(optim_config_default(&oc, "spectron", &err));
+    def = oc;
+    const char *set[][2] = {{"lr", "0.013"}, {"adam_lr", "1e-3"}, {"wd", "0.02"}, {"momentum", "0.9"},
+                            {"nesterov", "no"}, {"ns_steps", "4"}, {"power_iters", "3"}, {"shape_scale", "yes"},
+                            {"beta1", "0.8"}, {"beta2", "0.99"}, {"eps", "1e-6"}, {"clip", "0.5"},
+                            {"warmup", "7"}, {"horizon", "50"}, {"min_lr_ratio", "0.05"}};
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++) CHECK_OK(optim_config_set(&oc, set[i][0], set[i][1], &err));
+    CHECK_OK(trainer_build(&tr, &m, &oc, 5, &err));
+    const char *path = in_dir("config.safetensors");
+    CHECK_OK(checkpoint_save(path, &m, &tr, NULL, NULL, &err));
+    CHECK_OK(checkpoint_load(path, be, &m2, &tr2, NULL, NULL, &err));
+    if (!err.msg[0]) {
+        const OptimConfig *y = &tr2.opt.cfg;
+        CHECK(strcmp(y->name, "spectron") == 0 && y->kind == OPTIM_SPECTRON, "the optimizer: %s", y->name);
+        int keys = 0;
+        for (const char *key; (key = optim_config_key(&oc, keys)); keys++) {
+            char want[64], got[64], was[64];
+            CHECK_OK(optim_config_get(&oc, key, want, sizeof want, &err));
+            CHECK_OK(optim_config_get(y, key, got, sizeof got, &err));
+            CHECK_OK(optim_config_get(&def, key, was, sizeof was, &err));
+            CHECK(strcmp(want, got) == 0 && strcmp(want, was) != 0, "option %s: saved %s, loaded %s (default %s)",
+                  key, want, got, was);
+        }
+        CHECK(keys == (int)(sizeof set / sizeof set[0]), "spectron takes %d options; the test sets %zu", keys,
+              sizeof set / sizeof set[0]);
+        CHECK(y->lr == oc.lr && y->adam_lr == oc.adam_lr && y->momentum == oc.momentum && y->eps == oc.eps &&
+              y->nesterov == 0 && y->ns_steps == 4 && y->power_iters == 3 && y->shape_scale == 1 &&
+              y->min_lr_ratio == oc.min_lr_ratio && y->warmup == 7 && y->horizon == 50,
+              "the floats come back bit for bit, the switches as set");
+        trainer_free(&tr2);
+        model_free(&m2);
+    }
+    // the file holds the options as text, by name
+    size_t size = 0;
+    uint8_t *f = read_all(path, &size);
+    f[size - 1] = 0;   // the JSON header has no NUL; the 8-byte length before it does
+    CHECK(strstr((char *)f + 8, "\\\"ns_steps\\\":\\\"4\\\"") && strstr((char *)f + 8, "\\\"shape_scale\\\":\\\"yes\\\"") &&
+              strstr((char *)f + 8, "\"lrsh_version\":\"2\""),
+          "optim_config holds ns_steps and shape_scale as text; lrsh_version 2");
+    free(f);
+    trainer_free(&tr);
+    model_free(&m);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -344,7 +446,7 @@ static void test_file_is_safetensors(void) {
     trained_model(&m, &tr, &c, 2);
     const char *path = in_dir("spec.safetensors"), *bf = in_dir("spec16.safetensors");
     CHECK_OK(checkpoint_save(path, &m, &tr, NULL, NULL, &err));
-    check_spec(path, 3 * m.n_tensors);
+    check_spec(path, m.n_tensors + state_count(&tr));
     CheckpointOptions o = {.dtype = CHECKPOINT_BF16, .include_optim = 0};
     CHECK_OK(checkpoint_save(bf, &m, &tr, NULL, &o, &err));
     check_spec(bf, m.n_tensors);
@@ -592,10 +694,12 @@ static void test_corrupt_files_are_refused(void) {
     expect_refused(&v, bad, "optim.v.head is missing", NULL, "missing optimizer moment");
     write_edited(bad, &g, add_zero_tensor, "blocks.9.attn.wq.A");
     expect_refused(&v, bad, "unknown tensor 'blocks.9.attn.wq.A'", NULL, "unknown tensor");
-    const char *v2[] = {"lrsh_version", "2"}, *nofmt[] = {"format", "pt"}, *nocfg[] = {"config", NULL},
-               *badstep[] = {"step", "-3"}, *badopt[] = {"optimizer", "lion"};
-    write_edited(bad, &g, set_meta, v2);
-    expect_refused(&v, bad, "version '2' is not supported", NULL, "future version");
+    const char *v3[] = {"lrsh_version", "3"}, *v1[] = {"lrsh_version", "1"}, *nofmt[] = {"format", "pt"},
+               *nocfg[] = {"config", NULL}, *badstep[] = {"step", "-3"}, *badopt[] = {"optimizer", "lion"};
+    write_edited(bad, &g, set_meta, v3);
+    expect_refused(&v, bad, "version '3' is not supported", NULL, "future version");
+    write_edited(bad, &g, set_meta, v1);
+    expect_refused(&v, bad, "version 1 is not supported", "predates the optimizer rewrite", "version 1");
     write_edited(bad, &g, set_meta, nofmt);
     expect_refused(&v, bad, "not an lrsh checkpoint", NULL, "format=pt");
     write_edited(bad, &g, set_meta, nocfg);
@@ -604,6 +708,19 @@ static void test_corrupt_files_are_refused(void) {
     expect_refused(&v, bad, "step '-3'", NULL, "negative step");
     write_edited(bad, &g, set_meta, badopt);
     expect_refused(&v, bad, "unknown optimizer 'lion'", NULL, "unknown optimizer");
+    const char *ocfg_key[] = {"optim_config", "{\"lr\":\"0.01\",\"ns_steps\":\"5\"}"},
+               *ocfg_val[] = {"optim_config", "{\"lr\":\"fast\"}"}, *ocfg_num[] = {"optim_config", "{\"lr\":0.01}"},
+               *ocfg_range[] = {"optim_config", "{\"beta2\":\"1.5\"}"}, *ocfg_arr[] = {"optim_config", "[1]"};
+    write_edited(bad, &g, set_meta, ocfg_key);
+    expect_refused(&v, bad, "optim_config: unknown option 'ns_steps' for optimizer adamw", NULL, "an option adamw lacks");
+    write_edited(bad, &g, set_meta, ocfg_val);
+    expect_refused(&v, bad, "optim_config: lr=fast", NULL, "a value that is not a number");
+    write_edited(bad, &g, set_meta, ocfg_num);
+    expect_refused(&v, bad, "option 'lr' is not a string", NULL, "a value that is a JSON number");
+    write_edited(bad, &g, set_meta, ocfg_range);
+    expect_refused(&v, bad, "beta2=1.5: out of range", NULL, "a value out of range");
+    write_edited(bad, &g, set_meta, ocfg_arr);
+    expect_refused(&v, bad, "optim_config is not a JSON object", NULL, "optim_config not an object");
     const char *heads5[] = {"heads", "5"}, *huge[] = {"layers", "16000000"};
     write_edited(bad, &g, set_config_field, heads5);
     expect_refused(&v, bad, "does not divide", NULL, "invalid config");
@@ -662,6 +779,82 @@ static void test_corrupt_files_are_refused(void) {
     model_free(&v.m);
     free(g.file);
     CHECK(temp_files_left(dir) == 0, "no temporary files left");
+}
+
+static void reshape_to_row(cJSON *root, const void *arg) {   // [n] → [1, n]: same bytes, another shape
+    cJSON *s = cJSON_GetObjectItem(cJSON_GetObjectItem(root, arg), "shape");
+    cJSON_InsertItemInArray(s, 0, cJSON_CreateNumber(1));
+}
+static void transpose(cJSON *root, const void *arg) {
+    cJSON *s = cJSON_GetObjectItem(cJSON_GetObjectItem(root, arg), "shape");
+    double r = cJSON_GetArrayItem(s, 0)->valuedouble, c = cJSON_GetArrayItem(s, 1)->valuedouble;
+    cJSON_SetNumberValue(cJSON_GetArrayItem(s, 0), c);
+    cJSON_SetNumberValue(cJSON_GetArrayItem(s, 1), r);
+}
+static void duplicate(cJSON *root, const void *arg) {
+    cJSON_AddItemToObject(root, arg, cJSON_Duplicate(cJSON_GetObjectItem(root, arg), 1));
+}
+static void as_adamw(cJSON *root, const void *arg) {
+    (void)arg;
+    cJSON *md = cJSON_GetObjectItem(root, "__metadata__");
+    cJSON_ReplaceItemInObject(md, "optimizer", cJSON_CreateString("adamw"));
+    cJSON_ReplaceItemInObject(md, "optim_config", cJSON_CreateString("{}"));
+}
+
+// The optimizer built from the saved config decides which state tensors a file must hold and
+// their shapes: a spectron file's required vectors, a diagnostic-only one, a foreign entry.
+static void test_optimizer_state_is_checked(void) {
+    Err err;
+    Model m, m2;
+    Trainer tr, tr2;
+    ModelConfig c = micro_config();
+    trained_model_with(&m, &tr, &c, "spectron", 2);
+    const char *good = in_dir("spectron.safetensors"), *bad = in_dir("bad-state.safetensors");
+    CHECK_OK(checkpoint_save(good, &m, &tr, NULL, NULL, &err));
+    trainer_free(&tr);
+    model_free(&m);
+    Good g = {0};
+    g.file = read_all(good, &g.size);
+    g.hlen = le64(g.file);
+    g.data = g.file + 8 + g.hlen;
+    g.data_size = g.size - 8 - g.hlen;
+    Victim v;
+    ModelConfig vc = micro_config();
+    trained_model(&v.m, &v.tr, &vc, 1);
+    v.tok = (Tokenizer *)&v;
+    memcpy(&v.m_before, &v.m, sizeof v.m);
+    memcpy(&v.tr_before, &v.tr, sizeof v.tr);
+    v.params = host_copy(v.m.params, v.m.n_params);
+
+    remove_with_bytes(bad, &g, "optim.pv.blocks.0.attn.wq.A");
+    expect_refused(&v, bad, "tensor optim.pv.blocks.0.attn.wq.A is missing", "spectron", "a required vector missing");
+    int rc = checkpoint_load(bad, be, &m2, NULL, NULL, NULL, &err);
+    CHECK(rc != 0 && strstr(err.msg, "optim.pv.blocks.0.attn.wq.A"),
+          "refused as well when no trainer is asked for: '%s'", err.msg);
+    if (rc == 0) model_free(&m2);
+    write_edited(bad, &g, reshape_to_row, "optim.pv.blocks.0.attn.wq.B");
+    expect_refused(&v, bad, "tensor optim.pv.blocks.0.attn.wq.B: shape [1, 3] but optimizer spectron needs [3]", NULL,
+                   "a vector of the right size but another shape");
+    write_edited(bad, &g, transpose, "optim.m.blocks.1.mlp.w2.A");
+    expect_refused(&v, bad, "tensor optim.m.blocks.1.mlp.w2.A: shape [3, 16] but optimizer spectron needs [16, 3]",
+                   NULL, "a transposed momentum");
+    write_edited(bad, &g, duplicate, "optim.v.embed");
+    expect_refused(&v, bad, "tensor optim.v.embed appears twice", NULL, "a state tensor twice");
+    write_edited(bad, &g, as_adamw, NULL);
+    expect_refused(&v, bad, "is missing (optimizer adamw needs it", NULL, "spectron state under an adamw config");
+
+    // the diagnostics' vectors may be missing: the built (warmed) ones stay
+    remove_with_bytes(bad, &g, "optim.dv.blocks.1.mlp.w2");
+    CHECK_OK(checkpoint_load(bad, be, &m2, &tr2, NULL, NULL, &err));
+    if (!err.msg[0]) {
+        CHECK(strcmp(tr2.opt.cfg.name, "spectron") == 0 && tr2.step == 2, "loads without a diagnostic vector");
+        trainer_free(&tr2);
+        model_free(&m2);
+    }
+    free(v.params);
+    trainer_free(&v.tr);
+    model_free(&v.m);
+    free(g.file);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -824,8 +1017,10 @@ int main(void) {
     RUN(test_f32_round_trip_is_exact);
     RUN(test_bf16_round_trip);
     RUN(test_resume_is_bit_identical);
+    RUN(test_optim_config_round_trip);
     RUN(test_file_is_safetensors);
     RUN(test_corrupt_files_are_refused);
+    RUN(test_optimizer_state_is_checked);
     RUN(test_failed_save_keeps_the_old_file);
     RUN(test_tokenizer_travels_with_the_checkpoint);
     remove_tree(dir);

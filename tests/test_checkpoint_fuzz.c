@@ -224,7 +224,8 @@ static void mutate_once(Buf *b, int kind) {
     }
 }
 
-// A small valid checkpoint: 2 layers, tiny dims (a few KB).
+// A small valid checkpoint: 2 layers, tiny dims (a few KB). The trainer is spectron's: its state
+// has every kind of tensor (momentum, AdamW moments, required and diagnostic-only vectors).
 static uint8_t *seed_file(const char *path, int with_trainer, CheckpointDtype dtype, size_t *size) {
     Err err;
     Model m;
@@ -235,7 +236,7 @@ static uint8_t *seed_file(const char *path, int with_trainer, CheckpointDtype dt
     CHECK_OK(model_build(&m, &c, be, &err));
     OptimConfig oc;
     if (with_trainer) {
-        CHECK_OK(optim_config_default(&oc, "adamw", &err));
+        CHECK_OK(optim_config_default(&oc, "spectron", &err));
         CHECK_OK(trainer_build(&tr, &m, &oc, 4, &err));
     }
     CheckpointOptions o = {.dtype = dtype, .include_optim = with_trainer};
