@@ -2,14 +2,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "clock.h"
 #include "train.h"
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 int trainer_build(Trainer *tr, Model *m, const OptimConfig *cfg, uint64_t seed, Err *err) {
     memset(tr, 0, sizeof *tr);
@@ -54,7 +48,7 @@ static int accumulate_gradients(Trainer *tr, const Dataset *ds, int B, int T, in
 int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *out, Err *err) {
     Model *m = tr->model;
     if (accum < 1) return err_set(err, "accum=%d: must be at least 1", accum);
-    double t0 = now_seconds();
+    double t0 = clock_seconds();
     StepStats s = {.step = tr->step + 1, .tokens = (long)B * T * accum};
     if (accumulate_gradients(tr, ds, B, T, accum, &s.loss, err)) {
         char why[sizeof err->msg];
@@ -68,9 +62,9 @@ int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepSt
     s.clip_scale = clip > 0 && s.grad_norm > clip ? clip / s.grad_norm : 1.0f;
     s.grad_norm_clipped = s.grad_norm * s.clip_scale;
     s.lr = optimizer_lr(&tr->opt.cfg, tr->step);
-    double t1 = now_seconds();
+    double t1 = clock_seconds();
     if (optimizer_step(&tr->opt, m, s.lr, s.clip_scale, err)) return -1;
-    double t2 = now_seconds();
+    double t2 = clock_seconds();
     tr->step++;
     s.optim_seconds = t2 - t1;
     s.seconds = t2 - t0;
