@@ -88,7 +88,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # The Debian packages lrsh needs; installs only what is missing (as root, or through sudo).
-PACKAGES := build-essential libreadline-dev libsentencepiece-dev libopenblas-openmp-dev liblapacke-dev \
+PACKAGES := build-essential python3 libreadline-dev libsentencepiece-dev libopenblas-openmp-dev liblapacke-dev \
             libcjson-dev gnuplot-nox fortunes fortunes-min
 deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
