@@ -2,19 +2,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
-#include <time.h>
+#include "clock.h"
 #include <sys/resource.h>
 #include <omp.h>
 #include "bench.h"
 #include "model.h"
 #include "train.h"
 #include "rng.h"
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 // GFLOP/s of C(m×n) = A(m×k)·B(k×n), best of a few repetitions.
 static double sgemm_gflops(const Backend *be, int m, int n, int k) {
@@ -24,11 +18,11 @@ static double sgemm_gflops(const Backend *be, int m, int n, int k) {
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
         int iters = 0;
-        double t0 = now_seconds(), t;
+        double t0 = clock_seconds(), t;
         do {
             be->gemm(0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
             iters++;
-        } while ((t = now_seconds() - t0) < 0.2);
+        } while ((t = clock_seconds() - t0) < 0.2);
         double g = 2.0 * m * n * k * iters / t / 1e9;
         if (g > best) best = g;
     }
@@ -50,6 +44,13 @@ int bench_sgemm_peak(const Backend *be, double *gflops, Err *err) {
 
 int bench_train(const Backend *be, const char *shape, int factorized, int batch, int steps,
                 double peak_gflops, BenchResult *out, Err *err) {
+    return bench_train_optim(be, shape, factorized, batch, steps, peak_gflops, "adamw", out, err);
+}
+
+int bench_train_optim(const Backend *be, const char *shape, int factorized, int batch, int steps,
+                      double peak_gflops, const char *optim, BenchResult *out, Err *err) {
+    OptimConfig oc;
+    if (optim_config_default(&oc, optim, err)) return -1;
     ModelConfig cfg;
     if (model_config_preset(&cfg, shape, err)) return -1;
     cfg.vocab = 8192;
@@ -57,8 +58,6 @@ int bench_train(const Backend *be, const char *shape, int factorized, int batch,
     Model m;
     if (model_build(&m, &cfg, be, err)) return -1;
     Trainer tr;
-    OptimConfig oc;
-    optim_config_default(&oc, "adamw", err);
     if (trainer_build(&tr, &m, &oc, 1, err)) { model_free(&m); return -1; }
     // random tokens: throughput does not depend on the text
     long n_tok = (long)batch * (cfg.seq + 1) * 16;
@@ -68,9 +67,12 @@ int bench_train(const Backend *be, const char *shape, int factorized, int batch,
     Dataset ds = {.vocab_size = 8192, .token_bytes = 2, .n_tokens = n_tok, .n_train = n_tok, .tokens = store};
     StepStats st;
     int rc = trainer_step(&tr, &ds, batch, cfg.seq, 1, &st, err);   // warm-up: allocations, caches
-    double t0 = now_seconds();
-    for (int i = 0; i < steps && rc == 0; i++) rc = trainer_step(&tr, &ds, batch, cfg.seq, 1, &st, err);
-    double seconds = now_seconds() - t0;
+    double t0 = clock_seconds(), optim_share = 0;
+    for (int i = 0; i < steps && rc == 0; i++) {
+        rc = trainer_step(&tr, &ds, batch, cfg.seq, 1, &st, err);
+        optim_share += st.optim_fraction;
+    }
+    double seconds = clock_seconds() - t0;
     if (rc == 0) {
         ModelCounts k = model_counts(&m, batch, cfg.seq);
         struct rusage ru;
@@ -88,6 +90,8 @@ int bench_train(const Backend *be, const char *shape, int factorized, int batch,
         out->peak_gflops = peak_gflops;
         out->mfu = peak_gflops > 0 ? out->gflops / peak_gflops : 0;
         out->peak_rss = (size_t)ru.ru_maxrss * 1024;
+        snprintf(out->optim, sizeof out->optim, "%s", optim);
+        out->optim_fraction = steps > 0 ? optim_share / steps : 0;
     }
     free(store);
     trainer_free(&tr);
@@ -120,14 +124,14 @@ int bench_generate(const Backend *be, const ModelConfig *cfg, int factorized, in
     int rc = 0;
     for (int round = 0; rc == 0 && (round < 2 || decode_s < 1.0); round++) {   // round 0 warms up
         generator_reset(&g);
-        double t0 = now_seconds();
+        double t0 = clock_seconds();
         rc = generator_feed(&g, prompt, prompt_len, err);
-        double t1 = now_seconds();
+        double t1 = clock_seconds();
         for (int i = 0; rc == 0 && i < n_tokens; i++) {
             int32_t next = sampler_sample(&greedy, &g, &s);
             rc = generator_feed(&g, &next, 1, err);
         }
-        double t2 = now_seconds();
+        double t2 = clock_seconds();
         if (round > 0) {
             prefill_s += t1 - t0;
             prefilled += prompt_len;

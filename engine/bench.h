@@ -14,6 +14,8 @@ typedef struct BenchResult {
     double mfu;            // gflops / peak_gflops
     size_t peak_rss;       // bytes, process high-water mark after the run
     char kernel[160];      // backend description (which BLAS core runs)
+    char optim[16];        // the optimizer timed ("adamw" for bench_train)
+    double optim_fraction; // mean share of a step's wall time spent in the optimizer update
 } BenchResult;
 
 // The best sgemm GFLOP/s over a few square and training-shaped sizes on backend `be`.
@@ -22,6 +24,9 @@ int bench_sgemm_peak(const Backend *be, double *gflops, Err *err);
 // vocab 8192, dense (factorized = 0) or factorized at rank dim/4; peak is from bench_sgemm_peak.
 int bench_train(const Backend *be, const char *shape, int factorized, int batch, int steps,
                 double peak_gflops, BenchResult *out, Err *err);
+// The same with optimizer `optim` (one of optim_names, at its defaults, no diagnostics).
+int bench_train_optim(const Backend *be, const char *shape, int factorized, int batch, int steps,
+                      double peak_gflops, const char *optim, BenchResult *out, Err *err);
 
 #include "model.h"
 

@@ -1,4 +1,4 @@
-// cmd_model.c — the model and optimizer commands: model new|info|save|load|factorize, optim.
+// cmd_model.c — the model commands: model new|info|save|load|factorize (optim: cmd_optim.c).
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,21 +19,6 @@ cJSON *model_config_json(const ModelConfig *c) {
     cJSON_AddNumberToObject(o, "seq", c->seq);
     cJSON_AddNumberToObject(o, "vocab", c->vocab);
     return o;
-}
-
-void optim_describe(const Session *s, const OptimConfig *o, cJSON *into) {
-    out_text(s, "optimizer  %s lr=%g wd=%g beta1=%g beta2=%g eps=%g clip=%g warmup=%d horizon=%d min_lr_ratio=%g\n",
-             o->name, o->lr, o->wd, o->beta1, o->beta2, o->eps, o->clip, o->warmup, o->horizon, o->min_lr_ratio);
-    cJSON_AddStringToObject(into, "name", o->name);
-    json_add_real(into, "lr", o->lr);
-    json_add_real(into, "wd", o->wd);
-    json_add_real(into, "beta1", o->beta1);
-    json_add_real(into, "beta2", o->beta2);
-    json_add_real(into, "eps", o->eps);
-    json_add_real(into, "clip", o->clip);
-    cJSON_AddNumberToObject(into, "warmup", o->warmup);
-    cJSON_AddNumberToObject(into, "horizon", o->horizon);
-    json_add_real(into, "min_lr_ratio", o->min_lr_ratio);
 }
 
 // ---- model new ----------------------------------------------------------------------------
@@ -143,6 +128,7 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
     json_add_real(s->result, "flops_per_token", k.train_flops_per_token);
     cJSON_AddNumberToObject(s->result, "param_bytes", (double)k.param_bytes);
     cJSON_AddNumberToObject(s->result, "activation_bytes", (double)k.activation_bytes);
+    ensemble_info(s);
     if (args_bool(a, "tensors", 0)) tensor_table(s);
     return 0;
 }
@@ -153,6 +139,9 @@ static const char *dtype_name(CheckpointDtype d) { return d == CHECKPOINT_BF16 ?
 
 int cmd_model_save(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
+    if (s->has_ensemble)
+        return err_set(err, "an ensemble is active and ensemble checkpoints are not supported yet: `ensemble "
+                       "average` or `ensemble use I` first");
     char buf[1024];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
     CheckpointOptions o = checkpoint_default_options();
@@ -307,33 +296,5 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
         s->resume_data_rng = data_rng;
     }
     cJSON_AddBoolToObject(s->result, "state_reset", had_trainer);
-    return 0;
-}
-
-// ---- optim --------------------------------------------------------------------------------
-
-// A new optimizer config on a live trainer: new moments, same step count and data stream.
-static int rebuild_trainer(Session *s, Err *err) {
-    int step = s->trainer.step;
-    uint64_t data_rng = s->trainer.data_rng;
-    session_drop_trainer(s);
-    if (trainer_build(&s->trainer, &s->model, &s->optim, s->seed, err) != 0) return -1;
-    s->has_trainer = 1;
-    s->trainer.step = step;
-    s->trainer.data_rng = data_rng;
-    out_note(s, "optimizer state reset (moments start from zero); step count kept at %d\n", step);
-    cJSON_AddBoolToObject(s->result, "state_reset", 1);
-    return 0;
-}
-
-int cmd_optim(Session *s, const Args *a, Err *err) {
-    OptimConfig cfg = s->optim;
-    if (a->n_pos && optim_config_default(&cfg, a->pos[0], err) != 0) return -1;
-    for (int i = 0; i < a->n_opt; i++)
-        if (optim_config_set(&cfg, a->key[i], a->val[i], err) != 0) return -1;
-    int changed = a->n_pos || a->n_opt;
-    s->optim = cfg;
-    optim_describe(s, &s->optim, s->result);
-    if (changed && s->has_trainer) return rebuild_trainer(s, err);
     return 0;
 }

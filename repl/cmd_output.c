@@ -15,7 +15,8 @@
 
 extern char **environ;
 
-const char *const plot_fields[] = {"loss", "val", "lr", "gnorm", "clip", "tok_per_s", "seconds", NULL};
+const char *const plot_fields[] = {"loss", "val", "lr", "gnorm", "clip", "tok_per_s", "seconds",
+                                   "dw_over_eta", "rho", "sigma_a", "sigma_b", NULL};
 
 // ---- run ----------------------------------------------------------------------------------
 
@@ -72,6 +73,56 @@ int cmd_run(Session *s, const Args *a, Err *err) {
     return 0;
 }
 
+// ---- runs ---------------------------------------------------------------------------------
+
+static void real_or_null(cJSON *o, const char *key, double v) {
+    if (isfinite(v)) json_add_real(o, key, v);
+    else cJSON_AddNullToObject(o, key);
+}
+
+int cmd_runs(Session *s, const Args *a, Err *err) {
+    (void)a, (void)err;
+    const RunLog *r = &s->runs;
+    if (!r->n_runs) {
+        out_text(s, "no runs yet: `train` records one (named after the optimizer), or `run NAME`\n");
+        cJSON_AddArrayToObject(s->result, "runs");
+        return 0;
+    }
+    out_text(s, "%-16s %-14s %9s %6s %8s %8s %6s %-10s %11s\n", "run", "optim", "lr", "steps", "loss", "val", "spikes",
+             "diverged", "max ΔW/η");
+    for (int i = 0; i < r->n_runs; i++) {
+        const RunSeries *x = &r->runs[i];
+        double loss = x->n_steps ? x->steps[x->n_steps - 1].loss : NAN, val = x->n_val ? x->val[x->n_val - 1].loss : NAN;
+        char lr[16] = "–", l[16] = "–", v[16] = "–", dv[24] = "no", dw[16] = "–";
+        if (x->optim[0]) snprintf(lr, sizeof lr, "%.3g", x->lr);
+        if (isfinite(loss)) snprintf(l, sizeof l, "%.4f", loss);
+        if (isfinite(val)) snprintf(v, sizeof v, "%.4f", val);
+        if (x->diverged_at) snprintf(dv, sizeof dv, "at %d", x->diverged_at);
+        if (isfinite(x->max_dw_over_eta)) snprintf(dw, sizeof dw, "%.3g", x->max_dw_over_eta);
+        // "–" is 3 bytes and 1 column: pad by hand so the columns line up
+        out_text(s, "%-16s %-14s %*s %6d %*s %*s %6d %-10s %*s\n", x->name, x->optim[0] ? x->optim : "–",
+                 9 + 2 * (lr[0] == '\xe2'), lr, x->n_steps, 8 + 2 * (l[0] == '\xe2'), l, 8 + 2 * (v[0] == '\xe2'), v,
+                 x->spikes, dv, 11 + 2 * (dw[0] == '\xe2'), dw);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddTrueToObject(o, "ok");
+        cJSON_AddStringToObject(o, "command", "runs");
+        cJSON_AddStringToObject(o, "run", x->name);
+        if (x->optim[0]) cJSON_AddStringToObject(o, "optim", x->optim);
+        else cJSON_AddNullToObject(o, "optim");
+        real_or_null(o, "lr", x->optim[0] ? x->lr : NAN);
+        cJSON_AddNumberToObject(o, "steps", x->n_steps);
+        real_or_null(o, "loss", loss);
+        real_or_null(o, "val_loss", val);
+        cJSON_AddNumberToObject(o, "spikes", x->spikes);
+        cJSON_AddBoolToObject(o, "diverged", x->diverged_at != 0);
+        if (x->diverged_at) cJSON_AddNumberToObject(o, "diverged_at", x->diverged_at);
+        else cJSON_AddNullToObject(o, "diverged_at");
+        real_or_null(o, "max_dw_over_eta", x->max_dw_over_eta);
+        out_emit(s, o);
+    }
+    return 0;
+}
+
 // ---- log ----------------------------------------------------------------------------------
 
 int cmd_log(Session *s, const Args *a, Err *err) {
@@ -124,10 +175,14 @@ static int read_log(const char *path, RunLog *r, Err *err) {
             StepStats st = {.step = step->valueint, .loss = (float)loss->valuedouble, .lr = (float)FIELD("lr"),
                             .grad_norm = (float)FIELD("grad_norm"), .clip_scale = (float)FIELD("clip_scale"),
                             .seconds = FIELD("seconds")};
-            rc = runlog_step(r, name, &st, FIELD("tok_per_s"), err);
+            StepDiag d = {(float)FIELD("dw_over_eta"), (float)FIELD("rho"), (float)FIELD("sigma_a"),
+                          (float)FIELD("sigma_b")};
+            rc = runlog_step(r, name, &st, FIELD("tok_per_s"), &d, err);
 #undef FIELD
         } else if (cJSON_IsNumber(val)) {
             rc = runlog_val(r, name, step->valueint, val->valuedouble, err);
+        } else if (cJSON_IsTrue(cJSON_GetObjectItem(o, "diverged"))) {
+            rc = runlog_diverged(r, name, step->valueint, err);
         } else {
             bad++;
         }
@@ -147,7 +202,26 @@ static double step_field(const RunPoint *p, const char *field) {
     if (strcmp(field, "gnorm") == 0) return p->grad_norm;
     if (strcmp(field, "clip") == 0) return p->clip_scale;
     if (strcmp(field, "tok_per_s") == 0) return p->tok_per_s;
+    if (strcmp(field, "dw_over_eta") == 0) return p->diag.dw_over_eta;
+    if (strcmp(field, "rho") == 0) return p->diag.rho;
+    if (strcmp(field, "sigma_a") == 0) return p->diag.sigma_a;
+    if (strcmp(field, "sigma_b") == 0) return p->diag.sigma_b;
     return p->seconds;
+}
+
+// The spectral fields are measured every diag_every-th step only: their series join the
+// measured steps instead of breaking at every step without a value.
+static int sparse_field(const char *field) {
+    return strcmp(field, "dw_over_eta") == 0 || strcmp(field, "rho") == 0 || strcmp(field, "sigma_a") == 0 ||
+           strcmp(field, "sigma_b") == 0;
+}
+
+// The points of run x that the chart of field draws.
+static int measured(const RunSeries *x, const char *field) {
+    if (!sparse_field(field)) return x->n_steps;
+    int n = 0;
+    for (int k = 0; k < x->n_steps; k++) n += isfinite(step_field(&x->steps[k], field)) != 0;
+    return n;
 }
 
 // The series of one field over all runs: x and y arrays in one allocation per series.
@@ -185,21 +259,24 @@ static int chart_build(const RunLog *r, const char *field, Chart *c, Err *err) {
     if (!c->series || !c->bufs || !c->names) return err_set(err, "out of memory");
     int val_only = strcmp(field, "val") == 0, with_val = val_only || strcmp(field, "loss") == 0;
     int shown = 0;
-    for (int i = 0; i < r->n_runs; i++) shown += (!val_only && r->runs[i].n_steps) || (with_val && r->runs[i].n_val);
+    for (int i = 0; i < r->n_runs; i++)
+        shown += (!val_only && measured(&r->runs[i], field)) || (with_val && r->runs[i].n_val);
     int letter = 'a';
     for (int i = 0; i < r->n_runs; i++) {
         const RunSeries *x = &r->runs[i];
-        int has_steps = !val_only && x->n_steps, has_val = with_val && x->n_val;
+        int n = val_only ? 0 : measured(x, field), has_steps = n > 0, has_val = with_val && x->n_val;
         if (!has_steps && !has_val) continue;
         int l = shown > 1 ? letter++ : 0;
         if (has_steps) {
-            if (chart_add(c, x->name, x->n_steps, 0, l) != 0) return err_set(err, "out of memory");
-            PlotSeries *s = &c->series[c->n - 1];
+            if (chart_add(c, x->name, n, 0, l) != 0) return err_set(err, "out of memory");
+            double *xs = c->bufs[c->n - 1], *ys = xs + n;
+            int j = 0;
             for (int k = 0; k < x->n_steps; k++) {
-                c->bufs[c->n - 1][k] = x->steps[k].step;
-                c->bufs[c->n - 1][x->n_steps + k] = step_field(&x->steps[k], field);
+                double y = step_field(&x->steps[k], field);
+                if (sparse_field(field) && !isfinite(y)) continue;
+                xs[j] = x->steps[k].step;
+                ys[j++] = y;
             }
-            (void)s;
         }
         if (has_val) {
             char name[64];
@@ -361,6 +438,10 @@ static const char *field_title(const char *f) {
     if (strcmp(f, "gnorm") == 0) return "gradient norm (before clipping)";
     if (strcmp(f, "clip") == 0) return "clip scale";
     if (strcmp(f, "tok_per_s") == 0) return "training tokens/s";
+    if (strcmp(f, "dw_over_eta") == 0) return "max ‖ΔW‖₂/η over the factorized matrices (Spectron's bound: 1)";
+    if (strcmp(f, "rho") == 0) return "max factor step ρ over the factorized matrices";
+    if (strcmp(f, "sigma_a") == 0) return "mean ‖A‖₂ of the factorized matrices";
+    if (strcmp(f, "sigma_b") == 0) return "mean ‖B‖₂ of the factorized matrices";
     return "seconds per step";
 }
 
@@ -371,7 +452,8 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
         suggest_init(&sg, typed);
         for (int i = 0; plot_fields[i]; i++) suggest_try(&sg, plot_fields[i]);
         if (suggest_best(&sg)) return err_set(err, "plot: no field '%s': did you mean '%s'?", typed, suggest_best(&sg));
-        return err_set(err, "plot: no field '%s' (fields: loss val lr gnorm clip tok_per_s seconds)", typed);
+        return err_set(err, "plot: no field '%s' (fields: loss val lr gnorm clip tok_per_s seconds dw_over_eta rho "
+                       "sigma_a sigma_b)", typed);
     }
     char pb[1024], sb[1024], fb[1024];
     const char *png = args_has(a, "png") ? expand_path(args_str(a, "png", ""), pb, sizeof pb) : NULL;
@@ -391,6 +473,8 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
         rc = err_set(err, "nothing to plot for %s: %s", typed,
                      r == &from ? "the log has no such records"
                      : strcmp(field, "val") == 0 ? "no validation losses yet (`eval`, or `train eval_every=N`)"
+                     : sparse_field(field) ? "no step measured it yet (`step`, or `train` with diag_every=N > 0 on a "
+                                             "factorized model)"
                      : "no training steps yet (`train steps=N`), or plot a log file with from=FILE");
     if (rc == 0) {
         PlotOptions o = {.width = (int)args_int(a, "width", 72), .height = (int)args_int(a, "height", 16),

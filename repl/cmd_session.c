@@ -67,14 +67,16 @@ static void help_options(Session *s, const CmdSpec *c) {
     }
 }
 
-static void help_command(Session *s, const CmdSpec *c) {
+// word: what followed the command in `help optim spectron` (NULL: nothing)
+static void help_command(Session *s, const CmdSpec *c, const char *word) {
     char title[64];
     command_title(c, title, sizeof title);
     out_text(s, "usage: %s%s%s\n  %s\n", title, *c->args ? " " : "", c->args, c->summary);
     cJSON_AddStringToObject(s->result, "name", title);
     cJSON_AddStringToObject(s->result, "usage", c->args);
     cJSON_AddStringToObject(s->result, "summary", c->summary);
-    help_options(s, c);
+    if (c->dyn_help) c->dyn_help(s, word);
+    else help_options(s, c);
     out_text(s, "\n%s\n", c->help);
     cJSON_AddStringToObject(s->result, "help", c->help);
 }
@@ -103,7 +105,7 @@ int cmd_help(Session *s, const Args *a, Err *err) {
         if (suggest_best(&sg)) return err_set(err, "no command '%s': did you mean '%s'?", name, suggest_best(&sg));
         return err_set(err, "no command '%s%s%s' (`help` lists commands)", name, sub ? " " : "", sub ? sub : "");
     }
-    help_command(s, c);
+    help_command(s, c, c->sub ? NULL : sub);
     return 0;
 }
 

@@ -35,6 +35,28 @@ static int need_trainer(Session *s, Err *err) {
     return session_need_trainer(s, err);
 }
 
+// The last update's spectral summary over the factorized matrices, for the run's history:
+// max ‖ΔW‖₂/η and ρ, mean σ_A and σ_B, each NAN when no matrix had it this step.
+static StepDiag step_diag(const Optimizer *o) {
+    StepDiag d = {NAN, NAN, NAN, NAN};
+    double sa = 0, sb = 0;
+    int na = 0, nb = 0;
+    for (int i = 0; i < o->n_diag; i++) {
+        const MatrixDiag *g = &o->diag[i];
+        if (isfinite(g->dw_over_eta) && !(g->dw_over_eta <= d.dw_over_eta)) d.dw_over_eta = g->dw_over_eta;
+        if (isfinite(g->rho) && !(g->rho <= d.rho)) d.rho = g->rho;
+        if (isfinite(g->sigma_a)) sa += g->sigma_a, na++;
+        if (isfinite(g->sigma_b)) sb += g->sigma_b, nb++;
+    }
+    if (na) d.sigma_a = (float)(sa / na);
+    if (nb) d.sigma_b = (float)(sb / nb);
+    return d;
+}
+
+// A failed step whose loss or gradient was not finite: the engine kept the parameters of the
+// step before, and the run diverged. (trainer_step says "not finite" for both.)
+static int diverged(const Err *err) { return strstr(err->msg, "not finite") != NULL; }
+
 // ---- train --------------------------------------------------------------------------------
 
 typedef struct Run {
@@ -42,6 +64,7 @@ typedef struct Run {
     long tokens;
     double seconds;
     StepStats last;
+    int diverged_at;    // the step that was not finite (0: none)
 } Run;
 
 static void train_report(Session *s, const Run *r, int steps, int interrupted) {
@@ -61,14 +84,25 @@ static void train_report(Session *s, const Run *r, int steps, int interrupted) {
     json_add_real(s->result, "tok_per_s", rate);
     json_add_real(s->result, "seconds", r->seconds);
     cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
+    cJSON_AddBoolToObject(s->result, "diverged", r->diverged_at != 0);
+    if (r->diverged_at) cJSON_AddNumberToObject(s->result, "diverged_at", r->diverged_at);
+    const RunSeries *run = s->runs.current >= 0 ? &s->runs.runs[s->runs.current] : NULL;
+    if (run) {
+        cJSON_AddStringToObject(s->result, "run", run->name);
+        cJSON_AddNumberToObject(s->result, "spikes", run->spikes);
+        if (isfinite(run->max_dw_over_eta)) json_add_real(s->result, "max_dw_over_eta", run->max_dw_over_eta);
+        else cJSON_AddNullToObject(s->result, "max_dw_over_eta");
+    }
 }
 
 int cmd_train(Session *s, const Args *a, Err *err) {
     Shape sh;
+    if (s->has_ensemble) return ensemble_cmd_train(s, a, err);   // trains every member
     if (!args_has(a, "steps")) return err_set(err, "train needs steps=N (e.g. train steps=100)");
     if (need_trainer(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
     int steps = (int)args_int(a, "steps", 1);
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 10);
+    s->trainer.opt.diag_every = (int)args_int(a, "diag_every", 10);
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     Run r = {0};
     Progress p;
@@ -77,13 +111,23 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     while (r.done < steps && !lrsh_interrupted) {
         if (trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &r.last, err) != 0) {
             progress_end(&p);
-            out_note(s, "training stopped after %d of %d steps\n", r.done, steps);
-            return -1;
+            if (!diverged(err)) {
+                out_note(s, "training stopped after %d of %d steps\n", r.done, steps);
+                return -1;
+            }
+            // a result, not a failure: the model is intact, and a script comparing runs goes on
+            r.diverged_at = s->trainer.step + 1;
+            session_record_divergence(s, r.diverged_at);
+            out_text(s, "diverged: %s; training stopped after %d of %d steps\n", err->msg, r.done, steps);
+            cJSON_AddStringToObject(s->result, "reason", err->msg);
+            err->msg[0] = '\0';
+            break;
         }
         r.done++;
         r.tokens += r.last.tokens;
         r.seconds = now_seconds() - t0;
-        session_record_step(s, &r.last, r.last.seconds > 0 ? (double)r.last.tokens / r.last.seconds : 0);
+        StepDiag d = step_diag(&s->trainer.opt);
+        session_record_step(s, &r.last, r.last.seconds > 0 ? (double)r.last.tokens / r.last.seconds : 0, &d);
         double eta = r.seconds / r.done * (steps - r.done);
         progress_update(&p, r.done, r.last.step, r.last.loss, (double)r.tokens / r.seconds, eta);
         if (eval_every > 0 && (r.done % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {
@@ -102,7 +146,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         }
     }
     progress_end(&p);
-    train_report(s, &r, steps, r.done < steps);
+    train_report(s, &r, steps, r.done < steps && !r.diverged_at);
     return 0;
 }
 
@@ -111,24 +155,40 @@ int cmd_train(Session *s, const Args *a, Err *err) {
 int cmd_step(Session *s, const Args *a, Err *err) {
     Shape sh;
     StepStats st;
+    if (s->has_ensemble)
+        return err_set(err, "an ensemble is training: `train steps=1` steps every member (or `ensemble use I` first)");
     if (need_trainer(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
-    if (trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &st, err) != 0) return -1;
+    Optimizer *o = &s->trainer.opt;
+    int every = o->diag_every;
+    o->diag_every = 1;  // this step measures ‖ΔW‖₂ and ‖W‖₂ of every factorized matrix
+    int rc = trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &st, err);
+    o->diag_every = every;
+    if (rc != 0) {
+        if (diverged(err)) session_record_divergence(s, s->trainer.step + 1);
+        return -1;
+    }
     double rate = st.seconds > 0 ? (double)st.tokens / st.seconds : 0;
-    session_record_step(s, &st, rate);
+    StepDiag d = step_diag(o);
+    session_record_step(s, &st, rate, &d);
     char r[32];
-    out_text(s, "step        %d\nloss        %.4f\nlr          %.3g\ngrad_norm   %.4g\nclip_scale  %.3f\n"
-                "tokens      %ld (batch %d × seq %d × accum %d)\nseconds     %.3f (optimizer %.3f)\ntok/s       %s\n",
-             st.step, st.loss, st.lr, st.grad_norm, st.clip_scale, st.tokens, sh.B, sh.T, sh.accum, st.seconds,
-             st.optim_seconds, fmt_count(r, sizeof r, rate));
+    out_text(s, "step          %d (%s)\nloss          %.4f\nlr            %.4g\ngrad norm     %.4g before clipping, "
+                "%.4g after (clip scale %.3f)\ntokens        %ld (batch %d × seq %d × accum %d)\n"
+                "seconds       %.3f, optimizer %.3f (%.1f%% of the step)\ntok/s         %s\n",
+             st.step, o->cfg.name, st.loss, st.lr, st.grad_norm, st.grad_norm_clipped, st.clip_scale, st.tokens, sh.B,
+             sh.T, sh.accum, st.seconds, st.optim_seconds, 100.0 * st.optim_fraction, fmt_count(r, sizeof r, rate));
     cJSON_AddNumberToObject(s->result, "step", st.step);
+    cJSON_AddStringToObject(s->result, "optim", o->cfg.name);
     json_add_real(s->result, "loss", st.loss);
     json_add_real(s->result, "lr", st.lr);
     json_add_real(s->result, "grad_norm", st.grad_norm);
+    json_add_real(s->result, "grad_norm_clipped", st.grad_norm_clipped);
     json_add_real(s->result, "clip_scale", st.clip_scale);
     cJSON_AddNumberToObject(s->result, "tokens", (double)st.tokens);
     json_add_real(s->result, "seconds", st.seconds);
     json_add_real(s->result, "optim_seconds", st.optim_seconds);
+    json_add_real(s->result, "optim_fraction", st.optim_fraction);
     json_add_real(s->result, "tok_per_s", rate);
+    optim_diag_table(s, s->result);
     return 0;
 }
 
@@ -136,6 +196,7 @@ int cmd_step(Session *s, const Args *a, Err *err) {
 
 int cmd_eval(Session *s, const Args *a, Err *err) {
     Shape sh;
+    if (s->has_ensemble) return cmd_ensemble_eval(s, a, err);   // members, ensemble, averages
     if (need_model_and_data(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
     int batches = (int)args_int(a, "batches", 20);
     double loss;
@@ -158,14 +219,15 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
 
 static void bench_row(Session *s, const BenchResult *r) {
     char rate[32], rss[32];
-    out_text(s, "%-6s %-10s %5d %5d %5d %10s %8.1f %8.1f %5.1f%% %9s\n", r->shape, r->model, r->batch, r->seq,
-             r->steps, fmt_count(rate, sizeof rate, r->tok_per_s), r->gflops, r->peak_gflops, 100 * r->mfu,
-             fmt_bytes(rss, sizeof rss, (double)r->peak_rss));
+    out_text(s, "%-6s %-10s %-8s %5d %5d %5d %10s %8.1f %8.1f %5.1f%% %5.1f%% %9s\n", r->shape, r->model, r->optim,
+             r->batch, r->seq, r->steps, fmt_count(rate, sizeof rate, r->tok_per_s), r->gflops, r->peak_gflops,
+             100 * r->mfu, 100 * r->optim_fraction, fmt_bytes(rss, sizeof rss, (double)r->peak_rss));
     cJSON *o = cJSON_CreateObject();
     cJSON_AddTrueToObject(o, "ok");
     cJSON_AddStringToObject(o, "command", "bench train");
     cJSON_AddStringToObject(o, "shape", r->shape);
     cJSON_AddStringToObject(o, "model", r->model);
+    cJSON_AddStringToObject(o, "optim", r->optim);
     cJSON_AddNumberToObject(o, "batch", r->batch);
     cJSON_AddNumberToObject(o, "seq", r->seq);
     cJSON_AddNumberToObject(o, "steps", r->steps);
@@ -174,6 +236,7 @@ static void bench_row(Session *s, const BenchResult *r) {
     json_add_real(o, "gflops", r->gflops);
     json_add_real(o, "peak_gflops", r->peak_gflops);
     json_add_real(o, "mfu", r->mfu);
+    json_add_real(o, "optim_fraction", r->optim_fraction);
     cJSON_AddStringToObject(o, "kernel", r->kernel);
     cJSON_AddNumberToObject(o, "peak_rss", (double)r->peak_rss);
     out_emit(s, o);
@@ -181,18 +244,19 @@ static void bench_row(Session *s, const BenchResult *r) {
 
 int cmd_bench_train(Session *s, const Args *a, Err *err) {
     const char *shape = args_str(a, "shape", "small"), *which = args_str(a, "model", "both");
+    const char *optim = args_str(a, "optim", "adamw");
     int steps = (int)args_int(a, "steps", 5), batch = (int)args_int(a, "batch", s->batch);
     double peak;
     out_note(s, "measuring the sgemm peak on %s\n", s->be->describe());
     if (bench_sgemm_peak(s->be, &peak, err) != 0) return -1;
-    out_text(s, "%-6s %-10s %5s %5s %5s %10s %8s %8s %6s %9s\n", "shape", "model", "batch", "seq", "steps", "tok/s",
-             "GFLOP/s", "peak", "MFU", "peak RSS");
+    out_text(s, "%-6s %-10s %-8s %5s %5s %5s %10s %8s %8s %6s %6s %9s\n", "shape", "model", "optim", "batch", "seq",
+             "steps", "tok/s", "GFLOP/s", "peak", "MFU", "optim%", "peak RSS");
     static const char *const variants[] = {"dense", "factorized"};
     for (int f = 0; f < 2 && !lrsh_interrupted; f++) {
         if (strcmp(which, "both") != 0 && strcmp(which, variants[f]) != 0) continue;
         BenchResult r;
         memset(&r, 0, sizeof r);
-        if (bench_train(s->be, shape, f, batch, steps, peak, &r, err) != 0) return -1;
+        if (bench_train_optim(s->be, shape, f, batch, steps, peak, optim, &r, err) != 0) return -1;
         bench_row(s, &r);
     }
     if (lrsh_interrupted) out_text(s, "interrupted\n");

@@ -7,9 +7,6 @@
 #include "output.h"
 
 const char *const preset_names[] = {"tiny", "small", "base", NULL};
-// Only what optim_config_default accepts today; muon, spectron, renorm and ortho join as the
-// engine gains them.
-const char *const optimizer_names[] = {"adamw", NULL};
 
 // Options shared by the commands that draw batches.
 #define BATCH_OPTS                                                                              \
@@ -166,46 +163,66 @@ const CmdSpec commands[] = {
 
     // ---- optimizer ----
     {.name = "optim", .family = "optimizer",
-     .args = "[adamw] [lr= wd= beta1= beta2= eps= clip= warmup= horizon= min_lr_ratio=]",
-     .summary = "choose the optimizer and its hyper-parameters (no arguments: show them)",
-     .help = "Naming an optimizer starts from its defaults; options alone change the current\n"
-             "settings. The learning rate warms up linearly for warmup= steps, then decays\n"
-             "along a cosine to min_lr_ratio·lr at step horizon= (0: constant). If a trainer\n"
-             "exists it is rebuilt: the optimizer state (moments) starts again from zero, the\n"
-             "step count is kept.\n"
-             "Examples:\n  optim adamw lr=3e-4 wd=0.1 warmup=100 horizon=2000\n  optim lr=1e-3",
-     .max_pos = 1, .pos = POS_WORD, .words = optimizer_names, .run = cmd_optim,
-     .opts = (const OptSpec[]){
-         {"lr", OPT_FLOAT, NULL, NULL, 0, 10, "peak learning rate"},
-         {"wd", OPT_FLOAT, NULL, NULL, 0, 10, "decoupled weight decay"},
-         {"beta1", OPT_FLOAT, NULL, NULL, 0, 1, "first-moment decay"},
-         {"beta2", OPT_FLOAT, NULL, NULL, 0, 1, "second-moment decay"},
-         {"eps", OPT_FLOAT, NULL, NULL, 0, 1, "AdamW epsilon"},
-         {"clip", OPT_FLOAT, NULL, NULL, 0, 0, "global gradient-norm clip (0: off)"},
-         {"warmup", OPT_INT, NULL, NULL, 0, 1 << 30, "linear warm-up steps"},
-         {"horizon", OPT_INT, NULL, NULL, 0, 1 << 30, "step where cosine decay ends (0: none)"},
-         {"min_lr_ratio", OPT_FLOAT, NULL, NULL, 0, 1, "final lr as a fraction of lr"},
-         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+     .args = "[sgd|adamw|muon|spectron|renorm|ortho] [KEY=VALUE…]",
+     .summary = "choose the optimizer and its options (no arguments: show them all)",
+     .help = "Naming an optimizer starts from its defaults; options alone change the current one.\n"
+             "Each optimizer takes its own keys (listed above; `help optim NAME` shows one with\n"
+             "its defaults); a key it does not take is an error that lists the ones it does.\n"
+             "  sgd       SGD with momentum on every tensor\n"
+             "  adamw     AdamW on every tensor (factorized: the unstable baseline)\n"
+             "  muon      Newton–Schulz orthogonalized momentum on matrices and factors, AdamW\n"
+             "            (adam_lr) on embeddings, head and norm gains\n"
+             "  spectron  Muon's direction on each factor, step ρ = lr/(σ_A+σ_B+1), so that\n"
+             "            ‖ΔW‖₂ ≤ lr for every W = A·Bᵀ\n"
+             "  renorm    ablation: AdamW direction with Spectron's ρ (no orthogonalization)\n"
+             "  ortho     ablation: Muon on the factors, no renormalization\n"
+             "lr is the matrices' rate (every tensor's under sgd and adamw); it warms up over\n"
+             "warmup= steps, then follows a cosine to min_lr_ratio·lr at step horizon= (0: constant).\n"
+             "Switching at any step keeps the step count and the data stream; the note says what\n"
+             "optimizer state (moments, power-iteration vectors) was reset.\n"
+             "Examples:\n  optim\n  optim spectron lr=0.02 warmup=20\n  optim adamw lr=3e-4 wd=0.1 horizon=2000\n"
+             "  optim lr=1e-3\n  help optim muon",
+     .max_pos = 1, .pos = POS_WORD, .words = optim_names, .run = cmd_optim,
+     .dyn_key = optim_dyn_key, .dyn_help = optim_dyn_help},
 
     // ---- training ----
-    {.name = "train", .family = "training", .args = "steps=N [eval_every=N eval_batches=N batch= accum= seq=]",
+    {.name = "train", .family = "training",
+     .args = "steps=N [eval_every=N eval_batches=N diag_every=N batch= accum= seq=]",
      .summary = "take N optimizer steps on the loaded data (Ctrl-C stops between steps)",
      .help = "Builds the trainer on first use with the current `optim` settings and `set seed`.\n"
              "On a terminal one line shows step, loss, tokens/s and ETA; otherwise a line every\n"
              "~10%. Ctrl-C stops after the step in progress; the model keeps every step taken.\n"
              "Every step is recorded in the current run (see `run`, `plot`) and, after `log FILE`,\n"
              "appended to that file. eval_every=N also measures the validation loss (as `eval`).\n"
-             "Examples:\n  train steps=200\n  train steps=1000 batch=16 accum=4\n  train steps=500 eval_every=100",
+             "Every diag_every-th step the optimizer also measures ‖ΔW‖₂ and ‖W‖₂ of each factorized\n"
+             "W = A·Bᵀ (power iteration); the run keeps, per step, the largest ‖ΔW‖₂/η and ρ over\n"
+             "the matrices and the mean σ_A, σ_B (`plot dw_over_eta`, `plot rho`, `plot sigma_a`).\n"
+             "σ and ρ come with every step under spectron and renorm. A step whose loss is above\n"
+             "1.5× the mean of the 50 before it (once 10 are there) counts as a loss spike. A\n"
+             "non-finite loss or gradient stops training: the run is marked diverged, the model\n"
+             "keeps the parameters of the last good step, and the command still succeeds (a\n"
+             "script goes on). `runs` compares the runs.\n"
+             "Examples:\n  train steps=200\n  train steps=1000 batch=16 accum=4\n  train steps=500 eval_every=100\n"
+             "  train steps=300 diag_every=1; plot dw_over_eta",
      .run = cmd_train,
      .opts = (const OptSpec[]){
          {"steps", OPT_INT, NULL, NULL, 1, 1e9, "optimizer steps to take (required)"},
          {"eval_every", OPT_INT, "0", NULL, 0, 1e9, "measure the validation loss every N steps and at the end (0: never)"},
          {"eval_batches", OPT_INT, "10", NULL, 1, 1e6, "validation batches per measurement"},
+         {"diag_every", OPT_INT, "10", NULL, 0, 1e9, "measure ‖ΔW‖₂, ‖W‖₂ every N steps (0: never)"},
          BATCH_OPTS,
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "step", .family = "training", .args = "[batch= accum= seq=]",
-     .summary = "take one optimizer step and show its statistics",
-     .help = "Example:\n  step\n  step batch=4", .run = cmd_step,
+     .summary = "take one optimizer step and show its statistics and spectral diagnostics",
+     .help = "Prints the step's loss, learning rate, gradient norm before and after clipping, the\n"
+             "clip scale and the optimizer's share of the step time; then, for a factorized model,\n"
+             "one row per matrix W = A·Bᵀ: σ_A = ‖A‖₂, σ_B = ‖B‖₂ (before the update), the factor\n"
+             "step ρ, ‖ΔW‖₂ of the update, ‖ΔW‖₂/η (η: the step's lr; Spectron keeps it ≤ 1, up to\n"
+             "Newton–Schulz's slack) and ‖W‖₂ after it. \"–\" marks a value not computed. `inspect`\n"
+             "shows the same rows sorted, worst first. --json: one object with the global fields\n"
+             "and \"matrices\":[{name, sigma_a, sigma_b, rho, dw_norm, dw_over_eta, w_norm, …}].\n"
+             "Examples:\n  step\n  step batch=4\n  optim spectron; step; inspect",
+     .run = cmd_step,
      .opts = (const OptSpec[]){BATCH_OPTS, {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "eval", .family = "training", .args = "[batches=N] [batch= seq=]",
      .summary = "validation loss and perplexity (the same batches every time)",
@@ -240,9 +257,102 @@ const CmdSpec commands[] = {
          {"seed", OPT_INT, NULL, NULL, 0, 0, "sampling seed (default: the session seed + calls so far)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 
+    // ---- inspection ----
+    {.name = "inspect", .family = "inspection", .args = "[sort=dw_over_eta|rho|sigma|name] [top=3]",
+     .summary = "the last step's spectral diagnostics per matrix, worst first (the Spectron view)",
+     .help = "Reads the optimizer's diagnostics of the last update: for each factorized W = A·Bᵀ,\n"
+             "σ_A, σ_B, the factor step ρ, ‖ΔW‖₂/η and ‖W‖₂, sorted (by ‖ΔW‖₂/η unless sort=) with\n"
+             "the top= worst marked with * (in color on a terminal). Spectron bounds ‖ΔW‖₂/η by 1\n"
+             "(up to Newton–Schulz's slack, ≤ 1.3); factorized AdamW does not. ‖ΔW‖₂ is measured on\n"
+             "steps with diagnostics: every `step`, every diag_every-th step of `train`; after a\n"
+             "step without them the rows show σ and ρ only. Needs a factorized model and a step.\n"
+             "Examples:\n  step; inspect\n  inspect sort=rho top=5",
+     .run = cmd_inspect,
+     .opts = (const OptSpec[]){
+         {"sort", OPT_ENUM, "dw_over_eta", "dw_over_eta|rho|sigma|name", 0, 0, "the column to sort by (descending)"},
+         {"top", OPT_INT, "3", NULL, 0, 1 << 20, "how many of the worst rows to mark"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+
+    // ---- ensembles ----
+    {.name = "ensemble", .sub = "new", .family = "ensembles", .args = "K [seeds=S0,S1,…] [same_init=yes|no]",
+     .summary = "K members of the current model config, trained together by `train` (WASH, PAPA)",
+     .help = "Each member has its own Model, optimizer state (of the optimizer set now), seed and data\n"
+             "order. Without seeds=, member 0 starts from the current model (and continues its data\n"
+             "stream and step); member i's initialization seed is the model's seed + i and its data\n"
+             "seed the session seed + i. seeds= gives every member its own initialization and data\n"
+             "seed. same_init=yes starts every member from member 0's weights. Memory grows by K\n"
+             "models with their gradients and optimizer state (`model info` shows it). Until\n"
+             "`ensemble average` or `ensemble use`, `train` and `eval` work on the members.\n"
+             "Examples:\n  ensemble new 4\n  ensemble new 3 seeds=1,2,3\n  ensemble new 4 same_init=yes",
+     .min_pos = 1, .max_pos = 1, .pos = POS_TEXT, .run = cmd_ensemble_new,
+     .opts = (const OptSpec[]){
+         {"seeds", OPT_STRING, NULL, NULL, 0, 0, "K comma-separated seeds (initialization and data order)"},
+         {"same_init", OPT_BOOL, "off", NULL, 0, 0, "every member starts from member 0's weights"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+    {.name = "ensemble", .sub = "wash", .family = "ensembles",
+     .args = "p=P [every=1] [schedule=linear|flat] [opt_state=yes|no]",
+     .summary = "WASH: after each step shuffle a few coordinates across the members",
+     .help = "WASH (Fournier et al. 2024): after every every-th step, each parameter coordinate is\n"
+             "picked with probability p_l and its K values are randomly permuted across the members.\n"
+             "schedule=linear: p_l falls with depth from p at the embedding (the first layer) through\n"
+             "the blocks to 0 at the final norm and head (the last); flat: p everywhere.\n"
+             "opt_state=yes moves the optimizer moments (optim.m/optim.v) with their values. `train`\n"
+             "reports the values exchanged: what a distributed run would communicate.\n"
+             "Examples:\n  ensemble wash p=0.05\n  ensemble wash p=0.1 every=2 schedule=flat opt_state=no",
+     .run = cmd_ensemble_wash,
+     .opts = (const OptSpec[]){
+         {"p", OPT_FLOAT, NULL, NULL, 0, 1, "shuffle probability at the first layer (required)"},
+         {"every", OPT_INT, "1", NULL, 1, 1e9, "shuffle after every N-th step"},
+         {"schedule", OPT_ENUM, "linear", "linear|flat", 0, 0, "p over depth: falling to 0 at the head, or flat"},
+         {"opt_state", OPT_BOOL, "on", NULL, 0, 0, "permute the optimizer moments too"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+    {.name = "ensemble", .sub = "papa", .family = "ensembles", .args = "[alpha=0.1] [every=1]",
+     .summary = "PAPA: pull every member toward the members' mean (the costlier baseline)",
+     .help = "After every every-th step, θ_i ← (1−α)·θ_i + α·mean(θ). Each pull communicates every\n"
+             "member's whole parameter vector (K·N values). alpha=1 makes the members equal.\n"
+             "Examples:\n  ensemble papa alpha=0.1\n  ensemble papa alpha=0.5 every=10",
+     .run = cmd_ensemble_papa,
+     .opts = (const OptSpec[]){
+         {"alpha", OPT_FLOAT, "0.1", NULL, 0, 1, "how far toward the mean each pull goes"},
+         {"every", OPT_INT, "1", NULL, 1, 1e9, "pull after every N-th step"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+    {.name = "ensemble", .sub = "off", .family = "ensembles", .args = "",
+     .summary = "members train independently (no WASH, no PAPA)",
+     .help = "Example:\n  ensemble off", .run = cmd_ensemble_off},
+    {.name = "ensemble", .sub = "eval", .family = "ensembles", .args = "[batches=N] [batch= seq=]",
+     .summary = "val loss of each member, the ensemble, and the averaged model (factors and product)",
+     .help = "On the same validation batches as `eval`: each member's loss; the ensemble's (the\n"
+             "members' probabilities averaged per token, then the NLL); the weight-averaged model with\n"
+             "mode=factors (mean A, mean B) and mode=product (mean A_i·B_iᵀ, truncated back to rank r by\n"
+             "SVD, with its truncation error ‖W̄−A′B′ᵀ‖_F/‖W̄‖_F). Embedding, head and norms are averaged\n"
+             "directly in both. A·Bᵀ = (AQ)(BQ)ᵀ for any orthogonal Q, so the factor average is not the\n"
+             "product average. --json: members, member_mean, ensemble, avg_factors, avg_product,\n"
+             "truncation_error, values_communicated. `eval` shows the same while an ensemble exists.\n"
+             "Examples:\n  ensemble eval\n  ensemble eval batches=50",
+     .run = cmd_ensemble_eval,
+     .opts = (const OptSpec[]){
+         {"batches", OPT_INT, "20", NULL, 1, 1e6, "validation batches to average"},
+         {"batch", OPT_INT, NULL, NULL, 1, 1 << 20, "sequences per batch (default: `set batch`)"},
+         {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: the model's seq)"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+    {.name = "ensemble", .sub = "average", .family = "ensembles", .args = "[mode=product|factors]",
+     .summary = "replace the ensemble by its weight-averaged model",
+     .help = "mode=product averages each W = A·Bᵀ and truncates back to rank r (reporting the error);\n"
+             "mode=factors averages A and B. The averaged model continues at the members' step with\n"
+             "fresh optimizer state.\n"
+             "Examples:\n  ensemble average\n  ensemble average mode=factors",
+     .run = cmd_ensemble_average,
+     .opts = (const OptSpec[]){
+         {"mode", OPT_ENUM, "product", "product|factors", 0, 0, "average the products W or the factors A, B"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+    {.name = "ensemble", .sub = "use", .family = "ensembles", .args = "I",
+     .summary = "continue with member I (and its optimizer state); the others are freed",
+     .help = "Example:\n  ensemble use 0", .min_pos = 1, .max_pos = 1, .pos = POS_TEXT, .run = cmd_ensemble_use},
+
     // ---- output ----
     {.name = "plot", .family = "output",
-     .args = "[loss|val|lr|gnorm|clip|tok_per_s|seconds] [from=FILE] [png=FILE] [svg=FILE] [width=72 height=16]",
+     .args = "[loss|val|lr|gnorm|clip|tok_per_s|seconds|dw_over_eta|rho|sigma_a|sigma_b] [from=FILE] [png=FILE] "
+             "[svg=FILE] [width=72 height=16]",
      .summary = "chart a training metric by step in the terminal (braille), every run overlaid",
      .help = "Draws the field over the steps of every run (see `run`) with Unicode braille\n"
              "characters (2×4 dots per cell): y from its min to its max, x the step range, a\n"
@@ -250,7 +360,10 @@ const CmdSpec commands[] = {
              "terminal). `plot loss` adds the validation losses from `eval` / `train eval_every=`\n"
              "as points. from=FILE reads a file written by `log` instead of this session's runs.\n"
              "png= / svg= also hand the same data to gnuplot (when installed) for an image file.\n"
-             "Examples:\n  plot\n  plot lr\n  plot gnorm width=100 height=20\n"
+             "The spectral fields come from the steps that measured them (see `help train`,\n"
+             "diag_every=): dw_over_eta and rho are the largest over the factorized matrices,\n"
+             "sigma_a and sigma_b the mean ‖A‖₂, ‖B‖₂.\n"
+             "Examples:\n  plot\n  plot lr\n  plot gnorm width=100 height=20\n  plot dw_over_eta\n"
              "  plot loss png=loss.png\n  plot loss from=run1.jsonl svg=run1.svg",
      .max_pos = 1, .pos = POS_WORD, .words = plot_fields, .run = cmd_plot,
      .opts = (const OptSpec[]){
@@ -263,7 +376,8 @@ const CmdSpec commands[] = {
     {.name = "log", .family = "output", .args = "[FILE|off]",
      .summary = "append every training step to FILE as a JSON line (`log off` stops)",
      .help = "Each line: {\"step\", \"loss\", \"lr\", \"grad_norm\", \"clip_scale\", \"tok_per_s\",\n"
-             "\"seconds\", \"run\"}; a validation loss adds {\"step\", \"val_loss\", \"run\"}. The file is\n"
+             "\"seconds\", \"run\"}, plus \"dw_over_eta\", \"rho\", \"sigma_a\", \"sigma_b\" on steps that\n"
+             "measured them; a validation loss adds {\"step\", \"val_loss\", \"run\"}. The file is\n"
              "appended to and flushed after every line, so `tail -f` follows it and a crash keeps it.\n"
              "`plot FIELD from=FILE` draws it later. With no argument: where logging goes.\n"
              "Examples:\n  log run1.jsonl\n  log off",
@@ -276,18 +390,32 @@ const CmdSpec commands[] = {
              "next one. A name already taken gets -2, -3, …\n"
              "Examples:\n  run baseline; train steps=200\n  run lr-1e-3; optim lr=1e-3; train steps=200; plot",
      .max_pos = 1, .pos = POS_TEXT, .run = cmd_run},
+    {.name = "runs", .family = "output", .args = "",
+     .summary = "compare the runs: optimizer, lr, final and validation loss, spikes, divergence, max ‖ΔW‖₂/η",
+     .help = "One row per run: the optimizer and lr it trained with, its steps, its last training\n"
+             "loss, its last validation loss (`eval` or `train eval_every=`; \"–\" when none), the\n"
+             "number of loss spikes (steps whose loss exceeds 1.5× the mean of the 50 before),\n"
+             "whether it diverged (a non-finite loss or gradient stopped it) and the largest\n"
+             "‖ΔW‖₂/η measured (see `help train`, diag_every=). --json: one object per run with\n"
+             "run, optim, lr, steps, loss, val_loss, spikes, diverged, diverged_at, max_dw_over_eta.\n"
+             "Examples:\n  runs\n  run a; train steps=100; run b; optim spectron; train steps=100; runs",
+     .run = cmd_runs},
 
     // ---- measurement ----
     {.name = "bench", .sub = "train", .family = "measurement",
-     .args = "[shape=small|base] [model=dense|factorized|both] [steps=N] [batch=N]",
-     .summary = "training throughput and MFU against this machine's measured sgemm peak",
-     .help = "Measures the sgemm peak once, then trains each model on random tokens.\n"
+     .args = "[shape=tiny|small|base] [model=dense|factorized|both] [optim=NAME] [steps=N] [batch=N]",
+     .summary = "training throughput, MFU and the optimizer's share of the step time",
+     .help = "Measures the sgemm peak once, then trains each model on random tokens with optim=\n"
+             "at its default settings (no diagnostics). The optim% column (JSON optim_fraction) is\n"
+             "the mean share of the step's wall time spent in the optimizer update.\n"
              "Independent of the session's model and data.\n"
-             "Examples:\n  bench train\n  bench train shape=base model=factorized steps=10",
+             "Examples:\n  bench train\n  bench train optim=spectron model=factorized\n"
+             "  bench train shape=base model=factorized steps=10",
      .run = cmd_bench_train,
      .opts = (const OptSpec[]){
          {"shape", OPT_ENUM, "small", "tiny|small|base", 0, 0, "model preset"},
          {"model", OPT_ENUM, "both", "dense|factorized|both", 0, 0, "which variants to run"},
+         {"optim", OPT_ENUM, "adamw", "sgd|adamw|muon|spectron|renorm|ortho", 0, 0, "the optimizer to time"},
          {"steps", OPT_INT, "5", NULL, 1, 100000, "timed steps (after one warm-up step)"},
          {"batch", OPT_INT, NULL, NULL, 1, 1 << 20, "sequences per step (default: `set batch`)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
@@ -398,7 +526,11 @@ static int run_command(Session *s, const Words *w) {
     char title[64];
     const CmdSpec *c = resolve(w, &first, &err);
     Args a;
-    if (!c || args_parse(&a, w, first, c->opts, command_title(c, title, sizeof title), &err) != 0) {
+    if (c) command_title(c, title, sizeof title);
+    int parsed = !c ? -1
+                 : c->dyn_key ? args_parse_open(&a, w, first, &err)  // the handler checks the keys
+                              : args_parse(&a, w, first, c->opts, title, &err);
+    if (parsed != 0) {
         out_error(s, w->text, err.msg);
         return -1;
     }

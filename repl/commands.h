@@ -19,14 +19,20 @@ typedef struct CmdSpec {
     const char *const *words;    // POS_WORD: the words to complete
     const OptSpec *opts;         // ends with {NULL}; NULL: no options
     int (*run)(Session *s, const Args *a, Err *err);
+    // Options that depend on a word typed (optim NAME: that optimizer's keys, from the engine).
+    // When set, `opts` is unused: dispatch accepts any key= and the handler checks them. The
+    // i-th key for `word` (NULL: no word typed, the session's current choice), NULL past the last.
+    const char *(*dyn_key)(const Session *s, const char *word, int i);
+    // `help CMD [WORD]` calls this after the usage line to list those options.
+    void (*dyn_help)(Session *s, const char *word);
 } CmdSpec;
 
 extern const CmdSpec commands[];
 extern const int n_commands;
 
-// Lists the engine accepts, shared by commands and completion.
+// Lists the engine accepts, shared by commands and completion (optimizers: the engine's
+// optim_names).
 extern const char *const preset_names[];      // NULL-terminated
-extern const char *const optimizer_names[];   // NULL-terminated
 
 // Look up "name" or "name sub"; NULL when absent.
 const CmdSpec *command_find(const char *name, const char *sub);
@@ -64,6 +70,29 @@ int cmd_bench_generate(Session *s, const Args *a, Err *err);
 int cmd_plot(Session *s, const Args *a, Err *err);
 int cmd_log(Session *s, const Args *a, Err *err);
 int cmd_run(Session *s, const Args *a, Err *err);
+int cmd_runs(Session *s, const Args *a, Err *err);
+int cmd_inspect(Session *s, const Args *a, Err *err);
+int cmd_ensemble_new(Session *s, const Args *a, Err *err);
+int cmd_ensemble_wash(Session *s, const Args *a, Err *err);
+int cmd_ensemble_papa(Session *s, const Args *a, Err *err);
+int cmd_ensemble_off(Session *s, const Args *a, Err *err);
+int cmd_ensemble_eval(Session *s, const Args *a, Err *err);
+int cmd_ensemble_average(Session *s, const Args *a, Err *err);
+int cmd_ensemble_use(Session *s, const Args *a, Err *err);
+// ensemble (cmd_ensemble.c): `train` with an ensemble trains its members; `model info` adds
+// the ensemble's memory.
+int ensemble_cmd_train(Session *s, const Args *a, Err *err);
+void ensemble_info(Session *s);
+
+// optim (cmd_optim.c): the keys optimizer `word` takes (NULL: the session's), for the command
+// table, completion and help.
+const char *optim_dyn_key(const Session *s, const char *word, int i);
+void optim_dyn_help(Session *s, const char *word);
+// The per-matrix diagnostics of the trainer's last update as a table and into JSON (`step`).
+void optim_diag_table(Session *s, cJSON *into);
+// Point the trainer's optimizer at a new config: new state, same step count and data stream;
+// says what state of the old optimizer was reset. `why` leads the note ("optimizer switched").
+int optim_rebuild_trainer(Session *s, const char *why, Err *err);
 
 // The runs `plot` draws, one line each (for `show` and `run`).
 void runs_describe(const Session *s, const char *indent);
@@ -85,5 +114,5 @@ void optim_describe(const Session *s, const OptimConfig *o, cJSON *into);
 // come for free.
 extern const OptSpec settings[];
 
-// Readline completion (complete.c).
-void completion_install(void);
+// Readline completion (complete.c); s answers what depends on the session (optim's keys).
+void completion_install(const Session *s);

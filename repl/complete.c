@@ -6,6 +6,10 @@
 #include <string.h>
 #include "commands.h"
 
+// Readline's completion callback takes no argument: the session whose state some completions
+// depend on (optim's keys follow the current optimizer) is kept here by completion_install.
+static const Session *session;
+
 // The array readline wants: [0] the common prefix of all matches, then the matches, NULL.
 typedef struct Matches {
     char **v;          // v[0] reserved for the common prefix
@@ -126,14 +130,24 @@ static void add_positional(Matches *m, const CmdSpec *c, const Words *w, int fir
     }
 }
 
+static void add_key(Matches *m, const Words *w, int first, const char *name) {
+    char key[72];
+    snprintf(key, sizeof key, "%s=", name);
+    int given = 0;
+    for (int i = first; i < w->n; i++) given |= strncmp(w->w[i], key, strlen(key)) == 0;
+    if (!given) add(m, key);
+}
+
 static void add_option_names(Matches *m, const CmdSpec *c, const Words *w, int first) {
-    for (const OptSpec *o = c->opts; o && o->name; o++) {
-        char key[72];
-        snprintf(key, sizeof key, "%s=", o->name);
-        int given = 0;
-        for (int i = first; i < w->n; i++) given |= strncmp(w->w[i], key, strlen(key)) == 0;
-        if (!given) add(m, key);
+    if (c->dyn_key) {  // the keys of the word typed (`optim spectron mo<Tab>`), else the current one's
+        const char *word = NULL;
+        for (int i = first; i < w->n && !word; i++)
+            if (w->quoted[i] || !strchr(w->w[i], '=')) word = w->w[i];
+        const char *k;
+        for (int i = 0; (k = c->dyn_key(session, word, i)); i++) add_key(m, w, first, k);
+        return;
     }
+    for (const OptSpec *o = c->opts; o && o->name; o++) add_key(m, w, first, o->name);
 }
 
 static void complete_arguments(Matches *m, const Words *w, int value_of_last) {
@@ -170,7 +184,8 @@ static char **complete(const char *text, int start, int end) {
     return finish(&m);
 }
 
-void completion_install(void) {
+void completion_install(const Session *s) {
+    session = s;
     rl_readline_name = "lrsh";  // for `$if lrsh` in ~/.inputrc
     rl_attempted_completion_function = complete;
     rl_completer_word_break_characters = " \t\n\"'=;";

@@ -258,6 +258,30 @@ int args_parse(Args *a, const Words *w, int first, const OptSpec *spec, const ch
     return 0;
 }
 
+int args_parse_open(Args *a, const Words *w, int first, Err *err) {
+    memset(a, 0, sizeof *a);
+    a->pos = xrealloc(NULL, (size_t)(w->n + 1) * sizeof *a->pos);
+    for (int i = first; i < w->n; i++) {
+        size_t key_len;
+        if (w->quoted[i] || !split_option(w->w[i], &key_len)) {
+            a->pos[a->n_pos++] = w->w[i];
+            continue;
+        }
+        int bad = 0;
+        if (key_len >= sizeof a->own_key[0]) bad = err_set(err, "option name too long: %.40s…", w->w[i]);
+        else if (a->n_opt == ARGS_MAX_OPTS) bad = err_set(err, "too many options");
+        if (!bad) {
+            memcpy(a->own_key[a->n_opt], w->w[i], key_len);
+            a->own_key[a->n_opt][key_len] = '\0';
+            if (args_has(a, a->own_key[a->n_opt])) bad = err_set(err, "option %s= given twice", a->own_key[a->n_opt]);
+        }
+        if (bad) { args_free(a); return -1; }
+        a->key[a->n_opt] = a->own_key[a->n_opt];
+        a->val[a->n_opt++] = w->w[i] + key_len + 1;
+    }
+    return 0;
+}
+
 void args_free(Args *a) {
     free(a->pos);
     memset(a, 0, sizeof *a);

@@ -39,6 +39,7 @@ typedef struct Args {
     int n_opt;
     const char *key[ARGS_MAX_OPTS], *val[ARGS_MAX_OPTS];
     const OptSpec *spec;   // for defaults
+    char own_key[ARGS_MAX_OPTS][64];  // args_parse_open: the keys (no spec to point into)
 } Args;
 
 // Sort w->w[first..] into positionals and key=value options; every option must be in spec
@@ -46,6 +47,10 @@ typedef struct Args {
 // command in messages ("tok train").
 int args_parse(Args *a, const Words *w, int first, const OptSpec *spec, const char *cmd, Err *err);
 void args_free(Args *a);
+// The same split for a command whose keys are checked by its handler (they depend on a word
+// typed, as optim's depend on the optimizer): any identifier key is accepted, values unchecked;
+// a key given twice is still an error.
+int args_parse_open(Args *a, const Words *w, int first, Err *err);
 
 // Typed access to a checked option: the value given, else the spec's default, else fallback.
 int args_has(const Args *a, const char *key);

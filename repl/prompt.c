@@ -82,7 +82,7 @@ int prompt_loop(Session *s) {
     char hist[1024];
     history_path(hist, sizeof hist);
     history_open(hist);
-    completion_install();
+    completion_install(s);
     rl_catch_signals = 0;
     rl_getc_function = read_key;
     if (s->json) rl_outstream = stderr;  // stdout carries only JSON

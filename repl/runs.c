@@ -1,6 +1,7 @@
 // runs.c — the session's training history (named runs) and the JSON lines training log.
 #include "runs.h"
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
@@ -52,6 +53,7 @@ const char *runlog_start(RunLog *r, const char *name) {
     RunSeries *s = &r->runs[r->n_runs];
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%.47s", unique);
+    s->max_dw_over_eta = NAN;
     r->current = r->n_runs++;
     return s->name;
 }
@@ -85,13 +87,30 @@ static int write_line(RunLog *r, cJSON *o, Err *err) {
     return 0;
 }
 
-int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double tok_per_s, Err *err) {
+// Is the newest step of s a loss spike against the SPIKE_WINDOW steps before it?
+static int is_spike(const RunSeries *s) {
+    int k = s->n_steps - 1, from = k - SPIKE_WINDOW < 0 ? 0 : k - SPIKE_WINDOW;
+    if (k - from < SPIKE_MIN_HISTORY || !isfinite(s->steps[k].loss)) return 0;
+    double sum = 0;
+    for (int i = from; i < k; i++) sum += s->steps[i].loss;
+    return s->steps[k].loss > SPIKE_FACTOR * sum / (k - from);
+}
+
+static void add_diag(cJSON *o, const char *key, float v) {
+    if (isfinite(v)) json_add_real(o, key, v);
+}
+
+int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double tok_per_s, const StepDiag *diag,
+                Err *err) {
     RunSeries *s = current(r, default_name, err);
     if (!s) return -1;
     if (grow((void **)&s->steps, &s->cap_steps, s->n_steps, sizeof *s->steps) != 0)
         return err_set(err, "out of memory for the run history");
+    StepDiag none = {NAN, NAN, NAN, NAN}, d = diag ? *diag : none;
     s->steps[s->n_steps++] = (RunPoint){st->step, st->loss, st->lr, st->grad_norm, st->clip_scale, tok_per_s,
-                                        st->seconds};
+                                        st->seconds, d};
+    s->spikes += is_spike(s);
+    if (isfinite(d.dw_over_eta) && !(d.dw_over_eta <= s->max_dw_over_eta)) s->max_dw_over_eta = d.dw_over_eta;
     if (!r->log) return 0;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "step", st->step);
@@ -101,8 +120,39 @@ int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double
     json_add_real(o, "clip_scale", st->clip_scale);
     json_add_real(o, "tok_per_s", tok_per_s);
     json_add_real(o, "seconds", st->seconds);
+    add_diag(o, "dw_over_eta", d.dw_over_eta);
+    add_diag(o, "rho", d.rho);
+    add_diag(o, "sigma_a", d.sigma_a);
+    add_diag(o, "sigma_b", d.sigma_b);
     cJSON_AddStringToObject(o, "run", s->name);
     return write_line(r, o, err);
+}
+
+int runlog_diverged(RunLog *r, const char *default_name, int step, Err *err) {
+    RunSeries *s = current(r, default_name, err);
+    if (!s) return -1;
+    if (!s->diverged_at) s->diverged_at = step;
+    if (!r->log) return 0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "step", step);
+    cJSON_AddTrueToObject(o, "diverged");
+    cJSON_AddStringToObject(o, "run", s->name);
+    return write_line(r, o, err);
+}
+
+void runlog_optim(RunLog *r, const char *optim, float lr) {
+    if (r->current < 0) return;
+    RunSeries *s = &r->runs[r->current];
+    if (!s->optim[0]) {
+        snprintf(s->optim, sizeof s->optim, "%s", optim);
+        s->lr = lr;
+        return;
+    }
+    // a switch of optimizer inside the run: "adamw+spectron"
+    size_t n = strlen(optim), len = strlen(s->optim);
+    const char *last = strrchr(s->optim, '+');
+    last = last ? last + 1 : s->optim;
+    if (strcmp(last, optim) != 0 && len + 1 + n < sizeof s->optim) snprintf(s->optim + len, sizeof s->optim - len, "+%s", optim);
 }
 
 int runlog_val(RunLog *r, const char *default_name, int step, double loss, Err *err) {

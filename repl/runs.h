@@ -5,11 +5,25 @@
 #include <stdio.h>
 #include "../engine/train.h"
 
+// A step's spectral diagnostics over the factorized matrices (NAN: not measured that step).
+typedef struct StepDiag {
+    float dw_over_eta;     // the largest ‖ΔW‖₂/η
+    float rho;             // the largest factor step ρ
+    float sigma_a, sigma_b; // the mean ‖A‖₂, ‖B‖₂
+} StepDiag;
+
 typedef struct RunPoint {
     int step;
     float loss, lr, grad_norm, clip_scale;
     double tok_per_s, seconds;
+    StepDiag diag;
 } RunPoint;
+
+// A loss spike: a step whose loss exceeds SPIKE_FACTOR × the mean loss of the SPIKE_WINDOW
+// steps before it, counted once SPIKE_MIN_HISTORY of them exist.
+#define SPIKE_FACTOR 1.5
+#define SPIKE_WINDOW 50
+#define SPIKE_MIN_HISTORY 10
 
 typedef struct ValPoint {
     int step;
@@ -18,6 +32,11 @@ typedef struct ValPoint {
 
 typedef struct RunSeries {
     char name[48];
+    char optim[48];       // the optimizer(s) its steps used ("adamw", "adamw+spectron")
+    float lr;             // the peak lr of its first step's optimizer
+    int spikes;           // loss spikes (see SPIKE_FACTOR)
+    int diverged_at;      // the step that had a non-finite loss or gradient (0: none)
+    float max_dw_over_eta; // over the steps that measured it (NAN: none did)
     RunPoint *steps;
     int n_steps, cap_steps;
     ValPoint *val;
@@ -42,7 +61,13 @@ const char *runlog_start(RunLog *r, const char *name);
 void runlog_end(RunLog *r);
 // Record one training step in the current run (started under default_name when there is
 // none) and append it to the log file. Returns 0, or -1 with err set when the log write failed.
-int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double tok_per_s, Err *err);
+// diag: the step's spectral summary, or NULL when it has none.
+int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double tok_per_s, const StepDiag *diag,
+                Err *err);
+// Record that the current run diverged at `step` (its loss or gradient was not finite).
+int runlog_diverged(RunLog *r, const char *default_name, int step, Err *err);
+// Note which optimizer and peak lr the current run's steps use (called with each step).
+void runlog_optim(RunLog *r, const char *optim, float lr);
 // Record a validation loss at `step` in the current run (started as above when there is none).
 int runlog_val(RunLog *r, const char *default_name, int step, double loss, Err *err);
 // `log FILE` (appends) and `log off`.

@@ -28,6 +28,7 @@ void session_free(Session *s) {
     runlog_free(&s->runs);
     session_drop_generator(s);
     session_drop_trainer(s);
+    session_drop_ensemble(s, NULL);
     if (s->has_model) model_free(&s->model);
     s->has_model = 0;
     if (s->has_data) dataset_free(&s->data);
@@ -73,6 +74,7 @@ void session_drop_generator(Session *s) {
 void session_replace_model(Session *s, Model *m) {
     session_drop_generator(s);
     session_drop_trainer(s);
+    session_drop_ensemble(s, "its members had the old model's config");
     if (s->has_model) model_free(&s->model);
     s->model = *m;
     memset(m, 0, sizeof *m);
@@ -99,10 +101,18 @@ int session_need_trainer(Session *s, Err *err) {
     return 0;
 }
 
-void session_record_step(Session *s, const StepStats *st, double tok_per_s) {
+void session_record_step(Session *s, const StepStats *st, double tok_per_s, const StepDiag *diag) {
     Err err = {{0}};
     s->dirty = 1;
-    if (runlog_step(&s->runs, s->optim.name, st, tok_per_s, &err) != 0) out_note(s, "warning: %s\n", err.msg);
+    if (runlog_step(&s->runs, s->optim.name, st, tok_per_s, diag, &err) != 0) out_note(s, "warning: %s\n", err.msg);
+    const OptimConfig *o = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
+    runlog_optim(&s->runs, o->name, o->lr);
+}
+
+void session_record_divergence(Session *s, int step) {
+    Err err = {{0}};
+    if (runlog_diverged(&s->runs, s->optim.name, step, &err) != 0) out_note(s, "warning: %s\n", err.msg);
+    runlog_optim(&s->runs, s->optim.name, s->optim.lr);
 }
 
 void session_record_val(Session *s, int step, double loss) {

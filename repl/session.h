@@ -8,6 +8,7 @@
 #include "../engine/err.h"
 #include "../engine/bench.h"
 #include "../engine/dataset.h"
+#include "../engine/ensemble.h"
 #include "../engine/generate.h"
 #include "../engine/model.h"
 #include "../engine/optim.h"
@@ -38,6 +39,8 @@ typedef struct Session {
     OptimConfig optim;           // the optimizer the next trainer gets
     Trainer trainer;
     int has_trainer;
+    Ensemble ens;                // `ensemble new`: K members that `train` trains instead of model
+    int has_ensemble;
     Generator gen;               // built for the current model on the first `generate`
     int has_gen;
     // A checkpoint saved without optimizer state still knows its step and data position: the
@@ -80,6 +83,8 @@ int session_need_model(const Session *s, Err *err);
 void session_drop_data(Session *s, const char *why);
 void session_drop_trainer(Session *s);
 void session_drop_generator(Session *s);
+// Free the ensemble (cmd_ensemble.c), saying why when why != NULL.
+void session_drop_ensemble(Session *s, const char *why);
 // Install m as the session's model (the old one, its trainer and generator are freed); the
 // next training step starts a new run. m is moved from: do not free it.
 void session_replace_model(Session *s, Model *m);
@@ -88,7 +93,9 @@ void session_replace_model(Session *s, Model *m);
 int session_need_trainer(Session *s, Err *err);
 // Record a step (history, log file, unsaved flag) and a validation loss; a failed log write
 // is reported as a note and turns logging off, never stopping training.
-void session_record_step(Session *s, const StepStats *st, double tok_per_s);
+void session_record_step(Session *s, const StepStats *st, double tok_per_s, const StepDiag *diag);
+// A step that failed with a non-finite loss or gradient: the current run diverged there.
+void session_record_divergence(Session *s, int step);
 void session_record_val(Session *s, int step, double loss);
 
 // The directory for lrsh's caches ($XDG_CACHE_HOME/lrsh or ~/.cache/lrsh), created if needed.

@@ -1,0 +1,422 @@
+// ensemble.c — building, stepping, evaluating and averaging an ensemble of K models (see
+// ensemble.h; the WASH shuffle and the PAPA pull are in wash.c).
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+#include "clock.h"
+#include "ensemble.h"
+#include "linalg.h"
+#include "model_internal.h"
+
+EnsembleCoupling ensemble_coupling_default(void) {
+    return (EnsembleCoupling){.method = ENSEMBLE_INDEPENDENT, .p = 0.05f, .schedule = WASH_LINEAR,
+                              .opt_state = 1, .alpha = 0.5f, .every = 1};
+}
+
+int ensemble_set_coupling(Ensemble *e, const EnsembleCoupling *c, Err *err) {
+    if (!(c->p >= 0 && c->p <= 1)) return err_set(err, "p=%g: must be in [0, 1]", c->p);
+    if (!(c->alpha >= 0 && c->alpha <= 1)) return err_set(err, "alpha=%g: must be in [0, 1]", c->alpha);
+    if (c->every < 1) return err_set(err, "every=%d: must be at least 1", c->every);
+    e->coupling = *c;
+    return 0;
+}
+
+// Free members [0, n) and their trainers, skipping `keep` (−1: none).
+static void free_members(Model *members, Trainer *trainers, int n, int keep) {
+    for (int i = 0; i < n; i++) {
+        if (i == keep) continue;
+        if (trainers && trainers[i].model) trainer_free(&trainers[i]);
+        model_free(&members[i]);
+    }
+}
+
+int ensemble_build(Ensemble *e, const ModelConfig *cfg, const Backend *be, const OptimConfig *opt,
+                   const EnsembleSpec *spec, Err *err) {
+    int k = spec->k;
+    if (k < 1 || k > ENSEMBLE_MAX_K) return err_set(err, "K=%d: an ensemble has 1 to %d members", k, ENSEMBLE_MAX_K);
+    if (!spec->init_seeds || !spec->data_seeds) return err_set(err, "ensemble: no seeds");
+    if (spec->from) {
+        cfg = &spec->from->cfg;
+        be = spec->from->be;
+    }
+    if (!cfg || !be) return err_set(err, "ensemble: no model config");
+    Ensemble t;
+    memset(&t, 0, sizeof t);
+    t.k = k;
+    t.be = be;
+    t.same_init = spec->same_init;
+    t.coupling = ensemble_coupling_default();
+    t.mix_rng = spec->mix_seed;
+    t.members = calloc((size_t)k, sizeof *t.members);
+    t.trainers = calloc((size_t)k, sizeof *t.trainers);
+    if (!t.members || !t.trainers) {
+        free(t.members);
+        free(t.trainers);
+        return err_set(err, "ensemble: out of memory");
+    }
+    int built = 0, rc = 0;
+    for (int i = 0; i < k && rc == 0; i++) {
+        ModelConfig c = *cfg;
+        c.seed = spec->init_seeds[i];
+        t.init_seeds[i] = spec->init_seeds[i];
+        t.data_seeds[i] = spec->data_seeds[i];
+        const Model *copy_of = i == 0 ? spec->from : spec->same_init ? &t.members[0] : NULL;
+        if (copy_of) {
+            if (copy_of == spec->from) c.seed = spec->from->cfg.seed;
+            rc = model_alloc(&t.members[i], &c, be, err);
+            if (rc == 0 && t.members[i].n_params != copy_of->n_params) {
+                model_free(&t.members[i]);
+                rc = err_set(err, "ensemble: member %d's layout differs from the model it copies", i);
+            }
+            if (rc == 0) be->copy(t.members[i].params, copy_of->params, sizeof(float) * copy_of->n_params);
+        } else {
+            rc = model_build(&t.members[i], &c, be, err);
+        }
+        if (rc == 0) {
+            rc = trainer_build(&t.trainers[i], &t.members[i], opt, spec->data_seeds[i], err);
+            if (rc) model_free(&t.members[i]);
+            else t.trainers[i].step = spec->start_step;
+        }
+        if (rc == 0) built++;
+    }
+    if (rc) {
+        free_members(t.members, t.trainers, built, -1);
+        free(t.members);
+        free(t.trainers);
+        return -1;
+    }
+    *e = t;
+    return 0;
+}
+
+void ensemble_free(Ensemble *e) {
+    if (!e || !e->members) return;
+    free_members(e->members, e->trainers, e->k, -1);
+    free(e->members);
+    free(e->trainers);
+    memset(e, 0, sizeof *e);
+}
+
+size_t ensemble_bytes(const Ensemble *e, int B, int T) {
+    size_t total = 0;
+    for (int i = 0; i < e->k; i++) {
+        const Model *m = &e->members[i];
+        const Optimizer *o = &e->trainers[i].opt;
+        total += sizeof(float) * (4 * m->n_params + o->n_vec + o->n_work);  // params, grads, m, v
+        total += activations_bytes(m, B, T);
+    }
+    return total;
+}
+
+int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, EnsembleStepStats *out, Err *err) {
+    double t0 = clock_seconds();
+    EnsembleStepStats s;
+    memset(&s, 0, sizeof s);
+    int failed = -1;
+    char why[sizeof err->msg] = "";
+    double loss = 0;
+    for (int i = 0; i < e->k; i++) {
+        Err me = {{0}};
+        if (trainer_step(&e->trainers[i], ds, B, T, accum, &s.member[i], &me) != 0) {
+            if (failed < 0) {
+                failed = i;
+                snprintf(why, sizeof why, "%s", me.msg);
+            }
+            continue;
+        }
+        loss += s.member[i].loss;
+        s.tokens += s.member[i].tokens;
+    }
+    e->step++;
+    s.step = e->step;
+    if (failed >= 0) {
+        e->last_exchanged = 0;
+        return err_set(err, "member %d: %s", failed, why);
+    }
+    s.mean_loss = (float)(loss / e->k);
+    const EnsembleCoupling *c = &e->coupling;
+    double t1 = clock_seconds();
+    if (c->method != ENSEMBLE_INDEPENDENT && e->k > 1 && e->step % c->every == 0) {
+        long moved;
+        if (c->method == ENSEMBLE_WASH)
+            moved = wash_shuffle(e->members, e->trainers, e->k, c->p, c->schedule, c->opt_state, &e->mix_rng,
+                                 &s.picked, err);
+        else
+            moved = papa_pull(e->members, e->k, c->alpha, err);
+        if (moved < 0) return -1;
+        s.mixed = 1;
+        s.exchanged = moved;
+        e->mixes++;
+    }
+    double t2 = clock_seconds();
+    e->last_exchanged = s.exchanged;
+    e->total_exchanged += (double)s.exchanged;
+    s.mix_seconds = t2 - t1;
+    s.seconds = t2 - t0;
+    if (out) *out = s;
+    return 0;
+}
+
+// ---- probabilities ------------------------------------------------------------------------
+
+// As model_token_logprobs, also returning the forward's own mean loss in *loss (NULL: not).
+static int token_logprobs(Model *m, const int32_t *tokens, int B, int T, double *logp, float *loss, Err *err) {
+    float l = 0;
+    if (model_forward(m, tokens, B, T, &l, err) != 0) return -1;
+    if (loss) *loss = l;
+    int V = m->cfg.vocab;
+    size_t n = (size_t)B * T;
+    float *logits = malloc(sizeof(float) * n * V);
+    if (!logits) return err_set(err, "out of memory for %zu×%d logits", n, V);
+    m->be->download(logits, m->acts->logits, sizeof(float) * n * V);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t row = (size_t)b * T + t;
+            const float *x = logits + row * V;
+            int target = tokens[(size_t)b * (T + 1) + t + 1];
+            double mx = x[0];
+            for (int v = 1; v < V; v++)
+                if (x[v] > mx) mx = x[v];
+            double sum = 0;
+            for (int v = 0; v < V; v++) sum += exp((double)x[v] - mx);
+            logp[row] = (double)x[target] - mx - log(sum);
+        }
+    free(logits);
+    return 0;
+}
+
+int model_token_logprobs(Model *m, const int32_t *tokens, int B, int T, double *logp, Err *err) {
+    return token_logprobs(m, tokens, B, T, logp, NULL, err);
+}
+
+// log((1/k)·Σ exp(lp_i)) for k log-probabilities, stable
+static double log_mean_exp(const double *lp, int k) {
+    double mx = lp[0];
+    for (int i = 1; i < k; i++)
+        if (lp[i] > mx) mx = lp[i];
+    double sum = 0;
+    for (int i = 0; i < k; i++) sum += exp(lp[i] - mx);
+    return mx + log(sum) - log((double)k);
+}
+
+// Member losses (forward's) and the ensemble NLL over the same tokens; member_loss may be NULL.
+static int ensemble_losses(Model *members, int k, const int32_t *tokens, int B, int T, double *member_loss,
+                           double *ens_loss, Err *err) {
+    size_t n = (size_t)B * T;
+    double *lp = malloc(sizeof(double) * n * k);
+    if (!lp) return err_set(err, "out of memory");
+    for (int i = 0; i < k; i++) {
+        float l = 0;
+        if (token_logprobs(&members[i], tokens, B, T, lp + i * n, &l, err) != 0) {
+            free(lp);
+            return -1;
+        }
+        if (member_loss) member_loss[i] = l;
+    }
+    double total = 0, one[ENSEMBLE_MAX_K];
+    for (size_t j = 0; j < n; j++) {
+        for (int i = 0; i < k; i++) one[i] = lp[i * n + j];
+        total -= log_mean_exp(one, k);
+    }
+    free(lp);
+    *ens_loss = total / (double)n;
+    return 0;
+}
+
+int ensemble_prob_loss(Model *members, int k, const int32_t *tokens, int B, int T, double *loss, Err *err) {
+    if (k < 1 || k > ENSEMBLE_MAX_K) return err_set(err, "K=%d: 1 to %d members", k, ENSEMBLE_MAX_K);
+    return ensemble_losses(members, k, tokens, B, T, NULL, loss, err);
+}
+
+// ---- averaging ----------------------------------------------------------------------------
+
+static int same_layout(const Model *a, const Model *b) {
+    if (a->n_params != b->n_params || a->n_tensors != b->n_tensors) return 0;
+    for (int i = 0; i < a->n_tensors; i++)
+        if (a->tensors[i].rows != b->tensors[i].rows || a->tensors[i].cols != b->tensors[i].cols ||
+            a->tensors[i].offset != b->tensors[i].offset || a->tensors[i].role != b->tensors[i].role)
+            return 0;
+    return 1;
+}
+
+int models_average(Model *members, int k, EnsembleAvgMode mode, Model *out, EnsembleAvgReport *rep, Err *err) {
+    if (k < 1) return err_set(err, "average: no members");
+    const Model *m0 = &members[0];
+    for (int i = 1; i < k; i++)
+        if (!same_layout(m0, &members[i])) return err_set(err, "average: member %d has another layout", i);
+    const Backend *be = m0->be;
+    Model m;
+    if (model_alloc(&m, &m0->cfg, be, err) != 0) return -1;
+    // host scratch: the largest tensor for each member plus its sum; for products W̄, A′, B′, s
+    size_t most = 0, most_w = 0;
+    for (int i = 0; i < m0->n_tensors; i++) {
+        const TensorDesc *t = &m0->tensors[i];
+        size_t n = (size_t)t->rows * t->cols;
+        if (n > most) most = n;
+        if (t->role == ROLE_FACTOR_A) {
+            size_t w = (size_t)t->rows * m0->tensors[i + 1].rows;
+            if (w > most_w) most_w = w;
+        }
+    }
+    float *h = malloc(sizeof(float) * (most * 2 + (mode == ENSEMBLE_AVG_PRODUCT ? most_w * 2 : 0) + 1));
+    double *acc = malloc(sizeof(double) * most);
+    int rc = h && acc ? 0 : err_set(err, "average: out of memory");
+    EnsembleAvgReport r;
+    memset(&r, 0, sizeof r);
+    double err_sum = 0;
+    for (int ti = 0; rc == 0 && ti < m0->n_tensors; ti++) {
+        const TensorDesc *t = &m0->tensors[ti];
+        size_t n = (size_t)t->rows * t->cols;
+        if (mode == ENSEMBLE_AVG_PRODUCT && t->role == ROLE_FACTOR_B) continue;  // done with its A
+        if (mode == ENSEMBLE_AVG_PRODUCT && t->role == ROLE_FACTOR_A) {
+            const TensorDesc *tb = &m0->tensors[ti + 1];
+            int out_dim = t->rows, in_dim = tb->rows, rank = t->cols;
+            int kk = out_dim < in_dim ? out_dim : in_dim;
+            float *a = h, *b = h + most, *w = h + 2 * most, *s = w + most_w;
+            // W̄ = (1/k)·Σ A_i·B_iᵀ
+            for (int i = 0; i < k; i++) {
+                be->download(a, param(&members[i], ti), sizeof(float) * n);
+                be->download(b, param(&members[i], ti + 1), sizeof(float) * (size_t)in_dim * rank);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, out_dim, in_dim, rank, 1.0f / k, a, rank, b,
+                            rank, i == 0 ? 0.0f : 1.0f, w, in_dim);
+            }
+            if (truncated_svd(w, out_dim, in_dim, rank, a, b, s, err) != 0) {
+                rc = -1;
+                break;
+            }
+            be->upload(param(&m, ti), a, sizeof(float) * n);
+            be->upload(param(&m, ti + 1), b, sizeof(float) * (size_t)in_dim * rank);
+            double total = 0, tail = 0;
+            for (int j = kk - 1; j >= 0; j--) {   // smallest first: the tail sum stays accurate
+                double s2 = (double)s[j] * s[j];
+                total += s2;
+                if (j >= rank) tail += s2;
+            }
+            double rel = total > 0 ? sqrt(tail / total) : 0.0;
+            err_sum += rel;
+            r.n_matrices++;
+            if (rel > r.worst_error || r.n_matrices == 1) {
+                r.worst_error = rel;
+                size_t len = strlen(t->name);
+                snprintf(r.worst_name, sizeof r.worst_name, "%.*s", (int)(len > 2 ? len - 2 : len), t->name);
+            }
+            continue;
+        }
+        for (size_t j = 0; j < n; j++) acc[j] = 0;
+        for (int i = 0; i < k; i++) {
+            be->download(h, param(&members[i], ti), sizeof(float) * n);
+            for (size_t j = 0; j < n; j++) acc[j] += h[j];
+        }
+        for (size_t j = 0; j < n; j++) h[j] = (float)(acc[j] / k);
+        be->upload(param(&m, ti), h, sizeof(float) * n);
+    }
+    free(h);
+    free(acc);
+    if (rc) {
+        model_free(&m);
+        return -1;
+    }
+    r.mean_error = r.n_matrices ? err_sum / r.n_matrices : 0;
+    if (rep) *rep = r;
+    *out = m;
+    return 0;
+}
+
+int ensemble_take_member(Ensemble *e, int i, Model *out_model, Trainer *out_trainer, Err *err) {
+    if (!e->members) return err_set(err, "no ensemble");
+    if (i < 0 || i >= e->k) return err_set(err, "member %d: the ensemble has members 0 to %d", i, e->k - 1);
+    *out_model = e->members[i];
+    if (out_trainer) {
+        *out_trainer = e->trainers[i];
+        out_trainer->model = out_model;
+    } else {
+        Trainer *tr = &e->trainers[i];
+        tr->model = out_model;   // its optimizer state is freed against the model it lives with
+        trainer_free(tr);
+    }
+    free_members(e->members, e->trainers, e->k, i);
+    free(e->members);
+    free(e->trainers);
+    memset(e, 0, sizeof *e);
+    return 0;
+}
+
+// ---- evaluation ---------------------------------------------------------------------------
+
+int ensemble_eval(Ensemble *e, const Dataset *ds, int B, int T, int batches, uint64_t seed, EnsembleEval *out,
+                  Err *err) {
+    if (batches < 1) return err_set(err, "batches=%d: must be at least 1", batches);
+    EnsembleEval r;
+    memset(&r, 0, sizeof r);
+    r.k = e->k;
+    int32_t *tokens = malloc(sizeof(int32_t) * B * (T + 1));
+    if (!tokens) return err_set(err, "out of memory");
+    uint64_t rng = seed;
+    int rc = 0;
+    // the batches trainer_eval would draw with this seed, in its order
+    for (int bi = 0; bi < batches && rc == 0; bi++) {
+        double ml[ENSEMBLE_MAX_K], el = 0;
+        rc = dataset_batch(ds, 1, B, T, &rng, tokens, err);
+        if (rc == 0) rc = ensemble_losses(e->members, e->k, tokens, B, T, ml, &el, err);
+        if (rc) break;
+        for (int i = 0; i < e->k; i++) r.member[i] += ml[i];
+        r.ensemble += el;
+    }
+    free(tokens);
+    if (rc) return -1;
+    for (int i = 0; i < e->k; i++) {
+        r.member[i] /= batches;
+        r.member_mean += r.member[i] / e->k;
+    }
+    r.ensemble /= batches;
+    for (int mode = 0; mode < 2; mode++) {
+        Model avg;
+        EnsembleAvgReport rep;
+        if (ensemble_average(e, (EnsembleAvgMode)mode, &avg, &rep, err) != 0) return -1;
+        double loss = 0;
+        rc = trainer_eval(&avg, ds, B, T, batches, seed, &loss, err);
+        model_free(&avg);
+        if (rc) return -1;
+        if (mode == ENSEMBLE_AVG_FACTORS) r.avg_factors = loss;
+        else {
+            r.avg_product = loss;
+            r.product = rep;
+        }
+    }
+    *out = r;
+    return 0;
+}
+
+int ensemble_grad_cosines(Ensemble *e, const int32_t *tokens, int B, int T, double *cos, Err *err) {
+    int k = e->k;
+    size_t np = e->members[0].n_params;
+    float *g = malloc(sizeof(float) * np * k);
+    if (!g) return err_set(err, "out of memory for %d gradients", k);
+    for (int i = 0; i < k; i++) {
+        Model *m = &e->members[i];
+        float loss;
+        model_zero_grad(m);
+        if (model_forward(m, tokens, B, T, &loss, err) != 0 || model_backward(m, 1.0f, err) != 0) {
+            free(g);
+            return -1;
+        }
+        m->be->download(g + i * np, m->grads, sizeof(float) * np);
+    }
+    double norm[ENSEMBLE_MAX_K];
+    for (int i = 0; i < k; i++) {
+        double s = 0;
+        for (size_t j = 0; j < np; j++) s += (double)g[i * np + j] * g[i * np + j];
+        norm[i] = sqrt(s);
+    }
+    for (int i = 0; i < k; i++)
+        for (int j = i; j < k; j++) {
+            double d = 0;
+            for (size_t x = 0; x < np; x++) d += (double)g[i * np + x] * g[j * np + x];
+            double c = norm[i] > 0 && norm[j] > 0 ? d / (norm[i] * norm[j]) : 0.0;
+            if (i == j) c = 1.0;
+            cos[i * k + j] = cos[j * k + i] = c;
+        }
+    free(g);
+    return 0;
+}

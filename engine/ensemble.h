@@ -1,0 +1,159 @@
+// ensemble.h — K models of one config trained side by side (each its own Model, Trainer,
+// seed and data order), optionally coupled: WASH (Fournier et al. 2024, arXiv 2405.17517)
+// randomly permutes a few coordinates across the members after a step; PAPA pulls every member
+// toward the mean. Then: per-member, ensemble (averaged probabilities) and weight-averaged
+// validation losses, and the averaged model itself. Factorized W = A·Bᵀ is unchanged by
+// A→AQ, B→BQ (Q orthogonal), so averaging the factors is not averaging the products: both
+// modes are offered (mode=factors averages A and B; mode=product averages A_i·B_iᵀ and goes
+// back to rank r by truncated SVD).
+//
+// WASH's layer schedule. Depth d runs over L+2 positions: the embedding is the first (d = 0),
+// block l is d = l+1, the final norm and the output head are the last (d = L+1). schedule
+// linear gives p_d = p·(1 − d/(L+1)): p at the embedding, 0 at the head and final norm; flat
+// gives p everywhere. Each step that mixes, every coordinate of a tensor at depth d is picked
+// independently with probability p_d, and a picked coordinate's K values are permuted by a
+// uniformly random permutation (Fisher–Yates); with opt_state the same permutation moves that
+// coordinate's optimizer moments ("optim.m.NAME", "optim.v.NAME"); the per-matrix power-
+// iteration vectors are not coordinate-aligned and stay with their member.
+//
+// Communication (what a distributed run would send), counted in values:
+//   WASH: the values that change member (a picked coordinate whose permutation fixes a member
+//   moves nothing for it), plus the moments moved with them under opt_state;
+//   PAPA: every member sends its whole parameter vector to the mean (K·N values per pull).
+//
+// Where the work happens: the shuffle, PAPA and the averages run on the host, one tensor at a
+// time through the backend's download/upload (fine at the sizes lrsh trains on a CPU; a
+// Backend-level permutation kernel would keep it on a GPU).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "err.h"
+#include "model.h"
+#include "optim.h"
+#include "train.h"
+#include "dataset.h"
+
+#define ENSEMBLE_MAX_K 16
+
+typedef enum { ENSEMBLE_INDEPENDENT, ENSEMBLE_WASH, ENSEMBLE_PAPA } EnsembleMethod;
+typedef enum { WASH_LINEAR, WASH_FLAT } WashSchedule;
+typedef enum { ENSEMBLE_AVG_FACTORS, ENSEMBLE_AVG_PRODUCT } EnsembleAvgMode;
+
+// How the members are coupled after their steps.
+typedef struct EnsembleCoupling {
+    EnsembleMethod method;
+    float p;                 // WASH: shuffle probability at the first layer, in [0, 1]
+    WashSchedule schedule;
+    int opt_state;           // WASH: permute the optimizer moments with the parameters
+    float alpha;             // PAPA: θ_i ← (1−α)θ_i + α·mean, α in [0, 1]
+    int every;               // mix after every `every`-th ensemble step (≥ 1)
+} EnsembleCoupling;
+
+// What ensemble_build makes.
+typedef struct EnsembleSpec {
+    int k;                       // members, 1..ENSEMBLE_MAX_K
+    const uint64_t *init_seeds;  // k entries: member i's initialization seed (ModelConfig.seed)
+    const uint64_t *data_seeds;  // k entries: member i's batch sampler seed (Trainer.data_rng)
+    int same_init;               // 1: every member starts from member 0's weights
+    const Model *from;           // non-NULL: member 0 starts from a copy of its weights
+    int start_step;              // the members' trainers start at this step (lr schedule position)
+    uint64_t mix_seed;           // seed of the shuffle's generator
+} EnsembleSpec;
+
+typedef struct Ensemble {
+    int k;
+    const Backend *be;
+    Model *members;              // k models of one config
+    Trainer *trainers;           // trainers[i].model == &members[i]
+    uint64_t init_seeds[ENSEMBLE_MAX_K], data_seeds[ENSEMBLE_MAX_K];
+    int same_init;
+    EnsembleCoupling coupling;
+    uint64_t mix_rng;            // the shuffle's generator (advanced by every WASH mix)
+    int step;                    // ensemble steps taken
+    int mixes;                   // WASH shuffles or PAPA pulls done
+    long last_exchanged;         // values communicated by the last step (0 when it did not mix)
+    double total_exchanged;      // over all steps
+} Ensemble;
+
+typedef struct EnsembleStepStats {
+    int step;                    // the ensemble step just taken (1-based)
+    StepStats member[ENSEMBLE_MAX_K];
+    float mean_loss;
+    int mixed;                   // this step ran WASH or PAPA
+    long picked;                 // WASH: coordinates shuffled this step
+    long exchanged;              // values communicated this step (see the header comment)
+    double seconds, mix_seconds; // whole step, and the mixing part of it
+    long tokens;                 // over all members
+} EnsembleStepStats;
+
+typedef struct EnsembleAvgReport {
+    int n_matrices;              // factorized matrices truncated (mode=product)
+    double mean_error, worst_error;  // ‖W̄ − A′B′ᵀ‖_F / ‖W̄‖_F over those matrices
+    char worst_name[64];
+} EnsembleAvgReport;
+
+typedef struct EnsembleEval {
+    int k;
+    double member[ENSEMBLE_MAX_K];   // each member's validation loss
+    double member_mean;
+    double ensemble;             // NLL of the members' averaged probabilities
+    double avg_factors;          // the factor-averaged model's loss
+    double avg_product;          // the product-averaged model's loss
+    EnsembleAvgReport product;   // truncation error of mode=product
+} EnsembleEval;
+
+// Defaults: independent (no coupling), p=0.05 linear, opt_state on, α=0.5, every=1.
+EnsembleCoupling ensemble_coupling_default(void);
+// Build k members of cfg on be with optimizer cfg opt. *e is written only on success.
+int ensemble_build(Ensemble *e, const ModelConfig *cfg, const Backend *be, const OptimConfig *opt,
+                   const EnsembleSpec *spec, Err *err);
+void ensemble_free(Ensemble *e);
+// Check and install a coupling (the ensemble's step count and members are kept).
+int ensemble_set_coupling(Ensemble *e, const EnsembleCoupling *c, Err *err);
+// Bytes the ensemble holds on its device: per member parameters, gradients, optimizer state
+// and scratch, and activations at B×T.
+size_t ensemble_bytes(const Ensemble *e, int B, int T);
+
+// One trainer_step per member (same B, T, accum; each its own batches), then WASH or PAPA
+// when this step is a multiple of `every`. A member whose step fails keeps its parameters; the
+// others still step, nothing is mixed, and the error names the member.
+int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, EnsembleStepStats *out, Err *err);
+
+// WASH's shuffle probability for tensor t of a model with `layers` blocks (see above).
+float wash_tensor_prob(const TensorDesc *t, int layers, float p, WashSchedule schedule);
+// One WASH shuffle over the members (and their optimizer moments when opt_state and trainers
+// != NULL), drawing from *rng. *picked: coordinates shuffled; returns the values exchanged,
+// or −1 with err set.
+long wash_shuffle(Model *members, Trainer *trainers, int k, float p, WashSchedule schedule, int opt_state,
+                  uint64_t *rng, long *picked, Err *err);
+// One PAPA pull: θ_i ← (1−α)θ_i + α·mean (α = 1: every member becomes the mean exactly).
+// Returns the values communicated (k·N), or −1 with err set.
+long papa_pull(Model *members, int k, float alpha, Err *err);
+
+// log p(target) per token (B·T, row b·T + t) of the model on tokens (B×(T+1)): a forward, then
+// the logits read back and log-softmaxed on the host in double precision.
+int model_token_logprobs(Model *m, const int32_t *tokens, int B, int T, double *logp, Err *err);
+// The ensemble's mean NLL on these tokens: −log((1/k)·Σ_i p_i(target)), per token, averaged.
+int ensemble_prob_loss(Model *members, int k, const int32_t *tokens, int B, int T, double *loss, Err *err);
+
+// The weight average of k models of one config into *out (same backend; written only on
+// success): embed, head, norms and dense matrices averaged directly; factorized matrices as
+// factors (mean A, mean B) or as products (mean A_i·B_iᵀ on the host, truncated SVD to rank r,
+// rep gets the truncation errors). rep may be NULL.
+int models_average(Model *members, int k, EnsembleAvgMode mode, Model *out, EnsembleAvgReport *rep, Err *err);
+static inline int ensemble_average(Ensemble *e, EnsembleAvgMode mode, Model *out, EnsembleAvgReport *rep,
+                                   Err *err) {
+    return models_average(e->members, e->k, mode, out, rep, err);
+}
+// Move member i (and its trainer, re-pointed at *out_model) out of the ensemble, then free the
+// rest: *e is empty afterwards. out_trainer may be NULL (the trainer is freed).
+int ensemble_take_member(Ensemble *e, int i, Model *out_model, Trainer *out_trainer, Err *err);
+
+// Validation losses (`batches` batches drawn with seed, the same for every member and model):
+// each member, the ensemble, and both averaged models.
+int ensemble_eval(Ensemble *e, const Dataset *ds, int B, int T, int batches, uint64_t seed, EnsembleEval *out,
+                  Err *err);
+
+// Every member's gradient on the same tokens (B×(T+1)) into its m->grads (zeroed first), and
+// the k×k matrix of pairwise cosines (row-major; 1 on the diagonal) into cos.
+int ensemble_grad_cosines(Ensemble *e, const int32_t *tokens, int B, int T, double *cos, Err *err);

@@ -1,0 +1,382 @@
+// cmd_ensemble.c — the ensemble commands (new, wash, papa, off, eval, average, use) and the
+// hooks `train`, `eval`, `model info` and the session call while an ensemble exists.
+//
+// While an ensemble exists the session's model stays as it was (member 0 started from it,
+// unless seeds= was given); `train` trains the members and `eval` evaluates them. `ensemble
+// average` and `ensemble use I` make a single model again; `model new/load/factorize` drop
+// the ensemble.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "commands.h"
+#include "output.h"
+
+// The same salt as cmd_train.c's, so `ensemble eval` and `eval` draw the same batches.
+#define ENSEMBLE_EVAL_SEED_SALT 0x5eed5eedull
+#define ENSEMBLE_MIX_SEED_SALT 0x3a5fc0ffeeull
+
+static int need_ensemble(const Session *s, Err *err) {
+    if (s->has_ensemble) return 0;
+    return err_set(err, "no ensemble: run `ensemble new K` first (e.g. `ensemble new 4`)");
+}
+
+static const char *method_name(EnsembleMethod m) {
+    return m == ENSEMBLE_WASH ? "wash" : m == ENSEMBLE_PAPA ? "papa" : "independent";
+}
+
+void session_drop_ensemble(Session *s, const char *why) {
+    if (!s->has_ensemble) return;
+    ensemble_free(&s->ens);
+    s->has_ensemble = 0;
+    if (why) out_note(s, "ensemble dropped (%s)\n", why);
+}
+
+// "1,2,3" → k seeds
+static int parse_seeds(const char *text, int k, uint64_t *out, Err *err) {
+    const char *p = text;
+    for (int i = 0; i < k; i++) {
+        char *end;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p || (*end != ',' && *end != '\0'))
+            return err_set(err, "seeds=%s: want %d comma-separated integers (e.g. seeds=1,2,3)", text, k);
+        out[i] = v;
+        p = *end == ',' ? end + 1 : end;
+        if (*end == '\0' && i < k - 1)
+            return err_set(err, "seeds=%s: %d seeds for %d members", text, i + 1, k);
+    }
+    if (*p != '\0') return err_set(err, "seeds=%s: more than %d seeds", text, k);
+    return 0;
+}
+
+// The shape train/eval use: batch=, seq=, accum= as typed, else the session's settings.
+static int shape_of(const Session *s, const Args *a, int *B, int *T, int *accum, Err *err) {
+    *B = (int)args_int(a, "batch", s->batch);
+    *accum = (int)args_int(a, "accum", s->accum);
+    *T = (int)args_int(a, "seq", s->model.cfg.seq);
+    if (*T > s->model.cfg.seq) return err_set(err, "seq=%d is longer than the model's context (%d)", *T, s->model.cfg.seq);
+    return 0;
+}
+
+static int need_data(const Session *s, Err *err) {
+    if (session_need_data(s, err) != 0) return -1;
+    if (s->data.vocab_size > s->model.cfg.vocab)
+        return err_set(err, "the data's vocabulary (%d) is larger than the model's (%d)", s->data.vocab_size,
+                       s->model.cfg.vocab);
+    return 0;
+}
+
+// ---- ensemble new -------------------------------------------------------------------------
+
+int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
+    if (session_need_model(s, err) != 0) return -1;
+    char *end;
+    long k = strtol(a->pos[0], &end, 10);
+    if (*end || k < 1 || k > ENSEMBLE_MAX_K)
+        return err_set(err, "K=%s: an ensemble has 1 to %d members (e.g. `ensemble new 4`)", a->pos[0], ENSEMBLE_MAX_K);
+    int same = args_bool(a, "same_init", 0);
+    uint64_t init[ENSEMBLE_MAX_K], data[ENSEMBLE_MAX_K];
+    const char *seeds = args_str(a, "seeds", NULL);
+    EnsembleSpec sp = {.k = (int)k, .init_seeds = init, .data_seeds = data, .same_init = same,
+                       .mix_seed = s->seed ^ ENSEMBLE_MIX_SEED_SALT};
+    if (seeds) {
+        // every member from its own seed (initialization and data order)
+        if (parse_seeds(seeds, (int)k, init, err) != 0) return -1;
+        memcpy(data, init, sizeof init);
+    } else {
+        // member 0 continues the session's model (and its data stream); the others get seeds after it
+        for (int i = 0; i < k; i++) init[i] = s->model.cfg.seed + (uint64_t)i, data[i] = s->seed + (uint64_t)i;
+        if (s->has_trainer) data[0] = s->trainer.data_rng, sp.start_step = s->trainer.step;
+        else if (s->resume_step > 0) sp.start_step = s->resume_step, data[0] = s->resume_data_rng ? s->resume_data_rng : data[0];
+        sp.from = &s->model;
+    }
+    const OptimConfig *oc = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
+    Ensemble e;
+    if (ensemble_build(&e, &s->model.cfg, s->be, oc, &sp, err) != 0) return -1;
+    session_drop_ensemble(s, "replaced by a new one");
+    s->ens = e;
+    s->has_ensemble = 1;
+    size_t bytes = ensemble_bytes(&e, s->batch, s->model.cfg.seq);
+    char mem[32];
+    out_text(s, "ensemble: %ld members (%s init%s), %s, memory %s\n", k, same ? "same" : "independent",
+             seeds ? ", from seeds=" : ", member 0 from the current model", oc->name,
+             fmt_bytes(mem, sizeof mem, (double)bytes));
+    out_text(s, "  seeds (init, data):");
+    for (int i = 0; i < k; i++) out_text(s, " %d:(%llu, %llu)", i, (unsigned long long)e.init_seeds[i], (unsigned long long)e.data_seeds[i]);
+    out_text(s, "\n");
+    out_note(s, "`train` now trains every member (coupling: independent; see `ensemble wash`, `ensemble papa`)\n");
+    cJSON_AddNumberToObject(s->result, "k", (double)k);
+    cJSON_AddBoolToObject(s->result, "same_init", same);
+    cJSON *arr = cJSON_AddArrayToObject(s->result, "seeds");
+    for (int i = 0; i < k; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)e.init_seeds[i]));
+    cJSON_AddNumberToObject(s->result, "bytes", (double)bytes);
+    cJSON_AddStringToObject(s->result, "optim", oc->name);
+    return 0;
+}
+
+// ---- coupling -----------------------------------------------------------------------------
+
+static void coupling_json(Session *s, const EnsembleCoupling *c) {
+    cJSON_AddStringToObject(s->result, "method", method_name(c->method));
+    if (c->method == ENSEMBLE_WASH) {
+        json_add_real(s->result, "p", c->p);
+        cJSON_AddStringToObject(s->result, "schedule", c->schedule == WASH_FLAT ? "flat" : "linear");
+        cJSON_AddBoolToObject(s->result, "opt_state", c->opt_state);
+    }
+    if (c->method == ENSEMBLE_PAPA) json_add_real(s->result, "alpha", c->alpha);
+    cJSON_AddNumberToObject(s->result, "every", c->every);
+}
+
+int cmd_ensemble_wash(Session *s, const Args *a, Err *err) {
+    if (need_ensemble(s, err) != 0) return -1;
+    if (!args_has(a, "p")) return err_set(err, "ensemble wash needs p= (e.g. ensemble wash p=0.05)");
+    EnsembleCoupling c = s->ens.coupling;
+    c.method = ENSEMBLE_WASH;
+    c.p = (float)args_float(a, "p", 0.05);
+    c.every = (int)args_int(a, "every", 1);
+    c.schedule = strcmp(args_str(a, "schedule", "linear"), "flat") == 0 ? WASH_FLAT : WASH_LINEAR;
+    c.opt_state = args_bool(a, "opt_state", 1);
+    if (ensemble_set_coupling(&s->ens, &c, err) != 0) return -1;
+    const Model *m = &s->ens.members[0];
+    double expect = 0;   // values a shuffle moves on average: Σ p_l·n_l·(K−1)
+    for (int i = 0; i < m->n_tensors; i++)
+        expect += wash_tensor_prob(&m->tensors[i], m->cfg.layers, c.p, c.schedule) * (double)m->tensors[i].rows *
+                  m->tensors[i].cols;
+    expect *= (s->ens.k - 1);
+    char v[32];
+    out_text(s, "WASH: p=%g (%s over depth: embedding %g … head 0), every %d step%s, optimizer moments %s; "
+                "about %s values exchanged per shuffle%s\n",
+             c.p, c.schedule == WASH_FLAT ? "flat" : "linear", c.p, c.every, c.every == 1 ? "" : "s",
+             c.opt_state ? "permuted too" : "kept", fmt_count(v, sizeof v, expect), c.opt_state ? " (plus moments)" : "");
+    coupling_json(s, &c);
+    json_add_real(s->result, "expected_values_per_shuffle", expect);
+    return 0;
+}
+
+int cmd_ensemble_papa(Session *s, const Args *a, Err *err) {
+    if (need_ensemble(s, err) != 0) return -1;
+    EnsembleCoupling c = s->ens.coupling;
+    c.method = ENSEMBLE_PAPA;
+    c.alpha = (float)args_float(a, "alpha", 0.1);
+    c.every = (int)args_int(a, "every", 1);
+    if (ensemble_set_coupling(&s->ens, &c, err) != 0) return -1;
+    long n = 0;
+    const Model *m = &s->ens.members[0];
+    for (int i = 0; i < m->n_tensors; i++) n += (long)m->tensors[i].rows * m->tensors[i].cols;
+    char v[32];
+    out_text(s, "PAPA: every %d step%s each member moves %g of the way to the mean; %s values communicated per pull\n",
+             c.every, c.every == 1 ? "" : "s", c.alpha, fmt_count(v, sizeof v, (double)n * s->ens.k));
+    coupling_json(s, &c);
+    return 0;
+}
+
+int cmd_ensemble_off(Session *s, const Args *a, Err *err) {
+    (void)a;
+    if (need_ensemble(s, err) != 0) return -1;
+    s->ens.coupling.method = ENSEMBLE_INDEPENDENT;
+    out_text(s, "members train independently (no shuffling, no pulling)\n");
+    coupling_json(s, &s->ens.coupling);
+    return 0;
+}
+
+// ---- train (the hook cmd_train calls) -----------------------------------------------------
+
+int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
+    if (!args_has(a, "steps")) return err_set(err, "train needs steps=N (e.g. train steps=100)");
+    int B, T, accum;
+    if (need_data(s, err) != 0 || shape_of(s, a, &B, &T, &accum, err) != 0) return -1;
+    Ensemble *e = &s->ens;
+    int steps = (int)args_int(a, "steps", 1);
+    int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 10);
+    for (int i = 0; i < e->k; i++) e->trainers[i].opt.diag_every = (int)args_int(a, "diag_every", 10);
+    cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
+    Progress p;
+    progress_begin(&p, s, steps);
+    double t0 = now_seconds(), exchanged = 0, seconds = 0, mix_seconds = 0;
+    long tokens = 0;
+    int done = 0, failed = 0;
+    EnsembleStepStats st;
+    memset(&st, 0, sizeof st);
+    while (done < steps && !lrsh_interrupted) {
+        if (ensemble_step(e, &s->data, B, T, accum, &st, err) != 0) {
+            failed = 1;
+            break;
+        }
+        done++;
+        tokens += st.tokens;
+        exchanged += (double)st.exchanged;
+        mix_seconds += st.mix_seconds;
+        seconds = now_seconds() - t0;
+        StepStats rec = st.member[0];   // the run records the members' mean loss at member 0's step
+        rec.loss = st.mean_loss;
+        rec.tokens = st.tokens;
+        rec.seconds = st.seconds;
+        session_record_step(s, &rec, st.seconds > 0 ? (double)st.tokens / st.seconds : 0, NULL);
+        progress_update(&p, done, rec.step, st.mean_loss, (double)tokens / seconds, seconds / done * (steps - done));
+        if (eval_every > 0 && (done % eval_every == 0 || done == steps) && !lrsh_interrupted) {
+            EnsembleEval r;
+            if (ensemble_eval(e, &s->data, B, T, eval_batches, s->seed ^ ENSEMBLE_EVAL_SEED_SALT, &r, err) != 0) {
+                progress_end(&p);
+                return -1;
+            }
+            session_record_val(s, rec.step, r.member_mean);
+            progress_end(&p);
+            out_text(s, "step %d: val loss members %.4f (mean), ensemble %.4f, average factors %.4f, product %.4f\n",
+                     rec.step, r.member_mean, r.ensemble, r.avg_factors, r.avg_product);
+            cJSON *v = cJSON_CreateObject();
+            cJSON_AddNumberToObject(v, "step", rec.step);
+            json_add_real(v, "member_mean", r.member_mean);
+            json_add_real(v, "ensemble", r.ensemble);
+            json_add_real(v, "avg_factors", r.avg_factors);
+            json_add_real(v, "avg_product", r.avg_product);
+            cJSON_AddItemToArray(val, v);
+        }
+    }
+    progress_end(&p);
+    if (failed) {
+        out_note(s, "ensemble training stopped after %d of %d steps\n", done, steps);
+        return -1;
+    }
+    if (done < steps)
+        out_text(s, "interrupted after %d of %d steps; every member keeps the steps taken\n", done, steps);
+    char t[32], d[32], x[32], xs[32];
+    if (done) {
+        out_text(s, "step %d: mean loss %.4f over %d members (", e->trainers[0].step, st.mean_loss, e->k);
+        for (int i = 0; i < e->k; i++) out_text(s, "%s%.4f", i ? " " : "", st.member[i].loss);
+        out_text(s, "), %s tok/s, %s for %d steps\n", fmt_count(t, sizeof t, seconds > 0 ? tokens / seconds : 0),
+                 fmt_duration(d, sizeof d, seconds), done);
+        out_text(s, "%s: %s values exchanged (%s per step), %.1f%% of the time mixing; %s in total since `ensemble new`\n",
+                 method_name(e->coupling.method), fmt_count(x, sizeof x, exchanged),
+                 fmt_count(xs, sizeof xs, exchanged / done), seconds > 0 ? 100 * mix_seconds / seconds : 0.0,
+                 fmt_count(d, sizeof d, e->total_exchanged));
+    }
+    cJSON_AddNumberToObject(s->result, "steps", done);
+    cJSON_AddNumberToObject(s->result, "step", e->trainers[0].step);
+    cJSON_AddNumberToObject(s->result, "k", e->k);
+    cJSON_AddStringToObject(s->result, "method", method_name(e->coupling.method));
+    json_add_real(s->result, "loss", st.mean_loss);
+    cJSON *ml = cJSON_AddArrayToObject(s->result, "member_loss");
+    for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(ml, cJSON_CreateNumber(st.member[i].loss));
+    cJSON_AddNumberToObject(s->result, "values_exchanged", exchanged);
+    cJSON_AddNumberToObject(s->result, "values_exchanged_total", e->total_exchanged);
+    json_add_real(s->result, "tok_per_s", seconds > 0 ? tokens / seconds : 0);
+    json_add_real(s->result, "seconds", seconds);
+    cJSON_AddBoolToObject(s->result, "interrupted", done < steps);
+    return 0;
+}
+
+// ---- eval ---------------------------------------------------------------------------------
+
+int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
+    if (need_ensemble(s, err) != 0) return -1;
+    int B, T, accum;
+    if (need_data(s, err) != 0 || shape_of(s, a, &B, &T, &accum, err) != 0) return -1;
+    int batches = (int)args_int(a, "batches", 20);
+    Ensemble *e = &s->ens;
+    EnsembleEval r;
+    if (ensemble_eval(e, &s->data, B, T, batches, s->seed ^ ENSEMBLE_EVAL_SEED_SALT, &r, err) != 0) return -1;
+    int step = e->trainers[0].step;
+    session_record_val(s, step, r.member_mean);
+    out_text(s, "%-22s %9s %11s\n", "model", "val loss", "perplexity");
+    char name[32];
+    for (int i = 0; i < e->k; i++) {
+        snprintf(name, sizeof name, "member %d", i);
+        out_text(s, "%-22s %9.4f %11.2f\n", name, r.member[i], exp(r.member[i]));
+    }
+    out_text(s, "%-22s %9.4f %11.2f\n", "members (mean)", r.member_mean, exp(r.member_mean));
+    out_text(s, "%-22s %9.4f %11.2f\n", "ensemble (probs)", r.ensemble, exp(r.ensemble));
+    out_text(s, "%-22s %9.4f %11.2f\n", "average: factors", r.avg_factors, exp(r.avg_factors));
+    out_text(s, "%-22s %9.4f %11.2f", "average: product", r.avg_product, exp(r.avg_product));
+    if (r.product.n_matrices)
+        out_text(s, "   truncation ‖W̄−A′B′ᵀ‖/‖W̄‖: mean %.3f, worst %.3f (%s)", r.product.mean_error,
+                 r.product.worst_error, r.product.worst_name);
+    out_text(s, "\n");
+    char x[32];
+    out_text(s, "(step %d, %s coupling, %s values exchanged so far; %d batches of %d × %d tokens)\n", step,
+             method_name(e->coupling.method), fmt_count(x, sizeof x, e->total_exchanged), batches, B, T);
+    cJSON *arr = cJSON_AddArrayToObject(s->result, "members");
+    for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(r.member[i]));
+    json_add_real(s->result, "member_mean", r.member_mean);
+    json_add_real(s->result, "ensemble", r.ensemble);
+    json_add_real(s->result, "avg_factors", r.avg_factors);
+    json_add_real(s->result, "avg_product", r.avg_product);
+    json_add_real(s->result, "truncation_error", r.product.mean_error);
+    json_add_real(s->result, "truncation_error_worst", r.product.worst_error);
+    cJSON_AddNumberToObject(s->result, "step", step);
+    cJSON_AddStringToObject(s->result, "method", method_name(e->coupling.method));
+    cJSON_AddNumberToObject(s->result, "values_communicated", e->total_exchanged);
+    cJSON_AddNumberToObject(s->result, "batches", batches);
+    return 0;
+}
+
+// ---- average / use ------------------------------------------------------------------------
+
+int cmd_ensemble_average(Session *s, const Args *a, Err *err) {
+    if (need_ensemble(s, err) != 0) return -1;
+    EnsembleAvgMode mode = strcmp(args_str(a, "mode", "product"), "factors") == 0 ? ENSEMBLE_AVG_FACTORS
+                                                                                 : ENSEMBLE_AVG_PRODUCT;
+    Model avg;
+    EnsembleAvgReport rep;
+    if (ensemble_average(&s->ens, mode, &avg, &rep, err) != 0) return -1;
+    int k = s->ens.k, step = s->ens.trainers[0].step;
+    uint64_t data_rng = s->ens.trainers[0].data_rng;
+    session_drop_ensemble(s, NULL);
+    session_replace_model(s, &avg);
+    s->resume_step = step;          // the next trainer continues the schedule (fresh moments)
+    s->resume_data_rng = data_rng;
+    s->dirty = 1;
+    out_text(s, "the ensemble's %d members are now one model (mode=%s, step %d)", k,
+             mode == ENSEMBLE_AVG_FACTORS ? "factors" : "product", step);
+    if (mode == ENSEMBLE_AVG_PRODUCT && rep.n_matrices)
+        out_text(s, "; truncation ‖W̄−A′B′ᵀ‖/‖W̄‖ mean %.3f, worst %.3f (%s)", rep.mean_error, rep.worst_error,
+                 rep.worst_name);
+    out_text(s, "\n");
+    cJSON_AddStringToObject(s->result, "mode", mode == ENSEMBLE_AVG_FACTORS ? "factors" : "product");
+    cJSON_AddNumberToObject(s->result, "k", k);
+    cJSON_AddNumberToObject(s->result, "step", step);
+    if (mode == ENSEMBLE_AVG_PRODUCT) {
+        json_add_real(s->result, "truncation_error", rep.mean_error);
+        json_add_real(s->result, "truncation_error_worst", rep.worst_error);
+    }
+    return 0;
+}
+
+int cmd_ensemble_use(Session *s, const Args *a, Err *err) {
+    if (need_ensemble(s, err) != 0) return -1;
+    char *end;
+    long i = strtol(a->pos[0], &end, 10);
+    if (*end || i < 0 || i >= s->ens.k)
+        return err_set(err, "member %s: the ensemble has members 0 to %d", a->pos[0], s->ens.k - 1);
+    int k = s->ens.k;
+    Model m;
+    Trainer tr;
+    if (ensemble_take_member(&s->ens, (int)i, &m, &tr, err) != 0) return -1;
+    s->has_ensemble = 0;
+    session_replace_model(s, &m);
+    s->trainer = tr;
+    s->trainer.model = &s->model;   // the member moved into the session
+    s->has_trainer = 1;
+    s->optim = tr.opt.cfg;
+    s->dirty = 1;
+    out_text(s, "continuing with member %ld of %d (step %d, its optimizer state kept); the others are freed\n", i, k,
+             s->trainer.step);
+    cJSON_AddNumberToObject(s->result, "member", (double)i);
+    cJSON_AddNumberToObject(s->result, "step", s->trainer.step);
+    return 0;
+}
+
+// ---- model info ---------------------------------------------------------------------------
+
+void ensemble_info(Session *s) {
+    if (!s->has_ensemble) return;
+    size_t bytes = ensemble_bytes(&s->ens, s->batch, s->model.cfg.seq);
+    char b[32], x[32];
+    out_text(s, "ensemble   %d members, %s (parameters, gradients, optimizer state and activations); %s "
+                "coupling, step %d, %s values exchanged\n",
+             s->ens.k, fmt_bytes(b, sizeof b, (double)bytes), method_name(s->ens.coupling.method),
+             s->ens.trainers[0].step, fmt_count(x, sizeof x, s->ens.total_exchanged));
+    cJSON *o = cJSON_AddObjectToObject(s->result, "ensemble");
+    cJSON_AddNumberToObject(o, "k", s->ens.k);
+    cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+    cJSON_AddStringToObject(o, "method", method_name(s->ens.coupling.method));
+    cJSON_AddNumberToObject(o, "values_exchanged", s->ens.total_exchanged);
+}

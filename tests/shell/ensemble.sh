@@ -1,0 +1,54 @@
+# ensemble.sh — ensembles from the shell: new, wash, train, eval (table and JSON), papa, off,
+# average (both modes), use, the hooks in eval/step/model info/model save, and bad input.
+. tests/shell/testlib
+
+prep="tok train vocab=512; data load val=0.05; model new tiny dim=32 layers=2 heads=2 kv_heads=2 ffn=64 seq=16 rank=8; optim adamw lr=3e-3"
+run() { "$LRSH" --threads 1 "$@"; }
+
+# new / wash / train / eval / average, as JSON
+out=$(run --json -c "$prep; ensemble new 3 seeds=1,2,3; model info; ensemble wash p=0.2; train steps=6 batch=2; ensemble eval batches=2 batch=2; ensemble average mode=product; eval batches=2 batch=2; train steps=1 batch=2" 2>"$TMP/err"); rc=$?
+check_status round_trip_status 0 $rc
+check_eq round_trip_json "valid 12" "$(printf '%s\n' "$out" | json_lines)"
+new=$(printf '%s\n' "$out" | grep '"command":"ensemble new"')
+check_eq new_k 3 "$(printf '%s\n' "$new" | json_field k)"
+check_eq new_seeds "[1, 2, 3]" "$(printf '%s\n' "$new" | json_field seeds)"
+info=$(printf '%s\n' "$out" | grep '"command":"model info"')
+check_eq info_ensemble_memory True "$(printf '%s\n' "$info" | json_eval 'o["ensemble"]["k"] == 3 and o["ensemble"]["bytes"] > 3 * o["param_bytes"]')"
+train=$(printf '%s\n' "$out" | grep '"command":"train"' | head -n 1)
+check_eq train_members True "$(printf '%s\n' "$train" | json_eval 'o["k"] == 3 and len(o["member_loss"]) == 3 and o["step"] == 6')"
+check_eq train_exchanged True "$(printf '%s\n' "$train" | json_eval 'o["method"] == "wash" and o["values_exchanged"] > 0')"
+ev=$(printf '%s\n' "$out" | grep '"command":"ensemble eval"')
+for key in members member_mean ensemble avg_factors avg_product truncation_error values_communicated; do
+    check_not_contains "eval_key_$key" "$(printf '%s\n' "$ev" | json_field $key)" missing
+done
+check_eq eval_jensen True "$(printf '%s\n' "$ev" | json_eval 'o["ensemble"] <= o["member_mean"] + 1e-5 and 0 <= o["truncation_error"] < 1')"
+avg=$(printf '%s\n' "$out" | grep '"command":"ensemble average"')
+check_eq average_step True "$(printf '%s\n' "$avg" | json_eval 'o["mode"] == "product" and o["step"] == 6')"
+check_eq after_average_single_eval True "$(printf '%s\n' "$out" | grep '"command":"eval"' | json_eval '"val_loss" in o')"
+check_eq after_average_continues 7 "$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1 | json_field step)"
+
+# text: the eval table, `eval` routed to the members, papa, off, use, step refused, save refused
+out=$(run -c "$prep; ensemble new 2 same_init=yes; ensemble papa alpha=0.5 every=2; train steps=4 batch=2; eval batches=2 batch=2; ensemble off; set errexit off; step; model save $TMP/e.safetensors; ensemble use 1; step batch=2" 2>&1); rc=$?
+check_status text_status_reports_the_refusals nonzero $rc
+check_contains papa_line "$out" "PAPA: every 2 steps"
+check_contains papa_train "$out" "papa: "
+check_contains eval_table_ensemble "$out" "ensemble (probs)"
+check_contains eval_table_product "$out" "average: product"
+check_contains eval_table_member "$out" "member 1"
+check_contains off_line "$out" "members train independently"
+check_contains step_refused "$out" "an ensemble is training"
+check_contains save_refused "$out" "ensemble checkpoints are not supported yet"
+check_contains use_member "$out" "continuing with member 1 of 2 (step 4"
+check_contains step_after_use "$out" "step          5"
+
+# a new model drops the ensemble; bad input is refused with a message
+out=$(run -c "$prep; set errexit off; ensemble eval; ensemble new 0; ensemble new 2 seeds=1; ensemble new 2; ensemble wash; ensemble wash p=2; ensemble use 5; model new tiny dim=32 layers=1 heads=2 kv_heads=2 ffn=64 seq=16; ensemble off" 2>&1)
+check_contains no_ensemble "$out" "no ensemble: run \`ensemble new K\` first"
+check_contains bad_k "$out" "an ensemble has 1 to"
+check_contains bad_seeds "$out" "1 seeds for 2 members"
+check_contains wash_needs_p "$out" "ensemble wash needs p="
+check_contains wash_bad_p "$out" "p="
+check_contains use_range "$out" "the ensemble has members 0 to 1"
+check_contains dropped "$out" "ensemble dropped"
+
+finish

@@ -1,0 +1,154 @@
+# optim.sh — the optimizer commands: optim (keys from the engine, per optimizer; switching
+# resets state and says what), step's diagnostics table, train's recorded diagnostics (plot,
+# log, runs), inspect, bench train optim=, divergence, completion, and a short version of
+# demos/spectron_stability.lrsh.
+. tests/shell/testlib
+
+lrsh() { "$LRSH" --threads 1 "$@"; }
+
+out=$(lrsh --json -c 'tok train vocab=512' 2>/dev/null)
+model=$(printf '%s\n' "$out" | json_field path | tr -d '"')
+prep="tok load $model; data load; model new tiny dim=64 seq=32 seed=5"
+
+# ---- optim: every engine optimizer, its own keys, the current settings ----
+out=$(lrsh --json -c 'optim' 2>/dev/null)
+check_eq optim_show_name '"adamw"' "$(printf '%s\n' "$out" | json_field name)"
+check_eq optim_show_all_keys True "$(printf '%s\n' "$out" | json_eval 'all(k in o for k in ["lr", "wd", "beta1", "beta2", "eps", "clip", "warmup", "horizon", "min_lr_ratio"])')"
+for name in sgd adamw muon spectron renorm ortho; do
+    out=$(lrsh --json -c "optim $name lr=0.01" 2>/dev/null); rc=$?
+    check_status "optim_${name}_status" 0 $rc
+    check_eq "optim_${name}_lr" "$name 0.01" "$(printf '%s\n' "$out" | json_eval 'o["name"] + " " + str(o["lr"])')"
+done
+out=$(lrsh -c 'optim spectron power_iters=3 shape_scale=yes; optim' 2>&1)
+check_contains optim_show_spectron_keys "$out" "power_iters=3"
+check_contains optim_show_spectron_bool "$out" "shape_scale=yes"
+check_contains optim_show_readable "$out" "lr=0.02 adam_lr=0.003"
+
+# a key the optimizer does not take: named, with the keys it does take
+out=$(lrsh -c 'optim adamw momentum=0.9' 2>&1); rc=$?
+check_status optim_bad_key_status nonzero $rc
+check_contains optim_bad_key_named "$out" "adamw takes no option 'momentum='"
+check_contains optim_bad_key_lists "$out" "lr= wd= beta1= beta2= eps= clip= warmup= horizon= min_lr_ratio="
+out=$(lrsh -c 'optim spectron momentm=0.9' 2>&1)
+check_contains optim_bad_key_suggest "$out" "did you mean 'momentum='"
+out=$(lrsh -c 'optim renorm ns_steps=3' 2>&1)
+check_contains optim_bad_key_renorm "$out" "renorm takes no option 'ns_steps='"
+out=$(lrsh -c 'optim spectron lr=abc' 2>&1)
+check_contains optim_bad_value "$out" "lr=abc"
+out=$(lrsh -c 'optim spectrn' 2>&1)
+check_contains optim_unknown_name "$out" "did you mean 'spectron'"
+out=$(lrsh --json -c 'help optim adamw' 2>/dev/null)
+check_eq help_optim_keys_adamw "True False" "$(printf '%s\n' "$out" | json_eval '" ".join(str(k in [x["name"] for x in o["options"]]) for k in ["beta1", "momentum"])')"
+check_eq help_optim_all_optimizers "['sgd', 'adamw', 'muon', 'spectron', 'renorm', 'ortho']" "$(printf '%s\n' "$out" | json_eval 'list(o["optimizers"])')"
+
+# switching at any step: the step count and data stream go on, the note says what was reset
+out=$(lrsh -c "$prep; train steps=3; optim spectron; step" 2>&1)
+check_contains optim_switch_note "$out" "optimizer state reset at step 3 (adamw → spectron): adamw's AdamW moments"
+check_contains optim_switch_keeps_step "$out" "step          4 (spectron)"
+out=$(lrsh --json -c "$prep; optim muon; train steps=2; optim lr=0.01" 2>/dev/null)
+check_contains optim_reset_json "$(printf '%s\n' "$out" | tail -n 1 | json_field reset)" "momentum"
+# the same data stream: switching at step 3 leaves step 4's batch as it was
+a=$(lrsh --json -c "$prep; optim spectron; train steps=3; step" 2>/dev/null | tail -n 1 | json_field loss)
+b=$(lrsh --json -c "$prep; optim spectron; train steps=3; optim spectron; step" 2>/dev/null | tail -n 1 | json_field loss)
+check_eq optim_switch_same_batch "$a" "$b"
+
+# ---- step: the global table and one row per factorized matrix ----
+out=$(lrsh --json -c "$prep; optim spectron; step; step" 2>/dev/null | tail -n 1)
+check_eq step_matrices 14 "$(printf '%s\n' "$out" | json_eval 'len(o["matrices"])')"
+check_eq step_globals True "$(printf '%s\n' "$out" | json_eval 'all(k in o for k in ["loss", "lr", "grad_norm", "grad_norm_clipped", "clip_scale", "optim_fraction"])')"
+check_eq step_matrix_keys True "$(printf '%s\n' "$out" | json_eval 'all(all(k in m for k in ["name", "sigma_a", "sigma_b", "rho", "dw_norm", "dw_over_eta", "w_norm"]) for m in o["matrices"])')"
+check_eq step_spectron_bound True "$(printf '%s\n' "$out" | json_eval 'all(0 < m["dw_over_eta"] <= 1.3 and 0 < m["rho"] < o["lr"] for m in o["matrices"])')"
+out=$(lrsh -c "$prep; optim spectron; step" 2>&1)
+check_contains step_table_header "$out" "‖ΔW‖₂/η"
+check_contains step_table_row "$out" "blocks.1.mlp.w3"
+check_contains step_grad_norms "$out" "before clipping"
+out=$(lrsh --json -c "$prep; step" 2>/dev/null | tail -n 1)
+check_eq step_adamw_unbounded True "$(printf '%s\n' "$out" | json_eval 'max(m["dw_over_eta"] for m in o["matrices"]) > 1.3')"
+
+# ---- train: diagnostics every diag_every steps, plottable; spikes and divergence ----
+out=$(lrsh --json -c "$prep; optim spectron; log $TMP/d.jsonl; train steps=6 diag_every=2; plot dw_over_eta; plot rho; plot sigma_a; runs" 2>/dev/null); rc=$?
+check_status train_diag_status 0 $rc
+check_eq plot_dw_points 3 "$(printf '%s\n' "$out" | grep '"plot"' | head -n 1 | json_eval 'o["series"][0]["points"]')"
+check_eq plot_rho_points 6 "$(printf '%s\n' "$out" | grep '"plot"' | sed -n 2p | json_eval 'o["series"][0]["points"]')"
+check_eq runs_max_dw True "$(printf '%s\n' "$out" | tail -n 1 | json_eval '0 < o["max_dw_over_eta"] <= 1.3')"
+logged=$(python3 -c 'import json, sys; print([r["step"] for r in map(json.loads, open(sys.argv[1])) if "dw_over_eta" in r])' "$TMP/d.jsonl")
+check_eq log_dw_steps "[2, 4, 6]" "$logged"
+out=$(lrsh --json -c "plot dw_over_eta from=$TMP/d.jsonl" 2>/dev/null)
+check_eq plot_dw_from_log 3 "$(printf '%s\n' "$out" | json_eval 'o["series"][0]["points"]')"
+out=$(lrsh -c "$prep; train steps=2 diag_every=0; plot dw_over_eta" 2>&1)
+check_contains plot_dw_none "$out" "no step measured it yet"
+# eps=0 makes AdamW divide 0 by 0 on embedding rows no batch touched: the next loss is NaN
+out=$(lrsh --json -c "$prep; optim adamw eps=0; train steps=5; show" 2>/dev/null); rc=$?
+check_status diverged_goes_on 0 $rc
+check_eq diverged_json "True 2" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval 'str(o["diverged"]) + " " + str(o["diverged_at"])')"
+out=$(lrsh -c "$prep; optim adamw eps=0; train steps=5; runs" 2>&1)
+check_contains diverged_says "$out" "diverged: step 2: the loss is not finite"
+check_contains diverged_runs "$out" "at 2"
+
+# ---- inspect: sorted by ‖ΔW‖₂/η, the worst three marked ----
+out=$(lrsh -c "$prep; inspect" 2>&1); rc=$?
+check_status inspect_needs_step nonzero $rc
+check_contains inspect_needs_step_msg "$out" "run \`step\`"
+out=$(lrsh -c "$prep; optim spectron; step; inspect" 2>&1)
+check_contains inspect_marks "$out" "* blocks."
+check_contains inspect_verdict "$out" "within Spectron's bound"
+out=$(lrsh --json -c "$prep; optim spectron; step; inspect" 2>/dev/null | tail -n 1)
+check_eq inspect_sorted True "$(printf '%s\n' "$out" | json_eval '[m["dw_over_eta"] for m in o["matrices"]] == sorted([m["dw_over_eta"] for m in o["matrices"]], reverse=True)')"
+check_eq inspect_worst3 "[True, True, True, False]" "$(printf '%s\n' "$out" | json_eval '[m["worst"] for m in o["matrices"]][:4]')"
+out=$(lrsh -c "$prep; optim spectron; train steps=3 diag_every=0; inspect sort=rho" 2>&1)
+check_contains inspect_unmeasured "$out" "were not measured at the last update"
+
+# ---- bench train optim=: the optimizer's share of the step ----
+out=$(lrsh --json -c 'bench train shape=tiny model=factorized optim=spectron steps=1 batch=2' 2>/dev/null); rc=$?
+check_status bench_optim_status 0 $rc
+check_eq bench_optim_fraction True "$(printf '%s\n' "$out" | json_eval 'o["optim"] == "spectron" and 0 < o["optim_fraction"] < 1')"
+
+# ---- completion: optimizer names, then the keys of the optimizer on the line ----
+complete() {  # TEXT: type it, press Tab twice, print what the terminal shows
+    python3 - "$LRSH" "$1" <<'PY'
+import os, pty, select, sys, time
+lrsh, text = sys.argv[1], sys.argv[2]
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ["HOME"] = os.environ.get("TMP_HOME", "/tmp")
+    os.execv(lrsh, [lrsh, "--threads", "1", "-q"])
+out = b""
+def read(t):
+    global out
+    end = time.time() + t
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try: out += os.read(fd, 65536)
+            except OSError: return
+read(1.0)
+os.write(fd, text.encode() + b"\t\t")
+read(1.0)
+os.kill(pid, 9); os.waitpid(pid, 0)
+sys.stdout.write(out.decode("utf-8", "replace"))
+PY
+}
+export TMP_HOME="$TMP"
+check_contains complete_optim_name "$(complete 'optim spec')" "optim spectron"
+check_contains complete_spectron_key "$(complete 'optim spectron power')" "power_iters="
+check_not_contains complete_adamw_no_momentum "$(complete 'optim adamw mom')" "momentum="
+
+# ---- the stability demo, short: four optimizers, one JSON object each at the end ----
+short="$prep; set batch 4"
+for o in adamw renorm ortho spectron; do
+    short="$short; model new seed=5; optim $o lr=0.02 wd=0.01; run $o; train steps=4 diag_every=2; eval batches=2"
+done
+out=$(lrsh --json -c "$short; runs" 2>/dev/null); rc=$?
+check_status demo_short_status 0 $rc
+runs=$(printf '%s\n' "$out" | grep '"command":"runs"')
+check_eq demo_short_optims "adamw renorm ortho spectron" "$(printf '%s\n' "$runs" | python3 -c 'import json, sys; print(" ".join(json.loads(l)["optim"] for l in sys.stdin))')"
+check_eq demo_short_keys True "$(printf '%s\n' "$runs" | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+print(len(rows) == 4 and all(all(k in r for k in ["optim", "val_loss", "spikes", "diverged", "max_dw_over_eta"]) for r in rows))')"
+check_eq demo_short_bound True "$(printf '%s\n' "$runs" | tail -n 1 | json_eval 'o["max_dw_over_eta"] <= 1.3 and o["diverged"] is False')"
+out=$(lrsh -c "$short; runs; plot loss" 2>&1)
+check_contains demo_short_table "$out" "max ΔW/η"
+check_contains demo_short_plot "$out" "spectron"
+
+finish
