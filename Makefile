@@ -37,14 +37,27 @@ else ifeq ($(CUDA),1)
 else
   USE_CUDA := 0
 endif
-ifeq ($(USE_CUDA),1)
-  ifneq ($(CUDA_SRC),)
-    CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC_PATH))
-    CFLAGS    += -DLRSH_CUDA
-    LDLIBS    += -L$(CUDA_HOME)/lib64 -lcublas -lcudart
-    CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
-  endif
+# Without CUDA, backend_cuda_absent.c stands in: backend_cuda() exists in every build and says why
+# it returns NULL. The rpath lets ./lrsh find libcudart/libcublas without LD_LIBRARY_PATH.
+# --fmad=false: no fused multiply-adds, like the C11 CPU code (-ffp-contract=off), so elementwise
+# kernels match the CPU to the bit where their formulas match.
+NVCCFLAGS := -O3 -std=c++17 -lineinfo --fmad=false -Xcompiler -Wall,-Wextra -Werror all-warnings -MMD -MP \
+             -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+ifeq ($(USE_CUDA)$(if $(CUDA_SRC),1,0),11)
+  CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC_PATH))
+  CFLAGS    += -DLRSH_CUDA
+  LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+  CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+else
+  CUDA_OBJ  := $(BUILD)/kernels/cuda/backend_cuda_absent.o
 endif
+# Turning CUDA on or off changes CFLAGS and the archive's members: a stamp holding the choice,
+# rewritten only when it changes, makes every object (and so the archive and the programs) rebuild.
+# (.DEFAULT_GOAL: this is the first rule in the file, and `make` alone must still build `all`.)
+.DEFAULT_GOAL := all
+CUDA_STAMP := $(BUILD)/cuda-config
+$(shell mkdir -p $(BUILD) && (echo '$(CUDA_OBJ)' | cmp -s - $(CUDA_STAMP) || echo '$(CUDA_OBJ)' > $(CUDA_STAMP)))
+$(CUDA_OBJ) $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/*.c kernels/cpu/*.c repl/*.c)): $(CUDA_STAMP)
 
 ENGINE_SRC := $(wildcard engine/*.c) $(wildcard kernels/cpu/*.c)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tokenizer/tokenizer.o $(CUDA_OBJ)
@@ -77,7 +90,7 @@ $(BUILD)/tokenizer/tokenizer.o: tokenizer/tokenizer.cpp
 
 $(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(LIB)
 	@mkdir -p $(dir $@)

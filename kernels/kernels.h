@@ -80,3 +80,8 @@ struct Backend {
 
 // The CPU backend (always present). threads <= 0 keeps the current OpenMP/BLAS setting.
 const Backend *backend_cpu(int threads);
+
+// The CUDA backend on the first visible GPU, or NULL with a one-line reason in why (no device,
+// no driver, an unsupported card, or a build without CUDA); present in every build.
+// kernels/cuda/backend_cuda.h has its error check, synchronization and precision controls.
+const Backend *backend_cuda(char *why, size_t cap);

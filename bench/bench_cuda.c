@@ -1,0 +1,213 @@
+// bench_cuda — the CUDA backend against the CPU: sgemm peak in fp32, tf32 and bf16; training
+// tokens/s (and MFU against the same precision's sgemm peak) for small, base and a
+// GPT-2-small-shaped model, dense and factorized at rank dim/4; batch-1 decode tokens/s for base.
+// Ends with a summary table. Without a GPU it says why and exits 0 (make bench runs it too).
+// Usage: bench_cuda [quick]   (quick: fewer steps and no GPT-2 shape, for a smoke run)
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../engine/bench.h"
+#include "../engine/model.h"
+#include "../engine/rng.h"
+#include "../engine/train.h"
+#include "../kernels/cuda/backend_cuda.h"
+#include "../kernels/kernels.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// GFLOP/s of C(n×n) = A·B at the current precision: median-free best of 3 timed batches,
+// synchronized before and after each (the GPU runs asynchronously).
+static double gemm_gflops(const Backend *be, int n) {
+    size_t bytes = sizeof(float) * (size_t)n * n;
+    float *a = be->alloc(bytes), *b = be->alloc(bytes), *c = be->alloc(bytes);
+    double best = 0;
+    if (a && b && c) {
+        float *h = malloc(bytes);
+        uint64_t s = 3;
+        for (size_t i = 0; i < (size_t)n * n; i++) h[i] = rng_uniform(&s) - 0.5f;   // not zeros: zeros run faster
+        be->upload(a, h, bytes);
+        be->upload(b, h, bytes);
+        free(h);
+        be->gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);   // warm-up: handle, kernels chosen
+        backend_cuda_synchronize();
+        for (int rep = 0; rep < 3; rep++) {
+            int iters = 0;
+            double t0 = now(), t;
+            do {
+                for (int i = 0; i < 4; i++) be->gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+                iters += 4;
+                backend_cuda_synchronize();
+            } while ((t = now() - t0) < 0.3);
+            double g = 2.0 * n * n * (double)n * iters / t / 1e9;
+            if (g > best) best = g;
+        }
+    }
+    be->release(a); be->release(b); be->release(c);
+    return best;
+}
+
+typedef struct Row {
+    char what[48], backend[8], precision[8];
+    double value, extra;   // tok/s (or GFLOP/s), and MFU or a ratio
+} Row;
+
+static Row rows[64];
+static int n_rows;
+
+static void add_row(const char *what, const char *backend, const char *precision, double value, double extra) {
+    if (n_rows >= 64) return;
+    Row *r = &rows[n_rows++];
+    snprintf(r->what, sizeof r->what, "%s", what);
+    snprintf(r->backend, sizeof r->backend, "%s", backend);
+    snprintf(r->precision, sizeof r->precision, "%s", precision);
+    r->value = value;
+    r->extra = extra;
+}
+
+static ModelConfig shape_config(const char *shape, int factorized, Err *err, int *ok) {
+    ModelConfig c;
+    *ok = 1;
+    if (strcmp(shape, "gpt2") == 0) {
+        c = (ModelConfig){.dim = 768, .layers = 12, .heads = 12, .kv_heads = 12, .ffn = 3072, .seq = 1024,
+                          .vocab = 32768, .rank = 0, .rank_ratio = 0.25f, .rope_theta = 10000.0f, .norm_eps = 1e-5f,
+                          .seed = 1};
+    } else if (model_config_preset(&c, shape, err)) {
+        *ok = 0;
+        return c;
+    } else {
+        c.vocab = 8192;
+    }
+    c.rank = factorized ? c.dim / 4 : 0;
+    return c;
+}
+
+// AdamW training tokens/s on random tokens, after one warm-up step; MFU against peak.
+static int train_row(const Backend *be, const char *shape, int factorized, int batch, int steps, double peak) {
+    Err err;
+    int ok;
+    ModelConfig c = shape_config(shape, factorized, &err, &ok);
+    if (!ok) { fprintf(stderr, "bench_cuda: %s\n", err.msg); return -1; }
+    OptimConfig oc;
+    Model m;
+    Trainer tr;
+    if (optim_config_default(&oc, "adamw", &err) || model_build(&m, &c, be, &err)) {
+        fprintf(stderr, "bench_cuda: %s %s on %s: %s\n", shape, factorized ? "factorized" : "dense", be->name, err.msg);
+        return -1;
+    }
+    if (trainer_build(&tr, &m, &oc, 1, &err)) {
+        fprintf(stderr, "bench_cuda: %s\n", err.msg);
+        model_free(&m);
+        return -1;
+    }
+    long n_tok = (long)batch * (c.seq + 1) * 16;
+    uint16_t *store = malloc(sizeof(uint16_t) * n_tok);
+    uint64_t s = 5;
+    for (long i = 0; i < n_tok; i++) store[i] = (uint16_t)(rng_next(&s) % (uint64_t)c.vocab);
+    Dataset ds = {.vocab_size = c.vocab, .token_bytes = 2, .n_tokens = n_tok, .n_train = n_tok, .tokens = store};
+    StepStats st;
+    int rc = trainer_step(&tr, &ds, batch, c.seq, 1, &st, &err);   // warm-up: activations, cuBLAS heuristics
+    backend_cuda_synchronize();
+    double t0 = now();
+    for (int i = 0; i < steps && rc == 0; i++) rc = trainer_step(&tr, &ds, batch, c.seq, 1, &st, &err);
+    backend_cuda_synchronize();
+    double seconds = now() - t0;
+    const char *cuda_err = strcmp(be->name, "cuda") == 0 ? backend_cuda_last_error() : NULL;
+    if (rc == 0 && !cuda_err) {
+        ModelCounts k = model_counts(&m, batch, c.seq);
+        double tps = (double)batch * c.seq * steps / seconds;
+        double mfu = peak > 0 ? tps * k.train_flops_per_token / 1e9 / peak : 0;
+        const char *prec = strcmp(be->name, "cuda") == 0 ? backend_cuda_precision() : "fp32";
+        printf("train  %-6s %-10s %-4s %-4s batch %2d seq %4d  %10.0f tok/s  MFU %5.1f%%  (%d steps, %.2f s)\n", shape,
+               factorized ? "factorized" : "dense", be->name, prec, batch, c.seq, tps, 100 * mfu, steps, seconds);
+        fflush(stdout);
+        char what[48];
+        snprintf(what, sizeof what, "train %s %s", shape, factorized ? "factorized" : "dense");
+        add_row(what, be->name, prec, tps, mfu);
+    } else {
+        fprintf(stderr, "bench_cuda: training %s on %s failed: %s\n", shape, be->name, cuda_err ? cuda_err : err.msg);
+    }
+    free(store);
+    trainer_free(&tr);
+    model_free(&m);
+    return rc == 0 && !cuda_err ? 0 : -1;
+}
+
+static int decode_row(const Backend *be, int factorized) {
+    Err err;
+    int ok;
+    ModelConfig c = shape_config("base", 0, &err, &ok);
+    GenerateBench r;
+    if (!ok || bench_generate(be, &c, factorized, 256, &r, &err)) {
+        fprintf(stderr, "bench_cuda: decode on %s: %s\n", be->name, err.msg);
+        return -1;
+    }
+    printf("decode base   %-10s %-4s rank %3d  %10.0f tok/s  prefill %8.0f tok/s\n", r.model, be->name, r.rank,
+           r.tok_per_s, r.prefill_tok_per_s);
+    fflush(stdout);
+    add_row(factorized ? "decode base factorized" : "decode base dense", be->name, "fp32", r.tok_per_s, 0);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int quick = argc > 1 && strcmp(argv[1], "quick") == 0;
+    char why[512];
+    const Backend *gpu = backend_cuda(why, sizeof why);
+    if (!gpu) {
+        printf("bench_cuda: skipped: %s\n", why);
+        return 0;
+    }
+    const Backend *cpu = backend_cpu(0);
+    printf("bench_cuda — %s\n             %s\n", gpu->describe(), cpu->describe());
+    static const char *precisions[] = {"fp32", "tf32", "bf16"};
+    double peak[3] = {0};
+    for (int p = 0; p < 3; p++) {
+        backend_cuda_set_precision(precisions[p], why, sizeof why);
+        for (int n = 4096; n <= 8192; n *= 2) {
+            double g = gemm_gflops(gpu, n);
+            printf("sgemm  %-4s n=%d: %.0f GFLOP/s\n", precisions[p], n, g);
+            if (g > peak[p]) peak[p] = g;
+        }
+        add_row("sgemm peak (GFLOP/s)", "cuda", precisions[p], peak[p], 0);
+    }
+    double cpu_peak = 0;
+    Err err;
+    if (bench_sgemm_peak(cpu, &cpu_peak, &err) == 0) add_row("sgemm peak (GFLOP/s)", "cpu", "fp32", cpu_peak, 0);
+    fflush(stdout);
+
+    int rc = 0;
+    const char *shapes[] = {"small", "base", "gpt2"};
+    int n_shapes = quick ? 2 : 3;
+    for (int s = 0; s < n_shapes; s++) {
+        int gpt2 = strcmp(shapes[s], "gpt2") == 0;
+        int batch = gpt2 ? 4 : 8, steps = quick ? 3 : gpt2 ? 5 : 10;
+        for (int f = 0; f <= 1; f++)
+            for (int p = gpt2 ? 1 : 0; p < 2; p++) {   // fp32 and tf32 (gpt2: tf32 only, for time)
+                backend_cuda_set_precision(precisions[p], why, sizeof why);
+                rc |= train_row(gpu, shapes[s], f, batch, steps, peak[p]);
+            }
+        if (!gpt2)
+            for (int f = 0; f <= 1; f++) rc |= train_row(cpu, shapes[s], f, 4, quick ? 1 : 2, cpu_peak);
+    }
+    backend_cuda_set_precision("fp32", why, sizeof why);
+    for (int f = 0; f <= 1; f++) {
+        rc |= decode_row(gpu, f);
+        rc |= decode_row(cpu, f);
+    }
+    const char *e = backend_cuda_last_error();
+    if (e) { fprintf(stderr, "bench_cuda: CUDA error: %s\n", e); rc = -1; }
+
+    printf("\n%-30s %-5s %-5s %14s %9s\n", "summary", "dev", "prec", "value", "MFU");
+    for (int i = 0; i < n_rows; i++) {
+        const Row *r = &rows[i];
+        printf("%-30s %-5s %-5s %14.0f", r->what, r->backend, r->precision, r->value);
+        if (r->extra > 0) printf(" %8.1f%%", 100 * r->extra);
+        printf("\n");
+    }
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,29 @@
+// backend_cuda.h — the CUDA backend's controls beyond the Backend table (kernels/kernels.h
+// declares backend_cuda() itself). Every function here exists in every build: without CUDA
+// (make CUDA=0, or no nvcc) they come from backend_cuda_absent.c and report that plainly.
+#pragma once
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// The first CUDA/cuBLAS error since start (or since backend_cuda_clear_error), as one line
+// "file:line: call: message — hint"; NULL when none. The Backend functions cannot return
+// errors, so the engine calls this after a step: it first waits for the GPU to finish, so a
+// fault in an asynchronous kernel shows up here too.
+const char *backend_cuda_last_error(void);
+// Forget a recorded error (a fault that corrupted the context will come back at once).
+void backend_cuda_clear_error(void);
+// Wait until every queued GPU operation has finished (for timing); errors are recorded.
+void backend_cuda_synchronize(void);
+
+// GEMM precision: "fp32" (the default: exact float32, matches the CPU to ~1e-6), "tf32"
+// (tensor cores, 10-bit mantissa operands, ~1e-3) or "bf16" (bf16 operands, fp32
+// accumulation, ~1e-2). Only gemm is affected. Returns 0, or -1 with a reason in why.
+int backend_cuda_set_precision(const char *name, char *why, size_t cap);
+const char *backend_cuda_precision(void);   // "fp32", "tf32" or "bf16"
+
+#ifdef __cplusplus
+}
+#endif

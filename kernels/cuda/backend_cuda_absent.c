@@ -1,0 +1,27 @@
+// backend_cuda_absent.c — stands in for backend_cuda.cu in a build without CUDA (make CUDA=0,
+// or no nvcc): the same functions, each saying plainly that this build has no CUDA backend, so
+// callers (the shell's --device cuda, tests/test_cuda.c) need no #ifdef.
+#include <stdio.h>
+
+#include "../kernels.h"
+#include "backend_cuda.h"
+
+static const char absent[] = "this build has no CUDA backend (built with CUDA=0 or without nvcc; "
+                             "rebuild with make CUDA=1 on a machine with the CUDA toolkit)";
+
+const Backend *backend_cuda(char *why, size_t cap) {
+    if (why && cap) snprintf(why, cap, "%s", absent);
+    return NULL;
+}
+
+const char *backend_cuda_last_error(void) { return NULL; }
+void backend_cuda_clear_error(void) {}
+void backend_cuda_synchronize(void) {}
+
+int backend_cuda_set_precision(const char *name, char *why, size_t cap) {
+    (void)name;
+    if (why && cap) snprintf(why, cap, "%s", absent);
+    return -1;
+}
+
+const char *backend_cuda_precision(void) { return "fp32"; }

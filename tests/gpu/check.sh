@@ -1,0 +1,108 @@
+#!/bin/sh
+# tests/gpu/check.sh — the CUDA backend's device check, in one go on one H100/H200 (under 5
+# minutes): build with CUDA=1, run tests/test_cuda (every kernel against the CPU, the whole
+# model, decode, 50 training steps), the GPU benchmark (bench_cuda), and test_cuda under
+# ASan+UBSan when time is left; print a summary table last. Logs go to $OUT (the device tool's
+# folder) or /tmp/lrsh-gpu-check; results-entry.md there is the entry for docs/gpu-results.md.
+#
+# From the repository root:   sh tests/gpu/check.sh [quick]
+# If the machine lacks the Debian libraries lrsh links (readline, OpenBLAS, LAPACKE,
+# SentencePiece, cJSON), run tests/gpu/fetch-deps.sh here first and carry .gpu-deps.
+set -u
+start=$(date +%s)
+quick=${1:-}
+LOG=${OUT:-/tmp/lrsh-gpu-check}
+mkdir -p "$LOG"
+jobs=$(nproc 2>/dev/null || echo 4)
+elapsed() { echo $(( $(date +%s) - start )); }
+note() { echo "== [$(elapsed) s] $*"; }
+
+note "machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee "$LOG/gpu.txt"
+card=$(head -n 1 "$LOG/gpu.txt")
+for tool in make gcc g++ nvcc; do command -v $tool >/dev/null || echo "missing tool: $tool"; done
+command -v nvcc >/dev/null || export PATH="$PATH:/usr/local/cuda/bin"
+
+# The libraries: the system's, or the carried .deb files unpacked into a private prefix.
+MAKEVARS=""
+if ! echo '#include <cblas.h>
+#include <lapacke.h>
+#include <readline/readline.h>
+#include <cjson/cJSON.h>' | gcc -E -x c - >/dev/null 2>&1; then
+    if ls .gpu-deps/*.deb >/dev/null 2>&1; then
+        P=$(pwd)/.gpu-deps/root
+        note "unpacking the carried libraries into $P"
+        for f in .gpu-deps/*.deb; do dpkg -x "$f" "$P"; done
+        A=x86_64-linux-gnu
+        export CPATH="$P/usr/include:$P/usr/include/$A:$P/usr/include/$A/openblas-openmp"
+        export LIBRARY_PATH="$P/usr/lib/$A:$P/lib/$A"
+        export LD_LIBRARY_PATH="$P/usr/lib/$A:$P/lib/$A:$P/usr/lib/$A/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        MAKEVARS="OPENBLAS_DIR=$P/usr/lib/$A/openblas-openmp"
+    else
+        echo "the system lacks lrsh's libraries and no .gpu-deps/*.deb were carried: run tests/gpu/fetch-deps.sh first"
+        exit 1
+    fi
+fi
+
+note "build (make CUDA=1)"
+# shellcheck disable=SC2086
+if ! make CUDA=1 $MAKEVARS -j"$jobs" all build/tests/test_cuda build/bench/bench_cuda >"$LOG/build.log" 2>&1; then
+    tail -n 40 "$LOG/build.log"
+    echo "BUILD FAILED (log: $LOG/build.log)"
+    exit 1
+fi
+ldd build/tests/test_cuda | grep -E 'not found|cudart|cublas' | tee "$LOG/ldd.txt"
+
+note "tests/test_cuda"
+LRSH_CUDA_SYNC=0 build/tests/test_cuda >"$LOG/test_cuda.log" 2>&1
+test_rc=$?
+grep -vE '^ok ' "$LOG/test_cuda.log" | head -n 60
+tests_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/test_cuda.log" | tail -n 1)
+[ -n "$tests_line" ] || tests_line="no summary line (exit $test_rc): crashed?"
+if [ "$test_rc" -ne 0 ]; then
+    note "rerunning the failures' launches synchronously (LRSH_CUDA_SYNC=1) to name a faulting kernel"
+    LRSH_CUDA_SYNC=1 build/tests/test_cuda >"$LOG/test_cuda_sync.log" 2>&1
+    grep -E 'FAIL|CUDA error' "$LOG/test_cuda_sync.log" | head -n 20
+fi
+
+note "bench/bench_cuda"
+build/bench/bench_cuda ${quick:+"$quick"} >"$LOG/bench_cuda.log" 2>&1
+bench_rc=$?
+grep -vE '^(summary|sgemm peak|train |decode )' "$LOG/bench_cuda.log" | head -n 40
+
+san_line="not run (time)"
+if [ "$(elapsed)" -lt 200 ]; then
+    note "make SAN=1 build-san/tests/test_cuda (ASan + UBSan)"
+    # shellcheck disable=SC2086
+    if make CUDA=1 SAN=1 $MAKEVARS -j"$jobs" build-san/tests/test_cuda >"$LOG/build_san.log" 2>&1; then
+        timeout 150 build-san/tests/test_cuda >"$LOG/test_cuda_san.log" 2>&1
+        san_rc=$?
+        san_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/test_cuda_san.log" | tail -n 1)
+        [ "$san_rc" -eq 0 ] || { san_line="exit $san_rc: ${san_line:-no summary}"; tail -n 30 "$LOG/test_cuda_san.log"; }
+    else
+        san_line="SAN build failed (log: build_san.log)"
+    fi
+fi
+
+# The entry for docs/gpu-results.md
+{
+    echo "## $(date -u +%Y-%m-%d) — ${card:-unknown card}"
+    echo
+    echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+    echo "- tests/test_cuda: $tests_line"
+    echo "- tests/test_cuda under ASan+UBSan: $san_line"
+    echo
+    echo '```'
+    sed -n '/^summary/,$p' "$LOG/bench_cuda.log"
+    echo '```'
+} >"$LOG/results-entry.md"
+
+note "done"
+echo
+echo "SUMMARY — ${card:-unknown card}, $(elapsed) s"
+printf '%-34s %s\n' "build (make CUDA=1)" "ok"
+printf '%-34s %s\n' "tests/test_cuda" "$tests_line"
+printf '%-34s %s\n' "tests/test_cuda (ASan+UBSan)" "$san_line"
+printf '%-34s %s\n' "bench/bench_cuda" "$([ $bench_rc -eq 0 ] && echo ok || echo "exit $bench_rc")"
+sed -n '/^summary/,$p' "$LOG/bench_cuda.log"
+[ "$test_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
