@@ -14,6 +14,7 @@
 
 typedef struct Options {
     int json, quiet, threads;
+    int cuda;                 // --device cuda
     uint64_t seed;
     const char *command;   // -c
     char **files;          // scripts, in order
@@ -53,20 +54,12 @@ static int number_arg(const char *opt, const char *v, long long *out) {
     return 0;
 }
 
-static int device_arg(const char *v) {
+static int device_arg(const char *v, int *cuda) {
     if (!v) { fputs("lrsh: --device needs a value (cpu or cuda)\n", stderr); return -1; }
-    if (strcmp(v, "cpu") == 0) return 0;
-#ifndef LRSH_CUDA
-    if (strcmp(v, "cuda") == 0) {
-        fputs("lrsh: --device cuda: this build has no CUDA backend (issue 9)\n", stderr);
-        return -1;
+    if (strcmp(v, "cpu") == 0 || strcmp(v, "cuda") == 0) {
+        *cuda = strcmp(v, "cuda") == 0;
+        return 0;
     }
-#else
-    if (strcmp(v, "cuda") == 0) {
-        fputs("lrsh: --device cuda: the CUDA backend is not wired into the shell yet\n", stderr);
-        return -1;
-    }
-#endif
     fprintf(stderr, "lrsh: --device expects cpu or cuda, got '%s'\n", v);
     return -1;
 }
@@ -95,7 +88,7 @@ static int parse_options(int argc, char **argv, Options *o) {
 #ifdef LRSH_CUDA
             printf("lrsh %s (backends: cpu, cuda)\n", LRSH_VERSION);
 #else
-            printf("lrsh %s (backends: cpu)\n", LRSH_VERSION);
+            printf("lrsh %s (backends: cpu; built without nvcc)\n", LRSH_VERSION);
 #endif
             return -1;
         }
@@ -111,7 +104,7 @@ static int parse_options(int argc, char **argv, Options *o) {
             if (number_arg("--threads", option_value(argc, argv, &i, "--threads"), &v) != 0) return EXIT_USAGE;
             o->threads = (int)v;
         } else if (is_option(a, "--device")) {
-            if (device_arg(option_value(argc, argv, &i, "--device")) != 0) return EXIT_USAGE;
+            if (device_arg(option_value(argc, argv, &i, "--device"), &o->cuda) != 0) return EXIT_USAGE;
         } else {
             fprintf(stderr, "lrsh: unknown option '%s' (lrsh --help lists them)\n", a);
             return EXIT_USAGE;
@@ -209,6 +202,16 @@ int main(int argc, char **argv) {
     if (session_init(&s, o.threads, o.seed, &err) != 0) {
         fprintf(stderr, "lrsh: %s\n", err.msg);
         return 1;
+    }
+    if (o.cuda) {   // the engine computes on whatever Backend the session holds
+        char why[256];
+        const Backend *gpu = backend_cuda(why, sizeof why);
+        if (!gpu) {
+            fprintf(stderr, "lrsh: --device cuda: %s\n", why);
+            session_free(&s);
+            return EXIT_USAGE;
+        }
+        s.be = gpu;
     }
     s.json = o.json;
     s.quiet = o.quiet;
