@@ -48,6 +48,7 @@ void runs_describe(const Session *s, const char *indent) {
             out_text(s, " (%d..%d), loss %.4f", x->steps[0].step, x->steps[x->n_steps - 1].step,
                      x->steps[x->n_steps - 1].loss);
         if (x->n_val) out_text(s, ", %d eval%s (val %.4f)", x->n_val, x->n_val == 1 ? "" : "s", x->val[x->n_val - 1].loss);
+        if (x->diverged_at) out_text(s, ", diverged at step %d", x->diverged_at);
         out_text(s, "%s\n", i == r->current ? "  (current)" : "");
     }
 }
@@ -78,6 +79,25 @@ int cmd_run(Session *s, const Args *a, Err *err) {
 static void real_or_null(cJSON *o, const char *key, double v) {
     if (isfinite(v)) json_add_real(o, key, v);
     else cJSON_AddNullToObject(o, key);
+}
+
+// The loss of a model that knows only token frequencies: the unigram entropy of the validation
+// split, in nats. A run whose loss stays there has learned nothing else (the plateau that
+// factorized AdamW falls to at a high learning rate). NAN when there is no such data.
+static double unigram_entropy(const Dataset *d) {
+    long n = d->n_tokens - d->n_train;
+    if (n <= 0 || d->vocab_size <= 0) return NAN;
+    long *count = calloc((size_t)d->vocab_size, sizeof *count);
+    if (!count) return NAN;
+    for (long i = d->n_train; i < d->n_tokens; i++) {
+        long id = d->token_bytes == 2 ? ((const uint16_t *)d->tokens)[i] : ((const uint32_t *)d->tokens)[i];
+        if (id >= 0 && id < d->vocab_size) count[id]++;
+    }
+    double h = 0;
+    for (int v = 0; v < d->vocab_size; v++)
+        if (count[v]) h -= (double)count[v] / n * log((double)count[v] / n);
+    free(count);
+    return h;
 }
 
 int cmd_runs(Session *s, const Args *a, Err *err) {
@@ -120,6 +140,9 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         real_or_null(o, "max_dw_over_eta", x->max_dw_over_eta);
         out_emit(s, o);
     }
+    double h = s->has_data ? unigram_entropy(&s->data) : NAN;
+    if (isfinite(h))
+        out_text(s, "(a model that knows only token frequencies scores %.4f on this validation split)\n", h);
     return 0;
 }
 
