@@ -9,11 +9,20 @@ int trainer_build(Trainer *tr, Model *m, const OptimConfig *cfg, uint64_t seed, 
     memset(tr, 0, sizeof *tr);
     tr->model = m;
     tr->data_rng = seed;
-    return optimizer_build(&tr->opt, m, cfg, err);
+    tr->good_params = m->be->alloc(m->n_params * sizeof(float));
+    if (!tr->good_params) return err_set(err, "out of memory for a %.1f MB parameter snapshot", m->n_params * 4.0 / 1e6);
+    if (optimizer_build(&tr->opt, m, cfg, err)) {
+        m->be->release(tr->good_params);
+        return -1;
+    }
+    return 0;
 }
 
 void trainer_free(Trainer *tr) {
-    if (tr->model) optimizer_free(&tr->opt, tr->model);
+    if (tr->model) {
+        optimizer_free(&tr->opt, tr->model);
+        tr->model->be->release(tr->good_params);
+    }
     free(tr->history);
     memset(tr, 0, sizeof *tr);
 }
@@ -45,6 +54,15 @@ static int accumulate_gradients(Trainer *tr, const Dataset *ds, int B, int T, in
     return rc;
 }
 
+// A step went non-finite: put back the last parameters that gave a finite loss, and say which.
+static int roll_back(Trainer *tr, int step, const char *why, Err *err) {
+    if (!tr->has_good) return err_set(err, "step %d: %s; no update taken", step, why);
+    Model *m = tr->model;
+    m->be->copy(m->params, tr->good_params, m->n_params * sizeof(float));
+    return err_set(err, "step %d: %s; parameters restored to those before update %d (the last with a finite loss)",
+                   step, why, tr->step);
+}
+
 int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *out, Err *err) {
     Model *m = tr->model;
     if (accum < 1) return err_set(err, "accum=%d: must be at least 1", accum);
@@ -53,11 +71,14 @@ int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepSt
     if (accumulate_gradients(tr, ds, B, T, accum, &s.loss, err)) {
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg);
-        return err_set(err, "step %d: %s; parameters kept from step %d", s.step, why, tr->step);
+        if (!isfinite(s.loss)) return roll_back(tr, s.step, why, err);
+        return err_set(err, "step %d: %s; no update taken", s.step, why);
     }
     s.grad_norm = (float)sqrt(m->be->sumsq(m->grads, (long)m->n_params));
-    if (!isfinite(s.grad_norm))
-        return err_set(err, "step %d: the gradient norm is not finite; parameters kept from step %d", s.step, tr->step);
+    if (!isfinite(s.grad_norm)) return roll_back(tr, s.step, "the gradient norm is not finite", err);
+    // these parameters gave a finite loss: keep them in case the update breaks them
+    m->be->copy(tr->good_params, m->params, m->n_params * sizeof(float));
+    tr->has_good = 1;
     float clip = tr->opt.cfg.clip;
     s.clip_scale = clip > 0 && s.grad_norm > clip ? clip / s.grad_norm : 1.0f;
     s.grad_norm_clipped = s.grad_norm * s.clip_scale;

@@ -26,14 +26,17 @@ typedef struct Trainer {
     Optimizer opt;
     int step;              // updates taken so far
     uint64_t data_rng;     // state of the batch sampler (advances every micro-batch)
+    float *good_params;    // device copy of the last parameters known to give a finite loss
+    int has_good;          // good_params holds a snapshot (taken before every update)
     StepStats *history;    // one entry per step taken
     int n_history, cap_history;
 } Trainer;
 
 int trainer_build(Trainer *tr, Model *m, const OptimConfig *cfg, uint64_t seed, Err *err);
 void trainer_free(Trainer *tr);
-// One update from accum micro-batches of B×T. A non-finite loss or gradient leaves the
-// parameters untouched and returns an error naming the step.
+// One update from accum micro-batches of B×T. A non-finite loss or gradient takes no update:
+// the parameters go back to the last ones that gave a finite loss (the snapshot taken before
+// the previous update), and the error names the step.
 int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *out, Err *err);
 // Mean validation loss over `batches` batches drawn with `seed` (the same batches every call).
 int trainer_eval(Model *m, const Dataset *ds, int B, int T, int batches, uint64_t seed, double *val_loss, Err *err);

@@ -249,7 +249,9 @@ static void test_bad_configs(void) {
     model_free(&m);
 }
 
-static void test_nonfinite_loss_keeps_parameters(void) {
+// A non-finite loss takes no update and puts back the last parameters that gave a finite loss:
+// here the initial ones (the snapshot taken before update 1), since step 1's result is poisoned.
+static void test_nonfinite_loss_restores_last_good_parameters(void) {
     Err err;
     Model m;
     Trainer tr;
@@ -260,18 +262,23 @@ static void test_nonfinite_loss_keeps_parameters(void) {
     CHECK_OK(model_build(&m, &c, be, &err));
     CHECK_OK(optim_config_default(&oc, "adamw", &err));
     CHECK_OK(trainer_build(&tr, &m, &oc, 1, &err));
+    float *p0 = malloc(m.n_params * 4), *p = malloc(m.n_params * 4), *after = malloc(m.n_params * 4);
+    be->download(p0, m.params, m.n_params * 4);
     StepStats s;
     CHECK_OK(trainer_step(&tr, &ds, 2, 8, 1, &s, &err));
-    float *p = malloc(m.n_params * 4), *after = malloc(m.n_params * 4);
     be->download(p, m.params, m.n_params * 4);
     p[m.tensors[m.norm].offset] = NAN;   // poison the final norm gain
     be->upload(m.params, p, m.n_params * 4);
     int rc = trainer_step(&tr, &ds, 2, 8, 1, &s, &err);
-    CHECK(rc != 0 && strstr(err.msg, "step 2") && strstr(err.msg, "not finite"), "NaN loss reported with its step: '%s'", err.msg);
+    CHECK(rc != 0 && strstr(err.msg, "step 2") && strstr(err.msg, "not finite") && strstr(err.msg, "restored"),
+          "NaN loss reported with its step and the restore: '%s'", err.msg);
     be->download(after, m.params, m.n_params * 4);
-    CHECK(memcmp(p, after, m.n_params * 4) == 0, "parameters untouched after a NaN loss");
+    CHECK(memcmp(p0, after, m.n_params * 4) == 0, "parameters restored to the initial ones, bit for bit");
     CHECK(tr.step == 1, "the step counter stays at 1, got %d", tr.step);
-    free(p); free(after);
+    double val = 0;
+    CHECK_OK(trainer_eval(&m, &ds, 2, 8, 2, 3, &val, &err));
+    CHECK(isfinite(val), "the restored model evaluates to a finite loss, got %g", val);
+    free(p0); free(p); free(after);
     trainer_free(&tr);
     model_free(&m);
 }
@@ -286,6 +293,6 @@ int main(void) {
     RUN(test_factorized_equals_dense_product);
     RUN(test_same_seed_same_losses);
     RUN(test_bad_configs);
-    RUN(test_nonfinite_loss_keeps_parameters);
+    RUN(test_nonfinite_loss_restores_last_good_parameters);
     return TEST_SUMMARY();
 }
