@@ -231,11 +231,20 @@ static int parse_optim_config(const char *path, const char *name, const char *te
 
 enum { ITEM_PARAM, ITEM_STATE, ITEM_TOKENIZER };
 
+// One model of the file with its trainer (NULL: none) and the prefix of its tensors' names:
+// "" in a single-model file, "member.{i}." in an ensemble file.
+typedef struct Part {
+    char prefix[24];
+    const Model *m;
+    const Trainer *tr;
+} Part;
+
 // One tensor of the file: where its bytes come from and where they go.
 typedef struct Item {
-    char name[sizeof(((StateTensor *)0)->name)];
+    char name[24 + sizeof(((StateTensor *)0)->name)];
     int kind;
     const float *src;            // device data of a parameter or a state tensor
+    const Backend *be;           // whose device src is on
     size_t numel;
     const char *dtype;           // "F32", "BF16", "U8"
     size_t shape[2];
@@ -262,36 +271,46 @@ static void place(Item *it, size_t *at, size_t bytes) {
     it->end = *at;
 }
 
-// The parameters, then (with a trainer, unless left out) the optimizer's state tensors in the
-// order optimizer_state_tensors gives them, then the tokenizer.
-static int plan_items(const Model *m, const Trainer *tr, const Tokenizer *tok, const CheckpointOptions *o,
-                      Item **out) {
-    int n_state = tr && o->include_optim ? optimizer_state_tensors(&tr->opt, m, NULL, 0) : 0;
-    StateTensor *st = calloc((size_t)n_state + 1, sizeof *st);
-    Item *it = calloc((size_t)(m->n_tensors + n_state) + 1, sizeof *it);
-    if (!st || !it) {
-        free(st);
-        free(it);
-        return -1;
+// Per part: the parameters, then (with a trainer, unless left out) the optimizer's state tensors
+// in the order optimizer_state_tensors gives them; then the tokenizer, once.
+static int plan_items(const Part *parts, int n_parts, const Tokenizer *tok, const CheckpointOptions *o, Item **out) {
+    size_t total = 1;
+    for (int p = 0; p < n_parts; p++) {
+        const Part *pt = &parts[p];
+        total += (size_t)pt->m->n_tensors;
+        if (pt->tr && o->include_optim) total += (size_t)optimizer_state_tensors(&pt->tr->opt, pt->m, NULL, 0);
     }
-    if (n_state) optimizer_state_tensors(&tr->opt, m, st, n_state);
+    Item *it = calloc(total, sizeof *it);
+    if (!it) return -1;
     size_t at = 0;
     int k = 0, bf16 = o->dtype == CHECKPOINT_BF16;
-    for (int i = 0; i < m->n_tensors; i++, k++) {
-        const TensorDesc *t = &m->tensors[i];
-        it[k] = (Item){.kind = ITEM_PARAM, .src = param(m, i), .numel = (size_t)t->rows * t->cols,
-                       .dtype = bf16 ? "BF16" : "F32"};
-        snprintf(it[k].name, sizeof it[k].name, "%s", t->name);
-        it[k].ndim = file_shape(t, it[k].shape);
-        place(&it[k], &at, it[k].numel * (bf16 ? 2 : 4));
+    for (int p = 0; p < n_parts; p++) {
+        const Part *pt = &parts[p];
+        const Model *m = pt->m;
+        for (int i = 0; i < m->n_tensors; i++, k++) {
+            const TensorDesc *t = &m->tensors[i];
+            it[k] = (Item){.kind = ITEM_PARAM, .src = param(m, i), .be = m->be, .numel = (size_t)t->rows * t->cols,
+                           .dtype = bf16 ? "BF16" : "F32"};
+            snprintf(it[k].name, sizeof it[k].name, "%s%s", pt->prefix, t->name);
+            it[k].ndim = file_shape(t, it[k].shape);
+            place(&it[k], &at, it[k].numel * (bf16 ? 2 : 4));
+        }
+        int n_state = pt->tr && o->include_optim ? optimizer_state_tensors(&pt->tr->opt, m, NULL, 0) : 0;
+        StateTensor *st = calloc((size_t)n_state + 1, sizeof *st);
+        if (!st) {
+            free(it);
+            return -1;
+        }
+        if (n_state) optimizer_state_tensors(&pt->tr->opt, m, st, n_state);
+        for (int i = 0; i < n_state; i++, k++) {
+            it[k] = (Item){.kind = ITEM_STATE, .src = st[i].data, .be = m->be, .numel = (size_t)st[i].numel,
+                           .dtype = "F32"};
+            snprintf(it[k].name, sizeof it[k].name, "%s%s", pt->prefix, st[i].name);
+            it[k].ndim = state_shape(&st[i], it[k].shape);
+            place(&it[k], &at, it[k].numel * 4);
+        }
+        free(st);
     }
-    for (int i = 0; i < n_state; i++, k++) {
-        it[k] = (Item){.kind = ITEM_STATE, .src = st[i].data, .numel = (size_t)st[i].numel, .dtype = "F32"};
-        snprintf(it[k].name, sizeof it[k].name, "%s", st[i].name);
-        it[k].ndim = state_shape(&st[i], it[k].shape);
-        place(&it[k], &at, it[k].numel * 4);
-    }
-    free(st);
     if (tok) {
         size_t bytes = 0;
         tokenizer_bytes(tok, &bytes);
@@ -302,40 +321,63 @@ static int plan_items(const Model *m, const Trainer *tr, const Tokenizer *tok, c
     return k;
 }
 
-static cJSON *metadata(const Model *m, const Trainer *tr) {
+static void add_int(cJSON *md, const char *key, long long v) {
+    char num[32];
+    snprintf(num, sizeof num, "%lld", v);
+    cJSON_AddStringToObject(md, key, num);
+}
+
+static void add_u64(cJSON *md, const char *key, uint64_t v) {
+    char num[32];
+    snprintf(num, sizeof num, "%" PRIu64, v);
+    cJSON_AddStringToObject(md, key, num);
+}
+
+// members = 0: a single-model file (parts[0] only); else an ensemble file of n_parts members.
+static cJSON *metadata(const Part *parts, int n_parts, int members, const CheckpointMeta *extra, int n_extra) {
     cJSON *md = cJSON_CreateObject();
-    char num[32], *cfg = config_json(&m->cfg);
-    if (!md || !cfg) {   // out of memory: the caller reports it; a file without its config is useless
+    const Trainer *tr = parts[0].tr;
+    char *cfg = config_json(&parts[0].m->cfg), *ocfg = tr ? optim_json(&tr->opt.cfg) : NULL;
+    if (!md || !cfg || (tr && !ocfg)) {   // out of memory: the caller reports it
         cJSON_Delete(md);
         free(cfg);
+        free(ocfg);
         return NULL;
     }
     cJSON_AddStringToObject(md, "format", FORMAT_NAME);
     cJSON_AddStringToObject(md, "lrsh_version", FORMAT_VERSION);
     cJSON_AddStringToObject(md, "config", cfg);
     free(cfg);
-    if (tr) {
-        char *ocfg = optim_json(&tr->opt.cfg);
-        if (!ocfg) {
-            cJSON_Delete(md);
-            return NULL;
+    if (members) add_int(md, "ensemble_k", n_parts);
+    for (int p = 0; p < n_parts; p++) {
+        char key[48];
+        const Trainer *t = parts[p].tr;
+        if (members) {
+            snprintf(key, sizeof key, "member.%d.seed", p);
+            add_u64(md, key, parts[p].m->cfg.seed);
         }
-        snprintf(num, sizeof num, "%d", tr->step);
-        cJSON_AddStringToObject(md, "step", num);
-        snprintf(num, sizeof num, "%" PRIu64, tr->data_rng);
-        cJSON_AddStringToObject(md, "data_rng", num);
+        if (!t) continue;
+        snprintf(key, sizeof key, "%sstep", parts[p].prefix);
+        add_int(md, key, t->step);
+        snprintf(key, sizeof key, "%sdata_rng", parts[p].prefix);
+        add_u64(md, key, t->data_rng);
+        if (!members) break;   // a single model's keys keep their version-2 order
+        snprintf(key, sizeof key, "%soptim_t", parts[p].prefix);
+        add_int(md, key, t->opt.t);
+    }
+    if (tr) {
         cJSON_AddStringToObject(md, "optimizer", tr->opt.cfg.name);
         cJSON_AddStringToObject(md, "optim_config", ocfg);
-        free(ocfg);
-        snprintf(num, sizeof num, "%d", tr->opt.t);
-        cJSON_AddStringToObject(md, "optim_t", num);
+        if (!members) add_int(md, "optim_t", tr->opt.t);
     }
+    free(ocfg);
+    for (int i = 0; i < n_extra; i++) cJSON_AddStringToObject(md, extra[i].key, extra[i].value);
     return md;
 }
 
 // The JSON header, padded with spaces to a multiple of 8 so the data buffer stays aligned.
-static char *build_header(const Model *m, const Trainer *tr, const Item *it, int n, size_t *len) {
-    cJSON *root = cJSON_CreateObject(), *md = metadata(m, tr);
+static char *build_header(cJSON *md, const Item *it, int n, size_t *len) {
+    cJSON *root = cJSON_CreateObject();
     if (!root || !md || !cJSON_AddItemToObject(root, "__metadata__", md)) {
         cJSON_Delete(root);
         cJSON_Delete(md);
@@ -368,20 +410,19 @@ static char *build_header(const Model *m, const Trainer *tr, const Item *it, int
 }
 
 // Download one tensor's bytes (converted to bf16 when asked) into the scratch buffers.
-static const void *item_bytes(const Item *it, const Model *m, const Tokenizer *tok, float *f32, uint16_t *b16) {
+static const void *item_bytes(const Item *it, const Tokenizer *tok, float *f32, uint16_t *b16) {
     if (it->kind == ITEM_TOKENIZER) {
         size_t size;
         return tokenizer_bytes(tok, &size);
     }
-    m->be->download(f32, it->src, it->numel * sizeof(float));
+    it->be->download(f32, it->src, it->numel * sizeof(float));
     if (strcmp(it->dtype, "BF16") != 0) return f32;
     for (size_t i = 0; i < it->numel; i++) b16[i] = bf16_from_f32(f32[i]);
     return b16;
 }
 
 // Everything after the temp file is open; returns 0 or an errno.
-static int write_contents(FILE *f, const char *header, size_t hlen, const Item *it, int n, const Model *m,
-                          const Tokenizer *tok) {
+static int write_contents(FILE *f, const char *header, size_t hlen, const Item *it, int n, const Tokenizer *tok) {
     size_t most = 1;
     for (int i = 0; i < n; i++)
         if (it[i].kind != ITEM_TOKENIZER && it[i].numel > most) most = it[i].numel;
@@ -398,7 +439,7 @@ static int write_contents(FILE *f, const char *header, size_t hlen, const Item *
     errno = 0;
     if (fwrite(len, 1, 8, f) != 8 || fwrite(header, 1, hlen, f) != hlen) rc = errno ? errno : EIO;
     for (int i = 0; i < n && rc == 0; i++) {
-        const void *bytes = item_bytes(&it[i], m, tok, f32, b16);
+        const void *bytes = item_bytes(&it[i], tok, f32, b16);
         size_t size = it[i].end - it[i].begin;
         errno = 0;
         if (fwrite(bytes, 1, size, f) != size) rc = errno ? errno : EIO;
@@ -432,7 +473,7 @@ static int save_failed(Err *err, const char *path, int existed, const char *what
 
 // Write the whole file under a temporary name next to path, then rename it over path.
 static int write_atomically(const char *path, const char *header, size_t hlen, const Item *it, int n,
-                            const Model *m, const Tokenizer *tok, Err *err) {
+                            const Tokenizer *tok, Err *err) {
     int existed = access(path, F_OK) == 0;
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
@@ -454,7 +495,7 @@ static int write_atomically(const char *path, const char *header, size_t hlen, c
         return save_failed(err, path, existed, "cannot open the temporary file", e);
     }
     const char *what = "writing failed";
-    int e = write_contents(f, header, hlen, it, n, m, tok);
+    int e = write_contents(f, header, hlen, it, n, tok);
     if (e == 0 && fflush(f) != 0) e = errno;
     if (e == 0 && fsync(fileno(f)) != 0) { e = errno; what = "flushing to disk failed"; }
     if (fclose(f) != 0 && e == 0) e = errno;
@@ -469,25 +510,87 @@ static int write_atomically(const char *path, const char *header, size_t hlen, c
     return 0;
 }
 
-int checkpoint_save(const char *path, const Model *m, const Trainer *tr, const Tokenizer *tok,
-                    const CheckpointOptions *opt, Err *err) {
+// The checks every save shares, then plan, header, write.
+static int save_parts(const char *path, const Part *parts, int n_parts, int members, const Tokenizer *tok,
+                      const CheckpointMeta *extra, int n_extra, const CheckpointOptions *opt, Err *err) {
     CheckpointOptions o = opt ? *opt : checkpoint_default_options();
-    if (!path || !*path) return err_set(err, "checkpoint save: no file name given");
-    if (!m || !m->params || !m->be) return fail(err, path, "cannot save: no model");
-    if (tr && tr->model != m) return fail(err, path, "cannot save: the trainer belongs to another model");
     if (o.dtype != CHECKPOINT_F32 && o.dtype != CHECKPOINT_BF16)
         return fail(err, path, "cannot save: unknown dtype %d (F32 or BF16)", (int)o.dtype);
+    const Model *m = parts[0].m;
     if (tok && tokenizer_vocab_size(tok) > m->cfg.vocab)
         return fail(err, path, "cannot save: the tokenizer has %d pieces but the model's vocab is %d",
                     tokenizer_vocab_size(tok), m->cfg.vocab);
     Item *it = NULL;
-    int n = plan_items(m, tr, tok, &o, &it);
+    int n = plan_items(parts, n_parts, tok, &o, &it);
     size_t hlen = 0;
-    char *header = n < 0 ? NULL : build_header(m, tr, it, n, &hlen);
-    int rc = header ? write_atomically(path, header, hlen, it, n, m, tok, err)
+    char *header = n < 0 ? NULL : build_header(metadata(parts, n_parts, members, extra, n_extra), it, n, &hlen);
+    int rc = header ? write_atomically(path, header, hlen, it, n, tok, err)
                     : fail(err, path, "cannot save: out of memory building the header; nothing was written");
     free(header);
     free(it);
+    return rc;
+}
+
+int checkpoint_save(const char *path, const Model *m, const Trainer *tr, const Tokenizer *tok,
+                    const CheckpointOptions *opt, Err *err) {
+    if (!path || !*path) return err_set(err, "checkpoint save: no file name given");
+    if (!m || !m->params || !m->be) return fail(err, path, "cannot save: no model");
+    if (tr && tr->model != m) return fail(err, path, "cannot save: the trainer belongs to another model");
+    Part part = {.prefix = "", .m = m, .tr = tr};
+    return save_parts(path, &part, 1, 0, tok, NULL, 0, opt, err);
+}
+
+// Keys the layout uses itself; an extra entry may not take one.
+static int reserved_key(const char *key) {
+    static const char *const names[] = {"format", "lrsh_version", "config", "step", "data_rng", "optimizer",
+                                        "optim_config", "optim_t", "ensemble_k"};
+    for (size_t i = 0; i < COUNT(names); i++)
+        if (strcmp(key, names[i]) == 0) return 1;
+    return strncmp(key, "member.", 7) == 0;
+}
+
+static int same_shape_config(const ModelConfig *a, const ModelConfig *b) {
+    return a->dim == b->dim && a->layers == b->layers && a->heads == b->heads && a->kv_heads == b->kv_heads &&
+           a->ffn == b->ffn && a->seq == b->seq && a->vocab == b->vocab && a->rank == b->rank &&
+           a->rank_ratio == b->rank_ratio && a->rope_theta == b->rope_theta && a->norm_eps == b->norm_eps;
+}
+
+int checkpoint_save_members(const char *path, int k, const Model *models, const Trainer *trainers,
+                            const Tokenizer *tok, const CheckpointMeta *extra, int n_extra,
+                            const CheckpointOptions *opt, Err *err) {
+    if (!path || !*path) return err_set(err, "checkpoint save: no file name given");
+    if (k < 1 || k > CHECKPOINT_MAX_MEMBERS || !models)
+        return fail(err, path, "cannot save: %d members (1 to %d)", k, CHECKPOINT_MAX_MEMBERS);
+    for (int i = 0; i < n_extra; i++)
+        if (!extra[i].key || !extra[i].value || reserved_key(extra[i].key))
+            return fail(err, path, "cannot save: metadata key '%.64s' is missing, reserved or without a value",
+                        extra[i].key ? extra[i].key : "(null)");
+    Part *parts = calloc((size_t)k, sizeof *parts);
+    if (!parts) return fail(err, path, "cannot save: out of memory");
+    char *ocfg0 = trainers ? optim_json(&trainers[0].opt.cfg) : NULL;
+    int rc = trainers && !ocfg0 ? fail(err, path, "cannot save: out of memory") : 0;
+    for (int i = 0; i < k && rc == 0; i++) {
+        const Model *m = &models[i];
+        if (!m->params || !m->be) rc = fail(err, path, "cannot save: member %d has no model", i);
+        else if (m->be != models[0].be || !same_shape_config(&m->cfg, &models[0].cfg) ||
+                 m->n_params != models[0].n_params)
+            rc = fail(err, path, "cannot save: member %d's config differs from member 0's", i);
+        else if (trainers && trainers[i].model != m)
+            rc = fail(err, path, "cannot save: member %d's trainer belongs to another model", i);
+        else if (trainers) {
+            char *ocfg = optim_json(&trainers[i].opt.cfg);
+            if (!ocfg || strcmp(trainers[i].opt.cfg.name, trainers[0].opt.cfg.name) != 0 || strcmp(ocfg, ocfg0) != 0)
+                rc = fail(err, path, "cannot save: member %d's optimizer settings differ from member 0's (%s)", i,
+                          ocfg ? trainers[i].opt.cfg.name : "out of memory");
+            free(ocfg);
+        }
+        snprintf(parts[i].prefix, sizeof parts[i].prefix, "member.%d.", i);
+        parts[i].m = m;
+        parts[i].tr = trainers ? &trainers[i] : NULL;
+    }
+    free(ocfg0);
+    if (rc == 0) rc = save_parts(path, parts, k, 1, tok, extra, n_extra, opt, err);
+    free(parts);
     return rc;
 }
 
@@ -519,14 +622,22 @@ typedef struct Loader {
     ModelConfig cfg;
     OptimConfig ocfg;
     char optimizer[16];
-    int has_trainer_meta, step, optim_t;
-    uint64_t data_rng;
+    int has_trainer_meta;
+    int want_members;           // checkpoint_load_members is reading (else checkpoint_load)
+    int probe;                  // checkpoint_probe: the header only, whatever the file holds
+    int k;                      // ensemble_k (0: a single-model file)
+    struct MemberMeta {         // per member (one for a single model)
+        uint64_t seed, data_rng;
+        int step, optim_t;
+    } *mm;
+    CheckpointMeta *meta;       // the extra __metadata__ entries (ensemble files)
+    int n_meta;
     TensorDesc *expect;         // the tensors cfg implies
     int n_expect;
     const TensorDesc **by_name; // expect sorted by name, for lookups
     Entry *entries;
     int n_entries;
-    int *param;                 // entry index per expected tensor, −1 when absent
+    int *param;                 // entry index per member and expected tensor, −1 when absent
     const Entry **state;        // the "optim.*" entries, sorted by name
     int n_state;
     int tokenizer;              // entry index of tokenizer.model, −1 when absent
@@ -542,6 +653,12 @@ static void loader_free(Loader *L) {
     free(L->entries);
     free(L->param);
     free(L->state);
+    free(L->mm);
+    for (int i = 0; i < L->n_meta; i++) {
+        free(L->meta[i].key);
+        free(L->meta[i].value);
+    }
+    free(L->meta);
 }
 
 static int map_file(Loader *L, Err *err) {
@@ -612,20 +729,72 @@ static int parse_metadata(Loader *L, Err *err) {
     const char *config = meta_string(md, "config");
     if (!config) return fail(err, L->path, "__metadata__ has no model config");
     if (parse_config(L->path, config, &L->cfg, err)) return -1;
-    // The trainer's state: all of it or none of it.
-    const char *step = meta_string(md, "step"), *rng = meta_string(md, "data_rng"), *opt = meta_string(md, "optimizer"),
-               *ocfg = meta_string(md, "optim_config"), *t = meta_string(md, "optim_t");
-    if (!step && !rng && !opt && !ocfg && !t) return 0;
-    if (parse_nonneg_int(step, &L->step))
-        return fail(err, L->path, "__metadata__ step '%.32s' is not a step number", step ? step : "(none)");
-    if (parse_u64(rng, &L->data_rng))
-        return fail(err, L->path, "__metadata__ data_rng '%.32s' is not a decimal number", rng ? rng : "(none)");
-    if (parse_nonneg_int(t, &L->optim_t))
-        return fail(err, L->path, "__metadata__ optim_t '%.32s' is not a step number", t ? t : "(none)");
-    if (!opt || !ocfg) return fail(err, L->path, "__metadata__ has a step but no optimizer or optim_config");
-    if (parse_optim_config(L->path, opt, ocfg, &L->ocfg, err)) return -1;
-    snprintf(L->optimizer, sizeof L->optimizer, "%s", L->ocfg.name);
-    L->has_trainer_meta = 1;
+    const char *ek = meta_string(md, "ensemble_k");
+    if (ek && (parse_nonneg_int(ek, &L->k) || L->k < 1 || L->k > CHECKPOINT_MAX_MEMBERS))
+        return fail(err, L->path, "__metadata__ ensemble_k '%.32s' is not a member count (1 to %d)", ek,
+                    CHECKPOINT_MAX_MEMBERS);
+    if (!L->probe && L->k && !L->want_members)
+        return fail(err, L->path, "holds an ensemble of %d members, not a single model: load it with `model load` in "
+                    "an lrsh session (engine: ensemble_load)", L->k);
+    if (!L->probe && !L->k && L->want_members)
+        return fail(err, L->path, "holds a single model, not an ensemble (no ensemble_k in __metadata__): load it "
+                    "with `model load` or checkpoint_load");
+    int nm = L->k ? L->k : 1;
+    L->mm = calloc((size_t)nm, sizeof *L->mm);
+    if (!L->mm) return fail(err, L->path, "out of memory for %d members", nm);
+    char key[3][48];
+    for (int i = 0; i < nm; i++) {
+        L->mm[i].seed = L->cfg.seed;
+        if (!L->k) continue;
+        snprintf(key[0], sizeof key[0], "member.%d.seed", i);
+        const char *seed = meta_string(md, key[0]);
+        if (parse_u64(seed, &L->mm[i].seed))
+            return fail(err, L->path, "__metadata__ %s '%.32s' is not a decimal number", key[0], seed ? seed : "(none)");
+    }
+    // The trainers' state: all of it or none of it (every member's).
+    const char *opt = meta_string(md, "optimizer"), *ocfg = meta_string(md, "optim_config");
+    int any = opt || ocfg;
+    for (int i = 0; i < nm && !any; i++) {
+        char prefix[24] = "";
+        if (L->k) snprintf(prefix, sizeof prefix, "member.%d.", i);
+        snprintf(key[0], sizeof key[0], "%sstep", prefix);
+        snprintf(key[1], sizeof key[1], "%sdata_rng", prefix);
+        snprintf(key[2], sizeof key[2], "%soptim_t", prefix);
+        any = meta_string(md, key[0]) || meta_string(md, key[1]) || meta_string(md, key[2]);
+    }
+    if (any) {
+        for (int i = 0; i < nm; i++) {
+            char prefix[24] = "";
+            if (L->k) snprintf(prefix, sizeof prefix, "member.%d.", i);
+            snprintf(key[0], sizeof key[0], "%sstep", prefix);
+            snprintf(key[1], sizeof key[1], "%sdata_rng", prefix);
+            snprintf(key[2], sizeof key[2], "%soptim_t", prefix);
+            const char *step = meta_string(md, key[0]), *rng = meta_string(md, key[1]), *t = meta_string(md, key[2]);
+            if (parse_nonneg_int(step, &L->mm[i].step))
+                return fail(err, L->path, "__metadata__ %s '%.32s' is not a step number", key[0], step ? step : "(none)");
+            if (parse_u64(rng, &L->mm[i].data_rng))
+                return fail(err, L->path, "__metadata__ %s '%.32s' is not a decimal number", key[1], rng ? rng : "(none)");
+            if (parse_nonneg_int(t, &L->mm[i].optim_t))
+                return fail(err, L->path, "__metadata__ %s '%.32s' is not a step number", key[2], t ? t : "(none)");
+        }
+        if (!opt || !ocfg) return fail(err, L->path, "__metadata__ has a step but no optimizer or optim_config");
+        if (parse_optim_config(L->path, opt, ocfg, &L->ocfg, err)) return -1;
+        snprintf(L->optimizer, sizeof L->optimizer, "%s", L->ocfg.name);
+        L->has_trainer_meta = 1;
+    }
+    if (!L->want_members) return 0;
+    // The entries the layout does not use belong to the caller (the ensemble's own state).
+    int n = 0;
+    for (const cJSON *v = md->child; v; v = v->next) n += !reserved_key(v->string);
+    L->meta = calloc((size_t)n + 1, sizeof *L->meta);
+    if (!L->meta) return fail(err, L->path, "out of memory for %d metadata entries", n);
+    for (const cJSON *v = md->child; v; v = v->next) {
+        if (reserved_key(v->string)) continue;
+        CheckpointMeta *m = &L->meta[L->n_meta++];
+        m->key = strdup(v->string);
+        m->value = strdup(v->valuestring);
+        if (!m->key || !m->value) return fail(err, L->path, "out of memory copying __metadata__");
+    }
     return 0;
 }
 
@@ -734,23 +903,35 @@ static int find_expected(const Loader *L, const char *name) {
 }
 
 static int setup_expected(Loader *L, Err *err) {
-    long need = expected_count(&L->cfg);
+    int nm = L->k ? L->k : 1;
+    long need = expected_count(&L->cfg) * nm;
     // A config implying far more tensors than the file holds is refused before its table is built.
     if (need > (long)L->n_entries + 1000)
         return fail(err, L->path, "the config needs %ld tensors but the file holds %d", need, L->n_entries);
     Err why;
     if (model_tensor_table(&L->cfg, &L->expect, &L->n_expect, &why)) return fail(err, L->path, "%s", why.msg);
-    L->by_name = malloc((size_t)need * sizeof *L->by_name);
-    L->param = malloc((size_t)need * sizeof(int));
+    L->by_name = malloc(((size_t)L->n_expect + 1) * sizeof *L->by_name);
+    L->param = malloc(((size_t)L->n_expect * nm + 1) * sizeof(int));
     L->state = malloc(((size_t)L->n_entries + 1) * sizeof *L->state);
     if (!L->expect || !L->by_name || !L->param || !L->state)
         return fail(err, L->path, "out of memory for a table of %ld tensors", need);
-    for (int i = 0; i < L->n_expect; i++) {
-        L->by_name[i] = &L->expect[i];
-        L->param[i] = -1;
-    }
+    for (int i = 0; i < L->n_expect; i++) L->by_name[i] = &L->expect[i];
+    for (long i = 0; i < (long)L->n_expect * nm; i++) L->param[i] = -1;
     qsort(L->by_name, (size_t)L->n_expect, sizeof *L->by_name, name_cmp);
     return 0;
+}
+
+// "member.{i}.REST" with i < k written the one way (no sign, no leading zero): i, and *rest; else −1.
+static int split_member(const char *name, int k, const char **rest) {
+    if (strncmp(name, "member.", 7) != 0) return -1;
+    const char *p = name + 7;
+    if (*p < '0' || *p > '9' || (*p == '0' && p[1] >= '0' && p[1] <= '9')) return -1;
+    long v = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if ((v = v * 10 + (*p - '0')) >= k) return -1;
+    if (*p != '.') return -1;
+    *rest = p + 1;
+    return (int)v;
 }
 
 // Which tensor entry k is; a parameter's dtype and shape checked against the config. An
@@ -764,11 +945,16 @@ static int match_entry(Loader *L, int k, Err *err) {
         L->tokenizer = k;
         return 0;
     }
-    if (strncmp(e->name, "optim.", 6) == 0) {
+    const char *name = e->name;
+    int member = 0;
+    if (L->k && (member = split_member(e->name, L->k, &name)) < 0)
+        return fail(err, L->path, "unknown tensor '%s' (an ensemble of %d members names its tensors member.{0..%d}.NAME)",
+                    e->name, L->k, L->k - 1);
+    if (strncmp(name, "optim.", 6) == 0) {
         L->state[L->n_state++] = e;
         return 0;
     }
-    int i = find_expected(L, e->name);
+    int i = find_expected(L, name);
     if (i < 0) return fail(err, L->path, "unknown tensor '%s' (the config has no such parameter)", e->name);
     size_t want[2];
     int nd = file_shape(&L->expect[i], want);
@@ -780,8 +966,9 @@ static int match_entry(Loader *L, int k, Err *err) {
     }
     if (e->dtype == DT_U8)
         return fail(err, L->path, "tensor %s: dtype U8 but a parameter must be F32 or BF16", e->name);
-    if (L->param[i] >= 0) return fail(err, L->path, "tensor %s appears twice", e->name);
-    L->param[i] = k;
+    int *slot = &L->param[(size_t)member * L->n_expect + i];
+    if (*slot >= 0) return fail(err, L->path, "tensor %s appears twice", e->name);
+    *slot = k;
     if (e->dtype == DT_BF16) L->any_bf16 = 1;
     return 0;
 }
@@ -790,17 +977,25 @@ static int entry_name_cmp(const void *a, const void *b) {
     return strcmp((*(const Entry *const *)a)->name, (*(const Entry *const *)b)->name);
 }
 
-// The "optim.*" entry named name, or NULL.
-static const Entry *find_state(const Loader *L, const char *name) {
-    Entry key = {.name = name};
+// Member i's "optim.*" entry named name (the prefix added in an ensemble file), or NULL.
+static const Entry *find_state(const Loader *L, int member, const char *name) {
+    char full[24 + sizeof(((StateTensor *)0)->name)];
+    snprintf(full, sizeof full, "%s", name);
+    if (L->k) snprintf(full, sizeof full, "member.%d.%s", member, name);
+    Entry key = {.name = full};
     const Entry *kp = &key;
     const Entry **hit = bsearch(&kp, L->state, (size_t)L->n_state, sizeof *L->state, entry_name_cmp);
     return hit ? *hit : NULL;
 }
 
 static int check_complete(Loader *L, Err *err) {
-    for (int i = 0; i < L->n_expect; i++)
-        if (L->param[i] < 0) return fail(err, L->path, "tensor %s is missing", L->expect[i].name);
+    for (int j = 0; j < (L->k ? L->k : 1); j++)
+        for (int i = 0; i < L->n_expect; i++) {
+            if (L->param[(size_t)j * L->n_expect + i] >= 0) continue;
+            if (L->k) return fail(err, L->path, "tensor member.%d.%s is missing (member %d is incomplete)", j,
+                                  L->expect[i].name, j);
+            return fail(err, L->path, "tensor %s is missing", L->expect[i].name);
+        }
     qsort(L->state, (size_t)L->n_state, sizeof *L->state, entry_name_cmp);
     for (int i = 1; i < L->n_state; i++)
         if (strcmp(L->state[i - 1]->name, L->state[i]->name) == 0)
@@ -842,20 +1037,28 @@ static void upload_entry(const Loader *L, const Entry *e, float *dst, const Back
     be->upload(dst, scratch, n * sizeof(float));
 }
 
-static int build_model(const Loader *L, const Backend *be, Model *m, float *scratch, Err *err) {
+static int build_model(const Loader *L, int member, const Backend *be, Model *m, float *scratch, Err *err) {
     Err why;
-    if (model_alloc(m, &L->cfg, be, &why)) return fail(err, L->path, "cannot build the model: %s", why.msg);
-    for (int i = 0; i < m->n_tensors; i++) upload_entry(L, &L->entries[L->param[i]], param(m, i), be, scratch);
+    ModelConfig c = L->cfg;
+    c.seed = L->mm[member].seed;
+    if (model_alloc(m, &c, be, &why)) {
+        if (L->k) return fail(err, L->path, "member %d: cannot build the model: %s", member, why.msg);
+        return fail(err, L->path, "cannot build the model: %s", why.msg);
+    }
+    const int *slot = L->param + (size_t)member * L->n_expect;
+    for (int i = 0; i < m->n_tensors; i++) upload_entry(L, &L->entries[slot[i]], param(m, i), be, scratch);
     return 0;
 }
 
 // Fill one state tensor of the freshly built optimizer from the file. A required one must be
 // there; one only the diagnostics use keeps its built value (vectors warmed on the factors).
-static int restore_one(const Loader *L, const StateTensor *s, const Backend *be, Err *err) {
-    const Entry *e = find_state(L, s->name);
+static int restore_one(const Loader *L, int member, const StateTensor *s, const Backend *be, Err *err) {
+    const Entry *e = find_state(L, member, s->name);
+    char prefix[24] = "";
+    if (L->k) snprintf(prefix, sizeof prefix, "member.%d.", member);
     if (!e)
-        return s->required ? fail(err, L->path, "tensor %s is missing (optimizer %s needs it to resume)", s->name,
-                                  L->ocfg.name)
+        return s->required ? fail(err, L->path, "tensor %s%s is missing (optimizer %s needs it to resume)", prefix,
+                                  s->name, L->ocfg.name)
                            : 0;
     if (e->dtype != DT_F32)
         return fail(err, L->path, "tensor %s: dtype %s but optimizer state must be F32", e->name, dtype_name[e->dtype]);
@@ -873,30 +1076,33 @@ static int restore_one(const Loader *L, const StateTensor *s, const Backend *be,
 
 // Every state tensor the optimizer lists, from the file. Entries it does not list (another
 // optimizer's state, say) are ignored: they are not ours to interpret.
-static int restore_state(const Loader *L, Trainer *tr, Err *err) {
+static int restore_state(const Loader *L, int member, Trainer *tr, Err *err) {
     const Model *m = tr->model;
     int n = optimizer_state_tensors(&tr->opt, m, NULL, 0);
     StateTensor *st = calloc((size_t)n + 1, sizeof *st);
     if (!st) return fail(err, L->path, "out of memory listing %d optimizer state tensors", n);
     optimizer_state_tensors(&tr->opt, m, st, n);
     int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) rc = restore_one(L, &st[i], m->be, err);
+    for (int i = 0; i < n && rc == 0; i++) rc = restore_one(L, member, &st[i], m->be, err);
     free(st);
     return rc;
 }
 
-static int build_trainer(const Loader *L, Model *m, Trainer *tr, Err *err) {
+// Member i's trainer from the saved optimizer config, at its saved step and data position; its
+// state from the file when the file has some (else fresh moments, t = 0).
+static int build_trainer(const Loader *L, int member, Model *m, Trainer *tr, Err *err) {
     Err why;
-    if (trainer_build(tr, m, &L->ocfg, L->data_rng, &why)) {
+    if (trainer_build(tr, m, &L->ocfg, L->mm[member].data_rng, &why)) {
         trainer_free(tr);
+        if (L->k) return fail(err, L->path, "member %d: cannot build the trainer: %s", member, why.msg);
         return fail(err, L->path, "cannot build the trainer: %s", why.msg);
     }
-    if (restore_state(L, tr, err)) {
+    if (L->has_optim && restore_state(L, member, tr, err)) {
         trainer_free(tr);
         return -1;
     }
-    tr->step = L->step;
-    tr->opt.t = L->optim_t;
+    tr->step = L->mm[member].step;
+    if (L->has_optim) tr->opt.t = L->mm[member].optim_t;
     return 0;
 }
 
@@ -937,10 +1143,10 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
     }
     int want_trainer = out_trainer && L.has_optim;
     if (rc == 0 && out_tok && L.tokenizer >= 0 && !(tok = build_tokenizer(&L, err))) rc = -1;
-    if (rc == 0) rc = build_model(&L, be, &m, scratch, err);
+    if (rc == 0) rc = build_model(&L, 0, be, &m, scratch, err);
     // The state's names and shapes are only known from a built optimizer: build it even when no
     // trainer is wanted, so a file is accepted or refused the same way whatever the caller asks.
-    if (rc == 0 && L.has_optim && build_trainer(&L, &m, &tr, err)) {
+    if (rc == 0 && L.has_optim && build_trainer(&L, 0, &m, &tr, err)) {
         model_free(&m);
         rc = -1;
     }
@@ -953,9 +1159,9 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
         if (want_trainer) out_trainer->model = out_model;
         if (out_tok) *out_tok = tok;
         if (info) {
-            *info = (CheckpointInfo){.step = L.step, .dtype = L.any_bf16 ? CHECKPOINT_BF16 : CHECKPOINT_F32,
+            *info = (CheckpointInfo){.step = L.mm[0].step, .dtype = L.any_bf16 ? CHECKPOINT_BF16 : CHECKPOINT_F32,
                                      .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0,
-                                     .file_bytes = L.size, .data_rng = L.data_rng};
+                                     .file_bytes = L.size, .data_rng = L.mm[0].data_rng};
             snprintf(info->optimizer, sizeof info->optimizer, "%s", L.optimizer);
         }
     }
@@ -979,4 +1185,116 @@ int checkpoint_load_bytes(const void *bytes, size_t size, const char *name, cons
     // the loader only reads through map; it never writes or frees a caller's buffer
     Loader L = {.path = name, .fd = -1, .tokenizer = -1, .map = (uint8_t *)(bytes ? bytes : empty), .size = size};
     return load(&L, be, out_model, out_trainer, out_tok, info, err);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ensemble files and the probe
+
+static int load_members(Loader *L0, const Backend *be, CheckpointMembers *out, Err *err) {
+    const char *path = L0->path;
+    if (!be || !out) return fail(err, path, "cannot load: no backend or nothing to load into");
+    Loader L = *L0;
+    L.want_members = 1;
+    CheckpointMembers r;
+    memset(&r, 0, sizeof r);
+    float *scratch = NULL;
+    int rc = validate(&L, err), built = 0;
+    if (rc == 0) {
+        size_t most = 0;
+        for (int i = 0; i < L.n_expect; i++)
+            if ((size_t)L.expect[i].rows * L.expect[i].cols > most) most = (size_t)L.expect[i].rows * L.expect[i].cols;
+        scratch = malloc(most * sizeof(float));
+        r.k = L.k;
+        r.models = calloc((size_t)L.k, sizeof *r.models);
+        r.trainers = L.has_trainer_meta ? calloc((size_t)L.k, sizeof *r.trainers) : NULL;
+        if (!scratch || !r.models || (L.has_trainer_meta && !r.trainers))
+            rc = fail(err, path, "out of memory for %d members", L.k);
+    }
+    if (rc == 0 && L.tokenizer >= 0 && !(r.tok = build_tokenizer(&L, err))) rc = -1;
+    for (int i = 0; rc == 0 && i < L.k; i++) {
+        rc = build_model(&L, i, be, &r.models[i], scratch, err);
+        if (rc == 0 && r.trainers && build_trainer(&L, i, &r.models[i], &r.trainers[i], err)) {
+            model_free(&r.models[i]);
+            rc = -1;
+        }
+        if (rc == 0) built++;
+    }
+    if (rc == 0) {
+        r.has_state = L.has_optim;
+        r.info = (CheckpointInfo){.step = L.mm[0].step, .dtype = L.any_bf16 ? CHECKPOINT_BF16 : CHECKPOINT_F32,
+                                  .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0, .file_bytes = L.size,
+                                  .data_rng = L.mm[0].data_rng, .ensemble_k = L.k};
+        snprintf(r.info.optimizer, sizeof r.info.optimizer, "%s", L.optimizer);
+        r.meta = L.meta;
+        r.n_meta = L.n_meta;
+        L.meta = NULL;
+        L.n_meta = 0;
+        *out = r;
+    } else {
+        r.k = built;   // only what was built is freed
+        checkpoint_members_free(&r);
+    }
+    free(scratch);
+    loader_free(&L);
+    return rc;
+}
+
+int checkpoint_load_members(const char *path, const Backend *be, CheckpointMembers *out, Err *err) {
+    if (!path || !*path) return err_set(err, "checkpoint load: no file name given");
+    Loader L = {.path = path, .fd = -1, .tokenizer = -1};
+    return load_members(&L, be, out, err);
+}
+
+int checkpoint_load_members_bytes(const void *bytes, size_t size, const char *name, const Backend *be,
+                                  CheckpointMembers *out, Err *err) {
+    if (!name || !*name) name = "(memory)";
+    if (!bytes && size) return err_set(err, "%s: no bytes to load", name);
+    static const uint8_t empty[1];
+    Loader L = {.path = name, .fd = -1, .tokenizer = -1, .map = (uint8_t *)(bytes ? bytes : empty), .size = size};
+    return load_members(&L, be, out, err);
+}
+
+const char *checkpoint_members_meta(const CheckpointMembers *cm, const char *key) {
+    for (int i = 0; cm && key && i < cm->n_meta; i++)
+        if (strcmp(cm->meta[i].key, key) == 0) return cm->meta[i].value;
+    return NULL;
+}
+
+void checkpoint_members_free(CheckpointMembers *cm) {
+    if (!cm) return;
+    for (int i = 0; i < cm->k; i++) {   // a trainer's state is freed against its model: trainers first
+        if (cm->trainers && cm->trainers[i].model) trainer_free(&cm->trainers[i]);
+        if (cm->models) model_free(&cm->models[i]);
+    }
+    free(cm->trainers);
+    free(cm->models);
+    tokenizer_free(cm->tok);
+    for (int i = 0; i < cm->n_meta; i++) {
+        free(cm->meta[i].key);
+        free(cm->meta[i].value);
+    }
+    free(cm->meta);
+    memset(cm, 0, sizeof *cm);
+}
+
+int checkpoint_probe(const char *path, CheckpointInfo *info, Err *err) {
+    if (!path || !*path) return err_set(err, "checkpoint probe: no file name given");
+    Loader L = {.path = path, .fd = -1, .tokenizer = -1, .probe = 1};
+    int rc = map_file(&L, err) || parse_header(&L, err) || parse_metadata(&L, err) ? -1 : 0;
+    if (rc == 0 && info) {
+        CheckpointInfo r = {.step = L.mm[0].step, .data_rng = L.mm[0].data_rng, .file_bytes = L.size,
+                            .ensemble_k = L.k};
+        snprintf(r.optimizer, sizeof r.optimizer, "%s", L.optimizer);
+        for (const cJSON *e = L.header->child; e; e = e->next) {
+            const char *name = e->string, *rest = name;
+            if (strcmp(name, "tokenizer.model") == 0) r.has_tokenizer = 1;
+            if (L.k && split_member(name, L.k, &rest) < 0) continue;
+            if (strncmp(rest, "optim.", 6) == 0) r.has_optim = 1;
+            const char *dt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "dtype"));
+            if (dt && strcmp(dt, "BF16") == 0) r.dtype = CHECKPOINT_BF16;
+        }
+        *info = r;
+    }
+    loader_free(&L);
+    return rc;
 }

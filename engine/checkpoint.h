@@ -28,6 +28,19 @@
 // and fills each of its state tensors from the file. A required one missing, or one of another shape or dtype, is an error naming it; a
 // diagnostic-only one missing keeps its built value; "optim.*" tensors it does not list (another
 // optimizer's state) are ignored.
+//
+// Ensemble files (checkpoint_save_members) hold k models of one config side by side: every
+// model tensor and every "optim.*" tensor of member i gets the prefix "member.{i}." (e.g.
+// "member.0.embed", "member.0.optim.m.embed"), in member order; "tokenizer.model" appears once,
+// unprefixed. __metadata__ adds ensemble_k (decimal, ≥ 1; its presence is what makes a file an
+// ensemble file), per member "member.{i}.seed" (its ModelConfig seed; config is member 0's) and,
+// with trainers, "member.{i}.step", "member.{i}.data_rng", "member.{i}.optim_t" instead of the
+// single-model step/data_rng/optim_t; optimizer and optim_config are shared (every member's must be
+// equal). Keys the caller adds (the ensemble's own state: ensemble.c) ride along as strings.
+// Loading an ensemble file validates as strictly as a single model: every member complete, each
+// tensor's shape from the config, one name per member (no leading zeros, i < ensemble_k), offsets
+// inside the buffer and tiling it. checkpoint_load refuses an ensemble file (and
+// checkpoint_load_members a single-model one) with a message saying which loader to use.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -51,7 +64,11 @@ typedef struct CheckpointInfo {
     int has_tokenizer;       // "tokenizer.model" is in the file
     uint64_t data_rng;       // the batch sampler's state when saved (0 without a trainer)
     size_t file_bytes;
+    int ensemble_k;          // an ensemble file's members (0: a single model); step, data_rng: member 0's
 } CheckpointInfo;
+
+// A limit on ensemble_k that a file may claim (the ensemble layer may allow fewer).
+#define CHECKPOINT_MAX_MEMBERS 64
 
 // Options a caller gets with opt == NULL: F32 parameters, optimizer state included.
 CheckpointOptions checkpoint_default_options(void);
@@ -73,3 +90,46 @@ int checkpoint_load(const char *path, const Backend *be, Model *out_model, Train
 // after the call); name stands for the path in messages (NULL: "(memory)").
 int checkpoint_load_bytes(const void *bytes, size_t size, const char *name, const Backend *be, Model *out_model,
                           Trainer *out_trainer, Tokenizer **out_tok, CheckpointInfo *info, Err *err);
+
+// What a file is, from its header alone (nothing beyond __metadata__ and the entries' names and
+// dtypes is checked: a load still validates everything): ensemble_k, step, optimizer, dtype,
+// has_optim, has_tokenizer, file_bytes. For the shell's `model load` to pick its loader.
+int checkpoint_probe(const char *path, CheckpointInfo *info, Err *err);
+
+// ---- ensemble files (layout above) ----------------------------------------------------------
+
+// One extra __metadata__ entry (both strings owned by whoever built the list).
+typedef struct CheckpointMeta {
+    char *key, *value;
+} CheckpointMeta;
+
+// Write k models of one config (seeds may differ) with their trainers (trainers == NULL: none;
+// else trainers[i].model == &models[i], one optimizer config), tok when != NULL, and the extra
+// metadata (keys must not be ones the layout above uses), atomically as checkpoint_save does.
+int checkpoint_save_members(const char *path, int k, const Model *models, const Trainer *trainers,
+                            const Tokenizer *tok, const CheckpointMeta *extra, int n_extra,
+                            const CheckpointOptions *opt, Err *err);
+
+// What checkpoint_load_members builds; every pointer is owned by it until checkpoint_members_free
+// (or until a caller takes the arrays over and NULLs them).
+typedef struct CheckpointMembers {
+    int k;
+    Model *models;            // k models
+    Trainer *trainers;        // k trainers over models[i] (NULL when the file has no optimizer settings):
+                              // restored state when has_state, else fresh moments at the saved step
+    int has_state;
+    Tokenizer *tok;           // the embedded tokenizer, or NULL
+    CheckpointInfo info;
+    CheckpointMeta *meta;     // the __metadata__ entries the layout above does not use, as saved
+    int n_meta;
+} CheckpointMembers;
+
+// Validate an ensemble file, then build its members on be into *out (written only on success).
+int checkpoint_load_members(const char *path, const Backend *be, CheckpointMembers *out, Err *err);
+// As checkpoint_load_members from a whole file in memory (name: for messages; NULL: "(memory)").
+int checkpoint_load_members_bytes(const void *bytes, size_t size, const char *name, const Backend *be,
+                                  CheckpointMembers *out, Err *err);
+// The value of an extra metadata entry, or NULL.
+const char *checkpoint_members_meta(const CheckpointMembers *cm, const char *key);
+// Free whatever *cm still owns (trainers before their models) and zero it.
+void checkpoint_members_free(CheckpointMembers *cm);

@@ -1,6 +1,8 @@
 // ensemble.c — building, stepping, evaluating and averaging an ensemble of K models (see
 // ensemble.h; the WASH shuffle and the PAPA pull are in wash.c).
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
@@ -419,4 +421,196 @@ int ensemble_grad_cosines(Ensemble *e, const int32_t *tokens, int B, int T, doub
         }
     free(g);
     return 0;
+}
+
+// ---- checkpoints --------------------------------------------------------------------------
+
+static const char *method_word(EnsembleMethod m) {
+    return m == ENSEMBLE_WASH ? "wash" : m == ENSEMBLE_PAPA ? "papa" : "independent";
+}
+
+#define ENSEMBLE_META_MAX 16
+
+int ensemble_save(const char *path, const Ensemble *e, const Tokenizer *tok, const CheckpointOptions *opt, Err *err) {
+    if (!e || !e->members || e->k < 1) return err_set(err, "%s: cannot save: no ensemble", path ? path : "(none)");
+    const EnsembleCoupling *c = &e->coupling;
+    char v[ENSEMBLE_META_MAX][24];
+    char seeds[2][ENSEMBLE_MAX_K * 21 + 1];
+    for (int s = 0; s < 2; s++) {
+        size_t at = 0;
+        seeds[s][0] = '\0';
+        for (int i = 0; i < e->k; i++)
+            at += (size_t)snprintf(seeds[s] + at, sizeof seeds[s] - at, "%s%llu", i ? "," : "",
+                                   (unsigned long long)(s ? e->data_seeds[i] : e->init_seeds[i]));
+    }
+    snprintf(v[0], sizeof v[0], "%s", method_word(c->method));
+    snprintf(v[1], sizeof v[1], "%.9g", (double)c->p);
+    snprintf(v[2], sizeof v[2], "%s", c->schedule == WASH_FLAT ? "flat" : "linear");
+    snprintf(v[3], sizeof v[3], "%s", c->opt_state ? "yes" : "no");
+    snprintf(v[4], sizeof v[4], "%.9g", (double)c->alpha);
+    snprintf(v[5], sizeof v[5], "%d", c->every);
+    snprintf(v[6], sizeof v[6], "%llu", (unsigned long long)e->mix_rng);
+    snprintf(v[7], sizeof v[7], "%d", e->step);
+    snprintf(v[8], sizeof v[8], "%d", e->mixes);
+    snprintf(v[9], sizeof v[9], "%ld", e->last_exchanged);
+    snprintf(v[10], sizeof v[10], "%.17g", e->total_exchanged);
+    snprintf(v[11], sizeof v[11], "%s", e->same_init ? "yes" : "no");
+    CheckpointMeta meta[] = {
+        {"ensemble_method", v[0]}, {"ensemble_wash_p", v[1]}, {"ensemble_wash_schedule", v[2]},
+        {"ensemble_wash_opt_state", v[3]}, {"ensemble_papa_alpha", v[4]}, {"ensemble_every", v[5]},
+        {"ensemble_mix_rng", v[6]}, {"ensemble_step", v[7]}, {"ensemble_mixes", v[8]},
+        {"ensemble_last_exchanged", v[9]}, {"ensemble_exchanged", v[10]}, {"ensemble_same_init", v[11]},
+        {"ensemble_init_seeds", seeds[0]}, {"ensemble_data_seeds", seeds[1]},
+    };
+    return checkpoint_save_members(path, e->k, e->members, e->trainers, tok, meta, (int)(sizeof meta / sizeof meta[0]),
+                                   opt, err);
+}
+
+// Strict decimal: digits only, at most 20, no overflow.
+static int meta_u64(const char *s, uint64_t *out) {
+    if (!s || !*s || strlen(s) > 20) return -1;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10) return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static int meta_int(const char *s, long max, long *out) {
+    uint64_t v;
+    if (meta_u64(s, &v) || v > (uint64_t)max) return -1;
+    *out = (long)v;
+    return 0;
+}
+
+static int meta_real(const char *s, double lo, double hi, double *out) {
+    if (!s || !*s || strchr(" \t\n\r\f\v", *s)) return -1;
+    char *end;
+    double d = strtod(s, &end);
+    if (*end || !(d >= lo && d <= hi)) return -1;
+    *out = d;
+    return 0;
+}
+
+// A float as "%.9g" wrote it, read back exactly (strtof: no double rounding), in [0, 1].
+static int meta_unit_float(const char *s, double *out) {
+    if (!s || !*s || strchr(" \t\n\r\f\v", *s)) return -1;
+    char *end;
+    float f = strtof(s, &end);
+    if (*end || !(f >= 0 && f <= 1)) return -1;
+    *out = f;
+    return 0;
+}
+
+static int meta_word(const char *s, const char *a, const char *b, int *out) {
+    if (s && strcmp(s, a) == 0) return *out = 0, 0;
+    if (s && strcmp(s, b) == 0) return *out = 1, 0;
+    return -1;
+}
+
+// "a,b,c": exactly k decimal seeds.
+static int meta_seeds(const char *s, int k, uint64_t *out) {
+    if (!s) return -1;
+    for (int i = 0; i < k; i++) {
+        const char *comma = strchr(s, ',');
+        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        char one[24];
+        if (n == 0 || n >= sizeof one || (i < k - 1) != (comma != NULL)) return -1;
+        memcpy(one, s, n);
+        one[n] = '\0';
+        if (meta_u64(one, &out[i])) return -1;
+        s += n + (comma != NULL);
+    }
+    return 0;
+}
+
+// The ensemble's own state from the members' file, checked as strictly as the tensors were.
+static int ensemble_from_members(const char *name, CheckpointMembers *cm, const Backend *be, Ensemble *out,
+                                 Tokenizer **out_tok, CheckpointInfo *info, Err *err) {
+    if (cm->k > ENSEMBLE_MAX_K)
+        return err_set(err, "%s: an ensemble of %d members, but an ensemble has at most %d", name, cm->k, ENSEMBLE_MAX_K);
+    if (!cm->trainers)
+        return err_set(err, "%s: the ensemble's members have no optimizer settings (step, optimizer, optim_config)",
+                       name);
+    Ensemble e;
+    memset(&e, 0, sizeof e);
+    EnsembleCoupling c = ensemble_coupling_default();
+    const char *bad = NULL;
+#define GET(key) checkpoint_members_meta(cm, key)
+    long every = 0, step = 0, mixes = 0, last = 0;
+    double p = 0, alpha = 0, total = 0;
+    int method = -1, flat = 0, opt_state = 0, same = 0;
+    const char *m = GET("ensemble_method");
+    if (m) method = strcmp(m, "independent") == 0 ? ENSEMBLE_INDEPENDENT
+                  : strcmp(m, "wash") == 0        ? ENSEMBLE_WASH
+                  : strcmp(m, "papa") == 0        ? ENSEMBLE_PAPA
+                                                  : -1;
+    if (method < 0) bad = "ensemble_method";
+    else if (meta_unit_float(GET("ensemble_wash_p"), &p)) bad = "ensemble_wash_p";
+    else if (meta_word(GET("ensemble_wash_schedule"), "linear", "flat", &flat)) bad = "ensemble_wash_schedule";
+    else if (meta_word(GET("ensemble_wash_opt_state"), "no", "yes", &opt_state)) bad = "ensemble_wash_opt_state";
+    else if (meta_unit_float(GET("ensemble_papa_alpha"), &alpha)) bad = "ensemble_papa_alpha";
+    else if (meta_int(GET("ensemble_every"), INT_MAX, &every) || every < 1) bad = "ensemble_every";
+    else if (meta_u64(GET("ensemble_mix_rng"), &e.mix_rng)) bad = "ensemble_mix_rng";
+    else if (meta_int(GET("ensemble_step"), INT_MAX, &step)) bad = "ensemble_step";
+    else if (meta_int(GET("ensemble_mixes"), INT_MAX, &mixes) || mixes > step) bad = "ensemble_mixes";
+    else if (meta_int(GET("ensemble_last_exchanged"), LONG_MAX, &last)) bad = "ensemble_last_exchanged";
+    else if (meta_real(GET("ensemble_exchanged"), 0, 1e300, &total)) bad = "ensemble_exchanged";
+    else if (meta_word(GET("ensemble_same_init"), "no", "yes", &same)) bad = "ensemble_same_init";
+    else if (meta_seeds(GET("ensemble_init_seeds"), cm->k, e.init_seeds)) bad = "ensemble_init_seeds";
+    else if (meta_seeds(GET("ensemble_data_seeds"), cm->k, e.data_seeds)) bad = "ensemble_data_seeds";
+    if (bad) {
+        const char *v = GET(bad);
+        return err_set(err, "%s: __metadata__ %s '%.32s' is missing or not valid", name, bad, v ? v : "(none)");
+    }
+#undef GET
+    c.method = (EnsembleMethod)method;
+    c.p = (float)p;
+    c.schedule = flat ? WASH_FLAT : WASH_LINEAR;
+    c.opt_state = opt_state;
+    c.alpha = (float)alpha;
+    c.every = (int)every;
+    Err why;
+    if (ensemble_set_coupling(&e, &c, &why) != 0) return err_set(err, "%s: the ensemble's coupling: %s", name, why.msg);
+    e.k = cm->k;
+    e.be = be;
+    e.members = cm->models;
+    e.trainers = cm->trainers;
+    e.same_init = same;
+    e.step = (int)step;
+    e.mixes = (int)mixes;
+    e.last_exchanged = last;
+    e.total_exchanged = total;
+    if (info) *info = cm->info;
+    if (out_tok) *out_tok = cm->tok;
+    else tokenizer_free(cm->tok);
+    cm->models = NULL;   // now the ensemble's
+    cm->trainers = NULL;
+    cm->tok = NULL;
+    cm->k = 0;
+    *out = e;
+    return 0;
+}
+
+int ensemble_load(const char *path, const Backend *be, Ensemble *out, Tokenizer **out_tok, CheckpointInfo *info,
+                  Err *err) {
+    CheckpointMembers cm;
+    if (checkpoint_load_members(path, be, &cm, err) != 0) return -1;
+    int rc = ensemble_from_members(path, &cm, be, out, out_tok, info, err);
+    checkpoint_members_free(&cm);
+    return rc;
+}
+
+int ensemble_load_bytes(const void *bytes, size_t size, const char *name, const Backend *be, Ensemble *out,
+                        Tokenizer **out_tok, CheckpointInfo *info, Err *err) {
+    CheckpointMembers cm;
+    if (!name || !*name) name = "(memory)";
+    if (checkpoint_load_members_bytes(bytes, size, name, be, &cm, err) != 0) return -1;
+    int rc = ensemble_from_members(name, &cm, be, out, out_tok, info, err);
+    checkpoint_members_free(&cm);
+    return rc;
 }

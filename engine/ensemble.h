@@ -27,6 +27,7 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include "checkpoint.h"
 #include "err.h"
 #include "model.h"
 #include "optim.h"
@@ -157,3 +158,23 @@ int ensemble_eval(Ensemble *e, const Dataset *ds, int B, int T, int batches, uin
 // Every member's gradient on the same tokens (B×(T+1)) into its m->grads (zeroed first), and
 // the k×k matrix of pairwise cosines (row-major; 1 on the diagonal) into cos.
 int ensemble_grad_cosines(Ensemble *e, const int32_t *tokens, int B, int T, double *cos, Err *err);
+
+// ---- checkpoints (checkpoint.h's ensemble layout) -------------------------------------------
+// Besides the members (tensors "member.{i}.NAME", each with its optimizer state and per-member
+// step, data_rng and optim_t), __metadata__ holds the ensemble's own state, so that a reload
+// continues bit for bit: ensemble_method (independent|wash|papa), ensemble_wash_p,
+// ensemble_wash_schedule (linear|flat), ensemble_wash_opt_state (yes|no), ensemble_papa_alpha,
+// ensemble_every, ensemble_mix_rng (the shuffle generator's state), ensemble_step, ensemble_mixes,
+// ensemble_last_exchanged, ensemble_exchanged (values communicated so far), ensemble_same_init,
+// ensemble_init_seeds and ensemble_data_seeds (comma-separated).
+
+// Save the whole ensemble (and tok when != NULL) to path, atomically (checkpoint_save's rules;
+// opt == NULL: F32 with optimizer state).
+int ensemble_save(const char *path, const Ensemble *e, const Tokenizer *tok, const CheckpointOptions *opt, Err *err);
+// Validate an ensemble file, then build it on be into *out (written only on success, not freed
+// first); *out_tok gets the embedded tokenizer or NULL (out_tok == NULL: not kept); info may be NULL.
+int ensemble_load(const char *path, const Backend *be, Ensemble *out, Tokenizer **out_tok, CheckpointInfo *info,
+                  Err *err);
+// As ensemble_load from a whole file's bytes in memory (name stands for the path in messages).
+int ensemble_load_bytes(const void *bytes, size_t size, const char *name, const Backend *be, Ensemble *out,
+                        Tokenizer **out_tok, CheckpointInfo *info, Err *err);

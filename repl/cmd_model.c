@@ -137,16 +137,44 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
 
 static const char *dtype_name(CheckpointDtype d) { return d == CHECKPOINT_BF16 ? "bf16" : "f32"; }
 
+static const char *method_word(EnsembleMethod m) {
+    return m == ENSEMBLE_WASH ? "wash" : m == ENSEMBLE_PAPA ? "papa" : "independent";
+}
+
+// `model save` while an ensemble exists: every member, its optimizer state and the coupling.
+static int save_ensemble(Session *s, const char *path, const CheckpointOptions *o, Err *err) {
+    const Ensemble *e = &s->ens;
+    const Tokenizer *tok = s->tok;
+    if (tok && tokenizer_vocab_size(tok) > e->members[0].cfg.vocab) tok = NULL;
+    if (ensemble_save(path, e, tok, o, err) != 0) return -1;
+    struct stat st;
+    double bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
+    char size[32];
+    int step = e->trainers[0].step;
+    out_text(s, "saved %s (%s): ensemble of %d members (%s coupling) at step %d, %s parameters, optimizer state %s, "
+                "tokenizer %s\n", path, fmt_bytes(size, sizeof size, bytes), e->k, method_word(e->coupling.method), step,
+             dtype_name(o->dtype), o->include_optim ? "included" : "left out", tok ? "embedded" : "none");
+    s->dirty = 0;
+    snprintf(s->model_file, sizeof s->model_file, "%s", path);
+    cJSON_AddStringToObject(s->result, "path", path);
+    cJSON_AddNumberToObject(s->result, "bytes", bytes);
+    cJSON_AddNumberToObject(s->result, "step", step);
+    cJSON_AddStringToObject(s->result, "dtype", dtype_name(o->dtype));
+    cJSON_AddBoolToObject(s->result, "optimizer", o->include_optim);
+    cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
+    cJSON_AddNumberToObject(s->result, "ensemble_k", e->k);
+    cJSON_AddStringToObject(s->result, "method", method_word(e->coupling.method));
+    return 0;
+}
+
 int cmd_model_save(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
-    if (s->has_ensemble)
-        return err_set(err, "an ensemble is active and ensemble checkpoints are not supported yet: `ensemble "
-                       "average` or `ensemble use I` first");
     char buf[1024];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
     CheckpointOptions o = checkpoint_default_options();
     o.dtype = strcmp(args_str(a, "dtype", "f32"), "bf16") == 0 ? CHECKPOINT_BF16 : CHECKPOINT_F32;
     o.include_optim = args_bool(a, "optim", 1);
+    if (s->has_ensemble) return save_ensemble(s, path, &o, err);
     const Tokenizer *tok = s->tok;
     if (tok && tokenizer_vocab_size(tok) > s->model.cfg.vocab) {
         out_note(s, "the tokenizer is not embedded: its vocabulary (%d) does not fit the model's (%d)\n",
@@ -184,9 +212,58 @@ static void adopt_tokenizer(Session *s, Tokenizer *tok, const char *path) {
     if (!same) session_drop_data(s, "it was tokenized with another tokenizer than the checkpoint's");
 }
 
+// `model load` of an ensemble file: the members (with their trainers) become the session's
+// ensemble, a copy of member 0 its model, as after `ensemble new`.
+static int load_ensemble(Session *s, const char *path, Err *err) {
+    Ensemble e;
+    Tokenizer *tok = NULL;
+    CheckpointInfo info;
+    Model m;
+    memset(&m, 0, sizeof m);
+    if (ensemble_load(path, s->be, &e, &tok, &info, err) != 0) return -1;  // the session is untouched
+    if (model_alloc(&m, &e.members[0].cfg, s->be, err) != 0) {
+        ensemble_free(&e);
+        tokenizer_free(tok);
+        return -1;
+    }
+    s->be->copy(m.params, e.members[0].params, sizeof(float) * m.n_params);
+    session_drop_ensemble(s, NULL);
+    session_replace_model(s, &m);
+    s->ens = e;
+    s->has_ensemble = 1;
+    s->optim = e.trainers[0].opt.cfg;
+    if (tok) adopt_tokenizer(s, tok, path);
+    s->model_cfg = s->model.cfg;
+    snprintf(s->model_preset, sizeof s->model_preset, "loaded");
+    snprintf(s->model_file, sizeof s->model_file, "%s", path);
+    s->dirty = 0;
+    const ModelConfig *c = &s->model.cfg;
+    char size[32], x[32];
+    out_text(s, "loaded %s (%s): ensemble of %d members at step %d, %s parameters, optimizer %s%s, tokenizer %s\n",
+             path, fmt_bytes(size, sizeof size, (double)info.file_bytes), e.k, info.step, dtype_name(info.dtype),
+             info.optimizer, info.has_optim ? "" : " (state not saved)", tok ? "embedded" : "none in the file");
+    out_text(s, "model: dim=%d layers=%d heads=%d kv_heads=%d ffn=%d rank=%d seq=%d vocab=%d per member\n", c->dim,
+             c->layers, c->heads, c->kv_heads, c->ffn, c->rank, c->seq, c->vocab);
+    out_note(s, "%s coupling, %s values exchanged so far; `train` continues every member where it stopped\n",
+             method_word(e.coupling.method), fmt_count(x, sizeof x, e.total_exchanged));
+    cJSON_AddStringToObject(s->result, "path", path);
+    cJSON_AddNumberToObject(s->result, "bytes", (double)info.file_bytes);
+    cJSON_AddNumberToObject(s->result, "step", info.step);
+    cJSON_AddStringToObject(s->result, "dtype", dtype_name(info.dtype));
+    cJSON_AddStringToObject(s->result, "optimizer", info.optimizer);
+    cJSON_AddBoolToObject(s->result, "optimizer_state", info.has_optim);
+    cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
+    cJSON_AddItemToObject(s->result, "config", model_config_json(c));
+    cJSON_AddNumberToObject(s->result, "ensemble_k", e.k);
+    cJSON_AddStringToObject(s->result, "method", method_word(e.coupling.method));
+    return 0;
+}
+
 int cmd_model_load(Session *s, const Args *a, Err *err) {
     char buf[1024];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
+    CheckpointInfo probe;
+    if (checkpoint_probe(path, &probe, NULL) == 0 && probe.ensemble_k > 0) return load_ensemble(s, path, err);
     Model m;
     Trainer tr;
     Tokenizer *tok = NULL;

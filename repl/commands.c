@@ -134,6 +134,8 @@ const CmdSpec commands[] = {
              "optimizer moments (optim=no leaves them out: smaller, but `train` after a load\n"
              "restarts the moments) and the loaded tokenizer, so the file alone is enough to\n"
              "`generate`. Written to a temporary name and renamed: a crash never leaves half a file.\n"
+             "While an ensemble exists it saves the whole ensemble: every member (tensors named\n"
+             "member.I.NAME) with its optimizer state, and the WASH/PAPA settings and shuffle state.\n"
              "Examples:\n  model save run1.safetensors\n  model save small.safetensors dtype=bf16 optim=no",
      .min_pos = 1, .max_pos = 1, .pos = POS_PATH, .run = cmd_model_save,
      .opts = (const OptSpec[]){
@@ -146,7 +148,8 @@ const CmdSpec commands[] = {
              "session keeps its model, trainer and tokenizer. On success the model is replaced;\n"
              "so is the trainer when the file has optimizer state (`train` continues where it\n"
              "stopped), and the tokenizer when one is embedded (loaded data made with another\n"
-             "tokenizer is dropped). Prints the step, optimizer and dtype it found.\n"
+             "tokenizer is dropped). Prints the step, optimizer and dtype it found. An ensemble's\n"
+             "file restores the ensemble (its members, coupling and step): `train` goes on.\n"
              "Examples:\n  model load run1.safetensors\n  model load run1.safetensors; generate \"Once\" n=50",
      .min_pos = 1, .max_pos = 1, .pos = POS_PATH, .run = cmd_model_load},
     {.name = "model", .sub = "factorize", .family = "model", .args = "rank=R",

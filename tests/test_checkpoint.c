@@ -2,7 +2,7 @@
 // whose losses, parameters and optimizer state are bit-identical to the uninterrupted one under
 // every optimizer, the optimizer config round trip, the file checked against the spec by an
 // independent parser (and by Python), corrupted files refused by name without touching the
-// caller's model, atomic saves, and the embedded tokenizer.
+// caller's model, atomic saves, the embedded tokenizer, and ensemble files (member prefixes).
 #include <dirent.h>
 #include <signal.h>
 #include <stdint.h>
@@ -1001,6 +1001,195 @@ static void test_tokenizer_travels_with_the_checkpoint(void) {
     tokenizer_free(tok);
 }
 
+// ---------------------------------------------------------------------------------------------
+// (7) ensemble files: k members under "member.{i}." prefixes
+
+static void set_shape_of(cJSON *root, const void *arg) {   // [rows, cols] → [cols, rows]
+    cJSON *s = cJSON_GetObjectItem(cJSON_GetObjectItem(root, arg), "shape");
+    double r = cJSON_GetArrayItem(s, 0)->valuedouble, c = cJSON_GetArrayItem(s, 1)->valuedouble;
+    cJSON_SetNumberValue(cJSON_GetArrayItem(s, 0), c);
+    cJSON_SetNumberValue(cJSON_GetArrayItem(s, 1), r);
+}
+static void overlap_members(cJSON *root, const void *arg) {   // member 1's wv on top of member 0's wk
+    (void)arg;
+    cJSON *o = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "member.0.blocks.0.attn.wk.A"), "data_offsets");
+    set_offsets(root, "member.1.blocks.0.attn.wv.A", cJSON_GetArrayItem(o, 0)->valuedouble,
+                cJSON_GetArrayItem(o, 1)->valuedouble);
+}
+static void member_head_out_of_range(cJSON *root, const void *arg) {
+    (void)arg;
+    cJSON *o = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "member.1.head"), "data_offsets");
+    double b = cJSON_GetArrayItem(o, 0)->valuedouble, e = cJSON_GetArrayItem(o, 1)->valuedouble;
+    set_offsets(root, "member.1.head", b + 1e6, e + 1e6);
+}
+static void rename_entry(cJSON *root, const void *arg) {
+    const char *const *kv = arg;   // {from, to}
+    cJSON *e = cJSON_DetachItemFromObject(root, kv[0]);
+    cJSON_AddItemToObject(root, kv[1], e);
+}
+
+// A refused members load names the problem and leaves *out as it was.
+static void expect_members_refused(const char *path, const char *want1, const char *want2, const char *what) {
+    Err err = {{0}};
+    CheckpointMembers cm, before;
+    memset(&cm, 0x5a, sizeof cm);
+    memcpy(&before, &cm, sizeof cm);
+    int rc = checkpoint_load_members(path, be, &cm, &err);
+    CHECK(rc != 0 && strstr(err.msg, want1) && (!want2 || strstr(err.msg, want2)),
+          "%s: expected an error with '%s'%s%s, got rc=%d '%s'", what, want1, want2 ? " and " : "", want2 ? want2 : "",
+          rc, err.msg);
+    CHECK(memcmp(&cm, &before, sizeof cm) == 0, "%s: a refused load leaves the output alone", what);
+    if (rc == 0) checkpoint_members_free(&cm);
+}
+
+static void test_ensemble_files(void) {
+    enum { K = 2 };
+    Err err;
+    Model m[K];
+    Trainer tr[K];
+    ModelConfig c = micro_config();
+    for (int i = 0; i < K; i++) {
+        c.seed = 7 + (uint64_t)i;
+        trained_model(&m[i], &tr[i], &c, 2 + i);   // different steps, state and data positions
+    }
+    const char *path = in_dir("members.safetensors"), *bad = in_dir("members-bad.safetensors");
+    CheckpointMeta extra[] = {{"ensemble_note", "hello"}, {"ensemble_x", "1,2"}};
+    CHECK_OK(checkpoint_save_members(path, K, m, tr, NULL, extra, 2, NULL, &err));
+    check_spec(path, K * (m[0].n_tensors + state_count(&tr[0])));
+    CheckpointMeta reserved[] = {{"member.0.step", "1"}};
+    CHECK(checkpoint_save_members(bad, K, m, tr, NULL, reserved, 1, NULL, &err) != 0 && strstr(err.msg, "reserved"),
+          "an extra key the layout uses is refused: '%s'", err.msg);
+
+    // the probe tells an ensemble from a single model, from the header alone
+    CheckpointInfo pi;
+    CHECK_OK(checkpoint_probe(path, &pi, &err));
+    CHECK(pi.ensemble_k == K && pi.has_optim && pi.step == 2 && strcmp(pi.optimizer, "adamw") == 0,
+          "probe: ensemble_k %d, optim %d, step %d, '%s'", pi.ensemble_k, pi.has_optim, pi.step, pi.optimizer);
+    const char *single = in_dir("single.safetensors");
+    CHECK_OK(checkpoint_save(single, &m[0], &tr[0], NULL, NULL, &err));
+    CHECK_OK(checkpoint_probe(single, &pi, &err));
+    CHECK(pi.ensemble_k == 0 && pi.has_optim && pi.step == 2, "probe of a single model: ensemble_k %d", pi.ensemble_k);
+
+    // round trip: every member's parameters, state, step, data position, t and seed
+    CheckpointMembers cm;
+    CHECK_OK(checkpoint_load_members(path, be, &cm, &err));
+    if (!err.msg[0]) {
+        CHECK(cm.k == K && cm.trainers && cm.has_state && !cm.tok && cm.info.ensemble_k == K, "k %d, state %d", cm.k,
+              cm.has_state);
+        for (int i = 0; i < K && cm.k == K; i++) {
+            float *a = host_copy(m[i].params, m[i].n_params), *b = host_copy(cm.models[i].params, cm.models[i].n_params);
+            CHECK(memcmp(a, b, m[i].n_params * 4) == 0, "member %d: parameters bit-identical", i);
+            free(a);
+            free(b);
+            const char *which = NULL;
+            CHECK(same_state(&tr[i], &cm.trainers[i], &which), "member %d: state bit-identical (%s differs)", i, which);
+            CHECK(cm.trainers[i].model == &cm.models[i] && cm.trainers[i].step == tr[i].step &&
+                      cm.trainers[i].data_rng == tr[i].data_rng && cm.trainers[i].opt.t == tr[i].opt.t &&
+                      same_config(&cm.models[i].cfg, &m[i].cfg),
+                  "member %d: step %d/%d, data_rng, t, config (seed %llu)", i, cm.trainers[i].step, tr[i].step,
+                  (unsigned long long)cm.models[i].cfg.seed);
+        }
+        const char *note = checkpoint_members_meta(&cm, "ensemble_note"), *x = checkpoint_members_meta(&cm, "ensemble_x");
+        CHECK(note && strcmp(note, "hello") == 0 && x && strcmp(x, "1,2") == 0 && cm.n_meta == 2 &&
+                  !checkpoint_members_meta(&cm, "config"),
+              "the extra metadata comes back, and only it (%d entries)", cm.n_meta);
+        checkpoint_members_free(&cm);
+    }
+    // without optimizer state: trainers at the saved steps with fresh moments
+    CheckpointOptions no_optim = {.dtype = CHECKPOINT_BF16, .include_optim = 0};
+    const char *light = in_dir("members-light.safetensors");
+    CHECK_OK(checkpoint_save_members(light, K, m, tr, NULL, NULL, 0, &no_optim, &err));
+    CHECK_OK(checkpoint_load_members(light, be, &cm, &err));
+    if (!err.msg[0]) {
+        CHECK(cm.trainers && !cm.has_state && cm.trainers[1].step == tr[1].step && cm.trainers[1].opt.t == 0 &&
+                  cm.info.dtype == CHECKPOINT_BF16,
+              "no state: trainers rebuilt at step %d, t %d", cm.trainers ? cm.trainers[1].step : -1,
+              cm.trainers ? cm.trainers[1].opt.t : -1);
+        checkpoint_members_free(&cm);
+    }
+
+    // each loader refuses the other's files and says which to use
+    Victim v;
+    ModelConfig vc = micro_config();
+    trained_model(&v.m, &v.tr, &vc, 1);
+    v.tok = (Tokenizer *)&v;
+    memcpy(&v.m_before, &v.m, sizeof v.m);
+    memcpy(&v.tr_before, &v.tr, sizeof v.tr);
+    v.params = host_copy(v.m.params, v.m.n_params);
+    expect_refused(&v, path, "holds an ensemble of 2 members", "model load", "an ensemble file through checkpoint_load");
+    expect_members_refused(single, "holds a single model", NULL, "a single-model file through the members loader");
+
+    // corrupted ensemble files: each refused with a message naming the member's tensor or key
+    Good g = {0};
+    g.file = read_all(path, &g.size);
+    g.hlen = le64(g.file);
+    g.data = g.file + 8 + g.hlen;
+    g.data_size = g.size - 8 - g.hlen;
+    remove_with_bytes(bad, &g, "member.1.blocks.0.attn.wq.A");
+    expect_members_refused(bad, "tensor member.1.blocks.0.attn.wq.A is missing", "member 1", "a member's tensor gone");
+    remove_with_bytes(bad, &g, "member.1.optim.v.head");
+    expect_members_refused(bad, "member.1.optim.v.head is missing", NULL, "a member's moment gone");
+    write_edited(bad, &g, set_shape_of, "member.1.blocks.1.mlp.w2.A");
+    expect_members_refused(bad, "tensor member.1.blocks.1.mlp.w2.A: shape [3, 16] but the config needs [16, 3]", NULL,
+                           "a member's shape");
+    write_edited(bad, &g, overlap_members, NULL);
+    expect_members_refused(bad, "overlap", "member.1.blocks.0.attn.wv.A", "members' tensors overlapping");
+    write_edited(bad, &g, member_head_out_of_range, NULL);
+    expect_members_refused(bad, "outside the data buffer", "member.1.head", "a member's offsets out of range");
+    write_edited(bad, &g, add_zero_tensor, "embed");
+    expect_members_refused(bad, "unknown tensor 'embed'", NULL, "an unprefixed tensor");
+    write_edited(bad, &g, add_zero_tensor, "member.2.embed");
+    expect_members_refused(bad, "unknown tensor 'member.2.embed'", "member.{0..1}", "a member beyond ensemble_k");
+    const char *lead0[] = {"member.1.norm", "member.01.norm"}, *nodot[] = {"member.1.norm", "member.1norm"};
+    write_edited(bad, &g, rename_entry, lead0);
+    expect_members_refused(bad, "member.01.norm", NULL, "a member index with a leading zero");
+    write_edited(bad, &g, rename_entry, nodot);
+    expect_members_refused(bad, "member.1norm", NULL, "a member prefix without its dot");
+    const char *k3[] = {"ensemble_k", "3"}, *k0[] = {"ensemble_k", "0"}, *kx[] = {"ensemble_k", "2 "},
+               *nostep[] = {"member.1.step", NULL}, *noseed[] = {"member.0.seed", NULL},
+               *badrng[] = {"member.1.data_rng", "-1"};
+    write_edited(bad, &g, set_meta, k3);
+    expect_members_refused(bad, "member.2.seed", NULL, "ensemble_k larger than the members saved");
+    write_edited(bad, &g, set_meta, k0);
+    expect_members_refused(bad, "ensemble_k '0'", NULL, "ensemble_k 0");
+    write_edited(bad, &g, set_meta, kx);
+    expect_members_refused(bad, "ensemble_k '2 '", NULL, "ensemble_k with a space");
+    write_edited(bad, &g, set_meta, nostep);
+    expect_members_refused(bad, "member.1.step", NULL, "a member's step missing");
+    write_edited(bad, &g, set_meta, noseed);
+    expect_members_refused(bad, "member.0.seed", NULL, "a member's seed missing");
+    write_edited(bad, &g, set_meta, badrng);
+    expect_members_refused(bad, "member.1.data_rng '-1'", NULL, "a member's data_rng");
+    for (size_t cut = 8 + g.hlen / 2; cut < g.size; cut += (g.size - 8 - g.hlen / 2) / 3 + 1) {
+        write_all(bad, g.file, cut);
+        expect_members_refused(bad, "truncated", NULL, "a truncated ensemble file");
+    }
+    // members of different configs or optimizer settings are not one ensemble
+    Model other;
+    Trainer other_tr;
+    ModelConfig oc = micro_config();
+    oc.ffn = 32;
+    trained_model(&other, &other_tr, &oc, 1);
+    Model mix[2] = {m[0], other};
+    CHECK(checkpoint_save_members(bad, 2, mix, NULL, NULL, NULL, 0, NULL, &err) != 0 &&
+              strstr(err.msg, "member 1's config differs"),
+          "members of two configs refused: '%s'", err.msg);
+    tr[1].opt.cfg.lr *= 2;
+    CHECK(checkpoint_save_members(bad, K, m, tr, NULL, NULL, 0, NULL, &err) != 0 &&
+              strstr(err.msg, "member 1's optimizer settings differ"),
+          "members with two optimizer settings refused: '%s'", err.msg);
+    free(g.file);
+    free(v.params);
+    trainer_free(&v.tr);
+    model_free(&v.m);
+    trainer_free(&other_tr);
+    model_free(&other);
+    for (int i = 0; i < K; i++) {
+        trainer_free(&tr[i]);
+        model_free(&m[i]);
+    }
+}
+
 static void remove_tree(const char *path) {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
@@ -1023,6 +1212,7 @@ int main(void) {
     RUN(test_optimizer_state_is_checked);
     RUN(test_failed_save_keeps_the_old_file);
     RUN(test_tokenizer_travels_with_the_checkpoint);
+    RUN(test_ensemble_files);
     remove_tree(dir);
     return TEST_SUMMARY();
 }

@@ -1,12 +1,13 @@
 // test_checkpoint_fuzz.c — a seeded mutation fuzzer for the checkpoint loader: at least 100 000
-// mutants of three small valid checkpoints (F32 with optimizer state, BF16, F32 model only) go
-// through checkpoint_load_bytes, each in a buffer of exactly its size so that AddressSanitizer
+// mutants of four small valid checkpoints (F32 with optimizer state, BF16, F32 model only, and a
+// two-member WASH ensemble through ensemble_load_bytes) go through checkpoint_load_bytes, each in a buffer of exactly its size so that AddressSanitizer
 // sees any read past the end; every 97th also goes through a file and checkpoint_load, which must
 // agree. Mutations: byte and bit flips, truncations, insertions, deletions, header-length
 // rewrites, JSON splices (tokens replaced by hostile values, header pieces copied elsewhere,
 // entries duplicated) with the length fixed up, and data_offsets moved. A refusal must carry a
 // one-line message and leave the caller's objects alone; a load must give a model that runs
 // model_forward (finite or not). LRSH_FUZZ_ITERS and LRSH_FUZZ_SEED change the run.
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 #include "test.h"
 #include "../engine/checkpoint.h"
+#include "../engine/ensemble.h"
 #include "../engine/model_internal.h"
 #include "../engine/rng.h"
 
@@ -205,7 +207,10 @@ static void mutate_once(Buf *b, int kind) {
         size_t k = t1 - t0 < 31 ? t1 - t0 : 31;
         memcpy(old, b->p + t0, k);
         old[k] = 0;
-        long v = atol(old), data = (long)(b->n - hi), r = (long)below(6);
+        // strtol saturates (atol's overflow is undefined); the clamp keeps v ± 128 representable
+        long v = strtol(old, NULL, 10), data = (long)(b->n - hi), r = (long)below(6);
+        if (v > LONG_MAX / 2) v = LONG_MAX / 2;
+        if (v < LONG_MIN / 2) v = LONG_MIN / 2;
         long nv = r == 0 ? v + (long)below(9) - 4 : r == 1 ? 0 : r == 2 ? data : r == 3 ? data + 4
                 : r == 4 ? v + 4 * ((long)below(65) - 32) : (long)below((size_t)data + 1);
         int len = snprintf(num, sizeof num, "%ld", nv);
@@ -254,13 +259,87 @@ static uint8_t *seed_file(const char *path, int with_trainer, CheckpointDtype dt
     return p;
 }
 
+// A two-member ensemble of the same tiny config (AdamW, WASH on, one step in): its file carries
+// member prefixes, per-member metadata and the ensemble's own keys.
+static uint8_t *ensemble_seed_file(const char *path, size_t *size) {
+    Err err;
+    ModelConfig c = {.dim = 8, .layers = 2, .heads = 2, .kv_heads = 1, .ffn = 12, .seq = 6, .vocab = 11,
+                     .rank = 2, .rank_ratio = 0.25f, .rope_theta = 10000.0f, .norm_eps = 1e-5f, .seed = 9};
+    OptimConfig oc;
+    CHECK_OK(optim_config_default(&oc, "adamw", &err));
+    uint64_t is[2] = {9, 10}, ds[2] = {4, 5};
+    EnsembleSpec sp = {.k = 2, .init_seeds = is, .data_seeds = ds, .mix_seed = 3};
+    Ensemble e;
+    CHECK_OK(ensemble_build(&e, &c, be, &oc, &sp, &err));
+    if (err.msg[0]) return NULL;
+    EnsembleCoupling cp = ensemble_coupling_default();
+    cp.method = ENSEMBLE_WASH;
+    cp.p = 0.5f;
+    CHECK_OK(ensemble_set_coupling(&e, &cp, &err));
+    CHECK_OK(ensemble_save(path, &e, NULL, NULL, &err));
+    ensemble_free(&e);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *p = malloc((size_t)n);
+    *size = fread(p, 1, (size_t)n, f);
+    fclose(f);
+    return p;
+}
+
 static int one_line(const char *s) {
     for (; *s; s++) if ((unsigned char)*s < 0x20) return 0;
     return 1;
 }
 
 static long counts[M_KINDS][2];   // [first mutation kind][loaded]
-static long refused, loaded, loaded_with_trainer, forward_ok, forward_nonfinite, via_file;
+static long refused, loaded, loaded_with_trainer, forward_ok, forward_nonfinite, via_file, ensembles_loaded;
+
+// An ensemble mutant: refused with a message and *out untouched, or an ensemble whose members run.
+static void try_ensemble_mutant(const uint8_t *bytes, size_t n, int kind, const char *file) {
+    Err err = {{0}};
+    Ensemble e, sentinel;
+    memset(&e, 0x5a, sizeof e);
+    memset(&sentinel, 0x5a, sizeof sentinel);
+    int rc = ensemble_load_bytes(bytes, n, "fuzz", be, &e, NULL, NULL, &err);
+    if (file) {
+        Err err2 = {{0}};
+        Ensemble e2;
+        FILE *f = fopen(file, "wb");
+        if (f) { if (n) fwrite(bytes, 1, n, f); fclose(f); }
+        int rc2 = ensemble_load(file, be, &e2, NULL, NULL, &err2);
+        const char *why = strchr(err.msg, ':'), *why2 = strchr(err2.msg, ':');
+        CHECK((rc == 0) == (rc2 == 0) && (rc == 0 || (why && why2 && strcmp(why, why2) == 0)),
+              "ensemble: file and bytes disagree: '%s' vs '%s'", err.msg, err2.msg);
+        if (rc2 == 0) ensemble_free(&e2);
+        via_file++;
+    }
+    if (rc != 0) {
+        refused++;
+        counts[kind][0]++;
+        CHECK(err.msg[0] && one_line(err.msg), "an ensemble refusal without a one-line message (mutation %s)",
+              kind_name[kind]);
+        CHECK(memcmp(&e, &sentinel, sizeof e) == 0, "a refused ensemble load wrote the caller's object: '%s'", err.msg);
+        return;
+    }
+    loaded++;
+    ensembles_loaded++;
+    counts[kind][1]++;
+    for (int i = 0; i < e.k; i++) {
+        const ModelConfig *c = &e.members[i].cfg;
+        int T = c->seq < 4 ? c->seq : 4;
+        int32_t toks[5];
+        for (int t = 0; t <= T; t++) toks[t] = (int32_t)((t * 7 + 3) % c->vocab);
+        float loss = 0;
+        Err ferr;
+        if (model_forward(&e.members[i], toks, 1, T, &loss, &ferr) == 0) forward_ok++;
+        else forward_nonfinite++;
+        CHECK(e.trainers[i].model == &e.members[i], "a loaded member's trainer is its own");
+    }
+    ensemble_free(&e);
+}
 
 // Load one mutant; check what a caller may rely on.
 static void try_mutant(const uint8_t *bytes, size_t n, int kind, const char *file) {
@@ -314,15 +393,16 @@ static void try_mutant(const uint8_t *bytes, size_t n, int kind, const char *fil
 static void test_fuzz_loader(void) {
     char dir[] = "/tmp/lrsh-fuzz-XXXXXX";
     if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
-    char path[3][64], mutant_path[64];
-    size_t size[3];
-    uint8_t *seed[3];
-    for (int i = 0; i < 3; i++) snprintf(path[i], sizeof path[i], "%s/seed%d.safetensors", dir, i);
+    char path[4][64], mutant_path[64];
+    size_t size[4];
+    uint8_t *seed[4];
+    for (int i = 0; i < 4; i++) snprintf(path[i], sizeof path[i], "%s/seed%d.safetensors", dir, i);
     snprintf(mutant_path, sizeof mutant_path, "%s/mutant.safetensors", dir);
     seed[0] = seed_file(path[0], 1, CHECKPOINT_F32, &size[0]);
     seed[1] = seed_file(path[1], 0, CHECKPOINT_BF16, &size[1]);
     seed[2] = seed_file(path[2], 0, CHECKPOINT_F32, &size[2]);
-    if (!seed[0] || !seed[1] || !seed[2]) { CHECK(0, "could not write the seed files"); return; }
+    seed[3] = ensemble_seed_file(path[3], &size[3]);
+    if (!seed[0] || !seed[1] || !seed[2] || !seed[3]) { CHECK(0, "could not write the seed files"); return; }
     Err err;
     for (int i = 0; i < 3; i++) {   // the unmutated seeds load, both ways
         Model m;
@@ -331,36 +411,41 @@ static void test_fuzz_loader(void) {
         CHECK_OK(checkpoint_load(path[i], be, &m, NULL, NULL, NULL, &err));
         if (!err.msg[0]) model_free(&m);
     }
+    Ensemble ens;
+    CHECK_OK(ensemble_load_bytes(seed[3], size[3], NULL, be, &ens, NULL, NULL, &err));
+    if (!err.msg[0]) ensemble_free(&ens);
     const char *e = getenv("LRSH_FUZZ_ITERS"), *s = getenv("LRSH_FUZZ_SEED");
     long iters = e && atol(e) > 0 ? atol(e) : 100000;
     rng = s ? strtoull(s, NULL, 10) : 0x5eedf00dull;
-    printf("  seeds: %zu, %zu, %zu bytes; %ld mutants, seed %llu\n", size[0], size[1], size[2], iters,
+    printf("  seeds: %zu, %zu, %zu, %zu (ensemble) bytes; %ld mutants, seed %llu\n", size[0], size[1], size[2], size[3], iters,
            (unsigned long long)rng);
     Buf b = {0};
     clock_t t0 = clock();
     for (long it = 0; it < iters; it++) {
-        int which = (int)below(3);
+        int which = (int)below(4);
         buf_set(&b, seed[which], size[which]);
         int first = (int)below(M_KINDS), stack = below(4) ? 1 : 2 + (int)below(3);
         for (int k = 0; k < stack; k++) mutate_once(&b, k == 0 ? first : (int)below(M_KINDS));
         // exactly n bytes, so any read past the end is a sanitizer report
         uint8_t *exact = malloc(b.n ? b.n : 1);
         if (b.n) memcpy(exact, b.p, b.n);
-        try_mutant(exact, b.n, first, it % 97 == 0 ? mutant_path : NULL);
+        if (which == 3) try_ensemble_mutant(exact, b.n, first, it % 97 == 0 ? mutant_path : NULL);
+        else try_mutant(exact, b.n, first, it % 97 == 0 ? mutant_path : NULL);
         free(exact);
         if (test_failed_checks > 20) { printf("  stopping after %ld mutants: too many failures\n", it + 1); break; }
     }
     double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
-    printf("  %ld refused with a message, %ld loaded (%ld with optimizer state); forward: %ld finite, %ld not; "
-           "%ld also via a file; %.1f s CPU\n", refused, loaded, loaded_with_trainer, forward_ok, forward_nonfinite,
-           via_file, secs);
+    printf("  %ld refused with a message, %ld loaded (%ld with optimizer state, %ld ensembles); forward: %ld finite, "
+           "%ld not; %ld also via a file; %.1f s CPU\n", refused, loaded, loaded_with_trainer, ensembles_loaded,
+           forward_ok, forward_nonfinite, via_file, secs);
     for (int k = 0; k < M_KINDS; k++)
         printf("    %-24s %7ld refused %7ld loaded\n", kind_name[k], counts[k][0], counts[k][1]);
     CHECK(refused + loaded >= (iters < 100000 ? iters : 100000), "ran every mutant (%ld)", refused + loaded);
     CHECK(refused > iters / 4 && loaded > iters / 50, "the fuzzer reaches both outcomes (%ld refused, %ld loaded)",
           refused, loaded);
     free(b.p);
-    for (int i = 0; i < 3; i++) { free(seed[i]); unlink(path[i]); }
+    CHECK(ensembles_loaded > 0, "some ensemble mutants load (%ld)", ensembles_loaded);
+    for (int i = 0; i < 4; i++) { free(seed[i]); unlink(path[i]); }
     unlink(mutant_path);
     rmdir(dir);
 }

@@ -2,10 +2,12 @@
 // training; a shuffle conserves every coordinate's multiset, follows the layer schedule and
 // moves the optimizer moments with the values; PAPA α=1 makes the members equal; the averages
 // of identical members return the member; probability averaging; factor vs product averaging
-// under A→AQ, B→BQ; and a short WASH vs independent run.
+// under A→AQ, B→BQ; a short WASH vs independent run; and ensemble checkpoints: a bit-identical
+// round trip, a bit-identical resume with WASH on, and bad ensemble metadata refused by name.
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <unistd.h>
 #include "test.h"
 #include "../engine/ensemble.h"
 #include "../engine/model_internal.h"
@@ -543,6 +545,227 @@ static void test_short_run_wash_vs_independent(void) {
           "ensembles are no worse than their mean member");
 }
 
+// ---- checkpoints --------------------------------------------------------------------------
+
+static char tmpdir[64];
+
+static const char *tmp_path(const char *name) {
+    static char buf[4][160];
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, 160, "%s/%s", tmpdir, name);
+    return p;
+}
+
+// Every optimizer state tensor of a and b equal, bit for bit.
+static int same_state(const Trainer *a, const Trainer *b) {
+    static StateTensor sa[256], sb[256];
+    int n = optimizer_state_tensors(&a->opt, a->model, sa, 256);
+    if (n > 256 || n != optimizer_state_tensors(&b->opt, b->model, sb, 256)) return 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(sa[i].name, sb[i].name) != 0 || sa[i].numel != sb[i].numel) return 0;
+        float *x = malloc(4 * (size_t)sa[i].numel), *y = malloc(4 * (size_t)sa[i].numel);
+        be->download(x, sa[i].data, 4 * (size_t)sa[i].numel);
+        be->download(y, sb[i].data, 4 * (size_t)sb[i].numel);
+        int same = memcmp(x, y, 4 * (size_t)sa[i].numel) == 0;
+        free(x);
+        free(y);
+        if (!same) return 0;
+    }
+    return 1;
+}
+
+static int same_members(const Ensemble *a, const Ensemble *b, const char **why) {
+    if (a->k != b->k) return *why = "k", 0;
+    for (int i = 0; i < a->k; i++) {
+        const Model *x = &a->members[i], *y = &b->members[i];
+        if (x->n_params != y->n_params) return *why = "n_params", 0;
+        float *p = host_params(x), *q = host_params(y);
+        int same = memcmp(p, q, sizeof(float) * x->n_params) == 0;
+        free(p);
+        free(q);
+        if (!same) return *why = "parameters", 0;
+        if (x->cfg.seed != y->cfg.seed) return *why = "config seed", 0;
+        if (!same_state(&a->trainers[i], &b->trainers[i])) return *why = "optimizer state", 0;
+        const Trainer *s = &a->trainers[i], *t = &b->trainers[i];
+        if (t->model != y || s->step != t->step || s->data_rng != t->data_rng || s->opt.t != t->opt.t)
+            return *why = "trainer step, data_rng or t", 0;
+        if (a->init_seeds[i] != b->init_seeds[i] || a->data_seeds[i] != b->data_seeds[i]) return *why = "seeds", 0;
+    }
+    const EnsembleCoupling *c = &a->coupling, *d = &b->coupling;
+    if (c->method != d->method || c->p != d->p || c->schedule != d->schedule || c->opt_state != d->opt_state ||
+        c->alpha != d->alpha || c->every != d->every)
+        return *why = "coupling", 0;
+    if (a->mix_rng != b->mix_rng || a->step != b->step || a->mixes != b->mixes ||
+        a->last_exchanged != b->last_exchanged || a->total_exchanged != b->total_exchanged ||
+        a->same_init != b->same_init || a->be != b->be)
+        return *why = "ensemble state (rng, step, mixes, exchanged)", 0;
+    return 1;
+}
+
+static void test_checkpoint_round_trip(void) {
+    Err err;
+    ModelConfig c = micro_config(3);
+    OptimConfig oc = adamw();
+    Dataset ds = pattern_dataset(4000, c.vocab);
+    Ensemble e, r;
+    CHECK_OK(build(&e, &c, 3, 0, 30, &oc, &err));
+    EnsembleCoupling cp = ensemble_coupling_default();
+    cp.method = ENSEMBLE_WASH;
+    cp.p = 0.3f;
+    cp.schedule = WASH_FLAT;
+    cp.every = 2;
+    cp.alpha = 0.125f;   // kept for a later `ensemble papa` even while WASH runs
+    CHECK_OK(ensemble_set_coupling(&e, &cp, &err));
+    for (int i = 0; i < 3; i++) CHECK_OK(ensemble_step(&e, &ds, 2, 8, 1, NULL, &err));
+    CHECK(e.total_exchanged > 0 && e.mixes == 1, "the ensemble mixed before the save (%g values)", e.total_exchanged);
+    const char *path = tmp_path("ens.safetensors");
+    CHECK_OK(ensemble_save(path, &e, NULL, NULL, &err));
+    CheckpointInfo info;
+    Tokenizer *tok = (Tokenizer *)&info;
+    CHECK_OK(ensemble_load(path, be, &r, &tok, &info, &err));
+    if (err.msg[0]) {
+        ensemble_free(&e);
+        return;
+    }
+    const char *why = "";
+    CHECK(same_members(&e, &r, &why), "ensemble round trip: %s differs", why);
+    CHECK(tok == NULL && info.ensemble_k == 3 && info.step == 3 && info.has_optim, "info: k %d, step %d",
+          info.ensemble_k, info.step);
+    ensemble_free(&r);
+    // from bytes in memory, the same
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *bytes = malloc((size_t)n);
+    CHECK(fread(bytes, 1, (size_t)n, f) == (size_t)n, "read %s", path);
+    fclose(f);
+    CHECK_OK(ensemble_load_bytes(bytes, (size_t)n, "mem", be, &r, NULL, NULL, &err));
+    if (!err.msg[0]) {
+        CHECK(same_members(&e, &r, &why), "ensemble round trip from memory: %s differs", why);
+        ensemble_free(&r);
+    }
+    free(bytes);
+    // a single model's loader says what the file is
+    Model m;
+    CHECK(checkpoint_load(path, be, &m, NULL, NULL, NULL, &err) != 0 && strstr(err.msg, "holds an ensemble of 3 members"),
+          "checkpoint_load of an ensemble file: '%s'", err.msg);
+    ensemble_free(&e);
+}
+
+// Save at step S of N with WASH on (mixing every 3rd step, moments moved), reload, go on to N:
+// the same losses, parameters, moments, shuffle generator and values exchanged, bit for bit.
+static void test_checkpoint_resume_with_wash(void) {
+    enum { N = 8, S = 4, K = 3 };
+    Err err;
+    ModelConfig c = micro_config(3);
+    OptimConfig oc = adamw();
+    Dataset ds = pattern_dataset(4000, c.vocab);
+    Ensemble e, r;
+    CHECK_OK(build(&e, &c, K, 0, 60, &oc, &err));
+    EnsembleCoupling cp = ensemble_coupling_default();
+    cp.method = ENSEMBLE_WASH;
+    cp.p = 0.4f;
+    cp.every = 3;
+    CHECK_OK(ensemble_set_coupling(&e, &cp, &err));
+    float full[N][K], resumed[N][K];
+    const char *path = tmp_path("resume.safetensors");
+    for (int i = 0; i < N; i++) {
+        EnsembleStepStats st;
+        CHECK_OK(ensemble_step(&e, &ds, 2, 8, 1, &st, &err));
+        for (int j = 0; j < K; j++) full[i][j] = st.member[j].loss;
+        if (i + 1 == S) CHECK_OK(ensemble_save(path, &e, NULL, NULL, &err));
+    }
+    CHECK_OK(ensemble_load(path, be, &r, NULL, NULL, &err));
+    if (err.msg[0]) {
+        ensemble_free(&e);
+        return;
+    }
+    CHECK(r.step == S && r.trainers[0].step == S, "resumed at step %d", r.step);
+    for (int i = S; i < N; i++) {
+        EnsembleStepStats st;
+        CHECK_OK(ensemble_step(&r, &ds, 2, 8, 1, &st, &err));
+        for (int j = 0; j < K; j++) resumed[i][j] = st.member[j].loss;
+    }
+    CHECK(memcmp(full[S], resumed[S], sizeof(float) * K * (N - S)) == 0,
+          "losses after the resume are bit-identical (step %d member 0: %.9g vs %.9g)", N, full[N - 1][0],
+          resumed[N - 1][0]);
+    const char *why = "";
+    CHECK(same_members(&e, &r, &why), "after %d steps the resumed ensemble equals the uninterrupted one (%s differs)", N,
+          why);
+    CHECK(e.mixes == 2 && e.total_exchanged > 0, "WASH mixed twice (%d), %g values", e.mixes, e.total_exchanged);
+    ensemble_free(&r);
+    ensemble_free(&e);
+}
+
+// A file of valid members with its ensemble metadata edited: each edit refused by key name.
+static void test_checkpoint_bad_ensemble_metadata(void) {
+    Err err;
+    ModelConfig c = micro_config(3);
+    OptimConfig oc = adamw();
+    Ensemble e, out;
+    CHECK_OK(build(&e, &c, 2, 0, 90, &oc, &err));
+    const char *good = tmp_path("meta-good.safetensors"), *bad = tmp_path("meta-bad.safetensors");
+    CHECK_OK(ensemble_save(good, &e, NULL, NULL, &err));
+    CheckpointMembers cm;
+    CHECK_OK(checkpoint_load_members(good, be, &cm, &err));
+    if (err.msg[0]) {
+        ensemble_free(&e);
+        return;
+    }
+    static const struct { const char *key, *value, *want; } edits[] = {
+        {"ensemble_method", "swap", "ensemble_method 'swap'"},
+        {"ensemble_wash_p", "1.5", "ensemble_wash_p '1.5'"},
+        {"ensemble_wash_p", "nan", "ensemble_wash_p 'nan'"},
+        {"ensemble_wash_schedule", "cosine", "ensemble_wash_schedule"},
+        {"ensemble_papa_alpha", "-0.1", "ensemble_papa_alpha"},
+        {"ensemble_every", "0", "ensemble_every '0'"},
+        {"ensemble_mix_rng", "0x10", "ensemble_mix_rng"},
+        {"ensemble_mixes", "99", "ensemble_mixes '99'"},
+        {"ensemble_exchanged", "-5", "ensemble_exchanged"},
+        {"ensemble_init_seeds", "1", "ensemble_init_seeds '1'"},
+        {"ensemble_data_seeds", "1,2,3", "ensemble_data_seeds"},
+        {"ensemble_step", NULL, "ensemble_step '(none)'"},
+    };
+    for (size_t x = 0; x < sizeof edits / sizeof edits[0]; x++) {
+        CheckpointMeta meta[32];
+        int n = 0;
+        for (int i = 0; i < cm.n_meta && n < 32; i++) {
+            meta[n] = cm.meta[i];
+            if (strcmp(cm.meta[i].key, edits[x].key) == 0) {
+                if (!edits[x].value) continue;
+                meta[n].value = (char *)edits[x].value;
+            }
+            n++;
+        }
+        CHECK_OK(checkpoint_save_members(bad, e.k, e.members, e.trainers, NULL, meta, n, NULL, &err));
+        memset(&out, 0x5a, sizeof out);
+        Ensemble before;
+        memcpy(&before, &out, sizeof out);
+        int rc = ensemble_load(bad, be, &out, NULL, NULL, &err);
+        CHECK(rc != 0 && strstr(err.msg, edits[x].want) && strstr(err.msg, bad),
+              "%s=%s: expected an error with '%s', got rc=%d '%s'", edits[x].key, edits[x].value ? edits[x].value : "(gone)",
+              edits[x].want, rc, err.msg);
+        CHECK(memcmp(&out, &before, sizeof out) == 0, "%s: a refused load leaves *out alone", edits[x].key);
+        if (rc == 0) ensemble_free(&out);
+    }
+    // members without trainers are not an ensemble that can train
+    CHECK_OK(checkpoint_save_members(bad, e.k, e.members, NULL, NULL, cm.meta, cm.n_meta, NULL, &err));
+    CHECK(ensemble_load(bad, be, &out, NULL, NULL, &err) != 0 && strstr(err.msg, "no optimizer settings"),
+          "members without trainers: '%s'", err.msg);
+    // a member's tensor damaged: named by the members' loader
+    FILE *f = fopen(good, "rb");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    CHECK(truncate(good, n - 4) == 0, "truncate %s", good);
+    CHECK(ensemble_load(good, be, &out, NULL, NULL, &err) != 0 && strstr(err.msg, "truncated"),
+          "a truncated ensemble file: '%s'", err.msg);
+    checkpoint_members_free(&cm);
+    ensemble_free(&e);
+}
+
 int main(void) {
     be = backend_cpu(1);
     RUN(test_k1_equals_plain_training);
@@ -556,5 +779,16 @@ int main(void) {
     RUN(test_ensemble_take_member);
     RUN(test_grad_cosines);
     RUN(test_short_run_wash_vs_independent);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/lrsh-test-ensemble-XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    RUN(test_checkpoint_round_trip);
+    RUN(test_checkpoint_resume_with_wash);
+    RUN(test_checkpoint_bad_ensemble_metadata);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
     return TEST_SUMMARY();
 }

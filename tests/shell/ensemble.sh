@@ -1,5 +1,6 @@
 # ensemble.sh — ensembles from the shell: new, wash, train, eval (table and JSON), papa, off,
-# average (both modes), use, the hooks in eval/step/model info/model save, and bad input.
+# average (both modes), use, the hooks in eval/step/model info, ensemble checkpoints (model save
+# → model load in another process → train continues bit for bit), and bad input.
 . tests/shell/testlib
 
 prep="tok train vocab=512; data load val=0.05; model new tiny dim=32 layers=2 heads=2 kv_heads=2 ffn=64 seq=16 rank=8; optim adamw lr=3e-3"
@@ -27,7 +28,7 @@ check_eq average_step True "$(printf '%s\n' "$avg" | json_eval 'o["mode"] == "pr
 check_eq after_average_single_eval True "$(printf '%s\n' "$out" | grep '"command":"eval"' | json_eval '"val_loss" in o')"
 check_eq after_average_continues 7 "$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1 | json_field step)"
 
-# text: the eval table, `eval` routed to the members, papa, off, use, step refused, save refused
+# text: the eval table, `eval` routed to the members, papa, off, use, step refused, save of an ensemble
 out=$(run -c "$prep; ensemble new 2 same_init=yes; ensemble papa alpha=0.5 every=2; train steps=4 batch=2; eval batches=2 batch=2; ensemble off; set errexit off; step; model save $TMP/e.safetensors; ensemble use 1; step batch=2" 2>&1); rc=$?
 check_status text_status_reports_the_refusals nonzero $rc
 check_contains papa_line "$out" "PAPA: every 2 steps"
@@ -37,9 +38,34 @@ check_contains eval_table_product "$out" "average: product"
 check_contains eval_table_member "$out" "member 1"
 check_contains off_line "$out" "members train independently"
 check_contains step_refused "$out" "an ensemble is training"
-check_contains save_refused "$out" "ensemble checkpoints are not supported yet"
+check_contains save_ensemble "$out" "ensemble of 2 members (independent coupling) at step 4"
 check_contains use_member "$out" "continuing with member 1 of 2 (step 4"
 check_contains step_after_use "$out" "step          5"
+
+# ensemble checkpoints: save at step 3 with WASH on, train 2 more; another process loads the file
+# and trains 2 steps: the same member losses and values exchanged, bit for bit
+ck="$TMP/ens.safetensors"
+out=$(run --json -c "$prep; ensemble new 2 seeds=1,2; ensemble wash p=0.2 every=2; train steps=3 batch=2; model save $ck; train steps=2 batch=2" 2>"$TMP/err"); rc=$?
+check_status ckpt_save_status 0 $rc
+save=$(printf '%s\n' "$out" | grep '"command":"model save"')
+check_eq ckpt_save_json True "$(printf '%s\n' "$save" | json_eval 'o["ensemble_k"] == 2 and o["method"] == "wash" and o["step"] == 3 and o["optimizer"] and o["tokenizer"]')"
+full=$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1)
+out=$(run --json -c "model load $ck; data load val=0.05; model info; train steps=2 batch=2; ensemble eval batches=2 batch=2" 2>"$TMP/err"); rc=$?
+check_status ckpt_load_status 0 $rc
+load=$(printf '%s\n' "$out" | grep '"command":"model load"')
+check_eq ckpt_load_json True "$(printf '%s\n' "$load" | json_eval 'o["ensemble_k"] == 2 and o["method"] == "wash" and o["step"] == 3 and o["optimizer_state"] and o["tokenizer"]')"
+check_eq ckpt_load_info True "$(printf '%s\n' "$out" | grep '"command":"model info"' | json_eval 'o["ensemble"]["k"] == 2 and o["ensemble"]["method"] == "wash"')"
+resumed=$(printf '%s\n' "$out" | grep '"command":"train"')
+check_eq ckpt_resume_step 5 "$(printf '%s\n' "$resumed" | json_field step)"
+check_eq ckpt_resume_member_losses "$(printf '%s\n' "$full" | json_field member_loss)" "$(printf '%s\n' "$resumed" | json_field member_loss)"
+check_eq ckpt_resume_exchanged "$(printf '%s\n' "$full" | json_field values_exchanged_total)" "$(printf '%s\n' "$resumed" | json_field values_exchanged_total)"
+check_not_contains ckpt_eval_after_load "$(printf '%s\n' "$out" | grep '"command":"ensemble eval"' | json_field avg_product)" missing
+# text, and a damaged ensemble file leaves the session as it was
+head -c 5000 "$ck" > "$TMP/cut.safetensors"
+out=$(run -c "$prep; set errexit off; model load $TMP/cut.safetensors; model load $ck; ensemble use 1; step batch=2" 2>&1)
+check_contains ckpt_cut_refused "$out" "truncated"
+check_contains ckpt_load_text "$out" "ensemble of 2 members at step 3"
+check_contains ckpt_use_after_load "$out" "continuing with member 1 of 2 (step 3"
 
 # a new model drops the ensemble; bad input is refused with a message
 out=$(run -c "$prep; set errexit off; ensemble eval; ensemble new 0; ensemble new 2 seeds=1; ensemble new 2; ensemble wash; ensemble wash p=2; ensemble use 5; model new tiny dim=32 layers=1 heads=2 kv_heads=2 ffn=64 seq=16; ensemble off" 2>&1)
