@@ -296,9 +296,9 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
     cJSON *arr = cJSON_AddArrayToObject(s->result, "members");
     for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(r.member[i]));
     json_add_real(s->result, "member_mean", r.member_mean);
-    json_add_real(s->result, "ensemble", r.ensemble);
-    json_add_real(s->result, "avg_factors", r.avg_factors);
-    json_add_real(s->result, "avg_product", r.avg_product);
+    json_add_real(s->result, "ensemble_loss", r.ensemble);
+    json_add_real(s->result, "avg_factors_loss", r.avg_factors);
+    json_add_real(s->result, "avg_product_loss", r.avg_product);
     json_add_real(s->result, "truncation_error", r.product.mean_error);
     json_add_real(s->result, "truncation_error_worst", r.product.worst_error);
     cJSON_AddNumberToObject(s->result, "step", step);

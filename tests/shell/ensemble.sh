@@ -19,10 +19,10 @@ train=$(printf '%s\n' "$out" | grep '"command":"train"' | head -n 1)
 check_eq train_members True "$(printf '%s\n' "$train" | json_eval 'o["k"] == 3 and len(o["member_loss"]) == 3 and o["step"] == 6')"
 check_eq train_exchanged True "$(printf '%s\n' "$train" | json_eval 'o["method"] == "wash" and o["values_exchanged"] > 0')"
 ev=$(printf '%s\n' "$out" | grep '"command":"ensemble eval"')
-for key in members member_mean ensemble avg_factors avg_product truncation_error values_communicated; do
+for key in members member_mean ensemble_loss avg_factors_loss avg_product_loss truncation_error values_communicated; do
     check_not_contains "eval_key_$key" "$(printf '%s\n' "$ev" | json_field $key)" missing
 done
-check_eq eval_jensen True "$(printf '%s\n' "$ev" | json_eval 'o["ensemble"] <= o["member_mean"] + 1e-5 and 0 <= o["truncation_error"] < 1')"
+check_eq eval_jensen True "$(printf '%s\n' "$ev" | json_eval 'o["ensemble_loss"] <= o["member_mean"] + 1e-5 and 0 <= o["truncation_error"] < 1')"
 avg=$(printf '%s\n' "$out" | grep '"command":"ensemble average"')
 check_eq average_step True "$(printf '%s\n' "$avg" | json_eval 'o["mode"] == "product" and o["step"] == 6')"
 check_eq after_average_single_eval True "$(printf '%s\n' "$out" | grep '"command":"eval"' | json_eval '"val_loss" in o')"
@@ -59,7 +59,7 @@ resumed=$(printf '%s\n' "$out" | grep '"command":"train"')
 check_eq ckpt_resume_step 5 "$(printf '%s\n' "$resumed" | json_field step)"
 check_eq ckpt_resume_member_losses "$(printf '%s\n' "$full" | json_field member_loss)" "$(printf '%s\n' "$resumed" | json_field member_loss)"
 check_eq ckpt_resume_exchanged "$(printf '%s\n' "$full" | json_field values_exchanged_total)" "$(printf '%s\n' "$resumed" | json_field values_exchanged_total)"
-check_not_contains ckpt_eval_after_load "$(printf '%s\n' "$out" | grep '"command":"ensemble eval"' | json_field avg_product)" missing
+check_not_contains ckpt_eval_after_load "$(printf '%s\n' "$out" | grep '"command":"ensemble eval"' | json_field avg_product_loss)" missing
 # text, and a damaged ensemble file leaves the session as it was
 head -c 5000 "$ck" > "$TMP/cut.safetensors"
 out=$(run -c "$prep; set errexit off; model load $TMP/cut.safetensors; model load $ck; ensemble use 1; step batch=2" 2>&1)
