@@ -108,6 +108,10 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         cJSON_AddArrayToObject(s->result, "runs");
         return 0;
     }
+    // A run diverged when its loss went non-finite, or when after 100 steps or more it ends no
+    // better than a model that knows only token frequencies (the paper's "diverged" control
+    // sits on that plateau; any working run passes it within a few dozen steps).
+    double h = s->has_data ? unigram_entropy(&s->data) : NAN;
     out_text(s, "%-16s %-14s %9s %6s %8s %8s %6s %-10s %11s\n", "run", "optim", "lr", "steps", "loss", "val", "spikes",
              "diverged", "max ΔW/η");
     for (int i = 0; i < r->n_runs; i++) {
@@ -117,7 +121,9 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         if (x->optim[0]) snprintf(lr, sizeof lr, "%.3g", x->lr);
         if (isfinite(loss)) snprintf(l, sizeof l, "%.4f", loss);
         if (isfinite(val)) snprintf(v, sizeof v, "%.4f", val);
+        int collapsed = !x->diverged_at && x->n_steps >= 100 && isfinite(val) && isfinite(h) && val >= h;
         if (x->diverged_at) snprintf(dv, sizeof dv, "at %d", x->diverged_at);
+        if (collapsed) snprintf(dv, sizeof dv, "plateau");
         if (isfinite(x->max_dw_over_eta)) snprintf(dw, sizeof dw, "%.3g", x->max_dw_over_eta);
         // "–" is 3 bytes and 1 column: pad by hand so the columns line up
         out_text(s, "%-16s %-14s %*s %6d %*s %*s %6d %-10s %*s\n", x->name, x->optim[0] ? x->optim : "–",
@@ -134,15 +140,16 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         real_or_null(o, "loss", loss);
         real_or_null(o, "val_loss", val);
         cJSON_AddNumberToObject(o, "spikes", x->spikes);
-        cJSON_AddBoolToObject(o, "diverged", x->diverged_at != 0);
+        cJSON_AddBoolToObject(o, "diverged", x->diverged_at != 0 || collapsed);
+        cJSON_AddBoolToObject(o, "plateau", collapsed);
         if (x->diverged_at) cJSON_AddNumberToObject(o, "diverged_at", x->diverged_at);
         else cJSON_AddNullToObject(o, "diverged_at");
         real_or_null(o, "max_dw_over_eta", x->max_dw_over_eta);
         out_emit(s, o);
     }
-    double h = s->has_data ? unigram_entropy(&s->data) : NAN;
     if (isfinite(h))
-        out_text(s, "(a model that knows only token frequencies scores %.4f on this validation split)\n", h);
+        out_text(s, "(a model that knows only token frequencies scores %.4f on this validation split; a run that ends\n"
+                    " there or above has diverged: \"plateau\")\n", h);
     return 0;
 }
 
@@ -200,7 +207,11 @@ static int read_log(const char *path, RunLog *r, Err *err) {
                             .seconds = FIELD("seconds")};
             StepDiag d = {(float)FIELD("dw_over_eta"), (float)FIELD("rho"), (float)FIELD("sigma_a"),
                           (float)FIELD("sigma_b")};
-            rc = runlog_step(r, name, &st, FIELD("tok_per_s"), &d, err);
+            const cJSON *w = cJSON_GetObjectItem(o, "watch"), *x;   // `watch` values of this step
+            if (!cJSON_IsObject(w)) w = NULL;
+            cJSON_ArrayForEach(x, w)
+                if (rc == 0 && cJSON_IsNumber(x) && x->string) rc = runlog_watch_pending(r, x->string, (float)x->valuedouble, err);
+            if (rc == 0) rc = runlog_step(r, name, &st, FIELD("tok_per_s"), &d, err);
 #undef FIELD
         } else if (cJSON_IsNumber(val)) {
             rc = runlog_val(r, name, step->valueint, val->valuedouble, err);
@@ -310,6 +321,32 @@ static int chart_build(const RunLog *r, const char *field, Chart *c, Err *err) {
                 c->bufs[c->n - 1][k] = x->val[k].step;
                 c->bufs[c->n - 1][x->n_val + k] = x->val[k].loss;
             }
+        }
+    }
+    return 0;
+}
+
+// A `watch` series (key "spectral", "stable_rank:blocks.1.mlp.w2") over the runs that have it.
+static int watched_anywhere(const RunLog *r, const char *key) {
+    for (int i = 0; i < r->n_runs; i++)
+        if (runlog_watch_series(&r->runs[i], key)) return 1;
+    return 0;
+}
+
+static int chart_build_watch(const RunLog *r, const char *key, Chart *c, Err *err) {
+    c->series = calloc((size_t)r->n_runs + 1, sizeof *c->series);
+    c->bufs = calloc((size_t)r->n_runs + 1, sizeof *c->bufs);
+    c->names = calloc((size_t)r->n_runs + 1, sizeof *c->names);
+    if (!c->series || !c->bufs || !c->names) return err_set(err, "out of memory");
+    int shown = 0, letter = 'a';
+    for (int i = 0; i < r->n_runs; i++) shown += runlog_watch_series(&r->runs[i], key) != NULL;
+    for (int i = 0; i < r->n_runs; i++) {
+        const WatchSeries *w = runlog_watch_series(&r->runs[i], key);
+        if (!w) continue;
+        if (chart_add(c, r->runs[i].name, w->n, 0, shown > 1 ? letter++ : 0) != 0) return err_set(err, "out of memory");
+        for (int k = 0; k < w->n; k++) {
+            c->bufs[c->n - 1][k] = w->step[k];
+            c->bufs[c->n - 1][w->n + k] = w->value[k];
         }
     }
     return 0;
@@ -470,17 +507,7 @@ static const char *field_title(const char *f) {
 
 int cmd_plot(Session *s, const Args *a, Err *err) {
     const char *typed = a->n_pos ? a->pos[0] : "loss", *field = field_name(typed);
-    if (!field) {
-        Suggest sg;
-        suggest_init(&sg, typed);
-        for (int i = 0; plot_fields[i]; i++) suggest_try(&sg, plot_fields[i]);
-        if (suggest_best(&sg)) return err_set(err, "plot: no field '%s': did you mean '%s'?", typed, suggest_best(&sg));
-        return err_set(err, "plot: no field '%s' (fields: loss val lr gnorm clip tok_per_s seconds dw_over_eta rho "
-                       "sigma_a sigma_b)", typed);
-    }
-    char pb[1024], sb[1024], fb[1024];
-    const char *png = args_has(a, "png") ? expand_path(args_str(a, "png", ""), pb, sizeof pb) : NULL;
-    const char *svg = args_has(a, "svg") ? expand_path(args_str(a, "svg", ""), sb, sizeof sb) : NULL;
+    char fb[1024];
     RunLog from, *r = &s->runs;
     runlog_init(&from);
     if (args_has(a, "from")) {
@@ -490,8 +517,23 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
         }
         r = &from;
     }
+    int watched = !field && watched_anywhere(r, typed);   // a `watch` series
+    if (watched) field = typed;
+    if (!field) {
+        runlog_free(&from);
+        Suggest sg;
+        suggest_init(&sg, typed);
+        for (int i = 0; plot_fields[i]; i++) suggest_try(&sg, plot_fields[i]);
+        if (suggest_best(&sg)) return err_set(err, "plot: no field '%s': did you mean '%s'?", typed, suggest_best(&sg));
+        return err_set(err, "plot: no field '%s' (fields: loss val lr gnorm clip tok_per_s seconds dw_over_eta rho "
+                       "sigma_a sigma_b, and what `watch` records)", typed);
+    }
+    char pb[1024], sb[1024], title[160];
+    const char *png = args_has(a, "png") ? expand_path(args_str(a, "png", ""), pb, sizeof pb) : NULL;
+    const char *svg = args_has(a, "svg") ? expand_path(args_str(a, "svg", ""), sb, sizeof sb) : NULL;
     Chart c = {0};
-    int rc = chart_build(r, field, &c, err);
+    int rc = watched ? chart_build_watch(r, field, &c, err) : chart_build(r, field, &c, err);
+    snprintf(title, sizeof title, "watch: %s", field);
     if (rc == 0 && c.n == 0)
         rc = err_set(err, "nothing to plot for %s: %s", typed,
                      r == &from ? "the log has no such records"
@@ -502,7 +544,7 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
     if (rc == 0) {
         PlotOptions o = {.width = (int)args_int(a, "width", 72), .height = (int)args_int(a, "height", 16),
                          .ansi = !s->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR"),
-                         .title = field_title(field), .xlabel = "step"};
+                         .title = watched ? title : field_title(field), .xlabel = "step"};
         char *text = plot_render(c.series, c.n, &o);
         if (!text) rc = err_set(err, "out of memory drawing the chart");
         else out_text(s, "%s", text);
@@ -519,6 +561,10 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
                 cJSON_AddNumberToObject(o, "first_step", c.series[i].x[0]);
                 cJSON_AddNumberToObject(o, "last_step", c.series[i].x[c.series[i].n - 1]);
                 json_add_real(o, "last", c.series[i].y[c.series[i].n - 1]);
+            }
+            if (watched) {   // a watch series is short: its steps, so a script can check them
+                cJSON *steps = cJSON_AddArrayToObject(o, "steps");
+                for (int k = 0; k < c.series[i].n; k++) cJSON_AddItemToArray(steps, cJSON_CreateNumber(c.series[i].x[k]));
             }
             cJSON_AddItemToArray(list, o);
         }

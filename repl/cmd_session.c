@@ -3,8 +3,10 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "commands.h"
 #include "output.h"
+#include "../engine/checkpoint.h"
 
 // ---- help ---------------------------------------------------------------------------------
 
@@ -206,6 +208,66 @@ int cmd_show(Session *s, const Args *a, Err *err) {
 
 // ---- set ----------------------------------------------------------------------------------
 
+// The backend called name ("cpu" or "cuda"), or NULL with the reason it cannot be had.
+static const Backend *backend_named(const Session *s, const char *name, Err *err) {
+    if (strcmp(name, "cuda") != 0) {
+        const Backend *be = backend_cpu(s->threads);
+        if (!be) err_set(err, "the CPU backend could not start");
+        return be;
+    }
+    char why[256];
+    const Backend *be = backend_cuda(why, sizeof why);
+    if (!be) err_set(err, "CUDA is not available: %s — still computing on %s", why, s->be->name);
+    return be;
+}
+
+// Move the model, with its trainer and optimizer state, onto `to` through a temporary checkpoint:
+// the tested path of `model save` + `model load`, so no device buffer is left behind or missed.
+static int move_model(Session *s, const Backend *to, Err *err) {
+    if (s->has_ensemble)
+        return err_set(err, "an ensemble cannot move between devices: `model save PATH`, `set device %s`, then "
+                            "`model load PATH`", to->name);
+    char dir[1024], path[1200];
+    if (session_cache_dir(dir, sizeof dir, err) != 0) return -1;
+    snprintf(path, sizeof path, "%s/device-move-%ld.safetensors", dir, (long)getpid());
+    CheckpointOptions opt = checkpoint_default_options();  // f32 and the optimizer state: exact
+    if (checkpoint_save(path, &s->model, s->has_trainer ? &s->trainer : NULL, NULL, &opt, err) != 0) return -1;
+    Model m;
+    Trainer tr;
+    CheckpointInfo info;
+    memset(&m, 0, sizeof m);
+    memset(&tr, 0, sizeof tr);
+    memset(&info, 0, sizeof info);
+    int rc = checkpoint_load(path, to, &m, &tr, NULL, &info, err);
+    unlink(path);
+    if (rc != 0) return -1;  // the session keeps its model where it was
+    int run = s->runs.current, resume_step = s->resume_step;
+    uint64_t resume_rng = s->resume_data_rng;
+    session_replace_model(s, &m);
+    s->runs.current = run;  // the same run goes on, on the other device
+    if (info.has_optim) {
+        s->trainer = tr;
+        s->trainer.model = &s->model;  // the loader pointed it at its own Model, now moved here
+        s->has_trainer = 1;
+    } else {
+        s->resume_step = resume_step;
+        s->resume_data_rng = resume_rng;
+    }
+    return 0;
+}
+
+static int set_device(Session *s, const char *name, Err *err) {
+    const Backend *to = backend_named(s, name, err);
+    if (!to) return -1;
+    if (to == s->be) return 0;
+    if (s->has_model) {
+        if (move_model(s, to, err) != 0) return -1;
+        out_note(s, "model moved to %s (with its optimizer state)\n", to->name);
+    }
+    s->be = to;
+    return 0;
+}
+
 static int set_apply(Session *s, const char *key, const char *v, Err *err) {
     int b = 0;
     parse_bool(v, &b);
@@ -215,11 +277,12 @@ static int set_apply(Session *s, const char *key, const char *v, Err *err) {
     else if (strcmp(key, "errexit") == 0) s->errexit = b;
     else if (strcmp(key, "json") == 0) s->json = b;
     else if (strcmp(key, "quiet") == 0) s->quiet = b;
+    else if (strcmp(key, "device") == 0) return set_device(s, v, err);
     else if (strcmp(key, "threads") == 0) {
         int n = atoi(v);
         const Backend *be = backend_cpu(n > 0 ? n : omp_get_num_procs());  // 0: all cores again
         if (!be) return err_set(err, "the CPU backend refused %s threads", v);
-        s->be = be;
+        if (strcmp(s->be->name, "cpu") == 0) s->be = be;  // on CUDA the threads serve the host side
         s->threads = n;
     }
     return 0;
@@ -233,7 +296,7 @@ int cmd_set(Session *s, const Args *a, Err *err) {
         suggest_init(&sg, key);
         for (const OptSpec *k = settings; k->name; k++) suggest_try(&sg, k->name);
         if (suggest_best(&sg)) return err_set(err, "no setting '%s': did you mean '%s'?", key, suggest_best(&sg));
-        return err_set(err, "no setting '%s' (settings: seed threads batch accum errexit json quiet)", key);
+        return err_set(err, "no setting '%s' (settings: seed threads batch accum errexit json quiet device)", key);
     }
     if (opt_check(o, value, err) != 0) {  // "option batch= expects …" → "set batch expects …"
         char why[sizeof err->msg];

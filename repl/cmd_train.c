@@ -106,10 +106,13 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     Run r = {0};
     Progress p;
+    inspect_record_spectra(s);  // `spectrum PARAM compare=STEP` can look back at this step
     progress_begin(&p, s, steps);
+    p.extra = inspect_live_text(s);
     double t0 = now_seconds();
     while (r.done < steps && !lrsh_interrupted) {
         if (trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &r.last, err) != 0) {
+            inspect_after_step(s, NULL, 0);
             progress_end(&p);
             if (!diverged(err)) {
                 out_note(s, "training stopped after %d of %d steps\n", r.done, steps);
@@ -127,6 +130,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         r.tokens += r.last.tokens;
         r.seconds = now_seconds() - t0;
         StepDiag d = step_diag(&s->trainer.opt);
+        inspect_after_step(s, &r.last, 1);  // `watch` values of this step, before it is recorded
         session_record_step(s, &r.last, r.last.seconds > 0 ? (double)r.last.tokens / r.last.seconds : 0, &d);
         double eta = r.seconds / r.done * (steps - r.done);
         progress_update(&p, r.done, r.last.step, r.last.loss, (double)r.tokens / r.seconds, eta);
@@ -146,6 +150,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         }
     }
     progress_end(&p);
+    if (r.done) inspect_record_spectra(s);
     train_report(s, &r, steps, r.done < steps && !r.diverged_at);
     return 0;
 }
@@ -163,6 +168,7 @@ int cmd_step(Session *s, const Args *a, Err *err) {
     o->diag_every = 1;  // this step measures ‖ΔW‖₂ and ‖W‖₂ of every factorized matrix
     int rc = trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &st, err);
     o->diag_every = every;
+    inspect_after_step(s, rc == 0 ? &st : NULL, rc == 0);
     if (rc != 0) {
         if (diverged(err)) session_record_divergence(s, s->trainer.step + 1);
         return -1;

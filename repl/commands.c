@@ -22,6 +22,7 @@ const OptSpec settings[] = {
     {"errexit", OPT_BOOL, NULL, NULL, 0, 0, "stop a script at the first error (on in scripts, -c, pipes)"},
     {"json", OPT_BOOL, "off", NULL, 0, 0, "print one JSON object per result on stdout"},
     {"quiet", OPT_BOOL, "off", NULL, 0, 0, "drop notes and progress lines"},
+    {"device", OPT_ENUM, "cpu", "cpu|cuda", 0, 0, "where models compute (the model moves along)"},
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 
@@ -35,7 +36,7 @@ const CmdSpec commands[] = {
      .summary = "the session: tokenizer, data, model, optimizer, step, device, settings",
      .help = "Example:\n  show", .run = cmd_show},
     {.name = "set", .family = "shell", .args = "KEY VALUE",
-     .summary = "change a setting: seed, threads, batch, accum, errexit, json, quiet",
+     .summary = "change a setting: seed, threads, batch, accum, errexit, json, quiet, device",
      .help = "Settings (`show` prints their values):\n"
              "  seed N         seed for the next model, trainer and eval batches\n"
              "  threads N      CPU threads (0: all cores)\n"
@@ -44,7 +45,10 @@ const CmdSpec commands[] = {
              "  errexit on|off stop a script or -c at the first error (default on there)\n"
              "  json on|off    one JSON object per result on stdout\n"
              "  quiet on|off   drop notes and progress lines\n"
-             "Examples:\n  set batch 16\n  set errexit off",
+             "  device cpu|cuda where models compute; the model (with its optimizer state) moves\n"
+             "                 along; without a GPU it says why and stays (ensembles: save, set\n"
+             "                 device, load)\n"
+             "Examples:\n  set batch 16\n  set errexit off\n  set device cpu",
      .min_pos = 2, .max_pos = 2, .pos = POS_SETTING, .run = cmd_set},
     {.name = "quit", .family = "shell", .args = "", .summary = "leave the shell (Ctrl-D does too)",
      .help = "At the prompt, with a model trained since it was last saved, the first quit (or\n"
@@ -275,6 +279,97 @@ const CmdSpec commands[] = {
          {"sort", OPT_ENUM, "dw_over_eta", "dw_over_eta|rho|sigma|name", 0, 0, "the column to sort by (descending)"},
          {"top", OPT_INT, "3", NULL, 0, 1 << 20, "how many of the worst rows to mark"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+    {.name = "spectrum", .family = "inspection", .args = "PARAM [k=10] [compare=STEP]",
+     .summary = "the singular values of one matrix as a bar chart, with norms, stable and effective rank",
+     .help = "Exact singular values of W. A factorized W = A·Bᵀ is never formed: QR of A and of B, then\n"
+             "the SVD of the small r×r core R_A·R_Bᵀ. Shows the top k as bars (█) and the spectral norm\n"
+             "σ₁, the Frobenius norm, the stable rank ‖W‖_F²/‖W‖₂², the effective rank (the exponential\n"
+             "of the entropy of σᵢ/Σσⱼ) and the condition number σ₁/σₙ (∞ when rank-deficient).\n"
+             "PARAM: blocks.I.attn.{wq,wk,wv,wo}, blocks.I.mlp.{w1,w2,w3}, embed, head, or one factor\n"
+             "NAME.A / NAME.B (Tab completes them). compare=STEP overlays (░) the spectrum kept at an\n"
+             "earlier step: `train` keeps every matrix's at its start and end, and every `spectrum`\n"
+             "keeps the one it shows; an unknown step names the nearest one kept. The kept spectra\n"
+             "belong to the model: `model new`/`load`/`factorize` start afresh. --json: param,\n"
+             "singular_values (all), spectral_norm, frobenius_norm, stable_rank, effective_rank,\n"
+             "condition_number (null: ∞), numerical_rank, and compare:{step, singular_values, …}.\n"
+             "Examples:\n  spectrum blocks.0.attn.wq\n  spectrum blocks.1.mlp.w2 k=32\n"
+             "  train steps=50; spectrum blocks.0.attn.wq compare=0\n  spectrum blocks.0.attn.wq.A",
+     .min_pos = 1, .max_pos = 1, .pos = POS_PARAM, .run = cmd_spectrum,
+     .opts = (const OptSpec[]){
+         {"k", OPT_INT, "10", NULL, 1, 1 << 20, "how many of the largest values to draw"},
+         {"compare", OPT_INT, NULL, NULL, 0, 1e9, "overlay the spectrum kept at this step"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+    {.name = "norms", .family = "inspection", .args = "[io=off]",
+     .summary = "per matrix: ‖W‖₂, ‖W‖_F, stable rank, and the last update's ‖ΔW‖₂, ‖ΔW‖₂/η, ‖ΔW‖₂/‖W‖₂",
+     .help = "One row per block matrix (io=on adds embed and head). ‖·‖₂ by power iteration from a\n"
+             "fixed start (repeated calls agree exactly); ‖A·Bᵀ‖_F² = tr((AᵀA)(BᵀB)) from r×r Grams.\n"
+             "After `step` or `train`, ΔW is the last update (its parameters before it are the\n"
+             "trainer's rollback snapshot, kept anyway: no extra cost) and η that step's lr;\n"
+             "\"–\" until there is one, and again after `optim` rebuilds the trainer. Spectron keeps\n"
+             "‖ΔW‖₂/η ≤ 1 for factorized matrices. --json: one object per matrix with param, rows,\n"
+             "cols, rank, layer, step, spectral, frobenius, stable_rank, dw_spectral, dw_over_lr,\n"
+             "dw_over_w (null when not measured).\n"
+             "Examples:\n  norms\n  step; norms\n  norms io=on",
+     .run = cmd_norms,
+     .opts = (const OptSpec[]){
+         {"io", OPT_BOOL, "off", NULL, 0, 0, "also rows for embed and head"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+    {.name = "watch", .family = "inspection", .args = "[FIELD[:PARAM]…|off] [every=10]",
+     .summary = "record chosen diagnostics every N training steps: live line, `plot FIELD`, `log`",
+     .help = "Each word is FIELD (aggregated over the block matrices) or FIELD:PARAM (one matrix):\n"
+             "  spectral     ‖W‖₂ (max)              dw_spectral  ‖ΔW‖₂ of the step (max)\n"
+             "  frobenius    ‖W‖_F (max)             dw_over_lr   ‖ΔW‖₂/η (max; dw_over_eta too)\n"
+             "  stable_rank  ‖W‖_F²/‖W‖₂² (mean)     dw_over_w    ‖ΔW‖₂/‖W‖₂ (max)\n"
+             "  sigma_a, sigma_b  ‖A‖₂, ‖B‖₂ (mean)   rho  the factor step ρ (max)\n"
+             "FIELD:max or FIELD:mean picks the other aggregate. σ and ρ are the optimizer's own\n"
+             "measurements of factorized matrices (every step under spectron and renorm). Every\n"
+             "every-th step (by step number) of `train` and `step` measures them: the live line shows\n"
+             "them, the run keeps them for `plot FIELD` (e.g. plot stable_rank:blocks.1.mlp.w2), and\n"
+             "that step's `log` line gets \"watch\":{FIELD: value, …}. A new list replaces the old;\n"
+             "`watch every=N` alone changes the interval; `watch off` stops; `watch` lists. The norms\n"
+             "are power iterations on the factors (no W formed): at every=10 they add a few percent to\n"
+             "the step time of the presets. --json: fields, every.\n"
+             "Examples:\n  watch spectral dw_over_lr\n  watch stable_rank:blocks.1.mlp.w2 spectral:blocks.0.attn.wq every=5\n"
+             "  watch dw_over_w rho every=1; train steps=50; plot dw_over_w\n  watch off",
+     .max_pos = -1, .pos = POS_WATCH, .run = cmd_watch,
+     .opts = (const OptSpec[]){
+         {"every", OPT_INT, "10", NULL, 1, 1e9, "record at steps that are multiples of N"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
+    {.name = "align", .family = "inspection",
+     .args = "[against=microbatch|blockdrop|width|delayed|members|forward] [p= draws= batches= guess= seed= batch= seq=]",
+     .summary = "cosine between the full gradient and another (per matrix, overall, per-layer strip)",
+     .help = "g₁ is the gradient of the current model on batches= batches of the training split; g₂:\n"
+             "  microbatch  the gradient of other batches (gradient noise; near 0 for an untrained\n"
+             "              model on random tokens)\n"
+             "  blockdrop   subnetworks that skip each block with probability p= (residual kept),\n"
+             "              averaged over draws= (the subnetwork data-parallel paper); p=0 gives 1\n"
+             "  width       subnetworks keeping a 1−p fraction of heads and MLP units (draws=)\n"
+             "  delayed     the gradient of the previous step (needs a `step` or `train` first)\n"
+             "  members     ensemble member 0 against each other member, one batch, plus the k×k\n"
+             "              pairwise table (needs `ensemble new K`)\n"
+             "  forward     a forward-gradient estimate: g₁ projected on a guess direction per\n"
+             "              matrix, guess=random (draws=) or guess=local (local early-exit losses)\n"
+             "Prints a row per parameter group (a matrix W = its A and B together), the overall\n"
+             "cosine, the norm ratio ‖g₂‖/‖g₁‖, and one cell per block shaded by its cosine\n"
+             "(█ ≥ 0.75, ▓ ≥ 0.5, ▒ ≥ 0.25, ░ > 0, · ≤ 0). The model's gradient buffer is left as\n"
+             "it was. Batches: batch= (`set batch`) × seq= (the model's) tokens, drawn with seed=\n"
+             "(default: the session seed + the step). --json: against, overall, norm_ratio, norm1,\n"
+             "norm2, per_param:[{param, layer, cosine, norm1, norm2}], layers:[{layer, cosine}]\n"
+             "(members: pairwise too).\n"
+             "Examples:\n  align\n  align against=blockdrop p=0.5 draws=8\n  align against=width p=0.25\n"
+             "  step; align against=delayed\n  align against=forward guess=local\n"
+             "  ensemble new 3; align against=members\n  align against=microbatch batches=4 batch=16",
+     .run = cmd_align,
+     .opts = (const OptSpec[]){
+         {"against", OPT_ENUM, "microbatch", "microbatch|blockdrop|width|delayed|members|forward", 0, 0, "the second gradient"},
+         {"p", OPT_FLOAT, "0.5", NULL, 0, 1, "blockdrop: P(skip a block); width: fraction of heads/units dropped"},
+         {"draws", OPT_INT, "4", NULL, 1, 1000, "subnetworks or random guesses averaged"},
+         {"batches", OPT_INT, "1", NULL, 1, 10000, "batches averaged into each gradient"},
+         {"guess", OPT_ENUM, "random", "random|local", 0, 0, "forward: the guess direction"},
+         {"seed", OPT_INT, NULL, NULL, 0, 0, "batches and draws (default: session seed + step)"},
+         {"batch", OPT_INT, NULL, NULL, 1, 1 << 16, "sequences per batch (default: `set batch`)"},
+         {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: the model's seq)"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 
     // ---- ensembles ----
     {.name = "ensemble", .sub = "new", .family = "ensembles", .args = "K [seeds=S0,S1,…] [same_init=yes|no]",
@@ -365,7 +460,8 @@ const CmdSpec commands[] = {
              "png= / svg= also hand the same data to gnuplot (when installed) for an image file.\n"
              "The spectral fields come from the steps that measured them (see `help train`,\n"
              "diag_every=): dw_over_eta and rho are the largest over the factorized matrices,\n"
-             "sigma_a and sigma_b the mean ‖A‖₂, ‖B‖₂.\n"
+             "sigma_a and sigma_b the mean ‖A‖₂, ‖B‖₂. Any series `watch` recorded plots by its name\n"
+             "(`plot spectral`, `plot stable_rank:blocks.1.mlp.w2`), from the session or a log file.\n"
              "Examples:\n  plot\n  plot lr\n  plot gnorm width=100 height=20\n  plot dw_over_eta\n"
              "  plot loss png=loss.png\n  plot loss from=run1.jsonl svg=run1.svg",
      .max_pos = 1, .pos = POS_WORD, .words = plot_fields, .run = cmd_plot,
@@ -380,8 +476,9 @@ const CmdSpec commands[] = {
      .summary = "append every training step to FILE as a JSON line (`log off` stops)",
      .help = "Each line: {\"step\", \"loss\", \"lr\", \"grad_norm\", \"clip_scale\", \"tok_per_s\",\n"
              "\"seconds\", \"run\"}, plus \"dw_over_eta\", \"rho\", \"sigma_a\", \"sigma_b\" on steps that\n"
-             "measured them; a validation loss adds {\"step\", \"val_loss\", \"run\"}. The file is\n"
-             "appended to and flushed after every line, so `tail -f` follows it and a crash keeps it.\n"
+             "measured them, and \"watch\":{FIELD: value} on the steps `watch` recorded; a\n"
+             "validation loss adds {\"step\", \"val_loss\", \"run\"}. The file is appended to and\n"
+             "flushed after every line, so `tail -f` follows it and a crash keeps it.\n"
              "`plot FIELD from=FILE` draws it later. With no argument: where logging goes.\n"
              "Examples:\n  log run1.jsonl\n  log off",
      .max_pos = 1, .pos = POS_PATH, .run = cmd_log},
@@ -398,9 +495,12 @@ const CmdSpec commands[] = {
      .help = "One row per run: the optimizer and lr it trained with, its steps, its last training\n"
              "loss, its last validation loss (`eval` or `train eval_every=`; \"–\" when none), the\n"
              "number of loss spikes (steps whose loss exceeds 1.5× the mean of the 50 before),\n"
-             "whether it diverged (a non-finite loss or gradient stopped it) and the largest\n"
-             "‖ΔW‖₂/η measured (see `help train`, diag_every=). --json: one object per run with\n"
-             "run, optim, lr, steps, loss, val_loss, spikes, diverged, diverged_at, max_dw_over_eta.\n"
+             "whether it diverged — \"at N\": a non-finite loss or gradient stopped it at step N;\n"
+             "\"plateau\": after 100 steps or more its last validation loss is no better than the unigram entropy of the\n"
+             "validation split, the loss of a model that knows only token frequencies (where the\n"
+             "Spectron paper's diverged AdamW control ends) — and the largest ‖ΔW‖₂/η measured\n"
+             "(see `help train`, diag_every=). --json: one object per run with run, optim, lr, steps,\n"
+             "loss, val_loss, spikes, diverged, plateau, diverged_at, max_dw_over_eta.\n"
              "Examples:\n  runs\n  run a; train steps=100; run b; optim spectron; train steps=100; runs",
      .run = cmd_runs},
 

@@ -5,7 +5,8 @@
 #include "session.h"
 
 // What a command's positional arguments are, so completion knows what to offer.
-typedef enum { POS_NONE, POS_PATH, POS_TEXT, POS_WORD, POS_COMMAND, POS_SETTING } PosKind;
+// POS_PARAM: a matrix name of the model; POS_WATCH: watch's FIELD[:PARAM] words (cmd_inspect.c).
+typedef enum { POS_NONE, POS_PATH, POS_TEXT, POS_WORD, POS_COMMAND, POS_SETTING, POS_PARAM, POS_WATCH } PosKind;
 
 typedef struct CmdSpec {
     const char *name;            // "tok"
@@ -79,6 +80,20 @@ int cmd_ensemble_off(Session *s, const Args *a, Err *err);
 int cmd_ensemble_eval(Session *s, const Args *a, Err *err);
 int cmd_ensemble_average(Session *s, const Args *a, Err *err);
 int cmd_ensemble_use(Session *s, const Args *a, Err *err);
+int cmd_spectrum(Session *s, const Args *a, Err *err);
+int cmd_norms(Session *s, const Args *a, Err *err);
+int cmd_watch(Session *s, const Args *a, Err *err);
+int cmd_align(Session *s, const Args *a, Err *err);
+// inspection (cmd_inspect.c), called by `train` and `step`: record every matrix's spectrum at
+// the current step (train's start and end); after each trainer_step (ok: it succeeded), before
+// session_record_step: note what ΔW and the last gradient refer to, and measure the watched
+// diagnostics on a watch step (they go into that step's record); the watched values as text for
+// the live line ("" when none: a stable pointer, valid until the session ends).
+void inspect_record_spectra(Session *s);
+void inspect_after_step(Session *s, const StepStats *st, int ok);
+const char *inspect_live_text(Session *s);
+// Completion: the i-th candidate for a POS_PARAM / POS_WATCH positional (NULL past the last).
+const char *inspect_complete(const Session *s, PosKind kind, int i);
 // ensemble (cmd_ensemble.c): `train` with an ensemble trains its members; `model info` adds
 // the ensemble's memory.
 int ensemble_cmd_train(Session *s, const Args *a, Err *err);

@@ -126,6 +126,13 @@ static void add_positional(Matches *m, const CmdSpec *c, const Words *w, int fir
         if (index == 0) for (const OptSpec *o = settings; o->name; o++) add(m, o->name);
         else add_values(m, opt_find(settings, w->w[first]));
         break;
+    case POS_PARAM:   // matrix names of the session's model (cmd_inspect.c)
+    case POS_WATCH: {
+        if (c->pos == POS_PARAM && index > 0) break;
+        const char *cand;
+        for (int i = 0; (cand = inspect_complete(session, c->pos, i)); i++) add(m, cand);
+        break;
+    }
     default: break;
     }
 }

@@ -113,16 +113,17 @@ void progress_begin(Progress *p, const Session *s, int total) {
 void progress_update(Progress *p, int done, int step, float loss, double tok_per_s, double eta_s) {
     if (!p->to) return;
     char rate[32], eta[32];
+    const char *extra = p->extra ? p->extra : "";
     fmt_count(rate, sizeof rate, tok_per_s);
     fmt_duration(eta, sizeof eta, eta_s);
     if (p->live) {
         // \033[K clears what a longer previous line left behind
-        fprintf(p->to, "\rstep %d (%d/%d)  loss %.4f  %s tok/s  ETA %s\033[K", step, done, p->total,
-                loss, rate, eta);
+        fprintf(p->to, "\rstep %d (%d/%d)  loss %.4f  %s tok/s  ETA %s%s%s\033[K", step, done, p->total,
+                loss, rate, eta, extra[0] ? "  " : "", extra);
         p->shown = 1;
     } else if (done % p->every == 0 || done == p->total) {
-        fprintf(p->to, "step %d (%d/%d)  loss %.4f  %s tok/s  ETA %s\n", step, done, p->total, loss,
-                rate, eta);
+        fprintf(p->to, "step %d (%d/%d)  loss %.4f  %s tok/s  ETA %s%s%s\n", step, done, p->total, loss,
+                rate, eta, extra[0] ? "  " : "", extra);
     }
     fflush(p->to);
 }

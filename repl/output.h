@@ -36,6 +36,7 @@ typedef struct Progress {
     int every;          // print every this many steps when not live
     int shown;          // a live line is on screen and needs a newline
     FILE *to;           // stdout, or stderr in JSON mode; NULL: silent
+    const char *extra;  // appended to each line when non-empty (the `watch` values); NULL: none
 } Progress;
 
 void progress_begin(Progress *p, const Session *s, int total);

@@ -17,8 +17,15 @@ void runlog_free(RunLog *r) {
     for (int i = 0; i < r->n_runs; i++) {
         free(r->runs[i].steps);
         free(r->runs[i].val);
+        for (int k = 0; k < r->runs[i].n_watch; k++) {
+            free(r->runs[i].watch[k].step);
+            free(r->runs[i].watch[k].value);
+        }
+        free(r->runs[i].watch);
     }
     free(r->runs);
+    free(r->pending_key);
+    free(r->pending_value);
     runlog_init(r);
 }
 
@@ -96,6 +103,53 @@ static int is_spike(const RunSeries *s) {
     return s->steps[k].loss > SPIKE_FACTOR * sum / (k - from);
 }
 
+int runlog_watch_pending(RunLog *r, const char *key, float value, Err *err) {
+    if (r->n_pending >= r->cap_pending) {
+        int c = r->cap_pending ? 2 * r->cap_pending : 16;
+        void *k = realloc(r->pending_key, (size_t)c * sizeof *r->pending_key);
+        if (k) r->pending_key = k;
+        void *v = realloc(r->pending_value, (size_t)c * sizeof *r->pending_value);
+        if (v) r->pending_value = v;
+        if (!k || !v) return err_set(err, "out of memory for the watched values");
+        r->cap_pending = c;
+    }
+    snprintf(r->pending_key[r->n_pending], sizeof r->pending_key[0], "%s", key);
+    r->pending_value[r->n_pending++] = value;
+    return 0;
+}
+
+const WatchSeries *runlog_watch_series(const RunSeries *x, const char *key) {
+    for (int i = 0; i < x->n_watch; i++)
+        if (strcmp(x->watch[i].key, key) == 0) return &x->watch[i];
+    return NULL;
+}
+
+// Store the pending watched values of `step` in run s (into o's "watch" object when o != NULL).
+static int take_pending(RunLog *r, RunSeries *s, int step, cJSON *o) {
+    int rc = 0;
+    cJSON *w = NULL;
+    for (int i = 0; i < r->n_pending && rc == 0; i++) {
+        float v = r->pending_value[i];
+        if (!isfinite(v)) continue;
+        WatchSeries *x = (WatchSeries *)runlog_watch_series(s, r->pending_key[i]);
+        if (!x) {
+            if (grow((void **)&s->watch, &s->cap_watch, s->n_watch, sizeof *s->watch) != 0) { rc = -1; break; }
+            x = &s->watch[s->n_watch++];
+            memset(x, 0, sizeof *x);
+            snprintf(x->key, sizeof x->key, "%s", r->pending_key[i]);
+        }
+        int cap = x->cap;
+        if (grow((void **)&x->step, &cap, x->n, sizeof *x->step) != 0 ||
+            grow((void **)&x->value, &x->cap, x->n, sizeof *x->value) != 0) { rc = -1; break; }
+        x->step[x->n] = step;
+        x->value[x->n++] = v;
+        if (o && !w) w = cJSON_AddObjectToObject(o, "watch");
+        if (w) json_add_real(w, r->pending_key[i], v);
+    }
+    r->n_pending = 0;
+    return rc;
+}
+
 static void add_diag(cJSON *o, const char *key, float v) {
     if (isfinite(v)) json_add_real(o, key, v);
 }
@@ -111,7 +165,7 @@ int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double
                                         st->seconds, d};
     s->spikes += is_spike(s);
     if (isfinite(d.dw_over_eta) && !(d.dw_over_eta <= s->max_dw_over_eta)) s->max_dw_over_eta = d.dw_over_eta;
-    if (!r->log) return 0;
+    if (!r->log) return take_pending(r, s, st->step, NULL) == 0 ? 0 : err_set(err, "out of memory for the run history");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "step", st->step);
     json_add_real(o, "loss", st->loss);
@@ -124,6 +178,10 @@ int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double
     add_diag(o, "rho", d.rho);
     add_diag(o, "sigma_a", d.sigma_a);
     add_diag(o, "sigma_b", d.sigma_b);
+    if (take_pending(r, s, st->step, o) != 0) {
+        cJSON_Delete(o);
+        return err_set(err, "out of memory for the run history");
+    }
     cJSON_AddStringToObject(o, "run", s->name);
     return write_line(r, o, err);
 }

@@ -30,6 +30,15 @@ typedef struct ValPoint {
     double loss;
 } ValPoint;
 
+// A diagnostic chosen with `watch` ("spectral", "stable_rank:blocks.1.mlp.w2"): its values at
+// the steps that recorded it.
+typedef struct WatchSeries {
+    char key[112];
+    int *step;
+    float *value;
+    int n, cap;
+} WatchSeries;
+
 typedef struct RunSeries {
     char name[48];
     char optim[48];       // the optimizer(s) its steps used ("adamw", "adamw+spectron")
@@ -41,6 +50,8 @@ typedef struct RunSeries {
     int n_steps, cap_steps;
     ValPoint *val;
     int n_val, cap_val;
+    WatchSeries *watch;   // `watch` series, in the order first recorded
+    int n_watch, cap_watch;
 } RunSeries;
 
 typedef struct RunLog {
@@ -50,6 +61,11 @@ typedef struct RunLog {
     FILE *log;            // `log FILE`; NULL: off
     char log_path[1024];
     long log_lines;
+    // `watch` values measured for the step about to be recorded (runlog_watch_pending); the
+    // next runlog_step stores them in its run and writes them as the line's "watch" object.
+    char (*pending_key)[112];
+    float *pending_value;
+    int n_pending, cap_pending;
 } RunLog;
 
 void runlog_init(RunLog *r);
@@ -75,3 +91,8 @@ int runlog_open(RunLog *r, const char *path, Err *err);
 void runlog_close(RunLog *r);
 // The run with this name, or NULL.
 RunSeries *runlog_find(RunLog *r, const char *name);
+// Attach a watched value to the next runlog_step (non-finite values are dropped there).
+// Returns 0, or -1 with err set when out of memory.
+int runlog_watch_pending(RunLog *r, const char *key, float value, Err *err);
+// The series `key` of run x, or NULL.
+const WatchSeries *runlog_watch_series(const RunSeries *x, const char *key);

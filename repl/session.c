@@ -26,6 +26,7 @@ int session_init(Session *s, int threads, uint64_t seed, Err *err) {
 
 void session_free(Session *s) {
     runlog_free(&s->runs);
+    inspect_state_free(s);
     session_drop_generator(s);
     session_drop_trainer(s);
     session_drop_ensemble(s, NULL);
@@ -75,6 +76,7 @@ void session_replace_model(Session *s, Model *m) {
     session_drop_generator(s);
     session_drop_trainer(s);
     session_drop_ensemble(s, "its members had the old model's config");
+    inspect_model_replaced(s);
     if (s->has_model) model_free(&s->model);
     s->model = *m;
     memset(m, 0, sizeof *m);

@@ -50,6 +50,7 @@ typedef struct Session {
     int dirty;                   // the model was trained since it was last saved or loaded
     char model_file[1024];       // the checkpoint last saved or loaded ("": none)
     RunLog runs;                 // training history for `plot`, and the `log FILE` file
+    struct InspectState *inspect; // cmd_inspect.c: spectra kept for `spectrum compare=`, `watch`, …
     unsigned generations;        // `generate` calls, so an unseeded one differs from the last
 
     // settings (`set KEY VALUE`)
@@ -97,6 +98,10 @@ void session_record_step(Session *s, const StepStats *st, double tok_per_s, cons
 // A step that failed with a non-finite loss or gradient: the current run diverged there.
 void session_record_divergence(Session *s, int step);
 void session_record_val(Session *s, int step, double loss);
+
+// cmd_inspect.c: free the inspection state; forget what belonged to the model being replaced.
+void inspect_state_free(Session *s);
+void inspect_model_replaced(Session *s);
 
 // The directory for lrsh's caches ($XDG_CACHE_HOME/lrsh or ~/.cache/lrsh), created if needed.
 int session_cache_dir(char *out, size_t size, Err *err);

@@ -1,0 +1,120 @@
+# inspect.sh — the inspection commands: spectrum (JSON keys, descending values, compare=STEP and
+# its "nearest" message), norms (a row per matrix, the update columns after `step`), watch (the
+# steps recorded in the log and in plot data), align (microbatch, blockdrop p=0, forward,
+# delayed, members) and their errors.
+. tests/shell/testlib
+
+lrsh() { "$LRSH" --threads 1 "$@"; }   # tiny models: one thread is fastest
+
+"$LRSH" -q -c "tok train vocab=512 out=$TMP/tok.model; data load" >"$TMP/prep.log" 2>&1 || fail prep "$(cat "$TMP/prep.log")"
+prep="tok load $TMP/tok.model; data load; set batch 2; model new tiny seq=32"
+
+# ---- spectrum
+out=$(lrsh --json -q -c "$prep; spectrum blocks.0.attn.wq" 2>/dev/null); rc=$?
+check_status spectrum_status 0 $rc
+check_eq spectrum_keys True "$(printf '%s\n' "$out" | json_eval 'all(k in o for k in ("param", "singular_values", "spectral_norm", "frobenius_norm", "stable_rank", "effective_rank", "condition_number"))')"
+check_eq spectrum_param '"blocks.0.attn.wq"' "$(printf '%s\n' "$out" | json_field param)"
+check_eq spectrum_descending True "$(printf '%s\n' "$out" | json_eval 'all(a >= b for a, b in zip(o["singular_values"], o["singular_values"][1:])) and len(o["singular_values"]) == 32')"
+check_eq spectrum_norm_is_first True "$(printf '%s\n' "$out" | json_eval 'abs(o["spectral_norm"] - o["singular_values"][0]) <= 1e-6 * o["spectral_norm"]')"
+check_eq spectrum_frobenius True "$(printf '%s\n' "$out" | json_eval 'abs(o["frobenius_norm"] - math.sqrt(sum(v * v for v in o["singular_values"]))) < 1e-4 * o["frobenius_norm"]')"
+check_eq spectrum_stable_rank True "$(printf '%s\n' "$out" | json_eval 'abs(o["stable_rank"] - o["frobenius_norm"] ** 2 / o["spectral_norm"] ** 2) < 1e-3 * o["stable_rank"]')"
+out=$(lrsh -c "$prep; spectrum blocks.1.mlp.w2 k=5" 2>&1)
+check_eq spectrum_bars 5 "$(printf '%s\n' "$out" | grep -c '^  σ.*█')"
+check_contains spectrum_text_rank "$out" "stable rank"
+check_contains spectrum_text_more "$out" "91 more"
+out=$(lrsh -c "$prep; spectrum blocks.0.attn.wx" 2>&1); rc=$?
+check_status spectrum_unknown_status nonzero $rc
+check_contains spectrum_unknown_suggests "$out" "blocks.0.attn.wq"
+out=$(lrsh -c "$prep; spectrum blocks.0.attn_norm" 2>&1); rc=$?
+check_status spectrum_norm_gain_status nonzero $rc
+
+# compare=STEP: train keeps every matrix at its start and end; a step not kept names the nearest
+out=$(lrsh --json -q -c "$prep; train steps=4; spectrum blocks.0.attn.wq compare=0" 2>/dev/null); rc=$?
+check_status compare_status 0 $rc
+check_eq compare_step 0 "$(printf '%s\n' "$out" | json_eval 'o["compare"]["step"]')"
+check_eq compare_values True "$(printf '%s\n' "$out" | json_eval 'len(o["compare"]["singular_values"]) == len(o["singular_values"]) and o["compare"]["singular_values"] != o["singular_values"] and o["step"] == 4')"
+out=$(lrsh -c "$prep; train steps=4; spectrum blocks.0.attn.wq compare=3" 2>&1); rc=$?
+check_status compare_missing_status nonzero $rc
+check_contains compare_missing_nearest "$out" "the nearest is step 4"
+out=$(lrsh -c "$prep; spectrum blocks.0.attn.wq compare=7" 2>&1); rc=$?
+check_status compare_none_status nonzero $rc
+check_contains compare_none_nearest "$out" "the nearest is step 0"
+out=$(lrsh -c "$prep; train steps=2; spectrum blocks.0.attn.wq compare=0 k=3" 2>&1)
+check_eq compare_overlay_bars 3 "$(printf '%s\n' "$out" | grep -c '░░')"
+
+# ---- norms
+out=$(lrsh --json -q -c "$prep; norms" 2>/dev/null); rc=$?
+check_status norms_status 0 $rc
+check_eq norms_rows 14 "$(printf '%s\n' "$out" | grep -c '"command":"norms"')"
+check_eq norms_no_update True "$(printf '%s\n' "$out" | grep '"command":"norms"' | json_eval 'o["dw_spectral"] is None and o["spectral"] > 0 and o["param"] == "blocks.1.mlp.w3"')"
+out=$(lrsh --json -q -c "$prep; step; norms" 2>/dev/null)
+rows=$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin if "\"command\":\"norms\"" in l]
+lr = 1e-4   # adamw lr=1e-3 warms up over 10 steps: step 1 has lr/10
+ok = all(r["dw_spectral"] > 0 and abs(r["dw_over_lr"] - r["dw_spectral"] / lr) < 1e-3 * r["dw_over_lr"]
+         and abs(r["dw_over_w"] - r["dw_spectral"] / r["spectral"]) < 1e-3 * r["dw_over_w"]
+         and abs(r["stable_rank"] - r["frobenius"] ** 2 / r["spectral"] ** 2) < 1e-3 * r["stable_rank"] for r in rows)
+print(len(rows), ok, rows[0]["param"])')
+check_eq norms_after_step "14 True blocks.0.attn.wq" "$rows"
+check_eq norms_io 16 "$(lrsh --json -q -c "$prep; norms io=on" 2>/dev/null | grep -c '"command":"norms"')"
+
+# ---- watch: every=5 over 20 steps records steps 5, 10, 15, 20 (log lines and plot data)
+out=$(lrsh --json -q -c "$prep; log $TMP/watch.jsonl; watch spectral stable_rank:blocks.1.mlp.w2 blocks.0.attn.wq:dw_over_w every=5; train steps=20; plot spectral; plot stable_rank:blocks.1.mlp.w2; watch" 2>/dev/null); rc=$?
+check_status watch_status 0 $rc
+logged=$(python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+w = [r for r in rows if "watch" in r]
+print([r["step"] for r in w], sorted(w[0]["watch"]), all(len(r["watch"]) == 3 for r in w), len(rows))' "$TMP/watch.jsonl")
+check_eq watch_log_steps "[5, 10, 15, 20] ['dw_over_w:blocks.0.attn.wq', 'spectral', 'stable_rank:blocks.1.mlp.w2'] True 20" "$logged"
+check_eq watch_plot_steps "[5, 10, 15, 20]" "$(printf '%s\n' "$out" | grep '"field":"spectral"' | json_eval 'o["series"][0]["steps"]')"
+check_eq watch_plot_param_steps "[5, 10, 15, 20]" "$(printf '%s\n' "$out" | grep '"field":"stable_rank:blocks.1.mlp.w2"' | json_eval 'o["series"][0]["steps"]')"
+check_eq watch_list "['spectral', 'stable_rank:blocks.1.mlp.w2', 'dw_over_w:blocks.0.attn.wq', 5]" "$(printf '%s\n' "$out" | json_eval 'o["fields"] + [o["every"]]')"
+out=$(lrsh -c "plot spectral from=$TMP/watch.jsonl" 2>&1); rc=$?
+check_status watch_plot_from_log 0 $rc
+check_contains watch_plot_from_log_points "$out" "4 points"
+out=$(lrsh -c "$prep; watch spectral every=3; watch off; train steps=3; plot spectral" 2>&1); rc=$?
+check_status watch_off_nothing nonzero $rc
+out=$(lrsh -c "$prep; watch spectrl" 2>&1); rc=$?
+check_status watch_bad_field_status nonzero $rc
+check_contains watch_bad_field "$out" "did you mean 'spectral'"
+out=$(lrsh -c "$prep; watch spectral:blocks.0.attn.wz" 2>&1); rc=$?
+check_status watch_bad_param_status nonzero $rc
+check_contains watch_bad_param "$out" "blocks.0.attn.wq"
+out=$(lrsh -c "$prep; watch spectral:blocks.0.attn.wq.A" 2>&1); rc=$?
+check_status watch_factor_status nonzero $rc
+check_contains watch_factor "$out" "whole matrices"
+
+# ---- align
+out=$(lrsh --json -q -c "$prep; align; align against=blockdrop p=0 draws=2; align against=forward" 2>/dev/null); rc=$?
+check_status align_status 0 $rc
+check_eq align_json "valid 3" "$(printf '%s\n' "$out" | grep '"command":"align"' | json_lines)"
+check_eq align_microbatch True "$(printf '%s\n' "$out" | grep '"against":"microbatch"' | json_eval '-1 <= o["overall"] <= 1 and len(o["per_param"]) == 21 and all(k in o["per_param"][0] for k in ("param", "cosine")) and o["norm_ratio"] > 0')"
+check_eq align_blockdrop_p0 True "$(printf '%s\n' "$out" | grep '"against":"blockdrop' | json_eval 'abs(o["overall"] - 1) < 1e-5 and abs(o["norm_ratio"] - 1) < 1e-5 and len(o["layers"]) == 2')"
+check_eq align_forward True "$(printf '%s\n' "$out" | grep '"against":"forward' | json_eval '0 <= o["overall"] <= 1')"
+out=$(lrsh -c "$prep; align against=blockdrop p=0" 2>&1)
+check_contains align_strip "$out" "per layer  [██]"
+out=$(lrsh -c "$prep; align against=delayed" 2>&1); rc=$?
+check_status align_delayed_none_status nonzero $rc
+check_contains align_delayed_hint "$out" "run \`step\`"
+out=$(lrsh --json -q -c "$prep; step; align; align against=delayed" 2>/dev/null); rc=$?
+check_status align_delayed_status 0 $rc
+check_eq align_delayed True "$(printf '%s\n' "$out" | json_eval 'o["against"] == "delayed" and -1 <= o["overall"] <= 1 and o["step"] == 1')"
+out=$(lrsh -c "$prep; align against=microbatch p=0.5" 2>&1); rc=$?
+check_status align_bad_key_status nonzero $rc
+check_contains align_bad_key "$out" "takes no option 'p'"
+out=$(lrsh -c "$prep; align against=members" 2>&1); rc=$?
+check_status align_members_none_status nonzero $rc
+check_contains align_members_none "$out" "ensemble new"
+# same initial weights, same batch: every member's gradient is the same
+out=$(lrsh --json -q -c "$prep; ensemble new 2 same_init=yes; align against=members" 2>/dev/null); rc=$?
+check_status align_members_status 0 $rc
+check_eq align_members_same True "$(printf '%s\n' "$out" | json_eval 'abs(o["overall"] - 1) < 1e-5 and len(o["pairwise"]) == 2 and o["members"] == 2')"
+
+# ---- help
+for c in spectrum norms watch align; do
+    check_contains "help_$c" "$(lrsh -c "help $c" 2>&1)" "Examples:"
+done
+
+finish
