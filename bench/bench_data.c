@@ -2,6 +2,7 @@
 // throughput (MB/s), the cached reload time, and the peak RSS growth, which must stay far below
 // the file size because the source is streamed. Usage: bench_data [MB] (default 100).
 #include "../engine/dataset.h"
+#include "../engine/clock.h"
 
 #include <ftw.h>
 #include <stdio.h>
@@ -10,12 +11,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static long proc_status_kb(const char *key) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -60,29 +55,29 @@ int main(int argc, char **argv) {
     Err err = {{0}};
     Tokenizer *tok = NULL;
     int rc = 1;
-    double t0 = now_s();
+    double t0 = clock_seconds();
     if (dataset_default_corpus(corpus, &err) != 0 || !(tok = tokenizer_train(corpus, 2048, TOKENIZER_BPE, model, &err))) {
         fprintf(stderr, "bench_data: %s\n", err.msg);
         goto done;
     }
-    printf("bench_data: BPE vocab 2048 trained on the default corpus in %.2f s\n", now_s() - t0);
+    printf("bench_data: BPE vocab 2048 trained on the default corpus in %.2f s\n", clock_seconds() - t0);
     size_t bytes = write_big_file(corpus, big, mb);
     FILE *c = fopen("/proc/self/clear_refs", "w");  // reset the peak RSS: count only the load
     if (c) { fputs("5", c); fclose(c); }
     long rss0 = proc_status_kb("VmRSS:");
     Dataset ds;
-    t0 = now_s();
+    t0 = clock_seconds();
     if (dataset_load(&ds, big, tok, 0.05, NULL, &err) != 0) { fprintf(stderr, "bench_data: %s\n", err.msg); goto done; }
-    double t_build = now_s() - t0;
+    double t_build = clock_seconds() - t0;
     long peak = proc_status_kb("VmHWM:"), map_kb = (long)(ds.map_size >> 10);
     printf("bench_data: tokenized %.1f MB into %ld tokens in %.2f s: %.2f MB/s\n", (double)bytes / 1048576.0,
            ds.n_tokens, t_build, (double)bytes / 1048576.0 / t_build);
     printf("bench_data: peak RSS growth %.1f MB (%.1f MB more for the token mapping), file %.1f MB\n",
            (double)(peak - rss0 - map_kb) / 1024.0, (double)map_kb / 1024.0, (double)bytes / 1048576.0);
     dataset_free(&ds);
-    t0 = now_s();
+    t0 = clock_seconds();
     if (dataset_load(&ds, big, tok, 0.05, NULL, &err) != 0) { fprintf(stderr, "bench_data: %s\n", err.msg); goto done; }
-    printf("bench_data: cached reload (hash + validate + mmap) in %.2f s, reused=%d\n", now_s() - t0, ds.reused_cache);
+    printf("bench_data: cached reload (hash + validate + mmap) in %.2f s, reused=%d\n", clock_seconds() - t0, ds.reused_cache);
     dataset_free(&ds);
     rc = 0;
 done:

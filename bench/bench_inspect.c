@@ -6,17 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include "../engine/clock.h"
 #include "../engine/inspect.h"
 #include "../engine/align.h"
 #include "../engine/train.h"
 #include "../engine/rng.h"
 #include "../kernels/cpu/blas_check.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 typedef struct Setup {
     Model m;
@@ -95,9 +90,9 @@ static int run_probe(Setup *s, const Probe *p, Err *err) {
 static int best_of(Setup *s, const Probe *p, int reps, double *seconds, Err *err) {
     *seconds = 1e30;
     for (int i = 0; i < reps; i++) {
-        double t0 = now();
+        double t0 = clock_seconds();
         if (run_probe(s, p, err)) return -1;
-        double t = now() - t0;
+        double t = clock_seconds() - t0;
         if (t < *seconds) *seconds = t;
     }
     return 0;
@@ -111,9 +106,9 @@ static int bench_shape(const Backend *be, const char *shape, Err *err) {
     int steps = shape[0] == 'b' ? 3 : 5, reps = shape[0] == 'b' ? 3 : 5;
     double step = 1e30;
     for (int i = 0; i < steps; i++) {
-        double t0 = now();
+        double t0 = clock_seconds();
         if (trainer_step(&s.tr, &s.ds, s.B, s.T, 1, &st, err)) return -1;
-        if (now() - t0 < step) step = now() - t0;
+        if (clock_seconds() - t0 < step) step = clock_seconds() - t0;
     }
     int nm = inspect_matrices(&s.m, 0, NULL, 0);
     printf("%s (dim %d, %d layers, rank %d, batch %dx%d, %d block matrices): one AdamW step %.1f ms (best of %d)\n",
@@ -121,9 +116,9 @@ static int bench_shape(const Backend *be, const char *shape, Err *err) {
 
     // a snapshot before the step + norms with the update after it: `watch` of update norms
     float *prev;
-    double t0 = now();
+    double t0 = clock_seconds();
     if (inspect_snapshot(&s.m, s.m.params, &prev, err)) return -1;
-    row("snapshot of the parameters", now() - t0, step);
+    row("snapshot of the parameters", clock_seconds() - t0, step);
     if (trainer_step(&s.tr, &s.ds, s.B, s.T, 1, &st, err)) return -1;
     Probe probes[] = {
         {"norms: spectral (20 its), Frobenius", 0, {0}, NULL},
