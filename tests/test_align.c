@@ -7,18 +7,15 @@
 #include <string.h>
 #include <math.h>
 #include "test.h"
+#include "test_fixtures.h"
+
+static ModelConfig micro_config(int rank, int layers) { return micro_config_layers(rank, layers); }
 #include "../engine/align.h"
 #include "../engine/inspect.h"
 #include "../engine/model_internal.h"
 #include "../engine/rng.h"
 
 static const Backend *be;
-
-static ModelConfig micro_config(int rank, int layers) {
-    return (ModelConfig){.dim = 16, .layers = layers, .heads = 4, .kv_heads = 2, .ffn = 24, .seq = 8,
-                         .vocab = 37, .rank = rank, .rank_ratio = 0.25f, .rope_theta = 10000.0f,
-                         .norm_eps = 1e-5f, .seed = 7};
-}
 
 static void random_tokens(int32_t *tok, int n, int vocab, uint64_t seed) {
     for (int i = 0; i < n; i++) tok[i] = (int32_t)(rng_next(&seed) % (uint64_t)vocab);

@@ -13,18 +13,15 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "test.h"
+#include "test_fixtures.h"
+
+static ModelConfig micro_config(void) { return micro_config_layers(3, 2); }
 #include "../engine/checkpoint.h"
 #include "../engine/model_internal.h"
 #include "../engine/rng.h"
 
 static const Backend *be;
 static char dir[64];  // a fresh folder under /tmp for this run
-
-static ModelConfig micro_config(void) {
-    return (ModelConfig){.dim = 16, .layers = 2, .heads = 4, .kv_heads = 2, .ffn = 24, .seq = 8,
-                         .vocab = 37, .rank = 3, .rank_ratio = 0.25f, .rope_theta = 10000.0f,
-                         .norm_eps = 1e-5f, .seed = 7};
-}
 
 static const char *in_dir(const char *name) {
     static char buf[8][256];
@@ -65,15 +62,6 @@ static int temp_files_left(const char *folder) {
     for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".tmp.") != NULL;
     if (d) closedir(d);
     return n;
-}
-
-// As tests/test_model.c: mostly next = 5·prev + 1 (mod vocab), one token in eight random.
-static Dataset pattern_dataset(uint16_t *store, long n, int vocab) {
-    uint64_t s = 11;
-    store[0] = 0;
-    for (long i = 1; i < n; i++)
-        store[i] = rng_next(&s) % 8 ? (uint16_t)((5 * store[i - 1] + 1) % vocab) : (uint16_t)(rng_next(&s) % (uint64_t)vocab);
-    return (Dataset){.vocab_size = vocab, .token_bytes = 2, .n_tokens = n, .n_train = n * 9 / 10, .tokens = store};
 }
 
 static uint16_t store[4000];

@@ -9,27 +9,18 @@
 #include <math.h>
 #include <unistd.h>
 #include "test.h"
+#include "test_fixtures.h"
+
+static ModelConfig micro_config(int rank) { return micro_config_layers(rank, 2); }
 #include "../engine/ensemble.h"
 #include "../engine/model_internal.h"
 #include "../engine/rng.h"
 
 static const Backend *be;
 
-static ModelConfig micro_config(int rank) {
-    return (ModelConfig){.dim = 16, .layers = 2, .heads = 4, .kv_heads = 2, .ffn = 24, .seq = 8,
-                         .vocab = 37, .rank = rank, .rank_ratio = 0.25f, .rope_theta = 10000.0f,
-                         .norm_eps = 1e-5f, .seed = 7};
-}
-
 // Mostly next = 5·prev + 1 (mod vocab), one token in eight random (as test_optim.c).
 static uint16_t store[6000];
-static Dataset pattern_dataset(long n, int vocab) {
-    uint64_t s = 11;
-    store[0] = 0;
-    for (long i = 1; i < n; i++)
-        store[i] = rng_next(&s) % 8 ? (uint16_t)((5 * store[i - 1] + 1) % vocab) : (uint16_t)(rng_next(&s) % (uint64_t)vocab);
-    return (Dataset){.vocab_size = vocab, .token_bytes = 2, .n_tokens = n, .n_train = n * 9 / 10, .tokens = store};
-}
+static Dataset member_data(long n, int vocab) { return pattern_dataset(store, n, vocab); }
 
 static OptimConfig adamw(void) {
     Err err;
@@ -63,7 +54,7 @@ static void test_k1_equals_plain_training(void) {
     ModelConfig c = micro_config(3);
     c.seed = 21;
     OptimConfig oc = adamw();
-    Dataset ds = pattern_dataset(4000, c.vocab);
+    Dataset ds = member_data(4000, c.vocab);
     Model m;
     Trainer tr;
     CHECK_OK(model_build(&m, &c, be, &err));
@@ -98,7 +89,7 @@ static void test_wash_p0_equals_independent(void) {
     Err err;
     ModelConfig c = micro_config(3);
     OptimConfig oc = adamw();
-    Dataset ds = pattern_dataset(4000, c.vocab);
+    Dataset ds = member_data(4000, c.vocab);
     Ensemble a, b;
     CHECK_OK(build(&a, &c, 3, 0, 10, &oc, &err));
     CHECK_OK(build(&b, &c, 3, 0, 10, &oc, &err));
@@ -228,7 +219,7 @@ static void test_wash_moves_moments_with_values(void) {
     Err err;
     ModelConfig c = micro_config(3);
     OptimConfig oc = adamw();
-    Dataset ds = pattern_dataset(4000, c.vocab);
+    Dataset ds = member_data(4000, c.vocab);
     Ensemble e;
     CHECK_OK(build(&e, &c, 3, 0, 50, &oc, &err));
     for (int i = 0; i < 2; i++) CHECK_OK(ensemble_step(&e, &ds, 2, 8, 1, NULL, &err));
@@ -404,7 +395,7 @@ static void test_factor_vs_product_average_under_rotation(void) {
     CHECK_OK(model_alloc(&two[1], &c, be, &err));
     {   // trained a little, so that its function is not the near-uniform one of the init
         OptimConfig oc = adamw();
-        Dataset ds = pattern_dataset(4000, c.vocab);
+        Dataset ds = member_data(4000, c.vocab);
         Trainer tr;
         CHECK_OK(trainer_build(&tr, &two[0], &oc, 3, &err));
         for (int s = 0; s < 30; s++) CHECK_OK(trainer_step(&tr, &ds, 4, 8, 1, NULL, &err));
@@ -424,7 +415,7 @@ static void test_factor_vs_product_average_under_rotation(void) {
     free(h);
     int B = 4, T = 8;
     int32_t tok[4 * 9];
-    Dataset ds = pattern_dataset(4000, c.vocab);
+    Dataset ds = member_data(4000, c.vocab);
     uint64_t vr = 8;
     CHECK_OK(dataset_batch(&ds, 1, B, T, &vr, tok, &err));   // held-out text the member has learnt to predict
     float l0, l1, lf, lp;
@@ -473,7 +464,7 @@ static void test_ensemble_take_member(void) {
     Err err;
     ModelConfig c = micro_config(3);
     OptimConfig oc = adamw();
-    Dataset ds = pattern_dataset(4000, c.vocab);
+    Dataset ds = member_data(4000, c.vocab);
     Ensemble e;
     CHECK_OK(build(&e, &c, 3, 0, 90, &oc, &err));
     CHECK_OK(ensemble_step(&e, &ds, 2, 8, 1, NULL, &err));
@@ -518,7 +509,7 @@ static void test_short_run_wash_vs_independent(void) {
     Err err;
     ModelConfig c = micro_config(4);
     OptimConfig oc = adamw();
-    Dataset ds = pattern_dataset(6000, c.vocab);
+    Dataset ds = member_data(6000, c.vocab);
     EnsembleEval r[2];
     for (int w = 0; w < 2; w++) {
         Ensemble e;
@@ -607,7 +598,7 @@ static void test_checkpoint_round_trip(void) {
     Err err;
     ModelConfig c = micro_config(3);
     OptimConfig oc = adamw();
-    Dataset ds = pattern_dataset(4000, c.vocab);
+    Dataset ds = member_data(4000, c.vocab);
     Ensemble e, r;
     CHECK_OK(build(&e, &c, 3, 0, 30, &oc, &err));
     EnsembleCoupling cp = ensemble_coupling_default();
@@ -661,7 +652,7 @@ static void test_checkpoint_resume_with_wash(void) {
     Err err;
     ModelConfig c = micro_config(3);
     OptimConfig oc = adamw();
-    Dataset ds = pattern_dataset(4000, c.vocab);
+    Dataset ds = member_data(4000, c.vocab);
     Ensemble e, r;
     CHECK_OK(build(&e, &c, K, 0, 60, &oc, &err));
     EnsembleCoupling cp = ensemble_coupling_default();

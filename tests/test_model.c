@@ -5,19 +5,15 @@
 #include <string.h>
 #include <math.h>
 #include "test.h"
+#include "test_fixtures.h"
+
+static ModelConfig micro_config(int rank) { return micro_config_layers(rank, 2); }
 #include "../engine/model.h"
 #include "../engine/model_internal.h"
 #include "../engine/train.h"
 #include "../engine/rng.h"
 
 static const Backend *be;
-
-static ModelConfig micro_config(int rank) {
-    // small enough for finite differences, with grouped KV heads (4 query heads, 2 kv heads)
-    return (ModelConfig){.dim = 16, .layers = 2, .heads = 4, .kv_heads = 2, .ffn = 24, .seq = 8,
-                         .vocab = 37, .rank = rank, .rank_ratio = 0.25f, .rope_theta = 10000.0f,
-                         .norm_eps = 1e-5f, .seed = 7};
-}
 
 static void random_tokens(int32_t *tok, int n, int vocab, uint64_t seed) {
     for (int i = 0; i < n; i++) tok[i] = (int32_t)(rng_next(&seed) % (uint64_t)vocab);
@@ -181,16 +177,6 @@ static void test_factorized_equals_dense_product(void) {
     free(pf); free(pd); free(lgf); free(lgd);
     model_free(&f);
     model_free(&d);
-}
-
-// An in-memory dataset for training without a tokenizer: mostly next = 5·prev + 1 (mod vocab),
-// one token in eight random, so there is something to learn and something left to noise.
-static Dataset pattern_dataset(uint16_t *store, long n, int vocab) {
-    uint64_t s = 11;
-    store[0] = 0;
-    for (long i = 1; i < n; i++)
-        store[i] = rng_next(&s) % 8 ? (uint16_t)((5 * store[i - 1] + 1) % vocab) : (uint16_t)(rng_next(&s) % (uint64_t)vocab);
-    return (Dataset){.vocab_size = vocab, .token_bytes = 2, .n_tokens = n, .n_train = n * 9 / 10, .tokens = store};
 }
 
 static void train_losses(int rank, float *losses, int steps) {

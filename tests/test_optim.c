@@ -7,6 +7,9 @@
 #include <math.h>
 #include <lapacke.h>
 #include "test.h"
+#include "test_fixtures.h"
+
+static ModelConfig micro_config(int rank) { return micro_config_layers(rank, 2); }
 #include "../engine/model.h"
 #include "../engine/model_internal.h"
 #include "../engine/optim.h"
@@ -351,21 +354,6 @@ static void test_quadratic_each_optimizer(void) {
 
 // ---------------------------------------------------------------------------------------------
 // a small model on learnable data
-
-static ModelConfig micro_config(int rank) {
-    return (ModelConfig){.dim = 16, .layers = 2, .heads = 4, .kv_heads = 2, .ffn = 24, .seq = 8,
-                         .vocab = 37, .rank = rank, .rank_ratio = 0.25f, .rope_theta = 10000.0f,
-                         .norm_eps = 1e-5f, .seed = 7};
-}
-
-// Mostly next = 5·prev + 1 (mod vocab), one token in eight random (as test_model.c).
-static Dataset pattern_dataset(uint16_t *store, long n, int vocab) {
-    uint64_t s = 11;
-    store[0] = 0;
-    for (long i = 1; i < n; i++)
-        store[i] = rng_next(&s) % 8 ? (uint16_t)((5 * store[i - 1] + 1) % vocab) : (uint16_t)(rng_next(&s) % (uint64_t)vocab);
-    return (Dataset){.vocab_size = vocab, .token_bytes = 2, .n_tokens = n, .n_train = n * 9 / 10, .tokens = store};
-}
 
 static uint16_t store[4000];
 
