@@ -1,10 +1,10 @@
 #!/bin/sh
 # Run every test program (BUILD/tests/test_*) and every shell test (tests/shell/*.sh) from the
-# repository root; sum their "N passed, N failed" lines. The last line is the total.
+# repository root; sum their "N passed, N failed[, N skipped]" lines. The last line is the total.
 BUILD=${1:-build}
 export LRSH_BIN=${LRSH_BIN:-$BUILD/lrsh}
 [ -x "$LRSH_BIN" ] || LRSH_BIN=./lrsh
-passed=0; failed=0
+passed=0; failed=0; skipped=0
 for t in "$BUILD"/tests/test_* tests/shell/*.sh; do
     [ -f "$t" ] || continue
     case "$t" in *.d) continue;; esac
@@ -17,8 +17,11 @@ for t in "$BUILD"/tests/test_* tests/shell/*.sh; do
         echo "FAIL $t: exited $rc without a summary line"; failed=$((failed + 1)); continue
     fi
     p=$(echo "$line" | cut -d' ' -f1); f=$(echo "$line" | cut -d' ' -f3)
-    passed=$((passed + p)); failed=$((failed + f))
+    k=$(echo "$line" | sed -n 's/.*, \([0-9]*\) skipped.*/\1/p')
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + ${k:-0}))
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then echo "FAIL $t: exited $rc"; failed=$((failed + 1)); fi
 done
-echo "$passed passed, $failed failed"
+# skipped tests (the GPU ones without a GPU) are counted apart, never as passed
+if [ "$skipped" -gt 0 ]; then echo "$passed passed, $failed failed, $skipped skipped"
+else echo "$passed passed, $failed failed"; fi
 [ "$failed" -eq 0 ]
