@@ -49,8 +49,9 @@ static void model_summary(Session *s, const char *preset) {
     const ModelConfig *c = &s->model.cfg;
     ModelCounts k = model_counts(&s->model, s->batch, c->seq);
     char p[32], d[32];
-    out_text(s, "model %s: dim=%d layers=%d heads=%d kv_heads=%d ffn=%d rank=%d seq=%d vocab=%d\n", preset, c->dim,
-             c->layers, c->heads, c->kv_heads, c->ffn, c->rank, c->seq, c->vocab);
+    char shape[256];
+    model_config_describe(c, shape, sizeof shape);
+    out_text(s, "model %s: %s\n", preset, shape);
     out_text(s, "  %s parameters (dense equivalent %s)\n", fmt_count(p, sizeof p, (double)k.params),
              fmt_count(d, sizeof d, (double)k.dense_params));
     cJSON_AddStringToObject(s->result, "preset", preset);
@@ -110,8 +111,9 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
     const ModelConfig *c = &s->model.cfg;
     ModelCounts k = model_counts(&s->model, s->batch, c->seq);
     char p[32], d[32], mm[32], fl[32], pb[32], ab[32];
-    out_text(s, "model      %s: dim=%d layers=%d heads=%d kv_heads=%d ffn=%d rank=%d seq=%d vocab=%d\n",
-             s->model_preset, c->dim, c->layers, c->heads, c->kv_heads, c->ffn, c->rank, c->seq, c->vocab);
+    char shape[256];
+    model_config_describe(c, shape, sizeof shape);
+    out_text(s, "model      %s: %s\n", s->model_preset, shape);
     out_text(s, "params     %s stored; dense equivalent %s (%.0f%%)\n", fmt_count(p, sizeof p, (double)k.params),
              fmt_count(d, sizeof d, (double)k.dense_params),
              k.dense_params ? 100.0 * (double)k.params / (double)k.dense_params : 0.0);
@@ -242,8 +244,9 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     out_text(s, "loaded %s (%s): ensemble of %d members at step %d, %s parameters, optimizer %s%s, tokenizer %s\n",
              path, fmt_bytes(size, sizeof size, (double)info.file_bytes), e.k, info.step, dtype_name(info.dtype),
              info.optimizer, info.has_optim ? "" : " (state not saved)", tok ? "embedded" : "none in the file");
-    out_text(s, "model: dim=%d layers=%d heads=%d kv_heads=%d ffn=%d rank=%d seq=%d vocab=%d per member\n", c->dim,
-             c->layers, c->heads, c->kv_heads, c->ffn, c->rank, c->seq, c->vocab);
+    char shape[256];
+    model_config_describe(c, shape, sizeof shape);
+    out_text(s, "model: %s per member\n", shape);
     out_note(s, "%s coupling, %s values exchanged so far; `train` continues every member where it stopped\n",
              method_word(e.coupling.method), fmt_count(x, sizeof x, e.total_exchanged));
     cJSON_AddStringToObject(s->result, "path", path);
@@ -293,9 +296,9 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
              fmt_bytes(size, sizeof size, (double)info.file_bytes), info.step, dtype_name(info.dtype),
              info.has_optim ? info.optimizer : info.optimizer[0] ? "state not saved" : "none",
              tok ? "embedded" : "none in the file");
-    out_text(s, "model: dim=%d layers=%d heads=%d kv_heads=%d ffn=%d rank=%d seq=%d vocab=%d, %s parameters\n",
-             c->dim, c->layers, c->heads, c->kv_heads, c->ffn, c->rank, c->seq, c->vocab,
-             fmt_count(p, sizeof p, (double)model_counts(&s->model, 1, c->seq).params));
+    char shape[256];
+    model_config_describe(c, shape, sizeof shape);
+    out_text(s, "model: %s, %s parameters\n", shape, fmt_count(p, sizeof p, (double)model_counts(&s->model, 1, c->seq).params));
     if (info.has_optim)
         out_note(s, "trainer restored: %s lr=%g at step %d; `train` continues where it stopped\n", s->optim.name,
                  s->optim.lr, info.step);

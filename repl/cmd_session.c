@@ -151,9 +151,9 @@ static void show_data(Session *s) {
 
 static void show_model(Session *s) {
     const ModelConfig *c = s->has_model ? &s->model.cfg : &s->model_cfg;
-    out_text(s, "model      %s%s: dim=%d layers=%d heads=%d kv_heads=%d ffn=%d rank=%d seq=%d vocab=%d\n",
-             s->has_model ? "" : "none; next `model new` starts from ", s->model_preset, c->dim, c->layers,
-             c->heads, c->kv_heads, c->ffn, c->rank, c->seq, c->vocab);
+    char shape[256];
+    model_config_describe(c, shape, sizeof shape);
+    out_text(s, "model      %s%s: %s\n", s->has_model ? "" : "none; next `model new` starts from ", s->model_preset, shape);
     cJSON *o = model_config_json(c);
     cJSON_AddBoolToObject(o, "built", s->has_model);
     if (s->has_model) cJSON_AddNumberToObject(o, "params", (double)model_counts(&s->model, 1, c->seq).params);
