@@ -114,22 +114,6 @@ static int has_last_gradient(const Session *s) {
 
 // ---- formatting -----------------------------------------------------------------------------
 
-// Display columns of UTF-8 text (every code point counts one: enough for σ, ‖, ₂, –, █).
-static int columns(const char *t) {
-    int n = 0;
-    for (; *t; t++) n += ((unsigned char)*t & 0xc0) != 0x80;
-    return n;
-}
-
-// Append text to buf padded to width columns (right-aligned when right), then a space.
-static void cell(char *buf, size_t cap, const char *text, int width, int right) {
-    size_t used = strlen(buf);
-    int pad = width - columns(text);
-    if (pad < 0) pad = 0;
-    if (right) snprintf(buf + used, cap - used, "%*s%s ", pad, "", text);
-    else snprintf(buf + used, cap - used, "%s%*s ", text, pad, "");
-}
-
 static const char *num(char *buf, size_t cap, double v) {
     if (isnan(v)) snprintf(buf, cap, "–");
     else if (isinf(v)) snprintf(buf, cap, "∞");
@@ -258,7 +242,7 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
         sigma_label(label, sizeof label, i + 1);
         if (i < now.n) {
             bar(b, sizeof b, now.values[i], max, 40, "█", eighth_blocks);
-            out_text(s, "  %s%*s %s %s\n", label, 5 - columns(label), "", b, num(v, sizeof v, now.values[i]));
+            out_text(s, "  %s%*s %s %s\n", label, 5 - text_columns(label), "", b, num(v, sizeof v, now.values[i]));
         }
         if (comparing && i < then.n) {
             bar(b, sizeof b, then.values[i], max, 40, "░", NULL);
@@ -279,9 +263,9 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
     if (comparing) out_text(s, "  %-22s %10s %10s\n", "", "now", "then");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char x[32], y[32], line[160] = "";
-        cell(line, sizeof line, rows[i].name, 22, 0);
-        cell(line, sizeof line, num(x, sizeof x, rows[i].a), 10, 1);
-        if (comparing) cell(line, sizeof line, num(y, sizeof y, rows[i].b), 10, 1);
+        table_cell(line, sizeof line, rows[i].name, 22, 0);
+        table_cell(line, sizeof line, num(x, sizeof x, rows[i].a), 10, 1);
+        if (comparing) table_cell(line, sizeof line, num(y, sizeof y, rows[i].b), 10, 1);
         out_text(s, "  %s (%s)\n", line, rows[i].note);
     }
     if (isinf(now.condition_number))
@@ -328,17 +312,17 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
     static const int w[] = {22, 10, 9, 9, 8, 10, 9, 10};
     static const char *const head[] = {"matrix", "shape", "‖W‖₂", "‖W‖_F", "st.rank", "‖ΔW‖₂", "‖ΔW‖₂/η", "‖ΔW‖/‖W‖"};
     char line[512] = "";
-    for (int c = 0; c < 8; c++) cell(line, sizeof line, head[c], w[c], c > 1);
+    for (int c = 0; c < 8; c++) table_cell(line, sizeof line, head[c], w[c], c > 1);
     out_text(s, "%s\n", line);
     for (int i = 0; i < n; i++) {
         const NormRow *r = &rows[i];
         char b[6][32], shape[48];
         shape_text(shape, sizeof shape, &r->mat);
         line[0] = '\0';
-        cell(line, sizeof line, r->mat.name, w[0], 0);
-        cell(line, sizeof line, shape, w[1], 0);
+        table_cell(line, sizeof line, r->mat.name, w[0], 0);
+        table_cell(line, sizeof line, shape, w[1], 0);
         const double v[] = {r->spectral, r->frobenius, r->stable_rank, r->dw_spectral, r->dw_over_lr, r->dw_over_w};
-        for (int c = 0; c < 6; c++) cell(line, sizeof line, num(b[c], sizeof b[c], v[c]), w[c + 2], 1);
+        for (int c = 0; c < 6; c++) table_cell(line, sizeof line, num(b[c], sizeof b[c], v[c]), w[c + 2], 1);
         out_text(s, "%s\n", line);
         cJSON *j = cJSON_CreateObject();
         cJSON_AddTrueToObject(j, "ok");
@@ -635,19 +619,19 @@ static void align_print(Session *s, const AlignResult *r, int layers, const char
     static const int w[] = {22, 8, 11, 11};
     static const char *const head[] = {"param", "cosine", "‖g₁‖", "‖g₂‖"};
     out_text(s, "%s\n", lead);
-    for (int c = 0; c < 4; c++) cell(line, sizeof line, head[c], w[c], c > 0);
+    for (int c = 0; c < 4; c++) table_cell(line, sizeof line, head[c], w[c], c > 0);
     out_text(s, "  %s\n", line);
     cJSON *list = cJSON_AddArrayToObject(s->result, "per_param");
     for (int i = 0; i < r->n; i++) {
         const AlignGroup *g = &r->per_param[i];
         line[0] = '\0';
-        cell(line, sizeof line, g->param, w[0], 0);
+        table_cell(line, sizeof line, g->param, w[0], 0);
         char cosine[32];
         if (isnan(g->cosine)) snprintf(cosine, sizeof cosine, "–");
         else snprintf(cosine, sizeof cosine, "%.4f", g->cosine);
-        cell(line, sizeof line, cosine, w[1], 1);
-        cell(line, sizeof line, num(b[1], sizeof b[1], g->norm1), w[2], 1);
-        cell(line, sizeof line, num(b[2], sizeof b[2], g->norm2), w[3], 1);
+        table_cell(line, sizeof line, cosine, w[1], 1);
+        table_cell(line, sizeof line, num(b[1], sizeof b[1], g->norm1), w[2], 1);
+        table_cell(line, sizeof line, num(b[2], sizeof b[2], g->norm2), w[3], 1);
         out_text(s, "  %s %s\n", line, shade(g->cosine));
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "param", g->param);

@@ -220,22 +220,6 @@ int cmd_optim(Session *s, const Args *a, Err *err) {
 
 // ---- the per-matrix table -------------------------------------------------------------------
 
-// Display columns of UTF-8 text (every code point counts one: enough for σ, ‖, ₂, –).
-static int columns(const char *t) {
-    int n = 0;
-    for (; *t; t++) n += ((unsigned char)*t & 0xc0) != 0x80;
-    return n;
-}
-
-// Append text to buf padded to width columns (right-aligned when right).
-static void cell(char *buf, size_t cap, const char *text, int width, int right) {
-    size_t used = strlen(buf);
-    int pad = width - columns(text);
-    if (pad < 0) pad = 0;
-    if (right) snprintf(buf + used, cap - used, "%*s%s ", pad, "", text);
-    else snprintf(buf + used, cap - used, "%s%*s ", text, pad, "");
-}
-
 static const char *num(char *buf, size_t cap, float v) {
     if (!isfinite(v)) snprintf(buf, cap, "–");
     else snprintf(buf, cap, "%.4g", v);
@@ -267,16 +251,16 @@ static const int widths[] = {22, 9, 9, 10, 10, 10, 9};
 static void table_header(Session *s, const char *lead) {
     static const char *const head[] = {"matrix", "σ_A", "σ_B", "ρ", "‖ΔW‖₂", "‖ΔW‖₂/η", "‖W‖₂"};
     char line[512] = "";
-    for (int c = 0; c < 7; c++) cell(line, sizeof line, head[c], widths[c], c > 0);
+    for (int c = 0; c < 7; c++) table_cell(line, sizeof line, head[c], widths[c], c > 0);
     line[strlen(line) - 1] = '\0';  // no trailing space
     out_text(s, "%s%s\n", lead, line);
 }
 
 static void table_row(Session *s, const MatrixDiag *d, const char *lead, const char *on, const char *off) {
     char line[512] = "", b[32];
-    cell(line, sizeof line, d->name, widths[0], 0);
+    table_cell(line, sizeof line, d->name, widths[0], 0);
     const float v[] = {d->sigma_a, d->sigma_b, d->rho, d->dw_norm, d->dw_over_eta, d->w_norm};
-    for (int c = 0; c < 6; c++) cell(line, sizeof line, num(b, sizeof b, v[c]), widths[c + 1], 1);
+    for (int c = 0; c < 6; c++) table_cell(line, sizeof line, num(b, sizeof b, v[c]), widths[c + 1], 1);
     line[strlen(line) - 1] = '\0';
     out_text(s, "%s%s%s%s\n", on, lead, line, off);
 }

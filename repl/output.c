@@ -132,3 +132,17 @@ void progress_end(Progress *p) {
     if (p->to && p->shown) fputc('\n', p->to);
     p->shown = 0;
 }
+
+int text_columns(const char *t) {
+    int n = 0;
+    for (; *t; t++) n += ((unsigned char)*t & 0xc0) != 0x80;
+    return n;
+}
+
+void table_cell(char *buf, size_t cap, const char *text, int width, int right) {
+    size_t used = strlen(buf);
+    int pad = width - text_columns(text);
+    if (pad < 0) pad = 0;
+    if (right) snprintf(buf + used, cap - used, "%*s%s ", pad, "", text);
+    else snprintf(buf + used, cap - used, "%s%*s ", text, pad, "");
+}

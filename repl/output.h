@@ -27,6 +27,11 @@ void json_add_real(cJSON *obj, const char *key, double v);
 const char *fmt_count(char *buf, size_t size, double n);
 const char *fmt_bytes(char *buf, size_t size, double bytes);
 const char *fmt_duration(char *buf, size_t size, double seconds);
+// Display columns of UTF-8 text (every code point counts one: enough for σ, ‖, ₂, –, █).
+int text_columns(const char *text);
+// Append text to buf padded to width columns (right-aligned when right), then a space: table
+// cells that line up with multi-byte symbols in them.
+void table_cell(char *buf, size_t cap, const char *text, int width, int right);
 
 // The training progress display: one line rewritten in place on a terminal, plain lines
 // every ~10% otherwise; nothing in JSON mode unless stderr is a terminal.
