@@ -111,7 +111,7 @@ deps:
 	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null && echo "deps: done"
 
 run: deps all
-	./lrsh
+	./$(LRSH)
 
 test-bin: all $(TESTS)
 

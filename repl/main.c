@@ -1,9 +1,11 @@
 // main.c — lrsh's command line: options, then one of the modes: commands given with -c,
 // script files, lines piped on stdin, or the interactive prompt.
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "commands.h"
 #include "prompt.h"
@@ -15,6 +17,7 @@
 typedef struct Options {
     int json, quiet, threads;
     int cuda;                 // --device cuda
+    int no_default;           // --no-default: the prompt starts without the bundled model
     uint64_t seed;
     const char *command;   // -c
     char **files;          // scripts, in order
@@ -30,6 +33,10 @@ static void usage(FILE *to) {
             "stdin when it is a pipe. Scripts and -c stop at the first failed command and exit\n"
             "non-zero (`set errexit off` goes on).\n"
             "\n"
+            "The prompt starts with the bundled model loaded (models/default.safetensors next to\n"
+            "the lrsh program, or $LRSH_DEFAULT_MODEL), so `generate` works at once. Scripts, -c\n"
+            "and pipes start empty, so that they run the same wherever they run.\n"
+            "\n"
             "options:\n"
             "  -c COMMANDS      run COMMANDS (separated by `;`) and exit\n"
             "  --json           one JSON object per result on stdout; human text on stderr\n"
@@ -37,6 +44,7 @@ static void usage(FILE *to) {
             "  --seed N         seed for models, training and evaluation (default 1234)\n"
             "  --threads N      CPU threads (default: all cores)\n"
             "  --device D       cpu (default) or cuda\n"
+            "  --no-default     open the prompt without loading the bundled model\n"
             "  -h, --help       this text\n"
             "  -V, --version    version and backends\n"
             "\n"
@@ -94,6 +102,7 @@ static int parse_options(int argc, char **argv, Options *o) {
         }
         if (strcmp(a, "--json") == 0) o->json = 1;
         else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) o->quiet = 1;
+        else if (strcmp(a, "--no-default") == 0) o->no_default = 1;
         else if (strcmp(a, "-c") == 0) {
             if (i + 1 >= argc) { fputs("lrsh: -c needs commands\n", stderr); return EXIT_USAGE; }
             o->command = argv[++i];
@@ -173,6 +182,71 @@ static void install_sigint(void) {
     sigaction(SIGINT, &sa, NULL);
 }
 
+// ---- the bundled model --------------------------------------------------------------------
+
+static int is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// $LRSH_DEFAULT_MODEL, else models/default.safetensors in the program's folder, or in the folder
+// above it (`make SAN=1` puts the program in build-san/). Returns 0 when the file exists; else
+// out holds the first place looked at, for the message.
+static int default_model_path(char *out, size_t size) {
+    const char *env = getenv("LRSH_DEFAULT_MODEL");
+    if (env && *env) {
+        snprintf(out, size, "%s", env);
+        return is_file(out) ? 0 : -1;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        snprintf(out, size, "models/default.safetensors");
+        return is_file(out) ? 0 : -1;
+    }
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    static const char *const places[] = {"%s/models/default.safetensors", "%s/../models/default.safetensors"};
+    char found[PATH_MAX];
+    for (int i = 0; i < 2; i++) {
+        snprintf(out, size, places[i], exe);
+        if (is_file(out) && realpath(out, found)) {  // `show` names the file without the ../
+            snprintf(out, size, "%s", found);
+            return 0;
+        }
+    }
+    snprintf(out, size, places[0], exe);  // the message names the first place
+    return -1;
+}
+
+// Load the bundled model through `model load` itself, silently: the banner says what came in.
+// A missing or bad file costs one line, never the session.
+static void load_default_model(Session *s) {
+    char path[PATH_MAX + 32];
+    if (default_model_path(path, sizeof path) != 0) {
+        if (!s->quiet)
+            fprintf(stderr, "lrsh: no default model at %s; starting empty (`model load PATH` or `model new` "
+                            "make one)\n", path);
+        return;
+    }
+    const char *pos[1] = {path};
+    Args a;
+    memset(&a, 0, sizeof a);
+    a.n_pos = 1;
+    a.pos = pos;
+    Err err = {{0}};
+    int json = s->json, quiet = s->quiet;
+    s->json = s->quiet = 1;  // drops out_text and out_note: the load's report becomes the banner
+    s->result = cJSON_CreateObject();
+    int rc = cmd_model_load(s, &a, &err);
+    cJSON_Delete(s->result);
+    s->result = NULL;
+    s->json = json;
+    s->quiet = quiet;
+    if (rc != 0) fprintf(stderr, "lrsh: default model not loaded (%s); starting empty\n", err.msg);
+}
+
 static int run(Session *s, const Options *o) {
     if (o->command) {
         int rc = run_line(s, o->command) != 0;
@@ -186,6 +260,7 @@ static int run(Session *s, const Options *o) {
     if (o->command || o->n_files) return 0;
     if (isatty(STDIN_FILENO)) {
         s->errexit = 0;
+        if (!o->no_default) load_default_model(s);
         return prompt_loop(s);
     }
     return run_stream(s, stdin, "<stdin>");

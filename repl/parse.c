@@ -58,7 +58,8 @@ static void commands_add(Words **cmds, int *n, Words *cur, const char *from, con
     while (from < to && isspace((unsigned char)*from)) from++;
     while (to > from && isspace((unsigned char)to[-1])) to--;
     cur->text = xstrndup(from, (size_t)(to - from));
-    *cmds = xrealloc(*cmds, (size_t)(*n + 1) * sizeof **cmds);
+    if ((*n & (*n - 1)) == 0)  // n is 0 or a power of two: double, so `a;a;a;…` stays linear
+        *cmds = xrealloc(*cmds, (size_t)(*n ? 2 * *n : 1) * sizeof **cmds);
     (*cmds)[(*n)++] = *cur;
     memset(cur, 0, sizeof *cur);
 }

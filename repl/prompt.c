@@ -11,6 +11,7 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 #include "commands.h"
+#include "output.h"
 #include "prompt.h"
 
 #define HISTORY_LINES 1000
@@ -73,6 +74,36 @@ static void history_add(const char *path, const char *line) {
     history_truncate_file(path, HISTORY_LINES);
 }
 
+// What the session starts with and three commands to try: a newcomer's first screen.
+static void banner(const Session *s, FILE *talk) {
+    fprintf(talk, "lrsh %s — a shell over a low-rank LLM engine. `help` lists the commands, Tab completes, "
+                  "Ctrl-D leaves.\n", LRSH_VERSION);
+    if (!s->has_model) {
+        fprintf(talk, "no model loaded: make one with `tok train vocab=512; data load; model new tiny`, or "
+                      "`model load PATH`\n");
+        fprintf(talk, "try:  tok train vocab=512    model new tiny    help\n");
+        return;
+    }
+    const ModelConfig *c = &s->model.cfg;
+    const char *name = strrchr(s->model_file, '/');
+    name = name ? name + 1 : s->model_file[0] ? s->model_file : "(new model)";
+    char rank[64], params[32];
+    if (c->rank > 0) snprintf(rank, sizeof rank, "factorized rank %d", c->rank);
+    else if (c->rank < 0) snprintf(rank, sizeof rank, "factorized rank %g·in", c->rank_ratio);
+    else snprintf(rank, sizeof rank, "dense");
+    fmt_count(params, sizeof params, (double)model_counts(&s->model, 1, c->seq).params);
+    int step = s->has_trainer ? s->trainer.step : s->resume_step;
+    fprintf(talk, "model: %s — %s, dim=%d layers=%d heads=%d seq=%d vocab=%d, %s parameters, step %d, on %s\n", name,
+            rank, c->dim, c->layers, c->heads, c->seq, c->vocab, params, step, s->be->name);
+    if (s->tok) fprintf(talk, "tokenizer: %s, vocab %d\n", strncmp(s->tok_path, "(embedded", 9) == 0 ? "embedded" : s->tok_path,
+                        tokenizer_vocab_size(s->tok));
+    else fprintf(talk, "tokenizer: none (`tok load PATH` before `generate`)\n");
+    // spectrum comes with the inspection commands; without it, model info shows the tensors
+    int spectrum = command_find("spectrum", NULL) && (model_find_tensor(&s->model, "blocks.0.attn.wq.A") >= 0 ||
+                                                     model_find_tensor(&s->model, "blocks.0.attn.wq") >= 0);
+    fprintf(talk, "try:  generate \"Q: Why\"    %s    help\n", spectrum ? "spectrum blocks.0.attn.wq" : "model info");
+}
+
 // Leaving with a model trained since its last save takes a second request (Ctrl-C, Ctrl-D or
 // quit) right after the warning; anything else typed in between disarms it.
 static const char unsaved_warning[] = "unsaved model: press Ctrl-C again or type quit to leave "
@@ -87,8 +118,7 @@ int prompt_loop(Session *s) {
     rl_getc_function = read_key;
     if (s->json) rl_outstream = stderr;  // stdout carries only JSON
     FILE *talk = s->json ? stderr : stdout;
-    if (!s->quiet)
-        fprintf(talk, "lrsh %s: `help` lists the commands, Tab completes, Ctrl-D leaves.\n", LRSH_VERSION);
+    if (!s->quiet) banner(s, talk);
     s->interactive = 1;
     int failed = 0, armed = 0, empty_ctrl_c = 0;
     char *line;

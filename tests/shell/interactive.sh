@@ -1,0 +1,161 @@
+# interactive.sh — lrsh at a real terminal (a pseudo-terminal this test drives): Tab completes a
+# partial command, Ctrl-C stops a long `train` at a step boundary with the step count kept,
+# history survives a restart (and Up recalls it), and the bundled default model: loaded with a
+# banner at the prompt only, never in scripts, -c or pipes; --no-default, missing or bad files.
+. tests/shell/testlib
+
+lrsh() { "$LRSH" --threads 1 "$@"; }
+
+export HOME="$TMP/home" TERM=xterm INPUTRC=/dev/null   # history in here; no user key bindings
+mkdir -p "$HOME"
+
+# pty ARG... -- ACTION...: run lrsh ARG... on a terminal and do each action in turn:
+#   "send TEXT"    type TEXT (\t Tab, \n Enter, \003 Ctrl-C, \004 Ctrl-D, \033[A Up)
+#   "expect TEXT"  wait (up to 120 s) until TEXT shows up after what the last expect matched
+# Keys go out only after the prompt is back ("expect lrsh> "): typed while a command runs, the
+# terminal is still in cooked mode and would swallow a Ctrl-D.
+# Prints "TIMEOUT TEXT" for an expect that waited in vain, then "EXITED STATUS" or "ALIVE"
+# (then killed), then everything the terminal showed, escape sequences removed.
+pty() {
+    python3 - "$LRSH" "$@" <<'PY'
+import os, pty, re, select, sys, time
+lrsh, rest = sys.argv[1], sys.argv[2:]
+cut = rest.index("--")
+args, actions = rest[:cut], rest[cut + 1:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(lrsh, [lrsh, "--threads", "1"] + args)
+raw, seen, status = b"", 0, None
+def text():
+    t = raw.decode("utf-8", "replace")
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]|\r", "", t)
+def read(timeout):  # True: got output; None: none within timeout; False: the terminal closed
+    global raw
+    r, _, _ = select.select([fd], [], [], timeout)
+    if not r: return None
+    try: chunk = os.read(fd, 65536)
+    except OSError: return False
+    if not chunk: return False
+    raw += chunk
+    return True
+for a in actions:
+    verb, arg = a.split(" ", 1)
+    if verb == "send":
+        os.write(fd, arg.encode().decode("unicode_escape").encode("latin-1"))
+    elif verb == "expect":
+        end = time.time() + 120
+        while arg not in text()[seen:] and time.time() < end:
+            if read(0.05) is False: break
+        i = text().find(arg, seen)
+        if i < 0: print("TIMEOUT " + arg); break
+        seen = i + len(arg)
+end = time.time() + 30
+while time.time() < end:
+    done, st = os.waitpid(pid, os.WNOHANG)
+    if done: status = os.waitstatus_to_exitcode(st); break
+    read(0.05)
+while read(0.05) is True: pass
+print("ALIVE" if status is None else "EXITED %d" % status)
+if status is None: os.kill(pid, 9); os.waitpid(pid, 0)
+sys.stdout.write(text())
+PY
+}
+
+"$LRSH" -q -c "tok train vocab=512 out=$TMP/tok.model; data load" >"$TMP/prep.log" 2>&1 || fail prep "$(cat "$TMP/prep.log")"
+prep="tok load $TMP/tok.model; data load; set batch 1; model new tiny seq=32"
+
+# ---- Tab: "mod" → "model ", "ne" → "new "; the completed line runs and goes to the history
+out=$(pty --no-default -- "expect lrsh> " "send mod\t" "expect model " "send ne\t" "expect new " \
+          "send tiny seq=16 vocab=512\n" "expect lrsh> " "send quit\n")
+check_not_contains tab_no_timeout "$out" "TIMEOUT"
+check_contains tab_completes_command "$out" "lrsh> model new tiny seq=16 vocab=512"
+check_contains tab_line_ran "$out" "dim=128"
+check_contains tab_quit_leaves "$out" "EXITED 0"
+check_eq tab_line_in_history "model new tiny seq=16 vocab=512" "$(grep -x 'model new tiny seq=16 vocab=512' "$HOME/.lrsh_history")"
+out=$(pty --no-default -- "expect lrsh> " "send model info te\t" "expect tensors=" "send on\n" "expect lrsh> " "send quit\n")
+check_contains tab_completes_option "$out" "lrsh> model info tensors=on"
+
+# ---- Ctrl-C during a long train: back at the prompt, every step taken kept
+out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=100000\n" \
+          "expect /100000)" "send \003" "expect lrsh> " "send show\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+check_not_contains ctrl_c_no_timeout "$out" "TIMEOUT"
+stopped=$(printf '%s\n' "$out" | sed -n 's/.*interrupted at step \([0-9]*\).*/\1/p' | head -n 1)
+shown=$(printf '%s\n' "$out" | sed -n 's/^trainer *built, step \([0-9]*\).*/\1/p' | tail -n 1)
+check_eq ctrl_c_stopped_early yes "$([ -n "$stopped" ] && [ "$stopped" -ge 1 ] && [ "$stopped" -lt 100000 ] && echo yes || echo "no ($stopped)")"
+check_eq ctrl_c_step_kept "$stopped" "$shown"
+check_contains ctrl_c_keeps_session "$out" "EXITED 0"
+
+# ---- history: a line typed in one session is in ~/.lrsh_history and Up recalls it in the next
+rm -f "$HOME/.lrsh_history"
+out=$(pty --no-default -- "expect lrsh> " "send set seed 4242\n" "expect lrsh> " "send \004")
+check_contains history_first_session "$out" "EXITED 0"
+check_eq history_file "set seed 4242" "$(grep -x 'set seed 4242' "$HOME/.lrsh_history")"
+out=$(pty --no-default -- "expect lrsh> " "send \033[A" "expect set seed 4242" "send \n" "expect lrsh> " \
+          "send show\n" "expect settings" "expect lrsh> " "send \004")
+check_not_contains history_no_timeout "$out" "TIMEOUT"
+check_contains history_up_recalls "$out" "seed=4242"
+check_eq history_no_duplicates 1 "$(grep -cx 'set seed 4242' "$HOME/.lrsh_history")"
+
+# ---- the bundled default model: at the prompt only
+default="$PWD/models/default.safetensors"
+if [ -f "$default" ]; then
+    # Found next to the program (or one folder up: build-san/lrsh); otherwise named explicitly.
+    bin_dir=$(dirname "$LRSH")
+    if [ -f "$bin_dir/models/default.safetensors" ] || [ -f "$bin_dir/../models/default.safetensors" ]; then
+        env_model=""
+    else
+        env_model="$default"
+    fi
+    out=$(LRSH_DEFAULT_MODEL=$env_model pty -- "expect lrsh> " "send generate \"Q: Why\" n=12 seed=1\n" "expect tok/s" \
+              "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \004")
+    check_not_contains default_no_timeout "$out" "TIMEOUT"
+    check_contains default_banner_model "$out" "model: default.safetensors"
+    check_contains default_banner_tokenizer "$out" "tokenizer: embedded"
+    check_contains default_banner_try "$out" "try:  generate \"Q: Why\""
+    check_contains default_generates "$out" "tokens,"
+    check_contains default_show_checkpoint "$out" "default.safetensors"
+    check_contains default_left "$out" "EXITED 0"
+    suggestion=$(printf '%s\n' "$out" | sed -n 's/^try:  generate "Q: Why"    \(.*\)    help$/\1/p' | head -n 1)
+    out=$(LRSH_DEFAULT_MODEL=$env_model pty -q -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \004")
+    check_not_contains default_quiet_no_banner "$out" "try:"
+    check_contains default_quiet_still_loaded "$out" "model      loaded"
+    check_eq default_banner_suggestion yes "$([ -n "$suggestion" ] && echo yes || echo no)"
+    out=$(lrsh -c "model load $default; $suggestion" 2>&1); rc=$?
+    check_status "default_banner_suggestion_runs ($suggestion)" 0 $rc
+    # scripts, -c and pipes start empty, whatever is bundled
+    check_contains default_not_in_c "$(LRSH_DEFAULT_MODEL=$default lrsh -c show 2>&1)" "model      none"
+    check_contains default_not_in_pipe "$(echo show | LRSH_DEFAULT_MODEL=$default lrsh 2>&1)" "model      none"
+    echo show >"$TMP/show.lrsh"
+    check_contains default_not_in_script "$(LRSH_DEFAULT_MODEL=$default lrsh "$TMP/show.lrsh" 2>&1)" "model      none"
+else
+    echo "# models/default.safetensors is missing: the default-model load is checked only for its messages"
+fi
+out=$(LRSH_DEFAULT_MODEL=$default pty --no-default -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \004")
+check_contains no_default_banner "$out" "no model loaded"
+check_contains no_default_show "$out" "model      none"
+out=$(LRSH_DEFAULT_MODEL=$TMP/absent.safetensors pty -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \004")
+check_contains default_missing_says "$out" "no default model at $TMP/absent.safetensors"
+check_contains default_missing_goes_on "$out" "EXITED 0"
+printf 'not a checkpoint at all' >"$TMP/bad.safetensors"
+out=$(LRSH_DEFAULT_MODEL=$TMP/bad.safetensors pty -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \004")
+check_contains default_bad_says "$out" "default model not loaded ($TMP/bad.safetensors"
+check_contains default_bad_goes_on "$out" "model      none"
+check_contains help_mentions_no_default "$(lrsh --help)" "--no-default"
+
+# ---- set device: CUDA unavailable is said plainly; cpu is a no-op that succeeds
+out=$(lrsh -c "$prep; set device cpu; show" 2>&1); rc=$?
+check_status set_device_cpu_status 0 $rc
+check_contains set_device_cpu_show "$out" "device     cpu"
+if lrsh -c "set device cuda" >"$TMP/cuda.log" 2>&1; then
+    echo "# a CUDA device is present: set device cuda/cpu round trip"
+    out=$(lrsh -c "$prep; train steps=2; set device cuda; train steps=1; set device cpu; show" 2>&1); rc=$?
+    check_status set_device_round_trip 0 $rc
+    check_contains set_device_moved "$out" "model moved to cuda"
+    check_contains set_device_step_kept "$out" "step 3"
+else
+    check_contains set_device_cuda_unavailable "$(cat "$TMP/cuda.log")" "CUDA is not available:"
+    out=$(lrsh --json -c "$prep; set errexit off; set device cuda; show" 2>/dev/null)
+    check_eq set_device_cuda_keeps_cpu '"cpu"' "$(printf '%s\n' "$out" | json_field device)"
+fi
+
+finish
