@@ -37,7 +37,8 @@ if ! echo '#include <cblas.h>
         export CPATH="$P/usr/include:$P/usr/include/$A:$P/usr/include/$A/openblas-openmp"
         export LIBRARY_PATH="$P/usr/lib/$A:$P/lib/$A"
         export LD_LIBRARY_PATH="$P/usr/lib/$A:$P/lib/$A:$P/usr/lib/$A/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-        MAKEVARS="OPENBLAS_DIR=$P/usr/lib/$A/openblas-openmp"
+        # -L first: a newer system liblapacke (LAPACK 3.12 symbols) must not shadow the carried one
+        MAKEVARS="OPENBLAS_DIR=$P/usr/lib/$A/openblas-openmp LDFLAGS=-L$P/usr/lib/$A"
     else
         echo "the system lacks lrsh's libraries and no .gpu-deps/*.deb were carried: run tests/gpu/fetch-deps.sh first"
         exit 1
