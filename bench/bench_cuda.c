@@ -12,6 +12,7 @@
 #include "../engine/model.h"
 #include "../engine/rng.h"
 #include "../engine/train.h"
+#include "../kernels/cpu/blas_check.h"
 #include "../kernels/cuda/backend_cuda.h"
 #include "../kernels/kernels.h"
 
@@ -155,6 +156,7 @@ static int decode_row(const Backend *be, int factorized) {
 }
 
 int main(int argc, char **argv) {
+    cpu_blas_ensure_core(argc, argv);   // the CPU rows must run OpenBLAS's kernel for this CPU
     int quick = argc > 1 && strcmp(argv[1], "quick") == 0;
     char why[512];
     const Backend *gpu = backend_cuda(why, sizeof why);
