@@ -237,6 +237,9 @@ typedef struct Writer {
     int token_bytes;
     uint64_t n_tokens, bytes, hash;  // what was written; what was read and its running hash
     void *out;                       // ids converted to token_bytes wide, one piece at a time
+    ProgressFn progress;             // told the bytes read after every chunk; may stop the load
+    void *progress_ctx;
+    uint64_t total_bytes;            // of the whole source, for progress
 } Writer;
 
 // Where to cut text[0, len) so that the next piece is at most max bytes: after the last newline
@@ -324,6 +327,11 @@ static int tokenize_file(Writer *w, const char *path, const char *hash_name, cha
         size_t ok = tokenizer_utf8_valid_prefix(buf, cut);
         if (ok < cut) { rc = err_set(err, "%s: invalid UTF-8 at byte offset %llu", path, (unsigned long long)(offset + ok)); break; }
         if ((rc = encode_append(w, buf, cut, path, err)) != 0) break;
+        if (w->progress && w->progress(w->progress_ctx, (double)(w->bytes + size), (double)w->total_bytes)) {
+            rc = err_set(err, "%s: interrupted after %.1f of %.1f MB; no token cache was written", path,
+                         (w->bytes + size) / 1e6, w->total_bytes / 1e6);
+            break;
+        }
         if (eof) break;
         carry = len - cut;
         memmove(buf, buf + cut, carry);
@@ -347,10 +355,11 @@ static int write_all_tokens(Writer *w, const char *root, const FileList *fl, Err
 
 // Tokenizes the source into cache_path through a temporary file, fsync, rename.
 static int cache_build(const char *root, const FileList *fl, const Tokenizer *tok, const CacheHeader *want,
-                       const char *cache_path, Err *err) {
+                       const char *cache_path, ProgressFn progress, void *ctx, Err *err) {
     char tmp[PATH_MAX + 32];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", cache_path, (long)getpid());
-    Writer w = {.tmp_path = tmp, .tok = tok, .token_bytes = (int)want->token_bytes, .hash = FNV_OFFSET};
+    Writer w = {.tmp_path = tmp, .tok = tok, .token_bytes = (int)want->token_bytes, .hash = FNV_OFFSET,
+                .progress = progress, .progress_ctx = ctx, .total_bytes = want->source_bytes};
     w.out = malloc((size_t)OUT_IDS * 4);
     w.f = fopen(tmp, "wb");
     if (!w.out || !w.f) {
@@ -380,7 +389,7 @@ static int cache_build(const char *root, const FileList *fl, const Tokenizer *to
 // ---------------------------------------------------------------- public
 
 static int load_or_build(Dataset *ds, const char *path, const Tokenizer *tok, const char *cache_dir,
-                         const FileList *fl, Err *err) {
+                         const FileList *fl, ProgressFn progress, void *ctx, Err *err) {
     CacheHeader want = {.version = CACHE_VERSION};
     memcpy(want.magic, CACHE_MAGIC, 8);
     want.vocab_size = (uint32_t)tokenizer_vocab_size(tok);
@@ -392,7 +401,7 @@ static int load_or_build(Dataset *ds, const char *path, const Tokenizer *tok, co
     if (want.source_bytes == 0) return err_set(err, "%s: empty corpus (0 bytes)", path);
     if (cache_path_for(path, cache_dir, ds->cache_path, sizeof ds->cache_path, err) != 0) return -1;
     if (cache_open(ds, ds->cache_path, &want) == 0) { ds->reused_cache = 1; return 0; }
-    if (cache_build(path, fl, tok, &want, ds->cache_path, err) != 0) return -1;
+    if (cache_build(path, fl, tok, &want, ds->cache_path, progress, ctx, err) != 0) return -1;
     if (cache_open(ds, ds->cache_path, &want) != 0)
         return err_set(err, "%s: the token cache just written does not read back", ds->cache_path);
     return 0;
@@ -400,6 +409,11 @@ static int load_or_build(Dataset *ds, const char *path, const Tokenizer *tok, co
 
 int dataset_load(Dataset *ds, const char *path, const Tokenizer *tok, double val_fraction,
                  const char *cache_dir, Err *err) {
+    return dataset_load_progress(ds, path, tok, val_fraction, cache_dir, NULL, NULL, err);
+}
+
+int dataset_load_progress(Dataset *ds, const char *path, const Tokenizer *tok, double val_fraction,
+                          const char *cache_dir, ProgressFn progress, void *ctx, Err *err) {
     memset(ds, 0, sizeof *ds);
     if (!path) return err_set(err, "data load: no file given");
     if (!tok) return err_set(err, "%s: no tokenizer: train or load one first", path);
@@ -408,7 +422,7 @@ int dataset_load(Dataset *ds, const char *path, const Tokenizer *tok, double val
     if (strlen(path) >= sizeof ds->source) return err_set(err, "%s: path too long", path);
     FileList fl = {0};
     int rc = list_source(path, &fl, err);
-    if (rc == 0) rc = load_or_build(ds, path, tok, cache_dir, &fl, err);
+    if (rc == 0) rc = load_or_build(ds, path, tok, cache_dir, &fl, progress, ctx, err);
     files_free(&fl);
     if (rc != 0) { dataset_free(ds); return -1; }
     snprintf(ds->source, sizeof ds->source, "%s", path);

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "err.h"
+#include "progress.h"
 #include "../tokenizer/tokenizer.h"
 
 typedef struct Dataset {
@@ -24,6 +25,10 @@ typedef struct Dataset {
 // val_fraction in [0, 0.5]. Streams: memory use does not grow with the file size.
 int dataset_load(Dataset *ds, const char *path, const Tokenizer *tok, double val_fraction,
                  const char *cache_dir, Err *err);
+// The same, reporting source bytes tokenized (not called when the cache is reused); progress
+// may stop it, and then nothing is cached.
+int dataset_load_progress(Dataset *ds, const char *path, const Tokenizer *tok, double val_fraction,
+                          const char *cache_dir, ProgressFn progress, void *ctx, Err *err);
 void dataset_free(Dataset *ds);
 
 // The default corpus (the fortunes collection from Debian's `fortunes` packages), concatenated

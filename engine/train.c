@@ -97,6 +97,11 @@ int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepSt
 }
 
 int trainer_eval(Model *m, const Dataset *ds, int B, int T, int batches, uint64_t seed, double *val_loss, Err *err) {
+    return trainer_eval_progress(m, ds, B, T, batches, seed, NULL, NULL, val_loss, err);
+}
+
+int trainer_eval_progress(Model *m, const Dataset *ds, int B, int T, int batches, uint64_t seed,
+                          ProgressFn progress, void *ctx, double *val_loss, Err *err) {
     if (batches < 1) return err_set(err, "batches=%d: must be at least 1", batches);
     int32_t *tokens = malloc(sizeof(int32_t) * B * (T + 1));
     uint64_t rng = seed;
@@ -107,6 +112,8 @@ int trainer_eval(Model *m, const Dataset *ds, int B, int T, int batches, uint64_
         rc = dataset_batch(ds, 1, B, T, &rng, tokens, err);
         if (rc == 0) rc = model_forward(m, tokens, B, T, &l, err);
         total += l;
+        if (rc == 0 && progress && progress(ctx, i + 1, batches) && i + 1 < batches)
+            rc = err_set(err, "eval interrupted after %d of %d batches", i + 1, batches);
     }
     free(tokens);
     if (rc == 0) *val_loss = total / batches;

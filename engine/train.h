@@ -6,6 +6,7 @@
 #include "model.h"
 #include "optim.h"
 #include "dataset.h"
+#include "progress.h"
 
 typedef struct StepStats {
     int step;              // 1-based index of the update just taken
@@ -40,3 +41,6 @@ void trainer_free(Trainer *tr);
 int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *out, Err *err);
 // Mean validation loss over `batches` batches drawn with `seed` (the same batches every call).
 int trainer_eval(Model *m, const Dataset *ds, int B, int T, int batches, uint64_t seed, double *val_loss, Err *err);
+// The same, reporting batches done; progress may stop it (then it fails, saying so).
+int trainer_eval_progress(Model *m, const Dataset *ds, int B, int T, int batches, uint64_t seed,
+                          ProgressFn progress, void *ctx, double *val_loss, Err *err);

@@ -181,7 +181,11 @@ int cmd_data_load(Session *s, const Args *a, Err *err) {
     if (corpus_path(s, a, path, sizeof path, err) != 0) return -1;
     Dataset ds;
     memset(&ds, 0, sizeof ds);
-    if (dataset_load(&ds, path, s->tok, args_float(a, "val", 0.05), NULL, err) != 0) return -1;
+    ProgressLine pl;
+    progress_line_begin(&pl, s, "tokenizing", "MB", 1e6);
+    int rc = dataset_load_progress(&ds, path, s->tok, args_float(a, "val", 0.05), NULL, progress_engine, &pl, err);
+    progress_end(&pl.p);
+    if (rc != 0) return -1;   // Ctrl-C included: the engine names it, and the old data stays
     if (s->has_data) dataset_free(&s->data);  // only now: a failed load keeps the old data
     s->data = ds;
     s->has_data = 1;

@@ -206,8 +206,12 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
     if (need_model_and_data(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
     int batches = (int)args_int(a, "batches", 20);
     double loss;
-    if (trainer_eval(&s->model, &s->data, sh.B, sh.T, batches, s->seed ^ EVAL_SEED_SALT, &loss, err) != 0)
-        return -1;
+    ProgressLine pl;
+    progress_line_begin(&pl, s, "eval", "batches", 1);
+    int rc = trainer_eval_progress(&s->model, &s->data, sh.B, sh.T, batches, s->seed ^ EVAL_SEED_SALT, progress_engine,
+                                   &pl, &loss, err);
+    progress_end(&pl.p);
+    if (rc != 0) return -1;
     double ppl = exp(loss);
     int step = s->has_trainer ? s->trainer.step : s->resume_step;
     session_record_val(s, step, loss);

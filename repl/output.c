@@ -110,24 +110,55 @@ void progress_begin(Progress *p, const Session *s, int total) {
     p->every = total >= 10 ? total / 10 : 1;
 }
 
-void progress_update(Progress *p, int done, int step, float loss, double tok_per_s, double eta_s) {
+void progress_text(Progress *p, int done, const char *text) {
     if (!p->to) return;
-    char rate[32], eta[32];
     const char *extra = p->extra ? p->extra : "";
-    fmt_count(rate, sizeof rate, tok_per_s);
-    fmt_duration(eta, sizeof eta, eta_s);
     if (p->live) {
         // \033[K clears what a longer previous line left behind
-        fprintf(p->to, "\rstep %d (%d/%d)  loss %.4f  %s tok/s  ETA %s%s%s\033[K", step, done, p->total,
-                loss, rate, eta, extra[0] ? "  " : "", extra);
+        fprintf(p->to, "\r%s%s%s\033[K", text, extra[0] ? "  " : "", extra);
         p->shown = 1;
     } else if (done % p->every == 0 || done == p->total) {
-        fprintf(p->to, "step %d (%d/%d)  loss %.4f  %s tok/s  ETA %s%s%s\n", step, done, p->total, loss,
-                rate, eta, extra[0] ? "  " : "", extra);
+        fprintf(p->to, "%s%s%s\n", text, extra[0] ? "  " : "", extra);
     }
     fflush(p->to);
 }
 
+void progress_update(Progress *p, int done, int step, float loss, double tok_per_s, double eta_s) {
+    if (!p->to) return;
+    char rate[32], eta[32], text[256];
+    fmt_count(rate, sizeof rate, tok_per_s);
+    fmt_duration(eta, sizeof eta, eta_s);
+    snprintf(text, sizeof text, "step %d (%d/%d)  loss %.4f  %s tok/s  ETA %s", step, done, p->total, loss, rate, eta);
+    progress_text(p, done, text);
+}
+
+void progress_line_begin(ProgressLine *pl, const Session *s, const char *label, const char *unit_name, double unit) {
+    memset(pl, 0, sizeof *pl);
+    progress_begin(&pl->p, s, 100);
+    pl->label = label;
+    pl->unit_name = unit_name;
+    pl->unit = unit;
+    pl->t0 = now_seconds();
+    pl->last_pct = -1;
+}
+
+// The engine's ProgressFn for work that is not training steps (data load, eval): draws
+// "LABEL 42% (done/total UNIT)  ETA" and stops the engine call when Ctrl-C was pressed.
+int progress_engine(void *ctx, double done, double total) {
+    ProgressLine *pl = ctx;
+    Progress *p = &pl->p;
+    int pct = total > 0 ? (int)(100.0 * done / total) : 100;
+    double elapsed = now_seconds() - pl->t0, eta = done > 0 ? elapsed * (total - done) / done : 0;
+    char eta_s[32], text[256];
+    fmt_duration(eta_s, sizeof eta_s, eta);
+    int decimals = pl->unit == 1 ? 0 : 1;   // whole batches, tenths of MB
+    snprintf(text, sizeof text, "%s %d%% (%.*f/%.*f %s)  ETA %s", pl->label, pct, decimals, done / pl->unit, decimals,
+             total / pl->unit, pl->unit_name, eta_s);
+    // live: every new percent; plain lines: once per decile crossed (chunks may skip a decile)
+    if (p->live ? pct != pl->last_pct : pct / 10 != pl->last_pct / 10) progress_text(p, p->live ? pct : pct / 10 * 10, text);
+    pl->last_pct = pct;
+    return lrsh_interrupted != 0;
+}
 void progress_end(Progress *p) {
     if (p->to && p->shown) fputc('\n', p->to);
     p->shown = 0;

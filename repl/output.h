@@ -46,6 +46,20 @@ typedef struct Progress {
 
 void progress_begin(Progress *p, const Session *s, int total);
 void progress_update(Progress *p, int done, int step, float loss, double tok_per_s, double eta_s);
+// Any one-line text as the progress line (live on a terminal, every p->every otherwise).
+void progress_text(Progress *p, int done, const char *text);
+
+// A percentage progress line for engine calls that take a ProgressFn (data load, eval).
+typedef struct ProgressLine {
+    Progress p;
+    const char *label;      // "data load"
+    const char *unit_name;  // "MB"
+    double unit;            // 1e6: done and total are divided by it for display
+    double t0;
+    int last_pct;
+} ProgressLine;
+void progress_line_begin(ProgressLine *pl, const Session *s, const char *label, const char *unit_name, double unit);
+int progress_engine(void *ctx, double done, double total);   // a ProgressFn; ctx is a ProgressLine
 void progress_end(Progress *p);
 
 double now_seconds(void);  // monotonic clock

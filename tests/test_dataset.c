@@ -70,6 +70,38 @@ static long proc_status_kb(const char *key) {
     return kb;
 }
 
+// Progress: called with growing byte counts up to the source size; a stop leaves no cache.
+typedef struct { int calls; double last, total; int stop_after; } Seen;
+static int record_progress(void *ctx, double done, double total) {
+    Seen *s = ctx;
+    CHECK(done >= s->last && done <= total, "progress goes forward within the total: %g after %g of %g", done, s->last, total);
+    s->calls++;
+    s->last = done;
+    s->total = total;
+    return s->stop_after && s->calls >= s->stop_after;
+}
+
+static void test_progress_and_stop(void) {
+    char path[160], cache[200];
+    tmp_file(path, sizeof path, "p.txt");
+    snprintf(cache, sizeof cache, "%s.tok", path);
+    size_t n;
+    char *text = read_all(corpus_path, &n);
+    write_all(path, text, n, "wb");          // the corpus (≈ 2.5 MB: several 1 MB reads)
+    Err err = {{0}};
+    Dataset ds;
+    Seen stop = {.stop_after = 1};
+    int rc = dataset_load_progress(&ds, path, bpe, 0.1, NULL, record_progress, &stop, &err);
+    CHECK(rc != 0 && strstr(err.msg, "interrupted"), "a stop from progress fails the load: rc=%d '%s'", rc, err.msg);
+    CHECK(access(cache, F_OK) != 0, "no token cache after a stopped load");
+    Seen all = {0};
+    CHECK_OK(dataset_load_progress(&ds, path, bpe, 0.1, NULL, record_progress, &all, &err));
+    CHECK(all.calls >= 2 && all.last == (double)n && all.total == (double)n,
+          "progress reached the whole source: %d calls, %g of %g bytes (file %zu)", all.calls, all.last, all.total, n);
+    dataset_free(&ds);
+    free(text);
+}
+
 static void test_cache_created_reused_and_rebuilt(void) {
     char path[160];
     tmp_file(path, sizeof path, "c.txt");
@@ -482,6 +514,7 @@ int main(void) {
     RUN(test_streaming_memory);
     RUN(test_default_corpus);
     RUN(test_cache_created_reused_and_rebuilt);
+    RUN(test_progress_and_stop);
     RUN(test_other_tokenizer_rebuilds);
     RUN(test_damaged_caches_are_rebuilt);
     RUN(test_folder_source);

@@ -269,6 +269,29 @@ static void test_nonfinite_loss_restores_last_good_parameters(void) {
     model_free(&m);
 }
 
+static int stop_at_two(void *ctx, double done, double total) {
+    (void)total;
+    *(int *)ctx += 1;
+    return done >= 2;
+}
+
+// eval reports every batch and stops when its progress callback asks.
+static void test_eval_progress_and_stop(void) {
+    Err err;
+    Model m;
+    ModelConfig c = micro_config(3);
+    static uint16_t store[4000];
+    Dataset ds = pattern_dataset(store, 4000, c.vocab);
+    CHECK_OK(model_build(&m, &c, be, &err));
+    int calls = 0;
+    double loss = 0, full = 0;
+    int rc = trainer_eval_progress(&m, &ds, 2, 8, 5, 3, stop_at_two, &calls, &loss, &err);
+    CHECK(rc != 0 && calls == 2 && strstr(err.msg, "interrupted after 2 of 5"), "eval stops after 2 batches: rc=%d calls=%d '%s'", rc, calls, err.msg);
+    CHECK_OK(trainer_eval(&m, &ds, 2, 8, 5, 3, &full, &err));
+    CHECK(isfinite(full), "a full eval after a stopped one works (%g)", full);
+    model_free(&m);
+}
+
 int main(void) {
     be = backend_cpu(0);
     RUN(test_gradients_dense);
@@ -280,5 +303,6 @@ int main(void) {
     RUN(test_same_seed_same_losses);
     RUN(test_bad_configs);
     RUN(test_nonfinite_loss_restores_last_good_parameters);
+    RUN(test_eval_progress_and_stop);
     return TEST_SUMMARY();
 }
