@@ -3,9 +3,8 @@
 
 // Debian's DYNAMIC_ARCH OpenBLAS can take a recent CPU for an old core ("Prescott") and run
 // GEMM several times below peak. When it did and OPENBLAS_CORETYPE is unset, set it (SkylakeX
-// with AVX-512, Haswell with AVX2+FMA). When OMP_WAIT_POLICY is unset, set it to passive (idle
-// OpenMP threads sleep instead of spinning). Both are read only when the libraries load, so
-// this re-execs /proc/self/exe with argv. Call first thing in main(), before any output.
+// with AVX-512, Haswell with AVX2+FMA). OpenBLAS reads it only when it loads, so this re-execs
+// /proc/self/exe with argv. Call first thing in main(), before any output.
 // Returns 0 when nothing needed doing, −1 when the re-exec failed (the process goes on).
 int cpu_blas_ensure_core(int argc, char **argv);
 
