@@ -17,68 +17,10 @@ static ModelConfig micro_config(int rank, int layers) { return micro_config_laye
 
 static const Backend *be;
 
-static void random_tokens(int32_t *tok, int n, int vocab, uint64_t seed) {
-    for (int i = 0; i < n; i++) tok[i] = (int32_t)(rng_next(&seed) % (uint64_t)vocab);
-}
-
 // An in-memory dataset of uniformly random tokens.
 static Dataset random_dataset(uint16_t *store, long n, int vocab, uint64_t seed) {
     for (long i = 0; i < n; i++) store[i] = (uint16_t)(rng_next(&seed) % (uint64_t)vocab);
     return (Dataset){.vocab_size = vocab, .token_bytes = 2, .n_tokens = n, .n_train = n, .tokens = store};
-}
-
-static double loss_at(Model *m, const float *host, const int32_t *tok, int B, int T) {
-    Err err;
-    float loss = 0;
-    be->upload(m->params, host, m->n_params * sizeof(float));
-    model_forward(m, tok, B, T, &loss, &err);
-    return loss;
-}
-
-// As test_model.c's check, under whatever m->subnet is: per tensor, the directional derivative
-// along the gradient and a random direction against a central difference. A tensor with a
-// zero gradient (masked away) must have a zero difference too. Returns the worst error.
-static double gradient_check(Model *m, const int32_t *tok, int B, int T, const char **worst) {
-    Err err;
-    float loss;
-    size_t np = m->n_params;
-    float *p0 = malloc(np * 4), *g = malloc(np * 4), *p = malloc(np * 4);
-    be->download(p0, m->params, np * 4);
-    model_zero_grad(m);
-    model_forward(m, tok, B, T, &loss, &err);
-    model_backward(m, 1.0f, &err);
-    be->download(g, m->grads, np * 4);
-    double max_rel = 0;
-    uint64_t rng = 99;
-    for (int ti = 0; ti < m->n_tensors; ti++) {
-        const TensorDesc *t = &m->tensors[ti];
-        size_t n = (size_t)t->rows * t->cols;
-        double gnorm = 0;
-        for (size_t i = 0; i < n; i++) gnorm += (double)g[t->offset + i] * g[t->offset + i];
-        gnorm = sqrt(gnorm);
-        for (int dir = gnorm > 0 ? 0 : 1; dir < 2; dir++) {
-            float *d = malloc(n * 4);
-            double dn = 0, gd = 0;
-            for (size_t i = 0; i < n; i++) {
-                d[i] = dir == 0 ? g[t->offset + i] : rng_normal(&rng);
-                dn += (double)d[i] * d[i];
-            }
-            dn = sqrt(dn);
-            for (size_t i = 0; i < n; i++) { d[i] /= dn; gd += (double)g[t->offset + i] * d[i]; }
-            const double eps = 1e-2;
-            memcpy(p, p0, np * 4);
-            for (size_t i = 0; i < n; i++) p[t->offset + i] = p0[t->offset + i] + eps * d[i];
-            double lp = loss_at(m, p, tok, B, T);
-            for (size_t i = 0; i < n; i++) p[t->offset + i] = p0[t->offset + i] - eps * d[i];
-            double lm = loss_at(m, p, tok, B, T);
-            double rel = fabs((lp - lm) / (2 * eps) - gd) / fmax(gnorm, 1e-3);
-            if (rel > max_rel) { max_rel = rel; *worst = t->name; }
-            free(d);
-        }
-    }
-    be->upload(m->params, p0, np * 4);
-    free(p0); free(g); free(p);
-    return max_rel;
 }
 
 static double tensor_grad_norm(const Model *m, const char *name) {

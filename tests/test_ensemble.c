@@ -31,10 +31,6 @@ static OptimConfig adamw(void) {
     return oc;
 }
 
-static void random_tokens(int32_t *tok, int n, int vocab, uint64_t seed) {
-    for (int i = 0; i < n; i++) tok[i] = (int32_t)(rng_next(&seed) % (uint64_t)vocab);
-}
-
 static float *host_params(const Model *m) {
     float *h = malloc(sizeof(float) * m->n_params);
     be->download(h, m->params, sizeof(float) * m->n_params);

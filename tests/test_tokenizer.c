@@ -1,6 +1,7 @@
 // test_tokenizer.c — the SentencePiece shim: training (BPE, unigram), exact round trips of the
 // whole default corpus, load from path == load from bytes, and every bad input as an error.
 #include "test.h"
+#include "test_fixtures.h"
 #include "../tokenizer/tokenizer.h"
 #include "../engine/dataset.h"
 
@@ -12,19 +13,6 @@
 // Shared by the tests: a temporary folder, the default corpus in it, a BPE model trained on it.
 static char tmp_dir[64], corpus_path[128], model_path[128];
 static Tokenizer *bpe;
-
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    rewind(f);
-    char *buf = malloc((size_t)size + 1);
-    *n = fread(buf, 1, (size_t)size, f);
-    buf[*n] = 0;
-    fclose(f);
-    return buf;
-}
 
 static void write_all(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
