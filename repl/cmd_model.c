@@ -216,6 +216,17 @@ static void adopt_tokenizer(Session *s, Tokenizer *tok, const char *path) {
 
 // `model load` of an ensemble file: the members (with their trainers) become the session's
 // ensemble, a copy of member 0 its model, as after `ensemble new`.
+
+// After a successful load: the session's model (and tokenizer, when the file had one) now come
+// from path, which is also what is "saved".
+static void session_took_file(Session *s, Tokenizer *tok, const char *path) {
+    if (tok) adopt_tokenizer(s, tok, path);
+    s->model_cfg = s->model.cfg;
+    snprintf(s->model_preset, sizeof s->model_preset, "loaded");
+    snprintf(s->model_file, sizeof s->model_file, "%s", path);
+    s->dirty = 0;
+}
+
 static int load_ensemble(Session *s, const char *path, Err *err) {
     Ensemble e;
     Tokenizer *tok = NULL;
@@ -234,11 +245,7 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     s->ens = e;
     s->has_ensemble = 1;
     s->optim = e.trainers[0].opt.cfg;
-    if (tok) adopt_tokenizer(s, tok, path);
-    s->model_cfg = s->model.cfg;
-    snprintf(s->model_preset, sizeof s->model_preset, "loaded");
-    snprintf(s->model_file, sizeof s->model_file, "%s", path);
-    s->dirty = 0;
+    session_took_file(s, tok, path);
     const ModelConfig *c = &s->model.cfg;
     char size[32], x[32];
     out_text(s, "loaded %s (%s): ensemble of %d members at step %d, %s parameters, optimizer %s%s, tokenizer %s\n",
@@ -285,11 +292,7 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
         s->resume_step = info.step;
         s->resume_data_rng = info.data_rng;
     }
-    if (tok) adopt_tokenizer(s, tok, path);
-    s->model_cfg = s->model.cfg;
-    snprintf(s->model_preset, sizeof s->model_preset, "loaded");
-    snprintf(s->model_file, sizeof s->model_file, "%s", path);
-    s->dirty = 0;
+    session_took_file(s, tok, path);
     const ModelConfig *c = &s->model.cfg;
     char size[32], p[32];
     out_text(s, "loaded %s (%s): step %d, %s parameters, optimizer %s, tokenizer %s\n", path,
