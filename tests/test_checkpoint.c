@@ -31,18 +31,6 @@ static const char *in_dir(const char *name) {
     return p;
 }
 
-static uint8_t *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *p = malloc((size_t)n + 1);
-    *size = fread(p, 1, (size_t)n, f);
-    fclose(f);
-    return p;
-}
-
 static void write_all(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
     fwrite(p, 1, n, f);
@@ -315,7 +303,7 @@ static void test_optim_config_round_trip(void) {
     }
     // the file holds the options as text, by name
     size_t size = 0;
-    uint8_t *f = read_all(path, &size);
+    uint8_t *f = (uint8_t *)read_all(path, &size);
     f[size - 1] = 0;   // the JSON header has no NUL; the 8-byte length before it does
     CHECK(strstr((char *)f + 8, "\\\"ns_steps\\\":\\\"4\\\"") && strstr((char *)f + 8, "\\\"shape_scale\\\":\\\"yes\\\"") &&
               strstr((char *)f + 8, "\"lrsh_version\":\"2\""),
@@ -341,7 +329,7 @@ static int entry_cmp(const void *a, const void *b) {
 
 static void check_spec(const char *path, int expect_tensors) {
     size_t size = 0;
-    uint8_t *f = read_all(path, &size);
+    uint8_t *f = (uint8_t *)read_all(path, &size);
     CHECK(f && size >= 8, "%s readable", path);
     if (!f || size < 8) { free(f); return; }
     uint64_t n = le64(f);
@@ -619,7 +607,7 @@ static void test_corrupt_files_are_refused(void) {
     trainer_free(&tr);
     model_free(&m);
     Good g = {0};
-    g.file = read_all(good, &g.size);
+    g.file = (uint8_t *)read_all(good, &g.size);
     g.hlen = le64(g.file);
     g.data = g.file + 8 + g.hlen;
     g.data_size = g.size - 8 - g.hlen;
@@ -802,7 +790,7 @@ static void test_optimizer_state_is_checked(void) {
     trainer_free(&tr);
     model_free(&m);
     Good g = {0};
-    g.file = read_all(good, &g.size);
+    g.file = (uint8_t *)read_all(good, &g.size);
     g.hlen = le64(g.file);
     g.data = g.file + 8 + g.hlen;
     g.data_size = g.size - 8 - g.hlen;
@@ -857,7 +845,7 @@ static void test_failed_save_keeps_the_old_file(void) {
     const char *path = in_dir("keep.safetensors");
     CHECK_OK(checkpoint_save(path, &m, NULL, NULL, NULL, &err));  // the "previous" file: no optimizer state
     size_t old_size = 0, now_size = 0;
-    uint8_t *old = read_all(path, &old_size), *now;
+    uint8_t *old = (uint8_t *)read_all(path, &old_size), *now;
 
     int rc = checkpoint_save("/nonexistent-lrsh-folder/x.safetensors", &m, &tr, NULL, NULL, &err);
     CHECK(rc != 0 && strstr(err.msg, "/nonexistent-lrsh-folder/x.safetensors") && strstr(err.msg, "No such file"),
@@ -878,7 +866,7 @@ static void test_failed_save_keeps_the_old_file(void) {
         rc = checkpoint_save(ro_file, &m, &tr, NULL, NULL, &err);
         CHECK(rc != 0 && strstr(err.msg, "Permission denied") && strstr(err.msg, "the previous file is unchanged"),
               "a read-only folder: '%s'", err.msg);
-        now = read_all(ro_file, &now_size);
+        now = (uint8_t *)read_all(ro_file, &now_size);
         CHECK(now && now_size == old_size && memcmp(now, old, old_size) == 0, "the file in the read-only folder is intact");
         free(now);
         CHECK(temp_files_left(ro) == 0, "no temporary file in the read-only folder");
@@ -899,7 +887,7 @@ static void test_failed_save_keeps_the_old_file(void) {
     signal(SIGXFSZ, SIG_DFL);
     CHECK(rc != 0 && strstr(err.msg, "File too large") && strstr(err.msg, "the previous file is unchanged"),
           "a write that fails half way: '%s'", err.msg);
-    now = read_all(path, &now_size);
+    now = (uint8_t *)read_all(path, &now_size);
     CHECK(now && now_size == old_size && memcmp(now, old, old_size) == 0, "the previous file is intact after a failed write");
     free(now);
     CHECK(temp_files_left(dir) == 0, "no temporary file left after a failed write");
@@ -1109,7 +1097,7 @@ static void test_ensemble_files(void) {
 
     // corrupted ensemble files: each refused with a message naming the member's tensor or key
     Good g = {0};
-    g.file = read_all(path, &g.size);
+    g.file = (uint8_t *)read_all(path, &g.size);
     g.hlen = le64(g.file);
     g.data = g.file + 8 + g.hlen;
     g.data_size = g.size - 8 - g.hlen;
