@@ -143,11 +143,13 @@ static int decode_row(const Backend *be, int factorized) {
     Err err;
     int ok;
     ModelConfig c = shape_config("base", 0, &err, &ok);
-    GenerateBench r;
-    if (!ok || bench_generate(be, &c, factorized, 256, &r, &err)) {
+    GenerateBench rs[2], r;
+    const int want[2] = {!factorized, factorized};
+    if (!ok || bench_generate(be, &c, want, 256, 3, rs, NULL, NULL, &err)) {
         fprintf(stderr, "bench_cuda: decode on %s: %s\n", be->name, err.msg);
         return -1;
     }
+    r = rs[factorized];
     printf("decode base   %-10s %-4s rank %3d  %10.0f tok/s  prefill %8.0f tok/s\n", r.model, be->name, r.rank,
            r.tok_per_s, r.prefill_tok_per_s);
     fflush(stdout);

@@ -1,6 +1,7 @@
 // bench_generate — batch-1 decode tokens/s with the KV cache: llama2.c's stories15M shape
-// (dense; llama2.c's OpenMP build reaches ~675 tok/s on 2 AVX-512 cores) and the base preset
-// dense vs factorized at rank dim/4. Usage: bench_generate [n_tokens] [stories15M|base]
+// (dense; llama2.c's OpenMP build reaches ~675 tok/s on 2 AVX-512 cores; bench/llama2c/compare.sh
+// measures it on this machine) and the base preset dense vs factorized at rank dim/4.
+// Usage: bench_generate [n_tokens] [stories15M|base] [rounds]
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,9 @@ static void rowwise_matvec(float *y, const float *x, const float *w, int n, int 
     }
 }
 
-static double llama2c_matvec_tok_per_s(const ModelConfig *c) {
+// Tokens/s of one pass of those matmuls over every weight of a token, best of `rounds` passes of
+// at least 0.3 s each.
+static double llama2c_matvec_tok_per_s(const ModelConfig *c, int rounds) {
     int kvd = c->dim / c->heads * c->kv_heads;
     int shapes[7][2] = {{c->dim, c->dim}, {kvd, c->dim}, {kvd, c->dim}, {c->dim, c->dim},
                         {c->ffn, c->dim}, {c->ffn, c->dim}, {c->dim, c->ffn}};   // (out, in)
@@ -40,56 +43,62 @@ static double llama2c_matvec_tok_per_s(const ModelConfig *c) {
     }
     int big = c->vocab > c->ffn ? c->vocab : c->ffn;
     float *x = calloc((size_t)big, sizeof(float)), *y = calloc((size_t)big, sizeof(float));
-    int tokens = 0;
-    double t0 = omp_get_wtime(), t;
-    do {
-        for (int i = 0; i < n_mats; i++) rowwise_matvec(y, x, w[i], shape[i][1], shape[i][0]);
-        tokens++;
-    } while ((t = omp_get_wtime() - t0) < 1.0);
+    double best = 0;
+    for (int r = 0; r < rounds; r++) {
+        int tokens = 0;
+        double t0 = omp_get_wtime(), t;
+        do {
+            for (int i = 0; i < n_mats; i++) rowwise_matvec(y, x, w[i], shape[i][1], shape[i][0]);
+            tokens++;
+        } while ((t = omp_get_wtime() - t0) < 0.3);
+        if (tokens / t > best) best = tokens / t;
+    }
     for (int i = 0; i < n_mats; i++) free(w[i]);
     free(w); free(shape); free(x); free(y);
-    return tokens / t;
+    return best;
 }
 
-static int row(const Backend *be, const char *name, const ModelConfig *c, int factorized, int n, double *tps) {
-    Err err;
-    GenerateBench r;
-    if (bench_generate(be, c, factorized, n, &r, &err)) {
-        fprintf(stderr, "bench: %s\n", err.msg);
-        return -1;
-    }
-    printf("%-11s %-10s %5d %4d %4d %9.0f %11.0f %7.0f MB", name, r.model, r.rank, r.prompt, r.n_tokens, r.tok_per_s,
-           r.prefill_tok_per_s, r.peak_rss / 1e6);
-    *tps = r.tok_per_s;
-    return 0;
+static void row(const char *name, const GenerateBench *r) {
+    printf("%-11s %-10s %5d %6d %5d %9.0f %11.0f %7.0f MB\n", name, r->model, r->rank, r->prompt, r->n_tokens,
+           r->tok_per_s, r->prefill_tok_per_s, r->model_rss / 1e6);
 }
 
 int main(int argc, char **argv) {
     cpu_blas_ensure_core(argc, argv);
     const Backend *be = backend_cpu(0);
-    int n = argc > 1 ? atoi(argv[1]) : 256;
+    int n = argc > 1 ? atoi(argv[1]) : 256, rounds = argc > 3 ? atoi(argv[3]) : 5;
     const char *only = argc > 2 ? argv[2] : "";
     Err err;
-    printf("bench generate — %s; batch 1, greedy\n", be->describe());
-    printf("%-11s %-10s %5s %4s %4s %9s %11s %10s\n", "shape", "model", "rank", "prompt", "toks", "tok/s",
-           "prefill t/s", "peak RSS");
+    GenerateBench r[2];
+    printf("bench generate — %s; batch 1, greedy; best of %d rounds, models in alternation\n", be->describe(), rounds);
+    printf("%-11s %-10s %5s %6s %5s %9s %11s %10s\n", "shape", "model", "rank", "prompt", "toks", "tok/s",
+           "prefill t/s", "model RSS");
     // llama2.c stories15M: dim 288, 6 layers, 6 heads, ffn 768, vocab 32000, seq 256
     ModelConfig s15 = {.dim = 288, .layers = 6, .heads = 6, .kv_heads = 6, .ffn = 768, .seq = 256, .vocab = 32000,
                        .rank = 0, .rank_ratio = 0.25f, .rope_theta = 10000.0f, .norm_eps = 1e-5f, .seed = 1};
-    double tps, dense;
     if (strcmp(only, "base") != 0) {
-        if (row(be, "stories15M", &s15, 0, n, &tps)) return 1;
-        double ref = llama2c_matvec_tok_per_s(&s15);
-        printf("   llama2.c's matmuls alone on this machine: %.0f tok/s → lrsh/llama2.c ≥ %.2f× (target ≥ 1; 675 tok/s was quoted for another machine)\n",
-               ref, tps / ref);
+        // lrsh and the matmul bound alternate too, so that both meet the same machine
+        static const int dense_only[2] = {1, 0};
+        double best = 0, ref = 0;
+        for (int i = 0; i < rounds; i++) {
+            if (bench_generate(be, &s15, dense_only, n, 1, r, NULL, NULL, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+            if (r[0].tok_per_s > best) best = r[0].tok_per_s;
+            double m = llama2c_matvec_tok_per_s(&s15, 1);
+            if (m > ref) ref = m;
+        }
+        r[0].tok_per_s = best;
+        row("stories15M", &r[0]);
+        printf("   llama2.c's matmuls alone: %.0f tok/s → lrsh/(llama2.c's matmul bound) %.2f×; for llama2.c itself "
+               "run bench/llama2c/compare.sh\n", ref, best / ref);
     }
     if (strcmp(only, "stories15M") == 0) return 0;
     ModelConfig base;
     if (model_config_preset(&base, "base", &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
     base.vocab = 8192;
-    if (row(be, "base", &base, 0, n, &dense)) return 1;
-    printf("\n");
-    if (row(be, "base", &base, 1, n, &tps)) return 1;
-    printf("   factorized/dense %.2f× (target ≥ 1.5×)\n", tps / dense);
+    static const int both[2] = {1, 1};
+    if (bench_generate(be, &base, both, n, rounds, r, NULL, NULL, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+    row("base", &r[0]);
+    row("base", &r[1]);
+    printf("   factorized/dense %.2f× (target ≥ 1.5×)\n", r[1].tok_per_s / r[0].tok_per_s);
     return 0;
 }

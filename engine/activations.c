@@ -16,18 +16,21 @@ static void carve_all(const Model *m, Activations *a, Carver *c) {
     const ModelConfig *cfg = &m->cfg;
     size_t n = (size_t)a->B * a->T, d = cfg->dim, f = cfg->ffn;
     size_t kvd = d / cfg->heads * cfg->kv_heads, att = (size_t)a->B * cfg->heads * a->T * a->T;
-    int max_rank = 0;
+    size_t max_rank = 0, max_pack = 0;   // over the groups of linears that share an input
     for (int l = 0; l < cfg->layers; l++) {
         const LayerWeights *w = &m->layer[l];
         LayerActs *la = &a->layer[l];
-        const Linear *lins[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w1, &w->w3, &w->w2};
-        for (int i = 0; i < 7; i++) if (lins[i]->rank > max_rank) max_rank = lins[i]->rank;
+        LinearGroup groups[4] = {linear_group_qkv(w, NULL, NULL, NULL), linear_group_one(&w->wo, NULL),
+                                 linear_group_13(w, NULL, NULL), linear_group_one(&w->w2, NULL)};
+        for (int i = 0; i < 4; i++) {
+            size_t r = (size_t)linear_group_rank(&groups[i]), p = r * groups[i].lin[0]->in;
+            if (r > max_rank) max_rank = r;
+            if (p > max_pack) max_pack = p;
+        }
         la->x = carve(c, n * d);
         la->ln1 = carve(c, n * d);
         la->rstd1 = carve(c, n);
-        la->tq = carve(c, n * w->wq.rank);
-        la->tk = carve(c, n * w->wk.rank);
-        la->tv = carve(c, n * w->wv.rank);
+        la->tqkv = carve(c, n * linear_group_rank(&groups[0]));
         la->to = carve(c, n * w->wo.rank);
         la->q = carve(c, n * d);
         la->k = carve(c, n * kvd);
@@ -37,8 +40,7 @@ static void carve_all(const Model *m, Activations *a, Carver *c) {
         la->xmid = carve(c, n * d);
         la->ln2 = carve(c, n * d);
         la->rstd2 = carve(c, n);
-        la->t1 = carve(c, n * w->w1.rank);
-        la->t3 = carve(c, n * w->w3.rank);
+        la->t13 = carve(c, n * linear_group_rank(&groups[2]));
         la->t2 = carve(c, n * w->w2.rank);
         la->g = carve(c, n * f);
         la->u = carve(c, n * f);
@@ -59,7 +61,9 @@ static void carve_all(const Model *m, Activations *a, Carver *c) {
     a->dv = carve(c, n * kvd);
     a->dq_pre = carve(c, n * d);
     a->dk_pre = carve(c, n * kvd);
-    a->dt = carve(c, n * (size_t)max_rank);
+    a->dt = carve(c, n * max_rank);
+    a->pack = carve(c, max_pack);
+    a->gpack = carve(c, max_pack);
     a->datt = carve(c, att);
     a->dg = carve(c, n * f);
     a->du = carve(c, n * f);

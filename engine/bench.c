@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include "clock.h"
 #include <sys/resource.h>
+#include <unistd.h>
 #include <omp.h>
 #include "bench.h"
 #include "model.h"
@@ -42,60 +43,108 @@ int bench_sgemm_peak(const Backend *be, double *gflops, Err *err) {
     return 0;
 }
 
-int bench_train(const Backend *be, const char *shape, int factorized, int batch, int steps,
-                double peak_gflops, BenchResult *out, Err *err) {
-    return bench_train_optim(be, shape, factorized, batch, steps, peak_gflops, "adamw", out, err);
+// Resident memory now, in bytes (the high-water mark of getrusage cannot be split by model).
+static size_t rss_now(void) {
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f && fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    if (f) fclose(f);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-int bench_train_optim(const Backend *be, const char *shape, int factorized, int batch, int steps,
-                      double peak_gflops, const char *optim, BenchResult *out, Err *err) {
+// One model under training on random tokens: throughput does not depend on the text.
+typedef struct TrainRun {
+    Model m;
+    Trainer tr;
+    uint16_t *store;
+    Dataset ds;
+    BenchResult *out;
+    double best_seconds, optim_share;   // the fastest round, and its optimizer share
+} TrainRun;
+
+static int train_run_build(TrainRun *r, const Backend *be, const char *shape, int factorized, int batch,
+                           const char *optim, Err *err) {
     OptimConfig oc;
-    if (optim_config_default(&oc, optim, err)) return -1;
     ModelConfig cfg;
-    if (model_config_preset(&cfg, shape, err)) return -1;
+    if (optim_config_default(&oc, optim, err) || model_config_preset(&cfg, shape, err)) return -1;
     cfg.vocab = 8192;
     cfg.rank = factorized ? cfg.dim / 4 : 0;
-    Model m;
-    if (model_build(&m, &cfg, be, err)) return -1;
-    Trainer tr;
-    if (trainer_build(&tr, &m, &oc, 1, err)) { model_free(&m); return -1; }
-    // random tokens: throughput does not depend on the text
+    size_t rss0 = rss_now();
+    if (model_build(&r->m, &cfg, be, err) || trainer_build(&r->tr, &r->m, &oc, 1, err)) return -1;
     long n_tok = (long)batch * (cfg.seq + 1) * 16;
-    uint16_t *store = malloc(sizeof(uint16_t) * n_tok);
+    r->store = malloc(sizeof(uint16_t) * n_tok);
     uint64_t s = 5;
-    for (long i = 0; i < n_tok; i++) store[i] = (uint16_t)(rng_next(&s) % 8192);
-    Dataset ds = {.vocab_size = 8192, .token_bytes = 2, .n_tokens = n_tok, .n_train = n_tok, .tokens = store};
+    for (long i = 0; i < n_tok; i++) r->store[i] = (uint16_t)(rng_next(&s) % 8192);
+    r->ds = (Dataset){.vocab_size = 8192, .token_bytes = 2, .n_tokens = n_tok, .n_train = n_tok, .tokens = r->store};
     StepStats st;
-    int rc = trainer_step(&tr, &ds, batch, cfg.seq, 1, &st, err);   // warm-up: allocations, caches
-    double t0 = clock_seconds(), optim_share = 0;
-    for (int i = 0; i < steps && rc == 0; i++) {
-        rc = trainer_step(&tr, &ds, batch, cfg.seq, 1, &st, err);
-        optim_share += st.optim_fraction;
+    if (trainer_step(&r->tr, &r->ds, batch, cfg.seq, 1, &st, err)) return -1;   // warm-up: allocations, caches
+    memset(r->out, 0, sizeof *r->out);
+    r->out->model_rss = rss_now() - rss0;
+    r->best_seconds = 0;
+    return 0;
+}
+
+static void train_run_free(TrainRun *r) {
+    free(r->store);
+    trainer_free(&r->tr);   // both are no-ops on a zeroed struct
+    model_free(&r->m);
+}
+
+static int train_run_round(TrainRun *r, int batch, int steps, Err *err) {
+    StepStats st;
+    double share = 0, t0 = clock_seconds();
+    for (int i = 0; i < steps; i++) {
+        if (trainer_step(&r->tr, &r->ds, batch, r->m.cfg.seq, 1, &st, err)) return -1;
+        share += st.optim_fraction;
     }
     double seconds = clock_seconds() - t0;
-    if (rc == 0) {
-        ModelCounts k = model_counts(&m, batch, cfg.seq);
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        memset(out, 0, sizeof *out);
-        snprintf(out->shape, sizeof out->shape, "%s", shape);
-        snprintf(out->model, sizeof out->model, "%s", factorized ? "factorized" : "dense");
-        snprintf(out->kernel, sizeof out->kernel, "%s", be->describe());
-        out->batch = batch;
-        out->seq = cfg.seq;
-        out->steps = steps;
-        out->threads = omp_get_max_threads();
-        out->tok_per_s = (double)batch * cfg.seq * steps / seconds;
-        out->gflops = out->tok_per_s * k.train_flops_per_token / 1e9;
-        out->peak_gflops = peak_gflops;
-        out->mfu = peak_gflops > 0 ? out->gflops / peak_gflops : 0;
-        out->peak_rss = (size_t)ru.ru_maxrss * 1024;
-        snprintf(out->optim, sizeof out->optim, "%s", optim);
-        out->optim_fraction = steps > 0 ? optim_share / steps : 0;
+    if (r->best_seconds == 0 || seconds < r->best_seconds) {
+        r->best_seconds = seconds;
+        r->optim_share = share / steps;
     }
-    free(store);
-    trainer_free(&tr);
-    model_free(&m);
+    return 0;
+}
+
+static void train_run_result(TrainRun *r, const char *shape, int batch, int steps, double peak, const char *optim,
+                             const Backend *be) {
+    BenchResult *out = r->out;
+    ModelCounts k = model_counts(&r->m, batch, r->m.cfg.seq);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    snprintf(out->shape, sizeof out->shape, "%s", shape);
+    snprintf(out->model, sizeof out->model, "%s", r->m.cfg.rank ? "factorized" : "dense");
+    snprintf(out->kernel, sizeof out->kernel, "%s", be->describe());
+    snprintf(out->optim, sizeof out->optim, "%s", optim);
+    out->batch = batch;
+    out->seq = r->m.cfg.seq;
+    out->steps = steps;
+    out->threads = omp_get_max_threads();
+    out->tok_per_s = (double)batch * r->m.cfg.seq * steps / r->best_seconds;
+    out->gflops = out->tok_per_s * k.train_flops_per_token / 1e9;
+    out->peak_gflops = peak;
+    out->mfu = peak > 0 ? out->gflops / peak : 0;
+    out->peak_rss = (size_t)ru.ru_maxrss * 1024;
+    out->optim_fraction = r->optim_share;
+}
+
+int bench_train(const Backend *be, const char *shape, const int want[2], int batch, int steps, int rounds,
+                double peak_gflops, const char *optim, BenchResult out[2], ProgressFn progress, void *ctx, Err *err) {
+    TrainRun runs[2];
+    memset(runs, 0, sizeof runs);
+    int rc = 0;
+    for (int f = 0; f < 2 && rc == 0; f++) {
+        runs[f].out = &out[f];
+        if (want[f]) rc = train_run_build(&runs[f], be, shape, f, batch, optim, err);
+    }
+    for (int round = 0; round < rounds && rc == 0; round++) {
+        for (int f = 0; f < 2 && rc == 0; f++)
+            if (want[f]) rc = train_run_round(&runs[f], batch, steps, err);
+        if (rc == 0 && progress && progress(ctx, round + 1, rounds)) rc = err_set(err, "bench train interrupted");
+    }
+    for (int f = 0; f < 2; f++) {
+        if (rc == 0 && want[f]) train_run_result(&runs[f], shape, batch, steps, peak_gflops, optim, be);
+        train_run_free(&runs[f]);
+    }
     return rc;
 }
 
@@ -104,57 +153,87 @@ int bench_train_optim(const Backend *be, const char *shape, int factorized, int 
 
 #include "generate.h"
 
-int bench_generate(const Backend *be, const ModelConfig *cfg, int factorized, int n_tokens, GenerateBench *out,
-                   Err *err) {
+// One model decoding: the generator, the prompt, and its fastest round so far.
+typedef struct DecodeRun {
+    Model m;
+    Generator g;
+    int32_t *prompt;
+    int prompt_len, n_tokens;
+    size_t rss;
+    double best_decode, best_prefill;   // seconds
+} DecodeRun;
+
+static int decode_run_build(DecodeRun *r, const Backend *be, const ModelConfig *cfg, int factorized, int n_tokens,
+                            Err *err) {
     ModelConfig c = *cfg;
     c.rank = factorized ? (cfg->rank > 0 ? cfg->rank : cfg->dim / 4) : 0;
-    Model m;
-    if (model_build(&m, &c, be, err)) return -1;
-    Generator g;
-    if (generator_build(&g, &m, err)) { model_free(&m); return -1; }
-    int prompt_len = c.seq > 32 ? 16 : c.seq / 2 > 0 ? c.seq / 2 : 1;
-    if (n_tokens > c.seq - prompt_len) n_tokens = c.seq - prompt_len;   // no window slide inside the timing
-    if (n_tokens < 1) n_tokens = 1;
-    int32_t *prompt = malloc(sizeof(int32_t) * prompt_len);
+    size_t rss0 = rss_now();
+    if (model_build(&r->m, &c, be, err) || generator_build(&r->g, &r->m, err)) return -1;
+    r->prompt_len = c.seq > 32 ? 16 : c.seq / 2 > 0 ? c.seq / 2 : 1;
+    if (n_tokens > c.seq - r->prompt_len) n_tokens = c.seq - r->prompt_len;   // no window slide inside the timing
+    r->n_tokens = n_tokens < 1 ? 1 : n_tokens;
+    r->prompt = malloc(sizeof(int32_t) * r->prompt_len);
     uint64_t s = 7;
-    for (int i = 0; i < prompt_len; i++) prompt[i] = (int32_t)(rng_next(&s) % (uint64_t)c.vocab);
+    for (int i = 0; i < r->prompt_len; i++) r->prompt[i] = (int32_t)(rng_next(&s) % (uint64_t)c.vocab);
+    r->rss = rss_now() - rss0;
+    return 0;
+}
+
+static void decode_run_free(DecodeRun *r) {
+    free(r->prompt);
+    if (r->g.model) generator_free(&r->g);
+    model_free(&r->m);
+}
+
+// Prefill the prompt, then decode n_tokens greedily one at a time; `timed` keeps the fastest.
+static int decode_run_round(DecodeRun *r, int timed, Err *err) {
     SamplerConfig greedy = {.temperature = 0, .top_k = 0, .top_p = 1};
-    double decode_s = 0, prefill_s = 0;
-    long decoded = 0, prefilled = 0;
+    uint64_t s = 7;
+    generator_reset(&r->g);
+    double t0 = clock_seconds();
+    if (generator_feed(&r->g, r->prompt, r->prompt_len, err)) return -1;
+    double t1 = clock_seconds();
+    for (int i = 0; i < r->n_tokens; i++) {
+        int32_t next = sampler_sample(&greedy, &r->g, &s);
+        if (generator_feed(&r->g, &next, 1, err)) return -1;
+    }
+    double t2 = clock_seconds();
+    if (timed && (r->best_decode == 0 || t2 - t1 < r->best_decode)) r->best_decode = t2 - t1;
+    if (timed && (r->best_prefill == 0 || t1 - t0 < r->best_prefill)) r->best_prefill = t1 - t0;
+    return 0;
+}
+
+static void decode_run_result(const DecodeRun *r, const Backend *be, GenerateBench *out) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    memset(out, 0, sizeof *out);
+    snprintf(out->model, sizeof out->model, "%s", r->m.cfg.rank ? "factorized" : "dense");
+    snprintf(out->kernel, sizeof out->kernel, "%s", be->describe());
+    out->rank = r->m.cfg.rank;
+    out->threads = omp_get_max_threads();
+    out->prompt = r->prompt_len;
+    out->n_tokens = r->n_tokens;
+    out->tok_per_s = r->n_tokens / r->best_decode;
+    out->prefill_tok_per_s = r->prompt_len / r->best_prefill;
+    out->peak_rss = (size_t)ru.ru_maxrss * 1024;
+    out->model_rss = r->rss;
+}
+
+int bench_generate(const Backend *be, const ModelConfig *cfg, const int want[2], int n_tokens, int rounds,
+                   GenerateBench out[2], ProgressFn progress, void *ctx, Err *err) {
+    DecodeRun runs[2];
+    memset(runs, 0, sizeof runs);
     int rc = 0;
-    for (int round = 0; rc == 0 && (round < 2 || decode_s < 1.0); round++) {   // round 0 warms up
-        generator_reset(&g);
-        double t0 = clock_seconds();
-        rc = generator_feed(&g, prompt, prompt_len, err);
-        double t1 = clock_seconds();
-        for (int i = 0; rc == 0 && i < n_tokens; i++) {
-            int32_t next = sampler_sample(&greedy, &g, &s);
-            rc = generator_feed(&g, &next, 1, err);
-        }
-        double t2 = clock_seconds();
-        if (round > 0) {
-            prefill_s += t1 - t0;
-            prefilled += prompt_len;
-            decode_s += t2 - t1;
-            decoded += n_tokens;
-        }
+    for (int f = 0; f < 2 && rc == 0; f++)
+        if (want[f]) rc = decode_run_build(&runs[f], be, cfg, f, n_tokens, err);
+    for (int round = 0; round <= rounds && rc == 0; round++) {   // round 0 warms up
+        for (int f = 0; f < 2 && rc == 0; f++)
+            if (want[f]) rc = decode_run_round(&runs[f], round > 0, err);
+        if (rc == 0 && progress && progress(ctx, round, rounds)) rc = err_set(err, "bench generate interrupted");
     }
-    if (rc == 0) {
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        memset(out, 0, sizeof *out);
-        snprintf(out->model, sizeof out->model, "%s", factorized ? "factorized" : "dense");
-        snprintf(out->kernel, sizeof out->kernel, "%s", be->describe());
-        out->rank = c.rank;
-        out->threads = omp_get_max_threads();
-        out->prompt = prompt_len;
-        out->n_tokens = n_tokens;
-        out->tok_per_s = decoded / decode_s;
-        out->prefill_tok_per_s = prefilled / prefill_s;
-        out->peak_rss = (size_t)ru.ru_maxrss * 1024;
+    for (int f = 0; f < 2; f++) {
+        if (rc == 0 && want[f]) decode_run_result(&runs[f], be, &out[f]);
+        decode_run_free(&runs[f]);
     }
-    free(prompt);
-    generator_free(&g);
-    model_free(&m);
     return rc;
 }

@@ -2,6 +2,7 @@
 #pragma once
 #include <stddef.h>
 #include "err.h"
+#include "progress.h"
 #include "../kernels/kernels.h"
 
 typedef struct BenchResult {
@@ -12,7 +13,8 @@ typedef struct BenchResult {
     double gflops;         // achieved: tok_per_s · train FLOPs per token
     double peak_gflops;    // measured sgemm peak at the same thread count
     double mfu;            // gflops / peak_gflops
-    size_t peak_rss;       // bytes, process high-water mark after the run
+    size_t peak_rss;       // bytes, process high-water mark after the run (all models built)
+    size_t model_rss;      // bytes of resident memory this model's build and first step added
     char kernel[160];      // backend description (which BLAS core runs)
     char optim[16];        // the optimizer timed ("adamw" for bench_train)
     double optim_fraction; // mean share of a step's wall time spent in the optimizer update
@@ -20,13 +22,14 @@ typedef struct BenchResult {
 
 // The best sgemm GFLOP/s over a few square and training-shaped sizes on backend `be`.
 int bench_sgemm_peak(const Backend *be, double *gflops, Err *err);
-// Train `steps` AdamW steps (after one warm-up step) of preset `shape` on random tokens with
-// vocab 8192, dense (factorized = 0) or factorized at rank dim/4; peak is from bench_sgemm_peak.
-int bench_train(const Backend *be, const char *shape, int factorized, int batch, int steps,
-                double peak_gflops, BenchResult *out, Err *err);
-// The same with optimizer `optim` (one of optim_names, at its defaults, no diagnostics).
-int bench_train_optim(const Backend *be, const char *shape, int factorized, int batch, int steps,
-                      double peak_gflops, const char *optim, BenchResult *out, Err *err);
+// Train the dense (out[0]) and factorized (out[1], rank dim/4) models of preset `shape` with
+// vocab 8192 on random tokens — those with want[f] set — with optimizer `optim` at its defaults:
+// one warm-up step each, then `rounds` rounds of `steps` steps, the models in alternation so
+// that both meet the same machine. A model's tok/s is from its fastest round: on a shared,
+// noisy machine that is the least disturbed one. peak_gflops is from bench_sgemm_peak.
+// progress (may be NULL) hears of each round and may stop the run.
+int bench_train(const Backend *be, const char *shape, const int want[2], int batch, int steps, int rounds,
+                double peak_gflops, const char *optim, BenchResult out[2], ProgressFn progress, void *ctx, Err *err);
 
 #include "model.h"
 
@@ -37,12 +40,14 @@ typedef struct GenerateBench {
     int threads, prompt, n_tokens;
     double tok_per_s;        // decode: each token fed alone, greedy sampling included
     double prefill_tok_per_s; // the prompt as one batched pass
-    size_t peak_rss;         // bytes, process high-water mark after the run
+    size_t peak_rss;         // bytes, process high-water mark after the run (all models built)
+    size_t model_rss;        // bytes of resident memory the model and its KV cache added
     char kernel[160];        // backend description
 } GenerateBench;
 
-// Build cfg with random weights (dense, or factorized at cfg->rank when > 0 else dim/4), prefill
-// a 16-token prompt, then decode n_tokens (capped so the window never slides) one at a time,
-// repeated until about a second of decoding has been timed.
-int bench_generate(const Backend *be, const ModelConfig *cfg, int factorized, int n_tokens, GenerateBench *out,
-                   Err *err);
+// Batch-1 decode of cfg with random weights, dense (out[0]) and factorized (out[1], at cfg->rank
+// when > 0 else dim/4) — those with want[f] set: prefill a 16-token prompt, then decode n_tokens
+// (capped so the window never slides) one at a time; a warm-up round, then `rounds` rounds with
+// the models in alternation, each keeping its fastest. progress (may be NULL) may stop it.
+int bench_generate(const Backend *be, const ModelConfig *cfg, const int want[2], int n_tokens, int rounds,
+                   GenerateBench out[2], ProgressFn progress, void *ctx, Err *err);

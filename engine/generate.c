@@ -10,14 +10,49 @@
 // Scratch for one chunk of up to C = cap tokens, carved from g->work.
 typedef struct ChunkBuffers { float *x, *ln, *rstd, *t, *q, *ao, *att, *gate, *up, *h, *logits; } ChunkBuffers;
 
+// The groups of linears of layer l that share an input, outputs not yet set.
+static void layer_groups(const Model *m, int l, LinearGroup groups[4]) {
+    const LayerWeights *w = &m->layer[l];
+    groups[0] = linear_group_qkv(w, NULL, NULL, NULL);
+    groups[1] = linear_group_one(&w->wo, NULL);
+    groups[2] = linear_group_13(w, NULL, NULL);
+    groups[3] = linear_group_one(&w->w2, NULL);
+}
+
 static int max_rank(const Model *m) {
     int r = 0;
     for (int l = 0; l < m->cfg.layers; l++) {
-        const LayerWeights *w = &m->layer[l];
-        const Linear *lins[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w1, &w->w3, &w->w2};
-        for (int i = 0; i < 7; i++) if (lins[i]->rank > r) r = lins[i]->rank;
+        LinearGroup groups[4];
+        layer_groups(m, l, groups);
+        for (int i = 0; i < 4; i++) if (linear_group_rank(&groups[i]) > r) r = linear_group_rank(&groups[i]);
     }
     return r;
+}
+
+// Floats of the packed B factors of every layer's q/k/v and w1/w3 (fixed for a decode run).
+static size_t packed_floats(const Model *m) {
+    size_t n = 0;
+    for (int l = 0; l < m->cfg.layers; l++) {
+        LinearGroup groups[4];
+        layer_groups(m, l, groups);
+        n += (size_t)linear_group_rank(&groups[0]) * m->cfg.dim + (size_t)linear_group_rank(&groups[2]) * m->cfg.dim;
+    }
+    return n;
+}
+
+// Lays the B factors of q/k/v and w1/w3 side by side once, so that each decoded token runs one
+// x·[B…] product per group without copying the factors again.
+static void pack_factors(Generator *g) {
+    const Model *m = g->model;
+    float *next = g->pack;
+    for (int l = 0; l < m->cfg.layers; l++) {
+        LinearGroup groups[4];
+        layer_groups(m, l, groups);
+        g->packed[2 * l] = linear_group_pack(m, &groups[0], next);
+        next += (size_t)linear_group_rank(&groups[0]) * m->cfg.dim;
+        g->packed[2 * l + 1] = linear_group_pack(m, &groups[2], next);
+        next += (size_t)linear_group_rank(&groups[2]) * m->cfg.dim;
+    }
 }
 
 // Lays the buffers out from base (NULL: only counts); returns the floats needed.
@@ -49,10 +84,14 @@ int generator_build(Generator *g, Model *m, Err *err) {
     g->probs = malloc(sizeof(float) * c->vocab);
     g->cand = malloc(sizeof(SampleCandidate) * c->vocab);
     g->history = malloc(sizeof(int32_t) * g->cap);
-    if (!g->k_cache || !g->v_cache || !g->work || !g->logits || !g->probs || !g->cand || !g->history) {
+    g->pack = m->be->alloc(packed_floats(m) * sizeof(float));
+    g->packed = malloc(sizeof(float *) * 2 * c->layers);
+    if (!g->k_cache || !g->v_cache || !g->work || !g->logits || !g->probs || !g->cand || !g->history || !g->pack ||
+        !g->packed) {
         generator_free(g);
         return err_set(err, "out of memory for the KV cache (%.1f MB)", 2.0 * cache * 4 / 1e6);
     }
+    pack_factors(g);
     return 0;
 }
 
@@ -61,7 +100,9 @@ void generator_free(Generator *g) {
         g->model->be->release(g->k_cache);
         g->model->be->release(g->v_cache);
         g->model->be->release(g->work);
+        g->model->be->release(g->pack);
     }
+    free(g->packed);
     free(g->logits);
     free(g->probs);
     free(g->cand);
@@ -69,7 +110,10 @@ void generator_free(Generator *g) {
     memset(g, 0, sizeof *g);
 }
 
-void generator_reset(Generator *g) { g->len = 0; }
+void generator_reset(Generator *g) {
+    g->len = 0;
+    pack_factors(g);   // the weights may have changed since the last run
+}
 
 // One block on Tq tokens whose residual is in b->x; appends their keys and values to the cache.
 static void block_decode(Generator *g, int l, int Tq, ChunkBuffers *b) {
@@ -81,18 +125,17 @@ static void block_decode(Generator *g, int l, int Tq, ChunkBuffers *b) {
     float *kc = g->k_cache + (size_t)l * g->cap * kvd, *vc = g->v_cache + (size_t)l * g->cap * kvd;
     float *k_new = kc + (size_t)pos0 * kvd, *v_new = vc + (size_t)pos0 * kvd;   // (Tq, kvd) slots
     be->rmsnorm_forward(b->ln, b->rstd, b->x, param(m, w->attn_norm), Tq, c->dim, c->norm_eps);
-    linear_forward(m, &w->wq, b->q, b->t, b->ln, Tq, 0.0f);
-    linear_forward(m, &w->wk, k_new, b->t, b->ln, Tq, 0.0f);
-    linear_forward(m, &w->wv, v_new, b->t, b->ln, Tq, 0.0f);
+    LinearGroup qkv = linear_group_qkv(w, b->q, k_new, v_new), o = linear_group_one(&w->wo, b->x);
+    LinearGroup mlp13 = linear_group_13(w, b->gate, b->up), down = linear_group_one(&w->w2, b->x);
+    linear_group_forward(m, &qkv, b->t, b->ln, Tq, 0.0f, g->packed[2 * l], NULL);
     be->rope_forward(b->q, b->q, 1, Tq, c->heads, hd, pos0, c->rope_theta);
     be->rope_forward(k_new, k_new, 1, Tq, c->kv_heads, hd, pos0, c->rope_theta);
     be->attention_forward(b->ao, b->att, b->q, kc, vc, 1, Tq, pos0 + Tq, c->heads, c->kv_heads, hd);
-    linear_forward(m, &w->wo, b->x, b->t, b->ao, Tq, 1.0f);
+    linear_group_forward(m, &o, b->t, b->ao, Tq, 1.0f, NULL, NULL);
     be->rmsnorm_forward(b->ln, b->rstd, b->x, param(m, w->mlp_norm), Tq, c->dim, c->norm_eps);
-    linear_forward(m, &w->w1, b->gate, b->t, b->ln, Tq, 0.0f);
-    linear_forward(m, &w->w3, b->up, b->t, b->ln, Tq, 0.0f);
+    linear_group_forward(m, &mlp13, b->t, b->ln, Tq, 0.0f, g->packed[2 * l + 1], NULL);
     be->swiglu_forward(b->h, b->gate, b->up, (long)Tq * c->ffn);
-    linear_forward(m, &w->w2, b->x, b->t, b->h, Tq, 1.0f);
+    linear_group_forward(m, &down, b->t, b->h, Tq, 1.0f, NULL, NULL);
 }
 
 // Feed Tq ≤ cap − len tokens; the logits of the last one go to g->logits.

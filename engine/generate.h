@@ -20,6 +20,9 @@ typedef struct Generator {
     int cap;             // cache capacity (the model's context)
     float *k_cache, *v_cache;  // device (layers, cap, kv_dim)
     float *work;         // device scratch for a chunk of up to cap tokens
+    float *pack;         // device: the B factors of each layer's q/k/v and w1/w3 side by side
+    const float **packed;  // host (2·layers): per layer the q/k/v and w1/w3 factors to multiply by
+                           // (into pack, or a lone factor in the model); refreshed by reset
     float *logits;       // host (vocab): logits after the last fed token
     int32_t *history;    // host (cap): the tokens now in the cache, for sliding the window
     float *probs;        // host (vocab) sampler scratch
@@ -28,6 +31,7 @@ typedef struct Generator {
 
 int generator_build(Generator *g, Model *m, Err *err);
 void generator_free(Generator *g);
+// Empty the cache and re-read the weights (call it after they change).
 void generator_reset(Generator *g);
 // Append n tokens (a prompt: one batched pass) and leave the next-token logits in g->logits.
 // When the cache would overflow, the window slides: the last half of the context is kept and

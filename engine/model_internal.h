@@ -6,13 +6,13 @@
 typedef struct LayerActs {
     float *x;                  // (B·T, dim) residual entering the block
     float *ln1, *rstd1;        // (B·T, dim), (B·T) attention RMSNorm output and 1/rms
-    float *tq, *tk, *tv, *to;  // (B·T, r) low-rank intermediates x·B; NULL for dense linears
+    float *tqkv, *to;          // (B·T, rq+rk+rv), (B·T, ro) low-rank intermediates x·B; NULL when dense
     float *q, *k, *v;          // (B,T,H,hd), (B,T,KVH,hd) ×2; q and k after RoPE
     float *att;                // (B,H,T,T) softmax probabilities
     float *ao;                 // (B·T, dim) attention output before wo
     float *xmid;               // (B·T, dim) residual after attention
     float *ln2, *rstd2;        // MLP RMSNorm output and 1/rms
-    float *t1, *t3, *t2;       // low-rank intermediates of w1, w3, w2
+    float *t13, *t2;           // low-rank intermediates of w1 and w3 side by side, and of w2
     float *g, *u, *h;          // (B·T, ffn) gate, up, silu(gate)·up
 } LayerActs;
 
@@ -30,7 +30,8 @@ typedef struct Activations {
     float *dln, *dao;          // (B·T, dim)
     float *dq, *dk, *dv;       // gradients after RoPE (as attention sees them)
     float *dq_pre, *dk_pre;    // gradients before RoPE
-    float *dt;                 // (B·T, max rank)
+    float *dt;                 // (B·T, max group rank)
+    float *pack, *gpack;       // (max in × max group rank) B factors and their gradient side by side
     float *datt;               // (B,H,T,T) attention backward scratch
     float *dg, *du, *dh;       // (B·T, ffn)
     int forward_done;          // a forward ran since the last backward
@@ -46,8 +47,27 @@ size_t activations_bytes(const Model *m, int B, int T);
 static inline float *param(const Model *m, int tensor) { return m->params + m->tensors[tensor].offset; }
 static inline float *grad(const Model *m, int tensor) { return m->grads + m->tensors[tensor].offset; }
 
-// y(n×out) = x(n×in)·Wᵀ + beta·y; a factorized W goes through t = x·B (n×rank) and never forms W.
-void linear_forward(const Model *m, const Linear *lin, float *y, float *t, const float *x, int n, float beta);
+// Linears that read the same input: q/k/v, w1/w3, or one alone (wo, w2). y[i] is member i's
+// output in forward and its output's gradient in backward.
+typedef struct LinearGroup {
+    const Linear *lin[3];
+    float *y[3];
+    int count;
+} LinearGroup;
+
+// Σ rank of the members (0 when all are dense).
+int linear_group_rank(const LinearGroup *g);
+// The members' B factors side by side (in×R), copied into pack (in×R floats); a lone factor
+// is returned where it lies.
+const float *linear_group_pack(const Model *m, const LinearGroup *g, float *pack);
+// y_i = x(n×in)·W_iᵀ + beta·y_i; a factorized W_i goes through t = x·[B…] (n×R, kept for
+// backward) and never forms W. packed: linear_group_pack's result or NULL (pack here, into pack).
+void linear_group_forward(const Model *m, const LinearGroup *g, float *t, const float *x, int n, float beta,
+                          const float *packed, float *pack);
+// The group of one layer's q/k/v or w1/w3 with outputs y0, y1, y2.
+LinearGroup linear_group_qkv(const LayerWeights *w, float *q, float *k, float *v);
+LinearGroup linear_group_13(const LayerWeights *w, float *gate, float *up);
+LinearGroup linear_group_one(const Linear *lin, float *y);
 
 // Backward of the last forward with local losses instead of the model's loss, for the
 // forward-gradient "local guess" (align.c): block l's parameters get the gradient of its own

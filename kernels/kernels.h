@@ -14,6 +14,20 @@
 #include <stdint.h>
 
 typedef struct Backend Backend;
+
+// The arguments of one Backend.gemm call.
+typedef struct GemmCall {
+    int trans_a, trans_b, m, n, k;
+    float alpha;
+    const float *a;
+    int lda;
+    const float *b;
+    int ldb;
+    float beta;
+    float *c;
+    int ldc;
+} GemmCall;
+
 struct Backend {
     const char *name;                              // "cpu" or "cuda"
     const char *(*describe)(void);                 // e.g. "cpu: OpenBLAS 0.3.21 (Cooperlake), 2 threads"
@@ -30,6 +44,9 @@ struct Backend {
     // C(m×n) = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when trans_x != 0; A is m×k after op.
     void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha,
                  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+    // Independent products (no call's C is another's A, B or C), run in any order or at once:
+    // on the CPU, thin products side by side on one thread each beat one after the other on all.
+    void (*gemm_batch)(const GemmCall *calls, int count);
 
     // out(n×dim) = table[tokens[i]]
     void (*embedding_forward)(float *out, const int32_t *tokens, const float *table, int n, int dim);
@@ -69,6 +86,9 @@ struct Backend {
     // elementwise and reductions
     void (*add)(float *y, const float *x, long n);           // y += x
     void (*scale)(float *x, float s, long n);                // x *= s
+    // y(rows×cols, row stride ldy) = x(rows×cols, row stride ldx) + beta·y; beta = 0 ignores y.
+    // Packs and unpacks column blocks: the B factors of linears that share an input.
+    void (*add_matrix)(float *y, int ldy, const float *x, int ldx, int rows, int cols, float beta);
     double (*sum)(const float *x, long n);                   // deterministic order
     double (*sumsq)(const float *x, long n);                 // deterministic order
 

@@ -231,7 +231,7 @@ static void bench_row(Session *s, const BenchResult *r) {
     char rate[32], rss[32];
     out_text(s, "%-6s %-10s %-8s %5d %5d %5d %10s %8.1f %8.1f %5.1f%% %5.1f%% %9s\n", r->shape, r->model, r->optim,
              r->batch, r->seq, r->steps, fmt_count(rate, sizeof rate, r->tok_per_s), r->gflops, r->peak_gflops,
-             100 * r->mfu, 100 * r->optim_fraction, fmt_bytes(rss, sizeof rss, (double)r->peak_rss));
+             100 * r->mfu, 100 * r->optim_fraction, fmt_bytes(rss, sizeof rss, (double)r->model_rss));
     cJSON *o = cJSON_CreateObject();
     cJSON_AddTrueToObject(o, "ok");
     cJSON_AddStringToObject(o, "command", "bench train");
@@ -249,6 +249,7 @@ static void bench_row(Session *s, const BenchResult *r) {
     json_add_real(o, "optim_fraction", r->optim_fraction);
     cJSON_AddStringToObject(o, "kernel", r->kernel);
     cJSON_AddNumberToObject(o, "peak_rss", (double)r->peak_rss);
+    cJSON_AddNumberToObject(o, "model_rss", (double)r->model_rss);
     out_emit(s, o);
 }
 
@@ -256,20 +257,27 @@ int cmd_bench_train(Session *s, const Args *a, Err *err) {
     const char *shape = args_str(a, "shape", "small"), *which = args_str(a, "model", "both");
     const char *optim = args_str(a, "optim", "adamw");
     int steps = (int)args_int(a, "steps", 5), batch = (int)args_int(a, "batch", s->batch);
+    int rounds = (int)args_int(a, "rounds", 3);
     double peak;
     out_note(s, "measuring the sgemm peak on %s\n", s->be->describe());
     if (bench_sgemm_peak(s->be, &peak, err) != 0) return -1;
     out_text(s, "%-6s %-10s %-8s %5s %5s %5s %10s %8s %8s %6s %6s %9s\n", "shape", "model", "optim", "batch", "seq",
-             "steps", "tok/s", "GFLOP/s", "peak", "MFU", "optim%", "peak RSS");
+             "steps", "tok/s", "GFLOP/s", "peak", "MFU", "optim%", "RSS");
     static const char *const variants[] = {"dense", "factorized"};
-    for (int f = 0; f < 2 && !lrsh_interrupted; f++) {
-        if (strcmp(which, "both") != 0 && strcmp(which, variants[f]) != 0) continue;
-        BenchResult r;
-        memset(&r, 0, sizeof r);
-        if (bench_train_optim(s->be, shape, f, batch, steps, peak, optim, &r, err) != 0) return -1;
-        bench_row(s, &r);
-    }
-    if (lrsh_interrupted) out_text(s, "interrupted\n");
+    int want[2];
+    for (int f = 0; f < 2; f++) want[f] = strcmp(which, "both") == 0 || strcmp(which, variants[f]) == 0;
+    BenchResult r[2];
+    memset(r, 0, sizeof r);
+    ProgressLine pl;
+    progress_line_begin(&pl, s, "bench train", "rounds", 1);
+    int rc = bench_train(s->be, shape, want, batch, steps, rounds, peak, optim, r, progress_engine, &pl, err);
+    progress_end(&pl.p);
+    if (rc != 0) return -1;
+    for (int f = 0; f < 2; f++)
+        if (want[f]) bench_row(s, &r[f]);
+    if (want[0] && want[1])
+        out_text(s, "factorized/dense %.2f× (each model's fastest of %d alternating rounds of %d steps)\n",
+                 r[1].tok_per_s / r[0].tok_per_s, rounds, steps);
     return 0;
 }
 
@@ -286,37 +294,47 @@ static int bench_shape(const char *name, ModelConfig *cfg, Err *err) {
 
 int cmd_bench_generate(Session *s, const Args *a, Err *err) {
     const char *shape = args_str(a, "shape", "small"), *which = args_str(a, "model", "both");
-    int n = (int)args_int(a, "n", 128);
+    int n = (int)args_int(a, "n", 128), rounds = (int)args_int(a, "rounds", 3);
     ModelConfig cfg;
     if (bench_shape(shape, &cfg, err) != 0) return -1;
     out_note(s, "decoding on %s\n", s->be->describe());
     out_text(s, "%-10s %-10s %5s %7s %6s %13s %13s %9s\n", "shape", "model", "rank", "prompt", "n", "decode tok/s",
-             "prefill tok/s", "peak RSS");
+             "prefill tok/s", "RSS");
     static const char *const variants[] = {"dense", "factorized"};
-    for (int f = 0; f < 2 && !lrsh_interrupted; f++) {
-        if (strcmp(which, "both") != 0 && strcmp(which, variants[f]) != 0) continue;
-        GenerateBench r;
-        memset(&r, 0, sizeof r);
-        if (bench_generate(s->be, &cfg, f, n, &r, err) != 0) return -1;
+    int want[2];
+    for (int f = 0; f < 2; f++) want[f] = strcmp(which, "both") == 0 || strcmp(which, variants[f]) == 0;
+    GenerateBench rs[2];
+    memset(rs, 0, sizeof rs);
+    ProgressLine pl;
+    progress_line_begin(&pl, s, "bench generate", "rounds", 1);
+    int rc = bench_generate(s->be, &cfg, want, n, rounds, rs, progress_engine, &pl, err);
+    progress_end(&pl.p);
+    if (rc != 0) return -1;
+    for (int f = 0; f < 2; f++) {
+        if (!want[f]) continue;
+        const GenerateBench *r = &rs[f];
         char rate[32], pre[32], rss[32];
-        out_text(s, "%-10s %-10s %5d %7d %6d %13s %13s %9s\n", shape, r.model, r.rank, r.prompt, r.n_tokens,
-                 fmt_count(rate, sizeof rate, r.tok_per_s), fmt_count(pre, sizeof pre, r.prefill_tok_per_s),
-                 fmt_bytes(rss, sizeof rss, (double)r.peak_rss));
+        out_text(s, "%-10s %-10s %5d %7d %6d %13s %13s %9s\n", shape, r->model, r->rank, r->prompt, r->n_tokens,
+                 fmt_count(rate, sizeof rate, r->tok_per_s), fmt_count(pre, sizeof pre, r->prefill_tok_per_s),
+                 fmt_bytes(rss, sizeof rss, (double)r->model_rss));
         cJSON *o = cJSON_CreateObject();
         cJSON_AddTrueToObject(o, "ok");
         cJSON_AddStringToObject(o, "command", "bench generate");
         cJSON_AddStringToObject(o, "shape", shape);
-        cJSON_AddStringToObject(o, "model", r.model);
-        cJSON_AddNumberToObject(o, "rank", r.rank);
-        cJSON_AddNumberToObject(o, "threads", r.threads);
-        cJSON_AddNumberToObject(o, "prompt", r.prompt);
-        cJSON_AddNumberToObject(o, "n", r.n_tokens);
-        json_add_real(o, "tok_per_s", r.tok_per_s);
-        json_add_real(o, "prefill_tok_per_s", r.prefill_tok_per_s);
-        cJSON_AddNumberToObject(o, "peak_rss", (double)r.peak_rss);
-        cJSON_AddStringToObject(o, "kernel", r.kernel);
+        cJSON_AddStringToObject(o, "model", r->model);
+        cJSON_AddNumberToObject(o, "rank", r->rank);
+        cJSON_AddNumberToObject(o, "threads", r->threads);
+        cJSON_AddNumberToObject(o, "prompt", r->prompt);
+        cJSON_AddNumberToObject(o, "n", r->n_tokens);
+        json_add_real(o, "tok_per_s", r->tok_per_s);
+        json_add_real(o, "prefill_tok_per_s", r->prefill_tok_per_s);
+        cJSON_AddNumberToObject(o, "peak_rss", (double)r->peak_rss);
+        cJSON_AddNumberToObject(o, "model_rss", (double)r->model_rss);
+        cJSON_AddStringToObject(o, "kernel", r->kernel);
         out_emit(s, o);
     }
-    if (lrsh_interrupted) out_text(s, "interrupted\n");
+    if (want[0] && want[1])
+        out_text(s, "factorized/dense %.2f× (each model's fastest of %d alternating rounds)\n",
+                 rs[1].tok_per_s / rs[0].tok_per_s, rounds);
     return 0;
 }

@@ -506,12 +506,15 @@ const CmdSpec commands[] = {
 
     // ---- measurement ----
     {.name = "bench", .sub = "train", .family = "measurement",
-     .args = "[shape=tiny|small|base] [model=dense|factorized|both] [optim=NAME] [steps=N] [batch=N]",
+     .args = "[shape=tiny|small|base] [model=dense|factorized|both] [optim=NAME] [steps=N] [rounds=N] [batch=N]",
      .summary = "training throughput, MFU and the optimizer's share of the step time",
      .help = "Measures the sgemm peak once, then trains each model on random tokens with optim=\n"
-             "at its default settings (no diagnostics). The optim% column (JSON optim_fraction) is\n"
-             "the mean share of the step's wall time spent in the optimizer update.\n"
-             "Independent of the session's model and data.\n"
+             "at its default settings (no diagnostics): rounds of steps= steps, the dense and the\n"
+             "factorized model in alternation, each keeping its fastest round (a shared machine's\n"
+             "busy moments then hit neither model alone). The optim% column (JSON optim_fraction)\n"
+             "is the mean share of the step's wall time spent in the optimizer update; RSS is the\n"
+             "resident memory the model's build and first step added (JSON model_rss; peak_rss is\n"
+             "the whole process's high-water mark). Independent of the session's model and data.\n"
              "Examples:\n  bench train\n  bench train optim=spectron model=factorized\n"
              "  bench train shape=base model=factorized steps=10",
      .run = cmd_bench_train,
@@ -519,22 +522,26 @@ const CmdSpec commands[] = {
          {"shape", OPT_ENUM, "small", "tiny|small|base", 0, 0, "model preset"},
          {"model", OPT_ENUM, "both", "dense|factorized|both", 0, 0, "which variants to run"},
          {"optim", OPT_ENUM, "adamw", "sgd|adamw|muon|spectron|renorm|ortho", 0, 0, "the optimizer to time"},
-         {"steps", OPT_INT, "5", NULL, 1, 100000, "timed steps (after one warm-up step)"},
+         {"steps", OPT_INT, "5", NULL, 1, 100000, "timed steps per round (after one warm-up step)"},
+         {"rounds", OPT_INT, "3", NULL, 1, 1000, "rounds, the models in alternation; each keeps its fastest"},
          {"batch", OPT_INT, NULL, NULL, 1, 1 << 20, "sequences per step (default: `set batch`)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "bench", .sub = "generate", .family = "measurement",
-     .args = "[shape=small|base|stories15m] [model=dense|factorized|both] [n=N]",
+     .args = "[shape=small|base|stories15m] [model=dense|factorized|both] [n=N] [rounds=N]",
      .summary = "decode tokens/s (batch 1, KV cache) of the dense and factorized model",
-     .help = "Builds each model with random weights, prefills a 16-token prompt, then decodes n\n"
-             "tokens one at a time (greedy), repeated for about a second. Factorized: rank dim/4.\n"
-             "stories15m is llama2.c's 15M shape (dim 288, 6 layers, vocab 32000). Peak memory is\n"
-             "the process's high-water mark after each run. Independent of the session's model.\n"
+     .help = "Builds each model with random weights, then in each round prefills a 16-token prompt\n"
+             "and decodes n tokens one at a time (greedy): a warm-up round, then rounds= rounds with\n"
+             "the models in alternation, each keeping its fastest. Factorized: rank dim/4.\n"
+             "stories15m is llama2.c's 15M shape (dim 288, 6 layers, vocab 32000). RSS is the\n"
+             "resident memory the model and its KV cache added (JSON model_rss; peak_rss is the\n"
+             "process's high-water mark). Independent of the session's model.\n"
              "Examples:\n  bench generate\n  bench generate shape=stories15m n=128",
      .run = cmd_bench_generate,
      .opts = (const OptSpec[]){
          {"shape", OPT_ENUM, "small", "tiny|small|base|stories15m", 0, 0, "model shape"},
          {"model", OPT_ENUM, "both", "dense|factorized|both", 0, 0, "which variants to run"},
          {"n", OPT_INT, "128", NULL, 1, 1 << 20, "tokens decoded per round (capped at the context)"},
+         {"rounds", OPT_INT, "3", NULL, 1, 1000, "timed rounds, the models in alternation"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 };
 

@@ -215,6 +215,30 @@ static void test_gemm_fp32(void) {
     check_no_cuda_error();
 }
 
+// A batch on the GPU against the same calls on the CPU.
+static void test_gemm_batch(void) {
+    enum { COUNT = 3 };
+    static const int shapes[COUNT][5] = {{0, 0, 70, 33, 40}, {1, 0, 33, 64, 90}, {0, 1, 1, 300, 77}};
+    GemmCall host[COUNT], dev[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        int ta = shapes[i][0], tb = shapes[i][1], m = shapes[i][2], n = shapes[i][3], k = shapes[i][4];
+        float *a = rand_floats((long)m * k), *b = rand_floats((long)k * n), *c = rand_floats((long)m * n);
+        host[i] = (GemmCall){ta, tb, m, n, k, 0.5f, a, ta ? m : k, b, tb ? k : n, 1.0f, c, n};
+        dev[i] = host[i];
+        dev[i].a = to_gpu(a, sizeof(float) * m * k);
+        dev[i].b = to_gpu(b, sizeof(float) * k * n);
+        dev[i].c = to_gpu(c, sizeof(float) * m * n);
+    }
+    cpu->gemm_batch(host, COUNT);
+    gpu->gemm_batch(dev, COUNT);
+    for (int i = 0; i < COUNT; i++) {
+        compare_gpu("gemm_batch", dev[i].c, host[i].c, (long)host[i].m * host[i].n, KERNEL_TOL);
+        gpu->release((void *)dev[i].a), gpu->release((void *)dev[i].b), gpu->release(dev[i].c);
+        free((void *)host[i].a), free((void *)host[i].b), free(host[i].c);
+    }
+    check_no_cuda_error();
+}
+
 static void test_gemm_tf32_bf16(void) {
     char reason[256];
     CHECK(backend_cuda_set_precision("tf32", reason, sizeof reason) == 0, "tf32: %s", reason);
@@ -436,6 +460,22 @@ static void test_add_scale(void) {
     check_no_cuda_error();
 }
 
+// A column block of a wider matrix: packed (beta 0) then accumulated, as the shared-input
+// linears do with their B factors and gradients.
+static void test_add_matrix(void) {
+    int rows = 517, cols = 70, ldx = 90, ldy = 200;
+    float *x = rand_floats((long)rows * ldx), *y = rand_floats((long)rows * ldy);
+    float *gx = to_gpu(x, sizeof(float) * rows * ldx), *gy = to_gpu(y, sizeof(float) * rows * ldy);
+    cpu->add_matrix(y + 33, ldy, x, ldx, rows, cols, 0.0f);
+    gpu->add_matrix(gy + 33, ldy, gx, ldx, rows, cols, 0.0f);
+    cpu->add_matrix(y + 33, ldy, x, ldx, rows, cols, -0.7f);
+    gpu->add_matrix(gy + 33, ldy, gx, ldx, rows, cols, -0.7f);
+    compare_gpu("add_matrix", gy, y, (long)rows * ldy, 0);
+    gpu->release(gx); gpu->release(gy);
+    free(x); free(y);
+    check_no_cuda_error();
+}
+
 static void test_sum_sumsq(void) {
     static const long sizes[] = {1, 1000, 3000017};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
@@ -622,10 +662,10 @@ typedef struct { const char *name; void (*fn)(void); } GpuTest;
 
 int main(void) {
     static const GpuTest tests[] = {
-        GPU_TEST(test_memory),        GPU_TEST(test_gemm_fp32),      GPU_TEST(test_gemm_tf32_bf16),
+        GPU_TEST(test_memory),        GPU_TEST(test_gemm_fp32),      GPU_TEST(test_gemm_tf32_bf16), GPU_TEST(test_gemm_batch),
         GPU_TEST(test_embedding),     GPU_TEST(test_rmsnorm),        GPU_TEST(test_rope),
         GPU_TEST(test_attention),     GPU_TEST(test_swiglu),         GPU_TEST(test_softmax_xent),
-        GPU_TEST(test_add_scale),     GPU_TEST(test_sum_sumsq),      GPU_TEST(test_adamw),
+        GPU_TEST(test_add_scale), GPU_TEST(test_add_matrix),     GPU_TEST(test_sum_sumsq),      GPU_TEST(test_adamw),
         GPU_TEST(test_model_forward_backward), GPU_TEST(test_generate_matches_cpu),
         GPU_TEST(test_training_tracks_cpu),
     };

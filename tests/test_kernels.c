@@ -133,6 +133,36 @@ static void test_gemm_all_transposes(void) {
         }
 }
 
+// A batch gives exactly what its calls give one by one, whatever runs them side by side: odd
+// counts (a remainder after whole rounds), one-row products (the gemv path), every transpose.
+static void test_gemm_batch(void) {
+    enum { COUNT = 5 };
+    static const int shapes[COUNT][5] = {{0, 0, 70, 33, 40}, {1, 0, 33, 64, 90}, {0, 1, 1, 300, 77},
+                                         {1, 1, 45, 12, 200}, {0, 1, 128, 96, 64}};   // ta, tb, m, n, k
+    GemmCall calls[COUNT];
+    float *want[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        int ta = shapes[i][0], tb = shapes[i][1], m = shapes[i][2], n = shapes[i][3], k = shapes[i][4];
+        int lda = ta ? m : k, ldb = tb ? k : n;
+        float *a = rand_floats((long)m * k), *b = rand_floats((long)k * n), *c = rand_floats((long)m * n);
+        calls[i] = (GemmCall){ta, tb, m, n, k, 0.5f, a, lda, b, ldb, i % 2 ? 1.0f : 0.0f, c, n};
+        want[i] = copy_floats(c, (long)m * n);
+        be->gemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, calls[i].beta, want[i], n);
+    }
+    for (int count = COUNT; count >= 1; count -= 2) {
+        float *saved[COUNT];
+        for (int i = 0; i < count; i++) saved[i] = copy_floats(calls[i].c, (long)calls[i].m * calls[i].n);
+        be->gemm_batch(calls, count);
+        for (int i = 0; i < count; i++) {
+            CHECK(memcmp(calls[i].c, want[i], sizeof(float) * calls[i].m * calls[i].n) == 0,
+                  "gemm_batch of %d: call %d differs from gemm", count, i);
+            memcpy(calls[i].c, saved[i], sizeof(float) * calls[i].m * calls[i].n);
+            free(saved[i]);
+        }
+    }
+    for (int i = 0; i < COUNT; i++) free((void *)calls[i].a), free((void *)calls[i].b), free(calls[i].c), free(want[i]);
+}
+
 static void test_gemm_k_zero(void) {
     float c[6] = {1, 2, 3, 4, 5, 6}, a[1] = {0}, b[1] = {0};
     be->gemm(0, 0, 2, 3, 0, 1.0f, a, 1, b, 3, 2.0f, c, 3);
@@ -463,6 +493,24 @@ static void test_add_scale(void) {
     free(x), free(y), free(y0);
 }
 
+// A column block of a wider matrix, copied (beta 0, NaN in y ignored) and then accumulated;
+// the columns outside the block stay as they were.
+static void test_add_matrix(void) {
+    int rows = 300, cols = 70, ldx = 90, ldy = 200, c0 = 33;   // 300·70 ≥ the parallel threshold
+    float *x = rand_floats((long)rows * ldx), *y = rand_floats((long)rows * ldy), *y0 = copy_floats(y, (long)rows * ldy);
+    for (int i = 0; i < rows; i++) y[(long)i * ldy + c0] = NAN;
+    be->add_matrix(y + c0, ldy, x, ldx, rows, cols, 0.0f);
+    be->add_matrix(y + c0, ldy, x, ldx, rows, cols, 0.5f);
+    int bad = 0;
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < ldy; j++) {
+            float want = j >= c0 && j < c0 + cols ? x[(long)i * ldx + j - c0] * 1.5f : y0[(long)i * ldy + j];
+            bad += y[(long)i * ldy + j] != want;
+        }
+    CHECK(bad == 0, "add_matrix: %d of %d values wrong", bad, rows * ldy);
+    free(x), free(y), free(y0);
+}
+
 static void test_sum_sumsq(void) {
     long sizes[] = {1, 17, 16384, 16385, 1000003};
     for (int s = 0; s < 5; s++) {
@@ -633,7 +681,9 @@ int main(int argc, char **argv) {
     RUN(test_attention_grad);
     RUN(test_swiglu);
     RUN(test_softmax_xent);
+    RUN(test_gemm_batch);
     RUN(test_add_scale);
+    RUN(test_add_matrix);
     RUN(test_sum_sumsq);
     RUN(test_adamw);
     RUN(test_determinism);

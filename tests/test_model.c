@@ -15,10 +15,9 @@ static ModelConfig micro_config(int rank) { return micro_config_layers(rank, 2);
 
 static const Backend *be;
 
-static void check_model_gradients(int rank, const char *what) {
+static void check_gradients(ModelConfig c, const char *what) {
     Err err;
     Model m;
-    ModelConfig c = micro_config(rank);
     CHECK_OK(model_build(&m, &c, be, &err));
     int B = 2, T = 6;
     int32_t tok[2 * 7];
@@ -29,7 +28,16 @@ static void check_model_gradients(int rank, const char *what) {
     model_free(&m);
 }
 
+static void check_model_gradients(int rank, const char *what) { check_gradients(micro_config(rank), what); }
+
 static void test_gradients_dense(void) { check_model_gradients(0, "dense"); }
+// rank ratio 0.75: wq gets rank 12, wk and wv 8 (their out), so the q/k/v group packs factors
+// of unequal ranks side by side
+static void test_gradients_unequal_ranks(void) {
+    ModelConfig c = micro_config(-1);
+    c.rank_ratio = 0.75f;
+    check_gradients(c, "rank ratio 0.75");
+}
 static void test_gradients_rank1(void) { check_model_gradients(1, "rank 1"); }
 static void test_gradients_rank3(void) { check_model_gradients(3, "rank 3"); }
 static void test_gradients_full_rank(void) { check_model_gradients(8, "rank = min(in,out) of wk/wv"); }
@@ -236,6 +244,7 @@ int main(void) {
     be = backend_cpu(0);
     RUN(test_gradients_dense);
     RUN(test_gradients_rank1);
+    RUN(test_gradients_unequal_ranks);
     RUN(test_gradients_rank3);
     RUN(test_gradients_full_rank);
     RUN(test_gradient_check_catches_a_wrong_gradient);

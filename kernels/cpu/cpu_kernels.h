@@ -44,6 +44,7 @@ static inline float cpu_expf(float x) {
 // backend_cpu.c
 void cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc);
+void cpu_gemm_batch(const GemmCall *calls, int count);
 
 // embedding.c
 void cpu_embedding_forward(float *out, const int32_t *tokens, const float *table, int n, int dim);
@@ -70,6 +71,7 @@ void cpu_swiglu_backward(float *dgate, float *dup, const float *dout, const floa
                          const float *up, long n);
 void cpu_add(float *y, const float *x, long n);
 void cpu_scale(float *x, float s, long n);
+void cpu_add_matrix(float *y, int ldy, const float *x, int ldx, int rows, int cols, float beta);
 double cpu_sum(const float *x, long n);
 double cpu_sumsq(const float *x, long n);
 

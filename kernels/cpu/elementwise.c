@@ -42,6 +42,21 @@ void cpu_scale(float *x, float s, long n) {
     for (long i = 0; i < n; i++) x[i] *= s;
 }
 
+void cpu_add_matrix(float *y, int ldy, const float *x, int ldx, int rows, int cols, float beta) {
+    #pragma omp parallel for schedule(static) if ((long)rows * cols >= CPU_PARALLEL_MIN)
+    for (int i = 0; i < rows; i++) {
+        float *yi = y + (long)i * ldy;
+        const float *xi = x + (long)i * ldx;
+        if (beta == 0.0f) {
+            #pragma omp simd
+            for (int j = 0; j < cols; j++) yi[j] = xi[j];
+        } else {
+            #pragma omp simd
+            for (int j = 0; j < cols; j++) yi[j] = xi[j] + beta * yi[j];
+        }
+    }
+}
+
 // Σ x (squares = 0) or Σ x² (squares = 1), in double, in fixed chunks (see REDUCE_CHUNK).
 static double chunked_sum(const float *x, long n, int squares) {
     if (n <= 0) return 0.0;

@@ -259,6 +259,14 @@ static void cuda_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha
                               cuda.compute, CUBLAS_GEMM_DEFAULT));
 }
 
+// One after the other on the one stream (products side by side on several streams: not yet).
+static void cuda_gemm_batch(const GemmCall *calls, int count) {
+    for (int i = 0; i < count; i++) {
+        const GemmCall *g = &calls[i];
+        cuda_gemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c, g->ldc);
+    }
+}
+
 // ---- embedding ----------------------------------------------------------------------------
 
 __global__ void k_embedding_forward(float *out, const int32_t *tokens, const float *table, int n, int dim) {
@@ -643,6 +651,21 @@ __global__ void k_scale(float *x, float s, long n) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) x[i] *= s;
 }
 
+__global__ void k_add_matrix(float *y, int ldy, const float *x, int ldx, int rows, int cols, float beta) {
+    long total = (long)rows * cols;
+    for (long idx = blockIdx.x * (long)blockDim.x + threadIdx.x; idx < total; idx += (long)gridDim.x * blockDim.x) {
+        long i = idx / cols, j = idx % cols;
+        float *yi = y + i * ldy + j;
+        *yi = beta == 0.0f ? x[i * ldx + j] : x[i * ldx + j] + beta * *yi;   // beta = 0 ignores y
+    }
+}
+
+static void cuda_add_matrix(float *y, int ldy, const float *x, int ldx, int rows, int cols, float beta) {
+    if (rows <= 0 || cols <= 0) return;
+    k_add_matrix<<<grid_for((long)rows * cols, THREADS), THREADS>>>(y, ldy, x, ldx, rows, cols, beta);
+    LAUNCH_CHECK("k_add_matrix");
+}
+
 static void cuda_add(float *y, const float *x, long n) {
     if (n <= 0) return;
     k_add<<<grid_for(n, THREADS), THREADS>>>(y, x, n);
@@ -744,6 +767,7 @@ static void fill_table(Backend *t) {
     t->zero = cuda_zero;
     t->mem_available = cuda_mem_available;
     t->gemm = cuda_gemm;
+    t->gemm_batch = cuda_gemm_batch;
     t->embedding_forward = cuda_embedding_forward;
     t->embedding_backward = cuda_embedding_backward;
     t->rmsnorm_forward = cuda_rmsnorm_forward;
@@ -757,6 +781,7 @@ static void fill_table(Backend *t) {
     t->softmax_xent_forward = cuda_softmax_xent_forward;
     t->add = cuda_add;
     t->scale = cuda_scale;
+    t->add_matrix = cuda_add_matrix;
     t->sum = cuda_sum;
     t->sumsq = cuda_sumsq;
     t->adamw_update = cuda_adamw_update;
