@@ -1,6 +1,6 @@
 // bench_train — training tokens/s and MFU for the small and base shapes, dense and factorized
 // (rank dim/4), against this machine's measured sgemm peak. The two models train in alternating
-// rounds and each keeps its fastest round, so a busy moment on a shared machine hits neither
+// rounds and each reports its median round, so a busy moment on a shared machine hits neither
 // model alone. Usage: bench_train [steps per round] [rounds] [shape…]
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@ int main(int argc, char **argv) {
     Err err;
     double peak;
     if (bench_sgemm_peak(be, &peak, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
-    printf("bench train — %s; sgemm peak %.1f GFLOP/s; best of %d alternating rounds\n", be->describe(), peak, rounds);
+    printf("bench train — %s; sgemm peak %.1f GFLOP/s; median of %d alternating rounds\n", be->describe(), peak, rounds);
     printf("%-6s %-10s %6s %6s %10s %8s %6s %9s %9s\n", "shape", "model", "batch", "steps", "tok/s", "GFLOP/s", "MFU",
            "model RSS", "peak RSS");
     for (int s = 0; s < n_shapes; s++) {

@@ -52,6 +52,24 @@ static size_t rss_now(void) {
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+// The seconds of each timed round of one model; its median is what the benchmark reports.
+typedef struct RoundTimes {
+    double seconds[BENCH_MAX_ROUNDS];
+    int n;
+} RoundTimes;
+
+static void round_add(RoundTimes *r, double seconds) {
+    if (r->n < BENCH_MAX_ROUNDS) r->seconds[r->n++] = seconds;
+}
+
+static double round_median(const RoundTimes *r) {
+    double s[BENCH_MAX_ROUNDS];
+    memcpy(s, r->seconds, sizeof(double) * r->n);
+    for (int i = 1; i < r->n; i++)   // insertion sort: a few dozen values at most
+        for (int j = i; j > 0 && s[j] < s[j - 1]; j--) { double t = s[j]; s[j] = s[j - 1]; s[j - 1] = t; }
+    return r->n % 2 ? s[r->n / 2] : (s[r->n / 2 - 1] + s[r->n / 2]) / 2;
+}
+
 // One model under training on random tokens: throughput does not depend on the text.
 typedef struct TrainRun {
     Model m;
@@ -59,7 +77,8 @@ typedef struct TrainRun {
     uint16_t *store;
     Dataset ds;
     BenchResult *out;
-    double best_seconds, optim_share;   // the fastest round, and its optimizer share
+    RoundTimes rounds;
+    double optim_share;   // summed over every timed step
 } TrainRun;
 
 static int train_run_build(TrainRun *r, const Backend *be, const char *shape, int factorized, int batch,
@@ -80,7 +99,6 @@ static int train_run_build(TrainRun *r, const Backend *be, const char *shape, in
     if (trainer_step(&r->tr, &r->ds, batch, cfg.seq, 1, &st, err)) return -1;   // warm-up: allocations, caches
     memset(r->out, 0, sizeof *r->out);
     r->out->model_rss = rss_now() - rss0;
-    r->best_seconds = 0;
     return 0;
 }
 
@@ -98,10 +116,8 @@ static int train_run_round(TrainRun *r, int batch, int steps, Err *err) {
         share += st.optim_fraction;
     }
     double seconds = clock_seconds() - t0;
-    if (r->best_seconds == 0 || seconds < r->best_seconds) {
-        r->best_seconds = seconds;
-        r->optim_share = share / steps;
-    }
+    round_add(&r->rounds, seconds);
+    r->optim_share += share;
     return 0;
 }
 
@@ -119,16 +135,17 @@ static void train_run_result(TrainRun *r, const char *shape, int batch, int step
     out->seq = r->m.cfg.seq;
     out->steps = steps;
     out->threads = omp_get_max_threads();
-    out->tok_per_s = (double)batch * r->m.cfg.seq * steps / r->best_seconds;
+    out->tok_per_s = (double)batch * r->m.cfg.seq * steps / round_median(&r->rounds);
     out->gflops = out->tok_per_s * k.train_flops_per_token / 1e9;
     out->peak_gflops = peak;
     out->mfu = peak > 0 ? out->gflops / peak : 0;
     out->peak_rss = (size_t)ru.ru_maxrss * 1024;
-    out->optim_fraction = r->optim_share;
+    out->optim_fraction = r->optim_share / ((double)steps * r->rounds.n);
 }
 
 int bench_train(const Backend *be, const char *shape, const int want[2], int batch, int steps, int rounds,
                 double peak_gflops, const char *optim, BenchResult out[2], ProgressFn progress, void *ctx, Err *err) {
+    if (rounds < 1 || rounds > BENCH_MAX_ROUNDS) return err_set(err, "rounds=%d: 1 to %d", rounds, BENCH_MAX_ROUNDS);
     TrainRun runs[2];
     memset(runs, 0, sizeof runs);
     int rc = 0;
@@ -153,14 +170,14 @@ int bench_train(const Backend *be, const char *shape, const int want[2], int bat
 
 #include "generate.h"
 
-// One model decoding: the generator, the prompt, and its fastest round so far.
+// One model decoding: the generator, the prompt, and its round times.
 typedef struct DecodeRun {
     Model m;
     Generator g;
     int32_t *prompt;
     int prompt_len, n_tokens;
     size_t rss;
-    double best_decode, best_prefill;   // seconds
+    RoundTimes decode, prefill;
 } DecodeRun;
 
 static int decode_run_build(DecodeRun *r, const Backend *be, const ModelConfig *cfg, int factorized, int n_tokens,
@@ -185,7 +202,7 @@ static void decode_run_free(DecodeRun *r) {
     model_free(&r->m);
 }
 
-// Prefill the prompt, then decode n_tokens greedily one at a time; `timed` keeps the fastest.
+// Prefill the prompt, then decode n_tokens greedily one at a time; `timed` records the times.
 static int decode_run_round(DecodeRun *r, int timed, Err *err) {
     SamplerConfig greedy = {.temperature = 0, .top_k = 0, .top_p = 1};
     uint64_t s = 7;
@@ -198,8 +215,10 @@ static int decode_run_round(DecodeRun *r, int timed, Err *err) {
         if (generator_feed(&r->g, &next, 1, err)) return -1;
     }
     double t2 = clock_seconds();
-    if (timed && (r->best_decode == 0 || t2 - t1 < r->best_decode)) r->best_decode = t2 - t1;
-    if (timed && (r->best_prefill == 0 || t1 - t0 < r->best_prefill)) r->best_prefill = t1 - t0;
+    if (timed) {
+        round_add(&r->decode, t2 - t1);
+        round_add(&r->prefill, t1 - t0);
+    }
     return 0;
 }
 
@@ -213,14 +232,15 @@ static void decode_run_result(const DecodeRun *r, const Backend *be, GenerateBen
     out->threads = omp_get_max_threads();
     out->prompt = r->prompt_len;
     out->n_tokens = r->n_tokens;
-    out->tok_per_s = r->n_tokens / r->best_decode;
-    out->prefill_tok_per_s = r->prompt_len / r->best_prefill;
+    out->tok_per_s = r->n_tokens / round_median(&r->decode);
+    out->prefill_tok_per_s = r->prompt_len / round_median(&r->prefill);
     out->peak_rss = (size_t)ru.ru_maxrss * 1024;
     out->model_rss = r->rss;
 }
 
 int bench_generate(const Backend *be, const ModelConfig *cfg, const int want[2], int n_tokens, int rounds,
                    GenerateBench out[2], ProgressFn progress, void *ctx, Err *err) {
+    if (rounds < 1 || rounds > BENCH_MAX_ROUNDS) return err_set(err, "rounds=%d: 1 to %d", rounds, BENCH_MAX_ROUNDS);
     DecodeRun runs[2];
     memset(runs, 0, sizeof runs);
     int rc = 0;

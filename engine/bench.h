@@ -22,11 +22,13 @@ typedef struct BenchResult {
 
 // The best sgemm GFLOP/s over a few square and training-shaped sizes on backend `be`.
 int bench_sgemm_peak(const Backend *be, double *gflops, Err *err);
+enum { BENCH_MAX_ROUNDS = 64 };
+
 // Train the dense (out[0]) and factorized (out[1], rank dim/4) models of preset `shape` with
 // vocab 8192 on random tokens — those with want[f] set — with optimizer `optim` at its defaults:
-// one warm-up step each, then `rounds` rounds of `steps` steps, the models in alternation so
-// that both meet the same machine. A model's tok/s is from its fastest round: on a shared,
-// noisy machine that is the least disturbed one. peak_gflops is from bench_sgemm_peak.
+// one warm-up step each, then `rounds` (≤ BENCH_MAX_ROUNDS) rounds of `steps` steps, the models
+// in alternation so that both meet the same machine (on a shared machine its speed drifts over
+// seconds). A model's tok/s is from its median round. peak_gflops is from bench_sgemm_peak.
 // progress (may be NULL) hears of each round and may stop the run.
 int bench_train(const Backend *be, const char *shape, const int want[2], int batch, int steps, int rounds,
                 double peak_gflops, const char *optim, BenchResult out[2], ProgressFn progress, void *ctx, Err *err);
@@ -48,6 +50,6 @@ typedef struct GenerateBench {
 // Batch-1 decode of cfg with random weights, dense (out[0]) and factorized (out[1], at cfg->rank
 // when > 0 else dim/4) — those with want[f] set: prefill a 16-token prompt, then decode n_tokens
 // (capped so the window never slides) one at a time; a warm-up round, then `rounds` rounds with
-// the models in alternation, each keeping its fastest. progress (may be NULL) may stop it.
+// the models in alternation; tok/s from each model's median round. progress may stop it.
 int bench_generate(const Backend *be, const ModelConfig *cfg, const int want[2], int n_tokens, int rounds,
                    GenerateBench out[2], ProgressFn progress, void *ctx, Err *err);

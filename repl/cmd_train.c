@@ -276,7 +276,7 @@ int cmd_bench_train(Session *s, const Args *a, Err *err) {
     for (int f = 0; f < 2; f++)
         if (want[f]) bench_row(s, &r[f]);
     if (want[0] && want[1])
-        out_text(s, "factorized/dense %.2f× (each model's fastest of %d alternating rounds of %d steps)\n",
+        out_text(s, "factorized/dense %.2f× (each model's median of %d alternating rounds of %d steps)\n",
                  r[1].tok_per_s / r[0].tok_per_s, rounds, steps);
     return 0;
 }
@@ -334,7 +334,7 @@ int cmd_bench_generate(Session *s, const Args *a, Err *err) {
         out_emit(s, o);
     }
     if (want[0] && want[1])
-        out_text(s, "factorized/dense %.2f× (each model's fastest of %d alternating rounds)\n",
+        out_text(s, "factorized/dense %.2f× (each model's median of %d alternating rounds)\n",
                  rs[1].tok_per_s / rs[0].tok_per_s, rounds);
     return 0;
 }

@@ -510,8 +510,8 @@ const CmdSpec commands[] = {
      .summary = "training throughput, MFU and the optimizer's share of the step time",
      .help = "Measures the sgemm peak once, then trains each model on random tokens with optim=\n"
              "at its default settings (no diagnostics): rounds of steps= steps, the dense and the\n"
-             "factorized model in alternation, each keeping its fastest round (a shared machine's\n"
-             "busy moments then hit neither model alone). The optim% column (JSON optim_fraction)\n"
+             "factorized model in alternation, each reported by its median round (a shared\n"
+             "machine's busy moments then hit neither model alone). The optim% column (JSON optim_fraction)\n"
              "is the mean share of the step's wall time spent in the optimizer update; RSS is the\n"
              "resident memory the model's build and first step added (JSON model_rss; peak_rss is\n"
              "the whole process's high-water mark). Independent of the session's model and data.\n"
@@ -523,7 +523,7 @@ const CmdSpec commands[] = {
          {"model", OPT_ENUM, "both", "dense|factorized|both", 0, 0, "which variants to run"},
          {"optim", OPT_ENUM, "adamw", "sgd|adamw|muon|spectron|renorm|ortho", 0, 0, "the optimizer to time"},
          {"steps", OPT_INT, "5", NULL, 1, 100000, "timed steps per round (after one warm-up step)"},
-         {"rounds", OPT_INT, "3", NULL, 1, 1000, "rounds, the models in alternation; each keeps its fastest"},
+         {"rounds", OPT_INT, "3", NULL, 1, 64, "rounds, the models in alternation; each reports its median"},
          {"batch", OPT_INT, NULL, NULL, 1, 1 << 20, "sequences per step (default: `set batch`)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "bench", .sub = "generate", .family = "measurement",
@@ -531,7 +531,7 @@ const CmdSpec commands[] = {
      .summary = "decode tokens/s (batch 1, KV cache) of the dense and factorized model",
      .help = "Builds each model with random weights, then in each round prefills a 16-token prompt\n"
              "and decodes n tokens one at a time (greedy): a warm-up round, then rounds= rounds with\n"
-             "the models in alternation, each keeping its fastest. Factorized: rank dim/4.\n"
+             "the models in alternation, each reported by its median round. Factorized: rank dim/4.\n"
              "stories15m is llama2.c's 15M shape (dim 288, 6 layers, vocab 32000). RSS is the\n"
              "resident memory the model and its KV cache added (JSON model_rss; peak_rss is the\n"
              "process's high-water mark). Independent of the session's model.\n"
@@ -541,7 +541,7 @@ const CmdSpec commands[] = {
          {"shape", OPT_ENUM, "small", "tiny|small|base|stories15m", 0, 0, "model shape"},
          {"model", OPT_ENUM, "both", "dense|factorized|both", 0, 0, "which variants to run"},
          {"n", OPT_INT, "128", NULL, 1, 1 << 20, "tokens decoded per round (capped at the context)"},
-         {"rounds", OPT_INT, "3", NULL, 1, 1000, "timed rounds, the models in alternation"},
+         {"rounds", OPT_INT, "3", NULL, 1, 64, "timed rounds, the models in alternation"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 };
 

@@ -55,9 +55,33 @@ static void causal_softmax_row(float *p, int L, int Tk) {
     for (int j = L; j < Tk; j++) p[j] = 0.0f;
 }
 
+// One query row (decoding: Tq = 1) against its L visible keys: plain loops, since a BLAS call
+// per head for a 1×L×hd product costs more in setup than in arithmetic.
+static void row_forward(float *o, float *p, const float *q, const float *k, const float *v, int L,
+                        const AttentionShape *s) {
+    for (int j = 0; j < L; j++) {
+        const float *kj = k + (long)j * s->ks;                  // (hd)
+        float dot = 0.0f;
+        #pragma omp simd reduction(+ : dot)
+        for (int i = 0; i < s->hd; i++) dot += q[i] * kj[i];
+        p[j] = s->scale * dot;
+    }
+    causal_softmax_row(p, L, s->Tk);
+    for (int i = 0; i < s->hd; i++) o[i] = 0.0f;
+    for (int j = 0; j < L; j++) {
+        const float *vj = v + (long)j * s->ks;                  // (hd)
+        #pragma omp simd
+        for (int i = 0; i < s->hd; i++) o[i] += p[j] * vj[i];
+    }
+}
+
 // One head: q,o(Tq,hd) with row stride qs; k,v(Tk,hd) with row stride ks; att(Tq,Tk).
 static void head_forward(float *o, float *att, const float *q, const float *k, const float *v,
                          const AttentionShape *s) {
+    if (s->Tq == 1) {
+        row_forward(o, att, q, k, v, s->Tk, s);
+        return;
+    }
     for (int t0 = 0; t0 < s->Tq; t0 += ATT_BLOCK) {
         int rows = t0 + ATT_BLOCK < s->Tq ? ATT_BLOCK : s->Tq - t0;
         int keys = visible_keys(t0 + rows - 1, s->Tq, s->Tk);   // keys the block's last row sees
