@@ -88,6 +88,9 @@ int model_find_tensor(const Model *m, const char *name);   // −1 when absent
 int model_forward(Model *m, const int32_t *tokens, int B, int T, float *loss, Err *err);
 // Backward of the last forward; ADDS grad_scale·∂loss/∂θ into m->grads.
 int model_backward(Model *m, float grad_scale, Err *err);
+// Both for one micro-batch of training: the same loss and gradients as model_forward then
+// model_backward(grad_scale), with the softmax computed once (the forward writes dlogits).
+int model_forward_backward(Model *m, const int32_t *tokens, int B, int T, float grad_scale, float *loss, Err *err);
 void model_zero_grad(Model *m);
 
 // Counts: parameters actually stored, the dense equivalent (every W full), those taking part

@@ -243,7 +243,9 @@ static int upload_tokens(Model *m, const int32_t *tokens, int B, int T, Err *err
     return 0;
 }
 
-int model_forward(Model *m, const int32_t *tokens, int B, int T, float *loss, Err *err) {
+// The forward down to the mean loss. dlogits_scale > 0: the logits are replaced by
+// dlogits = (softmax − onehot)·dlogits_scale, which the loss's backward then uses as they are.
+static int forward_to_loss(Model *m, const int32_t *tokens, int B, int T, float dlogits_scale, float *loss, Err *err) {
     if (activations_ensure(m, B, T, err) || upload_tokens(m, tokens, B, T, err)) return -1;
     const Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
@@ -258,17 +260,23 @@ int model_forward(Model *m, const int32_t *tokens, int B, int T, float *loss, Er
     }
     be->rmsnorm_forward(a->lnf, a->rstdf, a->xf, param(m, m->norm), n, c->dim, c->norm_eps);
     be->gemm(0, 1, n, c->vocab, c->dim, 1.0f, a->lnf, c->dim, param(m, m->head), c->dim, 0.0f, a->logits, c->vocab);
-    be->softmax_xent_forward(a->losses, NULL, a->logits, a->targets, n, c->vocab, 0.0f);
+    be->softmax_xent_forward(a->losses, dlogits_scale > 0 ? a->logits : NULL, a->logits, a->targets, n, c->vocab,
+                             dlogits_scale);
     *loss = (float)(be->sum(a->losses, n) / n);
     a->forward_done = 1;
     if (!isfinite(*loss)) return err_set(err, "the loss is not finite (%g)", *loss);
     return 0;
 }
 
+int model_forward(Model *m, const int32_t *tokens, int B, int T, float *loss, Err *err) {
+    return forward_to_loss(m, tokens, B, T, 0.0f, loss, err);
+}
+
 // The loss's backward down to the residual x at the top of the stack: acts->dres = ∂L/∂x,
 // and the head and final-norm gradients added into dhead (NULL: not computed) and dnorm.
 // recompute: first run the final norm and head forward on x (an early exit; the logits and
-// final-norm outputs of the forward are overwritten).
+// final-norm outputs of the forward are overwritten). grad_scale 0: the logits already hold
+// dlogits (forward_to_loss wrote them).
 static void loss_backward(const Model *m, const float *x, int recompute, float *dhead, float *dnorm, float grad_scale) {
     const Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
@@ -279,16 +287,17 @@ static void loss_backward(const Model *m, const float *x, int recompute, float *
         be->gemm(0, 1, n, c->vocab, c->dim, 1.0f, a->lnf, c->dim, param(m, m->head), c->dim, 0.0f, a->logits, c->vocab);
     }
     // dlogits = (softmax − onehot)·grad_scale/n, written over the logits
-    be->softmax_xent_forward(a->losses, a->logits, a->logits, a->targets, n, c->vocab, grad_scale / n);
+    if (grad_scale != 0.0f)
+        be->softmax_xent_forward(a->losses, a->logits, a->logits, a->targets, n, c->vocab, grad_scale / n);
     if (dhead) be->gemm(1, 0, c->vocab, c->dim, n, 1.0f, a->logits, c->vocab, a->lnf, c->dim, 1.0f, dhead, c->dim);
     be->gemm(0, 0, n, c->dim, c->vocab, 1.0f, a->logits, c->vocab, param(m, m->head), c->dim, 0.0f, a->dln, c->dim);
     be->zero(a->dres, sizeof(float) * n * c->dim);
     be->rmsnorm_backward(a->dres, dnorm, a->dln, x, param(m, m->norm), a->rstdf, n, c->dim);
 }
 
-int model_backward(Model *m, float grad_scale, Err *err) {
+// The backward of the last forward; its logits hold dlogits when grad_scale is 0.
+static void backward_from_loss(Model *m, float grad_scale) {
     Activations *a = m->acts;
-    if (!a || !a->forward_done) return err_set(err, "backward without a forward");
     const ModelConfig *c = &m->cfg;
     int B = a->B, T = a->T, n = B * T;
     loss_backward(m, a->xf, 0, grad(m, m->head), grad(m, m->norm), grad_scale);
@@ -296,6 +305,19 @@ int model_backward(Model *m, float grad_scale, Err *err) {
         if (block_kept(m, l)) block_backward(m, l, B, T);   // a skipped block passes dres through
     m->be->embedding_backward(grad(m, m->embed), a->dres, a->inputs, n, c->dim);
     a->forward_done = 0;  // the logits now hold gradients
+}
+
+int model_backward(Model *m, float grad_scale, Err *err) {
+    if (!m->acts || !m->acts->forward_done) return err_set(err, "backward without a forward");
+    if (grad_scale == 0.0f) return 0;   // adds nothing (and 0 means "dlogits ready" below)
+    backward_from_loss(m, grad_scale);
+    return 0;
+}
+
+int model_forward_backward(Model *m, const int32_t *tokens, int B, int T, float grad_scale, float *loss, Err *err) {
+    if (grad_scale == 0.0f) return model_forward(m, tokens, B, T, loss, err);
+    if (forward_to_loss(m, tokens, B, T, grad_scale / (B * T), loss, err)) return -1;
+    backward_from_loss(m, 0.0f);
     return 0;
 }
 

@@ -45,8 +45,7 @@ static int accumulate_gradients(Trainer *tr, const Dataset *ds, int B, int T, in
     for (int i = 0; i < accum && rc == 0; i++) {
         float l = 0;
         rc = dataset_batch(ds, 0, B, T, &tr->data_rng, tokens, err);
-        if (rc == 0) rc = model_forward(m, tokens, B, T, &l, err);
-        if (rc == 0) rc = model_backward(m, 1.0f / accum, err);
+        if (rc == 0) rc = model_forward_backward(m, tokens, B, T, 1.0f / accum, &l, err);
         total += l;
     }
     free(tokens);

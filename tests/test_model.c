@@ -85,6 +85,32 @@ static void test_gradient_check_catches_a_wrong_gradient(void) {
 }
 
 // Copy a factorized model into a dense one with W = A·Bᵀ; the losses and logits must agree.
+// The training pass that computes the softmax once gives exactly forward then backward.
+static void test_forward_backward_equals_the_two_calls(void) {
+    Err err;
+    for (int rank = 0; rank <= 3; rank += 3) {
+        Model m;
+        ModelConfig c = micro_config(rank);
+        CHECK_OK(model_build(&m, &c, be, &err));
+        int B = 2, T = 6;
+        int32_t tok[2 * 7];
+        random_tokens(tok, B * (T + 1), c.vocab, 5);
+        float l1, l2;
+        model_zero_grad(&m);
+        CHECK_OK(model_forward(&m, tok, B, T, &l1, &err));
+        CHECK_OK(model_backward(&m, 0.25f, &err));
+        float *g1 = malloc(sizeof(float) * m.n_params);
+        memcpy(g1, m.grads, sizeof(float) * m.n_params);
+        model_zero_grad(&m);
+        CHECK_OK(model_forward_backward(&m, tok, B, T, 0.25f, &l2, &err));
+        CHECK(l1 == l2, "rank %d: loss %.9g vs %.9g", rank, l1, l2);
+        CHECK(memcmp(g1, m.grads, sizeof(float) * m.n_params) == 0, "rank %d: gradients differ", rank);
+        CHECK(model_backward(&m, 1.0f, &err) != 0, "a second backward after the combined pass must be refused");
+        free(g1);
+        model_free(&m);
+    }
+}
+
 static void test_factorized_equals_dense_product(void) {
     Err err;
     Model f, d;
@@ -248,6 +274,7 @@ int main(void) {
     RUN(test_gradients_rank3);
     RUN(test_gradients_full_rank);
     RUN(test_gradient_check_catches_a_wrong_gradient);
+    RUN(test_forward_backward_equals_the_two_calls);
     RUN(test_factorized_equals_dense_product);
     RUN(test_same_seed_same_losses);
     RUN(test_bad_configs);
