@@ -176,8 +176,10 @@ void work_layout(const Model *m, WorkLayout *w) {
     }
     w->tmp = 0;
     w->x = w->tmp + tmp;
-    w->ns = w->x + x;
-    w->prev = w->ns + ns;
+    w->x2 = w->x + x;
+    w->ns = w->x2 + x;
+    w->ns2 = w->ns + ns;
+    w->prev = w->ns2 + ns;
     w->pw = w->prev + prev;
     w->eye = w->pw + pw;
     w->eye_n = eye;

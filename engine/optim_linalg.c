@@ -23,45 +23,93 @@ size_t newton_schulz5_work(int m, int n) {
     return (size_t)m * n + 5 * k * k;
 }
 
-// dst(k×k) = a·src + src·r, or a·src + r·src when left (all k×k; dst ≠ src). Commuting
-// polynomials of S make the order immaterial in exact arithmetic; it is kept for symmetry.
-static void times_p(const Backend *be, float *dst, const float *src, const float *r, int k, int left) {
-    be->copy(dst, src, sizeof(float) * k * k);
-    if (left) be->gemm(0, 0, k, k, k, 1.0f, r, k, src, k, NS5_A, dst, k);
-    else be->gemm(0, 0, k, k, k, 1.0f, src, k, r, k, NS5_A, dst, k);
+// One matrix of a batch, with its k×k scratch carved from its work.
+typedef struct NS5State {
+    float *x, *y, *s, *r, *q, *t, *u;
+    int m, n, k, tall;
+} NS5State;
+
+static GemmCall call(int ta, int tb, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                     float *c) {
+    return (GemmCall){ta, tb, k, k, k, alpha, a, lda, b, ldb, beta, c, k};
+}
+
+// The products by P = aI + R of an iteration: U = Q·P (tall) or P·Q (wide), T = S·P, S = P·T.
+typedef enum { P_WITH_Q, S_TIMES_P, P_TIMES_T } PProduct;
+
+// dst(k×k) = a·src + src·r, or a·src + r·src when left (dst ≠ src), for every matrix: the
+// copies one by one, the products as one batch. Commuting polynomials of S make the order
+// immaterial in exact arithmetic; it is kept for symmetry.
+static void times_p(const Backend *be, NS5State *st, int count, PProduct which) {
+    GemmCall calls[NS5_MAX_BATCH];
+    for (int j = 0; j < count; j++) {
+        NS5State *z = &st[j];
+        float *dst = which == P_WITH_Q ? z->u : which == S_TIMES_P ? z->t : z->s;
+        float *src = which == P_WITH_Q ? z->q : which == S_TIMES_P ? z->s : z->t;
+        int left = which == P_WITH_Q ? !z->tall : which == P_TIMES_T;
+        be->copy(dst, src, sizeof(float) * z->k * z->k);
+        calls[j] = left ? call(0, 0, z->k, 1.0f, z->r, z->k, src, z->k, NS5_A, dst)
+                        : call(0, 0, z->k, 1.0f, src, z->k, z->r, z->k, NS5_A, dst);
+    }
+    be->gemm_batch(calls, count);
 }
 
 // Every NS5 iterate is X_j = X₀·Q_j (tall; Q_j·X₀ wide) with Q_j = P₀⋯P_{j−1}, P_i = p(S_i) =
 // aI + bS_i + cS_i², and S_{i+1} = P_i·S_i·P_i: all of it k×k. So X₀ is touched twice (S₀, then
-// X₀·Q) instead of twice per iteration: O(m·n·k + steps·k³) instead of O(steps·m·n·k).
-void newton_schulz5(const Backend *be, float *x, int m, int n, int steps, float *work, const float *eye, int eye_ld) {
-    long mn = (long)m * n;
-    int tall = m >= n, k = tall ? n : m;
-    size_t kk = (size_t)k * k;
-    float *y = work, *s = y + mn, *r = s + kk, *q = r + kk, *t = q + kk, *u = t + kk;
-    double norm = sqrt(be->sumsq(x, mn));
-    be->scale(x, (float)(1.0 / (norm + 1e-7)), mn);   // ‖X‖₂ ≤ ‖X‖_F ≤ 1: inside NS5's basin
+// X₀·Q) instead of twice per iteration: O(m·n·k + steps·k³) instead of O(steps·m·n·k). The
+// matrices of a batch go in lockstep, each stage's products as one gemm_batch.
+void newton_schulz5_batch(const Backend *be, const NS5Job *jobs, int count, int steps, const float *eye, int eye_ld) {
+    NS5State st[NS5_MAX_BATCH];
+    GemmCall calls[NS5_MAX_BATCH];
+    for (int j = 0; j < count; j++) {
+        const NS5Job *b = &jobs[j];
+        NS5State *z = &st[j];
+        long mn = (long)b->m * b->n;
+        z->x = b->x, z->m = b->m, z->n = b->n, z->tall = b->m >= b->n, z->k = z->tall ? b->n : b->m;
+        size_t kk = (size_t)z->k * z->k;
+        z->y = b->work, z->s = z->y + mn, z->r = z->s + kk, z->q = z->r + kk, z->t = z->q + kk, z->u = z->t + kk;
+        double norm = sqrt(be->sumsq(z->x, mn));
+        be->scale(z->x, (float)(1.0 / (norm + 1e-7)), mn);   // ‖X‖₂ ≤ ‖X‖_F ≤ 1: inside NS5's basin
+        calls[j] = z->tall ? (GemmCall){1, 0, z->n, z->n, z->m, 1.0f, z->x, z->n, z->x, z->n, 0.0f, z->s, z->n}   // S₀ = XᵀX
+                           : (GemmCall){0, 1, z->m, z->m, z->n, 1.0f, z->x, z->n, z->x, z->n, 0.0f, z->s, z->m}; // S₀ = XXᵀ
+    }
     if (steps <= 0) return;
-    if (tall) be->gemm(1, 0, n, n, m, 1.0f, x, n, x, n, 0.0f, s, n);   // S₀ = XᵀX (n×n)
-    else be->gemm(0, 1, m, m, n, 1.0f, x, n, x, n, 0.0f, s, m);        // S₀ = XXᵀ (m×m)
+    be->gemm_batch(calls, count);
     for (int i = 0; i < steps; i++) {
-        be->copy(r, s, kk * sizeof(float));
-        be->scale(r, NS5_B, (long)kk);
-        be->gemm(0, 0, k, k, k, NS5_C, s, k, s, k, 1.0f, r, k);          // R = bS + cS², P = aI + R
+        for (int j = 0; j < count; j++) {   // R = bS + cS², P = aI + R
+            NS5State *z = &st[j];
+            be->copy(z->r, z->s, sizeof(float) * z->k * z->k);
+            be->scale(z->r, NS5_B, (long)z->k * z->k);
+            calls[j] = call(0, 0, z->k, NS5_C, z->s, z->k, z->s, z->k, 1.0f, z->r);
+        }
+        be->gemm_batch(calls, count);
         if (i == 0) {
-            be->copy(q, r, kk * sizeof(float));
-            be->gemm(0, 0, k, k, k, NS5_A, eye, eye_ld, eye, eye_ld, 1.0f, q, k);   // Q₁ = P₀ = R + a·I
+            for (int j = 0; j < count; j++) {   // Q₁ = P₀ = R + a·I
+                NS5State *z = &st[j];
+                be->copy(z->q, z->r, sizeof(float) * z->k * z->k);
+                calls[j] = call(0, 0, z->k, NS5_A, eye, eye_ld, eye, eye_ld, 1.0f, z->q);
+            }
+            be->gemm_batch(calls, count);
         } else {
-            times_p(be, u, q, r, k, !tall);                              // Q ← Q·P (tall), P·Q (wide)
-            float *swap = q; q = u; u = swap;
+            times_p(be, st, count, P_WITH_Q);                    // Q ← Q·P (tall), P·Q (wide)
+            for (int j = 0; j < count; j++) { float *swap = st[j].q; st[j].q = st[j].u; st[j].u = swap; }
         }
         if (i + 1 == steps) break;
-        times_p(be, t, s, r, k, 0);                                      // T = S·P
-        times_p(be, s, t, r, k, 1);                                      // S ← P·S·P
+        times_p(be, st, count, S_TIMES_P);                       // T = S·P
+        times_p(be, st, count, P_TIMES_T);                       // S ← P·S·P
     }
-    if (tall) be->gemm(0, 0, m, n, n, 1.0f, x, n, q, n, 0.0f, y, n);    // X = X₀·Q
-    else be->gemm(0, 0, m, n, m, 1.0f, q, m, x, n, 0.0f, y, n);         // X = Q·X₀
-    be->copy(x, y, (size_t)mn * sizeof(float));
+    for (int j = 0; j < count; j++) {
+        NS5State *z = &st[j];
+        calls[j] = z->tall ? (GemmCall){0, 0, z->m, z->n, z->n, 1.0f, z->x, z->n, z->q, z->n, 0.0f, z->y, z->n}   // X₀·Q
+                           : (GemmCall){0, 0, z->m, z->n, z->m, 1.0f, z->q, z->m, z->x, z->n, 0.0f, z->y, z->n}; // Q·X₀
+    }
+    be->gemm_batch(calls, count);
+    for (int j = 0; j < count; j++) be->copy(st[j].x, st[j].y, sizeof(float) * st[j].m * st[j].n);
+}
+
+void newton_schulz5(const Backend *be, float *x, int m, int n, int steps, float *work, const float *eye, int eye_ld) {
+    NS5Job job = {x, m, n, work};
+    newton_schulz5_batch(be, &job, 1, steps, eye, eye_ld);
 }
 
 int polar_exact(const Backend *be, float *x, int m, int n, Err *err) {

@@ -46,20 +46,30 @@ static void sgd_tensor(const StepCtx *c, int i) {
     }
 }
 
-// Muon's direction for tensor i into x: M ← βM + (1−β)G, then NS5 of G + β(M − G) (Nesterov)
-// or of M — or the exact polar factor when the test-only switch asks for it.
-static int ortho_direction(const StepCtx *c, int i, float *x, Err *err) {
+// Muon's momentum for tensor i, and into x what gets orthogonalized: M ← βM + (1−β)G, then
+// x = G + β(M − G) (Nesterov) or M.
+static void ortho_momentum(const StepCtx *c, int i, float *x) {
     const OptimConfig *k = &c->opt->cfg;
-    const TensorDesc *t = &c->m->tensors[i];
-    long n = numel(t);
+    long n = numel(&c->m->tensors[i]);
     float beta = k->momentum, *mom = moment(c, i), *tmp = work(c, c->w.tmp);
     c->be->copy(tmp, grad(c->m, i), n * sizeof(float));
     c->be->scale(tmp, (1.0f - beta) * c->gs, n);                 // tmp = (1−β)·G
     axpby(c->be, mom, 1.0f, tmp, beta, n, NULL);                 // M = βM + (1−β)G
     c->be->copy(x, mom, n * sizeof(float));
     if (k->nesterov) axpby(c->be, x, 1.0f, tmp, beta, n, NULL);  // βM + (1−β)G = G + β(M − G)
-    if (k->exact_polar) return polar_exact(c->be, x, t->rows, t->cols, err);
-    newton_schulz5(c->be, x, t->rows, t->cols, k->ns_steps, work(c, c->w.ns), work(c, c->w.eye), c->w.eye_n);
+}
+
+// Orthogonalize the directions x[j] of tensors i[j] (one or two) together: NS5 as one batch,
+// or the exact polar factor when the test-only switch asks for it.
+static int ortho_directions(const StepCtx *c, const int *i, float *const *x, int count, Err *err) {
+    const OptimConfig *k = &c->opt->cfg;
+    NS5Job jobs[2];
+    for (int j = 0; j < count; j++) {
+        const TensorDesc *t = &c->m->tensors[i[j]];
+        if (k->exact_polar && polar_exact(c->be, x[j], t->rows, t->cols, err)) return -1;
+        jobs[j] = (NS5Job){x[j], t->rows, t->cols, work(c, j ? c->w.ns2 : c->w.ns)};
+    }
+    if (!k->exact_polar) newton_schulz5_batch(c->be, jobs, count, k->ns_steps, work(c, c->w.eye), c->w.eye_n);
     return 0;
 }
 
@@ -69,14 +79,19 @@ static float shape_factor(const StepCtx *c, int i) {
     return c->opt->cfg.shape_scale && t->rows > t->cols ? sqrtf((float)t->rows / (float)t->cols) : 1.0f;
 }
 
-// P ← (1 − η·wd)·P − step·shape·O: decay with the unscaled η whatever the step size.
-static int ortho_tensor(const StepCtx *c, int i, float step, Err *err) {
-    float *x = work(c, c->w.x);
-    if (ortho_direction(c, i, x, err)) return -1;
-    axpby(c->be, param(c->m, i), -step * shape_factor(c, i), x, 1.0f - c->lr * weight_decay(c, i),
-          numel(&c->m->tensors[i]), work(c, c->w.tmp));
+// P ← (1 − η·wd)·P − step·shape·O for tensors i[j] (one, or the two factors of a matrix, whose
+// Newton–Schulz iterations then run side by side): decay with the unscaled η whatever the step.
+static int ortho_tensors(const StepCtx *c, const int *i, int count, float step, Err *err) {
+    float *x[2] = {work(c, c->w.x), work(c, c->w.x2)};
+    for (int j = 0; j < count; j++) ortho_momentum(c, i[j], x[j]);
+    if (ortho_directions(c, i, x, count, err)) return -1;
+    for (int j = 0; j < count; j++)
+        axpby(c->be, param(c->m, i[j]), -step * shape_factor(c, i[j]), x[j], 1.0f - c->lr * weight_decay(c, i[j]),
+              numel(&c->m->tensors[i[j]]), work(c, c->w.tmp));
     return 0;
 }
+
+static int ortho_tensor(const StepCtx *c, int i, float step, Err *err) { return ortho_tensors(c, &i, 1, step, err); }
 
 // The AdamW direction at step ρ·shape; decay η·wd, passed as the kernel's lr·wd.
 static void renorm_tensor(const StepCtx *c, int i, float rho) {
@@ -129,7 +144,12 @@ static int update_pair(const StepCtx *c, MatrixDiag *d, Err *err) {
         c->be->copy(prev_a, a, sizeof(float) * d->rows * d->rank);
         c->be->copy(prev_b, b, sizeof(float) * d->cols * d->rank);
     }
-    if (update_tensor(c, d->tensor_a, d->rho, err) || update_tensor(c, d->tensor_b, d->rho, err)) return -1;
+    if (rule == RULE_MUON || rule == RULE_SPECTRON) {   // both factors orthogonalized side by side
+        int pair[2] = {d->tensor_a, d->tensor_b};
+        if (ortho_tensors(c, pair, 2, rule == RULE_MUON ? c->lr : d->rho, err)) return -1;
+    } else if (update_tensor(c, d->tensor_a, d->rho, err) || update_tensor(c, d->tensor_b, d->rho, err)) {
+        return -1;
+    }
     if (c->diag_now) diagnose(c, d, prev_a, prev_b);
     return 0;
 }
