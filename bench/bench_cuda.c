@@ -128,7 +128,8 @@ static int train_row(const Backend *be, const char *shape, int factorized, int b
                factorized ? "factorized" : "dense", be->name, prec, batch, c.seq, tps, 100 * mfu, steps, seconds);
         fflush(stdout);
         char what[48];
-        snprintf(what, sizeof what, "train %s %s", shape, factorized ? "factorized" : "dense");
+        int flash = strcmp(be->name, "cuda") == 0 && strcmp(backend_cuda_attention(), "flash") == 0;
+        snprintf(what, sizeof what, "train %s %s%s", shape, factorized ? "factorized" : "dense", flash ? " flash" : "");
         add_row(what, be->name, prec, tps, mfu);
     } else {
         fprintf(stderr, "bench_cuda: training %s on %s failed: %s\n", shape, be->name, cuda_err ? cuda_err : err.msg);
@@ -195,6 +196,11 @@ int main(int argc, char **argv) {
                 backend_cuda_set_precision(precisions[p], why, sizeof why);
                 rc |= train_row(gpu, shapes[s], f, batch, steps, peak[p]);
             }
+        if (gpt2) {   // again with the flash attention kernels (tf32)
+            backend_cuda_set_attention("flash", why, sizeof why);
+            for (int f = 0; f <= 1; f++) rc |= train_row(gpu, shapes[s], f, batch, steps, peak[1]);
+            backend_cuda_set_attention("materialized", why, sizeof why);
+        }
         if (!gpt2)
             for (int f = 0; f <= 1; f++) rc |= train_row(cpu, shapes[s], f, 4, quick ? 1 : 2, cpu_peak);
     }

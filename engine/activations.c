@@ -15,7 +15,8 @@ static float *carve(Carver *c, size_t n) {
 static void carve_all(const Model *m, Activations *a, Carver *c) {
     const ModelConfig *cfg = &m->cfg;
     size_t n = (size_t)a->B * a->T, d = cfg->dim, f = cfg->ffn;
-    size_t kvd = d / cfg->heads * cfg->kv_heads, att = (size_t)a->B * cfg->heads * a->T * a->T;
+    size_t kvd = d / cfg->heads * cfg->kv_heads;
+    size_t att = m->be->attention_saved_floats(a->B, cfg->heads, a->T, a->T, cfg->dim / cfg->heads);
     size_t max_rank = 0, max_pack = 0;   // over the groups of linears that share an input
     for (int l = 0; l < cfg->layers; l++) {
         const LayerWeights *w = &m->layer[l];

@@ -59,7 +59,8 @@ static void pack_factors(Generator *g) {
 static size_t chunk_layout(const Model *m, int C, float *base, ChunkBuffers *b) {
     const ModelConfig *c = &m->cfg;
     size_t sizes[11] = {(size_t)C * c->dim, (size_t)C * c->dim, (size_t)C, (size_t)C * (max_rank(m) + 1),
-                        (size_t)C * c->dim, (size_t)C * c->dim, (size_t)c->heads * C * C,
+                        (size_t)C * c->dim, (size_t)C * c->dim,
+                        m->be->attention_saved_floats(1, c->heads, C, C, c->dim / c->heads),
                         (size_t)C * c->ffn, (size_t)C * c->ffn, (size_t)C * c->ffn, (size_t)c->vocab};
     float **slots[11] = {&b->x, &b->ln, &b->rstd, &b->t, &b->q, &b->ao, &b->att, &b->gate, &b->up, &b->h, &b->logits};
     size_t used = 0;

@@ -66,10 +66,14 @@ struct Backend {
 
     // Causal attention. q(B,Tq,H,hd), k,v(B,Tk,KVH,hd) with Tk >= Tq: query t sits at absolute
     // position Tk−Tq+t and sees keys 0..Tk−Tq+t. Head h uses kv head h/(H/KVH).
-    // out(B,Tq,H,hd); att(B,H,Tq,Tk) keeps the softmax probabilities for backward.
+    // out(B,Tq,H,hd); att keeps what backward needs: the softmax probabilities (B,H,Tq,Tk) on
+    // the CPU, the rows' log-sum-exp (B,H,Tq) in CUDA's flash mode.
+    // Floats of att, and of attention_backward's scratch, for these shapes.
+    size_t (*attention_saved_floats)(int B, int H, int Tq, int Tk, int hd);
     void (*attention_forward)(float *out, float *att, const float *q, const float *k, const float *v,
                               int B, int Tq, int Tk, int H, int KVH, int hd);
-    // dq, dk, dv +=; scratch holds B·H·Tq·Tk floats
+    // dq, dk, dv +=; scratch holds attention_saved_floats floats
+
     void (*attention_backward)(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                                const float *att, const float *q, const float *k, const float *v,
                                int B, int Tq, int Tk, int H, int KVH, int hd);

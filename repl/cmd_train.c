@@ -292,6 +292,28 @@ static int bench_shape(const char *name, ModelConfig *cfg, Err *err) {
     return model_config_validate(cfg, err);
 }
 
+static void generate_row(Session *s, const char *shape, const GenerateBench *r) {
+    char rate[32], pre[32], rss[32];
+    out_text(s, "%-10s %-10s %5d %7d %6d %13s %13s %9s\n", shape, r->model, r->rank, r->prompt, r->n_tokens,
+             fmt_count(rate, sizeof rate, r->tok_per_s), fmt_count(pre, sizeof pre, r->prefill_tok_per_s),
+             fmt_bytes(rss, sizeof rss, (double)r->model_rss));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddTrueToObject(o, "ok");
+    cJSON_AddStringToObject(o, "command", "bench generate");
+    cJSON_AddStringToObject(o, "shape", shape);
+    cJSON_AddStringToObject(o, "model", r->model);
+    cJSON_AddNumberToObject(o, "rank", r->rank);
+    cJSON_AddNumberToObject(o, "threads", r->threads);
+    cJSON_AddNumberToObject(o, "prompt", r->prompt);
+    cJSON_AddNumberToObject(o, "n", r->n_tokens);
+    json_add_real(o, "tok_per_s", r->tok_per_s);
+    json_add_real(o, "prefill_tok_per_s", r->prefill_tok_per_s);
+    cJSON_AddNumberToObject(o, "peak_rss", (double)r->peak_rss);
+    cJSON_AddNumberToObject(o, "model_rss", (double)r->model_rss);
+    cJSON_AddStringToObject(o, "kernel", r->kernel);
+    out_emit(s, o);
+}
+
 int cmd_bench_generate(Session *s, const Args *a, Err *err) {
     const char *shape = args_str(a, "shape", "small"), *which = args_str(a, "model", "both");
     int n = (int)args_int(a, "n", 128), rounds = (int)args_int(a, "rounds", 3);
@@ -310,29 +332,8 @@ int cmd_bench_generate(Session *s, const Args *a, Err *err) {
     int rc = bench_generate(s->be, &cfg, want, n, rounds, rs, progress_engine, &pl, err);
     progress_end(&pl.p);
     if (rc != 0) return -1;
-    for (int f = 0; f < 2; f++) {
-        if (!want[f]) continue;
-        const GenerateBench *r = &rs[f];
-        char rate[32], pre[32], rss[32];
-        out_text(s, "%-10s %-10s %5d %7d %6d %13s %13s %9s\n", shape, r->model, r->rank, r->prompt, r->n_tokens,
-                 fmt_count(rate, sizeof rate, r->tok_per_s), fmt_count(pre, sizeof pre, r->prefill_tok_per_s),
-                 fmt_bytes(rss, sizeof rss, (double)r->model_rss));
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddTrueToObject(o, "ok");
-        cJSON_AddStringToObject(o, "command", "bench generate");
-        cJSON_AddStringToObject(o, "shape", shape);
-        cJSON_AddStringToObject(o, "model", r->model);
-        cJSON_AddNumberToObject(o, "rank", r->rank);
-        cJSON_AddNumberToObject(o, "threads", r->threads);
-        cJSON_AddNumberToObject(o, "prompt", r->prompt);
-        cJSON_AddNumberToObject(o, "n", r->n_tokens);
-        json_add_real(o, "tok_per_s", r->tok_per_s);
-        json_add_real(o, "prefill_tok_per_s", r->prefill_tok_per_s);
-        cJSON_AddNumberToObject(o, "peak_rss", (double)r->peak_rss);
-        cJSON_AddNumberToObject(o, "model_rss", (double)r->model_rss);
-        cJSON_AddStringToObject(o, "kernel", r->kernel);
-        out_emit(s, o);
-    }
+    for (int f = 0; f < 2; f++)
+        if (want[f]) generate_row(s, shape, &rs[f]);
     if (want[0] && want[1])
         out_text(s, "factorized/dense %.2f× (each model's median of %d alternating rounds)\n",
                  rs[1].tok_per_s / rs[0].tok_per_s, rounds);

@@ -383,6 +383,63 @@ static void test_attention(void) {
     check_no_cuda_error();
 }
 
+// Flash mode keeps its own state in att (the rows' log-sum-exp), so only the outputs and the
+// gradients are compared, each side's backward from its own forward.
+static void flash_case(int B, int Tq, int Tk, int H, int KVH, int hd) {
+    long nq = (long)B * Tq * H * hd, nk = (long)B * Tk * KVH * hd, na = (long)B * H * Tq * Tk;
+    long ns = (long)gpu->attention_saved_floats(B, H, Tq, Tk, hd);
+    float *q = rand_floats(nq), *k = rand_floats(nk), *v = rand_floats(nk), *dout = rand_floats(nq);
+    for (long i = 0; i < nq; i++) q[i] *= 3.0f;
+    float *out = malloc(sizeof(float) * nq), *att = malloc(sizeof(float) * na), *scratch = malloc(sizeof(float) * na);
+    float *dq = rand_floats(nq), *dk = rand_floats(nk), *dv = rand_floats(nk), *poison = nan_floats(ns > nq ? ns : nq);
+    float *gq = to_gpu(q, sizeof(float) * nq), *gk = to_gpu(k, sizeof(float) * nk), *gv = to_gpu(v, sizeof(float) * nk);
+    float *gdout = to_gpu(dout, sizeof(float) * nq), *gout = to_gpu(poison, sizeof(float) * nq);
+    float *gatt = to_gpu(poison, sizeof(float) * ns), *gscratch = to_gpu(poison, sizeof(float) * ns);
+    float *gdq = to_gpu(dq, sizeof(float) * nq), *gdk = to_gpu(dk, sizeof(float) * nk), *gdv = to_gpu(dv, sizeof(float) * nk);
+    char what[128];
+    cpu->attention_forward(out, att, q, k, v, B, Tq, Tk, H, KVH, hd);
+    gpu->attention_forward(gout, gatt, gq, gk, gv, B, Tq, Tk, H, KVH, hd);
+    snprintf(what, sizeof what, "flash attention out B=%d Tq=%d Tk=%d H=%d KVH=%d hd=%d", B, Tq, Tk, H, KVH, hd);
+    compare_gpu(what, gout, out, nq, KERNEL_TOL);
+    cpu->attention_backward(dq, dk, dv, scratch, dout, att, q, k, v, B, Tq, Tk, H, KVH, hd);
+    gpu->attention_backward(gdq, gdk, gdv, gscratch, gdout, gatt, gq, gk, gv, B, Tq, Tk, H, KVH, hd);
+    const char *names[3] = {"dq", "dk", "dv"};
+    float *gots[3] = {gdq, gdk, gdv}, *wants[3] = {dq, dk, dv};
+    long n[3] = {nq, nk, nk};
+    for (int i = 0; i < 3; i++) {
+        snprintf(what, sizeof what, "flash attention %s (adds) B=%d Tq=%d Tk=%d H=%d KVH=%d hd=%d", names[i], B, Tq, Tk,
+                 H, KVH, hd);
+        compare_gpu(what, gots[i], wants[i], n[i], KERNEL_TOL);
+    }
+    float *bufs[] = {gq, gk, gv, gdout, gout, gatt, gdq, gdk, gdv, gscratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu->release(bufs[i]);
+    free(q); free(k); free(v); free(dout); free(out); free(att); free(scratch);
+    free(dq); free(dk); free(dv); free(poison);
+}
+
+static void model_case(int rank);
+static void test_generate_matches_cpu(void);
+
+// The flash kernels, then the whole model and decoding with them; materialized again after.
+static void test_flash_attention(void) {
+    char why[256];
+    CHECK(backend_cuda_set_attention("flash", why, sizeof why) == 0, "flash: %s", why);
+    CHECK(gpu->attention_saved_floats(2, 4, 13, 13, 16) == 2 * 4 * 13, "flash mode should keep one value per query row");
+    CHECK(gpu->attention_saved_floats(1, 2, 8, 8, 264) == 1 * 2 * 8 * 8, "hd above 256 should fall back to materialized");
+    flash_case(2, 13, 13, 4, 2, 16);     // grouped KV heads
+    flash_case(1, 3, 10, 3, 1, 40);      // Tq < Tk, one kv head for three query heads
+    flash_case(2, 70, 70, 2, 2, 64);     // a tail of the last block of query rows
+    flash_case(1, 1, 150, 4, 4, 32);     // batch-1 decode
+    flash_case(1, 40, 40, 2, 1, 160);    // hd needing 5 values a lane
+    flash_case(1, 9, 9, 2, 2, 264);      // hd beyond flash: the materialized kernels
+    model_case(0);
+    model_case(-1);
+    test_generate_matches_cpu();
+    CHECK(backend_cuda_set_attention("materialized", why, sizeof why) == 0, "materialized: %s", why);
+    CHECK(backend_cuda_set_attention("tiled", why, sizeof why) != 0 && strstr(why, "tiled"), "an unknown mode is refused");
+    check_no_cuda_error();
+}
+
 // ---- SwiGLU, loss, elementwise, reductions, AdamW -------------------------------------------------
 
 static void test_swiglu(void) {
@@ -667,7 +724,7 @@ int main(void) {
         GPU_TEST(test_attention),     GPU_TEST(test_swiglu),         GPU_TEST(test_softmax_xent),
         GPU_TEST(test_add_scale), GPU_TEST(test_add_matrix),     GPU_TEST(test_sum_sumsq),      GPU_TEST(test_adamw),
         GPU_TEST(test_model_forward_backward), GPU_TEST(test_generate_matches_cpu),
-        GPU_TEST(test_training_tracks_cpu),
+        GPU_TEST(test_training_tracks_cpu), GPU_TEST(test_flash_attention),
     };
     int n_tests = (int)(sizeof tests / sizeof tests[0]), skipped = 0;
     cpu = backend_cpu(0);

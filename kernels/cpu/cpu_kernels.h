@@ -59,6 +59,7 @@ void cpu_rope_forward(float *out, const float *in, int B, int T, int H, int hd, 
 void cpu_rope_backward(float *din, const float *dout, int B, int T, int H, int hd, int pos0, float theta);
 
 // attention.c
+size_t cpu_attention_saved_floats(int B, int H, int Tq, int Tk, int hd);
 void cpu_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                            int B, int Tq, int Tk, int H, int KVH, int hd);
 void cpu_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,

@@ -45,6 +45,7 @@ typedef struct CudaState {
     float *scratch;            // grow-only work buffer (rmsnorm dgain partial sums)
     size_t scratch_floats;
     int sync_each_launch;      // LRSH_CUDA_SYNC=1
+    int flash;                 // attention without the T×T matrix (LRSH_CUDA_ATTENTION=flash)
     char error[768];           // the first error, "" when none
     char description[400];      // prop.name is up to 256 bytes
 } CudaState;
@@ -539,6 +540,158 @@ __global__ void k_attention_backward_keys(float *dk, float *dv, const float *ds,
     }
 }
 
+// ---- flash-style attention: the T×T matrix is never stored --------------------------------
+// A warp per query row, the row's query and output accumulator in registers (hd ≤ 256: up to
+// 8 values a lane), the keys in order with an online softmax (running max m and sum l); the
+// forward keeps only each row's log-sum-exp. Backward recomputes P = exp(s − lse): a warp per
+// query row for dq (first D = Σ_j P·dP, then dq), a warp per (key, kv head) for dk and dv, in a
+// fixed order (no atomics). Correctness first: not yet tuned (no shared-memory tiles).
+// NOT YET RUN ON A GPU: selected by LRSH_CUDA_ATTENTION=flash or backend_cuda_set_attention;
+// tests/test_cuda.c checks it against the CPU.
+
+#define FLASH_WARPS 4
+#define FLASH_MAX_HD 256
+#define FLASH_PER_LANE (FLASH_MAX_HD / 32)
+
+// This lane's share of a row of hd values: x[lane + 32u] for u < FLASH_PER_LANE (0 past hd).
+__device__ void lane_load(float *dst, const float *row, int hd, float scale) {
+    int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) {
+        int i = lane + 32 * u;
+        dst[u] = i < hd ? scale * row[i] : 0.0f;
+    }
+}
+
+// Σ_i a_i·row_i over the warp (every lane gets it).
+__device__ float lane_dot(const float *a, const float *row, int hd) {
+    int lane = threadIdx.x & 31;
+    float d = 0.0f;
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) {
+        int i = lane + 32 * u;
+        if (i < hd) d += a[u] * row[i];
+    }
+    return warp_sum(d);
+}
+
+__global__ void k_flash_forward(float *out, float *lse, const float *q, const float *k, const float *v, int Tq,
+                                int Tk, int H, int KVH, int hd, float scale) {
+    int t = blockIdx.x * FLASH_WARPS + (threadIdx.x >> 5), h = blockIdx.y, lane = threadIdx.x & 31;
+    long b = blockIdx.z;
+    if (t >= Tq) return;                                           // a whole warp leaves together
+    int g = h / (H / KVH), L = Tk - Tq + t + 1;
+    long ks = (long)KVH * hd, row = ((b * Tq + t) * H + h) * hd;
+    const float *kb = k + (b * Tk * KVH + g) * hd, *vb = v + (b * Tk * KVH + g) * hd;
+    float qv[FLASH_PER_LANE], acc[FLASH_PER_LANE];
+    lane_load(qv, q + row, hd, scale);
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) acc[u] = 0.0f;
+    float m = -INFINITY, l = 0.0f;
+    for (int j = 0; j < L; j++) {
+        float s = lane_dot(qv, kb + j * ks, hd);                   // scale·q·k_j
+        float m_new = fmaxf(m, s), c = expf(m - m_new), p = expf(s - m_new);   // c = 0 at the first key
+        l = l * c + p;
+        const float *vr = vb + j * ks;
+#pragma unroll
+        for (int u = 0; u < FLASH_PER_LANE; u++) {
+            int i = lane + 32 * u;
+            if (i < hd) acc[u] = acc[u] * c + p * vr[i];
+        }
+        m = m_new;
+    }
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) {
+        int i = lane + 32 * u;
+        if (i < hd) out[row + i] = acc[u] / l;
+    }
+    if (lane == 0) lse[(b * H + h) * Tq + t] = m + logf(l);
+}
+
+// dq += scale·Σ_j dS_ij·k_j with dS = P ⊙ (dP − D), dP_ij = do_i·v_j, D_i = Σ_j P_ij·dP_ij
+// (kept in dsum for the keys' kernel).
+__global__ void k_flash_backward_dq(float *dq, float *dsum, const float *dout, const float *lse, const float *q,
+                                    const float *k, const float *v, int Tq, int Tk, int H, int KVH, int hd,
+                                    float scale) {
+    int t = blockIdx.x * FLASH_WARPS + (threadIdx.x >> 5), h = blockIdx.y, lane = threadIdx.x & 31;
+    long b = blockIdx.z;
+    if (t >= Tq) return;
+    int g = h / (H / KVH), L = Tk - Tq + t + 1;
+    long ks = (long)KVH * hd, row = ((b * Tq + t) * H + h) * hd, at = (b * H + h) * Tq + t;
+    const float *kb = k + (b * Tk * KVH + g) * hd, *vb = v + (b * Tk * KVH + g) * hd;
+    float qv[FLASH_PER_LANE], dov[FLASH_PER_LANE], acc[FLASH_PER_LANE];
+    lane_load(qv, q + row, hd, scale);
+    lane_load(dov, dout + row, hd, 1.0f);
+    float lse_t = lse[at], D = 0.0f;
+    for (int j = 0; j < L; j++) {
+        float p = expf(lane_dot(qv, kb + j * ks, hd) - lse_t);
+        D += p * lane_dot(dov, vb + j * ks, hd);
+    }
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) acc[u] = 0.0f;
+    for (int j = 0; j < L; j++) {
+        const float *kr = kb + j * ks;
+        float p = expf(lane_dot(qv, kr, hd) - lse_t);
+        float ds = p * (lane_dot(dov, vb + j * ks, hd) - D);
+#pragma unroll
+        for (int u = 0; u < FLASH_PER_LANE; u++) {
+            int i = lane + 32 * u;
+            if (i < hd) acc[u] += ds * kr[i];
+        }
+    }
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) {
+        int i = lane + 32 * u;
+        if (i < hd) dq[row + i] += scale * acc[u];
+    }
+    if (lane == 0) dsum[at] = D;
+}
+
+// A warp per (key j, kv head g, batch b): every query head of the group and every query that
+// sees key j, in order: dv_j += Σ P·do, dk_j += scale·Σ dS·q.
+__global__ void k_flash_backward_dkdv(float *dk, float *dv, const float *dsum, const float *dout, const float *lse,
+                                      const float *q, const float *k, const float *v, int Tq, int Tk, int H,
+                                      int KVH, int hd, float scale) {
+    int j = blockIdx.x * FLASH_WARPS + (threadIdx.x >> 5), g = blockIdx.y, lane = threadIdx.x & 31;
+    long b = blockIdx.z;
+    if (j >= Tk) return;
+    int group = H / KVH, first = j - (Tk - Tq) > 0 ? j - (Tk - Tq) : 0;   // the first query that sees key j
+    long kv = ((b * Tk + j) * KVH + g) * hd;
+    float kv_k[FLASH_PER_LANE], kv_v[FLASH_PER_LANE], acc_k[FLASH_PER_LANE], acc_v[FLASH_PER_LANE];
+    lane_load(kv_k, k + kv, hd, scale);
+    lane_load(kv_v, v + kv, hd, 1.0f);
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) acc_k[u] = acc_v[u] = 0.0f;
+    for (int h = g * group; h < (g + 1) * group; h++)
+        for (int t = first; t < Tq; t++) {
+            long row = ((b * Tq + t) * H + h) * hd, at = (b * H + h) * Tq + t;
+            float p = expf(lane_dot(kv_k, q + row, hd) - lse[at]);
+            float ds = p * (lane_dot(kv_v, dout + row, hd) - dsum[at]);
+#pragma unroll
+            for (int u = 0; u < FLASH_PER_LANE; u++) {
+                int i = lane + 32 * u;
+                if (i < hd) {
+                    acc_v[u] += p * dout[row + i];
+                    acc_k[u] += ds * q[row + i];
+                }
+            }
+        }
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) {
+        int i = lane + 32 * u;
+        if (i < hd) {
+            dv[kv + i] += acc_v[u];
+            dk[kv + i] += scale * acc_k[u];
+        }
+    }
+}
+
+static int flash_on(int hd) { return cuda.flash && hd <= FLASH_MAX_HD; }
+
+static size_t cuda_attention_saved_floats(int B, int H, int Tq, int Tk, int hd) {
+    return flash_on(hd) ? (size_t)B * H * Tq : (size_t)B * H * Tq * Tk;
+}
+
 static int attention_shape_ok(int B, int Tq, int Tk, int H, int KVH, int hd, const char *what) {
     if (B <= 0 || Tq <= 0 || H <= 0 || hd <= 0) return 0;
     if (KVH <= 0 || H % KVH || Tk < Tq || B > 65535 || H > 65535 || KVH > 65535) {
@@ -554,6 +707,12 @@ static void cuda_attention_forward(float *out, float *att, const float *q, const
                                    int B, int Tq, int Tk, int H, int KVH, int hd) {
     if (!attention_shape_ok(B, Tq, Tk, H, KVH, hd, "attention_forward")) return;
     float scale = 1.0f / sqrtf((float)hd);
+    if (flash_on(hd)) {
+        k_flash_forward<<<dim3((Tq + FLASH_WARPS - 1) / FLASH_WARPS, H, B), 32 * FLASH_WARPS>>>(out, att, q, k, v, Tq,
+                                                                                                Tk, H, KVH, hd, scale);
+        LAUNCH_CHECK("k_flash_forward");
+        return;
+    }
     k_attention_forward<<<dim3(Tq, H, B), ATT_THREADS, hd * sizeof(float)>>>(out, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
     LAUNCH_CHECK("k_attention_forward");
 }
@@ -563,6 +722,15 @@ static void cuda_attention_backward(float *dq, float *dk, float *dv, float *scra
                                     int B, int Tq, int Tk, int H, int KVH, int hd) {
     if (!attention_shape_ok(B, Tq, Tk, H, KVH, hd, "attention_backward")) return;
     float scale = 1.0f / sqrtf((float)hd);
+    if (flash_on(hd)) {   // att: the rows' log-sum-exp; scratch: their D
+        k_flash_backward_dq<<<dim3((Tq + FLASH_WARPS - 1) / FLASH_WARPS, H, B), 32 * FLASH_WARPS>>>(
+            dq, scratch, dout, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
+        LAUNCH_CHECK("k_flash_backward_dq");
+        k_flash_backward_dkdv<<<dim3((Tk + FLASH_WARPS - 1) / FLASH_WARPS, KVH, B), 32 * FLASH_WARPS>>>(
+            dk, dv, scratch, dout, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
+        LAUNCH_CHECK("k_flash_backward_dkdv");
+        return;
+    }
     k_attention_backward_rows<<<dim3(Tq, H, B), ATT_THREADS, hd * sizeof(float)>>>(dq, scratch, dout, att, k, v, Tq,
                                                                                     Tk, H, KVH, hd, scale);
     LAUNCH_CHECK("k_attention_backward_rows");
@@ -774,6 +942,7 @@ static void fill_table(Backend *t) {
     t->rmsnorm_backward = cuda_rmsnorm_backward;
     t->rope_forward = cuda_rope_forward;
     t->rope_backward = cuda_rope_backward;
+    t->attention_saved_floats = cuda_attention_saved_floats;
     t->attention_forward = cuda_attention_forward;
     t->attention_backward = cuda_attention_backward;
     t->swiglu_forward = cuda_swiglu_forward;
@@ -831,8 +1000,9 @@ static int init(char *why, size_t cap) {
         cublasDestroy(cuda.blas);
         return fail(why, cap, "CUDA device 0: cannot allocate the reduction buffer (%s)", cudaGetErrorString(e));
     }
-    const char *sync = getenv("LRSH_CUDA_SYNC");
+    const char *sync = getenv("LRSH_CUDA_SYNC"), *attention = getenv("LRSH_CUDA_ATTENTION");
     cuda.sync_each_launch = sync && sync[0] == '1';
+    cuda.flash = attention && strcmp(attention, "flash") == 0;
     cuda.compute = CUBLAS_COMPUTE_32F;
     cuda.precision = "fp32";
     cuda.error[0] = 0;
@@ -879,3 +1049,13 @@ extern "C" int backend_cuda_set_precision(const char *name, char *why, size_t ca
 }
 
 extern "C" const char *backend_cuda_precision(void) { return cuda.ready ? cuda.precision : "fp32"; }
+
+extern "C" int backend_cuda_set_attention(const char *name, char *why, size_t cap) {
+    if (!cuda.ready) return fail(why, cap, "the CUDA backend is not started (no device?)");
+    if (name && strcmp(name, "flash") == 0) cuda.flash = 1;
+    else if (name && strcmp(name, "materialized") == 0) cuda.flash = 0;
+    else return fail(why, cap, "attention '%s' unknown: expected flash or materialized", name ? name : "(null)");
+    return 0;
+}
+
+extern "C" const char *backend_cuda_attention(void) { return cuda.flash ? "flash" : "materialized"; }

@@ -25,3 +25,11 @@ int backend_cuda_set_precision(const char *name, char *why, size_t cap) {
 }
 
 const char *backend_cuda_precision(void) { return "fp32"; }
+
+int backend_cuda_set_attention(const char *name, char *why, size_t cap) {
+    (void)name;
+    if (why && cap) snprintf(why, cap, "%s", absent);
+    return -1;
+}
+
+const char *backend_cuda_attention(void) { return "materialized"; }
