@@ -52,6 +52,12 @@ static size_t rss_now(void) {
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+// What resident memory grew by since `before` (0 if it shrank).
+static size_t rss_growth(size_t before) {
+    size_t now = rss_now();
+    return now > before ? now - before : 0;
+}
+
 // The seconds of each timed round of one model; its median is what the benchmark reports.
 typedef struct RoundTimes {
     double seconds[BENCH_MAX_ROUNDS];
@@ -98,7 +104,7 @@ static int train_run_build(TrainRun *r, const Backend *be, const char *shape, in
     StepStats st;
     if (trainer_step(&r->tr, &r->ds, batch, cfg.seq, 1, &st, err)) return -1;   // warm-up: allocations, caches
     memset(r->out, 0, sizeof *r->out);
-    r->out->model_rss = rss_now() - rss0;
+    r->out->model_rss = rss_growth(rss0);
     return 0;
 }
 
@@ -192,7 +198,7 @@ static int decode_run_build(DecodeRun *r, const Backend *be, const ModelConfig *
     r->prompt = malloc(sizeof(int32_t) * r->prompt_len);
     uint64_t s = 7;
     for (int i = 0; i < r->prompt_len; i++) r->prompt[i] = (int32_t)(rng_next(&s) % (uint64_t)c.vocab);
-    r->rss = rss_now() - rss0;
+    r->rss = rss_growth(rss0);
     return 0;
 }
 

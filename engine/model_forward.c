@@ -243,7 +243,7 @@ static int upload_tokens(Model *m, const int32_t *tokens, int B, int T, Err *err
     return 0;
 }
 
-// The forward down to the mean loss. dlogits_scale > 0: the logits are replaced by
+// The forward down to the mean loss. dlogits_scale ≠ 0: the logits are replaced by
 // dlogits = (softmax − onehot)·dlogits_scale, which the loss's backward then uses as they are.
 static int forward_to_loss(Model *m, const int32_t *tokens, int B, int T, float dlogits_scale, float *loss, Err *err) {
     if (activations_ensure(m, B, T, err) || upload_tokens(m, tokens, B, T, err)) return -1;
@@ -260,7 +260,7 @@ static int forward_to_loss(Model *m, const int32_t *tokens, int B, int T, float 
     }
     be->rmsnorm_forward(a->lnf, a->rstdf, a->xf, param(m, m->norm), n, c->dim, c->norm_eps);
     be->gemm(0, 1, n, c->vocab, c->dim, 1.0f, a->lnf, c->dim, param(m, m->head), c->dim, 0.0f, a->logits, c->vocab);
-    be->softmax_xent_forward(a->losses, dlogits_scale > 0 ? a->logits : NULL, a->logits, a->targets, n, c->vocab,
+    be->softmax_xent_forward(a->losses, dlogits_scale != 0.0f ? a->logits : NULL, a->logits, a->targets, n, c->vocab,
                              dlogits_scale);
     *loss = (float)(be->sum(a->losses, n) / n);
     a->forward_done = 1;
