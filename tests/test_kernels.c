@@ -135,13 +135,10 @@ static void test_gemm_all_transposes(void) {
 
 // A batch gives exactly what its calls give one by one, whatever runs them side by side: odd
 // counts (a remainder after whole rounds), one-row products (the gemv path), every transpose.
-static void test_gemm_batch(void) {
-    enum { COUNT = 5 };
-    static const int shapes[COUNT][5] = {{0, 0, 70, 33, 40}, {1, 0, 33, 64, 90}, {0, 1, 1, 300, 77},
-                                         {1, 1, 45, 12, 200}, {0, 1, 128, 96, 64}};   // ta, tb, m, n, k
-    GemmCall calls[COUNT];
-    float *want[COUNT];
-    for (int i = 0; i < COUNT; i++) {
+static void check_gemm_batch(const int (*shapes)[5], int count) {
+    GemmCall calls[8];
+    float *want[8];
+    for (int i = 0; i < count; i++) {
         int ta = shapes[i][0], tb = shapes[i][1], m = shapes[i][2], n = shapes[i][3], k = shapes[i][4];
         int lda = ta ? m : k, ldb = tb ? k : n;
         float *a = rand_floats((long)m * k), *b = rand_floats((long)k * n), *c = rand_floats((long)m * n);
@@ -149,18 +146,26 @@ static void test_gemm_batch(void) {
         want[i] = copy_floats(c, (long)m * n);
         be->gemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, calls[i].beta, want[i], n);
     }
-    for (int count = COUNT; count >= 1; count -= 2) {
-        float *saved[COUNT];
-        for (int i = 0; i < count; i++) saved[i] = copy_floats(calls[i].c, (long)calls[i].m * calls[i].n);
-        be->gemm_batch(calls, count);
-        for (int i = 0; i < count; i++) {
+    for (int used = count; used >= 1; used -= 2) {
+        float *saved[8];
+        for (int i = 0; i < used; i++) saved[i] = copy_floats(calls[i].c, (long)calls[i].m * calls[i].n);
+        be->gemm_batch(calls, used);
+        for (int i = 0; i < used; i++) {
             CHECK(memcmp(calls[i].c, want[i], sizeof(float) * calls[i].m * calls[i].n) == 0,
-                  "gemm_batch of %d: call %d differs from gemm", count, i);
+                  "gemm_batch of %d: call %d differs from gemm", used, i);
             memcpy(calls[i].c, saved[i], sizeof(float) * calls[i].m * calls[i].n);
             free(saved[i]);
         }
     }
-    for (int i = 0; i < COUNT; i++) free((void *)calls[i].a), free((void *)calls[i].b), free(calls[i].c), free(want[i]);
+    for (int i = 0; i < count; i++) free((void *)calls[i].a), free((void *)calls[i].b), free(calls[i].c), free(want[i]);
+}
+
+static void test_gemm_batch(void) {
+    static const int mixed[5][5] = {{0, 0, 70, 33, 40}, {1, 0, 33, 64, 90}, {0, 1, 1, 300, 77},
+                                    {1, 1, 45, 12, 200}, {0, 1, 128, 96, 64}};   // ta, tb, m, n, k
+    static const int row_dots[3][5] = {{0, 1, 1, 300, 200}, {0, 1, 1, 57, 200}, {0, 1, 1, 129, 200}};   // decoding's q, k, v
+    check_gemm_batch(mixed, 5);
+    check_gemm_batch(row_dots, 3);
 }
 
 static void test_gemm_k_zero(void) {

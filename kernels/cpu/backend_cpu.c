@@ -50,18 +50,21 @@ static void cpu_zero(void *dst, size_t bytes) {
     if (bytes) memset(dst, 0, bytes);
 }
 
+// Row j of y = alpha·W·x + beta·y: one thread's dot product.
+static inline void gemv_row(float *y, const float *w, int ldw, const float *x, int j, int k, float alpha, float beta) {
+    const float *row = w + (long)j * ldw;
+    float dot = 0.0f;
+    #pragma omp simd reduction(+ : dot)
+    for (int i = 0; i < k; i++) dot += row[i] * x[i];
+    y[j] = alpha * dot + (beta == 0.0f ? 0.0f : beta * y[j]);   // beta = 0 ignores y (NaN included)
+}
+
 // y(n) = alpha·W(n×k)·x + beta·y, a row per OpenMP iteration. On the decode shapes this streams
 // the weights faster than OpenBLAS 0.3.21's sgemv (bench_generate measures both), and every
 // output is one thread's dot product, so the result does not depend on the thread count.
 void cpu_gemv_rows(float *y, const float *w, int ldw, const float *x, int n, int k, float alpha, float beta) {
     #pragma omp parallel for schedule(static) if ((long)n * k >= CPU_PARALLEL_MIN)
-    for (int j = 0; j < n; j++) {
-        const float *row = w + (long)j * ldw;
-        float dot = 0.0f;
-        #pragma omp simd reduction(+ : dot)
-        for (int i = 0; i < k; i++) dot += row[i] * x[i];
-        y[j] = alpha * dot + (beta == 0.0f ? 0.0f : beta * y[j]);   // beta = 0 ignores y (NaN included)
-    }
+    for (int j = 0; j < n; j++) gemv_row(y, w, ldw, x, j, k, alpha, beta);
 }
 
 void cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
@@ -97,11 +100,34 @@ static void run_call(const GemmCall *g) {
     cpu_gemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c, g->ldc);
 }
 
+// A call that cpu_gemm turns into cpu_gemv_rows: one row of A, B given as n×k rows.
+static int is_row_dots(const GemmCall *g) { return g->m == 1 && g->trans_b && !g->trans_a && g->k > 0; }
+
+// Several one-row products (decoding's q, k, v): every row of every output in one parallel loop,
+// evenly split, instead of a parallel region per product.
+static void batch_row_dots(const GemmCall *calls, int count) {
+    long start[9] = {0};   // the calls' first rows in the joint numbering
+    for (int i = 0; i < count; i++) start[i + 1] = start[i] + calls[i].n;
+    #pragma omp parallel for schedule(static) if (start[count] * calls[0].k >= CPU_PARALLEL_MIN)
+    for (long r = 0; r < start[count]; r++) {
+        int i = 0;
+        while (r >= start[i + 1]) i++;
+        const GemmCall *g = &calls[i];
+        gemv_row(g->c, g->b, g->ldb, g->a, (int)(r - start[i]), g->k, g->alpha, g->beta);
+    }
+}
+
 // Whole rounds of one product per thread run side by side, each on a one-thread BLAS (for the
 // thin products of factorized layers, 1.1–1.4× faster on 2 cores than each product on both);
 // the rest one after the other on every thread. Which thread runs a product does not change
 // its result.
 void cpu_gemm_batch(const GemmCall *calls, int count) {
+    int row_dots = count > 1 && count <= 8;
+    for (int i = 0; i < count && row_dots; i++) row_dots = is_row_dots(&calls[i]);
+    if (row_dots) {
+        batch_row_dots(calls, count);
+        return;
+    }
     int threads = omp_get_max_threads(), side_by_side = threads > 1 ? count / threads * threads : 0;
     if (side_by_side > 0) {
         // in OpenBLAS's OpenMP build openblas_set_num_threads also sets OpenMP's count
