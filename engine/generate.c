@@ -29,29 +29,61 @@ static int max_rank(const Model *m) {
     return r;
 }
 
-// Floats of the packed B factors of every layer's q/k/v and w1/w3 (fixed for a decode run).
+// Floats of every layer's B factors, R×in per group of linears that share an input.
 static size_t packed_floats(const Model *m) {
     size_t n = 0;
     for (int l = 0; l < m->cfg.layers; l++) {
         LinearGroup groups[4];
         layer_groups(m, l, groups);
-        n += (size_t)linear_group_rank(&groups[0]) * m->cfg.dim + (size_t)linear_group_rank(&groups[2]) * m->cfg.dim;
+        for (int i = 0; i < 4; i++) n += (size_t)linear_group_rank(&groups[i]) * groups[i].lin[0]->in;
     }
     return n;
 }
 
-// Lays the B factors of q/k/v and w1/w3 side by side once, so that each decoded token runs one
-// x·[B…] product per group without copying the factors again.
-static void pack_factors(Generator *g) {
-    const Model *m = g->model;
-    float *next = g->pack;
+// The largest group's in×R: the host scratch pack_transposed needs twice over.
+static size_t largest_group(const Model *m) {
+    size_t n = 0;
     for (int l = 0; l < m->cfg.layers; l++) {
         LinearGroup groups[4];
         layer_groups(m, l, groups);
-        g->packed[2 * l] = linear_group_pack(m, &groups[0], next);
-        next += (size_t)linear_group_rank(&groups[0]) * m->cfg.dim;
-        g->packed[2 * l + 1] = linear_group_pack(m, &groups[2], next);
-        next += (size_t)linear_group_rank(&groups[2]) * m->cfg.dim;
+        for (int i = 0; i < 4; i++) {
+            size_t s = (size_t)linear_group_rank(&groups[i]) * groups[i].lin[0]->in;
+            if (s > n) n = s;
+        }
+    }
+    return n;
+}
+
+// [B…]ᵀ (R×in) of group g into dst (device), through the host scratch b and bt (in×R each):
+// B_iᵀ's rows are B_i's columns.
+static void pack_transposed(const Model *m, const LinearGroup *g, float *dst, float *b, float *bt) {
+    int R = linear_group_rank(g), in = g->lin[0]->in, off = 0;
+    for (int i = 0; i < g->count; i++) {
+        const Linear *lin = g->lin[i];
+        int r = lin->rank;
+        if (r == 0) continue;
+        m->be->download(b, param(m, lin->b), sizeof(float) * (size_t)in * r);                    // B_i (in×r)
+        for (int row = 0; row < in; row++)
+            for (int c = 0; c < r; c++) bt[(size_t)(off + c) * in + row] = b[(size_t)row * r + c];
+        off += r;
+    }
+    m->be->upload(dst, bt, sizeof(float) * (size_t)in * R);
+}
+
+// Lays every group's factors out transposed once per run, so that a decoded token's x·[B…] is R
+// contiguous dot products (the one-row product by B itself would stride through it).
+static void pack_factors(Generator *g) {
+    const Model *m = g->model;
+    float *next = g->pack, *b = g->host_pack, *bt = b + largest_group(m);
+    for (int l = 0; l < m->cfg.layers; l++) {
+        LinearGroup groups[4];
+        layer_groups(m, l, groups);
+        for (int i = 0; i < 4; i++) {
+            int R = linear_group_rank(&groups[i]);
+            g->packed[4 * l + i] = R ? next : NULL;
+            if (R) pack_transposed(m, &groups[i], next, b, bt);
+            next += (size_t)R * groups[i].lin[0]->in;
+        }
     }
 }
 
@@ -86,11 +118,13 @@ int generator_build(Generator *g, Model *m, Err *err) {
     g->cand = malloc(sizeof(SampleCandidate) * c->vocab);
     g->history = malloc(sizeof(int32_t) * g->cap);
     g->pack = m->be->alloc(packed_floats(m) * sizeof(float));
-    g->packed = malloc(sizeof(float *) * 2 * c->layers);
+    g->packed = malloc(sizeof(float *) * 4 * c->layers);
+    g->host_pack = malloc(sizeof(float) * (2 * largest_group(m) + 1));
     if (!g->k_cache || !g->v_cache || !g->work || !g->logits || !g->probs || !g->cand || !g->history || !g->pack ||
-        !g->packed) {
+        !g->packed || !g->host_pack) {
         generator_free(g);
-        return err_set(err, "out of memory for the KV cache (%.1f MB)", 2.0 * cache * 4 / 1e6);
+        return err_set(err, "out of memory for the KV cache (%.1f MB) and the factors (%.1f MB)", 2.0 * cache * 4 / 1e6,
+                       packed_floats(m) * 4 / 1e6);
     }
     pack_factors(g);
     return 0;
@@ -104,6 +138,7 @@ void generator_free(Generator *g) {
         g->model->be->release(g->pack);
     }
     free(g->packed);
+    free(g->host_pack);
     free(g->logits);
     free(g->probs);
     free(g->cand);
@@ -128,15 +163,16 @@ static void block_decode(Generator *g, int l, int Tq, ChunkBuffers *b) {
     be->rmsnorm_forward(b->ln, b->rstd, b->x, param(m, w->attn_norm), Tq, c->dim, c->norm_eps);
     LinearGroup qkv = linear_group_qkv(w, b->q, k_new, v_new), o = linear_group_one(&w->wo, b->x);
     LinearGroup mlp13 = linear_group_13(w, b->gate, b->up), down = linear_group_one(&w->w2, b->x);
-    linear_group_forward(m, &qkv, b->t, b->ln, Tq, 0.0f, g->packed[2 * l], NULL);
+    const float *const *packed = g->packed + 4 * l;   // q/k/v, wo, w1/w3, w2
+    linear_group_forward(m, &qkv, b->t, b->ln, Tq, 0.0f, packed[0], NULL);
     be->rope_forward(b->q, b->q, 1, Tq, c->heads, hd, pos0, c->rope_theta);
     be->rope_forward(k_new, k_new, 1, Tq, c->kv_heads, hd, pos0, c->rope_theta);
     be->attention_forward(b->ao, b->att, b->q, kc, vc, 1, Tq, pos0 + Tq, c->heads, c->kv_heads, hd);
-    linear_group_forward(m, &o, b->t, b->ao, Tq, 1.0f, NULL, NULL);
+    linear_group_forward(m, &o, b->t, b->ao, Tq, 1.0f, packed[1], NULL);
     be->rmsnorm_forward(b->ln, b->rstd, b->x, param(m, w->mlp_norm), Tq, c->dim, c->norm_eps);
-    linear_group_forward(m, &mlp13, b->t, b->ln, Tq, 0.0f, g->packed[2 * l + 1], NULL);
+    linear_group_forward(m, &mlp13, b->t, b->ln, Tq, 0.0f, packed[2], NULL);
     be->swiglu_forward(b->h, b->gate, b->up, (long)Tq * c->ffn);
-    linear_group_forward(m, &down, b->t, b->h, Tq, 1.0f, NULL, NULL);
+    linear_group_forward(m, &down, b->t, b->h, Tq, 1.0f, packed[3], NULL);
 }
 
 // Feed Tq ≤ cap − len tokens; the logits of the last one go to g->logits.

@@ -20,9 +20,10 @@ typedef struct Generator {
     int cap;             // cache capacity (the model's context)
     float *k_cache, *v_cache;  // device (layers, cap, kv_dim)
     float *work;         // device scratch for a chunk of up to cap tokens
-    float *pack;         // device: the B factors of each layer's q/k/v and w1/w3 side by side
-    const float **packed;  // host (2·layers): per layer the q/k/v and w1/w3 factors to multiply by
-                           // (into pack, or a lone factor in the model); refreshed by reset
+    float *pack;         // device: every layer's B factors, transposed, a group's side by side
+    const float **packed;  // host (4·layers): per layer [B…]ᵀ of q/k/v, wo, w1/w3, w2 in pack
+                           // (NULL for a dense group); refreshed by reset
+    float *host_pack;    // host scratch for transposing one group's factors (twice its in×R)
     float *logits;       // host (vocab): logits after the last fed token
     int32_t *history;    // host (cap): the tokens now in the cache, for sliding the window
     float *probs;        // host (vocab) sampler scratch

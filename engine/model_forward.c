@@ -57,14 +57,17 @@ static GemmCall gemm_call(int ta, int tb, int m, int n, int k, const float *a, i
     return (GemmCall){ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc};
 }
 
-// t(n×R) keeps x·[B_1 … B_k] for backward. packed: linear_group_pack's result, or NULL to
-// pack into `pack` (scratch of in×R floats) here.
+// t(n×R) keeps x·[B_1 … B_k] for backward. packed_t: the factors side by side and transposed,
+// [B…]ᵀ (R×in), as the generator keeps them (t is then R one-row dot products when n = 1); or
+// NULL to pack them here into `pack` (scratch of in×R floats).
 void linear_group_forward(const Model *m, const LinearGroup *g, float *t, const float *x, int n, float beta,
-                          const float *packed, float *pack) {
+                          const float *packed_t, float *pack) {
     const Backend *be = m->be;
     int R = linear_group_rank(g), in = g->lin[0]->in, off = 0;
-    if (R > 0) {
-        if (!packed) packed = linear_group_pack(m, g, pack);
+    if (R > 0 && packed_t) {
+        be->gemm(0, 1, n, R, in, 1.0f, x, in, packed_t, in, 0.0f, t, R);                   // t = x·([B…]ᵀ)ᵀ
+    } else if (R > 0) {
+        const float *packed = linear_group_pack(m, g, pack);
         be->gemm(0, 0, n, R, in, 1.0f, x, in, packed, R, 0.0f, t, R);                       // t = x·[B…]
     }
     GemmCall out[3];   // the members' outputs are independent products

@@ -61,9 +61,10 @@ int linear_group_rank(const LinearGroup *g);
 // is returned where it lies.
 const float *linear_group_pack(const Model *m, const LinearGroup *g, float *pack);
 // y_i = x(n×in)·W_iᵀ + beta·y_i; a factorized W_i goes through t = x·[B…] (n×R, kept for
-// backward) and never forms W. packed: linear_group_pack's result or NULL (pack here, into pack).
+// backward) and never forms W. packed_t: the factors side by side and transposed, [B…]ᵀ (R×in),
+// or NULL to pack them here, into pack (in×R floats).
 void linear_group_forward(const Model *m, const LinearGroup *g, float *t, const float *x, int n, float beta,
-                          const float *packed, float *pack);
+                          const float *packed_t, float *pack);
 // The group of one layer's q/k/v or w1/w3 with outputs y0, y1, y2.
 LinearGroup linear_group_qkv(const LayerWeights *w, float *q, float *k, float *v);
 LinearGroup linear_group_13(const LayerWeights *w, float *gate, float *up);
