@@ -73,7 +73,6 @@ struct Backend {
     void (*attention_forward)(float *out, float *att, const float *q, const float *k, const float *v,
                               int B, int Tq, int Tk, int H, int KVH, int hd);
     // dq, dk, dv +=; scratch holds attention_saved_floats floats
-
     void (*attention_backward)(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                                const float *att, const float *q, const float *k, const float *v,
                                int B, int Tq, int Tk, int H, int KVH, int hd);

@@ -12,6 +12,9 @@
 // Rounded up so that every buffer starts and ends on a cache line (and an AVX-512 vector).
 #define CPU_ALIGN 64
 
+// Buffers of 2 MB and more start on a 2 MB boundary and ask for transparent huge pages: fewer
+// TLB misses, which cost the most under a hypervisor. Without them the factorized model's
+// training speed changed by up to 1.6× from one run to the next with where its pages fell.
 #define HUGE_PAGE (2u << 20)
 
 static void *cpu_alloc(size_t bytes) {
