@@ -511,10 +511,11 @@ const CmdSpec commands[] = {
      .help = "Measures the sgemm peak once, then trains each model on random tokens with optim=\n"
              "at its default settings (no diagnostics): rounds of steps= steps, the dense and the\n"
              "factorized model in alternation, each reported by its median round (a shared\n"
-             "machine's busy moments then hit neither model alone). The optim% column (JSON optim_fraction)\n"
-             "is the mean share of the step's wall time spent in the optimizer update; RSS is the\n"
-             "resident memory the model's build and first step added (JSON model_rss; peak_rss is\n"
-             "the whole process's high-water mark). Independent of the session's model and data.\n"
+             "machine's busy moments then hit neither model alone). The optim% column (JSON\n"
+             "optim_fraction) is the mean share of the step's wall time spent in the optimizer\n"
+             "update; RSS is the resident memory the model's build and first step added (JSON\n"
+             "model_rss; peak_rss is the whole process's high-water mark). Independent of the\n"
+             "session's model and data.\n"
              "Examples:\n  bench train\n  bench train optim=spectron model=factorized\n"
              "  bench train shape=base model=factorized steps=10",
      .run = cmd_bench_train,
@@ -532,9 +533,10 @@ const CmdSpec commands[] = {
      .help = "Builds each model with random weights, then in each round prefills a 16-token prompt\n"
              "and decodes n tokens one at a time (greedy): a warm-up round, then rounds= rounds with\n"
              "the models in alternation, each reported by its median round. Factorized: rank dim/4.\n"
-             "stories15m is llama2.c's 15M shape (dim 288, 6 layers, vocab 32000). RSS is the\n"
-             "resident memory the model and its KV cache added (JSON model_rss; peak_rss is the\n"
-             "process's high-water mark). Independent of the session's model.\n"
+             "stories15m is llama2.c's 15M shape (dim 288, 6 layers, vocab 32000); the script\n"
+             "bench/llama2c/compare.sh times llama2.c itself next to it. RSS is the resident\n"
+             "memory the model, its KV cache and its packed factors added (JSON model_rss;\n"
+             "peak_rss is the process's high-water mark). Independent of the session's model.\n"
              "Examples:\n  bench generate\n  bench generate shape=stories15m n=128",
      .run = cmd_bench_generate,
      .opts = (const OptSpec[]){
