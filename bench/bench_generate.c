@@ -53,11 +53,6 @@ static double llama2c_matvec_tok_per_s(const ModelConfig *c) {
     return tokens / t;
 }
 
-static double median(double *v, int n) {
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) { double t = v[j]; v[j] = v[j - 1]; v[j - 1] = t; }
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void row(const char *name, const GenerateBench *r) {
     printf("%-11s %-10s %5d %6d %5d %9.0f %11.0f %7.0f MB\n", name, r->model, r->rank, r->prompt, r->n_tokens,
@@ -87,9 +82,9 @@ int main(int argc, char **argv) {
             lrsh[i] = r[0].tok_per_s;
             bound[i] = llama2c_matvec_tok_per_s(&s15);
         }
-        r[0].tok_per_s = median(lrsh, rounds);
+        r[0].tok_per_s = bench_median(lrsh, rounds);
         row("stories15M", &r[0]);
-        double ref = median(bound, rounds);
+        double ref = bench_median(bound, rounds);
         printf("   llama2.c's matmuls alone: %.0f tok/s → lrsh/(llama2.c's matmul bound) %.2f×; for llama2.c itself "
                "run bench/llama2c/compare.sh\n", ref, r[0].tok_per_s / ref);
     }

@@ -17,17 +17,12 @@ static void carve_all(const Model *m, Activations *a, Carver *c) {
     size_t n = (size_t)a->B * a->T, d = cfg->dim, f = cfg->ffn;
     size_t kvd = d / cfg->heads * cfg->kv_heads;
     size_t att = m->be->attention_saved_floats(a->B, cfg->heads, a->T, a->T, cfg->dim / cfg->heads);
-    size_t max_rank = 0, max_pack = 0;   // over the groups of linears that share an input
+    LinearGroupSizes sizes = linear_group_sizes(m);
     for (int l = 0; l < cfg->layers; l++) {
         const LayerWeights *w = &m->layer[l];
         LayerActs *la = &a->layer[l];
-        LinearGroup groups[4] = {linear_group_qkv(w, NULL, NULL, NULL), linear_group_one(&w->wo, NULL),
-                                 linear_group_13(w, NULL, NULL), linear_group_one(&w->w2, NULL)};
-        for (int i = 0; i < 4; i++) {
-            size_t r = (size_t)linear_group_rank(&groups[i]), p = r * groups[i].lin[0]->in;
-            if (r > max_rank) max_rank = r;
-            if (p > max_pack) max_pack = p;
-        }
+        LinearGroup groups[4];
+        layer_linear_groups(w, groups);
         la->x = carve(c, n * d);
         la->ln1 = carve(c, n * d);
         la->rstd1 = carve(c, n);
@@ -62,9 +57,9 @@ static void carve_all(const Model *m, Activations *a, Carver *c) {
     a->dv = carve(c, n * kvd);
     a->dq_pre = carve(c, n * d);
     a->dk_pre = carve(c, n * kvd);
-    a->dt = carve(c, n * max_rank);
-    a->pack = carve(c, max_pack);
-    a->gpack = carve(c, max_pack);
+    a->dt = carve(c, n * sizes.max_rank);
+    a->pack = carve(c, sizes.max_pack);
+    a->gpack = carve(c, sizes.max_pack);
     a->datt = carve(c, att);
     a->dg = carve(c, n * f);
     a->du = carve(c, n * f);

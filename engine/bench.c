@@ -68,12 +68,16 @@ static void round_add(RoundTimes *r, double seconds) {
     if (r->n < BENCH_MAX_ROUNDS) r->seconds[r->n++] = seconds;
 }
 
+double bench_median(double *v, int n) {
+    for (int i = 1; i < n; i++)   // insertion sort: a few dozen values at most
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) { double t = v[j]; v[j] = v[j - 1]; v[j - 1] = t; }
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 static double round_median(const RoundTimes *r) {
     double s[BENCH_MAX_ROUNDS];
     memcpy(s, r->seconds, sizeof(double) * r->n);
-    for (int i = 1; i < r->n; i++)   // insertion sort: a few dozen values at most
-        for (int j = i; j > 0 && s[j] < s[j - 1]; j--) { double t = s[j]; s[j] = s[j - 1]; s[j - 1] = t; }
-    return r->n % 2 ? s[r->n / 2] : (s[r->n / 2 - 1] + s[r->n / 2]) / 2;
+    return bench_median(s, r->n);
 }
 
 // One model under training on random tokens: throughput does not depend on the text.

@@ -24,6 +24,9 @@ typedef struct BenchResult {
 int bench_sgemm_peak(const Backend *be, double *gflops, Err *err);
 enum { BENCH_MAX_ROUNDS = 64 };
 
+// The median of v[0..n) (n ≥ 1); v is sorted in place.
+double bench_median(double *v, int n);
+
 // Train the dense (out[0]) and factorized (out[1], rank dim/4) models of preset `shape` with
 // vocab 8192 on random tokens — those with want[f] set — with optimizer `optim` at its defaults:
 // one warm-up step each, then `rounds` (≤ BENCH_MAX_ROUNDS) rounds of `steps` steps, the models

@@ -10,50 +10,6 @@
 // Scratch for one chunk of up to C = cap tokens, carved from g->work.
 typedef struct ChunkBuffers { float *x, *ln, *rstd, *t, *q, *ao, *att, *gate, *up, *h, *logits; } ChunkBuffers;
 
-// The groups of linears of layer l that share an input, outputs not yet set.
-static void layer_groups(const Model *m, int l, LinearGroup groups[4]) {
-    const LayerWeights *w = &m->layer[l];
-    groups[0] = linear_group_qkv(w, NULL, NULL, NULL);
-    groups[1] = linear_group_one(&w->wo, NULL);
-    groups[2] = linear_group_13(w, NULL, NULL);
-    groups[3] = linear_group_one(&w->w2, NULL);
-}
-
-static int max_rank(const Model *m) {
-    int r = 0;
-    for (int l = 0; l < m->cfg.layers; l++) {
-        LinearGroup groups[4];
-        layer_groups(m, l, groups);
-        for (int i = 0; i < 4; i++) if (linear_group_rank(&groups[i]) > r) r = linear_group_rank(&groups[i]);
-    }
-    return r;
-}
-
-// Floats of every layer's B factors, R×in per group of linears that share an input.
-static size_t packed_floats(const Model *m) {
-    size_t n = 0;
-    for (int l = 0; l < m->cfg.layers; l++) {
-        LinearGroup groups[4];
-        layer_groups(m, l, groups);
-        for (int i = 0; i < 4; i++) n += (size_t)linear_group_rank(&groups[i]) * groups[i].lin[0]->in;
-    }
-    return n;
-}
-
-// The largest group's in×R: the host scratch pack_transposed needs twice over.
-static size_t largest_group(const Model *m) {
-    size_t n = 0;
-    for (int l = 0; l < m->cfg.layers; l++) {
-        LinearGroup groups[4];
-        layer_groups(m, l, groups);
-        for (int i = 0; i < 4; i++) {
-            size_t s = (size_t)linear_group_rank(&groups[i]) * groups[i].lin[0]->in;
-            if (s > n) n = s;
-        }
-    }
-    return n;
-}
-
 // [B…]ᵀ (R×in) of group g into dst (device), through the host scratch b and bt (in×R each):
 // B_iᵀ's rows are B_i's columns.
 static void pack_transposed(const Model *m, const LinearGroup *g, float *dst, float *b, float *bt) {
@@ -74,10 +30,10 @@ static void pack_transposed(const Model *m, const LinearGroup *g, float *dst, fl
 // contiguous dot products (the one-row product by B itself would stride through it).
 static void pack_factors(Generator *g) {
     const Model *m = g->model;
-    float *next = g->pack, *b = g->host_pack, *bt = b + largest_group(m);
+    float *next = g->pack, *b = g->host_pack, *bt = b + g->max_pack;
     for (int l = 0; l < m->cfg.layers; l++) {
         LinearGroup groups[4];
-        layer_groups(m, l, groups);
+        layer_linear_groups(&m->layer[l], groups);
         for (int i = 0; i < 4; i++) {
             int R = linear_group_rank(&groups[i]);
             g->packed[4 * l + i] = R ? next : NULL;
@@ -88,9 +44,12 @@ static void pack_factors(Generator *g) {
 }
 
 // Lays the buffers out from base (NULL: only counts); returns the floats needed.
-static size_t chunk_layout(const Model *m, int C, float *base, ChunkBuffers *b) {
+// Runs for every chunk, so for every decoded token: it only adds up sizes (the group ranks are
+// counted once, at build).
+static size_t chunk_layout(const Generator *g, int C, float *base, ChunkBuffers *b) {
+    const Model *m = g->model;
     const ModelConfig *c = &m->cfg;
-    size_t sizes[11] = {(size_t)C * c->dim, (size_t)C * c->dim, (size_t)C, (size_t)C * (max_rank(m) + 1),
+    size_t sizes[11] = {(size_t)C * c->dim, (size_t)C * c->dim, (size_t)C, (size_t)C * (g->max_rank + 1),
                         (size_t)C * c->dim, (size_t)C * c->dim,
                         m->be->attention_saved_floats(1, c->heads, C, C, c->dim / c->heads),
                         (size_t)C * c->ffn, (size_t)C * c->ffn, (size_t)C * c->ffn, (size_t)c->vocab};
@@ -112,19 +71,22 @@ int generator_build(Generator *g, Model *m, Err *err) {
     g->cap = c->seq;
     g->k_cache = m->be->alloc(cache * sizeof(float));
     g->v_cache = m->be->alloc(cache * sizeof(float));
-    g->work = m->be->alloc(chunk_layout(m, g->cap, NULL, &b) * sizeof(float));
+    LinearGroupSizes sizes = linear_group_sizes(m);
+    g->max_rank = (int)sizes.max_rank;
+    g->max_pack = sizes.max_pack;
+    g->work = m->be->alloc(chunk_layout(g, g->cap, NULL, &b) * sizeof(float));
     g->logits = malloc(sizeof(float) * c->vocab);
     g->probs = malloc(sizeof(float) * c->vocab);
     g->cand = malloc(sizeof(SampleCandidate) * c->vocab);
     g->history = malloc(sizeof(int32_t) * g->cap);
-    g->pack = m->be->alloc(packed_floats(m) * sizeof(float));
+    g->pack = m->be->alloc(sizes.total_pack * sizeof(float));
     g->packed = malloc(sizeof(float *) * 4 * c->layers);
-    g->host_pack = malloc(sizeof(float) * (2 * largest_group(m) + 1));
+    g->host_pack = malloc(sizeof(float) * (2 * sizes.max_pack + 1));
     if (!g->k_cache || !g->v_cache || !g->work || !g->logits || !g->probs || !g->cand || !g->history || !g->pack ||
         !g->packed || !g->host_pack) {
         generator_free(g);
         return err_set(err, "out of memory for the KV cache (%.1f MB) and the factors (%.1f MB)", 2.0 * cache * 4 / 1e6,
-                       packed_floats(m) * 4 / 1e6);
+                       sizes.total_pack * 4 / 1e6);
     }
     pack_factors(g);
     return 0;
@@ -181,7 +143,7 @@ static void feed_chunk(Generator *g, const int32_t *ids, int Tq) {
     const Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
     ChunkBuffers b;
-    chunk_layout(m, g->cap, g->work, &b);
+    chunk_layout(g, g->cap, g->work, &b);
     int32_t *dev_ids = (int32_t *)b.logits;   // ids borrow the logits slot until the head runs
     be->upload(dev_ids, ids, sizeof(int32_t) * Tq);
     be->embedding_forward(b.x, dev_ids, param(m, m->embed), Tq, c->dim);

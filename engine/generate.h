@@ -24,6 +24,8 @@ typedef struct Generator {
     const float **packed;  // host (4·layers): per layer [B…]ᵀ of q/k/v, wo, w1/w3, w2 in pack
                            // (NULL for a dense group); refreshed by reset
     float *host_pack;    // host scratch for transposing one group's factors (twice its in×R)
+    int max_rank;        // the largest group rank R (the width of the chunk's x·[B…] scratch)
+    size_t max_pack;     // the largest group's in×R
     float *logits;       // host (vocab): logits after the last fed token
     int32_t *history;    // host (cap): the tokens now in the cache, for sliding the window
     float *probs;        // host (vocab) sampler scratch

@@ -25,6 +25,28 @@ LinearGroup linear_group_one(const Linear *lin, float *y) {
     return (LinearGroup){.lin = {lin}, .y = {y}, .count = 1};
 }
 
+void layer_linear_groups(const LayerWeights *w, LinearGroup groups[4]) {
+    groups[0] = linear_group_qkv(w, NULL, NULL, NULL);
+    groups[1] = linear_group_one(&w->wo, NULL);
+    groups[2] = linear_group_13(w, NULL, NULL);
+    groups[3] = linear_group_one(&w->w2, NULL);
+}
+
+LinearGroupSizes linear_group_sizes(const Model *m) {
+    LinearGroupSizes s = {0, 0, 0};
+    for (int l = 0; l < m->cfg.layers; l++) {
+        LinearGroup groups[4];
+        layer_linear_groups(&m->layer[l], groups);
+        for (int i = 0; i < 4; i++) {
+            size_t r = (size_t)linear_group_rank(&groups[i]), pack = r * groups[i].lin[0]->in;
+            if (r > s.max_rank) s.max_rank = r;
+            if (pack > s.max_pack) s.max_pack = pack;
+            s.total_pack += pack;
+        }
+    }
+    return s;
+}
+
 int linear_group_rank(const LinearGroup *g) {
     int r = 0;
     for (int i = 0; i < g->count; i++) r += g->lin[i]->rank;
@@ -52,11 +74,6 @@ const float *linear_group_pack(const Model *m, const LinearGroup *g, float *pack
     return pack;
 }
 
-static GemmCall gemm_call(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                          float beta, float *c, int ldc) {
-    return (GemmCall){ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc};
-}
-
 // t(n×R) keeps x·[B_1 … B_k] for backward. packed_t: the factors side by side and transposed,
 // [B…]ᵀ (R×in), as the generator keeps them (t is then R one-row dot products when n = 1); or
 // NULL to pack them here into `pack` (scratch of in×R floats).
@@ -75,9 +92,9 @@ void linear_group_forward(const Model *m, const LinearGroup *g, float *t, const 
         const Linear *lin = g->lin[i];
         int r = lin->rank;
         if (r == 0)
-            out[i] = gemm_call(0, 1, n, lin->out, in, x, in, param(m, lin->w), in, beta, g->y[i], lin->out);
+            out[i] = gemm_call(0, 1, n, lin->out, in, 1.0f, x, in, param(m, lin->w), in, beta, g->y[i], lin->out);
         else
-            out[i] = gemm_call(0, 1, n, lin->out, r, t + off, R, param(m, lin->w), r, beta, g->y[i], lin->out);  // t_i·A_iᵀ
+            out[i] = gemm_call(0, 1, n, lin->out, r, 1.0f, t + off, R, param(m, lin->w), r, beta, g->y[i], lin->out);  // t_i·A_iᵀ
         off += r;
     }
     be->gemm_batch(out, g->count);
@@ -95,11 +112,11 @@ static void linear_group_backward(const Model *m, const LinearGroup *g, float *d
         const float *dy = g->y[i];
         int r = lin->rank;
         if (r == 0) {
-            calls[count++] = gemm_call(1, 0, lin->out, in, n, dy, lin->out, x, in, 1.0f, grad(m, lin->w), in);
+            calls[count++] = gemm_call(1, 0, lin->out, in, n, 1.0f, dy, lin->out, x, in, 1.0f, grad(m, lin->w), in);
             continue;
         }
-        calls[count++] = gemm_call(0, 0, n, r, lin->out, dy, lin->out, param(m, lin->w), r, 0.0f, dt + off, R);    // G_t = G_y·A
-        calls[count++] = gemm_call(1, 0, lin->out, r, n, dy, lin->out, t + off, R, 1.0f, grad(m, lin->w), r);      // G_A += G_yᵀ·t
+        calls[count++] = gemm_call(0, 0, n, r, lin->out, 1.0f, dy, lin->out, param(m, lin->w), r, 0.0f, dt + off, R);    // G_t = G_y·A
+        calls[count++] = gemm_call(1, 0, lin->out, r, n, 1.0f, dy, lin->out, t + off, R, 1.0f, grad(m, lin->w), r);      // G_A += G_yᵀ·t
         off += r;
     }
     be->gemm_batch(calls, count);
@@ -112,9 +129,9 @@ static void linear_group_backward(const Model *m, const LinearGroup *g, float *d
     if (R == 0) return;
     const Linear *lone = lone_factor(g);
     const float *packed = linear_group_pack(m, g, pack);
-    calls[0] = lone ? gemm_call(1, 0, in, R, n, x, in, dt, R, 1.0f, grad(m, lone->b), R)     // G_B += xᵀ·G_t
-                    : gemm_call(1, 0, in, R, n, x, in, dt, R, 0.0f, gpack, R);               // G_[B…] = xᵀ·G_t
-    calls[1] = gemm_call(0, 1, n, in, R, dt, R, packed, R, beta_dx, dx, in);                 // G_x += G_t·[B…]ᵀ
+    calls[0] = lone ? gemm_call(1, 0, in, R, n, 1.0f, x, in, dt, R, 1.0f, grad(m, lone->b), R)     // G_B += xᵀ·G_t
+                    : gemm_call(1, 0, in, R, n, 1.0f, x, in, dt, R, 0.0f, gpack, R);               // G_[B…] = xᵀ·G_t
+    calls[1] = gemm_call(0, 1, n, in, R, 1.0f, dt, R, packed, R, beta_dx, dx, in);                 // G_x += G_t·[B…]ᵀ
     be->gemm_batch(calls, 2);
     off = 0;
     for (int i = 0; i < g->count && !lone; i++) {
@@ -246,9 +263,10 @@ static int upload_tokens(Model *m, const int32_t *tokens, int B, int T, Err *err
     return 0;
 }
 
-// The forward down to the mean loss. dlogits_scale ≠ 0: the logits are replaced by
-// dlogits = (softmax − onehot)·dlogits_scale, which the loss's backward then uses as they are.
-static int forward_to_loss(Model *m, const int32_t *tokens, int B, int T, float dlogits_scale, float *loss, Err *err) {
+// The forward down to the mean loss. write_dlogits: the logits are replaced by
+// dlogits = (softmax − onehot)·dscale, which the loss's backward then uses as they are.
+static int forward_to_loss(Model *m, const int32_t *tokens, int B, int T, int write_dlogits, float dscale,
+                           float *loss, Err *err) {
     if (activations_ensure(m, B, T, err) || upload_tokens(m, tokens, B, T, err)) return -1;
     const Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
@@ -263,8 +281,7 @@ static int forward_to_loss(Model *m, const int32_t *tokens, int B, int T, float 
     }
     be->rmsnorm_forward(a->lnf, a->rstdf, a->xf, param(m, m->norm), n, c->dim, c->norm_eps);
     be->gemm(0, 1, n, c->vocab, c->dim, 1.0f, a->lnf, c->dim, param(m, m->head), c->dim, 0.0f, a->logits, c->vocab);
-    be->softmax_xent_forward(a->losses, dlogits_scale != 0.0f ? a->logits : NULL, a->logits, a->targets, n, c->vocab,
-                             dlogits_scale);
+    be->softmax_xent_forward(a->losses, write_dlogits ? a->logits : NULL, a->logits, a->targets, n, c->vocab, dscale);
     *loss = (float)(be->sum(a->losses, n) / n);
     a->forward_done = 1;
     if (!isfinite(*loss)) return err_set(err, "the loss is not finite (%g)", *loss);
@@ -272,15 +289,16 @@ static int forward_to_loss(Model *m, const int32_t *tokens, int B, int T, float 
 }
 
 int model_forward(Model *m, const int32_t *tokens, int B, int T, float *loss, Err *err) {
-    return forward_to_loss(m, tokens, B, T, 0.0f, loss, err);
+    return forward_to_loss(m, tokens, B, T, 0, 0.0f, loss, err);
 }
 
 // The loss's backward down to the residual x at the top of the stack: acts->dres = ∂L/∂x,
 // and the head and final-norm gradients added into dhead (NULL: not computed) and dnorm.
 // recompute: first run the final norm and head forward on x (an early exit; the logits and
-// final-norm outputs of the forward are overwritten). grad_scale 0: the logits already hold
-// dlogits (forward_to_loss wrote them).
-static void loss_backward(const Model *m, const float *x, int recompute, float *dhead, float *dnorm, float grad_scale) {
+// final-norm outputs of the forward are overwritten). dlogits_ready: the logits already hold
+// dlogits at this grad_scale (forward_to_loss wrote them).
+static void loss_backward(const Model *m, const float *x, int recompute, float *dhead, float *dnorm, float grad_scale,
+                          int dlogits_ready) {
     const Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
     Activations *a = m->acts;
@@ -290,7 +308,7 @@ static void loss_backward(const Model *m, const float *x, int recompute, float *
         be->gemm(0, 1, n, c->vocab, c->dim, 1.0f, a->lnf, c->dim, param(m, m->head), c->dim, 0.0f, a->logits, c->vocab);
     }
     // dlogits = (softmax − onehot)·grad_scale/n, written over the logits
-    if (grad_scale != 0.0f)
+    if (!dlogits_ready)
         be->softmax_xent_forward(a->losses, a->logits, a->logits, a->targets, n, c->vocab, grad_scale / n);
     if (dhead) be->gemm(1, 0, c->vocab, c->dim, n, 1.0f, a->logits, c->vocab, a->lnf, c->dim, 1.0f, dhead, c->dim);
     be->gemm(0, 0, n, c->dim, c->vocab, 1.0f, a->logits, c->vocab, param(m, m->head), c->dim, 0.0f, a->dln, c->dim);
@@ -298,12 +316,12 @@ static void loss_backward(const Model *m, const float *x, int recompute, float *
     be->rmsnorm_backward(a->dres, dnorm, a->dln, x, param(m, m->norm), a->rstdf, n, c->dim);
 }
 
-// The backward of the last forward; its logits hold dlogits when grad_scale is 0.
-static void backward_from_loss(Model *m, float grad_scale) {
+// The backward of the last forward (whose logits may hold dlogits already).
+static void backward_from_loss(Model *m, float grad_scale, int dlogits_ready) {
     Activations *a = m->acts;
     const ModelConfig *c = &m->cfg;
     int B = a->B, T = a->T, n = B * T;
-    loss_backward(m, a->xf, 0, grad(m, m->head), grad(m, m->norm), grad_scale);
+    loss_backward(m, a->xf, 0, grad(m, m->head), grad(m, m->norm), grad_scale, dlogits_ready);
     for (int l = c->layers - 1; l >= 0; l--)
         if (block_kept(m, l)) block_backward(m, l, B, T);   // a skipped block passes dres through
     m->be->embedding_backward(grad(m, m->embed), a->dres, a->inputs, n, c->dim);
@@ -312,15 +330,13 @@ static void backward_from_loss(Model *m, float grad_scale) {
 
 int model_backward(Model *m, float grad_scale, Err *err) {
     if (!m->acts || !m->acts->forward_done) return err_set(err, "backward without a forward");
-    if (grad_scale == 0.0f) return 0;   // adds nothing (and 0 means "dlogits ready" below)
-    backward_from_loss(m, grad_scale);
+    backward_from_loss(m, grad_scale, 0);
     return 0;
 }
 
 int model_forward_backward(Model *m, const int32_t *tokens, int B, int T, float grad_scale, float *loss, Err *err) {
-    if (grad_scale == 0.0f) return model_forward(m, tokens, B, T, loss, err);
-    if (forward_to_loss(m, tokens, B, T, grad_scale / (B * T), loss, err)) return -1;
-    backward_from_loss(m, 0.0f);
+    if (forward_to_loss(m, tokens, B, T, 1, grad_scale / (B * T), loss, err)) return -1;
+    backward_from_loss(m, grad_scale, 1);
     return 0;
 }
 
@@ -330,8 +346,8 @@ int model_backward_local(Model *m, float grad_scale, Err *err) {
     const ModelConfig *c = &m->cfg;
     int B = a->B, T = a->T, n = B * T;
     for (int l = c->layers - 1; l >= 0; l--) {
-        if (l == c->layers - 1) loss_backward(m, a->xf, 0, grad(m, m->head), grad(m, m->norm), grad_scale);
-        else loss_backward(m, a->layer[l + 1].x, 1, NULL, a->dao, grad_scale);   // dao: discarded scratch
+        if (l == c->layers - 1) loss_backward(m, a->xf, 0, grad(m, m->head), grad(m, m->norm), grad_scale, 0);
+        else loss_backward(m, a->layer[l + 1].x, 1, NULL, a->dao, grad_scale, 0);   // dao: discarded scratch
         if (block_kept(m, l)) block_backward(m, l, B, T);
     }
     m->be->embedding_backward(grad(m, m->embed), a->dres, a->inputs, n, c->dim);   // L_0's, through block 0

@@ -69,6 +69,11 @@ void linear_group_forward(const Model *m, const LinearGroup *g, float *t, const 
 LinearGroup linear_group_qkv(const LayerWeights *w, float *q, float *k, float *v);
 LinearGroup linear_group_13(const LayerWeights *w, float *gate, float *up);
 LinearGroup linear_group_one(const Linear *lin, float *y);
+// A layer's four groups in order — q/k/v, wo, w1/w3, w2 — with their outputs unset.
+void layer_linear_groups(const LayerWeights *w, LinearGroup groups[4]);
+// Over every group of the model: the largest R, the largest in×R and the sum of in×R.
+typedef struct LinearGroupSizes { size_t max_rank, max_pack, total_pack; } LinearGroupSizes;
+LinearGroupSizes linear_group_sizes(const Model *m);
 
 // Backward of the last forward with local losses instead of the model's loss, for the
 // forward-gradient "local guess" (align.c): block l's parameters get the gradient of its own

@@ -29,9 +29,9 @@ typedef struct NS5State {
     int m, n, k, tall;
 } NS5State;
 
-static GemmCall call(int ta, int tb, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-                     float *c) {
-    return (GemmCall){ta, tb, k, k, k, alpha, a, lda, b, ldb, beta, c, k};
+// A k×k×k product C = alpha·A·B + beta·C (all row strides k but the identity's).
+static GemmCall square(float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c, int k) {
+    return gemm_call(0, 0, k, k, k, alpha, a, lda, b, ldb, beta, c, k);
 }
 
 // The products by P = aI + R of an iteration: U = Q·P (tall) or P·Q (wide), T = S·P, S = P·T.
@@ -48,8 +48,8 @@ static void times_p(const Backend *be, NS5State *st, int count, PProduct which) 
         float *src = which == P_WITH_Q ? z->q : which == S_TIMES_P ? z->s : z->t;
         int left = which == P_WITH_Q ? !z->tall : which == P_TIMES_T;
         be->copy(dst, src, sizeof(float) * z->k * z->k);
-        calls[j] = left ? call(0, 0, z->k, 1.0f, z->r, z->k, src, z->k, NS5_A, dst)
-                        : call(0, 0, z->k, 1.0f, src, z->k, z->r, z->k, NS5_A, dst);
+        calls[j] = left ? square(1.0f, z->r, z->k, src, z->k, NS5_A, dst, z->k)
+                        : square(1.0f, src, z->k, z->r, z->k, NS5_A, dst, z->k);
     }
     be->gemm_batch(calls, count);
 }
@@ -70,8 +70,8 @@ void newton_schulz5_batch(const Backend *be, const NS5Job *jobs, int count, int 
         z->y = b->work, z->s = z->y + mn, z->r = z->s + kk, z->q = z->r + kk, z->t = z->q + kk, z->u = z->t + kk;
         double norm = sqrt(be->sumsq(z->x, mn));
         be->scale(z->x, (float)(1.0 / (norm + 1e-7)), mn);   // ‖X‖₂ ≤ ‖X‖_F ≤ 1: inside NS5's basin
-        calls[j] = z->tall ? (GemmCall){1, 0, z->n, z->n, z->m, 1.0f, z->x, z->n, z->x, z->n, 0.0f, z->s, z->n}   // S₀ = XᵀX
-                           : (GemmCall){0, 1, z->m, z->m, z->n, 1.0f, z->x, z->n, z->x, z->n, 0.0f, z->s, z->m}; // S₀ = XXᵀ
+        calls[j] = z->tall ? gemm_call(1, 0, z->n, z->n, z->m, 1.0f, z->x, z->n, z->x, z->n, 0.0f, z->s, z->n)   // S₀ = XᵀX
+                           : gemm_call(0, 1, z->m, z->m, z->n, 1.0f, z->x, z->n, z->x, z->n, 0.0f, z->s, z->m); // S₀ = XXᵀ
     }
     if (steps <= 0) return;
     be->gemm_batch(calls, count);
@@ -80,14 +80,14 @@ void newton_schulz5_batch(const Backend *be, const NS5Job *jobs, int count, int 
             NS5State *z = &st[j];
             be->copy(z->r, z->s, sizeof(float) * z->k * z->k);
             be->scale(z->r, NS5_B, (long)z->k * z->k);
-            calls[j] = call(0, 0, z->k, NS5_C, z->s, z->k, z->s, z->k, 1.0f, z->r);
+            calls[j] = square(NS5_C, z->s, z->k, z->s, z->k, 1.0f, z->r, z->k);
         }
         be->gemm_batch(calls, count);
         if (i == 0) {
             for (int j = 0; j < count; j++) {   // Q₁ = P₀ = R + a·I
                 NS5State *z = &st[j];
                 be->copy(z->q, z->r, sizeof(float) * z->k * z->k);
-                calls[j] = call(0, 0, z->k, NS5_A, eye, eye_ld, eye, eye_ld, 1.0f, z->q);
+                calls[j] = square(NS5_A, eye, eye_ld, eye, eye_ld, 1.0f, z->q, z->k);
             }
             be->gemm_batch(calls, count);
         } else {
@@ -100,8 +100,8 @@ void newton_schulz5_batch(const Backend *be, const NS5Job *jobs, int count, int 
     }
     for (int j = 0; j < count; j++) {
         NS5State *z = &st[j];
-        calls[j] = z->tall ? (GemmCall){0, 0, z->m, z->n, z->n, 1.0f, z->x, z->n, z->q, z->n, 0.0f, z->y, z->n}   // X₀·Q
-                           : (GemmCall){0, 0, z->m, z->n, z->m, 1.0f, z->q, z->m, z->x, z->n, 0.0f, z->y, z->n}; // Q·X₀
+        calls[j] = z->tall ? gemm_call(0, 0, z->m, z->n, z->n, 1.0f, z->x, z->n, z->q, z->n, 0.0f, z->y, z->n)   // X₀·Q
+                           : gemm_call(0, 0, z->m, z->n, z->m, 1.0f, z->q, z->m, z->x, z->n, 0.0f, z->y, z->n); // Q·X₀
     }
     be->gemm_batch(calls, count);
     for (int j = 0; j < count; j++) be->copy(st[j].x, st[j].y, sizeof(float) * st[j].m * st[j].n);

@@ -28,6 +28,11 @@ typedef struct GemmCall {
     int ldc;
 } GemmCall;
 
+static inline GemmCall gemm_call(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                                 const float *b, int ldb, float beta, float *c, int ldc) {
+    return (GemmCall){trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
+}
+
 struct Backend {
     const char *name;                              // "cpu" or "cuda"
     const char *(*describe)(void);                 // e.g. "cpu: OpenBLAS 0.3.21 (Cooperlake), 2 threads"

@@ -339,39 +339,47 @@ static void test_rope(void) {
 
 // ---- attention --------------------------------------------------------------------------------
 
+// The output and the gradients against the CPU. When the GPU keeps the softmax probabilities
+// (materialized mode) they are compared too, and its backward starts from the CPU's; in flash
+// mode it keeps its own state (the rows' log-sum-exp), so each side's backward runs from its
+// own forward.
 static void attention_case(int B, int Tq, int Tk, int H, int KVH, int hd) {
     long nq = (long)B * Tq * H * hd, nk = (long)B * Tk * KVH * hd, na = (long)B * H * Tq * Tk;
+    long ns = (long)gpu->attention_saved_floats(B, H, Tq, Tk, hd);
+    int probabilities = ns == na;
     float *q = rand_floats(nq), *k = rand_floats(nk), *v = rand_floats(nk), *dout = rand_floats(nq);
     for (long i = 0; i < nq; i++) q[i] *= 3.0f;   // peakier softmax than uniform inputs give
     float *out = malloc(sizeof(float) * nq), *att = malloc(sizeof(float) * na), *scratch = malloc(sizeof(float) * na);
-    float *dq = rand_floats(nq), *dk = rand_floats(nk), *dv = rand_floats(nk);
-    float *pq = nan_floats(nq), *pa = nan_floats(na);
+    float *dq = rand_floats(nq), *dk = rand_floats(nk), *dv = rand_floats(nk), *poison = nan_floats(na > nq ? na : nq);
     float *gq = to_gpu(q, sizeof(float) * nq), *gk = to_gpu(k, sizeof(float) * nk), *gv = to_gpu(v, sizeof(float) * nk);
-    float *gdout = to_gpu(dout, sizeof(float) * nq), *gout = to_gpu(pq, sizeof(float) * nq), *gatt = to_gpu(pa, sizeof(float) * na);
+    float *gdout = to_gpu(dout, sizeof(float) * nq), *gout = to_gpu(poison, sizeof(float) * nq);
+    float *gatt = to_gpu(poison, sizeof(float) * ns), *gscratch = to_gpu(poison, sizeof(float) * ns);
     float *gdq = to_gpu(dq, sizeof(float) * nq), *gdk = to_gpu(dk, sizeof(float) * nk), *gdv = to_gpu(dv, sizeof(float) * nk);
-    float *gscratch = to_gpu(pa, sizeof(float) * na);
-    char what[128];
+    char what[160], shape[96];
+    snprintf(shape, sizeof shape, "(%s) B=%d Tq=%d Tk=%d H=%d KVH=%d hd=%d", backend_cuda_attention(), B, Tq, Tk, H,
+             KVH, hd);
     cpu->attention_forward(out, att, q, k, v, B, Tq, Tk, H, KVH, hd);
     gpu->attention_forward(gout, gatt, gq, gk, gv, B, Tq, Tk, H, KVH, hd);
-    snprintf(what, sizeof what, "attention_forward out B=%d Tq=%d Tk=%d H=%d KVH=%d hd=%d", B, Tq, Tk, H, KVH, hd);
+    snprintf(what, sizeof what, "attention_forward out %s", shape);
     compare_gpu(what, gout, out, nq, KERNEL_TOL);
-    snprintf(what, sizeof what, "attention_forward att B=%d Tq=%d Tk=%d H=%d KVH=%d hd=%d", B, Tq, Tk, H, KVH, hd);
-    compare_gpu(what, gatt, att, na, KERNEL_TOL);
-    gpu->upload(gatt, att, sizeof(float) * na);   // the backward from identical probabilities
+    if (probabilities) {
+        snprintf(what, sizeof what, "attention_forward att %s", shape);
+        compare_gpu(what, gatt, att, na, KERNEL_TOL);
+        gpu->upload(gatt, att, sizeof(float) * na);   // the backward from identical probabilities
+    }
     cpu->attention_backward(dq, dk, dv, scratch, dout, att, q, k, v, B, Tq, Tk, H, KVH, hd);
     gpu->attention_backward(gdq, gdk, gdv, gscratch, gdout, gatt, gq, gk, gv, B, Tq, Tk, H, KVH, hd);
     const char *names[3] = {"dq", "dk", "dv"};
     float *gots[3] = {gdq, gdk, gdv}, *wants[3] = {dq, dk, dv};
-    long ns[3] = {nq, nk, nk};
+    long ns3[3] = {nq, nk, nk};
     for (int i = 0; i < 3; i++) {
-        snprintf(what, sizeof what, "attention_backward %s (adds) B=%d Tq=%d Tk=%d H=%d KVH=%d hd=%d", names[i], B, Tq,
-                 Tk, H, KVH, hd);
-        compare_gpu(what, gots[i], wants[i], ns[i], KERNEL_TOL);
+        snprintf(what, sizeof what, "attention_backward %s (adds) %s", names[i], shape);
+        compare_gpu(what, gots[i], wants[i], ns3[i], KERNEL_TOL);
     }
     float *bufs[] = {gq, gk, gv, gdout, gout, gatt, gdq, gdk, gdv, gscratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu->release(bufs[i]);
     free(q); free(k); free(v); free(dout); free(out); free(att); free(scratch);
-    free(dq); free(dk); free(dv); free(pq); free(pa);
+    free(dq); free(dk); free(dv); free(poison);
 }
 
 static void test_attention(void) {
@@ -383,40 +391,6 @@ static void test_attention(void) {
     check_no_cuda_error();
 }
 
-// Flash mode keeps its own state in att (the rows' log-sum-exp), so only the outputs and the
-// gradients are compared, each side's backward from its own forward.
-static void flash_case(int B, int Tq, int Tk, int H, int KVH, int hd) {
-    long nq = (long)B * Tq * H * hd, nk = (long)B * Tk * KVH * hd, na = (long)B * H * Tq * Tk;
-    long ns = (long)gpu->attention_saved_floats(B, H, Tq, Tk, hd);
-    float *q = rand_floats(nq), *k = rand_floats(nk), *v = rand_floats(nk), *dout = rand_floats(nq);
-    for (long i = 0; i < nq; i++) q[i] *= 3.0f;
-    float *out = malloc(sizeof(float) * nq), *att = malloc(sizeof(float) * na), *scratch = malloc(sizeof(float) * na);
-    float *dq = rand_floats(nq), *dk = rand_floats(nk), *dv = rand_floats(nk), *poison = nan_floats(ns > nq ? ns : nq);
-    float *gq = to_gpu(q, sizeof(float) * nq), *gk = to_gpu(k, sizeof(float) * nk), *gv = to_gpu(v, sizeof(float) * nk);
-    float *gdout = to_gpu(dout, sizeof(float) * nq), *gout = to_gpu(poison, sizeof(float) * nq);
-    float *gatt = to_gpu(poison, sizeof(float) * ns), *gscratch = to_gpu(poison, sizeof(float) * ns);
-    float *gdq = to_gpu(dq, sizeof(float) * nq), *gdk = to_gpu(dk, sizeof(float) * nk), *gdv = to_gpu(dv, sizeof(float) * nk);
-    char what[128];
-    cpu->attention_forward(out, att, q, k, v, B, Tq, Tk, H, KVH, hd);
-    gpu->attention_forward(gout, gatt, gq, gk, gv, B, Tq, Tk, H, KVH, hd);
-    snprintf(what, sizeof what, "flash attention out B=%d Tq=%d Tk=%d H=%d KVH=%d hd=%d", B, Tq, Tk, H, KVH, hd);
-    compare_gpu(what, gout, out, nq, KERNEL_TOL);
-    cpu->attention_backward(dq, dk, dv, scratch, dout, att, q, k, v, B, Tq, Tk, H, KVH, hd);
-    gpu->attention_backward(gdq, gdk, gdv, gscratch, gdout, gatt, gq, gk, gv, B, Tq, Tk, H, KVH, hd);
-    const char *names[3] = {"dq", "dk", "dv"};
-    float *gots[3] = {gdq, gdk, gdv}, *wants[3] = {dq, dk, dv};
-    long n[3] = {nq, nk, nk};
-    for (int i = 0; i < 3; i++) {
-        snprintf(what, sizeof what, "flash attention %s (adds) B=%d Tq=%d Tk=%d H=%d KVH=%d hd=%d", names[i], B, Tq, Tk,
-                 H, KVH, hd);
-        compare_gpu(what, gots[i], wants[i], n[i], KERNEL_TOL);
-    }
-    float *bufs[] = {gq, gk, gv, gdout, gout, gatt, gdq, gdk, gdv, gscratch};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu->release(bufs[i]);
-    free(q); free(k); free(v); free(dout); free(out); free(att); free(scratch);
-    free(dq); free(dk); free(dv); free(poison);
-}
-
 static void model_case(int rank);
 static void test_generate_matches_cpu(void);
 
@@ -426,12 +400,12 @@ static void test_flash_attention(void) {
     CHECK(backend_cuda_set_attention("flash", why, sizeof why) == 0, "flash: %s", why);
     CHECK(gpu->attention_saved_floats(2, 4, 13, 13, 16) == 2 * 4 * 13, "flash mode should keep one value per query row");
     CHECK(gpu->attention_saved_floats(1, 2, 8, 8, 264) == 1 * 2 * 8 * 8, "hd above 256 should fall back to materialized");
-    flash_case(2, 13, 13, 4, 2, 16);     // grouped KV heads
-    flash_case(1, 3, 10, 3, 1, 40);      // Tq < Tk, one kv head for three query heads
-    flash_case(2, 70, 70, 2, 2, 64);     // a tail of the last block of query rows
-    flash_case(1, 1, 150, 4, 4, 32);     // batch-1 decode
-    flash_case(1, 40, 40, 2, 1, 160);    // hd needing 5 values a lane
-    flash_case(1, 9, 9, 2, 2, 264);      // hd beyond flash: the materialized kernels
+    attention_case(2, 13, 13, 4, 2, 16);     // grouped KV heads
+    attention_case(1, 3, 10, 3, 1, 40);      // Tq < Tk, one kv head for three query heads
+    attention_case(2, 70, 70, 2, 2, 64);     // a tail of the last block of query rows
+    attention_case(1, 1, 150, 4, 4, 32);     // batch-1 decode
+    attention_case(1, 40, 40, 2, 1, 160);    // hd needing 5 values a lane
+    attention_case(1, 9, 9, 2, 2, 264);      // hd beyond flash: the materialized kernels
     model_case(0);
     model_case(-1);
     test_generate_matches_cpu();
