@@ -57,9 +57,9 @@ endif
 .DEFAULT_GOAL := all
 CUDA_STAMP := $(BUILD)/cuda-config
 $(shell mkdir -p $(BUILD) && (echo '$(CUDA_OBJ)' | cmp -s - $(CUDA_STAMP) || echo '$(CUDA_OBJ)' > $(CUDA_STAMP)))
-$(CUDA_OBJ) $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/*.c kernels/cpu/*.c repl/*.c)): $(CUDA_STAMP)
+$(CUDA_OBJ) $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/*.c kernels/*.c kernels/cpu/*.c repl/*.c)): $(CUDA_STAMP)
 
-ENGINE_SRC := $(wildcard engine/*.c) $(wildcard kernels/cpu/*.c)
+ENGINE_SRC := $(wildcard engine/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tokenizer/tokenizer.o $(CUDA_OBJ)
 REPL_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard repl/*.c))
 TESTS      := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))

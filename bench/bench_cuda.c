@@ -1,7 +1,9 @@
 // bench_cuda — the CUDA backend against the CPU: sgemm peak in fp32, tf32 and bf16; training
 // tokens/s (and MFU against the same precision's sgemm peak) for small, base and a
-// GPT-2-small-shaped model, dense and factorized at rank dim/4; batch-1 decode tokens/s for base.
-// Ends with a summary table. Without a GPU it says why and exits 0 (make bench runs it too).
+// GPT-2-small-shaped model, dense and factorized at rank dim/4 (GPT-2 also in bf16, with
+// Spectron's share of the step, with flash attention, and a per-kernel profile of one step);
+// batch-1 decode tokens/s for base. Ends with a summary table. Without a GPU it says why and
+// exits 0 (make bench runs it too).
 // Usage: bench_cuda [quick]   (quick: fewer steps and no GPT-2 shape, for a smoke run)
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,8 +90,22 @@ static ModelConfig shape_config(const char *shape, int factorized, Err *err, int
     return c;
 }
 
-// AdamW training tokens/s on random tokens, after one warm-up step; MFU against peak.
-static int train_row(const Backend *be, const char *shape, int factorized, int batch, int steps, double peak) {
+// The profiled step's rows (kernels/profile.h), costliest first.
+static void print_profile(const Profile *p) {
+    printf("profile of one step, every call timed to completion: %.1f ms\n", 1e3 * p->seconds);
+    for (int i = 0; i < p->n && i < 16; i++) {
+        const ProfileRow *r = &p->rows[i];
+        printf("  %-17s %-19s %6ld calls %9.2f ms %5.1f%%\n", r->phase, r->op, r->calls, 1e3 * r->seconds,
+               100 * r->seconds / p->seconds);
+    }
+    fflush(stdout);
+}
+
+// Training tokens/s with `optim` on random tokens, after one warm-up step; MFU against peak;
+// for an optimizer other than AdamW also its share of the step; with profile, one more step
+// with every Backend call timed.
+static int train_row(const Backend *be, const char *shape, int factorized, int batch, int steps, double peak,
+                     const char *optim, int profile) {
     Err err;
     int ok;
     ModelConfig c = shape_config(shape, factorized, &err, &ok);
@@ -97,7 +113,7 @@ static int train_row(const Backend *be, const char *shape, int factorized, int b
     OptimConfig oc;
     Model m;
     Trainer tr;
-    if (optim_config_default(&oc, "adamw", &err) || model_build(&m, &c, be, &err)) {
+    if (optim_config_default(&oc, optim, &err) || model_build(&m, &c, be, &err)) {
         fprintf(stderr, "bench_cuda: %s %s on %s: %s\n", shape, factorized ? "factorized" : "dense", be->name, err.msg);
         return -1;
     }
@@ -113,10 +129,13 @@ static int train_row(const Backend *be, const char *shape, int factorized, int b
     Dataset ds = {.vocab_size = c.vocab, .token_bytes = 2, .n_tokens = n_tok, .n_train = n_tok, .tokens = store};
     StepStats st;
     int rc = trainer_step(&tr, &ds, batch, c.seq, 1, &st, &err);   // warm-up: activations, cuBLAS heuristics
-    backend_cuda_synchronize();
-    double t0 = now();
-    for (int i = 0; i < steps && rc == 0; i++) rc = trainer_step(&tr, &ds, batch, c.seq, 1, &st, &err);
-    backend_cuda_synchronize();
+    be->synchronize();
+    double t0 = now(), optim_share = 0;
+    for (int i = 0; i < steps && rc == 0; i++) {
+        rc = trainer_step(&tr, &ds, batch, c.seq, 1, &st, &err);
+        optim_share += st.optim_fraction / steps;
+    }
+    be->synchronize();
     double seconds = now() - t0;
     const char *cuda_err = strcmp(be->name, "cuda") == 0 ? backend_cuda_last_error() : NULL;
     if (rc == 0 && !cuda_err) {
@@ -124,13 +143,25 @@ static int train_row(const Backend *be, const char *shape, int factorized, int b
         double tps = (double)batch * c.seq * steps / seconds;
         double mfu = peak > 0 ? tps * k.train_flops_per_token / 1e9 / peak : 0;
         const char *prec = strcmp(be->name, "cuda") == 0 ? backend_cuda_precision() : "fp32";
-        printf("train  %-6s %-10s %-4s %-4s batch %2d seq %4d  %10.0f tok/s  MFU %5.1f%%  (%d steps, %.2f s)\n", shape,
-               factorized ? "factorized" : "dense", be->name, prec, batch, c.seq, tps, 100 * mfu, steps, seconds);
+        const char *mode = strcmp(be->name, "cuda") == 0 ? backend_cuda_attention() : "gemm";
+        printf("train  %-6s %-10s %-4s %-4s %-5s %-8s batch %2d seq %4d  %10.0f tok/s  MFU %5.1f%%  optim %4.1f%%  "
+               "(%d steps, %.2f s)\n", shape, factorized ? "factorized" : "dense", be->name, prec, mode, optim, batch,
+               c.seq, tps, 100 * mfu, 100 * optim_share, steps, seconds);
         fflush(stdout);
         char what[48];
-        int flash = strcmp(be->name, "cuda") == 0 && strcmp(backend_cuda_attention(), "flash") == 0;
-        snprintf(what, sizeof what, "train %s %s%s", shape, factorized ? "factorized" : "dense", flash ? " flash" : "");
+        snprintf(what, sizeof what, "train %s %s%s%s", shape, factorized ? "factorized" : "dense",
+                 strcmp(mode, "gemm") ? " " : "", strcmp(mode, "gemm") ? mode : "");
         add_row(what, be->name, prec, tps, mfu);
+        if (strcmp(optim, "adamw") != 0) {
+            char share[48];
+            snprintf(share, sizeof share, "%s share %s %s", optim, shape, factorized ? "factorized" : "dense");
+            add_row(share, be->name, prec, tps, optim_share);
+        }
+        static Profile p;
+        if (profile && bench_profile_step(&m, &tr.opt, batch, c.seq, &p, &err) == 0) {
+            printf("%s, %s, %s: ", what, prec, optim);
+            print_profile(&p);
+        }
     } else {
         fprintf(stderr, "bench_cuda: training %s on %s failed: %s\n", shape, be->name, cuda_err ? cuda_err : err.msg);
     }
@@ -186,23 +217,24 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     int rc = 0;
-    const char *shapes[] = {"small", "base", "gpt2"};
-    int n_shapes = quick ? 2 : 3;
-    for (int s = 0; s < n_shapes; s++) {
-        int gpt2 = strcmp(shapes[s], "gpt2") == 0;
-        int batch = gpt2 ? 4 : 8, steps = quick ? 3 : gpt2 ? 5 : 10;
+    for (int sh = 0; sh < 2; sh++) {   // small and base: fp32 and tf32 on the GPU, fp32 on the CPU
+        const char *shape = sh ? "base" : "small";
         for (int f = 0; f <= 1; f++)
-            for (int p = gpt2 ? 1 : 0; p < 2; p++) {   // fp32 and tf32 (gpt2: tf32 only, for time)
+            for (int p = 0; p < 2; p++) {
                 backend_cuda_set_precision(precisions[p], why, sizeof why);
-                rc |= train_row(gpu, shapes[s], f, batch, steps, peak[p]);
+                rc |= train_row(gpu, shape, f, 8, quick ? 3 : 10, peak[p], "adamw", 0);
             }
-        if (gpt2) {   // again with the flash attention kernels (tf32)
-            backend_cuda_set_attention("flash", why, sizeof why);
-            for (int f = 0; f <= 1; f++) rc |= train_row(gpu, shapes[s], f, batch, steps, peak[1]);
-            backend_cuda_set_attention("materialized", why, sizeof why);
+        for (int f = 0; f <= 1; f++) rc |= train_row(cpu, shape, f, 4, quick ? 1 : 2, cpu_peak, "adamw", 0);
+    }
+    if (!quick) {   // GPT-2 small shapes, batch 4: the targets
+        for (int p = 1; p < 3; p++) {   // tf32 and bf16, the default attention; bf16 profiled
+            backend_cuda_set_precision(precisions[p], why, sizeof why);
+            for (int f = 0; f <= 1; f++) rc |= train_row(gpu, "gpt2", f, 4, 5, peak[p], "adamw", p == 2);
         }
-        if (!gpt2)
-            for (int f = 0; f <= 1; f++) rc |= train_row(cpu, shapes[s], f, 4, quick ? 1 : 2, cpu_peak);
+        rc |= train_row(gpu, "gpt2", 1, 4, 5, peak[2], "spectron", 1);   // the optimizer's share (≤ 5 % asked)
+        backend_cuda_set_attention("flash", why, sizeof why);
+        for (int f = 0; f <= 1; f++) rc |= train_row(gpu, "gpt2", f, 4, 5, peak[2], "adamw", 0);
+        backend_cuda_set_attention("gemm", why, sizeof why);
     }
     backend_cuda_set_precision("fp32", why, sizeof why);
     for (int f = 0; f <= 1; f++) {
@@ -212,7 +244,7 @@ int main(int argc, char **argv) {
     const char *e = backend_cuda_last_error();
     if (e) { fprintf(stderr, "bench_cuda: CUDA error: %s\n", e); rc = -1; }
 
-    printf("\n%-30s %-5s %-5s %14s %9s\n", "summary", "dev", "prec", "value", "MFU");
+    printf("\n%-30s %-5s %-5s %14s %9s\n", "summary", "dev", "prec", "value", "MFU/share");
     for (int i = 0; i < n_rows; i++) {
         const Row *r = &rows[i];
         printf("%-30s %-5s %-5s %14.0f", r->what, r->backend, r->precision, r->value);

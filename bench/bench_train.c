@@ -24,7 +24,7 @@ int main(int argc, char **argv) {
         int st = steps > 0 ? steps : (shapes[s][0] == 'b' ? 2 : 4);
         BenchResult r[2];
         static const int both[2] = {1, 1};
-        if (bench_train(be, shapes[s], both, 4, st, rounds, peak, "adamw", r, NULL, NULL, &err)) {
+        if (bench_train(be, shapes[s], both, 4, st, rounds, peak, "adamw", 0, r, NULL, NULL, &err)) {
             fprintf(stderr, "bench: %s\n", err.msg);
             return 1;
         }

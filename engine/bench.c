@@ -153,8 +153,33 @@ static void train_run_result(TrainRun *r, const char *shape, int batch, int step
     out->optim_fraction = r->optim_share / ((double)steps * r->rounds.n);
 }
 
+// Random tokens in [0, vocab) for B sequences of T + 1.
+static int32_t *random_tokens(int B, int T, int vocab, uint64_t seed) {
+    int32_t *t = malloc(sizeof(int32_t) * (size_t)B * (T + 1));
+    for (long i = 0; t && i < (long)B * (T + 1); i++) t[i] = (int32_t)(rng_next(&seed) % (uint64_t)vocab);
+    return t;
+}
+
+int bench_profile_step(Model *m, Optimizer *opt, int B, int T, Profile *p, Err *err) {
+    int32_t *tokens = random_tokens(B, T, m->cfg.vocab, 17);
+    if (!tokens) return err_set(err, "out of memory for %d×%d tokens", B, T + 1);
+    const Backend *be = m->be;
+    m->be = profile_begin(p, be);   // the model's buffers are be's: the profiled table shares them
+    profile_phase("forward+backward");
+    model_zero_grad(m);
+    float loss;
+    int rc = model_forward_backward(m, tokens, B, T, 1.0f, &loss, err);
+    profile_phase("optimizer");
+    if (rc == 0) rc = optimizer_step(opt, m, optimizer_lr(&opt->cfg, opt->t), 1.0f, err);
+    profile_end();
+    m->be = be;
+    free(tokens);
+    return rc;
+}
+
 int bench_train(const Backend *be, const char *shape, const int want[2], int batch, int steps, int rounds,
-                double peak_gflops, const char *optim, BenchResult out[2], ProgressFn progress, void *ctx, Err *err) {
+                double peak_gflops, const char *optim, int profile, BenchResult out[2], ProgressFn progress,
+                void *ctx, Err *err) {
     if (rounds < 1 || rounds > BENCH_MAX_ROUNDS) return err_set(err, "rounds=%d: 1 to %d", rounds, BENCH_MAX_ROUNDS);
     TrainRun runs[2];
     memset(runs, 0, sizeof runs);
@@ -170,6 +195,10 @@ int bench_train(const Backend *be, const char *shape, const int want[2], int bat
     }
     for (int f = 0; f < 2; f++) {
         if (rc == 0 && want[f]) train_run_result(&runs[f], shape, batch, steps, peak_gflops, optim, be);
+        if (rc == 0 && want[f] && profile) {
+            rc = bench_profile_step(&runs[f].m, &runs[f].tr.opt, batch, runs[f].m.cfg.seq, &out[f].profile, err);
+            out[f].profiled = rc == 0;
+        }
         train_run_free(&runs[f]);
     }
     return rc;

@@ -4,6 +4,9 @@
 #include "err.h"
 #include "progress.h"
 #include "../kernels/kernels.h"
+#include "../kernels/profile.h"
+#include "model.h"
+#include "optim.h"
 
 typedef struct BenchResult {
     char shape[16];        // preset name: "small", "base", ...
@@ -18,6 +21,8 @@ typedef struct BenchResult {
     char kernel[160];      // backend description (which BLAS core runs)
     char optim[16];        // the optimizer timed ("adamw" for bench_train)
     double optim_fraction; // mean share of a step's wall time spent in the optimizer update
+    int profiled;          // profile holds one more step, every Backend call timed (bench_train's profile)
+    Profile profile;       // phases "forward+backward" and "optimizer"
 } BenchResult;
 
 // The best sgemm GFLOP/s over a few square and training-shaped sizes on backend `be`.
@@ -32,11 +37,14 @@ double bench_median(double *v, int n);
 // one warm-up step each, then `rounds` (≤ BENCH_MAX_ROUNDS) rounds of `steps` steps, the models
 // in alternation so that both meet the same machine (on a shared machine its speed drifts over
 // seconds). A model's tok/s is from its median round. peak_gflops is from bench_sgemm_peak.
-// progress (may be NULL) hears of each round and may stop the run.
+// progress (may be NULL) hears of each round and may stop the run. With profile set, each model
+// then takes one more step (forward+backward and the optimizer update; no clipping) with every
+// Backend call timed into out[f].profile (kernels/profile.h).
 int bench_train(const Backend *be, const char *shape, const int want[2], int batch, int steps, int rounds,
-                double peak_gflops, const char *optim, BenchResult out[2], ProgressFn progress, void *ctx, Err *err);
-
-#include "model.h"
+                double peak_gflops, const char *optim, int profile, BenchResult out[2], ProgressFn progress,
+                void *ctx, Err *err);
+// The same profiled step on any built model and optimizer, into p: B×T random tokens.
+int bench_profile_step(Model *m, Optimizer *opt, int B, int T, Profile *p, Err *err);
 
 // Batch-1 decode throughput: tokens/s of one-token-at-a-time generation with a KV cache.
 typedef struct GenerateBench {

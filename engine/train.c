@@ -82,8 +82,10 @@ int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepSt
     s.clip_scale = clip > 0 && s.grad_norm > clip ? clip / s.grad_norm : 1.0f;
     s.grad_norm_clipped = s.grad_norm * s.clip_scale;
     s.lr = optimizer_lr(&tr->opt.cfg, tr->step);
+    m->be->synchronize();   // a GPU's queued work counts where it was queued
     double t1 = clock_seconds();
     if (optimizer_step(&tr->opt, m, s.lr, s.clip_scale, err)) return -1;
+    m->be->synchronize();
     double t2 = clock_seconds();
     tr->step++;
     s.optim_seconds = t2 - t1;

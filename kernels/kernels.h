@@ -45,6 +45,9 @@ struct Backend {
     void (*copy)(void *dst, const void *src, size_t bytes);  // device to device
     void (*zero)(void *dst, size_t bytes);
     size_t (*mem_available)(void);                 // bytes an allocation may still take
+    // Wait until every queued operation has finished: for timing (a GPU backend returns from
+    // most calls before the work is done). Nothing to wait for on the CPU.
+    void (*synchronize)(void);
 
     // C(m×n) = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when trans_x != 0; A is m×k after op.
     void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha,

@@ -253,11 +253,47 @@ static void bench_row(Session *s, const BenchResult *r) {
     out_emit(s, o);
 }
 
+// The profiled step of a model: its costliest (phase, kernel) rows, the rest summed.
+static void profile_table(Session *s, const BenchResult *r) {
+    const Profile *p = &r->profile;
+    enum { SHOWN = 12 };
+    out_text(s, "\nprofile: one step of %s %s (%s), every kernel call timed to completion: %.1f ms\n", r->shape,
+             r->model, r->optim, 1e3 * p->seconds);
+    out_text(s, "  %-17s %-19s %7s %10s %7s\n", "phase", "kernel", "calls", "ms", "share");
+    cJSON *o = cJSON_CreateObject(), *rows = cJSON_CreateArray();
+    double rest = 0;
+    int rest_rows = 0;
+    for (int i = 0; i < p->n; i++) {
+        const ProfileRow *w = &p->rows[i];
+        double share = p->seconds > 0 ? w->seconds / p->seconds : 0;
+        if (i < SHOWN)
+            out_text(s, "  %-17s %-19s %7ld %10.2f %6.1f%%\n", w->phase, w->op, w->calls, 1e3 * w->seconds, 100 * share);
+        else
+            rest += w->seconds, rest_rows++;
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "phase", w->phase);
+        cJSON_AddStringToObject(j, "kernel", w->op);
+        cJSON_AddNumberToObject(j, "calls", (double)w->calls);
+        json_add_real(j, "seconds", w->seconds);
+        cJSON_AddItemToArray(rows, j);
+    }
+    if (rest_rows)
+        out_text(s, "  (%d more rows: %.2f ms, %.1f%%)\n", rest_rows, 1e3 * rest, p->seconds > 0 ? 100 * rest / p->seconds : 0);
+    cJSON_AddTrueToObject(o, "ok");
+    cJSON_AddStringToObject(o, "command", "bench train profile");
+    cJSON_AddStringToObject(o, "shape", r->shape);
+    cJSON_AddStringToObject(o, "model", r->model);
+    cJSON_AddStringToObject(o, "optim", r->optim);
+    json_add_real(o, "seconds", p->seconds);
+    cJSON_AddItemToObject(o, "rows", rows);
+    out_emit(s, o);
+}
+
 int cmd_bench_train(Session *s, const Args *a, Err *err) {
     const char *shape = args_str(a, "shape", "small"), *which = args_str(a, "model", "both");
     const char *optim = args_str(a, "optim", "adamw");
     int steps = (int)args_int(a, "steps", 5), batch = (int)args_int(a, "batch", s->batch);
-    int rounds = (int)args_int(a, "rounds", 3);
+    int rounds = (int)args_int(a, "rounds", 3), profile = strcmp(args_str(a, "profile", "off"), "on") == 0;
     double peak;
     out_note(s, "measuring the sgemm peak on %s\n", s->be->describe());
     if (bench_sgemm_peak(s->be, &peak, err) != 0) return -1;
@@ -270,7 +306,8 @@ int cmd_bench_train(Session *s, const Args *a, Err *err) {
     memset(r, 0, sizeof r);
     ProgressLine pl;
     progress_line_begin(&pl, s, "bench train", "rounds", 1);
-    int rc = bench_train(s->be, shape, want, batch, steps, rounds, peak, optim, r, progress_engine, &pl, err);
+    int rc = bench_train(s->be, shape, want, batch, steps, rounds, peak, optim, profile, r, progress_engine, &pl,
+                         err);
     progress_end(&pl.p);
     if (rc != 0) return -1;
     for (int f = 0; f < 2; f++)
@@ -278,6 +315,8 @@ int cmd_bench_train(Session *s, const Args *a, Err *err) {
     if (want[0] && want[1])
         out_text(s, "factorized/dense %.2f× (each model's median of %d alternating rounds of %d steps)\n",
                  r[1].tok_per_s / r[0].tok_per_s, rounds, steps);
+    for (int f = 0; f < 2; f++)
+        if (want[f] && r[f].profiled) profile_table(s, &r[f]);
     return 0;
 }
 

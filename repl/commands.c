@@ -506,7 +506,8 @@ const CmdSpec commands[] = {
 
     // ---- measurement ----
     {.name = "bench", .sub = "train", .family = "measurement",
-     .args = "[shape=tiny|small|base] [model=dense|factorized|both] [optim=NAME] [steps=N] [rounds=N] [batch=N]",
+     .args = "[shape=tiny|small|base] [model=dense|factorized|both] [optim=NAME] [steps=N] [rounds=N] [batch=N]"
+             " [profile=on]",
      .summary = "training throughput, MFU and the optimizer's share of the step time",
      .help = "Measures the sgemm peak once, then trains each model on random tokens with optim=\n"
              "at its default settings (no diagnostics): rounds of steps= steps, the dense and the\n"
@@ -516,8 +517,12 @@ const CmdSpec commands[] = {
              "update; RSS is the resident memory the model's build and first step added (JSON\n"
              "model_rss; peak_rss is the whole process's high-water mark). Independent of the\n"
              "session's model and data.\n"
+             "profile=on then takes one more step per model with every kernel call timed to its\n"
+             "end, and prints the costliest (phase, kernel) rows: calls, milliseconds, share.\n"
+             "On a GPU each call then waits for the device, so the total exceeds a normal step,\n"
+             "but many cheap calls show up as what they cost in launches.\n"
              "Examples:\n  bench train\n  bench train optim=spectron model=factorized\n"
-             "  bench train shape=base model=factorized steps=10",
+             "  bench train shape=base model=factorized steps=10\n  bench train optim=spectron profile=on",
      .run = cmd_bench_train,
      .opts = (const OptSpec[]){
          {"shape", OPT_ENUM, "small", "tiny|small|base", 0, 0, "model preset"},
@@ -526,6 +531,8 @@ const CmdSpec commands[] = {
          {"steps", OPT_INT, "5", NULL, 1, 100000, "timed steps per round (after one warm-up step)"},
          {"rounds", OPT_INT, "3", NULL, 1, 64, "rounds, the models in alternation; each reports its median"},
          {"batch", OPT_INT, NULL, NULL, 1, 1 << 20, "sequences per step (default: `set batch`)"},
+         {"profile", OPT_ENUM, "off", "off|on", 0, 0,
+          "then one more step per model with every kernel call timed: where the time goes"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "bench", .sub = "generate", .family = "measurement",
      .args = "[shape=small|base|stories15m] [model=dense|factorized|both] [n=N] [rounds=N]",

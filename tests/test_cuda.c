@@ -255,8 +255,9 @@ static void test_gemm_tf32_bf16(void) {
 
 // ---- embedding, RMSNorm, RoPE ------------------------------------------------------------------
 
-static void test_embedding(void) {
-    int n = 50, dim = 67, vocab = 23;   // repeated tokens collide in the backward
+// The backward groups positions by token on the host and adds each group in order: the CPU's
+// sums to the bit (tolerance 0), small and with many repeats across several column blocks.
+static void embedding_case(int n, int dim, int vocab) {
     int32_t *tok = rand_ids(n, vocab);
     float *table = rand_floats((long)vocab * dim), *dout = rand_floats((long)n * dim);
     float *out = malloc(sizeof(float) * n * dim), *dtable = rand_floats((long)vocab * dim);
@@ -269,9 +270,15 @@ static void test_embedding(void) {
     compare_gpu("embedding_forward", dout_f, out, (long)n * dim, 0);
     cpu->embedding_backward(dtable, dout, tok, n, dim);
     gpu->embedding_backward(ddtable, dout_d, dtok, n, dim);
-    compare_gpu("embedding_backward (adds)", ddtable, dtable, (long)vocab * dim, KERNEL_TOL);
+    compare_gpu("embedding_backward (adds)", ddtable, dtable, (long)vocab * dim, 0);
     gpu->release(dtok); gpu->release(dtab); gpu->release(dout_d); gpu->release(dout_f); gpu->release(ddtable);
     free(tok); free(table); free(dout); free(out); free(dtable); free(poison);
+}
+
+static void test_embedding(void) {
+    embedding_case(50, 67, 23);       // repeated tokens collide in the backward
+    embedding_case(3000, 300, 40);    // ~75 positions per token, three blocks of columns
+    embedding_case(1, 8, 5);
     check_no_cuda_error();
 }
 
@@ -340,7 +347,7 @@ static void test_rope(void) {
 // ---- attention --------------------------------------------------------------------------------
 
 // The output and the gradients against the CPU. When the GPU keeps the softmax probabilities
-// (materialized mode) they are compared too, and its backward starts from the CPU's; in flash
+// (gemm and rows modes) they are compared too, and its backward starts from the CPU's; in flash
 // mode it keeps its own state (the rows' log-sum-exp), so each side's backward runs from its
 // own forward.
 static void attention_case(int B, int Tq, int Tk, int H, int KVH, int hd) {
@@ -382,34 +389,45 @@ static void attention_case(int B, int Tq, int Tk, int H, int KVH, int hd) {
     free(dq); free(dk); free(dv); free(poison);
 }
 
+// The default mode (strided-batched cuBLAS products and two row kernels), then the first
+// simple kernels ("rows"), each on the same shapes.
 static void test_attention(void) {
-    attention_case(2, 13, 13, 4, 2, 16);    // grouped KV heads
-    attention_case(1, 3, 10, 3, 1, 40);     // Tq < Tk (KV cache), one kv head for three query heads
-    attention_case(2, 70, 70, 2, 2, 64);    // more keys than the block's threads, hd = 64
-    attention_case(1, 1, 150, 4, 4, 32);    // batch-1 decode
-    attention_case(1, 40, 40, 2, 1, 160);   // hd above the block's threads
+    char why[256];
+    const char *modes[2] = {"gemm", "rows"};
+    for (int i = 0; i < 2; i++) {
+        CHECK(backend_cuda_set_attention(modes[i], why, sizeof why) == 0, "%s: %s", modes[i], why);
+        attention_case(2, 13, 13, 4, 2, 16);    // grouped KV heads
+        attention_case(1, 3, 10, 3, 1, 40);     // Tq < Tk (KV cache), one kv head for three query heads
+        attention_case(2, 70, 70, 2, 2, 64);    // more keys than a block's threads, hd = 64
+        attention_case(1, 1, 150, 4, 4, 32);    // batch-1 decode
+        attention_case(1, 40, 40, 2, 1, 160);   // hd above a block's threads
+        attention_case(3, 33, 33, 6, 3, 8);     // several batches of grouped heads
+    }
+    CHECK(backend_cuda_set_attention("gemm", why, sizeof why) == 0, "gemm: %s", why);
+    CHECK(strcmp(backend_cuda_attention(), "gemm") == 0, "the mode should read back as gemm, not %s",
+          backend_cuda_attention());
     check_no_cuda_error();
 }
 
 static void model_case(int rank);
 static void test_generate_matches_cpu(void);
 
-// The flash kernels, then the whole model and decoding with them; materialized again after.
+// The flash kernels, then the whole model and decoding with them; the default (gemm) after.
 static void test_flash_attention(void) {
     char why[256];
     CHECK(backend_cuda_set_attention("flash", why, sizeof why) == 0, "flash: %s", why);
     CHECK(gpu->attention_saved_floats(2, 4, 13, 13, 16) == 2 * 4 * 13, "flash mode should keep one value per query row");
-    CHECK(gpu->attention_saved_floats(1, 2, 8, 8, 264) == 1 * 2 * 8 * 8, "hd above 256 should fall back to materialized");
+    CHECK(gpu->attention_saved_floats(1, 2, 8, 8, 264) == 1 * 2 * 8 * 8, "hd above 256 should fall back to gemm");
     attention_case(2, 13, 13, 4, 2, 16);     // grouped KV heads
     attention_case(1, 3, 10, 3, 1, 40);      // Tq < Tk, one kv head for three query heads
     attention_case(2, 70, 70, 2, 2, 64);     // a tail of the last block of query rows
     attention_case(1, 1, 150, 4, 4, 32);     // batch-1 decode
     attention_case(1, 40, 40, 2, 1, 160);    // hd needing 5 values a lane
-    attention_case(1, 9, 9, 2, 2, 264);      // hd beyond flash: the materialized kernels
+    attention_case(1, 9, 9, 2, 2, 264);      // hd beyond flash: the gemm mode
     model_case(0);
     model_case(-1);
     test_generate_matches_cpu();
-    CHECK(backend_cuda_set_attention("materialized", why, sizeof why) == 0, "materialized: %s", why);
+    CHECK(backend_cuda_set_attention("gemm", why, sizeof why) == 0, "gemm: %s", why);
     CHECK(backend_cuda_set_attention("tiled", why, sizeof why) != 0 && strstr(why, "tiled"), "an unknown mode is refused");
     check_no_cuda_error();
 }

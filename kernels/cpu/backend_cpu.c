@@ -164,11 +164,14 @@ static const char *cpu_describe(void) {
     return text;
 }
 
+static void cpu_synchronize(void) {}   // every call has finished when it returns
+
 static const Backend cpu_backend = {
     .name = "cpu",
     .describe = cpu_describe,
     .alloc = cpu_alloc,
     .mem_available = cpu_mem_available,
+    .synchronize = cpu_synchronize,
     .release = cpu_release,
     .upload = cpu_transfer,
     .download = cpu_transfer,

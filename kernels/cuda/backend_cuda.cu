@@ -1,9 +1,9 @@
 // backend_cuda.cu — the Backend of kernels/kernels.h on an NVIDIA GPU: device memory through
-// the CUDA runtime, GEMM through cuBLAS, and one straightforward CUDA kernel per other entry.
-// kernels/cpu/ is the reference; every kernel here computes the same function with the same
-// float operations where it can (built with --fmad=false, so no fused multiply-adds that the
-// C11 CPU code, compiled with -ffp-contract=off, does not do). Correct first: attention is one
-// block per query row and stores the probabilities; no flash attention yet.
+// the CUDA runtime, GEMM through cuBLAS, and one straightforward CUDA kernel per other entry
+// (attention has a file of its own, attention.cu). kernels/cpu/ is the reference; every kernel
+// here computes the same function with the same float operations where it can (built with
+// --fmad=false, so no fused multiply-adds that the C11 CPU code, compiled with
+// -ffp-contract=off, does not do).
 //
 // Determinism: no atomics anywhere. Every reduction has a fixed shape (block sizes and grids
 // that do not depend on the card), so a run repeats bit for bit on the same GPU model.
@@ -12,150 +12,13 @@
 // goes through a check that records the first failure (file, line, call, message, hint) in
 // the backend's state; backend_cuda_last_error() reports it. LRSH_CUDA_SYNC=1 in the
 // environment synchronizes after every launch, so a faulting kernel is named where it ran.
-#include <cuda_runtime.h>
-#include <cublas_v2.h>
-#include <math.h>
 #include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-extern "C" {
-#include "../kernels.h"
-#include "backend_cuda.h"
-}
+#include "cuda_common.cuh"
 
-// Kept free for the CUDA context's own needs and cuBLAS's workspace: mem_available reports
-// what is left beyond it, so a model that "fits" does not fail at its first GEMM.
-#define MEM_RESERVE (256ull << 20)
-#define THREADS 256            // elementwise kernels and row kernels
-#define ATT_THREADS 128        // attention: one block per query row (4 warps)
-#define REDUCE_BLOCKS 512      // sum/sumsq: fixed grid, whatever the card (deterministic)
-#define NORM_CHUNK_ROWS 64     // rmsnorm dgain: rows per partial sum
-
-typedef struct CudaState {
-    int ready;                 // device chosen, cuBLAS handle made
-    int device;
-    cudaDeviceProp prop;
-    cublasHandle_t blas;
-    cublasComputeType_t compute;
-    const char *precision;     // "fp32", "tf32", "bf16"
-    double *partials;          // REDUCE_BLOCKS + 1 doubles: sum/sumsq's per-block sums, then the total
-    float *scratch;            // grow-only work buffer (rmsnorm dgain partial sums)
-    size_t scratch_floats;
-    int sync_each_launch;      // LRSH_CUDA_SYNC=1
-    int flash;                 // attention without the T×T matrix (LRSH_CUDA_ATTENTION=flash)
-    char error[768];           // the first error, "" when none
-    char description[400];      // prop.name is up to 256 bytes
-} CudaState;
-
-// The backend's one state: a process drives one GPU through one table (as the CPU backend's
-// table is one static object).
-static CudaState cuda;
-
-// ---- errors -------------------------------------------------------------------------------
-
-static const char *cuda_hint(cudaError_t e) {
-    switch (e) {
-    case cudaErrorNoDevice:
-    case cudaErrorInsufficientDriver:
-    case cudaErrorInitializationError:
-        return "is a GPU visible? check nvidia-smi and CUDA_VISIBLE_DEVICES";
-    case cudaErrorMemoryAllocation:
-        return "out of GPU memory: try a smaller batch or model, and check nvidia-smi for other processes";
-    case cudaErrorNoKernelImageForDevice:
-    case cudaErrorUnsupportedPtxVersion:
-    case cudaErrorInvalidKernelImage:
-        return "this build has code for sm_90 (Hopper) and PTX for compute_90: this card or driver cannot run it";
-    case cudaErrorIllegalAddress:
-    case cudaErrorLaunchFailure:
-    case cudaErrorMisalignedAddress:
-        return "a kernel faulted (a bad pointer or size from the caller?); the GPU context is now unusable; "
-               "rerun with LRSH_CUDA_SYNC=1 to name the launch";
-    case cudaErrorInvalidValue:
-    case cudaErrorInvalidConfiguration:
-        return "an invalid size or pointer was passed: a bug in the caller or in the launch shape";
-    default:
-        return "check nvidia-smi; LRSH_CUDA_SYNC=1 synchronizes after every launch to locate the failure";
-    }
-}
-
-static void record_error(const char *file, int line, const char *call, const char *what, const char *hint) {
-    if (cuda.error[0]) return;   // keep the first: later ones are usually its consequences
-    snprintf(cuda.error, sizeof cuda.error, "%s:%d: %s: %s — %s", file, line, call, what, hint);
-}
-
-static int check_cuda(cudaError_t e, const char *file, int line, const char *call) {
-    if (e == cudaSuccess) return 0;
-    record_error(file, line, call, cudaGetErrorString(e), cuda_hint(e));
-    return -1;
-}
-
-static int check_cublas(cublasStatus_t s, const char *file, int line, const char *call) {
-    if (s == CUBLAS_STATUS_SUCCESS) return 0;
-    const char *hint = s == CUBLAS_STATUS_NOT_INITIALIZED ? "cuBLAS could not start: is a GPU visible? check nvidia-smi"
-                     : s == CUBLAS_STATUS_ALLOC_FAILED    ? "out of GPU memory for cuBLAS's workspace"
-                     : s == CUBLAS_STATUS_INVALID_VALUE   ? "a GEMM size or leading dimension is invalid (lda < columns?)"
-                     : s == CUBLAS_STATUS_EXECUTION_FAILED ? "a cuBLAS kernel failed; an earlier fault may have broken the context"
-                     : "see the cuBLAS documentation for this status";
-    record_error(file, line, call, cublasGetStatusString(s), hint);
-    return -1;
-}
-
-// A launch error (bad configuration) shows at once; a fault inside the kernel only at the
-// next synchronization, or right here under LRSH_CUDA_SYNC=1.
-static void check_launch(const char *file, int line, const char *kernel) {
-    cudaError_t e = cudaGetLastError();
-    if (e == cudaSuccess && cuda.sync_each_launch) e = cudaDeviceSynchronize();
-    check_cuda(e, file, line, kernel);
-}
-
-#define CUDA_CHECK(call) check_cuda((call), __FILE__, __LINE__, #call)
-#define CUBLAS_CHECK(call) check_cublas((call), __FILE__, __LINE__, #call)
-#define LAUNCH_CHECK(kernel) check_launch(__FILE__, __LINE__, kernel)
-
-// Blocks for a grid-stride loop over n items.
-static unsigned grid_for(long n, int threads) {
-    long blocks = (n + threads - 1) / threads;
-    return (unsigned)(blocks < 65536 * 8 ? blocks : 65536 * 8);
-}
-
-// ---- block reductions ---------------------------------------------------------------------
-// Butterfly shuffles leave the same bits in every lane (a+b == b+a in IEEE arithmetic), and
-// the order of additions depends only on blockDim: deterministic.
-
-template <typename T> __device__ T warp_sum(T v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-__device__ float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-
-// Every thread of the block gets the total; blockDim.x a multiple of 32. shared: 32 slots,
-// reusable right after the call returns (the first barrier protects the previous use).
-template <typename T> __device__ T block_sum(T v, T *shared) {
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    v = warp_sum(v);
-    __syncthreads();
-    if (lane == 0) shared[warp] = v;
-    __syncthreads();
-    T t = lane < warps ? shared[lane] : (T)0;
-    return warp_sum(t);
-}
-
-__device__ float block_max(float v, float *shared) {
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) shared[warp] = v;
-    __syncthreads();
-    float t = lane < warps ? shared[lane] : -INFINITY;
-    return warp_max(t);
-}
+CudaState cuda;
 
 // ---- memory -------------------------------------------------------------------------------
 
@@ -217,7 +80,7 @@ static size_t cuda_mem_available(void) {
 }
 
 // A grow-only work buffer: allocated on first need per size, reused by every later call.
-static float *scratch_floats(size_t n) {
+float *scratch_floats(size_t n) {
     if (n <= cuda.scratch_floats) return cuda.scratch;
     if (cuda.scratch) CUDA_CHECK(cudaFree(cuda.scratch));
     cuda.scratch = NULL;
@@ -260,6 +123,21 @@ static void cuda_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha
                               cuda.compute, CUBLAS_GEMM_DEFAULT));
 }
 
+// The same swap as cuda_gemm, for count products at fixed strides (attention's heads).
+void gemm_strided_batched(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                          long stride_a, const float *b, int ldb, long stride_b, float beta, float *c, int ldc,
+                          long stride_c, int count) {
+    if (m <= 0 || n <= 0 || count <= 0) return;
+    if (k <= 0) {
+        for (int i = 0; i < count; i++) cuda_gemm(0, 0, m, n, 0, alpha, NULL, 1, NULL, 1, beta, c + i * stride_c, ldc);
+        return;
+    }
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(cuda.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                            trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, CUDA_R_32F, ldb,
+                                            stride_b, a, CUDA_R_32F, lda, stride_a, &beta, c, CUDA_R_32F, ldc,
+                                            stride_c, count, cuda.compute, CUBLAS_GEMM_DEFAULT));
+}
+
 // One after the other on the one stream (products side by side on several streams: not yet).
 static void cuda_gemm_batch(const GemmCall *calls, int count) {
     for (int i = 0; i < count; i++) {
@@ -278,12 +156,56 @@ __global__ void k_embedding_forward(float *out, const int32_t *tokens, const flo
     }
 }
 
-// One thread per column walks every token in order (repeated tokens collide on rows, so
-// tokens cannot be split without atomics): the same additions in the same order as the CPU.
-__global__ void k_embedding_backward(float *dtable, const float *dout, const int32_t *tokens, int n, int dim) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
+// dtable[row] += dout[i] for the positions i of one distinct token (a block per token, a thread
+// per column), in increasing i: the CPU's additions in the CPU's order, so the sums match to the
+// bit, and different rows run in parallel without atomics. order(n): positions grouped by token,
+// increasing within a group; starts(groups+1): where each group begins in order; rows(groups).
+__global__ void k_embedding_backward(float *dtable, const float *dout, const int32_t *order, const int32_t *starts,
+                                     const int32_t *rows, int dim) {
+    int c = blockIdx.y * blockDim.x + threadIdx.x, group = blockIdx.x;
     if (c >= dim) return;
-    for (int i = 0; i < n; i++) dtable[(long)tokens[i] * dim + c] += dout[(long)i * dim + c];
+    float *d = dtable + (long)rows[group] * dim + c;
+    float acc = *d;
+    for (int i = starts[group]; i < starts[group + 1]; i++) acc += dout[(long)order[i] * dim + c];
+    *d = acc;
+}
+
+// (token, position) pairs sort by token, then position: the groups of k_embedding_backward.
+static int by_token_then_position(const void *a, const void *b) {
+    const int32_t *x = (const int32_t *)a, *y = (const int32_t *)b;
+    return x[0] != y[0] ? (x[0] > y[0]) - (x[0] < y[0]) : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+// The grouping comes from the host: the tokens (n int32) come down, are sorted, and the index
+// goes back up in one copy: 3n + 1 ints. A grow-only device buffer holds it.
+static int32_t *embedding_index(const int32_t *tokens, int n, int *groups) {
+    static int32_t *device_index;
+    static size_t device_ints;
+    size_t need = 3 * (size_t)n + 1;
+    int32_t *pairs = (int32_t *)malloc(sizeof(int32_t) * 2 * n), *host = (int32_t *)malloc(sizeof(int32_t) * need);
+    if (!pairs || !host) record_error(__FILE__, __LINE__, "embedding_backward", "out of host memory", "free memory");
+    if (!pairs || !host || CUDA_CHECK(cudaMemcpy(host, tokens, sizeof(int32_t) * n, cudaMemcpyDeviceToHost))) {
+        free(pairs); free(host);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) pairs[2 * i] = host[i], pairs[2 * i + 1] = i;
+    qsort(pairs, (size_t)n, 2 * sizeof(int32_t), by_token_then_position);
+    int32_t *order = host, *starts = host + n, *rows = host + 2 * n + 1;   // starts: up to n + 1 entries
+    int g = 0;
+    for (int i = 0; i < n; i++) {
+        if (i == 0 || pairs[2 * i] != pairs[2 * i - 2]) rows[g] = pairs[2 * i], starts[g++] = i;
+        order[i] = pairs[2 * i + 1];
+    }
+    starts[g] = n;
+    if (need > device_ints) {
+        if (device_index) CUDA_CHECK(cudaFree(device_index));
+        device_index = NULL, device_ints = 0;
+        if (!CUDA_CHECK(cudaMalloc((void **)&device_index, sizeof(int32_t) * need))) device_ints = need;
+    }
+    int ok = device_index && !CUDA_CHECK(cudaMemcpy(device_index, host, sizeof(int32_t) * need, cudaMemcpyHostToDevice));
+    free(pairs); free(host);
+    *groups = g;
+    return ok ? device_index : NULL;
 }
 
 static void cuda_embedding_forward(float *out, const int32_t *tokens, const float *table, int n, int dim) {
@@ -294,8 +216,11 @@ static void cuda_embedding_forward(float *out, const int32_t *tokens, const floa
 
 static void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *tokens, int n, int dim) {
     if (n <= 0 || dim <= 0) return;
-    int threads = 128;
-    k_embedding_backward<<<(dim + threads - 1) / threads, threads>>>(dtable, dout, tokens, n, dim);
+    int groups = 0, threads = 128;
+    const int32_t *index = embedding_index(tokens, n, &groups);   // order(n), starts(groups + 1), rows
+    if (!index) return;                                           // the error is recorded
+    dim3 grid((unsigned)groups, (unsigned)((dim + threads - 1) / threads));
+    k_embedding_backward<<<grid, threads>>>(dtable, dout, index, index + n, index + 2 * n + 1, dim);
     LAUNCH_CHECK("k_embedding_backward");
 }
 
@@ -424,320 +349,6 @@ static void cuda_rope_backward(float *din, const float *dout, int B, int T, int 
     LAUNCH_CHECK("k_rope (backward)");
 }
 
-// ---- attention ----------------------------------------------------------------------------
-// The simple correct version: one block per (query row t, head h, batch b), the row's scores
-// kept in att itself (global memory, so no limit on Tk). Query t sits at absolute position
-// Tk−Tq+t and sees L = Tk−Tq+t+1 keys; probabilities past L are stored as 0, as on the CPU.
-
-__global__ void k_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                                    int Tq, int Tk, int H, int KVH, int hd, float scale) {
-    extern __shared__ float qs[];   // (hd) this row's query
-    __shared__ float red[32];
-    int t = blockIdx.x, h = blockIdx.y;
-    long b = blockIdx.z;
-    int g = h / (H / KVH);
-    int L = Tk - Tq + t + 1;
-    long ks = (long)KVH * hd;                                      // row stride of k and v
-    const float *qr = q + ((b * Tq + t) * H + h) * hd;
-    const float *kb = k + (b * Tk * KVH + g) * hd, *vb = v + (b * Tk * KVH + g) * hd;
-    float *p = att + ((b * H + h) * Tq + t) * (long)Tk;           // (Tk)
-    float *o = out + ((b * Tq + t) * H + h) * hd;                  // (hd)
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    for (int i = threadIdx.x; i < hd; i += blockDim.x) qs[i] = qr[i];
-    __syncthreads();
-    // scores: a warp per key, lanes across hd
-    float mx = -INFINITY;
-    for (int j = warp; j < L; j += warps) {
-        const float *kr = kb + j * ks;
-        float d = 0.0f;
-        for (int i = lane; i < hd; i += 32) d += qs[i] * kr[i];
-        d = scale * warp_sum(d);
-        if (lane == 0) p[j] = d;
-        mx = fmaxf(mx, d);
-    }
-    mx = block_max(mx, red);   // its barriers also publish the scores to the whole block
-    float sum = 0.0f;
-    for (int j = threadIdx.x; j < L; j += blockDim.x) {
-        float e = expf(p[j] - mx);
-        p[j] = e;
-        sum += e;
-    }
-    sum = block_sum(sum, red);
-    float inv = 1.0f / sum;
-    for (int j = threadIdx.x; j < Tk; j += blockDim.x) p[j] = j < L ? p[j] * inv : 0.0f;
-    __syncthreads();
-    // out = P·V: a thread per output column, keys in order
-    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
-        float acc = 0.0f;
-        for (int j = 0; j < L; j++) acc += p[j] * vb[j * ks + i];
-        o[i] = acc;
-    }
-}
-
-// Backward, part 1, one block per query row: dP = do·vᵀ, dS = P ⊙ (dP − Σ P ⊙ dP) stored in
-// scratch (0 past L), dq += scale·dS·k.
-__global__ void k_attention_backward_rows(float *dq, float *ds, const float *dout, const float *att,
-                                          const float *k, const float *v, int Tq, int Tk, int H, int KVH, int hd,
-                                          float scale) {
-    extern __shared__ float dos[];  // (hd) this row's dout
-    __shared__ float red[32];
-    int t = blockIdx.x, h = blockIdx.y;
-    long b = blockIdx.z;
-    int g = h / (H / KVH);
-    int L = Tk - Tq + t + 1;
-    long ks = (long)KVH * hd;
-    long row = ((b * Tq + t) * H + h) * hd;
-    const float *kb = k + (b * Tk * KVH + g) * hd, *vb = v + (b * Tk * KVH + g) * hd;
-    const float *p = att + ((b * H + h) * Tq + t) * (long)Tk;
-    float *d = ds + ((b * H + h) * Tq + t) * (long)Tk;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    for (int i = threadIdx.x; i < hd; i += blockDim.x) dos[i] = dout[row + i];
-    __syncthreads();
-    for (int j = warp; j < L; j += warps) {
-        const float *vr = vb + j * ks;
-        float dp = 0.0f;
-        for (int i = lane; i < hd; i += 32) dp += dos[i] * vr[i];
-        dp = warp_sum(dp);
-        if (lane == 0) d[j] = dp;
-    }
-    __syncthreads();
-    float dot = 0.0f;
-    for (int j = threadIdx.x; j < L; j += blockDim.x) dot += p[j] * d[j];
-    dot = block_sum(dot, red);
-    for (int j = threadIdx.x; j < Tk; j += blockDim.x) d[j] = j < L ? p[j] * (d[j] - dot) : 0.0f;
-    __syncthreads();
-    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
-        float acc = 0.0f;
-        for (int j = 0; j < L; j++) acc += d[j] * kb[j * ks + i];
-        dq[row + i] += scale * acc;
-    }
-}
-
-// Backward, part 2, one block per (key j, kv head g, batch b), a thread per column: every
-// query head of the group and every query that sees key j add into dk[j], dv[j] in a fixed
-// order, so grouped heads need no atomics.
-__global__ void k_attention_backward_keys(float *dk, float *dv, const float *ds, const float *dout,
-                                          const float *att, const float *q, int Tq, int Tk, int H, int KVH,
-                                          int hd, float scale) {
-    int j = blockIdx.x, g = blockIdx.y;
-    long b = blockIdx.z;
-    int group = H / KVH;
-    int first = j - (Tk - Tq) > 0 ? j - (Tk - Tq) : 0;           // the first query that sees key j
-    long kv = ((b * Tk + j) * KVH + g) * hd;
-    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
-        float acc_v = 0.0f, acc_k = 0.0f;
-        for (int h = g * group; h < (g + 1) * group; h++) {
-            const float *pcol = att + (b * H + h) * (long)Tq * Tk + j;   // P[t][j] at pcol[t·Tk]
-            const float *dcol = ds + (b * H + h) * (long)Tq * Tk + j;
-            for (int t = first; t < Tq; t++) {
-                long qi = ((b * Tq + t) * H + h) * hd + i;
-                acc_v += pcol[(long)t * Tk] * dout[qi];
-                acc_k += dcol[(long)t * Tk] * q[qi];
-            }
-        }
-        dv[kv + i] += acc_v;
-        dk[kv + i] += scale * acc_k;
-    }
-}
-
-// ---- flash-style attention: the T×T matrix is never stored --------------------------------
-// A warp per query row, the row's query and output accumulator in registers (hd ≤ 256: up to
-// 8 values a lane), the keys in order with an online softmax (running max m and sum l); the
-// forward keeps only each row's log-sum-exp. Backward recomputes P = exp(s − lse): a warp per
-// query row for dq (first D = Σ_j P·dP, then dq), a warp per (key, kv head) for dk and dv, in a
-// fixed order (no atomics). Correctness first: not yet tuned (no shared-memory tiles).
-// NOT YET RUN ON A GPU: selected by LRSH_CUDA_ATTENTION=flash or backend_cuda_set_attention;
-// tests/test_cuda.c checks it against the CPU.
-
-#define FLASH_WARPS 4
-#define FLASH_MAX_HD 256
-#define FLASH_PER_LANE (FLASH_MAX_HD / 32)
-
-// This lane's share of a row of hd values: x[lane + 32u] for u < FLASH_PER_LANE (0 past hd).
-__device__ void lane_load(float *dst, const float *row, int hd, float scale) {
-    int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int u = 0; u < FLASH_PER_LANE; u++) {
-        int i = lane + 32 * u;
-        dst[u] = i < hd ? scale * row[i] : 0.0f;
-    }
-}
-
-// Σ_i a_i·row_i over the warp (every lane gets it).
-__device__ float lane_dot(const float *a, const float *row, int hd) {
-    int lane = threadIdx.x & 31;
-    float d = 0.0f;
-#pragma unroll
-    for (int u = 0; u < FLASH_PER_LANE; u++) {
-        int i = lane + 32 * u;
-        if (i < hd) d += a[u] * row[i];
-    }
-    return warp_sum(d);
-}
-
-__global__ void k_flash_forward(float *out, float *lse, const float *q, const float *k, const float *v, int Tq,
-                                int Tk, int H, int KVH, int hd, float scale) {
-    int t = blockIdx.x * FLASH_WARPS + (threadIdx.x >> 5), h = blockIdx.y, lane = threadIdx.x & 31;
-    long b = blockIdx.z;
-    if (t >= Tq) return;                                           // a whole warp leaves together
-    int g = h / (H / KVH), L = Tk - Tq + t + 1;
-    long ks = (long)KVH * hd, row = ((b * Tq + t) * H + h) * hd;
-    const float *kb = k + (b * Tk * KVH + g) * hd, *vb = v + (b * Tk * KVH + g) * hd;
-    float qv[FLASH_PER_LANE], acc[FLASH_PER_LANE];
-    lane_load(qv, q + row, hd, scale);
-#pragma unroll
-    for (int u = 0; u < FLASH_PER_LANE; u++) acc[u] = 0.0f;
-    float m = -INFINITY, l = 0.0f;
-    for (int j = 0; j < L; j++) {
-        float s = lane_dot(qv, kb + j * ks, hd);                   // scale·q·k_j
-        float m_new = fmaxf(m, s), c = expf(m - m_new), p = expf(s - m_new);   // c = 0 at the first key
-        l = l * c + p;
-        const float *vr = vb + j * ks;
-#pragma unroll
-        for (int u = 0; u < FLASH_PER_LANE; u++) {
-            int i = lane + 32 * u;
-            if (i < hd) acc[u] = acc[u] * c + p * vr[i];
-        }
-        m = m_new;
-    }
-#pragma unroll
-    for (int u = 0; u < FLASH_PER_LANE; u++) {
-        int i = lane + 32 * u;
-        if (i < hd) out[row + i] = acc[u] / l;
-    }
-    if (lane == 0) lse[(b * H + h) * Tq + t] = m + logf(l);
-}
-
-// dq += scale·Σ_j dS_ij·k_j with dS = P ⊙ (dP − D), dP_ij = do_i·v_j, D_i = Σ_j P_ij·dP_ij
-// (kept in dsum for the keys' kernel).
-__global__ void k_flash_backward_dq(float *dq, float *dsum, const float *dout, const float *lse, const float *q,
-                                    const float *k, const float *v, int Tq, int Tk, int H, int KVH, int hd,
-                                    float scale) {
-    int t = blockIdx.x * FLASH_WARPS + (threadIdx.x >> 5), h = blockIdx.y, lane = threadIdx.x & 31;
-    long b = blockIdx.z;
-    if (t >= Tq) return;
-    int g = h / (H / KVH), L = Tk - Tq + t + 1;
-    long ks = (long)KVH * hd, row = ((b * Tq + t) * H + h) * hd, at = (b * H + h) * Tq + t;
-    const float *kb = k + (b * Tk * KVH + g) * hd, *vb = v + (b * Tk * KVH + g) * hd;
-    float qv[FLASH_PER_LANE], dov[FLASH_PER_LANE], acc[FLASH_PER_LANE];
-    lane_load(qv, q + row, hd, scale);
-    lane_load(dov, dout + row, hd, 1.0f);
-    float lse_t = lse[at], D = 0.0f;
-    for (int j = 0; j < L; j++) {
-        float p = expf(lane_dot(qv, kb + j * ks, hd) - lse_t);
-        D += p * lane_dot(dov, vb + j * ks, hd);
-    }
-#pragma unroll
-    for (int u = 0; u < FLASH_PER_LANE; u++) acc[u] = 0.0f;
-    for (int j = 0; j < L; j++) {
-        const float *kr = kb + j * ks;
-        float p = expf(lane_dot(qv, kr, hd) - lse_t);
-        float ds = p * (lane_dot(dov, vb + j * ks, hd) - D);
-#pragma unroll
-        for (int u = 0; u < FLASH_PER_LANE; u++) {
-            int i = lane + 32 * u;
-            if (i < hd) acc[u] += ds * kr[i];
-        }
-    }
-#pragma unroll
-    for (int u = 0; u < FLASH_PER_LANE; u++) {
-        int i = lane + 32 * u;
-        if (i < hd) dq[row + i] += scale * acc[u];
-    }
-    if (lane == 0) dsum[at] = D;
-}
-
-// A warp per (key j, kv head g, batch b): every query head of the group and every query that
-// sees key j, in order: dv_j += Σ P·do, dk_j += scale·Σ dS·q.
-__global__ void k_flash_backward_dkdv(float *dk, float *dv, const float *dsum, const float *dout, const float *lse,
-                                      const float *q, const float *k, const float *v, int Tq, int Tk, int H,
-                                      int KVH, int hd, float scale) {
-    int j = blockIdx.x * FLASH_WARPS + (threadIdx.x >> 5), g = blockIdx.y, lane = threadIdx.x & 31;
-    long b = blockIdx.z;
-    if (j >= Tk) return;
-    int group = H / KVH, first = j - (Tk - Tq) > 0 ? j - (Tk - Tq) : 0;   // the first query that sees key j
-    long kv = ((b * Tk + j) * KVH + g) * hd;
-    float kv_k[FLASH_PER_LANE], kv_v[FLASH_PER_LANE], acc_k[FLASH_PER_LANE], acc_v[FLASH_PER_LANE];
-    lane_load(kv_k, k + kv, hd, scale);
-    lane_load(kv_v, v + kv, hd, 1.0f);
-#pragma unroll
-    for (int u = 0; u < FLASH_PER_LANE; u++) acc_k[u] = acc_v[u] = 0.0f;
-    for (int h = g * group; h < (g + 1) * group; h++)
-        for (int t = first; t < Tq; t++) {
-            long row = ((b * Tq + t) * H + h) * hd, at = (b * H + h) * Tq + t;
-            float p = expf(lane_dot(kv_k, q + row, hd) - lse[at]);
-            float ds = p * (lane_dot(kv_v, dout + row, hd) - dsum[at]);
-#pragma unroll
-            for (int u = 0; u < FLASH_PER_LANE; u++) {
-                int i = lane + 32 * u;
-                if (i < hd) {
-                    acc_v[u] += p * dout[row + i];
-                    acc_k[u] += ds * q[row + i];
-                }
-            }
-        }
-#pragma unroll
-    for (int u = 0; u < FLASH_PER_LANE; u++) {
-        int i = lane + 32 * u;
-        if (i < hd) {
-            dv[kv + i] += acc_v[u];
-            dk[kv + i] += scale * acc_k[u];
-        }
-    }
-}
-
-static int flash_on(int hd) { return cuda.flash && hd <= FLASH_MAX_HD; }
-
-static size_t cuda_attention_saved_floats(int B, int H, int Tq, int Tk, int hd) {
-    return flash_on(hd) ? (size_t)B * H * Tq : (size_t)B * H * Tq * Tk;
-}
-
-static int attention_shape_ok(int B, int Tq, int Tk, int H, int KVH, int hd, const char *what) {
-    if (B <= 0 || Tq <= 0 || H <= 0 || hd <= 0) return 0;
-    if (KVH <= 0 || H % KVH || Tk < Tq || B > 65535 || H > 65535 || KVH > 65535) {
-        char call[128];
-        snprintf(call, sizeof call, "%s(B=%d, Tq=%d, Tk=%d, H=%d, KVH=%d, hd=%d)", what, B, Tq, Tk, H, KVH, hd);
-        record_error(__FILE__, __LINE__, call, "unsupported shape", "needs Tk >= Tq, H a multiple of KVH, B and H below 65536");
-        return 0;
-    }
-    return 1;
-}
-
-static void cuda_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                                   int B, int Tq, int Tk, int H, int KVH, int hd) {
-    if (!attention_shape_ok(B, Tq, Tk, H, KVH, hd, "attention_forward")) return;
-    float scale = 1.0f / sqrtf((float)hd);
-    if (flash_on(hd)) {
-        k_flash_forward<<<dim3((Tq + FLASH_WARPS - 1) / FLASH_WARPS, H, B), 32 * FLASH_WARPS>>>(out, att, q, k, v, Tq,
-                                                                                                Tk, H, KVH, hd, scale);
-        LAUNCH_CHECK("k_flash_forward");
-        return;
-    }
-    k_attention_forward<<<dim3(Tq, H, B), ATT_THREADS, hd * sizeof(float)>>>(out, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
-    LAUNCH_CHECK("k_attention_forward");
-}
-
-static void cuda_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                                    const float *att, const float *q, const float *k, const float *v,
-                                    int B, int Tq, int Tk, int H, int KVH, int hd) {
-    if (!attention_shape_ok(B, Tq, Tk, H, KVH, hd, "attention_backward")) return;
-    float scale = 1.0f / sqrtf((float)hd);
-    if (flash_on(hd)) {   // att: the rows' log-sum-exp; scratch: their D
-        k_flash_backward_dq<<<dim3((Tq + FLASH_WARPS - 1) / FLASH_WARPS, H, B), 32 * FLASH_WARPS>>>(
-            dq, scratch, dout, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
-        LAUNCH_CHECK("k_flash_backward_dq");
-        k_flash_backward_dkdv<<<dim3((Tk + FLASH_WARPS - 1) / FLASH_WARPS, KVH, B), 32 * FLASH_WARPS>>>(
-            dk, dv, scratch, dout, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
-        LAUNCH_CHECK("k_flash_backward_dkdv");
-        return;
-    }
-    k_attention_backward_rows<<<dim3(Tq, H, B), ATT_THREADS, hd * sizeof(float)>>>(dq, scratch, dout, att, k, v, Tq,
-                                                                                    Tk, H, KVH, hd, scale);
-    LAUNCH_CHECK("k_attention_backward_rows");
-    int threads = hd < ATT_THREADS ? (hd + 31) / 32 * 32 : ATT_THREADS;
-    k_attention_backward_keys<<<dim3(Tk, KVH, B), threads>>>(dk, dv, scratch, dout, att, q, Tq, Tk, H, KVH, hd, scale);
-    LAUNCH_CHECK("k_attention_backward_keys");
-}
 
 // ---- SwiGLU, softmax cross-entropy ---------------------------------------------------------
 
@@ -934,6 +545,7 @@ static void fill_table(Backend *t) {
     t->copy = cuda_copy;
     t->zero = cuda_zero;
     t->mem_available = cuda_mem_available;
+    t->synchronize = backend_cuda_synchronize;
     t->gemm = cuda_gemm;
     t->gemm_batch = cuda_gemm_batch;
     t->embedding_forward = cuda_embedding_forward;
@@ -964,6 +576,18 @@ static int fail(char *why, size_t cap, const char *fmt, ...) {
         vsnprintf(why, cap, fmt, ap);
         va_end(ap);
     }
+    return -1;
+}
+
+// The attention modes by name, in AttentionMode's order.
+static const char *const attention_names[] = {"gemm", "rows", "flash"};
+
+static int choose_attention(const char *name) {
+    for (int i = 0; i < 3; i++)
+        if (name && strcmp(name, attention_names[i]) == 0) {
+            cuda.attention = (AttentionMode)i;
+            return 0;
+        }
     return -1;
 }
 
@@ -1002,7 +626,9 @@ static int init(char *why, size_t cap) {
     }
     const char *sync = getenv("LRSH_CUDA_SYNC"), *attention = getenv("LRSH_CUDA_ATTENTION");
     cuda.sync_each_launch = sync && sync[0] == '1';
-    cuda.flash = attention && strcmp(attention, "flash") == 0;
+    cuda.attention = ATTENTION_GEMM;
+    if (attention && choose_attention(attention) != 0)
+        fprintf(stderr, "lrsh: LRSH_CUDA_ATTENTION=%s unknown (gemm, rows or flash): using gemm\n", attention);
     cuda.compute = CUBLAS_COMPUTE_32F;
     cuda.precision = "fp32";
     cuda.error[0] = 0;
@@ -1052,10 +678,9 @@ extern "C" const char *backend_cuda_precision(void) { return cuda.ready ? cuda.p
 
 extern "C" int backend_cuda_set_attention(const char *name, char *why, size_t cap) {
     if (!cuda.ready) return fail(why, cap, "the CUDA backend is not started (no device?)");
-    if (name && strcmp(name, "flash") == 0) cuda.flash = 1;
-    else if (name && strcmp(name, "materialized") == 0) cuda.flash = 0;
-    else return fail(why, cap, "attention '%s' unknown: expected flash or materialized", name ? name : "(null)");
+    if (choose_attention(name))
+        return fail(why, cap, "attention '%s' unknown: expected gemm, rows or flash", name ? name : "(null)");
     return 0;
 }
 
-extern "C" const char *backend_cuda_attention(void) { return cuda.flash ? "flash" : "materialized"; }
+extern "C" const char *backend_cuda_attention(void) { return attention_names[cuda.ready ? cuda.attention : 0]; }

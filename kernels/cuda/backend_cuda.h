@@ -24,12 +24,14 @@ void backend_cuda_synchronize(void);
 int backend_cuda_set_precision(const char *name, char *why, size_t cap);
 const char *backend_cuda_precision(void);   // "fp32", "tf32" or "bf16"
 
-// Attention kernels: "materialized" (the default: the T×T probabilities kept for backward) or
-// "flash" (only each row's log-sum-exp kept, the probabilities recomputed in backward; not yet
-// run on a GPU). LRSH_CUDA_ATTENTION=flash chooses it at start. Activations sized before a
-// change (Backend.attention_saved_floats) must be sized again: build the model after it.
+// How attention runs (kernels/cuda/attention.cu): "gemm" (the default: strided-batched cuBLAS
+// products over the heads, the T×T probabilities kept for backward), "rows" (the first simple
+// kernels, one block per query row; a second reference, slow) or "flash" (only each row's
+// log-sum-exp kept, the probabilities recomputed in backward). LRSH_CUDA_ATTENTION=gemm|rows|flash
+// chooses at start. Activations sized before a change (Backend.attention_saved_floats) must be
+// sized again: build the model after it.
 int backend_cuda_set_attention(const char *name, char *why, size_t cap);
-const char *backend_cuda_attention(void);   // "materialized" or "flash"
+const char *backend_cuda_attention(void);   // "gemm", "rows" or "flash"
 
 #ifdef __cplusplus
 }

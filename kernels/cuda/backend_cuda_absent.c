@@ -32,4 +32,4 @@ int backend_cuda_set_attention(const char *name, char *why, size_t cap) {
     return -1;
 }
 
-const char *backend_cuda_attention(void) { return "materialized"; }
+const char *backend_cuda_attention(void) { return "gemm"; }

@@ -82,4 +82,19 @@ for key in shape model tok_per_s gflops peak_gflops mfu kernel peak_rss; do
     check_not_contains "bench_key_$key" "$(printf '%s\n' "$out" | json_field $key)" missing
 done
 
+# bench train profile=on: a table after the summary, and in JSON the rows of each phase
+out=$("$LRSH" -c 'bench train shape=tiny model=dense steps=1 rounds=1 profile=on' 2>/dev/null); rc=$?
+check_status bench_profile_status 0 $rc
+check_contains bench_profile_title "$out" "profile: one step of tiny dense (adamw)"
+check_contains bench_profile_attention "$out" "forward+backward  attention_forward"
+check_contains bench_profile_optimizer "$out" "optimizer         adamw_update"
+out=$("$LRSH" --json -c 'bench train shape=tiny model=factorized steps=1 rounds=1 profile=on' 2>/dev/null)
+check_eq bench_profile_json "valid 2" "$(printf '%s\n' "$out" | json_lines)"
+check_eq bench_profile_phases '["forward+backward", "optimizer"]' "$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    o = json.loads(line)
+    if o.get("command") == "bench train profile":
+        print(json.dumps(sorted({r["phase"] for r in o["rows"]})))')"
+
 finish

@@ -1,0 +1,393 @@
+// attention.cu — causal attention with grouped KV heads on the GPU, in three modes:
+//
+//   gemm  (the default) strided-batched cuBLAS products over the heads for S = scale·Q·Kᵀ and
+//         O = P·V, a row kernel for the causal softmax; backward likewise (dP, dV, dS, dQ, dK).
+//         The orchestration is kernels/attention_gemm.c (checked on the CPU by
+//         tests/test_attention_gemm.c); the T×T probabilities are kept for backward.
+//   rows  the first correct kernels: one block per query row, scores in global memory. Kept
+//         as a second reference; slow (a thread walks all keys in order, latency-bound).
+//   flash flash-style kernels that never store the T×T matrix (see below).
+//
+// Layouts as kernels/kernels.h: q(B,Tq,H,hd), k,v(B,Tk,KVH,hd), att(B,H,Tq,Tk). Query t sits at
+// absolute position Tk−Tq+t and sees L = Tk−Tq+t+1 keys; probabilities past L are stored as 0.
+// Query head h uses kv head h/group, group = H/KVH.
+#include "cuda_common.cuh"
+
+extern "C" {
+#include "../attention_gemm.h"
+}
+
+// ---- gemm mode ------------------------------------------------------------------------------
+
+// Softmax in place over each score row of att (a block per row r = (b·H + h)·Tq + t); keys
+// past the row's last visible one become 0.
+__global__ void k_causal_softmax(float *att, int Tq, int Tk) {
+    __shared__ float red[32];
+    long r = blockIdx.x;
+    int L = Tk - Tq + (int)(r % Tq) + 1;
+    float *p = att + r * Tk;                                       // (Tk)
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < L; j += blockDim.x) mx = fmaxf(mx, p[j]);
+    mx = block_max(mx, red);
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < L; j += blockDim.x) {
+        float e = expf(p[j] - mx);
+        p[j] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, red);
+    float inv = 1.0f / sum;
+    for (int j = threadIdx.x; j < Tk; j += blockDim.x) p[j] = j < L ? p[j] * inv : 0.0f;
+}
+
+// dS = P ⊙ (dP − Σ_j P·dP) in place over ds (dP in, dS out; 0 past the visible keys), a block
+// per row. Each thread rewrites only the entries it read.
+__global__ void k_causal_softmax_backward(float *ds, const float *att, int Tq, int Tk) {
+    __shared__ float red[32];
+    long r = blockIdx.x;
+    int L = Tk - Tq + (int)(r % Tq) + 1;
+    const float *p = att + r * Tk;                                 // (Tk)
+    float *d = ds + r * Tk;                                        // (Tk)
+    float dot = 0.0f;
+    for (int j = threadIdx.x; j < L; j += blockDim.x) dot += p[j] * d[j];
+    dot = block_sum(dot, red);
+    for (int j = threadIdx.x; j < Tk; j += blockDim.x) d[j] = j < L ? p[j] * (d[j] - dot) : 0.0f;
+}
+
+static void launch_causal_softmax(float *att, long rows, int Tq, int Tk) {
+    if (rows <= 0) return;
+    k_causal_softmax<<<(unsigned)rows, ATT_THREADS>>>(att, Tq, Tk);
+    LAUNCH_CHECK("k_causal_softmax");
+}
+
+static void launch_causal_softmax_backward(float *ds, const float *att, long rows, int Tq, int Tk) {
+    if (rows <= 0) return;
+    k_causal_softmax_backward<<<(unsigned)rows, ATT_THREADS>>>(ds, att, Tq, Tk);
+    LAUNCH_CHECK("k_causal_softmax_backward");
+}
+
+// The products and row passes of kernels/attention_gemm.c, on cuBLAS and the kernels above.
+static const AttentionGemmOps gemm_ops = {gemm_strided_batched, launch_causal_softmax, launch_causal_softmax_backward};
+
+// ---- rows mode ------------------------------------------------------------------------------
+// The simple correct version: one block per (query row t, head h, batch b), the row's scores
+// kept in att itself (global memory, so no limit on Tk).
+
+__global__ void k_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                                    int Tq, int Tk, int H, int KVH, int hd, float scale) {
+    extern __shared__ float qs[];   // (hd) this row's query
+    __shared__ float red[32];
+    int t = blockIdx.x, h = blockIdx.y;
+    long b = blockIdx.z;
+    int g = h / (H / KVH);
+    int L = Tk - Tq + t + 1;
+    long ks = (long)KVH * hd;                                      // row stride of k and v
+    const float *qr = q + ((b * Tq + t) * H + h) * hd;
+    const float *kb = k + (b * Tk * KVH + g) * hd, *vb = v + (b * Tk * KVH + g) * hd;
+    float *p = att + ((b * H + h) * Tq + t) * (long)Tk;           // (Tk)
+    float *o = out + ((b * Tq + t) * H + h) * hd;                  // (hd)
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) qs[i] = qr[i];
+    __syncthreads();
+    // scores: a warp per key, lanes across hd
+    float mx = -INFINITY;
+    for (int j = warp; j < L; j += warps) {
+        const float *kr = kb + j * ks;
+        float d = 0.0f;
+        for (int i = lane; i < hd; i += 32) d += qs[i] * kr[i];
+        d = scale * warp_sum(d);
+        if (lane == 0) p[j] = d;
+        mx = fmaxf(mx, d);
+    }
+    mx = block_max(mx, red);   // its barriers also publish the scores to the whole block
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < L; j += blockDim.x) {
+        float e = expf(p[j] - mx);
+        p[j] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, red);
+    float inv = 1.0f / sum;
+    for (int j = threadIdx.x; j < Tk; j += blockDim.x) p[j] = j < L ? p[j] * inv : 0.0f;
+    __syncthreads();
+    // out = P·V: a thread per output column, keys in order
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+        float acc = 0.0f;
+        for (int j = 0; j < L; j++) acc += p[j] * vb[j * ks + i];
+        o[i] = acc;
+    }
+}
+
+// Backward, part 1, one block per query row: dP = do·vᵀ, dS = P ⊙ (dP − Σ P ⊙ dP) stored in
+// scratch (0 past L), dq += scale·dS·k.
+__global__ void k_attention_backward_rows(float *dq, float *ds, const float *dout, const float *att,
+                                          const float *k, const float *v, int Tq, int Tk, int H, int KVH, int hd,
+                                          float scale) {
+    extern __shared__ float dos[];  // (hd) this row's dout
+    __shared__ float red[32];
+    int t = blockIdx.x, h = blockIdx.y;
+    long b = blockIdx.z;
+    int g = h / (H / KVH);
+    int L = Tk - Tq + t + 1;
+    long ks = (long)KVH * hd;
+    long row = ((b * Tq + t) * H + h) * hd;
+    const float *kb = k + (b * Tk * KVH + g) * hd, *vb = v + (b * Tk * KVH + g) * hd;
+    const float *p = att + ((b * H + h) * Tq + t) * (long)Tk;
+    float *d = ds + ((b * H + h) * Tq + t) * (long)Tk;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) dos[i] = dout[row + i];
+    __syncthreads();
+    for (int j = warp; j < L; j += warps) {
+        const float *vr = vb + j * ks;
+        float dp = 0.0f;
+        for (int i = lane; i < hd; i += 32) dp += dos[i] * vr[i];
+        dp = warp_sum(dp);
+        if (lane == 0) d[j] = dp;
+    }
+    __syncthreads();
+    float dot = 0.0f;
+    for (int j = threadIdx.x; j < L; j += blockDim.x) dot += p[j] * d[j];
+    dot = block_sum(dot, red);
+    for (int j = threadIdx.x; j < Tk; j += blockDim.x) d[j] = j < L ? p[j] * (d[j] - dot) : 0.0f;
+    __syncthreads();
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+        float acc = 0.0f;
+        for (int j = 0; j < L; j++) acc += d[j] * kb[j * ks + i];
+        dq[row + i] += scale * acc;
+    }
+}
+
+// Backward, part 2, one block per (key j, kv head g, batch b), a thread per column: every
+// query head of the group and every query that sees key j add into dk[j], dv[j] in a fixed
+// order, so grouped heads need no atomics.
+__global__ void k_attention_backward_keys(float *dk, float *dv, const float *ds, const float *dout,
+                                          const float *att, const float *q, int Tq, int Tk, int H, int KVH,
+                                          int hd, float scale) {
+    int j = blockIdx.x, g = blockIdx.y;
+    long b = blockIdx.z;
+    int group = H / KVH;
+    int first = j - (Tk - Tq) > 0 ? j - (Tk - Tq) : 0;           // the first query that sees key j
+    long kv = ((b * Tk + j) * KVH + g) * hd;
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+        float acc_v = 0.0f, acc_k = 0.0f;
+        for (int h = g * group; h < (g + 1) * group; h++) {
+            const float *pcol = att + (b * H + h) * (long)Tq * Tk + j;   // P[t][j] at pcol[t·Tk]
+            const float *dcol = ds + (b * H + h) * (long)Tq * Tk + j;
+            for (int t = first; t < Tq; t++) {
+                long qi = ((b * Tq + t) * H + h) * hd + i;
+                acc_v += pcol[(long)t * Tk] * dout[qi];
+                acc_k += dcol[(long)t * Tk] * q[qi];
+            }
+        }
+        dv[kv + i] += acc_v;
+        dk[kv + i] += scale * acc_k;
+    }
+}
+
+// ---- flash-style attention: the T×T matrix is never stored --------------------------------
+// A warp per query row, the row's query and output accumulator in registers (hd ≤ 256: up to
+// 8 values a lane), the keys in order with an online softmax (running max m and sum l); the
+// forward keeps only each row's log-sum-exp. Backward recomputes P = exp(s − lse): a warp per
+// query row for dq (first D = Σ_j P·dP, then dq), a warp per (key, kv head) for dk and dv, in a
+// fixed order (no atomics). Correctness first: not yet tuned (no shared-memory tiles).
+// NOT YET RUN ON A GPU: selected by LRSH_CUDA_ATTENTION=flash or backend_cuda_set_attention;
+// tests/test_cuda.c checks it against the CPU.
+
+#define FLASH_WARPS 4
+#define FLASH_MAX_HD 256
+#define FLASH_PER_LANE (FLASH_MAX_HD / 32)
+
+// This lane's share of a row of hd values: x[lane + 32u] for u < FLASH_PER_LANE (0 past hd).
+static __device__ void lane_load(float *dst, const float *row, int hd, float scale) {
+    int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) {
+        int i = lane + 32 * u;
+        dst[u] = i < hd ? scale * row[i] : 0.0f;
+    }
+}
+
+// Σ_i a_i·row_i over the warp (every lane gets it).
+static __device__ float lane_dot(const float *a, const float *row, int hd) {
+    int lane = threadIdx.x & 31;
+    float d = 0.0f;
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) {
+        int i = lane + 32 * u;
+        if (i < hd) d += a[u] * row[i];
+    }
+    return warp_sum(d);
+}
+
+__global__ void k_flash_forward(float *out, float *lse, const float *q, const float *k, const float *v, int Tq,
+                                int Tk, int H, int KVH, int hd, float scale) {
+    int t = blockIdx.x * FLASH_WARPS + (threadIdx.x >> 5), h = blockIdx.y, lane = threadIdx.x & 31;
+    long b = blockIdx.z;
+    if (t >= Tq) return;                                           // a whole warp leaves together
+    int g = h / (H / KVH), L = Tk - Tq + t + 1;
+    long ks = (long)KVH * hd, row = ((b * Tq + t) * H + h) * hd;
+    const float *kb = k + (b * Tk * KVH + g) * hd, *vb = v + (b * Tk * KVH + g) * hd;
+    float qv[FLASH_PER_LANE], acc[FLASH_PER_LANE];
+    lane_load(qv, q + row, hd, scale);
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) acc[u] = 0.0f;
+    float m = -INFINITY, l = 0.0f;
+    for (int j = 0; j < L; j++) {
+        float s = lane_dot(qv, kb + j * ks, hd);                   // scale·q·k_j
+        float m_new = fmaxf(m, s), c = expf(m - m_new), p = expf(s - m_new);   // c = 0 at the first key
+        l = l * c + p;
+        const float *vr = vb + j * ks;
+#pragma unroll
+        for (int u = 0; u < FLASH_PER_LANE; u++) {
+            int i = lane + 32 * u;
+            if (i < hd) acc[u] = acc[u] * c + p * vr[i];
+        }
+        m = m_new;
+    }
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) {
+        int i = lane + 32 * u;
+        if (i < hd) out[row + i] = acc[u] / l;
+    }
+    if (lane == 0) lse[(b * H + h) * Tq + t] = m + logf(l);
+}
+
+// dq += scale·Σ_j dS_ij·k_j with dS = P ⊙ (dP − D), dP_ij = do_i·v_j, D_i = Σ_j P_ij·dP_ij
+// (kept in dsum for the keys' kernel).
+__global__ void k_flash_backward_dq(float *dq, float *dsum, const float *dout, const float *lse, const float *q,
+                                    const float *k, const float *v, int Tq, int Tk, int H, int KVH, int hd,
+                                    float scale) {
+    int t = blockIdx.x * FLASH_WARPS + (threadIdx.x >> 5), h = blockIdx.y, lane = threadIdx.x & 31;
+    long b = blockIdx.z;
+    if (t >= Tq) return;
+    int g = h / (H / KVH), L = Tk - Tq + t + 1;
+    long ks = (long)KVH * hd, row = ((b * Tq + t) * H + h) * hd, at = (b * H + h) * Tq + t;
+    const float *kb = k + (b * Tk * KVH + g) * hd, *vb = v + (b * Tk * KVH + g) * hd;
+    float qv[FLASH_PER_LANE], dov[FLASH_PER_LANE], acc[FLASH_PER_LANE];
+    lane_load(qv, q + row, hd, scale);
+    lane_load(dov, dout + row, hd, 1.0f);
+    float lse_t = lse[at], D = 0.0f;
+    for (int j = 0; j < L; j++) {
+        float p = expf(lane_dot(qv, kb + j * ks, hd) - lse_t);
+        D += p * lane_dot(dov, vb + j * ks, hd);
+    }
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) acc[u] = 0.0f;
+    for (int j = 0; j < L; j++) {
+        const float *kr = kb + j * ks;
+        float p = expf(lane_dot(qv, kr, hd) - lse_t);
+        float ds = p * (lane_dot(dov, vb + j * ks, hd) - D);
+#pragma unroll
+        for (int u = 0; u < FLASH_PER_LANE; u++) {
+            int i = lane + 32 * u;
+            if (i < hd) acc[u] += ds * kr[i];
+        }
+    }
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) {
+        int i = lane + 32 * u;
+        if (i < hd) dq[row + i] += scale * acc[u];
+    }
+    if (lane == 0) dsum[at] = D;
+}
+
+// A warp per (key j, kv head g, batch b): every query head of the group and every query that
+// sees key j, in order: dv_j += Σ P·do, dk_j += scale·Σ dS·q.
+__global__ void k_flash_backward_dkdv(float *dk, float *dv, const float *dsum, const float *dout, const float *lse,
+                                      const float *q, const float *k, const float *v, int Tq, int Tk, int H,
+                                      int KVH, int hd, float scale) {
+    int j = blockIdx.x * FLASH_WARPS + (threadIdx.x >> 5), g = blockIdx.y, lane = threadIdx.x & 31;
+    long b = blockIdx.z;
+    if (j >= Tk) return;
+    int group = H / KVH, first = j - (Tk - Tq) > 0 ? j - (Tk - Tq) : 0;   // the first query that sees key j
+    long kv = ((b * Tk + j) * KVH + g) * hd;
+    float kv_k[FLASH_PER_LANE], kv_v[FLASH_PER_LANE], acc_k[FLASH_PER_LANE], acc_v[FLASH_PER_LANE];
+    lane_load(kv_k, k + kv, hd, scale);
+    lane_load(kv_v, v + kv, hd, 1.0f);
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) acc_k[u] = acc_v[u] = 0.0f;
+    for (int h = g * group; h < (g + 1) * group; h++)
+        for (int t = first; t < Tq; t++) {
+            long row = ((b * Tq + t) * H + h) * hd, at = (b * H + h) * Tq + t;
+            float p = expf(lane_dot(kv_k, q + row, hd) - lse[at]);
+            float ds = p * (lane_dot(kv_v, dout + row, hd) - dsum[at]);
+#pragma unroll
+            for (int u = 0; u < FLASH_PER_LANE; u++) {
+                int i = lane + 32 * u;
+                if (i < hd) {
+                    acc_v[u] += p * dout[row + i];
+                    acc_k[u] += ds * q[row + i];
+                }
+            }
+        }
+#pragma unroll
+    for (int u = 0; u < FLASH_PER_LANE; u++) {
+        int i = lane + 32 * u;
+        if (i < hd) {
+            dv[kv + i] += acc_v[u];
+            dk[kv + i] += scale * acc_k[u];
+        }
+    }
+}
+
+// ---- dispatch -------------------------------------------------------------------------------
+
+static int flash_on(int hd) { return cuda.attention == ATTENTION_FLASH && hd <= FLASH_MAX_HD; }
+
+size_t cuda_attention_saved_floats(int B, int H, int Tq, int Tk, int hd) {
+    return flash_on(hd) ? (size_t)B * H * Tq : (size_t)B * H * Tq * Tk;
+}
+
+static int attention_shape_ok(int B, int Tq, int Tk, int H, int KVH, int hd, const char *what) {
+    if (B <= 0 || Tq <= 0 || H <= 0 || hd <= 0) return 0;
+    if (KVH <= 0 || H % KVH || Tk < Tq || B > 65535 || H > 65535 || KVH > 65535) {
+        char call[128];
+        snprintf(call, sizeof call, "%s(B=%d, Tq=%d, Tk=%d, H=%d, KVH=%d, hd=%d)", what, B, Tq, Tk, H, KVH, hd);
+        record_error(__FILE__, __LINE__, call, "unsupported shape", "needs Tk >= Tq, H a multiple of KVH, B and H below 65536");
+        return 0;
+    }
+    return 1;
+}
+
+
+void cuda_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int Tq,
+                            int Tk, int H, int KVH, int hd) {
+    if (!attention_shape_ok(B, Tq, Tk, H, KVH, hd, "attention_forward")) return;
+    float scale = 1.0f / sqrtf((float)hd);
+    if (flash_on(hd)) {
+        k_flash_forward<<<dim3((Tq + FLASH_WARPS - 1) / FLASH_WARPS, H, B), 32 * FLASH_WARPS>>>(out, att, q, k, v, Tq,
+                                                                                                Tk, H, KVH, hd, scale);
+        LAUNCH_CHECK("k_flash_forward");
+    } else if (cuda.attention == ATTENTION_ROWS) {
+        k_attention_forward<<<dim3(Tq, H, B), ATT_THREADS, hd * sizeof(float)>>>(out, att, q, k, v, Tq, Tk, H, KVH, hd,
+                                                                                 scale);
+        LAUNCH_CHECK("k_attention_forward");
+    } else {
+        attention_gemm_forward(&gemm_ops, out, att, q, k, v, B, Tq, Tk, H, KVH, hd);
+    }
+}
+
+void cuda_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                             const float *q, const float *k, const float *v, int B, int Tq, int Tk, int H, int KVH,
+                             int hd) {
+    if (!attention_shape_ok(B, Tq, Tk, H, KVH, hd, "attention_backward")) return;
+    float scale = 1.0f / sqrtf((float)hd);
+    if (flash_on(hd)) {   // att: the rows' log-sum-exp; scratch: their D
+        k_flash_backward_dq<<<dim3((Tq + FLASH_WARPS - 1) / FLASH_WARPS, H, B), 32 * FLASH_WARPS>>>(
+            dq, scratch, dout, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
+        LAUNCH_CHECK("k_flash_backward_dq");
+        k_flash_backward_dkdv<<<dim3((Tk + FLASH_WARPS - 1) / FLASH_WARPS, KVH, B), 32 * FLASH_WARPS>>>(
+            dk, dv, scratch, dout, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
+        LAUNCH_CHECK("k_flash_backward_dkdv");
+    } else if (cuda.attention == ATTENTION_ROWS) {
+        k_attention_backward_rows<<<dim3(Tq, H, B), ATT_THREADS, hd * sizeof(float)>>>(dq, scratch, dout, att, k, v,
+                                                                                        Tq, Tk, H, KVH, hd, scale);
+        LAUNCH_CHECK("k_attention_backward_rows");
+        int threads = hd < ATT_THREADS ? (hd + 31) / 32 * 32 : ATT_THREADS;
+        k_attention_backward_keys<<<dim3(Tk, KVH, B), threads>>>(dk, dv, scratch, dout, att, q, Tq, Tk, H, KVH, hd,
+                                                                 scale);
+        LAUNCH_CHECK("k_attention_backward_keys");
+    } else {
+        attention_gemm_backward(&gemm_ops, dq, dk, dv, scratch, dout, att, q, k, v, B, Tq, Tk, H, KVH, hd);
+    }
+}

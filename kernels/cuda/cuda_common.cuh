@@ -1,0 +1,168 @@
+// cuda_common.cuh — what the CUDA backend's files share: its one state, the checked-call
+// macros (file, line, call, message and a hint, recorded as the backend's first error), the
+// launch-shape helper and the deterministic warp and block reductions.
+#pragma once
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+
+extern "C" {
+#include "../kernels.h"
+#include "backend_cuda.h"
+}
+
+// Kept free for the CUDA context's own needs and cuBLAS's workspace: mem_available reports
+// what is left beyond it, so a model that "fits" does not fail at its first GEMM.
+#define MEM_RESERVE (256ull << 20)
+#define THREADS 256            // elementwise kernels and row kernels
+#define ATT_THREADS 128        // attention: one block per query row (4 warps)
+#define REDUCE_BLOCKS 512      // sum/sumsq: fixed grid, whatever the card (deterministic)
+#define NORM_CHUNK_ROWS 64     // rmsnorm dgain: rows per partial sum
+
+// How attention runs (attention.cu): strided-batched cuBLAS GEMMs with the probabilities kept
+// (the default), the first simple kernels (one block per query row), or flash-style kernels.
+typedef enum { ATTENTION_GEMM, ATTENTION_ROWS, ATTENTION_FLASH } AttentionMode;
+
+typedef struct CudaState {
+    int ready;                 // device chosen, cuBLAS handle made
+    int device;
+    cudaDeviceProp prop;
+    cublasHandle_t blas;
+    cublasComputeType_t compute;
+    const char *precision;     // "fp32", "tf32", "bf16"
+    double *partials;          // REDUCE_BLOCKS + 1 doubles: sum/sumsq's per-block sums, then the total
+    float *scratch;            // grow-only work buffer (rmsnorm dgain partial sums)
+    size_t scratch_floats;
+    int sync_each_launch;      // LRSH_CUDA_SYNC=1
+    AttentionMode attention;   // LRSH_CUDA_ATTENTION=gemm|rows|flash (attention.cu)
+    char error[768];           // the first error, "" when none
+    char description[400];      // prop.name is up to 256 bytes
+} CudaState;
+
+// The backend's one state (defined in backend_cuda.cu): a process drives one GPU through one
+// table, as the CPU backend's table is one static object.
+extern CudaState cuda;
+
+// ---- errors -------------------------------------------------------------------------------
+
+static inline const char *cuda_hint(cudaError_t e) {
+    switch (e) {
+    case cudaErrorNoDevice:
+    case cudaErrorInsufficientDriver:
+    case cudaErrorInitializationError:
+        return "is a GPU visible? check nvidia-smi and CUDA_VISIBLE_DEVICES";
+    case cudaErrorMemoryAllocation:
+        return "out of GPU memory: try a smaller batch or model, and check nvidia-smi for other processes";
+    case cudaErrorNoKernelImageForDevice:
+    case cudaErrorUnsupportedPtxVersion:
+    case cudaErrorInvalidKernelImage:
+        return "this build has code for sm_90 (Hopper) and PTX for compute_90: this card or driver cannot run it";
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorMisalignedAddress:
+        return "a kernel faulted (a bad pointer or size from the caller?); the GPU context is now unusable; "
+               "rerun with LRSH_CUDA_SYNC=1 to name the launch";
+    case cudaErrorInvalidValue:
+    case cudaErrorInvalidConfiguration:
+        return "an invalid size or pointer was passed: a bug in the caller or in the launch shape";
+    default:
+        return "check nvidia-smi; LRSH_CUDA_SYNC=1 synchronizes after every launch to locate the failure";
+    }
+}
+
+static inline void record_error(const char *file, int line, const char *call, const char *what, const char *hint) {
+    if (cuda.error[0]) return;   // keep the first: later ones are usually its consequences
+    snprintf(cuda.error, sizeof cuda.error, "%s:%d: %s: %s — %s", file, line, call, what, hint);
+}
+
+static inline int check_cuda(cudaError_t e, const char *file, int line, const char *call) {
+    if (e == cudaSuccess) return 0;
+    record_error(file, line, call, cudaGetErrorString(e), cuda_hint(e));
+    return -1;
+}
+
+static inline int check_cublas(cublasStatus_t s, const char *file, int line, const char *call) {
+    if (s == CUBLAS_STATUS_SUCCESS) return 0;
+    const char *hint = s == CUBLAS_STATUS_NOT_INITIALIZED ? "cuBLAS could not start: is a GPU visible? check nvidia-smi"
+                     : s == CUBLAS_STATUS_ALLOC_FAILED    ? "out of GPU memory for cuBLAS's workspace"
+                     : s == CUBLAS_STATUS_INVALID_VALUE   ? "a GEMM size or leading dimension is invalid (lda < columns?)"
+                     : s == CUBLAS_STATUS_EXECUTION_FAILED ? "a cuBLAS kernel failed; an earlier fault may have broken the context"
+                     : "see the cuBLAS documentation for this status";
+    record_error(file, line, call, cublasGetStatusString(s), hint);
+    return -1;
+}
+
+// A launch error (bad configuration) shows at once; a fault inside the kernel only at the
+// next synchronization, or right here under LRSH_CUDA_SYNC=1.
+static inline void check_launch(const char *file, int line, const char *kernel) {
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess && cuda.sync_each_launch) e = cudaDeviceSynchronize();
+    check_cuda(e, file, line, kernel);
+}
+
+#define CUDA_CHECK(call) check_cuda((call), __FILE__, __LINE__, #call)
+#define CUBLAS_CHECK(call) check_cublas((call), __FILE__, __LINE__, #call)
+#define LAUNCH_CHECK(kernel) check_launch(__FILE__, __LINE__, kernel)
+
+// Blocks for a grid-stride loop over n items.
+static inline unsigned grid_for(long n, int threads) {
+    long blocks = (n + threads - 1) / threads;
+    return (unsigned)(blocks < 65536 * 8 ? blocks : 65536 * 8);
+}
+
+// ---- block reductions ---------------------------------------------------------------------
+// Butterfly shuffles leave the same bits in every lane (a+b == b+a in IEEE arithmetic), and
+// the order of additions depends only on blockDim: deterministic.
+
+template <typename T> __device__ inline T warp_sum(T v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+static __device__ inline float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Every thread of the block gets the total; blockDim.x a multiple of 32. shared: 32 slots,
+// reusable right after the call returns (the first barrier protects the previous use).
+template <typename T> __device__ inline T block_sum(T v, T *shared) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    T t = lane < warps ? shared[lane] : (T)0;
+    return warp_sum(t);
+}
+
+static __device__ inline float block_max(float v, float *shared) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    float t = lane < warps ? shared[lane] : -INFINITY;
+    return warp_max(t);
+}
+
+// ---- shared between the files --------------------------------------------------------------
+
+// A grow-only device work buffer of n floats (NULL when out of memory), reused by every call.
+float *scratch_floats(size_t n);
+
+// count products C_i = alpha·op(A_i)·op(B_i) + beta·C_i, row-major as Backend.gemm, with
+// X_i = X + i·stride_x: cublasGemmStridedBatchedEx in the backend's precision.
+void gemm_strided_batched(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                          long stride_a, const float *b, int ldb, long stride_b, float beta, float *c, int ldc,
+                          long stride_c, int count);
+
+// attention.cu: Backend.attention_saved_floats, attention_forward, attention_backward.
+size_t cuda_attention_saved_floats(int B, int H, int Tq, int Tk, int hd);
+void cuda_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int Tq,
+                            int Tk, int H, int KVH, int hd);
+void cuda_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                             const float *q, const float *k, const float *v, int B, int Tq, int Tk, int H, int KVH,
+                             int hd);
