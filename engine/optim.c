@@ -158,12 +158,11 @@ Rule tensor_rule(OptimKind kind, TensorRole role) {
 static int uses_v(Rule r) { return r == RULE_ADAMW || r == RULE_RENORM; }
 
 void work_layout(const Model *m, WorkLayout *w) {
-    size_t tmp = 0, x = 0, ns = 0, prev = 0, pw = 0;
+    size_t x = 0, ns = 0, prev = 0, pw = 0;
     int eye = 1;
     for (int i = 0; i < m->n_tensors; i++) {
         const TensorDesc *t = &m->tensors[i];
         size_t n = (size_t)t->rows * t->cols;
-        if (n > tmp) tmp = n;
         if (t->role != ROLE_DENSE && t->role != ROLE_FACTOR_A && t->role != ROLE_FACTOR_B) continue;
         if (n > x) x = n;
         if (t->rows < t->cols ? t->rows > eye : t->cols > eye) eye = t->rows < t->cols ? t->rows : t->cols;
@@ -174,8 +173,7 @@ void work_layout(const Model *m, WorkLayout *w) {
         if (both > prev) prev = both;
         if (p > pw) pw = p;
     }
-    w->tmp = 0;
-    w->x = w->tmp + tmp;
+    w->x = 0;
     w->x2 = w->x + x;
     w->ns = w->x2 + x;
     w->ns2 = w->ns + ns;

@@ -10,7 +10,6 @@ Rule tensor_rule(OptimKind kind, TensorRole role);
 
 // Offsets (floats) of the scratch areas in Optimizer.work, sized for the model's largest tensors.
 typedef struct WorkLayout {
-    size_t tmp;    // axpby scratch: the largest tensor
     size_t x, x2;  // the orthogonalized directions of A and B (or of a matrix): the largest matrix
     size_t ns, ns2;  // Newton–Schulz scratch for each
     size_t prev;   // A and B before the update (diagnostics)

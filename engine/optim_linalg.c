@@ -5,19 +5,6 @@
 #include <lapacke.h>
 #include "optim_linalg.h"
 
-void axpby(const Backend *be, float *y, float alpha, const float *x, float beta, long n, float *tmp) {
-    if (n <= 0) return;
-    if (beta != 1.0f) be->scale(y, beta, n);
-    if (alpha == 0.0f) return;
-    if (alpha == 1.0f) {
-        be->add(y, x, n);
-        return;
-    }
-    be->copy(tmp, x, n * sizeof(float));
-    be->scale(tmp, alpha, n);
-    be->add(y, tmp, n);
-}
-
 size_t newton_schulz5_work(int m, int n) {
     size_t k = (size_t)(m < n ? m : n);
     return (size_t)m * n + 5 * k * k;

@@ -1,5 +1,5 @@
 // optim_linalg.h — the device linear algebra the optimizers need, computed through the Backend
-// only (so CUDA works unchanged): y = α·x + β·y, Newton–Schulz orthogonalization (NS5),
+// only (so CUDA works unchanged): Newton–Schulz orthogonalization (NS5),
 // power iteration on operators that are never formed (W, A·Bᵀ, A'·B'ᵀ − A·Bᵀ), and a host SVD
 // polar factor used by tests as the exact reference for NS5.
 #pragma once
@@ -11,10 +11,6 @@
 #define NS5_A 3.4445f
 #define NS5_B (-4.7750f)
 #define NS5_C 2.0315f
-
-// y(n) = α·x + β·y. tmp (n floats) is needed only when α ≠ 1.
-// (Three passes through be->scale/copy/add; a Backend axpby entry would make it one.)
-void axpby(const Backend *be, float *y, float alpha, const float *x, float beta, long n, float *tmp);
 
 // Floats of scratch newton_schulz5 needs for an m×n matrix.
 size_t newton_schulz5_work(int m, int n);

@@ -35,14 +35,14 @@ static void adamw_tensor(const StepCtx *c, int i, float lr) {
 static void sgd_tensor(const StepCtx *c, int i) {
     const OptimConfig *k = &c->opt->cfg;
     long n = numel(&c->m->tensors[i]);
-    float *p = param(c->m, i), *g = grad(c->m, i), *mom = moment(c, i), *tmp = work(c, c->w.tmp);
+    float *p = param(c->m, i), *g = grad(c->m, i), *mom = moment(c, i);
     float mu = k->momentum, decay = 1.0f - c->lr * weight_decay(c, i);
-    axpby(c->be, mom, c->gs, g, mu, n, tmp);
+    c->be->axpby(mom, c->gs, g, mu, n);
     if (k->nesterov) {
-        axpby(c->be, p, -c->lr * c->gs, g, decay, n, tmp);
-        axpby(c->be, p, -c->lr * mu, mom, 1.0f, n, tmp);
+        c->be->axpby(p, -c->lr * c->gs, g, decay, n);
+        c->be->axpby(p, -c->lr * mu, mom, 1.0f, n);
     } else {
-        axpby(c->be, p, -c->lr, mom, decay, n, tmp);
+        c->be->axpby(p, -c->lr, mom, decay, n);
     }
 }
 
@@ -51,12 +51,10 @@ static void sgd_tensor(const StepCtx *c, int i) {
 static void ortho_momentum(const StepCtx *c, int i, float *x) {
     const OptimConfig *k = &c->opt->cfg;
     long n = numel(&c->m->tensors[i]);
-    float beta = k->momentum, *mom = moment(c, i), *tmp = work(c, c->w.tmp);
-    c->be->copy(tmp, grad(c->m, i), n * sizeof(float));
-    c->be->scale(tmp, (1.0f - beta) * c->gs, n);                 // tmp = (1−β)·G
-    axpby(c->be, mom, 1.0f, tmp, beta, n, NULL);                 // M = βM + (1−β)G
+    float beta = k->momentum, *mom = moment(c, i), *g = grad(c->m, i);
+    c->be->axpby(mom, (1.0f - beta) * c->gs, g, beta, n);          // M = βM + (1−β)G
     c->be->copy(x, mom, n * sizeof(float));
-    if (k->nesterov) axpby(c->be, x, 1.0f, tmp, beta, n, NULL);  // βM + (1−β)G = G + β(M − G)
+    if (k->nesterov) c->be->axpby(x, (1.0f - beta) * c->gs, g, beta, n);   // βM + (1−β)G = G + β(M − G)
 }
 
 // Orthogonalize the directions x[j] of tensors i[j] (one or two) together: NS5 as one batch,
@@ -86,8 +84,8 @@ static int ortho_tensors(const StepCtx *c, const int *i, int count, float step, 
     for (int j = 0; j < count; j++) ortho_momentum(c, i[j], x[j]);
     if (ortho_directions(c, i, x, count, err)) return -1;
     for (int j = 0; j < count; j++)
-        axpby(c->be, param(c->m, i[j]), -step * shape_factor(c, i[j]), x[j], 1.0f - c->lr * weight_decay(c, i[j]),
-              numel(&c->m->tensors[i[j]]), work(c, c->w.tmp));
+        c->be->axpby(param(c->m, i[j]), -step * shape_factor(c, i[j]), x[j], 1.0f - c->lr * weight_decay(c, i[j]),
+                     numel(&c->m->tensors[i[j]]));
     return 0;
 }
 

@@ -97,6 +97,7 @@ struct Backend {
     // elementwise and reductions
     void (*add)(float *y, const float *x, long n);           // y += x
     void (*scale)(float *x, float s, long n);                // x *= s
+    void (*axpby)(float *y, float alpha, const float *x, float beta, long n);   // y = αx + βy; β = 0 ignores y
     // y(rows×cols, row stride ldy) = x(rows×cols, row stride ldx) + beta·y; beta = 0 ignores y.
     // Packs and unpacks column blocks: the B factors of linears that share an input.
     void (*add_matrix)(float *y, int ldy, const float *x, int ldx, int rows, int cols, float beta);

@@ -133,6 +133,12 @@ static void p_softmax_xent_forward(float *losses, float *dlogits, const float *l
 static void p_add(float *y, const float *x, long n) { START; inner->add(y, x, n); DONE("add"); }
 static void p_scale(float *x, float s, long n) { START; inner->scale(x, s, n); DONE("scale"); }
 
+static void p_axpby(float *y, float alpha, const float *x, float beta, long n) {
+    START;
+    inner->axpby(y, alpha, x, beta, n);
+    DONE("axpby");
+}
+
 static void p_add_matrix(float *y, int ldy, const float *x, int ldx, int rows, int cols, float beta) {
     START;
     inner->add_matrix(y, ldy, x, ldx, rows, cols, beta);
@@ -166,7 +172,7 @@ const Backend *profile_begin(Profile *p, const Backend *be) {
         .attention_saved_floats = p_attention_saved_floats, .attention_forward = p_attention_forward,
         .attention_backward = p_attention_backward, .swiglu_forward = p_swiglu_forward,
         .swiglu_backward = p_swiglu_backward, .softmax_xent_forward = p_softmax_xent_forward, .add = p_add,
-        .scale = p_scale, .add_matrix = p_add_matrix, .sum = p_sum, .sumsq = p_sumsq,
+        .scale = p_scale, .axpby = p_axpby, .add_matrix = p_add_matrix, .sum = p_sum, .sumsq = p_sumsq,
         .adamw_update = p_adamw_update,
     };
     inner->synchronize();   // earlier work is not this profile's

@@ -504,8 +504,16 @@ static void test_add_scale(void) {
     cpu->scale(y, -0.3f, n);
     gpu->scale(gy, -0.3f, n);
     compare_gpu("scale", gy, y, n, 0);
+    cpu->axpby(y, 0.7f, x, -1.3f, n);
+    gpu->axpby(gy, 0.7f, gx, -1.3f, n);
+    compare_gpu("axpby", gy, y, n, 0);
+    float *poison = nan_floats(n);
+    gpu->upload(gy, poison, sizeof(float) * n);
+    cpu->axpby(y, 2.5f, x, 0.0f, n);
+    gpu->axpby(gy, 2.5f, gx, 0.0f, n);
+    compare_gpu("axpby, beta 0 ignores y", gy, y, n, 0);
     gpu->release(gx); gpu->release(gy);
-    free(x); free(y);
+    free(x); free(y); free(poison);
     check_no_cuda_error();
 }
 

@@ -498,6 +498,25 @@ static void test_add_scale(void) {
     free(x), free(y), free(y0);
 }
 
+// y = αx + βy as α·x + β·y in float, element by element; β = 0 ignores y (NaN included).
+static void test_axpby(void) {
+    long n = 100003;                                            // parallel, odd tail
+    float *x = rand_floats(n), *y = rand_floats(n), *y0 = copy_floats(y, n);
+    be->axpby(y, 0.7f, x, -1.3f, n);
+    int bad = 0;
+    for (long i = 0; i < n; i++) {
+        float a = 0.7f * x[i], b = -1.3f * y0[i];
+        bad += y[i] != a + b;
+    }
+    CHECK(bad == 0, "axpby: %d of %ld values wrong", bad, n);
+    for (long i = 0; i < n; i++) y[i] = NAN;
+    be->axpby(y, 2.0f, x, 0.0f, n);
+    bad = 0;
+    for (long i = 0; i < n; i++) bad += y[i] != 2.0f * x[i];
+    CHECK(bad == 0, "axpby with beta 0: %d of %ld values wrong (y must be ignored)", bad, n);
+    free(x), free(y), free(y0);
+}
+
 // A column block of a wider matrix, copied (beta 0, NaN in y ignored) and then accumulated;
 // the columns outside the block stay as they were.
 static void test_add_matrix(void) {
@@ -688,6 +707,7 @@ int main(int argc, char **argv) {
     RUN(test_softmax_xent);
     RUN(test_gemm_batch);
     RUN(test_add_scale);
+    RUN(test_axpby);
     RUN(test_add_matrix);
     RUN(test_sum_sumsq);
     RUN(test_adamw);

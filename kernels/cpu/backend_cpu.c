@@ -193,6 +193,7 @@ static const Backend cpu_backend = {
     .softmax_xent_forward = cpu_softmax_xent_forward,
     .add = cpu_add,
     .scale = cpu_scale,
+    .axpby = cpu_axpby,
     .add_matrix = cpu_add_matrix,
     .sum = cpu_sum,
     .sumsq = cpu_sumsq,

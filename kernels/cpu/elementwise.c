@@ -42,6 +42,17 @@ void cpu_scale(float *x, float s, long n) {
     for (long i = 0; i < n; i++) x[i] *= s;
 }
 
+// α·x[i] + β·y[i] in that order, as the CUDA twin: the same bits on both.
+void cpu_axpby(float *y, float alpha, const float *x, float beta, long n) {
+    if (beta == 0.0f) {
+        #pragma omp parallel for simd schedule(static) if (n >= CPU_PARALLEL_MIN)
+        for (long i = 0; i < n; i++) y[i] = alpha * x[i];
+        return;
+    }
+    #pragma omp parallel for simd schedule(static) if (n >= CPU_PARALLEL_MIN)
+    for (long i = 0; i < n; i++) y[i] = alpha * x[i] + beta * y[i];
+}
+
 void cpu_add_matrix(float *y, int ldy, const float *x, int ldx, int rows, int cols, float beta) {
     #pragma omp parallel for schedule(static) if ((long)rows * cols >= CPU_PARALLEL_MIN)
     for (int i = 0; i < rows; i++) {

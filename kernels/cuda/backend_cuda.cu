@@ -430,6 +430,11 @@ __global__ void k_scale(float *x, float s, long n) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) x[i] *= s;
 }
 
+__global__ void k_axpby(float *y, float alpha, const float *x, float beta, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        y[i] = beta == 0.0f ? alpha * x[i] : alpha * x[i] + beta * y[i];   // beta = 0 ignores y
+}
+
 __global__ void k_add_matrix(float *y, int ldy, const float *x, int ldx, int rows, int cols, float beta) {
     long total = (long)rows * cols;
     for (long idx = blockIdx.x * (long)blockDim.x + threadIdx.x; idx < total; idx += (long)gridDim.x * blockDim.x) {
@@ -449,6 +454,12 @@ static void cuda_add(float *y, const float *x, long n) {
     if (n <= 0) return;
     k_add<<<grid_for(n, THREADS), THREADS>>>(y, x, n);
     LAUNCH_CHECK("k_add");
+}
+
+static void cuda_axpby(float *y, float alpha, const float *x, float beta, long n) {
+    if (n <= 0) return;
+    k_axpby<<<grid_for(n, THREADS), THREADS>>>(y, alpha, x, beta, n);
+    LAUNCH_CHECK("k_axpby");
 }
 
 static void cuda_scale(float *x, float s, long n) {
@@ -562,6 +573,7 @@ static void fill_table(Backend *t) {
     t->softmax_xent_forward = cuda_softmax_xent_forward;
     t->add = cuda_add;
     t->scale = cuda_scale;
+    t->axpby = cuda_axpby;
     t->add_matrix = cuda_add_matrix;
     t->sum = cuda_sum;
     t->sumsq = cuda_sumsq;
