@@ -92,7 +92,7 @@ static ModelConfig shape_config(const char *shape, int factorized, Err *err, int
 
 // The profiled step's rows (kernels/profile.h), costliest first.
 static void print_profile(const Profile *p) {
-    printf("profile of one step, every call timed to completion: %.1f ms\n", 1e3 * p->seconds);
+    printf("one step, every call timed to completion: %.1f ms\n", 1e3 * p->seconds);
     for (int i = 0; i < p->n && i < 16; i++) {
         const ProfileRow *r = &p->rows[i];
         printf("  %-17s %-19s %6ld calls %9.2f ms %5.1f%%\n", r->phase, r->op, r->calls, 1e3 * r->seconds,
@@ -159,7 +159,7 @@ static int train_row(const Backend *be, const char *shape, int factorized, int b
         }
         static Profile p;
         if (profile && bench_profile_step(&m, &tr.opt, batch, c.seq, &p, &err) == 0) {
-            printf("%s, %s, %s: ", what, prec, optim);
+            printf("profile — %s, %s, %s: ", what, prec, optim);
             print_profile(&p);
         }
     } else {

@@ -173,11 +173,12 @@ void work_layout(const Model *m, WorkLayout *w) {
         if (both > prev) prev = both;
         if (p > pw) pw = p;
     }
+    size_t slots = (x + ns) > 0 ? ORTHO_BUDGET / (x + ns) : NS5_MAX_BATCH;
+    w->slots = slots < 2 ? 2 : slots > NS5_MAX_BATCH ? NS5_MAX_BATCH : (int)slots;
+    w->x_each = x, w->ns_each = ns;
     w->x = 0;
-    w->x2 = w->x + x;
-    w->ns = w->x2 + x;
-    w->ns2 = w->ns + ns;
-    w->prev = w->ns2 + ns;
+    w->ns = w->x + (size_t)w->slots * x;
+    w->prev = w->ns + (size_t)w->slots * ns;
     w->pw = w->prev + prev;
     w->eye = w->pw + pw;
     w->eye_n = eye;

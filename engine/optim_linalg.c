@@ -1,4 +1,5 @@
 // optim_linalg.c — axpby, NS5, power iteration and the exact polar factor (see optim_linalg.h).
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,20 +22,51 @@ static GemmCall square(float alpha, const float *a, int lda, const float *b, int
     return gemm_call(0, 0, k, k, k, alpha, a, lda, b, ldb, beta, c, k);
 }
 
+// The buffers of a matrix's state, by name: X and Y are m×n, the others k×k.
+typedef enum { F_X, F_Y, F_S, F_R, F_Q, F_T, F_U } Field;
+
+static float *field(const NS5State *z, Field f) {
+    float *const all[] = {z->x, z->y, z->s, z->r, z->q, z->t, z->u};
+    return all[f];
+}
+
+// to ← from for every matrix of the batch: one strided Backend.add_matrix when the sizes are
+// equal and both sides evenly spaced (ortho_all's slots are), else a copy each. Either way the
+// same values; the first is one launch on a GPU instead of count.
+static void copy_field(const Backend *be, const NS5State *st, int count, Field to, Field from) {
+    long n = to <= F_Y ? (long)st[0].m * st[0].n : (long)st[0].k * st[0].k;
+    long to_ld = count > 1 ? field(&st[1], to) - field(&st[0], to) : 0;
+    long from_ld = count > 1 ? field(&st[1], from) - field(&st[0], from) : 0;
+    int even = count > 1 && to_ld >= n && from_ld >= n && to_ld <= INT_MAX && from_ld <= INT_MAX && n <= INT_MAX;
+    for (int j = 1; j < count && even; j++)
+        even = st[j].m == st[0].m && st[j].n == st[0].n && field(&st[j], to) - field(&st[j - 1], to) == to_ld &&
+               field(&st[j], from) - field(&st[j - 1], from) == from_ld;
+    if (even) {
+        be->add_matrix(field(&st[0], to), (int)to_ld, field(&st[0], from), (int)from_ld, count, (int)n, 0.0f);
+        return;
+    }
+    for (int j = 0; j < count; j++) {
+        const NS5State *z = &st[j];
+        size_t floats = to <= F_Y ? (size_t)z->m * z->n : (size_t)z->k * z->k;
+        be->copy(field(z, to), field(z, from), sizeof(float) * floats);
+    }
+}
+
 // The products by P = aI + R of an iteration: U = Q·P (tall) or P·Q (wide), T = S·P, S = P·T.
 typedef enum { P_WITH_Q, S_TIMES_P, P_TIMES_T } PProduct;
 
 // dst(k×k) = a·src + src·r, or a·src + r·src when left (dst ≠ src), for every matrix: the
-// copies one by one, the products as one batch. Commuting polynomials of S make the order
+// copies and the products each as one batch. Commuting polynomials of S make the order
 // immaterial in exact arithmetic; it is kept for symmetry.
 static void times_p(const Backend *be, NS5State *st, int count, PProduct which) {
     GemmCall calls[NS5_MAX_BATCH];
+    Field to = which == P_WITH_Q ? F_U : which == S_TIMES_P ? F_T : F_S;
+    Field from = which == P_WITH_Q ? F_Q : which == S_TIMES_P ? F_S : F_T;
+    copy_field(be, st, count, to, from);
     for (int j = 0; j < count; j++) {
         NS5State *z = &st[j];
-        float *dst = which == P_WITH_Q ? z->u : which == S_TIMES_P ? z->t : z->s;
-        float *src = which == P_WITH_Q ? z->q : which == S_TIMES_P ? z->s : z->t;
+        float *dst = field(z, to), *src = field(z, from);
         int left = which == P_WITH_Q ? !z->tall : which == P_TIMES_T;
-        be->copy(dst, src, sizeof(float) * z->k * z->k);
         calls[j] = left ? square(1.0f, z->r, z->k, src, z->k, NS5_A, dst, z->k)
                         : square(1.0f, src, z->k, z->r, z->k, NS5_A, dst, z->k);
     }
@@ -63,19 +95,12 @@ void newton_schulz5_batch(const Backend *be, const NS5Job *jobs, int count, int 
     if (steps <= 0) return;
     be->gemm_batch(calls, count);
     for (int i = 0; i < steps; i++) {
-        for (int j = 0; j < count; j++) {   // R = bS + cS², P = aI + R
-            NS5State *z = &st[j];
-            be->copy(z->r, z->s, sizeof(float) * z->k * z->k);
-            be->scale(z->r, NS5_B, (long)z->k * z->k);
-            calls[j] = square(NS5_C, z->s, z->k, z->s, z->k, 1.0f, z->r, z->k);
-        }
+        copy_field(be, st, count, F_R, F_S);   // R = bS + cS² (the GEMM scales its C = S by b), P = aI + R
+        for (int j = 0; j < count; j++) calls[j] = square(NS5_C, st[j].s, st[j].k, st[j].s, st[j].k, NS5_B, st[j].r, st[j].k);
         be->gemm_batch(calls, count);
         if (i == 0) {
-            for (int j = 0; j < count; j++) {   // Q₁ = P₀ = R + a·I
-                NS5State *z = &st[j];
-                be->copy(z->q, z->r, sizeof(float) * z->k * z->k);
-                calls[j] = square(NS5_A, eye, eye_ld, eye, eye_ld, 1.0f, z->q, z->k);
-            }
+            copy_field(be, st, count, F_Q, F_R);   // Q₁ = P₀ = R + a·I
+            for (int j = 0; j < count; j++) calls[j] = square(NS5_A, eye, eye_ld, eye, eye_ld, 1.0f, st[j].q, st[j].k);
             be->gemm_batch(calls, count);
         } else {
             times_p(be, st, count, P_WITH_Q);                    // Q ← Q·P (tall), P·Q (wide)
@@ -91,7 +116,7 @@ void newton_schulz5_batch(const Backend *be, const NS5Job *jobs, int count, int 
                            : gemm_call(0, 0, z->m, z->n, z->m, 1.0f, z->q, z->m, z->x, z->n, 0.0f, z->y, z->n); // Q·X₀
     }
     be->gemm_batch(calls, count);
-    for (int j = 0; j < count; j++) be->copy(st[j].x, st[j].y, sizeof(float) * st[j].m * st[j].n);
+    copy_field(be, st, count, F_X, F_Y);
 }
 
 void newton_schulz5(const Backend *be, float *x, int m, int n, int steps, float *work, const float *eye, int eye_ld) {

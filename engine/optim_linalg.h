@@ -22,7 +22,7 @@ void newton_schulz5(const Backend *be, float *x, int m, int n, int steps, float 
 // The same for up to NS5_MAX_BATCH matrices at once, each with its own work: the matrices go
 // in lockstep and every stage's products run as one Backend.gemm_batch (on the CPU side by
 // side, one per core: its k×k products are too small to split well).
-#define NS5_MAX_BATCH 8
+#define NS5_MAX_BATCH 16
 typedef struct NS5Job { float *x; int m, n; float *work; } NS5Job;
 void newton_schulz5_batch(const Backend *be, const NS5Job *jobs, int count, int steps, const float *eye, int eye_ld);
 // X(m×n) ← U·Vᵀ from an SVD on the host (X = U·S·Vᵀ): the exact polar factor. Slow; tests only.

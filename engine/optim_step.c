@@ -2,6 +2,7 @@
 // tensor table, and the spectral diagnostics of the factorized matrices. Everything computes
 // through the Backend; only per-matrix scalars (norms) come back to the host.
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "optim_internal.h"
 
@@ -57,19 +58,11 @@ static void ortho_momentum(const StepCtx *c, int i, float *x) {
     if (k->nesterov) c->be->axpby(x, (1.0f - beta) * c->gs, g, beta, n);   // βM + (1−β)G = G + β(M − G)
 }
 
-// Orthogonalize the directions x[j] of tensors i[j] (one or two) together: NS5 as one batch,
-// or the exact polar factor when the test-only switch asks for it.
-static int ortho_directions(const StepCtx *c, const int *i, float *const *x, int count, Err *err) {
-    const OptimConfig *k = &c->opt->cfg;
-    NS5Job jobs[2];
-    for (int j = 0; j < count; j++) {
-        const TensorDesc *t = &c->m->tensors[i[j]];
-        if (k->exact_polar && polar_exact(c->be, x[j], t->rows, t->cols, err)) return -1;
-        jobs[j] = (NS5Job){x[j], t->rows, t->cols, work(c, j ? c->w.ns2 : c->w.ns)};
-    }
-    if (!k->exact_polar) newton_schulz5_batch(c->be, jobs, count, k->ns_steps, work(c, c->w.eye), c->w.eye_n);
-    return 0;
-}
+// One matrix to orthogonalize this step (Muon, Spectron): tensor, and its step η or ρ.
+typedef struct OrthoJob {
+    int tensor;
+    float step;
+} OrthoJob;
 
 // Muon's shape factor √max(1, rows/cols) when shape_scale is on.
 static float shape_factor(const StepCtx *c, int i) {
@@ -77,19 +70,49 @@ static float shape_factor(const StepCtx *c, int i) {
     return c->opt->cfg.shape_scale && t->rows > t->cols ? sqrtf((float)t->rows / (float)t->cols) : 1.0f;
 }
 
-// P ← (1 − η·wd)·P − step·shape·O for tensors i[j] (one, or the two factors of a matrix, whose
-// Newton–Schulz iterations then run side by side): decay with the unscaled η whatever the step.
-static int ortho_tensors(const StepCtx *c, const int *i, int count, float step, Err *err) {
-    float *x[2] = {work(c, c->w.x), work(c, c->w.x2)};
-    for (int j = 0; j < count; j++) ortho_momentum(c, i[j], x[j]);
-    if (ortho_directions(c, i, x, count, err)) return -1;
-    for (int j = 0; j < count; j++)
-        c->be->axpby(param(c->m, i[j]), -step * shape_factor(c, i[j]), x[j], 1.0f - c->lr * weight_decay(c, i[j]),
-                     numel(&c->m->tensors[i[j]]));
+// count ≤ w.slots matrices side by side: each momentum into its slot, NS5 of all as one batch
+// (or the exact polar factor, a test-only switch), then P ← (1 − η·wd)·P − step·shape·O, the
+// decay with the unscaled η whatever the step.
+static int ortho_batch(const StepCtx *c, const OrthoJob *jobs, int count, Err *err) {
+    const OptimConfig *k = &c->opt->cfg;
+    NS5Job ns[NS5_MAX_BATCH] = {{0}};
+    for (int j = 0; j < count; j++) {
+        const TensorDesc *t = &c->m->tensors[jobs[j].tensor];
+        float *x = work(c, c->w.x + (size_t)j * c->w.x_each);
+        ortho_momentum(c, jobs[j].tensor, x);
+        if (k->exact_polar && polar_exact(c->be, x, t->rows, t->cols, err)) return -1;
+        ns[j] = (NS5Job){x, t->rows, t->cols, work(c, c->w.ns + (size_t)j * c->w.ns_each)};
+    }
+    if (!k->exact_polar) newton_schulz5_batch(c->be, ns, count, k->ns_steps, work(c, c->w.eye), c->w.eye_n);
+    for (int j = 0; j < count; j++) {
+        int i = jobs[j].tensor;
+        c->be->axpby(param(c->m, i), -jobs[j].step * shape_factor(c, i), ns[j].x, 1.0f - c->lr * weight_decay(c, i),
+                     numel(&c->m->tensors[i]));
+    }
     return 0;
 }
 
-static int ortho_tensor(const StepCtx *c, int i, float step, Err *err) { return ortho_tensors(c, &i, 1, step, err); }
+// Every job, those of one shape in batches of up to w.slots in tensor order: Newton–Schulz
+// across layers, each of its stages one gemm_batch of equal products (one launch on a GPU).
+// Each matrix's arithmetic is the same as alone, so the result is too.
+static int ortho_all(const StepCtx *c, const OrthoJob *jobs, int n, Err *err) {
+    char *done = calloc(n > 0 ? (size_t)n : 1, 1);
+    if (!done) return err_set(err, "out of memory for %d orthogonalization jobs", n);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (done[i]) continue;
+        const TensorDesc *t = &c->m->tensors[jobs[i].tensor];
+        OrthoJob batch[NS5_MAX_BATCH];
+        int count = 0;
+        for (int j = i; j < n && count < c->w.slots; j++) {
+            const TensorDesc *u = &c->m->tensors[jobs[j].tensor];
+            if (!done[j] && u->rows == t->rows && u->cols == t->cols) batch[count++] = jobs[j], done[j] = 1;
+        }
+        rc = ortho_batch(c, batch, count, err);
+    }
+    free(done);
+    return rc;
+}
 
 // The AdamW direction at step ρ·shape; decay η·wd, passed as the kernel's lr·wd.
 static void renorm_tensor(const StepCtx *c, int i, float rho) {
@@ -105,8 +128,8 @@ static int update_tensor(const StepCtx *c, int i, float step, Err *err) {
     switch (tensor_rule(c->opt->cfg.kind, c->m->tensors[i].role)) {
     case RULE_SGD: sgd_tensor(c, i); return 0;
     case RULE_ADAMW: adamw_tensor(c, i, c->adam_lr); return 0;
-    case RULE_MUON: return ortho_tensor(c, i, c->lr, err);
-    case RULE_SPECTRON: return ortho_tensor(c, i, step, err);
+    case RULE_MUON: return ortho_batch(c, &(OrthoJob){i, c->lr}, 1, err);
+    case RULE_SPECTRON: return ortho_batch(c, &(OrthoJob){i, step}, 1, err);
     case RULE_RENORM: renorm_tensor(c, i, step); return 0;
     }
     return 0;
@@ -124,7 +147,9 @@ static void diagnose(const StepCtx *c, MatrixDiag *d, const float *prev_a, const
 
 // Both factors of W = A·Bᵀ: σ_A, σ_B (always for spectron/renorm, which need them for
 // ρ = η/(σ_A + σ_B + 1); with the diagnostics otherwise), the updates, the diagnostics.
-static int update_pair(const StepCtx *c, MatrixDiag *d, Err *err) {
+// Factors to orthogonalize join the step's jobs (run across layers by ortho_all) unless the
+// diagnostics need this matrix updated now; σ is taken before any update either way.
+static int update_pair(const StepCtx *c, MatrixDiag *d, OrthoJob *jobs, int *n_jobs, Err *err) {
     const OptimConfig *k = &c->opt->cfg;
     Rule rule = tensor_rule(k->kind, ROLE_FACTOR_A);
     int spectral = rule == RULE_SPECTRON || rule == RULE_RENORM;
@@ -142,9 +167,15 @@ static int update_pair(const StepCtx *c, MatrixDiag *d, Err *err) {
         c->be->copy(prev_a, a, sizeof(float) * d->rows * d->rank);
         c->be->copy(prev_b, b, sizeof(float) * d->cols * d->rank);
     }
-    if (rule == RULE_MUON || rule == RULE_SPECTRON) {   // both factors orthogonalized side by side
-        int pair[2] = {d->tensor_a, d->tensor_b};
-        if (ortho_tensors(c, pair, 2, rule == RULE_MUON ? c->lr : d->rho, err)) return -1;
+    if (rule == RULE_MUON || rule == RULE_SPECTRON) {
+        float step = rule == RULE_MUON ? c->lr : d->rho;
+        OrthoJob pair[2] = {{d->tensor_a, step}, {d->tensor_b, step}};
+        if (!c->diag_now) {
+            jobs[(*n_jobs)++] = pair[0];
+            jobs[(*n_jobs)++] = pair[1];
+            return 0;
+        }
+        if (ortho_batch(c, pair, 2, err)) return -1;   // both factors side by side
     } else if (update_tensor(c, d->tensor_a, d->rho, err) || update_tensor(c, d->tensor_b, d->rho, err)) {
         return -1;
     }
@@ -161,15 +192,22 @@ int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, Err *er
     // the AdamW group follows the matrices' schedule: adam_lr·lr_t/lr
     c.adam_lr = k->kind == OPTIM_ADAMW || k->kind == OPTIM_SGD ? lr : k->lr > 0 ? k->adam_lr * (lr / k->lr) : 0.0f;
     work_layout(m, &c.w);
-    int d = 0;
-    for (int i = 0; i < m->n_tensors; i++) {
+    OrthoJob *jobs = malloc(sizeof *jobs * (size_t)(m->n_tensors > 0 ? m->n_tensors : 1));
+    if (!jobs) return err_set(err, "out of memory for the optimizer's step");
+    int d = 0, n_jobs = 0, rc = 0;
+    for (int i = 0; i < m->n_tensors && rc == 0; i++) {
+        Rule rule = tensor_rule(k->kind, m->tensors[i].role);
         if (d < opt->n_diag && opt->diag[d].tensor_a == i) {
-            if (update_pair(&c, &opt->diag[d++], err)) return -1;
-            i++;   // B was updated with its A
-            continue;
+            rc = update_pair(&c, &opt->diag[d++], jobs, &n_jobs, err);
+            i++;   // B goes with its A
+        } else if (rule == RULE_MUON || rule == RULE_SPECTRON) {
+            jobs[n_jobs++] = (OrthoJob){i, lr};
+        } else {
+            rc = update_tensor(&c, i, lr, err);
         }
-        if (update_tensor(&c, i, lr, err)) return -1;
     }
-    if (c.diag_now) opt->diag_t = opt->t;
-    return 0;
+    if (rc == 0) rc = ortho_all(&c, jobs, n_jobs, err);
+    free(jobs);
+    if (rc == 0 && c.diag_now) opt->diag_t = opt->t;
+    return rc;
 }

@@ -215,10 +215,14 @@ static void test_gemm_fp32(void) {
     check_no_cuda_error();
 }
 
-// A batch on the GPU against the same calls on the CPU.
+// A batch on the GPU against the same calls on the CPU: mixed shapes (one launch each), then
+// runs of one shape (one batched launch per run: four tall products, then three wide ones).
 static void test_gemm_batch(void) {
-    enum { COUNT = 3 };
-    static const int shapes[COUNT][5] = {{0, 0, 70, 33, 40}, {1, 0, 33, 64, 90}, {0, 1, 1, 300, 77}};
+    enum { COUNT = 10 };
+    static const int shapes[COUNT][5] = {{0, 0, 70, 33, 40}, {1, 0, 33, 64, 90}, {0, 1, 1, 300, 77},
+                                         {0, 0, 48, 48, 48}, {0, 0, 48, 48, 48}, {0, 0, 48, 48, 48},
+                                         {0, 0, 48, 48, 48}, {1, 1, 20, 90, 31}, {1, 1, 20, 90, 31},
+                                         {1, 1, 20, 90, 31}};
     GemmCall host[COUNT], dev[COUNT];
     for (int i = 0; i < COUNT; i++) {
         int ta = shapes[i][0], tb = shapes[i][1], m = shapes[i][2], n = shapes[i][3], k = shapes[i][4];

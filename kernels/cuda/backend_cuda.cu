@@ -138,11 +138,56 @@ void gemm_strided_batched(int trans_a, int trans_b, int m, int n, int k, float a
                                             stride_c, count, cuda.compute, CUBLAS_GEMM_DEFAULT));
 }
 
-// One after the other on the one stream (products side by side on several streams: not yet).
+// Calls that differ only in their matrices: one cublasGemmBatchedEx launch can run them.
+static int same_product(const GemmCall *x, const GemmCall *y) {
+    return x->trans_a == y->trans_a && x->trans_b == y->trans_b && x->m == y->m && x->n == y->n && x->k == y->k &&
+           x->alpha == y->alpha && x->beta == y->beta && x->lda == y->lda && x->ldb == y->ldb && x->ldc == y->ldc;
+}
+
+// count ≥ 2 products of one shape as one launch. cuBLAS reads the matrices' addresses from
+// device memory: they go up in one copy into a grow-only buffer. The copy is ordered on the
+// one stream after the previous batch, which has then finished reading the old addresses.
+static void gemm_pointer_batch(const GemmCall *calls, int count) {
+    static void **device_pointers;
+    static int capacity;
+    if (count > capacity) {
+        if (device_pointers) CUDA_CHECK(cudaFree(device_pointers));
+        device_pointers = NULL, capacity = 0;
+        if (CUDA_CHECK(cudaMalloc((void **)&device_pointers, 3 * sizeof(void *) * count))) return;
+        capacity = count;
+    }
+    const void **host = (const void **)malloc(3 * sizeof(void *) * count);   // A's, B's, C's
+    if (!host) {
+        record_error(__FILE__, __LINE__, "gemm_batch", "out of host memory", "free memory");
+        return;
+    }
+    for (int i = 0; i < count; i++) host[i] = calls[i].a, host[count + i] = calls[i].b, host[2 * count + i] = calls[i].c;
+    int failed = CUDA_CHECK(cudaMemcpy(device_pointers, host, 3 * sizeof(void *) * count, cudaMemcpyHostToDevice));
+    free(host);
+    if (failed) return;
+    const GemmCall *g = &calls[0];
+    // the row-major swap of cuda_gemm: B's first, then A's
+    CUBLAS_CHECK(cublasGemmBatchedEx(cuda.blas, g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                     g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, g->n, g->m, g->k, &g->alpha,
+                                     (const void *const *)(device_pointers + count), CUDA_R_32F, g->ldb,
+                                     (const void *const *)device_pointers, CUDA_R_32F, g->lda, &g->beta,
+                                     device_pointers + 2 * count, CUDA_R_32F, g->ldc, count, cuda.compute,
+                                     CUBLAS_GEMM_DEFAULT));
+}
+
+// Runs of calls of one shape (Newton–Schulz across layers) go as one batched launch; the rest
+// one after the other on the one stream.
 static void cuda_gemm_batch(const GemmCall *calls, int count) {
-    for (int i = 0; i < count; i++) {
+    for (int i = 0, j; i < count; i = j) {
+        for (j = i + 1; j < count && same_product(&calls[i], &calls[j]); j++) {}
         const GemmCall *g = &calls[i];
-        cuda_gemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c, g->ldc);
+        if (j - i >= 2 && g->m > 0 && g->n > 0 && g->k > 0) {
+            gemm_pointer_batch(g, j - i);
+            continue;
+        }
+        for (int c = i; c < j; c++, g++)
+            cuda_gemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c,
+                      g->ldc);
     }
 }
 

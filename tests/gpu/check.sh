@@ -69,7 +69,9 @@ fi
 note "bench/bench_cuda"
 build/bench/bench_cuda ${quick:+"$quick"} >"$LOG/bench_cuda.log" 2>&1
 bench_rc=$?
-grep -vE '^(summary|sgemm peak|train |decode )' "$LOG/bench_cuda.log" | head -n 40
+grep -vE '^(summary|sgemm peak|train |decode |profile|  )' "$LOG/bench_cuda.log" | head -n 40
+note "where a GPT-2 step's time goes (bench_cuda's profiles)"
+grep -A 16 '^profile' "$LOG/bench_cuda.log" | head -n 60
 
 san_line="not run (time)"
 if [ "$(elapsed)" -lt 200 ]; then
@@ -95,6 +97,12 @@ fi
     echo
     echo '```'
     sed -n '/^summary/,$p' "$LOG/bench_cuda.log"
+    echo '```'
+    echo
+    echo 'Profiles (one step each, every Backend call timed to completion):'
+    echo
+    echo '```'
+    grep -A 16 '^profile' "$LOG/bench_cuda.log"
     echo '```'
 } >"$LOG/results-entry.md"
 
