@@ -386,6 +386,36 @@ static void test_small_model_each_optimizer(void) {
     }
 }
 
+// Orthogonalization across layers (matrices of one shape batched together) against one matrix
+// at a time (what a diagnostics step does: diag_every = 1): the same parameters to the bit.
+static void test_batched_equals_one_by_one(void) {
+    Err err;
+    ModelConfig c = micro_config_layers(4, 3);
+    Dataset ds = pattern_dataset(store, 4000, c.vocab);
+    const char *names[] = {"muon", "spectron", "ortho"};
+    for (int k = 0; k < 3; k++) {
+        Model m[2];
+        Trainer tr[2];
+        OptimConfig oc;
+        CHECK_OK(optim_config_default(&oc, names[k], &err));
+        for (int v = 0; v < 2; v++) {
+            CHECK_OK(model_build(&m[v], &c, be, &err));
+            CHECK_OK(trainer_build(&tr[v], &m[v], &oc, 42, &err));
+            tr[v].opt.diag_every = v == 0 ? 1 : 0;
+            for (int i = 0; i < 4; i++) {
+                StepStats st;
+                CHECK_OK(trainer_step(&tr[v], &ds, 4, 8, 1, &st, &err));
+            }
+        }
+        CHECK(memcmp(m[0].params, m[1].params, sizeof(float) * m[0].n_params) == 0,
+              "%s: parameters after 4 steps differ between batched and one-by-one orthogonalization", names[k]);
+        for (int v = 0; v < 2; v++) {
+            trainer_free(&tr[v]);
+            model_free(&m[v]);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // muon and spectron against plain host loops
 
@@ -738,6 +768,7 @@ int main(void) {
     RUN(test_spectral_bound);
     RUN(test_quadratic_each_optimizer);
     RUN(test_small_model_each_optimizer);
+    RUN(test_batched_equals_one_by_one);
     RUN(test_reference_muon_spectron);
     RUN(test_options);
     RUN(test_state_roundtrip);
