@@ -2,7 +2,7 @@
 // tokens/s (and MFU against the same precision's sgemm peak) for small, base and a
 // GPT-2-small-shaped model, dense and factorized at rank dim/4 (GPT-2 also in bf16, with
 // Spectron's share of the step, with flash attention, and a per-kernel profile of one step);
-// batch-1 decode tokens/s for base. Ends with a summary table. Without a GPU it says why and
+// batch-1 decode tokens/s for base (GPU and CPU) and GPT-2 (GPU). Ends with a summary table. Without a GPU it says why and
 // exits 0 (make bench runs it too).
 // Usage: bench_cuda [quick]   (quick: fewer steps and no GPT-2 shape, for a smoke run)
 #include <stdio.h>
@@ -171,10 +171,10 @@ static int train_row(const Backend *be, const char *shape, int factorized, int b
     return rc == 0 && !cuda_err ? 0 : -1;
 }
 
-static int decode_row(const Backend *be, int factorized) {
+static int decode_row(const Backend *be, const char *shape, int factorized) {
     Err err;
     int ok;
-    ModelConfig c = shape_config("base", 0, &err, &ok);
+    ModelConfig c = shape_config(shape, 0, &err, &ok);
     GenerateBench rs[2], r;
     const int want[2] = {!factorized, factorized};
     if (!ok || bench_generate(be, &c, want, 256, 3, rs, NULL, NULL, &err)) {
@@ -182,10 +182,12 @@ static int decode_row(const Backend *be, int factorized) {
         return -1;
     }
     r = rs[factorized];
-    printf("decode base   %-10s %-4s rank %3d  %10.0f tok/s  prefill %8.0f tok/s\n", r.model, be->name, r.rank,
+    printf("decode %-6s %-10s %-4s rank %3d  %10.0f tok/s  prefill %8.0f tok/s\n", shape, r.model, be->name, r.rank,
            r.tok_per_s, r.prefill_tok_per_s);
     fflush(stdout);
-    add_row(factorized ? "decode base factorized" : "decode base dense", be->name, "fp32", r.tok_per_s, 0);
+    char what[48];
+    snprintf(what, sizeof what, "decode %s %s", shape, factorized ? "factorized" : "dense");
+    add_row(what, be->name, "fp32", r.tok_per_s, 0);
     return 0;
 }
 
@@ -238,9 +240,10 @@ int main(int argc, char **argv) {
     }
     backend_cuda_set_precision("fp32", why, sizeof why);
     for (int f = 0; f <= 1; f++) {
-        rc |= decode_row(gpu, f);
-        rc |= decode_row(cpu, f);
+        rc |= decode_row(gpu, "base", f);
+        rc |= decode_row(cpu, "base", f);
     }
+    for (int f = 0; f <= 1 && !quick; f++) rc |= decode_row(gpu, "gpt2", f);   // the decode target
     const char *e = backend_cuda_last_error();
     if (e) { fprintf(stderr, "bench_cuda: CUDA error: %s\n", e); rc = -1; }
 

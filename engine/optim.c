@@ -158,7 +158,7 @@ Rule tensor_rule(OptimKind kind, TensorRole role) {
 static int uses_v(Rule r) { return r == RULE_ADAMW || r == RULE_RENORM; }
 
 void work_layout(const Model *m, WorkLayout *w) {
-    size_t x = 0, ns = 0, prev = 0, pw = 0;
+    size_t x = 0, ns = 0, prev = 0, pw = 0, pw_all = 0;
     int eye = 1;
     for (int i = 0; i < m->n_tensors; i++) {
         const TensorDesc *t = &m->tensors[i];
@@ -167,6 +167,7 @@ void work_layout(const Model *m, WorkLayout *w) {
         if (n > x) x = n;
         if (t->rows < t->cols ? t->rows > eye : t->cols > eye) eye = t->rows < t->cols ? t->rows : t->cols;
         if (newton_schulz5_work(t->rows, t->cols) > ns) ns = newton_schulz5_work(t->rows, t->cols);
+        if (t->role != ROLE_DENSE) pw_all += (size_t)t->rows + t->cols;
         if (t->role != ROLE_FACTOR_A || i + 1 >= m->n_tensors) continue;
         const TensorDesc *b = &m->tensors[i + 1];
         size_t both = n + (size_t)b->rows * b->cols, p = (size_t)t->rows + b->rows + t->cols;
@@ -180,7 +181,8 @@ void work_layout(const Model *m, WorkLayout *w) {
     w->ns = w->x + (size_t)w->slots * x;
     w->prev = w->ns + (size_t)w->slots * ns;
     w->pw = w->prev + prev;
-    w->eye = w->pw + pw;
+    w->pw_all = w->pw + pw;
+    w->eye = w->pw_all + pw_all;
     w->eye_n = eye;
     w->total = w->eye + (size_t)eye * eye;
 }

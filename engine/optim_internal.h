@@ -15,6 +15,7 @@ typedef struct WorkLayout {
     int slots;     // matrices orthogonalized side by side: 2 to NS5_MAX_BATCH, within ORTHO_BUDGET
     size_t prev;   // A and B before the update (diagnostics)
     size_t pw;     // power-iteration scratch
+    size_t pw_all; // the same for every factor at once: Σ (rows + cols) over the factors
     size_t eye;    // an eye_n×eye_n identity for newton_schulz5, written at build
     int eye_n;     // the largest min(rows, cols) of a matrix
     size_t total;

@@ -80,15 +80,23 @@ static void times_p(const Backend *be, NS5State *st, int count, PProduct which) 
 void newton_schulz5_batch(const Backend *be, const NS5Job *jobs, int count, int steps, const float *eye, int eye_ld) {
     NS5State st[NS5_MAX_BATCH];
     GemmCall calls[NS5_MAX_BATCH];
+    AxpbyCall unit[NS5_MAX_BATCH] = {{0}};
+    const float *xs[NS5_MAX_BATCH] = {0};
+    long mn[NS5_MAX_BATCH] = {0};
+    double sumsq[NS5_MAX_BATCH] = {0};
+    for (int j = 0; j < count; j++) xs[j] = jobs[j].x, mn[j] = (long)jobs[j].m * jobs[j].n;
+    be->sumsq_batch(xs, mn, count, sumsq);
+    for (int j = 0; j < count; j++) {   // X ← X/‖X‖_F: ‖X‖₂ ≤ ‖X‖_F ≤ 1, inside NS5's basin
+        float scale = (float)(1.0 / (sqrt(sumsq[j]) + 1e-7));
+        unit[j] = (AxpbyCall){jobs[j].x, scale, jobs[j].x, 0.0f, mn[j]};
+    }
+    be->axpby_batch(unit, count);
     for (int j = 0; j < count; j++) {
         const NS5Job *b = &jobs[j];
         NS5State *z = &st[j];
-        long mn = (long)b->m * b->n;
         z->x = b->x, z->m = b->m, z->n = b->n, z->tall = b->m >= b->n, z->k = z->tall ? b->n : b->m;
         size_t kk = (size_t)z->k * z->k;
-        z->y = b->work, z->s = z->y + mn, z->r = z->s + kk, z->q = z->r + kk, z->t = z->q + kk, z->u = z->t + kk;
-        double norm = sqrt(be->sumsq(z->x, mn));
-        be->scale(z->x, (float)(1.0 / (norm + 1e-7)), mn);   // ‖X‖₂ ≤ ‖X‖_F ≤ 1: inside NS5's basin
+        z->y = b->work, z->s = z->y + mn[j], z->r = z->s + kk, z->q = z->r + kk, z->t = z->q + kk, z->u = z->t + kk;
         calls[j] = z->tall ? gemm_call(1, 0, z->n, z->n, z->m, 1.0f, z->x, z->n, z->x, z->n, 0.0f, z->s, z->n)   // S₀ = XᵀX
                            : gemm_call(0, 1, z->m, z->m, z->n, 1.0f, z->x, z->n, z->x, z->n, 0.0f, z->s, z->m); // S₀ = XXᵀ
     }
@@ -164,6 +172,62 @@ static void linop_apply(const Backend *be, const LinOp *op, int transpose, const
     const float *inner0 = transpose ? op->a0 : op->b0, *outer0 = transpose ? op->b0 : op->a0;
     be->gemm(1, 0, r, 1, in, 1.0f, inner0, r, x, 1, 0.0f, t, 1);
     be->gemm(0, 0, out, 1, r, -1.0f, outer0, r, t, 1, 1.0f, y, 1);     // y −= outer0·t
+}
+
+// One power-iteration step's products, z = a·v then y = aᵀ·z, for the live operators.
+static void rank0_products(const Backend *be, const LinOp *ops, float *const *v, const int *live, int n,
+                           float *const *z, float *const *y, GemmCall *calls) {
+    for (int l = 0; l < n; l++) {
+        const LinOp *op = &ops[live[l]];
+        calls[l] = gemm_call(0, 0, op->rows, 1, op->cols, 1.0f, op->a, op->cols, v[live[l]], 1, 0.0f, z[live[l]], 1);
+    }
+    be->gemm_batch(calls, n);
+    for (int l = 0; l < n; l++) {
+        const LinOp *op = &ops[live[l]];
+        calls[l] = gemm_call(1, 0, op->cols, 1, op->rows, 1.0f, op->a, op->cols, z[live[l]], 1, 0.0f, y[live[l]], 1);
+    }
+    be->gemm_batch(calls, n);
+}
+
+int power_iteration_batch(const Backend *be, const LinOp *ops, float *const *v, int count, int iters, float *work,
+                          float *sigma) {
+    size_t per = sizeof(float *) * 2 + sizeof(int) + sizeof(GemmCall) + sizeof(AxpbyCall) +
+                 2 * (sizeof(const float *) + sizeof(long) + sizeof(double));
+    char *mem = malloc(per * (size_t)(count > 0 ? count : 1));
+    if (!mem) return -1;
+    float **z = (float **)mem, **y = z + count;
+    GemmCall *calls = (GemmCall *)(y + count);
+    AxpbyCall *unit = (AxpbyCall *)(calls + count);
+    const float **vecs = (const float **)(unit + count);
+    long *lens = (long *)(vecs + 2 * count);
+    double *sq = (double *)(lens + 2 * count);
+    int *live = (int *)(sq + 2 * count), n = count;
+    for (int j = 0; j < count; j++) {
+        live[j] = j, sigma[j] = 0.0f;
+        z[j] = work, y[j] = work + ops[j].rows, work += ops[j].rows + ops[j].cols;
+    }
+    for (int i = 0; i < iters && n > 0; i++) {
+        rank0_products(be, ops, v, live, n, z, y, calls);
+        for (int l = 0; l < n; l++) {
+            vecs[2 * l] = z[live[l]], lens[2 * l] = ops[live[l]].rows;
+            vecs[2 * l + 1] = y[live[l]], lens[2 * l + 1] = ops[live[l]].cols;
+        }
+        be->sumsq_batch(vecs, lens, 2 * n, sq);
+        int kept = 0, units = 0;
+        for (int l = 0; l < n; l++) {   // as power_iteration: NaN or 0 ends an operator's iteration
+            int j = live[l];
+            double nz = sqrt(sq[2 * l]), ny = sqrt(sq[2 * l + 1]);
+            if (!isfinite(nz) || !isfinite(ny)) { sigma[j] = NAN; continue; }
+            if (nz == 0 || ny == 0) { sigma[j] = 0.0f; continue; }
+            sigma[j] = (float)(ny / nz);
+            unit[units++] = (AxpbyCall){v[j], (float)(1.0 / ny), y[j], 0.0f, ops[j].cols};   // v = y/‖y‖
+            live[kept++] = j;
+        }
+        be->axpby_batch(unit, units);
+        n = kept;
+    }
+    free(mem);
+    return 0;
 }
 
 float power_iteration(const Backend *be, const LinOp *op, float *v, int iters, float *work) {

@@ -42,3 +42,9 @@ size_t power_iteration_work(const LinOp *op);
 // the new estimate of the top right singular vector. Each step: z = op·v, y = opᵀ·z,
 // σ = ‖y‖/‖z‖ (≤ ‖op‖₂, and ≥ ‖op·v‖), v = y/‖y‖. A zero operator gives 0 and keeps v.
 float power_iteration(const Backend *be, const LinOp *op, float *v, int iters, float *work);
+// The same for count operators of rank 0 together (the factors' σ in every Spectron step):
+// each step's products one gemm_batch, its norms one sumsq_batch, the new v's one axpby_batch,
+// so a GPU waits once per step instead of twice per operator. sigma[j] is what power_iteration
+// gives for ops[j], to the bit. work: Σ (rows + cols) floats. Returns 0, or −1 out of memory.
+int power_iteration_batch(const Backend *be, const LinOp *ops, float *const *v, int count, int iters, float *work,
+                          float *sigma);

@@ -47,17 +47,6 @@ static void sgd_tensor(const StepCtx *c, int i) {
     }
 }
 
-// Muon's momentum for tensor i, and into x what gets orthogonalized: M ← βM + (1−β)G, then
-// x = G + β(M − G) (Nesterov) or M.
-static void ortho_momentum(const StepCtx *c, int i, float *x) {
-    const OptimConfig *k = &c->opt->cfg;
-    long n = numel(&c->m->tensors[i]);
-    float beta = k->momentum, *mom = moment(c, i), *g = grad(c->m, i);
-    c->be->axpby(mom, (1.0f - beta) * c->gs, g, beta, n);          // M = βM + (1−β)G
-    c->be->copy(x, mom, n * sizeof(float));
-    if (k->nesterov) c->be->axpby(x, (1.0f - beta) * c->gs, g, beta, n);   // βM + (1−β)G = G + β(M − G)
-}
-
 // One matrix to orthogonalize this step (Muon, Spectron): tensor, and its step η or ρ.
 typedef struct OrthoJob {
     int tensor;
@@ -70,25 +59,46 @@ static float shape_factor(const StepCtx *c, int i) {
     return c->opt->cfg.shape_scale && t->rows > t->cols ? sqrtf((float)t->rows / (float)t->cols) : 1.0f;
 }
 
-// count ≤ w.slots matrices side by side: each momentum into its slot, NS5 of all as one batch
+// Muon's momentum of every job, and into its slot x_j what gets orthogonalized: M ← βM + (1−β)G,
+// then x = G + β(M − G) (Nesterov) or M; each pass one axpby_batch over the jobs.
+static void ortho_momentum(const StepCtx *c, const OrthoJob *jobs, int count, float *const *x) {
+    const OptimConfig *k = &c->opt->cfg;
+    float beta = k->momentum, alpha = (1.0f - beta) * c->gs;
+    AxpbyCall mom[NS5_MAX_BATCH] = {{0}}, copy[NS5_MAX_BATCH] = {{0}}, nesterov[NS5_MAX_BATCH] = {{0}};
+    for (int j = 0; j < count; j++) {
+        int i = jobs[j].tensor;
+        long n = numel(&c->m->tensors[i]);
+        mom[j] = (AxpbyCall){moment(c, i), alpha, grad(c->m, i), beta, n};    // M = βM + (1−β)G
+        copy[j] = (AxpbyCall){x[j], 1.0f, moment(c, i), 0.0f, n};             // x = M
+        nesterov[j] = (AxpbyCall){x[j], alpha, grad(c->m, i), beta, n};       // βM + (1−β)G = G + β(M − G)
+    }
+    c->be->axpby_batch(mom, count);
+    c->be->axpby_batch(copy, count);
+    if (k->nesterov) c->be->axpby_batch(nesterov, count);
+}
+
+// count ≤ w.slots matrices side by side: the momenta into their slots, NS5 of all as one batch
 // (or the exact polar factor, a test-only switch), then P ← (1 − η·wd)·P − step·shape·O, the
 // decay with the unscaled η whatever the step.
 static int ortho_batch(const StepCtx *c, const OrthoJob *jobs, int count, Err *err) {
     const OptimConfig *k = &c->opt->cfg;
     NS5Job ns[NS5_MAX_BATCH] = {{0}};
+    float *x[NS5_MAX_BATCH];
+    for (int j = 0; j < count; j++) x[j] = work(c, c->w.x + (size_t)j * c->w.x_each);
+    ortho_momentum(c, jobs, count, x);
     for (int j = 0; j < count; j++) {
         const TensorDesc *t = &c->m->tensors[jobs[j].tensor];
-        float *x = work(c, c->w.x + (size_t)j * c->w.x_each);
-        ortho_momentum(c, jobs[j].tensor, x);
-        if (k->exact_polar && polar_exact(c->be, x, t->rows, t->cols, err)) return -1;
-        ns[j] = (NS5Job){x, t->rows, t->cols, work(c, c->w.ns + (size_t)j * c->w.ns_each)};
+        if (k->exact_polar && polar_exact(c->be, x[j], t->rows, t->cols, err)) return -1;
+        ns[j] = (NS5Job){x[j], t->rows, t->cols, work(c, c->w.ns + (size_t)j * c->w.ns_each)};
     }
     if (!k->exact_polar) newton_schulz5_batch(c->be, ns, count, k->ns_steps, work(c, c->w.eye), c->w.eye_n);
+    AxpbyCall update[NS5_MAX_BATCH] = {{0}};
     for (int j = 0; j < count; j++) {
         int i = jobs[j].tensor;
-        c->be->axpby(param(c->m, i), -jobs[j].step * shape_factor(c, i), ns[j].x, 1.0f - c->lr * weight_decay(c, i),
-                     numel(&c->m->tensors[i]));
+        update[j] = (AxpbyCall){param(c->m, i), -jobs[j].step * shape_factor(c, i), x[j],
+                                1.0f - c->lr * weight_decay(c, i), numel(&c->m->tensors[i])};
     }
+    c->be->axpby_batch(update, count);
     return 0;
 }
 
@@ -145,23 +155,43 @@ static void diagnose(const StepCtx *c, MatrixDiag *d, const float *prev_a, const
     d->dw_over_eta = c->lr > 0 ? d->dw_norm / c->lr : NAN;
 }
 
-// Both factors of W = A·Bᵀ: σ_A, σ_B (always for spectron/renorm, which need them for
-// ρ = η/(σ_A + σ_B + 1); with the diagnostics otherwise), the updates, the diagnostics.
-// Factors to orthogonalize join the step's jobs (run across layers by ortho_all) unless the
-// diagnostics need this matrix updated now; σ is taken before any update either way.
+// σ_A, σ_B of every factorized matrix (always for spectron/renorm, which need them for
+// ρ = η/(σ_A + σ_B + 1); on a diagnostics step otherwise), by power iteration on the factors
+// before any update: all of them as one batch, so a GPU waits once per power-iteration step.
+static int factor_sigmas(const StepCtx *c, Err *err) {
+    const OptimConfig *k = &c->opt->cfg;
+    Optimizer *opt = c->opt;
+    Rule rule = tensor_rule(k->kind, ROLE_FACTOR_A);
+    int spectral = rule == RULE_SPECTRON || rule == RULE_RENORM, n = 2 * opt->n_diag;
+    for (int d = 0; d < opt->n_diag; d++) opt->diag[d].sigma_a = opt->diag[d].sigma_b = NAN;
+    if ((!spectral && !c->diag_now) || n == 0) return 0;
+    LinOp *ops = malloc(sizeof *ops * n);
+    float **v = malloc(sizeof *v * n), *sigma = malloc(sizeof *sigma * n);
+    int rc = ops && v && sigma ? 0 : -1;
+    for (int d = 0; d < opt->n_diag && rc == 0; d++) {
+        const MatrixDiag *g = &opt->diag[d];
+        ops[2 * d] = (LinOp){g->rows, g->rank, 0, param(c->m, g->tensor_a), NULL, NULL, NULL};
+        ops[2 * d + 1] = (LinOp){g->cols, g->rank, 0, param(c->m, g->tensor_b), NULL, NULL, NULL};
+        v[2 * d] = opt->vec + g->vec_at, v[2 * d + 1] = opt->vec + g->vec_at + g->rank;
+    }
+    if (rc == 0)
+        rc = power_iteration_batch(c->be, ops, v, n, spectral ? k->power_iters : DIAG_POWER_ITERS, work(c, c->w.pw_all),
+                                   sigma);
+    for (int d = 0; d < opt->n_diag && rc == 0; d++) opt->diag[d].sigma_a = sigma[2 * d], opt->diag[d].sigma_b = sigma[2 * d + 1];
+    free(ops), free(v), free(sigma);
+    return rc ? err_set(err, "out of memory for the power iteration of %d factors", n) : 0;
+}
+
+// Both factors of W = A·Bᵀ (σ_A, σ_B already taken by factor_sigmas): the updates, the
+// diagnostics. Factors to orthogonalize join the step's jobs (run across layers by ortho_all)
+// unless the diagnostics need this matrix updated now.
 static int update_pair(const StepCtx *c, MatrixDiag *d, OrthoJob *jobs, int *n_jobs, Err *err) {
     const OptimConfig *k = &c->opt->cfg;
     Rule rule = tensor_rule(k->kind, ROLE_FACTOR_A);
     int spectral = rule == RULE_SPECTRON || rule == RULE_RENORM;
-    float *a = param(c->m, d->tensor_a), *b = param(c->m, d->tensor_b), *v = c->opt->vec + d->vec_at;
-    float *pw = work(c, c->w.pw), *prev_a = work(c, c->w.prev), *prev_b = prev_a + (size_t)d->rows * d->rank;
-    d->sigma_a = d->sigma_b = d->dw_norm = d->dw_over_eta = d->w_norm = NAN;
-    if (spectral || c->diag_now) {
-        int iters = spectral ? k->power_iters : DIAG_POWER_ITERS;
-        LinOp opa = {d->rows, d->rank, 0, a, NULL, NULL, NULL}, opb = {d->cols, d->rank, 0, b, NULL, NULL, NULL};
-        d->sigma_a = power_iteration(c->be, &opa, v, iters, pw);
-        d->sigma_b = power_iteration(c->be, &opb, v + d->rank, iters, pw);
-    }
+    float *a = param(c->m, d->tensor_a), *b = param(c->m, d->tensor_b);
+    float *prev_a = work(c, c->w.prev), *prev_b = prev_a + (size_t)d->rows * d->rank;
+    d->dw_norm = d->dw_over_eta = d->w_norm = NAN;
     d->rho = spectral ? c->lr / (d->sigma_a + d->sigma_b + 1.0f) : c->lr;
     if (c->diag_now) {
         c->be->copy(prev_a, a, sizeof(float) * d->rows * d->rank);
@@ -194,7 +224,7 @@ int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, Err *er
     work_layout(m, &c.w);
     OrthoJob *jobs = malloc(sizeof *jobs * (size_t)(m->n_tensors > 0 ? m->n_tensors : 1));
     if (!jobs) return err_set(err, "out of memory for the optimizer's step");
-    int d = 0, n_jobs = 0, rc = 0;
+    int d = 0, n_jobs = 0, rc = factor_sigmas(&c, err);
     for (int i = 0; i < m->n_tensors && rc == 0; i++) {
         Rule rule = tensor_rule(k->kind, m->tensors[i].role);
         if (d < opt->n_diag && opt->diag[d].tensor_a == i) {

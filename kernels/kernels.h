@@ -15,6 +15,15 @@
 
 typedef struct Backend Backend;
 
+// The arguments of one Backend.axpby: y(n) = alpha·x + beta·y.
+typedef struct AxpbyCall {
+    float *y;
+    float alpha;
+    const float *x;
+    float beta;
+    long n;
+} AxpbyCall;
+
 // The arguments of one Backend.gemm call.
 typedef struct GemmCall {
     int trans_a, trans_b, m, n, k;
@@ -98,11 +107,17 @@ struct Backend {
     void (*add)(float *y, const float *x, long n);           // y += x
     void (*scale)(float *x, float s, long n);                // x *= s
     void (*axpby)(float *y, float alpha, const float *x, float beta, long n);   // y = αx + βy; β = 0 ignores y
+    // Independent axpbys (a call's x may be its own y, never another's): one launch on a GPU
+    // for the optimizers' per-tensor updates.
+    void (*axpby_batch)(const AxpbyCall *calls, int count);
     // y(rows×cols, row stride ldy) = x(rows×cols, row stride ldx) + beta·y; beta = 0 ignores y.
     // Packs and unpacks column blocks: the B factors of linears that share an input.
     void (*add_matrix)(float *y, int ldy, const float *x, int ldx, int rows, int cols, float beta);
     double (*sum)(const float *x, long n);                   // deterministic order
     double (*sumsq)(const float *x, long n);                 // deterministic order
+    // out[i] = Σ x[i]², deterministic (the CPU's bits are sumsq's; a GPU may sum in another
+    // order); on a GPU one wait for all instead of count.
+    void (*sumsq_batch)(const float *const *x, const long *n, int count, double *out);
 
     // AdamW on n values: m,v moments; bias correction for step t (1-based); the gradient is
     // multiplied by grad_scale first (clipping). Decoupled decay: p −= lr·wd·p.

@@ -145,6 +145,18 @@ static void p_add_matrix(float *y, int ldy, const float *x, int ldx, int rows, i
     DONE("add_matrix");
 }
 
+static void p_axpby_batch(const AxpbyCall *calls, int count) {
+    START;
+    inner->axpby_batch(calls, count);
+    DONE("axpby_batch");
+}
+
+static void p_sumsq_batch(const float *const *x, const long *n, int count, double *out) {
+    START;
+    inner->sumsq_batch(x, n, count, out);
+    DONE("sumsq_batch");
+}
+
 static double p_sum(const float *x, long n) { START; double r = inner->sum(x, n); DONE("sum"); return r; }
 static double p_sumsq(const float *x, long n) { START; double r = inner->sumsq(x, n); DONE("sumsq"); return r; }
 
@@ -172,7 +184,8 @@ const Backend *profile_begin(Profile *p, const Backend *be) {
         .attention_saved_floats = p_attention_saved_floats, .attention_forward = p_attention_forward,
         .attention_backward = p_attention_backward, .swiglu_forward = p_swiglu_forward,
         .swiglu_backward = p_swiglu_backward, .softmax_xent_forward = p_softmax_xent_forward, .add = p_add,
-        .scale = p_scale, .axpby = p_axpby, .add_matrix = p_add_matrix, .sum = p_sum, .sumsq = p_sumsq,
+        .scale = p_scale, .axpby = p_axpby, .axpby_batch = p_axpby_batch, .add_matrix = p_add_matrix,
+        .sum = p_sum, .sumsq = p_sumsq, .sumsq_batch = p_sumsq_batch,
         .adamw_update = p_adamw_update,
     };
     inner->synchronize();   // earlier work is not this profile's

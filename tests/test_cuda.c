@@ -243,6 +243,26 @@ static void test_gemm_batch(void) {
     check_no_cuda_error();
 }
 
+// Products of one shape whose matrices sit at one stride in one allocation (the optimizer's
+// slots; B shared at stride 0, like its identity): the strided-batch path of gemm_batch.
+static void test_gemm_batch_strided(void) {
+    enum { COUNT = 5, M = 24, N = 24, K = 24, SLOT = 700 };   // slots wider than a matrix
+    float *a = rand_floats((long)COUNT * SLOT), *b = rand_floats((long)K * N), *c = rand_floats((long)COUNT * SLOT);
+    float *ga = to_gpu(a, sizeof(float) * COUNT * SLOT), *gb = to_gpu(b, sizeof(float) * K * N);
+    float *gc = to_gpu(c, sizeof(float) * COUNT * SLOT);
+    GemmCall host[COUNT], dev[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        host[i] = (GemmCall){0, 1, M, N, K, 0.9f, a + i * SLOT, K, b, K, -0.5f, c + i * SLOT, N};
+        dev[i] = (GemmCall){0, 1, M, N, K, 0.9f, ga + i * SLOT, K, gb, K, -0.5f, gc + i * SLOT, N};
+    }
+    cpu->gemm_batch(host, COUNT);
+    gpu->gemm_batch(dev, COUNT);
+    compare_gpu("gemm_batch, strided slots", gc, c, (long)COUNT * SLOT, KERNEL_TOL);
+    gpu->release(ga), gpu->release(gb), gpu->release(gc);
+    free(a), free(b), free(c);
+    check_no_cuda_error();
+}
+
 static void test_gemm_tf32_bf16(void) {
     char reason[256];
     CHECK(backend_cuda_set_precision("tf32", reason, sizeof reason) == 0, "tf32: %s", reason);
@@ -560,6 +580,33 @@ static void test_sum_sumsq(void) {
     check_no_cuda_error();
 }
 
+// The batch forms against the CPU (axpby to the bit), and repeatable.
+static void test_batches(void) {
+    long n[3] = {100003, 17, 3000017};
+    float *x[3], *y[3], *gx[3], *gy[3];
+    for (int i = 0; i < 3; i++) {
+        x[i] = rand_floats(n[i]), y[i] = rand_floats(n[i]);
+        gx[i] = to_gpu(x[i], sizeof(float) * n[i]), gy[i] = to_gpu(y[i], sizeof(float) * n[i]);
+    }
+    AxpbyCall host[3] = {{y[0], 0.3f, x[0], -2.0f, n[0]}, {y[1], 1.5f, y[1], 0.0f, n[1]}, {y[2], -1.0f, x[2], 0.5f, n[2]}};
+    AxpbyCall dev[3] = {{gy[0], 0.3f, gx[0], -2.0f, n[0]}, {gy[1], 1.5f, gy[1], 0.0f, n[1]}, {gy[2], -1.0f, gx[2], 0.5f, n[2]}};
+    cpu->axpby_batch(host, 3);
+    gpu->axpby_batch(dev, 3);
+    for (int i = 0; i < 3; i++) compare_gpu("axpby_batch", gy[i], y[i], n[i], 0);
+    const float *gxs[3] = {gx[0], gx[1], gx[2]};
+    long ns[3] = {n[0], 0, n[2]};
+    double got[3], again[3];
+    gpu->sumsq_batch(gxs, ns, 3, got);
+    gpu->sumsq_batch(gxs, ns, 3, again);
+    for (int i = 0; i < 3; i++) {
+        double want = cpu->sumsq(x[i], ns[i]);
+        CHECK(fabs(got[i] - want) <= 1e-12 * want, "sumsq_batch %d: gpu %.17g, cpu %.17g", i, got[i], want);
+        CHECK(memcmp(&got[i], &again[i], sizeof got[i]) == 0, "sumsq_batch %d is not deterministic", i);
+    }
+    for (int i = 0; i < 3; i++) gpu->release(gx[i]), gpu->release(gy[i]), free(x[i]), free(y[i]);
+    check_no_cuda_error();
+}
+
 static void test_adamw(void) {
     long n = 10007;
     float *p = rand_floats(n), *g = rand_floats(n), *m = rand_floats(n), *v = rand_floats(n);
@@ -723,10 +770,10 @@ typedef struct { const char *name; void (*fn)(void); } GpuTest;
 
 int main(void) {
     static const GpuTest tests[] = {
-        GPU_TEST(test_memory),        GPU_TEST(test_gemm_fp32),      GPU_TEST(test_gemm_tf32_bf16), GPU_TEST(test_gemm_batch),
+        GPU_TEST(test_memory),        GPU_TEST(test_gemm_fp32),      GPU_TEST(test_gemm_tf32_bf16), GPU_TEST(test_gemm_batch), GPU_TEST(test_gemm_batch_strided),
         GPU_TEST(test_embedding),     GPU_TEST(test_rmsnorm),        GPU_TEST(test_rope),
         GPU_TEST(test_attention),     GPU_TEST(test_swiglu),         GPU_TEST(test_softmax_xent),
-        GPU_TEST(test_add_scale), GPU_TEST(test_add_matrix),     GPU_TEST(test_sum_sumsq),      GPU_TEST(test_adamw),
+        GPU_TEST(test_add_scale), GPU_TEST(test_add_matrix),     GPU_TEST(test_sum_sumsq), GPU_TEST(test_batches),      GPU_TEST(test_adamw),
         GPU_TEST(test_model_forward_backward), GPU_TEST(test_generate_matches_cpu),
         GPU_TEST(test_training_tracks_cpu), GPU_TEST(test_flash_attention),
     };

@@ -517,6 +517,29 @@ static void test_axpby(void) {
     free(x), free(y), free(y0);
 }
 
+// The batch forms give the single calls' bits: three axpbys (one in place, one with beta 0) and
+// three sums of squares (one empty).
+static void test_batches_equal_single_calls(void) {
+    long n[3] = {100003, 17, 5000};
+    float *x[3], *y[3], *want[3];
+    for (int i = 0; i < 3; i++) x[i] = rand_floats(n[i]), y[i] = rand_floats(n[i]), want[i] = copy_floats(y[i], n[i]);
+    AxpbyCall calls[3] = {{y[0], 0.3f, x[0], -2.0f, n[0]}, {y[1], 1.5f, y[1], 0.0f, n[1]}, {y[2], -1.0f, x[2], 0.5f, n[2]}};
+    be->axpby(want[0], 0.3f, x[0], -2.0f, n[0]);
+    be->axpby(want[1], 1.5f, want[1], 0.0f, n[1]);
+    be->axpby(want[2], -1.0f, x[2], 0.5f, n[2]);
+    be->axpby_batch(calls, 3);
+    for (int i = 0; i < 3; i++) CHECK(memcmp(y[i], want[i], sizeof(float) * n[i]) == 0, "axpby_batch call %d differs", i);
+    const float *xs[3] = {x[0], x[1], x[2]};
+    long ns[3] = {n[0], 0, n[2]};
+    double got[3];
+    be->sumsq_batch(xs, ns, 3, got);
+    for (int i = 0; i < 3; i++) {
+        double one = be->sumsq(xs[i], ns[i]);
+        CHECK(memcmp(&got[i], &one, sizeof one) == 0, "sumsq_batch %d: %.17g, sumsq %.17g", i, got[i], one);
+    }
+    for (int i = 0; i < 3; i++) free(x[i]), free(y[i]), free(want[i]);
+}
+
 // A column block of a wider matrix, copied (beta 0, NaN in y ignored) and then accumulated;
 // the columns outside the block stay as they were.
 static void test_add_matrix(void) {
@@ -708,6 +731,7 @@ int main(int argc, char **argv) {
     RUN(test_gemm_batch);
     RUN(test_add_scale);
     RUN(test_axpby);
+    RUN(test_batches_equal_single_calls);
     RUN(test_add_matrix);
     RUN(test_sum_sumsq);
     RUN(test_adamw);

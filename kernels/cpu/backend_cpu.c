@@ -194,9 +194,11 @@ static const Backend cpu_backend = {
     .add = cpu_add,
     .scale = cpu_scale,
     .axpby = cpu_axpby,
+    .axpby_batch = cpu_axpby_batch,
     .add_matrix = cpu_add_matrix,
     .sum = cpu_sum,
     .sumsq = cpu_sumsq,
+    .sumsq_batch = cpu_sumsq_batch,
     .adamw_update = cpu_adamw_update,
 };
 

@@ -73,6 +73,8 @@ void cpu_swiglu_backward(float *dgate, float *dup, const float *dout, const floa
 void cpu_add(float *y, const float *x, long n);
 void cpu_scale(float *x, float s, long n);
 void cpu_axpby(float *y, float alpha, const float *x, float beta, long n);
+void cpu_axpby_batch(const AxpbyCall *calls, int count);
+void cpu_sumsq_batch(const float *const *x, const long *n, int count, double *out);
 void cpu_add_matrix(float *y, int ldy, const float *x, int ldx, int rows, int cols, float beta);
 double cpu_sum(const float *x, long n);
 double cpu_sumsq(const float *x, long n);

@@ -96,3 +96,11 @@ static double chunked_sum(const float *x, long n, int squares) {
 
 double cpu_sum(const float *x, long n) { return chunked_sum(x, n, 0); }
 double cpu_sumsq(const float *x, long n) { return chunked_sum(x, n, 1); }
+
+void cpu_sumsq_batch(const float *const *x, const long *n, int count, double *out) {
+    for (int i = 0; i < count; i++) out[i] = chunked_sum(x[i], n[i], 1);
+}
+
+void cpu_axpby_batch(const AxpbyCall *calls, int count) {
+    for (int i = 0; i < count; i++) cpu_axpby(calls[i].y, calls[i].alpha, calls[i].x, calls[i].beta, calls[i].n);
+}

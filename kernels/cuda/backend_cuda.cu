@@ -12,6 +12,7 @@
 // goes through a check that records the first failure (file, line, call, message, hint) in
 // the backend's state; backend_cuda_last_error() reports it. LRSH_CUDA_SYNC=1 in the
 // environment synchronizes after every launch, so a faulting kernel is named where it ran.
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,23 @@ float *scratch_floats(size_t n) {
     return cuda.scratch;
 }
 
+// A grow-only device buffer for one kind of per-call data (addresses, indices, totals).
+typedef struct DeviceBuffer {
+    void *ptr;
+    size_t bytes;
+} DeviceBuffer;
+
+// At least `bytes` of b, or NULL (the error recorded). Reuse is safe: every user writes it with
+// a copy ordered on the one stream after the kernels that read the previous contents.
+static void *device_buffer(DeviceBuffer *b, size_t bytes) {
+    if (bytes <= b->bytes) return b->ptr;
+    if (b->ptr) CUDA_CHECK(cudaFree(b->ptr));
+    b->ptr = NULL, b->bytes = 0;
+    if (CUDA_CHECK(cudaMalloc(&b->ptr, bytes))) return b->ptr = NULL;
+    b->bytes = bytes;
+    return b->ptr;
+}
+
 // ---- GEMM ---------------------------------------------------------------------------------
 
 // C = beta·C over m×n (k = 0: BLAS implementations disagree there, so the CPU does it by hand)
@@ -146,16 +164,12 @@ static int same_product(const GemmCall *x, const GemmCall *y) {
 
 // count ≥ 2 products of one shape as one launch. cuBLAS reads the matrices' addresses from
 // device memory: they go up in one copy into a grow-only buffer. The copy is ordered on the
-// one stream after the previous batch, which has then finished reading the old addresses.
+// one stream after the previous batch, which has then finished reading the old addresses (a
+// copy from pageable memory makes the host wait for the GPU: evenly spaced groups avoid it).
 static void gemm_pointer_batch(const GemmCall *calls, int count) {
-    static void **device_pointers;
-    static int capacity;
-    if (count > capacity) {
-        if (device_pointers) CUDA_CHECK(cudaFree(device_pointers));
-        device_pointers = NULL, capacity = 0;
-        if (CUDA_CHECK(cudaMalloc((void **)&device_pointers, 3 * sizeof(void *) * count))) return;
-        capacity = count;
-    }
+    static DeviceBuffer addresses;
+    void **device_pointers = (void **)device_buffer(&addresses, 3 * sizeof(void *) * count);
+    if (!device_pointers) return;
     const void **host = (const void **)malloc(3 * sizeof(void *) * count);   // A's, B's, C's
     if (!host) {
         record_error(__FILE__, __LINE__, "gemm_batch", "out of host memory", "free memory");
@@ -175,20 +189,51 @@ static void gemm_pointer_batch(const GemmCall *calls, int count) {
                                      CUBLAS_GEMM_DEFAULT));
 }
 
-// Runs of calls of one shape (Newton–Schulz across layers) go as one batched launch; the rest
-// one after the other on the one stream.
+// Whether the group's A's, B's and C's each sit at one stride (the optimizer's slots do, and a
+// shared operand at stride 0): then a strided batch needs no addresses on the device.
+// (Addresses compared as integers: the matrices may lie in different allocations.)
+static long float_stride(const float *from, const float *to) {
+    intptr_t bytes = (intptr_t)to - (intptr_t)from;
+    return bytes % (intptr_t)sizeof(float) ? LONG_MIN : (long)(bytes / (intptr_t)sizeof(float));
+}
+
+static int evenly_spaced(const GemmCall *g, int n, long *sa, long *sb, long *sc) {
+    *sa = float_stride(g[0].a, g[1].a), *sb = float_stride(g[0].b, g[1].b), *sc = float_stride(g[0].c, g[1].c);
+    for (int i = 2; i < n; i++)
+        if (float_stride(g[i - 1].a, g[i].a) != *sa || float_stride(g[i - 1].b, g[i].b) != *sb ||
+            float_stride(g[i - 1].c, g[i].c) != *sc)
+            return 0;
+    return *sa != LONG_MIN && *sb != LONG_MIN && *sc > 0;   // distinct, increasing outputs
+}
+
+// The calls are independent, so any order will do: those of one shape (Newton–Schulz and the
+// power iteration across layers) go as one batched launch each; a shape met once, one call.
 static void cuda_gemm_batch(const GemmCall *calls, int count) {
-    for (int i = 0, j; i < count; i = j) {
-        for (j = i + 1; j < count && same_product(&calls[i], &calls[j]); j++) {}
-        const GemmCall *g = &calls[i];
-        if (j - i >= 2 && g->m > 0 && g->n > 0 && g->k > 0) {
-            gemm_pointer_batch(g, j - i);
+    GemmCall *group = (GemmCall *)malloc(sizeof(GemmCall) * (count > 0 ? count : 1));
+    char *done = (char *)calloc(count > 0 ? count : 1, 1);
+    if (!group || !done) record_error(__FILE__, __LINE__, "gemm_batch", "out of host memory", "free memory");
+    for (int i = 0; group && done && i < count; i++) {
+        if (done[i]) continue;
+        int n = 0;
+        for (int j = i; j < count; j++)
+            if (!done[j] && same_product(&calls[i], &calls[j])) group[n++] = calls[j], done[j] = 1;
+        const GemmCall *g = &group[0];
+        long sa, sb, sc;
+        if (n >= 2 && g->m > 0 && g->n > 0 && g->k > 0 && evenly_spaced(group, n, &sa, &sb, &sc)) {
+            gemm_strided_batched(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, sa, g->b, g->ldb,
+                                 sb, g->beta, g->c, g->ldc, sc, n);
             continue;
         }
-        for (int c = i; c < j; c++, g++)
+        if (n >= 2 && g->m > 0 && g->n > 0 && g->k > 0) {
+            gemm_pointer_batch(group, n);
+            continue;
+        }
+        for (int c = 0; c < n; c++, g++)
             cuda_gemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c,
                       g->ldc);
     }
+    free(group);
+    free(done);
 }
 
 // ---- embedding ----------------------------------------------------------------------------
@@ -224,8 +269,7 @@ static int by_token_then_position(const void *a, const void *b) {
 // The grouping comes from the host: the tokens (n int32) come down, are sorted, and the index
 // goes back up in one copy: 3n + 1 ints. A grow-only device buffer holds it.
 static int32_t *embedding_index(const int32_t *tokens, int n, int *groups) {
-    static int32_t *device_index;
-    static size_t device_ints;
+    static DeviceBuffer index;
     size_t need = 3 * (size_t)n + 1;
     int32_t *pairs = (int32_t *)malloc(sizeof(int32_t) * 2 * n), *host = (int32_t *)malloc(sizeof(int32_t) * need);
     if (!pairs || !host) record_error(__FILE__, __LINE__, "embedding_backward", "out of host memory", "free memory");
@@ -242,11 +286,7 @@ static int32_t *embedding_index(const int32_t *tokens, int n, int *groups) {
         order[i] = pairs[2 * i + 1];
     }
     starts[g] = n;
-    if (need > device_ints) {
-        if (device_index) CUDA_CHECK(cudaFree(device_index));
-        device_index = NULL, device_ints = 0;
-        if (!CUDA_CHECK(cudaMalloc((void **)&device_index, sizeof(int32_t) * need))) device_ints = need;
-    }
+    int32_t *device_index = (int32_t *)device_buffer(&index, sizeof(int32_t) * need);
     int ok = device_index && !CUDA_CHECK(cudaMemcpy(device_index, host, sizeof(int32_t) * need, cudaMemcpyHostToDevice));
     free(pairs); free(host);
     *groups = g;
@@ -507,6 +547,32 @@ static void cuda_axpby(float *y, float alpha, const float *x, float beta, long n
     LAUNCH_CHECK("k_axpby");
 }
 
+// Up to 64 calls travel as the kernel's argument (2 KB of the 4 KB allowed): no copy to the
+// device before the launch, so the host does not wait for the GPU.
+#define ARG_CALLS 64
+typedef struct AxpbyBatch {
+    AxpbyCall calls[ARG_CALLS];
+} AxpbyBatch;
+
+// A row of blocks per call (blockIdx.y), its values in a grid-stride loop: k_axpby's arithmetic.
+__global__ void k_axpby_batch(AxpbyBatch batch) {
+    AxpbyCall c = batch.calls[blockIdx.y];
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < c.n; i += (long)gridDim.x * blockDim.x)
+        c.y[i] = c.beta == 0.0f ? c.alpha * c.x[i] : c.alpha * c.x[i] + c.beta * c.y[i];
+}
+
+#define AXPBY_BATCH_BLOCKS 64   // blocks per call: ≥ 1000 blocks in all once a batch has 16 tensors
+
+static void cuda_axpby_batch(const AxpbyCall *calls, int count) {
+    for (int at = 0; at < count; at += ARG_CALLS) {
+        int part = count - at < ARG_CALLS ? count - at : ARG_CALLS;
+        AxpbyBatch batch;
+        memcpy(batch.calls, calls + at, sizeof(AxpbyCall) * part);
+        k_axpby_batch<<<dim3(AXPBY_BATCH_BLOCKS, part), THREADS>>>(batch);
+        LAUNCH_CHECK("k_axpby_batch");
+    }
+}
+
 static void cuda_scale(float *x, float s, long n) {
     if (n <= 0) return;
     k_scale<<<grid_for(n, THREADS), THREADS>>>(x, s, n);
@@ -525,21 +591,26 @@ __global__ void k_reduce_partial(double *partials, const float *x, long n, int s
     if (threadIdx.x == 0) partials[blockIdx.x] = acc;
 }
 
-// Pass 2: one block adds the REDUCE_BLOCKS partial sums into partials[REDUCE_BLOCKS].
-__global__ void k_reduce_final(double *partials) {
+// Pass 2: one block adds the REDUCE_BLOCKS partial sums into *total.
+__global__ void k_reduce_final(const double *partials, double *total) {
     __shared__ double red[32];
     double acc = 0.0;
     for (int i = threadIdx.x; i < REDUCE_BLOCKS; i += blockDim.x) acc += partials[i];
     acc = block_sum(acc, red);
-    if (threadIdx.x == 0) partials[REDUCE_BLOCKS] = acc;
+    if (threadIdx.x == 0) *total = acc;
+}
+
+// Σ x or Σ x² into the device double *total (n > 0), both passes.
+static void reduce_into(double *total, const float *x, long n, int squares) {
+    k_reduce_partial<<<REDUCE_BLOCKS, THREADS>>>(cuda.partials, x, n, squares);
+    LAUNCH_CHECK("k_reduce_partial");
+    k_reduce_final<<<1, THREADS>>>(cuda.partials, total);
+    LAUNCH_CHECK("k_reduce_final");
 }
 
 static double reduce(const float *x, long n, int squares) {
     if (n <= 0) return 0.0;
-    k_reduce_partial<<<REDUCE_BLOCKS, THREADS>>>(cuda.partials, x, n, squares);
-    LAUNCH_CHECK("k_reduce_partial");
-    k_reduce_final<<<1, THREADS>>>(cuda.partials);
-    LAUNCH_CHECK("k_reduce_final");
+    reduce_into(cuda.partials + REDUCE_BLOCKS, x, n, squares);
     double total = NAN;
     if (CUDA_CHECK(cudaMemcpy(&total, cuda.partials + REDUCE_BLOCKS, sizeof total, cudaMemcpyDeviceToHost)))
         return NAN;   // the caller's finiteness checks then stop training instead of using a wrong norm
@@ -548,6 +619,42 @@ static double reduce(const float *x, long n, int squares) {
 
 static double cuda_sum(const float *x, long n) { return reduce(x, n, 0); }
 static double cuda_sumsq(const float *x, long n) { return reduce(x, n, 1); }
+
+// Up to ARG_CALLS vectors of sumsq_batch as the kernel's argument: address and length.
+typedef struct SumsqBatch {
+    const float *x[ARG_CALLS];
+    long n[ARG_CALLS];
+} SumsqBatch;
+
+// A block per vector, in double, a fixed order for a fixed blockDim: deterministic.
+__global__ void k_sumsq_many(SumsqBatch batch, double *out) {
+    __shared__ double red[32];
+    const float *x = batch.x[blockIdx.x];
+    long n = batch.n[blockIdx.x];
+    double acc = 0.0;
+    for (long i = threadIdx.x; i < n; i += blockDim.x) acc += (double)x[i] * x[i];
+    acc = block_sum(acc, red);
+    if (threadIdx.x == 0) out[blockIdx.x] = acc;
+}
+
+// A launch per ARG_CALLS vectors into a device array, then one copy down: one wait for all
+// (the sums can differ from sumsq's in the last bits: another summation order).
+static void cuda_sumsq_batch(const float *const *x, const long *n, int count, double *out) {
+    static DeviceBuffer totals;
+    if (count <= 0) return;
+    double *dev = (double *)device_buffer(&totals, sizeof(double) * count);
+    int ok = dev != NULL;
+    for (int at = 0; ok && at < count; at += ARG_CALLS) {
+        int part = count - at < ARG_CALLS ? count - at : ARG_CALLS;
+        SumsqBatch batch;
+        for (int i = 0; i < part; i++) batch.x[i] = x[at + i], batch.n[i] = n[at + i] > 0 ? n[at + i] : 0;
+        k_sumsq_many<<<part, THREADS>>>(batch, dev + at);
+        LAUNCH_CHECK("k_sumsq_many");
+    }
+    ok = ok && !CUDA_CHECK(cudaMemcpy(out, dev, sizeof(double) * count, cudaMemcpyDeviceToHost));
+    if (!ok)
+        for (int i = 0; i < count; i++) out[i] = NAN;   // as reduce: the callers stop on a non-finite norm
+}
 
 // The CPU's update operation for operation (see kernels/cpu/adamw.c); the bias corrections
 // come from the host, computed there exactly as the CPU computes them.
@@ -619,9 +726,11 @@ static void fill_table(Backend *t) {
     t->add = cuda_add;
     t->scale = cuda_scale;
     t->axpby = cuda_axpby;
+    t->axpby_batch = cuda_axpby_batch;
     t->add_matrix = cuda_add_matrix;
     t->sum = cuda_sum;
     t->sumsq = cuda_sumsq;
+    t->sumsq_batch = cuda_sumsq_batch;
     t->adamw_update = cuda_adamw_update;
 }
 
