@@ -227,17 +227,23 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
 
 // ---- bench train --------------------------------------------------------------------------
 
+// The JSON object of a bench train line: ok, command, and which run it was.
+static cJSON *bench_train_json(const char *command, const BenchResult *r) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddTrueToObject(o, "ok");
+    cJSON_AddStringToObject(o, "command", command);
+    cJSON_AddStringToObject(o, "shape", r->shape);
+    cJSON_AddStringToObject(o, "model", r->model);
+    cJSON_AddStringToObject(o, "optim", r->optim);
+    return o;
+}
+
 static void bench_row(Session *s, const BenchResult *r) {
     char rate[32], rss[32];
     out_text(s, "%-6s %-10s %-8s %5d %5d %5d %10s %8.1f %8.1f %5.1f%% %5.1f%% %9s\n", r->shape, r->model, r->optim,
              r->batch, r->seq, r->steps, fmt_count(rate, sizeof rate, r->tok_per_s), r->gflops, r->peak_gflops,
              100 * r->mfu, 100 * r->optim_fraction, fmt_bytes(rss, sizeof rss, (double)r->model_rss));
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddTrueToObject(o, "ok");
-    cJSON_AddStringToObject(o, "command", "bench train");
-    cJSON_AddStringToObject(o, "shape", r->shape);
-    cJSON_AddStringToObject(o, "model", r->model);
-    cJSON_AddStringToObject(o, "optim", r->optim);
+    cJSON *o = bench_train_json("bench train", r);
     cJSON_AddNumberToObject(o, "batch", r->batch);
     cJSON_AddNumberToObject(o, "seq", r->seq);
     cJSON_AddNumberToObject(o, "steps", r->steps);
@@ -260,7 +266,7 @@ static void profile_table(Session *s, const BenchResult *r) {
     out_text(s, "\nprofile: one step of %s %s (%s), every kernel call timed to completion: %.1f ms\n", r->shape,
              r->model, r->optim, 1e3 * p->seconds);
     out_text(s, "  %-17s %-19s %7s %10s %7s\n", "phase", "kernel", "calls", "ms", "share");
-    cJSON *o = cJSON_CreateObject(), *rows = cJSON_CreateArray();
+    cJSON *o = bench_train_json("bench train profile", r), *rows = cJSON_CreateArray();
     double rest = 0;
     int rest_rows = 0;
     for (int i = 0; i < p->n; i++) {
@@ -279,11 +285,6 @@ static void profile_table(Session *s, const BenchResult *r) {
     }
     if (rest_rows)
         out_text(s, "  (%d more rows: %.2f ms, %.1f%%)\n", rest_rows, 1e3 * rest, p->seconds > 0 ? 100 * rest / p->seconds : 0);
-    cJSON_AddTrueToObject(o, "ok");
-    cJSON_AddStringToObject(o, "command", "bench train profile");
-    cJSON_AddStringToObject(o, "shape", r->shape);
-    cJSON_AddStringToObject(o, "model", r->model);
-    cJSON_AddStringToObject(o, "optim", r->optim);
     json_add_real(o, "seconds", p->seconds);
     cJSON_AddItemToObject(o, "rows", rows);
     out_emit(s, o);

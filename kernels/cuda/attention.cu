@@ -19,16 +19,9 @@ extern "C" {
 
 // ---- gemm mode ------------------------------------------------------------------------------
 
-// Softmax in place over each score row of att (a block per row r = (b·H + h)·Tq + t); keys
-// past the row's last visible one become 0.
-__global__ void k_causal_softmax(float *att, int Tq, int Tk) {
-    __shared__ float red[32];
-    long r = blockIdx.x;
-    int L = Tk - Tq + (int)(r % Tq) + 1;
-    float *p = att + r * Tk;                                       // (Tk)
-    float mx = -INFINITY;
-    for (int j = threadIdx.x; j < L; j += blockDim.x) mx = fmaxf(mx, p[j]);
-    mx = block_max(mx, red);
+// By the whole block, over a score row p(Tk) whose max over the L visible keys is mx (in every
+// thread): p[j] ← exp(p[j] − mx)/Σ for j < L, 0 beyond. red: the block reductions' 32 slots.
+static __device__ void softmax_from_max(float *p, int L, int Tk, float mx, float *red) {
     float sum = 0.0f;
     for (int j = threadIdx.x; j < L; j += blockDim.x) {
         float e = expf(p[j] - mx);
@@ -38,6 +31,18 @@ __global__ void k_causal_softmax(float *att, int Tq, int Tk) {
     sum = block_sum(sum, red);
     float inv = 1.0f / sum;
     for (int j = threadIdx.x; j < Tk; j += blockDim.x) p[j] = j < L ? p[j] * inv : 0.0f;
+}
+
+// Softmax in place over each score row of att (a block per row r = (b·H + h)·Tq + t); keys
+// past the row's last visible one become 0.
+__global__ void k_causal_softmax(float *att, int Tq, int Tk) {
+    __shared__ float red[32];
+    long r = blockIdx.x;
+    int L = Tk - Tq + (int)(r % Tq) + 1;
+    float *p = att + r * Tk;                                       // (Tk)
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < L; j += blockDim.x) mx = fmaxf(mx, p[j]);
+    softmax_from_max(p, L, Tk, block_max(mx, red), red);
 }
 
 // dS = P ⊙ (dP − Σ_j P·dP) in place over ds (dP in, dS out; 0 past the visible keys), a block
@@ -100,15 +105,7 @@ __global__ void k_attention_forward(float *out, float *att, const float *q, cons
         mx = fmaxf(mx, d);
     }
     mx = block_max(mx, red);   // its barriers also publish the scores to the whole block
-    float sum = 0.0f;
-    for (int j = threadIdx.x; j < L; j += blockDim.x) {
-        float e = expf(p[j] - mx);
-        p[j] = e;
-        sum += e;
-    }
-    sum = block_sum(sum, red);
-    float inv = 1.0f / sum;
-    for (int j = threadIdx.x; j < Tk; j += blockDim.x) p[j] = j < L ? p[j] * inv : 0.0f;
+    softmax_from_max(p, L, Tk, mx, red);
     __syncthreads();
     // out = P·V: a thread per output column, keys in order
     for (int i = threadIdx.x; i < hd; i += blockDim.x) {

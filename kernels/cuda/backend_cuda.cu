@@ -162,35 +162,61 @@ static int same_product(const GemmCall *x, const GemmCall *y) {
            x->alpha == y->alpha && x->beta == y->beta && x->lda == y->lda && x->ldb == y->ldb && x->ldc == y->ldc;
 }
 
-// count ≥ 2 products of one shape as one launch. cuBLAS reads the matrices' addresses from
-// device memory: they go up in one copy into a grow-only buffer. The copy is ordered on the
-// one stream after the previous batch, which has then finished reading the old addresses (a
-// copy from pageable memory makes the host wait for the GPU: evenly spaced groups avoid it).
+// The addresses of batched GEMMs travel through a ring: pinned host memory, so the copy up is
+// asynchronous (from pageable memory the host would wait for the GPU), and a device twin. A
+// region is written again only after the ring wraps, and wrapping first waits for the GPU, so
+// no copy or GEMM still reading a region can see it change.
+#define RING_ADDRESSES (1 << 16)
+
+static void **ring_addresses(const void *const *host_list, int n) {
+    static void **host, **dev;
+    static int at;
+    if (n > RING_ADDRESSES) return NULL;
+    if (!host && (CUDA_CHECK(cudaHostAlloc((void **)&host, sizeof(void *) * RING_ADDRESSES, cudaHostAllocDefault)) ||
+                  CUDA_CHECK(cudaMalloc((void **)&dev, sizeof(void *) * RING_ADDRESSES)))) {
+        if (host) cudaFreeHost(host);
+        host = NULL;
+        return NULL;
+    }
+    if (at + n > RING_ADDRESSES) {
+        if (CUDA_CHECK(cudaDeviceSynchronize())) return NULL;
+        at = 0;
+    }
+    memcpy(host + at, host_list, sizeof(void *) * n);
+    if (CUDA_CHECK(cudaMemcpyAsync(dev + at, host + at, sizeof(void *) * n, cudaMemcpyHostToDevice, 0))) return NULL;
+    void **out = dev + at;
+    at += n;
+    return out;
+}
+
+// count ≥ 2 products of one shape as one cublasGemmBatchedEx launch.
 static void gemm_pointer_batch(const GemmCall *calls, int count) {
-    static DeviceBuffer addresses;
-    void **device_pointers = (void **)device_buffer(&addresses, 3 * sizeof(void *) * count);
-    if (!device_pointers) return;
-    const void **host = (const void **)malloc(3 * sizeof(void *) * count);   // A's, B's, C's
-    if (!host) {
+    const void **list = (const void **)malloc(3 * sizeof(void *) * count);   // A's, B's, C's
+    if (!list) {
         record_error(__FILE__, __LINE__, "gemm_batch", "out of host memory", "free memory");
         return;
     }
-    for (int i = 0; i < count; i++) host[i] = calls[i].a, host[count + i] = calls[i].b, host[2 * count + i] = calls[i].c;
-    int failed = CUDA_CHECK(cudaMemcpy(device_pointers, host, 3 * sizeof(void *) * count, cudaMemcpyHostToDevice));
-    free(host);
-    if (failed) return;
+    for (int i = 0; i < count; i++) list[i] = calls[i].a, list[count + i] = calls[i].b, list[2 * count + i] = calls[i].c;
+    void **addresses = ring_addresses(list, 3 * count);
+    free(list);
     const GemmCall *g = &calls[0];
+    if (!addresses) {   // a batch too big for the ring (or no memory for it): one call each
+        for (int i = 0; i < count; i++, g++)
+            cuda_gemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c,
+                      g->ldc);
+        return;
+    }
     // the row-major swap of cuda_gemm: B's first, then A's
     CUBLAS_CHECK(cublasGemmBatchedEx(cuda.blas, g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                                      g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, g->n, g->m, g->k, &g->alpha,
-                                     (const void *const *)(device_pointers + count), CUDA_R_32F, g->ldb,
-                                     (const void *const *)device_pointers, CUDA_R_32F, g->lda, &g->beta,
-                                     device_pointers + 2 * count, CUDA_R_32F, g->ldc, count, cuda.compute,
+                                     (const void *const *)(addresses + count), CUDA_R_32F, g->ldb,
+                                     (const void *const *)addresses, CUDA_R_32F, g->lda, &g->beta,
+                                     addresses + 2 * count, CUDA_R_32F, g->ldc, count, cuda.compute,
                                      CUBLAS_GEMM_DEFAULT));
 }
 
 // Whether the group's A's, B's and C's each sit at one stride (the optimizer's slots do, and a
-// shared operand at stride 0): then a strided batch needs no addresses on the device.
+// shared operand at stride 0): then a strided batch needs no addresses at all.
 // (Addresses compared as integers: the matrices may lie in different allocations.)
 static long float_stride(const float *from, const float *to) {
     intptr_t bytes = (intptr_t)to - (intptr_t)from;
