@@ -18,6 +18,7 @@ int session_init(Session *s, int threads, uint64_t seed, Err *err) {
     s->batch = 8;
     s->accum = 1;
     s->errexit = 1;
+    snprintf(s->precision, sizeof s->precision, "fp32");
     runlog_init(&s->runs);
     if (model_config_preset(&s->model_cfg, "tiny", err) != 0) return -1;
     snprintf(s->model_preset, sizeof s->model_preset, "tiny");

@@ -57,6 +57,7 @@ typedef struct Session {
     int batch, accum;
     uint64_t seed;
     int json, quiet, errexit;
+    char precision[8];           // the GPU's GEMMs: "fp32", "tf32" or "bf16"
 
     // where the command being run came from, for error messages ("file.lrsh:3")
     const char *src_name;

@@ -34,6 +34,15 @@ check_eq c_two_results 2 "$(printf '%s\n' "$out" | wc -l | tr -d ' ')"
 out=$("$LRSH" -c 'help "a;b"' 2>&1)
 check_contains c_quoted_semicolon "$out" "no command 'a;b'"
 
+# set precision: kept for the GPU (and said so) on the CPU, refused when unknown
+out=$("$LRSH" -c 'set precision tf32; show' 2>&1); rc=$?
+check_status precision_status 0 $rc
+check_contains precision_note "$out" "the CPU computes in fp32; tf32 applies on the GPU"
+check_contains precision_show "$out" "precision=tf32"
+out=$("$LRSH" -c 'set precision fp16' 2>&1); rc=$?
+check_status precision_bad_status nonzero $rc
+check_contains precision_bad "$out" "set precision expects one of fp32|tf32|bf16, got 'fp16'"
+
 # -c stops at the first failure and exits non-zero
 out=$("$LRSH" -c 'set batch 2; nosuch; set batch 5; show' 2>&1); rc=$?
 check_status c_error_status nonzero $rc

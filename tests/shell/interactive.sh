@@ -152,6 +152,9 @@ if lrsh -c "set device cuda" >"$TMP/cuda.log" 2>&1; then
     check_status set_device_round_trip 0 $rc
     check_contains set_device_moved "$out" "model moved to cuda"
     check_contains set_device_step_kept "$out" "step 3"
+    out=$(lrsh -c "set precision bf16; set device cuda; show" 2>&1); rc=$?
+    check_status set_precision_on_gpu 0 $rc
+    check_contains set_precision_applied "$out" ", bf16"   # the device line ends with the GEMM precision
 else
     check_contains set_device_cuda_unavailable "$(cat "$TMP/cuda.log")" "CUDA is not available:"
     out=$(lrsh --json -c "$prep; set errexit off; set device cuda; show" 2>/dev/null)
