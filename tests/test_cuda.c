@@ -243,23 +243,31 @@ static void test_gemm_batch(void) {
     check_no_cuda_error();
 }
 
-// Products of one shape whose matrices sit at one stride in one allocation (the optimizer's
-// slots; B shared at stride 0, like its identity): the strided-batch path of gemm_batch.
-static void test_gemm_batch_strided(void) {
+// Products of one shape whose matrices sit in one allocation: at one stride (the optimizer's
+// slots; B shared at stride 0, like its identity), the strided-batch path of gemm_batch; then
+// with one slot moved (uneven), the path with addresses on the device.
+static void gemm_slots_case(int uneven) {
     enum { COUNT = 5, M = 24, N = 24, K = 24, SLOT = 700 };   // slots wider than a matrix
-    float *a = rand_floats((long)COUNT * SLOT), *b = rand_floats((long)K * N), *c = rand_floats((long)COUNT * SLOT);
-    float *ga = to_gpu(a, sizeof(float) * COUNT * SLOT), *gb = to_gpu(b, sizeof(float) * K * N);
-    float *gc = to_gpu(c, sizeof(float) * COUNT * SLOT);
+    long total = (long)COUNT * SLOT + 64;
+    float *a = rand_floats(total), *b = rand_floats((long)K * N), *c = rand_floats(total);
+    float *ga = to_gpu(a, sizeof(float) * total), *gb = to_gpu(b, sizeof(float) * K * N);
+    float *gc = to_gpu(c, sizeof(float) * total);
     GemmCall host[COUNT], dev[COUNT];
     for (int i = 0; i < COUNT; i++) {
-        host[i] = (GemmCall){0, 1, M, N, K, 0.9f, a + i * SLOT, K, b, K, -0.5f, c + i * SLOT, N};
-        dev[i] = (GemmCall){0, 1, M, N, K, 0.9f, ga + i * SLOT, K, gb, K, -0.5f, gc + i * SLOT, N};
+        long at = (long)i * SLOT + (uneven && i == 2 ? 37 : 0);
+        host[i] = (GemmCall){0, 1, M, N, K, 0.9f, a + at, K, b, K, -0.5f, c + at, N};
+        dev[i] = (GemmCall){0, 1, M, N, K, 0.9f, ga + at, K, gb, K, -0.5f, gc + at, N};
     }
     cpu->gemm_batch(host, COUNT);
     gpu->gemm_batch(dev, COUNT);
-    compare_gpu("gemm_batch, strided slots", gc, c, (long)COUNT * SLOT, KERNEL_TOL);
+    compare_gpu(uneven ? "gemm_batch, uneven slots" : "gemm_batch, strided slots", gc, c, total, KERNEL_TOL);
     gpu->release(ga), gpu->release(gb), gpu->release(gc);
     free(a), free(b), free(c);
+}
+
+static void test_gemm_batch_strided(void) {
+    gemm_slots_case(0);
+    gemm_slots_case(1);
     check_no_cuda_error();
 }
 
