@@ -171,13 +171,13 @@ static int train_row(const Backend *be, const char *shape, int factorized, int b
     return rc == 0 && !cuda_err ? 0 : -1;
 }
 
-static int decode_row(const Backend *be, const char *shape, int factorized) {
+static int decode_row(const Backend *be, const char *shape, int factorized, int profile) {
     Err err;
     int ok;
     ModelConfig c = shape_config(shape, 0, &err, &ok);
     GenerateBench rs[2], r;
     const int want[2] = {!factorized, factorized};
-    if (!ok || bench_generate(be, &c, want, 256, 3, rs, NULL, NULL, &err)) {
+    if (!ok || bench_generate(be, &c, want, 256, 3, profile, rs, NULL, NULL, &err)) {
         fprintf(stderr, "bench_cuda: decode on %s: %s\n", be->name, err.msg);
         return -1;
     }
@@ -188,6 +188,10 @@ static int decode_row(const Backend *be, const char *shape, int factorized) {
     char what[48];
     snprintf(what, sizeof what, "decode %s %s", shape, factorized ? "factorized" : "dense");
     add_row(what, be->name, "fp32", r.tok_per_s, 0);
+    if (r.profiled) {
+        printf("profile — %s (%d-token prompt, %d decoded): ", what, r.prompt, r.n_tokens);
+        print_profile(&r.profile);
+    }
     return 0;
 }
 
@@ -240,10 +244,10 @@ int main(int argc, char **argv) {
     }
     backend_cuda_set_precision("fp32", why, sizeof why);
     for (int f = 0; f <= 1; f++) {
-        rc |= decode_row(gpu, "base", f);
-        rc |= decode_row(cpu, "base", f);
+        rc |= decode_row(gpu, "base", f, 0);
+        rc |= decode_row(cpu, "base", f, 0);
     }
-    for (int f = 0; f <= 1 && !quick; f++) rc |= decode_row(gpu, "gpt2", f);   // the decode target
+    for (int f = 0; f <= 1 && !quick; f++) rc |= decode_row(gpu, "gpt2", f, 1);   // the decode target
     const char *e = backend_cuda_last_error();
     if (e) { fprintf(stderr, "bench_cuda: CUDA error: %s\n", e); rc = -1; }
 

@@ -78,7 +78,7 @@ int main(int argc, char **argv) {
         double lrsh[BENCH_MAX_ROUNDS], bound[BENCH_MAX_ROUNDS];
         if (rounds < 1 || rounds > BENCH_MAX_ROUNDS) { fprintf(stderr, "bench: rounds 1 to %d\n", BENCH_MAX_ROUNDS); return 1; }
         for (int i = 0; i < rounds; i++) {
-            if (bench_generate(be, &s15, dense_only, n, 1, r, NULL, NULL, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+            if (bench_generate(be, &s15, dense_only, n, 1, 0, r, NULL, NULL, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
             lrsh[i] = r[0].tok_per_s;
             bound[i] = llama2c_matvec_tok_per_s(&s15);
         }
@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
     if (model_config_preset(&base, "base", &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
     base.vocab = 8192;
     static const int both[2] = {1, 1};
-    if (bench_generate(be, &base, both, n, rounds, r, NULL, NULL, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+    if (bench_generate(be, &base, both, n, rounds, 0, r, NULL, NULL, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
     row("base", &r[0]);
     row("base", &r[1]);
     printf("   factorized/dense %.2f× (target ≥ 1.5×)\n", r[1].tok_per_s / r[0].tok_per_s);

@@ -241,14 +241,18 @@ static void decode_run_free(DecodeRun *r) {
     model_free(&r->m);
 }
 
-// Prefill the prompt, then decode n_tokens greedily one at a time; `timed` records the times.
+// Prefill the prompt, then decode n_tokens greedily one at a time; `timed` records the times;
+// the phases are named for a profile (profile_phase: a no-op when none is running).
 static int decode_run_round(DecodeRun *r, int timed, Err *err) {
     SamplerConfig greedy = {.temperature = 0, .top_k = 0, .top_p = 1};
     uint64_t s = 7;
+    profile_phase("reset");   // the generator packs the factorized model's B factors again
     generator_reset(&r->g);
     double t0 = clock_seconds();
+    profile_phase("prefill");
     if (generator_feed(&r->g, r->prompt, r->prompt_len, err)) return -1;
     double t1 = clock_seconds();
+    profile_phase("decode");
     for (int i = 0; i < r->n_tokens; i++) {
         int32_t next = sampler_sample(&greedy, &r->g, &s);
         if (generator_feed(&r->g, &next, 1, err)) return -1;
@@ -277,8 +281,19 @@ static void decode_run_result(const DecodeRun *r, const Backend *be, GenerateBen
     out->model_rss = r->rss;
 }
 
+// One more round of r with every Backend call timed into p (the generator computes through its
+// model's table, which the profiled one stands in for meanwhile).
+static int decode_run_profile(DecodeRun *r, Profile *p, Err *err) {
+    const Backend *be = r->m.be;
+    r->m.be = profile_begin(p, be);
+    int rc = decode_run_round(r, 0, err);
+    profile_end();
+    r->m.be = be;
+    return rc;
+}
+
 int bench_generate(const Backend *be, const ModelConfig *cfg, const int want[2], int n_tokens, int rounds,
-                   GenerateBench out[2], ProgressFn progress, void *ctx, Err *err) {
+                   int profile, GenerateBench out[2], ProgressFn progress, void *ctx, Err *err) {
     if (rounds < 1 || rounds > BENCH_MAX_ROUNDS) return err_set(err, "rounds=%d: 1 to %d", rounds, BENCH_MAX_ROUNDS);
     DecodeRun runs[2];
     memset(runs, 0, sizeof runs);
@@ -292,6 +307,10 @@ int bench_generate(const Backend *be, const ModelConfig *cfg, const int want[2],
     }
     for (int f = 0; f < 2; f++) {
         if (rc == 0 && want[f]) decode_run_result(&runs[f], be, &out[f]);
+        if (rc == 0 && want[f] && profile) {
+            rc = decode_run_profile(&runs[f], &out[f].profile, err);
+            out[f].profiled = rc == 0;
+        }
         decode_run_free(&runs[f]);
     }
     return rc;

@@ -56,11 +56,14 @@ typedef struct GenerateBench {
     size_t peak_rss;         // bytes, process high-water mark after the run (all models built)
     size_t model_rss;        // bytes of resident memory the model and its KV cache added
     char kernel[160];        // backend description
+    int profiled;            // profile holds one more round, every Backend call timed (profile set)
+    Profile profile;         // phases "prefill" and "decode"
 } GenerateBench;
 
 // Batch-1 decode of cfg with random weights, dense (out[0]) and factorized (out[1], at cfg->rank
 // when > 0 else dim/4) — those with want[f] set: prefill a 16-token prompt, then decode n_tokens
 // (capped so the window never slides) one at a time; a warm-up round, then `rounds` rounds with
-// the models in alternation; tok/s from each model's median round. progress may stop it.
+// the models in alternation; tok/s from each model's median round. progress may stop it. With
+// profile set, each model then runs one more round with every Backend call timed (profile.h).
 int bench_generate(const Backend *be, const ModelConfig *cfg, const int want[2], int n_tokens, int rounds,
-                   GenerateBench out[2], ProgressFn progress, void *ctx, Err *err);
+                   int profile, GenerateBench out[2], ProgressFn progress, void *ctx, Err *err);

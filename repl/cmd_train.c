@@ -259,14 +259,13 @@ static void bench_row(Session *s, const BenchResult *r) {
     out_emit(s, o);
 }
 
-// The profiled step of a model: its costliest (phase, kernel) rows, the rest summed.
-static void profile_table(Session *s, const BenchResult *r) {
-    const Profile *p = &r->profile;
+// A profile (kernels/profile.h): its costliest (phase, kernel) rows, the rest summed; in JSON
+// every row, added to o (which names the run) and emitted.
+static void profile_table(Session *s, cJSON *o, const char *title, const Profile *p) {
     enum { SHOWN = 12 };
-    out_text(s, "\nprofile: one step of %s %s (%s), every kernel call timed to completion: %.1f ms\n", r->shape,
-             r->model, r->optim, 1e3 * p->seconds);
+    out_text(s, "\nprofile: %s, every kernel call timed to completion: %.1f ms\n", title, 1e3 * p->seconds);
     out_text(s, "  %-17s %-19s %7s %10s %7s\n", "phase", "kernel", "calls", "ms", "share");
-    cJSON *o = bench_train_json("bench train profile", r), *rows = cJSON_CreateArray();
+    cJSON *rows = cJSON_CreateArray();
     double rest = 0;
     int rest_rows = 0;
     for (int i = 0; i < p->n; i++) {
@@ -316,8 +315,12 @@ int cmd_bench_train(Session *s, const Args *a, Err *err) {
     if (want[0] && want[1])
         out_text(s, "factorized/dense %.2f× (each model's median of %d alternating rounds of %d steps)\n",
                  r[1].tok_per_s / r[0].tok_per_s, rounds, steps);
-    for (int f = 0; f < 2; f++)
-        if (want[f] && r[f].profiled) profile_table(s, &r[f]);
+    for (int f = 0; f < 2; f++) {
+        if (!want[f] || !r[f].profiled) continue;
+        char title[96];
+        snprintf(title, sizeof title, "one step of %.15s %.15s (%.15s)", r[f].shape, r[f].model, r[f].optim);
+        profile_table(s, bench_train_json("bench train profile", &r[f]), title, &r[f].profile);
+    }
     return 0;
 }
 
@@ -357,6 +360,7 @@ static void generate_row(Session *s, const char *shape, const GenerateBench *r) 
 int cmd_bench_generate(Session *s, const Args *a, Err *err) {
     const char *shape = args_str(a, "shape", "small"), *which = args_str(a, "model", "both");
     int n = (int)args_int(a, "n", 128), rounds = (int)args_int(a, "rounds", 3);
+    int profile = strcmp(args_str(a, "profile", "off"), "on") == 0;
     ModelConfig cfg;
     if (bench_shape(shape, &cfg, err) != 0) return -1;
     out_note(s, "decoding on %s\n", s->be->describe());
@@ -369,7 +373,7 @@ int cmd_bench_generate(Session *s, const Args *a, Err *err) {
     memset(rs, 0, sizeof rs);
     ProgressLine pl;
     progress_line_begin(&pl, s, "bench generate", "rounds", 1);
-    int rc = bench_generate(s->be, &cfg, want, n, rounds, rs, progress_engine, &pl, err);
+    int rc = bench_generate(s->be, &cfg, want, n, rounds, profile, rs, progress_engine, &pl, err);
     progress_end(&pl.p);
     if (rc != 0) return -1;
     for (int f = 0; f < 2; f++)
@@ -377,5 +381,17 @@ int cmd_bench_generate(Session *s, const Args *a, Err *err) {
     if (want[0] && want[1])
         out_text(s, "factorized/dense %.2f× (each model's median of %d alternating rounds)\n",
                  rs[1].tok_per_s / rs[0].tok_per_s, rounds);
+    for (int f = 0; f < 2; f++) {
+        if (!want[f] || !rs[f].profiled) continue;
+        char title[96];
+        snprintf(title, sizeof title, "prefill of %d tokens and %d decoded, %.15s %.15s", rs[f].prompt, rs[f].n_tokens,
+                 shape, rs[f].model);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddTrueToObject(o, "ok");
+        cJSON_AddStringToObject(o, "command", "bench generate profile");
+        cJSON_AddStringToObject(o, "shape", shape);
+        cJSON_AddStringToObject(o, "model", rs[f].model);
+        profile_table(s, o, title, &rs[f].profile);
+    }
     return 0;
 }

@@ -539,7 +539,7 @@ const CmdSpec commands[] = {
           "then one more step per model with every kernel call timed: where the time goes"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "bench", .sub = "generate", .family = "measurement",
-     .args = "[shape=small|base|stories15m] [model=dense|factorized|both] [n=N] [rounds=N]",
+     .args = "[shape=small|base|stories15m] [model=dense|factorized|both] [n=N] [rounds=N] [profile=on]",
      .summary = "decode tokens/s (batch 1, KV cache) of the dense and factorized model",
      .help = "Builds each model with random weights, then in each round prefills a 16-token prompt\n"
              "and decodes n tokens one at a time (greedy): a warm-up round, then rounds= rounds with\n"
@@ -548,13 +548,18 @@ const CmdSpec commands[] = {
              "bench/llama2c/compare.sh times llama2.c itself next to it. RSS is the resident\n"
              "memory the model, its KV cache and its packed factors added (JSON model_rss;\n"
              "peak_rss is the process's high-water mark). Independent of the session's model.\n"
-             "Examples:\n  bench generate\n  bench generate shape=stories15m n=128",
+             "profile=on then runs one more round per model with every kernel call timed to its\n"
+             "end, and prints the costliest (phase, kernel) rows, prefill and decode apart.\n"
+             "Examples:\n  bench generate\n  bench generate shape=stories15m n=128\n"
+             "  bench generate shape=base profile=on",
      .run = cmd_bench_generate,
      .opts = (const OptSpec[]){
          {"shape", OPT_ENUM, "small", "tiny|small|base|stories15m", 0, 0, "model shape"},
          {"model", OPT_ENUM, "both", "dense|factorized|both", 0, 0, "which variants to run"},
          {"n", OPT_INT, "128", NULL, 1, 1 << 20, "tokens decoded per round (capped at the context)"},
          {"rounds", OPT_INT, "3", NULL, 1, 64, "timed rounds, the models in alternation"},
+         {"profile", OPT_ENUM, "off", "off|on", 0, 0,
+          "then one more round per model with every kernel call timed: where the time goes"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 };
 

@@ -134,4 +134,17 @@ check_eq bench_generate_models "['dense', 'factorized']" "$(printf '%s\n' "$out"
 import json, sys
 print([json.loads(l)["model"] for l in sys.stdin if json.loads(l).get("tok_per_s", 0) > 0])')"
 
+# bench generate profile=on: prefill and decode apart; a decoded token's kernels counted per token
+out=$(lrsh -c 'bench generate shape=tiny model=factorized n=8 rounds=1 profile=on' 2>/dev/null); rc=$?
+check_status bench_generate_profile_status 0 $rc
+check_contains bench_generate_profile_title "$out" "profile: prefill of"
+check_contains bench_generate_profile_decode "$out" "decode            "
+out=$(lrsh --json -c 'bench generate shape=tiny model=dense n=8 rounds=1 profile=on' 2>/dev/null)
+check_eq bench_generate_profile_attention '8' "$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    o = json.loads(line)
+    if o.get("command") == "bench generate profile":
+        print(sum(r["calls"] for r in o["rows"] if r["phase"] == "decode" and r["kernel"] == "attention_forward") // 2)')"
+
 finish
