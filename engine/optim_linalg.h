@@ -20,8 +20,9 @@ size_t newton_schulz5_work(int m, int n);
 // row stride eye_ld (its top-left k×k block is used).
 void newton_schulz5(const Backend *be, float *x, int m, int n, int steps, float *work, const float *eye, int eye_ld);
 // The same for up to NS5_MAX_BATCH matrices at once, each with its own work: the matrices go
-// in lockstep and every stage's products run as one Backend.gemm_batch (on the CPU side by
-// side, one per core: its k×k products are too small to split well).
+// in lockstep, every stage's products run as one Backend.gemm_batch (on the CPU side by side,
+// one per core: its k×k products are too small to split well) and its copies as one strided
+// add_matrix when the matrices and their work are evenly spaced (as the optimizer lays them).
 #define NS5_MAX_BATCH 16
 typedef struct NS5Job { float *x; int m, n; float *work; } NS5Job;
 void newton_schulz5_batch(const Backend *be, const NS5Job *jobs, int count, int steps, const float *eye, int eye_ld);
@@ -45,6 +46,7 @@ float power_iteration(const Backend *be, const LinOp *op, float *v, int iters, f
 // The same for count operators of rank 0 together (the factors' σ in every Spectron step):
 // each step's products one gemm_batch, its norms one sumsq_batch, the new v's one axpby_batch,
 // so a GPU waits once per step instead of twice per operator. sigma[j] is what power_iteration
-// gives for ops[j], to the bit. work: Σ (rows + cols) floats. Returns 0, or −1 out of memory.
+// gives for ops[j] (to the bit on the CPU; a GPU's norms may round apart in the last bits).
+// work: Σ (rows + cols) floats. Returns 0, or −1 out of memory.
 int power_iteration_batch(const Backend *be, const LinOp *ops, float *const *v, int count, int iters, float *work,
                           float *sigma);
