@@ -229,7 +229,7 @@ static int evenly_spaced(const GemmCall *g, int n, long *sa, long *sb, long *sc)
         if (float_stride(g[i - 1].a, g[i].a) != *sa || float_stride(g[i - 1].b, g[i].b) != *sb ||
             float_stride(g[i - 1].c, g[i].c) != *sc)
             return 0;
-    return *sa != LONG_MIN && *sb != LONG_MIN && *sc > 0;   // distinct, increasing outputs
+    return *sa >= 0 && *sb >= 0 && *sc > 0;   // forward strides (0: shared), distinct outputs
 }
 
 // The calls are independent, so any order will do: those of one shape (Newton–Schulz and the
