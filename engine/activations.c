@@ -16,7 +16,7 @@ static void carve_all(const Model *m, Activations *a, Carver *c) {
     const ModelConfig *cfg = &m->cfg;
     size_t n = (size_t)a->B * a->T, d = cfg->dim, f = cfg->ffn;
     size_t kvd = d / cfg->heads * cfg->kv_heads;
-    size_t att = m->be->attention_saved_floats(a->B, cfg->heads, a->T, a->T, cfg->dim / cfg->heads);
+    size_t att = a->att_floats;
     LinearGroupSizes sizes = linear_group_sizes(m);
     for (int l = 0; l < cfg->layers; l++) {
         const LayerWeights *w = &m->layer[l];
@@ -76,15 +76,23 @@ size_t activations_bytes(const Model *m, int B, int T) {
     return c.used * sizeof(float);
 }
 
+// What attention keeps per layer for B×T: the backend's answer can change with its mode (the
+// GPU's flash kernels keep B·H·T floats, the others B·H·T²), so buffers sized for another
+// answer are carved again.
+static size_t attention_floats(const Model *m, int B, int T) {
+    return m->be->attention_saved_floats(B, m->cfg.heads, T, T, m->cfg.dim / m->cfg.heads);
+}
+
 int activations_ensure(Model *m, int B, int T, Err *err) {
     Activations *a = m->acts;
-    if (a && a->B == B && a->T == T) return 0;
+    if (a && a->B == B && a->T == T && a->att_floats == attention_floats(m, B, T)) return 0;
     if (B <= 0 || T <= 0) return err_set(err, "batch=%d seq=%d: both must be positive", B, T);
     if (T > m->cfg.seq) return err_set(err, "seq=%d is beyond the model's context of %d", T, m->cfg.seq);
     activations_free(m);
     a = calloc(1, sizeof *a);
     a->B = B;
     a->T = T;
+    a->att_floats = attention_floats(m, B, T);
     a->layer = calloc((size_t)m->cfg.layers, sizeof *a->layer);
     Carver c = {0};
     carve_all(m, a, &c);

@@ -74,7 +74,8 @@ int generator_build(Generator *g, Model *m, Err *err) {
     LinearGroupSizes sizes = linear_group_sizes(m);
     g->max_rank = (int)sizes.max_rank;
     g->max_pack = sizes.max_pack;
-    g->work = m->be->alloc(chunk_layout(g, g->cap, NULL, &b) * sizeof(float));
+    g->work_floats = chunk_layout(g, g->cap, NULL, &b);
+    g->work = m->be->alloc(g->work_floats * sizeof(float));
     g->logits = malloc(sizeof(float) * c->vocab);
     g->probs = malloc(sizeof(float) * c->vocab);
     g->cand = malloc(sizeof(SampleCandidate) * c->vocab);
@@ -158,6 +159,9 @@ static void feed_chunk(Generator *g, const int32_t *ids, int Tq) {
 
 int generator_feed(Generator *g, const int32_t *ids, int n, Err *err) {
     if (n <= 0) return err_set(err, "nothing to feed: the prompt has no tokens");
+    ChunkBuffers b;
+    if (chunk_layout(g, g->cap, NULL, &b) > g->work_floats)   // e.g. the GPU's attention mode changed
+        return err_set(err, "this generator's scratch was sized for other attention kernels: build it again");
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= g->model->cfg.vocab)
             return err_set(err, "token id %d out of range for vocab %d", ids[i], g->model->cfg.vocab);

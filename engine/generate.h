@@ -20,6 +20,7 @@ typedef struct Generator {
     int cap;             // cache capacity (the model's context)
     float *k_cache, *v_cache;  // device (layers, cap, kv_dim)
     float *work;         // device scratch for a chunk of up to cap tokens
+    size_t work_floats;  // its size, for the backend's attention sizes when it was built
     float *pack;         // device: every layer's B factors, transposed, a group's side by side
     const float **packed;  // host (4·layers): per layer [B…]ᵀ of q/k/v, wo, w1/w3, w2 in pack
                            // (NULL for a dense group); refreshed by reset

@@ -18,6 +18,7 @@ typedef struct LayerActs {
 
 typedef struct Activations {
     int B, T;
+    size_t att_floats;         // what attention keeps per layer, as the backend sized it for B, T
     float *base;               // the one allocation everything below is carved from
     size_t floats;
     LayerActs *layer;

@@ -198,10 +198,11 @@ int cmd_show(Session *s, const Args *a, Err *err) {
         cJSON_AddBoolToObject(o, "current", i == s->runs.current);
         cJSON_AddItemToArray(runs, o);
     }
-    out_text(s, "settings   seed=%llu threads=%d batch=%d accum=%d errexit=%s json=%s quiet=%s precision=%s\n",
-             (unsigned long long)s->seed, s->threads, s->batch, s->accum, s->errexit ? "on" : "off",
-             s->json ? "on" : "off", s->quiet ? "on" : "off", s->precision);
+    out_text(s, "settings   seed=%llu threads=%d batch=%d accum=%d errexit=%s json=%s quiet=%s precision=%s "
+                "attention=%s\n", (unsigned long long)s->seed, s->threads, s->batch, s->accum, s->errexit ? "on" : "off",
+             s->json ? "on" : "off", s->quiet ? "on" : "off", s->precision, s->attention);
     cJSON_AddStringToObject(s->result, "precision", s->precision);
+    cJSON_AddStringToObject(s->result, "attention", s->attention);
     cJSON_AddNumberToObject(s->result, "seed", (double)s->seed);
     cJSON_AddNumberToObject(s->result, "batch", s->batch);
     cJSON_AddNumberToObject(s->result, "accum", s->accum);
@@ -270,12 +271,27 @@ static int set_precision(Session *s, const char *name, Err *err) {
     return 0;
 }
 
+// The GPU's attention kernels. What they keep for backward changes size with them: the model's
+// activations are carved again at their next use, and the generator is built again.
+static int set_attention(Session *s, const char *name, Err *err) {
+    if (strcmp(s->be->name, "cuda") == 0) {
+        char why[256];
+        if (backend_cuda_set_attention(name, why, sizeof why) != 0) return err_set(err, "%s", why);
+        session_drop_generator(s);
+    } else if (strcmp(name, "gemm") != 0) {
+        out_note(s, "the CPU has one attention; %s applies on the GPU (`set device cuda`)\n", name);
+    }
+    snprintf(s->attention, sizeof s->attention, "%s", name);
+    return 0;
+}
+
 static int set_device(Session *s, const char *name, Err *err) {
     const Backend *to = backend_named(s, name, err);
     if (!to) return -1;
     if (to == s->be) return 0;
     char why[256];
-    if (strcmp(to->name, "cuda") == 0 && backend_cuda_set_precision(s->precision, why, sizeof why) != 0)
+    if (strcmp(to->name, "cuda") == 0 && (backend_cuda_set_precision(s->precision, why, sizeof why) != 0 ||
+                                          backend_cuda_set_attention(s->attention, why, sizeof why) != 0))
         return err_set(err, "%s", why);
     if (s->has_model) {
         if (move_model(s, to, err) != 0) return -1;
@@ -296,6 +312,7 @@ static int set_apply(Session *s, const char *key, const char *v, Err *err) {
     else if (strcmp(key, "quiet") == 0) s->quiet = b;
     else if (strcmp(key, "device") == 0) return set_device(s, v, err);
     else if (strcmp(key, "precision") == 0) return set_precision(s, v, err);
+    else if (strcmp(key, "attention") == 0) return set_attention(s, v, err);
     else if (strcmp(key, "threads") == 0) {
         int n = atoi(v);
         const Backend *be = backend_cpu(n > 0 ? n : omp_get_num_procs());  // 0: all cores again
@@ -314,8 +331,8 @@ int cmd_set(Session *s, const Args *a, Err *err) {
         suggest_init(&sg, key);
         for (const OptSpec *k = settings; k->name; k++) suggest_try(&sg, k->name);
         if (suggest_best(&sg)) return err_set(err, "no setting '%s': did you mean '%s'?", key, suggest_best(&sg));
-        return err_set(err, "no setting '%s' (settings: seed threads batch accum errexit json quiet device precision)",
-                       key);
+        return err_set(err, "no setting '%s' (settings: seed threads batch accum errexit json quiet device precision "
+                            "attention)", key);
     }
     if (opt_check(o, value, err) != 0) {  // "option batch= expects …" → "set batch expects …"
         char why[sizeof err->msg];

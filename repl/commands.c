@@ -24,6 +24,7 @@ const OptSpec settings[] = {
     {"quiet", OPT_BOOL, "off", NULL, 0, 0, "drop notes and progress lines"},
     {"device", OPT_ENUM, "cpu", "cpu|cuda", 0, 0, "where models compute (the model moves along)"},
     {"precision", OPT_ENUM, "fp32", "fp32|tf32|bf16", 0, 0, "the GPU's matrix products (the CPU's are fp32)"},
+    {"attention", OPT_ENUM, "gemm", "gemm|flash|rows", 0, 0, "the GPU's attention kernels"},
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 
@@ -37,7 +38,7 @@ const CmdSpec commands[] = {
      .summary = "the session: tokenizer, data, model, optimizer, step, device, settings",
      .help = "Example:\n  show", .run = cmd_show},
     {.name = "set", .family = "shell", .args = "KEY VALUE",
-     .summary = "change a setting: seed, threads, batch, accum, errexit, json, quiet, device, precision",
+     .summary = "change a setting: seed, threads, batch, accum, errexit, json, quiet, device, precision, attention",
      .help = "Settings (`show` prints their values):\n"
              "  seed N         seed for the next model, trainer and eval batches\n"
              "  threads N      CPU threads (0: all cores)\n"
@@ -52,7 +53,12 @@ const CmdSpec commands[] = {
              "  precision fp32|tf32|bf16  the GPU's matrix products: exact float32 (the default),\n"
              "                 or tensor cores on tf32 (~1e-3) or bf16 (~1e-2) inputs with float32\n"
              "                 sums; the CPU computes in fp32 and keeps the choice for the GPU\n"
-             "Examples:\n  set batch 16\n  set errexit off\n  set device cpu\n  set precision tf32",
+             "  attention gemm|flash|rows  the GPU's attention: cuBLAS products over the heads\n"
+             "                 keeping the T×T probabilities (the default), flash-style kernels\n"
+             "                 keeping one number per query row (less memory at long contexts), or\n"
+             "                 the first simple kernels; the CPU keeps the choice for the GPU\n"
+             "Examples:\n  set batch 16\n  set errexit off\n  set device cpu\n  set precision tf32\n"
+             "  set attention flash",
      .min_pos = 2, .max_pos = 2, .pos = POS_SETTING, .run = cmd_set},
     {.name = "quit", .family = "shell", .args = "", .summary = "leave the shell (Ctrl-D does too)",
      .help = "At the prompt, with a model trained since it was last saved, the first quit (or\n"

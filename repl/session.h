@@ -58,6 +58,7 @@ typedef struct Session {
     uint64_t seed;
     int json, quiet, errexit;
     char precision[8];           // the GPU's GEMMs: "fp32", "tf32" or "bf16"
+    char attention[8];           // the GPU's attention kernels: "gemm", "flash" or "rows"
 
     // where the command being run came from, for error messages ("file.lrsh:3")
     const char *src_name;

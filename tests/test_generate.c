@@ -171,6 +171,43 @@ static void test_greedy_recites_training_text(void) {
     model_free(&m);
 }
 
+// A backend whose attention keeps more when told to, as the GPU's does when its attention mode
+// changes: the model's activations are carved again (same losses), and a generator built before
+// refuses to run with one clear error instead of overrunning its scratch.
+static size_t extra_floats;
+static size_t grown_attention_floats(int B, int H, int Tq, int Tk, int hd) {
+    return backend_cpu(0)->attention_saved_floats(B, H, Tq, Tk, hd) + extra_floats;
+}
+
+static void test_attention_sizes_change(void) {
+    Err err;
+    Model m;
+    Generator g;
+    Backend grows = *backend_cpu(0);
+    grows.attention_saved_floats = grown_attention_floats;
+    ModelConfig c = config(0);
+    int32_t tok[2 * 9];
+    for (int i = 0; i < 18; i++) tok[i] = (i * 7 + 3) % c.vocab;
+    extra_floats = 0;
+    CHECK_OK(model_build(&m, &c, &grows, &err));
+    CHECK_OK(generator_build(&g, &m, &err));
+    float before = 0, after = 0;
+    CHECK_OK(model_forward(&m, tok, 2, 8, &before, &err));
+    size_t floats = m.acts->floats;
+    extra_floats = 4096;
+    CHECK_OK(model_forward(&m, tok, 2, 8, &after, &err));
+    CHECK(m.acts->floats > floats, "activations not carved again: %zu floats before and after", floats);
+    CHECK(before == after, "loss %.9g then %.9g after the activations were carved again", before, after);
+    int rc = generator_feed(&g, tok, 4, &err);
+    CHECK(rc != 0 && strstr(err.msg, "build it again"), "a stale generator should refuse to run: rc %d, '%s'", rc,
+          err.msg);
+    generator_free(&g);
+    CHECK_OK(generator_build(&g, &m, &err));
+    CHECK_OK(generator_feed(&g, tok, 4, &err));
+    generator_free(&g);
+    model_free(&m);
+}
+
 int main(void) {
     be = backend_cpu(0);
     RUN(test_cache_dense);
@@ -178,5 +215,6 @@ int main(void) {
     RUN(test_window_slides_past_context);
     RUN(test_sampler);
     RUN(test_greedy_recites_training_text);
+    RUN(test_attention_sizes_change);
     return TEST_SUMMARY();
 }

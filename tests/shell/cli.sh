@@ -43,6 +43,15 @@ out=$("$LRSH" -c 'set precision fp16' 2>&1); rc=$?
 check_status precision_bad_status nonzero $rc
 check_contains precision_bad "$out" "set precision expects one of fp32|tf32|bf16, got 'fp16'"
 
+# set attention: likewise kept for the GPU on the CPU
+out=$("$LRSH" -c 'set attention flash; show' 2>&1); rc=$?
+check_status attention_status 0 $rc
+check_contains attention_note "$out" "the CPU has one attention; flash applies on the GPU"
+check_contains attention_show "$out" "attention=flash"
+out=$("$LRSH" -c 'set attention tiles' 2>&1); rc=$?
+check_status attention_bad_status nonzero $rc
+check_contains attention_bad "$out" "set attention expects one of gemm|flash|rows, got 'tiles'"
+
 # -c stops at the first failure and exits non-zero
 out=$("$LRSH" -c 'set batch 2; nosuch; set batch 5; show' 2>&1); rc=$?
 check_status c_error_status nonzero $rc

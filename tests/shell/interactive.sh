@@ -155,6 +155,9 @@ if lrsh -c "set device cuda" >"$TMP/cuda.log" 2>&1; then
     out=$(lrsh -c "set precision bf16; set device cuda; show" 2>&1); rc=$?
     check_status set_precision_on_gpu 0 $rc
     check_contains set_precision_applied "$out" ", bf16"   # the device line ends with the GEMM precision
+    # switching the attention kernels with a model on the GPU: activations and generator follow
+    out=$(lrsh -c "$prep; set device cuda; train steps=1; set attention flash; train steps=1; generate n=4; set attention gemm; train steps=1; generate n=4" 2>&1); rc=$?
+    check_status set_attention_on_gpu 0 $rc
 else
     check_contains set_device_cuda_unavailable "$(cat "$TMP/cuda.log")" "CUDA is not available:"
     out=$(lrsh --json -c "$prep; set errexit off; set device cuda; show" 2>/dev/null)
