@@ -44,7 +44,7 @@ static void pack_factors(Generator *g) {
 }
 
 // Lays the buffers out from base (NULL: only counts); returns the floats needed.
-// Runs for every chunk, so for every decoded token: it only adds up sizes (the group ranks are
+// Runs for every feed, so for every decoded token: it only adds up sizes (the group ranks are
 // counted once, at build).
 static size_t chunk_layout(const Generator *g, int C, float *base, ChunkBuffers *b) {
     const Model *m = g->model;
@@ -138,29 +138,27 @@ static void block_decode(Generator *g, int l, int Tq, ChunkBuffers *b) {
     linear_group_forward(m, &down, b->t, b->h, Tq, 1.0f, packed[3], NULL);
 }
 
-// Feed Tq ≤ cap − len tokens; the logits of the last one go to g->logits.
-static void feed_chunk(Generator *g, const int32_t *ids, int Tq) {
+// Feed Tq ≤ cap − len tokens through the scratch b; the logits of the last one go to g->logits.
+static void feed_chunk(Generator *g, ChunkBuffers *b, const int32_t *ids, int Tq) {
     const Model *m = g->model;
     const Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
-    ChunkBuffers b;
-    chunk_layout(g, g->cap, g->work, &b);
-    int32_t *dev_ids = (int32_t *)b.logits;   // ids borrow the logits slot until the head runs
+    int32_t *dev_ids = (int32_t *)b->logits;   // ids borrow the logits slot until the head runs
     be->upload(dev_ids, ids, sizeof(int32_t) * Tq);
-    be->embedding_forward(b.x, dev_ids, param(m, m->embed), Tq, c->dim);
-    for (int l = 0; l < c->layers; l++) block_decode(g, l, Tq, &b);
-    const float *last = b.x + (size_t)(Tq - 1) * c->dim;   // only the last position needs logits
-    be->rmsnorm_forward(b.ln, b.rstd, last, param(m, m->norm), 1, c->dim, c->norm_eps);
-    be->gemm(0, 1, 1, c->vocab, c->dim, 1.0f, b.ln, c->dim, param(m, m->head), c->dim, 0.0f, b.logits, c->vocab);
-    be->download(g->logits, b.logits, sizeof(float) * c->vocab);
+    be->embedding_forward(b->x, dev_ids, param(m, m->embed), Tq, c->dim);
+    for (int l = 0; l < c->layers; l++) block_decode(g, l, Tq, b);
+    const float *last = b->x + (size_t)(Tq - 1) * c->dim;   // only the last position needs logits
+    be->rmsnorm_forward(b->ln, b->rstd, last, param(m, m->norm), 1, c->dim, c->norm_eps);
+    be->gemm(0, 1, 1, c->vocab, c->dim, 1.0f, b->ln, c->dim, param(m, m->head), c->dim, 0.0f, b->logits, c->vocab);
+    be->download(g->logits, b->logits, sizeof(float) * c->vocab);
     memcpy(g->history + g->len, ids, sizeof(int32_t) * Tq);
     g->len += Tq;
 }
 
 int generator_feed(Generator *g, const int32_t *ids, int n, Err *err) {
     if (n <= 0) return err_set(err, "nothing to feed: the prompt has no tokens");
-    ChunkBuffers b;
-    if (chunk_layout(g, g->cap, NULL, &b) > g->work_floats)   // e.g. the GPU's attention mode changed
+    ChunkBuffers b;   // laid out once per call; the layout is checked against the allocation
+    if (chunk_layout(g, g->cap, g->work, &b) > g->work_floats)   // e.g. the GPU's attention mode changed
         return err_set(err, "this generator's scratch was sized for other attention kernels: build it again");
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= g->model->cfg.vocab)
@@ -172,11 +170,11 @@ int generator_feed(Generator *g, const int32_t *ids, int n, Err *err) {
             int32_t *kept = malloc(sizeof(int32_t) * keep);
             memcpy(kept, g->history + g->len - keep, sizeof(int32_t) * keep);
             g->len = 0;
-            feed_chunk(g, kept, keep);
+            feed_chunk(g, &b, kept, keep);
             free(kept);
         }
         int chunk = n < g->cap - g->len ? n : g->cap - g->len;
-        feed_chunk(g, ids, chunk);
+        feed_chunk(g, &b, ids, chunk);
         ids += chunk;
         n -= chunk;
     }

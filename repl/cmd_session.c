@@ -260,28 +260,27 @@ static int move_model(Session *s, const Backend *to, Err *err) {
 }
 
 // The GEMM precision on the GPU; on the CPU the choice waits for `set device cuda`.
-static int set_precision(Session *s, const char *name, Err *err) {
-    if (strcmp(s->be->name, "cuda") == 0) {
-        char why[256];
-        if (backend_cuda_set_precision(name, why, sizeof why) != 0) return err_set(err, "%s", why);
-    } else if (strcmp(name, "fp32") != 0) {
-        out_note(s, "the CPU computes in fp32; %s applies on the GPU (`set device cuda`)\n", name);
-    }
-    snprintf(s->precision, sizeof s->precision, "%s", name);
-    return 0;
-}
+// A setting of the GPU backend (precision, attention): applied at once on CUDA, kept on the CPU
+// for `set device cuda` with a note unless it names what the CPU does anyway (cpu_value).
+typedef struct GpuSetting {
+    int (*apply)(const char *name, char *why, size_t cap);
+    const char *cpu_value, *cpu_says;
+} GpuSetting;
 
-// The GPU's attention kernels. What they keep for backward changes size with them: the model's
-// activations are carved again at their next use, and the generator is built again.
-static int set_attention(Session *s, const char *name, Err *err) {
+static const GpuSetting gpu_precision = {backend_cuda_set_precision, "fp32", "the CPU computes in fp32"};
+static const GpuSetting gpu_attention = {backend_cuda_set_attention, "gemm", "the CPU has one attention"};
+
+static int set_gpu(Session *s, const GpuSetting *g, char *slot, size_t cap, const char *name, Err *err) {
     if (strcmp(s->be->name, "cuda") == 0) {
         char why[256];
-        if (backend_cuda_set_attention(name, why, sizeof why) != 0) return err_set(err, "%s", why);
+        if (g->apply(name, why, sizeof why) != 0) return err_set(err, "%s", why);
+        // what attention keeps for backward changes size with its kernels: the model's
+        // activations are carved again at their next use, the generator is built again
         session_drop_generator(s);
-    } else if (strcmp(name, "gemm") != 0) {
-        out_note(s, "the CPU has one attention; %s applies on the GPU (`set device cuda`)\n", name);
+    } else if (strcmp(name, g->cpu_value) != 0) {
+        out_note(s, "%s; %s applies on the GPU (`set device cuda`)\n", g->cpu_says, name);
     }
-    snprintf(s->attention, sizeof s->attention, "%s", name);
+    snprintf(slot, cap, "%s", name);
     return 0;
 }
 
@@ -290,8 +289,8 @@ static int set_device(Session *s, const char *name, Err *err) {
     if (!to) return -1;
     if (to == s->be) return 0;
     char why[256];
-    if (strcmp(to->name, "cuda") == 0 && (backend_cuda_set_precision(s->precision, why, sizeof why) != 0 ||
-                                          backend_cuda_set_attention(s->attention, why, sizeof why) != 0))
+    if (strcmp(to->name, "cuda") == 0 && (gpu_precision.apply(s->precision, why, sizeof why) != 0 ||
+                                          gpu_attention.apply(s->attention, why, sizeof why) != 0))
         return err_set(err, "%s", why);
     if (s->has_model) {
         if (move_model(s, to, err) != 0) return -1;
@@ -311,8 +310,8 @@ static int set_apply(Session *s, const char *key, const char *v, Err *err) {
     else if (strcmp(key, "json") == 0) s->json = b;
     else if (strcmp(key, "quiet") == 0) s->quiet = b;
     else if (strcmp(key, "device") == 0) return set_device(s, v, err);
-    else if (strcmp(key, "precision") == 0) return set_precision(s, v, err);
-    else if (strcmp(key, "attention") == 0) return set_attention(s, v, err);
+    else if (strcmp(key, "precision") == 0) return set_gpu(s, &gpu_precision, s->precision, sizeof s->precision, v, err);
+    else if (strcmp(key, "attention") == 0) return set_gpu(s, &gpu_attention, s->attention, sizeof s->attention, v, err);
     else if (strcmp(key, "threads") == 0) {
         int n = atoi(v);
         const Backend *be = backend_cpu(n > 0 ? n : omp_get_num_procs());  // 0: all cores again

@@ -227,13 +227,18 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
 
 // ---- bench train --------------------------------------------------------------------------
 
-// The JSON object of a bench train line: ok, command, and which run it was.
-static cJSON *bench_train_json(const char *command, const BenchResult *r) {
+// The JSON object of a bench line: ok, command, and which run it was.
+static cJSON *bench_json(const char *command, const char *shape, const char *model) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddTrueToObject(o, "ok");
     cJSON_AddStringToObject(o, "command", command);
-    cJSON_AddStringToObject(o, "shape", r->shape);
-    cJSON_AddStringToObject(o, "model", r->model);
+    cJSON_AddStringToObject(o, "shape", shape);
+    cJSON_AddStringToObject(o, "model", model);
+    return o;
+}
+
+static cJSON *bench_train_json(const char *command, const BenchResult *r) {
+    cJSON *o = bench_json(command, r->shape, r->model);
     cJSON_AddStringToObject(o, "optim", r->optim);
     return o;
 }
@@ -340,11 +345,7 @@ static void generate_row(Session *s, const char *shape, const GenerateBench *r) 
     out_text(s, "%-10s %-10s %5d %7d %6d %13s %13s %9s\n", shape, r->model, r->rank, r->prompt, r->n_tokens,
              fmt_count(rate, sizeof rate, r->tok_per_s), fmt_count(pre, sizeof pre, r->prefill_tok_per_s),
              fmt_bytes(rss, sizeof rss, (double)r->model_rss));
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddTrueToObject(o, "ok");
-    cJSON_AddStringToObject(o, "command", "bench generate");
-    cJSON_AddStringToObject(o, "shape", shape);
-    cJSON_AddStringToObject(o, "model", r->model);
+    cJSON *o = bench_json("bench generate", shape, r->model);
     cJSON_AddNumberToObject(o, "rank", r->rank);
     cJSON_AddNumberToObject(o, "threads", r->threads);
     cJSON_AddNumberToObject(o, "prompt", r->prompt);
@@ -386,12 +387,7 @@ int cmd_bench_generate(Session *s, const Args *a, Err *err) {
         char title[96];
         snprintf(title, sizeof title, "prefill of %d tokens and %d decoded, %.15s %.15s", rs[f].prompt, rs[f].n_tokens,
                  shape, rs[f].model);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddTrueToObject(o, "ok");
-        cJSON_AddStringToObject(o, "command", "bench generate profile");
-        cJSON_AddStringToObject(o, "shape", shape);
-        cJSON_AddStringToObject(o, "model", rs[f].model);
-        profile_table(s, o, title, &rs[f].profile);
+        profile_table(s, bench_json("bench generate profile", shape, rs[f].model), title, &rs[f].profile);
     }
     return 0;
 }

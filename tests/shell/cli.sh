@@ -34,23 +34,19 @@ check_eq c_two_results 2 "$(printf '%s\n' "$out" | wc -l | tr -d ' ')"
 out=$("$LRSH" -c 'help "a;b"' 2>&1)
 check_contains c_quoted_semicolon "$out" "no command 'a;b'"
 
-# set precision: kept for the GPU (and said so) on the CPU, refused when unknown
-out=$("$LRSH" -c 'set precision tf32; show' 2>&1); rc=$?
-check_status precision_status 0 $rc
-check_contains precision_note "$out" "the CPU computes in fp32; tf32 applies on the GPU"
-check_contains precision_show "$out" "precision=tf32"
-out=$("$LRSH" -c 'set precision fp16' 2>&1); rc=$?
-check_status precision_bad_status nonzero $rc
-check_contains precision_bad "$out" "set precision expects one of fp32|tf32|bf16, got 'fp16'"
-
-# set attention: likewise kept for the GPU on the CPU
-out=$("$LRSH" -c 'set attention flash; show' 2>&1); rc=$?
-check_status attention_status 0 $rc
-check_contains attention_note "$out" "the CPU has one attention; flash applies on the GPU"
-check_contains attention_show "$out" "attention=flash"
-out=$("$LRSH" -c 'set attention tiles' 2>&1); rc=$?
-check_status attention_bad_status nonzero $rc
-check_contains attention_bad "$out" "set attention expects one of gemm|flash|rows, got 'tiles'"
+# The GPU's settings (precision, attention): kept for the GPU, and said so, on the CPU; an unknown
+# value refused. Args: KEY VALUE NOTE BAD CHOICES
+gpu_setting() {
+    out=$("$LRSH" -c "set $1 $2; show" 2>&1); rc=$?
+    check_status "$1_status" 0 $rc
+    check_contains "$1_note" "$out" "$3; $2 applies on the GPU"
+    check_contains "$1_show" "$out" "$1=$2"
+    out=$("$LRSH" -c "set $1 $4" 2>&1); rc=$?
+    check_status "$1_bad_status" nonzero $rc
+    check_contains "$1_bad" "$out" "set $1 expects one of $5, got '$4'"
+}
+gpu_setting precision tf32 "the CPU computes in fp32" fp16 "fp32|tf32|bf16"
+gpu_setting attention flash "the CPU has one attention" tiles "gemm|flash|rows"
 
 # -c stops at the first failure and exits non-zero
 out=$("$LRSH" -c 'set batch 2; nosuch; set batch 5; show' 2>&1); rc=$?
