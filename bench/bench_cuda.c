@@ -2,7 +2,8 @@
 // tokens/s (and MFU against the same precision's sgemm peak) for small, base and a
 // GPT-2-small-shaped model, dense and factorized at rank dim/4 (GPT-2 also in bf16, with
 // Spectron's share of the step, with flash attention, and a per-kernel profile of one step);
-// batch-1 decode tokens/s for base (GPU and CPU) and GPT-2 (GPU). Ends with a summary table. Without a GPU it says why and
+// batch-1 decode tokens/s for base (GPU and CPU) and GPT-2 (GPU), on the GPU with and without
+// the recorded graph of a decoded token. Ends with a summary table. Without a GPU it says why and
 // exits 0 (make bench runs it too).
 // Usage: bench_cuda [quick]   (quick: fewer steps and no GPT-2 shape, for a smoke run)
 #include <stdio.h>
@@ -171,24 +172,29 @@ static int train_row(const Backend *be, const char *shape, int factorized, int b
     return rc == 0 && !cuda_err ? 0 : -1;
 }
 
-static int decode_row(const Backend *be, const char *shape, int factorized, int profile) {
+// Batch-1 decode of shape; on the GPU with a decoded token's calls replayed from a recorded
+// graph (graphs on, the default) or launched one by one (off).
+static int decode_row(const Backend *be, const char *shape, int factorized, int graphs, int profile) {
     Err err;
     int ok;
+    char why[256];
     ModelConfig c = shape_config(shape, 0, &err, &ok);
     GenerateBench rs[2], r;
     const int want[2] = {!factorized, factorized};
+    if (strcmp(be->name, "cuda") == 0) backend_cuda_set_graphs(graphs ? "on" : "off", why, sizeof why);
     if (!ok || bench_generate(be, &c, want, 256, 3, profile, rs, NULL, NULL, &err)) {
         fprintf(stderr, "bench_cuda: decode on %s: %s\n", be->name, err.msg);
         return -1;
     }
     r = rs[factorized];
-    printf("decode %-6s %-10s %-4s rank %3d  %10.0f tok/s  prefill %8.0f tok/s\n", shape, r.model, be->name, r.rank,
-           r.tok_per_s, r.prefill_tok_per_s);
+    const char *mode = strcmp(be->name, "cuda") != 0 ? "" : graphs ? " graph" : " direct";
+    printf("decode %-6s %-10s %-4s%-7s rank %3d  %10.0f tok/s  prefill %8.0f tok/s\n", shape, r.model, be->name, mode,
+           r.rank, r.tok_per_s, r.prefill_tok_per_s);
     fflush(stdout);
     char what[48];
-    snprintf(what, sizeof what, "decode %s %s", shape, factorized ? "factorized" : "dense");
+    snprintf(what, sizeof what, "decode %s %s%s", shape, factorized ? "factorized" : "dense", mode);
     add_row(what, be->name, "fp32", r.tok_per_s, 0);
-    if (r.profiled) {
+    if (r.profiled) {   // a profile times every call: it runs without the graph
         printf("profile — %s (%d-token prompt, %d decoded): ", what, r.prompt, r.n_tokens);
         print_profile(&r.profile);
     }
@@ -244,10 +250,12 @@ int main(int argc, char **argv) {
     }
     backend_cuda_set_precision("fp32", why, sizeof why);
     for (int f = 0; f <= 1; f++) {
-        rc |= decode_row(gpu, "base", f, 0);
-        rc |= decode_row(cpu, "base", f, 0);
+        for (int graphs = 1; graphs >= 0; graphs--) rc |= decode_row(gpu, "base", f, graphs, 0);
+        rc |= decode_row(cpu, "base", f, 0, 0);
     }
-    for (int f = 0; f <= 1 && !quick; f++) rc |= decode_row(gpu, "gpt2", f, 1);   // the decode target
+    for (int f = 0; f <= 1 && !quick; f++)   // the decode target (factorized ≥ 1.5× dense)
+        for (int graphs = 1; graphs >= 0; graphs--) rc |= decode_row(gpu, "gpt2", f, graphs, !graphs);
+    backend_cuda_set_graphs("on", why, sizeof why);
     const char *e = backend_cuda_last_error();
     if (e) { fprintf(stderr, "bench_cuda: CUDA error: %s\n", e); rc = -1; }
 

@@ -7,8 +7,13 @@
 #include "model_internal.h"
 #include "rng.h"
 
-// Scratch for one chunk of up to C = cap tokens, carved from g->work.
-typedef struct ChunkBuffers { float *x, *ln, *rstd, *t, *q, *ao, *att, *gate, *up, *h, *logits; } ChunkBuffers;
+// Scratch for one chunk of up to C = cap tokens, carved from g->work. A decoded token also uses
+// k, v (its key and value before they enter the cache), step (its id and position, on the
+// device) and dec (decode_attention's scratch).
+typedef struct ChunkBuffers {
+    float *x, *ln, *rstd, *t, *q, *ao, *att, *gate, *up, *h, *logits, *k, *v, *dec;
+    int32_t *step;   // (2): the token id, its position
+} ChunkBuffers;
 
 // [B…]ᵀ (R×in) of group g into dst (device), through the host scratch b and bt (in×R each):
 // B_iᵀ's rows are B_i's columns.
@@ -44,18 +49,19 @@ static void pack_factors(Generator *g) {
 }
 
 // Lays the buffers out from base (NULL: only counts); returns the floats needed.
-// Runs for every feed, so for every decoded token: it only adds up sizes (the group ranks are
-// counted once, at build).
 static size_t chunk_layout(const Generator *g, int C, float *base, ChunkBuffers *b) {
     const Model *m = g->model;
     const ModelConfig *c = &m->cfg;
-    size_t sizes[11] = {(size_t)C * c->dim, (size_t)C * c->dim, (size_t)C, (size_t)C * (g->max_rank + 1),
-                        (size_t)C * c->dim, (size_t)C * c->dim,
-                        m->be->attention_saved_floats(1, c->heads, C, C, c->dim / c->heads),
-                        (size_t)C * c->ffn, (size_t)C * c->ffn, (size_t)C * c->ffn, (size_t)c->vocab};
-    float **slots[11] = {&b->x, &b->ln, &b->rstd, &b->t, &b->q, &b->ao, &b->att, &b->gate, &b->up, &b->h, &b->logits};
+    int hd = c->dim / c->heads;
+    size_t kvd = (size_t)hd * c->kv_heads;
+    size_t sizes[15] = {(size_t)C * c->dim, (size_t)C * c->dim, (size_t)C, (size_t)C * (g->max_rank + 1),
+                        (size_t)C * c->dim, (size_t)C * c->dim, m->be->attention_saved_floats(1, c->heads, C, C, hd),
+                        (size_t)C * c->ffn, (size_t)C * c->ffn, (size_t)C * c->ffn, (size_t)c->vocab, kvd, kvd,
+                        m->be->decode_attention_floats(c->heads, g->cap, hd), 2};
+    float **slots[15] = {&b->x, &b->ln, &b->rstd, &b->t, &b->q, &b->ao, &b->att, &b->gate, &b->up, &b->h,
+                         &b->logits, &b->k, &b->v, &b->dec, (float **)&b->step};
     size_t used = 0;
-    for (int i = 0; i < 11; i++) {
+    for (int i = 0; i < 15; i++) {
         *slots[i] = base ? base + used : NULL;
         used += (sizes[i] + 15) / 16 * 16;
     }
@@ -95,6 +101,7 @@ int generator_build(Generator *g, Model *m, Err *err) {
 
 void generator_free(Generator *g) {
     if (g->model) {
+        if (g->graph) g->graph_backend->graph_release(g->graph);
         g->model->be->release(g->k_cache);
         g->model->be->release(g->v_cache);
         g->model->be->release(g->work);
@@ -114,28 +121,73 @@ void generator_reset(Generator *g) {
     pack_factors(g);   // the weights may have changed since the last run
 }
 
-// One block on Tq tokens whose residual is in b->x; appends their keys and values to the cache.
-static void block_decode(Generator *g, int l, int Tq, ChunkBuffers *b) {
+// Layer l's cache rows (cap, kvd): keys into *kc, values into *vc.
+static void layer_cache(const Generator *g, int l, float **kc, float **vc) {
+    const ModelConfig *c = &g->model->cfg;
+    size_t rows = (size_t)l * g->cap * (c->dim / c->heads * c->kv_heads);
+    *kc = g->k_cache + rows, *vc = g->v_cache + rows;
+}
+
+// Attention of Tq tokens at positions len.. whose residual is in b->x, into b->ao; their keys
+// and values go straight into the cache rows len.. (the position is the host's g->len).
+static void attention_chunk(Generator *g, int l, int Tq, ChunkBuffers *b) {
     const Model *m = g->model;
     const Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
     const LayerWeights *w = &m->layer[l];
     int hd = c->dim / c->heads, kvd = hd * c->kv_heads, pos0 = g->len;
-    float *kc = g->k_cache + (size_t)l * g->cap * kvd, *vc = g->v_cache + (size_t)l * g->cap * kvd;
-    float *k_new = kc + (size_t)pos0 * kvd, *v_new = vc + (size_t)pos0 * kvd;   // (Tq, kvd) slots
+    float *kc, *vc;
+    layer_cache(g, l, &kc, &vc);
+    float *k_new = kc + (size_t)pos0 * kvd, *v_new = vc + (size_t)pos0 * kvd;   // (Tq, kvd) rows
     be->rmsnorm_forward(b->ln, b->rstd, b->x, param(m, w->attn_norm), Tq, c->dim, c->norm_eps);
-    LinearGroup qkv = linear_group_qkv(w, b->q, k_new, v_new), o = linear_group_one(&w->wo, b->x);
-    LinearGroup mlp13 = linear_group_13(w, b->gate, b->up), down = linear_group_one(&w->w2, b->x);
-    const float *const *packed = g->packed + 4 * l;   // q/k/v, wo, w1/w3, w2
-    linear_group_forward(m, &qkv, b->t, b->ln, Tq, 0.0f, packed[0], NULL);
+    LinearGroup qkv = linear_group_qkv(w, b->q, k_new, v_new);
+    linear_group_forward(m, &qkv, b->t, b->ln, Tq, 0.0f, g->packed[4 * l], NULL);
     be->rope_forward(b->q, b->q, 1, Tq, c->heads, hd, pos0, c->rope_theta);
     be->rope_forward(k_new, k_new, 1, Tq, c->kv_heads, hd, pos0, c->rope_theta);
     be->attention_forward(b->ao, b->att, b->q, kc, vc, 1, Tq, pos0 + Tq, c->heads, c->kv_heads, hd);
+}
+
+// The same for one token whose position is b->step[1] on the device: nothing here depends on
+// the host's g->len, so a recorded graph of it replays at every position.
+static void attention_token(Generator *g, int l, ChunkBuffers *b) {
+    const Model *m = g->model;
+    const Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    const LayerWeights *w = &m->layer[l];
+    int hd = c->dim / c->heads;
+    const int32_t *pos = b->step + 1;
+    float *kc, *vc;
+    layer_cache(g, l, &kc, &vc);
+    be->rmsnorm_forward(b->ln, b->rstd, b->x, param(m, w->attn_norm), 1, c->dim, c->norm_eps);
+    LinearGroup qkv = linear_group_qkv(w, b->q, b->k, b->v);
+    linear_group_forward(m, &qkv, b->t, b->ln, 1, 0.0f, g->packed[4 * l], NULL);
+    be->decode_rope_append(b->q, b->k, b->v, kc, vc, pos, c->heads, c->kv_heads, hd, c->rope_theta);
+    be->decode_attention(b->ao, b->dec, b->q, kc, vc, pos, g->cap, c->heads, c->kv_heads, hd);
+}
+
+// The rest of block l after attention, on Tq tokens: the output projection into the residual,
+// then the MLP.
+static void block_rest(Generator *g, int l, int Tq, ChunkBuffers *b) {
+    const Model *m = g->model;
+    const Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    const LayerWeights *w = &m->layer[l];
+    LinearGroup o = linear_group_one(&w->wo, b->x), mlp13 = linear_group_13(w, b->gate, b->up);
+    LinearGroup down = linear_group_one(&w->w2, b->x);
+    const float *const *packed = g->packed + 4 * l;   // q/k/v, wo, w1/w3, w2
     linear_group_forward(m, &o, b->t, b->ao, Tq, 1.0f, packed[1], NULL);
     be->rmsnorm_forward(b->ln, b->rstd, b->x, param(m, w->mlp_norm), Tq, c->dim, c->norm_eps);
     linear_group_forward(m, &mlp13, b->t, b->ln, Tq, 0.0f, packed[2], NULL);
     be->swiglu_forward(b->h, b->gate, b->up, (long)Tq * c->ffn);
     linear_group_forward(m, &down, b->t, b->h, Tq, 1.0f, packed[3], NULL);
+}
+
+// The next-token logits of the residual row `last` into b->logits (device).
+static void head_logits(const Generator *g, const float *last, ChunkBuffers *b) {
+    const Model *m = g->model;
+    const ModelConfig *c = &m->cfg;
+    m->be->rmsnorm_forward(b->ln, b->rstd, last, param(m, m->norm), 1, c->dim, c->norm_eps);
+    m->be->gemm(0, 1, 1, c->vocab, c->dim, 1.0f, b->ln, c->dim, param(m, m->head), c->dim, 0.0f, b->logits, c->vocab);
 }
 
 // Feed Tq ≤ cap − len tokens through the scratch b; the logits of the last one go to g->logits.
@@ -146,13 +198,69 @@ static void feed_chunk(Generator *g, ChunkBuffers *b, const int32_t *ids, int Tq
     int32_t *dev_ids = (int32_t *)b->logits;   // ids borrow the logits slot until the head runs
     be->upload(dev_ids, ids, sizeof(int32_t) * Tq);
     be->embedding_forward(b->x, dev_ids, param(m, m->embed), Tq, c->dim);
-    for (int l = 0; l < c->layers; l++) block_decode(g, l, Tq, b);
-    const float *last = b->x + (size_t)(Tq - 1) * c->dim;   // only the last position needs logits
-    be->rmsnorm_forward(b->ln, b->rstd, last, param(m, m->norm), 1, c->dim, c->norm_eps);
-    be->gemm(0, 1, 1, c->vocab, c->dim, 1.0f, b->ln, c->dim, param(m, m->head), c->dim, 0.0f, b->logits, c->vocab);
+    for (int l = 0; l < c->layers; l++) {
+        attention_chunk(g, l, Tq, b);
+        block_rest(g, l, Tq, b);
+    }
+    head_logits(g, b->x + (size_t)(Tq - 1) * c->dim, b);   // only the last position needs logits
     be->download(g->logits, b->logits, sizeof(float) * c->vocab);
     memcpy(g->history + g->len, ids, sizeof(int32_t) * Tq);
     g->len += Tq;
+}
+
+// One token, its id and position already in b->step: every input from the device.
+static void decode_token(Generator *g, ChunkBuffers *b) {
+    const Model *m = g->model;
+    m->be->embedding_forward(b->x, b->step, param(m, m->embed), 1, m->cfg.dim);
+    for (int l = 0; l < m->cfg.layers; l++) {
+        attention_token(g, l, b);
+        block_rest(g, l, 1, b);
+    }
+    head_logits(g, b->x, b);
+}
+
+// decode_token through a recorded graph where the backend records: the first token after a
+// build or a stale graph runs directly (any buffer the backend sizes on first use takes its
+// size), the next is recorded and replayed, every later one only replayed — one launch where
+// there were a hundred. A recording that fails leaves this generator running directly.
+static void run_token(Generator *g, ChunkBuffers *b) {
+    const Backend *be = g->model->be;
+    if (!be->graph_begin || g->graph_failed || !g->graph_warm) {
+        decode_token(g, b);
+        g->graph_warm = 1;
+        return;
+    }
+    if (g->graph && be->graph_launch(g->graph) == 0) return;
+    if (g->graph) {   // stale: run directly once, record at the next token
+        g->graph_backend->graph_release(g->graph);
+        g->graph = NULL;
+        g->graph_warm = 0;
+        run_token(g, b);
+        return;
+    }
+    if (be->graph_begin() != 0) {
+        decode_token(g, b);
+        return;
+    }
+    decode_token(g, b);   // recorded, not run
+    g->graph = be->graph_end();
+    g->graph_backend = be;
+    if (!g->graph || be->graph_launch(g->graph) != 0) {
+        if (g->graph) be->graph_release(g->graph);
+        g->graph = NULL;
+        g->graph_failed = 1;
+        decode_token(g, b);
+    }
+}
+
+// Feed one token at position g->len.
+static void feed_token(Generator *g, ChunkBuffers *b, int32_t id) {
+    const Backend *be = g->model->be;
+    int32_t step[2] = {id, g->len};
+    be->upload(b->step, step, sizeof step);
+    run_token(g, b);
+    be->download(g->logits, b->logits, sizeof(float) * g->model->cfg.vocab);
+    g->history[g->len++] = id;
 }
 
 int generator_feed(Generator *g, const int32_t *ids, int n, Err *err) {
@@ -174,7 +282,8 @@ int generator_feed(Generator *g, const int32_t *ids, int n, Err *err) {
             free(kept);
         }
         int chunk = n < g->cap - g->len ? n : g->cap - g->len;
-        feed_chunk(g, &b, ids, chunk);
+        if (chunk == 1) feed_token(g, &b, ids[0]);
+        else feed_chunk(g, &b, ids, chunk);
         ids += chunk;
         n -= chunk;
     }

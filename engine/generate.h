@@ -27,6 +27,11 @@ typedef struct Generator {
     float *host_pack;    // host scratch for transposing one group's factors (twice its in×R)
     int max_rank;        // the largest group rank R (the width of the chunk's x·[B…] scratch)
     size_t max_pack;     // the largest group's in×R
+    void *graph;         // a decoded token's calls, recorded by the backend (NULL: none yet)
+    const Backend *graph_backend;  // the backend that recorded it (the model's may be swapped
+                                   // for a profiling one meanwhile)
+    int graph_warm;      // a token ran directly since the build or the last stale graph
+    int graph_failed;    // recording failed once: decode directly from now on
     float *logits;       // host (vocab): logits after the last fed token
     int32_t *history;    // host (cap): the tokens now in the cache, for sliding the window
     float *probs;        // host (vocab) sampler scratch

@@ -94,6 +94,30 @@ struct Backend {
                                const float *att, const float *q, const float *k, const float *v,
                                int B, int Tq, int Tk, int H, int KVH, int hd);
 
+    // Decoding one token at the position *pos, read from the device, so that a recorded step
+    // (graph_begin) replays for every position. q(H,hd) and k(KVH,hd) are rotated as by
+    // rope_forward at pos0 = *pos: q in place, k into row *pos of k_cache; v is copied into row
+    // *pos of v_cache. A cache row holds KVH·hd floats.
+    void (*decode_rope_append)(float *q, const float *k, const float *v, float *k_cache, float *v_cache,
+                               const int32_t *pos, int H, int KVH, int hd, float theta);
+    // out(H,hd) = attention_forward of q(H,hd) with Tq = 1 over the cache rows 0..*pos (a cache
+    // of cap rows); scratch holds decode_attention_floats(H, cap, hd) floats.
+    size_t (*decode_attention_floats)(int H, int cap, int hd);
+    void (*decode_attention)(float *out, float *scratch, const float *q, const float *k_cache, const float *v_cache,
+                             const int32_t *pos, int cap, int H, int KVH, int hd);
+
+    // Recording, where issuing a call costs more than running it (a GPU; NULL on the CPU): the
+    // calls between graph_begin and graph_end are recorded, not run, and graph_launch replays
+    // them all for the price of one launch. What changes between replays must come from
+    // device memory (decode_*'s pos). graph_begin: 0, or −1 when recording is unavailable now.
+    // graph_end: the graph, or NULL when recording failed (the calls did not run: run them
+    // directly). graph_launch: 0, or −1 when the graph is stale (the backend's settings or its
+    // own buffers changed since it was recorded): release it and record again.
+    int (*graph_begin)(void);
+    void *(*graph_end)(void);
+    int (*graph_launch)(void *graph);
+    void (*graph_release)(void *graph);   // NULL is fine
+
     // out = silu(gate)·up elementwise over n values
     void (*swiglu_forward)(float *out, const float *gate, const float *up, long n);
     void (*swiglu_backward)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n);

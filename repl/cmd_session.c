@@ -199,10 +199,12 @@ int cmd_show(Session *s, const Args *a, Err *err) {
         cJSON_AddItemToArray(runs, o);
     }
     out_text(s, "settings   seed=%llu threads=%d batch=%d accum=%d errexit=%s json=%s quiet=%s precision=%s "
-                "attention=%s\n", (unsigned long long)s->seed, s->threads, s->batch, s->accum, s->errexit ? "on" : "off",
-             s->json ? "on" : "off", s->quiet ? "on" : "off", s->precision, s->attention);
+                "attention=%s graphs=%s\n", (unsigned long long)s->seed, s->threads, s->batch, s->accum,
+             s->errexit ? "on" : "off", s->json ? "on" : "off", s->quiet ? "on" : "off", s->precision, s->attention,
+             s->graphs);
     cJSON_AddStringToObject(s->result, "precision", s->precision);
     cJSON_AddStringToObject(s->result, "attention", s->attention);
+    cJSON_AddStringToObject(s->result, "graphs", s->graphs);
     cJSON_AddNumberToObject(s->result, "seed", (double)s->seed);
     cJSON_AddNumberToObject(s->result, "batch", s->batch);
     cJSON_AddNumberToObject(s->result, "accum", s->accum);
@@ -259,8 +261,7 @@ static int move_model(Session *s, const Backend *to, Err *err) {
     return 0;
 }
 
-// The GEMM precision on the GPU; on the CPU the choice waits for `set device cuda`.
-// A setting of the GPU backend (precision, attention): applied at once on CUDA, kept on the CPU
+// A setting of the GPU backend (precision, attention, graphs): applied at once on CUDA, kept on the CPU
 // for `set device cuda` with a note unless it names what the CPU does anyway (cpu_value).
 typedef struct GpuSetting {
     int (*apply)(const char *name, char *why, size_t cap);
@@ -269,6 +270,7 @@ typedef struct GpuSetting {
 
 static const GpuSetting gpu_precision = {backend_cuda_set_precision, "fp32", "the CPU computes in fp32"};
 static const GpuSetting gpu_attention = {backend_cuda_set_attention, "gemm", "the CPU has one attention"};
+static const GpuSetting gpu_graphs = {backend_cuda_set_graphs, "off", "the CPU runs each call as it comes"};
 
 static int set_gpu(Session *s, const GpuSetting *g, char *slot, size_t cap, const char *name, Err *err) {
     if (strcmp(s->be->name, "cuda") == 0) {
@@ -290,7 +292,8 @@ static int set_device(Session *s, const char *name, Err *err) {
     if (to == s->be) return 0;
     char why[256];
     if (strcmp(to->name, "cuda") == 0 && (gpu_precision.apply(s->precision, why, sizeof why) != 0 ||
-                                          gpu_attention.apply(s->attention, why, sizeof why) != 0))
+                                          gpu_attention.apply(s->attention, why, sizeof why) != 0 ||
+                                          gpu_graphs.apply(s->graphs, why, sizeof why) != 0))
         return err_set(err, "%s", why);
     if (s->has_model) {
         if (move_model(s, to, err) != 0) return -1;
@@ -312,6 +315,7 @@ static int set_apply(Session *s, const char *key, const char *v, Err *err) {
     else if (strcmp(key, "device") == 0) return set_device(s, v, err);
     else if (strcmp(key, "precision") == 0) return set_gpu(s, &gpu_precision, s->precision, sizeof s->precision, v, err);
     else if (strcmp(key, "attention") == 0) return set_gpu(s, &gpu_attention, s->attention, sizeof s->attention, v, err);
+    else if (strcmp(key, "graphs") == 0) return set_gpu(s, &gpu_graphs, s->graphs, sizeof s->graphs, v, err);
     else if (strcmp(key, "threads") == 0) {
         int n = atoi(v);
         const Backend *be = backend_cpu(n > 0 ? n : omp_get_num_procs());  // 0: all cores again
@@ -331,7 +335,7 @@ int cmd_set(Session *s, const Args *a, Err *err) {
         for (const OptSpec *k = settings; k->name; k++) suggest_try(&sg, k->name);
         if (suggest_best(&sg)) return err_set(err, "no setting '%s': did you mean '%s'?", key, suggest_best(&sg));
         return err_set(err, "no setting '%s' (settings: seed threads batch accum errexit json quiet device precision "
-                            "attention)", key);
+                            "attention graphs)", key);
     }
     if (opt_check(o, value, err) != 0) {  // "option batch= expects …" → "set batch expects …"
         char why[sizeof err->msg];

@@ -25,6 +25,7 @@ const OptSpec settings[] = {
     {"device", OPT_ENUM, "cpu", "cpu|cuda", 0, 0, "where models compute (the model moves along)"},
     {"precision", OPT_ENUM, "fp32", "fp32|tf32|bf16", 0, 0, "the GPU's matrix products (the CPU's are fp32)"},
     {"attention", OPT_ENUM, "gemm", "gemm|flash|rows", 0, 0, "the GPU's attention kernels"},
+    {"graphs", OPT_ENUM, "on", "on|off", 0, 0, "replay a decoded token's GPU calls from one recorded graph"},
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 
@@ -38,7 +39,8 @@ const CmdSpec commands[] = {
      .summary = "the session: tokenizer, data, model, optimizer, step, device, settings",
      .help = "Example:\n  show", .run = cmd_show},
     {.name = "set", .family = "shell", .args = "KEY VALUE",
-     .summary = "change a setting: seed, threads, batch, accum, errexit, json, quiet, device, precision, attention",
+     .summary = "change a setting: seed, threads, batch, accum, errexit, json, quiet, device, precision, attention, "
+                "graphs",
      .help = "Settings (`show` prints their values):\n"
              "  seed N         seed for the next model, trainer and eval batches\n"
              "  threads N      CPU threads (0: all cores)\n"
@@ -57,6 +59,9 @@ const CmdSpec commands[] = {
              "                 keeping the T×T probabilities (the default), flash-style kernels\n"
              "                 keeping one number per query row (less memory at long contexts), or\n"
              "                 the first simple kernels; the CPU keeps the choice for the GPU\n"
+             "  graphs on|off  on the GPU, a generated token's hundred-odd kernels are recorded once\n"
+             "                 as a CUDA graph and replayed with one launch (on, the default), or\n"
+             "                 launched one by one (off); the CPU keeps the choice for the GPU\n"
              "Examples:\n  set batch 16\n  set errexit off\n  set device cpu\n  set precision tf32\n"
              "  set attention flash",
      .min_pos = 2, .max_pos = 2, .pos = POS_SETTING, .run = cmd_set},

@@ -20,6 +20,7 @@ int session_init(Session *s, int threads, uint64_t seed, Err *err) {
     s->errexit = 1;
     snprintf(s->precision, sizeof s->precision, "fp32");
     snprintf(s->attention, sizeof s->attention, "gemm");
+    snprintf(s->graphs, sizeof s->graphs, "on");
     runlog_init(&s->runs);
     if (model_config_preset(&s->model_cfg, "tiny", err) != 0) return -1;
     snprintf(s->model_preset, sizeof s->model_preset, "tiny");

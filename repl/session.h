@@ -59,6 +59,7 @@ typedef struct Session {
     int json, quiet, errexit;
     char precision[8];           // the GPU's GEMMs: "fp32", "tf32" or "bf16"
     char attention[8];           // the GPU's attention kernels: "gemm", "flash" or "rows"
+    char graphs[4];              // a decoded token replayed from a CUDA graph: "on" or "off"
 
     // where the command being run came from, for error messages ("file.lrsh:3")
     const char *src_name;

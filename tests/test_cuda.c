@@ -770,6 +770,129 @@ static void test_training_tracks_cpu(void) {
     train_case("spectron");
 }
 
+// ---- decoding kernels (the position on the device) ----------------------------------------------
+
+// decode_rope_append at pos in a cache of cap rows: q rotated in place, row pos of both caches
+// written, every other row untouched (the caches start random on both sides).
+static void rope_append_case(int cap, int pos, int H, int KVH, int hd) {
+    long nq = (long)H * hd, kvd = (long)KVH * hd, nc = (long)cap * kvd;
+    float theta = 10000.0f;
+    float *q = rand_floats(nq), *k = rand_floats(kvd), *v = rand_floats(kvd), *kc = rand_floats(nc), *vc = rand_floats(nc);
+    float *gq = to_gpu(q, sizeof(float) * nq), *gk = to_gpu(k, sizeof(float) * kvd), *gv = to_gpu(v, sizeof(float) * kvd);
+    float *gkc = to_gpu(kc, sizeof(float) * nc), *gvc = to_gpu(vc, sizeof(float) * nc);
+    int32_t *gpos = to_gpu(&pos, sizeof pos);
+    char what[96];
+    cpu->decode_rope_append(q, k, v, kc, vc, &pos, H, KVH, hd, theta);
+    gpu->decode_rope_append(gq, gk, gv, gkc, gvc, gpos, H, KVH, hd, theta);
+    snprintf(what, sizeof what, "decode_rope_append q (pos %d, H=%d, hd=%d)", pos, H, hd);
+    compare_gpu(what, gq, q, nq, KERNEL_TOL);
+    snprintf(what, sizeof what, "decode_rope_append k cache (pos %d of %d)", pos, cap);
+    compare_gpu(what, gkc, kc, nc, KERNEL_TOL);
+    snprintf(what, sizeof what, "decode_rope_append v cache (pos %d of %d)", pos, cap);
+    compare_gpu(what, gvc, vc, nc, 0.0);
+    void *bufs[] = {gq, gk, gv, gkc, gvc, gpos};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu->release(bufs[i]);
+    free(q); free(k); free(v); free(kc); free(vc);
+}
+
+// decode_attention over cache rows 0..pos against the CPU's (its attention_forward, Tq = 1).
+static void decode_attention_case(int cap, int pos, int H, int KVH, int hd) {
+    long nq = (long)H * hd, nc = (long)cap * KVH * hd;
+    long ns = (long)gpu->decode_attention_floats(H, cap, hd), nsc = (long)cpu->decode_attention_floats(H, cap, hd);
+    float *q = rand_floats(nq), *kc = rand_floats(nc), *vc = rand_floats(nc), *out = malloc(sizeof(float) * nq);
+    float *scratch = malloc(sizeof(float) * nsc), *poison = nan_floats(ns > nq ? ns : nq);
+    for (long i = 0; i < nq; i++) q[i] *= 3.0f;   // peakier than uniform
+    float *gq = to_gpu(q, sizeof(float) * nq), *gkc = to_gpu(kc, sizeof(float) * nc), *gvc = to_gpu(vc, sizeof(float) * nc);
+    float *gout = to_gpu(poison, sizeof(float) * nq), *gscratch = to_gpu(poison, sizeof(float) * ns);
+    int32_t *gpos = to_gpu(&pos, sizeof pos);
+    char what[96];
+    cpu->decode_attention(out, scratch, q, kc, vc, &pos, cap, H, KVH, hd);
+    gpu->decode_attention(gout, gscratch, gq, gkc, gvc, gpos, cap, H, KVH, hd);
+    snprintf(what, sizeof what, "decode_attention pos %d of %d, H=%d KVH=%d hd=%d", pos, cap, H, KVH, hd);
+    compare_gpu(what, gout, out, nq, KERNEL_TOL);
+    void *bufs[] = {gq, gkc, gvc, gout, gscratch, gpos};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu->release(bufs[i]);
+    free(q); free(kc); free(vc); free(out); free(scratch); free(poison);
+}
+
+static void test_decode_kernels(void) {
+    rope_append_case(16, 0, 4, 2, 16);
+    rope_append_case(40, 39, 3, 1, 40);     // the last row; one kv head for three query heads
+    rope_append_case(4001, 4000, 2, 2, 64); // a large position: the angle reduction in double
+    decode_attention_case(16, 0, 4, 2, 16);       // one key
+    decode_attention_case(300, 127, 3, 1, 40);    // exactly one block of keys
+    decode_attention_case(300, 128, 3, 1, 40);    // one key into the second block
+    decode_attention_case(300, 299, 6, 3, 8);     // the whole cache, a partial last block
+    decode_attention_case(1024, 1000, 12, 12, 64);// GPT-2's heads, 8 blocks of keys
+    decode_attention_case(40, 17, 2, 1, 160);     // hd above the block's threads
+    check_no_cuda_error();
+}
+
+// Decoding with the token's calls replayed from a recorded graph equals launching them one by
+// one; a graph recorded before a precision change is not replayed after it.
+static void test_graph_decoding(void) {
+    Err err;
+    char why[256];
+    int before = test_failed_checks;
+    ModelConfig c = micro_config(-1);
+    Model mc, mg;
+    Generator gc, graph, direct;
+    CHECK_OK(model_build(&mc, &c, cpu, &err));
+    CHECK_OK(model_build(&mg, &c, gpu, &err));
+    CHECK_OK(generator_build(&gc, &mc, &err));
+    CHECK_OK(generator_build(&graph, &mg, &err));
+    CHECK_OK(generator_build(&direct, &mg, &err));
+    if (test_failed_checks != before) return;   // (leaks on this path: the test has failed already)
+    direct.graph_failed = 1;   // never records: every call launched from the host
+    int32_t prompt[4] = {3, 14, 15, 92};
+    CHECK_OK(generator_feed(&gc, prompt, 4, &err));
+    CHECK_OK(generator_feed(&graph, prompt, 4, &err));
+    CHECK_OK(generator_feed(&direct, prompt, 4, &err));
+    for (int i = 0; i < 40; i++) {   // past the 32-token context: the window slides, positions restart
+        int32_t next = (int32_t)((i * 37 + 5) % c.vocab);
+        char what[80];
+        CHECK_OK(generator_feed(&graph, &next, 1, &err));
+        CHECK_OK(generator_feed(&direct, &next, 1, &err));
+        CHECK_OK(generator_feed(&gc, &next, 1, &err));
+        snprintf(what, sizeof what, "graph against direct decoding, token %d", i + 1);
+        compare(what, graph.logits, direct.logits, c.vocab, 1e-6);
+        snprintf(what, sizeof what, "graph decoding against the CPU, token %d", i + 1);
+        compare(what, graph.logits, gc.logits, c.vocab, MODEL_TOL);
+    }
+    CHECK(!graph.graph_failed, "recording a decoded token failed on this GPU (decoding ran without a graph)");
+    CHECK(graph.graph != NULL, "no graph kept after 40 decoded tokens");
+    // graphs off: the graph is stale, released, and no other is recorded
+    int32_t next = 7;
+    CHECK_OK(backend_cuda_set_graphs("off", why, sizeof why));
+    for (int i = 0; i < 2; i++) CHECK_OK(generator_feed(&graph, &next, 1, &err));
+    CHECK(graph.graph == NULL, "a graph was kept or recorded with graphs off");
+    CHECK_OK(backend_cuda_set_graphs("on", why, sizeof why));
+    for (int i = 0; i < 3; i++) CHECK_OK(generator_feed(&graph, &next, 1, &err));
+    CHECK(graph.graph != NULL, "no graph recorded after three tokens with graphs on again");
+    for (int i = 0; i < 5; i++) CHECK_OK(generator_feed(&gc, &next, 1, &err));
+    compare("graph decoding against the CPU after graphs off and on", graph.logits, gc.logits, c.vocab, MODEL_TOL);
+    // A graph recorded in fp32, then bf16: a stale fp32 graph replayed would match the CPU to
+    // 1e-6; a graph recorded again shows bf16's error.
+    CHECK_OK(backend_cuda_set_precision("bf16", why, sizeof why));
+    int32_t more[2] = {8, 9};
+    CHECK_OK(generator_feed(&graph, &more[0], 1, &err));   // stale: direct
+    CHECK_OK(generator_feed(&graph, &more[1], 1, &err));   // recorded again, in bf16
+    CHECK_OK(generator_feed(&gc, &more[0], 1, &err));
+    CHECK_OK(generator_feed(&gc, &more[1], 1, &err));
+    double d = 0, n2 = 0;
+    for (int i = 0; i < c.vocab; i++) d += pow(graph.logits[i] - gc.logits[i], 2), n2 += pow(gc.logits[i], 2);
+    d = sqrt(d / n2);
+    CHECK(d > 1e-5 && d <= 0.1, "after switching to bf16 the logits part from the CPU's by %.3g: want bf16's "
+          "error (1e-5 .. 0.1), not an fp32 graph's (~1e-6)", d);
+    CHECK_OK(backend_cuda_set_precision("fp32", why, sizeof why));
+    generator_free(&gc);
+    generator_free(&graph);
+    generator_free(&direct);
+    model_free(&mc);
+    model_free(&mg);
+    check_no_cuda_error();
+}
+
 // ---- main ---------------------------------------------------------------------------------
 
 typedef struct { const char *name; void (*fn)(void); } GpuTest;
@@ -783,7 +906,8 @@ int main(void) {
         GPU_TEST(test_attention),     GPU_TEST(test_swiglu),         GPU_TEST(test_softmax_xent),
         GPU_TEST(test_add_scale), GPU_TEST(test_add_matrix),     GPU_TEST(test_sum_sumsq), GPU_TEST(test_batches),      GPU_TEST(test_adamw),
         GPU_TEST(test_model_forward_backward), GPU_TEST(test_generate_matches_cpu),
-        GPU_TEST(test_training_tracks_cpu), GPU_TEST(test_flash_attention),
+        GPU_TEST(test_training_tracks_cpu), GPU_TEST(test_flash_attention), GPU_TEST(test_decode_kernels),
+        GPU_TEST(test_graph_decoding),
     };
     int n_tests = (int)(sizeof tests / sizeof tests[0]), skipped = 0;
     cpu = backend_cpu(0);

@@ -208,13 +208,180 @@ static void test_attention_sizes_change(void) {
     model_free(&m);
 }
 
+// ---- recorded decoding ---------------------------------------------------------------------
+// A CPU stand-in that records as a GPU does: between graph_begin and graph_end the calls of a
+// decoded token are stored with their arguments (a CUDA graph keeps kernel parameters by value)
+// and not run; graph_launch replays them. Replayed logits equal direct ones only if everything
+// that changes from token to token reaches the calls through device memory.
+
+enum { REC_EMBED, REC_NORM, REC_GEMM, REC_GEMM_BATCH, REC_ROPE_APPEND, REC_ATTENTION, REC_SWIGLU };
+
+typedef struct Recorded {
+    int op, count, n[5];
+    GemmCall calls[3];                 // REC_GEMM (one), REC_GEMM_BATCH (count)
+    float *out[3];
+    const float *in[4];
+    const int32_t *ids;                // tokens or the position
+    float f;
+    long len;
+} Recorded;
+
+typedef struct Recorder {
+    Recorded calls[512];
+    int n, recording, overflow;
+    int begins, ends, launches, releases;
+    int fail_next_end, stale_next_launch;
+} Recorder;
+
+static Recorder rec;
+static const Backend *cpu_be;
+
+// Store the call while recording (1), or say to run it now (0).
+static int record(Recorded r) {
+    if (!rec.recording) return 0;
+    if (rec.n == 512) rec.overflow = 1;
+    else rec.calls[rec.n++] = r;
+    return 1;
+}
+
+static void r_embedding_forward(float *out, const int32_t *tokens, const float *table, int n, int dim) {
+    if (!record((Recorded){.op = REC_EMBED, .out = {out}, .ids = tokens, .in = {table}, .n = {n, dim}}))
+        cpu_be->embedding_forward(out, tokens, table, n, dim);
+}
+static void r_rmsnorm_forward(float *out, float *rstd, const float *x, const float *gain, int n, int dim, float eps) {
+    if (!record((Recorded){.op = REC_NORM, .out = {out, rstd}, .in = {x, gain}, .n = {n, dim}, .f = eps}))
+        cpu_be->rmsnorm_forward(out, rstd, x, gain, n, dim, eps);
+}
+static void r_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                   float beta, float *c, int ldc) {
+    GemmCall g = gemm_call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (!record((Recorded){.op = REC_GEMM, .calls = {g}, .count = 1})) cpu_be->gemm_batch(&g, 1);
+}
+static void r_gemm_batch(const GemmCall *calls, int count) {
+    Recorded r = {.op = REC_GEMM_BATCH, .count = count};
+    if (count > 3) rec.overflow = 1;
+    else memcpy(r.calls, calls, sizeof(GemmCall) * count);
+    if (!record(r)) cpu_be->gemm_batch(calls, count);
+}
+static void r_decode_rope_append(float *q, const float *k, const float *v, float *kc, float *vc, const int32_t *pos,
+                                 int H, int KVH, int hd, float theta) {
+    if (!record((Recorded){.op = REC_ROPE_APPEND, .out = {q, kc, vc}, .in = {k, v}, .ids = pos, .n = {H, KVH, hd},
+                           .f = theta}))
+        cpu_be->decode_rope_append(q, k, v, kc, vc, pos, H, KVH, hd, theta);
+}
+static void r_decode_attention(float *out, float *scratch, const float *q, const float *kc, const float *vc,
+                               const int32_t *pos, int cap, int H, int KVH, int hd) {
+    if (!record((Recorded){.op = REC_ATTENTION, .out = {out, scratch}, .in = {q, kc, vc}, .ids = pos,
+                           .n = {cap, H, KVH, hd}}))
+        cpu_be->decode_attention(out, scratch, q, kc, vc, pos, cap, H, KVH, hd);
+}
+static void r_swiglu_forward(float *out, const float *gate, const float *up, long n) {
+    if (!record((Recorded){.op = REC_SWIGLU, .out = {out}, .in = {gate, up}, .len = n}))
+        cpu_be->swiglu_forward(out, gate, up, n);
+}
+
+static void replay(const Recorded *r) {
+    switch (r->op) {
+    case REC_EMBED: cpu_be->embedding_forward(r->out[0], r->ids, r->in[0], r->n[0], r->n[1]); break;
+    case REC_NORM: cpu_be->rmsnorm_forward(r->out[0], r->out[1], r->in[0], r->in[1], r->n[0], r->n[1], r->f); break;
+    case REC_GEMM: case REC_GEMM_BATCH: cpu_be->gemm_batch(r->calls, r->count); break;
+    case REC_ROPE_APPEND:
+        cpu_be->decode_rope_append(r->out[0], r->in[0], r->in[1], r->out[1], r->out[2], r->ids, r->n[0], r->n[1],
+                                   r->n[2], r->f);
+        break;
+    case REC_ATTENTION:
+        cpu_be->decode_attention(r->out[0], r->out[1], r->in[0], r->in[1], r->in[2], r->ids, r->n[0], r->n[1],
+                                 r->n[2], r->n[3]);
+        break;
+    case REC_SWIGLU: cpu_be->swiglu_forward(r->out[0], r->in[0], r->in[1], r->len); break;
+    }
+}
+
+static int r_graph_begin(void) {
+    rec.begins++;
+    rec.n = 0, rec.recording = 1;
+    return 0;
+}
+static void *r_graph_end(void) {
+    rec.ends++;
+    rec.recording = 0;
+    if (rec.fail_next_end) { rec.fail_next_end = 0; return NULL; }
+    return &rec;
+}
+static int r_graph_launch(void *graph) {
+    if (graph != &rec) rec.overflow = 1;
+    if (rec.stale_next_launch) { rec.stale_next_launch = 0; return -1; }
+    rec.launches++;
+    for (int i = 0; i < rec.n; i++) replay(&rec.calls[i]);
+    return 0;
+}
+static void r_graph_release(void *graph) { (void)graph; rec.releases++; }
+
+static Backend recording_backend(void) {
+    Backend b = *backend_cpu(0);
+    b.embedding_forward = r_embedding_forward, b.rmsnorm_forward = r_rmsnorm_forward, b.gemm = r_gemm;
+    b.gemm_batch = r_gemm_batch, b.decode_rope_append = r_decode_rope_append, b.decode_attention = r_decode_attention;
+    b.swiglu_forward = r_swiglu_forward;
+    b.graph_begin = r_graph_begin, b.graph_end = r_graph_end, b.graph_launch = r_graph_launch;
+    b.graph_release = r_graph_release;
+    return b;
+}
+
+// A prompt, then 24 tokens one at a time (past the 16-token context: the window slides), on
+// the recording stand-in and on the CPU: the logits must be the same bits after every token.
+static void recorded_case(int rank, int stale_at, int fail_end) {
+    Err err;
+    Model mr, mc;
+    Generator gr, gc;
+    Backend rb = recording_backend();
+    ModelConfig c = config(rank);
+    memset(&rec, 0, sizeof rec);
+    rec.fail_next_end = fail_end;
+    CHECK_OK(model_build(&mr, &c, &rb, &err));
+    CHECK_OK(model_build(&mc, &c, cpu_be, &err));
+    CHECK_OK(generator_build(&gr, &mr, &err));
+    CHECK_OK(generator_build(&gc, &mc, &err));
+    int32_t prompt[3] = {5, 17, 2};
+    CHECK_OK(generator_feed(&gr, prompt, 3, &err));
+    CHECK_OK(generator_feed(&gc, prompt, 3, &err));
+    int mismatch = -1;
+    for (int i = 0; i < 24; i++) {
+        int32_t next = (int32_t)((i * 13 + 1) % c.vocab);
+        if (i == stale_at) rec.stale_next_launch = 1;
+        CHECK_OK(generator_feed(&gr, &next, 1, &err));
+        CHECK_OK(generator_feed(&gc, &next, 1, &err));
+        if (mismatch < 0 && memcmp(gr.logits, gc.logits, sizeof(float) * c.vocab) != 0) mismatch = i;
+    }
+    CHECK(mismatch < 0, "rank %d: recorded decoding differs from direct after token %d", rank, mismatch + 1);
+    CHECK(!rec.overflow, "a recorded call did not fit the stand-in");
+    if (fail_end)
+        CHECK(rec.begins == 1 && rec.launches == 0 && gr.graph == NULL,
+              "after a failed recording: %d recordings, %d launches (want 1, 0)", rec.begins, rec.launches);
+    else
+        CHECK(rec.begins == 1 + (stale_at >= 0) && rec.launches == 23 - (stale_at >= 0) &&
+                  rec.releases == (stale_at >= 0),
+              "rank %d: %d recordings, %d launches, %d releases", rank, rec.begins, rec.launches, rec.releases);
+    generator_free(&gr);
+    generator_free(&gc);
+    model_free(&mr);
+    model_free(&mc);
+}
+
+static void test_recorded_decoding(void) {
+    recorded_case(0, -1, 0);   // dense: the first token direct, the second recorded, then replays
+    recorded_case(4, -1, 0);   // factorized (the packed Bᵀ products)
+    recorded_case(4, 9, 0);    // a stale graph: released, one token direct, recorded again
+    recorded_case(0, -1, 1);   // a failed recording: direct from then on
+}
+
 int main(void) {
-    be = backend_cpu(0);
+    be = cpu_be = backend_cpu(0);
     RUN(test_cache_dense);
     RUN(test_cache_factorized);
     RUN(test_window_slides_past_context);
     RUN(test_sampler);
     RUN(test_greedy_recites_training_text);
     RUN(test_attention_sizes_change);
+    RUN(test_recorded_decoding);
     return TEST_SUMMARY();
 }

@@ -185,3 +185,16 @@ void cpu_attention_backward(float *dq, float *dk, float *dv, float *scratch, con
         }
     openblas_set_num_threads(blas_threads);
 }
+
+// The probabilities of one query row per head: (H, *pos + 1) within (H, cap).
+size_t cpu_decode_attention_floats(int H, int cap, int hd) {
+    (void)hd;
+    return (size_t)H * cap;
+}
+
+// One query row at position *pos over the cache rows 0..*pos: attention_forward itself.
+void cpu_decode_attention(float *out, float *scratch, const float *q, const float *k_cache, const float *v_cache,
+                          const int32_t *pos, int cap, int H, int KVH, int hd) {
+    (void)cap;
+    cpu_attention_forward(out, scratch, q, k_cache, v_cache, 1, 1, *pos + 1, H, KVH, hd);
+}

@@ -57,6 +57,8 @@ void cpu_rmsnorm_backward(float *dx, float *dgain, const float *dout, const floa
                           const float *gain, const float *rstd, int n, int dim);
 void cpu_rope_forward(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta);
 void cpu_rope_backward(float *din, const float *dout, int B, int T, int H, int hd, int pos0, float theta);
+void cpu_decode_rope_append(float *q, const float *k, const float *v, float *k_cache, float *v_cache,
+                            const int32_t *pos, int H, int KVH, int hd, float theta);
 
 // attention.c
 size_t cpu_attention_saved_floats(int B, int H, int Tq, int Tk, int hd);
@@ -65,6 +67,9 @@ void cpu_attention_forward(float *out, float *att, const float *q, const float *
 void cpu_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                             const float *att, const float *q, const float *k, const float *v,
                             int B, int Tq, int Tk, int H, int KVH, int hd);
+size_t cpu_decode_attention_floats(int H, int cap, int hd);
+void cpu_decode_attention(float *out, float *scratch, const float *q, const float *k_cache, const float *v_cache,
+                          const int32_t *pos, int cap, int H, int KVH, int hd);
 
 // elementwise.c
 void cpu_swiglu_forward(float *out, const float *gate, const float *up, long n);

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cpu_kernels.h"
 
@@ -135,4 +136,14 @@ void cpu_rope_backward(float *din, const float *dout, int B, int T, int H, int h
             }
         }
     free(table);
+}
+
+// The decoded token's q and k rotated at *pos (a plain pointer here: the CPU's memory is the
+// host's), k and v stored as cache row *pos: the same rope_forward as a chunk of one token.
+void cpu_decode_rope_append(float *q, const float *k, const float *v, float *k_cache, float *v_cache,
+                            const int32_t *pos, int H, int KVH, int hd, float theta) {
+    long kvd = (long)KVH * hd, at = (long)*pos * kvd;   // row *pos of the (cap, kvd) caches
+    cpu_rope_forward(q, q, 1, 1, H, hd, *pos, theta);
+    cpu_rope_forward(k_cache + at, k, 1, 1, KVH, hd, *pos, theta);
+    memcpy(v_cache + at, v, sizeof(float) * kvd);
 }

@@ -61,13 +61,13 @@ __global__ void k_causal_softmax_backward(float *ds, const float *att, int Tq, i
 
 static void launch_causal_softmax(float *att, long rows, int Tq, int Tk) {
     if (rows <= 0) return;
-    k_causal_softmax<<<(unsigned)rows, ATT_THREADS>>>(att, Tq, Tk);
+    k_causal_softmax<<<(unsigned)rows, ATT_THREADS, 0, cuda.stream>>>(att, Tq, Tk);
     LAUNCH_CHECK("k_causal_softmax");
 }
 
 static void launch_causal_softmax_backward(float *ds, const float *att, long rows, int Tq, int Tk) {
     if (rows <= 0) return;
-    k_causal_softmax_backward<<<(unsigned)rows, ATT_THREADS>>>(ds, att, Tq, Tk);
+    k_causal_softmax_backward<<<(unsigned)rows, ATT_THREADS, 0, cuda.stream>>>(ds, att, Tq, Tk);
     LAUNCH_CHECK("k_causal_softmax_backward");
 }
 
@@ -327,6 +327,94 @@ __global__ void k_flash_backward_dkdv(float *dk, float *dv, const float *dsum, c
     }
 }
 
+// ---- decoding: one query row per head, keys split across blocks ------------------------------
+// A decoded token's query sees the len = *pos + 1 keys of the cache, *pos read on the device (a
+// recorded graph replays at every position). One block per head would use a dozen of the
+// card's hundred-odd SMs and walk up to cap keys each: instead block (h, s) takes keys
+// s·DECODE_KEYS.. of head h and leaves a partial result — its max score m, Σ exp(score − m) = l
+// and o = Σ exp(score − m)·v — and a second kernel merges a head's partials (the flash-decoding
+// split). Blocks past len exit at once; the grid is sized for the whole cache.
+
+static int attention_shape_ok(int B, int Tq, int Tk, int H, int KVH, int hd, const char *what);
+
+#define DECODE_KEYS 128   // keys per block (and threads: 4 warps)
+
+static int decode_splits(int cap) { return (cap + DECODE_KEYS - 1) / DECODE_KEYS; }
+
+// A head's partials: (splits, hd + 2) = o(hd), m, l per split.
+size_t cuda_decode_attention_floats(int H, int cap, int hd) {
+    return (size_t)H * decode_splits(cap > 0 ? cap : 1) * (hd + 2);
+}
+
+// Block (h, s): a warp per key for the scores (lanes over hd), then the block's m and l, then a
+// thread per output dimension sums its keys in order. Shared: q (hd), then the scores (DECODE_KEYS).
+__global__ void k_decode_attention_part(float *part, const float *q, const float *k_cache, const float *v_cache,
+                                        const int32_t *pos, int splits, int H, int KVH, int hd, float scale) {
+    extern __shared__ float shared[];
+    __shared__ float red[32];
+    int h = blockIdx.x, s = blockIdx.y, j0 = s * DECODE_KEYS, len = *pos + 1;
+    if (j0 >= len) return;                                   // the whole block: no barrier skipped
+    int keys = len - j0 < DECODE_KEYS ? len - j0 : DECODE_KEYS;
+    long kvd = (long)KVH * hd;
+    const float *k = k_cache + (long)j0 * kvd + (long)(h / (H / KVH)) * hd;   // key j0 of this head
+    const float *v = v_cache + (long)j0 * kvd + (long)(h / (H / KVH)) * hd;
+    float *qs = shared, *score = shared + hd;                // (hd), (DECODE_KEYS)
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) qs[i] = q[(long)h * hd + i];
+    __syncthreads();
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    for (int j = warp; j < keys; j += warps) {
+        float dot = 0.0f;
+        for (int i = lane; i < hd; i += 32) dot += qs[i] * k[j * kvd + i];
+        dot = warp_sum(dot);
+        if (lane == 0) score[j] = scale * dot;
+    }
+    __syncthreads();
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j < keys; j += blockDim.x) m = fmaxf(m, score[j]);
+    m = block_max(m, red);
+    float l = 0.0f;
+    for (int j = threadIdx.x; j < keys; j += blockDim.x) {
+        float e = expf(score[j] - m);
+        score[j] = e;
+        l += e;
+    }
+    l = block_sum(l, red);                                   // its barriers publish score[]
+    float *out = part + ((long)h * splits + s) * (hd + 2);  // (hd + 2)
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+        float acc = 0.0f;
+        for (int j = 0; j < keys; j++) acc += score[j] * v[j * kvd + i];
+        out[i] = acc;
+    }
+    if (threadIdx.x == 0) out[hd] = m, out[hd + 1] = l;
+}
+
+// A block per head merges the used splits: out = Σ_s e^(m_s − M)·o_s / Σ_s e^(m_s − M)·l_s.
+__global__ void k_decode_attention_merge(float *out, const float *part, const int32_t *pos, int splits, int hd) {
+    int h = blockIdx.x, used = (*pos + DECODE_KEYS) / DECODE_KEYS;   // splits holding keys 0..*pos
+    if (used > splits) used = splits;
+    const float *p = part + (long)h * splits * (hd + 2);     // (splits, hd + 2)
+    float M = -INFINITY, L = 0.0f;
+    for (int s = 0; s < used; s++) M = fmaxf(M, p[(long)s * (hd + 2) + hd]);
+    for (int s = 0; s < used; s++) L += expf(p[(long)s * (hd + 2) + hd] - M) * p[(long)s * (hd + 2) + hd + 1];
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+        float acc = 0.0f;
+        for (int s = 0; s < used; s++) acc += expf(p[(long)s * (hd + 2) + hd] - M) * p[(long)s * (hd + 2) + i];
+        out[(long)h * hd + i] = acc / L;
+    }
+}
+
+void cuda_decode_attention(float *out, float *scratch, const float *q, const float *k_cache, const float *v_cache,
+                           const int32_t *pos, int cap, int H, int KVH, int hd) {
+    if (!attention_shape_ok(1, 1, cap, H, KVH, hd, "decode_attention")) return;
+    int splits = decode_splits(cap);
+    size_t shared = sizeof(float) * (hd + DECODE_KEYS);
+    k_decode_attention_part<<<dim3(H, splits), DECODE_KEYS, shared, cuda.stream>>>(
+        scratch, q, k_cache, v_cache, pos, splits, H, KVH, hd, 1.0f / sqrtf((float)hd));
+    LAUNCH_CHECK("k_decode_attention_part");
+    k_decode_attention_merge<<<H, ATT_THREADS, 0, cuda.stream>>>(out, scratch, pos, splits, hd);
+    LAUNCH_CHECK("k_decode_attention_merge");
+}
+
 // ---- dispatch -------------------------------------------------------------------------------
 
 static int flash_on(int hd) { return cuda.attention == ATTENTION_FLASH && hd <= FLASH_MAX_HD; }
@@ -352,11 +440,11 @@ void cuda_attention_forward(float *out, float *att, const float *q, const float 
     if (!attention_shape_ok(B, Tq, Tk, H, KVH, hd, "attention_forward")) return;
     float scale = 1.0f / sqrtf((float)hd);
     if (flash_on(hd)) {
-        k_flash_forward<<<dim3((Tq + FLASH_WARPS - 1) / FLASH_WARPS, H, B), 32 * FLASH_WARPS>>>(out, att, q, k, v, Tq,
+        k_flash_forward<<<dim3((Tq + FLASH_WARPS - 1) / FLASH_WARPS, H, B), 32 * FLASH_WARPS, 0, cuda.stream>>>(out, att, q, k, v, Tq,
                                                                                                 Tk, H, KVH, hd, scale);
         LAUNCH_CHECK("k_flash_forward");
     } else if (cuda.attention == ATTENTION_ROWS) {
-        k_attention_forward<<<dim3(Tq, H, B), ATT_THREADS, hd * sizeof(float)>>>(out, att, q, k, v, Tq, Tk, H, KVH, hd,
+        k_attention_forward<<<dim3(Tq, H, B), ATT_THREADS, hd * sizeof(float), cuda.stream>>>(out, att, q, k, v, Tq, Tk, H, KVH, hd,
                                                                                  scale);
         LAUNCH_CHECK("k_attention_forward");
     } else {
@@ -370,18 +458,18 @@ void cuda_attention_backward(float *dq, float *dk, float *dv, float *scratch, co
     if (!attention_shape_ok(B, Tq, Tk, H, KVH, hd, "attention_backward")) return;
     float scale = 1.0f / sqrtf((float)hd);
     if (flash_on(hd)) {   // att: the rows' log-sum-exp; scratch: their D
-        k_flash_backward_dq<<<dim3((Tq + FLASH_WARPS - 1) / FLASH_WARPS, H, B), 32 * FLASH_WARPS>>>(
+        k_flash_backward_dq<<<dim3((Tq + FLASH_WARPS - 1) / FLASH_WARPS, H, B), 32 * FLASH_WARPS, 0, cuda.stream>>>(
             dq, scratch, dout, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
         LAUNCH_CHECK("k_flash_backward_dq");
-        k_flash_backward_dkdv<<<dim3((Tk + FLASH_WARPS - 1) / FLASH_WARPS, KVH, B), 32 * FLASH_WARPS>>>(
+        k_flash_backward_dkdv<<<dim3((Tk + FLASH_WARPS - 1) / FLASH_WARPS, KVH, B), 32 * FLASH_WARPS, 0, cuda.stream>>>(
             dk, dv, scratch, dout, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
         LAUNCH_CHECK("k_flash_backward_dkdv");
     } else if (cuda.attention == ATTENTION_ROWS) {
-        k_attention_backward_rows<<<dim3(Tq, H, B), ATT_THREADS, hd * sizeof(float)>>>(dq, scratch, dout, att, k, v,
+        k_attention_backward_rows<<<dim3(Tq, H, B), ATT_THREADS, hd * sizeof(float), cuda.stream>>>(dq, scratch, dout, att, k, v,
                                                                                         Tq, Tk, H, KVH, hd, scale);
         LAUNCH_CHECK("k_attention_backward_rows");
         int threads = hd < ATT_THREADS ? (hd + 31) / 32 * 32 : ATT_THREADS;
-        k_attention_backward_keys<<<dim3(Tk, KVH, B), threads>>>(dk, dv, scratch, dout, att, q, Tq, Tk, H, KVH, hd,
+        k_attention_backward_keys<<<dim3(Tk, KVH, B), threads, 0, cuda.stream>>>(dk, dv, scratch, dout, att, q, Tq, Tk, H, KVH, hd,
                                                                  scale);
         LAUNCH_CHECK("k_attention_backward_keys");
     } else {

@@ -83,6 +83,7 @@ static size_t cuda_mem_available(void) {
 // A grow-only work buffer: allocated on first need per size, reused by every later call.
 float *scratch_floats(size_t n) {
     if (n <= cuda.scratch_floats) return cuda.scratch;
+    cuda.epoch++;   // a recorded graph may hold the old address
     if (cuda.scratch) CUDA_CHECK(cudaFree(cuda.scratch));
     cuda.scratch = NULL;
     cuda.scratch_floats = 0;
@@ -105,6 +106,7 @@ typedef struct DeviceBuffer {
 // a copy ordered on the one stream after the kernels that read the previous contents.
 static void *device_buffer(DeviceBuffer *b, size_t bytes) {
     if (bytes <= b->bytes) return b->ptr;
+    cuda.epoch++;   // a recorded graph may hold the old address
     if (b->ptr) CUDA_CHECK(cudaFree(b->ptr));
     b->ptr = NULL, b->bytes = 0;
     if (CUDA_CHECK(cudaMalloc(&b->ptr, bytes))) return b->ptr = NULL;
@@ -131,7 +133,7 @@ static void cuda_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha
                       const float *b, int ldb, float beta, float *c, int ldc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
-        k_scale_matrix<<<grid_for((long)m * n, THREADS), THREADS>>>(c, m, n, ldc, beta);
+        k_scale_matrix<<<grid_for((long)m * n, THREADS), THREADS, 0, cuda.stream>>>(c, m, n, ldc, beta);
         LAUNCH_CHECK("k_scale_matrix");
         return;
     }
@@ -171,6 +173,7 @@ static int same_product(const GemmCall *x, const GemmCall *y) {
 static void **ring_addresses(const void *const *host_list, int n) {
     static void **host, **dev;
     static int at;
+    if (cuda.recording) return graph_addresses(host_list, n);   // a ring region is reused; a graph's is not
     if (n > RING_ADDRESSES) return NULL;
     if (!host && (CUDA_CHECK(cudaHostAlloc((void **)&host, sizeof(void *) * RING_ADDRESSES, cudaHostAllocDefault)) ||
                   CUDA_CHECK(cudaMalloc((void **)&dev, sizeof(void *) * RING_ADDRESSES)))) {
@@ -183,7 +186,7 @@ static void **ring_addresses(const void *const *host_list, int n) {
         at = 0;
     }
     memcpy(host + at, host_list, sizeof(void *) * n);
-    if (CUDA_CHECK(cudaMemcpyAsync(dev + at, host + at, sizeof(void *) * n, cudaMemcpyHostToDevice, 0))) return NULL;
+    if (CUDA_CHECK(cudaMemcpyAsync(dev + at, host + at, sizeof(void *) * n, cudaMemcpyHostToDevice, cuda.stream))) return NULL;
     void **out = dev + at;
     at += n;
     return out;
@@ -321,7 +324,7 @@ static int32_t *embedding_index(const int32_t *tokens, int n, int *groups) {
 
 static void cuda_embedding_forward(float *out, const int32_t *tokens, const float *table, int n, int dim) {
     if (n <= 0 || dim <= 0) return;
-    k_embedding_forward<<<grid_for((long)n * dim, THREADS), THREADS>>>(out, tokens, table, n, dim);
+    k_embedding_forward<<<grid_for((long)n * dim, THREADS), THREADS, 0, cuda.stream>>>(out, tokens, table, n, dim);
     LAUNCH_CHECK("k_embedding_forward");
 }
 
@@ -331,7 +334,7 @@ static void cuda_embedding_backward(float *dtable, const float *dout, const int3
     const int32_t *index = embedding_index(tokens, n, &groups);   // order(n), starts(groups + 1), rows
     if (!index) return;                                           // the error is recorded
     dim3 grid((unsigned)groups, (unsigned)((dim + threads - 1) / threads));
-    k_embedding_backward<<<grid, threads>>>(dtable, dout, index, index + n, index + 2 * n + 1, dim);
+    k_embedding_backward<<<grid, threads, 0, cuda.stream>>>(dtable, dout, index, index + n, index + 2 * n + 1, dim);
     LAUNCH_CHECK("k_embedding_backward");
 }
 
@@ -390,35 +393,43 @@ __global__ void k_sum_chunks(float *dgain, const float *partial, int chunks, int
 
 static void cuda_rmsnorm_forward(float *out, float *rstd, const float *x, const float *gain, int n, int dim, float eps) {
     if (n <= 0 || dim <= 0) return;
-    k_rmsnorm_forward<<<n, THREADS>>>(out, rstd, x, gain, dim, eps);
+    k_rmsnorm_forward<<<n, THREADS, 0, cuda.stream>>>(out, rstd, x, gain, dim, eps);
     LAUNCH_CHECK("k_rmsnorm_forward");
 }
 
 static void cuda_rmsnorm_backward(float *dx, float *dgain, const float *dout, const float *x, const float *gain,
                                   const float *rstd, int n, int dim) {
     if (n <= 0 || dim <= 0) return;
-    k_rmsnorm_backward_dx<<<n, THREADS>>>(dx, dout, x, gain, rstd, dim);
+    k_rmsnorm_backward_dx<<<n, THREADS, 0, cuda.stream>>>(dx, dout, x, gain, rstd, dim);
     LAUNCH_CHECK("k_rmsnorm_backward_dx");
     dim3 cols((dim + THREADS - 1) / THREADS);
     int chunks = (n + NORM_CHUNK_ROWS - 1) / NORM_CHUNK_ROWS;
     float *partial = chunks > 1 ? scratch_floats((size_t)chunks * dim) : NULL;
     if (!partial) {   // one chunk, or no memory for the partial sums: one pass over all rows
-        k_rmsnorm_dgain<<<cols, THREADS>>>(dgain, 1, dout, x, rstd, n, dim, n);
+        k_rmsnorm_dgain<<<cols, THREADS, 0, cuda.stream>>>(dgain, 1, dout, x, rstd, n, dim, n);
         LAUNCH_CHECK("k_rmsnorm_dgain");
         return;
     }
-    k_rmsnorm_dgain<<<dim3(cols.x, chunks), THREADS>>>(partial, 0, dout, x, rstd, n, dim, NORM_CHUNK_ROWS);
+    k_rmsnorm_dgain<<<dim3(cols.x, chunks), THREADS, 0, cuda.stream>>>(partial, 0, dout, x, rstd, n, dim, NORM_CHUNK_ROWS);
     LAUNCH_CHECK("k_rmsnorm_dgain");
-    k_sum_chunks<<<cols, THREADS>>>(dgain, partial, chunks, dim);
+    k_sum_chunks<<<cols, THREADS, 0, cuda.stream>>>(dgain, partial, chunks, dim);
     LAUNCH_CHECK("k_sum_chunks");
 }
 
 // ---- RoPE ---------------------------------------------------------------------------------
 
-// One thread per pair (b, t, h, i). The angle is formed and reduced to [−π, π] in double, as
-// on the CPU (pos·freq reaches thousands of radians, where float loses the phase), then
-// sincosf of the reduced angle. backward = 0: out = R·in (in place allowed: each pair is read
-// before it is written); backward = 1: out += Rᵀ·in.
+// cos and sin of position·theta^(−2i/hd). The angle is formed and reduced to [−π, π] in
+// double, as on the CPU (pos·freq reaches thousands of radians, where float loses the phase),
+// then sincosf of the reduced angle.
+static __device__ inline void rope_cos_sin(int position, int i, int hd, float theta, float *c, float *s) {
+    double freq = pow((double)theta, -2.0 * i / hd);
+    double angle = (double)position * freq;
+    angle -= 2.0 * M_PI * rint(angle / (2.0 * M_PI));
+    sincosf((float)angle, s, c);
+}
+
+// One thread per pair (b, t, h, i) at position pos0 + t. backward = 0: out = R·in (in place
+// allowed: each pair is read before it is written); backward = 1: out += Rᵀ·in.
 __global__ void k_rope(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta, int backward) {
     int half = hd / 2;
     long total = (long)B * T * H * half;
@@ -429,11 +440,8 @@ __global__ void k_rope(float *out, const float *in, int B, int T, int H, int hd,
         rest /= H;
         int t = (int)(rest % T);
         long b = rest / T;
-        double freq = pow((double)theta, -2.0 * i / hd);
-        double angle = (double)(pos0 + t) * freq;
-        angle -= 2.0 * M_PI * rint(angle / (2.0 * M_PI));
         float s, c;
-        sincosf((float)angle, &s, &c);
+        rope_cos_sin(pos0 + t, i, hd, theta, &c, &s);
         long at = ((b * T + t) * H + h) * hd + 2 * i;
         float x0 = in[at], x1 = in[at + 1];
         if (!backward) {
@@ -446,17 +454,52 @@ __global__ void k_rope(float *out, const float *in, int B, int T, int H, int hd,
     }
 }
 
+// A decoded token at *pos: one thread per pair of q (H·hd/2, rotated in place), per pair of k
+// (KVH·hd/2, rotated into cache row *pos) and per value of v (KVH·hd, copied into row *pos).
+__global__ void k_decode_rope_append(float *q, const float *k, const float *v, float *k_cache, float *v_cache,
+                                     const int32_t *pos, int H, int KVH, int hd, float theta) {
+    int half = hd / 2, p = *pos;
+    long kvd = (long)KVH * hd, q_pairs = (long)H * half, k_pairs = (long)KVH * half;
+    float *k_row = k_cache + p * kvd, *v_row = v_cache + p * kvd;   // (kvd) each
+    for (long idx = blockIdx.x * (long)blockDim.x + threadIdx.x; idx < q_pairs + k_pairs + kvd;
+         idx += (long)gridDim.x * blockDim.x) {
+        if (idx >= q_pairs + k_pairs) {
+            long j = idx - q_pairs - k_pairs;
+            v_row[j] = v[j];
+            continue;
+        }
+        int is_k = idx >= q_pairs;
+        long pair = is_k ? idx - q_pairs : idx;
+        const float *x = (is_k ? k : q) + 2 * pair;
+        float *y = (is_k ? k_row : q) + 2 * pair;
+        float s, c;
+        rope_cos_sin(p, (int)(pair % half), hd, theta, &c, &s);
+        float x0 = x[0], x1 = x[1];
+        y[0] = x0 * c - x1 * s;
+        y[1] = x0 * s + x1 * c;
+    }
+}
+
+static void cuda_decode_rope_append(float *q, const float *k, const float *v, float *k_cache, float *v_cache,
+                                    const int32_t *pos, int H, int KVH, int hd, float theta) {
+    long items = (long)(H + KVH) * (hd / 2) + (long)KVH * hd;
+    if (items <= 0) return;
+    k_decode_rope_append<<<grid_for(items, THREADS), THREADS, 0, cuda.stream>>>(q, k, v, k_cache, v_cache, pos, H, KVH,
+                                                                               hd, theta);
+    LAUNCH_CHECK("k_decode_rope_append");
+}
+
 static void cuda_rope_forward(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta) {
     long pairs = (long)B * T * H * (hd / 2);
     if (pairs <= 0) return;
-    k_rope<<<grid_for(pairs, THREADS), THREADS>>>(out, in, B, T, H, hd, pos0, theta, 0);
+    k_rope<<<grid_for(pairs, THREADS), THREADS, 0, cuda.stream>>>(out, in, B, T, H, hd, pos0, theta, 0);
     LAUNCH_CHECK("k_rope (forward)");
 }
 
 static void cuda_rope_backward(float *din, const float *dout, int B, int T, int H, int hd, int pos0, float theta) {
     long pairs = (long)B * T * H * (hd / 2);
     if (pairs <= 0) return;
-    k_rope<<<grid_for(pairs, THREADS), THREADS>>>(din, dout, B, T, H, hd, pos0, theta, 1);
+    k_rope<<<grid_for(pairs, THREADS), THREADS, 0, cuda.stream>>>(din, dout, B, T, H, hd, pos0, theta, 1);
     LAUNCH_CHECK("k_rope (backward)");
 }
 
@@ -482,13 +525,13 @@ __global__ void k_swiglu_backward(float *dgate, float *dup, const float *dout, c
 
 static void cuda_swiglu_forward(float *out, const float *gate, const float *up, long n) {
     if (n <= 0) return;
-    k_swiglu_forward<<<grid_for(n, THREADS), THREADS>>>(out, gate, up, n);
+    k_swiglu_forward<<<grid_for(n, THREADS), THREADS, 0, cuda.stream>>>(out, gate, up, n);
     LAUNCH_CHECK("k_swiglu_forward");
 }
 
 static void cuda_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n) {
     if (n <= 0) return;
-    k_swiglu_backward<<<grid_for(n, THREADS), THREADS>>>(dgate, dup, dout, gate, up, n);
+    k_swiglu_backward<<<grid_for(n, THREADS), THREADS, 0, cuda.stream>>>(dgate, dup, dout, gate, up, n);
     LAUNCH_CHECK("k_swiglu_backward");
 }
 
@@ -527,7 +570,7 @@ __global__ void k_softmax_xent(float *losses, float *dlogits, const float *logit
 static void cuda_softmax_xent_forward(float *losses, float *dlogits, const float *logits, const int32_t *targets,
                                       int n, int V, float dscale) {
     if (n <= 0 || V <= 0) return;
-    k_softmax_xent<<<n, THREADS>>>(losses, dlogits, logits, targets, V, dscale);
+    k_softmax_xent<<<n, THREADS, 0, cuda.stream>>>(losses, dlogits, logits, targets, V, dscale);
     LAUNCH_CHECK("k_softmax_xent");
 }
 
@@ -557,19 +600,19 @@ __global__ void k_add_matrix(float *y, int ldy, const float *x, int ldx, int row
 
 static void cuda_add_matrix(float *y, int ldy, const float *x, int ldx, int rows, int cols, float beta) {
     if (rows <= 0 || cols <= 0) return;
-    k_add_matrix<<<grid_for((long)rows * cols, THREADS), THREADS>>>(y, ldy, x, ldx, rows, cols, beta);
+    k_add_matrix<<<grid_for((long)rows * cols, THREADS), THREADS, 0, cuda.stream>>>(y, ldy, x, ldx, rows, cols, beta);
     LAUNCH_CHECK("k_add_matrix");
 }
 
 static void cuda_add(float *y, const float *x, long n) {
     if (n <= 0) return;
-    k_add<<<grid_for(n, THREADS), THREADS>>>(y, x, n);
+    k_add<<<grid_for(n, THREADS), THREADS, 0, cuda.stream>>>(y, x, n);
     LAUNCH_CHECK("k_add");
 }
 
 static void cuda_axpby(float *y, float alpha, const float *x, float beta, long n) {
     if (n <= 0) return;
-    k_axpby<<<grid_for(n, THREADS), THREADS>>>(y, alpha, x, beta, n);
+    k_axpby<<<grid_for(n, THREADS), THREADS, 0, cuda.stream>>>(y, alpha, x, beta, n);
     LAUNCH_CHECK("k_axpby");
 }
 
@@ -594,14 +637,14 @@ static void cuda_axpby_batch(const AxpbyCall *calls, int count) {
         int part = count - at < ARG_CALLS ? count - at : ARG_CALLS;
         AxpbyBatch batch;
         memcpy(batch.calls, calls + at, sizeof(AxpbyCall) * part);
-        k_axpby_batch<<<dim3(AXPBY_BATCH_BLOCKS, part), THREADS>>>(batch);
+        k_axpby_batch<<<dim3(AXPBY_BATCH_BLOCKS, part), THREADS, 0, cuda.stream>>>(batch);
         LAUNCH_CHECK("k_axpby_batch");
     }
 }
 
 static void cuda_scale(float *x, float s, long n) {
     if (n <= 0) return;
-    k_scale<<<grid_for(n, THREADS), THREADS>>>(x, s, n);
+    k_scale<<<grid_for(n, THREADS), THREADS, 0, cuda.stream>>>(x, s, n);
     LAUNCH_CHECK("k_scale");
 }
 
@@ -628,9 +671,9 @@ __global__ void k_reduce_final(const double *partials, double *total) {
 
 // Σ x or Σ x² into the device double *total (n > 0), both passes.
 static void reduce_into(double *total, const float *x, long n, int squares) {
-    k_reduce_partial<<<REDUCE_BLOCKS, THREADS>>>(cuda.partials, x, n, squares);
+    k_reduce_partial<<<REDUCE_BLOCKS, THREADS, 0, cuda.stream>>>(cuda.partials, x, n, squares);
     LAUNCH_CHECK("k_reduce_partial");
-    k_reduce_final<<<1, THREADS>>>(cuda.partials, total);
+    k_reduce_final<<<1, THREADS, 0, cuda.stream>>>(cuda.partials, total);
     LAUNCH_CHECK("k_reduce_final");
 }
 
@@ -674,7 +717,7 @@ static void cuda_sumsq_batch(const float *const *x, const long *n, int count, do
         int part = count - at < ARG_CALLS ? count - at : ARG_CALLS;
         SumsqBatch batch;
         for (int i = 0; i < part; i++) batch.x[i] = x[at + i], batch.n[i] = n[at + i] > 0 ? n[at + i] : 0;
-        k_sumsq_many<<<part, THREADS>>>(batch, dev + at);
+        k_sumsq_many<<<part, THREADS, 0, cuda.stream>>>(batch, dev + at);
         LAUNCH_CHECK("k_sumsq_many");
     }
     ok = ok && !CUDA_CHECK(cudaMemcpy(out, dev, sizeof(double) * count, cudaMemcpyDeviceToHost));
@@ -703,7 +746,7 @@ static void cuda_adamw_update(float *param, const float *grad, float *m, float *
     float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow((double)beta2, (double)t)));
     float step = lr / bc1;
     float decay = 1.0f - lr * wd;
-    k_adamw<<<grid_for(n, THREADS), THREADS>>>(param, grad, m, v, n, beta1, beta2, eps, grad_scale, step,
+    k_adamw<<<grid_for(n, THREADS), THREADS, 0, cuda.stream>>>(param, grad, m, v, n, beta1, beta2, eps, grad_scale, step,
                                                inv_sqrt_bc2, decay);
     LAUNCH_CHECK("k_adamw");
 }
@@ -746,6 +789,13 @@ static void fill_table(Backend *t) {
     t->attention_saved_floats = cuda_attention_saved_floats;
     t->attention_forward = cuda_attention_forward;
     t->attention_backward = cuda_attention_backward;
+    t->decode_rope_append = cuda_decode_rope_append;
+    t->decode_attention_floats = cuda_decode_attention_floats;
+    t->decode_attention = cuda_decode_attention;
+    t->graph_begin = cuda_graph_begin;
+    t->graph_end = cuda_graph_end;
+    t->graph_launch = cuda_graph_launch;
+    t->graph_release = cuda_graph_release;
     t->swiglu_forward = cuda_swiglu_forward;
     t->swiglu_backward = cuda_swiglu_backward;
     t->softmax_xent_forward = cuda_softmax_xent_forward;
@@ -811,12 +861,24 @@ static int init(char *why, size_t cap) {
     if (s != CUBLAS_STATUS_SUCCESS)
         return fail(why, cap, "cuBLAS could not start on CUDA device 0: %s; check nvidia-smi", cublasGetStatusString(s));
     cublasSetPointerMode(cuda.blas, CUBLAS_POINTER_MODE_HOST);
-    if ((e = cudaMalloc((void **)&cuda.partials, (REDUCE_BLOCKS + 1) * sizeof(double))) != cudaSuccess) {
+    if ((e = cudaMalloc((void **)&cuda.partials, (REDUCE_BLOCKS + 1) * sizeof(double))) != cudaSuccess ||
+        (e = cudaMalloc(&cuda.blas_workspace, BLAS_WORKSPACE)) != cudaSuccess ||
+        (e = cudaStreamCreate(&cuda.stream)) != cudaSuccess) {
         cudaGetLastError();
         cublasDestroy(cuda.blas);
-        return fail(why, cap, "CUDA device 0: cannot allocate the reduction buffer (%s)", cudaGetErrorString(e));
+        return fail(why, cap, "CUDA device 0: cannot allocate the backend's buffers or stream (%s)", cudaGetErrorString(e));
+    }
+    // the workspace after the stream: cublasSetStream resets it to cuBLAS's own pool
+    if ((s = cublasSetStream(cuda.blas, cuda.stream)) != CUBLAS_STATUS_SUCCESS ||
+        (s = cublasSetWorkspace(cuda.blas, cuda.blas_workspace, BLAS_WORKSPACE)) != CUBLAS_STATUS_SUCCESS) {
+        cublasDestroy(cuda.blas);
+        return fail(why, cap, "cuBLAS could not take the backend's stream and workspace: %s", cublasGetStatusString(s));
     }
     const char *sync = getenv("LRSH_CUDA_SYNC"), *attention = getenv("LRSH_CUDA_ATTENTION");
+    const char *graphs = getenv("LRSH_CUDA_GRAPHS");
+    cuda.graphs = !(graphs && strcmp(graphs, "off") == 0);
+    if (graphs && strcmp(graphs, "on") != 0 && strcmp(graphs, "off") != 0)
+        fprintf(stderr, "lrsh: LRSH_CUDA_GRAPHS=%s unknown (on or off): using on\n", graphs);
     cuda.sync_each_launch = sync && sync[0] == '1';
     cuda.attention = ATTENTION_GEMM;
     if (attention && choose_attention(attention) != 0)
@@ -860,6 +922,7 @@ extern "C" int backend_cuda_set_precision(const char *name, char *why, size_t ca
     else if (name && strcmp(name, "tf32") == 0) compute = CUBLAS_COMPUTE_32F_FAST_TF32;
     else if (name && strcmp(name, "bf16") == 0) compute = CUBLAS_COMPUTE_32F_FAST_16BF;
     else return fail(why, cap, "precision '%s' unknown: expected fp32, tf32 or bf16", name ? name : "(null)");
+    if (compute != cuda.compute) cuda.epoch++;   // recorded GEMMs chose kernels for the old one
     cuda.compute = compute;
     cuda.precision = compute == CUBLAS_COMPUTE_32F ? "fp32" : compute == CUBLAS_COMPUTE_32F_FAST_TF32 ? "tf32" : "bf16";
     describe_device();
@@ -872,7 +935,19 @@ extern "C" int backend_cuda_set_attention(const char *name, char *why, size_t ca
     if (!cuda.ready) return fail(why, cap, "the CUDA backend is not started (no device?)");
     if (choose_attention(name))
         return fail(why, cap, "attention '%s' unknown: expected gemm, rows or flash", name ? name : "(null)");
+    cuda.epoch++;
     return 0;
 }
 
 extern "C" const char *backend_cuda_attention(void) { return attention_names[cuda.ready ? cuda.attention : 0]; }
+
+extern "C" int backend_cuda_set_graphs(const char *name, char *why, size_t cap) {
+    if (!cuda.ready) return fail(why, cap, "the CUDA backend is not started (no device?)");
+    if (!name || (strcmp(name, "on") != 0 && strcmp(name, "off") != 0))
+        return fail(why, cap, "graphs '%s' unknown: expected on or off", name ? name : "(null)");
+    cuda.graphs = strcmp(name, "on") == 0;
+    cuda.epoch++;   // off: no recorded graph replays any more
+    return 0;
+}
+
+extern "C" const char *backend_cuda_graphs(void) { return !cuda.ready || cuda.graphs ? "on" : "off"; }

@@ -33,6 +33,13 @@ const char *backend_cuda_precision(void);   // "fp32", "tf32" or "bf16"
 int backend_cuda_set_attention(const char *name, char *why, size_t cap);
 const char *backend_cuda_attention(void);   // "gemm", "rows" or "flash"
 
+// Whether a decoded token's calls are recorded once as a CUDA graph and replayed (Backend.graph_*;
+// kernels/cuda/graph.cu): "on" (the default) or "off" (every call launched from the host, as
+// while training). LRSH_CUDA_GRAPHS=on|off chooses at start; a generator's graph recorded
+// before a change is not replayed after it.
+int backend_cuda_set_graphs(const char *name, char *why, size_t cap);
+const char *backend_cuda_graphs(void);   // "on" or "off"
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,7 @@ extern "C" {
 // Kept free for the CUDA context's own needs and cuBLAS's workspace: mem_available reports
 // what is left beyond it, so a model that "fits" does not fail at its first GEMM.
 #define MEM_RESERVE (256ull << 20)
+#define BLAS_WORKSPACE (32ull << 20)   // cuBLAS's workspace (its documented need on Hopper)
 #define THREADS 256            // elementwise kernels and row kernels
 #define ATT_THREADS 128        // attention: one block per query row (4 warps)
 #define REDUCE_BLOCKS 512      // sum/sumsq: fixed grid, whatever the card (deterministic)
@@ -25,11 +26,23 @@ extern "C" {
 // (the default), the first simple kernels (one block per query row), or flash-style kernels.
 typedef enum { ATTENTION_GEMM, ATTENTION_ROWS, ATTENTION_FLASH } AttentionMode;
 
+typedef struct CudaGraph CudaGraph;   // graph.cu
+
 typedef struct CudaState {
     int ready;                 // device chosen, cuBLAS handle made
     int device;
     cudaDeviceProp prop;
     cublasHandle_t blas;
+    // Every launch, cuBLAS call and asynchronous copy goes to this stream: a stream can be
+    // recorded as a graph, the legacy default stream cannot. It is a blocking stream, so the
+    // synchronous copies (on the legacy stream) still wait for its work and it for theirs.
+    cudaStream_t stream;
+    void *blas_workspace;      // cuBLAS's workspace, set once: a recorded GEMM must not allocate
+    // Bumped by every change a recorded graph may have baked in and no longer matches: the
+    // precision (cuBLAS chose its kernels for it), the attention mode, a grow-only buffer moved.
+    unsigned epoch;
+    CudaGraph *recording;      // the graph being recorded, NULL otherwise
+    int graphs;                // recording allowed (LRSH_CUDA_GRAPHS, backend_cuda_set_graphs)
     cublasComputeType_t compute;
     const char *precision;     // "fp32", "tf32", "bf16"
     double *partials;          // REDUCE_BLOCKS + 1 doubles: sum/sumsq's per-block sums, then the total
@@ -159,6 +172,14 @@ void gemm_strided_batched(int trans_a, int trans_b, int m, int n, int k, float a
                           long stride_a, const float *b, int ldb, long stride_b, float beta, float *c, int ldc,
                           long stride_c, int count);
 
+// graph.cu: Backend.graph_*; while recording, the address lists of pointer-batched GEMMs go to
+// the graph's own arena (NULL when full: the caller then issues the products one by one).
+int cuda_graph_begin(void);
+void *cuda_graph_end(void);
+int cuda_graph_launch(void *graph);
+void cuda_graph_release(void *graph);
+void **graph_addresses(const void *const *list, int n);
+
 // attention.cu: Backend.attention_saved_floats, attention_forward, attention_backward.
 size_t cuda_attention_saved_floats(int B, int H, int Tq, int Tk, int hd);
 void cuda_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int Tq,
@@ -166,3 +187,6 @@ void cuda_attention_forward(float *out, float *att, const float *q, const float 
 void cuda_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
                              const float *q, const float *k, const float *v, int B, int Tq, int Tk, int H, int KVH,
                              int hd);
+size_t cuda_decode_attention_floats(int H, int cap, int hd);
+void cuda_decode_attention(float *out, float *scratch, const float *q, const float *k_cache, const float *v_cache,
+                           const int32_t *pos, int cap, int H, int KVH, int hd);

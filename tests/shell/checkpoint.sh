@@ -145,6 +145,6 @@ import json, sys
 for line in sys.stdin:
     o = json.loads(line)
     if o.get("command") == "bench generate profile":
-        print(sum(r["calls"] for r in o["rows"] if r["phase"] == "decode" and r["kernel"] == "attention_forward") // 2)')"
+        print(sum(r["calls"] for r in o["rows"] if r["phase"] == "decode" and r["kernel"] == "decode_attention") // 2)')"
 
 finish
