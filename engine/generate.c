@@ -225,32 +225,23 @@ static void decode_token(Generator *g, ChunkBuffers *b) {
 // there were a hundred. A recording that fails leaves this generator running directly.
 static void run_token(Generator *g, ChunkBuffers *b) {
     const Backend *be = g->model->be;
-    if (!be->graph_begin || g->graph_failed || !g->graph_warm) {
+    if (g->graph && be->graph_launch && be->graph_launch(g->graph) == 0) return;   // the usual case
+    if (g->graph) {   // stale, or a backend that cannot replay it (a profile): drop it
+        g->graph_backend->graph_release(g->graph);
+        g->graph = NULL, g->graph_warm = 0;
+    }
+    if (!be->graph_begin || g->graph_failed || !g->graph_warm || be->graph_begin() != 0) {
         decode_token(g, b);
         g->graph_warm = 1;
-        return;
-    }
-    if (g->graph && be->graph_launch(g->graph) == 0) return;
-    if (g->graph) {   // stale: run directly once, record at the next token
-        g->graph_backend->graph_release(g->graph);
-        g->graph = NULL;
-        g->graph_warm = 0;
-        run_token(g, b);
-        return;
-    }
-    if (be->graph_begin() != 0) {
-        decode_token(g, b);
         return;
     }
     decode_token(g, b);   // recorded, not run
     g->graph = be->graph_end();
     g->graph_backend = be;
-    if (!g->graph || be->graph_launch(g->graph) != 0) {
-        if (g->graph) be->graph_release(g->graph);
-        g->graph = NULL;
-        g->graph_failed = 1;
-        decode_token(g, b);
-    }
+    if (g->graph && be->graph_launch(g->graph) == 0) return;
+    if (g->graph) be->graph_release(g->graph);
+    g->graph = NULL, g->graph_failed = 1;   // directly from now on
+    decode_token(g, b);
 }
 
 // Feed one token at position g->len.

@@ -440,12 +440,12 @@ void cuda_attention_forward(float *out, float *att, const float *q, const float 
     if (!attention_shape_ok(B, Tq, Tk, H, KVH, hd, "attention_forward")) return;
     float scale = 1.0f / sqrtf((float)hd);
     if (flash_on(hd)) {
-        k_flash_forward<<<dim3((Tq + FLASH_WARPS - 1) / FLASH_WARPS, H, B), 32 * FLASH_WARPS, 0, cuda.stream>>>(out, att, q, k, v, Tq,
-                                                                                                Tk, H, KVH, hd, scale);
+        k_flash_forward<<<dim3((Tq + FLASH_WARPS - 1) / FLASH_WARPS, H, B), 32 * FLASH_WARPS, 0, cuda.stream>>>(
+            out, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
         LAUNCH_CHECK("k_flash_forward");
     } else if (cuda.attention == ATTENTION_ROWS) {
-        k_attention_forward<<<dim3(Tq, H, B), ATT_THREADS, hd * sizeof(float), cuda.stream>>>(out, att, q, k, v, Tq, Tk, H, KVH, hd,
-                                                                                 scale);
+        k_attention_forward<<<dim3(Tq, H, B), ATT_THREADS, hd * sizeof(float), cuda.stream>>>(
+            out, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
         LAUNCH_CHECK("k_attention_forward");
     } else {
         attention_gemm_forward(&gemm_ops, out, att, q, k, v, B, Tq, Tk, H, KVH, hd);
@@ -465,12 +465,12 @@ void cuda_attention_backward(float *dq, float *dk, float *dv, float *scratch, co
             dk, dv, scratch, dout, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
         LAUNCH_CHECK("k_flash_backward_dkdv");
     } else if (cuda.attention == ATTENTION_ROWS) {
-        k_attention_backward_rows<<<dim3(Tq, H, B), ATT_THREADS, hd * sizeof(float), cuda.stream>>>(dq, scratch, dout, att, k, v,
-                                                                                        Tq, Tk, H, KVH, hd, scale);
+        k_attention_backward_rows<<<dim3(Tq, H, B), ATT_THREADS, hd * sizeof(float), cuda.stream>>>(
+            dq, scratch, dout, att, k, v, Tq, Tk, H, KVH, hd, scale);
         LAUNCH_CHECK("k_attention_backward_rows");
         int threads = hd < ATT_THREADS ? (hd + 31) / 32 * 32 : ATT_THREADS;
-        k_attention_backward_keys<<<dim3(Tk, KVH, B), threads, 0, cuda.stream>>>(dk, dv, scratch, dout, att, q, Tq, Tk, H, KVH, hd,
-                                                                 scale);
+        k_attention_backward_keys<<<dim3(Tk, KVH, B), threads, 0, cuda.stream>>>(
+            dk, dv, scratch, dout, att, q, Tq, Tk, H, KVH, hd, scale);
         LAUNCH_CHECK("k_attention_backward_keys");
     } else {
         attention_gemm_backward(&gemm_ops, dq, dk, dv, scratch, dout, att, q, k, v, B, Tq, Tk, H, KVH, hd);

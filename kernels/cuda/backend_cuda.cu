@@ -186,7 +186,8 @@ static void **ring_addresses(const void *const *host_list, int n) {
         at = 0;
     }
     memcpy(host + at, host_list, sizeof(void *) * n);
-    if (CUDA_CHECK(cudaMemcpyAsync(dev + at, host + at, sizeof(void *) * n, cudaMemcpyHostToDevice, cuda.stream))) return NULL;
+    if (CUDA_CHECK(cudaMemcpyAsync(dev + at, host + at, sizeof(void *) * n, cudaMemcpyHostToDevice, cuda.stream)))
+        return NULL;
     void **out = dev + at;
     at += n;
     return out;
@@ -410,7 +411,8 @@ static void cuda_rmsnorm_backward(float *dx, float *dgain, const float *dout, co
         LAUNCH_CHECK("k_rmsnorm_dgain");
         return;
     }
-    k_rmsnorm_dgain<<<dim3(cols.x, chunks), THREADS, 0, cuda.stream>>>(partial, 0, dout, x, rstd, n, dim, NORM_CHUNK_ROWS);
+    k_rmsnorm_dgain<<<dim3(cols.x, chunks), THREADS, 0, cuda.stream>>>(partial, 0, dout, x, rstd, n, dim,
+                                                                       NORM_CHUNK_ROWS);
     LAUNCH_CHECK("k_rmsnorm_dgain");
     k_sum_chunks<<<cols, THREADS, 0, cuda.stream>>>(dgain, partial, chunks, dim);
     LAUNCH_CHECK("k_sum_chunks");
@@ -746,8 +748,8 @@ static void cuda_adamw_update(float *param, const float *grad, float *m, float *
     float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow((double)beta2, (double)t)));
     float step = lr / bc1;
     float decay = 1.0f - lr * wd;
-    k_adamw<<<grid_for(n, THREADS), THREADS, 0, cuda.stream>>>(param, grad, m, v, n, beta1, beta2, eps, grad_scale, step,
-                                               inv_sqrt_bc2, decay);
+    k_adamw<<<grid_for(n, THREADS), THREADS, 0, cuda.stream>>>(param, grad, m, v, n, beta1, beta2, eps, grad_scale,
+                                                                step, inv_sqrt_bc2, decay);
     LAUNCH_CHECK("k_adamw");
 }
 
@@ -866,7 +868,8 @@ static int init(char *why, size_t cap) {
         (e = cudaStreamCreate(&cuda.stream)) != cudaSuccess) {
         cudaGetLastError();
         cublasDestroy(cuda.blas);
-        return fail(why, cap, "CUDA device 0: cannot allocate the backend's buffers or stream (%s)", cudaGetErrorString(e));
+        return fail(why, cap, "CUDA device 0: cannot allocate the backend's buffers or stream (%s)",
+                    cudaGetErrorString(e));
     }
     // the workspace after the stream: cublasSetStream resets it to cuBLAS's own pool
     if ((s = cublasSetStream(cuda.blas, cuda.stream)) != CUBLAS_STATUS_SUCCESS ||
