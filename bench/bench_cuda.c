@@ -3,8 +3,8 @@
 // GPT-2-small-shaped model, dense and factorized at rank dim/4 (GPT-2 also in bf16, with
 // Spectron's share of the step, with flash attention, and a per-kernel profile of one step);
 // batch-1 decode tokens/s for base (GPU and CPU) and GPT-2 (GPU), on the GPU with and without
-// the recorded graph of a decoded token. Ends with a summary table. Without a GPU it says why and
-// exits 0 (make bench runs it too).
+// the recorded graph of a decoded token. Ends with a summary table and issue 9's speed targets
+// next to what this run measured. Without a GPU it says why and exits 0 (make bench runs it too).
 // Usage: bench_cuda [quick]   (quick: fewer steps and no GPT-2 shape, for a smoke run)
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +72,41 @@ static void add_row(const char *what, const char *backend, const char *precision
     snprintf(r->precision, sizeof r->precision, "%s", precision);
     r->value = value;
     r->extra = extra;
+}
+
+static const Row *find_row(const char *what, const char *backend, const char *precision) {
+    for (int i = 0; i < n_rows; i++)
+        if (!strcmp(rows[i].what, what) && !strcmp(rows[i].backend, backend) && !strcmp(rows[i].precision, precision))
+            return &rows[i];
+    return NULL;
+}
+
+// One target's line: the measured value as a percentage or a ratio, or "not measured".
+static void target_line(const char *what, int measured, double value, int percent, const char *asked) {
+    if (!measured) printf("%-52s %12s\n", what, "not measured");
+    else if (percent) printf("%-52s %11.1f%% %8s\n", what, 100 * value, asked);
+    else printf("%-52s %11.2fx %8s\n", what, value, asked);
+}
+
+// Issue 9's speed targets against the rows this run measured (a quick run measures none).
+static void print_targets(void) {
+    const Row *dense = find_row("train gpt2 dense", "cuda", "bf16");
+    const Row *fact = find_row("train gpt2 factorized", "cuda", "bf16");
+    const Row *spectron = find_row("spectron share gpt2 factorized", "cuda", "bf16");
+    printf("\n%-52s %12s %8s\n", "targets (issue 9, GPT-2 shape)", "measured", "asked");
+    target_line("bf16 training, dense: MFU", dense != NULL, dense ? dense->extra : 0, 1, ">= 35%");
+    double train_ratio = dense && fact ? fact->value / dense->value : 0;
+    target_line("bf16 training: factorized / dense tok/s", dense && fact, train_ratio, 0, ">= 1.4x");
+    target_line("Spectron's share of a factorized step", spectron != NULL, spectron ? spectron->extra : 0, 1, "<= 5%");
+    const char *modes[2] = {"graph", "direct"};
+    for (int i = 0; i < 2; i++) {
+        char d[48], f[48], what[64];
+        snprintf(d, sizeof d, "decode gpt2 dense %s", modes[i]);
+        snprintf(f, sizeof f, "decode gpt2 factorized %s", modes[i]);
+        snprintf(what, sizeof what, "batch-1 decode (%s): factorized / dense tok/s", modes[i]);
+        const Row *rd = find_row(d, "cuda", "fp32"), *rf = find_row(f, "cuda", "fp32");
+        target_line(what, rd && rf, rd && rf ? rf->value / rd->value : 0, 0, ">= 1.5x");
+    }
 }
 
 static ModelConfig shape_config(const char *shape, int factorized, Err *err, int *ok) {
@@ -266,5 +301,6 @@ int main(int argc, char **argv) {
         if (r->extra > 0) printf(" %8.1f%%", 100 * r->extra);
         printf("\n");
     }
+    print_targets();
     return rc ? 1 : 0;
 }
