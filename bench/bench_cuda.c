@@ -57,7 +57,7 @@ static double gemm_gflops(const Backend *be, int n) {
 }
 
 typedef struct Row {
-    char what[48], backend[8], precision[8];
+    char what[64], backend[8], precision[8];
     double value, extra;   // tok/s (or GFLOP/s), and MFU or a ratio
 } Row;
 
@@ -222,12 +222,16 @@ static int decode_row(const Backend *be, const char *shape, int factorized, int 
         return -1;
     }
     r = rs[factorized];
-    const char *mode = strcmp(be->name, "cuda") != 0 ? "" : graphs ? " graph" : " direct";
-    printf("decode %-6s %-10s %-4s%-7s rank %3d  %10.0f tok/s  prefill %8.0f tok/s\n", shape, r.model, be->name, mode,
-           r.rank, r.tok_per_s, r.prefill_tok_per_s);
+    // rows are named by how the tokens did run: a failed recording must not pass for a graph row
+    int on_gpu = strcmp(be->name, "cuda") == 0;
+    printf("decode %-6s %-10s %-4s %-7s rank %3d  %10.0f tok/s  prefill %8.0f tok/s\n", shape, r.model, be->name,
+           on_gpu ? r.decode_path : "", r.rank, r.tok_per_s, r.prefill_tok_per_s);
+    if (on_gpu && graphs && strcmp(r.decode_path, "graph") != 0)
+        fprintf(stderr, "bench_cuda: decode %s %s asked for a graph and ran %s\n", shape, r.model, r.decode_path);
     fflush(stdout);
-    char what[48];
-    snprintf(what, sizeof what, "decode %s %s%s", shape, factorized ? "factorized" : "dense", mode);
+    char what[64];
+    snprintf(what, sizeof what, "decode %.6s %s%s%.24s", shape, factorized ? "factorized" : "dense", on_gpu ? " " : "",
+             on_gpu ? r.decode_path : "");
     add_row(what, be->name, "fp32", r.tok_per_s, 0);
     if (r.profiled) {   // a profile times every call: it runs without the graph
         printf("profile — %s (%d-token prompt, %d decoded): ", what, r.prompt, r.n_tokens);

@@ -279,6 +279,7 @@ static void decode_run_result(const DecodeRun *r, const Backend *be, GenerateBen
     out->prefill_tok_per_s = r->prompt_len / round_median(&r->prefill);
     out->peak_rss = (size_t)ru.ru_maxrss * 1024;
     out->model_rss = r->rss;
+    snprintf(out->decode_path, sizeof out->decode_path, "%s", generator_decode_path(&r->g));
 }
 
 // One more round of r with every Backend call timed into p (the generator computes through its

@@ -56,6 +56,7 @@ typedef struct GenerateBench {
     size_t peak_rss;         // bytes, process high-water mark after the run (all models built)
     size_t model_rss;        // bytes of resident memory the model and its KV cache added
     char kernel[160];        // backend description
+    char decode_path[32];    // generator_decode_path after the timed rounds: "graph", "direct", ...
     int profiled;            // profile holds one more round, every Backend call timed (profile set)
     Profile profile;         // phases "prefill" and "decode"
 } GenerateBench;

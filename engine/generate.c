@@ -244,6 +244,10 @@ static void run_token(Generator *g, ChunkBuffers *b) {
     decode_token(g, b);
 }
 
+const char *generator_decode_path(const Generator *g) {
+    return g->graph ? "graph" : g->graph_failed ? "direct: recording failed" : "direct";
+}
+
 // Feed one token at position g->len.
 static void feed_token(Generator *g, ChunkBuffers *b, int32_t id) {
     const Backend *be = g->model->be;

@@ -46,5 +46,8 @@ void generator_reset(Generator *g);
 // When the cache would overflow, the window slides: the last half of the context is kept and
 // re-encoded (g->len shrinks), so generation can go on past the context length.
 int generator_feed(Generator *g, const int32_t *ids, int n, Err *err);
+// How the last decoded tokens ran: "graph" (replayed from a recording), "direct" (each call
+// issued by the host: the CPU, graphs off, or not yet recorded), "direct: recording failed".
+const char *generator_decode_path(const Generator *g);
 // Draw a token from logits (modified in place) without sorting the whole vocabulary.
 int32_t sampler_sample(const SamplerConfig *s, Generator *g, uint64_t *rng);

@@ -355,6 +355,7 @@ static void generate_row(Session *s, const char *shape, const GenerateBench *r) 
     cJSON_AddNumberToObject(o, "peak_rss", (double)r->peak_rss);
     cJSON_AddNumberToObject(o, "model_rss", (double)r->model_rss);
     cJSON_AddStringToObject(o, "kernel", r->kernel);
+    cJSON_AddStringToObject(o, "decode", r->decode_path);
     out_emit(s, o);
 }
 
@@ -382,6 +383,11 @@ int cmd_bench_generate(Session *s, const Args *a, Err *err) {
     if (want[0] && want[1])
         out_text(s, "factorized/dense %.2f× (each model's median of %d alternating rounds)\n",
                  rs[1].tok_per_s / rs[0].tok_per_s, rounds);
+    for (int f = 0; f < 2; f++)   // only a GPU records: say how its tokens ran
+        if (want[f] && s->be->graph_begin)
+            out_note(s, "%s: decoded %s%s\n", rs[f].model,
+                     strcmp(rs[f].decode_path, "graph") == 0 ? "through a recorded CUDA graph" : rs[f].decode_path,
+                     strcmp(rs[f].decode_path, "graph") == 0 ? " (`set graphs off` to compare)" : "");
     for (int f = 0; f < 2; f++) {
         if (!want[f] || !rs[f].profiled) continue;
         char title[96];

@@ -561,6 +561,8 @@ const CmdSpec commands[] = {
              "peak_rss is the process's high-water mark). Independent of the session's model.\n"
              "profile=on then runs one more round per model with every kernel call timed to its\n"
              "end, and prints the costliest (phase, kernel) rows, prefill and decode apart.\n"
+             "On the GPU a note says whether the tokens were replayed from a recorded CUDA graph\n"
+             "(JSON decode: graph, direct, or direct: recording failed; `set graphs off` to compare).\n"
              "Examples:\n  bench generate\n  bench generate shape=stories15m n=128\n"
              "  bench generate shape=base profile=on",
      .run = cmd_bench_generate,

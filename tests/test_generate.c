@@ -354,6 +354,10 @@ static void recorded_case(int rank, int stale_at, int fail_end) {
     }
     CHECK(mismatch < 0, "rank %d: recorded decoding differs from direct after token %d", rank, mismatch + 1);
     CHECK(!rec.overflow, "a recorded call did not fit the stand-in");
+    const char *want = fail_end ? "direct: recording failed" : "graph";
+    CHECK(strcmp(generator_decode_path(&gr), want) == 0 && strcmp(generator_decode_path(&gc), "direct") == 0,
+          "decode paths '%s' and '%s', want '%s' and 'direct'", generator_decode_path(&gr), generator_decode_path(&gc),
+          want);
     if (fail_end)
         CHECK(rec.begins == 1 && rec.launches == 0 && gr.graph == NULL,
               "after a failed recording: %d recordings, %d launches (want 1, 0)", rec.begins, rec.launches);

@@ -133,6 +133,9 @@ check_eq bench_generate_json "valid 2" "$(printf '%s\n' "$out" | json_lines)"
 check_eq bench_generate_models "['dense', 'factorized']" "$(printf '%s\n' "$out" | python3 -c '
 import json, sys
 print([json.loads(l)["model"] for l in sys.stdin if json.loads(l).get("tok_per_s", 0) > 0])')"
+check_eq bench_generate_decode_path "['direct', 'direct']" "$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+print([json.loads(l)["decode"] for l in sys.stdin])')"   # the CPU records nothing
 
 # bench generate profile=on: prefill and decode apart; a decoded token's kernels counted per token
 out=$(lrsh -c 'bench generate shape=tiny model=factorized n=8 rounds=1 profile=on' 2>/dev/null); rc=$?
