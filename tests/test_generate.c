@@ -255,7 +255,8 @@ static void r_rmsnorm_forward(float *out, float *rstd, const float *x, const flo
 static void r_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
                    float beta, float *c, int ldc) {
     GemmCall g = gemm_call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    if (!record((Recorded){.op = REC_GEMM, .calls = {g}, .count = 1})) cpu_be->gemm_batch(&g, 1);
+    if (!record((Recorded){.op = REC_GEMM, .calls = {g}, .count = 1}))
+        cpu_be->gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 static void r_gemm_batch(const GemmCall *calls, int count) {
     Recorded r = {.op = REC_GEMM_BATCH, .count = count};
@@ -284,7 +285,12 @@ static void replay(const Recorded *r) {
     switch (r->op) {
     case REC_EMBED: cpu_be->embedding_forward(r->out[0], r->ids, r->in[0], r->n[0], r->n[1]); break;
     case REC_NORM: cpu_be->rmsnorm_forward(r->out[0], r->out[1], r->in[0], r->in[1], r->n[0], r->n[1], r->f); break;
-    case REC_GEMM: case REC_GEMM_BATCH: cpu_be->gemm_batch(r->calls, r->count); break;
+    case REC_GEMM: {
+        const GemmCall *g = &r->calls[0];
+        cpu_be->gemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c, g->ldc);
+        break;
+    }
+    case REC_GEMM_BATCH: cpu_be->gemm_batch(r->calls, r->count); break;
     case REC_ROPE_APPEND:
         cpu_be->decode_rope_append(r->out[0], r->in[0], r->in[1], r->out[1], r->out[2], r->ids, r->n[0], r->n[1],
                                    r->n[2], r->f);

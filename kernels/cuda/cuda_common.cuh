@@ -13,7 +13,8 @@ extern "C" {
 #include "backend_cuda.h"
 }
 
-// Kept free for the CUDA context's own needs and cuBLAS's workspace: mem_available reports
+// Kept free for the CUDA context's and cuBLAS's own needs (its workspace, BLAS_WORKSPACE, is
+// allocated at start): mem_available reports
 // what is left beyond it, so a model that "fits" does not fail at its first GEMM.
 #define MEM_RESERVE (256ull << 20)
 #define BLAS_WORKSPACE (32ull << 20)   // cuBLAS's workspace (its documented need on Hopper)

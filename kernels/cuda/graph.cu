@@ -48,9 +48,7 @@ int cuda_graph_begin(void) {
         cudaMalloc((void **)&g->dev, bytes) != cudaSuccess ||
         cudaStreamBeginCapture(cuda.stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
         cudaGetLastError();   // no memory or no capture: decoding runs directly, nothing to report
-        if (g->host) cudaFreeHost(g->host);
-        if (g->dev) cudaFree(g->dev);
-        free(g);
+        graph_free(g);
         return -1;
     }
     cuda.recording = g;
