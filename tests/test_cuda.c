@@ -913,7 +913,30 @@ typedef struct { const char *name; void (*fn)(void); } GpuTest;
 
 #define GPU_TEST(fn) {#fn, fn}
 
-int main(void) {
+// chosen[i] = 1 for the tests named in argv (all when none); --list prints the names. −1 for
+// a name that is not a test, after saying so.
+static int pick_tests(int argc, char **argv, const GpuTest *tests, int n, int *chosen) {
+    int list = argc == 2 && strcmp(argv[1], "--list") == 0;
+    for (int i = 0; i < n; i++) {
+        chosen[i] = argc < 2;
+        if (list) printf("%s\n", tests[i].name);
+    }
+    for (int a = 1; a < argc && !list; a++) {
+        int found = 0;
+        for (int i = 0; i < n; i++)
+            if (strcmp(argv[a], tests[i].name) == 0) chosen[i] = found = 1;
+        if (!found) {
+            fprintf(stderr, "test_cuda: no test named '%s' (test_cuda --list names them)\n", argv[a]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+// test_cuda [--list | NAME…]: every test, the names only, or the named tests alone (check.sh
+// reruns a failed test by itself, in a fresh CUDA context, to tell its own fault from an
+// earlier test's broken context).
+int main(int argc, char **argv) {
     static const GpuTest tests[] = {
         GPU_TEST(test_memory),        GPU_TEST(test_gemm_fp32),      GPU_TEST(test_gemm_tf32_bf16), GPU_TEST(test_gemm_batch), GPU_TEST(test_gemm_batch_strided),
         GPU_TEST(test_embedding),     GPU_TEST(test_rmsnorm),        GPU_TEST(test_rope),
@@ -924,16 +947,20 @@ int main(void) {
         GPU_TEST(test_graph_decoding),
     };
     int n_tests = (int)(sizeof tests / sizeof tests[0]), skipped = 0;
+    int chosen[sizeof tests / sizeof tests[0]];
+    if (pick_tests(argc, argv, tests, n_tests, chosen) != 0) return 2;
+    if (argc == 2 && strcmp(argv[1], "--list") == 0) return 0;
     cpu = backend_cpu(0);
     gpu = backend_cuda(why, sizeof why);
     if (!gpu) {
         const char *reason = strncmp(why, "no CUDA device: ", 16) == 0 ? why + 16 : why;
-        for (int i = 0; i < n_tests; i++) printf("skip %s: no CUDA device (%s)\n", tests[i].name, reason);
-        skipped = n_tests;
+        for (int i = 0; i < n_tests; i++)
+            if (chosen[i]) printf("skip %s: no CUDA device (%s)\n", tests[i].name, reason), skipped++;
         RUN(test_no_device_reason);
     } else {
         printf("     %s\n", gpu->describe());
         for (int i = 0; i < n_tests; i++) {
+            if (!chosen[i]) continue;
             int before = test_failed_checks;
             tests[i].fn();
             if (test_failed_checks == before) { tests_passed++; printf("ok   %s\n", tests[i].name); }

@@ -2,7 +2,9 @@
 # tests/gpu/check.sh — the CUDA backend's device check, in one go on one H100/H200 (under 5
 # minutes): build with CUDA=1, run tests/test_cuda (every kernel against the CPU, the whole
 # model, decode, 50 training steps), the GPU benchmark (bench_cuda), and test_cuda under
-# ASan+UBSan when time is left; print a summary table last. Logs go to $OUT (the device tool's
+# ASan+UBSan when time is left; print a summary table last. A failed test is rerun alone with
+# each fallback variable, a failed benchmark once on the older paths, so that one run on the
+# card says what broke and still measures. Logs go to $OUT (the device tool's
 # folder) or /tmp/lrsh-gpu-check; results-entry.md there is the entry for docs/gpu-results.md.
 #
 # From the repository root:   sh tests/gpu/check.sh [quick]
@@ -60,15 +62,51 @@ test_rc=$?
 grep -vE '^ok ' "$LOG/test_cuda.log" | head -n 60
 tests_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/test_cuda.log" | tail -n 1)
 [ -n "$tests_line" ] || tests_line="no summary line (exit $test_rc): crashed?"
+# A fault can break the CUDA context for every later test of the same process. So each test
+# that failed, or never reported (a crash), runs again alone in a fresh process: as it was, with
+# a wait after every launch (names a faulting kernel), and with each newer path turned back to
+# the older one. The table says which variable, if any, makes it pass.
+isolate_rows=""
+isolate() {
+    name=$1
+    row=$(printf '%-30s' "$name")
+    for vars in "" "LRSH_CUDA_SYNC=1" "LRSH_CUDA_GRAPHS=off" "LRSH_CUDA_ATTENTION=rows"; do
+        log="$LOG/alone_${name}${vars:+_$(echo "$vars" | tr '=' '_')}.log"
+        # shellcheck disable=SC2086
+        env $vars timeout 120 build/tests/test_cuda "$name" >"$log" 2>&1
+        case $? in 0) r=pass ;; 1) r=FAIL ;; 124) r=timeout ;; *) r=crash ;; esac
+        row="$row $(printf '%-10s' "$r")"
+    done
+    isolate_rows="$isolate_rows$row
+"
+}
 if [ "$test_rc" -ne 0 ]; then
-    note "rerunning the failures' launches synchronously (LRSH_CUDA_SYNC=1) to name a faulting kernel"
-    LRSH_CUDA_SYNC=1 build/tests/test_cuda >"$LOG/test_cuda_sync.log" 2>&1
-    grep -E 'FAIL|CUDA error' "$LOG/test_cuda_sync.log" | head -n 20
+    note "rerunning each failed or unreported test alone, as it was and with each fallback"
+    reported=$(grep -E '^(ok|FAIL) ' "$LOG/test_cuda.log" | awk '{print $2}')
+    for name in $(build/tests/test_cuda --list); do
+        if echo "$reported" | grep -qx "$name" && ! grep -qx "FAIL $name" "$LOG/test_cuda.log"; then continue; fi
+        [ "$(elapsed)" -lt 150 ] || { isolate_rows="$isolate_rows(no time left for $name and later tests)
+"; break; }
+        isolate "$name"
+    done
+    { printf '%-30s %-10s %-10s %-10s %-10s\n' "alone, with:" "as is" "SYNC=1" "GRAPHS=off" "ATT=rows"
+      printf '%s' "$isolate_rows"; } | tee "$LOG/isolation.txt"
+    grep -hE 'FAIL|CUDA error' "$LOG"/alone_*_LRSH_CUDA_SYNC_1.log 2>/dev/null | head -n 20
 fi
 
 note "bench/bench_cuda"
 build/bench/bench_cuda ${quick:+"$quick"} >"$LOG/bench_cuda.log" 2>&1
 bench_rc=$?
+bench_note=""
+if [ "$bench_rc" -ne 0 ] && [ "$(elapsed)" -lt 200 ]; then
+    # the summary of a run on the older paths beats no summary: say which ran
+    note "bench_cuda failed (exit $bench_rc): once more with LRSH_CUDA_GRAPHS=off LRSH_CUDA_ATTENTION=rows"
+    tail -n 20 "$LOG/bench_cuda.log"
+    mv "$LOG/bench_cuda.log" "$LOG/bench_cuda_failed.log"
+    LRSH_CUDA_GRAPHS=off LRSH_CUDA_ATTENTION=rows build/bench/bench_cuda ${quick:+"$quick"} >"$LOG/bench_cuda.log" 2>&1
+    bench_rc=$?
+    bench_note=" (rerun with LRSH_CUDA_GRAPHS=off LRSH_CUDA_ATTENTION=rows after a failure: bench_cuda_failed.log)"
+fi
 grep -vE '^(summary|sgemm peak|train |decode |profile|  )' "$LOG/bench_cuda.log" | head -n 40
 note "where a GPT-2 step's time goes (bench_cuda's profiles)"
 grep -A 16 '^profile' "$LOG/bench_cuda.log" | head -n 60
@@ -94,6 +132,8 @@ fi
     echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
     echo "- tests/test_cuda: $tests_line"
     echo "- tests/test_cuda under ASan+UBSan: $san_line"
+    [ -z "$isolate_rows" ] || { echo; echo '```'; cat "$LOG/isolation.txt"; echo '```'; }
+    [ -z "$bench_note" ] || echo "- bench/bench_cuda$bench_note"
     echo
     echo '```'
     sed -n '/^summary/,$p' "$LOG/bench_cuda.log"
@@ -112,6 +152,7 @@ echo "SUMMARY — ${card:-unknown card}, $(elapsed) s"
 printf '%-34s %s\n' "build (make CUDA=1)" "ok"
 printf '%-34s %s\n' "tests/test_cuda" "$tests_line"
 printf '%-34s %s\n' "tests/test_cuda (ASan+UBSan)" "$san_line"
-printf '%-34s %s\n' "bench/bench_cuda" "$([ $bench_rc -eq 0 ] && echo ok || echo "exit $bench_rc")"
+printf '%-34s %s\n' "bench/bench_cuda" "$([ $bench_rc -eq 0 ] && echo ok || echo "exit $bench_rc")$bench_note"
+[ -z "$isolate_rows" ] || cat "$LOG/isolation.txt"
 sed -n '/^summary/,$p' "$LOG/bench_cuda.log"
 [ "$test_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
