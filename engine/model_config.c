@@ -50,9 +50,12 @@ int model_config_set(ModelConfig *cfg, const char *key, const char *value, Err *
         if (strcmp(key, ints[i].key) != 0) continue;
         long v = 0;
         long lo = strcmp(key, "rank") == 0 ? -1 : 1;
+        int heads_before = cfg->heads;
         if (parse_int(key, value, lo, 1 << 24, &v, err)) return -1;
         *ints[i].field = (int)v;
-        if (strcmp(key, "heads") == 0 && cfg->kv_heads > v) cfg->kv_heads = (int)v;
+        // plain multi-head attention stays plain (heads=12 on a 4-and-4 preset: 12 key/value
+        // heads, not 4); grouped-query keeps its kv_heads while they still fit
+        if (strcmp(key, "heads") == 0 && (cfg->kv_heads == heads_before || cfg->kv_heads > v)) cfg->kv_heads = (int)v;
         if (strcmp(key, "dim") == 0) cfg->ffn = default_ffn((int)v);
         return 0;
     }

@@ -130,7 +130,7 @@ const CmdSpec commands[] = {
          {"dim", OPT_INT, NULL, NULL, 1, 1 << 16, "model width"},
          {"layers", OPT_INT, NULL, NULL, 1, 1024, "decoder blocks"},
          {"heads", OPT_INT, NULL, NULL, 1, 1024, "attention heads"},
-         {"kv_heads", OPT_INT, NULL, NULL, 1, 1024, "key/value heads (grouped-query attention)"},
+         {"kv_heads", OPT_INT, NULL, NULL, 1, 1024, "key/value heads (grouped-query attention; default: heads)"},
          {"ffn", OPT_INT, NULL, NULL, 1, 1 << 18, "MLP hidden width"},
          {"rank", OPT_INT, NULL, NULL, -1, 1 << 16, "0 dense, R factorized at rank R, -1 rank_ratio"},
          {"rank_ratio", OPT_FLOAT, NULL, NULL, 0, 1, "rank as a fraction of in_features (rank=-1)"},

@@ -198,6 +198,15 @@ static void test_bad_configs(void) {
               "%s=%s: expected an error mentioning '%s', got rc=%d '%s'", cases[i].key, cases[i].value, cases[i].expect, rc, err.msg);
     }
     ModelConfig c = micro_config(3);
+    c.kv_heads = c.heads;
+    CHECK_OK(model_config_set(&c, "heads", "8", &err));
+    CHECK(c.kv_heads == 8, "heads=8 on plain multi-head attention gives 8 kv heads, got %d", c.kv_heads);
+    c.kv_heads = 2;   // grouped-query: kept while it divides, capped when heads fall below it
+    CHECK_OK(model_config_set(&c, "heads", "4", &err));
+    CHECK(c.kv_heads == 2, "heads=4 keeps grouped-query kv_heads=2, got %d", c.kv_heads);
+    CHECK_OK(model_config_set(&c, "heads", "1", &err));
+    CHECK(c.kv_heads == 1, "heads=1 caps kv_heads at 1, got %d", c.kv_heads);
+    c = micro_config(3);
     CHECK_OK(model_build(&m, &c, be, &err));
     int32_t tok[2 * 20] = {0};
     float loss;
