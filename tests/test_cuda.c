@@ -285,6 +285,81 @@ static void test_gemm_tf32_bf16(void) {
     check_no_cuda_error();
 }
 
+// ---- one-row products by gemv.cu ------------------------------------------------------------
+
+static void test_generate_matches_cpu(void);   // decoding against the CPU (below)
+
+// y(n) = alpha·x(k)·Wᵀ + beta·y with W (n × ldw) and x shifted by `shift` floats from their
+// allocation (1: not 16-byte aligned, the scalar path); beta = 0 over NaN in y.
+static void gemv_case(int n, int k, int ldw, int shift, float alpha, float beta, double tol) {
+    long nw = (long)n * ldw + shift;
+    float *w = rand_floats(nw), *x = rand_floats(k + shift), *y = rand_floats(n);
+    float *gy = beta == 0.0f ? nan_floats(n) : copy_floats(y, n);
+    float *dw = to_gpu(w, sizeof(float) * nw), *dx = to_gpu(x, sizeof(float) * (k + shift));
+    float *dy = to_gpu(gy, sizeof(float) * n);
+    cpu->gemm(0, 1, 1, n, k, alpha, x + shift, k, w + shift, ldw, beta, y, n);
+    gpu->gemm(0, 1, 1, n, k, alpha, dx + shift, k, dw + shift, ldw, beta, dy, n);
+    char what[112];
+    snprintf(what, sizeof what, "gemv n=%d k=%d ldw=%d shift=%d beta=%g (%s)", n, k, ldw, shift, beta,
+             backend_cuda_precision());
+    compare_gpu(what, dy, y, n, tol);
+    gpu->release(dw); gpu->release(dx); gpu->release(dy);
+    free(w); free(x); free(y); free(gy);
+}
+
+// Seven one-row products of different shapes (two launches of the GEMV kernel) among two that
+// it leaves to cuBLAS, in one gemm_batch.
+static void gemv_batch_case(void) {
+    enum { COUNT = 9 };
+    static const int shapes[COUNT][3] = {{1, 96, 64}, {1, 32, 64}, {5, 40, 24}, {1, 32, 64}, {1, 200, 45},
+                                         {1, 768, 192}, {5, 40, 24}, {1, 17, 8}, {1, 1000, 256}};   // m, n, k
+    GemmCall host[COUNT], dev[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        int m = shapes[i][0], n = shapes[i][1], k = shapes[i][2];
+        float *a = rand_floats((long)m * k), *b = rand_floats((long)n * k), *c = rand_floats((long)m * n);
+        host[i] = (GemmCall){0, 1, m, n, k, 0.8f, a, k, b, k, i % 2 ? 1.0f : 0.0f, c, n};
+        dev[i] = host[i];
+        dev[i].a = to_gpu(a, sizeof(float) * m * k);
+        dev[i].b = to_gpu(b, sizeof(float) * n * k);
+        dev[i].c = to_gpu(c, sizeof(float) * m * n);
+    }
+    cpu->gemm_batch(host, COUNT);
+    gpu->gemm_batch(dev, COUNT);
+    for (int i = 0; i < COUNT; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "gemm_batch with gemv on, call %d", i);
+        compare_gpu(what, dev[i].c, host[i].c, (long)host[i].m * host[i].n, KERNEL_TOL);
+        gpu->release((void *)dev[i].a), gpu->release((void *)dev[i].b), gpu->release(dev[i].c);
+        free((void *)host[i].a), free((void *)host[i].b), free(host[i].c);
+    }
+}
+
+// With gemv on: one-row products (float4 and scalar paths, a head-sized one, a batch) against
+// the CPU; in tf32 still within fp32's bound (so they did not go to cuBLAS's tensor cores);
+// decoding, recorded as a graph, against the CPU. Other products are cuBLAS's as before.
+static void test_gemv(void) {
+    char reason[256];
+    const char *was = backend_cuda_gemv();
+    CHECK(backend_cuda_set_gemv("on", reason, sizeof reason) == 0 && strcmp(backend_cuda_gemv(), "on") == 0,
+          "gemv on: %s", reason);
+    CHECK(backend_cuda_set_gemv("fast", reason, sizeof reason) != 0 && strstr(reason, "fast"),
+          "an unknown gemv setting should be refused by name");
+    gemv_case(300, 64, 64, 0, 0.7f, 0.0f, KERNEL_TOL);      // float4
+    gemv_case(77, 45, 48, 0, 1.0f, 1.3f, KERNEL_TOL);       // k not a multiple of 4
+    gemv_case(33, 64, 66, 0, 1.0f, 0.0f, KERNEL_TOL);       // row stride not a multiple of 4
+    gemv_case(50, 64, 64, 1, 1.0f, 1.0f, KERNEL_TOL);       // misaligned: scalar
+    gemv_case(32768, 768, 768, 0, 1.0f, 0.0f, KERNEL_TOL);  // a GPT-2-sized head
+    gemv_case(3, 3072, 3072, 0, 1.0f, 1.0f, KERNEL_TOL);    // long rows, few of them
+    gemm_case(0, 1, 1, 71, 45, 0.7f, 0.0f, KERNEL_TOL);     // through gemm_case's padded strides
+    gemv_batch_case();
+    CHECK(backend_cuda_set_precision("tf32", reason, sizeof reason) == 0, "tf32: %s", reason);
+    gemv_case(512, 1024, 1024, 0, 1.0f, 0.0f, KERNEL_TOL);  // tf32 would miss 1e-5 at k = 1024
+    CHECK(backend_cuda_set_precision("fp32", reason, sizeof reason) == 0, "fp32: %s", reason);
+    test_generate_matches_cpu();
+    CHECK(backend_cuda_set_gemv(was, reason, sizeof reason) == 0, "gemv back to %s: %s", was, reason);
+    check_no_cuda_error();
+}
+
 // ---- embedding, RMSNorm, RoPE ------------------------------------------------------------------
 
 // The backward groups positions by token on the host and adds each group in order: the CPU's
@@ -442,7 +517,6 @@ static void test_attention(void) {
 }
 
 static void model_case(int rank);
-static void test_generate_matches_cpu(void);
 
 // The flash kernels, then the whole model and decoding with them; the default (gemm) after.
 static void test_flash_attention(void) {
@@ -865,7 +939,10 @@ static void check_graph_life(Generator *graph, Generator *gc, int vocab) {
 // one and the CPU's, past the context (the window slides); then the graph's life cycle.
 static void test_graph_decoding(void) {
     Err err;
+    char why[256];
     int before = test_failed_checks;
+    const char *gemv = backend_cuda_gemv();   // off here: its fp32 products would hide bf16's change
+    CHECK_OK(backend_cuda_set_gemv("off", why, sizeof why));
     ModelConfig c = micro_config(-1);
     Model mc, mg;
     Generator gc, graph, direct;
@@ -899,6 +976,7 @@ static void test_graph_decoding(void) {
     } else {
         check_graph_life(&graph, &gc, c.vocab);
     }
+    CHECK_OK(backend_cuda_set_gemv(gemv, why, sizeof why));
     generator_free(&gc);
     generator_free(&graph);
     generator_free(&direct);
@@ -944,7 +1022,7 @@ int main(int argc, char **argv) {
         GPU_TEST(test_add_scale), GPU_TEST(test_add_matrix),     GPU_TEST(test_sum_sumsq), GPU_TEST(test_batches),      GPU_TEST(test_adamw),
         GPU_TEST(test_model_forward_backward), GPU_TEST(test_generate_matches_cpu),
         GPU_TEST(test_training_tracks_cpu), GPU_TEST(test_flash_attention), GPU_TEST(test_decode_kernels),
-        GPU_TEST(test_graph_decoding),
+        GPU_TEST(test_graph_decoding), GPU_TEST(test_gemv),
     };
     int n_tests = (int)(sizeof tests / sizeof tests[0]), skipped = 0;
     int chosen[sizeof tests / sizeof tests[0]];

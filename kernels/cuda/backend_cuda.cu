@@ -137,6 +137,11 @@ static void cuda_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha
         LAUNCH_CHECK("k_scale_matrix");
         return;
     }
+    GemmCall one = gemm_call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (gemv_takes(&one)) {
+        gemv_batch(&one, 1);
+        return;
+    }
     // cuBLAS does not read C when beta == 0, so NaN in C is ignored there as on the CPU
     CUBLAS_CHECK(cublasGemmEx(cuda.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                               n, m, k, &alpha, b, CUDA_R_32F, ldb, a, CUDA_R_32F, lda, &beta, c, CUDA_R_32F, ldc,
@@ -236,13 +241,33 @@ static int evenly_spaced(const GemmCall *g, int n, long *sa, long *sb, long *sc)
     return *sa >= 0 && *sb >= 0 && *sc > 0;   // forward strides (0: shared), distinct outputs
 }
 
-// The calls are independent, so any order will do: those of one shape (Newton–Schulz and the
-// power iteration across layers) go as one batched launch each; a shape met once, one call.
-static void cuda_gemm_batch(const GemmCall *calls, int count) {
+// The one-row products among calls go to gemv.cu, GEMV_CALLS a launch whatever their shapes;
+// the others are copied to rest. Returns how many are left in rest.
+static int run_gemv_calls(const GemmCall *calls, int count, GemmCall *rest) {
+    GemmCall pending[GEMV_CALLS];
+    int n_pending = 0, n_rest = 0;
+    for (int i = 0; i < count; i++) {
+        if (!gemv_takes(&calls[i])) {
+            rest[n_rest++] = calls[i];
+            continue;
+        }
+        pending[n_pending++] = calls[i];
+        if (n_pending == GEMV_CALLS) gemv_batch(pending, n_pending), n_pending = 0;
+    }
+    if (n_pending) gemv_batch(pending, n_pending);
+    return n_rest;
+}
+
+// The calls are independent, so any order will do: one-row products (a decoded token's) to the
+// GEMV kernel when it is on; those of one shape (Newton–Schulz and the power iteration across
+// layers) as one batched launch each; a shape met once, one call.
+static void cuda_gemm_batch(const GemmCall *all, int count) {
+    GemmCall *calls = (GemmCall *)malloc(sizeof(GemmCall) * (count > 0 ? count : 1));
     GemmCall *group = (GemmCall *)malloc(sizeof(GemmCall) * (count > 0 ? count : 1));
     char *done = (char *)calloc(count > 0 ? count : 1, 1);
-    if (!group || !done) record_error(__FILE__, __LINE__, "gemm_batch", "out of host memory", "free memory");
-    for (int i = 0; group && done && i < count; i++) {
+    if (!calls || !group || !done) record_error(__FILE__, __LINE__, "gemm_batch", "out of host memory", "free memory");
+    else count = run_gemv_calls(all, count, calls);
+    for (int i = 0; calls && group && done && i < count; i++) {
         if (done[i]) continue;
         int n = 0;
         for (int j = i; j < count; j++)
@@ -262,6 +287,7 @@ static void cuda_gemm_batch(const GemmCall *calls, int count) {
             cuda_gemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c,
                       g->ldc);
     }
+    free(calls);
     free(group);
     free(done);
 }
@@ -878,10 +904,13 @@ static int init(char *why, size_t cap) {
         return fail(why, cap, "cuBLAS could not take the backend's stream and workspace: %s", cublasGetStatusString(s));
     }
     const char *sync = getenv("LRSH_CUDA_SYNC"), *attention = getenv("LRSH_CUDA_ATTENTION");
-    const char *graphs = getenv("LRSH_CUDA_GRAPHS");
+    const char *graphs = getenv("LRSH_CUDA_GRAPHS"), *gemv = getenv("LRSH_CUDA_GEMV");
     cuda.graphs = !(graphs && strcmp(graphs, "off") == 0);
     if (graphs && strcmp(graphs, "on") != 0 && strcmp(graphs, "off") != 0)
         fprintf(stderr, "lrsh: LRSH_CUDA_GRAPHS=%s unknown (on or off): using on\n", graphs);
+    cuda.gemv = gemv && strcmp(gemv, "on") == 0;
+    if (gemv && strcmp(gemv, "on") != 0 && strcmp(gemv, "off") != 0)
+        fprintf(stderr, "lrsh: LRSH_CUDA_GEMV=%s unknown (on or off): using off\n", gemv);
     cuda.sync_each_launch = sync && sync[0] == '1';
     cuda.attention = ATTENTION_GEMM;
     if (attention && choose_attention(attention) != 0)
@@ -954,3 +983,15 @@ extern "C" int backend_cuda_set_graphs(const char *name, char *why, size_t cap) 
 }
 
 extern "C" const char *backend_cuda_graphs(void) { return !cuda.ready || cuda.graphs ? "on" : "off"; }
+
+extern "C" int backend_cuda_set_gemv(const char *name, char *why, size_t cap) {
+    if (!cuda.ready) return fail(why, cap, "the CUDA backend is not started (no device?)");
+    if (!name || (strcmp(name, "on") != 0 && strcmp(name, "off") != 0))
+        return fail(why, cap, "gemv '%s' unknown: expected on or off", name ? name : "(null)");
+    int on = strcmp(name, "on") == 0;
+    if (on != cuda.gemv) cuda.epoch++;   // a recorded graph holds the other kernels
+    cuda.gemv = on;
+    return 0;
+}
+
+extern "C" const char *backend_cuda_gemv(void) { return cuda.ready && cuda.gemv ? "on" : "off"; }

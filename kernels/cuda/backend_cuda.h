@@ -40,6 +40,13 @@ const char *backend_cuda_attention(void);   // "gemm", "rows" or "flash"
 int backend_cuda_set_graphs(const char *name, char *why, size_t cap);
 const char *backend_cuda_graphs(void);   // "on" or "off"
 
+// One-row products (Backend.gemm with m = 1, trans_a = 0, trans_b = 1: a decoded token's) by
+// lrsh's own GEMV kernel (kernels/cuda/gemv.cu, fp32 whatever the precision, up to four
+// products a launch) instead of cuBLAS: "on" or "off" (the default until measured faster).
+// LRSH_CUDA_GEMV=on|off chooses at start; a graph recorded before a change is not replayed.
+int backend_cuda_set_gemv(const char *name, char *why, size_t cap);
+const char *backend_cuda_gemv(void);   // "on" or "off"
+
 #ifdef __cplusplus
 }
 #endif

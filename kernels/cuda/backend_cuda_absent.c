@@ -41,3 +41,11 @@ int backend_cuda_set_graphs(const char *name, char *why, size_t cap) {
 }
 
 const char *backend_cuda_graphs(void) { return "on"; }
+
+int backend_cuda_set_gemv(const char *name, char *why, size_t cap) {
+    (void)name;
+    if (why && cap) snprintf(why, cap, "%s", absent);
+    return -1;
+}
+
+const char *backend_cuda_gemv(void) { return "off"; }

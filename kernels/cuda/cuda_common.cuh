@@ -44,6 +44,7 @@ typedef struct CudaState {
     unsigned epoch;
     CudaGraph *recording;      // the graph being recorded, NULL otherwise
     int graphs;                // recording allowed (LRSH_CUDA_GRAPHS, backend_cuda_set_graphs)
+    int gemv;                  // one-row products by gemv.cu (LRSH_CUDA_GEMV, backend_cuda_set_gemv)
     cublasComputeType_t compute;
     const char *precision;     // "fp32", "tf32", "bf16"
     double *partials;          // REDUCE_BLOCKS + 1 doubles: sum/sumsq's per-block sums, then the total
@@ -172,6 +173,13 @@ float *scratch_floats(size_t n);
 void gemm_strided_batched(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                           long stride_a, const float *b, int ldb, long stride_b, float beta, float *c, int ldc,
                           long stride_c, int count);
+
+// gemv.cu: one-row products y = alpha·x·Wᵀ + beta·y (Backend.gemm with m = 1, trans_a = 0,
+// trans_b = 1) by our own kernel when cuda.gemv is on: gemv_takes says whether it takes a call;
+// gemv_batch runs up to GEMV_CALLS such calls (independent) in one launch.
+#define GEMV_CALLS 4
+int gemv_takes(const GemmCall *c);
+void gemv_batch(const GemmCall *calls, int count);
 
 // graph.cu: Backend.graph_*; while recording, the address lists of pointer-batched GEMMs go to
 // the graph's own arena (NULL when full: the caller then issues the products one by one).
