@@ -936,14 +936,11 @@ static void check_graph_life(Generator *graph, Generator *gc, int vocab) {
 }
 
 // Decoding with the token's calls replayed from a recorded graph equals launching them one by
-// one and the CPU's, past the context (the window slides); then the graph's life cycle.
-static void test_graph_decoding(void) {
+// one and the CPU's, past the context (the window slides); then, with life, the graph's life
+// cycle.
+static void graph_decoding_case(ModelConfig c, int life) {
     Err err;
-    char why[256];
     int before = test_failed_checks;
-    const char *gemv = backend_cuda_gemv();   // off here: its fp32 products would hide bf16's change
-    CHECK_OK(backend_cuda_set_gemv("off", why, sizeof why));
-    ModelConfig c = micro_config(-1);
     Model mc, mg;
     Generator gc, graph, direct;
     CHECK_OK(model_build(&mc, &c, cpu, &err));
@@ -959,30 +956,47 @@ static void test_graph_decoding(void) {
     CHECK_OK(generator_feed(&direct, prompt, 4, &err));
     for (int i = 0; i < 40; i++) {   // past the 32-token context: the window slides, positions restart
         int32_t next = (int32_t)((i * 37 + 5) % c.vocab);
-        char what[80];
+        char what[112];
         CHECK_OK(generator_feed(&graph, &next, 1, &err));
         CHECK_OK(generator_feed(&direct, &next, 1, &err));
         CHECK_OK(generator_feed(&gc, &next, 1, &err));
-        snprintf(what, sizeof what, "graph against direct decoding, token %d", i + 1);
+        snprintf(what, sizeof what, "graph against direct decoding (kv_heads %d, rank %d), token %d", c.kv_heads,
+                 c.rank, i + 1);
         compare(what, graph.logits, direct.logits, c.vocab, 1e-6);
-        snprintf(what, sizeof what, "graph decoding against the CPU, token %d", i + 1);
+        snprintf(what, sizeof what, "graph decoding against the CPU (kv_heads %d, rank %d), token %d", c.kv_heads,
+                 c.rank, i + 1);
         compare(what, graph.logits, gc.logits, c.vocab, MODEL_TOL);
     }
     // LRSH_CUDA_SYNC=1 waits after every launch, which a recording cannot: no graph then
     const char *sync = getenv("LRSH_CUDA_SYNC");
     if (sync && sync[0] == '1') {
         CHECK(graph.graph == NULL, "a graph was recorded under LRSH_CUDA_SYNC=1");
-        printf("     LRSH_CUDA_SYNC=1: decoding ran without graphs; their life cycle is not checked\n");
-    } else {
+        if (life) printf("     LRSH_CUDA_SYNC=1: decoding ran without graphs; their life cycle is not checked\n");
+    } else if (life) {
         check_graph_life(&graph, &gc, c.vocab);
     }
-    CHECK_OK(backend_cuda_set_gemv(gemv, why, sizeof why));
     generator_free(&gc);
     generator_free(&graph);
     generator_free(&direct);
     model_free(&mc);
     model_free(&mg);
     check_no_cuda_error();
+}
+
+// Grouped-query attention, factorized, with the life cycle; then plain multi-head attention,
+// dense and factorized: there q, k and v are three products of one shape into outputs at
+// uneven distances, a pointer-batched GEMM whose addresses a graph keeps in its own arena.
+static void test_graph_decoding(void) {
+    char why[256];
+    const char *gemv = backend_cuda_gemv();   // off here: its fp32 products would hide bf16's change
+    CHECK(backend_cuda_set_gemv("off", why, sizeof why) == 0, "gemv off: %s", why);
+    ModelConfig c = micro_config(-1);
+    graph_decoding_case(c, 1);
+    c.kv_heads = c.heads;
+    graph_decoding_case(c, 0);
+    c.rank = 0;
+    graph_decoding_case(c, 0);
+    CHECK(backend_cuda_set_gemv(gemv, why, sizeof why) == 0, "gemv back to %s: %s", gemv, why);
 }
 
 // ---- main ---------------------------------------------------------------------------------
