@@ -509,6 +509,7 @@ static void test_attention(void) {
         attention_case(1, 1, 150, 4, 4, 32);    // batch-1 decode
         attention_case(1, 40, 40, 2, 1, 160);   // hd above a block's threads
         attention_case(3, 33, 33, 6, 3, 8);     // several batches of grouped heads
+        attention_case(1, 1024, 1024, 2, 1, 64);   // GPT-2's context: 8 keys a thread
     }
     CHECK(backend_cuda_set_attention("gemm", why, sizeof why) == 0, "gemm: %s", why);
     CHECK(strcmp(backend_cuda_attention(), "gemm") == 0, "the mode should read back as gemm, not %s",
@@ -530,6 +531,7 @@ static void test_flash_attention(void) {
     attention_case(1, 1, 150, 4, 4, 32);     // batch-1 decode
     attention_case(1, 40, 40, 2, 1, 160);    // hd needing 5 values a lane
     attention_case(1, 9, 9, 2, 2, 264);      // hd beyond flash: the gemm mode
+    attention_case(1, 1024, 1024, 2, 1, 64); // GPT-2's context: many tiles of keys and queries
     model_case(0);
     model_case(-1);
     test_generate_matches_cpu();
