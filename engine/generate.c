@@ -282,7 +282,7 @@ int generator_feed(Generator *g, const int32_t *ids, int n, Err *err) {
         ids += chunk;
         n -= chunk;
     }
-    return 0;
+    return backend_failed(g->model->be, err);
 }
 
 // ---------------------------------------------------------------------------------------------

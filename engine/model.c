@@ -167,6 +167,11 @@ int model_build(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) {
     return 0;
 }
 
+int backend_failed(const Backend *be, Err *err) {
+    const char *e = be->take_error ? be->take_error() : NULL;
+    return e ? err_set(err, "%s backend: %s", be->name, e) : 0;
+}
+
 void model_free(Model *m) {
     if (m->be) {
         activations_free(m);

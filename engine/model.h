@@ -93,6 +93,11 @@ int model_backward(Model *m, float grad_scale, Err *err);
 int model_forward_backward(Model *m, const int32_t *tokens, int B, int T, float grad_scale, float *loss, Err *err);
 void model_zero_grad(Model *m);
 
+// A failure the backend could not return when it happened (Backend.take_error: a GPU
+// kernel's fault, a library out of memory) as −1 with one line in err, then forgotten; 0 when
+// there is none. The engine checks after each training step, evaluation and generator feed.
+int backend_failed(const Backend *be, Err *err);
+
 // Counts: parameters actually stored, the dense equivalent (every W full), those taking part
 // in matrix products (all but the embedding), and training FLOPs per token at context T.
 typedef struct ModelCounts {

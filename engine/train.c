@@ -68,6 +68,7 @@ int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepSt
     double t0 = clock_seconds();
     StepStats s = {.step = tr->step + 1, .tokens = (long)B * T * accum};
     if (accumulate_gradients(tr, ds, B, T, accum, &s.loss, err)) {
+        if (backend_failed(m->be, err)) return -1;   // the cause, rather than its garbage loss
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg);
         if (!isfinite(s.loss)) return roll_back(tr, s.step, why, err);
@@ -87,6 +88,7 @@ int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepSt
     if (optimizer_step(&tr->opt, m, s.lr, s.clip_scale, err)) return -1;
     m->be->synchronize();
     double t2 = clock_seconds();
+    if (backend_failed(m->be, err)) return -1;
     tr->step++;
     s.optim_seconds = t2 - t1;
     s.seconds = t2 - t0;
@@ -117,6 +119,7 @@ int trainer_eval_progress(Model *m, const Dataset *ds, int B, int T, int batches
             rc = err_set(err, "eval interrupted after %d of %d batches", i + 1, batches);
     }
     free(tokens);
+    if (rc == 0) rc = backend_failed(m->be, err);
     if (rc == 0) *val_loss = total / batches;
     return rc;
 }

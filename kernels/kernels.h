@@ -57,6 +57,10 @@ struct Backend {
     // Wait until every queued operation has finished: for timing (a GPU backend returns from
     // most calls before the work is done). Nothing to wait for on the CPU.
     void (*synchronize)(void);
+    // The first failure since the last call that no call could return (the calls return
+    // nothing; a GPU kernel's fault shows only later): one line, forgotten once taken; NULL
+    // when none. Waits for the queued work first. NULL on the CPU, whose calls cannot fail so.
+    const char *(*take_error)(void);
 
     // C(m×n) = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when trans_x != 0; A is m×k after op.
     void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha,

@@ -204,7 +204,7 @@ const Backend *profile_begin(Profile *p, const Backend *be) {
         .swiglu_backward = p_swiglu_backward, .softmax_xent_forward = p_softmax_xent_forward, .add = p_add,
         .scale = p_scale, .axpby = p_axpby, .axpby_batch = p_axpby_batch, .add_matrix = p_add_matrix,
         .sum = p_sum, .sumsq = p_sumsq, .sumsq_batch = p_sumsq_batch,
-        .adamw_update = p_adamw_update,
+        .adamw_update = p_adamw_update, .take_error = be->take_error,   // untimed
         // no graph_*: a profile times each call, which a replayed graph would hide
     };
     inner->synchronize();   // earlier work is not this profile's

@@ -683,6 +683,8 @@ static int run_command(Session *s, const Words *w) {
         s->emitted = 0;
         lrsh_interrupted = 0;  // a Ctrl-C typed before this command is not meant for it
         rc = c->run(s, &a, &err);
+        // a GPU failure the command could not see is its error (it may be the cause of another)
+        if (backend_failed(s->be, &err)) rc = -1;
     }
     if (rc != 0) out_error(s, w->text, err.msg[0] ? err.msg : "failed");
     else if (!s->emitted) out_result(s, s->result);

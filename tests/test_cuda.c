@@ -178,6 +178,20 @@ static void test_memory(void) {
     check_no_cuda_error();
 }
 
+// A call that fails without returning anything (here cuBLAS refusing a leading dimension
+// below the row length) is recorded; Backend.take_error hands it over once, as one line.
+static void test_take_error(void) {
+    float *a = gpu->alloc(sizeof(float) * 64), *b = gpu->alloc(sizeof(float) * 64), *c = gpu->alloc(sizeof(float) * 64);
+    CHECK(gpu->take_error && gpu->take_error() == NULL, "no error should be pending at the start");
+    gpu->gemm(0, 0, 4, 4, 4, 1.0f, a, 2, b, 4, 0.0f, c, 4);   // lda = 2 < k = 4
+    const char *e = gpu->take_error();
+    CHECK(e && strstr(e, "cublasGemmEx") && !strchr(e, '\n'), "take_error should name the refused call in one line, "
+          "got '%s'", e ? e : "(none)");
+    CHECK(gpu->take_error() == NULL, "an error taken once should be forgotten");
+    gpu->release(a); gpu->release(b); gpu->release(c);
+    check_no_cuda_error();
+}
+
 // ---- GEMM ---------------------------------------------------------------------------------
 
 static void gemm_case(int ta, int tb, int m, int n, int k, float alpha, float beta, double tol) {
@@ -1032,7 +1046,7 @@ static int pick_tests(int argc, char **argv, const GpuTest *tests, int n, int *c
 // earlier test's broken context).
 int main(int argc, char **argv) {
     static const GpuTest tests[] = {
-        GPU_TEST(test_memory),        GPU_TEST(test_gemm_fp32),      GPU_TEST(test_gemm_tf32_bf16), GPU_TEST(test_gemm_batch), GPU_TEST(test_gemm_batch_strided),
+        GPU_TEST(test_memory),        GPU_TEST(test_take_error),     GPU_TEST(test_gemm_fp32),      GPU_TEST(test_gemm_tf32_bf16), GPU_TEST(test_gemm_batch), GPU_TEST(test_gemm_batch_strided),
         GPU_TEST(test_embedding),     GPU_TEST(test_rmsnorm),        GPU_TEST(test_rope),
         GPU_TEST(test_attention),     GPU_TEST(test_swiglu),         GPU_TEST(test_softmax_xent),
         GPU_TEST(test_add_scale), GPU_TEST(test_add_matrix),     GPU_TEST(test_sum_sumsq), GPU_TEST(test_batches),      GPU_TEST(test_adamw),

@@ -8,6 +8,7 @@
 #include "test_fixtures.h"
 
 static ModelConfig micro_config(int rank) { return micro_config_layers(rank, 2); }
+#include "../engine/generate.h"
 #include "../engine/model.h"
 #include "../engine/model_internal.h"
 #include "../engine/train.h"
@@ -218,6 +219,49 @@ static void test_bad_configs(void) {
     model_free(&m);
 }
 
+// A failure no backend call could return (Backend.take_error: a GPU kernel's fault, seen only
+// later) fails the training step, the evaluation and the generator feed that come upon it,
+// with its line, once: the next call goes on.
+static const char *pending_failure;
+static const char *take_pending_failure(void) {
+    const char *e = pending_failure;
+    pending_failure = NULL;
+    return e;
+}
+
+static void test_backend_failure_is_reported(void) {
+    Err err;
+    Model m;
+    Trainer tr;
+    Generator g;
+    OptimConfig oc;
+    Backend faulty = *be;
+    faulty.take_error = take_pending_failure;
+    ModelConfig c = micro_config(3);
+    static uint16_t store[4000];
+    Dataset ds = pattern_dataset(store, 4000, c.vocab);
+    CHECK_OK(model_build(&m, &c, &faulty, &err));
+    CHECK_OK(optim_config_default(&oc, "adamw", &err));
+    CHECK_OK(trainer_build(&tr, &m, &oc, 1, &err));
+    CHECK_OK(generator_build(&g, &m, &err));
+    pending_failure = "k_fault: an illegal memory access";
+    CHECK(trainer_step(&tr, &ds, 2, 8, 1, NULL, &err) != 0 && strstr(err.msg, "cpu backend: k_fault"),
+          "a training step should report the backend's failure, got '%s'", err.msg);
+    CHECK_OK(trainer_step(&tr, &ds, 2, 8, 1, NULL, &err));   // reported once
+    double loss;
+    pending_failure = "cublasGemmEx: out of memory";
+    CHECK(trainer_eval(&m, &ds, 2, 8, 2, 1, &loss, &err) != 0 && strstr(err.msg, "cublasGemmEx"),
+          "an evaluation should report the backend's failure, got '%s'", err.msg);
+    int32_t ids[3] = {1, 2, 3};
+    pending_failure = "k_decode_attention_part: launch failed";
+    CHECK(generator_feed(&g, ids, 3, &err) != 0 && strstr(err.msg, "k_decode_attention_part"),
+          "a generator feed should report the backend's failure, got '%s'", err.msg);
+    CHECK_OK(generator_feed(&g, ids, 1, &err));
+    generator_free(&g);
+    trainer_free(&tr);
+    model_free(&m);
+}
+
 // A non-finite loss takes no update and puts back the last parameters that gave a finite loss:
 // here the initial ones (the snapshot taken before update 1), since step 1's result is poisoned.
 static void test_nonfinite_loss_restores_last_good_parameters(void) {
@@ -288,6 +332,7 @@ int main(void) {
     RUN(test_same_seed_same_losses);
     RUN(test_bad_configs);
     RUN(test_nonfinite_loss_restores_last_good_parameters);
+    RUN(test_backend_failure_is_reported);
     RUN(test_eval_progress_and_stop);
     return TEST_SUMMARY();
 }

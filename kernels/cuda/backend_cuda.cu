@@ -792,6 +792,15 @@ static void describe_device(void) {
 
 static const char *cuda_describe(void) { return cuda.description; }
 
+static const char *cuda_take_error(void) {
+    static char taken[sizeof cuda.error];
+    const char *e = backend_cuda_last_error();   // waits for the queued work first
+    if (!e) return NULL;
+    snprintf(taken, sizeof taken, "%s", e);
+    backend_cuda_clear_error();
+    return taken;
+}
+
 static Backend cuda_backend;
 
 // C++17 has no designated initializers: the table is filled field by field, once.
@@ -806,6 +815,7 @@ static void fill_table(Backend *t) {
     t->zero = cuda_zero;
     t->mem_available = cuda_mem_available;
     t->synchronize = backend_cuda_synchronize;
+    t->take_error = cuda_take_error;
     t->gemm = cuda_gemm;
     t->gemm_batch = cuda_gemm_batch;
     t->embedding_forward = cuda_embedding_forward;
