@@ -181,8 +181,10 @@ static void test_memory(void) {
 // A call that fails without returning anything (here cuBLAS refusing a leading dimension
 // below the row length) is recorded; Backend.take_error hands it over once, as one line.
 static void test_take_error(void) {
+    CHECK(gpu->take_error != NULL, "the CUDA backend should have take_error");
+    if (!gpu->take_error) return;
     float *a = gpu->alloc(sizeof(float) * 64), *b = gpu->alloc(sizeof(float) * 64), *c = gpu->alloc(sizeof(float) * 64);
-    CHECK(gpu->take_error && gpu->take_error() == NULL, "no error should be pending at the start");
+    CHECK(gpu->take_error() == NULL, "no error should be pending at the start");
     gpu->gemm(0, 0, 4, 4, 4, 1.0f, a, 2, b, 4, 0.0f, c, 4);   // lda = 2 < k = 4
     const char *e = gpu->take_error();
     CHECK(e && strstr(e, "cublasGemmEx") && !strchr(e, '\n'), "take_error should name the refused call in one line, "
@@ -229,31 +231,41 @@ static void test_gemm_fp32(void) {
     check_no_cuda_error();
 }
 
-// A batch on the GPU against the same calls on the CPU: mixed shapes (one launch each), then
-// runs of one shape (one batched launch per run: four tall products, then three wide ones).
-static void test_gemm_batch(void) {
-    enum { COUNT = 10 };
-    static const int shapes[COUNT][5] = {{0, 0, 70, 33, 40}, {1, 0, 33, 64, 90}, {0, 1, 1, 300, 77},
-                                         {0, 0, 48, 48, 48}, {0, 0, 48, 48, 48}, {0, 0, 48, 48, 48},
-                                         {0, 0, 48, 48, 48}, {1, 1, 20, 90, 31}, {1, 1, 20, 90, 31},
-                                         {1, 1, 20, 90, 31}};
-    GemmCall host[COUNT], dev[COUNT];
-    for (int i = 0; i < COUNT; i++) {
+// count products of the shapes (ta, tb, m, n, k) on fresh random matrices, C = alpha·op(A)·op(B)
+// + betas[i % 2]·C, as one gemm_batch on the GPU against the same on the CPU.
+static void gemm_batch_case(const int (*shapes)[5], int count, float alpha, const float betas[2], const char *what) {
+    GemmCall *host = malloc(sizeof(GemmCall) * count), *dev = malloc(sizeof(GemmCall) * count);
+    for (int i = 0; i < count; i++) {
         int ta = shapes[i][0], tb = shapes[i][1], m = shapes[i][2], n = shapes[i][3], k = shapes[i][4];
         float *a = rand_floats((long)m * k), *b = rand_floats((long)k * n), *c = rand_floats((long)m * n);
-        host[i] = (GemmCall){ta, tb, m, n, k, 0.5f, a, ta ? m : k, b, tb ? k : n, 1.0f, c, n};
+        host[i] = (GemmCall){ta, tb, m, n, k, alpha, a, ta ? m : k, b, tb ? k : n, betas[i % 2], c, n};
         dev[i] = host[i];
         dev[i].a = to_gpu(a, sizeof(float) * m * k);
         dev[i].b = to_gpu(b, sizeof(float) * k * n);
         dev[i].c = to_gpu(c, sizeof(float) * m * n);
     }
-    cpu->gemm_batch(host, COUNT);
-    gpu->gemm_batch(dev, COUNT);
-    for (int i = 0; i < COUNT; i++) {
-        compare_gpu("gemm_batch", dev[i].c, host[i].c, (long)host[i].m * host[i].n, KERNEL_TOL);
+    cpu->gemm_batch(host, count);
+    gpu->gemm_batch(dev, count);
+    for (int i = 0; i < count; i++) {
+        char label[96];
+        snprintf(label, sizeof label, "%s, call %d", what, i);
+        compare_gpu(label, dev[i].c, host[i].c, (long)host[i].m * host[i].n, KERNEL_TOL);
         gpu->release((void *)dev[i].a), gpu->release((void *)dev[i].b), gpu->release(dev[i].c);
         free((void *)host[i].a), free((void *)host[i].b), free(host[i].c);
     }
+    free(host);
+    free(dev);
+}
+
+// A batch on the GPU against the same calls on the CPU: mixed shapes (one launch each), then
+// runs of one shape (one batched launch per run: four tall products, then three wide ones).
+static void test_gemm_batch(void) {
+    static const int shapes[][5] = {{0, 0, 70, 33, 40}, {1, 0, 33, 64, 90}, {0, 1, 1, 300, 77},
+                                    {0, 0, 48, 48, 48}, {0, 0, 48, 48, 48}, {0, 0, 48, 48, 48},
+                                    {0, 0, 48, 48, 48}, {1, 1, 20, 90, 31}, {1, 1, 20, 90, 31},
+                                    {1, 1, 20, 90, 31}};
+    static const float betas[2] = {1.0f, 1.0f};
+    gemm_batch_case(shapes, (int)(sizeof shapes / sizeof shapes[0]), 0.5f, betas, "gemm_batch");
     check_no_cuda_error();
 }
 
@@ -324,28 +336,11 @@ static void gemv_case(int n, int k, int ldw, int shift, float alpha, float beta,
 // Seven one-row products of different shapes (two launches of the GEMV kernel) among two that
 // it leaves to cuBLAS, in one gemm_batch.
 static void gemv_batch_case(void) {
-    enum { COUNT = 9 };
-    static const int shapes[COUNT][3] = {{1, 96, 64}, {1, 32, 64}, {5, 40, 24}, {1, 32, 64}, {1, 200, 45},
-                                         {1, 768, 192}, {5, 40, 24}, {1, 17, 8}, {1, 1000, 256}};   // m, n, k
-    GemmCall host[COUNT], dev[COUNT];
-    for (int i = 0; i < COUNT; i++) {
-        int m = shapes[i][0], n = shapes[i][1], k = shapes[i][2];
-        float *a = rand_floats((long)m * k), *b = rand_floats((long)n * k), *c = rand_floats((long)m * n);
-        host[i] = (GemmCall){0, 1, m, n, k, 0.8f, a, k, b, k, i % 2 ? 1.0f : 0.0f, c, n};
-        dev[i] = host[i];
-        dev[i].a = to_gpu(a, sizeof(float) * m * k);
-        dev[i].b = to_gpu(b, sizeof(float) * n * k);
-        dev[i].c = to_gpu(c, sizeof(float) * m * n);
-    }
-    cpu->gemm_batch(host, COUNT);
-    gpu->gemm_batch(dev, COUNT);
-    for (int i = 0; i < COUNT; i++) {
-        char what[64];
-        snprintf(what, sizeof what, "gemm_batch with gemv on, call %d", i);
-        compare_gpu(what, dev[i].c, host[i].c, (long)host[i].m * host[i].n, KERNEL_TOL);
-        gpu->release((void *)dev[i].a), gpu->release((void *)dev[i].b), gpu->release(dev[i].c);
-        free((void *)host[i].a), free((void *)host[i].b), free(host[i].c);
-    }
+    static const int shapes[][5] = {{0, 1, 1, 96, 64}, {0, 1, 1, 32, 64}, {0, 1, 5, 40, 24}, {0, 1, 1, 32, 64},
+                                    {0, 1, 1, 200, 45}, {0, 1, 1, 768, 192}, {0, 1, 5, 40, 24}, {0, 1, 1, 17, 8},
+                                    {0, 1, 1, 1000, 256}};
+    static const float betas[2] = {0.0f, 1.0f};
+    gemm_batch_case(shapes, (int)(sizeof shapes / sizeof shapes[0]), 0.8f, betas, "gemm_batch with gemv on");
 }
 
 // With gemv on: one-row products (float4 and scalar paths, a head-sized one, a batch) against
