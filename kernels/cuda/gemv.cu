@@ -53,7 +53,8 @@ __global__ void k_gemv(GemvBatch b) {
         for (int i = lane; i < g.k; i += 32) acc += w[i] * g.x[i];
     }
     acc = warp_sum(acc);
-    if (lane == 0) g.y[row] = g.beta == 0.0f ? g.alpha * acc : g.alpha * acc + g.beta * g.y[row];   // beta = 0 ignores y
+    if (lane == 0)   // beta = 0 ignores y (NaN included), as cuBLAS and the CPU do
+        g.y[row] = g.beta == 0.0f ? g.alpha * acc : g.alpha * acc + g.beta * g.y[row];
 }
 
 int gemv_takes(const GemmCall *c) {
