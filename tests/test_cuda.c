@@ -234,7 +234,7 @@ static void test_gemm_fp32(void) {
 // count products of the shapes (ta, tb, m, n, k) on fresh random matrices, C = alpha·op(A)·op(B)
 // + betas[i % 2]·C, as one gemm_batch on the GPU against the same on the CPU.
 static void gemm_batch_case(const int (*shapes)[5], int count, float alpha, const float betas[2], const char *what) {
-    GemmCall *host = malloc(sizeof(GemmCall) * count), *dev = malloc(sizeof(GemmCall) * count);
+    GemmCall *host = calloc((size_t)count, sizeof(GemmCall)), *dev = calloc((size_t)count, sizeof(GemmCall));
     for (int i = 0; i < count; i++) {
         int ta = shapes[i][0], tb = shapes[i][1], m = shapes[i][2], n = shapes[i][3], k = shapes[i][4];
         float *a = rand_floats((long)m * k), *b = rand_floats((long)k * n), *c = rand_floats((long)m * n);
