@@ -47,6 +47,43 @@ void factorize_report_free(FactorizeReport *rep) {
     memset(rep, 0, sizeof *rep);
 }
 
+// Layer l's seven matrices: formed on the host, decomposed side by side (truncated_svd_batch),
+// their leading factors uploaded into m, and each one's relative error into items[0..7).
+// host: 7 sets of `per` floats (W, its factors, its singular values).
+static int factorize_layer(const Model *src, Model *m, int l, int rank, float *host, size_t per,
+                           FactorizeError *items, Err *err) {
+    const Linear *from[LINEARS_PER_LAYER], *to[LINEARS_PER_LAYER];
+    SvdJob jobs[LINEARS_PER_LAYER];
+    layer_linears(&src->layer[l], from);
+    layer_linears(&m->layer[l], to);
+    for (int i = 0; i < LINEARS_PER_LAYER; i++) {
+        int o = from[i]->out, in = from[i]->in;
+        float *w = host + i * per, *fac = w + (size_t)o * in, *s = fac + (size_t)(o + in) * (o < in ? o : in);
+        host_matrix(src, from[i], w, fac);
+        jobs[i] = (SvdJob){w, o, in, rank, fac, fac + (size_t)o * rank, s};
+    }
+    if (truncated_svd_batch(jobs, LINEARS_PER_LAYER, err)) return -1;
+    for (int i = 0; i < LINEARS_PER_LAYER; i++) {
+        const SvdJob *j = &jobs[i];
+        int k = j->out < j->in ? j->out : j->in;
+        m->be->upload(param(m, to[i]->w), j->a, sizeof(float) * j->out * rank);
+        m->be->upload(param(m, to[i]->b), j->b, sizeof(float) * j->in * rank);
+        double total = 0, tail = 0;
+        for (int r = k - 1; r >= 0; r--) {   // smallest first: the tail sum stays accurate
+            double s2 = (double)j->s[r] * j->s[r];
+            total += s2;
+            if (r >= rank) tail += s2;
+        }
+        FactorizeError *e = &items[i];
+        linear_name(src, from[i], e->name, sizeof e->name);
+        e->rows = j->out;
+        e->cols = j->in;
+        e->source_rank = from[i]->rank;
+        e->rel_error = total > 0 ? sqrt(tail / total) : 0.0;
+    }
+    return 0;
+}
+
 int model_factorize(const Model *src, int rank, Model *out, FactorizeReport *rep, Err *err) {
     if (!src || !src->be || !src->params || !out) return err_set(err, "factorize: no model");
     const ModelConfig *c = &src->cfg;
@@ -71,7 +108,8 @@ int model_factorize(const Model *src, int rank, Model *out, FactorizeReport *rep
     const Backend *be = src->be;
     int n_items = c->layers * LINEARS_PER_LAYER;
     FactorizeError *items = calloc((size_t)n_items, sizeof *items);
-    // host buffers sized for the largest matrix: W, its factors (source or new), singular values
+    // host buffers, one set per linear of a layer, sized for the largest matrix: W, its factors
+    // (source or new), singular values
     size_t most = 0, most_k = 0;
     for (int l = 0; l < c->layers; l++) {
         const Linear *lins[LINEARS_PER_LAYER];
@@ -82,9 +120,12 @@ int model_factorize(const Model *src, int rank, Model *out, FactorizeReport *rep
             if (k > most_k) most_k = k;
         }
     }
-    float *w = malloc(sizeof(float) * most), *fac = malloc(sizeof(float) * 2 * most), *s = malloc(sizeof(float) * most_k);
+    size_t per_linear = 3 * most + most_k;
+    float *host = malloc(sizeof(float) * per_linear * LINEARS_PER_LAYER);
     int rc = 0;
-    if (!items || !w || !fac || !s) rc = err_set(err, "factorize: out of memory (%.1f MB of host scratch)", 12.0 * most / 1e6);
+    if (!items || !host)
+        rc = err_set(err, "factorize: out of memory (%.1f MB of host scratch)",
+                     4.0 * per_linear * LINEARS_PER_LAYER / 1e6);
     // embed, head and every norm gain are copied as they are
     int copied[2] = {src->embed, src->head};
     for (int i = 0; rc == 0 && i < 2; i++)
@@ -94,33 +135,9 @@ int model_factorize(const Model *src, int rank, Model *out, FactorizeReport *rep
     for (int l = 0; rc == 0 && l < c->layers; l++) {
         be->copy(param(&m, m.layer[l].attn_norm), param(src, src->layer[l].attn_norm), sizeof(float) * c->dim);
         be->copy(param(&m, m.layer[l].mlp_norm), param(src, src->layer[l].mlp_norm), sizeof(float) * c->dim);
-        const Linear *from[LINEARS_PER_LAYER], *to[LINEARS_PER_LAYER];
-        layer_linears(&src->layer[l], from);
-        layer_linears(&m.layer[l], to);
-        for (int i = 0; rc == 0 && i < LINEARS_PER_LAYER; i++) {
-            int o = from[i]->out, in = from[i]->in, k = o < in ? o : in;
-            host_matrix(src, from[i], w, fac);
-            float *a = fac, *b = fac + (size_t)o * rank;
-            if (truncated_svd(w, o, in, rank, a, b, s, err)) { rc = -1; break; }
-            be->upload(param(&m, to[i]->w), a, sizeof(float) * o * rank);
-            be->upload(param(&m, to[i]->b), b, sizeof(float) * in * rank);
-            double total = 0, tail = 0;
-            for (int j = k - 1; j >= 0; j--) {   // smallest first: the tail sum stays accurate
-                double s2 = (double)s[j] * s[j];
-                total += s2;
-                if (j >= rank) tail += s2;
-            }
-            FactorizeError *e = &items[l * LINEARS_PER_LAYER + i];
-            linear_name(src, from[i], e->name, sizeof e->name);
-            e->rows = o;
-            e->cols = in;
-            e->source_rank = from[i]->rank;
-            e->rel_error = total > 0 ? sqrt(tail / total) : 0.0;
-        }
+        rc = factorize_layer(src, &m, l, rank, host, per_linear, items + l * LINEARS_PER_LAYER, err);
     }
-    free(w);
-    free(fac);
-    free(s);
+    free(host);
     if (rc != 0) {
         free(items);
         model_free(&m);

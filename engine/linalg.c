@@ -27,3 +27,21 @@ int truncated_svd(const float *w, int out, int in, int r, float *a, float *b, fl
     free(work);
     return 0;
 }
+
+int truncated_svd_batch(const SvdJob *jobs, int count, Err *err) {
+    Err *errs = calloc((size_t)(count > 0 ? count : 1), sizeof *errs);
+    if (!errs) return err_set(err, "out of memory for %d SVDs", count);
+    int failed = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(|| : failed)
+    for (int i = 0; i < count; i++) {
+        const SvdJob *j = &jobs[i];
+        failed = truncated_svd(j->w, j->out, j->in, j->r, j->a, j->b, j->s, &errs[i]) != 0 || failed;
+    }
+    for (int i = 0; failed && i < count; i++)
+        if (errs[i].msg[0]) {
+            err_set(err, "%s", errs[i].msg);
+            break;
+        }
+    free(errs);
+    return failed ? -1 : 0;
+}

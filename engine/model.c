@@ -4,6 +4,7 @@
 #include <string.h>
 #include <stdio.h>
 #include <math.h>
+#include <omp.h>
 #include <lapacke.h>
 #include "model.h"
 #include "model_internal.h"
@@ -81,19 +82,36 @@ static void fill_normal(float *x, size_t n, float std, uint64_t *rng) {
     for (size_t i = 0; i < n; i++) x[i] = std * rng_normal(rng);
 }
 
-// A dense init W ~ N(0, std²), then factorized by truncated SVD when the linear is low-rank.
-static int init_linear(const Model *m, const Linear *lin, float std, float *host, uint64_t *rng, Err *err) {
+// The factorized linears waiting for their SVDs: their dense draws, and where the factors go.
+typedef struct PendingSvds {
+    SvdJob *jobs;
+    int n, cap;
+} PendingSvds;
+
+// Runs the pending SVDs side by side and frees their dense draws.
+static int finish_svds(PendingSvds *p, Err *err) {
+    int rc = truncated_svd_batch(p->jobs, p->n, err);
+    for (int i = 0; i < p->n; i++) free((void *)p->jobs[i].w);
+    p->n = 0;
+    return rc;
+}
+
+// A dense init W ~ N(0, std²); a low-rank linear's W joins the pending SVDs (A·Bᵀ is its
+// truncated SVD), which run a batch at a time. The draws stay in the order of the linears, so
+// the model is the one the same seed always gave.
+static int init_linear(const Model *m, const Linear *lin, float std, float *host, uint64_t *rng, PendingSvds *p,
+                       Err *err) {
     const TensorDesc *tw = &m->tensors[lin->w];
     if (lin->rank == 0) {
         fill_normal(host + tw->offset, (size_t)lin->out * lin->in, std, rng);
         return 0;
     }
     float *w = malloc(sizeof(float) * lin->out * lin->in);
+    if (!w) return err_set(err, "out of memory for a %d×%d initialization", lin->out, lin->in);
     fill_normal(w, (size_t)lin->out * lin->in, std, rng);
-    int rc = truncated_svd(w, lin->out, lin->in, lin->rank, host + tw->offset,
-                           host + m->tensors[lin->b].offset, NULL, err);
-    free(w);
-    return rc;
+    p->jobs[p->n++] = (SvdJob){w, lin->out, lin->in, lin->rank, host + tw->offset, host + m->tensors[lin->b].offset,
+                               NULL};
+    return p->n == p->cap ? finish_svds(p, err) : 0;
 }
 
 static int init_parameters(Model *m, float *host, Err *err) {
@@ -105,15 +123,23 @@ static int init_parameters(Model *m, float *host, Err *err) {
     for (int i = 0; i < m->n_tensors; i++)
         if (m->tensors[i].role == ROLE_NORM)
             for (int j = 0; j < m->tensors[i].cols; j++) host[m->tensors[i].offset + j] = 1.0f;
-    for (int l = 0; l < c->layers; l++) {
+    // two SVDs a thread per batch: matrices of different sizes even out (memory: a batch's draws)
+    PendingSvds pending = {.cap = 2 * omp_get_max_threads()};
+    pending.jobs = malloc(sizeof(SvdJob) * pending.cap);
+    if (!pending.jobs) return err_set(err, "out of memory for the initialization");
+    int rc = 0;
+    for (int l = 0; rc == 0 && l < c->layers; l++) {
         const LayerWeights *w = &m->layer[l];
         const Linear *lins[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w1, &w->w3, &w->w2};
-        for (int i = 0; i < 7; i++) {
+        for (int i = 0; rc == 0 && i < 7; i++) {
             float s = (lins[i] == &w->wo || lins[i] == &w->w2) ? proj_std : std;
-            if (init_linear(m, lins[i], s, host, &rng, err)) return -1;
+            rc = init_linear(m, lins[i], s, host, &rng, &pending, err);
         }
     }
-    return 0;
+    if (rc == 0) rc = finish_svds(&pending, err);
+    for (int i = 0; i < pending.n; i++) free((void *)pending.jobs[i].w);   // after a failure
+    free(pending.jobs);
+    return rc;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <omp.h>
 #include "test.h"
 #include "test_fixtures.h"
 
@@ -183,6 +184,33 @@ static void test_same_seed_same_losses(void) {
     CHECK(a[39] < a[0] - 0.5f, "training lowers the loss by at least 0.5 (%.4f → %.4f)", a[0], a[39]);
 }
 
+// The factorized matrices' SVDs at initialization run one per thread, each single-threaded:
+// the same seed gives the same model, to the bit, whatever the number of threads (a BLAS
+// splitting one SVD across threads gave other low bits). Large enough for OpenBLAS to thread.
+static void test_init_independent_of_threads(void) {
+    Err err;
+    ModelConfig c;
+    CHECK_OK(model_config_preset(&c, "tiny", &err));
+    c.vocab = 256;
+    float *params[2] = {NULL, NULL};
+    long n = 0;
+    int threads = omp_get_max_threads();
+    for (int t = 0; t < 2; t++) {
+        Model m;
+        const Backend *cpu = backend_cpu(t + 1);
+        CHECK_OK(model_build(&m, &c, cpu, &err));
+        n = (long)m.n_params;
+        params[t] = malloc(sizeof(float) * n);
+        cpu->download(params[t], m.params, sizeof(float) * n);
+        model_free(&m);
+    }
+    CHECK(memcmp(params[0], params[1], sizeof(float) * n) == 0, "a model built on 1 and on 2 threads should be "
+          "the same to the bit");
+    free(params[0]);
+    free(params[1]);
+    backend_cpu(threads);   // as before the test
+}
+
 static void test_bad_configs(void) {
     Err err;
     Model m;
@@ -330,6 +358,7 @@ int main(void) {
     RUN(test_forward_backward_equals_the_two_calls);
     RUN(test_factorized_equals_dense_product);
     RUN(test_same_seed_same_losses);
+    RUN(test_init_independent_of_threads);
     RUN(test_bad_configs);
     RUN(test_nonfinite_loss_restores_last_good_parameters);
     RUN(test_backend_failure_is_reported);
