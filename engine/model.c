@@ -97,8 +97,8 @@ static int finish_svds(PendingSvds *p, Err *err) {
 }
 
 // A dense init W ~ N(0, std²); a low-rank linear's W joins the pending SVDs (A·Bᵀ is its
-// truncated SVD), which run a batch at a time. The draws stay in the order of the linears, so
-// the model is the one the same seed always gave.
+// truncated SVD), which run a batch at a time. The draws stay in the order of the linears: a
+// seed gives the model it gave when the SVDs ran one after the other (on one thread).
 static int init_linear(const Model *m, const Linear *lin, float std, float *host, uint64_t *rng, PendingSvds *p,
                        Err *err) {
     const TensorDesc *tw = &m->tensors[lin->w];

@@ -55,7 +55,8 @@ int model_config_set(ModelConfig *cfg, const char *key, const char *value, Err *
         *ints[i].field = (int)v;
         // plain multi-head attention stays plain (heads=12 on a 4-and-4 preset: 12 key/value
         // heads, not 4); grouped-query keeps its kv_heads while they still fit
-        if (strcmp(key, "heads") == 0 && (cfg->kv_heads == heads_before || cfg->kv_heads > v)) cfg->kv_heads = (int)v;
+        int plain = cfg->kv_heads == heads_before;
+        if (strcmp(key, "heads") == 0 && (plain || cfg->kv_heads > v)) cfg->kv_heads = (int)v;
         if (strcmp(key, "dim") == 0) cfg->ffn = default_ffn((int)v);
         return 0;
     }
