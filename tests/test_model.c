@@ -1,6 +1,7 @@
 // test_model.c — the whole model: gradients against finite differences (dense and factorized
-// at several ranks), factorized forward == dense forward of A·Bᵀ, determinism, bad configs,
-// and a non-finite loss that leaves the parameters untouched.
+// at several ranks), factorized forward == dense forward of A·Bᵀ, determinism (also of the
+// initialization across thread counts), bad configs, a non-finite loss that leaves the
+// parameters untouched, and a backend's late failure reported by the call that meets it.
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
