@@ -859,6 +859,31 @@ static int fail(char *why, size_t cap, const char *fmt, ...) {
     return -1;
 }
 
+// "on" → 1, "off" → 0, anything else (NULL too) → −1: the graphs and gemv switches.
+static int on_off(const char *name) {
+    return !name ? -1 : strcmp(name, "on") == 0 ? 1 : strcmp(name, "off") == 0 ? 0 : -1;
+}
+
+// A switch from the environment variable var: its value, or the default with a warning when
+// the value is neither on nor off.
+static int env_switch(const char *var, int by_default) {
+    const char *value = getenv(var);
+    int on = value ? on_off(value) : by_default;
+    if (on < 0) fprintf(stderr, "lrsh: %s=%s unknown (on or off): using %s\n", var, value, by_default ? "on" : "off");
+    return on < 0 ? by_default : on;
+}
+
+// Sets the switch *flag from name; a change makes recorded graphs stale (they hold the calls
+// made under the old value).
+static int set_switch(int *flag, const char *what, const char *name, char *why, size_t cap) {
+    if (!cuda.ready) return fail(why, cap, "the CUDA backend is not started (no device?)");
+    int on = on_off(name);
+    if (on < 0) return fail(why, cap, "%s '%s' unknown: expected on or off", what, name ? name : "(null)");
+    if (on != *flag) cuda.epoch++;
+    *flag = on;
+    return 0;
+}
+
 // The attention modes by name, in AttentionMode's order.
 static const char *const attention_names[] = {"gemm", "rows", "flash"};
 
@@ -914,13 +939,8 @@ static int init(char *why, size_t cap) {
         return fail(why, cap, "cuBLAS could not take the backend's stream and workspace: %s", cublasGetStatusString(s));
     }
     const char *sync = getenv("LRSH_CUDA_SYNC"), *attention = getenv("LRSH_CUDA_ATTENTION");
-    const char *graphs = getenv("LRSH_CUDA_GRAPHS"), *gemv = getenv("LRSH_CUDA_GEMV");
-    cuda.graphs = !(graphs && strcmp(graphs, "off") == 0);
-    if (graphs && strcmp(graphs, "on") != 0 && strcmp(graphs, "off") != 0)
-        fprintf(stderr, "lrsh: LRSH_CUDA_GRAPHS=%s unknown (on or off): using on\n", graphs);
-    cuda.gemv = gemv && strcmp(gemv, "on") == 0;
-    if (gemv && strcmp(gemv, "on") != 0 && strcmp(gemv, "off") != 0)
-        fprintf(stderr, "lrsh: LRSH_CUDA_GEMV=%s unknown (on or off): using off\n", gemv);
+    cuda.graphs = env_switch("LRSH_CUDA_GRAPHS", 1);
+    cuda.gemv = env_switch("LRSH_CUDA_GEMV", 0);
     cuda.sync_each_launch = sync && sync[0] == '1';
     cuda.attention = ATTENTION_GEMM;
     if (attention && choose_attention(attention) != 0)
@@ -984,24 +1004,13 @@ extern "C" int backend_cuda_set_attention(const char *name, char *why, size_t ca
 extern "C" const char *backend_cuda_attention(void) { return attention_names[cuda.ready ? cuda.attention : 0]; }
 
 extern "C" int backend_cuda_set_graphs(const char *name, char *why, size_t cap) {
-    if (!cuda.ready) return fail(why, cap, "the CUDA backend is not started (no device?)");
-    if (!name || (strcmp(name, "on") != 0 && strcmp(name, "off") != 0))
-        return fail(why, cap, "graphs '%s' unknown: expected on or off", name ? name : "(null)");
-    cuda.graphs = strcmp(name, "on") == 0;
-    cuda.epoch++;   // off: no recorded graph replays any more
-    return 0;
+    return set_switch(&cuda.graphs, "graphs", name, why, cap);   // off: no recorded graph replays
 }
 
 extern "C" const char *backend_cuda_graphs(void) { return !cuda.ready || cuda.graphs ? "on" : "off"; }
 
 extern "C" int backend_cuda_set_gemv(const char *name, char *why, size_t cap) {
-    if (!cuda.ready) return fail(why, cap, "the CUDA backend is not started (no device?)");
-    if (!name || (strcmp(name, "on") != 0 && strcmp(name, "off") != 0))
-        return fail(why, cap, "gemv '%s' unknown: expected on or off", name ? name : "(null)");
-    int on = strcmp(name, "on") == 0;
-    if (on != cuda.gemv) cuda.epoch++;   // a recorded graph holds the other kernels
-    cuda.gemv = on;
-    return 0;
+    return set_switch(&cuda.gemv, "gemv", name, why, cap);
 }
 
 extern "C" const char *backend_cuda_gemv(void) { return cuda.ready && cuda.gemv ? "on" : "off"; }

@@ -18,34 +18,17 @@ const char *backend_cuda_last_error(void) { return NULL; }
 void backend_cuda_clear_error(void) {}
 void backend_cuda_synchronize(void) {}
 
-int backend_cuda_set_precision(const char *name, char *why, size_t cap) {
-    (void)name;
+// Every setter: refused, with the reason.
+static int refuse(char *why, size_t cap) {
     if (why && cap) snprintf(why, cap, "%s", absent);
     return -1;
 }
 
+int backend_cuda_set_precision(const char *name, char *why, size_t cap) { (void)name; return refuse(why, cap); }
 const char *backend_cuda_precision(void) { return "fp32"; }
-
-int backend_cuda_set_attention(const char *name, char *why, size_t cap) {
-    (void)name;
-    if (why && cap) snprintf(why, cap, "%s", absent);
-    return -1;
-}
-
+int backend_cuda_set_attention(const char *name, char *why, size_t cap) { (void)name; return refuse(why, cap); }
 const char *backend_cuda_attention(void) { return "gemm"; }
-
-int backend_cuda_set_graphs(const char *name, char *why, size_t cap) {
-    (void)name;
-    if (why && cap) snprintf(why, cap, "%s", absent);
-    return -1;
-}
-
+int backend_cuda_set_graphs(const char *name, char *why, size_t cap) { (void)name; return refuse(why, cap); }
 const char *backend_cuda_graphs(void) { return "on"; }
-
-int backend_cuda_set_gemv(const char *name, char *why, size_t cap) {
-    (void)name;
-    if (why && cap) snprintf(why, cap, "%s", absent);
-    return -1;
-}
-
+int backend_cuda_set_gemv(const char *name, char *why, size_t cap) { (void)name; return refuse(why, cap); }
 const char *backend_cuda_gemv(void) { return "off"; }
