@@ -4,8 +4,9 @@
 // 4, in bf16 at batch 16 with Spectron's share of the step and a per-kernel profile of one
 // step, and with flash attention);
 // batch-1 decode tokens/s for base (GPU and CPU) and GPT-2 (GPU), on the GPU with and without
-// the recorded graph of a decoded token, and with the one-row products by cuBLAS or by
-// gemv.cu (LRSH_CUDA_GEMV). Ends with a summary table and issue 9's speed targets
+// the recorded graph of a decoded token, with the one-row products by cuBLAS or by gemv.cu
+// (LRSH_CUDA_GEMV), and with or without programmatic dependent launch (LRSH_CUDA_PDL): the
+// decode modes below. Ends with a summary table and issue 9's speed targets
 // next to what this run measured. Without a GPU it says why and exits 0 (make bench runs it too).
 // Usage: bench_cuda [quick]   (quick: fewer steps and no GPT-2 shape, for a smoke run)
 #include <stdio.h>
@@ -83,6 +84,17 @@ static const Row *find_row(const char *what, const char *backend, const char *pr
     return NULL;
 }
 
+// How a decoded token runs on the GPU: its row's name, then the graphs, gemv and pdl switches.
+typedef struct DecodeMode {
+    const char *name;
+    int graphs, gemv, pdl;
+} DecodeMode;
+
+static const DecodeMode decode_modes[] = {
+    {"graph", 1, 0, 0}, {"graph pdl", 1, 0, 1}, {"graph gemv", 1, 1, 0}, {"graph gemv pdl", 1, 1, 1}, {"direct", 0, 0, 0},
+};
+#define N_DECODE_MODES (int)(sizeof decode_modes / sizeof decode_modes[0])
+
 // One target's line: the measured value as a percentage or a ratio, or "not measured".
 static void target_line(const char *what, int measured, double value, int percent, const char *asked) {
     if (!measured) printf("%-52s %12s\n", what, "not measured");
@@ -101,12 +113,11 @@ static void print_targets(void) {
     target_line("bf16 training, batch 16: factorized / dense tok/s", dense && fact, train_ratio, 0, ">= 1.4x");
     target_line("Spectron's share of a factorized step, batch 16", spectron != NULL, spectron ? spectron->extra : 0, 1,
                 "<= 5%");
-    const char *modes[3] = {"graph", "graph gemv", "direct"};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < N_DECODE_MODES; i++) {
         char d[48], f[48], what[64];
-        snprintf(d, sizeof d, "decode gpt2 dense %s", modes[i]);
-        snprintf(f, sizeof f, "decode gpt2 factorized %s", modes[i]);
-        snprintf(what, sizeof what, "batch-1 decode (%s): factorized / dense tok/s", modes[i]);
+        snprintf(d, sizeof d, "decode gpt2 dense %s", decode_modes[i].name);
+        snprintf(f, sizeof f, "decode gpt2 factorized %s", decode_modes[i].name);
+        snprintf(what, sizeof what, "batch-1 decode (%s): factorized / dense tok/s", decode_modes[i].name);
         const Row *rd = find_row(d, "cuda", "fp32"), *rf = find_row(f, "cuda", "fp32");
         target_line(what, rd && rf, rd && rf ? rf->value / rd->value : 0, 0, ">= 1.5x");
     }
@@ -211,19 +222,19 @@ static int train_row(const Backend *be, const char *shape, int factorized, int b
     return rc == 0 && !cuda_err ? 0 : -1;
 }
 
-// Batch-1 decode of shape; on the GPU with a decoded token's calls replayed from a recorded
-// graph (graphs on, the default) or launched one by one (off), its one-row products by cuBLAS
-// or (gemv) by gemv.cu.
-static int decode_row(const Backend *be, const char *shape, int factorized, int graphs, int gemv, int profile) {
+// Batch-1 decode of shape, on the GPU as mode says (the CPU ignores it).
+static int decode_row(const Backend *be, const char *shape, int factorized, const DecodeMode *mode, int profile) {
     Err err;
     int ok;
     char why[256];
     ModelConfig c = shape_config(shape, 0, &err, &ok);
     GenerateBench rs[2], r;
     const int want[2] = {!factorized, factorized};
-    if (strcmp(be->name, "cuda") == 0) {
-        backend_cuda_set_graphs(graphs ? "on" : "off", why, sizeof why);
-        backend_cuda_set_gemv(gemv ? "on" : "off", why, sizeof why);
+    int on_gpu = strcmp(be->name, "cuda") == 0;
+    if (on_gpu) {
+        backend_cuda_set_graphs(mode->graphs ? "on" : "off", why, sizeof why);
+        backend_cuda_set_gemv(mode->gemv ? "on" : "off", why, sizeof why);
+        backend_cuda_set_pdl(mode->pdl ? "on" : "off", why, sizeof why);
     }
     if (!ok || bench_generate(be, &c, want, 256, 3, profile, rs, NULL, NULL, &err)) {
         fprintf(stderr, "bench_cuda: decode on %s: %s\n", be->name, err.msg);
@@ -231,15 +242,16 @@ static int decode_row(const Backend *be, const char *shape, int factorized, int 
     }
     r = rs[factorized];
     // rows are named by how the tokens did run: a failed recording must not pass for a graph row
-    int on_gpu = strcmp(be->name, "cuda") == 0;
-    printf("decode %-6s %-10s %-4s %-7s %-5s rank %3d  %10.0f tok/s  prefill %8.0f tok/s\n", shape, r.model,
-           be->name, on_gpu ? r.decode_path : "", gemv ? "gemv" : "", r.rank, r.tok_per_s, r.prefill_tok_per_s);
-    if (on_gpu && graphs && strcmp(r.decode_path, "graph") != 0)
+    char how[48] = "";
+    if (on_gpu)
+        snprintf(how, sizeof how, " %.24s%s%s", r.decode_path, mode->gemv ? " gemv" : "", mode->pdl ? " pdl" : "");
+    printf("decode %-6s %-10s %-4s %-24s rank %3d  %10.0f tok/s  prefill %8.0f tok/s\n", shape, r.model, be->name,
+           how, r.rank, r.tok_per_s, r.prefill_tok_per_s);
+    if (on_gpu && mode->graphs && strcmp(r.decode_path, "graph") != 0)
         fprintf(stderr, "bench_cuda: decode %s %s asked for a graph and ran %s\n", shape, r.model, r.decode_path);
     fflush(stdout);
     char what[64];
-    snprintf(what, sizeof what, "decode %.6s %s%s%.24s%s", shape, factorized ? "factorized" : "dense",
-             on_gpu ? " " : "", on_gpu ? r.decode_path : "", gemv ? " gemv" : "");
+    snprintf(what, sizeof what, "decode %.6s %s%s", shape, factorized ? "factorized" : "dense", how);
     add_row(what, be->name, "fp32", r.tok_per_s, 0);
     if (r.profiled) {   // a profile times every call: it runs without the graph
         printf("profile — %s (%d-token prompt, %d decoded): ", what, r.prompt, r.n_tokens);
@@ -301,17 +313,18 @@ int main(int argc, char **argv) {
         backend_cuda_set_attention("gemm", why, sizeof why);
     }
     backend_cuda_set_precision("fp32", why, sizeof why);
-    // decode: with the graph (one-row products by cuBLAS, then by gemv.cu), then without
-    static const int decode_modes[3][2] = {{1, 0}, {1, 1}, {0, 0}};   // graphs, gemv
+    // decode in every mode (base, then GPT-2: the issue's target, factorized ≥ 1.5× dense); the
+    // GPT-2 rows without a graph are profiled (a profile times every call)
     for (int f = 0; f <= 1; f++) {
-        for (int i = 0; i < 3; i++) rc |= decode_row(gpu, "base", f, decode_modes[i][0], decode_modes[i][1], 0);
-        rc |= decode_row(cpu, "base", f, 0, 0, 0);
+        for (int i = 0; i < N_DECODE_MODES; i++) rc |= decode_row(gpu, "base", f, &decode_modes[i], 0);
+        rc |= decode_row(cpu, "base", f, &decode_modes[0], 0);
     }
-    for (int f = 0; f <= 1 && !quick; f++)   // the issue's decode target (factorized ≥ 1.5× dense)
-        for (int i = 0; i < 3; i++)
-            rc |= decode_row(gpu, "gpt2", f, decode_modes[i][0], decode_modes[i][1], !decode_modes[i][0]);
+    for (int f = 0; f <= 1 && !quick; f++)
+        for (int i = 0; i < N_DECODE_MODES; i++)
+            rc |= decode_row(gpu, "gpt2", f, &decode_modes[i], !decode_modes[i].graphs);
     backend_cuda_set_graphs("on", why, sizeof why);
     backend_cuda_set_gemv("off", why, sizeof why);
+    backend_cuda_set_pdl("off", why, sizeof why);
     const char *e = backend_cuda_last_error();
     if (e) { fprintf(stderr, "bench_cuda: CUDA error: %s\n", e); rc = -1; }
 

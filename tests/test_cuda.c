@@ -1010,6 +1010,38 @@ static void test_graph_decoding(void) {
     CHECK(backend_cuda_set_gemv(gemv, why, sizeof why) == 0, "gemv back to %s: %s", gemv, why);
 }
 
+// ---- programmatic dependent launch ------------------------------------------------------------
+
+// With pdl on, a decoded token's own kernels start before the one ahead of them has finished
+// and wait on the device: a kernel that read its input before waiting would race, and the
+// logits would part from direct decoding and the CPU's (graph_decoding_case compares every
+// token, sliding window included). With gemv on (gemv.cu's products prefetch their weights and
+// are dependents too), then off (each dependent follows a cuBLAS product); one-row products,
+// and a whole model's forward and backward (RMSNorm and SwiGLU are dependents while training).
+static void test_pdl(void) {
+    char why[256];
+    const char *was_pdl = backend_cuda_pdl(), *was_gemv = backend_cuda_gemv();
+    CHECK(backend_cuda_set_pdl("on", why, sizeof why) == 0 && strcmp(backend_cuda_pdl(), "on") == 0, "pdl on: %s", why);
+    CHECK(backend_cuda_set_pdl("maybe", why, sizeof why) != 0 && strstr(why, "maybe"),
+          "an unknown pdl setting should be refused by name");
+    for (int gemv = 1; gemv >= 0; gemv--) {
+        CHECK(backend_cuda_set_gemv(gemv ? "on" : "off", why, sizeof why) == 0, "gemv: %s", why);
+        ModelConfig c = micro_config(-1);
+        graph_decoding_case(c, 0);   // grouped-query heads, factorized
+        c.kv_heads = c.heads;
+        c.rank = 0;
+        graph_decoding_case(c, 0);   // plain heads, dense
+    }
+    CHECK(backend_cuda_set_gemv("on", why, sizeof why) == 0, "gemv on: %s", why);
+    gemv_case(32768, 768, 768, 0, 1.0f, 0.0f, KERNEL_TOL);
+    gemv_case(50, 64, 64, 1, 1.0f, 1.0f, KERNEL_TOL);
+    gemv_batch_case();
+    model_case(-1);
+    CHECK(backend_cuda_set_gemv(was_gemv, why, sizeof why) == 0, "gemv back to %s: %s", was_gemv, why);
+    CHECK(backend_cuda_set_pdl(was_pdl, why, sizeof why) == 0, "pdl back to %s: %s", was_pdl, why);
+    check_no_cuda_error();
+}
+
 // ---- main ---------------------------------------------------------------------------------
 
 typedef struct { const char *name; void (*fn)(void); } GpuTest;
@@ -1047,7 +1079,7 @@ int main(int argc, char **argv) {
         GPU_TEST(test_add_scale), GPU_TEST(test_add_matrix),     GPU_TEST(test_sum_sumsq), GPU_TEST(test_batches),      GPU_TEST(test_adamw),
         GPU_TEST(test_model_forward_backward), GPU_TEST(test_generate_matches_cpu),
         GPU_TEST(test_training_tracks_cpu), GPU_TEST(test_flash_attention), GPU_TEST(test_decode_kernels),
-        GPU_TEST(test_graph_decoding), GPU_TEST(test_gemv),
+        GPU_TEST(test_graph_decoding), GPU_TEST(test_gemv),  GPU_TEST(test_pdl),
     };
     int n_tests = (int)(sizeof tests / sizeof tests[0]), skipped = 0;
     int chosen[sizeof tests / sizeof tests[0]];

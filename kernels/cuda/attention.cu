@@ -352,6 +352,8 @@ __global__ void k_decode_attention_part(float *part, const float *q, const float
                                         const int32_t *pos, int splits, int H, int KVH, int hd, float scale) {
     extern __shared__ float shared[];
     __shared__ float red[32];
+    pdl_wait();   // launched as a dependent (cuda_common.cuh)
+    pdl_release();
     int h = blockIdx.x, s = blockIdx.y, j0 = s * DECODE_KEYS, len = *pos + 1;
     if (j0 >= len) return;                                   // the whole block: no barrier skipped
     int keys = len - j0 < DECODE_KEYS ? len - j0 : DECODE_KEYS;
@@ -390,6 +392,8 @@ __global__ void k_decode_attention_part(float *part, const float *q, const float
 
 // A block per head merges the used splits: out = Σ_s e^(m_s − M)·o_s / Σ_s e^(m_s − M)·l_s.
 __global__ void k_decode_attention_merge(float *out, const float *part, const int32_t *pos, int splits, int hd) {
+    pdl_wait();   // launched as a dependent (cuda_common.cuh)
+    pdl_release();
     int h = blockIdx.x, used = (*pos + DECODE_KEYS) / DECODE_KEYS;   // splits holding keys 0..*pos
     if (used > splits) used = splits;
     const float *p = part + (long)h * splits * (hd + 2);     // (splits, hd + 2)
@@ -408,11 +412,9 @@ void cuda_decode_attention(float *out, float *scratch, const float *q, const flo
     if (!attention_shape_ok(1, 1, cap, H, KVH, hd, "decode_attention")) return;
     int splits = decode_splits(cap);
     size_t shared = sizeof(float) * (hd + DECODE_KEYS);
-    k_decode_attention_part<<<dim3(H, splits), DECODE_KEYS, shared, cuda.stream>>>(
-        scratch, q, k_cache, v_cache, pos, splits, H, KVH, hd, 1.0f / sqrtf((float)hd));
-    LAUNCH_CHECK("k_decode_attention_part");
-    k_decode_attention_merge<<<H, ATT_THREADS, 0, cuda.stream>>>(out, scratch, pos, splits, hd);
-    LAUNCH_CHECK("k_decode_attention_merge");
+    LAUNCH_DEPENDENT(k_decode_attention_part, dim3(H, splits), DECODE_KEYS, shared, scratch, q, k_cache, v_cache, pos,
+                     splits, H, KVH, hd, 1.0f / sqrtf((float)hd));
+    LAUNCH_DEPENDENT(k_decode_attention_merge, H, ATT_THREADS, 0, out, scratch, pos, splits, hd);
 }
 
 // ---- dispatch -------------------------------------------------------------------------------

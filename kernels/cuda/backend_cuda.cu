@@ -370,6 +370,8 @@ static void cuda_embedding_backward(float *dtable, const float *dout, const int3
 // One block per row.
 __global__ void k_rmsnorm_forward(float *out, float *rstd, const float *x, const float *gain, int dim, float eps) {
     __shared__ float red[32];
+    pdl_wait();   // launched as a dependent (cuda_common.cuh)
+    pdl_release();
     long r = blockIdx.x;
     const float *xr = x + r * dim;
     float *yr = out + r * dim;
@@ -420,8 +422,7 @@ __global__ void k_sum_chunks(float *dgain, const float *partial, int chunks, int
 
 static void cuda_rmsnorm_forward(float *out, float *rstd, const float *x, const float *gain, int n, int dim, float eps) {
     if (n <= 0 || dim <= 0) return;
-    k_rmsnorm_forward<<<n, THREADS, 0, cuda.stream>>>(out, rstd, x, gain, dim, eps);
-    LAUNCH_CHECK("k_rmsnorm_forward");
+    LAUNCH_DEPENDENT(k_rmsnorm_forward, n, THREADS, 0, out, rstd, x, gain, dim, eps);
 }
 
 static void cuda_rmsnorm_backward(float *dx, float *dgain, const float *dout, const float *x, const float *gain,
@@ -486,6 +487,8 @@ __global__ void k_rope(float *out, const float *in, int B, int T, int H, int hd,
 // (KVH·hd/2, rotated into cache row *pos) and per value of v (KVH·hd, copied into row *pos).
 __global__ void k_decode_rope_append(float *q, const float *k, const float *v, float *k_cache, float *v_cache,
                                      const int32_t *pos, int H, int KVH, int hd, float theta) {
+    pdl_wait();   // launched as a dependent (cuda_common.cuh)
+    pdl_release();
     int half = hd / 2, p = *pos;
     long kvd = (long)KVH * hd, q_pairs = (long)H * half, k_pairs = (long)KVH * half;
     float *k_row = k_cache + p * kvd, *v_row = v_cache + p * kvd;   // (kvd) each
@@ -512,9 +515,8 @@ static void cuda_decode_rope_append(float *q, const float *k, const float *v, fl
                                     const int32_t *pos, int H, int KVH, int hd, float theta) {
     long items = (long)(H + KVH) * (hd / 2) + (long)KVH * hd;
     if (items <= 0) return;
-    k_decode_rope_append<<<grid_for(items, THREADS), THREADS, 0, cuda.stream>>>(q, k, v, k_cache, v_cache, pos, H, KVH,
-                                                                               hd, theta);
-    LAUNCH_CHECK("k_decode_rope_append");
+    LAUNCH_DEPENDENT(k_decode_rope_append, grid_for(items, THREADS), THREADS, 0, q, k, v, k_cache, v_cache, pos, H, KVH,
+                     hd, theta);
 }
 
 static void cuda_rope_forward(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta) {
@@ -537,6 +539,8 @@ static void cuda_rope_backward(float *din, const float *dout, int B, int T, int 
 __device__ float swish_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 __global__ void k_swiglu_forward(float *out, const float *gate, const float *up, long n) {
+    pdl_wait();   // launched as a dependent (cuda_common.cuh)
+    pdl_release();
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         float g = gate[i];
         out[i] = g * swish_sigmoid(g) * up[i];
@@ -553,8 +557,7 @@ __global__ void k_swiglu_backward(float *dgate, float *dup, const float *dout, c
 
 static void cuda_swiglu_forward(float *out, const float *gate, const float *up, long n) {
     if (n <= 0) return;
-    k_swiglu_forward<<<grid_for(n, THREADS), THREADS, 0, cuda.stream>>>(out, gate, up, n);
-    LAUNCH_CHECK("k_swiglu_forward");
+    LAUNCH_DEPENDENT(k_swiglu_forward, grid_for(n, THREADS), THREADS, 0, out, gate, up, n);
 }
 
 static void cuda_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n) {
@@ -859,7 +862,7 @@ static int fail(char *why, size_t cap, const char *fmt, ...) {
     return -1;
 }
 
-// "on" → 1, "off" → 0, anything else (NULL too) → −1: the graphs and gemv switches.
+// "on" → 1, "off" → 0, anything else (NULL too) → −1: the graphs, gemv and pdl switches.
 static int on_off(const char *name) {
     return !name ? -1 : strcmp(name, "on") == 0 ? 1 : strcmp(name, "off") == 0 ? 0 : -1;
 }
@@ -941,6 +944,7 @@ static int init(char *why, size_t cap) {
     const char *sync = getenv("LRSH_CUDA_SYNC"), *attention = getenv("LRSH_CUDA_ATTENTION");
     cuda.graphs = env_switch("LRSH_CUDA_GRAPHS", 1);
     cuda.gemv = env_switch("LRSH_CUDA_GEMV", 0);
+    cuda.pdl = env_switch("LRSH_CUDA_PDL", 0);
     cuda.sync_each_launch = sync && sync[0] == '1';
     cuda.attention = ATTENTION_GEMM;
     if (attention && choose_attention(attention) != 0)
@@ -1014,3 +1018,9 @@ extern "C" int backend_cuda_set_gemv(const char *name, char *why, size_t cap) {
 }
 
 extern "C" const char *backend_cuda_gemv(void) { return cuda.ready && cuda.gemv ? "on" : "off"; }
+
+extern "C" int backend_cuda_set_pdl(const char *name, char *why, size_t cap) {
+    return set_switch(&cuda.pdl, "pdl", name, why, cap);
+}
+
+extern "C" const char *backend_cuda_pdl(void) { return cuda.ready && cuda.pdl ? "on" : "off"; }

@@ -47,6 +47,14 @@ const char *backend_cuda_graphs(void);   // "on" or "off"
 int backend_cuda_set_gemv(const char *name, char *why, size_t cap);
 const char *backend_cuda_gemv(void);   // "on" or "off"
 
+// Programmatic dependent launch (Hopper) for a decoded token's own kernels (RMSNorm, gemv.cu's
+// products, RoPE and the cache append, decode attention, SwiGLU): each may start while the one
+// before it still runs, gemv.cu's fetching its weights into L2 meanwhile, and waits on the
+// device for that one's results. "on" or "off" (the default until measured faster).
+// LRSH_CUDA_PDL=on|off chooses at start; a graph recorded before a change is not replayed.
+int backend_cuda_set_pdl(const char *name, char *why, size_t cap);
+const char *backend_cuda_pdl(void);   // "on" or "off"
+
 #ifdef __cplusplus
 }
 #endif

@@ -45,6 +45,7 @@ typedef struct CudaState {
     CudaGraph *recording;      // the graph being recorded, NULL otherwise
     int graphs;                // recording allowed (LRSH_CUDA_GRAPHS, backend_cuda_set_graphs)
     int gemv;                  // one-row products by gemv.cu (LRSH_CUDA_GEMV, backend_cuda_set_gemv)
+    int pdl;                   // programmatic dependent launch (LRSH_CUDA_PDL, backend_cuda_set_pdl)
     cublasComputeType_t compute;
     const char *precision;     // "fp32", "tf32", "bf16"
     double *partials;          // REDUCE_BLOCKS + 1 doubles: sum/sumsq's per-block sums, then the total
@@ -120,6 +121,37 @@ static inline void check_launch(const char *file, int line, const char *kernel) 
 #define CUDA_CHECK(call) check_cuda((call), __FILE__, __LINE__, #call)
 #define CUBLAS_CHECK(call) check_cublas((call), __FILE__, __LINE__, #call)
 #define LAUNCH_CHECK(kernel) check_launch(__FILE__, __LINE__, kernel)
+
+// ---- programmatic dependent launch (Hopper) ---------------------------------------------------
+// A decoded token is a chain of 10–14 small kernels a layer, each waiting for the one before:
+// the gap between two kernels and each one's ramp-up are a large share of its time. With
+// cuda.pdl on, LAUNCH_DEPENDENT launches a kernel as a programmatic dependent of the previous
+// one (cudaLaunchAttributeProgrammaticStreamSerialization): it may start while that one still
+// runs, fetch what does not depend on it (gemv.cu: its weights, into L2), and then wait.
+// The rule for every kernel launched so: pdl_wait() in every thread before reading anything an
+// earlier kernel wrote and before returning (a grid counts as finished only when all its threads
+// are, so a chain of kernels that all wait stays ordered), then pdl_release() to let the next
+// one start — not earlier, or every kernel of the chain could be started and waiting at once.
+// Both are no-ops in a kernel launched without the attribute; with pdl off the launch is a plain
+// one.
+static __device__ inline void pdl_wait(void) { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+static __device__ inline void pdl_release(void) { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
+
+template <typename... Params, typename... Args>
+static inline void launch_dependent(const char *file, int line, const char *name, void (*kernel)(Params...),
+                                    dim3 grid, dim3 block, size_t shared, Args... args) {
+    cudaLaunchAttribute attribute;
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = cuda.pdl;
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid, config.blockDim = block, config.dynamicSmemBytes = shared, config.stream = cuda.stream;
+    config.attrs = &attribute, config.numAttrs = 1;
+    if (check_cuda(cudaLaunchKernelEx(&config, kernel, (Params)args...), file, line, name) == 0)
+        check_launch(file, line, name);
+}
+
+#define LAUNCH_DEPENDENT(kernel, grid, block, shared, ...) \
+    launch_dependent(__FILE__, __LINE__, #kernel, kernel, grid, block, shared, __VA_ARGS__)
 
 // Blocks for a grid-stride loop over n items.
 static inline unsigned grid_for(long n, int threads) {

@@ -9,7 +9,9 @@
 // in one launch with their pointers passed by value — a pointer-batched cuBLAS call needs its
 // address list copied to the device first, a second node in a recorded graph. It computes in
 // fp32 whatever the precision (tensor cores buy nothing here), each output by one warp in a
-// fixed order: deterministic.
+// fixed order: deterministic. With LRSH_CUDA_PDL on it is launched as a programmatic dependent
+// (cuda_common.cuh) and asks L2 for its weights before waiting for the kernel ahead of it: a
+// decoded token's weights are most of its bytes, and none depends on that kernel.
 #include <string.h>
 
 #include "cuda_common.cuh"
@@ -27,17 +29,31 @@ typedef struct GemvBatch {
     GemvCall call[GEMV_CALLS];
     int first_row[GEMV_CALLS + 1];   // call c's rows are first_row[c] .. first_row[c + 1] − 1
     int count;
+    int prefetch;   // launched as a dependent (cuda.pdl): fetch the weights into L2 before waiting
 } GemvBatch;
 
+// Asks L2 for row w (k floats) a 128-byte line a lane, the last float's line too (w may start
+// mid-line). A hint: nothing waits for it.
+static __device__ void prefetch_row(const float *w, int k, int lane) {
+    for (int i = lane * 32; i < k; i += 32 * 32) asm volatile("prefetch.global.L2 [%0];" ::"l"(w + i));
+    if (lane == 0) asm volatile("prefetch.global.L2 [%0];" ::"l"(w + k - 1));
+}
+
 // A warp per output row, over every call's rows; lanes stride along k (float4 where aligned).
+// The weights depend on no earlier kernel, x and y may: only the prefetch comes before pdl_wait.
 __global__ void k_gemv(GemvBatch b) {
-    int lane = threadIdx.x & 31, row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
-    if (row >= b.first_row[b.count]) return;
-    int c = 0;
-    while (row >= b.first_row[c + 1]) c++;
+    int lane = threadIdx.x & 31, row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5), c = 0;
+    int in_range = row < b.first_row[b.count];
+    if (in_range) {
+        while (row >= b.first_row[c + 1]) c++;
+        row -= b.first_row[c];
+    }
     const GemvCall g = b.call[c];
-    row -= b.first_row[c];
     const float *w = g.w + (long)row * g.ldw;
+    if (in_range && b.prefetch) prefetch_row(w, g.k, lane);
+    pdl_wait();
+    pdl_release();
+    if (!in_range) return;
     float acc = 0.0f;
     if (g.vec4) {
         const float4 *w4 = (const float4 *)w, *x4 = (const float4 *)g.x;
@@ -67,6 +83,7 @@ void gemv_batch(const GemmCall *calls, int count) {
     GemvBatch b;
     memset(&b, 0, sizeof b);
     b.count = count;
+    b.prefetch = cuda.pdl;
     for (int i = 0; i < count; i++) {
         const GemmCall *c = &calls[i];   // x = row A, W = B (n × k, ldb)
         int vec4 = c->k % 4 == 0 && c->ldb % 4 == 0 && aligned16(c->a) && aligned16(c->b);
@@ -74,6 +91,5 @@ void gemv_batch(const GemmCall *calls, int count) {
         b.first_row[i + 1] = b.first_row[i] + c->n;
     }
     unsigned blocks = (unsigned)((b.first_row[count] + GEMV_WARPS - 1) / GEMV_WARPS);
-    k_gemv<<<blocks, 32 * GEMV_WARPS, 0, cuda.stream>>>(b);
-    LAUNCH_CHECK("k_gemv");
+    LAUNCH_DEPENDENT(k_gemv, blocks, 32 * GEMV_WARPS, 0, b);
 }
