@@ -44,8 +44,9 @@ static void cuda_release(void *ptr) {
     if (ptr) CUDA_CHECK(cudaFree(ptr));
 }
 
-// Synchronous copies on the legacy default stream, where every kernel also runs: a download
-// waits for the kernels that wrote its source.
+// Synchronous copies on the legacy default stream. Every kernel runs on cuda.stream, a blocking
+// stream (cudaStreamCreate, and no --default-stream per-thread): the legacy stream waits for its
+// work and it for theirs, so a download waits for the kernels that wrote its source.
 static void cuda_upload(void *dst, const void *host_src, size_t bytes) {
     if (bytes) CUDA_CHECK(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice));
 }
@@ -431,15 +432,16 @@ static void cuda_rmsnorm_backward(float *dx, float *dgain, const float *dout, co
     k_rmsnorm_backward_dx<<<n, THREADS, 0, cuda.stream>>>(dx, dout, x, gain, rstd, dim);
     LAUNCH_CHECK("k_rmsnorm_backward_dx");
     dim3 cols((dim + THREADS - 1) / THREADS);
-    int chunks = (n + NORM_CHUNK_ROWS - 1) / NORM_CHUNK_ROWS;
+    // chunks of NORM_CHUNK_ROWS rows, or longer where gridDim.y (≤ 65 535) would not hold them
+    int chunk_rows = (n + 65534) / 65535 > NORM_CHUNK_ROWS ? (n + 65534) / 65535 : NORM_CHUNK_ROWS;
+    int chunks = (n + chunk_rows - 1) / chunk_rows;
     float *partial = chunks > 1 ? scratch_floats((size_t)chunks * dim) : NULL;
     if (!partial) {   // one chunk, or no memory for the partial sums: one pass over all rows
         k_rmsnorm_dgain<<<cols, THREADS, 0, cuda.stream>>>(dgain, 1, dout, x, rstd, n, dim, n);
         LAUNCH_CHECK("k_rmsnorm_dgain");
         return;
     }
-    k_rmsnorm_dgain<<<dim3(cols.x, chunks), THREADS, 0, cuda.stream>>>(partial, 0, dout, x, rstd, n, dim,
-                                                                       NORM_CHUNK_ROWS);
+    k_rmsnorm_dgain<<<dim3(cols.x, chunks), THREADS, 0, cuda.stream>>>(partial, 0, dout, x, rstd, n, dim, chunk_rows);
     LAUNCH_CHECK("k_rmsnorm_dgain");
     k_sum_chunks<<<cols, THREADS, 0, cuda.stream>>>(dgain, partial, chunks, dim);
     LAUNCH_CHECK("k_sum_chunks");

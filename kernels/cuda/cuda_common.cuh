@@ -140,7 +140,7 @@ static __device__ inline void pdl_release(void) { asm volatile("griddepcontrol.l
 template <typename... Params, typename... Args>
 static inline void launch_dependent(const char *file, int line, const char *name, void (*kernel)(Params...),
                                     dim3 grid, dim3 block, size_t shared, Args... args) {
-    cudaLaunchAttribute attribute;
+    cudaLaunchAttribute attribute = {};
     attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attribute.val.programmaticStreamSerializationAllowed = cuda.pdl;
     cudaLaunchConfig_t config = {};

@@ -35,12 +35,14 @@ typedef struct GemvBatch {
 // Asks L2 for row w (k floats) a 128-byte line a lane, the last float's line too (w may start
 // mid-line). A hint: nothing waits for it.
 static __device__ void prefetch_row(const float *w, int k, int lane) {
-    for (int i = lane * 32; i < k; i += 32 * 32) asm volatile("prefetch.global.L2 [%0];" ::"l"(w + i));
-    if (lane == 0) asm volatile("prefetch.global.L2 [%0];" ::"l"(w + k - 1));
+    for (int i = lane * 32; i < k; i += 32 * 32) asm volatile("prefetch.L2 [%0];" ::"l"(w + i));   // generic address
+    if (lane == 0) asm volatile("prefetch.L2 [%0];" ::"l"(w + k - 1));
 }
 
 // A warp per output row, over every call's rows; lanes stride along k (float4 where aligned).
-// The weights depend on no earlier kernel, x and y may: only the prefetch comes before pdl_wait.
+// Only the prefetch comes before pdl_wait: decoding's weights depend on no earlier kernel, but
+// training's can (a backward product by a pack an earlier kernel wrote). A prefetched line is
+// no stale copy — L2 is where the device's writes land — and every load comes after the wait.
 __global__ void k_gemv(GemvBatch b) {
     int lane = threadIdx.x & 31, row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5), c = 0;
     int in_range = row < b.first_row[b.count];

@@ -51,6 +51,7 @@ int cuda_graph_begin(void) {
         graph_free(g);
         return -1;
     }
+    g->epoch = cuda.epoch;
     cuda.recording = g;
     return 0;
 }
@@ -63,7 +64,8 @@ void *cuda_graph_end(void) {
     cudaError_t e = cudaStreamEndCapture(cuda.stream, &graph);
     if (e == cudaSuccess && !cuda.error[0]) e = cudaGraphInstantiate(&g->exec, graph, 0);
     if (graph) cudaGraphDestroy(graph);
-    if (e != cudaSuccess || cuda.error[0]) {
+    // a change during the recording (a buffer moved) may have left old addresses in the graph
+    if (e != cudaSuccess || cuda.error[0] || g->epoch != cuda.epoch) {
         // The recording failed and nothing ran: what the checks recorded meanwhile was about
         // the recording (a call it cannot hold), not about the device. Forget it.
         cuda.error[0] = 0;
@@ -71,7 +73,6 @@ void *cuda_graph_end(void) {
         graph_free(g);
         return NULL;
     }
-    g->epoch = cuda.epoch;
     return g;
 }
 
