@@ -395,6 +395,7 @@ static void test_embedding(void) {
     embedding_case(50, 67, 23);       // repeated tokens collide in the backward
     embedding_case(3000, 300, 40);    // ~75 positions per token, three blocks of columns
     embedding_case(1, 8, 5);
+    embedding_case(16384, 96, 32768);   // a GPT-2 step's tokens: most distinct, some repeated
     check_no_cuda_error();
 }
 

@@ -303,51 +303,39 @@ __global__ void k_embedding_forward(float *out, const int32_t *tokens, const flo
     }
 }
 
-// dtable[row] += dout[i] for the positions i of one distinct token (a block per token, a thread
-// per column), in increasing i: the CPU's additions in the CPU's order, so the sums match to the
-// bit, and different rows run in parallel without atomics. order(n): positions grouped by token,
-// increasing within a group; starts(groups+1): where each group begins in order; rows(groups).
-__global__ void k_embedding_backward(float *dtable, const float *dout, const int32_t *order, const int32_t *starts,
-                                     const int32_t *rows, int dim) {
-    int c = blockIdx.y * blockDim.x + threadIdx.x, group = blockIdx.x;
-    if (c >= dim) return;
-    float *d = dtable + (long)rows[group] * dim + c;
+// dtable[row] += dout[i] for the positions i of one distinct token, in increasing i: the CPU's
+// additions in the CPU's order, so the sums match to the bit, and different rows run in
+// parallel without atomics. sorted(n): the tokens in increasing order; order(n): their
+// positions, increasing within a token. Block x starts a token's run where sorted[x] is the
+// run's first entry (the other blocks leave at once); a thread per column.
+__global__ void k_embedding_backward(float *dtable, const float *dout, const int32_t *sorted, const int32_t *order,
+                                     int n, int dim) {
+    int first = blockIdx.x, c = blockIdx.y * blockDim.x + threadIdx.x, token = sorted[first];
+    if (c >= dim || (first > 0 && sorted[first - 1] == token)) return;
+    float *d = dtable + (long)token * dim + c;
     float acc = *d;
-    for (int i = starts[group]; i < starts[group + 1]; i++) acc += dout[(long)order[i] * dim + c];
+    for (int i = first; i < n && sorted[i] == token; i++) acc += dout[(long)order[i] * dim + c];
     *d = acc;
 }
 
-// (token, position) pairs sort by token, then position: the groups of k_embedding_backward.
-static int by_token_then_position(const void *a, const void *b) {
-    const int32_t *x = (const int32_t *)a, *y = (const int32_t *)b;
-    return x[0] != y[0] ? (x[0] > y[0]) - (x[0] < y[0]) : (x[1] > y[1]) - (x[1] < y[1]);
+__global__ void k_iota(int32_t *x, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) x[i] = i;
 }
 
-// The grouping comes from the host: the tokens (n int32) come down, are sorted, and the index
-// goes back up in one copy: 3n + 1 ints. A grow-only device buffer holds it.
-static int32_t *embedding_index(const int32_t *tokens, int n, int *groups) {
+// The grouping, on the device (no wait for the host): the (token, position) pairs sorted by
+// token (sort.cu: CUB's radix sort, stable — positions stay increasing within a token).
+// Into one grow-only buffer: sorted(n), order(n), the positions 0..n−1 (n), CUB's workspace.
+static int embedding_sort(const int32_t *tokens, int n, int32_t **sorted, int32_t **order) {
     static DeviceBuffer index;
-    size_t need = 3 * (size_t)n + 1;
-    int32_t *pairs = (int32_t *)malloc(sizeof(int32_t) * 2 * n), *host = (int32_t *)malloc(sizeof(int32_t) * need);
-    if (!pairs || !host) record_error(__FILE__, __LINE__, "embedding_backward", "out of host memory", "free memory");
-    if (!pairs || !host || CUDA_CHECK(cudaMemcpy(host, tokens, sizeof(int32_t) * n, cudaMemcpyDeviceToHost))) {
-        free(pairs); free(host);
-        return NULL;
-    }
-    for (int i = 0; i < n; i++) pairs[2 * i] = host[i], pairs[2 * i + 1] = i;
-    qsort(pairs, (size_t)n, 2 * sizeof(int32_t), by_token_then_position);
-    int32_t *order = host, *starts = host + n, *rows = host + 2 * n + 1;   // starts: up to n + 1 entries
-    int g = 0;
-    for (int i = 0; i < n; i++) {
-        if (i == 0 || pairs[2 * i] != pairs[2 * i - 2]) rows[g] = pairs[2 * i], starts[g++] = i;
-        order[i] = pairs[2 * i + 1];
-    }
-    starts[g] = n;
-    int32_t *device_index = (int32_t *)device_buffer(&index, sizeof(int32_t) * need);
-    int ok = device_index && !CUDA_CHECK(cudaMemcpy(device_index, host, sizeof(int32_t) * need, cudaMemcpyHostToDevice));
-    free(pairs); free(host);
-    *groups = g;
-    return ok ? device_index : NULL;
+    size_t work = 0, stride = ((size_t)n + 63) / 64 * 64;   // each part 256-byte aligned, as CUB wants its own
+    if (CUDA_CHECK(sort_pairs(NULL, &work, tokens, NULL, NULL, NULL, n, cuda.stream))) return -1;
+    int32_t *base = (int32_t *)device_buffer(&index, sizeof(int32_t) * 3 * stride + work);
+    if (!base) return -1;
+    int32_t *positions = base + 2 * stride;
+    *sorted = base, *order = base + stride;
+    k_iota<<<grid_for(n, THREADS), THREADS, 0, cuda.stream>>>(positions, n);
+    LAUNCH_CHECK("k_iota");
+    return CUDA_CHECK(sort_pairs(base + 3 * stride, &work, tokens, *sorted, positions, *order, n, cuda.stream));
 }
 
 static void cuda_embedding_forward(float *out, const int32_t *tokens, const float *table, int n, int dim) {
@@ -358,11 +346,11 @@ static void cuda_embedding_forward(float *out, const int32_t *tokens, const floa
 
 static void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *tokens, int n, int dim) {
     if (n <= 0 || dim <= 0) return;
-    int groups = 0, threads = 128;
-    const int32_t *index = embedding_index(tokens, n, &groups);   // order(n), starts(groups + 1), rows
-    if (!index) return;                                           // the error is recorded
-    dim3 grid((unsigned)groups, (unsigned)((dim + threads - 1) / threads));
-    k_embedding_backward<<<grid, threads, 0, cuda.stream>>>(dtable, dout, index, index + n, index + 2 * n + 1, dim);
+    int32_t *sorted, *order;
+    if (embedding_sort(tokens, n, &sorted, &order)) return;   // the error is recorded
+    int threads = 128;
+    dim3 grid((unsigned)n, (unsigned)((dim + threads - 1) / threads));
+    k_embedding_backward<<<grid, threads, 0, cuda.stream>>>(dtable, dout, sorted, order, n, dim);
     LAUNCH_CHECK("k_embedding_backward");
 }
 

@@ -213,6 +213,10 @@ void gemm_strided_batched(int trans_a, int trans_b, int m, int n, int k, float a
 int gemv_takes(const GemmCall *c);
 void gemv_batch(const GemmCall *calls, int count);
 
+// sort.cu: n int32 pairs sorted by key, stably, on stream; work NULL: only *work_bytes is set.
+cudaError_t sort_pairs(void *work, size_t *work_bytes, const int32_t *keys, int32_t *keys_out, const int32_t *values,
+                       int32_t *values_out, int n, cudaStream_t stream);
+
 // graph.cu: Backend.graph_*; while recording, the address lists of pointer-batched GEMMs go to
 // the graph's own arena (NULL when full: the caller then issues the products one by one).
 int cuda_graph_begin(void);
