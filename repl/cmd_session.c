@@ -1,6 +1,7 @@
 // cmd_session.c — the commands about the shell itself: help, show, set, quit. `help` renders
 // the command table; nothing here knows any particular command.
 #include <omp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -161,6 +162,35 @@ static void show_model(Session *s) {
     cJSON_AddItemToObject(s->result, "model", o);
 }
 
+// The GPU backend's settings: applied at once on CUDA; on the CPU kept for `set device cuda`, with
+// a note unless the value names what the CPU does anyway (cpu_value). The session's copy of each
+// is a string field of Session (slot, cap).
+typedef struct GpuSetting {
+    const char *key;
+    int (*apply)(const char *name, char *why, size_t cap);
+    const char *cpu_value, *cpu_says;
+    size_t slot, cap;
+} GpuSetting;
+
+#define SESSION_FIELD(f) offsetof(Session, f), sizeof(((Session *)0)->f)
+
+static const GpuSetting gpu_settings[] = {
+    {"precision", backend_cuda_set_precision, "fp32", "the CPU computes in fp32", SESSION_FIELD(precision)},
+    {"attention", backend_cuda_set_attention, "gemm", "the CPU has one attention", SESSION_FIELD(attention)},
+    {"graphs", backend_cuda_set_graphs, "off", "the CPU runs each call as it comes", SESSION_FIELD(graphs)},
+    {"gemv", backend_cuda_set_gemv, "off", "the CPU has its own one-row products", SESSION_FIELD(gemv)},
+    {"pdl", backend_cuda_set_pdl, "off", "the CPU launches no kernels", SESSION_FIELD(pdl)},
+};
+#define N_GPU_SETTINGS (int)(sizeof gpu_settings / sizeof gpu_settings[0])
+
+static char *gpu_value(Session *s, const GpuSetting *g) { return (char *)s + g->slot; }
+
+static const GpuSetting *gpu_setting(const char *key) {
+    for (int i = 0; i < N_GPU_SETTINGS; i++)
+        if (strcmp(key, gpu_settings[i].key) == 0) return &gpu_settings[i];
+    return NULL;
+}
+
 int cmd_show(Session *s, const Args *a, Err *err) {
     (void)a, (void)err;
     out_text(s, "device     %s\n", s->be->describe());
@@ -198,13 +228,15 @@ int cmd_show(Session *s, const Args *a, Err *err) {
         cJSON_AddBoolToObject(o, "current", i == s->runs.current);
         cJSON_AddItemToArray(runs, o);
     }
-    out_text(s, "settings   seed=%llu threads=%d batch=%d accum=%d errexit=%s json=%s quiet=%s precision=%s "
-                "attention=%s graphs=%s\n", (unsigned long long)s->seed, s->threads, s->batch, s->accum,
-             s->errexit ? "on" : "off", s->json ? "on" : "off", s->quiet ? "on" : "off", s->precision, s->attention,
-             s->graphs);
-    cJSON_AddStringToObject(s->result, "precision", s->precision);
-    cJSON_AddStringToObject(s->result, "attention", s->attention);
-    cJSON_AddStringToObject(s->result, "graphs", s->graphs);
+    out_text(s, "settings   seed=%llu threads=%d batch=%d accum=%d errexit=%s json=%s quiet=%s",
+             (unsigned long long)s->seed, s->threads, s->batch, s->accum, s->errexit ? "on" : "off",
+             s->json ? "on" : "off", s->quiet ? "on" : "off");
+    for (int i = 0; i < N_GPU_SETTINGS; i++) {
+        const GpuSetting *g = &gpu_settings[i];
+        out_text(s, " %s=%s", g->key, gpu_value(s, g));
+        cJSON_AddStringToObject(s->result, g->key, gpu_value(s, g));
+    }
+    out_text(s, "\n");
     cJSON_AddNumberToObject(s->result, "seed", (double)s->seed);
     cJSON_AddNumberToObject(s->result, "batch", s->batch);
     cJSON_AddNumberToObject(s->result, "accum", s->accum);
@@ -261,18 +293,7 @@ static int move_model(Session *s, const Backend *to, Err *err) {
     return 0;
 }
 
-// A setting of the GPU backend (precision, attention, graphs): applied at once on CUDA, kept on the CPU
-// for `set device cuda` with a note unless it names what the CPU does anyway (cpu_value).
-typedef struct GpuSetting {
-    int (*apply)(const char *name, char *why, size_t cap);
-    const char *cpu_value, *cpu_says;
-} GpuSetting;
-
-static const GpuSetting gpu_precision = {backend_cuda_set_precision, "fp32", "the CPU computes in fp32"};
-static const GpuSetting gpu_attention = {backend_cuda_set_attention, "gemm", "the CPU has one attention"};
-static const GpuSetting gpu_graphs = {backend_cuda_set_graphs, "off", "the CPU runs each call as it comes"};
-
-static int set_gpu(Session *s, const GpuSetting *g, char *slot, size_t cap, const char *name, Err *err) {
+static int set_gpu(Session *s, const GpuSetting *g, const char *name, Err *err) {
     if (strcmp(s->be->name, "cuda") == 0) {
         char why[256];
         if (g->apply(name, why, sizeof why) != 0) return err_set(err, "%s", why);
@@ -282,7 +303,15 @@ static int set_gpu(Session *s, const GpuSetting *g, char *slot, size_t cap, cons
     } else if (strcmp(name, g->cpu_value) != 0) {
         out_note(s, "%s; %s applies on the GPU (`set device cuda`)\n", g->cpu_says, name);
     }
-    snprintf(slot, cap, "%s", name);
+    snprintf(gpu_value(s, g), g->cap, "%s", name);
+    return 0;
+}
+
+int session_apply_gpu_settings(Session *s, Err *err) {
+    char why[256];
+    for (int i = 0; i < N_GPU_SETTINGS; i++)
+        if (gpu_settings[i].apply(gpu_value(s, &gpu_settings[i]), why, sizeof why) != 0)
+            return err_set(err, "%s", why);
     return 0;
 }
 
@@ -290,11 +319,7 @@ static int set_device(Session *s, const char *name, Err *err) {
     const Backend *to = backend_named(s, name, err);
     if (!to) return -1;
     if (to == s->be) return 0;
-    char why[256];
-    if (strcmp(to->name, "cuda") == 0 && (gpu_precision.apply(s->precision, why, sizeof why) != 0 ||
-                                          gpu_attention.apply(s->attention, why, sizeof why) != 0 ||
-                                          gpu_graphs.apply(s->graphs, why, sizeof why) != 0))
-        return err_set(err, "%s", why);
+    if (strcmp(to->name, "cuda") == 0 && session_apply_gpu_settings(s, err) != 0) return -1;
     if (s->has_model) {
         if (move_model(s, to, err) != 0) return -1;
         out_note(s, "model moved to %s (with its optimizer state)\n", to->name);
@@ -313,9 +338,7 @@ static int set_apply(Session *s, const char *key, const char *v, Err *err) {
     else if (strcmp(key, "json") == 0) s->json = b;
     else if (strcmp(key, "quiet") == 0) s->quiet = b;
     else if (strcmp(key, "device") == 0) return set_device(s, v, err);
-    else if (strcmp(key, "precision") == 0) return set_gpu(s, &gpu_precision, s->precision, sizeof s->precision, v, err);
-    else if (strcmp(key, "attention") == 0) return set_gpu(s, &gpu_attention, s->attention, sizeof s->attention, v, err);
-    else if (strcmp(key, "graphs") == 0) return set_gpu(s, &gpu_graphs, s->graphs, sizeof s->graphs, v, err);
+    else if (gpu_setting(key)) return set_gpu(s, gpu_setting(key), v, err);
     else if (strcmp(key, "threads") == 0) {
         int n = atoi(v);
         const Backend *be = backend_cpu(n > 0 ? n : omp_get_num_procs());  // 0: all cores again
@@ -335,7 +358,7 @@ int cmd_set(Session *s, const Args *a, Err *err) {
         for (const OptSpec *k = settings; k->name; k++) suggest_try(&sg, k->name);
         if (suggest_best(&sg)) return err_set(err, "no setting '%s': did you mean '%s'?", key, suggest_best(&sg));
         return err_set(err, "no setting '%s' (settings: seed threads batch accum errexit json quiet device precision "
-                            "attention graphs)", key);
+                            "attention graphs gemv pdl)", key);
     }
     if (opt_check(o, value, err) != 0) {  // "option batch= expects …" → "set batch expects …"
         char why[sizeof err->msg];

@@ -286,6 +286,11 @@ int main(int argc, char **argv) {
             session_free(&s);
             return EXIT_USAGE;
         }
+        if (session_apply_gpu_settings(&s, &err) != 0) {
+            fprintf(stderr, "lrsh: --device cuda: %s\n", err.msg);
+            session_free(&s);
+            return 1;
+        }
         s.be = gpu;
     }
     s.json = o.json;

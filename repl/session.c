@@ -9,6 +9,22 @@
 
 volatile sig_atomic_t lrsh_interrupted = 0;
 
+// slot = the environment variable var when it names one of choices ("a|b|c"), else the first
+// choice: the GPU backend reads the same variables when it starts, so the session's settings
+// (which `show` prints and `set device cuda` applies) are what the GPU does.
+static void setting_from_env(char *slot, size_t cap, const char *var, const char *choices) {
+    const char *value = getenv(var);
+    snprintf(slot, cap, "%.*s", (int)strcspn(choices, "|"), choices);   // the default
+    for (const char *c = choices; value && *c;) {
+        size_t len = strcspn(c, "|");
+        if (len == strlen(value) && strncmp(c, value, len) == 0) {
+            snprintf(slot, cap, "%s", value);
+            return;
+        }
+        c += len + (c[len] == '|');
+    }
+}
+
 int session_init(Session *s, int threads, uint64_t seed, Err *err) {
     memset(s, 0, sizeof *s);
     s->threads = threads;
@@ -19,8 +35,10 @@ int session_init(Session *s, int threads, uint64_t seed, Err *err) {
     s->accum = 1;
     s->errexit = 1;
     snprintf(s->precision, sizeof s->precision, "fp32");
-    snprintf(s->attention, sizeof s->attention, "gemm");
-    snprintf(s->graphs, sizeof s->graphs, "on");
+    setting_from_env(s->attention, sizeof s->attention, "LRSH_CUDA_ATTENTION", "gemm|flash|rows");
+    setting_from_env(s->graphs, sizeof s->graphs, "LRSH_CUDA_GRAPHS", "on|off");
+    setting_from_env(s->gemv, sizeof s->gemv, "LRSH_CUDA_GEMV", "off|on");
+    setting_from_env(s->pdl, sizeof s->pdl, "LRSH_CUDA_PDL", "off|on");
     runlog_init(&s->runs);
     if (model_config_preset(&s->model_cfg, "tiny", err) != 0) return -1;
     snprintf(s->model_preset, sizeof s->model_preset, "tiny");
