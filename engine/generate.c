@@ -82,7 +82,7 @@ int generator_build(Generator *g, Model *m, Err *err) {
     g->max_pack = sizes.max_pack;
     g->work_floats = chunk_layout(g, g->cap, NULL, &b);
     g->work = m->be->alloc(g->work_floats * sizeof(float));
-    g->logits = malloc(sizeof(float) * c->vocab);
+    g->logits = m->be->host_alloc(sizeof(float) * c->vocab);   // downloaded every token
     g->probs = malloc(sizeof(float) * c->vocab);
     g->cand = malloc(sizeof(SampleCandidate) * c->vocab);
     g->history = malloc(sizeof(int32_t) * g->cap);
@@ -106,10 +106,10 @@ void generator_free(Generator *g) {
         g->model->be->release(g->v_cache);
         g->model->be->release(g->work);
         g->model->be->release(g->pack);
+        g->model->be->host_release(g->logits);
     }
     free(g->packed);
     free(g->host_pack);
-    free(g->logits);
     free(g->probs);
     free(g->cand);
     free(g->history);

@@ -53,6 +53,11 @@ struct Backend {
     void (*download)(void *host_dst, const void *src, size_t bytes);
     void (*copy)(void *dst, const void *src, size_t bytes);  // device to device
     void (*zero)(void *dst, size_t bytes);
+    // Host memory that upload and download move fastest, for buffers crossing every step (a
+    // decoded token's logits): page-locked on CUDA (copied by DMA, no staging), plain on the
+    // CPU. NULL when out of memory; host_release(NULL) is fine.
+    void *(*host_alloc)(size_t bytes);
+    void (*host_release)(void *ptr);
     size_t (*mem_available)(void);                 // bytes an allocation may still take
     // Wait until every queued operation has finished: for timing (a GPU backend returns from
     // most calls before the work is done). Nothing to wait for on the CPU.

@@ -193,6 +193,7 @@ const Backend *profile_begin(Profile *p, const Backend *be) {
     profiled = (Backend){
         .name = be->name, .describe = p_describe, .alloc = p_alloc, .release = p_release, .upload = p_upload,
         .download = p_download, .copy = p_copy, .zero = p_zero, .mem_available = p_mem_available,
+        .host_alloc = be->host_alloc, .host_release = be->host_release,   // untimed
         .synchronize = p_synchronize, .gemm = p_gemm, .gemm_batch = p_gemm_batch,
         .embedding_forward = p_embedding_forward, .embedding_backward = p_embedding_backward,
         .rmsnorm_forward = p_rmsnorm_forward, .rmsnorm_backward = p_rmsnorm_backward,

@@ -172,6 +172,19 @@ static void test_memory(void) {
     CHECK(empty != NULL, "a zero-size allocation is still a buffer");
     gpu->release(empty);
     gpu->release(NULL);
+    // page-locked host memory: a download into it and an upload from it, exact
+    float *pinned = gpu->host_alloc(sizeof(float) * n);
+    CHECK(pinned != NULL, "host_alloc of %ld floats failed", n);
+    if (pinned) {
+        gpu->upload(d, x, sizeof(float) * n);
+        gpu->download(pinned, d, sizeof(float) * n);
+        CHECK(memcmp(pinned, x, sizeof(float) * n) == 0, "download into host_alloc'd memory differs");
+        for (long i = 0; i < n; i++) pinned[i] = -x[i];
+        gpu->upload(e, pinned, sizeof(float) * n);
+        compare_gpu("upload from host_alloc'd memory", e, pinned, n, 0);
+    }
+    gpu->host_release(pinned);
+    gpu->host_release(NULL);
     gpu->release(d);
     gpu->release(e);
     free(h); free(x); free(shifted);

@@ -44,6 +44,19 @@ static void cuda_release(void *ptr) {
     if (ptr) CUDA_CHECK(cudaFree(ptr));
 }
 
+static void *cuda_host_alloc(size_t bytes) {
+    void *p = NULL;
+    if (cudaMallocHost(&p, bytes ? bytes : 1) != cudaSuccess) {
+        cudaGetLastError();   // out of page-locked memory: the caller reports NULL
+        return NULL;
+    }
+    return p;
+}
+
+static void cuda_host_release(void *ptr) {
+    if (ptr) CUDA_CHECK(cudaFreeHost(ptr));
+}
+
 // Synchronous copies on the legacy default stream. Every kernel runs on cuda.stream, a blocking
 // stream (cudaStreamCreate, and no --default-stream per-thread): the legacy stream waits for its
 // work and it for theirs, so a download waits for the kernels that wrote its source.
@@ -806,6 +819,8 @@ static void fill_table(Backend *t) {
     t->download = cuda_download;
     t->copy = cuda_copy;
     t->zero = cuda_zero;
+    t->host_alloc = cuda_host_alloc;
+    t->host_release = cuda_host_release;
     t->mem_available = cuda_mem_available;
     t->synchronize = backend_cuda_synchronize;
     t->take_error = cuda_take_error;
