@@ -6,7 +6,8 @@
 // batch-1 decode tokens/s for base (GPU and CPU) and GPT-2 (GPU), on the GPU with and without
 // the recorded graph of a decoded token, with the one-row products by cuBLAS or by gemv.cu
 // (LRSH_CUDA_GEMV), and with or without programmatic dependent launch (LRSH_CUDA_PDL): the
-// decode modes below. Ends with a summary table and issue 9's speed targets
+// decode modes below; and the cost of one more small kernel in a decoded token's chain (the
+// chain rows). Ends with a summary table and issue 9's speed targets
 // next to what this run measured. Without a GPU it says why and exits 0 (make bench runs it too).
 // Usage: bench_cuda [quick]   (quick: fewer steps and no GPT-2 shape, for a smoke run)
 #include <stdio.h>
@@ -64,11 +65,11 @@ typedef struct Row {
     double value, extra;   // tok/s (or GFLOP/s), and MFU or a ratio
 } Row;
 
-static Row rows[64];
+static Row rows[96];
 static int n_rows;
 
 static void add_row(const char *what, const char *backend, const char *precision, double value, double extra) {
-    if (n_rows >= 64) return;
+    if (n_rows >= (int)(sizeof rows / sizeof rows[0])) return;
     Row *r = &rows[n_rows++];
     snprintf(r->what, sizeof r->what, "%s", what);
     snprintf(r->backend, sizeof r->backend, "%s", backend);
@@ -260,6 +261,80 @@ static int decode_row(const Backend *be, const char *shape, int factorized, cons
     return 0;
 }
 
+// ns per call of a chain of CHAIN_CALLS dependent one-row calls (each reads what the one before
+// wrote: x → y → x …) recorded as one graph and replayed: what one more small kernel costs a
+// decoded token — its launch, the wait for its input, its run — against the time its bytes
+// take at the card's bandwidth. kind 0: RMSNorm of one row of 768; 1: a 768×768 one-row
+// product (gemv.cu or cuBLAS as the gemv switch says). −1 when the graph cannot be recorded.
+#define CHAIN_CALLS 200
+#define CHAIN_DIM 768
+
+static void chain_calls(const Backend *be, int kind, float *x, float *y, float *rstd, const float *gain,
+                        const float *w) {
+    for (int i = 0; i < CHAIN_CALLS; i++) {
+        const float *in = i % 2 ? y : x;
+        float *out = i % 2 ? x : y;
+        if (kind == 0) be->rmsnorm_forward(out, rstd, in, gain, 1, CHAIN_DIM, 1e-5f);
+        else be->gemm(0, 1, 1, CHAIN_DIM, CHAIN_DIM, 1.0f, in, CHAIN_DIM, w, CHAIN_DIM, 0.0f, out, CHAIN_DIM);
+    }
+}
+
+static double chain_ns(const Backend *be, int kind) {
+    size_t nw = (size_t)CHAIN_DIM * CHAIN_DIM;
+    float *h = malloc(sizeof(float) * nw), *x = be->alloc(sizeof(float) * CHAIN_DIM);
+    float *y = be->alloc(sizeof(float) * CHAIN_DIM), *rstd = be->alloc(sizeof(float));
+    float *gain = be->alloc(sizeof(float) * CHAIN_DIM), *w = be->alloc(sizeof(float) * nw);
+    double ns = -1;
+    if (h && x && y && rstd && gain && w) {
+        uint64_t s = 11;
+        for (size_t i = 0; i < nw; i++) h[i] = (rng_uniform(&s) - 0.5f) * 0.125f;   // keeps the norm: 768·0.125²/12 = 1
+        be->upload(w, h, sizeof(float) * nw);
+        be->upload(x, h, sizeof(float) * CHAIN_DIM);
+        be->upload(gain, h + CHAIN_DIM, sizeof(float) * CHAIN_DIM);
+        chain_calls(be, kind, x, y, rstd, gain, w);   // direct first: anything sized on first use
+        void *graph = NULL;
+        if (be->graph_begin && be->graph_begin() == 0) {
+            chain_calls(be, kind, x, y, rstd, gain, w);   // recorded, not run
+            graph = be->graph_end();
+        }
+        if (graph && be->graph_launch(graph) == 0) {
+            int reps = 50;
+            backend_cuda_synchronize();
+            double t0 = now();
+            for (int r = 0; r < reps; r++) be->graph_launch(graph);
+            backend_cuda_synchronize();
+            ns = (now() - t0) / reps / CHAIN_CALLS * 1e9;
+        }
+        if (graph) be->graph_release(graph);
+    }
+    free(h);
+    be->release(x); be->release(y); be->release(rstd); be->release(gain); be->release(w);
+    return ns;
+}
+
+// The chain rows: RMSNorm and the 768×768 product by gemv.cu, each without and with PDL, and
+// by cuBLAS.
+static void chain_rows(const Backend *gpu) {
+    static const struct { const char *what; int kind, gemv, pdl; } chains[] = {
+        {"chain rmsnorm 768 (ns/call)", 0, 0, 0},           {"chain rmsnorm 768 pdl (ns/call)", 0, 0, 1},
+        {"chain gemv 768x768 (ns/call)", 1, 1, 0},          {"chain gemv 768x768 pdl (ns/call)", 1, 1, 1},
+        {"chain cublas 768x768 (ns/call)", 1, 0, 0},
+    };
+    char why[256];
+    backend_cuda_set_graphs("on", why, sizeof why);
+    for (size_t i = 0; i < sizeof chains / sizeof chains[0]; i++) {
+        backend_cuda_set_gemv(chains[i].gemv ? "on" : "off", why, sizeof why);
+        backend_cuda_set_pdl(chains[i].pdl ? "on" : "off", why, sizeof why);
+        double ns = chain_ns(gpu, chains[i].kind);
+        printf("%-36s %8.0f ns%s\n", chains[i].what, ns, ns < 0 ? " (no graph recorded)" : "");
+        if (ns > 0) add_row(chains[i].what, "cuda", "fp32", ns, 0);
+    }
+    printf("(a 768×768 fp32 product reads 2.36 MB: 0.55 µs at 4.3 TB/s)\n");
+    backend_cuda_set_gemv("off", why, sizeof why);
+    backend_cuda_set_pdl("off", why, sizeof why);
+    fflush(stdout);
+}
+
 int main(int argc, char **argv) {
     cpu_blas_ensure_core(argc, argv);   // the CPU rows must run OpenBLAS's kernel for this CPU
     int quick = argc > 1 && strcmp(argv[1], "quick") == 0;
@@ -313,6 +388,7 @@ int main(int argc, char **argv) {
         backend_cuda_set_attention("gemm", why, sizeof why);
     }
     backend_cuda_set_precision("fp32", why, sizeof why);
+    chain_rows(gpu);
     // decode in every mode (base, then GPT-2: the issue's target, factorized ≥ 1.5× dense); the
     // GPT-2 rows without a graph are profiled (a profile times every call)
     for (int f = 0; f <= 1; f++) {

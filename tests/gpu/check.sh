@@ -107,7 +107,7 @@ if [ "$bench_rc" -ne 0 ] && [ "$(elapsed)" -lt 200 ]; then
     bench_rc=$?
     bench_note=" (rerun with LRSH_CUDA_GRAPHS=off LRSH_CUDA_ATTENTION=rows after a failure: bench_cuda_failed.log)"
 fi
-grep -vE '^(summary|sgemm peak|train |decode |profile|  )' "$LOG/bench_cuda.log" | head -n 40
+grep -vE '^(summary|sgemm peak|train |decode |chain |profile|  )' "$LOG/bench_cuda.log" | head -n 40
 note "where a GPT-2 step's time goes (bench_cuda's profiles)"
 grep -A 16 '^profile' "$LOG/bench_cuda.log" | head -n 60
 
