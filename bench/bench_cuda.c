@@ -61,7 +61,7 @@ static double gemm_gflops(const Backend *be, int n) {
 }
 
 typedef struct Row {
-    char what[64], backend[8], precision[8];
+    char what[80], backend[8], precision[8];
     double value, extra;   // tok/s (or GFLOP/s), and MFU or a ratio
 } Row;
 
@@ -251,7 +251,7 @@ static int decode_row(const Backend *be, const char *shape, int factorized, cons
     if (on_gpu && mode->graphs && strcmp(r.decode_path, "graph") != 0)
         fprintf(stderr, "bench_cuda: decode %s %s asked for a graph and ran %s\n", shape, r.model, r.decode_path);
     fflush(stdout);
-    char what[64];
+    char what[80];   // "decode gpt2 factorized direct: recording failed gemv pdl" fits
     snprintf(what, sizeof what, "decode %.6s %s%s", shape, factorized ? "factorized" : "dense", how);
     add_row(what, be->name, "fp32", r.tok_per_s, 0);
     if (r.profiled) {   // a profile times every call: it runs without the graph
