@@ -268,12 +268,14 @@ int generator_feed(Generator *g, const int32_t *ids, int n, Err *err) {
             return err_set(err, "token id %d out of range for vocab %d", ids[i], g->model->cfg.vocab);
     while (n > 0) {
         if (g->len == g->cap) {
-            // slide the window: keep the last half of the context and encode it afresh
+            // slide the window: keep the last half of the context and encode it afresh (a
+            // context of one token keeps none)
             int keep = g->cap / 2;
-            int32_t *kept = malloc(sizeof(int32_t) * keep);
+            int32_t *kept = malloc(sizeof(int32_t) * (keep + 1));
+            if (!kept) return err_set(err, "out of memory sliding the context window");
             memcpy(kept, g->history + g->len - keep, sizeof(int32_t) * keep);
             g->len = 0;
-            feed_chunk(g, &b, kept, keep);
+            if (keep > 0) feed_chunk(g, &b, kept, keep);
             free(kept);
         }
         int chunk = n < g->cap - g->len ? n : g->cap - g->len;

@@ -3,8 +3,8 @@
 //
 // While an ensemble exists the session's model stays as it was (member 0 started from it,
 // unless seeds= was given); `train` trains the members and `eval` evaluates them. `ensemble
-// average` and `ensemble use I` make a single model again; `model new/load/factorize` drop
-// the ensemble.
+// average` and `ensemble use I` make a single model again; `model new/load` drop the ensemble;
+// `model factorize` and a second `ensemble new` refuse to once the members have trained.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +69,9 @@ static int need_data(const Session *s, Err *err) {
 
 int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
+    if (s->has_ensemble && s->ens.step > 0)   // a new one would drop the members' training
+        return err_set(err, "an ensemble of %d has trained %d steps: `ensemble use I` or `ensemble average` keeps one "
+                            "model, `ensemble off` drops them; then `ensemble new K`", s->ens.k, s->ens.step);
     char *end;
     long k = strtol(a->pos[0], &end, 10);
     if (*end || k < 1 || k > ENSEMBLE_MAX_K)
@@ -101,7 +104,11 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
              seeds ? ", from seeds=" : ", member 0 from the current model", oc->name,
              fmt_bytes(mem, sizeof mem, (double)bytes));
     out_text(s, "  seeds (init, data):");
-    for (int i = 0; i < k; i++) out_text(s, " %d:(%llu, %llu)", i, (unsigned long long)e.init_seeds[i], (unsigned long long)e.data_seeds[i]);
+    for (int i = 0; i < k; i++) {
+        if (i == 0 && !seeds && sp.start_step > 0)   // its data seed is the stream's state, not a seed one types
+            out_text(s, " 0:(%llu, the model's data stream at step %d)", (unsigned long long)e.init_seeds[0], sp.start_step);
+        else out_text(s, " %d:(%llu, %llu)", i, (unsigned long long)e.init_seeds[i], (unsigned long long)e.data_seeds[i]);
+    }
     out_text(s, "\n");
     out_note(s, "`train` now trains every member (coupling: independent; see `ensemble wash`, `ensemble papa`)\n");
     cJSON_AddNumberToObject(s->result, "k", (double)k);
@@ -365,6 +372,13 @@ int cmd_ensemble_use(Session *s, const Args *a, Err *err) {
 }
 
 // ---- model info ---------------------------------------------------------------------------
+
+void ensemble_note_single_model(Session *s) {
+    if (!s->has_ensemble) return;
+    out_note(s, "an ensemble of %d trains beside the session's model: this is that model (step %d), not a member; "
+                "`ensemble use I` or `ensemble average` makes a member the model\n",
+             s->ens.k, s->has_trainer ? s->trainer.step : s->resume_step);
+}
 
 void ensemble_info(Session *s) {
     if (!s->has_ensemble) return;

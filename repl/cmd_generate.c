@@ -57,6 +57,7 @@ static int stream_update(Stream *st, long n_ids, int final, Err *err) {
 
 int cmd_generate(Session *s, const Args *a, Err *err) {
     if (need_generator(s, err) != 0) return -1;
+    ensemble_note_single_model(s);
     int n = (int)args_int(a, "n", 128);
     SamplerConfig sc = {
         .temperature = (float)args_float(a, "temp", 0.8),

@@ -191,6 +191,7 @@ static void recorded_steps(const SpectrumHistory *h, const char *param, char *bu
 
 int cmd_spectrum(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
+    ensemble_note_single_model(s);
     const char *param = a->pos[0];
     int k = (int)args_int(a, "k", 10), step = current_step(s);
     InspectState *st = state(s);
@@ -298,6 +299,7 @@ static void shape_text(char *buf, size_t cap, const InspectMatrix *m) {
 
 int cmd_norms(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
+    ensemble_note_single_model(s);
     float lr = 0;
     const float *prev = update_reference(s, &lr);
     NormsOptions o = {.prev = prev, .lr = lr, .include_io = args_bool(a, "io", 0)};
@@ -732,6 +734,7 @@ int cmd_align(Session *s, const Args *a, Err *err) {
         return err_set(err, "align against=members compares the gradients of ensemble members, and there is no "
                        "ensemble: `ensemble new K` makes one (e.g. ensemble new 3)");
     if (!members && session_need_model(s, err) != 0) return -1;
+    if (!members) ensemble_note_single_model(s);
     if (session_need_data(s, err) != 0) return -1;
     const ModelConfig *mc = members ? &s->ens.members[0].cfg : &s->model.cfg;
     if (!members && s->data.vocab_size > mc->vocab)

@@ -307,6 +307,7 @@ static void sort_rows(const MatrixDiag **rows, int n, const char *key) {
 
 int cmd_inspect(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
+    ensemble_note_single_model(s);
     if (!s->has_trainer || s->trainer.opt.t == 0)
         return err_set(err, "no update yet: run `step` (or `train steps=N`) first; inspect shows the last step's "
                        "diagnostics");

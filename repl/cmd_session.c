@@ -204,6 +204,7 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     int step = s->has_trainer ? s->trainer.step : s->resume_step;
     out_text(s, "trainer    %s step %d\n", s->has_trainer ? "built," : "not built yet,", step);
     cJSON_AddNumberToObject(s->result, "step", step);
+    ensemble_info(s);   // members train beside the model: say so
     if (s->model_file[0])
         out_text(s, "checkpoint %s%s\n", s->model_file, s->dirty ? " (trained since: unsaved changes)" : "");
     else if (s->has_model)

@@ -405,7 +405,10 @@ const CmdSpec commands[] = {
              "seed the session seed + i. seeds= gives every member its own initialization and data\n"
              "seed. same_init=yes starts every member from member 0's weights. Memory grows by K\n"
              "models with their gradients and optimizer state (`model info` shows it). Until\n"
-             "`ensemble average` or `ensemble use`, `train` and `eval` work on the members.\n"
+             "`ensemble average` or `ensemble use`, `train` and `eval` work on the members; generate,\n"
+             "spectrum, norms, inspect and align read the session's own model and say so. Once the\n"
+             "members have trained, a second `ensemble new` and `model factorize` are refused (they\n"
+             "would drop the members): average, use or `ensemble off` first.\n"
              "Examples:\n  ensemble new 4\n  ensemble new 3 seeds=1,2,3\n  ensemble new 4 same_init=yes",
      .min_pos = 1, .max_pos = 1, .pos = POS_TEXT, .run = cmd_ensemble_new,
      .opts = (const OptSpec[]){

@@ -98,6 +98,8 @@ const char *inspect_complete(const Session *s, PosKind kind, int i);
 // the ensemble's memory.
 int ensemble_cmd_train(Session *s, const Args *a, Err *err);
 void ensemble_info(Session *s);
+// A note, while an ensemble exists, that a command reads the session's own model, not a member.
+void ensemble_note_single_model(Session *s);
 
 // optim (cmd_optim.c): the keys optimizer `word` takes (NULL: the session's), for the command
 // table, completion and help.

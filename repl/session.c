@@ -96,7 +96,7 @@ void session_drop_generator(Session *s) {
 void session_replace_model(Session *s, Model *m) {
     session_drop_generator(s);
     session_drop_trainer(s);
-    session_drop_ensemble(s, "its members had the old model's config");
+    session_drop_ensemble(s, "the model it grew from was replaced");
     inspect_model_replaced(s);
     if (s->has_model) model_free(&s->model);
     s->model = *m;

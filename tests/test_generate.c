@@ -89,6 +89,33 @@ static void test_window_slides_past_context(void) {
     model_free(&m);
 }
 
+// A context of one token: every token after the first slides the window and keeps none, so
+// each token's logits are those of that token alone (the slide once read before its buffer).
+static void test_context_of_one(void) {
+    Err err;
+    Model m;
+    Generator g, fresh;
+    ModelConfig c = config(0);
+    c.seq = 1;
+    CHECK_OK(model_build(&m, &c, be, &err));
+    CHECK_OK(generator_build(&g, &m, &err));
+    CHECK_OK(generator_build(&fresh, &m, &err));
+    for (int i = 0; i < 5; i++) {
+        int32_t t = (int32_t)(i * 11 % c.vocab);
+        CHECK_OK(generator_feed(&g, &t, 1, &err));
+        generator_reset(&fresh);
+        CHECK_OK(generator_feed(&fresh, &t, 1, &err));
+        double d = max_rel_diff(g.logits, fresh.logits, c.vocab);
+        CHECK(g.len == 1 && d == 0, "token %d in a context of one: len %d, logits %.3g from a fresh feed", i, g.len, d);
+    }
+    int32_t two[2] = {3, 4};
+    CHECK_OK(generator_feed(&g, two, 2, &err));   // a prompt longer than the context
+    CHECK(g.len == 1, "after a two-token prompt the cache holds one token, got %d", g.len);
+    generator_free(&g);
+    generator_free(&fresh);
+    model_free(&m);
+}
+
 static void test_sampler(void) {
     Err err;
     Model m;
@@ -389,6 +416,7 @@ int main(void) {
     RUN(test_cache_dense);
     RUN(test_cache_factorized);
     RUN(test_window_slides_past_context);
+    RUN(test_context_of_one);
     RUN(test_sampler);
     RUN(test_greedy_recites_training_text);
     RUN(test_attention_sizes_change);
