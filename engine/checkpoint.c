@@ -471,10 +471,8 @@ static int save_failed(Err *err, const char *path, int existed, const char *what
                 existed ? "the previous file is unchanged" : "nothing was written");
 }
 
-// Write the whole file under a temporary name next to path, then rename it over path.
-static int write_atomically(const char *path, const char *header, size_t hlen, const Item *it, int n,
-                            const Tokenizer *tok, Err *err) {
-    int existed = access(path, F_OK) == 0;
+static int write_file(const char *path, int existed, mode_t mode, const char *header, size_t hlen, const Item *it,
+                      int n, const Tokenizer *tok, Err *err) {
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
     if (!tmp) return save_failed(err, path, existed, "out of memory", ENOMEM);
@@ -485,7 +483,7 @@ static int write_atomically(const char *path, const char *header, size_t hlen, c
         free(tmp);
         return save_failed(err, path, existed, "cannot create a temporary file in its folder", e);
     }
-    fchmod(fd, 0644);  // mkstemp's 0600 would make checkpoints private to their writer
+    fchmod(fd, mode);
     FILE *f = fdopen(fd, "wb");
     if (!f) {
         int e = errno;
@@ -508,6 +506,36 @@ static int write_atomically(const char *path, const char *header, size_t hlen, c
     free(tmp);
     fsync_folder(path);
     return 0;
+}
+
+// Where a save of path writes (*target, malloc'd): path itself, or the file a symbolic link at
+// path names (renaming over the link would replace it and leave that file stale). An existing
+// target must be a regular file — renaming over a device or a pipe would replace it — and
+// keeps its permissions (*mode); a new one is readable by all (mkstemp's would be 0600).
+static int save_target(const char *path, char **target, int *existed, mode_t *mode, Err *err) {
+    struct stat link, st;
+    *existed = lstat(path, &link) == 0;
+    *mode = 0644;
+    if (*existed && stat(path, &st) != 0)
+        return fail(err, path, "cannot save: it is a symbolic link to a missing file (%s)", strerror(errno));
+    if (*existed && !S_ISREG(st.st_mode))
+        return fail(err, path, "cannot save: it exists and is not a regular file (%s); nothing was written",
+                    S_ISDIR(st.st_mode) ? "a folder" : "a device, pipe or socket");
+    if (*existed) *mode = st.st_mode & 07777;
+    *target = *existed && S_ISLNK(link.st_mode) ? realpath(path, NULL) : strdup(path);
+    return *target ? 0 : save_failed(err, path, *existed, "cannot resolve the path", errno ? errno : ENOMEM);
+}
+
+// Write the whole file under a temporary name next to its target, then rename it over that.
+static int write_atomically(const char *path, const char *header, size_t hlen, const Item *it, int n,
+                            const Tokenizer *tok, Err *err) {
+    char *target;
+    int existed;
+    mode_t mode;
+    if (save_target(path, &target, &existed, &mode, err) != 0) return -1;
+    int rc = write_file(target, existed, mode, header, hlen, it, n, tok, err);
+    free(target);
+    return rc;
 }
 
 // The checks every save shares, then plan, header, write.

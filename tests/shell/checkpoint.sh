@@ -150,4 +150,20 @@ for line in sys.stdin:
     if o.get("command") == "bench generate profile":
         print(sum(r["calls"] for r in o["rows"] if r["phase"] == "decode" and r["kernel"] == "decode_attention") // 2)')"
 
+# a save writes through a symbolic link to its file and keeps that file's permissions; it
+# refuses to replace a folder, a pipe or a dangling link
+small="model new tiny dim=32 layers=1 heads=2 kv_heads=2 ffn=64 seq=16"
+mkdir -p "$TMP/targets/dir" && mkfifo "$TMP/targets/pipe" && ln -s missing "$TMP/targets/dangling"
+lrsh -q -c "$small; model save $TMP/targets/real.st" >/dev/null 2>&1
+chmod 600 "$TMP/targets/real.st" && ln -s real.st "$TMP/targets/link.st"
+before=$(cksum < "$TMP/targets/real.st")
+out=$(lrsh -c "$small seed=5; set errexit off; model save $TMP/targets/link.st; model save $TMP/targets/dir; model save $TMP/targets/pipe; model save $TMP/targets/dangling" 2>&1)
+check_eq save_link_kept link "$([ -L "$TMP/targets/link.st" ] && echo link || echo replaced)"
+check_eq save_through_link 600 "$(stat -c %a "$TMP/targets/real.st")"
+check_eq save_through_link_wrote changed "$([ "$(cksum < "$TMP/targets/real.st")" != "$before" ] && echo changed || echo same)"
+check_contains save_refuses_folder "$out" "dir: cannot save: it exists and is not a regular file (a folder)"
+check_contains save_refuses_pipe "$out" "pipe: cannot save: it exists and is not a regular file (a device, pipe or socket)"
+check_eq save_pipe_kept pipe "$([ -p "$TMP/targets/pipe" ] && echo pipe || echo replaced)"
+check_contains save_refuses_dangling "$out" "dangling: cannot save: it is a symbolic link to a missing file"
+
 finish
