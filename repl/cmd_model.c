@@ -33,13 +33,13 @@ static int config_from_args(Session *s, const Args *a, ModelConfig *cfg, Err *er
     }
     cfg->seed = s->seed;
     if (s->tok) cfg->vocab = tokenizer_vocab_size(s->tok);
-    // dim= resets ffn and heads= caps kv_heads, so they go first: `ffn=` typed before
-    // `dim=` still counts.
-    static const char *const first[] = {"dim", "heads"};
-    for (int f = 0; f < 2; f++)
+    // dim= resets ffn, heads= caps kv_heads and rank_ratio= sets rank=-1, so they go first:
+    // `ffn=` typed before `dim=` still counts, and so does `rank=0` typed before `rank_ratio=`.
+    static const char *const first[] = {"dim", "heads", "rank_ratio"};
+    for (int f = 0; f < 3; f++)
         if (args_has(a, first[f]) && model_config_set(cfg, first[f], args_str(a, first[f], ""), err) != 0) return -1;
     for (int i = 0; i < a->n_opt; i++) {
-        if (strcmp(a->key[i], "dim") == 0 || strcmp(a->key[i], "heads") == 0) continue;
+        if (!strcmp(a->key[i], "dim") || !strcmp(a->key[i], "heads") || !strcmp(a->key[i], "rank_ratio")) continue;
         if (model_config_set(cfg, a->key[i], a->val[i], err) != 0) return -1;
     }
     return model_config_validate(cfg, err);

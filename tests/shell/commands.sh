@@ -75,4 +75,10 @@ out=$("$LRSH" --json -c 'optim adamw lr=0.002 warmup=5' 2>/dev/null)
 check_eq optim_lr "0.002" "$(printf '%s\n' "$out" | json_field lr)"
 check_eq optim_warmup "5" "$(printf '%s\n' "$out" | json_field warmup)"
 
+# an explicit rank= wins over rank_ratio= in whatever order they are typed
+out=$("$LRSH" -c 'model new dim=32 layers=1 rank=0 rank_ratio=0.5 vocab=300; model new dim=32 layers=1 rank_ratio=0.5 rank=5 vocab=300; model new dim=32 layers=1 rank_ratio=0.5 vocab=300' 2>&1)
+check_contains rank_before_ratio "$out" "rank=0 (dense)"
+check_contains rank_after_ratio "$out" "rank=5 seq"
+check_contains ratio_alone "$out" "rank=0.5·in"
+
 finish
