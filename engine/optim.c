@@ -128,10 +128,12 @@ int optim_config_get(const OptimConfig *cfg, const char *key, char *buf, size_t 
     return 0;
 }
 
+// The shell numbers steps from 1 (step = 0 here is its step 1): warm-up reaches lr at its step
+// warmup=, the cosine min_lr_ratio·lr at its step horizon=.
 float optimizer_lr(const OptimConfig *c, int step) {
     if (step < c->warmup) return c->lr * (float)(step + 1) / (float)c->warmup;
     if (c->horizon <= c->warmup) return c->lr;
-    float progress = (float)(step - c->warmup) / (float)(c->horizon - c->warmup);
+    float progress = (float)(step + 1 - c->warmup) / (float)(c->horizon - c->warmup);
     if (progress > 1.0f) progress = 1.0f;
     float cosine = 0.5f * (1.0f + cosf(3.14159265f * progress));  // 1 → 0
     float min_lr = c->lr * c->min_lr_ratio;

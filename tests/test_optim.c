@@ -681,6 +681,22 @@ static void state_roundtrip(const char *name) {
     model_free(&m);
 }
 
+// Warm-up reaches lr at (1-based) step warmup, the cosine min_lr_ratio·lr at step horizon, and
+// it falls in between (the cosine used to reach its floor one step late).
+static void test_schedule(void) {
+    Err err;
+    OptimConfig c;
+    CHECK_OK(optim_config_default(&c, "adamw", &err));
+    c.lr = 1e-2f, c.warmup = 5, c.horizon = 20, c.min_lr_ratio = 0.1f;
+    CHECK(fabsf(optimizer_lr(&c, 0) - 2e-3f) < 1e-9f, "step 1 of 5 warm-up: lr/5, got %g", optimizer_lr(&c, 0));
+    CHECK(optimizer_lr(&c, 4) == 1e-2f, "step 5 ends the warm-up at lr, got %g", optimizer_lr(&c, 4));
+    for (int k = 6; k <= 20; k++)
+        CHECK(optimizer_lr(&c, k - 1) < optimizer_lr(&c, k - 2), "the cosine falls at step %d", k);
+    CHECK(fabsf(optimizer_lr(&c, 19) - 1e-3f) < 1e-9f, "step 20 (horizon) at min_lr_ratio·lr, got %g",
+          optimizer_lr(&c, 19));
+    CHECK(optimizer_lr(&c, 30) == optimizer_lr(&c, 19), "after the horizon the floor stays");
+}
+
 static void test_state_roundtrip(void) {
     for (int k = 0; k < 6; k++) state_roundtrip(kinds[k]);
 }
@@ -771,6 +787,7 @@ int main(void) {
     RUN(test_batched_equals_one_by_one);
     RUN(test_reference_muon_spectron);
     RUN(test_options);
+    RUN(test_schedule);
     RUN(test_state_roundtrip);
     RUN(test_state_names_and_description);
     RUN(test_diagnostics_and_switch);
