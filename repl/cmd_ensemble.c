@@ -37,7 +37,7 @@ static int parse_seeds(const char *text, int k, uint64_t *out, Err *err) {
     for (int i = 0; i < k; i++) {
         char *end;
         unsigned long long v = strtoull(p, &end, 10);
-        if (end == p || (*end != ',' && *end != '\0'))
+        if (end == p || *p == '-' || *p == '+' || (*end != ',' && *end != '\0'))
             return err_set(err, "seeds=%s: want %d comma-separated integers (e.g. seeds=1,2,3)", text, k);
         out[i] = v;
         p = *end == ',' ? end + 1 : end;

@@ -15,7 +15,7 @@ const char *const preset_names[] = {"tiny", "small", "base", NULL};
     {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: the model's seq)"}
 
 const OptSpec settings[] = {
-    {"seed", OPT_INT, "1234", NULL, 0, 0, "seed for the next model, trainer and eval batches"},
+    {"seed", OPT_INT, "1234", NULL, 0, 9e18, "seed for the next model, trainer and eval batches"},
     {"threads", OPT_INT, NULL, NULL, 0, 4096, "CPU threads (0: all cores)"},
     {"batch", OPT_INT, "8", NULL, 1, 1 << 20, "default sequences per micro-batch"},
     {"accum", OPT_INT, "1", NULL, 1, 1 << 20, "default micro-batches per step"},
@@ -146,7 +146,7 @@ const CmdSpec commands[] = {
          {"rank_ratio", OPT_FLOAT, NULL, NULL, 0, 1, "rank as a fraction of in_features (rank=-1)"},
          {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "context length"},
          {"vocab", OPT_INT, NULL, NULL, 1, 1 << 24, "vocabulary (default: the tokenizer's)"},
-         {"seed", OPT_INT, NULL, NULL, 0, 0, "initialization seed (default: `set seed`)"},
+         {"seed", OPT_INT, NULL, NULL, 0, 9e18, "initialization seed (default: `set seed`)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "model", .sub = "info", .family = "model", .args = "[tensors=on]",
      .summary = "parameters, dense equivalent, FLOPs per token, memory",
@@ -286,7 +286,7 @@ const CmdSpec commands[] = {
          {"temp", OPT_FLOAT, "0.8", NULL, 0, 100, "temperature (0: greedy)"},
          {"top_k", OPT_INT, "40", NULL, 0, 1 << 24, "sample among the k most likely tokens (0: all)"},
          {"top_p", OPT_FLOAT, "0.95", NULL, 0, 1, "nucleus: the smallest set with this much probability"},
-         {"seed", OPT_INT, NULL, NULL, 0, 0, "sampling seed (default: the session seed + calls so far)"},
+         {"seed", OPT_INT, NULL, NULL, 0, 9e18, "sampling seed (default: the session seed + calls so far)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 
     // ---- inspection ----
@@ -391,7 +391,7 @@ const CmdSpec commands[] = {
          {"draws", OPT_INT, "4", NULL, 1, 1000, "subnetworks or random guesses averaged"},
          {"batches", OPT_INT, "1", NULL, 1, 10000, "batches averaged into each gradient"},
          {"guess", OPT_ENUM, "random", "random|local", 0, 0, "forward: the guess direction"},
-         {"seed", OPT_INT, NULL, NULL, 0, 0, "batches and draws (default: session seed + step)"},
+         {"seed", OPT_INT, NULL, NULL, 0, 9e18, "batches and draws (default: session seed + step)"},
          {"batch", OPT_INT, NULL, NULL, 1, 1 << 16, "sequences per batch (default: `set batch`)"},
          {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: the model's seq)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},

@@ -1,5 +1,6 @@
 // main.c — lrsh's command line: options, then one of the modes: commands given with -c,
 // script files, lines piped on stdin, or the interactive prompt.
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -51,12 +52,13 @@ static void usage(FILE *to) {
             "Inside lrsh, `help` lists the commands and `help COMMAND` shows one.\n");
 }
 
-static int number_arg(const char *opt, const char *v, long long *out) {
+static int number_arg(const char *opt, const char *v, long long max, long long *out) {
     char *end;
     if (!v) { fprintf(stderr, "lrsh: %s needs a value\n", opt); return -1; }
+    errno = 0;
     *out = strtoll(v, &end, 10);
-    if (!*v || *end || *out < 0) {
-        fprintf(stderr, "lrsh: %s expects a non-negative integer, got '%s'\n", opt, v);
+    if (!*v || *end || *out < 0 || *out > max || errno == ERANGE) {
+        fprintf(stderr, "lrsh: %s expects an integer from 0 to %lld, got '%s'\n", opt, max, v);
         return -1;
     }
     return 0;
@@ -107,10 +109,10 @@ static int parse_options(int argc, char **argv, Options *o) {
             if (i + 1 >= argc) { fputs("lrsh: -c needs commands\n", stderr); return EXIT_USAGE; }
             o->command = argv[++i];
         } else if (is_option(a, "--seed")) {
-            if (number_arg("--seed", option_value(argc, argv, &i, "--seed"), &v) != 0) return EXIT_USAGE;
+            if (number_arg("--seed", option_value(argc, argv, &i, "--seed"), LLONG_MAX, &v) != 0) return EXIT_USAGE;
             o->seed = (uint64_t)v;
         } else if (is_option(a, "--threads")) {
-            if (number_arg("--threads", option_value(argc, argv, &i, "--threads"), &v) != 0) return EXIT_USAGE;
+            if (number_arg("--threads", option_value(argc, argv, &i, "--threads"), 4096, &v) != 0) return EXIT_USAGE;
             o->threads = (int)v;
         } else if (is_option(a, "--device")) {
             if (device_arg(option_value(argc, argv, &i, "--device"), &o->cuda) != 0) return EXIT_USAGE;

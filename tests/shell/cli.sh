@@ -53,6 +53,12 @@ gpu_setting pdl on "the CPU launches no kernels" maybe "on|off"
 out=$("$LRSH" -c "set graphs off; show" 2>&1)
 check_contains graphs_off_show "$out" "graphs=off"
 check_not_contains graphs_off_no_note "$out" "applies on the GPU"
+# numbers out of range are refused, not wrapped or overflowed
+out=$("$LRSH" --threads 99999999999999999999 -c show 2>&1); rc=$?
+check_status threads_overflow_status 2 $rc
+check_contains threads_overflow "$out" "--threads expects an integer from 0 to 4096"
+out=$("$LRSH" -c "set seed -5" 2>&1)
+check_contains seed_negative "$out" "set seed must be at least 0, got -5"
 # their starting values come from the variables the GPU backend reads (an unknown one: the default)
 out=$(LRSH_CUDA_GRAPHS=off LRSH_CUDA_PDL=on LRSH_CUDA_GEMV=fast LRSH_CUDA_ATTENTION=flash "$LRSH" -c "show" 2>&1)
 check_contains env_settings "$out" "attention=flash graphs=off gemv=off pdl=on"
