@@ -102,6 +102,15 @@ int cmd_help(Session *s, const Args *a, Err *err) {
     const char *name = a->pos[0], *sub = a->n_pos > 1 ? a->pos[1] : NULL;
     if (command_has_subs(name) && !sub) { help_family(s, name); return 0; }
     const CmdSpec *c = command_find(name, sub);
+    if (!c && command_has_subs(name)) {   // `help model nwe`: the family's sub-commands
+        Suggest sg;
+        suggest_init(&sg, sub);
+        for (int i = 0; i < n_commands; i++)
+            if (strcmp(commands[i].name, name) == 0) suggest_try(&sg, commands[i].sub);
+        if (suggest_best(&sg))
+            return err_set(err, "no command '%s %s': did you mean '%s %s'?", name, sub, name, suggest_best(&sg));
+        return err_set(err, "no command '%s %s' (`help %s` lists its sub-commands)", name, sub, name);
+    }
     if (!c) {
         Suggest sg;
         suggest_init(&sg, name);

@@ -160,6 +160,12 @@ static int run_file(Session *s, const char *path) {
         perror(NULL);
         return 1;
     }
+    struct stat st;
+    if (f != stdin && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {   // fopen opens folders for reading
+        fprintf(stderr, "lrsh: %s is a folder, not a script\n", path);
+        fclose(f);
+        return 1;
+    }
     int rc = run_stream(s, f, path);
     if (f != stdin) fclose(f);
     return rc;

@@ -53,6 +53,15 @@ gpu_setting pdl on "the CPU launches no kernels" maybe "on|off"
 out=$("$LRSH" -c "set graphs off; show" 2>&1)
 check_contains graphs_off_show "$out" "graphs=off"
 check_not_contains graphs_off_no_note "$out" "applies on the GPU"
+# help of a family's unknown sub-command suggests among its sub-commands, not the family itself
+out=$("$LRSH" -c "help model nwe" 2>&1)
+check_contains help_sub_suggest "$out" "no command 'model nwe': did you mean 'model new'?"
+out=$("$LRSH" -c "help model zzzzzz" 2>&1)
+check_contains help_sub_unknown "$out" "(\`help model\` lists its sub-commands)"
+mkdir -p "$TMP/afolder"
+out=$("$LRSH" --no-default "$TMP/afolder" 2>&1); rc=$?
+check_status script_folder_status 1 $rc
+check_contains script_folder "$out" "afolder is a folder, not a script"
 # numbers out of range are refused, not wrapped or overflowed
 out=$("$LRSH" --threads 99999999999999999999 -c show 2>&1); rc=$?
 check_status threads_overflow_status 2 $rc
