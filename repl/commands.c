@@ -678,7 +678,7 @@ static int check_positionals(const CmdSpec *c, const Args *a, Err *err) {
 static int run_command(Session *s, const Words *w) {
     Err err = {{0}};
     int first;
-    char title[64];
+    char title[64] = "";
     const CmdSpec *c = resolve(w, &first, &err);
     Args a;
     if (c) command_title(c, title, sizeof title);
@@ -686,7 +686,7 @@ static int run_command(Session *s, const Words *w) {
                  : c->dyn_key ? args_parse_open(&a, w, first, &err)  // the handler checks the keys
                               : args_parse(&a, w, first, c->opts, title, &err);
     if (parsed != 0) {
-        out_error(s, w->text, err.msg);
+        out_error(s, c ? title : NULL, w->text, err.msg);
         return -1;
     }
     int rc = check_positionals(c, &a, &err);
@@ -700,7 +700,7 @@ static int run_command(Session *s, const Words *w) {
         // a GPU failure the command could not see is its error (it may be the cause of another)
         if (backend_failed(s->be, &err)) rc = -1;
     }
-    if (rc != 0) out_error(s, w->text, err.msg[0] ? err.msg : "failed");
+    if (rc != 0) out_error(s, title, w->text, err.msg[0] ? err.msg : "failed");
     else if (!s->emitted) out_result(s, s->result);
     cJSON_Delete(s->result);
     s->result = NULL;
@@ -713,7 +713,7 @@ int run_line(Session *s, const char *line) {
     Words *cmds;
     int n = parse_line(line, &cmds, &err);
     if (n < 0) {
-        out_error(s, line, err.msg);
+        out_error(s, NULL, line, err.msg);
         return -1;
     }
     int failed = 0;

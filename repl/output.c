@@ -34,14 +34,17 @@ static void print_json_line(const cJSON *obj) {
     fflush(stdout);  // a program on the other end of a pipe reads one line per command
 }
 
-void out_error(const Session *s, const char *command, const char *msg) {
-    char where[1100] = "";
+void out_error(const Session *s, const char *command, const char *line, const char *msg) {
+    char where[1100] = "", first[64];
     if (s->src_name) snprintf(where, sizeof where, "%s:%d", s->src_name, s->src_line);
     if (s->json) {
+        line += strspn(line, " \t");
+        snprintf(first, sizeof first, "%.*s", (int)strcspn(line, " \t"), line);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddFalseToObject(o, "ok");
         cJSON_AddStringToObject(o, "error", msg);
-        cJSON_AddStringToObject(o, "command", command ? command : "");
+        cJSON_AddStringToObject(o, "command", command ? command : first);
+        cJSON_AddStringToObject(o, "line", line);
         if (where[0]) cJSON_AddStringToObject(o, "where", where);
         print_json_line(o);
         cJSON_Delete(o);

@@ -11,8 +11,9 @@ void out_text(const Session *s, const char *fmt, ...) __attribute__((format(prin
 // Commentary (what was built, where a file went, hints); --quiet drops it.
 void out_note(const Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // A failed command: `error: msg` on stderr (with file:line in scripts), or in JSON mode
-// {"ok":false,"error":…,"command":…} on stdout.
-void out_error(const Session *s, const char *command, const char *msg);
+// {"ok":false,"error":…,"command":…,"line":…} on stdout: command as a success names it
+// ("model save"; NULL: the line's first word), line as typed.
+void out_error(const Session *s, const char *command, const char *line, const char *msg);
 // Print one JSON object as a line of stdout (JSON mode only) and mark the command as having
 // emitted its own result lines; takes ownership of obj.
 void out_emit(Session *s, cJSON *obj);

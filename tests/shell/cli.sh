@@ -129,6 +129,9 @@ out=$("$LRSH" --json -c 'set errexit off; show; help; help train; nosuch; set ba
 check_eq json_lines_valid "valid 6" "$(printf '%s\n' "$out" | json_lines)"
 check_eq json_error_ok_false "false" "$(printf '%s\n' "$out" | grep nosuch | json_field ok)"
 check_eq json_error_command '"nosuch"' "$(printf '%s\n' "$out" | grep nosuch | json_field command)"
+out=$("$LRSH" --json -c 'train steps=5' 2>/dev/null)
+check_eq json_error_names_command '"train"' "$(printf '%s\n' "$out" | json_field command)"
+check_eq json_error_line '"train steps=5"' "$(printf '%s\n' "$out" | json_field line)"
 out=$(printf 'show\n' | "$LRSH" --json 2>/dev/null)
 check_eq json_pipe "valid 1" "$(printf '%s\n' "$out" | json_lines)"
 
