@@ -149,11 +149,12 @@ int cmd_ensemble_wash(Session *s, const Args *a, Err *err) {
         expect += wash_tensor_prob(&m->tensors[i], m->cfg.layers, c.p, c.schedule) * (double)m->tensors[i].rows *
                   m->tensors[i].cols;
     expect *= (s->ens.k - 1);
-    char v[32];
-    out_text(s, "WASH: p=%g (%s over depth: embedding %g … head 0), every %d step%s, optimizer moments %s; "
-                "about %s values exchanged per shuffle%s\n",
-             c.p, c.schedule == WASH_FLAT ? "flat" : "linear", c.p, c.every, c.every == 1 ? "" : "s",
-             c.opt_state ? "permuted too" : "kept", fmt_count(v, sizeof v, expect), c.opt_state ? " (plus moments)" : "");
+    char v[32], depth[64];
+    if (c.schedule == WASH_FLAT) snprintf(depth, sizeof depth, "flat: %g in every tensor", c.p);
+    else snprintf(depth, sizeof depth, "linear over depth: embedding %g … head 0", c.p);
+    out_text(s, "WASH: p=%g (%s), every %d step%s, optimizer moments %s; about %s values exchanged per shuffle%s\n",
+             c.p, depth, c.every, c.every == 1 ? "" : "s", c.opt_state ? "permuted too" : "kept",
+             fmt_count(v, sizeof v, expect), c.opt_state ? " (plus moments)" : "");
     coupling_json(s, &c);
     json_add_real(s->result, "expected_values_per_shuffle", expect);
     return 0;

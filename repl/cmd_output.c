@@ -148,8 +148,8 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         out_emit(s, o);
     }
     if (isfinite(h))
-        out_text(s, "(a model that knows only token frequencies scores %.4f on this validation split; a run that ends\n"
-                    " there or above has diverged: \"plateau\")\n", h);
+        out_text(s, "(a model that knows only token frequencies scores %.4f on this validation split; a run of 100\n"
+                    " steps or more that ends there or above has diverged: \"plateau\")\n", h);
     return 0;
 }
 
