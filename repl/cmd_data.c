@@ -57,12 +57,21 @@ static int default_model_path(const char *corpus, const char *type, int vocab, c
     return path_printf(err, out, size, "%s/%s-%s%d.model", dir, stem, type, vocab);
 }
 
-// Make tok the session's tokenizer; the loaded data was tokenized with the old one.
+// Whether a and b are the same tokenizer model, byte for byte.
+static int same_tokenizer(const Tokenizer *a, const Tokenizer *b) {
+    size_t na, nb;
+    const void *pa = tokenizer_bytes(a, &na), *pb = tokenizer_bytes(b, &nb);
+    return pa && pb && na == nb && memcmp(pa, pb, na) == 0;
+}
+
+// Make tok the session's tokenizer; the loaded data was tokenized with the old one, unless the
+// two are the same model (`tok load` of the file already loaded).
 static void use_tokenizer(Session *s, Tokenizer *tok, const char *path) {
+    int same = s->tok && same_tokenizer(s->tok, tok);
     tokenizer_free(s->tok);
     s->tok = tok;
     snprintf(s->tok_path, sizeof s->tok_path, "%s", path);
-    session_drop_data(s, "it was tokenized with the previous tokenizer");
+    if (!same) session_drop_data(s, "it was tokenized with the previous tokenizer");
     int vocab = tokenizer_vocab_size(tok);
     out_text(s, "tokenizer %s (vocab %d)\n", path, vocab);
     cJSON_AddStringToObject(s->result, "path", path);

@@ -250,8 +250,8 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     if (done) {
         out_text(s, "step %d: mean loss %.4f over %d members (", e->trainers[0].step, st.mean_loss, e->k);
         for (int i = 0; i < e->k; i++) out_text(s, "%s%.4f", i ? " " : "", st.member[i].loss);
-        out_text(s, "), %s tok/s, %s for %d steps\n", fmt_count(t, sizeof t, seconds > 0 ? tokens / seconds : 0),
-                 fmt_duration(d, sizeof d, seconds), done);
+        out_text(s, "), %s tok/s, %s for %d step%s\n", fmt_count(t, sizeof t, seconds > 0 ? tokens / seconds : 0),
+                 fmt_duration(d, sizeof d, seconds), done, done == 1 ? "" : "s");
         out_text(s, "%s: %s values exchanged (%s per step), %.1f%% of the time mixing; %s in total since `ensemble new`\n",
                  method_name(e->coupling.method), fmt_count(x, sizeof x, exchanged),
                  fmt_count(xs, sizeof xs, exchanged / done), seconds > 0 ? 100 * mix_seconds / seconds : 0.0,

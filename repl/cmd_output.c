@@ -185,6 +185,11 @@ int cmd_log(Session *s, const Args *a, Err *err) {
 static int read_log(const char *path, RunLog *r, Err *err) {
     FILE *f = fopen(path, "r");
     if (!f) return err_set(err, "plot from=%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {   // fopen opens folders for reading
+        fclose(f);
+        return err_set(err, "plot from=%s: a folder, not a `log` file", path);
+    }
     char *line = NULL;
     size_t cap = 0;
     long lineno = 0, bad = 0;

@@ -74,8 +74,8 @@ static void train_report(Session *s, const Run *r, int steps, int interrupted) {
         out_text(s, "interrupted at step %d (%d of %d steps); the model keeps every step taken\n", r->last.step,
                  r->done, steps);
     if (r->done)
-        out_text(s, "step %d: loss %.4f, %s tok/s, %s for %d steps\n", r->last.step, r->last.loss,
-                 fmt_count(t, sizeof t, rate), fmt_duration(d, sizeof d, r->seconds), r->done);
+        out_text(s, "step %d: loss %.4f, %s tok/s, %s for %d step%s\n", r->last.step, r->last.loss,
+                 fmt_count(t, sizeof t, rate), fmt_duration(d, sizeof d, r->seconds), r->done, r->done == 1 ? "" : "s");
     cJSON_AddNumberToObject(s->result, "steps", r->done);
     cJSON_AddNumberToObject(s->result, "step", s->trainer.step);
     json_add_real(s->result, "loss", r->last.loss);

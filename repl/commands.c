@@ -91,7 +91,8 @@ const CmdSpec commands[] = {
              "once to $XDG_CACHE_HOME/lrsh/fortunes.txt, else ~/.cache/lrsh/fortunes.txt).\n"
              "The model file goes to out=, by default the same cache folder as\n"
              "<file stem>-<type><vocab>.model; the tokenizer is loaded at once. Loaded data is\n"
-             "dropped: it was tokenized with the previous tokenizer.\n"
+             "dropped: it was tokenized with the previous tokenizer (kept when the new one is the\n"
+             "same model, byte for byte).\n"
              "Examples:\n  tok train vocab=512\n  tok train notes.txt vocab=4096 type=unigram out=notes.model",
      .max_pos = 1, .pos = POS_PATH, .run = cmd_tok_train,
      .opts = (const OptSpec[]){

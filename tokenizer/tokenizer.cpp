@@ -81,6 +81,9 @@ static int check_text_file(const char *path, Err *err) {
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
+        if (S_ISDIR(st.st_mode))
+            return err_set(err, "%s: a folder; tok train reads one text file (e.g. cat %s/*.txt > corpus.txt; "
+                                "`data load` takes folders)", path, path);
         return err_set(err, "%s: not a regular file", path);
     }
     std::vector<char> buf(1 << 20);
@@ -172,7 +175,8 @@ static Tokenizer *load_serialized(const std::string &bytes, const char *what, Er
     if (!tok) { err_set(err, "%s: out of memory", what); return nullptr; }
     auto st = tok->sp.LoadFromSerializedProto(bytes);
     if (!st.ok()) {
-        err_set(err, "%s: not a SentencePiece model (%s)", what, one_line(st.message()).c_str());
+        // its message names SentencePiece's own source lines: of no use at the prompt
+        err_set(err, "%s: not a SentencePiece model (its bytes do not parse as one)", what);
         delete tok;
         return nullptr;
     }
