@@ -36,7 +36,7 @@ static const struct Option {
     {"shape_scale", OPT_BOOL, offsetof(OptimConfig, shape_scale), 0, 1, SPLIT_KINDS, 0},
     {"beta1", OPT_FLOAT, offsetof(OptimConfig, beta1), 0, 0.99999, ADAM_KINDS, 0},
     {"beta2", OPT_FLOAT, offsetof(OptimConfig, beta2), 0, 0.99999, ADAM_KINDS, 0},
-    {"eps", OPT_FLOAT, offsetof(OptimConfig, eps), 1e-30, 1, ADAM_KINDS, 0},   // 0 divides by √v = 0
+    {"eps", OPT_FLOAT, offsetof(OptimConfig, eps), 0, 1, ADAM_KINDS, 0},
     {"clip", OPT_FLOAT, offsetof(OptimConfig, clip), 0, 1e9, ALL, 0},
     {"warmup", OPT_INT, offsetof(OptimConfig, warmup), 0, 1e9, ALL, 0},
     {"horizon", OPT_INT, offsetof(OptimConfig, horizon), 0, 1e9, ALL, 0},

@@ -163,7 +163,7 @@ static void test_train_errors(void) {
     const char *few = "a tiny corpus with a few words\nnot enough for a big vocab\n";
     write_all(small, few, strlen(few));
     expect_train_error(missing, 2048, missing, "cannot open");
-    expect_train_error(tmp_dir, 2048, tmp_dir, "not a regular file");
+    expect_train_error(tmp_dir, 2048, tmp_dir, "a folder; tok train reads one text file");
     expect_train_error(empty, 2048, empty, "empty corpus");
     expect_train_error(blank, 2048, blank, "empty corpus");
     expect_train_error(bad, 2048, bad, "invalid UTF-8 at byte offset 9");
