@@ -517,7 +517,9 @@ static int save_target(const char *path, char **target, int *existed, mode_t *mo
     *existed = lstat(path, &link) == 0;
     *mode = 0644;
     if (*existed && stat(path, &st) != 0)
-        return fail(err, path, "cannot save: it is a symbolic link to a missing file (%s)", strerror(errno));
+        return fail(err, path, "cannot save: %s (%s); nothing was written",
+                    S_ISLNK(link.st_mode) ? "it is a symbolic link to a missing file" : "cannot look at it",
+                    strerror(errno));
     if (*existed && !S_ISREG(st.st_mode))
         return fail(err, path, "cannot save: it exists and is not a regular file (%s); nothing was written",
                     S_ISDIR(st.st_mode) ? "a folder" : "a device, pipe or socket");
@@ -1048,24 +1050,31 @@ static int validate(Loader *L, Err *err) {
 // ---------------------------------------------------------------------------------------------
 // loading: build from a validated file
 
-// Copy one entry to the device at dst, widening bf16 on the host.
-static void upload_entry(const Loader *L, const Entry *e, float *dst, const Backend *be, float *scratch) {
+// Copy one entry to the device at dst, widening bf16 on the host. Returns how many of its
+// values are NaN or ±inf: the format allows them, a model trained by lrsh never keeps them
+// (a non-finite step is rolled back), so they mean a damaged file or one from elsewhere.
+static long upload_entry(const Loader *L, const Entry *e, float *dst, const Backend *be, float *scratch) {
     const uint8_t *src = L->data + e->begin;
-    size_t n = e->end - e->begin;
-    if (e->dtype == DT_F32) {
-        be->upload(dst, src, n);
-        return;
-    }
-    n /= 2;
+    size_t n = (e->end - e->begin) / (e->dtype == DT_F32 ? 4 : 2);
+    long bad = 0;
     for (size_t i = 0; i < n; i++) {
-        uint16_t h;
-        memcpy(&h, src + 2 * i, 2);
-        scratch[i] = f32_from_bf16(h);
+        if (e->dtype == DT_F32) {
+            memcpy(&scratch[i], src + 4 * i, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            scratch[i] = f32_from_bf16(h);
+        }
+        bad += !isfinite(scratch[i]);
     }
     be->upload(dst, scratch, n * sizeof(float));
+    return bad;
 }
 
-static int build_model(const Loader *L, int member, const Backend *be, Model *m, float *scratch, Err *err) {
+// A model from member's tensors; *nonfinite counts their NaN and ±inf values, the first tensor
+// holding any named in first (cap bytes).
+static int build_model(const Loader *L, int member, const Backend *be, Model *m, float *scratch, long *nonfinite,
+                       char *first, size_t cap, Err *err) {
     Err why;
     ModelConfig c = L->cfg;
     c.seed = L->mm[member].seed;
@@ -1074,7 +1083,11 @@ static int build_model(const Loader *L, int member, const Backend *be, Model *m,
         return fail(err, L->path, "cannot build the model: %s", why.msg);
     }
     const int *slot = L->param + (size_t)member * L->n_expect;
-    for (int i = 0; i < m->n_tensors; i++) upload_entry(L, &L->entries[slot[i]], param(m, i), be, scratch);
+    for (int i = 0; i < m->n_tensors; i++) {
+        long bad = upload_entry(L, &L->entries[slot[i]], param(m, i), be, scratch);
+        if (bad && !*nonfinite) snprintf(first, cap, "%s", m->tensors[i].name);
+        *nonfinite += bad;
+    }
     return 0;
 }
 
@@ -1171,7 +1184,9 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
     }
     int want_trainer = out_trainer && L.has_optim;
     if (rc == 0 && out_tok && L.tokenizer >= 0 && !(tok = build_tokenizer(&L, err))) rc = -1;
-    if (rc == 0) rc = build_model(&L, 0, be, &m, scratch, err);
+    long nonfinite = 0;
+    char first_bad[64] = "";
+    if (rc == 0) rc = build_model(&L, 0, be, &m, scratch, &nonfinite, first_bad, sizeof first_bad, err);
     // The state's names and shapes are only known from a built optimizer: build it even when no
     // trainer is wanted, so a file is accepted or refused the same way whatever the caller asks.
     if (rc == 0 && L.has_optim && build_trainer(&L, 0, &m, &tr, err)) {
@@ -1189,8 +1204,9 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
         if (info) {
             *info = (CheckpointInfo){.step = L.mm[0].step, .dtype = L.any_bf16 ? CHECKPOINT_BF16 : CHECKPOINT_F32,
                                      .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0,
-                                     .file_bytes = L.size, .data_rng = L.mm[0].data_rng};
+                                     .file_bytes = L.size, .data_rng = L.mm[0].data_rng, .nonfinite = nonfinite};
             snprintf(info->optimizer, sizeof info->optimizer, "%s", L.optimizer);
+            snprintf(info->nonfinite_tensor, sizeof info->nonfinite_tensor, "%s", first_bad);
         }
     }
     free(scratch);
@@ -1239,8 +1255,10 @@ static int load_members(Loader *L0, const Backend *be, CheckpointMembers *out, E
             rc = fail(err, path, "out of memory for %d members", L.k);
     }
     if (rc == 0 && L.tokenizer >= 0 && !(r.tok = build_tokenizer(&L, err))) rc = -1;
+    long nonfinite = 0;
+    char first_bad[64] = "";
     for (int i = 0; rc == 0 && i < L.k; i++) {
-        rc = build_model(&L, i, be, &r.models[i], scratch, err);
+        rc = build_model(&L, i, be, &r.models[i], scratch, &nonfinite, first_bad, sizeof first_bad, err);
         if (rc == 0 && r.trainers && build_trainer(&L, i, &r.models[i], &r.trainers[i], err)) {
             model_free(&r.models[i]);
             rc = -1;
@@ -1251,8 +1269,9 @@ static int load_members(Loader *L0, const Backend *be, CheckpointMembers *out, E
         r.has_state = L.has_optim;
         r.info = (CheckpointInfo){.step = L.mm[0].step, .dtype = L.any_bf16 ? CHECKPOINT_BF16 : CHECKPOINT_F32,
                                   .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0, .file_bytes = L.size,
-                                  .data_rng = L.mm[0].data_rng, .ensemble_k = L.k};
+                                  .data_rng = L.mm[0].data_rng, .ensemble_k = L.k, .nonfinite = nonfinite};
         snprintf(r.info.optimizer, sizeof r.info.optimizer, "%s", L.optimizer);
+        snprintf(r.info.nonfinite_tensor, sizeof r.info.nonfinite_tensor, "%s", first_bad);
         r.meta = L.meta;
         r.n_meta = L.n_meta;
         L.meta = NULL;

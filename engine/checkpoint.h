@@ -65,6 +65,8 @@ typedef struct CheckpointInfo {
     uint64_t data_rng;       // the batch sampler's state when saved (0 without a trainer)
     size_t file_bytes;
     int ensemble_k;          // an ensemble file's members (0: a single model); step, data_rng: member 0's
+    long nonfinite;          // parameter values that are NaN or ±inf (loaded as they are)
+    char nonfinite_tensor[64];   // the first tensor holding one ("" when none)
 } CheckpointInfo;
 
 // A limit on ensemble_k that a file may claim (the ensemble layer may allow fewer).

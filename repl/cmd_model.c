@@ -227,6 +227,16 @@ static void session_took_file(Session *s, Tokenizer *tok, const char *path) {
     s->dirty = 0;
 }
 
+// A file may hold NaN or ±inf parameters (damaged, or written by another program): they load
+// as they are, and the user hears of it before a loss or a sample shows it.
+static void nonfinite_warning(Session *s, const CheckpointInfo *info) {
+    cJSON_AddNumberToObject(s->result, "nonfinite", (double)info->nonfinite);
+    if (info->nonfinite)
+        out_note(s, "warning: %ld parameter value%s NaN or infinite (the first in %s): the file is damaged or was "
+                    "saved from a broken model; its losses and samples will not be finite\n",
+                 info->nonfinite, info->nonfinite == 1 ? " is" : "s are", info->nonfinite_tensor);
+}
+
 static int load_ensemble(Session *s, const char *path, Err *err) {
     Ensemble e;
     Tokenizer *tok = NULL;
@@ -266,6 +276,7 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));
     cJSON_AddNumberToObject(s->result, "ensemble_k", e.k);
     cJSON_AddStringToObject(s->result, "method", method_word(e.coupling.method));
+    nonfinite_warning(s, &info);
     return 0;
 }
 
@@ -320,6 +331,7 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     cJSON_AddBoolToObject(s->result, "optimizer_state", info.has_optim);
     cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));
+    nonfinite_warning(s, &info);
     return 0;
 }
 

@@ -79,9 +79,10 @@ static int check_text_file(const char *path, Err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    bool known = fstat(fileno(f), &st) == 0;
+    if (!known || !S_ISREG(st.st_mode)) {
         fclose(f);
-        if (S_ISDIR(st.st_mode))
+        if (known && S_ISDIR(st.st_mode))
             return err_set(err, "%s: a folder; tok train reads one text file (e.g. cat %s/*.txt > corpus.txt; "
                                 "`data load` takes folders)", path, path);
         return err_set(err, "%s: not a regular file", path);

@@ -166,4 +166,21 @@ check_contains save_refuses_pipe "$out" "pipe: cannot save: it exists and is not
 check_eq save_pipe_kept pipe "$([ -p "$TMP/targets/pipe" ] && echo pipe || echo replaced)"
 check_contains save_refuses_dangling "$out" "dangling: cannot save: it is a symbolic link to a missing file"
 
+# NaN in a parameter tensor: the file loads as it is, and says so
+lrsh -q -c "$small; model save $TMP/nan.st" >/dev/null 2>&1
+python3 - "$TMP/nan.st" <<'PY'
+import json, struct, sys
+path = sys.argv[1]
+with open(path, 'r+b') as f:
+    n = struct.unpack('<Q', f.read(8))[0]
+    begin = json.loads(f.read(n))['embed']['data_offsets'][0]
+    f.seek(8 + n + begin + 4 * 5)
+    f.write(struct.pack('<f', float('nan')))
+PY
+out=$(lrsh -c "model load $TMP/nan.st" 2>&1); rc=$?
+check_status nan_load_status 0 $rc
+check_contains nan_load_warns "$out" "warning: 1 parameter value is NaN or infinite (the first in embed)"
+out=$(lrsh -c "model load $TMP/real.st" 2>&1)
+check_not_contains finite_load_quiet "$out" "NaN or infinite"
+
 finish
