@@ -54,9 +54,10 @@ static size_t chunk_layout(const Generator *g, int C, float *base, ChunkBuffers 
     const ModelConfig *c = &m->cfg;
     int hd = c->dim / c->heads;
     size_t kvd = (size_t)hd * c->kv_heads;
+    size_t logits = (size_t)(c->vocab > C ? c->vocab : C);   // a chunk's ids borrow it (feed_chunk)
     size_t sizes[15] = {(size_t)C * c->dim, (size_t)C * c->dim, (size_t)C, (size_t)C * (g->max_rank + 1),
                         (size_t)C * c->dim, (size_t)C * c->dim, m->be->attention_saved_floats(1, c->heads, C, C, hd),
-                        (size_t)C * c->ffn, (size_t)C * c->ffn, (size_t)C * c->ffn, (size_t)c->vocab, kvd, kvd,
+                        (size_t)C * c->ffn, (size_t)C * c->ffn, (size_t)C * c->ffn, logits, kvd, kvd,
                         m->be->decode_attention_floats(c->heads, g->cap, hd), 2};
     float **slots[15] = {&b->x, &b->ln, &b->rstd, &b->t, &b->q, &b->ao, &b->att, &b->gate, &b->up, &b->h,
                          &b->logits, &b->k, &b->v, &b->dec, (float **)&b->step};

@@ -116,6 +116,29 @@ static void test_context_of_one(void) {
     model_free(&m);
 }
 
+// A context longer than the vocabulary: a full-context prompt's ids borrow the logits slot,
+// which must hold them. It was sized by the vocabulary alone; on the CPU the overflow landed in
+// the decode scratch behind it (no test could see it), on CUDA that scratch is smaller and the
+// ids would have run past the buffer. Here: the prompt's logits are still right.
+static void test_context_longer_than_vocab(void) {
+    Err err;
+    Model m;
+    Generator g;
+    ModelConfig c = config(0);
+    c.vocab = 5, c.seq = 200;
+    CHECK_OK(model_build(&m, &c, be, &err));
+    CHECK_OK(generator_build(&g, &m, &err));
+    int32_t tok[200];
+    for (int i = 0; i < 200; i++) tok[i] = i % c.vocab;
+    float *ref = training_logits(&m, tok, 200);
+    CHECK_OK(generator_feed(&g, tok, 200, &err));
+    double d = max_rel_diff(g.logits, ref + (size_t)199 * c.vocab, c.vocab);
+    CHECK(d < 1e-4, "a 200-token prompt in a vocabulary of 5: logits %.3g from the training forward", d);
+    free(ref);
+    generator_free(&g);
+    model_free(&m);
+}
+
 static void test_sampler(void) {
     Err err;
     Model m;
@@ -417,6 +440,7 @@ int main(void) {
     RUN(test_cache_factorized);
     RUN(test_window_slides_past_context);
     RUN(test_context_of_one);
+    RUN(test_context_longer_than_vocab);
     RUN(test_sampler);
     RUN(test_greedy_recites_training_text);
     RUN(test_attention_sizes_change);
