@@ -3,8 +3,9 @@
 //
 // While an ensemble exists the session's model stays as it was (member 0 started from it,
 // unless seeds= was given); `train` trains the members and `eval` evaluates them. `ensemble
-// average` and `ensemble use I` make a single model again; `model new/load` drop the ensemble;
-// `model factorize` and a second `ensemble new` refuse to once the members have trained.
+// average` and `ensemble use I` make a single model again; `model new/load` and a second
+// `ensemble new` drop the ensemble (saying what training goes with it); `model factorize`
+// refuses while one exists.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,9 +70,6 @@ static int need_data(const Session *s, Err *err) {
 
 int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
-    if (s->has_ensemble && s->ens.step > 0)   // a new one would drop the members' training
-        return err_set(err, "an ensemble of %d has trained %d steps: `ensemble use I` or `ensemble average` keeps one "
-                            "model, `ensemble off` drops them; then `ensemble new K`", s->ens.k, s->ens.step);
     char *end;
     long k = strtol(a->pos[0], &end, 10);
     if (*end || k < 1 || k > ENSEMBLE_MAX_K)
@@ -95,7 +93,11 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     const OptimConfig *oc = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
     Ensemble e;
     if (ensemble_build(&e, &s->model.cfg, s->be, oc, &sp, err) != 0) return -1;
-    session_drop_ensemble(s, "replaced by a new one");
+    char why[160] = "replaced by a new one";
+    if (s->has_ensemble && s->ens.step > 0)   // rebuilding is a workflow (demos/wash.lrsh): say what goes
+        snprintf(why, sizeof why, "replaced by a new one: its %d members' %d steps are gone; `model save PATH` before "
+                 "`ensemble new` keeps them", s->ens.k, s->ens.step);
+    session_drop_ensemble(s, why);
     s->ens = e;
     s->has_ensemble = 1;
     size_t bytes = ensemble_bytes(&e, s->batch, s->model.cfg.seq);

@@ -341,7 +341,7 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     if (s->has_ensemble)   // it would drop the members and their training: make one model first
         return err_set(err, "an ensemble of %d is training: `ensemble use I` or `ensemble average` makes one model to "
-                            "factorize (`ensemble off` drops the members)", s->ens.k);
+                            "factorize", s->ens.k);
     if (!args_has(a, "rank")) return err_set(err, "model factorize needs rank=R (e.g. model factorize rank=16)");
     int rank = (int)args_int(a, "rank", 0);
     Model m;

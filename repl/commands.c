@@ -407,9 +407,10 @@ const CmdSpec commands[] = {
              "seed. same_init=yes starts every member from member 0's weights. Memory grows by K\n"
              "models with their gradients and optimizer state (`model info` shows it). Until\n"
              "`ensemble average` or `ensemble use`, `train` and `eval` work on the members; generate,\n"
-             "spectrum, norms, inspect and align read the session's own model and say so. Once the\n"
-             "members have trained, a second `ensemble new` and `model factorize` are refused (they\n"
-             "would drop the members): average, use or `ensemble off` first.\n"
+             "spectrum, norms, inspect and align read the session's own model and say so. A second\n"
+             "`ensemble new` replaces the members (the note says how many steps go with them;\n"
+             "`model save` first keeps them); `model factorize` is refused until `ensemble average`\n"
+             "or `ensemble use` makes one model.\n"
              "Examples:\n  ensemble new 4\n  ensemble new 3 seeds=1,2,3\n  ensemble new 4 same_init=yes",
      .min_pos = 1, .max_pos = 1, .pos = POS_TEXT, .run = cmd_ensemble_new,
      .opts = (const OptSpec[]){

@@ -77,13 +77,13 @@ check_contains wash_bad_p "$out" "p="
 check_contains use_range "$out" "the ensemble has members 0 to 1"
 check_contains dropped "$out" "ensemble dropped"
 
-# trained members are not thrown away by a command that would drop them; the commands that
-# read the session's own model say so; show lists the ensemble
-out=$(run -c "$prep; set errexit off; ensemble new 2; train steps=2 batch=2; model factorize rank=4; ensemble new 3; generate hi n=2; norms; show; ensemble use 1; ensemble new 2" 2>&1)
+# model factorize would drop trained members: refused; the commands that read the session's own
+# model say so; show lists the ensemble; a second ensemble new says what training goes
+out=$(run -c "$prep; set errexit off; ensemble new 2; train steps=2 batch=2; model factorize rank=4; generate hi n=2; norms; show; ensemble new 3" 2>&1)
 check_contains factorize_refused "$out" "an ensemble of 2 is training: \`ensemble use I\` or \`ensemble average\` makes one model to factorize"
-check_contains new_refused "$out" "an ensemble of 2 has trained 2 steps"
 check_contains single_model_note "$out" "this is that model (step 0), not a member"
 check_contains show_ensemble "$out" "ensemble   2 members"
-check_contains new_after_use "$out" "ensemble: 2 members"
+check_contains new_says_what_goes "$out" "ensemble dropped (replaced by a new one: its 2 members' 2 steps are gone"
+check_contains new_after_trained "$out" "ensemble: 3 members"
 
 finish
