@@ -1058,16 +1058,17 @@ static long upload_entry(const Loader *L, const Entry *e, float *dst, const Back
     size_t n = (e->end - e->begin) / (e->dtype == DT_F32 ? 4 : 2);
     long bad = 0;
     for (size_t i = 0; i < n; i++) {
+        float x;
         if (e->dtype == DT_F32) {
-            memcpy(&scratch[i], src + 4 * i, 4);
+            memcpy(&x, src + 4 * i, 4);
         } else {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
-            scratch[i] = f32_from_bf16(h);
+            scratch[i] = x = f32_from_bf16(h);
         }
-        bad += !isfinite(scratch[i]);
+        bad += !isfinite(x);
     }
-    be->upload(dst, scratch, n * sizeof(float));
+    be->upload(dst, e->dtype == DT_F32 ? (const void *)src : scratch, n * sizeof(float));   // F32: as the file has it
     return bad;
 }
 

@@ -289,13 +289,7 @@ int models_average(Model *members, int k, EnsembleAvgMode mode, Model *out, Ense
             }
             be->upload(param(&m, ti), a, sizeof(float) * n);
             be->upload(param(&m, ti + 1), b, sizeof(float) * (size_t)in_dim * rank);
-            double total = 0, tail = 0;
-            for (int j = kk - 1; j >= 0; j--) {   // smallest first: the tail sum stays accurate
-                double s2 = (double)s[j] * s[j];
-                total += s2;
-                if (j >= rank) tail += s2;
-            }
-            double rel = total > 0 ? sqrt(tail / total) : 0.0;
+            double rel = truncation_error(s, kk, rank);
             err_sum += rel;
             r.n_matrices++;
             if (rel > r.worst_error || r.n_matrices == 1) {

@@ -68,18 +68,12 @@ static int factorize_layer(const Model *src, Model *m, int l, int rank, float *h
         int k = j->out < j->in ? j->out : j->in;
         m->be->upload(param(m, to[i]->w), j->a, sizeof(float) * j->out * rank);
         m->be->upload(param(m, to[i]->b), j->b, sizeof(float) * j->in * rank);
-        double total = 0, tail = 0;
-        for (int r = k - 1; r >= 0; r--) {   // smallest first: the tail sum stays accurate
-            double s2 = (double)j->s[r] * j->s[r];
-            total += s2;
-            if (r >= rank) tail += s2;
-        }
         FactorizeError *e = &items[i];
         linear_name(src, from[i], e->name, sizeof e->name);
         e->rows = j->out;
         e->cols = j->in;
         e->source_rank = from[i]->rank;
-        e->rel_error = total > 0 ? sqrt(tail / total) : 0.0;
+        e->rel_error = truncation_error(j->s, k, rank);
     }
     return 0;
 }

@@ -270,14 +270,12 @@ int generator_feed(Generator *g, const int32_t *ids, int n, Err *err) {
     while (n > 0) {
         if (g->len == g->cap) {
             // slide the window: keep the last half of the context and encode it afresh (a
-            // context of one token keeps none)
+            // context of one token keeps none). feed_chunk copies the kept ids to the front of
+            // the history, which they do not overlap (keep ≤ cap − keep).
             int keep = g->cap / 2;
-            int32_t *kept = malloc(sizeof(int32_t) * (keep + 1));
-            if (!kept) return err_set(err, "out of memory sliding the context window");
-            memcpy(kept, g->history + g->len - keep, sizeof(int32_t) * keep);
+            const int32_t *kept = g->history + g->len - keep;
             g->len = 0;
             if (keep > 0) feed_chunk(g, &b, kept, keep);
-            free(kept);
         }
         int chunk = n < g->cap - g->len ? n : g->cap - g->len;
         if (chunk == 1) feed_token(g, &b, ids[0]);

@@ -28,6 +28,16 @@ int truncated_svd(const float *w, int out, int in, int r, float *a, float *b, fl
     return 0;
 }
 
+double truncation_error(const float *s, int k, int r) {
+    double total = 0, tail = 0;
+    for (int j = k - 1; j >= 0; j--) {   // smallest first: the tail sum stays accurate
+        double s2 = (double)s[j] * s[j];
+        total += s2;
+        if (j >= r) tail += s2;
+    }
+    return total > 0 ? sqrt(tail / total) : 0.0;
+}
+
 int truncated_svd_batch(const SvdJob *jobs, int count, Err *err) {
     Err *errs = calloc((size_t)(count > 0 ? count : 1), sizeof *errs);
     if (!errs) return err_set(err, "out of memory for %d SVDs", count);

@@ -7,6 +7,10 @@
 // largest first. W is not modified. 1 ≤ r ≤ min(out, in).
 int truncated_svd(const float *w, int out, int in, int r, float *a, float *b, float *s, Err *err);
 
+// ‖W − W_r‖_F / ‖W‖_F for the best rank-r approximation, from W's k singular values s
+// (largest first): sqrt(Σ_{j≥r} s_j² / Σ_j s_j²), 0 for W = 0.
+double truncation_error(const float *s, int k, int r);
+
 // One truncated_svd's arguments.
 typedef struct SvdJob {
     const float *w;

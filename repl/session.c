@@ -5,24 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "commands.h"
 #include "output.h"
 
 volatile sig_atomic_t lrsh_interrupted = 0;
 
-// slot = the environment variable var when it names one of choices ("a|b|c"), else the first
-// choice: the GPU backend reads the same variables when it starts, so the session's settings
-// (which `show` prints and `set device cuda` applies) are what the GPU does.
-static void setting_from_env(char *slot, size_t cap, const char *var, const char *choices) {
+// slot = the environment variable var when it is a value the setting key takes, else the
+// setting's default (both from the settings table): the GPU backend reads the same variables
+// when it starts, so the session's settings (which `show` prints and `set device cuda`
+// applies) are what the GPU does.
+static void setting_from_env(char *slot, size_t cap, const char *key, const char *var) {
+    const OptSpec *o = opt_find(settings, key);
     const char *value = getenv(var);
-    snprintf(slot, cap, "%.*s", (int)strcspn(choices, "|"), choices);   // the default
-    for (const char *c = choices; value && *c;) {
-        size_t len = strcspn(c, "|");
-        if (len == strlen(value) && strncmp(c, value, len) == 0) {
-            snprintf(slot, cap, "%s", value);
-            return;
-        }
-        c += len + (c[len] == '|');
-    }
+    Err ignored;
+    snprintf(slot, cap, "%s", value && opt_check(o, value, &ignored) == 0 ? value : o->def);
 }
 
 int session_init(Session *s, int threads, uint64_t seed, Err *err) {
@@ -35,10 +31,10 @@ int session_init(Session *s, int threads, uint64_t seed, Err *err) {
     s->accum = 1;
     s->errexit = 1;
     snprintf(s->precision, sizeof s->precision, "fp32");
-    setting_from_env(s->attention, sizeof s->attention, "LRSH_CUDA_ATTENTION", "gemm|flash|rows");
-    setting_from_env(s->graphs, sizeof s->graphs, "LRSH_CUDA_GRAPHS", "on|off");
-    setting_from_env(s->gemv, sizeof s->gemv, "LRSH_CUDA_GEMV", "off|on");
-    setting_from_env(s->pdl, sizeof s->pdl, "LRSH_CUDA_PDL", "off|on");
+    setting_from_env(s->attention, sizeof s->attention, "attention", "LRSH_CUDA_ATTENTION");
+    setting_from_env(s->graphs, sizeof s->graphs, "graphs", "LRSH_CUDA_GRAPHS");
+    setting_from_env(s->gemv, sizeof s->gemv, "gemv", "LRSH_CUDA_GEMV");
+    setting_from_env(s->pdl, sizeof s->pdl, "pdl", "LRSH_CUDA_PDL");
     runlog_init(&s->runs);
     if (model_config_preset(&s->model_cfg, "tiny", err) != 0) return -1;
     snprintf(s->model_preset, sizeof s->model_preset, "tiny");
