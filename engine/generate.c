@@ -122,6 +122,21 @@ void generator_reset(Generator *g) {
     pack_factors(g);   // the weights may have changed since the last run
 }
 
+// The group's products of rmsnorm(b->x)·gain for Tq tokens into its outputs; one token's
+// fold the norm into the first products (Backend.row_products).
+static void normed_group_forward(const Generator *g, const LinearGroup *group, const float *gain, int Tq,
+                                 ChunkBuffers *b, const float *packed) {
+    const Model *m = g->model;
+    const ModelConfig *c = &m->cfg;
+    if (Tq == 1) {
+        RowInput normed = {ROW_RMSNORM, b->x, gain, NULL, c->norm_eps, c->dim, b->ln, b->rstd};
+        linear_group_row(m, group, b->t, &normed, 0.0f, packed);
+        return;
+    }
+    m->be->rmsnorm_forward(b->ln, b->rstd, b->x, gain, Tq, c->dim, c->norm_eps);
+    linear_group_forward(m, group, b->t, b->ln, Tq, 0.0f, packed, NULL);
+}
+
 // Layer l's cache rows (cap, kvd): keys into *kc, values into *vc.
 static void layer_cache(const Generator *g, int l, float **kc, float **vc) {
     const ModelConfig *c = &g->model->cfg;
@@ -140,9 +155,8 @@ static void attention_chunk(Generator *g, int l, int Tq, ChunkBuffers *b) {
     float *kc, *vc;
     layer_cache(g, l, &kc, &vc);
     float *k_new = kc + (size_t)pos0 * kvd, *v_new = vc + (size_t)pos0 * kvd;   // (Tq, kvd) rows
-    be->rmsnorm_forward(b->ln, b->rstd, b->x, param(m, w->attn_norm), Tq, c->dim, c->norm_eps);
     LinearGroup qkv = linear_group_qkv(w, b->q, k_new, v_new);
-    linear_group_forward(m, &qkv, b->t, b->ln, Tq, 0.0f, g->packed[4 * l], NULL);
+    normed_group_forward(g, &qkv, param(m, w->attn_norm), Tq, b, g->packed[4 * l]);
     be->rope_forward(b->q, b->q, 1, Tq, c->heads, hd, pos0, c->rope_theta);
     be->rope_forward(k_new, k_new, 1, Tq, c->kv_heads, hd, pos0, c->rope_theta);
     be->attention_forward(b->ao, b->att, b->q, kc, vc, 1, Tq, pos0 + Tq, c->heads, c->kv_heads, hd);
@@ -159,9 +173,8 @@ static void attention_token(Generator *g, int l, ChunkBuffers *b) {
     const int32_t *pos = b->step + 1;
     float *kc, *vc;
     layer_cache(g, l, &kc, &vc);
-    be->rmsnorm_forward(b->ln, b->rstd, b->x, param(m, w->attn_norm), 1, c->dim, c->norm_eps);
     LinearGroup qkv = linear_group_qkv(w, b->q, b->k, b->v);
-    linear_group_forward(m, &qkv, b->t, b->ln, 1, 0.0f, g->packed[4 * l], NULL);
+    normed_group_forward(g, &qkv, param(m, w->attn_norm), 1, b, g->packed[4 * l]);
     be->decode_rope_append(b->q, b->k, b->v, kc, vc, pos, c->heads, c->kv_heads, hd, c->rope_theta);
     be->decode_attention(b->ao, b->dec, b->q, kc, vc, pos, g->cap, c->heads, c->kv_heads, hd);
 }
@@ -177,8 +190,12 @@ static void block_rest(Generator *g, int l, int Tq, ChunkBuffers *b) {
     LinearGroup down = linear_group_one(&w->w2, b->x);
     const float *const *packed = g->packed + 4 * l;   // q/k/v, wo, w1/w3, w2
     linear_group_forward(m, &o, b->t, b->ao, Tq, 1.0f, packed[1], NULL);
-    be->rmsnorm_forward(b->ln, b->rstd, b->x, param(m, w->mlp_norm), Tq, c->dim, c->norm_eps);
-    linear_group_forward(m, &mlp13, b->t, b->ln, Tq, 0.0f, packed[2], NULL);
+    normed_group_forward(g, &mlp13, param(m, w->mlp_norm), Tq, b, packed[2]);
+    if (Tq == 1) {   // SwiGLU folded into the down projection's first products
+        RowInput h = {ROW_SWIGLU, b->gate, NULL, b->up, 0.0f, c->ffn, b->h, NULL};
+        linear_group_row(m, &down, b->t, &h, 1.0f, packed[3]);
+        return;
+    }
     be->swiglu_forward(b->h, b->gate, b->up, (long)Tq * c->ffn);
     linear_group_forward(m, &down, b->t, b->h, Tq, 1.0f, packed[3], NULL);
 }
@@ -187,8 +204,9 @@ static void block_rest(Generator *g, int l, int Tq, ChunkBuffers *b) {
 static void head_logits(const Generator *g, const float *last, ChunkBuffers *b) {
     const Model *m = g->model;
     const ModelConfig *c = &m->cfg;
-    m->be->rmsnorm_forward(b->ln, b->rstd, last, param(m, m->norm), 1, c->dim, c->norm_eps);
-    m->be->gemm(0, 1, 1, c->vocab, c->dim, 1.0f, b->ln, c->dim, param(m, m->head), c->dim, 0.0f, b->logits, c->vocab);
+    RowInput normed = {ROW_RMSNORM, last, param(m, m->norm), NULL, c->norm_eps, c->dim, b->ln, b->rstd};
+    RowProduct head = {b->logits, param(m, m->head), c->vocab, 0.0f};
+    m->be->row_products(&normed, &head, 1);   // logits(vocab) = rmsnorm(last)·headᵀ
 }
 
 // Feed Tq ≤ cap − len tokens through the scratch b; the logits of the last one go to g->logits.

@@ -100,6 +100,28 @@ void linear_group_forward(const Model *m, const LinearGroup *g, float *t, const 
     be->gemm_batch(out, g->count);
 }
 
+// linear_group_forward of one row whose input step is folded into the group's first products
+// (Backend.row_products): x̂·[B…]ᵀ into t(R) by packed_t (R×in) and the dense members' x̂·Wᵀ,
+// then the factorized members' t_i·A_iᵀ.
+void linear_group_row(const Model *m, const LinearGroup *g, float *t, const RowInput *in, float beta,
+                      const float *packed_t) {
+    RowProduct first[4] = {{0}};
+    GemmCall second[3] = {{0}};
+    int R = linear_group_rank(g), n_first = 0, n_second = 0, off = 0;
+    if (R > 0) first[n_first++] = (RowProduct){t, packed_t, R, 0.0f};
+    for (int i = 0; i < g->count; i++) {
+        const Linear *lin = g->lin[i];
+        int r = lin->rank;
+        if (r == 0) first[n_first++] = (RowProduct){g->y[i], param(m, lin->w), lin->out, beta};
+        else
+            second[n_second++] = gemm_call(0, 1, 1, lin->out, r, 1.0f, t + off, R, param(m, lin->w), r, beta, g->y[i],
+                                           lin->out);   // t_i·A_iᵀ
+        off += r;
+    }
+    m->be->row_products(in, first, n_first);
+    if (n_second) m->be->gemm_batch(second, n_second);
+}
+
 // Adds the weight gradients; dx = Σ_i dy_i·W_i + beta_dx·dx, with dy_i in g->y[i]. dt: n×R
 // scratch; pack and gpack: in×R scratch each.
 static void linear_group_backward(const Model *m, const LinearGroup *g, float *dx, float beta_dx, float *dt,

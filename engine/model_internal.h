@@ -66,6 +66,10 @@ const float *linear_group_pack(const Model *m, const LinearGroup *g, float *pack
 // or NULL to pack them here, into pack (in×R floats).
 void linear_group_forward(const Model *m, const LinearGroup *g, float *t, const float *x, int n, float beta,
                           const float *packed_t, float *pack);
+// The same for one row x̂ = the step `in` of its input (RMSNorm or SwiGLU, folded into the
+// first products by Backend.row_products); packed_t as above, required when the group has a rank.
+void linear_group_row(const Model *m, const LinearGroup *g, float *t, const RowInput *in, float beta,
+                      const float *packed_t);
 // The group of one layer's q/k/v or w1/w3 with outputs y0, y1, y2.
 LinearGroup linear_group_qkv(const LayerWeights *w, float *q, float *k, float *v);
 LinearGroup linear_group_13(const LayerWeights *w, float *gate, float *up);

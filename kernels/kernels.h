@@ -42,6 +42,34 @@ static inline GemmCall gemm_call(int trans_a, int trans_b, int m, int n, int k, 
     return (GemmCall){trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
 }
 
+// The input step of a decoded token's products (Backend.row_products), folded into them where
+// a GPU would otherwise launch a kernel only to write x̂ for them to read.
+typedef enum {
+    ROW_RMSNORM,   // x̂ = x / rms(x) · gain, as rmsnorm_forward (the norm before q/k/v, the MLP, the head)
+    ROW_SWIGLU,    // x̂ = silu(x) · up, as swiglu_forward with gate = x (before the down projection)
+} RowStep;
+
+typedef struct RowInput {
+    RowStep step;
+    const float *x;      // (k)
+    const float *gain;   // (k) ROW_RMSNORM
+    const float *up;     // (k) ROW_SWIGLU
+    float eps;           // ROW_RMSNORM
+    int k;
+    // Scratch a backend may write x̂ (k) and the norm's rstd (1) into when it runs the step
+    // apart (the CPU does; a fused GPU kernel does not): their contents afterwards are unspecified.
+    float *xhat, *rstd;
+} RowInput;
+
+// One product of row_products: y(n) = x̂·Wᵀ + beta·y, W row-major n×k (row stride k); beta = 0
+// ignores y.
+typedef struct RowProduct {
+    float *y;
+    const float *w;
+    int n;
+    float beta;
+} RowProduct;
+
 struct Backend {
     const char *name;                              // "cpu" or "cuda"
     const char *(*describe)(void);                 // e.g. "cpu: OpenBLAS 0.3.21 (Cooperlake), 2 threads"
@@ -73,6 +101,10 @@ struct Backend {
     // Independent products (no call's C is another's A, B or C), run in any order or at once:
     // on the CPU, thin products side by side on one thread each beat one after the other on all.
     void (*gemm_batch)(const GemmCall *calls, int count);
+
+    // Independent one-row products of one input after its step (decoding): the results of the
+    // step into in->xhat, then gemm_batch of the x̂·W_iᵀ. No call's y may overlap in's x, gain or up.
+    void (*row_products)(const RowInput *in, const RowProduct *calls, int count);
 
     // out(n×dim) = table[tokens[i]]
     void (*embedding_forward)(float *out, const int32_t *tokens, const float *table, int n, int dim);

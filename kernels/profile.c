@@ -55,6 +55,12 @@ static void p_gemm(int ta, int tb, int m, int n, int k, float alpha, const float
 
 static void p_gemm_batch(const GemmCall *calls, int count) { START; inner->gemm_batch(calls, count); DONE("gemm_batch"); }
 
+static void p_row_products(const RowInput *in, const RowProduct *calls, int count) {
+    START;
+    inner->row_products(in, calls, count);
+    DONE(in->step == ROW_RMSNORM ? "row_products rmsnorm" : "row_products swiglu");
+}
+
 static void p_embedding_forward(float *out, const int32_t *tokens, const float *table, int n, int dim) {
     START;
     inner->embedding_forward(out, tokens, table, n, dim);
@@ -195,7 +201,8 @@ const Backend *profile_begin(Profile *p, const Backend *be) {
         .download = p_download, .copy = p_copy, .zero = p_zero, .mem_available = p_mem_available,
         .host_alloc = be->host_alloc, .host_release = be->host_release,   // untimed
         .synchronize = p_synchronize, .gemm = p_gemm, .gemm_batch = p_gemm_batch,
-        .embedding_forward = p_embedding_forward, .embedding_backward = p_embedding_backward,
+        .row_products = p_row_products, .embedding_forward = p_embedding_forward,
+        .embedding_backward = p_embedding_backward,
         .rmsnorm_forward = p_rmsnorm_forward, .rmsnorm_backward = p_rmsnorm_backward,
         .rope_forward = p_rope_forward, .rope_backward = p_rope_backward,
         .attention_saved_floats = p_attention_saved_floats, .attention_forward = p_attention_forward,

@@ -382,6 +382,79 @@ static void test_gemv(void) {
     check_no_cuda_error();
 }
 
+// ---- a decoded token's products with their step folded in -------------------------------------
+
+// count products (rows n[i]; beta 0 over NaN, then 1, alternately) of x̂ = step(x), x of k
+// floats, by row_products: against the CPU; and when `exact`, against the GPU's own step
+// kernel followed by its gemm of x̂, to the bit — gemv.cu folds in the very same arithmetic.
+static void row_products_case(RowStep step, int k, const int *n, int count, int exact) {
+    float *x = rand_floats(k), *aux = rand_floats(k), host_rstd;   // aux: the gain, or SwiGLU's up
+    float *xhat = malloc(sizeof(float) * k), *poison = nan_floats(k);
+    float *gx = to_gpu(x, sizeof(float) * k), *gaux = to_gpu(aux, sizeof(float) * k);
+    float *gxhat = to_gpu(poison, sizeof(float) * k), *grstd = to_gpu(poison, sizeof(float));
+    const float *gain = step == ROW_RMSNORM ? aux : NULL, *up = step == ROW_SWIGLU ? aux : NULL;
+    RowInput host_in = {step, x, gain, up, 1e-5f, k, xhat, &host_rstd};
+    RowInput dev_in = {step, gx, gain ? gaux : NULL, up ? gaux : NULL, 1e-5f, k, gxhat, grstd};
+    RowProduct host[8], dev[8];
+    float *w[8], *dw[8], *y[8], *dy[8], *dy_apart[8];
+    for (int i = 0; i < count; i++) {
+        float beta = (float)(i % 2);
+        w[i] = rand_floats((long)n[i] * k), y[i] = rand_floats(n[i]);
+        float *start = beta == 0.0f ? nan_floats(n[i]) : copy_floats(y[i], n[i]);
+        dw[i] = to_gpu(w[i], sizeof(float) * n[i] * k);
+        dy[i] = to_gpu(start, sizeof(float) * n[i]), dy_apart[i] = to_gpu(start, sizeof(float) * n[i]);
+        host[i] = (RowProduct){y[i], w[i], n[i], beta}, dev[i] = (RowProduct){dy[i], dw[i], n[i], beta};
+        free(start);
+    }
+    cpu->row_products(&host_in, host, count);
+    gpu->row_products(&dev_in, dev, count);
+    if (exact && step == ROW_RMSNORM) gpu->rmsnorm_forward(gxhat, grstd, gx, gaux, 1, k, 1e-5f);
+    if (exact && step == ROW_SWIGLU) gpu->swiglu_forward(gxhat, gx, gaux, k);
+    for (int i = 0; i < count; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "row_products %s k=%d, product %d of %d (n=%d, beta=%d), gemv %s, pdl %s",
+                 step == ROW_RMSNORM ? "rmsnorm" : "swiglu", k, i + 1, count, n[i], i % 2, backend_cuda_gemv(),
+                 backend_cuda_pdl());
+        compare_gpu(what, dy[i], y[i], n[i], KERNEL_TOL);
+        if (exact) {
+            gpu->gemm(0, 1, 1, n[i], k, 1.0f, gxhat, k, dw[i], k, host[i].beta, dy_apart[i], n[i]);
+            float *apart = from_gpu(dy_apart[i], n[i]);
+            strncat(what, ": fused against apart", sizeof what - strlen(what) - 1);
+            compare_gpu(what, dy[i], apart, n[i], 0);
+            free(apart);
+        }
+        gpu->release(dw[i]), gpu->release(dy[i]), gpu->release(dy_apart[i]);
+        free(w[i]), free(y[i]);
+    }
+    gpu->release(gx), gpu->release(gaux), gpu->release(gxhat), gpu->release(grstd);
+    free(x), free(aux), free(xhat), free(poison);
+}
+
+// RMSNorm before q/k/v (float4 loads; beta 0 and 1), SwiGLU before a down projection, a short
+// odd k (scalar loads) over five products (two launches), an x̂ longer than shared memory
+// holds (the step runs apart), and a GPT-2-sized head; with gemv on (fused, and equal to the
+// unfused kernels to the bit) and off (the step's kernel, then cuBLAS), with pdl off and on.
+static void test_row_products(void) {
+    char why[256];
+    const char *was_gemv = backend_cuda_gemv(), *was_pdl = backend_cuda_pdl();
+    static const int qkv[3] = {768, 192, 192}, down[1] = {768}, odd[5] = {33, 7, 64, 1, 100}, wide[1] = {40};
+    static const int head[1] = {32768};
+    for (int gemv = 1; gemv >= 0; gemv--)
+        for (int pdl = 0; pdl <= 1; pdl++) {
+            CHECK(backend_cuda_set_gemv(gemv ? "on" : "off", why, sizeof why) == 0, "gemv: %s", why);
+            CHECK(backend_cuda_set_pdl(pdl ? "on" : "off", why, sizeof why) == 0, "pdl: %s", why);
+            row_products_case(ROW_RMSNORM, 768, qkv, 3, gemv);
+            row_products_case(ROW_SWIGLU, 2048, down, 1, gemv);
+            row_products_case(ROW_RMSNORM, 45, odd, 5, gemv);
+            row_products_case(ROW_SWIGLU, 16384, wide, 1, 0);
+        }
+    CHECK(backend_cuda_set_gemv("on", why, sizeof why) == 0, "gemv on: %s", why);
+    row_products_case(ROW_RMSNORM, 768, head, 1, 1);
+    CHECK(backend_cuda_set_gemv(was_gemv, why, sizeof why) == 0, "gemv back to %s: %s", was_gemv, why);
+    CHECK(backend_cuda_set_pdl(was_pdl, why, sizeof why) == 0, "pdl back to %s: %s", was_pdl, why);
+    check_no_cuda_error();
+}
+
 // ---- embedding, RMSNorm, RoPE ------------------------------------------------------------------
 
 // The backward groups positions by token on the host and adds each group in order: the CPU's
@@ -1097,6 +1170,7 @@ int main(int argc, char **argv) {
         GPU_TEST(test_model_forward_backward), GPU_TEST(test_generate_matches_cpu),
         GPU_TEST(test_training_tracks_cpu), GPU_TEST(test_flash_attention), GPU_TEST(test_decode_kernels),
         GPU_TEST(test_graph_decoding), GPU_TEST(test_gemv),  GPU_TEST(test_pdl),
+        GPU_TEST(test_row_products),
     };
     int n_tests = (int)(sizeof tests / sizeof tests[0]), skipped = 0;
     int chosen[sizeof tests / sizeof tests[0]];

@@ -264,11 +264,13 @@ static void test_attention_sizes_change(void) {
 // and not run; graph_launch replays them. Replayed logits equal direct ones only if everything
 // that changes from token to token reaches the calls through device memory.
 
-enum { REC_EMBED, REC_NORM, REC_GEMM, REC_GEMM_BATCH, REC_ROPE_APPEND, REC_ATTENTION, REC_SWIGLU };
+enum { REC_EMBED, REC_NORM, REC_GEMM, REC_GEMM_BATCH, REC_ROW_PRODUCTS, REC_ROPE_APPEND, REC_ATTENTION, REC_SWIGLU };
 
 typedef struct Recorded {
     int op, count, n[5];
     GemmCall calls[3];                 // REC_GEMM (one), REC_GEMM_BATCH (count)
+    RowInput row;                      // REC_ROW_PRODUCTS: its input and (count) products
+    RowProduct products[4];
     float *out[3];
     const float *in[4];
     const int32_t *ids;                // tokens or the position
@@ -314,6 +316,12 @@ static void r_gemm_batch(const GemmCall *calls, int count) {
     else memcpy(r.calls, calls, sizeof(GemmCall) * count);
     if (!record(r)) cpu_be->gemm_batch(calls, count);
 }
+static void r_row_products(const RowInput *in, const RowProduct *calls, int count) {
+    Recorded r = {.op = REC_ROW_PRODUCTS, .row = *in, .count = count};
+    if (count > 4) rec.overflow = 1;
+    else memcpy(r.products, calls, sizeof(RowProduct) * count);
+    if (!record(r)) cpu_be->row_products(in, calls, count);
+}
 static void r_decode_rope_append(float *q, const float *k, const float *v, float *kc, float *vc, const int32_t *pos,
                                  int H, int KVH, int hd, float theta) {
     if (!record((Recorded){.op = REC_ROPE_APPEND, .out = {q, kc, vc}, .in = {k, v}, .ids = pos, .n = {H, KVH, hd},
@@ -341,6 +349,7 @@ static void replay(const Recorded *r) {
         break;
     }
     case REC_GEMM_BATCH: cpu_be->gemm_batch(r->calls, r->count); break;
+    case REC_ROW_PRODUCTS: cpu_be->row_products(&r->row, r->products, r->count); break;
     case REC_ROPE_APPEND:
         cpu_be->decode_rope_append(r->out[0], r->in[0], r->in[1], r->out[1], r->out[2], r->ids, r->n[0], r->n[1],
                                    r->n[2], r->f);
@@ -376,7 +385,7 @@ static void r_graph_release(void *graph) { (void)graph; rec.releases++; }
 static Backend recording_backend(void) {
     Backend b = *backend_cpu(0);
     b.embedding_forward = r_embedding_forward, b.rmsnorm_forward = r_rmsnorm_forward, b.gemm = r_gemm;
-    b.gemm_batch = r_gemm_batch, b.decode_rope_append = r_decode_rope_append, b.decode_attention = r_decode_attention;
+    b.gemm_batch = r_gemm_batch, b.row_products = r_row_products, b.decode_rope_append = r_decode_rope_append, b.decode_attention = r_decode_attention;
     b.swiglu_forward = r_swiglu_forward;
     b.graph_begin = r_graph_begin, b.graph_end = r_graph_end, b.graph_launch = r_graph_launch;
     b.graph_release = r_graph_release;

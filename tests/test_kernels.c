@@ -440,6 +440,52 @@ static void test_swiglu(void) {
     free(c.gate), free(c.up), free(c.dout), free(c.out), free(dgate), free(dup);
 }
 
+// ---- a decoded token's products with their step ---------------------------------------------
+
+// row_products of `count` products (beta 0 over NaN, then 1.5, alternately) against a double
+// reference of the step and the products; and to the bit against the step's own kernel followed
+// by gemm, which is what it stands for (a GPU folds the step into the products).
+static void row_products_case(RowStep step, int k, int count) {
+    float *x = rand_floats(k), *aux = rand_floats(k), *xhat = malloc(sizeof(float) * k), rstd;
+    float *xhat2 = malloc(sizeof(float) * k), rstd2;
+    RowInput in = {step, x, step == ROW_RMSNORM ? aux : NULL, step == ROW_SWIGLU ? aux : NULL, 1e-5f, k, xhat, &rstd};
+    RowProduct calls[12];
+    float *w[12], *y[12], *y_apart[12], *y0[12];
+    double *ref = malloc(sizeof(double) * k), ss = 0;
+    for (int i = 0; i < k; i++) ss += (double)x[i] * x[i];
+    for (int i = 0; i < k; i++)
+        ref[i] = step == ROW_RMSNORM ? x[i] / sqrt(ss / k + 1e-5) * aux[i] : x[i] / (1.0 + exp(-(double)x[i])) * aux[i];
+    for (int c = 0; c < count; c++) {
+        int n = 5 + 7 * c;
+        float beta = c % 2 ? 1.5f : 0.0f;
+        w[c] = rand_floats((long)n * k), y0[c] = rand_floats(n);
+        y[c] = beta == 0.0f ? filled(n, NAN) : copy_floats(y0[c], n), y_apart[c] = copy_floats(y[c], n);
+        calls[c] = (RowProduct){y[c], w[c], n, beta};
+    }
+    be->row_products(&in, calls, count);
+    if (step == ROW_RMSNORM) be->rmsnorm_forward(xhat2, &rstd2, x, aux, 1, k, 1e-5f);
+    else be->swiglu_forward(xhat2, x, aux, k);
+    for (int c = 0; c < count; c++) {
+        const RowProduct *p = &calls[c];
+        be->gemm(0, 1, 1, p->n, k, 1.0f, xhat2, k, p->w, k, p->beta, y_apart[c], p->n);
+        CHECK(memcmp(y[c], y_apart[c], sizeof(float) * p->n) == 0, "row_products %s k=%d: product %d of %d differs "
+              "from the step then gemm", step == ROW_RMSNORM ? "rmsnorm" : "swiglu", k, c + 1, count);
+        for (int r = 0; r < p->n; r++) {
+            double want = p->beta ? p->beta * y0[c][r] : 0.0;
+            for (int i = 0; i < k; i++) want += (double)p->w[(long)r * k + i] * ref[i];
+            CHECK_NEAR(y[c][r], want, 1e-5, "row_products against the double reference");
+        }
+        free(w[c]), free(y[c]), free(y_apart[c]), free(y0[c]);
+    }
+    free(x), free(aux), free(xhat), free(xhat2), free(ref);
+}
+
+static void test_row_products(void) {
+    row_products_case(ROW_RMSNORM, 64, 3);    // q, k, v after the norm
+    row_products_case(ROW_SWIGLU, 150, 1);    // the down projection after SwiGLU
+    row_products_case(ROW_RMSNORM, 33, 11);   // more products than one batch of row dots
+}
+
 // ---- softmax cross-entropy ----------------------------------------------------------------
 
 typedef struct {
@@ -727,6 +773,7 @@ int main(int argc, char **argv) {
     RUN(test_attention_forward);
     RUN(test_attention_grad);
     RUN(test_swiglu);
+    RUN(test_row_products);
     RUN(test_softmax_xent);
     RUN(test_gemm_batch);
     RUN(test_add_scale);

@@ -56,6 +56,26 @@ static void test_profiling_changes_nothing(void) {
     check_transparent(4);
 }
 
+// Every entry the inner table has, the timing table has too (a missing wrapper is a NULL that
+// the first profiled call through it would jump to); the graph entries are left out on purpose.
+// The table's entries are read as pointer-sized slots.
+static void test_every_entry_wrapped(void) {
+    const Backend *cpu = backend_cpu(0);
+    Profile p;
+    const Backend *timed = profile_begin(&p, cpu);
+    enum { SLOTS = sizeof(Backend) / sizeof(void *) };
+    _Static_assert(sizeof(Backend) % sizeof(void *) == 0, "Backend is a table of pointers");
+    size_t missing = SLOTS;
+    for (size_t i = 0; i < SLOTS && missing == SLOTS; i++) {
+        uintptr_t a, b;
+        memcpy(&a, (const char *)cpu + i * sizeof(void *), sizeof a);
+        memcpy(&b, (const char *)timed + i * sizeof(void *), sizeof b);
+        if (a && !b) missing = i;
+    }
+    profile_end();
+    CHECK(missing == SLOTS, "the profiling table lacks entry %zu of Backend (0-based, pointer slots)", missing);
+}
+
 // bench_profile_step: both phases, the optimizer's own kernels in its phase, rows sorted, times
 // adding up to the total.
 static void check_step(const char *optim, int rank, const char *optimizer_op) {
@@ -94,6 +114,7 @@ static void test_profile_step_phases(void) {
 
 int main(void) {
     RUN(test_profiling_changes_nothing);
+    RUN(test_every_entry_wrapped);
     RUN(test_profile_step_phases);
     return TEST_SUMMARY();
 }

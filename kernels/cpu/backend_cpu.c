@@ -143,6 +143,25 @@ void cpu_gemm_batch(const GemmCall *calls, int count) {
     for (int i = side_by_side; i < count; i++) run_call(&calls[i]);
 }
 
+#define ROW_PRODUCTS 8   // calls a cpu_gemm_batch of row dots takes in one parallel loop
+
+// The step into in->xhat by the kernels that run it alone, then the products: the results of
+// the unfused path to the bit, the reference for a GPU's fused kernel.
+static void cpu_row_products(const RowInput *in, const RowProduct *calls, int count) {
+    const float *x = in->xhat;
+    if (in->step == ROW_RMSNORM) cpu_rmsnorm_forward(in->xhat, in->rstd, in->x, in->gain, 1, in->k, in->eps);
+    else cpu_swiglu_forward(in->xhat, in->x, in->up, in->k);
+    for (int first = 0; first < count; first += ROW_PRODUCTS) {
+        GemmCall gemm[ROW_PRODUCTS];
+        int n = count - first < ROW_PRODUCTS ? count - first : ROW_PRODUCTS;
+        for (int i = 0; i < n; i++) {
+            const RowProduct *p = &calls[first + i];
+            gemm[i] = gemm_call(0, 1, 1, p->n, in->k, 1.0f, x, in->k, p->w, in->k, p->beta, p->y, p->n);
+        }
+        cpu_gemm_batch(gemm, n);
+    }
+}
+
 // "cpu: OpenBLAS 0.3.21 (Cooperlake), 2 threads". The string lives in thread-local storage
 // and is rebuilt on each call, since the thread count may have changed.
 static const char *cpu_describe(void) {
@@ -181,6 +200,7 @@ static const Backend cpu_backend = {
     .host_release = free,
     .gemm = cpu_gemm,
     .gemm_batch = cpu_gemm_batch,
+    .row_products = cpu_row_products,
     .embedding_forward = cpu_embedding_forward,
     .embedding_backward = cpu_embedding_backward,
     .rmsnorm_forward = cpu_rmsnorm_forward,

@@ -377,10 +377,7 @@ __global__ void k_rmsnorm_forward(float *out, float *rstd, const float *x, const
     long r = blockIdx.x;
     const float *xr = x + r * dim;
     float *yr = out + r * dim;
-    float ss = 0.0f;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
-    ss = block_sum(ss, red);
-    float s = 1.0f / sqrtf(ss / (float)dim + eps);
+    float s = rms_scale(xr, dim, eps, red);
     if (threadIdx.x == 0) rstd[r] = s;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * s * gain[i];
 }
@@ -539,15 +536,11 @@ static void cuda_rope_backward(float *din, const float *dout, int B, int T, int 
 
 // ---- SwiGLU, softmax cross-entropy ---------------------------------------------------------
 
-__device__ float swish_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
 __global__ void k_swiglu_forward(float *out, const float *gate, const float *up, long n) {
     pdl_wait();   // launched as a dependent (cuda_common.cuh)
     pdl_release();
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        float g = gate[i];
-        out[i] = g * swish_sigmoid(g) * up[i];
-    }
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        out[i] = swiglu(gate[i], up[i]);
 }
 
 __global__ void k_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n) {
@@ -567,6 +560,25 @@ static void cuda_swiglu_backward(float *dgate, float *dup, const float *dout, co
     if (n <= 0) return;
     k_swiglu_backward<<<grid_for(n, THREADS), THREADS, 0, cuda.stream>>>(dgate, dup, dout, gate, up, n);
     LAUNCH_CHECK("k_swiglu_backward");
+}
+
+// ---- a decoded token's products with their step -------------------------------------------
+
+// Fused by gemv.cu when it takes them; otherwise the step's own kernel into in->xhat, then the
+// products as one gemm_batch (cuBLAS, or gemv.cu unfused where x̂ is too long for it).
+static void cuda_row_products(const RowInput *in, const RowProduct *calls, int count) {
+    if (count <= 0 || gemv_row_products(in, calls, count)) return;
+    if (in->step == ROW_RMSNORM) cuda_rmsnorm_forward(in->xhat, in->rstd, in->x, in->gain, 1, in->k, in->eps);
+    else cuda_swiglu_forward(in->xhat, in->x, in->up, in->k);
+    GemmCall gemm[GEMV_CALLS];
+    for (int first = 0; first < count; first += GEMV_CALLS) {
+        int n = count - first < GEMV_CALLS ? count - first : GEMV_CALLS;
+        for (int i = 0; i < n; i++) {
+            const RowProduct *p = &calls[first + i];
+            gemm[i] = gemm_call(0, 1, 1, p->n, in->k, 1.0f, in->xhat, in->k, p->w, in->k, p->beta, p->y, p->n);
+        }
+        cuda_gemm_batch(gemm, n);
+    }
 }
 
 // One block per row. In place (dlogits == logits) is safe: every thread reads x[target] before
@@ -842,6 +854,7 @@ static void fill_table(Backend *t) {
     t->graph_end = cuda_graph_end;
     t->graph_launch = cuda_graph_launch;
     t->graph_release = cuda_graph_release;
+    t->row_products = cuda_row_products;
     t->swiglu_forward = cuda_swiglu_forward;
     t->swiglu_backward = cuda_swiglu_backward;
     t->softmax_xent_forward = cuda_softmax_xent_forward;

@@ -195,6 +195,22 @@ static __device__ inline float block_max(float v, float *shared) {
     return warp_max(t);
 }
 
+// ---- RMSNorm and SwiGLU, as their kernels and gemv.cu's fused products compute them ---------
+// One definition for both, so that a product with its step folded in reads the same x̂, to the
+// bit, as one after the step's own kernel.
+
+// 1/rms(x) of one row of dim, computed by the whole block: every thread gets it. The order of
+// the sum depends only on blockDim.x.
+static __device__ inline float rms_scale(const float *x, int dim, float eps, float *red) {
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += x[i] * x[i];
+    ss = block_sum(ss, red);
+    return 1.0f / sqrtf(ss / (float)dim + eps);
+}
+
+static __device__ inline float swish_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+static __device__ inline float swiglu(float gate, float up) { return gate * swish_sigmoid(gate) * up; }
+
 // ---- shared between the files --------------------------------------------------------------
 
 // A grow-only device work buffer of n floats (NULL when out of memory), reused by every call.
@@ -209,9 +225,12 @@ void gemm_strided_batched(int trans_a, int trans_b, int m, int n, int k, float a
 // gemv.cu: one-row products y = alpha·x·Wᵀ + beta·y (Backend.gemm with m = 1, trans_a = 0,
 // trans_b = 1) by our own kernel when cuda.gemv is on: gemv_takes says whether it takes a call;
 // gemv_batch runs up to GEMV_CALLS such calls (independent) in one launch.
+// gemv_row_products runs Backend.row_products with the step folded into the kernel, when
+// cuda.gemv is on and x̂ fits in shared memory: 1 when it ran them, 0 when the caller must.
 #define GEMV_CALLS 4
 int gemv_takes(const GemmCall *c);
 void gemv_batch(const GemmCall *calls, int count);
+int gemv_row_products(const RowInput *in, const RowProduct *calls, int count);
 
 // sort.cu: n int32 pairs sorted by key, stably, on stream; work NULL: only *work_bytes is set.
 cudaError_t sort_pairs(void *work, size_t *work_bytes, const int32_t *keys, int32_t *keys_out, const int32_t *values,

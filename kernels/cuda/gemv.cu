@@ -17,6 +17,7 @@
 #include "cuda_common.cuh"
 
 #define GEMV_WARPS 8   // rows per block, a warp each
+static_assert(32 * GEMV_WARPS == THREADS, "k_gemv_step sums RMSNorm's squares as k_rmsnorm_forward does: same block size");
 
 typedef struct GemvCall {
     const float *w, *x;   // W (rows × k, row stride ldw), x (k)
@@ -39,40 +40,79 @@ static __device__ void prefetch_row(const float *w, int k, int lane) {
     if (lane == 0) asm volatile("prefetch.L2 [%0];" ::"l"(w + k - 1));
 }
 
-// A warp per output row, over every call's rows; lanes stride along k (float4 where aligned).
+// This warp's output row: its call *c and its row within that call, or −1 past the last.
+static __device__ int warp_row(const GemvBatch &b, int *c) {
+    int row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    *c = 0;
+    if (row >= b.first_row[b.count]) return -1;
+    while (row >= b.first_row[*c + 1]) ++*c;
+    return row - b.first_row[*c];
+}
+
+// Σ w[i]·x[i] over k by one warp, lanes striding along k (float4 where vec4), summed across
+// the warp in a fixed order: every lane gets the total.
+static __device__ float row_dot(const float *w, const float *x, int k, int vec4, int lane) {
+    float acc = 0.0f;
+    if (vec4) {
+        const float4 *w4 = (const float4 *)w, *x4 = (const float4 *)x;
+#pragma unroll 4
+        for (int i = lane; i < k / 4; i += 32) {
+            float4 a = w4[i], v = x4[i];
+            acc += a.x * v.x;
+            acc += a.y * v.y;
+            acc += a.z * v.z;
+            acc += a.w * v.w;
+        }
+    } else {
+        for (int i = lane; i < k; i += 32) acc += w[i] * x[i];
+    }
+    return warp_sum(acc);
+}
+
+static __device__ void store_row(const GemvCall &g, int row, float acc, int lane) {
+    if (lane == 0)   // beta = 0 ignores y (NaN included), as cuBLAS and the CPU do
+        g.y[row] = g.beta == 0.0f ? g.alpha * acc : g.alpha * acc + g.beta * g.y[row];
+}
+
+// A warp per output row, over every call's rows.
 // Only the prefetch comes before pdl_wait: decoding's weights depend on no earlier kernel, but
 // training's can (a backward product by a pack an earlier kernel wrote). A prefetched line is
 // no stale copy — L2 is where the device's writes land — and every load comes after the wait.
 __global__ void k_gemv(GemvBatch b) {
-    int lane = threadIdx.x & 31, row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5), c = 0;
-    int in_range = row < b.first_row[b.count];
-    if (in_range) {
-        while (row >= b.first_row[c + 1]) c++;
-        row -= b.first_row[c];
-    }
+    int lane = threadIdx.x & 31, c, row = warp_row(b, &c);
     const GemvCall g = b.call[c];
-    const float *w = g.w + (long)row * g.ldw;
-    if (in_range && b.prefetch) prefetch_row(w, g.k, lane);
+    const float *w = g.w + (long)(row < 0 ? 0 : row) * g.ldw;
+    if (row >= 0 && b.prefetch) prefetch_row(w, g.k, lane);
     pdl_wait();
     pdl_release();
-    if (!in_range) return;
-    float acc = 0.0f;
-    if (g.vec4) {
-        const float4 *w4 = (const float4 *)w, *x4 = (const float4 *)g.x;
-#pragma unroll 4
-        for (int i = lane; i < g.k / 4; i += 32) {
-            float4 a = w4[i], x = x4[i];
-            acc += a.x * x.x;
-            acc += a.y * x.y;
-            acc += a.z * x.z;
-            acc += a.w * x.w;
-        }
+    if (row < 0) return;
+    store_row(g, row, row_dot(w, g.x, g.k, g.vec4, lane), lane);
+}
+
+// k_gemv with the input's step folded in (Backend.row_products): every block first writes
+// x̂ = step(in.x) to shared memory (in.k floats, dynamic) by the functions the step's own kernel
+// uses — RMSNorm's sum in the same order over the same THREADS — so x̂ and the products equal
+// the unfused path's to the bit. Every call reads x̂ (their x is unused). Costs each block one
+// pass over x (a few KB, from L2) and saves a launch and a round trip of x̂ through memory.
+__global__ void k_gemv_step(GemvBatch b, RowInput in) {
+    extern __shared__ float4 xhat4[];   // (in.k / 4, rounded up): float4 for row_dot's vec4 loads
+    __shared__ float red[32];
+    float *xhat = (float *)xhat4;
+    int lane = threadIdx.x & 31, c, row = warp_row(b, &c);
+    const GemvCall g = b.call[c];
+    const float *w = g.w + (long)(row < 0 ? 0 : row) * g.ldw;
+    if (row >= 0 && b.prefetch) prefetch_row(w, g.k, lane);
+    pdl_wait();
+    pdl_release();
+    if (in.step == ROW_RMSNORM) {   // every thread: rms_scale has barriers
+        float s = rms_scale(in.x, in.k, in.eps, red);
+        for (int i = threadIdx.x; i < in.k; i += blockDim.x) xhat[i] = in.x[i] * s * in.gain[i];
     } else {
-        for (int i = lane; i < g.k; i += 32) acc += w[i] * g.x[i];
+        for (int i = threadIdx.x; i < in.k; i += blockDim.x) xhat[i] = swiglu(in.x[i], in.up[i]);
     }
-    acc = warp_sum(acc);
-    if (lane == 0)   // beta = 0 ignores y (NaN included), as cuBLAS and the CPU do
-        g.y[row] = g.beta == 0.0f ? g.alpha * acc : g.alpha * acc + g.beta * g.y[row];
+    __syncthreads();
+    if (row < 0) return;
+    store_row(g, row, row_dot(w, xhat, g.k, g.vec4, lane), lane);
 }
 
 int gemv_takes(const GemmCall *c) {
@@ -80,6 +120,29 @@ int gemv_takes(const GemmCall *c) {
 }
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+// Shared memory a block may take without opting in: x̂ of up to 12 288 floats.
+#define GEMV_STEP_MAX_K (48 * 1024 / (int)sizeof(float))
+
+int gemv_row_products(const RowInput *in, const RowProduct *calls, int count) {
+    if (!cuda.gemv || in->k <= 0 || in->k > GEMV_STEP_MAX_K) return 0;
+    for (int first = 0; first < count; first += GEMV_CALLS) {
+        GemvBatch b;
+        memset(&b, 0, sizeof b);
+        b.count = count - first < GEMV_CALLS ? count - first : GEMV_CALLS;
+        b.prefetch = cuda.pdl;
+        for (int i = 0; i < b.count; i++) {
+            const RowProduct *p = &calls[first + i];   // W: n × k, row stride k; x̂ in shared memory
+            int vec4 = in->k % 4 == 0 && aligned16(p->w);
+            b.call[i] = (GemvCall){p->w, NULL, p->y, p->n, in->k, in->k, vec4, 1.0f, p->beta};
+            b.first_row[i + 1] = b.first_row[i] + p->n;
+        }
+        unsigned blocks = (unsigned)((b.first_row[b.count] + GEMV_WARPS - 1) / GEMV_WARPS);
+        size_t shared = sizeof(float4) * (size_t)((in->k + 3) / 4);
+        if (blocks) LAUNCH_DEPENDENT(k_gemv_step, blocks, 32 * GEMV_WARPS, shared, b, *in);
+    }
+    return 1;
+}
 
 void gemv_batch(const GemmCall *calls, int count) {
     GemvBatch b;
