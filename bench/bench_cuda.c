@@ -265,17 +265,22 @@ static int decode_row(const Backend *be, const char *shape, int factorized, cons
 // wrote: x → y → x …) recorded as one graph and replayed: what one more small kernel costs a
 // decoded token — its launch, the wait for its input, its run — against the time its bytes
 // take at the card's bandwidth. kind 0: RMSNorm of one row of 768; 1: a 768×768 one-row
-// product (gemv.cu or cuBLAS as the gemv switch says). −1 when the graph cannot be recorded.
+// product (gemv.cu or cuBLAS as the gemv switch says); 2: both, as a decoded token has them
+// (row_products: one fused kernel with gemv on, RMSNorm's kernel then cuBLAS's with it off).
+// −1 when the graph cannot be recorded.
 #define CHAIN_CALLS 200
 #define CHAIN_DIM 768
 
 static void chain_calls(const Backend *be, int kind, float *x, float *y, float *rstd, const float *gain,
-                        const float *w) {
+                        const float *w, float *xhat) {
     for (int i = 0; i < CHAIN_CALLS; i++) {
         const float *in = i % 2 ? y : x;
         float *out = i % 2 ? x : y;
+        RowInput normed = {ROW_RMSNORM, in, gain, NULL, 1e-5f, CHAIN_DIM, xhat, rstd};
+        RowProduct product = {out, w, CHAIN_DIM, 0.0f};
         if (kind == 0) be->rmsnorm_forward(out, rstd, in, gain, 1, CHAIN_DIM, 1e-5f);
-        else be->gemm(0, 1, 1, CHAIN_DIM, CHAIN_DIM, 1.0f, in, CHAIN_DIM, w, CHAIN_DIM, 0.0f, out, CHAIN_DIM);
+        else if (kind == 1) be->gemm(0, 1, 1, CHAIN_DIM, CHAIN_DIM, 1.0f, in, CHAIN_DIM, w, CHAIN_DIM, 0.0f, out, CHAIN_DIM);
+        else be->row_products(&normed, &product, 1);
     }
 }
 
@@ -284,17 +289,18 @@ static double chain_ns(const Backend *be, int kind) {
     float *h = malloc(sizeof(float) * nw), *x = be->alloc(sizeof(float) * CHAIN_DIM);
     float *y = be->alloc(sizeof(float) * CHAIN_DIM), *rstd = be->alloc(sizeof(float));
     float *gain = be->alloc(sizeof(float) * CHAIN_DIM), *w = be->alloc(sizeof(float) * nw);
+    float *xhat = be->alloc(sizeof(float) * CHAIN_DIM);
     double ns = -1;
-    if (h && x && y && rstd && gain && w) {
+    if (h && x && y && rstd && gain && w && xhat) {
         uint64_t s = 11;
         for (size_t i = 0; i < nw; i++) h[i] = (rng_uniform(&s) - 0.5f) * 0.125f;   // keeps the norm: 768·0.125²/12 = 1
         be->upload(w, h, sizeof(float) * nw);
         be->upload(x, h, sizeof(float) * CHAIN_DIM);
         be->upload(gain, h + CHAIN_DIM, sizeof(float) * CHAIN_DIM);
-        chain_calls(be, kind, x, y, rstd, gain, w);   // direct first: anything sized on first use
+        chain_calls(be, kind, x, y, rstd, gain, w, xhat);   // direct first: anything sized on first use
         void *graph = NULL;
         if (be->graph_begin && be->graph_begin() == 0) {
-            chain_calls(be, kind, x, y, rstd, gain, w);   // recorded, not run
+            chain_calls(be, kind, x, y, rstd, gain, w, xhat);   // recorded, not run
             graph = be->graph_end();
         }
         if (graph && be->graph_launch(graph) == 0) {
@@ -308,17 +314,18 @@ static double chain_ns(const Backend *be, int kind) {
         if (graph) be->graph_release(graph);
     }
     free(h);
-    be->release(x); be->release(y); be->release(rstd); be->release(gain); be->release(w);
+    be->release(x); be->release(y); be->release(rstd); be->release(gain); be->release(w); be->release(xhat);
     return ns;
 }
 
 // The chain rows: RMSNorm and the 768×768 product by gemv.cu, each without and with PDL, and
-// by cuBLAS.
+// by cuBLAS; then both as one call — fused by gemv.cu (without and with PDL), or apart.
 static void chain_rows(const Backend *gpu) {
     static const struct { const char *what; int kind, gemv, pdl; } chains[] = {
         {"chain rmsnorm 768 (ns/call)", 0, 0, 0},           {"chain rmsnorm 768 pdl (ns/call)", 0, 0, 1},
         {"chain gemv 768x768 (ns/call)", 1, 1, 0},          {"chain gemv 768x768 pdl (ns/call)", 1, 1, 1},
-        {"chain cublas 768x768 (ns/call)", 1, 0, 0},
+        {"chain cublas 768x768 (ns/call)", 1, 0, 0},        {"chain norm+gemv fused (ns/call)", 2, 1, 0},
+        {"chain norm+gemv fused pdl (ns/call)", 2, 1, 1}, {"chain norm, cublas (ns/call)", 2, 0, 0},
     };
     char why[256];
     backend_cuda_set_graphs("on", why, sizeof why);

@@ -1,6 +1,7 @@
 // gemv.cu — one-row products y(n) = alpha·x(k)·Wᵀ + beta·y, W row-major n×k: Backend.gemm
 // with m = 1, trans_a = 0, trans_b = 1, which is every product of a decoded token (x·Wᵀ for a
-// dense linear, t·Aᵀ and x·[B…]ᵀ packed for a factorized one, the head). Off by default
+// dense linear, t·Aᵀ and x·[B…]ᵀ packed for a factorized one, the head); and Backend.row_products,
+// the same products with the RMSNorm or SwiGLU before them folded in (k_gemv_step). Off by default
 // (LRSH_CUDA_GEMV=on, backend_cuda_set_gemv): an alternative to cuBLAS that bench_cuda times
 // against it, to be made the default only where a card says it is faster.
 //
