@@ -4,8 +4,8 @@
 // 4, in bf16 at batch 16 with Spectron's share of the step and a per-kernel profile of one
 // step, and with flash attention);
 // batch-1 decode tokens/s for base (GPU and CPU) and GPT-2 (GPU), on the GPU with and without
-// the recorded graph of a decoded token, with the one-row products by cuBLAS or by gemv.cu
-// (LRSH_CUDA_GEMV), and with or without programmatic dependent launch (LRSH_CUDA_PDL): the
+// the recorded graph of a decoded token, through cuBLAS and the step kernels or lrsh's fused
+// kernels (LRSH_CUDA_FUSED), and with or without programmatic dependent launch (LRSH_CUDA_PDL): the
 // decode modes below; and the cost of one more small kernel in a decoded token's chain (the
 // chain rows). Ends with a summary table and issue 9's speed targets
 // next to what this run measured. Without a GPU it says why and exits 0 (make bench runs it too).
@@ -85,14 +85,14 @@ static const Row *find_row(const char *what, const char *backend, const char *pr
     return NULL;
 }
 
-// How a decoded token runs on the GPU: its row's name, then the graphs, gemv and pdl switches.
+// How a decoded token runs on the GPU: its row's name, then the graphs, fused and pdl switches.
 typedef struct DecodeMode {
     const char *name;
-    int graphs, gemv, pdl;
+    int graphs, fused, pdl;
 } DecodeMode;
 
 static const DecodeMode decode_modes[] = {
-    {"graph", 1, 0, 0}, {"graph pdl", 1, 0, 1}, {"graph gemv", 1, 1, 0}, {"graph gemv pdl", 1, 1, 1}, {"direct", 0, 0, 0},
+    {"graph", 1, 0, 0}, {"graph pdl", 1, 0, 1}, {"graph fused", 1, 1, 0}, {"graph fused pdl", 1, 1, 1}, {"direct", 0, 0, 0},
 };
 #define N_DECODE_MODES (int)(sizeof decode_modes / sizeof decode_modes[0])
 
@@ -234,7 +234,7 @@ static int decode_row(const Backend *be, const char *shape, int factorized, cons
     int on_gpu = strcmp(be->name, "cuda") == 0;
     if (on_gpu) {
         backend_cuda_set_graphs(mode->graphs ? "on" : "off", why, sizeof why);
-        backend_cuda_set_gemv(mode->gemv ? "on" : "off", why, sizeof why);
+        backend_cuda_set_fused(mode->fused ? "on" : "off", why, sizeof why);
         backend_cuda_set_pdl(mode->pdl ? "on" : "off", why, sizeof why);
     }
     if (!ok || bench_generate(be, &c, want, 256, 3, profile, rs, NULL, NULL, &err)) {
@@ -245,13 +245,13 @@ static int decode_row(const Backend *be, const char *shape, int factorized, cons
     // rows are named by how the tokens did run: a failed recording must not pass for a graph row
     char how[48] = "";
     if (on_gpu)
-        snprintf(how, sizeof how, " %.24s%s%s", r.decode_path, mode->gemv ? " gemv" : "", mode->pdl ? " pdl" : "");
+        snprintf(how, sizeof how, " %.24s%s%s", r.decode_path, mode->fused ? " fused" : "", mode->pdl ? " pdl" : "");
     printf("decode %-6s %-10s %-4s %-24s rank %3d  %10.0f tok/s  prefill %8.0f tok/s\n", shape, r.model, be->name,
            how, r.rank, r.tok_per_s, r.prefill_tok_per_s);
     if (on_gpu && mode->graphs && strcmp(r.decode_path, "graph") != 0)
         fprintf(stderr, "bench_cuda: decode %s %s asked for a graph and ran %s\n", shape, r.model, r.decode_path);
     fflush(stdout);
-    char what[80];   // "decode gpt2 factorized direct: recording failed gemv pdl" fits
+    char what[80];   // "decode gpt2 factorized direct: recording failed fused pdl" fits
     snprintf(what, sizeof what, "decode %.6s %s%s", shape, factorized ? "factorized" : "dense", how);
     add_row(what, be->name, "fp32", r.tok_per_s, 0);
     if (r.profiled) {   // a profile times every call: it runs without the graph
@@ -266,7 +266,7 @@ static int decode_row(const Backend *be, const char *shape, int factorized, cons
 // decoded token — its launch, the wait for its input, its run — against the time its bytes
 // take at the card's bandwidth. kind 0: RMSNorm of one row of 768; 1: a 768×768 one-row
 // product (gemv.cu or cuBLAS as the gemv switch says); 2: both, as a decoded token has them
-// (row_products: one fused kernel with gemv on, RMSNorm's kernel then cuBLAS's with it off).
+// (row_products: one kernel with fused on, RMSNorm's kernel then cuBLAS's with it off).
 // −1 when the graph cannot be recorded.
 #define CHAIN_CALLS 200
 #define CHAIN_DIM 768
@@ -321,7 +321,7 @@ static double chain_ns(const Backend *be, int kind) {
 // The chain rows: RMSNorm and the 768×768 product by gemv.cu, each without and with PDL, and
 // by cuBLAS; then both as one call — fused by gemv.cu (without and with PDL), or apart.
 static void chain_rows(const Backend *gpu) {
-    static const struct { const char *what; int kind, gemv, pdl; } chains[] = {
+    static const struct { const char *what; int kind, fused, pdl; } chains[] = {
         {"chain rmsnorm 768 (ns/call)", 0, 0, 0},           {"chain rmsnorm 768 pdl (ns/call)", 0, 0, 1},
         {"chain gemv 768x768 (ns/call)", 1, 1, 0},          {"chain gemv 768x768 pdl (ns/call)", 1, 1, 1},
         {"chain cublas 768x768 (ns/call)", 1, 0, 0},        {"chain norm+gemv fused (ns/call)", 2, 1, 0},
@@ -330,14 +330,14 @@ static void chain_rows(const Backend *gpu) {
     char why[256];
     backend_cuda_set_graphs("on", why, sizeof why);
     for (size_t i = 0; i < sizeof chains / sizeof chains[0]; i++) {
-        backend_cuda_set_gemv(chains[i].gemv ? "on" : "off", why, sizeof why);
+        backend_cuda_set_fused(chains[i].fused ? "on" : "off", why, sizeof why);
         backend_cuda_set_pdl(chains[i].pdl ? "on" : "off", why, sizeof why);
         double ns = chain_ns(gpu, chains[i].kind);
         printf("%-36s %8.0f ns%s\n", chains[i].what, ns, ns < 0 ? " (no graph recorded)" : "");
         if (ns > 0) add_row(chains[i].what, "cuda", "fp32", ns, 0);
     }
     printf("(a 768×768 fp32 product reads 2.36 MB: 0.55 µs at 4.3 TB/s)\n");
-    backend_cuda_set_gemv("off", why, sizeof why);
+    backend_cuda_set_fused("off", why, sizeof why);
     backend_cuda_set_pdl("off", why, sizeof why);
     fflush(stdout);
 }
@@ -406,7 +406,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < N_DECODE_MODES; i++)
             rc |= decode_row(gpu, "gpt2", f, &decode_modes[i], !decode_modes[i].graphs);
     backend_cuda_set_graphs("on", why, sizeof why);
-    backend_cuda_set_gemv("off", why, sizeof why);
+    backend_cuda_set_fused("off", why, sizeof why);
     backend_cuda_set_pdl("off", why, sizeof why);
     const char *e = backend_cuda_last_error();
     if (e) { fprintf(stderr, "bench_cuda: CUDA error: %s\n", e); rc = -1; }

@@ -175,8 +175,8 @@ static void attention_token(Generator *g, int l, ChunkBuffers *b) {
     layer_cache(g, l, &kc, &vc);
     LinearGroup qkv = linear_group_qkv(w, b->q, b->k, b->v);
     normed_group_forward(g, &qkv, param(m, w->attn_norm), 1, b, g->packed[4 * l]);
-    be->decode_rope_append(b->q, b->k, b->v, kc, vc, pos, c->heads, c->kv_heads, hd, c->rope_theta);
-    be->decode_attention(b->ao, b->dec, b->q, kc, vc, pos, g->cap, c->heads, c->kv_heads, hd);
+    be->decode_attention(b->ao, b->dec, b->q, b->k, b->v, kc, vc, pos, g->cap, c->heads, c->kv_heads, hd,
+                         c->rope_theta);
 }
 
 // The rest of block l after attention, on Tq tokens: the output projection into the residual,

@@ -136,16 +136,14 @@ struct Backend {
                                int B, int Tq, int Tk, int H, int KVH, int hd);
 
     // Decoding one token at the position *pos, read from the device, so that a recorded step
-    // (graph_begin) replays for every position. q(H,hd) and k(KVH,hd) are rotated as by
-    // rope_forward at pos0 = *pos: q in place, k into row *pos of k_cache; v is copied into row
-    // *pos of v_cache. A cache row holds KVH·hd floats.
-    void (*decode_rope_append)(float *q, const float *k, const float *v, float *k_cache, float *v_cache,
-                               const int32_t *pos, int H, int KVH, int hd, float theta);
-    // out(H,hd) = attention_forward of q(H,hd) with Tq = 1 over the cache rows 0..*pos (a cache
-    // of cap rows); scratch holds decode_attention_floats(H, cap, hd) floats.
+    // (graph_begin) replays for every position: q(H,hd) and k(KVH,hd), as the products left them,
+    // are rotated as by rope_forward at pos0 = *pos; k and v(KVH,hd) become row *pos of k_cache
+    // and v_cache (rows of KVH·hd floats, cap of them); out(H,hd) = attention_forward of q with
+    // Tq = 1 over the cache rows 0..*pos. q is scratch afterwards (rotated or not); scratch holds
+    // decode_attention_floats(H, cap, hd) floats.
     size_t (*decode_attention_floats)(int H, int cap, int hd);
-    void (*decode_attention)(float *out, float *scratch, const float *q, const float *k_cache, const float *v_cache,
-                             const int32_t *pos, int cap, int H, int KVH, int hd);
+    void (*decode_attention)(float *out, float *scratch, float *q, const float *k, const float *v, float *k_cache,
+                             float *v_cache, const int32_t *pos, int cap, int H, int KVH, int hd, float theta);
 
     // Recording, where issuing a call costs more than running it (a GPU; NULL on the CPU): the
     // calls between graph_begin and graph_end are recorded, not run, and graph_launch replays

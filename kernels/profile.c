@@ -117,19 +117,12 @@ static void p_attention_backward(float *dq, float *dk, float *dv, float *scratch
     DONE("attention_backward");
 }
 
-static void p_decode_rope_append(float *q, const float *k, const float *v, float *k_cache, float *v_cache,
-                                 const int32_t *pos, int H, int KVH, int hd, float theta) {
-    START;
-    inner->decode_rope_append(q, k, v, k_cache, v_cache, pos, H, KVH, hd, theta);
-    DONE("decode_rope_append");
-}
-
 static size_t p_decode_attention_floats(int H, int cap, int hd) { return inner->decode_attention_floats(H, cap, hd); }
 
-static void p_decode_attention(float *out, float *scratch, const float *q, const float *k_cache, const float *v_cache,
-                               const int32_t *pos, int cap, int H, int KVH, int hd) {
+static void p_decode_attention(float *out, float *scratch, float *q, const float *k, const float *v, float *k_cache,
+                               float *v_cache, const int32_t *pos, int cap, int H, int KVH, int hd, float theta) {
     START;
-    inner->decode_attention(out, scratch, q, k_cache, v_cache, pos, cap, H, KVH, hd);
+    inner->decode_attention(out, scratch, q, k, v, k_cache, v_cache, pos, cap, H, KVH, hd, theta);
     DONE("decode_attention");
 }
 
@@ -206,7 +199,7 @@ const Backend *profile_begin(Profile *p, const Backend *be) {
         .rmsnorm_forward = p_rmsnorm_forward, .rmsnorm_backward = p_rmsnorm_backward,
         .rope_forward = p_rope_forward, .rope_backward = p_rope_backward,
         .attention_saved_floats = p_attention_saved_floats, .attention_forward = p_attention_forward,
-        .attention_backward = p_attention_backward, .decode_rope_append = p_decode_rope_append,
+        .attention_backward = p_attention_backward,
         .decode_attention_floats = p_decode_attention_floats, .decode_attention = p_decode_attention,
         .swiglu_forward = p_swiglu_forward,
         .swiglu_backward = p_swiglu_backward, .softmax_xent_forward = p_softmax_xent_forward, .add = p_add,

@@ -187,7 +187,7 @@ static const GpuSetting gpu_settings[] = {
     {"precision", backend_cuda_set_precision, "fp32", "the CPU computes in fp32", SESSION_FIELD(precision)},
     {"attention", backend_cuda_set_attention, "gemm", "the CPU has one attention", SESSION_FIELD(attention)},
     {"graphs", backend_cuda_set_graphs, "off", "the CPU runs each call as it comes", SESSION_FIELD(graphs)},
-    {"gemv", backend_cuda_set_gemv, "off", "the CPU has its own one-row products", SESSION_FIELD(gemv)},
+    {"fused", backend_cuda_set_fused, "off", "the CPU has its own decoding", SESSION_FIELD(fused)},
     {"pdl", backend_cuda_set_pdl, "off", "the CPU launches no kernels", SESSION_FIELD(pdl)},
 };
 #define N_GPU_SETTINGS (int)(sizeof gpu_settings / sizeof gpu_settings[0])
@@ -368,7 +368,7 @@ int cmd_set(Session *s, const Args *a, Err *err) {
         for (const OptSpec *k = settings; k->name; k++) suggest_try(&sg, k->name);
         if (suggest_best(&sg)) return err_set(err, "no setting '%s': did you mean '%s'?", key, suggest_best(&sg));
         return err_set(err, "no setting '%s' (settings: seed threads batch accum errexit json quiet device precision "
-                            "attention graphs gemv pdl)", key);
+                            "attention graphs fused pdl)", key);
     }
     if (opt_check(o, value, err) != 0) {  // "option batch= expects …" → "set batch expects …"
         char why[sizeof err->msg];

@@ -385,9 +385,9 @@ int cmd_bench_generate(Session *s, const Args *a, Err *err) {
                  rs[1].tok_per_s / rs[0].tok_per_s, rounds);
     for (int f = 0; f < 2; f++)   // only a GPU records: say how its tokens ran
         if (want[f] && s->be->graph_begin)
-            out_note(s, "%s: decoded %s, gemv %s, pdl %s (`set graphs|gemv|pdl on|off` to compare)\n", rs[f].model,
+            out_note(s, "%s: decoded %s, fused %s, pdl %s (`set graphs|fused|pdl on|off` to compare)\n", rs[f].model,
                      strcmp(rs[f].decode_path, "graph") == 0 ? "through a recorded CUDA graph" : rs[f].decode_path,
-                     s->gemv, s->pdl);
+                     s->fused, s->pdl);
     for (int f = 0; f < 2; f++) {
         if (!want[f] || !rs[f].profiled) continue;
         char title[96];

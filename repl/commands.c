@@ -26,7 +26,7 @@ const OptSpec settings[] = {
     {"precision", OPT_ENUM, "fp32", "fp32|tf32|bf16", 0, 0, "the GPU's matrix products (the CPU's are fp32)"},
     {"attention", OPT_ENUM, "gemm", "gemm|flash|rows", 0, 0, "the GPU's attention kernels"},
     {"graphs", OPT_ENUM, "on", "on|off", 0, 0, "replay a decoded token's GPU calls from one recorded graph"},
-    {"gemv", OPT_ENUM, "off", "on|off", 0, 0, "a decoded token's one-row products by lrsh's GEMV kernel on the GPU"},
+    {"fused", OPT_ENUM, "off", "on|off", 0, 0, "a decoded token through lrsh's fused GPU kernels"},
     {"pdl", OPT_ENUM, "off", "on|off", 0, 0, "a decoded token's GPU kernels start before the one ahead ends"},
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
@@ -42,7 +42,7 @@ const CmdSpec commands[] = {
      .help = "Example:\n  show", .run = cmd_show},
     {.name = "set", .family = "shell", .args = "KEY VALUE",
      .summary = "change a setting: seed, threads, batch, accum, errexit, json, quiet, device, precision, attention, "
-                "graphs, gemv, pdl",
+                "graphs, fused, pdl",
      .help = "Settings (`show` prints their values):\n"
              "  seed N         seed for the next model, trainer and eval batches\n"
              "  threads N      CPU threads (0: all cores)\n"
@@ -64,17 +64,18 @@ const CmdSpec commands[] = {
              "  graphs on|off  on the GPU, a generated token's hundred-odd kernels are recorded once\n"
              "                 as a CUDA graph and replayed with one launch (on, the default), or\n"
              "                 launched one by one (off); the CPU keeps the choice for the GPU\n"
-             "  gemv on|off    on the GPU, a generated token's one-row products by lrsh's own GEMV\n"
-             "                 kernel (fp32, up to four a launch) instead of cuBLAS, the RMSNorm or\n"
-             "                 SwiGLU before a product folded into it; off by default until a card\n"
-             "                 has measured it faster (`bench generate` to compare)\n"
+             "  fused on|off   on the GPU, a generated token through lrsh's fused kernels: its\n"
+             "                 one-row products by lrsh's GEMV kernel (fp32) instead of cuBLAS, with\n"
+             "                 the RMSNorm or SwiGLU before each folded in, and RoPE, the KV-cache\n"
+             "                 append and attention one kernel instead of three; the same bits; off\n"
+             "                 by default until a card has measured it faster (`bench generate`)\n"
              "  pdl on|off     on the GPU (Hopper), each of a generated token's own kernels may start\n"
              "                 before the one ahead of it ends, fetching its weights meanwhile, and\n"
              "                 waits on the GPU for that one's results; off by default until measured\n"
-             "The variables LRSH_CUDA_ATTENTION, LRSH_CUDA_GRAPHS, LRSH_CUDA_GEMV and LRSH_CUDA_PDL give\n"
-             "the starting values of attention, graphs, gemv and pdl.\n"
+             "The variables LRSH_CUDA_ATTENTION, LRSH_CUDA_GRAPHS, LRSH_CUDA_FUSED and LRSH_CUDA_PDL give\n"
+             "the starting values of attention, graphs, fused and pdl.\n"
              "Examples:\n  set batch 16\n  set errexit off\n  set device cpu\n  set precision tf32\n"
-             "  set attention flash\n  set gemv on; set pdl on; bench generate",
+             "  set attention flash\n  set fused on; set pdl on; bench generate",
      .min_pos = 2, .max_pos = 2, .pos = POS_SETTING, .run = cmd_set},
     {.name = "quit", .family = "shell", .args = "", .summary = "leave the shell (Ctrl-D does too)",
      .help = "At the prompt, with a model trained since it was last saved, the first quit (or\n"
@@ -578,7 +579,7 @@ const CmdSpec commands[] = {
              "profile=on then runs one more round per model with every kernel call timed to its\n"
              "end, and prints the costliest (phase, kernel) rows, prefill and decode apart.\n"
              "On the GPU a note says whether the tokens were replayed from a recorded CUDA graph\n"
-             "(JSON decode: graph, direct, or direct: recording failed) and with which of `set gemv`\n"
+             "(JSON decode: graph, direct, or direct: recording failed) and with which of `set fused`\n"
              "and `set pdl`; run it again with a setting changed to compare.\n"
              "Examples:\n  bench generate\n  bench generate shape=stories15m n=128\n"
              "  bench generate shape=base profile=on",

@@ -33,7 +33,7 @@ int session_init(Session *s, int threads, uint64_t seed, Err *err) {
     snprintf(s->precision, sizeof s->precision, "fp32");
     setting_from_env(s->attention, sizeof s->attention, "attention", "LRSH_CUDA_ATTENTION");
     setting_from_env(s->graphs, sizeof s->graphs, "graphs", "LRSH_CUDA_GRAPHS");
-    setting_from_env(s->gemv, sizeof s->gemv, "gemv", "LRSH_CUDA_GEMV");
+    setting_from_env(s->fused, sizeof s->fused, "fused", "LRSH_CUDA_FUSED");
     setting_from_env(s->pdl, sizeof s->pdl, "pdl", "LRSH_CUDA_PDL");
     runlog_init(&s->runs);
     if (model_config_preset(&s->model_cfg, "tiny", err) != 0) return -1;

@@ -60,7 +60,7 @@ typedef struct Session {
     char precision[8];           // the GPU's GEMMs: "fp32", "tf32" or "bf16"
     char attention[8];           // the GPU's attention kernels: "gemm", "flash" or "rows"
     char graphs[4];              // a decoded token replayed from a CUDA graph: "on" or "off"
-    char gemv[4];                // a decoded token's one-row products by lrsh's GEMV kernel: "on" or "off"
+    char fused[4];               // a decoded token through lrsh's fused GPU kernels: "on" or "off"
     char pdl[4];                 // programmatic dependent launch of a decoded token's kernels: "on" or "off"
 
     // where the command being run came from, for error messages ("file.lrsh:3")
@@ -78,7 +78,7 @@ typedef struct Session {
 
 int session_init(Session *s, int threads, uint64_t seed, Err *err);
 void session_free(Session *s);
-// Hands the session's GPU settings (precision, attention, graphs, gemv, pdl) to the CUDA backend,
+// Hands the session's GPU settings (precision, attention, graphs, fused, pdl) to the CUDA backend,
 // started: before the session computes there (`set device cuda`, `--device cuda`).
 int session_apply_gpu_settings(Session *s, Err *err);
 

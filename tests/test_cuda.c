@@ -353,19 +353,19 @@ static void gemv_batch_case(void) {
                                     {0, 1, 1, 200, 45}, {0, 1, 1, 768, 192}, {0, 1, 5, 40, 24}, {0, 1, 1, 17, 8},
                                     {0, 1, 1, 1000, 256}};
     static const float betas[2] = {0.0f, 1.0f};
-    gemm_batch_case(shapes, (int)(sizeof shapes / sizeof shapes[0]), 0.8f, betas, "gemm_batch with gemv on");
+    gemm_batch_case(shapes, (int)(sizeof shapes / sizeof shapes[0]), 0.8f, betas, "gemm_batch with fused on");
 }
 
-// With gemv on: one-row products (float4 and scalar paths, a head-sized one, a batch) against
+// With fused on: one-row products (float4 and scalar paths, a head-sized one, a batch) against
 // the CPU; in tf32 still within fp32's bound (so they did not go to cuBLAS's tensor cores);
 // decoding, recorded as a graph, against the CPU. Other products are cuBLAS's as before.
 static void test_gemv(void) {
     char reason[256];
-    const char *was = backend_cuda_gemv();
-    CHECK(backend_cuda_set_gemv("on", reason, sizeof reason) == 0 && strcmp(backend_cuda_gemv(), "on") == 0,
-          "gemv on: %s", reason);
-    CHECK(backend_cuda_set_gemv("fast", reason, sizeof reason) != 0 && strstr(reason, "fast"),
-          "an unknown gemv setting should be refused by name");
+    const char *was = backend_cuda_fused();
+    CHECK(backend_cuda_set_fused("on", reason, sizeof reason) == 0 && strcmp(backend_cuda_fused(), "on") == 0,
+          "fused on: %s", reason);
+    CHECK(backend_cuda_set_fused("fast", reason, sizeof reason) != 0 && strstr(reason, "fast"),
+          "an unknown fused setting should be refused by name");
     gemv_case(300, 64, 64, 0, 0.7f, 0.0f, KERNEL_TOL);      // float4
     gemv_case(77, 45, 48, 0, 1.0f, 1.3f, KERNEL_TOL);       // k not a multiple of 4
     gemv_case(33, 64, 66, 0, 1.0f, 0.0f, KERNEL_TOL);       // row stride not a multiple of 4
@@ -378,7 +378,7 @@ static void test_gemv(void) {
     gemv_case(512, 1024, 1024, 0, 1.0f, 0.0f, KERNEL_TOL);  // tf32 would miss 1e-5 at k = 1024
     CHECK(backend_cuda_set_precision("fp32", reason, sizeof reason) == 0, "fp32: %s", reason);
     test_generate_matches_cpu();
-    CHECK(backend_cuda_set_gemv(was, reason, sizeof reason) == 0, "gemv back to %s: %s", was, reason);
+    CHECK(backend_cuda_set_fused(was, reason, sizeof reason) == 0, "fused back to %s: %s", was, reason);
     check_no_cuda_error();
 }
 
@@ -412,8 +412,8 @@ static void row_products_case(RowStep step, int k, const int *n, int count, int 
     if (exact && step == ROW_SWIGLU) gpu->swiglu_forward(gxhat, gx, gaux, k);
     for (int i = 0; i < count; i++) {
         char what[128];
-        snprintf(what, sizeof what, "row_products %s k=%d, product %d of %d (n=%d, beta=%d), gemv %s, pdl %s",
-                 step == ROW_RMSNORM ? "rmsnorm" : "swiglu", k, i + 1, count, n[i], i % 2, backend_cuda_gemv(),
+        snprintf(what, sizeof what, "row_products %s k=%d, product %d of %d (n=%d, beta=%d), fused %s, pdl %s",
+                 step == ROW_RMSNORM ? "rmsnorm" : "swiglu", k, i + 1, count, n[i], i % 2, backend_cuda_fused(),
                  backend_cuda_pdl());
         compare_gpu(what, dy[i], y[i], n[i], KERNEL_TOL);
         if (exact) {
@@ -432,25 +432,25 @@ static void row_products_case(RowStep step, int k, const int *n, int count, int 
 
 // RMSNorm before q/k/v (float4 loads; beta 0 and 1), SwiGLU before a down projection, a short
 // odd k (scalar loads) over five products (two launches), an x̂ longer than shared memory
-// holds (the step runs apart), and a GPT-2-sized head; with gemv on (fused, and equal to the
+// holds (the step runs apart), and a GPT-2-sized head; with fused on (one kernel, and equal to the
 // unfused kernels to the bit) and off (the step's kernel, then cuBLAS), with pdl off and on.
 static void test_row_products(void) {
     char why[256];
-    const char *was_gemv = backend_cuda_gemv(), *was_pdl = backend_cuda_pdl();
+    const char *was_fused = backend_cuda_fused(), *was_pdl = backend_cuda_pdl();
     static const int qkv[3] = {768, 192, 192}, down[1] = {768}, odd[5] = {33, 7, 64, 1, 100}, wide[1] = {40};
     static const int head[1] = {32768};
-    for (int gemv = 1; gemv >= 0; gemv--)
+    for (int fused = 1; fused >= 0; fused--)
         for (int pdl = 0; pdl <= 1; pdl++) {
-            CHECK(backend_cuda_set_gemv(gemv ? "on" : "off", why, sizeof why) == 0, "gemv: %s", why);
+            CHECK(backend_cuda_set_fused(fused ? "on" : "off", why, sizeof why) == 0, "fused: %s", why);
             CHECK(backend_cuda_set_pdl(pdl ? "on" : "off", why, sizeof why) == 0, "pdl: %s", why);
-            row_products_case(ROW_RMSNORM, 768, qkv, 3, gemv);
-            row_products_case(ROW_SWIGLU, 2048, down, 1, gemv);
-            row_products_case(ROW_RMSNORM, 45, odd, 5, gemv);
+            row_products_case(ROW_RMSNORM, 768, qkv, 3, fused);
+            row_products_case(ROW_SWIGLU, 2048, down, 1, fused);
+            row_products_case(ROW_RMSNORM, 45, odd, 5, fused);
             row_products_case(ROW_SWIGLU, 16384, wide, 1, 0);
         }
-    CHECK(backend_cuda_set_gemv("on", why, sizeof why) == 0, "gemv on: %s", why);
+    CHECK(backend_cuda_set_fused("on", why, sizeof why) == 0, "fused on: %s", why);
     row_products_case(ROW_RMSNORM, 768, head, 1, 1);
-    CHECK(backend_cuda_set_gemv(was_gemv, why, sizeof why) == 0, "gemv back to %s: %s", was_gemv, why);
+    CHECK(backend_cuda_set_fused(was_fused, why, sizeof why) == 0, "fused back to %s: %s", was_fused, why);
     CHECK(backend_cuda_set_pdl(was_pdl, why, sizeof why) == 0, "pdl back to %s: %s", was_pdl, why);
     check_no_cuda_error();
 }
@@ -947,59 +947,91 @@ static void test_training_tracks_cpu(void) {
 
 // ---- decoding kernels (the position on the device) ----------------------------------------------
 
-// decode_rope_append at pos in a cache of cap rows: q rotated in place, row pos of both caches
-// written, every other row untouched (the caches start random on both sides).
-static void rope_append_case(int cap, int pos, int H, int KVH, int hd) {
-    long nq = (long)H * hd, kvd = (long)KVH * hd, nc = (long)cap * kvd;
-    float theta = 10000.0f;
-    float *q = rand_floats(nq), *k = rand_floats(kvd), *v = rand_floats(kvd), *kc = rand_floats(nc), *vc = rand_floats(nc);
+// One decode_attention on the GPU, the way `fused` says, from copies of the same inputs: out
+// and both caches downloaded into *out, *kc, *vc (malloc'd).
+static void gpu_decode(int fused, const float *q, const float *k, const float *v, const float *kc0, const float *vc0,
+                       int cap, int pos, int H, int KVH, int hd, float **out, float **kc, float **vc) {
+    char why[256];
+    long nq = (long)H * hd, kvd = (long)KVH * hd, nc = (long)cap * kvd, ns = (long)gpu->decode_attention_floats(H, cap, hd);
+    float *poison = nan_floats(ns > nq ? ns : nq);
     float *gq = to_gpu(q, sizeof(float) * nq), *gk = to_gpu(k, sizeof(float) * kvd), *gv = to_gpu(v, sizeof(float) * kvd);
-    float *gkc = to_gpu(kc, sizeof(float) * nc), *gvc = to_gpu(vc, sizeof(float) * nc);
-    int32_t *gpos = to_gpu(&pos, sizeof pos);
-    char what[96];
-    cpu->decode_rope_append(q, k, v, kc, vc, &pos, H, KVH, hd, theta);
-    gpu->decode_rope_append(gq, gk, gv, gkc, gvc, gpos, H, KVH, hd, theta);
-    snprintf(what, sizeof what, "decode_rope_append q (pos %d, H=%d, hd=%d)", pos, H, hd);
-    compare_gpu(what, gq, q, nq, KERNEL_TOL);
-    snprintf(what, sizeof what, "decode_rope_append k cache (pos %d of %d)", pos, cap);
-    compare_gpu(what, gkc, kc, nc, KERNEL_TOL);
-    snprintf(what, sizeof what, "decode_rope_append v cache (pos %d of %d)", pos, cap);
-    compare_gpu(what, gvc, vc, nc, 0.0);
-    void *bufs[] = {gq, gk, gv, gkc, gvc, gpos};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu->release(bufs[i]);
-    free(q); free(k); free(v); free(kc); free(vc);
-}
-
-// decode_attention over cache rows 0..pos against the CPU's (its attention_forward, Tq = 1).
-static void decode_attention_case(int cap, int pos, int H, int KVH, int hd) {
-    long nq = (long)H * hd, nc = (long)cap * KVH * hd;
-    long ns = (long)gpu->decode_attention_floats(H, cap, hd), nsc = (long)cpu->decode_attention_floats(H, cap, hd);
-    float *q = rand_floats(nq), *kc = rand_floats(nc), *vc = rand_floats(nc), *out = malloc(sizeof(float) * nq);
-    float *scratch = malloc(sizeof(float) * nsc), *poison = nan_floats(ns > nq ? ns : nq);
-    for (long i = 0; i < nq; i++) q[i] *= 3.0f;   // peakier than uniform
-    float *gq = to_gpu(q, sizeof(float) * nq), *gkc = to_gpu(kc, sizeof(float) * nc), *gvc = to_gpu(vc, sizeof(float) * nc);
+    float *gkc = to_gpu(kc0, sizeof(float) * nc), *gvc = to_gpu(vc0, sizeof(float) * nc);
     float *gout = to_gpu(poison, sizeof(float) * nq), *gscratch = to_gpu(poison, sizeof(float) * ns);
     int32_t *gpos = to_gpu(&pos, sizeof pos);
-    char what[96];
-    cpu->decode_attention(out, scratch, q, kc, vc, &pos, cap, H, KVH, hd);
-    gpu->decode_attention(gout, gscratch, gq, gkc, gvc, gpos, cap, H, KVH, hd);
-    snprintf(what, sizeof what, "decode_attention pos %d of %d, H=%d KVH=%d hd=%d", pos, cap, H, KVH, hd);
-    compare_gpu(what, gout, out, nq, KERNEL_TOL);
-    void *bufs[] = {gq, gkc, gvc, gout, gscratch, gpos};
+    CHECK(backend_cuda_set_fused(fused ? "on" : "off", why, sizeof why) == 0, "fused: %s", why);
+    gpu->decode_attention(gout, gscratch, gq, gk, gv, gkc, gvc, gpos, cap, H, KVH, hd, 10000.0f);
+    *out = from_gpu(gout, nq), *kc = from_gpu(gkc, nc), *vc = from_gpu(gvc, nc);
+    void *bufs[] = {gq, gk, gv, gkc, gvc, gout, gscratch, gpos};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu->release(bufs[i]);
-    free(q); free(kc); free(vc); free(out); free(scratch); free(poison);
+    free(poison);
+}
+
+// decode_attention at pos in a cache of cap rows (random, every row: the history): q and k
+// rotated, k and v appended as row pos, attention over rows 0..pos — against the CPU's
+// (rope_forward, then attention_forward with Tq = 1), split and fused, which must agree to
+// the bit; the fused way twice (its arrival counters must be back at zero after a call).
+static void decode_case(int cap, int pos, int H, int KVH, int hd) {
+    long nq = (long)H * hd, kvd = (long)KVH * hd, nc = (long)cap * kvd;
+    float *q = rand_floats(nq), *k = rand_floats(kvd), *v = rand_floats(kvd), *kc = rand_floats(nc), *vc = rand_floats(nc);
+    for (long i = 0; i < nq; i++) q[i] *= 3.0f;   // peakier than uniform
+    float *kc0 = copy_floats(kc, nc), *vc0 = copy_floats(vc, nc), *q0 = copy_floats(q, nq);
+    float *out = malloc(sizeof(float) * nq), *scratch = malloc(sizeof(float) * cpu->decode_attention_floats(H, cap, hd));
+    cpu->decode_attention(out, scratch, q, k, v, kc, vc, &pos, cap, H, KVH, hd, 10000.0f);
+    const char *was = backend_cuda_fused();
+    float *got[3][3];   // split, fused, fused again: out, k cache, v cache
+    for (int way = 0; way < 3; way++)
+        gpu_decode(way > 0, q0, k, v, kc0, vc0, cap, pos, H, KVH, hd, &got[way][0], &got[way][1], &got[way][2]);
+    static const char *ways[3] = {"split", "fused", "fused again"};
+    for (int way = 0; way < 3; way++) {
+        char what[160];
+        static const char *parts[3] = {"out", "k cache", "v cache"};
+        for (int part = 0; part < 3; part++) {
+            snprintf(what, sizeof what, "decode_attention %s pos %d of %d, H=%d KVH=%d hd=%d: %s", ways[way], pos, cap,
+                     H, KVH, hd, parts[part]);
+            compare(what, got[way][part], part == 0 ? out : part == 1 ? kc : vc, part ? nc : nq,
+                    part == 2 ? 0.0 : KERNEL_TOL);
+            if (way == 0) continue;
+            strncat(what, ", against split", sizeof what - strlen(what) - 1);
+            compare(what, got[way][part], got[0][part], part ? nc : nq, 0.0);
+        }
+    }
+    char why[256];
+    CHECK(backend_cuda_set_fused(was, why, sizeof why) == 0, "fused back to %s: %s", was, why);
+    for (int way = 0; way < 3; way++) free(got[way][0]), free(got[way][1]), free(got[way][2]);
+    free(q); free(k); free(v); free(kc); free(vc); free(kc0); free(vc0); free(q0); free(out); free(scratch);
+}
+
+// A position outside the cache (a caller's bug): the fused kernel writes nothing, and the
+// next call still works.
+static void decode_outside_cache(void) {
+    int cap = 64, H = 2, KVH = 1, hd = 16, pos = cap;
+    long nq = (long)H * hd, kvd = (long)KVH * hd, nc = (long)cap * kvd;
+    float *q = rand_floats(nq), *k = rand_floats(kvd), *v = rand_floats(kvd), *kc = rand_floats(nc), *vc = rand_floats(nc);
+    float *out, *gkc, *gvc;
+    const char *was = backend_cuda_fused();
+    gpu_decode(1, q, k, v, kc, vc, cap, pos, H, KVH, hd, &out, &gkc, &gvc);
+    int written = 0;
+    for (long i = 0; i < nq; i++) written += !isnan(out[i]);
+    CHECK(written == 0, "fused decode_attention at pos = cap wrote %d values of out", written);
+    compare("fused decode_attention at pos = cap: k cache untouched", gkc, kc, nc, 0.0);
+    compare("fused decode_attention at pos = cap: v cache untouched", gvc, vc, nc, 0.0);
+    char why[256];
+    CHECK(backend_cuda_set_fused(was, why, sizeof why) == 0, "fused back to %s: %s", was, why);
+    free(q); free(k); free(v); free(kc); free(vc); free(out); free(gkc); free(gvc);
+    decode_case(cap, cap - 1, H, KVH, hd);
 }
 
 static void test_decode_kernels(void) {
-    rope_append_case(16, 0, 4, 2, 16);
-    rope_append_case(40, 39, 3, 1, 40);     // the last row; one kv head for three query heads
-    rope_append_case(4001, 4000, 2, 2, 64); // a large position: the angle reduction in double
-    decode_attention_case(16, 0, 4, 2, 16);       // one key
-    decode_attention_case(300, 127, 3, 1, 40);    // exactly one block of keys
-    decode_attention_case(300, 128, 3, 1, 40);    // one key into the second block
-    decode_attention_case(300, 299, 6, 3, 8);     // the whole cache, a partial last block
-    decode_attention_case(1024, 1000, 12, 12, 64);// GPT-2's heads, 8 blocks of keys
-    decode_attention_case(40, 17, 2, 1, 160);     // hd above the block's threads
+    decode_case(16, 0, 4, 2, 16);          // one key
+    decode_case(40, 39, 3, 1, 40);         // the last row; one kv head for three query heads
+    decode_case(4001, 4000, 2, 2, 64);     // a large position: the angle reduction in double
+    decode_case(300, 127, 3, 1, 40);       // exactly one block of keys
+    decode_case(300, 128, 3, 1, 40);       // one key into the second block
+    decode_case(300, 299, 6, 3, 8);        // the whole cache, a partial last block
+    decode_case(1024, 1000, 12, 12, 64);   // GPT-2's heads, 8 blocks of keys
+    decode_case(40, 17, 2, 1, 160);        // hd above the block's threads
+    decode_case(1024, 700, 32, 4, 64);     // more heads than any case before: the counters grow
+    decode_outside_cache();
     check_no_cuda_error();
 }
 
@@ -1089,15 +1121,15 @@ static void graph_decoding_case(ModelConfig c, int life) {
 // uneven distances, a pointer-batched GEMM whose addresses a graph keeps in its own arena.
 static void test_graph_decoding(void) {
     char why[256];
-    const char *gemv = backend_cuda_gemv();   // off here: its fp32 products would hide bf16's change
-    CHECK(backend_cuda_set_gemv("off", why, sizeof why) == 0, "gemv off: %s", why);
+    const char *fused = backend_cuda_fused();   // off here: its fp32 products would hide bf16's change
+    CHECK(backend_cuda_set_fused("off", why, sizeof why) == 0, "fused off: %s", why);
     ModelConfig c = micro_config(-1);
     graph_decoding_case(c, 1);
     c.kv_heads = c.heads;
     graph_decoding_case(c, 0);
     c.rank = 0;
     graph_decoding_case(c, 0);
-    CHECK(backend_cuda_set_gemv(gemv, why, sizeof why) == 0, "gemv back to %s: %s", gemv, why);
+    CHECK(backend_cuda_set_fused(fused, why, sizeof why) == 0, "fused back to %s: %s", fused, why);
 }
 
 // ---- programmatic dependent launch ------------------------------------------------------------
@@ -1110,24 +1142,24 @@ static void test_graph_decoding(void) {
 // and a whole model's forward and backward (RMSNorm and SwiGLU are dependents while training).
 static void test_pdl(void) {
     char why[256];
-    const char *was_pdl = backend_cuda_pdl(), *was_gemv = backend_cuda_gemv();
+    const char *was_pdl = backend_cuda_pdl(), *was_fused = backend_cuda_fused();
     CHECK(backend_cuda_set_pdl("on", why, sizeof why) == 0 && strcmp(backend_cuda_pdl(), "on") == 0, "pdl on: %s", why);
     CHECK(backend_cuda_set_pdl("maybe", why, sizeof why) != 0 && strstr(why, "maybe"),
           "an unknown pdl setting should be refused by name");
-    for (int gemv = 1; gemv >= 0; gemv--) {
-        CHECK(backend_cuda_set_gemv(gemv ? "on" : "off", why, sizeof why) == 0, "gemv: %s", why);
+    for (int fused = 1; fused >= 0; fused--) {
+        CHECK(backend_cuda_set_fused(fused ? "on" : "off", why, sizeof why) == 0, "fused: %s", why);
         ModelConfig c = micro_config(-1);
         graph_decoding_case(c, 0);   // grouped-query heads, factorized
         c.kv_heads = c.heads;
         c.rank = 0;
         graph_decoding_case(c, 0);   // plain heads, dense
     }
-    CHECK(backend_cuda_set_gemv("on", why, sizeof why) == 0, "gemv on: %s", why);
+    CHECK(backend_cuda_set_fused("on", why, sizeof why) == 0, "fused on: %s", why);
     gemv_case(32768, 768, 768, 0, 1.0f, 0.0f, KERNEL_TOL);
     gemv_case(50, 64, 64, 1, 1.0f, 1.0f, KERNEL_TOL);
     gemv_batch_case();
     model_case(-1);
-    CHECK(backend_cuda_set_gemv(was_gemv, why, sizeof why) == 0, "gemv back to %s: %s", was_gemv, why);
+    CHECK(backend_cuda_set_fused(was_fused, why, sizeof why) == 0, "fused back to %s: %s", was_fused, why);
     CHECK(backend_cuda_set_pdl(was_pdl, why, sizeof why) == 0, "pdl back to %s: %s", was_pdl, why);
     check_no_cuda_error();
 }

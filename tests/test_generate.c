@@ -264,7 +264,7 @@ static void test_attention_sizes_change(void) {
 // and not run; graph_launch replays them. Replayed logits equal direct ones only if everything
 // that changes from token to token reaches the calls through device memory.
 
-enum { REC_EMBED, REC_NORM, REC_GEMM, REC_GEMM_BATCH, REC_ROW_PRODUCTS, REC_ROPE_APPEND, REC_ATTENTION, REC_SWIGLU };
+enum { REC_EMBED, REC_NORM, REC_GEMM, REC_GEMM_BATCH, REC_ROW_PRODUCTS, REC_ATTENTION, REC_SWIGLU };
 
 typedef struct Recorded {
     int op, count, n[5];
@@ -273,6 +273,7 @@ typedef struct Recorded {
     RowProduct products[4];
     float *out[3];
     const float *in[4];
+    float *caches[2];                  // REC_ATTENTION's k and v caches
     const int32_t *ids;                // tokens or the position
     float f;
     long len;
@@ -322,17 +323,11 @@ static void r_row_products(const RowInput *in, const RowProduct *calls, int coun
     else memcpy(r.products, calls, sizeof(RowProduct) * count);
     if (!record(r)) cpu_be->row_products(in, calls, count);
 }
-static void r_decode_rope_append(float *q, const float *k, const float *v, float *kc, float *vc, const int32_t *pos,
-                                 int H, int KVH, int hd, float theta) {
-    if (!record((Recorded){.op = REC_ROPE_APPEND, .out = {q, kc, vc}, .in = {k, v}, .ids = pos, .n = {H, KVH, hd},
-                           .f = theta}))
-        cpu_be->decode_rope_append(q, k, v, kc, vc, pos, H, KVH, hd, theta);
-}
-static void r_decode_attention(float *out, float *scratch, const float *q, const float *kc, const float *vc,
-                               const int32_t *pos, int cap, int H, int KVH, int hd) {
-    if (!record((Recorded){.op = REC_ATTENTION, .out = {out, scratch}, .in = {q, kc, vc}, .ids = pos,
-                           .n = {cap, H, KVH, hd}}))
-        cpu_be->decode_attention(out, scratch, q, kc, vc, pos, cap, H, KVH, hd);
+static void r_decode_attention(float *out, float *scratch, float *q, const float *k, const float *v, float *kc,
+                               float *vc, const int32_t *pos, int cap, int H, int KVH, int hd, float theta) {
+    if (!record((Recorded){.op = REC_ATTENTION, .out = {out, scratch, q}, .in = {k, v}, .caches = {kc, vc},
+                           .ids = pos, .n = {cap, H, KVH, hd}, .f = theta}))
+        cpu_be->decode_attention(out, scratch, q, k, v, kc, vc, pos, cap, H, KVH, hd, theta);
 }
 static void r_swiglu_forward(float *out, const float *gate, const float *up, long n) {
     if (!record((Recorded){.op = REC_SWIGLU, .out = {out}, .in = {gate, up}, .len = n}))
@@ -350,13 +345,9 @@ static void replay(const Recorded *r) {
     }
     case REC_GEMM_BATCH: cpu_be->gemm_batch(r->calls, r->count); break;
     case REC_ROW_PRODUCTS: cpu_be->row_products(&r->row, r->products, r->count); break;
-    case REC_ROPE_APPEND:
-        cpu_be->decode_rope_append(r->out[0], r->in[0], r->in[1], r->out[1], r->out[2], r->ids, r->n[0], r->n[1],
-                                   r->n[2], r->f);
-        break;
     case REC_ATTENTION:
-        cpu_be->decode_attention(r->out[0], r->out[1], r->in[0], r->in[1], r->in[2], r->ids, r->n[0], r->n[1],
-                                 r->n[2], r->n[3]);
+        cpu_be->decode_attention(r->out[0], r->out[1], r->out[2], r->in[0], r->in[1], r->caches[0], r->caches[1],
+                                 r->ids, r->n[0], r->n[1], r->n[2], r->n[3], r->f);
         break;
     case REC_SWIGLU: cpu_be->swiglu_forward(r->out[0], r->in[0], r->in[1], r->len); break;
     }
@@ -385,7 +376,7 @@ static void r_graph_release(void *graph) { (void)graph; rec.releases++; }
 static Backend recording_backend(void) {
     Backend b = *backend_cpu(0);
     b.embedding_forward = r_embedding_forward, b.rmsnorm_forward = r_rmsnorm_forward, b.gemm = r_gemm;
-    b.gemm_batch = r_gemm_batch, b.row_products = r_row_products, b.decode_rope_append = r_decode_rope_append, b.decode_attention = r_decode_attention;
+    b.gemm_batch = r_gemm_batch, b.row_products = r_row_products, b.decode_attention = r_decode_attention;
     b.swiglu_forward = r_swiglu_forward;
     b.graph_begin = r_graph_begin, b.graph_end = r_graph_end, b.graph_launch = r_graph_launch;
     b.graph_release = r_graph_release;

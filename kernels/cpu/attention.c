@@ -192,9 +192,11 @@ size_t cpu_decode_attention_floats(int H, int cap, int hd) {
     return (size_t)H * cap;
 }
 
-// One query row at position *pos over the cache rows 0..*pos: attention_forward itself.
-void cpu_decode_attention(float *out, float *scratch, const float *q, const float *k_cache, const float *v_cache,
-                          const int32_t *pos, int cap, int H, int KVH, int hd) {
+// q and k rotated and k, v appended at *pos (cpu_decode_rope_append), then one query row over the
+// cache rows 0..*pos: attention_forward itself.
+void cpu_decode_attention(float *out, float *scratch, float *q, const float *k, const float *v, float *k_cache,
+                          float *v_cache, const int32_t *pos, int cap, int H, int KVH, int hd, float theta) {
     (void)cap;
+    cpu_decode_rope_append(q, k, v, k_cache, v_cache, pos, H, KVH, hd, theta);
     cpu_attention_forward(out, scratch, q, k_cache, v_cache, 1, 1, *pos + 1, H, KVH, hd);
 }

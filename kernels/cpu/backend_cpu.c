@@ -210,7 +210,6 @@ static const Backend cpu_backend = {
     .attention_saved_floats = cpu_attention_saved_floats,
     .attention_forward = cpu_attention_forward,
     .attention_backward = cpu_attention_backward,
-    .decode_rope_append = cpu_decode_rope_append,
     .decode_attention_floats = cpu_decode_attention_floats,
     .decode_attention = cpu_decode_attention,
     .swiglu_forward = cpu_swiglu_forward,

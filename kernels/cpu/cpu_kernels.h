@@ -68,8 +68,8 @@ void cpu_attention_backward(float *dq, float *dk, float *dv, float *scratch, con
                             const float *att, const float *q, const float *k, const float *v,
                             int B, int Tq, int Tk, int H, int KVH, int hd);
 size_t cpu_decode_attention_floats(int H, int cap, int hd);
-void cpu_decode_attention(float *out, float *scratch, const float *q, const float *k_cache, const float *v_cache,
-                          const int32_t *pos, int cap, int H, int KVH, int hd);
+void cpu_decode_attention(float *out, float *scratch, float *q, const float *k, const float *v, float *k_cache,
+                          float *v_cache, const int32_t *pos, int cap, int H, int KVH, int hd, float theta);
 
 // elementwise.c
 void cpu_swiglu_forward(float *out, const float *gate, const float *up, long n);

@@ -332,8 +332,16 @@ __global__ void k_flash_backward_dkdv(float *dk, float *dv, const float *dsum, c
 // recorded graph replays at every position). One block per head would use a dozen of the
 // card's hundred-odd SMs and walk up to cap keys each: instead block (h, s) takes keys
 // s·DECODE_KEYS.. of head h and leaves a partial result — its max score m, Σ exp(score − m) = l
-// and o = Σ exp(score − m)·v — and a second kernel merges a head's partials (the flash-decoding
-// split). Blocks past len exit at once; the grid is sized for the whole cache.
+// and o = Σ exp(score − m)·v — and the head's partials are merged (the flash-decoding split).
+// Blocks past len exit at once; the grid is sized for the whole cache.
+//
+// Two ways to run it. Split (the default): k_decode_rope_append rotates q and k and appends k
+// and v to the caches, k_decode_attention_part leaves the partials, k_decode_attention_merge
+// merges them — three kernels. Fused (cuda.fused): k_decode_attention_fused does all three in
+// one; every block rotates its own q, the blocks holding the new key take it (and v) from
+// shared memory while one of them per kv head writes the cache row, and the last of a head's
+// blocks to finish merges its partials. Both run the same device functions in the same order:
+// they agree to the bit.
 
 static int attention_shape_ok(int B, int Tq, int Tk, int H, int KVH, int hd, const char *what);
 
@@ -346,27 +354,44 @@ size_t cuda_decode_attention_floats(int H, int cap, int hd) {
     return (size_t)H * decode_splits(cap > 0 ? cap : 1) * (hd + 2);
 }
 
-// Block (h, s): a warp per key for the scores (lanes over hd), then the block's m and l, then a
-// thread per output dimension sums its keys in order. Shared: q (hd), then the scores (DECODE_KEYS).
-__global__ void k_decode_attention_part(float *part, const float *q, const float *k_cache, const float *v_cache,
-                                        const int32_t *pos, int splits, int H, int KVH, int hd, float scale) {
-    extern __shared__ float shared[];
-    __shared__ float red[32];
+// A decoded token at *pos: one thread per pair of q (H·hd/2, rotated in place), per pair of k
+// (KVH·hd/2, rotated into cache row *pos) and per value of v (KVH·hd, copied into row *pos).
+__global__ void k_decode_rope_append(float *q, const float *k, const float *v, float *k_cache, float *v_cache,
+                                     const int32_t *pos, int H, int KVH, int hd, float theta) {
     pdl_wait();   // launched as a dependent (cuda_common.cuh)
     pdl_release();
-    int h = blockIdx.x, s = blockIdx.y, j0 = s * DECODE_KEYS, len = *pos + 1;
-    if (j0 >= len) return;                                   // the whole block: no barrier skipped
-    int keys = len - j0 < DECODE_KEYS ? len - j0 : DECODE_KEYS;
-    long kvd = (long)KVH * hd;
-    const float *k = k_cache + (long)j0 * kvd + (long)(h / (H / KVH)) * hd;   // key j0 of this head
-    const float *v = v_cache + (long)j0 * kvd + (long)(h / (H / KVH)) * hd;
-    float *qs = shared, *score = shared + hd;                // (hd), (DECODE_KEYS)
-    for (int i = threadIdx.x; i < hd; i += blockDim.x) qs[i] = q[(long)h * hd + i];
-    __syncthreads();
+    int half = hd / 2, p = *pos;
+    long kvd = (long)KVH * hd, q_pairs = (long)H * half, k_pairs = (long)KVH * half;
+    float *k_row = k_cache + p * kvd, *v_row = v_cache + p * kvd;   // (kvd) each
+    for (long idx = blockIdx.x * (long)blockDim.x + threadIdx.x; idx < q_pairs + k_pairs + kvd;
+         idx += (long)gridDim.x * blockDim.x) {
+        if (idx >= q_pairs + k_pairs) {
+            long j = idx - q_pairs - k_pairs;
+            v_row[j] = v[j];
+            continue;
+        }
+        int is_k = idx >= q_pairs;
+        long pair = is_k ? idx - q_pairs : idx;
+        float s, c;
+        rope_cos_sin(p, (int)(pair % half), hd, theta, &c, &s);
+        rope_rotate((is_k ? k_row : q) + 2 * pair, (is_k ? k : q) + 2 * pair, c, s);
+    }
+}
+
+// One block's partial over `keys` keys of one head into out (hd + 2): a warp per key for the
+// scores (lanes over hd), then the block's m and l, then a thread per output dimension sums its
+// keys in order. k, v: the first key's row of this head in the caches (rows kvd apart). With
+// k_last != NULL the last key is not read from the caches but from k_last, v_last (hd each).
+// qs: the rotated query (hd, shared); score: DECODE_KEYS shared floats.
+static __device__ void decode_partial(float *out, const float *qs, const float *k, const float *v, int keys, long kvd,
+                                      int hd, float scale, const float *k_last, const float *v_last, float *score,
+                                      float *red) {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    int cached = k_last ? keys - 1 : keys;   // keys read from the caches
     for (int j = warp; j < keys; j += warps) {
+        const float *kj = j < cached ? k + j * kvd : k_last;
         float dot = 0.0f;
-        for (int i = lane; i < hd; i += 32) dot += qs[i] * k[j * kvd + i];
+        for (int i = lane; i < hd; i += 32) dot += qs[i] * kj[i];
         dot = warp_sum(dot);
         if (lane == 0) score[j] = scale * dot;
     }
@@ -381,39 +406,133 @@ __global__ void k_decode_attention_part(float *part, const float *q, const float
         l += e;
     }
     l = block_sum(l, red);                                   // its barriers publish score[]
-    float *out = part + ((long)h * splits + s) * (hd + 2);  // (hd + 2)
     for (int i = threadIdx.x; i < hd; i += blockDim.x) {
         float acc = 0.0f;
-        for (int j = 0; j < keys; j++) acc += score[j] * v[j * kvd + i];
+        for (int j = 0; j < cached; j++) acc += score[j] * v[j * kvd + i];
+        if (k_last) acc += score[keys - 1] * v_last[i];      // the last key is the last term
         out[i] = acc;
     }
     if (threadIdx.x == 0) out[hd] = m, out[hd + 1] = l;
 }
 
-// A block per head merges the used splits: out = Σ_s e^(m_s − M)·o_s / Σ_s e^(m_s − M)·l_s.
+// out(hd) = Σ_s e^(m_s − M)·o_s / Σ_s e^(m_s − M)·l_s over a head's first `used` partials
+// p(splits, hd + 2), read past L1 (__ldcg): the fused kernel reads what other blocks wrote.
+static __device__ void decode_merge(float *out, const float *p, int used, int hd) {
+    float M = -INFINITY, L = 0.0f;
+    for (int s = 0; s < used; s++) M = fmaxf(M, __ldcg(p + (long)s * (hd + 2) + hd));
+    for (int s = 0; s < used; s++)
+        L += expf(__ldcg(p + (long)s * (hd + 2) + hd) - M) * __ldcg(p + (long)s * (hd + 2) + hd + 1);
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+        float acc = 0.0f;
+        for (int s = 0; s < used; s++) acc += expf(__ldcg(p + (long)s * (hd + 2) + hd) - M) * __ldcg(p + (long)s * (hd + 2) + i);
+        out[i] = acc / L;
+    }
+}
+
+// Block (h, s) of the split way. Shared: q (hd), then the scores (DECODE_KEYS).
+__global__ void k_decode_attention_part(float *part, const float *q, const float *k_cache, const float *v_cache,
+                                        const int32_t *pos, int splits, int H, int KVH, int hd, float scale) {
+    extern __shared__ float shared[];
+    __shared__ float red[32];
+    pdl_wait();   // launched as a dependent (cuda_common.cuh)
+    pdl_release();
+    int h = blockIdx.x, s = blockIdx.y, j0 = s * DECODE_KEYS, len = *pos + 1;
+    if (j0 >= len) return;                                   // the whole block: no barrier skipped
+    int keys = len - j0 < DECODE_KEYS ? len - j0 : DECODE_KEYS;
+    long kvd = (long)KVH * hd, head = (long)(h / (H / KVH)) * hd;
+    float *qs = shared, *score = shared + hd;                // (hd), (DECODE_KEYS)
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) qs[i] = q[(long)h * hd + i];
+    __syncthreads();
+    decode_partial(part + ((long)h * splits + s) * (hd + 2), qs, k_cache + j0 * kvd + head, v_cache + j0 * kvd + head,
+                   keys, kvd, hd, scale, NULL, NULL, score, red);
+}
+
+// A block per head merges the used splits.
 __global__ void k_decode_attention_merge(float *out, const float *part, const int32_t *pos, int splits, int hd) {
     pdl_wait();   // launched as a dependent (cuda_common.cuh)
     pdl_release();
     int h = blockIdx.x, used = (*pos + DECODE_KEYS) / DECODE_KEYS;   // splits holding keys 0..*pos
     if (used > splits) used = splits;
-    const float *p = part + (long)h * splits * (hd + 2);     // (splits, hd + 2)
-    float M = -INFINITY, L = 0.0f;
-    for (int s = 0; s < used; s++) M = fmaxf(M, p[(long)s * (hd + 2) + hd]);
-    for (int s = 0; s < used; s++) L += expf(p[(long)s * (hd + 2) + hd] - M) * p[(long)s * (hd + 2) + hd + 1];
-    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
-        float acc = 0.0f;
-        for (int s = 0; s < used; s++) acc += expf(p[(long)s * (hd + 2) + hd] - M) * p[(long)s * (hd + 2) + i];
-        out[(long)h * hd + i] = acc / L;
-    }
+    decode_merge(out + (long)h * hd, part + (long)h * splits * (hd + 2), used, hd);
 }
 
-void cuda_decode_attention(float *out, float *scratch, const float *q, const float *k_cache, const float *v_cache,
-                           const int32_t *pos, int cap, int H, int KVH, int hd) {
+// Block (h, s) of the fused way: q and k from the products (not rotated), v; arrivals(H): how
+// many of head h's blocks have left their partial, zero between calls (the merging block resets
+// it). A position outside the cache writes nothing. Shared: q, the new key and value (hd each),
+// then the scores (DECODE_KEYS).
+__global__ void k_decode_attention_fused(float *out, float *part, unsigned *arrivals, const float *q, const float *k,
+                                         const float *v, float *k_cache, float *v_cache, const int32_t *pos, int cap,
+                                         int H, int KVH, int hd, float theta, float scale) {
+    extern __shared__ float shared[];
+    __shared__ float red[32];
+    __shared__ int merges;
+    pdl_wait();   // launched as a dependent (cuda_common.cuh)
+    pdl_release();
+    int h = blockIdx.x, s = blockIdx.y, splits = gridDim.y, p = *pos, j0 = s * DECODE_KEYS;
+    if (p < 0 || p >= cap || j0 > p) return;                 // the whole block: no barrier skipped
+    int keys = p + 1 - j0 < DECODE_KEYS ? p + 1 - j0 : DECODE_KEYS, used = p / DECODE_KEYS + 1;
+    int group = H / KVH, holds_new = j0 + keys == p + 1;     // this block's last key is the new one
+    long kvd = (long)KVH * hd, head = (long)(h / group) * hd;
+    float *qs = shared, *k_new = qs + hd, *v_new = k_new + hd, *score = v_new + hd;
+    for (int i = threadIdx.x; i < hd / 2; i += blockDim.x) {
+        float sn, c;
+        rope_cos_sin(p, i, hd, theta, &c, &sn);
+        rope_rotate(qs + 2 * i, q + (long)h * hd + 2 * i, c, sn);
+        if (holds_new) rope_rotate(k_new + 2 * i, k + head + 2 * i, c, sn);
+    }
+    for (int i = threadIdx.x; i < hd && holds_new; i += blockDim.x) v_new[i] = v[head + i];
+    __syncthreads();
+    if (holds_new && h % group == 0)                         // one block per kv head appends
+        for (int i = threadIdx.x; i < hd; i += blockDim.x)
+            k_cache[p * kvd + head + i] = k_new[i], v_cache[p * kvd + head + i] = v_new[i];
+    float *mine = part + ((long)h * splits + s) * (hd + 2);
+    decode_partial(mine, qs, k_cache + j0 * kvd + head, v_cache + j0 * kvd + head, keys, kvd, hd, scale,
+                   holds_new ? k_new : NULL, holds_new ? v_new : NULL, score, red);
+    __threadfence();                                         // the partial, seen device-wide before it counts
+    __syncthreads();
+    if (threadIdx.x == 0) merges = atomicAdd(&arrivals[h], 1u) == (unsigned)used - 1;
+    __syncthreads();
+    if (!merges) return;
+    __threadfence();                                         // the others' partials, seen after their count
+    decode_merge(out + (long)h * hd, part + (long)h * splits * (hd + 2), used, hd);
+    if (threadIdx.x == 0) arrivals[h] = 0;                   // for the next call (later on the stream)
+}
+
+// The fused kernel's arrival counters: H zeros, kept by the backend (a caller's scratch may
+// hold anything). Grown only outside a recording (an allocation cannot be recorded); NULL
+// when they would have to grow during one, or on failure: the caller then runs the split way.
+static unsigned *decode_arrivals(int H) {
+    static unsigned *counters;
+    static int have;
+    if (H <= have) return counters;
+    if (cuda.recording) return NULL;
+    if (counters) CUDA_CHECK(cudaFree(counters));
+    counters = NULL, have = 0;
+    if (CUDA_CHECK(cudaMalloc((void **)&counters, sizeof(unsigned) * H)) ||
+        CUDA_CHECK(cudaMemsetAsync(counters, 0, sizeof(unsigned) * H, cuda.stream)))
+        return NULL;
+    cuda.epoch++;   // a recorded graph may hold the old address
+    have = H;
+    return counters;
+}
+
+void cuda_decode_attention(float *out, float *scratch, float *q, const float *k, const float *v, float *k_cache,
+                           float *v_cache, const int32_t *pos, int cap, int H, int KVH, int hd, float theta) {
     if (!attention_shape_ok(1, 1, cap, H, KVH, hd, "decode_attention")) return;
     int splits = decode_splits(cap);
-    size_t shared = sizeof(float) * (hd + DECODE_KEYS);
-    LAUNCH_DEPENDENT(k_decode_attention_part, dim3(H, splits), DECODE_KEYS, shared, scratch, q, k_cache, v_cache, pos,
-                     splits, H, KVH, hd, 1.0f / sqrtf((float)hd));
+    float scale = 1.0f / sqrtf((float)hd);
+    unsigned *arrivals = cuda.fused ? decode_arrivals(H) : NULL;
+    if (arrivals) {
+        size_t shared = sizeof(float) * (3 * hd + DECODE_KEYS);
+        LAUNCH_DEPENDENT(k_decode_attention_fused, dim3(H, splits), DECODE_KEYS, shared, out, scratch, arrivals, q, k,
+                         v, k_cache, v_cache, pos, cap, H, KVH, hd, theta, scale);
+        return;
+    }
+    long items = (long)(H + KVH) * (hd / 2) + (long)KVH * hd;
+    LAUNCH_DEPENDENT(k_decode_rope_append, grid_for(items, THREADS), THREADS, 0, q, k, v, k_cache, v_cache, pos, H, KVH,
+                     hd, theta);
+    LAUNCH_DEPENDENT(k_decode_attention_part, dim3(H, splits), DECODE_KEYS, sizeof(float) * (hd + DECODE_KEYS), scratch,
+                     q, k_cache, v_cache, pos, splits, H, KVH, hd, scale);
     LAUNCH_DEPENDENT(k_decode_attention_merge, H, ATT_THREADS, 0, out, scratch, pos, splits, hd);
 }
 

@@ -447,16 +447,6 @@ static void cuda_rmsnorm_backward(float *dx, float *dgain, const float *dout, co
 
 // ---- RoPE ---------------------------------------------------------------------------------
 
-// cos and sin of position·theta^(−2i/hd). The angle is formed and reduced to [−π, π] in
-// double, as on the CPU (pos·freq reaches thousands of radians, where float loses the phase),
-// then sincosf of the reduced angle.
-static __device__ inline void rope_cos_sin(int position, int i, int hd, float theta, float *c, float *s) {
-    double freq = pow((double)theta, -2.0 * i / hd);
-    double angle = (double)position * freq;
-    angle -= 2.0 * M_PI * rint(angle / (2.0 * M_PI));
-    sincosf((float)angle, s, c);
-}
-
 // One thread per pair (b, t, h, i) at position pos0 + t. backward = 0: out = R·in (in place
 // allowed: each pair is read before it is written); backward = 1: out += Rᵀ·in.
 __global__ void k_rope(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta, int backward) {
@@ -472,51 +462,14 @@ __global__ void k_rope(float *out, const float *in, int B, int T, int H, int hd,
         float s, c;
         rope_cos_sin(pos0 + t, i, hd, theta, &c, &s);
         long at = ((b * T + t) * H + h) * hd + 2 * i;
-        float x0 = in[at], x1 = in[at + 1];
         if (!backward) {
-            out[at] = x0 * c - x1 * s;
-            out[at + 1] = x0 * s + x1 * c;
+            rope_rotate(out + at, in + at, c, s);
         } else {
+            float x0 = in[at], x1 = in[at + 1];
             out[at] += x0 * c + x1 * s;
             out[at + 1] += -x0 * s + x1 * c;
         }
     }
-}
-
-// A decoded token at *pos: one thread per pair of q (H·hd/2, rotated in place), per pair of k
-// (KVH·hd/2, rotated into cache row *pos) and per value of v (KVH·hd, copied into row *pos).
-__global__ void k_decode_rope_append(float *q, const float *k, const float *v, float *k_cache, float *v_cache,
-                                     const int32_t *pos, int H, int KVH, int hd, float theta) {
-    pdl_wait();   // launched as a dependent (cuda_common.cuh)
-    pdl_release();
-    int half = hd / 2, p = *pos;
-    long kvd = (long)KVH * hd, q_pairs = (long)H * half, k_pairs = (long)KVH * half;
-    float *k_row = k_cache + p * kvd, *v_row = v_cache + p * kvd;   // (kvd) each
-    for (long idx = blockIdx.x * (long)blockDim.x + threadIdx.x; idx < q_pairs + k_pairs + kvd;
-         idx += (long)gridDim.x * blockDim.x) {
-        if (idx >= q_pairs + k_pairs) {
-            long j = idx - q_pairs - k_pairs;
-            v_row[j] = v[j];
-            continue;
-        }
-        int is_k = idx >= q_pairs;
-        long pair = is_k ? idx - q_pairs : idx;
-        const float *x = (is_k ? k : q) + 2 * pair;
-        float *y = (is_k ? k_row : q) + 2 * pair;
-        float s, c;
-        rope_cos_sin(p, (int)(pair % half), hd, theta, &c, &s);
-        float x0 = x[0], x1 = x[1];
-        y[0] = x0 * c - x1 * s;
-        y[1] = x0 * s + x1 * c;
-    }
-}
-
-static void cuda_decode_rope_append(float *q, const float *k, const float *v, float *k_cache, float *v_cache,
-                                    const int32_t *pos, int H, int KVH, int hd, float theta) {
-    long items = (long)(H + KVH) * (hd / 2) + (long)KVH * hd;
-    if (items <= 0) return;
-    LAUNCH_DEPENDENT(k_decode_rope_append, grid_for(items, THREADS), THREADS, 0, q, k, v, k_cache, v_cache, pos, H, KVH,
-                     hd, theta);
 }
 
 static void cuda_rope_forward(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta) {
@@ -847,7 +800,6 @@ static void fill_table(Backend *t) {
     t->attention_saved_floats = cuda_attention_saved_floats;
     t->attention_forward = cuda_attention_forward;
     t->attention_backward = cuda_attention_backward;
-    t->decode_rope_append = cuda_decode_rope_append;
     t->decode_attention_floats = cuda_decode_attention_floats;
     t->decode_attention = cuda_decode_attention;
     t->graph_begin = cuda_graph_begin;
@@ -880,7 +832,7 @@ static int fail(char *why, size_t cap, const char *fmt, ...) {
     return -1;
 }
 
-// "on" → 1, "off" → 0, anything else (NULL too) → −1: the graphs, gemv and pdl switches.
+// "on" → 1, "off" → 0, anything else (NULL too) → −1: the graphs, fused and pdl switches.
 static int on_off(const char *name) {
     return !name ? -1 : strcmp(name, "on") == 0 ? 1 : strcmp(name, "off") == 0 ? 0 : -1;
 }
@@ -961,7 +913,7 @@ static int init(char *why, size_t cap) {
     }
     const char *sync = getenv("LRSH_CUDA_SYNC"), *attention = getenv("LRSH_CUDA_ATTENTION");
     cuda.graphs = env_switch("LRSH_CUDA_GRAPHS", 1);
-    cuda.gemv = env_switch("LRSH_CUDA_GEMV", 0);
+    cuda.fused = env_switch("LRSH_CUDA_FUSED", 0);
     cuda.pdl = env_switch("LRSH_CUDA_PDL", 0);
     cuda.sync_each_launch = sync && sync[0] == '1';
     cuda.attention = ATTENTION_GEMM;
@@ -1031,11 +983,11 @@ extern "C" int backend_cuda_set_graphs(const char *name, char *why, size_t cap) 
 
 extern "C" const char *backend_cuda_graphs(void) { return !cuda.ready || cuda.graphs ? "on" : "off"; }
 
-extern "C" int backend_cuda_set_gemv(const char *name, char *why, size_t cap) {
-    return set_switch(&cuda.gemv, "gemv", name, why, cap);
+extern "C" int backend_cuda_set_fused(const char *name, char *why, size_t cap) {
+    return set_switch(&cuda.fused, "fused", name, why, cap);
 }
 
-extern "C" const char *backend_cuda_gemv(void) { return cuda.ready && cuda.gemv ? "on" : "off"; }
+extern "C" const char *backend_cuda_fused(void) { return cuda.ready && cuda.fused ? "on" : "off"; }
 
 extern "C" int backend_cuda_set_pdl(const char *name, char *why, size_t cap) {
     return set_switch(&cuda.pdl, "pdl", name, why, cap);

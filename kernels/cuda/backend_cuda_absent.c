@@ -30,7 +30,7 @@ int backend_cuda_set_attention(const char *name, char *why, size_t cap) { (void)
 const char *backend_cuda_attention(void) { return "gemm"; }
 int backend_cuda_set_graphs(const char *name, char *why, size_t cap) { (void)name; return refuse(why, cap); }
 const char *backend_cuda_graphs(void) { return "on"; }
-int backend_cuda_set_gemv(const char *name, char *why, size_t cap) { (void)name; return refuse(why, cap); }
-const char *backend_cuda_gemv(void) { return "off"; }
+int backend_cuda_set_fused(const char *name, char *why, size_t cap) { (void)name; return refuse(why, cap); }
+const char *backend_cuda_fused(void) { return "off"; }
 int backend_cuda_set_pdl(const char *name, char *why, size_t cap) { (void)name; return refuse(why, cap); }
 const char *backend_cuda_pdl(void) { return "off"; }

@@ -44,7 +44,7 @@ typedef struct CudaState {
     unsigned epoch;
     CudaGraph *recording;      // the graph being recorded, NULL otherwise
     int graphs;                // recording allowed (LRSH_CUDA_GRAPHS, backend_cuda_set_graphs)
-    int gemv;                  // one-row products by gemv.cu (LRSH_CUDA_GEMV, backend_cuda_set_gemv)
+    int fused;                 // lrsh's fused decode kernels (LRSH_CUDA_FUSED, backend_cuda_set_fused)
     int pdl;                   // programmatic dependent launch (LRSH_CUDA_PDL, backend_cuda_set_pdl)
     cublasComputeType_t compute;
     const char *precision;     // "fp32", "tf32", "bf16"
@@ -211,6 +211,25 @@ static __device__ inline float rms_scale(const float *x, int dim, float eps, flo
 static __device__ inline float swish_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 static __device__ inline float swiglu(float gate, float up) { return gate * swish_sigmoid(gate) * up; }
 
+// ---- RoPE, as k_rope and the decode kernels compute it -----------------------------------------
+
+// cos and sin of position·theta^(−2i/hd). The angle is formed and reduced to [−π, π] in
+// double, as on the CPU (pos·freq reaches thousands of radians, where float loses the phase),
+// then sincosf of the reduced angle.
+static __device__ inline void rope_cos_sin(int position, int i, int hd, float theta, float *c, float *s) {
+    double freq = pow((double)theta, -2.0 * i / hd);
+    double angle = (double)position * freq;
+    angle -= 2.0 * M_PI * rint(angle / (2.0 * M_PI));
+    sincosf((float)angle, s, c);
+}
+
+// The pair (x[0], x[1]) rotated by the angle whose cos and sin are c and s, into y.
+static __device__ inline void rope_rotate(float *y, const float *x, float c, float s) {
+    float x0 = x[0], x1 = x[1];
+    y[0] = x0 * c - x1 * s;
+    y[1] = x0 * s + x1 * c;
+}
+
 // ---- shared between the files --------------------------------------------------------------
 
 // A grow-only device work buffer of n floats (NULL when out of memory), reused by every call.
@@ -223,10 +242,10 @@ void gemm_strided_batched(int trans_a, int trans_b, int m, int n, int k, float a
                           long stride_c, int count);
 
 // gemv.cu: one-row products y = alpha·x·Wᵀ + beta·y (Backend.gemm with m = 1, trans_a = 0,
-// trans_b = 1) by our own kernel when cuda.gemv is on: gemv_takes says whether it takes a call;
+// trans_b = 1) by our own kernel when cuda.fused is on: gemv_takes says whether it takes a call;
 // gemv_batch runs up to GEMV_CALLS such calls (independent) in one launch.
 // gemv_row_products runs Backend.row_products with the step folded into the kernel, when
-// cuda.gemv is on and x̂ fits in shared memory: 1 when it ran them, 0 when the caller must.
+// cuda.fused is on and x̂ fits in shared memory: 1 when it ran them, 0 when the caller must.
 #define GEMV_CALLS 4
 int gemv_takes(const GemmCall *c);
 void gemv_batch(const GemmCall *calls, int count);
@@ -252,5 +271,5 @@ void cuda_attention_backward(float *dq, float *dk, float *dv, float *scratch, co
                              const float *q, const float *k, const float *v, int B, int Tq, int Tk, int H, int KVH,
                              int hd);
 size_t cuda_decode_attention_floats(int H, int cap, int hd);
-void cuda_decode_attention(float *out, float *scratch, const float *q, const float *k_cache, const float *v_cache,
-                           const int32_t *pos, int cap, int H, int KVH, int hd);
+void cuda_decode_attention(float *out, float *scratch, float *q, const float *k, const float *v, float *k_cache,
+                           float *v_cache, const int32_t *pos, int cap, int H, int KVH, int hd, float theta);

@@ -2,7 +2,7 @@
 // with m = 1, trans_a = 0, trans_b = 1, which is every product of a decoded token (x·Wᵀ for a
 // dense linear, t·Aᵀ and x·[B…]ᵀ packed for a factorized one, the head); and Backend.row_products,
 // the same products with the RMSNorm or SwiGLU before them folded in (k_gemv_step). Off by default
-// (LRSH_CUDA_GEMV=on, backend_cuda_set_gemv): an alternative to cuBLAS that bench_cuda times
+// (LRSH_CUDA_FUSED=on, backend_cuda_set_fused): an alternative to cuBLAS that bench_cuda times
 // against it, to be made the default only where a card says it is faster.
 //
 // Why a kernel of our own: a batch-1 product reads W once and does two flops a float, so it is
@@ -117,16 +117,17 @@ __global__ void k_gemv_step(GemvBatch b, RowInput in) {
 }
 
 int gemv_takes(const GemmCall *c) {
-    return cuda.gemv && c->m == 1 && !c->trans_a && c->trans_b && c->n > 0 && c->k > 0;
+    return cuda.fused && c->m == 1 && !c->trans_a && c->trans_b && c->n > 0 && c->k > 0;
 }
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
-// Shared memory a block may take without opting in: x̂ of up to 12 288 floats.
-#define GEMV_STEP_MAX_K (48 * 1024 / (int)sizeof(float))
+// x̂ in shared memory: up to 47 KB, which with red[] stays under the 48 KB a block may take
+// without opting in (cudaFuncAttributeMaxDynamicSharedMemorySize).
+#define GEMV_STEP_MAX_K (47 * 1024 / (int)sizeof(float))
 
 int gemv_row_products(const RowInput *in, const RowProduct *calls, int count) {
-    if (!cuda.gemv || in->k <= 0 || in->k > GEMV_STEP_MAX_K) return 0;
+    if (!cuda.fused || in->k <= 0 || in->k > GEMV_STEP_MAX_K) return 0;
     for (int first = 0; first < count; first += GEMV_CALLS) {
         GemvBatch b;
         memset(&b, 0, sizeof b);

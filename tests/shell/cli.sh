@@ -34,7 +34,7 @@ check_eq c_two_results 2 "$(printf '%s\n' "$out" | wc -l | tr -d ' ')"
 out=$("$LRSH" -c 'help "a;b"' 2>&1)
 check_contains c_quoted_semicolon "$out" "no command 'a;b'"
 
-# The GPU's settings (precision, attention, graphs, gemv, pdl): kept for the GPU, and said so, on the CPU; an unknown
+# The GPU's settings (precision, attention, graphs, fused, pdl): kept for the GPU, and said so, on the CPU; an unknown
 # value refused. Args: KEY VALUE NOTE BAD CHOICES
 gpu_setting() {
     out=$("$LRSH" -c "set $1 $2; show" 2>&1); rc=$?
@@ -48,7 +48,7 @@ gpu_setting() {
 gpu_setting precision tf32 "the CPU computes in fp32" fp16 "fp32|tf32|bf16"
 gpu_setting attention flash "the CPU has one attention" tiles "gemm|flash|rows"
 gpu_setting graphs on "the CPU runs each call as it comes" maybe "on|off"
-gpu_setting gemv on "the CPU has its own one-row products" fast "on|off"
+gpu_setting fused on "the CPU has its own decoding" fast "on|off"
 gpu_setting pdl on "the CPU launches no kernels" maybe "on|off"
 out=$("$LRSH" -c "set graphs off; show" 2>&1)
 check_contains graphs_off_show "$out" "graphs=off"
@@ -69,8 +69,8 @@ check_contains threads_overflow "$out" "--threads expects an integer from 0 to 4
 out=$("$LRSH" -c "set seed -5" 2>&1)
 check_contains seed_negative "$out" "set seed must be at least 0, got -5"
 # their starting values come from the variables the GPU backend reads (an unknown one: the default)
-out=$(LRSH_CUDA_GRAPHS=off LRSH_CUDA_PDL=on LRSH_CUDA_GEMV=fast LRSH_CUDA_ATTENTION=flash "$LRSH" -c "show" 2>&1)
-check_contains env_settings "$out" "attention=flash graphs=off gemv=off pdl=on"
+out=$(LRSH_CUDA_GRAPHS=off LRSH_CUDA_PDL=on LRSH_CUDA_FUSED=fast LRSH_CUDA_ATTENTION=flash "$LRSH" -c "show" 2>&1)
+check_contains env_settings "$out" "attention=flash graphs=off fused=off pdl=on"
 
 # -c stops at the first failure and exits non-zero
 out=$("$LRSH" -c 'set batch 2; nosuch; set batch 5; show' 2>&1); rc=$?
