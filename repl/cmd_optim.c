@@ -94,10 +94,7 @@ void optim_describe(const Session *s, const OptimConfig *o, cJSON *into) {
 
 void optim_dyn_help(Session *s, const char *word) {
     OptimConfig cfg;
-    if (word && config_for(s, word, &cfg) != 0) {
-        out_text(s, "\n(no optimizer '%s'; the optimizers are listed below)\n", word);
-        word = NULL;
-    }
+    if (word && config_for(s, word, &cfg) != 0) word = NULL;   // cmd_help has refused an unknown name
     if (!word) config_for(s, NULL, &cfg);
     out_text(s, "\noptions of %s (%s):\n", cfg.name, word ? "defaults" : "current values");
     cJSON *list = cJSON_AddArrayToObject(s->result, "options");

@@ -118,6 +118,8 @@ int cmd_help(Session *s, const Args *a, Err *err) {
         if (suggest_best(&sg)) return err_set(err, "no command '%s': did you mean '%s'?", name, suggest_best(&sg));
         return err_set(err, "no command '%s%s%s' (`help` lists commands)", name, sub ? " " : "", sub ? sub : "");
     }
+    if (sub && !c->sub && !(c->dyn_key && c->dyn_key(s, sub, 0)))   // only optim's help takes a topic, a name
+        return err_set(err, "`help %s` takes no '%s' (usage: %s %s)", name, sub, name, c->args);
     help_command(s, c, c->sub ? NULL : sub);
     return 0;
 }

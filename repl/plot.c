@@ -126,6 +126,18 @@ static void extend(double *lo, double *hi) {  // a flat range gets some height
     *hi += d;
 }
 
+// A value on the y axis or in a legend: %.4g, but from ten thousand up as 86.55k, 1.2M, 3.4G
+// rather than 8.655e+04 (tokens per second); exponents only past the G's.
+static void axis_number(char *buf, size_t cap, double v) {
+    double a = fabs(v);
+    if (!(a >= 1e4 && a < 1e12)) {
+        snprintf(buf, cap, "%.4g", v);
+        return;
+    }
+    double scale = a >= 1e9 ? 1e9 : a >= 1e6 ? 1e6 : 1e3;
+    snprintf(buf, cap, "%.4g%s", v / scale, a >= 1e9 ? "G" : a >= 1e6 ? "M" : "k");
+}
+
 char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
     int W = o->width > 4 ? o->width : 4, H = o->height > 2 ? o->height : 2;
     double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
@@ -168,9 +180,9 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
         if (p->letter && have) canvas_mark(&c, px0 / 2, py0 / 4, (char)p->letter, s + 1);
     }
     char top[32], mid[32], bot[32], xl[32], xr[32];
-    snprintf(top, sizeof top, "%.4g", yhi);
-    snprintf(mid, sizeof mid, "%.4g", (ylo + yhi) / 2);
-    snprintf(bot, sizeof bot, "%.4g", ylo);
+    axis_number(top, sizeof top, yhi);
+    axis_number(mid, sizeof mid, (ylo + yhi) / 2);
+    axis_number(bot, sizeof bot, ylo);
     int lw = (int)strlen(top);
     if ((int)strlen(mid) > lw) lw = (int)strlen(mid);
     if ((int)strlen(bot) > lw) lw = (int)strlen(bot);
@@ -199,7 +211,9 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
         if (o->ansi) text_add(&t, "  \033[%dm%c %s\033[0m %s", ansi_of(s + 1), p->letter ? p->letter : ' ',
                               p->points ? "⠶⠶" : "⠒⠒", p->name);
         else text_add(&t, "  %c %s %s", p->letter ? p->letter : ' ', p->points ? "⠶⠶" : "⠒⠒", p->name);
-        if (finite) text_add(&t, "  (%d point%s, last %.4g)\n", finite, finite == 1 ? "" : "s", last);
+        char last_text[32];
+        axis_number(last_text, sizeof last_text, last);
+        if (finite) text_add(&t, "  (%d point%s, last %s)\n", finite, finite == 1 ? "" : "s", last_text);
         else text_add(&t, "  (no points)\n");
     }
     canvas_free(&c);

@@ -58,6 +58,16 @@ out=$("$LRSH" -c "help model nwe" 2>&1)
 check_contains help_sub_suggest "$out" "no command 'model nwe': did you mean 'model new'?"
 out=$("$LRSH" -c "help model zzzzzz" 2>&1)
 check_contains help_sub_unknown "$out" "(\`help model\` lists its sub-commands)"
+# a topic after a command without sub-commands: an optimizer's name for optim, nothing else
+out=$("$LRSH" -c "help optim bogus" 2>&1); rc=$?
+check_status help_optim_unknown_status 1 $rc
+check_contains help_optim_unknown "$out" "\`help optim\` takes no 'bogus' (usage: optim [sgd|adamw|muon|spectron|renorm|ortho]"
+out=$("$LRSH" -c "help train extra" 2>&1); rc=$?
+check_status help_topic_status 1 $rc
+check_contains help_topic "$out" "\`help train\` takes no 'extra'"
+out=$("$LRSH" -c "help optim muon" 2>&1); rc=$?
+check_status help_optim_name_status 0 $rc
+check_contains help_optim_name "$out" "options of muon (defaults)"
 mkdir -p "$TMP/afolder"
 out=$("$LRSH" --no-default "$TMP/afolder" 2>&1); rc=$?
 check_status script_folder_status 1 $rc

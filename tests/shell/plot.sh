@@ -37,6 +37,17 @@ check_eq plot_lr_height 5 "$(printf '%s\n' "$out" | grep -c '[┤│]')"
 out=$(lrsh --json -c "plot gnorm from=$TMP/known.jsonl" 2>/dev/null)
 check_eq plot_json "valid 1" "$(printf '%s\n' "$out" | json_lines)"
 check_eq plot_json_series "['alpha', 'beta']" "$(printf '%s\n' "$out" | json_eval '[x["name"] for x in o["series"]]')"
+# large values read as 91.45k, not 9.145e+04
+python3 -c '
+import json
+with open("'"$TMP"'/fast.jsonl", "w") as f:
+    for s in range(1, 51):
+        f.write(json.dumps({"step": s, "loss": 3.0, "tok_per_s": 86550 + 100 * (s - 1), "run": "fast"}) + "\n")
+'
+out=$(lrsh -c "plot tok_per_s from=$TMP/fast.jsonl" 2>&1)
+check_contains plot_large_legend "$out" "(50 points, last 91.45k)"
+check_contains plot_large_axis "$out" "k ┤"
+check_not_contains plot_large_no_exponent "$out" "e+0"
 out=$(lrsh -c "plot los from=$TMP/known.jsonl" 2>&1); rc=$?
 check_status plot_bad_field_status nonzero $rc
 check_contains plot_bad_field "$out" "did you mean 'loss'"
