@@ -102,8 +102,9 @@ struct Backend {
     // on the CPU, thin products side by side on one thread each beat one after the other on all.
     void (*gemm_batch)(const GemmCall *calls, int count);
 
-    // Independent one-row products of one input after its step (decoding): the results of the
-    // step into in->xhat, then gemm_batch of the x̂·W_iᵀ. No call's y may overlap in's x, gain or up.
+    // Independent one-row products of one input after its step (decoding): the results of
+    // gemm_batch of the x̂·W_iᵀ, x̂ the step's output (which in->xhat may or may not hold after).
+    // No call's y may overlap in's x, gain or up.
     void (*row_products)(const RowInput *in, const RowProduct *calls, int count);
 
     // out(n×dim) = table[tokens[i]]
@@ -140,7 +141,7 @@ struct Backend {
     // are rotated as by rope_forward at pos0 = *pos; k and v(KVH,hd) become row *pos of k_cache
     // and v_cache (rows of KVH·hd floats, cap of them); out(H,hd) = attention_forward of q with
     // Tq = 1 over the cache rows 0..*pos. q is scratch afterwards (rotated or not); scratch holds
-    // decode_attention_floats(H, cap, hd) floats.
+    // decode_attention_floats(H, cap, hd) floats. A *pos outside 0..cap−1 writes nothing.
     size_t (*decode_attention_floats)(int H, int cap, int hd);
     void (*decode_attention)(float *out, float *scratch, float *q, const float *k, const float *v, float *k_cache,
                              float *v_cache, const int32_t *pos, int cap, int H, int KVH, int hd, float theta);

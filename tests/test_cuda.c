@@ -1001,23 +1001,33 @@ static void decode_case(int cap, int pos, int H, int KVH, int hd) {
     free(q); free(k); free(v); free(kc); free(vc); free(kc0); free(vc0); free(q0); free(out); free(scratch);
 }
 
-// A position outside the cache (a caller's bug): the fused kernel writes nothing, and the
-// next call still works.
+// A position outside the cache (a caller's bug): nothing written, on the CPU and both ways on
+// the GPU, and the next call still works.
 static void decode_outside_cache(void) {
     int cap = 64, H = 2, KVH = 1, hd = 16, pos = cap;
     long nq = (long)H * hd, kvd = (long)KVH * hd, nc = (long)cap * kvd;
     float *q = rand_floats(nq), *k = rand_floats(kvd), *v = rand_floats(kvd), *kc = rand_floats(nc), *vc = rand_floats(nc);
-    float *out, *gkc, *gvc;
+    float *kc0 = copy_floats(kc, nc), *vc0 = copy_floats(vc, nc), *out = nan_floats(nq);
+    float *scratch = malloc(sizeof(float) * cpu->decode_attention_floats(H, cap, hd));
     const char *was = backend_cuda_fused();
-    gpu_decode(1, q, k, v, kc, vc, cap, pos, H, KVH, hd, &out, &gkc, &gvc);
-    int written = 0;
-    for (long i = 0; i < nq; i++) written += !isnan(out[i]);
-    CHECK(written == 0, "fused decode_attention at pos = cap wrote %d values of out", written);
-    compare("fused decode_attention at pos = cap: k cache untouched", gkc, kc, nc, 0.0);
-    compare("fused decode_attention at pos = cap: v cache untouched", gvc, vc, nc, 0.0);
+    cpu->decode_attention(out, scratch, q, k, v, kc, vc, &pos, cap, H, KVH, hd, 10000.0f);
+    for (int way = -1; way <= 1; way++) {   // the CPU, then split and fused
+        float *o = out, *gkc = kc, *gvc = vc;
+        if (way >= 0) gpu_decode(way, q, k, v, kc0, vc0, cap, pos, H, KVH, hd, &o, &gkc, &gvc);
+        int written = 0;
+        for (long i = 0; i < nq; i++) written += !isnan(o[i]);
+        const char *who = way < 0 ? "cpu" : way ? "fused" : "split";
+        CHECK(written == 0, "%s decode_attention at pos = cap wrote %d values of out", who, written);
+        char what[96];
+        snprintf(what, sizeof what, "%s decode_attention at pos = cap: k cache untouched", who);
+        compare(what, gkc, kc0, nc, 0.0);
+        snprintf(what, sizeof what, "%s decode_attention at pos = cap: v cache untouched", who);
+        compare(what, gvc, vc0, nc, 0.0);
+        if (way >= 0) free(o), free(gkc), free(gvc);
+    }
     char why[256];
     CHECK(backend_cuda_set_fused(was, why, sizeof why) == 0, "fused back to %s: %s", was, why);
-    free(q); free(k); free(v); free(kc); free(vc); free(out); free(gkc); free(gvc);
+    free(q); free(k); free(v); free(kc); free(vc); free(kc0); free(vc0); free(out); free(scratch);
     decode_case(cap, cap - 1, H, KVH, hd);
 }
 

@@ -196,7 +196,7 @@ size_t cpu_decode_attention_floats(int H, int cap, int hd) {
 // cache rows 0..*pos: attention_forward itself.
 void cpu_decode_attention(float *out, float *scratch, float *q, const float *k, const float *v, float *k_cache,
                           float *v_cache, const int32_t *pos, int cap, int H, int KVH, int hd, float theta) {
-    (void)cap;
+    if (*pos < 0 || *pos >= cap) return;   // outside the cache: a caller's bug, nothing written
     cpu_decode_rope_append(q, k, v, k_cache, v_cache, pos, H, KVH, hd, theta);
     cpu_attention_forward(out, scratch, q, k_cache, v_cache, 1, 1, *pos + 1, H, KVH, hd);
 }

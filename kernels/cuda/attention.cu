@@ -356,11 +356,13 @@ size_t cuda_decode_attention_floats(int H, int cap, int hd) {
 
 // A decoded token at *pos: one thread per pair of q (H·hd/2, rotated in place), per pair of k
 // (KVH·hd/2, rotated into cache row *pos) and per value of v (KVH·hd, copied into row *pos).
+// Every decode kernel does nothing for a position outside the cache (a caller's bug).
 __global__ void k_decode_rope_append(float *q, const float *k, const float *v, float *k_cache, float *v_cache,
-                                     const int32_t *pos, int H, int KVH, int hd, float theta) {
+                                     const int32_t *pos, int cap, int H, int KVH, int hd, float theta) {
     pdl_wait();   // launched as a dependent (cuda_common.cuh)
     pdl_release();
     int half = hd / 2, p = *pos;
+    if (p < 0 || p >= cap) return;
     long kvd = (long)KVH * hd, q_pairs = (long)H * half, k_pairs = (long)KVH * half;
     float *k_row = k_cache + p * kvd, *v_row = v_cache + p * kvd;   // (kvd) each
     for (long idx = blockIdx.x * (long)blockDim.x + threadIdx.x; idx < q_pairs + k_pairs + kvd;
@@ -431,13 +433,13 @@ static __device__ void decode_merge(float *out, const float *p, int used, int hd
 
 // Block (h, s) of the split way. Shared: q (hd), then the scores (DECODE_KEYS).
 __global__ void k_decode_attention_part(float *part, const float *q, const float *k_cache, const float *v_cache,
-                                        const int32_t *pos, int splits, int H, int KVH, int hd, float scale) {
+                                        const int32_t *pos, int cap, int splits, int H, int KVH, int hd, float scale) {
     extern __shared__ float shared[];
     __shared__ float red[32];
     pdl_wait();   // launched as a dependent (cuda_common.cuh)
     pdl_release();
     int h = blockIdx.x, s = blockIdx.y, j0 = s * DECODE_KEYS, len = *pos + 1;
-    if (j0 >= len) return;                                   // the whole block: no barrier skipped
+    if (len < 1 || len > cap || j0 >= len) return;           // the whole block: no barrier skipped
     int keys = len - j0 < DECODE_KEYS ? len - j0 : DECODE_KEYS;
     long kvd = (long)KVH * hd, head = (long)(h / (H / KVH)) * hd;
     float *qs = shared, *score = shared + hd;                // (hd), (DECODE_KEYS)
@@ -448,11 +450,12 @@ __global__ void k_decode_attention_part(float *part, const float *q, const float
 }
 
 // A block per head merges the used splits.
-__global__ void k_decode_attention_merge(float *out, const float *part, const int32_t *pos, int splits, int hd) {
+__global__ void k_decode_attention_merge(float *out, const float *part, const int32_t *pos, int cap, int splits,
+                                         int hd) {
     pdl_wait();   // launched as a dependent (cuda_common.cuh)
     pdl_release();
     int h = blockIdx.x, used = (*pos + DECODE_KEYS) / DECODE_KEYS;   // splits holding keys 0..*pos
-    if (used > splits) used = splits;
+    if (*pos < 0 || *pos >= cap) return;
     decode_merge(out + (long)h * hd, part + (long)h * splits * (hd + 2), used, hd);
 }
 
@@ -500,18 +503,22 @@ __global__ void k_decode_attention_fused(float *out, float *part, unsigned *arri
 
 // The fused kernel's arrival counters: H zeros, kept by the backend (a caller's scratch may
 // hold anything). Grown only outside a recording (an allocation cannot be recorded); NULL
-// when they would have to grow during one, or on failure: the caller then runs the split way.
+// when they would have to grow during one, or when the GPU has no memory left for them: the
+// caller then runs the split way, which needs none, and nothing is reported.
 static unsigned *decode_arrivals(int H) {
     static unsigned *counters;
     static int have;
     if (H <= have) return counters;
     if (cuda.recording) return NULL;
-    if (counters) CUDA_CHECK(cudaFree(counters));
+    cuda.epoch++;   // before the free: a graph recorded with the old address is never replayed
+    if (counters) cudaFree(counters);
     counters = NULL, have = 0;
-    if (CUDA_CHECK(cudaMalloc((void **)&counters, sizeof(unsigned) * H)) ||
-        CUDA_CHECK(cudaMemsetAsync(counters, 0, sizeof(unsigned) * H, cuda.stream)))
-        return NULL;
-    cuda.epoch++;   // a recorded graph may hold the old address
+    if (cudaMalloc((void **)&counters, sizeof(unsigned) * H) != cudaSuccess ||
+        cudaMemsetAsync(counters, 0, sizeof(unsigned) * H, cuda.stream) != cudaSuccess) {
+        cudaGetLastError();   // clears the failure: it is not the caller's
+        if (counters) cudaFree(counters);
+        return counters = NULL;
+    }
     have = H;
     return counters;
 }
@@ -521,19 +528,19 @@ void cuda_decode_attention(float *out, float *scratch, float *q, const float *k,
     if (!attention_shape_ok(1, 1, cap, H, KVH, hd, "decode_attention")) return;
     int splits = decode_splits(cap);
     float scale = 1.0f / sqrtf((float)hd);
-    unsigned *arrivals = cuda.fused ? decode_arrivals(H) : NULL;
+    size_t shared = sizeof(float) * (3 * hd + DECODE_KEYS);   // the fused kernel's; under 48 KB up to hd = 4 000
+    unsigned *arrivals = cuda.fused && shared <= 47 * 1024 ? decode_arrivals(H) : NULL;
     if (arrivals) {
-        size_t shared = sizeof(float) * (3 * hd + DECODE_KEYS);
         LAUNCH_DEPENDENT(k_decode_attention_fused, dim3(H, splits), DECODE_KEYS, shared, out, scratch, arrivals, q, k,
                          v, k_cache, v_cache, pos, cap, H, KVH, hd, theta, scale);
         return;
     }
     long items = (long)(H + KVH) * (hd / 2) + (long)KVH * hd;
-    LAUNCH_DEPENDENT(k_decode_rope_append, grid_for(items, THREADS), THREADS, 0, q, k, v, k_cache, v_cache, pos, H, KVH,
-                     hd, theta);
+    LAUNCH_DEPENDENT(k_decode_rope_append, grid_for(items, THREADS), THREADS, 0, q, k, v, k_cache, v_cache, pos, cap, H,
+                     KVH, hd, theta);
     LAUNCH_DEPENDENT(k_decode_attention_part, dim3(H, splits), DECODE_KEYS, sizeof(float) * (hd + DECODE_KEYS), scratch,
-                     q, k_cache, v_cache, pos, splits, H, KVH, hd, scale);
-    LAUNCH_DEPENDENT(k_decode_attention_merge, H, ATT_THREADS, 0, out, scratch, pos, splits, hd);
+                     q, k_cache, v_cache, pos, cap, splits, H, KVH, hd, scale);
+    LAUNCH_DEPENDENT(k_decode_attention_merge, H, ATT_THREADS, 0, out, scratch, pos, cap, splits, hd);
 }
 
 // ---- dispatch -------------------------------------------------------------------------------
