@@ -24,8 +24,8 @@ cJSON *model_config_json(const ModelConfig *c) {
 // ---- model new ----------------------------------------------------------------------------
 
 // The config `model new` asks for: preset (or the last config), the tokenizer's vocab, the
-// session seed, then every key=value typed.
-static int config_from_args(Session *s, const Args *a, ModelConfig *cfg, Err *err) {
+// session seed — that much is *start —, then every key=value typed.
+static int config_from_args(Session *s, const Args *a, ModelConfig *cfg, ModelConfig *start, Err *err) {
     if (a->n_pos) {
         if (model_config_preset(cfg, a->pos[0], err) != 0) return -1;
     } else {
@@ -33,6 +33,7 @@ static int config_from_args(Session *s, const Args *a, ModelConfig *cfg, Err *er
     }
     cfg->seed = s->seed;
     if (s->tok) cfg->vocab = tokenizer_vocab_size(s->tok);
+    *start = *cfg;
     // dim= resets ffn, heads= caps kv_heads and rank_ratio= sets rank=-1, so they go first:
     // `ffn=` typed before `dim=` still counts, and so does `rank=0` typed before `rank_ratio=`.
     static const char *const first[] = {"dim", "heads", "rank_ratio"};
@@ -45,24 +46,39 @@ static int config_from_args(Session *s, const Args *a, ModelConfig *cfg, Err *er
     return model_config_validate(cfg, err);
 }
 
-static void model_summary(Session *s, const char *preset) {
+// "tiny", or "custom (from tiny)" once options have changed the preset's shape.
+const char *model_label(const Session *s, char *buf, size_t cap) {
+    snprintf(buf, cap, s->model_custom ? "custom (from %s)" : "%s", s->model_preset);
+    return buf;
+}
+
+static int same_shape(const ModelConfig *a, const ModelConfig *b) {
+    char x[256], y[256];
+    model_config_describe(a, x, sizeof x);
+    model_config_describe(b, y, sizeof y);
+    return strcmp(x, y) == 0;
+}
+
+static void model_summary(Session *s) {
     const ModelConfig *c = &s->model.cfg;
     ModelCounts k = model_counts(&s->model, s->batch, c->seq);
-    char p[32], d[32];
+    char p[32], d[32], label[48];
     char shape[256];
+    const char *preset = model_label(s, label, sizeof label);
     model_config_describe(c, shape, sizeof shape);
     out_text(s, "model %s: %s\n", preset, shape);
     out_text(s, "  %s parameters (dense equivalent %s)\n", fmt_count(p, sizeof p, (double)k.params),
              fmt_count(d, sizeof d, (double)k.dense_params));
-    cJSON_AddStringToObject(s->result, "preset", preset);
+    cJSON_AddStringToObject(s->result, "preset", s->model_preset);
+    cJSON_AddBoolToObject(s->result, "custom", s->model_custom);
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));
     cJSON_AddNumberToObject(s->result, "params", (double)k.params);
     cJSON_AddNumberToObject(s->result, "dense_params", (double)k.dense_params);
 }
 
 int cmd_model_new(Session *s, const Args *a, Err *err) {
-    ModelConfig cfg;
-    if (config_from_args(s, a, &cfg, err) != 0) return -1;
+    ModelConfig cfg, start;
+    if (config_from_args(s, a, &cfg, &start, err) != 0) return -1;
     Model m;
     memset(&m, 0, sizeof m);
     if (model_build(&m, &cfg, s->be, err) != 0) return -1;
@@ -72,7 +88,8 @@ int cmd_model_new(Session *s, const Args *a, Err *err) {
     s->model_file[0] = '\0';
     s->model_cfg = cfg;
     if (a->n_pos) snprintf(s->model_preset, sizeof s->model_preset, "%s", a->pos[0]);
-    model_summary(s, s->model_preset);
+    s->model_custom = (s->model_custom && !a->n_pos) || !same_shape(&cfg, &start);
+    model_summary(s);
     return 0;
 }
 
@@ -113,7 +130,8 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
     char p[32], d[32], mm[32], fl[32], pb[32], ab[32];
     char shape[256];
     model_config_describe(c, shape, sizeof shape);
-    out_text(s, "model      %s: %s\n", s->model_preset, shape);
+    char label[48];
+    out_text(s, "model      %s: %s\n", model_label(s, label, sizeof label), shape);
     out_text(s, "params     %s stored; dense equivalent %s (%.0f%%)\n", fmt_count(p, sizeof p, (double)k.params),
              fmt_count(d, sizeof d, (double)k.dense_params),
              k.dense_params ? 100.0 * (double)k.params / (double)k.dense_params : 0.0);
@@ -223,6 +241,7 @@ static void session_took_file(Session *s, Tokenizer *tok, const char *path) {
     if (tok) adopt_tokenizer(s, tok, path);
     s->model_cfg = s->model.cfg;
     snprintf(s->model_preset, sizeof s->model_preset, "loaded");
+    s->model_custom = 0;
     snprintf(s->model_file, sizeof s->model_file, "%s", path);
     s->dirty = 0;
 }
@@ -349,6 +368,7 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     memset(&m, 0, sizeof m);
     memset(&rep, 0, sizeof rep);
     long before = model_counts(&s->model, 1, s->model.cfg.seq).params;
+    ModelConfig old_cfg = s->model.cfg;
     if (model_factorize(&s->model, rank, &m, &rep, err) != 0) return -1;
     int had_trainer = s->has_trainer, step = had_trainer ? s->trainer.step : s->resume_step;
     uint64_t data_rng = had_trainer ? s->trainer.data_rng : s->resume_data_rng;
@@ -356,6 +376,7 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     session_replace_model(s, &m);
     s->runs.current = run;  // the same run goes on: its loss curve shows what factorizing cost
     s->model_cfg = s->model.cfg;
+    s->model_custom = s->model_custom || !same_shape(&old_cfg, &s->model.cfg);
     out_text(s, "  %-26s %-11s %-9s %s\n", "matrix", "shape", "rank", "rel. error ‖W−ABᵀ‖/‖W‖");
     cJSON *list = cJSON_AddArrayToObject(s->result, "matrices");
     for (int i = 0; i < rep.n; i++) {

@@ -164,9 +164,10 @@ static void show_data(Session *s) {
 
 static void show_model(Session *s) {
     const ModelConfig *c = s->has_model ? &s->model.cfg : &s->model_cfg;
-    char shape[256];
+    char shape[256], label[48];
     model_config_describe(c, shape, sizeof shape);
-    out_text(s, "model      %s%s: %s\n", s->has_model ? "" : "none; next `model new` starts from ", s->model_preset, shape);
+    out_text(s, "model      %s%s: %s\n", s->has_model ? "" : "none; next `model new` starts from ",
+             model_label(s, label, sizeof label), shape);
     cJSON *o = model_config_json(c);
     cJSON_AddBoolToObject(o, "built", s->has_model);
     if (s->has_model) cJSON_AddNumberToObject(o, "params", (double)model_counts(&s->model, 1, c->seq).params);

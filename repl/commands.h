@@ -125,6 +125,9 @@ char *join_words(const Args *a);
 // Shared by handlers: a model config as JSON; the optimizer settings as a line of text and
 // into a JSON object.
 cJSON *model_config_json(const ModelConfig *c);
+// The current config's name for people: its preset ("tiny", "loaded"), or "custom (from tiny)"
+// once `model new` options have changed its shape.
+const char *model_label(const Session *s, char *buf, size_t cap);
 void optim_describe(const Session *s, const OptimConfig *o, cJSON *into);
 
 // `set` keys: name, type, doc — the same spec type as options, so checking and completion

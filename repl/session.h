@@ -33,7 +33,8 @@ typedef struct Session {
     Dataset data;
     int has_data;
     ModelConfig model_cfg;       // the config `model new` starts from when given no preset
-    char model_preset[16];       // the preset the current config came from, for `show`
+    char model_preset[16];       // the preset the current config came from (or "loaded"), for `show`
+    int model_custom;            // key=value options of `model new` changed that config since
     Model model;
     int has_model;
     OptimConfig optim;           // the optimizer the next trainer gets

@@ -82,7 +82,7 @@ for bad in bad short; do
     check_status "corrupt_${bad}_status" 1 $rc
     check_eq "corrupt_${bad}_one_error" 1 "$(grep -c 'error:' "$TMP/err")"
     check_contains "corrupt_${bad}_names_file" "$err" "$bad.safetensors"
-    check_contains "corrupt_${bad}_model_kept" "$out" "tiny: dim=128 layers=2 heads=4 kv_heads=4 ffn=384 rank=0.25·in seq=64"
+    check_contains "corrupt_${bad}_model_kept" "$out" "custom (from tiny): dim=128 layers=2 heads=4 kv_heads=4 ffn=384 rank=0.25·in seq=64"
 done
 out=$(lrsh -c "model load $TMP/nonexistent.safetensors" 2>&1); rc=$?
 check_status missing_file_status 1 $rc

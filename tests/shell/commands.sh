@@ -80,5 +80,14 @@ out=$("$LRSH" -c 'model new dim=32 layers=1 rank=0 rank_ratio=0.5 vocab=300; mod
 check_contains rank_before_ratio "$out" "rank=0 (dense)"
 check_contains rank_after_ratio "$out" "rank=5 seq"
 check_contains ratio_alone "$out" "rank=0.5·in"
+# the model's label: its preset, or "custom (from PRESET)" once options or factorize changed its shape
+out=$("$LRSH" -c 'model new small; model new dim=64; show; model new tiny dim=128; model new tiny rank=0; model factorize rank=8; model info' 2>&1)
+check_contains label_preset "$out" "model small: dim=256"
+check_contains label_custom "$out" "model custom (from small): dim=64"
+check_contains label_custom_show "$out" "model      custom (from small): dim=64"
+check_contains label_same_as_preset "$out" "model tiny: dim=128"
+check_contains label_factorized "$out" "model      custom (from tiny): dim=128 layers=2 heads=4 kv_heads=4 ffn=384 rank=8"
+out=$("$LRSH" --json -c 'model new tiny dim=64' 2>/dev/null)
+check_eq label_json "tiny True" "$(printf '%s\n' "$out" | json_eval 'str(o["preset"]) + " " + str(o["custom"])')"
 
 finish
