@@ -570,6 +570,21 @@ int checkpoint_save(const char *path, const Model *m, const Trainer *tr, const T
     return save_parts(path, &part, 1, 0, tok, NULL, 0, opt, err);
 }
 
+// The metadata a trainer writes, from a trainer that holds only those numbers: no state is read
+// from it (include_optim is forced off), and optim_t = 0, as a resumed trainer's fresh moments.
+int checkpoint_save_progress(const char *path, const Model *m, const CheckpointProgress *progress,
+                             const Tokenizer *tok, const CheckpointOptions *opt, Err *err) {
+    Trainer numbers;
+    memset(&numbers, 0, sizeof numbers);
+    numbers.model = (Model *)m;   // only compared with m
+    numbers.step = progress->step;
+    numbers.data_rng = progress->data_rng;
+    numbers.opt.cfg = progress->optim;
+    CheckpointOptions o = opt ? *opt : checkpoint_default_options();
+    o.include_optim = 0;
+    return checkpoint_save(path, m, &numbers, tok, &o, err);
+}
+
 // Keys the layout uses itself; an extra entry may not take one.
 static int reserved_key(const char *key) {
     static const char *const names[] = {"format", "lrsh_version", "config", "step", "data_rng", "optimizer",
@@ -1207,6 +1222,7 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
                                      .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0,
                                      .file_bytes = L.size, .data_rng = L.mm[0].data_rng, .nonfinite = nonfinite};
             snprintf(info->optimizer, sizeof info->optimizer, "%s", L.optimizer);
+            if (L.has_trainer_meta) info->optim = L.ocfg;
             snprintf(info->nonfinite_tensor, sizeof info->nonfinite_tensor, "%s", first_bad);
         }
     }

@@ -57,8 +57,9 @@ typedef struct CheckpointOptions {
 } CheckpointOptions;
 
 typedef struct CheckpointInfo {
-    int step;                // updates taken when saved (0 when saved without a trainer)
-    char optimizer[16];      // "" when saved without a trainer
+    int step;                // updates taken when saved (0 when saved without a trainer or progress)
+    char optimizer[16];      // "" when saved without a trainer or progress
+    OptimConfig optim;       // the optimizer's settings when optimizer[0] (state or not)
     CheckpointDtype dtype;   // BF16 when any parameter tensor is BF16
     int has_optim;           // optimizer state is in the file (a trainer was restored from it)
     int has_tokenizer;       // "tokenizer.model" is in the file
@@ -79,6 +80,19 @@ CheckpointOptions checkpoint_default_options(void);
 // path through path.tmp.XXXXXX + fsync + rename: on any failure path is left as it was.
 int checkpoint_save(const char *path, const Model *m, const Trainer *tr, const Tokenizer *tok,
                     const CheckpointOptions *opt, Err *err);
+
+// A model not trained since it was loaded (or averaged) still has a place in training: the
+// step, the batch sampler's state and the optimizer settings the next trainer resumes with.
+typedef struct CheckpointProgress {
+    int step;
+    uint64_t data_rng;
+    OptimConfig optim;
+} CheckpointProgress;
+
+// checkpoint_save without a trainer but with that progress: the file reads back as one saved
+// by a trainer without its optimizer state (the step, data position and settings; no moments).
+int checkpoint_save_progress(const char *path, const Model *m, const CheckpointProgress *progress,
+                             const Tokenizer *tok, const CheckpointOptions *opt, Err *err);
 
 // Validate the whole file, then build a fresh model on be into *out_model; when out_trainer
 // != NULL and the file holds optimizer state, a trainer over out_model with the saved state

@@ -202,14 +202,20 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
         tok = NULL;
     }
     const Trainer *tr = s->has_trainer ? &s->trainer : NULL;
-    if (checkpoint_save(path, &s->model, tr, tok, &o, err) != 0) return -1;
+    // Not trained since loaded or averaged: the step, data position and optimizer go along.
+    CheckpointProgress progress = {s->resume_step, s->resume_data_rng, s->optim};
+    int rc = tr || s->resume_step == 0 ? checkpoint_save(path, &s->model, tr, tok, &o, err)
+                                       : checkpoint_save_progress(path, &s->model, &progress, tok, &o, err);
+    if (rc != 0) return -1;
     struct stat st;
     double bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
-    int step = tr ? tr->step : 0, optim = tr && o.include_optim;
+    int step = tr ? tr->step : s->resume_step, optim = tr && o.include_optim;
     char size[32];
     out_text(s, "saved %s (%s): step %d, %s parameters, optimizer state %s, tokenizer %s\n", path,
              fmt_bytes(size, sizeof size, bytes), step, dtype_name(o.dtype),
-             optim ? "included" : !tr ? "none (no trainer yet)" : "left out", tok ? "embedded" : "none");
+             optim ? "included" : tr ? "left out" : step ? "none (no trainer since the load; its settings kept)"
+                                                      : "none (no trainer yet)",
+             tok ? "embedded" : "none");
     s->dirty = 0;
     snprintf(s->model_file, sizeof s->model_file, "%s", path);
     cJSON_AddStringToObject(s->result, "path", path);
@@ -321,13 +327,14 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     } else {
         s->resume_step = info.step;
         s->resume_data_rng = info.data_rng;
+        if (info.optimizer[0]) s->optim = info.optim;   // the settings it was trained with, fresh moments
     }
     session_took_file(s, tok, path);
     const ModelConfig *c = &s->model.cfg;
     char size[32], p[32];
     out_text(s, "loaded %s (%s): step %d, %s parameters, optimizer %s, tokenizer %s\n", path,
              fmt_bytes(size, sizeof size, (double)info.file_bytes), info.step, dtype_name(info.dtype),
-             info.has_optim ? info.optimizer : info.optimizer[0] ? "state not saved" : "none",
+             info.has_optim ? info.optimizer : info.optimizer[0] ? "settings without state" : "none",
              tok ? "embedded" : "none in the file");
     char shape[256];
     model_config_describe(c, shape, sizeof shape);
@@ -335,6 +342,9 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     if (info.has_optim)
         out_note(s, "trainer restored: %s lr=%g at step %d; `train` continues where it stopped\n", s->optim.name,
                  s->optim.lr, info.step);
+    else if (info.optimizer[0])
+        out_note(s, "no optimizer state in the file: the next `train` continues from step %d with %s lr=%g and "
+                    "fresh moments\n", info.step, s->optim.name, s->optim.lr);
     else if (info.step > 0)
         out_note(s, "no optimizer state in the file: the next `train` continues from step %d with fresh moments\n",
                  info.step);

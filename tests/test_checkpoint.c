@@ -313,6 +313,34 @@ static void test_optim_config_round_trip(void) {
     model_free(&m);
 }
 
+// A model saved with progress but no trainer (loaded, not trained since) reads back as one saved
+// by a trainer without state: its step, data position and optimizer settings, no moments.
+static void test_progress_without_trainer(void) {
+    Err err;
+    Model m, m2;
+    Trainer tr2;
+    ModelConfig c = micro_config();
+    CheckpointProgress p = {.step = 2500, .data_rng = 0x1234567890abcdefull};
+    CHECK_OK(model_build(&m, &c, be, &err));
+    CHECK_OK(optim_config_default(&p.optim, "spectron", &err));
+    CHECK_OK(optim_config_set(&p.optim, "lr", "0.02", &err));
+    const char *path = in_dir("progress.safetensors");
+    CheckpointOptions o = checkpoint_default_options();   // optimizer state asked for: there is none
+    CHECK_OK(checkpoint_save_progress(path, &m, &p, NULL, &o, &err));
+    CheckpointInfo info;
+    CHECK_OK(checkpoint_load(path, be, &m2, &tr2, NULL, &info, &err));
+    if (!err.msg[0]) {
+        CHECK(info.step == 2500 && info.data_rng == p.data_rng && !info.has_optim,
+              "step %d, data_rng %llx, state %d: want 2500, %llx, none", info.step, (unsigned long long)info.data_rng,
+              info.has_optim, (unsigned long long)p.data_rng);
+        CHECK(strcmp(info.optimizer, "spectron") == 0 && info.optim.kind == OPTIM_SPECTRON && info.optim.lr == p.optim.lr,
+              "optimizer %s lr %g: want spectron lr 0.02", info.optimizer, info.optim.lr);
+        CHECK(tr2.model == NULL, "no trainer is built from a file without state");
+        model_free(&m2);
+    }
+    model_free(&m);
+}
+
 // ---------------------------------------------------------------------------------------------
 // (3) the file is safetensors, checked without the loader
 
@@ -1183,6 +1211,7 @@ int main(void) {
     RUN(test_bf16_round_trip);
     RUN(test_resume_is_bit_identical);
     RUN(test_optim_config_round_trip);
+    RUN(test_progress_without_trainer);
     RUN(test_file_is_safetensors);
     RUN(test_corrupt_files_are_refused);
     RUN(test_optimizer_state_is_checked);

@@ -183,4 +183,15 @@ check_contains nan_load_warns "$out" "warning: 1 parameter value is NaN or infin
 out=$(lrsh -c "model load $TMP/real.st" 2>&1)
 check_not_contains finite_load_quiet "$out" "NaN or infinite"
 
+# A file saved without optimizer state still names its optimizer: loading takes its settings, and
+# saving again before any training keeps the step and the settings (the bundled model: spectron,
+# step 2500)
+out=$(lrsh -c "model load models/default.safetensors; optim; model save $TMP/again.st; model load $TMP/again.st; show" 2>&1)
+check_contains progress_optim_taken "$out" "optimizer  spectron lr=0.02"
+check_contains progress_load_note "$out" "continues from step 2500 with spectron lr=0.02 and fresh moments"
+check_contains progress_saved_step "$out" "saved $TMP/again.st"
+check_contains progress_saved_step2 "$out" "step 2500, f32 parameters"
+check_not_contains progress_not_zero "$out" "step 0,"
+check_contains progress_reloaded "$out" "trainer    not built yet, step 2500"
+
 finish
