@@ -92,6 +92,29 @@ int ensemble_build(Ensemble *e, const ModelConfig *cfg, const Backend *be, const
     return 0;
 }
 
+int ensemble_set_optimizer(Ensemble *e, const OptimConfig *cfg, int *kept, Err *err) {
+    *kept = e->k > 0 && strcmp(e->trainers[0].opt.cfg.name, cfg->name) == 0;
+    if (*kept) {
+        for (int i = 0; i < e->k; i++)
+            if (optimizer_retune(&e->trainers[i].opt, cfg, err)) return -1;   // cannot fail: one optimizer
+        return 0;
+    }
+    Trainer fresh[ENSEMBLE_MAX_K];
+    for (int i = 0; i < e->k; i++) {
+        if (trainer_build(&fresh[i], &e->members[i], cfg, e->data_seeds[i], err) == 0) continue;
+        while (i-- > 0) trainer_free(&fresh[i]);
+        return -1;
+    }
+    for (int i = 0; i < e->k; i++) {
+        fresh[i].step = e->trainers[i].step;
+        fresh[i].data_rng = e->trainers[i].data_rng;
+        fresh[i].opt.diag_every = e->trainers[i].opt.diag_every;
+        trainer_free(&e->trainers[i]);
+        e->trainers[i] = fresh[i];
+    }
+    return 0;
+}
+
 void ensemble_free(Ensemble *e) {
     if (!e || !e->members) return;
     free_members(e->members, e->trainers, e->k, -1);

@@ -109,6 +109,9 @@ EnsembleCoupling ensemble_coupling_default(void);
 int ensemble_build(Ensemble *e, const ModelConfig *cfg, const Backend *be, const OptimConfig *opt,
                    const EnsembleSpec *spec, Err *err);
 void ensemble_free(Ensemble *e);
+// Every member's trainer to optimizer cfg: the same optimizer keeps its state (*kept = 1);
+// another is built fresh at the same step and data position (*kept = 0). All or nothing.
+int ensemble_set_optimizer(Ensemble *e, const OptimConfig *cfg, int *kept, Err *err);
 // Check and install a coupling (the ensemble's step count and members are kept).
 int ensemble_set_coupling(Ensemble *e, const EnsembleCoupling *c, Err *err);
 // Bytes the ensemble holds on its device: per member parameters, gradients, optimizer state

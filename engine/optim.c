@@ -268,6 +268,13 @@ int optimizer_build(Optimizer *opt, const Model *m, const OptimConfig *cfg, Err 
     return 0;
 }
 
+int optimizer_retune(Optimizer *opt, const OptimConfig *cfg, Err *err) {
+    if (cfg->kind != opt->cfg.kind || strcmp(cfg->name, opt->cfg.name) != 0)
+        return err_set(err, "%s's state cannot serve %s: build a new optimizer", opt->cfg.name, cfg->name);
+    opt->cfg = *cfg;
+    return 0;
+}
+
 void optimizer_free(Optimizer *opt, const Model *m) {
     m->be->release(opt->m);
     m->be->release(opt->v);

@@ -87,6 +87,9 @@ int optim_config_get(const OptimConfig *cfg, const char *key, char *buf, size_t 
 // Fresh state for cfg over m (zero moments; power-iteration vectors warmed on m's factors).
 int optimizer_build(Optimizer *opt, const Model *m, const OptimConfig *cfg, Err *err);
 void optimizer_free(Optimizer *opt, const Model *m);
+// New settings for the optimizer opt runs (the same one): its state's layout depends only on the
+// model, so the moments, power-iteration vectors and t stay; another optimizer is an error.
+int optimizer_retune(Optimizer *opt, const OptimConfig *cfg, Err *err);
 float optimizer_lr(const OptimConfig *cfg, int step);   // step is 0-based
 // One update of every tensor with gradients scaled by grad_scale, at matrix rate lr; fills
 // opt->diag (dw_norm, w_norm too when t % diag_every == 0).

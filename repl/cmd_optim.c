@@ -187,6 +187,16 @@ int optim_rebuild_trainer(Session *s, const char *why, Err *err) {
     return 0;
 }
 
+// The ensemble's members follow the session's optimizer: the same one keeps their state.
+static int ensemble_optimizer(Session *s, const OptimConfig *cfg, Err *err) {
+    int kept;
+    if (ensemble_set_optimizer(&s->ens, cfg, &kept, err) != 0) return -1;
+    out_note(s, "the ensemble's %d member%s now train%s with %s (%s)\n", s->ens.k, s->ens.k == 1 ? "" : "s",
+             s->ens.k == 1 ? "s" : "", cfg->name, kept ? "their state kept" : "fresh state, the same step");
+    cJSON_AddBoolToObject(s->result, "ensemble_state_reset", !kept);
+    return 0;
+}
+
 int cmd_optim(Session *s, const Args *a, Err *err) {
     OptimConfig cfg = s->optim;
     if (a->n_pos && optim_config_default(&cfg, a->pos[0], err) != 0) return unknown_optimizer(a->pos[0], err);
@@ -201,6 +211,7 @@ int cmd_optim(Session *s, const Args *a, Err *err) {
     char why[64];
     if (strcmp(cfg.name, s->optim.name) != 0) snprintf(why, sizeof why, "%s → %s", s->optim.name, cfg.name);
     else snprintf(why, sizeof why, "new %s options", cfg.name);
+    if (changed && s->has_ensemble && ensemble_optimizer(s, &cfg, err) != 0) return -1;
     s->optim = cfg;
     optim_describe(s, &s->optim, s->result);
     if (!changed && s->has_trainer) {
@@ -210,6 +221,14 @@ int cmd_optim(Session *s, const Args *a, Err *err) {
         cJSON_AddStringToObject(s->result, "state", state);
         cJSON_AddNumberToObject(s->result, "updates", s->trainer.opt.t);
         cJSON_AddNumberToObject(s->result, "step", s->trainer.step);
+    }
+    if (changed && s->has_trainer && strcmp(s->trainer.opt.cfg.name, cfg.name) == 0) {
+        if (optimizer_retune(&s->trainer.opt, &cfg, err) != 0) return -1;
+        char state[256];
+        optimizer_state_describe(&s->trainer.opt, &s->model, state, sizeof state);
+        out_note(s, "new %s options from step %d on; its state (%s) is kept\n", cfg.name, s->trainer.step, state);
+        cJSON_AddBoolToObject(s->result, "state_reset", 0);
+        return 0;
     }
     if (changed && s->has_trainer) return optim_rebuild_trainer(s, why, err);
     return 0;

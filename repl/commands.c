@@ -213,8 +213,10 @@ const CmdSpec commands[] = {
              "  ortho     ablation: Muon on the factors, no renormalization\n"
              "lr is the matrices' rate (every tensor's under sgd and adamw); it warms up over\n"
              "warmup= steps, then follows a cosine to min_lr_ratio·lr at step horizon= (0: constant).\n"
-             "Switching at any step keeps the step count and the data stream; the note says what\n"
-             "optimizer state (moments, power-iteration vectors) was reset.\n"
+             "New options for the running optimizer keep its state (moments, power-iteration\n"
+             "vectors): `optim lr=1e-3` lowers the rate mid-run. Switching to another optimizer at\n"
+             "any step keeps the step count and the data stream and resets the state; the note says\n"
+             "what was reset. An ensemble's members follow the same rules.\n"
              "Examples:\n  optim\n  optim spectron lr=0.02 warmup=20\n  optim adamw lr=3e-4 wd=0.1 horizon=2000\n"
              "  optim lr=1e-3\n  help optim muon",
      .max_pos = 1, .pos = POS_WORD, .words = optim_names, .run = cmd_optim,

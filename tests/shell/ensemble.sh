@@ -68,6 +68,13 @@ check_contains ckpt_load_text "$out" "ensemble of 2 members at step 3"
 check_contains ckpt_use_after_load "$out" "continuing with member 1 of 2 (step 3"
 
 # a new model drops the ensemble; bad input is refused with a message
+# optim after ensemble new reaches the members: the same optimizer keeps their state, another starts fresh
+out=$(run --json -c "$prep; ensemble new 2 seeds=1,2; train steps=2 batch=2; optim lr=1e-3; optim sgd lr=0.5" 2>/dev/null)
+check_eq ensemble_optim_retune false "$(printf '%s\n' "$out" | tail -n 2 | head -n 1 | json_field ensemble_state_reset)"
+check_eq ensemble_optim_switch true "$(printf '%s\n' "$out" | tail -n 1 | json_field ensemble_state_reset)"
+a=$(run --json -c "$prep; ensemble new 2 seeds=1,2; optim sgd lr=0.5; train steps=2 batch=2" 2>/dev/null | tail -n 1 | json_field loss)
+b=$(run --json -c "$prep; ensemble new 2 seeds=1,2; train steps=2 batch=2" 2>/dev/null | tail -n 1 | json_field loss)
+check_eq ensemble_optim_applies different "$([ -n "$a" ] && [ "$a" != "$b" ] && echo different || echo "same: $a $b")"
 out=$(run -c "$prep; set errexit off; ensemble eval; ensemble new 0; ensemble new 2 seeds=1; ensemble new 2; ensemble wash; ensemble wash p=2; ensemble use 5; model new tiny dim=32 layers=1 heads=2 kv_heads=2 ffn=64 seq=16; ensemble off" 2>&1)
 check_contains no_ensemble "$out" "no ensemble: run \`ensemble new K\` first"
 check_contains bad_k "$out" "an ensemble has 1 to"

@@ -45,8 +45,15 @@ check_eq help_optim_all_optimizers "['sgd', 'adamw', 'muon', 'spectron', 'renorm
 out=$(lrsh -c "$prep; train steps=3; optim spectron; step" 2>&1)
 check_contains optim_switch_note "$out" "optimizer state reset at step 3 (adamw → spectron): adamw's AdamW moments"
 check_contains optim_switch_keeps_step "$out" "step          4 (spectron)"
-out=$(lrsh --json -c "$prep; optim muon; train steps=2; optim lr=0.01" 2>/dev/null)
+out=$(lrsh --json -c "$prep; optim muon; train steps=2; optim sgd" 2>/dev/null)
 check_contains optim_reset_json "$(printf '%s\n' "$out" | tail -n 1 | json_field reset)" "momentum"
+# new options for the same optimizer: its moments stay, so a lower lr continues the same run —
+# the step after `optim lr=` equals, to the bit, a run whose moments were never touched
+out=$(lrsh --json -c "$prep; optim muon; train steps=2; optim lr=0.01" 2>/dev/null)
+check_eq optim_retune_json false "$(printf '%s\n' "$out" | tail -n 1 | json_field state_reset)"
+a=$(lrsh --json -c "$prep; optim muon lr=0.01 warmup=0; train steps=3; step" 2>/dev/null | tail -n 1 | json_field loss)
+b=$(lrsh --json -c "$prep; optim muon lr=0.01 warmup=0; train steps=3; optim lr=0.01; step" 2>/dev/null | tail -n 1 | json_field loss)
+check_eq optim_retune_same_step "$a" "$b"
 # the same data stream: switching at step 3 leaves step 4's batch as it was
 a=$(lrsh --json -c "$prep; optim spectron; train steps=3; step" 2>/dev/null | tail -n 1 | json_field loss)
 b=$(lrsh --json -c "$prep; optim spectron; train steps=3; optim spectron; step" 2>/dev/null | tail -n 1 | json_field loss)

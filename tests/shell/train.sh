@@ -51,10 +51,13 @@ out=$("$LRSH" -c "$prep; train steps=4" 2>&1)
 check_contains train_progress_plain "$out" "step 4 (4/4)"
 check_not_contains train_progress_no_cr "$out" "$(printf '\r')"
 
-# a new optimizer on a live trainer resets its state, keeps the step
+# new options for the live trainer's optimizer keep its state; another optimizer resets it; both keep the step
 out=$("$LRSH" -c "$prep; train steps=2; optim lr=1e-4; show" 2>&1)
-check_contains optim_reset "$out" "optimizer state reset"
+check_contains optim_options_keep_state "$out" "new adamw options from step 2 on; its state (AdamW moments"
+check_not_contains optim_options_no_reset "$out" "optimizer state reset"
 check_contains optim_keeps_step "$out" "step 2"
+out=$("$LRSH" -c "$prep; train steps=2; optim sgd; show" 2>&1)
+check_contains optim_reset "$out" "optimizer state reset at step 2 (adamw → sgd)"
 
 # a model whose vocabulary is smaller than the data's cannot train on it
 out=$("$LRSH" -c "tok load $model; data load; model new tiny vocab=100; train steps=1" 2>&1); rc=$?
