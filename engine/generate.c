@@ -301,7 +301,14 @@ int generator_feed(Generator *g, const int32_t *ids, int n, Err *err) {
         ids += chunk;
         n -= chunk;
     }
-    return backend_failed(g->model->be, err);
+    if (backend_failed(g->model->be, err)) return -1;
+    // A model with NaN or infinite parameters would otherwise sample noise without a word (the
+    // sampler's own pass over the vocabulary costs more than this one).
+    for (int i = 0; i < g->model->cfg.vocab; i++)
+        if (!isfinite(g->logits[i]))
+            return err_set(err, "the next-token logits are not finite (%g at id %d): the model's parameters hold NaN "
+                                "or infinity, or its activations overflowed", g->logits[i], i);
+    return 0;
 }
 
 // ---------------------------------------------------------------------------------------------

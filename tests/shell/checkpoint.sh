@@ -182,6 +182,19 @@ check_status nan_load_status 0 $rc
 check_contains nan_load_warns "$out" "warning: 1 parameter value is NaN or infinite (the first in embed)"
 out=$(lrsh -c "model load $TMP/real.st" 2>&1)
 check_not_contains finite_load_quiet "$out" "NaN or infinite"
+# ... and generating from it stops with one error line instead of sampling noise (NaN in the head)
+python3 - "$TMP/nan.st" <<'PY'
+import json, struct, sys
+path = sys.argv[1]
+with open(path, 'r+b') as f:
+    n = struct.unpack('<Q', f.read(8))[0]
+    begin = json.loads(f.read(n))['head']['data_offsets'][0]
+    f.seek(8 + n + begin)
+    f.write(struct.pack('<f', float('nan')))
+PY
+out=$(lrsh -c "tok load $TMP/tok.model; model load $TMP/nan.st; generate hello n=3" 2>&1); rc=$?
+check_status nan_generate_status 1 $rc
+check_contains nan_generate_error "$out" "the next-token logits are not finite (nan at id 0)"
 
 # A file saved without optimizer state still names its optimizer: loading takes its settings, and
 # saving again before any training keeps the step and the settings (the bundled model: spectron,
