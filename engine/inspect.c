@@ -331,7 +331,8 @@ static void norm_row(const Model *m, const InspectMatrix *x, const NormsOptions 
         op.a = s->dense_diff;
     }
     row->dw_spectral = spectral_norm(m, &op, iters, s);
-    row->dw_over_lr = opt->lr > 0 ? row->dw_spectral / opt->lr : NAN;
+    float eta = x->layer < 0 ? opt->io_lr : opt->lr;   // embed and head: the AdamW group's rate
+    row->dw_over_lr = eta > 0 ? row->dw_spectral / eta : NAN;
     row->dw_over_w = row->spectral > 0 ? row->dw_spectral / row->spectral : NAN;
 }
 

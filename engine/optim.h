@@ -91,6 +91,9 @@ void optimizer_free(Optimizer *opt, const Model *m);
 // model, so the moments, power-iteration vectors and t stay; another optimizer is an error.
 int optimizer_retune(Optimizer *opt, const OptimConfig *cfg, Err *err);
 float optimizer_lr(const OptimConfig *cfg, int step);   // step is 0-based
+// The rate of the tensors updated by AdamW (embeddings, head, norm gains) when the matrices'
+// is lr: lr itself under sgd and adamw, else adam_lr·lr/cfg.lr (it follows the same schedule).
+float optimizer_adam_lr(const OptimConfig *cfg, float lr);
 // One update of every tensor with gradients scaled by grad_scale, at matrix rate lr; fills
 // opt->diag (dw_norm, w_norm too when t % diag_every == 0).
 int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, Err *err);

@@ -219,8 +219,7 @@ int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, Err *er
     opt->t++;
     StepCtx c = {.opt = opt, .m = m, .be = m->be, .lr = lr, .gs = grad_scale,
                  .diag_now = opt->diag_every > 0 && opt->t % opt->diag_every == 0};
-    // the AdamW group follows the matrices' schedule: adam_lr·lr_t/lr
-    c.adam_lr = k->kind == OPTIM_ADAMW || k->kind == OPTIM_SGD ? lr : k->lr > 0 ? k->adam_lr * (lr / k->lr) : 0.0f;
+    c.adam_lr = optimizer_adam_lr(k, lr);
     work_layout(m, &c.w);
     OrthoJob *jobs = malloc(sizeof *jobs * (size_t)(m->n_tensors > 0 ? m->n_tensors : 1));
     if (!jobs) return err_set(err, "out of memory for the optimizer's step");

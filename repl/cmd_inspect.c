@@ -106,6 +106,12 @@ static const float *update_reference(const Session *s, float *lr) {
     return s->trainer.good_params;
 }
 
+// The rate embed and head were updated at, when the matrices' was lr (a trainer exists whenever
+// there is an update to measure).
+static float io_rate(const Session *s, float lr) {
+    return s->has_trainer ? optimizer_adam_lr(&s->trainer.opt.cfg, lr) : lr;
+}
+
 static int has_last_gradient(const Session *s) {
     const InspectState *st = s->inspect;
     return st && s->has_model && s->has_trainer && st->grad_step == s->trainer.step && st->grad_step > 0 &&
@@ -302,7 +308,7 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
     ensemble_note_single_model(s);
     float lr = 0;
     const float *prev = update_reference(s, &lr);
-    NormsOptions o = {.prev = prev, .lr = lr, .include_io = args_bool(a, "io", 0)};
+    NormsOptions o = {.prev = prev, .lr = lr, .io_lr = io_rate(s, lr), .include_io = args_bool(a, "io", 0)};
     NormRow *rows;
     int n;
     double t0 = now_seconds();
@@ -513,7 +519,7 @@ static void watch_step(Session *s, InspectState *st, const StepStats *ss) {
     if (norms) {
         float lr = 0;
         const float *prev = delta ? update_reference(s, &lr) : NULL;
-        NormsOptions o = {.prev = prev, .lr = lr, .include_io = io};
+        NormsOptions o = {.prev = prev, .lr = lr, .io_lr = io_rate(s, lr), .include_io = io};
         if (inspect_norms_opts(&s->model, &o, &rows, &n, &e) != 0) {
             out_note(s, "warning: watch: %s\n", e.msg);
             rows = NULL, n = 0;

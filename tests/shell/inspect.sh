@@ -58,6 +58,14 @@ ok = all(r["dw_spectral"] > 0 and abs(r["dw_over_lr"] - r["dw_spectral"] / lr) <
 print(len(rows), ok, rows[0]["param"])')
 check_eq norms_after_step "14 True blocks.0.attn.wq" "$rows"
 check_eq norms_io 16 "$(lrsh --json -q -c "$prep; norms io=on" 2>/dev/null | grep -c '"command":"norms"')"
+# under spectron embed and head move at adam_lr (3e-3), the matrices at lr (0.02): η by group
+out=$(lrsh --json -q -c "$prep; optim spectron warmup=0; step; norms io=on" 2>/dev/null)
+etas=$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin if "\"command\":\"norms\"" in l]
+eta = {r["param"]: r["dw_spectral"] / r["dw_over_lr"] for r in rows}
+print("%.4g %.4g %.4g" % (eta["blocks.0.attn.wq"], eta["embed"], eta["head"]))')
+check_eq norms_io_eta "0.02 0.003 0.003" "$etas"
 
 # ---- watch: every=5 over 20 steps records steps 5, 10, 15, 20 (log lines and plot data)
 out=$(lrsh --json -q -c "$prep; log $TMP/watch.jsonl; watch spectral stable_rank:blocks.1.mlp.w2 blocks.0.attn.wq:dw_over_w every=5; train steps=20; plot spectral; plot stable_rank:blocks.1.mlp.w2; watch" 2>/dev/null); rc=$?
