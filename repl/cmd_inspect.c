@@ -238,8 +238,13 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
     char what[96];
     if (now.rank > 0) snprintf(what, sizeof what, "W = A·Bᵀ, %d×%d at rank %d", now.rows, now.cols, now.rank);
     else snprintf(what, sizeof what, "%d×%d", now.rows, now.cols);
-    out_text(s, "%s  %s, step %d: %d singular values%s\n", now.param, what, step, now.n,
-             comparing ? "" : ", largest first");
+    int full = now.rows < now.cols ? now.rows : now.cols;   // past a factorized W's rank: zeros, not listed
+    if (now.n < full)
+        out_text(s, "%s  %s, step %d: %d nonzero singular values%s (the other %d are 0)\n", now.param, what, step, now.n,
+                 comparing ? "" : ", largest first", full - now.n);
+    else
+        out_text(s, "%s  %s, step %d: %d singular values%s\n", now.param, what, step, now.n,
+                 comparing ? "" : ", largest first");
     if (comparing) out_text(s, "  █ step %d (now)   ░ step %d\n", step, then_step);
     double max = now.n ? now.values[0] : 0;
     if (comparing && then.n && then.values[0] > max) max = then.values[0];
@@ -265,7 +270,8 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
         {"Frobenius norm ‖W‖_F", "√Σσᵢ²", now.frobenius_norm, then.frobenius_norm},
         {"stable rank", "‖W‖_F²/‖W‖₂²", now.stable_rank, then.stable_rank},
         {"effective rank", "exp(entropy of σᵢ/Σσⱼ)", now.effective_rank, then.effective_rank},
-        {"condition number", "σ₁/σₙ", now.condition_number, then.condition_number},
+        {"condition number", now.n < full ? "σ₁/σ_r over the nonzero values" : "σ₁/σₙ", now.condition_number,
+         then.condition_number},
     };
     if (comparing) out_text(s, "  %-22s %10s %10s\n", "", "now", "then");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
