@@ -133,7 +133,7 @@ int cmd_tok_encode(Session *s, const Args *a, Err *err) {
         cJSON_AddItemToArray(list, cJSON_CreateNumber(ids[i]));
     }
     out_text(s, "\n");
-    out_note(s, "(%ld tokens)\n", n);
+    out_note(s, "(%ld token%s)\n", n, n == 1 ? "" : "s");
     cJSON_AddNumberToObject(s->result, "n", (double)n);
     free(ids);
     return 0;

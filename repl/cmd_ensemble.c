@@ -102,7 +102,7 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     s->has_ensemble = 1;
     size_t bytes = ensemble_bytes(&e, s->batch, s->model.cfg.seq);
     char mem[32];
-    out_text(s, "ensemble: %ld members (%s init%s), %s, memory %s\n", k, same ? "same" : "independent",
+    out_text(s, "ensemble: %ld member%s (%s init%s), %s, memory %s\n", k, k == 1 ? "" : "s", same ? "same" : "independent",
              seeds ? ", from seeds=" : ", member 0 from the current model", oc->name,
              fmt_bytes(mem, sizeof mem, (double)bytes));
     out_text(s, "  seeds (init, data):");
@@ -301,8 +301,9 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
                  r.product.worst_error, r.product.worst_name);
     out_text(s, "\n");
     char x[32];
-    out_text(s, "(step %d, %s coupling, %s values exchanged so far; %d batches of %d × %d tokens)\n", step,
-             method_name(e->coupling.method), fmt_count(x, sizeof x, e->total_exchanged), batches, B, T);
+    out_text(s, "(step %d, %s coupling, %s values exchanged so far; %d batch%s of %d × %d tokens)\n", step,
+             method_name(e->coupling.method), fmt_count(x, sizeof x, e->total_exchanged), batches,
+             batches == 1 ? "" : "es", B, T);
     cJSON *arr = cJSON_AddArrayToObject(s->result, "members");
     for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(r.member[i]));
     json_add_real(s->result, "member_mean", r.member_mean);

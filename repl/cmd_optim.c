@@ -207,6 +207,9 @@ int cmd_optim(Session *s, const Args *a, Err *err) {
         if (!known) return unknown_key(&cfg, a->key[i], err);
         if (optim_config_set(&cfg, a->key[i], a->val[i], err) != 0) return -1;
     }
+    if (cfg.horizon > 0 && cfg.horizon <= cfg.warmup)   // the cosine would never start: lr stays constant
+        return err_set(err, "horizon=%d must be above warmup=%d (or 0: constant after the warm-up)", cfg.horizon,
+                       cfg.warmup);
     int changed = a->n_pos || a->n_opt;
     char why[64];
     if (strcmp(cfg.name, s->optim.name) != 0) snprintf(why, sizeof why, "%s → %s", s->optim.name, cfg.name);

@@ -215,8 +215,8 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
     double ppl = exp(loss);
     int step = s->has_trainer ? s->trainer.step : s->resume_step;
     session_record_val(s, step, loss);
-    out_text(s, "val loss %.4f  perplexity %.2f  (step %d; %d batches of %d × %d tokens)\n", loss, ppl, step, batches,
-             sh.B, sh.T);
+    out_text(s, "val loss %.4f  perplexity %.2f  (step %d; %d batch%s of %d × %d tokens)\n", loss, ppl, step, batches,
+             batches == 1 ? "" : "es", sh.B, sh.T);
     json_add_real(s->result, "val_loss", loss);
     json_add_real(s->result, "ppl", ppl);
     cJSON_AddNumberToObject(s->result, "step", step);
@@ -269,7 +269,7 @@ static void bench_row(Session *s, const BenchResult *r) {
 static void profile_table(Session *s, cJSON *o, const char *title, const Profile *p) {
     enum { SHOWN = 12 };
     out_text(s, "\nprofile: %s, every kernel call timed to completion: %.1f ms\n", title, 1e3 * p->seconds);
-    out_text(s, "  %-17s %-19s %7s %10s %7s\n", "phase", "kernel", "calls", "ms", "share");
+    out_text(s, "  %-17s %-22s %7s %10s %7s\n", "phase", "kernel", "calls", "ms", "share");
     cJSON *rows = cJSON_CreateArray();
     double rest = 0;
     int rest_rows = 0;
@@ -277,7 +277,7 @@ static void profile_table(Session *s, cJSON *o, const char *title, const Profile
         const ProfileRow *w = &p->rows[i];
         double share = p->seconds > 0 ? w->seconds / p->seconds : 0;
         if (i < SHOWN)
-            out_text(s, "  %-17s %-19s %7ld %10.2f %6.1f%%\n", w->phase, w->op, w->calls, 1e3 * w->seconds, 100 * share);
+            out_text(s, "  %-17s %-22s %7ld %10.2f %6.1f%%\n", w->phase, w->op, w->calls, 1e3 * w->seconds, 100 * share);
         else
             rest += w->seconds, rest_rows++;
         cJSON *j = cJSON_CreateObject();

@@ -191,7 +191,7 @@ int opt_check(const OptSpec *o, const char *v, Err *err) {
         return 0;
     case OPT_BOOL:
         if (parse_bool(v, &b) != 0)
-            return err_set(err, "option %s= expects on or off, got '%s'", o->name, v);
+            return err_set(err, "option %s= expects on or off (yes or no), got '%s'", o->name, v);
         return 0;
     case OPT_ENUM:
         if (!choice_ok(o->choices, v))

@@ -47,6 +47,10 @@ check_contains optim_switch_note "$out" "optimizer state reset at step 3 (adamw 
 check_contains optim_switch_keeps_step "$out" "step          4 (spectron)"
 out=$(lrsh --json -c "$prep; optim muon; train steps=2; optim sgd" 2>/dev/null)
 check_contains optim_reset_json "$(printf '%s\n' "$out" | tail -n 1 | json_field reset)" "momentum"
+# a horizon at or before the end of the warm-up would leave lr constant: refused
+out=$(lrsh -c "optim adamw warmup=10 horizon=5" 2>&1); rc=$?
+check_status horizon_before_warmup_status 1 $rc
+check_contains horizon_before_warmup "$out" "horizon=5 must be above warmup=10 (or 0: constant after the warm-up)"
 # new options for the same optimizer: its moments stay, so a lower lr continues the same run —
 # the step after `optim lr=` equals, to the bit, a run whose moments were never touched
 out=$(lrsh --json -c "$prep; optim muon; train steps=2; optim lr=0.01" 2>/dev/null)
