@@ -142,7 +142,7 @@ int cmd_quit(Session *s, const Args *a, Err *err) {
 static void show_tokenizer(Session *s) {
     if (!s->tok) { out_text(s, "tokenizer  none\n"); cJSON_AddNullToObject(s->result, "tokenizer"); return; }
     int vocab = tokenizer_vocab_size(s->tok);
-    out_text(s, "tokenizer  %s (vocab %d)\n", s->tok_path, vocab);
+    out_text(s, "tokenizer  %s, vocab %d\n", s->tok_path, vocab);
     cJSON *o = cJSON_AddObjectToObject(s->result, "tokenizer");
     cJSON_AddStringToObject(o, "path", s->tok_path);
     cJSON_AddNumberToObject(o, "vocab", vocab);

@@ -572,7 +572,7 @@ const CmdSpec commands[] = {
           "then one more step per model with every kernel call timed: where the time goes"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "bench", .sub = "generate", .family = "measurement",
-     .args = "[shape=small|base|stories15m] [model=dense|factorized|both] [n=N] [rounds=N] [profile=on]",
+     .args = "[shape=tiny|small|base|stories15m] [model=dense|factorized|both] [n=N] [rounds=N] [profile=on]",
      .summary = "decode tokens/s (batch 1, KV cache) of the dense and factorized model",
      .help = "Builds each model with random weights, then in each round prefills a 16-token prompt\n"
              "and decodes n tokens one at a time (greedy): a warm-up round, then rounds= rounds with\n"
@@ -676,6 +676,8 @@ static int check_positionals(const CmdSpec *c, const Args *a, Err *err) {
     if (a->n_pos < c->min_pos)
         return err_set(err, "%s needs more arguments; usage: %s %s", title, title, c->args);
     if (c->max_pos >= 0 && a->n_pos > c->max_pos) {
+        if (c->max_pos == 0 && !c->opts && !c->dyn_key)
+            return err_set(err, "%s takes no arguments (got '%s')", title, a->pos[0]);
         if (c->max_pos == 0)
             return err_set(err, "%s takes no arguments besides key=value options (got '%s')", title, a->pos[0]);
         return err_set(err, "%s: too many arguments ('%s'); usage: %s %s", title, a->pos[c->max_pos], title,

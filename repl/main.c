@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "commands.h"
+#include "output.h"
 #include "prompt.h"
 #include "../kernels/cpu/blas_check.h"
 
@@ -153,16 +155,28 @@ static int run_stream(Session *s, FILE *in, const char *name) {
     return failed;
 }
 
+// A failure before any command runs: the "lrsh: " line on stderr, and with --json also the
+// error object on stdout, where a program reading the results looks.
+static void startup_error(const Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void startup_error(const Session *s, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "lrsh: %s\n", msg);
+    if (s->json) out_error(s, "lrsh", "", msg);
+}
+
 static int run_file(Session *s, const char *path) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!f) {
-        fprintf(stderr, "lrsh: cannot open %s: ", path);
-        perror(NULL);
+        startup_error(s, "cannot open %s: %s", path, strerror(errno));
         return 1;
     }
     struct stat st;
     if (f != stdin && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {   // fopen opens folders for reading
-        fprintf(stderr, "lrsh: %s is a folder, not a script\n", path);
+        startup_error(s, "%s is a folder, not a script", path);
         fclose(f);
         return 1;
     }
@@ -286,23 +300,23 @@ int main(int argc, char **argv) {
         fprintf(stderr, "lrsh: %s\n", err.msg);
         return 1;
     }
+    s.json = o.json;
+    s.quiet = o.quiet;
     if (o.cuda) {   // the engine computes on whatever Backend the session holds
         char why[256];
         const Backend *gpu = backend_cuda(why, sizeof why);
         if (!gpu) {
-            fprintf(stderr, "lrsh: --device cuda: %s\n", why);
+            startup_error(&s, "--device cuda: %s", why);
             session_free(&s);
             return EXIT_USAGE;
         }
         if (session_apply_gpu_settings(&s, &err) != 0) {
-            fprintf(stderr, "lrsh: --device cuda: %s\n", err.msg);
+            startup_error(&s, "--device cuda: %s", err.msg);
             session_free(&s);
             return 1;
         }
         s.be = gpu;
     }
-    s.json = o.json;
-    s.quiet = o.quiet;
     rc = run(&s, &o);
     session_free(&s);
     return rc;

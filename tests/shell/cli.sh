@@ -22,7 +22,12 @@ if [ $rc -eq 0 ]; then
 else
     check_status device_cuda_status 2 $rc
     check_contains device_cuda_message "$out" "--device cuda: "
+    out=$("$LRSH" --json --device cuda -c show 2>/dev/null)   # the same refusal as a JSON line on stdout
+    check_eq device_cuda_json "False lrsh" "$(printf '%s\n' "$out" | json_eval 'str(o["ok"]) + " " + o["command"]')"
 fi
+out=$("$LRSH" --json "$TMP/no-such-script.lrsh" 2>/dev/null); rc=$?
+check_status missing_script_status 1 $rc
+check_contains missing_script_json "$out" '"error":"cannot open'
 
 # -c: several commands, `;` inside quotes is not a separator
 out=$("$LRSH" -c 'set batch 3; set seed 7; show' 2>&1); rc=$?
