@@ -127,7 +127,7 @@ int cmd_help(Session *s, const Args *a, Err *err) {
 int cmd_quit(Session *s, const Args *a, Err *err) {
     (void)a, (void)err;
     if (s->interactive && s->dirty && !s->leave_armed) {
-        out_text(s, "unsaved model (trained since it was last saved): `model save PATH` keeps it; "
+        out_text(s, "unsaved model (changed since it was last saved): `model save PATH` keeps it; "
                     "type quit again or press Ctrl-D to leave\n");
         s->leave_warned = 1;
         cJSON_AddBoolToObject(s->result, "left", 0);
@@ -218,9 +218,9 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "step", step);
     ensemble_info(s);   // members train beside the model: say so
     if (s->model_file[0])
-        out_text(s, "checkpoint %s%s\n", s->model_file, s->dirty ? " (trained since: unsaved changes)" : "");
+        out_text(s, "checkpoint %s%s\n", s->model_file, s->dirty ? " (changed since: unsaved)" : "");
     else if (s->has_model)
-        out_text(s, "checkpoint none%s\n", s->dirty ? " (trained: unsaved; `model save PATH`)" : "");
+        out_text(s, "checkpoint none%s\n", s->dirty ? " (unsaved; `model save PATH`)" : "");
     if (s->model_file[0]) cJSON_AddStringToObject(s->result, "checkpoint", s->model_file);
     else cJSON_AddNullToObject(s->result, "checkpoint");
     cJSON_AddBoolToObject(s->result, "unsaved", s->dirty);
@@ -358,6 +358,10 @@ static int set_apply(Session *s, const char *key, const char *v, Err *err) {
         if (!be) return err_set(err, "the CPU backend refused %s threads", v);
         if (strcmp(s->be->name, "cpu") == 0) s->be = be;  // on CUDA the threads serve the host side
         s->threads = n;
+        if (n > omp_get_num_procs())   // each parallel loop then waits for threads sharing a core
+            out_note(s, "%d threads on %d cores (the CPU backend runs %d): more threads than cores slow every "
+                        "parallel loop; `set threads 0` uses one per core\n", n, omp_get_num_procs(),
+                     omp_get_max_threads());
     }
     return 0;
 }

@@ -79,8 +79,9 @@ const CmdSpec commands[] = {
              "  set attention flash\n  set fused on; set pdl on; bench generate",
      .min_pos = 2, .max_pos = 2, .pos = POS_SETTING, .run = cmd_set},
     {.name = "quit", .family = "shell", .args = "", .summary = "leave the shell (Ctrl-D does too)",
-     .help = "At the prompt, with a model trained since it was last saved, the first quit (or\n"
-             "Ctrl-D, or a second Ctrl-C on an empty line) only warns; the next one leaves.\n"
+     .help = "At the prompt, with a model changed (trained, averaged) since it was last saved, the\n"
+             "first quit (or Ctrl-D, or a second Ctrl-C on an empty line) only warns; the next one\n"
+             "leaves.\n"
              "`model save PATH` first keeps the model. Scripts, -c and pipes just quit.\n"
              "Example:\n  quit", .run = cmd_quit},
     {.name = "exit", .family = "shell", .args = "", .summary = "same as quit",

@@ -81,6 +81,10 @@ check_contains script_folder "$out" "afolder is a folder, not a script"
 out=$("$LRSH" --threads 99999999999999999999 -c show 2>&1); rc=$?
 check_status threads_overflow_status 2 $rc
 check_contains threads_overflow "$out" "--threads expects an integer from 0 to 4096"
+out=$("$LRSH" -c "set threads 4096" 2>&1)
+check_contains threads_over_cores "$out" "4096 threads on "
+out=$("$LRSH" -c "set threads 1" 2>&1)
+check_not_contains threads_within_cores "$out" "threads on"
 out=$("$LRSH" -c "set seed -5" 2>&1)
 check_contains seed_negative "$out" "set seed must be at least 0, got -5"
 # their starting values come from the variables the GPU backend reads (an unknown one: the default)
