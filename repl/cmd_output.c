@@ -215,7 +215,8 @@ static int read_log(const char *path, RunLog *r, Err *err) {
             const cJSON *w = cJSON_GetObjectItem(o, "watch"), *x;   // `watch` values of this step
             if (!cJSON_IsObject(w)) w = NULL;
             cJSON_ArrayForEach(x, w)
-                if (rc == 0 && cJSON_IsNumber(x) && x->string) rc = runlog_watch_pending(r, x->string, (float)x->valuedouble, err);
+                if (rc == 0 && (cJSON_IsNumber(x) || cJSON_IsNull(x)) && x->string)   // null: not measured
+                    rc = runlog_watch_pending(r, x->string, cJSON_IsNumber(x) ? (float)x->valuedouble : NAN, err);
             if (rc == 0) rc = runlog_step(r, name, &st, FIELD("tok_per_s"), &d, err);
 #undef FIELD
         } else if (cJSON_IsNumber(val)) {

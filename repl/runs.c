@@ -125,12 +125,14 @@ const WatchSeries *runlog_watch_series(const RunSeries *x, const char *key) {
 }
 
 // Store the pending watched values of `step` in run s (into o's "watch" object when o != NULL).
+// A value the step could not measure (NaN: σ under an optimizer that keeps none) adds no point,
+// but its series exists and the log says null, so that `plot` of it says so rather than not
+// knowing the field.
 static int take_pending(RunLog *r, RunSeries *s, int step, cJSON *o) {
     int rc = 0;
     cJSON *w = NULL;
     for (int i = 0; i < r->n_pending && rc == 0; i++) {
         float v = r->pending_value[i];
-        if (!isfinite(v)) continue;
         WatchSeries *x = (WatchSeries *)runlog_watch_series(s, r->pending_key[i]);
         if (!x) {
             if (grow((void **)&s->watch, &s->cap_watch, s->n_watch, sizeof *s->watch) != 0) { rc = -1; break; }
@@ -138,12 +140,16 @@ static int take_pending(RunLog *r, RunSeries *s, int step, cJSON *o) {
             memset(x, 0, sizeof *x);
             snprintf(x->key, sizeof x->key, "%s", r->pending_key[i]);
         }
+        if (o && !w) w = cJSON_AddObjectToObject(o, "watch");
+        if (!isfinite(v)) {
+            if (w) cJSON_AddNullToObject(w, r->pending_key[i]);
+            continue;
+        }
         int cap = x->cap;
         if (grow((void **)&x->step, &cap, x->n, sizeof *x->step) != 0 ||
             grow((void **)&x->value, &x->cap, x->n, sizeof *x->value) != 0) { rc = -1; break; }
         x->step[x->n] = step;
         x->value[x->n++] = v;
-        if (o && !w) w = cJSON_AddObjectToObject(o, "watch");
         if (w) json_add_real(w, r->pending_key[i], v);
     }
     r->n_pending = 0;

@@ -70,6 +70,13 @@ eta = {r["param"]: r["dw_spectral"] / r["dw_over_lr"] for r in rows}
 print("%.4g %.4g %.4g" % (eta["blocks.0.attn.wq"], eta["embed"], eta["head"]))')
 check_eq norms_io_eta "0.02 0.003 0.003" "$etas"
 
+# a watched value the step does not measure (σ_A under adamw) is null in the log, and plotting it
+# from there finds the field (with no points) instead of not knowing it
+out=$(lrsh -q -c "$prep; optim adamw; log $TMP/unmeasured.jsonl; watch sigma_a:blocks.0.attn.wq every=2; train steps=2; plot sigma_a:blocks.0.attn.wq from=$TMP/unmeasured.jsonl" 2>&1); rc=$?
+check_status watch_unmeasured_status 0 $rc
+check_contains watch_unmeasured_null "$(tail -n 1 "$TMP/unmeasured.jsonl")" '"watch":{"sigma_a:blocks.0.attn.wq":null}'
+check_contains watch_unmeasured_plot "$out" "no finite points"
+
 # ---- watch: every=5 over 20 steps records steps 5, 10, 15, 20 (log lines and plot data)
 out=$(lrsh --json -q -c "$prep; log $TMP/watch.jsonl; watch spectral stable_rank:blocks.1.mlp.w2 blocks.0.attn.wq:dw_over_w every=5; train steps=20; plot spectral; plot stable_rank:blocks.1.mlp.w2; watch" 2>/dev/null); rc=$?
 check_status watch_status 0 $rc
