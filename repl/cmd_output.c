@@ -61,8 +61,10 @@ int cmd_run(Session *s, const Args *a, Err *err) {
         return 0;
     }
     const char *name = a->pos[0];
-    size_t len = strlen(name);
-    if (len == 0 || len > 40) return err_set(err, "a run name has 1 to 40 characters (got %zu)", len);
+    size_t len = strlen(name), chars = 0;
+    for (const char *p = name; *p; p++) chars += ((unsigned char)*p & 0xC0) != 0x80;   // UTF-8 lead bytes
+    if (chars == 0 || chars > 40 || len > 160)
+        return err_set(err, "a run name has 1 to 40 characters (got %zu)", chars);
     for (const char *p = name; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\'' || *p == '\\')
             return err_set(err, "a run name has no quotes, backslashes or control characters");
@@ -125,8 +127,10 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         if (x->diverged_at) snprintf(dv, sizeof dv, "at %d", x->diverged_at);
         if (collapsed) snprintf(dv, sizeof dv, "plateau");
         if (isfinite(x->max_dw_over_eta)) snprintf(dw, sizeof dw, "%.3g", x->max_dw_over_eta);
-        // "–" is 3 bytes and 1 column: pad by hand so the columns line up
-        out_text(s, "%-16s %-14s %*s %6d %*s %*s %6d %-10s %*s\n", x->name, x->optim[0] ? x->optim : "–",
+        // "–" is 3 bytes and 1 column: pad by hand so the columns line up; a name by its columns
+        char name[160] = "";
+        table_cell(name, sizeof name, x->name, 16, 0);
+        out_text(s, "%s%-14s %*s %6d %*s %*s %6d %-10s %*s\n", name, x->optim[0] ? x->optim : "–",
                  9 + 2 * (lr[0] == '\xe2'), lr, x->n_steps, 8 + 2 * (l[0] == '\xe2'), l, 8 + 2 * (v[0] == '\xe2'), v,
                  x->spikes, dv, 11 + 2 * (dw[0] == '\xe2'), dw);
         cJSON *o = cJSON_CreateObject();
@@ -145,6 +149,7 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         if (x->diverged_at) cJSON_AddNumberToObject(o, "diverged_at", x->diverged_at);
         else cJSON_AddNullToObject(o, "diverged_at");
         real_or_null(o, "max_dw_over_eta", x->max_dw_over_eta);
+        real_or_null(o, "unigram_loss", h);   // the plateau the verdict compares val_loss with
         out_emit(s, o);
     }
     if (isfinite(h))
@@ -268,7 +273,7 @@ static int measured(const RunSeries *x, const char *field) {
 typedef struct Chart {
     PlotSeries *series;
     double **bufs;
-    char (*names)[64];
+    char (*names)[sizeof(((RunSeries *)0)->name) + 8];   // a run's name and " val"
     int n;
 } Chart;
 
@@ -319,7 +324,7 @@ static int chart_build(const RunLog *r, const char *field, Chart *c, Err *err) {
             }
         }
         if (has_val) {
-            char name[64];
+            char name[sizeof x->name + 8];
             snprintf(name, sizeof name, "%s val", x->name);
             // validation alone: joined, so a few points still read as a curve
             if (chart_add(c, name, x->n_val, !val_only, has_steps ? 0 : l) != 0) return err_set(err, "out of memory");

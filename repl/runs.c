@@ -48,18 +48,18 @@ static int grow(void **buf, int *cap, int n, size_t size) {
 
 const char *runlog_start(RunLog *r, const char *name) {
     RunSeries *cur = r->current >= 0 ? &r->runs[r->current] : NULL;
-    char unique[64];
-    snprintf(unique, sizeof unique, "%.40s", name);
+    char unique[176];
+    snprintf(unique, sizeof unique, "%.160s", name);   // cmd_run allows 40 characters, ≤ 160 bytes
     if (cur && cur->n_steps == 0 && cur->n_val == 0) cur->name[0] = '\0';  // renamed below
-    for (int k = 2; runlog_find(r, unique); k++) snprintf(unique, sizeof unique, "%.40s-%d", name, k % 100000);
+    for (int k = 2; runlog_find(r, unique); k++) snprintf(unique, sizeof unique, "%.160s-%d", name, k % 100000);
     if (cur && !cur->name[0]) {
-        snprintf(cur->name, sizeof cur->name, "%.47s", unique);
+        snprintf(cur->name, sizeof cur->name, "%s", unique);
         return cur->name;
     }
     if (grow((void **)&r->runs, &r->cap_runs, r->n_runs, sizeof *r->runs) != 0) return NULL;
     RunSeries *s = &r->runs[r->n_runs];
     memset(s, 0, sizeof *s);
-    snprintf(s->name, sizeof s->name, "%.47s", unique);
+    snprintf(s->name, sizeof s->name, "%s", unique);
     s->max_dw_over_eta = NAN;
     r->current = r->n_runs++;
     return s->name;

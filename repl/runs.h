@@ -40,7 +40,7 @@ typedef struct WatchSeries {
 } WatchSeries;
 
 typedef struct RunSeries {
-    char name[48];
+    char name[176];       // up to 40 characters of UTF-8 and a "-N" suffix
     char optim[48];       // the optimizer(s) its steps used ("adamw", "adamw+spectron")
     float lr;             // the peak lr of its first step's optimizer
     int spikes;           // loss spikes (see SPIKE_FACTOR)

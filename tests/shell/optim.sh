@@ -156,7 +156,8 @@ check_eq demo_short_optims "adamw renorm ortho spectron" "$(printf '%s\n' "$runs
 check_eq demo_short_keys True "$(printf '%s\n' "$runs" | python3 -c '
 import json, sys
 rows = [json.loads(l) for l in sys.stdin]
-print(len(rows) == 4 and all(all(k in r for k in ["optim", "val_loss", "spikes", "diverged", "max_dw_over_eta"]) for r in rows))')"
+print(len(rows) == 4 and all(all(k in r for k in ["optim", "val_loss", "spikes", "diverged", "max_dw_over_eta"]) for r in rows)
+      and all(r["unigram_loss"] > 0 for r in rows))')"
 check_eq demo_short_bound True "$(printf '%s\n' "$runs" | tail -n 1 | json_eval 'o["max_dw_over_eta"] <= 1.3 and o["diverged"] is False')"
 out=$(lrsh -c "$short; runs; plot loss" 2>&1)
 check_contains demo_short_table "$out" "max ΔW/η"

@@ -48,6 +48,11 @@ out=$(lrsh -c "plot tok_per_s from=$TMP/fast.jsonl" 2>&1)
 check_contains plot_large_legend "$out" "(50 points, last 91.45k)"
 check_contains plot_large_axis "$out" "k ┤"
 check_not_contains plot_large_no_exponent "$out" "e+0"
+# run names count characters, not bytes; runs --json carries the plateau its verdict compares with
+out=$(lrsh -c "run $(python3 -c 'print("é" * 40)')" 2>&1); rc=$?
+check_status run_name_40_chars 0 $rc
+out=$(lrsh -c "run $(python3 -c 'print("é" * 41)')" 2>&1); rc=$?
+check_contains run_name_41_chars "$out" "a run name has 1 to 40 characters (got 41)"
 out=$(lrsh -c "plot los from=$TMP/known.jsonl" 2>&1); rc=$?
 check_status plot_bad_field_status nonzero $rc
 check_contains plot_bad_field "$out" "did you mean 'loss'"
