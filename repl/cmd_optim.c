@@ -334,6 +334,12 @@ int cmd_inspect(Session *s, const Args *a, Err *err) {
     if (o->n_diag == 0)
         return err_set(err, "the model has no factorized matrices (rank=0): inspect shows W = A·Bᵀ diagnostics; "
                        "`model factorize rank=R` or `model new rank=R` makes one");
+    int seen = 0;   // a trainer restored from a checkpoint has its state but no diagnostics yet
+    for (int i = 0; i < o->n_diag && !seen; i++)
+        seen = isfinite(o->diag[i].sigma_a) || isfinite(o->diag[i].rho) || isfinite(o->diag[i].dw_norm);
+    if (!seen)
+        return err_set(err, "no update in this session yet (the loaded optimizer state carries no diagnostics): run "
+                            "`step` first; inspect shows the last step's diagnostics");
     int top = (int)args_int(a, "top", 3);
     const char *by = args_str(a, "sort", "dw_over_eta");
     const MatrixDiag **rows = malloc(sizeof *rows * (size_t)o->n_diag);

@@ -100,6 +100,13 @@ check_contains diverged_runs "$out" "at 2"
 out=$(lrsh -c "$prep; inspect" 2>&1); rc=$?
 check_status inspect_needs_step nonzero $rc
 check_contains inspect_needs_step_msg "$out" "run \`step\`"
+for o in sgd adamw spectron; do   # after one step every optimizer has something to show
+    out=$(lrsh -c "$prep; optim $o; step; inspect" 2>&1); rc=$?
+    check_status "inspect_after_${o}_step" 0 $rc
+done
+out=$(lrsh -c "$prep; optim spectron; step; model save $TMP/insp.st; model load $TMP/insp.st; inspect" 2>&1); rc=$?
+check_status inspect_after_load_status 1 $rc
+check_contains inspect_after_load "$out" "no update in this session yet (the loaded optimizer state carries no diagnostics)"
 out=$(lrsh -c "$prep; optim spectron; step; inspect" 2>&1)
 check_contains inspect_marks "$out" "* blocks."
 check_contains inspect_verdict "$out" "within Spectron's bound"
