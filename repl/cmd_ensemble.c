@@ -242,8 +242,10 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
         }
     }
     progress_end(&p);
-    if (failed) {
-        out_note(s, "ensemble training stopped after %d of %d steps\n", done, steps);
+    if (failed) {   // one error line, saying how far training got when it did
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        if (done > 0) err_set(err, "%s (ensemble training stopped after %d of %d steps)", why, done, steps);
         return -1;
     }
     if (done < steps)

@@ -114,8 +114,10 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         if (trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &r.last, err) != 0) {
             inspect_after_step(s, NULL, 0);
             progress_end(&p);
-            if (!diverged(err)) {
-                out_note(s, "training stopped after %d of %d steps\n", r.done, steps);
+            if (!diverged(err)) {   // one error line, saying how far training got when it did
+                char why[sizeof err->msg];
+                snprintf(why, sizeof why, "%s", err->msg);
+                if (r.done > 0) err_set(err, "%s (training stopped after %d of %d steps)", why, r.done, steps);
                 return -1;
             }
             // a result, not a failure: the model is intact, and a script comparing runs goes on

@@ -59,6 +59,12 @@ check_contains optim_keeps_step "$out" "step 2"
 out=$("$LRSH" -c "$prep; train steps=2; optim sgd; show" 2>&1)
 check_contains optim_reset "$out" "optimizer state reset at step 2 (adamw → sgd)"
 
+# too little text for one window: one error line, no "stopped after 0 steps" before it
+printf 'hello world\n' >"$TMP/tiny.txt"
+out=$("$LRSH" -c "tok load $model; data load $TMP/tiny.txt; model new tiny seq=64; train steps=3" 2>&1); rc=$?
+check_status tiny_data_status 1 $rc
+check_contains tiny_data_error "$out" "a window of seq+1 = 65 needs more"
+check_not_contains tiny_data_one_line "$out" "training stopped after"
 # a model whose vocabulary is smaller than the data's cannot train on it
 out=$("$LRSH" -c "tok load $model; data load; model new tiny vocab=100; train steps=1" 2>&1); rc=$?
 check_status vocab_mismatch_status nonzero $rc
