@@ -306,8 +306,9 @@ int generator_feed(Generator *g, const int32_t *ids, int n, Err *err) {
     // sampler's own pass over the vocabulary costs more than this one).
     for (int i = 0; i < g->model->cfg.vocab; i++)
         if (!isfinite(g->logits[i]))
-            return err_set(err, "the next-token logits are not finite (%g at id %d): the model's parameters hold NaN "
-                                "or infinity, or its activations overflowed", g->logits[i], i);
+            return err_set(err, "the next-token logits are not finite (%s at id %d): the model's parameters hold NaN "
+                                "or infinity, or its activations overflowed",
+                           isnan(g->logits[i]) ? "NaN" : g->logits[i] > 0 ? "+inf" : "-inf", i);
     return 0;
 }
 

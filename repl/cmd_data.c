@@ -1,9 +1,11 @@
 // cmd_data.c — the tokenizer and data commands: tok train|load|encode|decode, data load.
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "commands.h"
 #include "output.h"
 
@@ -74,8 +76,27 @@ static void use_tokenizer(Session *s, Tokenizer *tok, const char *path) {
     if (!same) session_drop_data(s, "it was tokenized with the previous tokenizer");
     int vocab = tokenizer_vocab_size(tok);
     out_text(s, "tokenizer %s (vocab %d)\n", path, vocab);
+    if (!same && s->has_model && s->model_tok_embedded)
+        out_note(s, "warning: the model was loaded with its own tokenizer (%s); this one differs, so the model "
+                    "reads its ids as other pieces of text (`model load` again restores both)\n", s->model_file);
     cJSON_AddStringToObject(s->result, "path", path);
     cJSON_AddNumberToObject(s->result, "vocab", vocab);
+}
+
+// Training takes a while: fail first if the corpus cannot be read or the model not written.
+static int tok_train_can_run(const char *corpus, const char *out, Err *err) {
+    FILE *f = fopen(corpus, "r");
+    if (!f) return err_set(err, "tok train: cannot read %s: %s", corpus, strerror(errno));
+    fclose(f);
+    char folder[1024];
+    snprintf(folder, sizeof folder, "%s", out);
+    char *slash = strrchr(folder, '/');
+    if (slash == folder) folder[1] = '\0';   // a file in /
+    else if (slash) *slash = '\0';
+    else snprintf(folder, sizeof folder, ".");
+    if (access(folder, W_OK) != 0)
+        return err_set(err, "tok train: cannot write %s: %s (nothing was trained)", out, strerror(errno));
+    return 0;
 }
 
 int cmd_tok_train(Session *s, const Args *a, Err *err) {
@@ -89,6 +110,7 @@ int cmd_tok_train(Session *s, const Args *a, Err *err) {
     } else if (default_model_path(corpus, type, vocab, out, sizeof out, err) != 0) {
         return -1;
     }
+    if (tok_train_can_run(corpus, out, err) != 0) return -1;
     out_note(s, "training a %s tokenizer (vocab %d) on %s\n", type, vocab, corpus);
     TokenizerType t = strcmp(type, "unigram") == 0 ? TOKENIZER_UNIGRAM : TOKENIZER_BPE;
     Tokenizer *tok = tokenizer_train(corpus, vocab, t, out, err);
@@ -152,9 +174,9 @@ static long parse_ids(const Args *a, int vocab, int32_t **out, Err *err) {
                 free(ids);
                 return err_set(err, "tok decode: '%s' is not a list of token ids", a->pos[i]);
             }
-            if (id < 0 || id >= vocab) {
+            if (id < 0 || id >= vocab) {   // as typed: strtol clamps what overflows
                 free(ids);
-                return err_set(err, "tok decode: id %ld is outside the vocabulary [0, %d)", id, vocab);
+                return err_set(err, "tok decode: id %.*s is outside the vocabulary [0, %d)", (int)(end - p), p, vocab);
             }
             if (n == cap) {
                 int32_t *more = realloc(ids, (cap *= 2) * sizeof *ids);

@@ -123,8 +123,9 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
     char r[32];
     if (strcmp(stopped, "interrupt") == 0)
         out_note(s, "(stopped by Ctrl-C after %d token%s)\n", made, made == 1 ? "" : "s");
-    out_note(s, "(%d token%s, %s tok/s%s; prompt %ld token%s)\n", made, made == 1 ? "" : "s",
-             fmt_count(r, sizeof r, rate), strcmp(stopped, "eos") == 0 ? ", end of text" : "", np, np == 1 ? "" : "s");
+    out_note(s, "(%d token%s, %s tok/s%s; prompt %ld token%s; seed=%llu repeats it)\n", made, made == 1 ? "" : "s",
+             fmt_count(r, sizeof r, rate), strcmp(stopped, "eos") == 0 ? ", end of text" : "", np, np == 1 ? "" : "s",
+             (unsigned long long)sc.seed);
     const char *gen_text = st.text ? st.text + (st.prompt_bytes <= strlen(st.text) ? st.prompt_bytes : 0) : "";
     cJSON_AddStringToObject(s->result, "text", gen_text);
     char *shown_prompt = strndup(st.text ? st.text : "", st.prompt_bytes);

@@ -89,6 +89,7 @@ int cmd_model_new(Session *s, const Args *a, Err *err) {
     s->model_cfg = cfg;
     if (a->n_pos) snprintf(s->model_preset, sizeof s->model_preset, "%s", a->pos[0]);
     s->model_custom = (s->model_custom && !a->n_pos) || !same_shape(&cfg, &start);
+    s->model_tok_embedded = 0;   // built for whatever tokenizer the session has
     model_summary(s);
     return 0;
 }
@@ -248,6 +249,7 @@ static void session_took_file(Session *s, Tokenizer *tok, const char *path) {
     s->model_cfg = s->model.cfg;
     snprintf(s->model_preset, sizeof s->model_preset, "loaded");
     s->model_custom = 0;
+    s->model_tok_embedded = tok != NULL;
     snprintf(s->model_file, sizeof s->model_file, "%s", path);
     s->dirty = 0;
 }
@@ -281,6 +283,8 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     s->has_ensemble = 1;
     s->optim = e.trainers[0].opt.cfg;
     session_took_file(s, tok, path);
+    s->resume_step = s->ens.trainers[0].step;   // the session's model is member 0, at its step
+    s->resume_data_rng = s->ens.trainers[0].data_rng;
     const ModelConfig *c = &s->model.cfg;
     char size[32], x[32];
     out_text(s, "loaded %s (%s): ensemble of %d members at step %d, %s parameters, optimizer %s%s, tokenizer %s\n",

@@ -35,6 +35,7 @@ typedef struct Session {
     ModelConfig model_cfg;       // the config `model new` starts from when given no preset
     char model_preset[16];       // the preset the current config came from (or "loaded"), for `show`
     int model_custom;            // key=value options of `model new` changed that config since
+    int model_tok_embedded;      // the model was loaded with its own tokenizer (another one gets a warning)
     Model model;
     int has_model;
     OptimConfig optim;           // the optimizer the next trainer gets

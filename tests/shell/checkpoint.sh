@@ -25,6 +25,7 @@ err=$(cat "$TMP/err")
 check_status load_generate_status 0 $rc
 check_contains load_says_step "$out" "step 30"
 check_contains load_says_optimizer "$out" "optimizer adamw"
+check_contains generate_says_seed "$out" "seed=1 repeats it)"
 check_contains load_says_tokenizer "$out" "tokenizer embedded"
 text=$(printf '%s\n' "$out" | sed -n '/^model:/,$p' | tail -n +2)
 check_contains generate_starts_with_prompt "$text" "The"
@@ -194,7 +195,7 @@ with open(path, 'r+b') as f:
 PY
 out=$(lrsh -c "tok load $TMP/tok.model; model load $TMP/nan.st; generate hello n=3" 2>&1); rc=$?
 check_status nan_generate_status 1 $rc
-check_contains nan_generate_error "$out" "the next-token logits are not finite (nan at id 0)"
+check_contains nan_generate_error "$out" "the next-token logits are not finite (NaN at id 0)"
 
 # A file saved without optimizer state still names its optimizer: loading takes its settings, and
 # saving again before any training keeps the step and the settings (the bundled model: spectron,
@@ -206,5 +207,17 @@ check_contains progress_saved_step "$out" "saved $TMP/again.st"
 check_contains progress_saved_step2 "$out" "step 2500, f32 parameters"
 check_not_contains progress_not_zero "$out" "step 0,"
 check_contains progress_reloaded "$out" "trainer    not built yet, step 2500"
+# another tokenizer for a model loaded with its own is accepted, with a warning
+out=$(lrsh -c "model load models/default.safetensors; tok load $TMP/tok.model" 2>&1)
+check_contains tokenizer_mismatch "$out" "warning: the model was loaded with its own tokenizer"
+out=$(lrsh -c "model new tiny; tok load $TMP/tok.model" 2>&1)
+check_not_contains tokenizer_fresh_model "$out" "warning: the model was loaded"
+# tok decode echoes an out-of-range id as typed; tok train refuses before training what it could not write
+out=$(lrsh -c "tok load $TMP/tok.model; tok decode 99999999999999999999" 2>&1)
+check_contains decode_huge_id "$out" "id 99999999999999999999 is outside the vocabulary"
+out=$(lrsh -c "tok train vocab=512 out=/nonexistent/x.model" 2>&1); rc=$?
+check_status tok_train_unwritable_status 1 $rc
+check_contains tok_train_unwritable "$out" "cannot write /nonexistent/x.model: No such file or directory (nothing was trained)"
+check_not_contains tok_train_unwritable_quick "$out" "training a bpe tokenizer"
 
 finish
