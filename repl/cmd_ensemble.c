@@ -399,4 +399,5 @@ void ensemble_info(Session *s) {
     cJSON_AddNumberToObject(o, "bytes", (double)bytes);
     cJSON_AddStringToObject(o, "method", method_name(s->ens.coupling.method));
     cJSON_AddNumberToObject(o, "values_exchanged", s->ens.total_exchanged);
+    cJSON_AddNumberToObject(o, "step", s->ens.trainers[0].step);
 }

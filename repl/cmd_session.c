@@ -253,6 +253,8 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "seed", (double)s->seed);
     cJSON_AddNumberToObject(s->result, "batch", s->batch);
     cJSON_AddNumberToObject(s->result, "accum", s->accum);
+    cJSON_AddBoolToObject(s->result, "errexit", s->errexit);
+    cJSON_AddBoolToObject(s->result, "quiet", s->quiet);
     return 0;
 }
 

@@ -80,6 +80,9 @@ out=$("$LRSH" -c 'model new dim=32 layers=1 rank=0 rank_ratio=0.5 vocab=300; mod
 check_contains rank_before_ratio "$out" "rank=0 (dense)"
 check_contains rank_after_ratio "$out" "rank=5 seq"
 check_contains ratio_alone "$out" "rank=0.5·in"
+# show --json carries every setting the text shows
+out=$("$LRSH" --json -c 'set errexit off; show' 2>/dev/null | tail -n 1)
+check_eq show_json_settings "False False" "$(printf '%s\n' "$out" | json_eval 'str(o["errexit"]) + " " + str(o["quiet"])')"
 # the model's label: its preset, or "custom (from PRESET)" once options or factorize changed its shape
 out=$("$LRSH" -c 'model new small; model new dim=64; show; model new tiny dim=128; model new tiny rank=0; model factorize rank=8; model info' 2>&1)
 check_contains label_preset "$out" "model small: dim=256"

@@ -54,7 +54,7 @@ out=$(run --json -c "model load $ck; data load val=0.05; model info; train steps
 check_status ckpt_load_status 0 $rc
 load=$(printf '%s\n' "$out" | grep '"command":"model load"')
 check_eq ckpt_load_json True "$(printf '%s\n' "$load" | json_eval 'o["ensemble_k"] == 2 and o["method"] == "wash" and o["step"] == 3 and o["optimizer_state"] and o["tokenizer"]')"
-check_eq ckpt_load_info True "$(printf '%s\n' "$out" | grep '"command":"model info"' | json_eval 'o["ensemble"]["k"] == 2 and o["ensemble"]["method"] == "wash"')"
+check_eq ckpt_load_info True "$(printf '%s\n' "$out" | grep '"command":"model info"' | json_eval 'o["ensemble"]["k"] == 2 and o["ensemble"]["method"] == "wash" and o["ensemble"]["step"] == 3')"
 resumed=$(printf '%s\n' "$out" | grep '"command":"train"')
 check_eq ckpt_resume_step 5 "$(printf '%s\n' "$resumed" | json_field step)"
 check_eq ckpt_resume_member_losses "$(printf '%s\n' "$full" | json_field member_loss)" "$(printf '%s\n' "$resumed" | json_field member_loss)"
