@@ -75,17 +75,26 @@ static __device__ void store_row(const GemvCall &g, int row, float acc, int lane
         g.y[row] = g.beta == 0.0f ? g.alpha * acc : g.alpha * acc + g.beta * g.y[row];
 }
 
-// A warp per output row, over every call's rows.
-// Only the prefetch comes before pdl_wait: decoding's weights depend on no earlier kernel, but
-// training's can (a backward product by a pack an earlier kernel wrote). A prefetched line is
-// no stale copy — L2 is where the device's writes land — and every load comes after the wait.
-__global__ void k_gemv(GemvBatch b) {
-    int lane = threadIdx.x & 31, c, row = warp_row(b, &c);
-    const GemvCall g = b.call[c];
-    const float *w = g.w + (long)(row < 0 ? 0 : row) * g.ldw;
-    if (row >= 0 && b.prefetch) prefetch_row(w, g.k, lane);
+// The start both kernels share: this warp's row (−1 past the last) and its call *c, its weights
+// asked for from L2, then the wait for the kernel ahead. Only the prefetch comes before
+// pdl_wait: decoding's weights depend on no earlier kernel, but training's can (a backward
+// product by a pack an earlier kernel wrote). A prefetched line is no stale copy — L2 is where
+// the device's writes land — and every load comes after the wait. Returns the row's weights.
+static __device__ const float *gemv_start(const GemvBatch &b, int *row, int *c, int lane) {
+    *row = warp_row(b, c);
+    const GemvCall &g = b.call[*c];
+    const float *w = g.w + (long)(*row < 0 ? 0 : *row) * g.ldw;
+    if (*row >= 0 && b.prefetch) prefetch_row(w, g.k, lane);
     pdl_wait();
     pdl_release();
+    return w;
+}
+
+// A warp per output row, over every call's rows.
+__global__ void k_gemv(GemvBatch b) {
+    int lane = threadIdx.x & 31, row, c;
+    const float *w = gemv_start(b, &row, &c, lane);
+    const GemvCall g = b.call[c];
     if (row < 0) return;
     store_row(g, row, row_dot(w, g.x, g.k, g.vec4, lane), lane);
 }
@@ -99,12 +108,9 @@ __global__ void k_gemv_step(GemvBatch b, RowInput in) {
     extern __shared__ float4 xhat4[];   // (in.k / 4, rounded up): float4 for row_dot's vec4 loads
     __shared__ float red[32];
     float *xhat = (float *)xhat4;
-    int lane = threadIdx.x & 31, c, row = warp_row(b, &c);
+    int lane = threadIdx.x & 31, row, c;
+    const float *w = gemv_start(b, &row, &c, lane);
     const GemvCall g = b.call[c];
-    const float *w = g.w + (long)(row < 0 ? 0 : row) * g.ldw;
-    if (row >= 0 && b.prefetch) prefetch_row(w, g.k, lane);
-    pdl_wait();
-    pdl_release();
     if (in.step == ROW_RMSNORM) {   // every thread: rms_scale has barriers
         float s = rms_scale(in.x, in.k, in.eps, red);
         for (int i = threadIdx.x; i < in.k; i += blockDim.x) xhat[i] = in.x[i] * s * in.gain[i];

@@ -169,30 +169,26 @@ check_contains save_refuses_dangling "$out" "dangling: cannot save: it is a symb
 
 # NaN in a parameter tensor: the file loads as it is, and says so
 lrsh -q -c "$small; model save $TMP/nan.st" >/dev/null 2>&1
-python3 - "$TMP/nan.st" <<'PY'
+# FILE TENSOR INDEX: a NaN over one float of a safetensors file's tensor
+poke_nan() {
+    python3 - "$1" "$2" "$3" <<'PY'
 import json, struct, sys
-path = sys.argv[1]
+path, name, index = sys.argv[1], sys.argv[2], int(sys.argv[3])
 with open(path, 'r+b') as f:
     n = struct.unpack('<Q', f.read(8))[0]
-    begin = json.loads(f.read(n))['embed']['data_offsets'][0]
-    f.seek(8 + n + begin + 4 * 5)
+    begin = json.loads(f.read(n))[name]['data_offsets'][0]
+    f.seek(8 + n + begin + 4 * index)
     f.write(struct.pack('<f', float('nan')))
 PY
+}
+poke_nan "$TMP/nan.st" embed 5
 out=$(lrsh -c "model load $TMP/nan.st" 2>&1); rc=$?
 check_status nan_load_status 0 $rc
 check_contains nan_load_warns "$out" "warning: 1 parameter value is NaN or infinite (the first in embed)"
 out=$(lrsh -c "model load $TMP/real.st" 2>&1)
 check_not_contains finite_load_quiet "$out" "NaN or infinite"
 # ... and generating from it stops with one error line instead of sampling noise (NaN in the head)
-python3 - "$TMP/nan.st" <<'PY'
-import json, struct, sys
-path = sys.argv[1]
-with open(path, 'r+b') as f:
-    n = struct.unpack('<Q', f.read(8))[0]
-    begin = json.loads(f.read(n))['head']['data_offsets'][0]
-    f.seek(8 + n + begin)
-    f.write(struct.pack('<f', float('nan')))
-PY
+poke_nan "$TMP/nan.st" head 0
 out=$(lrsh -c "tok load $TMP/tok.model; model load $TMP/nan.st; generate hello n=3" 2>&1); rc=$?
 check_status nan_generate_status 1 $rc
 check_contains nan_generate_error "$out" "the next-token logits are not finite (NaN at id 0)"
