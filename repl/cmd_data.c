@@ -77,8 +77,8 @@ static void use_tokenizer(Session *s, Tokenizer *tok, const char *path) {
     int vocab = tokenizer_vocab_size(tok);
     out_text(s, "tokenizer %s (vocab %d)\n", path, vocab);
     if (!same && s->has_model && s->model_tok_embedded)
-        out_note(s, "warning: the model was loaded with its own tokenizer (%s); this one differs, so the model "
-                    "reads its ids as other pieces of text (`model load` again restores both)\n", s->model_file);
+        out_note(s, "note: the model was loaded with its own tokenizer (%s): until `model new` builds one for "
+                    "this tokenizer, the model reads its ids as other pieces of text\n", s->model_file);
     cJSON_AddStringToObject(s->result, "path", path);
     cJSON_AddNumberToObject(s->result, "vocab", vocab);
 }

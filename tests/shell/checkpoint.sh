@@ -205,7 +205,7 @@ check_not_contains progress_not_zero "$out" "step 0,"
 check_contains progress_reloaded "$out" "trainer    not built yet, step 2500"
 # another tokenizer for a model loaded with its own is accepted, with a warning
 out=$(lrsh -c "model load models/default.safetensors; tok load $TMP/tok.model" 2>&1)
-check_contains tokenizer_mismatch "$out" "warning: the model was loaded with its own tokenizer"
+check_contains tokenizer_mismatch "$out" "note: the model was loaded with its own tokenizer"
 out=$(lrsh -c "model new tiny; tok load $TMP/tok.model" 2>&1)
 check_not_contains tokenizer_fresh_model "$out" "warning: the model was loaded"
 # tok decode echoes an out-of-range id as typed; tok train refuses before training what it could not write
