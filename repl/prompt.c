@@ -24,9 +24,14 @@ static enum { CTRL_C_NONE, CTRL_C_EMPTY, CTRL_C_TEXT } ctrl_c;
 // the line here: empty it and accept it. SIGINT is blocked except inside ppoll, so a Ctrl-C
 // that lands while readline redraws is seen before the next wait, never lost.
 static int read_key(FILE *in) {
+    static int end_line_next;   // a search was just aborted: the next key ends the line
     sigset_t sigint, old;
     sigemptyset(&sigint);
     sigaddset(&sigint, SIGINT);
+    if (end_line_next) {
+        end_line_next = 0;
+        lrsh_interrupted = 1;
+    }
     for (;;) {
         sigprocmask(SIG_BLOCK, &sigint, &old);
         int waited = 0;
@@ -35,6 +40,14 @@ static int read_key(FILE *in) {
             waited = ppoll(&p, 1, NULL, &old);
         }
         sigprocmask(SIG_SETMASK, &old, NULL);
+        if (lrsh_interrupted && RL_ISSTATE(RL_STATE_ISEARCH | RL_STATE_NSEARCH)) {
+            // Inside a history search a newline would only end the search, leaving its match
+            // as the line, and the next line typed would be taken for the interrupted one:
+            // abort the search first (C-g), then end the line as below on the next key read.
+            lrsh_interrupted = 0;
+            end_line_next = 1;
+            return 7;
+        }
         if (lrsh_interrupted) {
             lrsh_interrupted = 0;
             ctrl_c = rl_end == 0 ? CTRL_C_EMPTY : CTRL_C_TEXT;

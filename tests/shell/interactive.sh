@@ -84,6 +84,11 @@ shown=$(printf '%s\n' "$out" | sed -n 's/^trainer *built, step \([0-9]*\).*/\1/p
 check_eq ctrl_c_stopped_early yes "$([ -n "$stopped" ] && [ "$stopped" -ge 1 ] && [ "$stopped" -lt 100000 ] && echo yes || echo "no ($stopped)")"
 check_eq ctrl_c_step_kept "$stopped" "$shown"
 check_contains ctrl_c_keeps_session "$out" "EXITED 0"
+# Ctrl-C inside a history search (Ctrl-R) ends the search and the line: the next line runs
+out=$(pty -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \022sho" "expect show" "send \003" \
+          "expect lrsh> " "send help quit\n" "expect leave the shell" "expect lrsh> " "send quit\n")
+check_not_contains ctrl_c_search_no_timeout "$out" "TIMEOUT"
+check_contains ctrl_c_search_next_line_runs "$out" "leave the shell (Ctrl-D does too)"
 
 # ---- history: a line typed in one session is in ~/.lrsh_history and Up recalls it in the next
 rm -f "$HOME/.lrsh_history"
