@@ -240,8 +240,8 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
     else snprintf(what, sizeof what, "%d×%d", now.rows, now.cols);
     int full = now.rows < now.cols ? now.rows : now.cols;   // past a factorized W's rank: zeros, not listed
     if (now.n < full)
-        out_text(s, "%s  %s, step %d: %d nonzero singular values%s (the other %d are 0)\n", now.param, what, step, now.n,
-                 comparing ? "" : ", largest first", full - now.n);
+        out_text(s, "%s  %s, step %d: %d singular values%s (the other %d are exactly 0: rank ≤ %d)\n", now.param,
+                 what, step, now.n, comparing ? "" : ", largest first", full - now.n, now.n);
     else
         out_text(s, "%s  %s, step %d: %d singular values%s\n", now.param, what, step, now.n,
                  comparing ? "" : ", largest first");
@@ -807,13 +807,26 @@ const char *inspect_complete(const Session *s, PosKind kind, int i) {
     }
     if (!s || !s->has_model) return NULL;
     int nm = inspect_matrices(&s->model, 1, NULL, 0);
+    // spectrum's PARAM: every matrix, then each factorized one's factors NAME.A and NAME.B
     int field = kind == POS_WATCH ? i / (nm ? nm : 1) : 0, at = kind == POS_WATCH ? i % (nm ? nm : 1) : i;
-    if (nm == 0 || field >= N_WATCH_FIELDS || at >= nm) return NULL;
+    if (nm == 0 || field >= N_WATCH_FIELDS || (kind == POS_WATCH && at >= nm)) return NULL;
     InspectMatrix *m = malloc(sizeof *m * (size_t)nm);
     if (!m) return NULL;
     inspect_matrices(&s->model, 1, m, nm);
-    if (kind == POS_WATCH) snprintf(buf, sizeof buf, "%s:%s", watch_fields[field].name, m[at].name);
-    else snprintf(buf, sizeof buf, "%s", m[at].name);
+    const char *found = buf;
+    if (kind == POS_WATCH) {
+        snprintf(buf, sizeof buf, "%s:%s", watch_fields[field].name, m[at].name);
+    } else if (at < nm) {
+        snprintf(buf, sizeof buf, "%s", m[at].name);
+    } else {
+        int factor = at - nm;   // the factor-th factor of the factorized matrices, in table order
+        found = NULL;
+        for (int j = 0; j < nm && !found; j++) {
+            if (m[j].rank == 0) continue;
+            if (factor < 2) snprintf(buf, sizeof buf, "%s.%c", m[j].name, factor ? 'B' : 'A'), found = buf;
+            factor -= 2;
+        }
+    }
     free(m);
-    return buf;
+    return found;
 }

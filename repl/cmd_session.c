@@ -360,6 +360,7 @@ static int set_apply(Session *s, const char *key, const char *v, Err *err) {
         if (!be) return err_set(err, "the CPU backend refused %s threads", v);
         if (strcmp(s->be->name, "cpu") == 0) s->be = be;  // on CUDA the threads serve the host side
         s->threads = n;
+        if (n > omp_get_max_threads()) s->threads = omp_get_max_threads();   // what the backend runs
         if (n > omp_get_num_procs())   // each parallel loop then waits for threads sharing a core
             out_note(s, "%d threads on %d cores (the CPU backend runs %d): more threads than cores slow every "
                         "parallel loop; `set threads 0` uses one per core\n", n, omp_get_num_procs(),

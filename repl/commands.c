@@ -133,7 +133,7 @@ const CmdSpec commands[] = {
 
     // ---- model ----
     {.name = "model", .sub = "new", .family = "model",
-     .args = "[tiny|small|base] [dim= layers= heads= kv_heads= ffn= rank= seq= vocab=]",
+     .args = "[tiny|small|base] [dim= layers= heads= kv_heads= ffn= rank= rank_ratio= seq= vocab= seed=]",
      .summary = "build a fresh model from a preset, with fields overridden",
      .help = "Without a preset, starts from the last model's config (at first: tiny). vocab\n"
              "defaults to the loaded tokenizer's size. rank=0 is dense; rank=R factorizes every\n"

@@ -74,6 +74,11 @@ check_contains tab_quit_leaves "$out" "EXITED 0"
 check_eq tab_line_in_history "model new tiny seq=16 vocab=512" "$(grep -x 'model new tiny seq=16 vocab=512' "$HOME/.lrsh_history")"
 out=$(pty --no-default -- "expect lrsh> " "send model info te\t" "expect tensors=" "send on\n" "expect lrsh> " "send quit\n")
 check_contains tab_completes_option "$out" "lrsh> model info tensors=on"
+# spectrum's PARAM completes the factors too: "blocks.0.attn.wq.<Tab>" lists .A and .B, "…wq.A" runs
+out=$(pty --no-default -- "expect lrsh> " "send model new tiny seq=16 vocab=512\n" "expect lrsh> " \
+          "send spectrum blocks.0.attn.wq.\t\t" "expect blocks.0.attn.wq.B" "send A k=1\n" "expect lrsh> " "send quit\n")
+check_not_contains tab_factor_no_timeout "$out" "TIMEOUT"
+check_contains tab_factor_runs "$out" "blocks.0.attn.wq.A  128×32"
 
 # ---- Ctrl-C during a long train: back at the prompt, every step taken kept
 out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=100000\n" \
