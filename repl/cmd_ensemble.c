@@ -267,7 +267,7 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     cJSON_AddStringToObject(s->result, "method", method_name(e->coupling.method));
     json_add_real(s->result, "loss", st.mean_loss);
     cJSON *ml = cJSON_AddArrayToObject(s->result, "member_loss");
-    for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(ml, cJSON_CreateNumber(st.member[i].loss));
+    for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(ml, json_real(st.member[i].loss));
     cJSON_AddNumberToObject(s->result, "values_exchanged", exchanged);
     cJSON_AddNumberToObject(s->result, "values_exchanged_total", e->total_exchanged);
     json_add_real(s->result, "tok_per_s", seconds > 0 ? tokens / seconds : 0);
@@ -307,7 +307,7 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
              method_name(e->coupling.method), fmt_count(x, sizeof x, e->total_exchanged), batches,
              batches == 1 ? "" : "es", B, T);
     cJSON *arr = cJSON_AddArrayToObject(s->result, "members");
-    for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(r.member[i]));
+    for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(arr, json_real(r.member[i]));
     json_add_real(s->result, "member_mean", r.member_mean);
     json_add_real(s->result, "ensemble_loss", r.ensemble);
     json_add_real(s->result, "avg_factors_loss", r.avg_factors);

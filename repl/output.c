@@ -66,11 +66,13 @@ void out_result(const Session *s, const cJSON *obj) {
     else fflush(stdout);
 }
 
-void json_add_real(cJSON *obj, const char *key, double v) {
+cJSON *json_real(double v) {
     char buf[32];
     snprintf(buf, sizeof buf, "%.7g", v);
-    cJSON_AddNumberToObject(obj, key, strtod(buf, NULL));
+    return cJSON_CreateNumber(strtod(buf, NULL));
 }
+
+void json_add_real(cJSON *obj, const char *key, double v) { cJSON_AddItemToObject(obj, key, json_real(v)); }
 
 const char *fmt_count(char *buf, size_t size, double n) {
     const char *unit = "";

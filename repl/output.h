@@ -23,6 +23,7 @@ void out_result(const Session *s, const cJSON *obj);
 // A measured or float-typed value, to 7 significant digits: a float's 0.1 prints as 0.1, not
 // 0.10000000149011612.
 void json_add_real(cJSON *obj, const char *key, double v);
+cJSON *json_real(double v);   // the same number, for an array
 
 // Numbers for people: 1234567 → "1.23M", bytes → "4.5 MiB", seconds → "1:02:03".
 const char *fmt_count(char *buf, size_t size, double n);
