@@ -128,13 +128,13 @@ int optim_config_get(const OptimConfig *cfg, const char *key, char *buf, size_t 
     return 0;
 }
 
-// The shell numbers steps from 1 (step = 0 here is its step 1): warm-up reaches lr at its step
-// warmup=, the cosine min_lr_ratio·lr at its step horizon=.
 float optimizer_adam_lr(const OptimConfig *c, float lr) {
     if (c->kind == OPTIM_ADAMW || c->kind == OPTIM_SGD) return lr;
     return c->lr > 0 ? c->adam_lr * (lr / c->lr) : 0.0f;
 }
 
+// The shell numbers steps from 1 (step = 0 here is its step 1): warm-up reaches lr at its step
+// warmup=, the cosine min_lr_ratio·lr at its step horizon=.
 float optimizer_lr(const OptimConfig *c, int step) {
     if (step < c->warmup) return c->lr * (float)(step + 1) / (float)c->warmup;
     if (c->horizon <= c->warmup) return c->lr;
