@@ -594,12 +594,6 @@ static int reserved_key(const char *key) {
     return strncmp(key, "member.", 7) == 0;
 }
 
-static int same_shape_config(const ModelConfig *a, const ModelConfig *b) {
-    return a->dim == b->dim && a->layers == b->layers && a->heads == b->heads && a->kv_heads == b->kv_heads &&
-           a->ffn == b->ffn && a->seq == b->seq && a->vocab == b->vocab && a->rank == b->rank &&
-           a->rank_ratio == b->rank_ratio && a->rope_theta == b->rope_theta && a->norm_eps == b->norm_eps;
-}
-
 int checkpoint_save_members(const char *path, int k, const Model *models, const Trainer *trainers,
                             const Tokenizer *tok, const CheckpointMeta *extra, int n_extra,
                             const CheckpointOptions *opt, Err *err) {
@@ -617,7 +611,7 @@ int checkpoint_save_members(const char *path, int k, const Model *models, const 
     for (int i = 0; i < k && rc == 0; i++) {
         const Model *m = &models[i];
         if (!m->params || !m->be) rc = fail(err, path, "cannot save: member %d has no model", i);
-        else if (m->be != models[0].be || !same_shape_config(&m->cfg, &models[0].cfg) ||
+        else if (m->be != models[0].be || !model_config_same_shape(&m->cfg, &models[0].cfg) ||
                  m->n_params != models[0].n_params)
             rc = fail(err, path, "cannot save: member %d's config differs from member 0's", i);
         else if (trainers && trainers[i].model != m)

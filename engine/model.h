@@ -70,6 +70,8 @@ int model_config_set(ModelConfig *cfg, const char *key, const char *value, Err *
 int model_config_validate(const ModelConfig *cfg, Err *err);
 // "dim=256 layers=4 … rank=0.25·in seq=256 vocab=8192": the config as the shell shows it.
 void model_config_describe(const ModelConfig *cfg, char *buf, size_t cap);
+// Every field but the seed equal: models of these configs have the same tensors.
+int model_config_same_shape(const ModelConfig *a, const ModelConfig *b);
 // The rank a matrix of out×in gets under cfg (0 = dense).
 int model_config_rank(const ModelConfig *cfg, int out, int in);
 

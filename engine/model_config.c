@@ -114,6 +114,12 @@ int model_config_validate(const ModelConfig *c, Err *err) {
     return 0;
 }
 
+int model_config_same_shape(const ModelConfig *a, const ModelConfig *b) {
+    return a->dim == b->dim && a->layers == b->layers && a->heads == b->heads && a->kv_heads == b->kv_heads &&
+           a->ffn == b->ffn && a->seq == b->seq && a->vocab == b->vocab && a->rank == b->rank &&
+           a->rank_ratio == b->rank_ratio && a->rope_theta == b->rope_theta && a->norm_eps == b->norm_eps;
+}
+
 void model_config_describe(const ModelConfig *c, char *buf, size_t cap) {
     char rank[32];
     if (c->rank == 0) snprintf(rank, sizeof rank, "0 (dense)");

@@ -52,13 +52,6 @@ const char *model_label(const Session *s, char *buf, size_t cap) {
     return buf;
 }
 
-static int same_shape(const ModelConfig *a, const ModelConfig *b) {
-    char x[256], y[256];
-    model_config_describe(a, x, sizeof x);
-    model_config_describe(b, y, sizeof y);
-    return strcmp(x, y) == 0;
-}
-
 static void model_summary(Session *s) {
     const ModelConfig *c = &s->model.cfg;
     ModelCounts k = model_counts(&s->model, s->batch, c->seq);
@@ -88,7 +81,7 @@ int cmd_model_new(Session *s, const Args *a, Err *err) {
     s->model_file[0] = '\0';
     s->model_cfg = cfg;
     if (a->n_pos) snprintf(s->model_preset, sizeof s->model_preset, "%s", a->pos[0]);
-    s->model_custom = (s->model_custom && !a->n_pos) || !same_shape(&cfg, &start);
+    s->model_custom = (s->model_custom && !a->n_pos) || !model_config_same_shape(&cfg, &start);
     s->model_tok_embedded = 0;   // built for whatever tokenizer the session has
     model_summary(s);
     return 0;
@@ -390,7 +383,7 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     session_replace_model(s, &m);
     s->runs.current = run;  // the same run goes on: its loss curve shows what factorizing cost
     s->model_cfg = s->model.cfg;
-    s->model_custom = s->model_custom || !same_shape(&old_cfg, &s->model.cfg);
+    s->model_custom = s->model_custom || !model_config_same_shape(&old_cfg, &s->model.cfg);
     out_text(s, "  %-26s %-11s %-9s %s\n", "matrix", "shape", "rank", "rel. error ‖W−ABᵀ‖/‖W‖");
     cJSON *list = cJSON_AddArrayToObject(s->result, "matrices");
     for (int i = 0; i < rep.n; i++) {

@@ -61,10 +61,9 @@ int cmd_run(Session *s, const Args *a, Err *err) {
         return 0;
     }
     const char *name = a->pos[0];
-    size_t len = strlen(name), chars = 0;
-    for (const char *p = name; *p; p++) chars += ((unsigned char)*p & 0xC0) != 0x80;   // UTF-8 lead bytes
-    if (chars == 0 || chars > 40 || len > 160)
-        return err_set(err, "a run name has 1 to 40 characters (got %zu)", chars);
+    int chars = text_columns(name);   // characters of UTF-8, not bytes
+    if (chars == 0 || chars > 40 || strlen(name) > 160)
+        return err_set(err, "a run name has 1 to 40 characters (got %d)", chars);
     for (const char *p = name; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\'' || *p == '\\')
             return err_set(err, "a run name has no quotes, backslashes or control characters");
@@ -128,7 +127,7 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         if (collapsed) snprintf(dv, sizeof dv, "plateau");
         if (isfinite(x->max_dw_over_eta)) snprintf(dw, sizeof dw, "%.3g", x->max_dw_over_eta);
         // "–" is 3 bytes and 1 column: pad by hand so the columns line up; a name by its columns
-        char name[160] = "";
+        char name[sizeof x->name + 32] = "";
         table_cell(name, sizeof name, x->name, 16, 0);
         out_text(s, "%s%-14s %*s %6d %*s %*s %6d %-10s %*s\n", name, x->optim[0] ? x->optim : "–",
                  9 + 2 * (lr[0] == '\xe2'), lr, x->n_steps, 8 + 2 * (l[0] == '\xe2'), l, 8 + 2 * (v[0] == '\xe2'), v,
