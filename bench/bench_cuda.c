@@ -9,7 +9,8 @@
 // decode modes below; and the cost of one more small kernel in a decoded token's chain (the
 // chain rows). Ends with a summary table and issue 9's speed targets
 // next to what this run measured. Without a GPU it says why and exits 0 (make bench runs it too).
-// Usage: bench_cuda [quick]   (quick: fewer steps and no GPT-2 shape, for a smoke run)
+// Usage: bench_cuda [quick|decode]   (quick: fewer steps and no GPT-2 shape, for a smoke run;
+// decode: the decode and chain rows alone)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +93,8 @@ typedef struct DecodeMode {
 } DecodeMode;
 
 static const DecodeMode decode_modes[] = {
-    {"graph", 1, 0, 0}, {"graph pdl", 1, 0, 1}, {"graph fused", 1, 1, 0}, {"graph fused pdl", 1, 1, 1}, {"direct", 0, 0, 0},
+    {"graph", 1, 0, 0},       {"graph pdl", 1, 0, 1}, {"graph fused", 1, 1, 0}, {"graph fused pdl", 1, 1, 1},
+    {"direct", 0, 0, 0},      {"direct fused", 0, 1, 0},
 };
 #define N_DECODE_MODES (int)(sizeof decode_modes / sizeof decode_modes[0])
 
@@ -269,41 +271,63 @@ static int decode_row(const Backend *be, const char *shape, int factorized, cons
 // decoded token — its launch, the wait for its input, its run — against the time its bytes
 // take at the card's bandwidth. kind 0: RMSNorm of one row of 768; 1: a 768×768 one-row
 // product (gemv.cu or cuBLAS as the gemv switch says); 2: both, as a decoded token has them
-// (row_products: one kernel with fused on, RMSNorm's kernel then cuBLAS's with it off).
+// (row_products: one kernel with fused on, RMSNorm's kernel then cuBLAS's with it off); 3: a
+// GPT-2 layer's decode attention (12 heads of 64, cache of 1 024) at position CHAIN_POS, the
+// query the last call's output (one kernel with fused on, three with it off). The cache (6 MB)
+// stays in L2 here, as it would not beside a model's weights: the kernels' latency, not HBM's.
 // −1 when the graph cannot be recorded.
 #define CHAIN_CALLS 200
 #define CHAIN_DIM 768
+#define CHAIN_CAP 1024
+#define CHAIN_POS 511
 
-static void chain_calls(const Backend *be, int kind, float *x, float *y, float *rstd, const float *gain,
-                        const float *w, float *xhat) {
+typedef struct ChainBuffers {
+    float *x, *y, *rstd, *gain, *w, *xhat;       // (768), (768), (1), (768), (768 × 768), (768)
+    float *k, *v, *k_cache, *v_cache, *scratch;  // (768), (768), (1 024 × 768) × 2, decode's scratch
+    int32_t *pos;                                // (1) on the device
+} ChainBuffers;
+
+static void chain_calls(const Backend *be, int kind, const ChainBuffers *b) {
     for (int i = 0; i < CHAIN_CALLS; i++) {
-        const float *in = i % 2 ? y : x;
-        float *out = i % 2 ? x : y;
-        RowInput normed = {ROW_RMSNORM, in, gain, NULL, 1e-5f, CHAIN_DIM, xhat, rstd};
-        RowProduct product = {out, w, CHAIN_DIM, 0.0f};
-        if (kind == 0) be->rmsnorm_forward(out, rstd, in, gain, 1, CHAIN_DIM, 1e-5f);
-        else if (kind == 1) be->gemm(0, 1, 1, CHAIN_DIM, CHAIN_DIM, 1.0f, in, CHAIN_DIM, w, CHAIN_DIM, 0.0f, out, CHAIN_DIM);
-        else be->row_products(&normed, &product, 1);
+        float *in = i % 2 ? b->y : b->x, *out = i % 2 ? b->x : b->y;
+        RowInput normed = {ROW_RMSNORM, in, b->gain, NULL, 1e-5f, CHAIN_DIM, b->xhat, b->rstd};
+        RowProduct product = {out, b->w, CHAIN_DIM, 0.0f};
+        if (kind == 0) be->rmsnorm_forward(out, b->rstd, in, b->gain, 1, CHAIN_DIM, 1e-5f);
+        else if (kind == 1)
+            be->gemm(0, 1, 1, CHAIN_DIM, CHAIN_DIM, 1.0f, in, CHAIN_DIM, b->w, CHAIN_DIM, 0.0f, out, CHAIN_DIM);
+        else if (kind == 2) be->row_products(&normed, &product, 1);
+        else be->decode_attention(out, b->scratch, in, b->k, b->v, b->k_cache, b->v_cache, b->pos, CHAIN_CAP, 12, 12, 64,
+                                  10000.0f);
     }
 }
 
+// Random values (not zeros: zeros run faster), small enough to keep a norm of about 1.
+static float *chain_upload(const Backend *be, size_t n, uint64_t seed) {
+    float *h = malloc(sizeof(float) * n), *d = be->alloc(sizeof(float) * n);
+    if (h && d) {
+        for (size_t i = 0; i < n; i++) h[i] = (rng_uniform(&seed) - 0.5f) * 0.125f;   // 768·0.125²/12 = 1
+        be->upload(d, h, sizeof(float) * n);
+    }
+    free(h);
+    return d;
+}
+
 static double chain_ns(const Backend *be, int kind) {
-    size_t nw = (size_t)CHAIN_DIM * CHAIN_DIM;
-    float *h = malloc(sizeof(float) * nw), *x = be->alloc(sizeof(float) * CHAIN_DIM);
-    float *y = be->alloc(sizeof(float) * CHAIN_DIM), *rstd = be->alloc(sizeof(float));
-    float *gain = be->alloc(sizeof(float) * CHAIN_DIM), *w = be->alloc(sizeof(float) * nw);
-    float *xhat = be->alloc(sizeof(float) * CHAIN_DIM);
+    size_t cache = (size_t)CHAIN_CAP * CHAIN_DIM;
+    ChainBuffers b = {chain_upload(be, CHAIN_DIM, 1), chain_upload(be, CHAIN_DIM, 2), be->alloc(sizeof(float)),
+                      chain_upload(be, CHAIN_DIM, 3), chain_upload(be, (size_t)CHAIN_DIM * CHAIN_DIM, 4),
+                      be->alloc(sizeof(float) * CHAIN_DIM), chain_upload(be, CHAIN_DIM, 5), chain_upload(be, CHAIN_DIM, 6),
+                      chain_upload(be, cache, 7), chain_upload(be, cache, 8),
+                      be->alloc(sizeof(float) * be->decode_attention_floats(12, CHAIN_CAP, 64)),
+                      be->alloc(sizeof(int32_t))};
+    int32_t pos = CHAIN_POS;
     double ns = -1;
-    if (h && x && y && rstd && gain && w && xhat) {
-        uint64_t s = 11;
-        for (size_t i = 0; i < nw; i++) h[i] = (rng_uniform(&s) - 0.5f) * 0.125f;   // keeps the norm: 768·0.125²/12 = 1
-        be->upload(w, h, sizeof(float) * nw);
-        be->upload(x, h, sizeof(float) * CHAIN_DIM);
-        be->upload(gain, h + CHAIN_DIM, sizeof(float) * CHAIN_DIM);
-        chain_calls(be, kind, x, y, rstd, gain, w, xhat);   // direct first: anything sized on first use
+    if (b.x && b.y && b.rstd && b.gain && b.w && b.xhat && b.k && b.v && b.k_cache && b.v_cache && b.scratch && b.pos) {
+        be->upload(b.pos, &pos, sizeof pos);
+        chain_calls(be, kind, &b);   // direct first: anything sized on first use
         void *graph = NULL;
         if (be->graph_begin && be->graph_begin() == 0) {
-            chain_calls(be, kind, x, y, rstd, gain, w, xhat);   // recorded, not run
+            chain_calls(be, kind, &b);   // recorded, not run
             graph = be->graph_end();
         }
         if (graph && be->graph_launch(graph) == 0) {
@@ -316,8 +340,8 @@ static double chain_ns(const Backend *be, int kind) {
         }
         if (graph) be->graph_release(graph);
     }
-    free(h);
-    be->release(x); be->release(y); be->release(rstd); be->release(gain); be->release(w); be->release(xhat);
+    float *all[] = {b.x, b.y, b.rstd, b.gain, b.w, b.xhat, b.k, b.v, b.k_cache, b.v_cache, b.scratch, (float *)b.pos};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) be->release(all[i]);
     return ns;
 }
 
@@ -329,6 +353,8 @@ static void chain_rows(const Backend *gpu) {
         {"chain gemv 768x768 (ns/call)", 1, 1, 0},          {"chain gemv 768x768 pdl (ns/call)", 1, 1, 1},
         {"chain cublas 768x768 (ns/call)", 1, 0, 0},        {"chain norm+gemv fused (ns/call)", 2, 1, 0},
         {"chain norm+gemv fused pdl (ns/call)", 2, 1, 1}, {"chain norm, cublas (ns/call)", 2, 0, 0},
+        {"chain attention 512 fused (ns/call)", 3, 1, 1},
+        {"chain attention 512 split (ns/call)", 3, 0, 1},
     };
     char why[256];
     backend_cuda_set_graphs("on", why, sizeof why);
@@ -339,15 +365,19 @@ static void chain_rows(const Backend *gpu) {
         printf("%-36s %8.0f ns%s\n", chains[i].what, ns, ns < 0 ? " (no graph recorded)" : "");
         if (ns > 0) add_row(chains[i].what, "cuda", "fp32", ns, 0);
     }
-    printf("(a 768×768 fp32 product reads 2.36 MB: 0.55 µs at 4.3 TB/s)\n");
-    backend_cuda_set_fused("off", why, sizeof why);
-    backend_cuda_set_pdl("off", why, sizeof why);
+    printf("(a 768×768 fp32 product reads 2.36 MB: 0.55 µs at 4.3 TB/s; attention at 512 keys, 3.1 MB: 0.73 µs)\n");
+    backend_cuda_set_fused("on", why, sizeof why);   // the defaults again
+    backend_cuda_set_pdl("on", why, sizeof why);
     fflush(stdout);
 }
 
 int main(int argc, char **argv) {
     cpu_blas_ensure_core(argc, argv);   // the CPU rows must run OpenBLAS's kernel for this CPU
-    int quick = argc > 1 && strcmp(argv[1], "quick") == 0;
+    int quick = argc > 1 && strcmp(argv[1], "quick") == 0, decode_only = argc > 1 && strcmp(argv[1], "decode") == 0;
+    if (argc > 1 && !quick && !decode_only) {
+        fprintf(stderr, "usage: bench_cuda [quick|decode]\n");
+        return 2;
+    }
     char why[512];
     const Backend *gpu = backend_cuda(why, sizeof why);
     if (!gpu) {
@@ -358,7 +388,7 @@ int main(int argc, char **argv) {
     printf("bench_cuda — %s\n             %s\n", gpu->describe(), cpu->describe());
     static const char *precisions[] = {"fp32", "tf32", "bf16"};
     double peak[3] = {0};
-    for (int p = 0; p < 3; p++) {
+    for (int p = 0; p < 3 && !decode_only; p++) {
         backend_cuda_set_precision(precisions[p], why, sizeof why);
         for (int n = 4096; n <= 8192; n *= 2) {
             double g = gemm_gflops(gpu, n);
@@ -369,11 +399,11 @@ int main(int argc, char **argv) {
     }
     double cpu_peak = 0;
     Err err;
-    if (bench_sgemm_peak(cpu, &cpu_peak, &err) == 0) add_row("sgemm peak (GFLOP/s)", "cpu", "fp32", cpu_peak, 0);
+    if (!decode_only && bench_sgemm_peak(cpu, &cpu_peak, &err) == 0) add_row("sgemm peak (GFLOP/s)", "cpu", "fp32", cpu_peak, 0);
     fflush(stdout);
 
     int rc = 0;
-    for (int sh = 0; sh < 2; sh++) {   // small and base: fp32 and tf32 on the GPU, fp32 on the CPU
+    for (int sh = 0; sh < 2 && !decode_only; sh++) {   // small and base: fp32 and tf32 on the GPU, fp32 on the CPU
         const char *shape = sh ? "base" : "small";
         for (int f = 0; f <= 1; f++)
             for (int p = 0; p < 2; p++) {
@@ -382,7 +412,7 @@ int main(int argc, char **argv) {
             }
         for (int f = 0; f <= 1; f++) rc |= train_row(cpu, shape, f, 4, quick ? 1 : 2, cpu_peak, "adamw", 0);
     }
-    if (!quick) {   // GPT-2 small shapes: the issue's targets
+    if (!quick && !decode_only) {   // GPT-2 small shapes: the issue's targets
         for (int p = 1; p < 3; p++) {   // tf32 and bf16 at batch 4, the default attention
             backend_cuda_set_precision(precisions[p], why, sizeof why);
             for (int f = 0; f <= 1; f++) rc |= train_row(gpu, "gpt2", f, 4, 5, peak[p], "adamw", 0);
@@ -416,9 +446,9 @@ int main(int argc, char **argv) {
                 if (newer_mode(&decode_modes[i]) == pass)
                     rc |= decode_row(gpu, "gpt2", f, &decode_modes[i], !decode_modes[i].graphs);
     }
-    backend_cuda_set_graphs("on", why, sizeof why);
-    backend_cuda_set_fused("off", why, sizeof why);
-    backend_cuda_set_pdl("off", why, sizeof why);
+    backend_cuda_set_graphs("on", why, sizeof why);   // the defaults again
+    backend_cuda_set_fused("on", why, sizeof why);
+    backend_cuda_set_pdl("on", why, sizeof why);
     const char *e = backend_cuda_last_error();
     if (e) { fprintf(stderr, "bench_cuda: CUDA error: %s\n", e); rc = -1; }
 

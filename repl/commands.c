@@ -26,8 +26,8 @@ const OptSpec settings[] = {
     {"precision", OPT_ENUM, "fp32", "fp32|tf32|bf16", 0, 0, "the GPU's matrix products (the CPU's are fp32)"},
     {"attention", OPT_ENUM, "gemm", "gemm|flash|rows", 0, 0, "the GPU's attention kernels"},
     {"graphs", OPT_ENUM, "on", "on|off", 0, 0, "replay a decoded token's GPU calls from one recorded graph"},
-    {"fused", OPT_ENUM, "off", "on|off", 0, 0, "a decoded token through lrsh's fused GPU kernels"},
-    {"pdl", OPT_ENUM, "off", "on|off", 0, 0, "a decoded token's GPU kernels start before the one ahead ends"},
+    {"fused", OPT_ENUM, "on", "on|off", 0, 0, "a decoded token through lrsh's fused GPU kernels"},
+    {"pdl", OPT_ENUM, "on", "on|off", 0, 0, "a decoded token's GPU kernels start before the one ahead ends"},
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 
@@ -57,7 +57,8 @@ const CmdSpec commands[] = {
              "                 device, load)\n"
              "  precision fp32|tf32|bf16  the GPU's matrix products: exact float32 (the default),\n"
              "                 or tensor cores on tf32 (~1e-3) or bf16 (~1e-2) inputs with float32\n"
-             "                 sums; the CPU computes in fp32 and keeps the choice for the GPU\n"
+             "                 sums; a generated token's one-row products stay fp32; the CPU\n"
+             "                 computes in fp32 and keeps the choice for the GPU\n"
              "  attention gemm|flash|rows  the GPU's attention: cuBLAS products over the heads\n"
              "                 keeping the T×T probabilities (the default), flash-style kernels\n"
              "                 keeping one number per query row (less memory at long contexts), or\n"
@@ -68,15 +69,17 @@ const CmdSpec commands[] = {
              "  fused on|off   on the GPU, a generated token through lrsh's fused kernels: its\n"
              "                 one-row products by lrsh's GEMV kernel (fp32) instead of cuBLAS, with\n"
              "                 the RMSNorm or SwiGLU before each folded in, and RoPE, the KV-cache\n"
-             "                 append and attention one kernel instead of three; the same bits; off\n"
-             "                 by default until a card has measured it faster (`bench generate`)\n"
+             "                 append and attention one kernel instead of three; the same bits; on\n"
+             "                 by default (faster on an H200: docs/gpu-results.md); off: cuBLAS\n"
+             "                 and the separate kernels (`bench generate` compares the two)\n"
              "  pdl on|off     on the GPU (Hopper), each of a generated token's own kernels may start\n"
              "                 before the one ahead of it ends, fetching its weights meanwhile, and\n"
-             "                 waits on the GPU for that one's results; off by default until measured\n"
+             "                 waits on the GPU for that one's results; on by default (faster on an\n"
+             "                 H200, with fused on or off)\n"
              "The variables LRSH_CUDA_ATTENTION, LRSH_CUDA_GRAPHS, LRSH_CUDA_FUSED and LRSH_CUDA_PDL give\n"
              "the starting values of attention, graphs, fused and pdl.\n"
              "Examples:\n  set batch 16\n  set errexit off\n  set device cpu\n  set precision tf32\n"
-             "  set attention flash\n  set fused on; set pdl on; bench generate",
+             "  set attention flash\n  set fused off; set pdl off; bench generate",
      .min_pos = 2, .max_pos = 2, .pos = POS_SETTING, .run = cmd_set},
     {.name = "quit", .family = "shell", .args = "", .summary = "leave the shell (Ctrl-D does too)",
      .help = "At the prompt, with a model changed (trained, averaged) since it was last saved, the\n"

@@ -1062,19 +1062,19 @@ static void check_graph_life(Generator *graph, Generator *gc, int vocab) {
     CHECK(graph->graph != NULL, "no graph recorded after three tokens with graphs on again");
     for (int i = 0; i < 5; i++) CHECK_OK(generator_feed(gc, &next, 1, &err));
     compare("graph decoding against the CPU after graphs off and on", graph->logits, gc->logits, vocab, MODEL_TOL);
-    // A graph recorded in fp32, then bf16: a stale fp32 graph replayed would match the CPU to
-    // 1e-6; a graph recorded again shows bf16's error.
+    // A graph recorded in fp32 is stale after a switch to bf16 (its GEMMs chose fp32 kernels):
+    // the next token drops it and runs directly, the one after records again. (The logits cannot
+    // tell: a decoded token's one-row products are fp32 whatever the precision — gemv.cu is, and
+    // cuBLAS, asked for bf16, chose fp32 kernels for them on an H200.)
     CHECK_OK(backend_cuda_set_precision("bf16", why, sizeof why));
     int32_t more[2] = {8, 9};
-    CHECK_OK(generator_feed(graph, &more[0], 1, &err));   // stale: direct
-    CHECK_OK(generator_feed(graph, &more[1], 1, &err));   // recorded again, in bf16
+    CHECK_OK(generator_feed(graph, &more[0], 1, &err));
+    CHECK(graph->graph == NULL, "the fp32 graph was kept (replayed?) after a switch to bf16");
+    CHECK_OK(generator_feed(graph, &more[1], 1, &err));
+    CHECK(graph->graph != NULL, "no graph recorded again in bf16");
     CHECK_OK(generator_feed(gc, &more[0], 1, &err));
     CHECK_OK(generator_feed(gc, &more[1], 1, &err));
-    double d = 0, n2 = 0;
-    for (int i = 0; i < vocab; i++) d += pow(graph->logits[i] - gc->logits[i], 2), n2 += pow(gc->logits[i], 2);
-    d = sqrt(d / n2);
-    CHECK(d > 1e-5 && d <= 0.1, "after switching to bf16 the logits part from the CPU's by %.3g: want bf16's "
-          "error (1e-5 .. 0.1), not an fp32 graph's (~1e-6)", d);
+    compare("graph decoding against the CPU after a switch to bf16", graph->logits, gc->logits, vocab, 0.1);
     CHECK_OK(backend_cuda_set_precision("fp32", why, sizeof why));
 }
 

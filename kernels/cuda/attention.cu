@@ -345,7 +345,8 @@ __global__ void k_flash_backward_dkdv(float *dk, float *dv, const float *dsum, c
 
 static int attention_shape_ok(int B, int Tq, int Tk, int H, int KVH, int hd, const char *what);
 
-#define DECODE_KEYS 128   // keys per block (and threads: 4 warps)
+#define DECODE_KEYS 128                 // keys per block (and threads: 4 warps)
+#define DECODE_SUMS (4 * DECODE_KEYS)   // floats of group sums: groups · hd ≤ 4 · threads
 
 static int decode_splits(int cap) { return (cap + DECODE_KEYS - 1) / DECODE_KEYS; }
 
@@ -380,23 +381,62 @@ __global__ void k_decode_rope_append(float *q, const float *k, const float *v, f
     }
 }
 
-// One block's partial over `keys` keys of one head into out (hd + 2): a warp per key for the
-// scores (lanes over hd), then the block's m and l, then a thread per output dimension sums its
-// keys in order. k, v: the first key's row of this head in the caches (rows kvd apart). With
-// k_last != NULL the last key is not read from the caches but from k_last, v_last (hd each).
-// qs: the rotated query (hd, shared); score: DECODE_KEYS shared floats.
-static __device__ void decode_partial(float *out, const float *qs, const float *k, const float *v, int keys, long kvd,
-                                      int hd, float scale, const float *k_last, const float *v_last, float *score,
-                                      float *red) {
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    int cached = k_last ? keys - 1 : keys;   // keys read from the caches
-    for (int j = warp; j < keys; j += warps) {
-        const float *kj = j < cached ? k + j * kvd : k_last;
-        float dot = 0.0f;
-        for (int i = lane; i < hd; i += 32) dot += qs[i] * kj[i];
-        dot = warp_sum(dot);
-        if (lane == 0) score[j] = scale * dot;
+// A key's score against the query, by one thread over the whole row: the loads of a row are
+// independent of each other, so they are all in flight at once (a warp per key waited on each
+// key's loads and its shuffles in turn: 32 round trips to memory a warp). vec4: hd a multiple
+// of 4 and both rows 16-byte aligned.
+static __device__ float key_dot(const float *qs, const float *kj, int hd, int vec4) {
+    float dot = 0.0f;
+    if (vec4) {
+        const float4 *q4 = (const float4 *)qs, *k4 = (const float4 *)kj;
+#pragma unroll 8
+        for (int i = 0; i < hd / 4; i++) {
+            float4 a = q4[i], b = k4[i];
+            dot += a.x * b.x;
+            dot += a.y * b.y;
+            dot += a.z * b.z;
+            dot += a.w * b.w;
+        }
+    } else {
+        for (int i = 0; i < hd; i++) dot += qs[i] * kj[i];
     }
+    return dot;
+}
+
+// Σ_j p_j·v_j over the keys j ≡ g (mod groups), for column c (a float4 of columns where vec4),
+// into sums (groups, hd) row g. The keys' loads are independent: many in flight per thread.
+static __device__ void value_sums(float *sums, const float *score, const float *v, const float *v_last, int keys,
+                                  int cached, long kvd, int hd, int g, int groups, int c, int vec4) {
+    if (vec4) {
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 4
+        for (int j = g; j < keys; j += groups) {
+            float4 x = ((const float4 *)(j < cached ? v + j * kvd : v_last))[c];
+            float p = score[j];
+            acc.x += p * x.x, acc.y += p * x.y, acc.z += p * x.z, acc.w += p * x.w;
+        }
+        ((float4 *)sums)[(long)g * (hd / 4) + c] = acc;
+    } else {
+        float acc = 0.0f;
+#pragma unroll 4
+        for (int j = g; j < keys; j += groups) acc += score[j] * (j < cached ? v + j * kvd : v_last)[c];
+        sums[(long)g * hd + c] = acc;
+    }
+}
+
+// One block's partial over `keys` ≤ DECODE_KEYS keys of one head into out (hd + 2): a thread
+// per key for the scores, then the block's m and l, then the weighted values — thread t sums
+// column t % cols over every groups-th key (groups = DECODE_KEYS / cols) and the group sums are
+// added in group order. k, v: the first key's row of this head in the caches (rows kvd apart).
+// With k_last != NULL the last key is not read from the caches but from k_last, v_last (hd
+// each): the same numbers in the same place of every sum, so both decode ways agree to the bit.
+// Shared: qs, the rotated query (hd); score (DECODE_KEYS); sums (DECODE_SUMS, 16-byte aligned).
+static __device__ void decode_partial(float *out, const float *qs, const float *k, const float *v, int keys, long kvd,
+                                      int hd, float scale, const float *k_last, const float *v_last, int vec4,
+                                      float *score, float *sums, float *red) {
+    int cached = k_last ? keys - 1 : keys;   // keys read from the caches
+    for (int j = threadIdx.x; j < keys; j += blockDim.x)
+        score[j] = scale * key_dot(qs, j < cached ? k + j * kvd : k_last, hd, vec4);
     __syncthreads();
     float m = -INFINITY;
     for (int j = threadIdx.x; j < keys; j += blockDim.x) m = fmaxf(m, score[j]);
@@ -408,11 +448,22 @@ static __device__ void decode_partial(float *out, const float *qs, const float *
         l += e;
     }
     l = block_sum(l, red);                                   // its barriers publish score[]
-    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
-        float acc = 0.0f;
-        for (int j = 0; j < cached; j++) acc += score[j] * v[j * kvd + i];
-        if (k_last) acc += score[keys - 1] * v_last[i];      // the last key is the last term
-        out[i] = acc;
+    int cols = vec4 ? hd / 4 : hd;
+    if (cols > (int)blockDim.x) {                            // hd past the block: a column a thread, keys in order
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+            float acc = 0.0f;
+            for (int j = 0; j < keys; j++) acc += score[j] * (j < cached ? v + j * kvd : v_last)[i];
+            out[i] = acc;
+        }
+    } else {
+        int groups = blockDim.x / cols, g = threadIdx.x / cols;
+        if (g < groups) value_sums(sums, score, v, v_last, keys, cached, kvd, hd, g, groups, threadIdx.x % cols, vec4);
+        __syncthreads();
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+            float acc = 0.0f;
+            for (int s = 0; s < groups; s++) acc += sums[(long)s * hd + i];
+            out[i] = acc;
+        }
     }
     if (threadIdx.x == 0) out[hd] = m, out[hd + 1] = l;
 }
@@ -431,10 +482,12 @@ static __device__ void decode_merge(float *out, const float *p, int used, int hd
     }
 }
 
-// Block (h, s) of the split way. Shared: q (hd), then the scores (DECODE_KEYS).
+// Block (h, s) of the split way. Shared: the group sums (DECODE_SUMS), q (hd), the scores
+// (DECODE_KEYS).
 __global__ void k_decode_attention_part(float *part, const float *q, const float *k_cache, const float *v_cache,
-                                        const int32_t *pos, int cap, int splits, int H, int KVH, int hd, float scale) {
-    extern __shared__ float shared[];
+                                        const int32_t *pos, int cap, int splits, int H, int KVH, int hd, float scale,
+                                        int vec4) {
+    extern __shared__ float4 shared4[];   // float4: the sums and q are read 16 bytes at a time
     __shared__ float red[32];
     pdl_wait();   // launched as a dependent (cuda_common.cuh)
     pdl_release();
@@ -442,11 +495,11 @@ __global__ void k_decode_attention_part(float *part, const float *q, const float
     if (len < 1 || len > cap || j0 >= len) return;           // the whole block: no barrier skipped
     int keys = len - j0 < DECODE_KEYS ? len - j0 : DECODE_KEYS;
     long kvd = (long)KVH * hd, head = (long)(h / (H / KVH)) * hd;
-    float *qs = shared, *score = shared + hd;                // (hd), (DECODE_KEYS)
+    float *sums = (float *)shared4, *qs = sums + DECODE_SUMS, *score = qs + hd;
     for (int i = threadIdx.x; i < hd; i += blockDim.x) qs[i] = q[(long)h * hd + i];
     __syncthreads();
     decode_partial(part + ((long)h * splits + s) * (hd + 2), qs, k_cache + j0 * kvd + head, v_cache + j0 * kvd + head,
-                   keys, kvd, hd, scale, NULL, NULL, score, red);
+                   keys, kvd, hd, scale, NULL, NULL, vec4, score, sums, red);
 }
 
 // A block per head merges the used splits.
@@ -461,12 +514,12 @@ __global__ void k_decode_attention_merge(float *out, const float *part, const in
 
 // Block (h, s) of the fused way: q and k from the products (not rotated), v; arrivals(H): how
 // many of head h's blocks have left their partial, zero between calls (the merging block resets
-// it). A position outside the cache writes nothing. Shared: q, the new key and value (hd each),
-// then the scores (DECODE_KEYS).
+// it). A position outside the cache writes nothing. Shared: the group sums (DECODE_SUMS), q,
+// the new key and value (hd each), then the scores (DECODE_KEYS).
 __global__ void k_decode_attention_fused(float *out, float *part, unsigned *arrivals, const float *q, const float *k,
                                          const float *v, float *k_cache, float *v_cache, const int32_t *pos, int cap,
-                                         int H, int KVH, int hd, float theta, float scale) {
-    extern __shared__ float shared[];
+                                         int H, int KVH, int hd, float theta, float scale, int vec4) {
+    extern __shared__ float4 shared4[];   // float4: the sums, q and the new key are read 16 bytes at a time
     __shared__ float red[32];
     __shared__ int merges;
     pdl_wait();   // launched as a dependent (cuda_common.cuh)
@@ -476,7 +529,7 @@ __global__ void k_decode_attention_fused(float *out, float *part, unsigned *arri
     int keys = p + 1 - j0 < DECODE_KEYS ? p + 1 - j0 : DECODE_KEYS, used = p / DECODE_KEYS + 1;
     int group = H / KVH, holds_new = j0 + keys == p + 1;     // this block's last key is the new one
     long kvd = (long)KVH * hd, head = (long)(h / group) * hd;
-    float *qs = shared, *k_new = qs + hd, *v_new = k_new + hd, *score = v_new + hd;
+    float *sums = (float *)shared4, *qs = sums + DECODE_SUMS, *k_new = qs + hd, *v_new = k_new + hd, *score = v_new + hd;
     for (int i = threadIdx.x; i < hd / 2; i += blockDim.x) {
         float sn, c;
         rope_cos_sin(p, i, hd, theta, &c, &sn);
@@ -490,7 +543,7 @@ __global__ void k_decode_attention_fused(float *out, float *part, unsigned *arri
             k_cache[p * kvd + head + i] = k_new[i], v_cache[p * kvd + head + i] = v_new[i];
     float *mine = part + ((long)h * splits + s) * (hd + 2);
     decode_partial(mine, qs, k_cache + j0 * kvd + head, v_cache + j0 * kvd + head, keys, kvd, hd, scale,
-                   holds_new ? k_new : NULL, holds_new ? v_new : NULL, score, red);
+                   holds_new ? k_new : NULL, holds_new ? v_new : NULL, vec4, score, sums, red);
     __threadfence();                                         // the partial, seen device-wide before it counts
     __syncthreads();
     if (threadIdx.x == 0) merges = atomicAdd(&arrivals[h], 1u) == (unsigned)used - 1;
@@ -528,18 +581,21 @@ void cuda_decode_attention(float *out, float *scratch, float *q, const float *k,
     if (!attention_shape_ok(1, 1, cap, H, KVH, hd, "decode_attention")) return;
     int splits = decode_splits(cap);
     float scale = 1.0f / sqrtf((float)hd);
-    size_t shared = sizeof(float) * (3 * hd + DECODE_KEYS);   // the fused kernel's; under 48 KB up to hd = 4 000
+    // 16-byte loads when every row starts on 16 bytes (the caches' rows are kvd floats apart)
+    int vec4 = hd % 4 == 0 && ((uintptr_t)k_cache & 15) == 0 && ((uintptr_t)v_cache & 15) == 0;
+    size_t shared = sizeof(float) * (DECODE_SUMS + 3 * hd + DECODE_KEYS);   // the fused kernel's; under 48 KB up to hd ≈ 3 800
     unsigned *arrivals = cuda.fused && shared <= 47 * 1024 ? decode_arrivals(H) : NULL;
     if (arrivals) {
         LAUNCH_DEPENDENT(k_decode_attention_fused, dim3(H, splits), DECODE_KEYS, shared, out, scratch, arrivals, q, k,
-                         v, k_cache, v_cache, pos, cap, H, KVH, hd, theta, scale);
+                         v, k_cache, v_cache, pos, cap, H, KVH, hd, theta, scale, vec4);
         return;
     }
     long items = (long)(H + KVH) * (hd / 2) + (long)KVH * hd;
     LAUNCH_DEPENDENT(k_decode_rope_append, grid_for(items, THREADS), THREADS, 0, q, k, v, k_cache, v_cache, pos, cap, H,
                      KVH, hd, theta);
-    LAUNCH_DEPENDENT(k_decode_attention_part, dim3(H, splits), DECODE_KEYS, sizeof(float) * (hd + DECODE_KEYS), scratch,
-                     q, k_cache, v_cache, pos, cap, splits, H, KVH, hd, scale);
+    LAUNCH_DEPENDENT(k_decode_attention_part, dim3(H, splits), DECODE_KEYS,
+                     sizeof(float) * (DECODE_SUMS + hd + DECODE_KEYS), scratch, q, k_cache, v_cache, pos, cap, splits, H,
+                     KVH, hd, scale, vec4);
     LAUNCH_DEPENDENT(k_decode_attention_merge, H, ATT_THREADS, 0, out, scratch, pos, cap, splits, hd);
 }
 

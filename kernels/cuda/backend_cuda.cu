@@ -913,8 +913,8 @@ static int init(char *why, size_t cap) {
     }
     const char *sync = getenv("LRSH_CUDA_SYNC"), *attention = getenv("LRSH_CUDA_ATTENTION");
     cuda.graphs = env_switch("LRSH_CUDA_GRAPHS", 1);
-    cuda.fused = env_switch("LRSH_CUDA_FUSED", 0);
-    cuda.pdl = env_switch("LRSH_CUDA_PDL", 0);
+    cuda.fused = env_switch("LRSH_CUDA_FUSED", 1);
+    cuda.pdl = env_switch("LRSH_CUDA_PDL", 1);
     cuda.sync_each_launch = sync && sync[0] == '1';
     cuda.attention = ATTENTION_GEMM;
     if (attention && choose_attention(attention) != 0)

@@ -43,16 +43,16 @@ const char *backend_cuda_graphs(void);   // "on" or "off"
 // A decoded token through lrsh's fused kernels: one-row products (Backend.gemm with m = 1,
 // trans_a = 0, trans_b = 1) by its own GEMV kernel (kernels/cuda/gemv.cu, fp32 whatever the
 // precision, up to four products a launch) instead of cuBLAS, Backend.row_products with the
-// step folded in, and decode_attention as one kernel (attention.cu): "on" or "off" (the default
-// until measured faster). LRSH_CUDA_FUSED=on|off chooses at start; a graph recorded before a
-// change is not replayed.
+// step folded in, and decode_attention as one kernel (attention.cu): "on" (the default: faster
+// on an H200, docs/gpu-results.md) or "off". LRSH_CUDA_FUSED=on|off chooses at start; a graph
+// recorded before a change is not replayed.
 int backend_cuda_set_fused(const char *name, char *why, size_t cap);
 const char *backend_cuda_fused(void);   // "on" or "off"
 
 // Programmatic dependent launch (Hopper) for a decoded token's own kernels (RMSNorm, gemv.cu's
 // products, RoPE and the cache append, decode attention, SwiGLU): each may start while the one
 // before it still runs, gemv.cu's fetching its weights into L2 meanwhile, and waits on the
-// device for that one's results. "on" or "off" (the default until measured faster).
+// device for that one's results. "on" (the default: faster on an H200) or "off".
 // LRSH_CUDA_PDL=on|off chooses at start; a graph recorded before a change is not replayed.
 int backend_cuda_set_pdl(const char *name, char *why, size_t cap);
 const char *backend_cuda_pdl(void);   // "on" or "off"

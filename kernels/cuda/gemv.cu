@@ -1,9 +1,9 @@
 // gemv.cu — one-row products y(n) = alpha·x(k)·Wᵀ + beta·y, W row-major n×k: Backend.gemm
 // with m = 1, trans_a = 0, trans_b = 1, which is every product of a decoded token (x·Wᵀ for a
 // dense linear, t·Aᵀ and x·[B…]ᵀ packed for a factorized one, the head); and Backend.row_products,
-// the same products with the RMSNorm or SwiGLU before them folded in (k_gemv_step). Off by default
-// (LRSH_CUDA_FUSED=on, backend_cuda_set_fused): an alternative to cuBLAS that bench_cuda times
-// against it, to be made the default only where a card says it is faster.
+// the same products with the RMSNorm or SwiGLU before them folded in (k_gemv_step). On by default
+// (LRSH_CUDA_FUSED, backend_cuda_set_fused): an H200 decoded faster with it than with cuBLAS's
+// products, which bench_cuda still times against it.
 //
 // Why a kernel of our own: a batch-1 product reads W once and does two flops a float, so it is
 // bound by memory and by launches, not by arithmetic. Up to GEMV_CALLS products of any shapes go

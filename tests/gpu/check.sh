@@ -4,16 +4,20 @@
 # model, decode, 50 training steps), the GPU benchmark (bench_cuda), and test_cuda under
 # ASan+UBSan when time is left; print a summary table last. A failed test is rerun alone with
 # each fallback variable, a failed benchmark once on the older paths, so that one run on the
-# card says what broke and still measures. Logs go to $OUT (the device tool's
-# folder) or /tmp/lrsh-gpu-check; results-entry.md there is the entry for docs/gpu-results.md.
+# card says what broke and still measures. Logs go to /tmp/lrsh-gpu-check; results-entry.md
+# there is the entry for docs/gpu-results.md. With $OUT set (the device tool's folder, which
+# brings back at most 8 files) the entry, test_cuda.log and bench_cuda.log are copied there and
+# every log goes along as logs.tar.gz.
 #
-# From the repository root:   sh tests/gpu/check.sh [quick]
+# From the repository root:   sh tests/gpu/check.sh [quick|decode]   (passed to bench_cuda:
+# quick, a smoke run; decode, the decode and chain rows alone)
 # If the machine lacks the Debian libraries lrsh links (readline, OpenBLAS, LAPACKE,
 # SentencePiece, cJSON), run tests/gpu/fetch-deps.sh here first and carry .gpu-deps.
 set -u
 start=$(date +%s)
-quick=${1:-}
-LOG=${OUT:-/tmp/lrsh-gpu-check}
+bench_arg=${1:-}
+LOG=/tmp/lrsh-gpu-check
+rm -rf "$LOG"
 mkdir -p "$LOG"
 jobs=$(nproc 2>/dev/null || echo 4)
 elapsed() { echo $(( $(date +%s) - start )); }
@@ -70,8 +74,8 @@ isolate_rows=""
 isolate() {
     name=$1
     row=$(printf '%-30s' "$name")
-    for vars in "" "LRSH_CUDA_SYNC=1" "LRSH_CUDA_GRAPHS=off" "LRSH_CUDA_ATTENTION=rows"; do
-        log="$LOG/alone_${name}${vars:+_$(echo "$vars" | tr '=' '_')}.log"
+    for vars in "" "LRSH_CUDA_SYNC=1" "LRSH_CUDA_GRAPHS=off" "LRSH_CUDA_ATTENTION=rows" "LRSH_CUDA_FUSED=off LRSH_CUDA_PDL=off"; do
+        log="$LOG/alone_${name}${vars:+_$(echo "$vars" | tr '= ' '__')}.log"
         # shellcheck disable=SC2086
         env $vars timeout 120 build/tests/test_cuda "$name" >"$log" 2>&1
         case $? in 0) r=pass ;; 1) r=FAIL ;; 124) r=timeout ;; *) r=crash ;; esac
@@ -89,24 +93,24 @@ if [ "$test_rc" -ne 0 ]; then
 "; break; }
         isolate "$name"
     done
-    { printf '%-30s %-10s %-10s %-10s %-10s\n' "alone, with:" "as is" "SYNC=1" "GRAPHS=off" "ATT=rows"
+    { printf '%-30s %-10s %-10s %-10s %-10s %-10s\n' "alone, with:" "as is" "SYNC=1" "GRAPHS=off" "ATT=rows" "FUSED,PDL=off"
       printf '%s' "$isolate_rows"; } | tee "$LOG/isolation.txt"
     grep -hE 'FAIL|CUDA error' "$LOG"/alone_*_LRSH_CUDA_SYNC_1.log 2>/dev/null | head -n 20
 fi
 
 note "bench/bench_cuda"
-build/bench/bench_cuda ${quick:+"$quick"} >"$LOG/bench_cuda.log" 2>&1
+build/bench/bench_cuda ${bench_arg:+"$bench_arg"} >"$LOG/bench_cuda.log" 2>&1
 bench_rc=$?
 bench_note=""
 if [ "$bench_rc" -ne 0 ] && [ "$(elapsed)" -lt 200 ]; then
     # the summary of a run on the older paths beats no summary: say which ran
-    note "bench_cuda failed (exit $bench_rc): once more with LRSH_BENCH_SAFE=1 LRSH_CUDA_GRAPHS=off LRSH_CUDA_ATTENTION=rows"
+    note "bench_cuda failed (exit $bench_rc): once more with LRSH_BENCH_SAFE=1 LRSH_CUDA_GRAPHS=off LRSH_CUDA_FUSED=off LRSH_CUDA_PDL=off LRSH_CUDA_ATTENTION=rows"
     tail -n 20 "$LOG/bench_cuda.log"
     mv "$LOG/bench_cuda.log" "$LOG/bench_cuda_failed.log"
-    LRSH_BENCH_SAFE=1 LRSH_CUDA_GRAPHS=off LRSH_CUDA_ATTENTION=rows build/bench/bench_cuda ${quick:+"$quick"} \
+    LRSH_BENCH_SAFE=1 LRSH_CUDA_GRAPHS=off LRSH_CUDA_FUSED=off LRSH_CUDA_PDL=off LRSH_CUDA_ATTENTION=rows build/bench/bench_cuda ${bench_arg:+"$bench_arg"} \
         >"$LOG/bench_cuda.log" 2>&1
     bench_rc=$?
-    bench_note=" (rerun with LRSH_BENCH_SAFE=1 LRSH_CUDA_GRAPHS=off LRSH_CUDA_ATTENTION=rows after a failure: direct decoding only; bench_cuda_failed.log)"
+    bench_note=" (rerun with LRSH_BENCH_SAFE=1 LRSH_CUDA_GRAPHS=off LRSH_CUDA_FUSED=off LRSH_CUDA_PDL=off LRSH_CUDA_ATTENTION=rows after a failure: direct decoding only; bench_cuda_failed.log)"
 fi
 grep -vE '^(summary|sgemm peak|train |decode |chain |profile|  )' "$LOG/bench_cuda.log" | head -n 40
 note "where a GPT-2 step's time goes (bench_cuda's profiles)"
@@ -147,6 +151,10 @@ fi
     echo '```'
 } >"$LOG/results-entry.md"
 
+if [ -n "${OUT:-}" ]; then
+    cp "$LOG/results-entry.md" "$LOG/test_cuda.log" "$LOG/bench_cuda.log" "$OUT/" 2>/dev/null
+    tar -czf "$OUT/logs.tar.gz" -C "$(dirname "$LOG")" "$(basename "$LOG")"
+fi
 note "done"
 echo
 echo "SUMMARY — ${card:-unknown card}, $(elapsed) s"

@@ -88,8 +88,8 @@ check_not_contains threads_within_cores "$out" "threads on"
 out=$("$LRSH" -c "set seed -5" 2>&1)
 check_contains seed_negative "$out" "set seed must be at least 0, got -5"
 # their starting values come from the variables the GPU backend reads (an unknown one: the default)
-out=$(LRSH_CUDA_GRAPHS=off LRSH_CUDA_PDL=on LRSH_CUDA_FUSED=fast LRSH_CUDA_ATTENTION=flash "$LRSH" -c "show" 2>&1)
-check_contains env_settings "$out" "attention=flash graphs=off fused=off pdl=on"
+out=$(LRSH_CUDA_GRAPHS=off LRSH_CUDA_PDL=off LRSH_CUDA_FUSED=fast LRSH_CUDA_ATTENTION=flash "$LRSH" -c "show" 2>&1)
+check_contains env_settings "$out" "attention=flash graphs=off fused=on pdl=off"
 
 # -c stops at the first failure and exits non-zero
 out=$("$LRSH" -c 'set batch 2; nosuch; set batch 5; show' 2>&1); rc=$?
