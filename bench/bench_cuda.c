@@ -275,29 +275,39 @@ static int decode_row(const Backend *be, const char *shape, int factorized, cons
 // GPT-2 layer's decode attention (12 heads of 64, cache of 1 024) at position CHAIN_POS, the
 // query the last call's output (one kernel with fused on, three with it off). The cache (6 MB)
 // stays in L2 here, as it would not beside a model's weights: the kernels' latency, not HBM's.
-// −1 when the graph cannot be recorded.
+// Kinds 4 and 5 read their weights from memory as a decoded GPT-2 token does, each call the
+// next of CHAIN_LAYERS copies (113 MB, past the 60 MB L2): 4, RMSNorm then the 2 304×768 q/k/v
+// product (7.1 MB: 1.65 µs at 4.3 TB/s); 5, SwiGLU then the 768×3 072 down projection (9.4 MB:
+// 2.2 µs) — row_products, as above. −1 when the graph cannot be recorded.
 #define CHAIN_CALLS 200
 #define CHAIN_DIM 768
+#define CHAIN_FFN 3072
 #define CHAIN_CAP 1024
 #define CHAIN_POS 511
+#define CHAIN_LAYERS 12
 
 typedef struct ChainBuffers {
-    float *x, *y, *rstd, *gain, *w, *xhat;       // (768), (768), (1), (768), (768 × 768), (768)
+    float *x, *y, *up, *rstd, *gain, *xhat;      // (3 072) each but rstd (1)
+    float *w[CHAIN_LAYERS];                      // (3 072 × 768) each
     float *k, *v, *k_cache, *v_cache, *scratch;  // (768), (768), (1 024 × 768) × 2, decode's scratch
     int32_t *pos;                                // (1) on the device
 } ChainBuffers;
 
 static void chain_calls(const Backend *be, int kind, const ChainBuffers *b) {
     for (int i = 0; i < CHAIN_CALLS; i++) {
-        float *in = i % 2 ? b->y : b->x, *out = i % 2 ? b->x : b->y;
+        float *in = i % 2 ? b->y : b->x, *out = i % 2 ? b->x : b->y, *w = b->w[kind >= 4 ? i % CHAIN_LAYERS : 0];
         RowInput normed = {ROW_RMSNORM, in, b->gain, NULL, 1e-5f, CHAIN_DIM, b->xhat, b->rstd};
-        RowProduct product = {out, b->w, CHAIN_DIM, 0.0f};
+        RowInput gated = {ROW_SWIGLU, in, NULL, b->up, 0.0f, CHAIN_FFN, b->xhat, NULL};
+        RowProduct product = {out, w, CHAIN_DIM, 0.0f}, qkv = {out, w, 3 * CHAIN_DIM, 0.0f};
         if (kind == 0) be->rmsnorm_forward(out, b->rstd, in, b->gain, 1, CHAIN_DIM, 1e-5f);
         else if (kind == 1)
-            be->gemm(0, 1, 1, CHAIN_DIM, CHAIN_DIM, 1.0f, in, CHAIN_DIM, b->w, CHAIN_DIM, 0.0f, out, CHAIN_DIM);
+            be->gemm(0, 1, 1, CHAIN_DIM, CHAIN_DIM, 1.0f, in, CHAIN_DIM, w, CHAIN_DIM, 0.0f, out, CHAIN_DIM);
         else if (kind == 2) be->row_products(&normed, &product, 1);
-        else be->decode_attention(out, b->scratch, in, b->k, b->v, b->k_cache, b->v_cache, b->pos, CHAIN_CAP, 12, 12, 64,
-                                  10000.0f);
+        else if (kind == 3)
+            be->decode_attention(out, b->scratch, in, b->k, b->v, b->k_cache, b->v_cache, b->pos, CHAIN_CAP, 12, 12, 64,
+                                 10000.0f);
+        else if (kind == 4) be->row_products(&normed, &qkv, 1);
+        else be->row_products(&gated, &product, 1);
     }
 }
 
@@ -314,15 +324,17 @@ static float *chain_upload(const Backend *be, size_t n, uint64_t seed) {
 
 static double chain_ns(const Backend *be, int kind) {
     size_t cache = (size_t)CHAIN_CAP * CHAIN_DIM;
-    ChainBuffers b = {chain_upload(be, CHAIN_DIM, 1), chain_upload(be, CHAIN_DIM, 2), be->alloc(sizeof(float)),
-                      chain_upload(be, CHAIN_DIM, 3), chain_upload(be, (size_t)CHAIN_DIM * CHAIN_DIM, 4),
-                      be->alloc(sizeof(float) * CHAIN_DIM), chain_upload(be, CHAIN_DIM, 5), chain_upload(be, CHAIN_DIM, 6),
-                      chain_upload(be, cache, 7), chain_upload(be, cache, 8),
+    ChainBuffers b = {chain_upload(be, CHAIN_FFN, 1), chain_upload(be, CHAIN_FFN, 2), chain_upload(be, CHAIN_FFN, 3),
+                      be->alloc(sizeof(float)), chain_upload(be, CHAIN_FFN, 4), be->alloc(sizeof(float) * CHAIN_FFN),
+                      {NULL}, chain_upload(be, CHAIN_DIM, 5), chain_upload(be, CHAIN_DIM, 6), chain_upload(be, cache, 7),
+                      chain_upload(be, cache, 8),
                       be->alloc(sizeof(float) * be->decode_attention_floats(12, CHAIN_CAP, 64)),
                       be->alloc(sizeof(int32_t))};
+    int ok = b.x && b.y && b.up && b.rstd && b.gain && b.xhat && b.k && b.v && b.k_cache && b.v_cache && b.scratch && b.pos;
+    for (int l = 0; l < (kind >= 4 ? CHAIN_LAYERS : 1); l++) ok &= (b.w[l] = chain_upload(be, (size_t)CHAIN_FFN * CHAIN_DIM, 10 + l)) != NULL;
     int32_t pos = CHAIN_POS;
     double ns = -1;
-    if (b.x && b.y && b.rstd && b.gain && b.w && b.xhat && b.k && b.v && b.k_cache && b.v_cache && b.scratch && b.pos) {
+    if (ok) {
         be->upload(b.pos, &pos, sizeof pos);
         chain_calls(be, kind, &b);   // direct first: anything sized on first use
         void *graph = NULL;
@@ -340,8 +352,9 @@ static double chain_ns(const Backend *be, int kind) {
         }
         if (graph) be->graph_release(graph);
     }
-    float *all[] = {b.x, b.y, b.rstd, b.gain, b.w, b.xhat, b.k, b.v, b.k_cache, b.v_cache, b.scratch, (float *)b.pos};
+    float *all[] = {b.x, b.y, b.up, b.rstd, b.gain, b.xhat, b.k, b.v, b.k_cache, b.v_cache, b.scratch, (float *)b.pos};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) be->release(all[i]);
+    for (int l = 0; l < CHAIN_LAYERS; l++) be->release(b.w[l]);
     return ns;
 }
 
@@ -355,6 +368,8 @@ static void chain_rows(const Backend *gpu) {
         {"chain norm+gemv fused pdl (ns/call)", 2, 1, 1}, {"chain norm, cublas (ns/call)", 2, 0, 0},
         {"chain attention 512 fused (ns/call)", 3, 1, 1},
         {"chain attention 512 split (ns/call)", 3, 0, 1},
+        {"chain norm+qkv HBM fused (ns/call)", 4, 1, 1},    {"chain norm, qkv HBM cublas (ns/call)", 4, 0, 0},
+        {"chain swiglu+down HBM fused (ns/call)", 5, 1, 1}, {"chain swiglu, down HBM cublas (ns/call)", 5, 0, 0},
     };
     char why[256];
     backend_cuda_set_graphs("on", why, sizeof why);
@@ -365,7 +380,8 @@ static void chain_rows(const Backend *gpu) {
         printf("%-36s %8.0f ns%s\n", chains[i].what, ns, ns < 0 ? " (no graph recorded)" : "");
         if (ns > 0) add_row(chains[i].what, "cuda", "fp32", ns, 0);
     }
-    printf("(a 768×768 fp32 product reads 2.36 MB: 0.55 µs at 4.3 TB/s; attention at 512 keys, 3.1 MB: 0.73 µs)\n");
+    printf("(at 4.3 TB/s: a 768×768 fp32 product, 2.36 MB, 0.55 µs; attention at 512 keys, 3.1 MB, 0.73 µs;\n"
+           " from HBM: q/k/v 2 304×768, 7.1 MB, 1.65 µs; down 768×3 072, 9.4 MB, 2.2 µs)\n");
     backend_cuda_set_fused("on", why, sizeof why);   // the defaults again
     backend_cuda_set_pdl("on", why, sizeof why);
     fflush(stdout);

@@ -372,6 +372,11 @@ static void test_gemv(void) {
     gemv_case(50, 64, 64, 1, 1.0f, 1.0f, KERNEL_TOL);       // misaligned: scalar
     gemv_case(32768, 768, 768, 0, 1.0f, 0.0f, KERNEL_TOL);  // a GPT-2-sized head
     gemv_case(3, 3072, 3072, 0, 1.0f, 1.0f, KERNEL_TOL);    // long rows, few of them
+    // few rows for the card: 8 warps a row (192: a factorized GPT-2's down projection B), the
+    // last chunk short; 8 a row on the scalar paths (k odd; misaligned)
+    gemv_case(192, 3072, 3072, 0, 1.0f, 0.0f, KERNEL_TOL);
+    gemv_case(40, 1030, 1030, 0, 1.0f, 1.0f, KERNEL_TOL);
+    gemv_case(20, 2000, 2004, 1, 0.5f, 1.0f, KERNEL_TOL);
     gemm_case(0, 1, 1, 71, 45, 0.7f, 0.0f, KERNEL_TOL);     // through gemm_case's padded strides
     gemv_batch_case();
     CHECK(backend_cuda_set_precision("tf32", reason, sizeof reason) == 0, "tf32: %s", reason);
@@ -432,13 +437,14 @@ static void row_products_case(RowStep step, int k, const int *n, int count, int 
 
 // RMSNorm before q/k/v (float4 loads; beta 0 and 1), SwiGLU before a down projection, a short
 // odd k (scalar loads) over five products (two launches), an x̂ longer than shared memory
-// holds (the step runs apart), and a GPT-2-sized head; with fused on (one kernel, and equal to the
+// holds (the step runs apart), rows too few for the card (several warps a row: a factorized
+// down projection's B; an odd k), and a GPT-2-sized head; with fused on (one kernel, and equal to the
 // unfused kernels to the bit) and off (the step's kernel, then cuBLAS), with pdl off and on.
 static void test_row_products(void) {
     char why[256];
     const char *was_fused = backend_cuda_fused(), *was_pdl = backend_cuda_pdl();
     static const int qkv[3] = {768, 192, 192}, down[1] = {768}, odd[5] = {33, 7, 64, 1, 100}, wide[1] = {40};
-    static const int head[1] = {32768};
+    static const int head[1] = {32768}, factor[1] = {192}, few[2] = {40, 24};
     for (int fused = 1; fused >= 0; fused--)
         for (int pdl = 0; pdl <= 1; pdl++) {
             CHECK(backend_cuda_set_fused(fused ? "on" : "off", why, sizeof why) == 0, "fused: %s", why);
@@ -447,6 +453,8 @@ static void test_row_products(void) {
             row_products_case(ROW_SWIGLU, 2048, down, 1, fused);
             row_products_case(ROW_RMSNORM, 45, odd, 5, fused);
             row_products_case(ROW_SWIGLU, 16384, wide, 1, 0);
+            row_products_case(ROW_SWIGLU, 3072, factor, 1, fused);
+            row_products_case(ROW_RMSNORM, 1030, few, 2, fused);
         }
     CHECK(backend_cuda_set_fused("on", why, sizeof why) == 0, "fused on: %s", why);
     row_products_case(ROW_RMSNORM, 768, head, 1, 1);

@@ -409,7 +409,7 @@ static __device__ void value_sums(float *sums, const float *score, const float *
                                   int cached, long kvd, int hd, int g, int groups, int c, int vec4) {
     if (vec4) {
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll 4
+#pragma unroll 8
         for (int j = g; j < keys; j += groups) {
             float4 x = ((const float4 *)(j < cached ? v + j * kvd : v_last))[c];
             float p = score[j];
