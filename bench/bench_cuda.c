@@ -9,8 +9,9 @@
 // decode modes below; and the cost of one more small kernel in a decoded token's chain (the
 // chain rows). Ends with a summary table and issue 9's speed targets
 // next to what this run measured. Without a GPU it says why and exits 0 (make bench runs it too).
-// Usage: bench_cuda [quick|decode]   (quick: fewer steps and no GPT-2 shape, for a smoke run;
-// decode: the decode and chain rows alone)
+// Usage: bench_cuda [quick|targets]   (quick: fewer steps and no GPT-2 shape, for a smoke run;
+// targets: the rows issue 9's targets read — the bf16 peak, GPT-2 training at batch 16 with
+// Spectron's share, decoding — with the chain rows, in about half the time)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,11 +63,11 @@ static double gemm_gflops(const Backend *be, int n) {
 }
 
 typedef struct Row {
-    char what[80], backend[8], precision[8];
+    char what[96], backend[8], precision[8];
     double value, extra;   // tok/s (or GFLOP/s), and MFU or a ratio
 } Row;
 
-static Row rows[96];
+static Row rows[128];
 static int n_rows;
 
 static void add_row(const char *what, const char *backend, const char *precision, double value, double extra) {
@@ -86,15 +87,28 @@ static const Row *find_row(const char *what, const char *backend, const char *pr
     return NULL;
 }
 
-// How a decoded token runs on the GPU: its row's name, then the graphs, fused and pdl switches.
+// How a decoded token runs on the GPU: its row's name, then the graphs, fused and pdl switches
+// and two of gemv.cu's knobs (backend_cuda_tune; 0: the default): fold_split and
+// gemv_warps_per_sm. The last four rows vary the knobs around the default way.
 typedef struct DecodeMode {
     const char *name;
-    int graphs, fused, pdl;
+    int graphs, fused, pdl, fold_split, warps_per_sm;
 } DecodeMode;
 
+#define DEFAULT_FOLD_SPLIT 8     // backend_cuda.h's defaults
+#define DEFAULT_WARPS_PER_SM 16
+
 static const DecodeMode decode_modes[] = {
-    {"graph", 1, 0, 0},       {"graph pdl", 1, 0, 1}, {"graph fused", 1, 1, 0}, {"graph fused pdl", 1, 1, 1},
-    {"direct", 0, 0, 0},      {"direct fused", 0, 1, 0},
+    {"graph", 1, 0, 0, 0, 0},
+    {"graph pdl", 1, 0, 1, 0, 0},
+    {"graph fused", 1, 1, 0, 0, 0},
+    {"graph fused pdl", 1, 1, 1, 0, 0},
+    {"direct", 0, 0, 0, 0, 0},
+    {"direct fused", 0, 1, 0, 0, 0},
+    {"graph fused pdl fold<=2", 1, 1, 1, 2, 0},
+    {"graph fused pdl fold<=1", 1, 1, 1, 1, 0},
+    {"graph fused pdl wps 8", 1, 1, 1, 0, 8},
+    {"graph fused pdl wps 32", 1, 1, 1, 0, 32},
 };
 #define N_DECODE_MODES (int)(sizeof decode_modes / sizeof decode_modes[0])
 
@@ -103,9 +117,9 @@ static int newer_mode(const DecodeMode *m) { return m->graphs || m->fused || m->
 
 // One target's line: the measured value as a percentage or a ratio, or "not measured".
 static void target_line(const char *what, int measured, double value, int percent, const char *asked) {
-    if (!measured) printf("%-52s %12s\n", what, "not measured");
-    else if (percent) printf("%-52s %11.1f%% %8s\n", what, 100 * value, asked);
-    else printf("%-52s %11.2fx %8s\n", what, value, asked);
+    if (!measured) printf("%-64s %12s\n", what, "not measured");
+    else if (percent) printf("%-64s %11.1f%% %8s\n", what, 100 * value, asked);
+    else printf("%-64s %11.2fx %8s\n", what, value, asked);
 }
 
 // Issue 9's speed targets against the rows this run measured (a quick run measures none).
@@ -113,14 +127,14 @@ static void print_targets(void) {
     const Row *dense = find_row("train gpt2 dense b16", "cuda", "bf16");
     const Row *fact = find_row("train gpt2 factorized b16", "cuda", "bf16");
     const Row *spectron = find_row("spectron share gpt2 factorized b16", "cuda", "bf16");
-    printf("\n%-52s %12s %8s\n", "targets (issue 9, GPT-2 shape)", "measured", "asked");
+    printf("\n%-64s %12s %8s\n", "targets (issue 9, GPT-2 shape)", "measured", "asked");
     target_line("bf16 training, dense, batch 16: MFU", dense != NULL, dense ? dense->extra : 0, 1, ">= 35%");
     double train_ratio = dense && fact ? fact->value / dense->value : 0;
     target_line("bf16 training, batch 16: factorized / dense tok/s", dense && fact, train_ratio, 0, ">= 1.4x");
     target_line("Spectron's share of a factorized step, batch 16", spectron != NULL, spectron ? spectron->extra : 0, 1,
                 "<= 5%");
     for (int i = 0; i < N_DECODE_MODES; i++) {
-        char d[48], f[48], what[64];
+        char d[80], f[80], what[96];
         snprintf(d, sizeof d, "decode gpt2 dense %s", decode_modes[i].name);
         snprintf(f, sizeof f, "decode gpt2 factorized %s", decode_modes[i].name);
         snprintf(what, sizeof what, "batch-1 decode (%s): factorized / dense tok/s", decode_modes[i].name);
@@ -241,6 +255,8 @@ static int decode_row(const Backend *be, const char *shape, int factorized, cons
         backend_cuda_set_graphs(mode->graphs ? "on" : "off", why, sizeof why);
         backend_cuda_set_fused(mode->fused ? "on" : "off", why, sizeof why);
         backend_cuda_set_pdl(mode->pdl ? "on" : "off", why, sizeof why);
+        backend_cuda_tune("fold_split", mode->fold_split ? mode->fold_split : DEFAULT_FOLD_SPLIT);
+        backend_cuda_tune("gemv_warps_per_sm", mode->warps_per_sm ? mode->warps_per_sm : DEFAULT_WARPS_PER_SM);
     }
     if (!ok || bench_generate(be, &c, want, 256, 3, profile, rs, NULL, NULL, &err)) {
         fprintf(stderr, "bench_cuda: decode on %s: %s\n", be->name, err.msg);
@@ -248,15 +264,18 @@ static int decode_row(const Backend *be, const char *shape, int factorized, cons
     }
     r = rs[factorized];
     // rows are named by how the tokens did run: a failed recording must not pass for a graph row
-    char how[48] = "";
+    char how[64] = "", tuned[24] = "";
+    if (mode->fold_split) snprintf(tuned, sizeof tuned, " fold<=%d", mode->fold_split);
+    if (mode->warps_per_sm) snprintf(tuned, sizeof tuned, " wps %d", mode->warps_per_sm);
     if (on_gpu)
-        snprintf(how, sizeof how, " %.24s%s%s", r.decode_path, mode->fused ? " fused" : "", mode->pdl ? " pdl" : "");
+        snprintf(how, sizeof how, " %.24s%s%s%s", r.decode_path, mode->fused ? " fused" : "", mode->pdl ? " pdl" : "",
+                 tuned);
     printf("decode %-6s %-10s %-4s %-24s rank %3d  %10.0f tok/s  prefill %8.0f tok/s\n", shape, r.model, be->name,
            how, r.rank, r.tok_per_s, r.prefill_tok_per_s);
     if (on_gpu && mode->graphs && strcmp(r.decode_path, "graph") != 0)
         fprintf(stderr, "bench_cuda: decode %s %s asked for a graph and ran %s\n", shape, r.model, r.decode_path);
     fflush(stdout);
-    char what[80];   // "decode gpt2 factorized direct: recording failed fused pdl" fits
+    char what[96];   // "decode gpt2 factorized direct: recording failed fused pdl fold<=2" fits
     snprintf(what, sizeof what, "decode %.6s %s%s", shape, factorized ? "factorized" : "dense", how);
     add_row(what, be->name, "fp32", r.tok_per_s, 0);
     if (r.profiled) {   // a profile times every call: it runs without the graph
@@ -389,9 +408,9 @@ static void chain_rows(const Backend *gpu) {
 
 int main(int argc, char **argv) {
     cpu_blas_ensure_core(argc, argv);   // the CPU rows must run OpenBLAS's kernel for this CPU
-    int quick = argc > 1 && strcmp(argv[1], "quick") == 0, decode_only = argc > 1 && strcmp(argv[1], "decode") == 0;
-    if (argc > 1 && !quick && !decode_only) {
-        fprintf(stderr, "usage: bench_cuda [quick|decode]\n");
+    int quick = argc > 1 && strcmp(argv[1], "quick") == 0, targets = argc > 1 && strcmp(argv[1], "targets") == 0;
+    if (argc > 1 && !quick && !targets) {
+        fprintf(stderr, "usage: bench_cuda [quick|targets]\n");
         return 2;
     }
     char why[512];
@@ -404,7 +423,7 @@ int main(int argc, char **argv) {
     printf("bench_cuda — %s\n             %s\n", gpu->describe(), cpu->describe());
     static const char *precisions[] = {"fp32", "tf32", "bf16"};
     double peak[3] = {0};
-    for (int p = 0; p < 3 && !decode_only; p++) {
+    for (int p = targets ? 2 : 0; p < 3; p++) {
         backend_cuda_set_precision(precisions[p], why, sizeof why);
         for (int n = 4096; n <= 8192; n *= 2) {
             double g = gemm_gflops(gpu, n);
@@ -415,11 +434,11 @@ int main(int argc, char **argv) {
     }
     double cpu_peak = 0;
     Err err;
-    if (!decode_only && bench_sgemm_peak(cpu, &cpu_peak, &err) == 0) add_row("sgemm peak (GFLOP/s)", "cpu", "fp32", cpu_peak, 0);
+    if (!targets && bench_sgemm_peak(cpu, &cpu_peak, &err) == 0) add_row("sgemm peak (GFLOP/s)", "cpu", "fp32", cpu_peak, 0);
     fflush(stdout);
 
     int rc = 0;
-    for (int sh = 0; sh < 2 && !decode_only; sh++) {   // small and base: fp32 and tf32 on the GPU, fp32 on the CPU
+    for (int sh = 0; sh < 2 && !targets; sh++) {   // small and base: fp32 and tf32 on the GPU, fp32 on the CPU
         const char *shape = sh ? "base" : "small";
         for (int f = 0; f <= 1; f++)
             for (int p = 0; p < 2; p++) {
@@ -428,8 +447,8 @@ int main(int argc, char **argv) {
             }
         for (int f = 0; f <= 1; f++) rc |= train_row(cpu, shape, f, 4, quick ? 1 : 2, cpu_peak, "adamw", 0);
     }
-    if (!quick && !decode_only) {   // GPT-2 small shapes: the issue's targets
-        for (int p = 1; p < 3; p++) {   // tf32 and bf16 at batch 4, the default attention
+    if (!quick) {   // GPT-2 small shapes: the issue's targets
+        for (int p = 1; p < 3 && !targets; p++) {   // tf32 and bf16 at batch 4, the default attention
             backend_cuda_set_precision(precisions[p], why, sizeof why);
             for (int f = 0; f <= 1; f++) rc |= train_row(gpu, "gpt2", f, 4, 5, peak[p], "adamw", 0);
         }
@@ -440,7 +459,7 @@ int main(int argc, char **argv) {
         rc |= train_row(gpu, "gpt2", 1, 16, 5, peak[2], "spectron", 1);
         rc |= train_row(gpu, "gpt2", 1, 4, 5, peak[2], "spectron", 0);
         backend_cuda_set_attention("flash", why, sizeof why);
-        for (int f = 0; f <= 1; f++) rc |= train_row(gpu, "gpt2", f, 4, 5, peak[2], "adamw", 0);
+        for (int f = 0; f <= 1 && !targets; f++) rc |= train_row(gpu, "gpt2", f, 4, 5, peak[2], "adamw", 0);
         backend_cuda_set_attention("gemm", why, sizeof why);
     }
     backend_cuda_set_precision("fp32", why, sizeof why);
@@ -468,10 +487,10 @@ int main(int argc, char **argv) {
     const char *e = backend_cuda_last_error();
     if (e) { fprintf(stderr, "bench_cuda: CUDA error: %s\n", e); rc = -1; }
 
-    printf("\n%-36s %-5s %-5s %14s %9s\n", "summary", "dev", "prec", "value", "MFU/share");
+    printf("\n%-44s %-5s %-5s %14s %9s\n", "summary", "dev", "prec", "value", "MFU/share");
     for (int i = 0; i < n_rows; i++) {
         const Row *r = &rows[i];
-        printf("%-36s %-5s %-5s %14.0f", r->what, r->backend, r->precision, r->value);
+        printf("%-44s %-5s %-5s %14.0f", r->what, r->backend, r->precision, r->value);
         if (r->extra > 0) printf(" %8.1f%%", 100 * r->extra);
         printf("\n");
     }

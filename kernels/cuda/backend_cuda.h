@@ -57,6 +57,15 @@ const char *backend_cuda_fused(void);   // "on" or "off"
 int backend_cuda_set_pdl(const char *name, char *why, size_t cap);
 const char *backend_cuda_pdl(void);   // "on" or "off"
 
+// Tuning knobs that bench_cuda varies to choose their defaults (not settings for users):
+// "fold_split" — gemv.cu folds a decoded token's RMSNorm or SwiGLU into its products only when
+// each of them takes at most this many warps a row (8, the default: always; below that, the
+// step's kernel runs first when a block holds so few rows that its copy of x̂ costs as much as
+// its weights); "gemv_warps_per_sm" — gemv.cu gives a call's rows more warps each until the
+// call has this many warps an SM (16). Returns the old value, or −1 for an unknown knob, a
+// value below 1 or no device. A change makes recorded graphs stale.
+int backend_cuda_tune(const char *knob, int value);
+
 #ifdef __cplusplus
 }
 #endif

@@ -34,3 +34,4 @@ int backend_cuda_set_fused(const char *name, char *why, size_t cap) { (void)name
 const char *backend_cuda_fused(void) { return "off"; }
 int backend_cuda_set_pdl(const char *name, char *why, size_t cap) { (void)name; return refuse(why, cap); }
 const char *backend_cuda_pdl(void) { return "off"; }
+int backend_cuda_tune(const char *knob, int value) { (void)knob, (void)value; return -1; }

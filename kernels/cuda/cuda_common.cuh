@@ -46,6 +46,8 @@ typedef struct CudaState {
     int graphs;                // recording allowed (LRSH_CUDA_GRAPHS, backend_cuda_set_graphs)
     int fused;                 // lrsh's fused decode kernels (LRSH_CUDA_FUSED, backend_cuda_set_fused)
     int pdl;                   // programmatic dependent launch (LRSH_CUDA_PDL, backend_cuda_set_pdl)
+    int fold_split;            // gemv.cu folds a step into products of at most this many warps a row
+    int gemv_warps_per_sm;     // gemv.cu splits rows until a call has this many warps an SM
     cublasComputeType_t compute;
     const char *precision;     // "fp32", "tf32", "bf16"
     double *partials;          // REDUCE_BLOCKS + 1 doubles: sum/sumsq's per-block sums, then the total

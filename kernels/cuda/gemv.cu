@@ -159,7 +159,7 @@ __global__ void k_gemv_step(GemvBatch b, RowInput in) {
 // rows; GPT-2's down projection 768 of 3 072), each warp keeping a chunk of at least 128 floats,
 // a float4 a lane.
 static int gemv_split(int rows, int k) {
-    int enough = cuda.prop.multiProcessorCount * 16, split = 1;
+    int enough = cuda.prop.multiProcessorCount * cuda.gemv_warps_per_sm, split = 1;
     while (split < GEMV_WARPS && (long)rows * split < enough && k / (2 * split) >= 128) split *= 2;
     return split;
 }
@@ -186,6 +186,8 @@ static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 int gemv_row_products(const RowInput *in, const RowProduct *calls, int count) {
     if (!cuda.fused || in->k <= 0 || in->k > GEMV_STEP_MAX_K) return 0;
+    for (int i = 0; i < count; i++)   // a block of few rows: its copy of x̂ would cost more than it saves
+        if (gemv_split(calls[i].n, in->k) > cuda.fold_split) return 0;
     for (int first = 0; first < count; first += GEMV_CALLS) {
         GemvBatch b;
         memset(&b, 0, sizeof b);

@@ -1,16 +1,18 @@
 #!/bin/sh
 # tests/gpu/check.sh — the CUDA backend's device check, in one go on one H100/H200 (under 5
 # minutes): build with CUDA=1, run tests/test_cuda (every kernel against the CPU, the whole
-# model, decode, 50 training steps), the GPU benchmark (bench_cuda), and test_cuda under
+# model, decode, 50 training steps), tests/gpu/shell.sh (the shell's commands on the GPU
+# against the CPU), the GPU benchmark (bench_cuda), and test_cuda under
 # ASan+UBSan when time is left; print a summary table last. A failed test is rerun alone with
 # each fallback variable, a failed benchmark once on the older paths, so that one run on the
 # card says what broke and still measures. Logs go to /tmp/lrsh-gpu-check; results-entry.md
 # there is the entry for docs/gpu-results.md. With $OUT set (the device tool's folder, which
-# brings back at most 8 files) the entry, test_cuda.log and bench_cuda.log are copied there and
-# every log goes along as logs.tar.gz.
+# brings back at most 8 files) the entry, test_cuda.log, shell.log and bench_cuda.log are
+# copied there and every log goes along as logs.tar.gz.
 #
-# From the repository root:   sh tests/gpu/check.sh [quick|decode]   (passed to bench_cuda:
-# quick, a smoke run; decode, the decode and chain rows alone)
+# From the repository root:   sh tests/gpu/check.sh [quick|targets]   (passed to bench_cuda:
+# quick, a smoke run; targets, only the rows issue 9's targets read, and the chain rows).
+# LRSH_CHECK_SAN=off skips the ASan+UBSan pass (about 20 s) when device time is short.
 # If the machine lacks the Debian libraries lrsh links (readline, OpenBLAS, LAPACKE,
 # SentencePiece, cJSON), run tests/gpu/fetch-deps.sh here first and carry .gpu-deps.
 set -u
@@ -22,6 +24,11 @@ mkdir -p "$LOG"
 jobs=$(nproc 2>/dev/null || echo 4)
 elapsed() { echo $(( $(date +%s) - start )); }
 note() { echo "== [$(elapsed) s] $*"; }
+
+# The commit: as stamped here before the call (the device's copy of the tree may carry an
+# older .git than its files), else as git there says.
+if [ -s .gpu-deps/commit ]; then commit="$(cat .gpu-deps/commit) (stamped before the call)"
+else commit="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"; fi
 
 note "machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee "$LOG/gpu.txt"
@@ -98,6 +105,13 @@ if [ "$test_rc" -ne 0 ]; then
     grep -hE 'FAIL|CUDA error' "$LOG"/alone_*_LRSH_CUDA_SYNC_1.log 2>/dev/null | head -n 20
 fi
 
+note "tests/gpu/shell.sh (the shell on the GPU against the CPU)"
+timeout 120 sh tests/gpu/shell.sh >"$LOG/shell.log" 2>&1
+shell_rc=$?
+grep -vE '^ok ' "$LOG/shell.log" | head -n 20
+shell_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/shell.log" | tail -n 1)
+[ -n "$shell_line" ] || shell_line="no summary line (exit $shell_rc): $(tail -n 1 "$LOG/shell.log")"
+
 note "bench/bench_cuda"
 build/bench/bench_cuda ${bench_arg:+"$bench_arg"} >"$LOG/bench_cuda.log" 2>&1
 bench_rc=$?
@@ -117,7 +131,8 @@ note "where a GPT-2 step's time goes (bench_cuda's profiles)"
 grep -A 16 '^profile' "$LOG/bench_cuda.log" | head -n 60
 
 san_line="not run (time)"
-if [ "$(elapsed)" -lt 200 ]; then
+[ "${LRSH_CHECK_SAN:-on}" = off ] && san_line="not run (LRSH_CHECK_SAN=off)"
+if [ "$(elapsed)" -lt 200 ] && [ "${LRSH_CHECK_SAN:-on}" != off ]; then
     note "make SAN=1 build-san/tests/test_cuda (ASan + UBSan)"
     # shellcheck disable=SC2086
     if make CUDA=1 SAN=1 $MAKEVARS -j"$jobs" build-san/tests/test_cuda >"$LOG/build_san.log" 2>&1; then
@@ -134,9 +149,10 @@ fi
 {
     echo "## $(date -u +%Y-%m-%d) — ${card:-unknown card}"
     echo
-    echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+    echo "- commit: $commit"
     echo "- tests/test_cuda: $tests_line"
     echo "- tests/test_cuda under ASan+UBSan: $san_line"
+    echo "- tests/gpu/shell.sh: $shell_line"
     [ -z "$isolate_rows" ] || { echo; echo '```'; cat "$LOG/isolation.txt"; echo '```'; }
     [ -z "$bench_note" ] || echo "- bench/bench_cuda$bench_note"
     echo
@@ -152,7 +168,7 @@ fi
 } >"$LOG/results-entry.md"
 
 if [ -n "${OUT:-}" ]; then
-    cp "$LOG/results-entry.md" "$LOG/test_cuda.log" "$LOG/bench_cuda.log" "$OUT/" 2>/dev/null
+    cp "$LOG/results-entry.md" "$LOG/test_cuda.log" "$LOG/shell.log" "$LOG/bench_cuda.log" "$OUT/" 2>/dev/null
     tar -czf "$OUT/logs.tar.gz" -C "$(dirname "$LOG")" "$(basename "$LOG")"
 fi
 note "done"
@@ -161,7 +177,8 @@ echo "SUMMARY — ${card:-unknown card}, $(elapsed) s"
 printf '%-34s %s\n' "build (make CUDA=1)" "ok"
 printf '%-34s %s\n' "tests/test_cuda" "$tests_line"
 printf '%-34s %s\n' "tests/test_cuda (ASan+UBSan)" "$san_line"
+printf '%-34s %s\n' "tests/gpu/shell.sh" "$shell_line"
 printf '%-34s %s\n' "bench/bench_cuda" "$([ $bench_rc -eq 0 ] && echo ok || echo "exit $bench_rc")$bench_note"
 [ -z "$isolate_rows" ] || cat "$LOG/isolation.txt"
 sed -n '/^summary/,$p' "$LOG/bench_cuda.log"
-[ "$test_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
+[ "$test_rc" -eq 0 ] && [ "$shell_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
