@@ -784,13 +784,14 @@ static void test_batches(void) {
     cpu->axpby_batch(host, 3);
     gpu->axpby_batch(dev, 3);
     for (int i = 0; i < 3; i++) compare_gpu("axpby_batch", gy[i], y[i], n[i], 0);
-    const float *gxs[3] = {gx[0], gx[1], gx[2]};
-    long ns[3] = {n[0], 0, n[2]};
-    double got[3], again[3];
-    gpu->sumsq_batch(gxs, ns, 3, got);
-    gpu->sumsq_batch(gxs, ns, 3, again);
-    for (int i = 0; i < 3; i++) {
-        double want = cpu->sumsq(x[i], ns[i]);
+    // the sums: several blocks a vector (at most 32), one block, an empty vector
+    const float *gxs[4] = {gx[0], gx[1], gx[2], gx[0]};
+    long ns[4] = {n[0], 0, n[2], 5000};
+    double got[4], again[4];
+    gpu->sumsq_batch(gxs, ns, 4, got);
+    gpu->sumsq_batch(gxs, ns, 4, again);
+    for (int i = 0; i < 4; i++) {
+        double want = cpu->sumsq(i == 3 ? x[0] : x[i], ns[i]);
         CHECK(fabs(got[i] - want) <= 1e-12 * want, "sumsq_batch %d: gpu %.17g, cpu %.17g", i, got[i], want);
         CHECK(memcmp(&got[i], &again[i], sizeof got[i]) == 0, "sumsq_batch %d is not deterministic", i);
     }

@@ -688,36 +688,69 @@ static double reduce(const float *x, long n, int squares) {
 static double cuda_sum(const float *x, long n) { return reduce(x, n, 0); }
 static double cuda_sumsq(const float *x, long n) { return reduce(x, n, 1); }
 
-// Up to ARG_CALLS vectors of sumsq_batch as the kernel's argument: address and length.
+// Up to ARG_CALLS vectors of sumsq_batch as the kernel's argument: address, length, and the
+// blocks that sum it — vector v's are first_block[v] .. first_block[v + 1] − 1 of the launch.
 typedef struct SumsqBatch {
     const float *x[ARG_CALLS];
     long n[ARG_CALLS];
+    int first_block[ARG_CALLS + 1];
 } SumsqBatch;
 
-// A block per vector, in double, a fixed order for a fixed blockDim: deterministic.
-__global__ void k_sumsq_many(SumsqBatch batch, double *out) {
-    __shared__ double red[32];
-    const float *x = batch.x[blockIdx.x];
-    long n = batch.n[blockIdx.x];
-    double acc = 0.0;
-    for (long i = threadIdx.x; i < n; i += blockDim.x) acc += (double)x[i] * x[i];
-    acc = block_sum(acc, red);
-    if (threadIdx.x == 0) out[blockIdx.x] = acc;
+// Blocks a vector of n floats is summed by: one per SUMSQ_SHARE floats, at most SUMSQ_BLOCKS —
+// a function of n alone, so the order of the sums is fixed. (One block a vector left a batch
+// of a few big factors to a few SMs: a quarter of a Spectron step's optimizer time on an H200.)
+#define SUMSQ_SHARE (THREADS * 8)
+#define SUMSQ_BLOCKS 32
+
+static int sumsq_blocks(long n) {
+    long b = (n + SUMSQ_SHARE - 1) / SUMSQ_SHARE;
+    return b < 1 ? 1 : b > SUMSQ_BLOCKS ? SUMSQ_BLOCKS : (int)b;
 }
 
-// A launch per ARG_CALLS vectors into a device array, then one copy down: one wait for all
-// (the sums can differ from sumsq's in the last bits: another summation order).
+// Pass 1: block j of vector v sums, in double, every blocks-th THREADS-wide stretch of it from
+// the j-th, into partials[first_block[v] + j].
+__global__ void k_sumsq_many(SumsqBatch batch, double *partials) {
+    __shared__ double red[32];
+    int v = 0;
+    while ((int)blockIdx.x >= batch.first_block[v + 1]) v++;
+    int j = blockIdx.x - batch.first_block[v], blocks = batch.first_block[v + 1] - batch.first_block[v];
+    const float *x = batch.x[v];
+    long n = batch.n[v];
+    double acc = 0.0;
+    for (long i = (long)j * blockDim.x + threadIdx.x; i < n; i += (long)blocks * blockDim.x) acc += (double)x[i] * x[i];
+    acc = block_sum(acc, red);
+    if (threadIdx.x == 0) partials[blockIdx.x] = acc;
+}
+
+// Pass 2: vector v's total, its blocks' sums added in block order by one thread.
+__global__ void k_sumsq_finish(SumsqBatch batch, const double *partials, double *out, int count) {
+    int v = blockIdx.x * blockDim.x + threadIdx.x;
+    if (v >= count) return;
+    double acc = 0.0;
+    for (int b = batch.first_block[v]; b < batch.first_block[v + 1]; b++) acc += partials[b];
+    out[v] = acc;
+}
+
+// Two launches per ARG_CALLS vectors into a device array, then one copy down: one wait for
+// all (the sums can differ from sumsq's in the last bits: another summation order).
 static void cuda_sumsq_batch(const float *const *x, const long *n, int count, double *out) {
-    static DeviceBuffer totals;
+    static DeviceBuffer totals, partial_sums;
     if (count <= 0) return;
     double *dev = (double *)device_buffer(&totals, sizeof(double) * count);
-    int ok = dev != NULL;
+    double *partials = (double *)device_buffer(&partial_sums, sizeof(double) * ARG_CALLS * SUMSQ_BLOCKS);
+    int ok = dev != NULL && partials != NULL;
     for (int at = 0; ok && at < count; at += ARG_CALLS) {
         int part = count - at < ARG_CALLS ? count - at : ARG_CALLS;
         SumsqBatch batch;
-        for (int i = 0; i < part; i++) batch.x[i] = x[at + i], batch.n[i] = n[at + i] > 0 ? n[at + i] : 0;
-        k_sumsq_many<<<part, THREADS, 0, cuda.stream>>>(batch, dev + at);
+        batch.first_block[0] = 0;
+        for (int i = 0; i < part; i++) {
+            batch.x[i] = x[at + i], batch.n[i] = n[at + i] > 0 ? n[at + i] : 0;
+            batch.first_block[i + 1] = batch.first_block[i] + sumsq_blocks(batch.n[i]);
+        }
+        k_sumsq_many<<<batch.first_block[part], THREADS, 0, cuda.stream>>>(batch, partials);
         LAUNCH_CHECK("k_sumsq_many");
+        k_sumsq_finish<<<1, ARG_CALLS, 0, cuda.stream>>>(batch, partials, dev + at, part);
+        LAUNCH_CHECK("k_sumsq_finish");
     }
     ok = ok && !CUDA_CHECK(cudaMemcpy(out, dev, sizeof(double) * count, cudaMemcpyDeviceToHost));
     if (!ok)
