@@ -386,21 +386,7 @@ __global__ void k_decode_rope_append(float *q, const float *k, const float *v, f
 // key's loads and its shuffles in turn: 32 round trips to memory a warp). vec4: hd a multiple
 // of 4 and both rows 16-byte aligned.
 static __device__ float key_dot(const float *qs, const float *kj, int hd, int vec4) {
-    float dot = 0.0f;
-    if (vec4) {
-        const float4 *q4 = (const float4 *)qs, *k4 = (const float4 *)kj;
-#pragma unroll 8
-        for (int i = 0; i < hd / 4; i++) {
-            float4 a = q4[i], b = k4[i];
-            dot += a.x * b.x;
-            dot += a.y * b.y;
-            dot += a.z * b.z;
-            dot += a.w * b.w;
-        }
-    } else {
-        for (int i = 0; i < hd; i++) dot += qs[i] * kj[i];
-    }
-    return dot;
+    return strided_dot(qs, kj, hd, 0, 1, vec4);
 }
 
 // Σ_j p_j·v_j over the keys j ≡ g (mod groups), for column c (a float4 of columns where vec4),

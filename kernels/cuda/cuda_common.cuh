@@ -161,6 +161,29 @@ static inline unsigned grid_for(long n, int threads) {
     return (unsigned)(blocks < 65536 * 8 ? blocks : 65536 * 8);
 }
 
+// ---- dot products --------------------------------------------------------------------------
+// Σ a[i]·b[i] over i = first, first + step, … < n, in that order; with vec4 the same over
+// float4s (n a multiple of 4, both 16-byte aligned; i counts float4s). Eight loads of 16 bytes
+// in flight a thread: the loads do not depend on the sum, only the additions do.
+static __device__ __forceinline__ float strided_dot(const float *a, const float *b, int n, int first, int step,
+                                                   int vec4) {
+    float acc = 0.0f;
+    if (vec4) {
+        const float4 *a4 = (const float4 *)a, *b4 = (const float4 *)b;
+#pragma unroll 8
+        for (int i = first; i < n / 4; i += step) {
+            float4 x = a4[i], y = b4[i];
+            acc += x.x * y.x;
+            acc += x.y * y.y;
+            acc += x.z * y.z;
+            acc += x.w * y.w;
+        }
+    } else {
+        for (int i = first; i < n; i += step) acc += a[i] * b[i];
+    }
+    return acc;
+}
+
 // ---- block reductions ---------------------------------------------------------------------
 // Butterfly shuffles leave the same bits in every lane (a+b == b+a in IEEE arithmetic), and
 // the order of additions depends only on blockDim: deterministic.

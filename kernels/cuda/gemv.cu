@@ -66,21 +66,7 @@ static __device__ int warp_row(const GemvBatch &b, int *c, int *part, int *lo, i
 // Σ w[i]·x[i] over n by one warp, lanes striding along n (float4 where vec4), summed across
 // the warp in a fixed order: every lane gets the total.
 static __device__ float row_dot(const float *w, const float *x, int n, int vec4, int lane) {
-    float acc = 0.0f;
-    if (vec4) {
-        const float4 *w4 = (const float4 *)w, *x4 = (const float4 *)x;
-#pragma unroll 8   // 8 loads of 16 bytes in flight a lane: GPT-2's rows of 768 in one round trip
-        for (int i = lane; i < n / 4; i += 32) {
-            float4 a = w4[i], v = x4[i];
-            acc += a.x * v.x;
-            acc += a.y * v.y;
-            acc += a.z * v.z;
-            acc += a.w * v.w;
-        }
-    } else {
-        for (int i = lane; i < n; i += 32) acc += w[i] * x[i];
-    }
-    return warp_sum(acc);
+    return warp_sum(strided_dot(w, x, n, lane, 32, vec4));   // GPT-2's rows of 768: one round trip
 }
 
 static __device__ void store_row(const GemvCall &g, int row, float acc, int lane) {
