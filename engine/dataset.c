@@ -438,15 +438,21 @@ void dataset_free(Dataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
-int dataset_batch(const Dataset *ds, int split, int B, int T, uint64_t *rng_state, int32_t *tokens, Err *err) {
+int dataset_window_fits(const Dataset *ds, int split, int T, Err *err) {
     if (!ds || !ds->tokens) return err_set(err, "no data: load a corpus first (data load FILE)");
     if (split != 0 && split != 1) return err_set(err, "split %d: must be 0 (train) or 1 (val)", split);
+    long len = split ? ds->n_tokens - ds->n_train : ds->n_train;
+    if (len < (long)T + 1)
+        return err_set(err, "%s: the %s split has %ld token%s; a window of seq+1 = %ld needs more (use more text%s)",
+                       ds->source, split ? "validation" : "training", len, len == 1 ? "" : "s", (long)T + 1,
+                       split ? " or a larger val=" : " or a smaller seq");
+    return 0;
+}
+
+int dataset_batch(const Dataset *ds, int split, int B, int T, uint64_t *rng_state, int32_t *tokens, Err *err) {
+    if (dataset_window_fits(ds, split, T, err) != 0) return -1;
     if (B <= 0 || T <= 0) return err_set(err, "batch=%d seq=%d: both must be positive", B, T);
     long start = split ? ds->n_train : 0, len = split ? ds->n_tokens - ds->n_train : ds->n_train;
-    if (len < (long)T + 1)
-        return err_set(err, "%s: the %s split has %ld tokens; a window of seq+1 = %ld needs more (use more text%s)",
-                       ds->source, split ? "validation" : "training", len, (long)T + 1,
-                       split ? " or a larger val=" : " or a smaller seq");
     uint64_t windows = (uint64_t)(len - T);  // start offsets with T+1 tokens after them
     for (int b = 0; b < B; b++) {
         long at = start + (long)(rng_next(rng_state) % windows);

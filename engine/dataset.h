@@ -35,6 +35,9 @@ void dataset_free(Dataset *ds);
 // into one text file at out_path; returns 0 or -1 with err set.
 int dataset_default_corpus(const char *out_path, Err *err);
 
+// Whether the train (split = 0) or validation (split = 1) part holds a window of T+1 tokens;
+// the error says how many it has.
+int dataset_window_fits(const Dataset *ds, int split, int T, Err *err);
 // Fill tokens[B×(T+1)] with B random windows of T+1 consecutive tokens from the train
 // (split = 0) or validation (split = 1) part, drawn with *rng_state (advanced).
 int dataset_batch(const Dataset *ds, int split, int B, int T, uint64_t *rng_state, int32_t *tokens, Err *err);

@@ -29,6 +29,19 @@ const char *expand_path(const char *in, char *out, size_t size) {
     return in;
 }
 
+int check_writable_file(const char *path, Err *err) {
+    char folder[1024];
+    snprintf(folder, sizeof folder, "%s", path);
+    char *slash = strrchr(folder, '/');
+    if (slash == folder) folder[1] = '\0';   // a file in /
+    else if (slash) *slash = '\0';
+    else snprintf(folder, sizeof folder, ".");
+    if (access(folder, W_OK) != 0) return err_set(err, "cannot write %s: %s", path, strerror(errno));
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return err_set(err, "cannot write %s: it is a folder", path);
+    return 0;
+}
+
 // The default corpus, written once into the cache folder and reused afterwards.
 static int default_corpus(Session *s, char *path, size_t size, Err *err) {
     if (session_cache_dir(path, size, err) != 0) return -1;
@@ -88,14 +101,11 @@ static int tok_train_can_run(const char *corpus, const char *out, Err *err) {
     FILE *f = fopen(corpus, "r");
     if (!f) return err_set(err, "tok train: cannot read %s: %s", corpus, strerror(errno));
     fclose(f);
-    char folder[1024];
-    snprintf(folder, sizeof folder, "%s", out);
-    char *slash = strrchr(folder, '/');
-    if (slash == folder) folder[1] = '\0';   // a file in /
-    else if (slash) *slash = '\0';
-    else snprintf(folder, sizeof folder, ".");
-    if (access(folder, W_OK) != 0)
-        return err_set(err, "tok train: cannot write %s: %s (nothing was trained)", out, strerror(errno));
+    if (check_writable_file(out, err) != 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return err_set(err, "tok train: %s (nothing was trained)", why);
+    }
     return 0;
 }
 
@@ -200,7 +210,8 @@ int cmd_tok_decode(Session *s, const Args *a, Err *err) {
     char *text = tokenizer_decode(s->tok, ids, n, err);
     free(ids);
     if (!text) return -1;
-    out_text(s, "%s\n", text);
+    out_visible(s, text, strlen(text));
+    out_text(s, "\n");
     cJSON_AddStringToObject(s->result, "text", text);
     free(text);
     return 0;

@@ -27,9 +27,14 @@ static const char *method_name(EnsembleMethod m) {
 
 void session_drop_ensemble(Session *s, const char *why) {
     if (!s->has_ensemble) return;
+    int k = s->ens.k, steps = s->ens.step;
     ensemble_free(&s->ens);
     s->has_ensemble = 0;
-    if (why) out_note(s, "ensemble dropped (%s)\n", why);
+    if (!why) return;
+    if (steps > 0)   // trained members: say what is lost
+        out_note(s, "ensemble dropped (%s): its %d member%s and their %d step%s of training are gone; `model save "
+                    "PATH` first keeps them\n", why, k, k == 1 ? "" : "s", steps, steps == 1 ? "" : "s");
+    else out_note(s, "ensemble dropped (%s)\n", why);
 }
 
 // "1,2,3" → k seeds
@@ -93,11 +98,7 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     const OptimConfig *oc = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
     Ensemble e;
     if (ensemble_build(&e, &s->model.cfg, s->be, oc, &sp, err) != 0) return -1;
-    char why[160] = "replaced by a new one";
-    if (s->has_ensemble && s->ens.step > 0)   // rebuilding is a workflow (demos/wash.lrsh): say what goes
-        snprintf(why, sizeof why, "replaced by a new one: its %d members' %d steps are gone; `model save PATH` before "
-                 "`ensemble new` keeps them", s->ens.k, s->ens.step);
-    session_drop_ensemble(s, why);
+    session_drop_ensemble(s, "replaced by a new one");   // says what goes: rebuilding is a workflow (demos/wash.lrsh)
     s->ens = e;
     s->has_ensemble = 1;
     size_t bytes = ensemble_bytes(&e, s->batch, s->model.cfg.seq);
@@ -252,7 +253,8 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
         out_text(s, "interrupted after %d of %d steps; every member keeps the steps taken\n", done, steps);
     char t[32], d[32], x[32], xs[32];
     if (done) {
-        out_text(s, "step %d: mean loss %.4f over %d members (", e->trainers[0].step, st.mean_loss, e->k);
+        out_text(s, "step %d: mean loss %.4f over %d member%s (", e->trainers[0].step, st.mean_loss, e->k,
+                 e->k == 1 ? "" : "s");
         for (int i = 0; i < e->k; i++) out_text(s, "%s%.4f", i ? " " : "", st.member[i].loss);
         out_text(s, "), %s tok/s, %s for %d step%s\n", fmt_count(t, sizeof t, seconds > 0 ? tokens / seconds : 0),
                  fmt_duration(d, sizeof d, seconds), done, done == 1 ? "" : "s");
@@ -390,9 +392,10 @@ void ensemble_info(Session *s) {
     if (!s->has_ensemble) return;
     size_t bytes = ensemble_bytes(&s->ens, s->batch, s->model.cfg.seq);
     char b[32], x[32];
-    out_text(s, "ensemble   %d members, %s (parameters, gradients, optimizer state and activations); %s "
+    out_text(s, "ensemble   %d member%s, %s (parameters, gradients, optimizer state and activations); %s "
                 "coupling, step %d, %s values exchanged\n",
-             s->ens.k, fmt_bytes(b, sizeof b, (double)bytes), method_name(s->ens.coupling.method),
+             s->ens.k, s->ens.k == 1 ? "" : "s", fmt_bytes(b, sizeof b, (double)bytes),
+             method_name(s->ens.coupling.method),
              s->ens.trainers[0].step, fmt_count(x, sizeof x, s->ens.total_exchanged));
     cJSON *o = cJSON_AddObjectToObject(s->result, "ensemble");
     cJSON_AddNumberToObject(o, "k", s->ens.k);

@@ -48,7 +48,7 @@ static int stream_update(Stream *st, long n_ids, int final, Err *err) {
     if (upto > st->shown) {
         // print only the part after what is on screen; a decode that rewrote earlier text (it
         // should not) shows from the first byte that is new
-        out_text(st->s, "%.*s", (int)(upto - st->shown), text + st->shown);
+        out_visible(st->s, text + st->shown, upto - st->shown);
         fflush(st->s->json ? stderr : stdout);
         st->shown = upto;
     }
@@ -123,9 +123,12 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
     char r[32];
     if (strcmp(stopped, "interrupt") == 0)
         out_note(s, "(stopped by Ctrl-C after %d token%s)\n", made, made == 1 ? "" : "s");
-    out_note(s, "(%d token%s, %s tok/s%s; prompt %ld token%s; seed=%llu repeats it)\n", made, made == 1 ? "" : "s",
+    char seed_note[48] = "";   // greedy decoding (temp=0) draws nothing: no seed to repeat
+    if (sc.temperature > 0)
+        snprintf(seed_note, sizeof seed_note, "; seed=%llu repeats it", (unsigned long long)sc.seed);
+    out_note(s, "(%d token%s, %s tok/s%s; prompt %ld token%s%s)\n", made, made == 1 ? "" : "s",
              fmt_count(r, sizeof r, rate), strcmp(stopped, "eos") == 0 ? ", end of text" : "", np, np == 1 ? "" : "s",
-             (unsigned long long)sc.seed);
+             seed_note);
     const char *gen_text = st.text ? st.text + (st.prompt_bytes <= strlen(st.text) ? st.prompt_bytes : 0) : "";
     cJSON_AddStringToObject(s->result, "text", gen_text);
     char *shown_prompt = strndup(st.text ? st.text : "", st.prompt_bytes);

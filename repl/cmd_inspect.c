@@ -434,7 +434,8 @@ static void watch_list(Session *s, const InspectState *st) {
         out_text(s, "watching nothing (e.g. `watch spectral dw_over_lr every=10`; `help watch` lists the fields)\n");
         return;
     }
-    out_text(s, "watching every %d steps of `train` and `step`:\n", st->every);
+    if (st->every == 1) out_text(s, "watching every step of `train` and `step`:\n");
+    else out_text(s, "watching every %d steps of `train` and `step`:\n", st->every);
     for (int i = 0; i < st->n_watch; i++) {
         const WatchItem *it = &st->watch[i];
         const struct WatchFieldSpec *f = &watch_fields[it->field];
@@ -451,7 +452,8 @@ int cmd_watch(Session *s, const Args *a, Err *err) {
     if (!st) return err_set(err, "out of memory");
     if (a->n_pos == 1 && strcmp(a->pos[0], "off") == 0) {
         if (args_has(a, "every")) return err_set(err, "watch off takes no every=");
-        out_text(s, st->n_watch ? "watching stopped (%d fields)\n" : "watching was off\n", st->n_watch);
+        out_text(s, st->n_watch ? "watching stopped (%d field%s)\n" : "watching was off\n", st->n_watch,
+                 st->n_watch == 1 ? "" : "s");
         st->n_watch = 0;
         st->live[0] = '\0';
         watch_list(s, st);

@@ -327,9 +327,13 @@ static void sort_rows(const MatrixDiag **rows, int n, const char *key) {
 int cmd_inspect(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     ensemble_note_single_model(s);
-    if (!s->has_trainer || s->trainer.opt.t == 0)
+    if (!s->has_trainer || s->trainer.opt.t == 0) {
+        if (s->has_trainer && s->trainer.step > 0)   // `optim` switched: a new optimizer has no diagnostics
+            return err_set(err, "no update since `optim` set up %s at step %d: run `step`; inspect shows the last "
+                           "step's diagnostics", s->trainer.opt.cfg.name, s->trainer.step);
         return err_set(err, "no update yet: run `step` (or `train steps=N`) first; inspect shows the last step's "
                        "diagnostics");
+    }
     const Optimizer *o = &s->trainer.opt;
     if (o->n_diag == 0)
         return err_set(err, "the model has no factorized matrices (rank=0): inspect shows W = A·Bᵀ diagnostics; "

@@ -175,9 +175,13 @@ int cmd_log(Session *s, const Args *a, Err *err) {
         cJSON_AddNullToObject(s->result, "path");
         return 0;
     }
-    char buf[1024];
+    char buf[1024], was[sizeof r->log_path] = "";
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
+    long was_lines = r->log_lines;
+    if (r->log) snprintf(was, sizeof was, "%s", r->log_path);
     if (runlog_open(r, path, err) != 0) return -1;
+    if (was[0] && strcmp(was, path) != 0)   // the old file is closed: say so, as `log off` would
+        out_text(s, "logging to %s stopped (%ld lines written)\n", was, was_lines);
     out_text(s, "logging every training step to %s (one JSON object per line; `log off` stops)\n", path);
     cJSON_AddStringToObject(s->result, "path", path);
     return 0;
@@ -186,7 +190,8 @@ int cmd_log(Session *s, const Args *a, Err *err) {
 // ---- plot: the data -----------------------------------------------------------------------
 
 // A log written by `log FILE` read back into a RunLog (its own, not the session's).
-static int read_log(const char *path, RunLog *r, Err *err) {
+// *skipped: the lines that are not a `log` record (not JSON, or no step and loss).
+static int read_log(const char *path, RunLog *r, long *skipped, Err *err) {
     FILE *f = fopen(path, "r");
     if (!f) return err_set(err, "plot from=%s: %s", path, strerror(errno));
     struct stat st;
@@ -235,6 +240,7 @@ static int read_log(const char *path, RunLog *r, Err *err) {
     }
     free(line);
     fclose(f);
+    *skipped = bad;
     if (lineno == 0) return err_set(err, "plot from=%s: the file is empty", path);
     if (bad == lineno) return err_set(err, "plot from=%s: no line is a `log` record (JSON with step and loss)", path);
     return 0;
@@ -438,6 +444,7 @@ static int plot_images(Session *s, const Chart *c, const char *field, const char
     if (find_gnuplot(gnuplot, sizeof gnuplot) != 0)
         return err_set(err, "png=/svg= need gnuplot, which is not installed (not found on PATH): `make deps` "
                        "installs it (Debian: apt-get install gnuplot-nox); the chart above is the terminal version");
+    if ((png && check_writable_file(png, err) != 0) || (svg && check_writable_file(svg, err) != 0)) return -1;
     char data[1100], script[1100];
     FILE *df, *sf;
     if (temp_file(data, sizeof data, "plot-data", &df, err) != 0) return -1;
@@ -521,13 +528,24 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
     RunLog from, *r = &s->runs;
     runlog_init(&from);
     if (args_has(a, "from")) {
-        if (read_log(expand_path(args_str(a, "from", ""), fb, sizeof fb), &from, err) != 0) {
+        long skipped = 0;
+        if (read_log(expand_path(args_str(a, "from", ""), fb, sizeof fb), &from, &skipped, err) != 0) {
             runlog_free(&from);
             return -1;
         }
+        if (skipped)
+            out_note(s, "note: from=%s: %ld line%s skipped (not a `log` record: JSON with step and loss)\n",
+                     args_str(a, "from", ""), skipped, skipped == 1 ? "" : "s");
         r = &from;
     }
     int watched = !field && watched_anywhere(r, typed);   // a `watch` series
+    char plain[128];   // `watch spectral:max` records a field's own aggregate under its plain name
+    const char *colon = strrchr(typed, ':');
+    if (!field && !watched && colon && (!strcmp(colon, ":max") || !strcmp(colon, ":mean")) &&
+        (size_t)(colon - typed) < sizeof plain) {
+        snprintf(plain, sizeof plain, "%.*s", (int)(colon - typed), typed);
+        if ((watched = watched_anywhere(r, plain))) typed = plain;
+    }
     if (watched) field = typed;
     if (!field) {
         runlog_free(&from);
@@ -549,7 +567,7 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
                      r == &from ? "the log has no such records"
                      : strcmp(field, "val") == 0 ? "no validation losses yet (`eval`, or `train eval_every=N`)"
                      : sparse_field(field) ? "no step measured it yet (`step`, or `train` with diag_every=N > 0 on a "
-                                             "factorized model)"
+                                             "factorized model; an ensemble's members measure none)"
                      : "no training steps yet (`train steps=N`), or plot a log file with from=FILE");
     if (rc == 0) {
         PlotOptions o = {.width = (int)args_int(a, "width", 72), .height = (int)args_int(a, "height", 16),

@@ -163,7 +163,9 @@ static void show_data(Session *s) {
 }
 
 static void show_model(Session *s) {
-    const ModelConfig *c = s->has_model ? &s->model.cfg : &s->model_cfg;
+    ModelConfig next = s->model_cfg;   // without a model: what `model new` would build now
+    if (s->tok) next.vocab = tokenizer_vocab_size(s->tok);
+    const ModelConfig *c = s->has_model ? &s->model.cfg : &next;
     char shape[256], label[48];
     model_config_describe(c, shape, sizeof shape);
     out_text(s, "model      %s%s: %s\n", s->has_model ? "" : "none; next `model new` starts from ",

@@ -102,6 +102,12 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     if (need_trainer(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
     int steps = (int)args_int(a, "steps", 1);
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 10);
+    // eval_every's evaluations must not fail halfway through: check the validation split first
+    if (eval_every > 0 && eval_every <= steps && dataset_window_fits(&s->data, 1, sh.T, err) != 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return err_set(err, "%s (eval_every: nothing was trained)", why);
+    }
     s->trainer.opt.diag_every = (int)args_int(a, "diag_every", 10);
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     Run r = {0};
@@ -245,11 +251,18 @@ static cJSON *bench_train_json(const char *command, const BenchResult *r) {
     return o;
 }
 
+// RSS growth for a table: "–" when none was seen (the build reused memory freed before, as
+// after an earlier bench in the same session), not "0 B".
+static const char *rss_cell(char *buf, size_t size, size_t bytes) {
+    if (bytes == 0) return snprintf(buf, size, "–"), buf;
+    return fmt_bytes(buf, size, (double)bytes);
+}
+
 static void bench_row(Session *s, const BenchResult *r) {
     char rate[32], rss[32];
     out_text(s, "%-6s %-10s %-8s %5d %5d %5d %10s %8.1f %8.1f %5.1f%% %5.1f%% %9s\n", r->shape, r->model, r->optim,
              r->batch, r->seq, r->steps, fmt_count(rate, sizeof rate, r->tok_per_s), r->gflops, r->peak_gflops,
-             100 * r->mfu, 100 * r->optim_fraction, fmt_bytes(rss, sizeof rss, (double)r->model_rss));
+             100 * r->mfu, 100 * r->optim_fraction, rss_cell(rss, sizeof rss, r->model_rss));
     cJSON *o = bench_train_json("bench train", r);
     cJSON_AddNumberToObject(o, "batch", r->batch);
     cJSON_AddNumberToObject(o, "seq", r->seq);
@@ -320,8 +333,8 @@ int cmd_bench_train(Session *s, const Args *a, Err *err) {
     for (int f = 0; f < 2; f++)
         if (want[f]) bench_row(s, &r[f]);
     if (want[0] && want[1])
-        out_text(s, "factorized/dense %.2f× (each model's median of %d alternating rounds of %d steps)\n",
-                 r[1].tok_per_s / r[0].tok_per_s, rounds, steps);
+        out_text(s, "factorized/dense %.2f× (each model's median of %d alternating round%s of %d step%s)\n",
+                 r[1].tok_per_s / r[0].tok_per_s, rounds, rounds == 1 ? "" : "s", steps, steps == 1 ? "" : "s");
     for (int f = 0; f < 2; f++) {
         if (!want[f] || !r[f].profiled) continue;
         char title[96];
@@ -346,7 +359,7 @@ static void generate_row(Session *s, const char *shape, const GenerateBench *r) 
     char rate[32], pre[32], rss[32];
     out_text(s, "%-10s %-10s %5d %7d %6d %13s %13s %9s\n", shape, r->model, r->rank, r->prompt, r->n_tokens,
              fmt_count(rate, sizeof rate, r->tok_per_s), fmt_count(pre, sizeof pre, r->prefill_tok_per_s),
-             fmt_bytes(rss, sizeof rss, (double)r->model_rss));
+             rss_cell(rss, sizeof rss, r->model_rss));
     cJSON *o = bench_json("bench generate", shape, r->model);
     cJSON_AddNumberToObject(o, "rank", r->rank);
     cJSON_AddNumberToObject(o, "threads", r->threads);
@@ -383,8 +396,8 @@ int cmd_bench_generate(Session *s, const Args *a, Err *err) {
     for (int f = 0; f < 2; f++)
         if (want[f]) generate_row(s, shape, &rs[f]);
     if (want[0] && want[1])
-        out_text(s, "factorized/dense %.2f× (each model's median of %d alternating rounds)\n",
-                 rs[1].tok_per_s / rs[0].tok_per_s, rounds);
+        out_text(s, "factorized/dense %.2f× (each model's median of %d alternating round%s)\n",
+                 rs[1].tok_per_s / rs[0].tok_per_s, rounds, rounds == 1 ? "" : "s");
     for (int f = 0; f < 2; f++)   // only a GPU records: say how its tokens ran
         if (want[f] && s->be->graph_begin)
             out_note(s, "%s: decoded %s, fused %s, pdl %s (`set graphs|fused|pdl on|off` to compare)\n", rs[f].model,

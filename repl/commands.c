@@ -152,9 +152,9 @@ const CmdSpec commands[] = {
          {"kv_heads", OPT_INT, NULL, NULL, 1, 1024, "key/value heads (grouped-query attention; default: heads)"},
          {"ffn", OPT_INT, NULL, NULL, 1, 1 << 18, "MLP hidden width"},
          {"rank", OPT_INT, NULL, NULL, -1, 1 << 16, "0 dense, R factorized at rank R, -1 rank_ratio"},
-         {"rank_ratio", OPT_FLOAT, NULL, NULL, 0, 1, "rank as a fraction of in_features (rank=-1)"},
+         {"rank_ratio", OPT_FLOAT, NULL, NULL, 0, 1, "rank as a fraction of in_features, above 0 (rank=-1)"},
          {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "context length"},
-         {"vocab", OPT_INT, NULL, NULL, 1, 1 << 24, "vocabulary (default: the tokenizer's)"},
+         {"vocab", OPT_INT, NULL, NULL, 2, 1 << 24, "vocabulary (default: the tokenizer's)"},
          {"seed", OPT_INT, NULL, NULL, 0, 9e18, "initialization seed (default: `set seed`)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "model", .sub = "info", .family = "model", .args = "[tensors=on]",
@@ -238,9 +238,12 @@ const CmdSpec commands[] = {
              "Every step is recorded in the current run (see `run`, `plot`) and, after `log FILE`,\n"
              "appended to that file. eval_every=N also measures the validation loss (as `eval`).\n"
              "Every diag_every-th step the optimizer also measures ‖ΔW‖₂ and ‖W‖₂ of each factorized\n"
-             "W = A·Bᵀ (power iteration); the run keeps, per step, the largest ‖ΔW‖₂/η and ρ over\n"
-             "the matrices and the mean σ_A, σ_B (`plot dw_over_eta`, `plot rho`, `plot sigma_a`).\n"
-             "σ and ρ come with every step under spectron and renorm. A step whose loss is above\n"
+             "W = A·Bᵀ (3 power iterations, warm-started from the last step's: estimates from below,\n"
+             "a few percent under `norms`' 20 in the first steps); the run keeps, per step, the\n"
+             "largest ‖ΔW‖₂/η and ρ over the matrices and the mean σ_A, σ_B (`plot dw_over_eta`,\n"
+             "`plot rho`, `plot sigma_a`). σ and ρ come with every step under spectron and renorm\n"
+             "(under other optimizers ρ is the step's lr). An ensemble's members record no\n"
+             "diagnostics. A step whose loss is above\n"
              "1.5× the mean of the 50 before it (once 10 are there) counts as a loss spike. A\n"
              "non-finite loss or gradient stops training: the run is marked diverged, the model\n"
              "keeps the parameters of the last good step, and the command still succeeds (a\n"
@@ -261,9 +264,10 @@ const CmdSpec commands[] = {
              "clip scale and the optimizer's share of the step time; then, for a factorized model,\n"
              "one row per matrix W = A·Bᵀ: σ_A = ‖A‖₂, σ_B = ‖B‖₂ (before the update), the factor\n"
              "step ρ, ‖ΔW‖₂ of the update, ‖ΔW‖₂/η (η: the step's lr; Spectron keeps it ≤ 1, up to\n"
-             "Newton–Schulz's slack) and ‖W‖₂ after it. \"–\" marks a value not computed. `inspect`\n"
-             "shows the same rows sorted, worst first. --json: one object with the global fields\n"
-             "and \"matrices\":[{name, sigma_a, sigma_b, rho, dw_norm, dw_over_eta, w_norm, …}].\n"
+             "Newton–Schulz's slack) and ‖W‖₂ after it — the norms by 3 warm-started power\n"
+             "iterations, a few percent under `norms` at first. \"–\" marks a value not computed.\n"
+             "`inspect` shows the same rows sorted, worst first. --json: one object with the global\n"
+             "fields and \"matrices\":[{name, sigma_a, sigma_b, rho, dw_norm, dw_over_eta, w_norm, …}].\n"
              "Examples:\n  step\n  step batch=4\n  optim spectron; step; inspect",
      .run = cmd_step,
      .opts = (const OptSpec[]){BATCH_OPTS, {NULL, 0, NULL, NULL, 0, 0, NULL}}},
@@ -400,7 +404,8 @@ const CmdSpec commands[] = {
      .run = cmd_align,
      .opts = (const OptSpec[]){
          {"against", OPT_ENUM, "microbatch", "microbatch|blockdrop|width|delayed|members|forward", 0, 0, "the second gradient"},
-         {"p", OPT_FLOAT, "0.5", NULL, 0, 1, "blockdrop: P(skip a block); width: fraction of heads/units dropped"},
+         {"p", OPT_FLOAT, "0.5", NULL, 0, 1,
+          "blockdrop: P(skip a block); width: fraction of heads/units dropped, below 0.999"},
          {"draws", OPT_INT, "4", NULL, 1, 1000, "subnetworks or random guesses averaged"},
          {"batches", OPT_INT, "1", NULL, 1, 10000, "batches averaged into each gradient"},
          {"guess", OPT_ENUM, "random", "random|local", 0, 0, "forward: the guess direction"},
@@ -557,8 +562,8 @@ const CmdSpec commands[] = {
              "machine's busy moments then hit neither model alone). The optim% column (JSON\n"
              "optim_fraction) is the mean share of the step's wall time spent in the optimizer\n"
              "update; RSS is the resident memory the model's build and first step added (JSON\n"
-             "model_rss; peak_rss is the whole process's high-water mark). Independent of the\n"
-             "session's model and data.\n"
+             "model_rss; \"–\" and 0 when the build reused memory an earlier bench freed; peak_rss is\n"
+             "the whole process's high-water mark). Independent of the session's model and data.\n"
              "profile=on then takes one more step per model with every kernel call timed to its\n"
              "end, and prints the costliest (phase, kernel) rows: calls, milliseconds, share.\n"
              "On a GPU each call then waits for the device, so the total exceeds a normal step,\n"
@@ -584,8 +589,9 @@ const CmdSpec commands[] = {
              "the models in alternation, each reported by its median round. Factorized: rank dim/4.\n"
              "stories15m is llama2.c's 15M shape (dim 288, 6 layers, vocab 32000); the script\n"
              "bench/llama2c/compare.sh times llama2.c itself next to it. RSS is the resident\n"
-             "memory the model, its KV cache and its packed factors added (JSON model_rss;\n"
-             "peak_rss is the process's high-water mark). Independent of the session's model.\n"
+             "memory the model, its KV cache and its packed factors added (JSON model_rss; \"–\"\n"
+             "and 0 when they reused memory an earlier bench freed; peak_rss is the process's\n"
+             "high-water mark). Independent of the session's model.\n"
              "profile=on then runs one more round per model with every kernel call timed to its\n"
              "end, and prints the costliest (phase, kernel) rows, prefill and decode apart.\n"
              "On the GPU a note says whether the tokens were replayed from a recorded CUDA graph\n"

@@ -120,6 +120,9 @@ extern const char *const plot_fields[];
 // Shared by handlers: "~/x" → "$HOME/x" (returns in or out); the positionals joined by single
 // spaces (malloc'ed; NULL when out of memory).
 const char *expand_path(const char *in, char *out, size_t size);
+// Before slow work that ends in writing path: its folder must be writable and path no folder.
+// The error names path ("cannot write PATH: …").
+int check_writable_file(const char *path, Err *err);
 char *join_words(const Args *a);
 
 // Shared by handlers: a model config as JSON; the optimizer settings as a line of text and

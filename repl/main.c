@@ -140,7 +140,9 @@ static int run_stream(Session *s, FILE *in, const char *name) {
     s->src_line = 0;
     while (!s->quit && getline(&line, &cap, in) >= 0) {
         s->src_line++;
-        if (run_line(s, line) != 0) {
+        // a UTF-8 byte-order mark (some editors write one) is not part of the first command
+        int bom = s->src_line == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0;
+        if (run_line(s, line + 3 * bom) != 0) {
             failed = 1;
             if (s->errexit) break;
         }
@@ -171,7 +173,9 @@ static void startup_error(const Session *s, const char *fmt, ...) {
 static int run_file(Session *s, const char *path) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!f) {
-        startup_error(s, "cannot open %s: %s", path, strerror(errno));
+        if (path[0] == '-')   // `lrsh a.lrsh -c …`: an option after the first script is taken as a file
+            startup_error(s, "cannot open %s: options go before the scripts (lrsh [options] [script…])", path);
+        else startup_error(s, "cannot open %s: %s", path, strerror(errno));
         return 1;
     }
     struct stat st;

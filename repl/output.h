@@ -8,6 +8,10 @@
 // A command's human-readable result (tables, ids, losses). stdout normally; stderr in JSON
 // mode, where --quiet drops it.
 void out_text(const Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// out_text of text[0, n) as it may reach a terminal: every control character but newline and
+// tab (ESC, CSI — also C1's U+0080..U+009F) shown as U+FFFD, so that decoded model output never
+// acts as an escape sequence. JSON results keep the text as decoded.
+void out_visible(const Session *s, const char *text, size_t n);
 // Commentary (what was built, where a file went, hints); --quiet drops it.
 void out_note(const Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // A failed command: `error: msg` on stderr (with file:line in scripts), or in JSON mode

@@ -18,7 +18,9 @@ static void setting_from_env(char *slot, size_t cap, const char *key, const char
     const OptSpec *o = opt_find(settings, key);
     const char *value = getenv(var);
     Err ignored;
-    snprintf(slot, cap, "%s", value && opt_check(o, value, &ignored) == 0 ? value : o->def);
+    int ok = value && opt_check(o, value, &ignored) == 0;
+    if (value && !ok) fprintf(stderr, "lrsh: %s=%s unknown (%s): using %s\n", var, value, o->choices, o->def);
+    snprintf(slot, cap, "%s", ok ? value : o->def);
 }
 
 int session_init(Session *s, int threads, uint64_t seed, Err *err) {

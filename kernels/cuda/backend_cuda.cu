@@ -910,8 +910,11 @@ static int init(char *why, size_t cap) {
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
         cudaGetLastError();
-        return fail(why, cap, "no CUDA device: cudaGetDeviceCount → %s (%s); is a GPU visible? check nvidia-smi",
-                    cudaGetErrorString(e), cudaGetErrorName(e));
+        // without a GPU the runtime often says "driver version is insufficient": there is no driver at all
+        const char *hint = e == cudaErrorInsufficientDriver ? "no NVIDIA driver here, or one older than this CUDA; "
+                           : e == cudaErrorNoDevice ? "no NVIDIA GPU here; " : "";
+        return fail(why, cap, "no CUDA device: cudaGetDeviceCount → %s (%s); %sis a GPU visible? check nvidia-smi",
+                    cudaGetErrorString(e), cudaGetErrorName(e), hint);
     }
     if (count == 0) {
         const char *visible = getenv("CUDA_VISIBLE_DEVICES");

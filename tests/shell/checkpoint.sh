@@ -25,7 +25,7 @@ err=$(cat "$TMP/err")
 check_status load_generate_status 0 $rc
 check_contains load_says_step "$out" "step 30"
 check_contains load_says_optimizer "$out" "optimizer adamw"
-check_contains generate_says_seed "$out" "seed=1 repeats it)"
+check_not_contains greedy_has_no_seed "$out" "repeats it"   # temp=0 draws nothing
 check_contains load_says_tokenizer "$out" "tokenizer embedded"
 text=$(printf '%s\n' "$out" | sed -n '/^model:/,$p' | tail -n +2)
 check_contains generate_starts_with_prompt "$text" "The"
@@ -203,14 +203,31 @@ check_contains progress_saved_step "$out" "saved $TMP/again.st"
 check_contains progress_saved_step2 "$out" "step 2500, f32 parameters"
 check_not_contains progress_not_zero "$out" "step 0,"
 check_contains progress_reloaded "$out" "trainer    not built yet, step 2500"
+# without a model, show's next model has the tokenizer's vocabulary, as `model new` builds it
+out=$(lrsh -c "tok load $TMP/tok.model; show" 2>&1)
+check_contains show_next_vocab "$out" "vocab=512"
 # another tokenizer for a model loaded with its own is accepted, with a warning
 out=$(lrsh -c "model load models/default.safetensors; tok load $TMP/tok.model" 2>&1)
 check_contains tokenizer_mismatch "$out" "note: the model was loaded with its own tokenizer"
 out=$(lrsh -c "model new tiny; tok load $TMP/tok.model" 2>&1)
 check_not_contains tokenizer_fresh_model "$out" "warning: the model was loaded"
+out=$(lrsh -c "model load $ck; generate \"The\" n=4 seed=3" 2>&1)
+check_contains generate_says_seed "$out" "seed=3 repeats it)"
+# decoded text reaches the terminal without its control characters (an escape sequence shows as
+# U+FFFD); JSON keeps the text as decoded
+esc=$(printf '\033')
+ids=$(lrsh --json -c "model load models/default.safetensors; tok encode \"a${esc}[31mb\"" 2>/dev/null | json_field ids | tr -d '[],')
+out=$(lrsh -c "model load models/default.safetensors; tok decode $ids; generate \"${esc}x\" n=2 temp=0" 2>&1)
+check_not_contains decode_no_escape "$out" "$esc"
+check_contains decode_shows_replacement "$out" "a�[31mb"
+json=$(lrsh --json -c "model load models/default.safetensors; tok decode $ids" 2>/dev/null | json_field text)
+check_eq decode_json_raw '"a\u001b[31mb"' "$json"
 # tok decode echoes an out-of-range id as typed; tok train refuses before training what it could not write
 out=$(lrsh -c "tok load $TMP/tok.model; tok decode 99999999999999999999" 2>&1)
 check_contains decode_huge_id "$out" "id 99999999999999999999 is outside the vocabulary"
+out=$(lrsh -c "tok train vocab=512 out=$TMP" 2>&1); rc=$?
+check_status tok_train_folder_status 1 $rc
+check_contains tok_train_folder "$out" "tok train: cannot write $TMP: it is a folder (nothing was trained)"
 out=$(lrsh -c "tok train vocab=512 out=/nonexistent/x.model" 2>&1); rc=$?
 check_status tok_train_unwritable_status 1 $rc
 check_contains tok_train_unwritable "$out" "cannot write /nonexistent/x.model: No such file or directory (nothing was trained)"

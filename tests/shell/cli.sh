@@ -90,6 +90,17 @@ check_contains seed_negative "$out" "set seed must be at least 0, got -5"
 # their starting values come from the variables the GPU backend reads (an unknown one: the default)
 out=$(LRSH_CUDA_GRAPHS=off LRSH_CUDA_PDL=off LRSH_CUDA_FUSED=fast LRSH_CUDA_ATTENTION=flash "$LRSH" -c "show" 2>&1)
 check_contains env_settings "$out" "attention=flash graphs=off fused=on pdl=off"
+check_contains env_setting_unknown "$out" "lrsh: LRSH_CUDA_FUSED=fast unknown (on|off): using on"
+
+# an option after a script is not a file: the error says where options go
+printf 'show\n' >"$TMP/one.lrsh"
+out=$("$LRSH" "$TMP/one.lrsh" -c show 2>&1)
+check_contains option_after_script "$out" "cannot open -c: options go before the scripts"
+# a script that begins with a UTF-8 byte-order mark runs its first command
+printf '\357\273\277show\n' >"$TMP/bom.lrsh"
+out=$("$LRSH" "$TMP/bom.lrsh" 2>&1); rc=$?
+check_status bom_script_status 0 $rc
+check_contains bom_script_runs "$out" "settings   seed="
 
 # -c stops at the first failure and exits non-zero
 out=$("$LRSH" -c 'set batch 2; nosuch; set batch 5; show' 2>&1); rc=$?

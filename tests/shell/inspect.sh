@@ -92,6 +92,10 @@ check_eq watch_list "['spectral', 'stable_rank:blocks.1.mlp.w2', 'dw_over_w:bloc
 out=$(lrsh -c "plot spectral from=$TMP/watch.jsonl" 2>&1); rc=$?
 check_status watch_plot_from_log 0 $rc
 check_contains watch_plot_from_log_points "$out" "4 points"
+# the field as `watch` took it: spectral:max is spectral's own aggregate, recorded as spectral
+out=$(lrsh -c "plot spectral:max from=$TMP/watch.jsonl" 2>&1); rc=$?
+check_status watch_plot_aggregate_spelled 0 $rc
+check_contains watch_plot_aggregate_points "$out" "4 points"
 out=$(lrsh -c "$prep; watch spectral every=3; watch off; train steps=3; plot spectral" 2>&1); rc=$?
 check_status watch_off_nothing nonzero $rc
 out=$(lrsh -c "$prep; watch spectrl" 2>&1); rc=$?

@@ -31,6 +31,10 @@ check_contains plot_y_max "$out" "7.429"        # 2 + 6·e^(−1/10), the first 
 check_contains plot_x_range "$out" "50  step"
 check_contains plot_axis "$out" "└──"
 check_eq plot_no_ansi_in_pipe no "$(printf '%s' "$out" | grep -q "$(printf '\033')" && echo yes || echo no)"
+# lines that are not log records are skipped, and counted
+{ cat "$TMP/known.jsonl"; echo 'not json'; echo '{"note": 1}'; } >"$TMP/mixed.jsonl"
+out=$(lrsh -c "plot loss from=$TMP/mixed.jsonl" 2>&1)
+check_contains plot_skipped_lines "$out" "note: from=$TMP/mixed.jsonl: 2 lines skipped (not a \`log\` record"
 out=$(lrsh -c "plot lr from=$TMP/known.jsonl width=30 height=5" 2>&1)
 check_contains plot_lr_title "$out" "learning rate"
 check_eq plot_lr_height 5 "$(printf '%s\n' "$out" | grep -c '[┤│]')"
@@ -67,6 +71,9 @@ if command -v gnuplot >/dev/null 2>&1; then
     check_contains png_reported "$out" "wrote $TMP/loss.png"
     check_eq png_magic 89504e470d0a1a0a "$(head -c 8 "$TMP/loss.png" | od -An -tx1 | tr -d ' \n')"
     check_eq svg_file yes "$(grep -q '<svg' "$TMP/loss.svg" && echo yes || echo no)"
+    out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/absent/loss.png" 2>&1); rc=$?
+    check_status png_unwritable_status nonzero $rc
+    check_contains png_unwritable_says "$out" "cannot write $TMP/absent/loss.png: No such file or directory"
 else
     echo "# gnuplot is not installed: png=/svg= checked only for their message"
 fi
@@ -96,8 +103,9 @@ check_contains session_plot_second "$out" "b ⠒⠒ second"
 check_contains session_plot_val "$out" "first val"
 check_contains show_log_off "$out" "log        off"
 check_contains show_runs "$out" "second           4 steps (6..9)"
-out=$(lrsh -c "$prep; log $TMP/t2.jsonl; show; run" 2>&1)
+out=$(lrsh -c "$prep; log $TMP/t2.jsonl; show; run; log $TMP/t3.jsonl" 2>&1)
 check_contains show_log_file "$out" "log        $TMP/t2.jsonl"
+check_contains log_switch_says "$out" "logging to $TMP/t2.jsonl stopped (0 lines written)"
 check_contains run_list_empty "$out" "no runs yet"
 out=$(lrsh -c "$prep; train steps=2 eval_every=1 eval_batches=1; plot val" 2>&1); rc=$?
 check_status train_eval_every_status 0 $rc

@@ -17,6 +17,13 @@ out=$("$LRSH" -c "tok load $model; tok decode $(echo $ids | tr ' ' ',')" 2>&1)
 check_contains tok_decode_commas "$out" "Hello, world"
 out=$("$LRSH" -c "tok load $model; tok decode 1 99999" 2>&1)
 check_contains tok_decode_range "$out" "outside the vocabulary"
+# eval_every with a validation split too short for a window: refused before any step
+printf 'hello there general kenobi.\n' >"$TMP/tiny.txt"
+out=$("$LRSH" -c "tok load $model; data load $TMP/tiny.txt; model new tiny seq=4 dim=64 heads=2 ffn=64;
+train steps=5 eval_every=2" 2>&1); rc=$?
+check_status eval_every_short_val_status 1 $rc
+check_contains eval_every_short_val "$out" "validation split has 1 token; a window of seq+1 = 5 needs more"
+check_contains eval_every_nothing_trained "$out" "(eval_every: nothing was trained)"
 
 # data load: JSON keys; the second load reuses the cache
 out=$("$LRSH" --json -c "tok load $model; data load val=0.1; data load val=0.1" 2>/dev/null); rc=$?
