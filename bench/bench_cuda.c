@@ -112,7 +112,8 @@ static const DecodeMode decode_modes[] = {
 };
 #define N_DECODE_MODES (int)(sizeof decode_modes / sizeof decode_modes[0])
 
-// A way no card has run yet (as of the first H200 run, only direct decoding had).
+// A way beyond the plainest (direct, unfused: what the first card ran), timed in the second
+// pass, so that a kernel's fault — it loses the CUDA context — costs only the rows after it.
 static int newer_mode(const DecodeMode *m) { return m->graphs || m->fused || m->pdl; }
 
 // One target's line: the measured value as a percentage or a ratio, or "not measured".
@@ -349,8 +350,10 @@ static double chain_ns(const Backend *be, int kind) {
                       chain_upload(be, cache, 8),
                       be->alloc(sizeof(float) * be->decode_attention_floats(12, CHAIN_CAP, 64)),
                       be->alloc(sizeof(int32_t))};
-    int ok = b.x && b.y && b.up && b.rstd && b.gain && b.xhat && b.k && b.v && b.k_cache && b.v_cache && b.scratch && b.pos;
-    for (int l = 0; l < (kind >= 4 ? CHAIN_LAYERS : 1); l++) ok &= (b.w[l] = chain_upload(be, (size_t)CHAIN_FFN * CHAIN_DIM, 10 + l)) != NULL;
+    int ok = b.x && b.y && b.up && b.rstd && b.gain && b.xhat && b.k && b.v && b.k_cache && b.v_cache && b.scratch &&
+             b.pos;
+    for (int l = 0; l < (kind >= 4 ? CHAIN_LAYERS : 1); l++)
+        ok &= (b.w[l] = chain_upload(be, (size_t)CHAIN_FFN * CHAIN_DIM, 10 + l)) != NULL;
     int32_t pos = CHAIN_POS;
     double ns = -1;
     if (ok) {

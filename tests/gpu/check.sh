@@ -118,13 +118,14 @@ bench_rc=$?
 bench_note=""
 if [ "$bench_rc" -ne 0 ] && [ "$(elapsed)" -lt 200 ]; then
     # the summary of a run on the older paths beats no summary: say which ran
-    note "bench_cuda failed (exit $bench_rc): once more with LRSH_BENCH_SAFE=1 LRSH_CUDA_GRAPHS=off LRSH_CUDA_FUSED=off LRSH_CUDA_PDL=off LRSH_CUDA_ATTENTION=rows"
+    safe="LRSH_BENCH_SAFE=1 LRSH_CUDA_GRAPHS=off LRSH_CUDA_FUSED=off LRSH_CUDA_PDL=off LRSH_CUDA_ATTENTION=rows"
+    note "bench_cuda failed (exit $bench_rc): once more with $safe"
     tail -n 20 "$LOG/bench_cuda.log"
     mv "$LOG/bench_cuda.log" "$LOG/bench_cuda_failed.log"
-    LRSH_BENCH_SAFE=1 LRSH_CUDA_GRAPHS=off LRSH_CUDA_FUSED=off LRSH_CUDA_PDL=off LRSH_CUDA_ATTENTION=rows build/bench/bench_cuda ${bench_arg:+"$bench_arg"} \
-        >"$LOG/bench_cuda.log" 2>&1
+    # shellcheck disable=SC2086
+    env $safe build/bench/bench_cuda ${bench_arg:+"$bench_arg"} >"$LOG/bench_cuda.log" 2>&1
     bench_rc=$?
-    bench_note=" (rerun with LRSH_BENCH_SAFE=1 LRSH_CUDA_GRAPHS=off LRSH_CUDA_FUSED=off LRSH_CUDA_PDL=off LRSH_CUDA_ATTENTION=rows after a failure: direct decoding only; bench_cuda_failed.log)"
+    bench_note=" (rerun with $safe after a failure: direct decoding only; bench_cuda_failed.log)"
 fi
 grep -vE '^(summary|sgemm peak|train |decode |chain |profile|  )' "$LOG/bench_cuda.log" | head -n 40
 note "where a GPT-2 step's time goes (bench_cuda's profiles)"
