@@ -43,6 +43,9 @@ static int config_from_args(Session *s, const Args *a, ModelConfig *cfg, ModelCo
         if (!strcmp(a->key[i], "dim") || !strcmp(a->key[i], "heads") || !strcmp(a->key[i], "rank_ratio")) continue;
         if (model_config_set(cfg, a->key[i], a->val[i], err) != 0) return -1;
     }
+    if (args_has(a, "rank") && args_has(a, "rank_ratio") && cfg->rank != -1)
+        out_note(s, "note: rank=%d decides the rank: rank_ratio=%s is not used (rank=-1 uses it)\n", cfg->rank,
+                 args_str(a, "rank_ratio", ""));
     return model_config_validate(cfg, err);
 }
 

@@ -118,8 +118,14 @@ int cmd_help(Session *s, const Args *a, Err *err) {
         if (suggest_best(&sg)) return err_set(err, "no command '%s': did you mean '%s'?", name, suggest_best(&sg));
         return err_set(err, "no command '%s%s%s' (`help` lists commands)", name, sub ? " " : "", sub ? sub : "");
     }
-    if (sub && !c->sub && !(c->dyn_key && c->dyn_key(s, sub, 0)))   // only optim's help takes a topic, a name
+    if (sub && !c->sub && !(c->dyn_key && c->dyn_key(s, sub, 0))) {   // only optim's help takes a topic, a name
+        Suggest sg;
+        suggest_init(&sg, sub);
+        for (int i = 0; c->dyn_key && optim_names[i]; i++) suggest_try(&sg, optim_names[i]);
+        if (suggest_best(&sg))
+            return err_set(err, "`help %s` takes no '%s': did you mean '%s'?", name, sub, suggest_best(&sg));
         return err_set(err, "`help %s` takes no '%s' (usage: %s %s)", name, sub, name, c->args);
+    }
     help_command(s, c, c->sub ? NULL : sub);
     return 0;
 }

@@ -67,6 +67,8 @@ check_contains help_sub_unknown "$out" "(\`help model\` lists its sub-commands)"
 out=$("$LRSH" -c "help optim bogus" 2>&1); rc=$?
 check_status help_optim_unknown_status 1 $rc
 check_contains help_optim_unknown "$out" "\`help optim\` takes no 'bogus' (usage: optim [sgd|adamw|muon|spectron|renorm|ortho]"
+out=$("$LRSH" -c "help optim spectorn" 2>&1)
+check_contains help_optim_suggests "$out" "\`help optim\` takes no 'spectorn': did you mean 'spectron'?"
 out=$("$LRSH" -c "help train extra" 2>&1); rc=$?
 check_status help_topic_status 1 $rc
 check_contains help_topic "$out" "\`help train\` takes no 'extra'"

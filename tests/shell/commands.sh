@@ -77,6 +77,7 @@ check_eq optim_warmup "5" "$(printf '%s\n' "$out" | json_field warmup)"
 
 # an explicit rank= wins over rank_ratio= in whatever order they are typed
 out=$("$LRSH" -c 'model new dim=32 layers=1 rank=0 rank_ratio=0.5 vocab=300; model new dim=32 layers=1 rank_ratio=0.5 rank=5 vocab=300; model new dim=32 layers=1 rank_ratio=0.5 vocab=300' 2>&1)
+check_contains rank_overrides_ratio_note "$out" "note: rank=5 decides the rank: rank_ratio=0.5 is not used"
 check_contains rank_before_ratio "$out" "rank=0 (dense)"
 check_contains rank_after_ratio "$out" "rank=5 seq"
 check_contains ratio_alone "$out" "rank=0.5·in"
