@@ -88,15 +88,12 @@ static const Row *find_row(const char *what, const char *backend, const char *pr
 }
 
 // How a decoded token runs on the GPU: its row's name, then the graphs, fused and pdl switches
-// and two of gemv.cu's knobs (backend_cuda_tune; 0: the default): fold_split and
+// and two of gemv.cu's knobs (backend_cuda_tune; 0: the backend's default): fold_split and
 // gemv_warps_per_sm. The last four rows vary the knobs around the default way.
 typedef struct DecodeMode {
     const char *name;
     int graphs, fused, pdl, fold_split, warps_per_sm;
 } DecodeMode;
-
-#define DEFAULT_FOLD_SPLIT 8     // backend_cuda.h's defaults
-#define DEFAULT_WARPS_PER_SM 16
 
 static const DecodeMode decode_modes[] = {
     {"graph", 1, 0, 0, 0, 0},
@@ -256,8 +253,8 @@ static int decode_row(const Backend *be, const char *shape, int factorized, cons
         backend_cuda_set_graphs(mode->graphs ? "on" : "off", why, sizeof why);
         backend_cuda_set_fused(mode->fused ? "on" : "off", why, sizeof why);
         backend_cuda_set_pdl(mode->pdl ? "on" : "off", why, sizeof why);
-        backend_cuda_tune("fold_split", mode->fold_split ? mode->fold_split : DEFAULT_FOLD_SPLIT);
-        backend_cuda_tune("gemv_warps_per_sm", mode->warps_per_sm ? mode->warps_per_sm : DEFAULT_WARPS_PER_SM);
+        backend_cuda_tune("fold_split", mode->fold_split);
+        backend_cuda_tune("gemv_warps_per_sm", mode->warps_per_sm);
     }
     if (!ok || bench_generate(be, &c, want, 256, 3, profile, rs, NULL, NULL, &err)) {
         fprintf(stderr, "bench_cuda: decode on %s: %s\n", be->name, err.msg);

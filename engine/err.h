@@ -22,3 +22,15 @@ static inline int err_set(Err *err, const char *fmt, ...) {
 }
 
 static inline void err_clear(Err *err) { if (err) err->msg[0] = '\0'; }
+
+// Context around the message err holds — "<before><message><after>" — and return -1:
+// `return err_wrap(err, "tok train: ", " (nothing was trained)")`.
+static inline int err_wrap(Err *err, const char *before, const char *after) {
+    if (err) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        // a message too long is cut (testing the result only quiets -Wformat-truncation)
+        if (snprintf(err->msg, sizeof err->msg, "%s%s%s", before, msg, after) < 0) err->msg[0] = '\0';
+    }
+    return -1;
+}

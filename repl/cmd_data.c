@@ -101,11 +101,7 @@ static int tok_train_can_run(const char *corpus, const char *out, Err *err) {
     FILE *f = fopen(corpus, "r");
     if (!f) return err_set(err, "tok train: cannot read %s: %s", corpus, strerror(errno));
     fclose(f);
-    if (check_writable_file(out, err) != 0) {
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err->msg);
-        return err_set(err, "tok train: %s (nothing was trained)", why);
-    }
+    if (check_writable_file(out, err) != 0) return err_wrap(err, "tok train: ", " (nothing was trained)");
     return 0;
 }
 

@@ -244,10 +244,9 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     }
     progress_end(&p);
     if (failed) {   // one error line, saying how far training got when it did
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err->msg);
-        if (done > 0) err_set(err, "%s (ensemble training stopped after %d of %d steps)", why, done, steps);
-        return -1;
+        char after[72];
+        snprintf(after, sizeof after, " (ensemble training stopped after %d of %d steps)", done, steps);
+        return done > 0 ? err_wrap(err, "", after) : -1;
     }
     if (done < steps)
         out_text(s, "interrupted after %d of %d steps; every member keeps the steps taken\n", done, steps);

@@ -383,27 +383,56 @@ static int unknown_field(const char *word, Err *err) {
     return err_set(err, "watch: no field '%s' (FIELD or FIELD:PARAM; fields: %s)", word, list);
 }
 
+// A typed word FIELD[:PARAM|:max|:mean] (PARAM:FIELD is taken too) split in place: the field's
+// index (−1: none) and what followed it (*right: NULL or the PARAM, "max", "mean").
+static int split_watch_word(char *left, char **right) {
+    char *colon = strchr(left, ':');
+    *right = NULL;
+    if (colon) *colon = '\0', *right = colon + 1;
+    int field = field_index(left);
+    if (field < 0 && *right && field_index(*right) >= 0) {   // blocks.0.attn.wq:spectral
+        field = field_index(*right);
+        *right = left;
+    }
+    return field;
+}
+
+// The aggregate a word asks for (its field's own when it names none), and the key it is recorded
+// under: the plain FIELD for the field's own aggregate, else FIELD:max or FIELD:mean.
+static Aggregate aggregate_key(const struct WatchFieldSpec *f, const char *right, char *key, size_t cap) {
+    Aggregate agg = right && *right ? (strcmp(right, "max") == 0 ? AGG_MAX : AGG_MEAN) : f->agg;
+    if (agg == f->agg) snprintf(key, cap, "%s", f->name);
+    else snprintf(key, cap, "%s:%s", f->name, agg == AGG_MAX ? "max" : "mean");
+    return agg;
+}
+
+static int is_aggregate(const char *right) {
+    return !right || !*right || strcmp(right, "max") == 0 || strcmp(right, "mean") == 0;
+}
+
+const char *watch_key(const char *word, char *key, size_t cap) {
+    char left[128], *right;
+    snprintf(left, sizeof left, "%s", word);
+    int field = split_watch_word(left, &right);
+    if (field < 0) return NULL;
+    if (is_aggregate(right)) aggregate_key(&watch_fields[field], right, key, cap);
+    else snprintf(key, cap, "%s:%s", watch_fields[field].name, right);
+    return key;
+}
+
 // One typed word, FIELD[:PARAM|:max|:mean] (PARAM:FIELD is taken too), into *it.
 static int parse_watch_word(Session *s, const char *word, WatchItem *it, Err *err) {
-    char left[128], *right = NULL;
+    char left[128], *right;
     snprintf(left, sizeof left, "%s", word);
-    char *colon = strchr(left, ':');
-    if (colon) *colon = '\0', right = colon + 1;
     memset(it, 0, sizeof *it);
-    it->field = field_index(left);
-    if (it->field < 0 && right && field_index(right) >= 0) {   // blocks.0.attn.wq:spectral
-        it->field = field_index(right);
-        right = left;
-    }
+    it->field = split_watch_word(left, &right);
     if (it->field < 0) return unknown_field(right && strchr(left, '.') ? right : left, err);
     const struct WatchFieldSpec *f = &watch_fields[it->field];
-    it->agg = f->agg;
-    if (!right || !*right || strcmp(right, "max") == 0 || strcmp(right, "mean") == 0) {
-        if (right && *right) it->agg = strcmp(right, "max") == 0 ? AGG_MAX : AGG_MEAN;
-        if (it->agg == f->agg) snprintf(it->key, sizeof it->key, "%s", f->name);
-        else snprintf(it->key, sizeof it->key, "%s:%s", f->name, it->agg == AGG_MAX ? "max" : "mean");
+    if (is_aggregate(right)) {
+        it->agg = aggregate_key(f, right, it->key, sizeof it->key);
         return 0;
     }
+    it->agg = f->agg;
     if (session_need_model(s, err) != 0) return -1;
     InspectMatrix m;
     if (inspect_resolve(&s->model, right, &m, err) != 0) {

@@ -538,14 +538,11 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
                      args_str(a, "from", ""), skipped, skipped == 1 ? "" : "s");
         r = &from;
     }
-    int watched = !field && watched_anywhere(r, typed);   // a `watch` series
-    char plain[128];   // `watch spectral:max` records a field's own aggregate under its plain name
-    const char *colon = strrchr(typed, ':');
-    if (!field && !watched && colon && (!strcmp(colon, ":max") || !strcmp(colon, ":mean")) &&
-        (size_t)(colon - typed) < sizeof plain) {
-        snprintf(plain, sizeof plain, "%.*s", (int)(colon - typed), typed);
-        if ((watched = watched_anywhere(r, plain))) typed = plain;
-    }
+    char key[128];   // a `watch` series, under the key watch recorded the word as
+    const char *wk = field ? NULL : watch_key(typed, key, sizeof key);
+    int watched = 0;
+    if (wk && watched_anywhere(r, wk)) typed = wk, watched = 1;
+    else if (!field && watched_anywhere(r, typed)) watched = 1;
     if (watched) field = typed;
     if (!field) {
         runlog_free(&from);

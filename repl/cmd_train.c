@@ -103,11 +103,8 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     int steps = (int)args_int(a, "steps", 1);
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 10);
     // eval_every's evaluations must not fail halfway through: check the validation split first
-    if (eval_every > 0 && eval_every <= steps && dataset_window_fits(&s->data, 1, sh.T, err) != 0) {
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err->msg);
-        return err_set(err, "%s (eval_every: nothing was trained)", why);
-    }
+    if (eval_every > 0 && eval_every <= steps && dataset_window_fits(&s->data, 1, sh.T, err) != 0)
+        return err_wrap(err, "", " (eval_every: nothing was trained)");
     s->trainer.opt.diag_every = (int)args_int(a, "diag_every", 10);
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     Run r = {0};
@@ -121,10 +118,9 @@ int cmd_train(Session *s, const Args *a, Err *err) {
             inspect_after_step(s, NULL, 0);
             progress_end(&p);
             if (!diverged(err)) {   // one error line, saying how far training got when it did
-                char why[sizeof err->msg];
-                snprintf(why, sizeof why, "%s", err->msg);
-                if (r.done > 0) err_set(err, "%s (training stopped after %d of %d steps)", why, r.done, steps);
-                return -1;
+                char after[64];
+                snprintf(after, sizeof after, " (training stopped after %d of %d steps)", r.done, steps);
+                return r.done > 0 ? err_wrap(err, "", after) : -1;
             }
             // a result, not a failure: the model is intact, and a script comparing runs goes on
             r.diverged_at = s->trainer.step + 1;

@@ -94,6 +94,9 @@ void inspect_after_step(Session *s, const StepStats *st, int ok);
 const char *inspect_live_text(Session *s);
 // Completion: the i-th candidate for a POS_PARAM / POS_WATCH positional (NULL past the last).
 const char *inspect_complete(const Session *s, PosKind kind, int i);
+// The key `watch` records a typed FIELD[:PARAM|:max|:mean] under (spectral:max is spectral, the
+// field's own aggregate), in key; NULL when the word names no watch field. Checks no matrix.
+const char *watch_key(const char *word, char *key, size_t cap);
 // ensemble (cmd_ensemble.c): `train` with an ensemble trains its members; `model info` adds
 // the ensemble's memory.
 int ensemble_cmd_train(Session *s, const Args *a, Err *err);

@@ -951,8 +951,8 @@ static int init(char *why, size_t cap) {
     cuda.graphs = env_switch("LRSH_CUDA_GRAPHS", 1);
     cuda.fused = env_switch("LRSH_CUDA_FUSED", 1);
     cuda.pdl = env_switch("LRSH_CUDA_PDL", 1);
-    cuda.fold_split = 8;
-    cuda.gemv_warps_per_sm = 16;
+    cuda.fold_split = FOLD_SPLIT_DEFAULT;
+    cuda.gemv_warps_per_sm = GEMV_WARPS_PER_SM_DEFAULT;
     cuda.sync_each_launch = sync && sync[0] == '1';
     cuda.attention = ATTENTION_GEMM;
     if (attention && choose_attention(attention) != 0)
@@ -1034,10 +1034,10 @@ extern "C" int backend_cuda_set_pdl(const char *name, char *why, size_t cap) {
 extern "C" const char *backend_cuda_pdl(void) { return cuda.ready && cuda.pdl ? "on" : "off"; }
 
 extern "C" int backend_cuda_tune(const char *knob, int value) {
-    int *slot = !cuda.ready ? NULL
-                : strcmp(knob, "fold_split") == 0 ? &cuda.fold_split
-                : strcmp(knob, "gemv_warps_per_sm") == 0 ? &cuda.gemv_warps_per_sm : NULL;
-    if (!slot || value < 1) return -1;
+    int fold = strcmp(knob, "fold_split") == 0, warps = strcmp(knob, "gemv_warps_per_sm") == 0;
+    int *slot = !cuda.ready ? NULL : fold ? &cuda.fold_split : warps ? &cuda.gemv_warps_per_sm : NULL;
+    if (!slot || value < 0) return -1;
+    if (value == 0) value = fold ? FOLD_SPLIT_DEFAULT : GEMV_WARPS_PER_SM_DEFAULT;
     int was = *slot;
     if (value != was) cuda.epoch++;   // a recorded graph holds the old choices
     *slot = value;

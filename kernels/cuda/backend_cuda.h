@@ -62,8 +62,8 @@ const char *backend_cuda_pdl(void);   // "on" or "off"
 // each of them takes at most this many warps a row (8, the default: always; below that, the
 // step's kernel runs first when a block holds so few rows that its copy of x̂ costs as much as
 // its weights); "gemv_warps_per_sm" — gemv.cu gives a call's rows more warps each until the
-// call has this many warps an SM (16). Returns the old value, or −1 for an unknown knob, a
-// value below 1 or no device. A change makes recorded graphs stale.
+// call has this many warps an SM (16). value 0 restores the default. Returns the old value, or
+// −1 for an unknown knob, a negative value or no device. A change makes recorded graphs stale.
 int backend_cuda_tune(const char *knob, int value);
 
 #ifdef __cplusplus

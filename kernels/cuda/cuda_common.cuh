@@ -272,6 +272,8 @@ void gemm_strided_batched(int trans_a, int trans_b, int m, int n, int k, float a
 // gemv_row_products runs Backend.row_products with the step folded into the kernel, when
 // cuda.fused is on and x̂ fits in shared memory: 1 when it ran them, 0 when the caller must.
 #define GEMV_CALLS 4
+#define FOLD_SPLIT_DEFAULT 8            // cuda.fold_split: fold the step in always (backend_cuda_tune)
+#define GEMV_WARPS_PER_SM_DEFAULT 16    // cuda.gemv_warps_per_sm
 int gemv_takes(const GemmCall *c);
 void gemv_batch(const GemmCall *calls, int count);
 int gemv_row_products(const RowInput *in, const RowProduct *calls, int count);
