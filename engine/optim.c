@@ -164,16 +164,46 @@ Rule tensor_rule(OptimKind kind, TensorRole role) {
 
 static int uses_v(Rule r) { return r == RULE_ADAMW || r == RULE_RENORM; }
 
-void work_layout(const Model *m, WorkLayout *w) {
-    size_t x = 0, ns = 0, prev = 0, pw = 0, pw_all = 0;
+size_t ortho_slot(int rows, int cols) { return (size_t)rows * cols + newton_schulz5_work(rows, cols); }
+
+static int orthogonalized(OptimKind kind, TensorRole role) {
+    Rule r = tensor_rule(kind, role);
+    return r == RULE_MUON || r == RULE_SPECTRON;
+}
+
+// The orthogonalization area's floats: room for every matrix of the shape that needs the most
+// together, within ORTHO_BUDGET, and never less than two of the largest.
+static size_t ortho_area(const Model *m, OptimKind kind) {
+    size_t largest = 0, most = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const TensorDesc *t = &m->tensors[i];
+        if (!orthogonalized(kind, t->role)) continue;
+        size_t same = 0;
+        for (int j = 0; j < m->n_tensors; j++) {
+            const TensorDesc *u = &m->tensors[j];
+            same += orthogonalized(kind, u->role) && u->rows == t->rows && u->cols == t->cols;
+        }
+        size_t slot = ortho_slot(t->rows, t->cols), need = (same < NS5_MAX_BATCH ? same : NS5_MAX_BATCH) * slot;
+        if (slot > largest) largest = slot;
+        if (need > most) most = need;
+    }
+    if (most > ORTHO_BUDGET) most = ORTHO_BUDGET;
+    return most > 2 * largest ? most : 2 * largest;
+}
+
+int ortho_slots(const WorkLayout *w, int rows, int cols) {
+    size_t n = w->ortho_floats / ortho_slot(rows, cols);
+    return n > NS5_MAX_BATCH ? NS5_MAX_BATCH : (int)n;
+}
+
+void work_layout(const Model *m, OptimKind kind, WorkLayout *w) {
+    size_t prev = 0, pw = 0, pw_all = 0;
     int eye = 1;
     for (int i = 0; i < m->n_tensors; i++) {
         const TensorDesc *t = &m->tensors[i];
         size_t n = (size_t)t->rows * t->cols;
         if (t->role != ROLE_DENSE && t->role != ROLE_FACTOR_A && t->role != ROLE_FACTOR_B) continue;
-        if (n > x) x = n;
         if (t->rows < t->cols ? t->rows > eye : t->cols > eye) eye = t->rows < t->cols ? t->rows : t->cols;
-        if (newton_schulz5_work(t->rows, t->cols) > ns) ns = newton_schulz5_work(t->rows, t->cols);
         if (t->role != ROLE_DENSE) pw_all += (size_t)t->rows + t->cols;
         if (t->role != ROLE_FACTOR_A || i + 1 >= m->n_tensors) continue;
         const TensorDesc *b = &m->tensors[i + 1];
@@ -181,12 +211,9 @@ void work_layout(const Model *m, WorkLayout *w) {
         if (both > prev) prev = both;
         if (p > pw) pw = p;
     }
-    size_t slots = (x + ns) > 0 ? ORTHO_BUDGET / (x + ns) : NS5_MAX_BATCH;
-    w->slots = slots < 2 ? 2 : slots > NS5_MAX_BATCH ? NS5_MAX_BATCH : (int)slots;
-    w->x_each = x, w->ns_each = ns;
-    w->x = 0;
-    w->ns = w->x + (size_t)w->slots * x;
-    w->prev = w->ns + (size_t)w->slots * ns;
+    w->ortho = 0;
+    w->ortho_floats = ortho_area(m, kind);
+    w->prev = w->ortho + w->ortho_floats;
     w->pw = w->prev + prev;
     w->pw_all = w->pw + pw;
     w->eye = w->pw_all + pw_all;
@@ -214,7 +241,7 @@ static void init_vectors(Optimizer *opt, const Model *m) {
     m->be->upload(opt->vec, h, sizeof(float) * opt->n_vec);
     free(h);
     WorkLayout w;
-    work_layout(m, &w);
+    work_layout(m, opt->cfg.kind, &w);
     float *eye = calloc((size_t)w.eye_n * w.eye_n, sizeof(float));
     for (int i = 0; i < w.eye_n; i++) eye[(size_t)i * w.eye_n + i] = 1.0f;
     m->be->upload(opt->work + w.eye, eye, sizeof(float) * w.eye_n * w.eye_n);
@@ -257,7 +284,7 @@ int optimizer_build(Optimizer *opt, const Model *m, const OptimConfig *cfg, Err 
     if (cfg->kind < OPTIM_SGD || cfg->kind > OPTIM_ORTHO || strcmp(cfg->name, optim_names[cfg->kind]) != 0)
         return err_set(err, "optimizer config '%s' does not match its kind: build it with optim_config_default", cfg->name);
     WorkLayout w;
-    work_layout(m, &w);
+    work_layout(m, cfg->kind, &w);
     int diag_ok = build_diag(opt, m) == 0;
     opt->n_work = w.total;
     opt->m = m->be->alloc(m->n_params * sizeof(float));

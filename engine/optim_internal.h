@@ -8,11 +8,10 @@
 typedef enum { RULE_SGD, RULE_ADAMW, RULE_MUON, RULE_SPECTRON, RULE_RENORM } Rule;
 Rule tensor_rule(OptimKind kind, TensorRole role);
 
-// Offsets (floats) of the scratch areas in Optimizer.work, sized for the model's largest tensors.
+// Offsets (floats) of the scratch areas in Optimizer.work, sized for the model's tensors.
 typedef struct WorkLayout {
-    size_t x, ns;  // slots of orthogonalized directions (x_each floats) and their Newton–Schulz
-    size_t x_each, ns_each;   // scratch (ns_each): for the largest matrix
-    int slots;     // matrices orthogonalized side by side: 2 to NS5_MAX_BATCH, within ORTHO_BUDGET
+    size_t ortho;         // the orthogonalization area: matrices to orthogonalize side by side,
+    size_t ortho_floats;  // each with its Newton–Schulz scratch (ortho_slot); 0 if none is
     size_t prev;   // A and B before the update (diagnostics)
     size_t pw;     // power-iteration scratch
     size_t pw_all; // the same for every factor at once: Σ (rows + cols) over the factors
@@ -20,11 +19,18 @@ typedef struct WorkLayout {
     int eye_n;     // the largest min(rows, cols) of a matrix
     size_t total;
 } WorkLayout;
-void work_layout(const Model *m, WorkLayout *w);
+void work_layout(const Model *m, OptimKind kind, WorkLayout *w);
+// Floats one rows×cols matrix takes in the orthogonalization area: itself and its scratch.
+size_t ortho_slot(int rows, int cols);
+// How many rows×cols matrices the area holds at once (≥ 2 for every shape the kind
+// orthogonalizes: a factor pair, A and B, always fits), at most NS5_MAX_BATCH.
+int ortho_slots(const WorkLayout *w, int rows, int cols);
 
-// Floats the orthogonalization slots may take together (more slots: more matrices per batch,
-// so fewer, larger batches of launches on a GPU); at least two slots (a matrix's A and B).
-#define ORTHO_BUDGET (16u << 20)
+// Floats the orthogonalization area may take (more room: more matrices of a shape per batch,
+// so fewer, larger batches of launches on a GPU — GPT-2's 132 factors of 768×192 in one).
+// The area is never more than the largest shape's matrices need together, nor less than two
+// of the largest.
+#define ORTHO_BUDGET (64u << 20)
 
 // Power-iteration steps for the diagnostics ‖ΔW‖₂ and ‖W‖₂ (warm-started).
 #define DIAG_POWER_ITERS 3

@@ -23,7 +23,7 @@ void newton_schulz5(const Backend *be, float *x, int m, int n, int steps, float 
 // in lockstep, every stage's products run as one Backend.gemm_batch (on the CPU side by side,
 // one per core: its k×k products are too small to split well) and its copies as one strided
 // add_matrix when the matrices and their work are evenly spaced (as the optimizer lays them).
-#define NS5_MAX_BATCH 16
+#define NS5_MAX_BATCH 256   // GPT-2 has 132 factors of one shape; the arrays of a batch live on the stack
 typedef struct NS5Job { float *x; int m, n; float *work; } NS5Job;
 void newton_schulz5_batch(const Backend *be, const NS5Job *jobs, int count, int steps, const float *eye, int eye_ld);
 // X(m×n) ← U·Vᵀ from an SVD on the host (X = U·S·Vᵀ): the exact polar factor. Slow; tests only.

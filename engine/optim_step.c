@@ -77,19 +77,37 @@ static void ortho_momentum(const StepCtx *c, const OrthoJob *jobs, int count, fl
     if (k->nesterov) c->be->axpby_batch(nesterov, count);
 }
 
-// count ≤ w.slots matrices side by side: the momenta into their slots, NS5 of all as one batch
-// (or the exact polar factor, a test-only switch), then P ← (1 − η·wd)·P − step·shape·O, the
-// decay with the unscaled η whatever the step.
+// Carves the orthogonalization area for the jobs: their matrices one after another, then their
+// Newton–Schulz scratch likewise — evenly spaced when the shapes are equal, as ortho_all's
+// batches are, so that a batch's copies are one strided add_matrix.
+static void carve_ortho_area(const StepCtx *c, const OrthoJob *jobs, int count, float **x, float **scratch) {
+    size_t at = c->w.ortho;
+    for (int j = 0; j < count; j++) {
+        const TensorDesc *t = &c->m->tensors[jobs[j].tensor];
+        x[j] = work(c, at);
+        at += (size_t)t->rows * t->cols;
+    }
+    for (int j = 0; j < count; j++) {
+        const TensorDesc *t = &c->m->tensors[jobs[j].tensor];
+        scratch[j] = work(c, at);
+        at += newton_schulz5_work(t->rows, t->cols);
+    }
+}
+
+// Matrices that fit the orthogonalization area together (ortho_all's batches, a factor pair,
+// one matrix): the momenta into their slots, NS5 of all as one batch (or the exact polar
+// factor, a test-only switch), then P ← (1 − η·wd)·P − step·shape·O, the decay with the
+// unscaled η whatever the step.
 static int ortho_batch(const StepCtx *c, const OrthoJob *jobs, int count, Err *err) {
     const OptimConfig *k = &c->opt->cfg;
     NS5Job ns[NS5_MAX_BATCH] = {{0}};
-    float *x[NS5_MAX_BATCH];
-    for (int j = 0; j < count; j++) x[j] = work(c, c->w.x + (size_t)j * c->w.x_each);
+    float *x[NS5_MAX_BATCH], *scratch[NS5_MAX_BATCH];
+    carve_ortho_area(c, jobs, count, x, scratch);
     ortho_momentum(c, jobs, count, x);
     for (int j = 0; j < count; j++) {
         const TensorDesc *t = &c->m->tensors[jobs[j].tensor];
         if (k->exact_polar && polar_exact(c->be, x[j], t->rows, t->cols, err)) return -1;
-        ns[j] = (NS5Job){x[j], t->rows, t->cols, work(c, c->w.ns + (size_t)j * c->w.ns_each)};
+        ns[j] = (NS5Job){x[j], t->rows, t->cols, scratch[j]};
     }
     if (!k->exact_polar) newton_schulz5_batch(c->be, ns, count, k->ns_steps, work(c, c->w.eye), c->w.eye_n);
     AxpbyCall update[NS5_MAX_BATCH] = {{0}};
@@ -102,9 +120,10 @@ static int ortho_batch(const StepCtx *c, const OrthoJob *jobs, int count, Err *e
     return 0;
 }
 
-// Every job, those of one shape in batches of up to w.slots in tensor order: Newton–Schulz
-// across layers, each of its stages one gemm_batch of equal products (one launch on a GPU).
-// Each matrix's arithmetic is the same as alone, so the result is too.
+// Every job, those of one shape in batches of as many as the area holds (ortho_slots), in
+// tensor order: Newton–Schulz across layers, each of its stages one gemm_batch of equal
+// products (one launch on a GPU). Each matrix's arithmetic is the same as alone, so the result
+// is too.
 static int ortho_all(const StepCtx *c, const OrthoJob *jobs, int n, Err *err) {
     char *done = calloc(n > 0 ? (size_t)n : 1, 1);
     if (!done) return err_set(err, "out of memory for %d orthogonalization jobs", n);
@@ -113,8 +132,8 @@ static int ortho_all(const StepCtx *c, const OrthoJob *jobs, int n, Err *err) {
         if (done[i]) continue;
         const TensorDesc *t = &c->m->tensors[jobs[i].tensor];
         OrthoJob batch[NS5_MAX_BATCH];
-        int count = 0;
-        for (int j = i; j < n && count < c->w.slots; j++) {
+        int count = 0, room = ortho_slots(&c->w, t->rows, t->cols);
+        for (int j = i; j < n && count < room; j++) {
             const TensorDesc *u = &c->m->tensors[jobs[j].tensor];
             if (!done[j] && u->rows == t->rows && u->cols == t->cols) batch[count++] = jobs[j], done[j] = 1;
         }
@@ -220,7 +239,7 @@ int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, Err *er
     StepCtx c = {.opt = opt, .m = m, .be = m->be, .lr = lr, .gs = grad_scale,
                  .diag_now = opt->diag_every > 0 && opt->t % opt->diag_every == 0};
     c.adam_lr = optimizer_adam_lr(k, lr);
-    work_layout(m, &c.w);
+    work_layout(m, k->kind, &c.w);
     OrthoJob *jobs = malloc(sizeof *jobs * (size_t)(m->n_tensors > 0 ? m->n_tensors : 1));
     if (!jobs) return err_set(err, "out of memory for the optimizer's step");
     int d = 0, n_jobs = 0, rc = factor_sigmas(&c, err);

@@ -14,6 +14,7 @@ static ModelConfig micro_config(int rank) { return micro_config_layers(rank, 2);
 #include "../engine/model_internal.h"
 #include "../engine/optim.h"
 #include "../engine/optim_linalg.h"
+#include "../engine/optim_internal.h"
 #include "../engine/train.h"
 #include "../engine/rng.h"
 
@@ -416,6 +417,65 @@ static void test_batched_equals_one_by_one(void) {
     }
 }
 
+// A GPT-2-shaped tensor table (dim 768, ffn 3072, 12 layers; rank 192, or dense with rank 0),
+// without the model: work_layout reads only the table. t must hold 12·14 + 2 entries.
+static int gpt2_table(TensorDesc *t, int rank) {
+    int n = 0, in[7] = {768, 768, 768, 768, 768, 768, 3072}, out[7] = {768, 768, 768, 768, 3072, 3072, 768};
+    t[n++] = (TensorDesc){.rows = 32768, .cols = 768, .role = ROLE_EMBED};
+    for (int l = 0; l < 12; l++)
+        for (int i = 0; i < 7; i++) {
+            if (!rank) {
+                t[n++] = (TensorDesc){.rows = out[i], .cols = in[i], .role = ROLE_DENSE, .layer = l};
+                continue;
+            }
+            t[n++] = (TensorDesc){.rows = out[i], .cols = rank, .role = ROLE_FACTOR_A, .layer = l};
+            t[n++] = (TensorDesc){.rows = in[i], .cols = rank, .role = ROLE_FACTOR_B, .layer = l};
+        }
+    t[n++] = (TensorDesc){.rows = 1, .cols = 768, .role = ROLE_NORM};
+    return n;
+}
+
+// The orthogonalization area: every shape an optimizer orthogonalizes fits at least twice and a
+// factor pair fits (the diagnostics orthogonalize A and B together); within the budget; a
+// factorized GPT-2's factors of one shape go in one batch (fewer launches on a GPU); nothing
+// for AdamW.
+static void test_ortho_area(void) {
+    TensorDesc t[12 * 14 + 2];
+    for (int rank = 0; rank <= 192; rank += 192) {
+        Model m = {0};
+        m.tensors = t, m.n_tensors = gpt2_table(t, rank);
+        for (int k = 0; k < (int)(sizeof kinds / sizeof *kinds); k++) {
+            OptimConfig oc;
+            Err err;
+            CHECK_OK(optim_config_default(&oc, kinds[k], &err));
+            WorkLayout w;
+            work_layout(&m, oc.kind, &w);
+            size_t largest = 0;
+            int any = 0;
+            for (int i = 0; i < m.n_tensors; i++) {
+                Rule r = tensor_rule(oc.kind, t[i].role);
+                if (r != RULE_MUON && r != RULE_SPECTRON) continue;
+                any = 1;
+                size_t slot = ortho_slot(t[i].rows, t[i].cols);
+                if (slot > largest) largest = slot;
+                CHECK(ortho_slots(&w, t[i].rows, t[i].cols) >= 2, "%s, rank %d: room for %d %d×%d matrices, want ≥ 2",
+                      kinds[k], rank, ortho_slots(&w, t[i].rows, t[i].cols), t[i].rows, t[i].cols);
+                if (t[i].role == ROLE_FACTOR_A)
+                    CHECK(slot + ortho_slot(t[i + 1].rows, t[i + 1].cols) <= w.ortho_floats,
+                          "%s: a factor pair does not fit the orthogonalization area", kinds[k]);
+            }
+            CHECK(any || w.ortho_floats == 0, "%s orthogonalizes nothing but reserves %zu floats", kinds[k], w.ortho_floats);
+            CHECK(w.ortho_floats <= (ORTHO_BUDGET > 2 * largest ? ORTHO_BUDGET : 2 * largest),
+                  "%s, rank %d: %zu floats for orthogonalization, over the budget", kinds[k], rank, w.ortho_floats);
+            CHECK(w.prev >= w.ortho + w.ortho_floats && w.total > w.prev, "%s: the work areas overlap", kinds[k]);
+            if (rank && (oc.kind == OPTIM_SPECTRON || oc.kind == OPTIM_MUON))
+                CHECK(ortho_slots(&w, 768, 192) >= 132 && ortho_slots(&w, 3072, 192) >= 36,
+                      "%s: room for %d factors of 768×192 (132) and %d of 3072×192 (36) at once", kinds[k],
+                      ortho_slots(&w, 768, 192), ortho_slots(&w, 3072, 192));
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // muon and spectron against plain host loops
 
@@ -785,6 +845,7 @@ int main(void) {
     RUN(test_quadratic_each_optimizer);
     RUN(test_small_model_each_optimizer);
     RUN(test_batched_equals_one_by_one);
+    RUN(test_ortho_area);
     RUN(test_reference_muon_spectron);
     RUN(test_options);
     RUN(test_schedule);
