@@ -55,8 +55,6 @@ static void carve_all(const Model *m, Activations *a, Carver *c) {
     a->dq = carve(c, n * d);
     a->dk = carve(c, n * kvd);
     a->dv = carve(c, n * kvd);
-    a->dq_pre = carve(c, n * d);
-    a->dk_pre = carve(c, n * kvd);
     a->dt = carve(c, n * sizes.max_rank);
     a->pack = carve(c, sizes.max_pack);
     a->gpack = carve(c, sizes.max_pack);

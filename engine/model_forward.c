@@ -239,11 +239,9 @@ static void block_backward(const Model *m, int l, int B, int T) {
     size_t nf = (size_t)n * c->ffn;
     // MLP
     LinearGroup down = linear_group_one(&w->w2, s->dres), mlp13 = linear_group_13(w, s->dg, s->du);
-    LinearGroup o = linear_group_one(&w->wo, s->dres), qkv = linear_group_qkv(w, s->dq_pre, s->dk_pre, s->dv);
+    LinearGroup o = linear_group_one(&w->wo, s->dres), qkv = linear_group_qkv(w, s->dq, s->dk, s->dv);
     linear_group_backward(m, &down, s->dh, 0.0f, s->dt, a->t2, a->h, n, s->pack, s->gpack);
     if (ffn_mask(m, l)) mask_units(m, s->dh, n, ffn_mask(m, l), c->ffn, 1);   // masked h is constant 0
-    be->zero(s->dg, nf * sizeof(float));
-    be->zero(s->du, nf * sizeof(float));
     be->swiglu_backward(s->dg, s->du, s->dh, a->g, a->u, (long)nf);
     linear_group_backward(m, &mlp13, s->dln, 0.0f, s->dt, a->t13, a->ln2, n, s->pack, s->gpack);
     be->rmsnorm_backward(s->dres, grad(m, w->mlp_norm), s->dln, a->xmid, param(m, w->mlp_norm), a->rstd2, n, c->dim);
@@ -255,10 +253,8 @@ static void block_backward(const Model *m, int l, int B, int T) {
     be->zero(s->dv, sizeof(float) * n * kvd);
     be->attention_backward(s->dq, s->dk, s->dv, s->datt, s->dao, a->att, a->q, a->k, a->v,
                            B, T, T, c->heads, c->kv_heads, hd);
-    be->zero(s->dq_pre, sizeof(float) * n * c->dim);
-    be->zero(s->dk_pre, sizeof(float) * n * kvd);
-    be->rope_backward(s->dq_pre, s->dq, B, T, c->heads, hd, 0, c->rope_theta);
-    be->rope_backward(s->dk_pre, s->dk, B, T, c->kv_heads, hd, 0, c->rope_theta);
+    be->rope_backward(s->dq, s->dq, B, T, c->heads, hd, 0, c->rope_theta);      // in place: before RoPE
+    be->rope_backward(s->dk, s->dk, B, T, c->kv_heads, hd, 0, c->rope_theta);
     linear_group_backward(m, &qkv, s->dln, 0.0f, s->dt, a->tqkv, a->ln1, n, s->pack, s->gpack);
     be->rmsnorm_backward(s->dres, grad(m, w->attn_norm), s->dln, a->x, param(m, w->attn_norm), a->rstd1, n, c->dim);
 }

@@ -29,8 +29,7 @@ typedef struct Activations {
     // backward scratch, shared by all blocks
     float *dres;               // (B·T, dim) gradient of the residual stream
     float *dln, *dao;          // (B·T, dim)
-    float *dq, *dk, *dv;       // gradients after RoPE (as attention sees them)
-    float *dq_pre, *dk_pre;    // gradients before RoPE
+    float *dq, *dk, *dv;       // attention's gradients, then dq and dk before RoPE (rope_backward in place)
     float *dt;                 // (B·T, max group rank)
     float *pack, *gpack;       // (max in × max group rank) B factors and their gradient side by side
     float *datt;               // (B,H,T,T) attention backward scratch

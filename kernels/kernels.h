@@ -120,7 +120,7 @@ struct Backend {
     // Rotary embedding on x(B,T,H,hd), interleaved pairs (x[2i], x[2i+1]) rotated by angle
     // (pos0 + t)·theta^(−2i/hd). forward may run in place (out == in).
     void (*rope_forward)(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta);
-    // din += Rᵀ·dout
+    // din = Rᵀ·dout, written (not added): din's old values are ignored; may run in place
     void (*rope_backward)(float *din, const float *dout, int B, int T, int H, int hd, int pos0, float theta);
 
     // Causal attention. q(B,Tq,H,hd), k,v(B,Tk,KVH,hd) with Tk >= Tq: query t sits at absolute
@@ -160,6 +160,7 @@ struct Backend {
 
     // out = silu(gate)·up elementwise over n values
     void (*swiglu_forward)(float *out, const float *gate, const float *up, long n);
+    // dgate, dup written (not added) with dout's share through silu(gate)·up
     void (*swiglu_backward)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n);
 
     // losses(n) = −log softmax(logits(n×V))[target]. When dlogits != NULL it is WRITTEN (not

@@ -535,7 +535,7 @@ static void rope_case(int B, int T, int H, int hd, int pos0) {
     float *in = rand_floats(n), *dy = rand_floats(n), *din = rand_floats(n);
     float *out = malloc(sizeof(float) * n), *poison = nan_floats(n);
     float *gin = to_gpu(in, sizeof(float) * n), *gout = to_gpu(poison, sizeof(float) * n);
-    float *gdy = to_gpu(dy, sizeof(float) * n), *gdin = to_gpu(din, sizeof(float) * n);
+    float *gdy = to_gpu(dy, sizeof(float) * n), *gdin = to_gpu(poison, sizeof(float) * n);
     char what[80];
     cpu->rope_forward(out, in, B, T, H, hd, pos0, theta);
     gpu->rope_forward(gout, gin, B, T, H, hd, pos0, theta);
@@ -546,8 +546,11 @@ static void rope_case(int B, int T, int H, int hd, int pos0) {
     compare_gpu(what, gin, out, n, KERNEL_TOL);
     cpu->rope_backward(din, dy, B, T, H, hd, pos0, theta);
     gpu->rope_backward(gdin, gdy, B, T, H, hd, pos0, theta);
-    snprintf(what, sizeof what, "rope_backward (adds) pos0=%d", pos0);
+    snprintf(what, sizeof what, "rope_backward (writes) pos0=%d", pos0);
     compare_gpu(what, gdin, din, n, KERNEL_TOL);
+    gpu->rope_backward(gdy, gdy, B, T, H, hd, pos0, theta);   // in place
+    snprintf(what, sizeof what, "rope_backward in place pos0=%d", pos0);
+    compare_gpu(what, gdy, din, n, KERNEL_TOL);
     gpu->release(gin); gpu->release(gout); gpu->release(gdy); gpu->release(gdin);
     free(in); free(dy); free(din); free(out); free(poison);
 }
@@ -655,25 +658,28 @@ static void test_swiglu(void) {
     for (long i = 0; i < n; i++) gate[i] *= 6.0f;   // both tails of the sigmoid
     float *out = malloc(sizeof(float) * n), *dgate = rand_floats(n), *dup = rand_floats(n), *poison = nan_floats(n);
     float *gg = to_gpu(gate, sizeof(float) * n), *gu = to_gpu(up, sizeof(float) * n), *gdy = to_gpu(dy, sizeof(float) * n);
-    float *gout = to_gpu(poison, sizeof(float) * n), *gdg = to_gpu(dgate, sizeof(float) * n), *gdu = to_gpu(dup, sizeof(float) * n);
+    float *gout = to_gpu(poison, sizeof(float) * n), *gdg = to_gpu(poison, sizeof(float) * n), *gdu = to_gpu(poison, sizeof(float) * n);
     cpu->swiglu_forward(out, gate, up, n);
     gpu->swiglu_forward(gout, gg, gu, n);
     compare_gpu("swiglu_forward", gout, out, n, KERNEL_TOL);
     cpu->swiglu_backward(dgate, dup, dy, gate, up, n);
     gpu->swiglu_backward(gdg, gdu, gdy, gg, gu, n);
-    compare_gpu("swiglu_backward dgate (adds)", gdg, dgate, n, KERNEL_TOL);
-    compare_gpu("swiglu_backward dup (adds)", gdu, dup, n, KERNEL_TOL);
+    compare_gpu("swiglu_backward dgate (writes)", gdg, dgate, n, KERNEL_TOL);
+    compare_gpu("swiglu_backward dup (writes)", gdu, dup, n, KERNEL_TOL);
     float *bufs[] = {gg, gu, gdy, gout, gdg, gdu};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu->release(bufs[i]);
     free(gate); free(up); free(dy); free(out); free(dgate); free(dup); free(poison);
     check_no_cuda_error();
 }
 
-static void xent_case(int n, int V) {
+// masked: every third logit of the first row but its target is −∞ (a class ruled out).
+static void xent_case(int n, int V, int masked) {
     long nv = (long)n * V;
     float *logits = rand_floats(nv);
     for (long i = 0; i < nv; i++) logits[i] *= 8.0f;
     int32_t *targets = rand_ids(n, V);
+    for (int j = 0; masked && j < V; j += 3)
+        if (j != targets[0]) logits[j] = -INFINITY;
     float *losses = malloc(sizeof(float) * n), *dl = malloc(sizeof(float) * nv);
     float *pl = nan_floats(n), *pd = nan_floats(nv);
     float *gl = to_gpu(logits, sizeof(float) * nv), *glosses = to_gpu(pl, sizeof(float) * n), *gdl = to_gpu(pd, sizeof(float) * nv);
@@ -703,9 +709,10 @@ static void xent_case(int n, int V) {
 }
 
 static void test_softmax_xent(void) {
-    xent_case(9, 1000);
-    xent_case(4, 5);        // fewer classes than threads
-    xent_case(3, 32768);    // a GPT-2-sized vocabulary
+    xent_case(9, 1000, 0);
+    xent_case(4, 5, 0);        // fewer classes than threads
+    xent_case(3, 32768, 0);    // a GPT-2-sized vocabulary
+    xent_case(2, 1000, 1);     // −∞ logits: a thread may see nothing else
     check_no_cuda_error();
 }
 

@@ -21,14 +21,14 @@ void cpu_swiglu_forward(float *out, const float *gate, const float *up, long n) 
     }
 }
 
-// d silu(g)/dg = σ(g)·(1 + g·(1 − σ(g)))
+// dgate, dup written (not added); d silu(g)/dg = σ(g)·(1 + g·(1 − σ(g)))
 void cpu_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                          const float *up, long n) {
     #pragma omp parallel for simd schedule(static) if (n >= CPU_PARALLEL_MIN)
     for (long i = 0; i < n; i++) {
         float g = gate[i], s = sigmoid(g);
-        dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
-        dup[i] += dout[i] * g * s;
+        dgate[i] = dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+        dup[i] = dout[i] * g * s;
     }
 }
 

@@ -113,7 +113,7 @@ void cpu_rope_forward(float *out, const float *in, int B, int T, int H, int hd, 
     free(table);
 }
 
-// din += Rᵀ·dout: the rotation by −angle.
+// din = Rᵀ·dout: the rotation by −angle (written, not added; in place is fine).
 void cpu_rope_backward(float *din, const float *dout, int B, int T, int H, int hd, int pos0, float theta) {
     float *table = rope_table(T, hd, pos0, theta);              // (T, hd/2, 2)
     if (!table) abort();
@@ -130,8 +130,8 @@ void cpu_rope_backward(float *din, const float *dout, int B, int T, int H, int h
                 for (int i = 0; i < half; i++) {
                     float c = cs[2 * i], s = cs[2 * i + 1];
                     float d0 = dy[2 * i], d1 = dy[2 * i + 1];
-                    dx[2 * i] += d0 * c + d1 * s;
-                    dx[2 * i + 1] += -d0 * s + d1 * c;
+                    dx[2 * i] = d0 * c + d1 * s;
+                    dx[2 * i + 1] = -d0 * s + d1 * c;
                 }
             }
         }

@@ -447,45 +447,40 @@ static void cuda_rmsnorm_backward(float *dx, float *dgain, const float *dout, co
 
 // ---- RoPE ---------------------------------------------------------------------------------
 
-// One thread per pair (b, t, h, i) at position pos0 + t. backward = 0: out = R·in (in place
-// allowed: each pair is read before it is written); backward = 1: out += Rᵀ·in.
-__global__ void k_rope(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta, int backward) {
-    int half = hd / 2;
-    long total = (long)B * T * H * half;
-    for (long idx = blockIdx.x * (long)blockDim.x + threadIdx.x; idx < total; idx += (long)gridDim.x * blockDim.x) {
-        int i = (int)(idx % half);
-        long rest = idx / half;
-        int h = (int)(rest % H);
-        rest /= H;
-        int t = (int)(rest % T);
-        long b = rest / T;
-        float s, c;
-        rope_cos_sin(pos0 + t, i, hd, theta, &c, &s);
-        long at = ((b * T + t) * H + h) * hd + 2 * i;
-        if (!backward) {
-            rope_rotate(out + at, in + at, c, s);
-        } else {
-            float x0 = in[at], x1 = in[at + 1];
-            out[at] += x0 * c + x1 * s;
-            out[at + 1] += -x0 * s + x1 * c;
-        }
+// A block per row (b, t) of x(B·T, H, hd), position pos0 + t: the row's hd/2 angles' cos and
+// sin into shared memory once (rope_cos_sin, the CPU's table entries), then every pair of its H
+// heads. backward = 0: out = R·in; 1: out = Rᵀ·in (written, not added). In place is allowed:
+// each pair is read before it is written, by the same thread.
+__global__ void k_rope(float *out, const float *in, int T, int H, int hd, int pos0, float theta, int backward) {
+    extern __shared__ float cs[];                                  // (hd/2, 2): cos, sin
+    int half = hd / 2, t = (int)(blockIdx.x % T);
+    for (int i = threadIdx.x; i < half; i += blockDim.x) rope_cos_sin(pos0 + t, i, hd, theta, &cs[2 * i], &cs[2 * i + 1]);
+    __syncthreads();
+    long row = (long)blockIdx.x * H * hd;                          // (H, hd)
+    for (int p = threadIdx.x; p < H * half; p += blockDim.x) {
+        int i = p % half;
+        long at = row + (long)(p / half) * hd + 2 * i;
+        float c = cs[2 * i], s = backward ? -cs[2 * i + 1] : cs[2 * i + 1];   // Rᵀ: the rotation by −angle
+        rope_rotate(out + at, in + at, c, s);
     }
 }
 
+static void launch_rope(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta,
+                        int backward) {
+    long rows = (long)B * T;
+    if (rows <= 0 || H <= 0 || hd < 2) return;
+    k_rope<<<(unsigned)rows, ATT_THREADS, (size_t)(hd / 2) * 2 * sizeof(float), cuda.stream>>>(out, in, T, H, hd, pos0,
+                                                                                           theta, backward);
+    LAUNCH_CHECK(backward ? "k_rope (backward)" : "k_rope (forward)");
+}
+
 static void cuda_rope_forward(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta) {
-    long pairs = (long)B * T * H * (hd / 2);
-    if (pairs <= 0) return;
-    k_rope<<<grid_for(pairs, THREADS), THREADS, 0, cuda.stream>>>(out, in, B, T, H, hd, pos0, theta, 0);
-    LAUNCH_CHECK("k_rope (forward)");
+    launch_rope(out, in, B, T, H, hd, pos0, theta, 0);
 }
 
 static void cuda_rope_backward(float *din, const float *dout, int B, int T, int H, int hd, int pos0, float theta) {
-    long pairs = (long)B * T * H * (hd / 2);
-    if (pairs <= 0) return;
-    k_rope<<<grid_for(pairs, THREADS), THREADS, 0, cuda.stream>>>(din, dout, B, T, H, hd, pos0, theta, 1);
-    LAUNCH_CHECK("k_rope (backward)");
+    launch_rope(din, dout, B, T, H, hd, pos0, theta, 1);
 }
-
 
 // ---- SwiGLU, softmax cross-entropy ---------------------------------------------------------
 
@@ -499,8 +494,8 @@ __global__ void k_swiglu_forward(float *out, const float *gate, const float *up,
 __global__ void k_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         float g = gate[i], s = swish_sigmoid(g);
-        dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
-        dup[i] += dout[i] * g * s;
+        dgate[i] = dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+        dup[i] = dout[i] * g * s;
     }
 }
 
@@ -536,32 +531,32 @@ static void cuda_row_products(const RowInput *in, const RowProduct *calls, int c
 
 // One block per row. In place (dlogits == logits) is safe: every thread reads x[target] before
 // the first barrier (inside block_max), and each later write goes over the logit it came from.
+// A block per row of logits(V): the max and the sum of exponentials in one read (each thread
+// keeps its own running max m and sum s relative to it, rescaled when m grows), combined over
+// the block, then — for backward — one more read writing d = softmax·dscale, minus dscale at the
+// target: two reads of the row and one write where a max pass, an exp pass and a scaling pass
+// took three and two (the head's 16 384 × 32 768 logits are 2 GB). In place is fine (d = x):
+// each d[j] is written by the thread that read x[j], and x[target] is read before any write.
 __global__ void k_softmax_xent(float *losses, float *dlogits, const float *logits, const int32_t *targets, int V,
                                float dscale) {
     __shared__ float red[32];
     long r = blockIdx.x;
     const float *x = logits + r * V;
     int target = targets[r];
-    float x_target = x[target];
-    float mx = -INFINITY;
-    for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, x[j]);
-    mx = block_max(mx, red);
-    float sum = 0.0f;
+    float x_target = x[target], m = -INFINITY, s = 0.0f;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) {
+        float xj = x[j];
+        if (xj > m) s = s * expf(m - xj) + 1.0f, m = xj;
+        else s += xj == m ? 1.0f : expf(xj - m);   // equal infinities count exp(0), not exp(NaN)
+    }
+    float mx = block_max(m, red);
+    float sum = block_sum(s * expf(m - mx), red);   // a NaN logit stays in s: the loss is NaN
     if (dlogits) {
-        float *d = dlogits + r * V;
+        float *d = dlogits + r * V, c = dscale / sum;
         for (int j = threadIdx.x; j < V; j += blockDim.x) {
-            float e = expf(x[j] - mx);
-            d[j] = e;
-            sum += e;
+            float p = expf(x[j] - mx) * c;
+            d[j] = j == target ? p - dscale : p;
         }
-        sum = block_sum(sum, red);
-        float c = dscale / sum;
-        for (int j = threadIdx.x; j < V; j += blockDim.x) d[j] *= c;
-        __syncthreads();   // d[target] scaled by its owner before the one-hot is taken off
-        if (threadIdx.x == 0) d[target] -= dscale;
-    } else {
-        for (int j = threadIdx.x; j < V; j += blockDim.x) sum += expf(x[j] - mx);
-        sum = block_sum(sum, red);
     }
     if (threadIdx.x == 0) losses[r] = logf(sum) + mx - x_target;
 }
