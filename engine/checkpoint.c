@@ -370,6 +370,11 @@ static cJSON *metadata(const Part *parts, int n_parts, int members, const Checkp
         cJSON_AddStringToObject(md, "optim_config", ocfg);
         if (!members) add_int(md, "optim_t", tr->opt.t);
     }
+    if (tr && tr->shape.batch > 0) {   // the last update's batches (the members share them)
+        add_int(md, "batch", tr->shape.batch);
+        add_int(md, "seq", tr->shape.seq);
+        add_int(md, "accum", tr->shape.accum);
+    }
     free(ocfg);
     for (int i = 0; i < n_extra; i++) cJSON_AddStringToObject(md, extra[i].key, extra[i].value);
     return md;
@@ -579,6 +584,7 @@ int checkpoint_save_progress(const char *path, const Model *m, const CheckpointP
     numbers.model = (Model *)m;   // only compared with m
     numbers.step = progress->step;
     numbers.data_rng = progress->data_rng;
+    numbers.shape = progress->shape;
     numbers.opt.cfg = progress->optim;
     CheckpointOptions o = opt ? *opt : checkpoint_default_options();
     o.include_optim = 0;
@@ -588,7 +594,7 @@ int checkpoint_save_progress(const char *path, const Model *m, const CheckpointP
 // Keys the layout uses itself; an extra entry may not take one.
 static int reserved_key(const char *key) {
     static const char *const names[] = {"format", "lrsh_version", "config", "step", "data_rng", "optimizer",
-                                        "optim_config", "optim_t", "ensemble_k"};
+                                        "optim_config", "optim_t", "ensemble_k", "batch", "seq", "accum"};
     for (size_t i = 0; i < COUNT(names); i++)
         if (strcmp(key, names[i]) == 0) return 1;
     return strncmp(key, "member.", 7) == 0;
@@ -662,6 +668,7 @@ typedef struct Loader {
     OptimConfig ocfg;
     char optimizer[16];
     int has_trainer_meta;
+    TrainShape shape;           // the last update's batches (0s: not in the file)
     int want_members;           // checkpoint_load_members is reading (else checkpoint_load)
     int probe;                  // checkpoint_probe: the header only, whatever the file holds
     int k;                      // ensemble_k (0: a single-model file)
@@ -751,6 +758,20 @@ static const char *meta_string(const cJSON *md, const char *key) {
     return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, key));
 }
 
+// batch, seq, accum: all three positive, or none (a file from before they were kept).
+static int parse_shape(Loader *L, const cJSON *md, Err *err) {
+    const char *key[3] = {"batch", "seq", "accum"};
+    int *field[3] = {&L->shape.batch, &L->shape.seq, &L->shape.accum}, present = 0;
+    for (int i = 0; i < 3; i++) present += meta_string(md, key[i]) != NULL;
+    for (int i = 0; i < 3 && present; i++) {
+        const char *v = meta_string(md, key[i]);
+        if (parse_nonneg_int(v, field[i]) || *field[i] < 1)
+            return fail(err, L->path, "__metadata__ %s '%.32s' is not a positive number (batch, seq and accum go "
+                        "together)", key[i], v ? v : "(none)");
+    }
+    return 0;
+}
+
 static int parse_metadata(Loader *L, Err *err) {
     const cJSON *md = cJSON_GetObjectItemCaseSensitive(L->header, "__metadata__");
     const char *format = meta_string(md, "format");
@@ -817,6 +838,7 @@ static int parse_metadata(Loader *L, Err *err) {
                 return fail(err, L->path, "__metadata__ %s '%.32s' is not a step number", key[2], t ? t : "(none)");
         }
         if (!opt || !ocfg) return fail(err, L->path, "__metadata__ has a step but no optimizer or optim_config");
+        if (parse_shape(L, md, err)) return -1;
         if (parse_optim_config(L->path, opt, ocfg, &L->ocfg, err)) return -1;
         snprintf(L->optimizer, sizeof L->optimizer, "%s", L->ocfg.name);
         L->has_trainer_meta = 1;
@@ -1153,6 +1175,7 @@ static int build_trainer(const Loader *L, int member, Model *m, Trainer *tr, Err
         return -1;
     }
     tr->step = L->mm[member].step;
+    tr->shape = L->shape;
     if (L->has_optim) tr->opt.t = L->mm[member].optim_t;
     return 0;
 }
@@ -1214,7 +1237,8 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
         if (info) {
             *info = (CheckpointInfo){.step = L.mm[0].step, .dtype = L.any_bf16 ? CHECKPOINT_BF16 : CHECKPOINT_F32,
                                      .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0,
-                                     .file_bytes = L.size, .data_rng = L.mm[0].data_rng, .nonfinite = nonfinite};
+                                     .file_bytes = L.size, .data_rng = L.mm[0].data_rng, .shape = L.shape,
+                                     .nonfinite = nonfinite};
             snprintf(info->optimizer, sizeof info->optimizer, "%s", L.optimizer);
             if (L.has_trainer_meta) info->optim = L.ocfg;
             snprintf(info->nonfinite_tensor, sizeof info->nonfinite_tensor, "%s", first_bad);
@@ -1280,7 +1304,8 @@ static int load_members(Loader *L0, const Backend *be, CheckpointMembers *out, E
         r.has_state = L.has_optim;
         r.info = (CheckpointInfo){.step = L.mm[0].step, .dtype = L.any_bf16 ? CHECKPOINT_BF16 : CHECKPOINT_F32,
                                   .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0, .file_bytes = L.size,
-                                  .data_rng = L.mm[0].data_rng, .ensemble_k = L.k, .nonfinite = nonfinite};
+                                  .data_rng = L.mm[0].data_rng, .shape = L.shape, .ensemble_k = L.k,
+                                  .nonfinite = nonfinite};
         snprintf(r.info.optimizer, sizeof r.info.optimizer, "%s", L.optimizer);
         snprintf(r.info.nonfinite_tensor, sizeof r.info.nonfinite_tensor, "%s", first_bad);
         r.meta = L.meta;
@@ -1340,8 +1365,8 @@ int checkpoint_probe(const char *path, CheckpointInfo *info, Err *err) {
     Loader L = {.path = path, .fd = -1, .tokenizer = -1, .probe = 1};
     int rc = map_file(&L, err) || parse_header(&L, err) || parse_metadata(&L, err) ? -1 : 0;
     if (rc == 0 && info) {
-        CheckpointInfo r = {.step = L.mm[0].step, .data_rng = L.mm[0].data_rng, .file_bytes = L.size,
-                            .ensemble_k = L.k};
+        CheckpointInfo r = {.step = L.mm[0].step, .data_rng = L.mm[0].data_rng, .shape = L.shape,
+                            .file_bytes = L.size, .ensemble_k = L.k};
         snprintf(r.optimizer, sizeof r.optimizer, "%s", L.optimizer);
         for (const cJSON *e = L.header->child; e; e = e->next) {
             const char *name = e->string, *rest = name;

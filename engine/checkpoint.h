@@ -17,7 +17,9 @@
 // ModelConfig as a JSON string; seed as a decimal string), and with a trainer: step, data_rng
 // (decimal), optimizer (its name), optim_config (a JSON object of strings: every option
 // optim_config_key lists, as optim_config_get prints it, e.g. {"lr":"0.0199999996",
-// "nesterov":"yes","ns_steps":"5",...}; the hidden test-only exact_polar is not saved), optim_t.
+// "nesterov":"yes","ns_steps":"5",...}; the hidden test-only exact_polar is not saved), optim_t,
+// and once the trainer has taken an update its batches: batch, seq, accum (decimal, ≥ 1, all
+// three or none; a file without them still loads). An ensemble file writes them once, unprefixed.
 //
 // Loading: version 1 (AdamW moments and a fixed list of options) is refused with a message.
 // The optimizer config is optim_config_default(optimizer), then optim_config_set for every saved
@@ -64,6 +66,7 @@ typedef struct CheckpointInfo {
     int has_optim;           // optimizer state is in the file (a trainer was restored from it)
     int has_tokenizer;       // "tokenizer.model" is in the file
     uint64_t data_rng;       // the batch sampler's state when saved (0 without a trainer)
+    TrainShape shape;        // the last update's batch, seq, accum (0s: none, or an older file)
     size_t file_bytes;
     int ensemble_k;          // an ensemble file's members (0: a single model); step, data_rng: member 0's
     long nonfinite;          // parameter values that are NaN or ±inf (loaded as they are)
@@ -87,6 +90,7 @@ typedef struct CheckpointProgress {
     int step;
     uint64_t data_rng;
     OptimConfig optim;
+    TrainShape shape;
 } CheckpointProgress;
 
 // checkpoint_save without a trainer but with that progress: the file reads back as one saved

@@ -90,6 +90,7 @@ int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepSt
     double t2 = clock_seconds();
     if (backend_failed(m->be, err)) return -1;
     tr->step++;
+    tr->shape = (TrainShape){B, T, accum};
     s.optim_seconds = t2 - t1;
     s.seconds = t2 - t0;
     s.optim_fraction = (float)(s.optim_seconds / s.seconds);

@@ -22,10 +22,16 @@ typedef struct StepStats {
     long tokens;           // tokens processed
 } StepStats;
 
+// The batches of an update: accum micro-batches of batch × seq tokens. All 0: none taken yet.
+typedef struct TrainShape {
+    int batch, seq, accum;
+} TrainShape;
+
 typedef struct Trainer {
     Model *model;
     Optimizer opt;
     int step;              // updates taken so far
+    TrainShape shape;      // the last update's (a checkpoint keeps it, so a resume can repeat it)
     uint64_t data_rng;     // state of the batch sampler (advances every micro-batch)
     float *good_params;    // device copy of the last parameters known to give a finite loss
     int has_good;          // good_params holds a snapshot (taken before every update)

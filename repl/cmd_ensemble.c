@@ -92,7 +92,7 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
         // member 0 continues the session's model (and its data stream); the others get seeds after it
         for (int i = 0; i < k; i++) init[i] = s->model.cfg.seed + (uint64_t)i, data[i] = s->seed + (uint64_t)i;
         if (s->has_trainer) data[0] = s->trainer.data_rng, sp.start_step = s->trainer.step;
-        else if (s->resume_step > 0) sp.start_step = s->resume_step, data[0] = s->resume_data_rng ? s->resume_data_rng : data[0];
+        else if (s->resume.step > 0) sp.start_step = s->resume.step, data[0] = s->resume.data_rng ? s->resume.data_rng : data[0];
         sp.from = &s->model;
     }
     const OptimConfig *oc = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
@@ -332,11 +332,10 @@ int cmd_ensemble_average(Session *s, const Args *a, Err *err) {
     EnsembleAvgReport rep;
     if (ensemble_average(&s->ens, mode, &avg, &rep, err) != 0) return -1;
     int k = s->ens.k, step = s->ens.trainers[0].step;
-    uint64_t data_rng = s->ens.trainers[0].data_rng;
+    Resume resume = trainer_resume(&s->ens.trainers[0]);
     session_drop_ensemble(s, NULL);
     session_replace_model(s, &avg);
-    s->resume_step = step;          // the next trainer continues the schedule (fresh moments)
-    s->resume_data_rng = data_rng;
+    s->resume = resume;             // the next trainer continues the schedule (fresh moments)
     s->dirty = 1;
     out_text(s, "the ensemble's %d members are now one model (mode=%s, step %d)", k,
              mode == ENSEMBLE_AVG_FACTORS ? "factors" : "product", step);
@@ -384,7 +383,7 @@ void ensemble_note_single_model(Session *s) {
     if (!s->has_ensemble) return;
     out_note(s, "an ensemble of %d trains beside the session's model: this is that model (step %d), not a member; "
                 "`ensemble use I` or `ensemble average` makes a member the model\n",
-             s->ens.k, s->has_trainer ? s->trainer.step : s->resume_step);
+             s->ens.k, s->has_trainer ? s->trainer.step : s->resume.step);
 }
 
 void ensemble_info(Session *s) {

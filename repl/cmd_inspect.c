@@ -94,7 +94,7 @@ void inspect_model_replaced(Session *s) {
     st->live[0] = '\0';
 }
 
-static int current_step(const Session *s) { return s->has_trainer ? s->trainer.step : s->resume_step; }
+static int current_step(const Session *s) { return s->has_trainer ? s->trainer.step : s->resume.step; }
 
 // The parameters before the last update, when they are still that: else NULL.
 static const float *update_reference(const Session *s, float *lr) {

@@ -200,13 +200,13 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     }
     const Trainer *tr = s->has_trainer ? &s->trainer : NULL;
     // Not trained since loaded or averaged: the step, data position and optimizer go along.
-    CheckpointProgress progress = {s->resume_step, s->resume_data_rng, s->optim};
-    int rc = tr || s->resume_step == 0 ? checkpoint_save(path, &s->model, tr, tok, &o, err)
+    CheckpointProgress progress = {s->resume.step, s->resume.data_rng, s->optim, s->resume.shape};
+    int rc = tr || s->resume.step == 0 ? checkpoint_save(path, &s->model, tr, tok, &o, err)
                                        : checkpoint_save_progress(path, &s->model, &progress, tok, &o, err);
     if (rc != 0) return -1;
     struct stat st;
     double bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
-    int step = tr ? tr->step : s->resume_step, optim = tr && o.include_optim;
+    int step = tr ? tr->step : s->resume.step, optim = tr && o.include_optim;
     char size[32];
     out_text(s, "saved %s (%s): step %d, %s parameters, optimizer state %s, tokenizer %s\n", path,
              fmt_bytes(size, sizeof size, bytes), step, dtype_name(o.dtype),
@@ -252,6 +252,24 @@ static void session_took_file(Session *s, Tokenizer *tok, const char *path) {
 
 // A file may hold NaN or ±inf parameters (damaged, or written by another program): they load
 // as they are, and the user hears of it before a loss or a sample shows it.
+// The run's last batches (a file saved after an update keeps them) become the session's
+// `batch` and `accum`, so that `train` goes on as the run went: a resume repeats it exactly.
+static void adopt_batches(Session *s, const CheckpointInfo *info) {
+    const TrainShape *sh = &info->shape;
+    if (sh->batch <= 0) return;
+    if (s->batch != sh->batch || s->accum != sh->accum)
+        out_note(s, "batch %d, accum %d: the run's last update (the session had %d, %d; `set` changes them)\n",
+                 sh->batch, sh->accum, s->batch, s->accum);
+    s->batch = sh->batch, s->accum = sh->accum;
+    if (sh->seq != s->model.cfg.seq)
+        out_note(s, "the run's last update used seq=%d (the model's context is %d): `train seq=%d` goes on as it ran\n",
+                 sh->seq, s->model.cfg.seq, sh->seq);
+    cJSON *b = cJSON_AddObjectToObject(s->result, "batches");
+    cJSON_AddNumberToObject(b, "batch", sh->batch);
+    cJSON_AddNumberToObject(b, "seq", sh->seq);
+    cJSON_AddNumberToObject(b, "accum", sh->accum);
+}
+
 static void nonfinite_warning(Session *s, const CheckpointInfo *info) {
     cJSON_AddNumberToObject(s->result, "nonfinite", (double)info->nonfinite);
     if (info->nonfinite)
@@ -279,8 +297,7 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     s->has_ensemble = 1;
     s->optim = e.trainers[0].opt.cfg;
     session_took_file(s, tok, path);
-    s->resume_step = s->ens.trainers[0].step;   // the session's model is member 0, at its step
-    s->resume_data_rng = s->ens.trainers[0].data_rng;
+    s->resume = trainer_resume(&s->ens.trainers[0]);   // the session's model is member 0, at its step
     const ModelConfig *c = &s->model.cfg;
     char size[32], x[32];
     out_text(s, "loaded %s (%s): ensemble of %d members at step %d, %s parameters, optimizer %s%s, tokenizer %s\n",
@@ -301,6 +318,7 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));
     cJSON_AddNumberToObject(s->result, "ensemble_k", e.k);
     cJSON_AddStringToObject(s->result, "method", method_word(e.coupling.method));
+    adopt_batches(s, &info);
     nonfinite_warning(s, &info);
     return 0;
 }
@@ -325,8 +343,7 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
         s->has_trainer = 1;
         s->optim = tr.opt.cfg;
     } else {
-        s->resume_step = info.step;
-        s->resume_data_rng = info.data_rng;
+        s->resume = (Resume){info.step, info.data_rng, info.shape};
         if (info.optimizer[0]) s->optim = info.optim;   // the settings it was trained with, fresh moments
     }
     session_took_file(s, tok, path);
@@ -360,6 +377,7 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     cJSON_AddBoolToObject(s->result, "optimizer_state", info.has_optim);
     cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));
+    adopt_batches(s, &info);
     nonfinite_warning(s, &info);
     return 0;
 }
@@ -380,8 +398,8 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     long before = model_counts(&s->model, 1, s->model.cfg.seq).params;
     ModelConfig old_cfg = s->model.cfg;
     if (model_factorize(&s->model, rank, &m, &rep, err) != 0) return -1;
-    int had_trainer = s->has_trainer, step = had_trainer ? s->trainer.step : s->resume_step;
-    uint64_t data_rng = had_trainer ? s->trainer.data_rng : s->resume_data_rng;
+    int had_trainer = s->has_trainer;
+    Resume resume = had_trainer ? trainer_resume(&s->trainer) : s->resume;
     int run = s->runs.current;
     session_replace_model(s, &m);
     s->runs.current = run;  // the same run goes on: its loss curve shows what factorizing cost
@@ -417,12 +435,12 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     if (had_trainer) {
         if (trainer_build(&s->trainer, &s->model, &s->optim, s->seed, err) != 0) return -1;
         s->has_trainer = 1;
-        s->trainer.step = step;
-        s->trainer.data_rng = data_rng;
-        out_note(s, "optimizer state reset (the factors are new parameters); step count kept at %d\n", step);
+        s->trainer.step = resume.step;
+        s->trainer.data_rng = resume.data_rng;
+        s->trainer.shape = resume.shape;
+        out_note(s, "optimizer state reset (the factors are new parameters); step count kept at %d\n", resume.step);
     } else {
-        s->resume_step = step;
-        s->resume_data_rng = data_rng;
+        s->resume = resume;
     }
     cJSON_AddBoolToObject(s->result, "state_reset", had_trainer);
     return 0;

@@ -221,7 +221,7 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     show_data(s);
     show_model(s);
     optim_describe(s, &s->optim, cJSON_AddObjectToObject(s->result, "optimizer"));
-    int step = s->has_trainer ? s->trainer.step : s->resume_step;
+    int step = s->has_trainer ? s->trainer.step : s->resume.step;
     out_text(s, "trainer    %s step %d\n", s->has_trainer ? "built," : "not built yet,", step);
     cJSON_AddNumberToObject(s->result, "step", step);
     ensemble_info(s);   // members train beside the model: say so
@@ -301,8 +301,8 @@ static int move_model(Session *s, const Backend *to, Err *err) {
     int rc = checkpoint_load(path, to, &m, &tr, NULL, &info, err);
     unlink(path);
     if (rc != 0) return -1;  // the session keeps its model where it was
-    int run = s->runs.current, resume_step = s->resume_step;
-    uint64_t resume_rng = s->resume_data_rng;
+    int run = s->runs.current;
+    Resume resume = s->resume;
     session_replace_model(s, &m);
     s->runs.current = run;  // the same run goes on, on the other device
     if (info.has_optim) {
@@ -310,8 +310,7 @@ static int move_model(Session *s, const Backend *to, Err *err) {
         s->trainer.model = &s->model;  // the loader pointed it at its own Model, now moved here
         s->has_trainer = 1;
     } else {
-        s->resume_step = resume_step;
-        s->resume_data_rng = resume_rng;
+        s->resume = resume;
     }
     return 0;
 }

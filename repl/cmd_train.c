@@ -217,7 +217,7 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
     progress_end(&pl.p);
     if (rc != 0) return -1;
     double ppl = exp(loss);
-    int step = s->has_trainer ? s->trainer.step : s->resume_step;
+    int step = s->has_trainer ? s->trainer.step : s->resume.step;
     session_record_val(s, step, loss);
     out_text(s, "val loss %.4f  perplexity %.2f  (step %d; %d batch%s of %d × %d tokens)\n", loss, ppl, step, batches,
              batches == 1 ? "" : "es", sh.B, sh.T);

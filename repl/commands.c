@@ -186,8 +186,11 @@ const CmdSpec commands[] = {
              "session keeps its model, trainer and tokenizer. On success the model is replaced;\n"
              "so is the trainer when the file has optimizer state (`train` continues where it\n"
              "stopped), and the tokenizer when one is embedded (loaded data made with another\n"
-             "tokenizer is dropped). Prints the step, optimizer and dtype it found. An ensemble's\n"
-             "file restores the ensemble (its members, coupling and step): `train` goes on.\n"
+             "tokenizer is dropped). Prints the step, optimizer and dtype it found. The run's last\n"
+             "batch and accum become the session's (`set batch`, `set accum`; a note says when\n"
+             "they change, and names seq= when the last update used a shorter one), so that\n"
+             "`train` goes on exactly as the run went. An ensemble's file restores the ensemble\n"
+             "(its members, coupling and step): `train` goes on.\n"
              "Examples:\n  model load run1.safetensors\n  model load run1.safetensors; generate \"Once\" n=50",
      .min_pos = 1, .max_pos = 1, .pos = POS_PATH, .run = cmd_model_load},
     {.name = "model", .sub = "factorize", .family = "model", .args = "rank=R",

@@ -105,7 +105,7 @@ static void banner(const Session *s, FILE *talk) {
     else if (c->rank < 0) snprintf(rank, sizeof rank, "factorized rank %g·in", c->rank_ratio);
     else snprintf(rank, sizeof rank, "dense");
     fmt_count(params, sizeof params, (double)model_counts(&s->model, 1, c->seq).params);
-    int step = s->has_trainer ? s->trainer.step : s->resume_step;
+    int step = s->has_trainer ? s->trainer.step : s->resume.step;
     fprintf(talk, "model: %s — %s, dim=%d layers=%d heads=%d seq=%d vocab=%d, %s parameters, step %d, on %s\n", name,
             rank, c->dim, c->layers, c->heads, c->seq, c->vocab, params, step, s->be->name);
     if (s->tok) fprintf(talk, "tokenizer: %s, vocab %d\n", strncmp(s->tok_path, "(embedded", 9) == 0 ? "embedded" : s->tok_path,

@@ -100,8 +100,7 @@ void session_replace_model(Session *s, Model *m) {
     s->model = *m;
     memset(m, 0, sizeof *m);
     s->has_model = 1;
-    s->resume_step = 0;
-    s->resume_data_rng = 0;
+    s->resume = (Resume){0};
     runlog_end(&s->runs);
 }
 
@@ -109,16 +108,16 @@ int session_need_trainer(Session *s, Err *err) {
     if (s->has_trainer) return 0;
     if (trainer_build(&s->trainer, &s->model, &s->optim, s->seed, err) != 0) return -1;
     s->has_trainer = 1;
-    if (s->resume_step > 0) {
-        s->trainer.step = s->resume_step;
-        if (s->resume_data_rng) s->trainer.data_rng = s->resume_data_rng;
+    if (s->resume.step > 0) {
+        s->trainer.step = s->resume.step;
+        s->trainer.shape = s->resume.shape;
+        if (s->resume.data_rng) s->trainer.data_rng = s->resume.data_rng;
         out_note(s, "trainer built: %s lr=%g, continuing from step %d with fresh optimizer moments\n",
-                 s->optim.name, s->optim.lr, s->resume_step);
+                 s->optim.name, s->optim.lr, s->resume.step);
     } else {
         out_note(s, "trainer built: %s lr=%g (change with `optim`)\n", s->optim.name, s->optim.lr);
     }
-    s->resume_step = 0;
-    s->resume_data_rng = 0;
+    s->resume = (Resume){0};
     return 0;
 }
 

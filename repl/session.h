@@ -22,6 +22,16 @@
 // Set by SIGINT; loops that run many steps (train) poll it at step boundaries.
 extern volatile sig_atomic_t lrsh_interrupted;
 
+// Where a model's training stands without a trainer: the step, the batch sampler's state and
+// the last update's batches (a loaded checkpoint's, or a trainer's that was dropped).
+typedef struct Resume {
+    int step;
+    uint64_t data_rng;
+    TrainShape shape;
+} Resume;
+
+static inline Resume trainer_resume(const Trainer *t) { return (Resume){t->step, t->data_rng, t->shape}; }
+
 typedef struct Session {
     // compute
     const Backend *be;
@@ -45,10 +55,9 @@ typedef struct Session {
     int has_ensemble;
     Generator gen;               // built for the current model on the first `generate`
     int has_gen;
-    // A checkpoint saved without optimizer state still knows its step and data position: the
-    // next trainer built continues from them.
-    int resume_step;
-    uint64_t resume_data_rng;
+    // A checkpoint saved without optimizer state still knows its step, data position and
+    // batches: the next trainer built continues from them.
+    Resume resume;
     int dirty;                   // the model was trained since it was last saved or loaded
     char model_file[1024];       // the checkpoint last saved or loaded ("": none)
     RunLog runs;                 // training history for `plot`, and the `log FILE` file

@@ -234,6 +234,10 @@ static void resume_under(const char *name) {
     }
     CHECK(tr2.step == K && info.has_optim && strcmp(info.optimizer, name) == 0 && strcmp(tr2.opt.cfg.name, name) == 0,
           "%s: resumed at step %d under '%s'", name, tr2.step, tr2.opt.cfg.name);
+    CHECK(tr2.shape.batch == 2 && tr2.shape.seq == 8 && tr2.shape.accum == 2 && info.shape.batch == 2 &&
+              info.shape.seq == 8 && info.shape.accum == 2,
+          "%s: the last update's batches come back: batch %d seq %d accum %d, want 2, 8, 2", name, tr2.shape.batch,
+          tr2.shape.seq, tr2.shape.accum);
     tr2.opt.diag_every = 2;   // a session setting, not state
     for (int i = K; i < N; i++) {
         StepStats s = {0};
@@ -294,6 +298,9 @@ static void test_optim_config_round_trip(void) {
         }
         CHECK(keys == (int)(sizeof set / sizeof set[0]), "spectron takes %d options; the test sets %zu", keys,
               sizeof set / sizeof set[0]);
+        CHECK(tr2.shape.batch == 0 && tr2.shape.seq == 0 && tr2.shape.accum == 0,
+              "a trainer that took no update saves no batches (loaded %d, %d, %d)", tr2.shape.batch, tr2.shape.seq,
+              tr2.shape.accum);
         CHECK(y->lr == oc.lr && y->adam_lr == oc.adam_lr && y->momentum == oc.momentum && y->eps == oc.eps &&
               y->nesterov == 0 && y->ns_steps == 4 && y->power_iters == 3 && y->shape_scale == 1 &&
               y->min_lr_ratio == oc.min_lr_ratio && y->warmup == 7 && y->horizon == 50,
@@ -308,6 +315,7 @@ static void test_optim_config_round_trip(void) {
     CHECK(strstr((char *)f + 8, "\\\"ns_steps\\\":\\\"4\\\"") && strstr((char *)f + 8, "\\\"shape_scale\\\":\\\"yes\\\"") &&
               strstr((char *)f + 8, "\"lrsh_version\":\"2\""),
           "optim_config holds ns_steps and shape_scale as text; lrsh_version 2");
+    CHECK(!strstr((char *)f + 8, "\"batch\"") && !strstr((char *)f + 8, "\"accum\""), "no batches before an update");
     free(f);
     trainer_free(&tr);
     model_free(&m);
@@ -320,7 +328,7 @@ static void test_progress_without_trainer(void) {
     Model m, m2;
     Trainer tr2;
     ModelConfig c = micro_config();
-    CheckpointProgress p = {.step = 2500, .data_rng = 0x1234567890abcdefull};
+    CheckpointProgress p = {.step = 2500, .data_rng = 0x1234567890abcdefull, .shape = {3, 7, 2}};
     CHECK_OK(model_build(&m, &c, be, &err));
     CHECK_OK(optim_config_default(&p.optim, "spectron", &err));
     CHECK_OK(optim_config_set(&p.optim, "lr", "0.02", &err));
@@ -336,6 +344,8 @@ static void test_progress_without_trainer(void) {
         CHECK(strcmp(info.optimizer, "spectron") == 0 && info.optim.kind == OPTIM_SPECTRON && info.optim.lr == p.optim.lr,
               "optimizer %s lr %g: want spectron lr 0.02", info.optimizer, info.optim.lr);
         CHECK(tr2.model == NULL, "no trainer is built from a file without state");
+        CHECK(info.shape.batch == 3 && info.shape.seq == 7 && info.shape.accum == 2, "batches %d, %d, %d: want 3, 7, 2",
+              info.shape.batch, info.shape.seq, info.shape.accum);
         model_free(&m2);
     }
     model_free(&m);
@@ -712,6 +722,11 @@ static void test_corrupt_files_are_refused(void) {
     expect_refused(&v, bad, "step '-3'", NULL, "negative step");
     write_edited(bad, &g, set_meta, badopt);
     expect_refused(&v, bad, "unknown optimizer 'lion'", NULL, "unknown optimizer");
+    const char *noaccum[] = {"accum", NULL}, *batch0[] = {"batch", "0"};
+    write_edited(bad, &g, set_meta, noaccum);
+    expect_refused(&v, bad, "accum '(none)'", "batch, seq and accum go together", "batch and seq without accum");
+    write_edited(bad, &g, set_meta, batch0);
+    expect_refused(&v, bad, "batch '0' is not a positive number", NULL, "batch 0");
     const char *ocfg_key[] = {"optim_config", "{\"lr\":\"0.01\",\"ns_steps\":\"5\"}"},
                *ocfg_val[] = {"optim_config", "{\"lr\":\"fast\"}"}, *ocfg_num[] = {"optim_config", "{\"lr\":0.01}"},
                *ocfg_range[] = {"optim_config", "{\"beta2\":\"1.5\"}"}, *ocfg_arr[] = {"optim_config", "[1]"};

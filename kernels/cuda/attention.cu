@@ -186,9 +186,10 @@ __global__ void k_attention_backward_keys(float *dk, float *dv, const float *ds,
 // 8 values a lane), the keys in order with an online softmax (running max m and sum l); the
 // forward keeps only each row's log-sum-exp. Backward recomputes P = exp(s − lse): a warp per
 // query row for dq (first D = Σ_j P·dP, then dq), a warp per (key, kv head) for dk and dv, in a
-// fixed order (no atomics). Correctness first: not yet tuned (no shared-memory tiles).
-// NOT YET RUN ON A GPU: selected by LRSH_CUDA_ATTENTION=flash or backend_cuda_set_attention;
-// tests/test_cuda.c checks it against the CPU.
+// fixed order (no atomics). Correctness first: not tuned (no shared-memory tiles, no tensor
+// cores) — it passed tests/test_cuda.c against the CPU on an H200, where training ran at about
+// a sixth of gemm mode's speed (docs/gpu-results.md). Selected by LRSH_CUDA_ATTENTION=flash
+// or `set attention flash`.
 
 #define FLASH_WARPS 4
 #define FLASH_MAX_HD 256

@@ -57,11 +57,15 @@ check_eq roundtrip_same_val_loss "$(printf '%s\n' "$ev" | sed -n 1p | json_field
 check_eq roundtrip_step 4 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field step)"
 check_eq roundtrip_saved_clean false "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field unsaved)"
 
-# an exact resume: train 4 + save + 3 more equals load + 3 more in a new process
+# an exact resume: train 4 + save + 3 more equals load + 3 more in a new process — the file's
+# batches (prep's `set batch 2`) become the session's: no `set` needed
 l1=$(printf '%s\n' "$out" | grep '"command":"train"' | sed -n 2p | json_field loss)
-out=$(lrsh --json -c "model load $a; data load; set batch 2; train steps=3" 2>/dev/null)
+out=$(lrsh --json -c "model load $a; data load; train steps=3" 2>/dev/null)
 check_eq resume_exact "$l1" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field loss)"
 check_eq resume_step 7 "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field step)"
+check_eq resume_batches '{"batch": 2, "seq": 64, "accum": 1}' "$(printf '%s\n' "$out" | grep '"command":"model load"' | json_field batches)"
+out=$(lrsh -c "set accum 3; model load $a" 2>&1)
+check_contains resume_batches_note "$out" "batch 2, accum 1: the run's last update (the session had 8, 3"
 
 # bf16 without optimizer state: smaller, and says so when loaded
 out=$(lrsh --json -c "model load $a; model save $TMP/b.safetensors dtype=bf16 optim=no; model load $TMP/b.safetensors" 2>/dev/null)
