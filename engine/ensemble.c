@@ -138,27 +138,26 @@ int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, Ensem
     double t0 = clock_seconds();
     EnsembleStepStats s;
     memset(&s, 0, sizeof s);
-    int failed = -1;
-    char why[sizeof err->msg] = "";
     double loss = 0;
+    // Every member's gradients before any update: a member whose loss or gradient is not finite
+    // (rolled back as a single model would be) stops the step for all, so the members stay at
+    // one step count and the ensemble's step is theirs.
     for (int i = 0; i < e->k; i++) {
         Err me = {{0}};
-        if (trainer_step(&e->trainers[i], ds, B, T, accum, &s.member[i], &me) != 0) {
-            if (failed < 0) {
-                failed = i;
-                snprintf(why, sizeof why, "%s", me.msg);
-            }
-            continue;
+        if (trainer_gradients(&e->trainers[i], ds, B, T, accum, &s.member[i], &me) != 0) {
+            e->last_exchanged = 0;
+            return err_set(err, "member %d: %s", i, me.msg);
         }
+    }
+    for (int i = 0; i < e->k; i++) {
+        Err me = {{0}};
+        if (trainer_update(&e->trainers[i], B, T, accum, &s.member[i], &me) != 0)
+            return err_set(err, "member %d: %s", i, me.msg);
         loss += s.member[i].loss;
         s.tokens += s.member[i].tokens;
     }
     e->step++;
     s.step = e->step;
-    if (failed >= 0) {
-        e->last_exchanged = 0;
-        return err_set(err, "member %d: %s", failed, why);
-    }
     s.mean_loss = (float)(loss / e->k);
     const EnsembleCoupling *c = &e->coupling;
     double t1 = clock_seconds();

@@ -119,8 +119,10 @@ int ensemble_set_coupling(Ensemble *e, const EnsembleCoupling *c, Err *err);
 size_t ensemble_bytes(const Ensemble *e, int B, int T);
 
 // One trainer_step per member (same B, T, accum; each its own batches), then WASH or PAPA
-// when this step is a multiple of `every`. A member whose step fails keeps its parameters; the
-// others still step, nothing is mixed, and the error names the member.
+// when this step is a multiple of `every`. Every member's gradients come first: when one's loss
+// or gradient is not finite (that member rolled back as trainer_step does), no member updates,
+// the step count stays, nothing is mixed, and the error names the member — "not finite", as a
+// single model's divergence says.
 int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, EnsembleStepStats *out, Err *err);
 
 // WASH's shuffle probability for tensor t of a model with `layers` blocks (see above).

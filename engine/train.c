@@ -62,40 +62,51 @@ static int roll_back(Trainer *tr, int step, const char *why, Err *err) {
                    step, why, tr->step);
 }
 
-int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *out, Err *err) {
+int trainer_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *s, Err *err) {
     Model *m = tr->model;
     if (accum < 1) return err_set(err, "accum=%d: must be at least 1", accum);
-    double t0 = clock_seconds();
-    StepStats s = {.step = tr->step + 1, .tokens = (long)B * T * accum};
-    if (accumulate_gradients(tr, ds, B, T, accum, &s.loss, err)) {
+    *s = (StepStats){.step = tr->step + 1, .tokens = (long)B * T * accum};
+    s->seconds = -clock_seconds();   // trainer_update adds its end
+    if (accumulate_gradients(tr, ds, B, T, accum, &s->loss, err)) {
         if (backend_failed(m->be, err)) return -1;   // the cause, rather than its garbage loss
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg);
-        if (!isfinite(s.loss)) return roll_back(tr, s.step, why, err);
-        return err_set(err, "step %d: %s; no update taken", s.step, why);
+        if (!isfinite(s->loss)) return roll_back(tr, s->step, why, err);
+        return err_set(err, "step %d: %s; no update taken", s->step, why);
     }
-    s.grad_norm = (float)sqrt(m->be->sumsq(m->grads, (long)m->n_params));
-    if (!isfinite(s.grad_norm)) return roll_back(tr, s.step, "the gradient norm is not finite", err);
+    s->grad_norm = (float)sqrt(m->be->sumsq(m->grads, (long)m->n_params));
+    if (!isfinite(s->grad_norm)) return roll_back(tr, s->step, "the gradient norm is not finite", err);
     // these parameters gave a finite loss: keep them in case the update breaks them
     m->be->copy(tr->good_params, m->params, m->n_params * sizeof(float));
     tr->has_good = 1;
+    return 0;
+}
+
+int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err) {
+    Model *m = tr->model;
     float clip = tr->opt.cfg.clip;
-    s.clip_scale = clip > 0 && s.grad_norm > clip ? clip / s.grad_norm : 1.0f;
-    s.grad_norm_clipped = s.grad_norm * s.clip_scale;
-    s.lr = optimizer_lr(&tr->opt.cfg, tr->step);
+    s->clip_scale = clip > 0 && s->grad_norm > clip ? clip / s->grad_norm : 1.0f;
+    s->grad_norm_clipped = s->grad_norm * s->clip_scale;
+    s->lr = optimizer_lr(&tr->opt.cfg, tr->step);
     m->be->synchronize();   // a GPU's queued work counts where it was queued
     double t1 = clock_seconds();
-    if (optimizer_step(&tr->opt, m, s.lr, s.clip_scale, err)) return -1;
+    if (optimizer_step(&tr->opt, m, s->lr, s->clip_scale, err)) return -1;
     m->be->synchronize();
     double t2 = clock_seconds();
     if (backend_failed(m->be, err)) return -1;
     tr->step++;
     tr->shape = (TrainShape){B, T, accum};
-    s.optim_seconds = t2 - t1;
-    s.seconds = t2 - t0;
-    s.optim_fraction = (float)(s.optim_seconds / s.seconds);
-    s.diagnostics = tr->opt.diag_t == tr->opt.t;
-    record(tr, &s);
+    s->optim_seconds = t2 - t1;
+    s->seconds += t2;
+    s->optim_fraction = (float)(s->optim_seconds / s->seconds);
+    s->diagnostics = tr->opt.diag_t == tr->opt.t;
+    record(tr, s);
+    return 0;
+}
+
+int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *out, Err *err) {
+    StepStats s;
+    if (trainer_gradients(tr, ds, B, T, accum, &s, err) || trainer_update(tr, B, T, accum, &s, err)) return -1;
     if (out) *out = s;
     return 0;
 }

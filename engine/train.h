@@ -45,6 +45,12 @@ void trainer_free(Trainer *tr);
 // the parameters go back to the last ones that gave a finite loss (the snapshot taken before
 // the previous update), and the error names the step.
 int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *out, Err *err);
+// trainer_step's two halves, for callers that must see every model's gradients before any
+// updates (an ensemble): the gradients and their checks (a non-finite loss or gradient rolls
+// back as trainer_step does, and fails), then the update from them. *s carries the step's
+// stats from the first to the second.
+int trainer_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *s, Err *err);
+int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err);
 // Mean validation loss over `batches` batches drawn with `seed` (the same batches every call).
 int trainer_eval(Model *m, const Dataset *ds, int B, int T, int batches, uint64_t seed, double *val_loss, Err *err);
 // The same, reporting batches done; progress may stop it (then it fails, saying so).

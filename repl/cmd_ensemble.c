@@ -204,12 +204,22 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     progress_begin(&p, s, steps);
     double t0 = now_seconds(), exchanged = 0, seconds = 0, mix_seconds = 0;
     long tokens = 0;
-    int done = 0, failed = 0;
+    int done = 0, failed = 0, diverged_at = 0;
     EnsembleStepStats st;
     memset(&st, 0, sizeof st);
     while (done < steps && !lrsh_interrupted) {
         if (ensemble_step(e, &s->data, B, T, accum, &st, err) != 0) {
-            failed = 1;
+            if (!train_diverged(err)) {
+                failed = 1;
+                break;
+            }
+            // a result, as a single model's divergence: every member is intact at the same step
+            diverged_at = e->step + 1;
+            session_record_divergence(s, diverged_at);
+            progress_end(&p);
+            out_text(s, "diverged: %s; training stopped after %d of %d steps\n", err->msg, done, steps);
+            cJSON_AddStringToObject(s->result, "reason", err->msg);
+            err->msg[0] = '\0';
             break;
         }
         done++;
@@ -248,7 +258,7 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
         snprintf(after, sizeof after, " (ensemble training stopped after %d of %d steps)", done, steps);
         return done > 0 ? err_wrap(err, "", after) : -1;
     }
-    if (done < steps)
+    if (done < steps && !diverged_at)
         out_text(s, "interrupted after %d of %d steps; every member keeps the steps taken\n", done, steps);
     char t[32], d[32], x[32], xs[32];
     if (done) {
@@ -273,7 +283,9 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "values_exchanged_total", e->total_exchanged);
     json_add_real(s->result, "tok_per_s", seconds > 0 ? tokens / seconds : 0);
     json_add_real(s->result, "seconds", seconds);
-    cJSON_AddBoolToObject(s->result, "interrupted", done < steps);
+    cJSON_AddBoolToObject(s->result, "interrupted", done < steps && !diverged_at);
+    cJSON_AddBoolToObject(s->result, "diverged", diverged_at != 0);
+    if (diverged_at) cJSON_AddNumberToObject(s->result, "diverged_at", diverged_at);
     return 0;
 }
 

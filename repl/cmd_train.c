@@ -53,9 +53,9 @@ static StepDiag step_diag(const Optimizer *o) {
     return d;
 }
 
-// A failed step whose loss or gradient was not finite: the engine kept the parameters of the
-// step before, and the run diverged. (trainer_step says "not finite" for both.)
-static int diverged(const Err *err) { return strstr(err->msg, "not finite") != NULL; }
+// The engine kept the parameters of the step before (trainer_step and ensemble_step say "not
+// finite" for a loss and a gradient alike).
+int train_diverged(const Err *err) { return strstr(err->msg, "not finite") != NULL; }
 
 // ---- train --------------------------------------------------------------------------------
 
@@ -117,7 +117,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         if (trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &r.last, err) != 0) {
             inspect_after_step(s, NULL, 0);
             progress_end(&p);
-            if (!diverged(err)) {   // one error line, saying how far training got when it did
+            if (!train_diverged(err)) {   // one error line, saying how far training got when it did
                 char after[64];
                 snprintf(after, sizeof after, " (training stopped after %d of %d steps)", r.done, steps);
                 return r.done > 0 ? err_wrap(err, "", after) : -1;
@@ -174,7 +174,7 @@ int cmd_step(Session *s, const Args *a, Err *err) {
     o->diag_every = every;
     inspect_after_step(s, rc == 0 ? &st : NULL, rc == 0);
     if (rc != 0) {
-        if (diverged(err)) session_record_divergence(s, s->trainer.step + 1);
+        if (train_diverged(err)) session_record_divergence(s, s->trainer.step + 1);
         return -1;
     }
     double rate = st.seconds > 0 ? (double)st.tokens / st.seconds : 0;
