@@ -439,7 +439,8 @@ static int run_gnuplot(const char *gnuplot, const char *script, Err *err) {
 }
 
 // Write the chart's data and a script, run gnuplot for each image asked for.
-static int plot_images(Session *s, const Chart *c, const char *field, const char *png, const char *svg, Err *err) {
+static int plot_images(Session *s, const Chart *c, const char *field, int log_y, const char *png, const char *svg,
+                       Err *err) {
     char gnuplot[1100];
     if (find_gnuplot(gnuplot, sizeof gnuplot) != 0)
         return err_set(err, "png=/svg= need gnuplot, which is not installed (not found on PATH): `make deps` "
@@ -451,7 +452,8 @@ static int plot_images(Session *s, const Chart *c, const char *field, const char
     for (int i = 0; i < c->n; i++) {
         fprintf(df, "# %s\n", c->series[i].name);
         for (int k = 0; k < c->series[i].n; k++)
-            if (isfinite(c->series[i].y[k])) fprintf(df, "%.10g %.10g\n", c->series[i].x[k], c->series[i].y[k]);
+            if (isfinite(c->series[i].y[k]) && (!log_y || c->series[i].y[k] > 0))
+                fprintf(df, "%.10g %.10g\n", c->series[i].x[k], c->series[i].y[k]);
         if (c->series[i].n == 0) fprintf(df, "nan nan\n");
         fprintf(df, "\n\n");
     }
@@ -469,7 +471,7 @@ static int plot_images(Session *s, const Chart *c, const char *field, const char
         else fprintf(sf, "set terminal svg size 960,540 noenhanced\n");
         fprintf(sf, "set output ");
         gp_string(sf, targets[t]);
-        fprintf(sf, "\nset grid\nset key top right\nset xlabel 'step'\nset ylabel ");
+        fprintf(sf, "\nset grid\nset key top right\nset xlabel 'step'\n%sset ylabel ", log_y ? "set logscale y\n" : "");
         gp_string(sf, field);
         fprintf(sf, "\nplot ");
         for (int i = 0; i < c->n; i++) {
@@ -522,6 +524,23 @@ static const char *field_title(const char *f) {
     return "seconds per step";
 }
 
+// scale=auto's choice: a log scale when every value is positive and they span two orders of
+// magnitude or more (‖ΔW‖₂/η of AdamW against Spectron's), else linear. *nonpositive: the
+// values a log scale leaves out.
+static int log_scale(const Chart *c, const char *scale, long *nonpositive) {
+    double lo = INFINITY, hi = -INFINITY;
+    *nonpositive = 0;
+    for (int i = 0; i < c->n; i++)
+        for (int k = 0; k < c->series[i].n; k++) {
+            double y = c->series[i].y[k];
+            if (!isfinite(y)) continue;
+            if (y <= 0) ++*nonpositive;
+            else lo = fmin(lo, y), hi = fmax(hi, y);
+        }
+    if (strcmp(scale, "auto") != 0) return strcmp(scale, "log") == 0;
+    return *nonpositive == 0 && hi >= 100 * lo;
+}
+
 int cmd_plot(Session *s, const Args *a, Err *err) {
     const char *typed = a->n_pos ? a->pos[0] : "loss", *field = field_name(typed);
     char fb[1024];
@@ -566,10 +585,20 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
                      : sparse_field(field) ? "no step measured it yet (`step`, or `train` with diag_every=N > 0 on a "
                                              "factorized model; an ensemble's members measure none)"
                      : "no training steps yet (`train steps=N`), or plot a log file with from=FILE");
+    long nonpositive = 0;
+    int log_y = rc == 0 && log_scale(&c, args_str(a, "scale", "auto"), &nonpositive);
+    if (log_y) {
+        char *end = title + strlen(title);
+        if (!watched) snprintf(title, sizeof title, "%s", field_title(field)), end = title + strlen(title);
+        snprintf(end, sizeof title - (size_t)(end - title), " — log scale");
+        if (nonpositive)
+            out_note(s, "note: %ld value%s ≤ 0 left out (log scale; scale=linear draws them)\n", nonpositive,
+                     nonpositive == 1 ? "" : "s");
+    }
     if (rc == 0) {
         PlotOptions o = {.width = (int)args_int(a, "width", 72), .height = (int)args_int(a, "height", 16),
                          .ansi = !s->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR"),
-                         .title = watched ? title : field_title(field), .xlabel = "step"};
+                         .title = watched || log_y ? title : field_title(field), .xlabel = "step", .log_y = log_y};
         char *text = plot_render(c.series, c.n, &o);
         if (!text) rc = err_set(err, "out of memory drawing the chart");
         else out_text(s, "%s", text);
@@ -577,6 +606,7 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
     }
     if (rc == 0) {
         cJSON_AddStringToObject(s->result, "field", field);
+        cJSON_AddStringToObject(s->result, "scale", log_y ? "log" : "linear");
         cJSON *list = cJSON_AddArrayToObject(s->result, "series");
         for (int i = 0; i < c.n; i++) {
             cJSON *o = cJSON_CreateObject();
@@ -594,7 +624,7 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
             cJSON_AddItemToArray(list, o);
         }
     }
-    if (rc == 0 && (png || svg)) rc = plot_images(s, &c, field, png, svg, err);
+    if (rc == 0 && (png || svg)) rc = plot_images(s, &c, field, log_y, png, svg, err);
     chart_free(&c);
     runlog_free(&from);
     return rc;

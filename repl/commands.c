@@ -500,7 +500,7 @@ const CmdSpec commands[] = {
     // ---- output ----
     {.name = "plot", .family = "output",
      .args = "[loss|val|lr|gnorm|clip|tok_per_s|seconds|dw_over_eta|rho|sigma_a|sigma_b] [from=FILE] [png=FILE] "
-             "[svg=FILE] [width=72 height=16]",
+             "[svg=FILE] [scale=auto|linear|log] [width=72 height=16]",
      .summary = "chart a training metric by step in the terminal (braille), every run overlaid",
      .help = "Draws the field over the steps of every run (see `run`) with Unicode braille\n"
              "characters (2×4 dots per cell): y from its min to its max, x the step range, a\n"
@@ -512,13 +512,19 @@ const CmdSpec commands[] = {
              "diag_every=): dw_over_eta and rho are the largest over the factorized matrices,\n"
              "sigma_a and sigma_b the mean ‖A‖₂, ‖B‖₂. Any series `watch` recorded plots by its name\n"
              "(`plot spectral`, `plot stable_rank:blocks.1.mlp.w2`), from the session or a log file.\n"
+             "scale=auto (the default) draws y on a log scale when every value is positive and they\n"
+             "span a factor of 100 or more (AdamW's ‖ΔW‖₂/η in the thousands beside Spectron's\n"
+             "below 1), and says so in the title; scale=log or scale=linear chooses (a log scale\n"
+             "leaves out values ≤ 0, with a note). The images use the same scale.\n"
              "Examples:\n  plot\n  plot lr\n  plot gnorm width=100 height=20\n  plot dw_over_eta\n"
+             "  plot loss scale=log\n"
              "  plot loss png=loss.png\n  plot loss from=run1.jsonl svg=run1.svg",
      .max_pos = 1, .pos = POS_WORD, .words = plot_fields, .run = cmd_plot,
      .opts = (const OptSpec[]){
          {"from", OPT_PATH, NULL, NULL, 0, 0, "a `log` file (JSON lines) to plot instead of the session's runs"},
          {"png", OPT_PATH, NULL, NULL, 0, 0, "also write a PNG image with gnuplot"},
          {"svg", OPT_PATH, NULL, NULL, 0, 0, "also write an SVG image with gnuplot"},
+         {"scale", OPT_ENUM, "auto", "auto|linear|log", 0, 0, "the y axis: log when values span 100× (auto), or as chosen"},
          {"width", OPT_INT, "72", NULL, 8, 1000, "chart width in terminal cells"},
          {"height", OPT_INT, "16", NULL, 3, 500, "chart height in terminal cells"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},

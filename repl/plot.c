@@ -138,12 +138,20 @@ static void axis_number(char *buf, size_t cap, double v) {
     snprintf(buf, cap, "%.4g%s", v / scale, a >= 1e9 ? "G" : a >= 1e6 ? "M" : "k");
 }
 
+// Where y goes on the axis: itself, or log10 y on a log scale (NaN — not drawn — for y ≤ 0).
+static double axis_y(const PlotOptions *o, double y) { return !o->log_y ? y : y > 0 ? log10(y) : NAN; }
+
+// The value at axis position v (axis_y's inverse), as axis_number writes it.
+static void axis_label(const PlotOptions *o, char *buf, size_t cap, double v) {
+    axis_number(buf, cap, o->log_y ? pow(10.0, v) : v);
+}
+
 char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
     int W = o->width > 4 ? o->width : 4, H = o->height > 2 ? o->height : 2;
     double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
     for (int s = 0; s < n; s++)
         for (int i = 0; i < series[s].n; i++) {
-            double x = series[s].x[i], y = series[s].y[i];
+            double x = series[s].x[i], y = axis_y(o, series[s].y[i]);
             if (!isfinite(x) || !isfinite(y)) continue;
             if (x < xlo) xlo = x;
             if (x > xhi) xhi = x;
@@ -165,9 +173,10 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
         const PlotSeries *p = &series[s];
         int have = 0, px0 = 0, py0 = 0;
         for (int i = 0; i < p->n; i++) {
-            if (!isfinite(p->x[i]) || !isfinite(p->y[i])) { have = 0; continue; }
+            double y = axis_y(o, p->y[i]);
+            if (!isfinite(p->x[i]) || !isfinite(y)) { have = 0; continue; }
             int px = (int)lround((p->x[i] - xlo) / (xhi - xlo) * (PW - 1));
-            int py = (int)lround((yhi - p->y[i]) / (yhi - ylo) * (PH - 1));
+            int py = (int)lround((yhi - y) / (yhi - ylo) * (PH - 1));
             if (p->points) {
                 for (int d = 0; d < 4; d++) canvas_set(&c, px + d % 2, py + d / 2, s + 1);
             } else if (have) {
@@ -180,9 +189,9 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
         if (p->letter && have) canvas_mark(&c, px0 / 2, py0 / 4, (char)p->letter, s + 1);
     }
     char top[32], mid[32], bot[32], xl[32], xr[32];
-    axis_number(top, sizeof top, yhi);
-    axis_number(mid, sizeof mid, (ylo + yhi) / 2);
-    axis_number(bot, sizeof bot, ylo);
+    axis_label(o, top, sizeof top, yhi);
+    axis_label(o, mid, sizeof mid, (ylo + yhi) / 2);
+    axis_label(o, bot, sizeof bot, ylo);
     int lw = (int)strlen(top);
     if ((int)strlen(mid) > lw) lw = (int)strlen(mid);
     if ((int)strlen(bot) > lw) lw = (int)strlen(bot);

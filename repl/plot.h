@@ -35,6 +35,7 @@ typedef struct PlotOptions {
     int ansi;              // color each series
     const char *title;     // first line ("loss")
     const char *xlabel;    // "step"
+    int log_y;             // y on a log scale: positions by log10 y, labels the values; y ≤ 0 skipped
 } PlotOptions;
 
 // The whole chart — title, y-axis labels (max at the top, min at the bottom), the braille

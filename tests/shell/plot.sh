@@ -21,6 +21,28 @@ with open("'"$TMP"'/known.jsonl", "w") as f:
             if run == "alpha" and s % 10 == 0:
                 f.write(json.dumps({"step": s, "val_loss": 2.5 + 5 * math.exp(-s / 10), "run": run}) + "\n")
 '
+# ---- the y scale: auto takes a log scale when the values span 100× (AdamW's ‖ΔW‖₂/η beside
+# Spectron's), linear otherwise; scale= chooses; a log scale leaves out values ≤ 0, saying so
+python3 -c '
+import json
+with open("'"$TMP"'/spread.jsonl", "w") as f:
+    for run, dw in (("adamw", lambda s: 100.0 * s), ("spectron", lambda s: 0.5)):
+        for s in range(1, 21):
+            f.write(json.dumps({"step": s, "loss": 0.0 if s == 3 and run == "adamw" else 5.0 - s / 10, "dw_over_eta": dw(s), "run": run}) + "\n")
+'
+out=$(lrsh --json -c "plot dw_over_eta from=$TMP/spread.jsonl; plot dw_over_eta from=$TMP/spread.jsonl scale=linear; plot loss from=$TMP/spread.jsonl" 2>/dev/null)
+check_eq plot_scale_auto '"log" "linear" "linear"' "$(printf '%s\n' "$out" | python3 -c 'import json, sys; print(" ".join(json.dumps(json.loads(l)["scale"]) for l in sys.stdin if "\"plot\"" in l))')"
+out=$(lrsh -c "plot dw_over_eta from=$TMP/spread.jsonl" 2>&1)
+check_contains plot_scale_log_title "$out" "(Spectron's bound: 1) — log scale"
+check_contains plot_scale_log_top "$out" "2000 ┤"
+check_contains plot_scale_log_bottom "$out" "0.5 ┤"
+out=$(lrsh -c "plot loss from=$TMP/spread.jsonl scale=log" 2>&1); rc=$?
+check_status plot_scale_log_status 0 $rc
+check_contains plot_scale_log_nonpositive "$out" "note: 1 value ≤ 0 left out (log scale; scale=linear draws them)"
+out=$(lrsh -c "plot loss from=$TMP/spread.jsonl scale=ln" 2>&1); rc=$?
+check_status plot_scale_bad nonzero $rc
+check_contains plot_scale_bad_msg "$out" "auto|linear|log"
+
 out=$(lrsh -c "plot loss from=$TMP/known.jsonl" 2>&1); rc=$?
 check_status plot_known_status 0 $rc
 check_eq plot_known_braille yes "$(printf '%s' "$out" | has_braille)"
