@@ -97,6 +97,36 @@ static void help_family(Session *s, const char *name) {
     }
 }
 
+// `help WORD` for a word that is no command: an optimizer's page (`help spectron` is `help optim
+// spectron`), a sub-command's when one family has it (`help wash`), the families' list when
+// several do (`help load`), else the nearest command or optimizer.
+static int help_topic(Session *s, const char *word, Err *err) {
+    for (int i = 0; optim_names[i]; i++)
+        if (strcmp(word, optim_names[i]) == 0) {
+            help_command(s, command_find("optim", NULL), word);
+            return 0;
+        }
+    char families[256] = "";
+    int found = 0, last = -1;
+    for (int i = 0; i < n_commands; i++) {
+        if (!commands[i].sub || strcmp(commands[i].sub, word) != 0) continue;
+        size_t used = strlen(families);
+        snprintf(families + used, sizeof families - used, "%s`help %s %s`", found ? ", " : "", commands[i].name, word);
+        found++, last = i;
+    }
+    if (found == 1) {
+        help_command(s, &commands[last], NULL);
+        return 0;
+    }
+    if (found > 1) return err_set(err, "no command '%s' alone: %s", word, families);
+    Suggest sg;
+    suggest_init(&sg, word);
+    for (int i = 0; i < n_commands; i++) suggest_try(&sg, commands[i].name);
+    for (int i = 0; optim_names[i]; i++) suggest_try(&sg, optim_names[i]);
+    if (suggest_best(&sg)) return err_set(err, "no command '%s': did you mean '%s'?", word, suggest_best(&sg));
+    return err_set(err, "no command '%s' (`help` lists commands)", word);
+}
+
 int cmd_help(Session *s, const Args *a, Err *err) {
     if (a->n_pos == 0) { help_list(s); return 0; }
     const char *name = a->pos[0], *sub = a->n_pos > 1 ? a->pos[1] : NULL;
@@ -111,6 +141,7 @@ int cmd_help(Session *s, const Args *a, Err *err) {
             return err_set(err, "no command '%s %s': did you mean '%s %s'?", name, sub, name, suggest_best(&sg));
         return err_set(err, "no command '%s %s' (`help %s` lists its sub-commands)", name, sub, name);
     }
+    if (!c && !sub) return help_topic(s, name, err);
     if (!c) {
         Suggest sg;
         suggest_init(&sg, name);

@@ -644,16 +644,19 @@ const char *command_title(const CmdSpec *c, char *buf, size_t size) {
 // ---- dispatch -----------------------------------------------------------------------------
 
 static int unknown_command(const char *name, Err *err) {
+    // "encode", "wash" alone: the family that has it; "spectron": the command that takes it
+    for (int i = 0; i < n_commands; i++)
+        if (commands[i].sub && strcmp(commands[i].sub, name) == 0)
+            return err_set(err, "unknown command '%s': did you mean '%s %s'?", name, commands[i].name, name);
+    for (int i = 0; optim_names[i]; i++)
+        if (strcmp(optim_names[i], name) == 0)
+            return err_set(err, "unknown command '%s': did you mean 'optim %s'?", name, name);
     Suggest sg;
     suggest_init(&sg, name);
     for (int i = 0; i < n_commands; i++) suggest_try(&sg, commands[i].name);
     if (suggest_best(&sg))
         return err_set(err, "unknown command '%s': did you mean '%s'? (`help` lists commands)", name,
                        suggest_best(&sg));
-    // "encode" alone: point at the family that has it
-    for (int i = 0; i < n_commands; i++)
-        if (commands[i].sub && strcmp(commands[i].sub, name) == 0)
-            return err_set(err, "unknown command '%s': did you mean '%s %s'?", name, commands[i].name, name);
     return err_set(err, "unknown command '%s' (`help` lists commands)", name);
 }
 

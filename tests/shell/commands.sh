@@ -9,6 +9,17 @@ for cmd in help show set quit exit "tok train" "tok load" "tok encode" "tok deco
     check_contains "help_lists_$(echo "$cmd" | tr ' ' _)" "$out" "  $cmd "
 done
 
+# help on a word that is no command: an optimizer's page, the one family's sub-command, the
+# families when several have it; and the same words typed as commands
+out=$("$LRSH" -c 'help spectron' 2>&1); rc=$?
+check_status help_optimizer_status 0 $rc
+check_contains help_optimizer_page "$out" "options of spectron (defaults):"
+check_contains help_sub_alone "$("$LRSH" -c 'help wash' 2>&1)" "usage: ensemble wash p=P"
+check_contains help_sub_families "$("$LRSH" -c 'help load' 2>&1)" "\`help tok load\`, \`help data load\`, \`help model load\`"
+check_contains help_optimizer_typo "$("$LRSH" -c 'help spectorn' 2>&1)" "did you mean 'spectron'?"
+check_contains optimizer_as_command "$("$LRSH" -c 'spectron' 2>&1)" "did you mean 'optim spectron'?"
+check_contains sub_as_command "$("$LRSH" -c 'wash p=0.1' 2>&1)" "did you mean 'ensemble wash'?"
+
 out=$("$LRSH" -c 'help train' 2>&1)
 check_contains help_train_usage "$out" "usage: train steps=N"
 check_contains help_train_steps "$out" "steps=N"
