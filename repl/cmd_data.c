@@ -232,6 +232,11 @@ int cmd_data_load(Session *s, const Args *a, Err *err) {
     out_text(s, "data %s: %s tokens (train %s, val %s)\n", ds.source, fmt_count(n1, sizeof n1, ds.n_tokens),
              fmt_count(n2, sizeof n2, ds.n_train), fmt_count(n3, sizeof n3, val));
     out_note(s, "token cache %s (%s)\n", ds.cache_path, ds.reused_cache ? "reused" : "built");
+    if (s->has_model && s->model.cfg.vocab > ds.vocab_size)   // `model new` before `tok train`: it works, but
+        out_note(s, "note: the model's vocabulary (%d) is larger than the data's (%d): %d of its outputs are never a "
+                    "target yet share the probability, so losses and perplexities start higher than the data's "
+                    "%d tokens allow (`model new` now takes the tokenizer's vocabulary)\n",
+                 s->model.cfg.vocab, ds.vocab_size, s->model.cfg.vocab - ds.vocab_size, ds.vocab_size);
     cJSON_AddStringToObject(s->result, "source", ds.source);
     cJSON_AddNumberToObject(s->result, "tokens", ds.n_tokens);
     cJSON_AddNumberToObject(s->result, "train", ds.n_train);

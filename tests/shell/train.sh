@@ -77,6 +77,11 @@ out=$("$LRSH" -c "tok load $model; data load; model new tiny vocab=100; train st
 check_status vocab_mismatch_status nonzero $rc
 check_contains vocab_mismatch "$out" "larger than the model's"
 
+# one larger than the data's trains, with a note when the data arrives (`model new` before `tok`)
+out=$("$LRSH" -c "model new tiny vocab=1000; tok load $model; data load" 2>&1); rc=$?
+check_status vocab_larger_status 0 $rc
+check_contains vocab_larger_note "$out" "note: the model's vocabulary (1000) is larger than the data's"
+
 # Ctrl-C (SIGINT) stops train at a step boundary; the rest of -c is skipped; status 130
 "$LRSH" -c "$prep; train steps=100000; show" > "$TMP/int.log" 2>&1 &
 pid=$!
