@@ -577,6 +577,15 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
     const char *svg = args_has(a, "svg") ? expand_path(args_str(a, "svg", ""), sb, sizeof sb) : NULL;
     Chart c = {0};
     int rc = watched ? chart_build_watch(r, field, &c, err) : chart_build(r, field, &c, err);
+    // dw_over_eta unmeasured by the optimizer (diag_every=0) but measured by `watch dw_over_eta`,
+    // which records it as dw_over_lr: the watch series, said so
+    const char *alias = rc == 0 && c.n == 0 && !watched ? watch_key(typed, key, sizeof key) : NULL;
+    if (alias && watched_anywhere(r, alias)) {
+        chart_free(&c);
+        out_note(s, "note: no step of the optimizer's measured %s; `watch` recorded it as %s\n", field, alias);
+        field = alias, watched = 1;
+        rc = chart_build_watch(r, field, &c, err);
+    }
     snprintf(title, sizeof title, "watch: %s", field);
     if (rc == 0 && c.n == 0)
         rc = err_set(err, "nothing to plot for %s: %s", typed,

@@ -77,6 +77,13 @@ check_status watch_unmeasured_status 0 $rc
 check_contains watch_unmeasured_null "$(tail -n 1 "$TMP/unmeasured.jsonl")" '"watch":{"sigma_a:blocks.0.attn.wq":null}'
 check_contains watch_unmeasured_plot "$out" "no finite points"
 
+# `plot dw_over_eta` after `watch dw_over_eta` with the optimizer's own measurement off: watch's
+# series (recorded as dw_over_lr), with a note
+out=$(lrsh -c "$prep; optim spectron; watch dw_over_eta every=2; train steps=4 diag_every=0; plot dw_over_eta" 2>&1); rc=$?
+check_status plot_watched_alias_status 0 $rc
+check_contains plot_watched_alias "$out" "\`watch\` recorded it as dw_over_lr"
+check_contains plot_watched_alias_points "$out" "(2 points, last"
+
 # ---- watch: every=5 over 20 steps records steps 5, 10, 15, 20 (log lines and plot data)
 out=$(lrsh --json -q -c "$prep; log $TMP/watch.jsonl; watch spectral stable_rank:blocks.1.mlp.w2 blocks.0.attn.wq:dw_over_w every=5; train steps=20; plot spectral; plot stable_rank:blocks.1.mlp.w2; watch" 2>/dev/null); rc=$?
 check_status watch_status 0 $rc
