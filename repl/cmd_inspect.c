@@ -562,14 +562,15 @@ static void watch_step(Session *s, InspectState *st, const StepStats *ss) {
             rows = NULL, n = 0;
         }
     }
-    size_t used = (size_t)snprintf(st->live, sizeof st->live, "%s", "");
+    // the progress lines of the steps until the next watch step repeat these: say whose they are
+    size_t used = (size_t)snprintf(st->live, sizeof st->live, "[step %d]", ss->step);
     for (int i = 0; i < st->n_watch; i++) {
         const WatchItem *it = &st->watch[i];
         double v = watch_value(s, it, rows, n);
         if (runlog_watch_pending(&s->runs, it->key, (float)v, &e) != 0) out_note(s, "warning: watch: %s\n", e.msg);
         char b[32];
         if (used + 1 < sizeof st->live)
-            used += (size_t)snprintf(st->live + used, sizeof st->live - used, "%s%s %s", i ? "  " : "", it->key,
+            used += (size_t)snprintf(st->live + used, sizeof st->live - used, " %s%s %s", i ? " " : "", it->key,
                                      num(b, sizeof b, v));
     }
     free(rows);

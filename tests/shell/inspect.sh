@@ -84,6 +84,11 @@ check_status plot_watched_alias_status 0 $rc
 check_contains plot_watched_alias "$out" "\`watch\` recorded it as dw_over_lr"
 check_contains plot_watched_alias_points "$out" "(2 points, last"
 
+# the progress lines between watch steps repeat the last values under the step that measured them
+out=$(lrsh -c "$prep; watch spectral every=3; train steps=4" 2>&1)
+check_contains watch_live_step "$out" "[step 3] spectral "
+check_not_contains watch_live_step_4 "$out" "[step 4]"
+
 # ---- watch: every=5 over 20 steps records steps 5, 10, 15, 20 (log lines and plot data)
 out=$(lrsh --json -q -c "$prep; log $TMP/watch.jsonl; watch spectral stable_rank:blocks.1.mlp.w2 blocks.0.attn.wq:dw_over_w every=5; train steps=20; plot spectral; plot stable_rank:blocks.1.mlp.w2; watch" 2>/dev/null); rc=$?
 check_status watch_status 0 $rc
