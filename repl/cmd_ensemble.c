@@ -48,7 +48,7 @@ static int parse_seeds(const char *text, int k, uint64_t *out, Err *err) {
         out[i] = v;
         p = *end == ',' ? end + 1 : end;
         if (*end == '\0' && i < k - 1)
-            return err_set(err, "seeds=%s: %d seeds for %d members", text, i + 1, k);
+            return err_set(err, "seeds=%s: %d seed%s for %d members", text, i + 1, i ? "s" : "", k);
     }
     if (*p != '\0') return err_set(err, "seeds=%s: more than %d seeds", text, k);
     return 0;
@@ -110,6 +110,8 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     for (int i = 0; i < k; i++) {
         if (i == 0 && !seeds && sp.start_step > 0)   // its data seed is the stream's state, not a seed one types
             out_text(s, " 0:(%llu, the model's data stream at step %d)", (unsigned long long)e.init_seeds[0], sp.start_step);
+        else if (same && i > 0)   // its weights are member 0's: its init seed draws nothing
+            out_text(s, " %d:(member 0's weights, %llu)", i, (unsigned long long)e.data_seeds[i]);
         else out_text(s, " %d:(%llu, %llu)", i, (unsigned long long)e.init_seeds[i], (unsigned long long)e.data_seeds[i]);
     }
     out_text(s, "\n");

@@ -264,11 +264,17 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
     }
     if (shown < now.n) out_text(s, "  (%d more; k=%d shows them all)\n", now.n - shown, now.n);
 
-    // the summaries
+    // the summaries, of W or of the factor shown (NAME.A: ‖A‖₂)
+    size_t len = strlen(now.param);
+    const char *m = len > 2 && now.param[len - 2] == '.' ? now.param + len - 1 : "W";
+    char spectral[32], frobenius[32], stable[40];
+    snprintf(spectral, sizeof spectral, "spectral norm ‖%s‖₂", m);
+    snprintf(frobenius, sizeof frobenius, "Frobenius norm ‖%s‖_F", m);
+    snprintf(stable, sizeof stable, "‖%s‖_F²/‖%s‖₂²", m, m);
     struct { const char *name, *note; double a, b; } rows[] = {
-        {"spectral norm ‖W‖₂", "σ₁", now.spectral_norm, then.spectral_norm},
-        {"Frobenius norm ‖W‖_F", "√Σσᵢ²", now.frobenius_norm, then.frobenius_norm},
-        {"stable rank", "‖W‖_F²/‖W‖₂²", now.stable_rank, then.stable_rank},
+        {spectral, "σ₁", now.spectral_norm, then.spectral_norm},
+        {frobenius, "√Σσᵢ²", now.frobenius_norm, then.frobenius_norm},
+        {"stable rank", stable, now.stable_rank, then.stable_rank},
         {"effective rank", "exp(entropy of σᵢ/Σσⱼ)", now.effective_rank, then.effective_rank},
         {"condition number", now.n < full ? "σ₁/σ_r over the nonzero values" : "σ₁/σₙ", now.condition_number,
          then.condition_number},

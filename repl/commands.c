@@ -165,7 +165,7 @@ const CmdSpec commands[] = {
          {"tensors", OPT_BOOL, "off", NULL, 0, 0, "also list every tensor"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 
-    {.name = "model", .sub = "save", .family = "model", .args = "PATH [dtype=f32|bf16] [optim=yes|no]",
+    {.name = "model", .sub = "save", .family = "model", .args = "PATH [dtype=f32|bf16] [optim=on|off]",
      .summary = "write the model (with optimizer state and tokenizer) to a safetensors file",
      .help = "The file is a standard safetensors file: any safetensors reader opens it. It holds the\n"
              "parameters (f32, or bf16 at half the size), the step count and data position, the\n"
@@ -178,7 +178,7 @@ const CmdSpec commands[] = {
      .min_pos = 1, .max_pos = 1, .pos = POS_PATH, .run = cmd_model_save,
      .opts = (const OptSpec[]){
          {"dtype", OPT_ENUM, "f32", "f32|bf16", 0, 0, "parameter precision in the file"},
-         {"optim", OPT_BOOL, "yes", NULL, 0, 0, "include the optimizer moments (for an exact resume)"},
+         {"optim", OPT_BOOL, "on", NULL, 0, 0, "include the optimizer moments (for an exact resume)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "model", .sub = "load", .family = "model", .args = "PATH",
      .summary = "replace the model (and trainer, tokenizer) with a checkpoint's",
@@ -329,11 +329,13 @@ const CmdSpec commands[] = {
              "σ₁, the Frobenius norm, the stable rank ‖W‖_F²/‖W‖₂², the effective rank (the exponential\n"
              "of the entropy of σᵢ/Σσⱼ) and the condition number σ₁/σₙ (∞ when rank-deficient). A\n"
              "factorized W at rank r below its size has r nonzero values, the rest exactly 0: its\n"
-             "summaries are over those r, and its condition number is σ₁/σ_r, the factors' own.\n"
+             "summaries are over those r, and its condition number is σ₁/σ_r (W's own: it can be up\n"
+             "to the product of the factors' κ(A)·κ(B), which `spectrum NAME.A`, `NAME.B` show).\n"
              "PARAM: blocks.I.attn.{wq,wk,wv,wo}, blocks.I.mlp.{w1,w2,w3}, embed, head, or one factor\n"
              "NAME.A / NAME.B (Tab completes them). compare=STEP overlays (░) the spectrum kept at an\n"
              "earlier step: `train` keeps every matrix's at its start and end, and every `spectrum`\n"
-             "keeps the one it shows; an unknown step names the nearest one kept. The kept spectra\n"
+             "keeps the one it shows; a step with none kept is an error that names the nearest one\n"
+             "kept (use it: compare=THAT) and lists the steps there are. The kept spectra\n"
              "belong to the model: `model new`/`load`/`factorize` start afresh. --json: param,\n"
              "singular_values (all), spectral_norm, frobenius_norm, stable_rank, effective_rank,\n"
              "condition_number (null: ∞), numerical_rank, and compare:{step, singular_values, …}.\n"
@@ -419,7 +421,7 @@ const CmdSpec commands[] = {
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 
     // ---- ensembles ----
-    {.name = "ensemble", .sub = "new", .family = "ensembles", .args = "K [seeds=S0,S1,…] [same_init=yes|no]",
+    {.name = "ensemble", .sub = "new", .family = "ensembles", .args = "K [seeds=S0,S1,…] [same_init=on|off]",
      .summary = "K members of the current model config, trained together by `train` (WASH, PAPA)",
      .help = "Each member has its own Model, optimizer state (of the optimizer set now), seed and data\n"
              "order. Without seeds=, member 0 starts from the current model (and continues its data\n"
@@ -439,7 +441,7 @@ const CmdSpec commands[] = {
          {"same_init", OPT_BOOL, "off", NULL, 0, 0, "every member starts from member 0's weights"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "ensemble", .sub = "wash", .family = "ensembles",
-     .args = "p=P [every=1] [schedule=linear|flat] [opt_state=yes|no]",
+     .args = "p=P [every=1] [schedule=linear|flat] [opt_state=on|off]",
      .summary = "WASH: after each step shuffle a few coordinates across the members",
      .help = "WASH (Fournier et al. 2024): after every every-th step, each parameter coordinate is\n"
              "picked with probability p_l and its K values are randomly permuted across the members.\n"

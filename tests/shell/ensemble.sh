@@ -80,7 +80,7 @@ check_eq ensemble_optim_applies different "$([ -n "$a" ] && [ "$a" != "$b" ] && 
 out=$(run -c "$prep; set errexit off; ensemble eval; ensemble new 0; ensemble new 2 seeds=1; ensemble new 2; ensemble wash; ensemble wash p=2; ensemble use 5; model new tiny dim=32 layers=1 heads=2 kv_heads=2 ffn=64 seq=16; ensemble off" 2>&1)
 check_contains no_ensemble "$out" "no ensemble: run \`ensemble new K\` first"
 check_contains bad_k "$out" "an ensemble has 1 to"
-check_contains bad_seeds "$out" "1 seeds for 2 members"
+check_contains bad_seeds "$out" "1 seed for 2 members"
 check_contains wash_needs_p "$out" "ensemble wash needs p="
 check_contains wash_bad_p "$out" "p="
 check_contains use_range "$out" "the ensemble has members 0 to 1"
