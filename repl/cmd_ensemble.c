@@ -278,9 +278,13 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "step", e->trainers[0].step);
     cJSON_AddNumberToObject(s->result, "k", e->k);
     cJSON_AddStringToObject(s->result, "method", method_name(e->coupling.method));
-    json_add_real(s->result, "loss", st.mean_loss);
     cJSON *ml = cJSON_AddArrayToObject(s->result, "member_loss");
-    for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(ml, json_real(st.member[i].loss));
+    if (done) {   // the last step taken's; none: null, not 0
+        json_add_real(s->result, "loss", st.mean_loss);
+        for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(ml, json_real(st.member[i].loss));
+    } else {
+        cJSON_AddNullToObject(s->result, "loss");
+    }
     cJSON_AddNumberToObject(s->result, "values_exchanged", exchanged);
     cJSON_AddNumberToObject(s->result, "values_exchanged_total", e->total_exchanged);
     json_add_real(s->result, "tok_per_s", seconds > 0 ? tokens / seconds : 0);

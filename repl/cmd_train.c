@@ -78,9 +78,12 @@ static void train_report(Session *s, const Run *r, int steps, int interrupted) {
                  fmt_count(t, sizeof t, rate), fmt_duration(d, sizeof d, r->seconds), r->done, r->done == 1 ? "" : "s");
     cJSON_AddNumberToObject(s->result, "steps", r->done);
     cJSON_AddNumberToObject(s->result, "step", s->trainer.step);
-    json_add_real(s->result, "loss", r->last.loss);
-    json_add_real(s->result, "lr", r->last.lr);
-    json_add_real(s->result, "grad_norm", r->last.grad_norm);
+    const char *last[] = {"loss", "lr", "grad_norm"};   // the last step taken's: none is null, not 0
+    double value[] = {r->last.loss, r->last.lr, r->last.grad_norm};
+    for (int i = 0; i < 3; i++) {
+        if (r->done) json_add_real(s->result, last[i], value[i]);
+        else cJSON_AddNullToObject(s->result, last[i]);
+    }
     json_add_real(s->result, "tok_per_s", rate);
     json_add_real(s->result, "seconds", r->seconds);
     cJSON_AddBoolToObject(s->result, "interrupted", interrupted);

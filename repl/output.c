@@ -38,7 +38,56 @@ void out_note(const Session *s, const char *fmt, ...) {
     va_end(ap);
 }
 
-static void print_json_line(const cJSON *obj) {
+// Bytes of the well-formed UTF-8 character at p (n bytes left), 0 when there is none: no
+// overlong forms, no surrogates, nothing past U+10FFFF.
+static int utf8_char(const unsigned char *p, size_t n) {
+    if (p[0] < 0x80) return 1;
+    int len = p[0] >= 0xF0 ? 4 : p[0] >= 0xE0 ? 3 : p[0] >= 0xC2 ? 2 : 0;
+    if (len == 0 || p[0] > 0xF4 || (size_t)len > n) return 0;
+    for (int i = 1; i < len; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    if (len == 3 && ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0))) return 0;
+    if (len == 4 && ((p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90))) return 0;
+    return len;
+}
+
+// A malloc'ed (cJSON_malloc) copy of s with U+FFFD for each byte that starts no character;
+// NULL when s is valid already (or out of memory: then s stays as it is).
+static char *utf8_repaired(const char *s) {
+    size_t n = strlen(s), bad = 0;
+    for (size_t i = 0; i < n;) {
+        int len = utf8_char((const unsigned char *)s + i, n - i);
+        bad += len == 0;
+        i += len ? (size_t)len : 1;
+    }
+    char *out = bad ? cJSON_malloc(n + 2 * bad + 1) : NULL;
+    size_t o = 0;
+    for (size_t i = 0; out && i < n;) {
+        int len = utf8_char((const unsigned char *)s + i, n - i);
+        if (len) memcpy(out + o, s + i, (size_t)len), o += (size_t)len, i += (size_t)len;
+        else memcpy(out + o, "\xEF\xBF\xBD", 3), o += 3, i++;
+    }
+    if (out) out[o] = '\0';
+    return out;
+}
+
+void json_valid_utf8(cJSON *o) {
+    for (; o; o = o->next) {
+        char *fixed;
+        if (o->string && !(o->type & cJSON_StringIsConst) && (fixed = utf8_repaired(o->string))) {
+            cJSON_free(o->string);
+            o->string = fixed;
+        }
+        if (cJSON_IsString(o) && o->valuestring && (fixed = utf8_repaired(o->valuestring))) {
+            cJSON_free(o->valuestring);
+            o->valuestring = fixed;
+        }
+        json_valid_utf8(o->child);
+    }
+}
+
+static void print_json_line(cJSON *obj) {
+    json_valid_utf8(obj);
     char *text = cJSON_PrintUnformatted(obj);
     if (text) {
         fputs(text, stdout);
@@ -75,7 +124,7 @@ void out_emit(Session *s, cJSON *obj) {
     s->emitted = 1;
 }
 
-void out_result(const Session *s, const cJSON *obj) {
+void out_result(const Session *s, cJSON *obj) {
     if (s->json) print_json_line(obj);
     else fflush(stdout);
 }

@@ -22,12 +22,15 @@ void out_error(const Session *s, const char *command, const char *line, const ch
 // emitted its own result lines; takes ownership of obj.
 void out_emit(Session *s, cJSON *obj);
 // Print the command's result object (JSON mode only).
-void out_result(const Session *s, const cJSON *obj);
+void out_result(const Session *s, cJSON *obj);   // its strings made valid UTF-8 first
 
 // A measured or float-typed value, to 7 significant digits: a float's 0.1 prints as 0.1, not
 // 0.10000000149011612.
 void json_add_real(cJSON *obj, const char *key, double v);
 cJSON *json_real(double v);   // the same number, for an array
+// Every string and key in o made valid UTF-8 (JSON requires it): each byte that starts no
+// well-formed character becomes U+FFFD. A typed path or command may hold any bytes.
+void json_valid_utf8(cJSON *o);
 
 // Numbers for people: 1234567 → "1.23M", bytes → "4.5 MiB", seconds → "1:02:03".
 const char *fmt_count(char *buf, size_t size, double n);

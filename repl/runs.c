@@ -80,6 +80,7 @@ static RunSeries *current(RunLog *r, const char *default_name, Err *err) {
 }
 
 static int write_line(RunLog *r, cJSON *o, Err *err) {
+    json_valid_utf8(o);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!text) return err_set(err, "out of memory writing the log");

@@ -196,6 +196,10 @@ poke_nan "$TMP/nan.st" head 0
 out=$(lrsh -c "tok load $TMP/tok.model; model load $TMP/nan.st; generate hello n=3" 2>&1); rc=$?
 check_status nan_generate_status 1 $rc
 check_contains nan_generate_error "$out" "the next-token logits are not finite (NaN at id 0)"
+# ... and training it diverges at its first step: a result whose last-step values are null, not 0
+out=$(lrsh --json -c "tok load $TMP/tok.model; model load $TMP/nan.st; data load; train steps=2" 2>/dev/null); rc=$?
+check_status nan_train_status 0 $rc
+check_eq nan_train_nulls "True 0 None None None" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval '" ".join(str(x) for x in [o["diverged"], o["steps"], o["loss"], o["lr"], o["grad_norm"]])')"
 
 # A file saved without optimizer state still names its optimizer: loading takes its settings, and
 # saving again before any training keeps the step and the settings (the bundled model: spectron,

@@ -166,5 +166,13 @@ check_eq json_error_names_command '"train"' "$(printf '%s\n' "$out" | json_field
 check_eq json_error_line '"train steps=5"' "$(printf '%s\n' "$out" | json_field line)"
 out=$(printf 'show\n' | "$LRSH" --json 2>/dev/null)
 check_eq json_pipe "valid 1" "$(printf '%s\n' "$out" | json_lines)"
+# bytes that are not UTF-8 in a command, a path, a log file name: JSON stays UTF-8 (U+FFFD)
+"$LRSH" --json -c "$(printf 'set errexit off; bogus\377; model load nofile\377.st; log %s/bad\377.jsonl; show')" \
+    >"$TMP/bad-utf8.out" 2>/dev/null
+check_eq json_utf8 "5 ok" "$(python3 -c '
+import json, sys
+lines = open(sys.argv[1], "rb").read().splitlines()
+objs = [json.loads(l.decode("utf-8")) for l in lines]   # strict: a stray byte raises
+print(len(objs), "ok" if "\ufffd" in objs[1]["command"] else "no U+FFFD")' "$TMP/bad-utf8.out" 2>&1)"
 
 finish
