@@ -83,6 +83,13 @@ static void test_byte_fallback_and_specials(void) {
     char *d = tokenizer_decode(bpe, ids, 2, &err);
     CHECK(d && d[0] == 0, "bos/eos should decode to nothing, got \"%s\" (%s)", d ? d : "", err.msg);
     free(d);
+    int32_t *nul_ids = NULL;   // a NUL byte (piece <0x00>) would end the C string: U+FFFD, and the rest stays
+    long n = tokenizer_encode(bpe, "a\0b", 3, &nul_ids, &err);
+    d = n > 0 ? tokenizer_decode(bpe, nul_ids, n, &err) : NULL;
+    CHECK(d && strcmp(d, "a\xEF\xBF\xBD" "b") == 0, "a NUL decodes as U+FFFD with the text after it: got \"%s\" (%s)",
+          d ? d : "", err.msg);
+    free(d);
+    free(nul_ids);
 }
 
 static void test_unigram_trains(void) {

@@ -346,11 +346,18 @@ extern "C" long tokenizer_encode(const Tokenizer *tok, const char *text, size_t 
     }
 }
 
+// s as a malloc'ed C string; a NUL byte in it (the piece <0x00>) becomes U+FFFD, since the C
+// string would end there and drop the rest.
 static char *malloc_string(const std::string &s, Err *err) {
-    char *out = (char *)malloc(s.size() + 1);
+    size_t nuls = (size_t)std::count(s.begin(), s.end(), '\0');
+    char *out = (char *)malloc(s.size() + 2 * nuls + 1);
     if (!out) { err_set(err, "tokenizer decode: out of memory"); return nullptr; }
-    memcpy(out, s.data(), s.size());
-    out[s.size()] = '\0';
+    size_t o = 0;
+    for (char c : s) {
+        if (c) out[o++] = c;
+        else memcpy(out + o, "\xEF\xBF\xBD", 3), o += 3;
+    }
+    out[o] = '\0';
     return out;
 }
 

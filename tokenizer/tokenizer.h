@@ -25,9 +25,11 @@ int tokenizer_eos_id(const Tokenizer *tok);
 // Encode text (len bytes) into ids; returns the number of ids, or -1 with err set.
 // *ids is malloc'ed and owned by the caller.
 long tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int32_t **ids, Err *err);
-// Decode ids into a malloc'ed NUL-terminated string; NULL with err set on a bad id.
+// Decode ids into a malloc'ed NUL-terminated string; NULL with err set on a bad id. A decoded
+// NUL byte (the piece <0x00>) comes out as U+FFFD: the string would otherwise end there.
 char *tokenizer_decode(const Tokenizer *tok, const int32_t *ids, long n, Err *err);
-// The text of one piece as it would appear in decoded output (for streaming); malloc'ed.
+// The text of one piece as it would appear in decoded output (for streaming); malloc'ed; NUL
+// as U+FFFD too.
 char *tokenizer_decode_piece(const Tokenizer *tok, int32_t id, Err *err);
 
 // The allowed vocab sizes for tokenizer_train (the 256 byte pieces and the specials come first).
