@@ -177,7 +177,7 @@ static void record_spectrum(Session *s, const SpectrumResult *r) {
     InspectState *st = state(s);
     Err e = {{0}};
     if (st && spectrum_history_record(&st->spectra, current_step(s), r->param, r->values, r->n, &e) != 0)
-        out_note(s, "warning: %s (the spectrum is not kept for compare=)\n", e.msg);
+        out_warning(s, "%s (the spectrum is not kept for compare=)", e.msg);
 }
 
 // The recorded steps of param, "0, 5, 20", into buf.
@@ -564,7 +564,7 @@ static void watch_step(Session *s, InspectState *st, const StepStats *ss) {
         const float *prev = delta ? update_reference(s, &lr) : NULL;
         NormsOptions o = {.prev = prev, .lr = lr, .io_lr = io_rate(s, lr), .include_io = io};
         if (inspect_norms_opts(&s->model, &o, &rows, &n, &e) != 0) {
-            out_note(s, "warning: watch: %s\n", e.msg);
+            out_warning(s, "watch: %s", e.msg);
             rows = NULL, n = 0;
         }
     }
@@ -573,7 +573,7 @@ static void watch_step(Session *s, InspectState *st, const StepStats *ss) {
     for (int i = 0; i < st->n_watch; i++) {
         const WatchItem *it = &st->watch[i];
         double v = watch_value(s, it, rows, n);
-        if (runlog_watch_pending(&s->runs, it->key, (float)v, &e) != 0) out_note(s, "warning: watch: %s\n", e.msg);
+        if (runlog_watch_pending(&s->runs, it->key, (float)v, &e) != 0) out_warning(s, "watch: %s", e.msg);
         char b[32];
         if (used + 1 < sizeof st->live)
             used += (size_t)snprintf(st->live + used, sizeof st->live - used, " %s%s %s", i ? " " : "", it->key,
@@ -627,7 +627,7 @@ void inspect_record_spectra(Session *s) {
         return;
     }
     if (spectrum_history_record_all(&st->spectra, &s->model, current_step(s), &e) != 0)
-        out_note(s, "warning: spectra not kept for `spectrum compare=`: %s\n", e.msg);
+        out_warning(s, "spectra not kept for `spectrum compare=`: %s", e.msg);
 }
 
 const char *inspect_live_text(Session *s) {

@@ -273,8 +273,8 @@ static void adopt_batches(Session *s, const CheckpointInfo *info) {
 static void nonfinite_warning(Session *s, const CheckpointInfo *info) {
     cJSON_AddNumberToObject(s->result, "nonfinite", (double)info->nonfinite);
     if (info->nonfinite)
-        out_note(s, "warning: %ld parameter value%s NaN or infinite (the first in %s): the file is damaged or was "
-                    "saved from a broken model; its losses and samples will not be finite\n",
+        out_warning(s, "%ld parameter value%s NaN or infinite (the first in %s): the file is damaged or was "
+                       "saved from a broken model; its losses and samples will not be finite",
                  info->nonfinite, info->nonfinite == 1 ? " is" : "s are", info->nonfinite_tensor);
 }
 
@@ -366,7 +366,7 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
         out_note(s, "no optimizer state in the file: the next `train` continues from step %d with fresh moments\n",
                  info.step);
     if (s->tok && tokenizer_vocab_size(s->tok) > c->vocab)
-        out_note(s, "warning: the tokenizer's vocabulary (%d) is larger than the model's (%d)\n",
+        out_warning(s, "the tokenizer's vocabulary (%d) is larger than the model's (%d)",
                  tokenizer_vocab_size(s->tok), c->vocab);
     cJSON_AddStringToObject(s->result, "path", path);
     cJSON_AddNumberToObject(s->result, "bytes", (double)info.file_bytes);

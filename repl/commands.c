@@ -559,7 +559,8 @@ const CmdSpec commands[] = {
              "validation split, the loss of a model that knows only token frequencies (where the\n"
              "Spectron paper's diverged AdamW control ends) — and the largest ‖ΔW‖₂/η measured\n"
              "(see `help train`, diag_every=). --json: one object per run with run, optim, lr, steps,\n"
-             "loss, val_loss, spikes, diverged, plateau, diverged_at, max_dw_over_eta.\n"
+             "loss, val_loss, spikes, diverged, plateau, diverged_at, max_dw_over_eta, unigram_loss\n"
+             "(no runs yet: one object with an empty runs list).\n"
              "Examples:\n  runs\n  run a; train steps=100; run b; optim spectron; train steps=100; runs",
      .run = cmd_runs},
 

@@ -86,6 +86,22 @@ void json_valid_utf8(cJSON *o) {
     }
 }
 
+void out_warning(const Session *s, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    out_note(s, "warning: %s\n", msg);
+    if (!s->result) return;
+    cJSON *list = cJSON_GetObjectItemCaseSensitive(s->result, "warnings");
+    if (!list) list = cJSON_AddArrayToObject(s->result, "warnings");
+    const cJSON *w;
+    cJSON_ArrayForEach(w, list)
+        if (cJSON_IsString(w) && strcmp(w->valuestring, msg) == 0) return;
+    cJSON_AddItemToArray(list, cJSON_CreateString(msg));
+}
+
 static void print_json_line(cJSON *obj) {
     json_valid_utf8(obj);
     char *text = cJSON_PrintUnformatted(obj);

@@ -14,6 +14,9 @@ void out_text(const Session *s, const char *fmt, ...) __attribute__((format(prin
 void out_visible(const Session *s, const char *text, size_t n);
 // Commentary (what was built, where a file went, hints); --quiet drops it.
 void out_note(const Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// "warning: …" as a note, and the message in the command's JSON result under "warnings" (once
+// each), so that a script reading JSON learns of it too.
+void out_warning(const Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // A failed command: `error: msg` on stderr (with file:line in scripts), or in JSON mode
 // {"ok":false,"error":…,"command":…,"line":…} on stdout: command as a success names it
 // ("model save"; NULL: the line's first word), line as typed.

@@ -124,20 +124,20 @@ int session_need_trainer(Session *s, Err *err) {
 void session_record_step(Session *s, const StepStats *st, double tok_per_s, const StepDiag *diag) {
     Err err = {{0}};
     s->dirty = 1;
-    if (runlog_step(&s->runs, s->optim.name, st, tok_per_s, diag, &err) != 0) out_note(s, "warning: %s\n", err.msg);
+    if (runlog_step(&s->runs, s->optim.name, st, tok_per_s, diag, &err) != 0) out_warning(s, "%s", err.msg);
     const OptimConfig *o = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
     runlog_optim(&s->runs, o->name, o->lr);
 }
 
 void session_record_divergence(Session *s, int step) {
     Err err = {{0}};
-    if (runlog_diverged(&s->runs, s->optim.name, step, &err) != 0) out_note(s, "warning: %s\n", err.msg);
+    if (runlog_diverged(&s->runs, s->optim.name, step, &err) != 0) out_warning(s, "%s", err.msg);
     runlog_optim(&s->runs, s->optim.name, s->optim.lr);
 }
 
 void session_record_val(Session *s, int step, double loss) {
     Err err = {{0}};
-    if (runlog_val(&s->runs, s->optim.name, step, loss, &err) != 0) out_note(s, "warning: %s\n", err.msg);
+    if (runlog_val(&s->runs, s->optim.name, step, loss, &err) != 0) out_warning(s, "%s", err.msg);
 }
 
 static int make_dir(const char *path, Err *err) {

@@ -125,6 +125,10 @@ check_contains session_plot_second "$out" "b ⠒⠒ second"
 check_contains session_plot_val "$out" "first val"
 check_contains show_log_off "$out" "log        off"
 check_contains show_runs "$out" "second           4 steps (6..9)"
+# a log that fails (a full disk) turns itself off; the step's JSON result carries the warning
+out=$(lrsh --json -c "$prep; log /dev/full; train steps=2" 2>/dev/null); rc=$?
+check_status log_full_status 0 $rc
+check_contains log_full_warning "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field warnings)" "No space left on device; logging is off"
 out=$(lrsh -c "$prep; log $TMP/t2.jsonl; show; run; log $TMP/t3.jsonl" 2>&1)
 check_contains show_log_file "$out" "log        $TMP/t2.jsonl"
 check_contains log_switch_says "$out" "logging to $TMP/t2.jsonl stopped (0 lines written)"
