@@ -1,5 +1,6 @@
 // output.c — human text versus JSON lines, number formatting and the live progress line.
 #include "output.h"
+#include "../tokenizer/tokenizer.h"
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,34 +39,18 @@ void out_note(const Session *s, const char *fmt, ...) {
     va_end(ap);
 }
 
-// Bytes of the well-formed UTF-8 character at p (n bytes left), 0 when there is none: no
-// overlong forms, no surrogates, nothing past U+10FFFF.
-static int utf8_char(const unsigned char *p, size_t n) {
-    if (p[0] < 0x80) return 1;
-    int len = p[0] >= 0xF0 ? 4 : p[0] >= 0xE0 ? 3 : p[0] >= 0xC2 ? 2 : 0;
-    if (len == 0 || p[0] > 0xF4 || (size_t)len > n) return 0;
-    for (int i = 1; i < len; i++)
-        if ((p[i] & 0xC0) != 0x80) return 0;
-    if (len == 3 && ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0))) return 0;
-    if (len == 4 && ((p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90))) return 0;
-    return len;
-}
-
-// A malloc'ed (cJSON_malloc) copy of s with U+FFFD for each byte that starts no character;
-// NULL when s is valid already (or out of memory: then s stays as it is).
+// A malloc'ed (cJSON_malloc) copy of s with U+FFFD for each byte that starts no well-formed
+// character (tokenizer_utf8_valid_prefix's rule); NULL when s is valid already (or out of
+// memory: then s stays as it is).
 static char *utf8_repaired(const char *s) {
-    size_t n = strlen(s), bad = 0;
-    for (size_t i = 0; i < n;) {
-        int len = utf8_char((const unsigned char *)s + i, n - i);
-        bad += len == 0;
-        i += len ? (size_t)len : 1;
-    }
-    char *out = bad ? cJSON_malloc(n + 2 * bad + 1) : NULL;
+    size_t n = strlen(s), valid = tokenizer_utf8_valid_prefix(s, n);
+    if (valid == n) return NULL;
+    char *out = cJSON_malloc(valid + 3 * (n - valid) + 1);   // at worst every later byte a U+FFFD
     size_t o = 0;
     for (size_t i = 0; out && i < n;) {
-        int len = utf8_char((const unsigned char *)s + i, n - i);
-        if (len) memcpy(out + o, s + i, (size_t)len), o += (size_t)len, i += (size_t)len;
-        else memcpy(out + o, "\xEF\xBF\xBD", 3), o += 3, i++;
+        size_t run = tokenizer_utf8_valid_prefix(s + i, n - i);
+        memcpy(out + o, s + i, run), o += run, i += run;
+        if (i < n) memcpy(out + o, "\xEF\xBF\xBD", 3), o += 3, i++;
     }
     if (out) out[o] = '\0';
     return out;
