@@ -11,7 +11,9 @@
 //     [cols] when it has one row. That is "optim.m.NAME" (momentum or AdamW first moment) for
 //     every tensor, "optim.v.NAME" (second moment) for those an AdamW-type rule updates, and per
 //     factorized matrix W = A·Bᵀ the power-iteration vectors "optim.pv.W.A", "optim.pv.W.B"
-//     (required by spectron and renorm), "optim.dv.W", "optim.wv.W" (diagnostics only);
+//     (required by spectron and renorm; for the other optimizers only their σ diagnostics
+//     use them). Files from before the diagnostics were exact also hold "optim.dv.W" and
+//     "optim.wv.W": unknown now, so ignored;
 //   "tokenizer.model": the serialized SentencePiece model, U8 [bytes].
 // "__metadata__" (strings only, as the spec requires): format=lrsh, lrsh_version=2, config (the
 // ModelConfig as a JSON string; seed as a decimal string), and with a trainer: step, data_rng

@@ -8,6 +8,7 @@
 #include <cblas.h>
 #include <lapacke.h>
 #include "inspect.h"
+#include "lowrank_norm.h"
 #include "model_internal.h"
 #include "optim_linalg.h"
 #include "rng.h"
@@ -258,10 +259,12 @@ int inspect_snapshot(const Model *m, const float *src, float **dst, Err *err) {
 // Device scratch for one norms call, sized for the largest matrix.
 typedef struct NormScratch {
     float *base, *v, *work, *gram_a, *gram_b, *dot, *dense_diff;
+    float *delta;   // ΔA, then ΔB, of a factorized matrix (rows·r + cols·r)
+    float *grams;   // lowrank_spectral_norm's
 } NormScratch;
 
 static int scratch_alloc(const Model *m, const InspectMatrix *mats, int n, int with_diff, NormScratch *s, Err *err) {
-    size_t v = 0, work = 0, rr = 1, diff = 0;
+    size_t v = 0, work = 0, rr = 1, diff = 0, delta = 0, grams = 0;
     for (int i = 0; i < n; i++) {
         const InspectMatrix *x = &mats[i];
         LinOp op = {.rows = x->rows, .cols = x->cols, .rank = x->rank};
@@ -269,8 +272,11 @@ static int scratch_alloc(const Model *m, const InspectMatrix *mats, int n, int w
         if (power_iteration_work(&op) > work) work = power_iteration_work(&op);
         if ((size_t)x->rank * x->rank > rr) rr = (size_t)x->rank * x->rank;
         if (with_diff && x->rank == 0 && (size_t)x->rows * x->cols > diff) diff = (size_t)x->rows * x->cols;
+        if (x->rank && (size_t)(x->rows + x->cols) * x->rank > delta) delta = (size_t)(x->rows + x->cols) * x->rank;
+        if (x->rank && lowrank_gram_floats(2, x->rank) > grams) grams = lowrank_gram_floats(2, x->rank);
     }
-    size_t total = v + work + 2 * rr + 1 + diff;
+    if (!with_diff) delta = 0;
+    size_t total = v + work + 2 * rr + 1 + diff + delta + grams;
     s->base = total * sizeof(float) < m->be->mem_available() ? m->be->alloc(total * sizeof(float)) : NULL;
     if (!s->base) return err_set(err, "out of memory: norms need %.1f MB of scratch", total * 4.0 / 1e6);
     s->v = s->base;
@@ -279,6 +285,8 @@ static int scratch_alloc(const Model *m, const InspectMatrix *mats, int n, int w
     s->gram_b = s->gram_a + rr;
     s->dot = s->gram_b + rr;
     s->dense_diff = s->dot + 1;
+    s->delta = s->dense_diff + diff;
+    s->grams = s->delta + delta;
     return 0;
 }
 
@@ -309,28 +317,45 @@ static double frobenius_factorized(const Model *m, const float *a, const float *
     return f2 > 0 ? sqrt(f2) : 0;   // rounding can leave a tiny negative for W ≈ 0
 }
 
+// ‖ΔW‖₂ of a factorized W's last update, exactly: ΔW = ΔA·B′ᵀ + A·ΔBᵀ (see lowrank_norm.h).
+static double factorized_update_norm(const Model *m, const InspectMatrix *x, const float *prev, NormScratch *s,
+                                     Err *err) {
+    const Backend *be = m->be;
+    const float *a = param(m, x->tensor_a), *b = param(m, x->tensor_b);
+    const float *a0 = prev + m->tensors[x->tensor_a].offset, *b0 = prev + m->tensors[x->tensor_b].offset;
+    long na = (long)x->rows * x->rank, nb = (long)x->cols * x->rank;
+    float *da = s->delta, *db = s->delta + na;
+    be->copy(da, a, sizeof(float) * na);
+    be->axpby(da, -1.0f, a0, 1.0f, na);   // ΔA = A′ − A
+    be->copy(db, b, sizeof(float) * nb);
+    be->axpby(db, -1.0f, b0, 1.0f, nb);   // ΔB = B′ − B
+    LowRankProduct dw = {{da, a0}, {b, db}, 2, x->rows, x->cols, x->rank};
+    return lowrank_spectral_norm(be, &dw, s->grams, err);
+}
+
 static void norm_row(const Model *m, const InspectMatrix *x, const NormsOptions *opt, int iters, NormScratch *s, NormRow *row) {
     const Backend *be = m->be;
     const float *a = param(m, x->tensor_a), *b = x->rank ? param(m, x->tensor_b) : NULL;
     size_t elems = (size_t)x->rows * (x->rank ? x->rank : x->cols);
     LinOp op = {.rows = x->rows, .cols = x->cols, .rank = x->rank, .a = a, .b = b};
+    LowRankProduct w = {{a}, {b}, 1, x->rows, x->cols, x->rank};
+    Err err;   // a failure gives NAN, shown as "–"
     row->mat = *x;
-    row->spectral = spectral_norm(m, &op, iters, s);
+    row->spectral = x->rank ? lowrank_spectral_norm(be, &w, s->grams, &err) : spectral_norm(m, &op, iters, s);
     row->frobenius = x->rank ? frobenius_factorized(m, a, b, x->rows, x->cols, x->rank, s) : sqrt(be->sumsq(a, (long)elems));
     row->stable_rank = row->spectral > 0 ? row->frobenius * row->frobenius / (row->spectral * row->spectral) : 0;
     row->dw_spectral = row->dw_over_lr = row->dw_over_w = NAN;
     if (!opt->prev) return;
-    const float *a0 = opt->prev + m->tensors[x->tensor_a].offset;
     if (x->rank) {
-        op.a0 = a0;                                              // ΔW·v = A′(B′ᵀv) − A(Bᵀv)
-        op.b0 = opt->prev + m->tensors[x->tensor_b].offset;
+        row->dw_spectral = factorized_update_norm(m, x, opt->prev, s, &err);
     } else {
+        const float *a0 = opt->prev + m->tensors[x->tensor_a].offset;
         be->copy(s->dense_diff, a0, elems * sizeof(float));      // dense ΔW = W′ − W, formed
         be->scale(s->dense_diff, -1.0f, (long)elems);
         be->add(s->dense_diff, a, (long)elems);
         op.a = s->dense_diff;
+        row->dw_spectral = spectral_norm(m, &op, iters, s);
     }
-    row->dw_spectral = spectral_norm(m, &op, iters, s);
     float eta = x->layer < 0 ? opt->io_lr : opt->lr;   // embed and head: the AdamW group's rate
     row->dw_over_lr = eta > 0 ? row->dw_spectral / eta : NAN;
     row->dw_over_w = row->spectral > 0 ? row->dw_spectral / row->spectral : NAN;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "optim.h"
 #include "optim_internal.h"
+#include "lowrank_norm.h"
 #include "rng.h"
 
 const char *const optim_names[] = {"sgd", "adamw", "muon", "spectron", "renorm", "ortho", NULL};
@@ -197,7 +198,7 @@ int ortho_slots(const WorkLayout *w, int rows, int cols) {
 }
 
 void work_layout(const Model *m, OptimKind kind, WorkLayout *w) {
-    size_t prev = 0, pw = 0, pw_all = 0;
+    size_t prev = 0, pw = 0, pw_all = 0, gram = 0;
     int eye = 1;
     for (int i = 0; i < m->n_tensors; i++) {
         const TensorDesc *t = &m->tensors[i];
@@ -207,14 +208,16 @@ void work_layout(const Model *m, OptimKind kind, WorkLayout *w) {
         if (t->role != ROLE_DENSE) pw_all += (size_t)t->rows + t->cols;
         if (t->role != ROLE_FACTOR_A || i + 1 >= m->n_tensors) continue;
         const TensorDesc *b = &m->tensors[i + 1];
-        size_t both = n + (size_t)b->rows * b->cols, p = (size_t)t->rows + b->rows + t->cols;
-        if (both > prev) prev = both;
+        size_t both = 2 * n + (size_t)b->rows * b->cols, p = (size_t)t->rows + b->rows + t->cols;
+        if (both > prev) prev = both;   // A, B before the update and ΔA
         if (p > pw) pw = p;
+        if (lowrank_gram_floats(2, t->cols) > gram) gram = lowrank_gram_floats(2, t->cols);
     }
     w->ortho = 0;
     w->ortho_floats = ortho_area(m, kind);
     w->prev = w->ortho + w->ortho_floats;
-    w->pw = w->prev + prev;
+    w->gram = w->prev + prev;
+    w->pw = w->gram + gram;
     w->pw_all = w->pw + pw;
     w->eye = w->pw_all + pw_all;
     w->eye_n = eye;
@@ -228,14 +231,13 @@ static void init_vectors(Optimizer *opt, const Model *m) {
     float *h = malloc(sizeof(float) * (opt->n_vec ? opt->n_vec : 1));
     uint64_t s = 0x5eed5eedull;
     for (size_t i = 0; i < opt->n_vec; i++) h[i] = rng_normal(&s);
-    for (int d = 0; d < opt->n_diag; d++) {       // normalize each vector: pv_a, pv_b, dv, wv
+    for (int d = 0; d < opt->n_diag; d++) {       // normalize each vector: pv_a, pv_b
         const MatrixDiag *g = &opt->diag[d];
-        int len[4] = {g->rank, g->rank, g->cols, g->cols};
         float *v = h + g->vec_at;
-        for (int k = 0; k < 4; v += len[k++]) {
+        for (int k = 0; k < 2; v += g->rank, k++) {
             double ss = 0;
-            for (int i = 0; i < len[k]; i++) ss += (double)v[i] * v[i];
-            for (int i = 0; i < len[k]; i++) v[i] = (float)(v[i] / sqrt(ss));
+            for (int i = 0; i < g->rank; i++) ss += (double)v[i] * v[i];
+            for (int i = 0; i < g->rank; i++) v[i] = (float)(v[i] / sqrt(ss));
         }
     }
     m->be->upload(opt->vec, h, sizeof(float) * opt->n_vec);
@@ -251,10 +253,8 @@ static void init_vectors(Optimizer *opt, const Model *m) {
         const float *a = param(m, g->tensor_a), *b = param(m, g->tensor_b);
         float *v = opt->vec + g->vec_at;
         LinOp opa = {g->rows, g->rank, 0, a, NULL, NULL, NULL}, opb = {g->cols, g->rank, 0, b, NULL, NULL, NULL};
-        LinOp opw = {g->rows, g->cols, g->rank, a, b, NULL, NULL};
         power_iteration(m->be, &opa, v, WARM_ITERS, opt->work + w.pw);
         power_iteration(m->be, &opb, v + g->rank, WARM_ITERS, opt->work + w.pw);
-        power_iteration(m->be, &opw, v + 2 * g->rank + g->cols, WARM_ITERS, opt->work + w.pw);
     }
 }
 
@@ -273,7 +273,7 @@ static int build_diag(Optimizer *opt, const Model *m) {
                           .sigma_a = NAN, .sigma_b = NAN, .rho = NAN, .dw_norm = NAN, .dw_over_eta = NAN,
                           .w_norm = NAN, .vec_at = opt->n_vec};
         snprintf(g->name, sizeof g->name, "%.*s", (int)(len > 2 ? len - 2 : len), a->name);   // drop ".A"
-        opt->n_vec += 2 * (size_t)a->cols + 2 * (size_t)b->rows;   // pv_a, pv_b (rank), dv, wv (cols)
+        opt->n_vec += 2 * (size_t)a->cols;   // pv_a, pv_b (rank each)
     }
     return 0;
 }
@@ -343,8 +343,6 @@ int optimizer_state_tensors(const Optimizer *opt, const Model *m, StateTensor *o
         float *v = opt->vec + g->vec_at;
         add_state(out, cap, &n, "pv", m->tensors[g->tensor_a].name, v, 1, g->rank, g->tensor_a, spectral);
         add_state(out, cap, &n, "pv", m->tensors[g->tensor_b].name, v + g->rank, 1, g->rank, g->tensor_b, spectral);
-        add_state(out, cap, &n, "dv", g->name, v + 2 * g->rank, 1, g->cols, g->tensor_a, 0);
-        add_state(out, cap, &n, "wv", g->name, v + 2 * g->rank + g->cols, 1, g->cols, g->tensor_a, 0);
     }
     return n;
 }

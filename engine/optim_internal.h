@@ -12,7 +12,8 @@ Rule tensor_rule(OptimKind kind, TensorRole role);
 typedef struct WorkLayout {
     size_t ortho;         // the orthogonalization area: matrices to orthogonalize side by side,
     size_t ortho_floats;  // each with its Newton–Schulz scratch (ortho_slot); 0 if none is
-    size_t prev;   // A and B before the update (diagnostics)
+    size_t prev;   // A and B before the update, and ΔA (diagnostics)
+    size_t gram;   // the Grams of the diagnostics' exact norms (lowrank_spectral_norm)
     size_t pw;     // power-iteration scratch
     size_t pw_all; // the same for every factor at once: Σ (rows + cols) over the factors
     size_t eye;    // an eye_n×eye_n identity for newton_schulz5, written at build

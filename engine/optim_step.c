@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "optim_internal.h"
+#include "lowrank_norm.h"
 
 typedef struct StepCtx {
     Optimizer *opt;
@@ -164,13 +165,22 @@ static int update_tensor(const StepCtx *c, int i, float step, Err *err) {
     return 0;
 }
 
-// ‖ΔW‖₂ with ΔW = A'·B'ᵀ − A·Bᵀ and ‖W'‖₂, by warm-started power iteration, never forming W.
-static void diagnose(const StepCtx *c, MatrixDiag *d, const float *prev_a, const float *prev_b) {
+// ‖ΔW‖₂ and ‖W′‖₂ exactly, never forming W: ΔW = A′·B′ᵀ − A·Bᵀ = ΔA·B′ᵀ + A·ΔBᵀ (no
+// cancellation of two near-equal products), from the factors' Grams (lowrank_spectral_norm).
+// prev_a, prev_b hold A and B; ΔA goes after them, ΔB over B.
+static void diagnose(const StepCtx *c, MatrixDiag *d, const float *prev_a, float *prev_b) {
+    const Backend *be = c->be;
     const float *a = param(c->m, d->tensor_a), *b = param(c->m, d->tensor_b);
-    float *v = c->opt->vec + d->vec_at, *pw = work(c, c->w.pw);
-    LinOp dw = {d->rows, d->cols, d->rank, a, b, prev_a, prev_b}, w = {d->rows, d->cols, d->rank, a, b, NULL, NULL};
-    d->dw_norm = power_iteration(c->be, &dw, v + 2 * d->rank, DIAG_POWER_ITERS, pw);
-    d->w_norm = power_iteration(c->be, &w, v + 2 * d->rank + d->cols, DIAG_POWER_ITERS, pw);
+    long na = (long)d->rows * d->rank, nb = (long)d->cols * d->rank;
+    float *da = prev_b + nb, *gram = work(c, c->w.gram);
+    be->copy(da, a, sizeof(float) * na);
+    be->axpby(da, -1.0f, prev_a, 1.0f, na);    // ΔA = A′ − A
+    be->axpby(prev_b, 1.0f, b, -1.0f, nb);     // ΔB = B′ − B, over B
+    LowRankProduct dw = {{da, prev_a}, {b, prev_b}, 2, d->rows, d->cols, d->rank};
+    LowRankProduct w = {{a}, {b}, 1, d->rows, d->cols, d->rank};
+    Err err;   // out of host memory or a LAPACK failure: NAN, as for non-finite factors
+    d->dw_norm = (float)lowrank_spectral_norm(be, &dw, gram, &err);
+    d->w_norm = (float)lowrank_spectral_norm(be, &w, gram, &err);
     d->dw_over_eta = c->lr > 0 ? d->dw_norm / c->lr : NAN;
 }
 

@@ -241,8 +241,7 @@ const CmdSpec commands[] = {
              "Every step is recorded in the current run (see `run`, `plot`) and, after `log FILE`,\n"
              "appended to that file. eval_every=N also measures the validation loss (as `eval`).\n"
              "Every diag_every-th step the optimizer also measures ‖ΔW‖₂ and ‖W‖₂ of each factorized\n"
-             "W = A·Bᵀ (3 power iterations, warm-started from the last step's: estimates from below,\n"
-             "a few percent under `norms`' 20 in the first steps); the run keeps, per step, the\n"
+             "W = A·Bᵀ, exactly (from the factors' r×r Grams, W never formed); the run keeps, per step, the\n"
              "largest ‖ΔW‖₂/η and ρ over the matrices and the mean σ_A, σ_B (`plot dw_over_eta`,\n"
              "`plot rho`, `plot sigma_a`). σ and ρ come with every step under spectron and renorm\n"
              "(under other optimizers ρ is the step's lr). An ensemble's members record no\n"
@@ -267,8 +266,9 @@ const CmdSpec commands[] = {
              "clip scale and the optimizer's share of the step time; then, for a factorized model,\n"
              "one row per matrix W = A·Bᵀ: σ_A = ‖A‖₂, σ_B = ‖B‖₂ (before the update), the factor\n"
              "step ρ, ‖ΔW‖₂ of the update, ‖ΔW‖₂/η (η: the step's lr; Spectron keeps it ≤ 1, up to\n"
-             "Newton–Schulz's slack) and ‖W‖₂ after it — the norms by 3 warm-started power\n"
-             "iterations, a few percent under `norms` at first. \"–\" marks a value not computed.\n"
+             "Newton–Schulz's slack) and ‖W‖₂ after it — exact, from the factors' Grams (σ_A, σ_B\n"
+             "are the optimizer's own power_iters warm-started steps: Spectron's ρ uses them).\n"
+             "\"–\" marks a value not computed.\n"
              "`inspect` shows the same rows sorted, worst first. --json: one object with the global\n"
              "fields and \"matrices\":[{name, sigma_a, sigma_b, rho, dw_norm, dw_over_eta, w_norm, …}].\n"
              "Examples:\n  step\n  step batch=4\n  optim spectron; step; inspect",
@@ -348,8 +348,10 @@ const CmdSpec commands[] = {
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "norms", .family = "inspection", .args = "[io=off]",
      .summary = "per matrix: ‖W‖₂, ‖W‖_F, stable rank, and the last update's ‖ΔW‖₂, ‖ΔW‖₂/η, ‖ΔW‖₂/‖W‖₂",
-     .help = "One row per block matrix (io=on adds embed and head). ‖·‖₂ by power iteration from a\n"
-             "fixed start (repeated calls agree exactly); ‖A·Bᵀ‖_F² = tr((AᵀA)(BᵀB)) from r×r Grams.\n"
+     .help = "One row per block matrix (io=on adds embed and head). ‖·‖₂ of a factorized W = A·Bᵀ\n"
+             "and of its update is exact, from the factors' Grams (W never formed); of a dense matrix\n"
+             "(embed, head, rank=0) 20 power iterations from a fixed start, a lower bound (repeated\n"
+             "calls agree exactly); ‖A·Bᵀ‖_F² = tr((AᵀA)(BᵀB)) from r×r Grams.\n"
              "After `step` or `train`, ΔW is the last update (its parameters before it are the\n"
              "trainer's rollback snapshot, kept anyway: no extra cost) and η that step's lr;\n"
              "\"–\" until there is one, and again after `optim` rebuilds the trainer. Spectron keeps\n"
@@ -375,8 +377,8 @@ const CmdSpec commands[] = {
              "them for `plot FIELD` (e.g. plot stable_rank:blocks.1.mlp.w2), and\n"
              "that step's `log` line gets \"watch\":{FIELD: value, …}. A new list replaces the old;\n"
              "`watch every=N` alone changes the interval; `watch off` stops; `watch` lists. The norms\n"
-             "are power iterations on the factors (no W formed): at every=10 they add a few percent to\n"
-             "the step time of the presets. --json: fields, every.\n"
+             "are `norms`' (exact from the factors' Grams, no W formed): at every=10 they add a few\n"
+             "percent to the step time of the presets. --json: fields, every.\n"
              "Examples:\n  watch spectral dw_over_lr\n  watch stable_rank:blocks.1.mlp.w2 spectral:blocks.0.attn.wq every=5\n"
              "  watch dw_over_w rho every=1; train steps=50; plot dw_over_w\n  watch off",
      .max_pos = -1, .pos = POS_WATCH, .run = cmd_watch,
