@@ -4,6 +4,7 @@
 #include <lapacke.h>
 #include <cblas.h>
 #include "lowrank_norm.h"
+#include "rng.h"
 
 size_t lowrank_gram_floats(int blocks, int r) {
     size_t k = (size_t)blocks * r;
@@ -43,49 +44,124 @@ static int gram_to_host(const float *f, int k, int r, const int *keep, int n, do
     return 1;
 }
 
-// λ_max of S·G_y·S with S = G_x^{1/2} (both k×k symmetric PSD, row-major; gx is overwritten):
-// the eigenvectors Q and values λ of G_x give S = Q·diag(√λ⁺)·Qᵀ.
-static int largest_eigenvalue(double *gx, const double *gy, int k, double *out) {
-    double *w = malloc(sizeof(double) * k), *t = malloc(sizeof(double) * k * k), *s = malloc(sizeof(double) * k * k);
-    int rc = w && t && s ? 0 : -1;
-    if (rc == 0) rc = LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'V', 'U', k, gx, k, w) != 0;   // gx ← Q
-    for (int i = 0; rc == 0 && i < k; i++)
-        for (int j = 0; j < k; j++) t[(size_t)i * k + j] = gx[(size_t)i * k + j] * sqrt(w[j] > 0 ? w[j] : 0);
-    if (rc == 0) {
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k, k, k, 1.0, t, k, gx, k, 0.0, s, k);   // S = Q·√Λ·Qᵀ
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k, k, k, 1.0, s, k, gy, k, 0.0, t, k);  // S·G_y
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k, k, k, 1.0, t, k, s, k, 0.0, gx, k);  // ·S
-        rc = LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', k, gx, k, w) != 0;                             // ascending
+// Below this a pivot of the unit-diagonal G_x is rounding: the Grams come from float products,
+// so a column the others span to float precision leaves a residual of about 1e-7·k, not 0.
+#define PIVOT_TOL 1e-5
+// Lanczos steps for λ_max of an n×n M: n of them span the whole space (exact); for GPT-2's
+// 384×384 updates 96 leave the top Ritz value converged far below float precision, at a
+// tenth of forming M and its full eigenvalue problem.
+#define LANCZOS_STEPS 96
+
+// G_x → D^{-1/2}·G_x·D^{-1/2} and G_y → D^{1/2}·G_y·D^{1/2} (D: G_x's diagonal): the same
+// product X·Yᵀ with X's columns at unit norm, so that ΔA's columns weigh as much as A's; then
+// G_x = S·Sᵀ by pivoted Cholesky, S (k×n) of its numerical rank n (a column the others span —
+// an update along A itself — drops out). s: k×k floats of room. Returns n, or −1.
+static int gram_root(double *gx, double *gy, int k, double *s) {
+    double *d = malloc(sizeof(double) * k);
+    lapack_int *piv = malloc(sizeof(lapack_int) * k), n = -1;
+    if (d && piv) {
+        for (int i = 0; i < k; i++) d[i] = gx[(size_t)i * k + i] > 0 ? sqrt(gx[(size_t)i * k + i]) : 1;
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++) gx[(size_t)i * k + j] /= d[i] * d[j], gy[(size_t)i * k + j] *= d[i] * d[j];
+        if (LAPACKE_dpstrf(LAPACK_ROW_MAJOR, 'L', k, gx, k, piv, &n, PIVOT_TOL) < 0) n = -1;
+        for (int i = 0; i < k && n > 0; i++)   // S = P·L, its first n columns: row piv[i] of S is row i of L
+            for (int j = 0; j < n; j++) s[(size_t)(piv[i] - 1) * n + j] = j <= i ? gx[(size_t)i * k + j] : 0;
     }
-    if (rc == 0) *out = w[k - 1];
-    free(w), free(t), free(s);
+    free(d), free(piv);
+    return (int)n;
+}
+
+// y = Sᵀ·G_y·S·x (n), through u, z (k each): the n×n matrix is never formed.
+static void apply_m(const double *s, const double *gy, int k, int n, const double *x, double *u, double *z, double *y) {
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, k, n, 1.0, s, n, x, 1, 0.0, u, 1);
+    cblas_dsymv(CblasRowMajor, CblasUpper, k, 1.0, gy, k, u, 1, 0.0, z, 1);
+    cblas_dgemv(CblasRowMajor, CblasTrans, k, n, 1.0, s, n, z, 1, 0.0, y, 1);
+}
+
+// λ_max of M = Sᵀ·G_y·S (symmetric PSD, n×n) by Lanczos with full reorthogonalization from a
+// fixed start: the largest eigenvalue of the tridiagonal T it builds. v: (steps+1)·n doubles.
+static int lanczos_max(const double *s, const double *gy, int k, int n, double *v, double *out) {
+    int steps = n < LANCZOS_STEPS ? n : LANCZOS_STEPS, j = 0;
+    double *alpha = malloc(sizeof(double) * steps), *beta = malloc(sizeof(double) * steps);
+    double *u = malloc(sizeof(double) * k), *z = malloc(sizeof(double) * k);
+    if (!alpha || !beta || !u || !z) {
+        free(alpha), free(beta), free(u), free(z);
+        return -1;
+    }
+    uint64_t seed = 0x1a2c05;   // a fixed start: the same matrices give the same number
+    for (int i = 0; i < n; i++) v[i] = rng_normal(&seed);
+    cblas_dscal(n, 1.0 / cblas_dnrm2(n, v, 1), v, 1);
+    for (; j < steps; j++) {
+        double *vj = v + (size_t)j * n, *w = vj + n;
+        apply_m(s, gy, k, n, vj, u, z, w);
+        alpha[j] = cblas_ddot(n, vj, 1, w, 1);
+        for (int pass = 0; pass < 2; pass++)   // against every earlier vector, twice: no ghost copies
+            for (int i = 0; i <= j; i++) cblas_daxpy(n, -cblas_ddot(n, v + (size_t)i * n, 1, w, 1), v + (size_t)i * n, 1, w, 1);
+        beta[j] = cblas_dnrm2(n, w, 1);
+        if (j + 1 == steps || beta[j] <= 1e-12 * fabs(alpha[0])) break;   // the space is spanned: T is exact
+        cblas_dscal(n, 1.0 / beta[j], w, 1);
+    }
+    int rc = LAPACKE_dsterf(j + 1, alpha, beta) != 0;   // T's eigenvalues, ascending, into alpha
+    if (rc == 0) *out = alpha[j];
+    free(alpha), free(beta), free(u), free(z);
     return rc;
 }
 
-double lowrank_spectral_norm(const Backend *be, const LowRankProduct *p, float *gram, Err *err) {
-    int k = p->blocks * p->r;
-    size_t kk = (size_t)k * k;
+// λ_max of G_x·G_y (k×k symmetric PSD, row-major; both overwritten): the squared largest
+// singular value of X·Yᵀ, as the largest eigenvalue of Sᵀ·G_y·S for G_x = S·Sᵀ. 0, or −1
+// when LAPACK fails or memory runs out.
+static int largest_eigenvalue(double *gx, double *gy, int k, double *out) {
+    double *s = malloc(sizeof(double) * k * k), *v = malloc(sizeof(double) * (LANCZOS_STEPS + 1) * k);
+    int n = s && v ? gram_root(gx, gy, k, s) : -1, rc = n < 0 ? -1 : 0;
+    if (n == 0) *out = 0;
+    if (n > 0) rc = lanczos_max(s, gy, k, n, v, out);
+    free(s), free(v);
+    return rc;
+}
+
+void lowrank_grams(const Backend *be, const LowRankProduct *p, float *gram) {
+    size_t k = (size_t)p->blocks * p->r;
     GemmCall calls[2 * LOWRANK_MAX_BLOCKS * (LOWRANK_MAX_BLOCKS + 1) / 2];
     int n = gram_calls(p->x, p->blocks, p->rows_x, p->r, gram, calls);
-    n += gram_calls(p->y, p->blocks, p->rows_y, p->r, gram + kk, calls + n);
+    n += gram_calls(p->y, p->blocks, p->rows_y, p->r, gram + k * k, calls + n);
     be->gemm_batch(calls, n);
-    float *f = malloc(sizeof(float) * 2 * kk);
-    double *g = malloc(sizeof(double) * 2 * kk), lambda = NAN;
-    if (!f || !g) {
-        free(f), free(g);
-        err_set(err, "out of memory for two %d×%d Grams", k, k);
+}
+
+double lowrank_norm_from_grams(const float *f, int blocks, int r, Err *err) {
+    int k = blocks * r;
+    size_t kk = (size_t)k * k;
+    int keep[LOWRANK_MAX_BLOCKS], n_keep = 0;
+    for (int i = 0; i < blocks; i++)
+        if (!zero_block(f, k, r, i) && !zero_block(f + kk, k, r, i)) keep[n_keep++] = i;
+    if (n_keep == 0) return 0;   // every term zero: X·Yᵀ = 0
+    int kn = n_keep * r;
+    double *g = malloc(sizeof(double) * 2 * (size_t)kn * kn), lambda = NAN;
+    if (!g) {
+        err_set(err, "out of memory for two %d×%d Grams", kn, kn);
         return NAN;
     }
-    be->download(f, gram, sizeof(float) * 2 * kk);
-    int keep[LOWRANK_MAX_BLOCKS], n_keep = 0;
-    for (int i = 0; i < p->blocks; i++)
-        if (!zero_block(f, k, p->r, i) && !zero_block(f + kk, k, p->r, i)) keep[n_keep++] = i;
-    int kn = n_keep * p->r, finite = 1;
-    if (n_keep == 0) lambda = 0;   // every term zero: X·Yᵀ = 0
-    else if (!(finite = gram_to_host(f, k, p->r, keep, n_keep, g) && gram_to_host(f + kk, k, p->r, keep, n_keep, g + kk)))
-        lambda = NAN;
-    else if (largest_eigenvalue(g, g + (size_t)kn * kn, kn, &lambda) != 0)
-        err_set(err, "LAPACK dsyev failed on a %d×%d Gram", kn, kn);
-    free(f), free(g);
+    int finite = gram_to_host(f, k, r, keep, n_keep, g) && gram_to_host(f + kk, k, r, keep, n_keep, g + (size_t)kn * kn);
+    if (finite && largest_eigenvalue(g, g + (size_t)kn * kn, kn, &lambda) != 0)
+        err_set(err, "LAPACK failed on a %d×%d Gram (or out of memory)", kn, kn);
+    free(g);
     return finite && isfinite(lambda) ? sqrt(lambda > 0 ? lambda : 0) : NAN;
+}
+
+double lowrank_spectral_norm(const Backend *be, const LowRankProduct *p, float *gram, Err *err) {
+    size_t floats = lowrank_gram_floats(p->blocks, p->r);
+    float *host = malloc(sizeof(float) * floats);
+    if (!host) {
+        err_set(err, "out of memory for two Grams");
+        return NAN;
+    }
+    lowrank_grams(be, p, gram);
+    be->download(host, gram, sizeof(float) * floats);
+    // one thread: LAPACK's many small BLAS calls on a k×k matrix would wake the others for
+    // each (in OpenBLAS's OpenMP build this sets OpenMP's count too), ten times the work
+    int threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    double norm = lowrank_norm_from_grams(host, p->blocks, p->r, err);
+    openblas_set_num_threads(threads);
+    free(host);
+    return norm;
 }

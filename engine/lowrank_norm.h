@@ -3,11 +3,12 @@
 //
 // A factorized weight is one block each (W = A·Bᵀ); an update of one is two, without the
 // cancellation of A′B′ᵀ − ABᵀ: ΔW = (A′ − A)·B′ᵀ + A·(B′ − B)ᵀ = [ΔA A]·[B′ ΔB]ᵀ. The nonzero
-// singular values of X·Yᵀ are the square roots of the eigenvalues of S·G_Y·S, where G_X = XᵀX =
-// S² and G_Y = YᵀY are k×k: the backend forms the Grams (block by block, each accurate to its
-// own scale), the host takes the rest in double (LAPACK). Exact to rounding, whatever the gap
-// between σ₁ and σ₂ — power iteration, whose error shrinks like (σ₂/σ₁)^(2·iterations), read
-// updates 20–40 % low after 3 iterations.
+// singular values of X·Yᵀ are the square roots of the eigenvalues of G_X·G_Y, with the k×k
+// Grams G_X = XᵀX and G_Y = YᵀY: the backend forms them (block by block, each accurate to its
+// own scale), the host takes the rest in double — G_X = S·Sᵀ by pivoted Cholesky, then the
+// largest eigenvalue of Sᵀ·G_Y·S by Lanczos. Exact to rounding whatever the gap between σ₁ and
+// σ₂; power iteration, whose error shrinks like (σ₂/σ₁)^(2·iterations), read updates 20–40 %
+// low after 3 iterations.
 #pragma once
 #include "err.h"
 #include "../kernels/kernels.h"
@@ -19,10 +20,14 @@ typedef struct LowRankProduct {
     int blocks, rows_x, rows_y, r;
 } LowRankProduct;
 
-// Device floats of gram scratch lowrank_spectral_norm needs for a product of `blocks` blocks
-// of r columns: both k×k Grams.
+// Floats of the two k×k Grams of a product of `blocks` blocks of r columns.
 size_t lowrank_gram_floats(int blocks, int r);
 
-// ‖X·Yᵀ‖₂; gram: device scratch of lowrank_gram_floats floats. NAN (with err set) when out of
-// host memory or LAPACK fails; non-finite factors give NAN too.
+// The Grams' products, queued on the backend into gram (device, lowrank_gram_floats floats).
+void lowrank_grams(const Backend *be, const LowRankProduct *p, float *gram);
+// ‖X·Yᵀ‖₂ from the Grams lowrank_grams wrote, copied to the host (gram_host). NAN when a
+// factor is not finite; NAN with err set when out of memory or LAPACK fails. Thread-safe:
+// callers may run several side by side (OpenBLAS runs one thread inside a parallel region).
+double lowrank_norm_from_grams(const float *gram_host, int blocks, int r, Err *err);
+// Both in one: ‖X·Yᵀ‖₂; gram: device scratch of lowrank_gram_floats floats.
 double lowrank_spectral_norm(const Backend *be, const LowRankProduct *p, float *gram, Err *err);

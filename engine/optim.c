@@ -198,7 +198,7 @@ int ortho_slots(const WorkLayout *w, int rows, int cols) {
 }
 
 void work_layout(const Model *m, OptimKind kind, WorkLayout *w) {
-    size_t prev = 0, pw = 0, pw_all = 0, gram = 0;
+    size_t delta = 0, pw = 0, pw_all = 0, gram = 0;
     int eye = 1;
     for (int i = 0; i < m->n_tensors; i++) {
         const TensorDesc *t = &m->tensors[i];
@@ -208,16 +208,18 @@ void work_layout(const Model *m, OptimKind kind, WorkLayout *w) {
         if (t->role != ROLE_DENSE) pw_all += (size_t)t->rows + t->cols;
         if (t->role != ROLE_FACTOR_A || i + 1 >= m->n_tensors) continue;
         const TensorDesc *b = &m->tensors[i + 1];
-        size_t both = 2 * n + (size_t)b->rows * b->cols, p = (size_t)t->rows + b->rows + t->cols;
-        if (both > prev) prev = both;   // A, B before the update and ΔA
+        size_t both = n + (size_t)b->rows * b->cols, p = (size_t)t->rows + b->rows + t->cols;
+        size_t grams = lowrank_gram_floats(2, t->cols) + lowrank_gram_floats(1, t->cols);   // ΔW's, W′'s
+        if (both > delta) delta = both;
         if (p > pw) pw = p;
-        if (lowrank_gram_floats(2, t->cols) > gram) gram = lowrank_gram_floats(2, t->cols);
+        if (grams > gram) gram = grams;
     }
     w->ortho = 0;
     w->ortho_floats = ortho_area(m, kind);
-    w->prev = w->ortho + w->ortho_floats;
-    w->gram = w->prev + prev;
-    w->pw = w->gram + gram;
+    w->delta = w->ortho + w->ortho_floats;
+    w->gram = w->delta + delta;
+    w->gram_floats = DIAG_CHUNK * gram;
+    w->pw = w->gram + w->gram_floats;
     w->pw_all = w->pw + pw;
     w->eye = w->pw_all + pw_all;
     w->eye_n = eye;

@@ -44,7 +44,7 @@ typedef struct MatrixDiag {
     int rows, cols, rank;
     float sigma_a, sigma_b;  // ‖A‖₂, ‖B‖₂ before the update (power iteration); NAN when not computed
     float rho;           // step size on the factors: lr/(σ_A+σ_B+1) under spectron/renorm, lr otherwise
-    float dw_norm;       // ‖ΔW‖₂, ΔW = A'·B'ᵀ − A·Bᵀ (power iteration; ΔW never formed); NAN when off
+    float dw_norm;       // ‖ΔW‖₂, ΔW = A'·B'ᵀ − A·Bᵀ (exact, never formed: lowrank_norm.h); NAN when off
     float dw_over_eta;   // dw_norm / lr: ≤ 1 is Spectron's bound
     float w_norm;        // ‖W‖₂ after the update; NAN when off
     size_t vec_at;       // (internal) offset of this matrix's vectors in Optimizer.vec
@@ -72,6 +72,7 @@ typedef struct Optimizer {
     MatrixDiag *diag;    // one per factorized matrix, rewritten by every optimizer_step
     int n_diag;
     int diag_t;          // t of the last update that computed dw_norm and w_norm (0: none yet)
+    int batch_cap;       // (tests) at most this many matrices per orthogonalization batch (0: all that fit)
 } Optimizer;
 
 // Defaults of optimizer `name`; an unknown name is an error listing the known ones.
@@ -95,8 +96,9 @@ float optimizer_lr(const OptimConfig *cfg, int step);   // step is 0-based
 // is lr: lr itself under sgd and adamw, else adam_lr·lr/cfg.lr (it follows the same schedule).
 float optimizer_adam_lr(const OptimConfig *cfg, float lr);
 // One update of every tensor with gradients scaled by grad_scale, at matrix rate lr; fills
-// opt->diag (dw_norm, w_norm too when t % diag_every == 0).
-int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, Err *err);
+// opt->diag (dw_norm, w_norm too when t % diag_every == 0 and `before` — the parameters before
+// this update, laid out like m->params on the device, as a trainer keeps them anyway — is given).
+int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, const float *before, Err *err);
 
 // The state tensors (device pointers into opt), in a fixed order. Writes up to cap entries
 // into out and returns how many there are (call with cap 0 to count). Restoring every one

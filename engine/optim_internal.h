@@ -12,8 +12,8 @@ Rule tensor_rule(OptimKind kind, TensorRole role);
 typedef struct WorkLayout {
     size_t ortho;         // the orthogonalization area: matrices to orthogonalize side by side,
     size_t ortho_floats;  // each with its Newton–Schulz scratch (ortho_slot); 0 if none is
-    size_t prev;   // A and B before the update, and ΔA (diagnostics)
-    size_t gram;   // the Grams of the diagnostics' exact norms (lowrank_spectral_norm)
+    size_t delta;  // ΔA and ΔB of one matrix (diagnostics)
+    size_t gram, gram_floats;   // the Grams of a round of the diagnostics' exact norms
     size_t pw;     // power-iteration scratch
     size_t pw_all; // the same for every factor at once: Σ (rows + cols) over the factors
     size_t eye;    // an eye_n×eye_n identity for newton_schulz5, written at build
@@ -33,5 +33,10 @@ int ortho_slots(const WorkLayout *w, int rows, int cols);
 // of the largest.
 #define ORTHO_BUDGET (64u << 20)
 
-// Power-iteration steps for the diagnostics ‖ΔW‖₂ and ‖W‖₂ (warm-started).
+// Matrices whose Grams one round of the diagnostics holds (WorkLayout.gram): one download and
+// one parallel host pass per round.
+#define DIAG_CHUNK 16
+
+// Power-iteration steps for σ_A, σ_B on a diagnostics step of an optimizer that does not need
+// them (spectron and renorm take power_iters every step), warm-started.
 #define DIAG_POWER_ITERS 3

@@ -134,6 +134,7 @@ static int ortho_all(const StepCtx *c, const OrthoJob *jobs, int n, Err *err) {
         const TensorDesc *t = &c->m->tensors[jobs[i].tensor];
         OrthoJob batch[NS5_MAX_BATCH];
         int count = 0, room = ortho_slots(&c->w, t->rows, t->cols);
+        if (c->opt->batch_cap > 0 && room > c->opt->batch_cap) room = c->opt->batch_cap;
         for (int j = i; j < n && count < room; j++) {
             const TensorDesc *u = &c->m->tensors[jobs[j].tensor];
             if (!done[j] && u->rows == t->rows && u->cols == t->cols) batch[count++] = jobs[j], done[j] = 1;
@@ -165,25 +166,6 @@ static int update_tensor(const StepCtx *c, int i, float step, Err *err) {
     return 0;
 }
 
-// ‖ΔW‖₂ and ‖W′‖₂ exactly, never forming W: ΔW = A′·B′ᵀ − A·Bᵀ = ΔA·B′ᵀ + A·ΔBᵀ (no
-// cancellation of two near-equal products), from the factors' Grams (lowrank_spectral_norm).
-// prev_a, prev_b hold A and B; ΔA goes after them, ΔB over B.
-static void diagnose(const StepCtx *c, MatrixDiag *d, const float *prev_a, float *prev_b) {
-    const Backend *be = c->be;
-    const float *a = param(c->m, d->tensor_a), *b = param(c->m, d->tensor_b);
-    long na = (long)d->rows * d->rank, nb = (long)d->cols * d->rank;
-    float *da = prev_b + nb, *gram = work(c, c->w.gram);
-    be->copy(da, a, sizeof(float) * na);
-    be->axpby(da, -1.0f, prev_a, 1.0f, na);    // ΔA = A′ − A
-    be->axpby(prev_b, 1.0f, b, -1.0f, nb);     // ΔB = B′ − B, over B
-    LowRankProduct dw = {{da, prev_a}, {b, prev_b}, 2, d->rows, d->cols, d->rank};
-    LowRankProduct w = {{a}, {b}, 1, d->rows, d->cols, d->rank};
-    Err err;   // out of host memory or a LAPACK failure: NAN, as for non-finite factors
-    d->dw_norm = (float)lowrank_spectral_norm(be, &dw, gram, &err);
-    d->w_norm = (float)lowrank_spectral_norm(be, &w, gram, &err);
-    d->dw_over_eta = c->lr > 0 ? d->dw_norm / c->lr : NAN;
-}
-
 // σ_A, σ_B of every factorized matrix (always for spectron/renorm, which need them for
 // ρ = η/(σ_A + σ_B + 1); on a diagnostics step otherwise), by power iteration on the factors
 // before any update: all of them as one batch, so a GPU waits once per power-iteration step.
@@ -211,38 +193,76 @@ static int factor_sigmas(const StepCtx *c, Err *err) {
     return rc ? err_set(err, "out of memory for the power iteration of %d factors", n) : 0;
 }
 
-// Both factors of W = A·Bᵀ (σ_A, σ_B already taken by factor_sigmas): the updates, the
-// diagnostics. Factors to orthogonalize join the step's jobs (run across layers by ortho_all)
-// unless the diagnostics need this matrix updated now.
+// Floats of one matrix's Grams in a round: ΔW's (two blocks) and W′'s (one).
+static size_t diag_grams(int r) { return lowrank_gram_floats(2, r) + lowrank_gram_floats(1, r); }
+
+// Matrix d's Grams into g: ΔW = A′·B′ᵀ − A·Bᵀ = ΔA·B′ᵀ + A·ΔBᵀ (no cancellation of two
+// near-equal products) and W′ = A′·B′ᵀ, never formed; ΔA and ΔB in the delta scratch (the next
+// matrix's overwrite them after these products, in stream order).
+static void diag_queue(const StepCtx *c, const MatrixDiag *d, const float *before, float *g) {
+    const Backend *be = c->be;
+    const Model *m = c->m;
+    const float *a = param(m, d->tensor_a), *b = param(m, d->tensor_b);
+    const float *a0 = before + m->tensors[d->tensor_a].offset, *b0 = before + m->tensors[d->tensor_b].offset;
+    long na = (long)d->rows * d->rank, nb = (long)d->cols * d->rank;
+    float *da = work(c, c->w.delta), *db = da + na;
+    be->copy(da, a, sizeof(float) * na);
+    be->axpby(da, -1.0f, a0, 1.0f, na);   // ΔA = A′ − A
+    be->copy(db, b, sizeof(float) * nb);
+    be->axpby(db, -1.0f, b0, 1.0f, nb);   // ΔB = B′ − B
+    LowRankProduct dw = {{da, a0}, {b, db}, 2, d->rows, d->cols, d->rank};
+    LowRankProduct w = {{a}, {b}, 1, d->rows, d->cols, d->rank};
+    lowrank_grams(be, &dw, g);
+    lowrank_grams(be, &w, g + lowrank_gram_floats(2, d->rank));
+}
+
+// ‖ΔW‖₂ and ‖W′‖₂ of every factorized matrix, exactly (lowrank_norm.h), from the parameters
+// before the update: the Grams of DIAG_CHUNK matrices at a time on the backend, one download,
+// then their host parts side by side, a thread each.
+static int diagnose_all(const StepCtx *c, const float *before, Err *err) {
+    Optimizer *opt = c->opt;
+    float *host = malloc(sizeof(float) * c->w.gram_floats);
+    if (!host) return err_set(err, "out of memory for the diagnostics' Grams");
+    for (int first = 0; first < opt->n_diag; first += DIAG_CHUNK) {
+        int count = opt->n_diag - first < DIAG_CHUNK ? opt->n_diag - first : DIAG_CHUNK;
+        size_t at[DIAG_CHUNK + 1] = {0};
+        for (int i = 0; i < count; i++) {
+            diag_queue(c, &opt->diag[first + i], before, work(c, c->w.gram) + at[i]);
+            at[i + 1] = at[i] + diag_grams(opt->diag[first + i].rank);
+        }
+        c->be->download(host, work(c, c->w.gram), sizeof(float) * at[count]);
+        #pragma omp parallel for schedule(dynamic, 1)
+        for (int job = 0; job < 2 * count; job++) {   // even: ΔW, odd: W′ (LAPACK runs one thread in here)
+            MatrixDiag *d = &opt->diag[first + job / 2];
+            Err ignored;   // a failure reads as NAN, as for non-finite factors
+            const float *g = host + at[job / 2] + (job % 2 ? lowrank_gram_floats(2, d->rank) : 0);
+            double norm = lowrank_norm_from_grams(g, job % 2 ? 1 : 2, d->rank, &ignored);
+            if (job % 2) d->w_norm = (float)norm;
+            else d->dw_norm = (float)norm, d->dw_over_eta = c->lr > 0 ? (float)norm / c->lr : NAN;
+        }
+    }
+    free(host);
+    return 0;
+}
+
+// Both factors of W = A·Bᵀ (σ_A, σ_B already taken by factor_sigmas): ρ, and the updates —
+// factors to orthogonalize join the step's jobs (run across layers by ortho_all).
 static int update_pair(const StepCtx *c, MatrixDiag *d, OrthoJob *jobs, int *n_jobs, Err *err) {
     const OptimConfig *k = &c->opt->cfg;
     Rule rule = tensor_rule(k->kind, ROLE_FACTOR_A);
     int spectral = rule == RULE_SPECTRON || rule == RULE_RENORM;
-    float *a = param(c->m, d->tensor_a), *b = param(c->m, d->tensor_b);
-    float *prev_a = work(c, c->w.prev), *prev_b = prev_a + (size_t)d->rows * d->rank;
     d->dw_norm = d->dw_over_eta = d->w_norm = NAN;
     d->rho = spectral ? c->lr / (d->sigma_a + d->sigma_b + 1.0f) : c->lr;
-    if (c->diag_now) {
-        c->be->copy(prev_a, a, sizeof(float) * d->rows * d->rank);
-        c->be->copy(prev_b, b, sizeof(float) * d->cols * d->rank);
-    }
     if (rule == RULE_MUON || rule == RULE_SPECTRON) {
         float step = rule == RULE_MUON ? c->lr : d->rho;
-        OrthoJob pair[2] = {{d->tensor_a, step}, {d->tensor_b, step}};
-        if (!c->diag_now) {
-            jobs[(*n_jobs)++] = pair[0];
-            jobs[(*n_jobs)++] = pair[1];
-            return 0;
-        }
-        if (ortho_batch(c, pair, 2, err)) return -1;   // both factors side by side
-    } else if (update_tensor(c, d->tensor_a, d->rho, err) || update_tensor(c, d->tensor_b, d->rho, err)) {
-        return -1;
+        jobs[(*n_jobs)++] = (OrthoJob){d->tensor_a, step};
+        jobs[(*n_jobs)++] = (OrthoJob){d->tensor_b, step};
+        return 0;
     }
-    if (c->diag_now) diagnose(c, d, prev_a, prev_b);
-    return 0;
+    return update_tensor(c, d->tensor_a, d->rho, err) || update_tensor(c, d->tensor_b, d->rho, err) ? -1 : 0;
 }
 
-int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, Err *err) {
+int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, const float *before, Err *err) {
     if (!opt->m || !opt->work) return err_set(err, "the optimizer has no state: build it first");
     const OptimConfig *k = &opt->cfg;
     opt->t++;
@@ -266,6 +286,7 @@ int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, Err *er
     }
     if (rc == 0) rc = ortho_all(&c, jobs, n_jobs, err);
     free(jobs);
-    if (rc == 0 && c.diag_now) opt->diag_t = opt->t;
+    if (rc == 0 && c.diag_now && before) rc = diagnose_all(&c, before, err);
+    if (rc == 0 && c.diag_now && before) opt->diag_t = opt->t;
     return rc;
 }

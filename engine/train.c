@@ -90,7 +90,7 @@ int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err)
     s->lr = optimizer_lr(&tr->opt.cfg, tr->step);
     m->be->synchronize();   // a GPU's queued work counts where it was queued
     double t1 = clock_seconds();
-    if (optimizer_step(&tr->opt, m, s->lr, s->clip_scale, err)) return -1;
+    if (optimizer_step(&tr->opt, m, s->lr, s->clip_scale, tr->good_params, err)) return -1;   // the snapshot: ΔW
     m->be->synchronize();
     double t2 = clock_seconds();
     if (backend_failed(m->be, err)) return -1;

@@ -253,8 +253,9 @@ static void bound_ratio(int exact_polar, float *worst, float *est_lo, float *est
         for (int step = 0; step < (trial < 4 ? 3 : 1); step++) {
             if (step > 0) bound_setup(&m, trial, 1000 + 10 * trial + step, g);   // fresh random gradients
             be->upload(m.grads, g, sizeof(float) * m.n_params);
-            float *before = host_of(m.params, m.n_params);
-            CHECK_OK(optimizer_step(&opt, &m, eta, 1.0f, &err));
+            float *before = host_of(m.params, m.n_params), *snapshot = device_copy(before, (long)m.n_params);
+            CHECK_OK(optimizer_step(&opt, &m, eta, 1.0f, snapshot, &err));
+            be->release(snapshot);
             float *after = host_of(m.params, m.n_params);
             const TensorDesc *ta = &m.tensors[0], *tb = &m.tensors[1];
             float dw = exact_dw(before + ta->offset, before + tb->offset, after + ta->offset, after + tb->offset,
@@ -304,8 +305,9 @@ static void test_diagnostics_exact(void) {
         for (int step = 0; step < 3; step++) {
             randn(g, (long)m.n_params, 1.0f, &s);
             be->upload(m.grads, g, sizeof(float) * m.n_params);
-            float *before = host_of(m.params, m.n_params);
-            CHECK_OK(optimizer_step(&opt, &m, eta, 1.0f, &err));
+            float *before = host_of(m.params, m.n_params), *snapshot = device_copy(before, (long)m.n_params);
+            CHECK_OK(optimizer_step(&opt, &m, eta, 1.0f, snapshot, &err));
+            be->release(snapshot);
             float *after = host_of(m.params, m.n_params);
             float dw = exact_dw(before + ta->offset, before + tb->offset, after + ta->offset, after + tb->offset,
                                 ta->rows, tb->rows, ta->cols);
@@ -384,7 +386,7 @@ static void test_quadratic_each_optimizer(void) {
             if (step == 0) first = last;
             be->upload(m.grads, g, sizeof(float) * m.n_params);
             free(p);
-            CHECK_OK(optimizer_step(&opt, &m, optimizer_lr(&oc, step), 1.0f, &err));
+            CHECK_OK(optimizer_step(&opt, &m, optimizer_lr(&oc, step), 1.0f, NULL, &err));
         }
         CHECK(last < 0.3 * first, "%s on a quadratic: loss %.4f → %.4f, want below 30%%", kinds[k], first, last);
         optimizer_free(&opt, &m);
@@ -428,7 +430,7 @@ static void test_small_model_each_optimizer(void) {
 }
 
 // Orthogonalization across layers (matrices of one shape batched together) against one matrix
-// at a time (what a diagnostics step does: diag_every = 1): the same parameters to the bit.
+// at a time (batch_cap = 1), diagnostics on or off: the same parameters to the bit.
 static void test_batched_equals_one_by_one(void) {
     Err err;
     ModelConfig c = micro_config_layers(4, 3);
@@ -443,6 +445,7 @@ static void test_batched_equals_one_by_one(void) {
             CHECK_OK(model_build(&m[v], &c, be, &err));
             CHECK_OK(trainer_build(&tr[v], &m[v], &oc, 42, &err));
             tr[v].opt.diag_every = v == 0 ? 1 : 0;
+            tr[v].opt.batch_cap = v == 0 ? 1 : 0;
             for (int i = 0; i < 4; i++) {
                 StepStats st;
                 CHECK_OK(trainer_step(&tr[v], &ds, 4, 8, 1, &st, &err));
@@ -507,7 +510,7 @@ static void test_ortho_area(void) {
             CHECK(any || w.ortho_floats == 0, "%s orthogonalizes nothing but reserves %zu floats", kinds[k], w.ortho_floats);
             CHECK(w.ortho_floats <= (ORTHO_BUDGET > 2 * largest ? ORTHO_BUDGET : 2 * largest),
                   "%s, rank %d: %zu floats for orthogonalization, over the budget", kinds[k], rank, w.ortho_floats);
-            CHECK(w.prev >= w.ortho + w.ortho_floats && w.total > w.prev, "%s: the work areas overlap", kinds[k]);
+            CHECK(w.delta >= w.ortho + w.ortho_floats && w.total > w.delta, "%s: the work areas overlap", kinds[k]);
             if (rank && (oc.kind == OPTIM_SPECTRON || oc.kind == OPTIM_MUON))
                 CHECK(ortho_slots(&w, 768, 192) >= 132 && ortho_slots(&w, 3072, 192) >= 36,
                       "%s: room for %d factors of 768×192 (132) and %d of 3072×192 (36) at once", kinds[k],
@@ -643,7 +646,7 @@ static void reference_check(const char *name, int shape_scale) {
     for (int step = 0; step < 2; step++) {   // two steps: the second sees non-zero momentum
         randn(g, (long)m.n_params, 1.0f, &s);
         be->upload(m.grads, g, sizeof(float) * m.n_params);
-        CHECK_OK(optimizer_step(&opt, &m, lr, 1.0f, &err));
+        CHECK_OK(optimizer_step(&opt, &m, lr, 1.0f, NULL, &err));
         ref_step(&oc, &m, &r, g, lr);
     }
     float *p = host_of(m.params, m.n_params);
