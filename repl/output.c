@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 
 static FILE *text_stream(const Session *s) { return s->json ? stderr : stdout; }
 
@@ -179,12 +180,32 @@ void progress_begin(Progress *p, const Session *s, int total) {
     p->every = total >= 10 ? total / 10 : 1;
 }
 
+// Bytes of line that fit in `columns` terminal columns (a column a character: the progress
+// lines hold no wide ones), cut at a character's start.
+static size_t fitting_bytes(const char *line, int columns) {
+    size_t i = 0;
+    for (int cols = 0; line[i]; i++) {
+        if (((unsigned char)line[i] & 0xc0) != 0x80 && cols++ == columns) break;
+    }
+    return i;
+}
+
+// The terminal's width, 0 when it says none.
+static int terminal_columns(FILE *f) {
+    struct winsize ws;
+    return ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0;
+}
+
 void progress_text(Progress *p, int done, const char *text) {
     if (!p->to) return;
     const char *extra = p->extra ? p->extra : "";
     if (p->live) {
-        // \033[K clears what a longer previous line left behind
-        fprintf(p->to, "\r%s%s%s\033[K", text, extra[0] ? "  " : "", extra);
+        // one line redrawn in place: cut to the terminal's width (a longer one wraps, and each
+        // redraw then leaves a line behind); \033[K clears what a longer previous one left
+        char line[512];
+        snprintf(line, sizeof line, "%s%s%s", text, extra[0] ? "  " : "", extra);
+        int cols = terminal_columns(p->to);
+        fprintf(p->to, "\r%.*s\033[K", (int)(cols > 1 ? fitting_bytes(line, cols - 1) : strlen(line)), line);
         p->shown = 1;
     } else if (done % p->every == 0 || done == p->total) {
         fprintf(p->to, "%s%s%s\n", text, extra[0] ? "  " : "", extra);
