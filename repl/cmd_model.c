@@ -73,6 +73,7 @@ static void model_summary(Session *s) {
 }
 
 int cmd_model_new(Session *s, const Args *a, Err *err) {
+    if (session_keep_unsaved(s, "model new", err) != 0) return -1;
     ModelConfig cfg, start;
     if (config_from_args(s, a, &cfg, &start, err) != 0) return -1;
     Model m;
@@ -324,6 +325,7 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
 }
 
 int cmd_model_load(Session *s, const Args *a, Err *err) {
+    if (session_keep_unsaved(s, "model load", err) != 0) return -1;
     char buf[1024];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
     CheckpointInfo probe;

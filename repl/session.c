@@ -104,6 +104,13 @@ void session_replace_model(Session *s, Model *m) {
     runlog_end(&s->runs);
 }
 
+int session_keep_unsaved(Session *s, const char *command, Err *err) {
+    if (!s->interactive || !s->dirty || s->leave_armed) return 0;
+    s->leave_warned = 1;   // the prompt arms the next command (prompt.c), as for quit
+    return err_set(err, "the model has training not saved: `model save PATH` keeps it; `%s` again replaces it",
+                   command);
+}
+
 int session_need_trainer(Session *s, Err *err) {
     if (s->has_trainer) return 0;
     if (trainer_build(&s->trainer, &s->model, &s->optim, s->seed, err) != 0) return -1;

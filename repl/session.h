@@ -111,6 +111,10 @@ void session_replace_model(Session *s, Model *m);
 // Build the trainer when there is none (with the `optim` settings, continuing from a loaded
 // checkpoint's step); says so in a note.
 int session_need_trainer(Session *s, Err *err);
+// At the prompt, before a command that would replace a model trained since it was saved: the
+// first try is refused with a line saying how to keep it, so that only a second (as with quit)
+// drops it. Scripts, -c and pipes go on. 0: go ahead.
+int session_keep_unsaved(Session *s, const char *command, Err *err);
 // Record a step (history, log file, unsaved flag) and a validation loss; a failed log write
 // is reported as a note and turns logging off, never stopping training.
 void session_record_step(Session *s, const StepStats *st, double tok_per_s, const StepDiag *diag);

@@ -95,6 +95,16 @@ out=$(pty -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "se
 check_not_contains ctrl_c_search_no_timeout "$out" "TIMEOUT"
 check_contains ctrl_c_search_next_line_runs "$out" "leave the shell (Ctrl-D does too)"
 
+# ---- model new after training not saved: refused once with how to keep it, then done; quit
+# after that warning is armed too
+out=$(pty --no-default -- "expect lrsh> " "send $prep; train steps=2\n" "expect lrsh> " "send model new tiny seq=16\n" \
+          "expect lrsh> " "send model new tiny seq=16\n" "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " \
+          "send quit\n")
+check_not_contains replace_no_timeout "$out" "TIMEOUT"
+check_contains replace_refused_once "$out" "error: the model has training not saved: \`model save PATH\` keeps it; \`model new\` again replaces it"
+check_contains replace_second_try "$out" "rank=0.25·in seq=16 vocab"
+check_contains replace_then_quit "$out" "EXITED 0"
+
 # ---- history: a line typed in one session is in ~/.lrsh_history and Up recalls it in the next
 rm -f "$HOME/.lrsh_history"
 out=$(pty --no-default -- "expect lrsh> " "send set seed 4242\n" "expect lrsh> " "send \004")
