@@ -115,14 +115,18 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
     double h = s->has_data ? unigram_entropy(&s->data) : NAN;
     out_text(s, "%-16s %-14s %9s %6s %8s %8s %6s %-10s %11s\n", "run", "optim", "lr", "steps", "loss", "val", "spikes",
              "diverged", "max ΔW/η");
+    int stale = 0;   // runs whose last validation loss is older than their last step
     for (int i = 0; i < r->n_runs; i++) {
         const RunSeries *x = &r->runs[i];
         double loss = x->n_steps ? x->steps[x->n_steps - 1].loss : NAN, val = x->n_val ? x->val[x->n_val - 1].loss : NAN;
+        int last_step = x->n_steps ? x->steps[x->n_steps - 1].step : 0, val_step = x->n_val ? x->val[x->n_val - 1].step : 0;
+        int current_val = isfinite(val) && val_step >= last_step;   // a verdict on the model as it is now
         char lr[16] = "–", l[16] = "–", v[16] = "–", dv[24] = "no", dw[16] = "–";
         if (x->optim[0]) snprintf(lr, sizeof lr, "%.3g", x->lr);
         if (isfinite(loss)) snprintf(l, sizeof l, "%.4f", loss);
         if (isfinite(val)) snprintf(v, sizeof v, "%.4f", val);
-        int collapsed = !x->diverged_at && x->n_steps >= 100 && isfinite(val) && isfinite(h) && val >= h;
+        int collapsed = !x->diverged_at && x->n_steps >= 100 && current_val && isfinite(h) && val >= h;
+        if (isfinite(val) && !current_val) stale++;
         if (x->diverged_at) snprintf(dv, sizeof dv, "at %d", x->diverged_at);
         if (collapsed) snprintf(dv, sizeof dv, "plateau");
         if (isfinite(x->max_dw_over_eta)) snprintf(dw, sizeof dw, "%.3g", x->max_dw_over_eta);
@@ -142,6 +146,8 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         cJSON_AddNumberToObject(o, "steps", x->n_steps);
         real_or_null(o, "loss", loss);
         real_or_null(o, "val_loss", val);
+        if (isfinite(val)) cJSON_AddNumberToObject(o, "val_step", val_step);
+        else cJSON_AddNullToObject(o, "val_step");
         cJSON_AddNumberToObject(o, "spikes", x->spikes);
         cJSON_AddBoolToObject(o, "diverged", x->diverged_at != 0 || collapsed);
         cJSON_AddBoolToObject(o, "plateau", collapsed);
@@ -154,6 +160,9 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
     if (isfinite(h))
         out_text(s, "(a model that knows only token frequencies scores %.4f on this validation split; a run of 100\n"
                     " steps or more that ends there or above has diverged: \"plateau\")\n", h);
+    if (stale)   // a validation loss from before the last steps judges nothing: say so
+        out_text(s, "(%d %s val is from before %s last steps: `eval` measures it now; \"plateau\" waits for it)\n",
+                 stale, stale == 1 ? "run's" : "runs'", stale == 1 ? "its" : "their");
     return 0;
 }
 

@@ -557,12 +557,14 @@ const CmdSpec commands[] = {
              "loss, its last validation loss (`eval` or `train eval_every=`; \"–\" when none), the\n"
              "number of loss spikes (steps whose loss exceeds 1.5× the mean of the 50 before),\n"
              "whether it diverged — \"at N\": a non-finite loss or gradient stopped it at step N;\n"
-             "\"plateau\": after 100 steps or more its last validation loss is no better than the unigram entropy of the\n"
-             "validation split, the loss of a model that knows only token frequencies (where the\n"
-             "Spectron paper's diverged AdamW control ends) — and the largest ‖ΔW‖₂/η measured\n"
-             "(see `help train`, diag_every=). --json: one object per run with run, optim, lr, steps,\n"
-             "loss, val_loss, spikes, diverged, plateau, diverged_at, max_dw_over_eta, unigram_loss\n"
-             "(no runs yet: one object with an empty runs list).\n"
+             "\"plateau\": after 100 steps or more its validation loss at its last step is no better\n"
+             "than the unigram entropy of the validation split, the loss of a model that knows only\n"
+             "token frequencies (where the Spectron paper's diverged AdamW control ends); a val from\n"
+             "before the last step judges nothing (a note says so; `eval` measures it) — and the\n"
+             "largest ‖ΔW‖₂/η measured (see `help train`, diag_every=). --json: one object per run\n"
+             "with run, optim, lr, steps, loss, val_loss, val_step, spikes, diverged, plateau,\n"
+             "diverged_at, max_dw_over_eta, unigram_loss (no runs yet: one object with an empty\n"
+             "runs list).\n"
              "Examples:\n  runs\n  run a; train steps=100; run b; optim spectron; train steps=100; runs",
      .run = cmd_runs},
 

@@ -96,6 +96,12 @@ out=$(lrsh -c "$prep; optim adamw eps=0; train steps=5; runs" 2>&1)
 check_contains diverged_says "$out" "diverged: step 2: the loss is not finite"
 check_contains diverged_runs "$out" "at 2"
 
+# a validation loss from before the run's last steps is said to be old, and its step is in JSON
+out=$(lrsh -c "$prep; train steps=3; eval batches=1; train steps=2; runs" 2>&1)
+check_contains runs_stale_val "$out" "(1 run's val is from before its last steps: \`eval\` measures it now"
+out=$(lrsh --json -c "$prep; train steps=3; eval batches=1; train steps=2; runs" 2>/dev/null)
+check_eq runs_val_step 3 "$(printf '%s\n' "$out" | grep '"command":"runs"' | json_field val_step)"
+
 # ---- inspect: sorted by ‖ΔW‖₂/η, the worst three marked ----
 out=$(lrsh -c "$prep; inspect" 2>&1); rc=$?
 check_status inspect_needs_step nonzero $rc
