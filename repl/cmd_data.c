@@ -89,9 +89,13 @@ static void use_tokenizer(Session *s, Tokenizer *tok, const char *path) {
     if (!same) session_drop_data(s, "it was tokenized with the previous tokenizer");
     int vocab = tokenizer_vocab_size(tok);
     out_text(s, "tokenizer %s (vocab %d)\n", path, vocab);
+    int trained = s->has_trainer ? s->trainer.step > 0 : s->resume.step > 0;
     if (!same && s->has_model && s->model_tok_embedded)
         out_note(s, "note: the model was loaded with its own tokenizer (%s): until `model new` builds one for "
                     "this tokenizer, the model reads its ids as other pieces of text\n", s->model_file);
+    else if (!same && s->has_model && trained)
+        out_note(s, "note: the model was trained with the previous tokenizer: until `model new` builds one for this "
+                    "tokenizer, the model reads its ids as other pieces of text\n");
     cJSON_AddStringToObject(s->result, "path", path);
     cJSON_AddNumberToObject(s->result, "vocab", vocab);
 }

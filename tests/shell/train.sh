@@ -77,6 +77,9 @@ out=$("$LRSH" -c "tok load $model; data load; model new tiny vocab=100; train st
 check_status vocab_mismatch_status nonzero $rc
 check_contains vocab_mismatch "$out" "larger than the model's"
 
+# another tokenizer after training: a note that the model reads its ids as other text
+out=$("$LRSH" -c "$prep; train steps=1; tok train vocab=400 out=$TMP/other.model" 2>&1)
+check_contains tok_after_training "$out" "note: the model was trained with the previous tokenizer"
 # one larger than the data's trains, with a note when the data arrives (`model new` before `tok`)
 out=$("$LRSH" -c "model new tiny vocab=1000; tok load $model; data load" 2>&1); rc=$?
 check_status vocab_larger_status 0 $rc
