@@ -852,7 +852,9 @@ const char *inspect_complete(const Session *s, PosKind kind, int i) {
     if (!m) return NULL;
     inspect_matrices(&s->model, 1, m, nm);
     const char *found = buf;
-    if (kind == POS_WATCH) {
+    if (kind == POS_WATCH && watch_fields[field].src == SRC_OPTIM && m[at].rank == 0) {
+        buf[0] = '\0';   // σ and ρ of a dense matrix: none to watch (the caller skips "")
+    } else if (kind == POS_WATCH) {
         snprintf(buf, sizeof buf, "%s:%s", watch_fields[field].name, m[at].name);
     } else if (at < nm) {
         snprintf(buf, sizeof buf, "%s", m[at].name);

@@ -93,7 +93,7 @@ void inspect_record_spectra(Session *s);
 void inspect_after_step(Session *s, const StepStats *st, int ok);
 const char *inspect_live_text(Session *s);
 // Completion: the i-th candidate for a POS_PARAM / POS_WATCH positional (NULL past the last).
-const char *inspect_complete(const Session *s, PosKind kind, int i);
+const char *inspect_complete(const Session *s, PosKind kind, int i);   // "": none at i, go on
 // The key `watch` records a typed FIELD[:PARAM|:max|:mean] under (spectral:max is spectral, the
 // field's own aggregate), in key; NULL when the word names no watch field. Checks no matrix.
 const char *watch_key(const char *word, char *key, size_t cap);

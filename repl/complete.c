@@ -30,7 +30,7 @@ static void push(Matches *m, char *owned) {
 }
 
 static void add(Matches *m, const char *candidate) {
-    if (strncmp(candidate, m->text, m->len) != 0) return;
+    if (!*candidate || strncmp(candidate, m->text, m->len) != 0) return;   // "": a skipped candidate
     for (int i = 1; i < m->n; i++)
         if (strcmp(m->v[i], candidate) == 0) return;
     char *copy = strdup(candidate);
@@ -157,24 +157,26 @@ static void add_option_names(Matches *m, const CmdSpec *c, const Words *w, int f
     for (const OptSpec *o = c->opts; o && o->name; o++) add_key(m, w, first, o->name);
 }
 
-static void complete_arguments(Matches *m, const Words *w, int value_of_last) {
+// The arguments of a known command; 0 when the command is unknown (then paths are a guess).
+static int complete_arguments(Matches *m, const Words *w, int value_of_last) {
     const char *name = w->w[0];
     int subs = command_has_subs(name);
-    if (subs && w->n == 1 && !value_of_last) { add_subs(m, name); return; }
+    if (subs && w->n == 1 && !value_of_last) { add_subs(m, name); return 1; }
     const CmdSpec *c = command_find(name, subs ? w->w[1] : NULL);
     int first = subs ? 2 : 1;
-    if (!c) return;
+    if (!c) return 0;
     if (value_of_last) {  // the last word is "key=": complete its value
         char key[64];
         snprintf(key, sizeof key, "%s", w->w[w->n - 1]);
         key[strcspn(key, "=")] = '\0';
         add_values(m, opt_find(c->opts, key));
-        return;
+        return 1;
     }
     int positionals = 0;
     for (int i = first; i < w->n; i++) positionals += w->quoted[i] || !strchr(w->w[i], '=');
     add_option_names(m, c, w, first);
     add_positional(m, c, w, first, positionals);
+    return 1;
 }
 
 static char **complete(const char *text, int start, int end) {
@@ -184,9 +186,9 @@ static char **complete(const char *text, int start, int end) {
     Words *w;
     int n = words_before(start, &w);
     int value_of_last = start > 0 && rl_line_buffer[start - 1] == '=' && n > 0;
+    int known = n == 0 || complete_arguments(&m, w, value_of_last);
     if (n == 0) add_command_names(&m);
-    else complete_arguments(&m, w, value_of_last);
-    if (n > 0 && m.n == 1 && !value_of_last) add_files(&m);  // nothing better: paths
+    if (!known && m.n == 1 && !value_of_last) add_files(&m);  // an unknown command: paths are a guess
     if (w) words_free(w, 1);
     return finish(&m);
 }

@@ -80,6 +80,17 @@ out=$(pty --no-default -- "expect lrsh> " "send model new tiny seq=16 vocab=512\
 check_not_contains tab_factor_no_timeout "$out" "TIMEOUT"
 check_contains tab_factor_runs "$out" "blocks.0.attn.wq.A  128×32"
 
+# a command that takes no more arguments completes none (no stray path after model load's), and
+# watch offers σ and ρ of factorized matrices only (sigma_a:embed would be refused)
+mkdir -p "$TMP/one"   # run there, with one file: a path completion would be inserted whole
+abs_lrsh="$(cd "$(dirname "$LRSH")" && pwd)/$(basename "$LRSH")"
+out=$(cd "$TMP/one" && LRSH="$abs_lrsh" pty --no-default -- "expect lrsh> " "send model new tiny seq=16 vocab=512\n" \
+          "expect lrsh> " "send model save c.safetensors\n" "expect lrsh> " "send model load $TMP/one/c.safetensors \t\n" \
+          "expect lrsh> " "send watch sigma_a:e\t\n" "expect lrsh> " "send quit\n")
+check_not_contains tab_no_stray_path "$out" "too many"
+check_contains tab_load_ran "$out" "loaded $TMP/one/c.safetensors"
+check_not_contains tab_watch_factorized_only "$out" "is dense"
+
 # ---- Ctrl-C during a long train: back at the prompt, every step taken kept
 out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=100000\n" \
           "expect /100000)" "send \003" "expect lrsh> " "send show\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
