@@ -127,7 +127,7 @@ static int help_topic(Session *s, const char *word, Err *err) {
     return err_set(err, "no command '%s' (`help` lists commands)", word);
 }
 
-int cmd_help(Session *s, const Args *a, Err *err) {
+static int help_run(Session *s, const Args *a, Err *err) {
     if (a->n_pos == 0) { help_list(s); return 0; }
     const char *name = a->pos[0], *sub = a->n_pos > 1 ? a->pos[1] : NULL;
     if (command_has_subs(name) && !sub) { help_family(s, name); return 0; }
@@ -159,6 +159,14 @@ int cmd_help(Session *s, const Args *a, Err *err) {
     }
     help_command(s, c, c->sub ? NULL : sub);
     return 0;
+}
+
+// Help's text is wrapped at word boundaries on a terminal narrower than it (80 columns).
+int cmd_help(Session *s, const Args *a, Err *err) {
+    s->wrap = 1;
+    int rc = help_run(s, a, err);
+    s->wrap = 0;
+    return rc;
 }
 
 int cmd_quit(Session *s, const Args *a, Err *err) {

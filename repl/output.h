@@ -14,6 +14,8 @@ void out_text(const Session *s, const char *fmt, ...) __attribute__((format(prin
 void out_visible(const Session *s, const char *text, size_t n);
 // Commentary (what was built, where a file went, hints); --quiet drops it.
 void out_note(const Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// text to f, each line wider than f's terminal (if f is one) broken at spaces: the banner.
+void fputs_wrapped(const char *text, FILE *f);
 // "warning: …" as a note, and the message in the command's JSON result under "warnings" (once
 // each), so that a script reading JSON learns of it too.
 void out_warning(const Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

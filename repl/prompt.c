@@ -87,14 +87,16 @@ static void history_add(const char *path, const char *line) {
     history_truncate_file(path, HISTORY_LINES);
 }
 
-// What the session starts with and three commands to try: a newcomer's first screen.
+// What the session starts with and three commands to try: a newcomer's first screen, wrapped
+// to the terminal.
 static void banner(const Session *s, FILE *talk) {
-    fprintf(talk, "lrsh %s — a shell over a low-rank LLM engine. `help` lists the commands, Tab completes, "
-                  "Ctrl-D leaves.\n", LRSH_VERSION);
+    char text[2048];
+    int n = snprintf(text, sizeof text, "lrsh %s — a shell over a low-rank LLM engine. `help` lists the commands, Tab "
+                     "completes, Ctrl-D leaves.\n", LRSH_VERSION);
     if (!s->has_model) {
-        fprintf(talk, "no model loaded: make one with `tok train vocab=512; data load; model new tiny`, or "
-                      "`model load PATH`\n");
-        fprintf(talk, "try:  tok train vocab=512    model new tiny    help\n");
+        snprintf(text + n, sizeof text - n, "no model loaded: make one with `tok train vocab=512; data load; model new "
+                 "tiny`, or `model load PATH`\ntry:  tok train vocab=512    model new tiny    help\n");
+        fputs_wrapped(text, talk);
         return;
     }
     const ModelConfig *c = &s->model.cfg;
@@ -106,15 +108,18 @@ static void banner(const Session *s, FILE *talk) {
     else snprintf(rank, sizeof rank, "dense");
     fmt_count(params, sizeof params, (double)model_counts(&s->model, 1, c->seq).params);
     int step = s->has_trainer ? s->trainer.step : s->resume.step;
-    fprintf(talk, "model: %s — %s, dim=%d layers=%d heads=%d seq=%d vocab=%d, %s parameters, step %d, on %s\n", name,
-            rank, c->dim, c->layers, c->heads, c->seq, c->vocab, params, step, s->be->name);
-    if (s->tok) fprintf(talk, "tokenizer: %s, vocab %d\n", strncmp(s->tok_path, "(embedded", 9) == 0 ? "embedded" : s->tok_path,
-                        tokenizer_vocab_size(s->tok));
-    else fprintf(talk, "tokenizer: none (`tok load PATH` before `generate`)\n");
+    n += snprintf(text + n, sizeof text - n, "model: %s — %s, dim=%d layers=%d heads=%d seq=%d vocab=%d, %s parameters, "
+                  "step %d, on %s\n", name, rank, c->dim, c->layers, c->heads, c->seq, c->vocab, params, step, s->be->name);
+    if (s->tok)
+        n += snprintf(text + n, sizeof text - n, "tokenizer: %s, vocab %d\n",
+                      strncmp(s->tok_path, "(embedded", 9) == 0 ? "embedded" : s->tok_path, tokenizer_vocab_size(s->tok));
+    else n += snprintf(text + n, sizeof text - n, "tokenizer: none (`tok load PATH` before `generate`)\n");
     // spectrum comes with the inspection commands; without it, model info shows the tensors
     int spectrum = command_find("spectrum", NULL) && (model_find_tensor(&s->model, "blocks.0.attn.wq.A") >= 0 ||
                                                      model_find_tensor(&s->model, "blocks.0.attn.wq") >= 0);
-    fprintf(talk, "try:  generate \"Q: Why\"    %s    help\n", spectrum ? "spectrum blocks.0.attn.wq" : "model info");
+    snprintf(text + n, sizeof text - n, "try:  generate \"Q: Why\"    %s    help\n",
+             spectrum ? "spectrum blocks.0.attn.wq" : "model info");
+    fputs_wrapped(text, talk);
 }
 
 // Leaving with a model trained since its last save takes a second request (Ctrl-C, Ctrl-D or

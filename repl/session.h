@@ -85,6 +85,7 @@ typedef struct Session {
     int interactive;             // at the readline prompt (leaving with unsaved work asks first)
     int leave_armed;             // the unsaved-work warning was just given: quit now leaves
     int leave_warned;            // the command just run gave that warning
+    int wrap;                    // out_text breaks lines wider than the terminal at spaces (help)
 } Session;
 
 int session_init(Session *s, int threads, uint64_t seed, Err *err);

@@ -15,16 +15,19 @@ mkdir -p "$HOME"
 # Keys go out only after the prompt is back ("expect lrsh> "): typed while a command runs, the
 # terminal is still in cooked mode and would swallow a Ctrl-D.
 # Prints "TIMEOUT TEXT" for an expect that waited in vain, then "EXITED STATUS" or "ALIVE"
-# (then killed), then everything the terminal showed, escape sequences removed.
+# (then killed), then everything the terminal showed, escape sequences removed. PTY_COLS=N
+# gives the terminal N columns (else it reports none).
 pty() {
     python3 - "$LRSH" "$@" <<'PY'
-import os, pty, re, select, sys, time
+import fcntl, os, pty, re, select, struct, sys, termios, time
 lrsh, rest = sys.argv[1], sys.argv[2:]
 cut = rest.index("--")
 args, actions = rest[:cut], rest[cut + 1:]
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(lrsh, [lrsh, "--threads", "1"] + args)
+if os.environ.get("PTY_COLS"):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, int(os.environ["PTY_COLS"]), 0, 0))
 raw, seen, status = b"", 0, None
 def text():
     t = raw.decode("utf-8", "replace")
@@ -90,6 +93,13 @@ out=$(cd "$TMP/one" && LRSH="$abs_lrsh" pty --no-default -- "expect lrsh> " "sen
 check_not_contains tab_no_stray_path "$out" "too many"
 check_contains tab_load_ran "$out" "loaded $TMP/one/c.safetensors"
 check_not_contains tab_watch_factorized_only "$out" "is dense"
+
+# help on a terminal narrower than its text: paragraphs refilled, no line wider than the terminal,
+# no word cut
+out=$(PTY_COLS=60 pty --no-default -- "expect lrsh> " "send help watch\n" "expect watch off" "expect lrsh> " "send quit\n")
+check_not_contains help_narrow_no_timeout "$out" "TIMEOUT"
+check_eq help_narrow_fits 0 "$(printf '%s\n' "$out" | python3 -c 'import sys; print(sum(len(l) > 60 for l in sys.stdin.buffer.read().decode("utf-8").split("\n")))')"
+check_contains help_narrow_refilled "$out" "optimizer's own measurements"
 
 # ---- Ctrl-C during a long train: back at the prompt, every step taken kept
 out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=100000\n" \
