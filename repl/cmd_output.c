@@ -533,6 +533,40 @@ static const char *field_title(const char *f) {
     return "seconds per step";
 }
 
+// runs=A,B: a view of r holding only those runs, in r's order (RunSeries copied shallowly into
+// *keep, which the caller frees; nothing of r's is freed). An unknown name is an error naming
+// the runs there are.
+static int select_runs(const RunLog *r, const char *list, RunLog *view, RunSeries **keep, Err *err) {
+    *view = *r;
+    *keep = calloc((size_t)(r->n_runs ? r->n_runs : 1), sizeof **keep);
+    if (!*keep) return err_set(err, "out of memory");
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        int found = 0;
+        for (int i = 0; i < r->n_runs; i++)
+            found |= strlen(r->runs[i].name) == len && strncmp(r->runs[i].name, p, len) == 0;
+        if (!found) {
+            char names[512] = "";
+            for (int i = 0; i < r->n_runs && strlen(names) + 48 < sizeof names; i++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", r->runs[i].name);
+            return err_set(err, "plot runs=: no run '%.*s' (runs: %s)", (int)len, p, r->n_runs ? names : "none yet");
+        }
+        p += len + (p[len] == ',');
+    }
+    view->n_runs = 0;
+    for (int i = 0; i < r->n_runs; i++) {
+        const char *name = r->runs[i].name;
+        size_t len = strlen(name);
+        for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
+            if (strcspn(p, ",") == len && strncmp(p, name, len) == 0) {
+                (*keep)[view->n_runs++] = r->runs[i];
+                break;
+            }
+    }
+    view->runs = *keep;
+    return 0;
+}
+
 // scale=auto's choice: a log scale when every value is positive and they span two orders of
 // magnitude or more (‖ΔW‖₂/η of AdamW against Spectron's), else linear. *nonpositive: the
 // values a log scale leaves out.
@@ -550,22 +584,10 @@ static int log_scale(const Chart *c, const char *scale, long *nonpositive) {
     return *nonpositive == 0 && hi >= 100 * lo;
 }
 
-int cmd_plot(Session *s, const Args *a, Err *err) {
+// The chart of the field typed over the runs of r (this session's, a log file's with from_log,
+// perhaps only some: runs=), in the terminal and the images asked for.
+static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, Err *err) {
     const char *typed = a->n_pos ? a->pos[0] : "loss", *field = field_name(typed);
-    char fb[1024];
-    RunLog from, *r = &s->runs;
-    runlog_init(&from);
-    if (args_has(a, "from")) {
-        long skipped = 0;
-        if (read_log(expand_path(args_str(a, "from", ""), fb, sizeof fb), &from, &skipped, err) != 0) {
-            runlog_free(&from);
-            return -1;
-        }
-        if (skipped)
-            out_note(s, "note: from=%s: %ld line%s skipped (not a `log` record: JSON with step and loss)\n",
-                     args_str(a, "from", ""), skipped, skipped == 1 ? "" : "s");
-        r = &from;
-    }
     char key[128];   // a `watch` series, under the key watch recorded the word as
     const char *wk = field ? NULL : watch_key(typed, key, sizeof key);
     int watched = 0;
@@ -573,7 +595,6 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
     else if (!field && watched_anywhere(r, typed)) watched = 1;
     if (watched) field = typed;
     if (!field) {
-        runlog_free(&from);
         Suggest sg;
         suggest_init(&sg, typed);
         for (int i = 0; plot_fields[i]; i++) suggest_try(&sg, plot_fields[i]);
@@ -598,7 +619,7 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
     snprintf(title, sizeof title, "watch: %s", field);
     if (rc == 0 && c.n == 0)
         rc = err_set(err, "nothing to plot for %s: %s", typed,
-                     r == &from ? "the log has no such records"
+                     from_log ? "the log has no such records"
                      : strcmp(field, "val") == 0 ? "no validation losses yet (`eval`, or `train eval_every=N`)"
                      : sparse_field(field) ? "no step measured it yet (`step`, or `train` with diag_every=N > 0 on a "
                                              "factorized model; an ensemble's members measure none)"
@@ -644,6 +665,28 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
     }
     if (rc == 0 && (png || svg)) rc = plot_images(s, &c, field, log_y, png, svg, err);
     chart_free(&c);
+    return rc;
+}
+
+int cmd_plot(Session *s, const Args *a, Err *err) {
+    RunLog from, view;
+    const RunLog *r = &s->runs;
+    RunSeries *kept = NULL;
+    runlog_init(&from);
+    int rc = 0, from_log = args_has(a, "from");
+    if (from_log) {
+        char fb[1024];
+        long skipped = 0;
+        rc = read_log(expand_path(args_str(a, "from", ""), fb, sizeof fb), &from, &skipped, err);
+        if (rc == 0 && skipped)
+            out_note(s, "note: from=%s: %ld line%s skipped (not a `log` record: JSON with step and loss)\n",
+                     args_str(a, "from", ""), skipped, skipped == 1 ? "" : "s");
+        r = &from;
+    }
+    if (rc == 0 && args_has(a, "runs") && (rc = select_runs(r, args_str(a, "runs", ""), &view, &kept, err)) == 0)
+        r = &view;
+    if (rc == 0) rc = plot_runs(s, a, r, from_log, err);
+    free(kept);
     runlog_free(&from);
     return rc;
 }

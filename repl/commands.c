@@ -505,13 +505,15 @@ const CmdSpec commands[] = {
     // ---- output ----
     {.name = "plot", .family = "output",
      .args = "[loss|val|lr|gnorm|clip|tok_per_s|seconds|dw_over_eta|rho|sigma_a|sigma_b] [from=FILE] [png=FILE] "
-             "[svg=FILE] [scale=auto|linear|log] [width=72 height=16]",
+             "[svg=FILE] [runs=A,B] [scale=auto|linear|log] [width=72 height=16]",
      .summary = "chart a training metric by step in the terminal (braille), every run overlaid",
      .help = "Draws the field over the steps of every run (see `run`) with Unicode braille\n"
              "characters (2×4 dots per cell): y from its min to its max, x the step range, a\n"
              "legend; with several runs each line ends at its letter (and has its own color on a\n"
              "terminal). `plot loss` adds the validation losses from `eval` / `train eval_every=`\n"
-             "as points. from=FILE reads a file written by `log` instead of this session's runs.\n"
+             "as points. from=FILE reads a file written by `log` instead of this session's runs;\n"
+             "runs=A,B draws only those (a run of another model far along the steps squeezes the\n"
+             "others to one side).\n"
              "png= / svg= also hand the same data to gnuplot (when installed) for an image file.\n"
              "The spectral fields come from the steps that measured them (see `help train`,\n"
              "diag_every=): dw_over_eta and rho are the largest over the factorized matrices,\n"
@@ -522,7 +524,7 @@ const CmdSpec commands[] = {
              "below 1), and says so in the title; scale=log or scale=linear chooses (a log scale\n"
              "leaves out values ≤ 0, with a note). The images use the same scale.\n"
              "Examples:\n  plot\n  plot lr\n  plot gnorm width=100 height=20\n  plot dw_over_eta\n"
-             "  plot loss scale=log\n"
+             "  plot loss scale=log\n  plot loss runs=adamw,spectron\n"
              "  plot loss png=loss.png\n  plot loss from=run1.jsonl svg=run1.svg",
      .max_pos = 1, .pos = POS_WORD, .words = plot_fields, .run = cmd_plot,
      .opts = (const OptSpec[]){
@@ -530,6 +532,7 @@ const CmdSpec commands[] = {
          {"png", OPT_PATH, NULL, NULL, 0, 0, "also write a PNG image with gnuplot"},
          {"svg", OPT_PATH, NULL, NULL, 0, 0, "also write an SVG image with gnuplot"},
          {"scale", OPT_ENUM, "auto", "auto|linear|log", 0, 0, "the y axis: log when values span 100× (auto), or as chosen"},
+         {"runs", OPT_STRING, NULL, NULL, 0, 0, "only these runs (names, comma-separated)"},
          {"width", OPT_INT, "72", NULL, 8, 1000, "chart width in terminal cells"},
          {"height", OPT_INT, "16", NULL, 3, 500, "chart height in terminal cells"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},

@@ -43,6 +43,14 @@ out=$(lrsh -c "plot loss from=$TMP/spread.jsonl scale=ln" 2>&1); rc=$?
 check_status plot_scale_bad nonzero $rc
 check_contains plot_scale_bad_msg "$out" "auto|linear|log"
 
+# runs=: only the runs named; an unknown one is an error naming those there are
+out=$(lrsh --json -c "plot loss from=$TMP/known.jsonl runs=beta" 2>/dev/null); rc=$?
+check_status plot_runs_status 0 $rc
+check_eq plot_runs_only '["beta"]' "$(printf '%s\n' "$out" | json_eval 'json.dumps([x["name"] for x in o["series"]])')"
+out=$(lrsh -c "plot loss from=$TMP/known.jsonl runs=gamma" 2>&1); rc=$?
+check_status plot_runs_unknown_status nonzero $rc
+check_contains plot_runs_unknown "$out" "plot runs=: no run 'gamma' (runs: alpha, beta)"
+
 out=$(lrsh -c "plot loss from=$TMP/known.jsonl" 2>&1); rc=$?
 check_status plot_known_status 0 $rc
 check_eq plot_known_braille yes "$(printf '%s' "$out" | has_braille)"
