@@ -292,6 +292,7 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     cJSON_AddBoolToObject(s->result, "interrupted", done < steps && !diverged_at);
     cJSON_AddBoolToObject(s->result, "diverged", diverged_at != 0);
     if (diverged_at) cJSON_AddNumberToObject(s->result, "diverged_at", diverged_at);
+    train_run_json(s);
     return 0;
 }
 

@@ -491,7 +491,8 @@ int cmd_watch(Session *s, const Args *a, Err *err) {
                  st->n_watch == 1 ? "" : "s");
         st->n_watch = 0;
         st->live[0] = '\0';
-        watch_list(s, st);
+        cJSON_AddArrayToObject(s->result, "fields");   // the list's JSON, without its text
+        cJSON_AddNumberToObject(s->result, "every", st->every);
         return 0;
     }
     if (a->n_pos > WATCH_MAX) return err_set(err, "watch: at most %d fields (got %d)", WATCH_MAX, a->n_pos);

@@ -89,13 +89,16 @@ static void train_report(Session *s, const Run *r, int steps, int interrupted) {
     cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
     cJSON_AddBoolToObject(s->result, "diverged", r->diverged_at != 0);
     if (r->diverged_at) cJSON_AddNumberToObject(s->result, "diverged_at", r->diverged_at);
+    train_run_json(s);
+}
+
+void train_run_json(Session *s) {
     const RunSeries *run = s->runs.current >= 0 ? &s->runs.runs[s->runs.current] : NULL;
-    if (run) {
-        cJSON_AddStringToObject(s->result, "run", run->name);
-        cJSON_AddNumberToObject(s->result, "spikes", run->spikes);
-        if (isfinite(run->max_dw_over_eta)) json_add_real(s->result, "max_dw_over_eta", run->max_dw_over_eta);
-        else cJSON_AddNullToObject(s->result, "max_dw_over_eta");
-    }
+    if (!run) return;
+    cJSON_AddStringToObject(s->result, "run", run->name);
+    cJSON_AddNumberToObject(s->result, "spikes", run->spikes);
+    if (isfinite(run->max_dw_over_eta)) json_add_real(s->result, "max_dw_over_eta", run->max_dw_over_eta);
+    else cJSON_AddNullToObject(s->result, "max_dw_over_eta");
 }
 
 int cmd_train(Session *s, const Args *a, Err *err) {

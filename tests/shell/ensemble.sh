@@ -102,7 +102,7 @@ ck="$TMP/ensdiv.safetensors"
 out=$(run --json -c "$prep; optim sgd lr=10 clip=0 warmup=0 momentum=0.99; ensemble new 2 seeds=1,2; train steps=40 batch=2; runs; model save $ck" 2>"$TMP/err"); rc=$?
 check_status diverged_goes_on 0 $rc
 train=$(printf '%s\n' "$out" | grep '"command":"train"')
-check_eq diverged_json True "$(printf '%s\n' "$train" | json_eval 'o["ok"] and o["diverged"] and o["diverged_at"] == o["step"] + 1 and "not finite" in o["reason"]')"
+check_eq diverged_json True "$(printf '%s\n' "$train" | json_eval 'o["ok"] and o["diverged"] and o["diverged_at"] == o["step"] + 1 and "not finite" in o["reason"] and o["run"] == "sgd" and "spikes" in o')"
 check_eq diverged_runs True "$(printf '%s\n' "$out" | grep '"command":"runs"' | json_eval 'o["diverged"] and o["steps"] == o["diverged_at"] - 1')"
 steps=$(python3 -c 'import json, struct, sys
 b = open(sys.argv[1], "rb").read(); md = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])["__metadata__"]
