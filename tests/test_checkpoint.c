@@ -541,6 +541,16 @@ typedef struct Good {
     size_t data_size;
 } Good;
 
+// A file read whole, with its header and data buffer located.
+static Good read_good(const char *path) {
+    Good g = {0};
+    g.file = (uint8_t *)read_all(path, &g.size);
+    g.hlen = le64(g.file);
+    g.data = g.file + 8 + g.hlen;
+    g.data_size = g.size - 8 - g.hlen;
+    return g;
+}
+
 // The good header, edited by fn, written with the good data buffer.
 static void write_edited(const char *path, const Good *g, void (*fn)(cJSON *root, const void *arg), const void *arg) {
     char *json = malloc(g->hlen + 1);
@@ -644,11 +654,7 @@ static void test_corrupt_files_are_refused(void) {
     CHECK_OK(checkpoint_save(good, &m, &tr, NULL, NULL, &err));
     trainer_free(&tr);
     model_free(&m);
-    Good g = {0};
-    g.file = (uint8_t *)read_all(good, &g.size);
-    g.hlen = le64(g.file);
-    g.data = g.file + 8 + g.hlen;
-    g.data_size = g.size - 8 - g.hlen;
+    Good g = read_good(good);
 
     Victim v;
     ModelConfig vc = micro_config();
@@ -832,11 +838,7 @@ static void test_optimizer_state_is_checked(void) {
     CHECK_OK(checkpoint_save(good, &m, &tr, NULL, NULL, &err));
     trainer_free(&tr);
     model_free(&m);
-    Good g = {0};
-    g.file = (uint8_t *)read_all(good, &g.size);
-    g.hlen = le64(g.file);
-    g.data = g.file + 8 + g.hlen;
-    g.data_size = g.size - 8 - g.hlen;
+    Good g = read_good(good);
     Victim v;
     ModelConfig vc = micro_config();
     trained_model(&v.m, &v.tr, &vc, 1);
@@ -872,11 +874,7 @@ static void test_optimizer_state_is_checked(void) {
     CHECK_OK(checkpoint_save(muon, &mm, &mt, NULL, NULL, &err));
     trainer_free(&mt);
     model_free(&mm);
-    Good gm = {0};
-    gm.file = (uint8_t *)read_all(muon, &gm.size);
-    gm.hlen = le64(gm.file);
-    gm.data = gm.file + 8 + gm.hlen;
-    gm.data_size = gm.size - 8 - gm.hlen;
+    Good gm = read_good(muon);
     remove_with_bytes(bad, &gm, "optim.pv.blocks.1.mlp.w2.A");
     CHECK_OK(checkpoint_load(bad, be, &m2, &tr2, NULL, NULL, &err));
     if (!err.msg[0]) {
@@ -1154,11 +1152,7 @@ static void test_ensemble_files(void) {
     expect_members_refused(single, "holds a single model", NULL, "a single-model file through the members loader");
 
     // corrupted ensemble files: each refused with a message naming the member's tensor or key
-    Good g = {0};
-    g.file = (uint8_t *)read_all(path, &g.size);
-    g.hlen = le64(g.file);
-    g.data = g.file + 8 + g.hlen;
-    g.data_size = g.size - 8 - g.hlen;
+    Good g = read_good(path);
     remove_with_bytes(bad, &g, "member.1.blocks.0.attn.wq.A");
     expect_members_refused(bad, "tensor member.1.blocks.0.attn.wq.A is missing", "member 1", "a member's tensor gone");
     remove_with_bytes(bad, &g, "member.1.optim.v.head");
