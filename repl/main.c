@@ -54,26 +54,23 @@ static void usage(FILE *to) {
             "Inside lrsh, `help` lists the commands and `help COMMAND` shows one.\n");
 }
 
-static int number_arg(const char *opt, const char *v, long long max, long long *out) {
+static int number_arg(const char *opt, const char *v, long long max, long long *out, Err *err) {
     char *end;
-    if (!v) { fprintf(stderr, "lrsh: %s needs a value\n", opt); return -1; }
+    if (!v) return err_set(err, "%s needs a value", opt);
     errno = 0;
     *out = strtoll(v, &end, 10);
-    if (!*v || *end || *out < 0 || *out > max || errno == ERANGE) {
-        fprintf(stderr, "lrsh: %s expects an integer from 0 to %lld, got '%s'\n", opt, max, v);
-        return -1;
-    }
+    if (!*v || *end || *out < 0 || *out > max || errno == ERANGE)
+        return err_set(err, "%s expects an integer from 0 to %lld, got '%s'", opt, max, v);
     return 0;
 }
 
-static int device_arg(const char *v, int *cuda) {
-    if (!v) { fputs("lrsh: --device needs a value (cpu or cuda)\n", stderr); return -1; }
+static int device_arg(const char *v, int *cuda, Err *err) {
+    if (!v) return err_set(err, "--device needs a value (cpu or cuda)");
     if (strcmp(v, "cpu") == 0 || strcmp(v, "cuda") == 0) {
         *cuda = strcmp(v, "cuda") == 0;
         return 0;
     }
-    fprintf(stderr, "lrsh: --device expects cpu or cuda, got '%s'\n", v);
-    return -1;
+    return err_set(err, "--device expects cpu or cuda, got '%s'", v);
 }
 
 // "--seed=5" and "--seed 5" both work; *i advances past a separate value.
@@ -88,8 +85,33 @@ static int is_option(const char *arg, const char *name) {
     return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
 }
 
-// Returns -1 to exit with success (--help, --version), EXIT_USAGE on a bad option, else 0.
-static int parse_options(int argc, char **argv, Options *o) {
+// A bad option: the "lrsh: " line on stderr and, when --json is among the options (before or
+// after the bad one), the error object on stdout, where a program reading results looks.
+static void usage_error(int argc, char **argv, const char *msg) {
+    fprintf(stderr, "lrsh: %s\n", msg);
+    int json = 0;
+    static const char *const with_value[] = {"-c", "--seed", "--threads", "--device"};   // "--seed 5"
+    for (int i = 1; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--") != 0; i++) {
+        int takes = 0;
+        json |= strcmp(argv[i], "--json") == 0;
+        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++) takes |= strcmp(argv[i], with_value[k]) == 0;
+        i += takes;
+    }
+    if (!json) return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddFalseToObject(o, "ok");
+    cJSON_AddStringToObject(o, "error", msg);
+    cJSON_AddStringToObject(o, "command", "lrsh");
+    json_valid_utf8(o);
+    char *text = cJSON_PrintUnformatted(o);
+    if (text) printf("%s\n", text);
+    free(text);
+    cJSON_Delete(o);
+}
+
+// Returns -1 to exit with success (--help, --version), EXIT_USAGE on a bad option (err says
+// which), else 0.
+static int parse_options(int argc, char **argv, Options *o, Err *err) {
     long long v;
     int i = 1;
     for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
@@ -108,19 +130,18 @@ static int parse_options(int argc, char **argv, Options *o) {
         else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) o->quiet = 1;
         else if (strcmp(a, "--no-default") == 0) o->no_default = 1;
         else if (strcmp(a, "-c") == 0) {
-            if (i + 1 >= argc) { fputs("lrsh: -c needs commands\n", stderr); return EXIT_USAGE; }
+            if (i + 1 >= argc) return err_set(err, "-c needs commands"), EXIT_USAGE;
             o->command = argv[++i];
         } else if (is_option(a, "--seed")) {
-            if (number_arg("--seed", option_value(argc, argv, &i, "--seed"), LLONG_MAX, &v) != 0) return EXIT_USAGE;
+            if (number_arg("--seed", option_value(argc, argv, &i, "--seed"), LLONG_MAX, &v, err) != 0) return EXIT_USAGE;
             o->seed = (uint64_t)v;
         } else if (is_option(a, "--threads")) {
-            if (number_arg("--threads", option_value(argc, argv, &i, "--threads"), 4096, &v) != 0) return EXIT_USAGE;
+            if (number_arg("--threads", option_value(argc, argv, &i, "--threads"), 4096, &v, err) != 0) return EXIT_USAGE;
             o->threads = (int)v;
         } else if (is_option(a, "--device")) {
-            if (device_arg(option_value(argc, argv, &i, "--device"), &o->cuda) != 0) return EXIT_USAGE;
+            if (device_arg(option_value(argc, argv, &i, "--device"), &o->cuda, err) != 0) return EXIT_USAGE;
         } else {
-            fprintf(stderr, "lrsh: unknown option '%s' (lrsh --help lists them)\n", a);
-            return EXIT_USAGE;
+            return err_set(err, "unknown option '%s' (lrsh --help lists them)", a), EXIT_USAGE;
         }
     }
     o->files = argv + i;
@@ -295,7 +316,9 @@ static int run(Session *s, const Options *o) {
 int main(int argc, char **argv) {
     cpu_blas_ensure_core(argc, argv);  // may re-exec with OPENBLAS_CORETYPE set: before anything else
     Options o = {.seed = 1234};
-    int rc = parse_options(argc, argv, &o);
+    Err bad = {{0}};
+    int rc = parse_options(argc, argv, &o, &bad);
+    if (rc > 0) usage_error(argc, argv, bad.msg);
     if (rc) return rc < 0 ? 0 : rc;
     install_sigint();
     Session s;

@@ -166,6 +166,12 @@ check_eq json_error_names_command '"train"' "$(printf '%s\n' "$out" | json_field
 check_eq json_error_line '"train steps=5"' "$(printf '%s\n' "$out" | json_field line)"
 out=$(printf 'show\n' | "$LRSH" --json 2>/dev/null)
 check_eq json_pipe "valid 1" "$(printf '%s\n' "$out" | json_lines)"
+# a bad option with --json anywhere among the options: the error object on stdout too
+out=$("$LRSH" --threads abc --json -c show 2>/dev/null); rc=$?
+check_status json_bad_option_status 2 $rc
+check_eq json_bad_option '"--threads expects an integer from 0 to 4096, got '"'"'abc'"'"'"' "$(printf '%s\n' "$out" | json_field error)"
+out=$("$LRSH" --json --seed 2>/dev/null)
+check_eq json_bad_option_last '"--seed needs a value"' "$(printf '%s\n' "$out" | json_field error)"
 # bytes that are not UTF-8 in a command, a path, a log file name: JSON stays UTF-8 (U+FFFD)
 "$LRSH" --json -c "$(printf 'set errexit off; bogus\377; model load nofile\377.st; log %s/bad\377.jsonl; show')" \
     >"$TMP/bad-utf8.out" 2>/dev/null
