@@ -55,7 +55,7 @@ static int gram_to_host(const float *f, int k, int r, const int *keep, int n, do
 // G_x → D^{-1/2}·G_x·D^{-1/2} and G_y → D^{1/2}·G_y·D^{1/2} (D: G_x's diagonal): the same
 // product X·Yᵀ with X's columns at unit norm, so that ΔA's columns weigh as much as A's; then
 // G_x = S·Sᵀ by pivoted Cholesky, S (k×n) of its numerical rank n (a column the others span —
-// an update along A itself — drops out). s: k×k floats of room. Returns n, or −1.
+// an update along A itself — drops out). s: room for k×k doubles. Returns n, or −1.
 static int gram_root(double *gx, double *gy, int k, double *s) {
     double *d = malloc(sizeof(double) * k);
     lapack_int *piv = malloc(sizeof(lapack_int) * k), n = -1;

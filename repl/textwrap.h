@@ -1,0 +1,16 @@
+// textwrap.h — text fitted to a terminal's width: help and the banner broken at spaces (help's
+// paragraphs refilled first), the live progress line cut. A column a character: lrsh's own
+// text holds no wide ones.
+#pragma once
+#include <stddef.h>
+#include <stdio.h>
+
+// The width of the terminal f is, 0 when it says none (not a terminal).
+int terminal_columns(FILE *f);
+// Bytes of line that fit in `columns` columns, cut at a character's start.
+size_t fitting_bytes(const char *line, int columns);
+// text to f with each line wider than cols (≥ 30) broken at its last space that fits (or at
+// cols when it has none), continuations indented under the line's text. refill: when a line
+// is too wide, first join the paragraphs (runs of lines at the margin, headings like
+// "Examples:" apart) so that they break evenly.
+void write_wrapped(FILE *f, const char *text, int cols, int refill);
