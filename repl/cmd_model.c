@@ -251,8 +251,6 @@ static void session_took_file(Session *s, Tokenizer *tok, const char *path) {
     s->dirty = 0;
 }
 
-// A file may hold NaN or ±inf parameters (damaged, or written by another program): they load
-// as they are, and the user hears of it before a loss or a sample shows it.
 // The run's last batches (a file saved after an update keeps them) become the session's
 // `batch` and `accum`, so that `train` goes on as the run went: a resume repeats it exactly.
 static void adopt_batches(Session *s, const CheckpointInfo *info) {
@@ -271,12 +269,14 @@ static void adopt_batches(Session *s, const CheckpointInfo *info) {
     cJSON_AddNumberToObject(b, "accum", sh->accum);
 }
 
+// A file may hold NaN or ±inf parameters (damaged, or written by another program): they load
+// as they are, and the user hears of it before a loss or a sample shows it.
 static void nonfinite_warning(Session *s, const CheckpointInfo *info) {
     cJSON_AddNumberToObject(s->result, "nonfinite", (double)info->nonfinite);
     if (info->nonfinite)
         out_warning(s, "%ld parameter value%s NaN or infinite (the first in %s): the file is damaged or was "
                        "saved from a broken model; its losses and samples will not be finite",
-                 info->nonfinite, info->nonfinite == 1 ? " is" : "s are", info->nonfinite_tensor);
+                    info->nonfinite, info->nonfinite == 1 ? " is" : "s are", info->nonfinite_tensor);
 }
 
 static int load_ensemble(Session *s, const char *path, Err *err) {
@@ -368,8 +368,8 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
         out_note(s, "no optimizer state in the file: the next `train` continues from step %d with fresh moments\n",
                  info.step);
     if (s->tok && tokenizer_vocab_size(s->tok) > c->vocab)
-        out_warning(s, "the tokenizer's vocabulary (%d) is larger than the model's (%d)",
-                 tokenizer_vocab_size(s->tok), c->vocab);
+        out_warning(s, "the tokenizer's vocabulary (%d) is larger than the model's (%d)", tokenizer_vocab_size(s->tok),
+                    c->vocab);
     cJSON_AddStringToObject(s->result, "path", path);
     cJSON_AddNumberToObject(s->result, "bytes", (double)info.file_bytes);
     cJSON_AddNumberToObject(s->result, "step", info.step);
