@@ -769,6 +769,8 @@ static int parse_shape(Loader *L, const cJSON *md, Err *err) {
             return fail(err, L->path, "__metadata__ %s '%.32s' is not a positive number (batch, seq and accum go "
                         "together)", key[i], v ? v : "(none)");
     }
+    if (present && L->shape.seq > L->cfg.seq)   // parse_config ran first
+        return fail(err, L->path, "__metadata__ seq %d is longer than the model's context (%d)", L->shape.seq, L->cfg.seq);
     return 0;
 }
 

@@ -31,7 +31,10 @@ void session_drop_ensemble(Session *s, const char *why) {
     ensemble_free(&s->ens);
     s->has_ensemble = 0;
     if (!why) return;
-    if (steps > 0)   // trained members: say what is lost
+    if (steps > 0 && !s->dirty && s->model_file[0])   // trained, and saved since: where they are
+        out_note(s, "ensemble dropped (%s): its %d member%s at step %d are in %s (`model load` brings them back)\n",
+                 why, k, k == 1 ? "" : "s", steps, s->model_file);
+    else if (steps > 0)   // trained members: say what is lost
         out_note(s, "ensemble dropped (%s): its %d member%s and their %d step%s of training are gone; `model save "
                     "PATH` first keeps them\n", why, k, k == 1 ? "" : "s", steps, steps == 1 ? "" : "s");
     else out_note(s, "ensemble dropped (%s)\n", why);

@@ -248,8 +248,11 @@ const CmdSpec commands[] = {
              "diagnostics. A step whose loss is above\n"
              "1.5× the mean of the 50 before it (once 10 are there) counts as a loss spike. A\n"
              "non-finite loss or gradient stops training: the run is marked diverged, the model\n"
-             "keeps the parameters of the last good step, and the command still succeeds (a\n"
-             "script goes on). `runs` compares the runs.\n"
+             "goes back to the parameters of the last step whose loss was finite (those before the\n"
+             "update that broke it), and the command still succeeds (a script goes on). Only the\n"
+             "parameters go back: the step count, optimizer state and data position stay after\n"
+             "that update, so a checkpoint saved then holds the earlier parameters with the later\n"
+             "state. `runs` compares the runs.\n"
              "Examples:\n  train steps=200\n  train steps=1000 batch=16 accum=4\n  train steps=500 eval_every=100\n"
              "  train steps=300 diag_every=1; plot dw_over_eta",
      .run = cmd_train,
@@ -264,10 +267,11 @@ const CmdSpec commands[] = {
      .summary = "take one optimizer step and show its statistics and spectral diagnostics",
      .help = "Prints the step's loss, learning rate, gradient norm before and after clipping, the\n"
              "clip scale and the optimizer's share of the step time; then, for a factorized model,\n"
-             "one row per matrix W = A·Bᵀ: σ_A = ‖A‖₂, σ_B = ‖B‖₂ (before the update), the factor\n"
-             "step ρ, ‖ΔW‖₂ of the update, ‖ΔW‖₂/η (η: the step's lr; Spectron keeps it ≤ 1, up to\n"
-             "Newton–Schulz's slack) and ‖W‖₂ after it — exact, from the factors' Grams (σ_A, σ_B\n"
-             "are the optimizer's own power_iters warm-started steps: Spectron's ρ uses them).\n"
+             "one row per matrix W = A·Bᵀ: σ_A ≈ ‖A‖₂, σ_B ≈ ‖B‖₂ before the update — the optimizer's\n"
+             "own estimates, power_iters warm-started power-iteration steps, a few percent under the\n"
+             "exact norms (`spectrum NAME.A`); Spectron's ρ uses them — the factor step ρ, ‖ΔW‖₂ of\n"
+             "the update, ‖ΔW‖₂/η (η: the step's lr; Spectron keeps it ≤ 1, up to Newton–Schulz's\n"
+             "slack) and ‖W‖₂ after it, these two exact, from the factors' Grams.\n"
              "\"–\" marks a value not computed.\n"
              "`inspect` shows the same rows sorted, worst first. --json: one object with the global\n"
              "fields and \"matrices\":[{name, sigma_a, sigma_b, rho, dw_norm, dw_over_eta, w_norm, …}].\n"
@@ -449,9 +453,9 @@ const CmdSpec commands[] = {
              "picked with probability p_l and its K values are randomly permuted across the members.\n"
              "schedule=linear: p_l falls with depth from p at the embedding (the first layer) through\n"
              "the blocks to 0 at the final norm and head (the last); flat: p everywhere.\n"
-             "opt_state=yes moves the optimizer moments (optim.m/optim.v) with their values. `train`\n"
+             "opt_state=on moves the optimizer moments (optim.m/optim.v) with their values. `train`\n"
              "reports the values exchanged: what a distributed run would communicate.\n"
-             "Examples:\n  ensemble wash p=0.05\n  ensemble wash p=0.1 every=2 schedule=flat opt_state=no",
+             "Examples:\n  ensemble wash p=0.05\n  ensemble wash p=0.1 every=2 schedule=flat opt_state=off",
      .run = cmd_ensemble_wash,
      .opts = (const OptSpec[]){
          {"p", OPT_FLOAT, NULL, NULL, 0, 1, "shuffle probability at the first layer (required)"},
@@ -655,10 +659,14 @@ const char *command_title(const CmdSpec *c, char *buf, size_t size) {
 // ---- dispatch -----------------------------------------------------------------------------
 
 static int unknown_command(const char *name, Err *err) {
-    // "encode", "wash" alone: the family that has it; "spectron": the command that takes it
+    // "encode", "wash" alone: the family (or families) that has it; "spectron": the command that takes it
+    char families[256] = "";
+    int found = 0;
     for (int i = 0; i < n_commands; i++)
-        if (commands[i].sub && strcmp(commands[i].sub, name) == 0)
-            return err_set(err, "unknown command '%s': did you mean '%s %s'?", name, commands[i].name, name);
+        if (commands[i].sub && strcmp(commands[i].sub, name) == 0 && strlen(families) + 64 < sizeof families)
+            snprintf(families + strlen(families), sizeof families - strlen(families), "%s'%s %s'", found++ ? ", " : "",
+                     commands[i].name, name);
+    if (found) return err_set(err, "unknown command '%s': did you mean %s?", name, families);
     for (int i = 0; optim_names[i]; i++)
         if (strcmp(optim_names[i], name) == 0)
             return err_set(err, "unknown command '%s': did you mean 'optim %s'?", name, name);

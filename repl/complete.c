@@ -48,8 +48,11 @@ static void add_choices(Matches *m, const char *choices) {
     for (char *save = NULL, *c = strtok_r(buf, "|", &save); c; c = strtok_r(NULL, "|", &save)) add(m, c);
 }
 
+// Paths: readline treats the matches as file names (a '/' after a folder; a name with a space
+// or a quote gets quoted, so that it stays one argument).
 static void add_files(Matches *m) {
     char *f;
+    rl_filename_completion_desired = rl_filename_quoting_desired = 1;
     for (int state = 0; (f = rl_filename_completion_function(m->text, state)); state++) push(m, f);
 }
 
@@ -199,4 +202,5 @@ void completion_install(const Session *s) {
     rl_attempted_completion_function = complete;
     rl_completer_word_break_characters = " \t\n\"'=;";
     rl_completer_quote_characters = "\"'";
+    rl_filename_quote_characters = " \t\"';=";   // in a path, these need the quotes
 }

@@ -12,7 +12,7 @@ static FILE *text_stream(const Session *s) { return s->json ? stderr : stdout; }
 
 void fputs_wrapped(const char *text, FILE *f) {
     int cols = isatty(fileno(f)) ? terminal_columns(f) : 0;
-    if (cols >= 30) write_wrapped(f, text, cols, 0);   // each line its own: no refilling
+    if (cols >= 16) write_wrapped(f, text, cols, 0);   // each line its own: no refilling
     else fputs(text, f);
 }
 
@@ -24,7 +24,7 @@ void out_text(const Session *s, const char *fmt, ...) {
     va_start(ap, fmt);
     va_copy(copy, ap);
     char *text = NULL;
-    if (cols >= 30 && vasprintf(&text, fmt, copy) >= 0) write_wrapped(f, text, cols, 1);
+    if (cols >= 16 && vasprintf(&text, fmt, copy) >= 0) write_wrapped(f, text, cols, 1);
     else vfprintf(f, fmt, ap);   // not wrapping, or out of memory: as it comes
     va_end(copy);
     va_end(ap);

@@ -86,6 +86,7 @@ typedef struct Session {
     int leave_armed;             // the unsaved-work warning was just given: quit now leaves
     int leave_warned;            // the command just run gave that warning
     int wrap;                    // out_text breaks lines wider than the terminal at spaces (help)
+    int unsaved_warned;          // session_keep_unsaved refused once since the last training step
 } Session;
 
 int session_init(Session *s, int threads, uint64_t seed, Err *err);

@@ -9,7 +9,7 @@
 int terminal_columns(FILE *f);
 // Bytes of line that fit in `columns` columns, cut at a character's start.
 size_t fitting_bytes(const char *line, int columns);
-// text to f with each line wider than cols (≥ 30) broken at its last space that fits (or at
+// text to f with each line wider than cols (≥ 16) broken at its last space that fits (or at
 // cols when it has none), continuations indented under the line's text. refill: when a line
 // is too wide, first join the paragraphs (runs of lines at the margin, headings like
 // "Examples:" apart) so that they break evenly.

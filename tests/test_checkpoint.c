@@ -728,7 +728,9 @@ static void test_corrupt_files_are_refused(void) {
     expect_refused(&v, bad, "step '-3'", NULL, "negative step");
     write_edited(bad, &g, set_meta, badopt);
     expect_refused(&v, bad, "unknown optimizer 'lion'", NULL, "unknown optimizer");
-    const char *noaccum[] = {"accum", NULL}, *batch0[] = {"batch", "0"};
+    const char *noaccum[] = {"accum", NULL}, *batch0[] = {"batch", "0"}, *seq_long[] = {"seq", "100000"};
+    write_edited(bad, &g, set_meta, seq_long);
+    expect_refused(&v, bad, "seq 100000 is longer than the model's context", NULL, "seq beyond the context");
     write_edited(bad, &g, set_meta, noaccum);
     expect_refused(&v, bad, "accum '(none)'", "batch, seq and accum go together", "batch and seq without accum");
     write_edited(bad, &g, set_meta, batch0);

@@ -96,6 +96,10 @@ check_contains new_says_what_goes "$out" "ensemble dropped (replaced by a new on
 check_contains model_new_says_what_goes "$out" "ensemble dropped (the model it grew from was replaced): its 3 members and their 1 step of training are gone"
 check_contains new_after_trained "$out" "ensemble: 3 members"
 
+# ... and after a save, where they are instead
+out=$(run -c "$prep; ensemble new 2 seeds=1,2; train steps=1 batch=2; model save $TMP/saved-ens.st; model new tiny" 2>&1)
+check_contains dropped_after_save "$out" "its 2 members at step 1 are in $TMP/saved-ens.st (\`model load\` brings them back)"
+
 # a member that diverges stops the step for all, as a single model's divergence does: a result
 # (ok, diverged, the script goes on), every member at one step count, the run marked diverged
 ck="$TMP/ensdiv.safetensors"

@@ -94,6 +94,13 @@ check_not_contains tab_no_stray_path "$out" "too many"
 check_contains tab_load_ran "$out" "loaded $TMP/one/c.safetensors"
 check_not_contains tab_watch_factorized_only "$out" "is dense"
 
+# a path with a space completes quoted: one argument
+mkdir -p "$TMP/sp"
+cp "$TMP/one/c.safetensors" "$TMP/sp/with space.safetensors"
+out=$(pty --no-default -- "expect lrsh> " "send model load $TMP/sp/w\t\n" "expect lrsh> " "send quit\n")
+check_not_contains tab_space_one_argument "$out" "too many arguments"
+check_contains tab_space_loaded "$out" "loaded $TMP/sp/with space.safetensors"
+
 # help on a terminal narrower than its text: paragraphs refilled, no line wider than the terminal,
 # no word cut
 out=$(PTY_COLS=60 pty --no-default -- "expect lrsh> " "send help watch\n" "expect watch off" "expect lrsh> " "send quit\n")
@@ -116,15 +123,16 @@ out=$(pty -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "se
 check_not_contains ctrl_c_search_no_timeout "$out" "TIMEOUT"
 check_contains ctrl_c_search_next_line_runs "$out" "leave the shell (Ctrl-D does too)"
 
-# ---- model new after training not saved: refused once with how to keep it, then done; quit
-# after that warning is armed too
+# ---- model new after training not saved: refused once with how to keep it (a command in between
+# does not re-arm it), then done
 out=$(pty --no-default -- "expect lrsh> " "send $prep; train steps=2\n" "expect lrsh> " "send model new tiny seq=16\n" \
-          "expect lrsh> " "send model new tiny seq=16\n" "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " \
-          "send quit\n")
+          "expect lrsh> " "send help quit\n" "expect lrsh> " "send model new tiny seq=16\n" "expect lrsh> " \
+          "send show\n" "expect settings" "expect lrsh> " "send quit\n")
 check_not_contains replace_no_timeout "$out" "TIMEOUT"
 check_contains replace_refused_once "$out" "error: the model has training not saved: \`model save PATH\` keeps it; \`model new\` again replaces it"
 check_contains replace_second_try "$out" "rank=0.25·in seq=16 vocab"
 check_contains replace_then_quit "$out" "EXITED 0"
+check_eq replace_refused_only_once 1 "$(printf '%s\n' "$out" | grep -c 'training not saved')"
 
 # ---- history: a line typed in one session is in ~/.lrsh_history and Up recalls it in the next
 rm -f "$HOME/.lrsh_history"
