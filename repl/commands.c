@@ -528,7 +528,7 @@ const CmdSpec commands[] = {
              "below 1), and says so in the title; scale=log or scale=linear chooses (a log scale\n"
              "leaves out values ≤ 0, with a note). The images use the same scale.\n"
              "Examples:\n  plot\n  plot lr\n  plot gnorm width=100 height=20\n  plot dw_over_eta\n"
-             "  plot loss scale=log\n  plot loss runs=adamw,spectron\n"
+             "  plot loss scale=log\n  run a; train steps=5; run b; train steps=5; plot loss runs=b\n"
              "  plot loss png=loss.png\n  plot loss from=run1.jsonl svg=run1.svg",
      .max_pos = 1, .pos = POS_WORD, .words = plot_fields, .run = cmd_plot,
      .opts = (const OptSpec[]){
