@@ -317,20 +317,13 @@ static double frobenius_factorized(const Model *m, const float *a, const float *
     return f2 > 0 ? sqrt(f2) : 0;   // rounding can leave a tiny negative for W ≈ 0
 }
 
-// ‖ΔW‖₂ of a factorized W's last update, exactly: ΔW = ΔA·B′ᵀ + A·ΔBᵀ (see lowrank_norm.h).
+// ‖ΔW‖₂ of a factorized W's last update, exactly (lowrank_update, lowrank_spectral_norm).
 static double factorized_update_norm(const Model *m, const InspectMatrix *x, const float *prev, NormScratch *s,
                                      Err *err) {
-    const Backend *be = m->be;
-    const float *a = param(m, x->tensor_a), *b = param(m, x->tensor_b);
     const float *a0 = prev + m->tensors[x->tensor_a].offset, *b0 = prev + m->tensors[x->tensor_b].offset;
-    long na = (long)x->rows * x->rank, nb = (long)x->cols * x->rank;
-    float *da = s->delta, *db = s->delta + na;
-    be->copy(da, a, sizeof(float) * na);
-    be->axpby(da, -1.0f, a0, 1.0f, na);   // ΔA = A′ − A
-    be->copy(db, b, sizeof(float) * nb);
-    be->axpby(db, -1.0f, b0, 1.0f, nb);   // ΔB = B′ − B
-    LowRankProduct dw = {{da, a0}, {b, db}, 2, x->rows, x->cols, x->rank};
-    return lowrank_spectral_norm(be, &dw, s->grams, err);
+    LowRankProduct dw = lowrank_update(m->be, param(m, x->tensor_a), param(m, x->tensor_b), a0, b0, x->rows, x->cols,
+                                       x->rank, s->delta);
+    return lowrank_spectral_norm(m->be, &dw, s->grams, err);
 }
 
 static void norm_row(const Model *m, const InspectMatrix *x, const NormsOptions *opt, int iters, NormScratch *s, NormRow *row) {

@@ -119,6 +119,17 @@ static int largest_eigenvalue(double *gx, double *gy, int k, double *out) {
     return rc;
 }
 
+LowRankProduct lowrank_update(const Backend *be, const float *a, const float *b, const float *a0, const float *b0,
+                              int rows, int cols, int r, float *delta) {
+    long na = (long)rows * r, nb = (long)cols * r;
+    float *da = delta, *db = delta + na;
+    be->copy(da, a, sizeof(float) * na);
+    be->axpby(da, -1.0f, a0, 1.0f, na);   // ΔA = A′ − A
+    be->copy(db, b, sizeof(float) * nb);
+    be->axpby(db, -1.0f, b0, 1.0f, nb);   // ΔB = B′ − B
+    return (LowRankProduct){{da, a0}, {b, db}, 2, rows, cols, r};
+}
+
 void lowrank_grams(const Backend *be, const LowRankProduct *p, float *gram) {
     size_t k = (size_t)p->blocks * p->r;
     GemmCall calls[2 * LOWRANK_MAX_BLOCKS * (LOWRANK_MAX_BLOCKS + 1) / 2];

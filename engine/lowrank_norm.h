@@ -20,6 +20,12 @@ typedef struct LowRankProduct {
     int blocks, rows_x, rows_y, r;
 } LowRankProduct;
 
+// The update of a factorized W = A·Bᵀ from (A, B) to (A′, B′) as a product without the
+// cancellation of A′B′ᵀ − ABᵀ: ΔW = ΔA·B′ᵀ + A·ΔBᵀ = [ΔA A]·[B′ ΔB]ᵀ, with ΔA and ΔB written into
+// delta (device, (rows + cols)·r floats), which the product then reads.
+LowRankProduct lowrank_update(const Backend *be, const float *a, const float *b, const float *a0, const float *b0,
+                              int rows, int cols, int r, float *delta);
+
 // Floats of the two k×k Grams of a product of `blocks` blocks of r columns.
 size_t lowrank_gram_floats(int blocks, int r);
 

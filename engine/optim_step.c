@@ -196,21 +196,14 @@ static int factor_sigmas(const StepCtx *c, Err *err) {
 // Floats of one matrix's Grams in a round: ΔW's (two blocks) and W′'s (one).
 static size_t diag_grams(int r) { return lowrank_gram_floats(2, r) + lowrank_gram_floats(1, r); }
 
-// Matrix d's Grams into g: ΔW = A′·B′ᵀ − A·Bᵀ = ΔA·B′ᵀ + A·ΔBᵀ (no cancellation of two
-// near-equal products) and W′ = A′·B′ᵀ, never formed; ΔA and ΔB in the delta scratch (the next
-// matrix's overwrite them after these products, in stream order).
+// Matrix d's Grams into g: ΔW (lowrank_update) and W′ = A′·B′ᵀ, never formed; ΔA and ΔB in the
+// delta scratch (the next matrix's overwrite them after these products, in stream order).
 static void diag_queue(const StepCtx *c, const MatrixDiag *d, const float *before, float *g) {
     const Backend *be = c->be;
     const Model *m = c->m;
     const float *a = param(m, d->tensor_a), *b = param(m, d->tensor_b);
     const float *a0 = before + m->tensors[d->tensor_a].offset, *b0 = before + m->tensors[d->tensor_b].offset;
-    long na = (long)d->rows * d->rank, nb = (long)d->cols * d->rank;
-    float *da = work(c, c->w.delta), *db = da + na;
-    be->copy(da, a, sizeof(float) * na);
-    be->axpby(da, -1.0f, a0, 1.0f, na);   // ΔA = A′ − A
-    be->copy(db, b, sizeof(float) * nb);
-    be->axpby(db, -1.0f, b0, 1.0f, nb);   // ΔB = B′ − B
-    LowRankProduct dw = {{da, a0}, {b, db}, 2, d->rows, d->cols, d->rank};
+    LowRankProduct dw = lowrank_update(be, a, b, a0, b0, d->rows, d->cols, d->rank, work(c, c->w.delta));
     LowRankProduct w = {{a}, {b}, 1, d->rows, d->cols, d->rank};
     lowrank_grams(be, &dw, g);
     lowrank_grams(be, &w, g + lowrank_gram_floats(2, d->rank));

@@ -533,36 +533,33 @@ static const char *field_title(const char *f) {
     return "seconds per step";
 }
 
+// Whether name is one of list's comma-separated names (len bytes of name; −1: all of it).
+static int listed(const char *list, const char *name, int len) {
+    size_t n = len < 0 ? strlen(name) : (size_t)len;
+    for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
+        if (strcspn(p, ",") == n && strncmp(p, name, n) == 0) return 1;
+    return 0;
+}
+
 // runs=A,B: a view of r holding only those runs, in r's order (RunSeries copied shallowly into
 // *keep, which the caller frees; nothing of r's is freed). An unknown name is an error naming
 // the runs there are.
 static int select_runs(const RunLog *r, const char *list, RunLog *view, RunSeries **keep, Err *err) {
+    for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+        int len = (int)strcspn(p, ","), known = 0;
+        for (int i = 0; i < r->n_runs && !known; i++) known = listed(r->runs[i].name, p, len);
+        if (known) continue;
+        char names[512] = "";
+        for (int i = 0; i < r->n_runs && strlen(names) + 48 < sizeof names; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", r->runs[i].name);
+        return err_set(err, "plot runs=: no run '%.*s' (runs: %s)", len, p, r->n_runs ? names : "none yet");
+    }
     *view = *r;
     *keep = calloc((size_t)(r->n_runs ? r->n_runs : 1), sizeof **keep);
     if (!*keep) return err_set(err, "out of memory");
-    for (const char *p = list; *p;) {
-        size_t len = strcspn(p, ",");
-        int found = 0;
-        for (int i = 0; i < r->n_runs; i++)
-            found |= strlen(r->runs[i].name) == len && strncmp(r->runs[i].name, p, len) == 0;
-        if (!found) {
-            char names[512] = "";
-            for (int i = 0; i < r->n_runs && strlen(names) + 48 < sizeof names; i++)
-                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", r->runs[i].name);
-            return err_set(err, "plot runs=: no run '%.*s' (runs: %s)", (int)len, p, r->n_runs ? names : "none yet");
-        }
-        p += len + (p[len] == ',');
-    }
     view->n_runs = 0;
-    for (int i = 0; i < r->n_runs; i++) {
-        const char *name = r->runs[i].name;
-        size_t len = strlen(name);
-        for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
-            if (strcspn(p, ",") == len && strncmp(p, name, len) == 0) {
-                (*keep)[view->n_runs++] = r->runs[i];
-                break;
-            }
-    }
+    for (int i = 0; i < r->n_runs; i++)
+        if (listed(list, r->runs[i].name, -1)) (*keep)[view->n_runs++] = r->runs[i];
     view->runs = *keep;
     return 0;
 }

@@ -106,18 +106,16 @@ static int help_topic(Session *s, const char *word, Err *err) {
             help_command(s, command_find("optim", NULL), word);
             return 0;
         }
-    char families[256] = "";
-    int found = 0, last = -1;
-    for (int i = 0; i < n_commands; i++) {
-        if (!commands[i].sub || strcmp(commands[i].sub, word) != 0) continue;
-        size_t used = strlen(families);
-        snprintf(families + used, sizeof families - used, "%s`help %s %s`", found ? ", " : "", commands[i].name, word);
-        found++, last = i;
-    }
+    const CmdSpec *with[8];
+    int found = commands_with_sub(word, with, 8);
     if (found == 1) {
-        help_command(s, &commands[last], NULL);
+        help_command(s, with[0], NULL);
         return 0;
     }
+    char families[256] = "";
+    for (int i = 0; i < found && i < 8; i++)
+        snprintf(families + strlen(families), sizeof families - strlen(families), "%s`help %s %s`", i ? ", " : "",
+                 with[i]->name, word);
     if (found > 1) return err_set(err, "no command '%s' alone: %s", word, families);
     Suggest sg;
     suggest_init(&sg, word);

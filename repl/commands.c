@@ -645,6 +645,16 @@ const CmdSpec *command_find(const char *name, const char *sub) {
     return NULL;
 }
 
+int commands_with_sub(const char *sub, const CmdSpec **out, int cap) {
+    int n = 0;
+    for (int i = 0; i < n_commands; i++)
+        if (commands[i].sub && strcmp(commands[i].sub, sub) == 0) {
+            if (n < cap) out[n] = &commands[i];
+            n++;
+        }
+    return n;
+}
+
 int command_has_subs(const char *name) {
     for (int i = 0; i < n_commands; i++)
         if (commands[i].sub && strcmp(commands[i].name, name) == 0) return 1;
@@ -660,12 +670,12 @@ const char *command_title(const CmdSpec *c, char *buf, size_t size) {
 
 static int unknown_command(const char *name, Err *err) {
     // "encode", "wash" alone: the family (or families) that has it; "spectron": the command that takes it
+    const CmdSpec *with[8];
+    int found = commands_with_sub(name, with, 8);
     char families[256] = "";
-    int found = 0;
-    for (int i = 0; i < n_commands; i++)
-        if (commands[i].sub && strcmp(commands[i].sub, name) == 0 && strlen(families) + 64 < sizeof families)
-            snprintf(families + strlen(families), sizeof families - strlen(families), "%s'%s %s'", found++ ? ", " : "",
-                     commands[i].name, name);
+    for (int i = 0; i < found && i < 8; i++)
+        snprintf(families + strlen(families), sizeof families - strlen(families), "%s'%s %s'", i ? ", " : "",
+                 with[i]->name, name);
     if (found) return err_set(err, "unknown command '%s': did you mean %s?", name, families);
     for (int i = 0; optim_names[i]; i++)
         if (strcmp(optim_names[i], name) == 0)

@@ -39,6 +39,9 @@ extern const char *const preset_names[];      // NULL-terminated
 const CmdSpec *command_find(const char *name, const char *sub);
 // Does any entry named `name` have sub-commands?
 int command_has_subs(const char *name);
+// The commands whose sub-command is `sub` (`load`: tok load, data load, model load): how many,
+// the first cap of them into out.
+int commands_with_sub(const char *sub, const CmdSpec **out, int cap);
 // "tok train" or "train"
 const char *command_title(const CmdSpec *c, char *buf, size_t size);
 

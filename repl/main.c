@@ -85,29 +85,6 @@ static int is_option(const char *arg, const char *name) {
     return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
 }
 
-// A bad option: the "lrsh: " line on stderr and, when --json is among the options (before or
-// after the bad one), the error object on stdout, where a program reading results looks.
-static void usage_error(int argc, char **argv, const char *msg) {
-    fprintf(stderr, "lrsh: %s\n", msg);
-    int json = 0;
-    static const char *const with_value[] = {"-c", "--seed", "--threads", "--device"};   // "--seed 5"
-    for (int i = 1; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--") != 0; i++) {
-        int takes = 0;
-        json |= strcmp(argv[i], "--json") == 0;
-        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++) takes |= strcmp(argv[i], with_value[k]) == 0;
-        i += takes;
-    }
-    if (!json) return;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddFalseToObject(o, "ok");
-    cJSON_AddStringToObject(o, "error", msg);
-    cJSON_AddStringToObject(o, "command", "lrsh");
-    json_valid_utf8(o);
-    char *text = cJSON_PrintUnformatted(o);
-    if (text) printf("%s\n", text);
-    free(text);
-    cJSON_Delete(o);
-}
 
 // Returns -1 to exit with success (--help, --version), EXIT_USAGE on a bad option (err says
 // which), else 0.
@@ -189,6 +166,21 @@ static void startup_error(const Session *s, const char *fmt, ...) {
     va_end(ap);
     fprintf(stderr, "lrsh: %s\n", msg);
     if (s->json) out_error(s, "lrsh", "", msg);
+}
+
+// A bad option, as startup_error says it: the JSON object too when --json is among the
+// options (before or after the bad one), where a program reading results looks.
+static void usage_error(int argc, char **argv, const char *msg) {
+    static const char *const with_value[] = {"-c", "--seed", "--threads", "--device"};   // "--seed 5"
+    Session none;   // no session yet: only the flag startup_error reads
+    memset(&none, 0, sizeof none);
+    for (int i = 1; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--") != 0; i++) {
+        int takes = 0;
+        none.json |= strcmp(argv[i], "--json") == 0;
+        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++) takes |= strcmp(argv[i], with_value[k]) == 0;
+        i += takes;
+    }
+    startup_error(&none, "%s", msg);
 }
 
 static int run_file(Session *s, const char *path) {

@@ -251,11 +251,7 @@ void progress_end(Progress *p) {
     p->shown = 0;
 }
 
-int text_columns(const char *t) {
-    int n = 0;
-    for (; *t; t++) n += ((unsigned char)*t & 0xc0) != 0x80;
-    return n;
-}
+int text_columns(const char *t) { return text_columns_n(t, (int)strlen(t)); }
 
 void table_cell(char *buf, size_t cap, const char *text, int width, int right) {
     size_t used = strlen(buf);

@@ -10,8 +10,7 @@ int terminal_columns(FILE *f) {
     return ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0;
 }
 
-// Columns of the first n bytes of t: a column a character (lrsh's own text holds no wide ones).
-static int text_columns_n(const char *t, int n) {
+int text_columns_n(const char *t, int n) {
     int cols = 0;
     for (int i = 0; i < n && t[i]; i++) cols += ((unsigned char)t[i] & 0xc0) != 0x80;
     return cols;

@@ -7,6 +7,8 @@
 
 // The width of the terminal f is, 0 when it says none (not a terminal).
 int terminal_columns(FILE *f);
+// Columns of the first n bytes of t (its characters: a column each).
+int text_columns_n(const char *t, int n);
 // Bytes of line that fit in `columns` columns, cut at a character's start.
 size_t fitting_bytes(const char *line, int columns);
 // text to f with each line wider than cols (≥ 16) broken at its last space that fits (or at
