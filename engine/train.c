@@ -112,26 +112,28 @@ int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepSt
 }
 
 int trainer_eval(Model *m, const Dataset *ds, int B, int T, int batches, uint64_t seed, double *val_loss, Err *err) {
-    return trainer_eval_progress(m, ds, B, T, batches, seed, NULL, NULL, val_loss, err);
+    int done;
+    return trainer_eval_progress(m, ds, B, T, batches, seed, NULL, NULL, val_loss, &done, err);
 }
 
 int trainer_eval_progress(Model *m, const Dataset *ds, int B, int T, int batches, uint64_t seed,
-                          ProgressFn progress, void *ctx, double *val_loss, Err *err) {
+                          ProgressFn progress, void *ctx, double *val_loss, int *done, Err *err) {
+    *done = 0;
     if (batches < 1) return err_set(err, "batches=%d: must be at least 1", batches);
     int32_t *tokens = malloc(sizeof(int32_t) * B * (T + 1));
     uint64_t rng = seed;
     double total = 0;
-    int rc = 0;
-    for (int i = 0; i < batches && rc == 0; i++) {
+    int rc = 0, stopped = 0;
+    while (*done < batches && rc == 0 && !stopped) {
         float l = 0;
         rc = dataset_batch(ds, 1, B, T, &rng, tokens, err);
         if (rc == 0) rc = model_forward(m, tokens, B, T, &l, err);
-        total += l;
-        if (rc == 0 && progress && progress(ctx, i + 1, batches) && i + 1 < batches)
-            rc = err_set(err, "eval interrupted after %d of %d batches", i + 1, batches);
+        if (rc == 0) total += l, ++*done;
+        stopped = rc == 0 && progress && progress(ctx, *done, batches) && *done < batches;
     }
     free(tokens);
     if (rc == 0) rc = backend_failed(m->be, err);
-    if (rc == 0) *val_loss = total / batches;
+    if (rc == 0 && *done > 0) *val_loss = total / *done;   // over the batches done, if stopped
+    if (rc == 0 && stopped) rc = err_set(err, "eval interrupted after %d of %d batches", *done, batches);
     return rc;
 }

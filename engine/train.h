@@ -53,6 +53,7 @@ int trainer_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, S
 int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err);
 // Mean validation loss over `batches` batches drawn with `seed` (the same batches every call).
 int trainer_eval(Model *m, const Dataset *ds, int B, int T, int batches, uint64_t seed, double *val_loss, Err *err);
-// The same, reporting batches done; progress may stop it (then it fails, saying so).
+// The same, reporting batches done; progress may stop it: then it fails, saying so, with the
+// mean over the batches done in *val_loss and their count in *done (done < batches).
 int trainer_eval_progress(Model *m, const Dataset *ds, int B, int T, int batches, uint64_t seed,
-                          ProgressFn progress, void *ctx, double *val_loss, Err *err);
+                          ProgressFn progress, void *ctx, double *val_loss, int *done, Err *err);

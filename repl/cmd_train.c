@@ -214,24 +214,31 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
     Shape sh;
     if (s->has_ensemble) return cmd_ensemble_eval(s, a, err);   // members, ensemble, averages
     if (need_model_and_data(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
-    int batches = (int)args_int(a, "batches", 20);
+    int batches = (int)args_int(a, "batches", 20), done;
     double loss;
     ProgressLine pl;
     progress_line_begin(&pl, s, "eval", "batches", 1);
     int rc = trainer_eval_progress(&s->model, &s->data, sh.B, sh.T, batches, s->seed ^ EVAL_SEED_SALT, progress_engine,
-                                   &pl, &loss, err);
+                                   &pl, &loss, &done, err);
     progress_end(&pl.p);
-    if (rc != 0) return -1;
+    int interrupted = rc != 0 && lrsh_interrupted && done > 0 && done < batches;
+    if (rc != 0 && !interrupted) return -1;
     double ppl = exp(loss);
     int step = s->has_trainer ? s->trainer.step : s->resume.step;
-    session_record_val(s, step, loss);
-    out_text(s, "val loss %.4f  perplexity %.2f  (step %d; %d batch%s of %d × %d tokens)\n", loss, ppl, step, batches,
-             batches == 1 ? "" : "es", sh.B, sh.T);
+    if (interrupted)   // a mean over fewer batches is another estimate: shown, not put in the run
+        out_text(s, "interrupted after %d of %d batches: val loss %.4f  perplexity %.2f over those (step %d; not "
+                    "recorded in the run)\n", done, batches, loss, ppl, step);
+    else {
+        session_record_val(s, step, loss);
+        out_text(s, "val loss %.4f  perplexity %.2f  (step %d; %d batch%s of %d × %d tokens)\n", loss, ppl, step, batches,
+                 batches == 1 ? "" : "es", sh.B, sh.T);
+    }
     json_add_real(s->result, "val_loss", loss);
     json_add_real(s->result, "ppl", ppl);
     cJSON_AddNumberToObject(s->result, "step", step);
-    cJSON_AddNumberToObject(s->result, "batches", batches);
-    cJSON_AddNumberToObject(s->result, "tokens", (double)batches * sh.B * sh.T);
+    cJSON_AddNumberToObject(s->result, "batches", done);
+    cJSON_AddNumberToObject(s->result, "tokens", (double)done * sh.B * sh.T);
+    cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
     return 0;
 }
 

@@ -281,6 +281,8 @@ const CmdSpec commands[] = {
     {.name = "eval", .family = "training", .args = "[batches=N] [batch= seq=]",
      .summary = "validation loss and perplexity (the same batches every time)",
      .help = "The loss is recorded in the current run at the current step (`plot loss` shows it).\n"
+             "Ctrl-C stops it after the batch in progress: the mean over the batches done is shown\n"
+             "(--json: interrupted, batches) but not recorded, being another estimate.\n"
              "Examples:\n  eval\n  eval batches=50",
      .run = cmd_eval,
      .opts = (const OptSpec[]){

@@ -339,12 +339,15 @@ static void test_eval_progress_and_stop(void) {
     static uint16_t store[4000];
     Dataset ds = pattern_dataset(store, 4000, c.vocab);
     CHECK_OK(model_build(&m, &c, be, &err));
-    int calls = 0;
-    double loss = 0, full = 0;
-    int rc = trainer_eval_progress(&m, &ds, 2, 8, 5, 3, stop_at_two, &calls, &loss, &err);
-    CHECK(rc != 0 && calls == 2 && strstr(err.msg, "interrupted after 2 of 5"), "eval stops after 2 batches: rc=%d calls=%d '%s'", rc, calls, err.msg);
+    int calls = 0, done = 0;
+    double loss = 0, full = 0, first_two = 0;
+    int rc = trainer_eval_progress(&m, &ds, 2, 8, 5, 3, stop_at_two, &calls, &loss, &done, &err);
+    CHECK(rc != 0 && calls == 2 && done == 2 && strstr(err.msg, "interrupted after 2 of 5"),
+          "eval stops after 2 batches: rc=%d calls=%d done=%d '%s'", rc, calls, done, err.msg);
+    CHECK_OK(trainer_eval(&m, &ds, 2, 8, 2, 3, &first_two, &err));
+    CHECK(loss == first_two, "a stopped eval's loss is the mean of the batches done: %.9g vs %.9g", loss, first_two);
     CHECK_OK(trainer_eval(&m, &ds, 2, 8, 5, 3, &full, &err));
-    CHECK(isfinite(full), "a full eval after a stopped one works (%g)", full);
+    CHECK(isfinite(full) && full != first_two, "a full eval after a stopped one works (%g)", full);
     model_free(&m);
 }
 

@@ -117,6 +117,12 @@ shown=$(printf '%s\n' "$out" | sed -n 's/^trainer *built, step \([0-9]*\).*/\1/p
 check_eq ctrl_c_stopped_early yes "$([ -n "$stopped" ] && [ "$stopped" -ge 1 ] && [ "$stopped" -lt 100000 ] && echo yes || echo "no ($stopped)")"
 check_eq ctrl_c_step_kept "$stopped" "$shown"
 check_contains ctrl_c_keeps_session "$out" "EXITED 0"
+# Ctrl-C during a long eval: the mean over the batches done, said to be partial, not recorded
+out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send eval batches=100000\n" \
+          "expect /100000" "send \003" "expect lrsh> " "send runs\n" "expect lrsh> " "send quit\n")
+check_not_contains ctrl_c_eval_no_timeout "$out" "TIMEOUT"
+check_eq ctrl_c_eval_partial yes "$(printf '%s\n' "$out" | grep -Eq 'interrupted after [0-9]+ of 100000 batches: val loss [0-9.]+ ' && echo yes || echo no)"
+check_contains ctrl_c_eval_not_recorded "$out" "no runs yet"
 # Ctrl-C inside a history search (Ctrl-R) ends the search and the line: the next line runs
 out=$(pty -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \022sho" "expect show" "send \003" \
           "expect lrsh> " "send help quit\n" "expect leave the shell" "expect lrsh> " "send quit\n")
