@@ -123,8 +123,8 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         int current_val = isfinite(val) && val_step >= last_step;   // a verdict on the model as it is now
         char lr[16] = "–", l[16] = "–", v[16] = "–", dv[24] = "no", dw[16] = "–";
         if (x->optim[0]) snprintf(lr, sizeof lr, "%.3g", x->lr);
-        if (isfinite(loss)) snprintf(l, sizeof l, "%.4f", loss);
-        if (isfinite(val)) snprintf(v, sizeof v, "%.4f", val);
+        if (isfinite(loss)) fmt_loss(l, sizeof l, loss);
+        if (isfinite(val)) fmt_loss(v, sizeof v, val);
         int collapsed = !x->diverged_at && x->n_steps >= 100 && current_val && isfinite(h) && val >= h;
         if (isfinite(val) && !current_val) stale++;
         if (x->diverged_at) snprintf(dv, sizeof dv, "at %d", x->diverged_at);

@@ -2,6 +2,7 @@
 #include "output.h"
 #include "../tokenizer/tokenizer.h"
 #include "textwrap.h"
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +163,11 @@ const char *fmt_count(char *buf, size_t size, double n) {
     return buf;
 }
 
+const char *fmt_loss(char *buf, size_t size, double loss) {
+    snprintf(buf, size, fabs(loss) < 1e5 ? "%.4f" : "%.4g", loss);
+    return buf;
+}
+
 const char *fmt_bytes(char *buf, size_t size, double bytes) {
     static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     int u = 0;
@@ -212,10 +218,11 @@ void progress_text(Progress *p, int done, const char *text) {
 
 void progress_update(Progress *p, int done, int step, float loss, double tok_per_s, double eta_s) {
     if (!p->to) return;
-    char rate[32], eta[32], text[256];
+    char rate[32], eta[32], l[32], text[256];
     fmt_count(rate, sizeof rate, tok_per_s);
     fmt_duration(eta, sizeof eta, eta_s);
-    snprintf(text, sizeof text, "step %d (%d/%d)  loss %.4f  %s tok/s  ETA %s", step, done, p->total, loss, rate, eta);
+    snprintf(text, sizeof text, "step %d (%d/%d)  loss %s  %s tok/s  ETA %s", step, done, p->total,
+             fmt_loss(l, sizeof l, loss), rate, eta);
     progress_text(p, done, text);
 }
 

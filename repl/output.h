@@ -41,6 +41,9 @@ void json_valid_utf8(cJSON *o);
 const char *fmt_count(char *buf, size_t size, double n);
 const char *fmt_bytes(char *buf, size_t size, double bytes);
 const char *fmt_duration(char *buf, size_t size, double seconds);
+// A loss: 4 decimals ("3.2145"), or 4 significant digits once it is 1e5 or more ("1.668e+16",
+// a run blowing up), so it keeps to its column.
+const char *fmt_loss(char *buf, size_t size, double loss);
 // Display columns of UTF-8 text (every code point counts one: enough for σ, ‖, ₂, –, █).
 int text_columns(const char *text);
 // Append text to buf padded to width columns (right-aligned when right), then a space: table

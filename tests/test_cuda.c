@@ -493,19 +493,20 @@ static void test_embedding(void) {
     check_no_cuda_error();
 }
 
-static void rmsnorm_case(int n, int dim, double dgain_tol) {
+static void rmsnorm_case(int n, int dim, float scale, double dgain_tol) {
     long nd = (long)n * dim;
     float *x = rand_floats(nd), *gain = rand_floats(dim), *dy = rand_floats(nd);
     float *out = malloc(sizeof(float) * nd), *rstd = malloc(sizeof(float) * n);
     float *dx = rand_floats(nd), *dgain = rand_floats(dim);
     float *px = nan_floats(nd), *pr = nan_floats(n);
+    for (long i = 0; i < nd; i++) x[i] *= scale;
     float *gx = to_gpu(x, sizeof(float) * nd), *gg = to_gpu(gain, sizeof(float) * dim), *gdy = to_gpu(dy, sizeof(float) * nd);
     float *gout = to_gpu(px, sizeof(float) * nd), *grstd = to_gpu(pr, sizeof(float) * n);
     float *gdx = to_gpu(dx, sizeof(float) * nd), *gdg = to_gpu(dgain, sizeof(float) * dim);
     cpu->rmsnorm_forward(out, rstd, x, gain, n, dim, 1e-5f);
     gpu->rmsnorm_forward(gout, grstd, gx, gg, n, dim, 1e-5f);
     char what[64];
-    snprintf(what, sizeof what, "rmsnorm_forward n=%d dim=%d", n, dim);
+    snprintf(what, sizeof what, "rmsnorm_forward n=%d dim=%d scale=%g", n, dim, scale);
     compare_gpu(what, gout, out, nd, KERNEL_TOL);
     compare_gpu("rmsnorm rstd", grstd, rstd, n, KERNEL_TOL);
     cpu->rmsnorm_backward(dx, dgain, dy, x, gain, rstd, n, dim);
@@ -520,12 +521,13 @@ static void rmsnorm_case(int n, int dim, double dgain_tol) {
 }
 
 static void test_rmsnorm(void) {
-    rmsnorm_case(33, 300, KERNEL_TOL);   // one chunk of rows for dgain; dim not a multiple of the block
-    rmsnorm_case(200, 64, KERNEL_TOL);   // several chunks: the partial-sum path
-    rmsnorm_case(1, 5, KERNEL_TOL);
+    rmsnorm_case(33, 300, 1, KERNEL_TOL);   // one chunk of rows for dgain; dim not a multiple of the block
+    rmsnorm_case(200, 64, 1, KERNEL_TOL);   // several chunks: the partial-sum path
+    rmsnorm_case(1, 5, 1, KERNEL_TOL);
+    rmsnorm_case(8, 768, 1e20f, KERNEL_TOL);   // x² overflows float: both sum it in double
     // more chunks of 64 rows than gridDim.y holds (65 535): longer chunks. dgain sums 4.2 M
     // rows, the CPU's in float one after another: its own error is ~1e-4
-    rmsnorm_case(65535 * 64 + 100, 3, 1e-3);
+    rmsnorm_case(65535 * 64 + 100, 3, 1, 1e-3);
     check_no_cuda_error();
 }
 

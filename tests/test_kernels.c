@@ -240,6 +240,36 @@ static void test_rmsnorm_grad(void) {
     free(c.x), free(c.gain), free(c.dout), free(c.out), free(c.rstd), free(dx), free(dgain);
 }
 
+// RMSNorm is scale-invariant: rows of |x| ~ 1e20 (x² overflows float) and ~ 1e-15 give the
+// output of x itself, dx scaled by 1/c and the same dgain — not a zero row (a model whose
+// activations blew up must not look like one that outputs uniform probabilities).
+static void test_rmsnorm_extreme_scales(void) {
+    int n = 2, dim = 24;
+    long nd = (long)n * dim;
+    float *x = rand_floats(nd), *gain = rand_floats(dim), *dout = rand_floats(nd);
+    float *out = malloc(nd * sizeof(float)), *out_c = malloc(nd * sizeof(float)), *xc = malloc(nd * sizeof(float));
+    float rstd[2], rstd_c[2];
+    float *dx = filled(nd, 0.0f), *dgain = filled(dim, 0.0f);
+    be->rmsnorm_forward(out, rstd, x, gain, n, dim, 0.0f);
+    be->rmsnorm_backward(dx, dgain, dout, x, gain, rstd, n, dim);
+    const float scales[] = {1e20f, 1e-15f};
+    for (int k = 0; k < 2; k++) {
+        float c = scales[k];
+        for (long i = 0; i < nd; i++) xc[i] = x[i] * c;
+        float *dx_c = filled(nd, 0.0f), *dgain_c = filled(dim, 0.0f);
+        be->rmsnorm_forward(out_c, rstd_c, xc, gain, n, dim, 0.0f);
+        be->rmsnorm_backward(dx_c, dgain_c, dout, xc, gain, rstd_c, n, dim);
+        for (long i = 0; i < nd; i++) {
+            CHECK(fabsf(out_c[i] - out[i]) <= 1e-5f * (1 + fabsf(out[i])), "rmsnorm at scale %g: out[%ld] %g vs %g", c, i, out_c[i], out[i]);
+            CHECK(fabsf(dx_c[i] * c - dx[i]) <= 1e-4f * (1 + fabsf(dx[i])), "rmsnorm at scale %g: dx[%ld]·c %g vs %g", c, i, dx_c[i] * c, dx[i]);
+        }
+        for (int i = 0; i < dim; i++)
+            CHECK(fabsf(dgain_c[i] - dgain[i]) <= 1e-4f * (1 + fabsf(dgain[i])), "rmsnorm at scale %g: dgain[%d] %g vs %g", c, i, dgain_c[i], dgain[i]);
+        free(dx_c), free(dgain_c);
+    }
+    free(x), free(gain), free(dout), free(out), free(out_c), free(xc), free(dx), free(dgain);
+}
+
 // The checker must reject plausible wrong gradients: rmsnorm's dx without the term through
 // rstd, and the right dx with one element off by 1% of the gradient scale.
 static void test_gradcheck_catches_wrong_gradient(void) {
@@ -803,6 +833,7 @@ int main(int argc, char **argv) {
     RUN(test_embedding);
     RUN(test_rmsnorm_forward);
     RUN(test_rmsnorm_grad);
+    RUN(test_rmsnorm_extreme_scales);
     RUN(test_gradcheck_catches_wrong_gradient);
     RUN(test_rope_forward);
     RUN(test_rope_grad);

@@ -14,10 +14,10 @@ void cpu_rmsnorm_forward(float *out, float *rstd, const float *x, const float *g
     for (int r = 0; r < n; r++) {
         const float *xr = x + (long)r * dim;                     // (dim)
         float *yr = out + (long)r * dim;                         // (dim)
-        float ss = 0.0f;
+        double ss = 0.0;   // in double: float's x² overflows from |x| ~ 1e19, and s would be 0
         #pragma omp simd reduction(+ : ss)
-        for (int i = 0; i < dim; i++) ss += xr[i] * xr[i];
-        float s = 1.0f / sqrtf(ss / (float)dim + eps);
+        for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
+        float s = (float)(1.0 / sqrt(ss / dim + eps));
         rstd[r] = s;
         #pragma omp simd
         for (int i = 0; i < dim; i++) yr[i] = xr[i] * s * gain[i];
@@ -25,7 +25,9 @@ void cpu_rmsnorm_forward(float *out, float *rstd, const float *x, const float *g
 }
 
 // y_i = x_i·s·g_i with s = (mean(x²)+eps)^(−1/2), so ∂s/∂x_j = −s³·x_j/dim and
-//   dx_j = s·g_j·dy_j − (s³/dim)·x_j·Σ_i dy_i·g_i·x_i,    dg_i = Σ_rows dy_i·x_i·s.
+//   dx_j = s·g_j·dy_j − (s³/dim)·x_j·Σ_i dy_i·g_i·x_i,    dg_i = Σ_rows dy_i·x_i·s,
+// computed through the normalized u = s·x (of order 1 at any scale of x, where s³ underflows
+// and dy·x overflows): dx_j = s·(g_j·dy_j − u_j·mean_i(dy_i·g_i·u_i)), dg_i = Σ_rows dy_i·u_i.
 // dgain is a reduction over rows: each thread sums its static share of rows into a private
 // partial, and the partials are added in thread order — deterministic for a thread count.
 void cpu_rmsnorm_backward(float *dx, float *dgain, const float *dout, const float *x,
@@ -42,14 +44,15 @@ void cpu_rmsnorm_backward(float *dx, float *dgain, const float *dout, const floa
             const float *xr = x + (long)r * dim, *dy = dout + (long)r * dim;   // (dim)
             float *dxr = dx + (long)r * dim;                                    // (dim)
             float s = rstd[r];
-            float dot = 0.0f;                                    // Σ_i dy_i·g_i·x_i
+            float dot = 0.0f;                                    // Σ_i dy_i·g_i·u_i
             #pragma omp simd reduction(+ : dot)
-            for (int i = 0; i < dim; i++) dot += dy[i] * gain[i] * xr[i];
-            float c = s * s * s * dot / (float)dim;
+            for (int i = 0; i < dim; i++) dot += dy[i] * gain[i] * (xr[i] * s);
+            float mean = dot / (float)dim;
             #pragma omp simd
             for (int i = 0; i < dim; i++) {
-                dxr[i] += s * gain[i] * dy[i] - c * xr[i];
-                dg[i] += dy[i] * xr[i] * s;
+                float u = xr[i] * s;
+                dxr[i] += s * (gain[i] * dy[i] - u * mean);
+                dg[i] += dy[i] * u;
             }
         }
         if (partial) {

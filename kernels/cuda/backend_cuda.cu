@@ -371,7 +371,7 @@ static void cuda_embedding_backward(float *dtable, const float *dout, const int3
 
 // One block per row.
 __global__ void k_rmsnorm_forward(float *out, float *rstd, const float *x, const float *gain, int dim, float eps) {
-    __shared__ float red[32];
+    __shared__ double red[32];
     pdl_wait();   // launched as a dependent (cuda_common.cuh)
     pdl_release();
     long r = blockIdx.x;
@@ -382,7 +382,8 @@ __global__ void k_rmsnorm_forward(float *out, float *rstd, const float *x, const
     for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * s * gain[i];
 }
 
-// dx_j += s·g_j·dy_j − (s³/dim)·x_j·Σ_i dy_i·g_i·x_i, one block per row.
+// dx_j += s·(g_j·dy_j − u_j·mean_i(dy_i·g_i·u_i)) with u = s·x (cpu_rmsnorm_backward says why),
+// one block per row.
 __global__ void k_rmsnorm_backward_dx(float *dx, const float *dout, const float *x, const float *gain,
                                       const float *rstd, int dim) {
     __shared__ float red[32];
@@ -391,13 +392,12 @@ __global__ void k_rmsnorm_backward_dx(float *dx, const float *dout, const float 
     float *dxr = dx + r * dim;
     float s = rstd[r];
     float dot = 0.0f;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) dot += dy[i] * gain[i] * xr[i];
-    dot = block_sum(dot, red);
-    float c = s * s * s * dot / (float)dim;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) dxr[i] += s * gain[i] * dy[i] - c * xr[i];
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) dot += dy[i] * gain[i] * (xr[i] * s);
+    float mean = block_sum(dot, red) / (float)dim;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) dxr[i] += s * (gain[i] * dy[i] - xr[i] * s * mean);
 }
 
-// dgain_i = Σ_rows dy_i·x_i·s, in chunks of rows (blockIdx.y) with a thread per column:
+// dgain_i = Σ_rows dy_i·(x_i·s), in chunks of rows (blockIdx.y) with a thread per column:
 // add = 0 writes chunk sums into dst(chunks, dim); add = 1 (a single chunk) adds into dst(dim).
 __global__ void k_rmsnorm_dgain(float *dst, int add, const float *dout, const float *x, const float *rstd,
                                 int n, int dim, int chunk_rows) {
@@ -405,7 +405,7 @@ __global__ void k_rmsnorm_dgain(float *dst, int add, const float *dout, const fl
     if (i >= dim) return;
     long r0 = (long)blockIdx.y * chunk_rows, r1 = r0 + chunk_rows < n ? r0 + chunk_rows : n;
     float acc = 0.0f;
-    for (long r = r0; r < r1; r++) acc += dout[r * dim + i] * x[r * dim + i] * rstd[r];
+    for (long r = r0; r < r1; r++) acc += dout[r * dim + i] * (x[r * dim + i] * rstd[r]);
     if (add) dst[i] += acc;
     else dst[(long)blockIdx.y * dim + i] = acc;
 }

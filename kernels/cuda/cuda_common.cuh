@@ -226,11 +226,12 @@ static __device__ inline float block_max(float v, float *shared) {
 
 // 1/rms(x) of one row of dim, computed by the whole block: every thread gets it. The order of
 // the sum depends only on blockDim.x.
-static __device__ inline float rms_scale(const float *x, int dim, float eps, float *red) {
-    float ss = 0.0f;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += x[i] * x[i];
+// Σx² in double, as on the CPU: in float it overflows from |x| ~ 1e19 and s would be 0.
+static __device__ inline float rms_scale(const float *x, int dim, float eps, double *red) {
+    double ss = 0.0;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += (double)x[i] * x[i];
     ss = block_sum(ss, red);
-    return 1.0f / sqrtf(ss / (float)dim + eps);
+    return (float)(1.0 / sqrt(ss / dim + eps));
 }
 
 static __device__ inline float swish_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }

@@ -124,7 +124,8 @@ __global__ void k_gemv(GemvBatch b) {
 // pass over x (a few KB, from L2) and saves a launch and a round trip of x̂ through memory.
 __global__ void k_gemv_step(GemvBatch b, RowInput in) {
     extern __shared__ float4 xhat4[];   // (in.k / 4, rounded up): float4 for row_dot's vec4 loads
-    __shared__ float red[32], partial[GEMV_WARPS];
+    __shared__ double red[32];
+    __shared__ float partial[GEMV_WARPS];
     float *xhat = (float *)xhat4;
     int lane = threadIdx.x & 31, row, c, part, lo, hi;
     const float *w = gemv_start(b, &row, &c, &part, &lo, &hi, lane);
