@@ -220,6 +220,15 @@ static int spectrum_of(const Model *m, const InspectMatrix *x, SpectrumResult *o
     }
     m->be->download(host, m->params + m->tensors[x->tensor_a].offset, sizeof(float) * na);
     if (x->rank) m->be->download(host + na, m->params + m->tensors[x->tensor_b].offset, sizeof(float) * nb);
+    size_t bad = 0;
+    while (bad < na + nb && isfinite(host[bad])) bad++;
+    if (bad < na + nb) {   // LAPACK would fail with a bare info code
+        float value = host[bad];
+        free(host);
+        spectrum_result_free(out);
+        return err_set(err, "%s: %s holds a non-finite value (%g); it has no singular values", x->name,
+                       bad < na ? m->tensors[x->tensor_a].name : m->tensors[x->tensor_b].name, value);
+    }
     int rc = x->rank ? lowrank_singular_values(host, host + na, x->rows, x->cols, x->rank, out->values, err)
                      : svd_values(host, x->rows, x->cols, out->values, err);
     free(host);
@@ -314,6 +323,7 @@ static double frobenius_factorized(const Model *m, const float *a, const float *
     be->gemm(0, 0, 1, 1, r * r, 1.0f, s->gram_a, r * r, s->gram_b, 1, 0.0f, s->dot, 1);   // vec·vec
     float f2;
     be->download(&f2, s->dot, sizeof f2);
+    if (!isfinite(f2)) return NAN;   // a factor holding NaN or Inf: not a norm
     return f2 > 0 ? sqrt(f2) : 0;   // rounding can leave a tiny negative for W ≈ 0
 }
 
@@ -336,7 +346,10 @@ static void norm_row(const Model *m, const InspectMatrix *x, const NormsOptions 
     row->mat = *x;
     row->spectral = x->rank ? lowrank_spectral_norm(be, &w, s->grams, &err) : spectral_norm(m, &op, iters, s);
     row->frobenius = x->rank ? frobenius_factorized(m, a, b, x->rows, x->cols, x->rank, s) : sqrt(be->sumsq(a, (long)elems));
-    row->stable_rank = row->spectral > 0 ? row->frobenius * row->frobenius / (row->spectral * row->spectral) : 0;
+    if (row->spectral == 0 && row->frobenius == 0) row->stable_rank = 0;   // W = 0
+    else if (row->spectral > 0 && isfinite(row->frobenius))
+        row->stable_rank = row->frobenius * row->frobenius / (row->spectral * row->spectral);
+    else row->stable_rank = NAN;   // a factor holding NaN: "–", null
     row->dw_spectral = row->dw_over_lr = row->dw_over_w = NAN;
     if (!opt->prev) return;
     if (x->rank) {

@@ -361,7 +361,11 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
         real_or_null(j, "dw_over_w", r->dw_over_w);
         out_emit(s, j);
     }
-    out_note(s, "(%d matrices in %.3f s; ‖·‖₂ by power iteration, ‖W‖_F of A·Bᵀ from r×r Grams%s)\n", n, seconds,
+    int dense = 0;
+    for (int i = 0; i < n; i++) dense += rows[i].mat.rank == 0;
+    out_note(s, "(%d matrices in %.3f s;%s%s%s)\n", n, seconds,
+             dense < n ? " the norms of A·Bᵀ exact, from the factors' r×r Grams" : "",
+             dense ? (dense < n ? "; ‖·‖₂ of a dense matrix by power iteration" : " ‖·‖₂ by power iteration") : "",
              o.include_io ? "" : "; io=on adds embed and head");
     free(rows);
     return 0;

@@ -177,6 +177,37 @@ static void test_summaries_on_chosen_spectrum(void) {
     model_free(&m);
 }
 
+// A factor holding NaN: norms give NaN ("–", null) for that matrix, never a 0 that reads as a
+// zero matrix; spectrum says which tensor is not finite instead of LAPACK's info code.
+static void test_non_finite_factor(void) {
+    Err err;
+    Model m;
+    ModelConfig c = micro_config(8);
+    CHECK_OK(model_build(&m, &c, be, &err));
+    const TensorDesc *ta = &m.tensors[model_find_tensor(&m, "blocks.1.mlp.w2.A")];
+    float nan_value = NAN;
+    be->upload(m.params + ta->offset + 5, &nan_value, sizeof nan_value);
+    NormRow *rows;
+    int n, seen = 0;
+    CHECK_OK(inspect_norms(&m, &rows, &n, &err));
+    for (int i = 0; i < n; i++) {
+        int bad = strcmp(rows[i].mat.name, "blocks.1.mlp.w2") == 0;
+        seen += bad;
+        if (bad)
+            CHECK(isnan(rows[i].spectral) && isnan(rows[i].frobenius) && isnan(rows[i].stable_rank),
+                  "NaN factor: spectral %g, frobenius %g, stable rank %g (want NaN)", rows[i].spectral,
+                  rows[i].frobenius, rows[i].stable_rank);
+        else
+            CHECK(rows[i].frobenius > 0 && rows[i].stable_rank >= 1, "%s unaffected", rows[i].mat.name);
+    }
+    CHECK(seen == 1, "the NaN matrix is listed");
+    free(rows);
+    SpectrumResult r;
+    CHECK(inspect_spectrum(&m, "blocks.1.mlp.w2", &r, &err) != 0 && strstr(err.msg, "blocks.1.mlp.w2.A holds a non-finite"),
+          "spectrum names the non-finite tensor: '%s'", err.msg);
+    model_free(&m);
+}
+
 // Every block matrix of a freshly built model: spectrum == SVD of the formed W; Gram
 // Frobenius == √Σσ²; the spectrum of one factor and of dense matrices too.
 static void test_model_spectra_and_norms_match_formed_w(void) {
@@ -346,6 +377,7 @@ int main(void) {
     be = backend_cpu(0);
     RUN(test_lowrank_values_match_svd_of_formed_w);
     RUN(test_summaries_on_chosen_spectrum);
+    RUN(test_non_finite_factor);
     RUN(test_model_spectra_and_norms_match_formed_w);
     RUN(test_update_norms);
     RUN(test_names);
