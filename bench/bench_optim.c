@@ -17,7 +17,7 @@ static int run(Model *m, const Dataset *ds, int batch, int steps, Row *row, Err 
     OptimConfig oc;
     Trainer tr;
     if (optim_config_default(&oc, row->optim, err) || trainer_build(&tr, m, &oc, 1, err)) return -1;
-    tr.opt.diag_every = row->diag_every;
+    tr.diag_every = row->diag_every;
     StepStats st;
     int rc = trainer_step(&tr, ds, batch, m->cfg.seq, 1, &st, err);
     double total = 0, optim = 0;

@@ -108,7 +108,7 @@ int ensemble_set_optimizer(Ensemble *e, const OptimConfig *cfg, int *kept, Err *
     for (int i = 0; i < e->k; i++) {
         fresh[i].step = e->trainers[i].step;
         fresh[i].data_rng = e->trainers[i].data_rng;
-        fresh[i].opt.diag_every = e->trainers[i].opt.diag_every;
+        fresh[i].diag_every = e->trainers[i].diag_every;
         trainer_free(&e->trainers[i]);
         e->trainers[i] = fresh[i];
     }
@@ -134,21 +134,32 @@ size_t ensemble_bytes(const Ensemble *e, int B, int T) {
     return total;
 }
 
+// Member `failed` went back to before the last step: the others and the mixing follow.
+static void roll_back_all(Ensemble *e, int failed) {
+    for (int i = 0; i < e->k; i++)
+        if (i != failed) trainer_roll_back(&e->trainers[i]);
+    e->step = e->good.step, e->mixes = e->good.mixes;
+    e->mix_rng = e->good.mix_rng, e->total_exchanged = e->good.total_exchanged;
+}
+
 int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, EnsembleStepStats *out, Err *err) {
     double t0 = clock_seconds();
     EnsembleStepStats s;
     memset(&s, 0, sizeof s);
     double loss = 0;
     // Every member's gradients before any update: a member whose loss or gradient is not finite
-    // (rolled back as a single model would be) stops the step for all, so the members stay at
-    // one step count and the ensemble's step is theirs.
+    // (rolled back as a single model would be) stops the step for all and takes every member
+    // back with it, so the members stay at one step count and the ensemble's step is theirs.
     for (int i = 0; i < e->k; i++) {
         Err me = {{0}};
         if (trainer_gradients(&e->trainers[i], ds, B, T, accum, &s.member[i], &me) != 0) {
             e->last_exchanged = 0;
+            if (e->trainers[i].rolled_back) roll_back_all(e, i);
             return err_set(err, "member %d: %s", i, me.msg);
         }
     }
+    e->good.step = e->step, e->good.mixes = e->mixes;   // with the members' rollback points
+    e->good.mix_rng = e->mix_rng, e->good.total_exchanged = e->total_exchanged;
     for (int i = 0; i < e->k; i++) {
         Err me = {{0}};
         if (trainer_update(&e->trainers[i], B, T, accum, &s.member[i], &me) != 0)

@@ -74,6 +74,9 @@ typedef struct Ensemble {
     int mixes;                   // WASH shuffles or PAPA pulls done
     long last_exchanged;         // values communicated by the last step (0 when it did not mix)
     double total_exchanged;      // over all steps
+    // The ensemble's side of the members' rollback point (Trainer.good), taken with theirs
+    // before every step's updates.
+    struct { int step, mixes; uint64_t mix_rng; double total_exchanged; } good;
 } Ensemble;
 
 typedef struct EnsembleStepStats {
@@ -120,9 +123,9 @@ size_t ensemble_bytes(const Ensemble *e, int B, int T);
 
 // One trainer_step per member (same B, T, accum; each its own batches), then WASH or PAPA
 // when this step is a multiple of `every`. Every member's gradients come first: when one's loss
-// or gradient is not finite (that member rolled back as trainer_step does), no member updates,
-// the step count stays, nothing is mixed, and the error names the member — "not finite", as a
-// single model's divergence says.
+// or gradient is not finite, no member updates and the whole ensemble goes back to before its
+// last step (every member rolled back as trainer_step does, the mixing undone), and the error
+// names the member — "not finite", as a single model's divergence says.
 int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, EnsembleStepStats *out, Err *err);
 
 // WASH's shuffle probability for tensor t of a model with `layers` blocks (see above).

@@ -68,7 +68,6 @@ typedef struct Optimizer {
     float *work;         // device scratch, not state
     size_t n_vec, n_work;
     int t;               // updates taken (bias correction)
-    int diag_every;      // compute dw_norm, w_norm every diag_every-th update (0: never); σ, ρ always
     MatrixDiag *diag;    // one per factorized matrix, rewritten by every optimizer_step
     int n_diag;
     int diag_t;          // t of the last update that computed dw_norm and w_norm (0: none yet)
@@ -96,8 +95,8 @@ float optimizer_lr(const OptimConfig *cfg, int step);   // step is 0-based
 // is lr: lr itself under sgd and adamw, else adam_lr·lr/cfg.lr (it follows the same schedule).
 float optimizer_adam_lr(const OptimConfig *cfg, float lr);
 // One update of every tensor with gradients scaled by grad_scale, at matrix rate lr; fills
-// opt->diag (dw_norm, w_norm too when t % diag_every == 0 and `before` — the parameters before
-// this update, laid out like m->params on the device, as a trainer keeps them anyway — is given).
+// opt->diag (σ, ρ always; dw_norm, w_norm too when `before` — the parameters before this
+// update, laid out like m->params on the device, as a trainer keeps them anyway — is given).
 int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, const float *before, Err *err);
 
 // The state tensors (device pointers into opt), in a fixed order. Writes up to cap entries

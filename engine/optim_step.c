@@ -259,8 +259,7 @@ int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, const f
     if (!opt->m || !opt->work) return err_set(err, "the optimizer has no state: build it first");
     const OptimConfig *k = &opt->cfg;
     opt->t++;
-    StepCtx c = {.opt = opt, .m = m, .be = m->be, .lr = lr, .gs = grad_scale,
-                 .diag_now = opt->diag_every > 0 && opt->t % opt->diag_every == 0};
+    StepCtx c = {.opt = opt, .m = m, .be = m->be, .lr = lr, .gs = grad_scale, .diag_now = before != NULL};
     c.adam_lr = optimizer_adam_lr(k, lr);
     work_layout(m, k->kind, &c.w);
     OrthoJob *jobs = malloc(sizeof *jobs * (size_t)(m->n_tensors > 0 ? m->n_tensors : 1));
@@ -279,7 +278,7 @@ int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, const f
     }
     if (rc == 0) rc = ortho_all(&c, jobs, n_jobs, err);
     free(jobs);
-    if (rc == 0 && c.diag_now && before) rc = diagnose_all(&c, before, err);
-    if (rc == 0 && c.diag_now && before) opt->diag_t = opt->t;
+    if (rc == 0 && c.diag_now) rc = diagnose_all(&c, before, err);
+    if (rc == 0 && c.diag_now) opt->diag_t = opt->t;
     return rc;
 }

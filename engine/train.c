@@ -5,15 +5,20 @@
 #include "clock.h"
 #include "train.h"
 
+// Floats of the optimizer state a rollback point copies: m, v, then the power-iteration vectors.
+static size_t state_floats(const Trainer *tr) { return 2 * tr->model->n_params + tr->opt.n_vec; }
+
 int trainer_build(Trainer *tr, Model *m, const OptimConfig *cfg, uint64_t seed, Err *err) {
     memset(tr, 0, sizeof *tr);
     tr->model = m;
     tr->data_rng = seed;
+    if (optimizer_build(&tr->opt, m, cfg, err)) return -1;
     tr->good_params = m->be->alloc(m->n_params * sizeof(float));
-    if (!tr->good_params) return err_set(err, "out of memory for a %.1f MB parameter snapshot", m->n_params * 4.0 / 1e6);
-    if (optimizer_build(&tr->opt, m, cfg, err)) {
-        m->be->release(tr->good_params);
-        return -1;
+    tr->good_state = m->be->alloc(state_floats(tr) * sizeof(float));
+    if (!tr->good_params || !tr->good_state) {
+        double mb = (m->n_params + state_floats(tr)) * 4.0 / 1e6;
+        trainer_free(tr);
+        return err_set(err, "out of memory for the %.1f MB rollback copy of the parameters and optimizer state", mb);
     }
     return 0;
 }
@@ -22,6 +27,7 @@ void trainer_free(Trainer *tr) {
     if (tr->model) {
         optimizer_free(&tr->opt, tr->model);
         tr->model->be->release(tr->good_params);
+        tr->model->be->release(tr->good_state);
     }
     free(tr->history);
     memset(tr, 0, sizeof *tr);
@@ -53,13 +59,48 @@ static int accumulate_gradients(Trainer *tr, const Dataset *ds, int B, int T, in
     return rc;
 }
 
-// A step went non-finite: put back the last parameters that gave a finite loss, and say which.
-static int roll_back(Trainer *tr, int step, const char *why, Err *err) {
-    if (!tr->has_good) return err_set(err, "step %d: %s; no update taken", step, why);
+// The rollback point: where the trainer stands now, before the update it is about to take.
+static void take_rollback_point(Trainer *tr) {
+    const Model *m = tr->model;
+    const Backend *be = m->be;
+    size_t n = m->n_params;
+    be->copy(tr->good_params, m->params, n * sizeof(float));
+    be->copy(tr->good_state, tr->opt.m, n * sizeof(float));
+    be->copy(tr->good_state + n, tr->opt.v, n * sizeof(float));
+    if (tr->opt.n_vec) be->copy(tr->good_state + 2 * n, tr->opt.vec, tr->opt.n_vec * sizeof(float));
+    tr->good = (TrainerMark){tr->step, tr->step_rng, tr->shape, tr->n_history, tr->opt.t, tr->opt.diag_t};
+    tr->has_good = 1;
+}
+
+int trainer_roll_back(Trainer *tr) {
+    if (!tr->has_good) return -1;
     Model *m = tr->model;
-    m->be->copy(m->params, tr->good_params, m->n_params * sizeof(float));
-    return err_set(err, "step %d: %s; parameters restored to those before update %d (the last with a finite loss)",
-                   step, why, tr->step);
+    const Backend *be = m->be;
+    size_t n = m->n_params;
+    be->copy(m->params, tr->good_params, n * sizeof(float));
+    be->copy(tr->opt.m, tr->good_state, n * sizeof(float));
+    be->copy(tr->opt.v, tr->good_state + n, n * sizeof(float));
+    if (tr->opt.n_vec) be->copy(tr->opt.vec, tr->good_state + 2 * n, tr->opt.n_vec * sizeof(float));
+    tr->step = tr->good.step;
+    tr->data_rng = tr->good.data_rng;
+    tr->shape = tr->good.shape;
+    tr->n_history = tr->good.n_history;
+    tr->opt.t = tr->good.opt_t;
+    tr->opt.diag_t = tr->good.opt_diag_t;
+    for (int i = 0; i < tr->opt.n_diag; i++) {   // they described the update just undone
+        MatrixDiag *d = &tr->opt.diag[i];
+        d->sigma_a = d->sigma_b = d->rho = d->dw_norm = d->w_norm = NAN;
+    }
+    tr->rolled_back = 1;
+    return tr->step;
+}
+
+// Step `step` went non-finite: undo the update before it, which broke the model, and say so.
+static int roll_back(Trainer *tr, int step, const char *why, Err *err) {
+    int back = trainer_roll_back(tr);
+    if (back < 0) return err_set(err, "step %d: %s; no update taken", step, why);
+    return err_set(err, "step %d: %s; update %d made the model non-finite: rolled back to step %d (parameters, "
+                   "optimizer state and data position as they were before it)", step, why, back + 1, back);
 }
 
 int trainer_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *s, Err *err) {
@@ -67,6 +108,7 @@ int trainer_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, S
     if (accum < 1) return err_set(err, "accum=%d: must be at least 1", accum);
     *s = (StepStats){.step = tr->step + 1, .tokens = (long)B * T * accum};
     s->seconds = -clock_seconds();   // trainer_update adds its end
+    tr->step_rng = tr->data_rng;
     if (accumulate_gradients(tr, ds, B, T, accum, &s->loss, err)) {
         if (backend_failed(m->be, err)) return -1;   // the cause, rather than its garbage loss
         char why[sizeof err->msg];
@@ -76,9 +118,6 @@ int trainer_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, S
     }
     s->grad_norm = (float)sqrt(m->be->sumsq(m->grads, (long)m->n_params));
     if (!isfinite(s->grad_norm)) return roll_back(tr, s->step, "the gradient norm is not finite", err);
-    // these parameters gave a finite loss: keep them in case the update breaks them
-    m->be->copy(tr->good_params, m->params, m->n_params * sizeof(float));
-    tr->has_good = 1;
     return 0;
 }
 
@@ -88,13 +127,17 @@ int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err)
     s->clip_scale = clip > 0 && s->grad_norm > clip ? clip / s->grad_norm : 1.0f;
     s->grad_norm_clipped = s->grad_norm * s->clip_scale;
     s->lr = optimizer_lr(&tr->opt.cfg, tr->step);
+    // these parameters gave a finite loss: the point to come back to if this update breaks them
+    take_rollback_point(tr);
+    int diag = tr->diag_every > 0 && (tr->step + 1) % tr->diag_every == 0;
     m->be->synchronize();   // a GPU's queued work counts where it was queued
     double t1 = clock_seconds();
-    if (optimizer_step(&tr->opt, m, s->lr, s->clip_scale, tr->good_params, err)) return -1;   // the snapshot: ΔW
+    if (optimizer_step(&tr->opt, m, s->lr, s->clip_scale, diag ? tr->good_params : NULL, err)) return -1;
     m->be->synchronize();
     double t2 = clock_seconds();
     if (backend_failed(m->be, err)) return -1;
     tr->step++;
+    tr->rolled_back = 0;
     tr->shape = (TrainShape){B, T, accum};
     s->optim_seconds = t2 - t1;
     s->seconds += t2;

@@ -27,23 +27,42 @@ typedef struct TrainShape {
     int batch, seq, accum;
 } TrainShape;
 
+// Where a trainer stood before an update: with the parameters and optimizer state copied then,
+// everything a rollback puts back.
+typedef struct TrainerMark {
+    int step;              // updates taken
+    uint64_t data_rng;     // the batch sampler before that update's batches
+    TrainShape shape;
+    int n_history;
+    int opt_t, opt_diag_t; // the optimizer's update count and last diagnostics update
+} TrainerMark;
+
 typedef struct Trainer {
     Model *model;
     Optimizer opt;
     int step;              // updates taken so far
     TrainShape shape;      // the last update's (a checkpoint keeps it, so a resume can repeat it)
     uint64_t data_rng;     // state of the batch sampler (advances every micro-batch)
-    float *good_params;    // device copy of the last parameters known to give a finite loss
-    int has_good;          // good_params holds a snapshot (taken before every update)
+    uint64_t step_rng;     // data_rng before the batches of the step in progress
+    int diag_every;        // measure ‖ΔW‖₂, ‖W‖₂ at steps that are multiples of it (0: never)
+    // The rollback point, taken before every update: the parameters (also the `before` of the
+    // update's ΔW), the optimizer's m, v and power-iteration vectors, and the rest in `good`.
+    float *good_params;
+    float *good_state;     // (2·n_params + opt.n_vec) floats
+    TrainerMark good;
+    int has_good;          // the rollback point is set
+    int rolled_back;       // the last thing done was a rollback (no update since)
     StepStats *history;    // one entry per step taken
     int n_history, cap_history;
 } Trainer;
 
 int trainer_build(Trainer *tr, Model *m, const OptimConfig *cfg, uint64_t seed, Err *err);
 void trainer_free(Trainer *tr);
-// One update from accum micro-batches of B×T. A non-finite loss or gradient takes no update:
-// the parameters go back to the last ones that gave a finite loss (the snapshot taken before
-// the previous update), and the error names the step.
+// One update from accum micro-batches of B×T. A non-finite loss or gradient takes no update
+// and undoes the update before it, the one that broke the model: the trainer goes back to
+// where it stood then (trainer_roll_back), and the error names the step and says so. With the
+// same settings the next step repeats that update exactly; another lr (or optimizer) tries
+// another way.
 int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *out, Err *err);
 // trainer_step's two halves, for callers that must see every model's gradients before any
 // updates (an ensemble): the gradients and their checks (a non-finite loss or gradient rolls
@@ -51,6 +70,10 @@ int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepSt
 // stats from the first to the second.
 int trainer_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *s, Err *err);
 int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err);
+// Put back the parameters, optimizer state, step, data position and history of before the
+// last update. Returns the step gone back to, or −1 when there is no rollback point (no update
+// yet since the trainer was built).
+int trainer_roll_back(Trainer *tr);
 // Mean validation loss over `batches` batches drawn with `seed` (the same batches every call).
 int trainer_eval(Model *m, const Dataset *ds, int B, int T, int batches, uint64_t seed, double *val_loss, Err *err);
 // The same, reporting batches done; progress may stop it: then it fails, saying so, with the

@@ -203,30 +203,36 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     Ensemble *e = &s->ens;
     int steps = (int)args_int(a, "steps", 1);
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 10);
-    for (int i = 0; i < e->k; i++) e->trainers[i].opt.diag_every = (int)args_int(a, "diag_every", 10);
+    for (int i = 0; i < e->k; i++) e->trainers[i].diag_every = (int)args_int(a, "diag_every", 10);
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     Progress p;
     progress_begin(&p, s, steps);
     double t0 = now_seconds(), exchanged = 0, seconds = 0, mix_seconds = 0;
     long tokens = 0;
     int done = 0, failed = 0, diverged_at = 0;
-    EnsembleStepStats st;
+    EnsembleStepStats st, before_last;   // the last step taken, and the one before it
     memset(&st, 0, sizeof st);
+    memset(&before_last, 0, sizeof before_last);
     while (done < steps && !lrsh_interrupted) {
+        EnsembleStepStats prev = st;
+        int attempt = e->step + 1;
         if (ensemble_step(e, &s->data, B, T, accum, &st, err) != 0) {
             if (!train_diverged(err)) {
                 failed = 1;
                 break;
             }
-            // a result, as a single model's divergence: every member is intact at the same step
-            diverged_at = e->step + 1;
-            session_record_divergence(s, diverged_at);
+            // a result, as a single model's divergence: every member went back to the same step
+            diverged_at = attempt;
+            int back_to = train_rolled_back_to(&e->trainers[0]);
+            if (back_to == diverged_at - 2 && done > 0) done--, st = before_last;   // this command's, undone
+            session_record_divergence(s, diverged_at, back_to);
             progress_end(&p);
             out_text(s, "diverged: %s; training stopped after %d of %d steps\n", err->msg, done, steps);
             cJSON_AddStringToObject(s->result, "reason", err->msg);
             err->msg[0] = '\0';
             break;
         }
+        before_last = prev;
         done++;
         tokens += st.tokens;
         exchanged += (double)st.exchanged;
@@ -238,7 +244,7 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
         rec.seconds = st.seconds;
         session_record_step(s, &rec, st.seconds > 0 ? (double)st.tokens / st.seconds : 0, NULL);
         progress_update(&p, done, rec.step, st.mean_loss, (double)tokens / seconds, seconds / done * (steps - done));
-        if (eval_every > 0 && (done % eval_every == 0 || done == steps) && !lrsh_interrupted) {
+        if (eval_every > 0 && (rec.step % eval_every == 0 || done == steps) && !lrsh_interrupted) {
             EnsembleEval r;
             if (ensemble_eval(e, &s->data, B, T, eval_batches, s->seed ^ ENSEMBLE_EVAL_SEED_SALT, &r, err) != 0) {
                 progress_end(&p);

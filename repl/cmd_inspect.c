@@ -327,7 +327,10 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
     if (inspect_norms_opts(&s->model, &o, &rows, &n, err) != 0) return -1;
     double seconds = now_seconds() - t0;
     int step = current_step(s);
+    int undone = s->has_trainer && s->trainer.rolled_back;
     if (prev) out_text(s, "step %d: ΔW is the update of step %d (η %.4g)\n", step, step, lr);
+    else if (undone) out_text(s, "step %d: the update after it was undone (a divergence rolled the model back); the ΔW "
+                                 "columns appear after the next `step` or `train`\n", step);
     else out_text(s, "step %d: no update to measure yet (the ΔW columns appear after `step` or `train`)\n", step);
     static const int w[] = {22, 10, 9, 9, 8, 10, 9, 10};
     static const char *const head[] = {"matrix", "shape", "‖W‖₂", "‖W‖_F", "st.rank", "‖ΔW‖₂", "‖ΔW‖₂/η", "‖ΔW‖/‖W‖"};

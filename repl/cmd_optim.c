@@ -327,6 +327,9 @@ static void sort_rows(const MatrixDiag **rows, int n, const char *key) {
 int cmd_inspect(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     ensemble_note_single_model(s);
+    if (s->has_trainer && s->trainer.rolled_back)
+        return err_set(err, "no update since a divergence rolled the model back to step %d (its last update was "
+                       "undone): run `step`; inspect shows the last step's diagnostics", s->trainer.step);
     if (!s->has_trainer || s->trainer.opt.t == 0) {
         if (s->has_trainer && s->trainer.step > 0)   // `optim` switched: a new optimizer has no diagnostics
             return err_set(err, "no update since `optim` set up %s at step %d: run `step`; inspect shows the last "

@@ -113,7 +113,7 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
     // better than a model that knows only token frequencies (the paper's "diverged" control
     // sits on that plateau; any working run passes it within a few dozen steps).
     double h = s->has_data ? unigram_entropy(&s->data) : NAN;
-    out_text(s, "%-16s %-14s %9s %6s %8s %8s %6s %-10s %11s\n", "run", "optim", "lr", "steps", "loss", "val", "spikes",
+    out_text(s, "%-16s %-14s %11s %6s %8s %8s %6s %-10s %11s\n", "run", "optim", "lr", "steps", "loss", "val", "spikes",
              "diverged", "max ΔW/η");
     int stale = 0;   // runs whose last validation loss is older than their last step
     for (int i = 0; i < r->n_runs; i++) {
@@ -121,8 +121,8 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         double loss = x->n_steps ? x->steps[x->n_steps - 1].loss : NAN, val = x->n_val ? x->val[x->n_val - 1].loss : NAN;
         int last_step = x->n_steps ? x->steps[x->n_steps - 1].step : 0, val_step = x->n_val ? x->val[x->n_val - 1].step : 0;
         int current_val = isfinite(val) && val_step >= last_step;   // a verdict on the model as it is now
-        char lr[16] = "–", l[16] = "–", v[16] = "–", dv[24] = "no", dw[16] = "–";
-        if (x->optim[0]) snprintf(lr, sizeof lr, "%.3g", x->lr);
+        char lr[40] = "–", l[16] = "–", v[16] = "–", dv[24] = "no", dw[16] = "–";
+        if (x->optim[0]) snprintf(lr, sizeof lr, x->last_lr != x->lr ? "%.3g→%.3g" : "%.3g", x->lr, x->last_lr);
         if (isfinite(loss)) fmt_loss(l, sizeof l, loss);
         if (isfinite(val)) fmt_loss(v, sizeof v, val);
         int collapsed = !x->diverged_at && x->n_steps >= 100 && current_val && isfinite(h) && val >= h;
@@ -134,7 +134,7 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         char name[sizeof x->name + 32] = "";
         table_cell(name, sizeof name, x->name, 16, 0);
         out_text(s, "%s%-14s %*s %6d %*s %*s %6d %-10s %*s\n", name, x->optim[0] ? x->optim : "–",
-                 9 + 2 * (lr[0] == '\xe2'), lr, x->n_steps, 8 + 2 * (l[0] == '\xe2'), l, 8 + 2 * (v[0] == '\xe2'), v,
+                 11 + (int)strlen(lr) - text_columns(lr), lr, x->n_steps, 8 + 2 * (l[0] == '\xe2'), l, 8 + 2 * (v[0] == '\xe2'), v,
                  x->spikes, dv, 11 + 2 * (dw[0] == '\xe2'), dw);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddTrueToObject(o, "ok");
@@ -143,6 +143,7 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         if (x->optim[0]) cJSON_AddStringToObject(o, "optim", x->optim);
         else cJSON_AddNullToObject(o, "optim");
         real_or_null(o, "lr", x->optim[0] ? x->lr : NAN);
+        real_or_null(o, "last_lr", x->optim[0] ? x->last_lr : NAN);
         cJSON_AddNumberToObject(o, "steps", x->n_steps);
         real_or_null(o, "loss", loss);
         real_or_null(o, "val_loss", val);
@@ -240,7 +241,8 @@ static int read_log(const char *path, RunLog *r, long *skipped, Err *err) {
         } else if (cJSON_IsNumber(val)) {
             rc = runlog_val(r, name, step->valueint, val->valuedouble, err);
         } else if (cJSON_IsTrue(cJSON_GetObjectItem(o, "diverged"))) {
-            rc = runlog_diverged(r, name, step->valueint, err);
+            const cJSON *back = cJSON_GetObjectItem(o, "rolled_back_to");   // older logs: none
+            rc = runlog_diverged(r, name, step->valueint, cJSON_IsNumber(back) ? back->valueint : -1, err);
         } else {
             bad++;
         }

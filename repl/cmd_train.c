@@ -53,17 +53,19 @@ static StepDiag step_diag(const Optimizer *o) {
     return d;
 }
 
-// The engine kept the parameters of the step before (trainer_step and ensemble_step say "not
-// finite" for a loss and a gradient alike).
+// The engine went back to before the update that broke the model (trainer_step and
+// ensemble_step say "not finite" for a loss and a gradient alike).
 int train_diverged(const Err *err) { return strstr(err->msg, "not finite") != NULL; }
+
+int train_rolled_back_to(const Trainer *tr) { return tr->rolled_back ? tr->step : -1; }
 
 // ---- train --------------------------------------------------------------------------------
 
 typedef struct Run {
-    int done;           // steps taken in this run
+    int done;           // steps taken in this run (and kept: a rollback takes one back)
     long tokens;
     double seconds;
-    StepStats last;
+    StepStats last, before_last;
     int diverged_at;    // the step that was not finite (0: none)
 } Run;
 
@@ -111,7 +113,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     // eval_every's evaluations must not fail halfway through: check the validation split first
     if (eval_every > 0 && eval_every <= steps && dataset_window_fits(&s->data, 1, sh.T, err) != 0)
         return err_wrap(err, "", " (eval_every: nothing was trained)");
-    s->trainer.opt.diag_every = (int)args_int(a, "diag_every", 10);
+    s->trainer.diag_every = (int)args_int(a, "diag_every", 10);
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     Run r = {0};
     Progress p;
@@ -120,6 +122,8 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     p.extra = inspect_live_text(s);
     double t0 = now_seconds();
     while (r.done < steps && !lrsh_interrupted) {
+        int attempt = s->trainer.step + 1;
+        StepStats prev = r.last;
         if (trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &r.last, err) != 0) {
             inspect_after_step(s, NULL, 0);
             progress_end(&p);
@@ -129,13 +133,16 @@ int cmd_train(Session *s, const Args *a, Err *err) {
                 return r.done > 0 ? err_wrap(err, "", after) : -1;
             }
             // a result, not a failure: the model is intact, and a script comparing runs goes on
-            r.diverged_at = s->trainer.step + 1;
-            session_record_divergence(s, r.diverged_at);
+            r.diverged_at = attempt;
+            int back_to = train_rolled_back_to(&s->trainer);
+            if (back_to == attempt - 2 && r.done > 0) r.done--, r.last = r.before_last;   // this command's, undone
+            session_record_divergence(s, r.diverged_at, back_to);
             out_text(s, "diverged: %s; training stopped after %d of %d steps\n", err->msg, r.done, steps);
             cJSON_AddStringToObject(s->result, "reason", err->msg);
             err->msg[0] = '\0';
             break;
         }
+        r.before_last = prev;
         r.done++;
         r.tokens += r.last.tokens;
         r.seconds = now_seconds() - t0;
@@ -144,7 +151,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         session_record_step(s, &r.last, r.last.seconds > 0 ? (double)r.last.tokens / r.last.seconds : 0, &d);
         double eta = r.seconds / r.done * (steps - r.done);
         progress_update(&p, r.done, r.last.step, r.last.loss, (double)r.tokens / r.seconds, eta);
-        if (eval_every > 0 && (r.done % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {
+        if (eval_every > 0 && (r.last.step % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {
             double loss;
             if (trainer_eval(&s->model, &s->data, sh.B, sh.T, eval_batches, s->seed ^ EVAL_SEED_SALT, &loss, err) != 0) {
                 progress_end(&p);
@@ -174,15 +181,23 @@ int cmd_step(Session *s, const Args *a, Err *err) {
         return err_set(err, "an ensemble is training: `train steps=1` steps every member (or `ensemble use I` first)");
     if (need_trainer(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
     Optimizer *o = &s->trainer.opt;
-    int every = o->diag_every;
-    o->diag_every = 1;  // this step measures ‖ΔW‖₂ and ‖W‖₂ of every factorized matrix
+    int every = s->trainer.diag_every, attempt = s->trainer.step + 1;
+    s->trainer.diag_every = 1;  // this step measures ‖ΔW‖₂ and ‖W‖₂ of every factorized matrix
     int rc = trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &st, err);
-    o->diag_every = every;
+    s->trainer.diag_every = every;
     inspect_after_step(s, rc == 0 ? &st : NULL, rc == 0);
-    if (rc != 0) {
-        if (train_diverged(err)) session_record_divergence(s, s->trainer.step + 1);
-        return -1;
+    if (rc != 0 && !train_diverged(err)) return -1;
+    if (rc != 0) {   // a result, as in `train`: the model is intact and a script goes on
+        session_record_divergence(s, attempt, train_rolled_back_to(&s->trainer));
+        out_text(s, "diverged: %s\n", err->msg);
+        cJSON_AddBoolToObject(s->result, "diverged", 1);
+        cJSON_AddNumberToObject(s->result, "diverged_at", attempt);
+        cJSON_AddNumberToObject(s->result, "step", s->trainer.step);
+        cJSON_AddStringToObject(s->result, "reason", err->msg);
+        err->msg[0] = '\0';
+        return 0;
     }
+    cJSON_AddBoolToObject(s->result, "diverged", 0);
     double rate = st.seconds > 0 ? (double)st.tokens / st.seconds : 0;
     StepDiag d = step_diag(o);
     session_record_step(s, &st, rate, &d);

@@ -571,7 +571,8 @@ const CmdSpec commands[] = {
              "token frequencies (where the Spectron paper's diverged AdamW control ends); a val from\n"
              "before the last step judges nothing (a note says so; `eval` measures it) — and the\n"
              "largest ‖ΔW‖₂/η measured (see `help train`, diag_every=). --json: one object per run\n"
-             "with run, optim, lr, steps, loss, val_loss, val_step, spikes, diverged, plateau,\n"
+             "with run, optim, lr (the first step's; last_lr the last's), steps, loss, val_loss,\n"
+             "val_step, spikes, diverged, plateau,\n"
              "diverged_at, max_dw_over_eta, unigram_loss (no runs yet: one object with an empty\n"
              "runs list).\n"
              "Examples:\n  runs\n  run a; train steps=100; run b; optim spectron; train steps=100; runs",

@@ -105,6 +105,8 @@ const char *watch_key(const char *word, char *key, size_t cap);
 int ensemble_cmd_train(Session *s, const Args *a, Err *err);
 // A failed step whose loss or gradient was not finite: the run diverged (a result, not an error).
 int train_diverged(const Err *err);
+// The step a divergence rolled tr back to, or −1 when it had nothing to go back to.
+int train_rolled_back_to(const Trainer *tr);
 // The current run's name, spikes and max ‖ΔW‖₂/η into the command's JSON (train, ensembles').
 void train_run_json(Session *s);
 void ensemble_info(Session *s);

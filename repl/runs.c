@@ -193,14 +193,33 @@ int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double
     return write_line(r, o, err);
 }
 
-int runlog_diverged(RunLog *r, const char *default_name, int step, Err *err) {
+// Drop run s's points after step `last` (newest first, so each one's spike verdict is undone
+// against the points it was judged with).
+static void truncate_run(RunSeries *s, int last) {
+    while (s->n_steps > 0 && s->steps[s->n_steps - 1].step > last) {
+        s->spikes -= is_spike(s);
+        s->n_steps--;
+    }
+    while (s->n_val > 0 && s->val[s->n_val - 1].step > last) s->n_val--;
+    for (int i = 0; i < s->n_watch; i++)
+        while (s->watch[i].n > 0 && s->watch[i].step[s->watch[i].n - 1] > last) s->watch[i].n--;
+    s->max_dw_over_eta = NAN;
+    for (int i = 0; i < s->n_steps; i++) {
+        float d = s->steps[i].diag.dw_over_eta;
+        if (isfinite(d) && !(d <= s->max_dw_over_eta)) s->max_dw_over_eta = d;
+    }
+}
+
+int runlog_diverged(RunLog *r, const char *default_name, int step, int back_to, Err *err) {
     RunSeries *s = current(r, default_name, err);
     if (!s) return -1;
-    if (!s->diverged_at) s->diverged_at = step;
+    s->diverged_at = step;
+    if (back_to >= 0) truncate_run(s, back_to);
     if (!r->log) return 0;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "step", step);
     cJSON_AddTrueToObject(o, "diverged");
+    if (back_to >= 0) cJSON_AddNumberToObject(o, "rolled_back_to", back_to);
     cJSON_AddStringToObject(o, "run", s->name);
     return write_line(r, o, err);
 }
@@ -208,6 +227,7 @@ int runlog_diverged(RunLog *r, const char *default_name, int step, Err *err) {
 void runlog_optim(RunLog *r, const char *optim, float lr) {
     if (r->current < 0) return;
     RunSeries *s = &r->runs[r->current];
+    s->last_lr = lr;
     if (!s->optim[0]) {
         snprintf(s->optim, sizeof s->optim, "%s", optim);
         s->lr = lr;

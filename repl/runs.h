@@ -43,8 +43,9 @@ typedef struct RunSeries {
     char name[176];       // up to 40 characters of UTF-8 and a "-N" suffix
     char optim[48];       // the optimizer(s) its steps used ("adamw", "adamw+spectron")
     float lr;             // the peak lr of its first step's optimizer
+    float last_lr;        // and of its last step's (another after `optim lr=` or a switch)
     int spikes;           // loss spikes (see SPIKE_FACTOR)
-    int diverged_at;      // the step that had a non-finite loss or gradient (0: none)
+    int diverged_at;      // the last step that had a non-finite loss or gradient (0: none)
     float max_dw_over_eta; // over the steps that measured it (NAN: none did)
     RunPoint *steps;
     int n_steps, cap_steps;
@@ -80,8 +81,10 @@ void runlog_end(RunLog *r);
 // diag: the step's spectral summary, or NULL when it has none.
 int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double tok_per_s, const StepDiag *diag,
                 Err *err);
-// Record that the current run diverged at `step` (its loss or gradient was not finite).
-int runlog_diverged(RunLog *r, const char *default_name, int step, Err *err);
+// Record that the current run diverged at `step` (its loss or gradient was not finite) and, when
+// back_to ≥ 0, that the model went back to step back_to: the run's points after it go (steps,
+// validation losses, watched values; the run goes on from there), and the log says so.
+int runlog_diverged(RunLog *r, const char *default_name, int step, int back_to, Err *err);
 // Note which optimizer and peak lr the current run's steps use (called with each step).
 void runlog_optim(RunLog *r, const char *optim, float lr);
 // Record a validation loss at `step` in the current run (started as above when there is none).

@@ -138,9 +138,9 @@ void session_record_step(Session *s, const StepStats *st, double tok_per_s, cons
     runlog_optim(&s->runs, o->name, o->lr);
 }
 
-void session_record_divergence(Session *s, int step) {
+void session_record_divergence(Session *s, int step, int back_to) {
     Err err = {{0}};
-    if (runlog_diverged(&s->runs, s->optim.name, step, &err) != 0) out_warning(s, "%s", err.msg);
+    if (runlog_diverged(&s->runs, s->optim.name, step, back_to, &err) != 0) out_warning(s, "%s", err.msg);
     runlog_optim(&s->runs, s->optim.name, s->optim.lr);
 }
 

@@ -120,8 +120,9 @@ int session_keep_unsaved(Session *s, const char *command, Err *err);
 // Record a step (history, log file, unsaved flag) and a validation loss; a failed log write
 // is reported as a note and turns logging off, never stopping training.
 void session_record_step(Session *s, const StepStats *st, double tok_per_s, const StepDiag *diag);
-// A step that failed with a non-finite loss or gradient: the current run diverged there.
-void session_record_divergence(Session *s, int step);
+// A step that failed with a non-finite loss or gradient: the current run diverged there, and
+// went back to step back_to (−1: nothing to go back to).
+void session_record_divergence(Session *s, int step, int back_to);
 void session_record_val(Session *s, int step, double loss);
 
 // cmd_inspect.c: free the inspection state; forget what belonged to the model being replaced.

@@ -218,7 +218,7 @@ static void resume_under(const char *name) {
     snprintf(file, sizeof file, "resume-%s.safetensors", name);
     const char *path = in_dir(file);
     trained_model_with(&m, &tr, &c, name, 0);
-    tr.opt.diag_every = 2;
+    tr.diag_every = 2;
     for (int i = 0; i < N; i++) {
         StepStats s = {0};
         CHECK_OK(trainer_step(&tr, &ds, 2, 8, 2, &s, &err));
@@ -238,7 +238,7 @@ static void resume_under(const char *name) {
               info.shape.seq == 8 && info.shape.accum == 2,
           "%s: the last update's batches come back: batch %d seq %d accum %d, want 2, 8, 2", name, tr2.shape.batch,
           tr2.shape.seq, tr2.shape.accum);
-    tr2.opt.diag_every = 2;   // a session setting, not state
+    tr2.diag_every = 2;   // a session setting, not state
     for (int i = K; i < N; i++) {
         StepStats s = {0};
         CHECK_OK(trainer_step(&tr2, &ds, 2, 8, 2, &s, &err));

@@ -291,8 +291,9 @@ static void test_backend_failure_is_reported(void) {
     model_free(&m);
 }
 
-// A non-finite loss takes no update and puts back the last parameters that gave a finite loss:
-// here the initial ones (the snapshot taken before update 1), since step 1's result is poisoned.
+// A non-finite loss takes no update and undoes the update that broke the model: here update 1
+// (its result is poisoned), so parameters, optimizer state, step count and data position go
+// back to where they were before it, and the next step repeats update 1 exactly.
 static void test_nonfinite_loss_restores_last_good_parameters(void) {
     Err err;
     Model m;
@@ -304,23 +305,36 @@ static void test_nonfinite_loss_restores_last_good_parameters(void) {
     CHECK_OK(model_build(&m, &c, be, &err));
     CHECK_OK(optim_config_default(&oc, "adamw", &err));
     CHECK_OK(trainer_build(&tr, &m, &oc, 1, &err));
-    float *p0 = malloc(m.n_params * 4), *p = malloc(m.n_params * 4), *after = malloc(m.n_params * 4);
-    be->download(p0, m.params, m.n_params * 4);
-    StepStats s;
-    CHECK_OK(trainer_step(&tr, &ds, 2, 8, 1, &s, &err));
-    be->download(p, m.params, m.n_params * 4);
+    size_t bytes = m.n_params * 4;
+    float *p0 = malloc(bytes), *p1 = malloc(bytes), *p = malloc(bytes), *after = malloc(bytes), *mom = malloc(bytes);
+    be->download(p0, m.params, bytes);
+    uint64_t rng0 = tr.data_rng;
+    StepStats s, first, again;
+    CHECK_OK(trainer_step(&tr, &ds, 2, 8, 1, &first, &err));
+    be->download(p1, m.params, bytes);
+    memcpy(p, p1, bytes);
     p[m.tensors[m.norm].offset] = NAN;   // poison the final norm gain
-    be->upload(m.params, p, m.n_params * 4);
+    be->upload(m.params, p, bytes);
     int rc = trainer_step(&tr, &ds, 2, 8, 1, &s, &err);
-    CHECK(rc != 0 && strstr(err.msg, "step 2") && strstr(err.msg, "not finite") && strstr(err.msg, "restored"),
-          "NaN loss reported with its step and the restore: '%s'", err.msg);
-    be->download(after, m.params, m.n_params * 4);
-    CHECK(memcmp(p0, after, m.n_params * 4) == 0, "parameters restored to the initial ones, bit for bit");
-    CHECK(tr.step == 1, "the step counter stays at 1, got %d", tr.step);
+    CHECK(rc != 0 && strstr(err.msg, "step 2") && strstr(err.msg, "not finite") && strstr(err.msg, "update 1") &&
+          strstr(err.msg, "rolled back to step 0"), "NaN loss reported with its step and the rollback: '%s'", err.msg);
+    be->download(after, m.params, bytes);
+    CHECK(memcmp(p0, after, bytes) == 0, "parameters back to the initial ones, bit for bit");
+    be->download(mom, tr.opt.m, bytes);
+    int zero = 1;
+    for (size_t i = 0; i < m.n_params; i++) zero &= mom[i] == 0.0f;
+    CHECK(zero && tr.opt.t == 0, "optimizer state back to before update 1: first moment zero %d, t %d", zero, tr.opt.t);
+    CHECK(tr.step == 0 && tr.data_rng == rng0 && tr.n_history == 0 && tr.rolled_back,
+          "step %d, data position %s, history %d after the rollback", tr.step, tr.data_rng == rng0 ? "back" : "moved",
+          tr.n_history);
     double val = 0;
     CHECK_OK(trainer_eval(&m, &ds, 2, 8, 2, 3, &val, &err));
     CHECK(isfinite(val), "the restored model evaluates to a finite loss, got %g", val);
-    free(p0); free(p); free(after);
+    CHECK_OK(trainer_step(&tr, &ds, 2, 8, 1, &again, &err));
+    be->download(after, m.params, bytes);
+    CHECK(again.step == 1 && again.loss == first.loss && memcmp(p1, after, bytes) == 0 && !tr.rolled_back,
+          "the next step repeats update 1 exactly: step %d, loss %.9g vs %.9g", again.step, again.loss, first.loss);
+    free(p0); free(p1); free(p); free(after); free(mom);
     trainer_free(&tr);
     model_free(&m);
 }

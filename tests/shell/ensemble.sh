@@ -101,13 +101,14 @@ out=$(run -c "$prep; ensemble new 2 seeds=1,2; train steps=1 batch=2; model save
 check_contains dropped_after_save "$out" "its 2 members at step 1 are in $TMP/saved-ens.st (\`model load\` brings them back)"
 
 # a member that diverges stops the step for all, as a single model's divergence does: a result
-# (ok, diverged, the script goes on), every member at one step count, the run marked diverged
+# (ok, diverged, the script goes on), every member back before the update that broke it, at one
+# step count, the run marked diverged and without the undone step
 ck="$TMP/ensdiv.safetensors"
 out=$(run --json -c "$prep; optim sgd lr=10 clip=0 warmup=0 momentum=0.99; ensemble new 2 seeds=1,2; train steps=40 batch=2; runs; model save $ck" 2>"$TMP/err"); rc=$?
 check_status diverged_goes_on 0 $rc
 train=$(printf '%s\n' "$out" | grep '"command":"train"')
-check_eq diverged_json True "$(printf '%s\n' "$train" | json_eval 'o["ok"] and o["diverged"] and o["diverged_at"] == o["step"] + 1 and "not finite" in o["reason"] and o["run"] == "sgd" and "spikes" in o')"
-check_eq diverged_runs True "$(printf '%s\n' "$out" | grep '"command":"runs"' | json_eval 'o["diverged"] and o["steps"] == o["diverged_at"] - 1')"
+check_eq diverged_json True "$(printf '%s\n' "$train" | json_eval 'o["ok"] and o["diverged"] and o["diverged_at"] == o["step"] + 2 and "not finite" in o["reason"] and "rolled back" in o["reason"] and o["run"] == "sgd" and "spikes" in o')"
+check_eq diverged_runs True "$(printf '%s\n' "$out" | grep '"command":"runs"' | json_eval 'o["diverged"] and o["steps"] == o["diverged_at"] - 2')"
 steps=$(python3 -c 'import json, struct, sys
 b = open(sys.argv[1], "rb").read(); md = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])["__metadata__"]
 print(md["member.0.step"] == md["member.1.step"] == md["ensemble_step"])' "$ck")

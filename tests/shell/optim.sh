@@ -95,6 +95,17 @@ check_eq diverged_json "True 2" "$(printf '%s\n' "$out" | grep '"command":"train
 out=$(lrsh -c "$prep; optim adamw eps=0; train steps=5; runs" 2>&1)
 check_contains diverged_says "$out" "diverged: step 2: the loss is not finite"
 check_contains diverged_runs "$out" "at 2"
+# `step` too reports a divergence as a result (the script goes on): the update that broke the
+# model is undone, the run and the log go back with it, and the same settings repeat it exactly
+out=$(lrsh --json -c "$prep; optim adamw eps=0; log $TMP/rb.jsonl; step; step; step; step; runs" 2>/dev/null); rc=$?
+check_status step_diverged_goes_on 0 $rc
+check_eq step_diverged_json "1 0/2 1 0/2" "$(printf '%s\n' "$out" | grep '"command":"step"' | python3 -c 'import json, sys
+print(" ".join(str(o["step"]) + ("/" + str(o["diverged_at"]) if o["diverged"] else "") for o in map(json.loads, sys.stdin) if o["ok"]))')"
+check_eq step_diverged_log "[[1, None], [2, 0], [1, None], [2, 0]]" "$(python3 -c 'import json, sys
+print([[r["step"], r.get("rolled_back_to")] for r in map(json.loads, open(sys.argv[1]))])' "$TMP/rb.jsonl")"
+check_eq step_diverged_replay True "$(python3 -c 'import json, sys
+r = [x for x in map(json.loads, open(sys.argv[1])) if "loss" in x]; print(r[0]["loss"] == r[1]["loss"])' "$TMP/rb.jsonl")"
+check_eq step_diverged_runs "0 2" "$(printf '%s\n' "$out" | grep '"command":"runs"' | json_eval 'str(o["steps"]) + " " + str(o["diverged_at"])')"
 
 # a validation loss from before the run's last steps is said to be old, and its step is in JSON
 out=$(lrsh -c "$prep; train steps=3; eval batches=1; train steps=2; runs" 2>&1)
