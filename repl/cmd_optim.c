@@ -380,8 +380,15 @@ int cmd_inspect(Session *s, const Args *a, Err *err) {
     cJSON_AddStringToObject(s->result, "sort", by);
     cJSON_AddBoolToObject(s->result, "measured", measured);
     if (worst) {
-        const char *verdict = worst->dw_over_eta <= 1.3f ? "within Spectron's bound (≤ 1, up to Newton–Schulz's slack)"
-                                                         : "above Spectron's bound of 1";
+        double decay = 2.0 * o->cfg.wd * worst->w_norm;   // weight decay's share of ‖ΔW‖₂/η, outside the bound
+        char verdict[160];
+        if (worst->dw_over_eta <= 1.3f)
+            snprintf(verdict, sizeof verdict, "within Spectron's bound (≤ 1, up to Newton–Schulz's slack)");
+        else if (decay > 0.3 * worst->dw_over_eta)
+            snprintf(verdict, sizeof verdict, "above Spectron's bound of 1, mostly weight decay's 2·wd·‖W‖₂ = %.3g, "
+                     "which the bound does not cover", decay);
+        else
+            snprintf(verdict, sizeof verdict, "above Spectron's bound of 1");
         out_text(s, "max ‖ΔW‖₂/η %.3g (%s): %s\n", worst->dw_over_eta, worst->name, verdict);
         json_add_real(s->result, "max_dw_over_eta", worst->dw_over_eta);
         cJSON_AddStringToObject(s->result, "worst", worst->name);
