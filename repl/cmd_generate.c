@@ -22,16 +22,22 @@ static int need_generator(Session *s, Err *err) {
     return 0;
 }
 
-// Incremental decoding: the whole sequence is decoded each time and the new part printed. A
-// byte-fallback piece that starts a UTF-8 character decodes to U+FFFD until the rest of the
-// character arrives, so trailing U+FFFD is held back until then (or until the end).
+// Incremental decoding: the tokens from an anchor on are decoded each time and the new part
+// printed. Decoding from a fixed start only appends (SentencePiece drops a leading space of the
+// first piece only), except that a byte-fallback piece that starts a UTF-8 character decodes to
+// U+FFFD until the rest of the character arrives: trailing U+FFFD is held back until then (or
+// until the end). Once all is on screen and STREAM_WINDOW tokens lie past the anchor, it moves
+// to STREAM_OVERLAP tokens from the end — their text already shown, so the first piece's lost
+// space does not matter — and a token costs a decode of at most STREAM_WINDOW tokens, not of
+// the whole sequence (which made long generations quadratic).
+#define STREAM_WINDOW 64
+#define STREAM_OVERLAP 4
+
 typedef struct Stream {
     Session *s;
     const int32_t *ids;   // prompt (without BOS) then the generated tokens
-    long n_prompt;
-    size_t shown;         // bytes of the decoded sequence already printed
-    size_t prompt_bytes;  // bytes of the decoded prompt
-    char *text;           // the last decode
+    long anchor;          // decoding starts at ids[anchor]
+    size_t shown;         // bytes of the decode from the anchor already printed
 } Stream;
 
 static size_t hold_back(const char *t, size_t n) {
@@ -40,18 +46,21 @@ static size_t hold_back(const char *t, size_t n) {
 }
 
 static int stream_update(Stream *st, long n_ids, int final, Err *err) {
-    char *text = tokenizer_decode(st->s->tok, st->ids, n_ids, err);
+    char *text = tokenizer_decode(st->s->tok, st->ids + st->anchor, n_ids - st->anchor, err);
     if (!text) return -1;
-    free(st->text);
-    st->text = text;
     size_t n = strlen(text), upto = final ? n : hold_back(text, n);
     if (upto > st->shown) {
-        // print only the part after what is on screen; a decode that rewrote earlier text (it
-        // should not) shows from the first byte that is new
         out_visible(st->s, text + st->shown, upto - st->shown);
         fflush(st->s->json ? stderr : stdout);
         st->shown = upto;
     }
+    free(text);
+    if (upto < n || n_ids - st->anchor <= STREAM_WINDOW) return 0;
+    long anchor = n_ids - STREAM_OVERLAP;
+    char *tail = tokenizer_decode(st->s->tok, st->ids + anchor, STREAM_OVERLAP, err);   // on screen already
+    if (!tail) return -1;
+    st->anchor = anchor, st->shown = strlen(tail);
+    free(tail);
     return 0;
 }
 
@@ -93,9 +102,8 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
         return -1;
     }
     double prefill = now_seconds() - t0;
-    Stream st = {.s = s, .ids = ids + 1, .n_prompt = np};
+    Stream st = {.s = s, .ids = ids + 1};
     int rc = stream_update(&st, np, 1, err);  // the prompt as the tokenizer reads it back
-    st.prompt_bytes = st.shown;
     uint64_t rng = sc.seed ^ SAMPLE_SEED_SALT;
     const char *stopped = "n";
     int made = 0;
@@ -112,8 +120,11 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
     }
     double seconds = now_seconds() - t0;
     if (rc == 0) rc = stream_update(&st, np + made, 1, err);
-    if (rc != 0) {
-        free(st.text);
+    // the whole text once, for JSON: the prompt's part as the tokenizer reads it back
+    char *text = rc == 0 ? tokenizer_decode(s->tok, ids + 1, np + made, err) : NULL;
+    char *prompt_text = text ? tokenizer_decode(s->tok, ids + 1, np, err) : NULL;
+    if (!prompt_text) {
+        free(text);
         free(ids);
         out_text(s, "\n");
         return -1;
@@ -129,18 +140,17 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
     out_note(s, "(%d token%s, %s tok/s%s; prompt %ld token%s%s)\n", made, made == 1 ? "" : "s",
              fmt_count(r, sizeof r, rate), strcmp(stopped, "eos") == 0 ? ", end of text" : "", np, np == 1 ? "" : "s",
              seed_note);
-    const char *gen_text = st.text ? st.text + (st.prompt_bytes <= strlen(st.text) ? st.prompt_bytes : 0) : "";
-    cJSON_AddStringToObject(s->result, "text", gen_text);
-    char *shown_prompt = strndup(st.text ? st.text : "", st.prompt_bytes);
-    cJSON_AddStringToObject(s->result, "prompt", shown_prompt ? shown_prompt : "");
-    free(shown_prompt);
+    size_t prompt_bytes = strlen(prompt_text);
+    cJSON_AddStringToObject(s->result, "text", text + (prompt_bytes <= strlen(text) ? prompt_bytes : 0));
+    cJSON_AddStringToObject(s->result, "prompt", prompt_text);
     cJSON_AddNumberToObject(s->result, "tokens", made);
     cJSON_AddNumberToObject(s->result, "prompt_tokens", np);
     json_add_real(s->result, "tok_per_s", rate);
     json_add_real(s->result, "prefill_seconds", prefill);
     cJSON_AddNumberToObject(s->result, "seed", (double)sc.seed);
     cJSON_AddStringToObject(s->result, "stopped", stopped);
-    free(st.text);
+    free(text);
+    free(prompt_text);
     free(ids);
     return 0;
 }

@@ -46,6 +46,14 @@ for key in text tok_per_s prompt_tokens stopped; do
 done
 check_eq json_stopped_n '"n"' "$(printf '%s\n' "$g" | sed -n 1p | json_field stopped)"
 check_eq json_empty_prompt_bos_only 0 "$(printf '%s\n' "$g" | sed -n 3p | json_field prompt_tokens)"
+# a long generation streams (decoding from an anchor that moves every 64 tokens) exactly the
+# text it returns whole, control characters shown as U+FFFD
+lrsh -q -c "model load $ck; generate The quick n=500 seed=5" 2>/dev/null | tail -n +3 > "$TMP/streamed.txt"
+lrsh --json -c "model load $ck; generate The quick n=500 seed=5" 2>/dev/null | grep '"command":"generate"' > "$TMP/whole.json"
+check_eq stream_equals_whole True "$(python3 -c 'import json, sys
+o = json.load(open(sys.argv[2])); whole = o["prompt"] + o["text"]
+shown = "".join(c if c in "\n\t" or (ord(c) >= 32 and ord(c) != 127) else "\ufffd" for c in whole)
+print(open(sys.argv[1], encoding="utf-8").read()[:-1] == shown and o["tokens"] == 500)' "$TMP/streamed.txt" "$TMP/whole.json")"
 
 # ---- round trip in one session: a load restores the saved parameters and step
 a="$TMP/a.safetensors"
