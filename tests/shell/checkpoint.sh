@@ -248,5 +248,18 @@ out=$(lrsh -c "tok train vocab=512 out=/nonexistent/x.model" 2>&1); rc=$?
 check_status tok_train_unwritable_status 1 $rc
 check_contains tok_train_unwritable "$out" "cannot write /nonexistent/x.model: No such file or directory (nothing was trained)"
 check_not_contains tok_train_unwritable_quick "$out" "training a bpe tokenizer"
+# out= writes over a tokenizer only: never the corpus itself, a checkpoint or another file
+printf 'some text to keep\nand more\n' > "$TMP/corpus.txt"
+cp "$TMP/corpus.txt" "$TMP/keep.txt"
+out=$(lrsh -c "tok train $TMP/corpus.txt vocab=300 out=$TMP/corpus.txt" 2>&1); rc=$?
+check_status tok_train_over_corpus_status 1 $rc
+check_contains tok_train_over_corpus "$out" "is the corpus itself; nothing was trained"
+out=$(lrsh -c "tok train vocab=512 out=$TMP/keep.txt; tok train vocab=512 out=$ck" 2>&1)
+check_contains tok_train_over_text "$out" "keep.txt exists and is not a tokenizer; nothing was trained"
+check_eq tok_train_files_intact yes "$(cmp -s "$TMP/corpus.txt" "$TMP/keep.txt" && echo yes || echo no)"
+out=$(lrsh -c "tok train vocab=512 out=$ck" 2>&1)
+check_contains tok_train_over_checkpoint "$out" "is not a tokenizer (a checkpoint)"
+out=$(lrsh -c "tok load $ck" 2>&1)
+check_contains tok_load_checkpoint_hint "$out" "it is a checkpoint: \`model load\` brings the tokenizer embedded in it"
 
 finish
