@@ -72,6 +72,20 @@ static void model_summary(Session *s) {
     cJSON_AddNumberToObject(s->result, "dense_params", (double)k.dense_params);
 }
 
+// Whether two optimizer configs are the same optimizer with the same options.
+static int same_settings(const OptimConfig *a, const OptimConfig *b) {
+    if (strcmp(a->name, b->name) != 0) return 0;
+    char va[64], vb[64];
+    Err ignored;
+    for (int i = 0; optim_config_key(a, i); i++) {
+        const char *key = optim_config_key(a, i);
+        if (optim_config_get(a, key, va, sizeof va, &ignored) || optim_config_get(b, key, vb, sizeof vb, &ignored) ||
+            strcmp(va, vb) != 0)
+            return 0;
+    }
+    return 1;
+}
+
 int cmd_model_new(Session *s, const Args *a, Err *err) {
     if (session_keep_unsaved(s, "model new", err) != 0) return -1;
     ModelConfig cfg, start;
@@ -88,6 +102,17 @@ int cmd_model_new(Session *s, const Args *a, Err *err) {
     s->model_custom = (s->model_custom && !a->n_pos) || !model_config_same_shape(&cfg, &start);
     s->model_tok_embedded = 0;   // built for whatever tokenizer the session has
     model_summary(s);
+    if (s->tok && cfg.vocab < tokenizer_vocab_size(s->tok))
+        out_note(s, "note: vocab=%d is below the tokenizer's %d: `train` and `generate` refuse this model with it "
+                    "(without vocab= the model takes the tokenizer's)\n", cfg.vocab, tokenizer_vocab_size(s->tok));
+    if (s->optim_from[0]) {   // a new model starts from the defaults, not a loaded checkpoint's choice
+        OptimConfig was = s->optim;
+        if (optim_config_default(&s->optim, "adamw", err) != 0) return -1;
+        if (!same_settings(&was, &s->optim))
+            out_note(s, "optimizer back to the default %s lr=%g: %s lr=%g came with %s (`optim %s lr=%g` keeps it)\n",
+                 s->optim.name, s->optim.lr, was.name, was.lr, s->optim_from, was.name, was.lr);
+        s->optim_from[0] = '\0';
+    }
     return 0;
 }
 
@@ -297,6 +322,7 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     s->ens = e;
     s->has_ensemble = 1;
     s->optim = e.trainers[0].opt.cfg;
+    snprintf(s->optim_from, sizeof s->optim_from, "%s", path);
     session_took_file(s, tok, path);
     s->resume = trainer_resume(&s->ens.trainers[0]);   // the session's model is member 0, at its step
     const ModelConfig *c = &s->model.cfg;
@@ -344,9 +370,13 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
         s->trainer.model = &s->model;  // the loader pointed it at its own Model, now moved here
         s->has_trainer = 1;
         s->optim = tr.opt.cfg;
+        snprintf(s->optim_from, sizeof s->optim_from, "%s", path);
     } else {
         s->resume = (Resume){info.step, info.data_rng, info.shape};
-        if (info.optimizer[0]) s->optim = info.optim;   // the settings it was trained with, fresh moments
+        if (info.optimizer[0]) {   // the settings it was trained with, fresh moments
+            s->optim = info.optim;
+            snprintf(s->optim_from, sizeof s->optim_from, "%s", path);
+        }
     }
     session_took_file(s, tok, path);
     const ModelConfig *c = &s->model.cfg;
@@ -404,6 +434,8 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     Resume resume = had_trainer ? trainer_resume(&s->trainer) : s->resume;
     int run = s->runs.current;
     session_replace_model(s, &m);
+    s->dirty = 1;               // a new model: `quit` and `model new` ask before dropping it
+    s->unsaved_warned = 0;
     s->runs.current = run;  // the same run goes on: its loss curve shows what factorizing cost
     s->model_cfg = s->model.cfg;
     s->model_custom = s->model_custom || !model_config_same_shape(&old_cfg, &s->model.cfg);

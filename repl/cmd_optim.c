@@ -216,6 +216,7 @@ int cmd_optim(Session *s, const Args *a, Err *err) {
     else snprintf(why, sizeof why, "new %s options", cfg.name);
     if (changed && s->has_ensemble && ensemble_optimizer(s, &cfg, err) != 0) return -1;
     s->optim = cfg;
+    if (changed) s->optim_from[0] = '\0';   // the user's choice now
     optim_describe(s, &s->optim, s->result);
     if (!changed && s->has_trainer) {
         char state[256];
@@ -332,8 +333,8 @@ int cmd_inspect(Session *s, const Args *a, Err *err) {
                        "undone): run `step`; inspect shows the last step's diagnostics", s->trainer.step);
     if (!s->has_trainer || s->trainer.opt.t == 0) {
         if (s->has_trainer && s->trainer.step > 0)   // `optim` switched: a new optimizer has no diagnostics
-            return err_set(err, "no update since `optim` set up %s at step %d: run `step`; inspect shows the last "
-                           "step's diagnostics", s->trainer.opt.cfg.name, s->trainer.step);
+            return err_set(err, "no update since %s was set up at step %d (by `optim` or `model factorize`): run "
+                           "`step`; inspect shows the last step's diagnostics", s->trainer.opt.cfg.name, s->trainer.step);
         return err_set(err, "no update yet: run `step` (or `train steps=N`) first; inspect shows the last step's "
                        "diagnostics");
     }

@@ -26,7 +26,7 @@ static int need_model_and_data(const Session *s, Err *err) {
     if (session_need_model(s, err) != 0 || session_need_data(s, err) != 0) return -1;
     if (s->data.vocab_size > s->model.cfg.vocab)
         return err_set(err, "the data's vocabulary (%d) is larger than the model's (%d): run `model new` "
-                       "(its vocab defaults to the tokenizer's)", s->data.vocab_size, s->model.cfg.vocab);
+                       "without vocab= (it then takes the tokenizer's)", s->data.vocab_size, s->model.cfg.vocab);
     return 0;
 }
 

@@ -142,7 +142,9 @@ const CmdSpec commands[] = {
      .help = "Without a preset, starts from the last model's config (at first: tiny). vocab\n"
              "defaults to the loaded tokenizer's size. rank=0 is dense; rank=R factorizes every\n"
              "non-embedding matrix W = A·Bᵀ at rank R; rank=-1 uses rank_ratio·in (0.25).\n"
-             "Replaces the current model and its optimizer state.\n"
+             "Replaces the current model and its optimizer state. Optimizer settings that came with\n"
+             "a loaded checkpoint go back to the default (adamw, with a note); ones set with `optim`\n"
+             "stay.\n"
              "Examples:\n  model new tiny\n  model new small rank=0\n  model new base layers=4 seq=128",
      .max_pos = 1, .pos = POS_WORD, .words = preset_names, .run = cmd_model_new,
      .opts = (const OptSpec[]){

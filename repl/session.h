@@ -49,6 +49,7 @@ typedef struct Session {
     Model model;
     int has_model;
     OptimConfig optim;           // the optimizer the next trainer gets
+    char optim_from[1024];       // the checkpoint those settings came with ("": `optim` or the default)
     Trainer trainer;
     int has_trainer;
     Ensemble ens;                // `ensemble new`: K members that `train` trains instead of model

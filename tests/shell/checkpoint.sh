@@ -248,6 +248,18 @@ out=$(lrsh -c "tok train vocab=512 out=/nonexistent/x.model" 2>&1); rc=$?
 check_status tok_train_unwritable_status 1 $rc
 check_contains tok_train_unwritable "$out" "cannot write /nonexistent/x.model: No such file or directory (nothing was trained)"
 check_not_contains tok_train_unwritable_quick "$out" "training a bpe tokenizer"
+# a new model starts from the default optimizer, not the one a loaded checkpoint came with
+# (the prompt's bundled model would pick it); one typed with `optim` after the load stays
+sp="$TMP/spectron.safetensors"
+lrsh -q -c "$prep; optim spectron lr=0.01; train steps=1; model save $sp" >/dev/null 2>&1
+out=$(lrsh --json -c "model load $sp; model new tiny seq=64; optim" 2>"$TMP/err")
+check_eq new_model_default_optim '"adamw"' "$(printf '%s\n' "$out" | grep '"command":"optim"' | json_field name)"
+check_contains new_model_default_optim_note "$(cat "$TMP/err")" "optimizer back to the default adamw lr=0.001: spectron lr=0.01 came with $sp"
+out=$(lrsh --json -c "model load $sp; optim muon; model new tiny seq=64; optim" 2>/dev/null)
+check_eq new_model_typed_optim '"muon"' "$(printf '%s\n' "$out" | grep '"command":"optim"' | tail -n 1 | json_field name)"
+# factorizing makes the model unsaved (`quit` and `model new` at the prompt ask)
+out=$(lrsh --json -c "model load $ck; model factorize rank=8; show" 2>/dev/null)
+check_eq factorize_unsaved true "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field unsaved)"
 # out= writes over a tokenizer only: never the corpus itself, a checkpoint or another file
 printf 'some text to keep\nand more\n' > "$TMP/corpus.txt"
 cp "$TMP/corpus.txt" "$TMP/keep.txt"
