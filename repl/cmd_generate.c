@@ -93,8 +93,8 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
     free(pids);
     int ctx = s->model.cfg.seq;
     if (np + 1 > ctx)
-        out_note(s, "note: the prompt is %ld tokens, longer than the context (%d): the window slides and the model "
-                    "sees only its last part\n", np, ctx);
+        out_note(s, "note: the prompt is %ld tokens, with BOS more than the context (%d): the window slides and the "
+                    "model sees only its last part\n", np, ctx);
     generator_reset(&s->gen);
     double t0 = now_seconds();
     if (generator_feed(&s->gen, ids, (int)np + 1, err) != 0) {

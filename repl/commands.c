@@ -171,12 +171,12 @@ const CmdSpec commands[] = {
      .summary = "write the model (with optimizer state and tokenizer) to a safetensors file",
      .help = "The file is a standard safetensors file: any safetensors reader opens it. It holds the\n"
              "parameters (f32, or bf16 at half the size), the step count and data position, the\n"
-             "optimizer moments (optim=no leaves them out: smaller, but `train` after a load\n"
+             "optimizer moments (optim=off leaves them out: smaller, but `train` after a load\n"
              "restarts the moments) and the loaded tokenizer, so the file alone is enough to\n"
              "`generate`. Written to a temporary name and renamed: a crash never leaves half a file.\n"
              "While an ensemble exists it saves the whole ensemble: every member (tensors named\n"
              "member.I.NAME) with its optimizer state, and the WASH/PAPA settings and shuffle state.\n"
-             "Examples:\n  model save run1.safetensors\n  model save small.safetensors dtype=bf16 optim=no",
+             "Examples:\n  model save run1.safetensors\n  model save small.safetensors dtype=bf16 optim=off",
      .min_pos = 1, .max_pos = 1, .pos = POS_PATH, .run = cmd_model_save,
      .opts = (const OptSpec[]){
          {"dtype", OPT_ENUM, "f32", "f32|bf16", 0, 0, "parameter precision in the file"},
@@ -285,7 +285,7 @@ const CmdSpec commands[] = {
      .run = cmd_step,
      .opts = (const OptSpec[]){BATCH_OPTS, {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "eval", .family = "training", .args = "[batches=N] [batch= seq=]",
-     .summary = "validation loss and perplexity (the same batches every time)",
+     .summary = "validation loss and perplexity (the same batches every time for one `set seed`)",
      .help = "The loss is recorded in the current run at the current step (`plot loss` shows it).\n"
              "Ctrl-C stops it after the batch in progress: the mean over the batches done is shown\n"
              "(--json: interrupted, batches) but not recorded, being another estimate.\n"
@@ -301,14 +301,18 @@ const CmdSpec commands[] = {
     {.name = "generate", .family = "sampling", .args = "[PROMPT] [n=128 temp=0.8 top_k=40 top_p=0.95 seed=N]",
      .summary = "continue PROMPT with sampled tokens, printed as they come (Ctrl-C stops)",
      .help = "Encodes the prompt after a BOS token, feeds it in one batched pass through the KV\n"
-             "cache, then samples one token at a time until end-of-text, n tokens or Ctrl-C. With\n"
-             "no prompt it starts from BOS alone. temp=0 is greedy; top_k=0 and top_p=1 turn the\n"
-             "cuts off. The same seed= gives the same text; without seed= each call uses the\n"
-             "session seed plus the number of earlier calls (a script is still reproducible). A\n"
-             "prompt longer than the context slides the window (a note says so). Needs a model and\n"
-             "a tokenizer whose vocabulary fits it (`model load` of a checkpoint brings both).\n"
-             "With --json, no text streams to stdout: one object with text, tokens, tok_per_s,\n"
-             "prompt_tokens and stopped (eos, n or interrupt).\n"
+             "cache, then samples one token at a time until n tokens, Ctrl-C or the tokenizer's\n"
+             "end-of-text token (which models lrsh trains never learn: `data load` marks no\n"
+             "document boundaries, so count on n). With no prompt it starts from BOS alone.\n"
+             "temp=0 is greedy; top_k=0 and top_p=1 turn the cuts off. The same seed= gives the\n"
+             "same text; without seed= each call uses the session seed plus the number of earlier\n"
+             "calls (a script is still reproducible). A prompt longer than the context slides the\n"
+             "window (a note says so). Needs a model and a tokenizer whose vocabulary fits it\n"
+             "(`model load` of a checkpoint brings both). With --json, no text streams to stdout:\n"
+             "one object with text, tokens, tok_per_s, prompt_tokens and stopped (eos, n or\n"
+             "interrupt). Quote a prompt with \" or ' (one with an apostrophe in double quotes:\n"
+             "generate \"It's\"); inside double quotes \\n, \\t, \\\" and \\\\ are escapes. Control\n"
+             "characters show as U+FFFD (JSON keeps them).\n"
              "Examples:\n  generate\n  generate \"Once upon a time\" n=200 temp=0.7\n  generate The n=20 temp=0",
      .min_pos = 0, .max_pos = -1, .pos = POS_TEXT, .run = cmd_generate,
      .opts = (const OptSpec[]){
