@@ -60,6 +60,26 @@ static int corpus_path(Session *s, const Args *a, char *path, size_t size, Err *
     return path_printf(err, path, size, "%s", expand_path(a->pos[0], buf, sizeof buf));
 }
 
+// Windows line endings in the first MB of a corpus file: the tokenizer keeps every byte (for
+// exact round trips), so '\r' becomes a piece the model learns and generates. Said, not changed.
+static void note_crlf(Session *s, const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return;
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    char buf[1 << 16];
+    long crlf = 0, lines = 0;
+    size_t n;
+    char last = 0;
+    for (int chunk = 0; chunk < 16 && (n = fread(buf, 1, sizeof buf, f)) > 0; chunk++)
+        for (size_t i = 0; i < n; last = buf[i++])
+            if (buf[i] == '\n') lines++, crlf += last == '\r';
+    fclose(f);
+    if (crlf > 0 && crlf * 2 >= lines)
+        out_note(s, "note: %s has Windows (CRLF) line endings: '\\r' is text to the tokenizer and the model, which "
+                    "will generate it (convert with `sed -i 's/\\r$//' FILE` for plain line ends)\n", path);
+}
+
 // <cache>/<stem of corpus>-<type><vocab>.model
 static int default_model_path(const char *corpus, const char *type, int vocab, char *out, size_t size, Err *err) {
     char dir[1024], stem[256];
@@ -145,6 +165,7 @@ int cmd_tok_train(Session *s, const Args *a, Err *err) {
     }
     if (tok_train_can_run(corpus, out, err) != 0) return -1;
     out_note(s, "training a %s tokenizer (vocab %d) on %s\n", type, vocab, corpus);
+    note_crlf(s, corpus);
     TokenizerType t = strcmp(type, "unigram") == 0 ? TOKENIZER_UNIGRAM : TOKENIZER_BPE;
     Tokenizer *tok = tokenizer_train(corpus, vocab, t, out, err);
     if (!tok) return -1;
@@ -246,6 +267,7 @@ int cmd_data_load(Session *s, const Args *a, Err *err) {
     if (session_need_tokenizer(s, err) != 0) return -1;
     char path[1024];
     if (corpus_path(s, a, path, sizeof path, err) != 0) return -1;
+    note_crlf(s, path);
     Dataset ds;
     memset(&ds, 0, sizeof ds);
     ProgressLine pl;

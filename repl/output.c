@@ -32,13 +32,14 @@ void out_text(const Session *s, const char *fmt, ...) {
     free(text);
 }
 
-// out_text of text[0, n), every control character but newline and tab shown as U+FFFD.
+// out_text of text[0, n), every control character but newline, tab and carriage return (a
+// CRLF corpus's line ends) shown as U+FFFD.
 void out_visible(const Session *s, const char *text, size_t n) {
     size_t run = 0;   // bytes since the last one replaced, printed as they are
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)text[i];
         int c1 = c == 0xC2 && i + 1 < n && (unsigned char)text[i + 1] >= 0x80 && (unsigned char)text[i + 1] <= 0x9F;
-        if (!(c < 0x20 && c != '\n' && c != '\t') && c != 0x7F && !c1) continue;
+        if (!(c < 0x20 && c != '\n' && c != '\t' && c != '\r') && c != 0x7F && !c1) continue;
         out_text(s, "%.*s\xEF\xBF\xBD", (int)(i - run), text + run);
         i += c1;
         run = i + 1;

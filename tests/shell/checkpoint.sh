@@ -52,7 +52,7 @@ lrsh -q -c "model load $ck; generate The quick n=500 seed=5" 2>/dev/null | tail 
 lrsh --json -c "model load $ck; generate The quick n=500 seed=5" 2>/dev/null | grep '"command":"generate"' > "$TMP/whole.json"
 check_eq stream_equals_whole True "$(python3 -c 'import json, sys
 o = json.load(open(sys.argv[2])); whole = o["prompt"] + o["text"]
-shown = "".join(c if c in "\n\t" or (ord(c) >= 32 and ord(c) != 127) else "\ufffd" for c in whole)
+shown = "".join(c if c in "\n\t\r" or (ord(c) >= 32 and ord(c) != 127) else "\ufffd" for c in whole)
 print(open(sys.argv[1], encoding="utf-8").read()[:-1] == shown and o["tokens"] == 500)' "$TMP/streamed.txt" "$TMP/whole.json")"
 
 # ---- round trip in one session: a load restores the saved parameters and step
@@ -124,7 +124,7 @@ out=$(lrsh -c "tok load $TMP/tok.model; model new tiny vocab=300; generate" 2>&1
 check_contains generate_vocab_mismatch "$out" "larger than the model's"
 out=$(lrsh -c "tok load $TMP/tok.model; model new tiny seq=16; generate the quick brown fox jumps over the lazy dog and then the dog sleeps all day long n=4" 2>&1); rc=$?
 check_status generate_long_prompt_status 0 $rc
-check_contains generate_long_prompt_note "$out" "longer than the context"
+check_contains generate_long_prompt_note "$out" "more than the context"
 
 # ---- Ctrl-C stops generate at a token boundary
 "$LRSH" --threads 1 -c "tok load $TMP/tok.model; model new tiny seq=32; generate n=10000000 temp=0; show" >"$TMP/int.log" 2>&1 &
@@ -260,6 +260,17 @@ check_eq new_model_typed_optim '"muon"' "$(printf '%s\n' "$out" | grep '"command
 # factorizing makes the model unsaved (`quit` and `model new` at the prompt ask)
 out=$(lrsh --json -c "model load $ck; model factorize rank=8; show" 2>/dev/null)
 check_eq factorize_unsaved true "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field unsaved)"
+# a corpus with Windows line ends: tok train and data load say what '\r' becomes; decoded text
+# shows the \r\n line ends as line ends, not U+FFFD
+python3 -c 'import sys; open(sys.argv[1], "w", newline="").write("".join("line %d of a windows file\r\n" % i for i in range(3000)))' "$TMP/crlf.txt"
+cr=$(printf '\r')
+out=$(lrsh -c "tok train $TMP/crlf.txt vocab=300 out=$TMP/crlf.model; data load $TMP/crlf.txt; tok encode \"a${cr}b\"" 2>&1)
+check_eq crlf_noted 2 "$(printf '%s\n' "$out" | grep -c "crlf.txt has Windows (CRLF) line endings")"
+ids=$(printf '%s\n' "$out" | grep -E '^[0-9 ]+$' | tail -n 1)
+out=$(lrsh -c "tok load $TMP/crlf.model; tok decode $ids" 2>&1)
+check_eq crlf_decoded_shown "$(printf 'a\rb')" "$(printf '%s\n' "$out" | tail -n 1)"
+out=$(lrsh -c "tok train vocab=512 out=$TMP/lf.model" 2>&1)
+check_not_contains lf_not_noted "$out" "CRLF"
 # out= writes over a tokenizer only: never the corpus itself, a checkpoint or another file
 printf 'some text to keep\nand more\n' > "$TMP/corpus.txt"
 cp "$TMP/corpus.txt" "$TMP/keep.txt"
