@@ -300,10 +300,11 @@ const CmdSpec commands[] = {
     // ---- sampling ----
     {.name = "generate", .family = "sampling", .args = "[PROMPT] [n=128 temp=0.8 top_k=40 top_p=0.95 seed=N]",
      .summary = "continue PROMPT with sampled tokens, printed as they come (Ctrl-C stops)",
-     .help = "Encodes the prompt after a BOS token, feeds it in one batched pass through the KV\n"
-             "cache, then samples one token at a time until n tokens, Ctrl-C or the tokenizer's\n"
-             "end-of-text token (which models lrsh trains never learn: `data load` marks no\n"
-             "document boundaries, so count on n). With no prompt it starts from BOS alone.\n"
+     .help = "Encodes the prompt, feeds it in one batched pass through the KV cache, then samples\n"
+             "one token at a time until n tokens, Ctrl-C or the tokenizer's end-of-text token\n"
+             "(which models lrsh trains never learn: `data load` marks no document boundaries, so\n"
+             "count on n). No BOS goes first (the training data has none); with no prompt the\n"
+             "model starts after a blank line, unseen, as a new paragraph of its corpus would.\n"
              "temp=0 is greedy; top_k=0 and top_p=1 turn the cuts off. The same seed= gives the\n"
              "same text; without seed= each call uses the session seed plus the number of earlier\n"
              "calls (a script is still reproducible). A prompt longer than the context slides the\n"

@@ -46,6 +46,11 @@ for key in text tok_per_s prompt_tokens stopped; do
 done
 check_eq json_stopped_n '"n"' "$(printf '%s\n' "$g" | sed -n 1p | json_field stopped)"
 check_eq json_empty_prompt_bos_only 0 "$(printf '%s\n' "$g" | sed -n 3p | json_field prompt_tokens)"
+# no BOS (the training data has none): an empty prompt continues a blank line, exactly as the
+# prompt "\n\n" does
+out=$(lrsh --json -c "model load models/default.safetensors; generate n=12 temp=0; generate \"\\n\\n\" n=12 temp=0" 2>/dev/null | grep '"command":"generate"')
+check_eq empty_prompt_is_blank_line True "$(printf '%s\n' "$out" | python3 -c 'import json, sys
+a, b = [json.loads(l) for l in sys.stdin]; print(a["text"] == b["text"] and b["prompt"] == "\n\n" and a["prompt_tokens"] == 0)')"
 # a long generation streams (decoding from an anchor that moves every 64 tokens) exactly the
 # text it returns whole, control characters shown as U+FFFD
 lrsh -q -c "model load $ck; generate The quick n=500 seed=5" 2>/dev/null | tail -n +3 > "$TMP/streamed.txt"
@@ -124,7 +129,7 @@ out=$(lrsh -c "tok load $TMP/tok.model; model new tiny vocab=300; generate" 2>&1
 check_contains generate_vocab_mismatch "$out" "larger than the model's"
 out=$(lrsh -c "tok load $TMP/tok.model; model new tiny seq=16; generate the quick brown fox jumps over the lazy dog and then the dog sleeps all day long n=4" 2>&1); rc=$?
 check_status generate_long_prompt_status 0 $rc
-check_contains generate_long_prompt_note "$out" "more than the context"
+check_contains generate_long_prompt_note "$out" "longer than the context"
 
 # ---- Ctrl-C stops generate at a token boundary
 "$LRSH" --threads 1 -c "tok load $TMP/tok.model; model new tiny seq=32; generate n=10000000 temp=0; show" >"$TMP/int.log" 2>&1 &
