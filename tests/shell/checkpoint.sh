@@ -45,7 +45,7 @@ for key in text tok_per_s prompt_tokens stopped; do
     check_not_contains "json_generate_$key" "$(printf '%s\n' "$g" | sed -n 1p | json_field $key)" missing
 done
 check_eq json_stopped_n '"n"' "$(printf '%s\n' "$g" | sed -n 1p | json_field stopped)"
-check_eq json_empty_prompt_bos_only 0 "$(printf '%s\n' "$g" | sed -n 3p | json_field prompt_tokens)"
+check_eq json_empty_prompt_no_tokens 0 "$(printf '%s\n' "$g" | sed -n 3p | json_field prompt_tokens)"
 # no BOS (the training data has none): an empty prompt continues a blank line, exactly as the
 # prompt "\n\n" does
 out=$(lrsh --json -c "model load models/default.safetensors; generate n=12 temp=0; generate \"\\n\\n\" n=12 temp=0" 2>/dev/null | grep '"command":"generate"')
