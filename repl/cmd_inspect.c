@@ -85,6 +85,21 @@ void inspect_state_free(Session *s) {
     s->inspect = NULL;
 }
 
+static int parse_watch_word(Session *s, const char *word, WatchItem *it, Err *err);
+
+// The watched fields the new model has, the others dropped with a note (a matrix it lacks; σ,
+// ρ on a model with no factorized matrix): they would record nothing, silently.
+static void watch_recheck(Session *s, InspectState *st) {
+    int kept = 0;
+    for (int i = 0; i < st->n_watch; i++) {
+        WatchItem again;
+        Err why;
+        if (parse_watch_word(s, st->watch[i].key, &again, &why) == 0) st->watch[kept++] = st->watch[i];
+        else out_note(s, "watch: dropped for the new model: %s\n", why.msg);
+    }
+    st->n_watch = kept;
+}
+
 void inspect_model_replaced(Session *s) {
     InspectState *st = s->inspect;
     if (!st) return;
@@ -92,6 +107,7 @@ void inspect_model_replaced(Session *s) {
     st->dw_step = st->grad_step = -1;
     st->dw_params = st->grad_buf = NULL;
     st->live[0] = '\0';
+    watch_recheck(s, st);
 }
 
 static int current_step(const Session *s) { return s->has_trainer ? s->trainer.step : s->resume.step; }
@@ -434,6 +450,12 @@ const char *watch_key(const char *word, char *key, size_t cap) {
 }
 
 // One typed word, FIELD[:PARAM|:max|:mean] (PARAM:FIELD is taken too), into *it.
+static int has_factorized(const Model *m) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].role == ROLE_FACTOR_A) return 1;
+    return 0;
+}
+
 static int parse_watch_word(Session *s, const char *word, WatchItem *it, Err *err) {
     char left[128], *right;
     snprintf(left, sizeof left, "%s", word);
@@ -443,6 +465,9 @@ static int parse_watch_word(Session *s, const char *word, WatchItem *it, Err *er
     const struct WatchFieldSpec *f = &watch_fields[it->field];
     if (is_aggregate(right)) {
         it->agg = aggregate_key(f, right, it->key, sizeof it->key);
+        if (f->src == SRC_OPTIM && s->has_model && !has_factorized(&s->model))
+            return err_set(err, "watch %s: the model is dense; σ_A, σ_B and ρ exist for factorized matrices W = A·Bᵀ "
+                           "only", word);
         return 0;
     }
     it->agg = f->agg;

@@ -95,11 +95,11 @@ void session_replace_model(Session *s, Model *m) {
     session_drop_generator(s);
     session_drop_trainer(s);
     session_drop_ensemble(s, "the model it grew from was replaced");
-    inspect_model_replaced(s);
     if (s->has_model) model_free(&s->model);
     s->model = *m;
     memset(m, 0, sizeof *m);
     s->has_model = 1;
+    inspect_model_replaced(s);
     s->resume = (Resume){0};
     runlog_end(&s->runs);
 }

@@ -126,7 +126,8 @@ void session_record_step(Session *s, const StepStats *st, double tok_per_s, cons
 void session_record_divergence(Session *s, int step, int back_to);
 void session_record_val(Session *s, int step, double loss);
 
-// cmd_inspect.c: free the inspection state; forget what belonged to the model being replaced.
+// cmd_inspect.c: free the inspection state; forget what belonged to the model just replaced (and
+// drop watched fields the new one lacks, with a note).
 void inspect_state_free(Session *s);
 void inspect_model_replaced(Session *s);
 

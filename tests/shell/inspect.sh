@@ -147,6 +147,14 @@ check_status align_members_status 0 $rc
 check_eq align_members_same True "$(printf '%s\n' "$out" | json_eval 'abs(o["overall"] - 1) < 1e-5 and len(o["pairwise"]) == 2 and o["members"] == 2')"
 
 # ---- help
+# a new model keeps the watched fields it has and drops, with a note, those it lacks (they would
+# record nothing); σ and ρ are refused on a dense model
+out=$(lrsh --json -c "$prep; watch stable_rank:blocks.1.mlp.w2 sigma_a spectral; model new tiny seq=32 layers=1; watch; model new tiny seq=32 rank=0; watch" 2>"$TMP/err")
+check_eq watch_recheck '["sigma_a", "spectral"] ["spectral"]' "$(printf '%s\n' "$out" | grep '"command":"watch"' | tail -n 2 | python3 -c 'import json, sys
+print(" ".join(json.dumps([f["key"] if isinstance(f, dict) else f for f in json.loads(l)["fields"]]) for l in sys.stdin))')"
+check_contains watch_recheck_note "$(cat "$TMP/err")" "watch: dropped for the new model: watch stable_rank:blocks.1.mlp.w2: unknown matrix"
+out=$(lrsh -c "$prep; model new tiny seq=32 rank=0; watch rho" 2>&1)
+check_contains watch_dense_rho "$out" "watch rho: the model is dense"
 for c in spectrum norms watch align; do
     check_contains "help_$c" "$(lrsh -c "help $c" 2>&1)" "Examples:"
 done
