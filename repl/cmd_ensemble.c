@@ -363,6 +363,7 @@ int cmd_ensemble_average(Session *s, const Args *a, Err *err) {
     Resume resume = trainer_resume(&s->ens.trainers[0]);
     session_drop_ensemble(s, NULL);
     session_replace_model(s, &avg);
+    runlog_name_next(&s->runs, mode == ENSEMBLE_AVG_FACTORS ? "average-factors" : "average-product");
     s->resume = resume;             // the next trainer continues the schedule (fresh moments)
     s->dirty = 1;
     out_text(s, "the ensemble's %d members are now one model (mode=%s, step %d)", k,
@@ -393,6 +394,9 @@ int cmd_ensemble_use(Session *s, const Args *a, Err *err) {
     if (ensemble_take_member(&s->ens, (int)i, &m, &tr, err) != 0) return -1;
     s->has_ensemble = 0;
     session_replace_model(s, &m);
+    char member[32];
+    snprintf(member, sizeof member, "member-%ld", i);
+    runlog_name_next(&s->runs, member);
     s->trainer = tr;
     s->trainer.model = &s->model;   // the member moved into the session
     s->has_trainer = 1;

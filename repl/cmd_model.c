@@ -268,6 +268,14 @@ static void adopt_tokenizer(Session *s, Tokenizer *tok, const char *path) {
 // from path, which is also what is "saved".
 static void session_took_file(Session *s, Tokenizer *tok, const char *path) {
     if (tok) adopt_tokenizer(s, tok, path);
+    const char *base = strrchr(path, '/');
+    char stem[64];
+    snprintf(stem, sizeof stem, "%s", base ? base + 1 : path);   // its training goes on under the file's name
+    char *dot = strrchr(stem, '.');
+    if (dot && dot != stem) *dot = '\0';
+    for (char *p = stem; *p; p++)
+        if ((unsigned char)*p < 0x20 || strchr("\"'\\,", *p)) *p = '_';   // as `run NAME` allows
+    runlog_name_next(&s->runs, stem);
     s->model_cfg = s->model.cfg;
     snprintf(s->model_preset, sizeof s->model_preset, "loaded");
     s->model_custom = 0;

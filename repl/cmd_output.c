@@ -65,8 +65,9 @@ int cmd_run(Session *s, const Args *a, Err *err) {
     if (chars == 0 || chars > 40 || strlen(name) > 160)
         return err_set(err, "a run name has 1 to 40 characters (got %d)", chars);
     for (const char *p = name; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\'' || *p == '\\')
-            return err_set(err, "a run name has no quotes, backslashes or control characters");
+        if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\'' || *p == '\\' || *p == ',')
+            return err_set(err, "a run name has no quotes, commas (plot runs=A,B lists names), backslashes or "
+                           "control characters");
     const char *got = runlog_start(&s->runs, name);
     if (!got) return err_set(err, "out of memory");
     out_text(s, "run %s: the next training steps are recorded under this name\n", got);

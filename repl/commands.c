@@ -569,7 +569,9 @@ const CmdSpec commands[] = {
      .help = "The session keeps every run's per-step history (loss, lr, gradient norm, clip scale,\n"
              "tokens/s) and validation losses; `plot` overlays the runs. Without `run`, training\n"
              "starts a run named after the optimizer, and `model new` / `model load` start the\n"
-             "next one. A name already taken gets -2, -3, …\n"
+             "next one: after `model load` it takes the file's stem, after `ensemble use I`\n"
+             "member-I, after `ensemble average` average-MODE. A name already taken gets -2, -3, …;\n"
+             "a name has no commas (`plot runs=A,B` lists names).\n"
              "Examples:\n  run baseline; train steps=200\n  run lr-1e-3; optim lr=1e-3; train steps=200; plot",
      .max_pos = 1, .pos = POS_TEXT, .run = cmd_run},
     {.name = "runs", .family = "output", .args = "",

@@ -66,16 +66,22 @@ const char *runlog_start(RunLog *r, const char *name) {
 }
 
 void runlog_end(RunLog *r) {
+    r->next_name[0] = '\0';
     if (r->current >= 0 && r->runs[r->current].n_steps == 0 && r->runs[r->current].n_val == 0)
         return;  // an empty run (just named with `run`) waits for its first step
     r->current = -1;
 }
 
+void runlog_name_next(RunLog *r, const char *name) {
+    if (r->current < 0) snprintf(r->next_name, sizeof r->next_name, "%s", name);
+}
+
 static RunSeries *current(RunLog *r, const char *default_name, Err *err) {
-    if (r->current < 0 && !runlog_start(r, default_name)) {
+    if (r->current < 0 && !runlog_start(r, r->next_name[0] ? r->next_name : default_name)) {
         err_set(err, "out of memory for the run history");
         return NULL;
     }
+    r->next_name[0] = '\0';
     return &r->runs[r->current];
 }
 

@@ -59,6 +59,7 @@ typedef struct RunLog {
     RunSeries *runs;
     int n_runs, cap_runs;
     int current;          // index of the run steps go to; −1: the next step starts a new one
+    char next_name[64];   // the name that new run takes ("": the optimizer's)
     FILE *log;            // `log FILE`; NULL: off
     char log_path[1024];
     long log_lines;
@@ -76,6 +77,9 @@ void runlog_free(RunLog *r);
 const char *runlog_start(RunLog *r, const char *name);
 // The next step starts a new run (after `model new`, `model load`).
 void runlog_end(RunLog *r);
+// The name the run a runlog_end started takes, for a model that came from somewhere: a file's
+// stem, "member-1", "average-product" (else it is named after the optimizer).
+void runlog_name_next(RunLog *r, const char *name);
 // Record one training step in the current run (started under default_name when there is
 // none) and append it to the log file. Returns 0, or -1 with err set when the log write failed.
 // diag: the step's spectral summary, or NULL when it has none.

@@ -100,6 +100,14 @@ check_contains new_after_trained "$out" "ensemble: 3 members"
 out=$(run -c "$prep; ensemble new 2 seeds=1,2; train steps=1 batch=2; model save $TMP/saved-ens.st; model new tiny" 2>&1)
 check_contains dropped_after_save "$out" "its 2 members at step 1 are in $TMP/saved-ens.st (\`model load\` brings them back)"
 
+# a model that came from somewhere records its run under that name: the averaged ensemble, a
+# member taken out, a loaded file's stem; a run name may not hold the comma plot runs= splits at
+out=$(run --json -c "$prep; ensemble new 2 seeds=1,2; train steps=1 batch=2; model save $TMP/from-file.st; ensemble average; eval batches=1; model load $TMP/from-file.st; ensemble use 1; eval batches=1; model load $TMP/from-file.st; train steps=1 batch=2; runs" 2>/dev/null)
+check_eq runs_named_by_origin '["average-product", "member-1", "from-file"]' "$(printf '%s\n' "$out" | grep '"command":"runs"' | python3 -c 'import json, sys
+print(json.dumps([json.loads(l)["run"] for l in sys.stdin][1:]))')"
+out=$(run -c "run a,b" 2>&1)
+check_contains run_name_no_comma "$out" "a run name has no quotes, commas"
+
 # a member that diverges stops the step for all, as a single model's divergence does: a result
 # (ok, diverged, the script goes on), every member back before the update that broke it, at one
 # step count, the run marked diverged and without the undone step

@@ -190,6 +190,6 @@ check_contains demo_short_plot "$out" "spectron"
 # inspect after `optim` switched the optimizer: says why there is nothing to show
 out=$(lrsh -c "$prep; optim spectron; step; optim adamw; inspect" 2>&1); rc=$?
 check_status inspect_after_switch_status 1 $rc
-check_contains inspect_after_switch "$out" "no update since \`optim\` set up adamw at step 1: run \`step\`"
+check_contains inspect_after_switch "$out" "no update since adamw was set up at step 1 (by \`optim\` or \`model factorize\`): run \`step\`"
 
 finish
