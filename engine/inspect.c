@@ -350,7 +350,7 @@ static void norm_row(const Model *m, const InspectMatrix *x, const NormsOptions 
     else if (row->spectral > 0 && isfinite(row->frobenius))
         row->stable_rank = row->frobenius * row->frobenius / (row->spectral * row->spectral);
     else row->stable_rank = NAN;   // a factor holding NaN: "–", null
-    row->dw_spectral = row->dw_over_lr = row->dw_over_w = NAN;
+    row->dw_spectral = row->dw_over_eta = row->dw_over_w = NAN;
     if (!opt->prev) return;
     if (x->rank) {
         row->dw_spectral = factorized_update_norm(m, x, opt->prev, s, &err);
@@ -363,7 +363,7 @@ static void norm_row(const Model *m, const InspectMatrix *x, const NormsOptions 
         row->dw_spectral = spectral_norm(m, &op, iters, s);
     }
     float eta = x->layer < 0 ? opt->io_lr : opt->lr;   // embed and head: the AdamW group's rate
-    row->dw_over_lr = eta > 0 ? row->dw_spectral / eta : NAN;
+    row->dw_over_eta = eta > 0 ? row->dw_spectral / eta : NAN;
     row->dw_over_w = row->spectral > 0 ? row->dw_spectral / row->spectral : NAN;
 }
 

@@ -38,7 +38,7 @@ static const struct WatchFieldSpec {
     {"frobenius", AGG_MAX, SRC_NORMS, "‖W‖_F"},
     {"stable_rank", AGG_MEAN, SRC_NORMS, "‖W‖_F²/‖W‖₂²"},
     {"dw_spectral", AGG_MAX, SRC_DELTA, "‖ΔW‖₂ of the step"},
-    {"dw_over_lr", AGG_MAX, SRC_DELTA, "‖ΔW‖₂/η (η: the step's lr)"},
+    {"dw_over_eta", AGG_MAX, SRC_DELTA, "‖ΔW‖₂/η (η: the step's lr)"},
     {"dw_over_w", AGG_MAX, SRC_DELTA, "‖ΔW‖₂/‖W‖₂"},
     {"sigma_a", AGG_MEAN, SRC_OPTIM, "σ_A = ‖A‖₂ before the update (factorized; the optimizer's)"},
     {"sigma_b", AGG_MEAN, SRC_OPTIM, "σ_B = ‖B‖₂ before the update (factorized; the optimizer's)"},
@@ -360,7 +360,7 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
         line[0] = '\0';
         table_cell(line, sizeof line, r->mat.name, w[0], 0);
         table_cell(line, sizeof line, shape, w[1], 0);
-        const double v[] = {r->spectral, r->frobenius, r->stable_rank, r->dw_spectral, r->dw_over_lr, r->dw_over_w};
+        const double v[] = {r->spectral, r->frobenius, r->stable_rank, r->dw_spectral, r->dw_over_eta, r->dw_over_w};
         for (int c = 0; c < 6; c++) table_cell(line, sizeof line, num(b[c], sizeof b[c], v[c]), w[c + 2], 1);
         out_text(s, "%s\n", line);
         cJSON *j = cJSON_CreateObject();
@@ -376,7 +376,7 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
         real_or_null(j, "frobenius", r->frobenius);
         real_or_null(j, "stable_rank", r->stable_rank);
         real_or_null(j, "dw_spectral", r->dw_spectral);
-        real_or_null(j, "dw_over_lr", r->dw_over_lr);
+        real_or_null(j, "dw_over_eta", r->dw_over_eta);
         real_or_null(j, "dw_over_w", r->dw_over_w);
         out_emit(s, j);
     }
@@ -393,7 +393,7 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
 // ---- watch ----------------------------------------------------------------------------------
 
 static int field_index(const char *name) {
-    if (strcmp(name, "dw_over_eta") == 0) name = "dw_over_lr";   // the name `plot` and `inspect` use for η
+    if (strcmp(name, "dw_over_lr") == 0) name = "dw_over_eta";   // its name before it took everyone else's
     for (int i = 0; i < N_WATCH_FIELDS; i++)
         if (strcmp(name, watch_fields[i].name) == 0) return i;
     return -1;
@@ -449,13 +449,13 @@ const char *watch_key(const char *word, char *key, size_t cap) {
     return key;
 }
 
-// One typed word, FIELD[:PARAM|:max|:mean] (PARAM:FIELD is taken too), into *it.
 static int has_factorized(const Model *m) {
     for (int i = 0; i < m->n_tensors; i++)
         if (m->tensors[i].role == ROLE_FACTOR_A) return 1;
     return 0;
 }
 
+// One typed word, FIELD[:PARAM|:max|:mean] (PARAM:FIELD is taken too), into *it.
 static int parse_watch_word(Session *s, const char *word, WatchItem *it, Err *err) {
     char left[128], *right;
     snprintf(left, sizeof left, "%s", word);
@@ -498,7 +498,7 @@ static void watch_list(Session *s, const InspectState *st) {
     cJSON *list = cJSON_AddArrayToObject(s->result, "fields");
     cJSON_AddNumberToObject(s->result, "every", st->every);
     if (!st->n_watch) {
-        out_text(s, "watching nothing (e.g. `watch spectral dw_over_lr every=10`; `help watch` lists the fields)\n");
+        out_text(s, "watching nothing (e.g. `watch spectral dw_over_eta every=10`; `help watch` lists the fields)\n");
         return;
     }
     if (st->every == 1) out_text(s, "watching every step of `train` and `step`:\n");
@@ -567,7 +567,7 @@ static double watch_value(const Session *s, const WatchItem *it, const NormRow *
         for (int i = 0; i < n; i++) {
             const NormRow *r = &rows[i];
             if (it->param[0] ? strcmp(r->mat.name, it->param) != 0 : r->mat.layer < 0) continue;
-            const double v[] = {r->spectral, r->frobenius, r->stable_rank, r->dw_spectral, r->dw_over_lr, r->dw_over_w};
+            const double v[] = {r->spectral, r->frobenius, r->stable_rank, r->dw_spectral, r->dw_over_eta, r->dw_over_w};
             double x = v[it->field];
             if (!isfinite(x)) continue;
             if (!(x <= best)) best = x;

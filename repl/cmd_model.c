@@ -457,7 +457,7 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
         else snprintf(ranks, sizeof ranks, "dense→%d", rank);
         out_text(s, "  %-26s %-12s %-9s %.4f\n", e->name, shape, ranks, e->rel_error);  // × is 2 bytes, 1 column
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "name", e->name);
+        cJSON_AddStringToObject(o, "param", e->name);
         cJSON_AddNumberToObject(o, "rows", e->rows);
         cJSON_AddNumberToObject(o, "cols", e->cols);
         cJSON_AddNumberToObject(o, "source_rank", e->source_rank);

@@ -253,16 +253,16 @@ static void real_or_null(cJSON *o, const char *key, float v) {
 
 static cJSON *diag_json(const MatrixDiag *d) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", d->name);
+    cJSON_AddStringToObject(o, "param", d->name);   // the names `norms` uses for the same quantities
     cJSON_AddNumberToObject(o, "rows", d->rows);
     cJSON_AddNumberToObject(o, "cols", d->cols);
     cJSON_AddNumberToObject(o, "rank", d->rank);
     real_or_null(o, "sigma_a", d->sigma_a);
     real_or_null(o, "sigma_b", d->sigma_b);
     real_or_null(o, "rho", d->rho);
-    real_or_null(o, "dw_norm", d->dw_norm);
+    real_or_null(o, "dw_spectral", d->dw_norm);
     real_or_null(o, "dw_over_eta", d->dw_over_eta);
-    real_or_null(o, "w_norm", d->w_norm);
+    real_or_null(o, "spectral", d->w_norm);
     return o;
 }
 

@@ -607,12 +607,12 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
     const char *svg = args_has(a, "svg") ? expand_path(args_str(a, "svg", ""), sb, sizeof sb) : NULL;
     Chart c = {0};
     int rc = watched ? chart_build_watch(r, field, &c, err) : chart_build(r, field, &c, err);
-    // dw_over_eta unmeasured by the optimizer (diag_every=0) but measured by `watch dw_over_eta`,
-    // which records it as dw_over_lr: the watch series, said so
+    // dw_over_eta unmeasured by the optimizer (diag_every=0) but measured by `watch dw_over_eta`:
+    // the watch series, said so
     const char *alias = rc == 0 && c.n == 0 && !watched ? watch_key(typed, key, sizeof key) : NULL;
     if (alias && watched_anywhere(r, alias)) {
         chart_free(&c);
-        out_note(s, "note: no step of the optimizer's measured %s; `watch` recorded it as %s\n", field, alias);
+        out_note(s, "note: the optimizer measured %s at no step; drawing `watch`'s series %s\n", field, alias);
         field = alias, watched = 1;
         rc = chart_build_watch(r, field, &c, err);
     }

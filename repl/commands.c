@@ -280,7 +280,8 @@ const CmdSpec commands[] = {
              "it, these two exact, from the factors' Grams. A divergence is a result, as in `train`.\n"
              "\"–\" marks a value not computed.\n"
              "`inspect` shows the same rows sorted, worst first. --json: one object with the global\n"
-             "fields and \"matrices\":[{name, sigma_a, sigma_b, rho, dw_norm, dw_over_eta, w_norm, …}].\n"
+             "fields and \"matrices\":[{param, sigma_a, sigma_b, rho, dw_spectral, dw_over_eta, spectral,\n"
+             "…}] (the names `norms` uses).\n"
              "Examples:\n  step\n  step batch=4\n  optim spectron; step; inspect",
      .run = cmd_step,
      .opts = (const OptSpec[]){BATCH_OPTS, {NULL, 0, NULL, NULL, 0, 0, NULL}}},
@@ -374,7 +375,7 @@ const CmdSpec commands[] = {
              "trainer's rollback snapshot, kept anyway: no extra cost) and η that step's lr;\n"
              "\"–\" until there is one, and again after `optim` rebuilds the trainer. Spectron keeps\n"
              "‖ΔW‖₂/η ≤ 1 for factorized matrices, plus weight decay's 2·wd·‖W‖₂. --json: one object per matrix with param, rows,\n"
-             "cols, rank, layer, step, spectral, frobenius, stable_rank, dw_spectral, dw_over_lr,\n"
+             "cols, rank, layer, step, spectral, frobenius, stable_rank, dw_spectral, dw_over_eta,\n"
              "dw_over_w (null when not measured).\n"
              "Examples:\n  norms\n  step; norms\n  norms io=on",
      .run = cmd_norms,
@@ -385,7 +386,7 @@ const CmdSpec commands[] = {
      .summary = "record chosen diagnostics every N training steps: live line, `plot FIELD`, `log`",
      .help = "Each word is FIELD (aggregated over the block matrices) or FIELD:PARAM (one matrix):\n"
              "  spectral     ‖W‖₂ (max)              dw_spectral  ‖ΔW‖₂ of the step (max)\n"
-             "  frobenius    ‖W‖_F (max)             dw_over_lr   ‖ΔW‖₂/η (max; dw_over_eta too)\n"
+             "  frobenius    ‖W‖_F (max)             dw_over_eta  ‖ΔW‖₂/η (max; dw_over_lr too)\n"
              "  stable_rank  ‖W‖_F²/‖W‖₂² (mean)     dw_over_w    ‖ΔW‖₂/‖W‖₂ (max)\n"
              "  sigma_a, sigma_b  ‖A‖₂, ‖B‖₂ (mean)   rho  the factor step ρ (max)\n"
              "FIELD:max or FIELD:mean picks the other aggregate. σ and ρ are the optimizer's own\n"
@@ -397,7 +398,7 @@ const CmdSpec commands[] = {
              "`watch every=N` alone changes the interval; `watch off` stops; `watch` lists. The norms\n"
              "are `norms`' (exact from the factors' Grams, no W formed): at every=10 they add a few\n"
              "percent to the step time of the presets. --json: fields, every.\n"
-             "Examples:\n  watch spectral dw_over_lr\n  watch stable_rank:blocks.1.mlp.w2 spectral:blocks.0.attn.wq every=5\n"
+             "Examples:\n  watch spectral dw_over_eta\n  watch stable_rank:blocks.1.mlp.w2 spectral:blocks.0.attn.wq every=5\n"
              "  watch dw_over_w rho every=1; train steps=50; plot dw_over_w\n  watch off",
      .max_pos = -1, .pos = POS_WATCH, .run = cmd_watch,
      .opts = (const OptSpec[]){

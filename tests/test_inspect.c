@@ -301,7 +301,7 @@ static void test_update_norms(void) {
         else CHECK(rows[i].dw_spectral <= ref[0] * (1 + 1e-4) && rows[i].dw_spectral > 0.97 * ref[0],
                    "%s: ‖ΔW‖₂ %g vs SVD %g", x->name, rows[i].dw_spectral, ref[0]);
         double eta = x->layer < 0 ? 0.003 : 0.01;   // embed and head: their AdamW group's rate
-        CHECK_NEAR(rows[i].dw_over_lr, rows[i].dw_spectral / eta, 1e-5, "‖ΔW‖₂/η");
+        CHECK_NEAR(rows[i].dw_over_eta, rows[i].dw_spectral / eta, 1e-5, "‖ΔW‖₂/η");
         CHECK_NEAR(rows[i].dw_over_w, rows[i].dw_spectral / rows[i].spectral, 1e-6, "‖ΔW‖₂/‖W‖₂");
         free(w0); free(w1); free(ref);
     }

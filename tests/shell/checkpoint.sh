@@ -111,7 +111,7 @@ out=$(lrsh --json -c "model load $ck; model factorize rank=8; model info" 2>"$TM
 check_status factorize_status 0 $rc
 f=$(printf '%s\n' "$out" | grep '"model factorize"')
 check_eq factorize_matrices 14 "$(printf '%s\n' "$f" | json_eval 'len(o["matrices"])')"
-check_eq factorize_errors_sane True "$(printf '%s\n' "$f" | json_eval 'all(0 <= m["rel_error"] <= 1 and m["name"] for m in o["matrices"])')"
+check_eq factorize_errors_sane True "$(printf '%s\n' "$f" | json_eval 'all(0 <= m["rel_error"] <= 1 and m["param"] for m in o["matrices"])')"
 check_eq factorize_state_reset true "$(printf '%s\n' "$f" | json_field state_reset)"
 check_eq factorize_rank_in_config 8 "$(printf '%s\n' "$out" | grep '"model info"' | json_eval 'o["config"]["rank"]')"
 check_contains factorize_says_reset "$(cat "$TMP/err")" "optimizer state reset"

@@ -55,7 +55,7 @@ rows=$(printf '%s\n' "$out" | python3 -c '
 import json, sys
 rows = [json.loads(l) for l in sys.stdin if "\"command\":\"norms\"" in l]
 lr = 1e-4   # adamw lr=1e-3 warms up over 10 steps: step 1 has lr/10
-ok = all(r["dw_spectral"] > 0 and abs(r["dw_over_lr"] - r["dw_spectral"] / lr) < 1e-3 * r["dw_over_lr"]
+ok = all(r["dw_spectral"] > 0 and abs(r["dw_over_eta"] - r["dw_spectral"] / lr) < 1e-3 * r["dw_over_eta"]
          and abs(r["dw_over_w"] - r["dw_spectral"] / r["spectral"]) < 1e-3 * r["dw_over_w"]
          and abs(r["stable_rank"] - r["frobenius"] ** 2 / r["spectral"] ** 2) < 1e-3 * r["stable_rank"] for r in rows)
 print(len(rows), ok, rows[0]["param"])')
@@ -66,7 +66,7 @@ out=$(lrsh --json -q -c "$prep; optim spectron warmup=0; step; norms io=on" 2>/d
 etas=$(printf '%s\n' "$out" | python3 -c '
 import json, sys
 rows = [json.loads(l) for l in sys.stdin if "\"command\":\"norms\"" in l]
-eta = {r["param"]: r["dw_spectral"] / r["dw_over_lr"] for r in rows}
+eta = {r["param"]: r["dw_spectral"] / r["dw_over_eta"] for r in rows}
 print("%.4g %.4g %.4g" % (eta["blocks.0.attn.wq"], eta["embed"], eta["head"]))')
 check_eq norms_io_eta "0.02 0.003 0.003" "$etas"
 
@@ -78,10 +78,10 @@ check_contains watch_unmeasured_null "$(tail -n 1 "$TMP/unmeasured.jsonl")" '"wa
 check_contains watch_unmeasured_plot "$out" "no finite points"
 
 # `plot dw_over_eta` after `watch dw_over_eta` with the optimizer's own measurement off: watch's
-# series (recorded as dw_over_lr), with a note
+# series, with a note
 out=$(lrsh -c "$prep; optim spectron; watch dw_over_eta every=2; train steps=4 diag_every=0; plot dw_over_eta" 2>&1); rc=$?
 check_status plot_watched_alias_status 0 $rc
-check_contains plot_watched_alias "$out" "\`watch\` recorded it as dw_over_lr"
+check_contains plot_watched_alias "$out" "the optimizer measured dw_over_eta at no step; drawing \`watch\`'s series dw_over_eta"
 check_contains plot_watched_alias_points "$out" "(2 points, last"
 
 # the progress lines between watch steps repeat the last values under the step that measured them

@@ -67,7 +67,7 @@ check_eq optim_switch_same_batch "$a" "$b"
 out=$(lrsh --json -c "$prep; optim spectron; step; step" 2>/dev/null | tail -n 1)
 check_eq step_matrices 14 "$(printf '%s\n' "$out" | json_eval 'len(o["matrices"])')"
 check_eq step_globals True "$(printf '%s\n' "$out" | json_eval 'all(k in o for k in ["loss", "lr", "grad_norm", "grad_norm_clipped", "clip_scale", "optim_fraction"])')"
-check_eq step_matrix_keys True "$(printf '%s\n' "$out" | json_eval 'all(all(k in m for k in ["name", "sigma_a", "sigma_b", "rho", "dw_norm", "dw_over_eta", "w_norm"]) for m in o["matrices"])')"
+check_eq step_matrix_keys True "$(printf '%s\n' "$out" | json_eval 'all(all(k in m for k in ["param", "sigma_a", "sigma_b", "rho", "dw_spectral", "dw_over_eta", "spectral"]) for m in o["matrices"])')"
 check_eq step_spectron_bound True "$(printf '%s\n' "$out" | json_eval 'all(0 < m["dw_over_eta"] <= 1.3 and 0 < m["rho"] < o["lr"] for m in o["matrices"])')"
 out=$(lrsh -c "$prep; optim spectron; step" 2>&1)
 check_contains step_table_header "$out" "‖ΔW‖₂/η"
