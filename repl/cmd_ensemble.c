@@ -58,14 +58,6 @@ static int parse_seeds(const char *text, int k, uint64_t *out, Err *err) {
 }
 
 // The shape train/eval use: batch=, seq=, accum= as typed, else the session's settings.
-static int shape_of(const Session *s, const Args *a, int *B, int *T, int *accum, Err *err) {
-    *B = (int)args_int(a, "batch", s->batch);
-    *accum = (int)args_int(a, "accum", s->accum);
-    *T = (int)args_int(a, "seq", s->model.cfg.seq);
-    if (*T > s->model.cfg.seq) return err_set(err, "seq=%d is longer than the model's context (%d)", *T, s->model.cfg.seq);
-    return 0;
-}
-
 static int need_data(const Session *s, Err *err) {
     if (session_need_data(s, err) != 0) return -1;
     if (s->data.vocab_size > s->model.cfg.vocab)
@@ -199,7 +191,7 @@ int cmd_ensemble_off(Session *s, const Args *a, Err *err) {
 int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     if (!args_has(a, "steps")) return err_set(err, "train needs steps=N (e.g. train steps=100)");
     int B, T, accum;
-    if (need_data(s, err) != 0 || shape_of(s, a, &B, &T, &accum, err) != 0) return -1;
+    if (need_data(s, err) != 0 || session_batch_shape(s, a, &B, &T, &accum, err) != 0) return -1;
     Ensemble *e = &s->ens;
     int steps = (int)args_int(a, "steps", 1);
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 10);
@@ -310,7 +302,7 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
 int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
     if (need_ensemble(s, err) != 0) return -1;
     int B, T, accum;
-    if (need_data(s, err) != 0 || shape_of(s, a, &B, &T, &accum, err) != 0) return -1;
+    if (need_data(s, err) != 0 || session_batch_shape(s, a, &B, &T, &accum, err) != 0) return -1;
     int batches = (int)args_int(a, "batches", 20);
     Ensemble *e = &s->ens;
     EnsembleEval r;

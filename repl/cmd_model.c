@@ -285,17 +285,16 @@ static void session_took_file(Session *s, Tokenizer *tok, const char *path) {
 }
 
 // The run's last batches (a file saved after an update keeps them) become the session's
-// `batch` and `accum`, so that `train` goes on as the run went: a resume repeats it exactly.
+// `batch`, `accum` and `seq`, so that `train` goes on as the run went: a resume repeats it exactly.
 static void adopt_batches(Session *s, const CheckpointInfo *info) {
     const TrainShape *sh = &info->shape;
     if (sh->batch <= 0) return;
-    if (s->batch != sh->batch || s->accum != sh->accum)
-        out_note(s, "batch %d, accum %d: the run's last update (the session had %d, %d; `set` changes them)\n",
-                 sh->batch, sh->accum, s->batch, s->accum);
-    s->batch = sh->batch, s->accum = sh->accum;
-    if (sh->seq != s->model.cfg.seq)
-        out_note(s, "the run's last update used seq=%d (the model's context is %d): `train seq=%d` goes on as it ran\n",
-                 sh->seq, s->model.cfg.seq, sh->seq);
+    int seq = sh->seq == s->model.cfg.seq ? 0 : sh->seq;   // 0: the context, whatever the model
+    int was_seq = s->seq > 0 ? s->seq : s->model.cfg.seq;
+    if (s->batch != sh->batch || s->accum != sh->accum || was_seq != sh->seq)
+        out_note(s, "batch %d, seq %d, accum %d: the run's last update (the session had %d, %d, %d; `set` changes "
+                    "them)\n", sh->batch, sh->seq, sh->accum, s->batch, was_seq, s->accum);
+    s->batch = sh->batch, s->accum = sh->accum, s->seq = seq;
     cJSON *b = cJSON_AddObjectToObject(s->result, "batches");
     cJSON_AddNumberToObject(b, "batch", sh->batch);
     cJSON_AddNumberToObject(b, "seq", sh->seq);

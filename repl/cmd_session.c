@@ -286,8 +286,8 @@ int cmd_show(Session *s, const Args *a, Err *err) {
         cJSON_AddBoolToObject(o, "current", i == s->runs.current);
         cJSON_AddItemToArray(runs, o);
     }
-    out_text(s, "settings   seed=%llu threads=%d batch=%d accum=%d errexit=%s json=%s quiet=%s",
-             (unsigned long long)s->seed, s->threads, s->batch, s->accum, s->errexit ? "on" : "off",
+    out_text(s, "settings   seed=%llu threads=%d batch=%d accum=%d seq=%d errexit=%s json=%s quiet=%s",
+             (unsigned long long)s->seed, s->threads, s->batch, s->accum, s->seq, s->errexit ? "on" : "off",
              s->json ? "on" : "off", s->quiet ? "on" : "off");
     for (int i = 0; i < N_GPU_SETTINGS; i++) {
         const GpuSetting *g = &gpu_settings[i];
@@ -298,6 +298,7 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "seed", (double)s->seed);
     cJSON_AddNumberToObject(s->result, "batch", s->batch);
     cJSON_AddNumberToObject(s->result, "accum", s->accum);
+    cJSON_AddNumberToObject(s->result, "seq", s->seq);
     cJSON_AddBoolToObject(s->result, "errexit", s->errexit);
     cJSON_AddBoolToObject(s->result, "quiet", s->quiet);
     return 0;
@@ -393,6 +394,7 @@ static int set_apply(Session *s, const char *key, const char *v, Err *err) {
     if (strcmp(key, "seed") == 0) s->seed = strtoull(v, NULL, 10);
     else if (strcmp(key, "batch") == 0) s->batch = atoi(v);
     else if (strcmp(key, "accum") == 0) s->accum = atoi(v);
+    else if (strcmp(key, "seq") == 0) s->seq = atoi(v);
     else if (strcmp(key, "errexit") == 0) s->errexit = b;
     else if (strcmp(key, "json") == 0) s->json = b;
     else if (strcmp(key, "quiet") == 0) s->quiet = b;

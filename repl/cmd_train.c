@@ -10,14 +10,8 @@
 
 typedef struct Shape { int B, T, accum; } Shape;
 
-// batch=, seq=, accum= as typed, else the session's settings and the model's context.
 static int batch_shape(const Session *s, const Args *a, Shape *sh, Err *err) {
-    sh->B = (int)args_int(a, "batch", s->batch);
-    sh->accum = (int)args_int(a, "accum", s->accum);
-    sh->T = (int)args_int(a, "seq", s->model.cfg.seq);
-    if (sh->T > s->model.cfg.seq)
-        return err_set(err, "seq=%d is longer than the model's context (%d)", sh->T, s->model.cfg.seq);
-    return 0;
+    return session_batch_shape(s, a, &sh->B, &sh->T, &sh->accum, err);
 }
 
 // A model and data that fit each other; token ids past the model's vocabulary would index

@@ -12,13 +12,14 @@ const char *const preset_names[] = {"tiny", "small", "base", NULL};
 #define BATCH_OPTS                                                                              \
     {"batch", OPT_INT, NULL, NULL, 1, 1 << 20, "sequences per micro-batch (default: `set batch`, 8)"}, \
     {"accum", OPT_INT, NULL, NULL, 1, 1 << 20, "micro-batches per step (default: `set accum`, 1)"},   \
-    {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: the model's seq)"}
+    {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: `set seq`, else the model's seq)"}
 
 const OptSpec settings[] = {
     {"seed", OPT_INT, "1234", NULL, 0, 9e18, "seed for the next model, trainer and eval batches"},
     {"threads", OPT_INT, NULL, NULL, 0, 4096, "CPU threads (0: all cores)"},
     {"batch", OPT_INT, "8", NULL, 1, 1 << 20, "default sequences per micro-batch"},
     {"accum", OPT_INT, "1", NULL, 1, 1 << 20, "default micro-batches per step"},
+    {"seq", OPT_INT, "0", NULL, 0, 1 << 20, "default tokens per sequence (0: the model's context)"},
     {"errexit", OPT_BOOL, NULL, NULL, 0, 0, "stop a script at the first error (on in scripts, -c, pipes)"},
     {"json", OPT_BOOL, "off", NULL, 0, 0, "print one JSON object per result on stdout"},
     {"quiet", OPT_BOOL, "off", NULL, 0, 0, "drop notes and progress lines"},
@@ -295,7 +296,7 @@ const CmdSpec commands[] = {
      .opts = (const OptSpec[]){
          {"batches", OPT_INT, "20", NULL, 1, 1e6, "validation batches to average"},
          {"batch", OPT_INT, NULL, NULL, 1, 1 << 20, "sequences per batch (default: `set batch`)"},
-         {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: the model's seq)"},
+         {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: `set seq`, else the model's seq)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 
     // ---- sampling ----
@@ -438,7 +439,7 @@ const CmdSpec commands[] = {
          {"guess", OPT_ENUM, "random", "random|local", 0, 0, "forward: the guess direction"},
          {"seed", OPT_INT, NULL, NULL, 0, 9e18, "batches and draws (default: session seed + step)"},
          {"batch", OPT_INT, NULL, NULL, 1, 1 << 16, "sequences per batch (default: `set batch`)"},
-         {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: the model's seq)"},
+         {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: `set seq`, else the model's seq)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 
     // ---- ensembles ----
@@ -505,7 +506,7 @@ const CmdSpec commands[] = {
      .opts = (const OptSpec[]){
          {"batches", OPT_INT, "20", NULL, 1, 1e6, "validation batches to average"},
          {"batch", OPT_INT, NULL, NULL, 1, 1 << 20, "sequences per batch (default: `set batch`)"},
-         {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: the model's seq)"},
+         {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: `set seq`, else the model's seq)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "ensemble", .sub = "average", .family = "ensembles", .args = "[mode=product|factors]",
      .summary = "replace the ensemble by its weight-averaged model",

@@ -31,6 +31,7 @@ int session_init(Session *s, int threads, uint64_t seed, Err *err) {
     s->seed = seed;
     s->batch = 8;
     s->accum = 1;
+    s->seq = 0;
     s->errexit = 1;
     snprintf(s->precision, sizeof s->precision, "fp32");
     setting_from_env(s->attention, sizeof s->attention, "attention", "LRSH_CUDA_ATTENTION");
@@ -136,6 +137,16 @@ void session_record_step(Session *s, const StepStats *st, double tok_per_s, cons
     if (runlog_step(&s->runs, s->optim.name, st, tok_per_s, diag, &err) != 0) out_warning(s, "%s", err.msg);
     const OptimConfig *o = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
     runlog_optim(&s->runs, o->name, o->lr);
+}
+
+int session_batch_shape(const Session *s, const Args *a, int *B, int *T, int *accum, Err *err) {
+    int ctx = s->model.cfg.seq;
+    *B = (int)args_int(a, "batch", s->batch);
+    *accum = (int)args_int(a, "accum", s->accum);
+    *T = (int)args_int(a, "seq", s->seq > 0 ? s->seq : ctx);
+    if (*T <= ctx) return 0;
+    if (args_has(a, "seq")) return err_set(err, "seq=%d is longer than the model's context (%d)", *T, ctx);
+    return err_set(err, "`set seq %d` is longer than this model's context (%d): `set seq 0` uses the context", *T, ctx);
 }
 
 void session_record_divergence(Session *s, int step, int back_to) {

@@ -66,7 +66,7 @@ typedef struct Session {
     unsigned generations;        // `generate` calls, so an unseeded one differs from the last
 
     // settings (`set KEY VALUE`)
-    int batch, accum;
+    int batch, accum, seq;       // `set`: the batches' defaults (seq 0: the model's context)
     uint64_t seed;
     int json, quiet, errexit;
     char precision[8];           // the GPU's GEMMs: "fp32", "tf32" or "bf16"
@@ -121,6 +121,11 @@ int session_keep_unsaved(Session *s, const char *command, Err *err);
 // Record a step (history, log file, unsaved flag) and a validation loss; a failed log write
 // is reported as a note and turns logging off, never stopping training.
 void session_record_step(Session *s, const StepStats *st, double tok_per_s, const StepDiag *diag);
+// The batches a command draws: batch=, seq=, accum= as typed, else `set batch|seq|accum` (seq
+// 0: the model's context). A seq longer than the context is an error saying where it came from.
+typedef struct Args Args;
+int session_batch_shape(const Session *s, const Args *a, int *B, int *T, int *accum, Err *err);
+
 // A step that failed with a non-finite loss or gradient: the current run diverged there, and
 // went back to step back_to (−1: nothing to go back to).
 void session_record_divergence(Session *s, int step, int back_to);

@@ -78,7 +78,16 @@ check_eq resume_exact "$l1" "$(printf '%s\n' "$out" | grep '"command":"train"' |
 check_eq resume_step 7 "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field step)"
 check_eq resume_batches '{"batch": 2, "seq": 64, "accum": 1}' "$(printf '%s\n' "$out" | grep '"command":"model load"' | json_field batches)"
 out=$(lrsh -c "set accum 3; model load $a" 2>&1)
-check_contains resume_batches_note "$out" "batch 2, accum 1: the run's last update (the session had 8, 3"
+check_contains resume_batches_note "$out" "batch 2, seq 64, accum 1: the run's last update (the session had 8, 64, 3"
+# a run on shorter sequences than the context resumes on them too (`set seq` from the file)
+sq="$TMP/seq32.safetensors"
+out=$(lrsh --json -c "$prep; train steps=2 seq=32; model save $sq; train steps=2 seq=32" 2>/dev/null)
+l_seq=$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1 | json_field loss)
+out=$(lrsh --json -c "model load $sq; data load; train steps=2; show" 2>/dev/null)
+check_eq resume_seq_exact "$l_seq" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field loss)"
+check_eq resume_seq_setting 32 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field seq)"
+out=$(lrsh -c "$prep; set seq 100; train steps=1" 2>&1)
+check_contains set_seq_too_long "$out" "\`set seq 100\` is longer than this model's context (64): \`set seq 0\` uses the context"
 
 # bf16 without optimizer state: smaller, and says so when loaded
 out=$(lrsh --json -c "model load $a; model save $TMP/b.safetensors dtype=bf16 optim=no; model load $TMP/b.safetensors" 2>/dev/null)
