@@ -451,11 +451,11 @@ const SpectrumRecord *spectrum_history_lookup(const SpectrumHistory *h, int step
     return NULL;
 }
 
-const SpectrumRecord *spectrum_history_nearest(const SpectrumHistory *h, int step, const char *param) {
+const SpectrumRecord *spectrum_history_nearest(const SpectrumHistory *h, int step, const char *param, int skip) {
     const SpectrumRecord *best = NULL;
     for (int i = 0; i < h->n; i++) {
         const SpectrumRecord *r = &h->rec[i];
-        if (strcmp(r->param, param) != 0) continue;
+        if (strcmp(r->param, param) != 0 || r->step == skip) continue;
         long d = labs((long)r->step - step), bd = best ? labs((long)best->step - step) : 0;
         if (!best || d < bd || (d == bd && r->step < best->step)) best = r;
     }

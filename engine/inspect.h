@@ -120,6 +120,7 @@ int spectrum_history_record(SpectrumHistory *h, int step, const char *param, con
 int spectrum_history_record_all(SpectrumHistory *h, const Model *m, int step, Err *err);
 // The record for exactly (step, param), or NULL.
 const SpectrumRecord *spectrum_history_lookup(const SpectrumHistory *h, int step, const char *param);
-// The record of param whose step is closest to step (ties: the earlier), or NULL when none.
-const SpectrumRecord *spectrum_history_nearest(const SpectrumHistory *h, int step, const char *param);
+// The record of param whose step is closest to step (ties: the earlier), leaving out step skip
+// (−1: none), or NULL when none.
+const SpectrumRecord *spectrum_history_nearest(const SpectrumHistory *h, int step, const char *param, int skip);
 void spectrum_history_free(SpectrumHistory *h);

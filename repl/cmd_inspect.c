@@ -227,13 +227,15 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
         int at = (int)args_int(a, "compare", 0);
         const SpectrumRecord *rec = spectrum_history_lookup(&st->spectra, at, now.param);
         if (!rec) {
-            const SpectrumRecord *near = spectrum_history_nearest(&st->spectra, at, now.param);
+            // the step shown now is no suggestion: comparing with itself shows nothing
+            const SpectrumRecord *near = spectrum_history_nearest(&st->spectra, at, now.param, step);
             char steps[160];
             recorded_steps(&st->spectra, now.param, steps, sizeof steps);
             spectrum_result_free(&now);
             if (!near)
-                return err_set(err, "no spectrum of %s recorded at step %d, nor at any step: `train` records every "
-                               "matrix at its start and end, `spectrum %s` records it now", param, at, param);
+                return err_set(err, "no spectrum of %s recorded at step %d, nor at any step but this one: `train` "
+                               "records every matrix at its start and end, `spectrum %s` records it now", param, at,
+                               param);
             return err_set(err, "no spectrum of %s recorded at step %d; the nearest is step %d (compare=%d); recorded: %s",
                            param, at, near->step, near->step, steps);
         }

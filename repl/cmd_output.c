@@ -630,9 +630,6 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
         char *end = title + strlen(title);
         if (!watched) snprintf(title, sizeof title, "%s", field_title(field)), end = title + strlen(title);
         snprintf(end, sizeof title - (size_t)(end - title), " — log scale");
-        if (nonpositive)
-            out_note(s, "note: %ld value%s ≤ 0 left out (log scale; scale=linear draws them)\n", nonpositive,
-                     nonpositive == 1 ? "" : "s");
     }
     if (rc == 0) {
         PlotOptions o = {.width = (int)args_int(a, "width", 72), .height = (int)args_int(a, "height", 16),
@@ -642,6 +639,10 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
         if (!text) rc = err_set(err, "out of memory drawing the chart");
         else out_text(s, "%s", text);
         free(text);
+        fflush(stdout);   // the note below belongs under this chart, not above it
+        if (rc == 0 && log_y && nonpositive)
+            out_note(s, "note: %ld value%s ≤ 0 left out of the chart above (log scale; scale=linear draws them)\n",
+                     nonpositive, nonpositive == 1 ? "" : "s");
     }
     if (rc == 0) {
         cJSON_AddStringToObject(s->result, "field", field);

@@ -350,11 +350,11 @@ static void test_spectrum_history(void) {
     const SpectrumRecord *r = spectrum_history_lookup(&h, 20, "blocks.0.attn.wq");
     CHECK(r && r->n == 3 && r->values[0] == 4, "lookup step 20");
     CHECK(!spectrum_history_lookup(&h, 15, "blocks.0.attn.wq"), "no record at step 15");
-    r = spectrum_history_nearest(&h, 14, "blocks.0.attn.wq");
+    r = spectrum_history_nearest(&h, 14, "blocks.0.attn.wq", -1);
     CHECK(r && r->step == 10, "nearest to 14 is 10");
-    r = spectrum_history_nearest(&h, 15, "blocks.0.attn.wq");
+    r = spectrum_history_nearest(&h, 15, "blocks.0.attn.wq", -1);
     CHECK(r && r->step == 10, "a tie goes to the earlier step");
-    CHECK(!spectrum_history_nearest(&h, 15, "blocks.0.mlp.w1"), "no record of another matrix");
+    CHECK(!spectrum_history_nearest(&h, 15, "blocks.0.mlp.w1", -1), "no record of another matrix");
     CHECK_OK(spectrum_history_record(&h, 10, "blocks.0.attn.wq", v2, 2, &err));   // replaces
     r = spectrum_history_lookup(&h, 10, "blocks.0.attn.wq");
     CHECK(h.n == 3 && r && r->n == 2 && r->values[1] == 2, "re-recording replaces: %d records", h.n);

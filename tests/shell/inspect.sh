@@ -38,10 +38,10 @@ check_eq compare_step 0 "$(printf '%s\n' "$out" | json_eval 'o["compare"]["step"
 check_eq compare_values True "$(printf '%s\n' "$out" | json_eval 'len(o["compare"]["singular_values"]) == len(o["singular_values"]) and o["compare"]["singular_values"] != o["singular_values"] and o["step"] == 4')"
 out=$(lrsh -c "$prep; train steps=4; spectrum blocks.0.attn.wq compare=3" 2>&1); rc=$?
 check_status compare_missing_status nonzero $rc
-check_contains compare_missing_nearest "$out" "the nearest is step 4"
+check_contains compare_missing_nearest "$out" "the nearest is step 0"   # not step 4, the one shown
 out=$(lrsh -c "$prep; spectrum blocks.0.attn.wq compare=7" 2>&1); rc=$?
 check_status compare_none_status nonzero $rc
-check_contains compare_none_nearest "$out" "the nearest is step 0"
+check_contains compare_none_nearest "$out" "nor at any step but this one"
 out=$(lrsh -c "$prep; train steps=2; spectrum blocks.0.attn.wq compare=0 k=3" 2>&1)
 check_eq compare_overlay_bars 3 "$(printf '%s\n' "$out" | grep -c '░░')"
 

@@ -38,7 +38,7 @@ check_contains plot_scale_log_top "$out" "2000 ┤"
 check_contains plot_scale_log_bottom "$out" "0.5 ┤"
 out=$(lrsh -c "plot loss from=$TMP/spread.jsonl scale=log" 2>&1); rc=$?
 check_status plot_scale_log_status 0 $rc
-check_contains plot_scale_log_nonpositive "$out" "note: 1 value ≤ 0 left out (log scale; scale=linear draws them)"
+check_contains plot_scale_log_nonpositive "$out" "note: 1 value ≤ 0 left out of the chart above (log scale; scale=linear draws them)"
 out=$(lrsh -c "plot loss from=$TMP/spread.jsonl scale=ln" 2>&1); rc=$?
 check_status plot_scale_bad nonzero $rc
 check_contains plot_scale_bad_msg "$out" "auto|linear|log"
