@@ -423,8 +423,10 @@ int cmd_set(Session *s, const Args *a, Err *err) {
         suggest_init(&sg, key);
         for (const OptSpec *k = settings; k->name; k++) suggest_try(&sg, k->name);
         if (suggest_best(&sg)) return err_set(err, "no setting '%s': did you mean '%s'?", key, suggest_best(&sg));
-        return err_set(err, "no setting '%s' (settings: seed threads batch accum errexit json quiet device precision "
-                            "attention graphs fused pdl)", key);
+        char names[256] = "";   // from the table, as help and completion are
+        for (const OptSpec *k = settings; k->name; k++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k == settings ? "" : " ", k->name);
+        return err_set(err, "no setting '%s' (settings: %s)", key, names);
     }
     if (opt_check(o, value, err) != 0) {  // "option batch= expects …" → "set batch expects …"
         char why[sizeof err->msg];

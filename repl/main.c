@@ -41,7 +41,7 @@ static void usage(FILE *to) {
             "and pipes start empty, so that they run the same wherever they run.\n"
             "\n"
             "options:\n"
-            "  -c COMMANDS      run COMMANDS (separated by `;`) and exit\n"
+            "  -c COMMANDS      run COMMANDS (separated by `;` or newlines) and exit\n"
             "  --json           one JSON object per result on stdout; human text on stderr\n"
             "  -q, --quiet      no notes or progress lines\n"
             "  --seed N         seed for models, training and evaluation (default 1234)\n"
@@ -286,9 +286,25 @@ static void load_default_model(Session *s) {
     if (rc != 0) fprintf(stderr, "lrsh: default model not loaded (%s); starting empty\n", err.msg);
 }
 
+// -c's text: its lines one after another, as a script's (a newline separates commands as ';'
+// does, and a '#' comment ends at the line's end).
+static int run_command_text(Session *s, const char *text) {
+    int failed = 0;
+    for (const char *line = text; line && !s->quit && !lrsh_interrupted;) {
+        const char *end = strchr(line, '\n');
+        char *one = strndup(line, end ? (size_t)(end - line) : strlen(line));
+        if (!one) return 1;
+        if (run_line(s, one) != 0) failed = 1;
+        free(one);
+        if (failed && s->errexit) break;
+        line = end ? end + 1 : NULL;
+    }
+    return failed;
+}
+
 static int run(Session *s, const Options *o) {
     if (o->command) {
-        int rc = run_line(s, o->command) != 0;
+        int rc = run_command_text(s, o->command);
         if (lrsh_interrupted) return EXIT_INTERRUPTED;
         if (rc || s->quit) return rc;
     }

@@ -181,4 +181,18 @@ lines = open(sys.argv[1], "rb").read().splitlines()
 objs = [json.loads(l.decode("utf-8")) for l in lines]   # strict: a stray byte raises
 print(len(objs), "ok" if "\ufffd" in objs[1]["command"] else "no U+FFFD")' "$TMP/bad-utf8.out" 2>&1)"
 
+# -c with newlines runs its lines as a script's: a newline separates commands, a comment ends at
+# the line's end, and the first failure stops it (exit 1)
+out=$("$LRSH" --json -c 'set batch 3 # a comment
+set accum 2
+
+show' 2>/dev/null); rc=$?
+check_status c_newlines_status 0 $rc
+check_eq c_newlines "3 2" "$(printf '%s\n' "$out" | grep '"command":"show"' | json_eval 'str(o["batch"]) + " " + str(o["accum"])')"
+out=$("$LRSH" -c 'set batch 3
+set nope 1
+show' 2>&1); rc=$?
+check_status c_newlines_stops 1 $rc
+check_not_contains c_newlines_stopped "$out" "settings "
+
 finish
