@@ -76,6 +76,9 @@ int cmd_run(Session *s, const Args *a, Err *err) {
     return 0;
 }
 
+// A training loss this many times a uniform guess's (ln V) is no model: the run blew up.
+#define BLOWN_UP 1.5
+
 // ---- runs ---------------------------------------------------------------------------------
 
 static void real_or_null(cJSON *o, const char *key, double v) {
@@ -114,6 +117,11 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
     // better than a model that knows only token frequencies (the paper's "diverged" control
     // sits on that plateau; any working run passes it within a few dozen steps).
     double h = s->has_data ? unigram_entropy(&s->data) : NAN;
+    // ... or when its training loss ends far above a uniform guess's, ln V: blown up, not learning
+    // (V: the model's outputs when it has more than the data's tokens, as a fresh one starts there)
+    int V = s->has_data ? s->data.vocab_size : 0;
+    if (V && s->has_model && s->model.cfg.vocab > V) V = s->model.cfg.vocab;
+    double uniform = V ? log((double)V) : NAN;
     out_text(s, "%-16s %-14s %11s %6s %8s %8s %6s %-10s %11s\n", "run", "optim", "lr", "steps", "loss", "val", "spikes",
              "diverged", "max ΔW/η");
     int stale = 0;   // runs whose last validation loss is older than their last step
@@ -126,10 +134,12 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         if (x->optim[0]) snprintf(lr, sizeof lr, x->last_lr != x->lr ? "%.3g→%.3g" : "%.3g", x->lr, x->last_lr);
         if (isfinite(loss)) fmt_loss(l, sizeof l, loss);
         if (isfinite(val)) fmt_loss(v, sizeof v, val);
-        int collapsed = !x->diverged_at && x->n_steps >= 100 && current_val && isfinite(h) && val >= h;
+        int blown = !x->diverged_at && isfinite(loss) && isfinite(uniform) && loss > BLOWN_UP * uniform;
+        int collapsed = !x->diverged_at && !blown && x->n_steps >= 100 && current_val && isfinite(h) && val >= h;
         if (isfinite(val) && !current_val) stale++;
         if (x->diverged_at) snprintf(dv, sizeof dv, "at %d", x->diverged_at);
         if (collapsed) snprintf(dv, sizeof dv, "plateau");
+        if (blown) snprintf(dv, sizeof dv, "blew up");
         if (isfinite(x->max_dw_over_eta)) snprintf(dw, sizeof dw, "%.3g", x->max_dw_over_eta);
         // "–" is 3 bytes and 1 column: pad by hand so the columns line up; a name by its columns
         char name[sizeof x->name + 32] = "";
@@ -151,8 +161,9 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         if (isfinite(val)) cJSON_AddNumberToObject(o, "val_step", val_step);
         else cJSON_AddNullToObject(o, "val_step");
         cJSON_AddNumberToObject(o, "spikes", x->spikes);
-        cJSON_AddBoolToObject(o, "diverged", x->diverged_at != 0 || collapsed);
+        cJSON_AddBoolToObject(o, "diverged", x->diverged_at != 0 || collapsed || blown);
         cJSON_AddBoolToObject(o, "plateau", collapsed);
+        cJSON_AddBoolToObject(o, "blew_up", blown);
         if (x->diverged_at) cJSON_AddNumberToObject(o, "diverged_at", x->diverged_at);
         else cJSON_AddNullToObject(o, "diverged_at");
         real_or_null(o, "max_dw_over_eta", x->max_dw_over_eta);
@@ -161,7 +172,8 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
     }
     if (isfinite(h))
         out_text(s, "(a model that knows only token frequencies scores %.4f on this validation split; a run of 100\n"
-                    " steps or more that ends there or above has diverged: \"plateau\")\n", h);
+                    " steps or more that ends there or above has diverged: \"plateau\"; one whose loss ends above\n"
+                    " %.3g, %.1f× a uniform guess's, \"blew up\")\n", h, BLOWN_UP * uniform, BLOWN_UP);
     if (stale)   // a validation loss from before the last steps judges nothing: say so
         out_text(s, "(%d %s val is from before %s last steps: `eval` measures it now; \"plateau\" waits for it)\n",
                  stale, stale == 1 ? "run's" : "runs'", stale == 1 ? "its" : "their");

@@ -586,10 +586,11 @@ const CmdSpec commands[] = {
              "\"plateau\": after 100 steps or more its validation loss at its last step is no better\n"
              "than the unigram entropy of the validation split, the loss of a model that knows only\n"
              "token frequencies (where the Spectron paper's diverged AdamW control ends); a val from\n"
-             "before the last step judges nothing (a note says so; `eval` measures it) — and the\n"
+             "before the last step judges nothing (a note says so; `eval` measures it); \"blew up\":\n"
+             "its last training loss is above 1.5 ln V, far worse than a uniform guess — and the\n"
              "largest ‖ΔW‖₂/η measured (see `help train`, diag_every=). --json: one object per run\n"
              "with run, optim, lr (the first step's; last_lr the last's), steps, loss, val_loss,\n"
-             "val_step, spikes, diverged, plateau,\n"
+             "val_step, spikes, diverged, plateau, blew_up,\n"
              "diverged_at, max_dw_over_eta, unigram_loss (no runs yet: one object with an empty\n"
              "runs list).\n"
              "Examples:\n  runs\n  run a; train steps=100; run b; optim spectron; train steps=100; runs",

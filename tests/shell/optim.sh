@@ -107,6 +107,11 @@ check_eq step_diverged_replay True "$(python3 -c 'import json, sys
 r = [x for x in map(json.loads, open(sys.argv[1])) if "loss" in x]; print(r[0]["loss"] == r[1]["loss"])' "$TMP/rb.jsonl")"
 check_eq step_diverged_runs "0 2" "$(printf '%s\n' "$out" | grep '"command":"runs"' | json_eval 'str(o["steps"]) + " " + str(o["diverged_at"])')"
 
+# a run whose loss ends far above a uniform guess's blew up, though never non-finite
+out=$(lrsh --json -c "$prep; optim sgd lr=10 warmup=0 clip=0; train steps=6; runs" 2>/dev/null)
+check_eq runs_blew_up "True True" "$(printf '%s\n' "$out" | grep '"command":"runs"' | tail -n 1 | json_eval 'str(o["blew_up"]) + " " + str(o["diverged"])')"
+out=$(lrsh --json -c "$prep; train steps=3; runs" 2>/dev/null)
+check_eq runs_not_blew_up False "$(printf '%s\n' "$out" | grep '"command":"runs"' | tail -n 1 | json_eval 'o["blew_up"]')"
 # a validation loss from before the run's last steps is said to be old, and its step is in JSON
 out=$(lrsh -c "$prep; train steps=3; eval batches=1; train steps=2; runs" 2>&1)
 check_contains runs_stale_val "$out" "(1 run's val is from before its last steps: \`eval\` measures it now"
