@@ -69,7 +69,7 @@ typedef struct NormRow {
     double frobenius;        // ‖W‖_F; factorized: √tr((AᵀA)(BᵀB))
     double stable_rank;      // frobenius²/spectral²
     double dw_spectral;      // ‖ΔW‖₂, ΔW = W_now − W_prev (power iteration); NAN without prev
-    double dw_over_eta;       // ‖ΔW‖₂/η; NAN without prev or lr ≤ 0
+    double dw_over_eta;      // ‖ΔW‖₂/η; NAN without prev or lr ≤ 0
     double dw_over_w;        // ‖ΔW‖₂/‖W‖₂ (W now); NAN without prev
 } NormRow;
 
