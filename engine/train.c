@@ -103,6 +103,8 @@ static int roll_back(Trainer *tr, int step, const char *why, Err *err) {
                    "optimizer state and data position as they were before it)", step, why, back + 1, back);
 }
 
+int trainer_diverged(Trainer *tr, const char *why, Err *err) { return roll_back(tr, tr->step + 1, why, err); }
+
 int trainer_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *s, Err *err) {
     Model *m = tr->model;
     if (accum < 1) return err_set(err, "accum=%d: must be at least 1", accum);

@@ -74,6 +74,9 @@ int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err)
 // last update. Returns the step gone back to, or −1 when there is no rollback point (no update
 // yet since the trainer was built).
 int trainer_roll_back(Trainer *tr);
+// The model as it stands gives a non-finite loss elsewhere (`why`: a validation loss): roll back
+// as a failed step would, and fail with the same message ("not finite", naming step tr->step+1).
+int trainer_diverged(Trainer *tr, const char *why, Err *err);
 // Mean validation loss over `batches` batches drawn with `seed` (the same batches every call).
 int trainer_eval(Model *m, const Dataset *ds, int B, int T, int batches, uint64_t seed, double *val_loss, Err *err);
 // The same, reporting batches done; progress may stop it: then it fails, saying so, with the

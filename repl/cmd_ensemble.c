@@ -216,7 +216,10 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
             // a result, as a single model's divergence: every member went back to the same step
             diverged_at = attempt;
             int back_to = train_rolled_back_to(&e->trainers[0]);
-            if (back_to == diverged_at - 2 && done > 0) done--, st = before_last;   // this command's, undone
+            if (back_to == diverged_at - 2 && done > 0) {   // this command's last step, undone
+                exchanged -= (double)st.exchanged;
+                done--, st = before_last;
+            }
             session_record_divergence(s, diverged_at, back_to);
             progress_end(&p);
             out_text(s, "diverged: %s; training stopped after %d of %d steps\n", err->msg, done, steps);
@@ -244,8 +247,9 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
             }
             session_record_val(s, rec.step, r.member_mean);
             progress_end(&p);
-            out_text(s, "step %d: val loss members %.4f (mean), ensemble %.4f, average factors %.4f, product %.4f\n",
-                     rec.step, r.member_mean, r.ensemble, r.avg_factors, r.avg_product);
+            out_text(s, "step %d: val loss members %s (mean), ensemble %s, average factors %s, product %s\n",
+                     rec.step, LOSS_TEXT(r.member_mean), LOSS_TEXT(r.ensemble), LOSS_TEXT(r.avg_factors),
+                     LOSS_TEXT(r.avg_product));
             cJSON *v = cJSON_CreateObject();
             cJSON_AddNumberToObject(v, "step", rec.step);
             json_add_real(v, "member_mean", r.member_mean);
@@ -265,9 +269,9 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
         out_text(s, "interrupted after %d of %d steps; every member keeps the steps taken\n", done, steps);
     char t[32], d[32], x[32], xs[32];
     if (done) {
-        out_text(s, "step %d: mean loss %.4f over %d member%s (", e->trainers[0].step, st.mean_loss, e->k,
+        out_text(s, "step %d: mean loss %s over %d member%s (", e->trainers[0].step, LOSS_TEXT(st.mean_loss), e->k,
                  e->k == 1 ? "" : "s");
-        for (int i = 0; i < e->k; i++) out_text(s, "%s%.4f", i ? " " : "", st.member[i].loss);
+        for (int i = 0; i < e->k; i++) out_text(s, "%s%s", i ? " " : "", LOSS_TEXT(st.member[i].loss));
         out_text(s, "), %s tok/s, %s for %d step%s\n", fmt_count(t, sizeof t, seconds > 0 ? tokens / seconds : 0),
                  fmt_duration(d, sizeof d, seconds), done, done == 1 ? "" : "s");
         out_text(s, "%s: %s values exchanged (%s per step), %.1f%% of the time mixing; %s in total since `ensemble new`\n",
@@ -313,12 +317,12 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
     char name[32];
     for (int i = 0; i < e->k; i++) {
         snprintf(name, sizeof name, "member %d", i);
-        out_text(s, "%-22s %9.4f %11.2f\n", name, r.member[i], exp(r.member[i]));
+        out_text(s, "%-22s %9s %11.2f\n", name, LOSS_TEXT(r.member[i]), exp(r.member[i]));
     }
-    out_text(s, "%-22s %9.4f %11.2f\n", "members (mean)", r.member_mean, exp(r.member_mean));
-    out_text(s, "%-22s %9.4f %11.2f\n", "ensemble (probs)", r.ensemble, exp(r.ensemble));
-    out_text(s, "%-22s %9.4f %11.2f\n", "average: factors", r.avg_factors, exp(r.avg_factors));
-    out_text(s, "%-22s %9.4f %11.2f", "average: product", r.avg_product, exp(r.avg_product));
+    out_text(s, "%-22s %9s %11.2f\n", "members (mean)", LOSS_TEXT(r.member_mean), exp(r.member_mean));
+    out_text(s, "%-22s %9s %11.2f\n", "ensemble (probs)", LOSS_TEXT(r.ensemble), exp(r.ensemble));
+    out_text(s, "%-22s %9s %11.2f\n", "average: factors", LOSS_TEXT(r.avg_factors), exp(r.avg_factors));
+    out_text(s, "%-22s %9s %11.2f", "average: product", LOSS_TEXT(r.avg_product), exp(r.avg_product));
     if (r.product.n_matrices)
         out_text(s, "   truncation ‖W̄−A′B′ᵀ‖/‖W̄‖: mean %.3f, worst %.3f (%s)", r.product.mean_error,
                  r.product.worst_error, r.product.worst_name);

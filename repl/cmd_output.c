@@ -45,9 +45,9 @@ void runs_describe(const Session *s, const char *indent) {
         const RunSeries *x = &r->runs[i];
         out_text(s, "%s%-16s %d step%s", indent, x->name, x->n_steps, x->n_steps == 1 ? "" : "s");
         if (x->n_steps)
-            out_text(s, " (%d..%d), loss %.4f", x->steps[0].step, x->steps[x->n_steps - 1].step,
-                     x->steps[x->n_steps - 1].loss);
-        if (x->n_val) out_text(s, ", %d eval%s (val %.4f)", x->n_val, x->n_val == 1 ? "" : "s", x->val[x->n_val - 1].loss);
+            out_text(s, " (%d..%d), loss %s", x->steps[0].step, x->steps[x->n_steps - 1].step,
+                     LOSS_TEXT(x->steps[x->n_steps - 1].loss));
+        if (x->n_val) out_text(s, ", %d eval%s (val %s)", x->n_val, x->n_val == 1 ? "" : "s", LOSS_TEXT(x->val[x->n_val - 1].loss));
         if (x->diverged_at) out_text(s, ", diverged at step %d", x->diverged_at);
         out_text(s, "%s\n", i == r->current ? "  (current)" : "");
     }
@@ -618,16 +618,8 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
     const char *png = args_has(a, "png") ? expand_path(args_str(a, "png", ""), pb, sizeof pb) : NULL;
     const char *svg = args_has(a, "svg") ? expand_path(args_str(a, "svg", ""), sb, sizeof sb) : NULL;
     Chart c = {0};
+    // (a step's dw_over_eta is the optimizer's or, when it measured none, `watch dw_over_eta`'s)
     int rc = watched ? chart_build_watch(r, field, &c, err) : chart_build(r, field, &c, err);
-    // dw_over_eta unmeasured by the optimizer (diag_every=0) but measured by `watch dw_over_eta`:
-    // the watch series, said so
-    const char *alias = rc == 0 && c.n == 0 && !watched ? watch_key(typed, key, sizeof key) : NULL;
-    if (alias && watched_anywhere(r, alias)) {
-        chart_free(&c);
-        out_note(s, "note: the optimizer measured %s at no step; drawing `watch`'s series %s\n", field, alias);
-        field = alias, watched = 1;
-        rc = chart_build_watch(r, field, &c, err);
-    }
     snprintf(title, sizeof title, "watch: %s", field);
     if (rc == 0 && c.n == 0)
         rc = err_set(err, "nothing to plot for %s: %s", typed,

@@ -63,6 +63,20 @@ typedef struct Run {
     int diverged_at;    // the step that was not finite (0: none)
 } Run;
 
+// A divergence at step `attempt` (its loss or gradient, or the validation loss of the model
+// before it, not finite): the engine went back; the run and this command's count follow, and
+// the result says why. A result, not a failure: the model is intact and a script comparing
+// runs goes on.
+static void stop_diverged(Session *s, Run *r, int attempt, int steps, Err *err) {
+    r->diverged_at = attempt;
+    int back_to = train_rolled_back_to(&s->trainer);
+    if (back_to == attempt - 2 && r->done > 0) r->done--, r->last = r->before_last;   // this command's, undone
+    session_record_divergence(s, attempt, back_to);
+    out_text(s, "diverged: %s; training stopped after %d of %d steps\n", err->msg, r->done, steps);
+    cJSON_AddStringToObject(s->result, "reason", err->msg);
+    err->msg[0] = '\0';
+}
+
 static void train_report(Session *s, const Run *r, int steps, int interrupted) {
     double rate = r->seconds > 0 ? (double)r->tokens / r->seconds : 0;
     char t[32], d[32], l[32];
@@ -126,14 +140,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
                 snprintf(after, sizeof after, " (training stopped after %d of %d steps)", r.done, steps);
                 return r.done > 0 ? err_wrap(err, "", after) : -1;
             }
-            // a result, not a failure: the model is intact, and a script comparing runs goes on
-            r.diverged_at = attempt;
-            int back_to = train_rolled_back_to(&s->trainer);
-            if (back_to == attempt - 2 && r.done > 0) r.done--, r.last = r.before_last;   // this command's, undone
-            session_record_divergence(s, r.diverged_at, back_to);
-            out_text(s, "diverged: %s; training stopped after %d of %d steps\n", err->msg, r.done, steps);
-            cJSON_AddStringToObject(s->result, "reason", err->msg);
-            err->msg[0] = '\0';
+            stop_diverged(s, &r, attempt, steps, err);
             break;
         }
         r.before_last = prev;
@@ -149,11 +156,16 @@ int cmd_train(Session *s, const Args *a, Err *err) {
             double loss;
             if (trainer_eval(&s->model, &s->data, sh.B, sh.T, eval_batches, s->seed ^ EVAL_SEED_SALT, &loss, err) != 0) {
                 progress_end(&p);
-                return -1;
+                if (!train_diverged(err)) return -1;
+                char why[sizeof err->msg];   // "the loss is not finite (NaN)" of the validation batches
+                snprintf(why, sizeof why, "the validation %.400s", strncmp(err->msg, "the ", 4) == 0 ? err->msg + 4 : err->msg);
+                trainer_diverged(&s->trainer, why, err);
+                stop_diverged(s, &r, r.last.step + 1, steps, err);
+                break;
             }
             session_record_val(s, r.last.step, loss);
             progress_end(&p);
-            out_text(s, "step %d: val loss %.4f\n", r.last.step, loss);
+            out_text(s, "step %d: val loss %s\n", r.last.step, LOSS_TEXT(loss));
             cJSON *v = cJSON_CreateObject();
             cJSON_AddNumberToObject(v, "step", r.last.step);
             json_add_real(v, "val_loss", loss);
@@ -235,11 +247,11 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
     double ppl = exp(loss);
     int step = s->has_trainer ? s->trainer.step : s->resume.step;
     if (interrupted)   // a mean over fewer batches is another estimate: shown, not put in the run
-        out_text(s, "interrupted after %d of %d batches: val loss %.4f  perplexity %.2f over those (step %d; not "
-                    "recorded in the run)\n", done, batches, loss, ppl, step);
+        out_text(s, "interrupted after %d of %d batches: val loss %s  perplexity %.2f over those (step %d; not "
+                    "recorded in the run)\n", done, batches, LOSS_TEXT(loss), ppl, step);
     else {
         session_record_val(s, step, loss);
-        out_text(s, "val loss %.4f  perplexity %.2f  (step %d; %d batch%s of %d × %d tokens)\n", loss, ppl, step, batches,
+        out_text(s, "val loss %s  perplexity %.2f  (step %d; %d batch%s of %d × %d tokens)\n", LOSS_TEXT(loss), ppl, step, batches,
                  batches == 1 ? "" : "es", sh.B, sh.T);
     }
     json_add_real(s->result, "val_loss", loss);

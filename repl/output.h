@@ -44,6 +44,8 @@ const char *fmt_duration(char *buf, size_t size, double seconds);
 // A loss: 4 decimals ("3.2145"), or 4 significant digits once it is 1e5 or more ("1.668e+16",
 // a run blowing up), so it keeps to its column.
 const char *fmt_loss(char *buf, size_t size, double loss);
+// fmt_loss into a buffer that lives to the end of the enclosing block: for a printf argument.
+#define LOSS_TEXT(x) fmt_loss((char[32]){0}, 32, (x))
 // Display columns of UTF-8 text (every code point counts one: enough for σ, ‖, ₂, –, █).
 int text_columns(const char *text);
 // Append text to buf padded to width columns (right-aligned when right), then a space: table

@@ -46,11 +46,18 @@ static int grow(void **buf, int *cap, int n, size_t size) {
     return 0;
 }
 
+// A run that has recorded nothing (just named with `run`): the next one takes its place. One a
+// rollback emptied has a divergence and an optimizer to show, and stays.
+static int untouched(const RunSeries *c) {
+    return c->n_steps == 0 && c->n_val == 0 && !c->diverged_at && !c->optim[0];
+}
+
 const char *runlog_start(RunLog *r, const char *name) {
     RunSeries *cur = r->current >= 0 ? &r->runs[r->current] : NULL;
     char unique[176];
     snprintf(unique, sizeof unique, "%.160s", name);   // cmd_run allows 40 characters, ≤ 160 bytes
-    if (cur && cur->n_steps == 0 && cur->n_val == 0) cur->name[0] = '\0';  // renamed below
+    if (cur && untouched(cur)) cur->name[0] = '\0';  // renamed below
+    else cur = NULL;
     for (int k = 2; runlog_find(r, unique); k++) snprintf(unique, sizeof unique, "%.160s-%d", name, k % 100000);
     if (cur && !cur->name[0]) {
         snprintf(cur->name, sizeof cur->name, "%s", unique);
@@ -67,8 +74,7 @@ const char *runlog_start(RunLog *r, const char *name) {
 
 void runlog_end(RunLog *r) {
     r->next_name[0] = '\0';
-    if (r->current >= 0 && r->runs[r->current].n_steps == 0 && r->runs[r->current].n_val == 0)
-        return;  // an empty run (just named with `run`) waits for its first step
+    if (r->current >= 0 && untouched(&r->runs[r->current])) return;  // a `run NAME` waits for its first step
     r->current = -1;
 }
 
@@ -174,6 +180,8 @@ int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double
     if (grow((void **)&s->steps, &s->cap_steps, s->n_steps, sizeof *s->steps) != 0)
         return err_set(err, "out of memory for the run history");
     StepDiag none = {NAN, NAN, NAN, NAN}, d = diag ? *diag : none;
+    for (int i = 0; i < r->n_pending && !isfinite(d.dw_over_eta); i++)   // `watch dw_over_eta` measured it
+        if (strcmp(r->pending_key[i], "dw_over_eta") == 0) d.dw_over_eta = r->pending_value[i];
     s->steps[s->n_steps++] = (RunPoint){st->step, st->loss, st->lr, st->grad_norm, st->clip_scale, tok_per_s,
                                         st->seconds, d};
     s->spikes += is_spike(s);

@@ -152,7 +152,8 @@ int session_batch_shape(const Session *s, const Args *a, int *B, int *T, int *ac
 void session_record_divergence(Session *s, int step, int back_to) {
     Err err = {{0}};
     if (runlog_diverged(&s->runs, s->optim.name, step, back_to, &err) != 0) out_warning(s, "%s", err.msg);
-    runlog_optim(&s->runs, s->optim.name, s->optim.lr);
+    const RunSeries *run = &s->runs.runs[s->runs.current];
+    if (!run->optim[0]) runlog_optim(&s->runs, s->optim.name, s->optim.lr);   // a failed step names no switch
 }
 
 void session_record_val(Session *s, int step, double loss) {

@@ -77,12 +77,12 @@ check_status watch_unmeasured_status 0 $rc
 check_contains watch_unmeasured_null "$(tail -n 1 "$TMP/unmeasured.jsonl")" '"watch":{"sigma_a:blocks.0.attn.wq":null}'
 check_contains watch_unmeasured_plot "$out" "no finite points"
 
-# `plot dw_over_eta` after `watch dw_over_eta` with the optimizer's own measurement off: watch's
-# series, with a note
-out=$(lrsh -c "$prep; optim spectron; watch dw_over_eta every=2; train steps=4 diag_every=0; plot dw_over_eta" 2>&1); rc=$?
-check_status plot_watched_alias_status 0 $rc
-check_contains plot_watched_alias "$out" "the optimizer measured dw_over_eta at no step; drawing \`watch\`'s series dw_over_eta"
-check_contains plot_watched_alias_points "$out" "(2 points, last"
+# `watch dw_over_eta` measures the run's own dw_over_eta at the steps the optimizer does not:
+# `plot dw_over_eta` draws them and `runs` takes them into its maximum
+out=$(lrsh --json -c "$prep; optim spectron; watch dw_over_eta every=2; train steps=4 diag_every=0; plot dw_over_eta; runs" 2>/dev/null); rc=$?
+check_status plot_watched_dw_status 0 $rc
+check_eq plot_watched_dw_points 2 "$(printf '%s\n' "$out" | grep '"command":"plot"' | json_eval 'o["series"][0]["points"]')"
+check_eq runs_watched_dw_max True "$(printf '%s\n' "$out" | grep '"command":"runs"' | json_eval 'o["max_dw_over_eta"] is not None and o["max_dw_over_eta"] > 0')"
 
 # the progress lines between watch steps repeat the last values under the step that measured them
 out=$(lrsh -c "$prep; watch spectral every=3; train steps=4" 2>&1)
