@@ -106,9 +106,7 @@ int ensemble_set_optimizer(Ensemble *e, const OptimConfig *cfg, int *kept, Err *
         return -1;
     }
     for (int i = 0; i < e->k; i++) {
-        fresh[i].step = e->trainers[i].step;
-        fresh[i].data_rng = e->trainers[i].data_rng;
-        fresh[i].diag_every = e->trainers[i].diag_every;
+        trainer_continue(&fresh[i], &e->trainers[i]);
         trainer_free(&e->trainers[i]);
         e->trainers[i] = fresh[i];
     }

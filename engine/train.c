@@ -59,17 +59,37 @@ static int accumulate_gradients(Trainer *tr, const Dataset *ds, int B, int T, in
     return rc;
 }
 
-// The rollback point: where the trainer stands now, before the update it is about to take.
-static void take_rollback_point(Trainer *tr) {
-    const Model *m = tr->model;
-    const Backend *be = m->be;
-    size_t n = m->n_params;
-    be->copy(tr->good_params, m->params, n * sizeof(float));
+// The optimizer's state as it is now into the rollback point.
+static void keep_optimizer_state(Trainer *tr) {
+    const Backend *be = tr->model->be;
+    size_t n = tr->model->n_params;
     be->copy(tr->good_state, tr->opt.m, n * sizeof(float));
     be->copy(tr->good_state + n, tr->opt.v, n * sizeof(float));
     if (tr->opt.n_vec) be->copy(tr->good_state + 2 * n, tr->opt.vec, tr->opt.n_vec * sizeof(float));
+}
+
+// The rollback point: where the trainer stands now, before the update it is about to take.
+static void take_rollback_point(Trainer *tr) {
+    const Model *m = tr->model;
+    m->be->copy(tr->good_params, m->params, m->n_params * sizeof(float));
+    keep_optimizer_state(tr);
     tr->good = (TrainerMark){tr->step, tr->step_rng, tr->shape, tr->n_history, tr->opt.t, tr->opt.diag_t};
     tr->has_good = 1;
+}
+
+void trainer_continue(Trainer *to, const Trainer *from) {
+    to->step = from->step;
+    to->data_rng = from->data_rng;
+    to->shape = from->shape;
+    to->diag_every = from->diag_every;
+    if (!from->has_good) return;
+    const Model *m = to->model;
+    m->be->copy(to->good_params, from->good_params, m->n_params * sizeof(float));
+    keep_optimizer_state(to);   // this optimizer, fresh: as if chosen at the rollback point
+    to->good = from->good;
+    to->good.n_history = 0;     // the history is the old trainer's
+    to->good.opt_t = to->opt.t, to->good.opt_diag_t = to->opt.diag_t;
+    to->has_good = 1;
 }
 
 int trainer_roll_back(Trainer *tr) {

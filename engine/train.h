@@ -74,6 +74,11 @@ int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err)
 // last update. Returns the step gone back to, or −1 when there is no rollback point (no update
 // yet since the trainer was built).
 int trainer_roll_back(Trainer *tr);
+// `to`, just built on from's model with another optimizer, goes on where `from` stands: its
+// step, data position and batch shape, and its rollback point — with to's fresh optimizer
+// state, as if this optimizer had been chosen there — so a divergence right after a switch
+// still undoes the old optimizer's last update.
+void trainer_continue(Trainer *to, const Trainer *from);
 // The model as it stands gives a non-finite loss elsewhere (`why`: a validation loss): roll back
 // as a failed step would, and fail with the same message ("not finite", naming step tr->step+1).
 int trainer_diverged(Trainer *tr, const char *why, Err *err);

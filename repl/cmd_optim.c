@@ -173,8 +173,7 @@ int optim_rebuild_trainer(Session *s, const char *why, Err *err) {
     char from[16];
     snprintf(from, sizeof from, "%s", s->trainer.opt.cfg.name);
     int step = s->trainer.step;
-    fresh.step = step;
-    fresh.data_rng = s->trainer.data_rng;
+    trainer_continue(&fresh, &s->trainer);
     session_drop_trainer(s);
     s->trainer = fresh;
     s->has_trainer = 1;

@@ -259,7 +259,12 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     show_model(s);
     optim_describe(s, &s->optim, cJSON_AddObjectToObject(s->result, "optimizer"));
     int step = s->has_trainer ? s->trainer.step : s->resume.step;
-    out_text(s, "trainer    %s step %d\n", s->has_trainer ? "built," : "not built yet,", step);
+    if (s->has_ensemble) {   // `train` steps the members, not the model they grew from
+        step = s->ens.trainers[0].step;
+        out_text(s, "trainer    the ensemble's %d members', step %d\n", s->ens.k, step);
+    } else {
+        out_text(s, "trainer    %s step %d\n", s->has_trainer ? "built," : "not built yet,", step);
+    }
     cJSON_AddNumberToObject(s->result, "step", step);
     ensemble_info(s);   // members train beside the model: say so
     if (s->model_file[0])

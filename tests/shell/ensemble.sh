@@ -67,7 +67,7 @@ check_contains ckpt_cut_refused "$out" "truncated"
 check_contains ckpt_load_text "$out" "ensemble of 2 members at step 3"
 check_contains ckpt_use_after_load "$out" "continuing with member 1 of 2 (step 3"
 out=$(run -c "model load $ck; show" 2>&1)   # the session's model is member 0, at the members' step
-check_contains ensemble_load_step "$out" "trainer    not built yet, step 3"
+check_contains ensemble_load_step "$out" "trainer    the ensemble's 2 members', step 3"
 
 # a new model drops the ensemble; bad input is refused with a message
 # optim after ensemble new reaches the members: the same optimizer keeps their state, another starts fresh

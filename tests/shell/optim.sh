@@ -106,6 +106,9 @@ print([[r["step"], r.get("rolled_back_to")] for r in map(json.loads, open(sys.ar
 check_eq step_diverged_replay True "$(python3 -c 'import json, sys
 r = [x for x in map(json.loads, open(sys.argv[1])) if "loss" in x]; print(r[0]["loss"] == r[1]["loss"])' "$TMP/rb.jsonl")"
 check_eq step_diverged_runs "0 2" "$(printf '%s\n' "$out" | grep '"command":"runs"' | json_eval 'str(o["steps"]) + " " + str(o["diverged_at"])')"
+# ... across an optimizer switch too: the new optimizer starts over from the rolled-back point
+out=$(lrsh --json -c "$prep; optim adamw eps=0; step; optim muon; step" 2>/dev/null)
+check_eq switch_diverged_rolls_back "2 0" "$(printf '%s\n' "$out" | grep '"command":"step"' | tail -n 1 | json_eval 'str(o["diverged_at"]) + " " + str(o["step"])')"
 
 # a run whose loss ends far above a uniform guess's blew up, though never non-finite
 out=$(lrsh --json -c "$prep; optim sgd lr=10 warmup=0 clip=0; train steps=6; runs" 2>/dev/null)
