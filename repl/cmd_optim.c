@@ -23,7 +23,7 @@ static const char *key_doc(const char *key) {
         {"shape_scale", "multiply a matrix's step by √max(1, rows/cols) (Muon's shape factor; loosens ‖ΔW‖₂ ≤ lr)"},
         {"beta1", "AdamW first-moment decay"},
         {"beta2", "AdamW second-moment decay"},
-        {"eps", "AdamW epsilon"},
+        {"eps", "AdamW epsilon (0: a gradient exactly 0 — an embedding row no batch touched — gives 0/0, NaN)"},
         {"clip", "global gradient-norm clip (0: off)"},
         {"warmup", "steps of linear warm-up"},
         {"horizon", "step where the cosine decay reaches min_lr_ratio·lr (0: constant after warm-up)"},
@@ -327,9 +327,15 @@ static void sort_rows(const MatrixDiag **rows, int n, const char *key) {
 int cmd_inspect(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     ensemble_note_single_model(s);
-    if (s->has_trainer && s->trainer.rolled_back)
-        return err_set(err, "no update since a divergence rolled the model back to step %d (its last update was "
-                       "undone): run `step`; inspect shows the last step's diagnostics", s->trainer.step);
+    if (s->has_trainer && s->trainer.rolled_back) {   // a state to report, not a failure: a script goes on
+        out_text(s, "no diagnostics: a divergence rolled the model back to step %d (its last update was undone); the "
+                    "next `step` measures again\n", s->trainer.step);
+        cJSON_AddArrayToObject(s->result, "matrices");
+        cJSON_AddNumberToObject(s->result, "step", s->trainer.step);
+        cJSON_AddBoolToObject(s->result, "measured", 0);
+        cJSON_AddBoolToObject(s->result, "rolled_back", 1);
+        return 0;
+    }
     if (!s->has_trainer || s->trainer.opt.t == 0) {
         if (s->has_trainer && s->trainer.step > 0)   // `optim` switched: a new optimizer has no diagnostics
             return err_set(err, "no update since %s was set up at step %d (by `optim` or `model factorize`): run "

@@ -137,7 +137,8 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         int blown = !x->diverged_at && isfinite(loss) && isfinite(uniform) && loss > BLOWN_UP * uniform;
         int collapsed = !x->diverged_at && !blown && x->n_steps >= 100 && current_val && isfinite(h) && val >= h;
         if (isfinite(val) && !current_val) stale++;
-        if (x->diverged_at) snprintf(dv, sizeof dv, "at %d", x->diverged_at);
+        int recovered = x->diverged_at && last_step >= x->diverged_at;   // trained past it since
+        if (x->diverged_at) snprintf(dv, sizeof dv, recovered ? "at %d, on" : "at %d", x->diverged_at);
         if (collapsed) snprintf(dv, sizeof dv, "plateau");
         if (blown) snprintf(dv, sizeof dv, "blew up");
         if (isfinite(x->max_dw_over_eta)) snprintf(dw, sizeof dw, "%.3g", x->max_dw_over_eta);
@@ -166,6 +167,7 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         cJSON_AddBoolToObject(o, "blew_up", blown);
         if (x->diverged_at) cJSON_AddNumberToObject(o, "diverged_at", x->diverged_at);
         else cJSON_AddNullToObject(o, "diverged_at");
+        cJSON_AddBoolToObject(o, "recovered", recovered);
         real_or_null(o, "max_dw_over_eta", x->max_dw_over_eta);
         real_or_null(o, "unigram_loss", h);   // the plateau the verdict compares val_loss with
         out_emit(s, o);

@@ -106,6 +106,12 @@ print([[r["step"], r.get("rolled_back_to")] for r in map(json.loads, open(sys.ar
 check_eq step_diverged_replay True "$(python3 -c 'import json, sys
 r = [x for x in map(json.loads, open(sys.argv[1])) if "loss" in x]; print(r[0]["loss"] == r[1]["loss"])' "$TMP/rb.jsonl")"
 check_eq step_diverged_runs "0 2" "$(printf '%s\n' "$out" | grep '"command":"runs"' | json_eval 'str(o["steps"]) + " " + str(o["diverged_at"])')"
+# after a rollback inspect reports no diagnostics (a result: a script goes on); a run that then
+# trains past the step it diverged at says so
+out=$(lrsh --json -c "$prep; optim adamw eps=0; step; step; inspect; optim adamw eps=1e-8; train steps=3; runs" 2>/dev/null); rc=$?
+check_status inspect_after_rollback_status 0 $rc
+check_eq inspect_after_rollback "True False" "$(printf '%s\n' "$out" | grep '"command":"inspect"' | json_eval 'str(o["rolled_back"]) + " " + str(o["measured"])')"
+check_eq runs_recovered "2 True 3" "$(printf '%s\n' "$out" | grep '"command":"runs"' | json_eval 'str(o["diverged_at"]) + " " + str(o["recovered"]) + " " + str(o["steps"])')"
 # ... across an optimizer switch too: the new optimizer starts over from the rolled-back point
 out=$(lrsh --json -c "$prep; optim adamw eps=0; step; optim muon; step" 2>/dev/null)
 check_eq switch_diverged_rolls_back "2 0" "$(printf '%s\n' "$out" | grep '"command":"step"' | tail -n 1 | json_eval 'str(o["diverged_at"]) + " " + str(o["step"])')"
