@@ -341,7 +341,7 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
     json_add_real(s->result, "truncation_error_worst", r.product.worst_error);
     cJSON_AddNumberToObject(s->result, "step", step);
     cJSON_AddStringToObject(s->result, "method", method_name(e->coupling.method));
-    cJSON_AddNumberToObject(s->result, "values_communicated", e->total_exchanged);
+    cJSON_AddNumberToObject(s->result, "values_exchanged_total", e->total_exchanged);   // train's name for it
     cJSON_AddNumberToObject(s->result, "batches", batches);
     return 0;
 }

@@ -753,7 +753,10 @@ static void align_print(Session *s, const AlignResult *r, int layers, const char
         out_text(s, "           %s\n", vals);
     }
     free(cos);
-    cJSON_AddStringToObject(s->result, "against", r->against);
+    char word[64];   // r->against: "blockdrop p=0.5 draws=2"; the option's value is its first word
+    snprintf(word, sizeof word, "%.*s", (int)strcspn(r->against, " "), r->against);
+    cJSON_AddStringToObject(s->result, "against", word);
+    cJSON_AddStringToObject(s->result, "setup", r->against);
     real_or_null(s->result, "overall", r->overall);
     real_or_null(s->result, "norm_ratio", r->norm_ratio);
     real_or_null(s->result, "norm1", r->norm1);

@@ -388,7 +388,10 @@ int cmd_inspect(Session *s, const Args *a, Err *err) {
     if (worst) {
         double decay = 2.0 * o->cfg.wd * worst->w_norm;   // weight decay's share of ‖ΔW‖₂/η, outside the bound
         char verdict[160];
-        if (worst->dw_over_eta <= 1.3f)
+        if (strcmp(o->cfg.name, "spectron") != 0)   // the bound is Spectron's: other optimizers are measured against it
+            snprintf(verdict, sizeof verdict, "%s, Spectron's bound; %s does not bound ‖ΔW‖₂",
+                     worst->dw_over_eta <= 1.3f ? "within 1" : "above 1", o->cfg.name);
+        else if (worst->dw_over_eta <= 1.3f)
             snprintf(verdict, sizeof verdict, "within Spectron's bound (≤ 1, up to Newton–Schulz's slack)");
         else if (decay > 0.3 * worst->dw_over_eta)
             snprintf(verdict, sizeof verdict, "above Spectron's bound of 1, mostly weight decay's 2·wd·‖W‖₂ = %.3g, "

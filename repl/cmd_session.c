@@ -253,7 +253,7 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     out_text(s, "device     %s\n", s->be->describe());
     cJSON_AddStringToObject(s->result, "device", s->be->name);
     cJSON_AddStringToObject(s->result, "backend", s->be->describe());
-    cJSON_AddNumberToObject(s->result, "threads", s->threads);
+    cJSON_AddNumberToObject(s->result, "threads", s->threads > 0 ? s->threads : omp_get_max_threads());   // in use
     show_tokenizer(s);
     show_data(s);
     show_model(s);

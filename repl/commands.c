@@ -424,7 +424,8 @@ const CmdSpec commands[] = {
              "cosine, the norm ratio ‖g₂‖/‖g₁‖, and one cell per block shaded by its cosine\n"
              "(█ ≥ 0.75, ▓ ≥ 0.5, ▒ ≥ 0.25, ░ > 0, · ≤ 0). The model's gradient buffer is left as\n"
              "it was. Batches: batch= (`set batch`) × seq= (the model's) tokens, drawn with seed=\n"
-             "(default: the session seed + the step). --json: against, overall, norm_ratio, norm1,\n"
+             "(default: the session seed + the step). --json: against (the option's value), setup\n"
+             "(it with its settings: \"blockdrop p=0.5 draws=2\"), overall, norm_ratio, norm1,\n"
              "norm2, per_param:[{param, layer, cosine, norm1, norm2}], layers:[{layer, cosine}]\n"
              "(members: pairwise too).\n"
              "Examples:\n  align\n  align against=blockdrop p=0.5 draws=8\n  align against=width p=0.25\n"
@@ -500,8 +501,9 @@ const CmdSpec commands[] = {
              "mode=factors (mean A, mean B) and mode=product (mean A_i·B_iᵀ, truncated back to rank r by\n"
              "SVD, with its truncation error ‖W̄−A′B′ᵀ‖_F/‖W̄‖_F). Embedding, head and norms are averaged\n"
              "directly in both. A·Bᵀ = (AQ)(BQ)ᵀ for any orthogonal Q, so the factor average is not the\n"
-             "product average. --json: members, member_mean, ensemble, avg_factors, avg_product,\n"
-             "truncation_error, values_communicated. `eval` shows the same while an ensemble exists.\n"
+             "product average. --json: members, member_mean, ensemble_loss, avg_factors_loss,\n"
+             "avg_product_loss, truncation_error (mean) and truncation_error_worst, step, method,\n"
+             "values_exchanged_total, batches. `eval` shows the same while an ensemble exists.\n"
              "Examples:\n  ensemble eval\n  ensemble eval batches=50",
      .run = cmd_ensemble_eval,
      .opts = (const OptSpec[]){

@@ -141,6 +141,8 @@ check_contains inspect_after_load "$out" "no update in this session yet (the loa
 out=$(lrsh -c "$prep; optim spectron; step; inspect" 2>&1)
 check_contains inspect_marks "$out" "* blocks."
 check_contains inspect_verdict "$out" "within Spectron's bound"
+out=$(lrsh -c "$prep; optim adamw; step; inspect" 2>&1)
+check_contains inspect_verdict_adamw "$out" "Spectron's bound; adamw does not bound ‖ΔW‖₂"
 out=$(lrsh --json -c "$prep; optim spectron; step; inspect" 2>/dev/null | tail -n 1)
 check_eq inspect_sorted True "$(printf '%s\n' "$out" | json_eval '[m["dw_over_eta"] for m in o["matrices"]] == sorted([m["dw_over_eta"] for m in o["matrices"]], reverse=True)')"
 check_eq inspect_worst3 "[True, True, True, False]" "$(printf '%s\n' "$out" | json_eval '[m["worst"] for m in o["matrices"]][:4]')"
