@@ -545,7 +545,9 @@ const CmdSpec commands[] = {
              "scale=auto (the default) draws y on a log scale when every value is positive and they\n"
              "span a factor of 100 or more (AdamW's ‖ΔW‖₂/η in the thousands beside Spectron's\n"
              "below 1), and says so in the title; scale=log or scale=linear chooses (a log scale\n"
-             "leaves out values ≤ 0, with a note). The images use the same scale.\n"
+             "leaves out values ≤ 0, with a note). The images use the same scale. --json: field,\n"
+             "scale, series:[{name, points, first_step, last_step, last}], with steps:[…] for the\n"
+             "fields measured at some steps only (the spectral ones, watched series).\n"
              "Examples:\n  plot\n  plot lr\n  plot gnorm width=100 height=20\n  plot dw_over_eta\n"
              "  plot loss scale=log\n  run a; train steps=5; run b; train steps=5; plot loss runs=b\n"
              "  plot loss png=loss.png\n  plot loss from=run1.jsonl svg=run1.svg",

@@ -86,6 +86,7 @@ logged=$(python3 -c 'import json, sys; print([r["step"] for r in map(json.loads,
 check_eq log_dw_steps "[2, 4, 6]" "$logged"
 out=$(lrsh --json -c "plot dw_over_eta from=$TMP/d.jsonl" 2>/dev/null)
 check_eq plot_dw_from_log 3 "$(printf '%s\n' "$out" | json_eval 'o["series"][0]["points"]')"
+check_eq plot_dw_steps "[2, 4, 6]" "$(printf '%s\n' "$out" | json_eval 'o["series"][0]["steps"]')"
 out=$(lrsh -c "$prep; train steps=2 diag_every=0; plot dw_over_eta" 2>&1)
 check_contains plot_dw_none "$out" "no step measured it yet"
 # eps=0 makes AdamW divide 0 by 0 on embedding rows no batch touched: the next loss is NaN
