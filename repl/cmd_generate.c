@@ -35,7 +35,7 @@ static int need_generator(Session *s, Err *err) {
 
 typedef struct Stream {
     Session *s;
-    const int32_t *ids;   // prompt (without BOS) then the generated tokens
+    const int32_t *ids;   // the prompt then the generated tokens (after the unshown lead-in)
     long anchor;          // decoding starts at ids[anchor]
     size_t shown;         // bytes of the decode from the anchor already printed
 } Stream;
