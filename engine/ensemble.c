@@ -140,6 +140,15 @@ static void roll_back_all(Ensemble *e, int failed) {
     e->mix_rng = e->good.mix_rng, e->total_exchanged = e->good.total_exchanged;
 }
 
+int ensemble_diverged(Ensemble *e, const char *why, Err *err) {
+    int step = e->step + 1;
+    if (!e->k || !e->trainers[0].has_good) return err_set(err, "step %d: %s; no update taken", step, why);
+    roll_back_all(e, -1);
+    return err_set(err, "step %d: %s; update %d made the ensemble non-finite: every member rolled back to step %d "
+                   "(parameters, optimizer state and data position as they were before it)", step, why, step - 1,
+                   e->step);
+}
+
 int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, EnsembleStepStats *out, Err *err) {
     double t0 = clock_seconds();
     EnsembleStepStats s;
@@ -243,7 +252,9 @@ static int ensemble_losses(Model *members, int k, const int32_t *tokens, int B, 
         float l = 0;
         if (token_logprobs(&members[i], tokens, B, T, lp + i * n, &l, err) != 0) {
             free(lp);
-            return -1;
+            char why[sizeof err->msg];   // which member, when there are several
+            snprintf(why, sizeof why, "%s", err->msg);
+            return k > 1 ? err_set(err, "member %d: %.400s", i, why) : -1;
         }
         if (member_loss) member_loss[i] = l;
     }

@@ -127,6 +127,10 @@ size_t ensemble_bytes(const Ensemble *e, int B, int T);
 // last step (every member rolled back as trainer_step does, the mixing undone), and the error
 // names the member — "not finite", as a single model's divergence says.
 int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, EnsembleStepStats *out, Err *err);
+// The ensemble as it stands gives a non-finite loss elsewhere (`why`: a validation loss): every
+// member goes back as ensemble_step's divergence takes them, and it fails saying so ("not
+// finite", naming step e->step+1).
+int ensemble_diverged(Ensemble *e, const char *why, Err *err);
 
 // WASH's shuffle probability for tensor t of a model with `layers` blocks (see above).
 float wash_tensor_prob(const TensorDesc *t, int layers, float p, WashSchedule schedule);

@@ -188,6 +188,93 @@ int cmd_ensemble_off(Session *s, const Args *a, Err *err) {
 
 // ---- train (the hook cmd_train calls) -----------------------------------------------------
 
+// What one `train` of the ensemble did, as its steps went.
+typedef struct EnsembleRun {
+    int done;                          // steps taken and kept (a rollback takes one back)
+    EnsembleStepStats last, before_last;
+    long tokens;
+    double exchanged, seconds, mix_seconds;
+    int diverged_at;                   // the step that was not finite (0: none)
+} EnsembleRun;
+
+// A divergence at step `attempt` (a member's loss or gradient, or the validation loss of the
+// ensemble before it): every member went back; the run and this command's counts follow. A
+// result, as a single model's divergence: the members are intact, and a script goes on.
+static void stop_diverged(Session *s, EnsembleRun *r, int attempt, int steps, Err *err) {
+    r->diverged_at = attempt;
+    int back_to = train_rolled_back_to(&s->ens.trainers[0]);
+    if (back_to == attempt - 2 && r->done > 0) {   // this command's last step, undone
+        r->exchanged -= (double)r->last.exchanged;
+        r->done--, r->last = r->before_last;
+    }
+    session_record_divergence(s, attempt, back_to);
+    out_text(s, "diverged: %s; training stopped after %d of %d steps\n", err->msg, r->done, steps);
+    cJSON_AddStringToObject(s->result, "reason", err->msg);
+    err->msg[0] = '\0';
+}
+
+// The validation losses of train's eval_every=: 0, or −1 with err set (a divergence included).
+static int eval_during_train(Session *s, int B, int T, int batches, int step, cJSON *val, Err *err) {
+    EnsembleEval v;
+    if (ensemble_eval(&s->ens, &s->data, B, T, batches, s->seed ^ ENSEMBLE_EVAL_SEED_SALT, &v, err) != 0) {
+        if (!train_diverged(err)) return -1;
+        char why[sizeof err->msg];   // "member 1: the loss is not finite (NaN)" of the validation batches
+        snprintf(why, sizeof why, "the validation loss of %.400s", err->msg);
+        return ensemble_diverged(&s->ens, why, err);
+    }
+    session_record_val(s, step, v.member_mean);
+    out_text(s, "step %d: val loss members %s (mean), ensemble %s, average factors %s, product %s\n", step,
+             LOSS_TEXT(v.member_mean), LOSS_TEXT(v.ensemble), LOSS_TEXT(v.avg_factors), LOSS_TEXT(v.avg_product));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "step", step);
+    json_add_real(o, "member_mean", v.member_mean);
+    json_add_real(o, "ensemble", v.ensemble);
+    json_add_real(o, "avg_factors", v.avg_factors);
+    json_add_real(o, "avg_product", v.avg_product);
+    cJSON_AddItemToArray(val, o);
+    return 0;
+}
+
+static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
+    const Ensemble *e = &s->ens;
+    const EnsembleStepStats *st = &r->last;
+    int interrupted = r->done < steps && !r->diverged_at;
+    if (interrupted)
+        out_text(s, "interrupted after %d of %d steps; every member keeps the steps taken\n", r->done, steps);
+    double rate = r->seconds > 0 ? r->tokens / r->seconds : 0;
+    char t[32], d[32], x[32], xs[32];
+    if (r->done) {
+        out_text(s, "step %d: mean loss %s over %d member%s (", e->trainers[0].step, LOSS_TEXT(st->mean_loss), e->k,
+                 e->k == 1 ? "" : "s");
+        for (int i = 0; i < e->k; i++) out_text(s, "%s%s", i ? " " : "", LOSS_TEXT(st->member[i].loss));
+        out_text(s, "), %s tok/s, %s for %d step%s\n", fmt_count(t, sizeof t, rate), fmt_duration(d, sizeof d, r->seconds),
+                 r->done, r->done == 1 ? "" : "s");
+        out_text(s, "%s: %s values exchanged (%s per step), %.1f%% of the time mixing; %s in total since `ensemble new`\n",
+                 method_name(e->coupling.method), fmt_count(x, sizeof x, r->exchanged),
+                 fmt_count(xs, sizeof xs, r->exchanged / r->done), r->seconds > 0 ? 100 * r->mix_seconds / r->seconds : 0.0,
+                 fmt_count(d, sizeof d, e->total_exchanged));
+    }
+    cJSON_AddNumberToObject(s->result, "steps", r->done);
+    cJSON_AddNumberToObject(s->result, "step", e->trainers[0].step);
+    cJSON_AddNumberToObject(s->result, "k", e->k);
+    cJSON_AddStringToObject(s->result, "method", method_name(e->coupling.method));
+    cJSON *ml = cJSON_AddArrayToObject(s->result, "member_loss");
+    if (r->done) {   // the last step taken's; none: null, not 0
+        json_add_real(s->result, "loss", st->mean_loss);
+        for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(ml, json_real(st->member[i].loss));
+    } else {
+        cJSON_AddNullToObject(s->result, "loss");
+    }
+    cJSON_AddNumberToObject(s->result, "values_exchanged", r->exchanged);
+    cJSON_AddNumberToObject(s->result, "values_exchanged_total", e->total_exchanged);
+    json_add_real(s->result, "tok_per_s", rate);
+    json_add_real(s->result, "seconds", r->seconds);
+    cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
+    cJSON_AddBoolToObject(s->result, "diverged", r->diverged_at != 0);
+    if (r->diverged_at) cJSON_AddNumberToObject(s->result, "diverged_at", r->diverged_at);
+    train_run_json(s);
+}
+
 int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     if (!args_has(a, "steps")) return err_set(err, "train needs steps=N (e.g. train steps=100)");
     int B, T, accum;
@@ -199,105 +286,40 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     Progress p;
     progress_begin(&p, s, steps);
-    double t0 = now_seconds(), exchanged = 0, seconds = 0, mix_seconds = 0;
-    long tokens = 0;
-    int done = 0, failed = 0, diverged_at = 0;
-    EnsembleStepStats st, before_last;   // the last step taken, and the one before it
-    memset(&st, 0, sizeof st);
-    memset(&before_last, 0, sizeof before_last);
-    while (done < steps && !lrsh_interrupted) {
-        EnsembleStepStats prev = st;
-        int attempt = e->step + 1;
-        if (ensemble_step(e, &s->data, B, T, accum, &st, err) != 0) {
-            if (!train_diverged(err)) {
-                failed = 1;
-                break;
-            }
-            // a result, as a single model's divergence: every member went back to the same step
-            diverged_at = attempt;
-            int back_to = train_rolled_back_to(&e->trainers[0]);
-            if (back_to == diverged_at - 2 && done > 0) {   // this command's last step, undone
-                exchanged -= (double)st.exchanged;
-                done--, st = before_last;
-            }
-            session_record_divergence(s, diverged_at, back_to);
-            progress_end(&p);
-            out_text(s, "diverged: %s; training stopped after %d of %d steps\n", err->msg, done, steps);
-            cJSON_AddStringToObject(s->result, "reason", err->msg);
-            err->msg[0] = '\0';
-            break;
-        }
-        before_last = prev;
-        done++;
-        tokens += st.tokens;
-        exchanged += (double)st.exchanged;
-        mix_seconds += st.mix_seconds;
-        seconds = now_seconds() - t0;
-        StepStats rec = st.member[0];   // the run records the members' mean loss at member 0's step
-        rec.loss = st.mean_loss;
-        rec.tokens = st.tokens;
-        rec.seconds = st.seconds;
-        session_record_step(s, &rec, st.seconds > 0 ? (double)st.tokens / st.seconds : 0, NULL);
-        progress_update(&p, done, rec.step, st.mean_loss, (double)tokens / seconds, seconds / done * (steps - done));
-        if (eval_every > 0 && (rec.step % eval_every == 0 || done == steps) && !lrsh_interrupted) {
-            EnsembleEval r;
-            if (ensemble_eval(e, &s->data, B, T, eval_batches, s->seed ^ ENSEMBLE_EVAL_SEED_SALT, &r, err) != 0) {
+    double t0 = now_seconds();
+    EnsembleRun r = {0};
+    while (r.done < steps && !lrsh_interrupted) {
+        EnsembleStepStats prev = r.last;
+        int attempt = e->step + 1, rc = ensemble_step(e, &s->data, B, T, accum, &r.last, err);
+        if (rc == 0) {
+            r.before_last = prev;
+            r.done++;
+            r.tokens += r.last.tokens;
+            r.exchanged += (double)r.last.exchanged;
+            r.mix_seconds += r.last.mix_seconds;
+            r.seconds = now_seconds() - t0;
+            StepStats rec = r.last.member[0];   // the run records the members' mean loss at member 0's step
+            rec.loss = r.last.mean_loss, rec.tokens = r.last.tokens, rec.seconds = r.last.seconds;
+            session_record_step(s, &rec, rec.seconds > 0 ? (double)rec.tokens / rec.seconds : 0, NULL);
+            progress_update(&p, r.done, rec.step, rec.loss, r.tokens / r.seconds, r.seconds / r.done * (steps - r.done));
+            if (eval_every > 0 && (rec.step % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {
                 progress_end(&p);
-                return -1;
+                attempt = rec.step + 1;   // a non-finite val: that step's loss would be
+                rc = eval_during_train(s, B, T, eval_batches, rec.step, val, err);
             }
-            session_record_val(s, rec.step, r.member_mean);
-            progress_end(&p);
-            out_text(s, "step %d: val loss members %s (mean), ensemble %s, average factors %s, product %s\n",
-                     rec.step, LOSS_TEXT(r.member_mean), LOSS_TEXT(r.ensemble), LOSS_TEXT(r.avg_factors),
-                     LOSS_TEXT(r.avg_product));
-            cJSON *v = cJSON_CreateObject();
-            cJSON_AddNumberToObject(v, "step", rec.step);
-            json_add_real(v, "member_mean", r.member_mean);
-            json_add_real(v, "ensemble", r.ensemble);
-            json_add_real(v, "avg_factors", r.avg_factors);
-            json_add_real(v, "avg_product", r.avg_product);
-            cJSON_AddItemToArray(val, v);
         }
+        if (rc == 0) continue;
+        progress_end(&p);
+        if (!train_diverged(err)) {   // one error line, saying how far training got when it did
+            char after[72];
+            snprintf(after, sizeof after, " (ensemble training stopped after %d of %d steps)", r.done, steps);
+            return r.done > 0 ? err_wrap(err, "", after) : -1;
+        }
+        stop_diverged(s, &r, attempt, steps, err);
+        break;
     }
     progress_end(&p);
-    if (failed) {   // one error line, saying how far training got when it did
-        char after[72];
-        snprintf(after, sizeof after, " (ensemble training stopped after %d of %d steps)", done, steps);
-        return done > 0 ? err_wrap(err, "", after) : -1;
-    }
-    if (done < steps && !diverged_at)
-        out_text(s, "interrupted after %d of %d steps; every member keeps the steps taken\n", done, steps);
-    char t[32], d[32], x[32], xs[32];
-    if (done) {
-        out_text(s, "step %d: mean loss %s over %d member%s (", e->trainers[0].step, LOSS_TEXT(st.mean_loss), e->k,
-                 e->k == 1 ? "" : "s");
-        for (int i = 0; i < e->k; i++) out_text(s, "%s%s", i ? " " : "", LOSS_TEXT(st.member[i].loss));
-        out_text(s, "), %s tok/s, %s for %d step%s\n", fmt_count(t, sizeof t, seconds > 0 ? tokens / seconds : 0),
-                 fmt_duration(d, sizeof d, seconds), done, done == 1 ? "" : "s");
-        out_text(s, "%s: %s values exchanged (%s per step), %.1f%% of the time mixing; %s in total since `ensemble new`\n",
-                 method_name(e->coupling.method), fmt_count(x, sizeof x, exchanged),
-                 fmt_count(xs, sizeof xs, exchanged / done), seconds > 0 ? 100 * mix_seconds / seconds : 0.0,
-                 fmt_count(d, sizeof d, e->total_exchanged));
-    }
-    cJSON_AddNumberToObject(s->result, "steps", done);
-    cJSON_AddNumberToObject(s->result, "step", e->trainers[0].step);
-    cJSON_AddNumberToObject(s->result, "k", e->k);
-    cJSON_AddStringToObject(s->result, "method", method_name(e->coupling.method));
-    cJSON *ml = cJSON_AddArrayToObject(s->result, "member_loss");
-    if (done) {   // the last step taken's; none: null, not 0
-        json_add_real(s->result, "loss", st.mean_loss);
-        for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(ml, json_real(st.member[i].loss));
-    } else {
-        cJSON_AddNullToObject(s->result, "loss");
-    }
-    cJSON_AddNumberToObject(s->result, "values_exchanged", exchanged);
-    cJSON_AddNumberToObject(s->result, "values_exchanged_total", e->total_exchanged);
-    json_add_real(s->result, "tok_per_s", seconds > 0 ? tokens / seconds : 0);
-    json_add_real(s->result, "seconds", seconds);
-    cJSON_AddBoolToObject(s->result, "interrupted", done < steps && !diverged_at);
-    cJSON_AddBoolToObject(s->result, "diverged", diverged_at != 0);
-    if (diverged_at) cJSON_AddNumberToObject(s->result, "diverged_at", diverged_at);
-    train_run_json(s);
+    ensemble_train_report(s, &r, steps);
     return 0;
 }
 

@@ -122,6 +122,11 @@ out=$(lrsh --json -c "$prep; optim sgd lr=10 warmup=0 clip=0; train steps=6; run
 check_eq runs_blew_up "True True" "$(printf '%s\n' "$out" | grep '"command":"runs"' | tail -n 1 | json_eval 'str(o["blew_up"]) + " " + str(o["diverged"])')"
 out=$(lrsh --json -c "$prep; train steps=3; runs" 2>/dev/null)
 check_eq runs_not_blew_up False "$(printf '%s\n' "$out" | grep '"command":"runs"' | tail -n 1 | json_eval 'o["blew_up"]')"
+# a non-finite validation loss during train eval_every= is a divergence like a training one: the
+# update before it undone, a result (the model here blows up by step 8 and is NaN at step 9)
+out=$(lrsh --json -c "$prep; optim sgd lr=10 clip=0 warmup=0; train steps=40 eval_every=8 eval_batches=2; show" 2>/dev/null); rc=$?
+check_status eval_diverged_goes_on 0 $rc
+check_eq eval_diverged "9 7 True" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval 'str(o["diverged_at"]) + " " + str(o["step"]) + " " + str("validation loss" in o["reason"])')"
 # a validation loss from before the run's last steps is said to be old, and its step is in JSON
 out=$(lrsh -c "$prep; train steps=3; eval batches=1; train steps=2; runs" 2>&1)
 check_contains runs_stale_val "$out" "(1 run's val is from before its last steps: \`eval\` measures it now"
