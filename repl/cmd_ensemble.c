@@ -96,6 +96,13 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     session_drop_ensemble(s, "replaced by a new one");   // says what goes: rebuilding is a workflow (demos/wash.lrsh)
     s->ens = e;
     s->has_ensemble = 1;
+    char run[32];   // the members' mean loss is another series than the single model's
+    snprintf(run, sizeof run, "ensemble-%ld", k);
+    runlog_end(&s->runs);
+    runlog_name_next(&s->runs, run);
+    if (k > 1 && !same && oc->warmup > 0 && sp.start_step >= oc->warmup)
+        out_note(s, "note: the members start at step %d, past %s's warm-up: members 1–%ld are fresh and take the full "
+                    "lr at once (`model new` first starts everything at step 0)\n", sp.start_step, oc->name, k - 1);
     size_t bytes = ensemble_bytes(&e, s->batch, s->model.cfg.seq);
     char mem[32];
     out_text(s, "ensemble: %ld member%s (%s init%s), %s, memory %s\n", k, k == 1 ? "" : "s", same ? "same" : "independent",

@@ -362,7 +362,9 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     char buf[1024];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
     CheckpointInfo probe;
-    if (checkpoint_probe(path, &probe, NULL) == 0 && probe.ensemble_k > 0) return load_ensemble(s, path, err);
+    Err probe_err = {{0}};
+    int probed = checkpoint_probe(path, &probe, &probe_err) == 0;
+    if (probed && probe.ensemble_k > 0) return load_ensemble(s, path, err);
     Model m;
     Trainer tr;
     Tokenizer *tok = NULL;
@@ -370,7 +372,11 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     memset(&m, 0, sizeof m);
     memset(&tr, 0, sizeof tr);
     memset(&info, 0, sizeof info);
-    if (checkpoint_load(path, s->be, &m, &tr, &tok, &info, err) != 0) return -1;  // the session is untouched
+    if (checkpoint_load(path, s->be, &m, &tr, &tok, &info, err) != 0) {   // the session is untouched
+        // an ensemble whose metadata the probe refused: its reason, not "load it with model load"
+        if (!probed && probe_err.msg[0] && strstr(err->msg, "holds an ensemble")) err_set(err, "%s", probe_err.msg);
+        return -1;
+    }
     session_replace_model(s, &m);
     if (info.has_optim) {
         s->trainer = tr;

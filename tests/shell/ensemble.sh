@@ -115,11 +115,24 @@ ck="$TMP/ensdiv.safetensors"
 out=$(run --json -c "$prep; optim sgd lr=10 clip=0 warmup=0 momentum=0.99; ensemble new 2 seeds=1,2; train steps=40 batch=2; runs; model save $ck" 2>"$TMP/err"); rc=$?
 check_status diverged_goes_on 0 $rc
 train=$(printf '%s\n' "$out" | grep '"command":"train"')
-check_eq diverged_json True "$(printf '%s\n' "$train" | json_eval 'o["ok"] and o["diverged"] and o["diverged_at"] == o["step"] + 2 and "not finite" in o["reason"] and "rolled back" in o["reason"] and o["run"] == "sgd" and "spikes" in o')"
+check_eq diverged_json True "$(printf '%s\n' "$train" | json_eval 'o["ok"] and o["diverged"] and o["diverged_at"] == o["step"] + 2 and "not finite" in o["reason"] and "rolled back" in o["reason"] and o["run"] == "ensemble-2" and "spikes" in o')"
 check_eq diverged_runs True "$(printf '%s\n' "$out" | grep '"command":"runs"' | json_eval 'o["diverged"] and o["steps"] == o["diverged_at"] - 2')"
 steps=$(python3 -c 'import json, struct, sys
 b = open(sys.argv[1], "rb").read(); md = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])["__metadata__"]
 print(md["member.0.step"] == md["member.1.step"] == md["ensemble_step"])' "$ck")
 check_eq diverged_members_in_step True "$steps"
+# an ensemble file whose metadata is damaged says what is wrong with it
+python3 -c 'import json, struct, sys
+b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+del h["__metadata__"]["member.1.step"]
+j = json.dumps(h).encode(); j += b" " * (-len(j) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(j)) + j + b[8 + n:])' "$ck" "$TMP/ensbad.safetensors"
+out=$(run -c "model load $TMP/ensbad.safetensors" 2>&1)
+check_contains ensemble_damaged_metadata "$out" "member.1.step '(none)' is not a step number"
+# members grown from a trained model start past its warm-up: said; their run is the ensemble's
+out=$(run --json -c "$prep; optim adamw warmup=3; train steps=4 batch=2; ensemble new 2; train steps=1 batch=2; runs" 2>"$TMP/err")
+check_contains ensemble_past_warmup "$(cat "$TMP/err")" "the members start at step 4, past adamw's warm-up"
+check_eq ensemble_own_run '["adamw", "ensemble-2"]' "$(printf '%s\n' "$out" | grep '"command":"runs"' | python3 -c 'import json, sys
+print(json.dumps([json.loads(l)["run"] for l in sys.stdin]))')"
 
 finish
