@@ -117,8 +117,8 @@ void ensemble_free(Ensemble *e);
 int ensemble_set_optimizer(Ensemble *e, const OptimConfig *cfg, int *kept, Err *err);
 // Check and install a coupling (the ensemble's step count and members are kept).
 int ensemble_set_coupling(Ensemble *e, const EnsembleCoupling *c, Err *err);
-// Bytes the ensemble holds on its device: per member parameters, gradients, optimizer state
-// and scratch, and activations at B×T.
+// Bytes the ensemble holds on its device: per member parameters, gradients, optimizer state,
+// the trainer's rollback copy of them and scratch, and activations at B×T.
 size_t ensemble_bytes(const Ensemble *e, int B, int T);
 
 // One trainer_step per member (same B, T, accum; each its own batches), then WASH or PAPA

@@ -91,6 +91,15 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
         sp.from = &s->model;
     }
     const OptimConfig *oc = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
+    // before building: per member at least parameters, gradients, two moments and the rollback
+    // copy of three (a clear refusal, not the first allocation that fails a minute in)
+    double need = (double)k * 7 * sizeof(float) * (double)s->model.n_params, have = (double)s->be->mem_available();
+    if (need > have) {
+        char nb[32], hb[32];
+        return err_set(err, "an ensemble of %ld needs at least %s (7 copies of the model's parameters each) and %s "
+                       "is available: fewer members, or a smaller model", k, fmt_bytes(nb, sizeof nb, need),
+                       fmt_bytes(hb, sizeof hb, have));
+    }
     Ensemble e;
     if (ensemble_build(&e, &s->model.cfg, s->be, oc, &sp, err) != 0) return -1;
     session_drop_ensemble(s, "replaced by a new one");   // says what goes: rebuilding is a workflow (demos/wash.lrsh)
