@@ -137,8 +137,8 @@ print(json.dumps([json.loads(l)["run"] for l in sys.stdin]))')"
 
 # an ensemble that cannot fit is refused before any member is built, with the total it needs:
 # a model sized from this machine's free memory so that 16 members' 7 copies exceed it
-avail=$(awk '/MemAvailable/ {print $2 * 1024}' /proc/meminfo)
-out=$(run -c "model new tiny dim=128 vocab=$((avail / 300 / 256)) rank=0; ensemble new 16" 2>&1); rc=$?
+avail_kb=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
+out=$(run -c "model new tiny dim=128 vocab=$((avail_kb * 1024 / 300 / 256)) rank=0; ensemble new 16" 2>&1); rc=$?
 check_status ensemble_too_big_status 1 $rc
 check_contains ensemble_too_big "$out" "an ensemble of 16 needs at least"
 
