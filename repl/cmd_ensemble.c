@@ -243,10 +243,10 @@ static int eval_during_train(Session *s, int B, int T, int batches, int step, cJ
              LOSS_TEXT(v.member_mean), LOSS_TEXT(v.ensemble), LOSS_TEXT(v.avg_factors), LOSS_TEXT(v.avg_product));
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "step", step);
-    json_add_real(o, "member_mean", v.member_mean);
-    json_add_real(o, "ensemble", v.ensemble);
-    json_add_real(o, "avg_factors", v.avg_factors);
-    json_add_real(o, "avg_product", v.avg_product);
+    json_add_real(o, "member_mean", v.member_mean);   // the keys `ensemble eval` gives
+    json_add_real(o, "ensemble_loss", v.ensemble);
+    json_add_real(o, "avg_factors_loss", v.avg_factors);
+    json_add_real(o, "avg_product_loss", v.avg_product);
     cJSON_AddItemToArray(val, o);
     return 0;
 }

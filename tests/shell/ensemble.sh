@@ -142,4 +142,8 @@ out=$(run -c "model new tiny dim=128 vocab=$((avail_kb * 1024 / 300 / 256)) rank
 check_status ensemble_too_big_status 1 $rc
 check_contains ensemble_too_big "$out" "an ensemble of 16 needs at least"
 
+# train eval_every= with an ensemble: the validation keys `ensemble eval` gives
+out=$(run --json -c "$prep; ensemble new 2 seeds=1,2; train steps=2 batch=2 eval_every=2 eval_batches=1" 2>/dev/null)
+check_eq ensemble_train_val_keys True "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval 'all(k in o["val"][0] for k in ("step", "member_mean", "ensemble_loss", "avg_factors_loss", "avg_product_loss"))')"
+
 finish
