@@ -6,6 +6,8 @@
 // average` and `ensemble use I` make a single model again; `model new/load` and a second
 // `ensemble new` drop the ensemble (saying what training goes with it); `model factorize`
 // refuses while one exists.
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,15 +47,19 @@ static int parse_seeds(const char *text, int k, uint64_t *out, Err *err) {
     const char *p = text;
     for (int i = 0; i < k; i++) {
         char *end;
+        errno = 0;
         unsigned long long v = strtoull(p, &end, 10);
         if (end == p || *p == '-' || *p == '+' || (*end != ',' && *end != '\0'))
             return err_set(err, "seeds=%s: want %d comma-separated integers (e.g. seeds=1,2,3)", text, k);
+        if (errno == ERANGE) return err_set(err, "seeds=%s: %.*s is larger than %llu", text, (int)(end - p), p, ULLONG_MAX);
+        for (int j = 0; j < i; j++)   // two members from one seed train identically: no ensemble
+            if (out[j] == v) return err_set(err, "seeds=%s: seed %llu twice (those members would be one)", text, v);
         out[i] = v;
         p = *end == ',' ? end + 1 : end;
         if (*end == '\0' && i < k - 1)
             return err_set(err, "seeds=%s: %d seed%s for %d members", text, i + 1, i ? "s" : "", k);
     }
-    if (*p != '\0') return err_set(err, "seeds=%s: more than %d seeds", text, k);
+    if (*p != '\0' || p[-1] == ',') return err_set(err, "seeds=%s: more than %d seeds", text, k);
     return 0;
 }
 

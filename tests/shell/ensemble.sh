@@ -146,4 +146,10 @@ check_contains ensemble_too_big "$out" "an ensemble of 16 needs at least"
 out=$(run --json -c "$prep; ensemble new 2 seeds=1,2; train steps=2 batch=2 eval_every=2 eval_batches=1" 2>/dev/null)
 check_eq ensemble_train_val_keys True "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval 'all(k in o["val"][0] for k in ("step", "member_mean", "ensemble_loss", "avg_factors_loss", "avg_product_loss"))')"
 
+# seeds= refuses what it would silently change: an overflow, a trailing comma, a seed twice
+out=$(run -c "set errexit off; model new tiny dim=32 layers=1; ensemble new 2 seeds=99999999999999999999999,1; ensemble new 2 seeds=1,2,; ensemble new 2 seeds=5,5" 2>&1)
+check_contains seeds_overflow "$out" "is larger than 18446744073709551615"
+check_contains seeds_trailing_comma "$out" "seeds=1,2,: more than 2 seeds"
+check_contains seeds_twice "$out" "seed 5 twice"
+
 finish
