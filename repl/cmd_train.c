@@ -63,6 +63,12 @@ typedef struct Run {
     int diverged_at;    // the step that was not finite (0: none)
 } Run;
 
+// eval_every's evaluations stop at Ctrl-C like the steps (a long one froze the live line).
+static int stop_on_interrupt(void *ctx, double done, double total) {
+    (void)ctx, (void)done, (void)total;
+    return lrsh_interrupted != 0;
+}
+
 // A divergence at step `attempt` (its loss or gradient, or the validation loss of the model
 // before it, not finite): the engine went back; the run and this command's count follow, and
 // the result says why. A result, not a failure: the model is intact and a script comparing
@@ -154,8 +160,14 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         progress_update(&p, r.done, r.last.step, r.last.loss, (double)r.tokens / r.seconds, eta);
         if (eval_every > 0 && (r.last.step % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {
             double loss;
-            if (trainer_eval(&s->model, &s->data, sh.B, sh.T, eval_batches, s->seed ^ EVAL_SEED_SALT, &loss, err) != 0) {
+            int batches_done;
+            if (trainer_eval_progress(&s->model, &s->data, sh.B, sh.T, eval_batches, s->seed ^ EVAL_SEED_SALT,
+                                      stop_on_interrupt, NULL, &loss, &batches_done, err) != 0) {
                 progress_end(&p);
+                if (lrsh_interrupted) {   // Ctrl-C in the evaluation: the steps stay, the val is not taken
+                    err->msg[0] = '\0';
+                    break;
+                }
                 if (!train_diverged(err)) return -1;
                 char why[sizeof err->msg];   // "the loss is not finite (NaN)" of the validation batches
                 snprintf(why, sizeof why, "the validation %.400s", strncmp(err->msg, "the ", 4) == 0 ? err->msg + 4 : err->msg);
@@ -174,7 +186,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     }
     progress_end(&p);
     if (r.done) inspect_record_spectra(s);
-    train_report(s, &r, steps, r.done < steps && !r.diverged_at);
+    train_report(s, &r, steps, (r.done < steps || lrsh_interrupted) && !r.diverged_at);
     return 0;
 }
 

@@ -47,12 +47,15 @@ void out_visible(const Session *s, const char *text, size_t n) {
     out_text(s, "%.*s", (int)(n - run), text + run);
 }
 
+// A note is a sentence or two on a line: on a terminal narrower than it, broken at spaces.
 void out_note(const Session *s, const char *fmt, ...) {
     if (s->quiet) return;
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(text_stream(s), fmt, ap);
+    char *text = NULL;
+    if (vasprintf(&text, fmt, ap) >= 0) fputs_wrapped(text, text_stream(s));
     va_end(ap);
+    free(text);
 }
 
 // A malloc'ed (cJSON_malloc) copy of s with U+FFFD for each byte that starts no well-formed
@@ -131,8 +134,9 @@ void out_error(const Session *s, const char *command, const char *line, const ch
         return;
     }
     fflush(stdout);  // keep the error after the output that preceded it
-    if (where[0]) fprintf(stderr, "%s: error: %s\n", where, msg);
-    else fprintf(stderr, "error: %s\n", msg);
+    char *text = NULL;   // broken at spaces on a terminal narrower than it
+    if (asprintf(&text, "%s%serror: %s\n", where, where[0] ? ": " : "", msg) >= 0) fputs_wrapped(text, stderr);
+    free(text);
 }
 
 void out_emit(Session *s, cJSON *obj) {

@@ -123,6 +123,11 @@ out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send e
 check_not_contains ctrl_c_eval_no_timeout "$out" "TIMEOUT"
 check_eq ctrl_c_eval_partial yes "$(printf '%s\n' "$out" | grep -Eq 'interrupted after [0-9]+ of 100000 batches: val loss [0-9.]+ ' && echo yes || echo no)"
 check_contains ctrl_c_eval_not_recorded "$out" "no runs yet"
+# Ctrl-C during train's eval_every= evaluation: back at the prompt, the steps kept, no val taken
+out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=3 eval_every=1 eval_batches=100000\n" \
+          "expect (1/3)" "send \003" "expect lrsh> " "send runs\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+check_not_contains ctrl_c_train_eval_no_timeout "$out" "TIMEOUT"
+check_contains ctrl_c_train_eval_stopped "$out" "interrupted at step 1 (1 of 3 steps)"
 # Ctrl-C inside a history search (Ctrl-R) ends the search and the line: the next line runs
 out=$(pty -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \022sho" "expect show" "send \003" \
           "expect lrsh> " "send help quit\n" "expect leave the shell" "expect lrsh> " "send quit\n")
