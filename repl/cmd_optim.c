@@ -265,7 +265,7 @@ static cJSON *diag_json(const MatrixDiag *d) {
     return o;
 }
 
-static const int widths[] = {22, 9, 9, 10, 10, 10, 9};
+static const int widths[] = {17, 9, 9, 9, 9, 9, 9};   // within 80 columns, with inspect's "* " lead
 
 static void table_header(Session *s, const char *lead) {
     static const char *const head[] = {"matrix", "σ_A", "σ_B", "ρ", "‖ΔW‖₂", "‖ΔW‖₂/η", "‖W‖₂"};

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "output.h"
 #include "plot.h"
+#include "textwrap.h"
 
 extern char **environ;
 
@@ -638,7 +639,9 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
         snprintf(end, sizeof title - (size_t)(end - title), " — log scale");
     }
     if (rc == 0) {
-        PlotOptions o = {.width = (int)args_int(a, "width", 72), .height = (int)args_int(a, "height", 16),
+        int cols = !s->json && isatty(STDOUT_FILENO) ? terminal_columns(stdout) : 0;
+        int fit = cols >= 40 && cols - 14 < 72 ? cols - 14 : 72;   // the y labels and axis take 14 columns
+        PlotOptions o = {.width = (int)args_int(a, "width", fit), .height = (int)args_int(a, "height", 16),
                          .ansi = !s->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR"),
                          .title = watched || log_y ? title : field_title(field), .xlabel = "step", .log_y = log_y};
         char *text = plot_render(c.series, c.n, &o);
