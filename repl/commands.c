@@ -86,7 +86,8 @@ const CmdSpec commands[] = {
     {.name = "quit", .family = "shell", .args = "", .summary = "leave the shell (Ctrl-D does too)",
      .help = "At the prompt, with a model changed (trained, averaged) since it was last saved, the\n"
              "first quit (or Ctrl-D, or a second Ctrl-C on an empty line) only warns; the next one\n"
-             "leaves.\n"
+             "leaves, whatever ran between — until more training (the same warning as `model new`\n"
+             "and `model load` give, once).\n"
              "`model save PATH` first keeps the model. Scripts, -c and pipes just quit.\n"
              "Example:\n  quit", .run = cmd_quit},
     {.name = "exit", .family = "shell", .args = "", .summary = "same as quit",

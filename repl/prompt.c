@@ -147,7 +147,7 @@ int prompt_loop(Session *s) {
         if (!(line = readline("lrsh> "))) {  // Ctrl-D
             if (!s->dirty || armed) break;
             fputs("\nunsaved model: press Ctrl-D again or type quit to leave (`model save PATH` keeps it)\n", talk);
-            armed = 1;
+            armed = s->unsaved_warned = 1;   // warned once for this training, as `model new` is
             continue;
         }
         if (ctrl_c != CTRL_C_NONE) {
@@ -158,7 +158,7 @@ int prompt_loop(Session *s) {
             if (++empty_ctrl_c == 1) { fputs("(to leave: Ctrl-C again, Ctrl-D or quit)\n", talk); continue; }
             if (!s->dirty) break;
             fputs(unsaved_warning, talk);
-            armed = 1;
+            armed = s->unsaved_warned = 1;
             continue;
         }
         empty_ctrl_c = 0;
@@ -167,7 +167,7 @@ int prompt_loop(Session *s) {
             s->leave_armed = armed;
             s->leave_warned = 0;
             failed = run_line(s, line) != 0;
-            armed = s->leave_warned;
+            armed = s->leave_warned || (s->dirty && s->unsaved_warned);   // until more training re-arms it
         }
         free(line);
     }
