@@ -785,8 +785,9 @@ static int align_members(Session *s, const AlignConfig *cfg, Err *err) {
     if (rc == 0) rc = align_compare_members(&e->members[0], e->members[0].grads, gs, k - 1, &r, err);
     if (rc == 0) {
         char lead[200];
-        snprintf(lead, sizeof lead, "align against=members: member 0's gradient against members 1..%d (mean over the "
-                 "%d comparisons), one batch of %d×%d tokens", k - 1, k - 1, cfg->B, cfg->T);
+        snprintf(lead, sizeof lead, "align against=members: member 0's gradient against %s%d (mean over %d "
+                 "comparison%s), one batch of %d×%d tokens", k > 2 ? "members 1.." : "member ", k - 1, k - 1,
+                 k > 2 ? "s" : "", cfg->B, cfg->T);
         align_print(s, &r, e->members[0].cfg.layers, lead);
         out_text(s, "pairwise cosines of the members' gradients (whole model):\n      ");
         for (int j = 0; j < k; j++) out_text(s, "%8d", j);

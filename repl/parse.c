@@ -106,7 +106,9 @@ int parse_line(const char *line, Words **out, Err *err) {
                 free(word.p);
                 words_clear(&cur);
                 words_free(cmds, n);
-                return err_set(err, "unterminated %c quote", c);
+                if (c == '"') return err_set(err, "unterminated \" quote");
+                return err_set(err, "unterminated ' quote (text with an apostrophe goes in double quotes: "
+                                    "generate \"It's\")");
             }
         } else {
             if (!in_word) quoted = 0;

@@ -65,6 +65,8 @@ out=$("$LRSH" -c 'show extra' 2>&1)
 check_contains extra_arg "$out" "show takes no arguments"
 out=$("$LRSH" -c 'tok load "unterminated' 2>&1)
 check_contains unterminated_quote "$out" "unterminated"
+out=$("$LRSH" -c "generate What's up" 2>&1)
+check_contains unterminated_apostrophe_hint "$out" "text with an apostrophe goes in double quotes"
 
 # guards: say what to run first
 out=$("$LRSH" -c 'data load' 2>&1)
