@@ -332,11 +332,7 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
         }
         if (rc == 0) continue;
         progress_end(&p);
-        if (!train_diverged(err)) {   // one error line, saying how far training got when it did
-            char after[72];
-            snprintf(after, sizeof after, " (ensemble training stopped after %d of %d steps)", r.done, steps);
-            return r.done > 0 ? err_wrap(err, "", after) : -1;
-        }
+        if (!train_diverged(err)) return train_failed(err, "ensemble training", r.done, steps);
         stop_diverged(s, &r, attempt, steps, err);
         break;
     }

@@ -53,6 +53,12 @@ int train_diverged(const Err *err) { return strstr(err->msg, "not finite") != NU
 
 int train_rolled_back_to(const Trainer *tr) { return tr->rolled_back ? tr->step : -1; }
 
+int train_failed(Err *err, const char *what, int done, int steps) {
+    char after[80];
+    snprintf(after, sizeof after, " (%s stopped after %d of %d steps)", what, done, steps);
+    return done > 0 ? err_wrap(err, "", after) : -1;
+}
+
 // ---- train --------------------------------------------------------------------------------
 
 typedef struct Run {
@@ -141,11 +147,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         if (trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &r.last, err) != 0) {
             inspect_after_step(s, NULL, 0);
             progress_end(&p);
-            if (!train_diverged(err)) {   // one error line, saying how far training got when it did
-                char after[64];
-                snprintf(after, sizeof after, " (training stopped after %d of %d steps)", r.done, steps);
-                return r.done > 0 ? err_wrap(err, "", after) : -1;
-            }
+            if (!train_diverged(err)) return train_failed(err, "training", r.done, steps);
             stop_diverged(s, &r, attempt, steps, err);
             break;
         }

@@ -107,6 +107,9 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err);
 int train_diverged(const Err *err);
 // The step a divergence rolled tr back to, or −1 when it had nothing to go back to.
 int train_rolled_back_to(const Trainer *tr);
+// An error in the middle of a `train` (not a divergence): one line, saying how far it got when
+// it got anywhere ("(ensemble training stopped after 3 of 10 steps)"). Returns −1.
+int train_failed(Err *err, const char *what, int done, int steps);
 // The current run's name, spikes and max ‖ΔW‖₂/η into the command's JSON (train, ensembles').
 void train_run_json(Session *s);
 void ensemble_info(Session *s);
