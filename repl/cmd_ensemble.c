@@ -401,7 +401,7 @@ int cmd_ensemble_average(Session *s, const Args *a, Err *err) {
     session_replace_model(s, &avg);
     runlog_name_next(&s->runs, mode == ENSEMBLE_AVG_FACTORS ? "average-factors" : "average-product");
     s->resume = resume;             // the next trainer continues the schedule (fresh moments)
-    s->dirty = 1;
+    session_mark_unsaved(s);
     out_text(s, "the ensemble's %d members are now one model (mode=%s, step %d)", k,
              mode == ENSEMBLE_AVG_FACTORS ? "factors" : "product", step);
     if (mode == ENSEMBLE_AVG_PRODUCT && rep.n_matrices)
@@ -437,7 +437,7 @@ int cmd_ensemble_use(Session *s, const Args *a, Err *err) {
     s->trainer.model = &s->model;   // the member moved into the session
     s->has_trainer = 1;
     s->optim = tr.opt.cfg;
-    s->dirty = 1;
+    session_mark_unsaved(s);
     out_text(s, "continuing with member %ld of %d (step %d, its optimizer state kept); the others are freed\n", i, k,
              s->trainer.step);
     cJSON_AddNumberToObject(s->result, "member", (double)i);

@@ -447,8 +447,7 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     Resume resume = had_trainer ? trainer_resume(&s->trainer) : s->resume;
     int run = s->runs.current;
     session_replace_model(s, &m);
-    s->dirty = 1;               // a new model: `quit` and `model new` ask before dropping it
-    s->unsaved_warned = 0;
+    session_mark_unsaved(s);   // a new model: `quit` and `model new` ask before dropping it
     s->runs.current = run;  // the same run goes on: its loss curve shows what factorizing cost
     s->model_cfg = s->model.cfg;
     s->model_custom = s->model_custom || !model_config_same_shape(&old_cfg, &s->model.cfg);

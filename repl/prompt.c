@@ -138,36 +138,33 @@ int prompt_loop(Session *s) {
     FILE *talk = s->json ? stderr : stdout;
     if (!s->quiet) banner(s, talk);
     s->interactive = 1;
-    int failed = 0, armed = 0, empty_ctrl_c = 0;
+    int failed = 0, empty_ctrl_c = 0;
     char *line;
     for (;;) {
         lrsh_interrupted = 0;  // Ctrl-Cs a command did not poll do not count toward leaving
         if (s->quit) break;
         ctrl_c = CTRL_C_NONE;
         if (!(line = readline("lrsh> "))) {  // Ctrl-D
-            if (!s->dirty || armed) break;
+            if (!s->dirty || s->unsaved_warned) break;
             fputs("\nunsaved model: press Ctrl-D again or type quit to leave (`model save PATH` keeps it)\n", talk);
-            armed = s->unsaved_warned = 1;   // warned once for this training, as `model new` is
+            s->unsaved_warned = 1;   // warned once for this training, as quit and `model new` are
             continue;
         }
         if (ctrl_c != CTRL_C_NONE) {
             free(line);
             fputc('\n', rl_outstream);
-            if (ctrl_c == CTRL_C_TEXT) { empty_ctrl_c = 0; armed = 0; continue; }
-            if (armed) break;
+            if (ctrl_c == CTRL_C_TEXT) { empty_ctrl_c = 0; continue; }
+            // two in a row on an empty line leave; unsaved work not warned about yet gets its warning first
             if (++empty_ctrl_c == 1) { fputs("(to leave: Ctrl-C again, Ctrl-D or quit)\n", talk); continue; }
-            if (!s->dirty) break;
+            if (!s->dirty || s->unsaved_warned) break;
             fputs(unsaved_warning, talk);
-            armed = s->unsaved_warned = 1;
+            s->unsaved_warned = 1;
             continue;
         }
         empty_ctrl_c = 0;
         if (line[strspn(line, " \t")]) {
             history_add(hist, line);
-            s->leave_armed = armed;
-            s->leave_warned = 0;
             failed = run_line(s, line) != 0;
-            armed = s->leave_warned || (s->dirty && s->unsaved_warned);   // until more training re-arms it
         }
         free(line);
     }

@@ -107,9 +107,8 @@ void session_replace_model(Session *s, Model *m) {
 }
 
 int session_keep_unsaved(Session *s, const char *command, Err *err) {
-    if (!s->interactive || !s->dirty || s->unsaved_warned || s->leave_armed) return 0;
-    s->unsaved_warned = 1;   // until more training: a later `model new` or `model load` goes ahead
-    s->leave_warned = 1;     // and quit right after leaves (prompt.c), as after quit's own warning
+    if (!s->interactive || !s->dirty || s->unsaved_warned) return 0;
+    s->unsaved_warned = 1;   // until more training: a later `model new`, `model load` or quit goes ahead
     return err_set(err, "the model has training not saved: `model save PATH` keeps it; `%s` again replaces it",
                    command);
 }
@@ -131,10 +130,14 @@ int session_need_trainer(Session *s, Err *err) {
     return 0;
 }
 
+void session_mark_unsaved(Session *s) {
+    s->dirty = 1;
+    s->unsaved_warned = 0;   // new work not saved: quit and the next replacing command warn again
+}
+
 void session_record_step(Session *s, const StepStats *st, double tok_per_s, const StepDiag *diag) {
     Err err = {{0}};
-    s->dirty = 1;
-    s->unsaved_warned = 0;   // new work not saved: the next replacing command warns again
+    session_mark_unsaved(s);
     if (runlog_step(&s->runs, s->optim.name, st, tok_per_s, diag, &err) != 0) out_warning(s, "%s", err.msg);
     const OptimConfig *o = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
     runlog_optim(&s->runs, o->name, o->lr);

@@ -84,10 +84,10 @@ typedef struct Session {
     int emitted;                 // the handler printed its own JSON lines (one per run)
     int quit;                    // `quit` was typed
     int interactive;             // at the readline prompt (leaving with unsaved work asks first)
-    int leave_armed;             // the unsaved-work warning was just given: quit now leaves
-    int leave_warned;            // the command just run gave that warning
     int wrap;                    // out_text breaks lines wider than the terminal at spaces (help)
-    int unsaved_warned;          // session_keep_unsaved refused once since the last training step
+    // The unsaved-work warning (quit, Ctrl-D, Ctrl-C, `model new`, `model load`) was given since the
+    // last training step: they now go ahead; more training arms it again.
+    int unsaved_warned;
 } Session;
 
 int session_init(Session *s, int threads, uint64_t seed, Err *err);
@@ -118,6 +118,9 @@ int session_need_trainer(Session *s, Err *err);
 // first try is refused with a line saying how to keep it, so that only a second (as with quit)
 // drops it. Scripts, -c and pipes go on. 0: go ahead.
 int session_keep_unsaved(Session *s, const char *command, Err *err);
+// The model changed since it was saved (trained, factorized, averaged): quit, `model new` and
+// `model load` at the prompt warn once before dropping it.
+void session_mark_unsaved(Session *s);
 // Record a step (history, log file, unsaved flag) and a validation loss; a failed log write
 // is reported as a note and turns logging off, never stopping training.
 void session_record_step(Session *s, const StepStats *st, double tok_per_s, const StepDiag *diag);
