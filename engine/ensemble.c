@@ -126,8 +126,8 @@ size_t ensemble_bytes(const Ensemble *e, int B, int T) {
     for (int i = 0; i < e->k; i++) {
         const Model *m = &e->members[i];
         const Optimizer *o = &e->trainers[i].opt;
-        // params, grads, m, v; the rollback copy of params, m, v and the vectors; scratch
-        total += sizeof(float) * (7 * m->n_params + 2 * o->n_vec + o->n_work);
+        // the seven copies of the parameters; the vectors and their rollback copy; scratch
+        total += trainer_model_bytes(m->n_params) + sizeof(float) * (2 * o->n_vec + o->n_work);
         total += activations_bytes(m, B, T);
     }
     return total;

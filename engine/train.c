@@ -8,6 +8,8 @@
 // Floats of the optimizer state a rollback point copies: m, v, then the power-iteration vectors.
 static size_t state_floats(const Trainer *tr) { return 2 * tr->model->n_params + tr->opt.n_vec; }
 
+size_t trainer_model_bytes(size_t n_params) { return 7 * n_params * sizeof(float); }
+
 int trainer_build(Trainer *tr, Model *m, const OptimConfig *cfg, uint64_t seed, Err *err) {
     memset(tr, 0, sizeof *tr);
     tr->model = m;

@@ -57,6 +57,10 @@ typedef struct Trainer {
 } Trainer;
 
 int trainer_build(Trainer *tr, Model *m, const OptimConfig *cfg, uint64_t seed, Err *err);
+// Bytes a model in training holds for its n_params: parameters, gradients, the two moments and
+// the rollback copy of the three — seven copies (the optimizer's vectors, scratch and the
+// activations aside).
+size_t trainer_model_bytes(size_t n_params);
 void trainer_free(Trainer *tr);
 // One update from accum micro-batches of B×T. A non-finite loss or gradient takes no update
 // and undoes the update before it, the one that broke the model: the trainer goes back to

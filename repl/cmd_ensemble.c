@@ -63,7 +63,7 @@ static int parse_seeds(const char *text, int k, uint64_t *out, Err *err) {
     return 0;
 }
 
-// The shape train/eval use: batch=, seq=, accum= as typed, else the session's settings.
+// Data the members can read (its tokens inside their vocabulary).
 static int need_data(const Session *s, Err *err) {
     if (session_need_data(s, err) != 0) return -1;
     if (s->data.vocab_size > s->model.cfg.vocab)
@@ -97,9 +97,9 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
         sp.from = &s->model;
     }
     const OptimConfig *oc = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
-    // before building: per member at least parameters, gradients, two moments and the rollback
-    // copy of three (a clear refusal, not the first allocation that fails a minute in)
-    double need = (double)k * 7 * sizeof(float) * (double)s->model.n_params, have = (double)s->be->mem_available();
+    // before building, the least the members hold (a clear refusal, not the first allocation that
+    // fails a minute in)
+    double need = (double)k * (double)trainer_model_bytes(s->model.n_params), have = (double)s->be->mem_available();
     if (need > have) {
         char nb[32], hb[32];
         return err_set(err, "an ensemble of %ld needs at least %s (7 copies of the model's parameters each) and %s "

@@ -77,6 +77,9 @@ int cmd_run(Session *s, const Args *a, Err *err) {
     return 0;
 }
 
+// The printf width that right-aligns text in `columns` display columns.
+static int pad(int columns, const char *text) { return columns + (int)strlen(text) - text_columns(text); }
+
 // A training loss this many times a uniform guess's (ln V) is no model: the run blew up.
 #define BLOWN_UP 1.5
 
@@ -143,12 +146,11 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         if (collapsed) snprintf(dv, sizeof dv, "plateau");
         if (blown) snprintf(dv, sizeof dv, "blew up");
         if (isfinite(x->max_dw_over_eta)) snprintf(dw, sizeof dw, "%.3g", x->max_dw_over_eta);
-        // "–" is 3 bytes and 1 column: pad by hand so the columns line up; a name by its columns
+        // "–" and "→" are 3 bytes and 1 column: printf pads bytes, so each cell by its columns
         char name[sizeof x->name + 32] = "";
         table_cell(name, sizeof name, x->name, 16, 0);
-        out_text(s, "%s%-14s %*s %6d %*s %*s %6d %-10s %*s\n", name, x->optim[0] ? x->optim : "–",
-                 11 + (int)strlen(lr) - text_columns(lr), lr, x->n_steps, 8 + 2 * (l[0] == '\xe2'), l, 8 + 2 * (v[0] == '\xe2'), v,
-                 x->spikes, dv, 11 + 2 * (dw[0] == '\xe2'), dw);
+        out_text(s, "%s%-14s %*s %6d %*s %*s %6d %-10s %*s\n", name, x->optim[0] ? x->optim : "–", pad(11, lr), lr,
+                 x->n_steps, pad(8, l), l, pad(8, v), v, x->spikes, dv, pad(11, dw), dw);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddTrueToObject(o, "ok");
         cJSON_AddStringToObject(o, "command", "runs");

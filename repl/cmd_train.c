@@ -91,12 +91,12 @@ static void stop_diverged(Session *s, Run *r, int attempt, int steps, Err *err) 
 
 static void train_report(Session *s, const Run *r, int steps, int interrupted) {
     double rate = r->seconds > 0 ? (double)r->tokens / r->seconds : 0;
-    char t[32], d[32], l[32];
+    char t[32], d[32];
     if (interrupted)
         out_text(s, "interrupted at step %d (%d of %d steps); the model keeps every step taken\n", r->last.step,
                  r->done, steps);
     if (r->done)
-        out_text(s, "step %d: loss %s, %s tok/s, %s for %d step%s\n", r->last.step, fmt_loss(l, sizeof l, r->last.loss),
+        out_text(s, "step %d: loss %s, %s tok/s, %s for %d step%s\n", r->last.step, LOSS_TEXT(r->last.loss),
                  fmt_count(t, sizeof t, rate), fmt_duration(d, sizeof d, r->seconds), r->done, r->done == 1 ? "" : "s");
     cJSON_AddNumberToObject(s->result, "steps", r->done);
     cJSON_AddNumberToObject(s->result, "step", s->trainer.step);
@@ -221,11 +221,11 @@ int cmd_step(Session *s, const Args *a, Err *err) {
     double rate = st.seconds > 0 ? (double)st.tokens / st.seconds : 0;
     StepDiag d = step_diag(o);
     session_record_step(s, &st, rate, &d);
-    char r[32], l[32];
+    char r[32];
     out_text(s, "step          %d (%s)\nloss          %s\nlr            %.4g\ngrad norm     %.4g before clipping, "
                 "%.4g after (clip scale %.3f)\ntokens        %ld (batch %d × seq %d × accum %d)\n"
                 "seconds       %.3f, optimizer %.3f (%.1f%% of the step)\ntok/s         %s\n",
-             st.step, o->cfg.name, fmt_loss(l, sizeof l, st.loss), st.lr, st.grad_norm, st.grad_norm_clipped, st.clip_scale, st.tokens, sh.B,
+             st.step, o->cfg.name, LOSS_TEXT(st.loss), st.lr, st.grad_norm, st.grad_norm_clipped, st.clip_scale, st.tokens, sh.B,
              sh.T, sh.accum, st.seconds, st.optim_seconds, 100.0 * st.optim_fraction, fmt_count(r, sizeof r, rate));
     cJSON_AddNumberToObject(s->result, "step", st.step);
     cJSON_AddStringToObject(s->result, "optim", o->cfg.name);

@@ -85,7 +85,6 @@ static int is_option(const char *arg, const char *name) {
     return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
 }
 
-
 // Returns -1 to exit with success (--help, --version), EXIT_USAGE on a bad option (err says
 // which), else 0.
 static int parse_options(int argc, char **argv, Options *o, Err *err) {

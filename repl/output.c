@@ -223,11 +223,11 @@ void progress_text(Progress *p, int done, const char *text) {
 
 void progress_update(Progress *p, int done, int step, float loss, double tok_per_s, double eta_s) {
     if (!p->to) return;
-    char rate[32], eta[32], l[32], text[256];
+    char rate[32], eta[32], text[256];
     fmt_count(rate, sizeof rate, tok_per_s);
     fmt_duration(eta, sizeof eta, eta_s);
     snprintf(text, sizeof text, "step %d (%d/%d)  loss %s  %s tok/s  ETA %s", step, done, p->total,
-             fmt_loss(l, sizeof l, loss), rate, eta);
+             LOSS_TEXT(loss), rate, eta);
     progress_text(p, done, text);
 }
 

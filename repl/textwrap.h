@@ -1,5 +1,5 @@
-// textwrap.h — text fitted to a terminal's width: help and the banner broken at spaces (help's
-// paragraphs refilled first), the live progress line cut. A column a character: lrsh's own
+// textwrap.h — text fitted to a terminal's width: help, the banner, notes and errors broken at
+// spaces (help's paragraphs refilled first), the live progress line cut, plots sized. A column a character: lrsh's own
 // text holds no wide ones.
 #pragma once
 #include <stddef.h>
