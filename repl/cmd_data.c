@@ -120,16 +120,13 @@ static void use_tokenizer(Session *s, Tokenizer *tok, const char *path) {
     cJSON_AddNumberToObject(s->result, "vocab", vocab);
 }
 
-// Training takes a while: fail first if the corpus cannot be read or the model not written.
-// Whether path's first bytes are a safetensors header: a little-endian length, then '{'.
-static int looks_like_checkpoint(const char *path) {
-    unsigned char head[9];
-    FILE *f = fopen(path, "rb");
-    size_t got = f ? fread(head, 1, sizeof head, f) : 0;
-    if (f) fclose(f);
-    return got == sizeof head && head[8] == '{' && head[6] == 0 && head[7] == 0;
+// Whether path is an lrsh checkpoint, by its header (what `model load` reads first).
+static int is_checkpoint(const char *path) {
+    CheckpointInfo info;
+    return checkpoint_probe(path, &info, NULL) == 0;
 }
 
+// Training takes a while: fail first if the corpus cannot be read or the model not written.
 // out= is written over only when it is a tokenizer: a typo must not turn the corpus, a
 // checkpoint or any other file into a SentencePiece model.
 static int tok_train_can_run(const char *corpus, const char *out, Err *err) {
@@ -145,7 +142,7 @@ static int tok_train_can_run(const char *corpus, const char *out, Err *err) {
         if (!old && so.st_size > 0)
             return err_set(err, "tok train: out=%s exists and is not a tokenizer%s; nothing was trained (only a "
                            "tokenizer is written over: choose another out= or remove the file)", out,
-                           looks_like_checkpoint(out) ? " (a checkpoint)" : "");
+                           is_checkpoint(out) ? " (a checkpoint)" : "");
         tokenizer_free(old);
     }
     if (check_writable_file(out, err) != 0) return err_wrap(err, "tok train: ", " (nothing was trained)");
@@ -179,7 +176,7 @@ int cmd_tok_load(Session *s, const Args *a, Err *err) {
     char buf[1024];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
     Tokenizer *tok = tokenizer_load(path, err);
-    if (!tok && looks_like_checkpoint(path))
+    if (!tok && is_checkpoint(path))
         return err_wrap(err, "", " — it is a checkpoint: `model load` brings the tokenizer embedded in it");
     if (!tok) return -1;
     use_tokenizer(s, tok, path);
