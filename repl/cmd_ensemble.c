@@ -229,10 +229,9 @@ static void stop_diverged(Session *s, EnsembleRun *r, int attempt, int steps, Er
         r->exchanged -= (double)r->last.exchanged;
         r->done--, r->last = r->before_last;
     }
-    session_record_divergence(s, attempt, back_to);
-    out_text(s, "diverged: %s; training stopped after %d of %d steps\n", err->msg, r->done, steps);
-    cJSON_AddStringToObject(s->result, "reason", err->msg);
-    err->msg[0] = '\0';
+    char after[64];
+    snprintf(after, sizeof after, "; training stopped after %d of %d steps", r->done, steps);
+    train_report_divergence(s, attempt, back_to, after, err);
 }
 
 // The validation losses of train's eval_every=: 0, or −1 with err set (a divergence included).

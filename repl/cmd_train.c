@@ -53,6 +53,13 @@ int train_diverged(const Err *err) { return strstr(err->msg, "not finite") != NU
 
 int train_rolled_back_to(const Trainer *tr) { return tr->rolled_back ? tr->step : -1; }
 
+void train_report_divergence(Session *s, int attempt, int back_to, const char *after, Err *err) {
+    session_record_divergence(s, attempt, back_to);
+    out_text(s, "diverged: %s%s\n", err->msg, after);
+    cJSON_AddStringToObject(s->result, "reason", err->msg);
+    err->msg[0] = '\0';
+}
+
 int train_failed(Err *err, const char *what, int done, int steps) {
     char after[80];
     snprintf(after, sizeof after, " (%s stopped after %d of %d steps)", what, done, steps);
@@ -83,10 +90,9 @@ static void stop_diverged(Session *s, Run *r, int attempt, int steps, Err *err) 
     r->diverged_at = attempt;
     int back_to = train_rolled_back_to(&s->trainer);
     if (back_to == attempt - 2 && r->done > 0) r->done--, r->last = r->before_last;   // this command's, undone
-    session_record_divergence(s, attempt, back_to);
-    out_text(s, "diverged: %s; training stopped after %d of %d steps\n", err->msg, r->done, steps);
-    cJSON_AddStringToObject(s->result, "reason", err->msg);
-    err->msg[0] = '\0';
+    char after[64];
+    snprintf(after, sizeof after, "; training stopped after %d of %d steps", r->done, steps);
+    train_report_divergence(s, attempt, back_to, after, err);
 }
 
 static void train_report(Session *s, const Run *r, int steps, int interrupted) {
@@ -208,13 +214,10 @@ int cmd_step(Session *s, const Args *a, Err *err) {
     inspect_after_step(s, rc == 0 ? &st : NULL, rc == 0);
     if (rc != 0 && !train_diverged(err)) return -1;
     if (rc != 0) {   // a result, as in `train`: the model is intact and a script goes on
-        session_record_divergence(s, attempt, train_rolled_back_to(&s->trainer));
-        out_text(s, "diverged: %s\n", err->msg);
+        train_report_divergence(s, attempt, train_rolled_back_to(&s->trainer), "", err);
         cJSON_AddBoolToObject(s->result, "diverged", 1);
         cJSON_AddNumberToObject(s->result, "diverged_at", attempt);
         cJSON_AddNumberToObject(s->result, "step", s->trainer.step);
-        cJSON_AddStringToObject(s->result, "reason", err->msg);
-        err->msg[0] = '\0';
         return 0;
     }
     cJSON_AddBoolToObject(s->result, "diverged", 0);

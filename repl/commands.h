@@ -107,6 +107,10 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err);
 int train_diverged(const Err *err);
 // The step a divergence rolled tr back to, or −1 when it had nothing to go back to.
 int train_rolled_back_to(const Trainer *tr);
+// A divergence at step `attempt` as a result, not a failure: recorded in the run with the
+// rollback the engine did (back_to, −1: none), said in one line ("diverged: REASON" + after),
+// the reason in the JSON; err is cleared.
+void train_report_divergence(Session *s, int attempt, int back_to, const char *after, Err *err);
 // An error in the middle of a `train` (not a divergence): one line, saying how far it got when
 // it got anywhere ("(ensemble training stopped after 3 of 10 steps)"). Returns −1.
 int train_failed(Err *err, const char *what, int done, int steps);
