@@ -162,7 +162,7 @@ int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, Ensem
         Err me = {{0}};
         if (trainer_gradients(&e->trainers[i], ds, B, T, accum, &s.member[i], &me) != 0) {
             e->last_exchanged = 0;
-            if (e->trainers[i].rolled_back) roll_back_all(e, i);
+            if (trainer_rolled_back(&e->trainers[i])) roll_back_all(e, i);
             return err_set(err, "member %d: %s", i, me.msg);
         }
     }

@@ -113,7 +113,6 @@ int trainer_roll_back(Trainer *tr) {
         MatrixDiag *d = &tr->opt.diag[i];
         d->sigma_a = d->sigma_b = d->rho = d->dw_norm = d->w_norm = NAN;
     }
-    tr->rolled_back = 1;
     return tr->step;
 }
 
@@ -161,7 +160,6 @@ int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err)
     double t2 = clock_seconds();
     if (backend_failed(m->be, err)) return -1;
     tr->step++;
-    tr->rolled_back = 0;
     tr->shape = (TrainShape){B, T, accum};
     s->optim_seconds = t2 - t1;
     s->seconds += t2;

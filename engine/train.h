@@ -51,7 +51,6 @@ typedef struct Trainer {
     float *good_state;     // (2·n_params + opt.n_vec) floats
     TrainerMark good;
     int has_good;          // the rollback point is set
-    int rolled_back;       // the last thing done was a rollback (no update since)
     StepStats *history;    // one entry per step taken
     int n_history, cap_history;
 } Trainer;
@@ -83,6 +82,9 @@ int trainer_roll_back(Trainer *tr);
 // state, as if this optimizer had been chosen there — so a divergence right after a switch
 // still undoes the old optimizer's last update.
 void trainer_continue(Trainer *to, const Trainer *from);
+// The trainer stands at its rollback point: the last thing it did was a rollback (an update
+// moves it past the point, and the next update takes a new one).
+static inline int trainer_rolled_back(const Trainer *tr) { return tr->has_good && tr->step == tr->good.step; }
 // The model as it stands gives a non-finite loss elsewhere (`why`: a validation loss): roll back
 // as a failed step would, and fail with the same message ("not finite", naming step tr->step+1).
 int trainer_diverged(Trainer *tr, const char *why, Err *err);

@@ -345,7 +345,7 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
     if (inspect_norms_opts(&s->model, &o, &rows, &n, err) != 0) return -1;
     double seconds = now_seconds() - t0;
     int step = current_step(s);
-    int undone = s->has_trainer && s->trainer.rolled_back;
+    int undone = s->has_trainer && trainer_rolled_back(&s->trainer);
     if (prev) out_text(s, "step %d: ΔW is the update of step %d (η %.4g)\n", step, step, lr);
     else if (undone) out_text(s, "step %d: the update after it was undone (a divergence rolled the model back); the ΔW "
                                  "columns appear after the next `step` or `train`\n", step);

@@ -51,7 +51,7 @@ static StepDiag step_diag(const Optimizer *o) {
 // ensemble_step say "not finite" for a loss and a gradient alike).
 int train_diverged(const Err *err) { return strstr(err->msg, "not finite") != NULL; }
 
-int train_rolled_back_to(const Trainer *tr) { return tr->rolled_back ? tr->step : -1; }
+int train_rolled_back_to(const Trainer *tr) { return trainer_rolled_back(tr) ? tr->step : -1; }
 
 void train_report_divergence(Session *s, int attempt, int back_to, const char *after, Err *err) {
     session_record_divergence(s, attempt, back_to);

@@ -324,7 +324,7 @@ static void test_nonfinite_loss_restores_last_good_parameters(void) {
     int zero = 1;
     for (size_t i = 0; i < m.n_params; i++) zero &= mom[i] == 0.0f;
     CHECK(zero && tr.opt.t == 0, "optimizer state back to before update 1: first moment zero %d, t %d", zero, tr.opt.t);
-    CHECK(tr.step == 0 && tr.data_rng == rng0 && tr.n_history == 0 && tr.rolled_back,
+    CHECK(tr.step == 0 && tr.data_rng == rng0 && tr.n_history == 0 && trainer_rolled_back(&tr),
           "step %d, data position %s, history %d after the rollback", tr.step, tr.data_rng == rng0 ? "back" : "moved",
           tr.n_history);
     double val = 0;
@@ -332,7 +332,7 @@ static void test_nonfinite_loss_restores_last_good_parameters(void) {
     CHECK(isfinite(val), "the restored model evaluates to a finite loss, got %g", val);
     CHECK_OK(trainer_step(&tr, &ds, 2, 8, 1, &again, &err));
     be->download(after, m.params, bytes);
-    CHECK(again.step == 1 && again.loss == first.loss && memcmp(p1, after, bytes) == 0 && !tr.rolled_back,
+    CHECK(again.step == 1 && again.loss == first.loss && memcmp(p1, after, bytes) == 0 && !trainer_rolled_back(&tr),
           "the next step repeats update 1 exactly: step %d, loss %.9g vs %.9g", again.step, again.loss, first.loss);
     free(p0); free(p1); free(p); free(after); free(mom);
     trainer_free(&tr);
