@@ -830,8 +830,8 @@ int cmd_align(Session *s, const Args *a, Err *err) {
         return err_set(err, "the data's vocabulary (%d) is larger than the model's (%d): run `model new`",
                        s->data.vocab_size, mc->vocab);
     int step = members ? s->ens.step : current_step(s);
-    cfg.B = s->batch;
-    cfg.T = mc->seq;
+    int accum;   // the batches every command draws: batch=, seq= or `set batch|seq`
+    if (session_batch_shape(s, a, &cfg.B, &cfg.T, &accum, err) != 0) return -1;
     cfg.seed = s->seed + (uint64_t)step;   // reproducible, and new batches as training moves on
     for (int i = 0; i < a->n_opt; i++) {
         if (strcmp(a->key[i], "against") == 0) continue;

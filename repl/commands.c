@@ -42,13 +42,15 @@ const CmdSpec commands[] = {
      .summary = "the session: tokenizer, data, model, optimizer, step, device, settings",
      .help = "Example:\n  show", .run = cmd_show},
     {.name = "set", .family = "shell", .args = "KEY VALUE",
-     .summary = "change a setting: seed, threads, batch, accum, errexit, json, quiet, device, precision, attention, "
-                "graphs, fused, pdl",
+     .summary = "change a setting: seed, threads, batch, accum, seq, errexit, json, quiet, device, precision, "
+                "attention, graphs, fused, pdl",
      .help = "Settings (`show` prints their values):\n"
              "  seed N         seed for the next model, trainer and eval batches\n"
              "  threads N      CPU threads (0: all cores)\n"
              "  batch N        default sequences per micro-batch for train/step/eval\n"
              "  accum N        default micro-batches per optimizer step\n"
+             "  seq N          default tokens per sequence (0, the default: the model's context);\n"
+             "                 `model load` sets batch, accum and seq to the run's last update's\n"
              "  errexit on|off stop a script, -c or piped commands at the first error (default on\n"
              "                 there; off at the interactive prompt)\n"
              "  json on|off    one JSON object per result on stdout\n"
@@ -379,7 +381,8 @@ const CmdSpec commands[] = {
              "After `step` or `train`, ΔW is the last update (its parameters before it are the\n"
              "trainer's rollback snapshot, kept anyway: no extra cost) and η that step's lr;\n"
              "\"–\" until there is one, and again after `optim` rebuilds the trainer. Spectron keeps\n"
-             "‖ΔW‖₂/η ≤ 1 for factorized matrices, plus weight decay's 2·wd·‖W‖₂. --json: one object per matrix with param, rows,\n"
+             "‖ΔW‖₂/η ≤ 1 for factorized matrices, plus weight decay's 2·wd·‖W‖₂. --json: one object\n"
+             "per matrix with param, rows,\n"
              "cols, rank, layer, step, spectral, frobenius, stable_rank, dw_spectral, dw_over_eta,\n"
              "dw_over_w (null when not measured).\n"
              "Examples:\n  norms\n  step; norms\n  norms io=on",
@@ -426,11 +429,11 @@ const CmdSpec commands[] = {
              "Prints a row per parameter group (a matrix W = its A and B together), the overall\n"
              "cosine, the norm ratio ‖g₂‖/‖g₁‖, and one cell per block shaded by its cosine\n"
              "(█ ≥ 0.75, ▓ ≥ 0.5, ▒ ≥ 0.25, ░ > 0, · ≤ 0). The model's gradient buffer is left as\n"
-             "it was. Batches: batch= (`set batch`) × seq= (the model's) tokens, drawn with seed=\n"
-             "(default: the session seed + the step). --json: against (the option's value), setup\n"
-             "(it with its settings: \"blockdrop p=0.5 draws=2\"), overall, norm_ratio, norm1,\n"
-             "norm2, per_param:[{param, layer, cosine, norm1, norm2}], layers:[{layer, cosine}]\n"
-             "(members: pairwise too).\n"
+             "it was. Batches: batch= (`set batch`) × seq= (`set seq`, else the model's) tokens,\n"
+             "drawn with seed= (default: the session seed + the step). --json: against (the option's\n"
+             "value), setup (it with its settings: \"blockdrop p=0.5 draws=2\"), overall, norm_ratio,\n"
+             "norm1, norm2, per_param:[{param, layer, cosine, norm1, norm2}], layers:[{layer,\n"
+             "cosine}] (members: pairwise too).\n"
              "Examples:\n  align\n  align against=blockdrop p=0.5 draws=8\n  align against=width p=0.25\n"
              "  step; align against=delayed\n  align against=forward guess=local\n"
              "  ensemble new 3; align against=members\n  align against=microbatch batches=4 batch=16",
