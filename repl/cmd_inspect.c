@@ -136,12 +136,14 @@ static int has_last_gradient(const Session *s) {
 
 // ---- formatting -----------------------------------------------------------------------------
 
-static const char *num(char *buf, size_t cap, double v) {
+static const char *num_digits(char *buf, size_t cap, double v, int digits) {
     if (isnan(v)) snprintf(buf, cap, "–");
     else if (isinf(v)) snprintf(buf, cap, "∞");
-    else snprintf(buf, cap, "%.4g", v);
+    else snprintf(buf, cap, "%.*g", digits, v);
     return buf;
 }
+
+static const char *num(char *buf, size_t cap, double v) { return num_digits(buf, cap, v, 4); }
 
 static void real_or_null(cJSON *o, const char *key, double v) {
     if (isfinite(v)) json_add_real(o, key, v);
@@ -333,6 +335,36 @@ static void shape_text(char *buf, size_t cap, const InspectMatrix *m) {
     else snprintf(buf, cap, "%d×%d", m->rows, m->cols);
 }
 
+// The norms table's column widths: the names' and shapes' own, numbers of 4 significant digits
+// when that fits the terminal (80 columns when it is not one), else of 3 — so that GPT-2's
+// "blocks.11.mlp.w2  768×3072 r192" rows fit 80 columns; JSON keeps every digit.
+typedef struct NormsLayout {
+    int width[8];
+    int digits;
+} NormsLayout;
+
+static NormsLayout norms_layout(const Session *s, const NormRow *rows, int n) {
+    NormsLayout t = {{6, 5}, 4};
+    for (int i = 0; i < n; i++) {
+        char shape[48];
+        shape_text(shape, sizeof shape, &rows[i].mat);
+        if (text_columns(rows[i].mat.name) > t.width[0]) t.width[0] = text_columns(rows[i].mat.name);
+        if (text_columns(shape) > t.width[1]) t.width[1] = text_columns(shape);
+    }
+    int limit = table_columns(s);
+    for (; t.digits >= 3; t.digits--) {
+        int total = t.width[0] + 1 + t.width[1];
+        for (int c = 2; c < 8; c++) {
+            t.width[c] = t.digits + 4;                         // "0.008223": digits and "0.00"
+            if (c == 7 && t.width[c] < 8) t.width[c] = 8;      // the header "‖ΔW‖/‖W‖"
+            total += 1 + t.width[c];
+        }
+        if (total <= limit) break;
+    }
+    if (t.digits < 3) t.digits = 3;
+    return t;
+}
+
 int cmd_norms(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     ensemble_note_single_model(s);
@@ -350,21 +382,21 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
     else if (undone) out_text(s, "step %d: the update after it was undone (a divergence rolled the model back); the ΔW "
                                  "columns appear after the next `step` or `train`\n", step);
     else out_text(s, "step %d: no update to measure yet (the ΔW columns appear after `step` or `train`)\n", step);
-    static const int w[] = {22, 10, 9, 9, 8, 10, 9, 10};
+    NormsLayout t = norms_layout(s, rows, n);
     static const char *const head[] = {"matrix", "shape", "‖W‖₂", "‖W‖_F", "st.rank", "‖ΔW‖₂", "‖ΔW‖₂/η", "‖ΔW‖/‖W‖"};
     char line[512] = "";
-    for (int c = 0; c < 8; c++) table_cell(line, sizeof line, head[c], w[c], c > 1);
-    out_text(s, "%s\n", line);
+    for (int c = 0; c < 8; c++) table_cell(line, sizeof line, head[c], t.width[c], c > 1);
+    out_text(s, "%s\n", trim_cell_space(line));
     for (int i = 0; i < n; i++) {
         const NormRow *r = &rows[i];
         char b[6][32], shape[48];
         shape_text(shape, sizeof shape, &r->mat);
         line[0] = '\0';
-        table_cell(line, sizeof line, r->mat.name, w[0], 0);
-        table_cell(line, sizeof line, shape, w[1], 0);
+        table_cell(line, sizeof line, r->mat.name, t.width[0], 0);
+        table_cell(line, sizeof line, shape, t.width[1], 0);
         const double v[] = {r->spectral, r->frobenius, r->stable_rank, r->dw_spectral, r->dw_over_eta, r->dw_over_w};
-        for (int c = 0; c < 6; c++) table_cell(line, sizeof line, num(b[c], sizeof b[c], v[c]), w[c + 2], 1);
-        out_text(s, "%s\n", line);
+        for (int c = 0; c < 6; c++) table_cell(line, sizeof line, num_digits(b[c], sizeof b[c], v[c], t.digits), t.width[c + 2], 1);
+        out_text(s, "%s\n", trim_cell_space(line));
         cJSON *j = cJSON_CreateObject();
         cJSON_AddTrueToObject(j, "ok");
         cJSON_AddStringToObject(j, "command", "norms");

@@ -271,8 +271,7 @@ static void table_header(Session *s, const char *lead) {
     static const char *const head[] = {"matrix", "σ_A", "σ_B", "ρ", "‖ΔW‖₂", "‖ΔW‖₂/η", "‖W‖₂"};
     char line[512] = "";
     for (int c = 0; c < 7; c++) table_cell(line, sizeof line, head[c], widths[c], c > 0);
-    line[strlen(line) - 1] = '\0';  // no trailing space
-    out_text(s, "%s%s\n", lead, line);
+    out_text(s, "%s%s\n", lead, trim_cell_space(line));
 }
 
 static void table_row(Session *s, const MatrixDiag *d, const char *lead, const char *on, const char *off) {
@@ -280,8 +279,7 @@ static void table_row(Session *s, const MatrixDiag *d, const char *lead, const c
     table_cell(line, sizeof line, d->name, widths[0], 0);
     const float v[] = {d->sigma_a, d->sigma_b, d->rho, d->dw_norm, d->dw_over_eta, d->w_norm};
     for (int c = 0; c < 6; c++) table_cell(line, sizeof line, num(b, sizeof b, v[c]), widths[c + 1], 1);
-    line[strlen(line) - 1] = '\0';
-    out_text(s, "%s%s%s%s\n", on, lead, line, off);
+    out_text(s, "%s%s%s%s\n", on, lead, trim_cell_space(line), off);
 }
 
 void optim_diag_table(Session *s, cJSON *into) {

@@ -77,9 +77,6 @@ int cmd_run(Session *s, const Args *a, Err *err) {
     return 0;
 }
 
-// The printf width that right-aligns text in `columns` display columns.
-static int pad(int columns, const char *text) { return columns + (int)strlen(text) - text_columns(text); }
-
 // A training loss this many times a uniform guess's (ln V) is no model: the run blew up.
 #define BLOWN_UP 1.5
 
@@ -109,8 +106,43 @@ static double unigram_entropy(const Dataset *d) {
     return h;
 }
 
+// runs' table, each column as wide as its widest cell (names and learning rates vary most), so
+// that the usual runs fit 80 columns.
+enum { RUN_COLUMNS = 9 };
+typedef struct RunRow {
+    char cell[RUN_COLUMNS][168];   // a run name: up to 40 characters of UTF-8
+} RunRow;
+
+static void runs_table(Session *s, const RunRow *rows, int n) {
+    static const char *const head[RUN_COLUMNS] = {"run", "optim", "lr", "steps", "loss", "val", "spikes", "diverged",
+                                                  "max ΔW/η"};
+    static const int right[RUN_COLUMNS] = {0, 0, 1, 1, 1, 1, 1, 0, 1};
+    int width[RUN_COLUMNS];
+    for (int c = 0; c < RUN_COLUMNS; c++) {
+        width[c] = text_columns(head[c]);
+        for (int i = 0; i < n; i++)
+            if (text_columns(rows[i].cell[c]) > width[c]) width[c] = text_columns(rows[i].cell[c]);
+    }
+    int total = RUN_COLUMNS - 1;
+    for (int c = 0; c < RUN_COLUMNS; c++) total += width[c];
+    int over = total - table_columns(s);   // long names give way first, down to 8 columns
+    if (over > 0) width[0] = width[0] - over > 8 ? width[0] - over : 8;
+    char line[1024], name[sizeof rows->cell[0] + 4];
+    for (int i = -1; i < n; i++) {
+        line[0] = '\0';
+        for (int c = 0; c < RUN_COLUMNS; c++) {
+            const char *cell = i < 0 ? head[c] : rows[i].cell[c];
+            if (c == 0 && text_columns(cell) > width[0])   // "a-run-name-of-2…"
+                cell = name, snprintf(name, sizeof name, "%.*s…", (int)fitting_bytes(rows[i].cell[0], width[0] - 1),
+                                      rows[i].cell[0]);
+            table_cell(line, sizeof line, cell, width[c], right[c]);
+        }
+        out_text(s, "%s\n", trim_cell_space(line));
+    }
+}
+
 int cmd_runs(Session *s, const Args *a, Err *err) {
-    (void)a, (void)err;
+    (void)a;
     const RunLog *r = &s->runs;
     if (!r->n_runs) {
         out_text(s, "no runs yet: `train` records one (named after the optimizer), or `run NAME`\n");
@@ -126,8 +158,8 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
     int V = s->has_data ? s->data.vocab_size : 0;
     if (V && s->has_model && s->model.cfg.vocab > V) V = s->model.cfg.vocab;
     double uniform = V ? log((double)V) : NAN;
-    out_text(s, "%-16s %-14s %11s %6s %8s %8s %6s %-10s %11s\n", "run", "optim", "lr", "steps", "loss", "val", "spikes",
-             "diverged", "max ΔW/η");
+    RunRow *table = calloc((size_t)r->n_runs, sizeof *table);
+    if (!table) return err_set(err, "out of memory");
     int stale = 0;   // runs whose last validation loss is older than their last step
     for (int i = 0; i < r->n_runs; i++) {
         const RunSeries *x = &r->runs[i];
@@ -146,11 +178,11 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         if (collapsed) snprintf(dv, sizeof dv, "plateau");
         if (blown) snprintf(dv, sizeof dv, "blew up");
         if (isfinite(x->max_dw_over_eta)) snprintf(dw, sizeof dw, "%.3g", x->max_dw_over_eta);
-        // "–" and "→" are 3 bytes and 1 column: printf pads bytes, so each cell by its columns
-        char name[sizeof x->name + 32] = "";
-        table_cell(name, sizeof name, x->name, 16, 0);
-        out_text(s, "%s%-14s %*s %6d %*s %*s %6d %-10s %*s\n", name, x->optim[0] ? x->optim : "–", pad(11, lr), lr,
-                 x->n_steps, pad(8, l), l, pad(8, v), v, x->spikes, dv, pad(11, dw), dw);
+        RunRow *row = &table[i];
+        const char *cells[RUN_COLUMNS] = {x->name, x->optim[0] ? x->optim : "–", lr, "", l, v, "", dv, dw};
+        for (int c = 0; c < RUN_COLUMNS; c++) snprintf(row->cell[c], sizeof row->cell[c], "%s", cells[c]);
+        snprintf(row->cell[3], sizeof row->cell[3], "%d", x->n_steps);
+        snprintf(row->cell[6], sizeof row->cell[6], "%d", x->spikes);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddTrueToObject(o, "ok");
         cJSON_AddStringToObject(o, "command", "runs");
@@ -175,10 +207,12 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         real_or_null(o, "unigram_loss", h);   // the plateau the verdict compares val_loss with
         out_emit(s, o);
     }
+    runs_table(s, table, r->n_runs);
+    free(table);
     if (isfinite(h))
-        out_text(s, "(a model that knows only token frequencies scores %.4f on this validation split; a run of 100\n"
-                    " steps or more that ends there or above has diverged: \"plateau\"; one whose loss ends above\n"
-                    " %.3g, %.1f× a uniform guess's, \"blew up\")\n", h, BLOWN_UP * uniform, BLOWN_UP);
+        out_text(s, "(a model that knows only token frequencies scores %.4f on this validation split; a run of "
+                    "100 steps or more that ends there or above has diverged: \"plateau\"; one whose loss ends "
+                    "above %.3g, %.1f× a uniform guess's, \"blew up\")\n", h, BLOWN_UP * uniform, BLOWN_UP);
     if (stale)   // a validation loss from before the last steps judges nothing: say so
         out_text(s, "(%d %s val is from before %s last steps: `eval` measures it now; \"plateau\" waits for it)\n",
                  stale, stale == 1 ? "run's" : "runs'", stale == 1 ? "its" : "their");

@@ -60,7 +60,11 @@ static void help_options(Session *s, const CmdSpec *c) {
         char form[64], what[160] = "";
         option_form(o, form, sizeof form);
         option_what(o, what, sizeof what);
-        out_text(s, "  %-20s %s%s%s%s\n", form, o->doc, what[0] ? "  [" : "", what, what[0] ? "]" : "");
+        // a form wider than its column ("against=microbatch|…|forward") gets a line of its own
+        const char *gap = text_columns(form) > 20 ? "\n                       " : " ";
+        char padded[96];
+        snprintf(padded, sizeof padded, "%-20s", form);
+        out_text(s, "  %s%s%s%s%s%s\n", padded, gap, o->doc, what[0] ? "  [" : "", what, what[0] ? "]" : "");
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "name", o->name);
         cJSON_AddStringToObject(j, "type", opt_type_name(o));
@@ -291,15 +295,16 @@ int cmd_show(Session *s, const Args *a, Err *err) {
         cJSON_AddBoolToObject(o, "current", i == s->runs.current);
         cJSON_AddItemToArray(runs, o);
     }
-    out_text(s, "settings   seed=%llu threads=%d batch=%d accum=%d seq=%d errexit=%s json=%s quiet=%s",
-             (unsigned long long)s->seed, s->threads, s->batch, s->accum, s->seq, s->errexit ? "on" : "off",
-             s->json ? "on" : "off", s->quiet ? "on" : "off");
-    for (int i = 0; i < N_GPU_SETTINGS; i++) {
+    char line[512];   // one line, so that a narrow terminal breaks it between settings
+    size_t n = (size_t)snprintf(line, sizeof line, "settings   seed=%llu threads=%d batch=%d accum=%d seq=%d errexit=%s "
+                                "json=%s quiet=%s", (unsigned long long)s->seed, s->threads, s->batch, s->accum, s->seq,
+                                s->errexit ? "on" : "off", s->json ? "on" : "off", s->quiet ? "on" : "off");
+    for (int i = 0; i < N_GPU_SETTINGS && n < sizeof line; i++) {
         const GpuSetting *g = &gpu_settings[i];
-        out_text(s, " %s=%s", g->key, gpu_value(s, g));
+        n += (size_t)snprintf(line + n, sizeof line - n, " %s=%s", g->key, gpu_value(s, g));
         cJSON_AddStringToObject(s->result, g->key, gpu_value(s, g));
     }
-    out_text(s, "\n");
+    out_text(s, "%s\n", line);
     cJSON_AddNumberToObject(s->result, "seed", (double)s->seed);
     cJSON_AddNumberToObject(s->result, "batch", s->batch);
     cJSON_AddNumberToObject(s->result, "accum", s->accum);

@@ -307,9 +307,8 @@ static const char *rss_cell(char *buf, size_t size, size_t bytes) {
 
 static void bench_row(Session *s, const BenchResult *r) {
     char rate[32], rss[32];
-    out_text(s, "%-6s %-10s %-8s %5d %5d %5d %10s %8.1f %8.1f %5.1f%% %5.1f%% %9s\n", r->shape, r->model, r->optim,
-             r->batch, r->seq, r->steps, fmt_count(rate, sizeof rate, r->tok_per_s), r->gflops, r->peak_gflops,
-             100 * r->mfu, 100 * r->optim_fraction, rss_cell(rss, sizeof rss, r->model_rss));
+    out_text(s, "%-10s %-8s %8s %8.1f %5.1f%% %6.1f%% %9s\n", r->model, r->optim, fmt_count(rate, sizeof rate, r->tok_per_s),
+             r->gflops, 100 * r->mfu, 100 * r->optim_fraction, rss_cell(rss, sizeof rss, r->model_rss));
     cJSON *o = bench_train_json("bench train", r);
     cJSON_AddNumberToObject(o, "batch", r->batch);
     cJSON_AddNumberToObject(o, "seq", r->seq);
@@ -364,8 +363,6 @@ int cmd_bench_train(Session *s, const Args *a, Err *err) {
     double peak;
     out_note(s, "measuring the sgemm peak on %s\n", s->be->describe());
     if (bench_sgemm_peak(s->be, &peak, err) != 0) return -1;
-    out_text(s, "%-6s %-10s %-8s %5s %5s %5s %10s %8s %8s %6s %6s %9s\n", "shape", "model", "optim", "batch", "seq",
-             "steps", "tok/s", "GFLOP/s", "peak", "MFU", "optim%", "RSS");
     static const char *const variants[] = {"dense", "factorized"};
     int want[2];
     for (int f = 0; f < 2; f++) want[f] = strcmp(which, "both") == 0 || strcmp(which, variants[f]) == 0;
@@ -377,6 +374,10 @@ int cmd_bench_train(Session *s, const Args *a, Err *err) {
                          err);
     progress_end(&pl.p);
     if (rc != 0) return -1;
+    const BenchResult *any = want[0] ? &r[0] : &r[1];   // what both rows share
+    out_text(s, "%s, batch %d × seq %d, median of %d round%s of %d step%s; sgemm peak %.1f GFLOP/s\n",
+             any->shape, any->batch, any->seq, rounds, rounds == 1 ? "" : "s", steps, steps == 1 ? "" : "s", peak);
+    out_text(s, "%-10s %-8s %8s %8s %6s %7s %9s\n", "model", "optim", "tok/s", "GFLOP/s", "MFU", "optim%", "RSS");
     for (int f = 0; f < 2; f++)
         if (want[f]) bench_row(s, &r[f]);
     if (want[0] && want[1])

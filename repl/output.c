@@ -17,19 +17,29 @@ void fputs_wrapped(const char *text, FILE *f) {
     else fputs(text, f);
 }
 
+// A line wider than the terminal breaks at its last space that fits, its continuation under
+// its text, instead of wherever the terminal's edge falls (mid-number); help's paragraphs,
+// written for 80 columns, are refilled as well (s->wrap).
 void out_text(const Session *s, const char *fmt, ...) {
     if (s->json && s->quiet) return;
     FILE *f = text_stream(s);
-    int cols = s->wrap && isatty(fileno(f)) ? terminal_columns(f) : 0;
+    int cols = isatty(fileno(f)) ? terminal_columns(f) : 0;
     va_list ap, copy;
     va_start(ap, fmt);
     va_copy(copy, ap);
     char *text = NULL;
-    if (cols >= 16 && vasprintf(&text, fmt, copy) >= 0) write_wrapped(f, text, cols, 1);
+    if (cols >= 16 && vasprintf(&text, fmt, copy) >= 0) write_wrapped(f, text, cols, s->wrap);
     else vfprintf(f, fmt, ap);   // not wrapping, or out of memory: as it comes
     va_end(copy);
     va_end(ap);
     free(text);
+}
+
+// Text as it is (a generated stream: its pieces arrive mid-line, and breaking one would change
+// the text), unless JSON mode is quiet.
+static void out_raw(const Session *s, const char *text, size_t n) {
+    if (s->json && s->quiet) return;
+    fwrite(text, 1, n, text_stream(s));
 }
 
 // out_text of text[0, n), every control character but newline, tab and carriage return (a
@@ -40,11 +50,12 @@ void out_visible(const Session *s, const char *text, size_t n) {
         unsigned char c = (unsigned char)text[i];
         int c1 = c == 0xC2 && i + 1 < n && (unsigned char)text[i + 1] >= 0x80 && (unsigned char)text[i + 1] <= 0x9F;
         if (!(c < 0x20 && c != '\n' && c != '\t' && c != '\r') && c != 0x7F && !c1) continue;
-        out_text(s, "%.*s\xEF\xBF\xBD", (int)(i - run), text + run);
+        out_raw(s, text + run, i - run);
+        out_raw(s, "\xEF\xBF\xBD", 3);
         i += c1;
         run = i + 1;
     }
-    out_text(s, "%.*s", (int)(n - run), text + run);
+    out_raw(s, text + run, n - run);
 }
 
 // A note is a sentence or two on a line: on a terminal narrower than it, broken at spaces.
@@ -264,6 +275,18 @@ void progress_end(Progress *p) {
 }
 
 int text_columns(const char *t) { return text_columns_n(t, (int)strlen(t)); }
+
+char *trim_cell_space(char *line) {
+    size_t n = strlen(line);
+    while (n > 0 && line[n - 1] == ' ') line[--n] = '\0';
+    return line;
+}
+
+int table_columns(const Session *s) {
+    FILE *f = text_stream(s);
+    int cols = isatty(fileno(f)) ? terminal_columns(f) : 0;
+    return cols >= 16 ? cols : 80;
+}
 
 void table_cell(char *buf, size_t cap, const char *text, int width, int right) {
     size_t used = strlen(buf);

@@ -51,6 +51,10 @@ int text_columns(const char *text);
 // Append text to buf padded to width columns (right-aligned when right), then a space: table
 // cells that line up with multi-byte symbols in them.
 void table_cell(char *buf, size_t cap, const char *text, int width, int right);
+// A table row without the space its last cell left: line, shortened in place.
+char *trim_cell_space(char *line);
+// The columns a table may take: the terminal's where the text goes to one, else 80.
+int table_columns(const Session *s);
 
 // The training progress display: one line rewritten in place on a terminal, plain lines
 // every ~10% otherwise; nothing in JSON mode unless stderr is a terminal.

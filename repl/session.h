@@ -84,7 +84,7 @@ typedef struct Session {
     int emitted;                 // the handler printed its own JSON lines (one per run)
     int quit;                    // `quit` was typed
     int interactive;             // at the readline prompt (leaving with unsaved work asks first)
-    int wrap;                    // out_text breaks lines wider than the terminal at spaces (help)
+    int wrap;                    // out_text also refills paragraphs to the terminal's width (help)
     // The unsaved-work warning (quit, Ctrl-D, Ctrl-C, `model new`, `model load`) was given since the
     // last training step: they now go ahead; more training arms it again.
     int unsaved_warned;

@@ -10,33 +10,51 @@ int terminal_columns(FILE *f) {
     return ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0;
 }
 
+// Bytes of an escape sequence that sets a color ("\033[34m") at t, which takes no column; 0
+// when t holds none.
+static int escape_bytes(const char *t) {
+    if (t[0] != '\033' || t[1] != '[') return 0;
+    int i = 2;
+    while (t[i] && ((unsigned char)t[i] < 0x40 || (unsigned char)t[i] > 0x7e)) i++;
+    return t[i] ? i + 1 : i;
+}
+
 int text_columns_n(const char *t, int n) {
     int cols = 0;
-    for (int i = 0; i < n && t[i]; i++) cols += ((unsigned char)t[i] & 0xc0) != 0x80;
+    for (int i = 0; i < n && t[i]; i++) {
+        int esc = escape_bytes(t + i);
+        if (esc) i += esc - 1;
+        else cols += ((unsigned char)t[i] & 0xc0) != 0x80;
+    }
     return cols;
 }
 
 // Bytes of line that fit in `columns` columns, cut at a character's start.
 size_t fitting_bytes(const char *line, int columns) {
     size_t i = 0;
-    for (int cols = 0; line[i]; i++) {
+    for (int cols = 0; line[i];) {
+        int esc = escape_bytes(line + i);
+        if (esc) { i += (size_t)esc; continue; }
         if (((unsigned char)line[i] & 0xc0) != 0x80 && cols++ == columns) break;
+        i++;
     }
     return i;
 }
 
 // Where a wrapped line's continuations start: under its text — after its leading spaces, or,
-// for a table row ("  lr=0.001      peak learning rate"), after the gap of 2+ spaces that
-// follows its first word — at most half the width.
+// for a table row ("  lr=0.001      peak learning rate", "  tok train        train a …"),
+// after the first gap of 2+ spaces in the row's first half — at most half the width.
 static int continuation_indent(const char *line, int len, int cols) {
-    int i = 0;
-    while (i < len && line[i] == ' ') i++;
-    int lead = i;
-    while (i < len && line[i] != ' ') i++;
-    int gap = i;
-    while (i < len && line[i] == ' ') i++;
-    int indent = i - gap >= 2 && i < len ? text_columns_n(line, i) : lead;
-    return indent <= cols / 2 ? indent : lead <= cols / 2 ? lead : 0;
+    int lead = 0;
+    while (lead < len && line[lead] == ' ') lead++;
+    for (int i = lead; i + 1 < len && text_columns_n(line, i) <= cols / 2; i++) {
+        if (line[i] != ' ' || line[i + 1] != ' ') continue;
+        while (i < len && line[i] == ' ') i++;
+        int indent = text_columns_n(line, i);
+        if (i < len && indent <= cols / 2) return indent;
+        break;
+    }
+    return lead <= cols / 2 ? lead : 0;
 }
 
 // Whether a line of text is wider than cols.
@@ -49,10 +67,11 @@ static int any_wider(const char *text, int cols) {
     return 0;
 }
 
-// Whether the line at p is a heading: it ends with ':' ("Examples:").
+// Whether the line at p is a heading: it ends with ':' and what it introduces is indented
+// ("Examples:" and its examples), not a sentence that goes on at the margin.
 static int heading(const char *p) {
     size_t len = strcspn(p, "\n");
-    return len > 0 && p[len - 1] == ':';
+    return len > 0 && p[len - 1] == ':' && (p[len] == '\0' || p[len + 1] == ' ' || p[len + 1] == '\n' || !p[len + 1]);
 }
 
 // text with its paragraphs joined: a line that starts at the margin continues the one before
@@ -61,8 +80,7 @@ static int heading(const char *p) {
 static char *reflowed(const char *text) {
     char *out = strdup(text);
     for (char *p = out; p && *p; p++) {
-        if (*p != '\n' || p == out || p[-1] == '\n' || p[-1] == ':' || p[1] == ' ' || p[1] == '\n' || !p[1] ||
-            heading(p + 1))
+        if (*p != '\n' || p == out || p[-1] == '\n' || p[1] == ' ' || p[1] == '\n' || !p[1] || heading(p + 1))
             continue;
         const char *start = p;   // the line this newline ends: did it start at the margin?
         while (start > out && start[-1] != '\n') start--;

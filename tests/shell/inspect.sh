@@ -70,6 +70,12 @@ eta = {r["param"]: r["dw_spectral"] / r["dw_over_eta"] for r in rows}
 print("%.4g %.4g %.4g" % (eta["blocks.0.attn.wq"], eta["embed"], eta["head"]))')
 check_eq norms_io_eta "0.02 0.003 0.003" "$etas"
 
+# the table fits 80 columns (text not to a terminal is laid out for 80) with GPT-2's longest
+# names and shapes ("blocks.11.mlp.w2  768×3072 r768"), before and after an update
+out=$(lrsh -q -c "$prep; model new tiny dim=768 layers=12 heads=12 kv_heads=12 ffn=3072 seq=8; norms; step; norms io=on" 2>/dev/null | grep -E '^(matrix |blocks\.|embed |head )')
+check_contains norms_wide_shape "$out" "blocks.11.mlp.w2  768×3072 r768"
+check_eq norms_fit_80 True "$([ "$(printf '%s\n' "$out" | widest)" -le 80 ] && echo True || echo "$out")"
+
 # a watched value the step does not measure (σ_A under adamw) is null in the log, and plotting it
 # from there finds the field (with no points) instead of not knowing it
 out=$(lrsh -q -c "$prep; optim adamw; log $TMP/unmeasured.jsonl; watch sigma_a:blocks.0.attn.wq every=2; train steps=2; plot sigma_a:blocks.0.attn.wq from=$TMP/unmeasured.jsonl" 2>&1); rc=$?

@@ -108,6 +108,28 @@ check_not_contains help_narrow_no_timeout "$out" "TIMEOUT"
 check_eq help_narrow_fits 0 "$(printf '%s\n' "$out" | python3 -c 'import sys; print(sum(len(l) > 60 for l in sys.stdin.buffer.read().decode("utf-8").split("\n")))')"
 check_contains help_narrow_refilled "$out" "optimizer's own measurements"
 
+# help at 60 columns: a two-word command's summary continues under its text, a line ending in ':'
+# that a sentence continues is refilled with it, a wide option form gets its own line
+out=$(PTY_COLS=60 pty --no-default -- "expect lrsh> " "send help; help generate; help align\n" "expect batches=4 batch=16" "expect lrsh> " "send quit\n")
+check_not_contains help_pages_no_timeout "$out" "TIMEOUT"
+check_contains help_generate_shown "$out" "no text streams to"
+check_eq help_two_word_indent True "$(printf '%s\n' "$out" | python3 -c 'import sys; t = sys.stdin.read().split("\n"); i = [n for n, l in enumerate(t) if l.startswith("  tok train ")][0]; print(t[i + 1].startswith(" " * 19) and not t[i + 1].startswith(" " * 20))')"
+check_not_contains help_colon_refilled "$out" "
+stdout:
+"
+check_contains help_wide_option_own_line "$out" "  against=microbatch|blockdrop|width|delayed|members|forward
+"
+
+# results on a 60-column terminal: tables and plots laid out for it, longer lines broken at
+# spaces (the model's description, show's settings), never a number cut by the terminal's edge
+out=$(PTY_COLS=60 pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=3\n" \
+          "expect lrsh> " "send norms\n" "expect lrsh> " "send runs\n" "expect lrsh> " "send plot loss\n" \
+          "expect lrsh> " "send show\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+check_not_contains narrow_results_no_timeout "$out" "TIMEOUT"
+check_eq narrow_results_fit 0 "$(printf '%s\n' "$out" | python3 -c 'import sys; print(sum(len(l) > 60 and not l.startswith("lrsh> ") and "ETA" not in l for l in sys.stdin.buffer.read().decode("utf-8").split("\n")))')"
+check_contains narrow_results_broken_at_space "$out" "rank=0.25·in"
+check_contains narrow_results_plot_axis "$out" "step"
+
 # ---- Ctrl-C during a long train: back at the prompt, every step taken kept
 out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=100000\n" \
           "expect /100000)" "send \003" "expect lrsh> " "send show\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")

@@ -132,6 +132,12 @@ out=$(lrsh -c "$prep; train steps=3; eval batches=1; train steps=2; runs" 2>&1)
 check_contains runs_stale_val "$out" "(1 run's val is from before its last steps: \`eval\` measures it now"
 out=$(lrsh --json -c "$prep; train steps=3; eval batches=1; train steps=2; runs" 2>/dev/null)
 check_eq runs_val_step 3 "$(printf '%s\n' "$out" | grep '"command":"runs"' | json_field val_step)"
+# the table fits 80 columns (text not to a terminal is laid out for 80) with a warm-up's lr
+# "first→last", a diverged-and-continued run and a long name
+out=$(lrsh -c "$prep; optim adamw eps=0; step; step; optim adamw eps=1e-8 lr=3e-3; train steps=3; run a-run-name-of-24-chars; optim muon; train steps=2; runs" 2>&1)
+table=$(printf '%s\n' "$out" | grep -E '^(run |adamw|a-run)')
+check_contains runs_table_lr "$table" "→"
+check_eq runs_table_fits_80 True "$([ "$(printf '%s\n' "$table" | widest)" -le 80 ] && echo True || echo "$table")"
 
 # ---- inspect: sorted by ‖ΔW‖₂/η, the worst three marked ----
 out=$(lrsh -c "$prep; inspect" 2>&1); rc=$?

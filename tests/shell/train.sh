@@ -111,6 +111,9 @@ out=$("$LRSH" -c 'bench train shape=tiny model=dense steps=1 rounds=1 profile=on
 check_status bench_profile_status 0 $rc
 check_contains bench_profile_title "$out" "profile: one step of tiny dense (adamw)"
 check_contains bench_profile_gemm "$out" "forward+backward  gemm"   # the costliest; the table shows the top 12
+check_contains bench_shared_line "$out" "tiny, batch 8 × seq 128, median of 1 round of 1 step; sgemm peak "
+table=$(printf '%s\n' "$out" | grep -E '^(tiny, |model |dense |factorized )')
+check_eq bench_fits_80 True "$([ "$(printf '%s\n' "$table" | widest)" -le 80 ] && echo True || echo "$table")"
 
 out=$("$LRSH" --json -c 'bench train shape=tiny model=factorized steps=1 rounds=1 profile=on' 2>/dev/null)
 check_eq bench_profile_json "valid 2" "$(printf '%s\n' "$out" | json_lines)"
