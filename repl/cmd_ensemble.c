@@ -78,8 +78,8 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     char *end;
     long k = strtol(a->pos[0], &end, 10);
-    if (*end || k < 1 || k > ENSEMBLE_MAX_K)
-        return err_set(err, "K=%s: an ensemble has 1 to %d members (e.g. `ensemble new 4`)", a->pos[0], ENSEMBLE_MAX_K);
+    if (*end || k < 2 || k > ENSEMBLE_MAX_K)   // one member is the model itself: `train`
+        return err_set(err, "K=%s: an ensemble has 2 to %d members (e.g. `ensemble new 4`)", a->pos[0], ENSEMBLE_MAX_K);
     int same = args_bool(a, "same_init", 0);
     uint64_t init[ENSEMBLE_MAX_K], data[ENSEMBLE_MAX_K];
     const char *seeds = args_str(a, "seeds", NULL);
@@ -106,6 +106,7 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
                        "is available: fewer members, or a smaller model", k, fmt_bytes(nb, sizeof nb, need),
                        fmt_bytes(hb, sizeof hb, have));
     }
+    if (s->has_ensemble && session_keep_unsaved(s, DROP_ENSEMBLE_NEW, err) != 0) return -1;
     Ensemble e;
     if (ensemble_build(&e, &s->model.cfg, s->be, oc, &sp, err) != 0) return -1;
     session_drop_ensemble(s, "replaced by a new one");   // says what goes: rebuilding is a workflow (demos/wash.lrsh)

@@ -87,9 +87,9 @@ static int same_settings(const OptimConfig *a, const OptimConfig *b) {
 }
 
 int cmd_model_new(Session *s, const Args *a, Err *err) {
-    if (session_keep_unsaved(s, "model new", err) != 0) return -1;
     ModelConfig cfg, start;
     if (config_from_args(s, a, &cfg, &start, err) != 0) return -1;
+    if (session_keep_unsaved(s, DROP_MODEL_NEW, err) != 0) return -1;
     Model m;
     memset(&m, 0, sizeof m);
     if (model_build(&m, &cfg, s->be, err) != 0) return -1;
@@ -358,13 +358,13 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
 }
 
 int cmd_model_load(Session *s, const Args *a, Err *err) {
-    if (session_keep_unsaved(s, "model load", err) != 0) return -1;
     char buf[1024];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
     CheckpointInfo probe;
-    Err probe_err = {{0}};
-    int probed = checkpoint_probe(path, &probe, &probe_err) == 0;
-    if (probed && probe.ensemble_k > 0) return load_ensemble(s, path, err);
+    Err probe_err = {{0}};   // a file that is no checkpoint is refused before the unsaved-work question
+    if (checkpoint_probe(path, &probe, &probe_err) != 0) return err_set(err, "%s", probe_err.msg);
+    if (session_keep_unsaved(s, DROP_MODEL_LOAD, err) != 0) return -1;
+    if (probe.ensemble_k > 0) return load_ensemble(s, path, err);
     Model m;
     Trainer tr;
     Tokenizer *tok = NULL;
@@ -372,11 +372,7 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     memset(&m, 0, sizeof m);
     memset(&tr, 0, sizeof tr);
     memset(&info, 0, sizeof info);
-    if (checkpoint_load(path, s->be, &m, &tr, &tok, &info, err) != 0) {   // the session is untouched
-        // an ensemble whose metadata the probe refused: its reason, not "load it with model load"
-        if (!probed && probe_err.msg[0] && strstr(err->msg, "holds an ensemble")) err_set(err, "%s", probe_err.msg);
-        return -1;
-    }
+    if (checkpoint_load(path, s->be, &m, &tr, &tok, &info, err) != 0) return -1;   // the session is untouched
     session_replace_model(s, &m);
     if (info.has_optim) {
         s->trainer = tr;
@@ -443,6 +439,11 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     long before = model_counts(&s->model, 1, s->model.cfg.seq).params;
     ModelConfig old_cfg = s->model.cfg;
     if (model_factorize(&s->model, rank, &m, &rep, err) != 0) return -1;
+    if (session_keep_unsaved(s, DROP_MODEL_FACTORIZE, err) != 0) {
+        model_free(&m);
+        factorize_report_free(&rep);
+        return -1;
+    }
     int had_trainer = s->has_trainer;
     Resume resume = had_trainer ? trainer_resume(&s->trainer) : s->resume;
     int run = s->runs.current;

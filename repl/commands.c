@@ -91,10 +91,10 @@ const CmdSpec commands[] = {
              "  set attention flash\n  set fused off; set pdl off; bench generate",
      .min_pos = 2, .max_pos = 2, .pos = POS_SETTING, .run = cmd_set},
     {.name = "quit", .family = "shell", .args = "", .summary = "leave the shell (Ctrl-D does too)",
-     .help = "At the prompt, with a model changed (trained, averaged) since it was last saved, the\n"
-             "first quit (or Ctrl-D, or a second Ctrl-C on an empty line) only warns; the next one\n"
-             "leaves, whatever ran between — until more training (the same warning as `model new`\n"
-             "and `model load` give, once).\n"
+     .help = "At the prompt, with a model changed (trained, averaged) since it was last saved,\n"
+             "the first quit (or Ctrl-D, or a second Ctrl-C on an empty line) only warns; the\n"
+             "next one leaves, whatever ran between — until more training. `model new`, `model\n"
+             "load`, `model factorize` and `ensemble new` ask the same way, each once for itself.\n"
              "`model save PATH` first keeps the model. Scripts, -c and pipes just quit.\n"
              "Example:\n  quit", .run = cmd_quit},
     {.name = "exit", .family = "shell", .args = "", .summary = "same as quit",

@@ -145,9 +145,9 @@ int prompt_loop(Session *s) {
         if (s->quit) break;
         ctrl_c = CTRL_C_NONE;
         if (!(line = readline("lrsh> "))) {  // Ctrl-D
-            if (!s->dirty || s->unsaved_warned) break;
+            if (!s->dirty || (s->unsaved_warned & DROP_LEAVE)) break;
             fputs("\nunsaved model: press Ctrl-D again or type quit to leave (`model save PATH` keeps it)\n", talk);
-            s->unsaved_warned = 1;   // warned once for this training, as quit and `model new` are
+            s->unsaved_warned |= DROP_LEAVE;   // warned once for this training, as quit is
             continue;
         }
         if (ctrl_c != CTRL_C_NONE) {
@@ -156,9 +156,9 @@ int prompt_loop(Session *s) {
             if (ctrl_c == CTRL_C_TEXT) { empty_ctrl_c = 0; continue; }
             // two in a row on an empty line leave; unsaved work not warned about yet gets its warning first
             if (++empty_ctrl_c == 1) { fputs("(to leave: Ctrl-C again, Ctrl-D or quit)\n", talk); continue; }
-            if (!s->dirty || s->unsaved_warned) break;
+            if (!s->dirty || (s->unsaved_warned & DROP_LEAVE)) break;
             fputs(unsaved_warning, talk);
-            s->unsaved_warned = 1;
+            s->unsaved_warned |= DROP_LEAVE;
             continue;
         }
         empty_ctrl_c = 0;

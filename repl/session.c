@@ -106,11 +106,16 @@ void session_replace_model(Session *s, Model *m) {
     runlog_end(&s->runs);
 }
 
-int session_keep_unsaved(Session *s, const char *command, Err *err) {
-    if (!s->interactive || !s->dirty || s->unsaved_warned) return 0;
-    s->unsaved_warned = 1;   // until more training: a later `model new`, `model load` or quit goes ahead
-    return err_set(err, "the model has training not saved: `model save PATH` keeps it; `%s` again replaces it",
-                   command);
+int session_keep_unsaved(Session *s, UnsavedDrop what, Err *err) {
+    if (!s->interactive || !s->dirty || (s->unsaved_warned & what)) return 0;
+    s->unsaved_warned |= what;   // until more training: this action, tried again, goes ahead
+    const char *again = what == DROP_MODEL_NEW ? "`model new` again replaces it"
+                        : what == DROP_MODEL_LOAD ? "`model load` again replaces it"
+                        : what == DROP_MODEL_FACTORIZE ? "`model factorize` again truncates it"
+                        : what == DROP_ENSEMBLE_NEW ? "`ensemble new` again replaces the ensemble"
+                                                    : "quit again leaves";
+    return err_set(err, "the %s has training not saved: `model save PATH` keeps it; %s",
+                   s->has_ensemble ? "ensemble" : "model", again);
 }
 
 int session_need_trainer(Session *s, Err *err) {
@@ -132,7 +137,7 @@ int session_need_trainer(Session *s, Err *err) {
 
 void session_mark_unsaved(Session *s) {
     s->dirty = 1;
-    s->unsaved_warned = 0;   // new work not saved: quit and the next replacing command warn again
+    s->unsaved_warned = 0;   // new work not saved: quit and every replacing command warn again
 }
 
 void session_record_step(Session *s, const StepStats *st, double tok_per_s, const StepDiag *diag) {

@@ -32,6 +32,15 @@ typedef struct Resume {
 
 static inline Resume trainer_resume(const Trainer *t) { return (Resume){t->step, t->data_rng, t->shape}; }
 
+// The actions that drop a model's unsaved work, each warned about on its own.
+typedef enum UnsavedDrop {
+    DROP_LEAVE = 1,            // quit, Ctrl-D, Ctrl-C at the prompt
+    DROP_MODEL_NEW = 2,
+    DROP_MODEL_LOAD = 4,
+    DROP_MODEL_FACTORIZE = 8,  // the trained weights become their truncation
+    DROP_ENSEMBLE_NEW = 16,    // a trained ensemble replaced
+} UnsavedDrop;
+
 typedef struct Session {
     // compute
     const Backend *be;
@@ -85,8 +94,8 @@ typedef struct Session {
     int quit;                    // `quit` was typed
     int interactive;             // at the readline prompt (leaving with unsaved work asks first)
     int wrap;                    // out_text also refills paragraphs to the terminal's width (help)
-    // The unsaved-work warning (quit, Ctrl-D, Ctrl-C, `model new`, `model load`) was given since the
-    // last training step: they now go ahead; more training arms it again.
+    // Which of the actions that drop unsaved work (UnsavedDrop bits) have warned since the model
+    // last changed: each asks once for itself, and goes ahead when repeated; more training re-arms all.
     int unsaved_warned;
 } Session;
 
@@ -114,10 +123,11 @@ void session_replace_model(Session *s, Model *m);
 // Build the trainer when there is none (with the `optim` settings, continuing from a loaded
 // checkpoint's step); says so in a note.
 int session_need_trainer(Session *s, Err *err);
-// At the prompt, before a command that would replace a model trained since it was saved: the
-// first try is refused with a line saying how to keep it, so that only a second (as with quit)
-// drops it. Scripts, -c and pipes go on. 0: go ahead.
-int session_keep_unsaved(Session *s, const char *command, Err *err);
+// At the prompt, before a command that would replace a model trained since it was saved — once
+// its arguments are known to be good: the first try of each such action is refused with a line
+// saying how to keep the model, so that only a second drops it. Scripts, -c and pipes go on.
+// 0: go ahead.
+int session_keep_unsaved(Session *s, UnsavedDrop what, Err *err);
 // The model changed since it was saved (trained, factorized, averaged): quit, `model new` and
 // `model load` at the prompt warn once before dropping it.
 void session_mark_unsaved(Session *s);

@@ -77,9 +77,9 @@ check_eq ensemble_optim_switch true "$(printf '%s\n' "$out" | tail -n 1 | json_f
 a=$(run --json -c "$prep; ensemble new 2 seeds=1,2; optim sgd lr=0.5; train steps=2 batch=2" 2>/dev/null | tail -n 1 | json_field loss)
 b=$(run --json -c "$prep; ensemble new 2 seeds=1,2; train steps=2 batch=2" 2>/dev/null | tail -n 1 | json_field loss)
 check_eq ensemble_optim_applies different "$([ -n "$a" ] && [ "$a" != "$b" ] && echo different || echo "same: $a $b")"
-out=$(run -c "$prep; set errexit off; ensemble eval; ensemble new 0; ensemble new 2 seeds=1; ensemble new 2; ensemble wash; ensemble wash p=2; ensemble use 5; model new tiny dim=32 layers=1 heads=2 kv_heads=2 ffn=64 seq=16; ensemble off" 2>&1)
+out=$(run -c "$prep; set errexit off; ensemble eval; ensemble new 1; ensemble new 2 seeds=1; ensemble new 2; ensemble wash; ensemble wash p=2; ensemble use 5; model new tiny dim=32 layers=1 heads=2 kv_heads=2 ffn=64 seq=16; ensemble off" 2>&1)
 check_contains no_ensemble "$out" "no ensemble: run \`ensemble new K\` first"
-check_contains bad_k "$out" "an ensemble has 1 to"
+check_contains bad_k "$out" "an ensemble has 2 to"
 check_contains bad_seeds "$out" "1 seed for 2 members"
 check_contains wash_needs_p "$out" "ensemble wash needs p="
 check_contains wash_bad_p "$out" "p="

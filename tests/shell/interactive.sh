@@ -167,6 +167,26 @@ check_contains replace_second_try "$out" "rank=0.25·in seq=16 vocab"
 check_contains replace_then_quit "$out" "EXITED 0"
 check_eq replace_refused_only_once 1 "$(printf '%s\n' "$out" | grep -c 'training not saved')"
 
+# each action that would drop the training asks once for itself: a bad file is refused for what it
+# is (not with the question, which it would use up), quit's warning does not let `model new` through,
+# nor `model new`'s `model factorize`
+out=$(pty --no-default -- "expect lrsh> " "send $prep; train steps=2\n" "expect lrsh> " \
+          "send model load $TMP/nosuch.safetensors\n" "expect lrsh> " "send quit\n" "expect lrsh> " \
+          "send model new tiny seq=16\n" "expect lrsh> " "send model factorize rank=4\n" "expect lrsh> " \
+          "send show\n" "expect settings" "expect lrsh> " "send quit\n")
+check_not_contains drop_each_no_timeout "$out" "TIMEOUT"
+check_contains drop_each_bad_file "$out" "nosuch.safetensors: cannot open"
+check_contains drop_each_quit_warns "$out" "unsaved model (changed since it was last saved)"
+check_contains drop_each_model_new "$out" "\`model new\` again replaces it"
+check_contains drop_each_factorize "$out" "\`model factorize\` again truncates it"
+check_contains drop_each_model_kept "$out" "rank=0.25·in seq=32 vocab"
+check_contains drop_each_then_quit "$out" "EXITED 0"
+
+out=$(pty --no-default -- "expect lrsh> " "send $prep; ensemble new 2; train steps=1\n" "expect lrsh> " \
+          "send ensemble new 2\n" "expect lrsh> " "send ensemble new 2\n" "expect lrsh> " "send \004" "expect lrsh> " "send \004")
+check_contains drop_ensemble_asks "$out" "error: the ensemble has training not saved: \`model save PATH\` keeps it; \`ensemble new\` again replaces the ensemble"
+check_contains drop_ensemble_second_try "$out" "ensemble dropped (replaced by a new one)"
+
 # ---- history: a line typed in one session is in ~/.lrsh_history and Up recalls it in the next
 rm -f "$HOME/.lrsh_history"
 out=$(pty --no-default -- "expect lrsh> " "send set seed 4242\n" "expect lrsh> " "send \004")
