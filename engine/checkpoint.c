@@ -1383,3 +1383,17 @@ int checkpoint_probe(const char *path, CheckpointInfo *info, Err *err) {
     loader_free(&L);
     return rc;
 }
+
+int checkpoint_is_safetensors(const char *path) {
+    unsigned char head[9];
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t got = fread(head, 1, sizeof head, f);
+    int ok = got == sizeof head && fseek(f, 0, SEEK_END) == 0;
+    long size = ok ? ftell(f) : -1;
+    fclose(f);
+    if (!ok || size < 9 || head[8] != '{') return 0;
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | head[i];
+    return n <= (uint64_t)size - 8;
+}

@@ -155,3 +155,7 @@ int checkpoint_load_members_bytes(const void *bytes, size_t size, const char *na
 const char *checkpoint_members_meta(const CheckpointMembers *cm, const char *key);
 // Free whatever *cm still owns (trainers before their models) and zero it.
 void checkpoint_members_free(CheckpointMembers *cm);
+
+// Whether path starts as a safetensors file does (an 8-byte little-endian header length that the
+// file holds, then '{'), readable or not by this program: what `model save` may write over.
+int checkpoint_is_safetensors(const char *path);

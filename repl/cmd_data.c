@@ -103,19 +103,23 @@ static int same_tokenizer(const Tokenizer *a, const Tokenizer *b) {
 // two are the same model (`tok load` of the file already loaded).
 static void use_tokenizer(Session *s, Tokenizer *tok, const char *path) {
     int same = s->tok && same_tokenizer(s->tok, tok);
-    tokenizer_free(s->tok);
+    int trained = s->has_trainer ? s->trainer.step > 0 : s->resume.step > 0;
+    Tokenizer *old = s->tok;
     s->tok = tok;
+    // the model's own tokenizer stays with it (for `model save`) while another one is the session's
+    if (!same && !s->model_tok && s->has_model && (s->model_tok_embedded || trained)) s->model_tok = old, old = NULL;
+    tokenizer_free(old);
+    int back = s->model_tok && same_tokenizer(s->model_tok, tok);
+    if (back) tokenizer_free(s->model_tok), s->model_tok = NULL;
     snprintf(s->tok_path, sizeof s->tok_path, "%s", path);
     if (!same) session_drop_data(s, "it was tokenized with the previous tokenizer");
     int vocab = tokenizer_vocab_size(tok);
     out_text(s, "tokenizer %s (vocab %d)\n", path, vocab);
-    int trained = s->has_trainer ? s->trainer.step > 0 : s->resume.step > 0;
-    if (!same && s->has_model && s->model_tok_embedded)
-        out_note(s, "note: the model was loaded with its own tokenizer (%s): until `model new` builds one for "
-                    "this tokenizer, the model reads its ids as other pieces of text\n", s->model_file);
-    else if (!same && s->has_model && trained)
-        out_note(s, "note: the model was trained with the previous tokenizer: until `model new` builds one for this "
-                    "tokenizer, the model reads its ids as other pieces of text\n");
+    if (back) out_note(s, "the model's own tokenizer again\n");
+    else if (!same && s->model_tok)
+        out_note(s, "note: the model was %s another tokenizer: it reads these ids as other pieces of text. `model "
+                    "save` still embeds its own; `tok load` of that one gives it back; `model new` builds a model for "
+                    "this one\n", s->model_tok_embedded ? "loaded with" : "trained with");
     cJSON_AddStringToObject(s->result, "path", path);
     cJSON_AddNumberToObject(s->result, "vocab", vocab);
 }

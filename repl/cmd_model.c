@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "commands.h"
 #include "output.h"
 #include "../engine/checkpoint.h"
@@ -187,7 +188,7 @@ static const char *method_word(EnsembleMethod m) {
 // `model save` while an ensemble exists: every member, its optimizer state and the coupling.
 static int save_ensemble(Session *s, const char *path, const CheckpointOptions *o, Err *err) {
     const Ensemble *e = &s->ens;
-    const Tokenizer *tok = s->tok;
+    const Tokenizer *tok = s->model_tok ? s->model_tok : s->tok;   // the members' own
     if (tok && tokenizer_vocab_size(tok) > e->members[0].cfg.vocab) tok = NULL;
     if (ensemble_save(path, e, tok, o, err) != 0) return -1;
     struct stat st;
@@ -210,15 +211,30 @@ static int save_ensemble(Session *s, const char *path, const CheckpointOptions *
     return 0;
 }
 
+// A file there already is written over only when it is a safetensors file (a checkpoint saved
+// before) that is not read-only: `model save notes.txt` must not turn the notes into a model, and
+// the rename that makes saving atomic would bypass a file's own write protection.
+static int check_save_target(const char *path, Err *err) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;   // new, or not a file: the writer says
+    if (!(st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) || access(path, W_OK) != 0)
+        return err_set(err, "%s is read-only: nothing was saved (another name, or chmod u+w it first)", path);
+    if (!checkpoint_is_safetensors(path))
+        return err_set(err, "%s exists and is not a safetensors file: nothing was saved (another name, or remove "
+                            "it first)", path);
+    return 0;
+}
+
 int cmd_model_save(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     char buf[1024];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
+    if (check_save_target(path, err) != 0) return -1;
     CheckpointOptions o = checkpoint_default_options();
     o.dtype = strcmp(args_str(a, "dtype", "f32"), "bf16") == 0 ? CHECKPOINT_BF16 : CHECKPOINT_F32;
     o.include_optim = args_bool(a, "optim", 1);
     if (s->has_ensemble) return save_ensemble(s, path, &o, err);
-    const Tokenizer *tok = s->tok;
+    const Tokenizer *tok = s->model_tok ? s->model_tok : s->tok;   // the one the model reads its ids with
     if (tok && tokenizer_vocab_size(tok) > s->model.cfg.vocab) {
         out_note(s, "the tokenizer is not embedded: its vocabulary (%d) does not fit the model's (%d)\n",
                  tokenizer_vocab_size(tok), s->model.cfg.vocab);
@@ -238,7 +254,7 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
              fmt_bytes(size, sizeof size, bytes), step, dtype_name(o.dtype),
              optim ? "included" : tr ? "left out" : step ? "none (no trainer since the load; its settings kept)"
                                                       : "none (no trainer yet)",
-             tok ? "embedded" : "none");
+             tok ? s->model_tok ? "embedded (the model's own, not the session's)" : "embedded" : "none");
     s->dirty = 0;
     snprintf(s->model_file, sizeof s->model_file, "%s", path);
     cJSON_AddStringToObject(s->result, "path", path);

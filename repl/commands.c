@@ -183,6 +183,9 @@ const CmdSpec commands[] = {
              "optimizer moments (optim=off leaves them out: smaller, but `train` after a load\n"
              "restarts the moments) and the loaded tokenizer, so the file alone is enough to\n"
              "`generate`. Written to a temporary name and renamed: a crash never leaves half a file.\n"
+             "A file already there is written over only when it is a safetensors file and not\n"
+             "read-only. The tokenizer embedded is the model's own: after `tok train` or `tok load`\n"
+             "changed the session's under a trained or loaded model, still the one it learned with.\n"
              "While an ensemble exists it saves the whole ensemble: every member (tensors named\n"
              "member.I.NAME) with its optimizer state, and the WASH/PAPA settings and shuffle state.\n"
              "Examples:\n  model save run1.safetensors\n  model save small.safetensors dtype=bf16 optim=off",

@@ -56,6 +56,8 @@ void session_free(Session *s) {
     s->has_data = 0;
     tokenizer_free(s->tok);
     s->tok = NULL;
+    tokenizer_free(s->model_tok);
+    s->model_tok = NULL;
 }
 
 int session_need_tokenizer(const Session *s, Err *err) {
@@ -94,6 +96,8 @@ void session_drop_generator(Session *s) {
 }
 
 void session_replace_model(Session *s, Model *m) {
+    tokenizer_free(s->model_tok);   // the new model goes with the session's tokenizer (or its file's)
+    s->model_tok = NULL;
     session_drop_generator(s);
     session_drop_trainer(s);
     session_drop_ensemble(s, "the model it grew from was replaced");

@@ -55,6 +55,8 @@ typedef struct Session {
     char model_preset[16];       // the preset the current config came from (or "loaded"), for `show`
     int model_custom;            // key=value options of `model new` changed that config since
     int model_tok_embedded;      // the model was loaded with its own tokenizer (another one gets a warning)
+    Tokenizer *model_tok;        // the model's own tokenizer when the session's changed under it (`model
+                                 // save` embeds this one); NULL: the session's is the model's
     Model model;
     int has_model;
     OptimConfig optim;           // the optimizer the next trainer gets

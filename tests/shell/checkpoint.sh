@@ -13,6 +13,22 @@ lrsh -q -c "tok train vocab=512 out=$TMP/tok.model; data load" >"$TMP/prep.log" 
 prep="tok load $TMP/tok.model; data load; set batch 2; model new tiny seq=64"
 ck="$TMP/x.safetensors"
 
+# ---- save writes over a checkpoint, never over another file or a read-only one
+printf 'my notes\n' > "$TMP/notes.txt"
+out=$(lrsh -c "$prep; model save $TMP/notes.txt" 2>&1); rc=$?
+check_status save_over_text_status nonzero $rc
+check_contains save_over_text_refused "$out" "notes.txt exists and is not a safetensors file: nothing was saved"
+check_eq save_over_text_kept "my notes" "$(cat "$TMP/notes.txt")"
+lrsh -q -c "$prep; model save $TMP/ro.st" >/dev/null 2>&1 && chmod 444 "$TMP/ro.st"
+before=$(cksum < "$TMP/ro.st")
+out=$(lrsh -c "$prep; train steps=1; model save $TMP/ro.st" 2>&1); rc=$?
+check_status save_read_only_status nonzero $rc
+check_contains save_read_only_refused "$out" "ro.st is read-only: nothing was saved"
+check_eq save_read_only_kept "$before" "$(cksum < "$TMP/ro.st")"
+chmod 644 "$TMP/ro.st"
+out=$(lrsh -c "$prep; train steps=1; model save $TMP/ro.st" 2>&1); rc=$?
+check_status save_over_checkpoint 0 $rc
+
 # ---- save, then load and generate in another process
 out=$(lrsh -c "$prep; train steps=30; model save $ck" 2>&1); rc=$?
 check_status save_status 0 $rc
@@ -238,7 +254,15 @@ out=$(lrsh -c "tok load $TMP/tok.model; show" 2>&1)
 check_contains show_next_vocab "$out" "vocab=512"
 # another tokenizer for a model loaded with its own is accepted, with a warning
 out=$(lrsh -c "model load models/default.safetensors; tok load $TMP/tok.model" 2>&1)
-check_contains tokenizer_mismatch "$out" "note: the model was loaded with its own tokenizer"
+check_contains tokenizer_mismatch "$out" "note: the model was loaded with another tokenizer"
+# ... and `model save` then still embeds the model's own: the file generates what the original does
+out=$(lrsh -c "model load models/default.safetensors; tok load $TMP/tok.model; model save $TMP/own-tok.st; tok load $TMP/tok.model" 2>&1)
+check_contains tokenizer_own_saved "$out" "tokenizer embedded (the model's own, not the session's)"
+a=$(lrsh --json -c "model load models/default.safetensors; generate Why n=12 temp=0" 2>/dev/null | json_field text)
+b=$(lrsh --json -c "model load $TMP/own-tok.st; generate Why n=12 temp=0" 2>/dev/null | json_field text)
+check_eq tokenizer_own_generates_same "$a" "$b"
+out=$(lrsh -c "model load models/default.safetensors; tok load $TMP/tok.model; model load $TMP/own-tok.st; model save $TMP/own-tok2.st" 2>&1)
+check_not_contains tokenizer_own_after_reload "$out" "the model's own, not the session's"
 out=$(lrsh -c "model new tiny; tok load $TMP/tok.model" 2>&1)
 check_not_contains tokenizer_fresh_model "$out" "warning: the model was loaded"
 out=$(lrsh -c "model load $ck; generate \"The\" n=4 seed=3" 2>&1)
