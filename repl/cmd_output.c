@@ -170,13 +170,14 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         if (x->optim[0]) snprintf(lr, sizeof lr, x->last_lr != x->lr ? "%.3g→%.3g" : "%.3g", x->lr, x->last_lr);
         if (isfinite(loss)) fmt_loss(l, sizeof l, loss);
         if (isfinite(val)) fmt_loss(v, sizeof v, val);
-        int blown = !x->diverged_at && isfinite(loss) && isfinite(uniform) && loss > BLOWN_UP * uniform;
+        // (after a rollback too: a run that went on from its divergence and blew up later did both)
+        int blown = isfinite(loss) && isfinite(uniform) && loss > BLOWN_UP * uniform;
         int collapsed = !x->diverged_at && !blown && x->n_steps >= 100 && current_val && isfinite(h) && val >= h;
         if (isfinite(val) && !current_val) stale++;
         int recovered = x->diverged_at && last_step >= x->diverged_at;   // trained past it since
         if (x->diverged_at) snprintf(dv, sizeof dv, recovered ? "at %d, on" : "at %d", x->diverged_at);
         if (collapsed) snprintf(dv, sizeof dv, "plateau");
-        if (blown) snprintf(dv, sizeof dv, "blew up");
+        if (blown) snprintf(dv, sizeof dv, x->diverged_at ? "at %d, blew up" : "blew up", x->diverged_at);
         if (isfinite(x->max_dw_over_eta)) snprintf(dw, sizeof dw, "%.3g", x->max_dw_over_eta);
         RunRow *row = &table[i];
         const char *cells[RUN_COLUMNS] = {x->name, x->optim[0] ? x->optim : "–", lr, "", l, v, "", dv, dw};

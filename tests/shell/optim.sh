@@ -120,6 +120,9 @@ check_eq switch_diverged_rolls_back "2 0" "$(printf '%s\n' "$out" | grep '"comma
 # a run whose loss ends far above a uniform guess's blew up, though never non-finite
 out=$(lrsh --json -c "$prep; optim sgd lr=10 warmup=0 clip=0; train steps=6; runs" 2>/dev/null)
 check_eq runs_blew_up "True True" "$(printf '%s\n' "$out" | grep '"command":"runs"' | tail -n 1 | json_eval 'str(o["blew_up"]) + " " + str(o["diverged"])')"
+# a run rolled back at a divergence that then blew up did both
+out=$(lrsh --json -c "$prep; model new tiny dim=64 layers=1 heads=2 kv_heads=2 ffn=128 seq=32; optim sgd lr=10 warmup=0 clip=0 momentum=0.99; train steps=40; runs" 2>/dev/null)
+check_eq runs_diverged_then_blew_up "True True" "$(printf '%s\n' "$out" | grep '"command":"runs"' | tail -n 1 | json_eval 'str(o["blew_up"]) + " " + str(o["diverged_at"] is not None)')"
 out=$(lrsh --json -c "$prep; train steps=3; runs" 2>/dev/null)
 check_eq runs_not_blew_up False "$(printf '%s\n' "$out" | grep '"command":"runs"' | tail -n 1 | json_eval 'o["blew_up"]')"
 # a non-finite validation loss during train eval_every= is a divergence like a training one: the
