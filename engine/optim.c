@@ -209,7 +209,7 @@ void work_layout(const Model *m, OptimKind kind, WorkLayout *w) {
         if (t->role != ROLE_FACTOR_A || i + 1 >= m->n_tensors) continue;
         const TensorDesc *b = &m->tensors[i + 1];
         size_t both = n + (size_t)b->rows * b->cols, p = (size_t)t->rows + b->rows + t->cols;
-        size_t grams = lowrank_gram_floats(2, t->cols) + lowrank_gram_floats(1, t->cols);   // ΔW's, W′'s
+        size_t grams = diag_gram_floats(t->cols);
         if (both > delta) delta = both;
         if (p > pw) pw = p;
         if (grams > gram) gram = grams;

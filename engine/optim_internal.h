@@ -3,6 +3,7 @@
 #include "optim.h"
 #include "optim_linalg.h"
 #include "model_internal.h"
+#include "lowrank_norm.h"
 
 // The update rule of one tensor (see the table in optim.h).
 typedef enum { RULE_SGD, RULE_ADAMW, RULE_MUON, RULE_SPECTRON, RULE_RENORM } Rule;
@@ -37,6 +38,6 @@ int ortho_slots(const WorkLayout *w, int rows, int cols);
 // one parallel host pass per round.
 #define DIAG_CHUNK 16
 
-// Power-iteration steps for σ_A, σ_B on a diagnostics step of an optimizer that does not need
-// them (spectron and renorm take power_iters every step), warm-started.
-#define DIAG_POWER_ITERS 3
+// Floats of one matrix's Grams in a round of the diagnostics (rank r): ΔW's (two blocks), W′'s
+// and W's before the update (one each; the last gives the exact σ_A, σ_B).
+static inline size_t diag_gram_floats(int r) { return lowrank_gram_floats(2, r) + 2 * lowrank_gram_floats(1, r); }

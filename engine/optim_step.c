@@ -166,16 +166,16 @@ static int update_tensor(const StepCtx *c, int i, float step, Err *err) {
     return 0;
 }
 
-// σ_A, σ_B of every factorized matrix (always for spectron/renorm, which need them for
-// ρ = η/(σ_A + σ_B + 1); on a diagnostics step otherwise), by power iteration on the factors
-// before any update: all of them as one batch, so a GPU waits once per power-iteration step.
+// σ_A, σ_B of every factorized matrix for spectron and renorm, which need them every step for
+// ρ = η/(σ_A + σ_B + 1): power_iters warm-started power-iteration steps on the factors before
+// any update, all of them as one batch, so a GPU waits once per power-iteration step.
 static int factor_sigmas(const StepCtx *c, Err *err) {
     const OptimConfig *k = &c->opt->cfg;
     Optimizer *opt = c->opt;
     Rule rule = tensor_rule(k->kind, ROLE_FACTOR_A);
     int spectral = rule == RULE_SPECTRON || rule == RULE_RENORM, n = 2 * opt->n_diag;
     for (int d = 0; d < opt->n_diag; d++) opt->diag[d].sigma_a = opt->diag[d].sigma_b = NAN;
-    if ((!spectral && !c->diag_now) || n == 0) return 0;
+    if (!spectral || n == 0) return 0;   // others' σ, on a diagnostics step, exact from diagnose_all
     LinOp *ops = malloc(sizeof *ops * n);
     float **v = malloc(sizeof *v * n), *sigma = malloc(sizeof *sigma * n);
     int rc = ops && v && sigma ? 0 : -1;
@@ -186,33 +186,46 @@ static int factor_sigmas(const StepCtx *c, Err *err) {
         v[2 * d] = opt->vec + g->vec_at, v[2 * d + 1] = opt->vec + g->vec_at + g->rank;
     }
     if (rc == 0)
-        rc = power_iteration_batch(c->be, ops, v, n, spectral ? k->power_iters : DIAG_POWER_ITERS, work(c, c->w.pw_all),
-                                   sigma);
+        rc = power_iteration_batch(c->be, ops, v, n, k->power_iters, work(c, c->w.pw_all), sigma);
     for (int d = 0; d < opt->n_diag && rc == 0; d++) opt->diag[d].sigma_a = sigma[2 * d], opt->diag[d].sigma_b = sigma[2 * d + 1];
     free(ops), free(v), free(sigma);
     return rc ? err_set(err, "out of memory for the power iteration of %d factors", n) : 0;
 }
 
-// Floats of one matrix's Grams in a round: ΔW's (two blocks) and W′'s (one).
-static size_t diag_grams(int r) { return lowrank_gram_floats(2, r) + lowrank_gram_floats(1, r); }
-
-// Matrix d's Grams into g: ΔW (lowrank_update) and W′ = A′·B′ᵀ, never formed; ΔA and ΔB in the
-// delta scratch (the next matrix's overwrite them after these products, in stream order).
+// Matrix d's Grams into g: ΔW (lowrank_update), W′ = A′·B′ᵀ, never formed, and W = A·Bᵀ before
+// the update (its two Grams, AᵀA and BᵀB, give σ_A and σ_B); ΔA and ΔB in the delta scratch (the
+// next matrix's overwrite them after these products, in stream order).
 static void diag_queue(const StepCtx *c, const MatrixDiag *d, const float *before, float *g) {
     const Backend *be = c->be;
     const Model *m = c->m;
     const float *a = param(m, d->tensor_a), *b = param(m, d->tensor_b);
     const float *a0 = before + m->tensors[d->tensor_a].offset, *b0 = before + m->tensors[d->tensor_b].offset;
     LowRankProduct dw = lowrank_update(be, a, b, a0, b0, d->rows, d->cols, d->rank, work(c, c->w.delta));
-    LowRankProduct w = {{a}, {b}, 1, d->rows, d->cols, d->rank};
+    LowRankProduct w = {{a}, {b}, 1, d->rows, d->cols, d->rank}, w0 = {{a0}, {b0}, 1, d->rows, d->cols, d->rank};
     lowrank_grams(be, &dw, g);
     lowrank_grams(be, &w, g + lowrank_gram_floats(2, d->rank));
+    lowrank_grams(be, &w0, g + lowrank_gram_floats(2, d->rank) + lowrank_gram_floats(1, d->rank));
+}
+
+// ‖F‖₂ of one factor from its Gram FᵀF (r×r, upper triangle valid): as the norm of F·Iᵀ, the
+// Grams [FᵀF, I] (lowrank_norm_from_grams). NAN when F is not finite or memory runs out.
+static double factor_norm_from_gram(const float *gram, int r) {
+    size_t rr = (size_t)r * r;
+    float *pair = calloc(2 * rr, sizeof *pair);
+    if (!pair) return NAN;
+    memcpy(pair, gram, sizeof(float) * rr);
+    for (int i = 0; i < r; i++) pair[rr + (size_t)i * r + i] = 1.0f;
+    Err ignored;
+    double norm = lowrank_norm_from_grams(pair, 1, r, &ignored);
+    free(pair);
+    return norm;
 }
 
 // ‖ΔW‖₂ and ‖W′‖₂ of every factorized matrix, exactly (lowrank_norm.h), from the parameters
-// before the update: the Grams of DIAG_CHUNK matrices at a time on the backend, one download,
-// then their host parts side by side, a thread each.
-static int diagnose_all(const StepCtx *c, const float *before, Err *err) {
+// before the update — and σ_A, σ_B exactly when the optimizer took none itself (sigmas_exact) —
+// the Grams of DIAG_CHUNK matrices at a time on the backend, one download, then their host
+// parts side by side, a thread each.
+static int diagnose_all(const StepCtx *c, const float *before, int sigmas_exact, Err *err) {
     Optimizer *opt = c->opt;
     float *host = malloc(sizeof(float) * c->w.gram_floats);
     if (!host) return err_set(err, "out of memory for the diagnostics' Grams");
@@ -221,17 +234,26 @@ static int diagnose_all(const StepCtx *c, const float *before, Err *err) {
         size_t at[DIAG_CHUNK + 1] = {0};
         for (int i = 0; i < count; i++) {
             diag_queue(c, &opt->diag[first + i], before, work(c, c->w.gram) + at[i]);
-            at[i + 1] = at[i] + diag_grams(opt->diag[first + i].rank);
+            at[i + 1] = at[i] + diag_gram_floats(opt->diag[first + i].rank);
         }
         c->be->download(host, work(c, c->w.gram), sizeof(float) * at[count]);
+        int per = sigmas_exact ? 4 : 2;   // ΔW, W′, then A's and B's norm (LAPACK runs one thread in here)
         #pragma omp parallel for schedule(dynamic, 1)
-        for (int job = 0; job < 2 * count; job++) {   // even: ΔW, odd: W′ (LAPACK runs one thread in here)
-            MatrixDiag *d = &opt->diag[first + job / 2];
+        for (int job = 0; job < per * count; job++) {
+            MatrixDiag *d = &opt->diag[first + job / per];
+            size_t r = (size_t)d->rank, one = lowrank_gram_floats(1, d->rank);
+            const float *g = host + at[job / per] + lowrank_gram_floats(2, d->rank);   // W′'s, then W's
             Err ignored;   // a failure reads as NAN, as for non-finite factors
-            const float *g = host + at[job / 2] + (job % 2 ? lowrank_gram_floats(2, d->rank) : 0);
-            double norm = lowrank_norm_from_grams(g, job % 2 ? 1 : 2, d->rank, &ignored);
-            if (job % 2) d->w_norm = (float)norm;
-            else d->dw_norm = (float)norm, d->dw_over_eta = c->lr > 0 ? (float)norm / c->lr : NAN;
+            double norm;
+            switch (job % per) {
+            case 0:
+                norm = lowrank_norm_from_grams(host + at[job / per], 2, d->rank, &ignored);
+                d->dw_norm = (float)norm, d->dw_over_eta = c->lr > 0 ? (float)norm / c->lr : NAN;
+                break;
+            case 1: d->w_norm = (float)lowrank_norm_from_grams(g, 1, d->rank, &ignored); break;
+            case 2: d->sigma_a = (float)factor_norm_from_gram(g + one, d->rank); break;
+            default: d->sigma_b = (float)factor_norm_from_gram(g + one + r * r, d->rank); break;
+            }
         }
     }
     free(host);
@@ -278,7 +300,8 @@ int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, const f
     }
     if (rc == 0) rc = ortho_all(&c, jobs, n_jobs, err);
     free(jobs);
-    if (rc == 0 && c.diag_now) rc = diagnose_all(&c, before, err);
+    Rule rule = tensor_rule(k->kind, ROLE_FACTOR_A);
+    if (rc == 0 && c.diag_now) rc = diagnose_all(&c, before, rule != RULE_SPECTRON && rule != RULE_RENORM, err);
     if (rc == 0 && c.diag_now) opt->diag_t = opt->t;
     return rc;
 }

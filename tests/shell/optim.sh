@@ -120,6 +120,16 @@ check_eq switch_diverged_rolls_back "2 0" "$(printf '%s\n' "$out" | grep '"comma
 # a run whose loss ends far above a uniform guess's blew up, though never non-finite
 out=$(lrsh --json -c "$prep; optim sgd lr=10 warmup=0 clip=0; train steps=6; runs" 2>/dev/null)
 check_eq runs_blew_up "True True" "$(printf '%s\n' "$out" | grep '"command":"runs"' | tail -n 1 | json_eval 'str(o["blew_up"]) + " " + str(o["diverged"])')"
+# σ_A, σ_B of an optimizer that takes none itself are exact on a diagnostics step (the spectrum
+# of each factor before the update), not a power iteration warm-started ten steps back (28 % low)
+out=$(lrsh --json -c "$prep; optim adamw lr=0.01 warmup=3; train steps=9; spectrum blocks.0.mlp.w1.A k=1; spectrum blocks.1.mlp.w3.B k=1; step" 2>/dev/null)
+gap=$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+ex = {o["param"]: o["spectral_norm"] for o in rows if o.get("command") == "spectrum"}
+m = {d["param"]: d for d in [o for o in rows if o.get("command") == "step"][0]["matrices"]}
+print(max(abs(m["blocks.0.mlp.w1"]["sigma_a"] / ex["blocks.0.mlp.w1.A"] - 1), abs(m["blocks.1.mlp.w3"]["sigma_b"] / ex["blocks.1.mlp.w3.B"] - 1)) < 1e-4)')
+check_eq sigmas_exact_adamw True "$gap"
 # a run rolled back at a divergence that then blew up did both
 out=$(lrsh --json -c "$prep; model new tiny dim=64 layers=1 heads=2 kv_heads=2 ffn=128 seq=32; optim sgd lr=10 warmup=0 clip=0 momentum=0.99; train steps=40; runs" 2>/dev/null)
 check_eq runs_diverged_then_blew_up "True True" "$(printf '%s\n' "$out" | grep '"command":"runs"' | tail -n 1 | json_eval 'str(o["blew_up"]) + " " + str(o["diverged_at"] is not None)')"
