@@ -62,7 +62,7 @@ struct InspectState {
     // Trainer.good_params holds the parameters before update dw_step (valid while the trainer
     // is at that step and the model is the one it was); m->grads the gradient of that update.
     int dw_step, grad_step;
-    float dw_lr;
+    float dw_lr, dw_io_lr;       // the update's rates: the matrices', embed and head's (its optimizer's)
     const float *dw_params, *grad_buf;
 };
 
@@ -113,19 +113,13 @@ void inspect_model_replaced(Session *s) {
 static int current_step(const Session *s) { return s->has_trainer ? s->trainer.step : s->resume.step; }
 
 // The parameters before the last update, when they are still that: else NULL.
-static const float *update_reference(const Session *s, float *lr) {
+static const float *update_reference(const Session *s, float *lr, float *io_lr) {
     const InspectState *st = s->inspect;
     if (!st || !s->has_model || !s->has_trainer || !s->trainer.has_good || st->dw_step != s->trainer.step ||
         st->dw_params != s->model.params)
         return NULL;
-    *lr = st->dw_lr;
+    *lr = st->dw_lr, *io_lr = st->dw_io_lr;
     return s->trainer.good_params;
-}
-
-// The rate embed and head were updated at, when the matrices' was lr (a trainer exists whenever
-// there is an update to measure).
-static float io_rate(const Session *s, float lr) {
-    return s->has_trainer ? optimizer_adam_lr(&s->trainer.opt.cfg, lr) : lr;
 }
 
 static int has_last_gradient(const Session *s) {
@@ -368,9 +362,9 @@ static NormsLayout norms_layout(const Session *s, const NormRow *rows, int n) {
 int cmd_norms(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     ensemble_note_single_model(s);
-    float lr = 0;
-    const float *prev = update_reference(s, &lr);
-    NormsOptions o = {.prev = prev, .lr = lr, .io_lr = io_rate(s, lr), .include_io = args_bool(a, "io", 0)};
+    float lr = 0, io_lr = 0;
+    const float *prev = update_reference(s, &lr, &io_lr);
+    NormsOptions o = {.prev = prev, .lr = lr, .io_lr = io_lr, .include_io = args_bool(a, "io", 0)};
     NormRow *rows;
     int n;
     double t0 = now_seconds();
@@ -627,9 +621,9 @@ static void watch_step(Session *s, InspectState *st, const StepStats *ss) {
     int n = 0;
     Err e = {{0}};
     if (norms) {
-        float lr = 0;
-        const float *prev = delta ? update_reference(s, &lr) : NULL;
-        NormsOptions o = {.prev = prev, .lr = lr, .io_lr = io_rate(s, lr), .include_io = io};
+        float lr = 0, io_lr = 0;
+        const float *prev = delta ? update_reference(s, &lr, &io_lr) : NULL;
+        NormsOptions o = {.prev = prev, .lr = lr, .io_lr = io_lr, .include_io = io};
         if (inspect_norms_opts(&s->model, &o, &rows, &n, &e) != 0) {
             out_warning(s, "watch: %s", e.msg);
             rows = NULL, n = 0;
@@ -658,6 +652,7 @@ void inspect_after_step(Session *s, const StepStats *ss, int ok) {
     }
     st->dw_step = st->grad_step = s->trainer.step;
     st->dw_lr = ss->lr;
+    st->dw_io_lr = optimizer_adam_lr(&s->trainer.opt.cfg, ss->lr);   // kept: `optim` may switch after it
     st->dw_params = s->model.params;
     st->grad_buf = s->model.grads;
     watch_step(s, st, ss);

@@ -69,6 +69,14 @@ rows = [json.loads(l) for l in sys.stdin if "\"command\":\"norms\"" in l]
 eta = {r["param"]: r["dw_spectral"] / r["dw_over_eta"] for r in rows}
 print("%.4g %.4g %.4g" % (eta["blocks.0.attn.wq"], eta["embed"], eta["head"]))')
 check_eq norms_io_eta "0.02 0.003 0.003" "$etas"
+# after a switch of optimizer, the last update is still the one shown, at the rates it was made with
+out=$(lrsh --json -q -c "$prep; optim spectron warmup=0; step; optim adamw; norms io=on" 2>/dev/null)
+etas=$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin if "\"command\":\"norms\"" in l]
+eta = {r["param"]: r["dw_spectral"] / r["dw_over_eta"] for r in rows}
+print("%.4g %.4g %.4g" % (eta["blocks.0.attn.wq"], eta["embed"], eta["head"]))')
+check_eq norms_io_eta_after_switch "0.02 0.003 0.003" "$etas"
 
 # the table fits 80 columns (text not to a terminal is laid out for 80) with GPT-2's longest
 # names and shapes ("blocks.11.mlp.w2  768×3072 r768"), before and after an update
