@@ -215,6 +215,23 @@ void progress_begin(Progress *p, const Session *s, int total) {
     p->every = total >= 10 ? total / 10 : 1;
 }
 
+// Bytes of a live line that fit in cols columns, ending at a whole field (fields are separated
+// by two spaces: "loss 3.2145  11.1k tok/s"), so that no number shows cut in half.
+static size_t whole_fields(const char *line, int cols) {
+    size_t fit = fitting_bytes(line, cols);
+    if (!line[fit]) return fit;
+    for (size_t i = fit; i > 0; i--)
+        if (line[i - 1] == ' ' && line[i] == ' ') return i - 1;
+    return fit;
+}
+
+// Whether a live line of text and extra is wider than the terminal p draws on.
+static int too_wide(const Progress *p, const char *text) {
+    const char *extra = p->extra ? p->extra : "";
+    int cols = terminal_columns(p->to);
+    return p->live && cols > 1 && text_columns(text) + (extra[0] ? 2 + text_columns(extra) : 0) > cols - 1;
+}
+
 void progress_text(Progress *p, int done, const char *text) {
     if (!p->to) return;
     const char *extra = p->extra ? p->extra : "";
@@ -224,7 +241,7 @@ void progress_text(Progress *p, int done, const char *text) {
         char line[512];
         snprintf(line, sizeof line, "%s%s%s", text, extra[0] ? "  " : "", extra);
         int cols = terminal_columns(p->to);
-        fprintf(p->to, "\r%.*s\033[K", (int)(cols > 1 ? fitting_bytes(line, cols - 1) : strlen(line)), line);
+        fprintf(p->to, "\r%.*s\033[K", (int)(cols > 1 ? whole_fields(line, cols - 1) : strlen(line)), line);
         p->shown = 1;
     } else if (done % p->every == 0 || done == p->total) {
         fprintf(p->to, "%s%s%s\n", text, extra[0] ? "  " : "", extra);
@@ -239,6 +256,8 @@ void progress_update(Progress *p, int done, int step, float loss, double tok_per
     fmt_duration(eta, sizeof eta, eta_s);
     snprintf(text, sizeof text, "step %d (%d/%d)  loss %s  %s tok/s  ETA %s", step, done, p->total,
              LOSS_TEXT(loss), rate, eta);
+    if (too_wide(p, text))   // room for the watched values first: the rate is in the summary after
+        snprintf(text, sizeof text, "step %d (%d/%d)  loss %s  ETA %s", step, done, p->total, LOSS_TEXT(loss), eta);
     progress_text(p, done, text);
 }
 

@@ -130,6 +130,13 @@ check_eq narrow_results_fit 0 "$(printf '%s\n' "$out" | python3 -c 'import sys; 
 check_contains narrow_results_broken_at_space "$out" "rank=0.25·in"
 check_contains narrow_results_plot_axis "$out" "step"
 
+# the live line with watched values: on a terminal too narrow for all, the rate gives way first,
+# and what is cut goes by whole fields
+out=$(PTY_COLS=100 pty --no-default -- "expect lrsh> " "send $prep; optim spectron; watch spectral dw_over_eta rho every=1\n" \
+          "expect lrsh> " "send train steps=5\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+check_not_contains live_watch_no_timeout "$out" "TIMEOUT"
+check_eq live_watch_values_shown yes "$(printf '%s\n' "$out" | grep -Eq 'ETA [0-9:]+  \[step [0-9]+\] spectral [0-9.]+  dw_over_eta [0-9.]+  rho [0-9.e-]+' && echo yes || echo no)"
+
 # ---- Ctrl-C during a long train: back at the prompt, every step taken kept
 out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=100000\n" \
           "expect /100000)" "send \003" "expect lrsh> " "send show\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
