@@ -135,7 +135,7 @@ check_contains narrow_results_plot_axis "$out" "step"
 out=$(PTY_COLS=100 pty --no-default -- "expect lrsh> " "send $prep; optim spectron; watch spectral dw_over_eta rho every=1\n" \
           "expect lrsh> " "send train steps=5\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
 check_not_contains live_watch_no_timeout "$out" "TIMEOUT"
-check_eq live_watch_values_shown yes "$(printf '%s\n' "$out" | grep -Eq 'ETA [0-9:]+  \[step [0-9]+\] spectral [0-9.]+  dw_over_eta [0-9.]+  rho [0-9.e-]+' && echo yes || echo no)"
+check_eq live_watch_values_shown yes "$(printf '%s\n' "$out" | grep -Eq 'ETA [0-9:]+  \[step [0-9]+\] spectral [0-9.]+  dw_over_eta [0-9.]+  rho 0\.00[0-9]{4}' && echo yes || echo no)"
 
 # ---- Ctrl-C during a long train: back at the prompt, every step taken kept
 out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=100000\n" \
