@@ -102,6 +102,17 @@ static void add_command_names(Matches *m) {
     for (int i = 0; i < n_commands; i++) add(m, commands[i].name);
 }
 
+// `help`'s topics besides the commands: the optimizers (`help spectron`) and the sub-commands
+// only one family has (`help wash`), as help_topic takes them.
+static void add_help_topics(Matches *m) {
+    for (int i = 0; optim_names[i]; i++) add(m, optim_names[i]);
+    for (int i = 0; i < n_commands; i++) {
+        const char *sub = commands[i].sub;
+        const CmdSpec *with[2];
+        if (sub && !command_find(sub, NULL) && commands_with_sub(sub, with, 2) == 1) add(m, sub);
+    }
+}
+
 static void add_subs(Matches *m, const char *name) {
     for (int i = 0; i < n_commands; i++)
         if (commands[i].sub && strcmp(commands[i].name, name) == 0) add(m, commands[i].sub);
@@ -122,7 +133,8 @@ static void add_positional(Matches *m, const CmdSpec *c, const Words *w, int fir
     case POS_WORD: if (index == 0) add_list(m, c->words); break;
     case POS_PATH: add_files(m); break;
     case POS_COMMAND:
-        if (index == 0) add_command_names(m);
+        if (index == 0) add_command_names(m), add_help_topics(m);
+        else if (strcmp(w->w[first], "optim") == 0) add_list(m, optim_names);   // `help optim spectron`
         else add_subs(m, w->w[first]);
         break;
     case POS_SETTING:

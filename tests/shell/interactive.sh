@@ -77,6 +77,12 @@ check_contains tab_quit_leaves "$out" "EXITED 0"
 check_eq tab_line_in_history "model new tiny seq=16 vocab=512" "$(grep -x 'model new tiny seq=16 vocab=512' "$HOME/.lrsh_history")"
 out=$(pty --no-default -- "expect lrsh> " "send model info te\t" "expect tensors=" "send on\n" "expect lrsh> " "send quit\n")
 check_contains tab_completes_option "$out" "lrsh> model info tensors=on"
+# help's topics complete: an optimizer after `help optim`, a one-family sub-command alone
+out=$(pty --no-default -- "expect lrsh> " "send help optim spe\t" "expect spectron " "send \n" "expect lrsh> " \
+          "send help was\t" "expect wash " "send \n" "expect lrsh> " "send quit\n")
+check_not_contains tab_help_no_timeout "$out" "TIMEOUT"
+check_contains tab_help_optim "$out" "lrsh> help optim spectron"
+check_contains tab_help_wash "$out" "lrsh> help wash"
 # spectrum's PARAM completes the factors too: "blocks.0.attn.wq.<Tab>" lists .A and .B, "…wq.A" runs
 out=$(pty --no-default -- "expect lrsh> " "send model new tiny seq=16 vocab=512\n" "expect lrsh> " \
           "send spectrum blocks.0.attn.wq.\t\t" "expect blocks.0.attn.wq.B" "send A k=1\n" "expect lrsh> " "send quit\n")
