@@ -129,7 +129,8 @@ const CmdSpec commands[] = {
      .min_pos = 1, .max_pos = -1, .pos = POS_TEXT, .run = cmd_tok_encode},
     {.name = "tok", .sub = "decode", .family = "tokenizer", .args = "IDS",
      .summary = "print the text of token ids (separated by spaces or commas)",
-     .help = "Examples:\n  tok decode 72 101 108\n  tok decode 72,101,108\n  tok decode \"[72, 101, 108]\"",
+     .help = "The ids are the tokenizer's (what `tok encode` prints), not characters' codes.\n"
+             "Examples:\n  tok decode 310 45 127\n  tok decode 310,45,127\n  tok decode \"[310, 45, 127]\"",
      .min_pos = 1, .max_pos = -1, .pos = POS_TEXT, .run = cmd_tok_decode},
 
     // ---- data ----
@@ -168,7 +169,7 @@ const CmdSpec commands[] = {
          {"vocab", OPT_INT, NULL, NULL, 2, 1 << 24, "vocabulary (default: the tokenizer's)"},
          {"seed", OPT_INT, NULL, NULL, 0, 9e18, "initialization seed (default: `set seed`)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
-    {.name = "model", .sub = "info", .family = "model", .args = "[tensors=on]",
+    {.name = "model", .sub = "info", .family = "model", .args = "[tensors=on|off]",
      .summary = "parameters, dense equivalent, FLOPs per token, memory",
      .help = "Examples:\n  model info\n  model info tensors=on",
      .run = cmd_model_info,
@@ -382,7 +383,7 @@ const CmdSpec commands[] = {
          {"k", OPT_INT, "10", NULL, 1, 1 << 20, "how many of the largest values to draw"},
          {"compare", OPT_INT, NULL, NULL, 0, 1e9, "overlay the spectrum kept at this step"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
-    {.name = "norms", .family = "inspection", .args = "[io=off]",
+    {.name = "norms", .family = "inspection", .args = "[io=on|off]",
      .summary = "per matrix: ‖W‖₂, ‖W‖_F, stable rank, and the last update's ‖ΔW‖₂, ‖ΔW‖₂/η, ‖ΔW‖₂/‖W‖₂",
      .help = "One row per block matrix (io=on adds embed and head). ‖·‖₂ of a factorized W = A·Bᵀ\n"
              "and of its update is exact, from the factors' Grams (W never formed); of a dense matrix\n"
@@ -625,7 +626,7 @@ const CmdSpec commands[] = {
     // ---- measurement ----
     {.name = "bench", .sub = "train", .family = "measurement",
      .args = "[shape=tiny|small|base] [model=dense|factorized|both] [optim=NAME] [steps=N] [rounds=N] [batch=N]"
-             " [profile=on]",
+             " [profile=on|off]",
      .summary = "training throughput, MFU and the optimizer's share of the step time",
      .help = "Measures the sgemm peak once, then trains each model on random tokens with optim=\n"
              "at its default settings (no diagnostics): rounds of steps= steps, the dense and the\n"
@@ -653,7 +654,7 @@ const CmdSpec commands[] = {
           "then one more step per model with every kernel call timed: where the time goes"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "bench", .sub = "generate", .family = "measurement",
-     .args = "[shape=tiny|small|base|stories15m] [model=dense|factorized|both] [n=N] [rounds=N] [profile=on]",
+     .args = "[shape=tiny|small|base|stories15m] [model=dense|factorized|both] [n=N] [rounds=N] [profile=on|off]",
      .summary = "decode tokens/s (batch 1, KV cache) of the dense and factorized model",
      .help = "Builds each model with random weights, then in each round prefills a 16-token prompt\n"
              "and decodes n tokens one at a time (greedy): a warm-up round, then rounds= rounds with\n"
