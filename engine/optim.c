@@ -106,7 +106,7 @@ int optim_config_set(OptimConfig *cfg, const char *key, const char *value, Err *
     void *field = (char *)cfg + o->offset;
     char *end;
     if (o->type == OPT_BOOL) {
-        if (parse_bool(value, field)) return err_set(err, "%s=%s: expected yes or no", key, value);
+        if (parse_bool(value, field)) return err_set(err, "%s=%s: expected on or off (yes or no)", key, value);
         return 0;
     }
     double v = o->type == OPT_FLOAT ? strtod(value, &end) : (double)strtol(value, &end, 10);
@@ -125,7 +125,7 @@ int optim_config_get(const OptimConfig *cfg, const char *key, char *buf, size_t 
     const void *field = (const char *)cfg + o->offset;
     if (o->type == OPT_FLOAT) snprintf(buf, cap, "%.9g", *(const float *)field);
     else if (o->type == OPT_INT) snprintf(buf, cap, "%d", *(const int *)field);
-    else snprintf(buf, cap, "%s", *(const int *)field ? "yes" : "no");
+    else snprintf(buf, cap, "%s", *(const int *)field ? "on" : "off");   // as every on|off option reads
     return 0;
 }
 

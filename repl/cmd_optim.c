@@ -66,12 +66,12 @@ static const char *readable(const char *text, char *buf, size_t cap) {
     return buf;
 }
 
-// A value as JSON: yes/no as a boolean, a number as a number.
+// A value as JSON: on/off as a boolean, a number as a number.
 static void add_value(cJSON *into, const char *key, const char *text) {
     char *end;
     double x = strtod(text, &end);
-    if (strcmp(text, "yes") == 0) cJSON_AddTrueToObject(into, key);
-    else if (strcmp(text, "no") == 0) cJSON_AddFalseToObject(into, key);
+    if (strcmp(text, "on") == 0) cJSON_AddTrueToObject(into, key);
+    else if (strcmp(text, "off") == 0) cJSON_AddFalseToObject(into, key);
     else if (*text && !*end) json_add_real(into, key, x);
     else cJSON_AddStringToObject(into, key, text);
 }

@@ -472,14 +472,14 @@ const CmdSpec commands[] = {
              "order. Without seeds=, member 0 starts from the current model (and continues its data\n"
              "stream and step); member i's initialization seed is the model's seed + i and its data\n"
              "seed the session seed + i. seeds= gives every member its own initialization and data\n"
-             "seed. same_init=yes starts every member from member 0's weights. Memory grows by K\n"
+             "seed. same_init=on starts every member from member 0's weights. Memory grows by K\n"
              "models with their gradients and optimizer state (`model info` shows it). Until\n"
              "`ensemble average` or `ensemble use`, `train` and `eval` work on the members; generate,\n"
              "spectrum, norms, inspect and align read the session's own model and say so. A second\n"
              "`ensemble new` replaces the members (the note says how many steps go with them;\n"
              "`model save` first keeps them); `model factorize` is refused until `ensemble average`\n"
              "or `ensemble use` makes one model.\n"
-             "Examples:\n  ensemble new 4\n  ensemble new 3 seeds=1,2,3\n  ensemble new 4 same_init=yes",
+             "Examples:\n  ensemble new 4\n  ensemble new 3 seeds=1,2,3\n  ensemble new 4 same_init=on",
      .min_pos = 1, .max_pos = 1, .pos = POS_TEXT, .run = cmd_ensemble_new,
      .opts = (const OptSpec[]){
          {"seeds", OPT_STRING, NULL, NULL, 0, 0, "K comma-separated seeds (initialization and data order)"},

@@ -312,7 +312,7 @@ static void test_optim_config_round_trip(void) {
     size_t size = 0;
     uint8_t *f = (uint8_t *)read_all(path, &size);
     f[size - 1] = 0;   // the JSON header has no NUL; the 8-byte length before it does
-    CHECK(strstr((char *)f + 8, "\\\"ns_steps\\\":\\\"4\\\"") && strstr((char *)f + 8, "\\\"shape_scale\\\":\\\"yes\\\"") &&
+    CHECK(strstr((char *)f + 8, "\\\"ns_steps\\\":\\\"4\\\"") && strstr((char *)f + 8, "\\\"shape_scale\\\":\\\"on\\\"") &&
               strstr((char *)f + 8, "\"lrsh_version\":\"2\""),
           "optim_config holds ns_steps and shape_scale as text; lrsh_version 2");
     CHECK(!strstr((char *)f + 8, "\"batch\"") && !strstr((char *)f + 8, "\"accum\""), "no batches before an update");

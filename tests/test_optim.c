@@ -677,7 +677,7 @@ static void test_options(void) {
         {"muon", "power_iters", "2", "unknown option 'power_iters' for optimizer muon"},
         {"renorm", "nesterov", "yes", "unknown option 'nesterov'"},
         {"spectron", "bogus", "1", "unknown option 'bogus'"},
-        {"spectron", "nesterov", "maybe", "expected yes or no"},
+        {"spectron", "nesterov", "maybe", "expected on or off"},
         {"spectron", "ns_steps", "2.5", "expected an integer"},
         {"spectron", "lr", "fast", "expected a number"},
         {"spectron", "momentum", "1.5", "out of range"},

@@ -21,7 +21,7 @@ for name in sgd adamw muon spectron renorm ortho; do
 done
 out=$(lrsh -c 'optim spectron power_iters=3 shape_scale=yes; optim' 2>&1)
 check_contains optim_show_spectron_keys "$out" "power_iters=3"
-check_contains optim_show_spectron_bool "$out" "shape_scale=yes"
+check_contains optim_show_spectron_bool "$out" "shape_scale=on"
 check_contains optim_show_readable "$out" "lr=0.02 adam_lr=0.003"
 
 # a key the optimizer does not take: named, with the keys it does take
