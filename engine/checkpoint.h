@@ -19,7 +19,8 @@
 // ModelConfig as a JSON string; seed as a decimal string), and with a trainer: step, data_rng
 // (decimal), optimizer (its name), optim_config (a JSON object of strings: every option
 // optim_config_key lists, as optim_config_get prints it, e.g. {"lr":"0.0199999996",
-// "nesterov":"on","ns_steps":"5",...}, switches on|off (yes|no in earlier files, read the same); the hidden test-only exact_polar is not saved), optim_t,
+// "nesterov":"on","ns_steps":"5",...}, switches on|off (yes|no in earlier files, read the
+// same); the hidden test-only exact_polar is not saved), optim_t,
 // and once the trainer has taken an update its batches: batch, seq, accum (decimal, ≥ 1, all
 // three or none; a file without them still loads). An ensemble file writes them once, unprefixed.
 //
