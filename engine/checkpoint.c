@@ -334,7 +334,10 @@ static void add_u64(cJSON *md, const char *key, uint64_t v) {
 }
 
 // members = 0: a single-model file (parts[0] only); else an ensemble file of n_parts members.
-static cJSON *metadata(const Part *parts, int n_parts, int members, const CheckpointMeta *extra, int n_extra) {
+// Without the optimizer's state (with_state 0) optim_t is 0, what a trainer resumed from the file
+// counts from: saving such a file again writes the same bytes.
+static cJSON *metadata(const Part *parts, int n_parts, int members, const CheckpointMeta *extra, int n_extra,
+                       int with_state) {
     cJSON *md = cJSON_CreateObject();
     const Trainer *tr = parts[0].tr;
     char *cfg = config_json(&parts[0].m->cfg), *ocfg = tr ? optim_json(&tr->opt.cfg) : NULL;
@@ -363,12 +366,12 @@ static cJSON *metadata(const Part *parts, int n_parts, int members, const Checkp
         add_u64(md, key, t->data_rng);
         if (!members) break;   // a single model's keys keep their version-2 order
         snprintf(key, sizeof key, "%soptim_t", parts[p].prefix);
-        add_int(md, key, t->opt.t);
+        add_int(md, key, with_state ? t->opt.t : 0);
     }
     if (tr) {
         cJSON_AddStringToObject(md, "optimizer", tr->opt.cfg.name);
         cJSON_AddStringToObject(md, "optim_config", ocfg);
-        if (!members) add_int(md, "optim_t", tr->opt.t);
+        if (!members) add_int(md, "optim_t", with_state ? tr->opt.t : 0);
     }
     if (tr && tr->shape.batch > 0) {   // the last update's batches (the members share them)
         add_int(md, "batch", tr->shape.batch);
@@ -558,7 +561,8 @@ static int save_parts(const char *path, const Part *parts, int n_parts, int memb
     Item *it = NULL;
     int n = plan_items(parts, n_parts, tok, &o, &it);
     size_t hlen = 0;
-    char *header = n < 0 ? NULL : build_header(metadata(parts, n_parts, members, extra, n_extra), it, n, &hlen);
+    char *header = n < 0 ? NULL : build_header(metadata(parts, n_parts, members, extra, n_extra, o.include_optim), it, n,
+                                                  &hlen);
     int rc = header ? write_atomically(path, header, hlen, it, n, tok, err)
                     : fail(err, path, "cannot save: out of memory building the header; nothing was written");
     free(header);

@@ -29,6 +29,10 @@ chmod 644 "$TMP/ro.st"
 out=$(lrsh -c "$prep; train steps=1; model save $TMP/ro.st" 2>&1); rc=$?
 check_status save_over_checkpoint 0 $rc
 
+# a file without optimizer state saves again to the same bytes (its optim_t is 0, as a resume's)
+lrsh -q -c "$prep; train steps=3; model save $TMP/nostate.st optim=off; model load $TMP/nostate.st; model save $TMP/nostate2.st optim=off" >/dev/null 2>&1
+check_eq save_without_state_round_trip same "$(cmp -s "$TMP/nostate.st" "$TMP/nostate2.st" && echo same || echo differ)"
+
 # ---- save, then load and generate in another process
 out=$(lrsh -c "$prep; train steps=30; model save $ck" 2>&1); rc=$?
 check_status save_status 0 $rc
