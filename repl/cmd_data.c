@@ -207,11 +207,12 @@ int cmd_tok_encode(Session *s, const Args *a, Err *err) {
     free(text);
     if (n < 0) return -1;
     cJSON *list = cJSON_AddArrayToObject(s->result, "ids");
+    OutLine line = {0};
     for (long i = 0; i < n; i++) {
-        out_text(s, "%s%d", i ? " " : "", ids[i]);
+        line_add(&line, "%s%d", i ? " " : "", ids[i]);
         cJSON_AddItemToArray(list, cJSON_CreateNumber(ids[i]));
     }
-    out_text(s, "\n");
+    line_out(s, &line);
     out_note(s, "(%ld token%s)\n", n, n == 1 ? "" : "s");
     cJSON_AddNumberToObject(s->result, "n", (double)n);
     free(ids);

@@ -124,15 +124,17 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     out_text(s, "ensemble: %ld member%s (%s init%s), %s, memory %s\n", k, k == 1 ? "" : "s", same ? "same" : "independent",
              seeds ? ", from seeds=" : ", member 0 from the current model", oc->name,
              fmt_bytes(mem, sizeof mem, (double)bytes));
-    out_text(s, "  seeds (init, data):");
+    OutLine line = {0};
+    line_add(&line, "  seeds (init, data):");
     for (int i = 0; i < k; i++) {
+        unsigned long long init = e.init_seeds[i], data = e.data_seeds[i];
         if (i == 0 && !seeds && sp.start_step > 0)   // its data seed is the stream's state, not a seed one types
-            out_text(s, " 0:(%llu, the model's data stream at step %d)", (unsigned long long)e.init_seeds[0], sp.start_step);
+            line_add(&line, " 0:(%llu, the model's data stream at step %d)", init, sp.start_step);
         else if (same && i > 0)   // its weights are member 0's: its init seed draws nothing
-            out_text(s, " %d:(member 0's weights, %llu)", i, (unsigned long long)e.data_seeds[i]);
-        else out_text(s, " %d:(%llu, %llu)", i, (unsigned long long)e.init_seeds[i], (unsigned long long)e.data_seeds[i]);
+            line_add(&line, " %d:(member 0's weights, %llu)", i, data);
+        else line_add(&line, " %d:(%llu, %llu)", i, init, data);
     }
-    out_text(s, "\n");
+    line_out(s, &line);
     out_note(s, "`train` now trains every member (coupling: independent; see `ensemble wash`, `ensemble papa`)\n");
     cJSON_AddNumberToObject(s->result, "k", (double)k);
     cJSON_AddBoolToObject(s->result, "same_init", same);
@@ -145,15 +147,16 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
 
 // ---- coupling -----------------------------------------------------------------------------
 
-static void coupling_json(Session *s, const EnsembleCoupling *c) {
-    cJSON_AddStringToObject(s->result, "method", method_name(c->method));
+// The coupling's settings into o: method, and p, schedule, opt_state (WASH) or alpha (PAPA), every.
+static void coupling_json(cJSON *o, const EnsembleCoupling *c) {
+    cJSON_AddStringToObject(o, "method", method_name(c->method));
     if (c->method == ENSEMBLE_WASH) {
-        json_add_real(s->result, "p", c->p);
-        cJSON_AddStringToObject(s->result, "schedule", c->schedule == WASH_FLAT ? "flat" : "linear");
-        cJSON_AddBoolToObject(s->result, "opt_state", c->opt_state);
+        json_add_real(o, "p", c->p);
+        cJSON_AddStringToObject(o, "schedule", c->schedule == WASH_FLAT ? "flat" : "linear");
+        cJSON_AddBoolToObject(o, "opt_state", c->opt_state);
     }
-    if (c->method == ENSEMBLE_PAPA) json_add_real(s->result, "alpha", c->alpha);
-    cJSON_AddNumberToObject(s->result, "every", c->every);
+    if (c->method == ENSEMBLE_PAPA) json_add_real(o, "alpha", c->alpha);
+    cJSON_AddNumberToObject(o, "every", c->every);
 }
 
 int cmd_ensemble_wash(Session *s, const Args *a, Err *err) {
@@ -178,7 +181,7 @@ int cmd_ensemble_wash(Session *s, const Args *a, Err *err) {
     out_text(s, "WASH: p=%g (%s), every %d step%s, optimizer moments %s; about %s values exchanged per shuffle%s\n",
              c.p, depth, c.every, c.every == 1 ? "" : "s", c.opt_state ? "permuted too" : "kept",
              fmt_count(v, sizeof v, expect), c.opt_state ? " (plus moments)" : "");
-    coupling_json(s, &c);
+    coupling_json(s->result, &c);
     json_add_real(s->result, "expected_values_per_shuffle", expect);
     return 0;
 }
@@ -196,7 +199,7 @@ int cmd_ensemble_papa(Session *s, const Args *a, Err *err) {
     char v[32];
     out_text(s, "PAPA: every %d step%s each member moves %g of the way to the mean; %s values communicated per pull\n",
              c.every, c.every == 1 ? "" : "s", c.alpha, fmt_count(v, sizeof v, (double)n * s->ens.k));
-    coupling_json(s, &c);
+    coupling_json(s->result, &c);
     return 0;
 }
 
@@ -205,7 +208,7 @@ int cmd_ensemble_off(Session *s, const Args *a, Err *err) {
     if (need_ensemble(s, err) != 0) return -1;
     s->ens.coupling.method = ENSEMBLE_INDEPENDENT;
     out_text(s, "members train independently (no shuffling, no pulling)\n");
-    coupling_json(s, &s->ens.coupling);
+    coupling_json(s->result, &s->ens.coupling);
     return 0;
 }
 
@@ -266,11 +269,13 @@ static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
     double rate = r->seconds > 0 ? r->tokens / r->seconds : 0;
     char t[32], d[32], x[32], xs[32];
     if (r->done) {
-        out_text(s, "step %d: mean loss %s over %d member%s (", e->trainers[0].step, LOSS_TEXT(st->mean_loss), e->k,
+        OutLine line = {0};
+        line_add(&line, "step %d: mean loss %s over %d member%s (", e->trainers[0].step, LOSS_TEXT(st->mean_loss), e->k,
                  e->k == 1 ? "" : "s");
-        for (int i = 0; i < e->k; i++) out_text(s, "%s%s", i ? " " : "", LOSS_TEXT(st->member[i].loss));
-        out_text(s, "), %s tok/s, %s for %d step%s\n", fmt_count(t, sizeof t, rate), fmt_duration(d, sizeof d, r->seconds),
+        for (int i = 0; i < e->k; i++) line_add(&line, "%s%s", i ? " " : "", LOSS_TEXT(st->member[i].loss));
+        line_add(&line, "), %s tok/s, %s for %d step%s", fmt_count(t, sizeof t, rate), fmt_duration(d, sizeof d, r->seconds),
                  r->done, r->done == 1 ? "" : "s");
+        line_out(s, &line);
         out_text(s, "%s: %s values exchanged (%s per step), %.1f%% of the time mixing; %s in total since `ensemble new`\n",
                  method_name(e->coupling.method), fmt_count(x, sizeof x, r->exchanged),
                  fmt_count(xs, sizeof xs, r->exchanged / r->done), r->seconds > 0 ? 100 * r->mix_seconds / r->seconds : 0.0,
@@ -280,6 +285,7 @@ static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
     cJSON_AddNumberToObject(s->result, "step", e->trainers[0].step);
     cJSON_AddNumberToObject(s->result, "k", e->k);
     cJSON_AddStringToObject(s->result, "method", method_name(e->coupling.method));
+    coupling_json(cJSON_AddObjectToObject(s->result, "coupling"), &e->coupling);   // wash and wash-params apart
     cJSON *ml = cJSON_AddArrayToObject(s->result, "member_loss");
     if (r->done) {   // the last step taken's; none: null, not 0
         json_add_real(s->result, "loss", st->mean_loss);
@@ -362,11 +368,12 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
     out_text(s, "%-22s %9s %11.2f\n", "members (mean)", LOSS_TEXT(r.member_mean), exp(r.member_mean));
     out_text(s, "%-22s %9s %11.2f\n", "ensemble (probs)", LOSS_TEXT(r.ensemble), exp(r.ensemble));
     out_text(s, "%-22s %9s %11.2f\n", "average: factors", LOSS_TEXT(r.avg_factors), exp(r.avg_factors));
-    out_text(s, "%-22s %9s %11.2f", "average: product", LOSS_TEXT(r.avg_product), exp(r.avg_product));
+    OutLine line = {0};
+    line_add(&line, "%-22s %9s %11.2f", "average: product", LOSS_TEXT(r.avg_product), exp(r.avg_product));
     if (r.product.n_matrices)
-        out_text(s, "   truncation ‖W̄−A′B′ᵀ‖/‖W̄‖: mean %.3f, worst %.3f (%s)", r.product.mean_error,
+        line_add(&line, "   truncation ‖W̄−A′B′ᵀ‖/‖W̄‖: mean %.3f, worst %.3f (%s)", r.product.mean_error,
                  r.product.worst_error, r.product.worst_name);
-    out_text(s, "\n");
+    line_out(s, &line);
     char x[32];
     out_text(s, "(step %d, %s coupling, %s values exchanged so far; %d batch%s of %d × %d tokens)\n", step,
              method_name(e->coupling.method), fmt_count(x, sizeof x, e->total_exchanged), batches,
@@ -381,6 +388,7 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
     json_add_real(s->result, "truncation_error_worst", r.product.worst_error);
     cJSON_AddNumberToObject(s->result, "step", step);
     cJSON_AddStringToObject(s->result, "method", method_name(e->coupling.method));
+    coupling_json(cJSON_AddObjectToObject(s->result, "coupling"), &e->coupling);
     cJSON_AddNumberToObject(s->result, "values_exchanged_total", e->total_exchanged);   // train's name for it
     cJSON_AddNumberToObject(s->result, "batches", batches);
     return 0;
@@ -402,12 +410,13 @@ int cmd_ensemble_average(Session *s, const Args *a, Err *err) {
     runlog_name_next(&s->runs, mode == ENSEMBLE_AVG_FACTORS ? "average-factors" : "average-product");
     s->resume = resume;             // the next trainer continues the schedule (fresh moments)
     session_mark_unsaved(s);
-    out_text(s, "the ensemble's %d members are now one model (mode=%s, step %d)", k,
+    OutLine line = {0};
+    line_add(&line, "the ensemble's %d members are now one model (mode=%s, step %d)", k,
              mode == ENSEMBLE_AVG_FACTORS ? "factors" : "product", step);
     if (mode == ENSEMBLE_AVG_PRODUCT && rep.n_matrices)
-        out_text(s, "; truncation ‖W̄−A′B′ᵀ‖/‖W̄‖ mean %.3f, worst %.3f (%s)", rep.mean_error, rep.worst_error,
+        line_add(&line, "; truncation ‖W̄−A′B′ᵀ‖/‖W̄‖ mean %.3f, worst %.3f (%s)", rep.mean_error, rep.worst_error,
                  rep.worst_name);
-    out_text(s, "\n");
+    line_out(s, &line);
     cJSON_AddStringToObject(s->result, "mode", mode == ENSEMBLE_AVG_FACTORS ? "factors" : "product");
     cJSON_AddNumberToObject(s->result, "k", k);
     cJSON_AddNumberToObject(s->result, "step", step);

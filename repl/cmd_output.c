@@ -44,13 +44,15 @@ void runs_describe(const Session *s, const char *indent) {
     const RunLog *r = &s->runs;
     for (int i = 0; i < r->n_runs; i++) {
         const RunSeries *x = &r->runs[i];
-        out_text(s, "%s%-16s %d step%s", indent, x->name, x->n_steps, x->n_steps == 1 ? "" : "s");
+        OutLine line = {0};
+        line_add(&line, "%s%-16s %d step%s", indent, x->name, x->n_steps, x->n_steps == 1 ? "" : "s");
         if (x->n_steps)
-            out_text(s, " (%d..%d), loss %s", x->steps[0].step, x->steps[x->n_steps - 1].step,
+            line_add(&line, " (%d..%d), loss %s", x->steps[0].step, x->steps[x->n_steps - 1].step,
                      LOSS_TEXT(x->steps[x->n_steps - 1].loss));
-        if (x->n_val) out_text(s, ", %d eval%s (val %s)", x->n_val, x->n_val == 1 ? "" : "s", LOSS_TEXT(x->val[x->n_val - 1].loss));
-        if (x->diverged_at) out_text(s, ", diverged at step %d", x->diverged_at);
-        out_text(s, "%s\n", i == r->current ? "  (current)" : "");
+        if (x->n_val) line_add(&line, ", %d eval%s (val %s)", x->n_val, x->n_val == 1 ? "" : "s", LOSS_TEXT(x->val[x->n_val - 1].loss));
+        if (x->diverged_at) line_add(&line, ", diverged at step %d", x->diverged_at);
+        line_add(&line, "%s", i == r->current ? "  (current)" : "");
+        line_out(s, &line);
     }
 }
 

@@ -272,7 +272,8 @@ const CmdSpec commands[] = {
              "diag_every and eval_every count step numbers (step 20, 30, … for 10). `runs`\n"
              "compares the runs. --json: steps, step, loss, lr, grad_norm, tok_per_s, seconds,\n"
              "interrupted, diverged (diverged_at, reason), run, spikes, max_dw_over_eta, and val:[{step,\n"
-             "val_loss}] (an ensemble: member_mean, ensemble_loss, avg_factors_loss, avg_product_loss).\n"
+             "val_loss}] (an ensemble: k, member_loss, method, coupling, values_exchanged, and in val\n"
+             "member_mean, ensemble_loss, avg_factors_loss, avg_product_loss).\n"
              "Examples:\n  train steps=200\n  train steps=1000 batch=16 accum=4\n  train steps=500 eval_every=100\n"
              "  train steps=300 diag_every=1; plot dw_over_eta",
      .run = cmd_train,
@@ -524,7 +525,8 @@ const CmdSpec commands[] = {
              "directly in both. A·Bᵀ = (AQ)(BQ)ᵀ for any orthogonal Q, so the factor average is not the\n"
              "product average. --json: members, member_mean, ensemble_loss, avg_factors_loss,\n"
              "avg_product_loss, truncation_error (mean) and truncation_error_worst, step, method,\n"
-             "values_exchanged_total, batches. `eval` shows the same while an ensemble exists.\n"
+             "coupling:{method, p, schedule, opt_state | alpha, every}, values_exchanged_total,\n"
+             "batches. `eval` shows the same while an ensemble exists.\n"
              "Examples:\n  ensemble eval\n  ensemble eval batches=50",
      .run = cmd_ensemble_eval,
      .opts = (const OptSpec[]){

@@ -295,6 +295,30 @@ void progress_end(Progress *p) {
 
 int text_columns(const char *t) { return text_columns_n(t, (int)strlen(t)); }
 
+void line_add(OutLine *l, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *piece = NULL;
+    int n = vasprintf(&piece, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;   // out of memory: the piece is left out
+    if (l->len + (size_t)n + 1 > l->cap) {
+        size_t cap = (l->len + (size_t)n + 1) * 2;
+        char *grown = realloc(l->text, cap);
+        if (!grown) { free(piece); return; }
+        l->text = grown, l->cap = cap;
+    }
+    memcpy(l->text + l->len, piece, (size_t)n + 1);
+    l->len += (size_t)n;
+    free(piece);
+}
+
+void line_out(const Session *s, OutLine *l) {
+    out_text(s, "%s\n", l->text ? l->text : "");
+    free(l->text);
+    *l = (OutLine){0};
+}
+
 char *trim_cell_space(char *line) {
     size_t n = strlen(line);
     while (n > 0 && line[n - 1] == ' ') line[--n] = '\0';

@@ -51,6 +51,15 @@ int text_columns(const char *text);
 // Append text to buf padded to width columns (right-aligned when right), then a space: table
 // cells that line up with multi-byte symbols in them.
 void table_cell(char *buf, size_t cap, const char *text, int width, int right);
+// A line built in pieces and printed whole, so that a narrow terminal breaks it at a space
+// (out_text breaks a line it is given whole; pieces it cannot): line_add(&l, …) as often as
+// needed, then line_out(s, &l), which prints it with a newline and frees it.
+typedef struct OutLine {
+    char *text;
+    size_t len, cap;
+} OutLine;
+void line_add(OutLine *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void line_out(const Session *s, OutLine *l);
 // A table row without the space its last cell left: line, shortened in place.
 char *trim_cell_space(char *line);
 // The columns a table may take: the terminal's where the text goes to one, else 80.

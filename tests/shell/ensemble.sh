@@ -18,8 +18,9 @@ check_eq info_ensemble_memory True "$(printf '%s\n' "$info" | json_eval 'o["ense
 train=$(printf '%s\n' "$out" | grep '"command":"train"' | head -n 1)
 check_eq train_members True "$(printf '%s\n' "$train" | json_eval 'o["k"] == 3 and len(o["member_loss"]) == 3 and o["step"] == 6')"
 check_eq train_exchanged True "$(printf '%s\n' "$train" | json_eval 'o["method"] == "wash" and o["values_exchanged"] > 0')"
+check_eq train_coupling True "$(printf '%s\n' "$train" | json_eval 'o["coupling"]["method"] == "wash" and o["coupling"]["opt_state"] in (True, False) and o["coupling"]["every"] >= 1')"
 ev=$(printf '%s\n' "$out" | grep '"command":"ensemble eval"')
-for key in members member_mean ensemble_loss avg_factors_loss avg_product_loss truncation_error truncation_error_worst values_exchanged_total; do
+for key in members member_mean ensemble_loss avg_factors_loss avg_product_loss truncation_error truncation_error_worst values_exchanged_total coupling; do
     check_not_contains "eval_key_$key" "$(printf '%s\n' "$ev" | json_field $key)" missing
 done
 check_eq eval_jensen True "$(printf '%s\n' "$ev" | json_eval 'o["ensemble_loss"] <= o["member_mean"] + 1e-5 and 0 <= o["truncation_error"] < 1')"
