@@ -195,6 +195,8 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     progress_end(&p);
     if (r.done) inspect_record_spectra(s);
     train_report(s, &r, steps, (r.done < steps || lrsh_interrupted) && !r.diverged_at);
+    if (p.live && p.extra && p.extra[0])   // the live line may have had no room for them all
+        out_text(s, "watched: %s\n", p.extra);
     return 0;
 }
 

@@ -144,9 +144,10 @@ int prompt_loop(Session *s) {
         lrsh_interrupted = 0;  // Ctrl-Cs a command did not poll do not count toward leaving
         if (s->quit) break;
         ctrl_c = CTRL_C_NONE;
+        if (rl_instream) rl_resize_terminal();   // a resize while a command ran reached no one: read it now
         if (!(line = readline("lrsh> "))) {  // Ctrl-D
             if (!s->dirty || (s->unsaved_warned & DROP_LEAVE)) break;
-            fputs("\nunsaved model: press Ctrl-D again or type quit to leave (`model save PATH` keeps it)\n", talk);
+            fputs_wrapped("\nunsaved model: press Ctrl-D again or type quit to leave (`model save PATH` keeps it)\n", talk);
             s->unsaved_warned |= DROP_LEAVE;   // warned once for this training, as quit is
             continue;
         }
@@ -157,7 +158,7 @@ int prompt_loop(Session *s) {
             // two in a row on an empty line leave; unsaved work not warned about yet gets its warning first
             if (++empty_ctrl_c == 1) { fputs("(to leave: Ctrl-C again, Ctrl-D or quit)\n", talk); continue; }
             if (!s->dirty || (s->unsaved_warned & DROP_LEAVE)) break;
-            fputs(unsaved_warning, talk);
+            fputs_wrapped(unsaved_warning, talk);
             s->unsaved_warned |= DROP_LEAVE;
             continue;
         }
