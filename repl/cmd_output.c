@@ -680,7 +680,12 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
     if (rc == 0) {
         int cols = !s->json && isatty(STDOUT_FILENO) ? terminal_columns(stdout) : 0;
         int fit = cols >= 40 && cols - 14 < 72 ? cols - 14 : 72;   // the y labels and axis take 14 columns
-        PlotOptions o = {.width = (int)args_int(a, "width", fit), .height = (int)args_int(a, "height", 16),
+        int width = (int)args_int(a, "width", fit);
+        if (cols >= 40 && width > cols - 14) {   // wider than the terminal: every row would wrap
+            out_note(s, "(width=%d does not fit this terminal's %d columns: drawn %d wide)\n", width, cols, cols - 14);
+            width = cols - 14;
+        }
+        PlotOptions o = {.width = width, .height = (int)args_int(a, "height", 16),
                          .ansi = !s->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR"),
                          .title = watched || log_y ? title : field_title(field), .xlabel = "step", .log_y = log_y};
         char *text = plot_render(c.series, c.n, &o);

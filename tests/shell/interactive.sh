@@ -129,12 +129,13 @@ check_contains help_wide_option_own_line "$out" "  against=microbatch|blockdrop|
 # results on a 60-column terminal: tables and plots laid out for it, longer lines broken at
 # spaces (the model's description, show's settings), never a number cut by the terminal's edge
 out=$(PTY_COLS=60 pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=3\n" \
-          "expect lrsh> " "send norms\n" "expect lrsh> " "send runs\n" "expect lrsh> " "send plot loss\n" \
+          "expect lrsh> " "send norms\n" "expect lrsh> " "send runs\n" "expect lrsh> " "send plot loss width=100\n" \
           "expect lrsh> " "send show\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
 check_not_contains narrow_results_no_timeout "$out" "TIMEOUT"
 check_eq narrow_results_fit 0 "$(printf '%s\n' "$out" | python3 -c 'import sys; print(sum(len(l) > 60 and not l.startswith("lrsh> ") and "ETA" not in l for l in sys.stdin.buffer.read().decode("utf-8").split("\n")))')"
 check_contains narrow_results_broken_at_space "$out" "rank=0.25·in"
 check_contains narrow_results_plot_axis "$out" "step"
+check_contains narrow_results_plot_clamped "$out" "(width=100 does not fit this terminal's 60 columns: drawn 46 wide)"
 
 # the live line with watched values: on a terminal too narrow for all, the rate gives way first,
 # and what is cut goes by whole fields
