@@ -135,7 +135,7 @@ check_not_contains narrow_results_no_timeout "$out" "TIMEOUT"
 check_eq narrow_results_fit 0 "$(printf '%s\n' "$out" | python3 -c 'import sys; print(sum(len(l) > 60 and not l.startswith("lrsh> ") and "ETA" not in l for l in sys.stdin.buffer.read().decode("utf-8").split("\n")))')"
 check_contains narrow_results_broken_at_space "$out" "rank=0.25·in"
 check_contains narrow_results_plot_axis "$out" "step"
-check_contains narrow_results_plot_clamped "$out" "(width=100 does not fit this terminal's 60 columns: drawn 46 wide)"
+check_contains narrow_results_plot_clamped "$out" "(width=100 does not fit this terminal's 60 columns: drawn 46"
 
 # the live line with watched values: on a terminal too narrow for all, the rate gives way first,
 # and what is cut goes by whole fields
