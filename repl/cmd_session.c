@@ -22,7 +22,7 @@ static void help_list(Session *s) {
         command_title(c, title, sizeof title);
         if (!family || strcmp(family, c->family) != 0) out_text(s, "\n%s\n", c->family);
         family = c->family;
-        out_text(s, "  %-16s %s\n", title, c->summary);
+        out_text(s, "  %-16s  %s\n", title, c->summary);   // two spaces even after "ensemble average"
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", title);
         cJSON_AddStringToObject(o, "family", c->family);
@@ -61,7 +61,7 @@ static void help_options(Session *s, const CmdSpec *c) {
         option_form(o, form, sizeof form);
         option_what(o, what, sizeof what);
         // a form wider than its column ("against=microbatch|…|forward") gets a line of its own
-        const char *gap = text_columns(form) > 20 ? "\n                       " : " ";
+        const char *gap = text_columns(form) >= 20 ? "\n                       " : " ";
         char padded[96];
         snprintf(padded, sizeof padded, "%-20s", form);
         out_text(s, "  %s%s%s%s%s%s\n", padded, gap, o->doc, what[0] ? "  [" : "", what, what[0] ? "]" : "");

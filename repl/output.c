@@ -24,6 +24,7 @@ void out_text(const Session *s, const char *fmt, ...) {
     if (s->json && s->quiet) return;
     FILE *f = text_stream(s);
     int cols = isatty(fileno(f)) ? terminal_columns(f) : 0;
+    if (s->wrap && cols > 80) cols = 80;   // help's paragraphs read best at most 80 wide
     va_list ap, copy;
     va_start(ap, fmt);
     va_copy(copy, ap);

@@ -41,9 +41,15 @@ size_t fitting_bytes(const char *line, int columns) {
     return i;
 }
 
-// Where a wrapped line's continuations start: under its text — after its leading spaces, or,
-// for a table row ("  lr=0.001      peak learning rate", "  tok train        train a …"),
-// after the first gap of 2+ spaces in the row's first half — at most half the width.
+// Indented less than this, a line is an example or a table's row; more, a description's
+// continuation, written under its text by hand.
+#define DEEP_INDENT 8
+
+// Where a wrapped line's continuations start, under its text: for a table row ("  lr=0.001
+// peak learning rate", "  tok train        train a …") after the first gap of 2+ spaces in
+// the row's first half; for "usage: …", "error: …" after that first word; for an example
+// ("  plot loss …") four columns in, so that the rest does not read as another example; else
+// under its leading spaces. At most half the width.
 static int continuation_indent(const char *line, int len, int cols) {
     int lead = 0;
     while (lead < len && line[lead] == ' ') lead++;
@@ -54,7 +60,11 @@ static int continuation_indent(const char *line, int len, int cols) {
         if (i < len && indent <= cols / 2) return indent;
         break;
     }
-    return lead <= cols / 2 ? lead : 0;
+    int word = (int)strcspn(line + lead, " \n");
+    if (lead == 0 && word > 1 && word < len && line[word - 1] == ':' && text_columns_n(line, word + 1) <= cols / 2)
+        return text_columns_n(line, word + 1);   // "usage: " / "error: "
+    int indent = lead > 0 && lead < DEEP_INDENT ? lead + 4 : lead;
+    return indent <= cols / 2 ? indent : lead <= cols / 2 ? lead : 0;
 }
 
 // Whether a line of text is wider than cols.
@@ -74,18 +84,35 @@ static int heading(const char *p) {
     return len > 0 && p[len - 1] == ':' && (p[len] == '\0' || p[len + 1] == ' ' || p[len + 1] == '\n' || !p[len + 1]);
 }
 
-// text with its paragraphs joined: a line that starts at the margin continues the one before
-// it when that one also did and neither is a heading ("Examples:"); indented lines (tables,
-// examples) stay. Help is wrapped by hand for a wide terminal; a narrow one gets it refilled.
-static char *reflowed(const char *text) {
-    char *out = strdup(text);
-    for (char *p = out; p && *p; p++) {
-        if (*p != '\n' || p == out || p[-1] == '\n' || p[1] == ' ' || p[1] == '\n' || !p[1] || heading(p + 1))
+// Whether the line at next continues the line at line (which ends just before next): a line at
+// the margin continues one at the margin, neither a heading ("Examples:"); a line indented
+// DEEP_INDENT or more continues one whose text starts at that column (a table entry's
+// description, wrapped by hand). Examples and table rows stay lines of their own.
+static int continues(const char *line, const char *next, int cols) {
+    int len = (int)(next - 1 - line), k = (int)strspn(next, " ");
+    if (len == 0 || next[k] == '\n' || !next[k]) return 0;
+    if (k == 0) return line[0] != ' ' && !heading(line) && !heading(next);
+    return k >= DEEP_INDENT && continuation_indent(line, len, cols * 4) == k;
+}
+
+// text with its paragraphs joined (continues): help is wrapped by hand for 80 columns; a
+// narrower terminal gets it refilled.
+static char *reflowed(const char *text, int cols) {
+    char *out = malloc(strlen(text) + 1);
+    if (!out) return NULL;
+    size_t n = 0;
+    const char *line = text;
+    for (const char *p = text; *p; p++) {
+        if (*p != '\n' || !p[1] || !continues(line, p + 1, cols)) {
+            out[n++] = *p;
+            if (*p == '\n') line = p + 1;
             continue;
-        const char *start = p;   // the line this newline ends: did it start at the margin?
-        while (start > out && start[-1] != '\n') start--;
-        if (*start != ' ') *p = ' ';
+        }
+        out[n++] = ' ';   // the newline and the next line's indent become one space
+        line = p + 1;     // whose own indent the line after it is measured by
+        p += strspn(p + 1, " ");
     }
+    out[n] = '\0';
     return out;
 }
 
@@ -98,7 +125,9 @@ static void write_lines(FILE *f, const char *text, int cols) {
         while (text_columns_n(p, (int)(line + len - p)) + (first ? 0 : indent) > cols) {
             int room = cols - (first ? 0 : indent), cut = (int)fitting_bytes(p, room), at = cut;
             while (at > 0 && p[at] != ' ') at--;
-            if (at == 0) at = cut;   // one word wider than the room: break it
+            if (at == 0)   // one word wider than the room: after its last '|' or ',' that fits, else anywhere
+                for (at = cut; at > 0 && p[at - 1] != '|' && p[at - 1] != ','; at--) {}
+            if (at == 0) at = cut;
             if (first) indent = continuation_indent(line, len, cols);
             fprintf(f, "%*s%.*s\n", first ? 0 : indent, "", at, p);
             p += at;
@@ -112,7 +141,7 @@ static void write_lines(FILE *f, const char *text, int cols) {
 }
 
 void write_wrapped(FILE *f, const char *text, int cols, int refill) {
-    char *flowed = refill && any_wider(text, cols) ? reflowed(text) : NULL;
+    char *flowed = refill && any_wider(text, cols) ? reflowed(text, cols) : NULL;
     write_lines(f, flowed ? flowed : text, cols);
     free(flowed);
 }

@@ -119,12 +119,18 @@ check_contains help_narrow_refilled "$out" "optimizer's own measurements"
 out=$(PTY_COLS=60 pty --no-default -- "expect lrsh> " "send help; help generate; help align\n" "expect batches=4 batch=16" "expect lrsh> " "send quit\n")
 check_not_contains help_pages_no_timeout "$out" "TIMEOUT"
 check_contains help_generate_shown "$out" "no text streams to"
-check_eq help_two_word_indent True "$(printf '%s\n' "$out" | python3 -c 'import sys; t = sys.stdin.read().split("\n"); i = [n for n, l in enumerate(t) if l.startswith("  tok train ")][0]; print(t[i + 1].startswith(" " * 19) and not t[i + 1].startswith(" " * 20))')"
+check_eq help_two_word_indent True "$(printf '%s\n' "$out" | python3 -c 'import sys; t = sys.stdin.read().split("\n"); i = [n for n, l in enumerate(t) if l.startswith("  tok train ")][0]; print(t[i + 1].startswith(" " * 20) and not t[i + 1].startswith(" " * 21))')"
 check_not_contains help_colon_refilled "$out" "
 stdout:
 "
 check_contains help_wide_option_own_line "$out" "  against=microbatch|blockdrop|width|delayed|members|forward
 "
+# a table entry's description, wrapped by hand for 80 columns, is refilled (no short line left
+# behind), and an example's continuation is indented past the examples
+out=$(PTY_COLS=60 pty --no-default -- "expect lrsh> " "send help set; help plot\n" "expect svg=run1.svg" "expect lrsh> " "send quit\n")
+check_contains help_entry_refilled "$out" "                 append and attention one kernel instead of"
+check_contains help_example_hanging "$out" "  run a; train steps=5; run b; train steps=5; plot loss
+      runs=b"
 
 # results on a 60-column terminal: tables and plots laid out for it, longer lines broken at
 # spaces (the model's description, show's settings), never a number cut by the terminal's edge
