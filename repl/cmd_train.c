@@ -431,8 +431,6 @@ int cmd_bench_generate(Session *s, const Args *a, Err *err) {
     ModelConfig cfg;
     if (bench_shape(shape, &cfg, err) != 0) return -1;
     out_note(s, "decoding on %s\n", s->be->describe());
-    out_text(s, "%-10s %-10s %5s %7s %6s %13s %13s %9s\n", "shape", "model", "rank", "prompt", "n", "decode tok/s",
-             "prefill tok/s", "RSS");
     static const char *const variants[] = {"dense", "factorized"};
     int want[2];
     for (int f = 0; f < 2; f++) want[f] = strcmp(which, "both") == 0 || strcmp(which, variants[f]) == 0;
@@ -443,6 +441,8 @@ int cmd_bench_generate(Session *s, const Args *a, Err *err) {
     int rc = bench_generate(s->be, &cfg, want, n, rounds, profile, rs, progress_engine, &pl, err);
     progress_end(&pl.p);
     if (rc != 0) return -1;
+    out_text(s, "%-10s %-10s %5s %7s %6s %13s %13s %9s\n", "shape", "model", "rank", "prompt", "n", "decode tok/s",
+             "prefill tok/s", "RSS");   // after the progress line, which a file or pipe keeps
     for (int f = 0; f < 2; f++)
         if (want[f]) generate_row(s, shape, &rs[f]);
     if (want[0] && want[1])

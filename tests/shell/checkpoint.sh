@@ -186,6 +186,7 @@ print([json.loads(l)["decode"] for l in sys.stdin])')"   # the CPU records nothi
 
 # bench generate profile=on: prefill and decode apart; a decoded token's kernels counted per token
 out=$(lrsh -c 'bench generate shape=tiny model=factorized n=8 rounds=1 profile=on' 2>/dev/null); rc=$?
+check_eq bench_generate_header_after_progress True "$(printf '%s\n' "$out" | python3 -c 'import sys; t = [l[:14] for l in sys.stdin]; print(t.index("bench generate") < t.index("shape      mod"))')"
 check_status bench_generate_profile_status 0 $rc
 check_contains bench_generate_profile_title "$out" "profile: prefill of"
 check_contains bench_generate_profile_decode "$out" "decode            "
