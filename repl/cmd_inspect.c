@@ -531,12 +531,15 @@ static void watch_list(Session *s, const InspectState *st) {
     }
     if (st->every == 1) out_text(s, "watching every step of `train` and `step`:\n");
     else out_text(s, "watching every %d steps of `train` and `step`:\n", st->every);
+    int width = 0;   // the keys' column: as wide as the longest
+    for (int i = 0; i < st->n_watch; i++)
+        if (text_columns(st->watch[i].key) > width) width = text_columns(st->watch[i].key);
     for (int i = 0; i < st->n_watch; i++) {
         const WatchItem *it = &st->watch[i];
         const struct WatchFieldSpec *f = &watch_fields[it->field];
-        if (it->param[0]) out_text(s, "  %-40s %s of %s\n", it->key, f->doc, it->param);
-        else out_text(s, "  %-40s %s of %s over the block matrices\n", it->key, it->agg == AGG_MAX ? "largest" : "mean",
-                      f->doc);
+        if (it->param[0]) out_text(s, "  %-*s  %s of %s\n", width, it->key, f->doc, it->param);
+        else out_text(s, "  %-*s  %s of %s over the block matrices\n", width, it->key,
+                      it->agg == AGG_MAX ? "largest" : "mean", f->doc);
         cJSON_AddItemToArray(list, cJSON_CreateString(it->key));
     }
     if (s->has_ensemble) out_note(s, "(an ensemble trains now: watch records the single model's steps only)\n");
