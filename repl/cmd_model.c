@@ -252,7 +252,7 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     char size[32];
     out_text(s, "saved %s (%s): step %d, %s parameters, optimizer state %s, tokenizer %s\n", path,
              fmt_bytes(size, sizeof size, bytes), step, dtype_name(o.dtype),
-             optim ? "included" : tr ? "left out" : step ? "none (no trainer since the load; its settings kept)"
+             optim ? "included" : tr ? "left out" : step ? "none (not trained since it was loaded or averaged; its settings kept)"
                                                       : "none (no trainer yet)",
              tok ? s->model_tok ? "embedded (the model's own, not the session's)" : "embedded" : "none");
     s->dirty = 0;
