@@ -164,7 +164,7 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
         text_add(&t, "  (no finite points to draw)\n");
         return t.oom ? (free(t.s), NULL) : t.s;
     }
-    extend(&xlo, &xhi);
+    if (xlo == xhi) xlo -= 1, xhi += 1;   // one step: whole steps either side, not 5 % (1425.95)
     extend(&ylo, &yhi);
     Canvas c;
     if (canvas_init(&c, W, H) != 0) return NULL;

@@ -82,6 +82,10 @@ out=$(lrsh -c "plot tok_per_s from=$TMP/fast.jsonl" 2>&1)
 check_contains plot_large_legend "$out" "(50 points, last 91.45k)"
 check_contains plot_large_axis "$out" "k ┤"
 check_not_contains plot_large_no_exponent "$out" "e+0"
+# one point: the step axis is whole steps either side of it, not 5 % of the step (1425.95)
+printf '{"step": 1500, "loss": 3.5, "run": "one"}\n' > "$TMP/one.jsonl"
+out=$(lrsh -c "plot loss from=$TMP/one.jsonl" 2>&1)
+check_eq plot_one_point_axis True "$(printf '%s\n' "$out" | python3 -c 'import sys; print(any(l.split()[:2] == ["1499", "1501"] for l in sys.stdin))')"
 # run names count characters, not bytes; runs --json carries the plateau its verdict compares with
 out=$(lrsh -c "run $(python3 -c 'print("é" * 40)')" 2>&1); rc=$?
 check_status run_name_40_chars 0 $rc
