@@ -6,6 +6,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -504,6 +505,22 @@ static int run_gnuplot(const char *gnuplot, const char *script, Err *err) {
     return rc;
 }
 
+// An image may be written over only when the file there already is one of its kind (a PNG's
+// signature, an SVG's tag near the start): `plot png=notes.txt` must not replace the notes.
+static int check_image_target(const char *path, int svg, Err *err) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return 0;
+    char head[4096] = "";
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(head, 1, sizeof head - 1, f) : 0;
+    if (f) fclose(f);
+    head[n] = '\0';
+    int same = svg ? strstr(head, "<svg") != NULL : n >= 8 && memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0;
+    if (same) return 0;
+    return err_set(err, "%s exists and is not %s image: nothing was drawn (another name, or remove it first)", path,
+                   svg ? "an SVG" : "a PNG");
+}
+
 // Write the chart's data and a script, run gnuplot for each image asked for.
 static int plot_images(Session *s, const Chart *c, const char *field, int log_y, const char *png, const char *svg,
                        Err *err) {
@@ -511,7 +528,9 @@ static int plot_images(Session *s, const Chart *c, const char *field, int log_y,
     if (find_gnuplot(gnuplot, sizeof gnuplot) != 0)
         return err_set(err, "png=/svg= need gnuplot, which is not installed (not found on PATH): `make deps` "
                        "installs it (Debian: apt-get install gnuplot-nox); the chart above is the terminal version");
-    if ((png && check_writable_file(png, err) != 0) || (svg && check_writable_file(svg, err) != 0)) return -1;
+    if ((png && (check_writable_file(png, err) != 0 || check_image_target(png, 0, err) != 0)) ||
+        (svg && (check_writable_file(svg, err) != 0 || check_image_target(svg, 1, err) != 0)))
+        return -1;
     char data[1100], script[1100];
     FILE *df, *sf;
     if (temp_file(data, sizeof data, "plot-data", &df, err) != 0) return -1;
@@ -559,6 +578,10 @@ static int plot_images(Session *s, const Chart *c, const char *field, int log_y,
             return err_set(err, "gnuplot wrote no %s file at %s", t ? "SVG" : "PNG", targets[t]);
         char size[32];
         out_text(s, "wrote %s (%s, %s)\n", targets[t], t ? "SVG" : "PNG", fmt_bytes(size, sizeof size, (double)st.st_size));
+        const char *dot = strrchr(targets[t], '.');
+        if (!dot || strcasecmp(dot, t ? ".svg" : ".png") != 0)   // png=loss.jpg: a viewer may go by the name
+            out_note(s, "note: %s holds %s data whatever its name says (png= writes PNG, svg= SVG)\n", targets[t],
+                     t ? "SVG" : "PNG");
         cJSON_AddStringToObject(s->result, t ? "svg" : "png", targets[t]);
     }
     return rc;

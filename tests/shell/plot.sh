@@ -105,6 +105,16 @@ if command -v gnuplot >/dev/null 2>&1; then
     check_contains png_reported "$out" "wrote $TMP/loss.png"
     check_eq png_magic 89504e470d0a1a0a "$(head -c 8 "$TMP/loss.png" | od -An -tx1 | tr -d ' \n')"
     check_eq svg_file yes "$(grep -q '<svg' "$TMP/loss.svg" && echo yes || echo no)"
+    # written over again: an image of its kind yes, another file no; a name that says otherwise: a note
+    out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/loss.png" 2>&1); rc=$?
+    check_status png_over_png 0 $rc
+    printf 'my notes\n' > "$TMP/notes.txt"
+    out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/notes.txt" 2>&1); rc=$?
+    check_status png_over_text_status nonzero $rc
+    check_contains png_over_text_refused "$out" "notes.txt exists and is not a PNG image: nothing was drawn"
+    check_eq png_over_text_kept "my notes" "$(cat "$TMP/notes.txt")"
+    out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/loss.jpg" 2>&1)
+    check_contains png_named_jpg_note "$out" "loss.jpg holds PNG data whatever its name says"
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/absent/loss.png" 2>&1); rc=$?
     check_status png_unwritable_status nonzero $rc
     check_contains png_unwritable_says "$out" "cannot write $TMP/absent/loss.png: No such file or directory"
