@@ -79,7 +79,7 @@ check_contains vocab_mismatch "$out" "larger than the model's"
 
 # another tokenizer after training: a note that the model reads its ids as other text
 out=$("$LRSH" -c "$prep; train steps=1; tok train vocab=400 out=$TMP/other.model" 2>&1)
-check_contains tok_after_training "$out" "note: the model was trained with the previous tokenizer"
+check_contains tok_after_training "$out" "note: the model was trained with another tokenizer: it reads these ids as other pieces of text"
 # one larger than the data's trains, with a note when the data arrives (`model new` before `tok`)
 out=$("$LRSH" -c "model new tiny vocab=1000; tok load $model; data load" 2>&1); rc=$?
 check_status vocab_larger_status 0 $rc
