@@ -218,7 +218,7 @@ ModelCounts model_counts(const Model *m, int B, int T) {
         const TensorDesc *t = &m->tensors[i];
         long n = (long)t->rows * t->cols;
         k.params += n;
-        if (t->role != ROLE_EMBED) k.matmul_params += n;
+        if (t->role != ROLE_EMBED && t->role != ROLE_NORM) k.matmul_params += n;   // a gain multiplies, no product
         if (t->role == ROLE_FACTOR_B) continue;  // counted with its A below
         if (t->role == ROLE_FACTOR_A) n = (long)t->rows * m->tensors[i + 1].rows;  // out × in
         k.dense_params += n;

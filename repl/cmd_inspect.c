@@ -230,7 +230,8 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
             spectrum_result_free(&now);
             if (!near)
                 return err_set(err, "no spectrum of %s recorded at step %d, nor at any step but this one: `train` "
-                               "records every matrix at its start and end, `spectrum %s` records it now", param, at,
+                               "records every block matrix at its start and end (not embed or head), `spectrum %s` records it "
+                               "now", param, at,
                                param);
             return err_set(err, "no spectrum of %s recorded at step %d; the nearest is step %d (compare=%d); recorded: %s",
                            param, at, near->step, near->step, steps);
@@ -290,7 +291,7 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
         {frobenius, "√Σσᵢ²", now.frobenius_norm, then.frobenius_norm},
         {"stable rank", stable, now.stable_rank, then.stable_rank},
         {"effective rank", "exp(entropy of σᵢ/Σσⱼ)", now.effective_rank, then.effective_rank},
-        {"condition number", now.n < full ? "σ₁/σ_r over the nonzero values" : "σ₁/σₙ", now.condition_number,
+        {"condition number", now.n < full ? "σ₁/σ_r over the nonzero values; ∞: one is 0" : "σ₁/σₙ", now.condition_number,
          then.condition_number},
     };
     if (comparing) out_text(s, "  %-22s %10s %10s\n", "", "now", "then");

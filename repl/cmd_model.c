@@ -323,7 +323,7 @@ static void nonfinite_warning(Session *s, const CheckpointInfo *info) {
     cJSON_AddNumberToObject(s->result, "nonfinite", (double)info->nonfinite);
     if (info->nonfinite)
         out_warning(s, "%ld parameter value%s NaN or infinite (the first in %s): the file is damaged or was "
-                       "saved from a broken model; its losses and samples will not be finite",
+                       "saved from a broken model; a loss or sample that reads one will not be finite",
                     info->nonfinite, info->nonfinite == 1 ? " is" : "s are", info->nonfinite_tensor);
 }
 

@@ -20,6 +20,12 @@ check_contains help_optimizer_typo "$("$LRSH" -c 'help spectorn' 2>&1)" "did you
 check_contains optimizer_as_command "$("$LRSH" -c 'spectron' 2>&1)" "did you mean 'optim spectron'?"
 check_contains sub_as_command "$("$LRSH" -c 'wash p=0.1' 2>&1)" "did you mean 'ensemble wash'?"
 
+# model info's counts, by hand for dim 64, 1 layer, ffn 128, rank in/4, vocab 512: attention
+# 4·(64·16 + 64·16), w1 and w3 2·(128·16 + 64·16), w2 64·32 + 128·32, head 512·64 — the
+# products' parameters, not the norm gains' (3·64) nor the embedding's
+out=$("$LRSH" --json -c 'model new tiny dim=64 layers=1 heads=2 kv_heads=2 ffn=128 vocab=512; model info' 2>/dev/null)
+check_eq model_info_matmul 53248 "$(printf '%s\n' "$out" | grep '"command":"model info"' | json_field matmul_params)"
+
 out=$("$LRSH" -c 'help train' 2>&1)
 check_contains help_train_usage "$out" "usage: train steps=N"
 check_contains help_train_steps "$out" "steps=N"
