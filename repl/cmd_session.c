@@ -404,8 +404,13 @@ static int set_apply(Session *s, const char *key, const char *v, Err *err) {
     if (strcmp(key, "seed") == 0) s->seed = strtoull(v, NULL, 10);
     else if (strcmp(key, "batch") == 0) s->batch = atoi(v);
     else if (strcmp(key, "accum") == 0) s->accum = atoi(v);
-    else if (strcmp(key, "seq") == 0) s->seq = atoi(v);
-    else if (strcmp(key, "errexit") == 0) s->errexit = b;
+    else if (strcmp(key, "seq") == 0) {
+        int seq = atoi(v);
+        if (s->has_model && seq > s->model.cfg.seq)   // said now, not at the next step
+            return err_set(err, "`set seq %d` is longer than this model's context (%d): `set seq 0` uses the context",
+                           seq, s->model.cfg.seq);
+        s->seq = seq;
+    } else if (strcmp(key, "errexit") == 0) s->errexit = b;
     else if (strcmp(key, "json") == 0) s->json = b;
     else if (strcmp(key, "quiet") == 0) s->quiet = b;
     else if (strcmp(key, "device") == 0) return set_device(s, v, err);

@@ -106,7 +106,8 @@ l_seq=$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1 | json_field
 out=$(lrsh --json -c "model load $sq; data load; train steps=2; show" 2>/dev/null)
 check_eq resume_seq_exact "$l_seq" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field loss)"
 check_eq resume_seq_setting 32 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field seq)"
-out=$(lrsh -c "$prep; set seq 100; train steps=1" 2>&1)
+out=$(lrsh -c "$prep; set errexit off; set seq 100; show" 2>&1)
+check_contains set_seq_refused_at_set "$out" "seq=0 errexit"
 check_contains set_seq_too_long "$out" "\`set seq 100\` is longer than this model's context (64): \`set seq 0\` uses the context"
 
 # bf16 without optimizer state: smaller, and says so when loaded
