@@ -65,7 +65,8 @@ int cmd_run(Session *s, const Args *a, Err *err) {
         return 0;
     }
     const char *name = a->pos[0];
-    int chars = text_columns(name);   // characters of UTF-8, not bytes
+    int chars = 0;   // characters of UTF-8, not bytes (nor columns: 中 is one character)
+    for (const char *p = name; *p; p++) chars += ((unsigned char)*p & 0xc0) != 0x80;
     if (chars == 0 || chars > 40 || strlen(name) > 160)
         return err_set(err, "a run name has 1 to 40 characters (got %d)", chars);
     for (const char *p = name; *p; p++)

@@ -46,7 +46,7 @@ const char *fmt_duration(char *buf, size_t size, double seconds);
 const char *fmt_loss(char *buf, size_t size, double loss);
 // fmt_loss into a buffer that lives to the end of the enclosing block: for a printf argument.
 #define LOSS_TEXT(x) fmt_loss((char[32]){0}, 32, (x))
-// Display columns of UTF-8 text (every code point counts one: enough for σ, ‖, ₂, –, █).
+// Display columns of UTF-8 text (textwrap.h's text_columns_n: wide characters two, marks none).
 int text_columns(const char *text);
 // Append text to buf padded to width columns (right-aligned when right), then a space: table
 // cells that line up with multi-byte symbols in them.

@@ -19,12 +19,36 @@ static int escape_bytes(const char *t) {
     return t[i] ? i + 1 : i;
 }
 
+// The code point at t, UTF-8, and its bytes (a stray or cut byte: itself, one byte).
+static unsigned code_point(const unsigned char *t, int *len) {
+    int n = t[0] < 0x80 ? 1 : (t[0] & 0xe0) == 0xc0 ? 2 : (t[0] & 0xf0) == 0xe0 ? 3 : (t[0] & 0xf8) == 0xf0 ? 4 : 1;
+    unsigned c = n == 1 ? t[0] : t[0] & (0x7f >> n);
+    for (int i = 1; i < n; i++) {
+        if ((t[i] & 0xc0) != 0x80) { *len = 1; return t[0]; }
+        c = c << 6 | (t[i] & 0x3f);
+    }
+    *len = n;
+    return c;
+}
+
+// Columns a code point takes on a terminal: none for a combining mark (the bar of W̄), two
+// for East Asian wide and fullwidth characters (a run named 中文), one otherwise.
+static int code_point_columns(unsigned c) {
+    if ((c >= 0x300 && c <= 0x36f) || (c >= 0x1ab0 && c <= 0x1aff) || (c >= 0x1dc0 && c <= 0x1dff) ||
+        (c >= 0x20d0 && c <= 0x20ff) || (c >= 0xfe20 && c <= 0xfe2f) || c == 0x200b)
+        return 0;
+    if ((c >= 0x1100 && c <= 0x115f) || (c >= 0x2e80 && c <= 0xa4cf && c != 0x303f) || (c >= 0xac00 && c <= 0xd7a3) ||
+        (c >= 0xf900 && c <= 0xfaff) || (c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff00 && c <= 0xff60) ||
+        (c >= 0xffe0 && c <= 0xffe6) || (c >= 0x1f300 && c <= 0x1faff) || (c >= 0x20000 && c <= 0x3fffd))
+        return 2;
+    return 1;
+}
+
 int text_columns_n(const char *t, int n) {
     int cols = 0;
-    for (int i = 0; i < n && t[i]; i++) {
-        int esc = escape_bytes(t + i);
-        if (esc) i += esc - 1;
-        else cols += ((unsigned char)t[i] & 0xc0) != 0x80;
+    for (int i = 0, len; i < n && t[i]; i += len) {
+        len = escape_bytes(t + i);
+        if (!len) cols += code_point_columns(code_point((const unsigned char *)t + i, &len));
     }
     return cols;
 }
@@ -32,11 +56,11 @@ int text_columns_n(const char *t, int n) {
 // Bytes of line that fit in `columns` columns, cut at a character's start.
 size_t fitting_bytes(const char *line, int columns) {
     size_t i = 0;
-    for (int cols = 0; line[i];) {
-        int esc = escape_bytes(line + i);
-        if (esc) { i += (size_t)esc; continue; }
-        if (((unsigned char)line[i] & 0xc0) != 0x80 && cols++ == columns) break;
-        i++;
+    for (int cols = 0, len; line[i]; i += (size_t)len) {
+        if ((len = escape_bytes(line + i))) continue;
+        int w = code_point_columns(code_point((const unsigned char *)line + i, &len));
+        if (cols + w > columns) break;   // a combining mark stays with the character before it
+        cols += w;
     }
     return i;
 }

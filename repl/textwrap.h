@@ -1,13 +1,13 @@
 // textwrap.h — text fitted to a terminal's width: help, the banner, notes and errors broken at
-// spaces (help's paragraphs refilled first), the live progress line cut, plots sized. A column
-// a character: lrsh's own text holds no wide ones.
+// spaces (help's paragraphs refilled first), the live progress line cut, plots sized.
 #pragma once
 #include <stddef.h>
 #include <stdio.h>
 
 // The width of the terminal f is, 0 when it says none (not a terminal).
 int terminal_columns(FILE *f);
-// Columns of the first n bytes of t (its characters: a column each; color escapes: none).
+// Columns of the first n bytes of t on a terminal: a character one, an East Asian wide one
+// two, a combining mark and a color escape none.
 int text_columns_n(const char *t, int n);
 // Bytes of line that fit in `columns` columns, cut at a character's start.
 size_t fitting_bytes(const char *line, int columns);

@@ -129,6 +129,15 @@ check_eq png_no_gnuplot_still_draws yes "$(printf '%s' "$out" | has_braille)"
 # ---- log FILE, run NAME, plot from this session
 "$LRSH" -q -c "tok train vocab=512 out=$TMP/tok.model; data load" >"$TMP/prep.log" 2>&1 || fail prep "$(cat "$TMP/prep.log")"
 prep="tok load $TMP/tok.model; data load; set batch 2; model new tiny seq=32"
+# a wide name (中文: two columns a character) keeps the runs table's columns in line
+out=$(lrsh -c "$prep; run 中文实验; train steps=1; run abc; train steps=1; runs" 2>&1)
+check_eq runs_wide_name_aligned True "$(printf '%s\n' "$out" | grep -E '^(中文实验|abc) ' | python3 -c '
+import sys, unicodedata
+def col(l, word):
+    i = l.index(word)
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in l[:i])
+rows = [l for l in sys.stdin.read().split("\n") if l]
+print(len(rows) == 2 and col(rows[0], " adamw") == col(rows[1], " adamw"))')"
 out=$(lrsh -c "$prep; log $TMP/train.jsonl; run first; train steps=5; eval batches=1; run second; step; step; log off; train steps=2; plot; show" 2>&1); rc=$?
 check_status log_status 0 $rc
 check_eq log_lines 8 "$(wc -l <"$TMP/train.jsonl" | tr -d ' ')"
