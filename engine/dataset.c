@@ -327,7 +327,9 @@ static int tokenize_file(Writer *w, const char *path, const char *hash_name, cha
         size_t ok = tokenizer_utf8_valid_prefix(buf, cut);
         if (ok < cut) { rc = err_set(err, "%s: invalid UTF-8 at byte offset %llu", path, (unsigned long long)(offset + ok)); break; }
         if ((rc = encode_append(w, buf, cut, path, err)) != 0) break;
-        if (w->progress && w->progress(w->progress_ctx, (double)(w->bytes + size), (double)w->total_bytes)) {
+        // a stop asked for while the last piece was encoded comes too late to save anything: finish
+        int stop = w->progress && w->progress(w->progress_ctx, (double)(w->bytes + size), (double)w->total_bytes);
+        if (stop && !(eof && w->bytes + size >= w->total_bytes)) {
             rc = err_set(err, "%s: interrupted after %.1f of %.1f MB; no token cache was written", path,
                          (w->bytes + size) / 1e6, w->total_bytes / 1e6);
             break;
