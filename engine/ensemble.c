@@ -383,8 +383,21 @@ int ensemble_take_member(Ensemble *e, int i, Model *out_model, Trainer *out_trai
 
 // ---- evaluation ---------------------------------------------------------------------------
 
-int ensemble_eval(Ensemble *e, const Dataset *ds, int B, int T, int batches, uint64_t seed, EnsembleEval *out,
-                  Err *err) {
+// An average's evaluation as the second or third third of ensemble_eval's progress.
+typedef struct ShiftedProgress {
+    ProgressFn fn;
+    void *ctx;
+    double offset, total;
+} ShiftedProgress;
+
+static int shifted_progress(void *c, double done, double total) {
+    const ShiftedProgress *p = c;
+    (void)total;
+    return p->fn(p->ctx, p->offset + done, p->total);
+}
+
+int ensemble_eval(Ensemble *e, const Dataset *ds, int B, int T, int batches, uint64_t seed, ProgressFn progress,
+                  void *ctx, EnsembleEval *out, Err *err) {
     if (batches < 1) return err_set(err, "batches=%d: must be at least 1", batches);
     EnsembleEval r;
     memset(&r, 0, sizeof r);
@@ -401,6 +414,8 @@ int ensemble_eval(Ensemble *e, const Dataset *ds, int B, int T, int batches, uin
         if (rc) break;
         for (int i = 0; i < e->k; i++) r.member[i] += ml[i];
         r.ensemble += el;
+        if (progress && progress(ctx, bi + 1, 3.0 * batches) && bi + 1 < batches)
+            rc = err_set(err, "ensemble eval interrupted after %d of %d batches of the members", bi + 1, batches);
     }
     free(tokens);
     if (rc) return -1;
@@ -414,7 +429,10 @@ int ensemble_eval(Ensemble *e, const Dataset *ds, int B, int T, int batches, uin
         EnsembleAvgReport rep;
         if (ensemble_average(e, (EnsembleAvgMode)mode, &avg, &rep, err) != 0) return -1;
         double loss = 0;
-        rc = trainer_eval(&avg, ds, B, T, batches, seed, &loss, err);
+        int done;
+        ShiftedProgress sp = {progress, ctx, (1.0 + mode) * batches, 3.0 * batches};
+        rc = trainer_eval_progress(&avg, ds, B, T, batches, seed, progress ? shifted_progress : NULL, &sp, &loss, &done,
+                                   err);
         model_free(&avg);
         if (rc) return -1;
         if (mode == ENSEMBLE_AVG_FACTORS) r.avg_factors = loss;

@@ -163,9 +163,11 @@ static inline int ensemble_average(Ensemble *e, EnsembleAvgMode mode, Model *out
 int ensemble_take_member(Ensemble *e, int i, Model *out_model, Trainer *out_trainer, Err *err);
 
 // Validation losses (`batches` batches drawn with seed, the same for every member and model):
-// each member, the ensemble, and both averaged models.
-int ensemble_eval(Ensemble *e, const Dataset *ds, int B, int T, int batches, uint64_t seed, EnsembleEval *out,
-                  Err *err);
+// each member, the ensemble, and both averaged models. progress (may be NULL) hears of
+// 3·batches units of work (the members' pass, then each average's) and stops it by returning
+// nonzero: an error "interrupted", nothing measured.
+int ensemble_eval(Ensemble *e, const Dataset *ds, int B, int T, int batches, uint64_t seed, ProgressFn progress,
+                  void *ctx, EnsembleEval *out, Err *err);
 
 // Every member's gradient on the same tokens (B×(T+1)) into its m->grads (zeroed first), and
 // the k×k matrix of pairwise cosines (row-major; 1 on the diagonal) into cos.

@@ -241,7 +241,9 @@ static void stop_diverged(Session *s, EnsembleRun *r, int attempt, int steps, Er
 // The validation losses of train's eval_every=: 0, or −1 with err set (a divergence included).
 static int eval_during_train(Session *s, int B, int T, int batches, int step, cJSON *val, Err *err) {
     EnsembleEval v;
-    if (ensemble_eval(&s->ens, &s->data, B, T, batches, s->seed ^ ENSEMBLE_EVAL_SEED_SALT, &v, err) != 0) {
+    if (ensemble_eval(&s->ens, &s->data, B, T, batches, s->seed ^ ENSEMBLE_EVAL_SEED_SALT, progress_stop_on_interrupt, NULL, &v,
+                      err) != 0) {
+        if (lrsh_interrupted) { err->msg[0] = '\0'; return 0; }   // Ctrl-C: the steps stay, no val taken
         if (!train_diverged(err)) return -1;
         char why[sizeof err->msg];   // "member 1: the loss is not finite (NaN)" of the validation batches
         snprintf(why, sizeof why, "the validation loss of %.400s", err->msg);
@@ -356,7 +358,11 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
     int batches = (int)args_int(a, "batches", 20);
     Ensemble *e = &s->ens;
     EnsembleEval r;
-    if (ensemble_eval(e, &s->data, B, T, batches, s->seed ^ ENSEMBLE_EVAL_SEED_SALT, &r, err) != 0) return -1;
+    ProgressLine pl;
+    progress_line_begin(&pl, s, "ensemble eval", "batches", 1);
+    int rc = ensemble_eval(e, &s->data, B, T, batches, s->seed ^ ENSEMBLE_EVAL_SEED_SALT, progress_engine, &pl, &r, err);
+    progress_end(&pl.p);
+    if (rc != 0) return -1;   // Ctrl-C included: nothing measured is recorded
     int step = e->trainers[0].step;
     session_record_val(s, step, r.member_mean);
     out_text(s, "%-22s %9s %11s\n", "model", "val loss", "perplexity");

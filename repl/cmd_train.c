@@ -76,12 +76,6 @@ typedef struct Run {
     int diverged_at;    // the step that was not finite (0: none)
 } Run;
 
-// eval_every's evaluations stop at Ctrl-C like the steps (a long one froze the live line).
-static int stop_on_interrupt(void *ctx, double done, double total) {
-    (void)ctx, (void)done, (void)total;
-    return lrsh_interrupted != 0;
-}
-
 // A divergence at step `attempt` (its loss or gradient, or the validation loss of the model
 // before it, not finite): the engine went back; the run and this command's count follow, and
 // the result says why. A result, not a failure: the model is intact and a script comparing
@@ -170,7 +164,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
             double loss;
             int batches_done;
             if (trainer_eval_progress(&s->model, &s->data, sh.B, sh.T, eval_batches, s->seed ^ EVAL_SEED_SALT,
-                                      stop_on_interrupt, NULL, &loss, &batches_done, err) != 0) {
+                                      progress_stop_on_interrupt, NULL, &loss, &batches_done, err) != 0) {
                 progress_end(&p);
                 if (lrsh_interrupted) {   // Ctrl-C in the evaluation: the steps stay, the val is not taken
                     err->msg[0] = '\0';

@@ -527,7 +527,8 @@ const CmdSpec commands[] = {
              "product average. --json: members, member_mean, ensemble_loss, avg_factors_loss,\n"
              "avg_product_loss, truncation_error (mean) and truncation_error_worst, step, method,\n"
              "coupling:{method, p, schedule, opt_state | alpha, every}, values_exchanged_total,\n"
-             "batches. `eval` shows the same while an ensemble exists.\n"
+             "batches. `eval` shows the same while an ensemble exists. A progress line shows the\n"
+             "three passes (members, each average); Ctrl-C stops it with nothing measured.\n"
              "Examples:\n  ensemble eval\n  ensemble eval batches=50",
      .run = cmd_ensemble_eval,
      .opts = (const OptSpec[]){

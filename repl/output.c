@@ -262,6 +262,11 @@ void progress_update(Progress *p, int done, int step, float loss, double tok_per
     progress_text(p, done, text);
 }
 
+int progress_stop_on_interrupt(void *ctx, double done, double total) {
+    (void)ctx, (void)done, (void)total;
+    return lrsh_interrupted != 0;
+}
+
 void progress_line_begin(ProgressLine *pl, const Session *s, const char *label, const char *unit_name, double unit) {
     memset(pl, 0, sizeof *pl);
     progress_begin(&pl->p, s, 100);

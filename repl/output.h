@@ -78,6 +78,9 @@ typedef struct Progress {
 
 void progress_begin(Progress *p, const Session *s, int total);
 void progress_update(Progress *p, int done, int step, float loss, double tok_per_s, double eta_s);
+// An engine ProgressFn that draws nothing and stops at Ctrl-C: for the evaluations inside
+// training (eval_every=), whose own line would break the training's.
+int progress_stop_on_interrupt(void *ctx, double done, double total);
 // Any one-line text as the progress line (live on a terminal, every p->every otherwise).
 void progress_text(Progress *p, int done, const char *text);
 

@@ -517,7 +517,7 @@ static void test_short_run_wash_vs_independent(void) {
         }
         CHECK_OK(ensemble_set_coupling(&e, &cp, &err));
         for (int s = 0; s < 30; s++) CHECK_OK(ensemble_step(&e, &ds, 4, 8, 1, NULL, &err));
-        CHECK_OK(ensemble_eval(&e, &ds, 4, 8, 4, 1, &r[w], &err));
+        CHECK_OK(ensemble_eval(&e, &ds, 4, 8, 4, 1, NULL, NULL, &r[w], &err));
         printf("     %-11s members %.4f %.4f %.4f  ensemble %.4f  avg factors %.4f  avg product %.4f (trunc %.3f)  "
                "values exchanged %.0f\n",
                w ? "wash p=0.5" : "independent", r[w].member[0], r[w].member[1], r[w].member[2], r[w].ensemble,

@@ -169,6 +169,12 @@ out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send e
 check_not_contains ctrl_c_eval_no_timeout "$out" "TIMEOUT"
 check_eq ctrl_c_eval_partial yes "$(printf '%s\n' "$out" | grep -Eq 'interrupted after [0-9]+ of 100000 batches: val loss [0-9.]+ ' && echo yes || echo no)"
 check_contains ctrl_c_eval_not_recorded "$out" "no runs yet"
+# ... and an ensemble's: its progress line, then Ctrl-C stops it with nothing measured
+out=$(pty --no-default -- "expect lrsh> " "send $prep; ensemble new 2\n" "expect lrsh> " "send ensemble eval batches=100000\n" \
+          "expect ensemble eval 0%" "send \003" "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send quit\n")
+check_not_contains ctrl_c_ensemble_eval_no_timeout "$out" "TIMEOUT"
+check_contains ctrl_c_ensemble_eval_stopped "$out" "error: ensemble eval interrupted after"
+check_contains ctrl_c_ensemble_eval_goes_on "$out" "ensemble   2 members"
 # Ctrl-C during train's eval_every= evaluation: back at the prompt, the steps kept, no val taken
 out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=3 eval_every=1 eval_batches=100000\n" \
           "expect (1/3)" "send \003" "expect lrsh> " "send runs\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
