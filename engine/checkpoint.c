@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "checkpoint.h"
+#include "tempfile.h"
 #include "model_internal.h"
 
 // Tensors are written as raw host floats; safetensors is little-endian.
@@ -491,12 +492,14 @@ static int write_file(const char *path, int existed, mode_t mode, const char *he
         free(tmp);
         return save_failed(err, path, existed, "cannot create a temporary file in its folder", e);
     }
+    tempfile_begin(tmp);
     fchmod(fd, mode);
     FILE *f = fdopen(fd, "wb");
     if (!f) {
         int e = errno;
         close(fd);
         unlink(tmp);
+        tempfile_done(tmp);
         free(tmp);
         return save_failed(err, path, existed, "cannot open the temporary file", e);
     }
@@ -506,12 +509,10 @@ static int write_file(const char *path, int existed, mode_t mode, const char *he
     if (e == 0 && fsync(fileno(f)) != 0) { e = errno; what = "flushing to disk failed"; }
     if (fclose(f) != 0 && e == 0) e = errno;
     if (e == 0 && rename(tmp, path) != 0) { e = errno; what = "renaming the temporary file failed"; }
-    if (e != 0) {
-        unlink(tmp);
-        free(tmp);
-        return save_failed(err, path, existed, what, e);
-    }
+    if (e != 0) unlink(tmp);
+    tempfile_done(tmp);
     free(tmp);
+    if (e != 0) return save_failed(err, path, existed, what, e);
     fsync_folder(path);
     return 0;
 }

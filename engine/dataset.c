@@ -9,6 +9,7 @@
 // The source is streamed in 1 MB reads cut at a newline and encoded in ≤ 32 KB pieces (in
 // parallel), so memory does not grow with the file size.
 #include "dataset.h"
+#include "tempfile.h"
 #include "rng.h"
 
 #include <dirent.h>
@@ -364,6 +365,7 @@ static int cache_build(const char *root, const FileList *fl, const Tokenizer *to
                 .progress = progress, .progress_ctx = ctx, .total_bytes = want->source_bytes};
     w.out = malloc((size_t)OUT_IDS * 4);
     w.f = fopen(tmp, "wb");
+    if (w.f) tempfile_begin(tmp);
     if (!w.out || !w.f) {
         int e = errno;
         free(w.out);
@@ -385,6 +387,7 @@ static int cache_build(const char *root, const FileList *fl, const Tokenizer *to
     if (rc == 0 && rename(tmp, cache_path) != 0)
         rc = err_set(err, "%s: cannot rename the token cache into place: %s", cache_path, strerror(errno));
     if (rc != 0) unlink(tmp);
+    tempfile_done(tmp);
     return rc;
 }
 
@@ -545,6 +548,7 @@ int dataset_default_corpus(const char *out_path, Err *err) {
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out_path, (long)getpid());
     FILE *out = fopen(tmp, "wb");
     if (!out) { files_free(&fl); return err_set(err, "%s: cannot write: %s", out_path, strerror(errno)); }
+    tempfile_begin(tmp);
     int rc = 0;
     for (size_t i = 0; i < fl.n && rc == 0; i++) rc = append_fortune_file(out, fl.paths[i], err);
     if (rc == 0 && (fflush(out) != 0 || fsync(fileno(out)) != 0))
@@ -553,6 +557,7 @@ int dataset_default_corpus(const char *out_path, Err *err) {
     if (rc == 0 && rename(tmp, out_path) != 0)
         rc = err_set(err, "%s: cannot rename the temporary file into place: %s", out_path, strerror(errno));
     if (rc != 0) unlink(tmp);
+    tempfile_done(tmp);
     files_free(&fl);
     return rc;
 }

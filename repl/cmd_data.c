@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "commands.h"
@@ -38,7 +39,12 @@ int check_writable_file(const char *path, Err *err) {
     else snprintf(folder, sizeof folder, ".");
     if (access(folder, W_OK) != 0) return err_set(err, "cannot write %s: %s", path, strerror(errno));
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return err_set(err, "cannot write %s: it is a folder", path);
+    if (stat(path, &st) != 0) return 0;   // a new file
+    if (S_ISDIR(st.st_mode)) return err_set(err, "cannot write %s: it is a folder", path);
+    if (!S_ISREG(st.st_mode))   // writing a file there would replace a device (/dev/null) or hang on a pipe
+        return err_set(err, "cannot write %s: it exists and is not a regular file (a device, pipe or socket)", path);
+    if (!(st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) || access(path, W_OK) != 0)
+        return err_set(err, "cannot write %s: it is read-only (another name, or chmod u+w it first)", path);
     return 0;
 }
 
@@ -164,6 +170,11 @@ int cmd_tok_train(Session *s, const Args *a, Err *err) {
     } else if (default_model_path(corpus, type, vocab, out, sizeof out, err) != 0) {
         return -1;
     }
+    struct stat link;
+    char target[PATH_MAX];   // out= a link to a file: write that file (the rename would replace the link)
+    if (lstat(out, &link) == 0 && S_ISLNK(link.st_mode) && realpath(out, target) &&
+        path_printf(err, out, sizeof out, "%s", target) != 0)
+        return -1;
     if (tok_train_can_run(corpus, out, err) != 0) return -1;
     out_note(s, "training a %s tokenizer (vocab %d) on %s\n", type, vocab, corpus);
     note_crlf(s, corpus);

@@ -139,7 +139,8 @@ extern const char *const plot_fields[];
 // Shared by handlers: "~/x" → "$HOME/x" (returns in or out); the positionals joined by single
 // spaces (malloc'ed; NULL when out of memory).
 const char *expand_path(const char *in, char *out, size_t size);
-// Before slow work that ends in writing path: its folder must be writable and path no folder.
+// Before slow work that ends in writing path: its folder must be writable, and a path that is
+// there already a regular file one may write (no folder, device, pipe, socket; not read-only).
 // The error names path ("cannot write PATH: …").
 int check_writable_file(const char *path, Err *err);
 char *join_words(const Args *a);

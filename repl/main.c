@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "commands.h"
+#include "../engine/tempfile.h"
 #include "output.h"
 #include "prompt.h"
 #include "../kernels/cpu/blas_check.h"
@@ -212,12 +213,26 @@ static void on_sigint(int sig) {
     }
 }
 
-static void install_sigint(void) {
+// SIGTERM, SIGHUP: the process ends as the signal asks, without the temporary file of a save
+// or a token cache in the making beside it.
+static void on_fatal_signal(int sig) {
+    tempfile_remove_all();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;  // no SA_RESTART: a blocking read returns EINTR
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_fatal_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    // past a file-size limit (ulimit -f) a write fails with EFBIG, which the save and log paths
+    // report, instead of the signal ending the process with no word
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 // ---- the bundled model --------------------------------------------------------------------
@@ -327,7 +342,7 @@ int main(int argc, char **argv) {
     int rc = parse_options(argc, argv, &o, &bad);
     if (rc > 0) usage_error(argc, argv, bad.msg);
     if (rc) return rc < 0 ? 0 : rc;
-    install_sigint();
+    install_signals();
     Session s;
     Err err = {{0}};
     if (session_init(&s, o.threads, o.seed, &err) != 0) {

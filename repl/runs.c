@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <cjson/cJSON.h>
 #include "output.h"
 
@@ -268,9 +269,32 @@ int runlog_val(RunLog *r, const char *default_name, int step, double loss, Err *
     return write_line(r, o, err);
 }
 
+// What an existing file at path ends with and starts with: a log appended to is one of JSON
+// lines ('{' first), so a mistyped name does not spoil a checkpoint or notes; a pipe is refused
+// before fopen, which waits forever on one with no reader.
+static int log_target_ok(const char *path, int *ends_open, Err *err) {
+    struct stat st;
+    *ends_open = 0;
+    if (stat(path, &st) != 0) return 0;
+    if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISDIR(st.st_mode))
+        return err_set(err, "log: %s is a %s, not a file", path, S_ISDIR(st.st_mode) ? "folder" : "pipe or socket");
+    if (!S_ISREG(st.st_mode) || st.st_size == 0) return 0;   // a device (/dev/null) takes appends as they come
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(err, "log: cannot read %s: %s", path, strerror(errno));
+    int first = fgetc(f), last = fseek(f, -1, SEEK_END) == 0 ? fgetc(f) : EOF;
+    fclose(f);
+    if (first != '{')
+        return err_set(err, "log: %s exists and is not a log (JSON lines): nothing was written (another name)", path);
+    *ends_open = last != '\n';   // a line cut short by a full disk: the next record starts a line of its own
+    return 0;
+}
+
 int runlog_open(RunLog *r, const char *path, Err *err) {
+    int ends_open;
+    if (log_target_ok(path, &ends_open, err) != 0) return -1;
     FILE *f = fopen(path, "a");
     if (!f) return err_set(err, "log: cannot open %s: %s", path, strerror(errno));
+    if (ends_open) fputc('\n', f);
     runlog_close(r);
     r->log = f;
     snprintf(r->log_path, sizeof r->log_path, "%s", path);

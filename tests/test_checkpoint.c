@@ -19,6 +19,7 @@ static ModelConfig micro_config(void) { return micro_config_layers(3, 2); }
 #include "../engine/checkpoint.h"
 #include "../engine/model_internal.h"
 #include "../engine/rng.h"
+#include "../engine/tempfile.h"
 
 static const Backend *be;
 static char dir[64];  // a fresh folder under /tmp for this run
@@ -1226,6 +1227,26 @@ static void remove_tree(const char *path) {
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", path);
 }
 
+// The registry a SIGTERM handler empties: a registered file goes, one done with stays.
+static void test_tempfile_registry(void) {
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/a.tmp.1", dir);
+    snprintf(b, sizeof b, "%s/b.tmp.1", dir);
+    FILE *f = fopen(a, "w"), *g = fopen(b, "w");
+    CHECK(f && g, "temporary files created");
+    if (f) fclose(f);
+    if (g) fclose(g);
+    tempfile_begin(a);
+    tempfile_begin(b);
+    tempfile_done(b);   // renamed into place: no longer the registry's
+    tempfile_remove_all();
+    CHECK(access(a, F_OK) != 0, "a registered temporary file is removed");
+    CHECK(access(b, F_OK) == 0, "a file done with is left alone");
+    tempfile_remove_all();   // nothing left to remove: harmless
+    CHECK(access(b, F_OK) == 0, "a second call removes nothing");
+    unlink(b);
+}
+
 int main(void) {
     be = backend_cpu(1);
     snprintf(dir, sizeof dir, "/tmp/lrsh-test-checkpoint-XXXXXX");
@@ -1244,6 +1265,7 @@ int main(void) {
     RUN(test_failed_save_keeps_the_old_file);
     RUN(test_tokenizer_travels_with_the_checkpoint);
     RUN(test_ensemble_files);
+    RUN(test_tempfile_registry);
     remove_tree(dir);
     return TEST_SUMMARY();
 }

@@ -33,6 +33,26 @@ check_status save_over_checkpoint 0 $rc
 lrsh -q -c "$prep; train steps=3; model save $TMP/nostate.st optim=off; model load $TMP/nostate.st; model save $TMP/nostate2.st optim=off" >/dev/null 2>&1
 check_eq save_without_state_round_trip same "$(cmp -s "$TMP/nostate.st" "$TMP/nostate2.st" && echo same || echo differ)"
 
+# SIGTERM while saving (most of this loop's time is spent writing): the process ends as asked,
+# and no temporary file stays beside the checkpoint
+mkdir -p "$TMP/term"
+saves=$(python3 -c 'print("model new small vocab=512; " + "; ".join(["model save '"$TMP"'/term/a.st"] * 1000))')
+"$LRSH" --threads 1 -q -c "$saves" >/dev/null 2>&1 &   # not the function: $! must be lrsh itself
+pid=$!
+sleep 1.5
+kill -TERM $pid
+wait $pid; rc=$?
+check_eq sigterm_status 143 $rc
+check_eq sigterm_no_temporary_file "" "$(ls "$TMP/term" | grep tmp)"
+# past a file-size limit a save is an error line and the previous file stays, not a silent death
+lrsh -q -c "$prep; model save $TMP/limit.st" >/dev/null 2>&1
+before=$(cksum < "$TMP/limit.st")
+out=$( (ulimit -f 200; lrsh -c "$prep; train steps=1; model save $TMP/limit.st") 2>&1); rc=$?
+check_status file_limit_status 1 $rc
+check_contains file_limit_says "$out" "cannot save"
+check_eq file_limit_kept "$before" "$(cksum < "$TMP/limit.st")"
+check_eq file_limit_no_temporary_file "" "$(ls "$TMP" | grep 'limit.st.tmp')"
+
 # ---- save, then load and generate in another process
 out=$(lrsh -c "$prep; train steps=30; model save $ck" 2>&1); rc=$?
 check_status save_status 0 $rc

@@ -99,6 +99,7 @@ check_status plot_nothing_status nonzero $rc
 check_contains plot_nothing "$out" "nothing to plot"
 
 # ---- png= / svg= with gnuplot, and a clear message without it
+mkfifo "$TMP/pipe"   # a pipe to write to: refused (no writer waits on a reader that never comes)
 if command -v gnuplot >/dev/null 2>&1; then
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/loss.png svg=$TMP/loss.svg" 2>&1); rc=$?
     check_status png_status 0 $rc
@@ -113,6 +114,13 @@ if command -v gnuplot >/dev/null 2>&1; then
     check_status png_over_text_status nonzero $rc
     check_contains png_over_text_refused "$out" "notes.txt exists and is not a PNG image: nothing was drawn"
     check_eq png_over_text_kept "my notes" "$(cat "$TMP/notes.txt")"
+    chmod 444 "$TMP/loss.png"
+    out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/loss.png" 2>&1); rc=$?
+    check_status png_read_only_status nonzero $rc
+    check_contains png_read_only_refused "$out" "loss.png: it is read-only"
+    chmod 644 "$TMP/loss.png"
+    out=$(timeout 30 "$LRSH" --threads 1 -c "plot loss from=$TMP/known.jsonl png=$TMP/pipe" 2>&1); rc=$?
+    check_status png_pipe_status 1 $rc
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/loss.jpg" 2>&1)
     check_contains png_named_jpg_note "$out" "loss.jpg holds PNG data whatever its name says"
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/absent/loss.png" 2>&1); rc=$?
@@ -129,6 +137,20 @@ check_eq png_no_gnuplot_still_draws yes "$(printf '%s' "$out" | has_braille)"
 # ---- log FILE, run NAME, plot from this session
 "$LRSH" -q -c "tok train vocab=512 out=$TMP/tok.model; data load" >"$TMP/prep.log" 2>&1 || fail prep "$(cat "$TMP/prep.log")"
 prep="tok load $TMP/tok.model; data load; set batch 2; model new tiny seq=32"
+# log appends to a log only: not to a checkpoint (one typo spoiled it), not to a pipe (it waited
+# forever for a reader); a log whose last line a full disk cut short gets the next on a line of its own
+printf 'not a log\n' > "$TMP/notes.txt"
+out=$(lrsh -c "$prep; log $TMP/notes.txt" 2>&1); rc=$?
+check_status log_not_a_log_status nonzero $rc
+check_contains log_not_a_log "$out" "notes.txt exists and is not a log (JSON lines): nothing was written"
+check_eq log_not_a_log_kept "not a log" "$(cat "$TMP/notes.txt")"
+out=$(timeout 30 "$LRSH" --threads 1 -c "log $TMP/pipe" 2>&1); rc=$?
+check_status log_pipe_status 1 $rc
+check_contains log_pipe_refused "$out" "pipe is a pipe or socket, not a file"
+printf '{"step": 1, "loss": 3.0, "run": "cut"}\n{"step": 2, "lo' > "$TMP/cut.jsonl"
+lrsh -q -c "$prep; log $TMP/cut.jsonl; train steps=1" >/dev/null 2>&1
+check_eq log_cut_line_closed 3 "$(wc -l < "$TMP/cut.jsonl" | tr -d ' ')"
+check_eq log_next_record_whole True "$(tail -n 1 "$TMP/cut.jsonl" | python3 -c 'import json, sys; print(json.loads(sys.stdin.read())["step"] == 1)')"
 # a wide name (中文: two columns a character) keeps the runs table's columns in line
 out=$(lrsh -c "$prep; run 中文实验; train steps=1; run abc; train steps=1; runs" 2>&1)
 check_eq runs_wide_name_aligned True "$(printf '%s\n' "$out" | grep -E '^(中文实验|abc) ' | python3 -c '

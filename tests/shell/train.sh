@@ -77,6 +77,19 @@ out=$("$LRSH" -c "tok load $model; data load; model new tiny vocab=100; train st
 check_status vocab_mismatch_status nonzero $rc
 check_contains vocab_mismatch "$out" "larger than the model's"
 
+# tok train out= writes a file only: a pipe or device is refused (it replaced /dev/null, run as
+# root); a link to a tokenizer stays a link, its file rewritten
+mkfifo "$TMP/tok-pipe"
+out=$(timeout 60 "$LRSH" -c "tok train vocab=300 out=$TMP/tok-pipe" 2>&1); rc=$?
+check_status tok_out_pipe_status 1 $rc
+check_contains tok_out_pipe_refused "$out" "it exists and is not a regular file (a device, pipe or socket)"
+check_eq tok_out_pipe_kept yes "$([ -p "$TMP/tok-pipe" ] && echo yes || echo no)"
+"$LRSH" -q -c "tok train vocab=400 out=$TMP/real.model" >/dev/null 2>&1
+ln -s "$TMP/real.model" "$TMP/link.model"
+"$LRSH" -q -c "tok train vocab=420 out=$TMP/link.model" >/dev/null 2>&1
+check_eq tok_out_link_kept yes "$([ -L "$TMP/link.model" ] && echo yes || echo no)"
+check_contains tok_out_link_target_rewritten "$("$LRSH" -c "tok load $TMP/real.model" 2>&1)" "(vocab 420)"
+
 # another tokenizer after training: a note that the model reads its ids as other text
 out=$("$LRSH" -c "$prep; train steps=1; tok train vocab=400 out=$TMP/other.model" 2>&1)
 check_contains tok_after_training "$out" "note: the model was trained with another tokenizer: it reads these ids as other pieces of text"
