@@ -8,6 +8,7 @@
 #include "inspect.h"
 #include "model_internal.h"
 #include "rng.h"
+#include "number.h"
 
 // ---------------------------------------------------------------------------------------------
 // configuration
@@ -36,10 +37,10 @@ int align_config_set(AlignConfig *cfg, const char *key, const char *value, Err *
     AlignAgainst a = cfg->against;
     int sub = a == ALIGN_BLOCKDROP || a == ALIGN_WIDTH;
     if (strcmp(key, "p") == 0 && sub) {
-        char *end;
-        float p = strtof(value, &end);
+        double d = NAN;
+        float p = parse_decimal(value, &d) == 0 ? (float)d : NAN;
         float hi = a == ALIGN_BLOCKDROP ? 1.0f : 0.999f;   // width keeps at least one unit anyway
-        if (end == value || *end || !(p >= 0.0f && p <= hi)) return err_set(err, "p=%s: expected a number in [0, %g]", value, hi);
+        if (!(p >= 0.0f && p <= hi)) return err_set(err, "p=%s: expected a number in [0, %g]", value, hi);
         cfg->p = p;
         return 0;
     }

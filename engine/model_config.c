@@ -4,7 +4,9 @@
 #include <string.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include "model.h"
+#include "number.h"
 
 // SwiGLU hidden size: 8/3·dim (same parameter count as a 4·dim GELU MLP), rounded up to 64.
 static int default_ffn(int dim) { return ((8 * dim / 3) + 63) / 64 * 64; }
@@ -67,9 +69,9 @@ int model_config_set(ModelConfig *cfg, const char *key, const char *value, Err *
         return 0;
     }
     if (strcmp(key, "rank_ratio") == 0) {
-        char *end;
-        float v = strtof(value, &end);
-        if (end == value || *end || !(v > 0.0f && v <= 1.0f))
+        double d = NAN;
+        float v = parse_decimal(value, &d) == 0 ? (float)d : NAN;
+        if (!(v > 0.0f && v <= 1.0f))
             return err_set(err, "rank_ratio=%s: expected a number in (0, 1]", value);
         cfg->rank_ratio = v;
         cfg->rank = -1;

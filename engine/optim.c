@@ -8,6 +8,7 @@
 #include "optim_internal.h"
 #include "lowrank_norm.h"
 #include "rng.h"
+#include "number.h"
 
 const char *const optim_names[] = {"sgd", "adamw", "muon", "spectron", "renorm", "ortho", NULL};
 
@@ -109,8 +110,9 @@ int optim_config_set(OptimConfig *cfg, const char *key, const char *value, Err *
         if (parse_bool(value, field)) return err_set(err, "%s=%s: expected on or off (yes or no)", key, value);
         return 0;
     }
-    double v = o->type == OPT_FLOAT ? strtod(value, &end) : (double)strtol(value, &end, 10);
-    if (end == value || *end)
+    double v = 0;
+    int bad = o->type == OPT_FLOAT ? parse_decimal(value, &v) : (v = (double)strtol(value, &end, 10), end == value || *end);
+    if (bad)
         return err_set(err, "%s=%s: expected %s", key, value, o->type == OPT_FLOAT ? "a number" : "an integer");
     if (!(v >= o->lo && v <= o->hi))
         return err_set(err, "%s=%s: out of range [%g, %g]", key, value, o->lo, o->hi);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../engine/number.h"
 
 // Allocation failure on a few bytes of command text leaves nothing sensible to do.
 static void *xrealloc(void *p, size_t size) {
@@ -173,7 +174,7 @@ static int number_check(const OptSpec *o, const char *v, double *x) {
         long n = strtol(v, &end, 10);
         *x = (double)n;
     } else {
-        *x = strtod(v, &end);
+        return parse_decimal(v, x) == 0 && isfinite(*x) ? 0 : -1;
     }
     return *v && *end == '\0' && isfinite(*x) ? 0 : -1;
 }
