@@ -136,10 +136,17 @@ static int run_stream(Session *s, FILE *in, const char *name) {
     int failed = 0;
     s->src_name = name;
     s->src_line = 0;
-    while (!s->quit && getline(&line, &cap, in) >= 0) {
+    ssize_t n;
+    while (!s->quit && (n = getline(&line, &cap, in)) >= 0) {
         s->src_line++;
         // a UTF-8 byte-order mark (some editors write one) is not part of the first command
         int bom = s->src_line == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0;
+        if ((size_t)n != strlen(line)) {   // a NUL byte would cut the line short unseen: none of it runs
+            out_error(s, NULL, line + 3 * bom, "the line holds a NUL byte: it was not run");
+            failed = 1;
+            if (s->errexit) break;
+            continue;
+        }
         if (run_line(s, line + 3 * bom) != 0) {
             failed = 1;
             if (s->errexit) break;
@@ -304,15 +311,20 @@ static void load_default_model(Session *s) {
 // does, and a '#' comment ends at the line's end).
 static int run_command_text(Session *s, const char *text) {
     int failed = 0;
+    s->src_name = "-c";   // errors say where: "-c:2"
+    s->src_line = 0;
     for (const char *line = text; line && !s->quit && !lrsh_interrupted;) {
         const char *end = strchr(line, '\n');
         char *one = strndup(line, end ? (size_t)(end - line) : strlen(line));
         if (!one) return 1;
+        s->src_line++;
         if (run_line(s, one) != 0) failed = 1;
         free(one);
         if (failed && s->errexit) break;
         line = end ? end + 1 : NULL;
     }
+    if (lrsh_interrupted) fprintf(stderr, "-c:%d: interrupted\n", s->src_line);
+    s->src_name = NULL;
     return failed;
 }
 
@@ -322,11 +334,13 @@ static int run(Session *s, const Options *o) {
         if (lrsh_interrupted) return EXIT_INTERRUPTED;
         if (rc || s->quit) return rc;
     }
+    int failed = 0;
     for (int i = 0; i < o->n_files && !s->quit; i++) {
         int rc = run_file(s, o->files[i]);
-        if (rc) return rc;
+        if (rc && (s->errexit || rc == EXIT_INTERRUPTED)) return rc;   // a script that set errexit off goes on
+        failed |= rc != 0;
     }
-    if (o->command || o->n_files) return 0;
+    if (o->command || o->n_files) return failed;
     if (isatty(STDIN_FILENO)) {
         s->errexit = 0;
         if (!o->no_default) load_default_model(s);

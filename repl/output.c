@@ -134,7 +134,9 @@ void out_error(const Session *s, const char *command, const char *line, const ch
     if (s->src_name) snprintf(where, sizeof where, "%s:%d", s->src_name, s->src_line);
     if (s->json) {
         line += strspn(line, " \t");
-        snprintf(first, sizeof first, "%.*s", (int)strcspn(line, " \t"), line);
+        snprintf(first, sizeof first, "%.*s", (int)strcspn(line, " \t\r\n"), line);
+        char *whole = strndup(line, strcspn(line, "\r\n"));   // the line, not its newline
+        if (whole) line = whole;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddFalseToObject(o, "ok");
         cJSON_AddStringToObject(o, "error", msg);
@@ -143,6 +145,7 @@ void out_error(const Session *s, const char *command, const char *line, const ch
         if (where[0]) cJSON_AddStringToObject(o, "where", where);
         print_json_line(o);
         cJSON_Delete(o);
+        free(whole);
         return;
     }
     fflush(stdout);  // keep the error after the output that preceded it

@@ -104,6 +104,23 @@ out=$("$LRSH" "$TMP/bom.lrsh" 2>&1); rc=$?
 check_status bom_script_status 0 $rc
 check_contains bom_script_runs "$out" "settings   seed="
 
+# a NUL byte in a line: the line is refused whole (it ran cut short at the NUL)
+printf 'set errexit off\nset seed 4\000garbage\nshow\n' >"$TMP/nul.lrsh"
+out=$("$LRSH" --json "$TMP/nul.lrsh" 2>/dev/null); rc=$?
+check_status nul_script_status 1 $rc
+check_eq nul_script_refused True "$(printf '%s\n' "$out" | grep '"ok":false' | json_eval '"NUL byte" in o["error"] and o["where"].endswith("nul.lrsh:2")')"
+check_eq nul_script_seed_kept 1234 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field seed)"
+# several scripts: one that sets errexit off and fails goes on to the next; -c's errors say where
+printf 'set errexit off\nnosuch\n' >"$TMP/goes-on.lrsh"
+printf 'set seed 77\nshow\n' >"$TMP/next.lrsh"
+out=$("$LRSH" "$TMP/goes-on.lrsh" "$TMP/next.lrsh" 2>&1); rc=$?
+check_status scripts_go_on_status 1 $rc
+check_contains scripts_go_on_next_ran "$out" "seed=77"
+out=$("$LRSH" --json -c 'show
+nosuch' 2>/dev/null)
+check_eq c_error_where '"-c:2"' "$(printf '%s\n' "$out" | tail -n 1 | json_field where)"
+check_eq error_line_without_newline '"tok encode \"open"' "$(printf 'tok encode "open\n' | "$LRSH" --json 2>/dev/null | json_field line)"
+
 # -c stops at the first failure and exits non-zero
 out=$("$LRSH" -c 'set batch 2; nosuch; set batch 5; show' 2>&1); rc=$?
 check_status c_error_status nonzero $rc
