@@ -288,12 +288,15 @@ static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
     cJSON_AddNumberToObject(s->result, "k", e->k);
     cJSON_AddStringToObject(s->result, "method", method_name(e->coupling.method));
     coupling_json(cJSON_AddObjectToObject(s->result, "coupling"), &e->coupling);   // wash and wash-params apart
-    cJSON *ml = cJSON_AddArrayToObject(s->result, "member_loss");
+    cJSON *ml = cJSON_AddArrayToObject(s->result, "member_loss"), *mg = cJSON_AddArrayToObject(s->result, "member_grad_norm");
     if (r->done) {   // the last step taken's; none: null, not 0
         json_add_real(s->result, "loss", st->mean_loss);
+        json_add_real(s->result, "lr", st->member[0].lr);   // the members share the schedule
         for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(ml, json_real(st->member[i].loss));
+        for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(mg, json_real(st->member[i].grad_norm));
     } else {
         cJSON_AddNullToObject(s->result, "loss");
+        cJSON_AddNullToObject(s->result, "lr");
     }
     cJSON_AddNumberToObject(s->result, "values_exchanged", r->exchanged);
     cJSON_AddNumberToObject(s->result, "values_exchanged_total", e->total_exchanged);

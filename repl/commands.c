@@ -273,7 +273,8 @@ const CmdSpec commands[] = {
              "diag_every and eval_every count step numbers (step 20, 30, … for 10). `runs`\n"
              "compares the runs. --json: steps, step, loss, lr, grad_norm, tok_per_s, seconds,\n"
              "interrupted, diverged (diverged_at, reason), run, spikes, max_dw_over_eta, and val:[{step,\n"
-             "val_loss}] (an ensemble: k, member_loss, method, coupling, values_exchanged, and in val\n"
+             "val_loss}] (an ensemble: k, loss (the members' mean), lr, member_loss, member_grad_norm,\n"
+             "method, coupling, values_exchanged, and in val\n"
              "member_mean, ensemble_loss, avg_factors_loss, avg_product_loss).\n"
              "Examples:\n  train steps=200\n  train steps=1000 batch=16 accum=4\n  train steps=500 eval_every=100\n"
              "  train steps=300 diag_every=1; plot dw_over_eta",

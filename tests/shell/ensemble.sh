@@ -17,6 +17,7 @@ info=$(printf '%s\n' "$out" | grep '"command":"model info"')
 check_eq info_ensemble_memory True "$(printf '%s\n' "$info" | json_eval 'o["ensemble"]["k"] == 3 and o["ensemble"]["bytes"] > 3 * o["param_bytes"]')"
 train=$(printf '%s\n' "$out" | grep '"command":"train"' | head -n 1)
 check_eq train_members True "$(printf '%s\n' "$train" | json_eval 'o["k"] == 3 and len(o["member_loss"]) == 3 and o["step"] == 6')"
+check_eq train_members_lr_grad True "$(printf '%s\n' "$train" | json_eval 'o["lr"] > 0 and len(o["member_grad_norm"]) == 3 and all(g > 0 for g in o["member_grad_norm"])')"
 check_eq train_exchanged True "$(printf '%s\n' "$train" | json_eval 'o["method"] == "wash" and o["values_exchanged"] > 0')"
 check_eq train_coupling True "$(printf '%s\n' "$train" | json_eval 'o["coupling"]["method"] == "wash" and o["coupling"]["opt_state"] in (True, False) and o["coupling"]["every"] >= 1')"
 ev=$(printf '%s\n' "$out" | grep '"command":"ensemble eval"')
