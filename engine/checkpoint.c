@@ -338,7 +338,8 @@ static void add_u64(cJSON *md, const char *key, uint64_t v) {
 // Without the optimizer's state (with_state 0) optim_t is 0, what a trainer resumed from the file
 // counts from: saving such a file again writes the same bytes.
 static cJSON *metadata(const Part *parts, int n_parts, int members, const CheckpointMeta *extra, int n_extra,
-                       int with_state) {
+                       const CheckpointOptions *o) {
+    int with_state = o->include_optim;
     cJSON *md = cJSON_CreateObject();
     const Trainer *tr = parts[0].tr;
     char *cfg = config_json(&parts[0].m->cfg), *ocfg = tr ? optim_json(&tr->opt.cfg) : NULL;
@@ -378,6 +379,11 @@ static cJSON *metadata(const Part *parts, int n_parts, int members, const Checkp
         add_int(md, "batch", tr->shape.batch);
         add_int(md, "seq", tr->shape.seq);
         add_int(md, "accum", tr->shape.accum);
+    }
+    if (o->next.batch > 0) {   // the batches the next update would take unless told otherwise
+        add_int(md, "next_batch", o->next.batch);
+        add_int(md, "next_seq", o->next.seq);
+        add_int(md, "next_accum", o->next.accum);
     }
     free(ocfg);
     for (int i = 0; i < n_extra; i++) cJSON_AddStringToObject(md, extra[i].key, extra[i].value);
@@ -562,8 +568,7 @@ static int save_parts(const char *path, const Part *parts, int n_parts, int memb
     Item *it = NULL;
     int n = plan_items(parts, n_parts, tok, &o, &it);
     size_t hlen = 0;
-    char *header = n < 0 ? NULL : build_header(metadata(parts, n_parts, members, extra, n_extra, o.include_optim), it, n,
-                                                  &hlen);
+    char *header = n < 0 ? NULL : build_header(metadata(parts, n_parts, members, extra, n_extra, &o), it, n, &hlen);
     int rc = header ? write_atomically(path, header, hlen, it, n, tok, err)
                     : fail(err, path, "cannot save: out of memory building the header; nothing was written");
     free(header);
@@ -599,7 +604,8 @@ int checkpoint_save_progress(const char *path, const Model *m, const CheckpointP
 // Keys the layout uses itself; an extra entry may not take one.
 static int reserved_key(const char *key) {
     static const char *const names[] = {"format", "lrsh_version", "config", "step", "data_rng", "optimizer",
-                                        "optim_config", "optim_t", "ensemble_k", "batch", "seq", "accum"};
+                                        "optim_config", "optim_t", "ensemble_k", "batch", "seq", "accum",
+                                        "next_batch", "next_seq", "next_accum"};
     for (size_t i = 0; i < COUNT(names); i++)
         if (strcmp(key, names[i]) == 0) return 1;
     return strncmp(key, "member.", 7) == 0;
@@ -674,6 +680,7 @@ typedef struct Loader {
     char optimizer[16];
     int has_trainer_meta;
     TrainShape shape;           // the last update's batches (0s: not in the file)
+    TrainShape next;            // the saving session's next batches (0s: not in the file)
     int want_members;           // checkpoint_load_members is reading (else checkpoint_load)
     int probe;                  // checkpoint_probe: the header only, whatever the file holds
     int k;                      // ensemble_k (0: a single-model file)
@@ -779,6 +786,24 @@ static int parse_shape(Loader *L, const cJSON *md, Err *err) {
     return 0;
 }
 
+// next_batch, next_seq, next_accum: all three or none; batch and accum positive, seq 0 (the
+// context) up to the context.
+static int parse_next_shape(Loader *L, const cJSON *md, Err *err) {
+    const char *key[3] = {"next_batch", "next_seq", "next_accum"};
+    int *field[3] = {&L->next.batch, &L->next.seq, &L->next.accum}, present = 0;
+    for (int i = 0; i < 3; i++) present += meta_string(md, key[i]) != NULL;
+    for (int i = 0; i < 3 && present; i++) {
+        const char *v = meta_string(md, key[i]);
+        if (parse_nonneg_int(v, field[i]) || (i != 1 && *field[i] < 1))
+            return fail(err, L->path, "__metadata__ %s '%.32s' is not a %s number (next_batch, next_seq and "
+                        "next_accum go together)", key[i], v ? v : "(none)", i == 1 ? "whole" : "positive");
+    }
+    if (present && L->next.seq > L->cfg.seq)
+        return fail(err, L->path, "__metadata__ next_seq %d is longer than the model's context (%d)", L->next.seq,
+                    L->cfg.seq);
+    return 0;
+}
+
 static int parse_metadata(Loader *L, Err *err) {
     const cJSON *md = cJSON_GetObjectItemCaseSensitive(L->header, "__metadata__");
     const char *format = meta_string(md, "format");
@@ -850,6 +875,7 @@ static int parse_metadata(Loader *L, Err *err) {
         snprintf(L->optimizer, sizeof L->optimizer, "%s", L->ocfg.name);
         L->has_trainer_meta = 1;
     }
+    if (parse_next_shape(L, md, err)) return -1;
     if (!L->want_members) return 0;
     // The entries the layout does not use belong to the caller (the ensemble's own state).
     int n = 0;
@@ -1244,7 +1270,7 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
         if (info) {
             *info = (CheckpointInfo){.step = L.mm[0].step, .dtype = L.any_bf16 ? CHECKPOINT_BF16 : CHECKPOINT_F32,
                                      .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0,
-                                     .file_bytes = L.size, .data_rng = L.mm[0].data_rng, .shape = L.shape,
+                                     .file_bytes = L.size, .data_rng = L.mm[0].data_rng, .shape = L.shape, .next = L.next,
                                      .nonfinite = nonfinite};
             snprintf(info->optimizer, sizeof info->optimizer, "%s", L.optimizer);
             if (L.has_trainer_meta) info->optim = L.ocfg;
@@ -1311,7 +1337,7 @@ static int load_members(Loader *L0, const Backend *be, CheckpointMembers *out, E
         r.has_state = L.has_optim;
         r.info = (CheckpointInfo){.step = L.mm[0].step, .dtype = L.any_bf16 ? CHECKPOINT_BF16 : CHECKPOINT_F32,
                                   .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0, .file_bytes = L.size,
-                                  .data_rng = L.mm[0].data_rng, .shape = L.shape, .ensemble_k = L.k,
+                                  .data_rng = L.mm[0].data_rng, .shape = L.shape, .next = L.next, .ensemble_k = L.k,
                                   .nonfinite = nonfinite};
         snprintf(r.info.optimizer, sizeof r.info.optimizer, "%s", L.optimizer);
         snprintf(r.info.nonfinite_tensor, sizeof r.info.nonfinite_tensor, "%s", first_bad);
@@ -1372,7 +1398,7 @@ int checkpoint_probe(const char *path, CheckpointInfo *info, Err *err) {
     Loader L = {.path = path, .fd = -1, .tokenizer = -1, .probe = 1};
     int rc = map_file(&L, err) || parse_header(&L, err) || parse_metadata(&L, err) ? -1 : 0;
     if (rc == 0 && info) {
-        CheckpointInfo r = {.step = L.mm[0].step, .data_rng = L.mm[0].data_rng, .shape = L.shape,
+        CheckpointInfo r = {.step = L.mm[0].step, .data_rng = L.mm[0].data_rng, .shape = L.shape, .next = L.next,
                             .file_bytes = L.size, .ensemble_k = L.k};
         snprintf(r.optimizer, sizeof r.optimizer, "%s", L.optimizer);
         for (const cJSON *e = L.header->child; e; e = e->next) {

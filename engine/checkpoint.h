@@ -23,6 +23,9 @@
 // same); the hidden test-only exact_polar is not saved), optim_t,
 // and once the trainer has taken an update its batches: batch, seq, accum (decimal, ≥ 1, all
 // three or none; a file without them still loads). An ensemble file writes them once, unprefixed.
+// With or without a trainer, the saver's next batches when given (CheckpointOptions.next):
+// next_batch, next_seq, next_accum (decimal; batch and accum ≥ 1, seq 0 for the context; all
+// three or none).
 //
 // Loading: version 1 (AdamW moments and a fixed list of options) is refused with a message.
 // The optimizer config is optim_config_default(optimizer), then optim_config_set for every saved
@@ -59,6 +62,11 @@ typedef enum { CHECKPOINT_F32, CHECKPOINT_BF16 } CheckpointDtype;
 typedef struct CheckpointOptions {
     CheckpointDtype dtype;   // of the parameters; BF16 rounds to nearest even (NaN kept)
     int include_optim;       // 1: save the optimizer state (needed for an exact resume)
+    // The batches the next update takes when its command names none (the shell's `set batch`,
+    // `set seq`, `set accum`; seq 0: the model's context): next_batch, next_seq, next_accum in
+    // the metadata, so that a resumed session goes on as the saving one would have, one-off
+    // batch= or seq= of the last update or not. batch 0: not recorded.
+    TrainShape next;
 } CheckpointOptions;
 
 typedef struct CheckpointInfo {
@@ -70,6 +78,7 @@ typedef struct CheckpointInfo {
     int has_tokenizer;       // "tokenizer.model" is in the file
     uint64_t data_rng;       // the batch sampler's state when saved (0 without a trainer)
     TrainShape shape;        // the last update's batch, seq, accum (0s: none, or an older file)
+    TrainShape next;         // CheckpointOptions.next as saved (batch 0: none, or an older file)
     size_t file_bytes;
     int ensemble_k;          // an ensemble file's members (0: a single model); step, data_rng: member 0's
     long nonfinite;          // parameter values that are NaN or ±inf (loaded as they are)

@@ -233,6 +233,7 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     CheckpointOptions o = checkpoint_default_options();
     o.dtype = strcmp(args_str(a, "dtype", "f32"), "bf16") == 0 ? CHECKPOINT_BF16 : CHECKPOINT_F32;
     o.include_optim = args_bool(a, "optim", 1);
+    o.next = (TrainShape){s->batch, s->seq, s->accum};   // what the next `train` takes: a resume goes on the same
     if (s->has_ensemble) return save_ensemble(s, path, &o, err);
     const Tokenizer *tok = s->model_tok ? s->model_tok : s->tok;   // the one the model reads its ids with
     if (tok && tokenizer_vocab_size(tok) > s->model.cfg.vocab) {
@@ -302,19 +303,25 @@ static void session_took_file(Session *s, Tokenizer *tok, const char *path) {
 
 // The run's last batches (a file saved after an update keeps them) become the session's
 // `batch`, `accum` and `seq`, so that `train` goes on as the run went: a resume repeats it exactly.
+// The saving session's `set batch`, `set seq`, `set accum` (an older file: its last update's
+// batches, which were those unless that command named others) become this session's, so that
+// `train` goes on as the run would have: a resume repeats it exactly.
 static void adopt_batches(Session *s, const CheckpointInfo *info) {
-    const TrainShape *sh = &info->shape;
-    if (sh->batch <= 0) return;
-    int seq = sh->seq == s->model.cfg.seq ? 0 : sh->seq;   // 0: the context, whatever the model
+    int saved = info->next.batch > 0;
+    TrainShape sh = saved ? info->next : info->shape;
+    if (sh.batch <= 0) return;
+    if (sh.seq == 0) sh.seq = s->model.cfg.seq;
+    int seq = sh.seq == s->model.cfg.seq ? 0 : sh.seq;   // 0: the context, whatever the model
     int was_seq = s->seq > 0 ? s->seq : s->model.cfg.seq;
-    if (s->batch != sh->batch || s->accum != sh->accum || was_seq != sh->seq)
-        out_note(s, "batch %d, seq %d, accum %d: the run's last update (the session had %d, %d, %d; `set` changes "
-                    "them)\n", sh->batch, sh->seq, sh->accum, s->batch, was_seq, s->accum);
-    s->batch = sh->batch, s->accum = sh->accum, s->seq = seq;
+    if (s->batch != sh.batch || s->accum != sh.accum || was_seq != sh.seq)
+        out_note(s, "batch %d, seq %d, accum %d: %s (the session had %d, %d, %d; `set` changes them)\n", sh.batch,
+                 sh.seq, sh.accum, saved ? "the saving session's settings" : "the run's last update", s->batch, was_seq,
+                 s->accum);
+    s->batch = sh.batch, s->accum = sh.accum, s->seq = seq;
     cJSON *b = cJSON_AddObjectToObject(s->result, "batches");
-    cJSON_AddNumberToObject(b, "batch", sh->batch);
-    cJSON_AddNumberToObject(b, "seq", sh->seq);
-    cJSON_AddNumberToObject(b, "accum", sh->accum);
+    cJSON_AddNumberToObject(b, "batch", sh.batch);
+    cJSON_AddNumberToObject(b, "seq", sh.seq);
+    cJSON_AddNumberToObject(b, "accum", sh.accum);
 }
 
 // A file may hold NaN or ±inf parameters (damaged, or written by another program): they load

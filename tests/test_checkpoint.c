@@ -335,6 +335,7 @@ static void test_progress_without_trainer(void) {
     CHECK_OK(optim_config_set(&p.optim, "lr", "0.02", &err));
     const char *path = in_dir("progress.safetensors");
     CheckpointOptions o = checkpoint_default_options();   // optimizer state asked for: there is none
+    o.next = (TrainShape){5, 0, 3};                       // the saver's own settings, seq 0: the context
     CHECK_OK(checkpoint_save_progress(path, &m, &p, NULL, &o, &err));
     CheckpointInfo info;
     CHECK_OK(checkpoint_load(path, be, &m2, &tr2, NULL, &info, &err));
@@ -347,6 +348,8 @@ static void test_progress_without_trainer(void) {
         CHECK(tr2.model == NULL, "no trainer is built from a file without state");
         CHECK(info.shape.batch == 3 && info.shape.seq == 7 && info.shape.accum == 2, "batches %d, %d, %d: want 3, 7, 2",
               info.shape.batch, info.shape.seq, info.shape.accum);
+        CHECK(info.next.batch == 5 && info.next.seq == 0 && info.next.accum == 3, "next batches %d, %d, %d: want 5, 0, 3",
+              info.next.batch, info.next.seq, info.next.accum);
         model_free(&m2);
     }
     model_free(&m);

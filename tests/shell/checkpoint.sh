@@ -118,14 +118,21 @@ check_eq resume_exact "$l1" "$(printf '%s\n' "$out" | grep '"command":"train"' |
 check_eq resume_step 7 "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field step)"
 check_eq resume_batches '{"batch": 2, "seq": 64, "accum": 1}' "$(printf '%s\n' "$out" | grep '"command":"model load"' | json_field batches)"
 out=$(lrsh -c "set accum 3; model load $a" 2>&1)
-check_contains resume_batches_note "$out" "batch 2, seq 64, accum 1: the run's last update (the session had 8, 64, 3"
+check_contains resume_batches_note "$out" "batch 2, seq 64, accum 1: the saving session's settings (the session had 8, 64, 3"
 # a run on shorter sequences than the context resumes on them too (`set seq` from the file)
 sq="$TMP/seq32.safetensors"
-out=$(lrsh --json -c "$prep; train steps=2 seq=32; model save $sq; train steps=2 seq=32" 2>/dev/null)
+out=$(lrsh --json -c "$prep; set seq 32; train steps=2; model save $sq; train steps=2" 2>/dev/null)
 l_seq=$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1 | json_field loss)
 out=$(lrsh --json -c "model load $sq; data load; train steps=2; show" 2>/dev/null)
 check_eq resume_seq_exact "$l_seq" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field loss)"
 check_eq resume_seq_setting 32 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field seq)"
+# ... and one-off batch= seq= accum= of the last update do not stick: the resumed session takes
+# the saving one's settings, as it would have gone on
+oo="$TMP/oneoff.safetensors"
+out=$(lrsh --json -c "$prep; train steps=2 batch=4 seq=32 accum=2; model save $oo; train steps=2" 2>/dev/null)
+l_oo=$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1 | json_field loss)
+out=$(lrsh --json -c "model load $oo; data load; train steps=2" 2>/dev/null)
+check_eq resume_one_off_exact "$l_oo" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field loss)"
 out=$(lrsh -c "$prep; set errexit off; set seq 100; show" 2>&1)
 check_contains set_seq_refused_at_set "$out" "seq=0 errexit"
 check_contains set_seq_too_long "$out" "\`set seq 100\` is longer than this model's context (64): \`set seq 0\` uses the context"
