@@ -770,38 +770,33 @@ static const char *meta_string(const cJSON *md, const char *key) {
     return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, key));
 }
 
-// batch, seq, accum: all three positive, or none (a file from before they were kept).
-static int parse_shape(Loader *L, const cJSON *md, Err *err) {
-    const char *key[3] = {"batch", "seq", "accum"};
-    int *field[3] = {&L->shape.batch, &L->shape.seq, &L->shape.accum}, present = 0;
+// Batches under three keys (batch, seq, accum): all three or none; batch and accum positive,
+// seq positive or, where zero_seq, 0 (the context), and no longer than the context.
+static int parse_batches(Loader *L, const cJSON *md, const char *const key[3], int zero_seq, TrainShape *out, Err *err) {
+    int *field[3] = {&out->batch, &out->seq, &out->accum}, present = 0;
     for (int i = 0; i < 3; i++) present += meta_string(md, key[i]) != NULL;
     for (int i = 0; i < 3 && present; i++) {
         const char *v = meta_string(md, key[i]);
-        if (parse_nonneg_int(v, field[i]) || *field[i] < 1)
-            return fail(err, L->path, "__metadata__ %s '%.32s' is not a positive number (batch, seq and accum go "
-                        "together)", key[i], v ? v : "(none)");
+        if (parse_nonneg_int(v, field[i]) || *field[i] < (i == 1 && zero_seq ? 0 : 1))
+            return fail(err, L->path, "__metadata__ %s '%.32s' is not a %s number (%s, %s and %s go together)", key[i],
+                        v ? v : "(none)", i == 1 && zero_seq ? "whole" : "positive", key[0], key[1], key[2]);
     }
-    if (present && L->shape.seq > L->cfg.seq)   // parse_config ran first
-        return fail(err, L->path, "__metadata__ seq %d is longer than the model's context (%d)", L->shape.seq, L->cfg.seq);
+    if (present && out->seq > L->cfg.seq)   // parse_config ran first
+        return fail(err, L->path, "__metadata__ %s %d is longer than the model's context (%d)", key[1], out->seq,
+                    L->cfg.seq);
     return 0;
 }
 
-// next_batch, next_seq, next_accum: all three or none; batch and accum positive, seq 0 (the
-// context) up to the context.
+// The last update's batches (none in a file from before they were kept).
+static int parse_shape(Loader *L, const cJSON *md, Err *err) {
+    static const char *const key[3] = {"batch", "seq", "accum"};
+    return parse_batches(L, md, key, 0, &L->shape, err);
+}
+
+// The saving session's next batches (CheckpointOptions.next; seq 0: the context).
 static int parse_next_shape(Loader *L, const cJSON *md, Err *err) {
-    const char *key[3] = {"next_batch", "next_seq", "next_accum"};
-    int *field[3] = {&L->next.batch, &L->next.seq, &L->next.accum}, present = 0;
-    for (int i = 0; i < 3; i++) present += meta_string(md, key[i]) != NULL;
-    for (int i = 0; i < 3 && present; i++) {
-        const char *v = meta_string(md, key[i]);
-        if (parse_nonneg_int(v, field[i]) || (i != 1 && *field[i] < 1))
-            return fail(err, L->path, "__metadata__ %s '%.32s' is not a %s number (next_batch, next_seq and "
-                        "next_accum go together)", key[i], v ? v : "(none)", i == 1 ? "whole" : "positive");
-    }
-    if (present && L->next.seq > L->cfg.seq)
-        return fail(err, L->path, "__metadata__ next_seq %d is longer than the model's context (%d)", L->next.seq,
-                    L->cfg.seq);
-    return 0;
+    static const char *const key[3] = {"next_batch", "next_seq", "next_accum"};
+    return parse_batches(L, md, key, 1, &L->next, err);
 }
 
 static int parse_metadata(Loader *L, Err *err) {
