@@ -335,8 +335,8 @@ static void add_u64(cJSON *md, const char *key, uint64_t v) {
 }
 
 // members = 0: a single-model file (parts[0] only); else an ensemble file of n_parts members.
-// Without the optimizer's state (with_state 0) optim_t is 0, what a trainer resumed from the file
-// counts from: saving such a file again writes the same bytes.
+// Without the optimizer's state (o->include_optim 0) optim_t is 0, what a trainer resumed from
+// the file counts from: saving such a file again writes the same bytes.
 static cJSON *metadata(const Part *parts, int n_parts, int members, const CheckpointMeta *extra, int n_extra,
                        const CheckpointOptions *o) {
     int with_state = o->include_optim;

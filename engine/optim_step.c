@@ -192,10 +192,10 @@ static int factor_sigmas(const StepCtx *c, Err *err) {
     return rc ? err_set(err, "out of memory for the power iteration of %d factors", n) : 0;
 }
 
-// Matrix d's Grams into g: ΔW (lowrank_update), W′ = A′·B′ᵀ, never formed, and W = A·Bᵀ before
-// the update (its two Grams, AᵀA and BᵀB, give σ_A and σ_B); ΔA and ΔB in the delta scratch (the
-// next matrix's overwrite them after these products, in stream order).
-static void diag_queue(const StepCtx *c, const MatrixDiag *d, const float *before, float *g) {
+// Matrix d's Grams into g: ΔW (lowrank_update), W′ = A′·B′ᵀ, never formed, and with sigmas W =
+// A·Bᵀ before the update (its two Grams, AᵀA and BᵀB, give σ_A and σ_B); ΔA and ΔB in the delta
+// scratch (the next matrix's overwrite them after these products, in stream order).
+static void diag_queue(const StepCtx *c, const MatrixDiag *d, const float *before, float *g, int sigmas) {
     const Backend *be = c->be;
     const Model *m = c->m;
     const float *a = param(m, d->tensor_a), *b = param(m, d->tensor_b);
@@ -204,7 +204,7 @@ static void diag_queue(const StepCtx *c, const MatrixDiag *d, const float *befor
     LowRankProduct w = {{a}, {b}, 1, d->rows, d->cols, d->rank}, w0 = {{a0}, {b0}, 1, d->rows, d->cols, d->rank};
     lowrank_grams(be, &dw, g);
     lowrank_grams(be, &w, g + lowrank_gram_floats(2, d->rank));
-    lowrank_grams(be, &w0, g + lowrank_gram_floats(2, d->rank) + lowrank_gram_floats(1, d->rank));
+    if (sigmas) lowrank_grams(be, &w0, g + lowrank_gram_floats(2, d->rank) + lowrank_gram_floats(1, d->rank));
 }
 
 // ‖F‖₂ of one factor from its Gram FᵀF (r×r, upper triangle valid): as the norm of F·Iᵀ, the
@@ -233,7 +233,7 @@ static int diagnose_all(const StepCtx *c, const float *before, int sigmas_exact,
         int count = opt->n_diag - first < DIAG_CHUNK ? opt->n_diag - first : DIAG_CHUNK;
         size_t at[DIAG_CHUNK + 1] = {0};
         for (int i = 0; i < count; i++) {
-            diag_queue(c, &opt->diag[first + i], before, work(c, c->w.gram) + at[i]);
+            diag_queue(c, &opt->diag[first + i], before, work(c, c->w.gram) + at[i], sigmas_exact);
             at[i + 1] = at[i] + diag_gram_floats(opt->diag[first + i].rank);
         }
         c->be->download(host, work(c, c->w.gram), sizeof(float) * at[count]);
