@@ -193,7 +193,7 @@ static void record_spectrum(Session *s, const SpectrumResult *r) {
 }
 
 // The recorded steps of param, "0, 5, 20", into buf.
-static void recorded_steps(const SpectrumHistory *h, const char *param, char *buf, size_t cap) {
+static void recorded_steps(const SpectrumHistory *h, const char *param, int now, char *buf, size_t cap) {
     buf[0] = '\0';
     int shown = 0;
     for (int i = 0; i < h->n; i++) {
@@ -203,7 +203,7 @@ static void recorded_steps(const SpectrumHistory *h, const char *param, char *bu
         if (dup) continue;
         size_t n = strlen(buf);
         if (shown++ == 12) { snprintf(buf + n, cap - n, ", …"); break; }
-        snprintf(buf + n, cap - n, "%s%d", n ? ", " : "", h->rec[i].step);
+        snprintf(buf + n, cap - n, "%s%d%s", n ? ", " : "", h->rec[i].step, h->rec[i].step == now ? " (this one)" : "");
     }
 }
 
@@ -226,15 +226,15 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
             // the step shown now is no suggestion: comparing with itself shows nothing
             const SpectrumRecord *near = spectrum_history_nearest(&st->spectra, at, now.param, step);
             char steps[160];
-            recorded_steps(&st->spectra, now.param, steps, sizeof steps);
+            recorded_steps(&st->spectra, now.param, step, steps, sizeof steps);
             spectrum_result_free(&now);
             if (!near)
                 return err_set(err, "no spectrum of %s recorded at step %d, nor at any step but this one: `train` "
                                "records every block matrix at its start and end (not embed or head), `spectrum %s` records it "
                                "now", param, at,
                                param);
-            return err_set(err, "no spectrum of %s recorded at step %d; the nearest is step %d (compare=%d); recorded: %s",
-                           param, at, near->step, near->step, steps);
+            return err_set(err, "no spectrum of %s recorded at step %d; the nearest other than this one is step %d "
+                           "(compare=%d); recorded: %s", param, at, near->step, near->step, steps);
         }
         then.n = rec->n;
         then.values = malloc(sizeof(float) * (size_t)(rec->n ? rec->n : 1));
@@ -373,7 +373,9 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
     double seconds = now_seconds() - t0;
     int step = current_step(s);
     int undone = s->has_trainer && trainer_rolled_back(&s->trainer);
-    if (prev) out_text(s, "step %d: ΔW is the update of step %d (η %.4g)\n", step, step, lr);
+    if (prev && o.include_io && io_lr != lr)   // embed and head moved at the AdamW group's rate
+        out_text(s, "step %d: ΔW is the update of step %d (η %.4g; embed and head: %.4g)\n", step, step, lr, io_lr);
+    else if (prev) out_text(s, "step %d: ΔW is the update of step %d (η %.4g)\n", step, step, lr);
     else if (undone) out_text(s, "step %d: the update after it was undone (a divergence rolled the model back); the ΔW "
                                  "columns appear after the next `step` or `train`\n", step);
     else out_text(s, "step %d: no update to measure yet (the ΔW columns appear after `step` or `train`)\n", step);

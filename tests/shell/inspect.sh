@@ -38,7 +38,7 @@ check_eq compare_step 0 "$(printf '%s\n' "$out" | json_eval 'o["compare"]["step"
 check_eq compare_values True "$(printf '%s\n' "$out" | json_eval 'len(o["compare"]["singular_values"]) == len(o["singular_values"]) and o["compare"]["singular_values"] != o["singular_values"] and o["step"] == 4')"
 out=$(lrsh -c "$prep; train steps=4; spectrum blocks.0.attn.wq compare=3" 2>&1); rc=$?
 check_status compare_missing_status nonzero $rc
-check_contains compare_missing_nearest "$out" "the nearest is step 0"   # not step 4, the one shown
+check_contains compare_missing_nearest "$out" "the nearest other than this one is step 0 (compare=0); recorded: 0, 4 (this one)"   # not step 4, the one shown
 out=$(lrsh -c "$prep; spectrum blocks.0.attn.wq compare=7" 2>&1); rc=$?
 check_status compare_none_status nonzero $rc
 check_contains compare_none_nearest "$out" "nor at any step but this one"
@@ -77,6 +77,7 @@ rows = [json.loads(l) for l in sys.stdin if "\"command\":\"norms\"" in l]
 eta = {r["param"]: r["dw_spectral"] / r["dw_over_eta"] for r in rows}
 print("%.4g %.4g %.4g" % (eta["blocks.0.attn.wq"], eta["embed"], eta["head"]))')
 check_eq norms_io_eta_after_switch "0.02 0.003 0.003" "$etas"
+check_contains norms_io_eta_header "$(lrsh -c "$prep; optim spectron warmup=0; step; norms io=on" 2>&1)" "(η 0.02; embed and head: 0.003)"
 
 # the table fits 80 columns (text not to a terminal is laid out for 80) with GPT-2's longest
 # names and shapes ("blocks.11.mlp.w2  768×3072 r768"), before and after an update
