@@ -409,6 +409,7 @@ int cmd_ensemble_average(Session *s, const Args *a, Err *err) {
     if (need_ensemble(s, err) != 0) return -1;
     EnsembleAvgMode mode = strcmp(args_str(a, "mode", "product"), "factors") == 0 ? ENSEMBLE_AVG_FACTORS
                                                                                  : ENSEMBLE_AVG_PRODUCT;
+    if (session_keep_unsaved(s, DROP_ENSEMBLE_AVERAGE, err) != 0) return -1;   // the members go
     Model avg;
     EnsembleAvgReport rep;
     if (ensemble_average(&s->ens, mode, &avg, &rep, err) != 0) return -1;
@@ -442,6 +443,7 @@ int cmd_ensemble_use(Session *s, const Args *a, Err *err) {
     long i = strtol(a->pos[0], &end, 10);
     if (*end || i < 0 || i >= s->ens.k)
         return err_set(err, "member %s: the ensemble has members 0 to %d", a->pos[0], s->ens.k - 1);
+    if (session_keep_unsaved(s, DROP_ENSEMBLE_USE, err) != 0) return -1;   // the other members go
     int k = s->ens.k;
     Model m;
     Trainer tr;

@@ -93,9 +93,11 @@ const CmdSpec commands[] = {
      .min_pos = 2, .max_pos = 2, .pos = POS_SETTING, .run = cmd_set},
     {.name = "quit", .family = "shell", .args = "", .summary = "leave the shell (Ctrl-D does too)",
      .help = "At the prompt, with a model changed (trained, averaged) since it was last saved,\n"
-             "the first quit (or Ctrl-D, or a second Ctrl-C on an empty line) only warns; the\n"
-             "next one leaves, whatever ran between — until more training. `model new`, `model\n"
-             "load`, `model factorize` and `ensemble new` ask the same way, each once for itself.\n"
+             "the first quit (or Ctrl-D) only warns; the next one leaves, whatever ran between —\n"
+             "until more training. Ctrl-C, the key that stops training, never leaves such a\n"
+             "model (two on an empty line leave otherwise). `model new`, `model load`, `model\n"
+             "factorize`, `ensemble new`, `ensemble use` and `ensemble average` ask the same way,\n"
+             "each once for itself.\n"
              "`model save PATH` first keeps the model. Scripts, -c and pipes just quit.\n"
              "Example:\n  quit", .run = cmd_quit},
     {.name = "exit", .family = "shell", .args = "", .summary = "same as quit",

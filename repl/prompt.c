@@ -122,9 +122,10 @@ static void banner(const Session *s, FILE *talk) {
     fputs_wrapped(text, talk);
 }
 
-// Leaving with a model trained since its last save takes a second request (Ctrl-C, Ctrl-D or
-// quit) right after the warning; anything else typed in between disarms it.
-static const char unsaved_warning[] = "unsaved model: press Ctrl-C again or type quit to leave "
+// Ctrl-C at an empty prompt leaves after a second one — but never a model trained since it was
+// saved: Ctrl-C is the key that stops training, pressed again and again (a student's four
+// presses left the shell); Ctrl-D or quit leave it, after their warning.
+static const char unsaved_warning[] = "unsaved model: Ctrl-C does not leave it; Ctrl-D or quit does "
                                       "(`model save PATH` keeps it)\n";
 
 int prompt_loop(Session *s) {
@@ -144,7 +145,7 @@ int prompt_loop(Session *s) {
         lrsh_interrupted = 0;  // Ctrl-Cs a command did not poll do not count toward leaving
         if (s->quit) break;
         ctrl_c = CTRL_C_NONE;
-        if (rl_instream) rl_resize_terminal();   // a resize while a command ran reached no one: read it now
+        if (rl_instream) rl_reset_screen_size();   // a resize while a command ran reached no one: read it now
         if (!(line = readline("lrsh> "))) {  // Ctrl-D
             if (!s->dirty || (s->unsaved_warned & DROP_LEAVE)) break;
             fputs_wrapped("\nunsaved model: press Ctrl-D again or type quit to leave (`model save PATH` keeps it)\n", talk);
@@ -155,17 +156,19 @@ int prompt_loop(Session *s) {
             free(line);
             fputc('\n', rl_outstream);
             if (ctrl_c == CTRL_C_TEXT) { empty_ctrl_c = 0; continue; }
-            // two in a row on an empty line leave; unsaved work not warned about yet gets its warning first
+            // two in a row on an empty line leave, unless there is unsaved work
+            if (s->dirty) { fputs_wrapped(unsaved_warning, talk); continue; }
             if (++empty_ctrl_c == 1) { fputs("(to leave: Ctrl-C again, Ctrl-D or quit)\n", talk); continue; }
-            if (!s->dirty || (s->unsaved_warned & DROP_LEAVE)) break;
-            fputs_wrapped(unsaved_warning, talk);
-            s->unsaved_warned |= DROP_LEAVE;
-            continue;
+            break;
         }
         empty_ctrl_c = 0;
-        if (line[strspn(line, " \t")]) {
-            history_add(hist, line);
-            failed = run_line(s, line) != 0;
+        // a paste of several lines arrives as one (bracketed paste): each runs as typed, in turn
+        for (char *one = line, *next; one && !s->quit && !lrsh_interrupted; one = next) {
+            next = strchr(one, '\n');
+            if (next) *next++ = '\0';
+            if (!one[strspn(one, " \t\r")]) continue;
+            history_add(hist, one);
+            failed = run_line(s, one) != 0;
         }
         free(line);
     }

@@ -117,6 +117,8 @@ int session_keep_unsaved(Session *s, UnsavedDrop what, Err *err) {
                         : what == DROP_MODEL_LOAD ? "`model load` again replaces it"
                         : what == DROP_MODEL_FACTORIZE ? "`model factorize` again truncates it"
                         : what == DROP_ENSEMBLE_NEW ? "`ensemble new` again replaces the ensemble"
+                        : what == DROP_ENSEMBLE_USE ? "`ensemble use` again keeps that member alone"
+                        : what == DROP_ENSEMBLE_AVERAGE ? "`ensemble average` again makes one model of it"
                                                     : "quit again leaves";
     return err_set(err, "the %s has training not saved: `model save PATH` keeps it; %s",
                    s->has_ensemble ? "ensemble" : "model", again);

@@ -39,6 +39,8 @@ typedef enum UnsavedDrop {
     DROP_MODEL_LOAD = 4,
     DROP_MODEL_FACTORIZE = 8,  // the trained weights become their truncation
     DROP_ENSEMBLE_NEW = 16,    // a trained ensemble replaced
+    DROP_ENSEMBLE_USE = 32,    // ensemble use: the other members (one the model they grew from) go
+    DROP_ENSEMBLE_AVERAGE = 64,   // ensemble average: the members go, their mean stays
 } UnsavedDrop;
 
 typedef struct Session {

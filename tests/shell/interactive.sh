@@ -216,6 +216,16 @@ out=$(pty --no-default -- "expect lrsh> " "send $prep; ensemble new 2; train ste
           "send ensemble new 2\n" "expect lrsh> " "send ensemble new 2\n" "expect lrsh> " "send \004" "expect lrsh> " "send \004")
 check_contains drop_ensemble_asks "$out" "error: the ensemble has training not saved: \`model save PATH\` keeps it; \`ensemble new\` again replaces the ensemble"
 check_contains drop_ensemble_second_try "$out" "ensemble dropped (replaced by a new one)"
+out=$(pty --no-default -- "expect lrsh> " "send $prep; ensemble new 2; train steps=1\n" "expect lrsh> " \
+          "send ensemble use 1\n" "expect lrsh> " "send ensemble average\n" "expect lrsh> " "send ensemble use 1\n" \
+          "expect lrsh> " "send \004" "expect lrsh> " "send \004")
+check_contains drop_ensemble_use_asks "$out" "\`model save PATH\` keeps it; \`ensemble use\` again keeps that member alone"
+check_contains drop_ensemble_average_asks "$out" "\`model save PATH\` keeps it; \`ensemble average\` again makes one model of it"
+check_contains drop_ensemble_use_second_try "$out" "continuing with member 1 of 2"
+# a paste of several lines (bracketed paste: one line with newlines in it) runs line by line
+out=$(pty --no-default -- "expect lrsh> " "send \033[200~set seed 77\nshow\n\033[201~\n" "expect settings" "expect lrsh> " "send quit\n")
+check_not_contains paste_no_timeout "$out" "TIMEOUT"
+check_contains paste_lines_each_run "$out" "seed=77"
 
 # ---- history: a line typed in one session is in ~/.lrsh_history and Up recalls it in the next
 rm -f "$HOME/.lrsh_history"

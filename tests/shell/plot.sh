@@ -249,10 +249,13 @@ check_contains tty_ctrl_d_asks "$out" "unsaved model: press Ctrl-D again"
 out=$(pty_session "$prep; train steps=1\n" "\004" "\004")
 check_contains tty_ctrl_d_twice_leaves "$out" "EXITED"
 out=$(pty_session "$prep; train steps=1\n" "\003" "\003")
-check_contains tty_ctrl_c_asks "$out" "unsaved model: press Ctrl-C again or type quit to leave"
+check_contains tty_ctrl_c_says "$out" "unsaved model: Ctrl-C does not leave it; Ctrl-D or quit does"
 check_contains tty_ctrl_c_stays "$out" "ALIVE"
-out=$(pty_session "$prep; train steps=1\n" "\003" "\003" "\003")
-check_contains tty_ctrl_c_third_leaves "$out" "EXITED"
+# Ctrl-C stops training and is pressed again and again: with unsaved work it never leaves
+out=$(pty_session "$prep; train steps=1\n" "\003" "\003" "\003" "\003" "\003")
+check_contains tty_ctrl_c_never_leaves_unsaved "$out" "ALIVE"
+out=$(pty_session "$prep; train steps=1\n" "\003" "\004" "\004")
+check_contains tty_ctrl_c_then_ctrl_d_leaves "$out" "EXITED"
 out=$(pty_session "$prep; train steps=1; model save $TMP/s.safetensors\n" "quit\n")
 check_contains tty_saved_quit_leaves "$out" "EXITED"
 out=$(pty_session "show\n" "\003" "\003")
