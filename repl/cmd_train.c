@@ -21,6 +21,9 @@ static int need_model_and_data(const Session *s, Err *err) {
     if (s->data.vocab_size > s->model.cfg.vocab)
         return err_set(err, "the data's vocabulary (%d) is larger than the model's (%d): run `model new` "
                        "without vocab= (it then takes the tokenizer's)", s->data.vocab_size, s->model.cfg.vocab);
+    if (s->model_tok)   // the same size, other pieces: the numbers are of a model reading other text
+        out_note(s, "note: this data is in the session's tokenizer, not the one the model learned (its own is kept "
+                    "for `model save`): `tok load` that one and `data load` again, or `model new` for this one\n");
     return 0;
 }
 

@@ -93,6 +93,9 @@ check_contains tok_out_link_target_rewritten "$("$LRSH" -c "tok load $TMP/real.m
 # another tokenizer after training: a note that the model reads its ids as other text
 out=$("$LRSH" -c "$prep; train steps=1; tok train vocab=400 out=$TMP/other.model" 2>&1)
 check_contains tok_after_training "$out" "note: the model was trained with another tokenizer: it reads these ids as other pieces of text"
+# ... and training or evaluating it on data in that tokenizer says so each time
+out=$("$LRSH" -c "$prep; train steps=1; tok train vocab=400 out=$TMP/other2.model; data load; eval batches=1" 2>&1)
+check_contains tok_after_training_eval "$out" "note: this data is in the session's tokenizer, not the one the model learned"
 # one larger than the data's trains, with a note when the data arrives (`model new` before `tok`)
 out=$("$LRSH" -c "model new tiny vocab=1000; tok load $model; data load" 2>&1); rc=$?
 check_status vocab_larger_status 0 $rc
