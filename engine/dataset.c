@@ -561,3 +561,19 @@ int dataset_default_corpus(const char *out_path, Err *err) {
     files_free(&fl);
     return rc;
 }
+
+double dataset_unigram_entropy(const Dataset *d) {
+    long n = d->n_tokens - d->n_train;
+    if (n <= 0 || d->vocab_size <= 0) return NAN;
+    long *count = calloc((size_t)d->vocab_size, sizeof *count);
+    if (!count) return NAN;
+    for (long i = d->n_train; i < d->n_tokens; i++) {
+        long id = d->token_bytes == 2 ? ((const uint16_t *)d->tokens)[i] : ((const uint32_t *)d->tokens)[i];
+        if (id >= 0 && id < d->vocab_size) count[id]++;
+    }
+    double h = 0;
+    for (int v = 0; v < d->vocab_size; v++)
+        if (count[v]) h -= (double)count[v] / n * log((double)count[v] / n);
+    free(count);
+    return h;
+}

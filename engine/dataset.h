@@ -41,3 +41,8 @@ int dataset_window_fits(const Dataset *ds, int split, int T, Err *err);
 // Fill tokens[B×(T+1)] with B random windows of T+1 consecutive tokens from the train
 // (split = 0) or validation (split = 1) part, drawn with *rng_state (advanced).
 int dataset_batch(const Dataset *ds, int split, int B, int T, uint64_t *rng_state, int32_t *tokens, Err *err);
+
+// The loss of a model that knows only token frequencies: the unigram entropy of the validation
+// split, in nats. A run whose loss stays there has learned nothing else (the plateau that
+// factorized AdamW falls to at a high learning rate). NAN when there is no such split.
+double dataset_unigram_entropy(const Dataset *d);

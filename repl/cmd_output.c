@@ -91,25 +91,6 @@ static void real_or_null(cJSON *o, const char *key, double v) {
     else cJSON_AddNullToObject(o, key);
 }
 
-// The loss of a model that knows only token frequencies: the unigram entropy of the validation
-// split, in nats. A run whose loss stays there has learned nothing else (the plateau that
-// factorized AdamW falls to at a high learning rate). NAN when there is no such data.
-static double unigram_entropy(const Dataset *d) {
-    long n = d->n_tokens - d->n_train;
-    if (n <= 0 || d->vocab_size <= 0) return NAN;
-    long *count = calloc((size_t)d->vocab_size, sizeof *count);
-    if (!count) return NAN;
-    for (long i = d->n_train; i < d->n_tokens; i++) {
-        long id = d->token_bytes == 2 ? ((const uint16_t *)d->tokens)[i] : ((const uint32_t *)d->tokens)[i];
-        if (id >= 0 && id < d->vocab_size) count[id]++;
-    }
-    double h = 0;
-    for (int v = 0; v < d->vocab_size; v++)
-        if (count[v]) h -= (double)count[v] / n * log((double)count[v] / n);
-    free(count);
-    return h;
-}
-
 // runs' table, each column as wide as its widest cell (names and learning rates vary most), so
 // that the usual runs fit 80 columns.
 enum { RUN_COLUMNS = 9 };
@@ -156,7 +137,7 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
     // A run diverged when its loss went non-finite, or when after 100 steps or more it ends no
     // better than a model that knows only token frequencies (the paper's "diverged" control
     // sits on that plateau; any working run passes it within a few dozen steps).
-    double h = s->has_data ? unigram_entropy(&s->data) : NAN;
+    double h = s->has_data ? dataset_unigram_entropy(&s->data) : NAN;
     // ... or when its training loss ends far above a uniform guess's, ln V: blown up, not learning
     // (V: the model's outputs when it has more than the data's tokens, as a fresh one starts there)
     int V = s->has_data ? s->data.vocab_size : 0;
@@ -176,7 +157,9 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         if (isfinite(val)) fmt_loss(v, sizeof v, val);
         // (after a rollback too: a run that went on from its divergence and blew up later did both)
         int blown = isfinite(loss) && isfinite(uniform) && loss > BLOWN_UP * uniform;
-        int collapsed = !x->diverged_at && !blown && x->n_steps >= 100 && current_val && isfinite(h) && val >= h;
+        double plateau = isfinite(x->unigram) ? x->unigram : h;   // its own data's, when it measured a val
+        int collapsed = !x->diverged_at && !blown && x->n_steps >= 100 && current_val && isfinite(plateau) &&
+                        val >= plateau;
         if (isfinite(val) && !current_val) stale++;
         int recovered = x->diverged_at && last_step >= x->diverged_at;   // trained past it since
         if (x->diverged_at) snprintf(dv, sizeof dv, recovered ? "at %d, on" : "at %d", x->diverged_at);
@@ -209,7 +192,7 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         else cJSON_AddNullToObject(o, "diverged_at");
         cJSON_AddBoolToObject(o, "recovered", recovered);
         real_or_null(o, "max_dw_over_eta", x->max_dw_over_eta);
-        real_or_null(o, "unigram_loss", h);   // the plateau the verdict compares val_loss with
+        real_or_null(o, "unigram_loss", plateau);   // the plateau the verdict compares val_loss with
         out_emit(s, o);
     }
     runs_table(s, table, r->n_runs);

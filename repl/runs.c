@@ -69,6 +69,7 @@ const char *runlog_start(RunLog *r, const char *name) {
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", unique);
     s->max_dw_over_eta = NAN;
+    s->unigram = NAN;
     r->current = r->n_runs++;
     return s->name;
 }

@@ -47,6 +47,7 @@ typedef struct RunSeries {
     int spikes;           // loss spikes (see SPIKE_FACTOR)
     int diverged_at;      // the last step that had a non-finite loss or gradient (0: none)
     float max_dw_over_eta; // over the steps that measured it (NAN: none did)
+    double unigram;       // the unigram loss of the data its last validation loss was on (NAN: none)
     RunPoint *steps;
     int n_steps, cap_steps;
     ValPoint *val;

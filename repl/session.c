@@ -174,6 +174,8 @@ void session_record_divergence(Session *s, int step, int back_to) {
 void session_record_val(Session *s, int step, double loss) {
     Err err = {{0}};
     if (runlog_val(&s->runs, s->optim.name, step, loss, &err) != 0) out_warning(s, "%s", err.msg);
+    else if (s->runs.current >= 0 && s->has_data)   // the plateau `runs` judges this loss by: this data's
+        s->runs.runs[s->runs.current].unigram = dataset_unigram_entropy(&s->data);
 }
 
 static int make_dir(const char *path, Err *err) {

@@ -120,6 +120,13 @@ check_eq switch_diverged_rolls_back "2 0" "$(printf '%s\n' "$out" | grep '"comma
 # a run whose loss ends far above a uniform guess's blew up, though never non-finite
 out=$(lrsh --json -c "$prep; optim sgd lr=10 warmup=0 clip=0; train steps=6; runs" 2>/dev/null)
 check_eq runs_blew_up "True True" "$(printf '%s\n' "$out" | grep '"command":"runs"' | tail -n 1 | json_eval 'str(o["blew_up"]) + " " + str(o["diverged"])')"
+# a run is judged by the data its validation loss was on, not by whatever data is loaded now
+out=$(lrsh --json -c "$prep; train steps=2; eval batches=1; tok train vocab=600 out=$TMP/t600.model; data load; model new tiny dim=64 seq=32; train steps=2; eval batches=1; runs" 2>/dev/null)
+check_eq runs_own_plateau True "$(printf '%s\n' "$out" | grep '"command":"runs"' | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+print(len(rows) == 2 and abs(rows[0]["unigram_loss"] - rows[1]["unigram_loss"]) > 0.05)')"
+
 # σ_A, σ_B of an optimizer that takes none itself are exact on a diagnostics step (the spectrum
 # of each factor before the update), not a power iteration warm-started ten steps back (28 % low)
 out=$(lrsh --json -c "$prep; optim adamw lr=0.01 warmup=3; train steps=9; spectrum blocks.0.mlp.w1.A k=1; spectrum blocks.1.mlp.w3.B k=1; step" 2>/dev/null)
