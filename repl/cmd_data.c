@@ -181,6 +181,11 @@ int cmd_tok_train(Session *s, const Args *a, Err *err) {
     TokenizerType t = strcmp(type, "unigram") == 0 ? TOKENIZER_UNIGRAM : TOKENIZER_BPE;
     Tokenizer *tok = tokenizer_train(corpus, vocab, t, out, err);
     if (!tok) return -1;
+    if (lrsh_interrupted) {   // SentencePiece trains to the end; a Ctrl-C meanwhile still means "not this one"
+        tokenizer_free(tok);
+        return err_set(err, "tok train interrupted: the session keeps its tokenizer and data (the new tokenizer was "
+                            "written to %s all the same)", out);
+    }
     use_tokenizer(s, tok, out);
     cJSON_AddStringToObject(s->result, "type", type);
     cJSON_AddStringToObject(s->result, "corpus", corpus);

@@ -154,6 +154,14 @@ check_contains live_watch_summary_narrow "$out60" "watched: [step 5] spectral"
 check_eq live_watch_summary_rho True "$(printf '%s' "$out60" | python3 -c 'import re, sys; t = sys.stdin.read(); print(bool(re.search(r"watched: \[step 5\][^>]*rho\s+0\.00\d{4}", t)))')"
 check_eq live_watch_values_shown yes "$(printf '%s\n' "$out" | grep -Eq 'ETA [0-9:]+  \[step [0-9]+\] spectral [0-9.]+  dw_over_eta [0-9.]+  rho 0\.00[0-9]{4}' && echo yes || echo no)"
 
+# Ctrl-C during tok train (SentencePiece cannot be stopped): the session keeps its tokenizer
+out=$(pty --no-default -- "expect lrsh> " "send tok load $TMP/tok.model\n" "expect lrsh> " \
+          "send tok train vocab=3000 out=$TMP/interrupted.model\n" "expect training a bpe" "send \003" "expect lrsh> " \
+          "send show\n" "expect settings" "expect lrsh> " "send quit\n")
+check_not_contains tok_train_ctrl_c_no_timeout "$out" "TIMEOUT"
+check_contains tok_train_ctrl_c_says "$out" "tok train interrupted: the session keeps its tokenizer and data"
+check_contains tok_train_ctrl_c_kept "$out" "tokenizer  $TMP/tok.model"
+
 # ---- Ctrl-C during a long train: back at the prompt, every step taken kept
 out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=100000\n" \
           "expect /100000)" "send \003" "expect lrsh> " "send show\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
