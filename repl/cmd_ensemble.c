@@ -317,6 +317,9 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 10);
     for (int i = 0; i < e->k; i++) e->trainers[i].diag_every = (int)args_int(a, "diag_every", 10);
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
+    if (inspect_watching(s))   // it follows one model's updates; the members' are several
+        out_note(s, "note: `watch` records nothing while an ensemble trains (`ensemble use I` or `ensemble average` "
+                    "makes one model it can follow)\n");
     Progress p;
     progress_begin(&p, s, steps);
     double t0 = now_seconds();

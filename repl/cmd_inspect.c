@@ -698,6 +698,8 @@ void inspect_record_spectra(Session *s) {
         out_warning(s, "spectra not kept for `spectrum compare=`: %s", e.msg);
 }
 
+int inspect_watching(const Session *s) { return s->inspect && s->inspect->n_watch > 0; }
+
 const char *inspect_live_text(Session *s) {
     InspectState *st = state(s);
     return st ? st->live : "";

@@ -95,6 +95,7 @@ int cmd_align(Session *s, const Args *a, Err *err);
 void inspect_record_spectra(Session *s);
 void inspect_after_step(Session *s, const StepStats *st, int ok);
 const char *inspect_live_text(Session *s);
+int inspect_watching(const Session *s);   // fields are watched
 // Completion: the i-th candidate for a POS_PARAM / POS_WATCH positional (NULL past the last).
 const char *inspect_complete(const Session *s, PosKind kind, int i);   // "": none at i, go on
 // The key `watch` records a typed FIELD[:PARAM|:max|:mean] under (spectral:max is spectral, the

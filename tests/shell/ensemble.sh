@@ -93,6 +93,7 @@ check_contains dropped "$out" "ensemble dropped"
 out=$(run -c "$prep; set errexit off; ensemble new 2; train steps=2 batch=2; model factorize rank=4; generate hi n=2; norms; show; ensemble new 3; train steps=1 batch=2; model new tiny dim=32 layers=1 heads=2 kv_heads=2 ffn=64 seq=16" 2>&1)
 check_contains factorize_refused "$out" "an ensemble of 2 is training: \`ensemble use I\` or \`ensemble average\` makes one model to factorize"
 check_contains single_model_note "$out" "that model stands at step 0, where it was when the ensemble was made or loaded"
+check_contains watch_ensemble_note "$(run -c "$prep; watch spectral every=1; ensemble new 2; train steps=1 batch=2" 2>&1)" "note: \`watch\` records nothing while an ensemble trains"
 check_contains show_ensemble "$out" "ensemble   2 members"
 check_contains new_says_what_goes "$out" "ensemble dropped (replaced by a new one): its 2 members and their 2 steps of training are gone"
 check_contains model_new_says_what_goes "$out" "ensemble dropped (the model it grew from was replaced): its 3 members and their 1 step of training are gone"
