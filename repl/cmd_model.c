@@ -475,7 +475,7 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     s->runs.current = run;  // the same run goes on: its loss curve shows what factorizing cost
     s->model_cfg = s->model.cfg;
     s->model_custom = s->model_custom || !model_config_same_shape(&old_cfg, &s->model.cfg);
-    out_text(s, "  %-26s %-11s %-9s %s\n", "matrix", "shape", "rank", "rel. error ‖W−ABᵀ‖/‖W‖");
+    out_text(s, "  %-18s %-12s %-10s %s\n", "matrix", "shape", "rank", "rel. error ‖W−ABᵀ‖/‖W‖");
     cJSON *list = cJSON_AddArrayToObject(s->result, "matrices");
     for (int i = 0; i < rep.n; i++) {
         const FactorizeError *e = &rep.items[i];
@@ -483,7 +483,11 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
         snprintf(shape, sizeof shape, "%d×%d", e->rows, e->cols);
         if (e->source_rank) snprintf(ranks, sizeof ranks, "%d→%d", e->source_rank, rank);
         else snprintf(ranks, sizeof ranks, "dense→%d", rank);
-        out_text(s, "  %-26s %-12s %-9s %.4f\n", e->name, shape, ranks, e->rel_error);  // × is 2 bytes, 1 column
+        char row[160] = "";   // cells padded by columns: × and → are one column, two and three bytes
+        table_cell(row, sizeof row, e->name, 18, 0);
+        table_cell(row, sizeof row, shape, 12, 0);
+        table_cell(row, sizeof row, ranks, 10, 0);
+        out_text(s, "  %s%.4f\n", row, e->rel_error);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "param", e->name);
         cJSON_AddNumberToObject(o, "rows", e->rows);
