@@ -117,8 +117,13 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     runlog_end(&s->runs);
     runlog_name_next(&s->runs, run);
     if (k > 1 && !same && oc->warmup > 0 && sp.start_step >= oc->warmup)
-        out_note(s, "note: the members start at step %d, past %s's warm-up: members 1–%ld are fresh and take the full "
-                    "lr at once (`model new` first starts everything at step 0)\n", sp.start_step, oc->name, k - 1);
+    {
+        char fresh[32];   // "member 1", "members 1–3"
+        if (k == 2) snprintf(fresh, sizeof fresh, "member 1 is");
+        else snprintf(fresh, sizeof fresh, "members 1–%ld are", k - 1);
+        out_note(s, "note: the members start at step %d, past %s's warm-up: %s fresh and take%s the full lr at once "
+                    "(`model new` first starts everything at step 0)\n", sp.start_step, oc->name, fresh, k == 2 ? "s" : "");
+    }
     size_t bytes = ensemble_bytes(&e, s->batch, s->model.cfg.seq);
     char mem[32];
     out_text(s, "ensemble: %ld member%s (%s init%s), %s, memory %s\n", k, k == 1 ? "" : "s", same ? "same" : "independent",
@@ -278,10 +283,11 @@ static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
         line_add(&line, "), %s tok/s, %s for %d step%s", fmt_count(t, sizeof t, rate), fmt_duration(d, sizeof d, r->seconds),
                  r->done, r->done == 1 ? "" : "s");
         line_out(s, &line);
-        out_text(s, "%s: %s values exchanged (%s per step), %.1f%% of the time mixing; %s in total since `ensemble new`\n",
-                 method_name(e->coupling.method), fmt_count(x, sizeof x, r->exchanged),
-                 fmt_count(xs, sizeof xs, r->exchanged / r->done), r->seconds > 0 ? 100 * r->mix_seconds / r->seconds : 0.0,
-                 fmt_count(d, sizeof d, e->total_exchanged));
+        if (e->coupling.method != ENSEMBLE_INDEPENDENT)   // independent members exchange nothing: no line of zeros
+            out_text(s, "%s: %s values exchanged (%s per step), %.1f%% of the time mixing; %s in total since `ensemble "
+                        "new`\n", method_name(e->coupling.method), fmt_count(x, sizeof x, r->exchanged),
+                     fmt_count(xs, sizeof xs, r->exchanged / r->done),
+                     r->seconds > 0 ? 100 * r->mix_seconds / r->seconds : 0.0, fmt_count(d, sizeof d, e->total_exchanged));
     }
     cJSON_AddNumberToObject(s->result, "steps", r->done);
     cJSON_AddNumberToObject(s->result, "step", e->trainers[0].step);
