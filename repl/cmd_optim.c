@@ -358,12 +358,15 @@ int cmd_inspect(Session *s, const Args *a, Err *err) {
     for (int i = 0; i < o->n_diag; i++) rows[i] = &o->diag[i];
     sort_rows(rows, o->n_diag, by);
     int measured = o->diag_t == o->t, color = !s->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
-    int by_name = strcmp(by, "name") == 0, marked = by_name ? 0 : top < o->n_diag ? top : o->n_diag;
-    char marks[48] = "";
-    if (!by_name) snprintf(marks, sizeof marks, ", largest first%s", marked ? " (* the top" : "");
+    int by_name = strcmp(by, "name") == 0, marked = by_name ? 0 : top < o->n_diag ? top : o->n_diag, have = by_name;
+    for (int i = 0; i < o->n_diag && !have; i++) have = isfinite(sort_value(&o->diag[i], by));
+    if (!have) marked = 0;   // a column not measured at the last update sorts and marks nothing
+    char marks[64] = "";
+    if (!by_name && have) snprintf(marks, sizeof marks, ", largest first%s", marked ? " (* the top" : "");
     if (marked) snprintf(marks + strlen(marks), sizeof marks - strlen(marks), " %d)", marked);
-    out_text(s, "step %d, %s lr=%g (η this step %.4g): %d factorized matrices, sorted by %s%s\n", s->trainer.step,
-             o->cfg.name, o->cfg.lr, optimizer_lr(&o->cfg, s->trainer.step - 1), o->n_diag, by, marks);
+    out_text(s, "step %d, %s lr=%g (η this step %.4g): %d factorized matrices, %s %s%s\n", s->trainer.step,
+             o->cfg.name, o->cfg.lr, optimizer_lr(&o->cfg, s->trainer.step - 1), o->n_diag,
+             have ? "sorted by" : "in model order (not measured:", by, have ? marks : ")");
     if (!measured)
         out_text(s, "(‖ΔW‖₂ and ‖W‖₂ were not measured at the last update: `step` measures them, as does `train` "
                     "every diag_every-th step)\n");

@@ -85,6 +85,9 @@ out=$(lrsh -q -c "$prep; model new tiny dim=768 layers=12 heads=12 kv_heads=12 f
 check_contains norms_wide_shape "$out" "blocks.11.mlp.w2  768×3072 r768"
 check_eq norms_fit_80 True "$([ "$(printf '%s\n' "$out" | widest)" -le 80 ] && echo True || echo "$out")"
 
+# inspect after an update that measured no ‖ΔW‖₂: it says so, and sorts and marks nothing
+check_contains inspect_unmeasured_order "$(lrsh -c "$prep; train steps=3 diag_every=0; inspect" 2>&1)" "in model order (not measured: dw_over_eta)"
+
 # a watched value the step does not measure (σ_A under adamw) is null in the log, and plotting it
 # from there finds the field (with no points) instead of not knowing it
 out=$(lrsh -q -c "$prep; optim adamw; log $TMP/unmeasured.jsonl; watch sigma_a:blocks.0.attn.wq every=2; train steps=2; plot sigma_a:blocks.0.attn.wq from=$TMP/unmeasured.jsonl" 2>&1); rc=$?
