@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
@@ -88,14 +89,21 @@ static void note_crlf(Session *s, const char *path) {
 
 // <cache>/<stem of corpus>-<type><vocab>.model
 static int default_model_path(const char *corpus, const char *type, int vocab, char *out, size_t size, Err *err) {
-    char dir[1024], stem[256];
+    char dir[1024], stem[256], where[PATH_MAX], tag[16] = "";
     if (session_cache_dir(dir, sizeof dir, err) != 0) return -1;
     const char *base = strrchr(corpus, '/');
     snprintf(stem, sizeof stem, "%.200s", base ? base + 1 : corpus);  // a long name: its start will do
     char *dot = strrchr(stem, '.');
     if (dot && dot != stem) *dot = '\0';
     if (!stem[0]) snprintf(stem, sizeof stem, "corpus");
-    return path_printf(err, out, size, "%s/%s-%s%d.model", dir, stem, type, vocab);
+    // two corpora of one name in two folders get two tokenizers: the folder's hash in the name
+    // (not for the default corpus, which lives in the cache folder itself)
+    if (realpath(corpus, where) && strncmp(where, dir, strlen(dir)) != 0) {
+        uint32_t h = 2166136261u;   // FNV-1a of the corpus's full path
+        for (const char *p = where; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+        snprintf(tag, sizeof tag, "-%08x", h);
+    }
+    return path_printf(err, out, size, "%s/%s%s-%s%d.model", dir, stem, tag, type, vocab);
 }
 
 // Whether a and b are the same tokenizer model, byte for byte.

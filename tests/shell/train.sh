@@ -90,6 +90,13 @@ ln -s "$TMP/real.model" "$TMP/link.model"
 check_eq tok_out_link_kept yes "$([ -L "$TMP/link.model" ] && echo yes || echo no)"
 check_contains tok_out_link_target_rewritten "$("$LRSH" -c "tok load $TMP/real.model" 2>&1)" "(vocab 420)"
 
+# two corpora of one name in two folders: two tokenizers in the cache, not one written over
+mkdir -p "$TMP/c1" "$TMP/c2"
+head -c 200000 "$XDG_CACHE_HOME/lrsh/fortunes.txt" > "$TMP/c1/notes.txt"
+tail -c 200000 "$XDG_CACHE_HOME/lrsh/fortunes.txt" > "$TMP/c2/notes.txt"
+paths=$("$LRSH" --json -c "tok train $TMP/c1/notes.txt vocab=400; tok train $TMP/c2/notes.txt vocab=400" 2>/dev/null | python3 -c 'import json, sys; print(len({json.loads(l)["path"] for l in sys.stdin}))')
+check_eq tok_cache_names_apart 2 "$paths"
+
 # another tokenizer after training: a note that the model reads its ids as other text
 out=$("$LRSH" -c "$prep; train steps=1; tok train vocab=400 out=$TMP/other.model" 2>&1)
 check_contains tok_after_training "$out" "note: the model was trained with another tokenizer: it reads these ids as other pieces of text"
