@@ -118,7 +118,7 @@ const CmdSpec commands[] = {
      .opts = (const OptSpec[]){
          {"vocab", OPT_INT, "8192", NULL, TOKENIZER_MIN_VOCAB, TOKENIZER_MAX_VOCAB, "vocabulary size"},
          {"type", OPT_ENUM, "bpe", "bpe|unigram", 0, 0, "SentencePiece model type"},
-         {"out", OPT_PATH, NULL, NULL, 0, 0, "where to write the model (default: the cache folder); an existing file only if a tokenizer"},
+         {"out", OPT_PATH, NULL, NULL, 0, 0, "where to write the model (default: the cache folder, named after the corpus and its folder); an existing file only if a tokenizer"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "tok", .sub = "load", .family = "tokenizer", .args = "PATH",
      .summary = "load a SentencePiece model file",
