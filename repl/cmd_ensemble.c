@@ -393,9 +393,13 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
                  r.product.worst_error, r.product.worst_name);
     line_out(s, &line);
     char x[32];
-    out_text(s, "(step %d, %s coupling, %s values exchanged so far; %d batch%s of %d × %d tokens)\n", step,
-             method_name(e->coupling.method), fmt_count(x, sizeof x, e->total_exchanged), batches,
-             batches == 1 ? "" : "es", B, T);
+    if (e->coupling.method == ENSEMBLE_INDEPENDENT)   // nothing exchanged: no count of zeros
+        out_text(s, "(step %d, independent members; %d batch%s of %d × %d tokens)\n", step, batches,
+                 batches == 1 ? "" : "es", B, T);
+    else
+        out_text(s, "(step %d, %s coupling, %s values exchanged so far; %d batch%s of %d × %d tokens)\n", step,
+                 method_name(e->coupling.method), fmt_count(x, sizeof x, e->total_exchanged), batches,
+                 batches == 1 ? "" : "es", B, T);
     cJSON *arr = cJSON_AddArrayToObject(s->result, "members");
     for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(arr, json_real(r.member[i]));
     json_add_real(s->result, "member_mean", r.member_mean);

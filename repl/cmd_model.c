@@ -219,7 +219,7 @@ static int check_save_target(const char *path, Err *err) {
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;   // new, or not a file: the writer says
     if (!(st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) || access(path, W_OK) != 0)
         return err_set(err, "%s is read-only: nothing was saved (another name, or chmod u+w it first)", path);
-    if (!checkpoint_is_safetensors(path))
+    if (st.st_size > 0 && !checkpoint_is_safetensors(path))   // an empty file (touch, mktemp) holds nothing
         return err_set(err, "%s exists and is not a safetensors file: nothing was saved (another name, or remove "
                             "it first)", path);
     return 0;

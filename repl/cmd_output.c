@@ -219,7 +219,8 @@ int cmd_log(Session *s, const Args *a, Err *err) {
         return 0;
     }
     if (strcmp(a->pos[0], "off") == 0) {
-        if (r->log) out_text(s, "logging to %s stopped (%ld lines written)\n", r->log_path, r->log_lines);
+        if (r->log) out_text(s, "logging to %s stopped (%ld line%s written)\n", r->log_path, r->log_lines,
+                            r->log_lines == 1 ? "" : "s");
         else out_text(s, "logging was off\n");
         runlog_close(r);
         cJSON_AddNullToObject(s->result, "path");
@@ -231,7 +232,7 @@ int cmd_log(Session *s, const Args *a, Err *err) {
     if (r->log) snprintf(was, sizeof was, "%s", r->log_path);
     if (runlog_open(r, path, err) != 0) return -1;
     if (was[0] && strcmp(was, path) != 0)   // the old file is closed: say so, as `log off` would
-        out_text(s, "logging to %s stopped (%ld lines written)\n", was, was_lines);
+        out_text(s, "logging to %s stopped (%ld line%s written)\n", was, was_lines, was_lines == 1 ? "" : "s");
     out_text(s, "logging every training step to %s (one JSON object per line; `log off` stops)\n", path);
     cJSON_AddStringToObject(s->result, "path", path);
     return 0;
@@ -686,11 +687,11 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
     }
     if (rc == 0) {
         int cols = !s->json && isatty(STDOUT_FILENO) ? terminal_columns(stdout) : 0;
-        int fit = cols >= 40 && cols - 14 < 72 ? cols - 14 : 72;   // the y labels and axis take 14 columns
+        int fit = cols >= 40 && cols - 18 < 72 ? cols - 18 : 72;   // y labels, axis and "  step": up to 18 columns
         int width = (int)args_int(a, "width", fit);
-        if (cols >= 40 && width > cols - 14) {   // wider than the terminal: every row would wrap
-            out_note(s, "(width=%d does not fit this terminal's %d columns: drawn %d wide)\n", width, cols, cols - 14);
-            width = cols - 14;
+        if (cols >= 40 && width > cols - 18) {   // wider than the terminal: every row would wrap
+            out_note(s, "(width=%d does not fit this terminal's %d columns: drawn %d wide)\n", width, cols, cols - 18);
+            width = cols - 18;
         }
         PlotOptions o = {.width = width, .height = (int)args_int(a, "height", 16),
                          .ansi = !s->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR"),

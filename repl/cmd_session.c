@@ -450,7 +450,8 @@ int cmd_set(Session *s, const Args *a, Err *err) {
         return err_set(err, "set %s%s", key, rest ? rest + 1 : why);
     }
     if (set_apply(s, key, value, err) != 0) return -1;
-    if (strcmp(key, "threads") == 0) out_note(s, "threads %s (%d in use)\n", value, omp_get_max_threads());
+    if (strcmp(key, "threads") == 0) out_note(s, "threads %d (%d in use)\n", s->threads, omp_get_max_threads());
+    else if (o->type == OPT_INT) out_note(s, "%s %lld\n", key, strtoll(value, NULL, 10));   // 010 is 10
     else if (strcmp(key, "quiet") != 0) out_note(s, "%s %s\n", key, value);   // said, as `show` would
     cJSON_AddStringToObject(s->result, "key", key);
     cJSON_AddStringToObject(s->result, "value", value);

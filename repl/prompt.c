@@ -169,6 +169,10 @@ int prompt_loop(Session *s) {
             if (!one[strspn(one, " \t\r")]) continue;
             history_add(hist, one);
             failed = run_line(s, one) != 0;
+            if (failed && next && next[strspn(next, " \t\r\n")]) {   // a paste stops at its first error: a
+                fputs_wrapped("(the rest of the paste was not run)\n", talk);   // question is answered by a person
+                break;
+            }
         }
         free(line);
     }

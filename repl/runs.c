@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
 #include "output.h"
 
@@ -279,13 +280,22 @@ static int log_target_ok(const char *path, int *ends_open, Err *err) {
     if (stat(path, &st) != 0) return 0;
     if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISDIR(st.st_mode))
         return err_set(err, "log: %s is a %s, not a file", path, S_ISDIR(st.st_mode) ? "folder" : "pipe or socket");
-    if (!S_ISREG(st.st_mode) || st.st_size == 0) return 0;   // a device (/dev/null) takes appends as they come
+    if (!S_ISREG(st.st_mode)) return 0;   // a device (/dev/null) takes appends as they come
+    if (!(st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) || access(path, W_OK) != 0)
+        return err_set(err, "log: %s is read-only: nothing was written (another name, or chmod u+w it first)", path);
+    if (st.st_size == 0) return 0;
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(err, "log: cannot read %s: %s", path, strerror(errno));
-    int first = fgetc(f), last = fseek(f, -1, SEEK_END) == 0 ? fgetc(f) : EOF;
+    char first[4096] = "";   // its first record: an object with a "step", as every line of a log
+    if (!fgets(first, sizeof first, f)) first[0] = '\0';
+    int last = fseek(f, -1, SEEK_END) == 0 ? fgetc(f) : EOF;
     fclose(f);
-    if (first != '{')
-        return err_set(err, "log: %s exists and is not a log (JSON lines): nothing was written (another name)", path);
+    cJSON *o = cJSON_Parse(first);
+    int is_log = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "step"));
+    cJSON_Delete(o);
+    if (!is_log)
+        return err_set(err, "log: %s exists and is not a log (JSON lines of steps): nothing was written (another "
+                            "name)", path);
     *ends_open = last != '\n';   // a line cut short by a full disk: the next record starts a line of its own
     return 0;
 }

@@ -28,6 +28,9 @@ check_eq save_read_only_kept "$before" "$(cksum < "$TMP/ro.st")"
 chmod 644 "$TMP/ro.st"
 out=$(lrsh -c "$prep; train steps=1; model save $TMP/ro.st" 2>&1); rc=$?
 check_status save_over_checkpoint 0 $rc
+: > "$TMP/empty.st"   # an empty file (touch, mktemp) holds nothing: it may be written
+out=$(lrsh -c "$prep; model save $TMP/empty.st" 2>&1); rc=$?
+check_status save_over_empty_file 0 $rc
 
 # a file without optimizer state saves again to the same bytes (its optim_t is 0, as a resume's)
 lrsh -q -c "$prep; train steps=3; model save $TMP/nostate.st optim=off; model load $TMP/nostate.st; model save $TMP/nostate2.st optim=off" >/dev/null 2>&1

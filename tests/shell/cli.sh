@@ -121,6 +121,9 @@ nosuch' 2>/dev/null)
 check_eq c_error_where '"-c:2"' "$(printf '%s\n' "$out" | tail -n 1 | json_field where)"
 check_eq error_line_without_newline '"tok encode \"open"' "$(printf 'tok encode "open\n' | "$LRSH" --json 2>/dev/null | json_field line)"
 
+# set says the value it set, as the session reads it (010 is 10)
+check_contains set_says_value "$("$LRSH" -c 'set seed 010' 2>&1)" "seed 10"
+
 # -c stops at the first failure and exits non-zero
 out=$("$LRSH" -c 'set batch 2; nosuch; set batch 5; show' 2>&1); rc=$?
 check_status c_error_status nonzero $rc

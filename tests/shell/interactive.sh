@@ -141,7 +141,7 @@ check_not_contains narrow_results_no_timeout "$out" "TIMEOUT"
 check_eq narrow_results_fit 0 "$(printf '%s\n' "$out" | python3 -c 'import sys; print(sum(len(l) > 60 and not l.startswith("lrsh> ") and "ETA" not in l for l in sys.stdin.buffer.read().decode("utf-8").split("\n")))')"
 check_contains narrow_results_broken_at_space "$out" "rank=0.25·in"
 check_contains narrow_results_plot_axis "$out" "step"
-check_contains narrow_results_plot_clamped "$out" "(width=100 does not fit this terminal's 60 columns: drawn 46"
+check_contains narrow_results_plot_clamped "$out" "(width=100 does not fit this terminal's 60 columns: drawn 42"
 
 # the live line with watched values: on a terminal too narrow for all, the rate gives way first,
 # and what is cut goes by whole fields
@@ -234,6 +234,13 @@ check_contains drop_ensemble_use_second_try "$out" "continuing with member 1 of 
 out=$(pty --no-default -- "expect lrsh> " "send \033[200~set seed 77\nshow\n\033[201~\n" "expect settings" "expect lrsh> " "send quit\n")
 check_not_contains paste_no_timeout "$out" "TIMEOUT"
 check_contains paste_lines_each_run "$out" "seed=77"
+# ... and stops at its first error: a question a paste meets is answered by a person, not by a
+# repeat further down the paste
+out=$(pty --no-default -- "expect lrsh> " "send $prep; train steps=1\n" "expect lrsh> " \
+          "send \033[200~model new tiny seq=16\nshow\nmodel new tiny seq=16\n\033[201~\n" "expect lrsh> " \
+          "send show\n" "expect settings" "expect lrsh> " "send \004" "expect lrsh> " "send \004")
+check_contains paste_stops_at_error "$out" "(the rest of the paste was not run)"
+check_contains paste_model_kept "$out" "rank=0.25·in seq=32 vocab"
 
 # ---- history: a line typed in one session is in ~/.lrsh_history and Up recalls it in the next
 rm -f "$HOME/.lrsh_history"

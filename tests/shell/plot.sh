@@ -142,7 +142,12 @@ prep="tok load $TMP/tok.model; data load; set batch 2; model new tiny seq=32"
 printf 'not a log\n' > "$TMP/notes.txt"
 out=$(lrsh -c "$prep; log $TMP/notes.txt" 2>&1); rc=$?
 check_status log_not_a_log_status nonzero $rc
-check_contains log_not_a_log "$out" "notes.txt exists and is not a log (JSON lines): nothing was written"
+check_contains log_not_a_log "$out" "notes.txt exists and is not a log (JSON lines of steps): nothing was written"
+printf '{\n  "name": "x"\n}\n' > "$TMP/config.json"
+check_contains log_not_a_config "$(lrsh -c "log $TMP/config.json" 2>&1)" "config.json exists and is not a log"
+printf '{"step": 1, "loss": 3.0, "run": "ro"}\n' > "$TMP/ro.jsonl"; chmod 444 "$TMP/ro.jsonl"
+check_contains log_read_only "$(lrsh -c "log $TMP/ro.jsonl" 2>&1)" "ro.jsonl is read-only: nothing was written"
+chmod 644 "$TMP/ro.jsonl"
 check_eq log_not_a_log_kept "not a log" "$(cat "$TMP/notes.txt")"
 out=$(timeout 30 "$LRSH" --threads 1 -c "log $TMP/pipe" 2>&1); rc=$?
 check_status log_pipe_status 1 $rc
