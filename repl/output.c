@@ -262,6 +262,8 @@ void progress_update(Progress *p, int done, int step, float loss, double tok_per
              LOSS_TEXT(loss), rate, eta);
     if (too_wide(p, text))   // room for the watched values first: the rate is in the summary after
         snprintf(text, sizeof text, "step %d (%d/%d)  loss %s  ETA %s", step, done, p->total, LOSS_TEXT(loss), eta);
+    if (too_wide(p, text))   // then the ETA
+        snprintf(text, sizeof text, "step %d (%d/%d)  loss %s", step, done, p->total, LOSS_TEXT(loss));
     progress_text(p, done, text);
 }
 
