@@ -253,8 +253,10 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     char size[32];
     out_text(s, "saved %s (%s): step %d, %s parameters, optimizer state %s, tokenizer %s\n", path,
              fmt_bytes(size, sizeof size, bytes), step, dtype_name(o.dtype),
-             optim ? "included" : tr ? "left out" : step ? "none (not trained since it was loaded or averaged; its settings kept)"
-                                                      : "none (no trainer yet)",
+             optim ? "included"
+             : tr  ? "left out"
+             : step ? "none (not trained since it was loaded or averaged; its settings kept)"
+                    : "none (no trainer yet)",
              tok ? s->model_tok ? "embedded (the model's own, not the session's)" : "embedded" : "none");
     s->dirty = 0;
     snprintf(s->model_file, sizeof s->model_file, "%s", path);
@@ -301,8 +303,6 @@ static void session_took_file(Session *s, Tokenizer *tok, const char *path) {
     s->dirty = 0;
 }
 
-// The run's last batches (a file saved after an update keeps them) become the session's
-// `batch`, `accum` and `seq`, so that `train` goes on as the run went: a resume repeats it exactly.
 // The saving session's `set batch`, `set seq`, `set accum` (an older file: its last update's
 // batches, which were those unless that command named others) become this session's, so that
 // `train` goes on as the run would have: a resume repeats it exactly.
