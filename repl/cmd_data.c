@@ -31,6 +31,10 @@ const char *expand_path(const char *in, char *out, size_t size) {
     return in;
 }
 
+int file_read_only(const char *path, unsigned mode) {
+    return !(mode & (S_IWUSR | S_IWGRP | S_IWOTH)) || access(path, W_OK) != 0;
+}
+
 int check_writable_file(const char *path, Err *err) {
     char folder[1024];
     snprintf(folder, sizeof folder, "%s", path);
@@ -44,7 +48,7 @@ int check_writable_file(const char *path, Err *err) {
     if (S_ISDIR(st.st_mode)) return err_set(err, "cannot write %s: it is a folder", path);
     if (!S_ISREG(st.st_mode))   // writing a file there would replace a device (/dev/null) or hang on a pipe
         return err_set(err, "cannot write %s: it exists and is not a regular file (a device, pipe or socket)", path);
-    if (!(st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) || access(path, W_OK) != 0)
+    if (file_read_only(path, st.st_mode))
         return err_set(err, "cannot write %s: it is read-only (another name, or chmod u+w it first)", path);
     return 0;
 }
@@ -106,24 +110,17 @@ static int default_model_path(const char *corpus, const char *type, int vocab, c
     return path_printf(err, out, size, "%s/%s%s-%s%d.model", dir, stem, tag, type, vocab);
 }
 
-// Whether a and b are the same tokenizer model, byte for byte.
-static int same_tokenizer(const Tokenizer *a, const Tokenizer *b) {
-    size_t na, nb;
-    const void *pa = tokenizer_bytes(a, &na), *pb = tokenizer_bytes(b, &nb);
-    return pa && pb && na == nb && memcmp(pa, pb, na) == 0;
-}
-
 // Make tok the session's tokenizer; the loaded data was tokenized with the old one, unless the
 // two are the same model (`tok load` of the file already loaded).
 static void use_tokenizer(Session *s, Tokenizer *tok, const char *path) {
-    int same = s->tok && same_tokenizer(s->tok, tok);
+    int same = s->tok && session_same_tokenizer(s->tok, tok);
     int trained = s->has_trainer ? s->trainer.step > 0 : s->resume.step > 0;
     Tokenizer *old = s->tok;
     s->tok = tok;
     // the model's own tokenizer stays with it (for `model save`) while another one is the session's
     if (!same && !s->model_tok && s->has_model && (s->model_tok_embedded || trained)) s->model_tok = old, old = NULL;
     tokenizer_free(old);
-    int back = s->model_tok && same_tokenizer(s->model_tok, tok);
+    int back = s->model_tok && session_same_tokenizer(s->model_tok, tok);
     if (back) tokenizer_free(s->model_tok), s->model_tok = NULL;
     snprintf(s->tok_path, sizeof s->tok_path, "%s", path);
     if (!same) session_drop_data(s, "it was tokenized with the previous tokenizer");

@@ -217,7 +217,7 @@ static int save_ensemble(Session *s, const char *path, const CheckpointOptions *
 static int check_save_target(const char *path, Err *err) {
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;   // new, or not a file: the writer says
-    if (!(st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) || access(path, W_OK) != 0)
+    if (file_read_only(path, st.st_mode))
         return err_set(err, "%s is read-only: nothing was saved (another name, or chmod u+w it first)", path);
     if (st.st_size > 0 && !checkpoint_is_safetensors(path))   // an empty file (touch, mktemp) holds nothing
         return err_set(err, "%s exists and is not a safetensors file: nothing was saved (another name, or remove "
@@ -271,9 +271,7 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
 
 // The embedded tokenizer replaces the session's; data tokenized with a different one goes.
 static void adopt_tokenizer(Session *s, Tokenizer *tok, const char *path) {
-    size_t n_new, n_old = 0;
-    const void *b_new = tokenizer_bytes(tok, &n_new), *b_old = s->tok ? tokenizer_bytes(s->tok, &n_old) : NULL;
-    int same = b_old && n_old == n_new && memcmp(b_old, b_new, n_new) == 0;
+    int same = session_same_tokenizer(s->tok, tok);
     tokenizer_free(s->tok);
     s->tok = tok;
     snprintf(s->tok_path, sizeof s->tok_path, "(embedded in %.1000s)", path);

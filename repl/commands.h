@@ -144,6 +144,9 @@ const char *expand_path(const char *in, char *out, size_t size);
 // there already a regular file one may write (no folder, device, pipe, socket; not read-only).
 // The error names path ("cannot write PATH: …").
 int check_writable_file(const char *path, Err *err);
+// Whether the file at path (mode: its st_mode) may not be written: no write bit for anyone — a
+// root process, which access() lets write anything, honours it too — or access() says no.
+int file_read_only(const char *path, unsigned mode);
 char *join_words(const Args *a);
 
 // Shared by handlers: a model config as JSON; the optimizer settings as a line of text and

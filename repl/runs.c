@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include "commands.h"   // file_read_only
 #include "output.h"
 
 void runlog_init(RunLog *r) {
@@ -281,7 +282,7 @@ static int log_target_ok(const char *path, int *ends_open, Err *err) {
     if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISDIR(st.st_mode))
         return err_set(err, "log: %s is a %s, not a file", path, S_ISDIR(st.st_mode) ? "folder" : "pipe or socket");
     if (!S_ISREG(st.st_mode)) return 0;   // a device (/dev/null) takes appends as they come
-    if (!(st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) || access(path, W_OK) != 0)
+    if (file_read_only(path, st.st_mode))
         return err_set(err, "log: %s is read-only: nothing was written (another name, or chmod u+w it first)", path);
     if (st.st_size == 0) return 0;
     FILE *f = fopen(path, "rb");

@@ -110,16 +110,26 @@ void session_replace_model(Session *s, Model *m) {
     runlog_end(&s->runs);
 }
 
+int session_same_tokenizer(const Tokenizer *a, const Tokenizer *b) {
+    size_t na, nb;
+    const void *pa = a ? tokenizer_bytes(a, &na) : NULL, *pb = b ? tokenizer_bytes(b, &nb) : NULL;
+    return pa && pb && na == nb && memcmp(pa, pb, na) == 0;
+}
+
 int session_keep_unsaved(Session *s, UnsavedDrop what, Err *err) {
     if (!s->interactive || !s->dirty || (s->unsaved_warned & what)) return 0;
     s->unsaved_warned |= what;   // until more training: this action, tried again, goes ahead
-    const char *again = what == DROP_MODEL_NEW ? "`model new` again replaces it"
-                        : what == DROP_MODEL_LOAD ? "`model load` again replaces it"
-                        : what == DROP_MODEL_FACTORIZE ? "`model factorize` again truncates it"
-                        : what == DROP_ENSEMBLE_NEW ? "`ensemble new` again replaces the ensemble"
-                        : what == DROP_ENSEMBLE_USE ? "`ensemble use` again keeps that member alone"
-                        : what == DROP_ENSEMBLE_AVERAGE ? "`ensemble average` again makes one model of it"
-                                                    : "quit again leaves";
+    static const struct { UnsavedDrop what; const char *again; } said[] = {
+        {DROP_MODEL_NEW, "`model new` again replaces it"},
+        {DROP_MODEL_LOAD, "`model load` again replaces it"},
+        {DROP_MODEL_FACTORIZE, "`model factorize` again truncates it"},
+        {DROP_ENSEMBLE_NEW, "`ensemble new` again replaces the ensemble"},
+        {DROP_ENSEMBLE_USE, "`ensemble use` again keeps that member alone"},
+        {DROP_ENSEMBLE_AVERAGE, "`ensemble average` again makes one model of it"},
+    };
+    const char *again = "quit again leaves";
+    for (size_t i = 0; i < sizeof said / sizeof said[0]; i++)
+        if (said[i].what == what) again = said[i].again;
     return err_set(err, "the %s has training not saved: `model save PATH` keeps it; %s",
                    s->has_ensemble ? "ensemble" : "model", again);
 }

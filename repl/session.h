@@ -132,6 +132,8 @@ int session_need_trainer(Session *s, Err *err);
 // saying how to keep the model, so that only a second drops it. Scripts, -c and pipes go on.
 // 0: go ahead.
 int session_keep_unsaved(Session *s, UnsavedDrop what, Err *err);
+// Whether a and b are the same tokenizer model, byte for byte (NULL is none).
+int session_same_tokenizer(const Tokenizer *a, const Tokenizer *b);
 // The model changed since it was saved (trained, factorized, averaged): quit, `model new` and
 // `model load` at the prompt warn once before dropping it.
 void session_mark_unsaved(Session *s);
