@@ -62,7 +62,8 @@ $(CUDA_OBJ) $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/*.c kernels/*.c kernel
 ENGINE_SRC := $(wildcard engine/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tokenizer/tokenizer.o $(CUDA_OBJ)
 REPL_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard repl/*.c))
-TESTS      := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+TESTS      := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c)) \
+              $(patsubst tests/%.cpp,$(BUILD)/tests/%,$(wildcard tests/test_*.cpp))
 BENCHES    := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 LIB        := $(BUILD)/liblrsh.a
 LRSH       := $(if $(filter 1,$(SAN)),$(BUILD)/lrsh,lrsh)
@@ -103,6 +104,12 @@ $(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu
 $(BUILD)/tests/%: tests/%.c tests/test.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# C++ tests: those that run CUDA kernel source on the CPU (tests/emu/cuda_emu.h: a thread per
+# GPU thread).
+$(BUILD)/tests/%: tests/%.cpp tests/test.h tests/emu/cuda_emu.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -pthread $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)

@@ -251,7 +251,7 @@ static void block_backward(const Model *m, int l, int B, int T) {
     be->zero(s->dq, sizeof(float) * n * c->dim);
     be->zero(s->dk, sizeof(float) * n * kvd);
     be->zero(s->dv, sizeof(float) * n * kvd);
-    be->attention_backward(s->dq, s->dk, s->dv, s->datt, s->dao, a->att, a->q, a->k, a->v,
+    be->attention_backward(s->dq, s->dk, s->dv, s->datt, s->dao, a->ao, a->att, a->q, a->k, a->v,
                            B, T, T, c->heads, c->kv_heads, hd);
     be->rope_backward(s->dq, s->dq, B, T, c->heads, hd, 0, c->rope_theta);      // in place: before RoPE
     be->rope_backward(s->dk, s->dk, B, T, c->kv_heads, hd, 0, c->rope_theta);

@@ -131,9 +131,10 @@ struct Backend {
     size_t (*attention_saved_floats)(int B, int H, int Tq, int Tk, int hd);
     void (*attention_forward)(float *out, float *att, const float *q, const float *k, const float *v,
                               int B, int Tq, int Tk, int H, int KVH, int hd);
-    // dq, dk, dv +=; scratch holds attention_saved_floats floats
+    // dq, dk, dv +=; scratch holds attention_saved_floats floats; out is the forward's output
+    // (CUDA's flash mode takes rowsum(dout ⊙ out) from it: rows whose dout is 0 may differ)
     void (*attention_backward)(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                               const float *att, const float *q, const float *k, const float *v,
+                               const float *out, const float *att, const float *q, const float *k, const float *v,
                                int B, int Tq, int Tk, int H, int KVH, int hd);
 
     // Decoding one token at the position *pos, read from the device, so that a recorded step

@@ -109,11 +109,11 @@ static void p_attention_forward(float *out, float *att, const float *q, const fl
     DONE("attention_forward");
 }
 
-static void p_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
-                                 const float *q, const float *k, const float *v, int B, int Tq, int Tk, int H, int KVH,
-                                 int hd) {
+static void p_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *out,
+                                 const float *att, const float *q, const float *k, const float *v, int B, int Tq,
+                                 int Tk, int H, int KVH, int hd) {
     START;
-    inner->attention_backward(dq, dk, dv, scratch, dout, att, q, k, v, B, Tq, Tk, H, KVH, hd);
+    inner->attention_backward(dq, dk, dv, scratch, dout, out, att, q, k, v, B, Tq, Tk, H, KVH, hd);
     DONE("attention_backward");
 }
 

@@ -78,7 +78,7 @@ static void check_case(int B, int Tq, int Tk, int H, int KVH, int hd) {
     for (long i = 0; i < na; i++) att2[i] = scratch2[i] = NAN;   // every entry must be written
     cpu->attention_forward(out, att, q, k, v, B, Tq, Tk, H, KVH, hd);
     attention_gemm_forward(&ops, out2, att2, q, k, v, B, Tq, Tk, H, KVH, hd);
-    cpu->attention_backward(dq, dk, dv, scratch, dout, att, q, k, v, B, Tq, Tk, H, KVH, hd);
+    cpu->attention_backward(dq, dk, dv, scratch, dout, out, att, q, k, v, B, Tq, Tk, H, KVH, hd);
     attention_gemm_backward(&ops, dq2, dk2, dv2, scratch2, dout, att2, q, k, v, B, Tq, Tk, H, KVH, hd);
     const char *names[5] = {"out", "att", "dq (adds)", "dk (adds)", "dv (adds)"};
     const float *got[5] = {out2, att2, dq2, dk2, dv2}, *want[5] = {out, att, dq, dk, dv};

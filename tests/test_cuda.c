@@ -569,7 +569,7 @@ static void test_rope(void) {
 // (gemm and rows modes) they are compared too, and its backward starts from the CPU's; in flash
 // mode it keeps its own state (the rows' log-sum-exp), so each side's backward runs from its
 // own forward.
-static void attention_case(int B, int Tq, int Tk, int H, int KVH, int hd) {
+static void attention_case(int B, int Tq, int Tk, int H, int KVH, int hd, double tol) {
     long nq = (long)B * Tq * H * hd, nk = (long)B * Tk * KVH * hd, na = (long)B * H * Tq * Tk;
     long ns = (long)gpu->attention_saved_floats(B, H, Tq, Tk, hd);
     int probabilities = ns == na;
@@ -587,20 +587,20 @@ static void attention_case(int B, int Tq, int Tk, int H, int KVH, int hd) {
     cpu->attention_forward(out, att, q, k, v, B, Tq, Tk, H, KVH, hd);
     gpu->attention_forward(gout, gatt, gq, gk, gv, B, Tq, Tk, H, KVH, hd);
     snprintf(what, sizeof what, "attention_forward out %s", shape);
-    compare_gpu(what, gout, out, nq, KERNEL_TOL);
+    compare_gpu(what, gout, out, nq, tol);
     if (probabilities) {
         snprintf(what, sizeof what, "attention_forward att %s", shape);
         compare_gpu(what, gatt, att, na, KERNEL_TOL);
         gpu->upload(gatt, att, sizeof(float) * na);   // the backward from identical probabilities
     }
-    cpu->attention_backward(dq, dk, dv, scratch, dout, att, q, k, v, B, Tq, Tk, H, KVH, hd);
-    gpu->attention_backward(gdq, gdk, gdv, gscratch, gdout, gatt, gq, gk, gv, B, Tq, Tk, H, KVH, hd);
+    cpu->attention_backward(dq, dk, dv, scratch, dout, out, att, q, k, v, B, Tq, Tk, H, KVH, hd);
+    gpu->attention_backward(gdq, gdk, gdv, gscratch, gdout, gout, gatt, gq, gk, gv, B, Tq, Tk, H, KVH, hd);
     const char *names[3] = {"dq", "dk", "dv"};
     float *gots[3] = {gdq, gdk, gdv}, *wants[3] = {dq, dk, dv};
     long ns3[3] = {nq, nk, nk};
     for (int i = 0; i < 3; i++) {
         snprintf(what, sizeof what, "attention_backward %s (adds) %s", names[i], shape);
-        compare_gpu(what, gots[i], wants[i], ns3[i], KERNEL_TOL);
+        compare_gpu(what, gots[i], wants[i], ns3[i], tol);
     }
     float *bufs[] = {gq, gk, gv, gdout, gout, gatt, gdq, gdk, gdv, gscratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu->release(bufs[i]);
@@ -615,13 +615,13 @@ static void test_attention(void) {
     const char *modes[2] = {"gemm", "rows"};
     for (int i = 0; i < 2; i++) {
         CHECK(backend_cuda_set_attention(modes[i], why, sizeof why) == 0, "%s: %s", modes[i], why);
-        attention_case(2, 13, 13, 4, 2, 16);    // grouped KV heads
-        attention_case(1, 3, 10, 3, 1, 40);     // Tq < Tk (KV cache), one kv head for three query heads
-        attention_case(2, 70, 70, 2, 2, 64);    // more keys than a block's threads, hd = 64
-        attention_case(1, 1, 150, 4, 4, 32);    // batch-1 decode
-        attention_case(1, 40, 40, 2, 1, 160);   // hd above a block's threads
-        attention_case(3, 33, 33, 6, 3, 8);     // several batches of grouped heads
-        attention_case(1, 1024, 1024, 2, 1, 64);   // GPT-2's context: 8 keys a thread
+        attention_case(2, 13, 13, 4, 2, 16, KERNEL_TOL);    // grouped KV heads
+        attention_case(1, 3, 10, 3, 1, 40, KERNEL_TOL);     // Tq < Tk (KV cache), one kv head for three query heads
+        attention_case(2, 70, 70, 2, 2, 64, KERNEL_TOL);    // more keys than a block's threads, hd = 64
+        attention_case(1, 1, 150, 4, 4, 32, KERNEL_TOL);    // batch-1 decode
+        attention_case(1, 40, 40, 2, 1, 160, KERNEL_TOL);   // hd above a block's threads
+        attention_case(3, 33, 33, 6, 3, 8, KERNEL_TOL);     // several batches of grouped heads
+        attention_case(1, 1024, 1024, 2, 1, 64, KERNEL_TOL);   // GPT-2's context: 8 keys a thread
     }
     CHECK(backend_cuda_set_attention("gemm", why, sizeof why) == 0, "gemm: %s", why);
     CHECK(strcmp(backend_cuda_attention(), "gemm") == 0, "the mode should read back as gemm, not %s",
@@ -629,7 +629,7 @@ static void test_attention(void) {
     check_no_cuda_error();
 }
 
-static void model_case(int rank);
+static void model_case(int rank, double tol);
 
 // The flash kernels, then the whole model and decoding with them; the default (gemm) after.
 static void test_flash_attention(void) {
@@ -637,18 +637,43 @@ static void test_flash_attention(void) {
     CHECK(backend_cuda_set_attention("flash", why, sizeof why) == 0, "flash: %s", why);
     CHECK(gpu->attention_saved_floats(2, 4, 13, 13, 16) == 2 * 4 * 13, "flash mode should keep one value per query row");
     CHECK(gpu->attention_saved_floats(1, 2, 8, 8, 264) == 1 * 2 * 8 * 8, "hd above 256 should fall back to gemm");
-    attention_case(2, 13, 13, 4, 2, 16);     // grouped KV heads
-    attention_case(1, 3, 10, 3, 1, 40);      // Tq < Tk, one kv head for three query heads
-    attention_case(2, 70, 70, 2, 2, 64);     // a tail of the last block of query rows
-    attention_case(1, 1, 150, 4, 4, 32);     // batch-1 decode
-    attention_case(1, 40, 40, 2, 1, 160);    // hd needing 5 values a lane
-    attention_case(1, 9, 9, 2, 2, 264);      // hd beyond flash: the gemm mode
-    attention_case(1, 1024, 1024, 2, 1, 64); // GPT-2's context: many tiles of keys and queries
-    model_case(0);
-    model_case(-1);
+    attention_case(2, 13, 13, 4, 2, 16, KERNEL_TOL);     // grouped KV heads
+    attention_case(1, 3, 10, 3, 1, 40, KERNEL_TOL);      // Tq < Tk, one kv head for three query heads
+    attention_case(2, 70, 70, 2, 2, 64, KERNEL_TOL);     // a tail of the last block of query rows
+    attention_case(1, 1, 150, 4, 4, 32, KERNEL_TOL);     // batch-1 decode
+    attention_case(1, 40, 40, 2, 1, 160, KERNEL_TOL);    // hd needing 5 values a lane
+    attention_case(1, 9, 9, 2, 2, 264, KERNEL_TOL);      // hd beyond flash: the gemm mode
+    attention_case(1, 1024, 1024, 2, 1, 64, KERNEL_TOL); // GPT-2's context: many tiles of keys and queries
+    model_case(0, MODEL_TOL);
+    model_case(-1, MODEL_TOL);
     test_generate_matches_cpu();
     CHECK(backend_cuda_set_attention("gemm", why, sizeof why) == 0, "gemm: %s", why);
     CHECK(backend_cuda_set_attention("tiled", why, sizeof why) != 0 && strstr(why, "tiled"), "an unknown mode is refused");
+    check_no_cuda_error();
+}
+
+// Flash mode at bf16 precision: the tensor-core kernels (kernels/cuda/flash_tc.cuh, also run on
+// the CPU by tests/test_cuda_emu.cpp) where hd is a multiple of 16 up to 128, the fp32 flash
+// kernels otherwise; kernels at bf16's bound, then the whole model. The model's bound (5e-2 on
+// the loss and on each gradient tensor, its GEMMs in bf16 too) was set without a GPU: bf16
+// rounds to 2^-8 relative, and a gradient passes through about ten products.
+#define BF16_MODEL_TOL 5e-2
+static void test_flash_tc_attention(void) {
+    char why[256];
+    CHECK(backend_cuda_set_precision("bf16", why, sizeof why) == 0, "precision bf16: %s", why);
+    CHECK(backend_cuda_set_attention("flash", why, sizeof why) == 0, "attention flash: %s", why);
+    attention_case(2, 13, 13, 4, 2, 16, BF16_TOL);      // grouped KV heads, one tile
+    attention_case(1, 3, 10, 3, 1, 48, BF16_TOL);       // Tq < Tk, three query heads on one kv head
+    attention_case(2, 70, 70, 2, 2, 64, BF16_TOL);      // a tail past the first tile each way
+    attention_case(1, 1, 150, 4, 4, 32, BF16_TOL);      // one query row over three key tiles
+    attention_case(1, 40, 40, 2, 1, 128, BF16_TOL);     // the largest tensor-core head size
+    attention_case(1, 100, 200, 2, 1, 80, BF16_TOL);    // queries start mid-cache
+    attention_case(1, 40, 40, 2, 1, 40, BF16_TOL);      // hd not a multiple of 16: the fp32 kernels
+    attention_case(2, 1024, 1024, 12, 12, 64, BF16_TOL);   // GPT-2's heads and context
+    model_case(0, BF16_MODEL_TOL);
+    model_case(-1, BF16_MODEL_TOL);
+    CHECK(backend_cuda_set_attention("gemm", why, sizeof why) == 0, "attention gemm: %s", why);
+    CHECK(backend_cuda_set_precision("fp32", why, sizeof why) == 0, "precision fp32: %s", why);
     check_no_cuda_error();
 }
 
@@ -841,7 +866,8 @@ static float *download_all(const Model *m, const float *dev) {
     return h;
 }
 
-static void model_case(int rank) {
+// Loss and every gradient within tol of the CPU (MODEL_TOL in fp32).
+static void model_case(int rank, double tol) {
     Err err;
     int before = test_failed_checks;
     ModelConfig c = micro_config(rank);
@@ -858,7 +884,7 @@ static void model_case(int rank) {
     model_zero_grad(&mg);
     CHECK_OK(model_forward(&mc, tok, B, T, &lc, &err));
     CHECK_OK(model_forward(&mg, tok, B, T, &lg, &err));
-    CHECK(fabs(lg - lc) <= MODEL_TOL * lc, "rank %d: loss gpu %.8g, cpu %.8g", rank, lg, lc);
+    CHECK(fabs(lg - lc) <= tol * lc, "rank %d: loss gpu %.8g, cpu %.8g", rank, lg, lc);
     CHECK_OK(model_backward(&mc, 1.0f, &err));
     CHECK_OK(model_backward(&mg, 1.0f, &err));
     float *gc = download_all(&mc, mc.grads), *gg = download_all(&mg, mg.grads);
@@ -866,7 +892,7 @@ static void model_case(int rank) {
         const TensorDesc *t = &mc.tensors[i];
         char what[96];
         snprintf(what, sizeof what, "rank %d: gradient of %s", rank, t->name);
-        compare(what, gg + t->offset, gc + t->offset, (long)t->rows * t->cols, MODEL_TOL);
+        compare(what, gg + t->offset, gc + t->offset, (long)t->rows * t->cols, tol);
     }
     free(pc); free(pg); free(gc); free(gg); free(tok);
     model_free(&mc);
@@ -875,8 +901,8 @@ static void model_case(int rank) {
 }
 
 static void test_model_forward_backward(void) {
-    model_case(0);    // dense
-    model_case(-1);   // factorized at rank in/4
+    model_case(0, MODEL_TOL);    // dense
+    model_case(-1, MODEL_TOL);   // factorized at rank in/4
 }
 
 // Prefill a prompt, then decode tokens one at a time (Tq = 1 < Tk, gemm with m = 1): the
@@ -1186,7 +1212,7 @@ static void test_pdl(void) {
     gemv_case(32768, 768, 768, 0, 1.0f, 0.0f, KERNEL_TOL);
     gemv_case(50, 64, 64, 1, 1.0f, 1.0f, KERNEL_TOL);
     gemv_batch_case();
-    model_case(-1);
+    model_case(-1, MODEL_TOL);
     CHECK(backend_cuda_set_fused(was_fused, why, sizeof why) == 0, "fused back to %s: %s", was_fused, why);
     CHECK(backend_cuda_set_pdl(was_pdl, why, sizeof why) == 0, "pdl back to %s: %s", was_pdl, why);
     check_no_cuda_error();
@@ -1228,7 +1254,7 @@ int main(int argc, char **argv) {
         GPU_TEST(test_attention),     GPU_TEST(test_swiglu),         GPU_TEST(test_softmax_xent),
         GPU_TEST(test_add_scale), GPU_TEST(test_add_matrix),     GPU_TEST(test_sum_sumsq), GPU_TEST(test_batches),      GPU_TEST(test_adamw),
         GPU_TEST(test_model_forward_backward), GPU_TEST(test_generate_matches_cpu),
-        GPU_TEST(test_training_tracks_cpu), GPU_TEST(test_flash_attention), GPU_TEST(test_decode_kernels),
+        GPU_TEST(test_training_tracks_cpu), GPU_TEST(test_flash_attention), GPU_TEST(test_flash_tc_attention), GPU_TEST(test_decode_kernels),
         GPU_TEST(test_graph_decoding), GPU_TEST(test_gemv),  GPU_TEST(test_pdl),
         GPU_TEST(test_row_products),
     };

@@ -425,7 +425,7 @@ static void check_attention_grad(int B, int Tq, int Tk, int H, int KVH, int hd) 
     attention_objective(&c);
     float *dq = filled(nq, 0.5f), *dk = filled(nk, -0.5f), *dv = filled(nk, 2.0f);
     float *scratch = filled(na, NAN);                           // contents on entry must not matter
-    be->attention_backward(dq, dk, dv, scratch, c.dout, c.att, c.q, c.k, c.v, B, Tq, Tk, H, KVH, hd);
+    be->attention_backward(dq, dk, dv, scratch, c.dout, c.out, c.att, c.q, c.k, c.v, B, Tq, Tk, H, KVH, hd);
     char what[96];
     snprintf(what, sizeof what, "attention dq (B=%d Tq=%d Tk=%d H=%d KVH=%d)", B, Tq, Tk, H, KVH);
     check_grad(what, c.q, nq, attention_objective, &c, dq, 0.5f);
@@ -729,7 +729,7 @@ static void test_determinism(void) {
         float *rstd = malloc(n * sizeof(float)), *dx = filled(nq, 0), *dgain = filled(dim, 0);
         float *dtable = filled((long)vocab * dim, 0);
         be->attention_forward(out, att, q, k, v, B, T, T, H, KVH, hd);
-        be->attention_backward(dq, dk, dv, scratch, dout, att, q, k, v, B, T, T, H, KVH, hd);
+        be->attention_backward(dq, dk, dv, scratch, dout, out, att, q, k, v, B, T, T, H, KVH, hd);
         be->rmsnorm_forward(out, rstd, x, gain, n, dim, 1e-5f);
         be->rmsnorm_backward(dx, dgain, dout, x, gain, rstd, n, dim);
         be->embedding_backward(dtable, dout, tokens, n, dim);
@@ -772,7 +772,7 @@ static void test_thread_count_invariance(void) {
         att[run] = malloc(na * sizeof(float));
         grads[run] = filled(nq + 2 * nk, 0);                    // dq, dk, dv back to back
         be->attention_forward(out, att[run], q, k, v, B, T, T, H, KVH, hd);
-        be->attention_backward(grads[run], grads[run] + nq, grads[run] + nq + nk, scratch, dy, att[run],
+        be->attention_backward(grads[run], grads[run] + nq, grads[run] + nq + nk, scratch, dy, out, att[run],
                                q, k, v, B, T, T, H, KVH, hd);
         free(out), free(scratch);
     }

@@ -164,8 +164,9 @@ static void head_backward(float *dq, float *dk, float *dv, float *ds, const floa
 // (b, kv head) group and runs its heads in order: no races, and the sums come out the same
 // on any number of threads.
 void cpu_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                            const float *att, const float *q, const float *k, const float *v,
+                            const float *out, const float *att, const float *q, const float *k, const float *v,
                             int B, int Tq, int Tk, int H, int KVH, int hd) {
+    (void)out;   // the probabilities in att give Σ P ⊙ dP directly
     AttentionShape s = attention_shape(Tq, Tk, H, KVH, hd);
     int group = H / KVH;
     // One thread per head, each calling a one-thread BLAS. In OpenBLAS's OpenMP build

@@ -6,12 +6,15 @@
 //         tests/test_attention_gemm.c); the T×T probabilities are kept for backward.
 //   rows  the first correct kernels: one block per query row, scores in global memory. Kept
 //         as a second reference; slow (a thread walks all keys in order, latency-bound).
-//   flash flash-style kernels that never store the T×T matrix (see below).
+//   flash flash-style kernels that never store the T×T matrix: at bf16 precision on the tensor
+//         cores (flash_tc.cuh, for head sizes that are multiples of 16 up to 128), otherwise the
+//         fp32 kernels below, a warp per query row.
 //
 // Layouts as kernels/kernels.h: q(B,Tq,H,hd), k,v(B,Tk,KVH,hd), att(B,H,Tq,Tk). Query t sits at
 // absolute position Tk−Tq+t and sees L = Tk−Tq+t+1 keys; probabilities past L are stored as 0.
 // Query head h uses kv head h/group, group = H/KVH.
 #include "cuda_common.cuh"
+#include "flash_tc.cuh"
 
 extern "C" {
 #include "../attention_gemm.h"
@@ -590,6 +593,62 @@ void cuda_decode_attention(float *out, float *scratch, float *q, const float *k,
 
 static int flash_on(int hd) { return cuda.attention == ATTENTION_FLASH && hd <= FLASH_MAX_HD; }
 
+// The tensor-core kernels take flash mode's calls at bf16 precision (their products are bf16).
+static int flash_tc_on(int hd) {
+    return flash_on(hd) && cuda.compute == CUBLAS_COMPUTE_32F_FAST_16BF && hd % 16 == 0 && hd <= TC_MAX_HD;
+}
+
+// A flash_tc kernel instance for head size HD: its shared memory above the default 48 KiB is
+// granted once (cudaFuncSetAttribute), then it is launched on the backend's stream.
+template <int HD> struct FlashTc {
+    static void forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int Tq, int Tk,
+                        int H, int KVH, float scale) {
+        static int granted;
+        size_t smem = flash_tc::forward_smem(HD);
+        if (!granted && CUDA_CHECK(cudaFuncSetAttribute(flash_tc::tc_forward<HD>,
+                                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)))
+            return;
+        granted = 1;
+        flash_tc::tc_forward<HD><<<dim3((Tq + TC_TILE - 1) / TC_TILE, H, B), TC_THREADS, smem, cuda.stream>>>(
+            out, lse, q, k, v, Tq, Tk, H, KVH, scale);
+        LAUNCH_CHECK("flash_tc::tc_forward");
+    }
+    static void backward(float *dq, float *dk, float *dv, float *D, const float *dout, const float *out,
+                         const float *lse, const float *q, const float *k, const float *v, int B, int Tq, int Tk,
+                         int H, int KVH, float scale) {
+        static int granted;
+        size_t dq_smem = flash_tc::dq_smem(HD), dkdv_smem = flash_tc::dkdv_smem(HD);
+        if (!granted && (CUDA_CHECK(cudaFuncSetAttribute(flash_tc::tc_dq<HD>,
+                                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dq_smem)) ||
+                         CUDA_CHECK(cudaFuncSetAttribute(flash_tc::tc_dkdv<HD>,
+                                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dkdv_smem))))
+            return;
+        granted = 1;
+        long rows = (long)B * Tq * H;   // a warp a row, 8 a block
+        flash_tc::tc_rowdot<<<(unsigned)((rows + 7) / 8), 256, 0, cuda.stream>>>(D, dout, out, B, Tq, H, HD);
+        LAUNCH_CHECK("flash_tc::tc_rowdot");
+        flash_tc::tc_dq<HD><<<dim3((Tq + TC_TILE - 1) / TC_TILE, H, B), TC_THREADS, dq_smem, cuda.stream>>>(
+            dq, D, lse, dout, q, k, v, Tq, Tk, H, KVH, scale);
+        LAUNCH_CHECK("flash_tc::tc_dq");
+        flash_tc::tc_dkdv<HD><<<dim3((Tk + TC_TILE - 1) / TC_TILE, KVH, B), TC_THREADS, dkdv_smem, cuda.stream>>>(
+            dk, dv, D, lse, dout, q, k, v, Tq, Tk, H, KVH, scale);
+        LAUNCH_CHECK("flash_tc::tc_dkdv");
+    }
+};
+
+// The instance for hd (a multiple of 16 up to TC_MAX_HD: flash_tc_on).
+#define FLASH_TC_SWITCH(hd, call)                                                                       \
+    switch (hd) {                                                                                       \
+    case 16: FlashTc<16>::call; break;                                                                  \
+    case 32: FlashTc<32>::call; break;                                                                  \
+    case 48: FlashTc<48>::call; break;                                                                  \
+    case 64: FlashTc<64>::call; break;                                                                  \
+    case 80: FlashTc<80>::call; break;                                                                  \
+    case 96: FlashTc<96>::call; break;                                                                  \
+    case 112: FlashTc<112>::call; break;                                                                \
+    default: FlashTc<128>::call; break;                                                                 \
+    }
+
 size_t cuda_attention_saved_floats(int B, int H, int Tq, int Tk, int hd) {
     return flash_on(hd) ? (size_t)B * H * Tq : (size_t)B * H * Tq * Tk;
 }
@@ -610,7 +669,9 @@ void cuda_attention_forward(float *out, float *att, const float *q, const float 
                             int Tk, int H, int KVH, int hd) {
     if (!attention_shape_ok(B, Tq, Tk, H, KVH, hd, "attention_forward")) return;
     float scale = 1.0f / sqrtf((float)hd);
-    if (flash_on(hd)) {
+    if (flash_tc_on(hd)) {
+        FLASH_TC_SWITCH(hd, forward(out, att, q, k, v, B, Tq, Tk, H, KVH, scale));
+    } else if (flash_on(hd)) {
         k_flash_forward<<<dim3((Tq + FLASH_WARPS - 1) / FLASH_WARPS, H, B), 32 * FLASH_WARPS, 0, cuda.stream>>>(
             out, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
         LAUNCH_CHECK("k_flash_forward");
@@ -623,12 +684,14 @@ void cuda_attention_forward(float *out, float *att, const float *q, const float 
     }
 }
 
-void cuda_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
-                             const float *q, const float *k, const float *v, int B, int Tq, int Tk, int H, int KVH,
+void cuda_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *out,
+                             const float *att, const float *q, const float *k, const float *v, int B, int Tq, int Tk, int H, int KVH,
                              int hd) {
     if (!attention_shape_ok(B, Tq, Tk, H, KVH, hd, "attention_backward")) return;
     float scale = 1.0f / sqrtf((float)hd);
-    if (flash_on(hd)) {   // att: the rows' log-sum-exp; scratch: their D
+    if (flash_tc_on(hd)) {   // att: the rows' log-sum-exp; scratch: their D = rowsum(dout ⊙ out)
+        FLASH_TC_SWITCH(hd, backward(dq, dk, dv, scratch, dout, out, att, q, k, v, B, Tq, Tk, H, KVH, scale));
+    } else if (flash_on(hd)) {   // att: the rows' log-sum-exp; scratch: their D
         k_flash_backward_dq<<<dim3((Tq + FLASH_WARPS - 1) / FLASH_WARPS, H, B), 32 * FLASH_WARPS, 0, cuda.stream>>>(
             dq, scratch, dout, att, q, k, v, Tq, Tk, H, KVH, hd, scale);
         LAUNCH_CHECK("k_flash_backward_dq");

@@ -295,8 +295,8 @@ void **graph_addresses(const void *const *list, int n);
 size_t cuda_attention_saved_floats(int B, int H, int Tq, int Tk, int hd);
 void cuda_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int Tq,
                             int Tk, int H, int KVH, int hd);
-void cuda_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
-                             const float *q, const float *k, const float *v, int B, int Tq, int Tk, int H, int KVH,
+void cuda_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *out,
+                             const float *att, const float *q, const float *k, const float *v, int B, int Tq, int Tk, int H, int KVH,
                              int hd);
 size_t cuda_decode_attention_floats(int H, int cap, int hd);
 void cuda_decode_attention(float *out, float *scratch, float *q, const float *k, const float *v, float *k_cache,

@@ -13,9 +13,13 @@ generate \"The\" n=24 temp=0; spectrum blocks.0.attn.wq; train steps=10; eval"
 cpu=$(OMP_WAIT_POLICY=passive "$LRSH" --json --device cpu -c "$script" 2>"$TMP/cpu.err"); cpu_rc=$?
 gpu=$("$LRSH" --json --device cuda -c "$script; show; generate \"The\" n=24 temp=0; set fused off;
 generate \"The\" n=24 temp=0; set pdl off; set graphs off; generate \"The\" n=24 temp=0" 2>"$TMP/gpu.err"); gpu_rc=$?
+# flash attention on the tensor cores (kernels/cuda/flash_tc.cuh: bf16 products), GEMMs in bf16
+flash=$("$LRSH" --json --device cuda -c "set precision bf16; set attention flash; $script" 2>"$TMP/flash.err"); flash_rc=$?
 check_status cpu_script 0 $cpu_rc
 check_status gpu_script 0 $gpu_rc
 [ $gpu_rc -eq 0 ] || echo "  stderr: $(short "$(cat "$TMP/gpu.err")")"
+check_status flash_bf16_script 0 $flash_rc
+[ $flash_rc -eq 0 ] || echo "  stderr: $(short "$(cat "$TMP/flash.err")")"
 
 # The n-th result of COMMAND (1-based) in the JSON lines on stdin, as EXPR over it (`o`).
 nth() {  # COMMAND N EXPR
@@ -43,6 +47,14 @@ close step_loss step 1 'o["loss"]' 1e-5
 close spectrum_sigma1 spectrum 1 'o["singular_values"][0]' 1e-4
 close train_loss train 1 'o["loss"]' 1e-3
 close eval_after eval 2 'o["val_loss"]' 1e-3
+# bf16 with flash attention: the losses at bf16's bound (the settings were read back)
+check_eq flash_bf16_settings "bf16 flash" "$(printf '%s\n' "$flash" | nth set 1 'o["value"]') $(printf '%s\n' "$flash" | nth set 2 'o["value"]')"
+all_gpu=$gpu; gpu=$flash
+close flash_bf16_eval_before eval 1 'o["val_loss"]' 1e-2
+close flash_bf16_step_loss step 1 'o["loss"]' 1e-2
+close flash_bf16_train_loss train 1 'o["loss"]' 2e-2
+close flash_bf16_eval_after eval 2 'o["val_loss"]' 2e-2
+gpu=$all_gpu
 # greedy text after training: the fused kernels, PDL and graphs give the same bits, so the
 # same tokens
 fused=$(printf '%s\n' "$gpu" | nth generate 2 'o["text"]')
