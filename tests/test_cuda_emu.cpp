@@ -1,10 +1,13 @@
-// test_cuda_emu.cpp — the tensor-core flash attention kernels (kernels/cuda/flash_tc.cuh), their
-// own source run on the CPU under tests/emu/cuda_emu.h, against the CPU backend's attention:
-// output, log-sum-exp, and dq, dk, dv (which add to what is there). Inputs are bf16 on the
-// tensor cores, so the bound is bf16's (1e-2 relative, as tests/test_cuda.c's BF16_TOL). This
-// runs on every machine; tests/test_cuda.c runs the same kernels on a GPU.
+// test_cuda_emu.cpp — CUDA kernels' own source run on the CPU under tests/emu/cuda_emu.h,
+// against the CPU backend: the layer kernels (kernels/cuda/layer_kernels.cuh: RMSNorm, RoPE,
+// SwiGLU, softmax cross-entropy, sumsq_batch) at fp32's bound, launched as backend_cuda.cu
+// launches them; and the tensor-core flash attention (kernels/cuda/flash_tc.cuh): output,
+// log-sum-exp, and dq, dk, dv (which add to what is there) at bf16's bound (its products take
+// bf16 inputs; 1e-2 relative, as tests/test_cuda.c's BF16_TOL). This runs on every machine;
+// tests/test_cuda.c runs the same kernels on a GPU.
 #include "emu/cuda_emu.h"
 #include "../kernels/cuda/flash_tc.cuh"
+#include "../kernels/cuda/layer_kernels.cuh"
 
 extern "C" {
 #include "../kernels/kernels.h"
@@ -12,6 +15,7 @@ extern "C" {
 #include "test.h"
 
 #define TC_TOL 1e-2
+#define KERNEL_TOL 1e-5   // fp32 kernels, as tests/test_cuda.c
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static float uniform_pm1(void) {   // in [−1, 1), never all zeros
@@ -145,7 +149,147 @@ static void test_flash_tc_smem(void) {
     }
 }
 
+// ---- the layer kernels ------------------------------------------------------------------------
+
+static void check_close(const char *what, const std::vector<float> &got, const std::vector<float> &want) {
+    double e = relative_error(got, want);
+    CHECK(e <= KERNEL_TOL, "%s: relative error %.3g above %.0e", what, e, KERNEL_TOL);
+}
+
+// Forward (out, rstd) and backward (dx and dgain add), the backward's dgain in chunks of 64 rows
+// summed in order when there are several, added directly when one, as backend_cuda.cu.
+static void rmsnorm_case(int n, int dim, float magnitude) {
+    const Backend *cpu = backend_cpu(1);
+    std::vector<float> x = random_floats((long)n * dim, magnitude), gain = random_floats(dim, 1.0f);
+    std::vector<float> dout = random_floats((long)n * dim, 1.0f), dx = random_floats((long)n * dim, 1.0f);
+    std::vector<float> dgain = random_floats(dim, 1.0f);
+    std::vector<float> out((size_t)n * dim), rstd((size_t)n), e_out((size_t)n * dim, NAN), e_rstd((size_t)n, NAN);
+    std::vector<float> e_dx = dx, e_dgain = dgain;
+    cpu->rmsnorm_forward(out.data(), rstd.data(), x.data(), gain.data(), n, dim, 1e-5f);
+    cpu->rmsnorm_backward(dx.data(), dgain.data(), dout.data(), x.data(), gain.data(), rstd.data(), n, dim);
+    emu_launch(dim3(n), dim3(THREADS), 0,
+               [&] { k_rmsnorm_forward(e_out.data(), e_rstd.data(), x.data(), gain.data(), dim, 1e-5f); });
+    emu_launch(dim3(n), dim3(THREADS), 0,
+               [&] { k_rmsnorm_backward_dx(e_dx.data(), dout.data(), x.data(), gain.data(), e_rstd.data(), dim); });
+    int chunk_rows = 64, chunks = (n + chunk_rows - 1) / chunk_rows;
+    dim3 cols((dim + THREADS - 1) / THREADS);
+    std::vector<float> partial((size_t)chunks * dim, NAN);
+    if (chunks > 1) {
+        emu_launch(dim3(cols.x, chunks), dim3(THREADS), 0, [&] {
+            k_rmsnorm_dgain(partial.data(), 0, dout.data(), x.data(), e_rstd.data(), n, dim, chunk_rows);
+        });
+        emu_launch(cols, dim3(THREADS), 0, [&] { k_sum_chunks(e_dgain.data(), partial.data(), chunks, dim); });
+    } else {
+        emu_launch(cols, dim3(THREADS), 0,
+                   [&] { k_rmsnorm_dgain(e_dgain.data(), 1, dout.data(), x.data(), e_rstd.data(), n, dim, n); });
+    }
+    char what[96];
+    snprintf(what, sizeof what, "rmsnorm n=%d dim=%d |x|~%g: out", n, dim, magnitude);
+    check_close(what, e_out, out);
+    snprintf(what, sizeof what, "rmsnorm n=%d dim=%d |x|~%g: rstd", n, dim, magnitude);
+    check_close(what, e_rstd, rstd);
+    snprintf(what, sizeof what, "rmsnorm n=%d dim=%d |x|~%g: dx (adds)", n, dim, magnitude);
+    check_close(what, e_dx, dx);
+    snprintf(what, sizeof what, "rmsnorm n=%d dim=%d |x|~%g: dgain (adds)", n, dim, magnitude);
+    check_close(what, e_dgain, dgain);
+}
+
+static void test_rmsnorm_kernels(void) {
+    rmsnorm_case(3, 300, 1.0f);      // dim past a block's threads, one chunk
+    rmsnorm_case(70, 64, 2.0f);      // two chunks of rows
+    rmsnorm_case(2, 96, 1e20f);      // Σx² past float's range: in double, s stays > 0
+}
+
+// Forward out of place and backward in place (din = dout), at a position where float loses
+// the phase unless the angle is reduced in double.
+static void rope_case(int B, int T, int H, int hd, int pos0) {
+    const Backend *cpu = backend_cpu(1);
+    long n = (long)B * T * H * hd;
+    std::vector<float> x = random_floats(n, 1.0f), out((size_t)n), back((size_t)n), e_out((size_t)n, NAN);
+    cpu->rope_forward(out.data(), x.data(), B, T, H, hd, pos0, 10000.0f);
+    cpu->rope_backward(back.data(), x.data(), B, T, H, hd, pos0, 10000.0f);
+    size_t smem = (size_t)(hd / 2) * 2 * sizeof(float);
+    emu_launch(dim3((unsigned)(B * T)), dim3(128), smem,
+               [&] { k_rope(e_out.data(), x.data(), T, H, hd, pos0, 10000.0f, 0); });
+    std::vector<float> e_back = x;
+    emu_launch(dim3((unsigned)(B * T)), dim3(128), smem,
+               [&] { k_rope(e_back.data(), e_back.data(), T, H, hd, pos0, 10000.0f, 1); });
+    char what[96];
+    snprintf(what, sizeof what, "rope B=%d T=%d H=%d hd=%d pos0=%d forward", B, T, H, hd, pos0);
+    check_close(what, e_out, out);
+    snprintf(what, sizeof what, "rope B=%d T=%d H=%d hd=%d pos0=%d backward (in place)", B, T, H, hd, pos0);
+    check_close(what, e_back, back);
+}
+
+static void test_rope_kernel(void) {
+    rope_case(2, 7, 3, 16, 0);
+    rope_case(1, 5, 2, 300, 4000);   // more pairs than a block's threads, large positions
+}
+
+static void test_swiglu_kernels(void) {
+    const Backend *cpu = backend_cpu(1);
+    long n = 1000;
+    std::vector<float> gate = random_floats(n, 6.0f), up = random_floats(n, 1.0f), dy = random_floats(n, 1.0f);
+    std::vector<float> out((size_t)n), dg((size_t)n), du((size_t)n);
+    std::vector<float> e_out((size_t)n, NAN), e_dg((size_t)n, NAN), e_du((size_t)n, NAN);
+    cpu->swiglu_forward(out.data(), gate.data(), up.data(), n);
+    cpu->swiglu_backward(dg.data(), du.data(), dy.data(), gate.data(), up.data(), n);
+    emu_launch(dim3(2), dim3(THREADS), 0, [&] { k_swiglu_forward(e_out.data(), gate.data(), up.data(), n); });
+    emu_launch(dim3(2), dim3(THREADS), 0,
+               [&] { k_swiglu_backward(e_dg.data(), e_du.data(), dy.data(), gate.data(), up.data(), n); });
+    check_close("swiglu forward", e_out, out);
+    check_close("swiglu backward dgate (written)", e_dg, dg);
+    check_close("swiglu backward dup (written)", e_du, du);
+}
+
+// Losses and dlogits (in place: dlogits = logits), with a −∞ logit and a peaked row.
+static void test_softmax_xent_kernel(void) {
+    const Backend *cpu = backend_cpu(1);
+    int n = 5, V = 700;
+    std::vector<float> logits = random_floats((long)n * V, 8.0f);
+    logits[3] = -INFINITY;
+    logits[(size_t)V + 10] = 60.0f;
+    std::vector<int32_t> targets = {3 + 1, 10, 699, 0, 350};
+    std::vector<float> losses((size_t)n), d((size_t)n * V), e_losses((size_t)n, NAN), e_d = logits;
+    cpu->softmax_xent_forward(losses.data(), d.data(), logits.data(), targets.data(), n, V, 0.25f);
+    emu_launch(dim3(n), dim3(THREADS), 0,
+               [&] { k_softmax_xent(e_losses.data(), e_d.data(), e_d.data(), targets.data(), V, 0.25f); });
+    check_close("softmax_xent losses", e_losses, losses);
+    check_close("softmax_xent dlogits (written in place)", e_d, d);
+}
+
+// Vectors of several lengths, one of them longer than SUMSQ_BLOCKS blocks cover in one pass,
+// through both passes, against the sums in double.
+static void test_sumsq_batch_kernels(void) {
+    long lengths[] = {1, 255, 4096, 300000, 0};
+    int count = 5;
+    std::vector<std::vector<float>> xs;
+    SumsqBatch batch;
+    batch.first_block[0] = 0;
+    for (int i = 0; i < count; i++) {
+        xs.push_back(random_floats(lengths[i], 3.0f));
+        batch.x[i] = xs.back().data();
+        batch.n[i] = lengths[i];
+        batch.first_block[i + 1] = batch.first_block[i] + sumsq_blocks(lengths[i]);
+    }
+    std::vector<double> partials((size_t)batch.first_block[count], NAN), out((size_t)count, NAN);
+    emu_launch(dim3((unsigned)batch.first_block[count]), dim3(THREADS), 0,
+               [&] { k_sumsq_many(batch, partials.data()); });
+    emu_launch(dim3(1), dim3(ARG_CALLS), 0, [&] { k_sumsq_finish(batch, partials.data(), out.data(), count); });
+    for (int i = 0; i < count; i++) {
+        double want = 0.0;
+        for (float v : xs[(size_t)i]) want += (double)v * v;
+        CHECK(fabs(out[(size_t)i] - want) <= 1e-12 * fmax(1.0, want), "sumsq_batch vector %d (n=%ld): %.17g, want %.17g",
+              i, lengths[i], out[(size_t)i], want);
+    }
+}
+
 int main(void) {
+    RUN(test_rmsnorm_kernels);
+    RUN(test_rope_kernel);
+    RUN(test_swiglu_kernels);
+    RUN(test_softmax_xent_kernel);
+    RUN(test_sumsq_batch_kernels);
     RUN(test_flash_tc_smem);
     RUN(test_flash_tc_attention);
     return TEST_SUMMARY();

@@ -33,6 +33,13 @@
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(n)
+// A kernel's `__shared__ T a[N]` is one static array: blocks run one at a time, so it is the
+// block's. (`extern __shared__` goes through DYNAMIC_SHARED, kernels/cuda/device_common.cuh.)
+#define __shared__ static
+
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
 
 struct dim3 {
     unsigned x, y, z;
@@ -76,15 +83,25 @@ struct EmuBarrier {
         exited++;
         cv.notify_all();
     }
+    void reset() {   // for the next block, while no thread waits at it
+        std::lock_guard<std::mutex> lock(mu);
+        arrived = exited = 0;
+    }
 };
 
 // One block's shared state: its barriers, the warps' shuffle slots, its dynamic shared memory.
 struct EmuBlock {
     EmuBarrier block;
     std::vector<EmuBarrier> warps;
-    std::vector<float> slots;          // 32 a warp
-    unsigned char *smem = nullptr;
-    size_t smem_bytes = 0;
+    std::vector<double> slots;         // 32 a warp: a float, an int or a double each
+    unsigned char *smem = nullptr;     // dynamic shared memory, NaN-filled before each block
+    size_t smem_bytes = 0;             // rounded up to 128
+
+    void start() {   // a fresh block
+        block.reset();
+        for (EmuBarrier &w : warps) w.reset();
+        if (smem) memset(smem, 0xff, smem_bytes);   // NaN: a read before any write shows
+    }
 };
 inline EmuBlock *emu_block;
 
@@ -93,13 +110,13 @@ inline void __syncwarp(unsigned mask = 0xffffffffu) {
     if (mask != 0xffffffffu) emu_fail("__syncwarp with a partial mask is not emulated");
     emu_block->warps[threadIdx.x / 32].wait();
 }
-inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
+template <typename T> inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask) {
     if (mask != 0xffffffffu) emu_fail("__shfl_xor_sync with a partial mask is not emulated");
     unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    float *slots = &emu_block->slots[32 * warp];
-    slots[lane] = v;
+    double *slots = &emu_block->slots[32 * warp];
+    slots[lane] = (double)v;   // exact for float, int32 and double
     __syncwarp();
-    float got = slots[lane ^ (unsigned)lane_mask];
+    T got = (T)slots[lane ^ (unsigned)lane_mask];
     __syncwarp();   // every lane has read before any writes the next exchange
     return got;
 }
@@ -107,38 +124,42 @@ inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
 inline unsigned char *emu_dynamic_smem() { return emu_block->smem; }
 
 // kernel(): runs on every thread of every block of the grid, blocks in order. blockDim.x must
-// be a multiple of 32; smem_bytes of dynamic shared memory, 128-byte aligned.
+// be a multiple of 32; smem_bytes of dynamic shared memory, 128-byte aligned. The threads are
+// made once a launch and walk the blocks together, waiting for each other between blocks.
 inline void emu_launch(dim3 grid, dim3 block, size_t smem_bytes, const std::function<void()> &kernel) {
     if (block.x % 32 || block.y != 1 || block.z != 1) emu_fail("emu_launch: blocks must be x-only and whole warps");
     gridDim = grid;
     blockDim = block;
-    size_t bytes = (smem_bytes + 127) / 128 * 128;
-    unsigned char *smem = bytes ? static_cast<unsigned char *>(aligned_alloc(128, bytes)) : nullptr;
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
-                EmuBlock b;
-                b.block.expected = (int)block.x;
-                b.warps = std::vector<EmuBarrier>(block.x / 32);
-                for (EmuBarrier &w : b.warps) w.expected = 32;
-                b.slots.assign(block.x, 0.0f);
-                b.smem = smem;
-                b.smem_bytes = smem_bytes;
-                if (smem) memset(smem, 0xff, bytes);   // NaN-filled: a read before any write shows
-                emu_block = &b;
-                std::vector<std::thread> threads;
-                for (unsigned t = 0; t < block.x; t++)
-                    threads.emplace_back([&, t] {
-                        threadIdx = dim3(t);
-                        blockIdx = dim3(x, y, z);
-                        kernel();
-                        b.block.exit();
-                        b.warps[t / 32].exit();
-                    });
-                for (std::thread &th : threads) th.join();
-                emu_block = nullptr;
+    EmuBlock b;
+    b.block.expected = (int)block.x;
+    b.warps = std::vector<EmuBarrier>(block.x / 32);
+    for (EmuBarrier &w : b.warps) w.expected = 32;
+    b.slots.assign(block.x, 0.0);
+    b.smem_bytes = (smem_bytes + 127) / 128 * 128;
+    b.smem = b.smem_bytes ? static_cast<unsigned char *>(aligned_alloc(128, b.smem_bytes)) : nullptr;
+    b.start();
+    emu_block = &b;
+    EmuBarrier between;   // the emulator's own, between blocks: no thread exits it
+    between.expected = (int)block.x;
+    long blocks = (long)grid.x * grid.y * grid.z;
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < block.x; t++)
+        threads.emplace_back([&, t] {
+            threadIdx = dim3(t);
+            for (long i = 0; i < blocks; i++) {
+                blockIdx = dim3((unsigned)(i % grid.x), (unsigned)(i / grid.x % grid.y),
+                                (unsigned)(i / ((long)grid.x * grid.y)));
+                kernel();
+                b.block.exit();
+                b.warps[t / 32].exit();
+                between.wait();
+                if (t == 0) b.start();
+                between.wait();
             }
-    free(smem);
+        });
+    for (std::thread &th : threads) th.join();
+    emu_block = nullptr;
+    free(b.smem);
 }
 
 // ---- bf16 --------------------------------------------------------------------------------
