@@ -385,6 +385,7 @@ static cJSON *metadata(const Part *parts, int n_parts, int members, const Checkp
         add_int(md, "next_seq", o->next.seq);
         add_int(md, "next_accum", o->next.accum);
     }
+    if (o->has_next_seed) add_u64(md, "next_seed", o->next_seed);
     free(ocfg);
     for (int i = 0; i < n_extra; i++) cJSON_AddStringToObject(md, extra[i].key, extra[i].value);
     return md;
@@ -605,7 +606,7 @@ int checkpoint_save_progress(const char *path, const Model *m, const CheckpointP
 static int reserved_key(const char *key) {
     static const char *const names[] = {"format", "lrsh_version", "config", "step", "data_rng", "optimizer",
                                         "optim_config", "optim_t", "ensemble_k", "batch", "seq", "accum",
-                                        "next_batch", "next_seq", "next_accum"};
+                                        "next_batch", "next_seq", "next_accum", "next_seed"};
     for (size_t i = 0; i < COUNT(names); i++)
         if (strcmp(key, names[i]) == 0) return 1;
     return strncmp(key, "member.", 7) == 0;
@@ -681,6 +682,8 @@ typedef struct Loader {
     int has_trainer_meta;
     TrainShape shape;           // the last update's batches (0s: not in the file)
     TrainShape next;            // the saving session's next batches (0s: not in the file)
+    int has_next_seed;          // the saving session's seed was in the file
+    uint64_t next_seed;
     int want_members;           // checkpoint_load_members is reading (else checkpoint_load)
     int probe;                  // checkpoint_probe: the header only, whatever the file holds
     int k;                      // ensemble_k (0: a single-model file)
@@ -793,10 +796,15 @@ static int parse_shape(Loader *L, const cJSON *md, Err *err) {
     return parse_batches(L, md, key, 0, &L->shape, err);
 }
 
-// The saving session's next batches (CheckpointOptions.next; seq 0: the context).
+// The saving session's next batches (CheckpointOptions.next; seq 0: the context) and seed.
 static int parse_next_shape(Loader *L, const cJSON *md, Err *err) {
     static const char *const key[3] = {"next_batch", "next_seq", "next_accum"};
-    return parse_batches(L, md, key, 1, &L->next, err);
+    if (parse_batches(L, md, key, 1, &L->next, err)) return -1;
+    const char *seed = meta_string(md, "next_seed");
+    L->has_next_seed = seed != NULL;
+    if (seed && parse_u64(seed, &L->next_seed))
+        return fail(err, L->path, "__metadata__ next_seed '%.32s' is not a whole number", seed);
+    return 0;
 }
 
 static int parse_metadata(Loader *L, Err *err) {
@@ -1265,7 +1273,8 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
         if (info) {
             *info = (CheckpointInfo){.step = L.mm[0].step, .dtype = L.any_bf16 ? CHECKPOINT_BF16 : CHECKPOINT_F32,
                                      .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0,
-                                     .file_bytes = L.size, .data_rng = L.mm[0].data_rng, .shape = L.shape, .next = L.next,
+                                     .file_bytes = L.size, .data_rng = L.mm[0].data_rng, .shape = L.shape,
+                                     .next = L.next, .has_next_seed = L.has_next_seed, .next_seed = L.next_seed,
                                      .nonfinite = nonfinite};
             snprintf(info->optimizer, sizeof info->optimizer, "%s", L.optimizer);
             if (L.has_trainer_meta) info->optim = L.ocfg;
@@ -1332,7 +1341,8 @@ static int load_members(Loader *L0, const Backend *be, CheckpointMembers *out, E
         r.has_state = L.has_optim;
         r.info = (CheckpointInfo){.step = L.mm[0].step, .dtype = L.any_bf16 ? CHECKPOINT_BF16 : CHECKPOINT_F32,
                                   .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0, .file_bytes = L.size,
-                                  .data_rng = L.mm[0].data_rng, .shape = L.shape, .next = L.next, .ensemble_k = L.k,
+                                  .data_rng = L.mm[0].data_rng, .shape = L.shape, .next = L.next,
+                                  .has_next_seed = L.has_next_seed, .next_seed = L.next_seed, .ensemble_k = L.k,
                                   .nonfinite = nonfinite};
         snprintf(r.info.optimizer, sizeof r.info.optimizer, "%s", L.optimizer);
         snprintf(r.info.nonfinite_tensor, sizeof r.info.nonfinite_tensor, "%s", first_bad);
@@ -1394,6 +1404,7 @@ int checkpoint_probe(const char *path, CheckpointInfo *info, Err *err) {
     int rc = map_file(&L, err) || parse_header(&L, err) || parse_metadata(&L, err) ? -1 : 0;
     if (rc == 0 && info) {
         CheckpointInfo r = {.step = L.mm[0].step, .data_rng = L.mm[0].data_rng, .shape = L.shape, .next = L.next,
+                            .has_next_seed = L.has_next_seed, .next_seed = L.next_seed,
                             .file_bytes = L.size, .ensemble_k = L.k};
         snprintf(r.optimizer, sizeof r.optimizer, "%s", L.optimizer);
         for (const cJSON *e = L.header->child; e; e = e->next) {

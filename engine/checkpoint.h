@@ -25,7 +25,7 @@
 // three or none; a file without them still loads). An ensemble file writes them once, unprefixed.
 // With or without a trainer, the saver's next batches when given (CheckpointOptions.next):
 // next_batch, next_seq, next_accum (decimal; batch and accum ≥ 1, seq 0 for the context; all
-// three or none).
+// three or none); and the saver's session seed when given: next_seed (decimal).
 //
 // Loading: version 1 (AdamW moments and a fixed list of options) is refused with a message.
 // The optimizer config is optim_config_default(optimizer), then optim_config_set for every saved
@@ -67,6 +67,10 @@ typedef struct CheckpointOptions {
     // the metadata, so that a resumed session goes on as the saving one would have, one-off
     // batch= or seq= of the last update or not. batch 0: not recorded.
     TrainShape next;
+    // The saving session's seed (the shell's `set seed`, from which its evaluation and
+    // alignment batches come): next_seed, so that a resume evaluates on the same batches.
+    int has_next_seed;
+    uint64_t next_seed;
 } CheckpointOptions;
 
 typedef struct CheckpointInfo {
@@ -79,6 +83,8 @@ typedef struct CheckpointInfo {
     uint64_t data_rng;       // the batch sampler's state when saved (0 without a trainer)
     TrainShape shape;        // the last update's batch, seq, accum (0s: none, or an older file)
     TrainShape next;         // CheckpointOptions.next as saved (batch 0: none, or an older file)
+    int has_next_seed;       // CheckpointOptions.next_seed was saved (0: an older file)
+    uint64_t next_seed;
     size_t file_bytes;
     int ensemble_k;          // an ensemble file's members (0: a single model); step, data_rng: member 0's
     long nonfinite;          // parameter values that are NaN or ±inf (loaded as they are)

@@ -234,6 +234,7 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     o.dtype = strcmp(args_str(a, "dtype", "f32"), "bf16") == 0 ? CHECKPOINT_BF16 : CHECKPOINT_F32;
     o.include_optim = args_bool(a, "optim", 1);
     o.next = (TrainShape){s->batch, s->seq, s->accum};   // what the next `train` takes: a resume goes on the same
+    o.has_next_seed = 1, o.next_seed = s->seed;           // and evaluates on the same batches
     if (s->has_ensemble) return save_ensemble(s, path, &o, err);
     const Tokenizer *tok = s->model_tok ? s->model_tok : s->tok;   // the one the model reads its ids with
     if (tok && tokenizer_vocab_size(tok) > s->model.cfg.vocab) {
@@ -322,6 +323,18 @@ static void adopt_batches(Session *s, const CheckpointInfo *info) {
     cJSON_AddNumberToObject(b, "accum", sh.accum);
 }
 
+// The saving session's seed (an older file: the model's own, the session's when it was made)
+// becomes this session's: evaluation and alignment batches come from it, so that a resume
+// evaluates as the run would have.
+static void adopt_seed(Session *s, const CheckpointInfo *info, uint64_t model_seed) {
+    uint64_t seed = info->has_next_seed ? info->next_seed : model_seed;
+    if (seed != s->seed)
+        out_note(s, "seed %llu: %s (the session had %llu; `set seed` changes it)\n", (unsigned long long)seed,
+                 info->has_next_seed ? "the saving session's" : "the model's", (unsigned long long)s->seed);
+    s->seed = seed;
+    cJSON_AddNumberToObject(s->result, "seed", (double)seed);
+}
+
 // A file may hold NaN or ±inf parameters (damaged, or written by another program): they load
 // as they are, and the user hears of it before a loss or a sample shows it.
 static void nonfinite_warning(Session *s, const CheckpointInfo *info) {
@@ -374,6 +387,7 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     cJSON_AddNumberToObject(s->result, "ensemble_k", e.k);
     cJSON_AddStringToObject(s->result, "method", method_word(e.coupling.method));
     adopt_batches(s, &info);
+    adopt_seed(s, &info, c->seed);
     nonfinite_warning(s, &info);
     return 0;
 }
@@ -440,6 +454,7 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));
     adopt_batches(s, &info);
+    adopt_seed(s, &info, c->seed);
     nonfinite_warning(s, &info);
     return 0;
 }

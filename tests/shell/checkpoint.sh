@@ -136,6 +136,14 @@ out=$(lrsh --json -c "$prep; train steps=2 batch=4 seq=32 accum=2; model save $o
 l_oo=$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1 | json_field loss)
 out=$(lrsh --json -c "model load $oo; data load; train steps=2" 2>/dev/null)
 check_eq resume_one_off_exact "$l_oo" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field loss)"
+# ... and evaluates on the same batches: they come from the session seed, which the file keeps
+ev="$TMP/evalseed.safetensors"
+out=$(lrsh --json -c "set seed 42; $prep; train steps=2; model save $ev; train steps=2 eval_every=2" 2>/dev/null)
+v_full=$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1 | json_field val_loss)
+out=$(lrsh --json -c "model load $ev; data load; train steps=2 eval_every=2; show" 2>/dev/null)
+check_eq resume_same_val_loss "$v_full" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field val_loss)"
+check_eq resume_seed 42 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field seed)"
+check_contains resume_seed_note "$(lrsh -c "model load $ev" 2>&1)" "seed 42: the saving session's (the session had 1234"
 out=$(lrsh -c "$prep; set errexit off; set seq 100; show" 2>&1)
 check_contains set_seq_refused_at_set "$out" "seq=0 errexit"
 check_contains set_seq_too_long "$out" "\`set seq 100\` is longer than this model's context (64): \`set seq 0\` uses the context"
