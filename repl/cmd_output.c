@@ -240,6 +240,35 @@ int cmd_log(Session *s, const Args *a, Err *err) {
 
 // ---- plot: the data -----------------------------------------------------------------------
 
+// `log` appends, so a run name may come back from an earlier step: the same experiment run
+// again, another run. Its records from there on go to "NAME#2" (then #3, …) — a resumed run
+// goes on from later steps and stays one, as does one rolled back after a divergence (the
+// rollback record truncates the series first).
+#define LOG_RERUNS 64
+typedef struct LogRerun {
+    char logged[sizeof ((RunSeries *)0)->name];   // the name in the file
+    char as[sizeof ((RunSeries *)0)->name];       // the series its records go to now
+} LogRerun;
+
+static const char *rerun_series(RunLog *r, LogRerun *reruns, int *n, const char *logged, int step, int step_record) {
+    int i = 0;
+    while (i < *n && strcmp(reruns[i].logged, logged) != 0) i++;
+    const char *as = i < *n ? reruns[i].as : logged;
+    const RunSeries *x = runlog_find(r, as);
+    if (!step_record || !x || x->n_steps == 0 || step > x->steps[x->n_steps - 1].step) return as;
+    if (i == *n && *n == LOG_RERUNS) return as;   // too many names run again: merged, as before
+    for (int k = 2;; k++) {
+        char name[sizeof reruns[0].as];
+        snprintf(name, sizeof name, "%.160s#%d", logged, k);
+        if (!runlog_find(r, name)) {
+            snprintf(reruns[i].logged, sizeof reruns[i].logged, "%s", logged);
+            snprintf(reruns[i].as, sizeof reruns[i].as, "%s", name);
+            if (i == *n) (*n)++;
+            return reruns[i].as;
+        }
+    }
+}
+
 // A log written by `log FILE` read back into a RunLog (its own, not the session's).
 // *skipped: the lines that are not a `log` record (not JSON, or no step and loss).
 static int read_log(const char *path, RunLog *r, long *skipped, Err *err) {
@@ -253,13 +282,16 @@ static int read_log(const char *path, RunLog *r, long *skipped, Err *err) {
     char *line = NULL;
     size_t cap = 0;
     long lineno = 0, bad = 0;
+    static LogRerun reruns[LOG_RERUNS];
+    int n_reruns = 0;
     while (getline(&line, &cap, f) >= 0) {
         lineno++;
         if (!line[strspn(line, " \t\r\n")]) continue;
         cJSON *o = cJSON_Parse(line);
         const cJSON *step = o ? cJSON_GetObjectItem(o, "step") : NULL, *run = o ? cJSON_GetObjectItem(o, "run") : NULL;
         if (!cJSON_IsNumber(step)) { bad++; cJSON_Delete(o); continue; }
-        const char *name = cJSON_IsString(run) ? run->valuestring : "run";
+        const char *name = rerun_series(r, reruns, &n_reruns, cJSON_IsString(run) ? run->valuestring : "run",
+                                        step->valueint, cJSON_IsNumber(cJSON_GetObjectItem(o, "loss")));
         RunSeries *x = runlog_find(r, name);
         if (x) r->current = (int)(x - r->runs);
         else r->current = -1;
@@ -502,8 +534,25 @@ static int check_image_target(const char *path, int svg, Err *err) {
     head[n] = '\0';
     int same = svg ? strstr(head, "<svg") != NULL : n >= 8 && memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0;
     if (same) return 0;
-    return err_set(err, "%s exists and is not %s image: nothing was drawn (another name, or remove it first)", path,
-                   svg ? "an SVG" : "a PNG");
+    return err_set(err, "%s exists and is not %s image: no image was written (another name, or remove it first)",
+                   path, svg ? "an SVG" : "a PNG");
+}
+
+// gnuplot's color (a linetype number) of series i: a run's validation points ("NAME val") take
+// their run's, every other series the next one.
+static int image_color(const Chart *c, int i) {
+    int color = 0;
+    for (int k = 0; k <= i; k++) {
+        const char *name = c->series[k].name;
+        size_t len = strlen(name);
+        int run = -1;
+        if (c->series[k].points && len > 4 && strcmp(name + len - 4, " val") == 0)
+            for (int j = 0; j < k && run < 0; j++)
+                if (strlen(c->series[j].name) == len - 4 && strncmp(c->series[j].name, name, len - 4) == 0) run = j;
+        if (k == i) return run >= 0 ? image_color(c, run) : color + 1;
+        if (run < 0) color++;
+    }
+    return color;
 }
 
 // Write the chart's data and a script, run gnuplot for each image asked for.
@@ -547,7 +596,8 @@ static int plot_images(Session *s, const Chart *c, const char *field, int log_y,
         for (int i = 0; i < c->n; i++) {
             fprintf(sf, "%s", i ? ", " : "");
             gp_string(sf, data);
-            fprintf(sf, " index %d using 1:2 with %s title ", i, c->series[i].points ? "points pt 7 ps 0.8" : "lines lw 2");
+            fprintf(sf, " index %d using 1:2 with %s lc %d title ", i,
+                    c->series[i].points ? "points pt 7 ps 0.8" : "lines lw 2", image_color(c, i));
             gp_string(sf, c->series[i].name);
         }
         fprintf(sf, "\nunset output\n");

@@ -61,6 +61,13 @@ check_contains plot_y_max "$out" "7.429"        # 2 + 6·e^(−1/10), the first 
 check_contains plot_x_range "$out" "50  step"
 check_contains plot_axis "$out" "└──"
 check_eq plot_no_ansi_in_pipe no "$(printf '%s' "$out" | grep -q "$(printf '\033')" && echo yes || echo no)"
+# a log with a run appended twice (the same name from step 1 again: `log` appends) plots two
+# series, the second as alpha#2; a resumed run (later steps) stays one
+cat "$TMP/known.jsonl" "$TMP/known.jsonl" >"$TMP/twice.jsonl"
+out=$(lrsh --json -c "plot loss from=$TMP/twice.jsonl" 2>/dev/null)
+check_eq plot_rerun_split '["alpha", "alpha val", "beta", "alpha#2", "alpha#2 val", "beta#2"]' "$(printf '%s\n' "$out" | json_eval 'json.dumps([x["name"] for x in o["series"]])')"
+check_eq plot_rerun_points "$(lrsh --json -c "plot loss from=$TMP/known.jsonl" 2>/dev/null | json_eval 'json.dumps([x["points"] for x in o["series"]])' | sed 's/]$//; s/^\[//')" \
+    "$(printf '%s\n' "$out" | json_eval 'json.dumps([x["points"] for x in o["series"]][:3])' | sed 's/]$//; s/^\[//')"
 # lines that are not log records are skipped, and counted
 { cat "$TMP/known.jsonl"; echo 'not json'; echo '{"note": 1}'; } >"$TMP/mixed.jsonl"
 out=$(lrsh -c "plot loss from=$TMP/mixed.jsonl" 2>&1)
@@ -106,13 +113,21 @@ if command -v gnuplot >/dev/null 2>&1; then
     check_contains png_reported "$out" "wrote $TMP/loss.png"
     check_eq png_magic 89504e470d0a1a0a "$(head -c 8 "$TMP/loss.png" | od -An -tx1 | tr -d ' \n')"
     check_eq svg_file yes "$(grep -q '<svg' "$TMP/loss.svg" && echo yes || echo no)"
+    # a run's validation points in its line's color, the next run in another
+    colors=$(python3 -c 'import re, sys
+color = {}   # each plot group: its legend text, and the color of its data (the last rgb in it)
+for chunk in open(sys.argv[1]).read().split("<g id=\"gnuplot_plot_")[1:]:
+    name, rgb = re.search(r"<text>([^<]*)</text>", chunk), re.findall(r"rgb\([^)]*\)", chunk)
+    if name and rgb: color[name.group(1)] = rgb[-1]
+print(color.get("alpha") == color.get("alpha val") is not None, color.get("alpha") != color.get("beta"))' "$TMP/loss.svg")
+    check_eq svg_val_points_in_run_color "True True" "$colors"
     # written over again: an image of its kind yes, another file no; a name that says otherwise: a note
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/loss.png" 2>&1); rc=$?
     check_status png_over_png 0 $rc
     printf 'my notes\n' > "$TMP/notes.txt"
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/notes.txt" 2>&1); rc=$?
     check_status png_over_text_status nonzero $rc
-    check_contains png_over_text_refused "$out" "notes.txt exists and is not a PNG image: nothing was drawn"
+    check_contains png_over_text_refused "$out" "notes.txt exists and is not a PNG image: no image was written"
     check_eq png_over_text_kept "my notes" "$(cat "$TMP/notes.txt")"
     chmod 444 "$TMP/loss.png"
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/loss.png" 2>&1); rc=$?
