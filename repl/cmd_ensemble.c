@@ -413,6 +413,8 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
     coupling_json(cJSON_AddObjectToObject(s->result, "coupling"), &e->coupling);
     cJSON_AddNumberToObject(s->result, "values_exchanged_total", e->total_exchanged);   // train's name for it
     cJSON_AddNumberToObject(s->result, "batches", batches);
+    if (s->runs.current >= 0)   // the run its validation loss went to: tells wash from wash-params in a table
+        cJSON_AddStringToObject(s->result, "run", s->runs.runs[s->runs.current].name);
     return 0;
 }
 
@@ -486,6 +488,16 @@ void ensemble_note_single_model(Session *s) {
                 "step %d, where it was when the ensemble was made or loaded, not at the members'; `ensemble use I` or "
                 "`ensemble average` makes the members one model\n",
              s->ens.k, s->has_trainer ? s->trainer.step : s->resume.step);
+}
+
+// generate and inspect while an ensemble trains: refused. The session's own model is not the
+// members' — it stands where the ensemble began — so text sampled from it, or its last update,
+// right after `train` would pass for the ensemble's (a class saw step-0 gibberish).
+int ensemble_refuse_single_model(const Session *s, const char *what, Err *err) {
+    if (!s->has_ensemble) return 0;
+    return err_set(err, "an ensemble of %d is training: `ensemble average` or `ensemble use I` makes one model to %s "
+                        "(the session's own model stands at step %d, where it was when the ensemble was made or loaded)",
+                   s->ens.k, what, s->has_trainer ? s->trainer.step : s->resume.step);
 }
 
 void ensemble_info(Session *s) {

@@ -85,8 +85,7 @@ static int lead_in(const Tokenizer *tok, int32_t *ids, int cap) {
 }
 
 int cmd_generate(Session *s, const Args *a, Err *err) {
-    if (need_generator(s, err) != 0) return -1;
-    ensemble_note_single_model(s);
+    if (ensemble_refuse_single_model(s, "generate from", err) != 0 || need_generator(s, err) != 0) return -1;
     int n = (int)args_int(a, "n", 128);
     SamplerConfig sc = {
         .temperature = (float)args_float(a, "temp", 0.8),

@@ -374,8 +374,9 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     char shape[256];
     model_config_describe(c, shape, sizeof shape);
     out_text(s, "model: %s per member\n", shape);
-    out_note(s, "%s coupling, %s values exchanged so far; `train` continues every member where it stopped\n",
-             method_word(e.coupling.method), fmt_count(x, sizeof x, e.total_exchanged));
+    out_note(s, "%s coupling, %s values exchanged so far; `train` continues every member %s\n",
+             method_word(e.coupling.method), fmt_count(x, sizeof x, e.total_exchanged),
+             info.has_optim ? "where it stopped" : "from its step with fresh moments (no optimizer state in the file)");
     cJSON_AddStringToObject(s->result, "path", path);
     cJSON_AddNumberToObject(s->result, "bytes", (double)info.file_bytes);
     cJSON_AddNumberToObject(s->result, "step", info.step);

@@ -323,8 +323,7 @@ static void sort_rows(const MatrixDiag **rows, int n, const char *key) {
 }
 
 int cmd_inspect(Session *s, const Args *a, Err *err) {
-    if (session_need_model(s, err) != 0) return -1;
-    ensemble_note_single_model(s);
+    if (session_need_model(s, err) != 0 || ensemble_refuse_single_model(s, "inspect", err) != 0) return -1;
     if (s->has_trainer && trainer_rolled_back(&s->trainer)) {   // a state to report, not a failure: a script goes on
         out_text(s, "no diagnostics: a divergence rolled the model back to step %d (its last update was undone); the "
                     "next `step` measures again\n", s->trainer.step);

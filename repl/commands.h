@@ -120,6 +120,7 @@ void train_run_json(Session *s);
 void ensemble_info(Session *s);
 // A note, while an ensemble exists, that a command reads the session's own model, not a member.
 void ensemble_note_single_model(Session *s);
+int ensemble_refuse_single_model(const Session *s, const char *what, Err *err);
 
 // optim (cmd_optim.c): the keys optimizer `word` takes (NULL: the session's), for the command
 // table, completion and help.

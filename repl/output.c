@@ -19,11 +19,11 @@ void fputs_wrapped(const char *text, FILE *f) {
 
 // A line wider than the terminal breaks at its last space that fits, its continuation under
 // its text, instead of wherever the terminal's edge falls (mid-number); help's paragraphs,
-// written for 80 columns, are refilled as well (s->wrap).
+// written for 80 columns, are refilled as well (s->wrap), and in a pipe too (`help > notes`).
 void out_text(const Session *s, const char *fmt, ...) {
     if (s->json && s->quiet) return;
     FILE *f = text_stream(s);
-    int cols = isatty(fileno(f)) ? terminal_columns(f) : 0;
+    int cols = isatty(fileno(f)) ? terminal_columns(f) : s->wrap ? 80 : 0;
     if (s->wrap && cols > 80) cols = 80;   // help's paragraphs read best at most 80 wide
     va_list ap, copy;
     va_start(ap, fmt);

@@ -93,6 +93,8 @@ check_contains dropped "$out" "ensemble dropped"
 out=$(run -c "$prep; set errexit off; ensemble new 2; train steps=2 batch=2; model factorize rank=4; generate hi n=2; norms; show; ensemble new 3; train steps=1 batch=2; model new tiny dim=32 layers=1 heads=2 kv_heads=2 ffn=64 seq=16" 2>&1)
 check_contains factorize_refused "$out" "an ensemble of 2 is training: \`ensemble use I\` or \`ensemble average\` makes one model to factorize"
 check_contains single_model_note "$out" "that model stands at step 0, where it was when the ensemble was made or loaded"
+check_contains generate_refused "$out" "an ensemble of 2 is training: \`ensemble average\` or \`ensemble use I\` makes one model to generate from (the session's own model stands at step 0"
+check_contains inspect_refused "$(run -c "$prep; ensemble new 2; train steps=1 batch=2; inspect" 2>&1)" "makes one model to inspect (the session"
 check_contains watch_ensemble_note "$(run -c "$prep; watch spectral every=1; ensemble new 2; train steps=1 batch=2" 2>&1)" "note: \`watch\` records nothing while an ensemble trains"
 check_contains show_ensemble "$out" "ensemble   2 members"
 check_contains new_says_what_goes "$out" "ensemble dropped (replaced by a new one): its 2 members and their 2 steps of training are gone"
@@ -102,6 +104,11 @@ check_contains new_after_trained "$out" "ensemble: 3 members"
 # ... and after a save, where they are instead
 out=$(run -c "$prep; ensemble new 2 seeds=1,2; train steps=1 batch=2; model save $TMP/saved-ens.st; model new tiny" 2>&1)
 check_contains dropped_after_save "$out" "its 2 members at step 1 are in $TMP/saved-ens.st (\`model load\` brings them back)"
+out=$(run --json -c "model load $TMP/saved-ens.st; data load; run pair; train steps=1 batch=2; ensemble eval batches=1 batch=2" 2>/dev/null)
+check_eq ensemble_eval_run '"pair"' "$(printf '%s\n' "$out" | grep '"command":"ensemble eval"' | json_field run)"
+out=$(run -c "model load $TMP/saved-ens.st; model save $TMP/no-state-ens.st optim=off; model load $TMP/no-state-ens.st" 2>&1)
+check_contains ensemble_load_stopped "$out" "\`train\` continues every member where it stopped"
+check_contains ensemble_load_no_state "$out" "continues every member from its step with fresh moments (no optimizer state in the file)"
 
 # a model that came from somewhere records its run under that name: the averaged ensemble, a
 # member taken out, a loaded file's stem; a run name may not hold the comma plot runs= splits at
