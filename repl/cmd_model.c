@@ -311,10 +311,12 @@ static void adopt_batches(Session *s, const CheckpointInfo *info) {
     if (sh.batch <= 0) return;
     if (sh.seq == 0) sh.seq = s->model.cfg.seq;
     int seq = sh.seq == s->model.cfg.seq ? 0 : sh.seq;   // 0: the context, whatever the model
-    int was_seq = s->seq > 0 ? s->seq : s->model.cfg.seq;
+    int was_seq = s->seq > 0 ? s->seq : s->model.cfg.seq;   // the session's seq 0 follows the model loaded
+    char had_seq[32] = "its model's context";
+    if (s->seq > 0) snprintf(had_seq, sizeof had_seq, "%d", s->seq);
     if (s->batch != sh.batch || s->accum != sh.accum || was_seq != sh.seq)
-        out_note(s, "batch %d, seq %d, accum %d: %s (the session had %d, %d, %d; `set` changes them)\n", sh.batch,
-                 sh.seq, sh.accum, saved ? "the saving session's settings" : "the run's last update", s->batch, was_seq,
+        out_note(s, "batch %d, seq %d, accum %d: %s (the session had %d, %s, %d; `set` changes them)\n", sh.batch,
+                 sh.seq, sh.accum, saved ? "the saving session's settings" : "the run's last update", s->batch, had_seq,
                  s->accum);
     s->batch = sh.batch, s->accum = sh.accum, s->seq = seq;
     cJSON *b = cJSON_AddObjectToObject(s->result, "batches");

@@ -196,6 +196,25 @@ static int ensemble_optimizer(Session *s, const OptimConfig *cfg, Err *err) {
     return 0;
 }
 
+// Spectron and ortho act on factors: a dense matrix gets muon's orthogonalized momentum, to the
+// bit (renorm, AdamW's step rescaled, differs from muon there).
+static int model_has_factors(const Model *m) {
+    for (int l = 0; l < m->cfg.layers; l++) {
+        const LayerWeights *w = &m->layer[l];
+        const Linear *all[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w1, &w->w2, &w->w3};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            if (all[i]->b >= 0) return 1;
+    }
+    return 0;
+}
+
+static void dense_model_note(Session *s, const OptimConfig *cfg) {
+    int factor_rule = strcmp(cfg->name, "spectron") == 0 || strcmp(cfg->name, "ortho") == 0;
+    if (factor_rule && s->has_model && !s->has_ensemble && !model_has_factors(&s->model))
+        out_note(s, "the model has no factorized matrices (rank=0): %s updates its dense matrices exactly as muon "
+                    "does (`model factorize rank=R` makes factors)\n", cfg->name);
+}
+
 int cmd_optim(Session *s, const Args *a, Err *err) {
     OptimConfig cfg = s->optim;
     if (a->n_pos && optim_config_default(&cfg, a->pos[0], err) != 0) return unknown_optimizer(a->pos[0], err);
@@ -217,6 +236,7 @@ int cmd_optim(Session *s, const Args *a, Err *err) {
     s->optim = cfg;
     if (changed) s->optim_from[0] = '\0';   // the user's choice now
     optim_describe(s, &s->optim, s->result);
+    if (a->n_pos) dense_model_note(s, &s->optim);
     if (!changed && s->has_trainer) {
         char state[256];
         optimizer_state_describe(&s->trainer.opt, &s->model, state, sizeof state);

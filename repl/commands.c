@@ -363,7 +363,7 @@ const CmdSpec commands[] = {
              "Examples:\n  step; inspect\n  inspect sort=rho top=5",
      .run = cmd_inspect,
      .opts = (const OptSpec[]){
-         {"sort", OPT_ENUM, "dw_over_eta", "dw_over_eta|rho|sigma|name", 0, 0, "the column to sort by (descending)"},
+         {"sort", OPT_ENUM, "dw_over_eta", "dw_over_eta|rho|sigma|name", 0, 0, "the column to sort by, descending (sigma: σ_A+σ_B)"},
          {"top", OPT_INT, "3", NULL, 0, 1 << 20, "how many of the worst rows to mark"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "spectrum", .family = "inspection", .args = "PARAM [k=10] [compare=STEP]",

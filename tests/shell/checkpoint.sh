@@ -121,7 +121,7 @@ check_eq resume_exact "$l1" "$(printf '%s\n' "$out" | grep '"command":"train"' |
 check_eq resume_step 7 "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field step)"
 check_eq resume_batches '{"batch": 2, "seq": 64, "accum": 1}' "$(printf '%s\n' "$out" | grep '"command":"model load"' | json_field batches)"
 out=$(lrsh -c "set accum 3; model load $a" 2>&1)
-check_contains resume_batches_note "$out" "batch 2, seq 64, accum 1: the saving session's settings (the session had 8, 64, 3"
+check_contains resume_batches_note "$out" "batch 2, seq 64, accum 1: the saving session's settings (the session had 8, its model's context, 3"
 # a run on shorter sequences than the context resumes on them too (`set seq` from the file)
 sq="$TMP/seq32.safetensors"
 out=$(lrsh --json -c "$prep; set seq 32; train steps=2; model save $sq; train steps=2" 2>/dev/null)
@@ -136,6 +136,11 @@ out=$(lrsh --json -c "$prep; train steps=2 batch=4 seq=32 accum=2; model save $o
 l_oo=$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1 | json_field loss)
 out=$(lrsh --json -c "model load $oo; data load; train steps=2" 2>/dev/null)
 check_eq resume_one_off_exact "$l_oo" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field loss)"
+# a script that stops at an error with training not saved says it is gone; saved, nothing
+out=$(lrsh -c "$prep; train steps=2; nosuch" 2>&1)
+check_contains script_stop_unsaved "$out" "lrsh: the model had training not saved (step 2): it is gone with the session"
+out=$(lrsh -c "$prep; train steps=2; model save $TMP/kept.st; nosuch" 2>&1)
+check_not_contains script_stop_saved "$out" "training not saved"
 # ... and evaluates on the same batches: they come from the session seed, which the file keeps
 ev="$TMP/evalseed.safetensors"
 out=$(lrsh --json -c "set seed 42; $prep; train steps=2; model save $ev; train steps=2 eval_every=2" 2>/dev/null)

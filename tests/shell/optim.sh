@@ -33,6 +33,11 @@ out=$(lrsh -c 'optim spectron momentm=0.9' 2>&1)
 check_contains optim_bad_key_suggest "$out" "did you mean 'momentum='"
 out=$(lrsh -c 'optim renorm ns_steps=3' 2>&1)
 check_contains optim_bad_key_renorm "$out" "renorm takes no option 'ns_steps='"
+# on a model with no factors spectron and ortho are muon: optim says so; not for a factorized one
+out=$(lrsh -c 'model new tiny dim=64 seq=32 rank=0; optim spectron; optim renorm; model new tiny dim=64 seq=32; optim ortho' 2>&1)
+check_contains optim_dense_note "$out" "the model has no factorized matrices (rank=0): spectron updates its dense matrices exactly as muon does"
+check_not_contains optim_dense_note_renorm "$out" "renorm updates"
+check_not_contains optim_factorized_no_note "$out" "ortho updates"
 out=$(lrsh -c 'optim spectron lr=abc' 2>&1)
 check_contains optim_bad_value "$out" "lr=abc"
 out=$(lrsh -c 'optim spectrn' 2>&1)
