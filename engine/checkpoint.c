@@ -386,6 +386,10 @@ static cJSON *metadata(const Part *parts, int n_parts, int members, const Checkp
         add_int(md, "next_accum", o->next.accum);
     }
     if (o->has_next_seed) add_u64(md, "next_seed", o->next_seed);
+    if (o->data_tokens > 0) {
+        add_u64(md, "data_tokens", (uint64_t)o->data_tokens);
+        add_u64(md, "data_train", (uint64_t)o->data_train);
+    }
     free(ocfg);
     for (int i = 0; i < n_extra; i++) cJSON_AddStringToObject(md, extra[i].key, extra[i].value);
     return md;
@@ -606,7 +610,8 @@ int checkpoint_save_progress(const char *path, const Model *m, const CheckpointP
 static int reserved_key(const char *key) {
     static const char *const names[] = {"format", "lrsh_version", "config", "step", "data_rng", "optimizer",
                                         "optim_config", "optim_t", "ensemble_k", "batch", "seq", "accum",
-                                        "next_batch", "next_seq", "next_accum", "next_seed"};
+                                        "next_batch", "next_seq", "next_accum", "next_seed", "data_tokens",
+                                        "data_train"};
     for (size_t i = 0; i < COUNT(names); i++)
         if (strcmp(key, names[i]) == 0) return 1;
     return strncmp(key, "member.", 7) == 0;
@@ -684,6 +689,7 @@ typedef struct Loader {
     TrainShape next;            // the saving session's next batches (0s: not in the file)
     int has_next_seed;          // the saving session's seed was in the file
     uint64_t next_seed;
+    long data_tokens, data_train;   // the saving session's data size (0: not in the file)
     int want_members;           // checkpoint_load_members is reading (else checkpoint_load)
     int probe;                  // checkpoint_probe: the header only, whatever the file holds
     int k;                      // ensemble_k (0: a single-model file)
@@ -804,6 +810,12 @@ static int parse_next_shape(Loader *L, const cJSON *md, Err *err) {
     L->has_next_seed = seed != NULL;
     if (seed && parse_u64(seed, &L->next_seed))
         return fail(err, L->path, "__metadata__ next_seed '%.32s' is not a whole number", seed);
+    const char *tokens = meta_string(md, "data_tokens"), *train = meta_string(md, "data_train");
+    uint64_t nt = 0, ntr = 0;
+    if ((tokens || train) && (parse_u64(tokens, &nt) || parse_u64(train, &ntr) || nt > LONG_MAX || ntr > nt))
+        return fail(err, L->path, "__metadata__ data_tokens '%.32s', data_train '%.32s': two whole numbers, the "
+                    "second at most the first, go together", tokens ? tokens : "(none)", train ? train : "(none)");
+    L->data_tokens = (long)nt, L->data_train = (long)ntr;
     return 0;
 }
 
@@ -1275,6 +1287,7 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
                                      .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0,
                                      .file_bytes = L.size, .data_rng = L.mm[0].data_rng, .shape = L.shape,
                                      .next = L.next, .has_next_seed = L.has_next_seed, .next_seed = L.next_seed,
+                                     .data_tokens = L.data_tokens, .data_train = L.data_train,
                                      .nonfinite = nonfinite};
             snprintf(info->optimizer, sizeof info->optimizer, "%s", L.optimizer);
             if (L.has_trainer_meta) info->optim = L.ocfg;
@@ -1342,7 +1355,8 @@ static int load_members(Loader *L0, const Backend *be, CheckpointMembers *out, E
         r.info = (CheckpointInfo){.step = L.mm[0].step, .dtype = L.any_bf16 ? CHECKPOINT_BF16 : CHECKPOINT_F32,
                                   .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0, .file_bytes = L.size,
                                   .data_rng = L.mm[0].data_rng, .shape = L.shape, .next = L.next,
-                                  .has_next_seed = L.has_next_seed, .next_seed = L.next_seed, .ensemble_k = L.k,
+                                  .has_next_seed = L.has_next_seed, .next_seed = L.next_seed,
+                                  .data_tokens = L.data_tokens, .data_train = L.data_train, .ensemble_k = L.k,
                                   .nonfinite = nonfinite};
         snprintf(r.info.optimizer, sizeof r.info.optimizer, "%s", L.optimizer);
         snprintf(r.info.nonfinite_tensor, sizeof r.info.nonfinite_tensor, "%s", first_bad);
@@ -1405,6 +1419,7 @@ int checkpoint_probe(const char *path, CheckpointInfo *info, Err *err) {
     if (rc == 0 && info) {
         CheckpointInfo r = {.step = L.mm[0].step, .data_rng = L.mm[0].data_rng, .shape = L.shape, .next = L.next,
                             .has_next_seed = L.has_next_seed, .next_seed = L.next_seed,
+                            .data_tokens = L.data_tokens, .data_train = L.data_train,
                             .file_bytes = L.size, .ensemble_k = L.k};
         snprintf(r.optimizer, sizeof r.optimizer, "%s", L.optimizer);
         for (const cJSON *e = L.header->child; e; e = e->next) {

@@ -235,6 +235,7 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     o.include_optim = args_bool(a, "optim", 1);
     o.next = (TrainShape){s->batch, s->seq, s->accum};   // what the next `train` takes: a resume goes on the same
     o.has_next_seed = 1, o.next_seed = s->seed;           // and evaluates on the same batches
+    if (s->has_data) o.data_tokens = s->data.n_tokens, o.data_train = s->data.n_train;   // of the same data
     if (s->has_ensemble) return save_ensemble(s, path, &o, err);
     const Tokenizer *tok = s->model_tok ? s->model_tok : s->tok;   // the one the model reads its ids with
     if (tok && tokenizer_vocab_size(tok) > s->model.cfg.vocab) {
@@ -327,14 +328,16 @@ static void adopt_batches(Session *s, const CheckpointInfo *info) {
 
 // The saving session's seed (an older file: the model's own, the session's when it was made)
 // becomes this session's: evaluation and alignment batches come from it, so that a resume
-// evaluates as the run would have.
-static void adopt_seed(Session *s, const CheckpointInfo *info, uint64_t model_seed) {
+// evaluates as the run would have. The size of the data it trained on is kept to compare with
+// the data of the next train, step or eval.
+static void adopt_seed_and_data(Session *s, const CheckpointInfo *info, uint64_t model_seed) {
     uint64_t seed = info->has_next_seed ? info->next_seed : model_seed;
     if (seed != s->seed)
         out_note(s, "seed %llu: %s (the session had %llu; `set seed` changes it)\n", (unsigned long long)seed,
                  info->has_next_seed ? "the saving session's" : "the model's", (unsigned long long)s->seed);
     s->seed = seed;
     cJSON_AddNumberToObject(s->result, "seed", (double)seed);
+    s->resume_data_tokens = info->data_tokens, s->resume_data_train = info->data_train;   // checked at `train`
 }
 
 // A file may hold NaN or ±inf parameters (damaged, or written by another program): they load
@@ -390,7 +393,7 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     cJSON_AddNumberToObject(s->result, "ensemble_k", e.k);
     cJSON_AddStringToObject(s->result, "method", method_word(e.coupling.method));
     adopt_batches(s, &info);
-    adopt_seed(s, &info, c->seed);
+    adopt_seed_and_data(s, &info, c->seed);
     nonfinite_warning(s, &info);
     return 0;
 }
@@ -457,7 +460,7 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));
     adopt_batches(s, &info);
-    adopt_seed(s, &info, c->seed);
+    adopt_seed_and_data(s, &info, c->seed);
     nonfinite_warning(s, &info);
     return 0;
 }

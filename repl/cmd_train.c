@@ -16,8 +16,14 @@ static int batch_shape(const Session *s, const Args *a, Shape *sh, Err *err) {
 
 // A model and data that fit each other; token ids past the model's vocabulary would index
 // outside its embedding.
-static int need_model_and_data(const Session *s, Err *err) {
+static int need_model_and_data(Session *s, Err *err) {
     if (session_need_model(s, err) != 0 || session_need_data(s, err) != 0) return -1;
+    if (s->resume_data_tokens > 0 && (s->data.n_tokens != s->resume_data_tokens ||
+                                      s->data.n_train != s->resume_data_train))
+        out_note(s, "note: the loaded model was training on data of %ld tokens (%ld to train on); this data has %ld "
+                    "(%ld): its batches are not the ones the run would have taken\n", s->resume_data_tokens,
+                 s->resume_data_train, s->data.n_tokens, s->data.n_train);
+    s->resume_data_tokens = s->resume_data_train = 0;   // said once: training on other data may be the point
     if (s->data.vocab_size > s->model.cfg.vocab)
         return err_set(err, "the data's vocabulary (%d) is larger than the model's (%d): run `model new` "
                        "without vocab= (it then takes the tokenizer's)", s->data.vocab_size, s->model.cfg.vocab);

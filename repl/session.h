@@ -72,6 +72,10 @@ typedef struct Session {
     // A checkpoint saved without optimizer state still knows its step, data position and
     // batches: the next trainer built continues from them.
     Resume resume;
+    // The size of the data a loaded model was training on (its file's: all tokens, the train
+    // split's; 0: unknown or already compared), compared once with the data of the next
+    // train, step or eval: a resume repeats the run only on the same data and split.
+    long resume_data_tokens, resume_data_train;
     int dirty;                   // the model was trained since it was last saved or loaded
     char model_file[1024];       // the checkpoint last saved or loaded ("": none)
     RunLog runs;                 // training history for `plot`, and the `log FILE` file

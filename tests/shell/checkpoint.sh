@@ -149,6 +149,11 @@ out=$(lrsh --json -c "model load $ev; data load; train steps=2 eval_every=2; sho
 check_eq resume_same_val_loss "$v_full" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field val_loss)"
 check_eq resume_seed 42 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field seed)"
 check_contains resume_seed_note "$(lrsh -c "model load $ev" 2>&1)" "seed 42: the saving session's (the session had 1234"
+# ... and says so when the data it goes on with is not the run's (another split here)
+out=$(lrsh -c "model load $ev; data load val=0.2; train steps=1; train steps=1" 2>&1)
+check_contains resume_other_data_note "$out" "note: the loaded model was training on data of"
+check_eq resume_other_data_once 1 "$(printf '%s\n' "$out" | grep -c 'was training on data of')"
+check_not_contains resume_same_data_no_note "$(lrsh -c "model load $ev; data load; train steps=1" 2>&1)" "was training on data of"
 out=$(lrsh -c "$prep; set errexit off; set seq 100; show" 2>&1)
 check_contains set_seq_refused_at_set "$out" "seq=0 errexit"
 check_contains set_seq_too_long "$out" "\`set seq 100\` is longer than this model's context (64): \`set seq 0\` uses the context"
@@ -208,7 +213,7 @@ check_contains generate_long_prompt_note "$out" "longer than the context"
 "$LRSH" --threads 1 -c "tok load $TMP/tok.model; model new tiny seq=32; generate n=10000000 temp=0; show" >"$TMP/int.log" 2>&1 &
 pid=$!
 i=0
-while ! grep -q "parameters" "$TMP/int.log" && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+while ! grep -q "parameters" "$TMP/int.log" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
 sleep 1
 kill -INT $pid
 wait $pid; rc=$?
