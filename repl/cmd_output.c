@@ -737,7 +737,8 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
     }
     if (rc == 0) {
         int cols = !s->json && isatty(STDOUT_FILENO) ? terminal_columns(stdout) : 0;
-        int fit = cols >= 40 && cols - 18 < 72 ? cols - 18 : 72;   // y labels, axis and "  step": up to 18 columns
+        int page = cols >= 40 ? cols : 80;   // a pipe or a file: 80 columns, as the tables
+        int fit = page - 18 < 72 ? page - 18 : 72;   // y labels, axis and "  step": up to 18 columns
         int width = (int)args_int(a, "width", fit);
         if (cols >= 40 && width > cols - 18) {   // wider than the terminal: every row would wrap
             out_note(s, "(width=%d does not fit this terminal's %d columns: drawn %d wide)\n", width, cols, cols - 18);

@@ -593,7 +593,7 @@ const CmdSpec commands[] = {
          {"svg", OPT_PATH, NULL, NULL, 0, 0, "also write an SVG image with gnuplot"},
          {"scale", OPT_ENUM, "auto", "auto|linear|log", 0, 0, "the y axis: log when values span 100× (auto), or as chosen"},
          {"runs", OPT_STRING, NULL, NULL, 0, 0, "only these runs (names, comma-separated)"},
-         {"width", OPT_INT, NULL, NULL, 8, 1000, "chart width in terminal cells (default: 72, less on a narrower terminal)"},
+         {"width", OPT_INT, NULL, NULL, 8, 1000, "chart width in cells (default: 72, less on a narrower terminal; 62 in a pipe)"},
          {"height", OPT_INT, "16", NULL, 3, 500, "chart height in terminal cells"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "log", .family = "output", .args = "[FILE|off]",
