@@ -312,7 +312,9 @@ const CmdSpec commands[] = {
      .opts = (const OptSpec[]){BATCH_OPTS, {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "eval", .family = "training", .args = "[batches=N] [batch= seq=]",
      .summary = "validation loss and perplexity (the same batches every time for one `set seed`)",
-     .help = "The loss is recorded in the current run at the current step (`plot loss` shows it).\n"
+     .help = "The loss is recorded in the current run at the current step (`plot loss` shows it;\n"
+             "`runs` the latest). `train eval_every=` averages eval_batches=10 of the same batches by\n"
+             "default, this 20: the two differ a little (`eval batches=10` repeats train's).\n"
              "Ctrl-C stops it after the batch in progress: the mean over the batches done is shown\n"
              "(--json: interrupted, batches) but not recorded, being another estimate.\n"
              "Examples:\n  eval\n  eval batches=50",
