@@ -60,6 +60,14 @@ static int factorize_layer(const Model *src, Model *m, int l, int rank, float *h
         int o = from[i]->out, in = from[i]->in;
         float *w = host + i * per, *fac = w + (size_t)o * in, *s = fac + (size_t)(o + in) * (o < in ? o : in);
         host_matrix(src, from[i], w, fac);
+        size_t bad = 0;
+        while (bad < (size_t)o * in && isfinite(w[bad])) bad++;
+        if (bad < (size_t)o * in) {   // LAPACK would fail with a bare code (NaN) or return NaN factors (inf)
+            char name[sizeof items[0].name];
+            linear_name(src, from[i], name, sizeof name);
+            return err_set(err, "%s holds a non-finite value (%g at row %zu, column %zu): it has no truncated SVD", name,
+                           w[bad], bad / (size_t)in, bad % (size_t)in);
+        }
         jobs[i] = (SvdJob){w, o, in, rank, fac, fac + (size_t)o * rank, s};
     }
     if (truncated_svd_batch(jobs, LINEARS_PER_LAYER, err)) return -1;

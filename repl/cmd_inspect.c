@@ -221,6 +221,14 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
     int comparing = args_has(a, "compare");
     if (comparing) {
         int at = (int)args_int(a, "compare", 0);
+        if (at == step) {   // the record just made: a chart of the spectrum against itself
+            char steps[160];
+            recorded_steps(&st->spectra, now.param, step, steps, sizeof steps);
+            spectrum_result_free(&now);
+            return err_set(err, "compare=%d is this step: nothing to compare (a spectrum recorded at it before `model "
+                           "factorize` or `model load` is not kept); recorded: %s", at,
+                           steps[0] ? steps : "none");
+        }
         const SpectrumRecord *rec = spectrum_history_lookup(&st->spectra, at, now.param);
         if (!rec) {
             // the step shown now is no suggestion: comparing with itself shows nothing
@@ -255,11 +263,12 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
     else snprintf(what, sizeof what, "%d×%d", now.rows, now.cols);
     int full = now.rows < now.cols ? now.rows : now.cols;   // past a factorized W's rank: zeros, not listed
     if (now.n < full)
-        out_text(s, "%s  %s, step %d: %d singular values%s (the other %d are exactly 0: rank ≤ %d)\n", now.param,
-                 what, step, now.n, comparing ? "" : ", largest first", full - now.n, now.n);
+        out_text(s, "%s  %s, step %d: %d singular value%s%s (the other %d are exactly 0: rank ≤ %d)\n", now.param,
+                 what, step, now.n, now.n == 1 ? "" : "s", comparing || now.n == 1 ? "" : ", largest first", full - now.n,
+                 now.n);
     else
-        out_text(s, "%s  %s, step %d: %d singular values%s\n", now.param, what, step, now.n,
-                 comparing ? "" : ", largest first");
+        out_text(s, "%s  %s, step %d: %d singular value%s%s\n", now.param, what, step, now.n, now.n == 1 ? "" : "s",
+                 comparing || now.n == 1 ? "" : ", largest first");
     if (comparing) out_text(s, "  █ step %d (now)   ░ step %d\n", step, then_step);
     double max = now.n ? now.values[0] : 0;
     if (comparing && then.n && then.values[0] > max) max = then.values[0];

@@ -519,6 +519,13 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     char pb[32], pa[32];
     out_text(s, "rank %d: worst %.4f, mean %.4f; parameters %s → %s\n", rank, rep.worst, rep.mean,
              fmt_count(pb, sizeof pb, (double)before), fmt_count(pa, sizeof pa, (double)after));
+    int grown = 0, from = 0;   // factorized matrices given more rank than their W has
+    for (int i = 0; i < rep.n; i++)
+        if (rep.items[i].source_rank > 0 && rep.items[i].source_rank < rank) grown++, from = rep.items[i].source_rank;
+    if (grown)
+        out_note(s, "note: %d matri%s had rank %d: W keeps that rank, and the new directions of A and B start near 0, "
+                    "where their gradients are near 0 too — training barely grows them (a dense model, or `model new "
+                    "rank=%d`, starts at full rank %d)\n", grown, grown == 1 ? "x" : "ces", from, rank, rank);
     cJSON_AddNumberToObject(s->result, "rank", rank);
     json_add_real(s->result, "worst", rep.worst);
     json_add_real(s->result, "mean", rep.mean);
@@ -532,6 +539,7 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
         s->trainer.data_rng = resume.data_rng;
         s->trainer.shape = resume.shape;
         out_note(s, "optimizer state reset (the factors are new parameters); step count kept at %d\n", resume.step);
+        session_warmup_note(s, resume.step);
     } else {
         s->resume = resume;
     }

@@ -179,6 +179,7 @@ int optim_rebuild_trainer(Session *s, const char *why, Err *err) {
     s->has_trainer = 1;
     out_note(s, "optimizer state reset at step %d (%s): %s's %s dropped; the step count and data stream are kept\n",
              step, why, from, old[0] ? old : "(empty) state");
+    session_warmup_note(s, step);
     cJSON_AddBoolToObject(s->result, "state_reset", 1);
     cJSON_AddStringToObject(s->result, "reset", old);
     cJSON_AddStringToObject(s->result, "from", from);

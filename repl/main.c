@@ -381,10 +381,11 @@ int main(int argc, char **argv) {
         s.be = gpu;
     }
     rc = run(&s, &o);
-    if (rc != 0 && !s.interactive && s.dirty) {   // a script stopped early: its training goes unsaved, say so
+    if (rc != 0 && rc != EXIT_INTERRUPTED && s.errexit && !s.interactive && s.dirty) {
+        // a script stopped at an error before its `model save`: what it trained or changed goes, say so
         int step = s.has_ensemble ? s.ens.trainers[0].step : s.has_trainer ? s.trainer.step : s.resume.step;
-        fprintf(stderr, "lrsh: the %s had training not saved (step %d): it is gone with the session (the script "
-                        "stopped at its error)\n", s.has_ensemble ? "ensemble" : "model", step);
+        fprintf(stderr, "lrsh: the %s's unsaved work (training or changes, at step %d) is gone with the session: the "
+                        "script stopped at its error\n", s.has_ensemble ? "ensemble" : "model", step);
     }
     session_free(&s);
     return rc;

@@ -135,6 +135,15 @@ int session_keep_unsaved(Session *s, UnsavedDrop what, Err *err) {
                    s->has_ensemble ? "ensemble" : "model", again);
 }
 
+// Fresh moments at a step past the warm-up start at the full rate: the warm-up counts the run's
+// steps, not the moments' (after `model factorize` or an optimizer switch at step 750, a
+// warmup=100 has nothing left to do). Said so, since the step after is often the roughest.
+void session_warmup_note(Session *s, int step) {
+    if (step > 0 && s->optim.warmup > 0 && step >= s->optim.warmup)
+        out_note(s, "note: the warm-up is past (step %d, warmup=%d counts the run's steps): the fresh moments start at "
+                    "the full lr=%g\n", step, s->optim.warmup, s->optim.lr);
+}
+
 int session_need_trainer(Session *s, Err *err) {
     if (s->has_trainer) return 0;
     if (trainer_build(&s->trainer, &s->model, &s->optim, s->seed, err) != 0) return -1;
@@ -145,6 +154,7 @@ int session_need_trainer(Session *s, Err *err) {
         if (s->resume.data_rng) s->trainer.data_rng = s->resume.data_rng;
         out_note(s, "trainer built: %s lr=%g, continuing from step %d with fresh optimizer moments\n",
                  s->optim.name, s->optim.lr, s->resume.step);
+        session_warmup_note(s, s->resume.step);
     } else {
         out_note(s, "trainer built: %s lr=%g (change with `optim`)\n", s->optim.name, s->optim.lr);
     }

@@ -141,6 +141,8 @@ int session_same_tokenizer(const Tokenizer *a, const Tokenizer *b);
 // The model changed since it was saved (trained, factorized, averaged): quit, `model new` and
 // `model load` at the prompt warn once before dropping it.
 void session_mark_unsaved(Session *s);
+// A note when fresh optimizer moments start at a step past the warm-up (full lr at once).
+void session_warmup_note(Session *s, int step);
 // Record a step (history, log file, unsaved flag) and a validation loss; a failed log write
 // is reported as a note and turns logging off, never stopping training.
 void session_record_step(Session *s, const StepStats *st, double tok_per_s, const StepDiag *diag);

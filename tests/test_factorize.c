@@ -203,6 +203,31 @@ static void test_bad_ranks_refused(void) {
     model_free(&src);
 }
 
+// A matrix holding inf or NaN is refused by name (inf went through LAPACK as NaN factors with a
+// reported error of 0; NaN failed with a bare LAPACK code), the output unwritten.
+static void test_nonfinite_refused(void) {
+    Err err;
+    Model src, f;
+    ModelConfig c = config(0, 2);   // dense
+    CHECK_OK(model_build(&src, &c, be, &err));
+    float values[2] = {INFINITY, NAN};
+    for (int i = 0; i < 2; i++) {
+        const TensorDesc *t = &src.tensors[src.layer[1].wv.w];
+        float *p = src.params + t->offset + 5 * t->cols + 3;   // row 5, column 3 (the CPU backend's memory)
+        float kept = *p;
+        *p = values[i];
+        memset(&f, 0x5a, sizeof f);
+        Model untouched = f;
+        err.msg[0] = 0;
+        int rc = model_factorize(&src, 4, &f, NULL, &err);
+        CHECK(rc != 0 && strstr(err.msg, "blocks.1.attn.wv holds a non-finite value") && strstr(err.msg, "row 5, column 3"),
+              "%g refused naming the matrix and where: '%s'", values[i], err.msg);
+        CHECK(memcmp(&f, &untouched, sizeof f) == 0, "%g: the output is not written", values[i]);
+        *p = kept;
+    }
+    model_free(&src);
+}
+
 int main(void) {
     be = backend_cpu(0);
     RUN(test_full_rank_from_dense);
@@ -211,5 +236,6 @@ int main(void) {
     RUN(test_report_from_factorized);
     RUN(test_rank_one_matrix);
     RUN(test_bad_ranks_refused);
+    RUN(test_nonfinite_refused);
     return TEST_SUMMARY();
 }

@@ -138,7 +138,9 @@ out=$(lrsh --json -c "model load $oo; data load; train steps=2" 2>/dev/null)
 check_eq resume_one_off_exact "$l_oo" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field loss)"
 # a script that stops at an error with training not saved says it is gone; saved, nothing
 out=$(lrsh -c "$prep; train steps=2; nosuch" 2>&1)
-check_contains script_stop_unsaved "$out" "lrsh: the model had training not saved (step 2): it is gone with the session"
+check_contains script_stop_unsaved "$out" "lrsh: the model's unsaved work (training or changes, at step 2) is gone with the session: the script stopped at its error"
+out=$(lrsh -c "$prep; set errexit off; train steps=1; nosuch; show" 2>&1)
+check_not_contains script_goes_on_no_stop_note "$out" "unsaved work"
 out=$(lrsh -c "$prep; train steps=2; model save $TMP/kept.st; nosuch" 2>&1)
 check_not_contains script_stop_saved "$out" "training not saved"
 # ... and evaluates on the same batches: they come from the session seed, which the file keeps

@@ -42,6 +42,9 @@ check_contains compare_missing_nearest "$out" "the nearest other than this one i
 out=$(lrsh -c "$prep; spectrum blocks.0.attn.wq compare=7" 2>&1); rc=$?
 check_status compare_none_status nonzero $rc
 check_contains compare_none_nearest "$out" "nor at any step but this one"
+out=$(lrsh -c "$prep; train steps=4; spectrum blocks.0.attn.wq compare=4" 2>&1); rc=$?   # itself: refused
+check_status compare_self_status nonzero $rc
+check_contains compare_self "$out" "compare=4 is this step: nothing to compare"
 out=$(lrsh -c "$prep; train steps=2; spectrum blocks.0.attn.wq compare=0 k=3" 2>&1)
 check_eq compare_overlay_bars 3 "$(printf '%s\n' "$out" | grep -c '░░')"
 

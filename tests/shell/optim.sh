@@ -33,6 +33,10 @@ out=$(lrsh -c 'optim spectron momentm=0.9' 2>&1)
 check_contains optim_bad_key_suggest "$out" "did you mean 'momentum='"
 out=$(lrsh -c 'optim renorm ns_steps=3' 2>&1)
 check_contains optim_bad_key_renorm "$out" "renorm takes no option 'ns_steps='"
+# fresh moments past the warm-up (an optimizer switch at step 2 of warmup=1) start at full lr: said
+out=$(lrsh -c "tok train vocab=512 out=$TMP/w.model; data load; model new tiny dim=32 seq=16; optim adamw warmup=1; train steps=2 batch=2; optim muon warmup=1; optim adamw warmup=5" 2>&1)
+check_contains warmup_past_note "$out" "note: the warm-up is past (step 2, warmup=1 counts the run's steps)"
+check_not_contains warmup_not_past "$out" "warmup=5 counts"
 # on a model with no factors spectron and ortho are muon: optim says so; not for a factorized one
 out=$(lrsh -c 'model new tiny dim=64 seq=32 rank=0; optim spectron; optim renorm; model new tiny dim=64 seq=32; optim ortho' 2>&1)
 check_contains optim_dense_note "$out" "the model has no factorized matrices (rank=0): spectron updates its dense matrices exactly as muon does"
