@@ -789,7 +789,8 @@ static void align_print(Session *s, const AlignResult *r, int layers, const char
             real_or_null(o, "cosine", cos[l]);
             cJSON_AddItemToArray(lj, o);
         }
-        out_text(s, "per layer  [%s]  blocks 0..%d   (█ ≥ 0.75  ▓ ≥ 0.5  ▒ ≥ 0.25  ░ > 0  · ≤ 0)\n", strip, layers - 1);
+        out_text(s, "per layer  [%s]  blocks 0..%d   (█ ≥ 0.75  ▓ ≥ 0.5  ▒ ≥ 0.25  ░ > 0  · ≤ 0  ? none: a gradient "
+                    "of 0)\n", strip, layers - 1);
         char vals[2048] = "";
         size_t m = 0;
         for (int l = 0; l < layers && m + 32 < sizeof vals; l++)
