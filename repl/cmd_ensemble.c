@@ -280,7 +280,7 @@ static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
         line_add(&line, "step %d: mean loss %s over %d member%s (", e->trainers[0].step, LOSS_TEXT(st->mean_loss), e->k,
                  e->k == 1 ? "" : "s");
         for (int i = 0; i < e->k; i++) line_add(&line, "%s%s", i ? " " : "", LOSS_TEXT(st->member[i].loss));
-        line_add(&line, "), %s tok/s, %s for %d step%s", fmt_count(t, sizeof t, rate), fmt_duration(d, sizeof d, r->seconds),
+        line_add(&line, "), %s tok/s, %s for %d step%s", fmt_count(t, sizeof t, rate), fmt_elapsed(d, sizeof d, r->seconds),
                  r->done, r->done == 1 ? "" : "s");
         line_out(s, &line);
         if (e->coupling.method != ENSEMBLE_INDEPENDENT)   // independent members exchange nothing: no line of zeros

@@ -80,7 +80,9 @@ int train_failed(Err *err, const char *what, int done, int steps) {
 typedef struct Run {
     int done;           // steps taken in this run (and kept: a rollback takes one back)
     long tokens;
-    double seconds;
+    double seconds;     // training's, the evaluations' apart: tok/s is the training rate
+    double eval_seconds;
+    int evals;
     StepStats last, before_last;
     int diverged_at;    // the step that was not finite (0: none)
 } Run;
@@ -98,15 +100,28 @@ static void stop_diverged(Session *s, Run *r, int attempt, int steps, Err *err) 
     train_report_divergence(s, attempt, back_to, after, err);
 }
 
+// The evaluations eval_every= still owes after this run's r->done of steps: the multiples of
+// eval_every among the steps to come, and one after the last step when it is not one.
+static int evals_left(const Run *r, int eval_every, int steps) {
+    if (eval_every <= 0 || r->done >= steps) return 0;
+    int now = r->last.step, end = now + (steps - r->done);
+    return end / eval_every - now / eval_every + (end % eval_every != 0);
+}
+
 static void train_report(Session *s, const Run *r, int steps, int interrupted) {
     double rate = r->seconds > 0 ? (double)r->tokens / r->seconds : 0;
     char t[32], d[32];
     if (interrupted)
         out_text(s, "interrupted at step %d (%d of %d steps); the model keeps every step taken\n", r->last.step,
                  r->done, steps);
+    char e[48] = "";
+    if (r->evals)
+        snprintf(e, sizeof e, " (+ %s for %d evaluation%s)", fmt_elapsed(t, sizeof t, r->eval_seconds), r->evals,
+                 r->evals == 1 ? "" : "s");
     if (r->done)
-        out_text(s, "step %d: loss %s, %s tok/s, %s for %d step%s\n", r->last.step, LOSS_TEXT(r->last.loss),
-                 fmt_count(t, sizeof t, rate), fmt_duration(d, sizeof d, r->seconds), r->done, r->done == 1 ? "" : "s");
+        out_text(s, "step %d: loss %s, %s tok/s, %s for %d step%s%s\n", r->last.step, LOSS_TEXT(r->last.loss),
+                 fmt_count(t, sizeof t, rate), fmt_elapsed(d, sizeof d, r->seconds), r->done, r->done == 1 ? "" : "s",
+                 e);
     cJSON_AddNumberToObject(s->result, "steps", r->done);
     cJSON_AddNumberToObject(s->result, "step", s->trainer.step);
     const char *last[] = {"loss", "lr", "grad_norm"};   // the last step taken's: none is null, not 0
@@ -117,6 +132,7 @@ static void train_report(Session *s, const Run *r, int steps, int interrupted) {
     }
     json_add_real(s->result, "tok_per_s", rate);
     json_add_real(s->result, "seconds", r->seconds);
+    json_add_real(s->result, "eval_seconds", r->eval_seconds);
     cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
     cJSON_AddBoolToObject(s->result, "diverged", r->diverged_at != 0);
     if (r->diverged_at) cJSON_AddNumberToObject(s->result, "diverged_at", r->diverged_at);
@@ -163,14 +179,17 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         r.before_last = prev;
         r.done++;
         r.tokens += r.last.tokens;
-        r.seconds = now_seconds() - t0;
+        r.seconds = now_seconds() - t0 - r.eval_seconds;
         StepDiag d = step_diag(&s->trainer.opt);
         inspect_after_step(s, &r.last, 1);  // `watch` values of this step, before it is recorded
         session_record_step(s, &r.last, r.last.seconds > 0 ? (double)r.last.tokens / r.last.seconds : 0, &d);
-        double eta = r.seconds / r.done * (steps - r.done);
+        // an evaluation: as long as the last ones, or before any, a forward pass a batch (a third of a step's)
+        double per_step = r.seconds / r.done, per_eval = r.evals ? r.eval_seconds / r.evals
+                                                                  : eval_batches * per_step / (3.0 * sh.accum);
+        double eta = per_step * (steps - r.done) + evals_left(&r, eval_every, steps) * per_eval;
         progress_update(&p, r.done, r.last.step, r.last.loss, (double)r.tokens / r.seconds, eta);
         if (eval_every > 0 && (r.last.step % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {
-            double loss;
+            double loss, e0 = now_seconds();
             int batches_done;
             if (trainer_eval_progress(&s->model, &s->data, sh.B, sh.T, eval_batches, s->seed ^ EVAL_SEED_SALT,
                                       progress_stop_on_interrupt, NULL, &loss, &batches_done, err) != 0) {
@@ -186,6 +205,8 @@ int cmd_train(Session *s, const Args *a, Err *err) {
                 stop_diverged(s, &r, r.last.step + 1, steps, err);
                 break;
             }
+            r.eval_seconds += now_seconds() - e0;
+            r.evals++;
             session_record_val(s, r.last.step, loss);
             progress_end(&p);
             out_text(s, "step %d: val loss %s\n", r.last.step, LOSS_TEXT(loss));

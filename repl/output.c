@@ -204,6 +204,15 @@ const char *fmt_duration(char *buf, size_t size, double seconds) {
     return buf;
 }
 
+// A time taken, for a report: tenths of a second under a minute (a short run is not "0:01").
+const char *fmt_elapsed(char *buf, size_t size, double seconds) {
+    if (seconds >= 0 && seconds < 59.95) {
+        snprintf(buf, size, "%.1f s", seconds);
+        return buf;
+    }
+    return fmt_duration(buf, size, seconds);
+}
+
 double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

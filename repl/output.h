@@ -41,6 +41,7 @@ void json_valid_utf8(cJSON *o);
 const char *fmt_count(char *buf, size_t size, double n);
 const char *fmt_bytes(char *buf, size_t size, double bytes);
 const char *fmt_duration(char *buf, size_t size, double seconds);
+const char *fmt_elapsed(char *buf, size_t size, double seconds);
 // A loss: 4 decimals ("3.2145"), or 4 significant digits once it is 1e5 or more ("1.668e+16",
 // a run blowing up), so it keeps to its column.
 const char *fmt_loss(char *buf, size_t size, double loss);

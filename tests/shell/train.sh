@@ -17,6 +17,12 @@ out=$("$LRSH" -c "tok load $model; tok decode $(echo $ids | tr ' ' ',')" 2>&1)
 check_contains tok_decode_commas "$out" "Hello, world"
 out=$("$LRSH" -c "tok load $model; tok decode 1 99999" 2>&1)
 check_contains tok_decode_range "$out" "outside the vocabulary"
+# eval_every: the report's tok/s and time are training's, the evaluations' time apart
+out=$("$LRSH" --json -c "tok load $model; data load; model new tiny dim=32 seq=16; train steps=4 batch=2 eval_every=2 eval_batches=3" 2>/dev/null)
+check_eq eval_time_apart True "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval 'o["eval_seconds"] > 0 and o["seconds"] > 0 and abs(o["tok_per_s"] * o["seconds"] - 4 * 2 * 16) < 1')"
+out=$("$LRSH" -c "tok load $model; data load; model new tiny dim=32 seq=16; train steps=4 batch=2 eval_every=2 eval_batches=3" 2>&1)
+check_contains eval_time_reported "$out" "for 4 steps (+ "
+check_contains eval_time_count "$out" "for 2 evaluations)"
 # eval_every with a validation split too short for a window: refused before any step
 printf 'hello there general kenobi.\n' >"$TMP/tiny.txt"
 out=$("$LRSH" -c "tok load $model; data load $TMP/tiny.txt; model new tiny seq=4 dim=64 heads=2 ffn=64;
