@@ -1,8 +1,11 @@
 // generate.c — KV-cache inference and sampling. The same layers as training (model_forward.c)
 // run on a chunk of Tq new tokens at positions len..len+Tq−1 attending to the whole cache.
+#include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "generate.h"
 #include "model_internal.h"
 #include "rng.h"
@@ -277,14 +280,52 @@ static void feed_token(Generator *g, ChunkBuffers *b, int32_t id) {
     g->history[g->len++] = id;
 }
 
-int generator_feed(Generator *g, const int32_t *ids, int n, Err *err) {
-    if (n <= 0) return err_set(err, "nothing to feed: the prompt has no tokens");
+// Of n tokens fed to an empty cache, the ones the window holds when they are in: the sliding
+// below keeps re-encoding the last half afresh, so the end state is that of feeding only these
+// (a prompt of 8 000 tokens into a context of 128 took 0.8 s for the same state).
+static int tokens_kept(int cap, int n) {
+    int len = 0;
+    while (n > 0) {
+        if (len == cap) len = cap / 2;
+        int chunk = n < cap - len ? n : cap - len;
+        len += chunk;
+        n -= chunk;
+    }
+    return len;
+}
+
+// A decoded token is a few dozen small steps, each a parallel region on the CPU. With
+// OMP_WAIT_POLICY=passive (advised where other programs share the cores) the idle threads
+// sleep between them and waking them costs more than the step: on 2 cores, small models
+// decoded 2.3–3.7× slower on 2 threads than on 1 (`bench generate`). So a single token is
+// fed on one thread there; prompts, training and spinning waits keep every thread. Returns
+// the thread count to restore (0: nothing changed).
+static int one_thread_if_passive(const Backend *be) {
+    const char *policy = getenv("OMP_WAIT_POLICY");
+    int threads = omp_get_max_threads();
+    if (!policy || strcasecmp(policy, "passive") != 0 || threads < 2 || strcmp(be->name, "cpu") != 0) return 0;
+    openblas_set_num_threads(1);   // in OpenBLAS's OpenMP build this sets OpenMP's count too
+    omp_set_num_threads(1);
+    return threads;
+}
+
+static void restore_threads(int threads) {
+    if (threads <= 0) return;
+    openblas_set_num_threads(threads);
+    omp_set_num_threads(threads);
+}
+
+static int feed(Generator *g, const int32_t *ids, int n, Err *err) {
     ChunkBuffers b;   // laid out once per call; the layout is checked against the allocation
     if (chunk_layout(g, g->cap, g->work, &b) > g->work_floats)   // e.g. the GPU's attention mode changed
         return err_set(err, "this generator's scratch was sized for other attention kernels: build it again");
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= g->model->cfg.vocab)
             return err_set(err, "token id %d out of range for vocab %d", ids[i], g->model->cfg.vocab);
+    if (g->len == 0 && n > g->cap) {
+        int kept = tokens_kept(g->cap, n);
+        ids += n - kept, n = kept;
+    }
     while (n > 0) {
         if (g->len == g->cap) {
             // slide the window: keep the last half of the context and encode it afresh (a
@@ -310,6 +351,14 @@ int generator_feed(Generator *g, const int32_t *ids, int n, Err *err) {
                                 "or infinity, or its activations overflowed",
                            isnan(g->logits[i]) ? "NaN" : g->logits[i] > 0 ? "+inf" : "-inf", i);
     return 0;
+}
+
+int generator_feed(Generator *g, const int32_t *ids, int n, Err *err) {
+    if (n <= 0) return err_set(err, "nothing to feed: the prompt has no tokens");
+    int threads = n == 1 ? one_thread_if_passive(g->model->be) : 0;
+    int rc = feed(g, ids, n, err);
+    restore_threads(threads);
+    return rc;
 }
 
 // ---------------------------------------------------------------------------------------------

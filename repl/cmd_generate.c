@@ -158,9 +158,12 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
     char seed_note[48] = "";   // greedy decoding (temp=0) draws nothing: no seed to repeat
     if (sc.temperature > 0)
         snprintf(seed_note, sizeof seed_note, "; seed=%llu repeats it", (unsigned long long)sc.seed);
-    out_note(s, "(%d token%s, %s tok/s%s; prompt %ld token%s%s)\n", made, made == 1 ? "" : "s",
+    char pre[32];
+    if (prefill < 1.0) snprintf(pre, sizeof pre, "%.0f ms", 1e3 * prefill);
+    else snprintf(pre, sizeof pre, "%.1f s", prefill);
+    out_note(s, "(%d token%s, %s tok/s%s; prompt %ld token%s in %s%s)\n", made, made == 1 ? "" : "s",
              fmt_count(r, sizeof r, rate), strcmp(stopped, "eos") == 0 ? ", end of text" : "", np, np == 1 ? "" : "s",
-             seed_note);
+             pre, seed_note);
     size_t prompt_bytes = strlen(prompt_text);
     cJSON_AddStringToObject(s->result, "text", text + (prompt_bytes <= strlen(text) ? prompt_bytes : 0));
     cJSON_AddStringToObject(s->result, "prompt", prompt_text);

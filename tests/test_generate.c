@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <omp.h>
 #include "test.h"
 #include "../engine/generate.h"
 #include "../engine/model_internal.h"
@@ -77,11 +78,19 @@ static void test_window_slides_past_context(void) {
     CHECK_OK(generator_build(&fresh, &m, &err));
     int32_t tok[40];
     for (int i = 0; i < 40; i++) tok[i] = (i * 7) % c.vocab;
-    CHECK_OK(generator_feed(&g, tok, 40, &err));   // 2.5 contexts
+    CHECK_OK(generator_feed(&g, tok, 1, &err));        // a token first: the rest slides through the loop
+    CHECK_OK(generator_feed(&g, tok + 1, 39, &err));   // 2.5 contexts
     CHECK(g.len > 0 && g.len <= g.cap, "the cache holds 1..%d tokens, got %d", g.cap, g.len);
     CHECK_OK(generator_feed(&fresh, tok + 40 - g.len, g.len, &err));
     double d = max_rel_diff(g.logits, fresh.logits, c.vocab);
     CHECK(d < 1e-4, "after sliding, logits equal a fresh encoding of the kept window: %.3g", d);
+    // a fresh generator fed all 40 at once encodes only what the window keeps, to the same end
+    generator_reset(&fresh);
+    CHECK_OK(generator_feed(&fresh, tok, 40, &err));
+    CHECK(fresh.len == g.len && memcmp(fresh.history, g.history, sizeof(int32_t) * (size_t)g.len) == 0,
+          "a long prompt at once keeps the window sliding keeps (%d tokens, got %d)", g.len, fresh.len);
+    d = max_rel_diff(g.logits, fresh.logits, c.vocab);
+    CHECK(d < 1e-4, "a long prompt at once gives the logits of sliding through it: %.3g", d);
     int32_t bad = c.vocab + 5;
     CHECK(generator_feed(&g, &bad, 1, &err) != 0 && strstr(err.msg, "out of range"), "a bad id is refused: '%s'", err.msg);
     generator_free(&g);
@@ -434,6 +443,34 @@ static void test_recorded_decoding(void) {
     recorded_case(0, -1, 1);   // a failed recording: direct from then on
 }
 
+// Under OMP_WAIT_POLICY=passive a single token is decoded on one thread (sleeping waits made
+// more threads slower): the same logits as with every thread, and the thread count given back.
+static void test_passive_decode_threads(void) {
+    Err err;
+    Model m;
+    Generator g, h;
+    ModelConfig c = config(4);
+    CHECK_OK(model_build(&m, &c, be, &err));
+    CHECK_OK(generator_build(&g, &m, &err));
+    CHECK_OK(generator_build(&h, &m, &err));
+    int32_t tok[6] = {1, 5, 9, 2, 7, 3};
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    CHECK_OK(generator_feed(&g, tok, 5, &err));
+    CHECK_OK(generator_feed(&g, tok + 5, 1, &err));   // spinning waits: every thread
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    CHECK_OK(generator_feed(&h, tok, 5, &err));
+    CHECK_OK(generator_feed(&h, tok + 5, 1, &err));   // passive: one thread, then two again
+    unsetenv("OMP_WAIT_POLICY");
+    CHECK(omp_get_max_threads() == 2, "the thread count is given back: %d", omp_get_max_threads());
+    double d = max_rel_diff(g.logits, h.logits, c.vocab);
+    CHECK(d < 1e-5, "one thread or two, the same logits: %.3g", d);
+    omp_set_num_threads(saved);
+    generator_free(&g);
+    generator_free(&h);
+    model_free(&m);
+}
+
 int main(void) {
     be = cpu_be = backend_cpu(0);
     RUN(test_cache_dense);
@@ -445,5 +482,6 @@ int main(void) {
     RUN(test_greedy_recites_training_text);
     RUN(test_attention_sizes_change);
     RUN(test_recorded_decoding);
+    RUN(test_passive_decode_threads);
     return TEST_SUMMARY();
 }
