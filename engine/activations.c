@@ -99,7 +99,10 @@ int activations_ensure(Model *m, int B, int T, Err *err) {
     if (!a->base) {
         free(a->layer);
         free(a);
-        return err_set(err, "out of memory: activations for batch=%d seq=%d need %.1f MB", B, T, c.used * 4.0 / 1e6);
+        double gb = c.used * 4.0 / 1e9;   // in the unit a person reads: 24.6 TB, not 24567193.6 MB
+        return err_set(err, "out of memory: activations for batch=%d seq=%d need %.1f %s (%.1f GB available)", B, T,
+                       gb >= 1e3 ? gb / 1e3 : gb >= 1 ? gb : gb * 1e3, gb >= 1e3 ? "TB" : gb >= 1 ? "GB" : "MB",
+                       m->be->mem_available() / 1e9);
     }
     c = (Carver){.base = a->base};
     carve_all(m, a, &c);

@@ -165,6 +165,14 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
     out_text(s, "memory     parameters %s; activations %s at batch %d × %d\n",
              fmt_bytes(pb, sizeof pb, (double)k.param_bytes), fmt_bytes(ab, sizeof ab, (double)k.activation_bytes),
              s->batch, c->seq);
+    // training holds seven copies of the parameters (with gradients, two moments and the rollback
+    // copy of the three), the optimizer's vectors and scratch, and the activations
+    const Optimizer *o = s->has_trainer ? &s->trainer.opt : NULL;
+    double training = (double)trainer_model_bytes(s->model.n_params) + (double)k.activation_bytes +
+                      (o ? sizeof(float) * (2.0 * (double)o->n_vec + (double)o->n_work) : 0.0);
+    char tb[32];
+    out_text(s, "training   about %s: 7× the parameters (gradients, moments, rollback) + activations\n",
+             fmt_bytes(tb, sizeof tb, training));
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));
     cJSON_AddNumberToObject(s->result, "params", (double)k.params);
     cJSON_AddNumberToObject(s->result, "dense_params", (double)k.dense_params);
@@ -172,6 +180,7 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
     json_add_real(s->result, "flops_per_token", k.train_flops_per_token);
     cJSON_AddNumberToObject(s->result, "param_bytes", (double)k.param_bytes);
     cJSON_AddNumberToObject(s->result, "activation_bytes", (double)k.activation_bytes);
+    cJSON_AddNumberToObject(s->result, "training_bytes", training);
     ensemble_info(s);
     if (args_bool(a, "tensors", 0)) tensor_table(s);
     return 0;

@@ -417,7 +417,7 @@ static int set_apply(Session *s, const char *key, const char *v, Err *err) {
     else if (gpu_setting(key)) return set_gpu(s, gpu_setting(key), v, err);
     else if (strcmp(key, "threads") == 0) {
         int n = atoi(v);
-        const Backend *be = backend_cpu(n > 0 ? n : omp_get_num_procs());  // 0: all cores again
+        const Backend *be = backend_cpu(n > 0 ? n : s->default_threads);  // 0: the default at start again
         if (!be) return err_set(err, "the CPU backend refused %s threads", v);
         if (strcmp(s->be->name, "cpu") == 0) s->be = be;  // on CUDA the threads serve the host side
         s->threads = n;

@@ -16,7 +16,7 @@ const char *const preset_names[] = {"tiny", "small", "base", NULL};
 
 const OptSpec settings[] = {
     {"seed", OPT_INT, "1234", NULL, 0, 9e18, "seed for the next model, trainer and eval batches"},
-    {"threads", OPT_INT, NULL, NULL, 0, 4096, "CPU threads (0: all cores)"},
+    {"threads", OPT_INT, NULL, NULL, 0, 4096, "CPU threads (0: all cores, or OMP_NUM_THREADS when set)"},
     {"batch", OPT_INT, "8", NULL, 1, 1 << 20, "default sequences per micro-batch"},
     {"accum", OPT_INT, "1", NULL, 1, 1 << 20, "default micro-batches per step"},
     {"seq", OPT_INT, "0", NULL, 0, 1 << 20, "default tokens per sequence (0: the model's context)"},

@@ -46,7 +46,7 @@ static void usage(FILE *to) {
             "  --json           one JSON object per result on stdout; human text on stderr\n"
             "  -q, --quiet      no notes or progress lines\n"
             "  --seed N         seed for models, training and evaluation (default 1234)\n"
-            "  --threads N      CPU threads (default: all cores)\n"
+            "  --threads N      CPU threads (default: all cores, or OMP_NUM_THREADS when set)\n"
             "  --device D       cpu (default) or cuda\n"
             "  --no-default     open the prompt without loading the bundled model\n"
             "  -h, --help       this text\n"

@@ -2,6 +2,7 @@
 // invalidation rules between tokenizer, data, model and trainer.
 #include "session.h"
 #include <errno.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,6 +26,7 @@ static void setting_from_env(char *slot, size_t cap, const char *key, const char
 
 int session_init(Session *s, int threads, uint64_t seed, Err *err) {
     memset(s, 0, sizeof *s);
+    s->default_threads = omp_get_max_threads();   // before any setting: all cores, or OMP_NUM_THREADS
     s->threads = threads;
     s->be = backend_cpu(threads);
     if (!s->be) return err_set(err, "the CPU backend could not start");

@@ -46,7 +46,8 @@ typedef enum UnsavedDrop {
 typedef struct Session {
     // compute
     const Backend *be;
-    int threads;                 // 0: the backend's default (all cores)
+    int threads;                 // 0: the backend's default (all cores, or OMP_NUM_THREADS when set)
+    int default_threads;         // that default, as OpenMP found it at start (`set threads 0` goes back to it)
 
     // engine state; each `has_` flag says whether the struct beside it is live
     Tokenizer *tok;

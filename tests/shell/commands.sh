@@ -119,6 +119,8 @@ check_contains label_factorized "$out" "model      custom (from tiny): dim=128 l
 out=$("$LRSH" -c 'model new tiny dim=64 seq=16 rank=4; model factorize rank=8; model factorize rank=2' 2>&1)
 check_contains factorize_grown_note "$out" "note: 14 matrices had rank 4: W keeps that rank"
 check_eq factorize_grown_once 1 "$(printf '%s\n' "$out" | grep -c 'W keeps that rank')"
+out=$("$LRSH" --json -c 'model new tiny dim=64 rank=0; model info' 2>/dev/null | grep '"command":"model info"')
+check_eq info_training_bytes True "$(printf '%s\n' "$out" | json_eval 'o["training_bytes"] >= 7 * o["param_bytes"] + o["activation_bytes"]')"
 out=$("$LRSH" --json -c 'model new tiny dim=64' 2>/dev/null)
 check_eq label_json "tiny True" "$(printf '%s\n' "$out" | json_eval 'str(o["preset"]) + " " + str(o["custom"])')"
 
