@@ -1,10 +1,11 @@
 // bench_generate — batch-1 decode tokens/s with the KV cache: llama2.c's stories15M shape
-// (dense; llama2.c's OpenMP build reaches ~675 tok/s on 2 AVX-512 cores; bench/llama2c/compare.sh
-// measures it on this machine) and the base preset dense vs factorized at rank dim/4.
+// (dense; bench/llama2c/compare.sh measures llama2.c's OpenMP build on this machine beside it:
+// docs/benchmarks.md) and the base preset dense vs factorized at rank dim/4.
 // Usage: bench_generate [n_tokens] [stories15M|base] [rounds]
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "../engine/bench.h"
 #include "../engine/model.h"
 #include "../kernels/cpu/blas_check.h"
@@ -62,8 +63,16 @@ static void row(const char *name, const GenerateBench *r) {
 int main(int argc, char **argv) {
     cpu_blas_ensure_core(argc, argv);
     const Backend *be = backend_cpu(0);
+    const char *usage = "usage: bench_generate [n_tokens] [stories15M|base] [rounds]   (default 256, both, 5)";
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) return puts(usage), 0;
     int n = argc > 1 ? atoi(argv[1]) : 256, rounds = argc > 3 ? atoi(argv[3]) : 5;
     const char *only = argc > 2 ? argv[2] : "";
+    if (strcasecmp(only, "stories15M") == 0) only = "stories15M";   // the shell's `shape=stories15m` too
+    if (n < 1 || (only[0] && strcmp(only, "base") != 0 && strcmp(only, "stories15M") != 0)) {
+        fprintf(stderr, "bench_generate: expected a token count, then stories15M or base (got '%s'%s%s%s)\n%s\n",
+                argv[1], argc > 2 ? ", '" : "", argc > 2 ? argv[2] : "", argc > 2 ? "'" : "", usage);
+        return 2;
+    }
     Err err;
     GenerateBench r[2];
     printf("bench generate — %s; batch 1, greedy; median of %d rounds, models in alternation\n", be->describe(), rounds);

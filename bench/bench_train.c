@@ -4,13 +4,20 @@
 // model alone. Usage: bench_train [steps per round] [rounds] [shape…]
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "../engine/bench.h"
 #include "../kernels/cpu/blas_check.h"
 
 int main(int argc, char **argv) {
     cpu_blas_ensure_core(argc, argv);
     const Backend *be = backend_cpu(0);
+    const char *usage = "usage: bench_train [steps per round] [rounds] [shape…]   (default 4 small / 2 base, 5, small base)";
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) return puts(usage), 0;
     int steps = argc > 1 ? atoi(argv[1]) : 0, rounds = argc > 2 ? atoi(argv[2]) : 5;
+    if ((argc > 1 && steps < 1) || (argc > 2 && rounds < 1)) {
+        fprintf(stderr, "bench_train: steps and rounds are positive whole numbers\n%s\n", usage);
+        return 2;
+    }
     const char *default_shapes[] = {"small", "base"};
     const char **shapes = argc > 3 ? (const char **)argv + 3 : default_shapes;
     int n_shapes = argc > 3 ? argc - 3 : 2;
