@@ -109,6 +109,8 @@ static void attention_case(Shape s) {
     case 32: TC_RUN(32); break;
     case 48: TC_RUN(48); break;
     case 64: TC_RUN(64); break;
+    case 80: TC_RUN(80); break;
+    case 112: TC_RUN(112); break;
     case 128: TC_RUN(128); break;
     default: CHECK(0, "no instance for hd=%d in this test", s.hd); return;
     }
@@ -132,6 +134,8 @@ static void test_flash_tc_attention(void) {
     attention_case({1, 40, 40, 2, 1, 128});   // the largest head size
     attention_case({1, 130, 130, 1, 1, 64});  // three tiles each way: the causal skip of whole tiles
     attention_case({1, 100, 200, 2, 1, 32});  // queries start mid-cache: tiles not aligned to positions
+    attention_case({1, 20, 70, 2, 2, 80});    // head sizes that are not powers of two
+    attention_case({1, 70, 20 + 70, 1, 1, 112});
     printf("     worst relative errors (bound %.0e):", TC_TOL);
     for (int i = 0; i < 5; i++) printf(" %s %.1e", names[i], worst[i]);
     printf("\n");
