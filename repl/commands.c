@@ -96,10 +96,9 @@ const CmdSpec commands[] = {
     {.name = "quit", .family = "shell", .args = "", .summary = "leave the shell (Ctrl-D does too)",
      .help = "At the prompt, with a model changed (trained, averaged) since it was last saved,\n"
              "the first quit (or Ctrl-D) only warns; the next one leaves, whatever ran between —\n"
-             "until more training. Ctrl-C, the key that stops training, never leaves such a\n"
-             "model (two on an empty line leave otherwise). `model new`, `model load`, `model\n"
-             "factorize`, `ensemble new`, `ensemble use` and `ensemble average` ask the same way,\n"
-             "each once for itself.\n"
+             "until more training. Ctrl-C, the key that stops training and generation, never leaves\n"
+             "the shell. `model new`, `model load`, `model factorize`, `ensemble new`, `ensemble\n"
+             "use` and `ensemble average` warn the same way, each once for itself.\n"
              "`model save PATH` first keeps the model. Scripts, -c and pipes just quit.\n"
              "Example:\n  quit", .run = cmd_quit},
     {.name = "exit", .family = "shell", .args = "", .summary = "same as quit",

@@ -211,6 +211,9 @@ static char **complete(const char *text, int start, int end) {
 void completion_install(const Session *s) {
     session = s;
     rl_readline_name = "lrsh";  // for `$if lrsh` in ~/.inputrc
+    // a model's ~100 parameter names went straight into the --More-- pager, which then ate the
+    // keys typed next: ask first past a screenful (~/.inputrc's completion-query-items may change it)
+    rl_completion_query_items = 40;
     rl_attempted_completion_function = complete;
     rl_completer_word_break_characters = " \t\n\"'=;";
     rl_completer_quote_characters = "\"'";

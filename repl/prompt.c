@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 #include <readline/history.h>
 #include <readline/readline.h>
@@ -122,13 +123,26 @@ static void banner(const Session *s, FILE *talk) {
     fputs_wrapped(text, talk);
 }
 
-// Ctrl-C at an empty prompt leaves after a second one — but never a model trained since it was
-// saved: Ctrl-C is the key that stops training, pressed again and again (a student's four
-// presses left the shell); Ctrl-D or quit leave it, after their warning.
-static const char unsaved_warning[] = "unsaved model: Ctrl-C does not leave it; Ctrl-D or quit does "
-                                      "(`model save PATH` keeps it)\n";
+// Ctrl-C at the prompt never leaves, as in bash: it is the key that stops training and
+// generation, pressed again and again while text streams by (three presses left the shell,
+// and its data, tokenizer and runs with it). Ctrl-D or quit leave, warning first about unsaved
+// training; the first Ctrl-C at an empty prompt says so.
+static const char leave_hint[] = "(Ctrl-C stops a command; Ctrl-D or quit leaves lrsh)\n";
+
+
+// While a command runs the terminal is in its own mode, which echoes Ctrl-C as "^C" into the
+// live progress line (left on screen, wrapping it at 60 columns): off for the session, the
+// terminal's setting given back at the end. Returns whether there is one to give back.
+static int quiet_control_echo(struct termios *saved) {
+    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, saved) != 0) return 0;
+    struct termios t = *saved;
+    t.c_lflag &= ~(tcflag_t)ECHOCTL;
+    return tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0;
+}
 
 int prompt_loop(Session *s) {
+    struct termios saved_tty;
+    int restore_tty = quiet_control_echo(&saved_tty);
     char hist[1024];
     history_path(hist, sizeof hist);
     history_open(hist);
@@ -139,7 +153,7 @@ int prompt_loop(Session *s) {
     FILE *talk = s->json ? stderr : stdout;
     if (!s->quiet) banner(s, talk);
     s->interactive = 1;
-    int failed = 0, empty_ctrl_c = 0;
+    int failed = 0, hinted = 0;
     char *line;
     for (;;) {
         lrsh_interrupted = 0;  // Ctrl-Cs a command did not poll do not count toward leaving
@@ -148,20 +162,17 @@ int prompt_loop(Session *s) {
         if (rl_instream) rl_reset_screen_size();   // a resize while a command ran reached no one: read it now
         if (!(line = readline("lrsh> "))) {  // Ctrl-D
             if (!s->dirty || (s->unsaved_warned & DROP_LEAVE)) break;
-            fputs_wrapped("\nunsaved model: press Ctrl-D again or type quit to leave (`model save PATH` keeps it)\n", talk);
+            fputc('\n', talk);
+            fputs_wrapped(unsaved_leave_warning, talk);
             s->unsaved_warned |= DROP_LEAVE;   // warned once for this training, as quit is
             continue;
         }
         if (ctrl_c != CTRL_C_NONE) {
             free(line);
             fputc('\n', rl_outstream);
-            if (ctrl_c == CTRL_C_TEXT) { empty_ctrl_c = 0; continue; }
-            // two in a row on an empty line leave, unless there is unsaved work
-            if (s->dirty) { fputs_wrapped(unsaved_warning, talk); continue; }
-            if (++empty_ctrl_c == 1) { fputs("(to leave: Ctrl-C again, Ctrl-D or quit)\n", talk); continue; }
-            break;
+            if (ctrl_c == CTRL_C_EMPTY && !hinted++) fputs_wrapped(leave_hint, talk);
+            continue;
         }
-        empty_ctrl_c = 0;
         // a paste of several lines arrives as one (bracketed paste): each runs as typed, in turn
         for (char *one = line, *next; one && !s->quit && !lrsh_interrupted; one = next) {
             next = strchr(one, '\n');
@@ -176,6 +187,7 @@ int prompt_loop(Session *s) {
         }
         free(line);
     }
+    if (restore_tty) tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
     s->interactive = 0;
     return failed;
 }

@@ -119,6 +119,8 @@ int session_same_tokenizer(const Tokenizer *a, const Tokenizer *b) {
     return pa && pb && na == nb && memcmp(pa, pb, na) == 0;
 }
 
+const char unsaved_leave_warning[] = "unsaved model: `model save PATH` keeps it; quit again or Ctrl-D leaves\n";
+
 int session_keep_unsaved(Session *s, UnsavedDrop what, Err *err) {
     if (!s->interactive || !s->dirty || (s->unsaved_warned & what)) return 0;
     s->unsaved_warned |= what;   // until more training: this action, tried again, goes ahead

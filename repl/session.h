@@ -137,6 +137,8 @@ int session_need_trainer(Session *s, Err *err);
 // saying how to keep the model, so that only a second drops it. Scripts, -c and pipes go on.
 // 0: go ahead.
 int session_keep_unsaved(Session *s, UnsavedDrop what, Err *err);
+// What Ctrl-D and quit say, once, before leaving unsaved training.
+extern const char unsaved_leave_warning[];
 // Whether a and b are the same tokenizer model, byte for byte (NULL is none).
 int session_same_tokenizer(const Tokenizer *a, const Tokenizer *b);
 // The model changed since it was saved (trained, factorized, averaged): quit, `model new` and

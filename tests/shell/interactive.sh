@@ -162,6 +162,11 @@ check_not_contains tok_train_ctrl_c_no_timeout "$out" "TIMEOUT"
 check_contains tok_train_ctrl_c_says "$out" "tok train interrupted: the session keeps its tokenizer and data"
 check_contains tok_train_ctrl_c_kept "$out" "tokenizer  $TMP/tok.model"
 
+# ---- the terminal does not echo Ctrl-C as ^C into the live line (left on screen, wrapping it)
+out=$(PTY_COLS=80 pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=100000\n" \
+          "expect /100000)" "send \003" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+check_not_contains ctrl_c_not_echoed "$out" "^C"
+
 # ---- Ctrl-C during a long train: back at the prompt, every step taken kept
 out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=100000\n" \
           "expect /100000)" "send \003" "expect lrsh> " "send show\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
@@ -214,7 +219,7 @@ out=$(pty --no-default -- "expect lrsh> " "send $prep; train steps=2\n" "expect 
           "send show\n" "expect settings" "expect lrsh> " "send quit\n")
 check_not_contains drop_each_no_timeout "$out" "TIMEOUT"
 check_contains drop_each_bad_file "$out" "nosuch.safetensors: cannot open"
-check_contains drop_each_quit_warns "$out" "unsaved model (changed since it was last saved)"
+check_contains drop_each_quit_warns "$out" "unsaved model: \`model save PATH\` keeps it; quit again or Ctrl-D leaves"
 check_contains drop_each_model_new "$out" "\`model new\` again replaces it"
 check_contains drop_each_factorize "$out" "\`model factorize\` again truncates it"
 check_contains drop_each_model_kept "$out" "rank=0.25·in seq=32 vocab"
