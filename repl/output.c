@@ -269,11 +269,9 @@ void progress_update(Progress *p, int done, int step, float loss, double tok_per
     fmt_duration(eta, sizeof eta, eta_s);
     snprintf(text, sizeof text, "step %d (%d/%d)  loss %s  %s tok/s  ETA %s", step, done, p->total,
              LOSS_TEXT(loss), rate, eta);
-    if (too_wide(p, text))   // room for the watched values first: the rate is in the summary after
+    if (too_wide(p, text))   // room for the watched values: the rate is in the summary after; the ETA
         snprintf(text, sizeof text, "step %d (%d/%d)  loss %s  ETA %s", step, done, p->total, LOSS_TEXT(loss), eta);
-    if (too_wide(p, text))   // then the ETA
-        snprintf(text, sizeof text, "step %d (%d/%d)  loss %s", step, done, p->total, LOSS_TEXT(loss));
-    progress_text(p, done, text);
+    progress_text(p, done, text);   // stays (it is what a long run is watched for): the values are cut instead
 }
 
 int progress_stop_on_interrupt(void *ctx, double done, double total) {
