@@ -224,9 +224,28 @@ static int cache_open(Dataset *ds, const char *path, const CacheHeader *want) {
     if (max_id >= h.vocab_size) { munmap(map, (size_t)st.st_size); return -1; }
     ds->map = map;
     ds->map_size = (size_t)st.st_size;
+    ds->cache_ino = (unsigned long long)st.st_ino;
+    ds->cache_mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
     ds->tokens = tokens;
     ds->n_tokens = (long)h.n_tokens;
     return 0;
+}
+
+int dataset_is_token_cache(const char *path) {
+    char magic[8];
+    FILE *f = fopen(path, "rb");
+    int yes = f && fread(magic, 1, sizeof magic, f) == sizeof magic && memcmp(magic, CACHE_MAGIC, 8) == 0;
+    if (f) fclose(f);
+    return yes;
+}
+
+int dataset_check_unchanged(const Dataset *ds, Err *err) {
+    struct stat st;
+    if (!ds->map || stat(ds->cache_path, &st) != 0 || (unsigned long long)st.st_ino != ds->cache_ino) return 0;
+    long long mtime = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    if ((size_t)st.st_size == ds->map_size && mtime == ds->cache_mtime_ns) return 0;
+    return err_set(err, "the token cache %s was rewritten since `data load` (by another program?): its tokens are "
+                        "not the ones checked; `data load` again", ds->cache_path);
 }
 
 // ---------------------------------------------------------------- building a cache

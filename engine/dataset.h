@@ -18,6 +18,10 @@ typedef struct Dataset {
     const void *tokens;       // mmap'ed token array (after the header)
     void *map;                // the whole mapping
     size_t map_size;
+    // The mapped file as it was (dataset_check_unchanged): rewritten in place, the mapping sees
+    // the new bytes — other data, unchecked ids, or a fault once it is cut short.
+    unsigned long long cache_ino;
+    long long cache_mtime_ns;
 } Dataset;
 
 // Tokenize `path` (a UTF-8 text file, or a folder: every *.txt under it, sorted) with tok into
@@ -30,6 +34,11 @@ int dataset_load(Dataset *ds, const char *path, const Tokenizer *tok, double val
 int dataset_load_progress(Dataset *ds, const char *path, const Tokenizer *tok, double val_fraction,
                           const char *cache_dir, ProgressFn progress, void *ctx, Err *err);
 void dataset_free(Dataset *ds);
+// Whether path starts as a token cache does (a hint for a file given to the wrong command).
+int dataset_is_token_cache(const char *path);
+// 0 while the mapped cache file is as it was loaded (or gone, or replaced by another file: the
+// mapping keeps the old one); an error when the same file was rewritten in place since.
+int dataset_check_unchanged(const Dataset *ds, Err *err);
 
 // The default corpus (the fortunes collection from Debian's `fortunes` packages), concatenated
 // into one text file at out_path; returns 0 or -1 with err set.

@@ -145,6 +145,13 @@ static int is_checkpoint(const char *path) {
 // out= is written over only when it is a tokenizer: a typo must not turn the corpus, a
 // checkpoint or any other file into a SentencePiece model.
 static int tok_train_can_run(const char *corpus, const char *out, Err *err) {
+    struct stat c;
+    if (stat(corpus, &c) != 0) return err_set(err, "tok train: cannot read %s: %s", corpus, strerror(errno));
+    if (S_ISDIR(c.st_mode))
+        return err_set(err, "tok train: %s is a folder; tok train reads one text file (`data load` reads a folder: "
+                            "train on one of its files, or on them joined with cat)", corpus);
+    if (!S_ISREG(c.st_mode))   // a pipe would be waited on for ever, a device read without end
+        return err_set(err, "tok train: %s is not a regular file (a pipe or a device)", corpus);
     FILE *f = fopen(corpus, "r");
     if (!f) return err_set(err, "tok train: cannot read %s: %s", corpus, strerror(errno));
     fclose(f);
@@ -200,6 +207,9 @@ int cmd_tok_train(Session *s, const Args *a, Err *err) {
 int cmd_tok_load(Session *s, const Args *a, Err *err) {
     char buf[1024];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))   // a pipe would be waited on for ever
+        return err_set(err, "%s is not a file: `tok load` reads a SentencePiece model file", path);
     Tokenizer *tok = tokenizer_load(path, err);
     if (!tok && is_checkpoint(path))
         return err_wrap(err, "", " — it is a checkpoint: `model load` brings the tokenizer embedded in it");

@@ -407,12 +407,29 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     return 0;
 }
 
+// A file `model load` refused: the other files lrsh writes get a pointer to the command that
+// reads them (a tokenizer's protobuf read as a safetensors header length was a 19-digit number).
+static int not_a_checkpoint(const char *path, const Err *why, Err *err) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (dataset_is_token_cache(path))
+            return err_set(err, "%s is a token cache (`data load` writes them next to a corpus), not a checkpoint", path);
+        Err ignored;
+        Tokenizer *tok = tokenizer_load(path, &ignored);
+        if (tok) {
+            tokenizer_free(tok);
+            return err_set(err, "%s is a SentencePiece tokenizer, not a checkpoint: `tok load` reads it", path);
+        }
+    }
+    return err_set(err, "%s", why->msg);
+}
+
 int cmd_model_load(Session *s, const Args *a, Err *err) {
     char buf[1024];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
     CheckpointInfo probe;
     Err probe_err = {{0}};   // a file that is no checkpoint is refused before the unsaved-work question
-    if (checkpoint_probe(path, &probe, &probe_err) != 0) return err_set(err, "%s", probe_err.msg);
+    if (checkpoint_probe(path, &probe, &probe_err) != 0) return not_a_checkpoint(path, &probe_err, err);
     if (session_keep_unsaved(s, DROP_MODEL_LOAD, err) != 0) return -1;
     if (probe.ensemble_k > 0) return load_ensemble(s, path, err);
     Model m;

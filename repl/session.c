@@ -68,7 +68,7 @@ int session_need_tokenizer(const Session *s, Err *err) {
 }
 
 int session_need_data(const Session *s, Err *err) {
-    if (s->has_data) return 0;
+    if (s->has_data) return dataset_check_unchanged(&s->data, err);
     if (s->tok) return err_set(err, "no data: run `data load` first (it tokenizes with the tokenizer loaded now)");
     return err_set(err, "no data: run `data load` first (after `tok train` or `tok load`)");
 }

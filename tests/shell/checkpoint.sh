@@ -136,6 +136,8 @@ out=$(lrsh --json -c "$prep; train steps=2 batch=4 seq=32 accum=2; model save $o
 l_oo=$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1 | json_field loss)
 out=$(lrsh --json -c "model load $oo; data load; train steps=2" 2>/dev/null)
 check_eq resume_one_off_exact "$l_oo" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field loss)"
+# model load of the other files lrsh writes says which command reads them
+check_contains model_load_tokenizer "$(lrsh -c "model load $TMP/tok.model" 2>&1)" "is a SentencePiece tokenizer, not a checkpoint: \`tok load\` reads it"
 # a script that stops at an error with training not saved says it is gone; saved, nothing
 out=$(lrsh -c "$prep; train steps=2; nosuch" 2>&1)
 check_contains script_stop_unsaved "$out" "lrsh: the model's unsaved work (training or changes, at step 2) is gone with the session: the script stopped at its error"

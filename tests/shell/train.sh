@@ -31,6 +31,24 @@ check_status eval_every_short_val_status 1 $rc
 check_contains eval_every_short_val "$out" "validation split has 1 token; a window of seq+1 = 5 needs more"
 check_contains eval_every_nothing_trained "$out" "(eval_every: nothing was trained)"
 
+# a token cache rewritten in place by another program while loaded: refused by the next command
+# that reads the data (a truncated one crashed the session with SIGBUS), the model kept
+cp README.md "$TMP/own.txt"
+out=$( (echo "tok load $model; data load $TMP/own.txt; model new tiny dim=32 seq=16; train steps=1 batch=2"; sleep 1;
+        truncate -s 64 "$TMP/own.txt.tok"; echo "set errexit off; train steps=1 batch=2; show") | "$LRSH" 2>&1); rc=$?
+check_contains cache_rewritten_refused "$out" "own.txt.tok was rewritten since \`data load\`"
+check_eq cache_rewritten_model_kept yes "$(printf '%s\n' "$out" | grep -q "^trainer .*step 1" && echo yes || echo no)"
+# tok load and tok train of a pipe: one error line, no wait for a writer; of a folder: no announcement first
+mkfifo "$TMP/fifo.txt"
+out=$(timeout 20 "$LRSH" -c "tok load $TMP/fifo.txt" 2>&1); rc=$?
+check_status tok_load_fifo_status 1 $rc
+check_contains tok_load_fifo "$out" "fifo.txt is not a file"
+out=$(timeout 20 "$LRSH" -c "tok train $TMP/fifo.txt" 2>&1); rc=$?
+check_status tok_train_fifo_status 1 $rc
+check_contains tok_train_fifo "$out" "fifo.txt is not a regular file"
+out=$("$LRSH" -c "tok train $TMP" 2>&1)
+check_contains tok_train_folder "$out" "is a folder; tok train reads one text file"
+check_not_contains tok_train_folder_no_announcement "$out" "training a bpe"
 # data load: JSON keys; the second load reuses the cache
 out=$("$LRSH" --json -c "tok load $model; data load val=0.1; data load val=0.1" 2>/dev/null); rc=$?
 check_status data_status 0 $rc
