@@ -228,6 +228,7 @@ static int cache_open(Dataset *ds, const char *path, const CacheHeader *want) {
     ds->cache_mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
     ds->tokens = tokens;
     ds->n_tokens = (long)h.n_tokens;
+    ds->source_bytes = (long long)h.source_bytes;
     return 0;
 }
 

@@ -14,6 +14,7 @@ typedef struct Dataset {
     int token_bytes;          // 2 (uint16) or 4 (uint32)
     long n_tokens;            // all tokens in the cache
     long n_train;             // tokens [0, n_train) are train, [n_train, n_tokens) validation
+    long long source_bytes;   // of the text the tokens came from
     int reused_cache;         // 1 when an up-to-date cache was found and not rebuilt
     const void *tokens;       // mmap'ed token array (after the header)
     void *map;                // the whole mapping

@@ -311,10 +311,11 @@ int cmd_data_load(Session *s, const Args *a, Err *err) {
     if (s->has_data) dataset_free(&s->data);  // only now: a failed load keeps the old data
     s->data = ds;
     s->has_data = 1;
-    char n1[32], n2[32], n3[32];
+    char n1[32], n2[32], n3[32], b[32];
     long val = ds.n_tokens - ds.n_train;
-    out_text(s, "data %s: %s tokens (train %s, val %s)\n", ds.source, fmt_count(n1, sizeof n1, ds.n_tokens),
-             fmt_count(n2, sizeof n2, ds.n_train), fmt_count(n3, sizeof n3, val));
+    out_text(s, "data %s: %s tokens (train %s, val %s); %s of text, %.2f bytes a token\n", ds.source,
+             fmt_count(n1, sizeof n1, ds.n_tokens), fmt_count(n2, sizeof n2, ds.n_train), fmt_count(n3, sizeof n3, val),
+             fmt_bytes(b, sizeof b, (double)ds.source_bytes), (double)ds.source_bytes / (double)ds.n_tokens);
     out_note(s, "token cache %s (%s)\n", ds.cache_path, ds.reused_cache ? "reused" : "built");
     if (s->has_model && s->model.cfg.vocab > ds.vocab_size)   // `model new` before `tok train`: it works, but
         out_note(s, "note: the model's vocabulary (%d) is larger than the data's (%d): %d of its outputs are never a "
@@ -325,6 +326,7 @@ int cmd_data_load(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "tokens", ds.n_tokens);
     cJSON_AddNumberToObject(s->result, "train", ds.n_train);
     cJSON_AddNumberToObject(s->result, "val", val);
+    cJSON_AddNumberToObject(s->result, "source_bytes", (double)ds.source_bytes);
     cJSON_AddStringToObject(s->result, "cache", ds.cache_path);
     cJSON_AddBoolToObject(s->result, "reused", ds.reused_cache);
     return 0;

@@ -113,7 +113,9 @@ const CmdSpec commands[] = {
              "The model file goes to out=, by default the same cache folder as\n"
              "<file stem>-<type><vocab>.model; the tokenizer is loaded at once. Loaded data is\n"
              "dropped: it was tokenized with the previous tokenizer (kept when the new one is the\n"
-             "same model, byte for byte).\n"
+             "same model, byte for byte). SentencePiece learns from a sample of up to 200 000\n"
+             "lines and skips lines longer than 16 384 bytes (they are still encoded by `data\n"
+             "load`). Its U+2581 (▁) stands for a space: one in the text comes back as a space.\n"
              "Examples:\n  tok train vocab=512\n  tok train notes.txt vocab=4096 type=unigram out=notes.model",
      .max_pos = 1, .pos = POS_PATH, .run = cmd_tok_train,
      .opts = (const OptSpec[]){
@@ -141,8 +143,9 @@ const CmdSpec commands[] = {
     {.name = "data", .sub = "load", .family = "data", .args = "[FILE|FOLDER] [val=0.05]",
      .summary = "tokenize a corpus once (cached), split it into train and validation",
      .help = "With no FILE, the default corpus (see `help tok train`). A folder means every *.txt\n"
-             "under it. The token cache sits next to the corpus and is reused while it is up to\n"
-             "date. Needs a tokenizer.\n"
+             "under it, in sorted path order. The validation split is the last val= fraction of\n"
+             "the tokens: of a folder, its last file(s) in that order. The token cache sits next to\n"
+             "the corpus and is reused while it is up to date. Needs a tokenizer.\n"
              "Examples:\n  data load\n  data load books/ val=0.02",
      .max_pos = 1, .pos = POS_PATH, .run = cmd_data_load,
      .opts = (const OptSpec[]){

@@ -53,6 +53,7 @@ check_not_contains tok_train_folder_no_announcement "$out" "training a bpe"
 out=$("$LRSH" --json -c "tok load $model; data load val=0.1; data load val=0.1" 2>/dev/null); rc=$?
 check_status data_status 0 $rc
 check_eq data_reused true "$(printf '%s\n' "$out" | json_field reused)"
+check_eq data_source_bytes "$(wc -c < "$(printf '%s\n' "$out" | head -n 2 | tail -n 1 | json_field source | tr -d '"')" | tr -d ' ')" "$(printf '%s\n' "$out" | tail -n 1 | json_field source_bytes)"
 for key in tokens train val cache; do
     check_not_contains "data_key_$key" "$(printf '%s\n' "$out" | json_field $key)" missing
 done
