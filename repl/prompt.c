@@ -129,7 +129,6 @@ static void banner(const Session *s, FILE *talk) {
 // training; the first Ctrl-C at an empty prompt says so.
 static const char leave_hint[] = "(Ctrl-C stops a command; Ctrl-D or quit leaves lrsh)\n";
 
-
 // While a command runs the terminal is in its own mode, which echoes Ctrl-C as "^C" into the
 // live progress line (left on screen, wrapping it at 60 columns): off for the session, the
 // terminal's setting given back at the end. Returns whether there is one to give back.
