@@ -87,7 +87,8 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-// Every regular *.txt file under dir; symlinked folders are not followed (no loops).
+// Every regular *.txt file under dir; symlinked folders are not followed (no loops), hidden
+// ones (.git, .ipynb_checkpoints, .notes.txt: a tool's or an editor's, not the corpus) skipped.
 static int walk_txt(const char *dir, FileList *fl, int depth, Err *err) {
     if (depth > 64) return err_set(err, "%s: folders nested too deep", dir);
     DIR *d = opendir(dir);
@@ -95,7 +96,7 @@ static int walk_txt(const char *dir, FileList *fl, int depth, Err *err) {
     struct dirent *e;
     int rc = 0;
     while (rc == 0 && (e = readdir(d))) {
-        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]))) continue;
+        if (e->d_name[0] == '.') continue;
         char path[PATH_MAX];
         if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
         struct stat lst, st;

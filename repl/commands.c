@@ -143,7 +143,8 @@ const CmdSpec commands[] = {
     {.name = "data", .sub = "load", .family = "data", .args = "[FILE|FOLDER] [val=0.05]",
      .summary = "tokenize a corpus once (cached), split it into train and validation",
      .help = "With no FILE, the default corpus (see `help tok train`). A folder means every *.txt\n"
-             "under it, in sorted path order. The validation split is the last val= fraction of\n"
+             "under it (hidden files and folders aside), in sorted path order. The validation split\n"
+             "is the last val= fraction of\n"
              "the tokens: of a folder, its last file(s) in that order. The token cache sits next to\n"
              "the corpus and is reused while it is up to date. Needs a tokenizer.\n"
              "Examples:\n  data load\n  data load books/ val=0.02",

@@ -49,6 +49,13 @@ check_contains tok_train_fifo "$out" "fifo.txt is not a regular file"
 out=$("$LRSH" -c "tok train $TMP" 2>&1)
 check_contains tok_train_folder "$out" "is a folder; tok train reads one text file"
 check_not_contains tok_train_folder_no_announcement "$out" "training a bpe"
+# a folder's hidden files and folders are not corpus (.git, editors' backups)
+mkdir -p "$TMP/corp/.git" "$TMP/corp2"
+cp README.md "$TMP/corp/a.txt"; cp README.md "$TMP/corp2/a.txt"
+echo "secret git text" > "$TMP/corp/.git/x.txt"; echo "hidden" > "$TMP/corp/.h.txt"
+n1=$("$LRSH" --json -c "tok load $model; data load $TMP/corp" 2>/dev/null | tail -n 1 | json_field tokens)
+n2=$("$LRSH" --json -c "tok load $model; data load $TMP/corp2" 2>/dev/null | tail -n 1 | json_field tokens)
+check_eq folder_hidden_skipped "$n2" "$n1"
 # data load: JSON keys; the second load reuses the cache
 out=$("$LRSH" --json -c "tok load $model; data load val=0.1; data load val=0.1" 2>/dev/null); rc=$?
 check_status data_status 0 $rc
