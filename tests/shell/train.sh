@@ -56,6 +56,12 @@ echo "secret git text" > "$TMP/corp/.git/x.txt"; echo "hidden" > "$TMP/corp/.h.t
 n1=$("$LRSH" --json -c "tok load $model; data load $TMP/corp" 2>/dev/null | tail -n 1 | json_field tokens)
 n2=$("$LRSH" --json -c "tok load $model; data load $TMP/corp2" 2>/dev/null | tail -n 1 | json_field tokens)
 check_eq folder_hidden_skipped "$n2" "$n1"
+# a build killed outright left its temporary file: the next build of that cache removes it
+cp README.md "$TMP/killed.txt"
+dead=$(sh -c 'echo $$')   # a process that has ended
+echo partial > "$TMP/killed.txt.tok.tmp.$dead"
+"$LRSH" -c "tok load $model; data load $TMP/killed.txt" >/dev/null 2>&1
+check_eq stale_build_removed no "$([ -e "$TMP/killed.txt.tok.tmp.$dead" ] && echo yes || echo no)"
 # data load: JSON keys; the second load reuses the cache
 out=$("$LRSH" --json -c "tok load $model; data load val=0.1; data load val=0.1" 2>/dev/null); rc=$?
 check_status data_status 0 $rc
