@@ -226,14 +226,15 @@ static int train_row(const Backend *be, const char *shape, int factorized, int b
                "(%d steps, %.2f s)\n", shape, factorized ? "factorized" : "dense", be->name, prec, mode, optim, batch,
                c.seq, tps, 100 * mfu, 100 * optim_share, steps, seconds);
         fflush(stdout);
-        char what[48];
-        snprintf(what, sizeof what, "train %s %s b%d%s%s", shape, factorized ? "factorized" : "dense", batch,
-                 strcmp(mode, "gemm") ? " " : "", strcmp(mode, "gemm") ? mode : "");
+        char what[48], mode_suffix[16] = "";   // " flash", " rows": the default (gemm) goes unnamed
+        if (strcmp(mode, "gemm") != 0) snprintf(mode_suffix, sizeof mode_suffix, " %s", mode);
+        snprintf(what, sizeof what, "train %s %s b%d%s", shape, factorized ? "factorized" : "dense", batch,
+                 mode_suffix);
         add_row(what, be->name, prec, tps, mfu);
         if (strcmp(optim, "adamw") != 0) {
             char share[48];
-            snprintf(share, sizeof share, "%s share %s %s b%d%s%s", optim, shape, factorized ? "factorized" : "dense",
-                     batch, strcmp(mode, "gemm") ? " " : "", strcmp(mode, "gemm") ? mode : "");
+            snprintf(share, sizeof share, "%s share %s %s b%d%s", optim, shape, factorized ? "factorized" : "dense",
+                     batch, mode_suffix);
             add_row(share, be->name, prec, tps, optim_share);
         }
         static Profile p;

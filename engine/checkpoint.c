@@ -802,8 +802,9 @@ static int parse_shape(Loader *L, const cJSON *md, Err *err) {
     return parse_batches(L, md, key, 0, &L->shape, err);
 }
 
-// The saving session's next batches (CheckpointOptions.next; seq 0: the context) and seed.
-static int parse_next_shape(Loader *L, const cJSON *md, Err *err) {
+// What the saving session would go on with: its next batches (CheckpointOptions.next; seq 0:
+// the context), its seed, the size of its data.
+static int parse_saver_state(Loader *L, const cJSON *md, Err *err) {
     static const char *const key[3] = {"next_batch", "next_seq", "next_accum"};
     if (parse_batches(L, md, key, 1, &L->next, err)) return -1;
     const char *seed = meta_string(md, "next_seed");
@@ -890,7 +891,7 @@ static int parse_metadata(Loader *L, Err *err) {
         snprintf(L->optimizer, sizeof L->optimizer, "%s", L->ocfg.name);
         L->has_trainer_meta = 1;
     }
-    if (parse_next_shape(L, md, err)) return -1;
+    if (parse_saver_state(L, md, err)) return -1;
     if (!L->want_members) return 0;
     // The entries the layout does not use belong to the caller (the ensemble's own state).
     int n = 0;

@@ -198,6 +198,12 @@ int backend_failed(const Backend *be, Err *err) {
     return e ? err_set(err, "%s backend: %s", be->name, e) : 0;
 }
 
+int model_has_factors(const Model *m) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].role == ROLE_FACTOR_A) return 1;
+    return 0;
+}
+
 void model_free(Model *m) {
     if (m->be) {
         activations_free(m);

@@ -82,6 +82,8 @@ int model_alloc(Model *m, const ModelConfig *cfg, const Backend *be, Err *err);
 // The tensor table a config implies (names, shapes, roles, offsets), without allocating the
 // model; *tensors is malloc'ed and owned by the caller.
 int model_tensor_table(const ModelConfig *cfg, TensorDesc **tensors, int *n, Err *err);
+// Whether any matrix is factorized (W = A·Bᵀ): some tensor is a factor A.
+int model_has_factors(const Model *m);
 void model_free(Model *m);
 int model_find_tensor(const Model *m, const char *name);   // −1 when absent
 

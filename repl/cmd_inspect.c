@@ -489,12 +489,6 @@ const char *watch_key(const char *word, char *key, size_t cap) {
     return key;
 }
 
-static int has_factorized(const Model *m) {
-    for (int i = 0; i < m->n_tensors; i++)
-        if (m->tensors[i].role == ROLE_FACTOR_A) return 1;
-    return 0;
-}
-
 // One typed word, FIELD[:PARAM|:max|:mean] (PARAM:FIELD is taken too), into *it.
 static int parse_watch_word(Session *s, const char *word, WatchItem *it, Err *err) {
     char left[128], *right;
@@ -505,7 +499,7 @@ static int parse_watch_word(Session *s, const char *word, WatchItem *it, Err *er
     const struct WatchFieldSpec *f = &watch_fields[it->field];
     if (is_aggregate(right)) {
         it->agg = aggregate_key(f, right, it->key, sizeof it->key);
-        if (f->src == SRC_OPTIM && s->has_model && !has_factorized(&s->model))
+        if (f->src == SRC_OPTIM && s->has_model && !model_has_factors(&s->model))
             return err_set(err, "watch %s: the model is dense; σ_A, σ_B and ρ exist for factorized matrices W = A·Bᵀ "
                            "only", word);
         return 0;

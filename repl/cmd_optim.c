@@ -199,16 +199,6 @@ static int ensemble_optimizer(Session *s, const OptimConfig *cfg, Err *err) {
 
 // Spectron and ortho act on factors: a dense matrix gets muon's orthogonalized momentum, to the
 // bit (renorm, AdamW's step rescaled, differs from muon there).
-static int model_has_factors(const Model *m) {
-    for (int l = 0; l < m->cfg.layers; l++) {
-        const LayerWeights *w = &m->layer[l];
-        const Linear *all[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w1, &w->w2, &w->w3};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-            if (all[i]->b >= 0) return 1;
-    }
-    return 0;
-}
-
 static void dense_model_note(Session *s, const OptimConfig *cfg) {
     int factor_rule = strcmp(cfg->name, "spectron") == 0 || strcmp(cfg->name, "ortho") == 0;
     if (factor_rule && s->has_model && !s->has_ensemble && !model_has_factors(&s->model))
