@@ -851,7 +851,9 @@ int run_line(Session *s, const char *line) {
         return -1;
     }
     int failed = 0;
+    s->src_commands = n;
     for (int i = 0; i < n && !s->quit; i++) {
+        s->src_command = i + 1;
         if (run_command(s, &cmds[i]) != 0) {
             failed = 1;
             if (s->errexit) break;
@@ -859,5 +861,6 @@ int run_line(Session *s, const char *line) {
         if (lrsh_interrupted) break;  // Ctrl-C abandons the rest of the line, as in sh
     }
     words_free(cmds, n);
+    s->src_command = s->src_commands = 0;
     return failed ? -1 : 0;
 }

@@ -129,9 +129,17 @@ static void print_json_line(cJSON *obj) {
     fflush(stdout);  // a program on the other end of a pipe reads one line per command
 }
 
+// "file:line" of a script or "-c:line"; ", command K" when the line holds several commands
+// (-c 'a; b; c' is one line), so that an error names which.
+static void source_where(const Session *s, char *where, size_t size) {
+    int n = snprintf(where, size, "%s:%d", s->src_name, s->src_line);
+    if (s->src_commands > 1 && n > 0 && (size_t)n < size)
+        snprintf(where + n, size - (size_t)n, ", command %d", s->src_command);
+}
+
 void out_error(const Session *s, const char *command, const char *line, const char *msg) {
     char where[1100] = "", first[64];
-    if (s->src_name) snprintf(where, sizeof where, "%s:%d", s->src_name, s->src_line);
+    if (s->src_name) source_where(s, where, sizeof where);
     if (s->json) {
         line += strspn(line, " \t");
         snprintf(first, sizeof first, "%.*s", (int)strcspn(line, " \t\r\n"), line);

@@ -96,6 +96,7 @@ typedef struct Session {
     // where the command being run came from, for error messages ("file.lrsh:3")
     const char *src_name;
     int src_line;
+    int src_command, src_commands;   // which of the line's ';'-separated commands runs (1-based), of how many
 
     // the JSON result of the command being run (dispatch creates it, handlers add fields)
     cJSON *result;

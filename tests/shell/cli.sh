@@ -119,6 +119,10 @@ check_contains scripts_go_on_next_ran "$out" "seed=77"
 out=$("$LRSH" --json -c 'show
 nosuch' 2>/dev/null)
 check_eq c_error_where '"-c:2"' "$(printf '%s\n' "$out" | tail -n 1 | json_field where)"
+# a line of several commands says which of them failed (-c 'a; b' is one line)
+out=$("$LRSH" -c 'set seed 3; nosuch; show' 2>&1)
+check_contains c_error_which_command "$out" "-c:1, command 2: error:"
+check_eq c_error_one_command_plain '"-c:1"' "$("$LRSH" --json -c 'nosuch' 2>/dev/null | json_field where)"
 check_eq error_line_without_newline '"tok encode \"open"' "$(printf 'tok encode "open\n' | "$LRSH" --json 2>/dev/null | json_field line)"
 
 # set says the value it set, as the session reads it (010 is 10)
