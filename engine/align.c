@@ -33,6 +33,12 @@ static int parse_count(const char *key, const char *value, int lo, int hi, int *
     return 0;
 }
 
+// The local guess is one gradient of the blocks' early-exit losses: nothing to draw again.
+static int local_takes_no_draws(Err *err) {
+    return err_set(err, "guess=local takes no draws= (its guess is the one gradient of the local losses; "
+                        "draws= averages guess=random's directions)");
+}
+
 int align_config_set(AlignConfig *cfg, const char *key, const char *value, Err *err) {
     AlignAgainst a = cfg->against;
     int sub = a == ALIGN_BLOCKDROP || a == ALIGN_WIDTH;
@@ -44,7 +50,11 @@ int align_config_set(AlignConfig *cfg, const char *key, const char *value, Err *
         cfg->p = p;
         return 0;
     }
-    if (strcmp(key, "draws") == 0 && (sub || a == ALIGN_FORWARD)) return parse_count(key, value, 1, 1000, &cfg->draws, err);
+    if (strcmp(key, "draws") == 0 && (sub || a == ALIGN_FORWARD)) {
+        if (cfg->guess == ALIGN_GUESS_LOCAL) return local_takes_no_draws(err);
+        cfg->draws_given = 1;
+        return parse_count(key, value, 1, 1000, &cfg->draws, err);
+    }
     if (strcmp(key, "batches") == 0) return parse_count(key, value, 1, 10000, &cfg->batches, err);
     if (strcmp(key, "batch") == 0) return parse_count(key, value, 1, 1 << 16, &cfg->B, err);
     if (strcmp(key, "seq") == 0) return parse_count(key, value, 1, 1 << 20, &cfg->T, err);
@@ -57,6 +67,7 @@ int align_config_set(AlignConfig *cfg, const char *key, const char *value, Err *
     }
     if (strcmp(key, "guess") == 0 && a == ALIGN_FORWARD) {
         if (strcmp(value, "random") == 0) cfg->guess = ALIGN_GUESS_RANDOM;
+        else if (strcmp(value, "local") == 0 && cfg->draws_given) return local_takes_no_draws(err);
         else if (strcmp(value, "local") == 0) cfg->guess = ALIGN_GUESS_LOCAL;
         else return err_set(err, "guess=%s: expected random or local", value);
         return 0;

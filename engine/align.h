@@ -31,6 +31,7 @@ typedef struct AlignConfig {
     AlignGuess guess;        // forward only
     float p;                 // blockdrop: P(skip a block); width: fraction of heads/units dropped
     int draws;               // blockdrop, width, forward random: subnetworks/directions averaged
+    int draws_given;         // draws= was said (guess=local, one deterministic guess, refuses it)
     int batches;             // micro-batches of B×T averaged into each gradient
     int B, T;                // micro-batch shape (the trainer's)
     uint64_t seed;           // the batches (train split) and the draws

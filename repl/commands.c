@@ -473,7 +473,7 @@ const CmdSpec commands[] = {
          {"against", OPT_ENUM, "microbatch", "microbatch|blockdrop|width|delayed|members|forward", 0, 0, "the second gradient"},
          {"p", OPT_FLOAT, "0.5", NULL, 0, 1,
           "blockdrop: P(skip a block); width: fraction of heads/units dropped, at most 0.999"},
-         {"draws", OPT_INT, "4", NULL, 1, 1000, "subnetworks or random guesses averaged"},
+         {"draws", OPT_INT, "4", NULL, 1, 1000, "subnetworks or random guesses averaged (not guess=local)"},
          {"batches", OPT_INT, "1", NULL, 1, 10000, "batches averaged into each gradient"},
          {"guess", OPT_ENUM, "random", "random|local", 0, 0, "forward: the guess direction"},
          {"seed", OPT_INT, NULL, NULL, 0, 9e18, "batches and draws (default: session seed + step)"},

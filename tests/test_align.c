@@ -273,6 +273,14 @@ static void test_run_keeps_state_and_checks_input(void) {
     CHECK_OK(align_config_default(&mb, "blockdrop", &err));
     CHECK(align_config_set(&mb, "p", "1.5", &err) != 0, "p=1.5 refused");
     CHECK(align_config_set(&mb, "draws", "0", &err) != 0, "draws=0 refused");
+    // guess=local is one deterministic guess: draws= is refused in either order, not ignored
+    CHECK_OK(align_config_default(&mb, "forward", &err));
+    CHECK_OK(align_config_set(&mb, "guess", "local", &err));
+    CHECK(align_config_set(&mb, "draws", "3", &err) != 0 && strstr(err.msg, "guess=local"), "local then draws: '%s'", err.msg);
+    CHECK_OK(align_config_default(&mb, "forward", &err));
+    CHECK_OK(align_config_set(&mb, "draws", "3", &err));
+    CHECK(align_config_set(&mb, "guess", "local", &err) != 0 && strstr(err.msg, "draws"), "draws then local: '%s'", err.msg);
+    CHECK_OK(align_config_set(&mb, "guess", "random", &err));
     CHECK_OK(align_config_default(&mb, "members", &err));
     CHECK(align_run(&m, &ds, &mb, NULL, &r, &err) != 0 && strstr(err.msg, "ensemble"), "members needs an ensemble: '%s'", err.msg);
     free(before); free(after);
