@@ -392,7 +392,7 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
     static const char *const head[] = {"matrix", "shape", "‖W‖₂", "‖W‖_F", "st.rank", "‖ΔW‖₂", "‖ΔW‖₂/η", "‖ΔW‖/‖W‖"};
     char line[512] = "";
     for (int c = 0; c < 8; c++) table_cell(line, sizeof line, head[c], t.width[c], c > 1);
-    out_text(s, "%s\n", trim_cell_space(line));
+    table_out(s, "", line, t.width, 8, "");
     for (int i = 0; i < n; i++) {
         const NormRow *r = &rows[i];
         char b[6][32], shape[48];
@@ -402,7 +402,7 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
         table_cell(line, sizeof line, shape, t.width[1], 0);
         const double v[] = {r->spectral, r->frobenius, r->stable_rank, r->dw_spectral, r->dw_over_eta, r->dw_over_w};
         for (int c = 0; c < 6; c++) table_cell(line, sizeof line, num_digits(b[c], sizeof b[c], v[c], t.digits), t.width[c + 2], 1);
-        out_text(s, "%s\n", trim_cell_space(line));
+        table_out(s, "", line, t.width, 8, "");
         cJSON *j = cJSON_CreateObject();
         cJSON_AddTrueToObject(j, "ok");
         cJSON_AddStringToObject(j, "command", "norms");
@@ -745,7 +745,7 @@ static void align_print(Session *s, const AlignResult *r, int layers, const char
     static const char *const head[] = {"param", "cosine", "‖g₁‖", "‖g₂‖"};
     out_text(s, "%s\n", lead);
     for (int c = 0; c < 4; c++) table_cell(line, sizeof line, head[c], w[c], c > 0);
-    out_text(s, "  %s\n", line);
+    table_out(s, "  ", line, w, 4, "");
     cJSON *list = cJSON_AddArrayToObject(s->result, "per_param");
     for (int i = 0; i < r->n; i++) {
         const AlignGroup *g = &r->per_param[i];
@@ -757,7 +757,9 @@ static void align_print(Session *s, const AlignResult *r, int layers, const char
         table_cell(line, sizeof line, cosine, w[1], 1);
         table_cell(line, sizeof line, num(b[1], sizeof b[1], g->norm1), w[2], 1);
         table_cell(line, sizeof line, num(b[2], sizeof b[2], g->norm2), w[3], 1);
-        out_text(s, "  %s %s\n", line, shade(g->cosine));
+        char tail[8];
+        snprintf(tail, sizeof tail, " %s", shade(g->cosine));
+        table_out(s, "  ", line, w, 4, tail);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "param", g->param);
         cJSON_AddNumberToObject(o, "layer", g->layer);

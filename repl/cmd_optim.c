@@ -282,7 +282,7 @@ static void table_header(Session *s, const char *lead) {
     static const char *const head[] = {"matrix", "σ_A", "σ_B", "ρ", "‖ΔW‖₂", "‖ΔW‖₂/η", "‖W‖₂"};
     char line[512] = "";
     for (int c = 0; c < 7; c++) table_cell(line, sizeof line, head[c], widths[c], c > 0);
-    out_text(s, "%s%s\n", lead, trim_cell_space(line));
+    table_out(s, lead, line, widths, 7, "");
 }
 
 static void table_row(Session *s, const MatrixDiag *d, const char *lead, const char *on, const char *off) {
@@ -290,7 +290,9 @@ static void table_row(Session *s, const MatrixDiag *d, const char *lead, const c
     table_cell(line, sizeof line, d->name, widths[0], 0);
     const float v[] = {d->sigma_a, d->sigma_b, d->rho, d->dw_norm, d->dw_over_eta, d->w_norm};
     for (int c = 0; c < 6; c++) table_cell(line, sizeof line, num(b, sizeof b, v[c]), widths[c + 1], 1);
-    out_text(s, "%s%s%s%s\n", on, lead, trim_cell_space(line), off);
+    char color_lead[32];
+    snprintf(color_lead, sizeof color_lead, "%s%s", on, lead);
+    table_out(s, color_lead, line, widths, 7, off);
 }
 
 void optim_diag_table(Session *s, cJSON *into) {

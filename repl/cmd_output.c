@@ -122,7 +122,7 @@ static void runs_table(Session *s, const RunRow *rows, int n) {
                                       rows[i].cell[0]);
             table_cell(line, sizeof line, cell, width[c], right[c]);
         }
-        out_text(s, "%s\n", trim_cell_space(line));
+        table_out(s, "", line, width, RUN_COLUMNS, "");
     }
 }
 

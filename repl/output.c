@@ -357,6 +357,36 @@ int table_columns(const Session *s) {
     return cols >= 16 ? cols : 80;
 }
 
+// Cells [c, k) that fit in room columns from cell c (at least one); their columns in *used.
+static int band_end(const int *width, int n, int c, int room, int *used) {
+    int k = c, cols = width[k++];
+    while (k < n && cols + 1 + width[k] <= room) cols += 1 + width[k++];
+    *used = cols;
+    return k;
+}
+
+void table_out(const Session *s, const char *lead, char *line, const int *width, int n, const char *tail) {
+    trim_cell_space(line);
+    FILE *f = text_stream(s);
+    int cols = isatty(fileno(f)) ? terminal_columns(f) : 0, lead_cols = text_columns(lead), total = lead_cols + n - 1;
+    for (int c = 0; c < n; c++) total += width[c];
+    if (cols < 16 || total <= cols || n < 2) {
+        out_text(s, "%s%s%s\n", lead, line, tail);
+        return;
+    }
+    int indent = lead_cols + width[0] + 1;   // under the second cell
+    if (indent > cols / 2) indent = cols / 4;
+    const char *p = line;
+    for (int c = 0; c < n && *p;) {
+        int used, k = band_end(width, n, c, cols - (c ? indent : lead_cols), &used);
+        size_t bytes = k < n ? fitting_bytes(p, used) : strlen(p);
+        out_text(s, "%*s%s%.*s%s\n", c ? indent : 0, "", c ? "" : lead, (int)bytes, p, k < n ? "" : tail);
+        p += bytes;
+        if (*p == ' ') p++;   // the separator; the next cell's own padding stays (right-aligned cells)
+        c = k;
+    }
+}
+
 void table_cell(char *buf, size_t cap, const char *text, int width, int right) {
     size_t used = strlen(buf);
     int pad = width - text_columns(text);

@@ -65,6 +65,12 @@ void line_out(const Session *s, OutLine *l);
 char *trim_cell_space(char *line);
 // The columns a table may take: the terminal's where the text goes to one, else 80.
 int table_columns(const Session *s);
+// A table row (or its header) of n cells built by table_cell with these widths, printed after
+// lead (which may hold a color's escape) and followed by tail. On a terminal narrower than the
+// row it folds into bands — the cells that fit, then the rest on lines under the second cell —
+// at the same cells in every row, so that each cell stays under its header (out_text would
+// break every row at its own last space). Elsewhere, and when it fits, one line as it is.
+void table_out(const Session *s, const char *lead, char *line, const int *width, int n, const char *tail);
 
 // The training progress display: one line rewritten in place on a terminal, plain lines
 // every ~10% otherwise; nothing in JSON mode unless stderr is a terminal.

@@ -140,14 +140,26 @@ static char *reflowed(const char *text, int cols) {
     return out;
 }
 
-// text to f with each line wider than cols broken at its last space that fits (or at cols
-// when it has none), the continuations indented under the line's text.
+// Where to break p, of which cut bytes fit: at the last gap of two or more spaces when it lies
+// in the second half — the gap between fields ("rho 0.003  max_dw 0.5", a table's cells), so
+// that a field's name and value stay together —, else at cut (then its last space).
+static int field_break(const char *p, int cut) {
+    for (int at = cut; at > cut / 2; at--) {
+        if (p[at] != ' ' || p[at - 1] != ' ') continue;
+        while (at > 1 && p[at - 2] == ' ') at--;
+        return at - 1;   // the gap's first space
+    }
+    return cut;
+}
+
+// text to f with each line wider than cols broken at its last gap between fields or its last
+// space that fits (or at cols when it has none), the continuations indented under the line's text.
 static void write_lines(FILE *f, const char *text, int cols) {
     while (*text) {
         int len = (int)strcspn(text, "\n"), indent = 0, first = 1;
         const char *line = text, *p = text;
         while (text_columns_n(p, (int)(line + len - p)) + (first ? 0 : indent) > cols) {
-            int room = cols - (first ? 0 : indent), cut = (int)fitting_bytes(p, room), at = cut;
+            int room = cols - (first ? 0 : indent), cut = (int)fitting_bytes(p, room), at = field_break(p, cut);
             while (at > 0 && p[at] != ' ') at--;
             if (at == 0)   // one word wider than the room: after its last '|' or ',' that fits, else anywhere
                 for (at = cut; at > 0 && p[at - 1] != '|' && p[at - 1] != ','; at--) {}

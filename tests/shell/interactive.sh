@@ -140,6 +140,15 @@ out=$(PTY_COLS=60 pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrs
 check_not_contains narrow_results_no_timeout "$out" "TIMEOUT"
 check_eq narrow_results_fit 0 "$(printf '%s\n' "$out" | python3 -c 'import sys; print(sum(len(l) > 60 and not l.startswith("lrsh> ") and "ETA" not in l for l in sys.stdin.buffer.read().decode("utf-8").split("\n")))')"
 check_contains narrow_results_broken_at_space "$out" "rank=0.25·in"
+# the norms table folds at the same cells in every row: each row's second line ends where the
+# header's does (its right-aligned numbers under their headers)
+check_eq narrow_norms_folded True "$(printf '%s\n' "$out" | tr -d '\r' | python3 -c '
+import sys
+t = sys.stdin.read().split("\n")
+h = [i for i, l in enumerate(t) if l.startswith("matrix ")][0]
+edge = len(t[h + 1].rstrip())
+rows = [i for i, l in enumerate(t) if l.startswith("blocks.") and "×" in l]
+print(len(rows) > 0 and edge > 20 and all(len(t[i + 1].rstrip()) == edge and t[i + 1].startswith(" " * 17) for i in rows))')"
 check_contains narrow_results_plot_axis "$out" "step"
 check_contains narrow_results_plot_clamped "$out" "(width=100 does not fit this terminal's 60 columns: drawn 42"
 
@@ -152,6 +161,7 @@ out60=$(PTY_COLS=60 pty --no-default -- "expect lrsh> " "send $prep; optim spect
           "expect lrsh> " "send train steps=5\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
 check_contains live_watch_summary_narrow "$out60" "watched: [step 5] spectral"
 check_eq live_watch_summary_rho True "$(printf '%s' "$out60" | python3 -c 'import re, sys; t = sys.stdin.read(); print(bool(re.search(r"watched: \[step 5\][^>]*rho\s+0\.00\d{4}", t)))')"
+check_eq live_watch_summary_fields_whole True "$(printf '%s' "$out60" | tr -d '\r' | python3 -c 'import re, sys; t = sys.stdin.read(); w = t[t.index("watched:"):].split("\n")[:3]; print(not any(re.search(r"(spectral|dw_over_eta|rho)$", l) for l in w))')"
 check_eq live_watch_values_shown yes "$(printf '%s\n' "$out" | grep -Eq 'ETA [0-9:]+  \[step [0-9]+\] spectral [0-9.]+  dw_over_eta [0-9.]+  rho 0\.00[0-9]{4}' && echo yes || echo no)"
 
 # Ctrl-C during tok train (SentencePiece cannot be stopped): the session keeps its tokenizer
