@@ -126,6 +126,13 @@ static void add_values(Matches *m, const OptSpec *o) {
     else if (o->type == OPT_PATH) add_files(m);
 }
 
+// A factor NAME.A or NAME.B before NAME. is typed: `spectrum blocks.0.<Tab>` lists the
+// matrices, not each twice more; `spectrum blocks.0.attn.wq.<Tab>` offers its factors.
+static int factor_not_asked(const Matches *m, const char *cand) {
+    size_t n = strlen(cand);
+    return n > 2 && cand[n - 2] == '.' && (cand[n - 1] == 'A' || cand[n - 1] == 'B') && m->len < n - 1;
+}
+
 // Positional argument number `index` of command c (earlier positionals in w from `first`).
 static void add_positional(Matches *m, const CmdSpec *c, const Words *w, int first, int index) {
     if (c->max_pos >= 0 && index >= c->max_pos) return;
@@ -145,7 +152,8 @@ static void add_positional(Matches *m, const CmdSpec *c, const Words *w, int fir
     case POS_WATCH: {
         if (c->pos == POS_PARAM && index > 0) break;
         const char *cand;
-        for (int i = 0; (cand = inspect_complete(session, c->pos, i)); i++) add(m, cand);
+        for (int i = 0; (cand = inspect_complete(session, c->pos, i)); i++)
+            if (!factor_not_asked(m, cand)) add(m, cand);
         break;
     }
     default: break;

@@ -88,6 +88,13 @@ out=$(pty --no-default -- "expect lrsh> " "send model new tiny seq=16 vocab=512\
           "send spectrum blocks.0.attn.wq.\t\t" "expect blocks.0.attn.wq.B" "send A k=1\n" "expect lrsh> " "send quit\n")
 check_not_contains tab_factor_no_timeout "$out" "TIMEOUT"
 check_contains tab_factor_runs "$out" "blocks.0.attn.wq.A  128×32"
+# ...but not before the matrix's name and its dot are typed: "blocks.0.attn.w<Tab><Tab>" lists
+# the four matrices, not each with its two factors
+out=$(pty --no-default -- "expect lrsh> " "send model new tiny seq=16 vocab=512\n" "expect lrsh> " \
+          "send spectrum blocks.0.attn.w\t\t" "expect blocks.0.attn.wv" "send q k=1\n" "expect lrsh> " "send quit\n")
+check_not_contains tab_matrices_no_timeout "$out" "TIMEOUT"
+check_contains tab_matrices_listed "$out" "blocks.0.attn.wo"
+check_not_contains tab_matrices_no_factors "$out" "attn.wq.A"
 
 # a command that takes no more arguments completes none (no stray path after model load's), and
 # watch offers σ and ρ of factorized matrices only (sigma_a:embed would be refused)
