@@ -144,8 +144,8 @@ int session_keep_unsaved(Session *s, UnsavedDrop what, Err *err) {
 // warmup=100 has nothing left to do). Said so, since the step after is often the roughest.
 void session_warmup_note(Session *s, int step) {
     if (step > 0 && s->optim.warmup > 0 && step >= s->optim.warmup)
-        out_note(s, "note: the warm-up is past (step %d, warmup=%d counts the run's steps): the fresh moments start at "
-                    "the full lr=%g\n", step, s->optim.warmup, s->optim.lr);
+        out_note(s, "note: the warm-up is past (step %d, warmup=%d counts the run's steps): the fresh moments start "
+                    "without one, at the schedule's lr=%.4g\n", step, s->optim.warmup, optimizer_lr(&s->optim, step));
 }
 
 int session_need_trainer(Session *s, Err *err) {

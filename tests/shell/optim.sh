@@ -37,6 +37,13 @@ check_contains optim_bad_key_renorm "$out" "renorm takes no option 'ns_steps='"
 out=$(lrsh -c "tok train vocab=512 out=$TMP/w.model; data load; model new tiny dim=32 seq=16; optim adamw warmup=1; train steps=2 batch=2; optim muon warmup=1; optim adamw warmup=5" 2>&1)
 check_contains warmup_past_note "$out" "note: the warm-up is past (step 2, warmup=1 counts the run's steps)"
 check_not_contains warmup_not_past "$out" "warmup=5 counts"
+# ...at the rate the schedule gives that step (the next `step` uses it), not the base lr
+out=$(lrsh -c "tok load $TMP/w.model; data load; model new tiny dim=32 seq=16; optim adamw warmup=1 horizon=6 min_lr_ratio=0.1 lr=0.01; train steps=2 batch=2; optim muon warmup=1 horizon=6 min_lr_ratio=0.1 lr=0.01; step batch=2" 2>&1)
+noted=$(printf '%s\n' "$out" | sed -n "s/.*the schedule's lr=\([0-9.e-]*\).*/\1/p")
+stepped=$(printf '%s\n' "$out" | sed -n 's/^lr  *\([0-9.e-]*\)$/\1/p')
+check_eq warmup_note_scheduled_lr "$stepped" "${noted:-none}"
+check_not_contains warmup_note_not_base "$out" "lr=0.01
+"
 # on a model with no factors spectron and ortho are muon: optim says so; not for a factorized one
 out=$(lrsh -c 'model new tiny dim=64 seq=32 rank=0; optim spectron; optim renorm; model new tiny dim=64 seq=32; optim ortho' 2>&1)
 check_contains optim_dense_note "$out" "the model has no factorized matrices (rank=0): spectron updates its dense matrices exactly as muon does"
