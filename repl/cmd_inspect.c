@@ -339,33 +339,47 @@ static void shape_text(char *buf, size_t cap, const InspectMatrix *m) {
     else snprintf(buf, cap, "%d×%d", m->rows, m->cols);
 }
 
-// The norms table's column widths: the names' and shapes' own, numbers of 4 significant digits
-// when that fits the terminal (80 columns when it is not one), else of 3 — so that GPT-2's
-// "blocks.11.mlp.w2  768×3072 r192" rows fit 80 columns; JSON keeps every digit.
+// The norms table's column widths: each column as wide as its header and its widest cell, the
+// numbers of 4 significant digits when that fits the terminal (80 columns when it is not one),
+// else of 3 — so that GPT-2's "blocks.11.mlp.w2  768×3072 r192" rows fit 80 columns; JSON keeps
+// every digit. (A fixed width for "0.008223" let "0.000968" push the rest of its row over.)
 typedef struct NormsLayout {
     int width[8];
     int digits;
 } NormsLayout;
 
+static const char *const norms_head[] = {"matrix", "shape", "‖W‖₂", "‖W‖_F", "st.rank", "‖ΔW‖₂", "‖ΔW‖₂/η", "‖ΔW‖/‖W‖"};
+
+static void norm_values(const NormRow *r, double v[6]) {
+    const double all[6] = {r->spectral, r->frobenius, r->stable_rank, r->dw_spectral, r->dw_over_eta, r->dw_over_w};
+    memcpy(v, all, sizeof all);
+}
+
 static NormsLayout norms_layout(const Session *s, const NormRow *rows, int n) {
-    NormsLayout t = {{6, 5}, 4};
+    NormsLayout t = {{0}, 4};
+    for (int c = 0; c < 8; c++) t.width[c] = text_columns(norms_head[c]);
     for (int i = 0; i < n; i++) {
         char shape[48];
         shape_text(shape, sizeof shape, &rows[i].mat);
         if (text_columns(rows[i].mat.name) > t.width[0]) t.width[0] = text_columns(rows[i].mat.name);
         if (text_columns(shape) > t.width[1]) t.width[1] = text_columns(shape);
     }
-    int limit = table_columns(s);
+    int limit = table_columns(s), total = 0;
     for (; t.digits >= 3; t.digits--) {
-        int total = t.width[0] + 1 + t.width[1];
+        total = t.width[0] + 1 + t.width[1];
         for (int c = 2; c < 8; c++) {
-            t.width[c] = t.digits + 4;                         // "0.008223": digits and "0.00"
-            if (c == 7 && t.width[c] < 8) t.width[c] = 8;      // the header "‖ΔW‖/‖W‖"
+            t.width[c] = text_columns(norms_head[c]);
+            for (int i = 0; i < n; i++) {
+                char b[32];
+                double v[6];
+                norm_values(&rows[i], v);
+                int w = text_columns(num_digits(b, sizeof b, v[c - 2], t.digits));
+                if (w > t.width[c]) t.width[c] = w;
+            }
             total += 1 + t.width[c];
         }
-        if (total <= limit) break;
+        if (total <= limit || t.digits == 3) break;
     }
-    if (t.digits < 3) t.digits = 3;
     return t;
 }
 
@@ -389,9 +403,8 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
                                  "columns appear after the next `step` or `train`\n", step);
     else out_text(s, "step %d: no update to measure yet (the ΔW columns appear after `step` or `train`)\n", step);
     NormsLayout t = norms_layout(s, rows, n);
-    static const char *const head[] = {"matrix", "shape", "‖W‖₂", "‖W‖_F", "st.rank", "‖ΔW‖₂", "‖ΔW‖₂/η", "‖ΔW‖/‖W‖"};
     char line[512] = "";
-    for (int c = 0; c < 8; c++) table_cell(line, sizeof line, head[c], t.width[c], c > 1);
+    for (int c = 0; c < 8; c++) table_cell(line, sizeof line, norms_head[c], t.width[c], c > 1);
     table_out(s, "", line, t.width, 8, "");
     for (int i = 0; i < n; i++) {
         const NormRow *r = &rows[i];
@@ -400,7 +413,8 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
         line[0] = '\0';
         table_cell(line, sizeof line, r->mat.name, t.width[0], 0);
         table_cell(line, sizeof line, shape, t.width[1], 0);
-        const double v[] = {r->spectral, r->frobenius, r->stable_rank, r->dw_spectral, r->dw_over_eta, r->dw_over_w};
+        double v[6];
+        norm_values(r, v);
         for (int c = 0; c < 6; c++) table_cell(line, sizeof line, num_digits(b[c], sizeof b[c], v[c], t.digits), t.width[c + 2], 1);
         table_out(s, "", line, t.width, 8, "");
         cJSON *j = cJSON_CreateObject();
