@@ -84,6 +84,7 @@ void trainer_continue(Trainer *to, const Trainer *from) {
     to->data_rng = from->data_rng;
     to->shape = from->shape;
     to->diag_every = from->diag_every;
+    to->diag_also_every = from->diag_also_every;
     if (!from->has_good) return;
     const Model *m = to->model;
     m->be->copy(to->good_params, from->good_params, m->n_params * sizeof(float));
@@ -152,7 +153,8 @@ int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err)
     s->lr = optimizer_lr(&tr->opt.cfg, tr->step);
     // these parameters gave a finite loss: the point to come back to if this update breaks them
     take_rollback_point(tr);
-    int diag = tr->diag_every > 0 && (tr->step + 1) % tr->diag_every == 0;
+    int next = tr->step + 1, diag = (tr->diag_every > 0 && next % tr->diag_every == 0) ||
+                                    (tr->diag_also_every > 0 && next % tr->diag_also_every == 0);
     m->be->synchronize();   // a GPU's queued work counts where it was queued
     double t1 = clock_seconds();
     if (optimizer_step(&tr->opt, m, s->lr, s->clip_scale, diag ? tr->good_params : NULL, err)) return -1;

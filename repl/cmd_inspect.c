@@ -717,6 +717,13 @@ void inspect_record_spectra(Session *s) {
 
 int inspect_watching(const Session *s) { return s->inspect && s->inspect->n_watch > 0; }
 
+int inspect_watch_diag_every(const Session *s) {
+    const InspectState *st = s->inspect;
+    for (int i = 0; st && i < st->n_watch; i++)
+        if (watch_fields[st->watch[i].field].src == SRC_OPTIM) return st->every;
+    return 0;
+}
+
 const char *inspect_live_text(Session *s) {
     InspectState *st = state(s);
     return st ? st->live : "";

@@ -159,6 +159,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     if (eval_every > 0 && eval_every <= steps && dataset_window_fits(&s->data, 1, sh.T, err) != 0)
         return err_wrap(err, "", " (eval_every: nothing was trained)");
     s->trainer.diag_every = (int)args_int(a, "diag_every", 10);
+    s->trainer.diag_also_every = inspect_watch_diag_every(s);   // watched σ and ρ on every watch step
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     Run r = {0};
     Progress p;

@@ -96,6 +96,9 @@ void inspect_record_spectra(Session *s);
 void inspect_after_step(Session *s, const StepStats *st, int ok);
 const char *inspect_live_text(Session *s);
 int inspect_watching(const Session *s);   // fields are watched
+// watch's interval when it watches the optimizer's own σ_A, σ_B or ρ (measured only on steps
+// with diagnostics, which those steps must then be), else 0.
+int inspect_watch_diag_every(const Session *s);
 // Completion: the i-th candidate for a POS_PARAM / POS_WATCH positional (NULL past the last).
 const char *inspect_complete(const Session *s, PosKind kind, int i);   // "": none at i, go on
 // The key `watch` records a typed FIELD[:PARAM|:max|:mean] under (spectral:max is spectral, the

@@ -91,11 +91,19 @@ check_eq norms_fit_80 True "$([ "$(printf '%s\n' "$out" | widest)" -le 80 ] && e
 # inspect after an update that measured no ‖ΔW‖₂: it says so, and sorts and marks nothing
 check_contains inspect_unmeasured_order "$(lrsh -c "$prep; train steps=3 diag_every=0; inspect" 2>&1)" "in model order (not measured: dw_over_eta)"
 
-# a watched value the step does not measure (σ_A under adamw) is null in the log, and plotting it
-# from there finds the field (with no points) instead of not knowing it
-out=$(lrsh -q -c "$prep; optim adamw; log $TMP/unmeasured.jsonl; watch sigma_a:blocks.0.attn.wq every=2; train steps=2; plot sigma_a:blocks.0.attn.wq from=$TMP/unmeasured.jsonl" 2>&1); rc=$?
-check_status watch_unmeasured_status 0 $rc
-check_contains watch_unmeasured_null "$(tail -n 1 "$TMP/unmeasured.jsonl")" '"watch":{"sigma_a:blocks.0.attn.wq":null}'
+# a watched σ_A under adamw (measured only on steps with diagnostics) is measured on every watch
+# step, not only train's diag_every-th (it was null at steps 2, 6, … with every=2)
+out=$(lrsh -q -c "$prep; optim adamw; log $TMP/unmeasured.jsonl; watch sigma_a:blocks.0.attn.wq every=2; train steps=6" 2>&1); rc=$?
+check_status watch_sigma_status 0 $rc
+check_eq watch_sigma_every_step "2 4 6" "$(python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(" ".join(str(r["step"]) for r in rows if isinstance(r.get("watch", {}).get("sigma_a:blocks.0.attn.wq"), float)))' "$TMP/unmeasured.jsonl")"
+# a watched value a step did not measure is null in the log; plotting it from there finds the
+# field (with no points) instead of not knowing it
+sed 's/"sigma_a:blocks.0.attn.wq":[0-9.e+-]*/"sigma_a:blocks.0.attn.wq":null/' "$TMP/unmeasured.jsonl" >"$TMP/nulls.jsonl"
+out=$(lrsh -q -c "plot sigma_a:blocks.0.attn.wq from=$TMP/nulls.jsonl" 2>&1)
+check_contains watch_unmeasured_null "$(tail -n 1 "$TMP/nulls.jsonl")" '"watch":{"sigma_a:blocks.0.attn.wq":null}'
 check_contains watch_unmeasured_plot "$out" "no finite points"
 
 # `watch dw_over_eta` measures the run's own dw_over_eta at the steps the optimizer does not:
