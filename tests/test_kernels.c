@@ -670,6 +670,24 @@ static void test_add_matrix(void) {
     free(x), free(y), free(y0);
 }
 
+// The CPU backend flushes subnormal floats to zero in every thread (a blown-up AdamW run's
+// factors are full of them, at ~100 cycles each): a product below FLT_MIN is 0, in the calling
+// thread, in each OpenMP thread, and out of BLAS; a subnormal input counts as 0.
+static void test_subnormals_flushed(void) {
+    volatile float tiny = 1e-30f, denormal_bits = 1e-39f;
+    int kept = 0, threads = 0;
+#pragma omp parallel reduction(+ : kept, threads)
+    {
+        kept += tiny * 1e-10f != 0.0f;        // FTZ: the result
+        kept += denormal_bits * 1.0f != 0.0f; // DAZ: the input
+        threads++;
+    }
+    CHECK(kept == 0, "%d subnormals kept (2 checks in each of %d threads)", kept, threads);
+    float a[4] = {1e-20f, 0, 0, 0}, b[4] = {1e-20f, 0, 0, 0}, c[4] = {1, 1, 1, 1};
+    be->gemm(0, 0, 2, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 2);
+    CHECK(c[0] == 0.0f, "BLAS kept the subnormal 1e-40 (%g)", (double)c[0]);
+}
+
 static void test_sum_sumsq(void) {
     long sizes[] = {1, 17, 16384, 16385, 1000003};
     for (int s = 0; s < 5; s++) {
@@ -849,6 +867,7 @@ int main(int argc, char **argv) {
     RUN(test_batches_equal_single_calls);
     RUN(test_add_matrix);
     RUN(test_sum_sumsq);
+    RUN(test_subnormals_flushed);
     RUN(test_adamw);
     RUN(test_determinism);
     RUN(test_thread_count_invariance);
