@@ -163,9 +163,13 @@ static int mkdir_p(const char *dir) {
     return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-// SOURCE.tok next to the source when its folder is writable and cache_dir is NULL; else
-// CACHEDIR/NAME-HASH.tok (the hash of the absolute path keeps equal names apart).
-static int cache_path_for(const char *src, const char *cache_dir, char *out, size_t cap, Err *err) {
+// SOURCE.TOK.tok next to the source when its folder is writable and cache_dir is NULL; else
+// CACHEDIR/NAME-HASH.TOK.tok (the hash of the absolute path keeps equal names apart). TOK, the
+// tokenizer's hash, gives each tokenizer its own cache: going back and forth between two
+// tokenizers (or two users of one cache folder doing so) rebuilt one cache every time.
+static int cache_path_for(const char *src, const char *cache_dir, uint64_t tok_hash, char *out, size_t cap,
+                          Err *err) {
+    unsigned tag = (unsigned)(tok_hash ^ tok_hash >> 32);
     char clean[PATH_MAX];
     if (snprintf(clean, sizeof clean, "%s", src) >= (int)sizeof clean) return err_set(err, "%s: path too long", src);
     size_t n = strlen(clean);
@@ -177,7 +181,7 @@ static int cache_path_for(const char *src, const char *cache_dir, char *out, siz
         if (slash == clean) strcpy(parent, "/");
         else if (slash) snprintf(parent, sizeof parent, "%.*s", (int)(slash - clean), clean);
         if (access(parent, W_OK) == 0) {
-            if (snprintf(out, cap, "%s.tok", clean) >= (int)cap) return err_set(err, "%s: path too long", src);
+            if (snprintf(out, cap, "%s.%08x.tok", clean, tag) >= (int)cap) return err_set(err, "%s: path too long", src);
             return 0;
         }
     }
@@ -191,7 +195,7 @@ static int cache_path_for(const char *src, const char *cache_dir, char *out, siz
     char abs[PATH_MAX];
     const char *key = realpath(clean, abs) ? abs : clean;
     uint64_t h = fnv1a(FNV_OFFSET, key, strlen(key));
-    if (snprintf(out, cap, "%s/%s-%016llx.tok", dir, base, (unsigned long long)h) >= (int)cap)
+    if (snprintf(out, cap, "%s/%s-%016llx.%08x.tok", dir, base, (unsigned long long)h, tag) >= (int)cap)
         return err_set(err, "%s: cache path too long", dir);
     return 0;
 }
@@ -440,18 +444,26 @@ static int cache_build(const char *root, const FileList *fl, const Tokenizer *to
 
 // ---------------------------------------------------------------- public
 
+static uint64_t tokenizer_hash(const Tokenizer *tok) {
+    size_t tok_size;
+    const void *tok_bytes = tokenizer_bytes(tok, &tok_size);
+    return fnv1a(FNV_OFFSET, tok_bytes, tok_size);
+}
+
+int dataset_cache_path(const char *path, const Tokenizer *tok, const char *cache_dir, char *out, size_t cap, Err *err) {
+    return cache_path_for(path, cache_dir, tokenizer_hash(tok), out, cap, err);
+}
+
 static int load_or_build(Dataset *ds, const char *path, const Tokenizer *tok, const char *cache_dir,
                          const FileList *fl, ProgressFn progress, void *ctx, Err *err) {
     CacheHeader want = {.version = CACHE_VERSION};
     memcpy(want.magic, CACHE_MAGIC, 8);
     want.vocab_size = (uint32_t)tokenizer_vocab_size(tok);
     want.token_bytes = (uint32_t)token_bytes_for((int)want.vocab_size);
-    size_t tok_size;
-    const void *tok_bytes = tokenizer_bytes(tok, &tok_size);
-    want.tokenizer_hash = fnv1a(FNV_OFFSET, tok_bytes, tok_size);
+    want.tokenizer_hash = tokenizer_hash(tok);
     if (hash_source(path, fl, &want.source_hash, &want.source_bytes, err) != 0) return -1;
     if (want.source_bytes == 0) return err_set(err, "%s: empty corpus (0 bytes)", path);
-    if (cache_path_for(path, cache_dir, ds->cache_path, sizeof ds->cache_path, err) != 0) return -1;
+    if (cache_path_for(path, cache_dir, want.tokenizer_hash, ds->cache_path, sizeof ds->cache_path, err) != 0) return -1;
     if (cache_open(ds, ds->cache_path, &want) == 0) { ds->reused_cache = 1; return 0; }
     if (cache_build(path, fl, tok, &want, ds->cache_path, progress, ctx, err) != 0) return -1;
     if (cache_open(ds, ds->cache_path, &want) != 0)

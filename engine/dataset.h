@@ -35,6 +35,10 @@ int dataset_load(Dataset *ds, const char *path, const Tokenizer *tok, double val
 int dataset_load_progress(Dataset *ds, const char *path, const Tokenizer *tok, double val_fraction,
                           const char *cache_dir, ProgressFn progress, void *ctx, Err *err);
 void dataset_free(Dataset *ds);
+// Where dataset_load keeps path's tokens by tok: SOURCE.TOK.tok, TOK a hash of the tokenizer
+// (one cache per corpus and tokenizer), or under cache_dir (or the user's cache folder when
+// the source's folder is not writable).
+int dataset_cache_path(const char *path, const Tokenizer *tok, const char *cache_dir, char *out, size_t cap, Err *err);
 // Whether path starts as a token cache does (a hint for a file given to the wrong command).
 int dataset_is_token_cache(const char *path);
 // 0 while the mapped cache file is as it was loaded (or gone, or replaced by another file: the

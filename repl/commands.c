@@ -146,7 +146,8 @@ const CmdSpec commands[] = {
              "under it (hidden files and folders aside), in sorted path order. The validation split\n"
              "is the last val= fraction of\n"
              "the tokens: of a folder, its last file(s) in that order. The token cache sits next to\n"
-             "the corpus and is reused while it is up to date. Needs a tokenizer.\n"
+             "the corpus, one for each tokenizer (CORPUS.HASH.tok), and is reused while it is up to\n"
+             "date. Needs a tokenizer (`tok train`, `tok load`, or a `model load` that has one).\n"
              "Examples:\n  data load\n  data load books/ val=0.02",
      .max_pos = 1, .pos = POS_PATH, .run = cmd_data_load,
      .opts = (const OptSpec[]){

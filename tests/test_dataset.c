@@ -15,6 +15,12 @@
 static char tmp_dir[64], corpus_path[128];
 static Tokenizer *bpe;
 
+// The cache dataset_load makes for path with the default test tokenizer (bpe), next to it.
+static void expected_cache(const char *path, char *out, size_t cap) {
+    Err err = {{0}};
+    if (dataset_cache_path(path, bpe, NULL, out, cap, &err) != 0) snprintf(out, cap, "(no cache path: %s)", err.msg);
+}
+
 static void write_all(const char *path, const void *data, size_t n, const char *mode) {
     FILE *f = fopen(path, mode);
     fwrite(data, 1, n, f);
@@ -72,7 +78,7 @@ static int record_progress(void *ctx, double done, double total) {
 static void test_progress_and_stop(void) {
     char path[160], cache[200];
     tmp_file(path, sizeof path, "p.txt");
-    snprintf(cache, sizeof cache, "%s.tok", path);
+    expected_cache(path, cache, sizeof cache);
     size_t n;
     char *text = read_all(corpus_path, &n);
     write_all(path, text, n, "wb");          // the corpus (≈ 2.5 MB: several 1 MB reads)
@@ -105,7 +111,7 @@ static void test_cache_created_reused_and_rebuilt(void) {
     Dataset ds;
     CHECK_OK(dataset_load(&ds, path, bpe, 0.1, NULL, &err));
     char want_cache[200];
-    snprintf(want_cache, sizeof want_cache, "%s.tok", path);
+    expected_cache(path, want_cache, sizeof want_cache);
     CHECK(strcmp(ds.cache_path, want_cache) == 0, "cache path: expected %s, got %s", want_cache, ds.cache_path);
     CHECK(ds.reused_cache == 0 && access(want_cache, R_OK) == 0, "first load should build %s", want_cache);
     CHECK(ds.token_bytes == 2 && ds.vocab_size == 2048, "vocab 2048: expected uint16 ids, got %d bytes", ds.token_bytes);
@@ -153,7 +159,21 @@ static void test_other_tokenizer_rebuilds(void) {
     if (other) {
         CHECK_OK(dataset_load(&ds, path, other, 0.0, NULL, &err));
         CHECK(ds.reused_cache == 0 && ds.vocab_size == 400, "another tokenizer should rebuild (reused=%d)", ds.reused_cache);
+        char other_cache[1024], first_cache[1024];
+        snprintf(other_cache, sizeof other_cache, "%s", ds.cache_path);
+        expected_cache(path, first_cache, sizeof first_cache);
         dataset_free(&ds);
+        // each tokenizer its own cache: going back to the first reuses its cache, and the
+        // second's is still there (one cache a corpus was rebuilt at every switch)
+        CHECK(strcmp(other_cache, first_cache) != 0, "two tokenizers, one cache file: %s", other_cache);
+        CHECK_OK(dataset_load(&ds, path, bpe, 0.0, NULL, &err));
+        CHECK(ds.reused_cache == 1 && ds.vocab_size == 2048, "back to the first tokenizer: its cache reused (reused=%d)",
+              ds.reused_cache);
+        dataset_free(&ds);
+        CHECK_OK(dataset_load(&ds, path, other, 0.0, NULL, &err));
+        CHECK(ds.reused_cache == 1, "and the second's too (reused=%d)", ds.reused_cache);
+        dataset_free(&ds);
+        unlink(other_cache);
     }
     tokenizer_free(other);
     free(text);
@@ -237,7 +257,7 @@ static void test_folder_source(void) {
     snprintf(with_slash, sizeof with_slash, "%s/", dir);
     CHECK_OK(dataset_load(&ds, with_slash, bpe, 0.0, NULL, &err));
     char want_cache[200];
-    snprintf(want_cache, sizeof want_cache, "%s.tok", dir);
+    expected_cache(dir, want_cache, sizeof want_cache);
     CHECK(strcmp(ds.cache_path, want_cache) == 0, "folder cache: expected %s, got %s", want_cache, ds.cache_path);
     // sorted by path: a.txt, c.txt, sub/b.txt — each file encoded on its own
     char all[256];
@@ -284,7 +304,7 @@ static void test_bad_sources(void) {
     snprintf(want, sizeof want, "invalid UTF-8 at byte offset %zu", at);
     CHECK(rc == -1 && strstr(err.msg, bad) && strstr(err.msg, want), "bad UTF-8: expected \"%s\", got \"%s\"", want, err.msg);
     char tok_path[200];
-    snprintf(tok_path, sizeof tok_path, "%s.tok", bad);
+    expected_cache(bad, tok_path, sizeof tok_path);
     CHECK(access(tok_path, F_OK) != 0, "a failed load left %s behind", tok_path);
     free(text);
     CHECK(ds.tokens == NULL && ds.map == NULL, "a failed load should leave the dataset empty");
@@ -488,7 +508,7 @@ static void test_streaming_memory(void) {
     dataset_free(&ds);
     remove(path);
     char cache[200];
-    snprintf(cache, sizeof cache, "%s.tok", path);
+    expected_cache(path, cache, sizeof cache);
     remove(cache);
 }
 

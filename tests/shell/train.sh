@@ -34,9 +34,10 @@ check_contains eval_every_nothing_trained "$out" "(eval_every: nothing was train
 # a token cache rewritten in place by another program while loaded: refused by the next command
 # that reads the data (a truncated one crashed the session with SIGBUS), the model kept
 cp README.md "$TMP/own.txt"
+own_cache=$("$LRSH" --json -c "tok load $model; data load $TMP/own.txt" 2>/dev/null | tail -n 1 | json_eval 'o["cache"]')
 out=$( (echo "tok load $model; data load $TMP/own.txt; model new tiny dim=32 seq=16; train steps=1 batch=2"; sleep 1;
-        truncate -s 64 "$TMP/own.txt.tok"; echo "set errexit off; train steps=1 batch=2; show") | "$LRSH" 2>&1); rc=$?
-check_contains cache_rewritten_refused "$out" "own.txt.tok was rewritten since \`data load\`"
+        truncate -s 64 "$own_cache"; echo "set errexit off; train steps=1 batch=2; show") | "$LRSH" 2>&1); rc=$?
+check_contains cache_rewritten_refused "$out" "$own_cache was rewritten since \`data load\`"
 check_eq cache_rewritten_model_kept yes "$(printf '%s\n' "$out" | grep -q "^trainer .*step 1" && echo yes || echo no)"
 # tok load and tok train of a pipe: one error line, no wait for a writer; of a folder: no announcement first
 mkfifo "$TMP/fifo.txt"
@@ -58,10 +59,16 @@ n2=$("$LRSH" --json -c "tok load $model; data load $TMP/corp2" 2>/dev/null | tai
 check_eq folder_hidden_skipped "$n2" "$n1"
 # a build killed outright left its temporary file: the next build of that cache removes it
 cp README.md "$TMP/killed.txt"
+killed_cache=$("$LRSH" --json -c "tok load $model; data load $TMP/killed.txt" 2>/dev/null | tail -n 1 | json_eval 'o["cache"]')
+rm -f "$killed_cache"
 dead=$(sh -c 'echo $$')   # a process that has ended
-echo partial > "$TMP/killed.txt.tok.tmp.$dead"
+echo partial > "$killed_cache.tmp.$dead"
 "$LRSH" -c "tok load $model; data load $TMP/killed.txt" >/dev/null 2>&1
-check_eq stale_build_removed no "$([ -e "$TMP/killed.txt.tok.tmp.$dead" ] && echo yes || echo no)"
+check_eq stale_build_removed no "$([ -e "$killed_cache.tmp.$dead" ] && echo yes || echo no)"
+check_eq stale_build_rebuilt yes "$([ -s "$killed_cache" ] && echo yes || echo no)"
+# one cache per corpus and tokenizer: another tokenizer's load leaves this one's cache in place
+"$LRSH" -c "tok train $TMP/killed.txt vocab=400 out=$TMP/killed.model; data load $TMP/killed.txt" >/dev/null 2>&1
+check_eq cache_per_tokenizer "2 reused" "$(ls "$TMP"/killed.txt.*.tok | wc -l) $("$LRSH" --json -c "tok load $model; data load $TMP/killed.txt" 2>/dev/null | tail -n 1 | json_eval '"reused" if o["reused"] else "built"')"
 # data load: JSON keys; the second load reuses the cache
 out=$("$LRSH" --json -c "tok load $model; data load val=0.1; data load val=0.1" 2>/dev/null); rc=$?
 check_status data_status 0 $rc
