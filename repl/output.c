@@ -297,6 +297,8 @@ void progress_line_begin(ProgressLine *pl, const Session *s, const char *label, 
     pl->last_pct = -1;
 }
 
+#define PLAIN_PROGRESS_AFTER_S 2.0
+
 // The engine's ProgressFn for work that is not training steps (data load, eval): draws
 // "LABEL 42% (done/total UNIT)  ETA" and stops the engine call when Ctrl-C was pressed.
 int progress_engine(void *ctx, double done, double total) {
@@ -309,8 +311,10 @@ int progress_engine(void *ctx, double done, double total) {
     int decimals = pl->unit == 1 ? 0 : 1;   // whole batches, tenths of MB
     snprintf(text, sizeof text, "%s %d%% (%.*f/%.*f %s)  ETA %s", pl->label, pct, decimals, done / pl->unit, decimals,
              total / pl->unit, pl->unit_name, eta_s);
-    // live: every new percent; plain lines: once per decile crossed (chunks may skip a decile)
-    if (p->live ? pct != pl->last_pct : pct / 10 != pl->last_pct / 10) progress_text(p, p->live ? pct : pct / 10 * 10, text);
+    // live: every new percent; plain lines (a pipe, a log): once per decile crossed (chunks may
+    // skip a decile), from 2 s on — a one-second eval's ten lines were only noise in a transcript
+    int plain_due = pct / 10 != pl->last_pct / 10 && elapsed >= PLAIN_PROGRESS_AFTER_S;
+    if (p->live ? pct != pl->last_pct : plain_due) progress_text(p, p->live ? pct : pct / 10 * 10, text);
     pl->last_pct = pct;
     return lrsh_interrupted != 0;
 }

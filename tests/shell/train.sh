@@ -69,6 +69,10 @@ check_eq stale_build_rebuilt yes "$([ -s "$killed_cache" ] && echo yes || echo n
 # one cache per corpus and tokenizer: another tokenizer's load leaves this one's cache in place
 "$LRSH" -c "tok train $TMP/killed.txt vocab=400 out=$TMP/killed.model; data load $TMP/killed.txt" >/dev/null 2>&1
 check_eq cache_per_tokenizer "2 reused" "$(ls "$TMP"/killed.txt.*.tok | wc -l) $("$LRSH" --json -c "tok load $model; data load $TMP/killed.txt" 2>/dev/null | tail -n 1 | json_eval '"reused" if o["reused"] else "built"')"
+# in a pipe, a short eval prints no progress lines (ten of them for a second's work were noise)
+out=$("$LRSH" -c "tok load $model; data load $TMP/killed.txt; model new tiny dim=32 seq=16; eval batches=20" 2>&1)
+check_contains eval_short_result "$out" "val loss"
+check_not_contains eval_short_no_progress "$out" "batches)  ETA"
 # data load: JSON keys; the second load reuses the cache
 out=$("$LRSH" --json -c "tok load $model; data load val=0.1; data load val=0.1" 2>/dev/null); rc=$?
 check_status data_status 0 $rc
