@@ -381,11 +381,13 @@ int main(int argc, char **argv) {
         s.be = gpu;
     }
     rc = run(&s, &o);
-    if (rc != 0 && rc != EXIT_INTERRUPTED && s.errexit && !s.interactive && s.dirty) {
-        // a script stopped at an error before its `model save`: what it trained or changed goes, say so
+    int stopped = rc == EXIT_INTERRUPTED || (rc != 0 && s.errexit);
+    if (stopped && !s.interactive && s.dirty) {
+        // a script stopped (an error, Ctrl-C) before its `model save`: what it trained or changed goes, say so
         int step = s.has_ensemble ? s.ens.trainers[0].step : s.has_trainer ? s.trainer.step : s.resume.step;
         fprintf(stderr, "lrsh: the %s's unsaved work (training or changes, at step %d) is gone with the session: the "
-                        "script stopped at its error\n", s.has_ensemble ? "ensemble" : "model", step);
+                        "script stopped at %s\n", s.has_ensemble ? "ensemble" : "model", step,
+                rc == EXIT_INTERRUPTED ? "the interrupt" : "its error");
     }
     session_free(&s);
     return rc;

@@ -157,8 +157,9 @@ out=$("$LRSH" -c "model new tiny vocab=1000; tok load $model; data load" 2>&1); 
 check_status vocab_larger_status 0 $rc
 check_contains vocab_larger_note "$out" "note: the model's vocabulary (1000) is larger than the data's"
 
-# Ctrl-C (SIGINT) stops train at a step boundary; the rest of -c is skipped; status 130
-"$LRSH" -c "$prep; train steps=100000; show" > "$TMP/int.log" 2>&1 &
+# Ctrl-C (SIGINT) stops train at a step boundary; the rest of -c is skipped; status 130; the
+# training not saved is said to be gone (as at an error)
+"$LRSH" -c "$prep; train steps=1; train steps=100000; show" > "$TMP/int.log" 2>&1 &
 pid=$!
 i=0
 while ! grep -q "trainer built" "$TMP/int.log" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
@@ -169,6 +170,7 @@ out=$(cat "$TMP/int.log")
 check_status interrupt_status 130 $rc
 check_contains interrupt_message "$out" "interrupted at step"
 check_not_contains interrupt_skips_rest "$out" "settings"
+check_contains interrupt_unsaved_said "$out" "is gone with the session: the script stopped at the interrupt"
 
 # bench train: one JSON object per run with the documented keys
 out=$("$LRSH" --json -c 'bench train shape=tiny model=factorized steps=1' 2>/dev/null); rc=$?
