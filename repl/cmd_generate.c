@@ -123,6 +123,7 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
         return -1;
     }
     double prefill = now_seconds() - t0;
+    int encoded = s->gen.len - n_lead;   // of a prompt longer than the context, the window's part
     Stream st = {.s = s, .ids = ids + n_lead};
     int rc = stream_update(&st, np, 1, err);  // the prompt as the tokenizer reads it back
     uint64_t rng = sc.seed ^ SAMPLE_SEED_SALT;
@@ -161,14 +162,17 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
     char pre[32];
     if (prefill < 1.0) snprintf(pre, sizeof pre, "%.0f ms", 1e3 * prefill);
     else snprintf(pre, sizeof pre, "%.1f s", prefill);
-    out_note(s, "(%d token%s, %s tok/s%s; prompt %ld token%s in %s%s)\n", made, made == 1 ? "" : "s",
+    char window[48] = "";
+    if (encoded < np) snprintf(window, sizeof window, " (its last %d encoded)", encoded);
+    out_note(s, "(%d token%s, %s tok/s%s; prompt %ld token%s%s in %s%s)\n", made, made == 1 ? "" : "s",
              fmt_count(r, sizeof r, rate), strcmp(stopped, "eos") == 0 ? ", end of text" : "", np, np == 1 ? "" : "s",
-             pre, seed_note);
+             window, pre, seed_note);
     size_t prompt_bytes = strlen(prompt_text);
     cJSON_AddStringToObject(s->result, "text", text + (prompt_bytes <= strlen(text) ? prompt_bytes : 0));
     cJSON_AddStringToObject(s->result, "prompt", prompt_text);
     cJSON_AddNumberToObject(s->result, "tokens", made);
     cJSON_AddNumberToObject(s->result, "prompt_tokens", np);
+    cJSON_AddNumberToObject(s->result, "prompt_encoded", encoded);
     json_add_real(s->result, "tok_per_s", rate);
     json_add_real(s->result, "prefill_seconds", prefill);
     cJSON_AddNumberToObject(s->result, "seed", (double)sc.seed);

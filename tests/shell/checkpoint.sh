@@ -212,6 +212,11 @@ check_contains generate_vocab_mismatch "$out" "larger than the model's"
 out=$(lrsh -c "tok load $TMP/tok.model; model new tiny seq=16; generate the quick brown fox jumps over the lazy dog and then the dog sleeps all day long n=4" 2>&1); rc=$?
 check_status generate_long_prompt_status 0 $rc
 check_contains generate_long_prompt_note "$out" "longer than the context"
+# its report counts the tokens encoded (the window's part) besides the prompt's
+out=$(lrsh --json -c "tok load $TMP/tok.model; model new tiny seq=16; generate the quick brown fox jumps over the lazy dog and then the dog sleeps all day long n=4" 2>/dev/null)
+check_eq generate_long_prompt_encoded True "$(printf '%s\n' "$out" | tail -n 1 | json_eval '0 < o["prompt_encoded"] <= 16 < o["prompt_tokens"]')"
+out=$(lrsh --json -c "tok load $TMP/tok.model; model new tiny seq=16; generate the quick n=4" 2>/dev/null)
+check_eq generate_short_prompt_encoded True "$(printf '%s\n' "$out" | tail -n 1 | json_eval 'o["prompt_encoded"] == o["prompt_tokens"] > 0')"
 
 # ---- Ctrl-C stops generate at a token boundary
 "$LRSH" --threads 1 -c "tok load $TMP/tok.model; model new tiny seq=32; generate n=10000000 temp=0; show" >"$TMP/int.log" 2>&1 &
@@ -239,7 +244,7 @@ print([json.loads(l)["decode"] for l in sys.stdin])')"   # the CPU records nothi
 
 # bench generate profile=on: prefill and decode apart; a decoded token's kernels counted per token
 out=$(lrsh -c 'bench generate shape=tiny model=factorized n=8 rounds=1 profile=on' 2>/dev/null); rc=$?
-check_eq bench_generate_header_after_progress True "$(printf '%s\n' "$out" | python3 -c 'import sys; t = [l[:14] for l in sys.stdin]; print(t.index("bench generate") < t.index("shape      mod"))')"
+check_eq bench_generate_header_after_progress True "$(printf '%s\n' "$out" | python3 -c 'import sys; t = [l[:14] for l in sys.stdin]; h = t.index("shape      mod"); print(all(i < h for i, l in enumerate(t) if l == "bench generate"))')"
 check_status bench_generate_profile_status 0 $rc
 check_contains bench_generate_profile_title "$out" "profile: prefill of"
 check_contains bench_generate_profile_decode "$out" "decode            "
