@@ -264,7 +264,8 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     char size[32];
     out_text(s, "saved %s (%s): step %d, %s parameters, optimizer state %s, tokenizer %s\n", path,
              fmt_bytes(size, sizeof size, bytes), step, dtype_name(o.dtype),
-             optim ? "included"
+             optim && tr->opt.t == 0 ? "included (fresh: no update since it was built or reset)"
+             : optim ? "included"
              : tr  ? "left out"
              : step ? "none (not trained since it was loaded or averaged; its settings kept)"
                     : "none (no trainer yet)",
@@ -545,6 +546,10 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     char pb[32], pa[32];
     out_text(s, "rank %d: worst %.4f, mean %.4f; parameters %s → %s\n", rank, rep.worst, rep.mean,
              fmt_count(pb, sizeof pb, (double)before), fmt_count(pa, sizeof pa, (double)after));
+    if (after >= before)
+        out_note(s, "note: at rank %d the factors hold %s numbers than the matrices they replace (r·(in+out) ≥ "
+                    "in·out): nothing is saved, and each product becomes two, slower to train and to decode\n", rank,
+                 after > before ? "more" : "no fewer");
     int grown = 0, from = 0;   // factorized matrices given more rank than their W has
     for (int i = 0; i < rep.n; i++)
         if (rep.items[i].source_rank > 0 && rep.items[i].source_rank < rank) grown++, from = rep.items[i].source_rank;

@@ -202,6 +202,14 @@ check_contains factorize_table "$out" "blocks.1.mlp.w2"
 check_contains factorize_summary "$out" "worst"
 out=$(lrsh -c "model load $ck; model factorize rank=100000" 2>&1); rc=$?
 check_status factorize_bad_rank nonzero $rc
+# a rank that saves nothing says so (the parameters grow); a rank that saves says nothing; a
+# save right after says its optimizer state is the fresh one the reset made
+out=$(lrsh -c "model new tiny rank=0; model factorize rank=128" 2>&1)
+check_contains factorize_no_saving_note "$out" "at rank 128 the factors hold more numbers than the matrices"
+check_not_contains factorize_saving_no_note "$(lrsh -c "model new tiny rank=0; model factorize rank=16" 2>&1)" "nothing is saved"
+out=$(lrsh -c "model load $ck; data load; model factorize rank=8; model save $TMP/fz.st; train steps=1 batch=2; model save $TMP/fz.st" 2>&1)
+check_contains factorize_save_fresh "$out" "optimizer state included (fresh: no update since it was built or reset)"
+check_eq factorize_save_then_trained 1 "$(printf '%s\n' "$out" | grep -c "optimizer state included,")"
 
 # ---- generate guards
 out=$(lrsh -c "model new tiny; generate" 2>&1); rc=$?
