@@ -451,7 +451,9 @@ int cmd_set(Session *s, const Args *a, Err *err) {
     if (set_apply(s, key, value, err) != 0) return -1;
     if (strcmp(key, "threads") == 0) out_note(s, "threads %d (%d in use)\n", s->threads, omp_get_max_threads());
     else if (o->type == OPT_INT) out_note(s, "%s %lld\n", key, strtoll(value, NULL, 10));   // 010 is 10
-    else if (strcmp(key, "quiet") != 0) out_note(s, "%s %s\n", key, value);   // said, as `show` would
+    else out_note(s, "%s %s\n", key, value);   // said, as `show` would (`set quiet on` says nothing: it is quiet)
+    if (strcmp(key, "errexit") == 0 && s->interactive)
+        out_note(s, "(at the prompt an error never stops the session: errexit is for scripts, -c and pipes)\n");
     cJSON_AddStringToObject(s->result, "key", key);
     cJSON_AddStringToObject(s->result, "value", value);
     return 0;

@@ -127,6 +127,8 @@ check_eq error_line_without_newline '"tok encode \"open"' "$(printf 'tok encode 
 
 # set says the value it set, as the session reads it (010 is 10)
 check_contains set_says_value "$("$LRSH" -c 'set seed 010' 2>&1)" "seed 10"
+# set quiet off says so (on, being quiet, says nothing)
+check_eq set_quiet_says "quiet off" "$("$LRSH" -c 'set quiet on; set quiet off' 2>&1)"
 
 # -c stops at the first failure and exits non-zero
 out=$("$LRSH" -c 'set batch 2; nosuch; set batch 5; show' 2>&1); rc=$?

@@ -264,6 +264,10 @@ out=$(pty --no-default -- "expect lrsh> " "send $prep; train steps=1\n" "expect 
 check_contains paste_stops_at_error "$out" "(the rest of the paste was not run)"
 check_contains paste_model_kept "$out" "rank=0.25·in seq=32 vocab"
 
+# set errexit at the prompt says what it is for (it stops scripts, never the prompt)
+out=$(pty --no-default -- "expect lrsh> " "send set errexit on\n" "expect lrsh> " "send quit\n")
+check_contains errexit_prompt_note "$out" "at the prompt an error never stops the session"
+
 # ---- history: a line typed in one session is in ~/.lrsh_history and Up recalls it in the next
 rm -f "$HOME/.lrsh_history"
 out=$(pty --no-default -- "expect lrsh> " "send set seed 4242\n" "expect lrsh> " "send \004")
