@@ -754,6 +754,14 @@ static int map_file(Loader *L, Err *err) {
 static int parse_header(Loader *L, Err *err) {
     uint64_t n = 0;
     for (int i = 0; i < 8; i++) n |= (uint64_t)L->map[i] << (8 * i);
+    if (n > L->size - 8 && L->size > 8 && L->map[8] != '{') {   // another kind of file: text read as a huge length
+        char start[17];
+        size_t k = L->size < 16 ? L->size : 16;
+        for (size_t i = 0; i < k; i++) start[i] = L->map[i] >= 0x20 && L->map[i] < 0x7f ? (char)L->map[i] : '.';
+        start[k] = '\0';
+        return fail(err, L->path, "not a safetensors file: one starts with an 8-byte header length and then its JSON "
+                                  "header '{'; this one starts \"%s\"", start);
+    }
     if (n > L->size - 8)
         return fail(err, L->path, "truncated or not safetensors: header length %" PRIu64 " is beyond the file (%zu bytes)",
                     n, L->size);

@@ -686,6 +686,9 @@ static void test_corrupt_files_are_refused(void) {
     for (int i = 0; i < 8; i++) f[i] = (uint8_t)(~0ull >> (8 * i));
     write_all(bad, f, g.size);
     expect_refused(&v, bad, "beyond the file", NULL, "header length 2^64-1");
+    const char *text = "# notes\nthis is a text file, not a model\n";
+    write_all(bad, text, strlen(text));
+    expect_refused(&v, bad, "not a safetensors file", NULL, "a text file");
     free(f);
 
     write_with_header(bad, "{\"__metadata__\": {\"format\": \"lrsh\"", g.data, g.data_size);
