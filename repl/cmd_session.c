@@ -79,9 +79,11 @@ static void help_options(Session *s, const CmdSpec *c) {
 static void help_command(Session *s, const CmdSpec *c, const char *word) {
     char title[64];
     command_title(c, title, sizeof title);
-    out_text(s, "usage: %s%s%s\n  %s\n", title, *c->args ? " " : "", c->args, c->summary);
+    char usage[512];   // the command line as typed: "show", "train steps=N […]"
+    snprintf(usage, sizeof usage, "%s%s%s", title, *c->args ? " " : "", c->args);
+    out_text(s, "usage: %s\n  %s\n", usage, c->summary);
     cJSON_AddStringToObject(s->result, "name", title);
-    cJSON_AddStringToObject(s->result, "usage", c->args);
+    cJSON_AddStringToObject(s->result, "usage", usage);
     cJSON_AddStringToObject(s->result, "summary", c->summary);
     if (c->dyn_help) c->dyn_help(s, word);
     else help_options(s, c);

@@ -41,6 +41,10 @@ check_contains help_tok_train_default "$out" "default 8192"
 check_contains help_tok_train_enum "$out" "type=bpe|unigram"
 out=$("$LRSH" -c 'help tok' 2>&1)
 check_contains help_family "$out" "tok encode TEXT"
+# JSON usage is the command line as typed, the command's name first (show's was "")
+check_eq help_json_usage "show|train steps=N" "$("$LRSH" --json -c 'help show; help train' 2>/dev/null | python3 -c '
+import json, sys
+print("|".join(json.loads(l)["usage"][:13] for l in sys.stdin))')"
 out=$("$LRSH" --json -c 'help optim' 2>/dev/null)
 check_contains help_json_options "$(printf '%s\n' "$out" | json_field options)" '"name": "lr"'
 
