@@ -273,15 +273,18 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
     double max = now.n ? now.values[0] : 0;
     if (comparing && then.n && then.values[0] > max) max = then.values[0];
     int shown = k < now.n ? k : now.n, color = use_color(s);
+    // 40 cells, fewer on a terminal too narrow for "  σ₁₂₃  BAR 0.0001234" (a wrapped bar reads as two)
+    int width = table_columns(s) - 20;
+    width = width > 40 ? 40 : width < 8 ? 8 : width;
     for (int i = 0; i < shown || (comparing && i < k && i < then.n); i++) {
         char label[32], b[640], v[32];
         sigma_label(label, sizeof label, i + 1);
         if (i < now.n) {
-            bar(b, sizeof b, now.values[i], max, 40, "█", eighth_blocks);
+            bar(b, sizeof b, now.values[i], max, width, "█", eighth_blocks);
             out_text(s, "  %s%*s %s %s\n", label, 5 - text_columns(label), "", b, num(v, sizeof v, now.values[i]));
         }
         if (comparing && i < then.n) {
-            bar(b, sizeof b, then.values[i], max, 40, "░", NULL);
+            bar(b, sizeof b, then.values[i], max, width, "░", NULL);
             out_text(s, "  %*s %s%s%s %s\n", 5, i < now.n ? "" : label, color ? "\033[2m" : "", b, color ? "\033[0m" : "",
                      num(v, sizeof v, then.values[i]));
         }
@@ -300,7 +303,7 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
         {frobenius, "√Σσᵢ²", now.frobenius_norm, then.frobenius_norm},
         {"stable rank", stable, now.stable_rank, then.stable_rank},
         {"effective rank", "exp(entropy of σᵢ/Σσⱼ)", now.effective_rank, then.effective_rank},
-        {"condition number", now.n < full ? "σ₁/σ_r over the nonzero values; ∞: one is 0" : "σ₁/σₙ", now.condition_number,
+        {"condition number", now.n < full ? "σ₁/σ_r over the nonzero values" : "σ₁/σₙ", now.condition_number,
          then.condition_number},
     };
     if (comparing) out_text(s, "  %-22s %10s %10s\n", "", "now", "then");

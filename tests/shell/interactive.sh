@@ -159,6 +159,11 @@ print(len(rows) > 0 and edge > 20 and all(len(t[i + 1].rstrip()) == edge and t[i
 check_contains narrow_results_plot_axis "$out" "step"
 check_contains narrow_results_plot_clamped "$out" "(width=100 does not fit this terminal's 60 columns: drawn 42"
 
+# spectrum's bars on a 40-column terminal: shortened to fit, not wrapped
+out=$(PTY_COLS=40 pty --no-default -- "expect lrsh> " "send model new tiny seq=16 vocab=512; spectrum blocks.0.attn.wq k=3\n" \
+          "expect (29 more" "expect lrsh> " "send quit\n")
+check_eq narrow_spectrum_bars 3 "$(printf '%s\n' "$out" | tr -d '\r' | python3 -c 'import sys; print(sum(l.startswith("  σ") and len(l) <= 40 and "█" in l for l in sys.stdin.read().split("\n")))')"
+
 # the live line with watched values: on a terminal too narrow for all, the rate gives way first,
 # and what is cut goes by whole fields
 out=$(PTY_COLS=100 pty --no-default -- "expect lrsh> " "send $prep; optim spectron; watch spectral dw_over_eta rho every=1\n" \
