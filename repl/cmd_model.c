@@ -50,9 +50,11 @@ static int config_from_args(Session *s, const Args *a, ModelConfig *cfg, ModelCo
     return model_config_validate(cfg, err);
 }
 
-// "tiny", or "custom (from tiny)" once options have changed the preset's shape.
+// "tiny", or "custom (from tiny)" once options have changed the preset's shape; a loaded model's
+// shape changes only by `model factorize`: "loaded, then factorized".
 const char *model_label(const Session *s, char *buf, size_t cap) {
-    snprintf(buf, cap, s->model_custom ? "custom (from %s)" : "%s", s->model_preset);
+    if (s->model_custom && strcmp(s->model_preset, "loaded") == 0) snprintf(buf, cap, "loaded, then factorized");
+    else snprintf(buf, cap, s->model_custom ? "custom (from %s)" : "%s", s->model_preset);
     return buf;
 }
 
