@@ -158,7 +158,8 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
         out_note(s, "(stopped by Ctrl-C after %d token%s)\n", made, made == 1 ? "" : "s");
     char seed_note[48] = "";   // greedy decoding (temp=0) draws nothing: no seed to repeat
     if (sc.temperature > 0)
-        snprintf(seed_note, sizeof seed_note, "; seed=%llu repeats it", (unsigned long long)sc.seed);
+        snprintf(seed_note, sizeof seed_note, "; seed=%llu repeats %s", (unsigned long long)sc.seed,
+                 strcmp(stopped, "interrupt") == 0 ? "this much" : "it");
     char pre[32];
     if (prefill < 1.0) snprintf(pre, sizeof pre, "%.0f ms", 1e3 * prefill);
     else snprintf(pre, sizeof pre, "%.1f s", prefill);

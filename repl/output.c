@@ -262,7 +262,9 @@ void progress_text(Progress *p, int done, const char *text) {
         char line[512];
         snprintf(line, sizeof line, "%s%s%s", text, extra[0] ? "  " : "", extra);
         int cols = terminal_columns(p->to);
-        fprintf(p->to, "\r%.*s\033[K", (int)(cols > 1 ? whole_fields(line, cols - 1) : strlen(line)), line);
+        size_t fit = cols > 1 ? whole_fields(line, cols - 1) : strlen(line);
+        if (line[fit] && cols > 4) fit = whole_fields(line, cols - 4);   // room for "  …": fields were left out
+        fprintf(p->to, "\r%.*s%s\033[K", (int)fit, line, line[fit] ? "  …" : "");
         p->shown = 1;
     } else if (done % p->every == 0 || done == p->total) {
         fprintf(p->to, "%s%s%s\n", text, extra[0] ? "  " : "", extra);

@@ -64,7 +64,7 @@ void session_free(Session *s) {
 
 int session_need_tokenizer(const Session *s, Err *err) {
     if (s->tok) return 0;
-    return err_set(err, "no tokenizer: run `tok train` or `tok load` first");
+    return err_set(err, "no tokenizer: run `tok train` or `tok load` first (or `model load` a checkpoint that carries one)");
 }
 
 int session_need_data(const Session *s, Err *err) {
