@@ -385,9 +385,12 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
     }
     out_text(s, "%-22s %9s %11.2f\n", "members (mean)", LOSS_TEXT(r.member_mean), exp(r.member_mean));
     out_text(s, "%-22s %9s %11.2f\n", "ensemble (probs)", LOSS_TEXT(r.ensemble), exp(r.ensemble));
-    out_text(s, "%-22s %9s %11.2f\n", "average: factors", LOSS_TEXT(r.avg_factors), exp(r.avg_factors));
+    // a dense ensemble has no factors: its two averages are one (the weights' mean), one row
+    int factored = model_has_factors(&e->members[0]);
+    if (factored) out_text(s, "%-22s %9s %11.2f\n", "average: factors", LOSS_TEXT(r.avg_factors), exp(r.avg_factors));
     OutLine line = {0};
-    line_add(&line, "%-22s %9s %11.2f", "average: product", LOSS_TEXT(r.avg_product), exp(r.avg_product));
+    line_add(&line, "%-22s %9s %11.2f", factored ? "average: product" : "average (weights)", LOSS_TEXT(r.avg_product),
+             exp(r.avg_product));
     if (r.product.n_matrices)
         line_add(&line, "   truncation ‖W̄−A′B′ᵀ‖/‖W̄‖: mean %.3f, worst %.3f (%s)", r.product.mean_error,
                  r.product.worst_error, r.product.worst_name);

@@ -162,4 +162,9 @@ check_contains seeds_overflow "$out" "is larger than 18446744073709551615"
 check_contains seeds_trailing_comma "$out" "seeds=1,2,: more than 2 seeds"
 check_contains seeds_twice "$out" "seed 5 twice"
 
+# a dense ensemble's eval has one average row (its factors' and product's averages are one)
+out=$(run -c "$prep; model new rank=0; ensemble new 2; train steps=1 batch=2; ensemble eval batches=1 batch=2" 2>&1)
+check_contains dense_eval_one_average "$out" "average (weights)"
+check_not_contains dense_eval_no_factors_row "$out" "average: factors"
+
 finish
