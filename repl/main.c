@@ -128,6 +128,28 @@ static int parse_options(int argc, char **argv, Options *o, Err *err) {
 
 // ---- modes --------------------------------------------------------------------------------
 
+#define MAX_SCRIPT_LINE (1 << 20)   // 1 MiB: far past any command; a file without newlines is no script
+
+// getline with a limit: the line's length, -1 at the end of in, -2 when the line runs past
+// MAX_SCRIPT_LINE (`lrsh /dev/zero` grew without bound; the part read is dropped).
+static ssize_t read_script_line(FILE *in, char **line, size_t *cap) {
+    size_t n = 0;
+    int c;
+    while ((c = getc(in)) != EOF) {
+        if (n + 2 > *cap) {
+            size_t grown = *cap ? 2 * *cap : 256;
+            char *p = n + 2 > MAX_SCRIPT_LINE ? NULL : realloc(*line, grown);
+            if (!p) return -2;
+            *line = p, *cap = grown;
+        }
+        (*line)[n++] = (char)c;
+        if (c == '\n') break;
+    }
+    if (n == 0) return -1;
+    (*line)[n] = '\0';
+    return (ssize_t)n;
+}
+
 // Lines from a script or a pipe; stops at the first failure under errexit. Returns the exit
 // status.
 static int run_stream(Session *s, FILE *in, const char *name) {
@@ -137,8 +159,13 @@ static int run_stream(Session *s, FILE *in, const char *name) {
     s->src_name = name;
     s->src_line = 0;
     ssize_t n;
-    while (!s->quit && (n = getline(&line, &cap, in)) >= 0) {
+    while (!s->quit && (n = read_script_line(in, &line, &cap)) != -1) {
         s->src_line++;
+        if (n == -2) {   // not a script: nothing after it can be read as lines either
+            out_error(s, NULL, "", "a line longer than 1 MiB (a file with no line breaks?): the rest was not read");
+            failed = 1;
+            break;
+        }
         // a UTF-8 byte-order mark (some editors write one) is not part of the first command
         int bom = s->src_line == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0;
         if ((size_t)n != strlen(line)) {   // a NUL byte would cut the line short unseen: none of it runs

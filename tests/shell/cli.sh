@@ -127,6 +127,10 @@ check_eq error_line_without_newline '"tok encode \"open"' "$(printf 'tok encode 
 
 # set says the value it set, as the session reads it (010 is 10)
 check_contains set_says_value "$("$LRSH" -c 'set seed 010' 2>&1)" "seed 10"
+# a "script" with no line breaks (/dev/zero) is refused past 1 MiB instead of read into memory
+out=$(timeout 60 "$LRSH" /dev/zero 2>&1); rc=$?
+check_status zero_script_status 1 $rc
+check_contains zero_script_refused "$out" "a line longer than 1 MiB"
 # set quiet off says so (on, being quiet, says nothing)
 check_eq set_quiet_says "quiet off" "$("$LRSH" -c 'set quiet on; set quiet off' 2>&1)"
 
