@@ -735,11 +735,12 @@ static int map_file(Loader *L, Err *err) {
                         L->size);
         return 0;
     }
-    L->fd = open(L->path, O_RDONLY);
+    L->fd = open(L->path, O_RDONLY | O_NONBLOCK);   // a pipe's open would wait for a writer
     if (L->fd < 0) return fail(err, L->path, "cannot open: %s", strerror(errno));
     struct stat st;
     if (fstat(L->fd, &st) != 0) return fail(err, L->path, "cannot stat: %s", strerror(errno));
-    if (!S_ISREG(st.st_mode)) return fail(err, L->path, "not a regular file");
+    if (!S_ISREG(st.st_mode))
+        return fail(err, L->path, "not a regular file (%s)", S_ISDIR(st.st_mode) ? "a folder" : "a device, pipe or socket");
     L->size = (size_t)st.st_size;
     if (L->size < 8)
         return fail(err, L->path, "truncated: %zu bytes, but a safetensors file starts with an 8-byte header length",
@@ -1447,6 +1448,8 @@ int checkpoint_probe(const char *path, CheckpointInfo *info, Err *err) {
 
 int checkpoint_is_safetensors(const char *path) {
     unsigned char head[9];
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;   // a pipe's open would wait
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
     size_t got = fread(head, 1, sizeof head, f);

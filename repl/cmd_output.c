@@ -272,13 +272,12 @@ static const char *rerun_series(RunLog *r, LogRerun *reruns, int *n, const char 
 // A log written by `log FILE` read back into a RunLog (its own, not the session's).
 // *skipped: the lines that are not a `log` record (not JSON, or no step and loss).
 static int read_log(const char *path, RunLog *r, long *skipped, Err *err) {
+    struct stat st;   // before opening: a pipe's open waits for a writer, a device never ends
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return err_set(err, "plot from=%s: %s, not a `log` file", path,
+                       S_ISDIR(st.st_mode) ? "a folder" : "a device, pipe or socket");
     FILE *f = fopen(path, "r");
     if (!f) return err_set(err, "plot from=%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {   // fopen opens folders for reading
-        fclose(f);
-        return err_set(err, "plot from=%s: a folder, not a `log` file", path);
-    }
     char *line = NULL;
     size_t cap = 0;
     long lineno = 0, bad = 0;

@@ -136,6 +136,14 @@ out=$(lrsh --json -c "$prep; train steps=2 batch=4 seq=32 accum=2; model save $o
 l_oo=$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1 | json_field loss)
 out=$(lrsh --json -c "model load $oo; data load; train steps=2" 2>/dev/null)
 check_eq resume_one_off_exact "$l_oo" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field loss)"
+# model load and plot from= of a pipe: refused at once (open waited for a writer for ever)
+mkfifo "$TMP/ckpt.fifo"
+out=$(timeout 30 "$LRSH" -c "model load $TMP/ckpt.fifo" 2>&1); rc=$?
+check_status fifo_load_status 1 $rc
+check_contains fifo_load_refused "$out" "not a regular file (a device, pipe or socket)"
+out=$(timeout 30 "$LRSH" -c "plot loss from=$TMP/ckpt.fifo" 2>&1); rc=$?
+check_status fifo_plot_status 1 $rc
+check_contains fifo_plot_refused "$out" "a device, pipe or socket, not a \`log\` file"
 # model load of the other files lrsh writes says which command reads them
 check_contains model_load_tokenizer "$(lrsh -c "model load $TMP/tok.model" 2>&1)" "is a SentencePiece tokenizer, not a checkpoint: \`tok load\` reads it"
 # a script that stops at an error with training not saved says it is gone; saved, nothing
