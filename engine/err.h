@@ -3,6 +3,8 @@
 #pragma once
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 typedef struct Err {
     char msg[512];  // one line, no trailing newline; empty when no error
@@ -10,13 +12,32 @@ typedef struct Err {
 
 // Fill err (if non-NULL) with a printf-style message and return -1, so callers write
 // `return err_set(err, "...")`.
+// A message longer than msg keeps its start and its end around "…": the end says why (a long
+// path's "…: No such file or directory"), which cutting at 511 bytes lost.
+static inline void err_fit(Err *err, const char *text, size_t n) {
+    size_t cap = sizeof err->msg;
+    if (n < cap) {
+        memcpy(err->msg, text, n + 1);
+        return;
+    }
+    size_t head = cap / 3, tail = cap - head - 4;   // "…" is 3 bytes, then the NUL
+    while (head > 0 && ((unsigned char)text[head] & 0xC0) == 0x80) head--;   // whole UTF-8 characters
+    const char *end = text + n - tail;
+    while (((unsigned char)*end & 0xC0) == 0x80) end++;
+    snprintf(err->msg, cap, "%.*s…%s", (int)head, text, end);
+}
+
 static inline int err_set(Err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline int err_set(Err *err, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        char *whole = NULL;
+        int n = vasprintf(&whole, fmt, ap);
         va_end(ap);
+        if (n >= 0) err_fit(err, whole, (size_t)n);
+        else snprintf(err->msg, sizeof err->msg, "out of memory for an error message");
+        free(whole);
     }
     return -1;
 }

@@ -3,6 +3,7 @@
 // follow from the entry.
 #include "commands.h"
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include "output.h"
 
@@ -807,6 +808,9 @@ static int check_positionals(const CmdSpec *c, const Args *a, Err *err) {
         return err_set(err, "%s: too many arguments ('%s'); usage: %s %s", title, a->pos[c->max_pos], title,
                        c->args);
     }
+    for (int i = 0; c->pos == POS_PATH && i < a->n_pos; i++)   // every later message would be the path, cut
+        if (strlen(a->pos[i]) >= PATH_MAX)
+            return err_set(err, "%s: a path of %zu bytes is too long (at most %d)", title, strlen(a->pos[i]), PATH_MAX - 1);
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include "../engine/number.h"
 
@@ -204,6 +205,9 @@ int opt_check(const OptSpec *o, const char *v, Err *err) {
         return 0;
     default:
         if (!*v) return err_set(err, "option %s= expects %s, got nothing", o->name, opt_type_name(o));
+        if (o->type == OPT_PATH && strlen(v) >= PATH_MAX)   // every later message would be the path, cut
+            return err_set(err, "option %s=: a path of %zu bytes is too long (at most %d)", o->name, strlen(v),
+                           PATH_MAX - 1);
         return 0;
     }
 }

@@ -686,6 +686,16 @@ static void test_corrupt_files_are_refused(void) {
     for (int i = 0; i < 8; i++) f[i] = (uint8_t)(~0ull >> (8 * i));
     write_all(bad, f, g.size);
     expect_refused(&v, bad, "beyond the file", NULL, "header length 2^64-1");
+    // a path longer than a message: the error keeps its start and its reason at the end
+    char longpath[3100];
+    int at = snprintf(longpath, sizeof longpath, "/nonexistent");
+    while (at < 3000) at += snprintf(longpath + at, sizeof longpath - (size_t)at, "/d");
+    snprintf(longpath + at, sizeof longpath - (size_t)at, "/x.safetensors");
+    Err lerr = {{0}};
+    CheckpointInfo linfo;
+    CHECK(checkpoint_load(longpath, be, &v.m, &v.tr, &v.tok, &linfo, &lerr) != 0 && strstr(lerr.msg, "/nonexistent/d/") &&
+              strstr(lerr.msg, "…") && strstr(lerr.msg, "No such file or directory") && strlen(lerr.msg) < sizeof lerr.msg,
+          "a long path's error keeps its reason: '%s'", lerr.msg);
     const char *text = "# notes\nthis is a text file, not a model\n";
     write_all(bad, text, strlen(text));
     expect_refused(&v, bad, "not a safetensors file", NULL, "a text file");

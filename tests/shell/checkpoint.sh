@@ -144,6 +144,10 @@ check_contains fifo_load_refused "$out" "not a regular file (a device, pipe or s
 out=$(timeout 30 "$LRSH" -c "plot loss from=$TMP/ckpt.fifo" 2>&1); rc=$?
 check_status fifo_plot_status 1 $rc
 check_contains fifo_plot_refused "$out" "a device, pipe or socket, not a \`log\` file"
+# a path longer than the system takes: one line saying so, as an argument or an option
+long=$(python3 -c "print('$TMP/' + 'd/' * 2500 + 'x.st')")
+check_contains long_path_arg "$(lrsh -c "model save $long" 2>&1)" "model save: a path of 5"
+check_contains long_path_option "$(lrsh -c "plot loss from=$long" 2>&1)" "option from=: a path of 5"
 # model load of the other files lrsh writes says which command reads them
 check_contains model_load_tokenizer "$(lrsh -c "model load $TMP/tok.model" 2>&1)" "is a SentencePiece tokenizer, not a checkpoint: \`tok load\` reads it"
 # a script that stops at an error with training not saved says it is gone; saved, nothing
