@@ -310,6 +310,7 @@ static int accumulate(Model *m, const int32_t *tokens, const AlignConfig *cfg, c
     size_t per = (size_t)cfg->B * (cfg->T + 1);
     m->subnet = mask;
     for (int b = 0; b < cfg->batches; b++) {
+        if (cfg->stop && cfg->stop(cfg->stop_ctx, b, cfg->batches)) return err_set(err, "align interrupted");
         float loss;
         if (model_forward(m, tokens + b * per, cfg->B, cfg->T, &loss, err)) return -1;
         int rc = local ? model_backward_local(m, scale / cfg->batches, err) : model_backward(m, scale / cfg->batches, err);

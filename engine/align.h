@@ -35,6 +35,8 @@ typedef struct AlignConfig {
     int batches;             // micro-batches of B×T averaged into each gradient
     int B, T;                // micro-batch shape (the trainer's)
     uint64_t seed;           // the batches (train split) and the draws
+    ProgressFn stop;         // asked before every batch's gradient: nonzero stops (NULL: never)
+    void *stop_ctx;
 } AlignConfig;
 
 // Defaults for `against` ("microbatch", "blockdrop", "width", "delayed", "members",

@@ -917,6 +917,7 @@ int cmd_align(Session *s, const Args *a, Err *err) {
     }
     AlignResult r;
     double t0 = now_seconds();
+    cfg.stop = progress_stop_on_interrupt;   // Ctrl-C stops it between batches (batches=3000 ran on)
     int rc = align_run(&s->model, &s->data, &cfg, delayed, &r, err);
     double seconds = now_seconds() - t0;
     if (delayed) s->model.be->release(delayed);
