@@ -118,12 +118,16 @@ static void train_run_free(TrainRun *r) {
     model_free(&r->m);
 }
 
-static int train_run_round(TrainRun *r, int batch, int steps, Err *err) {
+// One round of steps; progress(ctx, at, total) after each (a round of a big shape is many
+// seconds: a stop waited for its end), at counting rounds.
+static int train_run_round(TrainRun *r, int batch, int steps, ProgressFn progress, void *ctx, double at, int rounds,
+                           Err *err) {
     StepStats st;
     double share = 0, t0 = clock_seconds();
     for (int i = 0; i < steps; i++) {
         if (trainer_step(&r->tr, &r->ds, batch, r->m.cfg.seq, 1, &st, err)) return -1;
         share += st.optim_fraction;
+        if (progress && progress(ctx, at + 0.5 * (i + 1) / steps, rounds)) return err_set(err, "bench train interrupted");
     }
     double seconds = clock_seconds() - t0;
     round_add(&r->rounds, seconds);
@@ -189,8 +193,8 @@ int bench_train(const Backend *be, const char *shape, const int want[2], int bat
         if (want[f]) rc = train_run_build(&runs[f], be, shape, f, batch, optim, err);
     }
     for (int round = 0; round < rounds && rc == 0; round++) {
-        for (int f = 0; f < 2 && rc == 0; f++)
-            if (want[f]) rc = train_run_round(&runs[f], batch, steps, err);
+        for (int f = 0; f < 2 && rc == 0; f++)   // each model half a round
+            if (want[f]) rc = train_run_round(&runs[f], batch, steps, progress, ctx, round + 0.5 * f, rounds, err);
         if (rc == 0 && progress && progress(ctx, round + 1, rounds)) rc = err_set(err, "bench train interrupted");
     }
     for (int f = 0; f < 2; f++) {

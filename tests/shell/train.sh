@@ -172,6 +172,19 @@ check_contains interrupt_message "$out" "interrupted at step"
 check_not_contains interrupt_skips_rest "$out" "settings"
 check_contains interrupt_unsaved_said "$out" "is gone with the session: the script stopped at the interrupt"
 
+# Ctrl-C stops bench train between steps, not only between its rounds (a round of 2000 small steps)
+"$LRSH" --threads 1 -c "bench train shape=small steps=2000 rounds=1; show" > "$TMP/bench-int.log" 2>&1 &
+pid=$!
+i=0
+while ! grep -q "sgemm peak" "$TMP/bench-int.log" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 3
+t0=$(date +%s)
+kill -INT $pid
+wait $pid; rc=$?
+check_status bench_interrupt_status 130 $rc
+check_contains bench_interrupt_says "$(cat "$TMP/bench-int.log")" "bench train interrupted"
+check_eq bench_interrupt_prompt True "$(python3 -c "print($(date +%s) - $t0 < 60)")"
+
 # bench train: one JSON object per run with the documented keys
 out=$("$LRSH" --json -c 'bench train shape=tiny model=factorized steps=1' 2>/dev/null); rc=$?
 check_status bench_status 0 $rc
