@@ -796,8 +796,9 @@ static int parse_batches(Loader *L, const cJSON *md, const char *const key[3], i
     for (int i = 0; i < 3 && present; i++) {
         const char *v = meta_string(md, key[i]);
         if (parse_nonneg_int(v, field[i]) || *field[i] < (i == 1 && zero_seq ? 0 : 1))
-            return fail(err, L->path, "__metadata__ %s '%.32s' is not a %s number (%s, %s and %s go together)", key[i],
-                        v ? v : "(none)", i == 1 && zero_seq ? "whole" : "positive", key[0], key[1], key[2]);
+            return fail(err, L->path, "__metadata__ %s '%.32s' is not a %s number up to %d (%s, %s and %s go together)",
+                        key[i], v ? v : "(none)", i == 1 && zero_seq ? "whole" : "positive", INT_MAX, key[0], key[1],
+                        key[2]);
     }
     if (present && out->seq > L->cfg.seq)   // parse_config ran first
         return fail(err, L->path, "__metadata__ %s %d is longer than the model's context (%d)", key[1], out->seq,
@@ -955,7 +956,9 @@ static int parse_entry(Loader *L, const cJSON *e, Entry *out, Err *err) {
     if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || json_size(offs->child, &out->begin) ||
         json_size(offs->child->next, &out->end))
         return fail(err, L->path, "tensor %s: data_offsets is not [begin, end]", name);
-    if (out->begin > out->end || out->end > L->data_size)
+    if (out->begin > out->end)
+        return fail(err, L->path, "tensor %s: data_offsets [%zu, %zu] end before they begin", name, out->begin, out->end);
+    if (out->end > L->data_size)
         return fail(err, L->path,
                     "tensor %s: data_offsets [%zu, %zu] outside the data buffer (%zu bytes; truncated file?)",
                     name, out->begin, out->end, L->data_size);

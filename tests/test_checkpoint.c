@@ -590,6 +590,11 @@ static void offsets_out_of_range(cJSON *root, const void *arg) {
     double b = cJSON_GetArrayItem(o, 0)->valuedouble, e = cJSON_GetArrayItem(o, 1)->valuedouble;
     set_offsets(root, "head", b + 1e6, e + 1e6);
 }
+static void offsets_reversed(cJSON *root, const void *arg) {
+    (void)arg;
+    cJSON *o = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "head"), "data_offsets");
+    set_offsets(root, "head", cJSON_GetArrayItem(o, 1)->valuedouble, cJSON_GetArrayItem(o, 0)->valuedouble);
+}
 static void overlap(cJSON *root, const void *arg) {
     (void)arg;
     cJSON *o = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "blocks.0.attn.wk.A"), "data_offsets");
@@ -721,6 +726,8 @@ static void test_corrupt_files_are_refused(void) {
     expect_refused(&v, bad, "but the config needs [16, 2]", "blocks.0.attn.wq.A", "config rank 2 against rank-3 tensors");
     write_edited(bad, &g, offsets_out_of_range, NULL);
     expect_refused(&v, bad, "outside the data buffer", "head", "offsets out of range");
+    write_edited(bad, &g, offsets_reversed, NULL);
+    expect_refused(&v, bad, "end before they begin", "head", "offsets reversed (not a truncation)");
     write_edited(bad, &g, overlap, NULL);
     expect_refused(&v, bad, "overlap", "blocks.0.attn.wv.A", "overlapping offsets");
     write_edited(bad, &g, delete_tensor, "blocks.1.mlp.w3.B");
@@ -751,7 +758,7 @@ static void test_corrupt_files_are_refused(void) {
     write_edited(bad, &g, set_meta, noaccum);
     expect_refused(&v, bad, "accum '(none)'", "batch, seq and accum go together", "batch and seq without accum");
     write_edited(bad, &g, set_meta, batch0);
-    expect_refused(&v, bad, "batch '0' is not a positive number", NULL, "batch 0");
+    expect_refused(&v, bad, "batch '0' is not a positive number up to", NULL, "batch 0");
     const char *ocfg_key[] = {"optim_config", "{\"lr\":\"0.01\",\"ns_steps\":\"5\"}"},
                *ocfg_val[] = {"optim_config", "{\"lr\":\"fast\"}"}, *ocfg_num[] = {"optim_config", "{\"lr\":0.01}"},
                *ocfg_range[] = {"optim_config", "{\"beta2\":\"1.5\"}"}, *ocfg_arr[] = {"optim_config", "[1]"};
