@@ -103,6 +103,10 @@ int model_config_validate(const ModelConfig *c, Err *err) {
         return err_set(err, "vocab=%d out of range [2, %d]", c->vocab, 1 << 24);
     if (c->seq > 1 << 16)
         return err_set(err, "seq=%d is beyond the supported context (65536)", c->seq);
+    if (c->rank < -1)
+        return err_set(err, "rank=%d: 0 is dense, R > 0 factorized at rank R, -1 the rank_ratio", c->rank);
+    if (c->rank == -1 && !(c->rank_ratio > 0 && c->rank_ratio <= 1))
+        return err_set(err, "rank_ratio=%g: expected a number in (0, 1]", (double)c->rank_ratio);
     // Every matrix: (out, in). The rank must fit each one.
     int kvd = c->dim / c->heads * c->kv_heads;
     int shapes[4][2] = {{c->dim, c->dim}, {kvd, c->dim}, {c->ffn, c->dim}, {c->dim, c->ffn}};

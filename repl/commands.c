@@ -175,7 +175,7 @@ const CmdSpec commands[] = {
          {"ffn", OPT_INT, NULL, NULL, 1, 1 << 18, "MLP hidden width"},
          {"rank", OPT_INT, NULL, NULL, -1, 1 << 16, "0 dense, R factorized at rank R, -1 rank_ratio"},
          {"rank_ratio", OPT_FLOAT, NULL, NULL, 0, 1, "rank as a fraction of in_features, above 0 (rank=-1)"},
-         {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "context length"},
+         {"seq", OPT_INT, NULL, NULL, 1, 1 << 16, "context length"},
          {"vocab", OPT_INT, NULL, NULL, 2, 1 << 24, "vocabulary (default: the tokenizer's)"},
          {"seed", OPT_INT, NULL, NULL, 0, 9e18, "initialization seed (default: `set seed`)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},

@@ -724,6 +724,9 @@ static void test_corrupt_files_are_refused(void) {
     const char *rank2[] = {"rank", "2"};
     write_edited(bad, &g, set_config_field, rank2);
     expect_refused(&v, bad, "but the config needs [16, 2]", "blocks.0.attn.wq.A", "config rank 2 against rank-3 tensors");
+    const char *rank_neg[] = {"rank", "-5"};   // only -1 (the rank_ratio) is a negative rank
+    write_edited(bad, &g, set_config_field, rank_neg);
+    expect_refused(&v, bad, "rank=-5", NULL, "config rank -5");
     write_edited(bad, &g, offsets_out_of_range, NULL);
     expect_refused(&v, bad, "outside the data buffer", "head", "offsets out of range");
     write_edited(bad, &g, offsets_reversed, NULL);
