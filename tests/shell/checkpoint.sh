@@ -239,14 +239,7 @@ out=$(lrsh --json -c "tok load $TMP/tok.model; model new tiny seq=16; generate t
 check_eq generate_short_prompt_encoded True "$(printf '%s\n' "$out" | tail -n 1 | json_eval 'o["prompt_encoded"] == o["prompt_tokens"] > 0')"
 
 # ---- Ctrl-C stops generate at a token boundary
-"$LRSH" --threads 1 -c "tok load $TMP/tok.model; model new tiny seq=32; generate n=10000000 temp=0; show" >"$TMP/int.log" 2>&1 &
-pid=$!
-i=0
-while ! grep -q "parameters" "$TMP/int.log" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-sleep 1
-kill -INT $pid
-wait $pid; rc=$?
-out=$(cat "$TMP/int.log")
+interrupt_after "$TMP/int.log" "parameters" 1 --threads 1 -c "tok load $TMP/tok.model; model new tiny seq=32; generate n=10000000 temp=0; show"
 check_status generate_interrupt_status 130 $rc
 check_contains generate_interrupt_says "$out" "stopped by Ctrl-C"
 check_not_contains generate_interrupt_skips_rest "$out" "settings"

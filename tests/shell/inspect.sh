@@ -191,16 +191,9 @@ for c in spectrum norms watch align; do
 done
 
 # Ctrl-C stops align between its batches (batches=3000 ran to its end)
-"$LRSH" --threads 1 -c "$prep; align batches=10000; show" >"$TMP/align-int.log" 2>&1 &
-pid=$!
-i=0
-while ! grep -q "token cache" "$TMP/align-int.log" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-sleep 1
-t0=$(date +%s)
-kill -INT $pid
-wait $pid; rc=$?
+interrupt_after "$TMP/align-int.log" "token cache" 1 --threads 1 -c "$prep; align batches=10000; show"
 check_status align_interrupt_status 130 $rc
-check_contains align_interrupt_says "$(cat "$TMP/align-int.log")" "align interrupted"
-check_eq align_interrupt_prompt True "$(python3 -c "print($(date +%s) - $t0 < 20)")"
+check_contains align_interrupt_says "$out" "align interrupted"
+check_eq align_interrupt_prompt True "$(python3 -c "print($stop_seconds < 20)")"
 
 finish

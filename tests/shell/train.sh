@@ -159,31 +159,17 @@ check_contains vocab_larger_note "$out" "note: the model's vocabulary (1000) is 
 
 # Ctrl-C (SIGINT) stops train at a step boundary; the rest of -c is skipped; status 130; the
 # training not saved is said to be gone (as at an error)
-"$LRSH" -c "$prep; train steps=1; train steps=100000; show" > "$TMP/int.log" 2>&1 &
-pid=$!
-i=0
-while ! grep -q "trainer built" "$TMP/int.log" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-sleep 0.5
-kill -INT $pid
-wait $pid; rc=$?
-out=$(cat "$TMP/int.log")
+interrupt_after "$TMP/int.log" "trainer built" 0.5 -c "$prep; train steps=1; train steps=100000; show"
 check_status interrupt_status 130 $rc
 check_contains interrupt_message "$out" "interrupted at step"
 check_not_contains interrupt_skips_rest "$out" "settings"
 check_contains interrupt_unsaved_said "$out" "is gone with the session: the script stopped at the interrupt"
 
 # Ctrl-C stops bench train between steps, not only between its rounds (a round of 2000 small steps)
-"$LRSH" --threads 1 -c "bench train shape=small steps=2000 rounds=1; show" > "$TMP/bench-int.log" 2>&1 &
-pid=$!
-i=0
-while ! grep -q "sgemm peak" "$TMP/bench-int.log" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-sleep 3
-t0=$(date +%s)
-kill -INT $pid
-wait $pid; rc=$?
+interrupt_after "$TMP/bench-int.log" "sgemm peak" 3 --threads 1 -c "bench train shape=small steps=2000 rounds=1; show"
 check_status bench_interrupt_status 130 $rc
-check_contains bench_interrupt_says "$(cat "$TMP/bench-int.log")" "bench train interrupted"
-check_eq bench_interrupt_prompt True "$(python3 -c "print($(date +%s) - $t0 < 60)")"
+check_contains bench_interrupt_says "$out" "bench train interrupted"
+check_eq bench_interrupt_prompt True "$(python3 -c "print($stop_seconds < 60)")"
 
 # bench train: one JSON object per run with the documented keys
 out=$("$LRSH" --json -c 'bench train shape=tiny model=factorized steps=1' 2>/dev/null); rc=$?
