@@ -422,10 +422,14 @@ const CmdSpec commands[] = {
     {.name = "watch", .family = "inspection", .args = "[FIELD[:PARAM]…|off] [every=10]",
      .summary = "record chosen diagnostics every N training steps: live line, `plot FIELD`, `log`",
      .help = "Each word is FIELD (aggregated over the block matrices) or FIELD:PARAM (one matrix):\n"
-             "  spectral     ‖W‖₂ (max)              dw_spectral  ‖ΔW‖₂ of the step (max)\n"
-             "  frobenius    ‖W‖_F (max)             dw_over_eta  ‖ΔW‖₂/η (max; or dw_over_lr)\n"
-             "  stable_rank  ‖W‖_F²/‖W‖₂² (mean)     dw_over_w    ‖ΔW‖₂/‖W‖₂ (max)\n"
-             "  sigma_a, sigma_b  ‖A‖₂, ‖B‖₂ (mean)   rho  the factor step ρ (max)\n"
+             "  spectral           ‖W‖₂ (max)\n"
+             "  frobenius          ‖W‖_F (max)\n"
+             "  stable_rank        ‖W‖_F²/‖W‖₂² (mean)\n"
+             "  dw_spectral        ‖ΔW‖₂ of the step (max)\n"
+             "  dw_over_eta        ‖ΔW‖₂/η (max; or dw_over_lr)\n"
+             "  dw_over_w          ‖ΔW‖₂/‖W‖₂ (max)\n"
+             "  sigma_a, sigma_b   ‖A‖₂, ‖B‖₂ (mean)\n"
+             "  rho                the factor step ρ (max)\n"
              "FIELD:max or FIELD:mean picks the other aggregate. σ and ρ are the optimizer's own\n"
              "measurements of factorized matrices (every step under spectron and renorm). Every\n"
              "every-th step (by step number) of `train` and `step` measures them: the live line shows\n"
