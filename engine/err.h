@@ -10,8 +10,6 @@ typedef struct Err {
     char msg[512];  // one line, no trailing newline; empty when no error
 } Err;
 
-// Fill err (if non-NULL) with a printf-style message and return -1, so callers write
-// `return err_set(err, "...")`.
 // A message longer than msg keeps its start and its end around "…": the end says why (a long
 // path's "…: No such file or directory"), which cutting at 511 bytes lost.
 static inline void err_fit(Err *err, const char *text, size_t n) {
@@ -27,6 +25,8 @@ static inline void err_fit(Err *err, const char *text, size_t n) {
     snprintf(err->msg, cap, "%.*s…%s", (int)head, text, end);
 }
 
+// Fill err (if non-NULL) with a printf-style message and return -1, so callers write
+// `return err_set(err, "...")`.
 static inline int err_set(Err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline int err_set(Err *err, const char *fmt, ...) {
     if (err) {
@@ -35,8 +35,11 @@ static inline int err_set(Err *err, const char *fmt, ...) {
         char *whole = NULL;
         int n = vasprintf(&whole, fmt, ap);
         va_end(ap);
-        if (n >= 0) err_fit(err, whole, (size_t)n);
-        else snprintf(err->msg, sizeof err->msg, "out of memory for an error message");
+        if (n < 0) {   // out of memory: whole is undefined
+            snprintf(err->msg, sizeof err->msg, "out of memory for an error message");
+            return -1;
+        }
+        err_fit(err, whole, (size_t)n);
         free(whole);
     }
     return -1;
