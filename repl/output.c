@@ -173,9 +173,15 @@ void out_result(const Session *s, cJSON *obj) {
     else fflush(stdout);
 }
 
+// The shortest decimal (7 to 9 significant digits) that reads back as the same float: the
+// engine's values are floats, and 7 digits alone did not round-trip them ("lr":0.007999999
+// for 0.00799999945f), so two runs could differ in a bit a log could not show.
 cJSON *json_real(double v) {
     char buf[32];
-    snprintf(buf, sizeof buf, "%.7g", v);
+    for (int digits = 7; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if ((float)strtod(buf, NULL) == (float)v) break;
+    }
     return cJSON_CreateNumber(strtod(buf, NULL));
 }
 

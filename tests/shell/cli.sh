@@ -131,6 +131,8 @@ check_contains set_says_value "$("$LRSH" -c 'set seed 010' 2>&1)" "seed 10"
 out=$(timeout 60 "$LRSH" /dev/zero 2>&1); rc=$?
 check_status zero_script_status 1 $rc
 check_contains zero_script_refused "$out" "a line longer than 1 MiB"
+# JSON numbers read back as the same float: lr=0.10000001 is not the float of 0.1 (7 digits said 0.1)
+check_eq json_float_round_trip 0.10000001 "$("$LRSH" --json -c 'optim adamw lr=0.10000001; optim' 2>/dev/null | tail -n 1 | json_field lr)"
 # set quiet off says so (on, being quiet, says nothing)
 check_eq set_quiet_says "quiet off" "$("$LRSH" -c 'set quiet on; set quiet off' 2>&1)"
 
