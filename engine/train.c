@@ -145,6 +145,13 @@ int trainer_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, S
     return 0;
 }
 
+// An update that failed midway (an allocation, a GPU fault) left some tensors and moments
+// updated and others not, and the optimizer's t advanced: none of it stays.
+static int undo_update(Trainer *tr, Err *err) {
+    trainer_roll_back(tr);
+    return err_wrap(err, "", "; the update was undone (the model as before this step)");
+}
+
 int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err) {
     Model *m = tr->model;
     float clip = tr->opt.cfg.clip;
@@ -157,10 +164,11 @@ int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err)
                                     (tr->diag_also_every > 0 && next % tr->diag_also_every == 0);
     m->be->synchronize();   // a GPU's queued work counts where it was queued
     double t1 = clock_seconds();
-    if (optimizer_step(&tr->opt, m, s->lr, s->clip_scale, diag ? tr->good_params : NULL, err)) return -1;
+    int failed = optimizer_step(&tr->opt, m, s->lr, s->clip_scale, diag ? tr->good_params : NULL, err);
     m->be->synchronize();
     double t2 = clock_seconds();
-    if (backend_failed(m->be, err)) return -1;
+    if (!failed) failed = backend_failed(m->be, err);
+    if (failed) return undo_update(tr, err);
     tr->step++;
     tr->shape = (TrainShape){B, T, accum};
     s->optim_seconds = t2 - t1;

@@ -291,6 +291,57 @@ static void test_backend_failure_is_reported(void) {
     model_free(&m);
 }
 
+// A failure during an update (here the GPU's, seen after AdamW's kernels ran) undoes all of it:
+// parameters, moments, the optimizer's t, the step count and data position as before it, so the
+// next step is the update it would have been.
+static void (*real_adamw_update)(float *, const float *, float *, float *, long, float, float, float, float, float,
+                                 float, int);
+static void adamw_then_fail(float *p, const float *g, float *m, float *v, long n, float lr, float b1, float b2,
+                            float eps, float wd, float gs, int t) {
+    real_adamw_update(p, g, m, v, n, lr, b1, b2, eps, wd, gs, t);
+    pending_failure = "k_adamw: an illegal memory access";
+}
+
+static void test_failed_update_is_undone(void) {
+    Err err;
+    Model m, ref;
+    Trainer tr, rtr;
+    OptimConfig oc;
+    Backend faulty = *be;
+    faulty.take_error = take_pending_failure;
+    real_adamw_update = be->adamw_update;
+    ModelConfig c = micro_config(3);
+    static uint16_t store[4000];
+    Dataset ds = pattern_dataset(store, 4000, c.vocab);
+    CHECK_OK(model_build(&m, &c, &faulty, &err));
+    CHECK_OK(model_build(&ref, &c, be, &err));
+    CHECK_OK(optim_config_default(&oc, "adamw", &err));
+    CHECK_OK(trainer_build(&tr, &m, &oc, 1, &err));
+    CHECK_OK(trainer_build(&rtr, &ref, &oc, 1, &err));
+    CHECK_OK(trainer_step(&tr, &ds, 2, 8, 1, NULL, &err));
+    CHECK_OK(trainer_step(&rtr, &ds, 2, 8, 1, NULL, &err));
+    size_t bytes = m.n_params * 4;
+    float *before = malloc(bytes), *after = malloc(bytes), *want = malloc(bytes);
+    be->download(before, m.params, bytes);
+    uint64_t rng = tr.data_rng;
+    faulty.adamw_update = adamw_then_fail;
+    CHECK(trainer_step(&tr, &ds, 2, 8, 1, NULL, &err) != 0 && strstr(err.msg, "k_adamw") && strstr(err.msg, "undone"),
+          "the failed update is reported and undone: '%s'", err.msg);
+    be->download(after, m.params, bytes);
+    CHECK(memcmp(before, after, bytes) == 0 && tr.step == 1 && tr.opt.t == 1 && tr.data_rng == rng,
+          "parameters as before (%s), step %d, t %d, data position %s", memcmp(before, after, bytes) ? "changed" : "same",
+          tr.step, tr.opt.t, tr.data_rng == rng ? "kept" : "moved");
+    faulty.adamw_update = real_adamw_update;
+    CHECK_OK(trainer_step(&tr, &ds, 2, 8, 1, NULL, &err));
+    CHECK_OK(trainer_step(&rtr, &ds, 2, 8, 1, NULL, &err));
+    be->download(after, m.params, bytes);
+    be->download(want, ref.params, bytes);
+    CHECK(memcmp(after, want, bytes) == 0, "the next step is the update that failed, bit for bit");
+    free(before); free(after); free(want);
+    trainer_free(&tr); trainer_free(&rtr);
+    model_free(&m); model_free(&ref);
+}
+
 // A non-finite loss takes no update and undoes the update that broke the model: here update 1
 // (its result is poisoned), so parameters, optimizer state, step count and data position go
 // back to where they were before it, and the next step repeats update 1 exactly.
@@ -380,6 +431,7 @@ int main(void) {
     RUN(test_bad_configs);
     RUN(test_nonfinite_loss_restores_last_good_parameters);
     RUN(test_backend_failure_is_reported);
+    RUN(test_failed_update_is_undone);
     RUN(test_eval_progress_and_stop);
     return TEST_SUMMARY();
 }
