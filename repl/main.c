@@ -128,24 +128,29 @@ static int parse_options(int argc, char **argv, Options *o, Err *err) {
 
 // ---- modes --------------------------------------------------------------------------------
 
-#define MAX_SCRIPT_LINE (1 << 20)   // 1 MiB: far past any command; a file without newlines is no script
+#define MAX_SCRIPT_LINE (1 << 20)        // 1 MiB: far past any command
+#define MAX_SCRIPT_SKIP ((size_t)64 << 20)   // bytes with no line break: not a script (/dev/zero)
 
-// getline with a limit: the line's length, -1 at the end of in, -2 when the line runs past
-// MAX_SCRIPT_LINE (`lrsh /dev/zero` grew without bound; the part read is dropped).
+// getline with a limit: the line's length; -1 at the end of in; -2 for a line longer than
+// MAX_SCRIPT_LINE, read through to its end and dropped; -3 when MAX_SCRIPT_SKIP bytes pass
+// with no line break (`lrsh /dev/zero` grew without bound).
 static ssize_t read_script_line(FILE *in, char **line, size_t *cap) {
     size_t n = 0;
     int c;
     while ((c = getc(in)) != EOF) {
-        if (n + 2 > *cap) {
+        if (n + 2 > *cap && n + 2 <= MAX_SCRIPT_LINE) {
             size_t grown = *cap ? 2 * *cap : 256;
-            char *p = n + 2 > MAX_SCRIPT_LINE ? NULL : realloc(*line, grown);
+            char *p = realloc(*line, grown);
             if (!p) return -2;
             *line = p, *cap = grown;
         }
-        (*line)[n++] = (char)c;
+        if (n + 2 <= MAX_SCRIPT_LINE) (*line)[n] = (char)c;
+        n++;
         if (c == '\n') break;
+        if (n >= MAX_SCRIPT_SKIP) return -3;
     }
     if (n == 0) return -1;
+    if (n + 1 > MAX_SCRIPT_LINE) return -2;
     (*line)[n] = '\0';
     return (ssize_t)n;
 }
@@ -161,10 +166,16 @@ static int run_stream(Session *s, FILE *in, const char *name) {
     ssize_t n;
     while (!s->quit && (n = read_script_line(in, &line, &cap)) != -1) {
         s->src_line++;
-        if (n == -2) {   // not a script: nothing after it can be read as lines either
-            out_error(s, NULL, "", "a line longer than 1 MiB (a file with no line breaks?): the rest was not read");
+        if (n == -3) {   // not a script: nothing after it can be read as lines either
+            out_error(s, NULL, "", "64 MiB without a line break: not a script; the rest was not read");
             failed = 1;
             break;
+        }
+        if (n == -2) {
+            out_error(s, NULL, "", "a line longer than 1 MiB: it was not run");
+            failed = 1;
+            if (s->errexit) break;
+            continue;
         }
         // a UTF-8 byte-order mark (some editors write one) is not part of the first command
         int bom = s->src_line == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0;

@@ -127,10 +127,14 @@ check_eq error_line_without_newline '"tok encode \"open"' "$(printf 'tok encode 
 
 # set says the value it set, as the session reads it (010 is 10)
 check_contains set_says_value "$("$LRSH" -c 'set seed 010' 2>&1)" "seed 10"
-# a "script" with no line breaks (/dev/zero) is refused past 1 MiB instead of read into memory
+# a "script" with no line breaks (/dev/zero) is refused after 64 MiB instead of read into memory
 out=$(timeout 60 "$LRSH" /dev/zero 2>&1); rc=$?
 check_status zero_script_status 1 $rc
-check_contains zero_script_refused "$out" "a line longer than 1 MiB"
+check_contains zero_script_refused "$out" "64 MiB without a line break"
+# a line past 1 MiB is not run, and the lines after it are (errexit off)
+out=$( (printf 'set errexit off\n'; head -c 1100000 /dev/zero | tr '\0' 'a'; printf '\nset seed 5\n') | "$LRSH" 2>&1)
+check_contains long_line_refused "$out" "<stdin>:2: error: a line longer than 1 MiB: it was not run"
+check_contains long_line_then_goes_on "$out" "seed 5"
 # JSON numbers read back as the same float: lr=0.10000001 is not the float of 0.1 (7 digits said 0.1)
 check_eq json_float_round_trip 0.10000001 "$("$LRSH" --json -c 'optim adamw lr=0.10000001; optim' 2>/dev/null | tail -n 1 | json_field lr)"
 # set quiet off says so (on, being quiet, says nothing)
