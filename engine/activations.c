@@ -68,6 +68,7 @@ static void carve_all(const Model *m, Activations *a, Carver *c) {
 size_t activations_bytes(const Model *m, int B, int T) {
     Activations a = {.B = B, .T = T};
     a.layer = calloc((size_t)m->cfg.layers, sizeof *a.layer);
+    if (!a.layer) return 0;   // out of memory for a few pointers: no estimate
     Carver c = {0};
     carve_all(m, &a, &c);
     free(a.layer);
@@ -88,10 +89,14 @@ int activations_ensure(Model *m, int B, int T, Err *err) {
     if (T > m->cfg.seq) return err_set(err, "seq=%d is beyond the model's context of %d", T, m->cfg.seq);
     activations_free(m);
     a = calloc(1, sizeof *a);
+    if (a) a->layer = calloc((size_t)m->cfg.layers, sizeof *a->layer);
+    if (!a || !a->layer) {
+        free(a);
+        return err_set(err, "out of memory for the activations' table");
+    }
     a->B = B;
     a->T = T;
     a->att_floats = attention_floats(m, B, T);
-    a->layer = calloc((size_t)m->cfg.layers, sizeof *a->layer);
     Carver c = {0};
     carve_all(m, a, &c);
     a->floats = c.used;

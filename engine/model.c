@@ -14,11 +14,8 @@
 // ---------------------------------------------------------------------------------------------
 // the tensor table
 
-static int add_tensor(Model *m, int *cap, const char *name, int rows, int cols, TensorRole role, int layer) {
-    if (m->n_tensors == *cap) {
-        *cap = *cap ? 2 * *cap : 64;
-        m->tensors = realloc(m->tensors, (size_t)*cap * sizeof *m->tensors);
-    }
+// The table is allocated whole first (build_tensor_table): entries are only filled in here.
+static int add_tensor(Model *m, const char *name, int rows, int cols, TensorRole role, int layer) {
     TensorDesc *t = &m->tensors[m->n_tensors];
     snprintf(t->name, sizeof t->name, "%s", name);
     t->rows = rows;
@@ -31,42 +28,51 @@ static int add_tensor(Model *m, int *cap, const char *name, int rows, int cols, 
 }
 
 // W: out×in, dense or factorized into NAME.A (out×r) and NAME.B (in×r).
-static Linear add_linear(Model *m, int *cap, const char *name, int out, int in, int layer) {
+static Linear add_linear(Model *m, const char *name, int out, int in, int layer) {
     Linear lin = {.in = in, .out = out, .rank = model_config_rank(&m->cfg, out, in), .b = -1};
     char buf[64];
     if (lin.rank == 0) {
-        lin.w = add_tensor(m, cap, name, out, in, ROLE_DENSE, layer);
+        lin.w = add_tensor(m, name, out, in, ROLE_DENSE, layer);
     } else {
         snprintf(buf, sizeof buf, "%s.A", name);
-        lin.w = add_tensor(m, cap, buf, out, lin.rank, ROLE_FACTOR_A, layer);
+        lin.w = add_tensor(m, buf, out, lin.rank, ROLE_FACTOR_A, layer);
         snprintf(buf, sizeof buf, "%s.B", name);
-        lin.b = add_tensor(m, cap, buf, in, lin.rank, ROLE_FACTOR_B, layer);
+        lin.b = add_tensor(m, buf, in, lin.rank, ROLE_FACTOR_B, layer);
     }
     return lin;
 }
 
-static void build_tensor_table(Model *m) {
+#define TENSORS_PER_LAYER 16   // two norm gains and seven linears of at most two factors each
+
+static int build_tensor_table(Model *m, Err *err) {
     const ModelConfig *c = &m->cfg;
-    int cap = 0, kvd = c->dim / c->heads * c->kv_heads;
+    int kvd = c->dim / c->heads * c->kv_heads;
     char name[64];
-    m->embed = add_tensor(m, &cap, "embed", c->vocab, c->dim, ROLE_EMBED, -1);
+    m->tensors = calloc((size_t)c->layers * TENSORS_PER_LAYER + 3, sizeof *m->tensors);   // + embed, norm, head
     m->layer = calloc((size_t)c->layers, sizeof *m->layer);
+    if (!m->tensors || !m->layer) {
+        free(m->tensors), free(m->layer);
+        m->tensors = NULL, m->layer = NULL;
+        return err_set(err, "out of memory for the tensor table of %d layers", c->layers);
+    }
+    m->embed = add_tensor(m, "embed", c->vocab, c->dim, ROLE_EMBED, -1);
     for (int l = 0; l < c->layers; l++) {
         LayerWeights *w = &m->layer[l];
 #define NAME(s) (snprintf(name, sizeof name, "blocks.%d.%s", l, s), name)
-        w->attn_norm = add_tensor(m, &cap, NAME("attn_norm"), 1, c->dim, ROLE_NORM, l);
-        w->wq = add_linear(m, &cap, NAME("attn.wq"), c->dim, c->dim, l);
-        w->wk = add_linear(m, &cap, NAME("attn.wk"), kvd, c->dim, l);
-        w->wv = add_linear(m, &cap, NAME("attn.wv"), kvd, c->dim, l);
-        w->wo = add_linear(m, &cap, NAME("attn.wo"), c->dim, c->dim, l);
-        w->mlp_norm = add_tensor(m, &cap, NAME("mlp_norm"), 1, c->dim, ROLE_NORM, l);
-        w->w1 = add_linear(m, &cap, NAME("mlp.w1"), c->ffn, c->dim, l);
-        w->w2 = add_linear(m, &cap, NAME("mlp.w2"), c->dim, c->ffn, l);
-        w->w3 = add_linear(m, &cap, NAME("mlp.w3"), c->ffn, c->dim, l);
+        w->attn_norm = add_tensor(m, NAME("attn_norm"), 1, c->dim, ROLE_NORM, l);
+        w->wq = add_linear(m, NAME("attn.wq"), c->dim, c->dim, l);
+        w->wk = add_linear(m, NAME("attn.wk"), kvd, c->dim, l);
+        w->wv = add_linear(m, NAME("attn.wv"), kvd, c->dim, l);
+        w->wo = add_linear(m, NAME("attn.wo"), c->dim, c->dim, l);
+        w->mlp_norm = add_tensor(m, NAME("mlp_norm"), 1, c->dim, ROLE_NORM, l);
+        w->w1 = add_linear(m, NAME("mlp.w1"), c->ffn, c->dim, l);
+        w->w2 = add_linear(m, NAME("mlp.w2"), c->dim, c->ffn, l);
+        w->w3 = add_linear(m, NAME("mlp.w3"), c->ffn, c->dim, l);
 #undef NAME
     }
-    m->norm = add_tensor(m, &cap, "norm", 1, c->dim, ROLE_NORM, -1);
-    m->head = add_tensor(m, &cap, "head", c->vocab, c->dim, ROLE_HEAD, -1);
+    m->norm = add_tensor(m, "norm", 1, c->dim, ROLE_NORM, -1);
+    m->head = add_tensor(m, "head", c->vocab, c->dim, ROLE_HEAD, -1);
+    return 0;
 }
 
 int model_find_tensor(const Model *m, const char *name) {
@@ -148,7 +154,7 @@ static int init_parameters(Model *m, float *host, Err *err) {
 int model_tensor_table(const ModelConfig *cfg, TensorDesc **tensors, int *n, Err *err) {
     if (model_config_validate(cfg, err)) return -1;
     Model m = {.cfg = *cfg};
-    build_tensor_table(&m);
+    if (build_tensor_table(&m, err)) return -1;
     free(m.layer);
     *tensors = m.tensors;
     *n = m.n_tensors;
@@ -160,7 +166,7 @@ int model_alloc(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) {
     if (model_config_validate(cfg, err)) return -1;
     m->cfg = *cfg;
     m->be = be;
-    build_tensor_table(m);
+    if (build_tensor_table(m, err)) return -1;
     double mb = m->n_params * 4.0 / 1e6, avail_mb = be->mem_available() / 1e6;
     // parameters + gradients on the device, and a host copy while initializing
     if (3 * mb > avail_mb) {

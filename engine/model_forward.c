@@ -264,7 +264,8 @@ static void block_backward(const Model *m, int l, int B, int T) {
 
 static int upload_tokens(Model *m, const int32_t *tokens, int B, int T, Err *err) {
     int n = B * T;
-    int32_t *host = malloc(sizeof(int32_t) * 2 * n);
+    int32_t *host = malloc(sizeof(int32_t) * 2 * (size_t)n);
+    if (!host) return err_set(err, "out of memory for %d×%d tokens", B, T);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             int32_t in = tokens[b * (T + 1) + t], tg = tokens[b * (T + 1) + t + 1];

@@ -37,8 +37,10 @@ void trainer_free(Trainer *tr) {
 
 static void record(Trainer *tr, const StepStats *s) {
     if (tr->n_history == tr->cap_history) {
-        tr->cap_history = tr->cap_history ? 2 * tr->cap_history : 256;
-        tr->history = realloc(tr->history, sizeof *tr->history * tr->cap_history);
+        int cap = tr->cap_history ? 2 * tr->cap_history : 256;
+        StepStats *grown = realloc(tr->history, sizeof *tr->history * (size_t)cap);
+        if (!grown) return;   // out of memory: the history keeps what it has (nothing reads it to train)
+        tr->history = grown, tr->cap_history = cap;
     }
     tr->history[tr->n_history++] = *s;
 }
@@ -47,6 +49,7 @@ static void record(Trainer *tr, const StepStats *s) {
 static int accumulate_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, float *loss, Err *err) {
     Model *m = tr->model;
     int32_t *tokens = malloc(sizeof(int32_t) * B * (T + 1));
+    if (!tokens) return err_set(err, "out of memory for %d×%d tokens", B, T + 1);
     double total = 0;
     int rc = 0;
     model_zero_grad(m);
@@ -196,6 +199,7 @@ int trainer_eval_progress(Model *m, const Dataset *ds, int B, int T, int batches
     *done = 0;
     if (batches < 1) return err_set(err, "batches=%d: must be at least 1", batches);
     int32_t *tokens = malloc(sizeof(int32_t) * B * (T + 1));
+    if (!tokens) return err_set(err, "out of memory for %d×%d tokens", B, T + 1);
     uint64_t rng = seed;
     double total = 0;
     int rc = 0, stopped = 0;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../kernels/cpu/blas_check.h"
+#include "../kernels/cpu/cpu_kernels.h"
 #include "../kernels/kernels.h"
 #include "test.h"
 
@@ -688,6 +689,17 @@ static void test_subnormals_flushed(void) {
     CHECK(c[0] == 0.0f, "BLAS kept the subnormal 1e-40 (%g)", (double)c[0]);
 }
 
+// A CPU kernel without memory for its scratch records why instead of aborting the process;
+// Backend.take_error hands the first such failure over once.
+static void test_failure_is_taken_once(void) {
+    CHECK(be->take_error && be->take_error() == NULL, "nothing pending at first");
+    cpu_fail("rope: out of memory for the cos/sin table");
+    cpu_fail("a later failure");
+    const char *e = be->take_error ? be->take_error() : NULL;
+    CHECK(e && strstr(e, "rope: out of memory"), "the first failure is taken: '%s'", e ? e : "(none)");
+    CHECK(be->take_error() == NULL, "and only once");
+}
+
 static void test_sum_sumsq(void) {
     long sizes[] = {1, 17, 16384, 16385, 1000003};
     for (int s = 0; s < 5; s++) {
@@ -868,6 +880,7 @@ int main(int argc, char **argv) {
     RUN(test_add_matrix);
     RUN(test_sum_sumsq);
     RUN(test_subnormals_flushed);
+    RUN(test_failure_is_taken_once);
     RUN(test_adamw);
     RUN(test_determinism);
     RUN(test_thread_count_invariance);

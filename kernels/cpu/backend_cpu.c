@@ -188,6 +188,18 @@ static const char *cpu_describe(void) {
 
 static void cpu_synchronize(void) {}   // every call has finished when it returns
 
+static const char *cpu_pending_error;   // set by cpu_fail, taken once by take_error
+
+void cpu_fail(const char *why) {
+    if (!cpu_pending_error) cpu_pending_error = why;   // the first failure is the cause
+}
+
+static const char *cpu_take_error(void) {
+    const char *e = cpu_pending_error;
+    cpu_pending_error = NULL;
+    return e;
+}
+
 static const Backend cpu_backend = {
     .name = "cpu",
     .describe = cpu_describe,
@@ -227,6 +239,7 @@ static const Backend cpu_backend = {
     .sumsq = cpu_sumsq,
     .sumsq_batch = cpu_sumsq_batch,
     .adamw_update = cpu_adamw_update,
+    .take_error = cpu_take_error,
 };
 
 // Subnormal floats (below 1.2e-38) flushed to zero, on inputs (DAZ) and results (FTZ), in this

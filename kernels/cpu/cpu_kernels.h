@@ -7,6 +7,10 @@
 
 #include "../kernels.h"
 
+// A kernel that cannot do its work (no memory for its scratch) records why and returns; the
+// engine hears of it through Backend.take_error after the call, as of a GPU kernel's fault.
+void cpu_fail(const char *why);
+
 // Below this many floats an OpenMP fork/join costs more than the loop it would split.
 #define CPU_PARALLEL_MIN 32768
 

@@ -74,7 +74,10 @@ static double chunked_sum(const float *x, long n, int squares) {
     long chunks = (n + REDUCE_CHUNK - 1) / REDUCE_CHUNK;
     double stack_partial[64];
     double *partial = chunks <= 64 ? stack_partial : malloc((size_t)chunks * sizeof(double));
-    if (!partial) abort();  // n > 1M floats and no memory for n/16384 doubles: nothing sensible to return
+    if (!partial) {   // n > 1M floats and no memory for n/16384 doubles
+        cpu_fail("sum: out of memory for the partial sums");
+        return NAN;
+    }
     #pragma omp parallel for schedule(static) if (n >= CPU_PARALLEL_MIN)
     for (long c = 0; c < chunks; c++) {
         long i0 = c * REDUCE_CHUNK, i1 = i0 + REDUCE_CHUNK < n ? i0 + REDUCE_CHUNK : n;

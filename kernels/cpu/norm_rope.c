@@ -94,7 +94,10 @@ static float *rope_table(int T, int hd, int pos0, float theta) {
 // each pair is read completely before it is written.
 void cpu_rope_forward(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta) {
     float *table = rope_table(T, hd, pos0, theta);              // (T, hd/2, 2)
-    if (!table) abort();  // a few KB; the interface has no error path
+    if (!table) {   // T·hd floats: up to 64 MB
+        cpu_fail("rope: out of memory for the cos/sin table");
+        return;
+    }
     int half = hd / 2;
     #pragma omp parallel for collapse(2) schedule(static) if ((long)B * T * H * hd >= CPU_PARALLEL_MIN)
     for (int b = 0; b < B; b++)
@@ -119,7 +122,10 @@ void cpu_rope_forward(float *out, const float *in, int B, int T, int H, int hd, 
 // din = Rᵀ·dout: the rotation by −angle (written, not added; in place is fine).
 void cpu_rope_backward(float *din, const float *dout, int B, int T, int H, int hd, int pos0, float theta) {
     float *table = rope_table(T, hd, pos0, theta);              // (T, hd/2, 2)
-    if (!table) abort();
+    if (!table) {
+        cpu_fail("rope: out of memory for the cos/sin table");
+        return;
+    }
     int half = hd / 2;
     #pragma omp parallel for collapse(2) schedule(static) if ((long)B * T * H * hd >= CPU_PARALLEL_MIN)
     for (int b = 0; b < B; b++)
