@@ -103,10 +103,11 @@ void model_zero_grad(Model *m);
 int backend_failed(const Backend *be, Err *err);
 
 // Counts: parameters actually stored, the dense equivalent (every W full), those taking part
-// in matrix products (all but the embedding), and training FLOPs per token at context T.
+// in matrix products (all but the embedding and the norm gains), and training FLOPs per token
+// at context T.
 typedef struct ModelCounts {
     long params, dense_params, matmul_params;
-    double train_flops_per_token;   // 6·matmul_params + attention (6·layers·T·dim·... see model.c)
+    double train_flops_per_token;   // 6·matmul_params + attention's 12·layers·T·dim (see model.c)
     size_t param_bytes, activation_bytes;
 } ModelCounts;
 ModelCounts model_counts(const Model *m, int B, int T);

@@ -8,7 +8,8 @@ typedef struct LayerActs {
     float *ln1, *rstd1;        // (B·T, dim), (B·T) attention RMSNorm output and 1/rms
     float *tqkv, *to;          // (B·T, rq+rk+rv), (B·T, ro) low-rank intermediates x·B; NULL when dense
     float *q, *k, *v;          // (B,T,H,hd), (B,T,KVH,hd) ×2; q and k after RoPE
-    float *att;                // (B,H,T,T) softmax probabilities
+    float *att;                // what attention keeps for backward: (B,H,T,T) probabilities, or a
+                               // flash kernel's (B,H,T) log-sum-exp (Backend.attention_saved_floats)
     float *ao;                 // (B·T, dim) attention output before wo
     float *xmid;               // (B·T, dim) residual after attention
     float *ln2, *rstd2;        // MLP RMSNorm output and 1/rms
@@ -39,7 +40,7 @@ typedef struct Activations {
     float *zeros;              // max(B·T, dim, ffn) zeros, never written: the source for masking
 } Activations;
 
-// Size the activations for (B, T), reallocating only when the shape grows or changes.
+// Size the activations for (B, T), reallocating only when the shape changes.
 int activations_ensure(Model *m, int B, int T, Err *err);
 void activations_free(Model *m);
 size_t activations_bytes(const Model *m, int B, int T);

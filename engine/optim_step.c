@@ -33,7 +33,8 @@ static void adamw_tensor(const StepCtx *c, int i, float lr) {
                         c->opt->t);
 }
 
-// PyTorch's SGD: M ← μM + G; P ← (1 − lr·wd)P − lr·(G + μM if Nesterov, else M).
+// SGD with PyTorch's momentum (M ← μM + G; the step M, or G + μM with Nesterov) and decoupled
+// weight decay P ← (1 − lr·wd)P, as AdamW decays (PyTorch's SGD adds wd·P to G instead).
 static void sgd_tensor(const StepCtx *c, int i) {
     const OptimConfig *k = &c->opt->cfg;
     long n = numel(&c->m->tensors[i]);

@@ -47,7 +47,7 @@ const CmdSpec commands[] = {
                 "attention, graphs, fused, pdl",
      .help = "Settings (`show` prints their values):\n"
              "  seed N         seed for the next model, trainer and eval batches\n"
-             "  threads N      CPU threads (0: all cores)\n"
+             "  threads N      CPU threads (0: all cores, or OMP_NUM_THREADS when set)\n"
              "  batch N        default sequences per micro-batch for train/step/eval\n"
              "  accum N        default micro-batches per optimizer step\n"
              "  seq N          default tokens per sequence (0, the default: the model's\n"

@@ -13,8 +13,8 @@
 // Threads: the (b, h) pairs are independent, so OpenMP threads take whole heads and each
 // runs its GEMMs on a single-threaded BLAS. At T = 256, hd = 64 the GEMMs are too small to
 // split well: on 2 cores this is 2.3× faster than calling a 2-thread BLAS head after head.
-// OpenBLAS (pthread build) is set to 1 thread around the parallel region, which makes each
-// call run in its calling thread; the setting is restored afterwards.
+// OpenBLAS (the OpenMP build lrsh links) is set to 1 thread around the parallel region, which
+// makes each call run in its calling thread; the setting is restored afterwards.
 #include <math.h>
 #include <cblas.h>
 #include <omp.h>
