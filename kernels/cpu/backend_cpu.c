@@ -106,13 +106,15 @@ static void run_call(const GemmCall *g) {
     cpu_gemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c, g->ldc);
 }
 
+#define ROW_PRODUCTS 8   // one-row products a cpu_gemm_batch runs in one parallel loop, at most
+
 // A call that cpu_gemm turns into cpu_gemv_rows: one row of A, B given as n×k rows.
 static int is_row_dots(const GemmCall *g) { return g->m == 1 && g->trans_b && !g->trans_a && g->k > 0; }
 
 // Several one-row products (decoding's q, k, v): every row of every output in one parallel loop,
 // evenly split, instead of a parallel region per product.
 static void batch_row_dots(const GemmCall *calls, int count) {
-    long start[9] = {0};   // the calls' first rows in the joint numbering
+    long start[ROW_PRODUCTS + 1] = {0};   // the calls' first rows in the joint numbering
     for (int i = 0; i < count; i++) start[i + 1] = start[i] + calls[i].n;
     #pragma omp parallel for schedule(static) if (start[count] * calls[0].k >= CPU_PARALLEL_MIN)
     for (long r = 0; r < start[count]; r++) {
@@ -128,7 +130,7 @@ static void batch_row_dots(const GemmCall *calls, int count) {
 // the rest one after the other on every thread. Which thread runs a product does not change
 // its result.
 void cpu_gemm_batch(const GemmCall *calls, int count) {
-    int row_dots = count > 1 && count <= 8;
+    int row_dots = count > 1 && count <= ROW_PRODUCTS;
     for (int i = 0; i < count && row_dots; i++) row_dots = is_row_dots(&calls[i]);
     if (row_dots) {
         batch_row_dots(calls, count);
@@ -145,8 +147,6 @@ void cpu_gemm_batch(const GemmCall *calls, int count) {
     }
     for (int i = side_by_side; i < count; i++) run_call(&calls[i]);
 }
-
-#define ROW_PRODUCTS 8   // calls a cpu_gemm_batch of row dots takes in one parallel loop
 
 // The step into in->xhat by the kernels that run it alone, then the products: the results of
 // the unfused path to the bit, the reference for a GPU's fused kernel.
