@@ -314,6 +314,20 @@ static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
     train_run_json(s);
 }
 
+// The run's record of an ensemble step: member 0's step and lr, the members' mean loss, gradient
+// norms and clip scale (the log had the mean loss beside member 0's gradient norm), all tokens.
+static StepStats members_mean(const EnsembleStepStats *st, int k) {
+    StepStats rec = st->member[0];
+    rec.loss = st->mean_loss, rec.tokens = st->tokens, rec.seconds = st->seconds;
+    rec.grad_norm = rec.grad_norm_clipped = rec.clip_scale = 0;
+    for (int i = 0; i < k; i++) {
+        rec.grad_norm += st->member[i].grad_norm / k;
+        rec.grad_norm_clipped += st->member[i].grad_norm_clipped / k;
+        rec.clip_scale += st->member[i].clip_scale / k;
+    }
+    return rec;
+}
+
 int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     if (!args_has(a, "steps")) return err_set(err, "train needs steps=N (e.g. train steps=100)");
     int B, T, accum;
@@ -340,8 +354,7 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
             r.exchanged += (double)r.last.exchanged;
             r.mix_seconds += r.last.mix_seconds;
             r.seconds = now_seconds() - t0;
-            StepStats rec = r.last.member[0];   // the run records the members' mean loss at member 0's step
-            rec.loss = r.last.mean_loss, rec.tokens = r.last.tokens, rec.seconds = r.last.seconds;
+            StepStats rec = members_mean(&r.last, e->k);
             session_record_step(s, &rec, rec.seconds > 0 ? (double)rec.tokens / rec.seconds : 0, NULL);
             progress_update(&p, r.done, rec.step, rec.loss, r.tokens / r.seconds, r.seconds / r.done * (steps - r.done));
             if (eval_every > 0 && (rec.step % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {

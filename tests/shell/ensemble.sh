@@ -162,6 +162,14 @@ check_contains seeds_overflow "$out" "is larger than 18446744073709551615"
 check_contains seeds_trailing_comma "$out" "seeds=1,2,: more than 2 seeds"
 check_contains seeds_twice "$out" "seed 5 twice"
 
+# an ensemble's log line: the members' mean gradient norm beside their mean loss (it was member 0's)
+out=$(run --json -c "$prep; ensemble new 2; log $TMP/ens.jsonl; train steps=2 batch=2" 2>/dev/null)
+check_eq ensemble_log_mean_grad_norm True "$(printf '%s\n' "$out" | tail -n 1 | python3 -c '
+import json, sys
+o = json.loads(sys.stdin.read()); last = [json.loads(l) for l in open(sys.argv[1])][-1]
+mean = sum(o["member_grad_norm"]) / len(o["member_grad_norm"])
+print(abs(last["grad_norm"] - mean) <= 1e-5 * mean and abs(last["loss"] - o["loss"]) <= 1e-6 * o["loss"])' "$TMP/ens.jsonl")"
+
 # a dense ensemble's eval has one average row (its factors' and product's averages are one)
 out=$(run -c "$prep; model new rank=0; ensemble new 2; train steps=1 batch=2; ensemble eval batches=1 batch=2" 2>&1)
 check_contains dense_eval_one_average "$out" "average (weights)"
