@@ -493,11 +493,15 @@ static int save_failed(Err *err, const char *path, int existed, const char *what
 
 static int write_file(const char *path, int existed, mode_t mode, const char *header, size_t hlen, const Item *it,
                       int n, const Tokenizer *tok, Err *err) {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return save_failed(err, path, existed, "out of memory", ENOMEM);
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
+    size_t cap = strlen(path) + 32;
+    char *tmp = malloc(cap);
+    if (!tmp || tempfile_name(tmp, cap, path) != 0) {
+        free(tmp);
+        return save_failed(err, path, existed, "out of memory", ENOMEM);
+    }
+    tempfile_remove_stale(path);   // a save killed outright (SIGKILL) left PATH.tmp.PID: its PID is gone
+    unlink(tmp);                   // ours from an earlier process of this PID, if any
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
         int e = errno;
         free(tmp);
@@ -531,7 +535,7 @@ static int write_file(const char *path, int existed, mode_t mode, const char *he
 // Where a save of path writes (*target, malloc'd): path itself, or the file a symbolic link at
 // path names (renaming over the link would replace it and leave that file stale). An existing
 // target must be a regular file — renaming over a device or a pipe would replace it — and
-// keeps its permissions (*mode); a new one is readable by all (mkstemp's would be 0600).
+// keeps its permissions (*mode); a new one is readable by all (the temporary file is 0600).
 static int save_target(const char *path, char **target, int *existed, mode_t *mode, Err *err) {
     struct stat link, st;
     *existed = lstat(path, &link) == 0;

@@ -382,35 +382,12 @@ static int write_all_tokens(Writer *w, const char *root, const FileList *fl, Err
     return rc;
 }
 
-// A build killed outright (SIGKILL, out of memory) leaves cache_path.tmp.PID behind: removed
-// here when no process PID runs any more (a live one is another build, working).
-static void remove_stale_builds(const char *cache_path) {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", cache_path);
-    char *slash = strrchr(dir, '/');
-    const char *base = slash ? slash + 1 : cache_path;
-    if (slash) *slash = '\0';
-    DIR *d = opendir(slash ? (dir[0] ? dir : "/") : ".");
-    if (!d) return;
-    size_t n = strlen(base);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, base, n) != 0 || strncmp(e->d_name + n, ".tmp.", 5) != 0) continue;
-        char *end;
-        long pid = strtol(e->d_name + n + 5, &end, 10);
-        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        char path[PATH_MAX + 300];
-        snprintf(path, sizeof path, "%s/%s", slash ? (dir[0] ? dir : "") : ".", e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-}
 
 // Tokenizes the source into cache_path through a temporary file, fsync, rename.
 static int cache_build(const char *root, const FileList *fl, const Tokenizer *tok, const CacheHeader *want,
                        const char *cache_path, ProgressFn progress, void *ctx, Err *err) {
     char tmp[PATH_MAX + 32];
-    remove_stale_builds(cache_path);
+    tempfile_remove_stale(cache_path);
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", cache_path, (long)getpid());
     Writer w = {.tmp_path = tmp, .tok = tok, .token_bytes = (int)want->token_bytes, .hash = FNV_OFFSET,
                 .progress = progress, .progress_ctx = ctx, .total_bytes = want->source_bytes};

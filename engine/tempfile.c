@@ -1,6 +1,11 @@
 // tempfile.c — the registry of temporary files (see tempfile.h). A fixed table, no allocation:
 // the handler that empties it runs inside a signal.
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "tempfile.h"
@@ -28,4 +33,32 @@ void tempfile_done(const char *path) {
 void tempfile_remove_all(void) {
     for (int i = 0; i < TEMPFILE_MAX; i++)
         if (used[i]) unlink(paths[i]), used[i] = 0;
+}
+
+void tempfile_remove_stale(const char *path) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (slash) *slash = '\0';
+    const char *folder = slash ? (dir[0] ? dir : "/") : ".";   // "/x": the root's
+    DIR *d = opendir(folder);
+    if (!d) return;
+    size_t n = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, base, n) != 0 || strncmp(e->d_name + n, ".tmp.", 5) != 0) continue;
+        char *end;
+        long pid = strtol(e->d_name + n + 5, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char stale[PATH_MAX + 300];
+        snprintf(stale, sizeof stale, "%s/%s", strcmp(folder, "/") == 0 ? "" : folder, e->d_name);
+        unlink(stale);
+    }
+    closedir(d);
+}
+
+int tempfile_name(char *out, size_t cap, const char *path) {
+    int n = snprintf(out, cap, "%s.tmp.%ld", path, (long)getpid());
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
 }

@@ -136,6 +136,12 @@ out=$(lrsh --json -c "$prep; train steps=2 batch=4 seq=32 accum=2; model save $o
 l_oo=$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1 | json_field loss)
 out=$(lrsh --json -c "model load $oo; data load; train steps=2" 2>/dev/null)
 check_eq resume_one_off_exact "$l_oo" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field loss)"
+# a save or tok train killed outright (SIGKILL) left PATH.tmp.PID: the next write of PATH removes it
+dead=$(sh -c 'echo $$')   # a process that has ended
+echo partial >"$TMP/swept.st.tmp.$dead"; echo partial >"$TMP/swept.model.tmp.$dead"
+lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/swept.st; tok train vocab=512 out=$TMP/swept.model" >/dev/null 2>&1
+check_eq stale_save_removed "no no" "$([ -e "$TMP/swept.st.tmp.$dead" ] && echo yes || echo no) $([ -e "$TMP/swept.model.tmp.$dead" ] && echo yes || echo no)"
+check_eq stale_save_saved yes "$([ -s "$TMP/swept.st" ] && [ -s "$TMP/swept.model" ] && echo yes || echo no)"
 # model load and plot from= of a pipe: refused at once (open waited for a writer for ever)
 mkfifo "$TMP/ckpt.fifo"
 out=$(timeout 30 "$LRSH" -c "model load $TMP/ckpt.fifo" 2>&1); rc=$?
