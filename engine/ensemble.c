@@ -587,7 +587,7 @@ static int meta_seeds(const char *s, int k, uint64_t *out) {
 static int ensemble_from_members(const char *name, CheckpointMembers *cm, const Backend *be, Ensemble *out,
                                  Tokenizer **out_tok, CheckpointInfo *info, Err *err) {
     if (cm->k > ENSEMBLE_MAX_K)
-        return err_set(err, "%s: an ensemble of %d members, but an ensemble has at most %d", name, cm->k, ENSEMBLE_MAX_K);
+        return err_set(err, "%s: an ensemble of %d members, but an ensemble has 2 to %d", name, cm->k, ENSEMBLE_MAX_K);
     if (!cm->trainers)
         return err_set(err, "%s: the ensemble's members have no optimizer settings (step, optimizer, optim_config)",
                        name);
@@ -623,6 +623,10 @@ static int ensemble_from_members(const char *name, CheckpointMembers *cm, const 
         return err_set(err, "%s: __metadata__ %s '%.32s' is missing or not valid", name, bad, v ? v : "(none)");
     }
 #undef GET
+    for (int i = 0; i < cm->k; i++)   // members step together: one at another step is a damaged file
+        if (cm->trainers[i].step != step)
+            return err_set(err, "%s: member.%d.step is %d but the ensemble's step is %ld (its members step together)",
+                           name, i, cm->trainers[i].step, step);
     c.method = (EnsembleMethod)method;
     c.p = (float)p;
     c.schedule = flat ? WASH_FLAT : WASH_LINEAR;

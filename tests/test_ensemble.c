@@ -714,6 +714,7 @@ static void test_checkpoint_bad_ensemble_metadata(void) {
         {"ensemble_init_seeds", "1", "ensemble_init_seeds '1'"},
         {"ensemble_data_seeds", "1,2,3", "ensemble_data_seeds"},
         {"ensemble_step", NULL, "ensemble_step '(none)'"},
+        {"ensemble_step", "7", "but the ensemble's step is 7"},   // its members are at another step
     };
     for (size_t x = 0; x < sizeof edits / sizeof edits[0]; x++) {
         CheckpointMeta meta[32];
