@@ -861,6 +861,8 @@ static int parse_metadata(Loader *L, Err *err) {
     if (!L->probe && !L->k && L->want_members)
         return fail(err, L->path, "holds a single model, not an ensemble (no ensemble_k in __metadata__): load it "
                     "with `model load` or checkpoint_load");
+    if (!L->k && (meta_string(md, "member.0.step") || meta_string(md, "member.0.seed")))
+        return fail(err, L->path, "__metadata__ has member.0.* entries but no ensemble_k (an ensemble's member count)");
     int nm = L->k ? L->k : 1;
     L->mm = calloc((size_t)nm, sizeof *L->mm);
     if (!L->mm) return fail(err, L->path, "out of memory for %d members", nm);

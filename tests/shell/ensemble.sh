@@ -170,6 +170,17 @@ o = json.loads(sys.stdin.read()); last = [json.loads(l) for l in open(sys.argv[1
 mean = sum(o["member_grad_norm"]) / len(o["member_grad_norm"])
 print(abs(last["grad_norm"] - mean) <= 1e-5 * mean and abs(last["loss"] - o["loss"]) <= 1e-6 * o["loss"])' "$TMP/ens.jsonl")"
 
+# an ensemble file without its ensemble_k says so (it read as a single model missing "step")
+run -c "$prep; ensemble new 2; model save $TMP/nok.st" >/dev/null 2>&1
+python3 - "$TMP/nok.st" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+del h["__metadata__"]["ensemble_k"]
+hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])
+PY
+check_contains ensemble_k_missing "$(run -c "model load $TMP/nok.st" 2>&1)" "member.0.* entries but no ensemble_k"
+
 # a dense ensemble's eval has one average row (its factors' and product's averages are one)
 out=$(run -c "$prep; model new rank=0; ensemble new 2; train steps=1 batch=2; ensemble eval batches=1 batch=2" 2>&1)
 check_contains dense_eval_one_average "$out" "average (weights)"
