@@ -108,6 +108,8 @@ void out_warning(const Session *s, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    FILE *f = text_stream(s);   // a live progress line there would run into the warning: clear it
+    if (!s->quiet && isatty(fileno(f))) fputs("\r\033[K", f);
     out_note(s, "warning: %s\n", msg);
     if (!s->result) return;
     cJSON *list = cJSON_GetObjectItemCaseSensitive(s->result, "warnings");
