@@ -270,6 +270,29 @@ out=$(pty --no-default -- "expect lrsh> " "send $prep; train steps=1\n" "expect 
 check_contains paste_stops_at_error "$out" "(the rest of the paste was not run)"
 check_contains paste_model_kept "$out" "rank=0.25·in seq=32 vocab"
 
+# a warning during training (the log past a file-size limit, mid-run) clears the live line first
+# instead of running on from "ETA 0:00" (raw terminal bytes: the pty helper drops \r and escapes)
+check_eq warning_own_line True "$(python3 - "$LRSH" "$prep" "$TMP/limited.jsonl" <<'PY'
+import os, pty, select, sys
+lrsh, prep, log = sys.argv[1:4]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv("/bin/sh", ["sh", "-c", 'ulimit -f 2; exec "$0" --threads 1 --no-default -c "$1"', lrsh,
+                         prep + "; log " + log + "; train steps=40"])
+raw = b""
+while True:
+    r, _, _ = select.select([fd], [], [], 60)
+    if not r: break
+    try: chunk = os.read(fd, 65536)
+    except OSError: break
+    if not chunk: break
+    raw += chunk
+os.waitpid(pid, 0)
+i = raw.find(b"warning: log")
+print(i > 0 and b"/40)" in raw[:i] and (raw[:i].endswith(b"\r\x1b[K") or raw[:i].endswith(b"\n")))
+PY
+)"
+
 # set errexit at the prompt says what it is for (it stops scripts, never the prompt)
 out=$(pty --no-default -- "expect lrsh> " "send set errexit on\n" "expect lrsh> " "send quit\n")
 check_contains errexit_prompt_note "$out" "at the prompt an error never stops the session"
