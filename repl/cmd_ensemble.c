@@ -500,10 +500,11 @@ int cmd_ensemble_use(Session *s, const Args *a, Err *err) {
 
 void ensemble_note_single_model(Session *s) {
     if (!s->has_ensemble) return;
-    out_note(s, "an ensemble of %d trains beside the session's own model, which this reads: that model stands at "
-                "step %d, where it was when the ensemble was made or loaded, not at the members'; `ensemble use I` or "
-                "`ensemble average` makes the members one model\n",
-             s->ens.k, s->has_trainer ? s->trainer.step : s->resume.step);
+    // a warning, so that --json results carry it too (a program read step-0 numbers as the members')
+    out_warning(s, "an ensemble of %d trains beside the session's own model, which this reads: that model stands at "
+                   "step %d, where it was when the ensemble was made or loaded, not at the members'; `ensemble use I` "
+                   "or `ensemble average` makes the members one model",
+                s->ens.k, s->has_trainer ? s->trainer.step : s->resume.step);
 }
 
 // generate and inspect while an ensemble trains: refused. The session's own model is not the

@@ -904,6 +904,7 @@ int cmd_align(Session *s, const Args *a, Err *err) {
     }
     if (cfg.T > mc->seq) return err_set(err, "seq=%d is longer than the model's context (%d)", cfg.T, mc->seq);
     if (members) return align_members(s, &cfg, err);
+    ensemble_note_single_model(s);
 
     float *delayed = NULL;
     if (cfg.against == ALIGN_DELAYED) {

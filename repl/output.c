@@ -165,6 +165,10 @@ void out_error(const Session *s, const char *command, const char *line, const ch
 }
 
 void out_emit(Session *s, cJSON *obj) {
+    // a command that emits several objects (a row each) gives each its warnings
+    const cJSON *w = s->result ? cJSON_GetObjectItemCaseSensitive(s->result, "warnings") : NULL;
+    if (w && !cJSON_GetObjectItemCaseSensitive(obj, "warnings"))
+        cJSON_AddItemToObject(obj, "warnings", cJSON_Duplicate(w, 1));
     if (s->json) print_json_line(obj);
     cJSON_Delete(obj);
     s->emitted = 1;

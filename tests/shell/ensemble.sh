@@ -170,6 +170,13 @@ o = json.loads(sys.stdin.read()); last = [json.loads(l) for l in open(sys.argv[1
 mean = sum(o["member_grad_norm"]) / len(o["member_grad_norm"])
 print(abs(last["grad_norm"] - mean) <= 1e-5 * mean and abs(last["loss"] - o["loss"]) <= 1e-6 * o["loss"])' "$TMP/ens.jsonl")"
 
+# spectrum, norms and align read the session's own model while an ensemble trains: a warning in
+# their JSON too (a program read its step-0 numbers as the members')
+out=$(run --json -c "$prep; ensemble new 2; train steps=1 batch=2; spectrum blocks.0.attn.wq; norms; align batch=2" 2>/dev/null)
+check_eq ensemble_stale_warned "spectrum norms align" "$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+print(" ".join(dict.fromkeys(o["command"] for o in map(json.loads, sys.stdin) if any("trains beside" in w for w in o.get("warnings", [])))))')"
+
 # an ensemble file without its ensemble_k says so (it read as a single model missing "step")
 run -c "$prep; ensemble new 2; model save $TMP/nok.st" >/dev/null 2>&1
 python3 - "$TMP/nok.st" <<'PY'
