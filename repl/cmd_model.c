@@ -51,9 +51,13 @@ static int config_from_args(Session *s, const Args *a, ModelConfig *cfg, ModelCo
 }
 
 // "tiny", or "custom (from tiny)" once options have changed the preset's shape; a loaded model's
-// shape changes only by `model factorize`: "loaded, then factorized".
+// shape changes only by `model factorize`: "loaded, then factorized"; `model new` without a
+// preset after a load starts from the loaded model's shape ("as loaded").
 const char *model_label(const Session *s, char *buf, size_t cap) {
-    if (s->model_custom && strcmp(s->model_preset, "loaded") == 0) snprintf(buf, cap, "loaded, then factorized");
+    int loaded = strcmp(s->model_preset, "loaded") == 0, as_loaded = strcmp(s->model_preset, "as loaded") == 0;
+    if (loaded && s->model_custom) snprintf(buf, cap, "loaded, then factorized");
+    else if (as_loaded)
+        snprintf(buf, cap, s->model_custom ? "custom (from the loaded model's shape)" : "new, shaped as the loaded model");
     else snprintf(buf, cap, s->model_custom ? "custom (from %s)" : "%s", s->model_preset);
     return buf;
 }
@@ -102,6 +106,7 @@ int cmd_model_new(Session *s, const Args *a, Err *err) {
     s->model_file[0] = '\0';
     s->model_cfg = cfg;
     if (a->n_pos) snprintf(s->model_preset, sizeof s->model_preset, "%s", a->pos[0]);
+    else if (strcmp(s->model_preset, "loaded") == 0) snprintf(s->model_preset, sizeof s->model_preset, "as loaded");
     s->model_custom = (s->model_custom && !a->n_pos) || !model_config_same_shape(&cfg, &start);
     s->model_tok_embedded = 0;   // built for whatever tokenizer the session has
     model_summary(s);

@@ -119,6 +119,9 @@ check_contains label_custom "$out" "model custom (from small): dim=64"
 check_contains label_custom_show "$out" "model      custom (from small): dim=64"
 check_contains label_same_as_preset "$out" "model tiny: dim=128"
 check_contains label_factorized "$out" "model      custom (from tiny): dim=128 layers=2 heads=4 kv_heads=4 ffn=384 rank=8"
+out=$("$LRSH" -c 'model load models/default.safetensors; model new seed=3; model new dim=128' 2>&1)
+check_contains label_new_as_loaded "$out" "model new, shaped as the loaded model: dim=256"
+check_contains label_custom_from_loaded "$out" "model custom (from the loaded model's shape): dim=128"
 check_contains label_loaded_factorized "$("$LRSH" -c 'model load models/default.safetensors; model factorize rank=16; model info' 2>&1)" "model      loaded, then factorized: dim=256"
 # factorizing to more rank than the factors have says W keeps its rank; to less, nothing
 out=$("$LRSH" -c 'model new tiny dim=64 seq=16 rank=4; model factorize rank=8; model factorize rank=2' 2>&1)
