@@ -220,7 +220,8 @@ static int save_ensemble(Session *s, const char *path, const CheckpointOptions *
     cJSON_AddNumberToObject(s->result, "bytes", bytes);
     cJSON_AddNumberToObject(s->result, "step", step);
     cJSON_AddStringToObject(s->result, "dtype", dtype_name(o->dtype));
-    cJSON_AddBoolToObject(s->result, "optimizer", o->include_optim);
+    cJSON_AddStringToObject(s->result, "optimizer", e->trainers[0].opt.cfg.name);   // as `model load` says them
+    cJSON_AddBoolToObject(s->result, "optimizer_state", o->include_optim);
     cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
     cJSON_AddNumberToObject(s->result, "ensemble_k", e->k);
     cJSON_AddStringToObject(s->result, "method", method_word(e->coupling.method));
@@ -283,7 +284,8 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "bytes", bytes);
     cJSON_AddNumberToObject(s->result, "step", step);
     cJSON_AddStringToObject(s->result, "dtype", dtype_name(o.dtype));
-    cJSON_AddBoolToObject(s->result, "optimizer", optim);
+    cJSON_AddStringToObject(s->result, "optimizer", tr ? tr->opt.cfg.name : s->optim.name);   // as `model load` says them
+    cJSON_AddBoolToObject(s->result, "optimizer_state", optim);
     cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
     return 0;
 }

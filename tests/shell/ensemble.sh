@@ -50,7 +50,7 @@ ck="$TMP/ens.safetensors"
 out=$(run --json -c "$prep; ensemble new 2 seeds=1,2; ensemble wash p=0.2 every=2; train steps=3 batch=2; model save $ck; train steps=2 batch=2" 2>"$TMP/err"); rc=$?
 check_status ckpt_save_status 0 $rc
 save=$(printf '%s\n' "$out" | grep '"command":"model save"')
-check_eq ckpt_save_json True "$(printf '%s\n' "$save" | json_eval 'o["ensemble_k"] == 2 and o["method"] == "wash" and o["step"] == 3 and o["optimizer"] and o["tokenizer"]')"
+check_eq ckpt_save_json True "$(printf '%s\n' "$save" | json_eval 'o["ensemble_k"] == 2 and o["method"] == "wash" and o["step"] == 3 and o["optimizer"] == "adamw" and o["optimizer_state"] and o["tokenizer"]')"
 full=$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1)
 out=$(run --json -c "model load $ck; data load val=0.05; model info; train steps=2 batch=2; ensemble eval batches=2 batch=2" 2>"$TMP/err"); rc=$?
 check_status ckpt_load_status 0 $rc
