@@ -41,7 +41,11 @@ const CmdSpec commands[] = {
      .max_pos = 2, .pos = POS_COMMAND, .run = cmd_help},
     {.name = "show", .family = "shell", .args = "",
      .summary = "the session: tokenizer, data, model, optimizer, step, device, settings",
-     .help = "Example:\n  show", .run = cmd_show},
+     .help = "--json: seed, threads, batch, accum, seq, errexit, quiet, device, backend, precision,\n"
+             "attention, graphs, fused, pdl; tokenizer {path, vocab} and data {…} (null when none),\n"
+             "model {config, built}, optimizer {name, settings}, step, checkpoint, unsaved, log,\n"
+             "runs.\n"
+             "Example:\n  show", .run = cmd_show},
     {.name = "set", .family = "shell", .args = "KEY VALUE",
      .summary = "change a setting: seed, threads, batch, accum, seq, errexit, json, quiet, device, precision, "
                 "attention, graphs, fused, pdl",
@@ -91,6 +95,7 @@ const CmdSpec commands[] = {
              "                 results; on by default (faster on an H200, fused or not)\n"
              "The variables LRSH_CUDA_ATTENTION, LRSH_CUDA_GRAPHS, LRSH_CUDA_FUSED and\n"
              "LRSH_CUDA_PDL give the starting values of attention, graphs, fused and pdl.\n"
+             "--json: key, value (as the session reads it).\n"
              "Examples:\n  set batch 16\n  set errexit off\n  set device cpu\n  set precision tf32\n"
              "  set attention flash\n  set fused off; set pdl off; bench generate",
      .min_pos = 2, .max_pos = 2, .pos = POS_SETTING, .run = cmd_set},
@@ -126,17 +131,20 @@ const CmdSpec commands[] = {
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "tok", .sub = "load", .family = "tokenizer", .args = "PATH",
      .summary = "load a SentencePiece model file",
-     .help = "Example:\n  tok load ~/.cache/lrsh/fortunes-bpe8192.model",
+     .help = "--json: path, vocab.\n"
+             "Example:\n  tok load ~/.cache/lrsh/fortunes-bpe8192.model",
      .min_pos = 1, .max_pos = 1, .pos = POS_PATH, .run = cmd_tok_load},
     {.name = "tok", .sub = "encode", .family = "tokenizer", .args = "TEXT",
      .summary = "print the token ids of TEXT",
      .help = "Words after `encode` are joined by single spaces; quote the text to keep its\n"
              "exact spacing or a `;`, `#` or `=` in it.\n"
+             "--json: ids, n.\n"
              "Examples:\n  tok encode \"Hello, world\"\n  tok encode the quick brown fox",
      .min_pos = 1, .max_pos = -1, .pos = POS_TEXT, .run = cmd_tok_encode},
     {.name = "tok", .sub = "decode", .family = "tokenizer", .args = "IDS",
      .summary = "print the text of token ids (separated by spaces or commas)",
      .help = "The ids are the tokenizer's (what `tok encode` prints), not characters' codes.\n"
+             "--json: text.\n"
              "Examples:\n  tok decode 310 45 127\n  tok decode 310,45,127\n  tok decode \"[310, 45, 127]\"",
      .min_pos = 1, .max_pos = -1, .pos = POS_TEXT, .run = cmd_tok_decode},
 
@@ -149,6 +157,7 @@ const CmdSpec commands[] = {
              "the tokens: of a folder, its last file(s) in that order. The token cache sits next to\n"
              "the corpus, one for each tokenizer (CORPUS.HASH.tok), and is reused while it is up to\n"
              "date. Needs a tokenizer (`tok train`, `tok load`, or a `model load` that has one).\n"
+             "--json: source, source_bytes, tokens, train, val, cache (its path), reused.\n"
              "Examples:\n  data load\n  data load books/ val=0.02",
      .max_pos = 1, .pos = POS_PATH, .run = cmd_data_load,
      .opts = (const OptSpec[]){
@@ -165,6 +174,7 @@ const CmdSpec commands[] = {
              "Replaces the current model and its optimizer state. Optimizer settings that came with\n"
              "a loaded checkpoint go back to the default (adamw, with a note); ones set with `optim`\n"
              "stay.\n"
+             "--json: preset, custom, config, params, dense_params.\n"
              "Examples:\n  model new tiny\n  model new small rank=0\n  model new base layers=4 seq=128",
      .max_pos = 1, .pos = POS_WORD, .words = preset_names, .run = cmd_model_new,
      .opts = (const OptSpec[]){
@@ -181,7 +191,9 @@ const CmdSpec commands[] = {
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "model", .sub = "info", .family = "model", .args = "[tensors=on|off]",
      .summary = "parameters, dense equivalent, FLOPs per token, memory",
-     .help = "Examples:\n  model info\n  model info tensors=on",
+     .help = "--json: config, params, dense_params, matmul_params, flops_per_token, param_bytes,\n"
+             "activation_bytes, training_bytes.\n"
+             "Examples:\n  model info\n  model info tensors=on",
      .run = cmd_model_info,
      .opts = (const OptSpec[]){
          {"tensors", OPT_BOOL, "off", NULL, 0, 0, "also list every tensor"},
@@ -199,6 +211,8 @@ const CmdSpec commands[] = {
              "changed the session's under a trained or loaded model, still the one it learned with.\n"
              "While an ensemble exists it saves the whole ensemble: every member (tensors named\n"
              "member.I.NAME) with its optimizer state, and the WASH/PAPA settings and shuffle state.\n"
+             "--json: path, bytes, step, dtype, optimizer (its name), optimizer_state (saved or\n"
+             "not), tokenizer (embedded or not); an ensemble adds ensemble_k, method.\n"
              "Examples:\n  model save run1.safetensors\n  model save small.safetensors dtype=bf16 optim=off",
      .min_pos = 1, .max_pos = 1, .pos = POS_PATH, .run = cmd_model_save,
      .opts = (const OptSpec[]){
@@ -217,6 +231,9 @@ const CmdSpec commands[] = {
              "the last update's), so that `train` goes on exactly as the run would have. An\n"
              "ensemble's file restores the ensemble\n"
              "(its members, coupling and step): `train` goes on.\n"
+             "--json: path, bytes, step, dtype, config, optimizer (its name, or null),\n"
+             "optimizer_state, tokenizer, seed, batches, nonfinite (NaN/inf values found); an\n"
+             "ensemble adds ensemble_k.\n"
              "Examples:\n  model load run1.safetensors\n  model load run1.safetensors; generate \"Once\" n=50",
      .min_pos = 1, .max_pos = 1, .pos = POS_PATH, .run = cmd_model_load},
     {.name = "model", .sub = "factorize", .family = "model", .args = "rank=R",
@@ -225,6 +242,8 @@ const CmdSpec commands[] = {
              "matrix's relative error ‖W − A·Bᵀ‖_F / ‖W‖_F, the worst and the mean. The embedding,\n"
              "head and norm gains are copied. The optimizer state is reset (the factors are new\n"
              "parameters); the step count is kept. R must fit every matrix: 1 ≤ R ≤ min(out, in).\n"
+             "--json: rank, worst, mean, params_before, params, state_reset, matrices:[{param, rows,\n"
+             "cols, source_rank, rel_error}].\n"
              "Examples:\n  model factorize rank=32\n  model factorize rank=8; eval",
      .run = cmd_model_factorize,
      .opts = (const OptSpec[]){
@@ -252,6 +271,8 @@ const CmdSpec commands[] = {
              "vectors): `optim lr=1e-3` lowers the rate mid-run. Switching to another optimizer at\n"
              "any step keeps the step count and the data stream and resets the state; the note says\n"
              "what was reset. An ensemble's members follow the same rules.\n"
+             "--json: name and every setting of the optimizer (lr, wd, beta1, beta2, eps, clip, warmup,\n"
+             "…: the keys above).\n"
              "Examples:\n  optim\n  optim spectron lr=0.02 warmup=20\n  optim adamw lr=3e-4 wd=0.1 horizon=2000\n"
              "  optim lr=1e-3\n  help optim muon",
      .max_pos = 1, .pos = POS_WORD, .words = optim_names, .run = cmd_optim,
@@ -281,10 +302,12 @@ const CmdSpec commands[] = {
              "optimizer) to try another way. One update back is all a rollback holds: a model\n"
              "already ruined before that stays so (`model load` an earlier checkpoint).\n"
              "diag_every and eval_every count step numbers (step 20, 30, … for 10). `runs`\n"
-             "compares the runs. --json: steps, step, loss, lr, grad_norm, tok_per_s, seconds,\n"
-             "interrupted, diverged (diverged_at, reason), run, spikes, max_dw_over_eta, and val:[{step,\n"
+             "compares the runs. --json: steps, step, loss, lr (the last step's, as scheduled), grad_norm,\n"
+             "tok_per_s, seconds (all of it), eval_seconds (eval_every='s part), interrupted, diverged\n"
+             "(true only when a non-finite loss or gradient stopped this run; then diverged_at, reason;\n"
+             "`runs` also calls plateaus and blow-ups diverged), run, spikes, max_dw_over_eta, and val:[{step,\n"
              "val_loss}] (an ensemble: k, loss (the members' mean), lr, member_loss, member_grad_norm,\n"
-             "method, coupling, values_exchanged, and in val\n"
+             "method, coupling, values_exchanged, values_exchanged_total, and in val\n"
              "member_mean, ensemble_loss, avg_factors_loss, avg_product_loss).\n"
              "Examples:\n  train steps=200\n  train steps=1000 batch=16 accum=4\n  train steps=500 eval_every=100\n"
              "  train steps=300 diag_every=1; plot dw_over_eta",
@@ -310,7 +333,8 @@ const CmdSpec commands[] = {
              "it, these two exact, from the factors' Grams. A divergence is a result, as in `train`.\n"
              "\"–\" marks a value not computed.\n"
              "`inspect` shows the same rows sorted, worst first. --json: one object with the global\n"
-             "fields and \"matrices\":[{param, sigma_a, sigma_b, rho, dw_spectral, dw_over_eta, spectral,\n"
+             "fields (step, optim, loss, lr, grad_norm, grad_norm_clipped, clip_scale, tokens, tok_per_s,\n"
+             "seconds, optim_seconds, optim_fraction, diverged) and \"matrices\":[{param, sigma_a, sigma_b, rho, dw_spectral, dw_over_eta, spectral,\n"
              "…}] (the names `norms` uses).\n"
              "Examples:\n  step\n  step batch=4\n  optim spectron; step; inspect",
      .run = cmd_step,
@@ -321,7 +345,8 @@ const CmdSpec commands[] = {
              "`runs` the latest). `train eval_every=` averages eval_batches=10 of the same batches by\n"
              "default, this 20: the two differ a little (`eval batches=10` repeats train's).\n"
              "Ctrl-C stops it after the batch in progress: the mean over the batches done is shown\n"
-             "(--json: interrupted, batches) but not recorded, being another estimate.\n"
+             "(--json: interrupted, batches) but not recorded, being another estimate. --json: val_loss,\n"
+             "ppl (null when it overflows), step, batches, tokens, interrupted.\n"
              "Examples:\n  eval\n  eval batches=50",
      .run = cmd_eval,
      .opts = (const OptSpec[]){
@@ -345,7 +370,9 @@ const CmdSpec commands[] = {
              "longer than the context only what the window would keep is encoded (a note says so).\n"
              "Needs a model and a tokenizer whose vocabulary fits it (`model load` of a checkpoint\n"
              "brings both). With --json, no text streams to stdout: one object with text, tokens,\n"
-             "tok_per_s, prompt_tokens, prefill_seconds and stopped (eos, n or interrupt). Quote a prompt with \" or ' (one with an apostrophe in double quotes:\n"
+             "tok_per_s, prompt, prompt_tokens, prompt_encoded (of a prompt longer than the context, the\n"
+             "tokens encoded), prefill_seconds, seed and stopped (eos, n or interrupt). Quote a prompt\n"
+             "with \" or ' (one with an apostrophe in double quotes:\n"
              "generate \"It's\"); inside double quotes \\n, \\t, \\\" and \\\\ are escapes. Control\n"
              "characters show as U+FFFD (JSON keeps them).\n"
              "Examples:\n  generate\n  generate \"Once upon a time\" n=200 temp=0.7\n  generate The n=20 temp=0",
@@ -368,6 +395,8 @@ const CmdSpec commands[] = {
              "‖W‖ is huge); factorized AdamW does not. ‖ΔW‖₂ is measured on\n"
              "steps with diagnostics: every `step`, every diag_every-th step of `train`; after a\n"
              "step without them the rows show σ and ρ only. Needs a factorized model and a step.\n"
+             "--json: step, optim, sort, measured, worst, max_dw_over_eta, matrices:[{name, sigma_a,\n"
+             "sigma_b, rho, dw_spectral, dw_over_eta, spectral}].\n"
              "Examples:\n  step; inspect\n  inspect sort=rho top=5",
      .run = cmd_inspect,
      .opts = (const OptSpec[]){
@@ -389,7 +418,8 @@ const CmdSpec commands[] = {
              "head or a single factor), and every `spectrum`\n"
              "keeps the one it shows; a step with none kept is an error that names the nearest one\n"
              "kept (use it: compare=THAT) and lists the steps there are. The kept spectra\n"
-             "belong to the model: `model new`/`load`/`factorize` start afresh. --json: param,\n"
+             "belong to the model: `model new`/`load`/`factorize` start afresh. --json: param, rows, cols,\n"
+             "rank, step, k,\n"
              "singular_values (all; a factorized W's r nonzero ones), spectral_norm, frobenius_norm,\n"
              "stable_rank, effective_rank,\n"
              "condition_number (null: ∞), numerical_rank, and compare:{step, singular_values, …}.\n"
@@ -502,6 +532,7 @@ const CmdSpec commands[] = {
              "`ensemble new` replaces the members (the note says how many steps go with them;\n"
              "`model save` first keeps them); `model factorize` is refused until `ensemble average`\n"
              "or `ensemble use` makes one model.\n"
+             "--json: k, seeds, same_init, optim, bytes.\n"
              "Examples:\n  ensemble new 4\n  ensemble new 3 seeds=1,2,3\n  ensemble new 4 same_init=on",
      .min_pos = 1, .max_pos = 1, .pos = POS_TEXT, .run = cmd_ensemble_new,
      .opts = (const OptSpec[]){
@@ -517,6 +548,7 @@ const CmdSpec commands[] = {
              "the blocks to 0 at the final norm and head (the last); flat: p everywhere.\n"
              "opt_state=on moves the optimizer moments (optim.m/optim.v) with their values. `train`\n"
              "reports the values exchanged: what a distributed run would communicate.\n"
+             "--json: method, p, schedule, opt_state, every, expected_values_per_shuffle.\n"
              "Examples:\n  ensemble wash p=0.05\n  ensemble wash p=0.1 every=2 schedule=flat opt_state=off",
      .run = cmd_ensemble_wash,
      .opts = (const OptSpec[]){
@@ -529,6 +561,7 @@ const CmdSpec commands[] = {
      .summary = "PAPA: pull every member toward the members' mean (the costlier baseline)",
      .help = "After every every-th step, θ_i ← (1−α)·θ_i + α·mean(θ). Each pull communicates every\n"
              "member's whole parameter vector (K·N values). alpha=1 makes the members equal.\n"
+             "--json: method, alpha, every.\n"
              "Examples:\n  ensemble papa alpha=0.1\n  ensemble papa alpha=0.5 every=10",
      .run = cmd_ensemble_papa,
      .opts = (const OptSpec[]){
@@ -537,7 +570,8 @@ const CmdSpec commands[] = {
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "ensemble", .sub = "off", .family = "ensembles", .args = "",
      .summary = "members train independently (no WASH, no PAPA)",
-     .help = "Example:\n  ensemble off", .run = cmd_ensemble_off},
+     .help = "--json: method, every.\n"
+             "Example:\n  ensemble off", .run = cmd_ensemble_off},
     {.name = "ensemble", .sub = "eval", .family = "ensembles", .args = "[batches=N] [batch= seq=]",
      .summary = "val loss of each member, the ensemble, and the averaged model (factors and product)",
      .help = "On the same validation batches as `eval`: each member's loss; the ensemble's (the\n"
@@ -547,7 +581,7 @@ const CmdSpec commands[] = {
              "directly in both. A·Bᵀ = (AQ)(BQ)ᵀ for any orthogonal Q, so the factor average is not the\n"
              "product average. --json: members, member_mean, ensemble_loss, avg_factors_loss,\n"
              "avg_product_loss, truncation_error (mean) and truncation_error_worst, step, method,\n"
-             "coupling:{method, p, schedule, opt_state | alpha, every}, values_exchanged_total,\n"
+             "coupling:{method, p, schedule, opt_state | alpha, every}, values_exchanged_total, run,\n"
              "batches. `eval` shows the same while an ensemble exists. A progress line shows the\n"
              "three passes (members, each average); Ctrl-C stops it with nothing measured.\n"
              "Examples:\n  ensemble eval\n  ensemble eval batches=50",
@@ -562,6 +596,7 @@ const CmdSpec commands[] = {
      .help = "mode=product averages each W = A·Bᵀ and truncates back to rank r (reporting the error);\n"
              "mode=factors averages A and B. The averaged model continues at the members' step with\n"
              "fresh optimizer state.\n"
+             "--json: k, mode, step, truncation_error, truncation_error_worst (mode=product).\n"
              "Examples:\n  ensemble average\n  ensemble average mode=factors",
      .run = cmd_ensemble_average,
      .opts = (const OptSpec[]){
@@ -569,7 +604,8 @@ const CmdSpec commands[] = {
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "ensemble", .sub = "use", .family = "ensembles", .args = "I",
      .summary = "continue with member I (and its optimizer state); the others are freed",
-     .help = "Example:\n  ensemble use 0", .min_pos = 1, .max_pos = 1, .pos = POS_TEXT, .run = cmd_ensemble_use},
+     .help = "--json: member, step.\n"
+             "Example:\n  ensemble use 0", .min_pos = 1, .max_pos = 1, .pos = POS_TEXT, .run = cmd_ensemble_use},
 
     // ---- output ----
     {.name = "plot", .family = "output",
@@ -612,11 +648,14 @@ const CmdSpec commands[] = {
     {.name = "log", .family = "output", .args = "[FILE|off]",
      .summary = "append every training step to FILE as a JSON line (`log off` stops)",
      .help = "Each line: {\"step\", \"loss\", \"lr\", \"grad_norm\", \"clip_scale\", \"tok_per_s\",\n"
-             "\"seconds\", \"run\"}, plus \"dw_over_eta\", \"rho\", \"sigma_a\", \"sigma_b\" on steps that\n"
-             "measured them, and \"watch\":{FIELD: value} on the steps `watch` recorded; a\n"
-             "validation loss adds {\"step\", \"val_loss\", \"run\"}. The file is appended to and\n"
+             "\"seconds\" (this step's), \"run\"}, plus \"dw_over_eta\", \"rho\", \"sigma_a\", \"sigma_b\" on\n"
+             "steps that measured them, and \"watch\":{FIELD: value} on the steps `watch` recorded; a\n"
+             "validation loss adds {\"step\", \"val_loss\", \"run\"}; a divergence adds {\"step\": N,\n"
+             "\"diverged\": true, \"rolled_back_to\": M, \"run\"}: the lines of steps after M before it were\n"
+             "undone (the model went back to step M), and the steps after it are taken again. An\n"
+             "ensemble's lines hold the members' mean loss, gradient norm and clip scale. The file is appended to and\n"
              "flushed after every line, so `tail -f` follows it and a crash keeps it.\n"
-             "`plot FIELD from=FILE` draws it later. With no argument: where logging goes.\n"
+             "`plot FIELD from=FILE` draws it later. With no argument: where logging goes. --json: path (null: off).\n"
              "Examples:\n  log run1.jsonl\n  log off",
      .max_pos = 1, .pos = POS_PATH, .run = cmd_log},
     {.name = "run", .family = "output", .args = "[NAME]",
@@ -669,6 +708,8 @@ const CmdSpec commands[] = {
              "end, and prints the costliest (phase, kernel) rows: calls, milliseconds, share.\n"
              "On a GPU each call then waits for the device, so the total exceeds a normal step,\n"
              "but many cheap calls show up as what they cost in launches.\n"
+             "--json: one object per model: shape, model, optim, batch, seq, steps, threads,\n"
+             "tok_per_s, gflops, peak_gflops, mfu, optim_fraction, kernel, peak_rss, model_rss.\n"
              "Examples:\n  bench train\n  bench train optim=spectron model=factorized\n"
              "  bench train shape=base model=factorized steps=10\n  bench train optim=spectron profile=on",
      .run = cmd_bench_train,
@@ -698,6 +739,8 @@ const CmdSpec commands[] = {
              "On the GPU a note says whether the tokens were replayed from a recorded CUDA graph\n"
              "(JSON decode: graph, direct, or direct: recording failed) and with which of `set fused`\n"
              "and `set pdl`; run it again with a setting changed to compare.\n"
+             "--json: one object per model: shape, model, rank, prompt, n, threads, tok_per_s,\n"
+             "prefill_tok_per_s, decode, kernel, peak_rss, model_rss.\n"
              "Examples:\n  bench generate\n  bench generate shape=stories15m n=128\n"
              "  bench generate shape=base profile=on",
      .run = cmd_bench_generate,

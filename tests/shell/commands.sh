@@ -132,4 +132,19 @@ check_eq info_training_bytes True "$(printf '%s\n' "$out" | json_eval 'o["traini
 out=$("$LRSH" --json -c 'model new tiny dim=64' 2>/dev/null)
 check_eq label_json "tiny True" "$(printf '%s\n' "$out" | json_eval 'str(o["preset"]) + " " + str(o["custom"])')"
 
+# every key a command's --json result carries is named in its help (a program reads help to
+# know them; 23 pages named none)
+"$LRSH" -q -c "tok train vocab=512 out=$TMP/keys.model" >/dev/null 2>&1
+out=$("$LRSH" --json -c "set errexit off; show; set seed 3; tok load $TMP/keys.model; tok encode hello; tok decode 5 6; data load; model new tiny seq=32; model info; optim adamw; optim; step batch=2; train steps=2 batch=2; eval batches=2 batch=2; model save $TMP/keys.st; model load $TMP/keys.st; data load; inspect; spectrum blocks.0.attn.wq; norms; watch spectral; log $TMP/keys.jsonl; log off; run r2; runs; plot loss; align batch=2; generate hi n=3; model factorize rank=4; ensemble new 2; ensemble wash p=0.1; ensemble papa; ensemble off; train steps=1 batch=2; ensemble eval batches=1 batch=2; ensemble average; ensemble new 2; ensemble use 0; bench train shape=tiny steps=1 rounds=1; bench generate shape=tiny n=4 rounds=1" 2>/dev/null)
+check_eq json_keys_in_help "" "$(printf '%s\n' "$out" | python3 -c '
+import json, re, subprocess, sys
+keys = {}
+for line in sys.stdin:
+    o = json.loads(line)
+    if o.get("ok"): keys.setdefault(o["command"], set()).update(o)
+for c, k in sorted(keys.items()):
+    h = json.loads(subprocess.run([sys.argv[1], "--json", "-c", "help " + c], capture_output=True, text=True).stdout)["help"]
+    missing = sorted(x for x in k - {"ok", "command", "warnings"} if not re.search(r"\b" + re.escape(x) + r"\b", h))
+    if missing: print(c + ": " + " ".join(missing))' "$LRSH")"
+
 finish
