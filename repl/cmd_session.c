@@ -33,11 +33,12 @@ static void help_list(Session *s) {
                 "Separate commands with `;`. Tab completes commands, options and paths.\n");
 }
 
-// "vocab=N" / "type=bpe|unigram" / "tensors=on|off": the option as usage shows it
-static void option_form(const OptSpec *o, char *buf, size_t size) {
+// "vocab=N" / "type=bpe|unigram" / "tensors=on|off": the option as usage shows it ("seed N"
+// for a setting: sep " ")
+static void option_form(const OptSpec *o, const char *sep, char *buf, size_t size) {
     static const char *const meta[] = {[OPT_INT] = "N", [OPT_FLOAT] = "X", [OPT_STRING] = "TEXT",
                                        [OPT_BOOL] = "on|off", [OPT_ENUM] = "", [OPT_PATH] = "PATH"};
-    snprintf(buf, size, "%s=%s", o->name, o->type == OPT_ENUM ? o->choices : meta[o->type]);
+    snprintf(buf, size, "%s%s%s", o->name, sep, o->type == OPT_ENUM ? o->choices : meta[o->type]);
 }
 
 // "integer ≥ 1; default 20", "number 0..0.5; default 0.05": what help says about a value
@@ -52,13 +53,14 @@ static void option_what(const OptSpec *o, char *buf, size_t size) {
         snprintf(buf + n, size - (size_t)n, "%sdefault %s", n ? "; " : "", o->def);
 }
 
-static void help_options(Session *s, const CmdSpec *c) {
-    cJSON *list = cJSON_AddArrayToObject(s->result, "options");
-    if (!c->opts || !c->opts->name) return;
-    out_text(s, "\noptions:\n");
-    for (const OptSpec *o = c->opts; o->name; o++) {
+// The rows of a table of options (a command's key=value, or the settings), under heading.
+static void help_option_rows(Session *s, const OptSpec *opts, const char *heading, const char *sep, const char *key) {
+    cJSON *list = cJSON_AddArrayToObject(s->result, key);
+    if (!opts || !opts->name) return;
+    out_text(s, "\n%s\n", heading);
+    for (const OptSpec *o = opts; o->name; o++) {
         char form[64], what[160] = "";
-        option_form(o, form, sizeof form);
+        option_form(o, sep, form, sizeof form);
         option_what(o, what, sizeof what);
         // a form wider than its column ("against=microbatch|…|forward") gets a line of its own
         const char *gap = text_columns(form) >= 20 ? "\n                       " : " ";
@@ -73,6 +75,14 @@ static void help_options(Session *s, const CmdSpec *c) {
         cJSON_AddStringToObject(j, "doc", o->doc);
         cJSON_AddItemToArray(list, j);
     }
+}
+
+static void help_options(Session *s, const CmdSpec *c) { help_option_rows(s, c->opts, "options:", "=", "options"); }
+
+// `help set`: the settings table itself (from which `set` checks values and `show` prints them).
+void set_dyn_help(Session *s, const char *word) {
+    (void)word;
+    help_option_rows(s, settings, "settings (`show` prints their values):", " ", "settings");
 }
 
 // word: what followed the command in `help optim spectron` (NULL: nothing)

@@ -15,21 +15,41 @@ const char *const preset_names[] = {"tiny", "small", "base", NULL};
     {"accum", OPT_INT, NULL, NULL, 1, 1 << 20, "micro-batches per step (default: `set accum`, 1)"},   \
     {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: `set seq`, else the model's seq)"}
 
+// The settings `set` changes, `show` prints, `help set` lists and completion offers.
 const OptSpec settings[] = {
     {"seed", OPT_INT, "1234", NULL, 0, 9e18, "seed for the next model, trainer and eval batches"},
     {"threads", OPT_INT, NULL, NULL, 0, 4096, "CPU threads (0: all cores, or OMP_NUM_THREADS when set)"},
-    {"batch", OPT_INT, "8", NULL, 1, 1 << 20, "default sequences per micro-batch"},
-    {"accum", OPT_INT, "1", NULL, 1, 1 << 20, "default micro-batches per step"},
-    {"seq", OPT_INT, "0", NULL, 0, 1 << 20, "default tokens per sequence (0: the model's context)"},
-    {"errexit", OPT_BOOL, NULL, NULL, 0, 0, "stop a script at the first error (on in scripts, -c, pipes)"},
-    {"json", OPT_BOOL, "off", NULL, 0, 0, "print one JSON object per result on stdout"},
+    {"batch", OPT_INT, "8", NULL, 1, 1 << 20, "default sequences per micro-batch for train/step/eval"},
+    {"accum", OPT_INT, "1", NULL, 1, 1 << 20, "default micro-batches per optimizer step"},
+    {"seq", OPT_INT, "0", NULL, 0, 1 << 20,
+     "default tokens per sequence (0: the model's context); `model load` sets batch, accum and seq to the saving "
+     "session's"},
+    {"errexit", OPT_BOOL, NULL, NULL, 0, 0,
+     "stop a script, -c or piped commands at the first error (default on there; off at the interactive prompt)"},
+    {"json", OPT_BOOL, "off", NULL, 0, 0, "one JSON object per result on stdout"},
     {"quiet", OPT_BOOL, "off", NULL, 0, 0, "drop notes and progress lines"},
-    {"device", OPT_ENUM, "cpu", "cpu|cuda", 0, 0, "where models compute (the model moves along)"},
-    {"precision", OPT_ENUM, "fp32", "fp32|tf32|bf16", 0, 0, "the GPU's matrix products (the CPU's are fp32)"},
-    {"attention", OPT_ENUM, "gemm", "gemm|flash|rows", 0, 0, "the GPU's attention kernels"},
-    {"graphs", OPT_ENUM, "on", "on|off", 0, 0, "replay a decoded token's GPU calls from one recorded graph"},
-    {"fused", OPT_ENUM, "on", "on|off", 0, 0, "a decoded token through lrsh's fused GPU kernels"},
-    {"pdl", OPT_ENUM, "on", "on|off", 0, 0, "a decoded token's GPU kernels start before the one ahead ends"},
+    {"device", OPT_ENUM, "cpu", "cpu|cuda", 0, 0,
+     "where models compute; the model (with its optimizer state) moves along; without a GPU it says why and stays "
+     "(ensembles: save, set device, load)"},
+    {"precision", OPT_ENUM, "fp32", "fp32|tf32|bf16", 0, 0,
+     "the GPU's matrix products: exact float32, or tensor cores on tf32 (~1e-3) or bf16 (~1e-2) inputs with float32 "
+     "sums; a generated token's one-row products stay fp32; the CPU computes in fp32 and keeps the choice"},
+    {"attention", OPT_ENUM, "gemm", "gemm|flash|rows", 0, 0,
+     "the GPU's attention: cuBLAS products over the heads keeping the T×T probabilities, flash-style kernels keeping "
+     "one number per query row (less memory at long contexts; at precision bf16 on the tensor cores, for head sizes "
+     "that are multiples of 16 up to 128 — not yet timed on a GPU), or the first simple kernels; the CPU keeps the "
+     "choice for the GPU"},
+    {"graphs", OPT_ENUM, "on", "on|off", 0, 0,
+     "on the GPU, a generated token's hundred-odd kernels are recorded once as a CUDA graph and replayed with one "
+     "launch (on), or launched one by one (off)"},
+    {"fused", OPT_ENUM, "on", "on|off", 0, 0,
+     "on the GPU, a generated token through lrsh's fused kernels: its one-row products by lrsh's GEMV kernel (fp32) "
+     "instead of cuBLAS, with the RMSNorm or SwiGLU before each folded in, and RoPE, the KV-cache append and "
+     "attention one kernel instead of three (faster on an H200: docs/gpu-results.md); off: cuBLAS and the separate "
+     "kernels, equal to rounding (`bench generate` compares the two)"},
+    {"pdl", OPT_ENUM, "on", "on|off", 0, 0,
+     "on the GPU (Hopper), each of a generated token's kernels may start before the one ahead of it ends, fetching "
+     "its weights meanwhile, and waits on the GPU for that one's results (faster on an H200, fused or not)"},
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 
@@ -49,56 +69,12 @@ const CmdSpec commands[] = {
     {.name = "set", .family = "shell", .args = "KEY VALUE",
      .summary = "change a setting: seed, threads, batch, accum, seq, errexit, json, quiet, device, precision, "
                 "attention, graphs, fused, pdl",
-     .help = "Settings (`show` prints their values):\n"
-             "  seed N         seed for the next model, trainer and eval batches\n"
-             "  threads N      CPU threads (0: all cores, or OMP_NUM_THREADS when set)\n"
-             "  batch N        default sequences per micro-batch for train/step/eval\n"
-             "  accum N        default micro-batches per optimizer step\n"
-             "  seq N          default tokens per sequence (0, the default: the model's\n"
-             "                 context); `model load` sets batch, accum and seq to the\n"
-             "                 saving session's\n"
-             "  errexit on|off\n"
-             "                 stop a script, -c or piped commands at the first error\n"
-             "                 (default on there; off at the interactive prompt)\n"
-             "  json on|off    one JSON object per result on stdout\n"
-             "  quiet on|off   drop notes and progress lines\n"
-             "  device cpu|cuda\n"
-             "                 where models compute; the model (with its optimizer state)\n"
-             "                 moves along; without a GPU it says why and stays\n"
-             "                 (ensembles: save, set device, load)\n"
-             "  precision fp32|tf32|bf16\n"
-             "                 the GPU's matrix products: exact float32 (the default), or\n"
-             "                 tensor cores on tf32 (~1e-3) or bf16 (~1e-2) inputs with\n"
-             "                 float32 sums; a generated token's one-row products stay\n"
-             "                 fp32; the CPU computes in fp32 and keeps the choice\n"
-             "  attention gemm|flash|rows\n"
-             "                 the GPU's attention: cuBLAS products over the heads keeping\n"
-             "                 the T×T probabilities (the default), flash-style kernels\n"
-             "                 keeping one number per query row (less memory at long\n"
-             "                 contexts; at precision bf16 on the tensor cores, for head\n"
-             "                 sizes that are multiples of 16 up to 128 — not yet timed\n"
-             "                 on a GPU), or the first simple kernels; the CPU keeps the\n"
-             "                 choice for the GPU\n"
-             "  graphs on|off  on the GPU, a generated token's hundred-odd kernels are\n"
-             "                 recorded once as a CUDA graph and replayed with one launch\n"
-             "                 (on, the default), or launched one by one (off)\n"
-             "  fused on|off   on the GPU, a generated token through lrsh's fused kernels:\n"
-             "                 its one-row products by lrsh's GEMV kernel (fp32) instead\n"
-             "                 of cuBLAS, with the RMSNorm or SwiGLU before each folded\n"
-             "                 in, and RoPE, the KV-cache append and attention one kernel\n"
-             "                 instead of three; on by default (faster on an H200:\n"
-             "                 docs/gpu-results.md); off: cuBLAS and the separate kernels,\n"
-             "                 equal to rounding (`bench generate` compares the two)\n"
-             "  pdl on|off     on the GPU (Hopper), each of a generated token's kernels\n"
-             "                 may start before the one ahead of it ends, fetching its\n"
-             "                 weights meanwhile, and waits on the GPU for that one's\n"
-             "                 results; on by default (faster on an H200, fused or not)\n"
-             "The variables LRSH_CUDA_ATTENTION, LRSH_CUDA_GRAPHS, LRSH_CUDA_FUSED and\n"
+     .help = "The variables LRSH_CUDA_ATTENTION, LRSH_CUDA_GRAPHS, LRSH_CUDA_FUSED and\n"
              "LRSH_CUDA_PDL give the starting values of attention, graphs, fused and pdl.\n"
              "--json: key, value (as the session reads it).\n"
              "Examples:\n  set batch 16\n  set errexit off\n  set device cpu\n  set precision tf32\n"
              "  set attention flash\n  set fused off; set pdl off; bench generate",
-     .min_pos = 2, .max_pos = 2, .pos = POS_SETTING, .run = cmd_set},
+     .min_pos = 2, .max_pos = 2, .pos = POS_SETTING, .run = cmd_set, .dyn_help = set_dyn_help},
     {.name = "quit", .family = "shell", .args = "", .summary = "leave the shell (Ctrl-D does too)",
      .help = "At the prompt, with a model changed (trained, averaged) since it was last saved,\n"
              "the first quit (or Ctrl-D) only warns; the next one leaves, whatever ran between —\n"

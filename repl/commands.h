@@ -129,6 +129,7 @@ int ensemble_refuse_single_model(const Session *s, const char *what, Err *err);
 // table, completion and help.
 const char *optim_dyn_key(const Session *s, const char *word, int i);
 void optim_dyn_help(Session *s, const char *word);
+void set_dyn_help(Session *s, const char *word);
 // The per-matrix diagnostics of the trainer's last update as a table and into JSON (`step`).
 void optim_diag_table(Session *s, cJSON *into);
 // Point the trainer's optimizer at a new config: new state, same step count and data stream;

@@ -135,7 +135,7 @@ check_contains help_wide_option_own_line "$out" "  against=microbatch|blockdrop|
 # a table entry's description, wrapped by hand for 80 columns, is refilled (no short line left
 # behind), and an example's continuation is indented past the examples
 out=$(PTY_COLS=60 pty --no-default -- "expect lrsh> " "send help set; help plot\n" "expect svg=run1.svg" "expect lrsh> " "send quit\n")
-check_contains help_entry_refilled "$out" "                 append and attention one kernel instead of"
+check_contains help_entry_refilled "$out" "                       attention one kernel instead of three"
 check_contains help_example_hanging "$out" "  run a; train steps=5; run b; train steps=5; plot loss
       runs=b"
 
