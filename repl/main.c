@@ -45,14 +45,15 @@ static void usage(FILE *to) {
             "  -c COMMANDS      run COMMANDS (separated by `;` or newlines) and exit\n"
             "  --json           one JSON object per result on stdout; human text on stderr\n"
             "  -q, --quiet      no notes or progress lines\n"
-            "  --seed N         seed for models, training and evaluation (default 1234)\n"
+            "  --seed N         seed for models, training and evaluation (default %s)\n"
             "  --threads N      CPU threads (default: all cores, or OMP_NUM_THREADS when set)\n"
             "  --device D       cpu (default) or cuda\n"
             "  --no-default     open the prompt without loading the bundled model\n"
             "  -h, --help       this text\n"
             "  -V, --version    version and backends\n"
             "\n"
-            "Inside lrsh, `help` lists the commands and `help COMMAND` shows one.\n");
+            "Inside lrsh, `help` lists the commands and `help COMMAND` shows one.\n",
+            opt_find(settings, "seed")->def);
 }
 
 static int number_arg(const char *opt, const char *v, long long max, long long *out, Err *err) {
@@ -389,7 +390,7 @@ static int run(Session *s, const Options *o) {
 
 int main(int argc, char **argv) {
     cpu_blas_ensure_core(argc, argv);  // may re-exec with OPENBLAS_CORETYPE set: before anything else
-    Options o = {.seed = 1234};
+    Options o = {.seed = strtoull(opt_find(settings, "seed")->def, NULL, 10)};   // the settings table's default
     Err bad = {{0}};
     int rc = parse_options(argc, argv, &o, &bad);
     if (rc > 0) usage_error(argc, argv, bad.msg);
