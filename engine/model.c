@@ -168,10 +168,13 @@ int model_alloc(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) {
     m->be = be;
     if (build_tensor_table(m, err)) return -1;
     double mb = m->n_params * 4.0 / 1e6, avail_mb = be->mem_available() / 1e6;
-    // parameters + gradients on the device, and a host copy while initializing
-    if (3 * mb > avail_mb) {
+    // parameters + gradients on the device; the host copy while initializing counts only where the
+    // device's memory is the host's (a GPU model was refused at two thirds of what fits)
+    int copies = be->memory_is_host ? 3 : 2;
+    if (copies * mb > avail_mb) {
         model_free(m);
-        return err_set(err, "the model needs %.0f MB (parameters, gradients, init) but only %.0f MB are available", 3 * mb, avail_mb);
+        return err_set(err, "the model needs %.0f MB (parameters, gradients%s) but only %.0f MB are available",
+                       copies * mb, be->memory_is_host ? ", init" : "", avail_mb);
     }
     m->params = be->alloc(m->n_params * sizeof(float));
     m->grads = be->alloc(m->n_params * sizeof(float));

@@ -87,6 +87,7 @@ struct Backend {
     void *(*host_alloc)(size_t bytes);
     void (*host_release)(void *ptr);
     size_t (*mem_available)(void);                 // bytes an allocation may still take
+    int memory_is_host;                            // its buffers are host memory (the CPU's): host copies count too
     // Wait until every queued operation has finished: for timing (a GPU backend returns from
     // most calls before the work is done). Nothing to wait for on the CPU.
     void (*synchronize)(void);

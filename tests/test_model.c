@@ -291,6 +291,32 @@ static void test_backend_failure_is_reported(void) {
     model_free(&m);
 }
 
+// The memory a model needs before it is built: parameters and gradients, and the host copy
+// initialization makes only where the backend's memory is the host's. With room for 2.5 copies
+// a host backend refuses and a device backend builds (it was refused at two thirds of a GPU).
+static size_t fake_available;
+static size_t fake_mem_available(void) { return fake_available; }
+
+static void test_memory_check_counts_host_copy_only_on_host(void) {
+    Err err;
+    Model m;
+    ModelConfig c = micro_config(3);
+    TensorDesc *t;
+    int n;
+    CHECK_OK(model_tensor_table(&c, &t, &n, &err));
+    size_t params = 0;
+    for (int i = 0; i < n; i++) params = t[i].offset + ((size_t)t[i].rows * t[i].cols + 15) / 16 * 16;
+    free(t);
+    fake_available = params * 4 * 5 / 2;
+    Backend host = *be, device = *be;
+    host.mem_available = device.mem_available = fake_mem_available;
+    host.memory_is_host = 1, device.memory_is_host = 0;
+    CHECK(model_build(&m, &c, &host, &err) != 0 && strstr(err.msg, "init"), "a host backend counts the init copy: '%s'",
+          err.msg);
+    CHECK_OK(model_build(&m, &c, &device, &err));
+    model_free(&m);
+}
+
 // A failure during an update (here the GPU's, seen after AdamW's kernels ran) undoes all of it:
 // parameters, moments, the optimizer's t, the step count and data position as before it, so the
 // next step is the update it would have been.
@@ -432,6 +458,7 @@ int main(void) {
     RUN(test_nonfinite_loss_restores_last_good_parameters);
     RUN(test_backend_failure_is_reported);
     RUN(test_failed_update_is_undone);
+    RUN(test_memory_check_counts_host_copy_only_on_host);
     RUN(test_eval_progress_and_stop);
     return TEST_SUMMARY();
 }

@@ -240,6 +240,7 @@ static const Backend cpu_backend = {
     .sumsq_batch = cpu_sumsq_batch,
     .adamw_update = cpu_adamw_update,
     .take_error = cpu_take_error,
+    .memory_is_host = 1,
 };
 
 // Subnormal floats (below 1.2e-38) flushed to zero, on inputs (DAZ) and results (FTZ), in this
