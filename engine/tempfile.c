@@ -35,6 +35,8 @@ void tempfile_remove_all(void) {
         if (used[i]) unlink(paths[i]), used[i] = 0;
 }
 
+#define SHORT_TMP ".lrsh.tmp."   // the name when NAME.tmp.PID would be longer than a name may be
+
 void tempfile_remove_stale(const char *path) {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
@@ -47,9 +49,12 @@ void tempfile_remove_stale(const char *path) {
     size_t n = strlen(base);
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (strncmp(e->d_name, base, n) != 0 || strncmp(e->d_name + n, ".tmp.", 5) != 0) continue;
+        const char *pid_text = NULL;   // after NAME.tmp. or .lrsh.tmp.
+        if (strncmp(e->d_name, base, n) == 0 && strncmp(e->d_name + n, ".tmp.", 5) == 0) pid_text = e->d_name + n + 5;
+        else if (strncmp(e->d_name, SHORT_TMP, strlen(SHORT_TMP)) == 0) pid_text = e->d_name + strlen(SHORT_TMP);
+        if (!pid_text) continue;
         char *end;
-        long pid = strtol(e->d_name + n + 5, &end, 10);
+        long pid = strtol(pid_text, &end, 10);
         if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
         char stale[PATH_MAX + 300];
         snprintf(stale, sizeof stale, "%s/%s", strcmp(folder, "/") == 0 ? "" : folder, e->d_name);
@@ -59,6 +64,9 @@ void tempfile_remove_stale(const char *path) {
 }
 
 int tempfile_name(char *out, size_t cap, const char *path) {
-    int n = snprintf(out, cap, "%s.tmp.%ld", path, (long)getpid());
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    int n = strlen(base) + 5 + 20 > NAME_MAX   // ".tmp." and the PID: a 250-byte name could not be saved
+                ? snprintf(out, cap, "%.*s%s%ld", (int)(base - path), path, SHORT_TMP, (long)getpid())
+                : snprintf(out, cap, "%s.tmp.%ld", path, (long)getpid());
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }

@@ -11,8 +11,10 @@ void tempfile_begin(const char *path);
 void tempfile_done(const char *path);
 // Unlink every registered file: async-signal-safe, for a signal handler.
 void tempfile_remove_all(void);
-// The name a writer of path uses: path.tmp.PID (this process's), at most cap bytes.
+// The name a writer of path uses: path.tmp.PID (this process's), or FOLDER/.lrsh.tmp.PID when
+// that name would be too long for the file system; at most cap bytes.
 int tempfile_name(char *out, size_t cap, const char *path);
-// A writer killed outright (SIGKILL, out of memory) leaves path.tmp.PID behind: removed when no
-// process PID runs any more (a live one is another writer, working). Call before writing path.
+// A writer killed outright (SIGKILL, out of memory) leaves path.tmp.PID (or .lrsh.tmp.PID)
+// behind: removed when no process PID runs any more (a live one is another writer, working).
+// Call before writing path.
 void tempfile_remove_stale(const char *path);

@@ -284,7 +284,8 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "bytes", bytes);
     cJSON_AddNumberToObject(s->result, "step", step);
     cJSON_AddStringToObject(s->result, "dtype", dtype_name(o.dtype));
-    cJSON_AddStringToObject(s->result, "optimizer", tr ? tr->opt.cfg.name : s->optim.name);   // as `model load` says them
+    if (tr || step) cJSON_AddStringToObject(s->result, "optimizer", tr ? tr->opt.cfg.name : s->optim.name);
+    else cJSON_AddNullToObject(s->result, "optimizer");   // no trainer yet: the file holds none, as `model load` says
     cJSON_AddBoolToObject(s->result, "optimizer_state", optim);
     cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
     return 0;

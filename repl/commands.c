@@ -62,9 +62,9 @@ const CmdSpec commands[] = {
     {.name = "show", .family = "shell", .args = "",
      .summary = "the session: tokenizer, data, model, optimizer, step, device, settings",
      .help = "--json: seed, threads, batch, accum, seq, errexit, quiet, device, backend, precision,\n"
-             "attention, graphs, fused, pdl; tokenizer {path, vocab} and data {…} (null when none),\n"
-             "model {config, built}, optimizer {name, settings}, step, checkpoint, unsaved, log,\n"
-             "runs.\n"
+             "attention, graphs, fused, pdl; tokenizer {path, vocab} and data {source, cache, tokens,\n"
+             "train, val} (null when none), model {dim, layers, heads, …, the config's fields, built,\n"
+             "params}, optimizer {name, lr, wd, …, its settings}, step, checkpoint, unsaved, log, runs.\n"
              "Example:\n  show", .run = cmd_show},
     {.name = "set", .family = "shell", .args = "KEY VALUE",
      .summary = "change a setting: seed, threads, batch, accum, seq, errexit, json, quiet, device, precision, "

@@ -184,9 +184,10 @@ void out_result(const Session *s, cJSON *obj) {
 // for 0.00799999945f), so two runs could differ in a bit a log could not show.
 cJSON *json_real(double v) {
     char buf[32];
+    float f = (float)v;   // at float precision whatever the value was computed in: one quantity, one text
     for (int digits = 7; digits <= 9; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, v);
-        if ((float)strtod(buf, NULL) == (float)v) break;
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        if ((float)strtod(buf, NULL) == f) break;
     }
     return cJSON_CreateNumber(strtod(buf, NULL));
 }

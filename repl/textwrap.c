@@ -144,7 +144,8 @@ static char *reflowed(const char *text, int cols) {
 // in the second half — the gap between fields ("rho 0.003  max_dw 0.5", a table's cells), so
 // that a field's name and value stay together —, else at cut (then its last space).
 static int field_break(const char *p, int cut) {
-    for (int at = cut; at > cut / 2; at--) {
+    int half = text_columns_n(p, cut) / 2;   // columns, not bytes: ‖, ₂ and σ are several bytes
+    for (int at = cut; at > 0 && text_columns_n(p, at) > half; at--) {
         if (p[at] != ' ' || p[at - 1] != ' ') continue;
         while (at > 1 && p[at - 2] == ' ') at--;
         return at - 1;   // the gap's first space

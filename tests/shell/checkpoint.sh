@@ -142,6 +142,11 @@ echo partial >"$TMP/swept.st.tmp.$dead"; echo partial >"$TMP/swept.model.tmp.$de
 lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/swept.st; tok train vocab=512 out=$TMP/swept.model" >/dev/null 2>&1
 check_eq stale_save_removed "no no" "$([ -e "$TMP/swept.st.tmp.$dead" ] && echo yes || echo no) $([ -e "$TMP/swept.model.tmp.$dead" ] && echo yes || echo no)"
 check_eq stale_save_saved yes "$([ -s "$TMP/swept.st" ] && [ -s "$TMP/swept.model" ] && echo yes || echo no)"
+# a name of 250 bytes saves (NAME.tmp.PID would pass the file system's 255), and a save with no
+# trainer yet says in JSON it holds no optimizer, as model load of it does
+long_name="$TMP/$(python3 -c "print('n' * 250)")"
+out=$(lrsh --json -c "model new tiny seq=16 vocab=512; optim spectron; model save $long_name; model load $long_name" 2>/dev/null)
+check_eq long_name_saved "null null" "$(printf '%s\n' "$out" | grep '"command":"model save"' | json_field optimizer) $(printf '%s\n' "$out" | grep '"command":"model load"' | json_field optimizer)"
 # model load and plot from= of a pipe: refused at once (open waited for a writer for ever)
 mkfifo "$TMP/ckpt.fifo"
 out=$(timeout 30 "$LRSH" -c "model load $TMP/ckpt.fifo" 2>&1); rc=$?

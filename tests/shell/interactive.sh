@@ -159,6 +159,11 @@ print(len(rows) > 0 and edge > 20 and all(len(t[i + 1].rstrip()) == edge and t[i
 check_contains narrow_results_plot_axis "$out" "step"
 check_contains narrow_results_plot_clamped "$out" "(width=100 does not fit this terminal's 60 columns: drawn 42"
 
+# a wrapped line breaks at a gap between fields counted in columns, not bytes (‖, ₂ are several)
+out=$(PTY_COLS=40 pty --no-default -- "expect lrsh> " "send $prep; step; align\n" "expect per layer" "expect lrsh> " \
+          "send quit\n" "expect lrsh> " "send quit\n")
+check_contains narrow_align_ratio_whole "$out" "norm ratio ‖g₂‖/‖g₁‖ "
+
 # spectrum's bars on a 40-column terminal: shortened to fit, not wrapped
 out=$(PTY_COLS=40 pty --no-default -- "expect lrsh> " "send model new tiny seq=16 vocab=512; spectrum blocks.0.attn.wq k=3\n" \
           "expect (29 more" "expect lrsh> " "send quit\n")
