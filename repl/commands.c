@@ -321,8 +321,8 @@ const CmdSpec commands[] = {
              "`runs` the latest). `train eval_every=` averages eval_batches=10 of the same batches by\n"
              "default, this 20: the two differ a little (`eval batches=10` repeats train's).\n"
              "Ctrl-C stops it after the batch in progress: the mean over the batches done is shown\n"
-             "(--json: interrupted, batches) but not recorded, being another estimate. --json: val_loss,\n"
-             "ppl (null when it overflows), step, batches, tokens, interrupted.\n"
+             "but not recorded, being another estimate. --json: val_loss, ppl (null when it\n"
+             "overflows), step, batches (those averaged), tokens, interrupted.\n"
              "Examples:\n  eval\n  eval batches=50",
      .run = cmd_eval,
      .opts = (const OptSpec[]){
@@ -371,8 +371,9 @@ const CmdSpec commands[] = {
              "‖W‖ is huge); factorized AdamW does not. ‖ΔW‖₂ is measured on\n"
              "steps with diagnostics: every `step`, every diag_every-th step of `train`; after a\n"
              "step without them the rows show σ and ρ only. Needs a factorized model and a step.\n"
-             "--json: step, optim, sort, measured, worst, max_dw_over_eta, matrices:[{name, sigma_a,\n"
-             "sigma_b, rho, dw_spectral, dw_over_eta, spectral}].\n"
+             "--json: step, optim, sort, measured, worst (the worst matrix's name), max_dw_over_eta,\n"
+             "matrices:[{param, rows, cols, rank, sigma_a, sigma_b, rho, dw_spectral, dw_over_eta,\n"
+             "spectral, worst (this row is marked)}].\n"
              "Examples:\n  step; inspect\n  inspect sort=rho top=5",
      .run = cmd_inspect,
      .opts = (const OptSpec[]){
