@@ -192,6 +192,7 @@ const Backend *profile_begin(Profile *p, const Backend *be) {
     profiled = (Backend){
         .name = be->name, .describe = p_describe, .alloc = p_alloc, .release = p_release, .upload = p_upload,
         .download = p_download, .copy = p_copy, .zero = p_zero, .mem_available = p_mem_available,
+        .memory_is_host = be->memory_is_host,
         .host_alloc = be->host_alloc, .host_release = be->host_release,   // untimed
         .synchronize = p_synchronize, .gemm = p_gemm, .gemm_batch = p_gemm_batch,
         .row_products = p_row_products, .embedding_forward = p_embedding_forward,
