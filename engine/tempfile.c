@@ -1,5 +1,6 @@
 // tempfile.c — the registry of temporary files (see tempfile.h). A fixed table, no allocation:
-// the handler that empties it runs inside a signal.
+// the handler that empties it runs inside a signal. Also the writers' temporary names and the
+// sweep of those a writer killed outright left behind.
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
