@@ -367,23 +367,22 @@ static NormsLayout norms_layout(const Session *s, const NormRow *rows, int n) {
         if (text_columns(rows[i].mat.name) > t.width[0]) t.width[0] = text_columns(rows[i].mat.name);
         if (text_columns(shape) > t.width[1]) t.width[1] = text_columns(shape);
     }
-    int limit = table_columns(s), total = 0;
-    for (; t.digits >= 3; t.digits--) {
-        total = t.width[0] + 1 + t.width[1];
-        for (int c = 2; c < 8; c++) {
-            t.width[c] = text_columns(norms_head[c]);
-            for (int i = 0; i < n; i++) {
+    int limit = table_columns(s);
+    for (;; t.digits--) {
+        for (int c = 2; c < 8; c++) t.width[c] = text_columns(norms_head[c]);
+        for (int i = 0; i < n; i++) {
+            double v[6];
+            norm_values(&rows[i], v);
+            for (int c = 2; c < 8; c++) {
                 char b[32];
-                double v[6];
-                norm_values(&rows[i], v);
                 int w = text_columns(num_digits(b, sizeof b, v[c - 2], t.digits));
                 if (w > t.width[c]) t.width[c] = w;
             }
-            total += 1 + t.width[c];
         }
-        if (total <= limit || t.digits == 3) break;
+        int total = 7;   // the spaces between the 8 columns
+        for (int c = 0; c < 8; c++) total += t.width[c];
+        if (total <= limit || t.digits == 3) return t;
     }
-    return t;
 }
 
 int cmd_norms(Session *s, const Args *a, Err *err) {

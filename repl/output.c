@@ -253,10 +253,7 @@ void progress_begin(Progress *p, const Session *s, int total) {
 // by two spaces: "loss 3.2145  11.1k tok/s"), so that no number shows cut in half.
 static size_t whole_fields(const char *line, int cols) {
     size_t fit = fitting_bytes(line, cols);
-    if (!line[fit]) return fit;
-    for (size_t i = fit; i > 0; i--)
-        if (line[i - 1] == ' ' && line[i] == ' ') return i - 1;
-    return fit;
+    return line[fit] ? field_gap(line, fit, 0) : fit;
 }
 
 // Whether a live line of text and extra is wider than the terminal p draws on.

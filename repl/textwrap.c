@@ -140,17 +140,20 @@ static char *reflowed(const char *text, int cols) {
     return out;
 }
 
-// Where to break p, of which cut bytes fit: at the last gap of two or more spaces when it lies
-// in the second half — the gap between fields ("rho 0.003  max_dw 0.5", a table's cells), so
-// that a field's name and value stay together —, else at cut (then its last space).
-static int field_break(const char *p, int cut) {
-    int half = text_columns_n(p, cut) / 2;   // columns, not bytes: ‖, ₂ and σ are several bytes
-    for (int at = cut; at > 0 && text_columns_n(p, at) > half; at--) {
+size_t field_gap(const char *p, size_t cut, size_t from) {
+    for (size_t at = cut; at > from && at > 0; at--) {
         if (p[at] != ' ' || p[at - 1] != ' ') continue;
         while (at > 1 && p[at - 2] == ' ') at--;
         return at - 1;   // the gap's first space
     }
     return cut;
+}
+
+// Where to break p, of which cut bytes fit: at the last gap between fields in the second half
+// ("rho 0.003  max_dw 0.5", a table's cells), so that a field's name and value stay together,
+// else at cut (then its last space). The half in columns: ‖, ₂ and σ are several bytes each.
+static int field_break(const char *p, int cut) {
+    return (int)field_gap(p, (size_t)cut, fitting_bytes(p, text_columns_n(p, cut) / 2));
 }
 
 // text to f with each line wider than cols broken at its last gap between fields or its last

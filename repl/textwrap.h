@@ -11,6 +11,9 @@ int terminal_columns(FILE *f);
 int text_columns_n(const char *t, int n);
 // Bytes of line that fit in `columns` columns, cut at a character's start.
 size_t fitting_bytes(const char *line, int columns);
+// The start of the last gap of two or more spaces — between fields: "loss 3.2145  11.1k tok/s" —
+// after byte `from` and at or before byte `cut` of p; cut when there is none.
+size_t field_gap(const char *p, size_t cut, size_t from);
 // text to f with each line wider than cols (≥ 16) broken at its last space that fits (or at
 // cols when it has none), continuations indented under the line's text. refill: when a line
 // is too wide, first join the paragraphs (runs of lines at the margin, headings like
