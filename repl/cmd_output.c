@@ -768,9 +768,10 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
                 cJSON_AddNumberToObject(o, "last_step", c.series[i].x[c.series[i].n - 1]);
                 json_add_real(o, "last", c.series[i].y[c.series[i].n - 1]);
             }
-            if (watched || sparse_field(field)) {   // measured at some steps only: which, so a script can check them
-                cJSON *steps = cJSON_AddArrayToObject(o, "steps");
-                for (int k = 0; k < c.series[i].n; k++) cJSON_AddItemToArray(steps, cJSON_CreateNumber(c.series[i].x[k]));
+            cJSON *steps = cJSON_AddArrayToObject(o, "steps"), *values = cJSON_AddArrayToObject(o, "values");
+            for (int k = 0; k < c.series[i].n; k++) {   // the points drawn, so a script need not read the log
+                cJSON_AddItemToArray(steps, cJSON_CreateNumber(c.series[i].x[k]));
+                cJSON_AddItemToArray(values, json_real(c.series[i].y[k]));
             }
             cJSON_AddItemToArray(list, o);
         }

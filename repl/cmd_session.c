@@ -460,6 +460,7 @@ int cmd_set(Session *s, const Args *a, Err *err) {
         const char *rest = strstr(why, "= ");
         return err_set(err, "set %s%s", key, rest ? rest + 1 : why);
     }
+    if (o->type == OPT_BOOL) value = bool_word(value);   // 0, no, false: kept and said as "off"
     if (set_apply(s, key, value, err) != 0) return -1;
     if (strcmp(key, "threads") == 0) out_note(s, "threads %d (%d in use)\n", s->threads, omp_get_max_threads());
     else if (o->type == OPT_INT) out_note(s, "%s %lld\n", key, strtoll(value, NULL, 10));   // 010 is 10

@@ -386,7 +386,7 @@ int cmd_bench_train(Session *s, const Args *a, Err *err) {
     const char *shape = args_str(a, "shape", "small"), *which = args_str(a, "model", "both");
     const char *optim = args_str(a, "optim", "adamw");
     int steps = (int)args_int(a, "steps", 5), batch = (int)args_int(a, "batch", s->batch);
-    int rounds = (int)args_int(a, "rounds", 3), profile = strcmp(args_str(a, "profile", "off"), "on") == 0;
+    int rounds = (int)args_int(a, "rounds", 3), profile = args_bool(a, "profile", 0);
     double peak;
     out_note(s, "measuring the sgemm peak on %s\n", s->be->describe());
     if (bench_sgemm_peak(s->be, &peak, err) != 0) return -1;
@@ -452,7 +452,7 @@ static void generate_row(Session *s, const char *shape, const GenerateBench *r) 
 int cmd_bench_generate(Session *s, const Args *a, Err *err) {
     const char *shape = args_str(a, "shape", "small"), *which = args_str(a, "model", "both");
     int n = (int)args_int(a, "n", 128), rounds = (int)args_int(a, "rounds", 3);
-    int profile = strcmp(args_str(a, "profile", "off"), "on") == 0;
+    int profile = args_bool(a, "profile", 0);
     ModelConfig cfg;
     if (bench_shape(shape, &cfg, err) != 0) return -1;
     out_note(s, "decoding on %s\n", s->be->describe());

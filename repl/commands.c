@@ -39,15 +39,15 @@ const OptSpec settings[] = {
      "one number per query row (less memory at long contexts; at precision bf16 on the tensor cores, for head sizes "
      "that are multiples of 16 up to 128 — not yet timed on a GPU), or the first simple kernels; the CPU keeps the "
      "choice for the GPU"},
-    {"graphs", OPT_ENUM, "on", "on|off", 0, 0,
+    {"graphs", OPT_BOOL, "on", NULL, 0, 0,
      "on the GPU, a generated token's hundred-odd kernels are recorded once as a CUDA graph and replayed with one "
      "launch (on), or launched one by one (off)"},
-    {"fused", OPT_ENUM, "on", "on|off", 0, 0,
+    {"fused", OPT_BOOL, "on", NULL, 0, 0,
      "on the GPU, a generated token through lrsh's fused kernels: its one-row products by lrsh's GEMV kernel (fp32) "
      "instead of cuBLAS, with the RMSNorm or SwiGLU before each folded in, and RoPE, the KV-cache append and "
      "attention one kernel instead of three (faster on an H200: docs/gpu-results.md); off: cuBLAS and the separate "
      "kernels, equal to rounding (`bench generate` compares the two)"},
-    {"pdl", OPT_ENUM, "on", "on|off", 0, 0,
+    {"pdl", OPT_BOOL, "on", NULL, 0, 0,
      "on the GPU (Hopper), each of a generated token's kernels may start before the one ahead of it ends, fetching "
      "its weights meanwhile, and waits on the GPU for that one's results (faster on an H200, fused or not)"},
     {NULL, 0, NULL, NULL, 0, 0, NULL},
@@ -607,8 +607,8 @@ const CmdSpec commands[] = {
              "span a factor of 100 or more (AdamW's ‖ΔW‖₂/η in the thousands beside Spectron's\n"
              "below 1), and says so in the title; scale=log or scale=linear chooses (a log scale\n"
              "leaves out values ≤ 0, with a note). The images use the same scale. --json: field,\n"
-             "scale, series:[{name, points, first_step, last_step, last}], with steps:[…] for the\n"
-             "fields measured at some steps only (the spectral ones, watched series).\n"
+             "scale, series:[{name, points, first_step, last_step, last, steps:[…], values:[…]}]: the\n"
+             "points drawn (a value that is not finite is null and breaks the line).\n"
              "Examples:\n  plot\n  plot lr\n  plot gnorm width=100 height=20\n  plot dw_over_eta\n"
              "  plot loss scale=log\n  run a; train steps=5; run b; train steps=5; plot loss runs=b\n"
              "  plot loss png=loss.png\n  plot loss from=run1.jsonl svg=run1.svg",
@@ -697,7 +697,7 @@ const CmdSpec commands[] = {
          {"steps", OPT_INT, "5", NULL, 1, 100000, "timed steps per round (after one warm-up step)"},
          {"rounds", OPT_INT, "3", NULL, 1, 64, "rounds, the models in alternation; each reports its median"},
          {"batch", OPT_INT, NULL, NULL, 1, 1 << 20, "sequences per step (default: `set batch`)"},
-         {"profile", OPT_ENUM, "off", "off|on", 0, 0,
+         {"profile", OPT_BOOL, "off", NULL, 0, 0,
           "then one more step per model with every kernel call timed: where the time goes"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "bench", .sub = "generate", .family = "measurement",
@@ -726,7 +726,7 @@ const CmdSpec commands[] = {
          {"model", OPT_ENUM, "both", "dense|factorized|both", 0, 0, "which variants to run"},
          {"n", OPT_INT, "128", NULL, 1, 1 << 20, "tokens decoded per round (capped at the context)"},
          {"rounds", OPT_INT, "3", NULL, 1, 64, "timed rounds, the models in alternation"},
-         {"profile", OPT_ENUM, "off", "off|on", 0, 0,
+         {"profile", OPT_BOOL, "off", NULL, 0, 0,
           "then one more round per model with every kernel call timed: where the time goes"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 };

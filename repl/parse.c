@@ -157,6 +157,11 @@ int parse_bool(const char *s, int *out) {
     return -1;
 }
 
+const char *bool_word(const char *s) {
+    int b;
+    return parse_bool(s, &b) != 0 ? s : b ? "on" : "off";
+}
+
 // Is word one of the '|'-separated choices?
 static int choice_ok(const char *choices, const char *word) {
     size_t len = strlen(word);

@@ -20,8 +20,8 @@ static void setting_from_env(char *slot, size_t cap, const char *key, const char
     const char *value = getenv(var);
     Err ignored;
     int ok = value && opt_check(o, value, &ignored) == 0;
-    if (value && !ok) fprintf(stderr, "lrsh: %s=%s unknown (%s): using %s\n", var, value, o->choices, o->def);
-    snprintf(slot, cap, "%s", ok ? value : o->def);
+    if (value && !ok) fprintf(stderr, "lrsh: %s=%s unknown (%s): using %s\n", var, value, opt_type_name(o), o->def);
+    snprintf(slot, cap, "%s", ok ? bool_word(value) : o->def);   // the GPU backend takes on|off
 }
 
 int session_init(Session *s, int threads, uint64_t seed, Err *err) {

@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cuda_common.cuh"
 #include "layer_kernels.cuh"
@@ -702,8 +703,13 @@ static int fail(char *why, size_t cap, const char *fmt, ...) {
 }
 
 // "on" → 1, "off" → 0, anything else (NULL too) → −1: the graphs, fused and pdl switches.
-static int on_off(const char *name) {
-    return !name ? -1 : strcmp(name, "on") == 0 ? 1 : strcmp(name, "off") == 0 ? 0 : -1;
+static int on_off(const char *name) {   // the spellings the shell's settings take
+    static const char *const yes[] = {"on", "yes", "true", "1"}, *const no[] = {"off", "no", "false", "0"};
+    for (int i = 0; name && i < 4; i++) {
+        if (strcasecmp(name, yes[i]) == 0) return 1;
+        if (strcasecmp(name, no[i]) == 0) return 0;
+    }
+    return -1;
 }
 
 // A switch from the environment variable var: its value, or the default with a warning when

@@ -48,13 +48,20 @@ gpu_setting() {
     check_contains "$1_show" "$out" "$1=$2"
     out=$("$LRSH" -c "set $1 $4" 2>&1); rc=$?
     check_status "$1_bad_status" nonzero $rc
-    check_contains "$1_bad" "$out" "set $1 expects one of $5, got '$4'"
+    check_contains "$1_bad" "$out" "set $1 expects $5, got '$4'"
 }
-gpu_setting precision tf32 "the CPU computes in fp32" fp16 "fp32|tf32|bf16"
-gpu_setting attention flash "the CPU has one attention" tiles "gemm|flash|rows"
-gpu_setting graphs on "the CPU runs each call as it comes" maybe "on|off"
-gpu_setting fused on "the CPU has its own decoding" fast "on|off"
-gpu_setting pdl on "the CPU launches no kernels" maybe "on|off"
+gpu_setting precision tf32 "the CPU computes in fp32" fp16 "one of fp32|tf32|bf16"
+gpu_setting attention flash "the CPU has one attention" tiles "one of gemm|flash|rows"
+gpu_setting graphs on "the CPU runs each call as it comes" maybe "on or off (yes or no)"
+gpu_setting fused on "the CPU has its own decoding" fast "on or off (yes or no)"
+gpu_setting pdl on "the CPU launches no kernels" maybe "on or off (yes or no)"
+# the switches take every spelling errexit does, and keep them as on or off
+out=$("$LRSH" -c "set graphs 0; set pdl TRUE; set errexit no; show" 2>&1)
+check_contains switch_spellings_show "$out" "errexit=off json=off quiet=off precision=fp32 attention=gemm graphs=off fused=on pdl=on"
+check_contains switch_spelling_said "$out" "errexit off"
+out=$(LRSH_CUDA_GRAPHS=0 "$LRSH" -c "show" 2>&1)
+check_contains env_switch_spelling "$out" "graphs=off"
+check_not_contains env_switch_spelling_quiet "$out" "unknown"
 out=$("$LRSH" -c "set graphs off; show" 2>&1)
 check_contains graphs_off_show "$out" "graphs=off"
 check_not_contains graphs_off_no_note "$out" "applies on the GPU"
@@ -92,7 +99,7 @@ check_contains seed_negative "$out" "set seed must be at least 0, got -5"
 # their starting values come from the variables the GPU backend reads (an unknown one: the default)
 out=$(LRSH_CUDA_GRAPHS=off LRSH_CUDA_PDL=off LRSH_CUDA_FUSED=fast LRSH_CUDA_ATTENTION=flash "$LRSH" -c "show" 2>&1)
 check_contains env_settings "$out" "attention=flash graphs=off fused=on pdl=off"
-check_contains env_setting_unknown "$out" "lrsh: LRSH_CUDA_FUSED=fast unknown (on|off): using on"
+check_contains env_setting_unknown "$out" "lrsh: LRSH_CUDA_FUSED=fast unknown (on or off): using on"
 
 # an option after a script is not a file: the error says where options go
 printf 'show\n' >"$TMP/one.lrsh"

@@ -47,6 +47,10 @@ check_contains plot_scale_bad_msg "$out" "auto|linear|log"
 out=$(lrsh --json -c "plot loss from=$TMP/known.jsonl runs=beta" 2>/dev/null); rc=$?
 check_status plot_runs_status 0 $rc
 check_eq plot_runs_only '["beta"]' "$(printf '%s\n' "$out" | json_eval 'json.dumps([x["name"] for x in o["series"]])')"
+# --json carries the points drawn: beta's 50 losses as the file has them (at float precision)
+check_eq plot_json_values "50 True" "$(printf '%s\n' "$out" | json_eval '" ".join(str(v) for v in (
+    len(o["series"][0]["values"]), o["series"][0]["steps"] == list(range(1, 51)) and all(
+    abs(v - (2 + 6 * 0.8 * math.exp(-s / 10))) <= 1e-6 * v for s, v in zip(o["series"][0]["steps"], o["series"][0]["values"]))))')"
 out=$(lrsh -c "plot loss from=$TMP/known.jsonl runs=gamma" 2>&1); rc=$?
 check_status plot_runs_unknown_status nonzero $rc
 check_contains plot_runs_unknown "$out" "plot runs=: no run 'gamma' (runs: alpha, beta)"
