@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
     Tokenizer *tok = NULL;
     int rc = 1;
     double t0 = clock_seconds();
-    if (dataset_default_corpus(corpus, &err) != 0 || !(tok = tokenizer_train(corpus, 2048, TOKENIZER_BPE, model, &err))) {
+    if (dataset_default_corpus(corpus, &err) != 0 || !(tok = tokenizer_train(corpus, 2048, TOKENIZER_BPE, model, NULL, NULL, &err))) {
         fprintf(stderr, "bench_data: %s\n", err.msg);
         goto done;
     }

@@ -193,13 +193,10 @@ int cmd_tok_train(Session *s, const Args *a, Err *err) {
     note_crlf(s, corpus);
     TokenizerType t = strcmp(type, "unigram") == 0 ? TOKENIZER_UNIGRAM : TOKENIZER_BPE;
     tempfile_remove_stale(out);   // a training killed outright (SIGKILL) left OUT.tmp.PID behind
-    Tokenizer *tok = tokenizer_train(corpus, vocab, t, out, err);
+    Tokenizer *tok = tokenizer_train(corpus, vocab, t, out, progress_stop_on_interrupt, NULL, err);
+    if (!tok && lrsh_interrupted)   // the training was stopped: nothing written, nothing changed
+        return err_set(err, "tok train interrupted: nothing was written; the session keeps its tokenizer and data");
     if (!tok) return -1;
-    if (lrsh_interrupted) {   // SentencePiece trains to the end; a Ctrl-C meanwhile still means "not this one"
-        tokenizer_free(tok);
-        return err_set(err, "tok train interrupted: the session keeps its tokenizer and data (the new tokenizer was "
-                            "written to %s all the same)", out);
-    }
     use_tokenizer(s, tok, out);
     cJSON_AddStringToObject(s->result, "type", type);
     cJSON_AddStringToObject(s->result, "corpus", corpus);

@@ -1013,7 +1013,7 @@ static void test_tokenizer_travels_with_the_checkpoint(void) {
         fprintf(f, ".\n");
     }
     fclose(f);
-    Tokenizer *tok = tokenizer_train(text_path, 300, TOKENIZER_BPE, model_path, &err);
+    Tokenizer *tok = tokenizer_train(text_path, 300, TOKENIZER_BPE, model_path, NULL, NULL, &err);
     CHECK(tok != NULL, "tokenizer_train: %s", err.msg);
     if (!tok) return;
     Model m, m2;

@@ -151,7 +151,7 @@ static void test_other_tokenizer_rebuilds(void) {
     char *text = read_all(corpus_path, &n);
     write_all(path, text, n < 300000 ? n : 300000, "wb");
     Err err = {{0}};
-    Tokenizer *other = tokenizer_train(path, 400, TOKENIZER_BPE, model, &err);
+    Tokenizer *other = tokenizer_train(path, 400, TOKENIZER_BPE, model, NULL, NULL, &err);
     CHECK(other != NULL, "training: %s", err.msg);
     Dataset ds;
     CHECK_OK(dataset_load(&ds, path, bpe, 0.0, NULL, &err));
@@ -520,7 +520,7 @@ int main(void) {
     tmp_file(model, sizeof model, "bpe.model");
     Err err = {{0}};
     if (dataset_default_corpus(corpus_path, &err) != 0 ||
-        !(bpe = tokenizer_train(corpus_path, 2048, TOKENIZER_BPE, model, &err))) {
+        !(bpe = tokenizer_train(corpus_path, 2048, TOKENIZER_BPE, model, NULL, NULL, &err))) {
         printf("FAIL setup: %s\n0 passed, 1 failed\n", err.msg);
         return 1;
     }

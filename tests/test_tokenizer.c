@@ -104,7 +104,7 @@ static void test_unigram_trains(void) {
     tmp_file(out, sizeof out, "uni.model");
     write_all(slice, text, cut);
     Err err = {{0}};
-    Tokenizer *uni = tokenizer_train(slice, 1000, TOKENIZER_UNIGRAM, out, &err);
+    Tokenizer *uni = tokenizer_train(slice, 1000, TOKENIZER_UNIGRAM, out, NULL, NULL, &err);
     CHECK(uni != NULL, "unigram training failed: %s", err.msg);
     if (uni) {
         CHECK(tokenizer_vocab_size(uni) == 1000, "unigram vocab: expected 1000, got %d", tokenizer_vocab_size(uni));
@@ -147,7 +147,7 @@ static void expect_train_error(const char *text_path, int vocab, const char *a, 
     tmp_file(out, sizeof out, "bad.model");
     unlink(out);
     Err err = {{0}};
-    Tokenizer *t = tokenizer_train(text_path, vocab, TOKENIZER_BPE, out, &err);
+    Tokenizer *t = tokenizer_train(text_path, vocab, TOKENIZER_BPE, out, NULL, NULL, &err);
     CHECK(t == NULL, "training on %s with vocab %d should fail", text_path, vocab);
     CHECK(strstr(err.msg, a) && strstr(err.msg, b), "error for %s: expected \"%s\" and \"%s\", got \"%s\"", text_path, a, b, err.msg);
     CHECK(!strchr(err.msg, '\n'), "error is not one line: %s", err.msg);
@@ -186,8 +186,33 @@ static void test_train_errors(void) {
     expect_train_error(one_line, 400, one_line, "no line to train on");
     // the model cannot be written: an error, no crash
     Err err = {{0}};
-    Tokenizer *t = tokenizer_train(small, 300, TOKENIZER_BPE, "/nonexistent-dir/m.model", &err);
+    Tokenizer *t = tokenizer_train(small, 300, TOKENIZER_BPE, "/nonexistent-dir/m.model", NULL, NULL, &err);
     CHECK(t == NULL && strstr(err.msg, "/nonexistent-dir/m.model"), "unwritable output: got \"%s\"", err.msg);
+    tokenizer_free(t);
+}
+
+// A stop callback that answers "stop" at its asks-th call.
+static int stop_at(void *ctx, double done, double total) {
+    (void)done, (void)total;
+    int *asks = ctx;
+    return --*asks <= 0;
+}
+
+// Training runs in a child process that a stop kills: NULL, "interrupted", no file; a stop
+// never asked for (the answer 0 until the end) changes nothing.
+static void test_train_stops(void) {
+    char out[160];
+    tmp_file(out, sizeof out, "stopped.model");
+    Err err = {{0}};
+    int asks = 1;   // at the first poll, 100 ms in: long before a vocab of 2048 is learned
+    Tokenizer *t = tokenizer_train(corpus_path, 2048, TOKENIZER_BPE, out, stop_at, &asks, &err);
+    CHECK(t == NULL && strstr(err.msg, "tokenizer training interrupted"), "stopped training: got \"%s\"", err.msg);
+    CHECK(access(out, F_OK) != 0, "a stopped training wrote %s", out);
+    tokenizer_free(t);
+    asks = 1 << 30;
+    t = tokenizer_train(corpus_path, 400, TOKENIZER_BPE, out, stop_at, &asks, &err);
+    CHECK(t && tokenizer_vocab_size(t) == 400 && access(out, F_OK) == 0, "a training never stopped: %s", err.msg);
+    CHECK(asks < 1 << 30, "stop was never asked");
     tokenizer_free(t);
 }
 
@@ -256,13 +281,14 @@ int main(void) {
         printf("FAIL setup: %s\n0 passed, 1 failed\n", err.msg);
         return 1;
     }
-    bpe = tokenizer_train(corpus_path, 2048, TOKENIZER_BPE, model_path, &err);
+    bpe = tokenizer_train(corpus_path, 2048, TOKENIZER_BPE, model_path, NULL, NULL, &err);
     if (!bpe) fprintf(stderr, "  BPE training: %s\n", err.msg);
     RUN(test_bpe_round_trips_whole_default_corpus);
     RUN(test_byte_fallback_and_specials);
     RUN(test_unigram_trains);
     RUN(test_load_from_bytes_equals_load_from_path);
     RUN(test_train_errors);
+    RUN(test_train_stops);
     RUN(test_load_errors);
     RUN(test_encode_decode_errors);
     RUN(test_utf8_prefix);

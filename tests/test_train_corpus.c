@@ -32,7 +32,7 @@ static void test_tiny_learns_the_default_corpus(void) {
     snprintf(corpus, sizeof corpus, "%s/fortunes.txt", dir);
     snprintf(tokpath, sizeof tokpath, "%s/tok.model", dir);
     CHECK_OK(dataset_default_corpus(corpus, &err));
-    Tokenizer *tok = tokenizer_train(corpus, 1024, TOKENIZER_BPE, tokpath, &err);
+    Tokenizer *tok = tokenizer_train(corpus, 1024, TOKENIZER_BPE, tokpath, NULL, NULL, &err);
     CHECK(tok != NULL, "tokenizer trained: %s", err.msg);
     if (!tok) return;
     Dataset ds;

@@ -20,7 +20,10 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 extern "C" {
@@ -272,8 +275,83 @@ static std::unordered_map<std::string, std::string> train_args(const char *path,
     };
 }
 
+// The child's side: train, then write one status byte and the model (0) or the error line (1)
+// to fd. It never returns: _exit, so that none of the parent's buffers or exit handlers run twice.
+[[noreturn]] static void train_child(int fd, const char *path, int vocab, TokenizerType type) {
+    signal(SIGINT, SIG_IGN);   // Ctrl-C is the parent's to act on: it kills this process
+    signal(SIGTERM, SIG_DFL);  // not the parent's handler, which would remove the parent's temporary files
+    signal(SIGHUP, SIG_DFL);
+    std::string out(1, '\0');
+    try {
+        sentencepiece::logging::SetMinLogLevel(3);  // silence INFO/WARNING/ERROR: errors come back as status
+        sentencepiece::SetRandomGeneratorSeed(1234);  // the sample of lines is the same on every run
+        std::string model;
+        auto st = sentencepiece::SentencePieceTrainer::Train(train_args(path, vocab, type), nullptr, &model);
+        if (st.ok()) {
+            out += model;
+        } else {
+            Err e = {};
+            train_error(path, vocab, one_line(st.message()), &e);
+            out = std::string(1, '\1') + e.msg;
+        }
+    } catch (const std::exception &e) {
+        out = std::string(1, '\1') + path + ": tokenizer training failed: " + e.what();
+    } catch (...) {
+        out = std::string(1, '\1') + path + ": tokenizer training failed";
+    }
+    for (size_t at = 0; at < out.size();) {
+        ssize_t n = write(fd, out.data() + at, out.size() - at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) _exit(1);
+        at += (size_t)n;
+    }
+    _exit(0);
+}
+
+// SentencePiece's training cannot be stopped once begun, so it runs in a child process: the
+// parent reads the model from a pipe and asks stop (when given) every 100 ms; a stop kills the
+// child. *model is the serialized ModelProto; -1 with err set on failure or stop.
+static int train_in_child(const char *path, int vocab, TokenizerType type, ProgressFn stop, void *ctx,
+                          std::string *model, Err *err) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return err_set(err, "tokenizer training: pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]), close(fds[1]);
+        return err_set(err, "tokenizer training: fork: %s", strerror(errno));
+    }
+    if (pid == 0) close(fds[0]), train_child(fds[1], path, vocab, type);
+    close(fds[1]);
+    std::string got;
+    int stopped = 0;
+    for (;;) {
+        struct pollfd p = {fds[0], POLLIN, 0};
+        int ready = poll(&p, 1, 100);
+        if (stop && stop(ctx, 0, 0)) { stopped = 1; break; }
+        if (ready < 0 && errno != EINTR) break;
+        if (ready <= 0) continue;
+        char buf[65536];
+        ssize_t n = read(fds[0], buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;   // end of the pipe: the child is done
+        got.append(buf, (size_t)n);
+    }
+    close(fds[0]);
+    if (stopped) kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (stopped) return err_set(err, "%s: tokenizer training interrupted", path);
+    if (WIFSIGNALED(status))
+        return err_set(err, "%s: tokenizer training ended by signal %d%s", path, WTERMSIG(status),
+                       WTERMSIG(status) == SIGKILL ? " (out of memory?)" : "");
+    if (got.empty()) return err_set(err, "%s: tokenizer training ended without a result", path);
+    if (got[0] != 0) return err_set(err, "%s", got.c_str() + 1);
+    *model = got.substr(1);
+    return 0;
+}
+
 static Tokenizer *train(const char *text_path, int vocab_size, TokenizerType type,
-                        const char *out_path, Err *err) {
+                        const char *out_path, ProgressFn stop, void *ctx, Err *err) {
     if (!text_path || !out_path) { err_set(err, "tokenizer train: missing file name"); return nullptr; }
     if (vocab_size < TOKENIZER_MIN_VOCAB || vocab_size > TOKENIZER_MAX_VOCAB) {
         err_set(err, "%s: vocab=%d out of range: allowed %d..%d (256 byte pieces and 4 specials come first)",
@@ -285,12 +363,8 @@ static Tokenizer *train(const char *text_path, int vocab_size, TokenizerType typ
         return nullptr;
     }
     if (check_text_file(text_path, err) != 0) return nullptr;
-    sentencepiece::logging::SetMinLogLevel(3);  // silence INFO/WARNING/ERROR: errors come back as status
-    sentencepiece::SetRandomGeneratorSeed(1234);  // the sample of lines is the same on every run
     std::string model;
-    auto st = sentencepiece::SentencePieceTrainer::Train(train_args(text_path, vocab_size, type),
-                                                         nullptr, &model);
-    if (!st.ok()) { train_error(text_path, vocab_size, one_line(st.message()), err); return nullptr; }
+    if (train_in_child(text_path, vocab_size, type, stop, ctx, &model, err) != 0) return nullptr;
     Tokenizer *tok = load_serialized(model, text_path, err);
     if (!tok) return nullptr;
     if (write_file_atomic(out_path, tok->bytes, err) != 0) { delete tok; return nullptr; }
@@ -298,9 +372,9 @@ static Tokenizer *train(const char *text_path, int vocab_size, TokenizerType typ
 }
 
 extern "C" Tokenizer *tokenizer_train(const char *text_path, int vocab_size, TokenizerType type,
-                                      const char *out_path, Err *err) {
+                                      const char *out_path, ProgressFn stop, void *ctx, Err *err) {
     try {
-        return train(text_path, vocab_size, type, out_path, err);
+        return train(text_path, vocab_size, type, out_path, stop, ctx, err);
     } catch (const std::exception &e) {
         err_set(err, "%s: tokenizer training failed: %s", text_path ? text_path : "(null)", e.what());
     } catch (...) {

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "../engine/err.h"
+#include "../engine/progress.h"
 
 typedef struct Tokenizer Tokenizer;  // opaque
 
@@ -10,8 +11,10 @@ typedef enum { TOKENIZER_BPE, TOKENIZER_UNIGRAM } TokenizerType;
 
 // Train a model on a UTF-8 text file; byte fallback is always on. Writes the model file to
 // out_path (through a temporary name + rename) and returns it loaded, or NULL with err set.
+// Training runs in a child process; stop (may be NULL) is asked every 100 ms (done and total 0)
+// and a non-zero answer kills it: NULL, "interrupted", nothing written.
 Tokenizer *tokenizer_train(const char *text_path, int vocab_size, TokenizerType type,
-                           const char *out_path, Err *err);
+                           const char *out_path, ProgressFn stop, void *ctx, Err *err);
 Tokenizer *tokenizer_load(const char *model_path, Err *err);
 Tokenizer *tokenizer_load_bytes(const void *bytes, size_t size, Err *err);
 // The serialized model (for embedding in a checkpoint). The pointer stays valid until free.
