@@ -406,8 +406,9 @@ int32_t sampler_sample(const SamplerConfig *s, Generator *g, uint64_t *rng) {
     int n = 0;
     if (s->top_k > 0 && s->top_k < V) n = select_top_k(p, V, s->top_k, g->cand);
     else if (s->top_p < 1.0f) {
-        // a token below (1−top_p)/(V−1) can never be inside the nucleus: sort only the others
-        float cutoff = (1.0f - s->top_p) / (V - 1);
+        // a token below (1−top_p)/V can never be inside the nucleus (the V−1 tokens above it
+        // would hold more than top_p): sort only the others. The most probable (≥ 1/V) stays.
+        float cutoff = (1.0f - s->top_p) / V;
         for (int i = 0; i < V; i++) if (p[i] >= cutoff) g->cand[n++] = (SampleCandidate){p[i], i};
     }
     float r = rng_uniform(rng);
@@ -420,10 +421,13 @@ int32_t sampler_sample(const SamplerConfig *s, Generator *g, uint64_t *rng) {
     qsort(c, (size_t)n, sizeof *c, by_prob_desc);
     double mass = 0, keep_mass = 0;
     for (int i = 0; i < n; i++) mass += c[i].p;
+    // the nucleus: of the whole distribution (the tokens left out above only save sorting), or
+    // of the top k renormalized
+    double nucleus = s->top_k > 0 && s->top_k < V ? s->top_p * mass : s->top_p;
     int keep = n;
-    for (int i = 0; i < n; i++) {   // nucleus over the (renormalized) candidates
+    for (int i = 0; i < n; i++) {
         keep_mass += c[i].p;
-        if (keep_mass >= s->top_p * mass) { keep = i + 1; break; }
+        if (keep_mass >= nucleus) { keep = i + 1; break; }
     }
     double acc = 0, target = r * keep_mass;
     for (int i = 0; i < keep; i++) if ((acc += c[i].p) > target) return c[i].id;

@@ -358,7 +358,7 @@ const CmdSpec commands[] = {
          {"n", OPT_INT, "128", NULL, 1, 1 << 24, "tokens to generate at most"},
          {"temp", OPT_FLOAT, "0.8", NULL, 0, 100, "temperature (0: greedy)"},
          {"top_k", OPT_INT, "40", NULL, 0, 1 << 24, "sample among the k most likely tokens (0: all)"},
-         {"top_p", OPT_FLOAT, "0.95", NULL, 0, 1, "nucleus: the smallest set with this much probability"},
+         {"top_p", OPT_FLOAT, "0.95", NULL, 0, 1, "nucleus: the smallest set with this much probability (of the top k, renormalized, when top_k > 0)"},
          {"seed", OPT_INT, NULL, NULL, 0, 9e18, "sampling seed (default: the session seed + calls so far)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 

@@ -177,6 +177,22 @@ static void test_sampler(void) {
     memset(counts, 0, sizeof counts);
     for (int i = 0; i < 2000; i++) { memcpy(g.logits, base, sizeof base); counts[sampler_sample(&nucleus, &g, &rng)]++; }
     CHECK(counts[3] + counts[4] == 2000, "top_p=0.5 keeps only ids 4 and 3 (got %d others)", 2000 - counts[3] - counts[4]);
+    // the nucleus is the smallest set holding top_p of the whole mass, however much the tail
+    // below it weighs: p = .45, .44, .06 and 50 ids of .001 — top_p=0.9 needs id 2 (.89 < .9)
+    float tail[53];
+    for (int i = 0; i < V; i++) tail[i] = logf(i == 0 ? 0.45f : i == 1 ? 0.44f : i == 2 ? 0.06f : 0.001f);
+    SamplerConfig p90 = {.temperature = 1, .top_k = 0, .top_p = 0.9f};
+    memset(counts, 0, sizeof counts);
+    for (int i = 0; i < 4000; i++) { memcpy(g.logits, tail, sizeof tail); counts[sampler_sample(&p90, &g, &rng)]++; }
+    CHECK(counts[0] + counts[1] + counts[2] == 4000, "top_p=0.9 drew %d tail ids", 4000 - counts[0] - counts[1] - counts[2]);
+    CHECK(fabs(counts[2] / 4000.0 - 0.06 / 0.95) < 0.02, "top_p=0.9 keeps id 2: P = %.3f, got %.3f", 0.06 / 0.95,
+          counts[2] / 4000.0);
+    // top_p below 1/V: the most probable id alone, even when every id is about as probable
+    for (int i = 0; i < V; i++) tail[i] = i == 7 ? 0.005f : 0.0f;
+    SamplerConfig p1 = {.temperature = 1, .top_k = 0, .top_p = 0.01f};
+    int others = 0;
+    for (int i = 0; i < 500; i++) { memcpy(g.logits, tail, sizeof tail); others += sampler_sample(&p1, &g, &rng) != 7; }
+    CHECK(others == 0, "top_p=0.01 over a near-uniform distribution drew %d ids other than the most probable", others);
     generator_free(&g);
     model_free(&m);
 }
