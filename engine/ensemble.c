@@ -163,6 +163,7 @@ int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, Ensem
         if (trainer_gradients(&e->trainers[i], ds, B, T, accum, &s.member[i], &me) != 0) {
             e->last_exchanged = 0;
             if (trainer_rolled_back(&e->trainers[i])) roll_back_all(e, i);
+            else for (int j = 0; j < i; j++) trainer_redraw_batches(&e->trainers[j]);   // no update taken
             return err_set(err, "member %d: %s", i, me.msg);
         }
     }
@@ -170,8 +171,15 @@ int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, Ensem
     e->good.mix_rng = e->mix_rng, e->good.total_exchanged = e->total_exchanged;
     for (int i = 0; i < e->k; i++) {
         Err me = {{0}};
-        if (trainer_update(&e->trainers[i], B, T, accum, &s.member[i], &me) != 0)
-            return err_set(err, "member %d: %s", i, me.msg);
+        if (trainer_update(&e->trainers[i], B, T, accum, &s.member[i], &me) != 0) {
+            // member i's update was undone; the members before it took theirs: undone too, and
+            // those after it draw this step's batches again, so all stand at one step as before
+            for (int j = 0; j < e->k; j++)
+                if (j < i) trainer_roll_back(&e->trainers[j]);
+                else if (j > i) trainer_redraw_batches(&e->trainers[j]);
+            e->last_exchanged = 0;
+            return err_set(err, "member %d: %s (every member as before this step)", i, me.msg);
+        }
         loss += s.member[i].loss;
         s.tokens += s.member[i].tokens;
     }

@@ -137,6 +137,7 @@ int trainer_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, S
     s->seconds = -clock_seconds();   // trainer_update adds its end
     tr->step_rng = tr->data_rng;
     if (accumulate_gradients(tr, ds, B, T, accum, &s->loss, err)) {
+        trainer_redraw_batches(tr);   // no update taken (a rollback below goes further back)
         if (backend_failed(m->be, err)) return -1;   // the cause, rather than its garbage loss
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg);
@@ -144,7 +145,10 @@ int trainer_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, S
         return err_set(err, "step %d: %s; no update taken", s->step, why);
     }
     s->grad_norm = (float)sqrt(m->be->sumsq(m->grads, (long)m->n_params));
-    if (!isfinite(s->grad_norm)) return roll_back(tr, s->step, "the gradient norm is not finite", err);
+    if (!isfinite(s->grad_norm)) {
+        trainer_redraw_batches(tr);
+        return roll_back(tr, s->step, "the gradient norm is not finite", err);
+    }
     return 0;
 }
 

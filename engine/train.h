@@ -74,6 +74,9 @@ int trainer_step(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepSt
 // stats from the first to the second.
 int trainer_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *s, Err *err);
 int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err);
+// The data position back to where trainer_gradients began: its batches are drawn again by the
+// next step (a step that took no update must not move the data, so a seed's losses repeat).
+static inline void trainer_redraw_batches(Trainer *tr) { tr->data_rng = tr->step_rng; }
 // Put back the parameters, optimizer state, step, data position and history of before the
 // last update. Returns the step gone back to, or −1 when there is no rollback point (no update
 // yet since the trainer was built).

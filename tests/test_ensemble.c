@@ -81,6 +81,74 @@ static void test_k1_equals_plain_training(void) {
     model_free(&m);
 }
 
+// A failure seen after member 1's update (a GPU fault) undoes member 0's update as well as
+// its own, and member 2 draws its batches again: all stand at step 1 as before, and the next
+// step is bit for bit the one an ensemble that never failed takes.
+static const char *pending_failure;
+static int adamw_calls, adamw_fail_at;
+static const char *take_pending_failure(void) {
+    const char *e = pending_failure;
+    pending_failure = NULL;
+    return e;
+}
+static void (*real_adamw_update)(float *, const float *, float *, float *, long, float, float, float, float, float,
+                                 float, int);
+static void adamw_counted(float *p, const float *g, float *m, float *v, long n, float lr, float b1, float b2, float eps,
+                          float wd, float gs, int t) {
+    real_adamw_update(p, g, m, v, n, lr, b1, b2, eps, wd, gs, t);
+    if (++adamw_calls == adamw_fail_at) pending_failure = "k_adamw: an illegal memory access";
+}
+
+static void test_failed_member_update_undoes_the_step(void) {
+    Err err;
+    ModelConfig c = micro_config(3);
+    OptimConfig oc = adamw();
+    Dataset ds = member_data(4000, c.vocab);
+    Backend faulty = *be;
+    const Backend *real = be;
+    faulty.take_error = take_pending_failure;
+    real_adamw_update = be->adamw_update;
+    faulty.adamw_update = adamw_counted;
+    be = &faulty;
+    Ensemble a, ref;
+    CHECK_OK(build(&a, &c, 3, 0, 40, &oc, &err));
+    CHECK_OK(build(&ref, &c, 3, 0, 40, &oc, &err));
+    adamw_calls = 0, adamw_fail_at = -1;
+    CHECK_OK(ensemble_step(&a, &ds, 2, 8, 1, NULL, &err));
+    int per_member = adamw_calls / 3;
+    CHECK_OK(ensemble_step(&ref, &ds, 2, 8, 1, NULL, &err));
+    float *before[3];
+    uint64_t rng[3];
+    for (int i = 0; i < 3; i++) before[i] = host_params(&a.members[i]), rng[i] = a.trainers[i].data_rng;
+    adamw_calls = 0, adamw_fail_at = per_member + 1;   // member 1's first tensor
+    CHECK(ensemble_step(&a, &ds, 2, 8, 1, NULL, &err) != 0 && strstr(err.msg, "member 1") && strstr(err.msg, "undone"),
+          "the failed update is reported: '%s'", err.msg);
+    adamw_fail_at = -1;
+    for (int i = 0; i < 3; i++) {
+        float *now = host_params(&a.members[i]);
+        CHECK(memcmp(now, before[i], sizeof(float) * a.members[i].n_params) == 0 && a.trainers[i].step == 1 &&
+              a.trainers[i].opt.t == 1 && a.trainers[i].data_rng == rng[i],
+              "member %d as before the step: parameters %s, step %d, t %d, data position %s", i,
+              memcmp(now, before[i], sizeof(float) * a.members[i].n_params) ? "changed" : "same", a.trainers[i].step,
+              a.trainers[i].opt.t, a.trainers[i].data_rng == rng[i] ? "kept" : "moved");
+        free(now);
+        free(before[i]);
+    }
+    CHECK(a.step == 1, "the ensemble stays at step 1 (%d)", a.step);
+    CHECK_OK(ensemble_step(&a, &ds, 2, 8, 1, NULL, &err));
+    CHECK_OK(ensemble_step(&ref, &ds, 2, 8, 1, NULL, &err));
+    for (int i = 0; i < 3; i++) {
+        float *p = host_params(&a.members[i]), *q = host_params(&ref.members[i]);
+        CHECK(memcmp(p, q, sizeof(float) * a.members[i].n_params) == 0, "member %d: the retried step equals the "
+              "unfailed one bit for bit", i);
+        free(p);
+        free(q);
+    }
+    ensemble_free(&a);
+    ensemble_free(&ref);
+    be = real;
+}
+
 static void test_wash_p0_equals_independent(void) {
     Err err;
     ModelConfig c = micro_config(3);
@@ -758,6 +826,7 @@ int main(void) {
     be = backend_cpu(1);
     RUN(test_k1_equals_plain_training);
     RUN(test_wash_p0_equals_independent);
+    RUN(test_failed_member_update_undoes_the_step);
     RUN(test_wash_conserves_values_and_follows_the_schedule);
     RUN(test_wash_moves_moments_with_values);
     RUN(test_papa_alpha1_makes_members_equal);

@@ -274,8 +274,10 @@ static void test_backend_failure_is_reported(void) {
     CHECK_OK(trainer_build(&tr, &m, &oc, 1, &err));
     CHECK_OK(generator_build(&g, &m, &err));
     pending_failure = "k_fault: an illegal memory access";
+    uint64_t drawn = tr.data_rng;
     CHECK(trainer_step(&tr, &ds, 2, 8, 1, NULL, &err) != 0 && strstr(err.msg, "cpu backend: k_fault"),
           "a training step should report the backend's failure, got '%s'", err.msg);
+    CHECK(tr.data_rng == drawn, "a step that took no update keeps the data position (its batches come again)");
     CHECK_OK(trainer_step(&tr, &ds, 2, 8, 1, NULL, &err));   // reported once
     double loss;
     pending_failure = "cublasGemmEx: out of memory";
@@ -416,6 +418,34 @@ static void test_nonfinite_loss_restores_last_good_parameters(void) {
     model_free(&m);
 }
 
+// A non-finite loss with nothing to roll back to (the first step) takes no update and leaves
+// the data position where it was: the step's batches are drawn again, so a seed's losses repeat.
+static void test_step_without_update_keeps_data_position(void) {
+    Err err;
+    Model m;
+    Trainer tr;
+    OptimConfig oc;
+    ModelConfig c = micro_config(3);
+    static uint16_t store[4000];
+    Dataset ds = pattern_dataset(store, 4000, c.vocab);
+    CHECK_OK(model_build(&m, &c, be, &err));
+    CHECK_OK(optim_config_default(&oc, "adamw", &err));
+    CHECK_OK(trainer_build(&tr, &m, &oc, 1, &err));
+    size_t bytes = m.n_params * 4;
+    float *p = malloc(bytes);
+    be->download(p, m.params, bytes);
+    p[m.tensors[m.norm].offset] = NAN;
+    be->upload(m.params, p, bytes);
+    uint64_t rng0 = tr.data_rng;
+    CHECK(trainer_step(&tr, &ds, 2, 8, 1, NULL, &err) != 0 && strstr(err.msg, "no update taken"),
+          "a NaN loss at step 1 takes no update: '%s'", err.msg);
+    CHECK(tr.data_rng == rng0 && tr.step == 0, "data position %s, step %d", tr.data_rng == rng0 ? "kept" : "moved",
+          tr.step);
+    free(p);
+    trainer_free(&tr);
+    model_free(&m);
+}
+
 static int stop_at_two(void *ctx, double done, double total) {
     (void)total;
     *(int *)ctx += 1;
@@ -458,6 +488,7 @@ int main(void) {
     RUN(test_nonfinite_loss_restores_last_good_parameters);
     RUN(test_backend_failure_is_reported);
     RUN(test_failed_update_is_undone);
+    RUN(test_step_without_update_keeps_data_position);
     RUN(test_memory_check_counts_host_copy_only_on_host);
     RUN(test_eval_progress_and_stop);
     return TEST_SUMMARY();
