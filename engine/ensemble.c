@@ -631,10 +631,15 @@ static int ensemble_from_members(const char *name, CheckpointMembers *cm, const 
         return err_set(err, "%s: __metadata__ %s '%.32s' is missing or not valid", name, bad, v ? v : "(none)");
     }
 #undef GET
-    for (int i = 0; i < cm->k; i++)   // members step together: one at another step is a damaged file
-        if (cm->trainers[i].step != step)
-            return err_set(err, "%s: member.%d.step is %d but the ensemble's step is %ld (its members step together)",
-                           name, i, cm->trainers[i].step, step);
+    // members step together, from the step of the model they grew from (the ensemble's step
+    // counts from there): one at another step, or members behind the ensemble, is a damaged file
+    for (int i = 1; i < cm->k; i++)
+        if (cm->trainers[i].step != cm->trainers[0].step)
+            return err_set(err, "%s: member.%d.step is %d but member.0.step is %d (the members step together)", name,
+                           i, cm->trainers[i].step, cm->trainers[0].step);
+    if (cm->trainers[0].step < step)
+        return err_set(err, "%s: the ensemble's step is %ld but its members are at step %d (they took every one of its "
+                       "steps)", name, step, cm->trainers[0].step);
     c.method = (EnsembleMethod)method;
     c.p = (float)p;
     c.schedule = flat ? WASH_FLAT : WASH_LINEAR;

@@ -135,10 +135,14 @@ int ensemble_diverged(Ensemble *e, const char *why, Err *err);
 // WASH's shuffle probability for tensor t of a model with `layers` blocks (see above).
 float wash_tensor_prob(const TensorDesc *t, int layers, float p, WashSchedule schedule);
 // One WASH shuffle over the members (and their optimizer moments when opt_state and trainers
-// != NULL), drawing from *rng. *picked: coordinates shuffled; returns the values exchanged,
-// or −1 with err set.
+// != NULL), drawing from *rng. *picked: coordinates shuffled; returns the values exchanged
+// (a value changing member counts once, and once more for each moment moved with it), or −1
+// with err set.
 long wash_shuffle(Model *members, Trainer *trainers, int k, float p, WashSchedule schedule, int opt_state,
                   uint64_t *rng, long *picked, Err *err);
+// The values a shuffle of e's members under coupling c exchanges on average, counted as
+// wash_shuffle counts them: Σ over tensors of p_t·n_t·(K−1)·(1 + moments moved with each).
+double wash_expected_exchange(const Ensemble *e, const EnsembleCoupling *c);
 // One PAPA pull: θ_i ← (1−α)θ_i + α·mean (α = 1: every member becomes the mean exactly).
 // Returns the values communicated (k·N), or −1 with err set.
 long papa_pull(Model *members, int k, float alpha, Err *err);

@@ -112,6 +112,22 @@ long wash_shuffle(Model *members, Trainer *trainers, int k, float p, WashSchedul
     return moved_values;
 }
 
+double wash_expected_exchange(const Ensemble *e, const EnsembleCoupling *c) {
+    const Model *m = &e->members[0];
+    int n_st = c->opt_state ? optimizer_state_tensors(&e->trainers[0].opt, m, NULL, 0) : 0;
+    StateTensor *st = n_st ? malloc(sizeof(StateTensor) * n_st) : NULL;
+    if (st) optimizer_state_tensors(&e->trainers[0].opt, m, st, n_st);
+    double expect = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const TensorDesc *t = &m->tensors[i];
+        const float *ignored[2];
+        int moments = st ? moments_of(st, n_st, t, i, ignored) : 0;
+        expect += wash_tensor_prob(t, m->cfg.layers, c->p, c->schedule) * (double)t->rows * t->cols * (1 + moments);
+    }
+    free(st);
+    return expect * (e->k - 1);   // a random permutation of K leaves one member's value in place on average
+}
+
 long papa_pull(Model *members, int k, float alpha, Err *err) {
     if (k < 1) return err_set(err, "PAPA: no members");
     const Model *m0 = &members[0];

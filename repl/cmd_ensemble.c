@@ -174,18 +174,13 @@ int cmd_ensemble_wash(Session *s, const Args *a, Err *err) {
     c.schedule = strcmp(args_str(a, "schedule", "linear"), "flat") == 0 ? WASH_FLAT : WASH_LINEAR;
     c.opt_state = args_bool(a, "opt_state", 1);
     if (ensemble_set_coupling(&s->ens, &c, err) != 0) return -1;
-    const Model *m = &s->ens.members[0];
-    double expect = 0;   // values a shuffle moves on average: Σ p_l·n_l·(K−1)
-    for (int i = 0; i < m->n_tensors; i++)
-        expect += wash_tensor_prob(&m->tensors[i], m->cfg.layers, c.p, c.schedule) * (double)m->tensors[i].rows *
-                  m->tensors[i].cols;
-    expect *= (s->ens.k - 1);
+    double expect = wash_expected_exchange(&s->ens, &c);   // as `train` will count them
     char v[32], depth[64];
     if (c.schedule == WASH_FLAT) snprintf(depth, sizeof depth, "flat: %g in every tensor", c.p);
     else snprintf(depth, sizeof depth, "linear over depth: embedding %g … head 0", c.p);
     out_text(s, "WASH: p=%g (%s), every %d step%s, optimizer moments %s; about %s values exchanged per shuffle%s\n",
              c.p, depth, c.every, c.every == 1 ? "" : "s", c.opt_state ? "permuted too" : "kept",
-             fmt_count(v, sizeof v, expect), c.opt_state ? " (plus moments)" : "");
+             fmt_count(v, sizeof v, expect), c.opt_state ? " (each with its moments)" : "");
     coupling_json(s->result, &c);
     json_add_real(s->result, "expected_values_per_shuffle", expect);
     return 0;

@@ -526,7 +526,8 @@ const CmdSpec commands[] = {
              "the blocks to 0 at the final norm and head (the last); flat: p everywhere.\n"
              "opt_state=on moves the optimizer moments (optim.m/optim.v) with their values. `train`\n"
              "reports the values exchanged: what a distributed run would communicate.\n"
-             "--json: method, p, schedule, opt_state, every, expected_values_per_shuffle.\n"
+             "--json: method, p, schedule, opt_state, every, expected_values_per_shuffle (counted as\n"
+             "`train` counts them: a value and each moment moved with it).\n"
              "Examples:\n  ensemble wash p=0.05\n  ensemble wash p=0.1 every=2 schedule=flat opt_state=off",
      .run = cmd_ensemble_wash,
      .opts = (const OptSpec[]){

@@ -267,6 +267,19 @@ static void test_wash_conserves_values_and_follows_the_schedule(void) {
     check_shuffle(&e, before, changed);
     CHECK(changed[m0->head] > 0, "flat: the head is shuffled (%ld)", changed[m0->head]);
     for (int i = 0; i < 4; i++) free(before[i]);
+    // what `ensemble wash` expects a shuffle to exchange is what shuffles exchange (with the
+    // AdamW moments moved along, three values a coordinate)
+    double want_of[2];
+    for (int os = 0; os < 2; os++) {
+        EnsembleCoupling cp = ensemble_coupling_default();
+        cp.method = ENSEMBLE_WASH, cp.p = p, cp.schedule = WASH_FLAT, cp.opt_state = os;
+        double sum = 0;
+        for (int r = 0; r < 40; r++) sum += (double)wash_shuffle(e.members, e.trainers, 4, p, WASH_FLAT, os, &rng, &picked, &err);
+        want_of[os] = wash_expected_exchange(&e, &cp);
+        CHECK(fabs(sum / 40 - want_of[os]) < 0.03 * want_of[os], "opt_state=%d: %.0f values exchanged a shuffle, "
+              "expected %.0f", os, sum / 40, want_of[os]);
+    }
+    CHECK(fabs(want_of[1] / want_of[0] - 3) < 1e-9, "the moments triple the count (%.4f)", want_of[1] / want_of[0]);
     // p = 0 changes nothing
     for (int i = 0; i < 4; i++) before[i] = host_params(&e.members[i]);
     CHECK(wash_shuffle(e.members, e.trainers, 4, 0, WASH_FLAT, 1, &rng, &picked, &err) == 0 && picked == 0, "p=0: nothing");
@@ -782,7 +795,7 @@ static void test_checkpoint_bad_ensemble_metadata(void) {
         {"ensemble_init_seeds", "1", "ensemble_init_seeds '1'"},
         {"ensemble_data_seeds", "1,2,3", "ensemble_data_seeds"},
         {"ensemble_step", NULL, "ensemble_step '(none)'"},
-        {"ensemble_step", "7", "but the ensemble's step is 7"},   // its members are at another step
+        {"ensemble_step", "7", "the ensemble's step is 7 but its members are at step 0"},
     };
     for (size_t x = 0; x < sizeof edits / sizeof edits[0]; x++) {
         CheckpointMeta meta[32];
@@ -806,6 +819,12 @@ static void test_checkpoint_bad_ensemble_metadata(void) {
         CHECK(memcmp(&out, &before, sizeof out) == 0, "%s: a refused load leaves *out alone", edits[x].key);
         if (rc == 0) ensemble_free(&out);
     }
+    // members at different steps are not one ensemble
+    e.trainers[1].step = 3;
+    CHECK_OK(checkpoint_save_members(bad, e.k, e.members, e.trainers, NULL, cm.meta, cm.n_meta, NULL, &err));
+    CHECK(ensemble_load(bad, be, &out, NULL, NULL, &err) != 0 && strstr(err.msg, "member.1.step is 3 but member.0.step "
+          "is 0"), "members at different steps: '%s'", err.msg);
+    e.trainers[1].step = 0;
     // members without trainers are not an ensemble that can train
     CHECK_OK(checkpoint_save_members(bad, e.k, e.members, NULL, NULL, cm.meta, cm.n_meta, NULL, &err));
     CHECK(ensemble_load(bad, be, &out, NULL, NULL, &err) != 0 && strstr(err.msg, "no optimizer settings"),

@@ -139,6 +139,15 @@ j = json.dumps(h).encode(); j += b" " * (-len(j) % 8)
 open(sys.argv[2], "wb").write(struct.pack("<Q", len(j)) + j + b[8 + n:])' "$ck" "$TMP/ensbad.safetensors"
 out=$(run -c "model load $TMP/ensbad.safetensors" 2>&1)
 check_contains ensemble_damaged_metadata "$out" "member.1.step '(none)' is not a step number"
+# an ensemble grown from a trained model (its members at the model's step + the ensemble's) saves
+# a file that loads and goes on
+ck="$TMP/ens_late.safetensors"
+out=$(run -c "$prep; train steps=2 batch=2; ensemble new 2; train steps=3 batch=2; model save $ck" 2>&1); rc=$?
+check_status ensemble_late_saved 0 $rc
+out=$(run --json -c "model load $ck; data load val=0.05; show; train steps=1 batch=2" 2>&1); rc=$?
+check_status ensemble_late_loads 0 $rc
+check_eq ensemble_late_steps "5 6" "$(printf '%s\n' "$out" | grep -E '"command":"(show|train)"' | python3 -c 'import json, sys
+print(" ".join(str(json.loads(l)["step"]) for l in sys.stdin))')"
 # members grown from a trained model start past its warm-up: said; their run is the ensemble's
 out=$(run --json -c "$prep; optim adamw warmup=3; train steps=4 batch=2; ensemble new 2; train steps=1 batch=2; runs" 2>"$TMP/err")
 check_contains ensemble_past_warmup "$(cat "$TMP/err")" "the members start at step 4, past adamw's warm-up"
