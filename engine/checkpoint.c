@@ -469,23 +469,6 @@ static int write_contents(FILE *f, const char *header, size_t hlen, const Item *
     return rc;
 }
 
-// The rename is only durable once the folder's entry is on disk too. A failure here is not
-// reported: the data is complete under its final name already.
-static void fsync_folder(const char *path) {
-    char *dir = strdup(path);
-    if (!dir) return;
-    char *slash = strrchr(dir, '/');
-    if (!slash) strcpy(dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 static int save_failed(Err *err, const char *path, int existed, const char *what, int e) {
     return fail(err, path, "cannot save: %s (%s); %s", what, strerror(e),
                 existed ? "the previous file is unchanged" : "nothing was written");
@@ -493,43 +476,17 @@ static int save_failed(Err *err, const char *path, int existed, const char *what
 
 static int write_file(const char *path, int existed, mode_t mode, const char *header, size_t hlen, const Item *it,
                       int n, const Tokenizer *tok, Err *err) {
-    size_t cap = strlen(path) + 32;
-    char *tmp = malloc(cap);
-    if (!tmp || tempfile_name(tmp, cap, path) != 0) {
-        free(tmp);
-        return save_failed(err, path, existed, "out of memory", ENOMEM);
-    }
-    tempfile_remove_stale(path);   // a save killed outright (SIGKILL) left PATH.tmp.PID: its PID is gone
-    unlink(tmp);                   // ours from an earlier process of this PID, if any
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return save_failed(err, path, existed, "cannot create a temporary file in its folder", e);
-    }
-    tempfile_begin(tmp);
-    fchmod(fd, mode);
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        tempfile_done(tmp);
-        free(tmp);
-        return save_failed(err, path, existed, "cannot open the temporary file", e);
-    }
-    const char *what = "writing failed";
-    int e = write_contents(f, header, hlen, it, n, tok);
-    if (e == 0 && fflush(f) != 0) e = errno;
-    if (e == 0 && fsync(fileno(f)) != 0) { e = errno; what = "flushing to disk failed"; }
-    if (fclose(f) != 0 && e == 0) e = errno;
-    if (e == 0 && rename(tmp, path) != 0) { e = errno; what = "renaming the temporary file failed"; }
-    if (e != 0) unlink(tmp);
-    tempfile_done(tmp);
-    free(tmp);
+    AtomicFile af;
+    const char *what;
+    int e = atomic_file_open(&af, path, mode, &what);
     if (e != 0) return save_failed(err, path, existed, what, e);
-    fsync_folder(path);
-    return 0;
+    e = write_contents(af.f, header, hlen, it, n, tok);
+    if (e != 0) {
+        atomic_file_abandon(&af);
+        return save_failed(err, path, existed, "writing failed", e);
+    }
+    e = atomic_file_commit(&af, &what);
+    return e == 0 ? 0 : save_failed(err, path, existed, what, e);
 }
 
 // Where a save of path writes (*target, malloc'd): path itself, or the file a symbolic link at

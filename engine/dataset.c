@@ -386,37 +386,31 @@ static int write_all_tokens(Writer *w, const char *root, const FileList *fl, Err
 // Tokenizes the source into cache_path through a temporary file, fsync, rename.
 static int cache_build(const char *root, const FileList *fl, const Tokenizer *tok, const CacheHeader *want,
                        const char *cache_path, ProgressFn progress, void *ctx, Err *err) {
-    char tmp[PATH_MAX + 32];
-    tempfile_remove_stale(cache_path);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", cache_path, (long)getpid());
-    Writer w = {.tmp_path = tmp, .tok = tok, .token_bytes = (int)want->token_bytes, .hash = FNV_OFFSET,
-                .progress = progress, .progress_ctx = ctx, .total_bytes = want->source_bytes};
+    AtomicFile af;
+    const char *what;
+    int e = atomic_file_open(&af, cache_path, 0644, &what);
+    if (e != 0) return err_set(err, "%s: cannot write the token cache: %s (%s)", cache_path, what, strerror(e));
+    Writer w = {.f = af.f, .tmp_path = af.tmp, .tok = tok, .token_bytes = (int)want->token_bytes,
+                .hash = FNV_OFFSET, .progress = progress, .progress_ctx = ctx, .total_bytes = want->source_bytes};
     w.out = malloc((size_t)OUT_IDS * 4);
-    w.f = fopen(tmp, "wb");
-    if (w.f) tempfile_begin(tmp);
-    if (!w.out || !w.f) {
-        int e = errno;
-        free(w.out);
-        if (w.f) fclose(w.f);
-        return err_set(err, "%s: cannot write the token cache: %s", tmp, strerror(e));
-    }
     CacheHeader h = *want;
-    int rc = fwrite(&h, sizeof h, 1, w.f) == 1 ? 0 : err_set(err, "%s: write failed: %s", tmp, strerror(errno));
+    int rc = !w.out ? err_set(err, "%s: out of memory for the token cache's writer", cache_path)
+             : fwrite(&h, sizeof h, 1, w.f) == 1 ? 0
+                                                 : err_set(err, "%s: write failed: %s", af.tmp, strerror(errno));
     if (rc == 0) rc = write_all_tokens(&w, root, fl, err);
     if (rc == 0 && w.n_tokens == 0) rc = err_set(err, "%s: empty corpus (no tokens)", root);
     if (rc == 0 && (w.hash != want->source_hash || w.bytes != want->source_bytes))
         rc = err_set(err, "%s: the source changed while it was being tokenized; load it again", root);
-    h.n_tokens = w.n_tokens;
-    if (rc == 0 && (fseek(w.f, 0, SEEK_SET) != 0 || fwrite(&h, sizeof h, 1, w.f) != 1 || fflush(w.f) != 0 ||
-                    fsync(fileno(w.f)) != 0))
-        rc = err_set(err, "%s: write failed: %s", tmp, strerror(errno));
-    if (fclose(w.f) != 0 && rc == 0) rc = err_set(err, "%s: write failed: %s", tmp, strerror(errno));
+    h.n_tokens = w.n_tokens;   // known only now: the header again, over the first one
+    if (rc == 0 && (fseek(w.f, 0, SEEK_SET) != 0 || fwrite(&h, sizeof h, 1, w.f) != 1))
+        rc = err_set(err, "%s: write failed: %s", af.tmp, strerror(errno));
     free(w.out);
-    if (rc == 0 && rename(tmp, cache_path) != 0)
-        rc = err_set(err, "%s: cannot rename the token cache into place: %s", cache_path, strerror(errno));
-    if (rc != 0) unlink(tmp);
-    tempfile_done(tmp);
-    return rc;
+    if (rc != 0) {
+        atomic_file_abandon(&af);
+        return rc;
+    }
+    e = atomic_file_commit(&af, &what);
+    return e == 0 ? 0 : err_set(err, "%s: cannot write the token cache: %s (%s)", cache_path, what, strerror(e));
 }
 
 // ---------------------------------------------------------------- public
@@ -580,20 +574,14 @@ int dataset_default_corpus(const char *out_path, Err *err) {
     if (!out_path) return err_set(err, "default corpus: no output path");
     FileList fl = {0};
     if (list_fortunes(&fl, err) != 0) { files_free(&fl); return -1; }
-    char tmp[PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out_path, (long)getpid());
-    FILE *out = fopen(tmp, "wb");
-    if (!out) { files_free(&fl); return err_set(err, "%s: cannot write: %s", out_path, strerror(errno)); }
-    tempfile_begin(tmp);
-    int rc = 0;
-    for (size_t i = 0; i < fl.n && rc == 0; i++) rc = append_fortune_file(out, fl.paths[i], err);
-    if (rc == 0 && (fflush(out) != 0 || fsync(fileno(out)) != 0))
-        rc = err_set(err, "%s: write failed: %s", out_path, strerror(errno));
-    if (fclose(out) != 0 && rc == 0) rc = err_set(err, "%s: write failed: %s", out_path, strerror(errno));
-    if (rc == 0 && rename(tmp, out_path) != 0)
-        rc = err_set(err, "%s: cannot rename the temporary file into place: %s", out_path, strerror(errno));
-    if (rc != 0) unlink(tmp);
-    tempfile_done(tmp);
+    AtomicFile af;
+    const char *what;
+    int e = atomic_file_open(&af, out_path, 0644, &what), rc = 0;
+    if (e != 0) rc = err_set(err, "%s: cannot write: %s (%s)", out_path, what, strerror(e));
+    for (size_t i = 0; i < fl.n && rc == 0; i++) rc = append_fortune_file(af.f, fl.paths[i], err);
+    if (rc != 0 && e == 0) atomic_file_abandon(&af);
+    if (rc == 0 && (e = atomic_file_commit(&af, &what)) != 0)
+        rc = err_set(err, "%s: cannot write: %s (%s)", out_path, what, strerror(e));
     files_free(&fl);
     return rc;
 }

@@ -1,8 +1,10 @@
-// tempfile.c — the registry of temporary files (see tempfile.h). A fixed table, no allocation:
-// the handler that empties it runs inside a signal. Also the writers' temporary names and the
-// sweep of those a writer killed outright left behind.
+// tempfile.c — writing a file whole or not at all (see tempfile.h): the registry of temporary
+// files (a fixed table, no allocation: the handler that empties it runs inside a signal), their
+// names, the sweep of those a writer killed outright left behind, and the open/commit pair.
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -70,4 +72,67 @@ int tempfile_name(char *out, size_t cap, const char *path) {
                 ? snprintf(out, cap, "%.*s%s%ld", (int)(base - path), path, SHORT_TMP, (long)getpid())
                 : snprintf(out, cap, "%s.tmp.%ld", path, (long)getpid());
     return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+int atomic_file_open(AtomicFile *af, const char *path, mode_t mode, const char **what) {
+    const char *ignored;
+    if (!what) what = &ignored;
+    af->f = NULL;
+    *what = "the path is too long";
+    if (strlen(path) >= sizeof af->path || tempfile_name(af->tmp, sizeof af->tmp, path) != 0) return ENAMETOOLONG;
+    memcpy(af->path, path, strlen(path) + 1);
+    tempfile_remove_stale(path);   // a writer killed outright (SIGKILL) left PATH.tmp.PID: its PID is gone
+    unlink(af->tmp);               // ours from an earlier process of this PID, if any
+    *what = "cannot create a temporary file in its folder";
+    int fd = open(af->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return errno;
+    tempfile_begin(af->tmp);
+    *what = "cannot set the file's permissions";
+    int e = fchmod(fd, mode) == 0 ? 0 : errno;   // exactly mode, whatever the umask
+    if (e == 0 && !(af->f = fdopen(fd, "wb"))) e = errno, *what = "cannot open the temporary file";
+    if (e != 0) {
+        close(fd);
+        unlink(af->tmp);
+        tempfile_done(af->tmp);
+    }
+    return e;
+}
+
+// The rename is only durable once the folder's entry is on disk too. A failure here is not
+// reported: the data is complete under its final name already.
+static void fsync_folder(const char *path) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) strcpy(dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+int atomic_file_commit(AtomicFile *af, const char **what) {
+    const char *ignored;
+    if (!what) what = &ignored;
+    int e = 0;
+    *what = "writing failed";
+    if (fflush(af->f) != 0) e = errno;
+    if (e == 0 && fsync(fileno(af->f)) != 0) e = errno, *what = "flushing to disk failed";
+    if (fclose(af->f) != 0 && e == 0) e = errno;
+    af->f = NULL;
+    if (e == 0 && rename(af->tmp, af->path) != 0) e = errno, *what = "renaming the temporary file failed";
+    if (e != 0) unlink(af->tmp);
+    tempfile_done(af->tmp);
+    if (e == 0) fsync_folder(af->path);
+    return e;
+}
+
+void atomic_file_abandon(AtomicFile *af) {
+    if (af->f) fclose(af->f);
+    af->f = NULL;
+    unlink(af->tmp);
+    tempfile_done(af->tmp);
 }

@@ -1,8 +1,25 @@
-// tempfile.h — the files being written under a temporary name (a checkpoint's, a token
-// cache's, a tokenizer's) before their rename, registered while they exist so that a signal
-// that ends the process (SIGTERM, SIGHUP) can remove them instead of leaving "x.tmp.123" behind.
+// tempfile.h — writing a file whole or not at all (a checkpoint, a token cache, a tokenizer,
+// the default corpus): under a temporary name, synced, then renamed into place. The temporary
+// files are registered while they exist so that a signal that ends the process (SIGTERM,
+// SIGHUP) can remove them instead of leaving "x.tmp.123" behind.
 #pragma once
+#include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+// One file in the making. atomic_file_open sweeps the temporaries dead writers left, creates
+// ours with the given mode and registers it; the caller writes to f; atomic_file_commit flushes,
+// syncs and closes it, renames it over path and syncs the folder, or atomic_file_abandon
+// removes it. Each returns 0 or an errno value (*what, when given: the step that failed); on
+// any failure the temporary file is gone and path untouched.
+typedef struct AtomicFile {
+    FILE *f;
+    char path[PATH_MAX], tmp[PATH_MAX + 32];
+} AtomicFile;
+int atomic_file_open(AtomicFile *af, const char *path, mode_t mode, const char **what);
+int atomic_file_commit(AtomicFile *af, const char **what);
+void atomic_file_abandon(AtomicFile *af);
 
 // Register path (copied) as a temporary file in the making; tempfile_done when it was renamed
 // or removed. At most TEMPFILE_MAX at once (more go unregistered: only the cleanup misses them).

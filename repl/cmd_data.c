@@ -10,7 +10,6 @@
 #include <unistd.h>
 #include "commands.h"
 #include "output.h"
-#include "../engine/tempfile.h"
 
 // snprintf that fails on a path too long for its buffer instead of cutting it short.
 static int path_printf(Err *err, char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -192,7 +191,6 @@ int cmd_tok_train(Session *s, const Args *a, Err *err) {
     out_note(s, "training a %s tokenizer (vocab %d) on %s\n", type, vocab, corpus);
     note_crlf(s, corpus);
     TokenizerType t = strcmp(type, "unigram") == 0 ? TOKENIZER_UNIGRAM : TOKENIZER_BPE;
-    tempfile_remove_stale(out);   // a training killed outright (SIGKILL) left OUT.tmp.PID behind
     Tokenizer *tok = tokenizer_train(corpus, vocab, t, out, progress_stop_on_interrupt, NULL, err);
     if (!tok && lrsh_interrupted)   // the training was stopped: nothing written, nothing changed
         return err_set(err, "tok train interrupted: nothing was written; the session keeps its tokenizer and data");

@@ -28,6 +28,7 @@
 
 extern "C" {
 #include "tokenizer.h"
+#include "../engine/tempfile.h"
 }
 
 // Declared in the library but not in its public header; it silences the training log
@@ -118,34 +119,18 @@ static int check_text_file(const char *path, Err *err) {
 
 // ---------------------------------------------------------------- files
 
-// Writes bytes to path through path.tmp.PID, fsync, rename: never a half-written model.
+// Writes bytes to path through a temporary file, fsync, rename: never a half-written model.
 static int write_file_atomic(const char *path, const std::string &bytes, Err *err) {
-    std::string tmp = std::string(path) + ".tmp." + std::to_string((long)getpid());
-    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return err_set(err, "%s: cannot write: %s", path, strerror(errno));
-    size_t done = 0;
-    while (done < bytes.size()) {
-        ssize_t w = write(fd, bytes.data() + done, bytes.size() - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp.c_str());
-            return err_set(err, "%s: write failed: %s", path, strerror(e));
-        }
-        done += (size_t)w;
+    AtomicFile af;
+    const char *what;
+    int e = atomic_file_open(&af, path, 0644, &what);
+    if (e == 0 && fwrite(bytes.data(), 1, bytes.size(), af.f) != bytes.size()) {
+        e = errno ? errno : EIO, what = "writing failed";
+        atomic_file_abandon(&af);
+    } else if (e == 0) {
+        e = atomic_file_commit(&af, &what);
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int e = errno;
-        unlink(tmp.c_str());
-        return err_set(err, "%s: write failed: %s", path, strerror(e));
-    }
-    if (rename(tmp.c_str(), path) != 0) {
-        int e = errno;
-        unlink(tmp.c_str());
-        return err_set(err, "%s: cannot rename the temporary file into place: %s", path, strerror(e));
-    }
-    return 0;
+    return e == 0 ? 0 : err_set(err, "%s: cannot write: %s (%s)", path, what, strerror(e));
 }
 
 static int read_file(const char *path, std::string *out, Err *err) {

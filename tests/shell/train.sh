@@ -66,6 +66,12 @@ echo partial > "$killed_cache.tmp.$dead"
 "$LRSH" -c "tok load $model; data load $TMP/killed.txt" >/dev/null 2>&1
 check_eq stale_build_removed no "$([ -e "$killed_cache.tmp.$dead" ] && echo yes || echo no)"
 check_eq stale_build_rebuilt yes "$([ -s "$killed_cache" ] && echo yes || echo no)"
+# a corpus with a long name (its cache's NAME.tmp.PID would pass the file system's 255 bytes) loads
+long="$TMP/$(printf 'c%.0s' $(seq 1 231)).txt"
+cp README.md "$long"
+out=$("$LRSH" --json -c "tok load $model; data load $long" 2>&1); rc=$?
+check_status long_name_cache 0 $rc
+check_eq long_name_cache_tokens True "$(printf '%s\n' "$out" | tail -n 1 | json_eval 'o["tokens"] > 1000 and len(o["cache"].split("/")[-1]) > 240')"
 # one cache per corpus and tokenizer: another tokenizer's load leaves this one's cache in place
 "$LRSH" -c "tok train $TMP/killed.txt vocab=400 out=$TMP/killed.model; data load $TMP/killed.txt" >/dev/null 2>&1
 check_eq cache_per_tokenizer "2 reused" "$(ls "$TMP"/killed.txt.*.tok | wc -l) $("$LRSH" --json -c "tok load $model; data load $TMP/killed.txt" 2>/dev/null | tail -n 1 | json_eval '"reused" if o["reused"] else "built"')"
