@@ -1,4 +1,4 @@
-// rng.h — a small deterministic generator (splitmix64 → xorshift*), the same on every machine.
+// rng.h — a small deterministic generator (splitmix64), the same on every machine.
 #pragma once
 #include <stdint.h>
 #include <math.h>

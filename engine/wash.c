@@ -54,6 +54,14 @@ long wash_shuffle(Model *members, Trainer *trainers, int k, float p, WashSchedul
         if (!st[i]) rc = err_set(err, "WASH: out of memory");
         else optimizer_state_tensors(&trainers[i].opt, &members[i], st[i], n_st[i]);
     }
+    // members whose optimizer states differ cannot swap moments: refused before any tensor moves
+    for (int ti = 0; use_state && rc == 0 && ti < m0->n_tensors; ti++) {
+        const float *ignored[2];
+        int n_mom = moments_of(st[0], n_st[0], &m0->tensors[ti], ti, ignored);
+        for (int i = 1; i < k && rc == 0; i++)
+            if (moments_of(st[i], n_st[i], &m0->tensors[ti], ti, ignored) != n_mom)
+                rc = err_set(err, "WASH: the members' optimizer states differ at %s", m0->tensors[ti].name);
+    }
     for (int ti = 0; rc == 0 && ti < m0->n_tensors; ti++) {
         const TensorDesc *t = &m0->tensors[ti];
         float q = wash_tensor_prob(t, m0->cfg.layers, p, schedule);
@@ -62,15 +70,7 @@ long wash_shuffle(Model *members, Trainer *trainers, int k, float p, WashSchedul
         float *vals = buf, *mom[2] = {buf + most * k, buf + 2 * most * k};
         const float *dev_mom[ENSEMBLE_MAX_K][2];
         int n_mom = 0;
-        if (use_state) {
-            n_mom = moments_of(st[0], n_st[0], t, ti, dev_mom[0]);
-            for (int i = 1; i < k; i++)
-                if (moments_of(st[i], n_st[i], t, ti, dev_mom[i]) != n_mom) {
-                    rc = err_set(err, "WASH: the members' optimizer states differ at %s", t->name);
-                    break;
-                }
-            if (rc) break;
-        }
+        for (int i = 0; use_state && i < k; i++) n_mom = moments_of(st[i], n_st[i], t, ti, dev_mom[i]);
         for (int i = 0; i < k; i++) {
             be->download(vals + i * n, param(&members[i], ti), sizeof(float) * n);
             for (int s = 0; s < n_mom; s++) be->download(mom[s] + i * n, dev_mom[i][s], sizeof(float) * n);

@@ -887,7 +887,6 @@ int cmd_align(Session *s, const Args *a, Err *err) {
         return err_set(err, "align against=members compares the gradients of ensemble members, and there is no "
                        "ensemble: `ensemble new K` makes one (e.g. ensemble new 3)");
     if (!members && session_need_model(s, err) != 0) return -1;
-    if (!members) ensemble_note_single_model(s);
     if (session_need_data(s, err) != 0) return -1;
     const ModelConfig *mc = members ? &s->ens.members[0].cfg : &s->model.cfg;
     if (!members && s->data.vocab_size > mc->vocab)

@@ -149,6 +149,32 @@ static void test_failed_member_update_undoes_the_step(void) {
     be = real;
 }
 
+// Members whose optimizer states differ (member 1 on Muon: its matrices hold one moment, not
+// AdamW's two; the embedding's agree, and comes first) cannot swap moments: the shuffle is
+// refused before any tensor moves.
+static void test_wash_refuses_differing_states_whole(void) {
+    Err err;
+    ModelConfig c = micro_config(3);
+    OptimConfig oc = adamw(), muon;
+    CHECK_OK(optim_config_default(&muon, "muon", &err));
+    Ensemble e;
+    CHECK_OK(build(&e, &c, 2, 0, 70, &oc, &err));
+    trainer_free(&e.trainers[1]);
+    CHECK_OK(trainer_build(&e.trainers[1], &e.members[1], &muon, 171, &err));
+    float *before[2] = {host_params(&e.members[0]), host_params(&e.members[1])};
+    uint64_t rng = 3;
+    long picked;
+    CHECK(wash_shuffle(e.members, e.trainers, 2, 0.5f, WASH_FLAT, 1, &rng, &picked, &err) < 0 &&
+          strstr(err.msg, "optimizer states differ"), "refused: '%s'", err.msg);
+    for (int i = 0; i < 2; i++) {
+        float *now = host_params(&e.members[i]);
+        CHECK(memcmp(now, before[i], sizeof(float) * e.members[i].n_params) == 0, "member %d untouched", i);
+        free(now);
+        free(before[i]);
+    }
+    ensemble_free(&e);
+}
+
 static void test_wash_p0_equals_independent(void) {
     Err err;
     ModelConfig c = micro_config(3);
@@ -846,6 +872,7 @@ int main(void) {
     RUN(test_k1_equals_plain_training);
     RUN(test_wash_p0_equals_independent);
     RUN(test_failed_member_update_undoes_the_step);
+    RUN(test_wash_refuses_differing_states_whole);
     RUN(test_wash_conserves_values_and_follows_the_schedule);
     RUN(test_wash_moves_moments_with_values);
     RUN(test_papa_alpha1_makes_members_equal);

@@ -93,6 +93,9 @@ check_contains dropped "$out" "ensemble dropped"
 out=$(run -c "$prep; set errexit off; ensemble new 2; train steps=2 batch=2; model factorize rank=4; generate hi n=2; norms; show; ensemble new 3; train steps=1 batch=2; model new tiny dim=32 layers=1 heads=2 kv_heads=2 ffn=64 seq=16" 2>&1)
 check_contains factorize_refused "$out" "an ensemble of 2 is training: \`ensemble use I\` or \`ensemble average\` makes one model to factorize"
 check_contains single_model_note "$out" "that model stands at step 0, where it was when the ensemble was made or loaded"
+# align on the session's model says it once (it said it twice, twice in --json's warnings too)
+out_align=$(run --json -c "$prep; ensemble new 2; align batches=1 batch=2" 2>/dev/null | tail -n 1)
+check_eq align_single_model_note_once 1 "$(printf '%s\n' "$out_align" | json_eval 'sum("that model stands at step" in w for w in o.get("warnings", []))')"
 check_contains generate_refused "$out" "an ensemble of 2 is training: \`ensemble average\` or \`ensemble use I\` makes one model to generate from (the session's own model stands at step 0"
 check_contains inspect_refused "$(run -c "$prep; ensemble new 2; train steps=1 batch=2; inspect" 2>&1)" "makes one model to inspect (the session"
 check_contains watch_ensemble_note "$(run -c "$prep; watch spectral every=1; ensemble new 2; train steps=1 batch=2" 2>&1)" "note: \`watch\` records nothing while an ensemble trains"
