@@ -204,6 +204,9 @@ static void dense_model_note(Session *s, const OptimConfig *cfg) {
     if (factor_rule && s->has_model && !s->has_ensemble && !model_has_factors(&s->model))
         out_note(s, "the model has no factorized matrices (rank=0): %s updates its dense matrices exactly as muon "
                     "does (`model factorize rank=R` makes factors)\n", cfg->name);
+    else if (strcmp(cfg->name, "ortho") == 0)   // a run of each would otherwise read as two baselines
+        out_note(s, "ortho is Spectron without its step size ρ, which is Muon on the factors: its updates are "
+                    "muon's exactly (the ablation's name, for its row of the table)\n");
 }
 
 int cmd_optim(Session *s, const Args *a, Err *err) {

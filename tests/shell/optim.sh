@@ -44,11 +44,15 @@ stepped=$(printf '%s\n' "$out" | sed -n 's/^lr  *\([0-9.e-]*\)$/\1/p')
 check_eq warmup_note_scheduled_lr "$stepped" "${noted:-none}"
 check_not_contains warmup_note_not_base "$out" "lr=0.01
 "
-# on a model with no factors spectron and ortho are muon: optim says so; not for a factorized one
+# on a model with no factors spectron and ortho are muon: optim says so; on a factorized one
+# ortho is muon on the factors, and says that
 out=$(lrsh -c 'model new tiny dim=64 seq=32 rank=0; optim spectron; optim renorm; model new tiny dim=64 seq=32; optim ortho' 2>&1)
 check_contains optim_dense_note "$out" "the model has no factorized matrices (rank=0): spectron updates its dense matrices exactly as muon does"
 check_not_contains optim_dense_note_renorm "$out" "renorm updates"
-check_not_contains optim_factorized_no_note "$out" "ortho updates"
+check_not_contains optim_factorized_no_dense_note "$out" "ortho updates its dense"
+check_contains optim_ortho_is_muon "$out" "ortho is Spectron without its step size ρ, which is Muon on the factors: its updates are muon's exactly"
+same=$(for o in muon ortho; do lrsh --json -c "tok load $TMP/w.model; data load; model new tiny dim=32 seq=16 seed=2; optim $o; train steps=4 batch=2" 2>/dev/null | tail -n 1 | json_eval 'o["loss"]'; done | uniq | wc -l | tr -d ' ')
+check_eq optim_ortho_same_losses_as_muon 1 "$same"
 out=$(lrsh -c 'optim spectron lr=abc' 2>&1)
 check_contains optim_bad_value "$out" "lr=abc"
 out=$(lrsh -c 'optim spectrn' 2>&1)
