@@ -168,7 +168,8 @@ int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err)
     // these parameters gave a finite loss: the point to come back to if this update breaks them
     take_rollback_point(tr);
     int next = tr->step + 1, diag = (tr->diag_every > 0 && next % tr->diag_every == 0) ||
-                                    (tr->diag_also_every > 0 && next % tr->diag_also_every == 0);
+                                    (tr->diag_also_every > 0 && next % tr->diag_also_every == 0) || tr->diag_next;
+    tr->diag_next = 0;
     m->be->synchronize();   // a GPU's queued work counts where it was queued
     double t1 = clock_seconds();
     int failed = optimizer_step(&tr->opt, m, s->lr, s->clip_scale, diag ? tr->good_params : NULL, err);

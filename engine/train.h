@@ -46,6 +46,7 @@ typedef struct Trainer {
     uint64_t step_rng;     // data_rng before the batches of the step in progress
     int diag_every;        // measure ‖ΔW‖₂, ‖W‖₂ at steps that are multiples of it (0: never)
     int diag_also_every;   // and at multiples of this (`watch` of the optimizer's σ, ρ; 0: none)
+    int diag_next;         // and at the next update, whatever its number (then cleared)
     // The rollback point, taken before every update: the parameters (also the `before` of the
     // update's ΔW), the optimizer's m, v and power-iteration vectors, and the rest in `good`.
     float *good_params;

@@ -384,7 +384,7 @@ int cmd_inspect(Session *s, const Args *a, Err *err) {
              have ? "sorted by" : "in model order (not measured:", by, have ? marks : ")");
     if (!measured)
         out_text(s, "(‖ΔW‖₂ and ‖W‖₂ were not measured at the last update: `step` measures them, as does `train` "
-                    "every diag_every-th step; `watch` keeps only the values it shows)\n");
+                    "every diag_every-th step and at its last; `watch` keeps only the values it shows)\n");
     table_header(s, "  ");
     cJSON *list = cJSON_AddArrayToObject(s->result, "matrices");
     const MatrixDiag *worst = NULL;

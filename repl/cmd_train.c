@@ -170,6 +170,8 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     while (r.done < steps && !lrsh_interrupted) {
         int attempt = s->trainer.step + 1;
         StepStats prev = r.last;
+        // the last step measures too, so that `inspect` after `train` reads the update it ended on
+        s->trainer.diag_next = r.done + 1 == steps && s->trainer.diag_every > 0;
         if (trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &r.last, err) != 0) {
             inspect_after_step(s, NULL, 0);
             progress_end(&p);

@@ -265,12 +265,12 @@ const CmdSpec commands[] = {
              "~10%. Ctrl-C stops after the step in progress; the model keeps every step taken.\n"
              "Every step is recorded in the current run (see `run`, `plot`) and, after `log FILE`,\n"
              "appended to that file. eval_every=N also measures the validation loss (as `eval`).\n"
-             "Every diag_every-th step the optimizer also measures ‖ΔW‖₂ and ‖W‖₂ of each factorized\n"
-             "W = A·Bᵀ, exactly (from the factors' r×r Grams, W never formed); the run keeps, per step, the\n"
-             "largest ‖ΔW‖₂/η and ρ over the matrices and the mean σ_A, σ_B (`plot dw_over_eta`,\n"
-             "`plot rho`, `plot sigma_a`). σ and ρ come with every step under spectron and renorm\n"
-             "(under other optimizers ρ is the step's lr). An ensemble's members record no\n"
-             "diagnostics. A step whose loss is above\n"
+             "Every diag_every-th step, and the last, the optimizer also measures ‖ΔW‖₂ and ‖W‖₂\n"
+             "of each factorized W = A·Bᵀ, exactly (from the factors' r×r Grams, W never formed);\n"
+             "the run keeps, per step, the largest ‖ΔW‖₂/η and ρ over the matrices and the mean\n"
+             "σ_A, σ_B (`plot dw_over_eta`, `plot rho`, `plot sigma_a`); `inspect` shows the last.\n"
+             "σ and ρ come with every step under spectron and renorm (under other optimizers ρ is\n"
+             "the step's lr). An ensemble's members record no diagnostics. A step whose loss is above\n"
              "1.5× the mean of the 50 before it (once 10 are there) counts as a loss spike. A\n"
              "non-finite loss or gradient at step N stops training: the run is marked diverged at\n"
              "N, the update of step N−1 (the one that broke the model) is undone — parameters,\n"
@@ -294,7 +294,7 @@ const CmdSpec commands[] = {
          {"steps", OPT_INT, NULL, NULL, 1, 1e9, "optimizer steps to take (required)"},
          {"eval_every", OPT_INT, "0", NULL, 0, 1e9, "measure the validation loss every N steps and at the end (0: never)"},
          {"eval_batches", OPT_INT, "10", NULL, 1, 1e6, "validation batches per measurement"},
-         {"diag_every", OPT_INT, "10", NULL, 0, 1e9, "measure ‖ΔW‖₂, ‖W‖₂ every N steps (0: never)"},
+         {"diag_every", OPT_INT, "10", NULL, 0, 1e9, "measure ‖ΔW‖₂, ‖W‖₂ every N steps and at the last (0: never)"},
          BATCH_OPTS,
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "step", .family = "training", .args = "[batch= accum= seq=]",

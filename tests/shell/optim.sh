@@ -200,6 +200,9 @@ check_eq inspect_sorted True "$(printf '%s\n' "$out" | json_eval '[m["dw_over_et
 check_eq inspect_worst3 "[True, True, True, False]" "$(printf '%s\n' "$out" | json_eval '[m["worst"] for m in o["matrices"]][:4]')"
 out=$(lrsh -c "$prep; optim spectron; train steps=3 diag_every=0; inspect sort=rho" 2>&1)
 check_contains inspect_unmeasured "$out" "were not measured at the last update"
+# train's last step is measured whatever diag_every falls on: inspect reads it (steps 1..13 here)
+out=$(lrsh --json -c "$prep; optim muon; train steps=13 diag_every=10; inspect" 2>/dev/null | tail -n 1)
+check_eq inspect_after_train_measured True "$(printf '%s\n' "$out" | json_eval 'o["step"] == 13 and all(m["dw_over_eta"] is not None and m["dw_over_eta"] > 0 for m in o["matrices"])')"
 
 # ---- bench train optim=: the optimizer's share of the step ----
 out=$(lrsh --json -c 'bench train shape=tiny model=factorized optim=spectron steps=1 batch=2' 2>/dev/null); rc=$?
