@@ -329,7 +329,7 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     if (need_data(s, err) != 0 || session_batch_shape(s, a, &B, &T, &accum, err) != 0) return -1;
     Ensemble *e = &s->ens;
     int steps = (int)args_int(a, "steps", 1);
-    int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 10);
+    int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20);
     for (int i = 0; i < e->k; i++) e->trainers[i].diag_every = (int)args_int(a, "diag_every", 10);
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     if (inspect_watching(s))   // it follows one model's updates; the members' are several

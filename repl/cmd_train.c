@@ -154,7 +154,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     if (!args_has(a, "steps")) return err_set(err, "train needs steps=N (e.g. train steps=100)");
     if (need_trainer(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
     int steps = (int)args_int(a, "steps", 1);
-    int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 10);
+    int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20);
     // eval_every's evaluations must not fail halfway through: check the validation split first
     if (eval_every > 0 && eval_every <= steps && dataset_window_fits(&s->data, 1, sh.T, err) != 0)
         return err_wrap(err, "", " (eval_every: nothing was trained)");

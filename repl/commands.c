@@ -293,7 +293,7 @@ const CmdSpec commands[] = {
      .opts = (const OptSpec[]){
          {"steps", OPT_INT, NULL, NULL, 1, 1e9, "optimizer steps to take (required)"},
          {"eval_every", OPT_INT, "0", NULL, 0, 1e9, "measure the validation loss every N steps and at the end (0: never)"},
-         {"eval_batches", OPT_INT, "10", NULL, 1, 1e6, "validation batches per measurement"},
+         {"eval_batches", OPT_INT, "20", NULL, 1, 1e6, "validation batches per measurement (as `eval`'s batches=)"},
          {"diag_every", OPT_INT, "10", NULL, 0, 1e9, "measure ‖ΔW‖₂, ‖W‖₂ every N steps and at the last (0: never)"},
          BATCH_OPTS,
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
@@ -320,8 +320,8 @@ const CmdSpec commands[] = {
     {.name = "eval", .family = "training", .args = "[batches=N] [batch= seq=]",
      .summary = "validation loss and perplexity (the same batches every time for one `set seed`)",
      .help = "The loss is recorded in the current run at the current step (`plot loss` shows it;\n"
-             "`runs` the latest). `train eval_every=` averages eval_batches=10 of the same batches by\n"
-             "default, this 20: the two differ a little (`eval batches=10` repeats train's).\n"
+             "`runs` the latest). `train eval_every=` averages the same 20 batches by default\n"
+             "(eval_batches=), so the two give one number for one step.\n"
              "Ctrl-C stops it after the batch in progress: the mean over the batches done is shown\n"
              "but not recorded, being another estimate. --json: val_loss, ppl (null when it\n"
              "overflows), step, batches (those averaged), tokens, interrupted.\n"

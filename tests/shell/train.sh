@@ -23,6 +23,11 @@ check_eq eval_time_apart True "$(printf '%s\n' "$out" | grep '"command":"train"'
 out=$("$LRSH" -c "tok load $model; data load; model new tiny dim=32 seq=16; train steps=4 batch=2 eval_every=2 eval_batches=3" 2>&1)
 check_contains eval_time_reported "$out" "for 4 steps (+ "
 check_contains eval_time_count "$out" "for 2 evaluations)"
+# train's evaluation and eval's, at one step and by default: one number (10 and 20 batches were two)
+out=$("$LRSH" --json -c "tok load $model; data load; model new tiny dim=32 seq=16; train steps=2 batch=2 eval_every=2; eval batch=2" 2>/dev/null)
+check_eq eval_every_equals_eval 1 "$(printf '%s\n' "$out" | python3 -c 'import json, sys
+r = [json.loads(l) for l in sys.stdin]
+print(len({[x for x in r if x["command"] == "train"][0]["val"][0]["val_loss"], [x for x in r if x["command"] == "eval"][0]["val_loss"]}))')"
 # eval_every with a validation split too short for a window: refused before any step
 printf 'hello there general kenobi.\n' >"$TMP/tiny.txt"
 out=$("$LRSH" -c "tok load $model; data load $TMP/tiny.txt; model new tiny seq=4 dim=64 heads=2 ffn=64;
