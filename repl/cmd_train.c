@@ -299,6 +299,11 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
         session_record_val(s, step, loss);
         out_text(s, "val loss %s  perplexity %.2f  (step %d; %d batch%s of %d × %d tokens)\n", LOSS_TEXT(loss), ppl, step, batches,
                  batches == 1 ? "" : "es", sh.B, sh.T);
+        long val = s->data.n_tokens - s->data.n_train;
+        double read = (double)batches * sh.B * sh.T;
+        if (read > 2.0 * val)   // the windows overlap: more batches only repeat the same tokens
+            out_note(s, "note: the validation split has %ld tokens and these %d batches read %.0f: each about %.0f "
+                        "times over (`data load val=` holds out more)\n", val, batches, read, read / val);
     }
     json_add_real(s->result, "val_loss", loss);
     json_add_real(s->result, "ppl", ppl);

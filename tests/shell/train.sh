@@ -77,6 +77,10 @@ cp README.md "$long"
 out=$("$LRSH" --json -c "tok load $model; data load $long" 2>&1); rc=$?
 check_status long_name_cache 0 $rc
 check_eq long_name_cache_tokens True "$(printf '%s\n' "$out" | tail -n 1 | json_eval 'o["tokens"] > 1000 and len(o["cache"].split("/")[-1]) > 240')"
+# an eval that reads the validation split many times over says so; one that does not, nothing
+out=$("$LRSH" -c "tok load $model; data load $TMP/corp; model new tiny dim=32 seq=16; eval batches=200 batch=8; eval batches=1 batch=1" 2>&1)
+check_contains eval_overlap_note "$out" "these 200 batches read 25600: each about"
+check_eq eval_overlap_note_once 1 "$(printf '%s\n' "$out" | grep -c 'times over')"
 # one cache per corpus and tokenizer: another tokenizer's load leaves this one's cache in place
 "$LRSH" -c "tok train $TMP/killed.txt vocab=400 out=$TMP/killed.model; data load $TMP/killed.txt" >/dev/null 2>&1
 check_eq cache_per_tokenizer "2 reused" "$(ls "$TMP"/killed.txt.*.tok | wc -l) $("$LRSH" --json -c "tok load $model; data load $TMP/killed.txt" 2>/dev/null | tail -n 1 | json_eval '"reused" if o["reused"] else "built"')"
