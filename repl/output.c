@@ -320,8 +320,9 @@ int progress_engine(void *ctx, double done, double total) {
     double elapsed = now_seconds() - pl->t0, eta = done > 0 ? elapsed * (total - done) / done : 0;
     char eta_s[32], text[256];
     fmt_duration(eta_s, sizeof eta_s, eta);
-    int decimals = pl->unit == 1 ? 0 : 1;   // whole batches, tenths of MB
-    snprintf(text, sizeof text, "%s %d%% (%.*f/%.*f %s)  ETA %s", pl->label, pct, decimals, done / pl->unit, decimals,
+    int decimals = pl->unit == 1 ? 0 : 1;   // whole batches or rounds (those finished: 1.7 is 1), tenths of MB
+    double shown = decimals ? done / pl->unit : floor(done / pl->unit);
+    snprintf(text, sizeof text, "%s %d%% (%.*f/%.*f %s)  ETA %s", pl->label, pct, decimals, shown, decimals,
              total / pl->unit, pl->unit_name, eta_s);
     // live: every new percent; plain lines (a pipe, a log): once per decile crossed (chunks may
     // skip a decile), from 2 s on — a one-second eval's ten lines were only noise in a transcript
