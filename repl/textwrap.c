@@ -1,5 +1,6 @@
 // textwrap.c — text fitted to a terminal's width (see textwrap.h).
 #include "textwrap.h"
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -156,6 +157,15 @@ static int field_break(const char *p, int cut) {
     return (int)field_gap(p, (size_t)cut, fitting_bytes(p, text_columns_n(p, cut) / 2));
 }
 
+// A break at the single space at `at` that follows a number moves back to the space before the
+// number ("2.4 MiB", "20 batches" stay together) when that one is in the line's second half.
+static int number_with_its_word(const char *p, int at, int half) {
+    if (at <= 0 || p[at] != ' ' || p[at + 1] == ' ' || !isdigit((unsigned char)p[at - 1])) return at;
+    int back = at - 1;
+    while (back > half && p[back] != ' ') back--;
+    return back > half ? back : at;
+}
+
 // text to f with each line wider than cols broken at its last gap between fields or its last
 // space that fits (or at cols when it has none), the continuations indented under the line's text.
 static void write_lines(FILE *f, const char *text, int cols) {
@@ -165,6 +175,7 @@ static void write_lines(FILE *f, const char *text, int cols) {
         while (text_columns_n(p, (int)(line + len - p)) + (first ? 0 : indent) > cols) {
             int room = cols - (first ? 0 : indent), cut = (int)fitting_bytes(p, room), at = field_break(p, cut);
             while (at > 0 && p[at] != ' ') at--;
+            at = number_with_its_word(p, at, (int)fitting_bytes(p, room / 2));
             if (at == 0)   // one word wider than the room: after its last '|' or ',' that fits, else anywhere
                 for (at = cut; at > 0 && p[at - 1] != '|' && p[at - 1] != ','; at--) {}
             if (at == 0) at = cut;

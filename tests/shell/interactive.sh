@@ -157,7 +157,8 @@ edge = len(t[h + 1].rstrip())
 rows = [i for i, l in enumerate(t) if l.startswith("blocks.") and "×" in l]
 print(len(rows) > 0 and edge > 20 and all(len(t[i + 1].rstrip()) == edge and t[i + 1].startswith(" " * 17) for i in rows))')"
 check_contains narrow_results_plot_axis "$out" "step"
-check_contains narrow_results_plot_clamped "$out" "(width=100 does not fit this terminal's 60 columns: drawn 42"
+check_contains narrow_results_plot_clamped "$out" "(width=100 does not fit this terminal's 60 columns: drawn"
+check_contains narrow_results_plot_clamped_width "$out" "42 wide)"
 
 # a wrapped line breaks at a gap between fields counted in columns, not bytes (‖, ₂ are several)
 out=$(PTY_COLS=40 pty --no-default -- "expect lrsh> " "send $prep; step; align\n" "expect per layer" "expect lrsh> " \
@@ -200,6 +201,11 @@ check_contains tok_train_ctrl_c_kept "$out" "tokenizer  $TMP/tok.model"
 check_eq tok_train_ctrl_c_nothing_written "" "$(ls "$TMP" | grep interrupted)"
 # (to the end this training takes 25 s on 2 cores; the stop comes within a poll)
 check_eq tok_train_ctrl_c_prompt_soon yes "$([ $(($(date +%s) - t0)) -lt 10 ] && echo yes || echo no)"
+
+# ---- a line wrapped at 80 columns keeps a number with the word after it ("2.4 MiB of text")
+out=$(PTY_COLS=80 pty --no-default -- "expect lrsh> " "send tok load $TMP/tok.model\n" "expect lrsh> " \
+          "send data load\n" "expect bytes a token" "expect lrsh> " "send quit\n")
+check_eq wrap_number_with_unit True "$(printf '%s' "$out" | tr -d '\r' | python3 -c 'import re, sys; t = sys.stdin.read(); print(bool(re.search(r"[0-9] MiB of text", t)) and not re.search(r"[0-9]\n *(MiB|bytes|tokens)", t))')"
 
 # ---- the terminal does not echo Ctrl-C as ^C into the live line (left on screen, wrapping it)
 out=$(PTY_COLS=80 pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=100000\n" \
