@@ -33,8 +33,10 @@ static int need_model_and_data(Session *s, Err *err) {
     return 0;
 }
 
-static int need_trainer(Session *s, Err *err) {
-    if (need_model_and_data(s, err) != 0) return -1;
+// A model, data and a trainer, and the batch shape a step takes: the shape checked before the
+// trainer is built, so that a refused shape does not first say "trainer built".
+static int need_trainer(Session *s, const Args *a, Shape *sh, Err *err) {
+    if (need_model_and_data(s, err) != 0 || batch_shape(s, a, sh, err) != 0) return -1;
     return session_need_trainer(s, err);
 }
 
@@ -152,7 +154,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     Shape sh;
     if (s->has_ensemble) return ensemble_cmd_train(s, a, err);   // trains every member
     if (!args_has(a, "steps")) return err_set(err, "train needs steps=N (e.g. train steps=100)");
-    if (need_trainer(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
+    if (need_trainer(s, a, &sh, err) != 0) return -1;
     int steps = (int)args_int(a, "steps", 1);
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20);
     // eval_every's evaluations must not fail halfway through: check the validation split first
@@ -234,7 +236,7 @@ int cmd_step(Session *s, const Args *a, Err *err) {
     StepStats st;
     if (s->has_ensemble)
         return err_set(err, "an ensemble is training: `train steps=1` steps every member (or `ensemble use I` first)");
-    if (need_trainer(s, err) != 0 || batch_shape(s, a, &sh, err) != 0) return -1;
+    if (need_trainer(s, a, &sh, err) != 0) return -1;
     Optimizer *o = &s->trainer.opt;
     int every = s->trainer.diag_every, attempt = s->trainer.step + 1;
     s->trainer.diag_every = 1;  // this step measures ‖ΔW‖₂ and ‖W‖₂ of every factorized matrix

@@ -28,6 +28,10 @@ out=$("$LRSH" --json -c "tok load $model; data load; model new tiny dim=32 seq=1
 check_eq eval_every_equals_eval 1 "$(printf '%s\n' "$out" | python3 -c 'import json, sys
 r = [json.loads(l) for l in sys.stdin]
 print(len({[x for x in r if x["command"] == "train"][0]["val"][0]["val_loss"], [x for x in r if x["command"] == "eval"][0]["val_loss"]}))')"
+# a batch shape the model cannot take is refused before the trainer is built (no "trainer built")
+out=$("$LRSH" -c "tok load $model; data load; model new tiny dim=32 seq=16; train steps=2 batch=2 seq=64" 2>&1)
+check_contains train_seq_refused "$out" "seq=64 is longer than the model's context (16)"
+check_not_contains train_seq_refused_no_trainer "$out" "trainer built"
 # eval_every with a validation split too short for a window: refused before any step
 printf 'hello there general kenobi.\n' >"$TMP/tiny.txt"
 out=$("$LRSH" -c "tok load $model; data load $TMP/tiny.txt; model new tiny seq=4 dim=64 heads=2 ffn=64;
