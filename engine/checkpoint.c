@@ -713,14 +713,29 @@ static int map_file(Loader *L, Err *err) {
     return 0;
 }
 
+// The first bytes of a file as text for a message: printable ASCII and whole UTF-8 characters
+// as they are ("# lrsh — the l"), anything else as \xNN.
+static void file_start_text(const unsigned char *p, size_t size, char *out, size_t cap) {
+    size_t k = size < 16 ? size : 16, n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < k && n + 5 < cap;) {
+        size_t len = p[i] >= 0xf0 ? 4 : p[i] >= 0xe0 ? 3 : p[i] >= 0xc0 ? 2 : 1;
+        if (p[i] >= 0x80 && i + len <= k && tokenizer_utf8_valid_prefix((const char *)p + i, len) == len) {
+            memcpy(out + n, p + i, len), n += len, i += len;
+        } else {
+            n += (size_t)snprintf(out + n, cap - n, p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\' ? "%c" : "\\x%02x", p[i]);
+            i++;
+        }
+    }
+    out[n] = '\0';
+}
+
 static int parse_header(Loader *L, Err *err) {
     uint64_t n = 0;
     for (int i = 0; i < 8; i++) n |= (uint64_t)L->map[i] << (8 * i);
     if (n > L->size - 8 && L->size > 8 && L->map[8] != '{') {   // another kind of file: text read as a huge length
-        char start[17];
-        size_t k = L->size < 16 ? L->size : 16;
-        for (size_t i = 0; i < k; i++) start[i] = L->map[i] >= 0x20 && L->map[i] < 0x7f ? (char)L->map[i] : '.';
-        start[k] = '\0';
+        char start[80];
+        file_start_text(L->map, L->size, start, sizeof start);
         return fail(err, L->path, "not a safetensors file: one starts with an 8-byte header length and then its JSON "
                                   "header '{'; this one starts \"%s\"", start);
     }

@@ -701,9 +701,12 @@ static void test_corrupt_files_are_refused(void) {
     CHECK(checkpoint_load(longpath, be, &v.m, &v.tr, &v.tok, &linfo, &lerr) != 0 && strstr(lerr.msg, "/nonexistent/d/") &&
               strstr(lerr.msg, "…") && strstr(lerr.msg, "No such file or directory") && strlen(lerr.msg) < sizeof lerr.msg,
           "a long path's error keeps its reason: '%s'", lerr.msg);
-    const char *text = "# notes\nthis is a text file, not a model\n";
+    const char *text = "# notes — this is a text file, not a model\n";   // shown as it starts, the dash whole
     write_all(bad, text, strlen(text));
-    expect_refused(&v, bad, "not a safetensors file", NULL, "a text file");
+    expect_refused(&v, bad, "not a safetensors file", "starts \"# notes — this\"", "a text file");
+    const char binary[] = "\x01\x02" "abc\xff\xfe\n\x1b[0mxxxxxxxxxxxx";
+    write_all(bad, binary, sizeof binary - 1);
+    expect_refused(&v, bad, "not a safetensors file", "starts \"\\x01\\x02abc\\xff\\xfe\\x0a\\x1b[0mxxxx\"", "a binary file");
     free(f);
 
     write_with_header(bad, "{\"__metadata__\": {\"format\": \"lrsh\"", g.data, g.data_size);
