@@ -237,7 +237,7 @@ int cmd_spectrum(Session *s, const Args *a, Err *err) {
             recorded_steps(&st->spectra, now.param, step, steps, sizeof steps);
             spectrum_result_free(&now);
             if (!near)
-                return err_set(err, "no spectrum of %s recorded at step %d, nor at any step but this one: `train` "
+                return err_set(err, "no spectrum of %s recorded at step %d, nor at another step to compare with: `train` "
                                "records every block matrix at its start and end (not embed or head), `spectrum %s` records it "
                                "now", param, at,
                                param);

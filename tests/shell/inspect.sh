@@ -41,7 +41,7 @@ check_status compare_missing_status nonzero $rc
 check_contains compare_missing_nearest "$out" "the nearest other than this one is step 0 (compare=0); recorded: 0, 4 (this one)"   # not step 4, the one shown
 out=$(lrsh -c "$prep; spectrum blocks.0.attn.wq compare=7" 2>&1); rc=$?
 check_status compare_none_status nonzero $rc
-check_contains compare_none_nearest "$out" "nor at any step but this one"
+check_contains compare_none_nearest "$out" "nor at another step to compare with"
 out=$(lrsh -c "$prep; train steps=4; spectrum blocks.0.attn.wq compare=4" 2>&1); rc=$?   # itself: refused
 check_status compare_self_status nonzero $rc
 check_contains compare_self "$out" "compare=4 is this step: nothing to compare"
