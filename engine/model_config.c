@@ -35,9 +35,9 @@ static int parse_int(const char *key, const char *value, long lo, long hi, long 
     errno = 0;
     long v = strtol(value, &end, 10);
     if (errno || end == value || *end != '\0')
-        return err_set(err, "%s=%s: expected an integer", key, value);
-    if (v < lo || v > hi)
-        return err_set(err, "%s=%ld: out of range [%ld, %ld]", key, v, lo, hi);
+        return err_set(err, "option %s= expects an integer, got '%s'", key, value);
+    if (v < lo || v > hi)   // worded as the shell words its own options' ranges
+        return err_set(err, "option %s= must be between %ld and %ld, got %ld", key, lo, hi, v);
     *out = v;
     return 0;
 }

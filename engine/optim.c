@@ -107,15 +107,17 @@ int optim_config_set(OptimConfig *cfg, const char *key, const char *value, Err *
     void *field = (char *)cfg + o->offset;
     char *end;
     if (o->type == OPT_BOOL) {
-        if (parse_bool(value, field)) return err_set(err, "%s=%s: expected on or off (yes or no)", key, value);
+        if (parse_bool(value, field))
+            return err_set(err, "option %s= expects on or off (yes or no), got '%s'", key, value);
         return 0;
     }
     double v = 0;
     int bad = o->type == OPT_FLOAT ? parse_decimal(value, &v) : (v = (double)strtol(value, &end, 10), end == value || *end);
-    if (bad)
-        return err_set(err, "%s=%s: expected %s", key, value, o->type == OPT_FLOAT ? "a number" : "an integer");
+    if (bad)   // worded as the shell words its own options
+        return err_set(err, "option %s= expects %s, got '%s'", key, o->type == OPT_FLOAT ? "a number" : "an integer",
+                       value);
     if (!(v >= o->lo && v <= o->hi))
-        return err_set(err, "%s=%s: out of range [%g, %g]", key, value, o->lo, o->hi);
+        return err_set(err, "option %s= must be between %g and %g, got %s", key, o->lo, o->hi, value);
     if (o->type == OPT_FLOAT) *(float *)field = (float)v;
     else *(int *)field = (int)v;
     return 0;

@@ -771,11 +771,11 @@ static void test_corrupt_files_are_refused(void) {
     write_edited(bad, &g, set_meta, ocfg_key);
     expect_refused(&v, bad, "optim_config: unknown option 'ns_steps' for optimizer adamw", NULL, "an option adamw lacks");
     write_edited(bad, &g, set_meta, ocfg_val);
-    expect_refused(&v, bad, "optim_config: lr=fast", NULL, "a value that is not a number");
+    expect_refused(&v, bad, "optim_config: option lr= expects a number, got 'fast'", NULL, "a value that is not a number");
     write_edited(bad, &g, set_meta, ocfg_num);
     expect_refused(&v, bad, "option 'lr' is not a string", NULL, "a value that is a JSON number");
     write_edited(bad, &g, set_meta, ocfg_range);
-    expect_refused(&v, bad, "beta2=1.5: out of range", NULL, "a value out of range");
+    expect_refused(&v, bad, "option beta2= must be between 0 and", NULL, "a value out of range");
     write_edited(bad, &g, set_meta, ocfg_arr);
     expect_refused(&v, bad, "optim_config is not a JSON object", NULL, "optim_config not an object");
     const char *heads5[] = {"heads", "5"}, *huge[] = {"layers", "16000000"};

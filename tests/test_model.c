@@ -216,8 +216,8 @@ static void test_bad_configs(void) {
     Err err;
     Model m;
     struct { const char *key, *value, *expect; } cases[] = {
-        {"heads", "5", "does not divide"}, {"rank", "99", "exceeds"}, {"dim", "0", "out of range"},
-        {"dim", "abc", "expected an integer"}, {"layers", "-2", "out of range"}, {"kv_heads", "3", "does not divide"},
+        {"heads", "5", "does not divide"}, {"rank", "99", "exceeds"}, {"dim", "0", "option dim= must be between 1 and"},
+        {"dim", "abc", "option dim= expects an integer, got 'abc'"}, {"layers", "-2", "option layers= must be between"}, {"kv_heads", "3", "does not divide"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ModelConfig c = micro_config(3);

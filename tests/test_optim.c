@@ -677,10 +677,10 @@ static void test_options(void) {
         {"muon", "power_iters", "2", "unknown option 'power_iters' for optimizer muon"},
         {"renorm", "nesterov", "yes", "unknown option 'nesterov'"},
         {"spectron", "bogus", "1", "unknown option 'bogus'"},
-        {"spectron", "nesterov", "maybe", "expected on or off"},
-        {"spectron", "ns_steps", "2.5", "expected an integer"},
-        {"spectron", "lr", "fast", "expected a number"},
-        {"spectron", "momentum", "1.5", "out of range"},
+        {"spectron", "nesterov", "maybe", "expects on or off"},
+        {"spectron", "ns_steps", "2.5", "expects an integer"},
+        {"spectron", "lr", "fast", "option lr= expects a number, got 'fast'"},
+        {"spectron", "momentum", "1.5", "option momentum= must be between 0 and 0.99999, got 1.5"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_OK(optim_config_default(&oc, bad[i].opt, &err));

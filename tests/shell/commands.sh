@@ -22,7 +22,7 @@ check_contains sub_as_command "$("$LRSH" -c 'wash p=0.1' 2>&1)" "did you mean 'e
 
 # numbers are decimal: 0x10 is no 16 (strtod read hex), for the shell's options and the engine's
 check_contains hex_option "$("$LRSH" -c 'model new tiny; generate hi n=2 temp=0x1' 2>&1)" "option temp= expects a number, got '0x1'"
-check_contains hex_optim "$("$LRSH" -c 'optim adamw lr=0x10' 2>&1)" "lr=0x10: expected a number"
+check_contains hex_optim "$("$LRSH" -c 'optim adamw lr=0x10' 2>&1)" "option lr= expects a number, got '0x10'"
 check_contains hex_model "$("$LRSH" -c 'model new tiny rank_ratio=0x1' 2>&1)" "expects a number, got '0x1'"
 
 # model info's counts, by hand for dim 64, 1 layer, ffn 128, rank in/4, vocab 512: attention
