@@ -56,6 +56,14 @@ static int factorize_layer(const Model *src, Model *m, int l, int rank, float *h
     SvdJob jobs[LINEARS_PER_LAYER];
     layer_linears(&src->layer[l], from);
     layer_linears(&m->layer[l], to);
+    for (int i = 0; rank == 0 && i < LINEARS_PER_LAYER; i++) {   // dense: W itself, exactly
+        float *w = host, *scratch = host + (size_t)from[i]->out * from[i]->in;
+        host_matrix(src, from[i], w, scratch);
+        m->be->upload(param(m, to[i]->w), w, sizeof(float) * from[i]->out * from[i]->in);
+        items[i] = (FactorizeError){.rows = from[i]->out, .cols = from[i]->in, .source_rank = from[i]->rank};
+        linear_name(src, from[i], items[i].name, sizeof items[i].name);
+    }
+    if (rank == 0) return 0;
     for (int i = 0; i < LINEARS_PER_LAYER; i++) {
         int o = from[i]->out, in = from[i]->in;
         float *w = host + i * per, *fac = w + (size_t)o * in, *s = fac + (size_t)(o + in) * (o < in ? o : in);
@@ -90,15 +98,17 @@ int model_factorize(const Model *src, int rank, Model *out, FactorizeReport *rep
     if (!src || !src->be || !src->params || !out) return err_set(err, "factorize: no model");
     const ModelConfig *c = &src->cfg;
     char name[64];
+    if (rank == 0 && !model_has_factors(src))
+        return err_set(err, "factorize: rank=0 forms a factorized model's matrices, and this model is dense already");
     // the rank must fit every matrix; name the first it does not
     for (int l = 0; l < c->layers; l++) {
         const Linear *lins[LINEARS_PER_LAYER];
         layer_linears(&src->layer[l], lins);
         for (int i = 0; i < LINEARS_PER_LAYER; i++) {
             int lim = lins[i]->out < lins[i]->in ? lins[i]->out : lins[i]->in;
-            if (rank < 1 || rank > lim) {
+            if (rank < 0 || rank > lim) {
                 linear_name(src, lins[i], name, sizeof name);
-                return err_set(err, "factorize: rank=%d does not fit %s (%d×%d): the rank must be in [1, %d]",
+                return err_set(err, "factorize: rank=%d does not fit %s (%d×%d): the rank must be in [1, %d] (or 0: dense)",
                                rank, name, lins[i]->out, lins[i]->in, lim);
             }
         }

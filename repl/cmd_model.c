@@ -55,7 +55,8 @@ static int config_from_args(Session *s, const Args *a, ModelConfig *cfg, ModelCo
 // preset after a load starts from the loaded model's shape ("as loaded").
 const char *model_label(const Session *s, char *buf, size_t cap) {
     int loaded = strcmp(s->model_preset, "loaded") == 0, as_loaded = strcmp(s->model_preset, "as loaded") == 0;
-    if (loaded && s->model_custom) snprintf(buf, cap, "loaded, then factorized");
+    if (loaded && s->model_custom)   // rank=0 made it dense
+        snprintf(buf, cap, s->has_model && s->model.cfg.rank == 0 ? "loaded, then made dense" : "loaded, then factorized");
     else if (as_loaded)
         snprintf(buf, cap, s->model_custom ? "custom (from the loaded model's shape)" : "new, shaped as the loaded model");
     else snprintf(buf, cap, s->model_custom ? "custom (from %s)" : "%s", s->model_preset);
@@ -537,8 +538,10 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
         const FactorizeError *e = &rep.items[i];
         char shape[32], ranks[32];
         snprintf(shape, sizeof shape, "%d×%d", e->rows, e->cols);
-        if (e->source_rank) snprintf(ranks, sizeof ranks, "%d→%d", e->source_rank, rank);
-        else snprintf(ranks, sizeof ranks, "dense→%d", rank);
+        char to[16] = "dense";
+        if (rank) snprintf(to, sizeof to, "%d", rank);
+        if (e->source_rank) snprintf(ranks, sizeof ranks, "%d→%s", e->source_rank, to);
+        else snprintf(ranks, sizeof ranks, "dense→%s", to);
         char row[160] = "";   // cells padded by columns: × and → are one column, two and three bytes
         table_cell(row, sizeof row, e->name, 18, 0);
         table_cell(row, sizeof row, shape, 12, 0);
@@ -554,9 +557,13 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     }
     long after = model_counts(&s->model, 1, s->model.cfg.seq).params;
     char pb[32], pa[32];
-    out_text(s, "rank %d: worst %.4f, mean %.4f; parameters %s → %s\n", rank, rep.worst, rep.mean,
-             fmt_count(pb, sizeof pb, (double)before), fmt_count(pa, sizeof pa, (double)after));
-    if (after >= before)
+    if (rank == 0)
+        out_text(s, "dense: every W = A·Bᵀ formed, exactly; parameters %s → %s\n", fmt_count(pb, sizeof pb, (double)before),
+                 fmt_count(pa, sizeof pa, (double)after));
+    else
+        out_text(s, "rank %d: worst %.4f, mean %.4f; parameters %s → %s\n", rank, rep.worst, rep.mean,
+                 fmt_count(pb, sizeof pb, (double)before), fmt_count(pa, sizeof pa, (double)after));
+    if (rank > 0 && after >= before)
         out_note(s, "note: at rank %d the factors hold %s numbers than the matrices they replace (r·(in+out) ≥ "
                     "in·out): nothing is saved, and each product becomes two, slower to train and to decode\n", rank,
                  after > before ? "more" : "no fewer");
@@ -579,7 +586,8 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
         s->trainer.step = resume.step;
         s->trainer.data_rng = resume.data_rng;
         s->trainer.shape = resume.shape;
-        out_note(s, "optimizer state reset (the factors are new parameters); step count kept at %d\n", resume.step);
+        out_note(s, "optimizer state reset (the %s are new parameters); step count kept at %d\n",
+                 rank ? "factors" : "matrices", resume.step);
         session_warmup_note(s, resume.step);
     } else {
         s->resume = resume;

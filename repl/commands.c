@@ -219,12 +219,14 @@ const CmdSpec commands[] = {
              "matrix's relative error ‖W − A·Bᵀ‖_F / ‖W‖_F, the worst and the mean. The embedding,\n"
              "head and norm gains are copied. The optimizer state is reset (the factors are new\n"
              "parameters); the step count is kept. R must fit every matrix: 1 ≤ R ≤ min(out, in).\n"
+             "rank=0 goes the other way: a factorized model's every W = A·Bᵀ formed, the dense model\n"
+             "it computes, exactly (compare how each trains on: `optim`, `train`).\n"
              "--json: rank, worst, mean, params_before, params, state_reset, matrices:[{param, rows,\n"
              "cols, source_rank, rel_error}].\n"
-             "Examples:\n  model factorize rank=32\n  model factorize rank=8; eval",
+             "Examples:\n  model factorize rank=32\n  model factorize rank=8; eval\n  model factorize rank=0",
      .run = cmd_model_factorize,
      .opts = (const OptSpec[]){
-         {"rank", OPT_INT, NULL, NULL, 1, 1 << 16, "the new rank of every block matrix (required)"},
+         {"rank", OPT_INT, NULL, NULL, 0, 1 << 16, "the new rank of every block matrix (required; 0: dense)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 
     // ---- optimizer ----

@@ -93,6 +93,36 @@ static void check_full_rank_reproduces(int src_rank, const char *what) {
     model_free(&src);
 }
 
+// rank=0 makes a factorized model dense: every W = A·Bᵀ formed, the same logits, errors 0; a
+// dense model is refused (nothing to form).
+static void test_rank0_makes_dense(void) {
+    Err err;
+    Model src, f;
+    ModelConfig c = config(6, 4);
+    CHECK_OK(model_build(&src, &c, be, &err));
+    int32_t tok[13];
+    uint64_t s = 29;
+    for (int i = 0; i < 13; i++) tok[i] = (int32_t)(rng_next(&s) % (uint64_t)c.vocab);
+    float *ref = logits_of(&src, tok, 12);
+    FactorizeReport rep;
+    CHECK_OK(model_factorize(&src, 0, &f, &rep, &err));
+    if (err.msg[0]) { free(ref); model_free(&src); return; }
+    CHECK(f.cfg.rank == 0 && f.layer[0].wq.rank == 0 && f.layer[1].w2.rank == 0 && !model_has_factors(&f),
+          "the new model is dense");
+    CHECK(rep.n == 7 * c.layers && rep.worst == 0 && rep.items[3].source_rank == 6, "errors 0 (worst %g), from rank %d",
+          rep.worst, rep.items[3].source_rank);
+    float *got = logits_of(&f, tok, 12);
+    double d = max_rel_diff(got, ref, (size_t)12 * c.vocab);
+    CHECK(d < 1e-5, "dense logits vs the factorized source: max relative difference %.3g", d);
+    Model g;
+    CHECK(model_factorize(&f, 0, &g, NULL, &err) != 0 && strstr(err.msg, "dense already"), "a dense model: '%s'",
+          err.msg);
+    free(ref); free(got);
+    factorize_report_free(&rep);
+    model_free(&f);
+    model_free(&src);
+}
+
 static void test_full_rank_from_dense(void) { check_full_rank_reproduces(0, "dense source"); }
 static void test_full_rank_from_factorized(void) { check_full_rank_reproduces(6, "rank-6 source"); }
 
@@ -184,7 +214,7 @@ static void test_bad_ranks_refused(void) {
     float *before = host_copy(src.params, src.n_params);
     memset(&f, 0x5a, sizeof f);
     Model untouched = f;
-    struct { int rank; const char *names; } bad[] = {{0, "blocks.0.attn.wq"}, {-3, "blocks.0.attn.wq"},
+    struct { int rank; const char *names; } bad[] = {{-1, "blocks.0.attn.wq"}, {-3, "blocks.0.attn.wq"},
                                                        {17, "blocks.0.attn.wk"}, {33, "blocks.0.attn.wq"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err.msg[0] = 0;
@@ -231,6 +261,7 @@ static void test_nonfinite_refused(void) {
 int main(void) {
     be = backend_cpu(0);
     RUN(test_full_rank_from_dense);
+    RUN(test_rank0_makes_dense);
     RUN(test_full_rank_from_factorized);
     RUN(test_report_from_dense);
     RUN(test_report_from_factorized);

@@ -225,6 +225,13 @@ check_contains factorize_table "$out" "blocks.1.mlp.w2"
 check_contains factorize_summary "$out" "worst"
 out=$(lrsh -c "model load $ck; model factorize rank=100000" 2>&1); rc=$?
 check_status factorize_bad_rank nonzero $rc
+# rank=0: the factorized model made dense, its loss the same; a dense one refused
+out=$(lrsh -c "model load $ck; data load; eval batches=2 batch=2; model factorize rank=0; model info; eval batches=2 batch=2; model factorize rank=0" 2>&1); rc=$?
+check_status factorize_dense_stops_at_the_second 1 $rc
+check_contains factorize_dense_said "$out" "dense: every W = A·Bᵀ formed, exactly"
+check_contains factorize_dense_info "$out" "loaded, then made dense"
+check_eq factorize_dense_same_loss 1 "$(printf '%s\n' "$out" | grep '^val loss' | sed 's/(step.*//' | uniq | wc -l | tr -d ' ')"
+check_contains factorize_dense_twice "$out" "this model is dense already"
 # a rank that saves nothing says so (the parameters grow); a rank that saves says nothing; a
 # save right after says its optimizer state is the fresh one the reset made
 out=$(lrsh -c "model new tiny rank=0; model factorize rank=128" 2>&1)
