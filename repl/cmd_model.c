@@ -16,7 +16,8 @@ cJSON *model_config_json(const ModelConfig *c) {
     cJSON_AddNumberToObject(o, "kv_heads", c->kv_heads);
     cJSON_AddNumberToObject(o, "ffn", c->ffn);
     cJSON_AddNumberToObject(o, "rank", c->rank);
-    json_add_real(o, "rank_ratio", c->rank_ratio);
+    if (c->rank == -1) json_add_real(o, "rank_ratio", c->rank_ratio);
+    else cJSON_AddNullToObject(o, "rank_ratio");   // a set rank: the ratio plays no part
     cJSON_AddNumberToObject(o, "seq", c->seq);
     cJSON_AddNumberToObject(o, "vocab", c->vocab);
     return o;

@@ -151,7 +151,8 @@ const CmdSpec commands[] = {
              "Replaces the current model and its optimizer state. Optimizer settings that came with\n"
              "a loaded checkpoint go back to the default (adamw, with a note); ones set with `optim`\n"
              "stay.\n"
-             "--json: preset, custom, config, params, dense_params.\n"
+             "--json: preset, custom, config {dim, layers, heads, kv_heads, ffn, rank, rank_ratio\n"
+             "(null unless rank is -1), seq, vocab}, params, dense_params.\n"
              "Examples:\n  model new tiny\n  model new small rank=0\n  model new base layers=4 seq=128",
      .max_pos = 1, .pos = POS_WORD, .words = preset_names, .run = cmd_model_new,
      .opts = (const OptSpec[]){

@@ -103,6 +103,10 @@ out=$("$LRSH" --json -c 'optim adamw lr=0.002 warmup=5' 2>/dev/null)
 check_eq optim_lr "0.002" "$(printf '%s\n' "$out" | json_field lr)"
 check_eq optim_warmup "5" "$(printf '%s\n' "$out" | json_field warmup)"
 
+# JSON's config carries rank_ratio only where it decides the rank (rank -1)
+out=$("$LRSH" --json -c 'model new dim=32 layers=1 rank=5 vocab=300; model new dim=32 layers=1 rank=-1 rank_ratio=0.5 vocab=300' 2>/dev/null)
+check_eq config_rank_ratio_when_used "[None, 0.5]" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
+print([json.loads(l)["config"]["rank_ratio"] for l in sys.stdin])')"
 # an explicit rank= wins over rank_ratio= in whatever order they are typed
 out=$("$LRSH" -c 'model new dim=32 layers=1 rank=0 rank_ratio=0.5 vocab=300; model new dim=32 layers=1 rank_ratio=0.5 rank=5 vocab=300; model new dim=32 layers=1 rank_ratio=0.5 vocab=300' 2>&1)
 check_contains rank_overrides_ratio_note "$out" "note: rank=5 decides the rank: rank_ratio=0.5 is not used"
