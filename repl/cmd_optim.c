@@ -15,7 +15,7 @@ static const char *key_doc(const char *key) {
     static const char *const docs[][2] = {
         {"lr", "peak learning rate of the matrices (of every tensor under sgd and adamw)"},
         {"adam_lr", "peak rate of the AdamW group: embeddings, head, norm gains (follows lr's schedule)"},
-        {"wd", "decoupled weight decay (on factors with the unscaled lr)"},
+        {"wd", "decoupled weight decay on every tensor but the norm gains (on factors with the unscaled lr)"},
         {"momentum", "β of the momentum buffer"},
         {"nesterov", "step along G + β(M − G) instead of M"},
         {"ns_steps", "Newton–Schulz iterations of the orthogonalization"},

@@ -64,7 +64,8 @@ const CmdSpec commands[] = {
      .help = "--json: seed, threads, batch, accum, seq, errexit, quiet, device, backend, precision,\n"
              "attention, graphs, fused, pdl; tokenizer {path, vocab} and data {source, cache, tokens,\n"
              "train, val} (null when none), model {dim, layers, heads, …, the config's fields, built,\n"
-             "params}, optimizer {name, lr, wd, …, its settings}, step, checkpoint, unsaved, log, runs.\n"
+             "params}, optimizer {name, lr, wd, …, its settings}, step, checkpoint, unsaved, log,\n"
+             "runs:[{name, steps, evals, current}].\n"
              "Example:\n  show", .run = cmd_show},
     {.name = "set", .family = "shell", .args = "KEY VALUE",
      .summary = "change a setting: seed, threads, batch, accum, seq, errexit, json, quiet, device, precision, "
@@ -211,7 +212,7 @@ const CmdSpec commands[] = {
              "(its members, coupling and step): `train` goes on.\n"
              "--json: path, bytes, step, dtype, config, optimizer (its name, or null),\n"
              "optimizer_state, tokenizer, seed, batches, nonfinite (NaN/inf values found); an\n"
-             "ensemble adds ensemble_k.\n"
+             "ensemble adds ensemble_k and method (its coupling).\n"
              "Examples:\n  model load run1.safetensors\n  model load run1.safetensors; generate \"Once\" n=50",
      .min_pos = 1, .max_pos = 1, .pos = POS_PATH, .run = cmd_model_load},
     {.name = "model", .sub = "factorize", .family = "model", .args = "rank=R",
@@ -252,8 +253,10 @@ const CmdSpec commands[] = {
              "vectors): `optim lr=1e-3` lowers the rate mid-run. Switching to another optimizer at\n"
              "any step keeps the step count and the data stream and resets the state; the note says\n"
              "what was reset. An ensemble's members follow the same rules.\n"
-             "--json: name and every setting of the optimizer (lr, wd, beta1, beta2, eps, clip, warmup,\n"
-             "…: the keys above).\n"
+             "--json: name and every setting of the optimizer (its keys listed above: lr, wd, beta1,\n"
+             "beta2, eps, clip, warmup, …, momentum, nesterov, ns_steps, shape_scale, adam_lr,\n"
+             "power_iters); a switch adds state_reset, reset (what was reset), from (the optimizer\n"
+             "before) and step.\n"
              "Examples:\n  optim\n  optim spectron lr=0.02 warmup=20\n  optim adamw lr=3e-4 wd=0.1 horizon=2000\n"
              "  optim lr=1e-3\n  help optim muon",
      .max_pos = 1, .pos = POS_WORD, .words = optim_names, .run = cmd_optim,
@@ -631,9 +634,10 @@ const CmdSpec commands[] = {
     {.name = "log", .family = "output", .args = "[FILE|off]",
      .summary = "append every training step to FILE as a JSON line (`log off` stops)",
      .help = "Each line: {\"step\", \"loss\", \"lr\", \"grad_norm\", \"clip_scale\", \"tok_per_s\",\n"
-             "\"seconds\" (this step's), \"run\"}, plus \"dw_over_eta\", \"rho\", \"sigma_a\", \"sigma_b\" on\n"
-             "steps that measured them, and \"watch\":{FIELD: value} on the steps `watch` recorded; a\n"
-             "validation loss adds {\"step\", \"val_loss\", \"run\"}; a divergence adds {\"step\": N,\n"
+             "\"seconds\" (this step's), \"run\"}, plus on a factorized model \"rho\" (Spectron's and\n"
+             "renorm's step size; the step's lr under the others) and \"dw_over_eta\", \"sigma_a\",\n"
+             "\"sigma_b\" on steps that measured them, and \"watch\":{FIELD: value} on the steps `watch`\n"
+             "recorded; a validation loss adds {\"step\", \"val_loss\", \"run\"}; a divergence adds {\"step\": N,\n"
              "\"diverged\": true, \"rolled_back_to\": M, \"run\"}: the lines of steps after M before it were\n"
              "undone (the model went back to step M), and the steps after it are taken again. An\n"
              "ensemble's lines hold the members' mean loss, gradient norm and clip scale. The file is appended to and\n"
