@@ -54,7 +54,7 @@ check_contains optim_ortho_is_muon "$out" "ortho is Spectron without its step si
 same=$(for o in muon ortho; do lrsh --json -c "tok load $TMP/w.model; data load; model new tiny dim=32 seq=16 seed=2; optim $o; train steps=4 batch=2" 2>/dev/null | tail -n 1 | json_eval 'o["loss"]'; done | uniq | wc -l | tr -d ' ')
 check_eq optim_ortho_same_losses_as_muon 1 "$same"
 out=$(lrsh -c 'optim spectron lr=abc' 2>&1)
-check_contains optim_bad_value "$out" "lr=abc"
+check_contains optim_bad_value "$out" "option lr= expects a number, got 'abc'"
 out=$(lrsh -c 'optim spectrn' 2>&1)
 check_contains optim_unknown_name "$out" "did you mean 'spectron'"
 out=$(lrsh --json -c 'help optim adamw' 2>/dev/null)
