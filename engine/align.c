@@ -218,7 +218,7 @@ int align_compare_members(const Model *m, const float *g1, const float *const *g
         out->overall /= k;
         out->norm2 /= k;
         out->norm_ratio /= k;
-        snprintf(out->against, sizeof out->against, "members k=%d", k);
+        snprintf(out->against, sizeof out->against, "members (member 0 against the %d other%s)", k, k == 1 ? "" : "s");
     }
     free(h1);
     free(h2);
