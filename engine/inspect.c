@@ -267,6 +267,10 @@ int inspect_snapshot(const Model *m, const float *src, float **dst, Err *err) {
     return 0;
 }
 
+void inspect_snapshot_free(const Model *m, float *snapshot) {
+    if (snapshot) m->be->release(snapshot);
+}
+
 // Device scratch for one norms call, sized for the largest matrix.
 typedef struct NormScratch {
     float *base, *v, *work, *gram_a, *gram_b, *dot, *dense_diff;

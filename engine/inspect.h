@@ -96,8 +96,9 @@ int inspect_norms_delta(const Model *m, const float *prev, float lr, NormRow **r
 // before optimizer_step, or src = m->grads just after a backward (align's `delayed`).
 // Intended use for ‖ΔW‖₂: before the step `inspect_snapshot(m, m->params, &prev, err)` (or
 // refresh an existing one with be->copy), after it `inspect_norms_delta(m, prev, lr, …)`;
-// release with m->be->release(prev). Costs one device buffer the size of the model.
+// inspect_snapshot_free(m, prev) then. Costs one device buffer the size of the model.
 int inspect_snapshot(const Model *m, const float *src, float **dst, Err *err);
+void inspect_snapshot_free(const Model *m, float *snapshot);   // NULL: nothing
 
 // ---------------------------------------------------------------------------------------------
 // spectra kept across steps (`spectrum PARAM compare=STEP`): the shell keeps one per session

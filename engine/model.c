@@ -185,6 +185,12 @@ int model_alloc(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) {
     return 0;
 }
 
+int model_clone(Model *out, const Model *src, Err *err) {
+    if (model_alloc(out, &src->cfg, src->be, err) != 0) return -1;
+    src->be->copy(out->params, src->params, sizeof(float) * src->n_params);
+    return 0;
+}
+
 int model_build(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) {
     if (model_alloc(m, cfg, be, err)) return -1;
     float *host = calloc(m->n_params, sizeof(float));

@@ -79,6 +79,8 @@ int model_config_rank(const ModelConfig *cfg, int out, int in);
 int model_build(Model *m, const ModelConfig *cfg, const Backend *be, Err *err);
 // Allocate with zeroed parameters (for a loader that fills them).
 int model_alloc(Model *m, const ModelConfig *cfg, const Backend *be, Err *err);
+// A new model (its own buffers, the same backend) holding src's config and parameters.
+int model_clone(Model *out, const Model *src, Err *err);
 // The tensor table a config implies (names, shapes, roles, offsets), without allocating the
 // model; *tensors is malloc'ed and owned by the caller.
 int model_tensor_table(const ModelConfig *cfg, TensorDesc **tensors, int *n, Err *err);

@@ -919,7 +919,7 @@ int cmd_align(Session *s, const Args *a, Err *err) {
     cfg.stop = progress_stop_on_interrupt;   // Ctrl-C stops it between batches (batches=3000 ran on)
     int rc = align_run(&s->model, &s->data, &cfg, delayed, &r, err);
     double seconds = now_seconds() - t0;
-    if (delayed) s->model.be->release(delayed);
+    inspect_snapshot_free(&s->model, delayed);
     if (rc != 0) return -1;
     char lead[300];
     snprintf(lead, sizeof lead, "align against=%s — step %d, %d batch%s of %d×%d tokens%s", r.against, step, cfg.batches,

@@ -379,12 +379,11 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     Model m;
     memset(&m, 0, sizeof m);
     if (ensemble_load(path, s->be, &e, &tok, &info, err) != 0) return -1;  // the session is untouched
-    if (model_alloc(&m, &e.members[0].cfg, s->be, err) != 0) {
+    if (model_clone(&m, &e.members[0], err) != 0) {   // the session's own model: member 0
         ensemble_free(&e);
         tokenizer_free(tok);
         return -1;
     }
-    s->be->copy(m.params, e.members[0].params, sizeof(float) * m.n_params);
     session_drop_ensemble(s, NULL);
     session_replace_model(s, &m);
     s->ens = e;
