@@ -2,16 +2,14 @@
 #include <math.h>
 
 #include "cpu_kernels.h"
+#include "../adamw_scalars.h"
 
 // g = grad·grad_scale;  m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;
 // p = p·(1 − lr·wd) − lr·m̂ / (√v̂ + eps),  m̂ = m/(1−β1^t), v̂ = v/(1−β2^t).
 void cpu_adamw_update(float *param, const float *grad, float *m, float *v, long n, float lr,
                       float beta1, float beta2, float eps, float wd, float grad_scale, int t) {
-    // bias corrections once per call, in double: 1 − β2^t is tiny early on
-    float bc1 = (float)(1.0 - pow((double)beta1, (double)t));
-    float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow((double)beta2, (double)t)));
-    float step = lr / bc1;                                       // lr·m̂/m
-    float decay = 1.0f - lr * wd;
+    AdamwScalars a = adamw_scalars(lr, beta1, beta2, wd, t);   // bias corrections, decay: once per call
+    float step = a.step, inv_sqrt_bc2 = a.inv_sqrt_bc2, decay = a.decay;
     // GCC vectorizes this loop only under -fno-math-errno (sqrtf keeps a scalar errno path
     // otherwise): 5× faster with it, identical results either way.
     #pragma omp parallel for simd schedule(static) if (n >= CPU_PARALLEL_MIN)

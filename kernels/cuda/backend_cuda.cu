@@ -20,6 +20,7 @@
 
 #include "cuda_common.cuh"
 #include "layer_kernels.cuh"
+#include "../adamw_scalars.h"
 
 CudaState cuda;
 
@@ -611,12 +612,9 @@ __global__ void k_adamw(float *param, const float *grad, float *m, float *v, lon
 static void cuda_adamw_update(float *param, const float *grad, float *m, float *v, long n, float lr, float beta1,
                               float beta2, float eps, float wd, float grad_scale, int t) {
     if (n <= 0) return;
-    float bc1 = (float)(1.0 - pow((double)beta1, (double)t));
-    float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow((double)beta2, (double)t)));
-    float step = lr / bc1;
-    float decay = 1.0f - lr * wd;
+    AdamwScalars a = adamw_scalars(lr, beta1, beta2, wd, t);   // as the CPU's, to the bit
     k_adamw<<<grid_for(n, THREADS), THREADS, 0, cuda.stream>>>(param, grad, m, v, n, beta1, beta2, eps, grad_scale,
-                                                                step, inv_sqrt_bc2, decay);
+                                                                a.step, a.inv_sqrt_bc2, a.decay);
     LAUNCH_CHECK("k_adamw");
 }
 
