@@ -806,8 +806,8 @@ static int parse_saver_state(Loader *L, const cJSON *md, Err *err) {
     return 0;
 }
 
-static int parse_metadata(Loader *L, Err *err) {
-    const cJSON *md = cJSON_GetObjectItemCaseSensitive(L->header, "__metadata__");
+// The format and version: an lrsh checkpoint this build reads.
+static int parse_format(Loader *L, const cJSON *md, Err *err) {
     const char *format = meta_string(md, "format");
     if (!cJSON_IsObject(md) || !format || strcmp(format, FORMAT_NAME) != 0)
         return fail(err, L->path, "a safetensors file but not an lrsh checkpoint (no __metadata__ format=lrsh)");
@@ -820,9 +820,11 @@ static int parse_metadata(Loader *L, Err *err) {
     if (!version || strcmp(version, FORMAT_VERSION) != 0)
         return fail(err, L->path, "lrsh checkpoint version '%.32s' is not supported (this build reads version %s)",
                     version ? version : "(none)", FORMAT_VERSION);
-    const char *config = meta_string(md, "config");
-    if (!config) return fail(err, L->path, "__metadata__ has no model config");
-    if (parse_config(L->path, config, &L->cfg, err)) return -1;
+    return 0;
+}
+
+// ensemble_k (L->k: 0 for a single model) against what the caller asked for.
+static int parse_member_count(Loader *L, const cJSON *md, Err *err) {
     const char *ek = meta_string(md, "ensemble_k");
     if (ek && (parse_nonneg_int(ek, &L->k) || L->k < 1 || L->k > CHECKPOINT_MAX_MEMBERS))
         return fail(err, L->path, "__metadata__ ensemble_k '%.32s' is not a member count (1 to %d)", ek,
@@ -835,53 +837,62 @@ static int parse_metadata(Loader *L, Err *err) {
                     "with `model load` or checkpoint_load");
     if (!L->k && (meta_string(md, "member.0.step") || meta_string(md, "member.0.seed")))
         return fail(err, L->path, "__metadata__ has member.0.* entries but no ensemble_k (an ensemble's member count)");
-    int nm = L->k ? L->k : 1;
-    L->mm = calloc((size_t)nm, sizeof *L->mm);
-    if (!L->mm) return fail(err, L->path, "out of memory for %d members", nm);
-    char key[3][48];
-    for (int i = 0; i < nm; i++) {
+    return 0;
+}
+
+// Member i's trainer keys: "step", "data_rng", "optim_t", prefixed "member.I." in an ensemble.
+static void trainer_keys(const Loader *L, int i, char key[3][48]) {
+    static const char *const names[3] = {"step", "data_rng", "optim_t"};
+    for (int j = 0; j < 3; j++)
+        if (L->k) snprintf(key[j], 48, "member.%d.%s", i, names[j]);
+        else snprintf(key[j], 48, "%s", names[j]);
+}
+
+// Each member's seed (an ensemble's member.I.seed; a single model's is its config's).
+static int parse_member_seeds(Loader *L, const cJSON *md, Err *err) {
+    for (int i = 0; i < (L->k ? L->k : 1); i++) {
         L->mm[i].seed = L->cfg.seed;
         if (!L->k) continue;
-        snprintf(key[0], sizeof key[0], "member.%d.seed", i);
-        const char *seed = meta_string(md, key[0]);
+        char key[48];
+        snprintf(key, sizeof key, "member.%d.seed", i);
+        const char *seed = meta_string(md, key);
         if (parse_u64(seed, &L->mm[i].seed))
-            return fail(err, L->path, "__metadata__ %s '%.32s' is not a decimal number", key[0], seed ? seed : "(none)");
+            return fail(err, L->path, "__metadata__ %s '%.32s' is not a decimal number", key, seed ? seed : "(none)");
     }
-    // The trainers' state: all of it or none of it (every member's).
+    return 0;
+}
+
+// The trainers' state: all of it or none of it (every member's).
+static int parse_trainer_meta(Loader *L, const cJSON *md, Err *err) {
+    int nm = L->k ? L->k : 1;
+    char key[3][48];
     const char *opt = meta_string(md, "optimizer"), *ocfg = meta_string(md, "optim_config");
     int any = opt || ocfg;
     for (int i = 0; i < nm && !any; i++) {
-        char prefix[24] = "";
-        if (L->k) snprintf(prefix, sizeof prefix, "member.%d.", i);
-        snprintf(key[0], sizeof key[0], "%sstep", prefix);
-        snprintf(key[1], sizeof key[1], "%sdata_rng", prefix);
-        snprintf(key[2], sizeof key[2], "%soptim_t", prefix);
+        trainer_keys(L, i, key);
         any = meta_string(md, key[0]) || meta_string(md, key[1]) || meta_string(md, key[2]);
     }
-    if (any) {
-        for (int i = 0; i < nm; i++) {
-            char prefix[24] = "";
-            if (L->k) snprintf(prefix, sizeof prefix, "member.%d.", i);
-            snprintf(key[0], sizeof key[0], "%sstep", prefix);
-            snprintf(key[1], sizeof key[1], "%sdata_rng", prefix);
-            snprintf(key[2], sizeof key[2], "%soptim_t", prefix);
-            const char *step = meta_string(md, key[0]), *rng = meta_string(md, key[1]), *t = meta_string(md, key[2]);
-            if (parse_nonneg_int(step, &L->mm[i].step))
-                return fail(err, L->path, "__metadata__ %s '%.32s' is not a step number", key[0], step ? step : "(none)");
-            if (parse_u64(rng, &L->mm[i].data_rng))
-                return fail(err, L->path, "__metadata__ %s '%.32s' is not a decimal number", key[1], rng ? rng : "(none)");
-            if (parse_nonneg_int(t, &L->mm[i].optim_t))
-                return fail(err, L->path, "__metadata__ %s '%.32s' is not a step number", key[2], t ? t : "(none)");
-        }
-        if (!opt || !ocfg) return fail(err, L->path, "__metadata__ has a step but no optimizer or optim_config");
-        if (parse_shape(L, md, err)) return -1;
-        if (parse_optim_config(L->path, opt, ocfg, &L->ocfg, err)) return -1;
-        snprintf(L->optimizer, sizeof L->optimizer, "%s", L->ocfg.name);
-        L->has_trainer_meta = 1;
+    if (!any) return 0;
+    for (int i = 0; i < nm; i++) {
+        trainer_keys(L, i, key);
+        const char *step = meta_string(md, key[0]), *rng = meta_string(md, key[1]), *t = meta_string(md, key[2]);
+        if (parse_nonneg_int(step, &L->mm[i].step))
+            return fail(err, L->path, "__metadata__ %s '%.32s' is not a step number", key[0], step ? step : "(none)");
+        if (parse_u64(rng, &L->mm[i].data_rng))
+            return fail(err, L->path, "__metadata__ %s '%.32s' is not a decimal number", key[1], rng ? rng : "(none)");
+        if (parse_nonneg_int(t, &L->mm[i].optim_t))
+            return fail(err, L->path, "__metadata__ %s '%.32s' is not a step number", key[2], t ? t : "(none)");
     }
-    if (parse_saver_state(L, md, err)) return -1;
-    if (!L->want_members) return 0;
-    // The entries the layout does not use belong to the caller (the ensemble's own state).
+    if (!opt || !ocfg) return fail(err, L->path, "__metadata__ has a step but no optimizer or optim_config");
+    if (parse_shape(L, md, err)) return -1;
+    if (parse_optim_config(L->path, opt, ocfg, &L->ocfg, err)) return -1;
+    snprintf(L->optimizer, sizeof L->optimizer, "%s", L->ocfg.name);
+    L->has_trainer_meta = 1;
+    return 0;
+}
+
+// The entries the layout does not use belong to the caller (an ensemble's own state): copied.
+static int keep_caller_meta(Loader *L, const cJSON *md, Err *err) {
     int n = 0;
     for (const cJSON *v = md->child; v; v = v->next) n += !reserved_key(v->string);
     L->meta = calloc((size_t)n + 1, sizeof *L->meta);
@@ -894,6 +905,19 @@ static int parse_metadata(Loader *L, Err *err) {
         if (!m->key || !m->value) return fail(err, L->path, "out of memory copying __metadata__");
     }
     return 0;
+}
+
+static int parse_metadata(Loader *L, Err *err) {
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(L->header, "__metadata__");
+    if (parse_format(L, md, err)) return -1;
+    const char *config = meta_string(md, "config");
+    if (!config) return fail(err, L->path, "__metadata__ has no model config");
+    if (parse_config(L->path, config, &L->cfg, err) || parse_member_count(L, md, err)) return -1;
+    int nm = L->k ? L->k : 1;
+    L->mm = calloc((size_t)nm, sizeof *L->mm);
+    if (!L->mm) return fail(err, L->path, "out of memory for %d members", nm);
+    if (parse_member_seeds(L, md, err) || parse_trainer_meta(L, md, err) || parse_saver_state(L, md, err)) return -1;
+    return L->want_members ? keep_caller_meta(L, md, err) : 0;
 }
 
 // A JSON number that is a whole, exactly representable, non-negative value.
