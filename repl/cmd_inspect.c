@@ -207,116 +207,119 @@ static void recorded_steps(const SpectrumHistory *h, const char *param, int now,
     }
 }
 
-int cmd_spectrum(Session *s, const Args *a, Err *err) {
-    if (session_need_model(s, err) != 0) return -1;
-    ensemble_note_single_model(s);
-    const char *param = a->pos[0];
-    int k = (int)args_int(a, "k", 10), step = current_step(s);
+// *then: the spectrum of now's matrix recorded at step `at`, to compare with (values copied);
+// an error naming the steps there are when none was recorded there.
+static int spectrum_then(Session *s, const SpectrumResult *now, int at, int step, SpectrumResult *then, Err *err) {
     InspectState *st = state(s);
-    if (!st) return err_set(err, "out of memory");
-    SpectrumResult now;
-    if (inspect_spectrum(&s->model, param, &now, err) != 0) return -1;
-    record_spectrum(s, &now);   // kept before the lookup: compare= names this step too
-    SpectrumResult then = {0};
-    int comparing = args_has(a, "compare");
-    if (comparing) {
-        int at = (int)args_int(a, "compare", 0);
-        if (at == step) {   // the record just made: a chart of the spectrum against itself
-            char steps[160];
-            recorded_steps(&st->spectra, now.param, step, steps, sizeof steps);
-            spectrum_result_free(&now);
-            return err_set(err, "compare=%d is this step: nothing to compare (a spectrum recorded at it before `model "
-                           "factorize` or `model load` is not kept); recorded: %s", at,
-                           steps[0] ? steps : "none");
-        }
-        const SpectrumRecord *rec = spectrum_history_lookup(&st->spectra, at, now.param);
-        if (!rec) {
-            // the step shown now is no suggestion: comparing with itself shows nothing
-            const SpectrumRecord *near = spectrum_history_nearest(&st->spectra, at, now.param, step);
-            char steps[160];
-            recorded_steps(&st->spectra, now.param, step, steps, sizeof steps);
-            spectrum_result_free(&now);
-            if (!near)
-                return err_set(err, "no spectrum of %s recorded at step %d, nor at another step to compare with: `train` "
-                               "records every block matrix at its start and end (not embed or head), `spectrum %s` records it "
-                               "now", param, at,
-                               param);
-            return err_set(err, "no spectrum of %s recorded at step %d; the nearest other than this one is step %d "
-                           "(compare=%d); recorded: %s", param, at, near->step, near->step, steps);
-        }
-        then.n = rec->n;
-        then.values = malloc(sizeof(float) * (size_t)(rec->n ? rec->n : 1));
-        if (!then.values) {
-            spectrum_result_free(&now);
-            return err_set(err, "out of memory");
-        }
-        memcpy(then.values, rec->values, sizeof(float) * (size_t)rec->n);
-        snprintf(then.param, sizeof then.param, "%s", rec->param);
-        then.rows = now.rows, then.cols = now.cols, then.rank = now.rank;
-        spectrum_summarize(&then);
+    char steps[160];
+    recorded_steps(&st->spectra, now->param, step, steps, sizeof steps);
+    if (at == step)   // the record just made: a chart of the spectrum against itself
+        return err_set(err, "compare=%d is this step: nothing to compare (a spectrum recorded at it before `model "
+                       "factorize` or `model load` is not kept); recorded: %s", at, steps[0] ? steps : "none");
+    const SpectrumRecord *rec = spectrum_history_lookup(&st->spectra, at, now->param);
+    if (!rec) {   // the step shown now is no suggestion: comparing with itself shows nothing
+        const SpectrumRecord *near = spectrum_history_nearest(&st->spectra, at, now->param, step);
+        if (!near)
+            return err_set(err, "no spectrum of %s recorded at step %d, nor at another step to compare with: `train` "
+                           "records every block matrix at its start and end (not embed or head), `spectrum %s` "
+                           "records it now", now->param, at, now->param);
+        return err_set(err, "no spectrum of %s recorded at step %d; the nearest other than this one is step %d "
+                       "(compare=%d); recorded: %s", now->param, at, near->step, near->step, steps);
     }
-    int then_step = comparing ? (int)args_int(a, "compare", 0) : 0;
+    *then = (SpectrumResult){.n = rec->n, .rows = now->rows, .cols = now->cols, .rank = now->rank};
+    then->values = malloc(sizeof(float) * (size_t)(rec->n ? rec->n : 1));
+    if (!then->values) return err_set(err, "out of memory");
+    memcpy(then->values, rec->values, sizeof(float) * (size_t)rec->n);
+    snprintf(then->param, sizeof then->param, "%s", rec->param);
+    spectrum_summarize(then);
+    return 0;
+}
 
-    // the chart
+// The heading and the bars of σ₁…σ_k: now's, and then's under them (then NULL: none).
+static void spectrum_chart(Session *s, const SpectrumResult *now, const SpectrumResult *then, int step, int then_step,
+                           int k) {
     char what[96];
-    if (now.rank > 0) snprintf(what, sizeof what, "W = A·Bᵀ, %d×%d at rank %d", now.rows, now.cols, now.rank);
-    else snprintf(what, sizeof what, "%d×%d", now.rows, now.cols);
-    int full = now.rows < now.cols ? now.rows : now.cols;   // past a factorized W's rank: zeros, not listed
-    if (now.n < full)
-        out_text(s, "%s  %s, step %d: %d singular value%s%s (the other %d are exactly 0: rank ≤ %d)\n", now.param,
-                 what, step, now.n, now.n == 1 ? "" : "s", comparing || now.n == 1 ? "" : ", largest first", full - now.n,
-                 now.n);
+    if (now->rank > 0) snprintf(what, sizeof what, "W = A·Bᵀ, %d×%d at rank %d", now->rows, now->cols, now->rank);
+    else snprintf(what, sizeof what, "%d×%d", now->rows, now->cols);
+    int full = now->rows < now->cols ? now->rows : now->cols;   // past a factorized W's rank: zeros, not listed
+    const char *order = then || now->n == 1 ? "" : ", largest first";
+    if (now->n < full)
+        out_text(s, "%s  %s, step %d: %d singular value%s%s (the other %d are exactly 0: rank ≤ %d)\n", now->param,
+                 what, step, now->n, now->n == 1 ? "" : "s", order, full - now->n, now->n);
     else
-        out_text(s, "%s  %s, step %d: %d singular value%s%s\n", now.param, what, step, now.n, now.n == 1 ? "" : "s",
-                 comparing || now.n == 1 ? "" : ", largest first");
-    if (comparing) out_text(s, "  █ step %d (now)   ░ step %d\n", step, then_step);
-    double max = now.n ? now.values[0] : 0;
-    if (comparing && then.n && then.values[0] > max) max = then.values[0];
-    int shown = k < now.n ? k : now.n, color = use_color(s);
+        out_text(s, "%s  %s, step %d: %d singular value%s%s\n", now->param, what, step, now->n,
+                 now->n == 1 ? "" : "s", order);
+    if (then) out_text(s, "  █ step %d (now)   ░ step %d\n", step, then_step);
+    double max = now->n ? now->values[0] : 0;
+    if (then && then->n && then->values[0] > max) max = then->values[0];
+    int shown = k < now->n ? k : now->n, color = use_color(s);
     // 40 cells, fewer on a terminal too narrow for "  σ₁₂₃  BAR 0.0001234" (a wrapped bar reads as two)
     int width = table_columns(s) - 20;
     width = width > 40 ? 40 : width < 8 ? 8 : width;
-    for (int i = 0; i < shown || (comparing && i < k && i < then.n); i++) {
+    for (int i = 0; i < shown || (then && i < k && i < then->n); i++) {
         char label[32], b[640], v[32];
         sigma_label(label, sizeof label, i + 1);
-        if (i < now.n) {
-            bar(b, sizeof b, now.values[i], max, width, "█", eighth_blocks);
-            out_text(s, "  %s%*s %s %s\n", label, 5 - text_columns(label), "", b, num(v, sizeof v, now.values[i]));
+        if (i < now->n) {
+            bar(b, sizeof b, now->values[i], max, width, "█", eighth_blocks);
+            out_text(s, "  %s%*s %s %s\n", label, 5 - text_columns(label), "", b, num(v, sizeof v, now->values[i]));
         }
-        if (comparing && i < then.n) {
-            bar(b, sizeof b, then.values[i], max, width, "░", NULL);
-            out_text(s, "  %*s %s%s%s %s\n", 5, i < now.n ? "" : label, color ? "\033[2m" : "", b, color ? "\033[0m" : "",
-                     num(v, sizeof v, then.values[i]));
+        if (then && i < then->n) {
+            bar(b, sizeof b, then->values[i], max, width, "░", NULL);
+            out_text(s, "  %*s %s%s%s %s\n", 5, i < now->n ? "" : label, color ? "\033[2m" : "", b,
+                     color ? "\033[0m" : "", num(v, sizeof v, then->values[i]));
         }
     }
-    if (shown < now.n) out_text(s, "  (%d more; k=%d shows them all)\n", now.n - shown, now.n);
+    if (shown < now->n) out_text(s, "  (%d more; k=%d shows them all)\n", now->n - shown, now->n);
+}
 
-    // the summaries, of W or of the factor shown (NAME.A: ‖A‖₂)
-    size_t len = strlen(now.param);
-    const char *m = len > 2 && now.param[len - 2] == '.' ? now.param + len - 1 : "W";
+// The summaries, of W or of the factor shown (NAME.A: ‖A‖₂), with then's beside them.
+static void spectrum_summary(Session *s, const SpectrumResult *now, const SpectrumResult *then) {
+    static const SpectrumResult none;
+    const SpectrumResult *t = then ? then : &none;
+    size_t len = strlen(now->param);
+    const char *m = len > 2 && now->param[len - 2] == '.' ? now->param + len - 1 : "W";
+    int full = now->rows < now->cols ? now->rows : now->cols;
     char spectral[32], frobenius[32], stable[40];
     snprintf(spectral, sizeof spectral, "spectral norm ‖%s‖₂", m);
     snprintf(frobenius, sizeof frobenius, "Frobenius norm ‖%s‖_F", m);
     snprintf(stable, sizeof stable, "‖%s‖_F²/‖%s‖₂²", m, m);
     struct { const char *name, *note; double a, b; } rows[] = {
-        {spectral, "σ₁", now.spectral_norm, then.spectral_norm},
-        {frobenius, "√Σσᵢ²", now.frobenius_norm, then.frobenius_norm},
-        {"stable rank", stable, now.stable_rank, then.stable_rank},
-        {"effective rank", "exp(entropy of σᵢ/Σσⱼ)", now.effective_rank, then.effective_rank},
-        {"condition number", now.n < full ? "σ₁/σ_r over the nonzero values" : "σ₁/σₙ", now.condition_number,
-         then.condition_number},
+        {spectral, "σ₁", now->spectral_norm, t->spectral_norm},
+        {frobenius, "√Σσᵢ²", now->frobenius_norm, t->frobenius_norm},
+        {"stable rank", stable, now->stable_rank, t->stable_rank},
+        {"effective rank", "exp(entropy of σᵢ/Σσⱼ)", now->effective_rank, t->effective_rank},
+        {"condition number", now->n < full ? "σ₁/σ_r over the nonzero values" : "σ₁/σₙ", now->condition_number,
+         t->condition_number},
     };
-    if (comparing) out_text(s, "  %-22s %10s %10s\n", "", "now", "then");
+    if (then) out_text(s, "  %-22s %10s %10s\n", "", "now", "then");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char x[32], y[32], line[160] = "";
         table_cell(line, sizeof line, rows[i].name, 22, 0);
         table_cell(line, sizeof line, num(x, sizeof x, rows[i].a), 10, 1);
-        if (comparing) table_cell(line, sizeof line, num(y, sizeof y, rows[i].b), 10, 1);
+        if (then) table_cell(line, sizeof line, num(y, sizeof y, rows[i].b), 10, 1);
         out_text(s, "  %s (%s)\n", line, rows[i].note);
     }
-    if (isinf(now.condition_number))
-        out_text(s, "  (rank-deficient: %d of %d values above %.3g)\n", now.numerical_rank, now.n, now.numerical_zero);
+    if (isinf(now->condition_number))
+        out_text(s, "  (rank-deficient: %d of %d values above %.3g)\n", now->numerical_rank, now->n,
+                 now->numerical_zero);
+}
 
+int cmd_spectrum(Session *s, const Args *a, Err *err) {
+    if (session_need_model(s, err) != 0) return -1;
+    ensemble_note_single_model(s);
+    int k = (int)args_int(a, "k", 10), step = current_step(s);
+    if (!state(s)) return err_set(err, "out of memory");
+    SpectrumResult now, then = {0};
+    if (inspect_spectrum(&s->model, a->pos[0], &now, err) != 0) return -1;
+    record_spectrum(s, &now);   // kept before the lookup: compare= names this step too
+    int comparing = args_has(a, "compare"), then_step = comparing ? (int)args_int(a, "compare", 0) : 0;
+    if (comparing && spectrum_then(s, &now, then_step, step, &then, err) != 0) {
+        spectrum_result_free(&now);
+        free(then.values);
+        return -1;
+    }
+    spectrum_chart(s, &now, comparing ? &then : NULL, step, then_step, k);
+    spectrum_summary(s, &now, comparing ? &then : NULL);
     cJSON *o = s->result;
     cJSON_AddStringToObject(o, "param", now.param);
     cJSON_AddNumberToObject(o, "rows", now.rows);
