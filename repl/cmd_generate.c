@@ -84,102 +84,118 @@ static int lead_in(const Tokenizer *tok, int32_t *ids, int cap) {
     return 1;
 }
 
+// What one generate did, for its report.
+typedef struct GenerateRun {
+    long np;               // prompt tokens
+    int encoded;           // of them, the context window's part
+    int made;              // tokens generated
+    double prefill, seconds;
+    const char *stopped;   // "n", "eos" or "interrupt"
+    SamplerConfig sc;
+} GenerateRun;
+
+// The closing notes and the JSON result; ids: the prompt's tokens, then those generated.
+static int generate_report(Session *s, const GenerateRun *g, const int32_t *ids, Err *err) {
+    // the whole text once, for JSON: the prompt's part as the tokenizer reads it back
+    char *text = tokenizer_decode(s->tok, ids, g->np + g->made, err);
+    char *prompt_text = text ? tokenizer_decode(s->tok, ids, g->np, err) : NULL;
+    out_text(s, "\n");
+    if (!prompt_text) {
+        free(text);
+        return -1;
+    }
+    int interrupted = strcmp(g->stopped, "interrupt") == 0;
+    double rate = g->seconds > 0 ? g->made / g->seconds : 0;
+    if (interrupted) out_note(s, "(stopped by Ctrl-C after %d token%s)\n", g->made, g->made == 1 ? "" : "s");
+    char seed_note[48] = "", pre[32], window[48] = "", r[32];   // greedy decoding (temp=0) draws nothing: no seed
+    if (g->sc.temperature > 0)
+        snprintf(seed_note, sizeof seed_note, "; seed=%llu repeats %s", (unsigned long long)g->sc.seed,
+                 interrupted ? "this much" : "it");
+    if (g->prefill < 1.0) snprintf(pre, sizeof pre, "%.0f ms", 1e3 * g->prefill);
+    else snprintf(pre, sizeof pre, "%.1f s", g->prefill);
+    if (g->encoded < g->np) snprintf(window, sizeof window, " (its last %d encoded)", g->encoded);
+    out_note(s, "(%d token%s, %s tok/s%s; prompt %ld token%s%s in %s%s)\n", g->made, g->made == 1 ? "" : "s",
+             fmt_count(r, sizeof r, rate), strcmp(g->stopped, "eos") == 0 ? ", end of text" : "", g->np,
+             g->np == 1 ? "" : "s", window, pre, seed_note);
+    size_t prompt_bytes = strlen(prompt_text);
+    cJSON_AddStringToObject(s->result, "text", text + (prompt_bytes <= strlen(text) ? prompt_bytes : 0));
+    cJSON_AddStringToObject(s->result, "prompt", prompt_text);
+    cJSON_AddNumberToObject(s->result, "tokens", g->made);
+    cJSON_AddNumberToObject(s->result, "prompt_tokens", g->np);
+    cJSON_AddNumberToObject(s->result, "prompt_encoded", g->encoded);
+    json_add_real(s->result, "tok_per_s", rate);
+    json_add_real(s->result, "prefill_seconds", g->prefill);
+    cJSON_AddNumberToObject(s->result, "seed", (double)g->sc.seed);
+    cJSON_AddStringToObject(s->result, "stopped", g->stopped);
+    free(text);
+    free(prompt_text);
+    return 0;
+}
+
+// Draws up to n tokens after what the generator was fed, each streamed as it comes into
+// ids[np…]; stops at the end-of-text id or a Ctrl-C (g->stopped says which).
+static int generate_tokens(Session *s, GenerateRun *g, int n, int32_t *ids, Stream *st, Err *err) {
+    int eos = tokenizer_eos_id(s->tok), tv = tokenizer_vocab_size(s->tok), rc = 0;
+    uint64_t rng = g->sc.seed ^ SAMPLE_SEED_SALT;
+    double t0 = now_seconds();
+    while (rc == 0 && g->made < n) {
+        if (lrsh_interrupted) { g->stopped = "interrupt"; break; }
+        // ids the tokenizer cannot spell are never drawn (a model with a larger vocabulary)
+        for (int i = tv; i < s->model.cfg.vocab; i++) s->gen.logits[i] = -INFINITY;
+        int32_t id = sampler_sample(&g->sc, &s->gen, &rng);
+        if (id == eos) { g->stopped = "eos"; break; }
+        ids[g->np + g->made++] = id;
+        rc = stream_update(st, g->np + g->made, 0, err);
+        if (rc == 0 && g->made < n) rc = generator_feed(&s->gen, &id, 1, err);
+    }
+    g->seconds = now_seconds() - t0;
+    return rc;
+}
+
 int cmd_generate(Session *s, const Args *a, Err *err) {
     if (ensemble_refuse_single_model(s, "generate from", err) != 0 || need_generator(s, err) != 0) return -1;
     int n = (int)args_int(a, "n", 128);
-    SamplerConfig sc = {
+    GenerateRun g = {.stopped = "n", .sc = {
         .temperature = (float)args_float(a, "temp", 0.8),
         .top_k = (int)args_int(a, "top_k", 40),
         .top_p = (float)args_float(a, "top_p", 0.95),
         .seed = args_has(a, "seed") ? (uint64_t)args_int(a, "seed", 0) : s->seed + s->generations,
-    };
+    }};
     s->generations++;
     char *prompt = join_words(a);
     if (!prompt) return err_set(err, "out of memory");
     int32_t *pids = NULL;
-    long np = tokenizer_encode(s->tok, prompt, strlen(prompt), &pids, err);
+    g.np = tokenizer_encode(s->tok, prompt, strlen(prompt), &pids, err);
     free(prompt);
-    if (np < 0) return -1;
-    int eos = tokenizer_eos_id(s->tok), tv = tokenizer_vocab_size(s->tok);
+    if (g.np < 0) return -1;
     int32_t lead[8];
-    int n_lead = np > 0 ? 0 : lead_in(s->tok, lead, 8);
-    int32_t *ids = malloc(sizeof(int32_t) * ((size_t)n_lead + (size_t)np + (size_t)n + 1));
+    int n_lead = g.np > 0 ? 0 : lead_in(s->tok, lead, 8);
+    int32_t *ids = malloc(sizeof(int32_t) * ((size_t)n_lead + (size_t)g.np + (size_t)n + 1));
     if (!ids) {
         free(pids);
-        return err_set(err, "out of memory for %ld + %d tokens", np, n);
+        return err_set(err, "out of memory for %ld + %d tokens", g.np, n);
     }
     // ids: the lead-in (fed, never decoded), the prompt, then the generated tokens
     memcpy(ids, lead, sizeof(int32_t) * (size_t)n_lead);
-    if (np) memcpy(ids + n_lead, pids, sizeof(int32_t) * (size_t)np);
+    if (g.np) memcpy(ids + n_lead, pids, sizeof(int32_t) * (size_t)g.np);
     free(pids);
-    int ctx = s->model.cfg.seq;
-    if (np > ctx)
+    if (g.np > s->model.cfg.seq)
         out_note(s, "note: the prompt is %ld tokens, longer than the context (%d): the window slides and the model "
-                    "sees only its last part\n", np, ctx);
+                    "sees only its last part\n", g.np, s->model.cfg.seq);
     generator_reset(&s->gen);
     double t0 = now_seconds();
-    if (generator_feed(&s->gen, ids, n_lead + (int)np, err) != 0) {
+    if (generator_feed(&s->gen, ids, n_lead + (int)g.np, err) != 0) {
         free(ids);
         return -1;
     }
-    double prefill = now_seconds() - t0;
-    int encoded = s->gen.len - n_lead;   // of a prompt longer than the context, the window's part
+    g.prefill = now_seconds() - t0;
+    g.encoded = s->gen.len - n_lead;   // of a prompt longer than the context, the window's part
     Stream st = {.s = s, .ids = ids + n_lead};
-    int rc = stream_update(&st, np, 1, err);  // the prompt as the tokenizer reads it back
-    uint64_t rng = sc.seed ^ SAMPLE_SEED_SALT;
-    const char *stopped = "n";
-    int made = 0;
-    t0 = now_seconds();
-    while (rc == 0 && made < n) {
-        if (lrsh_interrupted) { stopped = "interrupt"; break; }
-        // ids the tokenizer cannot spell are never drawn (a model with a larger vocabulary)
-        for (int i = tv; i < s->model.cfg.vocab; i++) s->gen.logits[i] = -INFINITY;
-        int32_t id = sampler_sample(&sc, &s->gen, &rng);
-        if (id == eos) { stopped = "eos"; break; }
-        ids[n_lead + np + made++] = id;
-        rc = stream_update(&st, np + made, 0, err);
-        if (rc == 0 && made < n) rc = generator_feed(&s->gen, &id, 1, err);
-    }
-    double seconds = now_seconds() - t0;
-    if (rc == 0) rc = stream_update(&st, np + made, 1, err);
-    // the whole text once, for JSON: the prompt's part as the tokenizer reads it back
-    char *text = rc == 0 ? tokenizer_decode(s->tok, ids + n_lead, np + made, err) : NULL;
-    char *prompt_text = text ? tokenizer_decode(s->tok, ids + n_lead, np, err) : NULL;
-    if (!prompt_text) {
-        free(text);
-        free(ids);
-        out_text(s, "\n");
-        return -1;
-    }
-    out_text(s, "\n");
-    double rate = seconds > 0 ? made / seconds : 0;
-    char r[32];
-    if (strcmp(stopped, "interrupt") == 0)
-        out_note(s, "(stopped by Ctrl-C after %d token%s)\n", made, made == 1 ? "" : "s");
-    char seed_note[48] = "";   // greedy decoding (temp=0) draws nothing: no seed to repeat
-    if (sc.temperature > 0)
-        snprintf(seed_note, sizeof seed_note, "; seed=%llu repeats %s", (unsigned long long)sc.seed,
-                 strcmp(stopped, "interrupt") == 0 ? "this much" : "it");
-    char pre[32];
-    if (prefill < 1.0) snprintf(pre, sizeof pre, "%.0f ms", 1e3 * prefill);
-    else snprintf(pre, sizeof pre, "%.1f s", prefill);
-    char window[48] = "";
-    if (encoded < np) snprintf(window, sizeof window, " (its last %d encoded)", encoded);
-    out_note(s, "(%d token%s, %s tok/s%s; prompt %ld token%s%s in %s%s)\n", made, made == 1 ? "" : "s",
-             fmt_count(r, sizeof r, rate), strcmp(stopped, "eos") == 0 ? ", end of text" : "", np, np == 1 ? "" : "s",
-             window, pre, seed_note);
-    size_t prompt_bytes = strlen(prompt_text);
-    cJSON_AddStringToObject(s->result, "text", text + (prompt_bytes <= strlen(text) ? prompt_bytes : 0));
-    cJSON_AddStringToObject(s->result, "prompt", prompt_text);
-    cJSON_AddNumberToObject(s->result, "tokens", made);
-    cJSON_AddNumberToObject(s->result, "prompt_tokens", np);
-    cJSON_AddNumberToObject(s->result, "prompt_encoded", encoded);
-    json_add_real(s->result, "tok_per_s", rate);
-    json_add_real(s->result, "prefill_seconds", prefill);
-    cJSON_AddNumberToObject(s->result, "seed", (double)sc.seed);
-    cJSON_AddStringToObject(s->result, "stopped", stopped);
-    free(text);
-    free(prompt_text);
+    int rc = stream_update(&st, g.np, 1, err);  // the prompt as the tokenizer reads it back
+    if (rc == 0) rc = generate_tokens(s, &g, n, ids + n_lead, &st, err);
+    if (rc == 0) rc = stream_update(&st, g.np + g.made, 1, err);
+    if (rc == 0) rc = generate_report(s, &g, ids + n_lead, err);   // it ends the streamed line
+    else out_text(s, "\n");
     free(ids);
-    return 0;
+    return rc;
 }
