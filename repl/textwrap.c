@@ -169,6 +169,7 @@ static int number_with_its_word(const char *p, int at, int half) {
 // text to f with each line wider than cols broken at its last gap between fields or its last
 // space that fits (or at cols when it has none), the continuations indented under the line's text.
 static void write_lines(FILE *f, const char *text, int cols) {
+    int after_usage = 0;   // the line under "usage: …" is the command's summary: prose, not an example
     while (*text) {
         int len = (int)strcspn(text, "\n"), indent = 0, first = 1;
         const char *line = text, *p = text;
@@ -179,13 +180,14 @@ static void write_lines(FILE *f, const char *text, int cols) {
             if (at == 0)   // one word wider than the room: after its last '|' or ',' that fits, else anywhere
                 for (at = cut; at > 0 && p[at - 1] != '|' && p[at - 1] != ','; at--) {}
             if (at == 0) at = cut;
-            if (first) indent = continuation_indent(line, len, cols);
+            if (first) indent = after_usage ? (int)strspn(line, " ") : continuation_indent(line, len, cols);
             fprintf(f, "%*s%.*s\n", first ? 0 : indent, "", at, p);
             p += at;
             while (*p == ' ') p++;
             first = 0;
         }
         fprintf(f, "%*s%.*s", first ? 0 : indent, "", (int)(line + len - p), p);
+        after_usage = strncmp(line, "usage: ", 7) == 0;
         text = line + len;
         if (*text == '\n') fputc('\n', f), text++;
     }
