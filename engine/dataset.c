@@ -180,7 +180,8 @@ static int cache_path_for(const char *src, const char *cache_dir, uint64_t tok_h
         char parent[PATH_MAX] = ".";
         if (slash == clean) strcpy(parent, "/");
         else if (slash) snprintf(parent, sizeof parent, "%.*s", (int)(slash - clean), clean);
-        if (access(parent, W_OK) == 0) {
+        // beside the corpus when its folder takes it and CORPUS.TAG.tok is a name the file system allows
+        if (access(parent, W_OK) == 0 && strlen(base) + 13 <= NAME_MAX) {
             if (snprintf(out, cap, "%s.%08x.tok", clean, tag) >= (int)cap) return err_set(err, "%s: path too long", src);
             return 0;
         }
@@ -195,7 +196,14 @@ static int cache_path_for(const char *src, const char *cache_dir, uint64_t tok_h
     char abs[PATH_MAX];
     const char *key = realpath(clean, abs) ? abs : clean;
     uint64_t h = fnv1a(FNV_OFFSET, key, strlen(key));
-    if (snprintf(out, cap, "%s/%s-%016llx.%08x.tok", dir, base, (unsigned long long)h, tag) >= (int)cap)
+    // the corpus's name, cut to leave room for "-HASH.TAG.tok" (the hash of its full path keeps
+    // cut names apart), at the start of a UTF-8 character
+    int keep = (int)strlen(base), most = NAME_MAX - 30;
+    if (keep > most) {
+        keep = most;
+        while (keep > 0 && ((unsigned char)base[keep] & 0xc0) == 0x80) keep--;
+    }
+    if (snprintf(out, cap, "%s/%.*s-%016llx.%08x.tok", dir, keep, base, (unsigned long long)h, tag) >= (int)cap)
         return err_set(err, "%s: cache path too long", dir);
     return 0;
 }

@@ -81,6 +81,12 @@ cp README.md "$long"
 out=$("$LRSH" --json -c "tok load $model; data load $long" 2>&1); rc=$?
 check_status long_name_cache 0 $rc
 check_eq long_name_cache_tokens True "$(printf '%s\n' "$out" | tail -n 1 | json_eval 'o["tokens"] > 1000 and len(o["cache"].split("/")[-1]) > 240')"
+# one whose CORPUS.TAG.tok would pass 255 bytes: its cache goes to the cache folder, its name cut
+longer="$TMP/$(printf 'd%.0s' $(seq 1 246)).txt"
+cp README.md "$longer"
+out=$("$LRSH" --json -c "tok load $model; data load $longer" 2>&1); rc=$?
+check_status longer_name_cache 0 $rc
+check_eq longer_name_cache_tokens True "$(printf '%s\n' "$out" | tail -n 1 | json_eval 'o["tokens"] > 1000 and len(o["cache"].split("/")[-1]) <= 255 and "/lrsh/" in o["cache"]')"
 # an eval that reads the validation split many times over says so; one that does not, nothing
 out=$("$LRSH" -c "tok load $model; data load $TMP/corp; model new tiny dim=32 seq=16; eval batches=200 batch=8; eval batches=1 batch=1" 2>&1)
 check_contains eval_overlap_note "$out" "these 200 batches read 25600: each about"
