@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -262,7 +263,9 @@ static std::unordered_map<std::string, std::string> train_args(const char *path,
 
 // The child's side: train, then write one status byte and the model (0) or the error line (1)
 // to fd. It never returns: _exit, so that none of the parent's buffers or exit handlers run twice.
-[[noreturn]] static void train_child(int fd, const char *path, int vocab, TokenizerType type) {
+[[noreturn]] static void train_child(int fd, pid_t parent, const char *path, int vocab, TokenizerType type) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);   // the shell ended by a signal (SIGTERM, SIGKILL): so does this
+    if (getppid() != parent) _exit(1);   // it ended before that took effect
     signal(SIGINT, SIG_IGN);   // Ctrl-C is the parent's to act on: it kills this process
     signal(SIGTERM, SIG_DFL);  // not the parent's handler, which would remove the parent's temporary files
     signal(SIGHUP, SIG_DFL);
@@ -300,12 +303,12 @@ static int train_in_child(const char *path, int vocab, TokenizerType type, Progr
                           std::string *model, Err *err) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return err_set(err, "tokenizer training: pipe: %s", strerror(errno));
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     if (pid < 0) {
         close(fds[0]), close(fds[1]);
         return err_set(err, "tokenizer training: fork: %s", strerror(errno));
     }
-    if (pid == 0) close(fds[0]), train_child(fds[1], path, vocab, type);
+    if (pid == 0) close(fds[0]), train_child(fds[1], parent, path, vocab, type);
     close(fds[1]);
     std::string got;
     int stopped = 0;

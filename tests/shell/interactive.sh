@@ -201,6 +201,12 @@ check_contains tok_train_ctrl_c_kept "$out" "tokenizer  $TMP/tok.model"
 check_eq tok_train_ctrl_c_nothing_written "" "$(ls "$TMP" | grep interrupted)"
 # (to the end this training takes 25 s on 2 cores; the stop comes within a poll)
 check_eq tok_train_ctrl_c_prompt_soon yes "$([ $(($(date +%s) - t0)) -lt 10 ] && echo yes || echo no)"
+# SIGTERM to the shell ends the training child too (it ran on alone, an orphan, to the end)
+"$LRSH" --threads 1 -c "tok train $TMP/words.txt vocab=30000 out=$TMP/orphan-check.model" >"$TMP/term.log" 2>&1 &
+pid=$!
+i=0; while ! grep -q "training a bpe" "$TMP/term.log" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.5; kill -TERM $pid; wait $pid; sleep 1
+check_eq tok_train_sigterm_no_orphan 0 "$(pgrep -f "out=$TMP/orphan-check.model" | wc -l | tr -d ' ')"
 
 # ---- a line wrapped at 80 columns keeps a number with the word after it ("2.4 MiB of text")
 out=$(PTY_COLS=80 pty --no-default -- "expect lrsh> " "send tok load $TMP/tok.model\n" "expect lrsh> " \
