@@ -184,9 +184,11 @@ int cmd_tok_train(Session *s, const Args *a, Err *err) {
     }
     struct stat link;
     char target[PATH_MAX];   // out= a link to a file: write that file (the rename would replace the link)
-    if (lstat(out, &link) == 0 && S_ISLNK(link.st_mode) && realpath(out, target) &&
-        path_printf(err, out, sizeof out, "%s", target) != 0)
-        return -1;
+    if (lstat(out, &link) == 0 && S_ISLNK(link.st_mode)) {
+        if (!realpath(out, target))   // writing would replace the link with a file
+            return err_set(err, "tok train: out=%s is a symbolic link to a missing file: nothing was trained", out);
+        if (path_printf(err, out, sizeof out, "%s", target) != 0) return -1;
+    }
     if (tok_train_can_run(corpus, out, err) != 0) return -1;
     out_note(s, "training a %s tokenizer (vocab %d) on %s\n", type, vocab, corpus);
     note_crlf(s, corpus);

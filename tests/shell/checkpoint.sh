@@ -142,6 +142,16 @@ echo partial >"$TMP/swept.st.tmp.$dead"; echo partial >"$TMP/swept.model.tmp.$de
 lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/swept.st; tok train vocab=512 out=$TMP/swept.model" >/dev/null 2>&1
 check_eq stale_save_removed "no no" "$([ -e "$TMP/swept.st.tmp.$dead" ] && echo yes || echo no) $([ -e "$TMP/swept.model.tmp.$dead" ] && echo yes || echo no)"
 check_eq stale_save_saved yes "$([ -s "$TMP/swept.st" ] && [ -s "$TMP/swept.model" ] && echo yes || echo no)"
+# tok train over a tokenizer keeps its permissions; out= a link to a missing file is refused (the
+# link was replaced by a file)
+chmod 600 "$TMP/swept.model"
+lrsh -c "tok train vocab=512 out=$TMP/swept.model" >/dev/null 2>&1
+check_eq tok_train_keeps_mode 600 "$(stat -c %a "$TMP/swept.model")"
+ln -s "$TMP/nothere.model" "$TMP/dangling.model"
+out=$(lrsh -c "tok train vocab=512 out=$TMP/dangling.model" 2>&1); rc=$?
+check_status tok_train_dangling_status 1 $rc
+check_contains tok_train_dangling "$out" "is a symbolic link to a missing file: nothing was trained"
+check_eq tok_train_dangling_kept yes "$([ -L "$TMP/dangling.model" ] && echo yes || echo no)"
 # a name of 250 bytes saves (NAME.tmp.PID would pass the file system's 255), and a save with no
 # trainer yet says in JSON it holds no optimizer, as model load of it does
 long_name="$TMP/$(python3 -c "print('n' * 250)")"
