@@ -713,14 +713,27 @@ static int map_file(Loader *L, Err *err) {
     return 0;
 }
 
+// Whether the UTF-8 character at p (len bytes) reorders a terminal's line: the bidirectional
+// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069).
+static int bidi_control(const unsigned char *p, size_t len) {
+    return len == 3 && p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
+                                        (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9));
+}
+
 // The first bytes of a file as text for a message: printable ASCII and whole UTF-8 characters
-// as they are ("# lrsh — the l"), anything else as \xNN.
+// as they are ("# lrsh — the l"), anything else as \xNN; a character the 16 bytes cut ends it
+// with "…".
 static void file_start_text(const unsigned char *p, size_t size, char *out, size_t cap) {
     size_t k = size < 16 ? size : 16, n = 0;
     out[0] = '\0';
     for (size_t i = 0; i < k && n + 5 < cap;) {
         size_t len = p[i] >= 0xf0 ? 4 : p[i] >= 0xe0 ? 3 : p[i] >= 0xc0 ? 2 : 1;
-        if (p[i] >= 0x80 && i + len <= k && tokenizer_utf8_valid_prefix((const char *)p + i, len) == len) {
+        size_t whole = len > 1 && i + len <= size ? tokenizer_utf8_valid_prefix((const char *)p + i, len) : 0;
+        if (whole == len && i + len > k) {   // valid, but past the 16 bytes
+            n += (size_t)snprintf(out + n, cap - n, "…");
+            break;
+        }
+        if (whole == len && !bidi_control(p + i, len)) {
             memcpy(out + n, p + i, len), n += len, i += len;
         } else {
             n += (size_t)snprintf(out + n, cap - n, p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\' ? "%c" : "\\x%02x", p[i]);
@@ -734,7 +747,7 @@ static int parse_header(Loader *L, Err *err) {
     uint64_t n = 0;
     for (int i = 0; i < 8; i++) n |= (uint64_t)L->map[i] << (8 * i);
     if (n > L->size - 8 && L->size > 8 && L->map[8] != '{') {   // another kind of file: text read as a huge length
-        char start[80];
+        char start[96];
         file_start_text(L->map, L->size, start, sizeof start);
         return fail(err, L->path, "not a safetensors file: one starts with an 8-byte header length and then its JSON "
                                   "header '{'; this one starts \"%s\"", start);

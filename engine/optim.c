@@ -117,7 +117,9 @@ int optim_config_set(OptimConfig *cfg, const char *key, const char *value, Err *
         return err_set(err, "option %s= expects %s, got '%s'", key, o->type == OPT_FLOAT ? "a number" : "an integer",
                        value);
     if (!(v >= o->lo && v <= o->hi))
-        return err_set(err, "option %s= must be between %g and %g, got %s", key, o->lo, o->hi, value);
+        return err_set(err, o->type == OPT_FLOAT ? "option %s= must be between %g and %g, got %s"
+                                                 : "option %s= must be between %.0f and %.0f, got %s",   // 1000000000, not 1e+09
+                       key, o->lo, o->hi, value);
     if (o->type == OPT_FLOAT) *(float *)field = (float)v;
     else *(int *)field = (int)v;
     return 0;

@@ -707,6 +707,12 @@ static void test_corrupt_files_are_refused(void) {
     const char binary[] = "\x01\x02" "abc\xff\xfe\n\x1b[0mxxxxxxxxxxxx";
     write_all(bad, binary, sizeof binary - 1);
     expect_refused(&v, bad, "not a safetensors file", "starts \"\\x01\\x02abc\\xff\\xfe\\x0a\\x1b[0mxxxx\"", "a binary file");
+    const char cut[] = "aaaaaaaaaaaaaa\xe2\x80\x94xyyyyyyyyyyyyy";   // the dash's bytes 15 to 17
+    write_all(bad, cut, sizeof cut - 1);
+    expect_refused(&v, bad, "not a safetensors file", "starts \"aaaaaaaaaaaaaa…\"", "a character cut at 16 bytes");
+    const char bidi[] = "ab\xe2\x80\xae" "cdyyyyyyyyyyyyyyyyyyyy";   // U+202E would reverse the line
+    write_all(bad, bidi, sizeof bidi - 1);
+    expect_refused(&v, bad, "not a safetensors file", "starts \"ab\\xe2\\x80\\xaecd", "a bidi override");
     free(f);
 
     write_with_header(bad, "{\"__metadata__\": {\"format\": \"lrsh\"", g.data, g.data_size);
