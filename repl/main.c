@@ -23,6 +23,7 @@ typedef struct Options {
     int cuda;                 // --device cuda
     int no_default;           // --no-default: the prompt starts without the bundled model
     uint64_t seed;
+    int seed_given;           // --seed: it wins over the bundled model's
     const char *command;   // -c
     char **files;          // scripts, in order
     int n_files;
@@ -113,6 +114,7 @@ static int parse_options(int argc, char **argv, Options *o, Err *err) {
         } else if (is_option(a, "--seed")) {
             if (number_arg("--seed", option_value(argc, argv, &i, "--seed"), LLONG_MAX, &v, err) != 0) return EXIT_USAGE;
             o->seed = (uint64_t)v;
+            o->seed_given = 1;
         } else if (is_option(a, "--threads")) {
             if (number_arg("--threads", option_value(argc, argv, &i, "--threads"), 4096, &v, err) != 0) return EXIT_USAGE;
             o->threads = (int)v;
@@ -321,7 +323,7 @@ static int default_model_path(char *out, size_t size) {
 
 // Load the bundled model through `model load` itself, silently: the banner says what came in.
 // A missing or bad file costs one line, never the session.
-static void load_default_model(Session *s) {
+static void load_default_model(Session *s, const Options *o) {
     char path[PATH_MAX + 32];
     if (default_model_path(path, sizeof path) != 0) {
         if (!s->quiet)
@@ -344,6 +346,7 @@ static void load_default_model(Session *s) {
     s->json = json;
     s->quiet = quiet;
     if (rc != 0) fprintf(stderr, "lrsh: default model not loaded (%s); starting empty\n", err.msg);
+    if (o->seed_given) s->seed = o->seed;   // asked for on the command line: not the model's
 }
 
 // -c's text: its lines one after another, as a script's (a newline separates commands as ';'
@@ -382,7 +385,7 @@ static int run(Session *s, const Options *o) {
     if (o->command || o->n_files) return failed;
     if (isatty(STDIN_FILENO)) {
         s->errexit = 0;
-        if (!o->no_default) load_default_model(s);
+        if (!o->no_default) load_default_model(s, o);
         return prompt_loop(s);
     }
     return run_stream(s, stdin, "<stdin>");

@@ -109,8 +109,10 @@ static void banner(const Session *s, FILE *talk) {
     else snprintf(rank, sizeof rank, "dense");
     fmt_count(params, sizeof params, (double)model_counts(&s->model, 1, c->seq).params);
     int step = s->has_trainer ? s->trainer.step : s->resume.step;
+    // the seed too: a loaded model brings its own, which decides the batches (--seed wins)
     n += snprintf(text + n, sizeof text - n, "model: %s — %s, dim=%d layers=%d heads=%d seq=%d vocab=%d, %s parameters, "
-                  "step %d, on %s\n", name, rank, c->dim, c->layers, c->heads, c->seq, c->vocab, params, step, s->be->name);
+                  "step %d, on %s; seed %llu\n", name, rank, c->dim, c->layers, c->heads, c->seq, c->vocab, params, step,
+                  s->be->name, (unsigned long long)s->seed);
     if (s->tok)
         n += snprintf(text + n, sizeof text - n, "tokenizer: %s, vocab %d\n",
                       strncmp(s->tok_path, "(embedded", 9) == 0 ? "embedded" : s->tok_path, tokenizer_vocab_size(s->tok));

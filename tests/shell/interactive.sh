@@ -359,6 +359,12 @@ if [ -f "$default" ]; then
     out=$(LRSH_DEFAULT_MODEL=$env_model pty -q -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \004")
     check_not_contains default_quiet_no_banner "$out" "try:"
     check_contains default_quiet_still_loaded "$out" "model      loaded"
+    # the banner names the seed the bundled model brings; --seed wins over it
+    out=$(LRSH_DEFAULT_MODEL=$env_model pty -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \004")
+    check_contains default_banner_seed "$out" "; seed 1"
+    out=$(LRSH_DEFAULT_MODEL=$env_model pty --seed 42 -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \004")
+    check_contains default_seed_given_banner "$out" "; seed 42"
+    check_contains default_seed_given_show "$out" "settings   seed=42 "
     check_eq default_banner_suggestion yes "$([ -n "$suggestion" ] && echo yes || echo no)"
     out=$(lrsh -c "model load $default; $suggestion" 2>&1); rc=$?
     check_status "default_banner_suggestion_runs ($suggestion)" 0 $rc
