@@ -373,13 +373,15 @@ static void chart_free(Chart *c) {
     memset(c, 0, sizeof *c);
 }
 
-static int chart_add(Chart *c, const char *name, int n, int points, int letter) {
+// A series of run `run` (its index in the session): the run's color and letter in every chart,
+// so that "the blue line, b" is the same run on each screen; no letter when it is alone.
+static int chart_add(Chart *c, const char *name, int n, int points, int run, int lettered) {
     PlotSeries *s = &c->series[c->n];
     c->bufs[c->n] = malloc(sizeof(double) * 2 * (size_t)(n ? n : 1));
     if (!c->bufs[c->n]) return -1;
     snprintf(c->names[c->n], sizeof c->names[0], "%s", name);
     *s = (PlotSeries){.name = c->names[c->n], .x = c->bufs[c->n], .y = c->bufs[c->n] + n, .n = n,
-                      .points = points, .letter = letter};
+                      .points = points, .letter = lettered ? 'a' + run % 26 : 0, .color = 1 + run % 6};
     c->n++;
     return 0;
 }
@@ -394,14 +396,12 @@ static int chart_build(const RunLog *r, const char *field, Chart *c, Err *err) {
     int shown = 0;
     for (int i = 0; i < r->n_runs; i++)
         shown += (!val_only && measured(&r->runs[i], field)) || (with_val && r->runs[i].n_val);
-    int letter = 'a';
     for (int i = 0; i < r->n_runs; i++) {
         const RunSeries *x = &r->runs[i];
         int n = val_only ? 0 : measured(x, field), has_steps = n > 0, has_val = with_val && x->n_val;
         if (!has_steps && !has_val) continue;
-        int l = shown > 1 ? letter++ : 0;
         if (has_steps) {
-            if (chart_add(c, x->name, n, 0, l) != 0) return err_set(err, "out of memory");
+            if (chart_add(c, x->name, n, 0, i, shown > 1) != 0) return err_set(err, "out of memory");
             double *xs = c->bufs[c->n - 1], *ys = xs + n;
             int j = 0;
             for (int k = 0; k < x->n_steps; k++) {
@@ -415,7 +415,8 @@ static int chart_build(const RunLog *r, const char *field, Chart *c, Err *err) {
             char name[sizeof x->name + 8];
             snprintf(name, sizeof name, "%s val", x->name);
             // validation alone: joined, so a few points still read as a curve
-            if (chart_add(c, name, x->n_val, !val_only, has_steps ? 0 : l) != 0) return err_set(err, "out of memory");
+            if (chart_add(c, name, x->n_val, !val_only, i, !has_steps && shown > 1) != 0)
+                return err_set(err, "out of memory");
             for (int k = 0; k < x->n_val; k++) {
                 c->bufs[c->n - 1][k] = x->val[k].step;
                 c->bufs[c->n - 1][x->n_val + k] = x->val[k].loss;
@@ -437,12 +438,12 @@ static int chart_build_watch(const RunLog *r, const char *key, Chart *c, Err *er
     c->bufs = calloc((size_t)r->n_runs + 1, sizeof *c->bufs);
     c->names = calloc((size_t)r->n_runs + 1, sizeof *c->names);
     if (!c->series || !c->bufs || !c->names) return err_set(err, "out of memory");
-    int shown = 0, letter = 'a';
+    int shown = 0;
     for (int i = 0; i < r->n_runs; i++) shown += runlog_watch_series(&r->runs[i], key) != NULL;
     for (int i = 0; i < r->n_runs; i++) {
         const WatchSeries *w = runlog_watch_series(&r->runs[i], key);
         if (!w) continue;
-        if (chart_add(c, r->runs[i].name, w->n, 0, shown > 1 ? letter++ : 0) != 0) return err_set(err, "out of memory");
+        if (chart_add(c, r->runs[i].name, w->n, 0, i, shown > 1) != 0) return err_set(err, "out of memory");
         for (int k = 0; k < w->n; k++) {
             c->bufs[c->n - 1][k] = w->step[k];
             c->bufs[c->n - 1][w->n + k] = w->value[k];
@@ -745,7 +746,9 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
         }
         PlotOptions o = {.width = width, .height = (int)args_int(a, "height", 16),
                          .ansi = !s->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR"),
-                         .title = watched || log_y ? title : field_title(field), .xlabel = "step", .log_y = log_y};
+                         .title = watched || log_y ? title : field_title(field), .xlabel = "step", .log_y = log_y,
+                         // where Spectron's bound lies, when the chart reaches it
+                         .ref_name = strcmp(field, "dw_over_eta") == 0 ? "Spectron's bound ‖ΔW‖₂/η" : NULL, .ref = 1};
         char *text = plot_render(c.series, c.n, &o);
         if (!text) rc = err_set(err, "out of memory drawing the chart");
         else out_text(s, "%s", text);

@@ -169,24 +169,28 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
     Canvas c;
     if (canvas_init(&c, W, H) != 0) return NULL;
     int PW = 2 * W, PH = 4 * H;
+    double ref = o->ref_name ? axis_y(o, o->ref) : NAN;
+    int ref_shown = isfinite(ref) && ref >= ylo && ref <= yhi;
+    for (int x = 0; ref_shown && x < PW; x += 2)   // under the series: drawn first, a dot a cell
+        canvas_set(&c, x, (int)lround((yhi - ref) / (yhi - ylo) * (PH - 1)), 0);
     for (int s = 0; s < n; s++) {
         const PlotSeries *p = &series[s];
-        int have = 0, px0 = 0, py0 = 0;
+        int have = 0, px0 = 0, py0 = 0, color = p->color ? p->color : s + 1;
         for (int i = 0; i < p->n; i++) {
             double y = axis_y(o, p->y[i]);
             if (!isfinite(p->x[i]) || !isfinite(y)) { have = 0; continue; }
             int px = (int)lround((p->x[i] - xlo) / (xhi - xlo) * (PW - 1));
             int py = (int)lround((yhi - y) / (yhi - ylo) * (PH - 1));
             if (p->points) {
-                for (int d = 0; d < 4; d++) canvas_set(&c, px + d % 2, py + d / 2, s + 1);
+                for (int d = 0; d < 4; d++) canvas_set(&c, px + d % 2, py + d / 2, color);
             } else if (have) {
-                canvas_line(&c, px0, py0, px, py, s + 1);
+                canvas_line(&c, px0, py0, px, py, color);
             } else {
-                canvas_set(&c, px, py, s + 1);
+                canvas_set(&c, px, py, color);
             }
             have = 1, px0 = px, py0 = py;
         }
-        if (p->letter && have) canvas_mark(&c, px0 / 2, py0 / 4, (char)p->letter, s + 1);
+        if (p->letter && have) canvas_mark(&c, px0 / 2, py0 / 4, (char)p->letter, color);
     }
     char top[32], mid[32], bot[32], xl[32], xr[32];
     axis_label(o, top, sizeof top, yhi);
@@ -217,13 +221,18 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
         int finite = 0;
         for (int i = 0; i < p->n; i++)
             if (isfinite(p->y[i])) { last = p->y[i]; finite++; }
-        if (o->ansi) text_add(&t, "  \033[%dm%c %s\033[0m %s", ansi_of(s + 1), p->letter ? p->letter : ' ',
+        if (o->ansi) text_add(&t, "  \033[%dm%c %s\033[0m %s", ansi_of(p->color ? p->color : s + 1), p->letter ? p->letter : ' ',
                               p->points ? "⠶⠶" : "⠒⠒", p->name);
         else text_add(&t, "  %c %s %s", p->letter ? p->letter : ' ', p->points ? "⠶⠶" : "⠒⠒", p->name);
         char last_text[32];
         axis_number(last_text, sizeof last_text, last);
         if (finite) text_add(&t, "  (%d point%s, last %s)\n", finite, finite == 1 ? "" : "s", last_text);
         else text_add(&t, "  (no points)\n");
+    }
+    if (ref_shown) {
+        char v[32];
+        axis_number(v, sizeof v, o->ref);
+        text_add(&t, "    ⠂⠂ %s = %s\n", o->ref_name, v);
     }
     canvas_free(&c);
     if (t.oom) { free(t.s); return NULL; }

@@ -28,6 +28,7 @@ typedef struct PlotSeries {
     int n;
     int points;            // 1: isolated points (2×2 dots), 0: a joined line
     int letter;            // the letter that marks the series' last point and its legend entry (0: none)
+    int color;             // 1.. (a run's, the same in every chart); 0: by its place in the list
 } PlotSeries;
 
 typedef struct PlotOptions {
@@ -36,6 +37,8 @@ typedef struct PlotOptions {
     const char *title;     // first line ("loss")
     const char *xlabel;    // "step"
     int log_y;             // y on a log scale: positions by log10 y, labels the values; y ≤ 0 skipped
+    const char *ref_name;  // a dotted line across at y = ref (Spectron's bound of 1), when in range
+    double ref;
 } PlotOptions;
 
 // The whole chart — title, y-axis labels (max at the top, min at the bottom), the braille

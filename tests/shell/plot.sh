@@ -36,6 +36,22 @@ out=$(lrsh -c "plot dw_over_eta from=$TMP/spread.jsonl" 2>&1)
 check_contains plot_scale_log_title "$out" "(Spectron's bound: 1) — log scale"
 check_contains plot_scale_log_top "$out" "2000 ┤"
 check_contains plot_scale_log_bottom "$out" "0.5 ┤"
+check_contains plot_bound_line "$out" "⠂⠂ Spectron's bound ‖ΔW‖₂/η = 1"
+check_eq plot_bound_dotted True "$(printf '%s\n' "$out" | python3 -c 'import re, sys; print(bool(re.search("│([⠁⠂⠄⡀])\\1{20}", sys.stdin.read())))')"
+check_not_contains plot_bound_only_dw "$(lrsh -c "plot loss from=$TMP/spread.jsonl" 2>&1)" "Spectron's bound ‖ΔW‖₂/η ="
+# a run keeps its letter (and color) in every chart: the third run is c even where the second has no points
+python3 -c '
+import json
+with open("'"$TMP"'/three.jsonl", "w") as f:
+    for run in ("r1", "r2", "r3"):
+        for s in range(1, 6):
+            row = {"step": s, "loss": 4.0 - s / 10, "run": run}
+            if run != "r2": row["dw_over_eta"] = 2.0 + s
+            f.write(json.dumps(row) + "\n")
+'
+out=$(lrsh -c "plot dw_over_eta from=$TMP/three.jsonl" 2>&1)
+check_contains plot_letter_kept_a "$out" "a ⠒⠒ r1"
+check_contains plot_letter_kept_c "$out" "c ⠒⠒ r3"
 out=$(lrsh -c "plot loss from=$TMP/spread.jsonl scale=log" 2>&1); rc=$?
 check_status plot_scale_log_status 0 $rc
 check_contains plot_scale_log_nonpositive "$out" "note: 1 value ≤ 0 left out of the chart above (log scale; scale=linear draws them)"
