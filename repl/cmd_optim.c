@@ -391,7 +391,10 @@ int cmd_inspect(Session *s, const Args *a, Err *err) {
     for (int i = 0; i < o->n_diag; i++) {
         const MatrixDiag *d = rows[i];
         int mark = i < top && isfinite(sort_value(d, by));  // sort=name marks nothing
-        table_row(s, d, mark ? "* " : "  ", mark && color ? "\033[1;31m" : "", mark && color ? "\033[0m" : "");
+        // the top rows in bold; red only past Spectron's bound (with the verdict's slack): a
+        // healthy run's largest values are no alarm
+        const char *on = !mark || !color ? "" : d->dw_over_eta > 1.3f ? "\033[1;31m" : "\033[1m";
+        table_row(s, d, mark ? "* " : "  ", on, *on ? "\033[0m" : "");
         cJSON *j = diag_json(d);
         cJSON_AddBoolToObject(j, "worst", mark);
         cJSON_AddItemToArray(list, j);

@@ -15,8 +15,8 @@ mkdir -p "$HOME"
 # Keys go out only after the prompt is back ("expect lrsh> "): typed while a command runs, the
 # terminal is still in cooked mode and would swallow a Ctrl-D.
 # Prints "TIMEOUT TEXT" for an expect that waited in vain, then "EXITED STATUS" or "ALIVE"
-# (then killed), then everything the terminal showed, escape sequences removed. PTY_COLS=N
-# gives the terminal N columns (else it reports none).
+# (then killed), then everything the terminal showed, escape sequences removed (PTY_SGR=1: colors
+# kept as "{sgr 1;31}"). PTY_COLS=N gives the terminal N columns (else it reports none).
 pty() {
     python3 - "$LRSH" "$@" <<'PY'
 import fcntl, os, pty, re, select, struct, sys, termios, time
@@ -31,6 +31,7 @@ if os.environ.get("PTY_COLS"):
 raw, seen, status = b"", 0, None
 def text():
     t = raw.decode("utf-8", "replace")
+    if os.environ.get("PTY_SGR"): t = re.sub(r"\x1b\[([0-9;]*)m", r"{sgr \1}", t)   # colors kept, readable
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]|\r", "", t)
 def read(timeout):  # True: got output; None: none within timeout; False: the terminal closed
     global raw
@@ -207,6 +208,13 @@ pid=$!
 i=0; while ! grep -q "training a bpe" "$TMP/term.log" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 sleep 0.5; kill -TERM $pid; wait $pid; sleep 1
 check_eq tok_train_sigterm_no_orphan 0 "$(pgrep -f "out=$TMP/orphan-check.model" | wc -l | tr -d ' ')"
+
+# ---- inspect marks its top rows in bold, and in red only past Spectron's bound
+out=$(PTY_SGR=1 PTY_COLS=100 pty --no-default -- "expect lrsh> " "send $prep; optim spectron; step\n" "expect lrsh> " \
+          "send inspect\n" "expect max ‖ΔW‖₂/η" "expect lrsh> " "send optim adamw lr=0.5; step; inspect\n" \
+          "expect does not bound" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+check_eq inspect_colors "bold True red True" "$(printf '%s' "$out" | python3 -c 'import sys; t = sys.stdin.read(); i = t.index("optim adamw lr=0.5")
+print("bold", "{sgr 1}* blocks." in t[:i] and "{sgr 1;31}" not in t[:i], "red", "{sgr 1;31}* blocks." in t[i:])')"
 
 # ---- a line wrapped at 80 columns keeps a number with the word after it ("2.4 MiB of text")
 out=$(PTY_COLS=80 pty --no-default -- "expect lrsh> " "send tok load $TMP/tok.model\n" "expect lrsh> " \
