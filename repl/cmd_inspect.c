@@ -288,8 +288,10 @@ static void spectrum_summary(Session *s, const SpectrumResult *now, const Spectr
         {frobenius, "√Σσᵢ²", now->frobenius_norm, t->frobenius_norm},
         {"stable rank", stable, now->stable_rank, t->stable_rank},
         {"effective rank", "exp(entropy of σᵢ/Σσⱼ)", now->effective_rank, t->effective_rank},
-        {"condition number", now->n < full ? "σ₁/σ_r over the nonzero values" : "σ₁/σₙ", now->condition_number,
-         t->condition_number},
+        {"condition number", isinf(now->condition_number) ? "σ₁/σ_min, whose smallest are numerically 0"
+                             : now->n < full                ? "σ₁/σ_r over the nonzero values"
+                                                            : "σ₁/σₙ",
+         now->condition_number, t->condition_number},
     };
     if (then) out_text(s, "  %-22s %10s %10s\n", "", "now", "then");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
