@@ -289,9 +289,14 @@ void progress_update(Progress *p, int done, int step, float loss, double tok_per
     fmt_duration(eta, sizeof eta, eta_s);
     snprintf(text, sizeof text, "step %d (%d/%d)  loss %s  %s tok/s  ETA %s", step, done, p->total,
              LOSS_TEXT(loss), rate, eta);
-    if (too_wide(p, text))   // room for the watched values: the rate is in the summary after; the ETA
+    // room for the watched values, which the user asked to see: the rate goes first (the summary
+    // after has it), then the ETA; if they still do not fit, the values are cut instead
+    if (too_wide(p, text))
         snprintf(text, sizeof text, "step %d (%d/%d)  loss %s  ETA %s", step, done, p->total, LOSS_TEXT(loss), eta);
-    progress_text(p, done, text);   // stays (it is what a long run is watched for): the values are cut instead
+    char bare[256];
+    snprintf(bare, sizeof bare, "step %d (%d/%d)  loss %s", step, done, p->total, LOSS_TEXT(loss));
+    if (too_wide(p, text) && !too_wide(p, bare)) snprintf(text, sizeof text, "%s", bare);
+    progress_text(p, done, text);
 }
 
 int progress_stop_on_interrupt(void *ctx, double done, double total) {

@@ -182,6 +182,11 @@ check_contains live_watch_summary_narrow "$out60" "watched: [step 5] spectral"
 check_contains live_watch_cut_marked "$out60" "  …"
 check_eq live_watch_summary_rho True "$(printf '%s' "$out60" | python3 -c 'import re, sys; t = sys.stdin.read(); print(bool(re.search(r"watched: \[step 5\][^>]*rho\s+0\.00\d{4}", t)))')"
 check_eq live_watch_summary_fields_whole True "$(printf '%s' "$out60" | tr -d '\r' | python3 -c 'import re, sys; t = sys.stdin.read(); w = t[t.index("watched:"):].split("\n")[:3]; print(not any(re.search(r"(spectral|dw_over_eta|rho)$", l) for l in w))')"
+# at 80 columns the ETA gives way too, so that both watched values show (a lecturer's
+# `watch spectral dw_over_eta` never showed ‖ΔW‖₂/η while training)
+out80=$(PTY_COLS=80 pty --no-default -- "expect lrsh> " "send $prep; optim spectron; watch spectral dw_over_eta every=1\n" \
+          "expect lrsh> " "send train steps=5\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+check_eq live_watch_80_both_values yes "$(printf '%s\n' "$out80" | grep -Eq 'loss [0-9.]+  \[step [0-9]+\] spectral [0-9.]+  dw_over_eta [0-9.]+' && echo yes || echo no)"
 check_eq live_watch_values_shown yes "$(printf '%s\n' "$out" | grep -Eq 'ETA [0-9:]+  \[step [0-9]+\] spectral [0-9.]+  dw_over_eta [0-9.]+  rho 0\.00[0-9]{4}' && echo yes || echo no)"
 
 # Ctrl-C during tok train: SentencePiece trains in a child process, which the Ctrl-C ends; the
