@@ -261,6 +261,10 @@ int cmd_step(Session *s, const Args *a, Err *err) {
                 "seconds       %.3f, optimizer %.3f (%.1f%% of the step)\ntok/s         %s\n",
              st.step, o->cfg.name, LOSS_TEXT(st.loss), st.lr, st.grad_norm, st.grad_norm_clipped, st.clip_scale, st.tokens, sh.B,
              sh.T, sh.accum, st.seconds, st.optim_seconds, 100.0 * st.optim_fraction, fmt_count(r, sizeof r, rate));
+    const char *watched = inspect_live_text(s);
+    int at = -1;
+    if (sscanf(watched, "[step %d]", &at) == 1 && at == st.step)   // a `watch` step: what it measured
+        out_text(s, "watched       %s\n", watched);
     cJSON_AddNumberToObject(s->result, "step", st.step);
     cJSON_AddStringToObject(s->result, "optim", o->cfg.name);
     json_add_real(s->result, "loss", st.loss);

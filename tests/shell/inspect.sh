@@ -117,6 +117,10 @@ check_eq runs_watched_dw_max True "$(printf '%s\n' "$out" | grep '"command":"run
 out=$(lrsh -c "$prep; watch spectral every=3; train steps=4" 2>&1)
 check_contains watch_live_step "$out" "[step 3] spectral "
 check_not_contains watch_live_step_4 "$out" "[step 4]"
+# `step` on a watch step shows what it measured; on another step, nothing
+out=$(lrsh -c "$prep; watch spectral every=2; step; step" 2>&1)
+check_contains watch_step_shown "$out" "watched       [step 2] spectral "
+check_not_contains watch_step_not_at_1 "$out" "[step 1]"
 
 # ---- watch: every=5 over 20 steps records steps 5, 10, 15, 20 (log lines and plot data)
 out=$(lrsh --json -q -c "$prep; log $TMP/watch.jsonl; watch spectral stable_rank:blocks.1.mlp.w2 blocks.0.attn.wq:dw_over_w every=5; train steps=20; plot spectral; plot stable_rank:blocks.1.mlp.w2; watch" 2>/dev/null); rc=$?
