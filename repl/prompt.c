@@ -88,6 +88,13 @@ static void history_add(const char *path, const char *line) {
     history_truncate_file(path, HISTORY_LINES);
 }
 
+// Whether readline itself ended the prompt's line at Ctrl-D: from 8.1 on it does when bracketed
+// paste is on (leaving bracketed paste mode), so another newline would leave a blank line.
+static int eof_ends_line(void) {
+    const char *paste = rl_variable_value("enable-bracketed-paste");
+    return RL_READLINE_VERSION >= 0x0801 && paste && strcmp(paste, "on") == 0;
+}
+
 // What the session starts with and three commands to try: a newcomer's first screen, wrapped
 // to the terminal.
 static void banner(const Session *s, FILE *talk) {
@@ -163,7 +170,7 @@ int prompt_loop(Session *s) {
         if (rl_instream) rl_reset_screen_size();   // a resize while a command ran reached no one: read it now
         if (!(line = readline("lrsh> "))) {  // Ctrl-D
             if (!s->dirty || (s->unsaved_warned & DROP_LEAVE)) break;
-            fputc('\n', talk);
+            if (!eof_ends_line()) fputc('\n', talk);
             fputs_wrapped(unsaved_leave_warning, talk);
             s->unsaved_warned |= DROP_LEAVE;   // warned once for this training, as quit is
             continue;

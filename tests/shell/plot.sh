@@ -286,6 +286,7 @@ out=$(pty_session "$prep; train steps=1\n" "quit\n" "train steps=1\n" "quit\n")
 check_contains tty_quit_rearmed_by_training "$out" "ALIVE"
 out=$(pty_session "$prep; train steps=1\n" "\004")
 check_contains tty_ctrl_d_asks "$out" "unsaved model: \`model save PATH\` keeps it; quit again or Ctrl-D leaves"
+check_eq tty_ctrl_d_no_blank_line True "$(printf '%s' "$out" | tr -d '\r' | python3 -c 'import re, sys; t = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", sys.stdin.read()); print("lrsh> \nunsaved model" in t)')"
 out=$(pty_session "$prep; train steps=1\n" "\004" "\004")
 check_contains tty_ctrl_d_twice_leaves "$out" "EXITED"
 out=$(pty_session "$prep; train steps=1\n" "\003" "\003")
