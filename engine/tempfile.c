@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@ void tempfile_remove_all(void) {
 }
 
 #define SHORT_TMP ".lrsh.tmp."   // the name when NAME.tmp.PID would be longer than a name may be
+#define TEMPFILE_STALE_S 60      // unchanged this long, a dead PID's temporary file is stale
 
 void tempfile_remove_stale(const char *path) {
     char dir[PATH_MAX];
@@ -61,6 +63,10 @@ void tempfile_remove_stale(const char *path) {
         if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
         char stale[PATH_MAX + 300];
         snprintf(stale, sizeof stale, "%s/%s", strcmp(folder, "/") == 0 ? "" : folder, e->d_name);
+        // a PID this process cannot see may be a writer in another PID namespace (a container,
+        // another host on a shared folder), still writing: only a file left alone a while goes
+        struct stat st;
+        if (stat(stale, &st) == 0 && st.st_mtime > time(NULL) - TEMPFILE_STALE_S) continue;
         unlink(stale);
     }
     closedir(d);

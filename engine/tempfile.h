@@ -32,6 +32,7 @@ void tempfile_remove_all(void);
 // that name would be too long for the file system; at most cap bytes.
 int tempfile_name(char *out, size_t cap, const char *path);
 // A writer killed outright (SIGKILL, out of memory) leaves path.tmp.PID (or .lrsh.tmp.PID)
-// behind: removed when no process PID runs any more (a live one is another writer, working).
+// behind: removed when no process PID runs any more (a live one is another writer, working)
+// and it has not changed for a minute (a PID another namespace holds looks dead from here).
 // Call before writing path.
 void tempfile_remove_stale(const char *path);

@@ -139,6 +139,11 @@ check_eq resume_one_off_exact "$l_oo" "$(printf '%s\n' "$out" | grep '"command":
 # a save or tok train killed outright (SIGKILL) left PATH.tmp.PID: the next write of PATH removes it
 dead=$(sh -c 'echo $$')   # a process that has ended
 echo partial >"$TMP/swept.st.tmp.$dead"; echo partial >"$TMP/swept.model.tmp.$dead"
+# (left alone two minutes: a fresh one may be a live writer's in another PID namespace)
+touch -d '2 minutes ago' "$TMP/swept.st.tmp.$dead" "$TMP/swept.model.tmp.$dead"
+echo partial >"$TMP/fresh.st.tmp.$dead"
+lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/fresh.st" >/dev/null 2>&1
+check_eq stale_fresh_kept yes "$([ -e "$TMP/fresh.st.tmp.$dead" ] && echo yes || echo no)"
 lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/swept.st; tok train vocab=512 out=$TMP/swept.model" >/dev/null 2>&1
 check_eq stale_save_removed "no no" "$([ -e "$TMP/swept.st.tmp.$dead" ] && echo yes || echo no) $([ -e "$TMP/swept.model.tmp.$dead" ] && echo yes || echo no)"
 check_eq stale_save_saved yes "$([ -s "$TMP/swept.st" ] && [ -s "$TMP/swept.model" ] && echo yes || echo no)"

@@ -72,6 +72,7 @@ killed_cache=$("$LRSH" --json -c "tok load $model; data load $TMP/killed.txt" 2>
 rm -f "$killed_cache"
 dead=$(sh -c 'echo $$')   # a process that has ended
 echo partial > "$killed_cache.tmp.$dead"
+touch -d '2 minutes ago' "$killed_cache.tmp.$dead"   # a fresh one may be a live writer's elsewhere
 "$LRSH" -c "tok load $model; data load $TMP/killed.txt" >/dev/null 2>&1
 check_eq stale_build_removed no "$([ -e "$killed_cache.tmp.$dead" ] && echo yes || echo no)"
 check_eq stale_build_rebuilt yes "$([ -s "$killed_cache" ] && echo yes || echo no)"
