@@ -248,6 +248,19 @@ static void test_bad_configs(void) {
     model_free(&m);
 }
 
+// A micro model (rank 3) on backend `on` with an AdamW trainer (seed 1), and the pattern data:
+// the setup of the trainer tests below.
+static uint16_t trainer_store[4000];
+static Dataset adamw_micro(Model *m, Trainer *tr, const Backend *on) {
+    Err err;
+    OptimConfig oc;
+    ModelConfig c = micro_config(3);
+    CHECK_OK(model_build(m, &c, on, &err));
+    CHECK_OK(optim_config_default(&oc, "adamw", &err));
+    CHECK_OK(trainer_build(tr, m, &oc, 1, &err));
+    return pattern_dataset(trainer_store, 4000, c.vocab);
+}
+
 // A failure no backend call could return (Backend.take_error: a GPU kernel's fault, seen only
 // later) fails the training step, the evaluation and the generator feed that come upon it,
 // with its line, once: the next call goes on.
@@ -263,15 +276,9 @@ static void test_backend_failure_is_reported(void) {
     Model m;
     Trainer tr;
     Generator g;
-    OptimConfig oc;
     Backend faulty = *be;
     faulty.take_error = take_pending_failure;
-    ModelConfig c = micro_config(3);
-    static uint16_t store[4000];
-    Dataset ds = pattern_dataset(store, 4000, c.vocab);
-    CHECK_OK(model_build(&m, &c, &faulty, &err));
-    CHECK_OK(optim_config_default(&oc, "adamw", &err));
-    CHECK_OK(trainer_build(&tr, &m, &oc, 1, &err));
+    Dataset ds = adamw_micro(&m, &tr, &faulty);
     CHECK_OK(generator_build(&g, &m, &err));
     pending_failure = "k_fault: an illegal memory access";
     uint64_t drawn = tr.data_rng;
@@ -377,13 +384,7 @@ static void test_nonfinite_loss_restores_last_good_parameters(void) {
     Err err;
     Model m;
     Trainer tr;
-    OptimConfig oc;
-    ModelConfig c = micro_config(3);
-    static uint16_t store[4000];
-    Dataset ds = pattern_dataset(store, 4000, c.vocab);
-    CHECK_OK(model_build(&m, &c, be, &err));
-    CHECK_OK(optim_config_default(&oc, "adamw", &err));
-    CHECK_OK(trainer_build(&tr, &m, &oc, 1, &err));
+    Dataset ds = adamw_micro(&m, &tr, be);
     size_t bytes = m.n_params * 4;
     float *p0 = malloc(bytes), *p1 = malloc(bytes), *p = malloc(bytes), *after = malloc(bytes), *mom = malloc(bytes);
     be->download(p0, m.params, bytes);
@@ -424,13 +425,7 @@ static void test_step_without_update_keeps_data_position(void) {
     Err err;
     Model m;
     Trainer tr;
-    OptimConfig oc;
-    ModelConfig c = micro_config(3);
-    static uint16_t store[4000];
-    Dataset ds = pattern_dataset(store, 4000, c.vocab);
-    CHECK_OK(model_build(&m, &c, be, &err));
-    CHECK_OK(optim_config_default(&oc, "adamw", &err));
-    CHECK_OK(trainer_build(&tr, &m, &oc, 1, &err));
+    Dataset ds = adamw_micro(&m, &tr, be);
     size_t bytes = m.n_params * 4;
     float *p = malloc(bytes);
     be->download(p, m.params, bytes);
