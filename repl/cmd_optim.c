@@ -244,6 +244,7 @@ int cmd_optim(Session *s, const Args *a, Err *err) {
         char state[256];
         optimizer_state_describe(&s->trainer.opt, &s->model, state, sizeof state);
         out_note(s, "new %s options from step %d on; its state (%s) is kept\n", cfg.name, s->trainer.step, state);
+        session_horizon_note(s, s->trainer.step);
         cJSON_AddBoolToObject(s->result, "state_reset", 0);
         return 0;
     }

@@ -249,6 +249,8 @@ const CmdSpec commands[] = {
              "            its updates are muon's exactly (named apart to read as the paper's table)\n"
              "lr is the matrices' rate (every tensor's under sgd and adamw); it warms up over\n"
              "warmup= steps, then follows a cosine to min_lr_ratio·lr at step horizon= (0: constant).\n"
+             "Both count the run's steps, which `model load` and `model factorize` keep: taken up past\n"
+             "its horizon a run trains at min_lr_ratio·lr (a warning says so; horizon= moves the end).\n"
              "New options for the running optimizer keep its state (moments, power-iteration\n"
              "vectors): `optim lr=1e-3` lowers the rate mid-run. Switching to another optimizer at\n"
              "any step keeps the step count and the data stream and resets the state; the note says\n"

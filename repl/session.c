@@ -142,10 +142,18 @@ int session_keep_unsaved(Session *s, UnsavedDrop what, Err *err) {
 // Fresh moments at a step past the warm-up start at the full rate: the warm-up counts the run's
 // steps, not the moments' (after `model factorize` or an optimizer switch at step 750, a
 // warmup=100 has nothing left to do). Said so, since the step after is often the roughest.
+void session_horizon_note(Session *s, int step) {
+    if (s->optim.horizon > 0 && step >= s->optim.horizon)   // a fine-tune from a loaded run's step
+        out_warning(s, "step %d is past horizon=%d (the schedule counts the run's steps): training goes on at "
+                       "min_lr_ratio·lr = %.4g, not lr=%g; `optim horizon=N` sets a later end, horizon=0 a constant "
+                       "rate", step, s->optim.horizon, optimizer_lr(&s->optim, step), s->optim.lr);
+}
+
 void session_warmup_note(Session *s, int step) {
     if (step > 0 && s->optim.warmup > 0 && step >= s->optim.warmup)
         out_note(s, "note: the warm-up is past (step %d, warmup=%d counts the run's steps): the fresh moments start "
                     "without one, at the schedule's lr=%.4g\n", step, s->optim.warmup, optimizer_lr(&s->optim, step));
+    session_horizon_note(s, step);
 }
 
 int session_need_trainer(Session *s, Err *err) {

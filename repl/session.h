@@ -147,6 +147,8 @@ int session_same_tokenizer(const Tokenizer *a, const Tokenizer *b);
 void session_mark_unsaved(Session *s);
 // A note when fresh optimizer moments start at a step past the warm-up (full lr at once).
 void session_warmup_note(Session *s, int step);
+// A warning when step is past the schedule's horizon: the rate is min_lr_ratio·lr, not lr.
+void session_horizon_note(Session *s, int step);
 // Record a step (history, log file, unsaved flag) and a validation loss; a failed log write
 // is reported as a note and turns logging off, never stopping training.
 void session_record_step(Session *s, const StepStats *st, double tok_per_s, const StepDiag *diag);

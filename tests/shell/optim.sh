@@ -44,6 +44,13 @@ stepped=$(printf '%s\n' "$out" | sed -n 's/^lr  *\([0-9.e-]*\)$/\1/p')
 check_eq warmup_note_scheduled_lr "$stepped" "${noted:-none}"
 check_not_contains warmup_note_not_base "$out" "lr=0.01
 "
+# a run taken up past its schedule's horizon (a loaded checkpoint, fine-tuned) trains at
+# min_lr_ratio·lr: said as a warning, in JSON too, when optim sets a rate and when the trainer starts
+out=$(lrsh --json -c "tok load $TMP/w.model; data load; model new tiny dim=32 seq=16; optim adamw warmup=2 horizon=4; train steps=4 batch=2; model save $TMP/h.st; model load $TMP/h.st; data load; model factorize rank=4; optim lr=1e-3; train steps=1 batch=2" 2>/dev/null)
+check_eq horizon_warning_json True "$(printf '%s\n' "$out" | python3 -c 'import json, sys
+r = [json.loads(l) for l in sys.stdin]
+w = [x for o in r if o["command"] in ("optim", "train", "model factorize") for x in o.get("warnings", [])]
+print(any("past horizon=4" in x and "min_lr_ratio" in x for x in w))')"
 # on a model with no factors spectron and ortho are muon: optim says so; on a factorized one
 # ortho is muon on the factors, and says that
 out=$(lrsh -c 'model new tiny dim=64 seq=32 rank=0; optim spectron; optim renorm; model new tiny dim=64 seq=32; optim ortho' 2>&1)
