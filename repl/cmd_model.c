@@ -526,10 +526,15 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     }
     int had_trainer = s->has_trainer;
     Resume resume = had_trainer ? trainer_resume(&s->trainer) : s->resume;
-    int run = s->runs.current;
-    session_replace_model(s, &m);
+    // the factorized model's steps and evals: a run of its own, named after the one it came from
+    // ("adamw-r8", "adamw-dense"), so that `runs` keeps the two apart
+    char next_run[64] = "";
+    const char *parent = s->runs.current >= 0 ? s->runs.runs[s->runs.current].name : NULL;
+    if (parent && rank) snprintf(next_run, sizeof next_run, "%.48s-r%d", parent, rank);
+    else if (parent) snprintf(next_run, sizeof next_run, "%.48s-dense", parent);
+    session_replace_model(s, &m);   // (ends the current run)
     session_mark_unsaved(s);   // a new model: `quit` and `model new` ask before dropping it
-    s->runs.current = run;  // the same run goes on: its loss curve shows what factorizing cost
+    if (next_run[0]) runlog_name_next(&s->runs, next_run);
     s->model_cfg = s->model.cfg;
     s->model_custom = s->model_custom || !model_config_same_shape(&old_cfg, &s->model.cfg);
     out_text(s, "  %-18s %-12s %-10s %s\n", "matrix", "shape", "rank", "rel. error ‖W−ABᵀ‖/‖W‖");

@@ -222,7 +222,9 @@ const CmdSpec commands[] = {
              "head and norm gains are copied. The optimizer state is reset (the factors are new\n"
              "parameters); the step count is kept. R must fit every matrix: 1 ≤ R ≤ min(out, in).\n"
              "rank=0 goes the other way: a factorized model's every W = A·Bᵀ formed, the dense model\n"
-             "it computes, exactly (compare how each trains on: `optim`, `train`).\n"
+             "it computes, exactly (compare how each trains on: `optim`, `train`). The new model's\n"
+             "steps and evals go to a run of their own, named after the current one (base-r8,\n"
+             "base-dense), so that `runs` and `plot` show the two side by side.\n"
              "--json: rank, worst, mean, params_before, params, state_reset, matrices:[{param, rows,\n"
              "cols, source_rank, rel_error}].\n"
              "Examples:\n  model factorize rank=32\n  model factorize rank=8; eval\n  model factorize rank=0",

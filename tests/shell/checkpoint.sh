@@ -247,6 +247,13 @@ check_contains factorize_dense_said "$out" "dense: every W = A·Bᵀ formed, exa
 check_contains factorize_dense_info "$out" "loaded, then made dense"
 check_eq factorize_dense_same_loss 1 "$(printf '%s\n' "$out" | grep '^val loss' | sed 's/(step.*//' | uniq | wc -l | tr -d ' ')"
 check_contains factorize_dense_twice "$out" "this model is dense already"
+# the factorized model's evals go to a run of its own, named after the run it came from: the
+# source's validation loss stays in its row (it was overwritten by the factorized model's)
+out=$(lrsh --json -c "model load $ck; data load; run base; eval batches=2 batch=2; model factorize rank=4; eval batches=2 batch=2; runs" 2>/dev/null)
+check_eq factorize_own_run '["base", "base-r4"]' "$(printf '%s\n' "$out" | grep '"command":"runs"' | python3 -c 'import json, sys
+print(json.dumps([json.loads(l)["run"] for l in sys.stdin]))')"
+check_eq factorize_own_run_vals 2 "$(printf '%s\n' "$out" | grep '"command":"runs"' | python3 -c 'import json, sys
+print(len({json.loads(l)["val_loss"] for l in sys.stdin}))')"
 # a rank that saves nothing says so (the parameters grow); a rank that saves says nothing; a
 # save right after says its optimizer state is the fresh one the reset made
 out=$(lrsh -c "model new tiny rank=0; model factorize rank=128" 2>&1)
