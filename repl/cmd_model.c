@@ -568,10 +568,11 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     else
         out_text(s, "rank %d: worst %.4f, mean %.4f; parameters %s → %s\n", rank, rep.worst, rep.mean,
                  fmt_count(pb, sizeof pb, (double)before), fmt_count(pa, sizeof pa, (double)after));
-    if (rank > 0 && after >= before)
-        out_note(s, "note: at rank %d the factors hold %s numbers than the matrices they replace (r·(in+out) ≥ "
-                    "in·out): nothing is saved, and each product becomes two, slower to train and to decode\n", rank,
-                 after > before ? "more" : "no fewer");
+    long dense = model_counts(&s->model, 1, s->model.cfg.seq).dense_params;   // every W formed
+    if (rank > 0 && after >= dense)   // against the dense model: from rank 8, rank 32 may still save
+        out_note(s, "note: at rank %d the factors hold %s numbers than the dense matrices they stand for (r·(in+out) "
+                    "≥ in·out): nothing is saved, and each product becomes two, slower to train and to decode\n", rank,
+                 after > dense ? "more" : "no fewer");
     int grown = 0, from = 0;   // factorized matrices given more rank than their W has
     for (int i = 0; i < rep.n; i++)
         if (rep.items[i].source_rank > 0 && rep.items[i].source_rank < rank) grown++, from = rep.items[i].source_rank;

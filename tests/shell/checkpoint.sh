@@ -257,7 +257,9 @@ print(len({json.loads(l)["val_loss"] for l in sys.stdin}))')"
 # a rank that saves nothing says so (the parameters grow); a rank that saves says nothing; a
 # save right after says its optimizer state is the fresh one the reset made
 out=$(lrsh -c "model new tiny rank=0; model factorize rank=128" 2>&1)
-check_contains factorize_no_saving_note "$out" "at rank 128 the factors hold more numbers than the matrices"
+check_contains factorize_no_saving_note "$out" "at rank 128 the factors hold more numbers than the dense matrices"
+# raising a factorized model's rank may still save against the dense model: no note then
+check_not_contains factorize_raise_rank_saves "$(lrsh -c "model new tiny rank=8 vocab=512; model factorize rank=32" 2>&1)" "nothing is saved"
 check_not_contains factorize_saving_no_note "$(lrsh -c "model new tiny rank=0; model factorize rank=16" 2>&1)" "nothing is saved"
 out=$(lrsh -c "model load $ck; data load; model factorize rank=8; model save $TMP/fz.st; train steps=1 batch=2; model save $TMP/fz.st" 2>&1)
 check_contains factorize_save_fresh "$out" "optimizer state included (fresh: no update since it was built or reset)"
