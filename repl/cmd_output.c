@@ -126,6 +126,22 @@ static void runs_table(Session *s, const RunRow *rows, int n) {
     }
 }
 
+// Whether a run's training loss is still falling: the mean of its last quarter of steps (10 at
+// least) 1% or more under the quarter's before. A run above the unigram plateau that still
+// falls is slow, not stuck there.
+static int still_falling(const RunSeries *x) {
+    int q = x->n_steps / 4, na = 0, nb = 0;
+    if (q < 10) return 0;
+    double a = 0, b = 0;
+    for (int k = x->n_steps - 2 * q; k < x->n_steps; k++) {
+        double l = x->steps[k].loss;
+        if (!isfinite(l)) continue;
+        if (k >= x->n_steps - q) a += l, na++;
+        else b += l, nb++;
+    }
+    return na && nb && a / na <= 0.99 * (b / nb);
+}
+
 int cmd_runs(Session *s, const Args *a, Err *err) {
     (void)a;
     const RunLog *r = &s->runs;
@@ -158,12 +174,14 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         // (after a rollback too: a run that went on from its divergence and blew up later did both)
         int blown = isfinite(loss) && isfinite(uniform) && loss > BLOWN_UP * uniform;
         double plateau = isfinite(x->unigram) ? x->unigram : h;   // its own data's, when it measured a val
-        int collapsed = !x->diverged_at && !blown && x->n_steps >= 100 && current_val && isfinite(plateau) &&
-                        val >= plateau;
+        int above = !x->diverged_at && !blown && x->n_steps >= 100 && current_val && isfinite(plateau) &&
+                    val >= plateau;
+        int slow = above && still_falling(x), collapsed = above && !slow;
         if (isfinite(val) && !current_val) stale++;
         int recovered = x->diverged_at && last_step >= x->diverged_at;   // trained past it since
         if (x->diverged_at) snprintf(dv, sizeof dv, recovered ? "at %d, on" : "at %d", x->diverged_at);
         if (collapsed) snprintf(dv, sizeof dv, "plateau");
+        if (slow) snprintf(dv, sizeof dv, "no, slow");
         if (blown) snprintf(dv, sizeof dv, x->diverged_at ? "at %d, blew up" : "blew up", x->diverged_at);
         if (isfinite(x->max_dw_over_eta)) snprintf(dw, sizeof dw, "%.3g", x->max_dw_over_eta);
         RunRow *row = &table[i];
@@ -187,6 +205,7 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         cJSON_AddNumberToObject(o, "spikes", x->spikes);
         cJSON_AddBoolToObject(o, "diverged", x->diverged_at != 0 || collapsed || blown);
         cJSON_AddBoolToObject(o, "plateau", collapsed);
+        cJSON_AddBoolToObject(o, "slow", slow);
         cJSON_AddBoolToObject(o, "blew_up", blown);
         if (x->diverged_at) cJSON_AddNumberToObject(o, "diverged_at", x->diverged_at);
         else cJSON_AddNullToObject(o, "diverged_at");
@@ -199,7 +218,8 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
     free(table);
     if (isfinite(h))
         out_text(s, "(a model that knows only token frequencies scores %.4f on this validation split; a run of "
-                    "100 steps or more that ends there or above has diverged: \"plateau\"; one whose loss ends "
+                    "100 steps or more that ends there or above has diverged: \"plateau\" (\"no, slow\" while its "
+                    "loss still falls); one whose loss ends "
                     "above %.3g, %.1f× a uniform guess's, \"blew up\")\n", h, BLOWN_UP * uniform, BLOWN_UP);
     if (stale)   // a validation loss from before the last steps judges nothing: say so
         out_text(s, "(%d %s val is from before %s last steps: `eval` measures it now; \"plateau\" waits for it)\n",

@@ -32,6 +32,9 @@ print(len({[x for x in r if x["command"] == "train"][0]["val"][0]["val_loss"], [
 out=$("$LRSH" -c "tok load $model; data load; model new tiny dim=32 seq=16; train steps=2 batch=2 seq=64" 2>&1)
 check_contains train_seq_refused "$out" "seq=64 is longer than the model's context (16)"
 check_not_contains train_seq_refused_no_trainer "$out" "trainer built"
+# a run above the unigram plateau whose loss still falls is slow, not diverged
+out=$("$LRSH" --json -c "tok load $model; data load; model new tiny dim=32 seq=16; optim adamw lr=3e-4 warmup=0; train steps=120 batch=2; eval batches=4; runs" 2>/dev/null | tail -n 1)
+check_eq runs_slow_not_plateau "True False False" "$(printf '%s\n' "$out" | json_eval '" ".join(str(o[k]) for k in ("slow", "plateau", "diverged"))')"
 # eval_every with a validation split too short for a window: refused before any step
 printf 'hello there general kenobi.\n' >"$TMP/tiny.txt"
 out=$("$LRSH" -c "tok load $model; data load $TMP/tiny.txt; model new tiny seq=4 dim=64 heads=2 ffn=64;
