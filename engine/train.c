@@ -58,6 +58,8 @@ static int accumulate_gradients(Trainer *tr, const Dataset *ds, int B, int T, in
         rc = dataset_batch(ds, 0, B, T, &tr->data_rng, tokens, err);
         if (rc == 0) rc = model_forward_backward(m, tokens, B, T, 1.0f / accum, &l, err);
         total += l;
+        if (rc == 0 && i + 1 < accum && tr->stop && tr->stop(tr->stop_ctx, i + 1, accum))   // accum=1e6 is hours
+            rc = err_set(err, "interrupted after %d of %d micro-batches", i + 1, accum);
     }
     free(tokens);
     *loss = (float)(total / accum);

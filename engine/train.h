@@ -47,6 +47,8 @@ typedef struct Trainer {
     int diag_every;        // measure ‖ΔW‖₂, ‖W‖₂ at steps that are multiples of it (0: never)
     int diag_also_every;   // and at multiples of this (`watch` of the optimizer's σ, ρ; 0: none)
     int diag_next;         // and at the next update, whatever its number (then cleared)
+    ProgressFn stop;       // asked between micro-batches (done, accum): non-zero stops the step,
+    void *stop_ctx;        // which takes no update (NULL: never asked)
     // The rollback point, taken before every update: the parameters (also the `before` of the
     // update's ΔW), the optimizer's m, v and power-iteration vectors, and the rest in `good`.
     float *good_params;

@@ -169,6 +169,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     progress_begin(&p, s, steps);
     p.extra = inspect_live_text(s);
     double t0 = now_seconds();
+    s->trainer.stop = progress_stop_on_interrupt;   // Ctrl-C within a step of many micro-batches
     while (r.done < steps && !lrsh_interrupted) {
         int attempt = s->trainer.step + 1;
         StepStats prev = r.last;
@@ -177,6 +178,10 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         if (trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &r.last, err) != 0) {
             inspect_after_step(s, NULL, 0);
             progress_end(&p);
+            if (lrsh_interrupted) {   // stopped within a step: it took no update, the steps before stay
+                err->msg[0] = '\0';
+                break;
+            }
             if (!train_diverged(err)) return train_failed(err, "training", r.done, steps);
             stop_diverged(s, &r, attempt, steps, err);
             break;
@@ -240,6 +245,7 @@ int cmd_step(Session *s, const Args *a, Err *err) {
     Optimizer *o = &s->trainer.opt;
     int every = s->trainer.diag_every, attempt = s->trainer.step + 1;
     s->trainer.diag_every = 1;  // this step measures ‖ΔW‖₂ and ‖W‖₂ of every factorized matrix
+    s->trainer.stop = progress_stop_on_interrupt;   // Ctrl-C between its micro-batches: no update
     int rc = trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &st, err);
     s->trainer.diag_every = every;
     inspect_after_step(s, rc == 0 ? &st : NULL, rc == 0);

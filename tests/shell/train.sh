@@ -194,6 +194,14 @@ check_contains interrupt_message "$out" "interrupted at step"
 check_not_contains interrupt_skips_rest "$out" "settings"
 check_contains interrupt_unsaved_said "$out" "is gone with the session: the script stopped at the interrupt"
 
+# ... and within a step of many micro-batches (accum=100000 ran on for hours): no update taken
+interrupt_after "$TMP/accum-int.log" "trainer built" 1 --threads 1 -c "$prep; step accum=100000; show"
+check_status accum_interrupt_status 130 $rc
+check_contains accum_interrupt_says "$out" "interrupted after"
+check_eq accum_interrupt_soon yes "$([ "$stop_seconds" -le 3 ] && echo yes || echo no)"
+interrupt_after "$TMP/accum-int2.log" "trainer built" 1 --threads 1 -c "$prep; train steps=2 accum=100000; show"
+check_status accum_train_interrupt_status 130 $rc
+check_eq accum_train_interrupt_soon yes "$([ "$stop_seconds" -le 3 ] && echo yes || echo no)"
 # Ctrl-C stops bench train between steps, not only between its rounds (a round of 2000 small steps)
 interrupt_after "$TMP/bench-int.log" "sgemm peak" 3 --threads 1 -c "bench train shape=small steps=2000 rounds=1; show"
 check_status bench_interrupt_status 130 $rc
