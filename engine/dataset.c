@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -492,10 +493,33 @@ int dataset_window_fits(const Dataset *ds, int split, int T, Err *err) {
     return 0;
 }
 
-int dataset_batch(const Dataset *ds, int split, int B, int T, uint64_t *rng_state, int32_t *tokens, Err *err) {
-    if (dataset_window_fits(ds, split, T, err) != 0) return -1;
-    if (B <= 0 || T <= 0) return err_set(err, "batch=%d seq=%d: both must be positive", B, T);
-    long start = split ? ds->n_train : 0, len = split ? ds->n_tokens - ds->n_train : ds->n_train;
+// The cache is mapped: another program cutting it short while a batch is copied makes the read
+// fault (SIGBUS), which would end the session and its unsaved training. The copy runs under a
+// guard that turns that fault into an error; a fault anywhere else goes on to the handler there
+// was before (restored, the faulting read runs again and reaches it).
+static _Thread_local sigjmp_buf *bus_jump;   // set while this thread copies from a mapping
+static struct sigaction bus_before;
+
+static void on_sigbus(int sig, siginfo_t *info, void *ctx) {
+    (void)sig, (void)info, (void)ctx;
+    if (bus_jump) siglongjmp(*bus_jump, 1);
+    sigaction(SIGBUS, &bus_before, NULL);
+}
+
+static void bus_guard_install(void) {
+    static int installed;   // once per process: the batches come from the shell's thread
+    if (installed) return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    installed = sigaction(SIGBUS, &sa, &bus_before) == 0;
+}
+
+// B windows of T+1 tokens drawn from [start, start+len) into tokens[B][T+1].
+static void copy_windows(const Dataset *ds, long start, long len, int B, int T, uint64_t *rng_state,
+                         int32_t *tokens) {
     uint64_t windows = (uint64_t)(len - T);  // start offsets with T+1 tokens after them
     for (int b = 0; b < B; b++) {
         long at = start + (long)(rng_next(rng_state) % windows);
@@ -505,6 +529,23 @@ int dataset_batch(const Dataset *ds, int split, int B, int T, uint64_t *rng_stat
         else
             for (int t = 0; t <= T; t++) row[t] = (int32_t)((const uint32_t *)ds->tokens)[at + t];
     }
+}
+
+int dataset_batch(const Dataset *ds, int split, int B, int T, uint64_t *rng_state, int32_t *tokens, Err *err) {
+    if (dataset_window_fits(ds, split, T, err) != 0) return -1;
+    if (B <= 0 || T <= 0) return err_set(err, "batch=%d seq=%d: both must be positive", B, T);
+    if (dataset_check_unchanged(ds, err) != 0) return -1;   // rewritten meanwhile: not the ids checked
+    long start = split ? ds->n_train : 0, len = split ? ds->n_tokens - ds->n_train : ds->n_train;
+    bus_guard_install();
+    sigjmp_buf jump;
+    if (sigsetjmp(jump, 1)) {
+        bus_jump = NULL;
+        return err_set(err, "the token cache %s was cut short while it was read (by another program?): `data load` "
+                       "again", ds->cache_path);
+    }
+    bus_jump = &jump;
+    copy_windows(ds, start, len, B, T, rng_state, tokens);
+    bus_jump = NULL;
     return 0;
 }
 

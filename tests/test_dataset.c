@@ -338,6 +338,36 @@ static int row_is_slice(const Dataset *ds, const int32_t *row, int T, long lo, l
     return 0;
 }
 
+// The mapped cache cut short under a batch: rewritten at its path, said at the next batch;
+// cut short while its path names another file (only the race would see it), the read's fault
+// (SIGBUS) comes back as an error and the session goes on.
+static void test_cache_cut_short_under_a_batch(void) {
+    char path[160], other[sizeof ((Dataset *)0)->cache_path + 8];
+    tmp_file(path, sizeof path, "cut.txt");
+    size_t n;
+    char *text = read_all(corpus_path, &n);
+    write_all(path, text, n, "wb");
+    free(text);
+    Err err = {{0}};
+    Dataset ds;
+    CHECK_OK(dataset_load(&ds, path, bpe, 0.1, NULL, &err));
+    enum { B = 4, T = 64 };
+    int32_t x[B * (T + 1)];
+    uint64_t rng = 7;
+    CHECK(truncate(ds.cache_path, 80) == 0, "truncate %s", ds.cache_path);
+    CHECK(dataset_batch(&ds, 0, B, T, &rng, x, &err) != 0 && strstr(err.msg, "was rewritten since"),
+          "a cache cut short at its path: '%s'", err.msg);
+    snprintf(other, sizeof other, "%s.other", ds.cache_path);
+    write_all(other, "x", 1, "wb");
+    CHECK(rename(other, ds.cache_path) == 0, "rename over %s", ds.cache_path);
+    err.msg[0] = '\0';
+    int faults = 0;
+    for (int i = 0; i < 20; i++)   // every window past the first 80 bytes faults
+        faults += dataset_batch(&ds, 0, B, T, &rng, x, &err) != 0 && strstr(err.msg, "was cut short while it was read");
+    CHECK(faults == 20, "reads of the cut mapping: %d of 20 errors ('%s')", faults, err.msg);
+    dataset_free(&ds);
+}
+
 static void test_batches(void) {
     Err err = {{0}};
     Dataset ds;
@@ -534,6 +564,7 @@ int main(void) {
     RUN(test_bad_sources);
     RUN(test_val_split);
     RUN(test_batches);
+    RUN(test_cache_cut_short_under_a_batch);
     RUN(test_uint32_ids_for_big_vocab);
     RUN(test_cache_dir);
     tokenizer_free(bpe);
