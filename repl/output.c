@@ -102,6 +102,18 @@ void json_valid_utf8(cJSON *o) {
     }
 }
 
+// text's control bytes (an ESC that would recolor the terminal, a newline that would split the
+// line) and bidirectional controls (U+202A–U+202E, U+2066–U+2069: they reorder what follows)
+// as '?', in place: an error or warning quotes what was typed or read, which may hold them.
+static void printable(char *text) {
+    for (unsigned char *p = (unsigned char *)text; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) *p = '?';
+        else if (p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
+                                  (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)))
+            memcpy(p, "???", 3), p += 2;
+    }
+}
+
 void out_warning(const Session *s, const char *fmt, ...) {
     char msg[1024];
     va_list ap;
@@ -110,7 +122,10 @@ void out_warning(const Session *s, const char *fmt, ...) {
     va_end(ap);
     FILE *f = text_stream(s);   // a live progress line there would run into the warning: clear it
     if (!s->quiet && isatty(fileno(f))) fputs("\r\033[K", f);
-    out_note(s, "warning: %s\n", msg);
+    char shown[sizeof msg];
+    snprintf(shown, sizeof shown, "%s", msg);
+    printable(shown);
+    out_note(s, "warning: %s\n", shown);
     if (!s->result) return;
     cJSON *list = cJSON_GetObjectItemCaseSensitive(s->result, "warnings");
     if (!list) list = cJSON_AddArrayToObject(s->result, "warnings");
@@ -160,7 +175,11 @@ void out_error(const Session *s, const char *command, const char *line, const ch
     }
     fflush(stdout);  // keep the error after the output that preceded it
     char *text = NULL;   // broken at spaces on a terminal narrower than it
-    if (asprintf(&text, "%s%serror: %s\n", where, where[0] ? ": " : "", msg) >= 0) fputs_wrapped(text, stderr);
+    if (asprintf(&text, "%s%serror: %s", where, where[0] ? ": " : "", msg) >= 0) {
+        printable(text);   // one line, whatever the message quotes
+        fputs_wrapped(text, stderr);
+        fputc('\n', stderr);
+    }
     free(text);
 }
 

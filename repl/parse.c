@@ -115,7 +115,7 @@ int parse_line(const char *line, Words **out, Err *err) {
         } else {
             if (!in_word) quoted = 0;
             in_word = 1;
-            if (c == '\\' && p[1]) p++;
+            if (c == '\\' && p[1] && p[1] != '\n' && p[1] != '\r') p++;   // at a line's end: itself
             buf_push(&word, *p++);
         }
     }

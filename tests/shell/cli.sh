@@ -101,6 +101,15 @@ out=$(LRSH_CUDA_GRAPHS=off LRSH_CUDA_PDL=off LRSH_CUDA_FUSED=fast LRSH_CUDA_ATTE
 check_contains env_settings "$out" "attention=flash graphs=off fused=on pdl=off"
 check_contains env_setting_unknown "$out" "lrsh: LRSH_CUDA_FUSED=fast unknown (on or off): using on"
 
+# an error quotes what was typed with its control bytes as '?' (an ESC recolored the terminal),
+# and a line ending in a backslash keeps it (it swallowed the newline: an error over two lines)
+out=$(printf 'bogus\033[31m\n' | "$LRSH" 2>&1)
+check_contains error_control_bytes "$out" "unknown command 'bogus?[31m'"
+check_eq error_control_bytes_no_esc 0 "$(printf '%s' "$out" | tr -cd '\033' | wc -c | tr -d ' ')"
+out=$(printf 'help \\\n' | "$LRSH" 2>&1)
+check_contains trailing_backslash "$out" "no command '\\'"
+check_eq trailing_backslash_one_line 1 "$(printf '%s\n' "$out" | wc -l | tr -d ' ')"
+
 # an option after a script is not a file: the error says where options go
 printf 'show\n' >"$TMP/one.lrsh"
 out=$("$LRSH" "$TMP/one.lrsh" -c show 2>&1)
