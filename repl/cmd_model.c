@@ -1,5 +1,6 @@
 // cmd_model.c — the model commands: model new|info|save|load|factorize (optim: cmd_optim.c).
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -268,6 +269,11 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     int rc = tr || s->resume.step == 0 ? checkpoint_save(path, &s->model, tr, tok, &o, err)
                                        : checkpoint_save_progress(path, &s->model, &progress, tok, &o, err);
     if (rc != 0) return -1;
+    // a step can leave NaN in the parameters that only the next step notices: said now, not
+    // at the next load of a file that may have replaced a good one
+    if (!isfinite(s->be->sumsq(s->model.params, (long)s->model.n_params)))
+        out_warning(s, "the model holds NaN or infinite values (the last update broke it; the next `step` rolls it "
+                       "back): saved as it is");
     struct stat st;
     double bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
     int step = tr ? tr->step : s->resume.step, optim = tr && o.include_optim;

@@ -258,6 +258,8 @@ int cmd_step(Session *s, const Args *a, Err *err) {
         return 0;
     }
     cJSON_AddBoolToObject(s->result, "diverged", 0);
+    if (!isfinite(s->be->sumsq(s->model.params, (long)s->model.n_params)))   // else only the next step tells
+        out_warning(s, "this update left NaN or infinite values in the parameters: the next step rolls it back");
     double rate = st.seconds > 0 ? (double)st.tokens / st.seconds : 0;
     StepDiag d = step_diag(o);
     session_record_step(s, &st, rate, &d);

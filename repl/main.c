@@ -110,6 +110,8 @@ static int parse_options(int argc, char **argv, Options *o, Err *err) {
         else if (strcmp(a, "--no-default") == 0) o->no_default = 1;
         else if (strcmp(a, "-c") == 0) {
             if (i + 1 >= argc) return err_set(err, "-c needs commands"), EXIT_USAGE;
+            if (o->command)   // the first would be dropped unseen
+                return err_set(err, "-c given twice: one -c takes several commands ('a; b' or a line each)"), EXIT_USAGE;
             o->command = argv[++i];
         } else if (is_option(a, "--seed")) {
             if (number_arg("--seed", option_value(argc, argv, &i, "--seed"), LLONG_MAX, &v, err) != 0) return EXIT_USAGE;

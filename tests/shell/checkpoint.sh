@@ -226,6 +226,11 @@ out=$(lrsh -c "model load $TMP/nonexistent.safetensors" 2>&1); rc=$?
 check_status missing_file_status 1 $rc
 check_eq missing_file_one_line 1 "$(printf '%s\n' "$out" | grep -c .)"
 
+# an update that leaves NaN in the parameters (AdamW with eps=0) is said by step and by a save
+out=$(lrsh -c "tok load $TMP/tok.model; data load; model new tiny dim=32 seq=16; optim adamw eps=0 lr=0.01; step batch=2; model save $TMP/nan.st" 2>&1)
+check_contains nan_step_warns "$out" "this update left NaN or infinite values in the parameters"
+check_contains nan_save_warns "$out" "the model holds NaN or infinite values"
+
 # ---- factorize: a table of relative errors, optimizer state reset
 out=$(lrsh --json -c "model load $ck; model factorize rank=8; model info" 2>"$TMP/err"); rc=$?
 check_status factorize_status 0 $rc

@@ -110,6 +110,11 @@ out=$(printf 'help \\\n' | "$LRSH" 2>&1)
 check_contains trailing_backslash "$out" "no command '\\'"
 check_eq trailing_backslash_one_line 1 "$(printf '%s\n' "$out" | wc -l | tr -d ' ')"
 
+# a second -c is refused (the first was dropped unseen)
+out=$("$LRSH" -c 'bogus' -c 'show' 2>&1); rc=$?
+check_status c_twice_status 2 $rc
+check_contains c_twice "$out" "-c given twice"
+
 # an option after a script is not a file: the error says where options go
 printf 'show\n' >"$TMP/one.lrsh"
 out=$("$LRSH" "$TMP/one.lrsh" -c show 2>&1)
