@@ -1441,7 +1441,7 @@ void checkpoint_members_free(CheckpointMembers *cm) {
 }
 
 int checkpoint_probe(const char *path, CheckpointInfo *info, Err *err) {
-    if (!path || !*path) return err_set(err, "checkpoint probe: no file name given");
+    if (!path || !*path) return err_set(err, "no file name given");
     Loader L = {.path = path, .fd = -1, .tokenizer = -1, .probe = 1};
     int rc = map_file(&L, err) || parse_header(&L, err) || parse_metadata(&L, err) ? -1 : 0;
     if (rc == 0 && info) {

@@ -58,3 +58,6 @@ static inline int err_wrap(Err *err, const char *before, const char *after) {
     }
     return -1;
 }
+
+// A non-finite value as an error names it: "NaN", "inf" or "-inf" (printf's %g gives "-nan").
+static inline const char *nonfinite_text(double v) { return v != v ? "NaN" : v > 0 ? "inf" : "-inf"; }

@@ -73,8 +73,8 @@ static int factorize_layer(const Model *src, Model *m, int l, int rank, float *h
         if (bad < (size_t)o * in) {   // LAPACK would fail with a bare code (NaN) or return NaN factors (inf)
             char name[sizeof items[0].name];
             linear_name(src, from[i], name, sizeof name);
-            return err_set(err, "%s holds a non-finite value (%g at row %zu, column %zu): it has no truncated SVD", name,
-                           w[bad], bad / (size_t)in, bad % (size_t)in);
+            return err_set(err, "%s holds a non-finite value (%s at row %zu, column %zu): it has no truncated SVD", name,
+                           nonfinite_text(w[bad]), bad / (size_t)in, bad % (size_t)in);
         }
         jobs[i] = (SvdJob){w, o, in, rank, fac, fac + (size_t)o * rank, s};
     }

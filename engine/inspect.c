@@ -228,8 +228,10 @@ static int spectrum_of(const Model *m, const InspectMatrix *x, SpectrumResult *o
         spectrum_result_free(out);
         const char *tensor = bad < na ? m->tensors[x->tensor_a].name : m->tensors[x->tensor_b].name;
         if (strcmp(tensor, x->name) == 0)   // a dense W: its own tensor
-            return err_set(err, "%s holds a non-finite value (%g); it has no singular values", x->name, value);
-        return err_set(err, "%s: %s holds a non-finite value (%g); it has no singular values", x->name, tensor, value);
+            return err_set(err, "%s holds a non-finite value (%s); it has no singular values", x->name,
+                           nonfinite_text(value));
+        return err_set(err, "%s: %s holds a non-finite value (%s); it has no singular values", x->name, tensor,
+                       nonfinite_text(value));
     }
     int rc = x->rank ? lowrank_singular_values(host, host + na, x->rows, x->cols, x->rank, out->values, err)
                      : svd_values(host, x->rows, x->cols, out->values, err);

@@ -445,6 +445,7 @@ static int not_a_checkpoint(const char *path, const Err *why, Err *err) {
 int cmd_model_load(Session *s, const Args *a, Err *err) {
     char buf[1024];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
+    if (!*path) return err_set(err, "model load needs a file name (model load PATH): \"\" names none");
     CheckpointInfo probe;
     Err probe_err = {{0}};   // a file that is no checkpoint is refused before the unsaved-work question
     if (checkpoint_probe(path, &probe, &probe_err) != 0) return not_a_checkpoint(path, &probe_err, err);
