@@ -979,7 +979,7 @@ static int parse_entry(Loader *L, const cJSON *e, Entry *out, Err *err) {
                     name, out->begin, out->end, L->data_size);
     size_t need = numel * dtype_size[out->dtype];
     if (out->end - out->begin != need)
-        return fail(err, L->path, "tensor %s: data_offsets span %zu bytes but %zu %s values need %zu",
+        return fail(err, L->path, "tensor %s: data_offsets span %zu bytes but %zu %s values need %zu bytes",
                     name, out->end - out->begin, numel, dt, need);
     return 0;
 }
