@@ -133,11 +133,20 @@ static int factor_not_asked(const Matches *m, const char *cand) {
     return n > 2 && cand[n - 2] == '.' && (cand[n - 1] == 'A' || cand[n - 1] == 'B') && m->len < n - 1;
 }
 
+// The series `watch` recorded in this session's runs: `plot` draws them by their keys.
+static void add_watched(Matches *m) {
+    for (int i = 0; session && i < session->runs.n_runs; i++)
+        for (int j = 0; j < session->runs.runs[i].n_watch; j++) add(m, session->runs.runs[i].watch[j].key);
+}
+
 // Positional argument number `index` of command c (earlier positionals in w from `first`).
 static void add_positional(Matches *m, const CmdSpec *c, const Words *w, int first, int index) {
     if (c->max_pos >= 0 && index >= c->max_pos) return;
     switch (c->pos) {
-    case POS_WORD: if (index == 0) add_list(m, c->words); break;
+    case POS_WORD:
+        if (index == 0) add_list(m, c->words);
+        if (index == 0 && strcmp(c->name, "plot") == 0) add_watched(m);   // `plot spectral`
+        break;
     case POS_PATH: add_files(m); break;
     case POS_COMMAND:
         if (index == 0) add_command_names(m), add_help_topics(m);

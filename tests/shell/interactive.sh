@@ -214,6 +214,13 @@ i=0; while ! grep -q "training a bpe" "$TMP/term.log" && [ $i -lt 100 ]; do slee
 sleep 0.5; kill -TERM $pid; wait $pid; sleep 1
 check_eq tok_train_sigterm_no_orphan 0 "$(pgrep -f "out=$TMP/orphan-check.model" | wc -l | tr -d ' ')"
 
+# ---- Tab after `plot` offers what `watch` recorded too (plot spectral works; Tab did not offer it)
+out=$(pty --no-default -- "expect lrsh> " "send $prep; optim spectron; watch spectral every=1; train steps=2\n" \
+          "expect lrsh> " "send plot spe\t" "expect spectral" "send \003" "expect lrsh> " "send quit\n" "expect lrsh> " \
+          "send quit\n")
+check_not_contains complete_plot_watched_no_timeout "$out" "TIMEOUT"
+check_contains complete_plot_watched "$out" "plot spectral"
+
 # ---- inspect marks its top rows in bold, and in red only past Spectron's bound
 out=$(PTY_SGR=1 PTY_COLS=100 pty --no-default -- "expect lrsh> " "send $prep; optim spectron; step\n" "expect lrsh> " \
           "send inspect\n" "expect max ‖ΔW‖₂/η" "expect lrsh> " "send optim adamw lr=0.5; step; inspect\n" \
