@@ -713,13 +713,6 @@ static int map_file(Loader *L, Err *err) {
     return 0;
 }
 
-// Whether the UTF-8 character at p (len bytes) reorders a terminal's line: the bidirectional
-// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069).
-static int bidi_control(const unsigned char *p, size_t len) {
-    return len == 3 && p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
-                                        (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9));
-}
-
 // The first bytes of a file as text for a message: printable ASCII and whole UTF-8 characters
 // as they are ("# lrsh — the l"), anything else as \xNN; a character the 16 bytes cut ends it
 // with "…".
@@ -733,7 +726,7 @@ static void file_start_text(const unsigned char *p, size_t size, char *out, size
             n += (size_t)snprintf(out + n, cap - n, "…");
             break;
         }
-        if (whole == len && !bidi_control(p + i, len)) {
+        if (whole == len && !tokenizer_utf8_bidi_control((const char *)p + i)) {
             memcpy(out + n, p + i, len), n += len, i += len;
         } else {
             n += (size_t)snprintf(out + n, cap - n, p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\' ? "%c" : "\\x%02x", p[i]);

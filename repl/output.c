@@ -108,9 +108,7 @@ void json_valid_utf8(cJSON *o) {
 static void printable(char *text) {
     for (unsigned char *p = (unsigned char *)text; *p; p++) {
         if (*p < 0x20 || *p == 0x7f) *p = '?';
-        else if (p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
-                                  (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)))
-            memcpy(p, "???", 3), p += 2;
+        else if (tokenizer_utf8_bidi_control((const char *)p)) memcpy(p, "???", 3), p += 2;
     }
 }
 

@@ -64,6 +64,11 @@ static size_t utf8_sequence_length(const unsigned char *s, size_t avail) {
     return n;
 }
 
+extern "C" int tokenizer_utf8_bidi_control(const char *text) {
+    const unsigned char *p = (const unsigned char *)text;
+    return p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) || (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9));
+}
+
 extern "C" size_t tokenizer_utf8_valid_prefix(const char *text, size_t len) {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0;

@@ -41,3 +41,6 @@ char *tokenizer_decode_piece(const Tokenizer *tok, int32_t id, Err *err);
 // Length of the longest prefix of text[0, len) made of whole, valid UTF-8 sequences (strict:
 // no overlong forms, no surrogates, nothing above U+10FFFF). Equals len when all is valid.
 size_t tokenizer_utf8_valid_prefix(const char *text, size_t len);
+// Whether text starts with a bidirectional control (U+202A–U+202E, U+2066–U+2069), which
+// reorders a terminal's line: a message quoting read text shows it escaped.
+int tokenizer_utf8_bidi_control(const char *text);
