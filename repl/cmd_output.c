@@ -487,7 +487,9 @@ static int find_gnuplot(char *out, size_t size) {
     return -1;
 }
 
-// A gnuplot single-quoted string: '' stands for one quote.
+// A gnuplot single-quoted string: '' stands for one quote. A newline would end gnuplot's
+// command, so it is dropped: harmless in a title; file names holding one are refused before
+// (see check_image_name), or gnuplot would write to another file than the one checked.
 static void gp_string(FILE *f, const char *s) {
     fputc('\'', f);
     for (; *s; s++) {
@@ -495,6 +497,14 @@ static void gp_string(FILE *f, const char *s) {
         if (*s != '\n') fputc(*s, f);
     }
     fputc('\'', f);
+}
+
+static int check_image_name(const char *path, Err *err) {
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return err_set(err, "%s holds a control character, which gnuplot cannot take in a file name: no image "
+                           "was written (another name)", path);
+    return 0;
 }
 
 static int temp_file(char *path, size_t size, const char *what, FILE **f, Err *err) {
@@ -582,8 +592,10 @@ static int plot_images(Session *s, const Chart *c, const char *field, int log_y,
     if (find_gnuplot(gnuplot, sizeof gnuplot) != 0)
         return err_set(err, "png=/svg= need gnuplot, which is not installed (not found on PATH): `make deps` "
                        "installs it (Debian: apt-get install gnuplot-nox); the chart above is the terminal version");
-    if ((png && (check_writable_file(png, err) != 0 || check_image_target(png, 0, err) != 0)) ||
-        (svg && (check_writable_file(svg, err) != 0 || check_image_target(svg, 1, err) != 0)))
+    if ((png && (check_image_name(png, err) != 0 || check_writable_file(png, err) != 0 ||
+                 check_image_target(png, 0, err) != 0)) ||
+        (svg && (check_image_name(svg, err) != 0 || check_writable_file(svg, err) != 0 ||
+                 check_image_target(svg, 1, err) != 0)))
         return -1;
     char data[1100], script[1100];
     FILE *df, *sf;

@@ -259,6 +259,7 @@ static void on_sigint(int sig) {
         static const char msg[] = "\nlrsh: interrupted three times; leaving\n";
         ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
         (void)ignored;
+        tempfile_remove_all();   // a save cut short leaves no half-written temporary beside its file
         _exit(EXIT_INTERRUPTED);
     }
 }

@@ -47,6 +47,17 @@ kill -TERM $pid
 wait $pid; rc=$?
 check_eq sigterm_status 143 $rc
 check_eq sigterm_no_temporary_file "" "$(ls "$TMP/term" | grep tmp)"
+# Ctrl-C three times during one save (a save does not stop at the first; the third leaves at
+# once): no temporary file stays either. The signals go apart (pending ones merge), once the
+# temporary file is there.
+mkdir -p "$TMP/int"
+"$LRSH" --threads 1 -q -c "model new base vocab=512; model save $TMP/int/b.st" >/dev/null 2>&1 &
+pid=$!
+for i in $(seq 1 3000); do ls "$TMP/int" | grep -q tmp && break; sleep 0.005; done
+kill -INT $pid; sleep 0.005; kill -INT $pid; sleep 0.005; kill -INT $pid
+wait $pid; rc=$?
+check_eq triple_sigint_status 130 $rc
+check_eq triple_sigint_no_temporary_file "" "$(ls "$TMP/int" | grep tmp)"
 # past a file-size limit a save is an error line and the previous file stays, not a silent death
 lrsh -q -c "$prep; model save $TMP/limit.st" >/dev/null 2>&1
 before=$(cksum < "$TMP/limit.st")

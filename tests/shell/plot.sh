@@ -149,6 +149,11 @@ print(color.get("alpha") == color.get("alpha val") is not None, color.get("alpha
     check_status png_over_text_status nonzero $rc
     check_contains png_over_text_refused "$out" "notes.txt exists and is not a PNG image: no image was written"
     check_eq png_over_text_kept "my notes" "$(cat "$TMP/notes.txt")"
+    # a newline in the name: gnuplot would drop it and write to notes.txt, which was never checked
+    out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=\"$TMP/note\\ns.txt\"" 2>&1); rc=$?
+    check_status png_newline_name_status nonzero $rc
+    check_contains png_newline_name_refused "$out" "holds a control character"
+    check_eq png_newline_name_notes_kept "my notes" "$(cat "$TMP/notes.txt")"
     chmod 444 "$TMP/loss.png"
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/loss.png" 2>&1); rc=$?
     check_status png_read_only_status nonzero $rc
