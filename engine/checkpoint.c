@@ -12,7 +12,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
@@ -636,11 +635,11 @@ typedef struct Entry {
 typedef struct Loader {
     const char *path;
     int fd;
-    uint8_t *map;
-    int mapped;                 // map is our mmap (not a caller's buffer)
+    const uint8_t *bytes;       // checkpoint_load_bytes: the whole file, the caller's (else read from fd)
     size_t size;                // the whole file
-    const uint8_t *data;        // the data buffer
-    size_t data_size;
+    char *json;                 // the header, read whole
+    size_t data_at, data_size;  // the data buffer: its offset in the file, its length
+    float *scratch;             // the largest tensor widened to floats: every upload goes through it
     cJSON *header;
     ModelConfig cfg;
     OptimConfig ocfg;
@@ -673,8 +672,9 @@ typedef struct Loader {
 } Loader;
 
 static void loader_free(Loader *L) {
-    if (L->mapped) munmap(L->map, L->size);
     if (L->fd >= 0) close(L->fd);
+    free(L->json);
+    free(L->scratch);
     cJSON_Delete(L->header);
     free(L->expect);
     free(L->by_name);
@@ -689,8 +689,8 @@ static void loader_free(Loader *L) {
     free(L->meta);
 }
 
-static int map_file(Loader *L, Err *err) {
-    if (L->map) {   // checkpoint_load_bytes: the bytes are already in memory
+static int open_file(Loader *L, Err *err) {
+    if (L->bytes) {   // checkpoint_load_bytes: the bytes are already in memory
         if (L->size < 8)
             return fail(err, L->path, "truncated: %zu bytes, but a safetensors file starts with an 8-byte header length",
                         L->size);
@@ -706,10 +706,27 @@ static int map_file(Loader *L, Err *err) {
     if (L->size < 8)
         return fail(err, L->path, "truncated: %zu bytes, but a safetensors file starts with an 8-byte header length",
                     L->size);
-    void *p = mmap(NULL, L->size, PROT_READ, MAP_PRIVATE, L->fd, 0);
-    if (p == MAP_FAILED) return fail(err, L->path, "cannot map: %s", strerror(errno));
-    L->map = p;
-    L->mapped = 1;
+    return 0;
+}
+
+// Copy n bytes at offset `at` of the file (at + n ≤ L->size, checked by the caller) into dst.
+// By pread, not through a mapping: a file cut short by another program while it loads is a
+// short read and an error line here, where a mapped read would fault (SIGBUS) and end the
+// session with its unsaved training.
+static int read_at(const Loader *L, size_t at, void *dst, size_t n, Err *err) {
+    if (L->bytes) {
+        memcpy(dst, L->bytes + at, n);
+        return 0;
+    }
+    for (size_t done = 0; done < n;) {
+        ssize_t got = pread(L->fd, (uint8_t *)dst + done, n - done, (off_t)(at + done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return fail(err, L->path, "cannot read: %s", strerror(errno));
+        if (got == 0)
+            return fail(err, L->path, "cut short while it loaded (by another program?): it ends before byte %zu of %zu",
+                        at + done, L->size);
+        done += (size_t)got;
+    }
     return 0;
 }
 
@@ -737,11 +754,14 @@ static void file_start_text(const unsigned char *p, size_t size, char *out, size
 }
 
 static int parse_header(Loader *L, Err *err) {
+    uint8_t head[24];   // the header length, and enough bytes to quote another kind of file
+    size_t k = L->size < sizeof head ? L->size : sizeof head;
+    if (read_at(L, 0, head, k, err)) return -1;
     uint64_t n = 0;
-    for (int i = 0; i < 8; i++) n |= (uint64_t)L->map[i] << (8 * i);
-    if (n > L->size - 8 && L->size > 8 && L->map[8] != '{') {   // another kind of file: text read as a huge length
+    for (int i = 0; i < 8; i++) n |= (uint64_t)head[i] << (8 * i);
+    if (n > L->size - 8 && L->size > 8 && head[8] != '{') {   // another kind of file: text read as a huge length
         char start[96];
-        file_start_text(L->map, L->size, start, sizeof start);
+        file_start_text(head, k, start, sizeof start);
         return fail(err, L->path, "not a safetensors file: one starts with an 8-byte header length and then its JSON "
                                   "header '{'; this one starts \"%s\"", start);
     }
@@ -750,7 +770,9 @@ static int parse_header(Loader *L, Err *err) {
                     n, L->size);
     if (n >= MAX_HEADER_BYTES)
         return fail(err, L->path, "header length %" PRIu64 " is beyond the 100 MB limit", n);
-    const char *json = (const char *)L->map + 8, *end = NULL;
+    if (!(L->json = malloc((size_t)n + 1))) return fail(err, L->path, "out of memory for a %" PRIu64 "-byte header", n);
+    if (read_at(L, 8, L->json, (size_t)n, err)) return -1;
+    const char *json = L->json, *end = NULL;
     L->header = cJSON_ParseWithLengthOpts(json, (size_t)n, &end, 0);
     if (!L->header) {
         size_t at = end && end >= json && end <= json + n ? (size_t)(end - json) : 0;
@@ -761,7 +783,7 @@ static int parse_header(Loader *L, Err *err) {
             return fail(err, L->path, "malformed JSON header: unexpected bytes after the JSON object at byte %zu",
                         (size_t)(p - json));
     if (!cJSON_IsObject(L->header)) return fail(err, L->path, "malformed header: not a JSON object");
-    L->data = L->map + 8 + n;
+    L->data_at = 8 + (size_t)n;
     L->data_size = L->size - 8 - (size_t)n;
     return 0;
 }
@@ -1136,46 +1158,57 @@ static int check_complete(Loader *L, Err *err) {
     return 0;
 }
 
+// Room for the largest tensor as floats (a BF16 one is widened there).
+static int alloc_scratch(Loader *L, Err *err) {
+    size_t most = 1;
+    for (int k = 0; k < L->n_entries; k++) {
+        const Entry *e = &L->entries[k];
+        if (e->dtype == DT_U8) continue;   // the tokenizer's bytes: read apart
+        size_t numel = (e->end - e->begin) / (e->dtype == DT_F32 ? 4 : 2);
+        if (numel > most) most = numel;
+    }
+    if (!(L->scratch = malloc(most * sizeof(float))))
+        return fail(err, L->path, "out of memory (%zu floats of scratch)", most);
+    return 0;
+}
+
 // Every check, in the order that names the most useful problem first (a missing tensor before
 // the hole it leaves in the data buffer).
 static int validate(Loader *L, Err *err) {
-    if (map_file(L, err) || parse_header(L, err) || parse_metadata(L, err) || parse_entries(L, err) ||
+    if (open_file(L, err) || parse_header(L, err) || parse_metadata(L, err) || parse_entries(L, err) ||
         setup_expected(L, err))
         return -1;
     for (int k = 0; k < L->n_entries; k++)
         if (match_entry(L, k, err)) return -1;
-    return check_complete(L, err) || check_layout(L, err) ? -1 : 0;
+    return check_complete(L, err) || check_layout(L, err) || alloc_scratch(L, err) ? -1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------
 // loading: build from a validated file
 
-// Copy one entry to the device at dst, widening bf16 on the host. Returns how many of its
-// values are NaN or ±inf: the format allows them, a model trained by lrsh never keeps them
-// (a non-finite step is rolled back), so they mean a damaged file or one from elsewhere.
-static long upload_entry(const Loader *L, const Entry *e, float *dst, const Backend *be, float *scratch) {
-    const uint8_t *src = L->data + e->begin;
-    size_t n = (e->end - e->begin) / (e->dtype == DT_F32 ? 4 : 2);
-    long bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        float x;
-        if (e->dtype == DT_F32) {
-            memcpy(&x, src + 4 * i, 4);
-        } else {
+// Copy one entry to the device at dst, through L->scratch, widening BF16 there. *bad counts
+// its values that are NaN or ±inf: the format allows them, a model trained by lrsh never keeps
+// them (a non-finite step is rolled back), so they mean a damaged file or one from elsewhere.
+static int upload_entry(const Loader *L, const Entry *e, float *dst, const Backend *be, long *bad, Err *err) {
+    float *x = L->scratch;
+    size_t bytes = e->end - e->begin, n = bytes / (e->dtype == DT_F32 ? 4 : 2);
+    if (read_at(L, L->data_at + e->begin, x, bytes, err)) return -1;
+    if (e->dtype == DT_BF16)
+        // in place, from the last value down: float i covers BF16 values 2i and 2i+1, both read by then
+        for (size_t i = n; i-- > 0;) {
             uint16_t h;
-            memcpy(&h, src + 2 * i, 2);
-            scratch[i] = x = f32_from_bf16(h);
+            memcpy(&h, (const uint8_t *)x + 2 * i, 2);
+            x[i] = f32_from_bf16(h);
         }
-        bad += !isfinite(x);
-    }
-    be->upload(dst, e->dtype == DT_F32 ? (const void *)src : scratch, n * sizeof(float));   // F32: as the file has it
-    return bad;
+    for (size_t i = 0; i < n; i++) *bad += !isfinite(x[i]);
+    be->upload(dst, x, n * sizeof(float));
+    return 0;
 }
 
 // A model from member's tensors; *nonfinite counts their NaN and ±inf values, the first tensor
 // holding any named in first (cap bytes).
-static int build_model(const Loader *L, int member, const Backend *be, Model *m, float *scratch, long *nonfinite,
-                       char *first, size_t cap, Err *err) {
+static int build_model(const Loader *L, int member, const Backend *be, Model *m, long *nonfinite, char *first,
+                       size_t cap, Err *err) {
     Err why;
     ModelConfig c = L->cfg;
     c.seed = L->mm[member].seed;
@@ -1185,7 +1218,11 @@ static int build_model(const Loader *L, int member, const Backend *be, Model *m,
     }
     const int *slot = L->param + (size_t)member * L->n_expect;
     for (int i = 0; i < m->n_tensors; i++) {
-        long bad = upload_entry(L, &L->entries[slot[i]], param(m, i), be, scratch);
+        long bad = 0;
+        if (upload_entry(L, &L->entries[slot[i]], param(m, i), be, &bad, err)) {
+            model_free(m);
+            return -1;
+        }
         if (bad && !*nonfinite) snprintf(first, cap, "%s", m->tensors[i].name);
         *nonfinite += bad;
     }
@@ -1212,7 +1249,8 @@ static int restore_one(const Loader *L, int member, const StateTensor *s, const 
         format_shape(need, sizeof need, want, nd);
         return fail(err, L->path, "tensor %s: shape %s but optimizer %s needs %s", e->name, got, L->ocfg.name, need);
     }
-    be->upload(s->data, L->data + e->begin, e->end - e->begin);   // F32, numel checked by parse_entry
+    if (read_at(L, L->data_at + e->begin, L->scratch, e->end - e->begin, err)) return -1;
+    be->upload(s->data, L->scratch, e->end - e->begin);   // F32, numel checked by parse_entry
     return 0;
 }
 
@@ -1252,7 +1290,18 @@ static int build_trainer(const Loader *L, int member, Model *m, Trainer *tr, Err
 static Tokenizer *build_tokenizer(const Loader *L, Err *err) {
     const Entry *e = &L->entries[L->tokenizer];
     Err why;
-    Tokenizer *tok = tokenizer_load_bytes(L->data + e->begin, e->end - e->begin, &why);
+    size_t n = e->end - e->begin;
+    uint8_t *bytes = malloc(n ? n : 1);
+    if (!bytes) {
+        fail(err, L->path, "out of memory for the tokenizer's %zu bytes", n);
+        return NULL;
+    }
+    if (read_at(L, L->data_at + e->begin, bytes, n, err)) {
+        free(bytes);
+        return NULL;
+    }
+    Tokenizer *tok = tokenizer_load_bytes(bytes, n, &why);
+    free(bytes);
     if (!tok) {
         fail(err, L->path, "tensor tokenizer.model: %s", why.msg);
         return NULL;
@@ -1275,20 +1324,12 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
     Model m = {0};
     Trainer tr = {0};
     Tokenizer *tok = NULL;
-    float *scratch = NULL;
     int rc = validate(&L, err);
-    if (rc == 0) {
-        size_t most = 0;
-        for (int i = 0; i < L.n_expect; i++)
-            if ((size_t)L.expect[i].rows * L.expect[i].cols > most) most = (size_t)L.expect[i].rows * L.expect[i].cols;
-        scratch = malloc(most * sizeof(float));
-        if (!scratch) rc = fail(err, path, "out of memory (%zu floats of scratch)", most);
-    }
     int want_trainer = out_trainer && L.has_optim;
     if (rc == 0 && out_tok && L.tokenizer >= 0 && !(tok = build_tokenizer(&L, err))) rc = -1;
     long nonfinite = 0;
     char first_bad[64] = "";
-    if (rc == 0) rc = build_model(&L, 0, be, &m, scratch, &nonfinite, first_bad, sizeof first_bad, err);
+    if (rc == 0) rc = build_model(&L, 0, be, &m, &nonfinite, first_bad, sizeof first_bad, err);
     // The state's names and shapes are only known from a built optimizer: build it even when no
     // trainer is wanted, so a file is accepted or refused the same way whatever the caller asks.
     if (rc == 0 && L.has_optim && build_trainer(&L, 0, &m, &tr, err)) {
@@ -1315,7 +1356,6 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
             snprintf(info->nonfinite_tensor, sizeof info->nonfinite_tensor, "%s", first_bad);
         }
     }
-    free(scratch);
     loader_free(&L);
     return rc;
 }
@@ -1332,8 +1372,8 @@ int checkpoint_load_bytes(const void *bytes, size_t size, const char *name, cons
     if (!name || !*name) name = "(memory)";
     if (!bytes && size) return err_set(err, "%s: no bytes to load", name);
     static const uint8_t empty[1];
-    // the loader only reads through map; it never writes or frees a caller's buffer
-    Loader L = {.path = name, .fd = -1, .tokenizer = -1, .map = (uint8_t *)(bytes ? bytes : empty), .size = size};
+    // the loader only reads the caller's buffer; it never writes or frees it
+    Loader L = {.path = name, .fd = -1, .tokenizer = -1, .bytes = bytes ? bytes : empty, .size = size};
     return load(&L, be, out_model, out_trainer, out_tok, info, err);
 }
 
@@ -1347,24 +1387,19 @@ static int load_members(Loader *L0, const Backend *be, CheckpointMembers *out, E
     L.want_members = 1;
     CheckpointMembers r;
     memset(&r, 0, sizeof r);
-    float *scratch = NULL;
     int rc = validate(&L, err), built = 0;
     if (rc == 0) {
-        size_t most = 0;
-        for (int i = 0; i < L.n_expect; i++)
-            if ((size_t)L.expect[i].rows * L.expect[i].cols > most) most = (size_t)L.expect[i].rows * L.expect[i].cols;
-        scratch = malloc(most * sizeof(float));
         r.k = L.k;
         r.models = calloc((size_t)L.k, sizeof *r.models);
         r.trainers = L.has_trainer_meta ? calloc((size_t)L.k, sizeof *r.trainers) : NULL;
-        if (!scratch || !r.models || (L.has_trainer_meta && !r.trainers))
+        if (!r.models || (L.has_trainer_meta && !r.trainers))
             rc = fail(err, path, "out of memory for %d members", L.k);
     }
     if (rc == 0 && L.tokenizer >= 0 && !(r.tok = build_tokenizer(&L, err))) rc = -1;
     long nonfinite = 0;
     char first_bad[64] = "";
     for (int i = 0; rc == 0 && i < L.k; i++) {
-        rc = build_model(&L, i, be, &r.models[i], scratch, &nonfinite, first_bad, sizeof first_bad, err);
+        rc = build_model(&L, i, be, &r.models[i], &nonfinite, first_bad, sizeof first_bad, err);
         if (rc == 0 && r.trainers && build_trainer(&L, i, &r.models[i], &r.trainers[i], err)) {
             model_free(&r.models[i]);
             rc = -1;
@@ -1390,7 +1425,6 @@ static int load_members(Loader *L0, const Backend *be, CheckpointMembers *out, E
         r.k = built;   // only what was built is freed
         checkpoint_members_free(&r);
     }
-    free(scratch);
     loader_free(&L);
     return rc;
 }
@@ -1406,7 +1440,7 @@ int checkpoint_load_members_bytes(const void *bytes, size_t size, const char *na
     if (!name || !*name) name = "(memory)";
     if (!bytes && size) return err_set(err, "%s: no bytes to load", name);
     static const uint8_t empty[1];
-    Loader L = {.path = name, .fd = -1, .tokenizer = -1, .map = (uint8_t *)(bytes ? bytes : empty), .size = size};
+    Loader L = {.path = name, .fd = -1, .tokenizer = -1, .bytes = bytes ? bytes : empty, .size = size};
     return load_members(&L, be, out, err);
 }
 
@@ -1436,7 +1470,7 @@ void checkpoint_members_free(CheckpointMembers *cm) {
 int checkpoint_probe(const char *path, CheckpointInfo *info, Err *err) {
     if (!path || !*path) return err_set(err, "no file name given");
     Loader L = {.path = path, .fd = -1, .tokenizer = -1, .probe = 1};
-    int rc = map_file(&L, err) || parse_header(&L, err) || parse_metadata(&L, err) ? -1 : 0;
+    int rc = open_file(&L, err) || parse_header(&L, err) || parse_metadata(&L, err) ? -1 : 0;
     if (rc == 0 && info) {
         CheckpointInfo r = {.step = L.mm[0].step, .data_rng = L.mm[0].data_rng, .shape = L.shape, .next = L.next,
                             .has_next_seed = L.has_next_seed, .next_seed = L.next_seed,

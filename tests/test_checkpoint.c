@@ -1282,6 +1282,38 @@ static void test_tempfile_registry(void) {
     unlink(b);
 }
 
+// A file cut short by another program while it loads (a cp over it): an error line naming it,
+// not a fault — a mapped read past the new end would be SIGBUS, ending the session. The backend's
+// upload cuts the file after the first tensor.
+static const char *cut_path;
+static const Backend *cut_inner;
+static void upload_then_cut(void *dst, const void *src, size_t bytes) {
+    cut_inner->upload(dst, src, bytes);
+    if (cut_path && truncate(cut_path, 16) != 0) perror("truncate");
+    cut_path = NULL;
+}
+
+static void test_file_cut_short_while_loading(void) {
+    Err err;
+    Model m, m2;
+    Trainer tr;
+    ModelConfig c = micro_config();
+    trained_model(&m, &tr, &c, 2);
+    const char *path = in_dir("cut.safetensors");
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        CheckpointOptions o = {.dtype = bf16 ? CHECKPOINT_BF16 : CHECKPOINT_F32, .include_optim = 1};
+        CHECK_OK(checkpoint_save(path, &m, &tr, NULL, &o, &err));
+        Backend cutting = *be;
+        cutting.upload = upload_then_cut;
+        cut_inner = be, cut_path = path;
+        int rc = checkpoint_load(path, &cutting, &m2, NULL, NULL, NULL, &err);
+        CHECK(rc != 0, "a file cut short while it loads is refused (dtype %s)", bf16 ? "bf16" : "f32");
+        CHECK(rc != 0 && strstr(err.msg, "cut short while it loaded"), "the error says so: %s", rc ? err.msg : "");
+    }
+    trainer_free(&tr);
+    model_free(&m);
+}
+
 int main(void) {
     be = backend_cpu(1);
     snprintf(dir, sizeof dir, "/tmp/lrsh-test-checkpoint-XXXXXX");
@@ -1301,6 +1333,7 @@ int main(void) {
     RUN(test_tokenizer_travels_with_the_checkpoint);
     RUN(test_ensemble_files);
     RUN(test_tempfile_registry);
+    RUN(test_file_cut_short_while_loading);
     remove_tree(dir);
     return TEST_SUMMARY();
 }
