@@ -512,6 +512,88 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
 
 // ---- model factorize ----------------------------------------------------------------------
 
+// The factorized model's steps and evals go to a run of their own, named after the one it came
+// from ("adamw-r8", "adamw-dense"), so that `runs` keeps the two apart. Before any step that is
+// the name the next run would have taken (a loaded file's, or the optimizer's).
+static void factorize_run_name(const Session *s, int rank, char *out, size_t cap) {
+    const char *parent = s->runs.current >= 0 ? s->runs.runs[s->runs.current].name
+                         : s->runs.next_name[0] ? s->runs.next_name
+                                                : s->optim.name;
+    if (rank) snprintf(out, cap, "%.48s-r%d", parent, rank);
+    else snprintf(out, cap, "%.48s-dense", parent);
+}
+
+// One row per matrix: its shape, rank before → after, and the relative error of the cut.
+static void factorize_table(Session *s, int rank, const FactorizeReport *rep) {
+    out_text(s, "  %-18s %-12s %-10s %s\n", "matrix", "shape", "rank", "rel. error ‖W−ABᵀ‖/‖W‖");
+    cJSON *list = cJSON_AddArrayToObject(s->result, "matrices");
+    char to[16] = "dense";
+    if (rank) snprintf(to, sizeof to, "%d", rank);
+    for (int i = 0; i < rep->n; i++) {
+        const FactorizeError *e = &rep->items[i];
+        char shape[32], ranks[32];
+        snprintf(shape, sizeof shape, "%d×%d", e->rows, e->cols);
+        if (e->source_rank) snprintf(ranks, sizeof ranks, "%d→%s", e->source_rank, to);
+        else snprintf(ranks, sizeof ranks, "dense→%s", to);
+        char row[160] = "";   // cells padded by columns: × and → are one column, two and three bytes
+        table_cell(row, sizeof row, e->name, 18, 0);
+        table_cell(row, sizeof row, shape, 12, 0);
+        table_cell(row, sizeof row, ranks, 10, 0);
+        out_text(s, "  %s%.4f\n", row, e->rel_error);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "param", e->name);
+        cJSON_AddNumberToObject(o, "rows", e->rows);
+        cJSON_AddNumberToObject(o, "cols", e->cols);
+        cJSON_AddNumberToObject(o, "source_rank", e->source_rank);
+        json_add_real(o, "rel_error", e->rel_error);
+        cJSON_AddItemToArray(list, o);
+    }
+}
+
+// The summary line, and notes where the new rank saves nothing or cannot grow W's rank.
+static void factorize_summary(Session *s, int rank, long before, const FactorizeReport *rep) {
+    long after = model_counts(&s->model, 1, s->model.cfg.seq).params;
+    char pb[32], pa[32];
+    fmt_count(pb, sizeof pb, (double)before);
+    fmt_count(pa, sizeof pa, (double)after);
+    if (rank == 0) out_text(s, "dense: every W = A·Bᵀ formed, exactly; parameters %s → %s\n", pb, pa);
+    else out_text(s, "rank %d: worst %.4f, mean %.4f; parameters %s → %s\n", rank, rep->worst, rep->mean, pb, pa);
+    long dense = model_counts(&s->model, 1, s->model.cfg.seq).dense_params;   // every W formed
+    if (rank > 0 && after >= dense)   // against the dense model: from rank 8, rank 32 may still save
+        out_note(s, "note: at rank %d the factors hold %s numbers than the dense matrices they stand for (r·(in+out) "
+                    "≥ in·out): nothing is saved, and each product becomes two, slower to train and to decode\n", rank,
+                 after > dense ? "more" : "no fewer");
+    int grown = 0, from = 0;   // factorized matrices given more rank than their W has
+    for (int i = 0; i < rep->n; i++)
+        if (rep->items[i].source_rank > 0 && rep->items[i].source_rank < rank) grown++, from = rep->items[i].source_rank;
+    if (grown)
+        out_note(s, "note: %d matri%s had rank %d: W keeps that rank, and the new directions of A and B start near 0, "
+                    "where their gradients are near 0 too — training barely grows them (a dense model, or `model new "
+                    "rank=%d`, starts at full rank %d)\n", grown, grown == 1 ? "x" : "ces", from, rank, rank);
+    cJSON_AddNumberToObject(s->result, "rank", rank);
+    json_add_real(s->result, "worst", rep->worst);
+    json_add_real(s->result, "mean", rep->mean);
+    cJSON_AddNumberToObject(s->result, "params_before", (double)before);
+    cJSON_AddNumberToObject(s->result, "params", (double)after);
+}
+
+// A fresh optimizer for the new parameters, at the old step and data position. Without one
+// (or when it cannot be built) the position waits in s->resume for the next `optim`/`train`.
+static int factorize_new_trainer(Session *s, int had_trainer, Resume resume, int rank, Err *err) {
+    if (!had_trainer || trainer_build(&s->trainer, &s->model, &s->optim, s->seed, err) != 0) {
+        s->resume = resume;
+        return had_trainer ? -1 : 0;
+    }
+    s->has_trainer = 1;
+    s->trainer.step = resume.step;
+    s->trainer.data_rng = resume.data_rng;
+    s->trainer.shape = resume.shape;
+    out_note(s, "optimizer state reset (the %s are new parameters); step count kept at %d\n",
+             rank ? "factors" : "matrices", resume.step);
+    session_warmup_note(s, resume.step);
+    return 0;
+}
+
 int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     if (s->has_ensemble)   // it would drop the members and their training: make one model first
@@ -533,78 +615,16 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     }
     int had_trainer = s->has_trainer;
     Resume resume = had_trainer ? trainer_resume(&s->trainer) : s->resume;
-    // the factorized model's steps and evals: a run of its own, named after the one it came from
-    // ("adamw-r8", "adamw-dense"), so that `runs` keeps the two apart
-    char next_run[64] = "";
-    const char *parent = s->runs.current >= 0 ? s->runs.runs[s->runs.current].name : NULL;
-    if (parent && rank) snprintf(next_run, sizeof next_run, "%.48s-r%d", parent, rank);
-    else if (parent) snprintf(next_run, sizeof next_run, "%.48s-dense", parent);
+    char next_run[64];
+    factorize_run_name(s, rank, next_run, sizeof next_run);
     session_replace_model(s, &m);   // (ends the current run)
     session_mark_unsaved(s);   // a new model: `quit` and `model new` ask before dropping it
-    if (next_run[0]) runlog_name_next(&s->runs, next_run);
+    runlog_name_next(&s->runs, next_run);
     s->model_cfg = s->model.cfg;
     s->model_custom = s->model_custom || !model_config_same_shape(&old_cfg, &s->model.cfg);
-    out_text(s, "  %-18s %-12s %-10s %s\n", "matrix", "shape", "rank", "rel. error ‖W−ABᵀ‖/‖W‖");
-    cJSON *list = cJSON_AddArrayToObject(s->result, "matrices");
-    for (int i = 0; i < rep.n; i++) {
-        const FactorizeError *e = &rep.items[i];
-        char shape[32], ranks[32];
-        snprintf(shape, sizeof shape, "%d×%d", e->rows, e->cols);
-        char to[16] = "dense";
-        if (rank) snprintf(to, sizeof to, "%d", rank);
-        if (e->source_rank) snprintf(ranks, sizeof ranks, "%d→%s", e->source_rank, to);
-        else snprintf(ranks, sizeof ranks, "dense→%s", to);
-        char row[160] = "";   // cells padded by columns: × and → are one column, two and three bytes
-        table_cell(row, sizeof row, e->name, 18, 0);
-        table_cell(row, sizeof row, shape, 12, 0);
-        table_cell(row, sizeof row, ranks, 10, 0);
-        out_text(s, "  %s%.4f\n", row, e->rel_error);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "param", e->name);
-        cJSON_AddNumberToObject(o, "rows", e->rows);
-        cJSON_AddNumberToObject(o, "cols", e->cols);
-        cJSON_AddNumberToObject(o, "source_rank", e->source_rank);
-        json_add_real(o, "rel_error", e->rel_error);
-        cJSON_AddItemToArray(list, o);
-    }
-    long after = model_counts(&s->model, 1, s->model.cfg.seq).params;
-    char pb[32], pa[32];
-    if (rank == 0)
-        out_text(s, "dense: every W = A·Bᵀ formed, exactly; parameters %s → %s\n", fmt_count(pb, sizeof pb, (double)before),
-                 fmt_count(pa, sizeof pa, (double)after));
-    else
-        out_text(s, "rank %d: worst %.4f, mean %.4f; parameters %s → %s\n", rank, rep.worst, rep.mean,
-                 fmt_count(pb, sizeof pb, (double)before), fmt_count(pa, sizeof pa, (double)after));
-    long dense = model_counts(&s->model, 1, s->model.cfg.seq).dense_params;   // every W formed
-    if (rank > 0 && after >= dense)   // against the dense model: from rank 8, rank 32 may still save
-        out_note(s, "note: at rank %d the factors hold %s numbers than the dense matrices they stand for (r·(in+out) "
-                    "≥ in·out): nothing is saved, and each product becomes two, slower to train and to decode\n", rank,
-                 after > dense ? "more" : "no fewer");
-    int grown = 0, from = 0;   // factorized matrices given more rank than their W has
-    for (int i = 0; i < rep.n; i++)
-        if (rep.items[i].source_rank > 0 && rep.items[i].source_rank < rank) grown++, from = rep.items[i].source_rank;
-    if (grown)
-        out_note(s, "note: %d matri%s had rank %d: W keeps that rank, and the new directions of A and B start near 0, "
-                    "where their gradients are near 0 too — training barely grows them (a dense model, or `model new "
-                    "rank=%d`, starts at full rank %d)\n", grown, grown == 1 ? "x" : "ces", from, rank, rank);
-    cJSON_AddNumberToObject(s->result, "rank", rank);
-    json_add_real(s->result, "worst", rep.worst);
-    json_add_real(s->result, "mean", rep.mean);
-    cJSON_AddNumberToObject(s->result, "params_before", (double)before);
-    cJSON_AddNumberToObject(s->result, "params", (double)after);
+    factorize_table(s, rank, &rep);
+    factorize_summary(s, rank, before, &rep);
     factorize_report_free(&rep);
-    if (had_trainer) {
-        if (trainer_build(&s->trainer, &s->model, &s->optim, s->seed, err) != 0) return -1;
-        s->has_trainer = 1;
-        s->trainer.step = resume.step;
-        s->trainer.data_rng = resume.data_rng;
-        s->trainer.shape = resume.shape;
-        out_note(s, "optimizer state reset (the %s are new parameters); step count kept at %d\n",
-                 rank ? "factors" : "matrices", resume.step);
-        session_warmup_note(s, resume.step);
-    } else {
-        s->resume = resume;
-    }
     cJSON_AddBoolToObject(s->result, "state_reset", had_trainer);
-    return 0;
+    return factorize_new_trainer(s, had_trainer, resume, rank, err);
 }

@@ -150,6 +150,39 @@ void train_run_json(Session *s) {
     else cJSON_AddNullToObject(s->result, "max_dw_over_eta");
 }
 
+// eval_every's evaluation after the step just taken, into the run and the result's val list.
+// Returns 0 to go on, 1 when the run stops (Ctrl-C in it; a validation loss not finite: the
+// step rolled back), −1 on failure (the steps taken stay, and the error says how many).
+static int train_eval_point(Session *s, Run *r, const Shape *sh, int eval_batches, int steps, Progress *p,
+                            cJSON *val, Err *err) {
+    double loss, e0 = now_seconds();
+    int batches_done;
+    if (trainer_eval_progress(&s->model, &s->data, sh->B, sh->T, eval_batches, s->seed ^ EVAL_SEED_SALT,
+                              progress_stop_on_interrupt, NULL, &loss, &batches_done, err) != 0) {
+        progress_end(p);
+        if (lrsh_interrupted) {   // Ctrl-C in the evaluation: the steps stay, the val is not taken
+            err->msg[0] = '\0';
+            return 1;
+        }
+        if (!train_diverged(err)) return train_failed(err, "training", r->done, steps);
+        char why[sizeof err->msg];   // "the loss is not finite (NaN)" of the validation batches
+        snprintf(why, sizeof why, "the validation %.400s", strncmp(err->msg, "the ", 4) == 0 ? err->msg + 4 : err->msg);
+        trainer_diverged(&s->trainer, why, err);
+        stop_diverged(s, r, r->last.step + 1, steps, err);
+        return 1;
+    }
+    r->eval_seconds += now_seconds() - e0;
+    r->evals++;
+    session_record_val(s, r->last.step, loss);
+    progress_end(p);
+    out_text(s, "step %d: val loss %s\n", r->last.step, LOSS_TEXT(loss));
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddNumberToObject(v, "step", r->last.step);
+    json_add_real(v, "val_loss", loss);
+    cJSON_AddItemToArray(val, v);
+    return 0;
+}
+
 int cmd_train(Session *s, const Args *a, Err *err) {
     Shape sh;
     if (s->has_ensemble) return ensemble_cmd_train(s, a, err);   // trains every member
@@ -199,31 +232,9 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         double eta = per_step * (steps - r.done) + evals_left(&r, eval_every, steps) * per_eval;
         progress_update(&p, r.done, r.last.step, r.last.loss, (double)r.tokens / r.seconds, eta);
         if (eval_every > 0 && (r.last.step % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {
-            double loss, e0 = now_seconds();
-            int batches_done;
-            if (trainer_eval_progress(&s->model, &s->data, sh.B, sh.T, eval_batches, s->seed ^ EVAL_SEED_SALT,
-                                      progress_stop_on_interrupt, NULL, &loss, &batches_done, err) != 0) {
-                progress_end(&p);
-                if (lrsh_interrupted) {   // Ctrl-C in the evaluation: the steps stay, the val is not taken
-                    err->msg[0] = '\0';
-                    break;
-                }
-                if (!train_diverged(err)) return -1;
-                char why[sizeof err->msg];   // "the loss is not finite (NaN)" of the validation batches
-                snprintf(why, sizeof why, "the validation %.400s", strncmp(err->msg, "the ", 4) == 0 ? err->msg + 4 : err->msg);
-                trainer_diverged(&s->trainer, why, err);
-                stop_diverged(s, &r, r.last.step + 1, steps, err);
-                break;
-            }
-            r.eval_seconds += now_seconds() - e0;
-            r.evals++;
-            session_record_val(s, r.last.step, loss);
-            progress_end(&p);
-            out_text(s, "step %d: val loss %s\n", r.last.step, LOSS_TEXT(loss));
-            cJSON *v = cJSON_CreateObject();
-            cJSON_AddNumberToObject(v, "step", r.last.step);
-            json_add_real(v, "val_loss", loss);
-            cJSON_AddItemToArray(val, v);
+            int rc = train_eval_point(s, &r, &sh, eval_batches, steps, &p, val, err);
+            if (rc < 0) return -1;
+            if (rc > 0) break;
         }
     }
     progress_end(&p);

@@ -270,6 +270,10 @@ check_eq factorize_own_run '["base", "base-r4"]' "$(printf '%s\n' "$out" | grep 
 print(json.dumps([json.loads(l)["run"] for l in sys.stdin]))')"
 check_eq factorize_own_run_vals 2 "$(printf '%s\n' "$out" | grep '"command":"runs"' | python3 -c 'import json, sys
 print(len({json.loads(l)["val_loss"] for l in sys.stdin}))')"
+# before any step or eval: named after the run the loaded file would have started (its name)
+out=$(lrsh --json -c "model load $ck; data load; model factorize rank=4; eval batches=2 batch=2; runs" 2>/dev/null)
+check_eq factorize_run_before_any_step '["x-r4"]' "$(printf '%s\n' "$out" | grep '"command":"runs"' | python3 -c 'import json, sys
+print(json.dumps([json.loads(l)["run"] for l in sys.stdin]))')"
 # a rank that saves nothing says so (the parameters grow); a rank that saves says nothing; a
 # save right after says its optimizer state is the fresh one the reset made
 out=$(lrsh -c "model new tiny rank=0; model factorize rank=128" 2>&1)

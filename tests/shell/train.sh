@@ -51,6 +51,13 @@ out=$( (echo "tok load $model; data load $TMP/own.txt; model new tiny dim=32 seq
         truncate -s 64 "$own_cache"; echo "set errexit off; train steps=1 batch=2; show") | "$LRSH" 2>&1); rc=$?
 check_contains cache_rewritten_refused "$out" "$own_cache was rewritten since \`data load\`"
 check_eq cache_rewritten_model_kept yes "$(printf '%s\n' "$out" | grep -q "^trainer .*step 1" && echo yes || echo no)"
+# ... and while a train with eval_every= runs (mostly in its evaluations): the error says how
+# many steps were taken and kept
+cp README.md "$TMP/own2.txt"
+own_cache=$("$LRSH" --json -c "tok load $model; data load $TMP/own2.txt" 2>/dev/null | tail -n 1 | json_eval 'o["cache"]')
+out=$( (echo "tok load $model; data load $TMP/own2.txt; model new tiny dim=32 seq=16; train steps=100000 batch=2 eval_every=1 eval_batches=50") |
+       "$LRSH" 2>&1 & sleep 3; truncate -s 64 "$own_cache"; wait)
+check_contains cache_rewritten_in_train_eval "$out" "of 100000 steps)"
 # tok load and tok train of a pipe: one error line, no wait for a writer; of a folder: no announcement first
 mkfifo "$TMP/fifo.txt"
 out=$(timeout 20 "$LRSH" -c "tok load $TMP/fifo.txt" 2>&1); rc=$?
