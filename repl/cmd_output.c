@@ -1,21 +1,17 @@
-// cmd_output.c — the output commands: plot (braille in the terminal, PNG/SVG through gnuplot),
+// cmd_output.c — the output commands: plot (braille in the terminal; PNG/SVG in plot_image.c),
 // log (training steps as JSON lines), run (name the series that plot overlays).
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include "commands.h"
 #include "output.h"
 #include "plot.h"
+#include "plot_image.h"
 #include "textwrap.h"
-
-extern char **environ;
 
 const char *const plot_fields[] = {"loss", "val", "lr", "gnorm", "clip", "tok_per_s", "seconds",
                                    "dw_over_eta", "rho", "sigma_a", "sigma_b", NULL};
@@ -472,188 +468,6 @@ static int chart_build_watch(const RunLog *r, const char *key, Chart *c, Err *er
     return 0;
 }
 
-// ---- plot: gnuplot ------------------------------------------------------------------------
-
-// The gnuplot executable on PATH, into out; 0 when found.
-static int find_gnuplot(char *out, size_t size) {
-    const char *path = getenv("PATH");
-    if (!path) return -1;
-    while (*path) {
-        size_t n = strcspn(path, ":");
-        snprintf(out, size, "%.*s/gnuplot", (int)(n ? n : 1), n ? path : ".");
-        if (access(out, X_OK) == 0) return 0;
-        path += n + (path[n] == ':');
-    }
-    return -1;
-}
-
-// A gnuplot single-quoted string: '' stands for one quote. A newline would end gnuplot's
-// command, so it is dropped: harmless in a title; file names holding one are refused before
-// (see check_image_name), or gnuplot would write to another file than the one checked.
-static void gp_string(FILE *f, const char *s) {
-    fputc('\'', f);
-    for (; *s; s++) {
-        if (*s == '\'') fputc('\'', f);
-        if (*s != '\n') fputc(*s, f);
-    }
-    fputc('\'', f);
-}
-
-static int check_image_name(const char *path, Err *err) {
-    for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            return err_set(err, "%s holds a control character, which gnuplot cannot take in a file name: no image "
-                           "was written (another name)", path);
-    return 0;
-}
-
-static int temp_file(char *path, size_t size, const char *what, FILE **f, Err *err) {
-    const char *dir = getenv("TMPDIR");
-    snprintf(path, size, "%s/lrsh-%s-XXXXXX", dir && *dir ? dir : "/tmp", what);
-    int fd = mkstemp(path);
-    if (fd < 0 || !(*f = fdopen(fd, "w"))) {
-        if (fd >= 0) close(fd);
-        return err_set(err, "cannot create a temporary file in %s: %s", dir && *dir ? dir : "/tmp", strerror(errno));
-    }
-    return 0;
-}
-
-// Run gnuplot on script; its first error line goes into err.
-static int run_gnuplot(const char *gnuplot, const char *script, Err *err) {
-    char log[1100];
-    FILE *lf;
-    if (temp_file(log, sizeof log, "gnuplot-log", &lf, err) != 0) return -1;
-    fclose(lf);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, log, O_WRONLY | O_TRUNC, 0);
-    char *argv[] = {(char *)"gnuplot", (char *)script, NULL};
-    pid_t pid;
-    int rc = posix_spawn(&pid, gnuplot, &fa, NULL, argv, environ), status = 0;
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        unlink(log);
-        return err_set(err, "cannot run %s: %s", gnuplot, strerror(rc));
-    }
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    rc = 0;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        char msg[300] = "";
-        FILE *f = fopen(log, "r");
-        // the last non-empty line says what went wrong
-        for (char line[300]; f && fgets(line, sizeof line, f);)
-            if (line[strspn(line, " \t\r\n^")]) snprintf(msg, sizeof msg, "%s", line + strspn(line, " \t"));
-        if (f) fclose(f);
-        msg[strcspn(msg, "\r\n")] = '\0';
-        rc = err_set(err, "gnuplot failed: %s", msg[0] ? msg : "no message");
-    }
-    unlink(log);
-    return rc;
-}
-
-// An image may be written over only when the file there already is one of its kind (a PNG's
-// signature, an SVG's tag near the start): `plot png=notes.txt` must not replace the notes.
-static int check_image_target(const char *path, int svg, Err *err) {
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return 0;
-    char head[4096] = "";
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(head, 1, sizeof head - 1, f) : 0;
-    if (f) fclose(f);
-    head[n] = '\0';
-    int same = svg ? strstr(head, "<svg") != NULL : n >= 8 && memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0;
-    if (same) return 0;
-    return err_set(err, "%s exists and is not %s image: no image was written (another name, or remove it first)",
-                   path, svg ? "an SVG" : "a PNG");
-}
-
-// gnuplot's color (a linetype number) of series i: a run's validation points ("NAME val") take
-// their run's, every other series the next one.
-static int image_color(const Chart *c, int i) {
-    int color = 0;
-    for (int k = 0; k <= i; k++) {
-        const char *name = c->series[k].name;
-        size_t len = strlen(name);
-        int run = -1;
-        if (c->series[k].points && len > 4 && strcmp(name + len - 4, " val") == 0)
-            for (int j = 0; j < k && run < 0; j++)
-                if (strlen(c->series[j].name) == len - 4 && strncmp(c->series[j].name, name, len - 4) == 0) run = j;
-        if (k == i) return run >= 0 ? image_color(c, run) : color + 1;
-        if (run < 0) color++;
-    }
-    return color;
-}
-
-// Write the chart's data and a script, run gnuplot for each image asked for.
-static int plot_images(Session *s, const Chart *c, const char *field, int log_y, const char *png, const char *svg,
-                       Err *err) {
-    char gnuplot[1100];
-    if (find_gnuplot(gnuplot, sizeof gnuplot) != 0)
-        return err_set(err, "png=/svg= need gnuplot, which is not installed (not found on PATH): `make deps` "
-                       "installs it (Debian: apt-get install gnuplot-nox); the chart above is the terminal version");
-    if ((png && (check_image_name(png, err) != 0 || check_writable_file(png, err) != 0 ||
-                 check_image_target(png, 0, err) != 0)) ||
-        (svg && (check_image_name(svg, err) != 0 || check_writable_file(svg, err) != 0 ||
-                 check_image_target(svg, 1, err) != 0)))
-        return -1;
-    char data[1100], script[1100];
-    FILE *df, *sf;
-    if (temp_file(data, sizeof data, "plot-data", &df, err) != 0) return -1;
-    for (int i = 0; i < c->n; i++) {
-        fprintf(df, "# %s\n", c->series[i].name);
-        for (int k = 0; k < c->series[i].n; k++)
-            if (isfinite(c->series[i].y[k]) && (!log_y || c->series[i].y[k] > 0))
-                fprintf(df, "%.10g %.10g\n", c->series[i].x[k], c->series[i].y[k]);
-        if (c->series[i].n == 0) fprintf(df, "nan nan\n");
-        fprintf(df, "\n\n");
-    }
-    int bad = fclose(df) != 0;
-    if (bad || temp_file(script, sizeof script, "plot-script", &sf, err) != 0) {
-        unlink(data);
-        return bad ? err_set(err, "cannot write the plot data to %s", data) : -1;
-    }
-    const char *targets[2] = {png, svg};
-    for (int t = 0; t < 2; t++) {
-        if (!targets[t]) continue;
-        if (t == 0)
-            fprintf(sf, "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) { set terminal pngcairo size 960,540 noenhanced } "
-                        "else { set terminal png size 960,540 noenhanced }\n");
-        else fprintf(sf, "set terminal svg size 960,540 noenhanced\n");
-        fprintf(sf, "set output ");
-        gp_string(sf, targets[t]);
-        fprintf(sf, "\nset grid\nset key top right\nset xlabel 'step'\n%sset ylabel ", log_y ? "set logscale y\n" : "");
-        gp_string(sf, field);
-        fprintf(sf, "\nplot ");
-        for (int i = 0; i < c->n; i++) {
-            fprintf(sf, "%s", i ? ", " : "");
-            gp_string(sf, data);
-            fprintf(sf, " index %d using 1:2 with %s lc %d title ", i,
-                    c->series[i].points ? "points pt 7 ps 0.8" : "lines lw 2", image_color(c, i));
-            gp_string(sf, c->series[i].name);
-        }
-        fprintf(sf, "\nunset output\n");
-    }
-    bad = fclose(sf) != 0;
-    int rc = bad ? err_set(err, "cannot write the gnuplot script %s", script) : run_gnuplot(gnuplot, script, err);
-    unlink(data);
-    unlink(script);
-    for (int t = 0; t < 2 && rc == 0; t++) {
-        if (!targets[t]) continue;
-        struct stat st;
-        if (stat(targets[t], &st) != 0 || st.st_size == 0)
-            return err_set(err, "gnuplot wrote no %s file at %s", t ? "SVG" : "PNG", targets[t]);
-        char size[32];
-        out_text(s, "wrote %s (%s, %s)\n", targets[t], t ? "SVG" : "PNG", fmt_bytes(size, sizeof size, (double)st.st_size));
-        const char *dot = strrchr(targets[t], '.');
-        if (!dot || strcasecmp(dot, t ? ".svg" : ".png") != 0)   // png=loss.jpg: a viewer may go by the name
-            out_note(s, "note: %s holds %s data whatever its name says (png= writes PNG, svg= SVG)\n", targets[t],
-                     t ? "SVG" : "PNG");
-        cJSON_AddStringToObject(s->result, t ? "svg" : "png", targets[t]);
-    }
-    return rc;
-}
-
 // ---- plot ---------------------------------------------------------------------------------
 
 static const char *field_name(const char *typed) {
@@ -811,7 +625,7 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
             cJSON_AddItemToArray(list, o);
         }
     }
-    if (rc == 0 && (png || svg)) rc = plot_images(s, &c, field, log_y, png, svg, err);
+    if (rc == 0 && (png || svg)) rc = plot_images(s, c.series, c.n, field, log_y, png, svg, err);
     chart_free(&c);
     return rc;
 }

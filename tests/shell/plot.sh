@@ -144,6 +144,14 @@ print(color.get("alpha") == color.get("alpha val") is not None, color.get("alpha
     # written over again: an image of its kind yes, another file no; a name that says otherwise: a note
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/loss.png" 2>&1); rc=$?
     check_status png_over_png 0 $rc
+    # gnuplot stopped midway (here by a file-size limit, as by a full disk): the old image stays
+    # whole, no temporary file stays beside it, and the error says so
+    before=$(cksum < "$TMP/loss.png")
+    out=$( (ulimit -f 8; lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/loss.png svg=$TMP/loss.svg") 2>&1); rc=$?
+    check_status png_cut_short_status nonzero $rc
+    check_contains png_cut_short_says "$out" "gnuplot"
+    check_eq png_cut_short_kept "$before" "$(cksum < "$TMP/loss.png")"
+    check_eq png_cut_short_no_temporary "" "$(ls "$TMP" | grep '\.tmp\.')"
     printf 'my notes\n' > "$TMP/notes.txt"
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/notes.txt" 2>&1); rc=$?
     check_status png_over_text_status nonzero $rc
