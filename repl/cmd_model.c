@@ -256,6 +256,7 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     o.next = (TrainShape){s->batch, s->seq, s->accum};   // what the next `train` takes: a resume goes on the same
     o.has_next_seed = 1, o.next_seed = s->seed;           // and evaluates on the same batches
     if (s->has_data) o.data_tokens = s->data.n_tokens, o.data_train = s->data.n_train;   // of the same data
+    else o.data_tokens = s->resume_data_tokens, o.data_train = s->resume_data_train;    // a loaded file's, kept
     if (s->has_ensemble) return save_ensemble(s, path, &o, err);
     const Tokenizer *tok = s->model_tok ? s->model_tok : s->tok;   // the one the model reads its ids with
     if (tok && tokenizer_vocab_size(tok) > s->model.cfg.vocab) {

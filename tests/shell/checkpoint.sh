@@ -207,6 +207,10 @@ out=$(lrsh -c "model load $ev; data load val=0.2; train steps=1; train steps=1" 
 check_contains resume_other_data_note "$out" "note: the loaded model was training on data of"
 check_eq resume_other_data_once 1 "$(printf '%s\n' "$out" | grep -c 'was training on data of')"
 check_not_contains resume_same_data_no_note "$(lrsh -c "model load $ev; data load; train steps=1" 2>&1)" "was training on data of"
+# a file loaded and saved again with no data loaded keeps the data size it had
+lrsh -q -c "model load $ev; model save $TMP/resaved.st" >/dev/null 2>&1
+out=$(lrsh -c "model load $TMP/resaved.st; data load val=0.2; train steps=1" 2>&1)
+check_contains resaved_keeps_data_size "$out" "note: the loaded model was training on data of"
 out=$(lrsh -c "$prep; set errexit off; set seq 100; show" 2>&1)
 check_contains set_seq_refused_at_set "$out" "seq=0 errexit"
 check_contains set_seq_too_long "$out" "\`set seq 100\` is longer than this model's context (64): \`set seq 0\` uses the context"
