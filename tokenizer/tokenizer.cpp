@@ -7,6 +7,7 @@
 #include <sentencepiece_trainer.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -268,6 +269,45 @@ static std::unordered_map<std::string, std::string> train_args(const char *path,
     };
 }
 
+// The child's pipe, for child_terminate.
+static const char out_of_memory[] = ": out of memory (a smaller vocab=, a smaller corpus, or more memory)";
+static int child_fd = -1;
+static const char *child_path;
+
+static void write_all(int fd, const std::string &out) {
+    for (size_t at = 0; at < out.size();) {
+        ssize_t n = write(fd, out.data() + at, out.size() - at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) _exit(1);
+        at += (size_t)n;
+    }
+}
+
+// An exception thrown in one of SentencePiece's worker threads is not ours to catch: it ends in
+// std::terminate, which printed "terminate called after throwing …" and ended the child by
+// SIGABRT. Send what it was as the error line instead (std::bad_alloc: out of memory), without
+// allocating: memory may be what ran out.
+[[noreturn]] static void child_terminate() {
+    static std::atomic_flag once = ATOMIC_FLAG_INIT;
+    if (once.test_and_set()) for (;;) pause();   // another thread is reporting: it ends the process
+    const char *why = "";
+    try {
+        if (std::exception_ptr e = std::current_exception()) std::rethrow_exception(e);
+    } catch (const std::bad_alloc &) {
+        why = out_of_memory;
+    } catch (...) {
+    }
+    static char msg[1200];
+    int n = snprintf(msg, sizeof msg, "%c%s: tokenizer training failed%s", 1, child_path, why);
+    for (int at = 0; n > 0 && at < n && at < (int)sizeof msg - 1;) {
+        ssize_t k = write(child_fd, msg + at, (size_t)(n - at));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        at += (int)k;
+    }
+    _exit(1);
+}
+
 // The child's side: train, then write one status byte and the model (0) or the error line (1)
 // to fd. It never returns: _exit, so that none of the parent's buffers or exit handlers run twice.
 [[noreturn]] static void train_child(int fd, pid_t parent, const char *path, int vocab, TokenizerType type) {
@@ -276,6 +316,8 @@ static std::unordered_map<std::string, std::string> train_args(const char *path,
     signal(SIGINT, SIG_IGN);   // Ctrl-C is the parent's to act on: it kills this process
     signal(SIGTERM, SIG_DFL);  // not the parent's handler, which would remove the parent's temporary files
     signal(SIGHUP, SIG_DFL);
+    child_fd = fd, child_path = path;
+    std::set_terminate(child_terminate);
     std::string out(1, '\0');
     try {
         sentencepiece::logging::SetMinLogLevel(3);  // silence INFO/WARNING/ERROR: errors come back as status
@@ -289,17 +331,14 @@ static std::unordered_map<std::string, std::string> train_args(const char *path,
             train_error(path, vocab, one_line(st.message()), &e);
             out = std::string(1, '\1') + e.msg;
         }
+    } catch (const std::bad_alloc &) {
+        out = std::string(1, '\1') + path + ": tokenizer training failed" + out_of_memory;
     } catch (const std::exception &e) {
         out = std::string(1, '\1') + path + ": tokenizer training failed: " + e.what();
     } catch (...) {
         out = std::string(1, '\1') + path + ": tokenizer training failed";
     }
-    for (size_t at = 0; at < out.size();) {
-        ssize_t n = write(fd, out.data() + at, out.size() - at);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) _exit(1);
-        at += (size_t)n;
-    }
+    write_all(fd, out);
     _exit(0);
 }
 

@@ -58,6 +58,18 @@ own_cache=$("$LRSH" --json -c "tok load $model; data load $TMP/own2.txt" 2>/dev/
 out=$( (echo "tok load $model; data load $TMP/own2.txt; model new tiny dim=32 seq=16; train steps=100000 batch=2 eval_every=1 eval_batches=50") |
        "$LRSH" 2>&1 & sleep 3; truncate -s 64 "$own_cache"; wait)
 check_contains cache_rewritten_in_train_eval "$out" "of 100000 steps)"
+# tok train short of memory (an exception in one of SentencePiece's threads): one error line
+# saying so, not "terminate called …" and a signal
+if lrsh_has_asan; then
+    skip tok_train_out_of_memory "ulimit -v under AddressSanitizer"
+else
+    out=$( (ulimit -v 420000; timeout 120 "$LRSH" --threads 1 -c "tok train vocab=8000 out=$TMP/oom.model") 2>&1); rc=$?
+    if [ $rc -eq 0 ]; then skip tok_train_out_of_memory "it fit in 420 MB of address space here"
+    else
+        check_contains tok_train_out_of_memory "$out" "tokenizer training failed: out of memory"
+        check_not_contains tok_train_out_of_memory_no_terminate "$out" "terminate called"
+    fi
+fi
 # tok load and tok train of a pipe: one error line, no wait for a writer; of a folder: no announcement first
 mkfifo "$TMP/fifo.txt"
 out=$(timeout 20 "$LRSH" -c "tok load $TMP/fifo.txt" 2>&1); rc=$?
