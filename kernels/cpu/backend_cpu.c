@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <cblas.h>
 #if defined(__SSE__)
@@ -33,17 +34,36 @@ static void *cpu_alloc(size_t bytes) {
 
 static void cpu_release(void *ptr) { free(ptr); }
 
-// MemAvailable from /proc/meminfo: Linux overcommits, so a too-large allocation would succeed
-// and the process be killed later, when its pages are touched. Callers check first.
-static size_t cpu_mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
+// The first number after key in file (a /proc or cgroup file), scaled; 0 when absent.
+static size_t read_number(const char *file, const char *key, size_t scale) {
+    FILE *f = fopen(file, "r");
     char line[256];
-    size_t kb = 0;
+    size_t n = 0, klen = strlen(key);
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+        if (strncmp(line, key, klen) == 0 && sscanf(line + klen, " %zu", &n) == 1) break;
     if (f) fclose(f);
-    if (kb == 0) return (size_t)sysconf(_SC_AVPHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
-    return kb * 1024;
+    return n * scale;
+}
+
+// What this process may still allocate. Linux overcommits, so a too-large allocation would
+// succeed and the process be killed later, when its pages are touched: callers check first.
+// MemAvailable from /proc/meminfo, or less where an address-space limit (ulimit -v) or the
+// cgroup's memory limit (a container's) leaves less.
+static size_t cpu_mem_available(void) {
+    size_t avail = read_number("/proc/meminfo", "MemAvailable:", 1024);
+    if (avail == 0) avail = (size_t)sysconf(_SC_AVPHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_AS, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
+        size_t mapped = read_number("/proc/self/statm", "", (size_t)sysconf(_SC_PAGESIZE));   // the address space in use
+        size_t left = lim.rlim_cur > mapped ? lim.rlim_cur - mapped : 0;
+        if (left < avail) avail = left;
+    }
+    size_t max = read_number("/sys/fs/cgroup/memory.max", "", 1);   // "max" (no limit) reads as 0
+    if (max) {
+        size_t used = read_number("/sys/fs/cgroup/memory.current", "", 1), left = max > used ? max - used : 0;
+        if (left < avail) avail = left;
+    }
+    return avail;
 }
 
 // On the CPU "device" and host memory are the same: every transfer is a memmove (which,

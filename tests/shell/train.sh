@@ -70,6 +70,16 @@ else
         check_not_contains tok_train_out_of_memory_no_terminate "$out" "terminate called"
     fi
 fi
+# a model larger than an address-space limit (ulimit -v): refused before allocating, and the
+# memory it says is available is what the limit leaves, not the machine's
+if lrsh_has_asan; then
+    skip model_too_large_for_limit "ulimit -v under AddressSanitizer"
+else
+    out=$( (ulimit -v 600000; timeout 120 "$LRSH" --threads 1 -c "model new base vocab=32000 layers=24") 2>&1); rc=$?
+    check_status model_too_large_for_limit_status 1 $rc
+    avail=$(printf '%s\n' "$out" | sed -n 's/.*but only \([0-9.]*\) MB are available.*/\1/p')
+    check_eq model_too_large_for_limit "below 600 MB" "$(python3 -c 'import sys; print("below 600 MB" if sys.argv[1] and float(sys.argv[1]) < 600 else "got: " + sys.argv[2])' "$avail" "$out")"
+fi
 # tok load and tok train of a pipe: one error line, no wait for a writer; of a folder: no announcement first
 mkfifo "$TMP/fifo.txt"
 out=$(timeout 20 "$LRSH" -c "tok load $TMP/fifo.txt" 2>&1); rc=$?
