@@ -80,12 +80,18 @@ int tempfile_name(char *out, size_t cap, const char *path) {
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 int atomic_file_open(AtomicFile *af, const char *path, mode_t mode, const char **what) {
     const char *ignored;
     if (!what) what = &ignored;
     af->f = NULL;
     *what = "the path is too long";
     if (strlen(path) >= sizeof af->path || tempfile_name(af->tmp, sizeof af->tmp, path) != 0) return ENAMETOOLONG;
+    const char *slash = strrchr(path, '/');
+    *what = "the file name is longer than " STR(NAME_MAX) " bytes, the most a file system takes";
+    if (strlen(slash ? slash + 1 : path) > NAME_MAX) return ENAMETOOLONG;   // else found only at the rename, all written
     memcpy(af->path, path, strlen(path) + 1);
     tempfile_remove_stale(path);   // a writer killed outright (SIGKILL) left PATH.tmp.PID: its PID is gone
     unlink(af->tmp);               // ours from an earlier process of this PID, if any

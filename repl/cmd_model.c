@@ -273,8 +273,8 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     // a step can leave NaN in the parameters that only the next step notices: said now, not
     // at the next load of a file that may have replaced a good one
     if (!isfinite(s->be->sumsq(s->model.params, (long)s->model.n_params)))
-        out_warning(s, "the model holds NaN or infinite values (the last update broke it; the next `step` rolls it "
-                       "back): saved as it is");
+        out_warning(s, "the model holds NaN or infinite values (from the file it was loaded from, or from the last "
+                       "update, which the next `step` rolls back): saved as it is");
     struct stat st;
     double bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
     int step = tr ? tr->step : s->resume.step, optim = tr && o.include_optim;

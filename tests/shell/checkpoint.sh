@@ -173,6 +173,9 @@ check_eq tok_train_dangling_kept yes "$([ -L "$TMP/dangling.model" ] && echo yes
 long_name="$TMP/$(python3 -c "print('n' * 250)")"
 out=$(lrsh --json -c "model new tiny seq=16 vocab=512; optim spectron; model save $long_name; model load $long_name" 2>/dev/null)
 check_eq long_name_saved "null null" "$(printf '%s\n' "$out" | grep '"command":"model save"' | json_field optimizer) $(printf '%s\n' "$out" | grep '"command":"model load"' | json_field optimizer)"
+# a name of 256 bytes: refused before anything is written (the rename found it, the file written)
+check_contains name_too_long_refused "$(lrsh -c "model new tiny seq=16 vocab=512; model save ${long_name}nnnnnn" 2>&1)" "the file name is longer than 255 bytes"
+check_eq name_too_long_nothing_left "" "$(ls "$TMP" | grep -E 'nnnnnn\.tmp|lrsh\.tmp')"
 # model load and plot from= of a pipe: refused at once (open waited for a writer for ever)
 mkfifo "$TMP/ckpt.fifo"
 out=$(timeout 30 "$LRSH" -c "model load $TMP/ckpt.fifo" 2>&1); rc=$?
