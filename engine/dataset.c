@@ -496,25 +496,27 @@ int dataset_window_fits(const Dataset *ds, int split, int T, Err *err) {
 // The cache is mapped: another program cutting it short while a batch is copied makes the read
 // fault (SIGBUS), which would end the session and its unsaved training. The copy runs under a
 // guard that turns that fault into an error; a fault anywhere else goes on to the handler there
-// was before (restored, the faulting read runs again and reaches it).
+// was before (restored, the faulting read runs again and reaches it; the guard is installed
+// again at the next batch, should the process live on).
 static _Thread_local sigjmp_buf *bus_jump;   // set while this thread copies from a mapping
 static struct sigaction bus_before;
+static volatile sig_atomic_t bus_installed;  // the batches come from the shell's thread
 
 static void on_sigbus(int sig, siginfo_t *info, void *ctx) {
     (void)sig, (void)info, (void)ctx;
     if (bus_jump) siglongjmp(*bus_jump, 1);
     sigaction(SIGBUS, &bus_before, NULL);
+    bus_installed = 0;
 }
 
 static void bus_guard_install(void) {
-    static int installed;   // once per process: the batches come from the shell's thread
-    if (installed) return;
+    if (bus_installed) return;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_sigbus;
     sa.sa_flags = SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
-    installed = sigaction(SIGBUS, &sa, &bus_before) == 0;
+    bus_installed = sigaction(SIGBUS, &sa, &bus_before) == 0;
 }
 
 // B windows of T+1 tokens drawn from [start, start+len) into tokens[B][T+1].

@@ -166,11 +166,10 @@ static void linear_group_backward(const Model *m, const LinearGroup *g, float *d
 // ---------------------------------------------------------------------------------------------
 // subnetwork masks (Model.subnet): zeroing runs of columns of an activation or its gradient
 
-// x[:, c0:c0+nc] = 0 for x (rows×ld) as C = zeros(rows×1)·zeros(1×nc) with beta = 0: the Backend
-// has no strided fill, and one GEMM per run keeps masking device-agnostic.
+// x[:, c0:c0+nc] = 0 for x (rows×ld): a row of zeros copied into every row (add_matrix with
+// the zeros' row stride 0 and beta = 0, which ignores what x held, NaN included).
 static void zero_columns(const Model *m, float *x, int rows, int ld, int c0, int nc) {
-    const float *z = m->acts->zeros;
-    m->be->gemm(0, 0, rows, nc, 1, 1.0f, z, 1, z, nc, 0.0f, x + c0, ld);
+    m->be->add_matrix(x + c0, ld, m->acts->zeros, 0, rows, nc, 0.0f);
 }
 
 // x(rows × count·group): zero the columns of every unit u with keep[u] == 0, a run at a time.

@@ -196,6 +196,7 @@ struct Backend {
 const Backend *backend_cpu(int threads);
 
 // The CUDA backend on the first visible GPU, or NULL with a one-line reason in why (no device,
-// no driver, an unsupported card, or a build without CUDA); present in every build.
+// no driver, an unsupported card, or a build without CUDA); present in every build. On success
+// why holds a warning to show ("" when none: an LRSH_CUDA_* variable it did not understand).
 // kernels/cuda/backend_cuda.h has its error check, synchronization and precision controls.
 const Backend *backend_cuda(char *why, size_t cap);

@@ -1,5 +1,6 @@
 // cmd_optim.c — the optimizer commands and the Spectron view: optim (options come from the
-// engine, per optimizer), the per-matrix diagnostics table of `step`, and inspect.
+// engine, per optimizer), the per-matrix diagnostics table of `step`, and inspect (here, not in
+// cmd_inspect.c: it prints the same table, sorted and marked).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,15 +340,18 @@ static void sort_rows(const MatrixDiag **rows, int n, const char *key) {
     }
 }
 
-int cmd_inspect(Session *s, const Args *a, Err *err) {
-    if (session_need_model(s, err) != 0 || ensemble_refuse_single_model(s, "inspect", err) != 0) return -1;
-    if (s->has_trainer && trainer_rolled_back(&s->trainer)) {   // a state to report, not a failure: a script goes on
+// Why there is nothing to inspect yet, or 0 with *reported set when there is a state to
+// report instead of a table (a rollback: not a failure, so a script goes on).
+static int inspect_ready(Session *s, int *reported, Err *err) {
+    *reported = 0;
+    if (s->has_trainer && trainer_rolled_back(&s->trainer)) {
         out_text(s, "no diagnostics: a divergence rolled the model back to step %d (its last update was undone); the "
                     "next `step` measures again\n", s->trainer.step);
         cJSON_AddArrayToObject(s->result, "matrices");
         cJSON_AddNumberToObject(s->result, "step", s->trainer.step);
         cJSON_AddBoolToObject(s->result, "measured", 0);
         cJSON_AddBoolToObject(s->result, "rolled_back", 1);
+        *reported = 1;
         return 0;
     }
     if (!s->has_trainer || s->trainer.opt.t == 0) {
@@ -367,6 +371,38 @@ int cmd_inspect(Session *s, const Args *a, Err *err) {
     if (!seen)
         return err_set(err, "no update in this session yet (the loaded optimizer state carries no diagnostics): run "
                             "`step` first; inspect shows the last step's diagnostics");
+    return 0;
+}
+
+// The last line: the largest ‖ΔW‖₂/η against Spectron's bound of 1, and what explains it.
+static void inspect_verdict(Session *s, const OptimConfig *cfg, const MatrixDiag *worst) {
+    if (!worst) {
+        cJSON_AddNullToObject(s->result, "max_dw_over_eta");
+        return;
+    }
+    double decay = 2.0 * cfg->wd * worst->w_norm;   // weight decay's share of ‖ΔW‖₂/η, outside the bound
+    char verdict[160];
+    if (strcmp(cfg->name, "spectron") != 0)   // the bound is Spectron's: other optimizers are measured against it
+        snprintf(verdict, sizeof verdict, "%s, Spectron's bound; %s does not bound ‖ΔW‖₂",
+                 worst->dw_over_eta <= 1.3f ? "within 1" : "above 1", cfg->name);
+    else if (worst->dw_over_eta <= 1.3f)
+        snprintf(verdict, sizeof verdict, "within Spectron's bound (≤ 1, up to Newton–Schulz's slack)");
+    else if (decay > 0.3 * worst->dw_over_eta)
+        snprintf(verdict, sizeof verdict, "above Spectron's bound of 1, mostly weight decay's 2·wd·‖W‖₂ = %.3g, "
+                 "which the bound does not cover", decay);
+    else
+        snprintf(verdict, sizeof verdict, "above Spectron's bound of 1");
+    out_text(s, "max ‖ΔW‖₂/η %.3g (%s): %s\n", worst->dw_over_eta, worst->name, verdict);
+    json_add_real(s->result, "max_dw_over_eta", worst->dw_over_eta);
+    cJSON_AddStringToObject(s->result, "worst", worst->name);
+}
+
+int cmd_inspect(Session *s, const Args *a, Err *err) {
+    if (session_need_model(s, err) != 0 || ensemble_refuse_single_model(s, "inspect", err) != 0) return -1;
+    int reported;
+    if (inspect_ready(s, &reported, err) != 0) return -1;
+    if (reported) return 0;
+    const Optimizer *o = &s->trainer.opt;
     int top = (int)args_int(a, "top", 3);
     const char *by = args_str(a, "sort", "dw_over_eta");
     const MatrixDiag **rows = malloc(sizeof *rows * (size_t)o->n_diag);
@@ -405,25 +441,7 @@ int cmd_inspect(Session *s, const Args *a, Err *err) {
     cJSON_AddStringToObject(s->result, "optim", o->cfg.name);
     cJSON_AddStringToObject(s->result, "sort", by);
     cJSON_AddBoolToObject(s->result, "measured", measured);
-    if (worst) {
-        double decay = 2.0 * o->cfg.wd * worst->w_norm;   // weight decay's share of ‖ΔW‖₂/η, outside the bound
-        char verdict[160];
-        if (strcmp(o->cfg.name, "spectron") != 0)   // the bound is Spectron's: other optimizers are measured against it
-            snprintf(verdict, sizeof verdict, "%s, Spectron's bound; %s does not bound ‖ΔW‖₂",
-                     worst->dw_over_eta <= 1.3f ? "within 1" : "above 1", o->cfg.name);
-        else if (worst->dw_over_eta <= 1.3f)
-            snprintf(verdict, sizeof verdict, "within Spectron's bound (≤ 1, up to Newton–Schulz's slack)");
-        else if (decay > 0.3 * worst->dw_over_eta)
-            snprintf(verdict, sizeof verdict, "above Spectron's bound of 1, mostly weight decay's 2·wd·‖W‖₂ = %.3g, "
-                     "which the bound does not cover", decay);
-        else
-            snprintf(verdict, sizeof verdict, "above Spectron's bound of 1");
-        out_text(s, "max ‖ΔW‖₂/η %.3g (%s): %s\n", worst->dw_over_eta, worst->name, verdict);
-        json_add_real(s->result, "max_dw_over_eta", worst->dw_over_eta);
-        cJSON_AddStringToObject(s->result, "worst", worst->name);
-    } else {
-        cJSON_AddNullToObject(s->result, "max_dw_over_eta");
-    }
+    inspect_verdict(s, &o->cfg, worst);
     free(rows);
     return 0;
 }

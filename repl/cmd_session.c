@@ -328,7 +328,7 @@ int cmd_show(Session *s, const Args *a, Err *err) {
 // ---- set ----------------------------------------------------------------------------------
 
 // The backend called name ("cpu" or "cuda"), or NULL with the reason it cannot be had.
-static const Backend *backend_named(const Session *s, const char *name, Err *err) {
+static const Backend *backend_named(Session *s, const char *name, Err *err) {
     if (strcmp(name, "cuda") != 0) {
         const Backend *be = backend_cpu(s->threads);
         if (!be) err_set(err, "the CPU backend could not start");
@@ -337,6 +337,7 @@ static const Backend *backend_named(const Session *s, const char *name, Err *err
     char why[256];
     const Backend *be = backend_cuda(why, sizeof why);
     if (!be) err_set(err, "CUDA is not available: %s — still computing on %s", why, s->be->name);
+    else if (why[0]) out_warning(s, "%s", why);
     return be;
 }
 

@@ -418,6 +418,7 @@ int main(int argc, char **argv) {
             session_free(&s);
             return EXIT_USAGE;
         }
+        if (why[0]) out_warning(&s, "%s", why);
         if (session_apply_gpu_settings(&s, &err) != 0) {
             startup_error(&s, "--device cuda: %s", err.msg);
             session_free(&s);

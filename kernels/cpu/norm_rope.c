@@ -90,9 +90,9 @@ static float *rope_table(int T, int hd, int pos0, float theta) {
     return table;
 }
 
-// out = R·in per pair: (x0, x1) → (x0·cos − x1·sin, x0·sin + x1·cos). In place is fine:
-// each pair is read completely before it is written.
-void cpu_rope_forward(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta) {
+// out = R(sign·angle)·in per pair: (x0, x1) → (x0·cos − x1·s, x0·s + x1·cos), s = sign·sin.
+// In place is fine: each pair is read completely before it is written.
+static void rope_rotate(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta, float sign) {
     float *table = rope_table(T, hd, pos0, theta);              // (T, hd/2, 2)
     if (!table) {   // T·hd floats: up to 64 MB
         cpu_fail("rope: out of memory for the cos/sin table");
@@ -109,7 +109,7 @@ void cpu_rope_forward(float *out, const float *in, int B, int T, int H, int hd, 
                 float *y = out + base;                          // (hd)
                 #pragma omp simd
                 for (int i = 0; i < half; i++) {
-                    float c = cs[2 * i], s = cs[2 * i + 1];
+                    float c = cs[2 * i], s = sign * cs[2 * i + 1];
                     float x0 = x[2 * i], x1 = x[2 * i + 1];
                     y[2 * i] = x0 * c - x1 * s;
                     y[2 * i + 1] = x0 * s + x1 * c;
@@ -119,32 +119,14 @@ void cpu_rope_forward(float *out, const float *in, int B, int T, int H, int hd, 
     free(table);
 }
 
+// out = R·in: each pair rotated by its position's angle.
+void cpu_rope_forward(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta) {
+    rope_rotate(out, in, B, T, H, hd, pos0, theta, 1.0f);
+}
+
 // din = Rᵀ·dout: the rotation by −angle (written, not added; in place is fine).
 void cpu_rope_backward(float *din, const float *dout, int B, int T, int H, int hd, int pos0, float theta) {
-    float *table = rope_table(T, hd, pos0, theta);              // (T, hd/2, 2)
-    if (!table) {
-        cpu_fail("rope: out of memory for the cos/sin table");
-        return;
-    }
-    int half = hd / 2;
-    #pragma omp parallel for collapse(2) schedule(static) if ((long)B * T * H * hd >= CPU_PARALLEL_MIN)
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const float *cs = table + (long)t * half * 2;       // (hd/2, 2)
-            for (int h = 0; h < H; h++) {
-                long base = (((long)b * T + t) * H + h) * hd;
-                const float *dy = dout + base;                  // (hd)
-                float *dx = din + base;                         // (hd)
-                #pragma omp simd
-                for (int i = 0; i < half; i++) {
-                    float c = cs[2 * i], s = cs[2 * i + 1];
-                    float d0 = dy[2 * i], d1 = dy[2 * i + 1];
-                    dx[2 * i] = d0 * c + d1 * s;
-                    dx[2 * i + 1] = -d0 * s + d1 * c;
-                }
-            }
-        }
-    free(table);
+    rope_rotate(din, dout, B, T, H, hd, pos0, theta, -1.0f);
 }
 
 // The decoded token's q and k rotated at *pos (a plain pointer here: the CPU's memory is the

@@ -715,7 +715,8 @@ static int on_off(const char *name) {   // the spellings the shell's settings ta
 static int env_switch(const char *var, int by_default) {
     const char *value = getenv(var);
     int on = value ? on_off(value) : by_default;
-    if (on < 0) fprintf(stderr, "lrsh: %s=%s unknown (on or off): using %s\n", var, value, by_default ? "on" : "off");
+    if (on < 0)
+        snprintf(cuda.note, sizeof cuda.note, "%s=%s unknown (on or off): using %s", var, value, by_default ? "on" : "off");
     return on < 0 ? by_default : on;
 }
 
@@ -796,7 +797,8 @@ static int init(char *why, size_t cap) {
     cuda.sync_each_launch = sync && sync[0] == '1';
     cuda.attention = ATTENTION_GEMM;
     if (attention && choose_attention(attention) != 0)
-        fprintf(stderr, "lrsh: LRSH_CUDA_ATTENTION=%s unknown (gemm, rows or flash): using gemm\n", attention);
+        snprintf(cuda.note, sizeof cuda.note, "LRSH_CUDA_ATTENTION=%s unknown (gemm, rows or flash): using gemm",
+                 attention);
     cuda.compute = CUBLAS_COMPUTE_32F;
     cuda.precision = "fp32";
     cuda.error[0] = 0;
@@ -808,7 +810,8 @@ static int init(char *why, size_t cap) {
 
 extern "C" const Backend *backend_cuda(char *why, size_t cap) {
     if (!cuda.ready && init(why, cap)) return NULL;
-    if (why && cap) why[0] = 0;
+    if (why && cap) snprintf(why, cap, "%s", cuda.note);   // the shell says it: kernels print nothing
+    cuda.note[0] = 0;
     return &cuda_backend;
 }
 

@@ -56,6 +56,7 @@ typedef struct CudaState {
     int sync_each_launch;      // LRSH_CUDA_SYNC=1
     AttentionMode attention;   // LRSH_CUDA_ATTENTION=gemm|rows|flash (attention.cu)
     char error[768];           // the first error, "" when none
+    char note[256];            // said once by backend_cuda: an environment switch it did not understand
     char description[400];      // prop.name is up to 256 bytes
 } CudaState;
 
