@@ -43,6 +43,10 @@ int ensemble_build(Ensemble *e, const ModelConfig *cfg, const Backend *be, const
         be = spec->from->be;
     }
     if (!cfg || !be) return err_set(err, "ensemble: no model config");
+    const Trainer *cont = spec->from ? spec->from_trainer : NULL;
+    if (cont && cont->opt.cfg.kind != opt->kind)
+        return err_set(err, "ensemble: member 0 would continue %s's state with %s", cont->opt.cfg.name, opt->name);
+    int start = cont ? cont->step : spec->start_step;   // the members step together
     Ensemble t;
     memset(&t, 0, sizeof t);
     t.k = k;
@@ -78,7 +82,11 @@ int ensemble_build(Ensemble *e, const ModelConfig *cfg, const Backend *be, const
         if (rc == 0) {
             rc = trainer_build(&t.trainers[i], &t.members[i], opt, spec->data_seeds[i], err);
             if (rc) model_free(&t.members[i]);
-            else t.trainers[i].step = spec->start_step;
+            else t.trainers[i].step = start;
+        }
+        if (rc == 0 && i == 0 && spec->from) {   // member 0 goes on as the model would have
+            if (cont) trainer_take_state(&t.trainers[0], cont);
+            else t.trainers[0].shape = spec->start_shape;
         }
         if (rc == 0) built++;
     }

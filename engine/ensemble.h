@@ -57,7 +57,10 @@ typedef struct EnsembleSpec {
     const uint64_t *data_seeds;  // k entries: member i's batch sampler seed (Trainer.data_rng)
     int same_init;               // 1: every member starts from member 0's weights
     const Model *from;           // non-NULL: member 0 starts from a copy of its weights
+    const Trainer *from_trainer; // non-NULL (with from): member 0 continues it — its optimizer
+                                 // state, step, data position and batch shape (trainer_take_state)
     int start_step;              // the members' trainers start at this step (lr schedule position)
+    TrainShape start_shape;      // member 0's last update's batches, without from_trainer
     uint64_t mix_seed;           // seed of the shuffle's generator
 } EnsembleSpec;
 

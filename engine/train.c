@@ -100,6 +100,18 @@ void trainer_continue(Trainer *to, const Trainer *from) {
     to->has_good = 1;
 }
 
+void trainer_take_state(Trainer *to, const Trainer *from) {
+    const Backend *be = to->model->be;
+    size_t n = to->model->n_params;
+    be->copy(to->opt.m, from->opt.m, n * sizeof(float));
+    be->copy(to->opt.v, from->opt.v, n * sizeof(float));
+    if (to->opt.n_vec) be->copy(to->opt.vec, from->opt.vec, to->opt.n_vec * sizeof(float));
+    to->opt.t = from->opt.t;
+    to->step = from->step;
+    to->data_rng = from->data_rng;
+    to->shape = from->shape;
+}
+
 int trainer_roll_back(Trainer *tr) {
     if (!tr->has_good) return -1;
     Model *m = tr->model;

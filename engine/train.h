@@ -89,6 +89,11 @@ int trainer_roll_back(Trainer *tr);
 // state, as if this optimizer had been chosen there — so a divergence right after a switch
 // still undoes the old optimizer's last update.
 void trainer_continue(Trainer *to, const Trainer *from);
+// `to`, just built with from's optimizer on a model of the same layout (a copy of from's model),
+// takes from's optimizer state (moments, power-iteration vectors, update count), step, data
+// position and batch shape, so that it goes on as `from` would. Not its rollback point or
+// history: those describe from's model, and an ensemble's members must roll back together.
+void trainer_take_state(Trainer *to, const Trainer *from);
 // The trainer stands at its rollback point: the last thing it did was a rollback (an update
 // moves it past the point, and the next update takes a new one).
 static inline int trainer_rolled_back(const Trainer *tr) { return tr->has_good && tr->step == tr->good.step; }

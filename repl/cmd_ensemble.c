@@ -95,6 +95,9 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
         if (s->has_trainer) data[0] = s->trainer.data_rng, sp.start_step = s->trainer.step;
         else if (s->resume.step > 0) sp.start_step = s->resume.step, data[0] = s->resume.data_rng ? s->resume.data_rng : data[0];
         sp.from = &s->model;
+        // its optimizer state too: member 0 is the model going on, not a restart with zero moments
+        if (s->has_trainer) sp.from_trainer = &s->trainer;
+        else sp.start_shape = s->resume.shape;
     }
     const OptimConfig *oc = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
     // before building, the least the members hold (a clear refusal, not the first allocation that
@@ -116,13 +119,16 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     snprintf(run, sizeof run, "ensemble-%ld", k);
     runlog_end(&s->runs);
     runlog_name_next(&s->runs, run);
-    if (k > 1 && !same && oc->warmup > 0 && sp.start_step >= oc->warmup)
+    if (k > 1 && oc->warmup > 0 && sp.start_step >= oc->warmup)
     {
-        char fresh[32];   // "member 1", "members 1–3"
-        if (k == 2) snprintf(fresh, sizeof fresh, "member 1 is");
-        else snprintf(fresh, sizeof fresh, "members 1–%ld are", k - 1);
-        out_note(s, "note: the members start at step %d, past %s's warm-up: %s fresh and take%s the full lr at once "
-                    "(`model new` first starts everything at step 0)\n", sp.start_step, oc->name, fresh, k == 2 ? "s" : "");
+        // fresh moments: the members after 0 always, member 0 too when no trainer had any
+        char fresh[80];
+        if (!sp.from_trainer) snprintf(fresh, sizeof fresh, "every member has fresh moments (the model had no "
+                                       "optimizer state) and takes");
+        else if (k == 2) snprintf(fresh, sizeof fresh, "member 1 has fresh moments and takes");
+        else snprintf(fresh, sizeof fresh, "members 1–%ld have fresh moments and take", k - 1);
+        out_note(s, "note: the members start at step %d, past %s's warm-up: %s the full lr at once "
+                    "(`model new` first starts everything at step 0)\n", sp.start_step, oc->name, fresh);
     }
     size_t bytes = ensemble_bytes(&e, s->batch, s->model.cfg.seq);
     char mem[32];

@@ -514,8 +514,10 @@ const CmdSpec commands[] = {
     {.name = "ensemble", .sub = "new", .family = "ensembles", .args = "K [seeds=S0,S1,…] [same_init=on|off]",
      .summary = "K members of the current model config, trained together by `train` (WASH, PAPA)",
      .help = "Each member has its own Model, optimizer state (of the optimizer set now), seed and data\n"
-             "order. Without seeds=, member 0 starts from the current model (and continues its data\n"
-             "stream and step); member i's initialization seed is the model's seed + i and its data\n"
+             "order. Without seeds=, member 0 is the current model going on: its weights and its\n"
+             "trainer's optimizer state, step and data stream (a model with no trainer yet: its\n"
+             "step and data stream, fresh moments); the others start at that step with fresh\n"
+             "moments; member i's initialization seed is the model's seed + i and its data\n"
              "seed the session seed + i. seeds= gives every member its own initialization and data\n"
              "seed. same_init=on starts every member from member 0's weights. Memory grows by K\n"
              "models with their gradients and optimizer state (`model info` shows it). Until\n"

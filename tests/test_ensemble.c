@@ -99,6 +99,44 @@ static void adamw_counted(float *p, const float *g, float *m, float *v, long n, 
     if (++adamw_calls == adamw_fail_at) pending_failure = "k_adamw: an illegal memory access";
 }
 
+// Member 0 built from a trained model and its trainer goes on as that trainer would: the same
+// losses and parameters, bit for bit (it restarted with zero moments and t = 0); the other
+// members stand at its step.
+static void test_member0_continues_the_trainer(void) {
+    Err err;
+    ModelConfig c = micro_config(3);
+    c.seed = 21;
+    OptimConfig oc = adamw();
+    Dataset ds = member_data(4000, c.vocab);
+    Model m;
+    Trainer tr;
+    CHECK_OK(model_build(&m, &c, be, &err));
+    CHECK_OK(trainer_build(&tr, &m, &oc, 77, &err));
+    for (int i = 0; i < 3; i++) CHECK_OK(trainer_step(&tr, &ds, 2, 8, 1, NULL, &err));
+    uint64_t is[2] = {21, 22}, dseed[2] = {tr.data_rng, 78};
+    Ensemble e;
+    EnsembleSpec sp = {.k = 2, .init_seeds = is, .data_seeds = dseed, .from = &m, .from_trainer = &tr, .mix_seed = 3};
+    CHECK_OK(ensemble_build(&e, &c, be, &oc, &sp, &err));
+    CHECK(e.trainers[0].opt.t == 3 && e.trainers[0].step == 3 && e.trainers[1].step == 3 && e.trainers[1].opt.t == 0,
+          "member 0 at t=3, step 3 (got t=%d, step %d); member 1 fresh at step 3 (t=%d, step %d)", e.trainers[0].opt.t,
+          e.trainers[0].step, e.trainers[1].opt.t, e.trainers[1].step);
+    for (int i = 0; i < 3; i++) {
+        StepStats a;
+        EnsembleStepStats b;
+        CHECK_OK(trainer_step(&tr, &ds, 2, 8, 1, &a, &err));
+        CHECK_OK(ensemble_step(&e, &ds, 2, 8, 1, &b, &err));
+        CHECK(a.loss == b.member[0].loss, "step %d: the model's loss %.9g, member 0's %.9g", a.step, a.loss,
+              b.member[0].loss);
+    }
+    float *p = host_params(&m), *q = host_params(&e.members[0]);
+    CHECK(memcmp(p, q, sizeof(float) * m.n_params) == 0, "member 0's parameters equal the model's bit for bit");
+    free(p);
+    free(q);
+    ensemble_free(&e);
+    trainer_free(&tr);
+    model_free(&m);
+}
+
 static void test_failed_member_update_undoes_the_step(void) {
     Err err;
     ModelConfig c = micro_config(3);
@@ -870,6 +908,7 @@ static void test_checkpoint_bad_ensemble_metadata(void) {
 int main(void) {
     be = backend_cpu(1);
     RUN(test_k1_equals_plain_training);
+    RUN(test_member0_continues_the_trainer);
     RUN(test_wash_p0_equals_independent);
     RUN(test_failed_member_update_undoes_the_step);
     RUN(test_wash_refuses_differing_states_whole);

@@ -205,4 +205,20 @@ out=$(run -c "$prep; model new rank=0; ensemble new 2; train steps=1 batch=2; en
 check_contains dense_eval_one_average "$out" "average (weights)"
 check_not_contains dense_eval_no_factors_row "$out" "average: factors"
 
+# member 0 of `ensemble new` without seeds= is the model going on: its optimizer state (moments,
+# t), step and data position, so its losses are the single model's (it restarted with zero
+# moments); from a loaded checkpoint too, and through a save and load of the ensemble
+warm="$prep warmup=2; set batch 2; train steps=3"
+single=$(run --json -c "$warm; train steps=1; train steps=1" 2>/dev/null | tail -n 1 | json_field loss)
+out=$(run --json -c "$warm; model save $TMP/s3.st; ensemble new 2; model save $TMP/s3e.st; train steps=1; train steps=1" 2>/dev/null)
+check_eq member0_continues_model "$single" "$(printf '%s\n' "$out" | tail -n 1 | json_eval 'o["member_loss"][0]')"
+out=$(run --json -c "model load $TMP/s3.st; data load val=0.05; ensemble new 2; train steps=1; train steps=1" 2>/dev/null)
+check_eq member0_continues_loaded "$single" "$(printf '%s\n' "$out" | tail -n 1 | json_eval 'o["member_loss"][0]')"
+out=$(run --json -c "model load $TMP/s3e.st; data load val=0.05; train steps=1; train steps=1" 2>/dev/null)
+check_eq member0_continues_saved_ensemble "$single" "$(printf '%s\n' "$out" | tail -n 1 | json_eval 'o["member_loss"][0]')"
+out=$(run -c "$prep warmup=2; set batch 2; train steps=3; ensemble new 3" 2>&1)
+check_contains member0_warmup_note "$out" "past adamw's warm-up: members 1–2 have fresh moments"
+out=$(run -c "model load $TMP/s3.st; model save $TMP/s3n.st optim=off; model load $TMP/s3n.st; ensemble new 2" 2>&1)
+check_contains member0_no_state_note "$out" "every member has fresh moments (the model had no optimizer state)"
+
 finish
