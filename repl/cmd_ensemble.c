@@ -170,6 +170,22 @@ static void coupling_json(cJSON *o, const EnsembleCoupling *c) {
     cJSON_AddNumberToObject(o, "every", c->every);
 }
 
+// A coupling replaces the one before: said, so that a run is not taken for WASH and PAPA at once.
+static void say_replaced(Session *s, EnsembleMethod was, EnsembleMethod now) {
+    if (was != ENSEMBLE_INDEPENDENT && was != now)
+        out_note(s, "note: %s is off now (one coupling at a time)\n", was == ENSEMBLE_WASH ? "WASH" : "PAPA");
+}
+
+// p=0 or alpha=0 moves nothing: the members train independently, as after `ensemble off` (a
+// WASH "with p=0" would count shuffles that exchange nothing, a PAPA one values it never moves).
+static int zero_coupling_is_off(Session *s, EnsembleCoupling *c, const char *what, Err *err) {
+    c->method = ENSEMBLE_INDEPENDENT;
+    if (ensemble_set_coupling(&s->ens, c, err) != 0) return -1;
+    out_text(s, "%s moves nothing: coupling off, members train independently (as after `ensemble off`)\n", what);
+    coupling_json(s->result, c);
+    return 0;
+}
+
 int cmd_ensemble_wash(Session *s, const Args *a, Err *err) {
     if (need_ensemble(s, err) != 0) return -1;
     if (!args_has(a, "p")) return err_set(err, "ensemble wash needs p= (e.g. ensemble wash p=0.05)");
@@ -179,6 +195,8 @@ int cmd_ensemble_wash(Session *s, const Args *a, Err *err) {
     c.every = (int)args_int(a, "every", 1);
     c.schedule = strcmp(args_str(a, "schedule", "linear"), "flat") == 0 ? WASH_FLAT : WASH_LINEAR;
     c.opt_state = args_bool(a, "opt_state", 1);
+    if (c.p == 0) return zero_coupling_is_off(s, &c, "WASH p=0", err);
+    EnsembleMethod was = s->ens.coupling.method;
     if (ensemble_set_coupling(&s->ens, &c, err) != 0) return -1;
     double expect = wash_expected_exchange(&s->ens, &c);   // as `train` will count them
     char v[32], depth[64];
@@ -187,6 +205,7 @@ int cmd_ensemble_wash(Session *s, const Args *a, Err *err) {
     out_text(s, "WASH: p=%g (%s), every %d step%s, optimizer moments %s; about %s values exchanged per shuffle%s\n",
              c.p, depth, c.every, c.every == 1 ? "" : "s", c.opt_state ? "permuted too" : "kept",
              fmt_count(v, sizeof v, expect), c.opt_state ? " (each with its moments)" : "");
+    say_replaced(s, was, c.method);
     coupling_json(s->result, &c);
     json_add_real(s->result, "expected_values_per_shuffle", expect);
     return 0;
@@ -198,6 +217,8 @@ int cmd_ensemble_papa(Session *s, const Args *a, Err *err) {
     c.method = ENSEMBLE_PAPA;
     c.alpha = (float)args_float(a, "alpha", 0.1);
     c.every = (int)args_int(a, "every", 1);
+    if (c.alpha == 0) return zero_coupling_is_off(s, &c, "PAPA alpha=0", err);
+    EnsembleMethod was = s->ens.coupling.method;
     if (ensemble_set_coupling(&s->ens, &c, err) != 0) return -1;
     long n = 0;
     const Model *m = &s->ens.members[0];
@@ -205,6 +226,7 @@ int cmd_ensemble_papa(Session *s, const Args *a, Err *err) {
     char v[32];
     out_text(s, "PAPA: every %d step%s each member moves %g of the way to the mean; %s values communicated per pull\n",
              c.every, c.every == 1 ? "" : "s", c.alpha, fmt_count(v, sizeof v, (double)n * s->ens.k));
+    say_replaced(s, was, c.method);
     coupling_json(s->result, &c);
     return 0;
 }
@@ -226,6 +248,7 @@ typedef struct EnsembleRun {
     EnsembleStepStats last, before_last;
     long tokens;
     double exchanged, seconds, mix_seconds;
+    int mixes;                         // steps that shuffled (WASH) or pulled (PAPA)
     int diverged_at;                   // the step that was not finite (0: none)
 } EnsembleRun;
 
@@ -237,6 +260,7 @@ static void stop_diverged(Session *s, EnsembleRun *r, int attempt, int steps, Er
     int back_to = train_rolled_back_to(&s->ens.trainers[0]);
     if (back_to == attempt - 2 && r->done > 0) {   // this command's last step, undone
         r->exchanged -= (double)r->last.exchanged;
+        r->mixes -= r->last.mixed;
         r->done--, r->last = r->before_last;
     }
     char after[64];
@@ -268,6 +292,26 @@ static int eval_during_train(Session *s, int B, int T, int batches, int step, cJ
     return 0;
 }
 
+// What the coupling exchanged in this run, per shuffle or pull as it happened (every=N mixes on
+// every N-th step only; a shuffle's count varies with its draw, a pull's does not).
+static void exchange_report(Session *s, const EnsembleRun *r, char x[32], char per[32], char total[32]) {
+    const Ensemble *e = &s->ens;
+    const char *mix = e->coupling.method == ENSEMBLE_WASH ? "shuffle" : "pull";
+    fmt_count(total, 32, e->total_exchanged);
+    if (r->mixes == 0) {
+        char steps[32] = "this step";
+        if (r->done > 1) snprintf(steps, sizeof steps, "these %d steps", r->done);
+        out_text(s, "%s: no %s in %s (every %d steps); %s values exchanged in total since `ensemble new`\n",
+                 method_name(e->coupling.method), mix, steps, e->coupling.every, total);
+        return;
+    }
+    out_text(s, "%s: %s values exchanged in %d %s%s (%s per %s%s), %.1f%% of the time mixing; %s in total since "
+                "`ensemble new`\n", method_name(e->coupling.method), fmt_count(x, 32, r->exchanged), r->mixes, mix,
+             r->mixes == 1 ? "" : "s", fmt_count(per, 32, r->exchanged / r->mixes), mix,
+             e->coupling.method == ENSEMBLE_WASH && r->mixes > 1 ? " on average" : "",
+             r->seconds > 0 ? 100 * r->mix_seconds / r->seconds : 0.0, total);
+}
+
 static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
     const Ensemble *e = &s->ens;
     const EnsembleStepStats *st = &r->last;
@@ -285,10 +329,7 @@ static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
                  r->done, r->done == 1 ? "" : "s");
         line_out(s, &line);
         if (e->coupling.method != ENSEMBLE_INDEPENDENT)   // independent members exchange nothing: no line of zeros
-            out_text(s, "%s: %s values exchanged (%s per step), %.1f%% of the time mixing; %s in total since `ensemble "
-                        "new`\n", method_name(e->coupling.method), fmt_count(x, sizeof x, r->exchanged),
-                     fmt_count(xs, sizeof xs, r->exchanged / r->done),
-                     r->seconds > 0 ? 100 * r->mix_seconds / r->seconds : 0.0, fmt_count(d, sizeof d, e->total_exchanged));
+            exchange_report(s, r, x, xs, d);
     }
     cJSON_AddNumberToObject(s->result, "steps", r->done);
     cJSON_AddNumberToObject(s->result, "step", e->trainers[0].step);
@@ -306,6 +347,7 @@ static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
         cJSON_AddNullToObject(s->result, "lr");
     }
     cJSON_AddNumberToObject(s->result, "values_exchanged", r->exchanged);
+    cJSON_AddNumberToObject(s->result, "mixes", r->mixes);   // shuffles or pulls in this run
     cJSON_AddNumberToObject(s->result, "values_exchanged_total", e->total_exchanged);
     json_add_real(s->result, "tok_per_s", rate);
     json_add_real(s->result, "seconds", r->seconds);
@@ -353,6 +395,7 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
             r.done++;
             r.tokens += r.last.tokens;
             r.exchanged += (double)r.last.exchanged;
+            r.mixes += r.last.mixed;
             r.mix_seconds += r.last.mix_seconds;
             r.seconds = now_seconds() - t0;
             StepStats rec = members_mean(&r.last, e->k);
@@ -410,9 +453,12 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
                  r.product.worst_error, r.product.worst_name);
     line_out(s, &line);
     char x[32];
-    if (e->coupling.method == ENSEMBLE_INDEPENDENT)   // nothing exchanged: no count of zeros
+    if (e->coupling.method == ENSEMBLE_INDEPENDENT && e->total_exchanged == 0)   // no count of zeros
         out_text(s, "(step %d, independent members; %d batch%s of %d × %d tokens)\n", step, batches,
                  batches == 1 ? "" : "es", B, T);
+    else if (e->coupling.method == ENSEMBLE_INDEPENDENT)   // `ensemble off` after coupled steps
+        out_text(s, "(step %d, independent now; %s values exchanged earlier; %d batch%s of %d × %d tokens)\n", step,
+                 fmt_count(x, sizeof x, e->total_exchanged), batches, batches == 1 ? "" : "es", B, T);
     else
         out_text(s, "(step %d, %s coupling, %s values exchanged so far; %d batch%s of %d × %d tokens)\n", step,
                  method_name(e->coupling.method), fmt_count(x, sizeof x, e->total_exchanged), batches,

@@ -296,7 +296,8 @@ const CmdSpec commands[] = {
              "(true only when a non-finite loss or gradient stopped this run; then diverged_at, reason;\n"
              "`runs` also calls plateaus and blow-ups diverged), run, spikes, max_dw_over_eta, and val:[{step,\n"
              "val_loss}] (an ensemble: k, loss (the members' mean), lr, member_loss, member_grad_norm,\n"
-             "method, coupling, values_exchanged, values_exchanged_total, and in val\n"
+             "method, coupling, values_exchanged, mixes (WASH shuffles or PAPA pulls in this run),\n"
+             "values_exchanged_total, and in val\n"
              "member_mean, ensemble_loss, avg_factors_loss, avg_product_loss).\n"
              "Examples:\n  train steps=200\n  train steps=1000 batch=16 accum=4\n  train steps=500 eval_every=100\n"
              "  train steps=300 diag_every=1; plot dw_over_eta",
@@ -542,7 +543,9 @@ const CmdSpec commands[] = {
              "schedule=linear: p_l falls with depth from p at the embedding (the first layer) through\n"
              "the blocks to 0 at the final norm and head (the last); flat: p everywhere.\n"
              "opt_state=on moves the optimizer moments (optim.m/optim.v) with their values. `train`\n"
-             "reports the values exchanged: what a distributed run would communicate.\n"
+             "reports the values exchanged, per shuffle: what a distributed run would communicate.\n"
+             "It replaces PAPA when that was on (one coupling at a time); p=0 shuffles nothing and\n"
+             "turns coupling off, as `ensemble off` does.\n"
              "--json: method, p, schedule, opt_state, every, expected_values_per_shuffle (counted as\n"
              "`train` counts them: a value and each moment moved with it).\n"
              "Examples:\n  ensemble wash p=0.05\n  ensemble wash p=0.1 every=2 schedule=flat opt_state=off",
@@ -556,7 +559,9 @@ const CmdSpec commands[] = {
     {.name = "ensemble", .sub = "papa", .family = "ensembles", .args = "[alpha=0.1] [every=1]",
      .summary = "PAPA: pull every member toward the members' mean (the costlier baseline)",
      .help = "After every every-th step, θ_i ← (1−α)·θ_i + α·mean(θ). Each pull communicates every\n"
-             "member's whole parameter vector (K·N values). alpha=1 makes the members equal.\n"
+             "member's whole parameter vector (K·N values), which `train` reports per pull. alpha=1\n"
+             "makes the members equal; alpha=0 moves nothing and turns coupling off, as `ensemble off`\n"
+             "does. It replaces WASH when that was on (one coupling at a time).\n"
              "--json: method, alpha, every.\n"
              "Examples:\n  ensemble papa alpha=0.1\n  ensemble papa alpha=0.5 every=10",
      .run = cmd_ensemble_papa,

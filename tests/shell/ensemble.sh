@@ -221,4 +221,22 @@ check_contains member0_warmup_note "$out" "past adamw's warm-up: members 1–2 h
 out=$(run -c "model load $TMP/s3.st; model save $TMP/s3n.st optim=off; model load $TMP/s3n.st; ensemble new 2" 2>&1)
 check_contains member0_no_state_note "$out" "every member has fresh moments (the model had no optimizer state)"
 
+# a coupling replaces the other and says so; p=0 and alpha=0 move nothing: coupling off, said;
+# train reports what was exchanged per pull or per shuffle as it happened (every=2: not every
+# step); after `ensemble off` eval says the members were coupled before
+out=$(run -c "$prep; set batch 2; ensemble new 2 seeds=1,2; ensemble wash p=0.3 every=2; train steps=4; ensemble papa alpha=0.3 every=2; train steps=1; train steps=1; ensemble wash p=0.1; ensemble off; train steps=1; ensemble eval batches=1" 2>&1)
+check_contains wash_then_papa_says_wash_off "$out" "note: WASH is off now (one coupling at a time)"
+check_contains papa_then_wash_says_papa_off "$out" "note: PAPA is off now (one coupling at a time)"
+check_contains wash_per_shuffle "$out" "in 2 shuffles ("
+check_contains papa_no_pull "$out" "papa: no pull in this step (every 2 steps)"
+check_contains papa_per_pull "$out" "in 1 pull ("
+check_not_contains papa_not_per_step "$out" "per step)"
+check_contains eval_independent_now "$out" "independent now; "
+check_contains eval_exchanged_earlier "$out" "values exchanged earlier"
+out=$(run --json -c "$prep; ensemble new 2 seeds=1,2; ensemble wash p=0; ensemble papa alpha=0.2; ensemble papa alpha=0" 2>&1)
+check_eq wash_p0_is_off '"independent"' "$(printf '%s\n' "$out" | grep '"command":"ensemble wash"' | json_field method)"
+check_eq papa_alpha0_is_off '"independent"' "$(printf '%s\n' "$out" | grep '"command":"ensemble papa"' | tail -n 1 | json_eval 'json.dumps(o["method"])')"
+check_contains wash_p0_says_off "$out" "WASH p=0 moves nothing: coupling off"
+check_contains papa_alpha0_says_off "$out" "PAPA alpha=0 moves nothing: coupling off"
+
 finish
