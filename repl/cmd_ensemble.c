@@ -74,6 +74,16 @@ static int need_data(const Session *s, Err *err) {
 
 // ---- ensemble new -------------------------------------------------------------------------
 
+// At the prompt, before `ensemble new … seeds=` leaves a model with training not saved behind:
+// once, while `model save` still saves that model (as session_keep_unsaved does).
+static int keep_model_unsaved(Session *s, Err *err) {
+    if (!s->interactive || !s->dirty || (s->unsaved_warned & DROP_ENSEMBLE_NEW)) return 0;
+    s->unsaved_warned |= DROP_ENSEMBLE_NEW;
+    return err_set(err, "the model has training not saved, which an ensemble from seeds= leaves behind (no member "
+                   "continues it, and while an ensemble exists `model save` saves the ensemble): `model save PATH` "
+                   "first keeps it; `ensemble new` again goes ahead");
+}
+
 int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     char *end;
@@ -109,12 +119,21 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
                        "is available: fewer members, or a smaller model", k, fmt_bytes(nb, sizeof nb, need),
                        fmt_bytes(hb, sizeof hb, have));
     }
+    // the session's own model: its training not saved is carried by member 0, or with seeds=
+    // left behind for good (nothing brings that model back, and `model save` saves the ensemble)
+    int model_unsaved = s->has_ensemble ? s->model_dirty : s->dirty;
     if (s->has_ensemble && session_keep_unsaved(s, DROP_ENSEMBLE_NEW, err) != 0) return -1;
+    if (!s->has_ensemble && seeds && keep_model_unsaved(s, err) != 0) return -1;
     Ensemble e;
     if (ensemble_build(&e, &s->model.cfg, s->be, oc, &sp, err) != 0) return -1;
     session_drop_ensemble(s, "replaced by a new one");   // says what goes: rebuilding is a workflow (demos/wash.lrsh)
     s->ens = e;
     s->has_ensemble = 1;
+    s->model_dirty = model_unsaved;
+    s->dirty = seeds ? 0 : model_unsaved;
+    if (seeds && model_unsaved)
+        out_note(s, "note: the model's training not saved is not in the ensemble (its members come from seeds=) and "
+                    "cannot be saved while one exists (`model save` saves the ensemble)\n");
     char run[32];   // the members' mean loss is another series than the single model's
     snprintf(run, sizeof run, "ensemble-%ld", k);
     runlog_end(&s->runs);
@@ -535,7 +554,8 @@ int cmd_ensemble_use(Session *s, const Args *a, Err *err) {
     s->trainer.model = &s->model;   // the member moved into the session
     s->has_trainer = 1;
     s->optim = tr.opt.cfg;
-    session_mark_unsaved(s);
+    // unsaved as the ensemble was: after `model save` the member is in that file as it is (and
+    // a member of an ensemble never trained or saved holds no training of its own)
     out_text(s, "continuing with member %ld of %d (step %d, its optimizer state kept); the others are freed\n", i, k,
              s->trainer.step);
     cJSON_AddNumberToObject(s->result, "member", (double)i);

@@ -399,6 +399,7 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     snprintf(s->optim_from, sizeof s->optim_from, "%s", path);
     session_took_file(s, tok, path);
     s->resume = trainer_resume(&s->ens.trainers[0]);   // the session's model is member 0, at its step
+    s->model_dirty = 0;                                 // as it is in the file
     const ModelConfig *c = &s->model.cfg;
     char size[32], x[32];
     out_text(s, "loaded %s (%s): ensemble of %d members at step %d, %s parameters, optimizer %s%s, tokenizer %s\n",

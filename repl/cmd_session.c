@@ -186,7 +186,7 @@ int cmd_help(Session *s, const Args *a, Err *err) {
 int cmd_quit(Session *s, const Args *a, Err *err) {
     (void)a, (void)err;
     if (s->interactive && s->dirty && !(s->unsaved_warned & DROP_LEAVE)) {
-        out_text(s, "%s", unsaved_leave_warning);
+        out_text(s, "%s", session_unsaved_leave_warning(s));
         s->unsaved_warned |= DROP_LEAVE;   // once for this training: a command between does not re-arm it
         cJSON_AddBoolToObject(s->result, "left", 0);
         return 0;

@@ -77,12 +77,13 @@ const CmdSpec commands[] = {
              "  set attention flash\n  set fused off; set pdl off; bench generate",
      .min_pos = 2, .max_pos = 2, .pos = POS_SETTING, .run = cmd_set, .dyn_help = set_dyn_help},
     {.name = "quit", .family = "shell", .args = "", .summary = "leave the shell (Ctrl-D does too)",
-     .help = "At the prompt, with a model changed (trained, averaged) since it was last saved,\n"
-             "the first quit (or Ctrl-D) only warns; the next one leaves, whatever ran between —\n"
+     .help = "At the prompt, with a model (or an ensemble) changed (trained, averaged) since it was\n"
+             "last saved, the first quit (or Ctrl-D) only warns, naming which; the next one leaves, whatever ran between —\n"
              "until more training. Ctrl-C, the key that stops training and generation, never leaves\n"
              "the shell. `model new`, `model load`, `model factorize`, `ensemble new`, `ensemble\n"
              "use` and `ensemble average` warn the same way, each once for itself.\n"
-             "`model save PATH` first keeps the model. Scripts, -c and pipes just quit.\n"
+             "`model save PATH` first keeps the model (the ensemble while one exists). Scripts, -c\n"
+             "and pipes just quit.\n"
              "Example:\n  quit", .run = cmd_quit},
     {.name = "exit", .family = "shell", .args = "", .summary = "same as quit",
      .help = "Example:\n  exit", .run = cmd_quit},
@@ -520,7 +521,9 @@ const CmdSpec commands[] = {
              "step and data stream, fresh moments); the others start at that step with fresh\n"
              "moments; member i's initialization seed is the model's seed + i and its data\n"
              "seed the session seed + i. seeds= gives every member its own initialization and data\n"
-             "seed. same_init=on starts every member from member 0's weights. Memory grows by K\n"
+             "seed; no member then continues the model, and its training not saved can no longer be\n"
+             "saved (`model save` saves the ensemble while one exists): at the prompt the first try\n"
+             "is refused, saying so. same_init=on starts every member from member 0's weights. Memory grows by K\n"
              "models with their gradients and optimizer state (`model info` shows it). Until\n"
              "`ensemble average` or `ensemble use`, `train` and `eval` work on the members; generate\n"
              "and inspect are refused (the session's own model is not the members'), spectrum,\n"
@@ -605,7 +608,9 @@ const CmdSpec commands[] = {
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "ensemble", .sub = "use", .family = "ensembles", .args = "I",
      .summary = "continue with member I (and its optimizer state); the others are freed",
-     .help = "--json: member, step.\n"
+     .help = "The member is unsaved only when the ensemble had training not saved: after `model\n"
+             "save`, it is in that file as member I (`model load FILE; ensemble use I` brings it back).\n"
+             "--json: member, step.\n"
              "Example:\n  ensemble use 0", .min_pos = 1, .max_pos = 1, .pos = POS_TEXT, .run = cmd_ensemble_use},
 
     // ---- output ----

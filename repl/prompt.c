@@ -171,7 +171,7 @@ int prompt_loop(Session *s) {
         if (!(line = readline("lrsh> "))) {  // Ctrl-D
             if (!s->dirty || (s->unsaved_warned & DROP_LEAVE)) break;
             if (!eof_ends_line()) fputc('\n', talk);
-            fputs_wrapped(unsaved_leave_warning, talk);
+            fputs_wrapped(session_unsaved_leave_warning(s), talk);
             s->unsaved_warned |= DROP_LEAVE;   // warned once for this training, as quit is
             continue;
         }

@@ -119,7 +119,10 @@ int session_same_tokenizer(const Tokenizer *a, const Tokenizer *b) {
     return pa && pb && na == nb && memcmp(pa, pb, na) == 0;
 }
 
-const char unsaved_leave_warning[] = "unsaved model: `model save PATH` keeps it; quit again or Ctrl-D leaves\n";
+const char *session_unsaved_leave_warning(const Session *s) {
+    return s->has_ensemble ? "unsaved ensemble: `model save PATH` keeps it; quit again or Ctrl-D leaves\n"
+                           : "unsaved model: `model save PATH` keeps it; quit again or Ctrl-D leaves\n";
+}
 
 int session_keep_unsaved(Session *s, UnsavedDrop what, Err *err) {
     if (!s->interactive || !s->dirty || (s->unsaved_warned & what)) return 0;
@@ -135,6 +138,9 @@ int session_keep_unsaved(Session *s, UnsavedDrop what, Err *err) {
     const char *again = "quit again leaves";
     for (size_t i = 0; i < sizeof said / sizeof said[0]; i++)
         if (said[i].what == what) again = said[i].again;
+    if (s->has_ensemble && s->ens.step == 0)   // not trained: what is unsaved is the model it continues
+        return err_set(err, "the ensemble's member 0 carries the model's training not saved: `model save PATH` keeps "
+                       "it (with the ensemble); %s", again);
     return err_set(err, "the %s has training not saved: `model save PATH` keeps it; %s",
                    s->has_ensemble ? "ensemble" : "model", again);
 }

@@ -77,7 +77,10 @@ typedef struct Session {
     // split's; 0: unknown or already compared), compared once with the data of the next
     // train, step or eval: a resume repeats the run only on the same data and split.
     long resume_data_tokens, resume_data_train;
-    int dirty;                   // the model was trained since it was last saved or loaded
+    int dirty;                   // the model was trained since it was last saved or loaded; while an
+                                 // ensemble exists, the ensemble (member 0 carries the model's training)
+    int model_dirty;             // while an ensemble exists: the session's own model's `dirty` (a
+                                 // later `ensemble new` without seeds= carries it again)
     char model_file[1024];       // the checkpoint last saved or loaded ("": none)
     RunLog runs;                 // training history for `plot`, and the `log FILE` file
     struct InspectState *inspect; // cmd_inspect.c: spectra kept for `spectrum compare=`, `watch`, …
@@ -138,8 +141,9 @@ int session_need_trainer(Session *s, Err *err);
 // saying how to keep the model, so that only a second drops it. Scripts, -c and pipes go on.
 // 0: go ahead.
 int session_keep_unsaved(Session *s, UnsavedDrop what, Err *err);
-// What Ctrl-D and quit say, once, before leaving unsaved training.
-extern const char unsaved_leave_warning[];
+// What Ctrl-D and quit say, once, before leaving unsaved training (naming the ensemble while
+// one exists: `model save` saves it then).
+const char *session_unsaved_leave_warning(const Session *s);
 // Whether a and b are the same tokenizer model, byte for byte (NULL is none).
 int session_same_tokenizer(const Tokenizer *a, const Tokenizer *b);
 // The model changed since it was saved (trained, factorized, averaged): quit, `model new` and

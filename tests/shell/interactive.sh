@@ -306,6 +306,30 @@ out=$(pty --no-default -- "expect lrsh> " "send $prep; ensemble new 2; train ste
 check_contains drop_ensemble_use_asks "$out" "\`model save PATH\` keeps it; \`ensemble use\` again keeps that member alone"
 check_contains drop_ensemble_average_asks "$out" "\`model save PATH\` keeps it; \`ensemble average\` again makes one model of it"
 check_contains drop_ensemble_use_second_try "$out" "continuing with member 1 of 2"
+# quit names the ensemble it would leave; a member taken out of a saved ensemble is in that file:
+# no question on leaving
+out=$(pty --no-default -- "expect lrsh> " "send $prep; ensemble new 2; train steps=1\n" "expect lrsh> " \
+          "send quit\n" "expect lrsh> " "send model save $TMP/e2.safetensors; ensemble use 0\n" "expect lrsh> " \
+          "send quit\n")
+check_contains quit_names_ensemble "$out" "unsaved ensemble: \`model save PATH\` keeps it; quit again or Ctrl-D leaves"
+check_contains saved_member_use "$out" "continuing with member 0 of 2"
+check_contains saved_member_quits_at_once "$out" "EXITED 0"
+check_eq saved_member_not_unsaved 1 "$(printf '%s\n' "$out" | grep -c 'unsaved')"
+# `ensemble new seeds=` leaves the model's unsaved training behind (no member continues it, and
+# `model save` then saves the ensemble): asked there, once, while it can be saved; the ensemble
+# at step 0 then holds nothing unsaved, so `ensemble use` goes ahead
+out=$(pty --no-default -- "expect lrsh> " "send $prep; train steps=2\n" "expect lrsh> " \
+          "send ensemble new 2 seeds=5,6\n" "expect lrsh> " "send ensemble new 2 seeds=5,6\n" "expect lrsh> " \
+          "send ensemble use 1\n" "expect lrsh> " "send quit\n")
+check_contains seeds_new_asks "$out" "error: the model has training not saved, which an ensemble from seeds= leaves behind"
+check_contains seeds_new_second_try "$out" "note: the model's training not saved is not in the ensemble"
+check_contains seeds_use_goes_ahead "$out" "continuing with member 1 of 2 (step 0"
+check_not_contains seeds_use_not_refused "$out" "the ensemble has training not saved"
+check_contains seeds_quits_at_once "$out" "EXITED 0"
+# without seeds= member 0 carries the model's unsaved training: said so, and `model save` keeps it
+out=$(pty --no-default -- "expect lrsh> " "send $prep; train steps=2; ensemble new 2\n" "expect lrsh> " \
+          "send ensemble use 1\n" "expect lrsh> " "send \004" "expect lrsh> " "send \004")
+check_contains carried_use_asks "$out" "error: the ensemble's member 0 carries the model's training not saved: \`model save PATH\` keeps it (with the ensemble)"
 # a paste of several lines (bracketed paste: one line with newlines in it) runs line by line
 out=$(pty --no-default -- "expect lrsh> " "send \033[200~set seed 77\nshow\n\033[201~\n" "expect settings" "expect lrsh> " "send quit\n")
 check_not_contains paste_no_timeout "$out" "TIMEOUT"
