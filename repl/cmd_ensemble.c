@@ -158,8 +158,10 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     line_add(&line, "  seeds (init, data):");
     for (int i = 0; i < k; i++) {
         unsigned long long init = e.init_seeds[i], data = e.data_seeds[i];
+        // member 0 is the current model, whatever made it (an average, a factorization): no init seed
         if (i == 0 && !seeds && sp.start_step > 0)   // its data seed is the stream's state, not a seed one types
-            line_add(&line, " 0:(%llu, the model's data stream at step %d)", init, sp.start_step);
+            line_add(&line, " 0:(the current model, its data stream at step %d)", sp.start_step);
+        else if (i == 0 && !seeds) line_add(&line, " 0:(the current model, %llu)", data);
         else if (same && i > 0)   // its weights are member 0's: its init seed draws nothing
             line_add(&line, " %d:(member 0's weights, %llu)", i, data);
         else line_add(&line, " %d:(%llu, %llu)", i, init, data);
@@ -168,8 +170,13 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     out_note(s, "`train` now trains every member (coupling: independent; see `ensemble wash`, `ensemble papa`)\n");
     cJSON_AddNumberToObject(s->result, "k", (double)k);
     cJSON_AddBoolToObject(s->result, "same_init", same);
-    cJSON *arr = cJSON_AddArrayToObject(s->result, "seeds");
-    for (int i = 0; i < k; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)e.init_seeds[i]));
+    cJSON *arr = cJSON_AddArrayToObject(s->result, "seeds"), *darr = cJSON_AddArrayToObject(s->result, "data_seeds");
+    for (int i = 0; i < k; i++) {
+        int model = i == 0 && !seeds;   // the current model: drawn from no seed of its own
+        cJSON_AddItemToArray(arr, model ? cJSON_CreateNull() : cJSON_CreateNumber((double)e.init_seeds[i]));
+        int stream = model && sp.start_step > 0;   // a sampler's state, not a seed (nor a double's worth)
+        cJSON_AddItemToArray(darr, stream ? cJSON_CreateNull() : cJSON_CreateNumber((double)e.data_seeds[i]));
+    }
     cJSON_AddNumberToObject(s->result, "bytes", (double)bytes);
     cJSON_AddStringToObject(s->result, "optim", oc->name);
     return 0;

@@ -276,7 +276,7 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     int step = s->has_trainer ? s->trainer.step : s->resume.step;
     if (s->has_ensemble) {   // `train` steps the members, not the model they grew from
         step = s->ens.trainers[0].step;
-        out_text(s, "trainer    the ensemble's %d members', step %d\n", s->ens.k, step);
+        out_text(s, "trainer    %d, one per member of the ensemble, step %d\n", s->ens.k, step);
     } else {
         out_text(s, "trainer    %s step %d\n", s->has_trainer ? "built," : "not built yet,", step);
     }

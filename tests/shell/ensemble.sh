@@ -69,7 +69,7 @@ check_contains ckpt_cut_refused "$out" "truncated"
 check_contains ckpt_load_text "$out" "ensemble of 2 members at step 3"
 check_contains ckpt_use_after_load "$out" "continuing with member 1 of 2 (step 3"
 out=$(run -c "model load $ck; show" 2>&1)   # the session's model is member 0, at the members' step
-check_contains ensemble_load_step "$out" "trainer    the ensemble's 2 members', step 3"
+check_contains ensemble_load_step "$out" "trainer    2, one per member of the ensemble, step 3"
 
 # a new model drops the ensemble; bad input is refused with a message
 # optim after ensemble new reaches the members: the same optimizer keeps their state, another starts fresh
@@ -238,5 +238,18 @@ check_eq wash_p0_is_off '"independent"' "$(printf '%s\n' "$out" | grep '"command
 check_eq papa_alpha0_is_off '"independent"' "$(printf '%s\n' "$out" | grep '"command":"ensemble papa"' | tail -n 1 | json_eval 'json.dumps(o["method"])')"
 check_contains wash_p0_says_off "$out" "WASH p=0 moves nothing: coupling off"
 check_contains papa_alpha0_says_off "$out" "PAPA alpha=0 moves nothing: coupling off"
+
+# ensemble new's JSON gives the data seeds too; member 0 taken from the current model is labeled
+# as that model, not with a seed that did not make it (after `ensemble average`: the old member 0's)
+out=$(run --json -c "$prep; ensemble new 3 seeds=4,5,6" 2>/dev/null)
+check_eq new_data_seeds "[4, 5, 6]" "$(printf '%s\n' "$out" | tail -n 1 | json_field data_seeds)"
+out=$(run --json -c "$prep; set batch 2; set seed 40; ensemble new 2 seeds=7,8; train steps=1; ensemble average; ensemble new 2" 2>"$TMP/err")
+check_eq new_after_average_seeds "[None, 8] [None, 41]" "$(printf '%s\n' "$out" | tail -n 1 | json_eval 'str(o["seeds"]) + " " + str(o["data_seeds"])')"
+label=$(grep 'seeds (init, data)' "$TMP/err" | tail -n 1)
+check_contains new_after_average_label "$label" "0:(the current model, its data stream at step 1)"
+check_not_contains new_after_average_no_seed7 "$label" "0:(7,"
+out=$(run -c "$prep; ensemble new 2; show" 2>&1)
+check_contains show_trainer_line "$out" "trainer    2, one per member of the ensemble, step 0"
+check_contains new_model_label "$out" "0:(the current model, "
 
 finish
