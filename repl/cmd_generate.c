@@ -51,7 +51,8 @@ static int stream_update(Stream *st, long n_ids, int final, Err *err) {
     size_t n = strlen(text), upto = final ? n : hold_back(text, n);
     if (upto > st->shown) {
         out_visible(st->s, text + st->shown, upto - st->shown);
-        fflush(st->s->json ? stderr : stdout);
+        if (st->s->json) fflush(stderr);
+        else out_check_stdout();   // flushes; a reader that left is said here, once
         st->shown = upto;
     }
     free(text);

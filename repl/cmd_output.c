@@ -599,7 +599,7 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
         if (!text) rc = err_set(err, "out of memory drawing the chart");
         else out_text(s, "%s", text);
         free(text);
-        fflush(stdout);   // the note below belongs under this chart, not above it
+        out_check_stdout();   // flushes: the note below belongs under this chart, not above it
         if (rc == 0 && log_y && nonpositive)
             out_note(s, "note: %ld value%s ≤ 0 left out of the chart above (log scale; scale=linear draws them)\n",
                      nonpositive, nonpositive == 1 ? "" : "s");

@@ -914,13 +914,16 @@ int run_line(Session *s, const char *line) {
     int n = parse_line(line, &cmds, &err);
     if (n < 0) {
         out_error(s, NULL, line, err.msg);
+        out_check_stdout();
         return -1;
     }
     int failed = 0;
     s->src_commands = n;
     for (int i = 0; i < n && !s->quit; i++) {
         s->src_command = i + 1;
-        if (run_command(s, &cmds[i]) != 0) {
+        int rc = run_command(s, &cmds[i]);
+        out_check_stdout();   // a reader that left is said once, at the command that met it
+        if (rc != 0) {
             failed = 1;
             if (s->errexit) break;
         }

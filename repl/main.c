@@ -1,7 +1,9 @@
 // main.c — lrsh's command line: options, then one of the modes: commands given with -c,
 // script files, lines piped on stdin, or the interactive prompt.
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <omp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 
 #define EXIT_USAGE 2
 #define EXIT_INTERRUPTED 130
+#define MAX_THREADS 4096   // --threads and `set threads` take up to this many
 
 typedef struct Options {
     int json, quiet, threads;
@@ -118,7 +121,7 @@ static int parse_options(int argc, char **argv, Options *o, Err *err) {
             o->seed = (uint64_t)v;
             o->seed_given = 1;
         } else if (is_option(a, "--threads")) {
-            if (number_arg("--threads", option_value(argc, argv, &i, "--threads"), 4096, &v, err) != 0) return EXIT_USAGE;
+            if (number_arg("--threads", option_value(argc, argv, &i, "--threads"), MAX_THREADS, &v, err) != 0) return EXIT_USAGE;
             o->threads = (int)v;
         } else if (is_option(a, "--device")) {
             if (device_arg(option_value(argc, argv, &i, "--device"), &o->cuda, err) != 0) return EXIT_USAGE;
@@ -272,6 +275,13 @@ static void on_fatal_signal(int sig) {
     raise(sig);
 }
 
+// A reader that leaves (`lrsh … | head -1`) made the next write to stdout raise SIGPIPE, which
+// ended the session silently with its unsaved training and a token cache half written. Caught,
+// the write fails with EPIPE instead, which out_check_stdout reports once. A handler rather
+// than SIG_IGN: programs lrsh starts (gnuplot) get the default back, as an ignored signal
+// would not.
+static void on_sigpipe(int sig) { (void)sig; }
+
 static void install_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -281,6 +291,9 @@ static void install_signals(void) {
     sa.sa_handler = on_fatal_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = on_sigpipe;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGPIPE, &sa, NULL);
     // past a file-size limit (ulimit -f) a write fails with EFBIG, which the save and log paths
     // report, instead of the signal ending the process with no word
     signal(SIGXFSZ, SIG_IGN);
@@ -394,14 +407,61 @@ static int run(Session *s, const Options *o) {
     return run_stream(s, stdin, "<stdin>");
 }
 
+// Started with stdin, stdout or stderr closed (`lrsh >&-`), the first file lrsh opened (a log,
+// a token cache being written) took that number, and text meant for the terminal went into it.
+// /dev/null holds each closed one, opened read-only: a write to stdout fails as it would have
+// (said once, as for a full disk), and no file of lrsh's can take the place.
+static void open_standard_fds(void) {
+    for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        int got = open("/dev/null", O_RDONLY);   // the lowest free number: fd itself
+        if (got > fd) {
+            dup2(got, fd);
+            close(got);
+        }
+    }
+}
+
+// OMP_NUM_THREADS past MAX_THREADS: libgomp started that many threads at the first parallel
+// region (100000 died of a segfault inside it, 50000 of "Thread creation failed"), a count
+// --threads refuses. Bounded the same way before that region: one line, and one thread per
+// core instead. Each value of a nested list ("2,100000") counts; libgomp itself reports a
+// value that is no number.
+static void bound_omp_threads(void) {
+    const char *p = getenv("OMP_NUM_THREADS");
+    while (p && *(p += strspn(p, " \t,"))) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(p, &end, 10);
+        if (end == p || *p == '-' || errno == ERANGE) return;
+        if (n > MAX_THREADS) {
+            fprintf(stderr, "lrsh: OMP_NUM_THREADS=%llu is past %d threads (what --threads takes): ignored; one "
+                            "thread per core (%d) instead\n", n, MAX_THREADS, omp_get_num_procs());
+            omp_set_num_threads(omp_get_num_procs());
+            omp_set_max_active_levels(1);   // a nested level's count is not used either
+            return;
+        }
+        p = end;
+    }
+}
+
+// --help or --version into a full disk or a closed pipe: a line and a failure, not success.
+static int options_exit(void) {
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    fprintf(stderr, "lrsh: cannot write to standard output (%s)\n", strerror(errno));
+    return 1;
+}
+
 int main(int argc, char **argv) {
+    open_standard_fds();   // before anything opens a file
     cpu_blas_ensure_core(argc, argv);  // may re-exec with OPENBLAS_CORETYPE set: before anything else
+    bound_omp_threads();   // after the re-exec (said once), before the first parallel region
     Options o = {.seed = strtoull(opt_find(settings, "seed")->def, NULL, 10)};   // the settings table's default
     Err bad = {{0}};
+    install_signals();   // SIGPIPE too: --help into `| head -1` is an error line, not a silent death
     int rc = parse_options(argc, argv, &o, &bad);
     if (rc > 0) usage_error(argc, argv, bad.msg);
-    if (rc) return rc < 0 ? 0 : rc;
-    install_signals();
+    if (rc) return rc < 0 ? options_exit() : rc;
     Session s;
     Err err = {{0}};
     if (session_init(&s, o.threads, o.seed, &err) != 0) {
@@ -436,5 +496,6 @@ int main(int argc, char **argv) {
                 rc == EXIT_INTERRUPTED ? "the interrupt" : "its error");
     }
     session_free(&s);
-    return rc;
+    out_check_stdout();
+    return rc == 0 && out_stdout_lost() ? 1 : rc;   // the results did not all reach stdout
 }

@@ -2,8 +2,11 @@
 #include "output.h"
 #include "../tokenizer/tokenizer.h"
 #include "textwrap.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -133,6 +136,33 @@ void out_warning(const Session *s, const char *fmt, ...) {
     cJSON_AddItemToArray(list, cJSON_CreateString(msg));
 }
 
+static int stdout_lost;   // a write to stdout failed: said once; stdout is /dev/null since
+
+// A write to stdout that failed (a reader that left: EPIPE, SIGPIPE being caught; a full disk:
+// ENOSPC) killed the session with its unsaved training, or went unsaid. Now it is one line on
+// stderr the first time, and stdout becomes /dev/null: the rest of a script runs, its saves
+// happen, and later output costs nothing. main's exit status says it at the end, as coreutils'
+// "write error" does.
+void out_check_stdout(void) {
+    if (stdout_lost) return;
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return;
+    int e = errno;
+    clearerr(stdout);
+    if (e == EINTR) return;   // a Ctrl-C cut a write short: the pipe is still there
+    stdout_lost = 1;
+    __fpurge(stdout);   // what could not be written is dropped, not written to /dev/null later
+    int null = open("/dev/null", O_WRONLY);
+    if (null >= 0 && null != STDOUT_FILENO) {
+        dup2(null, STDOUT_FILENO);
+        close(null);
+    }
+    fprintf(stderr, "lrsh: cannot write to standard output%s%s%s: results are not shown from here; the session "
+                    "goes on\n", e ? " (" : "", e ? strerror(e) : "", e ? ")" : "");
+}
+
+int out_stdout_lost(void) { return stdout_lost; }
+
 static void print_json_line(cJSON *obj) {
     json_valid_utf8(obj);
     char *text = cJSON_PrintUnformatted(obj);
@@ -141,7 +171,7 @@ static void print_json_line(cJSON *obj) {
         fputc('\n', stdout);
         free(text);
     }
-    fflush(stdout);  // a program on the other end of a pipe reads one line per command
+    out_check_stdout();  // flushes: a program on the other end of a pipe reads one line per command
 }
 
 // "file:line" of a script or "-c:line"; ", command K" when the line holds several commands
@@ -171,7 +201,7 @@ void out_error(const Session *s, const char *command, const char *line, const ch
         free(whole);
         return;
     }
-    fflush(stdout);  // keep the error after the output that preceded it
+    out_check_stdout();  // flushes: the error stays after the output that preceded it
     char *text = NULL;   // broken at spaces on a terminal narrower than it
     if (asprintf(&text, "%s%serror: %s", where, where[0] ? ": " : "", msg) >= 0) {
         printable(text);   // one line, whatever the message quotes
@@ -193,7 +223,7 @@ void out_emit(Session *s, cJSON *obj) {
 
 void out_result(const Session *s, cJSON *obj) {
     if (s->json) print_json_line(obj);
-    else fflush(stdout);
+    else out_check_stdout();
 }
 
 // The shortest decimal (7 to 9 significant digits) that reads back as the same float: the
@@ -296,7 +326,8 @@ void progress_text(Progress *p, int done, const char *text) {
     } else if (done % p->every == 0 || done == p->total) {
         fprintf(p->to, "%s%s%s\n", text, extra[0] ? "  " : "", extra);
     }
-    fflush(p->to);
+    if (p->to == stdout) out_check_stdout();   // flushes (the errno of a failed write is read there)
+    else fflush(p->to);
 }
 
 void progress_update(Progress *p, int done, int step, float loss, double tok_per_s, double eta_s) {

@@ -26,6 +26,11 @@ void out_error(const Session *s, const char *command, const char *line, const ch
 // Print one JSON object as a line of stdout (JSON mode only) and mark the command as having
 // emitted its own result lines; takes ownership of obj.
 void out_emit(Session *s, cJSON *obj);
+// Flush stdout; if a write to it failed (EPIPE, ENOSPC), say so once on stderr and send later
+// output to /dev/null, so that the session goes on. Called after every command.
+void out_check_stdout(void);
+// Whether stdout failed so: the exit status is then non-zero.
+int out_stdout_lost(void);
 // Print the command's result object (JSON mode only).
 void out_result(const Session *s, cJSON *obj);   // its strings made valid UTF-8 first
 

@@ -167,6 +167,9 @@ int prompt_loop(Session *s) {
         lrsh_interrupted = 0;  // Ctrl-Cs a command did not poll do not count toward leaving
         if (s->quit) break;
         ctrl_c = CTRL_C_NONE;
+        out_check_stdout();   // the banner or a command met a stdout that failed (`lrsh | head -1`):
+        if (out_stdout_lost() && rl_outstream != stderr)   // it is /dev/null now; the prompt and the
+            rl_outstream = stderr, talk = stderr;           // echo go where the user still sees them
         if (rl_instream) rl_reset_screen_size();   // a resize while a command ran reached no one: read it now
         if (!(line = readline("lrsh> "))) {  // Ctrl-D
             if (!s->dirty || (s->unsaved_warned & DROP_LEAVE)) break;

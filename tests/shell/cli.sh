@@ -252,4 +252,46 @@ show' 2>&1); rc=$?
 check_status c_newlines_stops 1 $rc
 check_not_contains c_newlines_stopped "$out" "settings "
 
+# ---- a hostile environment: one line, and the session goes on
+# A reader that leaves (head): the writes after it fail with EPIPE instead of SIGPIPE ending the
+# session (exit 141, nothing said, the save never made). Past the pipe's buffer (60 helps) a
+# write fails whenever head leaves. Said once on stderr; the script runs to its end; exit 1.
+helps=$(for i in $(seq 60); do printf 'help; '; done)
+{ "$LRSH" -c "model new tiny seq=16 vocab=512; $helps model save $TMP/piped.safetensors" 2>"$TMP/pipe.err"
+  echo $? >"$TMP/pipe.rc"; } | head -n 1 >/dev/null
+check_eq stdout_gone_status 1 "$(cat "$TMP/pipe.rc")"
+check_contains stdout_gone_says "$(cat "$TMP/pipe.err")" "lrsh: cannot write to standard output (Broken pipe): results are not shown from here; the session goes on"
+check_eq stdout_gone_said_once 1 "$(grep -c 'cannot write' "$TMP/pipe.err")"
+check_eq stdout_gone_saved yes "$([ -s "$TMP/piped.safetensors" ] && echo yes || echo no)"
+if [ -w /dev/full ]; then   # a full disk (ENOSPC): the same, in text and in JSON mode
+    out=$("$LRSH" -c "model new tiny seq=16 vocab=512; show; model save $TMP/full.safetensors" 2>&1 >/dev/full); rc=$?
+    check_status stdout_full_status 1 $rc
+    check_contains stdout_full_says "$out" "cannot write to standard output (No space left on device)"
+    check_eq stdout_full_saved yes "$([ -s "$TMP/full.safetensors" ] && echo yes || echo no)"
+    out=$("$LRSH" --json -c 'show' 2>&1 >/dev/full); rc=$?
+    check_status json_full_status 1 $rc
+    check_contains json_full_says "$out" "cannot write to standard output (No space left on device)"
+fi
+out=$("$LRSH" --help 2>&1 >/dev/full); rc=$?
+[ -w /dev/full ] && check_status help_full_status 1 $rc
+# stdout or stderr closed at the start: a file lrsh opens (the log) took fd 1 or 2 and the text
+# went into it. Now /dev/null holds the place; a closed stdout is said as a write error.
+out=$("$LRSH" -c "log $TMP/closed1.log; show" 2>&1 >&-); rc=$?
+check_status closed_stdout_status 1 $rc
+check_contains closed_stdout_says "$out" "cannot write to standard output (Bad file descriptor)"
+check_eq closed_stdout_log_clean 0 "$(wc -c <"$TMP/closed1.log" | tr -d ' ')"
+out=$("$LRSH" --json -c "log $TMP/closed2.log; show" 2>&-); rc=$?
+check_status closed_stderr_status 0 $rc
+check_contains closed_stderr_json "$out" '"command":"show"'
+check_eq closed_stderr_log_clean 0 "$(wc -c <"$TMP/closed2.log" | tr -d ' ')"
+
+# OMP_NUM_THREADS past what --threads takes: libgomp died starting them (a segfault at 100000);
+# now one line and one thread per core
+out=$(OMP_NUM_THREADS=100000 "$LRSH" -c show 2>&1); rc=$?
+check_status omp_threads_bound_status 0 $rc
+check_contains omp_threads_bound_says "$out" "OMP_NUM_THREADS=100000 is past 4096 threads"
+check_contains omp_threads_bound_runs "$out" "settings   seed="
+out=$(OMP_NUM_THREADS=3 "$LRSH" -c show 2>&1)
+check_not_contains omp_threads_within "$out" "OMP_NUM_THREADS"
+
 finish

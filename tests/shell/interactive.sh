@@ -380,6 +380,38 @@ check_not_contains history_no_timeout "$out" "TIMEOUT"
 check_contains history_up_recalls "$out" "seed=4242"
 check_eq history_no_duplicates 1 "$(grep -cx 'set seed 4242' "$HOME/.lrsh_history")"
 
+# ---- stdout a pipe whose reader left, at the prompt: one line, then the prompt and its echo on
+# stderr (the terminal here), where the user still sees them; quit leaves with status 1
+out=$(python3 - "$LRSH" <<'PY'
+import os, pty, select, sys, time
+m, s = pty.openpty()
+r, w = os.pipe()
+os.close(r)
+pid = os.fork()
+if pid == 0:
+    os.setsid(); os.dup2(s, 0); os.dup2(w, 1); os.dup2(s, 2)
+    os.execv(sys.argv[1], [sys.argv[1], "--threads", "1", "--no-default"])
+os.close(s); os.close(w)
+seen = b""
+def pump(t):
+    global seen
+    end = time.time() + t
+    while time.time() < end:
+        if select.select([m], [], [], 0.1)[0]:
+            try: seen += os.read(m, 65536)
+            except OSError: return
+for line in [b"set seed 5\n", b"quit\n"]:
+    pump(2); os.write(m, line)
+pump(2)
+_, st = os.waitpid(pid, 0)
+print("EXITED %d" % os.waitstatus_to_exitcode(st))
+print(seen.decode("utf-8", "replace").replace("\r", ""))
+PY
+)
+check_contains prompt_stdout_gone_says "$out" "cannot write to standard output (Broken pipe)"
+check_contains prompt_stdout_gone_prompt "$out" "lrsh> set seed 5"
+check_contains prompt_stdout_gone_status "$out" "EXITED 1"
+
 # ---- the bundled default model: at the prompt only
 default="$PWD/models/default.safetensors"
 if [ -f "$default" ]; then
