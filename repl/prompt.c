@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 #include <readline/history.h>
@@ -74,8 +75,29 @@ static void history_path(char *out, size_t size) {
     snprintf(out, size, "%s/.lrsh_history", home && *home ? home : ".");
 }
 
-static void history_open(const char *path) {
+// What a history file that is no regular file is, for the warning; NULL for a regular or a
+// missing one, and for /dev/null (a link to it is how one keeps no history: no warning).
+static const char *history_not_file(const char *path) {
+    struct stat st, null;
+    if (stat(path, &st) != 0) return errno == ENOENT ? NULL : strerror(errno);
+    if (S_ISREG(st.st_mode)) return NULL;
+    if (S_ISCHR(st.st_mode) && stat("/dev/null", &null) == 0 && st.st_rdev == null.st_rdev) return "/dev/null";
+    return S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a folder" : S_ISSOCK(st.st_mode) ? "a socket"
+           : "a device";
+}
+
+// Reading a FIFO at that path waited for a writer before the banner: the prompt hung. Only a
+// regular file (or none yet) is read and written; anything else costs one warning and the
+// session keeps no history (path emptied). Lines still go to readline's list, for Up.
+static void history_open(const Session *s, char *path) {
     stifle_history(HISTORY_LINES);
+    const char *what = history_not_file(path);
+    if (what) {
+        if (strcmp(what, "/dev/null") != 0)
+            out_warning(s, "%s is %s, not a file: no history is kept this session", path, what);
+        path[0] = '\0';
+        return;
+    }
     if (read_history(path) != 0) write_history(path);  // create it, so appends work
 }
 
@@ -84,6 +106,7 @@ static void history_add(const char *path, const char *line) {
     HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
     if (last && strcmp(last->line, line) == 0) return;
     add_history(line);
+    if (!path[0]) return;   // no history file (history_open)
     append_history(1, path);
     history_truncate_file(path, HISTORY_LINES);
 }
@@ -153,7 +176,7 @@ int prompt_loop(Session *s) {
     int restore_tty = quiet_control_echo(&saved_tty);
     char hist[1024];
     history_path(hist, sizeof hist);
-    history_open(hist);
+    history_open(s, hist);
     completion_install(s);
     rl_catch_signals = 0;
     rl_getc_function = read_key;

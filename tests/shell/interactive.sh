@@ -379,6 +379,18 @@ out=$(pty --no-default -- "expect lrsh> " "send \033[A" "expect set seed 4242" "
 check_not_contains history_no_timeout "$out" "TIMEOUT"
 check_contains history_up_recalls "$out" "seed=4242"
 check_eq history_no_duplicates 1 "$(grep -cx 'set seed 4242' "$HOME/.lrsh_history")"
+# a history that is no file: a FIFO hung the prompt before its banner (reading it waited for a
+# writer); now one warning and no history. A link to /dev/null keeps none, silently.
+mkdir -p "$TMP/fifo-home" "$TMP/null-home"
+mkfifo "$TMP/fifo-home/.lrsh_history"
+out=$(HOME="$TMP/fifo-home" pty --no-default -- "expect lrsh> " "send set seed 7\n" "expect lrsh> " "send \004")
+check_not_contains history_fifo_no_hang "$out" "TIMEOUT"
+check_contains history_fifo_warns "$out" "warning: $TMP/fifo-home/.lrsh_history is a FIFO, not a file: no history is kept this session"
+check_contains history_fifo_goes_on "$out" "EXITED 0"
+ln -s /dev/null "$TMP/null-home/.lrsh_history"
+out=$(HOME="$TMP/null-home" pty --no-default -- "expect lrsh> " "send set seed 7\n" "expect lrsh> " "send \004")
+check_not_contains history_devnull_silent "$out" "warning"
+check_contains history_devnull_goes_on "$out" "EXITED 0"
 
 # ---- stdout a pipe whose reader left, at the prompt: one line, then the prompt and its echo on
 # stderr (the terminal here), where the user still sees them; quit leaves with status 1
