@@ -60,7 +60,7 @@ static int default_corpus(Session *s, char *path, size_t size, Err *err) {
     if (path_printf(err, path + n, size - n, "/fortunes.txt") != 0) return -1;
     struct stat st;
     if (stat(path, &st) == 0 && st.st_size > 0) return 0;
-    out_note(s, "writing the default corpus (Debian fortunes) to %s\n", path);
+    out_note(s, "writing the default corpus (Debian fortunes) to %s\n", NAME_TEXT(path));
     return dataset_default_corpus(path, err);
 }
 
@@ -88,7 +88,7 @@ static void note_crlf(Session *s, const char *path) {
     fclose(f);
     if (crlf > 0 && crlf * 2 >= lines)
         out_note(s, "note: %s has Windows (CRLF) line endings: '\\r' is text to the tokenizer and the model, which "
-                    "will generate it (convert with `sed -i 's/\\r$//' FILE` for plain line ends)\n", path);
+                    "will generate it (convert with `sed -i 's/\\r$//' FILE` for plain line ends)\n", NAME_TEXT(path));
 }
 
 // <cache>/<stem of corpus>-<type><vocab>.model
@@ -125,7 +125,7 @@ static void use_tokenizer(Session *s, Tokenizer *tok, const char *path) {
     snprintf(s->tok_path, sizeof s->tok_path, "%s", path);
     if (!same) session_drop_data(s, "it was tokenized with the previous tokenizer");
     int vocab = tokenizer_vocab_size(tok);
-    out_text(s, "tokenizer %s (vocab %d)\n", path, vocab);
+    out_text(s, "tokenizer %s (vocab %d)\n", NAME_TEXT(path), vocab);
     if (back) out_note(s, "the model's own tokenizer again\n");
     else if (!same && s->model_tok)
         out_note(s, "note: the model was %s another tokenizer: it reads these ids as other pieces of text. `model "
@@ -190,7 +190,7 @@ int cmd_tok_train(Session *s, const Args *a, Err *err) {
         if (path_printf(err, out, sizeof out, "%s", target) != 0) return -1;
     }
     if (tok_train_can_run(corpus, out, err) != 0) return -1;
-    out_note(s, "training a %s tokenizer (vocab %d) on %s\n", type, vocab, corpus);
+    out_note(s, "training a %s tokenizer (vocab %d) on %s\n", type, vocab, NAME_TEXT(corpus));
     note_crlf(s, corpus);
     TokenizerType t = strcmp(type, "unigram") == 0 ? TOKENIZER_UNIGRAM : TOKENIZER_BPE;
     Tokenizer *tok = tokenizer_train(corpus, vocab, t, out, progress_stop_on_interrupt, NULL, err);
@@ -312,10 +312,10 @@ int cmd_data_load(Session *s, const Args *a, Err *err) {
     s->has_data = 1;
     char n1[32], n2[32], n3[32], b[32];
     long val = ds.n_tokens - ds.n_train;
-    out_text(s, "data %s: %s tokens (train %s, val %s); %s of text, %.2f bytes a token\n", ds.source,
+    out_text(s, "data %s: %s tokens (train %s, val %s); %s of text, %.2f bytes a token\n", NAME_TEXT(ds.source),
              fmt_count(n1, sizeof n1, ds.n_tokens), fmt_count(n2, sizeof n2, ds.n_train), fmt_count(n3, sizeof n3, val),
              fmt_bytes(b, sizeof b, (double)ds.source_bytes), (double)ds.source_bytes / (double)ds.n_tokens);
-    out_note(s, "token cache %s (%s)\n", ds.cache_path, ds.reused_cache ? "reused" : "built");
+    out_note(s, "token cache %s (%s)\n", NAME_TEXT(ds.cache_path), ds.reused_cache ? "reused" : "built");
     if (s->has_model && s->model.cfg.vocab > ds.vocab_size)   // `model new` before `tok train`: it works, but
         out_note(s, "note: the model's vocabulary (%d) is larger than the data's (%d): %d of its outputs are never a "
                     "target yet share the probability, so losses and perplexities start higher than the data's "

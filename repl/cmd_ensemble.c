@@ -35,7 +35,7 @@ void session_drop_ensemble(Session *s, const char *why) {
     if (!why) return;
     if (steps > 0 && !s->dirty && s->model_file[0])   // trained, and saved since: where they are
         out_note(s, "ensemble dropped (%s): its %d member%s at step %d are in %s (`model load` brings them back)\n",
-                 why, k, k == 1 ? "" : "s", steps, s->model_file);
+                 why, k, k == 1 ? "" : "s", steps, NAME_TEXT(s->model_file));
     else if (steps > 0)   // trained members: say what is lost
         out_note(s, "ensemble dropped (%s): its %d member%s and their %d step%s of training are gone; `model save "
                     "PATH` first keeps them\n", why, k, k == 1 ? "" : "s", steps, steps == 1 ? "" : "s");

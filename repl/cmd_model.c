@@ -121,7 +121,7 @@ int cmd_model_new(Session *s, const Args *a, Err *err) {
         if (optim_config_default(&s->optim, "adamw", err) != 0) return -1;
         if (!same_settings(&was, &s->optim))
             out_note(s, "optimizer back to the default %s lr=%g: %s lr=%g came with %s (`optim %s lr=%g` keeps it)\n",
-                 s->optim.name, s->optim.lr, was.name, was.lr, s->optim_from, was.name, was.lr);
+                 s->optim.name, s->optim.lr, was.name, was.lr, NAME_TEXT(s->optim_from), was.name, was.lr);
         s->optim_from[0] = '\0';
     }
     return 0;
@@ -215,7 +215,7 @@ static int save_ensemble(Session *s, const char *path, const CheckpointOptions *
     char size[32];
     int step = e->trainers[0].step;
     out_text(s, "saved %s (%s): ensemble of %d members (%s coupling) at step %d, %s parameters, optimizer state %s, "
-                "tokenizer %s\n", path, fmt_bytes(size, sizeof size, bytes), e->k, method_word(e->coupling.method), step,
+                "tokenizer %s\n", NAME_TEXT(path), fmt_bytes(size, sizeof size, bytes), e->k, method_word(e->coupling.method), step,
              dtype_name(o->dtype), o->include_optim ? "included" : "left out", tok ? "embedded" : "none");
     s->dirty = 0;
     snprintf(s->model_file, sizeof s->model_file, "%s", path);
@@ -279,7 +279,7 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     double bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
     int step = tr ? tr->step : s->resume.step, optim = tr && o.include_optim;
     char size[32];
-    out_text(s, "saved %s (%s): step %d, %s parameters, optimizer state %s, tokenizer %s\n", path,
+    out_text(s, "saved %s (%s): step %d, %s parameters, optimizer state %s, tokenizer %s\n", NAME_TEXT(path),
              fmt_bytes(size, sizeof size, bytes), step, dtype_name(o.dtype),
              optim && tr->opt.t == 0 ? "included (fresh: no update since it was built or reset)"
              : optim ? "included"
@@ -403,7 +403,7 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     const ModelConfig *c = &s->model.cfg;
     char size[32], x[32];
     out_text(s, "loaded %s (%s): ensemble of %d members at step %d, %s parameters, optimizer %s%s, tokenizer %s\n",
-             path, fmt_bytes(size, sizeof size, (double)info.file_bytes), e.k, info.step, dtype_name(info.dtype),
+             NAME_TEXT(path), fmt_bytes(size, sizeof size, (double)info.file_bytes), e.k, info.step, dtype_name(info.dtype),
              info.optimizer, info.has_optim ? "" : " (state not saved)", tok ? "embedded" : "none in the file");
     char shape[256];
     model_config_describe(c, shape, sizeof shape);
@@ -478,7 +478,7 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     session_took_file(s, tok, path);
     const ModelConfig *c = &s->model.cfg;
     char size[32], p[32];
-    out_text(s, "loaded %s (%s): step %d, %s parameters, optimizer %s, tokenizer %s\n", path,
+    out_text(s, "loaded %s (%s): step %d, %s parameters, optimizer %s, tokenizer %s\n", NAME_TEXT(path),
              fmt_bytes(size, sizeof size, (double)info.file_bytes), info.step, dtype_name(info.dtype),
              info.has_optim ? info.optimizer : info.optimizer[0] ? "settings without state" : "none",
              tok ? "embedded" : "none in the file");

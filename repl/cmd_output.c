@@ -42,7 +42,7 @@ void runs_describe(const Session *s, const char *indent) {
     for (int i = 0; i < r->n_runs; i++) {
         const RunSeries *x = &r->runs[i];
         OutLine line = {0};
-        line_add(&line, "%s%-16s %d step%s", indent, x->name, x->n_steps, x->n_steps == 1 ? "" : "s");
+        line_add(&line, "%s%-16s %d step%s", indent, NAME_TEXT(x->name), x->n_steps, x->n_steps == 1 ? "" : "s");
         if (x->n_steps)
             line_add(&line, " (%d..%d), loss %s", x->steps[0].step, x->steps[x->n_steps - 1].step,
                      LOSS_TEXT(x->steps[x->n_steps - 1].loss));
@@ -71,8 +71,8 @@ int cmd_run(Session *s, const Args *a, Err *err) {
                            "control characters");
     const char *got = runlog_start(&s->runs, name);
     if (!got) return err_set(err, "out of memory");
-    out_text(s, "run %s: the next training steps are recorded under this name\n", got);
-    if (strcmp(got, name) != 0) out_note(s, "(%s was taken)\n", name);
+    out_text(s, "run %s: the next training steps are recorded under this name\n", NAME_TEXT(got));
+    if (strcmp(got, name) != 0) out_note(s, "(%s was taken)\n", NAME_TEXT(name));
     cJSON_AddStringToObject(s->result, "run", got);
     return 0;
 }
@@ -181,7 +181,7 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         if (blown) snprintf(dv, sizeof dv, x->diverged_at ? "at %d, blew up" : "blew up", x->diverged_at);
         if (isfinite(x->max_dw_over_eta)) snprintf(dw, sizeof dw, "%.3g", x->max_dw_over_eta);
         RunRow *row = &table[i];
-        const char *cells[RUN_COLUMNS] = {x->name, x->optim[0] ? x->optim : "–", lr, "", l, v, "", dv, dw};
+        const char *cells[RUN_COLUMNS] = {NAME_TEXT(x->name), x->optim[0] ? x->optim : "–", lr, "", l, v, "", dv, dw};
         for (int c = 0; c < RUN_COLUMNS; c++) snprintf(row->cell[c], sizeof row->cell[c], "%s", cells[c]);
         snprintf(row->cell[3], sizeof row->cell[3], "%d", x->n_steps);
         snprintf(row->cell[6], sizeof row->cell[6], "%d", x->spikes);
@@ -228,14 +228,14 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
 int cmd_log(Session *s, const Args *a, Err *err) {
     RunLog *r = &s->runs;
     if (a->n_pos == 0) {
-        if (r->log) out_text(s, "logging to %s (%ld lines this session)\n", r->log_path, r->log_lines);
+        if (r->log) out_text(s, "logging to %s (%ld lines this session)\n", NAME_TEXT(r->log_path), r->log_lines);
         else out_text(s, "logging is off (`log FILE` starts it)\n");
         if (r->log) cJSON_AddStringToObject(s->result, "path", r->log_path);
         else cJSON_AddNullToObject(s->result, "path");
         return 0;
     }
     if (strcmp(a->pos[0], "off") == 0) {
-        if (r->log) out_text(s, "logging to %s stopped (%ld line%s written)\n", r->log_path, r->log_lines,
+        if (r->log) out_text(s, "logging to %s stopped (%ld line%s written)\n", NAME_TEXT(r->log_path), r->log_lines,
                             r->log_lines == 1 ? "" : "s");
         else out_text(s, "logging was off\n");
         runlog_close(r);
@@ -248,8 +248,8 @@ int cmd_log(Session *s, const Args *a, Err *err) {
     if (r->log) snprintf(was, sizeof was, "%s", r->log_path);
     if (runlog_open(r, path, err) != 0) return -1;
     if (was[0] && strcmp(was, path) != 0)   // the old file is closed: say so, as `log off` would
-        out_text(s, "logging to %s stopped (%ld line%s written)\n", was, was_lines, was_lines == 1 ? "" : "s");
-    out_text(s, "logging every training step to %s (one JSON object per line; `log off` stops)\n", path);
+        out_text(s, "logging to %s stopped (%ld line%s written)\n", NAME_TEXT(was), was_lines, was_lines == 1 ? "" : "s");
+    out_text(s, "logging every training step to %s (one JSON object per line; `log off` stops)\n", NAME_TEXT(path));
     cJSON_AddStringToObject(s->result, "path", path);
     return 0;
 }
@@ -642,7 +642,7 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
         rc = read_log(expand_path(args_str(a, "from", ""), fb, sizeof fb), &from, &skipped, err);
         if (rc == 0 && skipped)
             out_note(s, "note: from=%s: %ld line%s skipped (not a `log` record: JSON with step and loss)\n",
-                     args_str(a, "from", ""), skipped, skipped == 1 ? "" : "s");
+                     NAME_TEXT(args_str(a, "from", "")), skipped, skipped == 1 ? "" : "s");
         r = &from;
     }
     if (rc == 0 && args_has(a, "runs") && (rc = select_runs(r, args_str(a, "runs", ""), &view, &kept, err)) == 0)

@@ -200,7 +200,7 @@ int cmd_quit(Session *s, const Args *a, Err *err) {
 static void show_tokenizer(Session *s) {
     if (!s->tok) { out_text(s, "tokenizer  none\n"); cJSON_AddNullToObject(s->result, "tokenizer"); return; }
     int vocab = tokenizer_vocab_size(s->tok);
-    out_text(s, "tokenizer  %s, vocab %d\n", s->tok_path, vocab);
+    out_text(s, "tokenizer  %s, vocab %d\n", NAME_TEXT(s->tok_path), vocab);
     cJSON *o = cJSON_AddObjectToObject(s->result, "tokenizer");
     cJSON_AddStringToObject(o, "path", s->tok_path);
     cJSON_AddNumberToObject(o, "vocab", vocab);
@@ -210,7 +210,7 @@ static void show_data(Session *s) {
     if (!s->has_data) { out_text(s, "data       none\n"); cJSON_AddNullToObject(s->result, "data"); return; }
     const Dataset *d = &s->data;
     char a[32], b[32], c[32];
-    out_text(s, "data       %s: %s tokens (train %s, val %s)\n", d->source, fmt_count(a, sizeof a, d->n_tokens),
+    out_text(s, "data       %s: %s tokens (train %s, val %s)\n", NAME_TEXT(d->source), fmt_count(a, sizeof a, d->n_tokens),
              fmt_count(b, sizeof b, d->n_train), fmt_count(c, sizeof c, d->n_tokens - d->n_train));
     cJSON *o = cJSON_AddObjectToObject(s->result, "data");
     cJSON_AddStringToObject(o, "source", d->source);
@@ -283,13 +283,13 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "step", step);
     ensemble_info(s);   // members train beside the model: say so
     if (s->model_file[0])
-        out_text(s, "checkpoint %s%s\n", s->model_file, s->dirty ? " (changed since: unsaved)" : "");
+        out_text(s, "checkpoint %s%s\n", NAME_TEXT(s->model_file), s->dirty ? " (changed since: unsaved)" : "");
     else if (s->has_model)
         out_text(s, "checkpoint none%s\n", s->dirty ? " (unsaved; `model save PATH`)" : "");
     if (s->model_file[0]) cJSON_AddStringToObject(s->result, "checkpoint", s->model_file);
     else cJSON_AddNullToObject(s->result, "checkpoint");
     cJSON_AddBoolToObject(s->result, "unsaved", s->dirty);
-    if (s->runs.log) out_text(s, "log        %s (%ld lines this session)\n", s->runs.log_path, s->runs.log_lines);
+    if (s->runs.log) out_text(s, "log        %s (%ld lines this session)\n", NAME_TEXT(s->runs.log_path), s->runs.log_lines);
     else out_text(s, "log        off\n");
     if (s->runs.log) cJSON_AddStringToObject(s->result, "log", s->runs.log_path);
     else cJSON_AddNullToObject(s->result, "log");

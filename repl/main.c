@@ -342,9 +342,15 @@ static int default_model_path(char *out, size_t size) {
 static void load_default_model(Session *s, const Options *o) {
     char path[PATH_MAX + 32];
     if (default_model_path(path, sizeof path) != 0) {
-        if (!s->quiet)
-            fprintf(stderr, "lrsh: no default model at %s; starting empty (`model load PATH` or `model new` "
-                            "make one)\n", path);
+        struct stat st;   // LRSH_DEFAULT_MODEL=/tmp: "no default model at /tmp" did not say what was wrong
+        const char *env = getenv("LRSH_DEFAULT_MODEL");
+        if (s->quiet) return;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            fprintf(stderr, "lrsh: no default model: %s%s is a folder, not a model file; starting empty\n",
+                    env && *env ? "LRSH_DEFAULT_MODEL=" : "", NAME_TEXT(path));
+        else
+            fprintf(stderr, "lrsh: no default model at %s; starting empty (`model load PATH` or `model new` make "
+                            "one)\n", NAME_TEXT(path));
         return;
     }
     const char *pos[1] = {path};
@@ -361,7 +367,7 @@ static void load_default_model(Session *s, const Options *o) {
     s->result = NULL;
     s->json = json;
     s->quiet = quiet;
-    if (rc != 0) fprintf(stderr, "lrsh: default model not loaded (%s); starting empty\n", err.msg);
+    if (rc != 0) fprintf(stderr, "lrsh: default model not loaded (%s); starting empty\n", NAME_TEXT(err.msg));
     if (o->seed_given) s->seed = o->seed;   // asked for on the command line: not the model's
 }
 

@@ -115,6 +115,12 @@ static void printable(char *text) {
     }
 }
 
+const char *shown_name(char *buf, size_t size, const char *name) {
+    snprintf(buf, size, "%s", name);
+    printable(buf);
+    return buf;
+}
+
 void out_warning(const Session *s, const char *fmt, ...) {
     char msg[1024];
     va_list ap;

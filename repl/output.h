@@ -1,6 +1,7 @@
 // output.h — the two faces of every command: text for people, one JSON object per result line
 // for programs. In JSON mode stdout carries only JSON; all human text moves to stderr.
 #pragma once
+#include <limits.h>
 #include <stdio.h>
 #include <cjson/cJSON.h>
 #include "session.h"
@@ -14,6 +15,13 @@ void out_text(const Session *s, const char *fmt, ...) __attribute__((format(prin
 void out_visible(const Session *s, const char *text, size_t n);
 // Commentary (what was built, where a file went, hints); --quiet drops it.
 void out_note(const Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// name (a file, a run: what was typed, or read from the environment) with its control bytes and
+// bidirectional controls as '?', as error lines show them, in buf: an ESC in a file name shown
+// in a result line ("saved …") recolored the terminal. For human text only: JSON keeps the name
+// exact, and generated text streams as decoded (out_visible).
+const char *shown_name(char *buf, size_t size, const char *name);
+// shown_name into a buffer that lives to the end of the enclosing block: for a printf argument.
+#define NAME_TEXT(name) shown_name((char[PATH_MAX + 64]){0}, PATH_MAX + 64, (name))
 // text to f, each line wider than f's terminal (if f is one) broken at spaces: the banner.
 void fputs_wrapped(const char *text, FILE *f);
 // "warning: …" as a note, and the message in the command's JSON result under "warnings" (once

@@ -230,11 +230,12 @@ static int commit_image(Session *s, AtomicFile *af, int svg, Err *err) {
     if (e) return err_set(err, "cannot write %s: %s (%s); it is as it was", af->path, what, strerror(e));
     struct stat st;
     char size[32];
-    out_text(s, "wrote %s (%s, %s)\n", af->path, kind, fmt_bytes(size, sizeof size,
+    out_text(s, "wrote %s (%s, %s)\n", NAME_TEXT(af->path), kind, fmt_bytes(size, sizeof size,
                                                                  stat(af->path, &st) == 0 ? (double)st.st_size : 0));
     const char *dot = strrchr(af->path, '.');
     if (!dot || strcasecmp(dot, svg ? ".svg" : ".png") != 0)   // png=loss.jpg: a viewer may go by the name
-        out_note(s, "note: %s holds %s data whatever its name says (png= writes PNG, svg= SVG)\n", af->path, kind);
+        out_note(s, "note: %s holds %s data whatever its name says (png= writes PNG, svg= SVG)\n", NAME_TEXT(af->path),
+                 kind);
     cJSON_AddStringToObject(s->result, svg ? "svg" : "png", af->path);
     return 0;
 }

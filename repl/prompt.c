@@ -141,11 +141,11 @@ static void banner(const Session *s, FILE *talk) {
     int step = s->has_trainer ? s->trainer.step : s->resume.step;
     // the seed too: a loaded model brings its own, which decides the batches (--seed wins)
     n += snprintf(text + n, sizeof text - n, "model: %s — %s, dim=%d layers=%d heads=%d seq=%d vocab=%d, %s parameters, "
-                  "step %d, on %s; seed %llu\n", name, rank, c->dim, c->layers, c->heads, c->seq, c->vocab, params, step,
+                  "step %d, on %s; seed %llu\n", NAME_TEXT(name), rank, c->dim, c->layers, c->heads, c->seq, c->vocab, params, step,
                   s->be->name, (unsigned long long)s->seed);
     if (s->tok)
         n += snprintf(text + n, sizeof text - n, "tokenizer: %s, vocab %d\n",
-                      strncmp(s->tok_path, "(embedded", 9) == 0 ? "embedded" : s->tok_path, tokenizer_vocab_size(s->tok));
+                      strncmp(s->tok_path, "(embedded", 9) == 0 ? "embedded" : NAME_TEXT(s->tok_path), tokenizer_vocab_size(s->tok));
     else n += snprintf(text + n, sizeof text - n, "tokenizer: none (`tok load PATH` before `generate`)\n");
     // spectrum comes with the inspection commands; without it, model info shows the tensors
     int spectrum = command_find("spectrum", NULL) && (model_find_tensor(&s->model, "blocks.0.attn.wq.A") >= 0 ||

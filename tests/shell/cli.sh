@@ -294,4 +294,24 @@ check_contains omp_threads_bound_runs "$out" "settings   seed="
 out=$(OMP_NUM_THREADS=3 "$LRSH" -c show 2>&1)
 check_not_contains omp_threads_within "$out" "OMP_NUM_THREADS"
 
+# File names in result lines show control bytes as '?' as error lines do (an ESC recolored the
+# terminal); JSON keeps them exact
+esc=$(printf '\033')
+"$LRSH" -q -c "tok train vocab=512 out=$TMP/plain.model" >/dev/null 2>&1
+cp "$XDG_CACHE_HOME/lrsh/fortunes.txt" "$TMP/${esc}[31mc.txt"
+out=$("$LRSH" -c "tok train $TMP/${esc}[31mc.txt vocab=512 out=$TMP/${esc}[32mt.model; tok load $TMP/${esc}[32mt.model
+data load $TMP/${esc}[31mc.txt; model new tiny seq=16; model save $TMP/${esc}[33mm.safetensors
+model load $TMP/${esc}[33mm.safetensors; log $TMP/${esc}[34mg.log; log; show; log off" 2>&1); rc=$?
+check_status names_status 0 $rc
+check_not_contains names_no_escape "$out" "$esc"
+check_contains names_tok_train "$out" "on $TMP/?[31mc.txt"
+check_contains names_tok_load "$out" "tokenizer $TMP/?[32mt.model"
+check_contains names_data_load "$out" "data $TMP/?[31mc.txt:"
+check_contains names_saved "$out" "saved $TMP/?[33mm.safetensors"
+check_contains names_loaded "$out" "loaded $TMP/?[33mm.safetensors"
+check_contains names_show "$out" "checkpoint $TMP/?[33mm.safetensors"
+check_contains names_log "$out" "logging to $TMP/?[34mg.log"
+out=$("$LRSH" --json -c "model new tiny seq=16 vocab=512; model save $TMP/${esc}[35mj.safetensors" 2>/dev/null)
+check_eq names_json_exact '"'"$TMP"'/\u001b[35mj.safetensors"' "$(printf '%s\n' "$out" | json_field path)"
+
 finish

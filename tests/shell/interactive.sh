@@ -470,6 +470,9 @@ check_contains no_default_show "$out" "model      none"
 out=$(LRSH_DEFAULT_MODEL=$TMP/absent.safetensors pty -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \004")
 check_contains default_missing_says "$out" "no default model at $TMP/absent.safetensors"
 check_contains default_missing_goes_on "$out" "EXITED 0"
+out=$(LRSH_DEFAULT_MODEL=$TMP pty -- "expect lrsh> " "send \004")   # a folder: said so, not "no model at"
+check_contains default_folder_says "$out" "no default model: LRSH_DEFAULT_MODEL=$TMP is a folder, not a model file"
+check_contains default_folder_goes_on "$out" "EXITED 0"
 printf 'not a checkpoint at all' >"$TMP/bad.safetensors"
 out=$(LRSH_DEFAULT_MODEL=$TMP/bad.safetensors pty -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \004")
 check_contains default_bad_says "$out" "default model not loaded ($TMP/bad.safetensors"
