@@ -276,7 +276,7 @@ static void decode_run_result(const DecodeRun *r, const Backend *be, GenerateBen
     snprintf(out->model, sizeof out->model, "%s", r->m.cfg.rank ? "factorized" : "dense");
     snprintf(out->kernel, sizeof out->kernel, "%s", be->describe());
     out->rank = r->m.cfg.rank;
-    out->threads = omp_get_max_threads();
+    out->threads = generate_decode_threads(be);   // a decoded token's (the prompt takes every thread)
     out->prompt = r->prompt_len;
     out->n_tokens = r->n_tokens;
     out->tok_per_s = r->n_tokens / round_median(&r->decode);

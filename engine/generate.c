@@ -298,12 +298,17 @@ static int tokens_kept(int cap, int n) {
 // OMP_WAIT_POLICY=passive (advised where other programs share the cores) the idle threads
 // sleep between them and waking them costs more than the step: on 2 cores, small models
 // decoded 2.3–3.7× slower on 2 threads than on 1 (`bench generate`). So a single token is
-// fed on one thread there; prompts, training and spinning waits keep every thread. Returns
-// the thread count to restore (0: nothing changed).
-static int one_thread_if_passive(const Backend *be) {
+// fed on one thread there; prompts, training and spinning waits keep every thread.
+int generate_decode_threads(const Backend *be) {
     const char *policy = getenv("OMP_WAIT_POLICY");
     int threads = omp_get_max_threads();
-    if (!policy || strcasecmp(policy, "passive") != 0 || threads < 2 || strcmp(be->name, "cpu") != 0) return 0;
+    return policy && strcasecmp(policy, "passive") == 0 && strcmp(be->name, "cpu") == 0 ? 1 : threads;
+}
+
+// Returns the thread count to restore (0: nothing changed).
+static int one_thread_if_passive(const Backend *be) {
+    int threads = omp_get_max_threads();
+    if (threads < 2 || generate_decode_threads(be) != 1) return 0;
     openblas_set_num_threads(1);   // in OpenBLAS's OpenMP build this sets OpenMP's count too
     omp_set_num_threads(1);
     return threads;

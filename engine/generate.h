@@ -46,6 +46,9 @@ void generator_reset(Generator *g);
 // When the cache would overflow, the window slides: the last half of the context is kept and
 // re-encoded (g->len shrinks), so generation can go on past the context length.
 int generator_feed(Generator *g, const int32_t *ids, int n, Err *err);
+// The threads a decoded token (one fed at a time) runs on: 1 on the CPU under
+// OMP_WAIT_POLICY=passive (waking sleeping threads costs more than the work), else all.
+int generate_decode_threads(const Backend *be);
 // How the last decoded tokens ran: "graph" (replayed from a recording), "direct" (each call
 // issued by the host: the CPU, graphs off, or not yet recorded), "direct: recording failed".
 const char *generator_decode_path(const Generator *g);

@@ -289,6 +289,7 @@ int cmd_tok_decode(Session *s, const Args *a, Err *err) {
     free(ids);
     if (!text) return -1;
     out_visible(s, text, strlen(text));
+    out_visible_end(s);
     out_text(s, "\n");
     cJSON_AddStringToObject(s->result, "text", text);
     free(text);

@@ -173,9 +173,9 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     cJSON *arr = cJSON_AddArrayToObject(s->result, "seeds"), *darr = cJSON_AddArrayToObject(s->result, "data_seeds");
     for (int i = 0; i < k; i++) {
         int model = i == 0 && !seeds;   // the current model: drawn from no seed of its own
-        cJSON_AddItemToArray(arr, model ? cJSON_CreateNull() : cJSON_CreateNumber((double)e.init_seeds[i]));
+        cJSON_AddItemToArray(arr, model ? cJSON_CreateNull() : json_u64(e.init_seeds[i]));
         int stream = model && sp.start_step > 0;   // a sampler's state, not a seed (nor a double's worth)
-        cJSON_AddItemToArray(darr, stream ? cJSON_CreateNull() : cJSON_CreateNumber((double)e.data_seeds[i]));
+        cJSON_AddItemToArray(darr, stream ? cJSON_CreateNull() : json_u64(e.data_seeds[i]));
     }
     cJSON_AddNumberToObject(s->result, "bytes", (double)bytes);
     cJSON_AddStringToObject(s->result, "optim", oc->name);

@@ -106,7 +106,9 @@ static int generate_report(Session *s, const GenerateRun *g, const int32_t *ids,
         return -1;
     }
     int interrupted = strcmp(g->stopped, "interrupt") == 0;
-    double rate = g->seconds > 0 ? g->made / g->seconds : 0;
+    // tokens decoded a second: the first drawn came from the prompt's pass, so `seconds` holds
+    // made − 1 forward passes (and made draws); one token alone has no rate
+    double rate = g->seconds > 0 && g->made > 1 ? (g->made - 1) / g->seconds : NAN;
     if (interrupted) out_note(s, "(stopped by Ctrl-C after %d token%s)\n", g->made, g->made == 1 ? "" : "s");
     char seed_note[48] = "", pre[32], window[48] = "", r[32];   // greedy decoding (temp=0) draws nothing: no seed
     if (g->sc.temperature > 0)
@@ -115,8 +117,10 @@ static int generate_report(Session *s, const GenerateRun *g, const int32_t *ids,
     if (g->prefill < 1.0) snprintf(pre, sizeof pre, "%.0f ms", 1e3 * g->prefill);
     else snprintf(pre, sizeof pre, "%.1f s", g->prefill);
     if (g->encoded < g->np) snprintf(window, sizeof window, " (its last %d encoded)", g->encoded);
+    if (isnan(rate)) snprintf(r, sizeof r, "–");
+    else fmt_count(r, sizeof r, rate);
     out_note(s, "(%d token%s, %s tok/s%s; prompt %ld token%s%s in %s%s)\n", g->made, g->made == 1 ? "" : "s",
-             fmt_count(r, sizeof r, rate), strcmp(g->stopped, "eos") == 0 ? ", end of text" : "", g->np,
+             r, strcmp(g->stopped, "eos") == 0 ? ", end of text" : "", g->np,
              g->np == 1 ? "" : "s", window, pre, seed_note);
     size_t prompt_bytes = strlen(prompt_text);
     cJSON_AddStringToObject(s->result, "text", text + (prompt_bytes <= strlen(text) ? prompt_bytes : 0));
@@ -124,9 +128,10 @@ static int generate_report(Session *s, const GenerateRun *g, const int32_t *ids,
     cJSON_AddNumberToObject(s->result, "tokens", g->made);
     cJSON_AddNumberToObject(s->result, "prompt_tokens", g->np);
     cJSON_AddNumberToObject(s->result, "prompt_encoded", g->encoded);
-    json_add_real(s->result, "tok_per_s", rate);
+    if (isnan(rate)) cJSON_AddNullToObject(s->result, "tok_per_s");
+    else json_add_real(s->result, "tok_per_s", rate);
     json_add_real(s->result, "prefill_seconds", g->prefill);
-    cJSON_AddNumberToObject(s->result, "seed", (double)g->sc.seed);
+    json_add_u64(s->result, "seed", g->sc.seed);
     cJSON_AddStringToObject(s->result, "stopped", g->stopped);
     free(text);
     free(prompt_text);
@@ -190,11 +195,13 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
         return -1;
     }
     g.prefill = now_seconds() - t0;
-    g.encoded = s->gen.len - n_lead;   // of a prompt longer than the context, the window's part
+    // of a prompt longer than the context, the window's part (0 when the lead-in alone fills it)
+    g.encoded = s->gen.len > n_lead ? s->gen.len - n_lead : 0;
     Stream st = {.s = s, .ids = ids + n_lead};
     int rc = stream_update(&st, g.np, 1, err);  // the prompt as the tokenizer reads it back
     if (rc == 0) rc = generate_tokens(s, &g, n, ids + n_lead, &st, err);
     if (rc == 0) rc = stream_update(&st, g.np + g.made, 1, err);
+    out_visible_end(s);
     if (rc == 0) rc = generate_report(s, &g, ids + n_lead, err);   // it ends the streamed line
     else out_text(s, "\n");
     free(ids);

@@ -365,7 +365,7 @@ static void adopt_seed_and_data(Session *s, const CheckpointInfo *info, uint64_t
         out_note(s, "seed %llu: %s (the session had %llu; `set seed` changes it)\n", (unsigned long long)seed,
                  info->has_next_seed ? "the saving session's" : "the model's", (unsigned long long)s->seed);
     s->seed = seed;
-    cJSON_AddNumberToObject(s->result, "seed", (double)seed);
+    json_add_u64(s->result, "seed", seed);
     s->resume_data_tokens = info->data_tokens, s->resume_data_train = info->data_train;   // checked at `train`
 }
 

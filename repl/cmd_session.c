@@ -316,7 +316,7 @@ int cmd_show(Session *s, const Args *a, Err *err) {
         cJSON_AddStringToObject(s->result, g->key, gpu_value(s, g));
     }
     out_text(s, "%s\n", line);
-    cJSON_AddNumberToObject(s->result, "seed", (double)s->seed);
+    json_add_u64(s->result, "seed", s->seed);
     cJSON_AddNumberToObject(s->result, "batch", s->batch);
     cJSON_AddNumberToObject(s->result, "accum", s->accum);
     cJSON_AddNumberToObject(s->result, "seq", s->seq);

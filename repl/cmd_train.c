@@ -502,6 +502,10 @@ int cmd_bench_generate(Session *s, const Args *a, Err *err) {
              "prefill tok/s", "RSS");   // after the progress line, which a file or pipe keeps
     for (int f = 0; f < 2; f++)
         if (want[f]) generate_row(s, shape, &rs[f]);
+    int decode_threads = rs[want[0] ? 0 : 1].threads, all = s->threads ? s->threads : s->default_threads;
+    if (!s->be->graph_begin && decode_threads < all)   // describe() above counted them all
+        out_note(s, "(a decoded token ran on %d thread%s, the prompt on %d: OMP_WAIT_POLICY=passive, README "
+                    "\"Devices\")\n", decode_threads, decode_threads == 1 ? "" : "s", all);
     if (want[0] && want[1])
         out_text(s, "factorized/dense %.2f× (each model's median of %d alternating round%s)\n",
                  rs[1].tok_per_s / rs[0].tok_per_s, rounds, rounds == 1 ? "" : "s");

@@ -361,11 +361,12 @@ const CmdSpec commands[] = {
              "longer than the context only what the window would keep is encoded (a note says so).\n"
              "Needs a model and a tokenizer whose vocabulary fits it (`model load` of a checkpoint\n"
              "brings both). With --json, no text streams to stdout: one object with text, tokens,\n"
-             "tok_per_s, prompt, prompt_tokens, prompt_encoded (of a prompt longer than the context, the\n"
-             "tokens encoded), prefill_seconds, seed and stopped (eos, n or interrupt). Quote a prompt\n"
+             "tok_per_s (null for one token: its pass was the prompt's), prompt, prompt_tokens,\n"
+             "prompt_encoded (of a prompt longer than the context, the tokens encoded), prefill_seconds,\n"
+             "seed (a string past 2^53) and stopped (eos, n or interrupt). Quote a prompt\n"
              "with \" or ' (one with an apostrophe in double quotes:\n"
              "generate \"It's\"); inside double quotes \\n, \\t, \\\" and \\\\ are escapes. Control\n"
-             "characters show as U+FFFD (JSON keeps them).\n"
+             "characters, a carriage return outside CRLF among them, show as U+FFFD (JSON keeps them).\n"
              "Examples:\n  generate\n  generate \"Once upon a time\" n=200 temp=0.7\n  generate The n=20 temp=0",
      .min_pos = 0, .max_pos = -1, .pos = POS_TEXT, .run = cmd_generate,
      .opts = (const OptSpec[]){

@@ -46,20 +46,40 @@ static void out_raw(const Session *s, const char *text, size_t n) {
     fwrite(text, 1, n, text_stream(s));
 }
 
-// out_text of text[0, n), every control character but newline, tab and carriage return (a
-// CRLF corpus's line ends) shown as U+FFFD.
+// A carriage return shows only as part of CRLF (a CRLF corpus's line ends): alone it moves the
+// cursor back and the text after it overwrites the line. One that ends a piece waits for the
+// next piece's first byte (or out_visible_end).
+static int cr_pending;
+
+// out_text of text[0, n), every control character but newline, tab and CRLF's carriage return
+// shown as U+FFFD.
 void out_visible(const Session *s, const char *text, size_t n) {
+    if (cr_pending && n) {
+        cr_pending = 0;
+        out_raw(s, text[0] == '\n' ? "\r" : "\xEF\xBF\xBD", text[0] == '\n' ? 1 : 3);
+    }
     size_t run = 0;   // bytes since the last one replaced, printed as they are
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)text[i];
         int c1 = c == 0xC2 && i + 1 < n && (unsigned char)text[i + 1] >= 0x80 && (unsigned char)text[i + 1] <= 0x9F;
-        if (!(c < 0x20 && c != '\n' && c != '\t' && c != '\r') && c != 0x7F && !c1) continue;
+        if (c == '\r' && i + 1 == n) {   // CRLF or not: the next piece says
+            out_raw(s, text + run, i - run);
+            cr_pending = 1;
+            return;
+        }
+        int crlf = c == '\r' && text[i + 1] == '\n';
+        if (!(c < 0x20 && c != '\n' && c != '\t' && !crlf) && c != 0x7F && !c1) continue;
         out_raw(s, text + run, i - run);
         out_raw(s, "\xEF\xBF\xBD", 3);
         i += c1;
         run = i + 1;
     }
     out_raw(s, text + run, n - run);
+}
+
+void out_visible_end(const Session *s) {
+    if (cr_pending) out_raw(s, "\xEF\xBF\xBD", 3);
+    cr_pending = 0;
 }
 
 // A note is a sentence or two on a line: on a terminal narrower than it, broken at spaces.
@@ -246,6 +266,15 @@ cJSON *json_real(double v) {
 }
 
 void json_add_real(cJSON *obj, const char *key, double v) { cJSON_AddItemToObject(obj, key, json_real(v)); }
+
+cJSON *json_u64(uint64_t v) {
+    if (v <= (1ull << 53)) return cJSON_CreateNumber((double)v);
+    char text[24];
+    snprintf(text, sizeof text, "%llu", (unsigned long long)v);
+    return cJSON_CreateString(text);
+}
+
+void json_add_u64(cJSON *obj, const char *key, uint64_t v) { cJSON_AddItemToObject(obj, key, json_u64(v)); }
 
 const char *fmt_count(char *buf, size_t size, double n) {
     const char *unit = "";

@@ -2,6 +2,7 @@
 // for programs. In JSON mode stdout carries only JSON; all human text moves to stderr.
 #pragma once
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <cjson/cJSON.h>
 #include "session.h"
@@ -9,10 +10,12 @@
 // A command's human-readable result (tables, ids, losses). stdout normally; stderr in JSON
 // mode, where --quiet drops it.
 void out_text(const Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-// out_text of text[0, n) as it may reach a terminal: every control character but newline and
-// tab (ESC, CSI — also C1's U+0080..U+009F) shown as U+FFFD, so that decoded model output never
+// out_text of text[0, n) as it may reach a terminal: every control character but newline, tab
+// and CRLF's carriage return (ESC, CSI, a lone CR — also C1's U+0080..U+009F) shown as U+FFFD, so that decoded model output never
 // acts as an escape sequence. JSON results keep the text as decoded.
 void out_visible(const Session *s, const char *text, size_t n);
+// The end of text given to out_visible in pieces: a carriage return it held back is shown.
+void out_visible_end(const Session *s);
 // Commentary (what was built, where a file went, hints); --quiet drops it.
 void out_note(const Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // name (a file, a run: what was typed, or read from the environment) with its control bytes and
@@ -46,6 +49,10 @@ void out_result(const Session *s, cJSON *obj);   // its strings made valid UTF-8
 // 0.10000000149011612.
 void json_add_real(cJSON *obj, const char *key, double v);
 cJSON *json_real(double v);   // the same number, for an array
+// A 64-bit integer (a seed): a number up to 2^53, which a JSON reader's double holds exactly;
+// past it the decimal as a string, which a number would round (another seed).
+cJSON *json_u64(uint64_t v);
+void json_add_u64(cJSON *obj, const char *key, uint64_t v);
 // Every string and key in o made valid UTF-8 (JSON requires it): each byte that starts no
 // well-formed character becomes U+FFFD. A typed path or command may hold any bytes.
 void json_valid_utf8(cJSON *o);

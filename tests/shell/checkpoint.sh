@@ -109,10 +109,23 @@ a, b = [json.loads(l) for l in sys.stdin]; print(a["text"] == b["text"] and b["p
 # text it returns whole, control characters shown as U+FFFD
 lrsh -q -c "model load $ck; generate The quick n=500 seed=5" 2>/dev/null | tail -n +3 > "$TMP/streamed.txt"
 lrsh --json -c "model load $ck; generate The quick n=500 seed=5" 2>/dev/null | grep '"command":"generate"' > "$TMP/whole.json"
-check_eq stream_equals_whole True "$(python3 -c 'import json, sys
-o = json.load(open(sys.argv[2])); whole = o["prompt"] + o["text"]
+check_eq stream_equals_whole True "$(python3 -c 'import json, re, sys
+o = json.load(open(sys.argv[2])); whole = re.sub("\r(?!\n)", "\ufffd", o["prompt"] + o["text"])   # CRLF kept
 shown = "".join(c if c in "\n\t\r" or (ord(c) >= 32 and ord(c) != 127) else "\ufffd" for c in whole)
 print(open(sys.argv[1], encoding="utf-8").read()[:-1] == shown and o["tokens"] == 500)' "$TMP/streamed.txt" "$TMP/whole.json")"
+# a carriage return shows as part of CRLF only: alone it would send the cursor back over the line
+# (ids 17 and 14 are the bytes 0x0D and 0x0A of lrsh's tokenizers: byte pieces follow 4 specials)
+check_eq decode_byte_ids "0d0a" "$(lrsh -q -c "tok load $TMP/tok.model; tok decode 17 14" 2>/dev/null | tail -c 3 | od -An -tx1 | tr -d ' \n' | cut -c1-4)"
+check_eq decode_lone_cr "efbfbd0a" "$(lrsh -q -c "tok load $TMP/tok.model; tok decode 17" 2>/dev/null | tail -c 4 | od -An -tx1 | tr -d ' \n')"
+check_eq decode_cr_then_text "efbfbd" "$(lrsh -q -c "tok load $TMP/tok.model; tok decode 17 90" 2>/dev/null | tail -n 1 | head -c 3 | od -An -tx1 | tr -d ' \n')"
+# one token has no decode rate (its pass was the prompt's: n/0 read as 10⁵ tok/s); a seed past
+# 2^53 comes back exact, as a string; a context shorter than an empty prompt's lead-in encodes 0
+out=$(lrsh --json -c "model load $ck; generate The n=1 seed=1234567890123456789; generate The n=3" 2>/dev/null | grep '"command":"generate"')
+check_eq generate_one_token_no_rate null "$(printf '%s\n' "$out" | sed -n 1p | json_field tok_per_s)"
+check_eq generate_seed_exact '"1234567890123456789"' "$(printf '%s\n' "$out" | sed -n 1p | json_field seed)"
+check_eq generate_three_tokens_rate yes "$(printf '%s\n' "$out" | sed -n 2p | json_eval 'o["tok_per_s"] > 0 and "yes"')"
+out=$(lrsh --json -c "tok load $TMP/tok.model; model new dim=32 layers=1 heads=2 seq=1 vocab=512; generate n=3" 2>/dev/null | grep '"command":"generate"')
+check_eq generate_short_context_encoded 0 "$(printf '%s\n' "$out" | json_field prompt_encoded)"
 
 # ---- round trip in one session: a load restores the saved parameters and step
 a="$TMP/a.safetensors"
@@ -324,6 +337,11 @@ check_eq bench_generate_decode_path "['direct', 'direct']" "$(printf '%s\n' "$ou
 import json, sys
 print([json.loads(l)["decode"] for l in sys.stdin])')"   # the CPU records nothing
 
+# under OMP_WAIT_POLICY=passive a decoded token runs on one thread, and the result says so
+out=$(OMP_WAIT_POLICY=passive "$LRSH" --threads 2 -c 'bench generate shape=tiny model=dense n=8 rounds=1' 2>&1)
+check_contains bench_generate_passive_threads "$out" "a decoded token ran on 1 thread, the prompt on 2"
+out=$(OMP_WAIT_POLICY=passive "$LRSH" --threads 2 --json -c 'bench generate shape=tiny model=dense n=8 rounds=1' 2>/dev/null)
+check_eq bench_generate_passive_threads_json 1 "$(printf '%s\n' "$out" | json_field threads)"
 # bench generate profile=on: prefill and decode apart; a decoded token's kernels counted per token
 out=$(lrsh -c 'bench generate shape=tiny model=factorized n=8 rounds=1 profile=on' 2>/dev/null); rc=$?
 check_eq bench_generate_header_after_progress True "$(printf '%s\n' "$out" | python3 -c 'import sys; t = [l[:14] for l in sys.stdin]; h = t.index("shape      mod"); print(all(i < h for i, l in enumerate(t) if l == "bench generate"))')"
@@ -447,11 +465,11 @@ check_eq factorize_unsaved true "$(printf '%s\n' "$out" | grep '"command":"show"
 # shows the \r\n line ends as line ends, not U+FFFD
 python3 -c 'import sys; open(sys.argv[1], "w", newline="").write("".join("line %d of a windows file\r\n" % i for i in range(3000)))' "$TMP/crlf.txt"
 cr=$(printf '\r')
-out=$(lrsh -c "tok train $TMP/crlf.txt vocab=300 out=$TMP/crlf.model; data load $TMP/crlf.txt; tok encode \"a${cr}b\"" 2>&1)
+out=$(lrsh -c "tok train $TMP/crlf.txt vocab=300 out=$TMP/crlf.model; data load $TMP/crlf.txt; tok encode \"a${cr}\\nb\"" 2>&1)
 check_eq crlf_noted 2 "$(printf '%s\n' "$out" | grep -c "crlf.txt has Windows (CRLF) line endings")"
 ids=$(printf '%s\n' "$out" | grep -E '^[0-9 ]+$' | tail -n 1)
 out=$(lrsh -c "tok load $TMP/crlf.model; tok decode $ids" 2>&1)
-check_eq crlf_decoded_shown "$(printf 'a\rb')" "$(printf '%s\n' "$out" | tail -n 1)"
+check_eq crlf_decoded_shown "$(printf 'a\r\nb')" "$(printf '%s\n' "$out" | tail -n 2)"
 out=$(lrsh -c "tok train vocab=512 out=$TMP/lf.model" 2>&1)
 check_not_contains lf_not_noted "$out" "CRLF"
 # out= writes over a tokenizer only: never the corpus itself, a checkpoint or another file
