@@ -47,8 +47,8 @@ static size_t read_number(const char *file, const char *key, size_t scale) {
 
 // What this process may still allocate. Linux overcommits, so a too-large allocation would
 // succeed and the process be killed later, when its pages are touched: callers check first.
-// MemAvailable from /proc/meminfo, or less where an address-space limit (ulimit -v) or the
-// cgroup's memory limit (a container's) leaves less.
+// MemAvailable from /proc/meminfo, or less where an address-space limit (ulimit -v) leaves
+// less. (A cgroup's memory.current counts page cache the kernel would reclaim: not used.)
 static size_t cpu_mem_available(void) {
     size_t avail = read_number("/proc/meminfo", "MemAvailable:", 1024);
     if (avail == 0) avail = (size_t)sysconf(_SC_AVPHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
@@ -56,11 +56,6 @@ static size_t cpu_mem_available(void) {
     if (getrlimit(RLIMIT_AS, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
         size_t mapped = read_number("/proc/self/statm", "", (size_t)sysconf(_SC_PAGESIZE));   // the address space in use
         size_t left = lim.rlim_cur > mapped ? lim.rlim_cur - mapped : 0;
-        if (left < avail) avail = left;
-    }
-    size_t max = read_number("/sys/fs/cgroup/memory.max", "", 1);   // "max" (no limit) reads as 0
-    if (max) {
-        size_t used = read_number("/sys/fs/cgroup/memory.current", "", 1), left = max > used ? max - used : 0;
         if (left < avail) avail = left;
     }
     return avail;
