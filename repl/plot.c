@@ -1,6 +1,7 @@
 // plot.c — a braille canvas (set a pixel, draw a line, render rows) and line charts on it with
 // axes and a legend. Pure text in, text out: `plot` and its test feed it series.
 #include "plot.h"
+#include "output.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -222,8 +223,8 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
         for (int i = 0; i < p->n; i++)
             if (isfinite(p->y[i])) { last = p->y[i]; finite++; }
         if (o->ansi) text_add(&t, "  \033[%dm%c %s\033[0m %s", ansi_of(p->color ? p->color : s + 1), p->letter ? p->letter : ' ',
-                              p->points ? "⠶⠶" : "⠒⠒", p->name);
-        else text_add(&t, "  %c %s %s", p->letter ? p->letter : ' ', p->points ? "⠶⠶" : "⠒⠒", p->name);
+                              p->points ? "⠶⠶" : "⠒⠒", NAME_TEXT(p->name));   // a run's name, read from a log too
+        else text_add(&t, "  %c %s %s", p->letter ? p->letter : ' ', p->points ? "⠶⠶" : "⠒⠒", NAME_TEXT(p->name));
         char last_text[32];
         axis_number(last_text, sizeof last_text, last);
         if (finite) text_add(&t, "  (%d point%s, last %s)\n", finite, finite == 1 ? "" : "s", last_text);

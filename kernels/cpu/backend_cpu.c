@@ -34,7 +34,7 @@ static void *cpu_alloc(size_t bytes) {
 
 static void cpu_release(void *ptr) { free(ptr); }
 
-// The first number after key in file (a /proc or cgroup file), scaled; 0 when absent.
+// The first number after key in a /proc file, scaled; 0 when absent.
 static size_t read_number(const char *file, const char *key, size_t scale) {
     FILE *f = fopen(file, "r");
     char line[256];

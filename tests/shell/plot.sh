@@ -125,6 +125,12 @@ out=$(lrsh -c "plot" 2>&1); rc=$?
 check_status plot_nothing_status nonzero $rc
 check_contains plot_nothing "$out" "nothing to plot"
 
+# a run's name with an escape byte (from a log, or typed at `run`): the legend shows it as '?'
+printf '{"step":1,"loss":5.9,"run":"x\\u001b[31mRED"}\n{"step":2,"loss":5.8,"run":"x\\u001b[31mRED"}\n' > "$TMP/esc.jsonl"
+out=$(lrsh -c "plot loss from=$TMP/esc.jsonl" 2>&1)
+check_contains plot_legend_escaped "$out" "x?[31mRED"
+check_eq plot_legend_no_escape_byte 0 "$(printf '%s' "$out" | tr -cd '\033' | wc -c | tr -d ' ')"
+
 # ---- png= / svg= with gnuplot, and a clear message without it
 mkfifo "$TMP/pipe"   # a pipe to write to: refused (no writer waits on a reader that never comes)
 if command -v gnuplot >/dev/null 2>&1; then
@@ -152,6 +158,17 @@ print(color.get("alpha") == color.get("alpha val") is not None, color.get("alpha
     check_contains png_cut_short_says "$out" "gnuplot"
     check_eq png_cut_short_kept "$before" "$(cksum < "$TMP/loss.png")"
     check_eq png_cut_short_no_temporary "" "$(ls "$TMP" | grep '\.tmp\.')"
+    # through a symbolic link: the file it names is written, the link stays a link
+    ln -s loss.png "$TMP/link.png"
+    before=$(cksum < "$TMP/loss.png")
+    out=$(lrsh -c "plot loss from=$TMP/known.jsonl runs=alpha png=$TMP/link.png" 2>&1); rc=$?
+    check_status png_link_status 0 $rc
+    check_eq png_link_kept yes "$([ -L "$TMP/link.png" ] && echo yes || echo no)"
+    check_eq png_link_target_written yes "$([ "$(cksum < "$TMP/loss.png")" != "$before" ] && echo yes || echo no)"
+    # png= and svg= of one file: refused (the second temporary took the first's name)
+    out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/both.img svg=$TMP/both.img" 2>&1); rc=$?
+    check_status png_svg_same_file_status nonzero $rc
+    check_contains png_svg_same_file "$out" "png= and svg= name the same file"
     printf 'my notes\n' > "$TMP/notes.txt"
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/notes.txt" 2>&1); rc=$?
     check_status png_over_text_status nonzero $rc
