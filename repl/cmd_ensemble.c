@@ -29,13 +29,15 @@ static const char *method_name(EnsembleMethod m) {
 
 void session_drop_ensemble(Session *s, const char *why) {
     if (!s->has_ensemble) return;
-    int k = s->ens.k, steps = s->ens.step;
+    // steps taken as an ensemble (what dropping it loses), and where the members stand (their
+    // trainers' step: an ensemble started from a trained model or loaded from a file began past 0)
+    int k = s->ens.k, steps = s->ens.step, at = s->ens.trainers ? s->ens.trainers[0].step : steps;
     ensemble_free(&s->ens);
     s->has_ensemble = 0;
     if (!why) return;
     if (steps > 0 && !s->dirty && s->model_file[0])   // trained, and saved since: where they are
         out_note(s, "ensemble dropped (%s): its %d member%s at step %d are in %s (`model load` brings them back)\n",
-                 why, k, k == 1 ? "" : "s", steps, NAME_TEXT(s->model_file));
+                 why, k, k == 1 ? "" : "s", at, NAME_TEXT(s->model_file));
     else if (steps > 0)   // trained members: say what is lost
         out_note(s, "ensemble dropped (%s): its %d member%s and their %d step%s of training are gone; `model save "
                     "PATH` first keeps them\n", why, k, k == 1 ? "" : "s", steps, steps == 1 ? "" : "s");
@@ -173,7 +175,8 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     cJSON *arr = cJSON_AddArrayToObject(s->result, "seeds"), *darr = cJSON_AddArrayToObject(s->result, "data_seeds");
     for (int i = 0; i < k; i++) {
         int model = i == 0 && !seeds;   // the current model: drawn from no seed of its own
-        cJSON_AddItemToArray(arr, model ? cJSON_CreateNull() : json_u64(e.init_seeds[i]));
+        int copied = same && i > 0;     // member 0's weights: its init seed drew nothing
+        cJSON_AddItemToArray(arr, model || copied ? cJSON_CreateNull() : json_u64(e.init_seeds[i]));
         int stream = model && sp.start_step > 0;   // a sampler's state, not a seed (nor a double's worth)
         cJSON_AddItemToArray(darr, stream ? cJSON_CreateNull() : json_u64(e.data_seeds[i]));
     }
@@ -204,11 +207,12 @@ static void say_replaced(Session *s, EnsembleMethod was, EnsembleMethod now) {
 
 // p=0 or alpha=0 moves nothing: the members train independently, as after `ensemble off` (a
 // WASH "with p=0" would count shuffles that exchange nothing, a PAPA one values it never moves).
-static int zero_coupling_is_off(Session *s, EnsembleCoupling *c, const char *what, Err *err) {
+static int zero_coupling_is_off(Session *s, EnsembleCoupling *c, const char *what, const char *key, Err *err) {
     c->method = ENSEMBLE_INDEPENDENT;
     if (ensemble_set_coupling(&s->ens, c, err) != 0) return -1;
     out_text(s, "%s moves nothing: coupling off, members train independently (as after `ensemble off`)\n", what);
     coupling_json(s->result, c);
+    json_add_real(s->result, key, 0);   // the value typed, as help lists it
     return 0;
 }
 
@@ -221,7 +225,7 @@ int cmd_ensemble_wash(Session *s, const Args *a, Err *err) {
     c.every = (int)args_int(a, "every", 1);
     c.schedule = strcmp(args_str(a, "schedule", "linear"), "flat") == 0 ? WASH_FLAT : WASH_LINEAR;
     c.opt_state = args_bool(a, "opt_state", 1);
-    if (c.p == 0) return zero_coupling_is_off(s, &c, "WASH p=0", err);
+    if (c.p == 0) return zero_coupling_is_off(s, &c, "WASH p=0", "p", err);
     EnsembleMethod was = s->ens.coupling.method;
     if (ensemble_set_coupling(&s->ens, &c, err) != 0) return -1;
     double expect = wash_expected_exchange(&s->ens, &c);   // as `train` will count them
@@ -243,7 +247,7 @@ int cmd_ensemble_papa(Session *s, const Args *a, Err *err) {
     c.method = ENSEMBLE_PAPA;
     c.alpha = (float)args_float(a, "alpha", 0.1);
     c.every = (int)args_int(a, "every", 1);
-    if (c.alpha == 0) return zero_coupling_is_off(s, &c, "PAPA alpha=0", err);
+    if (c.alpha == 0) return zero_coupling_is_off(s, &c, "PAPA alpha=0", "alpha", err);
     EnsembleMethod was = s->ens.coupling.method;
     if (ensemble_set_coupling(&s->ens, &c, err) != 0) return -1;
     long n = 0;

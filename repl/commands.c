@@ -532,7 +532,8 @@ const CmdSpec commands[] = {
              "`ensemble new` replaces the members (the note says how many steps go with them;\n"
              "`model save` first keeps them); `model factorize` is refused until `ensemble average`\n"
              "or `ensemble use` makes one model.\n"
-             "--json: k, seeds (initialization; null for member 0 when it is the current model),\n"
+             "--json: k, seeds (initialization; null for member 0 when it is the current model, and\n"
+             "for members 1.. under same_init=on: their weights are member 0's),\n"
              "data_seeds (the batch samplers'; null for member 0 when it continues the model's data\n"
              "stream past step 0), same_init, optim, bytes.\n"
              "Examples:\n  ensemble new 4\n  ensemble new 3 seeds=1,2,3\n  ensemble new 4 same_init=on",

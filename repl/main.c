@@ -433,7 +433,9 @@ static void open_standard_fds(void) {
 // --threads refuses. Bounded the same way before that region: one line, and one thread per
 // core instead. Each value of a nested list ("2,100000") counts; libgomp itself reports a
 // value that is no number.
-static void bound_omp_threads(void) {
+static void bound_omp_threads(int argc, char **argv) {
+    int threads_given = 0;   // --threads decides the count: the line says only what is ignored
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) threads_given |= is_option(argv[i], "--threads");
     const char *p = getenv("OMP_NUM_THREADS");
     while (p && *(p += strspn(p, " \t,"))) {
         char *end;
@@ -441,8 +443,12 @@ static void bound_omp_threads(void) {
         unsigned long long n = strtoull(p, &end, 10);
         if (end == p || *p == '-' || errno == ERANGE) return;
         if (n > MAX_THREADS) {
-            fprintf(stderr, "lrsh: OMP_NUM_THREADS=%llu is past %d threads (what --threads takes): ignored; one "
-                            "thread per core (%d) instead\n", n, MAX_THREADS, omp_get_num_procs());
+            if (threads_given)
+                fprintf(stderr, "lrsh: OMP_NUM_THREADS=%llu is past %d threads (what --threads takes): ignored\n", n,
+                        MAX_THREADS);
+            else
+                fprintf(stderr, "lrsh: OMP_NUM_THREADS=%llu is past %d threads (what --threads takes): ignored; one "
+                                "thread per core (%d) instead\n", n, MAX_THREADS, omp_get_num_procs());
             omp_set_num_threads(omp_get_num_procs());
             omp_set_max_active_levels(1);   // a nested level's count is not used either
             return;
@@ -461,7 +467,7 @@ static int options_exit(void) {
 int main(int argc, char **argv) {
     open_standard_fds();   // before anything opens a file
     cpu_blas_ensure_core(argc, argv);  // may re-exec with OPENBLAS_CORETYPE set: before anything else
-    bound_omp_threads();   // after the re-exec (said once), before the first parallel region
+    bound_omp_threads(argc, argv);   // after the re-exec (said once), before the first parallel region
     Options o = {.seed = strtoull(opt_find(settings, "seed")->def, NULL, 10)};   // the settings table's default
     Err bad = {{0}};
     install_signals();   // SIGPIPE too: --help into `| head -1` is an error line, not a silent death

@@ -291,6 +291,9 @@ out=$(OMP_NUM_THREADS=100000 "$LRSH" -c show 2>&1); rc=$?
 check_status omp_threads_bound_status 0 $rc
 check_contains omp_threads_bound_says "$out" "OMP_NUM_THREADS=100000 is past 4096 threads"
 check_contains omp_threads_bound_runs "$out" "settings   seed="
+out=$(OMP_NUM_THREADS=5000 "$LRSH" --threads 1 -c 'show' 2>&1)
+check_not_contains omp_threads_bound_with_threads "$out" "one thread per core"
+check_contains omp_threads_bound_with_threads_count "$out" ", 1 thread"
 out=$(OMP_NUM_THREADS=3 "$LRSH" -c show 2>&1)
 check_not_contains omp_threads_within "$out" "OMP_NUM_THREADS"
 

@@ -13,6 +13,7 @@ check_eq round_trip_json "valid 12" "$(printf '%s\n' "$out" | json_lines)"
 new=$(printf '%s\n' "$out" | grep '"command":"ensemble new"')
 check_eq new_k 3 "$(printf '%s\n' "$new" | json_field k)"
 check_eq new_seeds "[1, 2, 3]" "$(printf '%s\n' "$new" | json_field seeds)"
+check_eq new_same_init_seeds "[4, null, null]" "$(run --json -c "$prep; ensemble new 3 seeds=4,5,6 same_init=on" 2>/dev/null | grep '"command":"ensemble new"' | json_field seeds)"
 info=$(printf '%s\n' "$out" | grep '"command":"model info"')
 check_eq info_ensemble_memory True "$(printf '%s\n' "$info" | json_eval 'o["ensemble"]["k"] == 3 and o["ensemble"]["bytes"] > 3 * o["param_bytes"]')"
 train=$(printf '%s\n' "$out" | grep '"command":"train"' | head -n 1)
@@ -107,6 +108,9 @@ check_contains new_after_trained "$out" "ensemble: 3 members"
 # ... and after a save, where they are instead
 out=$(run -c "$prep; ensemble new 2 seeds=1,2; train steps=1 batch=2; model save $TMP/saved-ens.st; model new tiny" 2>&1)
 check_contains dropped_after_save "$out" "its 2 members at step 1 are in $TMP/saved-ens.st (\`model load\` brings them back)"
+# an ensemble grown from a trained model: the step its members stand at, not its own step count
+out=$(run -c "$prep; train steps=3 batch=2; ensemble new 2; train steps=2 batch=2; model save $TMP/grown-ens.st; model new tiny" 2>&1)
+check_contains dropped_at_members_step "$out" "its 2 members at step 5 are in $TMP/grown-ens.st"
 out=$(run --json -c "model load $TMP/saved-ens.st; data load; run pair; train steps=1 batch=2; ensemble eval batches=1 batch=2" 2>/dev/null)
 check_eq ensemble_eval_run '"pair"' "$(printf '%s\n' "$out" | grep '"command":"ensemble eval"' | json_field run)"
 out=$(run -c "model load $TMP/saved-ens.st; model save $TMP/no-state-ens.st optim=off; model load $TMP/no-state-ens.st" 2>&1)
@@ -236,6 +240,8 @@ check_contains eval_exchanged_earlier "$out" "values exchanged earlier"
 out=$(run --json -c "$prep; ensemble new 2 seeds=1,2; ensemble wash p=0; ensemble papa alpha=0.2; ensemble papa alpha=0" 2>&1)
 check_eq wash_p0_is_off '"independent"' "$(printf '%s\n' "$out" | grep '"command":"ensemble wash"' | json_field method)"
 check_eq papa_alpha0_is_off '"independent"' "$(printf '%s\n' "$out" | grep '"command":"ensemble papa"' | tail -n 1 | json_eval 'json.dumps(o["method"])')"
+check_eq wash_p0_json_p 0 "$(printf '%s\n' "$out" | grep '"command":"ensemble wash"' | json_field p)"
+check_eq papa_alpha0_json_alpha 0 "$(printf '%s\n' "$out" | grep '"command":"ensemble papa"' | tail -n 1 | json_field alpha)"
 check_contains wash_p0_says_off "$out" "WASH p=0 moves nothing: coupling off"
 check_contains papa_alpha0_says_off "$out" "PAPA alpha=0 moves nothing: coupling off"
 
