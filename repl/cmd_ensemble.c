@@ -124,7 +124,9 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     // the session's own model: its training not saved is carried by member 0, or with seeds=
     // left behind for good (nothing brings that model back, and `model save` saves the ensemble)
     int model_unsaved = s->has_ensemble ? s->model_dirty : s->dirty;
-    if (s->has_ensemble && session_keep_unsaved(s, DROP_ENSEMBLE_NEW, err) != 0) return -1;
+    // an untrained ensemble replaced by one whose member 0 carries the model again loses nothing
+    int loses = s->has_ensemble && (s->ens.step > 0 || seeds);
+    if (loses && session_keep_unsaved(s, DROP_ENSEMBLE_NEW, err) != 0) return -1;
     if (!s->has_ensemble && seeds && keep_model_unsaved(s, err) != 0) return -1;
     Ensemble e;
     if (ensemble_build(&e, &s->model.cfg, s->be, oc, &sp, err) != 0) return -1;

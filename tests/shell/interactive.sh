@@ -330,6 +330,11 @@ check_contains seeds_quits_at_once "$out" "EXITED 0"
 out=$(pty --no-default -- "expect lrsh> " "send $prep; train steps=2; ensemble new 2\n" "expect lrsh> " \
           "send ensemble use 1\n" "expect lrsh> " "send \004" "expect lrsh> " "send \004")
 check_contains carried_use_asks "$out" "error: the ensemble's member 0 carries the model's training not saved: \`model save PATH\` keeps it (with the ensemble)"
+# ... and a new ensemble without seeds= carries it again: nothing is lost, nothing asked
+out=$(pty --no-default -- "expect lrsh> " "send $prep; train steps=2; ensemble new 2\n" "expect lrsh> " \
+          "send ensemble new 3\n" "expect lrsh> " "send show\n" "expect lrsh> " "send \004" "expect lrsh> " "send \004")
+check_not_contains carried_new_not_asked "$out" "\`ensemble new\` again replaces the ensemble"
+check_contains carried_new_goes_ahead "$out" "ensemble   3 members"
 # a paste of several lines (bracketed paste: one line with newlines in it) runs line by line
 out=$(pty --no-default -- "expect lrsh> " "send \033[200~set seed 77\nshow\n\033[201~\n" "expect settings" "expect lrsh> " "send quit\n")
 check_not_contains paste_no_timeout "$out" "TIMEOUT"
