@@ -53,6 +53,15 @@ int check_writable_file(const char *path, Err *err) {
     return 0;
 }
 
+int file_through_link(const char *path, char out[PATH_MAX], Err *err) {
+    struct stat link;
+    if (lstat(path, &link) == 0 && S_ISLNK(link.st_mode))
+        return realpath(path, out) ? 0 : err_set(err, "%s is a symbolic link to a missing file", path);
+    if (strlen(path) >= PATH_MAX) return err_set(err, "%s: the path is too long", path);
+    strcpy(out, path);
+    return 0;
+}
+
 // The default corpus, written once into the cache folder and reused afterwards.
 static int default_corpus(Session *s, char *path, size_t size, Err *err) {
     if (session_cache_dir(path, size, err) != 0) return -1;
@@ -182,13 +191,9 @@ int cmd_tok_train(Session *s, const Args *a, Err *err) {
     } else if (default_model_path(corpus, type, vocab, out, sizeof out, err) != 0) {
         return -1;
     }
-    struct stat link;
     char target[PATH_MAX];   // out= a link to a file: write that file (the rename would replace the link)
-    if (lstat(out, &link) == 0 && S_ISLNK(link.st_mode)) {
-        if (!realpath(out, target))   // writing would replace the link with a file
-            return err_set(err, "tok train: out=%s is a symbolic link to a missing file: nothing was trained", out);
-        if (path_printf(err, out, sizeof out, "%s", target) != 0) return -1;
-    }
+    if (file_through_link(out, target, err) != 0) return err_wrap(err, "tok train: out=", ": nothing was trained");
+    if (path_printf(err, out, sizeof out, "%s", target) != 0) return -1;
     if (tok_train_can_run(corpus, out, err) != 0) return -1;
     out_note(s, "training a %s tokenizer (vocab %d) on %s\n", type, vocab, NAME_TEXT(corpus));
     note_crlf(s, corpus);

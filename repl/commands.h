@@ -1,6 +1,7 @@
 // commands.h — the one command table. Dispatch, `help`, tab completion and option checking
 // all read it, so a command exists in exactly one place.
 #pragma once
+#include <limits.h>
 #include "parse.h"
 #include "session.h"
 
@@ -149,6 +150,9 @@ const char *expand_path(const char *in, char *out, size_t size);
 // there already a regular file one may write (no folder, device, pipe, socket; not read-only).
 // The error names path ("cannot write PATH: …").
 int check_writable_file(const char *path, Err *err);
+// The file a written file lands in: path itself, or the file a symbolic link at path names (a
+// rename over the link would replace it); a link to a missing file is an error.
+int file_through_link(const char *path, char out[PATH_MAX], Err *err);
 // Whether the file at path (mode: its st_mode) may not be written: no write bit for anyone — a
 // root process, which access() lets write anything, honours it too — or access() says no.
 int file_read_only(const char *path, unsigned mode);

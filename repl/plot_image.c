@@ -209,17 +209,6 @@ static int write_plot_script(const PlotSeries *series, int n, const char *ylabel
     return err_set(err, "cannot write the gnuplot script %s", path);
 }
 
-// A target that is a symbolic link: the file it names (the rename of the image would replace
-// the link itself), as `model save` and `tok train out=` do.
-static int resolve_link(const char *path, char out[PATH_MAX], Err *err) {
-    struct stat link;
-    if (lstat(path, &link) == 0 && S_ISLNK(link.st_mode))
-        return realpath(path, out) ? 0 : err_set(err, "%s is a symbolic link to a missing file: no image was written", path);
-    if (strlen(path) >= PATH_MAX) return err_set(err, "%s: the path is too long", path);
-    strcpy(out, path);
-    return 0;
-}
-
 // The temporary file gnuplot draws target's image into, beside it, with the mode the target
 // has (a new one: 0644).
 static int open_image(AtomicFile *af, const char *target, Err *err) {
@@ -262,7 +251,7 @@ int plot_images(Session *s, const PlotSeries *series, int n, const char *ylabel,
     char resolved[2][PATH_MAX];
     for (int t = 0; t < 2; t++) {
         if (!targets[t]) continue;
-        if (resolve_link(targets[t], resolved[t], err) != 0) return -1;
+        if (file_through_link(targets[t], resolved[t], err) != 0) return err_wrap(err, "", ": no image was written");
         targets[t] = resolved[t];
         if (check_image_name(targets[t], err) != 0 || check_writable_file(targets[t], err) != 0 ||
             check_image_target(targets[t], t, err) != 0)
