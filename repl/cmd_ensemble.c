@@ -86,41 +86,102 @@ static int keep_model_unsaved(Session *s, Err *err) {
                    "first keeps it; `ensemble new` again goes ahead");
 }
 
+// The members' seeds and where member 0 starts, into sp (whose seed arrays init, data hold k).
+// With seeds= every member comes from its own seed (initialization and data order); without,
+// member 0 continues the session's model — its weights, data stream and optimizer state — and
+// the others get seeds after it.
+static int spec_from_session(Session *s, const char *seeds, EnsembleSpec *sp, uint64_t *init, uint64_t *data,
+                             Err *err) {
+    int k = sp->k;
+    if (seeds) {
+        if (parse_seeds(seeds, k, init, err) != 0) return -1;
+        memcpy(data, init, sizeof *init * (size_t)k);
+        return 0;
+    }
+    for (int i = 0; i < k; i++) init[i] = s->model.cfg.seed + (uint64_t)i, data[i] = s->seed + (uint64_t)i;
+    if (s->has_trainer) data[0] = s->trainer.data_rng, sp->start_step = s->trainer.step;
+    else if (s->resume.step > 0) sp->start_step = s->resume.step, data[0] = s->resume.data_rng ? s->resume.data_rng : data[0];
+    sp->from = &s->model;
+    // its optimizer state too: member 0 is the model going on, not a restart with zero moments
+    if (s->has_trainer) sp->from_trainer = &s->trainer;
+    else sp->start_shape = s->resume.shape;
+    return 0;
+}
+
+// Before building, the least k members hold: a clear refusal, not the first allocation that
+// fails a minute in.
+static int ensemble_fits(const Session *s, long k, Err *err) {
+    double need = (double)k * (double)trainer_model_bytes(s->model.n_params), have = (double)s->be->mem_available();
+    if (need <= have) return 0;
+    char nb[32], hb[32];
+    return err_set(err, "an ensemble of %ld needs at least %s (7 copies of the model's parameters each) and %s "
+                   "is available: fewer members, or a smaller model", k, fmt_bytes(nb, sizeof nb, need),
+                   fmt_bytes(hb, sizeof hb, have));
+}
+
+// Members that start past the warm-up with fresh moments take the full lr at once: said.
+static void note_past_warmup(Session *s, const EnsembleSpec *sp, const OptimConfig *oc) {
+    if (oc->warmup <= 0 || sp->start_step < oc->warmup) return;
+    // fresh moments: the members after 0 always, member 0 too when no trainer had any
+    char fresh[80];
+    if (!sp->from_trainer) snprintf(fresh, sizeof fresh, "every member has fresh moments (the model had no "
+                                    "optimizer state) and takes");
+    else if (sp->k == 2) snprintf(fresh, sizeof fresh, "member 1 has fresh moments and takes");
+    else snprintf(fresh, sizeof fresh, "members 1–%d have fresh moments and take", sp->k - 1);
+    out_note(s, "note: the members start at step %d, past %s's warm-up: %s the full lr at once "
+                "(`model new` first starts everything at step 0)\n", sp->start_step, oc->name, fresh);
+}
+
+// The new ensemble's line, its members' seeds (text and JSON) and what `train` now does.
+static void report_new_ensemble(Session *s, const Ensemble *e, const EnsembleSpec *sp, int from_seeds,
+                                const char *optim) {
+    int k = sp->k, same = sp->same_init;
+    size_t bytes = ensemble_bytes(e, s->batch, s->model.cfg.seq);
+    char mem[32];
+    out_text(s, "ensemble: %d member%s (%s init%s), %s, memory %s\n", k, k == 1 ? "" : "s", same ? "same" : "independent",
+             from_seeds ? ", from seeds=" : ", member 0 from the current model", optim,
+             fmt_bytes(mem, sizeof mem, (double)bytes));
+    OutLine line = {0};
+    line_add(&line, "  seeds (init, data):");
+    for (int i = 0; i < k; i++) {
+        unsigned long long init = e->init_seeds[i], data = e->data_seeds[i];
+        // member 0 is the current model, whatever made it (an average, a factorization): no init seed
+        if (i == 0 && !from_seeds && sp->start_step > 0)   // its data seed is the stream's state, not a seed one types
+            line_add(&line, " 0:(the current model, its data stream at step %d)", sp->start_step);
+        else if (i == 0 && !from_seeds) line_add(&line, " 0:(the current model, %llu)", data);
+        else if (same && i > 0)   // its weights are member 0's: its init seed draws nothing
+            line_add(&line, " %d:(member 0's weights, %llu)", i, data);
+        else line_add(&line, " %d:(%llu, %llu)", i, init, data);
+    }
+    line_out(s, &line);
+    out_note(s, "`train` now trains every member (coupling: independent; see `ensemble wash`, `ensemble papa`)\n");
+    cJSON_AddNumberToObject(s->result, "k", (double)k);
+    cJSON_AddBoolToObject(s->result, "same_init", same);
+    cJSON *arr = cJSON_AddArrayToObject(s->result, "seeds"), *darr = cJSON_AddArrayToObject(s->result, "data_seeds");
+    for (int i = 0; i < k; i++) {
+        int model = i == 0 && !from_seeds;   // the current model: drawn from no seed of its own
+        int copied = same && i > 0;          // member 0's weights: its init seed drew nothing
+        cJSON_AddItemToArray(arr, model || copied ? cJSON_CreateNull() : json_u64(e->init_seeds[i]));
+        int stream = model && sp->start_step > 0;   // a sampler's state, not a seed (nor a double's worth)
+        cJSON_AddItemToArray(darr, stream ? cJSON_CreateNull() : json_u64(e->data_seeds[i]));
+    }
+    cJSON_AddNumberToObject(s->result, "bytes", (double)bytes);
+    cJSON_AddStringToObject(s->result, "optim", optim);
+}
+
 int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     char *end;
     long k = strtol(a->pos[0], &end, 10);
     if (*end || k < 2 || k > ENSEMBLE_MAX_K)   // one member is the model itself: `train`
         return err_set(err, "K=%s: an ensemble has 2 to %d members (e.g. `ensemble new 4`)", a->pos[0], ENSEMBLE_MAX_K);
-    int same = args_bool(a, "same_init", 0);
     uint64_t init[ENSEMBLE_MAX_K], data[ENSEMBLE_MAX_K];
     const char *seeds = args_str(a, "seeds", NULL);
-    EnsembleSpec sp = {.k = (int)k, .init_seeds = init, .data_seeds = data, .same_init = same,
+    EnsembleSpec sp = {.k = (int)k, .init_seeds = init, .data_seeds = data, .same_init = args_bool(a, "same_init", 0),
                        .mix_seed = s->seed ^ ENSEMBLE_MIX_SEED_SALT};
-    if (seeds) {
-        // every member from its own seed (initialization and data order)
-        if (parse_seeds(seeds, (int)k, init, err) != 0) return -1;
-        memcpy(data, init, sizeof init);
-    } else {
-        // member 0 continues the session's model (and its data stream); the others get seeds after it
-        for (int i = 0; i < k; i++) init[i] = s->model.cfg.seed + (uint64_t)i, data[i] = s->seed + (uint64_t)i;
-        if (s->has_trainer) data[0] = s->trainer.data_rng, sp.start_step = s->trainer.step;
-        else if (s->resume.step > 0) sp.start_step = s->resume.step, data[0] = s->resume.data_rng ? s->resume.data_rng : data[0];
-        sp.from = &s->model;
-        // its optimizer state too: member 0 is the model going on, not a restart with zero moments
-        if (s->has_trainer) sp.from_trainer = &s->trainer;
-        else sp.start_shape = s->resume.shape;
-    }
+    if (spec_from_session(s, seeds, &sp, init, data, err) != 0) return -1;
     const OptimConfig *oc = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
-    // before building, the least the members hold (a clear refusal, not the first allocation that
-    // fails a minute in)
-    double need = (double)k * (double)trainer_model_bytes(s->model.n_params), have = (double)s->be->mem_available();
-    if (need > have) {
-        char nb[32], hb[32];
-        return err_set(err, "an ensemble of %ld needs at least %s (7 copies of the model's parameters each) and %s "
-                       "is available: fewer members, or a smaller model", k, fmt_bytes(nb, sizeof nb, need),
-                       fmt_bytes(hb, sizeof hb, have));
-    }
+    if (ensemble_fits(s, k, err) != 0) return -1;
     // the session's own model: its training not saved is carried by member 0, or with seeds=
     // left behind for good (nothing brings that model back, and `model save` saves the ensemble)
     int model_unsaved = s->has_ensemble ? s->model_dirty : s->dirty;
@@ -142,48 +203,8 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     snprintf(run, sizeof run, "ensemble-%ld", k);
     runlog_end(&s->runs);
     runlog_name_next(&s->runs, run);
-    if (k > 1 && oc->warmup > 0 && sp.start_step >= oc->warmup)
-    {
-        // fresh moments: the members after 0 always, member 0 too when no trainer had any
-        char fresh[80];
-        if (!sp.from_trainer) snprintf(fresh, sizeof fresh, "every member has fresh moments (the model had no "
-                                       "optimizer state) and takes");
-        else if (k == 2) snprintf(fresh, sizeof fresh, "member 1 has fresh moments and takes");
-        else snprintf(fresh, sizeof fresh, "members 1–%ld have fresh moments and take", k - 1);
-        out_note(s, "note: the members start at step %d, past %s's warm-up: %s the full lr at once "
-                    "(`model new` first starts everything at step 0)\n", sp.start_step, oc->name, fresh);
-    }
-    size_t bytes = ensemble_bytes(&e, s->batch, s->model.cfg.seq);
-    char mem[32];
-    out_text(s, "ensemble: %ld member%s (%s init%s), %s, memory %s\n", k, k == 1 ? "" : "s", same ? "same" : "independent",
-             seeds ? ", from seeds=" : ", member 0 from the current model", oc->name,
-             fmt_bytes(mem, sizeof mem, (double)bytes));
-    OutLine line = {0};
-    line_add(&line, "  seeds (init, data):");
-    for (int i = 0; i < k; i++) {
-        unsigned long long init = e.init_seeds[i], data = e.data_seeds[i];
-        // member 0 is the current model, whatever made it (an average, a factorization): no init seed
-        if (i == 0 && !seeds && sp.start_step > 0)   // its data seed is the stream's state, not a seed one types
-            line_add(&line, " 0:(the current model, its data stream at step %d)", sp.start_step);
-        else if (i == 0 && !seeds) line_add(&line, " 0:(the current model, %llu)", data);
-        else if (same && i > 0)   // its weights are member 0's: its init seed draws nothing
-            line_add(&line, " %d:(member 0's weights, %llu)", i, data);
-        else line_add(&line, " %d:(%llu, %llu)", i, init, data);
-    }
-    line_out(s, &line);
-    out_note(s, "`train` now trains every member (coupling: independent; see `ensemble wash`, `ensemble papa`)\n");
-    cJSON_AddNumberToObject(s->result, "k", (double)k);
-    cJSON_AddBoolToObject(s->result, "same_init", same);
-    cJSON *arr = cJSON_AddArrayToObject(s->result, "seeds"), *darr = cJSON_AddArrayToObject(s->result, "data_seeds");
-    for (int i = 0; i < k; i++) {
-        int model = i == 0 && !seeds;   // the current model: drawn from no seed of its own
-        int copied = same && i > 0;     // member 0's weights: its init seed drew nothing
-        cJSON_AddItemToArray(arr, model || copied ? cJSON_CreateNull() : json_u64(e.init_seeds[i]));
-        int stream = model && sp.start_step > 0;   // a sampler's state, not a seed (nor a double's worth)
-        cJSON_AddItemToArray(darr, stream ? cJSON_CreateNull() : json_u64(e.data_seeds[i]));
-    }
-    cJSON_AddNumberToObject(s->result, "bytes", (double)bytes);
-    cJSON_AddStringToObject(s->result, "optim", oc->name);
+    note_past_warmup(s, &sp, oc);
+    report_new_ensemble(s, &s->ens, &sp, seeds != NULL, oc->name);
     return 0;
 }
 
