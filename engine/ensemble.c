@@ -301,70 +301,93 @@ static int same_layout(const Model *a, const Model *b) {
     return 1;
 }
 
+// Host scratch for averaging: the largest tensor's floats (*most) and, for the product mode,
+// the largest W = A·Bᵀ's (*most_w).
+static void average_scratch_sizes(const Model *m0, size_t *most, size_t *most_w) {
+    *most = *most_w = 0;
+    for (int i = 0; i < m0->n_tensors; i++) {
+        const TensorDesc *t = &m0->tensors[i];
+        size_t n = (size_t)t->rows * t->cols;
+        if (n > *most) *most = n;
+        if (t->role == ROLE_FACTOR_A) {
+            size_t w = (size_t)t->rows * m0->tensors[i + 1].rows;
+            if (w > *most_w) *most_w = w;
+        }
+    }
+}
+
+// Tensor ti of out = the members' elementwise mean, summed in double. h (n), acc (n): scratch.
+static void average_tensor(Model *members, int k, int ti, Model *out, float *h, double *acc) {
+    const Backend *be = out->be;
+    const TensorDesc *t = &out->tensors[ti];
+    size_t n = (size_t)t->rows * t->cols;
+    for (size_t j = 0; j < n; j++) acc[j] = 0;
+    for (int i = 0; i < k; i++) {
+        be->download(h, param(&members[i], ti), sizeof(float) * n);
+        for (size_t j = 0; j < n; j++) acc[j] += h[j];
+    }
+    for (size_t j = 0; j < n; j++) h[j] = (float)(acc[j] / k);
+    be->upload(param(out, ti), h, sizeof(float) * n);
+}
+
+// Factors ti (A, out×r) and ti + 1 (B, in×r) of out from the rank-r truncated SVD of the mean
+// product W̄ = (1/k)·Σ A_i·B_iᵀ; *rel: the truncation's relative error. Scratch: a, b (most
+// each), w (out×in), s (min(out, in)), laid out by the caller.
+static int average_product(Model *members, int k, int ti, Model *out, float *a, float *b, float *w, float *s,
+                           double *rel, Err *err) {
+    const Backend *be = out->be;
+    const TensorDesc *ta = &out->tensors[ti], *tb = &out->tensors[ti + 1];
+    int out_dim = ta->rows, in_dim = tb->rows, rank = ta->cols;
+    for (int i = 0; i < k; i++) {
+        be->download(a, param(&members[i], ti), sizeof(float) * (size_t)out_dim * rank);
+        be->download(b, param(&members[i], ti + 1), sizeof(float) * (size_t)in_dim * rank);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, out_dim, in_dim, rank, 1.0f / k, a, rank, b, rank,
+                    i == 0 ? 0.0f : 1.0f, w, in_dim);   // w (out × in) += A_i·B_iᵀ / k
+    }
+    if (truncated_svd(w, out_dim, in_dim, rank, a, b, s, err) != 0) return -1;
+    be->upload(param(out, ti), a, sizeof(float) * (size_t)out_dim * rank);
+    be->upload(param(out, ti + 1), b, sizeof(float) * (size_t)in_dim * rank);
+    *rel = truncation_error(s, out_dim < in_dim ? out_dim : in_dim, rank);
+    return 0;
+}
+
+// The worst and mean truncation errors of the product mode, by matrix (its factors' name
+// without ".A").
+static void report_truncation(EnsembleAvgReport *r, const char *factor_name, double rel) {
+    r->n_matrices++;
+    r->mean_error += rel;   // a sum until models_average divides it
+    if (rel > r->worst_error || r->n_matrices == 1) {
+        r->worst_error = rel;
+        size_t len = strlen(factor_name);
+        snprintf(r->worst_name, sizeof r->worst_name, "%.*s", (int)(len > 2 ? len - 2 : len), factor_name);
+    }
+}
+
 int models_average(Model *members, int k, EnsembleAvgMode mode, Model *out, EnsembleAvgReport *rep, Err *err) {
     if (k < 1) return err_set(err, "average: no members");
     const Model *m0 = &members[0];
     for (int i = 1; i < k; i++)
         if (!same_layout(m0, &members[i])) return err_set(err, "average: member %d has another layout", i);
-    const Backend *be = m0->be;
     Model m;
-    if (model_alloc(&m, &m0->cfg, be, err) != 0) return -1;
-    // host scratch: the largest tensor for each member plus its sum; for products W̄, A′, B′, s
-    size_t most = 0, most_w = 0;
-    for (int i = 0; i < m0->n_tensors; i++) {
-        const TensorDesc *t = &m0->tensors[i];
-        size_t n = (size_t)t->rows * t->cols;
-        if (n > most) most = n;
-        if (t->role == ROLE_FACTOR_A) {
-            size_t w = (size_t)t->rows * m0->tensors[i + 1].rows;
-            if (w > most_w) most_w = w;
-        }
-    }
-    float *h = malloc(sizeof(float) * (most * 2 + (mode == ENSEMBLE_AVG_PRODUCT ? most_w * 2 : 0) + 1));
+    if (model_alloc(&m, &m0->cfg, m0->be, err) != 0) return -1;
+    size_t most, most_w;
+    average_scratch_sizes(m0, &most, &most_w);
+    int product = mode == ENSEMBLE_AVG_PRODUCT;
+    float *h = malloc(sizeof(float) * (most * 2 + (product ? most_w * 2 : 0) + 1));   // a, b, then W̄ and σ
     double *acc = malloc(sizeof(double) * most);
     int rc = h && acc ? 0 : err_set(err, "average: out of memory");
     EnsembleAvgReport r;
     memset(&r, 0, sizeof r);
-    double err_sum = 0;
     for (int ti = 0; rc == 0 && ti < m0->n_tensors; ti++) {
         const TensorDesc *t = &m0->tensors[ti];
-        size_t n = (size_t)t->rows * t->cols;
-        if (mode == ENSEMBLE_AVG_PRODUCT && t->role == ROLE_FACTOR_B) continue;  // done with its A
-        if (mode == ENSEMBLE_AVG_PRODUCT && t->role == ROLE_FACTOR_A) {
-            const TensorDesc *tb = &m0->tensors[ti + 1];
-            int out_dim = t->rows, in_dim = tb->rows, rank = t->cols;
-            int kk = out_dim < in_dim ? out_dim : in_dim;
-            float *a = h, *b = h + most, *w = h + 2 * most, *s = w + most_w;
-            // W̄ = (1/k)·Σ A_i·B_iᵀ
-            for (int i = 0; i < k; i++) {
-                be->download(a, param(&members[i], ti), sizeof(float) * n);
-                be->download(b, param(&members[i], ti + 1), sizeof(float) * (size_t)in_dim * rank);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, out_dim, in_dim, rank, 1.0f / k, a, rank, b,
-                            rank, i == 0 ? 0.0f : 1.0f, w, in_dim);
-            }
-            if (truncated_svd(w, out_dim, in_dim, rank, a, b, s, err) != 0) {
-                rc = -1;
-                break;
-            }
-            be->upload(param(&m, ti), a, sizeof(float) * n);
-            be->upload(param(&m, ti + 1), b, sizeof(float) * (size_t)in_dim * rank);
-            double rel = truncation_error(s, kk, rank);
-            err_sum += rel;
-            r.n_matrices++;
-            if (rel > r.worst_error || r.n_matrices == 1) {
-                r.worst_error = rel;
-                size_t len = strlen(t->name);
-                snprintf(r.worst_name, sizeof r.worst_name, "%.*s", (int)(len > 2 ? len - 2 : len), t->name);
-            }
+        if (product && t->role == ROLE_FACTOR_B) continue;   // done with its A
+        if (!product || t->role != ROLE_FACTOR_A) {
+            average_tensor(members, k, ti, &m, h, acc);
             continue;
         }
-        for (size_t j = 0; j < n; j++) acc[j] = 0;
-        for (int i = 0; i < k; i++) {
-            be->download(h, param(&members[i], ti), sizeof(float) * n);
-            for (size_t j = 0; j < n; j++) acc[j] += h[j];
-        }
-        for (size_t j = 0; j < n; j++) h[j] = (float)(acc[j] / k);
-        be->upload(param(&m, ti), h, sizeof(float) * n);
+        double rel;
+        rc = average_product(members, k, ti, &m, h, h + most, h + 2 * most, h + 2 * most + most_w, &rel, err);
+        if (rc == 0) report_truncation(&r, t->name, rel);
     }
     free(h);
     free(acc);
@@ -372,7 +395,7 @@ int models_average(Model *members, int k, EnsembleAvgMode mode, Model *out, Ense
         model_free(&m);
         return -1;
     }
-    r.mean_error = r.n_matrices ? err_sum / r.n_matrices : 0;
+    if (r.n_matrices) r.mean_error /= r.n_matrices;
     if (rep) *rep = r;
     *out = m;
     return 0;
