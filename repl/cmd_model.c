@@ -181,8 +181,8 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
     double training = (double)trainer_model_bytes(s->model.n_params) + (double)k.activation_bytes +
                       (o ? sizeof(float) * (2.0 * (double)o->n_vec + (double)o->n_work) : 0.0);
     char tb[32];
-    out_text(s, "training   about %s: 7× the parameters (gradients, moments, rollback) + activations\n",
-             fmt_bytes(tb, sizeof tb, training));
+    out_text(s, "training   about %s: 7× the parameters (gradients, moments, rollback) + activations%s\n",
+             fmt_bytes(tb, sizeof tb, training), o ? " + the optimizer's vectors and scratch" : "");
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));
     cJSON_AddNumberToObject(s->result, "params", (double)k.params);
     cJSON_AddNumberToObject(s->result, "dense_params", (double)k.dense_params);

@@ -293,7 +293,7 @@ const CmdSpec commands[] = {
              "already ruined before that stays so (`model load` an earlier checkpoint).\n"
              "diag_every and eval_every count step numbers (step 20, 30, … for 10). `runs`\n"
              "compares the runs. --json: steps, step, loss, lr (the last step's, as scheduled), grad_norm,\n"
-             "tok_per_s, seconds (all of it), eval_seconds (eval_every='s part), interrupted, diverged\n"
+             "tok_per_s, seconds (training's, without the evaluations), eval_seconds (eval_every='s part), interrupted, diverged\n"
              "(true only when a non-finite loss or gradient stopped this run; then diverged_at, reason;\n"
              "`runs` also calls plateaus and blow-ups diverged), run, spikes, max_dw_over_eta, and val:[{step,\n"
              "val_loss}] (an ensemble: k, loss (the members' mean), lr, member_loss, member_grad_norm,\n"
