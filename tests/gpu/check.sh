@@ -7,8 +7,15 @@
 # each fallback variable, a failed benchmark once on the older paths, so that one run on the
 # card says what broke and still measures. Logs go to /tmp/lrsh-gpu-check; results-entry.md
 # there is the entry for docs/gpu-results.md. With $OUT set (the device tool's folder, which
-# brings back at most 8 files) the entry, test_cuda.log, shell.log and bench_cuda.log are
+# brings back at most 8 files) the entry, build.log, test_cuda.log, shell.log and bench_cuda.log are
 # copied there and every log goes along as logs.tar.gz.
+#
+# The whole check keeps inside LRSH_CHECK_SECONDS (default 360): each stage runs under a
+# timeout of what is left (less 20 s to write the entry), bench_cuda skips the rows that would
+# start too late (LRSH_BENCH_SECONDS) and still prints its summary, the ASan pass and the
+# reruns run only when their time is left. Give the device call a timeout_s some 30 s above
+# it. The entry is written and copied to $OUT whatever happens — a failed build (its log goes
+# along), a stage timed out, a signal — except a SIGKILL.
 #
 # From the repository root:   sh tests/gpu/check.sh [quick|targets]   (passed to bench_cuda:
 # quick, a smoke run; targets, only the rows issue 9's targets read, and the chain rows).
@@ -18,12 +25,25 @@
 set -u
 start=$(date +%s)
 bench_arg=${1:-}
+budget=${LRSH_CHECK_SECONDS:-360}
 LOG=/tmp/lrsh-gpu-check
 rm -rf "$LOG"
 mkdir -p "$LOG"
 jobs=$(nproc 2>/dev/null || echo 4)
 elapsed() { echo $(( $(date +%s) - start )); }
 note() { echo "== [$(elapsed) s] $*"; }
+# Seconds a stage may take: at most $1, and never past the budget less 20 s for the entry.
+within() {
+    left=$(( budget - 20 - $(elapsed) ))
+    [ "$left" -lt "$1" ] || left=$1
+    [ "$left" -gt 1 ] || left=1
+    echo "$left"
+}
+has_time() { [ $(( budget - $(elapsed) )) -gt "$1" ]; }
+
+# What the entry says of a stage that never ran (a failed build, the budget spent).
+build_line="not run"; tests_line="not run"; shell_line="not run"; san_line="not run"; bench_line="not run"
+test_rc=1; shell_rc=1; bench_rc=1; bench_note=""; isolate_rows=""; card=""
 
 # The commit: as stamped here before the call (the device's copy of the tree may carry an
 # older .git than its files), else as git there says.
@@ -31,7 +51,8 @@ if [ -s .gpu-deps/commit ]; then commit="$(cat .gpu-deps/commit) (stamped before
 else commit="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"; fi
 
 note "machine"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee "$LOG/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>"$LOG/gpu.err" | tee "$LOG/gpu.txt"
+cat "$LOG/gpu.err"
 card=$(head -n 1 "$LOG/gpu.txt")
 for tool in make gcc g++ nvcc; do command -v $tool >/dev/null || echo "missing tool: $tool"; done
 command -v nvcc >/dev/null || export PATH="$PATH:/usr/local/cuda/bin"
@@ -51,40 +72,103 @@ if ! echo '#include <cblas.h>
         export LIBRARY_PATH="$P/usr/lib/$A:$P/lib/$A"
         export LD_LIBRARY_PATH="$P/usr/lib/$A:$P/lib/$A:$P/usr/lib/$A/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
         # -L first: a newer system liblapacke (LAPACK 3.12 symbols) must not shadow the carried one
-        MAKEVARS="OPENBLAS_DIR=$P/usr/lib/$A/openblas-openmp LDFLAGS=-L$P/usr/lib/$A"
+        # DEP_HEADERS= : the Makefile's check for the system's headers (make deps) does not apply
+        MAKEVARS="OPENBLAS_DIR=$P/usr/lib/$A/openblas-openmp LDFLAGS=-L$P/usr/lib/$A DEP_HEADERS="
     else
         echo "the system lacks lrsh's libraries and no .gpu-deps/*.deb were carried: run tests/gpu/fetch-deps.sh first"
         exit 1
     fi
 fi
 
+# The entry for docs/gpu-results.md, from whatever ran, into $LOG and $OUT; then the summary.
+write_entry() {
+    {
+        echo "## $(date -u +%Y-%m-%d) — ${card:-unknown card}"
+        echo
+        echo "- commit: $commit"
+        echo "- build (make CUDA=1): $build_line"
+        echo "- tests/test_cuda: $tests_line"
+        echo "- tests/test_cuda under ASan+UBSan: $san_line"
+        echo "- tests/gpu/shell.sh: $shell_line"
+        [ -z "$isolate_rows" ] || { echo; echo '```'; cat "$LOG/isolation.txt"; echo '```'; }
+        [ -z "$bench_note" ] || echo "- bench/bench_cuda$bench_note"
+        echo
+        echo '```'
+        if grep -q '^summary' "$LOG/bench_cuda.log" 2>/dev/null; then sed -n '/^summary/,$p' "$LOG/bench_cuda.log"
+        else   # cut short: the rows it printed as it went
+            echo "(no summary table: bench_cuda did not finish; its rows as printed)"
+            grep -E '^(sgemm|train|decode|chain|bench_cuda)' "$LOG/bench_cuda.log" 2>/dev/null
+        fi
+        echo '```'
+        echo
+        echo 'Profiles (one step each, every Backend call timed to completion):'
+        echo
+        echo '```'
+        grep -A 16 '^profile' "$LOG/bench_cuda.log" 2>/dev/null
+        echo '```'
+    } >"$LOG/results-entry.md"
+    if [ -n "${OUT:-}" ]; then
+        for f in results-entry.md build.log test_cuda.log shell.log bench_cuda.log; do
+            [ ! -f "$LOG/$f" ] || cp "$LOG/$f" "$OUT/"
+        done
+        tar -czf "$OUT/logs.tar.gz" -C "$(dirname "$LOG")" "$(basename "$LOG")"
+    fi
+}
+
+print_summary() {
+    echo
+    echo "SUMMARY — ${card:-unknown card}, $(elapsed) s of $budget"
+    printf '%-34s %s\n' "build (make CUDA=1)" "$build_line"
+    printf '%-34s %s\n' "tests/test_cuda" "$tests_line"
+    printf '%-34s %s\n' "tests/test_cuda (ASan+UBSan)" "$san_line"
+    printf '%-34s %s\n' "tests/gpu/shell.sh" "$shell_line"
+    printf '%-34s %s\n' "bench/bench_cuda" "$bench_line$bench_note"
+    [ -z "$isolate_rows" ] || cat "$LOG/isolation.txt"
+    sed -n '/^summary/,$p' "$LOG/bench_cuda.log" 2>/dev/null
+}
+
+finished=0
+finish() {
+    [ "$finished" -eq 0 ] || return
+    finished=1
+    note "writing the entry"
+    write_entry
+    print_summary
+}
+trap finish EXIT
+trap 'echo "== check.sh stopped by a signal at $(elapsed) s"; exit 143' TERM INT HUP
+
 note "build (make CUDA=1)"
 # shellcheck disable=SC2086
-if ! make CUDA=1 $MAKEVARS -j"$jobs" all build/tests/test_cuda build/bench/bench_cuda >"$LOG/build.log" 2>&1; then
+if ! timeout "$(within 300)" make CUDA=1 $MAKEVARS -j"$jobs" all build/tests/test_cuda build/bench/bench_cuda \
+        >"$LOG/build.log" 2>&1; then
     tail -n 40 "$LOG/build.log"
+    build_line="FAILED (build.log)"
     echo "BUILD FAILED (log: $LOG/build.log)"
     exit 1
 fi
+build_line=ok
 ldd build/tests/test_cuda | grep -E 'not found|cudart|cublas' | tee "$LOG/ldd.txt"
 
 note "tests/test_cuda"
-LRSH_CUDA_SYNC=0 build/tests/test_cuda >"$LOG/test_cuda.log" 2>&1
+LRSH_CUDA_SYNC=0 timeout "$(within 180)" build/tests/test_cuda >"$LOG/test_cuda.log" 2>&1
 test_rc=$?
+[ "$test_rc" -ne 124 ] || echo "test_cuda timed out"
 grep -vE '^ok ' "$LOG/test_cuda.log" | head -n 60
 tests_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/test_cuda.log" | tail -n 1)
-[ -n "$tests_line" ] || tests_line="no summary line (exit $test_rc): crashed?"
+[ -n "$tests_line" ] || tests_line="no summary line (exit $test_rc$([ "$test_rc" -ne 124 ] || echo ', timed out')): crashed?"
 # A fault can break the CUDA context for every later test of the same process. So each test
 # that failed, or never reported (a crash), runs again alone in a fresh process: as it was, with
 # a wait after every launch (names a faulting kernel), and with each newer path turned back to
 # the older one. The table says which variable, if any, makes it pass.
-isolate_rows=""
 isolate() {
     name=$1
     row=$(printf '%-30s' "$name")
     for vars in "" "LRSH_CUDA_SYNC=1" "LRSH_CUDA_GRAPHS=off" "LRSH_CUDA_ATTENTION=rows" "LRSH_CUDA_FUSED=off LRSH_CUDA_PDL=off"; do
         log="$LOG/alone_${name}${vars:+_$(echo "$vars" | tr '= ' '__')}.log"
         # shellcheck disable=SC2086
-        env $vars timeout 120 build/tests/test_cuda "$name" >"$log" 2>&1
+        has_time 60 || { row="$row $(printf '%-10s' "no time")"; continue; }
+        env $vars timeout "$(within 60)" build/tests/test_cuda "$name" >"$log" 2>&1
         case $? in 0) r=pass ;; 1) r=FAIL ;; 124) r=timeout ;; *) r=crash ;; esac
         row="$row $(printf '%-10s' "$r")"
     done
@@ -96,7 +180,7 @@ if [ "$test_rc" -ne 0 ]; then
     reported=$(grep -E '^(ok|FAIL) ' "$LOG/test_cuda.log" | awk '{print $2}')
     for name in $(build/tests/test_cuda --list); do
         if echo "$reported" | grep -qx "$name" && ! grep -qx "FAIL $name" "$LOG/test_cuda.log"; then continue; fi
-        [ "$(elapsed)" -lt 150 ] || { isolate_rows="$isolate_rows(no time left for $name and later tests)
+        has_time 150 || { isolate_rows="$isolate_rows(no time left for $name and later tests)
 "; break; }
         isolate "$name"
     done
@@ -106,38 +190,47 @@ if [ "$test_rc" -ne 0 ]; then
 fi
 
 note "tests/gpu/shell.sh (the shell on the GPU against the CPU)"
-timeout 120 sh tests/gpu/shell.sh >"$LOG/shell.log" 2>&1
+timeout "$(within 120)" sh tests/gpu/shell.sh >"$LOG/shell.log" 2>&1
 shell_rc=$?
 grep -vE '^ok ' "$LOG/shell.log" | head -n 20
 shell_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/shell.log" | tail -n 1)
 [ -n "$shell_line" ] || shell_line="no summary line (exit $shell_rc): $(tail -n 1 "$LOG/shell.log")"
 
+# bench_cuda stops starting rows 40 s before its timeout: a row (a model built, timed, freed)
+# takes seconds, so it ends with its summary
+bench() {
+    t=$(within 100000)
+    # shellcheck disable=SC2086
+    env "$@" LRSH_BENCH_SECONDS=$(( t > 60 ? t - 40 : t / 2 )) timeout "$t" build/bench/bench_cuda ${bench_arg:+"$bench_arg"} \
+        >"$LOG/bench_cuda.log" 2>&1
+}
 note "bench/bench_cuda"
-build/bench/bench_cuda ${bench_arg:+"$bench_arg"} >"$LOG/bench_cuda.log" 2>&1
+bench
 bench_rc=$?
-bench_note=""
-if [ "$bench_rc" -ne 0 ] && [ "$(elapsed)" -lt 200 ]; then
+if [ "$bench_rc" -ne 0 ] && has_time 120; then
     # the summary of a run on the older paths beats no summary: say which ran
     safe="LRSH_BENCH_SAFE=1 LRSH_CUDA_GRAPHS=off LRSH_CUDA_FUSED=off LRSH_CUDA_PDL=off LRSH_CUDA_ATTENTION=rows"
     note "bench_cuda failed (exit $bench_rc): once more with $safe"
     tail -n 20 "$LOG/bench_cuda.log"
     mv "$LOG/bench_cuda.log" "$LOG/bench_cuda_failed.log"
     # shellcheck disable=SC2086
-    env $safe build/bench/bench_cuda ${bench_arg:+"$bench_arg"} >"$LOG/bench_cuda.log" 2>&1
+    bench $safe
     bench_rc=$?
     bench_note=" (rerun with $safe after a failure: direct decoding only; bench_cuda_failed.log)"
 fi
+case $bench_rc in 0) bench_line=ok ;; 124) bench_line="timed out (exit 124)" ;; *) bench_line="exit $bench_rc" ;; esac
 grep -vE '^(summary|sgemm peak|train |decode |chain |profile|  )' "$LOG/bench_cuda.log" | head -n 40
 note "where a GPT-2 step's time goes (bench_cuda's profiles)"
 grep -A 16 '^profile' "$LOG/bench_cuda.log" | head -n 60
 
 san_line="not run (time)"
 [ "${LRSH_CHECK_SAN:-on}" = off ] && san_line="not run (LRSH_CHECK_SAN=off)"
-if [ "$(elapsed)" -lt 200 ] && [ "${LRSH_CHECK_SAN:-on}" != off ]; then
+# its build takes a minute or two, its run up to 150 s
+if has_time 240 && [ "${LRSH_CHECK_SAN:-on}" != off ]; then
     note "make SAN=1 build-san/tests/test_cuda (ASan + UBSan)"
     # shellcheck disable=SC2086
-    if make CUDA=1 SAN=1 $MAKEVARS -j"$jobs" build-san/tests/test_cuda >"$LOG/build_san.log" 2>&1; then
-        timeout 150 build-san/tests/test_cuda >"$LOG/test_cuda_san.log" 2>&1
+    if timeout "$(within 150)" make CUDA=1 SAN=1 $MAKEVARS -j"$jobs" build-san/tests/test_cuda >"$LOG/build_san.log" 2>&1; then
+        timeout "$(within 150)" build-san/tests/test_cuda >"$LOG/test_cuda_san.log" 2>&1
         san_rc=$?
         san_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/test_cuda_san.log" | tail -n 1)
         [ "$san_rc" -eq 0 ] || { san_line="exit $san_rc: ${san_line:-no summary}"; tail -n 30 "$LOG/test_cuda_san.log"; }
@@ -146,40 +239,7 @@ if [ "$(elapsed)" -lt 200 ] && [ "${LRSH_CHECK_SAN:-on}" != off ]; then
     fi
 fi
 
-# The entry for docs/gpu-results.md
-{
-    echo "## $(date -u +%Y-%m-%d) — ${card:-unknown card}"
-    echo
-    echo "- commit: $commit"
-    echo "- tests/test_cuda: $tests_line"
-    echo "- tests/test_cuda under ASan+UBSan: $san_line"
-    echo "- tests/gpu/shell.sh: $shell_line"
-    [ -z "$isolate_rows" ] || { echo; echo '```'; cat "$LOG/isolation.txt"; echo '```'; }
-    [ -z "$bench_note" ] || echo "- bench/bench_cuda$bench_note"
-    echo
-    echo '```'
-    sed -n '/^summary/,$p' "$LOG/bench_cuda.log"
-    echo '```'
-    echo
-    echo 'Profiles (one step each, every Backend call timed to completion):'
-    echo
-    echo '```'
-    grep -A 16 '^profile' "$LOG/bench_cuda.log"
-    echo '```'
-} >"$LOG/results-entry.md"
-
-if [ -n "${OUT:-}" ]; then
-    cp "$LOG/results-entry.md" "$LOG/test_cuda.log" "$LOG/shell.log" "$LOG/bench_cuda.log" "$OUT/" 2>/dev/null
-    tar -czf "$OUT/logs.tar.gz" -C "$(dirname "$LOG")" "$(basename "$LOG")"
-fi
 note "done"
-echo
-echo "SUMMARY — ${card:-unknown card}, $(elapsed) s"
-printf '%-34s %s\n' "build (make CUDA=1)" "ok"
-printf '%-34s %s\n' "tests/test_cuda" "$tests_line"
-printf '%-34s %s\n' "tests/test_cuda (ASan+UBSan)" "$san_line"
-printf '%-34s %s\n' "tests/gpu/shell.sh" "$shell_line"
-printf '%-34s %s\n' "bench/bench_cuda" "$([ $bench_rc -eq 0 ] && echo ok || echo "exit $bench_rc")$bench_note"
-[ -z "$isolate_rows" ] || cat "$LOG/isolation.txt"
-sed -n '/^summary/,$p' "$LOG/bench_cuda.log"
 [ "$test_rc" -eq 0 ] && [ "$shell_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
+status=$?
+exit $status
