@@ -186,7 +186,9 @@ int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, Ensem
                 if (j < i) trainer_roll_back(&e->trainers[j]);
                 else if (j > i) trainer_redraw_batches(&e->trainers[j]);
             e->last_exchanged = 0;
-            return err_set(err, "member %d: %s (every member as before this step)", i, me.msg);
+            Err again;   // the GPU's context lost: nothing was undone (member i's error says so)
+            int lost = backend_failed(e->trainers[i].model->be, &again);
+            return err_set(err, "member %d: %s%s", i, me.msg, lost ? "" : " (every member as before this step)");
         }
         loss += s.member[i].loss;
         s.tokens += s.member[i].tokens;

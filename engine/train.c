@@ -170,6 +170,13 @@ int trainer_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, S
 // updated and others not, and the optimizer's t advanced: none of it stays.
 static int undo_update(Trainer *tr, Err *err) {
     trainer_roll_back(tr);
+    Err again;   // a fault that lost a GPU's context fails the copies back too: not undone, then
+    if (backend_failed(tr->model->be, &again)) {
+        char after[sizeof again.msg + 128];
+        snprintf(after, sizeof after, "; the update could not be undone (%s): the model's weights are not to be "
+                 "trusted — `model load` a checkpoint", again.msg);
+        return err_wrap(err, "", after);
+    }
     return err_wrap(err, "", "; the update was undone (the model as before this step)");
 }
 

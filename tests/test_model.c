@@ -360,7 +360,7 @@ static void test_failed_update_is_undone(void) {
     be->download(before, m.params, bytes);
     uint64_t rng = tr.data_rng;
     faulty.adamw_update = adamw_then_fail;
-    CHECK(trainer_step(&tr, &ds, 2, 8, 1, NULL, &err) != 0 && strstr(err.msg, "k_adamw") && strstr(err.msg, "undone"),
+    CHECK(trainer_step(&tr, &ds, 2, 8, 1, NULL, &err) != 0 && strstr(err.msg, "k_adamw") && strstr(err.msg, "was undone"),
           "the failed update is reported and undone: '%s'", err.msg);
     be->download(after, m.params, bytes);
     CHECK(memcmp(before, after, bytes) == 0 && tr.step == 1 && tr.opt.t == 1 && tr.data_rng == rng,
@@ -375,6 +375,31 @@ static void test_failed_update_is_undone(void) {
     free(before); free(after); free(want);
     trainer_free(&tr); trainer_free(&rtr);
     model_free(&m); model_free(&ref);
+}
+
+// A fault that lost the GPU's context (sticky: every later check fails too) fails the copies
+// back as well: the error says the update could not be undone, not that it was.
+static const char *take_sticky_failure(void) { return "an illegal memory access (sticky)"; }
+
+static void test_update_lost_with_the_context_says_so(void) {
+    Err err;
+    Model m;
+    Trainer tr;
+    OptimConfig oc;
+    Backend faulty = *be;
+    ModelConfig c = micro_config(3);
+    static uint16_t store[4000];
+    Dataset ds = pattern_dataset(store, 4000, c.vocab);
+    CHECK_OK(model_build(&m, &c, &faulty, &err));
+    CHECK_OK(optim_config_default(&oc, "adamw", &err));
+    CHECK_OK(trainer_build(&tr, &m, &oc, 1, &err));
+    faulty.take_error = take_sticky_failure;
+    CHECK(trainer_step(&tr, &ds, 2, 8, 1, NULL, &err) != 0 && strstr(err.msg, "could not be undone") &&
+              !strstr(err.msg, "was undone") && strstr(err.msg, "model load"),
+          "a sticky fault: not undone, and said so: '%s'", err.msg);
+    faulty.take_error = NULL;
+    trainer_free(&tr);
+    model_free(&m);
 }
 
 // A non-finite loss takes no update and undoes the update that broke the model: here update 1
@@ -483,6 +508,7 @@ int main(void) {
     RUN(test_nonfinite_loss_restores_last_good_parameters);
     RUN(test_backend_failure_is_reported);
     RUN(test_failed_update_is_undone);
+    RUN(test_update_lost_with_the_context_says_so);
     RUN(test_step_without_update_keeps_data_position);
     RUN(test_memory_check_counts_host_copy_only_on_host);
     RUN(test_eval_progress_and_stop);
