@@ -481,7 +481,7 @@ static const char *field_name(const char *typed) {
 }
 
 static const char *field_title(const char *f) {
-    if (strcmp(f, "loss") == 0) return "training loss (⠶ validation)";
+    if (strcmp(f, "loss") == 0) return "training loss (* validation)";
     if (strcmp(f, "val") == 0) return "validation loss";
     if (strcmp(f, "lr") == 0) return "learning rate";
     if (strcmp(f, "gnorm") == 0) return "gradient norm (before clipping)";

@@ -182,8 +182,8 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
             if (!isfinite(p->x[i]) || !isfinite(y)) { have = 0; continue; }
             int px = (int)lround((p->x[i] - xlo) / (xhi - xlo) * (PW - 1));
             int py = (int)lround((yhi - y) / (yhi - ylo) * (PH - 1));
-            if (p->points) {
-                for (int d = 0; d < 4; d++) canvas_set(&c, px + d % 2, py + d / 2, color);
+            if (p->points) {   // a mark, over any line's dots in its cell: the lines are drawn in dots
+                canvas_mark(&c, px / 2, py / 4, '*', color);
             } else if (have) {
                 canvas_line(&c, px0, py0, px, py, color);
             } else {
@@ -223,8 +223,8 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
         for (int i = 0; i < p->n; i++)
             if (isfinite(p->y[i])) { last = p->y[i]; finite++; }
         if (o->ansi) text_add(&t, "  \033[%dm%c %s\033[0m %s", ansi_of(p->color ? p->color : s + 1), p->letter ? p->letter : ' ',
-                              p->points ? "⠶⠶" : "⠒⠒", NAME_TEXT(p->name));   // a run's name, read from a log too
-        else text_add(&t, "  %c %s %s", p->letter ? p->letter : ' ', p->points ? "⠶⠶" : "⠒⠒", NAME_TEXT(p->name));
+                              p->points ? "* " : "⠒⠒", NAME_TEXT(p->name));   // a run's name, read from a log too
+        else text_add(&t, "  %c %s %s", p->letter ? p->letter : ' ', p->points ? "* " : "⠒⠒", NAME_TEXT(p->name));
         char last_text[32];
         axis_number(last_text, sizeof last_text, last);
         if (finite) text_add(&t, "  (%d point%s, last %s)\n", finite, finite == 1 ? "" : "s", last_text);

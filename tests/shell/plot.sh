@@ -76,7 +76,9 @@ check_status plot_known_status 0 $rc
 check_eq plot_known_braille yes "$(printf '%s' "$out" | has_braille)"
 check_contains plot_legend_alpha "$out" "a ⠒⠒ alpha"
 check_contains plot_legend_beta "$out" "b ⠒⠒ beta"
-check_contains plot_legend_val "$out" "⠶⠶ alpha val"
+check_contains plot_legend_val "$out" "*  alpha val"
+# the validation points are marks over the lines' dots, one a point (steps 10 … 50: 5 cells)
+check_eq plot_val_marks 5 "$(printf '%s\n' "$out" | grep -E '[│┤]' | tr -cd '*' | wc -c | tr -d ' ')"
 check_contains plot_y_max "$out" "7.429"        # 2 + 6·e^(−1/10), the first alpha loss
 check_contains plot_x_range "$out" "50  step"
 check_contains plot_axis "$out" "└──"
