@@ -376,9 +376,7 @@ void progress_update(Progress *p, int done, int step, float loss, double tok_per
     // after has it), then the ETA; if they still do not fit, the values are cut instead
     if (too_wide(p, text))
         snprintf(text, sizeof text, "step %d (%d/%d)  loss %s  ETA %s", step, done, p->total, LOSS_TEXT(loss), eta);
-    char bare[256];
-    snprintf(bare, sizeof bare, "step %d (%d/%d)  loss %s", step, done, p->total, LOSS_TEXT(loss));
-    if (too_wide(p, text) && !too_wide(p, bare)) snprintf(text, sizeof text, "%s", bare);
+    if (too_wide(p, text)) snprintf(text, sizeof text, "step %d (%d/%d)  loss %s", step, done, p->total, LOSS_TEXT(loss));
     progress_text(p, done, text);
 }
 

@@ -180,6 +180,9 @@ out60=$(PTY_COLS=60 pty --no-default -- "expect lrsh> " "send $prep; optim spect
           "expect lrsh> " "send train steps=5\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
 check_contains live_watch_summary_narrow "$out60" "watched: [step 5] spectral"
 check_contains live_watch_cut_marked "$out60" "  …"
+# where even the values do not fit, the ETA has given way before any value is cut (a student's
+# 80-column projector showed "ETA 0:00" and lost rho and sigma_a)
+check_eq live_watch_narrow_no_eta "yes no" "$(live=$(printf '%s\n' "$out60" | grep '^step 1 (1/5)'); printf '%s\n' "$live" | grep -q '\[step 1\] spectral' && printf 'yes ' || printf 'no '; printf '%s\n' "$live" | grep -q 'ETA' && echo yes || echo no)"
 check_eq live_watch_summary_rho True "$(printf '%s' "$out60" | python3 -c 'import re, sys; t = sys.stdin.read(); print(bool(re.search(r"watched: \[step 5\][^>]*rho\s+0\.00\d{4}", t)))')"
 check_eq live_watch_summary_fields_whole True "$(printf '%s' "$out60" | tr -d '\r' | python3 -c 'import re, sys; t = sys.stdin.read(); w = t[t.index("watched:"):].split("\n")[:3]; print(not any(re.search(r"(spectral|dw_over_eta|rho)$", l) for l in w))')"
 # at 80 columns the ETA gives way too, so that both watched values show (a lecturer's
