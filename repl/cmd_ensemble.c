@@ -547,7 +547,7 @@ int cmd_ensemble_average(Session *s, const Args *a, Err *err) {
     int k = s->ens.k, step = s->ens.trainers[0].step;
     Resume resume = trainer_resume(&s->ens.trainers[0]);
     session_drop_ensemble(s, NULL);
-    session_replace_model(s, &avg);
+    session_replace_model(s, &avg, MODEL_DERIVED);
     runlog_name_next(&s->runs, mode == ENSEMBLE_AVG_FACTORS ? "average-factors" : "average-product");
     s->resume = resume;             // the next trainer continues the schedule (fresh moments)
     session_mark_unsaved(s);
@@ -580,7 +580,7 @@ int cmd_ensemble_use(Session *s, const Args *a, Err *err) {
     Trainer tr;
     if (ensemble_take_member(&s->ens, (int)i, &m, &tr, err) != 0) return -1;
     s->has_ensemble = 0;
-    session_replace_model(s, &m);
+    session_replace_model(s, &m, MODEL_DERIVED);
     char member[32];
     snprintf(member, sizeof member, "member-%ld", i);
     runlog_name_next(&s->runs, member);

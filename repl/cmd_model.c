@@ -104,7 +104,7 @@ int cmd_model_new(Session *s, const Args *a, Err *err) {
     memset(&m, 0, sizeof m);
     if (model_build(&m, &cfg, s->be, err) != 0) return -1;
     if (s->has_trainer) out_note(s, "the previous model and its optimizer state are replaced\n");
-    session_replace_model(s, &m);
+    session_replace_model(s, &m, MODEL_OTHER);
     s->dirty = 0;
     s->model_file[0] = '\0';
     s->model_cfg = cfg;
@@ -392,7 +392,7 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
         return -1;
     }
     session_drop_ensemble(s, NULL);
-    session_replace_model(s, &m);
+    session_replace_model(s, &m, MODEL_OTHER);
     s->ens = e;
     s->has_ensemble = 1;
     s->optim = e.trainers[0].opt.cfg;
@@ -461,7 +461,7 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     memset(&tr, 0, sizeof tr);
     memset(&info, 0, sizeof info);
     if (checkpoint_load(path, s->be, &m, &tr, &tok, &info, err) != 0) return -1;   // the session is untouched
-    session_replace_model(s, &m);
+    session_replace_model(s, &m, MODEL_OTHER);
     if (info.has_optim) {
         s->trainer = tr;
         s->trainer.model = &s->model;  // the loader pointed it at its own Model, now moved here
@@ -619,7 +619,7 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     Resume resume = had_trainer ? trainer_resume(&s->trainer) : s->resume;
     char next_run[64];
     factorize_run_name(s, rank, next_run, sizeof next_run);
-    session_replace_model(s, &m);   // (ends the current run)
+    session_replace_model(s, &m, MODEL_DERIVED);   // (ends the current run)
     session_mark_unsaved(s);   // a new model: `quit` and `model new` ask before dropping it
     runlog_name_next(&s->runs, next_run);
     s->model_cfg = s->model.cfg;

@@ -363,7 +363,7 @@ static int move_model(Session *s, const Backend *to, Err *err) {
     if (rc != 0) return -1;  // the session keeps its model where it was
     int run = s->runs.current;
     Resume resume = s->resume;
-    session_replace_model(s, &m);
+    session_replace_model(s, &m, MODEL_DERIVED);
     s->runs.current = run;  // the same run goes on, on the other device
     if (info.has_optim) {
         s->trainer = tr;

@@ -97,9 +97,11 @@ void session_drop_generator(Session *s) {
     s->has_gen = 0;
 }
 
-void session_replace_model(Session *s, Model *m) {
-    tokenizer_free(s->model_tok);   // the new model goes with the session's tokenizer (or its file's)
-    s->model_tok = NULL;
+void session_replace_model(Session *s, Model *m, int how) {
+    if (how != MODEL_DERIVED) {   // the new model goes with the session's tokenizer (or its file's)
+        tokenizer_free(s->model_tok);
+        s->model_tok = NULL;
+    }
     session_drop_generator(s);
     session_drop_trainer(s);
     session_drop_ensemble(s, "the model it grew from was replaced");

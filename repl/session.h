@@ -131,8 +131,12 @@ void session_drop_generator(Session *s);
 // Free the ensemble (cmd_ensemble.c), saying why when why != NULL.
 void session_drop_ensemble(Session *s, const char *why);
 // Install m as the session's model (the old one, its trainer and generator are freed); the
-// next training step starts a new run. m is moved from: do not free it.
-void session_replace_model(Session *s, Model *m);
+// next training step starts a new run. m is moved from: do not free it. MODEL_DERIVED: m grew
+// from the current model (factorized, averaged, a member taken, moved to another device) and
+// reads its ids with the same tokenizer — its own, where the session's changed under it, stays
+// the one `model save` embeds; MODEL_OTHER: m goes with the session's tokenizer (or its file's).
+enum { MODEL_OTHER, MODEL_DERIVED };
+void session_replace_model(Session *s, Model *m, int how);
 // Build the trainer when there is none (with the `optim` settings, continuing from a loaded
 // checkpoint's step); says so in a note.
 int session_need_trainer(Session *s, Err *err);

@@ -426,6 +426,16 @@ b=$(lrsh --json -c "model load $TMP/own-tok.st; generate Why n=12 temp=0" 2>/dev
 check_eq tokenizer_own_generates_same "$a" "$b"
 out=$(lrsh -c "model load models/default.safetensors; tok load $TMP/tok.model; model load $TMP/own-tok.st; model save $TMP/own-tok2.st" 2>&1)
 check_not_contains tokenizer_own_after_reload "$out" "the model's own, not the session's"
+# a model made from that one — factorized, averaged, a member taken — reads the same ids: it keeps
+# the model's own tokenizer too (a fuzzer found each of them saving the session's instead)
+want=$(lrsh --json -c "model load models/default.safetensors; tok encode \"Hello, world\"" 2>/dev/null | json_field ids)
+for derive in "model factorize rank=16" "ensemble new 2; ensemble average" "ensemble new 2; ensemble use 1"; do
+    name=$(printf '%s' "$derive" | tr -c 'a-z0-9' '_')
+    out=$(lrsh -c "model load models/default.safetensors; tok load $TMP/tok.model; $derive; model save $TMP/derived.st" 2>&1)
+    check_contains "tokenizer_own_$name" "$out" "tokenizer embedded (the model's own, not the session's)"
+    got=$(lrsh --json -c "model load $TMP/derived.st; tok encode \"Hello, world\"" 2>/dev/null | json_field ids)
+    check_eq "tokenizer_own_ids_$name" "$want" "$got"
+done
 out=$(lrsh -c "model new tiny; tok load $TMP/tok.model" 2>&1)
 check_not_contains tokenizer_fresh_model "$out" "warning: the model was loaded"
 out=$(lrsh -c "model load $ck; generate \"The\" n=4 seed=3" 2>&1)
