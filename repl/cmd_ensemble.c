@@ -431,6 +431,9 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     Ensemble *e = &s->ens;
     int steps = (int)args_int(a, "steps", 1);
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20);
+    // eval_every's evaluations must not fail halfway through: check the validation split first
+    if (eval_every > 0 && eval_every <= steps && dataset_window_fits(&s->data, 1, T, err) != 0)
+        return err_wrap(err, "", " (eval_every: nothing was trained)");
     for (int i = 0; i < e->k; i++) e->trainers[i].diag_every = (int)args_int(a, "diag_every", 10);
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     if (inspect_watching(s))   // it follows one model's updates; the members' are several

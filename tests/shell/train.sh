@@ -42,6 +42,11 @@ train steps=5 eval_every=2" 2>&1); rc=$?
 check_status eval_every_short_val_status 1 $rc
 check_contains eval_every_short_val "$out" "validation split has 1 token; a window of seq+1 = 5 needs more"
 check_contains eval_every_nothing_trained "$out" "(eval_every: nothing was trained)"
+# an ensemble too: refused before its first step (it took one, then failed: a fuzzer's find)
+out=$("$LRSH" --json -c "tok load $model; data load $TMP/tiny.txt; model new tiny seq=4 dim=64 heads=2 ffn=64;
+ensemble new 2; set errexit off; train steps=5 eval_every=2; show" 2>&1)
+check_contains ensemble_eval_every_nothing_trained "$out" "(eval_every: nothing was trained)"
+check_eq ensemble_eval_every_step0 0 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_eval 'o["ensemble"]["step"]')"
 
 # a token cache rewritten in place by another program while loaded: refused by the next command
 # that reads the data (a truncated one crashed the session with SIGBUS), the model kept
