@@ -746,6 +746,16 @@ static int choose_attention(const char *name) {
 // Choose device 0, check that this build can run on it, make the cuBLAS handle and the
 // reduction buffer. Without a driver or a GPU, cudart answers with an error code (it does not
 // crash): that becomes the reason.
+// What init made before a later step of it failed: given back (init's failure is final).
+static void init_undo(void) {
+    if (cuda.stream) cudaStreamDestroy(cuda.stream);
+    cudaFree(cuda.blas_workspace);   // cudaFree(NULL) does nothing
+    cudaFree(cuda.partials);
+    if (cuda.blas) cublasDestroy(cuda.blas);
+    cuda.stream = 0, cuda.blas_workspace = NULL, cuda.partials = NULL, cuda.blas = NULL;
+    cudaGetLastError();
+}
+
 static int init(char *why, size_t cap) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -777,15 +787,14 @@ static int init(char *why, size_t cap) {
     if ((e = cudaMalloc((void **)&cuda.partials, (REDUCE_BLOCKS + 1) * sizeof(double))) != cudaSuccess ||
         (e = cudaMalloc(&cuda.blas_workspace, BLAS_WORKSPACE)) != cudaSuccess ||
         (e = cudaStreamCreate(&cuda.stream)) != cudaSuccess) {
-        cudaGetLastError();
-        cublasDestroy(cuda.blas);
+        init_undo();
         return fail(why, cap, "CUDA device 0: cannot allocate the backend's buffers or stream (%s)",
                     cudaGetErrorString(e));
     }
     // the workspace after the stream: cublasSetStream resets it to cuBLAS's own pool
     if ((s = cublasSetStream(cuda.blas, cuda.stream)) != CUBLAS_STATUS_SUCCESS ||
         (s = cublasSetWorkspace(cuda.blas, cuda.blas_workspace, BLAS_WORKSPACE)) != CUBLAS_STATUS_SUCCESS) {
-        cublasDestroy(cuda.blas);
+        init_undo();
         return fail(why, cap, "cuBLAS could not take the backend's stream and workspace: %s", cublasGetStatusString(s));
     }
     const char *sync = getenv("LRSH_CUDA_SYNC"), *attention = getenv("LRSH_CUDA_ATTENTION");
