@@ -10,7 +10,7 @@
 # brings back at most 8 files) the entry, build.log, test_cuda.log, shell.log and bench_cuda.log are
 # copied there and every log goes along as logs.tar.gz.
 #
-# The whole check keeps inside LRSH_CHECK_SECONDS (default 360): each stage runs under a
+# The whole check keeps inside LRSH_CHECK_SECONDS (default 420): each stage runs under a
 # timeout of what is left (less 20 s to write the entry), bench_cuda skips the rows that would
 # start too late (LRSH_BENCH_SECONDS) and still prints its summary, the ASan pass and the
 # reruns run only when their time is left. Give the device call a timeout_s some 30 s above
@@ -25,7 +25,7 @@
 set -u
 start=$(date +%s)
 bench_arg=${1:-}
-budget=${LRSH_CHECK_SECONDS:-360}
+budget=${LRSH_CHECK_SECONDS:-420}
 LOG=/tmp/lrsh-gpu-check
 rm -rf "$LOG"
 mkdir -p "$LOG"
