@@ -196,6 +196,11 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     s->has_ensemble = 1;
     s->model_dirty = model_unsaved;
     s->dirty = seeds ? 0 : model_unsaved;
+    if (seeds) {   // members from seeds read the session tokenizer's ids: the left-behind model's own is not theirs
+        tokenizer_free(s->model_tok);
+        s->model_tok = NULL;
+        s->model_tok_embedded = 0;
+    }
     if (seeds && model_unsaved)
         out_note(s, "note: the model's training not saved is not in the ensemble (its members come from seeds=) and "
                     "cannot be saved while one exists (`model save` saves the ensemble)\n");
@@ -431,8 +436,8 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     Ensemble *e = &s->ens;
     int steps = (int)args_int(a, "steps", 1);
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20);
-    // eval_every's evaluations must not fail halfway through: check the validation split first
-    if (eval_every > 0 && eval_every <= steps && dataset_window_fits(&s->data, 1, T, err) != 0)
+    // eval_every's evaluations (one after the last step too) must not fail halfway: the split first
+    if (eval_every > 0 && dataset_window_fits(&s->data, 1, T, err) != 0)
         return err_wrap(err, "", " (eval_every: nothing was trained)");
     for (int i = 0; i < e->k; i++) e->trainers[i].diag_every = (int)args_int(a, "diag_every", 10);
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;

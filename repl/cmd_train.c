@@ -190,8 +190,8 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     if (need_trainer(s, a, &sh, err) != 0) return -1;
     int steps = (int)args_int(a, "steps", 1);
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20);
-    // eval_every's evaluations must not fail halfway through: check the validation split first
-    if (eval_every > 0 && eval_every <= steps && dataset_window_fits(&s->data, 1, sh.T, err) != 0)
+    // eval_every's evaluations (one after the last step too) must not fail halfway: the split first
+    if (eval_every > 0 && dataset_window_fits(&s->data, 1, sh.T, err) != 0)
         return err_wrap(err, "", " (eval_every: nothing was trained)");
     s->trainer.diag_every = (int)args_int(a, "diag_every", 10);
     s->trainer.diag_also_every = inspect_watch_diag_every(s);   // watched σ and ρ on every watch step

@@ -898,7 +898,9 @@ static int run_command(Session *s, const Words *w) {
         cJSON_AddTrueToObject(s->result, "ok");
         cJSON_AddStringToObject(s->result, "command", title);
         s->emitted = 0;
-        lrsh_interrupted = 0;  // a Ctrl-C typed before this command is not meant for it
+        // at the prompt, a Ctrl-C typed before this command is not meant for it; in a script it
+        // stopped the script (run_line runs no command after it)
+        if (s->interactive) lrsh_interrupted = 0;
         rc = c->run(s, &a, &err);
         // a GPU failure the command could not see is its error (it may be the cause of another)
         if (backend_failed(s->be, &err)) rc = -1;
@@ -923,6 +925,7 @@ int run_line(Session *s, const char *line) {
     int failed = 0;
     s->src_commands = n;
     for (int i = 0; i < n && !s->quit; i++) {
+        if (lrsh_interrupted && !s->interactive) break;   // Ctrl-C between a script's commands
         s->src_command = i + 1;
         int rc = run_command(s, &cmds[i]);
         out_check_stdout();   // a reader that left is said once, at the command that met it

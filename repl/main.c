@@ -141,11 +141,18 @@ static int parse_options(int argc, char **argv, Options *o, Err *err) {
 
 // getline with a limit: the line's length; -1 at the end of in; -2 for a line longer than
 // MAX_SCRIPT_LINE, read through to its end and dropped; -3 when MAX_SCRIPT_SKIP bytes pass
-// with no line break (`lrsh /dev/zero` grew without bound).
+// with no line break (`lrsh /dev/zero` grew without bound); -4 when Ctrl-C came while waiting.
 static ssize_t read_script_line(FILE *in, char **line, size_t *cap) {
     size_t n = 0;
     int c;
-    while ((c = getc(in)) != EOF) {
+    for (;;) {
+        errno = 0;
+        if ((c = getc(in)) == EOF) {
+            if (!ferror(in) || errno != EINTR) break;
+            clearerr(in);   // a signal while waiting for bytes: Ctrl-C stops the script here, as in sh
+            if (lrsh_interrupted) return -4;   // (a line cut short must not run as if it were whole)
+            continue;
+        }
         if (n + 2 > *cap && n + 2 <= MAX_SCRIPT_LINE) {
             size_t grown = *cap ? 2 * *cap : 256;
             char *p = realloc(*line, grown);
@@ -174,6 +181,11 @@ static int run_stream(Session *s, FILE *in, const char *name) {
     ssize_t n;
     while (!s->quit && (n = read_script_line(in, &line, &cap)) != -1) {
         s->src_line++;
+        if (n == -4) {   // Ctrl-C while the next line was coming: none of it runs
+            fprintf(stderr, "%s:%d: interrupted (before this line ran)\n", name, s->src_line);
+            free(line);
+            return EXIT_INTERRUPTED;
+        }
         if (n == -3) {   // not a script: nothing after it can be read as lines either
             out_error(s, NULL, "", "64 MiB without a line break: not a script; the rest was not read");
             failed = 1;

@@ -37,7 +37,7 @@ void canvas_set(Canvas *c, int x, int y, int color) {
     if (x < 0 || y < 0 || x >= 2 * c->cols || y >= 4 * c->rows) return;
     size_t cell = (size_t)(y / 4) * c->cols + x / 2;
     c->dots[cell] |= bit[y % 4][x % 2];
-    c->color[cell] = (uint8_t)color;
+    if (!c->mark[cell]) c->color[cell] = (uint8_t)color;   // a mark keeps its own color
 }
 
 void canvas_line(Canvas *c, int x0, int y0, int x1, int y1, int color) {
@@ -174,9 +174,12 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
     int ref_shown = isfinite(ref) && ref >= ylo && ref <= yhi;
     for (int x = 0; ref_shown && x < PW; x += 2)   // under the series: drawn first, a dot a cell
         canvas_set(&c, x, (int)lround((yhi - ref) / (yhi - ylo) * (PH - 1)), 0);
+    int *end_x = calloc((size_t)n + 1, sizeof *end_x), *end_y = calloc((size_t)n + 1, sizeof *end_y);
+    if (!end_x || !end_y) { free(end_x); free(end_y); canvas_free(&c); free(t.s); return NULL; }
     for (int s = 0; s < n; s++) {
         const PlotSeries *p = &series[s];
         int have = 0, px0 = 0, py0 = 0, color = p->color ? p->color : s + 1;
+        end_x[s] = -1;
         for (int i = 0; i < p->n; i++) {
             double y = axis_y(o, p->y[i]);
             if (!isfinite(p->x[i]) || !isfinite(y)) { have = 0; continue; }
@@ -191,8 +194,15 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
             }
             have = 1, px0 = px, py0 = py;
         }
-        if (p->letter && have) canvas_mark(&c, px0 / 2, py0 / 4, (char)p->letter, color);
+        if (p->letter && have) end_x[s] = px0, end_y[s] = py0;
     }
+    // the runs' letters last, over every line and validation mark: they tell the runs apart
+    // where there is no color
+    for (int s = 0; s < n; s++)
+        if (end_x[s] >= 0)
+            canvas_mark(&c, end_x[s] / 2, end_y[s] / 4, (char)series[s].letter, series[s].color ? series[s].color : s + 1);
+    free(end_x);
+    free(end_y);
     char top[32], mid[32], bot[32], xl[32], xr[32];
     axis_label(o, top, sizeof top, yhi);
     axis_label(o, mid, sizeof mid, (ylo + yhi) / 2);

@@ -436,6 +436,11 @@ for derive in "model factorize rank=16" "ensemble new 2; ensemble average" "ense
     got=$(lrsh --json -c "model load $TMP/derived.st; tok encode \"Hello, world\"" 2>/dev/null | json_field ids)
     check_eq "tokenizer_own_ids_$name" "$want" "$got"
 done
+# members from seeds= are not that model: they read the session tokenizer's ids, and a member
+# taken from them saves the session's tokenizer
+out=$(lrsh -c "model load models/default.safetensors; tok load $TMP/tok.model; ensemble new 2 seeds=1,2; ensemble use 1; model save $TMP/seeded.st" 2>&1)
+check_contains tokenizer_seeded_member_saved "$out" "tokenizer embedded"
+check_not_contains tokenizer_seeded_member_not_own "$out" "the model's own, not the session's"
 out=$(lrsh -c "model new tiny; tok load $TMP/tok.model" 2>&1)
 check_not_contains tokenizer_fresh_model "$out" "warning: the model was loaded"
 out=$(lrsh -c "model load $ck; generate \"The\" n=4 seed=3" 2>&1)

@@ -317,4 +317,24 @@ check_contains names_log "$out" "logging to $TMP/?[34mg.log"
 out=$("$LRSH" --json -c "model new tiny seq=16 vocab=512; model save $TMP/${esc}[35mj.safetensors" 2>/dev/null)
 check_eq names_json_exact '"'"$TMP"'/\u001b[35mj.safetensors"' "$(printf '%s\n' "$out" | json_field path)"
 
+# Ctrl-C while a piped session waits for its next line: the script stops there (status 130, a
+# line saying so) and that line never runs, also when part of it had come (the part ran as a
+# command of its own, or the session ended with status 0 and said nothing)
+mkfifo "$TMP/pipe"
+"$LRSH" --threads 1 <"$TMP/pipe" >"$TMP/pipe.log" 2>&1 &
+pid=$!
+{ printf 'set seed 5\nset seed 7'; sleep 3; printf '7\nshow\n'; } >"$TMP/pipe" 2>/dev/null &
+writer=$!
+i=0
+while ! grep -q 'seed 5' "$TMP/pipe.log" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.5
+kill -INT $pid
+wait $pid; rc=$?
+wait $writer 2>/dev/null
+out=$(cat "$TMP/pipe.log")
+check_status pipe_wait_interrupt_status 130 $rc
+check_contains pipe_wait_interrupt_said "$out" "<stdin>:2: interrupted (before this line ran)"
+check_not_contains pipe_wait_partial_not_run "$out" "seed 7"
+check_not_contains pipe_wait_rest_not_run "$out" "settings"
+
 finish

@@ -79,6 +79,18 @@ check_contains plot_legend_beta "$out" "b ⠒⠒ beta"
 check_contains plot_legend_val "$out" "*  alpha val"
 # the validation points are marks over the lines' dots, one a point (steps 10 … 50: 5 cells)
 check_eq plot_val_marks 5 "$(printf '%s\n' "$out" | grep -E '[│┤]' | tr -cd '*' | wc -c | tr -d ' ')"
+# a run's letter stays over a validation mark in its cell (eval_every's last evaluation is at
+# the last step: it covered both letters, and without color the runs looked alike)
+python3 -c '
+import json
+with open("'"$TMP"'/lastval.jsonl", "w") as f:
+    for run, y in (("one", 3.0), ("two", 5.0)):
+        for s in range(1, 21):
+            f.write(json.dumps({"step": s, "loss": y, "run": run}) + "\n")
+        f.write(json.dumps({"step": 20, "val_loss": y, "run": run}) + "\n")
+'
+lastval=$(lrsh -c "plot loss from=$TMP/lastval.jsonl" 2>&1)
+check_eq plot_letters_over_val "a b" "$(printf '%s\n' "$lastval" | grep -E '[│┤]' | grep -oE '[ab]$' | sort | tr '\n' ' ' | sed 's/ $//')"
 check_contains plot_y_max "$out" "7.429"        # 2 + 6·e^(−1/10), the first alpha loss
 check_contains plot_x_range "$out" "50  step"
 check_contains plot_axis "$out" "└──"

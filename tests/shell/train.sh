@@ -47,6 +47,10 @@ out=$("$LRSH" --json -c "tok load $model; data load $TMP/tiny.txt; model new tin
 ensemble new 2; set errexit off; train steps=5 eval_every=2; show" 2>&1)
 check_contains ensemble_eval_every_nothing_trained "$out" "(eval_every: nothing was trained)"
 check_eq ensemble_eval_every_step0 0 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_eval 'o["ensemble"]["step"]')"
+# eval_every past steps still evaluates after the last step: refused first too
+out=$("$LRSH" -c "tok load $model; data load $TMP/tiny.txt; model new tiny seq=4 dim=64 heads=2 ffn=64;
+train steps=2 eval_every=5" 2>&1)
+check_contains eval_every_past_steps_nothing_trained "$out" "(eval_every: nothing was trained)"
 
 # a token cache rewritten in place by another program while loaded: refused by the next command
 # that reads the data (a truncated one crashed the session with SIGBUS), the model kept
