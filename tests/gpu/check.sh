@@ -50,47 +50,18 @@ test_rc=1; shell_rc=1; bench_rc=1; bench_note=""; isolate_rows=""; card=""
 if [ -s .gpu-deps/commit ]; then commit="$(cat .gpu-deps/commit) (stamped before the call)"
 else commit="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"; fi
 
-note "machine"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>"$LOG/gpu.err" | tee "$LOG/gpu.txt"
-cat "$LOG/gpu.err"
-card=$(head -n 1 "$LOG/gpu.txt")
-for tool in make gcc g++ nvcc; do command -v $tool >/dev/null || echo "missing tool: $tool"; done
-command -v nvcc >/dev/null || export PATH="$PATH:/usr/local/cuda/bin"
-
-# The libraries: the system's, or the carried .deb files unpacked into a private prefix.
-MAKEVARS=""
-if ! echo '#include <cblas.h>
-#include <lapacke.h>
-#include <readline/readline.h>
-#include <cjson/cJSON.h>' | gcc -E -x c - >/dev/null 2>&1; then
-    if ls .gpu-deps/*.deb >/dev/null 2>&1; then
-        P=$(pwd)/.gpu-deps/root
-        note "unpacking the carried libraries into $P"
-        for f in .gpu-deps/*.deb; do dpkg -x "$f" "$P"; done
-        A=x86_64-linux-gnu
-        export CPATH="$P/usr/include:$P/usr/include/$A:$P/usr/include/$A/openblas-openmp"
-        export LIBRARY_PATH="$P/usr/lib/$A:$P/lib/$A"
-        export LD_LIBRARY_PATH="$P/usr/lib/$A:$P/lib/$A:$P/usr/lib/$A/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-        # -L first: a newer system liblapacke (LAPACK 3.12 symbols) must not shadow the carried one
-        # DEP_HEADERS= : the Makefile's check for the system's headers (make deps) does not apply
-        MAKEVARS="OPENBLAS_DIR=$P/usr/lib/$A/openblas-openmp LDFLAGS=-L$P/usr/lib/$A DEP_HEADERS="
-    else
-        echo "the system lacks lrsh's libraries and no .gpu-deps/*.deb were carried: run tests/gpu/fetch-deps.sh first"
-        exit 1
-    fi
-fi
-
 # The entry for docs/gpu-results.md, from whatever ran, into $LOG and $OUT; then the summary.
 write_entry() {
     {
         echo "## $(date -u +%Y-%m-%d) — ${card:-unknown card}"
         echo
         echo "- commit: $commit"
+        [ -z "$stopped" ] || echo "- check.sh $stopped"
         echo "- build (make CUDA=1): $build_line"
         echo "- tests/test_cuda: $tests_line"
         echo "- tests/test_cuda under ASan+UBSan: $san_line"
         echo "- tests/gpu/shell.sh: $shell_line"
-        [ -z "$isolate_rows" ] || { echo; echo '```'; cat "$LOG/isolation.txt"; echo '```'; }
+        [ ! -f "$LOG/isolation.txt" ] || { echo; echo '```'; cat "$LOG/isolation.txt"; echo '```'; }
         [ -z "$bench_note" ] || echo "- bench/bench_cuda$bench_note"
         echo
         echo '```'
@@ -123,7 +94,7 @@ print_summary() {
     printf '%-34s %s\n' "tests/test_cuda (ASan+UBSan)" "$san_line"
     printf '%-34s %s\n' "tests/gpu/shell.sh" "$shell_line"
     printf '%-34s %s\n' "bench/bench_cuda" "$bench_line$bench_note"
-    [ -z "$isolate_rows" ] || cat "$LOG/isolation.txt"
+    [ ! -f "$LOG/isolation.txt" ] || cat "$LOG/isolation.txt"
     sed -n '/^summary/,$p' "$LOG/bench_cuda.log" 2>/dev/null
 }
 
@@ -131,16 +102,64 @@ finished=0
 finish() {
     [ "$finished" -eq 0 ] || return
     finished=1
+    exec 1>&3 2>&3   # out of any stage's redirection
     note "writing the entry"
     write_entry
     print_summary
 }
+# A stage runs in the background and is waited for, under `timeout` (KILL 10 s after its TERM):
+# dash runs a trap only once the foreground command ends, so a TERM to this script is handled at
+# once this way, the stage stopped with it, and the entry still written.
+stage_pid=""
+stage() {   # SECONDS COMMAND…: the command's exit status (124: timed out)
+    t=$1
+    shift
+    timeout -k 10 "$t" "$@" &
+    stage_pid=$!
+    wait "$stage_pid"
+    st=$?
+    stage_pid=""
+    return $st
+}
 trap finish EXIT
-trap 'echo "== check.sh stopped by a signal at $(elapsed) s"; exit 143' TERM INT HUP
+exec 3>&1   # the trap speaks here: it may run inside a stage's redirection
+stopped=""
+trap 'stopped="stopped by a signal at $(elapsed) s"; echo "== check.sh $stopped" >&3
+      [ -z "$stage_pid" ] || kill "$stage_pid" 2>/dev/null; exit 143' TERM INT HUP
+
+note "machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>"$LOG/gpu.err" | tee "$LOG/gpu.txt"
+cat "$LOG/gpu.err"
+card=$(head -n 1 "$LOG/gpu.txt")
+for tool in make gcc g++ nvcc; do command -v $tool >/dev/null || echo "missing tool: $tool"; done
+command -v nvcc >/dev/null || export PATH="$PATH:/usr/local/cuda/bin"
+
+# The libraries: the system's, or the carried .deb files unpacked into a private prefix.
+MAKEVARS=""
+if ! echo '#include <cblas.h>
+#include <lapacke.h>
+#include <readline/readline.h>
+#include <cjson/cJSON.h>' | gcc -E -x c - >/dev/null 2>&1; then
+    if ls .gpu-deps/*.deb >/dev/null 2>&1; then
+        P=$(pwd)/.gpu-deps/root
+        note "unpacking the carried libraries into $P"
+        for f in .gpu-deps/*.deb; do dpkg -x "$f" "$P"; done
+        A=x86_64-linux-gnu
+        export CPATH="$P/usr/include:$P/usr/include/$A:$P/usr/include/$A/openblas-openmp"
+        export LIBRARY_PATH="$P/usr/lib/$A:$P/lib/$A"
+        export LD_LIBRARY_PATH="$P/usr/lib/$A:$P/lib/$A:$P/usr/lib/$A/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        # -L first: a newer system liblapacke (LAPACK 3.12 symbols) must not shadow the carried one
+        # DEP_HEADERS= : the Makefile's check for the system's headers (make deps) does not apply
+        MAKEVARS="OPENBLAS_DIR=$P/usr/lib/$A/openblas-openmp LDFLAGS=-L$P/usr/lib/$A DEP_HEADERS="
+    else
+        echo "the system lacks lrsh's libraries and no .gpu-deps/*.deb were carried: run tests/gpu/fetch-deps.sh first"
+        exit 1
+    fi
+fi
 
 note "build (make CUDA=1)"
 # shellcheck disable=SC2086
-if ! timeout "$(within 300)" make CUDA=1 $MAKEVARS -j"$jobs" all build/tests/test_cuda build/bench/bench_cuda \
+if ! stage "$(within 300)" make CUDA=1 $MAKEVARS -j"$jobs" all build/tests/test_cuda build/bench/bench_cuda \
         >"$LOG/build.log" 2>&1; then
     tail -n 40 "$LOG/build.log"
     build_line="FAILED (build.log)"
@@ -151,7 +170,7 @@ build_line=ok
 ldd build/tests/test_cuda | grep -E 'not found|cudart|cublas' | tee "$LOG/ldd.txt"
 
 note "tests/test_cuda"
-LRSH_CUDA_SYNC=0 timeout "$(within 180)" build/tests/test_cuda >"$LOG/test_cuda.log" 2>&1
+stage "$(within 180)" env LRSH_CUDA_SYNC=0 build/tests/test_cuda >"$LOG/test_cuda.log" 2>&1
 test_rc=$?
 [ "$test_rc" -ne 124 ] || echo "test_cuda timed out"
 grep -vE '^ok ' "$LOG/test_cuda.log" | head -n 60
@@ -167,8 +186,9 @@ isolate() {
     for vars in "" "LRSH_CUDA_SYNC=1" "LRSH_CUDA_GRAPHS=off" "LRSH_CUDA_ATTENTION=rows" "LRSH_CUDA_FUSED=off LRSH_CUDA_PDL=off"; do
         log="$LOG/alone_${name}${vars:+_$(echo "$vars" | tr '= ' '__')}.log"
         # shellcheck disable=SC2086
-        has_time 60 || { row="$row $(printf '%-10s' "no time")"; continue; }
-        env $vars timeout "$(within 60)" build/tests/test_cuda "$name" >"$log" 2>&1
+        # 60 s for this run, and the 150 s that shell.sh and the benchmark keep
+        has_time 210 || { row="$row $(printf '%-10s' "no time")"; continue; }
+        stage "$(within 60)" env $vars build/tests/test_cuda "$name" >"$log" 2>&1
         case $? in 0) r=pass ;; 1) r=FAIL ;; 124) r=timeout ;; *) r=crash ;; esac
         row="$row $(printf '%-10s' "$r")"
     done
@@ -190,7 +210,7 @@ if [ "$test_rc" -ne 0 ]; then
 fi
 
 note "tests/gpu/shell.sh (the shell on the GPU against the CPU)"
-timeout "$(within 120)" sh tests/gpu/shell.sh >"$LOG/shell.log" 2>&1
+stage "$(within 120)" sh tests/gpu/shell.sh >"$LOG/shell.log" 2>&1
 shell_rc=$?
 grep -vE '^ok ' "$LOG/shell.log" | head -n 20
 shell_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/shell.log" | tail -n 1)
@@ -201,8 +221,8 @@ shell_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/shell.log" | tail -n 
 bench() {
     t=$(within 100000)
     # shellcheck disable=SC2086
-    env "$@" LRSH_BENCH_SECONDS=$(( t > 60 ? t - 40 : t / 2 )) timeout "$t" build/bench/bench_cuda ${bench_arg:+"$bench_arg"} \
-        >"$LOG/bench_cuda.log" 2>&1
+    stage "$t" env "$@" LRSH_BENCH_SECONDS=$(( t > 60 ? t - 40 : t > 2 ? t / 2 : 1 )) build/bench/bench_cuda \
+        ${bench_arg:+"$bench_arg"} >"$LOG/bench_cuda.log" 2>&1
 }
 note "bench/bench_cuda"
 bench
@@ -229,8 +249,8 @@ san_line="not run (time)"
 if has_time 240 && [ "${LRSH_CHECK_SAN:-on}" != off ]; then
     note "make SAN=1 build-san/tests/test_cuda (ASan + UBSan)"
     # shellcheck disable=SC2086
-    if timeout "$(within 150)" make CUDA=1 SAN=1 $MAKEVARS -j"$jobs" build-san/tests/test_cuda >"$LOG/build_san.log" 2>&1; then
-        timeout "$(within 150)" build-san/tests/test_cuda >"$LOG/test_cuda_san.log" 2>&1
+    if stage "$(within 150)" make CUDA=1 SAN=1 $MAKEVARS -j"$jobs" build-san/tests/test_cuda >"$LOG/build_san.log" 2>&1; then
+        stage "$(within 150)" build-san/tests/test_cuda >"$LOG/test_cuda_san.log" 2>&1
         san_rc=$?
         san_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/test_cuda_san.log" | tail -n 1)
         [ "$san_rc" -eq 0 ] || { san_line="exit $san_rc: ${san_line:-no summary}"; tail -n 30 "$LOG/test_cuda_san.log"; }
