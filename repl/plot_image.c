@@ -241,8 +241,18 @@ static int commit_image(Session *s, AtomicFile *af, int svg, Err *err) {
     return 0;
 }
 
+// Whether any series has a point an image can draw (finite, and above 0 on a log scale).
+static int drawable(const PlotSeries *series, int n, int log_y) {
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < series[i].n; j++)
+            if (isfinite(series[i].x[j]) && isfinite(series[i].y[j]) && (!log_y || series[i].y[j] > 0)) return 1;
+    return 0;
+}
+
 int plot_images(Session *s, const PlotSeries *series, int n, const char *ylabel, int log_y, const char *png,
                 const char *svg, Err *err) {
+    if (!drawable(series, n, log_y))   // gnuplot's own words would be "x range is invalid"
+        return err_set(err, "png=/svg=: %s has no points to draw: no image was written", ylabel);
     char gnuplot[1100];
     if (find_gnuplot(gnuplot, sizeof gnuplot) != 0)
         return err_set(err, "png=/svg= need gnuplot, which is not installed (not found on PATH): `make deps` "

@@ -89,6 +89,11 @@ with open("'"$TMP"'/lastval.jsonl", "w") as f:
             f.write(json.dumps({"step": s, "loss": y, "run": run}) + "\n")
         f.write(json.dumps({"step": 20, "val_loss": y, "run": run}) + "\n")
 '
+# an image of a field with no points: one clear line, no file (gnuplot said "x range is invalid")
+none=$(lrsh -c "plot grad_norm from=$TMP/lastval.jsonl png=$TMP/none.png" 2>&1); rc=$?
+check_status plot_image_no_points_status 1 $rc
+check_contains plot_image_no_points "$none" "png=/svg=: gnorm has no points to draw: no image was written"
+check_eq plot_image_no_points_no_file no "$([ -e "$TMP/none.png" ] && echo yes || echo no)"
 lastval=$(lrsh -c "plot loss from=$TMP/lastval.jsonl" 2>&1)
 check_eq plot_letters_over_val "a b" "$(printf '%s\n' "$lastval" | grep -E '[│┤]' | grep -oE '[ab]$' | sort | tr '\n' ' ' | sed 's/ $//')"
 check_contains plot_y_max "$out" "7.429"        # 2 + 6·e^(−1/10), the first alpha loss
