@@ -498,7 +498,8 @@ int dataset_window_fits(const Dataset *ds, int split, int T, Err *err) {
 // guard that turns that fault into an error; a fault anywhere else goes on to the handler there
 // was before (restored, the faulting read runs again and reaches it; the guard is installed
 // again at the next batch, should the process live on).
-static _Thread_local sigjmp_buf *bus_jump;   // set while this thread copies from a mapping
+static _Thread_local sigjmp_buf *volatile bus_jump;   // set while this thread reads a mapping (volatile:
+                                                     // its stores around a read may not be dropped)
 static struct sigaction bus_before;
 static volatile sig_atomic_t bus_installed;  // the batches come from the shell's thread
 
@@ -639,13 +640,25 @@ int dataset_default_corpus(const char *out_path, Err *err) {
 
 double dataset_unigram_entropy(const Dataset *d) {
     long n = d->n_tokens - d->n_train;
-    if (n <= 0 || d->vocab_size <= 0) return NAN;
+    Err err;
+    if (n <= 0 || d->vocab_size <= 0 || dataset_check_unchanged(d, &err) != 0) return NAN;
     long *count = calloc((size_t)d->vocab_size, sizeof *count);
     if (!count) return NAN;
+    // the whole validation split, read from the mapping under the batches' guard: a cache cut
+    // short meanwhile (after each eval_every evaluation, this runs) is no answer, not a SIGBUS
+    bus_guard_install();
+    sigjmp_buf jump;
+    if (sigsetjmp(jump, 1)) {
+        bus_jump = NULL;
+        free(count);
+        return NAN;
+    }
+    bus_jump = &jump;
     for (long i = d->n_train; i < d->n_tokens; i++) {
         long id = d->token_bytes == 2 ? ((const uint16_t *)d->tokens)[i] : ((const uint32_t *)d->tokens)[i];
         if (id >= 0 && id < d->vocab_size) count[id]++;
     }
+    bus_jump = NULL;
     double h = 0;
     for (int v = 0; v < d->vocab_size; v++)
         if (count[v]) h -= (double)count[v] / n * log((double)count[v] / n);

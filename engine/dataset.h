@@ -58,5 +58,6 @@ int dataset_batch(const Dataset *ds, int split, int B, int T, uint64_t *rng_stat
 
 // The loss of a model that knows only token frequencies: the unigram entropy of the validation
 // split, in nats. A run whose loss stays there has learned nothing else (the plateau that
-// factorized AdamW falls to at a high learning rate). NAN when there is no such split.
+// factorized AdamW falls to at a high learning rate). NAN when there is no such split, or when
+// the token cache was rewritten or cut short since it was loaded.
 double dataset_unigram_entropy(const Dataset *d);
