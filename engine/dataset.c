@@ -520,6 +520,20 @@ static void bus_guard_install(void) {
     bus_installed = sigaction(SIGBUS, &sa, &bus_before) == 0;
 }
 
+// read(ctx) under the guard: 0, or −1 when the mapping it reads was cut short under it.
+static int read_mapping_guarded(void (*read)(void *), void *ctx) {
+    bus_guard_install();
+    sigjmp_buf jump;
+    if (sigsetjmp(jump, 1)) {
+        bus_jump = NULL;
+        return -1;
+    }
+    bus_jump = &jump;
+    read(ctx);
+    bus_jump = NULL;
+    return 0;
+}
+
 // B windows of T+1 tokens drawn from [start, start+len) into tokens[B][T+1].
 static void copy_windows(const Dataset *ds, long start, long len, int B, int T, uint64_t *rng_state,
                          int32_t *tokens) {
@@ -534,21 +548,28 @@ static void copy_windows(const Dataset *ds, long start, long len, int B, int T, 
     }
 }
 
+typedef struct WindowsRead {
+    const Dataset *ds;
+    long start, len;
+    int B, T;
+    uint64_t *rng_state;
+    int32_t *tokens;
+} WindowsRead;
+
+static void read_windows(void *ctx) {
+    WindowsRead *w = ctx;
+    copy_windows(w->ds, w->start, w->len, w->B, w->T, w->rng_state, w->tokens);
+}
+
 int dataset_batch(const Dataset *ds, int split, int B, int T, uint64_t *rng_state, int32_t *tokens, Err *err) {
     if (dataset_window_fits(ds, split, T, err) != 0) return -1;
     if (B <= 0 || T <= 0) return err_set(err, "batch=%d seq=%d: both must be positive", B, T);
     if (dataset_check_unchanged(ds, err) != 0) return -1;   // rewritten meanwhile: not the ids checked
-    long start = split ? ds->n_train : 0, len = split ? ds->n_tokens - ds->n_train : ds->n_train;
-    bus_guard_install();
-    sigjmp_buf jump;
-    if (sigsetjmp(jump, 1)) {
-        bus_jump = NULL;
+    WindowsRead w = {ds, split ? ds->n_train : 0, split ? ds->n_tokens - ds->n_train : ds->n_train, B, T, rng_state,
+                     tokens};
+    if (read_mapping_guarded(read_windows, &w) != 0)
         return err_set(err, "the token cache %s was cut short while it was read (by another program?): `data load` "
                        "again", ds->cache_path);
-    }
-    bus_jump = &jump;
-    copy_windows(ds, start, len, B, T, rng_state, tokens);
-    bus_jump = NULL;
     return 0;
 }
 
@@ -638,6 +659,20 @@ int dataset_default_corpus(const char *out_path, Err *err) {
     return rc;
 }
 
+typedef struct CountRead {
+    const Dataset *d;
+    long *count;   // (vocab_size)
+} CountRead;
+
+static void count_val_tokens(void *ctx) {
+    CountRead *r = ctx;
+    const Dataset *d = r->d;
+    for (long i = d->n_train; i < d->n_tokens; i++) {
+        long id = d->token_bytes == 2 ? ((const uint16_t *)d->tokens)[i] : ((const uint32_t *)d->tokens)[i];
+        if (id >= 0 && id < d->vocab_size) r->count[id]++;
+    }
+}
+
 double dataset_unigram_entropy(const Dataset *d) {
     long n = d->n_tokens - d->n_train;
     Err err;
@@ -646,19 +681,11 @@ double dataset_unigram_entropy(const Dataset *d) {
     if (!count) return NAN;
     // the whole validation split, read from the mapping under the batches' guard: a cache cut
     // short meanwhile (after each eval_every evaluation, this runs) is no answer, not a SIGBUS
-    bus_guard_install();
-    sigjmp_buf jump;
-    if (sigsetjmp(jump, 1)) {
-        bus_jump = NULL;
+    CountRead r = {d, count};
+    if (read_mapping_guarded(count_val_tokens, &r) != 0) {
         free(count);
         return NAN;
     }
-    bus_jump = &jump;
-    for (long i = d->n_train; i < d->n_tokens; i++) {
-        long id = d->token_bytes == 2 ? ((const uint16_t *)d->tokens)[i] : ((const uint32_t *)d->tokens)[i];
-        if (id >= 0 && id < d->vocab_size) count[id]++;
-    }
-    bus_jump = NULL;
     double h = 0;
     for (int v = 0; v < d->vocab_size; v++)
         if (count[v]) h -= (double)count[v] / n * log((double)count[v] / n);
