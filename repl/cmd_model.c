@@ -339,8 +339,10 @@ static void adopt_batches(Session *s, const CheckpointInfo *info) {
     int saved = info->next.batch > 0;
     TrainShape sh = saved ? info->next : info->shape;
     if (sh.batch <= 0) return;
+    // 0: the context, whatever the model. The saving session's setting is kept as it was typed
+    // (`set seq N` with N the context stays N); an older file's last update only knew the length.
+    int seq = saved || sh.seq != s->model.cfg.seq ? sh.seq : 0;
     if (sh.seq == 0) sh.seq = s->model.cfg.seq;
-    int seq = sh.seq == s->model.cfg.seq ? 0 : sh.seq;   // 0: the context, whatever the model
     int was_seq = s->seq > 0 ? s->seq : s->model.cfg.seq;   // the session's seq 0 follows the model loaded
     char had_seq[32] = "its model's context";
     if (s->seq > 0) snprintf(had_seq, sizeof had_seq, "%d", s->seq);

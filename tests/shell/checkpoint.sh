@@ -153,6 +153,9 @@ l_seq=$(printf '%s\n' "$out" | grep '"command":"train"' | tail -n 1 | json_field
 out=$(lrsh --json -c "model load $sq; data load; train steps=2; show" 2>/dev/null)
 check_eq resume_seq_exact "$l_seq" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field loss)"
 check_eq resume_seq_setting 32 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field seq)"
+# `set seq N` with N the context comes back as typed, not as 0 (which follows the model's context)
+out=$(lrsh --json -c "$prep; set seq 64; model save $sq; model load $sq; show" 2>/dev/null)
+check_eq resume_seq_as_typed 64 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field seq)"
 # ... and one-off batch= seq= accum= of the last update do not stick: the resumed session takes
 # the saving one's settings, as it would have gone on
 oo="$TMP/oneoff.safetensors"
