@@ -8,6 +8,7 @@
 #include <omp.h>
 #include "bench.h"
 #include "model.h"
+#include "model_internal.h"   // activations_ensure: a batch too big refused first
 #include "train.h"
 #include "rng.h"
 
@@ -100,8 +101,12 @@ static int train_run_build(TrainRun *r, const Backend *be, const char *shape, in
     cfg.rank = factorized ? cfg.dim / 4 : 0;
     size_t rss0 = rss_now();
     if (model_build(&r->m, &cfg, be, err) || trainer_build(&r->tr, &r->m, &oc, 1, err)) return -1;
+    // The activations first: a batch too big for memory is refused in one line before its
+    // 16 batches of tokens are drawn (as big again, on the host).
+    if (activations_ensure(&r->m, batch, cfg.seq, err)) return -1;
     long n_tok = (long)batch * (cfg.seq + 1) * 16;
     r->store = malloc(sizeof(uint16_t) * n_tok);
+    if (!r->store) return err_set(err, "out of memory for bench train's %ld tokens (batch=%d)", n_tok, batch);
     uint64_t s = 5;
     for (long i = 0; i < n_tok; i++) r->store[i] = (uint16_t)(rng_next(&s) % 8192);
     r->ds = (Dataset){.vocab_size = 8192, .token_bytes = 2, .n_tokens = n_tok, .n_train = n_tok, .tokens = r->store};
@@ -233,6 +238,7 @@ static int decode_run_build(DecodeRun *r, const Backend *be, const ModelConfig *
     if (n_tokens > c.seq - r->prompt_len) n_tokens = c.seq - r->prompt_len;   // no window slide inside the timing
     r->n_tokens = n_tokens < 1 ? 1 : n_tokens;
     r->prompt = malloc(sizeof(int32_t) * r->prompt_len);
+    if (!r->prompt) return err_set(err, "out of memory for bench generate's prompt");
     uint64_t s = 7;
     for (int i = 0; i < r->prompt_len; i++) r->prompt[i] = (int32_t)(rng_next(&s) % (uint64_t)c.vocab);
     r->rss = rss_growth(rss0);

@@ -97,6 +97,16 @@ else
     # at most the 300 000 kB allowed (307.2 MB): the machine's memory is gigabytes
     check_eq model_too_large_for_limit "within the limit" "$(python3 -c 'import sys; print("within the limit" if sys.argv[1] and float(sys.argv[1]) <= 307.2 else "got: " + sys.argv[2])' "$avail" "$out")"
 fi
+# bench train of a batch too big: refused by its activations before its tokens are drawn
+# (under the limit, the tokens' unchecked allocation was a segfault)
+if lrsh_has_asan; then
+    skip bench_batch_too_large_for_limit "ulimit -v under AddressSanitizer"
+else
+    limit=$(($(lrsh_base_vm) + 300000))
+    out=$( (ulimit -v $limit; timeout 120 "$LRSH" --threads 1 -q -c "bench train shape=tiny batch=1048576 model=dense steps=1 rounds=1") 2>&1); rc=$?
+    check_status bench_batch_too_large_status 1 $rc
+    check_contains bench_batch_too_large "$out" "out of memory: activations for batch=1048576"
+fi
 # tok load and tok train of a pipe: one error line, no wait for a writer; of a folder: no announcement first
 mkfifo "$TMP/fifo.txt"
 out=$(timeout 20 "$LRSH" -c "tok load $TMP/fifo.txt" 2>&1); rc=$?
