@@ -179,7 +179,7 @@ int bench_profile_step(Model *m, Optimizer *opt, int B, int T, Profile *p, Err *
     float loss;
     int rc = model_forward_backward(m, tokens, B, T, 1.0f, &loss, err);
     profile_phase("optimizer");
-    if (rc == 0) rc = optimizer_step(opt, m, optimizer_lr(&opt->cfg, opt->t), 1.0f, NULL, err);   // no diagnostics
+    if (rc == 0) rc = optimizer_step(opt, m, optimizer_lr(&opt->cfg, opt->t), optimizer_io_lr(&opt->cfg, opt->t), 1.0f, NULL, err);   // no diagnostics
     profile_end();
     m->be = be;
     free(tokens);

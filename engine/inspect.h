@@ -77,7 +77,7 @@ typedef struct NormsOptions {
     const float *prev;       // device, laid out like m->params: the parameters before the step
                              // (NULL: no ΔW columns). See inspect_snapshot.
     float lr;                // η of that step, for ‖ΔW‖₂/η (the matrices' rate at that step)
-    float io_lr;             // η of embed and head at that step (optimizer_adam_lr)
+    float io_lr;             // η of embed and head at that step (optimizer_io_lr)
     int power_iters;         // power-iteration steps per dense norm (0: the default, 20); a
                              // factorized matrix's are exact (lowrank_spectral_norm)
     int include_io;          // 1: also rows for embed and head

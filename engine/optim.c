@@ -135,21 +135,24 @@ int optim_config_get(const OptimConfig *cfg, const char *key, char *buf, size_t 
     return 0;
 }
 
-float optimizer_adam_lr(const OptimConfig *c, float lr) {
-    if (c->kind == OPTIM_ADAMW || c->kind == OPTIM_SGD) return lr;
-    return c->lr > 0 ? c->adam_lr * (lr / c->lr) : 0.0f;
-}
-
-// The shell numbers steps from 1 (step = 0 here is its step 1): warm-up reaches lr at its step
-// warmup=, the cosine min_lr_ratio·lr at its step horizon=.
-float optimizer_lr(const OptimConfig *c, int step) {
-    if (step < c->warmup) return c->lr * (float)(step + 1) / (float)c->warmup;
-    if (c->horizon <= c->warmup) return c->lr;
+// The shell numbers steps from 1 (step = 0 here is its step 1): warm-up reaches peak at its
+// step warmup=, the cosine min_lr_ratio·peak at its step horizon=.
+static float scheduled(const OptimConfig *c, float peak, int step) {
+    if (step < c->warmup) return peak * (float)(step + 1) / (float)c->warmup;
+    if (c->horizon <= c->warmup) return peak;
     float progress = (float)(step + 1 - c->warmup) / (float)(c->horizon - c->warmup);
     if (progress > 1.0f) progress = 1.0f;
     float cosine = 0.5f * (1.0f + cosf(3.14159265f * progress));  // 1 → 0
-    float min_lr = c->lr * c->min_lr_ratio;
-    return min_lr + (c->lr - min_lr) * cosine;
+    float floor = peak * c->min_lr_ratio;
+    return floor + (peak - floor) * cosine;
+}
+
+float optimizer_lr(const OptimConfig *c, int step) { return scheduled(c, c->lr, step); }
+
+// Its own peak on the same schedule — not lr's rate scaled by adam_lr/lr, which lr=0 (the
+// matrices held still) would have turned into 0 for this group too.
+float optimizer_io_lr(const OptimConfig *c, int step) {
+    return scheduled(c, c->kind == OPTIM_ADAMW || c->kind == OPTIM_SGD ? c->lr : c->adam_lr, step);
 }
 
 // ---------------------------------------------------------------------------------------------

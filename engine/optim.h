@@ -91,13 +91,14 @@ void optimizer_free(Optimizer *opt, const Model *m);
 // model, so the moments, power-iteration vectors and t stay; another optimizer is an error.
 int optimizer_retune(Optimizer *opt, const OptimConfig *cfg, Err *err);
 float optimizer_lr(const OptimConfig *cfg, int step);   // step is 0-based
-// The rate of the tensors updated by AdamW (embeddings, head, norm gains) when the matrices'
-// is lr: lr itself under sgd and adamw, else adam_lr·lr/cfg.lr (it follows the same schedule).
-float optimizer_adam_lr(const OptimConfig *cfg, float lr);
-// One update of every tensor with gradients scaled by grad_scale, at matrix rate lr; fills
+// The rate at that step of the tensors updated by AdamW (embeddings, head, norm gains): lr's
+// under sgd and adamw, else adam_lr on the same schedule.
+float optimizer_io_lr(const OptimConfig *cfg, int step);
+// One update of every tensor with gradients scaled by grad_scale, at matrix rate lr and rate
+// io_lr for the AdamW group (optimizer_lr and optimizer_io_lr of the step); fills
 // opt->diag (σ, ρ always; dw_norm, w_norm too when `before` — the parameters before this
 // update, laid out like m->params on the device, as a trainer keeps them anyway — is given).
-int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, const float *before, Err *err);
+int optimizer_step(Optimizer *opt, Model *m, float lr, float io_lr, float grad_scale, const float *before, Err *err);
 
 // The state tensors (device pointers into opt), in a fixed order. Writes up to cap entries
 // into out and returns how many there are (call with cap 0 to count). Restoring every one

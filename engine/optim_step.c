@@ -278,12 +278,12 @@ static int update_pair(const StepCtx *c, MatrixDiag *d, OrthoJob *jobs, int *n_j
     return update_tensor(c, d->tensor_a, d->rho, err) || update_tensor(c, d->tensor_b, d->rho, err) ? -1 : 0;
 }
 
-int optimizer_step(Optimizer *opt, Model *m, float lr, float grad_scale, const float *before, Err *err) {
+int optimizer_step(Optimizer *opt, Model *m, float lr, float io_lr, float grad_scale, const float *before, Err *err) {
     if (!opt->m || !opt->work) return err_set(err, "the optimizer has no state: build it first");
     const OptimConfig *k = &opt->cfg;
     opt->t++;
     StepCtx c = {.opt = opt, .m = m, .be = m->be, .lr = lr, .gs = grad_scale, .diag_now = before != NULL};
-    c.adam_lr = optimizer_adam_lr(k, lr);
+    c.adam_lr = io_lr;
     work_layout(m, k->kind, &c.w);
     OrthoJob *jobs = malloc(sizeof *jobs * (size_t)(m->n_tensors > 0 ? m->n_tensors : 1));
     if (!jobs) return err_set(err, "out of memory for the optimizer's step");

@@ -186,6 +186,7 @@ int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err)
     s->clip_scale = clip > 0 && s->grad_norm > clip ? clip / s->grad_norm : 1.0f;
     s->grad_norm_clipped = s->grad_norm * s->clip_scale;
     s->lr = optimizer_lr(&tr->opt.cfg, tr->step);
+    s->io_lr = optimizer_io_lr(&tr->opt.cfg, tr->step);
     // these parameters gave a finite loss: the point to come back to if this update breaks them
     take_rollback_point(tr);
     int next = tr->step + 1, diag = (tr->diag_every > 0 && next % tr->diag_every == 0) ||
@@ -193,7 +194,7 @@ int trainer_update(Trainer *tr, int B, int T, int accum, StepStats *s, Err *err)
     tr->diag_next = 0;
     m->be->synchronize();   // a GPU's queued work counts where it was queued
     double t1 = clock_seconds();
-    int failed = optimizer_step(&tr->opt, m, s->lr, s->clip_scale, diag ? tr->good_params : NULL, err);
+    int failed = optimizer_step(&tr->opt, m, s->lr, s->io_lr, s->clip_scale, diag ? tr->good_params : NULL, err);
     m->be->synchronize();
     double t2 = clock_seconds();
     if (!failed) failed = backend_failed(m->be, err);

@@ -11,7 +11,8 @@
 typedef struct StepStats {
     int step;              // 1-based index of the update just taken
     float loss;            // mean over micro-batches
-    float lr;
+    float lr;              // the matrices' rate
+    float io_lr;           // the AdamW group's: embeddings, head, norm gains
     float grad_norm;       // before clipping
     float clip_scale;      // ≤ 1; the factor applied to the gradient
     float grad_norm_clipped;  // after clipping: grad_norm·clip_scale

@@ -682,7 +682,7 @@ void inspect_after_step(Session *s, const StepStats *ss, int ok) {
     }
     st->dw_step = st->grad_step = s->trainer.step;
     st->dw_lr = ss->lr;
-    st->dw_io_lr = optimizer_adam_lr(&s->trainer.opt.cfg, ss->lr);   // kept: `optim` may switch after it
+    st->dw_io_lr = ss->io_lr;   // kept: `optim` may switch after it
     st->dw_params = s->model.params;
     st->grad_buf = s->model.grads;
     watch_step(s, st, ss);

@@ -21,6 +21,11 @@ static ModelConfig micro_config(int rank) { return micro_config_layers(rank, 2);
 static const Backend *be;
 static const char *const kinds[] = {"sgd", "adamw", "muon", "spectron", "renorm", "ortho"};
 
+// The AdamW group's rate the reference takes at matrix rate lr: its peak scaled as lr is.
+static float io_rate(const OptimConfig *c, float lr) {
+    return c->kind == OPTIM_ADAMW || c->kind == OPTIM_SGD ? lr : c->adam_lr * lr / c->lr;
+}
+
 static void randn(float *x, long n, float scale, uint64_t *s) {
     for (long i = 0; i < n; i++) x[i] = scale * rng_normal(s);
 }
@@ -253,7 +258,7 @@ static void bound_ratio(int exact_polar, float *worst, float *est_lo, float *est
             if (step > 0) bound_setup(&m, trial, 1000 + 10 * trial + step, g);   // fresh random gradients
             be->upload(m.grads, g, sizeof(float) * m.n_params);
             float *before = host_of(m.params, m.n_params), *snapshot = device_copy(before, (long)m.n_params);
-            CHECK_OK(optimizer_step(&opt, &m, eta, 1.0f, snapshot, &err));
+            CHECK_OK(optimizer_step(&opt, &m, eta, io_rate(&oc, eta), 1.0f, snapshot, &err));
             be->release(snapshot);
             float *after = host_of(m.params, m.n_params);
             const TensorDesc *ta = &m.tensors[0], *tb = &m.tensors[1];
@@ -304,7 +309,7 @@ static void test_diagnostics_exact(void) {
             randn(g, (long)m.n_params, 1.0f, &s);
             be->upload(m.grads, g, sizeof(float) * m.n_params);
             float *before = host_of(m.params, m.n_params), *snapshot = device_copy(before, (long)m.n_params);
-            CHECK_OK(optimizer_step(&opt, &m, eta, 1.0f, snapshot, &err));
+            CHECK_OK(optimizer_step(&opt, &m, eta, io_rate(&oc, eta), 1.0f, snapshot, &err));
             be->release(snapshot);
             float *after = host_of(m.params, m.n_params);
             float dw = exact_dw(before + ta->offset, before + tb->offset, after + ta->offset, after + tb->offset,
@@ -384,7 +389,7 @@ static void test_quadratic_each_optimizer(void) {
             if (step == 0) first = last;
             be->upload(m.grads, g, sizeof(float) * m.n_params);
             free(p);
-            CHECK_OK(optimizer_step(&opt, &m, optimizer_lr(&oc, step), 1.0f, NULL, &err));
+            CHECK_OK(optimizer_step(&opt, &m, optimizer_lr(&oc, step), optimizer_io_lr(&oc, step), 1.0f, NULL, &err));
         }
         CHECK(last < 0.3 * first, "%s on a quadratic: loss %.4f → %.4f, want below 30%%", kinds[k], first, last);
         optimizer_free(&opt, &m);
@@ -644,7 +649,7 @@ static void reference_check(const char *name, int shape_scale) {
     for (int step = 0; step < 2; step++) {   // two steps: the second sees non-zero momentum
         randn(g, (long)m.n_params, 1.0f, &s);
         be->upload(m.grads, g, sizeof(float) * m.n_params);
-        CHECK_OK(optimizer_step(&opt, &m, lr, 1.0f, NULL, &err));
+        CHECK_OK(optimizer_step(&opt, &m, lr, io_rate(&oc, lr), 1.0f, NULL, &err));
         ref_step(&oc, &m, &r, g, lr);
     }
     float *p = host_of(m.params, m.n_params);
@@ -796,6 +801,19 @@ static void test_schedule(void) {
     CHECK(fabsf(optimizer_lr(&c, 19) - 1e-3f) < 1e-9f, "step 20 (horizon) at min_lr_ratio·lr, got %g",
           optimizer_lr(&c, 19));
     CHECK(optimizer_lr(&c, 30) == optimizer_lr(&c, 19), "after the horizon the floor stays");
+    CHECK(optimizer_io_lr(&c, 7) == optimizer_lr(&c, 7), "adamw: one rate for every tensor");
+    // Muon's AdamW group follows the schedule from adam_lr — also with lr=0, the matrices held
+    // still (the group's rate was lr's scaled by adam_lr/lr: 0 there)
+    CHECK_OK(optim_config_default(&c, "muon", &err));
+    c.warmup = 5, c.horizon = 20, c.min_lr_ratio = 0.1f, c.adam_lr = 4e-3f;
+    for (int k = 0; k < 2; k++) {
+        c.lr = k ? 0.0f : 2e-2f;
+        CHECK(fabsf(optimizer_io_lr(&c, 0) - 8e-4f) < 1e-9f, "lr=%g: step 1 of 5 warm-up: adam_lr/5, got %g", c.lr,
+              optimizer_io_lr(&c, 0));
+        CHECK(fabsf(optimizer_io_lr(&c, 19) - 4e-4f) < 1e-9f, "lr=%g: step 20 at min_lr_ratio·adam_lr, got %g", c.lr,
+              optimizer_io_lr(&c, 19));
+    }
+    CHECK(optimizer_lr(&c, 4) == 0.0f, "lr=0: the matrices' rate stays 0");
 }
 
 static void test_state_roundtrip(void) {

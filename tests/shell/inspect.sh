@@ -72,6 +72,13 @@ rows = [json.loads(l) for l in sys.stdin if "\"command\":\"norms\"" in l]
 eta = {r["param"]: r["dw_spectral"] / r["dw_over_eta"] for r in rows}
 print("%.4g %.4g %.4g" % (eta["blocks.0.attn.wq"], eta["embed"], eta["head"]))')
 check_eq norms_io_eta "0.02 0.003 0.003" "$etas"
+# lr=0 holds the matrices still; the AdamW group still moves at adam_lr (it was scaled by lr/lr: 0)
+out=$(lrsh --json -q -c "$prep; optim muon lr=0 adam_lr=0.01 warmup=0; step; norms io=on" 2>/dev/null)
+moved=$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+rows = {r["param"]: r for r in (json.loads(l) for l in sys.stdin if "\"command\":\"norms\"" in l)}
+print(rows["blocks.0.attn.wq"]["dw_spectral"] == 0, rows["embed"]["dw_spectral"] > 0, rows["head"]["dw_spectral"] > 0)')
+check_eq norms_io_moves_at_lr_0 "True True True" "$moved"
 # after a switch of optimizer, the last update is still the one shown, at the rates it was made with
 out=$(lrsh --json -q -c "$prep; optim spectron warmup=0; step; optim adamw; norms io=on" 2>/dev/null)
 etas=$(printf '%s\n' "$out" | python3 -c '
