@@ -100,7 +100,16 @@ static void note_crlf(Session *s, const char *path) {
                     "will generate it (convert with `sed -i 's/\\r$//' FILE` for plain line ends)\n", NAME_TEXT(path));
 }
 
-// <cache>/<stem of corpus>-<type><vocab>.model
+// A corpus right in the cache folder (the default corpus), not in a folder beneath it nor in
+// one whose name only starts the same (…/lrsh2/).
+static int in_cache_dir(const char *real_corpus, const char *dir) {
+    char real_dir[PATH_MAX];
+    if (!realpath(dir, real_dir)) return 0;
+    size_t n = strlen(real_dir);
+    return strncmp(real_corpus, real_dir, n) == 0 && real_corpus[n] == '/' && !strchr(real_corpus + n + 1, '/');
+}
+
+// <cache>/<stem of corpus>-<hash of its path>-<type><vocab>.model (no hash in the cache folder)
 static int default_model_path(const char *corpus, const char *type, int vocab, char *out, size_t size, Err *err) {
     char dir[1024], stem[256], where[PATH_MAX], tag[16] = "";
     if (session_cache_dir(dir, sizeof dir, err) != 0) return -1;
@@ -109,9 +118,9 @@ static int default_model_path(const char *corpus, const char *type, int vocab, c
     char *dot = strrchr(stem, '.');
     if (dot && dot != stem) *dot = '\0';
     if (!stem[0]) snprintf(stem, sizeof stem, "corpus");
-    // two corpora of one name in two folders get two tokenizers: the folder's hash in the name
+    // two corpora of one name in two folders get two tokenizers: the path's hash in the name
     // (not for the default corpus, which lives in the cache folder itself)
-    if (realpath(corpus, where) && strncmp(where, dir, strlen(dir)) != 0) {
+    if (realpath(corpus, where) && !in_cache_dir(where, dir)) {
         uint32_t h = 2166136261u;   // FNV-1a of the corpus's full path
         for (const char *p = where; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
         snprintf(tag, sizeof tag, "-%08x", h);

@@ -230,6 +230,13 @@ head -c 200000 "$XDG_CACHE_HOME/lrsh/fortunes.txt" > "$TMP/c1/notes.txt"
 tail -c 200000 "$XDG_CACHE_HOME/lrsh/fortunes.txt" > "$TMP/c2/notes.txt"
 paths=$("$LRSH" --json -c "tok train $TMP/c1/notes.txt vocab=400; tok train $TMP/c2/notes.txt vocab=400" 2>/dev/null | python3 -c 'import json, sys; print(len({json.loads(l)["path"] for l in sys.stdin}))')
 check_eq tok_cache_names_apart 2 "$paths"
+# ... also in folders beneath the cache folder, or named as it is and more (…/lrsh2/): only a
+# file right in it (the default corpus) goes without the path's hash
+mkdir -p "$XDG_CACHE_HOME/lrsh2" "$XDG_CACHE_HOME/lrsh/sub"
+cp "$TMP/c1/notes.txt" "$XDG_CACHE_HOME/lrsh2/notes.txt"; cp "$TMP/c2/notes.txt" "$XDG_CACHE_HOME/lrsh/sub/notes.txt"
+paths=$("$LRSH" --json -c "tok train $XDG_CACHE_HOME/lrsh2/notes.txt vocab=400; tok train $XDG_CACHE_HOME/lrsh/sub/notes.txt vocab=400" 2>/dev/null | python3 -c 'import json, sys; print(len({json.loads(l)["path"] for l in sys.stdin}))')
+check_eq tok_cache_names_apart_near_cache 2 "$paths"
+rm -r "$XDG_CACHE_HOME/lrsh2" "$XDG_CACHE_HOME/lrsh/sub"
 
 # another tokenizer after training: a note that the model reads its ids as other text
 out=$("$LRSH" -c "$prep; train steps=1; tok train vocab=400 out=$TMP/other.model" 2>&1)
