@@ -473,11 +473,11 @@ static int save_failed(Err *err, const char *path, int existed, const char *what
                 existed ? "the previous file is unchanged" : "nothing was written");
 }
 
-static int write_file(const char *path, int existed, mode_t mode, const char *header, size_t hlen, const Item *it,
-                      int n, const Tokenizer *tok, Err *err) {
+static int write_file(const char *path, int existed, const char *header, size_t hlen, const Item *it, int n,
+                      const Tokenizer *tok, Err *err) {
     AtomicFile af;
     const char *what;
-    int e = atomic_file_open(&af, path, mode, &what);
+    int e = atomic_file_open(&af, path, 0666, &what);
     if (e != 0) return save_failed(err, path, existed, what, e);
     e = write_contents(af.f, header, hlen, it, n, tok);
     if (e != 0) {
@@ -491,11 +491,10 @@ static int write_file(const char *path, int existed, mode_t mode, const char *he
 // Where a save of path writes (*target, malloc'd): path itself, or the file a symbolic link at
 // path names (renaming over the link would replace it and leave that file stale). An existing
 // target must be a regular file — renaming over a device or a pipe would replace it — and
-// keeps its permissions (*mode); a new one is readable by all (the temporary file is 0600).
-static int save_target(const char *path, char **target, int *existed, mode_t *mode, Err *err) {
+// keeps its permissions (atomic_file_open).
+static int save_target(const char *path, char **target, int *existed, Err *err) {
     struct stat link, st;
     *existed = lstat(path, &link) == 0;
-    *mode = 0644;
     if (*existed && stat(path, &st) != 0)
         return fail(err, path, "cannot save: %s (%s); nothing was written",
                     S_ISLNK(link.st_mode) ? "it is a symbolic link to a missing file" : "cannot look at it",
@@ -503,7 +502,6 @@ static int save_target(const char *path, char **target, int *existed, mode_t *mo
     if (*existed && !S_ISREG(st.st_mode))
         return fail(err, path, "cannot save: it exists and is not a regular file (%s); nothing was written",
                     S_ISDIR(st.st_mode) ? "a folder" : "a device, pipe or socket");
-    if (*existed) *mode = st.st_mode & 07777;
     *target = *existed && S_ISLNK(link.st_mode) ? realpath(path, NULL) : strdup(path);
     return *target ? 0 : save_failed(err, path, *existed, "cannot resolve the path", errno ? errno : ENOMEM);
 }
@@ -513,9 +511,8 @@ static int write_atomically(const char *path, const char *header, size_t hlen, c
                             const Tokenizer *tok, Err *err) {
     char *target;
     int existed;
-    mode_t mode;
-    if (save_target(path, &target, &existed, &mode, err) != 0) return -1;
-    int rc = write_file(target, existed, mode, header, hlen, it, n, tok, err);
+    if (save_target(path, &target, &existed, err) != 0) return -1;
+    int rc = write_file(target, existed, header, hlen, it, n, tok, err);
     free(target);
     return rc;
 }

@@ -392,12 +392,21 @@ static int write_all_tokens(Writer *w, const char *root, const FileList *fl, Err
 }
 
 
+// The most a new token cache may allow: what every one of its sources allows (read and write
+// bits; the cache is their text, decodable with the tokenizer a checkpoint carries).
+static mode_t sources_mode(const char *root, const FileList *fl) {
+    struct stat st;
+    mode_t mode = stat(root, &st) == 0 ? st.st_mode & 0666 : 0600;
+    for (size_t i = 0; i < fl->n; i++) mode &= stat(fl->paths[i], &st) == 0 ? st.st_mode & 0666 : 0600;
+    return mode | 0600;   // the owner's own, whatever the sources
+}
+
 // Tokenizes the source into cache_path through a temporary file, fsync, rename.
 static int cache_build(const char *root, const FileList *fl, const Tokenizer *tok, const CacheHeader *want,
                        const char *cache_path, ProgressFn progress, void *ctx, Err *err) {
     AtomicFile af;
     const char *what;
-    int e = atomic_file_open(&af, cache_path, 0644, &what);
+    int e = atomic_file_open(&af, cache_path, sources_mode(root, fl), &what);
     if (e != 0) return err_set(err, "%s: cannot write the token cache: %s (%s)", cache_path, what, strerror(e));
     Writer w = {.f = af.f, .tmp_path = af.tmp, .tok = tok, .token_bytes = (int)want->token_bytes,
                 .hash = FNV_OFFSET, .progress = progress, .progress_ctx = ctx, .total_bytes = want->source_bytes};
@@ -649,7 +658,7 @@ int dataset_default_corpus(const char *out_path, Err *err) {
     if (list_fortunes(&fl, err) != 0) { files_free(&fl); return -1; }
     AtomicFile af;
     const char *what;
-    int e = atomic_file_open(&af, out_path, 0644, &what), rc = 0;
+    int e = atomic_file_open(&af, out_path, 0666, &what), rc = 0;
     if (e != 0) rc = err_set(err, "%s: cannot write: %s (%s)", out_path, what, strerror(e));
     for (size_t i = 0; i < fl.n && rc == 0; i++) rc = append_fortune_file(af.f, fl.paths[i], err);
     if (rc != 0 && e == 0) atomic_file_abandon(&af);

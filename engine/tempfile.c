@@ -55,11 +55,13 @@ void tempfile_remove_stale(const char *path) {
     struct dirent *e;
     while ((e = readdir(d))) {
         const char *pid_text = NULL;   // after NAME.tmp. or .lrsh.tmp.
+        int short_form = strncmp(e->d_name, SHORT_TMP, strlen(SHORT_TMP)) == 0;
         if (strncmp(e->d_name, base, n) == 0 && strncmp(e->d_name + n, ".tmp.", 5) == 0) pid_text = e->d_name + n + 5;
-        else if (strncmp(e->d_name, SHORT_TMP, strlen(SHORT_TMP)) == 0) pid_text = e->d_name + strlen(SHORT_TMP);
+        else if (short_form) pid_text = e->d_name + strlen(SHORT_TMP);
         if (!pid_text) continue;
         char *end;
         long pid = strtol(pid_text, &end, 10);
+        if (short_form && *end == '.' && end[1] >= '0' && end[1] <= '9') strtol(end + 1, &end, 10);   // .PID.N
         if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
         char stale[PATH_MAX + 300];
         snprintf(stale, sizeof stale, "%s/%s", strcmp(folder, "/") == 0 ? "" : folder, e->d_name);
@@ -73,9 +75,10 @@ void tempfile_remove_stale(const char *path) {
 }
 
 int tempfile_name(char *out, size_t cap, const char *path) {
+    static unsigned short_names;   // two long names in one folder at once (png= and svg=): two files
     const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
     int n = strlen(base) + 5 + 20 > NAME_MAX   // ".tmp." and the PID: a 250-byte name could not be saved
-                ? snprintf(out, cap, "%.*s%s%ld", (int)(base - path), path, SHORT_TMP, (long)getpid())
+                ? snprintf(out, cap, "%.*s%s%ld.%u", (int)(base - path), path, SHORT_TMP, (long)getpid(), short_names++)
                 : snprintf(out, cap, "%s.tmp.%ld", path, (long)getpid());
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
@@ -83,7 +86,7 @@ int tempfile_name(char *out, size_t cap, const char *path) {
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-int atomic_file_open(AtomicFile *af, const char *path, mode_t mode, const char **what) {
+int atomic_file_open(AtomicFile *af, const char *path, mode_t new_mode, const char **what) {
     const char *ignored;
     if (!what) what = &ignored;
     af->f = NULL;
@@ -95,12 +98,16 @@ int atomic_file_open(AtomicFile *af, const char *path, mode_t mode, const char *
     memcpy(af->path, path, strlen(path) + 1);
     tempfile_remove_stale(path);   // a writer killed outright (SIGKILL) left PATH.tmp.PID: its PID is gone
     unlink(af->tmp);               // ours from an earlier process of this PID, if any
+    // A file at path keeps its permissions, less setuid, setgid and sticky (as cp and install:
+    // the owner may change); a new one gets new_mode less the umask, as any program's file does.
+    struct stat st;
+    int keep = stat(path, &st) == 0 && S_ISREG(st.st_mode);
     *what = "cannot create a temporary file in its folder";
-    int fd = open(af->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = open(af->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, keep ? 0600 : new_mode & 0666);
     if (fd < 0) return errno;
     tempfile_begin(af->tmp);
     *what = "cannot set the file's permissions";
-    int e = fchmod(fd, mode) == 0 ? 0 : errno;   // exactly mode, whatever the umask
+    int e = keep && fchmod(fd, st.st_mode & 0777) != 0 ? errno : 0;
     if (e == 0 && !(af->f = fdopen(fd, "wb"))) e = errno, *what = "cannot open the temporary file";
     if (e != 0) {
         close(fd);

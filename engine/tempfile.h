@@ -9,7 +9,9 @@
 #include <sys/types.h>
 
 // One file in the making. atomic_file_open sweeps the temporaries dead writers left, creates
-// ours with the given mode and registers it; the caller writes to f; atomic_file_commit flushes,
+// ours and registers it — with the permissions of the file at path, less setuid, setgid and
+// sticky, or for a new file new_mode less the umask (0666 for most files; a token cache no more
+// than its corpus allows) —; the caller writes to f; atomic_file_commit flushes,
 // syncs and closes it, renames it over path and syncs the folder, or atomic_file_abandon
 // removes it. Each returns 0 or an errno value (*what, when given: the step that failed); on
 // any failure the temporary file is gone and path untouched.
@@ -17,7 +19,7 @@ typedef struct AtomicFile {
     FILE *f;
     char path[PATH_MAX], tmp[PATH_MAX + 32];
 } AtomicFile;
-int atomic_file_open(AtomicFile *af, const char *path, mode_t mode, const char **what);
+int atomic_file_open(AtomicFile *af, const char *path, mode_t new_mode, const char **what);
 int atomic_file_commit(AtomicFile *af, const char **what);
 void atomic_file_abandon(AtomicFile *af);
 
@@ -28,10 +30,10 @@ void tempfile_begin(const char *path);
 void tempfile_done(const char *path);
 // Unlink every registered file: async-signal-safe, for a signal handler.
 void tempfile_remove_all(void);
-// The name a writer of path uses: path.tmp.PID (this process's), or FOLDER/.lrsh.tmp.PID when
-// that name would be too long for the file system; at most cap bytes.
+// The name a writer of path uses: path.tmp.PID (this process's), or FOLDER/.lrsh.tmp.PID.N (N
+// counting them) when that name would be too long for the file system; at most cap bytes.
 int tempfile_name(char *out, size_t cap, const char *path);
-// A writer killed outright (SIGKILL, out of memory) leaves path.tmp.PID (or .lrsh.tmp.PID)
+// A writer killed outright (SIGKILL, out of memory) leaves path.tmp.PID (or .lrsh.tmp.PID.N)
 // behind: removed when no process PID runs any more (a live one is another writer, working)
 // and it has not changed for a minute (a PID another namespace holds looks dead from here).
 // Call before writing path.

@@ -209,13 +209,11 @@ static int write_plot_script(const PlotSeries *series, int n, const char *ylabel
     return err_set(err, "cannot write the gnuplot script %s", path);
 }
 
-// The temporary file gnuplot draws target's image into, beside it, with the mode the target
-// has (a new one: 0644).
+// The temporary file gnuplot draws target's image into, beside it, with the permissions the
+// target has (a new one: as the umask allows).
 static int open_image(AtomicFile *af, const char *target, Err *err) {
-    struct stat st;
-    mode_t mode = stat(target, &st) == 0 ? st.st_mode & 07777 : 0644;
     const char *what;
-    int e = atomic_file_open(af, target, mode, &what);
+    int e = atomic_file_open(af, target, 0666, &what);
     return e ? err_set(err, "cannot write %s: %s (%s)", target, what, strerror(e)) : 0;
 }
 

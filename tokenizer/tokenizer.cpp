@@ -130,9 +130,7 @@ static int check_text_file(const char *path, Err *err) {
 static int write_file_atomic(const char *path, const std::string &bytes, Err *err) {
     AtomicFile af;
     const char *what;
-    struct stat st;   // a tokenizer written over keeps its permissions; a new one is readable by all
-    mode_t mode = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? st.st_mode & 07777 : 0644;
-    int e = atomic_file_open(&af, path, mode, &what);
+    int e = atomic_file_open(&af, path, 0666, &what);   // one written over keeps its permissions
     if (e == 0 && fwrite(bytes.data(), 1, bytes.size(), af.f) != bytes.size()) {
         e = errno ? errno : EIO, what = "writing failed";
         atomic_file_abandon(&af);

@@ -165,20 +165,31 @@ out=$(lrsh --json -c "model load $oo; data load; train steps=2" 2>/dev/null)
 check_eq resume_one_off_exact "$l_oo" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_field loss)"
 # a save or tok train killed outright (SIGKILL) left PATH.tmp.PID: the next write of PATH removes it
 dead=$(sh -c 'echo $$')   # a process that has ended
-echo partial >"$TMP/swept.st.tmp.$dead"; echo partial >"$TMP/swept.model.tmp.$dead"
+echo partial >"$TMP/swept.st.tmp.$dead"; echo partial >"$TMP/swept.model.tmp.$dead"; echo partial >"$TMP/.lrsh.tmp.$dead.3"
 # (left alone two minutes: a fresh one may be a live writer's in another PID namespace)
-touch -d '2 minutes ago' "$TMP/swept.st.tmp.$dead" "$TMP/swept.model.tmp.$dead"
+touch -d '2 minutes ago' "$TMP/swept.st.tmp.$dead" "$TMP/swept.model.tmp.$dead" "$TMP/.lrsh.tmp.$dead.3"
 echo partial >"$TMP/fresh.st.tmp.$dead"
 lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/fresh.st" >/dev/null 2>&1
 check_eq stale_fresh_kept yes "$([ -e "$TMP/fresh.st.tmp.$dead" ] && echo yes || echo no)"
 lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/swept.st; tok train vocab=512 out=$TMP/swept.model" >/dev/null 2>&1
 check_eq stale_save_removed "no no" "$([ -e "$TMP/swept.st.tmp.$dead" ] && echo yes || echo no) $([ -e "$TMP/swept.model.tmp.$dead" ] && echo yes || echo no)"
+check_eq stale_short_name_removed no "$([ -e "$TMP/.lrsh.tmp.$dead.3" ] && echo yes || echo no)"
 check_eq stale_save_saved yes "$([ -s "$TMP/swept.st" ] && [ -s "$TMP/swept.model" ] && echo yes || echo no)"
 # tok train over a tokenizer keeps its permissions; out= a link to a missing file is refused (the
 # link was replaced by a file)
 chmod 600 "$TMP/swept.model"
 lrsh -c "tok train vocab=512 out=$TMP/swept.model" >/dev/null 2>&1
 check_eq tok_train_keeps_mode 600 "$(stat -c %a "$TMP/swept.model")"
+# a new file's permissions follow the umask (they were 0644 whatever it was); one written over
+# keeps its own, less setuid and setgid; a token cache allows no more than its corpus
+(umask 077; lrsh -c "tok train vocab=512 out=$TMP/private.model; model new tiny seq=16 vocab=512; model save $TMP/private.st") >/dev/null 2>&1
+check_eq new_files_follow_umask "600 600" "$(stat -c %a "$TMP/private.model") $(stat -c %a "$TMP/private.st")"
+chmod 6755 "$TMP/private.st"
+lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/private.st" >/dev/null 2>&1
+check_eq overwrite_drops_setuid 755 "$(stat -c %a "$TMP/private.st")"
+mkdir -p "$TMP/secret"; head -c 20000 "$XDG_CACHE_HOME/lrsh/fortunes.txt" > "$TMP/secret/notes.txt"; chmod 600 "$TMP/secret/notes.txt"
+(umask 022; lrsh -c "tok load $TMP/private.model; data load $TMP/secret/notes.txt") >/dev/null 2>&1
+check_eq token_cache_as_private_as_corpus 600 "$(stat -c %a "$TMP"/secret/notes.txt.*.tok)"
 ln -s "$TMP/nothere.model" "$TMP/dangling.model"
 out=$(lrsh -c "tok train vocab=512 out=$TMP/dangling.model" 2>&1); rc=$?
 check_status tok_train_dangling_status 1 $rc

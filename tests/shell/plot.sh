@@ -188,6 +188,13 @@ print(color.get("alpha") == color.get("alpha val") is not None, color.get("alpha
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/both.img svg=$TMP/both.img" 2>&1); rc=$?
     check_status png_svg_same_file_status nonzero $rc
     check_contains png_svg_same_file "$out" "png= and svg= name the same file"
+    # two names too long for NAME.tmp.PID in one folder: two temporary files (they shared
+    # .lrsh.tmp.PID, and both images failed as "incomplete")
+    la="$TMP/$(python3 -c "print('a' * 236)").png"; lb="$TMP/$(python3 -c "print('b' * 236)").svg"
+    out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$la svg=$lb" 2>&1); rc=$?
+    check_status png_svg_long_names_status 0 $rc
+    check_eq png_svg_long_names_written "yes yes" "$([ -s "$la" ] && echo yes || echo no) $(grep -q '<svg' "$lb" && echo yes || echo no)"
+    rm -f "$la" "$lb"
     printf 'my notes\n' > "$TMP/notes.txt"
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/notes.txt" 2>&1); rc=$?
     check_status png_over_text_status nonzero $rc
