@@ -97,6 +97,23 @@ size_t canvas_row(const Canvas *c, int row, int ansi, char *buf, size_t size) {
 
 // ---- charts -------------------------------------------------------------------------------
 
+// A run's letter at its last point — or, where a validation mark or another run's letter is
+// already there (a run evaluated at its last step; runs ending together), in the nearest cell
+// beside it that holds no mark, one with no dots first: neither hides the other.
+static void place_letter(Canvas *c, int col, int row, char ch, int color) {
+    static const int beside[9][2] = {{0, 0}, {1, 0}, {0, -1}, {0, 1}, {-1, 0}, {1, -1}, {1, 1}, {-1, -1}, {-1, 1}};
+    for (int pass = 0; pass < 2; pass++)   // pass 0: a cell with no dots either
+        for (int k = 0; k < 9; k++) {
+            int x = col + beside[k][0], y = row + beside[k][1];
+            if (x < 0 || y < 0 || x >= c->cols || y >= c->rows) continue;
+            size_t cell = (size_t)y * c->cols + x;
+            if (c->mark[cell] || (pass == 0 && k > 0 && c->dots[cell])) continue;
+            canvas_mark(c, x, y, ch, color);
+            return;
+        }
+    canvas_mark(c, col, row, ch, color);   // crowded all round: on its point after all
+}
+
 typedef struct Text { char *s; size_t n, cap; int oom; } Text;
 
 static void text_add(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -196,11 +213,10 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
         }
         if (p->letter && have) end_x[s] = px0, end_y[s] = py0;
     }
-    // the runs' letters last, over every line and validation mark: they tell the runs apart
-    // where there is no color
+    // the runs' letters last: they tell the runs apart where there is no color
     for (int s = 0; s < n; s++)
         if (end_x[s] >= 0)
-            canvas_mark(&c, end_x[s] / 2, end_y[s] / 4, (char)series[s].letter, series[s].color ? series[s].color : s + 1);
+            place_letter(&c, end_x[s] / 2, end_y[s] / 4, (char)series[s].letter, series[s].color ? series[s].color : s + 1);
     free(end_x);
     free(end_y);
     char top[32], mid[32], bot[32], xl[32], xr[32];

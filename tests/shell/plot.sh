@@ -96,6 +96,12 @@ check_contains plot_image_no_points "$none" "png=/svg=: gnorm has no points to d
 check_eq plot_image_no_points_no_file no "$([ -e "$TMP/none.png" ] && echo yes || echo no)"
 lastval=$(lrsh -c "plot loss from=$TMP/lastval.jsonl" 2>&1)
 check_eq plot_letters_over_val "a b" "$(printf '%s\n' "$lastval" | grep -E '[│┤]' | grep -oE '[ab]$' | sort | tr '\n' ' ' | sed 's/ $//')"
+# ... beside its validation mark, not over it (the letter hid the mark: the legend listed points
+# the chart did not show); and runs ending in one cell each keep their letter
+check_eq plot_val_marks_beside_letters 2 "$(printf '%s\n' "$lastval" | grep -E '[│┤]' | tr -cd '*' | wc -c | tr -d ' ')"
+sed 's/5\.0/3.0/' "$TMP/lastval.jsonl" > "$TMP/sameend.jsonl"
+sameend=$(lrsh -c "plot loss from=$TMP/sameend.jsonl" 2>&1)
+check_eq plot_same_end_letters "1 1 1" "$(printf '%s\n' "$sameend" | grep -E '[│┤]' | python3 -c 'import sys; t = sys.stdin.read(); print(t.count("a"), t.count("b"), t.count("*"))')"
 check_contains plot_y_max "$out" "7.429"        # 2 + 6·e^(−1/10), the first alpha loss
 check_contains plot_x_range "$out" "50  step"
 check_contains plot_axis "$out" "└──"
