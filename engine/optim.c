@@ -84,15 +84,6 @@ const char *optim_config_key(const OptimConfig *cfg, int i) {
     return NULL;
 }
 
-static int parse_bool(const char *v, int *out) {
-    static const char *const yes[] = {"yes", "on", "true", "1"}, *const no[] = {"no", "off", "false", "0"};
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(v, yes[i]) == 0) return *out = 1, 0;
-        if (strcmp(v, no[i]) == 0) return *out = 0, 0;
-    }
-    return -1;
-}
-
 static int unknown_option(const OptimConfig *cfg, const char *key, Err *err) {
     char list[256] = "";
     size_t used = 0;

@@ -290,6 +290,10 @@ static long parse_ids(const Args *a, int vocab, int32_t **out, Err *err) {
         }
     }
     if (!ids) return err_set(err, "out of memory");
+    if (n == 0) {   // `tok decode ,,,` or `[]`: nothing to decode is a mistake, not an empty line
+        free(ids);
+        return err_set(err, "tok decode: no token ids given (ids separated by spaces or commas)");
+    }
     *out = ids;
     return n;
 }

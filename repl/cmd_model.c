@@ -309,9 +309,6 @@ static void adopt_tokenizer(Session *s, Tokenizer *tok, const char *path) {
     if (!same) session_drop_data(s, "it was tokenized with another tokenizer than the checkpoint's");
 }
 
-// `model load` of an ensemble file: the members (with their trainers) become the session's
-// ensemble, a copy of member 0 its model, as after `ensemble new`.
-
 // After a successful load: the session's model (and tokenizer, when the file had one) now come
 // from path, which is also what is "saved".
 static void session_took_file(Session *s, Tokenizer *tok, const char *path) {
@@ -381,6 +378,8 @@ static void nonfinite_warning(Session *s, const CheckpointInfo *info) {
                     info->nonfinite, info->nonfinite == 1 ? " is" : "s are", info->nonfinite_tensor);
 }
 
+// `model load` of an ensemble file: the members (with their trainers) become the session's
+// ensemble, a copy of member 0 its model, as after `ensemble new`.
 static int load_ensemble(Session *s, const char *path, Err *err) {
     Ensemble e;
     Tokenizer *tok = NULL;

@@ -41,13 +41,13 @@ static void option_form(const OptSpec *o, const char *sep, char *buf, size_t siz
     snprintf(buf, size, "%s%s%s", o->name, sep, o->type == OPT_ENUM ? o->choices : meta[o->type]);
 }
 
-// "integer ≥ 1; default 20", "number 0..0.5; default 0.05": what help says about a value
+// "integer 1..1048576; default 20", "number 0..0.5; default 0.05": what help says about a value
 static void option_what(const OptSpec *o, char *buf, size_t size) {
     int n = 0, numeric = o->type == OPT_INT || o->type == OPT_FLOAT;
     const char *type = o->type == OPT_INT ? "integer" : "number";
     buf[0] = '\0';
-    if (numeric && o->lo < o->hi && o->hi >= (1 << 20)) n = snprintf(buf, size, "%s ≥ %.10g", type, o->lo);
-    else if (numeric && o->lo < o->hi) n = snprintf(buf, size, "%s %.10g..%.10g", type, o->lo, o->hi);
+    if (numeric && o->lo < o->hi)   // the bounds opt_check holds to, integers in full (1048576, not 1.048576e+06)
+        n = snprintf(buf, size, o->type == OPT_INT ? "%s %.0f..%.0f" : "%s %.10g..%.10g", type, o->lo, o->hi);
     else if (numeric) n = snprintf(buf, size, "%s", type);
     if (o->def && n >= 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, "%sdefault %s", n ? "; " : "", o->def);

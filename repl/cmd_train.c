@@ -1,4 +1,5 @@
-// cmd_train.c — the training commands: train, step, eval; and bench train.
+// cmd_train.c — the training commands: train, step, eval; and the benchmarks, bench train and
+// bench generate.
 #include <math.h>
 #include <string.h>
 #include "commands.h"

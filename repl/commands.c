@@ -17,7 +17,7 @@ const char *const preset_names[] = {"tiny", "small", "base", NULL};
 
 // The settings `set` changes, `show` prints, `help set` lists and completion offers.
 const OptSpec settings[] = {
-    {"seed", OPT_INT, "1234", NULL, 0, 9e18, "seed for the next model, trainer and eval batches"},
+    {"seed", OPT_INT, "1234", NULL, 0, SEED_MAX, "seed for the next model, trainer and eval batches"},
     {"threads", OPT_INT, NULL, NULL, 0, 4096, "CPU threads (0: all cores, or OMP_NUM_THREADS when set)"},
     {"batch", OPT_INT, "8", NULL, 1, 1 << 20, "default sequences per micro-batch for train/step/eval"},
     {"accum", OPT_INT, "1", NULL, 1, 1 << 20, "default micro-batches per optimizer step"},
@@ -153,7 +153,9 @@ const CmdSpec commands[] = {
              "non-embedding matrix W = A·Bᵀ at rank R; rank=-1 uses rank_ratio·in (0.25).\n"
              "Replaces the current model and its optimizer state. Optimizer settings that came with\n"
              "a loaded checkpoint go back to the default (adamw, with a note); ones set with `optim`\n"
-             "stay.\n"
+             "stay. At the prompt, a model with training not saved is not replaced at the first try\n"
+             "(an error says so; `model new` again replaces it): lines pasted after it run on that\n"
+             "model. Scripts, -c and pipes replace it at once.\n"
              "--json: preset, custom, config {dim, layers, heads, kv_heads, ffn, rank, rank_ratio\n"
              "(null unless rank is -1), seq, vocab}, params, dense_params.\n"
              "Examples:\n  model new tiny\n  model new small rank=0\n  model new base layers=4 seq=128",
@@ -168,7 +170,7 @@ const CmdSpec commands[] = {
          {"rank_ratio", OPT_FLOAT, NULL, NULL, 0, 1, "rank as a fraction of in_features, above 0 (rank=-1)"},
          {"seq", OPT_INT, NULL, NULL, 1, 1 << 16, "context length"},
          {"vocab", OPT_INT, NULL, NULL, 2, 1 << 24, "vocabulary (default: the tokenizer's)"},
-         {"seed", OPT_INT, NULL, NULL, 0, 9e18, "initialization seed (default: `set seed`)"},
+         {"seed", OPT_INT, NULL, NULL, 0, SEED_MAX, "initialization seed (default: `set seed`)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "model", .sub = "info", .family = "model", .args = "[tensors=on|off]",
      .summary = "parameters, dense equivalent, FLOPs per token, memory",
@@ -374,7 +376,7 @@ const CmdSpec commands[] = {
          {"temp", OPT_FLOAT, "0.8", NULL, 0, 100, "temperature (0: greedy)"},
          {"top_k", OPT_INT, "40", NULL, 0, 1 << 24, "sample among the k most likely tokens (0: all)"},
          {"top_p", OPT_FLOAT, "0.95", NULL, 0, 1, "nucleus: the smallest set with this much probability (of the top k, renormalized, when top_k > 0)"},
-         {"seed", OPT_INT, NULL, NULL, 0, 9e18, "sampling seed (default: the session seed + calls so far)"},
+         {"seed", OPT_INT, NULL, NULL, 0, SEED_MAX, "sampling seed (default: the session seed + calls so far)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 
     // ---- inspection ----
@@ -444,7 +446,7 @@ const CmdSpec commands[] = {
      .opts = (const OptSpec[]){
          {"io", OPT_BOOL, "off", NULL, 0, 0, "also rows for embed and head"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
-    {.name = "watch", .family = "inspection", .args = "[FIELD[:PARAM]…|off] [every=10]",
+    {.name = "watch", .family = "inspection", .args = "[FIELD[:PARAM]…|off] [every=N]",
      .summary = "record chosen diagnostics every N training steps: live line, `plot FIELD`, `log`",
      .help = "Each word is FIELD (aggregated over the block matrices) or FIELD:PARAM (one matrix):\n"
              "  spectral           ‖W‖₂ (max)\n"
@@ -470,7 +472,7 @@ const CmdSpec commands[] = {
              "  watch dw_over_w rho every=1; train steps=50; plot dw_over_w\n  watch off",
      .max_pos = -1, .pos = POS_WATCH, .run = cmd_watch,
      .opts = (const OptSpec[]){
-         {"every", OPT_INT, "10", NULL, 1, 1e9, "record at steps that are multiples of N"},
+         {"every", OPT_INT, NULL, NULL, 1, 1e9, "record at multiples of N (at first 10; fields alone keep it)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "align", .family = "inspection",
      .args = "[against=microbatch|blockdrop|width|delayed|members|forward] [p= draws= batches= guess= seed= batch= seq=]",
@@ -509,7 +511,7 @@ const CmdSpec commands[] = {
          {"draws", OPT_INT, "4", NULL, 1, 1000, "subnetworks or random guesses averaged (not guess=local)"},
          {"batches", OPT_INT, "1", NULL, 1, 10000, "batches averaged into each gradient"},
          {"guess", OPT_ENUM, "random", "random|local", 0, 0, "forward: the guess direction"},
-         {"seed", OPT_INT, NULL, NULL, 0, 9e18, "batches and draws (default: session seed + step)"},
+         {"seed", OPT_INT, NULL, NULL, 0, SEED_MAX, "batches and draws (default: session seed + step)"},
          {"batch", OPT_INT, NULL, NULL, 1, 1 << 16, "sequences per batch (default: `set batch`)"},
          {"seq", OPT_INT, NULL, NULL, 1, 1 << 20, "tokens per sequence (default: `set seq`, else the model's seq)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
@@ -517,8 +519,8 @@ const CmdSpec commands[] = {
     // ---- ensembles ----
     {.name = "ensemble", .sub = "new", .family = "ensembles", .args = "K [seeds=S0,S1,…] [same_init=on|off]",
      .summary = "K members of the current model config, trained together by `train` (WASH, PAPA)",
-     .help = "Each member has its own Model, optimizer state (of the optimizer set now), seed and data\n"
-             "order. Without seeds=, member 0 is the current model going on: its weights and its\n"
+     .help = "K is 2 to 16. Each member has its own Model, optimizer state (of the optimizer set\n"
+             "now), seed and data order. Without seeds=, member 0 is the current model going on: its weights and its\n"
              "trainer's optimizer state, step and data stream (a model with no trainer yet: its\n"
              "step and data stream, fresh moments); the others start at that step with fresh\n"
              "moments; member i's initialization seed is the model's seed + i and its data\n"

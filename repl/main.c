@@ -117,7 +117,7 @@ static int parse_options(int argc, char **argv, Options *o, Err *err) {
                 return err_set(err, "-c given twice: one -c takes several commands ('a; b' or a line each)"), EXIT_USAGE;
             o->command = argv[++i];
         } else if (is_option(a, "--seed")) {
-            if (number_arg("--seed", option_value(argc, argv, &i, "--seed"), LLONG_MAX, &v, err) != 0) return EXIT_USAGE;
+            if (number_arg("--seed", option_value(argc, argv, &i, "--seed"), SEED_MAX, &v, err) != 0) return EXIT_USAGE;
             o->seed = (uint64_t)v;
             o->seed_given = 1;
         } else if (is_option(a, "--threads")) {

@@ -148,15 +148,6 @@ const char *opt_type_name(const OptSpec *o) {
     }
 }
 
-int parse_bool(const char *s, int *out) {
-    static const char *const yes[] = {"on", "yes", "true", "1"}, *const no[] = {"off", "no", "false", "0"};
-    for (int i = 0; i < 4; i++) {
-        if (strcasecmp(s, yes[i]) == 0) { *out = 1; return 0; }
-        if (strcasecmp(s, no[i]) == 0) { *out = 0; return 0; }
-    }
-    return -1;
-}
-
 const char *bool_word(const char *s) {
     int b;
     return parse_bool(s, &b) != 0 ? s : b ? "on" : "off";

@@ -2,6 +2,7 @@
 // key=value options validated against a command's option specs, and "did you mean".
 #pragma once
 #include <stddef.h>
+#include "../engine/number.h"   // parse_bool: the same words as the optimizer's options
 #include "../engine/err.h"
 
 // One command as typed: its words with quotes removed, and its text for error messages.
@@ -64,7 +65,6 @@ const OptSpec *opt_find(const OptSpec *spec, const char *name);
 int opt_check(const OptSpec *o, const char *value, Err *err);
 // What a value of this option looks like, for messages and help: "integer", "bpe|unigram", ...
 const char *opt_type_name(const OptSpec *o);
-int parse_bool(const char *s, int *out);   // on/off, yes/no, true/false, 1/0; -1 if none
 const char *bool_word(const char *s);      // "on" or "off" for any spelling parse_bool takes; s if none
 
 // "Did you mean": feed candidates, get the closest one within a small edit distance (or NULL).

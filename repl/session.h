@@ -18,6 +18,8 @@
 #include "runs.h"
 
 #define LRSH_VERSION "0.1.0"
+// The largest seed any command or --seed takes (exact as a double, as the option table holds it).
+#define SEED_MAX 9000000000000000000LL
 
 // Set by SIGINT; loops that run many steps (train) poll it at step boundaries.
 extern volatile sig_atomic_t lrsh_interrupted;

@@ -115,6 +115,9 @@ shown = "".join(c if c in "\n\t\r" or (ord(c) >= 32 and ord(c) != 127) else "\uf
 print(open(sys.argv[1], encoding="utf-8").read()[:-1] == shown and o["tokens"] == 500)' "$TMP/streamed.txt" "$TMP/whole.json")"
 # a carriage return shows as part of CRLF only: alone it would send the cursor back over the line
 # (ids 17 and 14 are the bytes 0x0D and 0x0A of lrsh's tokenizers: byte pieces follow 4 specials)
+out=$(lrsh -q -c "tok load $TMP/tok.model; tok decode ,,," 2>&1); rc=$?
+check_status decode_no_ids_status 1 $rc
+check_contains decode_no_ids "$out" "tok decode: no token ids given"
 check_eq decode_byte_ids "0d0a" "$(lrsh -q -c "tok load $TMP/tok.model; tok decode 17 14" 2>/dev/null | tail -c 3 | od -An -tx1 | tr -d ' \n' | cut -c1-4)"
 check_eq decode_lone_cr "efbfbd0a" "$(lrsh -q -c "tok load $TMP/tok.model; tok decode 17" 2>/dev/null | tail -c 4 | od -An -tx1 | tr -d ' \n')"
 check_eq decode_cr_then_text "efbfbd" "$(lrsh -q -c "tok load $TMP/tok.model; tok decode 17 90" 2>/dev/null | tail -n 1 | head -c 3 | od -An -tx1 | tr -d ' \n')"

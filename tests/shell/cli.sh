@@ -229,6 +229,13 @@ check_status json_bad_option_status 2 $rc
 check_eq json_bad_option '"--threads expects an integer from 0 to 4096, got '"'"'abc'"'"'"' "$(printf '%s\n' "$out" | json_field error)"
 out=$("$LRSH" --json --seed 2>/dev/null)
 check_eq json_bad_option_last '"--seed needs a value"' "$(printf '%s\n' "$out" | json_field error)"
+# one bound for every seed: --seed took up to 2^63 − 1, which `set seed` then refused
+out=$("$LRSH" --seed 9000000000000000001 -c show 2>&1); rc=$?
+check_status seed_bound_status 2 $rc
+check_contains seed_bound_same "$out" "--seed expects an integer from 0 to 9000000000000000000"
+check_contains seed_bound_set_takes_it "$("$LRSH" --seed 9000000000000000000 -c 'set seed 9000000000000000000; show' 2>&1)" "seed=9000000000000000000"
+# help gives the bound an option is held to (it said "≥ 1" of batch, which refuses 2000000)
+check_contains help_upper_bound "$("$LRSH" -c 'help set' 2>&1)" "[integer 1..1048576; default 8]"
 # bytes that are not UTF-8 in a command, a path, a log file name: JSON stays UTF-8 (U+FFFD)
 "$LRSH" --json -c "$(printf 'set errexit off; bogus\377; model load nofile\377.st; log %s/bad\377.jsonl; show')" \
     >"$TMP/bad-utf8.out" 2>/dev/null

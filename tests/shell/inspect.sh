@@ -141,6 +141,8 @@ check_eq watch_log_steps "[5, 10, 15, 20] ['dw_over_w:blocks.0.attn.wq', 'spectr
 check_eq watch_plot_steps "[5, 10, 15, 20]" "$(printf '%s\n' "$out" | grep '"field":"spectral"' | json_eval 'o["series"][0]["steps"]')"
 check_eq watch_plot_param_steps "[5, 10, 15, 20]" "$(printf '%s\n' "$out" | grep '"field":"stable_rank:blocks.1.mlp.w2"' | json_eval 'o["series"][0]["steps"]')"
 check_eq watch_list "['spectral', 'stable_rank:blocks.1.mlp.w2', 'dw_over_w:blocks.0.attn.wq', 5]" "$(printf '%s\n' "$out" | json_eval 'o["fields"] + [o["every"]]')"
+# a new field list keeps the interval, as help watch says (it said "default 10")
+check_eq watch_fields_keep_every 5 "$(lrsh --json -q -c "$prep; watch spectral every=5; watch rho; watch" 2>/dev/null | tail -n 1 | json_field every)"
 out=$(lrsh -c "plot spectral from=$TMP/watch.jsonl" 2>&1); rc=$?
 check_status watch_plot_from_log 0 $rc
 check_contains watch_plot_from_log_points "$out" "4 points"

@@ -90,6 +90,9 @@ a=$(lrsh --json -c "$prep; optim spectron; train steps=3; step" 2>/dev/null | ta
 b=$(lrsh --json -c "$prep; optim spectron; train steps=3; optim spectron; step" 2>/dev/null | tail -n 1 | json_field loss)
 check_eq optim_switch_same_batch "$a" "$b"
 
+# on|off in any case, as the shell's own options (the optimizer's took only lower case)
+check_contains optim_bool_any_case "$(lrsh -c 'optim sgd nesterov=ON; optim' 2>&1)" "nesterov=on"
+
 # ---- step: the global table and one row per factorized matrix ----
 out=$(lrsh --json -c "$prep; optim spectron; step; step" 2>/dev/null | tail -n 1)
 check_eq step_matrices 14 "$(printf '%s\n' "$out" | json_eval 'len(o["matrices"])')"
