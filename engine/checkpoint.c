@@ -1226,9 +1226,19 @@ static int build_model(const Loader *L, int member, const Backend *be, Model *m,
     return 0;
 }
 
+// Values no optimizer writes: NaN, ±inf, and a negative second moment (AdamW's v ≥ 0).
+static long damaged_values(const StateTensor *s, const float *x) {
+    int second_moment = strncmp(s->name, "optim.v.", 8) == 0;
+    long bad = 0;
+    for (long i = 0; i < s->numel; i++) bad += !isfinite(x[i]) || (second_moment && x[i] < 0);
+    return bad;
+}
+
 // Fill one state tensor of the freshly built optimizer from the file. A required one must be
 // there; one only the diagnostics use keeps its built value (vectors warmed on the factors).
-static int restore_one(const Loader *L, int member, const StateTensor *s, const Backend *be, Err *err) {
+// *damaged counts damaged_values; the first tensor holding any is named in d->first.
+static int restore_one(const Loader *L, int member, const StateTensor *s, const Backend *be, StateDamage *d,
+                       Err *err) {
     const Entry *e = find_state(L, member, s->name);
     char prefix[24] = "";
     if (L->k) snprintf(prefix, sizeof prefix, "member.%d.", member);
@@ -1247,40 +1257,54 @@ static int restore_one(const Loader *L, int member, const StateTensor *s, const 
         return fail(err, L->path, "tensor %s: shape %s but optimizer %s needs %s", e->name, got, L->ocfg.name, need);
     }
     if (read_at(L, L->data_at + e->begin, L->scratch, e->end - e->begin, err)) return -1;
+    long bad = damaged_values(s, (const float *)L->scratch);
+    if (bad && !d->values) snprintf(d->first, sizeof d->first, "%s%s", prefix, s->name);
+    d->values += bad;
     be->upload(s->data, L->scratch, e->end - e->begin);   // F32, numel checked by parse_entry
     return 0;
 }
 
 // Every state tensor the optimizer lists, from the file. Entries it does not list (another
 // optimizer's state, say) are ignored: they are not ours to interpret.
-static int restore_state(const Loader *L, int member, Trainer *tr, Err *err) {
+static int restore_state(const Loader *L, int member, Trainer *tr, StateDamage *d, Err *err) {
     const Model *m = tr->model;
     int n = optimizer_state_tensors(&tr->opt, m, NULL, 0);
     StateTensor *st = calloc((size_t)n + 1, sizeof *st);
     if (!st) return fail(err, L->path, "out of memory listing %d optimizer state tensors", n);
     optimizer_state_tensors(&tr->opt, m, st, n);
     int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) rc = restore_one(L, member, &st[i], m->be, err);
+    for (int i = 0; i < n && rc == 0; i++) rc = restore_one(L, member, &st[i], m->be, d, err);
     free(st);
     return rc;
 }
 
 // Member i's trainer from the saved optimizer config, at its saved step and data position; its
-// state from the file when the file has some (else fresh moments, t = 0).
-static int build_trainer(const Loader *L, int member, Model *m, Trainer *tr, Err *err) {
+// state from the file when the file has some (else fresh moments, t = 0). State holding values
+// no optimizer writes (d counts them) is replaced by fresh state: every update from it would
+// diverge, and the rollback would come back to it.
+static int build_trainer(const Loader *L, int member, Model *m, Trainer *tr, StateDamage *d, Err *err) {
     Err why;
     if (trainer_build(tr, m, &L->ocfg, L->mm[member].data_rng, &why)) {
         trainer_free(tr);
         if (L->k) return fail(err, L->path, "member %d: cannot build the trainer: %s", member, why.msg);
         return fail(err, L->path, "cannot build the trainer: %s", why.msg);
     }
-    if (L->has_optim && restore_state(L, member, tr, err)) {
+    long before = d->values;
+    if (L->has_optim && restore_state(L, member, tr, d, err)) {
         trainer_free(tr);
         return -1;
     }
+    int fresh = d->values > before;
+    if (fresh) {
+        optimizer_free(&tr->opt, m);
+        if (optimizer_build(&tr->opt, m, &L->ocfg, &why)) {
+            trainer_free(tr);
+            return fail(err, L->path, "cannot rebuild the optimizer's state: %s", why.msg);
+        }
+    }
     tr->step = L->mm[member].step;
     tr->shape = L->shape;
-    if (L->has_optim) tr->opt.t = L->mm[member].optim_t;
+    if (L->has_optim && !fresh) tr->opt.t = L->mm[member].optim_t;
     return 0;
 }
 
@@ -1329,7 +1353,8 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
     if (rc == 0) rc = build_model(&L, 0, be, &m, &nonfinite, first_bad, sizeof first_bad, err);
     // The state's names and shapes are only known from a built optimizer: build it even when no
     // trainer is wanted, so a file is accepted or refused the same way whatever the caller asks.
-    if (rc == 0 && L.has_optim && build_trainer(&L, 0, &m, &tr, err)) {
+    StateDamage damage = {0};
+    if (rc == 0 && L.has_optim && build_trainer(&L, 0, &m, &tr, &damage, err)) {
         model_free(&m);
         rc = -1;
     }
@@ -1347,7 +1372,7 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
                                      .file_bytes = L.size, .data_rng = L.mm[0].data_rng, .shape = L.shape,
                                      .next = L.next, .has_next_seed = L.has_next_seed, .next_seed = L.next_seed,
                                      .data_tokens = L.data_tokens, .data_train = L.data_train,
-                                     .nonfinite = nonfinite};
+                                     .nonfinite = nonfinite, .state_damage = damage};
             snprintf(info->optimizer, sizeof info->optimizer, "%s", L.optimizer);
             if (L.has_trainer_meta) info->optim = L.ocfg;
             snprintf(info->nonfinite_tensor, sizeof info->nonfinite_tensor, "%s", first_bad);
@@ -1395,9 +1420,10 @@ static int load_members(Loader *L0, const Backend *be, CheckpointMembers *out, E
     if (rc == 0 && L.tokenizer >= 0 && !(r.tok = build_tokenizer(&L, err))) rc = -1;
     long nonfinite = 0;
     char first_bad[64] = "";
+    StateDamage damage = {0};
     for (int i = 0; rc == 0 && i < L.k; i++) {
         rc = build_model(&L, i, be, &r.models[i], &nonfinite, first_bad, sizeof first_bad, err);
-        if (rc == 0 && r.trainers && build_trainer(&L, i, &r.models[i], &r.trainers[i], err)) {
+        if (rc == 0 && r.trainers && build_trainer(&L, i, &r.models[i], &r.trainers[i], &damage, err)) {
             model_free(&r.models[i]);
             rc = -1;
         }
@@ -1410,7 +1436,7 @@ static int load_members(Loader *L0, const Backend *be, CheckpointMembers *out, E
                                   .data_rng = L.mm[0].data_rng, .shape = L.shape, .next = L.next,
                                   .has_next_seed = L.has_next_seed, .next_seed = L.next_seed,
                                   .data_tokens = L.data_tokens, .data_train = L.data_train, .ensemble_k = L.k,
-                                  .nonfinite = nonfinite};
+                                  .nonfinite = nonfinite, .state_damage = damage};
         snprintf(r.info.optimizer, sizeof r.info.optimizer, "%s", L.optimizer);
         snprintf(r.info.nonfinite_tensor, sizeof r.info.nonfinite_tensor, "%s", first_bad);
         r.meta = L.meta;

@@ -77,6 +77,13 @@ typedef struct CheckpointOptions {
     long data_tokens, data_train;
 } CheckpointOptions;
 
+// Optimizer state in a file that no optimizer writes (NaN, ±inf, a negative second moment): the
+// trainer it belonged to starts from fresh state instead.
+typedef struct StateDamage {
+    long values;      // 0: none
+    char first[128];  // the first state tensor holding one ("member.1.optim.v.head")
+} StateDamage;
+
 typedef struct CheckpointInfo {
     int step;                // updates taken when saved (0 when saved without a trainer or progress)
     char optimizer[16];      // "" when saved without a trainer or progress
@@ -94,6 +101,7 @@ typedef struct CheckpointInfo {
     int ensemble_k;          // an ensemble file's members (0: a single model); step, data_rng: member 0's
     long nonfinite;          // parameter values that are NaN or ±inf (loaded as they are)
     char nonfinite_tensor[64];   // the first tensor holding one ("" when none)
+    StateDamage state_damage;    // the state was dropped for fresh state (loaded files only)
 } CheckpointInfo;
 
 // A limit on ensemble_k that a file may claim (the ensemble layer may allow fewer).

@@ -369,13 +369,20 @@ static void adopt_seed_and_data(Session *s, const CheckpointInfo *info, uint64_t
 }
 
 // A file may hold NaN or ±inf parameters (damaged, or written by another program): they load
-// as they are, and the user hears of it before a loss or a sample shows it.
-static void nonfinite_warning(Session *s, const CheckpointInfo *info) {
+// as they are, and the user hears of it before a loss or a sample shows it. Optimizer state no
+// optimizer writes was replaced by fresh state (checkpoint.c): said too, or every `train` would
+// seem to diverge for no reason.
+static void damage_warnings(Session *s, const CheckpointInfo *info) {
     cJSON_AddNumberToObject(s->result, "nonfinite", (double)info->nonfinite);
+    cJSON_AddNumberToObject(s->result, "state_damaged", (double)info->state_damage.values);
     if (info->nonfinite)
         out_warning(s, "%ld parameter value%s NaN or infinite (the first in %s): the file is damaged or was "
                        "saved from a broken model; a loss or sample that reads one will not be finite",
                     info->nonfinite, info->nonfinite == 1 ? " is" : "s are", info->nonfinite_tensor);
+    if (info->state_damage.values)
+        out_warning(s, "the optimizer state holds %ld value%s no optimizer writes (NaN, infinite or a negative "
+                       "second moment; the first in %s): it was left out — training goes on from fresh moments",
+                    info->state_damage.values, info->state_damage.values == 1 ? "" : "s", info->state_damage.first);
 }
 
 // `model load` of an ensemble file: the members (with their trainers) become the session's
@@ -424,7 +431,7 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     cJSON_AddStringToObject(s->result, "method", method_word(e.coupling.method));
     adopt_batches(s, &info);
     adopt_seed_and_data(s, &info, c->seed);
-    nonfinite_warning(s, &info);
+    damage_warnings(s, &info);
     return 0;
 }
 
@@ -509,7 +516,7 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));
     adopt_batches(s, &info);
     adopt_seed_and_data(s, &info, c->seed);
-    nonfinite_warning(s, &info);
+    damage_warnings(s, &info);
     return 0;
 }
 

@@ -213,10 +213,14 @@ const CmdSpec commands[] = {
              "this session's, a note says when they change (a file from before they were kept:\n"
              "the last update's), so that `train` goes on exactly as the run would have. An\n"
              "ensemble's file restores the ensemble\n"
-             "(its members, coupling and step): `train` goes on.\n"
+             "(its members, coupling and step): `train` goes on. NaN or infinite parameters load\n"
+             "as they are, with a warning; optimizer state no optimizer writes (NaN, infinite, a\n"
+             "negative second moment) is left out, with a warning: training goes on from fresh\n"
+             "moments.\n"
              "--json: path, bytes, step, dtype, config, optimizer (its name, or null),\n"
-             "optimizer_state, tokenizer, seed, batches, nonfinite (NaN/inf values found); an\n"
-             "ensemble adds ensemble_k and method (its coupling).\n"
+             "optimizer_state, tokenizer, seed, batches, nonfinite (NaN/inf values found),\n"
+             "state_damaged (state values left out); an ensemble adds ensemble_k and method (its\n"
+             "coupling).\n"
              "Examples:\n  model load run1.safetensors\n  model load run1.safetensors; generate \"Once\" n=50",
      .min_pos = 1, .max_pos = 1, .pos = POS_PATH, .run = cmd_model_load},
     {.name = "model", .sub = "factorize", .family = "model", .args = "rank=R",

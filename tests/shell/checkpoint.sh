@@ -419,6 +419,24 @@ out=$(lrsh --json -c "tok load $TMP/tok.model; model load $TMP/nan.st; data load
 check_status nan_train_status 0 $rc
 check_eq nan_train_nulls "True 0 None None None" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval '" ".join(str(x) for x in [o["diverged"], o["steps"], o["loss"], o["lr"], o["grad_norm"]])')"
 
+# optimizer state no optimizer writes (a negative second moment, NaN in a first moment): left
+# out with one warning naming it, and training goes on from fresh moments — it loaded silently,
+# and every later `train` diverged and rolled back to it
+lrsh -q -c "tok load $TMP/tok.model; data load; $small; train steps=3 batch=2; model save $TMP/state.st" >/dev/null 2>&1
+python3 - "$TMP/state.st" <<'PY'
+import json, struct, sys
+with open(sys.argv[1], 'r+b') as f:
+    n = struct.unpack('<Q', f.read(8))[0]
+    header = json.loads(f.read(n))
+    for name, value in (('optim.v.head', -1.0), ('optim.m.embed', float('nan'))):
+        f.seek(8 + n + header[name]['data_offsets'][0] + 4 * 5)
+        f.write(struct.pack('<f', value))
+PY
+out=$(lrsh --json -c "tok load $TMP/tok.model; model load $TMP/state.st; data load; train steps=2 batch=2" 2>"$TMP/state.err"); rc=$?
+check_status state_damaged_status 0 $rc
+check_contains state_damaged_warns "$(cat "$TMP/state.err")" "the optimizer state holds 2 values no optimizer writes (NaN, infinite or a negative second moment; the first in optim.m.embed): it was left out"
+check_eq state_damaged_trains "2 False 5" "$(printf '%s\n' "$out" | grep '"command":"model load"' | json_field state_damaged) $(printf '%s\n' "$out" | grep '"command":"train"' | json_eval '" ".join(str(x) for x in [o["diverged"], o["step"]])')"
+
 # A file saved without optimizer state still names its optimizer: loading takes its settings, and
 # saving again before any training keeps the step and the settings (the bundled model: spectron,
 # step 2500)
