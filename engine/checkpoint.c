@@ -750,6 +750,41 @@ static void file_start_text(const unsigned char *p, size_t size, char *out, size
     out[n] = '\0';
 }
 
+// The first key that appears twice in one object of o, at any depth (NULL: none). Readers
+// differ over which one counts — cJSON keeps the first, Python's json the last —, so a file
+// holding one means two things.
+static int string_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static const char *duplicate_key(const cJSON *o, int *oom) {
+    int n = 0;
+    for (const cJSON *a = o->child; a; a = a->next) n++;
+    const char *twice = NULL;
+    if (cJSON_IsObject(o) && n > 1) {   // sorted, a key twice sits beside itself: thousands of tensors stay quick
+        char **names = malloc(sizeof *names * (size_t)n);
+        if (!names) return *oom = 1, NULL;
+        int k = 0;
+        for (const cJSON *a = o->child; a; a = a->next) names[k++] = a->string ? a->string : "";
+        qsort(names, (size_t)n, sizeof *names, string_cmp);
+        for (int i = 1; i < n && !twice; i++)
+            if (strcmp(names[i - 1], names[i]) == 0) twice = names[i];
+        free(names);
+    }
+    for (const cJSON *a = o->child; a && !twice && !*oom; a = a->next) twice = duplicate_key(a, oom);
+    return twice;
+}
+
+// A NUL in the header — a raw byte, or a \u0000 escape — would cut the name or value it is in
+// short here ("head\u0000junk" read as head) and not in other readers. Byte offset, or −1.
+static long header_nul_at(const char *json, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (json[i] == '\0') return (long)i;
+        if (json[i] != '\\' || i + 1 >= n) continue;
+        if (json[i + 1] == 'u' && i + 5 < n && strncmp(json + i + 2, "0000", 4) == 0) return (long)i;
+        i++;   // the escaped character: \\u0000 is a backslash and text
+    }
+    return -1;
+}
+
 static int parse_header(Loader *L, Err *err) {
     uint8_t head[24];   // the header length, and enough bytes to quote another kind of file
     size_t k = L->size < sizeof head ? L->size : sizeof head;
@@ -770,6 +805,8 @@ static int parse_header(Loader *L, Err *err) {
     if (!(L->json = malloc((size_t)n + 1))) return fail(err, L->path, "out of memory for a %" PRIu64 "-byte header", n);
     if (read_at(L, 8, L->json, (size_t)n, err)) return -1;
     const char *json = L->json, *end = NULL;
+    long nul = header_nul_at(json, (size_t)n);
+    if (nul >= 0) return fail(err, L->path, "malformed JSON header: a NUL character at byte %ld", nul);
     L->header = cJSON_ParseWithLengthOpts(json, (size_t)n, &end, 0);
     if (!L->header) {
         size_t at = end && end >= json && end <= json + n ? (size_t)(end - json) : 0;
@@ -780,6 +817,10 @@ static int parse_header(Loader *L, Err *err) {
             return fail(err, L->path, "malformed JSON header: unexpected bytes after the JSON object at byte %zu",
                         (size_t)(p - json));
     if (!cJSON_IsObject(L->header)) return fail(err, L->path, "malformed header: not a JSON object");
+    int oom = 0;
+    const char *twice = duplicate_key(L->header, &oom);
+    if (oom) return fail(err, L->path, "out of memory checking the header's keys");
+    if (twice) return fail(err, L->path, "malformed header: key \"%.64s\" appears twice in one object", twice);
     L->data_at = 8 + (size_t)n;
     L->data_size = L->size - 8 - (size_t)n;
     return 0;

@@ -898,7 +898,7 @@ static void test_optimizer_state_is_checked(void) {
     expect_refused(&v, bad, "tensor optim.m.blocks.1.mlp.w2.A: shape [3, 16] but optimizer spectron needs [16, 3]",
                    NULL, "a transposed momentum");
     write_edited(bad, &g, duplicate, "optim.v.embed");
-    expect_refused(&v, bad, "tensor optim.v.embed appears twice", NULL, "a state tensor twice");
+    expect_refused(&v, bad, "key \"optim.v.embed\" appears twice", NULL, "a state tensor twice");
     write_edited(bad, &g, as_adamw, NULL);
     expect_refused(&v, bad, "is missing (optimizer adamw needs it", NULL, "spectron state under an adamw config");
 

@@ -419,6 +419,34 @@ out=$(lrsh --json -c "tok load $TMP/tok.model; model load $TMP/nan.st; data load
 check_status nan_train_status 0 $rc
 check_eq nan_train_nulls "True 0 None None None" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval '" ".join(str(x) for x in [o["diverged"], o["steps"], o["loss"], o["lr"], o["grad_norm"]])')"
 
+# a header other readers read otherwise: a key twice in one object (cJSON kept the first,
+# Python's json the last) or a NUL in a name (head\u0000junk loaded as head) — refused; a
+# backslash before u0000 (text, not a NUL) is not
+lrsh -q -c "$small; model save $TMP/plain.st" >/dev/null 2>&1
+python3 - "$TMP/plain.st" "$TMP" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], 'rb').read()
+n = struct.unpack('<Q', raw[:8])[0]
+header, data = raw[8:8 + n].rstrip(b' '), raw[8 + n:]
+def write(name, h):
+    h += b' ' * (-len(h) % 8)
+    open(sys.argv[2] + '/' + name, 'wb').write(struct.pack('<Q', len(h)) + h + data)
+write('dupmeta.st', header.replace(b'"__metadata__":{', b'"__metadata__":{"format":"x",', 1))
+write('dupdtype.st', header.replace(b'"dtype":"F32"', b'"dtype":"F32","dtype":"I64"', 1))
+write('nulname.st', header.replace(b'"head":', b'"head\\u0000junk":', 1))
+write('backslash.st', header.replace(b'"__metadata__":{', b'"__metadata__":{"note":"a\\\\u0000b",', 1))
+PY
+for f in dupmeta dupdtype; do
+    out=$(lrsh -c "model load $TMP/$f.st" 2>&1); rc=$?
+    check_status "${f}_refused_status" 1 $rc
+    check_contains "${f}_refused" "$out" "appears twice in one object"
+done
+out=$(lrsh -c "model load $TMP/nulname.st" 2>&1); rc=$?
+check_status nul_name_refused_status 1 $rc
+check_contains nul_name_refused "$out" "malformed JSON header: a NUL character at byte"
+out=$(lrsh -c "model load $TMP/backslash.st" 2>&1); rc=$?
+check_status backslash_text_loads 0 $rc
+
 # optimizer state no optimizer writes (a negative second moment, NaN in a first moment): left
 # out with one warning naming it, and training goes on from fresh moments — it loaded silently,
 # and every later `train` diverged and rolled back to it
