@@ -230,8 +230,8 @@ int session_cache_dir(char *out, size_t size, Err *err) {
         snprintf(out, size, "%s", xdg);
     } else if (home && *home) {
         snprintf(out, size, "%s/.cache", home);
-    } else {
-        snprintf(out, size, "/tmp");
+    } else {   // not a shared /tmp/lrsh: anyone could put a corpus or tokenizer there first
+        return err_set(err, "no cache folder: neither $XDG_CACHE_HOME nor $HOME is set");
     }
     if (make_dir(out, err) != 0) return -1;
     size_t n = strlen(out);

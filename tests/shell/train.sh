@@ -238,6 +238,14 @@ paths=$("$LRSH" --json -c "tok train $XDG_CACHE_HOME/lrsh2/notes.txt vocab=400; 
 check_eq tok_cache_names_apart_near_cache 2 "$paths"
 rm -r "$XDG_CACHE_HOME/lrsh2" "$XDG_CACHE_HOME/lrsh/sub"
 
+# with neither $XDG_CACHE_HOME nor $HOME there is no cache folder: one line (it was /tmp/lrsh,
+# shared with every user); out= needs none
+out=$(env -u HOME -u XDG_CACHE_HOME "$LRSH" -c "tok train $TMP/c1/notes.txt vocab=400" 2>&1); rc=$?
+check_status no_cache_folder_status 1 $rc
+check_contains no_cache_folder "$out" "no cache folder: neither \$XDG_CACHE_HOME nor \$HOME is set"
+out=$(env -u HOME -u XDG_CACHE_HOME "$LRSH" -c "tok train $TMP/c1/notes.txt vocab=400 out=$TMP/nocache.model" 2>&1); rc=$?
+check_status no_cache_folder_out_given 0 $rc
+
 # another tokenizer after training: a note that the model reads its ids as other text
 out=$("$LRSH" -c "$prep; train steps=1; tok train vocab=400 out=$TMP/other.model" 2>&1)
 check_contains tok_after_training "$out" "note: the model was trained with another tokenizer: it reads these ids as other pieces of text"
