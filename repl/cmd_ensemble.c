@@ -14,8 +14,6 @@
 #include "commands.h"
 #include "output.h"
 
-// The same salt as cmd_train.c's, so `ensemble eval` and `eval` draw the same batches.
-#define ENSEMBLE_EVAL_SEED_SALT 0x5eed5eedull
 #define ENSEMBLE_MIX_SEED_SALT 0x3a5fc0ffeeull
 
 static int need_ensemble(const Session *s, Err *err) {
@@ -329,7 +327,7 @@ static void stop_diverged(Session *s, EnsembleRun *r, int attempt, int steps, Er
 // The validation losses of train's eval_every=: 0, or −1 with err set (a divergence included).
 static int eval_during_train(Session *s, int B, int T, int batches, int step, cJSON *val, Err *err) {
     EnsembleEval v;
-    if (ensemble_eval(&s->ens, &s->data, B, T, batches, s->seed ^ ENSEMBLE_EVAL_SEED_SALT, progress_stop_on_interrupt, NULL, &v,
+    if (ensemble_eval(&s->ens, &s->data, B, T, batches, EVAL_BATCH_SEED, progress_stop_on_interrupt, NULL, &v,
                       err) != 0) {
         if (lrsh_interrupted) { err->msg[0] = '\0'; return 0; }   // Ctrl-C: the steps stay, no val taken
         if (!train_diverged(err)) return -1;
@@ -435,10 +433,9 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     if (need_data(s, err) != 0 || session_batch_shape(s, a, &B, &T, &accum, err) != 0) return -1;
     Ensemble *e = &s->ens;
     int steps = (int)args_int(a, "steps", 1);
-    int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20);
-    // eval_every's evaluations (one after the last step too) must not fail halfway: the split first
-    if (eval_every > 0 && dataset_window_fits(&s->data, 1, T, err) != 0)
-        return err_wrap(err, "", " (eval_every: nothing was trained)");
+    int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20), eval_B,
+        eval_T;
+    if (session_eval_shape(s, a, &eval_B, &eval_T, err) != 0) return -1;
     for (int i = 0; i < e->k; i++) e->trainers[i].diag_every = (int)args_int(a, "diag_every", 10);
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     if (inspect_watching(s))   // it follows one model's updates; the members' are several
@@ -465,7 +462,7 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
             if (eval_every > 0 && (rec.step % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {
                 progress_end(&p);
                 attempt = rec.step + 1;   // a non-finite val: that step's loss would be
-                rc = eval_during_train(s, B, T, eval_batches, rec.step, val, err);
+                rc = eval_during_train(s, eval_B, eval_T, eval_batches, rec.step, val, err);
             }
         }
         if (rc == 0) continue;
@@ -490,7 +487,7 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
     EnsembleEval r;
     ProgressLine pl;
     progress_line_begin(&pl, s, "ensemble eval", "batches", 1);
-    int rc = ensemble_eval(e, &s->data, B, T, batches, s->seed ^ ENSEMBLE_EVAL_SEED_SALT, progress_engine, &pl, &r, err);
+    int rc = ensemble_eval(e, &s->data, B, T, batches, EVAL_BATCH_SEED, progress_engine, &pl, &r, err);
     progress_end(&pl.p);
     if (rc != 0) return -1;   // Ctrl-C included: nothing measured is recorded
     int step = e->trainers[0].step;

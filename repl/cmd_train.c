@@ -5,10 +5,6 @@
 #include "commands.h"
 #include "output.h"
 
-// Eval batches come from a seed of their own, so `eval` sees the same batches every time
-// however many training batches were drawn in between.
-#define EVAL_SEED_SALT 0x5eed5eedull
-
 typedef struct Shape { int B, T, accum; } Shape;
 
 static int batch_shape(const Session *s, const Args *a, Shape *sh, Err *err) {
@@ -158,7 +154,7 @@ static int train_eval_point(Session *s, Run *r, const Shape *sh, int eval_batche
                             cJSON *val, Err *err) {
     double loss, e0 = now_seconds();
     int batches_done;
-    if (trainer_eval_progress(&s->model, &s->data, sh->B, sh->T, eval_batches, s->seed ^ EVAL_SEED_SALT,
+    if (trainer_eval_progress(&s->model, &s->data, sh->B, sh->T, eval_batches, EVAL_BATCH_SEED,
                               progress_stop_on_interrupt, NULL, &loss, &batches_done, err) != 0) {
         progress_end(p);
         if (lrsh_interrupted) {   // Ctrl-C in the evaluation: the steps stay, the val is not taken
@@ -191,9 +187,8 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     if (need_trainer(s, a, &sh, err) != 0) return -1;
     int steps = (int)args_int(a, "steps", 1);
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20);
-    // eval_every's evaluations (one after the last step too) must not fail halfway: the split first
-    if (eval_every > 0 && dataset_window_fits(&s->data, 1, sh.T, err) != 0)
-        return err_wrap(err, "", " (eval_every: nothing was trained)");
+    Shape eval_sh = {0, 0, 1};
+    if (session_eval_shape(s, a, &eval_sh.B, &eval_sh.T, err) != 0) return -1;
     s->trainer.diag_every = (int)args_int(a, "diag_every", 10);
     s->trainer.diag_also_every = inspect_watch_diag_every(s);   // watched σ and ρ on every watch step
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
@@ -229,11 +224,12 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         session_record_step(s, &r.last, r.last.seconds > 0 ? (double)r.last.tokens / r.last.seconds : 0, &d);
         // an evaluation: as long as the last ones, or before any, a forward pass a batch (a third of a step's)
         double per_step = r.seconds / r.done, per_eval = r.evals ? r.eval_seconds / r.evals
-                                                                  : eval_batches * per_step / (3.0 * sh.accum);
+                                                                  : eval_batches * per_step / (3.0 * sh.accum) *
+                                                                        eval_sh.B * eval_sh.T / ((double)sh.B * sh.T);
         double eta = per_step * (steps - r.done) + evals_left(&r, eval_every, steps) * per_eval;
         progress_update(&p, r.done, r.last.step, r.last.loss, (double)r.tokens / r.seconds, eta);
         if (eval_every > 0 && (r.last.step % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {
-            int rc = train_eval_point(s, &r, &sh, eval_batches, steps, &p, val, err);
+            int rc = train_eval_point(s, &r, &eval_sh, eval_batches, steps, &p, val, err);
             if (rc < 0) return -1;
             if (rc > 0) break;
         }
@@ -311,7 +307,7 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
     double loss;
     ProgressLine pl;
     progress_line_begin(&pl, s, "eval", "batches", 1);
-    int rc = trainer_eval_progress(&s->model, &s->data, sh.B, sh.T, batches, s->seed ^ EVAL_SEED_SALT, progress_engine,
+    int rc = trainer_eval_progress(&s->model, &s->data, sh.B, sh.T, batches, EVAL_BATCH_SEED, progress_engine,
                                    &pl, &loss, &done, err);
     progress_end(&pl.p);
     int interrupted = rc != 0 && lrsh_interrupted && done > 0 && done < batches;

@@ -17,7 +17,7 @@ const char *const preset_names[] = {"tiny", "small", "base", NULL};
 
 // The settings `set` changes, `show` prints, `help set` lists and completion offers.
 const OptSpec settings[] = {
-    {"seed", OPT_INT, "1234", NULL, 0, SEED_MAX, "seed for the next model, trainer and eval batches"},
+    {"seed", OPT_INT, "1234", NULL, 0, SEED_MAX, "seed for the next model, trainer, align batches and samples"},
     {"threads", OPT_INT, NULL, NULL, 0, 4096, "CPU threads (0: all cores, or OMP_NUM_THREADS when set)"},
     {"batch", OPT_INT, "8", NULL, 1, 1 << 20, "default sequences per micro-batch for train/step/eval"},
     {"accum", OPT_INT, "1", NULL, 1, 1 << 20, "default micro-batches per optimizer step"},
@@ -337,10 +337,13 @@ const CmdSpec commands[] = {
      .run = cmd_step,
      .opts = (const OptSpec[]){BATCH_OPTS, {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "eval", .family = "training", .args = "[batches=N] [batch= seq=]",
-     .summary = "validation loss and perplexity (the same batches every time for one `set seed`)",
+     .summary = "validation loss and perplexity (the same batches every time, whatever the seed)",
      .help = "The loss is recorded in the current run at the current step (`plot loss` shows it;\n"
-             "`runs` the latest). `train eval_every=` averages the same 20 batches by default\n"
-             "(eval_batches=), so the two give one number for one step.\n"
+             "`runs` the latest). The batches are one fixed sample of the validation split,\n"
+             "whatever `set seed` (two checkpoints, or runs of two seeds, are measured alike);\n"
+             "`train eval_every=` averages the same 20 batches by default (eval_batches=), at\n"
+             "`set batch` and `set seq` as `eval` does whatever the train command's batch= or\n"
+             "seq=, so the two give one number for one step.\n"
              "Ctrl-C stops it after the batch in progress: the mean over the batches done is shown\n"
              "but not recorded, being another estimate. --json: val_loss, ppl (null when it\n"
              "overflows), step, batches (those averaged), tokens, interrupted.\n"

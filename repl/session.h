@@ -20,6 +20,11 @@
 #define LRSH_VERSION "0.1.0"
 // The largest seed any command or --seed takes (exact as a double, as the option table holds it).
 #define SEED_MAX 9000000000000000000LL
+// The seed of every evaluation's batches (`eval`, eval_every=, `ensemble eval`): one fixed sample
+// of the validation split whatever `set seed` is, so that two checkpoints, or runs of two seeds,
+// are measured on the same batches. Its value is what the default seed 1234 drew when the sample
+// followed the session seed: numbers recorded then still hold.
+#define EVAL_BATCH_SEED (1234ull ^ 0x5eed5eedull)
 
 // Set by SIGINT; loops that run many steps (train) poll it at step boundaries.
 extern volatile sig_atomic_t lrsh_interrupted;
@@ -166,6 +171,11 @@ void session_record_step(Session *s, const StepStats *st, double tok_per_s, cons
 // 0: the model's context). A seq longer than the context is an error saying where it came from.
 typedef struct Args Args;
 int session_batch_shape(const Session *s, const Args *a, int *B, int *T, int *accum, Err *err);
+// The batches of `train eval_every=`'s evaluations: `eval`'s own (`set batch`, `set seq`), not the
+// train command's one-off batch= or seq=, so that the two give one number for one step. With
+// eval_every= in a, the validation split is checked for them first: an evaluation must not fail
+// after steps were taken.
+int session_eval_shape(const Session *s, const Args *a, int *B, int *T, Err *err);
 
 // A step that failed with a non-finite loss or gradient: the current run diverged there, and
 // went back to step back_to (−1: nothing to go back to).

@@ -23,8 +23,9 @@ check_eq eval_time_apart True "$(printf '%s\n' "$out" | grep '"command":"train"'
 out=$("$LRSH" -c "tok load $model; data load; model new tiny dim=32 seq=16; train steps=4 batch=2 eval_every=2 eval_batches=3" 2>&1)
 check_contains eval_time_reported "$out" "for 4 steps (+ "
 check_contains eval_time_count "$out" "for 2 evaluations)"
-# train's evaluation and eval's, at one step and by default: one number (10 and 20 batches were two)
-out=$("$LRSH" --json -c "tok load $model; data load; model new tiny dim=32 seq=16; train steps=2 batch=2 eval_every=2; eval batch=2" 2>/dev/null)
+# train's evaluation and eval's, at one step and by default: one number (10 and 20 batches were two;
+# eval_every took the train command's batch=2, eval `set batch`)
+out=$("$LRSH" --json -c "tok load $model; data load; model new tiny dim=32 seq=16; train steps=2 batch=2 eval_every=2; eval" 2>/dev/null)
 check_eq eval_every_equals_eval 1 "$(printf '%s\n' "$out" | python3 -c 'import json, sys
 r = [json.loads(l) for l in sys.stdin]
 print(len({[x for x in r if x["command"] == "train"][0]["val"][0]["val_loss"], [x for x in r if x["command"] == "eval"][0]["val_loss"]}))')"
@@ -167,8 +168,19 @@ for key in tokens train val cache; do
     check_not_contains "data_key_$key" "$(printf '%s\n' "$out" | json_field $key)" missing
 done
 
-# model new tiny, train 20 steps, step, eval — all as JSON
 prep="tok load $model; data load; model new tiny"
+# evaluations are measured alike whatever the seed and the train command's one-off batches:
+# `eval` under two seeds, and eval_every= of `train batch=2 seq=32`, all equal `eval` (eval_every
+# took the train command's batch=/seq=, `eval` the session seed's batches)
+out=$("$LRSH" --json -c "$prep seq=64; train steps=2 batch=2 seq=32 eval_every=2 eval_batches=3; eval batches=3; set seed 99; eval batches=3" 2>/dev/null)
+vals=$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+every = [r["val"][-1]["val_loss"] for r in rows if r.get("command") == "train"]
+evals = [r["val_loss"] for r in rows if r.get("command") == "eval"]
+print(len(set(every + evals)), len(every + evals))')
+check_eq eval_same_batches_everywhere "1 3" "$vals"
+# model new tiny, train 20 steps, step, eval — all as JSON
 out=$("$LRSH" --json --seed 3 -c "$prep; model info; train steps=20; step; eval batches=4" 2>"$TMP/err"); rc=$?
 check_status train_status 0 $rc
 check_eq train_json "valid 7" "$(printf '%s\n' "$out" | json_lines)"
