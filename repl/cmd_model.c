@@ -96,6 +96,28 @@ static int same_settings(const OptimConfig *a, const OptimConfig *b) {
     return 1;
 }
 
+// A factorized matrix stores r·(out + in) values, a dense one out·in: past r = out·in/(out + in)
+// factorizing costs parameters. rank= says what it asks; rank_ratio·in may ask past min(out, in) and
+// is capped there (model_config_rank). Either way the user hears which of a block's matrices.
+static void factorization_note(Session *s) {
+    const Model *m = &s->model;
+    int worse = 0, first = -1;
+    for (int i = 0; i + 1 < m->n_tensors; i++) {
+        const TensorDesc *A = &m->tensors[i], *B = &m->tensors[i + 1];   // A: out×r, then B: in×r
+        if (A->layer != 0 || A->role != ROLE_FACTOR_A) continue;
+        if ((long)A->cols * (A->rows + B->rows) > (long)A->rows * B->rows) worse++, first = first < 0 ? i : first;
+    }
+    if (!worse) return;
+    const TensorDesc *A = &m->tensors[first], *B = &m->tensors[first + 1];
+    int r = A->cols, out = A->rows, in = B->rows, asked = (int)(m->cfg.rank_ratio * (float)in);
+    char name[64], capped[96] = "";
+    snprintf(name, sizeof name, "%.*s", (int)(strlen(A->name) - 2), A->name);   // without ".A"
+    if (m->cfg.rank < 0 && asked > r)
+        snprintf(capped, sizeof capped, "; rank_ratio·in asked %d, capped at min(out, in)", asked);
+    out_note(s, "note: %d of a block's factorized matrices store%s more parameters than dense (%s: rank %d of %d×%d "
+                "stores %ld, dense %ld%s)\n", worse, worse == 1 ? "s" : "", name, r, out, in, (long)r * (out + in), (long)out * in, capped);
+}
+
 int cmd_model_new(Session *s, const Args *a, Err *err) {
     ModelConfig cfg, start;
     if (config_from_args(s, a, &cfg, &start, err) != 0) return -1;
@@ -113,6 +135,7 @@ int cmd_model_new(Session *s, const Args *a, Err *err) {
     s->model_custom = (s->model_custom && !a->n_pos) || !model_config_same_shape(&cfg, &start);
     s->model_tok_embedded = 0;   // built for whatever tokenizer the session has
     model_summary(s);
+    factorization_note(s);
     if (s->tok && cfg.vocab < tokenizer_vocab_size(s->tok))
         out_note(s, "note: vocab=%d is below the tokenizer's %d: `train` and `generate` refuse this model with it "
                     "(without vocab= the model takes the tokenizer's)\n", cfg.vocab, tokenizer_vocab_size(s->tok));

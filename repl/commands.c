@@ -150,7 +150,9 @@ const CmdSpec commands[] = {
      .summary = "build a fresh model from a preset, with fields overridden",
      .help = "Without a preset, starts from the last model's config (at first: tiny). vocab\n"
              "defaults to the loaded tokenizer's size. rank=0 is dense; rank=R factorizes every\n"
-             "non-embedding matrix W = A·Bᵀ at rank R; rank=-1 uses rank_ratio·in (0.25).\n"
+             "non-embedding matrix W = A·Bᵀ at rank R; rank=-1 uses rank_ratio·in (0.25), at most\n"
+             "min(out, in). A note names the matrices that store more parameters factorized than\n"
+             "dense (rank·(out + in) > out·in).\n"
              "Replaces the current model and its optimizer state. Optimizer settings that came with\n"
              "a loaded checkpoint go back to the default (adamw, with a note); ones set with `optim`\n"
              "stay. At the prompt, a model with training not saved is not replaced at the first try\n"

@@ -180,6 +180,11 @@ every = [r["val"][-1]["val_loss"] for r in rows if r.get("command") == "train"]
 evals = [r["val_loss"] for r in rows if r.get("command") == "eval"]
 print(len(set(every + evals)), len(every + evals))')
 check_eq eval_same_batches_everywhere "1 3" "$vals"
+# a rank past out·in/(out + in) stores more than dense: a note names it (rank_ratio was capped
+# at min(out, in) without a word, making w2 larger than dense); the presets' own ranks: none
+out=$("$LRSH" -c "model new tiny rank_ratio=0.5" 2>&1)
+check_contains rank_past_dense_note "$out" "note: 1 of a block's factorized matrices stores more parameters than dense (blocks.0.mlp.w2: rank 128 of 128×384 stores 65536, dense 49152; rank_ratio·in asked 192, capped at min(out, in))"
+check_not_contains rank_preset_no_note "$("$LRSH" -c "model new tiny" 2>&1)" "more parameters than dense"
 # model new tiny, train 20 steps, step, eval — all as JSON
 out=$("$LRSH" --json --seed 3 -c "$prep; model info; train steps=20; step; eval batches=4" 2>"$TMP/err"); rc=$?
 check_status train_status 0 $rc
