@@ -392,7 +392,7 @@ static void inspect_verdict(Session *s, const OptimConfig *cfg, const MatrixDiag
                  "which the bound does not cover", decay);
     else
         snprintf(verdict, sizeof verdict, "above Spectron's bound of 1");
-    out_text(s, "max ‖ΔW‖₂/η %.3g (%s): %s\n", worst->dw_over_eta, worst->name, verdict);
+    out_text(s, "this step's max ‖ΔW‖₂/η %.3g (%s): %s\n", worst->dw_over_eta, worst->name, verdict);
     json_add_real(s->result, "max_dw_over_eta", worst->dw_over_eta);
     cJSON_AddStringToObject(s->result, "worst", worst->name);
 }

@@ -326,7 +326,7 @@ const CmdSpec commands[] = {
              "spectron and renorm the optimizer's own estimates, the ones its ρ used (power_iters\n"
              "warm-started power-iteration steps: a few percent under the exact norms, renorm's\n"
              "more while the weights move fast), under the others exact, from the factors' Grams\n"
-             "(`spectrum NAME.A` shows the same) — the factor step ρ, ‖ΔW‖₂ of\n"
+             "(`spectrum NAME.A` run before the step shows the same) — the factor step ρ, ‖ΔW‖₂ of\n"
              "the update, ‖ΔW‖₂/η (η: the step's lr; Spectron keeps it ≤ 1, up to Newton–Schulz's\n"
              "slack, plus weight decay's 2·wd·‖W‖₂, which the bound does not cover) and ‖W‖₂ after\n"
              "it, these two exact, from the factors' Grams. A divergence is a result, as in `train`.\n"
