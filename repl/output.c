@@ -128,10 +128,23 @@ void json_valid_utf8(cJSON *o) {
 // text's control bytes (an ESC that would recolor the terminal, a newline that would split the
 // line) and bidirectional controls (U+202A–U+202E, U+2066–U+2069: they reorder what follows)
 // as '?', in place: an error or warning quotes what was typed or read, which may hold them.
+// The bytes of a whole UTF-8 character at p (2 to 4), or 0 when p starts none (a stray
+// continuation byte, a cut sequence, a byte no UTF-8 has).
+static int utf8_length(const unsigned char *p) {
+    int n = *p >= 0xC2 && *p <= 0xDF ? 2 : *p >= 0xE0 && *p <= 0xEF ? 3 : *p >= 0xF0 && *p <= 0xF4 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    return n;
+}
+
+// In place, one '?' a byte: control characters, bytes that are not UTF-8 (a file's tensor name
+// of raw 0xFF), bidirectional overrides — so that a message quoting them stays one plain line.
 static void printable(char *text) {
     for (unsigned char *p = (unsigned char *)text; *p; p++) {
         if (*p < 0x20 || *p == 0x7f) *p = '?';
         else if (tokenizer_utf8_bidi_control((const char *)p)) memcpy(p, "???", 3), p += 2;
+        else if (*p >= 0x80 && !utf8_length(p)) *p = '?';
+        else if (*p >= 0x80) p += utf8_length(p) - 1;
     }
 }
 

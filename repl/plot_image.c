@@ -220,14 +220,15 @@ static int open_image(AtomicFile *af, const char *target, Err *err) {
 // Rename a complete image over its target and say so; an incomplete one is removed.
 static int commit_image(Session *s, AtomicFile *af, int svg, Err *err) {
     const char *kind = svg ? "SVG" : "PNG";
+    struct stat st;
+    const char *kept = stat(af->path, &st) == 0 ? "is as it was" : "was not written";
     if (!image_complete(af->tmp, svg)) {
         atomic_file_abandon(af);
-        return err_set(err, "gnuplot wrote an incomplete %s (a full disk?): %s is as it was", kind, af->path);
+        return err_set(err, "gnuplot wrote an incomplete %s (a full disk?): %s %s", kind, af->path, kept);
     }
     const char *what;
     int e = atomic_file_commit(af, &what);
-    if (e) return err_set(err, "cannot write %s: %s (%s); it is as it was", af->path, what, strerror(e));
-    struct stat st;
+    if (e) return err_set(err, "cannot write %s: %s (%s); it %s", af->path, what, strerror(e), kept);
     char size[32];
     out_text(s, "wrote %s (%s, %s)\n", NAME_TEXT(af->path), kind, fmt_bytes(size, sizeof size,
                                                                  stat(af->path, &st) == 0 ? (double)st.st_size : 0));

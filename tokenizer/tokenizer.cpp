@@ -225,8 +225,12 @@ static long number_after(const std::string &msg, const char *key) {
 static void train_error(const char *path, int vocab, const std::string &msg, Err *err) {
     if (msg.find("Vocabulary size too high") != std::string::npos) {
         long most = number_after(msg, "value <= ");
-        err_set(err, "%s: corpus too small for vocab=%d (it supports at most %ld): use a smaller vocab, or more varied text (more of the same adds no pieces)",
-                path, vocab, most);
+        if (most < TOKENIZER_MIN_VOCAB)   // the 256 byte pieces and the specials take more than it offers
+            err_set(err, "%s: corpus too small for any tokenizer (it supports at most %ld pieces, and the smallest "
+                    "vocab is %d): use more varied text", path, most, TOKENIZER_MIN_VOCAB);
+        else
+            err_set(err, "%s: corpus too small for vocab=%d (it supports at most %ld): use a smaller vocab, or more "
+                    "varied text (more of the same adds no pieces)", path, vocab, most);
     } else if (msg.find("smaller than required_chars") != std::string::npos) {
         long need = number_after(msg, " vs ");
         err_set(err, "%s: vocab=%d is too small for the characters in this corpus: use vocab >= %ld", path, vocab, need);

@@ -236,6 +236,10 @@ check_contains seed_bound_same "$out" "--seed expects an integer from 0 to 90000
 check_contains seed_bound_set_takes_it "$("$LRSH" --seed 9000000000000000000 -c 'set seed 9000000000000000000; show' 2>&1)" "seed=9000000000000000000"
 # help gives the bound an option is held to (it said "≥ 1" of batch, which refuses 2000000)
 check_contains help_upper_bound "$("$LRSH" -c 'help set' 2>&1)" "[integer 1..1048576; default 8]"
+# ... and the text error line shows such a byte as '?' (it went to the terminal raw), UTF-8 as it is
+out=$("$LRSH" -c "$(printf 'model load %s/nofile\377\303\251.st' "$TMP")" 2>&1)
+check_eq error_line_bytes_printable "no yes" "$(printf '%s' "$out" | grep -q "$(printf '\377')" && echo yes || echo no) $(printf '%s' "$out" | grep -q "nofile?$(printf '\303\251').st" && echo yes || echo no)"
+check_contains log_empty_name "$("$LRSH" -c "log ''" 2>&1)" "log: no file name given"
 # bytes that are not UTF-8 in a command, a path, a log file name: JSON stays UTF-8 (U+FFFD)
 "$LRSH" --json -c "$(printf 'set errexit off; bogus\377; model load nofile\377.st; log %s/bad\377.jsonl; show')" \
     >"$TMP/bad-utf8.out" 2>/dev/null

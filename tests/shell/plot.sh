@@ -183,6 +183,9 @@ print(color.get("alpha") == color.get("alpha val") is not None, color.get("alpha
     check_contains png_cut_short_says "$out" "gnuplot"
     check_eq png_cut_short_kept "$before" "$(cksum < "$TMP/loss.png")"
     check_eq png_cut_short_no_temporary "" "$(ls "$TMP" | grep '\.tmp\.')"
+    # ... and of a file that was not there: "was not written", not "is as it was"
+    out=$( (ulimit -f 8; lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/fresh-cut.png") 2>&1)
+    check_contains png_cut_short_new_file "$out" "fresh-cut.png was not written"
     # through a symbolic link: the file it names is written, the link stays a link
     ln -s loss.png "$TMP/link.png"
     before=$(cksum < "$TMP/loss.png")
