@@ -116,6 +116,14 @@ int optim_config_set(OptimConfig *cfg, const char *key, const char *value, Err *
     return 0;
 }
 
+const char *optim_config_range(const char *key, char *buf, size_t cap) {
+    const struct Option *o = find_option(key);
+    if (!o) return NULL;
+    if (o->type == OPT_BOOL) snprintf(buf, cap, "on|off");
+    else snprintf(buf, cap, o->type == OPT_INT ? "integer %.0f..%.0f" : "number %g..%g", o->lo, o->hi);
+    return buf;
+}
+
 int optim_config_get(const OptimConfig *cfg, const char *key, char *buf, size_t cap, Err *err) {
     const struct Option *o = find_option(key);
     if (!o || !takes(cfg, o)) return unknown_option(cfg, key, err);

@@ -81,6 +81,9 @@ int optim_config_set(OptimConfig *cfg, const char *key, const char *value, Err *
 // The i-th option (0-based) cfg's optimizer takes, NULL past the last: for help, completion
 // and checkpoints (with optim_config_get / optim_config_set, a config round-trips as text).
 const char *optim_config_key(const OptimConfig *cfg, int i);
+// The values option `key` takes, as help shows them ("number 0..10", "integer 1..20", "on|off")
+// in buf, or NULL for an unknown key.
+const char *optim_config_range(const char *key, char *buf, size_t cap);
 // Option `key`'s value as text ("0.02", "yes", "5").
 int optim_config_get(const OptimConfig *cfg, const char *key, char *buf, size_t cap, Err *err);
 

@@ -101,15 +101,16 @@ void optim_dyn_help(Session *s, const char *word) {
     cJSON *list = cJSON_AddArrayToObject(s->result, "options");
     const char *k;
     for (int i = 0; (k = optim_config_key(&cfg, i)); i++) {
-        char v[64], r[64], form[96];
+        char v[64], r[64], form[96], range[64];
         Err err;
         if (optim_config_get(&cfg, k, v, sizeof v, &err) != 0) continue;
         snprintf(form, sizeof form, "%s=%s", k, readable(v, r, sizeof r));
-        out_text(s, "  %-20s %s\n", form, key_doc(k));
+        out_text(s, "  %-20s %s  [%s]\n", form, key_doc(k), optim_config_range(k, range, sizeof range));
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "name", k);
         cJSON_AddStringToObject(j, word ? "default" : "value", r);
         cJSON_AddStringToObject(j, "doc", key_doc(k));
+        cJSON_AddStringToObject(j, "range", range);
         cJSON_AddItemToArray(list, j);
     }
     out_text(s, "\nkeys by optimizer:\n");

@@ -90,6 +90,9 @@ a=$(lrsh --json -c "$prep; optim spectron; train steps=3; step" 2>/dev/null | ta
 b=$(lrsh --json -c "$prep; optim spectron; train steps=3; optim spectron; step" 2>/dev/null | tail -n 1 | json_field loss)
 check_eq optim_switch_same_batch "$a" "$b"
 
+# help gives each key's range, as the error does (lr=1e4: "between 0 and 10", help said nothing)
+check_contains optim_help_ranges "$(lrsh -c 'help optim' 2>&1)" "[number 0..10]"
+check_eq optim_help_range_json '"integer 1..50"' "$(lrsh --json -c 'help optim spectron' 2>/dev/null | json_eval '[o for o in o["options"] if o["name"] == "ns_steps"][0]["range"]' | sed 's/.*/"&"/')"
 # on|off in any case, as the shell's own options (the optimizer's took only lower case)
 check_contains optim_bool_any_case "$(lrsh -c 'optim sgd nesterov=ON; optim' 2>&1)" "nesterov=on"
 
