@@ -72,10 +72,11 @@ size_t fitting_bytes(const char *line, int columns) {
 
 // Where a wrapped line's continuations start, under its text: for a table row ("  lr=0.001
 // peak learning rate", "  tok train        train a …") after the first gap of 2+ spaces in
-// the row's first half; for "usage: …", "error: …" after that first word; for an example
+// the row's first half; for "usage: …", "error: …" after that first word — and where `labels`
+// (output, not help's prose) after any first ": " in the first half ("model tiny: dim=…"); for an example
 // ("  plot loss …") four columns in, so that the rest does not read as another example; else
 // under its leading spaces. At most half the width.
-static int continuation_indent(const char *line, int len, int cols) {
+static int continuation_indent(const char *line, int len, int cols, int labels) {
     int lead = 0;
     while (lead < len && line[lead] == ' ') lead++;
     for (int i = lead; i + 1 < len && text_columns_n(line, i) <= cols / 2; i++) {
@@ -86,8 +87,9 @@ static int continuation_indent(const char *line, int len, int cols) {
         break;
     }
     int word = (int)strcspn(line + lead, " \n");
-    if (lead == 0 && word > 1 && word < len && line[word - 1] == ':' && text_columns_n(line, word + 1) <= cols / 2)
-        return text_columns_n(line, word + 1);   // "usage: " / "error: "
+    const char *colon = lead > 0 ? NULL : labels ? strstr(line, ": ") : word > 1 && line[word - 1] == ':' ? line + word - 1 : NULL;
+    if (colon && colon - line + 2 < len && text_columns_n(line, (int)(colon - line) + 2) <= cols / 2)
+        return text_columns_n(line, (int)(colon - line) + 2);
     int indent = lead > 0 && lead < DEEP_INDENT ? lead + 4 : lead;
     return indent <= cols / 2 ? indent : lead <= cols / 2 ? lead : 0;
 }
@@ -117,7 +119,7 @@ static int continues(const char *line, const char *next, int cols) {
     int len = (int)(next - 1 - line), k = (int)strspn(next, " ");
     if (len == 0 || next[k] == '\n' || !next[k]) return 0;
     if (k == 0) return line[0] != ' ' && !heading(line) && !heading(next);
-    return k >= DEEP_INDENT && continuation_indent(line, len, cols * 4) == k;
+    return k >= DEEP_INDENT && continuation_indent(line, len, cols * 4, 0) == k;
 }
 
 // text with its paragraphs joined (continues): help is wrapped by hand for 80 columns; a
@@ -163,12 +165,13 @@ static int number_with_its_word(const char *p, int at, int half) {
     if (at <= 0 || p[at] != ' ' || p[at + 1] == ' ' || !isdigit((unsigned char)p[at - 1])) return at;
     int back = at - 1;
     while (back > half && p[back] != ' ') back--;
+    if (memchr(p + back, '=', (size_t)(at - back))) return at;   // "beta1=0.9 beta2=…": a setting, whole already
     return back > half ? back : at;
 }
 
 // text to f with each line wider than cols broken at its last gap between fields or its last
 // space that fits (or at cols when it has none), the continuations indented under the line's text.
-static void write_lines(FILE *f, const char *text, int cols) {
+static void write_lines(FILE *f, const char *text, int cols, int labels) {
     int after_usage = 0;   // the line under "usage: …" is the command's summary: prose, not an example
     while (*text) {
         int len = (int)strcspn(text, "\n"), indent = 0, first = 1;
@@ -180,7 +183,7 @@ static void write_lines(FILE *f, const char *text, int cols) {
             if (at == 0)   // one word wider than the room: after its last '|' or ',' that fits, else anywhere
                 for (at = cut; at > 0 && p[at - 1] != '|' && p[at - 1] != ','; at--) {}
             if (at == 0) at = cut;
-            if (first) indent = after_usage ? (int)strspn(line, " ") : continuation_indent(line, len, cols);
+            if (first) indent = after_usage ? (int)strspn(line, " ") : continuation_indent(line, len, cols, labels);
             fprintf(f, "%*s%.*s\n", first ? 0 : indent, "", at, p);
             p += at;
             while (*p == ' ') p++;
@@ -195,7 +198,7 @@ static void write_lines(FILE *f, const char *text, int cols) {
 
 void write_wrapped(FILE *f, const char *text, int cols, int refill) {
     char *flowed = refill && any_wider(text, cols) ? reflowed(text, cols) : NULL;
-    write_lines(f, flowed ? flowed : text, cols);
+    write_lines(f, flowed ? flowed : text, cols, !refill);   // help's prose has colons mid-sentence
     free(flowed);
 }
 

@@ -104,7 +104,7 @@ check_eq optim_lr "0.002" "$(printf '%s\n' "$out" | json_field lr)"
 check_eq optim_warmup "5" "$(printf '%s\n' "$out" | json_field warmup)"
 
 # a help page's summary wraps under its own text (it went on 6 columns in, as an example does)
-check_eq help_summary_hanging "  seed\`)" "$("$LRSH" -c 'help eval' | sed -n 3p)"
+check_eq help_summary_hanging "  seed)" "$("$LRSH" -c 'help eval' | sed -n 3p)"
 # JSON's config carries rank_ratio only where it decides the rank (rank -1)
 out=$("$LRSH" --json -c 'model new dim=32 layers=1 rank=5 vocab=300; model new dim=32 layers=1 rank=-1 rank_ratio=0.5 vocab=300' 2>/dev/null)
 check_eq config_rank_ratio_when_used "[None, 0.5]" "$(printf '%s\n' "$out" | python3 -c 'import json, sys

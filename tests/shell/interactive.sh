@@ -140,6 +140,14 @@ check_contains help_entry_refilled "$out" "                       attention one 
 check_contains help_example_hanging "$out" "  run a; train steps=5; run b; train steps=5; plot loss
       runs=b"
 
+# at 80 columns the model's description goes on under its text (it went on at the margin), and
+# a list of settings breaks between settings, not before a number's key ("beta1=0.9" went to
+# the next line though "beta2=0.95" fit)
+out=$(PTY_COLS=80 pty --no-default -- "expect lrsh> " "send model new tiny seq=64 seed=7 vocab=512; optim spectron lr=0.05 wd=0.01\n" "expect lrsh> " "send quit\n")
+check_contains wrap_model_under_text "$out" "
+                          rank=0.25·in seq=64 vocab=512"
+check_contains wrap_settings_whole "$out" "shape_scale=off beta1=0.9 beta2=0.95"
+
 # results on a 60-column terminal: tables and plots laid out for it, longer lines broken at
 # spaces (the model's description, show's settings), never a number cut by the terminal's edge
 out=$(PTY_COLS=60 pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=3\n" \
