@@ -510,6 +510,18 @@ const char *watch_key(const char *word, char *key, size_t cap) {
     return key;
 }
 
+const char *watch_title(const char *key, char *title, size_t cap) {
+    char left[128], *right;
+    snprintf(left, sizeof left, "%s", key);
+    int field = split_watch_word(left, &right);
+    if (field < 0) return snprintf(title, cap, "watch: %s", key), title;
+    const struct WatchFieldSpec *f = &watch_fields[field];
+    if (!is_aggregate(right)) snprintf(title, cap, "%s of %s (watch)", f->doc, right);
+    else snprintf(title, cap, "%s %s over the block matrices (watch)",
+                  aggregate_key(f, right, left, sizeof left) == AGG_MAX ? "max" : "mean", f->doc);
+    return title;
+}
+
 // One typed word, FIELD[:PARAM|:max|:mean] (PARAM:FIELD is taken too), into *it.
 static int parse_watch_word(Session *s, const char *word, WatchItem *it, Err *err) {
     char left[128], *right;

@@ -567,7 +567,7 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
     Chart c = {0};
     // (a step's dw_over_eta is the optimizer's or, when it measured none, `watch dw_over_eta`'s)
     int rc = watched ? chart_build_watch(r, field, &c, err) : chart_build(r, field, &c, err);
-    snprintf(title, sizeof title, "watch: %s", field);
+    if (watched) watch_title(field, title, sizeof title);
     if (rc == 0 && c.n == 0)
         rc = err_set(err, "nothing to plot for %s: %s", typed,
                      from_log ? "the log has no such records"

@@ -105,6 +105,8 @@ const char *inspect_complete(const Session *s, PosKind kind, int i);   // "": no
 // The key `watch` records a typed FIELD[:PARAM|:max|:mean] under (spectral:max is spectral, the
 // field's own aggregate), in key; NULL when the word names no watch field. Checks no matrix.
 const char *watch_key(const char *word, char *key, size_t cap);
+// A chart's title for a watched key: "max ‖W‖₂ over the block matrices (watch)".
+const char *watch_title(const char *key, char *title, size_t cap);
 // ensemble (cmd_ensemble.c): `train` with an ensemble trains its members; `model info` adds
 // the ensemble's memory.
 int ensemble_cmd_train(Session *s, const Args *a, Err *err);

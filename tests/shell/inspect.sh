@@ -144,6 +144,7 @@ check_eq watch_list "['spectral', 'stable_rank:blocks.1.mlp.w2', 'dw_over_w:bloc
 # a new field list keeps the interval, as help watch says (it said "default 10")
 check_eq watch_fields_keep_every 5 "$(lrsh --json -q -c "$prep; watch spectral every=5; watch rho; watch" 2>/dev/null | tail -n 1 | json_field every)"
 out=$(lrsh -c "plot spectral from=$TMP/watch.jsonl" 2>&1); rc=$?
+check_contains watch_plot_title "$out" "max ‖W‖₂ over the block matrices (watch)"   # it read "watch: spectral"
 check_status watch_plot_from_log 0 $rc
 check_contains watch_plot_from_log_points "$out" "4 points"
 # the field as `watch` took it: spectral:max is spectral's own aggregate, recorded as spectral
