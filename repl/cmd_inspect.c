@@ -866,9 +866,9 @@ static int align_members(Session *s, const AlignConfig *cfg, Err *err) {
     if (rc == 0) rc = align_compare_members(&e->members[0], e->members[0].grads, gs, k - 1, &r, err);
     if (rc == 0) {
         char lead[200];
-        snprintf(lead, sizeof lead, "align against=members: member 0's gradient against %s%d (mean over %d "
-                 "comparison%s), one batch of %d×%d tokens", k > 2 ? "members 1.." : "member ", k - 1, k - 1,
-                 k > 2 ? "s" : "", cfg->B, cfg->T);
+        snprintf(lead, sizeof lead, "align against=members: member 0's gradient against %s%d (cosines and ‖g₂‖: "
+                 "the mean over %d comparison%s), one batch of %d×%d tokens", k > 2 ? "members 1.." : "member ", k - 1,
+                 k - 1, k > 2 ? "s" : "", cfg->B, cfg->T);
         align_print(s, &r, e->members[0].cfg.layers, lead);
         out_text(s, "pairwise cosines of the members' gradients (whole model):\n      ");
         for (int j = 0; j < k; j++) out_text(s, "%8d", j);
@@ -943,7 +943,8 @@ int cmd_align(Session *s, const Args *a, Err *err) {
              cfg.batches == 1 ? "" : "es", cfg.B, cfg.T,
              cfg.against == ALIGN_DELAYED ? " against the gradient of the last step" : "");
     align_print(s, &r, s->model.cfg.layers, lead);
-    out_note(s, "(%.2f s; g₁: the full gradient on this batch, g₂: %s)\n", seconds,
+    out_note(s, "(%.2f s; g₁: the full gradient on %s, g₂: %s)\n", seconds,
+             cfg.batches == 1 ? "this batch" : "these batches (averaged)",
              cfg.against == ALIGN_MICROBATCH ? "the gradient of other batches"
              : cfg.against == ALIGN_BLOCKDROP ? "subnetworks skipping each block with probability p, averaged"
              : cfg.against == ALIGN_WIDTH ? "subnetworks keeping a 1−p fraction of heads and MLP units, averaged"
