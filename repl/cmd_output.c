@@ -194,6 +194,8 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         real_or_null(o, "lr", x->optim[0] ? x->lr : NAN);
         real_or_null(o, "last_lr", x->optim[0] ? x->last_lr : NAN);
         cJSON_AddNumberToObject(o, "steps", x->n_steps);
+        if (x->model[0]) cJSON_AddStringToObject(o, "model", x->model), cJSON_AddNumberToObject(o, "params", (double)x->params);
+        else cJSON_AddNullToObject(o, "model"), cJSON_AddNullToObject(o, "params");
         real_or_null(o, "loss", loss);
         real_or_null(o, "val_loss", val);
         if (isfinite(val)) cJSON_AddNumberToObject(o, "val_step", val_step);

@@ -717,8 +717,9 @@ const CmdSpec commands[] = {
              "with run, optim, lr (the peak lr, `optim lr=`, set for its first step; last_lr: the one\n"
              "set for its last — not the schedule's value there, which `plot lr` shows), steps,\n"
              "loss, val_loss, val_step, spikes, diverged, plateau, slow, blew_up, diverged_at, recovered,\n"
-             "max_dw_over_eta, unigram_loss (no runs yet: one object with an empty\n"
-             "runs list).\n"
+             "max_dw_over_eta, unigram_loss, model (the config its first step trained, as `model\n"
+             "new` prints it; null for a run read from a log) and params (no runs yet: one object\n"
+             "with an empty runs list).\n"
              "Examples:\n  runs\n  run a; train steps=100; run b; optim spectron; train steps=100; runs",
      .run = cmd_runs},
 

@@ -48,6 +48,8 @@ typedef struct RunSeries {
     int diverged_at;      // the last step that had a non-finite loss or gradient (0: none)
     float max_dw_over_eta; // over the steps that measured it (NAN: none did)
     double unigram;       // the unigram loss of the data its last validation loss was on (NAN: none)
+    char model[256];      // the model its first step trained ("dim=128 layers=2 … rank=0.25·in …"; "": none yet)
+    long params;          // and its parameters (an ensemble's: one member's)
     RunPoint *steps;
     int n_steps, cap_steps;
     ValPoint *val;

@@ -191,6 +191,11 @@ void session_record_step(Session *s, const StepStats *st, double tok_per_s, cons
     Err err = {{0}};
     session_mark_unsaved(s);
     if (runlog_step(&s->runs, s->optim.name, st, tok_per_s, diag, &err) != 0) out_warning(s, "%s", err.msg);
+    RunSeries *run = s->runs.current >= 0 ? &s->runs.runs[s->runs.current] : NULL;
+    if (run && !run->model[0]) {   // which model a run trained: a sweep's runs told apart by more than names
+        model_config_describe(&s->model.cfg, run->model, sizeof run->model);
+        run->params = (long)model_counts(&s->model, s->batch, s->model.cfg.seq).params;
+    }
     const OptimConfig *o = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
     runlog_optim(&s->runs, o->name, o->lr);
 }

@@ -192,6 +192,17 @@ table=$(printf '%s\n' "$out" | grep -E '^(run |adamw|a-run)')
 check_contains runs_table_lr "$table" "→"
 check_eq runs_table_fits_80 True "$([ "$(printf '%s\n' "$table" | widest)" -le 80 ] && echo True || echo "$table")"
 
+# runs --json names the model each run trained, and its parameters: two runs of a sweep at two
+# ranks differ there (nothing but their names told them apart)
+out=$(lrsh --json -c "$prep; model new rank=16; run r16; train steps=1 batch=2; model new rank=8; run r8; train steps=1 batch=2; runs" 2>/dev/null)
+check_eq runs_model_recorded "['rank=16', 'rank=8']" "$(printf '%s\n' "$out" | grep '"command":"runs"' | python3 -c 'import json, sys; print([json.loads(l)["model"].split()[5] for l in sys.stdin])')"
+check_eq runs_params_recorded True "$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+new = [r["params"] for r in rows if r.get("command") == "model new"]
+runs = [r["params"] for r in rows if r.get("command") == "runs"]
+print(runs == new[1:] and len(runs) == 2)')"
+
 # ---- inspect: sorted by ‖ΔW‖₂/η, the worst three marked ----
 out=$(lrsh -c "$prep; inspect" 2>&1); rc=$?
 check_status inspect_needs_step nonzero $rc
