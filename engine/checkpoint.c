@@ -750,11 +750,11 @@ static void file_start_text(const unsigned char *p, size_t size, char *out, size
     out[n] = '\0';
 }
 
-// The first key that appears twice in one object of o, at any depth (NULL: none). Readers
-// differ over which one counts — cJSON keeps the first, Python's json the last —, so a file
-// holding one means two things.
 static int string_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+// The first key that appears twice in one object of o, at any depth (NULL: none). Readers
+// differ over which one counts — cJSON keeps the first, Python's json the last —, so a file
+// holding one means two things. (cJSON's nesting limit bounds the recursion.)
 static const char *duplicate_key(const cJSON *o, int *oom) {
     int n = 0;
     for (const cJSON *a = o->child; a; a = a->next) n++;
