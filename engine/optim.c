@@ -148,10 +148,12 @@ static float scheduled(const OptimConfig *c, float peak, int step) {
 
 float optimizer_lr(const OptimConfig *c, int step) { return scheduled(c, c->lr, step); }
 
-// Its own peak on the same schedule — not lr's rate scaled by adam_lr/lr, which lr=0 (the
-// matrices held still) would have turned into 0 for this group too.
+// adam_lr on lr's schedule: lr's rate scaled by adam_lr/lr — the same rate as adam_lr scheduled,
+// in the rounding every run so far was computed with (at lr 0.05 the last bit moves whole runs)
+// — and with lr=0, the matrices held still, adam_lr scheduled itself (the scaling gave 0).
 float optimizer_io_lr(const OptimConfig *c, int step) {
-    return scheduled(c, c->kind == OPTIM_ADAMW || c->kind == OPTIM_SGD ? c->lr : c->adam_lr, step);
+    if (c->kind == OPTIM_ADAMW || c->kind == OPTIM_SGD) return optimizer_lr(c, step);
+    return c->lr > 0 ? c->adam_lr * (optimizer_lr(c, step) / c->lr) : scheduled(c, c->adam_lr, step);
 }
 
 // ---------------------------------------------------------------------------------------------

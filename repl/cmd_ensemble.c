@@ -51,7 +51,8 @@ static int parse_seeds(const char *text, int k, uint64_t *out, Err *err) {
         unsigned long long v = strtoull(p, &end, 10);
         if (end == p || *p == '-' || *p == '+' || (*end != ',' && *end != '\0'))
             return err_set(err, "seeds=%s: want %d comma-separated integers (e.g. seeds=1,2,3)", text, k);
-        if (errno == ERANGE) return err_set(err, "seeds=%s: %.*s is larger than %llu", text, (int)(end - p), p, ULLONG_MAX);
+        if (errno == ERANGE || v > (unsigned long long)SEED_MAX)   // every seed's bound, as `set seed`
+            return err_set(err, "seeds=%s: %.*s is larger than %lld", text, (int)(end - p), p, SEED_MAX);
         for (int j = 0; j < i; j++)   // two members from one seed train identically: no ensemble
             if (out[j] == v) return err_set(err, "seeds=%s: seed %llu twice (those members would be one)", text, v);
         out[i] = v;
@@ -433,9 +434,9 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     if (need_data(s, err) != 0 || session_batch_shape(s, a, &B, &T, &accum, err) != 0) return -1;
     Ensemble *e = &s->ens;
     int steps = (int)args_int(a, "steps", 1);
-    int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20), eval_B,
-        eval_T;
-    if (session_eval_shape(s, a, &eval_B, &eval_T, err) != 0) return -1;
+    int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20), eval_B = B,
+        eval_T = T;   // without eval_every= unused: `set seq` is not held to the context then
+    if (eval_every > 0 && session_eval_shape(s, &eval_B, &eval_T, err) != 0) return -1;
     for (int i = 0; i < e->k; i++) e->trainers[i].diag_every = (int)args_int(a, "diag_every", 10);
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     if (inspect_watching(s))   // it follows one model's updates; the members' are several

@@ -97,25 +97,32 @@ static int same_settings(const OptimConfig *a, const OptimConfig *b) {
 }
 
 // A factorized matrix stores r·(out + in) values, a dense one out·in: past r = out·in/(out + in)
-// factorizing costs parameters. rank= says what it asks; rank_ratio·in may ask past min(out, in) and
-// is capped there (model_config_rank). Either way the user hears which of a block's matrices.
+// factorizing costs parameters. rank= says what it asks; rank_ratio·in may ask past min(out, in)
+// and is capped there (model_config_rank). Either way the user hears how many of a block's
+// matrices, and the first of each kind.
 static void factorization_note(Session *s) {
     const Model *m = &s->model;
-    int worse = 0, first = -1;
+    int worse = 0, capped = 0, first_worse = -1, first_capped = -1;
     for (int i = 0; i + 1 < m->n_tensors; i++) {
         const TensorDesc *A = &m->tensors[i], *B = &m->tensors[i + 1];   // A: out×r, then B: in×r
         if (A->layer != 0 || A->role != ROLE_FACTOR_A) continue;
-        if ((long)A->cols * (A->rows + B->rows) > (long)A->rows * B->rows) worse++, first = first < 0 ? i : first;
+        if ((long)A->cols * (A->rows + B->rows) > (long)A->rows * B->rows) worse++, first_worse = first_worse < 0 ? i : first_worse;
+        if (m->cfg.rank < 0 && (int)(m->cfg.rank_ratio * (float)B->rows) > A->cols)
+            capped++, first_capped = first_capped < 0 ? i : first_capped;
     }
     if (!worse) return;
-    const TensorDesc *A = &m->tensors[first], *B = &m->tensors[first + 1];
-    int r = A->cols, out = A->rows, in = B->rows, asked = (int)(m->cfg.rank_ratio * (float)in);
-    char name[64], capped[96] = "";
-    snprintf(name, sizeof name, "%.*s", (int)(strlen(A->name) - 2), A->name);   // without ".A"
-    if (m->cfg.rank < 0 && asked > r)
-        snprintf(capped, sizeof capped, "; rank_ratio·in asked %d, capped at min(out, in)", asked);
-    out_note(s, "note: %d of a block's factorized matrices store%s more parameters than dense (%s: rank %d of %d×%d "
-                "stores %ld, dense %ld%s)\n", worse, worse == 1 ? "s" : "", name, r, out, in, (long)r * (out + in), (long)out * in, capped);
+    const TensorDesc *A = &m->tensors[first_worse], *B = &m->tensors[first_worse + 1];
+    int r = A->cols, out = A->rows, in = B->rows;
+    char capped_text[160] = "";
+    if (capped) {
+        const TensorDesc *CA = &m->tensors[first_capped], *CB = &m->tensors[first_capped + 1];
+        snprintf(capped_text, sizeof capped_text, "; rank_ratio·in was capped at min(out, in) for %d (%.*s: asked %d, "
+                 "got %d)", capped, (int)strlen(CA->name) - 2, CA->name, (int)(m->cfg.rank_ratio * (float)CB->rows),
+                 CA->cols);
+    }
+    out_note(s, "note: %d of a block's factorized matrices store%s more parameters than dense (%.*s: rank %d of "
+                "%d×%d stores %ld, dense %ld%s)\n", worse, worse == 1 ? "s" : "", (int)strlen(A->name) - 2, A->name, r,
+             out, in, (long)r * (out + in), (long)out * in, capped_text);
 }
 
 int cmd_model_new(Session *s, const Args *a, Err *err) {
@@ -277,7 +284,7 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     o.dtype = strcmp(args_str(a, "dtype", "f32"), "bf16") == 0 ? CHECKPOINT_BF16 : CHECKPOINT_F32;
     o.include_optim = args_bool(a, "optim", 1);
     o.next = (TrainShape){s->batch, s->seq, s->accum};   // what the next `train` takes: a resume goes on the same
-    o.has_next_seed = 1, o.next_seed = s->seed;           // and evaluates on the same batches
+    o.has_next_seed = 1, o.next_seed = s->seed;           // and aligns and samples alike
     if (s->has_data) o.data_tokens = s->data.n_tokens, o.data_train = s->data.n_train;   // of the same data
     else o.data_tokens = s->resume_data_tokens, o.data_train = s->resume_data_train;    // a loaded file's, kept
     if (s->has_ensemble) return save_ensemble(s, path, &o, err);
@@ -441,13 +448,15 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     out_text(s, "model: %s per member\n", shape);
     out_note(s, "%s coupling, %s values exchanged so far; `train` continues every member %s\n",
              method_word(e.coupling.method), fmt_count(x, sizeof x, e.total_exchanged),
-             info.has_optim ? "where it stopped" : "from its step with fresh moments (no optimizer state in the file)");
+             !info.has_optim ? "from its step with fresh moments (no optimizer state in the file)"
+             : info.state_damage.values ? "where it stopped (a member whose state was damaged: with fresh moments)"
+                                        : "where it stopped");
     cJSON_AddStringToObject(s->result, "path", path);
     cJSON_AddNumberToObject(s->result, "bytes", (double)info.file_bytes);
     cJSON_AddNumberToObject(s->result, "step", info.step);
     cJSON_AddStringToObject(s->result, "dtype", dtype_name(info.dtype));
     cJSON_AddStringToObject(s->result, "optimizer", info.optimizer);
-    cJSON_AddBoolToObject(s->result, "optimizer_state", info.has_optim);
+    cJSON_AddBoolToObject(s->result, "optimizer_state", info.has_optim && !info.state_damage.values);
     cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));
     cJSON_AddNumberToObject(s->result, "ensemble_k", e.k);
@@ -516,7 +525,10 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     char shape[256];
     model_config_describe(c, shape, sizeof shape);
     out_text(s, "model: %s, %s parameters\n", shape, fmt_count(p, sizeof p, (double)model_counts(&s->model, 1, c->seq).params));
-    if (info.has_optim)
+    if (info.has_optim && info.state_damage.values)   // damage_warnings says which tensor
+        out_note(s, "trainer rebuilt: %s lr=%g at step %d with fresh moments (the file's state was damaged)\n",
+                 s->optim.name, s->optim.lr, info.step);
+    else if (info.has_optim)
         out_note(s, "trainer restored: %s lr=%g at step %d; `train` continues where it stopped\n", s->optim.name,
                  s->optim.lr, info.step);
     else if (info.optimizer[0])
@@ -534,7 +546,7 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     cJSON_AddStringToObject(s->result, "dtype", dtype_name(info.dtype));
     if (info.optimizer[0]) cJSON_AddStringToObject(s->result, "optimizer", info.optimizer);
     else cJSON_AddNullToObject(s->result, "optimizer");
-    cJSON_AddBoolToObject(s->result, "optimizer_state", info.has_optim);
+    cJSON_AddBoolToObject(s->result, "optimizer_state", info.has_optim && !info.state_damage.values);
     cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));
     adopt_batches(s, &info);

@@ -187,8 +187,8 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     if (need_trainer(s, a, &sh, err) != 0) return -1;
     int steps = (int)args_int(a, "steps", 1);
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20);
-    Shape eval_sh = {0, 0, 1};
-    if (session_eval_shape(s, a, &eval_sh.B, &eval_sh.T, err) != 0) return -1;
+    Shape eval_sh = sh;   // without eval_every= unused: `set seq` is not held to the context then
+    if (eval_every > 0 && session_eval_shape(s, &eval_sh.B, &eval_sh.T, err) != 0) return -1;
     s->trainer.diag_every = (int)args_int(a, "diag_every", 10);
     s->trainer.diag_also_every = inspect_watch_diag_every(s);   // watched σ and ρ on every watch step
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;

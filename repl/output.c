@@ -125,20 +125,22 @@ void json_valid_utf8(cJSON *o) {
     }
 }
 
-// text's control bytes (an ESC that would recolor the terminal, a newline that would split the
-// line) and bidirectional controls (U+202A–U+202E, U+2066–U+2069: they reorder what follows)
-// as '?', in place: an error or warning quotes what was typed or read, which may hold them.
-// The bytes of a whole UTF-8 character at p (2 to 4), or 0 when p starts none (a stray
-// continuation byte, a cut sequence, a byte no UTF-8 has).
+// The bytes of a whole UTF-8 character at p (2 to 4), or 0 when p starts none: a stray
+// continuation byte, a cut sequence, a byte no UTF-8 has, an overlong form, a UTF-16 surrogate,
+// a code point past U+10FFFF (RFC 3629's table of well-formed sequences).
 static int utf8_length(const unsigned char *p) {
     int n = *p >= 0xC2 && *p <= 0xDF ? 2 : *p >= 0xE0 && *p <= 0xEF ? 3 : *p >= 0xF0 && *p <= 0xF4 ? 4 : 0;
-    for (int i = 1; i < n; i++)
+    unsigned char lo = *p == 0xE0 ? 0xA0 : *p == 0xF0 ? 0x90 : 0x80, hi = *p == 0xED ? 0x9F : *p == 0xF4 ? 0x8F : 0xBF;
+    if (n && (p[1] < lo || p[1] > hi)) return 0;   // the second byte's range depends on the first
+    for (int i = 2; i < n; i++)
         if ((p[i] & 0xC0) != 0x80) return 0;
     return n;
 }
 
-// In place, one '?' a byte: control characters, bytes that are not UTF-8 (a file's tensor name
-// of raw 0xFF), bidirectional overrides — so that a message quoting them stays one plain line.
+// text's control bytes (an ESC that would recolor the terminal, a newline that would split the
+// line), bytes that are not UTF-8 (a file's tensor name of raw 0xFF) and bidirectional controls
+// (U+202A–U+202E, U+2066–U+2069: they reorder what follows) as '?', one a byte, in place: an
+// error or warning quotes what was typed or read, which may hold them.
 static void printable(char *text) {
     for (unsigned char *p = (unsigned char *)text; *p; p++) {
         if (*p < 0x20 || *p == 0x7f) *p = '?';

@@ -210,12 +210,11 @@ int session_batch_shape(const Session *s, const Args *a, int *B, int *T, int *ac
     return err_set(err, "`set seq %d` is longer than this model's context (%d): `set seq 0` uses the context", *T, ctx);
 }
 
-int session_eval_shape(const Session *s, const Args *a, int *B, int *T, Err *err) {
+int session_eval_shape(const Session *s, int *B, int *T, Err *err) {
     static const Args none;   // no options: the settings
     int accum;
-    if (session_batch_shape(s, &none, B, T, &accum, err) != 0) return -1;
-    if (args_int(a, "eval_every", 0) > 0 && dataset_window_fits(&s->data, 1, *T, err) != 0)
-        return err_wrap(err, "", " (eval_every: nothing was trained)");
+    if (session_batch_shape(s, &none, B, T, &accum, err) != 0) return err_wrap(err, "eval_every: ", " (nothing was trained)");
+    if (dataset_window_fits(&s->data, 1, *T, err) != 0) return err_wrap(err, "", " (eval_every: nothing was trained)");
     return 0;
 }
 

@@ -172,10 +172,10 @@ void session_record_step(Session *s, const StepStats *st, double tok_per_s, cons
 typedef struct Args Args;
 int session_batch_shape(const Session *s, const Args *a, int *B, int *T, int *accum, Err *err);
 // The batches of `train eval_every=`'s evaluations: `eval`'s own (`set batch`, `set seq`), not the
-// train command's one-off batch= or seq=, so that the two give one number for one step. With
-// eval_every= in a, the validation split is checked for them first: an evaluation must not fail
-// after steps were taken.
-int session_eval_shape(const Session *s, const Args *a, int *B, int *T, Err *err);
+// train command's one-off batch= or seq=, so that the two give one number for one step; the
+// validation split is checked for them first: an evaluation must not fail after steps were
+// taken. For a train command with eval_every= only.
+int session_eval_shape(const Session *s, int *B, int *T, Err *err);
 
 // A step that failed with a non-finite loss or gradient: the current run diverged there, and
 // went back to step back_to (−1: nothing to go back to).

@@ -464,6 +464,8 @@ out=$(lrsh --json -c "tok load $TMP/tok.model; model load $TMP/state.st; data lo
 check_status state_damaged_status 0 $rc
 check_contains state_damaged_warns "$(cat "$TMP/state.err")" "the optimizer state holds 2 values no optimizer writes (NaN, infinite or a negative second moment; the first in optim.m.embed): it was left out"
 check_eq state_damaged_trains "2 False 5" "$(printf '%s\n' "$out" | grep '"command":"model load"' | json_field state_damaged) $(printf '%s\n' "$out" | grep '"command":"train"' | json_eval '" ".join(str(x) for x in [o["diverged"], o["step"]])')"
+check_contains state_damaged_says_rebuilt "$(cat "$TMP/state.err")" "trainer rebuilt: adamw lr=0.001 at step 3 with fresh moments"
+check_eq state_damaged_json_no_state false "$(printf '%s\n' "$out" | grep '"command":"model load"' | json_field optimizer_state)"
 
 # A file saved without optimizer state still names its optimizer: loading takes its settings, and
 # saving again before any training keeps the step and the settings (the bundled model: spectron,

@@ -240,6 +240,9 @@ check_contains help_upper_bound "$("$LRSH" -c 'help set' 2>&1)" "[integer 1..104
 out=$("$LRSH" -c "$(printf 'model load %s/nofile\377\303\251.st' "$TMP")" 2>&1)
 check_eq error_line_bytes_printable "no yes" "$(printf '%s' "$out" | grep -q "$(printf '\377')" && echo yes || echo no) $(printf '%s' "$out" | grep -q "nofile?$(printf '\303\251').st" && echo yes || echo no)"
 check_contains log_empty_name "$("$LRSH" -c "log ''" 2>&1)" "log: no file name given"
+# ... also an overlong form, a UTF-16 surrogate and a code point past U+10FFFF; an emoji stays
+out=$("$LRSH" -c "$(printf 'model load %s/a\355\240\200b\340\200\200c\364\220\200\200d\360\237\230\200.st' "$TMP")" 2>&1)
+check_contains error_line_strict_utf8 "$out" "$(printf 'a???b???c????d\360\237\230\200.st')"
 # bytes that are not UTF-8 in a command, a path, a log file name: JSON stays UTF-8 (U+FFFD)
 "$LRSH" --json -c "$(printf 'set errexit off; bogus\377; model load nofile\377.st; log %s/bad\377.jsonl; show')" \
     >"$TMP/bad-utf8.out" 2>/dev/null

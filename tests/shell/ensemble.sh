@@ -173,8 +173,9 @@ out=$(run --json -c "$prep; ensemble new 2 seeds=1,2; train steps=2 batch=2 eval
 check_eq ensemble_train_val_keys True "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval 'all(k in o["val"][0] for k in ("step", "member_mean", "ensemble_loss", "avg_factors_loss", "avg_product_loss"))')"
 
 # seeds= refuses what it would silently change: an overflow, a trailing comma, a seed twice
-out=$(run -c "set errexit off; model new tiny dim=32 layers=1; ensemble new 2 seeds=99999999999999999999999,1; ensemble new 2 seeds=1,2,; ensemble new 2 seeds=5,5" 2>&1)
-check_contains seeds_overflow "$out" "is larger than 18446744073709551615"
+out=$(run -c "set errexit off; model new tiny dim=32 layers=1; ensemble new 2 seeds=99999999999999999999999,1; ensemble new 2 seeds=1,2,; ensemble new 2 seeds=5,5; ensemble new 2 seeds=9000000000000000001,1" 2>&1)
+check_contains seeds_overflow "$out" "seeds=99999999999999999999999,1: 99999999999999999999999 is larger than 9000000000000000000"
+check_contains seeds_past_seed_bound "$out" "seeds=9000000000000000001,1: 9000000000000000001 is larger than 9000000000000000000"
 check_contains seeds_trailing_comma "$out" "seeds=1,2,: more than 2 seeds"
 check_contains seeds_twice "$out" "seed 5 twice"
 

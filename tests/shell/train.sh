@@ -180,10 +180,16 @@ every = [r["val"][-1]["val_loss"] for r in rows if r.get("command") == "train"]
 evals = [r["val_loss"] for r in rows if r.get("command") == "eval"]
 print(len(set(every + evals)), len(every + evals))')
 check_eq eval_same_batches_everywhere "1 3" "$vals"
+# ... and without eval_every= the settings are not asked for: a one-off seq= trains though
+# `set seq` is longer than this model's context (refused there since eval_every took them)
+out=$("$LRSH" -c "set seq 128; $prep seq=64; train steps=1 seq=32 batch=2" 2>&1); rc=$?
+check_status one_off_seq_without_eval_every 0 $rc
 # a rank past out·in/(out + in) stores more than dense: a note names it (rank_ratio was capped
 # at min(out, in) without a word, making w2 larger than dense); the presets' own ranks: none
 out=$("$LRSH" -c "model new tiny rank_ratio=0.5" 2>&1)
-check_contains rank_past_dense_note "$out" "note: 1 of a block's factorized matrices stores more parameters than dense (blocks.0.mlp.w2: rank 128 of 128×384 stores 65536, dense 49152; rank_ratio·in asked 192, capped at min(out, in))"
+check_contains rank_past_dense_note "$out" "note: 1 of a block's factorized matrices stores more parameters than dense (blocks.0.mlp.w2: rank 128 of 128×384 stores 65536, dense 49152; rank_ratio·in was capped at min(out, in) for 1 (blocks.0.mlp.w2: asked 192, got 128))"
+# ... a capped matrix that is not the first past dense is still said (only the first was looked at)
+check_contains rank_capped_not_first "$("$LRSH" -c "model new tiny rank=-1 rank_ratio=0.6" 2>&1)" "(blocks.0.attn.wq: rank 76 of 128×128 stores 19456, dense 16384; rank_ratio·in was capped at min(out, in) for 1 (blocks.0.mlp.w2: asked 230, got 128))"
 check_not_contains rank_preset_no_note "$("$LRSH" -c "model new tiny" 2>&1)" "more parameters than dense"
 # model new tiny, train 20 steps, step, eval — all as JSON
 out=$("$LRSH" --json --seed 3 -c "$prep; model info; train steps=20; step; eval batches=4" 2>"$TMP/err"); rc=$?
