@@ -570,6 +570,7 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
     // (a step's dw_over_eta is the optimizer's or, when it measured none, `watch dw_over_eta`'s)
     int rc = watched ? chart_build_watch(r, field, &c, err) : chart_build(r, field, &c, err);
     if (watched) watch_title(field, title, sizeof title);
+    else snprintf(title, sizeof title, "%s", field_title(field));
     if (rc == 0 && c.n == 0)
         rc = err_set(err, "nothing to plot for %s: %s", typed,
                      from_log ? "the log has no such records"
@@ -580,9 +581,8 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
     long nonpositive = 0;
     int log_y = rc == 0 && log_scale(&c, args_str(a, "scale", "auto"), &nonpositive);
     if (log_y) {
-        char *end = title + strlen(title);
-        if (!watched) snprintf(title, sizeof title, "%s", field_title(field)), end = title + strlen(title);
-        snprintf(end, sizeof title - (size_t)(end - title), " — log scale");
+        size_t n = strlen(title);
+        snprintf(title + n, sizeof title - n, " — log scale");
     }
     if (rc == 0) {
         int cols = !s->json && isatty(STDOUT_FILENO) ? terminal_columns(stdout) : 0;
@@ -595,7 +595,7 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
         }
         PlotOptions o = {.width = width, .height = (int)args_int(a, "height", 16),
                          .ansi = !s->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR"),
-                         .title = watched || log_y ? title : field_title(field), .xlabel = "step", .log_y = log_y,
+                         .title = title, .xlabel = "step", .log_y = log_y,
                          // where Spectron's bound lies, when the chart reaches it
                          .ref_name = strcmp(field, "dw_over_eta") == 0 ? "Spectron's bound ‖ΔW‖₂/η" : NULL, .ref = 1};
         char *text = plot_render(c.series, c.n, &o);
