@@ -386,8 +386,8 @@ static void adopt_batches(Session *s, const CheckpointInfo *info) {
 
 // The saving session's seed (an older file: the model's own, the session's when it was made)
 // becomes this session's: alignment batches, samples and new members come from it, so that a
-// resume goes on as the run would have (evaluations do not: EVAL_BATCH_SEED). The size of the data it trained on is kept to compare with
-// the data of the next train, step or eval.
+// resume goes on as the run would have (evaluations do not: EVAL_BATCH_SEED). The size of the
+// data it trained on is kept to compare with the data of the next train, step or eval.
 static void adopt_seed_and_data(Session *s, const CheckpointInfo *info, uint64_t model_seed) {
     uint64_t seed = info->has_next_seed ? info->next_seed : model_seed;
     if (seed != s->seed)
