@@ -1131,8 +1131,7 @@ static int match_entry(Loader *L, int k, Err *err) {
     const Entry *e = &L->entries[k];
     if (strcmp(e->name, "tokenizer.model") == 0) {
         if (e->dtype != DT_U8 || e->ndim != 1) return fail(err, L->path, "tensor tokenizer.model: must be U8 and 1-D");
-        if (L->tokenizer >= 0) return fail(err, L->path, "tensor tokenizer.model appears twice");
-        L->tokenizer = k;
+        L->tokenizer = k;   // once: parse_header refuses any key twice
         return 0;
     }
     const char *name = e->name;
