@@ -121,9 +121,8 @@ static int bench_shape(const Backend *be, const char *shape, Err *err) {
     row("snapshot of the parameters", clock_seconds() - t0, step);
     if (trainer_step(&s.tr, &s.ds, s.B, s.T, 1, &st, err)) return -1;
     Probe probes[] = {
-        {"norms: spectral (20 its), Frobenius", 0, {0}, NULL},
+        {"norms: spectral, Frobenius", 0, {0}, NULL},
         {"norms + update norm", 0, {.prev = prev, .lr = st.lr}, NULL},
-        {"norms + update norm, 5 its", 0, {.prev = prev, .lr = st.lr, .power_iters = 5}, NULL},
         {"norms + update, with embed, head", 0, {.prev = prev, .lr = st.lr, .include_io = 1}, NULL},
         {"spectrum blocks.0.mlp.w1", 1, {0}, "blocks.0.mlp.w1"},
         {"spectra of all block matrices", 2, {0}, NULL},

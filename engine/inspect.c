@@ -10,7 +10,6 @@
 #include "inspect.h"
 #include "lowrank_norm.h"
 #include "model_internal.h"
-#include "optim_linalg.h"
 #include "rng.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -275,52 +274,33 @@ void inspect_snapshot_free(const Model *m, float *snapshot) {
 
 // Device scratch for one norms call, sized for the largest matrix.
 typedef struct NormScratch {
-    float *base, *v, *work, *gram_a, *gram_b, *dot, *dense_diff;
+    float *base, *gram_a, *gram_b, *dot, *dense_diff;
     float *delta;   // ΔA, then ΔB, of a factorized matrix (rows·r + cols·r)
-    float *grams;   // lowrank_spectral_norm's
+    float *grams;   // lowrank_spectral_norm's, or a dense matrix's Gram (dense_spectral_norm)
 } NormScratch;
 
 static int scratch_alloc(const Model *m, const InspectMatrix *mats, int n, int with_diff, NormScratch *s, Err *err) {
-    size_t v = 0, work = 0, rr = 1, diff = 0, delta = 0, grams = 0;
+    size_t rr = 1, diff = 0, delta = 0, grams = 0;
     for (int i = 0; i < n; i++) {
         const InspectMatrix *x = &mats[i];
-        LinOp op = {.rows = x->rows, .cols = x->cols, .rank = x->rank};
-        if ((size_t)x->cols > v) v = x->cols;
-        if (power_iteration_work(&op) > work) work = power_iteration_work(&op);
+        size_t d = x->rows < x->cols ? x->rows : x->cols;
+        if (x->rank == 0 && d * d > grams) grams = d * d;
         if ((size_t)x->rank * x->rank > rr) rr = (size_t)x->rank * x->rank;
         if (with_diff && x->rank == 0 && (size_t)x->rows * x->cols > diff) diff = (size_t)x->rows * x->cols;
         if (x->rank && (size_t)(x->rows + x->cols) * x->rank > delta) delta = (size_t)(x->rows + x->cols) * x->rank;
         if (x->rank && lowrank_gram_floats(2, x->rank) > grams) grams = lowrank_gram_floats(2, x->rank);
     }
     if (!with_diff) delta = 0;
-    size_t total = v + work + 2 * rr + 1 + diff + delta + grams;
+    size_t total = 2 * rr + 1 + diff + delta + grams;
     s->base = total * sizeof(float) < m->be->mem_available() ? m->be->alloc(total * sizeof(float)) : NULL;
     if (!s->base) return err_set(err, "out of memory: norms need %.1f MB of scratch", total * 4.0 / 1e6);
-    s->v = s->base;
-    s->work = s->v + v;
-    s->gram_a = s->work + work;
+    s->gram_a = s->base;
     s->gram_b = s->gram_a + rr;
     s->dot = s->gram_b + rr;
     s->dense_diff = s->dot + 1;
     s->delta = s->dense_diff + diff;
     s->grams = s->delta + delta;
     return 0;
-}
-
-// ‖op‖₂ by power iteration from a fixed unit vector (deterministic across calls).
-static double spectral_norm(const Model *m, const LinOp *op, int iters, NormScratch *s) {
-    float *host = malloc(sizeof(float) * op->cols);
-    if (!host) return NAN;
-    uint64_t rng = 0x5eed;
-    double nrm = 0;
-    for (int i = 0; i < op->cols; i++) {
-        host[i] = rng_normal(&rng);
-        nrm += (double)host[i] * host[i];
-    }
-    for (int i = 0; i < op->cols; i++) host[i] = (float)(host[i] / sqrt(nrm));
-    m->be->upload(s->v, host, sizeof(float) * op->cols);
-    free(host);
-    return power_iteration(m->be, op, s->v, iters, s->work);
 }
 
 // ‖A·Bᵀ‖_F² = tr(AᵀA·BᵀB) = Σᵢⱼ (AᵀA)ᵢⱼ(BᵀB)ᵢⱼ (both symmetric): two r×r Grams and a dot.
@@ -344,15 +324,15 @@ static double factorized_update_norm(const Model *m, const InspectMatrix *x, con
     return lowrank_spectral_norm(m->be, &dw, s->grams, err);
 }
 
-static void norm_row(const Model *m, const InspectMatrix *x, const NormsOptions *opt, int iters, NormScratch *s, NormRow *row) {
+static void norm_row(const Model *m, const InspectMatrix *x, const NormsOptions *opt, NormScratch *s, NormRow *row) {
     const Backend *be = m->be;
     const float *a = param(m, x->tensor_a), *b = x->rank ? param(m, x->tensor_b) : NULL;
     size_t elems = (size_t)x->rows * (x->rank ? x->rank : x->cols);
-    LinOp op = {.rows = x->rows, .cols = x->cols, .rank = x->rank, .a = a, .b = b};
     LowRankProduct w = {{a}, {b}, 1, x->rows, x->cols, x->rank};
     Err err;   // a failure gives NAN, shown as "–"
     row->mat = *x;
-    row->spectral = x->rank ? lowrank_spectral_norm(be, &w, s->grams, &err) : spectral_norm(m, &op, iters, s);
+    row->spectral = x->rank ? lowrank_spectral_norm(be, &w, s->grams, &err)
+                            : dense_spectral_norm(be, a, x->rows, x->cols, s->grams, &err);
     row->frobenius = x->rank ? frobenius_factorized(m, a, b, x->rows, x->cols, x->rank, s) : sqrt(be->sumsq(a, (long)elems));
     if (row->spectral == 0 && row->frobenius == 0) row->stable_rank = 0;   // W = 0
     else if (row->spectral > 0 && isfinite(row->frobenius))
@@ -367,8 +347,7 @@ static void norm_row(const Model *m, const InspectMatrix *x, const NormsOptions 
         be->copy(s->dense_diff, a0, elems * sizeof(float));      // dense ΔW = W′ − W, formed
         be->scale(s->dense_diff, -1.0f, (long)elems);
         be->add(s->dense_diff, a, (long)elems);
-        op.a = s->dense_diff;
-        row->dw_spectral = spectral_norm(m, &op, iters, s);
+        row->dw_spectral = dense_spectral_norm(be, s->dense_diff, x->rows, x->cols, s->grams, &err);
     }
     float eta = x->layer < 0 ? opt->io_lr : opt->lr;   // embed and head: the AdamW group's rate
     row->dw_over_eta = eta > 0 ? row->dw_spectral / eta : NAN;
@@ -381,7 +360,7 @@ int inspect_norms_opts(const Model *m, const NormsOptions *opt, NormRow **rows, 
     int nm = inspect_matrices(m, opt->include_io, NULL, 0);
     InspectMatrix *mats = malloc(sizeof *mats * (nm ? nm : 1));
     NormRow *out = calloc(nm ? nm : 1, sizeof *out);
-    NormScratch s;
+    NormScratch s = {0};
     int rc = mats && out ? 0 : err_set(err, "out of memory for %d norm rows", nm);
     if (rc == 0) {
         inspect_matrices(m, opt->include_io, mats, nm);
@@ -392,8 +371,7 @@ int inspect_norms_opts(const Model *m, const NormsOptions *opt, NormRow **rows, 
         free(out);
         return -1;
     }
-    int iters = opt->power_iters > 0 ? opt->power_iters : 20;
-    for (int i = 0; i < nm; i++) norm_row(m, &mats[i], opt, iters, &s, &out[i]);
+    for (int i = 0; i < nm; i++) norm_row(m, &mats[i], opt, &s, &out[i]);
     m->be->release(s.base);
     free(mats);
     *rows = out;

@@ -8,7 +8,8 @@
 // own; "embed" and "head" the dense vocab×dim matrices. Norm gains are vectors, not matrices.
 //
 // A factorized W is never formed: its singular values come from the QR factors of A and B,
-// its spectral norm from power iteration on v ↦ A(Bᵀv), its Frobenius norm from r×r Grams.
+// its spectral and Frobenius norms from the factors' r×r Grams (lowrank_norm.h); a dense
+// matrix's spectral norm comes from its Gram the same way, exact rather than a lower bound.
 #pragma once
 #include <stddef.h>
 #include "err.h"
@@ -65,10 +66,10 @@ void spectrum_summarize(SpectrumResult *r);
 
 typedef struct NormRow {
     InspectMatrix mat;
-    double spectral;         // ‖W‖₂ by power iteration (a lower bound converging from below)
+    double spectral;         // ‖W‖₂, exact (lowrank_spectral_norm, dense_spectral_norm)
     double frobenius;        // ‖W‖_F; factorized: √tr((AᵀA)(BᵀB))
     double stable_rank;      // frobenius²/spectral²
-    double dw_spectral;      // ‖ΔW‖₂, ΔW = W_now − W_prev (power iteration); NAN without prev
+    double dw_spectral;      // ‖ΔW‖₂, ΔW = W_now − W_prev, exact; NAN without prev
     double dw_over_eta;      // ‖ΔW‖₂/η; NAN without prev or lr ≤ 0
     double dw_over_w;        // ‖ΔW‖₂/‖W‖₂ (W now); NAN without prev
 } NormRow;
@@ -78,8 +79,6 @@ typedef struct NormsOptions {
                              // (NULL: no ΔW columns). See inspect_snapshot.
     float lr;                // η of that step, for ‖ΔW‖₂/η (the matrices' rate at that step)
     float io_lr;             // η of embed and head at that step (optimizer_io_lr)
-    int power_iters;         // power-iteration steps per dense norm (0: the default, 20); a
-                             // factorized matrix's are exact (lowrank_spectral_norm)
     int include_io;          // 1: also rows for embed and head
 } NormsOptions;
 

@@ -71,21 +71,35 @@ static int gram_root(double *gx, double *gy, int k, double *s) {
     return (int)n;
 }
 
-// y = Sᵀ·G_y·S·x (n), through u, z (k each): the n×n matrix is never formed.
-static void apply_m(const double *s, const double *gy, int k, int n, const double *x, double *u, double *z, double *y) {
-    cblas_dgemv(CblasRowMajor, CblasNoTrans, k, n, 1.0, s, n, x, 1, 0.0, u, 1);
-    cblas_dsymv(CblasRowMajor, CblasUpper, k, 1.0, gy, k, u, 1, 0.0, z, 1);
-    cblas_dgemv(CblasRowMajor, CblasTrans, k, n, 1.0, s, n, z, 1, 0.0, y, 1);
+// A symmetric n×n operator Lanczos applies: y = M·x.
+typedef struct SymOp {
+    void (*apply)(const struct SymOp *op, const double *x, double *y);
+    const double *s, *g;   // M = Sᵀ·G·S (S k×n), or M = G (k = n, s NULL)
+    int k, n;
+    double *u, *z;         // k each, for Sᵀ·G·S
+} SymOp;
+
+// y = Sᵀ·G_y·S·x through u, z: the n×n matrix is never formed.
+static void apply_sgs(const SymOp *op, const double *x, double *y) {
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, op->k, op->n, 1.0, op->s, op->n, x, 1, 0.0, op->u, 1);
+    cblas_dsymv(CblasRowMajor, CblasUpper, op->k, 1.0, op->g, op->k, op->u, 1, 0.0, op->z, 1);
+    cblas_dgemv(CblasRowMajor, CblasTrans, op->k, op->n, 1.0, op->s, op->n, op->z, 1, 0.0, y, 1);
 }
 
-// λ_max of M = Sᵀ·G_y·S (symmetric PSD, n×n) by Lanczos with full reorthogonalization from a
-// fixed start: the largest eigenvalue of the tridiagonal T it builds. v: (steps+1)·n doubles.
-static int lanczos_max(const double *s, const double *gy, int k, int n, double *v, double *out) {
-    int steps = n < LANCZOS_STEPS ? n : LANCZOS_STEPS, j = 0;
+// y = G·x.
+static void apply_g(const SymOp *op, const double *x, double *y) {
+    cblas_dsymv(CblasRowMajor, CblasUpper, op->n, 1.0, op->g, op->n, x, 1, 0.0, y, 1);
+}
+
+// λ_max of M (symmetric PSD, n×n) by Lanczos with full reorthogonalization from a fixed start:
+// the largest eigenvalue of the tridiagonal T it builds. 0, or −1 when memory runs out or
+// LAPACK fails.
+static int lanczos_max(const SymOp *op, double *out) {
+    int n = op->n, steps = n < LANCZOS_STEPS ? n : LANCZOS_STEPS, j = 0;
     double *alpha = malloc(sizeof(double) * steps), *beta = malloc(sizeof(double) * steps);
-    double *u = malloc(sizeof(double) * k), *z = malloc(sizeof(double) * k);
-    if (!alpha || !beta || !u || !z) {
-        free(alpha), free(beta), free(u), free(z);
+    double *v = calloc((size_t)(steps + 1) * n, sizeof(double));
+    if (!alpha || !beta || !v) {
+        free(alpha), free(beta), free(v);
         return -1;
     }
     uint64_t seed = 0x1a2c05;   // a fixed start: the same matrices give the same number
@@ -93,7 +107,7 @@ static int lanczos_max(const double *s, const double *gy, int k, int n, double *
     cblas_dscal(n, 1.0 / cblas_dnrm2(n, v, 1), v, 1);
     for (; j < steps; j++) {
         double *vj = v + (size_t)j * n, *w = vj + n;
-        apply_m(s, gy, k, n, vj, u, z, w);
+        op->apply(op, vj, w);
         alpha[j] = cblas_ddot(n, vj, 1, w, 1);
         for (int pass = 0; pass < 2; pass++)   // against every earlier vector, twice: no ghost copies
             for (int i = 0; i <= j; i++) cblas_daxpy(n, -cblas_ddot(n, v + (size_t)i * n, 1, w, 1), v + (size_t)i * n, 1, w, 1);
@@ -103,7 +117,7 @@ static int lanczos_max(const double *s, const double *gy, int k, int n, double *
     }
     int rc = LAPACKE_dsterf(j + 1, alpha, beta) != 0;   // T's eigenvalues, ascending, into alpha
     if (rc == 0) *out = alpha[j];
-    free(alpha), free(beta), free(u), free(z);
+    free(alpha), free(beta), free(v);
     return rc;
 }
 
@@ -111,11 +125,11 @@ static int lanczos_max(const double *s, const double *gy, int k, int n, double *
 // singular value of X·Yᵀ, as the largest eigenvalue of Sᵀ·G_y·S for G_x = S·Sᵀ. 0, or −1
 // when LAPACK fails or memory runs out.
 static int largest_eigenvalue(double *gx, double *gy, int k, double *out) {
-    double *s = malloc(sizeof(double) * k * k), *v = malloc(sizeof(double) * (LANCZOS_STEPS + 1) * k);
-    int n = s && v ? gram_root(gx, gy, k, s) : -1, rc = n < 0 ? -1 : 0;
+    double *s = malloc(sizeof(double) * k * k), *uz = malloc(sizeof(double) * 2 * k);
+    int n = s && uz ? gram_root(gx, gy, k, s) : -1, rc = n < 0 ? -1 : 0;
     if (n == 0) *out = 0;
-    if (n > 0) rc = lanczos_max(s, gy, k, n, v, out);
-    free(s), free(v);
+    if (n > 0) rc = lanczos_max(&(SymOp){apply_sgs, s, gy, k, n, uz, uz + k}, out);
+    free(s), free(uz);
     return rc;
 }
 
@@ -175,4 +189,28 @@ double lowrank_spectral_norm(const Backend *be, const LowRankProduct *p, float *
     openblas_set_num_threads(threads);
     free(host);
     return norm;
+}
+
+double dense_spectral_norm(const Backend *be, const float *w, int rows, int cols, float *gram, Err *err) {
+    int d = rows < cols ? rows : cols;
+    size_t dd = (size_t)d * d;
+    if (cols <= rows) be->gemm(1, 0, d, d, rows, 1.0f, w, cols, w, cols, 0.0f, gram, d);   // WᵀW (cols×cols)
+    else be->gemm(0, 1, d, d, cols, 1.0f, w, cols, w, cols, 0.0f, gram, d);                // W·Wᵀ (rows×rows)
+    float *host = malloc(sizeof(float) * dd);
+    double *g = malloc(sizeof(double) * dd), lambda = NAN;
+    if (!host || !g) {
+        free(host), free(g);
+        err_set(err, "out of memory for a %d×%d Gram", d, d);
+        return NAN;
+    }
+    be->download(host, gram, sizeof(float) * dd);
+    int finite = 1;
+    for (size_t i = 0; i < dd; i++) finite &= isfinite(g[i] = host[i]);
+    int threads = openblas_get_num_threads();   // one thread, as lowrank_spectral_norm
+    openblas_set_num_threads(1);
+    if (finite && lanczos_max(&(SymOp){apply_g, NULL, g, d, d, NULL, NULL}, &lambda) != 0)
+        err_set(err, "LAPACK failed on a %d×%d Gram (or out of memory)", d, d);
+    openblas_set_num_threads(threads);
+    free(host), free(g);
+    return finite && isfinite(lambda) ? sqrt(lambda > 0 ? lambda : 0) : NAN;
 }

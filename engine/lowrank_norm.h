@@ -1,5 +1,6 @@
 // lowrank_norm.h — the exact spectral norm of a matrix held as a product of thin factors,
-// W = X·Yᵀ with X = [X₀ X₁ …] (rows_x × k) and Y likewise (rows_y × k), k = blocks·r small.
+// W = X·Yᵀ with X = [X₀ X₁ …] (rows_x × k) and Y likewise (rows_y × k), k = blocks·r small;
+// and, by the same Lanczos, of a dense matrix from its Gram.
 //
 // A factorized weight is one block each (W = A·Bᵀ); an update of one is two, without the
 // cancellation of A′B′ᵀ − ABᵀ: ΔW = (A′ − A)·B′ᵀ + A·(B′ − B)ᵀ = [ΔA A]·[B′ ΔB]ᵀ. The nonzero
@@ -37,3 +38,9 @@ void lowrank_grams(const Backend *be, const LowRankProduct *p, float *gram);
 double lowrank_norm_from_grams(const float *gram_host, int blocks, int r, Err *err);
 // Both in one: ‖X·Yᵀ‖₂; gram: device scratch of lowrank_gram_floats floats.
 double lowrank_spectral_norm(const Backend *be, const LowRankProduct *p, float *gram, Err *err);
+
+// ‖W‖₂ of a dense W (rows×cols, row-major, device) the same way: the backend forms its Gram
+// G = WᵀW or W·Wᵀ (d×d, d = min(rows, cols)), the host takes λ_max(G) in double by Lanczos.
+// gram: device scratch of d·d floats. NAN when W is not finite; NAN with err set when out of
+// memory or LAPACK fails.
+double dense_spectral_norm(const Backend *be, const float *w, int rows, int cols, float *gram, Err *err);

@@ -443,9 +443,8 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
     }
     int dense = 0;
     for (int i = 0; i < n; i++) dense += rows[i].mat.rank == 0;
-    out_note(s, "(%d matrices in %.3f s;%s%s%s)\n", n, seconds,
-             dense < n ? " the norms of A·Bᵀ exact, from the factors' r×r Grams" : "",
-             dense ? (dense < n ? "; ‖·‖₂ of a dense matrix by power iteration" : " ‖·‖₂ by power iteration") : "",
+    out_note(s, "(%d matrices in %.3f s; the norms exact, from %s%s)\n", n, seconds,
+             dense == 0 ? "the factors' r×r Grams" : dense == n ? "each matrix's Gram" : "the factors' r×r Grams and each dense matrix's own",
              o.include_io ? "" : "; io=on adds embed and head");
     free(rows);
     return 0;

@@ -443,9 +443,9 @@ const CmdSpec commands[] = {
     {.name = "norms", .family = "inspection", .args = "[io=on|off]",
      .summary = "per matrix: ‖W‖₂, ‖W‖_F, stable rank, and the last update's ‖ΔW‖₂, ‖ΔW‖₂/η, ‖ΔW‖₂/‖W‖₂",
      .help = "One row per block matrix (io=on adds embed and head). ‖·‖₂ of a factorized W = A·Bᵀ\n"
-             "and of its update is exact, from the factors' Grams (W never formed); of a dense matrix\n"
-             "(embed, head, rank=0) 20 power iterations from a fixed start, a lower bound (repeated\n"
-             "calls agree exactly); ‖A·Bᵀ‖_F² = tr((AᵀA)(BᵀB)) from r×r Grams.\n"
+             "and of its update is exact, from the factors' r×r Grams (W never formed); of a dense\n"
+             "matrix (embed, head, rank=0) and its update exact too, from its Gram (min(rows, cols)\n"
+             "square), as `spectrum`'s σ₁; ‖A·Bᵀ‖_F² = tr((AᵀA)(BᵀB)). Repeated calls agree exactly.\n"
              "After `step` or `train`, ΔW is the last update (its parameters before it are the\n"
              "trainer's rollback snapshot, kept anyway: no extra cost) and η that step's lr;\n"
              "\"–\" until there is one (after `optim` switched optimizers, still the last update,\n"

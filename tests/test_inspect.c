@@ -224,7 +224,7 @@ static void test_model_spectra_and_norms_match_formed_w(void) {
         inspect_matrices(&m, 1, mats, nm);
         NormRow *rows;
         int n;
-        NormsOptions opt = {.include_io = 1, .power_iters = 200};
+        NormsOptions opt = {.include_io = 1};
         CHECK_OK(inspect_norms_opts(&m, &opt, &rows, &n, &err));
         for (int i = 0; i < nm; i++) {
             const InspectMatrix *x = &mats[i];
@@ -240,11 +240,9 @@ static void test_model_spectra_and_norms_match_formed_w(void) {
             double f2 = 0;
             for (int j = 0; j < k; j++) f2 += (double)ref[j] * ref[j];
             CHECK_NEAR(rows[i].frobenius / sqrt(f2), 1.0, 1e-5, "norms: Frobenius vs √Σσ²");
-            // factorized: exact from the Grams; dense: power iteration, a lower bound (a random
-            // init has a flat top of the spectrum)
-            if (x->rank) CHECK_NEAR(rows[i].spectral / ref[0], 1.0, 1e-5, "norms: factorized ‖W‖₂ vs σ₁");
-            else CHECK(rows[i].spectral <= ref[0] * (1 + 1e-5) && rows[i].spectral > 0.97 * ref[0],
-                       "%s: power iteration %g vs σ₁ %g", x->name, rows[i].spectral, ref[0]);
+            // exact from the Grams, factorized or dense (a random init's flat top of the spectrum
+            // left power iteration 2–3 % low here)
+            CHECK_NEAR(rows[i].spectral / ref[0], 1.0, 1e-5, x->name);
             spectrum_result_free(&r);
             free(w); free(ref);
         }
@@ -264,7 +262,7 @@ static void test_model_spectra_and_norms_match_formed_w(void) {
 }
 
 // ‖ΔW‖₂ from a snapshot: factorized ΔW = A′B′ᵀ − ABᵀ never formed (exact, from the Grams),
-// dense ΔW formed (power iteration); both against the SVD of the formed difference.
+// dense ΔW formed (its Gram); both exact, against the SVD of the formed difference.
 static void test_update_norms(void) {
     Err err;
     Model m;
@@ -280,7 +278,7 @@ static void test_update_norms(void) {
     be->upload(m.params, p1, np * 4);
     NormRow *rows;
     int n;
-    NormsOptions opt = {.prev = prev, .lr = 0.01f, .io_lr = 0.003f, .include_io = 1, .power_iters = 300};
+    NormsOptions opt = {.prev = prev, .lr = 0.01f, .io_lr = 0.003f, .include_io = 1};
     CHECK_OK(inspect_norms_opts(&m, &opt, &rows, &n, &err));
     for (int i = 0; i < n; i++) {
         const InspectMatrix *x = &rows[i].mat;
@@ -297,9 +295,7 @@ static void test_update_norms(void) {
         }
         for (int j = 0; j < x->rows * x->cols; j++) w1[j] -= w0[j];
         svd_reference(w1, x->rows, x->cols, ref);
-        if (x->rank) CHECK_NEAR(rows[i].dw_spectral / ref[0], 1.0, 1e-4, "norms: factorized ‖ΔW‖₂ vs the SVD's");
-        else CHECK(rows[i].dw_spectral <= ref[0] * (1 + 1e-4) && rows[i].dw_spectral > 0.97 * ref[0],
-                   "%s: ‖ΔW‖₂ %g vs SVD %g", x->name, rows[i].dw_spectral, ref[0]);
+        CHECK_NEAR(rows[i].dw_spectral / ref[0], 1.0, 1e-4, x->name);
         double eta = x->layer < 0 ? 0.003 : 0.01;   // embed and head: their AdamW group's rate
         CHECK_NEAR(rows[i].dw_over_eta, rows[i].dw_spectral / eta, 1e-5, "‖ΔW‖₂/η");
         CHECK_NEAR(rows[i].dw_over_w, rows[i].dw_spectral / rows[i].spectral, 1e-6, "‖ΔW‖₂/‖W‖₂");
