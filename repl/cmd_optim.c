@@ -10,18 +10,22 @@
 
 // ---- options, from the engine ---------------------------------------------------------------
 
-// What each key means, for help. Only documentation: which keys an optimizer takes, and what
-// values they accept, is the engine's (optim_config_key, optim_config_set).
-static const char *key_doc(const char *key) {
+// What each key means under cfg's optimizer, for help. Only documentation: which keys an
+// optimizer takes, and what values they accept, is the engine's (optim_config_key, optim_config_set).
+static const char *key_doc(const OptimConfig *cfg, const char *key) {
+    if (cfg->kind == OPTIM_SGD && strcmp(key, "momentum") == 0)   // PyTorch's SGD: no (1−β) damping
+        return "β of the momentum buffer: M ← βM + G";
+    if (cfg->kind == OPTIM_SGD && strcmp(key, "nesterov") == 0) return "step along G + βM instead of M";
     static const char *const docs[][2] = {
         {"lr", "peak learning rate of the matrices (of every tensor under sgd and adamw)"},
         {"adam_lr", "peak rate of the AdamW group: embeddings, head, norm gains (follows lr's schedule)"},
         {"wd", "decoupled weight decay on every tensor but the norm gains (on factors with the unscaled lr)"},
-        {"momentum", "β of the momentum buffer"},
+        {"momentum", "β of the momentum buffer: M ← βM + (1−β)G"},
         {"nesterov", "step along G + β(M − G) instead of M"},
         {"ns_steps", "Newton–Schulz iterations of the orthogonalization"},
         {"power_iters", "power-iteration steps per σ_A, σ_B per update (warm-started)"},
-        {"shape_scale", "multiply a matrix's step by √max(1, rows/cols) (Muon's shape factor; loosens ‖ΔW‖₂ ≤ lr)"},
+        {"shape_scale", "multiply a matrix's step by √max(1, rows/cols) (Muon's shape factor; loosens ‖ΔW‖₂ ≤ lr; "
+                        "the ρ shown is before it)"},
         {"beta1", "AdamW first-moment decay"},
         {"beta2", "AdamW second-moment decay"},
         {"eps", "AdamW epsilon (0: a gradient exactly 0 — an embedding row no batch touched — gives 0/0, NaN)"},
@@ -105,11 +109,11 @@ void optim_dyn_help(Session *s, const char *word) {
         Err err;
         if (optim_config_get(&cfg, k, v, sizeof v, &err) != 0) continue;
         snprintf(form, sizeof form, "%s=%s", k, readable(v, r, sizeof r));
-        out_text(s, "  %-20s %s  [%s]\n", form, key_doc(k), optim_config_range(k, range, sizeof range));
+        out_text(s, "  %-20s %s  [%s]\n", form, key_doc(&cfg, k), optim_config_range(k, range, sizeof range));
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "name", k);
         cJSON_AddStringToObject(j, word ? "default" : "value", r);
-        cJSON_AddStringToObject(j, "doc", key_doc(k));
+        cJSON_AddStringToObject(j, "doc", key_doc(&cfg, k));
         cJSON_AddStringToObject(j, "range", range);
         cJSON_AddItemToArray(list, j);
     }
@@ -199,13 +203,18 @@ static int ensemble_optimizer(Session *s, const OptimConfig *cfg, Err *err) {
     return 0;
 }
 
-// Spectron and ortho act on factors: a dense matrix gets muon's orthogonalized momentum, to the
-// bit (renorm, AdamW's step rescaled, differs from muon there).
+// Spectron, ortho and renorm act on factors: a dense matrix gets muon's orthogonalized
+// momentum, to the bit, under the first two, and AdamW at adam_lr under renorm.
 static void dense_model_note(Session *s, const OptimConfig *cfg) {
-    int factor_rule = strcmp(cfg->name, "spectron") == 0 || strcmp(cfg->name, "ortho") == 0;
-    if (factor_rule && s->has_model && !s->has_ensemble && !model_has_factors(&s->model))
+    int as_muon = strcmp(cfg->name, "spectron") == 0 || strcmp(cfg->name, "ortho") == 0;
+    int renorm = strcmp(cfg->name, "renorm") == 0;
+    int dense = s->has_model && !s->has_ensemble && !model_has_factors(&s->model);
+    if (dense && as_muon)
         out_note(s, "the model has no factorized matrices (rank=0): %s updates its dense matrices exactly as muon "
                     "does (`model factorize rank=R` makes factors)\n", cfg->name);
+    else if (dense && renorm)
+        out_note(s, "the model has no factorized matrices (rank=0): renorm updates its dense matrices with AdamW at "
+                    "adam_lr=%g, and lr goes unused (`model factorize rank=R` makes factors)\n", cfg->adam_lr);
     else if (strcmp(cfg->name, "ortho") == 0)   // a run of each would otherwise read as two baselines
         out_note(s, "ortho is Spectron without its step size ρ, which is Muon on the factors: its updates are "
                     "muon's exactly (the ablation's name, for its row of the table)\n");

@@ -256,8 +256,10 @@ const CmdSpec commands[] = {
              "  muon      Newton–Schulz orthogonalized momentum on matrices and factors, AdamW\n"
              "            (adam_lr) on embeddings, head and norm gains\n"
              "  spectron  Muon's direction on each factor, step ρ = lr/(σ_A+σ_B+1), so that\n"
-             "            ‖ΔW‖₂ ≤ lr for every W = A·Bᵀ\n"
-             "  renorm    ablation: AdamW direction with Spectron's ρ (no orthogonalization)\n"
+             "            ‖ΔW‖₂ ≤ lr for every W = A·Bᵀ while ρ ≤ 1 (up to Newton–Schulz's slack and\n"
+             "            σ's estimates; weight decay adds 2·wd·‖W‖₂); dense matrices as muon\n"
+             "  renorm    ablation: AdamW direction with Spectron's ρ on the factors (no\n"
+             "            orthogonalization); dense matrices get AdamW at adam_lr, as embeddings do\n"
              "  ortho     ablation: Spectron's direction without its ρ — Muon on the factors, so\n"
              "            its updates are muon's exactly (named apart to read as the paper's table)\n"
              "lr is the matrices' rate (every tensor's under sgd and adamw); it warms up over\n"
@@ -328,8 +330,8 @@ const CmdSpec commands[] = {
              "clip scale and the optimizer's share of the step time; then, for a factorized model,\n"
              "one row per matrix W = A·Bᵀ: σ_A ≈ ‖A‖₂, σ_B ≈ ‖B‖₂ before the update — under\n"
              "spectron and renorm the optimizer's own estimates, the ones its ρ used (power_iters\n"
-             "warm-started power-iteration steps: a few percent under the exact norms, renorm's\n"
-             "more while the weights move fast), under the others exact, from the factors' Grams\n"
+             "warm-started power-iteration steps: under the exact norms, a few percent on `tiny`,\n"
+             "up to ~12 % at rank 8, renorm's more while the weights move fast), under the others exact, from the factors' Grams\n"
              "(`spectrum NAME.A` run before the step shows the same) — the factor step ρ, ‖ΔW‖₂ of\n"
              "the update, ‖ΔW‖₂/η (η: the step's lr; Spectron keeps it ≤ 1, up to Newton–Schulz's\n"
              "slack, plus weight decay's 2·wd·‖W‖₂, which the bound does not cover) and ‖W‖₂ after\n"
@@ -568,7 +570,9 @@ const CmdSpec commands[] = {
              "opt_state=on moves the optimizer moments (optim.m/optim.v) with their values. `train`\n"
              "reports the values exchanged, per shuffle: what a distributed run would communicate.\n"
              "It replaces PAPA when that was on (one coupling at a time); p=0 shuffles nothing and\n"
-             "turns coupling off, as `ensemble off` does.\n"
+             "turns coupling off, as `ensemble off` does. every= counts the ensemble's own steps,\n"
+             "from `ensemble new` (the step numbers `train` shows when it began at step 0, as with\n"
+             "seeds=; from a model trained S steps, a shuffle follows shown step S + N, S + 2N, …).\n"
              "--json: method, p, schedule, opt_state, every, expected_values_per_shuffle (counted as\n"
              "`train` counts them: a value and each moment moved with it).\n"
              "Examples:\n  ensemble wash p=0.05\n  ensemble wash p=0.1 every=2 schedule=flat opt_state=off",
@@ -584,7 +588,8 @@ const CmdSpec commands[] = {
      .help = "After every every-th step, θ_i ← (1−α)·θ_i + α·mean(θ). Each pull communicates every\n"
              "member's whole parameter vector (K·N values), which `train` reports per pull. alpha=1\n"
              "makes the members equal; alpha=0 moves nothing and turns coupling off, as `ensemble off`\n"
-             "does. It replaces WASH when that was on (one coupling at a time).\n"
+             "does. It replaces WASH when that was on (one coupling at a time). every= counts from\n"
+             "`ensemble new`, as `ensemble wash`'s does.\n"
              "--json: method, alpha, every.\n"
              "Examples:\n  ensemble papa alpha=0.1\n  ensemble papa alpha=0.5 every=10",
      .run = cmd_ensemble_papa,
@@ -618,7 +623,9 @@ const CmdSpec commands[] = {
     {.name = "ensemble", .sub = "average", .family = "ensembles", .args = "[mode=product|factors]",
      .summary = "replace the ensemble by its weight-averaged model",
      .help = "mode=product averages each W = A·Bᵀ and truncates back to rank r (reporting the error);\n"
-             "mode=factors averages A and B. The averaged model continues at the members' step with\n"
+             "mode=factors averages A and B, which is not averaging the products: A·Bᵀ = (AQ)(BQ)ᵀ\n"
+             "for any orthogonal Q, so members whose factors drifted apart average to a different W\n"
+             "(`ensemble eval` shows both). The averaged model continues at the members' step with\n"
              "fresh optimizer state.\n"
              "--json: k, mode, step, truncation_error, truncation_error_worst (mode=product).\n"
              "Examples:\n  ensemble average\n  ensemble average mode=factors",

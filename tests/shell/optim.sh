@@ -51,15 +51,17 @@ check_eq horizon_warning_json True "$(printf '%s\n' "$out" | python3 -c 'import 
 r = [json.loads(l) for l in sys.stdin]
 w = [x for o in r if o["command"] in ("optim", "train", "model factorize") for x in o.get("warnings", [])]
 print(any("past horizon=4" in x and "min_lr_ratio" in x for x in w))')"
-# on a model with no factors spectron and ortho are muon: optim says so; on a factorized one
-# ortho is muon on the factors, and says that
+# on a model with no factors spectron and ortho are muon, and renorm is AdamW at adam_lr: optim
+# says so; on a factorized one ortho is muon on the factors, and says that
 out=$(lrsh -c 'model new tiny dim=64 seq=32 rank=0; optim spectron; optim renorm; model new tiny dim=64 seq=32; optim ortho' 2>&1)
 check_contains optim_dense_note "$out" "the model has no factorized matrices (rank=0): spectron updates its dense matrices exactly as muon does"
-check_not_contains optim_dense_note_renorm "$out" "renorm updates"
+check_contains optim_dense_note_renorm "$out" "the model has no factorized matrices (rank=0): renorm updates its dense matrices with AdamW at adam_lr=0.003, and lr goes unused"
 check_not_contains optim_factorized_no_dense_note "$out" "ortho updates its dense"
 check_contains optim_ortho_is_muon "$out" "ortho is Spectron without its step size ρ, which is Muon on the factors: its updates are muon's exactly"
 same=$(for o in muon ortho; do lrsh --json -c "tok load $TMP/w.model; data load; model new tiny dim=32 seq=16 seed=2; optim $o; train steps=4 batch=2" 2>/dev/null | tail -n 1 | json_eval 'o["loss"]'; done | uniq | wc -l | tr -d ' ')
 check_eq optim_ortho_same_losses_as_muon 1 "$same"
+same=$(for o in "renorm lr=0.5 adam_lr=0.004" "adamw lr=0.004 wd=0.01"; do lrsh --json -c "tok load $TMP/w.model; data load; model new tiny dim=32 seq=16 seed=2 rank=0; optim $o; train steps=4 batch=2" 2>/dev/null | tail -n 1 | json_eval 'o["loss"]'; done | uniq | wc -l | tr -d ' ')
+check_eq optim_dense_renorm_is_adamw_at_adam_lr 1 "$same"
 out=$(lrsh -c 'optim spectron lr=abc' 2>&1)
 check_contains optim_bad_value "$out" "option lr= expects a number, got 'abc'"
 out=$(lrsh -c 'optim spectrn' 2>&1)
