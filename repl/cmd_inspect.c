@@ -18,6 +18,7 @@
 #include "../engine/inspect.h"
 #include "commands.h"
 #include "output.h"
+#include "textwrap.h"
 
 #define WATCH_MAX 16
 #define WATCH_DEFAULT_EVERY 10
@@ -144,7 +145,7 @@ static void real_or_null(cJSON *o, const char *key, double v) {
     else cJSON_AddNullToObject(o, key);
 }
 
-static int use_color(const Session *s) { return !s->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR"); }
+static int use_color(const Session *s) { return !s->json && terminal_takes_color(stdout); }
 
 // A horizontal bar of v/max·width cells in eighths (█ and ▏…▉), padded to width.
 static void bar(char *out, size_t cap, double v, double max, int width, const char *full, const char *const *parts) {

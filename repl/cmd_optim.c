@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "commands.h"
 #include "output.h"
+#include "textwrap.h"
 
 // ---- options, from the engine ---------------------------------------------------------------
 
@@ -419,7 +420,7 @@ int cmd_inspect(Session *s, const Args *a, Err *err) {
     if (!rows) return err_set(err, "out of memory");
     for (int i = 0; i < o->n_diag; i++) rows[i] = &o->diag[i];
     sort_rows(rows, o->n_diag, by);
-    int measured = o->diag_t == o->t, color = !s->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+    int measured = o->diag_t == o->t, color = !s->json && terminal_takes_color(stdout);
     int by_name = strcmp(by, "name") == 0, marked = by_name ? 0 : top < o->n_diag ? top : o->n_diag, have = by_name;
     for (int i = 0; i < o->n_diag && !have; i++) have = isfinite(sort_value(&o->diag[i], by));
     if (!have) marked = 0;   // a column not measured at the last update sorts and marks nothing

@@ -594,7 +594,7 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
             width = cols - 18;
         }
         PlotOptions o = {.width = width, .height = (int)args_int(a, "height", 16),
-                         .ansi = !s->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR"),
+                         .ansi = !s->json && terminal_takes_color(stdout),
                          .title = title, .xlabel = "step", .log_y = log_y,
                          // where Spectron's bound lies, when the chart reaches it
                          .ref_name = strcmp(field, "dw_over_eta") == 0 ? "Spectron's bound ‖ΔW‖₂/η" : NULL, .ref = 1};

@@ -163,7 +163,7 @@ void out_warning(const Session *s, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     FILE *f = text_stream(s);   // a live progress line there would run into the warning: clear it
-    if (!s->quiet && isatty(fileno(f))) fputs("\r\033[K", f);
+    if (!s->quiet && terminal_takes_escapes(f)) fputs("\r\033[K", f);
     char shown[sizeof msg];
     snprintf(shown, sizeof shown, "%s", msg);
     printable(shown);
@@ -342,7 +342,7 @@ void progress_begin(Progress *p, const Session *s, int total) {
     p->total = total;
     if (s->quiet) return;
     p->to = text_stream(s);
-    p->live = isatty(fileno(p->to));
+    p->live = terminal_takes_escapes(p->to);   // a dumb one gets the plain lines a pipe does
     p->every = total >= 10 ? total / 10 : 1;
 }
 
@@ -358,6 +358,13 @@ static int too_wide(const Progress *p, const char *text) {
     const char *extra = p->extra ? p->extra : "";
     int cols = terminal_columns(p->to);
     return p->live && cols > 1 && text_columns(text) + (extra[0] ? 2 + text_columns(extra) : 0) > cols - 1;
+}
+
+// Whether text alone, without the watched values, is wider than the terminal: a narrower form
+// is due, not a cut one (at 30 columns "step 2513 (13/15)  …" lost the loss).
+static int too_wide_alone(const Progress *p, const char *text) {
+    int cols = p->live ? terminal_columns(p->to) : 0;   // not live: p->to may be NULL (quiet)
+    return cols > 1 && text_columns(text) > cols - 1;
 }
 
 void progress_text(Progress *p, int done, const char *text) {
@@ -392,6 +399,8 @@ void progress_update(Progress *p, int done, int step, float loss, double tok_per
     if (too_wide(p, text))
         snprintf(text, sizeof text, "step %d (%d/%d)  loss %s  ETA %s", step, done, p->total, LOSS_TEXT(loss), eta);
     if (too_wide(p, text)) snprintf(text, sizeof text, "step %d (%d/%d)  loss %s", step, done, p->total, LOSS_TEXT(loss));
+    if (too_wide_alone(p, text)) snprintf(text, sizeof text, "step %d  loss %s", step, LOSS_TEXT(loss));
+    if (too_wide_alone(p, text)) snprintf(text, sizeof text, "%d  loss %s", step, LOSS_TEXT(loss));
     progress_text(p, done, text);
 }
 
@@ -425,6 +434,8 @@ int progress_engine(void *ctx, double done, double total) {
     double shown = decimals ? done / pl->unit : floor(done / pl->unit);
     snprintf(text, sizeof text, "%s %d%% (%.*f/%.*f %s)  ETA %s", pl->label, pct, decimals, shown, decimals,
              total / pl->unit, pl->unit_name, eta_s);
+    if (too_wide_alone(p, text)) snprintf(text, sizeof text, "%s %d%%  ETA %s", pl->label, pct, eta_s);
+    if (too_wide_alone(p, text)) snprintf(text, sizeof text, "%s %d%%", pl->label, pct);
     // live: every new percent; plain lines (a pipe, a log): once per decile crossed (chunks may
     // skip a decile), from 2 s on — a one-second eval's ten lines were only noise in a transcript
     int plain_due = pct / 10 != pl->last_pct / 10 && elapsed >= PLAIN_PROGRESS_AFTER_S;

@@ -21,27 +21,59 @@
 // What the last line read was ended by: Enter, or Ctrl-C on an empty or a typed line.
 static enum { CTRL_C_NONE, CTRL_C_EMPTY, CTRL_C_TEXT } ctrl_c;
 
+// Ctrl-Z at the prompt. readline, which leaves signals to the shell (rl_catch_signals = 0),
+// would stop in its raw mode, and after `fg` find the terminal in the parent shell's cooked
+// one: no prompt, echo on, Tab a tab. So while the prompt waits SIGTSTP only sets this flag,
+// and read_key stops the process itself, between readline's terminal mode and back.
+static volatile sig_atomic_t stop_asked;
+static void on_sigtstp(int sig) { (void)sig; stop_asked = 1; }
+
+static void no_control_echo(void) {
+    struct termios t;
+    if (tcgetattr(STDIN_FILENO, &t) != 0) return;
+    t.c_lflag &= ~(tcflag_t)ECHOCTL;
+    tcsetattr(STDIN_FILENO, TCSANOW, &t);
+}
+
+// The stop Ctrl-Z asked for, the terminal given back first; after `fg`, readline's mode and
+// the prompt and typed text redrawn.
+static void stop_at_prompt(void) {
+    stop_asked = 0;
+    rl_deprep_terminal();
+    signal(SIGTSTP, SIG_DFL);
+    raise(SIGTSTP);   // stopped here until SIGCONT
+    signal(SIGTSTP, on_sigtstp);
+    no_control_echo();   // the parent shell's mode is what the terminal has now (see quiet_control_echo)
+    rl_prep_terminal(1);
+    rl_forced_update_display();
+}
+
 // readline's own SIGINT handling keeps the half-typed line; the shell wants it dropped, as
 // bash does. So readline leaves SIGINT alone, and a key read interrupted by our handler ends
 // the line here: empty it and accept it. SIGINT is blocked except inside ppoll, so a Ctrl-C
 // that lands while readline redraws is seen before the next wait, never lost.
 static int read_key(FILE *in) {
-    static int end_line_next;   // a search was just aborted: the next key ends the line
-    sigset_t sigint, old;
-    sigemptyset(&sigint);
-    sigaddset(&sigint, SIGINT);
+    static int end_line_next;   // a search or a question was just aborted: the next key ends the line
+    sigset_t sigs, old;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTSTP);
     if (end_line_next) {
         end_line_next = 0;
         lrsh_interrupted = 1;
     }
     for (;;) {
-        sigprocmask(SIG_BLOCK, &sigint, &old);
+        sigprocmask(SIG_BLOCK, &sigs, &old);
         int waited = 0;
-        if (!lrsh_interrupted) {
+        if (!lrsh_interrupted && !stop_asked) {
             struct pollfd p = {.fd = fileno(in), .events = POLLIN};
             waited = ppoll(&p, 1, NULL, &old);
         }
         sigprocmask(SIG_SETMASK, &old, NULL);
+        if (stop_asked) {
+            stop_at_prompt();
+            continue;
+        }
         if (lrsh_interrupted && RL_ISSTATE(RL_STATE_ISEARCH | RL_STATE_NSEARCH)) {
             // Inside a history search a newline would only end the search, leaving its match
             // as the line, and the next line typed would be taken for the interrupted one:
@@ -49,6 +81,14 @@ static int read_key(FILE *in) {
             lrsh_interrupted = 0;
             end_line_next = 1;
             return 7;
+        }
+        if (lrsh_interrupted && RL_ISSTATE(RL_STATE_COMPLETING)) {
+            // Completion's "Display all N possibilities? (y or n)" and its --More-- pager take
+            // only their own keys (a newline rang the bell and the next line typed was dropped
+            // as the interrupted one): answer n, which ends both, then end the line as below.
+            lrsh_interrupted = 0;
+            end_line_next = 1;
+            return 'n';
         }
         if (lrsh_interrupted) {
             lrsh_interrupted = 0;
@@ -180,6 +220,8 @@ int prompt_loop(Session *s) {
     completion_install(s);
     rl_catch_signals = 0;
     rl_getc_function = read_key;
+    struct sigaction tstp = {.sa_handler = on_sigtstp}, tstp_default;   // no SA_RESTART: ppoll returns
+    sigemptyset(&tstp.sa_mask);
     if (s->json) rl_outstream = stderr;  // stdout carries only JSON
     FILE *talk = s->json ? stderr : stdout;
     if (!s->quiet) banner(s, talk);
@@ -194,7 +236,14 @@ int prompt_loop(Session *s) {
         if (out_stdout_lost() && rl_outstream != stderr)   // it is /dev/null now; the prompt and the
             rl_outstream = stderr, talk = stderr;           // echo go where the user still sees them
         if (rl_instream) rl_reset_screen_size();   // a resize while a command ran reached no one: read it now
-        if (!(line = readline("lrsh> "))) {  // Ctrl-D
+        // SIGTSTP is ours only while the prompt waits: a command stops as any program does
+        sigaction(SIGTSTP, NULL, &tstp_default);
+        int own_stop = tstp_default.sa_handler != SIG_IGN;   // ignored (no job control): left so
+        if (own_stop) sigaction(SIGTSTP, &tstp, NULL);
+        line = readline("lrsh> ");
+        if (own_stop) sigaction(SIGTSTP, &tstp_default, NULL);
+        stop_asked = 0;   // a Ctrl-Z between the last key and Enter: the command runs instead
+        if (!line) {  // Ctrl-D
             if (!s->dirty || (s->unsaved_warned & DROP_LEAVE)) break;
             if (!eof_ends_line()) fputc('\n', talk);
             fputs_wrapped(session_unsaved_leave_warning(s), talk);

@@ -4,11 +4,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 // The terminal's width, 0 when it says none.
 int terminal_columns(FILE *f) {
     struct winsize ws;
     return ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0;
+}
+
+int terminal_takes_escapes(FILE *f) {
+    const char *term = getenv("TERM");
+    return isatty(fileno(f)) && term && *term && strcmp(term, "dumb") != 0;
+}
+
+int terminal_takes_color(FILE *f) {
+    const char *no_color = getenv("NO_COLOR");
+    return terminal_takes_escapes(f) && !(no_color && *no_color);
 }
 
 // Bytes of an escape sequence that sets a color ("\033[34m") at t, which takes no column; 0

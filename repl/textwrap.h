@@ -6,6 +6,11 @@
 
 // The width of the terminal f is, 0 when it says none (not a terminal).
 int terminal_columns(FILE *f);
+// Whether f is a terminal that takes escape sequences (erase-line, colors) and a line redrawn
+// in place: a tty whose $TERM is set and not "dumb" (as Emacs' shell buffer sets it).
+int terminal_takes_escapes(FILE *f);
+// Whether f takes colors too: escapes, and no $NO_COLOR (no-color.org).
+int terminal_takes_color(FILE *f);
 // Columns of the first n bytes of t on a terminal: a character one, an East Asian wide one
 // two, a combining mark and a color escape none.
 int text_columns_n(const char *t, int n);

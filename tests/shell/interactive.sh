@@ -16,7 +16,7 @@ mkdir -p "$HOME"
 # terminal is still in cooked mode and would swallow a Ctrl-D.
 # Prints "TIMEOUT TEXT" for an expect that waited in vain, then "EXITED STATUS" or "ALIVE"
 # (then killed), then everything the terminal showed, escape sequences removed (PTY_SGR=1: colors
-# kept as "{sgr 1;31}"). PTY_COLS=N gives the terminal N columns (else it reports none).
+# kept as "{sgr 1;31}"; PTY_RAW=1: every byte as sent). PTY_COLS=N gives the terminal N columns (else it reports none).
 pty() {
     python3 - "$LRSH" "$@" <<'PY'
 import fcntl, os, pty, re, select, struct, sys, termios, time
@@ -31,6 +31,7 @@ if os.environ.get("PTY_COLS"):
 raw, seen, status = b"", 0, None
 def text():
     t = raw.decode("utf-8", "replace")
+    if os.environ.get("PTY_RAW"): return t   # every byte, escapes included
     if os.environ.get("PTY_SGR"): t = re.sub(r"\x1b\[([0-9;]*)m", r"{sgr \1}", t)   # colors kept, readable
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]|\r", "", t)
 def read(timeout):  # True: got output; None: none within timeout; False: the terminal closed
@@ -499,6 +500,60 @@ check_contains help_mentions_no_default "$(lrsh --help)" "--no-default"
 out=$(lrsh -c "$prep; set device cpu; show" 2>&1); rc=$?
 check_status set_device_cpu_status 0 $rc
 check_contains set_device_cpu_show "$out" "device     cpu"
+# ---- Ctrl-Z at the prompt, then fg (a student's "undo"): readline's mode comes back ----
+# Under a job-control shell on a terminal: after fg the prompt and the typed text are redrawn
+# and the terminal is in readline's raw mode again (it was left in the shell's cooked one:
+# no prompt, echo on, Tab a literal tab). The master side reads the terminal's modes.
+out=$(python3 - "$LRSH" <<'PY'
+import os, pty, select, sys, termios, time
+lrsh = sys.argv[1]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvpe("bash", ["bash", "--norc", "--noprofile", "-i"], dict(os.environ, PS1="BASH$ "))
+raw = b""
+def until(text, t=30):
+    global raw
+    end = time.time() + t
+    while text.encode() not in raw and time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try: raw += os.read(fd, 65536)
+            except OSError: return False
+    return text.encode() in raw
+until("BASH$ ")
+os.write(fd, (lrsh + " --threads 1 --no-default\r").encode()); until("lrsh> ")
+os.write(fd, b"sho"); time.sleep(0.3)
+raw = b""; os.write(fd, b"\x1a"); stopped = until("BASH$ ")
+raw = b""; os.write(fd, b"fg\r"); redrawn = until("lrsh> sho", 10)
+time.sleep(0.5)
+icanon = bool(termios.tcgetattr(fd)[3] & termios.ICANON)
+raw = b""; os.write(fd, b"w\r"); ran = until("settings", 10) and until("lrsh> ")
+os.write(fd, b"quit\r"); until("BASH$ "); os.write(fd, b"exit\r"); time.sleep(0.5)
+print("stopped=%s redrawn=%s icanon=%s show_ran=%s" % (stopped, redrawn, icanon, ran))
+PY
+)
+check_eq ctrl_z_fg_prompt_back "stopped=True redrawn=True icanon=False show_ran=True" "$out"
+
+# ---- Ctrl-C at completion's "Display all N possibilities? (y or n)": it answers no and drops
+# the line; the next command runs (the bell rang, and the next line was dropped in silence) ----
+mkdir -p "$TMP/many"; for i in $(seq 100 250); do : > "$TMP/many/$i.safetensors"; done
+out=$(pty --no-default -- "expect lrsh> " "send model load $TMP/many/\t\t" "expect (y or n)" "send \003" "expect lrsh> " \
+          "send tok encode hi\n" "expect lrsh> " "send quit\n")
+check_not_contains ctrl_c_completion_question_no_timeout "$out" "TIMEOUT"
+check_contains ctrl_c_completion_question_next_runs "$out" "error: no tokenizer"
+
+# ---- a narrow terminal: the live line keeps the loss, shorter forms first (at 30 columns a
+# student's showed "step 2513 (13/15)  …"; at 20 a field cut in half). Here steps 1–3: at 22
+# columns "step 1 (1/3)  loss 9.0123" is too wide, at 16 "step 1  loss 9.0123" too ----
+for cols in 22 16; do
+    out=$(PTY_COLS=$cols pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=3\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+    check_eq narrow_live_line_keeps_loss_$cols yes "$(printf '%s\n' "$out" | grep -Eq '^(step )?[0-9]+  loss [0-9.]+' && echo yes || echo no)"
+done
+
+# ---- TERM=dumb (Emacs' shell): no escape sequences, plain progress lines as in a pipe ----
+out=$(TERM=dumb PTY_RAW=1 pty --no-default -- "expect lrsh> " "send $prep; train steps=3; step\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+check_eq term_dumb_no_color_or_erase "" "$(printf '%s' "$out" | grep -o $'\033\\[[0-9;]*[mK]' | sort -u | tr '\n' ' ')"
+
 if lrsh -c "set device cuda" >"$TMP/cuda.log" 2>&1; then
     echo "# a CUDA device is present: set device cuda/cpu round trip"
     out=$(lrsh -c "$prep; train steps=2; set device cuda; train steps=1; set device cpu; show" 2>&1); rc=$?
