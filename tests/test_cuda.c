@@ -658,20 +658,33 @@ static void test_flash_attention(void) {
 // the loss and on each gradient tensor, its GEMMs in bf16 too) was set without a GPU: bf16
 // rounds to 2^-8 relative, and a gradient passes through about ten products.
 #define BF16_MODEL_TOL 5e-2
+// An attention case that must (tc = 1) or must not (tc = 0) run the tensor-core kernels: their
+// bound would pass the fp32 flash kernels too, so a dispatch that fell back would go unseen.
+static void flash_tc_case(int B, int Tq, int Tk, int H, int KVH, int hd, int tc) {
+    long before = backend_cuda_flash_tc_calls();
+    attention_case(B, Tq, Tk, H, KVH, hd, BF16_TOL);
+    long calls = backend_cuda_flash_tc_calls() - before;
+    CHECK(tc ? calls >= 2 : calls == 0, "hd=%d: %ld tensor-core calls (forward and backward expected: %s)", hd, calls,
+          tc ? "yes" : "no");
+}
+
 static void test_flash_tc_attention(void) {
     char why[256];
     CHECK(backend_cuda_set_precision("bf16", why, sizeof why) == 0, "precision bf16: %s", why);
     CHECK(backend_cuda_set_attention("flash", why, sizeof why) == 0, "attention flash: %s", why);
-    attention_case(2, 13, 13, 4, 2, 16, BF16_TOL);      // grouped KV heads, one tile
-    attention_case(1, 3, 10, 3, 1, 48, BF16_TOL);       // Tq < Tk, three query heads on one kv head
-    attention_case(2, 70, 70, 2, 2, 64, BF16_TOL);      // a tail past the first tile each way
-    attention_case(1, 1, 150, 4, 4, 32, BF16_TOL);      // one query row over three key tiles
-    attention_case(1, 40, 40, 2, 1, 128, BF16_TOL);     // the largest tensor-core head size
-    attention_case(1, 100, 200, 2, 1, 80, BF16_TOL);    // queries start mid-cache
-    attention_case(1, 40, 40, 2, 1, 40, BF16_TOL);      // hd not a multiple of 16: the fp32 kernels
-    attention_case(2, 1024, 1024, 12, 12, 64, BF16_TOL);   // GPT-2's heads and context
+    flash_tc_case(2, 13, 13, 4, 2, 16, 1);      // grouped KV heads, one tile
+    flash_tc_case(1, 3, 10, 3, 1, 48, 1);       // Tq < Tk, three query heads on one kv head
+    flash_tc_case(2, 70, 70, 2, 2, 64, 1);      // a tail past the first tile each way
+    flash_tc_case(1, 1, 150, 4, 4, 32, 1);      // one query row over three key tiles
+    flash_tc_case(1, 40, 40, 2, 1, 128, 1);     // the largest tensor-core head size
+    flash_tc_case(1, 100, 200, 2, 1, 80, 1);    // queries start mid-cache
+    flash_tc_case(3, 65, 65, 8, 2, 96, 1);      // hd 96, four query heads a kv head, a row past a tile
+    flash_tc_case(1, 40, 40, 2, 1, 40, 0);      // hd not a multiple of 16: the fp32 kernels
+    flash_tc_case(2, 1024, 1024, 12, 12, 64, 1);   // GPT-2's heads and context
+    long before = backend_cuda_flash_tc_calls();
     model_case(0, BF16_MODEL_TOL);
     model_case(-1, BF16_MODEL_TOL);
+    CHECK(backend_cuda_flash_tc_calls() > before, "the whole model's attention took the tensor-core kernels");
     CHECK(backend_cuda_set_attention("gemm", why, sizeof why) == 0, "attention gemm: %s", why);
     CHECK(backend_cuda_set_precision("fp32", why, sizeof why) == 0, "precision fp32: %s", why);
     check_no_cuda_error();

@@ -110,6 +110,7 @@ static void attention_case(Shape s) {
     case 48: TC_RUN(48); break;
     case 64: TC_RUN(64); break;
     case 80: TC_RUN(80); break;
+    case 96: TC_RUN(96); break;
     case 112: TC_RUN(112); break;
     case 128: TC_RUN(128); break;
     default: CHECK(0, "no instance for hd=%d in this test", s.hd); return;
@@ -136,6 +137,8 @@ static void test_flash_tc_attention(void) {
     attention_case({1, 100, 200, 2, 1, 32});  // queries start mid-cache: tiles not aligned to positions
     attention_case({1, 20, 70, 2, 2, 80});    // head sizes that are not powers of two
     attention_case({1, 70, 20 + 70, 1, 1, 112});
+    attention_case({3, 65, 65, 8, 2, 96});     // hd 96, four query heads a kv head, a row past a tile
+    attention_case({1, 64, 128, 3, 3, 64});    // Tk − Tq a whole tile
     printf("     worst relative errors (bound %.0e):", TC_TOL);
     for (int i = 0; i < 5; i++) printf(" %s %.1e", names[i], worst[i]);
     printf("\n");

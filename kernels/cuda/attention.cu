@@ -598,6 +598,9 @@ static int flash_tc_on(int hd) {
     return flash_on(hd) && cuda.compute == CUBLAS_COMPUTE_32F_FAST_16BF && hd % 16 == 0 && hd <= TC_MAX_HD;
 }
 
+static long flash_tc_calls;   // backend_cuda_flash_tc_calls
+extern "C" long backend_cuda_flash_tc_calls(void) { return flash_tc_calls; }
+
 // A flash_tc kernel instance for head size HD: its shared memory above the default 48 KiB is
 // granted once (cudaFuncSetAttribute), then it is launched on the backend's stream.
 template <int HD> struct FlashTc {
@@ -609,6 +612,7 @@ template <int HD> struct FlashTc {
                                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)))
             return;
         granted = 1;
+        flash_tc_calls++;
         flash_tc::tc_forward<HD><<<dim3((Tq + TC_TILE - 1) / TC_TILE, H, B), TC_THREADS, smem, cuda.stream>>>(
             out, lse, q, k, v, Tq, Tk, H, KVH, scale);
         LAUNCH_CHECK("flash_tc::tc_forward");
@@ -624,6 +628,7 @@ template <int HD> struct FlashTc {
                                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dkdv_smem))))
             return;
         granted = 1;
+        flash_tc_calls++;
         long rows = (long)B * Tq * H;   // a warp a row, 8 a block
         flash_tc::tc_rowdot<<<(unsigned)((rows + 7) / 8), 256, 0, cuda.stream>>>(D, dout, out, B, Tq, H, HD);
         LAUNCH_CHECK("flash_tc::tc_rowdot");

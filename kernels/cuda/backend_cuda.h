@@ -57,6 +57,11 @@ const char *backend_cuda_fused(void);   // "on" or "off"
 int backend_cuda_set_pdl(const char *name, char *why, size_t cap);
 const char *backend_cuda_pdl(void);   // "on" or "off"
 
+// Calls that ran the tensor-core flash kernels (flash_tc.cuh) so far, a forward and a backward
+// one each: tests check that bf16 flash mode takes them, since their error bound would pass the
+// fp32 kernels too. 0 without CUDA.
+long backend_cuda_flash_tc_calls(void);
+
 // Tuning knobs that bench_cuda varies to choose their defaults (not settings for users):
 // "fold_split" — gemv.cu folds a decoded token's RMSNorm or SwiGLU into its products only when
 // each of them takes at most this many warps a row (8, the default: always; below that, the

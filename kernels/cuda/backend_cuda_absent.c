@@ -35,3 +35,4 @@ const char *backend_cuda_fused(void) { return "off"; }
 int backend_cuda_set_pdl(const char *name, char *why, size_t cap) { (void)name; return refuse(why, cap); }
 const char *backend_cuda_pdl(void) { return "off"; }
 int backend_cuda_tune(const char *knob, int value) { (void)knob, (void)value; return -1; }
+long backend_cuda_flash_tc_calls(void) { return 0; }

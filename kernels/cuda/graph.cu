@@ -67,7 +67,8 @@ void *cuda_graph_end(void) {
     // a change during the recording (a buffer moved) may have left old addresses in the graph
     if (e != cudaSuccess || cuda.error[0] || g->epoch != cuda.epoch) {
         // The recording failed and nothing ran: what the checks recorded meanwhile was about
-        // the recording (a call it cannot hold), not about the device. Forget it.
+        // the recording (a call it cannot hold), not about the device. Forget it. A fault of a
+        // kernel queued before the recording is sticky: graph_free's synchronize records it.
         cuda.error[0] = 0;
         cudaGetLastError();
         graph_free(g);

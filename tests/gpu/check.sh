@@ -176,6 +176,12 @@ test_rc=$?
 grep -vE '^ok ' "$LOG/test_cuda.log" | head -n 60
 tests_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/test_cuda.log" | tail -n 1)
 [ -n "$tests_line" ] || tests_line="no summary line (exit $test_rc$([ "$test_rc" -ne 124 ] || echo ', timed out')): crashed?"
+# On the device machine a skipped test means no GPU was seen (a driver or device-access fault):
+# test_cuda exits 0 then, and the run would read as passed
+if echo "$tests_line" | grep -qE ' [1-9][0-9]* skipped'; then
+    tests_line="$tests_line — FAILED: tests skipped, no GPU seen"
+    test_rc=1
+fi
 # A fault can break the CUDA context for every later test of the same process. So each test
 # that failed, or never reported (a crash), runs again alone in a fresh process: as it was, with
 # a wait after every launch (names a faulting kernel), and with each newer path turned back to
@@ -215,6 +221,10 @@ shell_rc=$?
 grep -vE '^ok ' "$LOG/shell.log" | head -n 20
 shell_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/shell.log" | tail -n 1)
 [ -n "$shell_line" ] || shell_line="no summary line (exit $shell_rc): $(tail -n 1 "$LOG/shell.log")"
+if grep -q '^skip tests/gpu/shell.sh' "$LOG/shell.log"; then   # no GPU seen: not a pass here
+    shell_line="FAILED: $(grep '^skip' "$LOG/shell.log" | head -n 1)"
+    shell_rc=1
+fi
 
 # bench_cuda stops starting rows 40 s before its timeout: a row (a model built, timed, freed)
 # takes seconds, so it ends with its summary
