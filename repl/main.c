@@ -267,8 +267,19 @@ static int run_file(Session *s, const char *path) {
     return rc;
 }
 
+// A second after a command's first Ctrl-C, if it still runs: say it was seen (lrsh_stop_notice).
+static void on_sigalrm(int sig) {
+    (void)sig;
+    static const char msg[] = "\n(Ctrl-C seen: stopping after the step or batch in progress; a third Ctrl-C leaves lrsh)\n";
+    if (lrsh_interrupted && lrsh_stop_notice) {
+        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)ignored;
+    }
+}
+
 static void on_sigint(int sig) {
     (void)sig;
+    if (lrsh_interrupted == 0 && lrsh_stop_notice) alarm(1);
     // A command that never reaches a step boundary: the third Ctrl-C leaves anyway.
     if (++lrsh_interrupted >= 3) {
         static const char msg[] = "\nlrsh: interrupted three times; leaving\n";
@@ -300,6 +311,10 @@ static void install_signals(void) {
     sa.sa_handler = on_sigint;  // no SA_RESTART: a blocking read returns EINTR
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_sigalrm;
+    sa.sa_flags = SA_RESTART;   // what the command was reading or writing goes on
+    sigaction(SIGALRM, &sa, NULL);
+    sa.sa_flags = 0;
     sa.sa_handler = on_fatal_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);

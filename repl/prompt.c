@@ -240,7 +240,11 @@ int prompt_loop(Session *s) {
         sigaction(SIGTSTP, NULL, &tstp_default);
         int own_stop = tstp_default.sa_handler != SIG_IGN;   // ignored (no job control): left so
         if (own_stop) sigaction(SIGTSTP, &tstp, NULL);
+        // Ctrl-\ at the prompt is ignored, as bash does: it ended the session with a core dump,
+        // unsaved training and all, past the refusal `quit` and Ctrl-D give first
+        void (*quit_default)(int) = signal(SIGQUIT, SIG_IGN);
         line = readline("lrsh> ");
+        signal(SIGQUIT, quit_default);
         if (own_stop) sigaction(SIGTSTP, &tstp_default, NULL);
         stop_asked = 0;   // a Ctrl-Z between the last key and Enter: the command runs instead
         if (!line) {  // Ctrl-D
@@ -262,7 +266,10 @@ int prompt_loop(Session *s) {
             if (next) *next++ = '\0';
             if (!one[strspn(one, " \t\r")]) continue;
             history_add(hist, one);
+            lrsh_stop_notice = isatty(STDERR_FILENO);
             failed = run_line(s, one) != 0;
+            lrsh_stop_notice = 0;
+            alarm(0);
             if (failed && next && next[strspn(next, " \t\r\n")]) {   // a paste stops at its first error: a
                 fputs_wrapped("(the rest of the paste was not run)\n", talk);   // question is answered by a person
                 break;

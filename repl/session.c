@@ -10,6 +10,7 @@
 #include "output.h"
 
 volatile sig_atomic_t lrsh_interrupted = 0;
+volatile sig_atomic_t lrsh_stop_notice = 0;
 
 // slot = the environment variable var when it is a value the setting key takes, else the
 // setting's default (both from the settings table): the GPU backend reads the same variables

@@ -12,6 +12,7 @@ mkdir -p "$HOME"
 # pty ARG... -- ACTION...: run lrsh ARG... on a terminal and do each action in turn:
 #   "send TEXT"    type TEXT (\t Tab, \n Enter, \003 Ctrl-C, \004 Ctrl-D, \033[A Up)
 #   "expect TEXT"  wait (up to 120 s) until TEXT shows up after what the last expect matched
+#   "sleep S"      wait S seconds
 # Keys go out only after the prompt is back ("expect lrsh> "): typed while a command runs, the
 # terminal is still in cooked mode and would swallow a Ctrl-D.
 # Prints "TIMEOUT TEXT" for an expect that waited in vain, then "EXITED STATUS" or "ALIVE"
@@ -47,6 +48,8 @@ for a in actions:
     verb, arg = a.split(" ", 1)
     if verb == "send":
         os.write(fd, arg.encode().decode("unicode_escape").encode("latin-1"))
+    elif verb == "sleep":
+        time.sleep(float(arg))
     elif verb == "expect":
         end = time.time() + 120
         while arg not in text()[seen:] and time.time() < end:
@@ -275,6 +278,7 @@ check_contains ctrl_c_ensemble_eval_goes_on "$out" "ensemble   2 members"
 out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=3 eval_every=1 eval_batches=100000\n" \
           "expect (1/3)" "send \003" "expect lrsh> " "send runs\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
 check_not_contains ctrl_c_train_eval_no_timeout "$out" "TIMEOUT"
+check_not_contains ctrl_c_quick_stop_no_notice "$out" "Ctrl-C seen"   # stopped within the second
 check_contains ctrl_c_train_eval_stopped "$out" "interrupted at step 1 (1 of 3 steps)"
 # Ctrl-C inside a history search (Ctrl-R) ends the search and the line: the next line runs
 out=$(pty -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \022sho" "expect show" "send \003" \
@@ -500,6 +504,14 @@ check_contains help_mentions_no_default "$(lrsh --help)" "--no-default"
 out=$(lrsh -c "$prep; set device cpu; show" 2>&1); rc=$?
 check_status set_device_cpu_status 0 $rc
 check_contains set_device_cpu_show "$out" "device     cpu"
+# ---- a Ctrl-C a slow step has not acted on within a second is acknowledged (a student saw
+# nothing for 13 s on a big model, and a third Ctrl-C leaves lrsh); the step still ends whole ----
+out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=3 batch=4096\n" "expect batch=4096" \
+          "sleep 0.3" "send \003" "expect Ctrl-C seen" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+check_not_contains slow_stop_notice_no_timeout "$out" "TIMEOUT"
+check_contains slow_stop_notice_shown "$out" "(Ctrl-C seen: stopping after the step or batch in progress; a third Ctrl-C leaves lrsh)"
+check_contains slow_stop_notice_step_kept "$out" "interrupted at step 1 (1 of 3 steps)"
+
 # ---- Ctrl-Z at the prompt, then fg (a student's "undo"): readline's mode comes back ----
 # Under a job-control shell on a terminal: after fg the prompt and the typed text are redrawn
 # and the terminal is in readline's raw mode again (it was left in the shell's cooked one:
@@ -533,6 +545,12 @@ print("stopped=%s redrawn=%s icanon=%s show_ran=%s" % (stopped, redrawn, icanon,
 PY
 )
 check_eq ctrl_z_fg_prompt_back "stopped=True redrawn=True icanon=False show_ran=True" "$out"
+
+# ---- Ctrl-\ at the prompt is ignored, as bash does (it ended the session with a core dump,
+# unsaved training and all) ----
+out=$(pty --no-default -- "expect lrsh> " "send \034" "sleep 0.5" "send show\n" "expect settings" "expect lrsh> " "send quit\n")
+check_not_contains ctrl_backslash_prompt_no_timeout "$out" "TIMEOUT"
+check_contains ctrl_backslash_prompt_session_goes_on "$out" "EXITED 0"
 
 # ---- Ctrl-C at completion's "Display all N possibilities? (y or n)": it answers no and drops
 # the line; the next command runs (the bell rang, and the next line was dropped in silence) ----
