@@ -193,6 +193,10 @@ check_eq overwrite_drops_setuid 755 "$(stat -c %a "$TMP/private.st")"
 mkdir -p "$TMP/secret"; head -c 20000 "$XDG_CACHE_HOME/lrsh/fortunes.txt" > "$TMP/secret/notes.txt"; chmod 600 "$TMP/secret/notes.txt"
 (umask 022; lrsh -c "tok load $TMP/private.model; data load $TMP/secret/notes.txt") >/dev/null 2>&1
 check_eq token_cache_as_private_as_corpus 600 "$(stat -c %a "$TMP"/secret/notes.txt.*.tok)"
+# a cache rebuilt (the corpus changed) after its corpus became private follows it (it kept 0644)
+chmod 644 "$TMP"/secret/notes.txt.*.tok; echo "one more line" >> "$TMP/secret/notes.txt"
+(umask 022; lrsh -c "tok load $TMP/private.model; data load $TMP/secret/notes.txt") >/dev/null 2>&1
+check_eq token_cache_rebuilt_as_private_as_corpus 600 "$(stat -c %a "$TMP"/secret/notes.txt.*.tok)"
 ln -s "$TMP/nothere.model" "$TMP/dangling.model"
 out=$(lrsh -c "tok train vocab=512 out=$TMP/dangling.model" 2>&1); rc=$?
 check_status tok_train_dangling_status 1 $rc
