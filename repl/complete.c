@@ -225,6 +225,27 @@ static char **complete(const char *text, int start, int end) {
     return finish(&m);
 }
 
+// A backslash outside quotes escapes the next character, as the parser reads it ("my\ models"):
+// such a space is no word break (Tab beeped on `model load my\ models/`), and the file name is
+// looked up without the backslash. In double quotes the parser keeps a backslash before
+// anything but " and \; in single quotes it keeps every one.
+static int escaped_char(char *text, int index) {
+    int n = 0;
+    while (index - 1 - n >= 0 && text[index - 1 - n] == '\\') n++;
+    return n % 2;
+}
+
+static char *unescape_file_name(char *text, int quote) {
+    char *out = malloc(strlen(text) + 1), *o = out;
+    if (!out) return NULL;
+    for (const char *p = text; *p; p++) {
+        int drop = *p == '\\' && p[1] && (quote == 0 || (quote == '"' && (p[1] == '"' || p[1] == '\\')));
+        *o++ = *(p += drop);
+    }
+    *o = '\0';
+    return out;
+}
+
 void completion_install(const Session *s) {
     session = s;
     rl_readline_name = "lrsh";  // for `$if lrsh` in ~/.inputrc
@@ -235,4 +256,6 @@ void completion_install(const Session *s) {
     rl_completer_word_break_characters = " \t\n\"'=;";
     rl_completer_quote_characters = "\"'";
     rl_filename_quote_characters = " \t\"';=";   // in a path, these need the quotes
+    rl_char_is_quoted_p = escaped_char;
+    rl_filename_dequoting_function = unescape_file_name;
 }

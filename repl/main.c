@@ -270,7 +270,7 @@ static int run_file(Session *s, const char *path) {
 // A second after a command's first Ctrl-C, if it still runs: say it was seen (lrsh_stop_notice).
 static void on_sigalrm(int sig) {
     (void)sig;
-    static const char msg[] = "\n(Ctrl-C seen: stopping after the step or batch in progress; a third Ctrl-C leaves lrsh)\n";
+    static const char msg[] = "\n(Ctrl-C seen: stopping after the step, batch or round in progress; a third Ctrl-C leaves lrsh)\n";
     if (lrsh_interrupted && lrsh_stop_notice) {
         ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
         (void)ignored;

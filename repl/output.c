@@ -339,6 +339,9 @@ double now_seconds(void) {
 
 void progress_begin(Progress *p, const Session *s, int total) {
     memset(p, 0, sizeof *p);
+    // a command with a progress line stops at its steps' boundaries on Ctrl-C: at the prompt, a
+    // Ctrl-C not acted on within a second is acknowledged (repl/main.c; cleared after the command)
+    if (s->interactive) lrsh_stop_notice = isatty(STDERR_FILENO);
     p->total = total;
     if (s->quiet) return;
     p->to = text_stream(s);

@@ -71,7 +71,9 @@ static int read_key(FILE *in) {
         }
         sigprocmask(SIG_SETMASK, &old, NULL);
         if (stop_asked) {
-            stop_at_prompt();
+            int asking = RL_ISSTATE(RL_STATE_COMPLETING);   // "Display all N possibilities?" was showing,
+            stop_at_prompt();                              // which the redraw does not show again:
+            if (asking) return 'n';                        // answered no, the line kept
             continue;
         }
         if (lrsh_interrupted && RL_ISSTATE(RL_STATE_ISEARCH | RL_STATE_NSEARCH)) {
@@ -266,9 +268,8 @@ int prompt_loop(Session *s) {
             if (next) *next++ = '\0';
             if (!one[strspn(one, " \t\r")]) continue;
             history_add(hist, one);
-            lrsh_stop_notice = isatty(STDERR_FILENO);
             failed = run_line(s, one) != 0;
-            lrsh_stop_notice = 0;
+            lrsh_stop_notice = 0;   // armed by progress_begin: only commands that stop at a boundary
             alarm(0);
             if (failed && next && next[strspn(next, " \t\r\n")]) {   // a paste stops at its first error: a
                 fputs_wrapped("(the rest of the paste was not run)\n", talk);   // question is answered by a person

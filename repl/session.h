@@ -28,9 +28,10 @@
 
 // Set by SIGINT; loops that run many steps (train) poll it at step boundaries.
 extern volatile sig_atomic_t lrsh_interrupted;
-// Set while a command typed at the prompt runs: a Ctrl-C it has not acted on within a second
-// (a big model's step) is acknowledged on the terminal, so that it does not look like a hang
-// and the third Ctrl-C, which leaves, is not pressed for want of a sign.
+// Set while a command typed at the prompt runs that stops at step boundaries (progress_begin
+// arms it): a Ctrl-C it has not acted on within a second (a big model's step) is acknowledged
+// on the terminal, so that it does not look like a hang and the third Ctrl-C, which leaves, is
+// not pressed for want of a sign.
 extern volatile sig_atomic_t lrsh_stop_notice;
 
 // Where a model's training stands without a trainer: the step, the batch sampler's state and

@@ -509,7 +509,7 @@ check_contains set_device_cpu_show "$out" "device     cpu"
 out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=3 batch=4096\n" "expect batch=4096" \
           "sleep 0.3" "send \003" "expect Ctrl-C seen" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
 check_not_contains slow_stop_notice_no_timeout "$out" "TIMEOUT"
-check_contains slow_stop_notice_shown "$out" "(Ctrl-C seen: stopping after the step or batch in progress; a third Ctrl-C leaves lrsh)"
+check_contains slow_stop_notice_shown "$out" "(Ctrl-C seen: stopping after the step, batch or round in progress; a third Ctrl-C leaves lrsh)"
 check_contains slow_stop_notice_step_kept "$out" "interrupted at step 1 (1 of 3 steps)"
 
 # ---- Ctrl-Z at the prompt, then fg (a student's "undo"): readline's mode comes back ----
@@ -546,6 +546,13 @@ PY
 )
 check_eq ctrl_z_fg_prompt_back "stopped=True redrawn=True icanon=False show_ran=True" "$out"
 
+# ---- Tab after a space escaped with a backslash, which the parser reads as part of the name
+# (Tab only beeped): the name completes, in the quoted spelling Tab gives any name with a space ----
+mkdir -p "$TMP/my models"; : > "$TMP/my models/run one.safetensors"
+out=$(pty --no-default -- "expect lrsh> " "send model load $TMP/my\\\\ models/r\t" "expect run one.safetensors\"" "send \003" \
+          "expect lrsh> " "send quit\n")
+check_not_contains tab_after_escaped_space "$out" "TIMEOUT"
+
 # ---- Ctrl-\ at the prompt is ignored, as bash does (it ended the session with a core dump,
 # unsaved training and all) ----
 out=$(pty --no-default -- "expect lrsh> " "send \034" "sleep 0.5" "send show\n" "expect settings" "expect lrsh> " "send quit\n")
@@ -570,7 +577,8 @@ done
 
 # ---- TERM=dumb (Emacs' shell): no escape sequences, plain progress lines as in a pipe ----
 out=$(TERM=dumb PTY_RAW=1 pty --no-default -- "expect lrsh> " "send $prep; train steps=3; step\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
-check_eq term_dumb_no_color_or_erase "" "$(printf '%s' "$out" | grep -o $'\033\\[[0-9;]*[mK]' | sort -u | tr '\n' ' ')"
+esc=$(printf '\033')
+check_eq term_dumb_no_color_or_erase "" "$(printf '%s' "$out" | grep -o "$esc\[[0-9;]*[mK]" | sort -u | tr '\n' ' ')"
 
 if lrsh -c "set device cuda" >"$TMP/cuda.log" 2>&1; then
     echo "# a CUDA device is present: set device cuda/cpu round trip"
