@@ -222,7 +222,8 @@ int prompt_loop(Session *s) {
     completion_install(s);
     rl_catch_signals = 0;
     rl_getc_function = read_key;
-    struct sigaction tstp = {.sa_handler = on_sigtstp}, tstp_default;   // no SA_RESTART: ppoll returns
+    // SA_RESTART: readline's redisplay writes go on; ppoll returns EINTR whatever the flag says
+    struct sigaction tstp = {.sa_handler = on_sigtstp, .sa_flags = SA_RESTART}, tstp_default;
     sigemptyset(&tstp.sa_mask);
     if (s->json) rl_outstream = stderr;  // stdout carries only JSON
     FILE *talk = s->json ? stderr : stdout;
