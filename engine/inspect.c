@@ -10,7 +10,6 @@
 #include "inspect.h"
 #include "lowrank_norm.h"
 #include "model_internal.h"
-#include "rng.h"
 
 // ---------------------------------------------------------------------------------------------
 // the matrices and their names
