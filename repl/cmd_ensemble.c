@@ -305,6 +305,7 @@ typedef struct EnsembleRun {
     EnsembleStepStats last, before_last;
     long tokens;
     double exchanged, seconds, mix_seconds;
+    double eval_seconds;               // eval_every='s part, not in seconds (as a single model's train)
     int mixes;                         // steps that shuffled (WASH) or pulled (PAPA)
     int diverged_at;                   // the step that was not finite (0: none)
 } EnsembleRun;
@@ -408,6 +409,7 @@ static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
     cJSON_AddNumberToObject(s->result, "values_exchanged_total", e->total_exchanged);
     json_add_real(s->result, "tok_per_s", rate);
     json_add_real(s->result, "seconds", r->seconds);
+    json_add_real(s->result, "eval_seconds", r->eval_seconds);
     cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
     cJSON_AddBoolToObject(s->result, "diverged", r->diverged_at != 0);
     if (r->diverged_at) cJSON_AddNumberToObject(s->result, "diverged_at", r->diverged_at);
@@ -456,14 +458,16 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
             r.exchanged += (double)r.last.exchanged;
             r.mixes += r.last.mixed;
             r.mix_seconds += r.last.mix_seconds;
-            r.seconds = now_seconds() - t0;
+            r.seconds = now_seconds() - t0 - r.eval_seconds;
             StepStats rec = members_mean(&r.last, e->k);
             session_record_step(s, &rec, rec.seconds > 0 ? (double)rec.tokens / rec.seconds : 0, NULL);
             progress_update(&p, r.done, rec.step, rec.loss, r.tokens / r.seconds, r.seconds / r.done * (steps - r.done));
             if (eval_every > 0 && (rec.step % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {
                 progress_end(&p);
                 attempt = rec.step + 1;   // a non-finite val: that step's loss would be
+                double e0 = now_seconds();
                 rc = eval_during_train(s, eval_B, eval_T, eval_batches, rec.step, val, err);
+                r.eval_seconds += now_seconds() - e0;
             }
         }
         if (rc == 0) continue;

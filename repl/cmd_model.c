@@ -537,6 +537,7 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     else if (info.step > 0)
         out_note(s, "no optimizer state in the file: the next `train` continues from step %d with fresh moments\n",
                  info.step);
+    if (info.has_optim) session_horizon_note(s, info.step);   // (without state: when `train` builds one)
     if (s->tok && tokenizer_vocab_size(s->tok) > c->vocab)
         out_warning(s, "the tokenizer's vocabulary (%d) is larger than the model's (%d)", tokenizer_vocab_size(s->tok),
                     c->vocab);

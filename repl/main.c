@@ -49,7 +49,7 @@ static void usage(FILE *to) {
             "  -c COMMANDS      run COMMANDS (separated by `;` or newlines) and exit\n"
             "  --json           one JSON object per result on stdout; human text on stderr\n"
             "  -q, --quiet      no notes or progress lines\n"
-            "  --seed N         seed for models, training and evaluation (default %s)\n"
+            "  --seed N         seed for models, training batches and sampling (default %s)\n"
             "  --threads N      CPU threads (default: all cores, or OMP_NUM_THREADS when set)\n"
             "  --device D       cpu (default) or cuda\n"
             "  --no-default     open the prompt without loading the bundled model\n"

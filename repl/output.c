@@ -283,7 +283,7 @@ cJSON *json_real(double v) {
 void json_add_real(cJSON *obj, const char *key, double v) { cJSON_AddItemToObject(obj, key, json_real(v)); }
 
 cJSON *json_u64(uint64_t v) {
-    if (v <= (1ull << 53)) return cJSON_CreateNumber((double)v);
+    if (v < 1000000000000000ull) return cJSON_CreateNumber((double)v);   // 15 digits: cJSON prints them exactly
     char text[24];
     snprintf(text, sizeof text, "%llu", (unsigned long long)v);
     return cJSON_CreateString(text);

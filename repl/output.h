@@ -49,8 +49,9 @@ void out_result(const Session *s, cJSON *obj);   // its strings made valid UTF-8
 // 0.10000000149011612.
 void json_add_real(cJSON *obj, const char *key, double v);
 cJSON *json_real(double v);   // the same number, for an array
-// A 64-bit integer (a seed): a number up to 2^53, which a JSON reader's double holds exactly;
-// past it the decimal as a string, which a number would round (another seed).
+// A 64-bit integer (a seed): a number up to 15 digits; from 10^15 on the decimal as a string.
+// cJSON prints a number with 15 significant digits when that reads back within its tolerance
+// (8000000000000001 came out 8e+15), and past 2^53 a reader's double would round it anyway.
 cJSON *json_u64(uint64_t v);
 void json_add_u64(cJSON *obj, const char *key, uint64_t v);
 // Every string and key in o made valid UTF-8 (JSON requires it): each byte that starts no

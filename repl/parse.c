@@ -165,11 +165,13 @@ static int choice_ok(const char *choices, const char *word) {
     return 0;
 }
 
-static int number_check(const OptSpec *o, const char *v, double *x) {
+// v as o's number into *x; an integer also whole into *n (9000000000000000512 is 9e18 as a
+// double, so an integer's bounds are checked on *n).
+static int number_check(const OptSpec *o, const char *v, double *x, long long *n) {
     char *end;
     if (o->type == OPT_INT) {
-        long n = strtol(v, &end, 10);
-        *x = (double)n;
+        *n = strtoll(v, &end, 10);
+        *x = (double)*n;
     } else {
         return parse_decimal(v, x) == 0 && isfinite(*x) ? 0 : -1;
     }
@@ -178,15 +180,17 @@ static int number_check(const OptSpec *o, const char *v, double *x) {
 
 int opt_check(const OptSpec *o, const char *v, Err *err) {
     double x;
+    long long n = 0;
     int b;
     switch (o->type) {
     case OPT_INT:
     case OPT_FLOAT:
-        if (number_check(o, v, &x) != 0)
+        if (number_check(o, v, &x, &n) != 0)
             return err_set(err, "option %s= expects %s, got '%s'", o->name, opt_type_name(o), v);
         if (o->lo < o->hi && x < o->lo && o->hi >= (1 << 20))  // a nominal upper bound: say "at least"
             return err_set(err, "option %s= must be at least %.10g, got %s", o->name, o->lo, v);
-        if (o->lo < o->hi && (x < o->lo || x > o->hi))   // integers in full: 9000000000000000000, not 9e+18
+        if (o->lo < o->hi && (x < o->lo || x > o->hi ||   // integers in full: 9000000000000000000, not 9e+18
+                              (o->type == OPT_INT && (n < (long long)o->lo || n > (long long)o->hi))))
             return err_set(err, o->type == OPT_INT ? "option %s= must be between %.0f and %.0f, got %s"
                                                    : "option %s= must be between %.10g and %.10g, got %s",
                            o->name, o->lo, o->hi, v);

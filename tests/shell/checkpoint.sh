@@ -121,12 +121,18 @@ check_contains decode_no_ids "$out" "tok decode: no token ids given"
 check_eq decode_byte_ids "0d0a" "$(lrsh -q -c "tok load $TMP/tok.model; tok decode 17 14" 2>/dev/null | tail -c 3 | od -An -tx1 | tr -d ' \n' | cut -c1-4)"
 check_eq decode_lone_cr "efbfbd0a" "$(lrsh -q -c "tok load $TMP/tok.model; tok decode 17" 2>/dev/null | tail -c 4 | od -An -tx1 | tr -d ' \n')"
 check_eq decode_cr_then_text "efbfbd" "$(lrsh -q -c "tok load $TMP/tok.model; tok decode 17 90" 2>/dev/null | tail -n 1 | head -c 3 | od -An -tx1 | tr -d ' \n')"
-# one token has no decode rate (its pass was the prompt's: n/0 read as 10⁵ tok/s); a seed past
-# 2^53 comes back exact, as a string; a context shorter than an empty prompt's lead-in encodes 0
+# one token has no decode rate (its pass was the prompt's: n/0 read as 10⁵ tok/s); a seed of
+# 16 digits or more comes back exact, as a string; a context shorter than an empty prompt's lead-in encodes 0
 out=$(lrsh --json -c "model load $ck; generate The n=1 seed=1234567890123456789; generate The n=3" 2>/dev/null | grep '"command":"generate"')
 check_eq generate_one_token_no_rate null "$(printf '%s\n' "$out" | sed -n 1p | json_field tok_per_s)"
 check_eq generate_seed_exact '"1234567890123456789"' "$(printf '%s\n' "$out" | sed -n 1p | json_field seed)"
 check_eq generate_three_tokens_rate yes "$(printf '%s\n' "$out" | sed -n 2p | json_eval 'o["tok_per_s"] > 0 and "yes"')"
+# from 16 digits on a seed is a string too: cJSON printed 8000000000000001 as the number 8e+15
+out=$(lrsh --json -c "set seed 8000000000000001; show; set seed 999999999999999; show" 2>/dev/null | grep '"command":"show"')
+check_eq seed_16_digits_string '"8000000000000001" 999999999999999' "$(printf '%s\n' "$out" | sed -n 1p | json_field seed) $(printf '%s\n' "$out" | sed -n 2p | json_field seed)"
+out=$(lrsh -c "set seed 9000000000000000512" 2>&1); rc=$?   # 9e18 as a double: the bound is checked whole
+check_status seed_past_bound_refused 1 $rc
+check_contains seed_past_bound_message "$out" "must be between 0 and 9000000000000000000, got 9000000000000000512"
 out=$(lrsh --json -c "tok load $TMP/tok.model; model new dim=32 layers=1 heads=2 seq=1 vocab=512; generate n=3" 2>/dev/null | grep '"command":"generate"')
 check_eq generate_short_context_encoded 0 "$(printf '%s\n' "$out" | json_field prompt_encoded)"
 

@@ -171,6 +171,8 @@ check_contains ensemble_too_big "$out" "an ensemble of 16 needs at least"
 # train eval_every= with an ensemble: the validation keys `ensemble eval` gives
 out=$(run --json -c "$prep; ensemble new 2 seeds=1,2; train steps=2 batch=2 eval_every=2 eval_batches=1" 2>/dev/null)
 check_eq ensemble_train_val_keys True "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval 'all(k in o["val"][0] for k in ("step", "member_mean", "ensemble_loss", "avg_factors_loss", "avg_product_loss"))')"
+# ...and, as a single model's, eval_seconds apart from the training's seconds (help train's keys)
+check_eq ensemble_train_eval_seconds True "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval 'o["eval_seconds"] > 0 and o["seconds"] > 0')"
 
 # seeds= refuses what it would silently change: an overflow, a trailing comma, a seed twice
 out=$(run -c "set errexit off; model new tiny dim=32 layers=1; ensemble new 2 seeds=99999999999999999999999,1; ensemble new 2 seeds=1,2,; ensemble new 2 seeds=5,5; ensemble new 2 seeds=9000000000000000001,1" 2>&1)

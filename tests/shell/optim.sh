@@ -51,6 +51,9 @@ check_eq horizon_warning_json True "$(printf '%s\n' "$out" | python3 -c 'import 
 r = [json.loads(l) for l in sys.stdin]
 w = [x for o in r if o["command"] in ("optim", "train", "model factorize") for x in o.get("warnings", [])]
 print(any("past horizon=4" in x and "min_lr_ratio" in x for x in w))')"
+check_eq horizon_warning_at_load True "$(printf '%s\n' "$out" | python3 -c 'import json, sys
+r = [json.loads(l) for l in sys.stdin]
+print(any("past horizon=4" in x for o in r if o["command"] == "model load" for x in o.get("warnings", [])))')"
 # on a model with no factors spectron and ortho are muon, and renorm is AdamW at adam_lr: optim
 # says so; on a factorized one ortho is muon on the factors, and says that
 out=$(lrsh -c 'model new tiny dim=64 seq=32 rank=0; optim spectron; optim renorm; model new tiny dim=64 seq=32; optim ortho' 2>&1)
