@@ -4,11 +4,13 @@
 #include "textwrap.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -184,6 +186,17 @@ static int stdout_lost;   // a write to stdout failed: said once; stdout is /dev
 // stderr the first time, and stdout becomes /dev/null: the rest of a script runs, its saves
 // happen, and later output costs nothing. main's exit status says it at the end, as coreutils'
 // "write error" does.
+// Whether fd still takes writes after a write to it failed some time ago (stdio keeps the
+// error, not its errno): a terminal or pipe that reports no error or hang-up does — the failed
+// write was cut by a signal (Ctrl-C while the terminal was paused by Ctrl-S or the reader was
+// slow) —; a regular file's writes are never cut that way, so its error was real.
+static int still_writable(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0 || S_ISREG(st.st_mode)) return 0;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    return poll(&p, 1, 0) >= 0 && !(p.revents & (POLLERR | POLLHUP | POLLNVAL));
+}
+
 void out_check_stdout(void) {
     if (stdout_lost) return;
     errno = 0;
@@ -191,6 +204,7 @@ void out_check_stdout(void) {
     int e = errno;
     clearerr(stdout);
     if (e == EINTR) return;   // a Ctrl-C cut a write short: the pipe is still there
+    if (e == 0 && still_writable(STDOUT_FILENO)) return;   // an earlier write was cut short, as above
     stdout_lost = 1;
     __fpurge(stdout);   // what could not be written is dropped, not written to /dev/null later
     int null = open("/dev/null", O_WRONLY);

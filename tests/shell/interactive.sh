@@ -553,6 +553,13 @@ out=$(pty --no-default -- "expect lrsh> " "send model load $TMP/my\\\\ models/r\
           "expect lrsh> " "send quit\n")
 check_not_contains tab_after_escaped_space "$out" "TIMEOUT"
 
+# ---- Ctrl-C while output is paused (Ctrl-S) cuts a write short: stdout is not lost for it (it
+# was taken for a closed reader, and every later result went to /dev/null) ----
+out=$(pty --no-default -- "expect lrsh> " "send \023" "send help\n" "sleep 1" "send \003" "sleep 1" "send \021" \
+          "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send quit\n")
+check_not_contains paused_output_ctrl_c_no_timeout "$out" "TIMEOUT"
+check_not_contains paused_output_ctrl_c_stdout_kept "$out" "cannot write to standard output"
+
 # ---- Ctrl-\ at the prompt is ignored, as bash does (it ended the session with a core dump,
 # unsaved training and all) ----
 out=$(pty --no-default -- "expect lrsh> " "send \034" "sleep 0.5" "send show\n" "expect settings" "expect lrsh> " "send quit\n")
