@@ -406,11 +406,7 @@ static int cache_build(const char *root, const FileList *fl, const Tokenizer *to
                        const char *cache_path, ProgressFn progress, void *ctx, Err *err) {
     AtomicFile af;
     const char *what;
-    mode_t mode = sources_mode(root, fl);
-    struct stat st;   // a cache rebuilt keeps its mode (atomic_file_open), but no more than its corpus allows now
-    if (stat(cache_path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777 & ~mode))
-        chmod(cache_path, st.st_mode & 0777 & mode);
-    int e = atomic_file_open(&af, cache_path, mode, &what);
+    int e = atomic_file_open(&af, cache_path, sources_mode(root, fl), &what);   // rebuilt: no more than the corpus allows now
     if (e != 0) return err_set(err, "%s: cannot write the token cache: %s (%s)", cache_path, what, strerror(e));
     Writer w = {.f = af.f, .tmp_path = af.tmp, .tok = tok, .token_bytes = (int)want->token_bytes,
                 .hash = FNV_OFFSET, .progress = progress, .progress_ctx = ctx, .total_bytes = want->source_bytes};

@@ -99,7 +99,8 @@ int atomic_file_open(AtomicFile *af, const char *path, mode_t new_mode, const ch
     tempfile_remove_stale(path);   // a writer killed outright (SIGKILL) left PATH.tmp.PID: its PID is gone
     unlink(af->tmp);               // ours from an earlier process of this PID, if any
     // A file at path keeps its permissions, less setuid, setgid and sticky (as cp and install:
-    // the owner may change); a new one gets new_mode less the umask, as any program's file does.
+    // the owner may change), and no read or write bit new_mode lacks (a token cache rebuilt after
+    // its corpus became private); a new one gets new_mode less the umask, as any program's file does.
     struct stat st;
     int keep = stat(path, &st) == 0 && S_ISREG(st.st_mode);
     *what = "cannot create a temporary file in its folder";
@@ -107,7 +108,7 @@ int atomic_file_open(AtomicFile *af, const char *path, mode_t new_mode, const ch
     if (fd < 0) return errno;
     tempfile_begin(af->tmp);
     *what = "cannot set the file's permissions";
-    int e = keep && fchmod(fd, st.st_mode & 0777) != 0 ? errno : 0;
+    int e = keep && fchmod(fd, st.st_mode & 0777 & (new_mode | 0111)) != 0 ? errno : 0;
     if (e == 0 && !(af->f = fdopen(fd, "wb"))) e = errno, *what = "cannot open the temporary file";
     if (e != 0) {
         close(fd);

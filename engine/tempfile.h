@@ -9,9 +9,9 @@
 #include <sys/types.h>
 
 // One file in the making. atomic_file_open sweeps the temporaries dead writers left, creates
-// ours and registers it — with the permissions of the file at path, less setuid, setgid and
-// sticky, or for a new file new_mode less the umask (0666 for most files; a token cache no more
-// than its corpus allows) —; the caller writes to f; atomic_file_commit flushes,
+// ours and registers it — with the permissions of the file at path, less setuid, setgid, sticky
+// and any read or write bit new_mode lacks, or for a new file new_mode less the umask (0666 for
+// most files; a token cache no more than its corpus allows) —; the caller writes to f; atomic_file_commit flushes,
 // syncs and closes it, renames it over path and syncs the folder, or atomic_file_abandon
 // removes it. Each returns 0 or an errno value (*what, when given: the step that failed); on
 // any failure the temporary file is gone and path untouched.

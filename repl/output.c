@@ -370,18 +370,13 @@ static size_t whole_fields(const char *line, int cols) {
     return line[fit] ? field_gap(line, fit, 0) : fit;
 }
 
-// Whether a live line of text and extra is wider than the terminal p draws on.
-static int too_wide(const Progress *p, const char *text) {
-    const char *extra = p->extra ? p->extra : "";
-    int cols = terminal_columns(p->to);
-    return p->live && cols > 1 && text_columns(text) + (extra[0] ? 2 + text_columns(extra) : 0) > cols - 1;
-}
-
-// Whether text alone, without the watched values, is wider than the terminal: a narrower form
-// is due, not a cut one (at 30 columns "step 2513 (13/15)  …" lost the loss).
-static int too_wide_alone(const Progress *p, const char *text) {
+// Whether a live line of text, and with_extra the watched values after it, is wider than the
+// terminal p draws on. Text alone too wide calls for a narrower form, not a cut one (at 30
+// columns "step 2513 (13/15)  …" lost the loss).
+static int too_wide(const Progress *p, const char *text, int with_extra) {
     int cols = p->live ? terminal_columns(p->to) : 0;   // not live: p->to may be NULL (quiet)
-    return cols > 1 && text_columns(text) > cols - 1;
+    const char *extra = with_extra && p->extra ? p->extra : "";
+    return cols > 1 && text_columns(text) + (extra[0] ? 2 + text_columns(extra) : 0) > cols - 1;
 }
 
 void progress_text(Progress *p, int done, const char *text) {
@@ -413,11 +408,11 @@ void progress_update(Progress *p, int done, int step, float loss, double tok_per
              LOSS_TEXT(loss), rate, eta);
     // room for the watched values, which the user asked to see: the rate goes first (the summary
     // after has it), then the ETA; if they still do not fit, the values are cut instead
-    if (too_wide(p, text))
+    if (too_wide(p, text, 1))
         snprintf(text, sizeof text, "step %d (%d/%d)  loss %s  ETA %s", step, done, p->total, LOSS_TEXT(loss), eta);
-    if (too_wide(p, text)) snprintf(text, sizeof text, "step %d (%d/%d)  loss %s", step, done, p->total, LOSS_TEXT(loss));
-    if (too_wide_alone(p, text)) snprintf(text, sizeof text, "step %d  loss %s", step, LOSS_TEXT(loss));
-    if (too_wide_alone(p, text)) snprintf(text, sizeof text, "%d  loss %s", step, LOSS_TEXT(loss));
+    if (too_wide(p, text, 1)) snprintf(text, sizeof text, "step %d (%d/%d)  loss %s", step, done, p->total, LOSS_TEXT(loss));
+    if (too_wide(p, text, 0)) snprintf(text, sizeof text, "step %d  loss %s", step, LOSS_TEXT(loss));
+    if (too_wide(p, text, 0)) snprintf(text, sizeof text, "%d  loss %s", step, LOSS_TEXT(loss));
     progress_text(p, done, text);
 }
 
@@ -451,8 +446,8 @@ int progress_engine(void *ctx, double done, double total) {
     double shown = decimals ? done / pl->unit : floor(done / pl->unit);
     snprintf(text, sizeof text, "%s %d%% (%.*f/%.*f %s)  ETA %s", pl->label, pct, decimals, shown, decimals,
              total / pl->unit, pl->unit_name, eta_s);
-    if (too_wide_alone(p, text)) snprintf(text, sizeof text, "%s %d%%  ETA %s", pl->label, pct, eta_s);
-    if (too_wide_alone(p, text)) snprintf(text, sizeof text, "%s %d%%", pl->label, pct);
+    if (too_wide(p, text, 0)) snprintf(text, sizeof text, "%s %d%%  ETA %s", pl->label, pct, eta_s);
+    if (too_wide(p, text, 0)) snprintf(text, sizeof text, "%s %d%%", pl->label, pct);
     // live: every new percent; plain lines (a pipe, a log): once per decile crossed (chunks may
     // skip a decile), from 2 s on — a one-second eval's ten lines were only noise in a transcript
     int plain_due = pct / 10 != pl->last_pct / 10 && elapsed >= PLAIN_PROGRESS_AFTER_S;

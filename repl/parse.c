@@ -189,8 +189,8 @@ int opt_check(const OptSpec *o, const char *v, Err *err) {
             return err_set(err, "option %s= expects %s, got '%s'", o->name, opt_type_name(o), v);
         if (o->lo < o->hi && x < o->lo && o->hi >= (1 << 20))  // a nominal upper bound: say "at least"
             return err_set(err, "option %s= must be at least %.10g, got %s", o->name, o->lo, v);
-        if (o->lo < o->hi && (x < o->lo || x > o->hi ||   // integers in full: 9000000000000000000, not 9e+18
-                              (o->type == OPT_INT && (n < (long long)o->lo || n > (long long)o->hi))))
+        if (o->lo < o->hi && (o->type == OPT_INT ? n < (long long)o->lo || n > (long long)o->hi   // whole
+                                                 : x < o->lo || x > o->hi))   // integers in full: 9000000000000000000, not 9e+18
             return err_set(err, o->type == OPT_INT ? "option %s= must be between %.0f and %.0f, got %s"
                                                    : "option %s= must be between %.10g and %.10g, got %s",
                            o->name, o->lo, o->hi, v);

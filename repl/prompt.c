@@ -28,11 +28,12 @@ static enum { CTRL_C_NONE, CTRL_C_EMPTY, CTRL_C_TEXT } ctrl_c;
 static volatile sig_atomic_t stop_asked;
 static void on_sigtstp(int sig) { (void)sig; stop_asked = 1; }
 
-static void no_control_echo(void) {
+// The terminal's echo of control keys off (see quiet_control_echo); 0, or −1.
+static int no_control_echo(void) {
     struct termios t;
-    if (tcgetattr(STDIN_FILENO, &t) != 0) return;
+    if (tcgetattr(STDIN_FILENO, &t) != 0) return -1;
     t.c_lflag &= ~(tcflag_t)ECHOCTL;
-    tcsetattr(STDIN_FILENO, TCSANOW, &t);
+    return tcsetattr(STDIN_FILENO, TCSANOW, &t);
 }
 
 // The stop Ctrl-Z asked for, the terminal given back first; after `fg`, readline's mode and
@@ -208,9 +209,7 @@ static const char leave_hint[] = "(Ctrl-C stops a command; Ctrl-D or quit leaves
 // terminal's setting given back at the end. Returns whether there is one to give back.
 static int quiet_control_echo(struct termios *saved) {
     if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, saved) != 0) return 0;
-    struct termios t = *saved;
-    t.c_lflag &= ~(tcflag_t)ECHOCTL;
-    return tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0;
+    return no_control_echo() == 0;
 }
 
 int prompt_loop(Session *s) {
