@@ -72,12 +72,14 @@ LRSH       := $(if $(filter 1,$(SAN)),$(BUILD)/lrsh,lrsh)
 all: buildinfo $(LRSH)
 
 # A fresh machine without the packages: one line that says what to do, before any compiler error.
+# Looked for when the recipe runs, not when make reads this file: `make test` installs them
+# (deps) in the same invocation, after the file was read.
 DEP_HEADERS := /usr/include/cjson/cJSON.h /usr/include/readline/readline.h /usr/include/lapacke.h \
                /usr/include/sentencepiece_processor.h
-MISSING_HEADERS := $(filter-out $(wildcard $(DEP_HEADERS)),$(DEP_HEADERS))
 depcheck:
-	@if [ -n "$(MISSING_HEADERS)" ]; then \
-	    echo "lrsh build: $(MISSING_HEADERS) missing: run \`make deps\` first (it installs the Debian packages)"; exit 1; fi
+	@missing=""; for h in $(DEP_HEADERS); do [ -e "$$h" ] || missing="$$missing $$h"; done; \
+	if [ -n "$$missing" ]; then \
+	    echo "lrsh build:$$missing missing: run \`make deps\` first (it installs the Debian packages)"; exit 1; fi
 
 buildinfo:
 	@echo "lrsh build: CUDA $(if $(filter 1,$(USE_CUDA)),$(if $(CUDA_SRC),on ($(NVCC_PATH)),nvcc found ($(NVCC_PATH)) but kernels/cuda/ has no sources yet),off$(if $(filter 0,$(CUDA)), (CUDA=0), (no nvcc))); OpenMP $(shell echo | $(CC) -fopenmp -dM -E - | grep -q _OPENMP && echo on || echo off); BLAS OpenBLAS $(shell dpkg-query -W -f='$${Version}' libopenblas-openmp-dev 2>/dev/null) (OpenMP build); $(if $(filter 1,$(SAN)),sanitizers on,-O3 -march=native)"
