@@ -321,16 +321,22 @@ static int plan_items(const Part *parts, int n_parts, const Tokenizer *tok, cons
     return k;
 }
 
-static void add_int(cJSON *md, const char *key, long long v) {
-    char num[32];
-    snprintf(num, sizeof num, "%lld", v);
-    cJSON_AddStringToObject(md, key, num);
+// Metadata values are strings (safetensors' rule). *bad is set when cJSON could not allocate:
+// a header that silently lacked a key would still read as a file, and not load.
+static void add_text(cJSON *md, const char *key, const char *v, int *bad) {
+    if (!cJSON_AddStringToObject(md, key, v)) *bad = 1;
 }
 
-static void add_u64(cJSON *md, const char *key, uint64_t v) {
+static void add_int(cJSON *md, const char *key, long long v, int *bad) {
+    char num[32];
+    snprintf(num, sizeof num, "%lld", v);
+    add_text(md, key, num, bad);
+}
+
+static void add_u64(cJSON *md, const char *key, uint64_t v, int *bad) {
     char num[32];
     snprintf(num, sizeof num, "%" PRIu64, v);
-    cJSON_AddStringToObject(md, key, num);
+    add_text(md, key, num, bad);
 }
 
 // members = 0: a single-model file (parts[0] only); else an ensemble file of n_parts members.
@@ -338,7 +344,7 @@ static void add_u64(cJSON *md, const char *key, uint64_t v) {
 // the file counts from: saving such a file again writes the same bytes.
 static cJSON *metadata(const Part *parts, int n_parts, int members, const CheckpointMeta *extra, int n_extra,
                        const CheckpointOptions *o) {
-    int with_state = o->include_optim;
+    int with_state = o->include_optim, bad = 0;
     cJSON *md = cJSON_CreateObject();
     const Trainer *tr = parts[0].tr;
     char *cfg = config_json(&parts[0].m->cfg), *ocfg = tr ? optim_json(&tr->opt.cfg) : NULL;
@@ -348,49 +354,53 @@ static cJSON *metadata(const Part *parts, int n_parts, int members, const Checkp
         free(ocfg);
         return NULL;
     }
-    cJSON_AddStringToObject(md, "format", FORMAT_NAME);
-    cJSON_AddStringToObject(md, "lrsh_version", FORMAT_VERSION);
-    cJSON_AddStringToObject(md, "config", cfg);
+    add_text(md, "format", FORMAT_NAME, &bad);
+    add_text(md, "lrsh_version", FORMAT_VERSION, &bad);
+    add_text(md, "config", cfg, &bad);
     free(cfg);
-    if (members) add_int(md, "ensemble_k", n_parts);
+    if (members) add_int(md, "ensemble_k", n_parts, &bad);
     for (int p = 0; p < n_parts; p++) {
         char key[48];
         const Trainer *t = parts[p].tr;
         if (members) {
             snprintf(key, sizeof key, "member.%d.seed", p);
-            add_u64(md, key, parts[p].m->cfg.seed);
+            add_u64(md, key, parts[p].m->cfg.seed, &bad);
         }
         if (!t) continue;
         snprintf(key, sizeof key, "%sstep", parts[p].prefix);
-        add_int(md, key, t->step);
+        add_int(md, key, t->step, &bad);
         snprintf(key, sizeof key, "%sdata_rng", parts[p].prefix);
-        add_u64(md, key, t->data_rng);
+        add_u64(md, key, t->data_rng, &bad);
         if (!members) break;   // a single model's keys keep their version-2 order
         snprintf(key, sizeof key, "%soptim_t", parts[p].prefix);
-        add_int(md, key, with_state ? t->opt.t : 0);
+        add_int(md, key, with_state ? t->opt.t : 0, &bad);
     }
     if (tr) {
-        cJSON_AddStringToObject(md, "optimizer", tr->opt.cfg.name);
-        cJSON_AddStringToObject(md, "optim_config", ocfg);
-        if (!members) add_int(md, "optim_t", with_state ? tr->opt.t : 0);
+        add_text(md, "optimizer", tr->opt.cfg.name, &bad);
+        add_text(md, "optim_config", ocfg, &bad);
+        if (!members) add_int(md, "optim_t", with_state ? tr->opt.t : 0, &bad);
     }
     if (tr && tr->shape.batch > 0) {   // the last update's batches (the members share them)
-        add_int(md, "batch", tr->shape.batch);
-        add_int(md, "seq", tr->shape.seq);
-        add_int(md, "accum", tr->shape.accum);
+        add_int(md, "batch", tr->shape.batch, &bad);
+        add_int(md, "seq", tr->shape.seq, &bad);
+        add_int(md, "accum", tr->shape.accum, &bad);
     }
     if (o->next.batch > 0) {   // the batches the next update would take unless told otherwise
-        add_int(md, "next_batch", o->next.batch);
-        add_int(md, "next_seq", o->next.seq);
-        add_int(md, "next_accum", o->next.accum);
+        add_int(md, "next_batch", o->next.batch, &bad);
+        add_int(md, "next_seq", o->next.seq, &bad);
+        add_int(md, "next_accum", o->next.accum, &bad);
     }
-    if (o->has_next_seed) add_u64(md, "next_seed", o->next_seed);
+    if (o->has_next_seed) add_u64(md, "next_seed", o->next_seed, &bad);
     if (o->data_tokens > 0) {
-        add_u64(md, "data_tokens", (uint64_t)o->data_tokens);
-        add_u64(md, "data_train", (uint64_t)o->data_train);
+        add_u64(md, "data_tokens", (uint64_t)o->data_tokens, &bad);
+        add_u64(md, "data_train", (uint64_t)o->data_train, &bad);
     }
     free(ocfg);
-    for (int i = 0; i < n_extra; i++) cJSON_AddStringToObject(md, extra[i].key, extra[i].value);
+    for (int i = 0; i < n_extra; i++) add_text(md, extra[i].key, extra[i].value, &bad);
+    if (bad) {
+        cJSON_Delete(md);
+        return NULL;
+    }
     return md;
 }
 
@@ -402,18 +412,24 @@ static char *build_header(cJSON *md, const Item *it, int n, size_t *len) {
         cJSON_Delete(md);
         return NULL;
     }
-    for (int i = 0; i < n; i++) {
+    int bad = 0;   // out of memory in cJSON: no header rather than one missing an entry
+    for (int i = 0; i < n && !bad; i++) {
         cJSON *e = cJSON_CreateObject();
-        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
-        cJSON *offs = cJSON_CreateArray();
-        cJSON_AddStringToObject(e, "dtype", it[i].dtype);
-        for (int d = 0; d < it[i].ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)it[i].shape[d]));
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)it[i].begin));
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)it[i].end));
-        cJSON_AddItemToObject(e, "data_offsets", offs);
-        cJSON_AddItemToObject(root, it[i].name, e);
+        if (!e || !cJSON_AddItemToObject(root, it[i].name, e)) {
+            cJSON_Delete(e);
+            bad = 1;
+            break;
+        }
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");   // keys in this order: the files' bytes
+        add_text(e, "dtype", it[i].dtype, &bad);
+        cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+        bad |= !shape || !offs;
+        for (int d = 0; d < it[i].ndim && !bad; d++)
+            bad |= !cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)it[i].shape[d]));
+        if (!bad) bad |= !cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)it[i].begin));
+        if (!bad) bad |= !cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)it[i].end));
     }
-    char *json = cJSON_PrintUnformatted(root);
+    char *json = bad ? NULL : cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (!json) return NULL;
     size_t raw = strlen(json), padded = (raw + 7) / 8 * 8;
@@ -1156,7 +1172,8 @@ static int match_entry(Loader *L, int k, Err *err) {
     if (e->dtype == DT_U8)
         return fail(err, L->path, "tensor %s: dtype U8 but a parameter must be F32 or BF16", e->name);
     int *slot = &L->param[(size_t)member * L->n_expect + i];
-    if (*slot >= 0) return fail(err, L->path, "tensor %s appears twice", e->name);
+    if (*slot >= 0) return fail(err, L->path, "tensor %s appears twice", e->name);   // (kept should
+    // parse_header's duplicate_key or split_member's one spelling per index ever change)
     *slot = k;
     if (e->dtype == DT_BF16) L->any_bf16 = 1;
     return 0;

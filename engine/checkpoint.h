@@ -111,7 +111,8 @@ typedef struct CheckpointInfo {
 CheckpointOptions checkpoint_default_options(void);
 
 // Write m (and tr's step, data position and optimizer state when tr != NULL; tok when != NULL) to
-// path through path.tmp.XXXXXX + fsync + rename: on any failure path is left as it was.
+// path through a temporary file beside it (tempfile.h) + fsync + rename: on any failure path is
+// left as it was.
 int checkpoint_save(const char *path, const Model *m, const Trainer *tr, const Tokenizer *tok,
                     const CheckpointOptions *opt, Err *err);
 

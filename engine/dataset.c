@@ -1,6 +1,6 @@
 // dataset.c — text corpora tokenized once into a cache file, memory-mapped, split train/val.
 //
-// Cache file (little-endian, the machine's own order):
+// Cache file (little-endian: the machine's own order, which must be that):
 //   [0, 64)   header: "LRSHTOK1", version, token_bytes, vocab, n_tokens, source bytes,
 //             source hash, tokenizer hash
 //   [64, ..)  n_tokens ids, uint16 when vocab <= 65536 else uint32
@@ -129,7 +129,7 @@ static int hash_source(const char *root, const FileList *fl, uint64_t *hash, uin
     char *buf = malloc(READ_BYTES);
     if (!buf) return err_set(err, "%s: out of memory", root);
     uint64_t h = FNV_OFFSET, total = 0;
-    size_t skip = fl->n > 1 ? strlen(root) : strlen(fl->paths[0]);  // hash names relative to root
+    size_t skip = strlen(root);   // names relative to root: a folder's files' (a lone file's is "")
     int rc = 0;
     for (size_t i = 0; i < fl->n && rc == 0; i++) {
         const char *name = fl->paths[i] + skip;
@@ -384,7 +384,7 @@ static int tokenize_file(Writer *w, const char *path, const char *hash_name, cha
 static int write_all_tokens(Writer *w, const char *root, const FileList *fl, Err *err) {
     char *buf = malloc(READ_BYTES);
     if (!buf) return err_set(err, "%s: out of memory", root);
-    size_t skip = fl->n > 1 ? strlen(root) : strlen(fl->paths[0]);
+    size_t skip = strlen(root);
     int rc = 0;
     for (size_t i = 0; i < fl->n && rc == 0; i++) rc = tokenize_file(w, fl->paths[i], fl->paths[i] + skip, buf, err);
     free(buf);

@@ -205,7 +205,11 @@ int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, Ensem
                                  &s.picked, err);
         else
             moved = papa_pull(e->members, e->k, c->alpha, err);
-        if (moved < 0) return -1;
+        if (moved < 0) {   // out of memory midway: the members' updates and any values moved go too
+            roll_back_all(e, -1);
+            e->last_exchanged = 0;
+            return err_wrap(err, "mixing: ", "; every member as before this step");
+        }
         s.mixed = 1;
         s.exchanged = moved;
         e->mixes++;

@@ -354,7 +354,7 @@ static int feed(Generator *g, const int32_t *ids, int n, Err *err) {
         if (!isfinite(g->logits[i]))
             return err_set(err, "the next-token logits are not finite (%s at id %d): the model's parameters hold NaN "
                                 "or infinity, or its activations overflowed",
-                           isnan(g->logits[i]) ? "NaN" : g->logits[i] > 0 ? "+inf" : "-inf", i);
+                           nonfinite_text(g->logits[i]), i);
     return 0;
 }
 

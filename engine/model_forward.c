@@ -302,8 +302,7 @@ static int forward_to_loss(Model *m, const int32_t *tokens, int B, int T, int wr
     be->softmax_xent_forward(a->losses, write_dlogits ? a->logits : NULL, a->logits, a->targets, n, c->vocab, dscale);
     *loss = (float)(be->sum(a->losses, n) / n);
     a->forward_done = !write_dlogits;   // logits overwritten by dlogits are no forward to go back from
-    if (!isfinite(*loss))   // NaN by name: printf says "-nan" or "nan" by the sign bit
-        return err_set(err, "the loss is not finite (%s)", isnan(*loss) ? "NaN" : *loss > 0 ? "+inf" : "-inf");
+    if (!isfinite(*loss)) return err_set(err, "the loss is not finite (%s)", nonfinite_text(*loss));
     return 0;
 }
 

@@ -12,8 +12,9 @@ typedef struct LayerActs {
                                // flash kernel's (B,H,T) log-sum-exp (Backend.attention_saved_floats)
     float *ao;                 // (B·T, dim) attention output before wo
     float *xmid;               // (B·T, dim) residual after attention
-    float *ln2, *rstd2;        // MLP RMSNorm output and 1/rms
-    float *t13, *t2;           // low-rank intermediates of w1 and w3 side by side, and of w2
+    float *ln2, *rstd2;        // (B·T, dim), (B·T) MLP RMSNorm output and 1/rms
+    float *t13, *t2;           // (B·T, r1+r3), (B·T, r2) low-rank intermediates x·B of w1 and w3
+                               // side by side, and of w2; NULL when dense
     float *g, *u, *h;          // (B·T, ffn) gate, up, silu(gate)·up
 } LayerActs;
 

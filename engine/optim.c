@@ -239,8 +239,12 @@ void work_layout(const Model *m, OptimKind kind, WorkLayout *w) {
 // Random unit vectors, then WARM_ITERS power-iteration steps on the current factors, so the
 // first update's σ estimates are already good.
 #define WARM_ITERS 10
-static void init_vectors(Optimizer *opt, const Model *m) {
+static int init_vectors(Optimizer *opt, const Model *m) {
+    WorkLayout w;
+    work_layout(m, opt->cfg.kind, &w);
     float *h = malloc(sizeof(float) * (opt->n_vec ? opt->n_vec : 1));
+    float *eye = calloc((size_t)w.eye_n * w.eye_n + 1, sizeof(float));
+    if (!h || !eye) { free(h); free(eye); return -1; }
     uint64_t s = 0x5eed5eedull;
     for (size_t i = 0; i < opt->n_vec; i++) h[i] = rng_normal(&s);
     for (int d = 0; d < opt->n_diag; d++) {       // normalize each vector: pv_a, pv_b
@@ -254,9 +258,6 @@ static void init_vectors(Optimizer *opt, const Model *m) {
     }
     m->be->upload(opt->vec, h, sizeof(float) * opt->n_vec);
     free(h);
-    WorkLayout w;
-    work_layout(m, opt->cfg.kind, &w);
-    float *eye = calloc((size_t)w.eye_n * w.eye_n, sizeof(float));
     for (int i = 0; i < w.eye_n; i++) eye[(size_t)i * w.eye_n + i] = 1.0f;
     m->be->upload(opt->work + w.eye, eye, sizeof(float) * w.eye_n * w.eye_n);
     free(eye);
@@ -268,6 +269,7 @@ static void init_vectors(Optimizer *opt, const Model *m) {
         power_iteration(m->be, &opa, v, WARM_ITERS, opt->work + w.pw);
         power_iteration(m->be, &opb, v + g->rank, WARM_ITERS, opt->work + w.pw);
     }
+    return 0;
 }
 
 static int build_diag(Optimizer *opt, const Model *m) {
@@ -303,12 +305,11 @@ int optimizer_build(Optimizer *opt, const Model *m, const OptimConfig *cfg, Err 
     opt->v = m->be->alloc(m->n_params * sizeof(float));
     opt->vec = m->be->alloc((opt->n_vec ? opt->n_vec : 1) * sizeof(float));
     opt->work = m->be->alloc((w.total ? w.total : 1) * sizeof(float));
-    if (!diag_ok || !opt->m || !opt->v || !opt->vec || !opt->work) {
+    if (!diag_ok || !opt->m || !opt->v || !opt->vec || !opt->work || init_vectors(opt, m) != 0) {
+        double mb = (2.0 * m->n_params + (double)opt->n_vec + (double)w.total) * 4 / 1e6;
         optimizer_free(opt, m);
-        return err_set(err, "out of memory: %s state needs %.1f MB", cfg->name,
-                       (2.0 * m->n_params + (double)opt->n_vec + (double)w.total) * 4 / 1e6);
+        return err_set(err, "out of memory: %s state needs %.1f MB", cfg->name, mb);
     }
-    init_vectors(opt, m);
     return 0;
 }
 

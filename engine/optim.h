@@ -84,7 +84,7 @@ const char *optim_config_key(const OptimConfig *cfg, int i);
 // The values option `key` takes, as help shows them ("number 0..10", "integer 1..20", "on|off")
 // in buf, or NULL for an unknown key.
 const char *optim_config_range(const char *key, char *buf, size_t cap);
-// Option `key`'s value as text ("0.02", "yes", "5").
+// Option `key`'s value as text ("0.02", "on", "5").
 int optim_config_get(const OptimConfig *cfg, const char *key, char *buf, size_t cap, Err *err);
 
 // Fresh state for cfg over m (zero moments; power-iteration vectors warmed on m's factors).
@@ -99,8 +99,9 @@ float optimizer_lr(const OptimConfig *cfg, int step);   // step is 0-based
 float optimizer_io_lr(const OptimConfig *cfg, int step);
 // One update of every tensor with gradients scaled by grad_scale, at matrix rate lr and rate
 // io_lr for the AdamW group (optimizer_lr and optimizer_io_lr of the step); fills
-// opt->diag (σ, ρ always; dw_norm, w_norm too when `before` — the parameters before this
-// update, laid out like m->params on the device, as a trainer keeps them anyway — is given).
+// opt->diag (ρ always; σ under spectron and renorm, which need it; dw_norm, w_norm — and σ for
+// the others, exactly — when `before`, the parameters before this update, laid out like
+// m->params on the device, as a trainer keeps them anyway, is given).
 int optimizer_step(Optimizer *opt, Model *m, float lr, float io_lr, float grad_scale, const float *before, Err *err);
 
 // The state tensors (device pointers into opt), in a fixed order. Writes up to cap entries

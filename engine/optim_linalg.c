@@ -1,4 +1,4 @@
-// optim_linalg.c — axpby, NS5, power iteration and the exact polar factor (see optim_linalg.h).
+// optim_linalg.c — NS5, power iteration and the exact polar factor (see optim_linalg.h).
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -154,7 +154,6 @@ int polar_exact(const Backend *be, float *x, int m, int n, Err *err) {
     return 0;
 }
 
-size_t power_iteration_work(const LinOp *op) { return (size_t)op->rows + op->cols + op->rank; }
 
 // y = op·x (x: cols, y: rows), or opᵀ·x when transpose (x: rows, y: cols); t: rank scratch.
 static void linop_apply(const Backend *be, const LinOp *op, int transpose, const float *x, float *y, float *t) {

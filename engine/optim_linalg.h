@@ -37,8 +37,6 @@ typedef struct LinOp {
     const float *a, *b, *a0, *b0;
 } LinOp;
 
-// Floats of scratch power_iteration needs for op.
-size_t power_iteration_work(const LinOp *op);
 // Estimate ‖op‖₂ by `iters` steps warm-started from the unit vector v (cols), which is left at
 // the new estimate of the top right singular vector. Each step: z = op·v, y = opᵀ·z,
 // σ = ‖y‖/‖z‖ (≤ ‖op‖₂, and ≥ ‖op·v‖), v = y/‖y‖. A zero operator gives 0 and keeps v.

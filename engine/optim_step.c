@@ -96,8 +96,7 @@ static void carve_ortho_area(const StepCtx *c, const OrthoJob *jobs, int count, 
     }
 }
 
-// Matrices that fit the orthogonalization area together (ortho_all's batches, a factor pair,
-// one matrix): the momenta into their slots, NS5 of all as one batch (or the exact polar
+// Matrices that fit the orthogonalization area together (one of ortho_all's batches): the momenta into their slots, NS5 of all as one batch (or the exact polar
 // factor, a test-only switch), then P ← (1 − η·wd)·P − step·shape·O, the decay with the
 // unscaled η whatever the step.
 static int ortho_batch(const StepCtx *c, const OrthoJob *jobs, int count, Err *err) {
@@ -155,16 +154,15 @@ static void renorm_tensor(const StepCtx *c, int i, float rho) {
                         numel(&c->m->tensors[i]), step, k->beta1, k->beta2, k->eps, wd, c->gs, c->opt->t);
 }
 
-// One tensor by its rule; step is ρ for the factors of spectron and renorm.
-static int update_tensor(const StepCtx *c, int i, float step, Err *err) {
+// One tensor by a rule that updates it alone; step is ρ for renorm's factors. (Muon and
+// Spectron's tensors are orthogonalized across layers instead: ortho_all.)
+static void update_tensor(const StepCtx *c, int i, float step) {
     switch (tensor_rule(c->opt->cfg.kind, c->m->tensors[i].role)) {
-    case RULE_SGD: sgd_tensor(c, i); return 0;
-    case RULE_ADAMW: adamw_tensor(c, i, c->adam_lr); return 0;
-    case RULE_MUON: return ortho_batch(c, &(OrthoJob){i, c->lr}, 1, err);
-    case RULE_SPECTRON: return ortho_batch(c, &(OrthoJob){i, step}, 1, err);
-    case RULE_RENORM: renorm_tensor(c, i, step); return 0;
+    case RULE_SGD: sgd_tensor(c, i); return;
+    case RULE_ADAMW: adamw_tensor(c, i, c->adam_lr); return;
+    case RULE_RENORM: renorm_tensor(c, i, step); return;
+    case RULE_MUON: case RULE_SPECTRON: return;   // never sent here (update_pair, optimizer_step)
     }
-    return 0;
 }
 
 // σ_A, σ_B of every factorized matrix for spectron and renorm, which need them every step for
@@ -263,7 +261,7 @@ static int diagnose_all(const StepCtx *c, const float *before, int sigmas_exact,
 
 // Both factors of W = A·Bᵀ (σ_A, σ_B already taken by factor_sigmas): ρ, and the updates —
 // factors to orthogonalize join the step's jobs (run across layers by ortho_all).
-static int update_pair(const StepCtx *c, MatrixDiag *d, OrthoJob *jobs, int *n_jobs, Err *err) {
+static void update_pair(const StepCtx *c, MatrixDiag *d, OrthoJob *jobs, int *n_jobs) {
     const OptimConfig *k = &c->opt->cfg;
     Rule rule = tensor_rule(k->kind, ROLE_FACTOR_A);
     int spectral = rule == RULE_SPECTRON || rule == RULE_RENORM;
@@ -273,9 +271,10 @@ static int update_pair(const StepCtx *c, MatrixDiag *d, OrthoJob *jobs, int *n_j
         float step = rule == RULE_MUON ? c->lr : d->rho;
         jobs[(*n_jobs)++] = (OrthoJob){d->tensor_a, step};
         jobs[(*n_jobs)++] = (OrthoJob){d->tensor_b, step};
-        return 0;
+        return;
     }
-    return update_tensor(c, d->tensor_a, d->rho, err) || update_tensor(c, d->tensor_b, d->rho, err) ? -1 : 0;
+    update_tensor(c, d->tensor_a, d->rho);
+    update_tensor(c, d->tensor_b, d->rho);
 }
 
 int optimizer_step(Optimizer *opt, Model *m, float lr, float io_lr, float grad_scale, const float *before, Err *err) {
@@ -291,12 +290,12 @@ int optimizer_step(Optimizer *opt, Model *m, float lr, float io_lr, float grad_s
     for (int i = 0; i < m->n_tensors && rc == 0; i++) {
         Rule rule = tensor_rule(k->kind, m->tensors[i].role);
         if (d < opt->n_diag && opt->diag[d].tensor_a == i) {
-            rc = update_pair(&c, &opt->diag[d++], jobs, &n_jobs, err);
+            update_pair(&c, &opt->diag[d++], jobs, &n_jobs);
             i++;   // B goes with its A
         } else if (rule == RULE_MUON || rule == RULE_SPECTRON) {
             jobs[n_jobs++] = (OrthoJob){i, lr};
         } else {
-            rc = update_tensor(&c, i, lr, err);
+            update_tensor(&c, i, lr);
         }
     }
     if (rc == 0) rc = ortho_all(&c, jobs, n_jobs, err);

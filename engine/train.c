@@ -57,7 +57,7 @@ static int accumulate_gradients(Trainer *tr, const Dataset *ds, int B, int T, in
         float l = 0;
         rc = dataset_batch(ds, 0, B, T, &tr->data_rng, tokens, err);
         if (rc == 0) rc = model_forward_backward(m, tokens, B, T, 1.0f / accum, &l, err);
-        total += l;
+        total += l;   // a failed forward's non-finite loss too: the caller rolls back on it
         if (rc == 0 && i + 1 < accum && tr->stop && tr->stop(tr->stop_ctx, i + 1, accum))   // accum=1e6 is hours
             rc = err_set(err, "interrupted after %d of %d micro-batches", i + 1, accum);
     }

@@ -18,7 +18,7 @@ float wash_tensor_prob(const TensorDesc *t, int layers, float p, WashSchedule sc
 
 // The optimizer state of member `tr` laid out like parameter tensor ti: "optim.m.NAME" and
 // "optim.v.NAME" when present with the tensor's shape. Returns how many (≤ 2) went into out.
-static int moments_of(const StateTensor *st, int n_st, const TensorDesc *t, int ti, const float **out) {
+static int moments_of(const StateTensor *st, int n_st, const TensorDesc *t, int ti, float **out) {
     int n = 0;
     for (int s = 0; s < n_st && n < 2; s++) {
         if (st[s].tensor != ti || st[s].rows != t->rows || st[s].cols != t->cols) continue;
@@ -56,7 +56,7 @@ long wash_shuffle(Model *members, Trainer *trainers, int k, float p, WashSchedul
     }
     // members whose optimizer states differ cannot swap moments: refused before any tensor moves
     for (int ti = 0; use_state && rc == 0 && ti < m0->n_tensors; ti++) {
-        const float *ignored[2];
+        float *ignored[2];
         int n_mom = moments_of(st[0], n_st[0], &m0->tensors[ti], ti, ignored);
         for (int i = 1; i < k && rc == 0; i++)
             if (moments_of(st[i], n_st[i], &m0->tensors[ti], ti, ignored) != n_mom)
@@ -68,7 +68,7 @@ long wash_shuffle(Model *members, Trainer *trainers, int k, float p, WashSchedul
         if (!(q > 0)) continue;
         size_t n = (size_t)t->rows * t->cols;
         float *vals = buf, *mom[2] = {buf + most * k, buf + 2 * most * k};
-        const float *dev_mom[ENSEMBLE_MAX_K][2];
+        float *dev_mom[ENSEMBLE_MAX_K][2];
         int n_mom = 0;
         for (int i = 0; use_state && i < k; i++) n_mom = moments_of(st[i], n_st[i], t, ti, dev_mom[i]);
         for (int i = 0; i < k; i++) {
@@ -102,7 +102,7 @@ long wash_shuffle(Model *members, Trainer *trainers, int k, float p, WashSchedul
         n_picked += tensor_picked;
         for (int i = 0; i < k; i++) {
             be->upload(param(&members[i], ti), vals + i * n, sizeof(float) * n);
-            for (int s = 0; s < n_mom; s++) be->upload((float *)dev_mom[i][s], mom[s] + i * n, sizeof(float) * n);
+            for (int s = 0; s < n_mom; s++) be->upload(dev_mom[i][s], mom[s] + i * n, sizeof(float) * n);
         }
     }
     for (int i = 0; i < k; i++) free(st[i]);
@@ -120,7 +120,7 @@ double wash_expected_exchange(const Ensemble *e, const EnsembleCoupling *c) {
     double expect = 0;
     for (int i = 0; i < m->n_tensors; i++) {
         const TensorDesc *t = &m->tensors[i];
-        const float *ignored[2];
+        float *ignored[2];
         int moments = st ? moments_of(st, n_st, t, i, ignored) : 0;
         expect += wash_tensor_prob(t, m->cfg.layers, c->p, c->schedule) * (double)t->rows * t->cols * (1 + moments);
     }

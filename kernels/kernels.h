@@ -1,6 +1,7 @@
-// kernels.h — the device-agnostic compute interface. Everything above kernels/ computes
-// through a Backend and never dereferences a pointer the backend allocated: on CUDA those
-// pointers live in GPU memory. kernels/cpu/ is the readable reference; kernels/cuda/ must
+// kernels.h — the device-agnostic compute interface. Everything above kernels/ computes on the
+// model's tensors through a Backend and never dereferences a pointer the backend allocated: on
+// CUDA those pointers live in GPU memory (host copies — checkpoints, factorize, inspection —
+// use CBLAS/LAPACKE on the host directly). kernels/cpu/ is the readable reference; kernels/cuda/ must
 // match it kernel by kernel.
 //
 // Conventions:
@@ -93,7 +94,8 @@ struct Backend {
     void (*synchronize)(void);
     // The first failure since the last call that no call could return (the calls return
     // nothing; a GPU kernel's fault shows only later): one line, forgotten once taken; NULL
-    // when none. Waits for the queued work first. NULL on the CPU, whose calls cannot fail so.
+    // when none. Waits for the queued work first. On the CPU: a kernel's scratch that could not
+    // be allocated (cpu_fail).
     const char *(*take_error)(void);
 
     // C(m×n) = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when trans_x != 0; A is m×k after op.

@@ -1,6 +1,7 @@
 // session.h — everything one run of the shell holds: the backend, the tokenizer, the data, the
-// model, the trainer and the settings. The engine objects live here and nowhere else; the only
-// global is the interrupt flag that the SIGINT handler sets.
+// model, the trainer and the settings. The engine objects live here and nowhere else; the
+// globals are the signal handlers' flags (lrsh_interrupted, lrsh_stop_notice) and a few files'
+// own output state (output.c's pending line end and lost stdout, complete.c's session).
 #pragma once
 #include <signal.h>
 #include <stdint.h>

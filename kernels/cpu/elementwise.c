@@ -1,4 +1,5 @@
-// elementwise.c — SwiGLU, y += x, x *= s, and the deterministic sum / sum of squares.
+// elementwise.c — SwiGLU, y += x, x *= s, y = αx + βy (alone, in batches, on a matrix's
+// columns), and the deterministic sum / sum of squares (alone and in batches).
 #include <math.h>
 #include <stdlib.h>
 
