@@ -246,6 +246,26 @@ static char *unescape_file_name(char *text, int quote) {
     return out;
 }
 
+// A completed file name in the spelling the parser reads back as that name (readline's own
+// quoting put a bare " inside "…"): in double quotes, " and \ escaped; after a ' the user
+// typed, a ' inside closes, adds "'" and reopens ('it'"'"'s: quoted pieces join into one word).
+// The closing quote is readline's to add (*quote_char), after the name of a file, not a folder.
+static char *quote_file_name(char *name, int match_type, char *quote_char) {
+    (void)match_type;
+    char q = quote_char && *quote_char == '\'' ? '\'' : '"';
+    char *out = malloc(5 * strlen(name) + 2), *o = out;   // worst: every char a ' → '"'"'
+    if (!out) return NULL;
+    *o++ = q;
+    for (const char *p = name; *p; p++) {
+        if (q == '"' && (*p == '"' || *p == '\\')) *o++ = '\\';
+        if (q == '\'' && *p == '\'') { memcpy(o, "'\"'\"'", 5); o += 5; continue; }
+        *o++ = *p;
+    }
+    *o = '\0';
+    if (quote_char) *quote_char = q;
+    return out;
+}
+
 void completion_install(const Session *s) {
     session = s;
     rl_readline_name = "lrsh";  // for `$if lrsh` in ~/.inputrc
@@ -255,7 +275,8 @@ void completion_install(const Session *s) {
     rl_attempted_completion_function = complete;
     rl_completer_word_break_characters = " \t\n\"'=;";
     rl_completer_quote_characters = "\"'";
-    rl_filename_quote_characters = " \t\"';=";   // in a path, these need the quotes
+    rl_filename_quote_characters = " \t\"';=#\\";   // in a path, these need the quotes
+    rl_filename_quoting_function = quote_file_name;
     rl_char_is_quoted_p = escaped_char;
     rl_filename_dequoting_function = unescape_file_name;
 }

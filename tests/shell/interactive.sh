@@ -553,6 +553,20 @@ out=$(pty --no-default -- "expect lrsh> " "send model load $TMP/my\\\\ models/r\
           "expect lrsh> " "send quit\n")
 check_not_contains tab_after_escaped_space "$out" "TIMEOUT"
 
+# ---- Tab on a file name the parser would read otherwise: a leading # (a comment: `data load`
+# went on to the default corpus), a " inside (readline's "q"uote.txt is unterminated), a
+# backslash (dropped as an escape), a ' after a typed ' — each completes to a spelling that names
+# the file (tok load of a text file says "not a SentencePiece model", naming what it opened) ----
+mkdir -p "$TMP/odd"
+for f in '#start.txt' 'q"uote.txt' 'back\slash.txt' "it's.txt"; do echo hi > "$TMP/odd/$f"; done
+lrsh_abs=$(cd "$(dirname "$LRSH")" && pwd)/$(basename "$LRSH")
+for typed in "#" "q" "ba" "'i"; do
+    name=$(cd "$TMP/odd" && ls -d "$(printf '%s' "$typed" | tr -d "'")"*)
+    out=$(cd "$TMP/odd" && LRSH=$lrsh_abs && pty --no-default -- "expect lrsh> " "send tok load $typed\t" "sleep 0.5" "send \n" \
+              "expect lrsh> " "send quit\n")
+    check_contains "tab_quotes_$(printf '%s' "$name" | tr -c 'a-z' '_')" "$out" "error: $name: not a SentencePiece model"
+done
+
 # ---- Ctrl-C while output is paused (Ctrl-S) cuts a write short: stdout is not lost for it (it
 # was taken for a closed reader, and every later result went to /dev/null) ----
 out=$(pty --no-default -- "expect lrsh> " "send \023" "send help\n" "sleep 1" "send \003" "sleep 1" "send \021" \
