@@ -42,7 +42,9 @@ void runs_describe(const Session *s, const char *indent) {
     for (int i = 0; i < r->n_runs; i++) {
         const RunSeries *x = &r->runs[i];
         OutLine line = {0};
-        line_add(&line, "%s%-16s %d step%s", indent, NAME_TEXT(x->name), x->n_steps, x->n_steps == 1 ? "" : "s");
+        const char *name = NAME_TEXT(x->name);
+        int pad = 16 - text_columns(name);   // columns, not bytes: 東京 is 6 bytes, 4 columns
+        line_add(&line, "%s%s%*s %d step%s", indent, name, pad > 0 ? pad : 0, "", x->n_steps, x->n_steps == 1 ? "" : "s");
         if (x->n_steps)
             line_add(&line, " (%d..%d), loss %s", x->steps[0].step, x->steps[x->n_steps - 1].step,
                      LOSS_TEXT(x->steps[x->n_steps - 1].loss));

@@ -265,6 +265,15 @@ def col(l, word):
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in l[:i])
 rows = [l for l in sys.stdin.read().split("\n") if l]
 print(len(rows) == 2 and col(rows[0], " adamw") == col(rows[1], " adamw"))')"
+# and so does `run`'s list of runs (padded by bytes, 中文实验's counts stood 4 columns right)
+out=$(lrsh -c "$prep; run 中文实验; train steps=1; run abc; train steps=1; run" 2>&1)
+check_eq run_list_wide_name_aligned True "$(printf '%s\n' "$out" | grep -E '^(中文实验|abc) ' | python3 -c '
+import sys, unicodedata
+def col(l, word):
+    i = l.index(word)
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in l[:i])
+rows = [l for l in sys.stdin.read().split("\n") if l]
+print(len(rows) == 2 and col(rows[0], " 1 step") == col(rows[1], " 1 step"))')"
 out=$(lrsh -c "$prep; log $TMP/train.jsonl; run first; train steps=5; eval batches=1; run second; step; step; log off; train steps=2; plot; show" 2>&1); rc=$?
 check_status log_status 0 $rc
 check_eq log_lines 8 "$(wc -l <"$TMP/train.jsonl" | tr -d ' ')"
