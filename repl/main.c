@@ -95,10 +95,10 @@ static int is_option(const char *arg, const char *name) {
 // which), else 0.
 static int parse_options(int argc, char **argv, Options *o, Err *err) {
     long long v;
-    int i = 1;
+    int i = 1, dashdash = 0;
     for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--") == 0) { i++; break; }
+        if (strcmp(a, "--") == 0) { i++, dashdash = 1; break; }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(stdout); return -1; }
         if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
 #ifdef LRSH_CUDA
@@ -129,6 +129,12 @@ static int parse_options(int argc, char **argv, Options *o, Err *err) {
             return err_set(err, "unknown option '%s' (lrsh --help lists them)", a), EXIT_USAGE;
         }
     }
+    // `lrsh sweep.lrsh --json`: refused before any script runs (it ran them all in text mode,
+    // then failed on the "file" --json). After `--` every name is a file.
+    for (int j = i + 1; j < argc && !dashdash; j++)
+        if (argv[j][0] == '-' && argv[j][1] && access(argv[j], F_OK) != 0)
+            return err_set(err, "%s after the script %s: options go before the scripts (lrsh [options] [script…])",
+                           argv[j], argv[i]), EXIT_USAGE;
     o->files = argv + i;
     o->n_files = argc - i;
     return 0;
@@ -141,13 +147,16 @@ static int parse_options(int argc, char **argv, Options *o, Err *err) {
 
 // getline with a limit: the line's length; -1 at the end of in; -2 for a line longer than
 // MAX_SCRIPT_LINE, read through to its end and dropped; -3 when MAX_SCRIPT_SKIP bytes pass
-// with no line break (`lrsh /dev/zero` grew without bound); -4 when Ctrl-C came while waiting.
+// with no line break (`lrsh /dev/zero` grew without bound); -4 when Ctrl-C came while waiting
+// (-5: when it came as the input ended, nothing of a line read).
 static ssize_t read_script_line(FILE *in, char **line, size_t *cap) {
     size_t n = 0;
     int c;
     for (;;) {
         errno = 0;
         if ((c = getc(in)) == EOF) {
+            // Ctrl-C ends a pipeline's writer too: its EOF may come first (the read restarted)
+            if (lrsh_interrupted) return n ? -4 : -5;
             if (!ferror(in) || errno != EINTR) break;
             clearerr(in);   // a signal while waiting for bytes: Ctrl-C stops the script here, as in sh
             if (lrsh_interrupted) return -4;   // (a line cut short must not run as if it were whole)
@@ -181,8 +190,9 @@ static int run_stream(Session *s, FILE *in, const char *name) {
     ssize_t n;
     while (!s->quit && (n = read_script_line(in, &line, &cap)) != -1) {
         s->src_line++;
-        if (n == -4) {   // Ctrl-C while the next line was coming: none of it runs
-            fprintf(stderr, "%s:%d: interrupted (before this line ran)\n", name, s->src_line);
+        if (n == -4 || n == -5) {   // Ctrl-C while the next line was coming: none of it runs
+            if (n == -4) fprintf(stderr, "%s:%d: interrupted (before this line ran)\n", name, s->src_line);
+            else fprintf(stderr, "%s: interrupted (waiting for line %d)\n", name, s->src_line);
             free(line);
             return EXIT_INTERRUPTED;
         }
@@ -251,9 +261,7 @@ static void usage_error(int argc, char **argv, const char *msg) {
 static int run_file(Session *s, const char *path) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!f) {
-        if (path[0] == '-')   // `lrsh a.lrsh -c …`: an option after the first script is taken as a file
-            startup_error(s, "cannot open %s: options go before the scripts (lrsh [options] [script…])", path);
-        else startup_error(s, "cannot open %s: %s", path, strerror(errno));
+        startup_error(s, "cannot open %s: %s", path, strerror(errno));
         return 1;
     }
     struct stat st;

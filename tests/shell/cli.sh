@@ -115,10 +115,14 @@ out=$("$LRSH" -c 'bogus' -c 'show' 2>&1); rc=$?
 check_status c_twice_status 2 $rc
 check_contains c_twice "$out" "-c given twice"
 
-# an option after a script is not a file: the error says where options go
+# an option after a script is refused before any script runs, saying where options go (the
+# scripts ran first, in text mode for a --json meant for them, then "cannot open --json")
 printf 'show\n' >"$TMP/one.lrsh"
-out=$("$LRSH" "$TMP/one.lrsh" -c show 2>&1)
-check_contains option_after_script "$out" "cannot open -c: options go before the scripts"
+out=$("$LRSH" "$TMP/one.lrsh" -c show 2>&1); rc=$?
+check_status option_after_script_status 2 $rc
+check_contains option_after_script "$out" "-c after the script $TMP/one.lrsh: options go before the scripts"
+out=$("$LRSH" "$TMP/one.lrsh" --json 2>&1)
+check_not_contains option_after_script_nothing_ran "$out" "settings"
 # a script that begins with a UTF-8 byte-order mark runs its first command
 printf '\357\273\277show\n' >"$TMP/bom.lrsh"
 out=$("$LRSH" "$TMP/bom.lrsh" 2>&1); rc=$?
@@ -350,5 +354,22 @@ check_status pipe_wait_interrupt_status 130 $rc
 check_contains pipe_wait_interrupt_said "$out" "<stdin>:2: interrupted (before this line ran)"
 check_not_contains pipe_wait_partial_not_run "$out" "seed 7"
 check_not_contains pipe_wait_rest_not_run "$out" "settings"
+# and when the input ends as the signal comes (Ctrl-C at a terminal ends the pipeline's writer
+# too): the end of input is no clean end then (status 0 and nothing said, 20 times in 20)
+out=$(python3 - "$LRSH" <<'PY'
+import signal, subprocess, sys, time
+codes = []
+for _ in range(5):
+    p = subprocess.Popen([sys.argv[1], "--threads", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    p.stdin.write(b"set seed 5\n"); p.stdin.flush()
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT); p.stdin.close()
+    err = p.stderr.read().decode()
+    codes.append("%d %s" % (p.wait(), "interrupted" in err))
+print(" ".join(sorted(set(codes))))
+PY
+)
+check_eq pipe_eof_interrupt_status "130 True" "$out"
 
 finish
