@@ -232,6 +232,8 @@ void model_free(Model *m) {
 
 void model_zero_grad(Model *m) { m->be->zero(m->grads, m->n_params * sizeof(float)); }
 
+int model_params_finite(const Model *m) { return isfinite(m->be->sumsq(m->params, (long)m->n_params)); }
+
 ModelCounts model_counts(const Model *m, int B, int T) {
     ModelCounts k = {0};
     const ModelConfig *c = &m->cfg;

@@ -98,6 +98,8 @@ int model_backward(Model *m, float grad_scale, Err *err);
 // model_backward(grad_scale), with the softmax computed once (the forward writes dlogits).
 int model_forward_backward(Model *m, const int32_t *tokens, int B, int T, float grad_scale, float *loss, Err *err);
 void model_zero_grad(Model *m);
+// 1 when every parameter is finite (one pass on the backend; the sum of squares in double).
+int model_params_finite(const Model *m);
 
 // A failure the backend could not return when it happened (Backend.take_error: a GPU
 // kernel's fault, a library out of memory) as −1 with one line in err, then forgotten; 0 when

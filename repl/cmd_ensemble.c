@@ -179,6 +179,9 @@ int cmd_ensemble_new(Session *s, const Args *a, Err *err) {
     EnsembleSpec sp = {.k = (int)k, .init_seeds = init, .data_seeds = data, .same_init = args_bool(a, "same_init", 0),
                        .mix_seed = s->seed ^ ENSEMBLE_MIX_SEED_SALT};
     if (spec_from_session(s, seeds, &sp, init, data, err) != 0) return -1;
+    if (!seeds && !s->has_ensemble && !model_params_finite(&s->model))   // member 0 would carry them
+        return err_set(err, "the model holds NaN or infinite values: member 0 would start from them (the next `step` "
+                            "rolls back an update that made them; or `model load` a checkpoint, or seeds=)");
     const OptimConfig *oc = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
     if (ensemble_fits(s, k, err) != 0) return -1;
     // the session's own model: its training not saved is carried by member 0, or with seeds=
@@ -478,6 +481,12 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     }
     progress_end(&p);
     ensemble_train_report(s, &r, steps);
+    for (int i = 0; r.done && !r.diverged_at && i < s->ens.k; i++)   // as a single model's train says it
+        if (!model_params_finite(&s->ens.members[i])) {
+            out_warning(s, "the last update left NaN or infinite values in member %d: the next step rolls every "
+                           "member back", i);
+            break;
+        }
     return 0;
 }
 

@@ -240,6 +240,12 @@ static int save_ensemble(Session *s, const char *path, const CheckpointOptions *
     const Tokenizer *tok = s->model_tok ? s->model_tok : s->tok;   // the members' own
     if (tok && tokenizer_vocab_size(tok) > e->members[0].cfg.vocab) tok = NULL;
     if (ensemble_save(path, e, tok, o, err) != 0) return -1;
+    for (int i = 0; i < e->k; i++)   // as a single model's save says it
+        if (!model_params_finite(&e->members[i])) {
+            out_warning(s, "member %d holds NaN or infinite values (from the last update, which the next `step` rolls "
+                           "back, or from the file it was loaded from): saved as it is", i);
+            break;
+        }
     struct stat st;
     double bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
     char size[32];
@@ -302,7 +308,7 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     if (rc != 0) return -1;
     // a step can leave NaN in the parameters that only the next step notices: said now, not
     // at the next load of a file that may have replaced a good one
-    if (!isfinite(s->be->sumsq(s->model.params, (long)s->model.n_params)))
+    if (!model_params_finite(&s->model))
         out_warning(s, "the model holds NaN or infinite values (from the file it was loaded from, or from the last "
                        "update, which the next `step` rolls back): saved as it is");
     struct stat st;
@@ -647,6 +653,9 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
                             "factorize", s->ens.k);
     if (!args_has(a, "rank")) return err_set(err, "model factorize needs rank=R (e.g. model factorize rank=16)");
     int rank = (int)args_int(a, "rank", 0);
+    if (!model_params_finite(&s->model))   // the new model would keep them, and lose the step's rollback
+        return err_set(err, "the model holds NaN or infinite values: nothing to factorize (the next `step` rolls back "
+                            "an update that made them; or `model load` a checkpoint)");
     Model m;
     FactorizeReport rep;
     memset(&m, 0, sizeof m);
@@ -654,6 +663,12 @@ int cmd_model_factorize(Session *s, const Args *a, Err *err) {
     long before = model_counts(&s->model, 1, s->model.cfg.seq).params;
     ModelConfig old_cfg = s->model.cfg;
     if (model_factorize(&s->model, rank, &m, &rep, err) != 0) return -1;
+    if (!model_params_finite(&m)) {   // entries near the float range: the factors or W = A·Bᵀ overflow
+        model_free(&m);
+        factorize_report_free(&rep);
+        return err_set(err, "factorizing at rank %d overflows float (the model's matrices hold values near 3.4e38): "
+                            "the model is as it was", rank);
+    }
     if (session_keep_unsaved(s, DROP_MODEL_FACTORIZE, err) != 0) {
         model_free(&m);
         factorize_report_free(&rep);

@@ -180,6 +180,13 @@ static int train_eval_point(Session *s, Run *r, const Shape *sh, int eval_batche
     return 0;
 }
 
+// An update whose loss and gradient were finite can still leave NaN or ∞ in the parameters
+// (lr=10): only the next step finds it (and rolls it back), so say so now.
+static void warn_nonfinite_params(Session *s) {
+    if (!model_params_finite(&s->model))
+        out_warning(s, "this update left NaN or infinite values in the parameters: the next step rolls it back");
+}
+
 int cmd_train(Session *s, const Args *a, Err *err) {
     Shape sh;
     if (s->has_ensemble) return ensemble_cmd_train(s, a, err);   // trains every member
@@ -237,6 +244,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     progress_end(&p);
     if (r.done) inspect_record_spectra(s);
     train_report(s, &r, steps, (r.done < steps || lrsh_interrupted) && !r.diverged_at);
+    if (r.done && !r.diverged_at) warn_nonfinite_params(s);
     if (p.live && p.extra && p.extra[0])   // the live line may have had no room for them all
         out_text(s, "watched: %s\n", p.extra);
     return 0;
@@ -266,8 +274,7 @@ int cmd_step(Session *s, const Args *a, Err *err) {
         return 0;
     }
     cJSON_AddBoolToObject(s->result, "diverged", 0);
-    if (!isfinite(s->be->sumsq(s->model.params, (long)s->model.n_params)))   // else only the next step tells
-        out_warning(s, "this update left NaN or infinite values in the parameters: the next step rolls it back");
+    warn_nonfinite_params(s);
     double rate = st.seconds > 0 ? (double)st.tokens / st.seconds : 0;
     StepDiag d = step_diag(o);
     session_record_step(s, &st, rate, &d);
@@ -311,6 +318,10 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
                                    &pl, &loss, &done, err);
     progress_end(&pl.p);
     int interrupted = rc != 0 && lrsh_interrupted && done > 0 && done < batches;
+    if (rc != 0 && !interrupted && train_diverged(err))   // finite parameters can overflow too (lr=10)
+        return err_wrap(err, "", s->trainer.has_good ? ": the model diverged (`norms` shows its matrices' sizes); the "
+                                 "next training step rolls its last update back" : ": the model holds NaN or ∞, or its "
+                                 "activations overflow (`norms` shows its matrices' sizes)");
     if (rc != 0 && !interrupted) return -1;
     double ppl = exp(loss);
     int step = s->has_trainer ? s->trainer.step : s->resume.step;

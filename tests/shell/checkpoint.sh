@@ -288,6 +288,16 @@ check_eq missing_file_one_line 1 "$(printf '%s\n' "$out" | grep -c .)"
 out=$(lrsh -c "tok load $TMP/tok.model; data load; model new tiny dim=32 seq=16; optim adamw eps=0 lr=0.01; step batch=2; model save $TMP/nan.st" 2>&1)
 check_contains nan_step_warns "$out" "this update left NaN or infinite values in the parameters"
 check_contains nan_save_warns "$out" "the model holds NaN or infinite values"
+# … and by train (it said nothing: only the next step found it), an ensemble's train and save;
+# factorize and ensemble new refuse such a model (they kept the NaN and lost the step's rollback)
+out=$(lrsh -c "tok load $TMP/tok.model; data load; model new tiny dim=32 seq=16; optim adamw eps=0 lr=0.01; set errexit off; train steps=1 batch=2; eval batches=1; model factorize rank=2; ensemble new 2" 2>&1)
+check_contains nan_train_warns "$out" "this update left NaN or infinite values in the parameters"
+check_contains nan_eval_says_diverged "$out" "the loss is not finite (NaN): the model diverged (\`norms\` shows its matrices' sizes); the next training step rolls its last update back"
+check_contains nan_factorize_refused "$out" "the model holds NaN or infinite values: nothing to factorize"
+check_contains nan_ensemble_new_refused "$out" "member 0 would start from them"
+out=$(lrsh -c "tok load $TMP/tok.model; data load; model new tiny dim=32 seq=16; optim adamw eps=0 lr=0.01; ensemble new 2; train steps=1 batch=2; model save $TMP/nan-ens.st" 2>&1)
+check_contains nan_ensemble_train_warns "$out" "the last update left NaN or infinite values in member"
+check_contains nan_ensemble_save_warns "$out" "holds NaN or infinite values (from the last update"
 
 # ---- factorize: a table of relative errors, optimizer state reset
 out=$(lrsh --json -c "model load $ck; model factorize rank=8; model info" 2>"$TMP/err"); rc=$?
@@ -414,6 +424,20 @@ with open(path, 'r+b') as f:
 PY
 }
 poke_nan "$TMP/nan.st" embed 5
+# a finite dense model whose entries are near float's limit: factorizing it overflowed to ∞ and
+# reported a relative error of 0; it is refused, the model kept
+lrsh -q -c "model new tiny dim=32 rank=0 seq=16 vocab=512; model save $TMP/huge.st" >/dev/null 2>&1
+python3 - "$TMP/huge.st" <<'PY'
+import json, struct, sys
+with open(sys.argv[1], 'r+b') as f:
+    n = struct.unpack('<Q', f.read(8))[0]
+    begin = json.loads(f.read(n))['blocks.0.attn.wq']['data_offsets'][0]
+    f.seek(8 + n + begin)
+    f.write(struct.pack('<4f', 3e38, 3e38, 3e38, 3e38))
+PY
+out=$(lrsh -c "model load $TMP/huge.st; set errexit off; model factorize rank=2; model info" 2>&1)
+check_contains factorize_overflow_refused "$out" "factorizing at rank 2 overflows float"
+check_contains factorize_overflow_model_kept "$out" "rank=0"
 out=$(lrsh -c "model load $TMP/nan.st" 2>&1); rc=$?
 check_status nan_load_status 0 $rc
 check_contains nan_load_warns "$out" "warning: 1 parameter value is NaN or infinite (the first in embed)"
