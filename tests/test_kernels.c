@@ -570,6 +570,21 @@ static double xent_objective(void *ctx) {  // dscale·Σ losses, whose gradient 
     return c->dscale * s;
 }
 
+// cpu_expf, the softmax's and sigmoid's exp: within 2e-7 relative of libm's on [−87, 88],
+// 0 and ∞ past its range, NaN for NaN (which went through an undefined float → int conversion).
+static void test_expf(void) {
+    double worst = 0;
+    for (int i = 0; i <= 200000; i++) {
+        float x = -87.0f + 175.0f * (float)i / 200000.0f;
+        double want = exp((double)x), got = cpu_expf(x);
+        if (fabs(got - want) / want > worst) worst = fabs(got - want) / want;
+    }
+    CHECK(worst < 2e-7, "cpu_expf within 2e-7 of exp on [-87, 88] (worst %.3g)", worst);
+    CHECK(cpu_expf(-100.0f) == 0.0f && cpu_expf(-INFINITY) == 0.0f, "cpu_expf underflows to 0");
+    CHECK(isinf(cpu_expf(100.0f)) && isinf(cpu_expf(INFINITY)), "cpu_expf overflows to inf");
+    CHECK(isnan(cpu_expf(NAN)) && isnan(cpu_expf(-NAN)), "cpu_expf(NaN) is NaN");
+}
+
 static void test_softmax_xent(void) {
     int32_t targets[4] = {3, 0, 10, 3};
     XentCase c = {.n = 4, .V = 11, .dscale = 0.25f, .targets = targets};
@@ -872,6 +887,7 @@ int main(int argc, char **argv) {
     RUN(test_decode_attention);
     RUN(test_swiglu);
     RUN(test_row_products);
+    RUN(test_expf);
     RUN(test_softmax_xent);
     RUN(test_gemm_batch);
     RUN(test_add_scale);

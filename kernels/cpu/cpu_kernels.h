@@ -23,7 +23,9 @@ void cpu_gemv_rows(float *y, const float *w, int ldw, const float *x, int n, int
 // (expf overflows at 88.72): only softmax (x ≤ 0) and sigmoid call it.
 #pragma omp declare simd notinbranch
 static inline float cpu_expf(float x) {
-    float xc = x < -87.33f ? -87.33f : x > 88.37f ? 88.37f : x;  // n in [−126, 127]: 2^n normal
+    // n in [−126, 127]: 2^n normal; a NaN x takes −87.33 here (converting a NaN n to int is
+    // undefined), and comes back as the result below
+    float xc = x > -87.33f ? (x < 88.37f ? x : 88.37f) : -87.33f;
     // n = round(x / ln2): adding and removing 1.5·2^23 rounds to an integer in the FPU;
     // floorf would block vectorization in GCC 12 (without -fno-trapping-math)
     float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -35,13 +37,13 @@ static inline float cpu_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     float er = p * r * r + r + 1.0f;                        // e^r
-    // 2^n; the shift is unsigned: for a NaN x, n converts to INT32_MIN and a signed shift of
-    // that is undefined (y is NaN either way, as exp(NaN) should be)
+    // 2^n (the shift unsigned: a negative n + 127 never occurs, but a signed shift would need proof)
     int32_t bits = (int32_t)((uint32_t)((int32_t)n + 127) << 23);
     float two_n;
     memcpy(&two_n, &bits, sizeof two_n);
     float y = er * two_n;
     y = x < -87.33f ? 0.0f : y;
+    y = x != x ? x : y;                                     // exp(NaN) is NaN
     return x > 88.37f ? INFINITY : y;
 }
 
