@@ -1,5 +1,7 @@
 // optim.c — optimizer configs (options by optimizer), state (build, free, the named state
 // tensors, a description) and the schedule. The update rules are in optim_step.c.
+#include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -103,6 +105,7 @@ int optim_config_set(OptimConfig *cfg, const char *key, const char *value, Err *
         return 0;
     }
     double v = 0;
+    errno = 0;   // strtod's ERANGE: a value below double's range too (1e-400), or subnormal
     int bad = o->type == OPT_FLOAT ? parse_decimal(value, &v) : (v = (double)strtol(value, &end, 10), end == value || *end);
     if (bad)   // worded as the shell words its own options
         return err_set(err, "option %s= expects %s, got '%s'", key, o->type == OPT_FLOAT ? "a number" : "an integer",
@@ -111,7 +114,12 @@ int optim_config_set(OptimConfig *cfg, const char *key, const char *value, Err *
         return err_set(err, o->type == OPT_FLOAT ? "option %s= must be between %g and %g, got %s"
                                                  : "option %s= must be between %.0f and %.0f, got %s",   // 1000000000, not 1e+09
                        key, o->lo, o->hi, value);
-    if (o->type == OPT_FLOAT) *(float *)field = (float)v;
+    // a value float cannot hold apart from 0 would act as 0 (clip=1e-40 turned clipping off);
+    // subnormal doubles compare equal to 0 here (the CPU backend flushes subnormals): ERANGE says
+    int underflow = errno == ERANGE && fabs(v) < 1;
+    if (o->type == OPT_FLOAT && (underflow || (v != 0 && fabs(v) < FLT_MIN)))
+        return err_set(err, "option %s=%s is below the smallest float (%.3g), so it would act as 0", key, value, FLT_MIN);
+    if (o->type == OPT_FLOAT) *(float *)field = v == 0 ? 0.0f : (float)v;   // -0 is 0
     else *(int *)field = (int)v;
     return 0;
 }

@@ -29,6 +29,13 @@ out=$(lrsh -c 'optim adamw momentum=0.9' 2>&1); rc=$?
 check_status optim_bad_key_status nonzero $rc
 check_contains optim_bad_key_named "$out" "adamw takes no option 'momentum='"
 check_contains optim_bad_key_lists "$out" "lr= wd= beta1= beta2= eps= clip= warmup= horizon= min_lr_ratio="
+# a value a float holds only as 0 is refused (clip=1e-40 turned clipping off; lr=1e-320 was 0);
+# -0 is 0
+for v in 1e-40 1e-320 1e-400; do
+    out=$(lrsh -c "optim sgd clip=$v" 2>&1)
+    check_contains "optim_tiny_refused_$v" "$out" "clip=$v is below the smallest float"
+done
+check_contains optim_minus_zero "$(lrsh -c 'optim adamw lr=-0' 2>&1)" "adamw lr=0 "
 out=$(lrsh -c 'optim spectron momentm=0.9' 2>&1)
 check_contains optim_bad_key_suggest "$out" "did you mean 'momentum='"
 out=$(lrsh -c 'optim renorm ns_steps=3' 2>&1)
