@@ -301,10 +301,11 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
         tok = NULL;
     }
     const Trainer *tr = s->has_trainer ? &s->trainer : NULL;
-    // Not trained since loaded or averaged: the step, data position and optimizer go along.
+    // Not trained since loaded or averaged, or not yet: the step, data position and optimizer
+    // settings go along (an `optim spectron` before any step was lost, and the file resumed as adamw)
     CheckpointProgress progress = {s->resume.step, s->resume.data_rng, s->optim, s->resume.shape};
-    int rc = tr || s->resume.step == 0 ? checkpoint_save(path, &s->model, tr, tok, &o, err)
-                                       : checkpoint_save_progress(path, &s->model, &progress, tok, &o, err);
+    int rc = tr ? checkpoint_save(path, &s->model, tr, tok, &o, err)
+                : checkpoint_save_progress(path, &s->model, &progress, tok, &o, err);
     if (rc != 0) return -1;
     // a step can leave NaN in the parameters that only the next step notices: said now, not
     // at the next load of a file that may have replaced a good one
@@ -321,7 +322,7 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
              : optim ? "included"
              : tr  ? "left out"
              : step ? "none (not trained since it was loaded or averaged; its settings kept)"
-                    : "none (no trainer yet)",
+                    : "none (no trainer yet; its settings kept)",
              tok ? s->model_tok ? "embedded (the model's own, not the session's)" : "embedded" : "none");
     s->dirty = 0;
     snprintf(s->model_file, sizeof s->model_file, "%s", path);
@@ -329,8 +330,7 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "bytes", bytes);
     cJSON_AddNumberToObject(s->result, "step", step);
     cJSON_AddStringToObject(s->result, "dtype", dtype_name(o.dtype));
-    if (tr || step) cJSON_AddStringToObject(s->result, "optimizer", tr ? tr->opt.cfg.name : s->optim.name);
-    else cJSON_AddNullToObject(s->result, "optimizer");   // no trainer yet: the file holds none, as `model load` says
+    cJSON_AddStringToObject(s->result, "optimizer", tr ? tr->opt.cfg.name : s->optim.name);
     cJSON_AddBoolToObject(s->result, "optimizer_state", optim);
     cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
     return 0;

@@ -208,11 +208,17 @@ out=$(lrsh -c "tok train vocab=512 out=$TMP/dangling.model" 2>&1); rc=$?
 check_status tok_train_dangling_status 1 $rc
 check_contains tok_train_dangling "$out" "is a symbolic link to a missing file: nothing was trained"
 check_eq tok_train_dangling_kept yes "$([ -L "$TMP/dangling.model" ] && echo yes || echo no)"
+# saved before any step, after `optim`: loaded and trained, the same bytes as trained at once
+lrsh -q -c "tok load $TMP/tok.model; data load; model new tiny dim=32 seq=16; optim spectron lr=0.01 warmup=2; model save $TMP/step0.st" >/dev/null 2>&1
+lrsh -q -c "model load $TMP/step0.st; data load; train steps=3 batch=2; model save $TMP/step0-3.st" >/dev/null 2>&1
+lrsh -q -c "tok load $TMP/tok.model; data load; model new tiny dim=32 seq=16; optim spectron lr=0.01 warmup=2; train steps=3 batch=2; model save $TMP/direct-3.st" >/dev/null 2>&1
+check_eq step0_save_resumes_exactly same "$(cmp -s "$TMP/step0-3.st" "$TMP/direct-3.st" && echo same || echo differ)"
 # a name of 250 bytes saves (NAME.tmp.PID would pass the file system's 255), and a save with no
-# trainer yet says in JSON it holds no optimizer, as model load of it does
+# trainer yet keeps the optimizer chosen (it held none, and the file resumed as adamw), as model
+# load of it says
 long_name="$TMP/$(python3 -c "print('n' * 250)")"
 out=$(lrsh --json -c "model new tiny seq=16 vocab=512; optim spectron; model save $long_name; model load $long_name" 2>/dev/null)
-check_eq long_name_saved "null null" "$(printf '%s\n' "$out" | grep '"command":"model save"' | json_field optimizer) $(printf '%s\n' "$out" | grep '"command":"model load"' | json_field optimizer)"
+check_eq long_name_saved '"spectron" "spectron"' "$(printf '%s\n' "$out" | grep '"command":"model save"' | json_field optimizer) $(printf '%s\n' "$out" | grep '"command":"model load"' | json_field optimizer)"
 # a name of 256 bytes: refused before anything is written (the rename found it, the file written)
 check_contains name_too_long_refused "$(lrsh -c "model new tiny seq=16 vocab=512; model save ${long_name}nnnnnn" 2>&1)" "the file name is longer than 255 bytes"
 check_eq name_too_long_nothing_left "" "$(ls "$TMP" | grep -E 'nnnnnn\.tmp|lrsh\.tmp')"
