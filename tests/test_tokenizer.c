@@ -116,6 +116,39 @@ static void test_unigram_trains(void) {
     free(text);
 }
 
+// The same corpus in two folders trains the same bytes: SentencePiece records the corpus's name
+// as given, and the absolute path made a checkpoint's bytes depend on where the corpus lay.
+static void test_train_bytes_independent_of_folder(void) {
+    size_t n;
+    char *text = read_all(corpus_path, &n);
+    if (!text) { CHECK(0, "no corpus"); return; }
+    size_t cut = n < 200000 ? n : 200000;
+    while (cut > 0 && text[cut - 1] != '\n') cut--;
+    char dir[2][160], path[2][400], out[2][400];
+    Tokenizer *t[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        snprintf(dir[i], sizeof dir[i], "%s/%s", tmp_dir, i ? "a/much/longer/folder" : "c1");
+        char mk[400];
+        snprintf(mk, sizeof mk, "%s/%s", tmp_dir, i ? "a" : "c1");
+        mkdir(mk, 0700);
+        if (i) { strcat(mk, "/much"); mkdir(mk, 0700); strcat(mk, "/longer"); mkdir(mk, 0700); mkdir(dir[i], 0700); }
+        snprintf(path[i], sizeof path[i], "%s/x.txt", dir[i]);
+        snprintf(out[i], sizeof out[i], "%s/x.model", dir[i]);
+        write_all(path[i], text, cut);
+        Err err = {{0}};
+        t[i] = tokenizer_train(path[i], 400, TOKENIZER_BPE, out[i], NULL, NULL, &err);
+        CHECK(t[i] != NULL, "training on %s: %s", path[i], err.msg);
+    }
+    if (t[0] && t[1]) {
+        size_t s0, s1;
+        const void *b0 = tokenizer_bytes(t[0], &s0), *b1 = tokenizer_bytes(t[1], &s1);
+        CHECK(s0 == s1 && memcmp(b0, b1, s0) == 0, "tokenizer bytes differ by folder (%zu vs %zu bytes)", s0, s1);
+    }
+    tokenizer_free(t[0]);
+    tokenizer_free(t[1]);
+    free(text);
+}
+
 static void test_load_from_bytes_equals_load_from_path(void) {
     if (!bpe) return;
     Err err = {{0}};
@@ -287,6 +320,7 @@ int main(void) {
     RUN(test_byte_fallback_and_specials);
     RUN(test_unigram_trains);
     RUN(test_load_from_bytes_equals_load_from_path);
+    RUN(test_train_bytes_independent_of_folder);
     RUN(test_train_errors);
     RUN(test_train_stops);
     RUN(test_load_errors);

@@ -16,11 +16,11 @@
 #include <new>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include <fcntl.h>
+#include <omp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -244,9 +244,9 @@ static void train_error(const char *path, int vocab, const std::string &msg, Err
     }
 }
 
-static std::unordered_map<std::string, std::string> train_args(const char *path, int vocab,
-                                                               TokenizerType type) {
-    unsigned hw = std::thread::hardware_concurrency();
+// threads: the shell's (--threads, set threads), which unigram training spreads over.
+static std::unordered_map<std::string, std::string> train_args(const char *path, int vocab, TokenizerType type,
+                                                               int threads) {
     return {
         {"input", path},
         {"model_type", type == TOKENIZER_UNIGRAM ? "unigram" : "bpe"},
@@ -258,7 +258,7 @@ static std::unordered_map<std::string, std::string> train_args(const char *path,
         {"input_sentence_size", "200000"},
         {"shuffle_input_sentence", "true"},
         {"max_sentence_length", std::to_string(MAX_TRAIN_LINE)},
-        {"num_threads", std::to_string(std::max(1u, std::min(hw, 16u)))},
+        {"num_threads", std::to_string(std::max(1, std::min(threads, 16)))},
         // exact round trips: keep the text as it is
         {"normalization_rule_name", "identity"},
         {"remove_extra_whitespaces", "false"},
@@ -312,7 +312,8 @@ static void write_all(int fd, const std::string &out) {
 
 // The child's side: train, then write one status byte and the model (0) or the error line (1)
 // to fd. It never returns: _exit, so that none of the parent's buffers or exit handlers run twice.
-[[noreturn]] static void train_child(int fd, pid_t parent, const char *path, int vocab, TokenizerType type) {
+[[noreturn]] static void train_child(int fd, pid_t parent, const char *path, int vocab, TokenizerType type,
+                                     int threads) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);   // the shell ended by a signal (SIGTERM, SIGKILL): so does this
     if (getppid() != parent) _exit(1);   // it ended before that took effect
     signal(SIGINT, SIG_IGN);   // Ctrl-C is the parent's to act on: it kills this process
@@ -325,7 +326,15 @@ static void write_all(int fd, const std::string &out) {
         sentencepiece::logging::SetMinLogLevel(3);  // silence INFO/WARNING/ERROR: errors come back as status
         sentencepiece::SetRandomGeneratorSeed(1234);  // the sample of lines is the same on every run
         std::string model;
-        auto st = sentencepiece::SentencePieceTrainer::Train(train_args(path, vocab, type), nullptr, &model);
+        // The model records the corpus's name as given (trainer_spec.input): from its folder, the
+        // name alone, so the same corpus elsewhere gives the same tokenizer bytes (the child's
+        // working folder is its own)
+        const char *slash = strrchr(path, '/'), *input = path;
+        if (slash && slash[1]) {
+            std::string dir(path, slash == path ? 1 : (size_t)(slash - path));
+            if (chdir(dir.c_str()) == 0) input = slash + 1;
+        }
+        auto st = sentencepiece::SentencePieceTrainer::Train(train_args(input, vocab, type, threads), nullptr, &model);
         if (st.ok()) {
             out += model;
         } else {
@@ -351,12 +360,13 @@ static int train_in_child(const char *path, int vocab, TokenizerType type, Progr
                           std::string *model, Err *err) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return err_set(err, "tokenizer training: pipe: %s", strerror(errno));
+    int threads = omp_get_max_threads();   // --threads and `set threads` set it; the child inherits no pool
     pid_t parent = getpid(), pid = fork();
     if (pid < 0) {
         close(fds[0]), close(fds[1]);
         return err_set(err, "tokenizer training: fork: %s", strerror(errno));
     }
-    if (pid == 0) close(fds[0]), train_child(fds[1], parent, path, vocab, type);
+    if (pid == 0) close(fds[0]), train_child(fds[1], parent, path, vocab, type, threads);
     close(fds[1]);
     std::string got;
     int stopped = 0;
