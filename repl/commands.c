@@ -101,6 +101,8 @@ const CmdSpec commands[] = {
              "same model, byte for byte). SentencePiece learns from a sample of up to 200 000\n"
              "lines and skips lines longer than 16 384 bytes (they are still encoded by `data\n"
              "load`). Its U+2581 (▁) stands for a space: one in the text comes back as a space.\n"
+             "Unigram training runs on the session's threads (--threads, `set threads`), BPE on one;\n"
+             "the file does not depend on the folder FILE lies in (only its name is recorded).\n"
              "Ctrl-C stops the training at once: nothing is written, the session keeps its tokenizer.\n"
              "Examples:\n  tok train vocab=512\n  tok train notes.txt vocab=4096 type=unigram out=notes.model",
      .max_pos = 1, .pos = POS_PATH, .run = cmd_tok_train,
