@@ -939,12 +939,28 @@ static int run_command(Session *s, const Words *w) {
     return rc;
 }
 
+// A line the parser refused names its command as a parsed one would ("tok encode", not "tok"),
+// as far as its first two words tell.
+static const char *command_of_unparsed(const char *line, char *buf, size_t cap) {
+    line += strspn(line, " \t");
+    size_t first = strcspn(line, " \t\r\n;"), gap = strspn(line + first, " \t");
+    size_t second = strspn(line + first + gap, "abcdefghijklmnopqrstuvwxyz");
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)first, line);
+    int sub = second && command_has_subs(name) && strchr(" \t\r\n;#", line[first + gap + second]) != NULL;
+    snprintf(buf, cap, "%.*s", (int)(sub ? first + gap + second : first), line);
+    if (sub) buf[first] = ' ';   // one space between, however many were typed
+    if (sub && gap > 1) memmove(buf + first + 1, buf + first + gap, second + 1);
+    return buf;
+}
+
 int run_line(Session *s, const char *line) {
     Err err = {{0}};
     Words *cmds;
     int n = parse_line(line, &cmds, &err);
     if (n < 0) {
-        out_error(s, NULL, line, err.msg);
+        char name[64];
+        out_error(s, command_of_unparsed(line, name, sizeof name), line, err.msg);
         out_check_stdout();
         return -1;
     }

@@ -243,7 +243,10 @@ void out_error(const Session *s, const char *command, const char *line, const ch
     if (s->json) {
         line += strspn(line, " \t");
         snprintf(first, sizeof first, "%.*s", (int)strcspn(line, " \t\r\n"), line);
-        char *whole = strndup(line, strcspn(line, "\r\n"));   // the line, not its newline
+        size_t len = strlen(line);   // the line, not its newline ("\n" or "\r\n"); a lone \r is the line's
+        if (len && line[len - 1] == '\n') len--;
+        if (len && line[len - 1] == '\r') len--;
+        char *whole = strndup(line, len);
         if (whole) line = whole;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddFalseToObject(o, "ok");

@@ -225,6 +225,13 @@ check_eq json_error_command '"nosuch"' "$(printf '%s\n' "$out" | grep nosuch | j
 out=$("$LRSH" --json -c 'train steps=5' 2>/dev/null)
 check_eq json_error_names_command '"train"' "$(printf '%s\n' "$out" | json_field command)"
 check_eq json_error_line '"train steps=5"' "$(printf '%s\n' "$out" | json_field line)"
+# a line the parser refuses names its command as any other failure of it does ("tok", not
+# "tok encode", split a program's failures by command); its line is cut only at its end (a
+# lone \r, which the parser reads as a space, cut the line there)
+out=$("$LRSH" --json -c 'tok  encode "abc' 2>/dev/null)
+check_eq json_parse_error_command '"tok encode"' "$(printf '%s\n' "$out" | json_field command)"
+out=$(printf 'set seed 5\rset batch 4\r\n' | "$LRSH" --json 2>/dev/null)
+check_eq json_error_line_lone_cr '"set seed 5\rset batch 4"' "$(printf '%s\n' "$out" | json_field line)"
 out=$(printf 'show\n' | "$LRSH" --json 2>/dev/null)
 check_eq json_pipe "valid 1" "$(printf '%s\n' "$out" | json_lines)"
 # a bad option with --json anywhere among the options: the error object on stdout too
