@@ -55,6 +55,8 @@ static uint16_t bf16_from_f32(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u);  // NaN stays NaN
+    if ((u & 0x7fffffffu) < 0x7f800000u && (u & 0x7fffffffu) >= 0x7f7f8000u)   // finite, but would round to ∞:
+        return (uint16_t)((u >> 16 & 0x8000u) | 0x7f7fu);                      // bf16's largest (±3.39e38)
     u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even
     return (uint16_t)(u >> 16);
 }

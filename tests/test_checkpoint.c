@@ -4,6 +4,7 @@
 // independent parser (and by Python), corrupted files refused by name without touching the
 // caller's model, atomic saves, the embedded tokenizer, and ensemble files (member prefixes).
 #include <dirent.h>
+#include <float.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -153,6 +154,7 @@ static void test_bf16_round_trip(void) {
     e[2] = NAN;
     e[3] = -INFINITY;
     e[4] = 1.0f + 0x1p-8f + 0x1p-20f;  // just above halfway: up
+    e[5] = FLT_MAX, e[6] = -FLT_MAX;   // finite: bf16's largest, not ∞ (they rounded to ∞)
     be->upload(m.params, p, m.n_params * 4);
     const char *p32 = in_dir("big32.safetensors"), *p16 = in_dir("big16.safetensors");
     CheckpointOptions o32 = {.dtype = CHECKPOINT_F32}, o16 = {.dtype = CHECKPOINT_BF16};
@@ -165,6 +167,7 @@ static void test_bf16_round_trip(void) {
     float *q = host_copy(m2.params, m2.n_params), *f = q + m2.tensors[m2.embed].offset;
     CHECK(f[0] == 1.0f && f[1] == 1.0f + 0x1p-6f && isnan(f[2]) && f[3] == -INFINITY && f[4] == 1.0f + 0x1p-7f,
           "bf16 rounding: %.9g %.9g %g %g %.9g", f[0], f[1], f[2], f[3], f[4]);
+    CHECK(f[5] == 0x1.fep127f && f[6] == -0x1.fep127f, "bf16 of ±FLT_MAX: %g %g (±3.3895e38 wanted)", f[5], f[6]);
     double worst = 0;
     for (int t = 0; t < m.n_tensors; t++) {
         size_t off = m.tensors[t].offset, n = (size_t)m.tensors[t].rows * m.tensors[t].cols;
