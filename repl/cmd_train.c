@@ -129,7 +129,8 @@ static void train_report(Session *s, const Run *r, int steps, int interrupted) {
         if (r->done) json_add_real(s->result, last[i], value[i]);
         else cJSON_AddNullToObject(s->result, last[i]);
     }
-    json_add_real(s->result, "tok_per_s", rate);
+    if (r->done) json_add_real(s->result, "tok_per_s", rate);
+    else cJSON_AddNullToObject(s->result, "tok_per_s");   // no step: no rate, as generate's
     json_add_real(s->result, "seconds", r->seconds);
     json_add_real(s->result, "eval_seconds", r->eval_seconds);
     cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
@@ -271,6 +272,12 @@ int cmd_step(Session *s, const Args *a, Err *err) {
         cJSON_AddBoolToObject(s->result, "diverged", 1);
         cJSON_AddNumberToObject(s->result, "diverged_at", attempt);
         cJSON_AddNumberToObject(s->result, "step", s->trainer.step);
+        cJSON_AddStringToObject(s->result, "optim", o->cfg.name);
+        static const char *const none[] = {"loss", "lr", "grad_norm", "grad_norm_clipped", "clip_scale", "tokens",
+                                           "seconds", "optim_seconds", "optim_fraction", "tok_per_s"};
+        for (size_t i = 0; i < sizeof none / sizeof *none; i++)   // the same keys: no update was taken
+            cJSON_AddNullToObject(s->result, none[i]);
+        cJSON_AddArrayToObject(s->result, "matrices");
         return 0;
     }
     cJSON_AddBoolToObject(s->result, "diverged", 0);

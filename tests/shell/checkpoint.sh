@@ -457,7 +457,11 @@ check_contains nan_generate_error "$out" "the next-token logits are not finite (
 # ... and training it diverges at its first step: a result whose last-step values are null, not 0
 out=$(lrsh --json -c "tok load $TMP/tok.model; model load $TMP/nan.st; data load; train steps=2" 2>/dev/null); rc=$?
 check_status nan_train_status 0 $rc
-check_eq nan_train_nulls "True 0 None None None" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval '" ".join(str(x) for x in [o["diverged"], o["steps"], o["loss"], o["lr"], o["grad_norm"]])')"
+check_eq nan_train_nulls "True 0 None None None None" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval '" ".join(str(x) for x in [o["diverged"], o["steps"], o["loss"], o["lr"], o["grad_norm"], o["tok_per_s"]])')"
+# a step refused the same way has step's every key, null where no update was taken (it had
+# only diverged, diverged_at, step and the reason)
+out=$(lrsh --json -c "tok load $TMP/tok.model; model load $TMP/nan.st; data load; step" 2>/dev/null)
+check_eq nan_step_keys "True None None adamw []" "$(printf '%s\n' "$out" | grep '"command":"step"' | json_eval '" ".join(str(x) for x in [o["diverged"], o["loss"], o["tok_per_s"], o["optim"], o["matrices"]])')"
 
 # a header other readers read otherwise: a key twice in one object (cJSON kept the first,
 # Python's json the last) or a NUL in a name (head\u0000junk loaded as head) — refused; a
