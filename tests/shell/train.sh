@@ -30,6 +30,12 @@ check_eq eval_every_equals_eval 1 "$(printf '%s\n' "$out" | python3 -c 'import j
 r = [json.loads(l) for l in sys.stdin]
 print(len({[x for x in r if x["command"] == "train"][0]["val"][0]["val_loss"], [x for x in r if x["command"] == "eval"][0]["val_loss"]}))')"
 # a batch shape the model cannot take is refused before the trainer is built (no "trainer built")
+# a corpus too short to train on is said at data load, not first at train ("1 tokens" and no word)
+printf 'ab\n' > "$TMP/two.txt"
+out=$("$LRSH" -c "tok load $model; data load $TMP/two.txt" 2>&1)
+check_contains data_load_too_short "$out" "warning: the training split has 1 token: training needs at least two"
+out=$("$LRSH" -c "tok load $model; data load $TMP/two.txt val=0" 2>&1)
+check_not_contains data_load_val0_no_warning "$out" "warning"
 out=$("$LRSH" -c "tok load $model; data load; model new tiny dim=32 seq=16; train steps=2 batch=2 seq=64" 2>&1)
 check_contains train_seq_refused "$out" "seq=64 is longer than the model's context (16)"
 check_not_contains train_seq_refused_no_trainer "$out" "trainer built"
