@@ -76,6 +76,7 @@ static int default_corpus(Session *s, char *path, size_t size, Err *err) {
 // The corpus a command names, or the default one.
 static int corpus_path(Session *s, const Args *a, char *path, size_t size, Err *err) {
     if (a->n_pos == 0) return default_corpus(s, path, size, err);
+    if (!*a->pos[0]) return err_set(err, "\"\" names no file (leave the file out for the default corpus)");
     char buf[1024];
     return path_printf(err, path, size, "%s", expand_path(a->pos[0], buf, sizeof buf));
 }
@@ -218,6 +219,7 @@ int cmd_tok_train(Session *s, const Args *a, Err *err) {
 }
 
 int cmd_tok_load(Session *s, const Args *a, Err *err) {
+    if (!*a->pos[0]) return err_set(err, "tok load needs a file name (tok load PATH): \"\" names none");
     char buf[1024];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
     struct stat st;

@@ -283,6 +283,7 @@ static int check_save_target(const char *path, Err *err) {
 
 int cmd_model_save(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
+    if (!*a->pos[0]) return err_set(err, "model save needs a file name (model save PATH): \"\" names none");
     char buf[1024];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
     if (check_save_target(path, err) != 0) return -1;

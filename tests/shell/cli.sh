@@ -225,6 +225,10 @@ check_eq json_error_command '"nosuch"' "$(printf '%s\n' "$out" | grep nosuch | j
 out=$("$LRSH" --json -c 'train steps=5' 2>/dev/null)
 check_eq json_error_names_command '"train"' "$(printf '%s\n' "$out" | json_field command)"
 check_eq json_error_line '"train steps=5"' "$(printf '%s\n' "$out" | json_field line)"
+# an empty file name is one clear error ("error: : cannot open", "cannot read :")
+check_contains empty_name_tok_load "$("$LRSH" -c 'tok load ""' 2>&1)" 'tok load needs a file name (tok load PATH): "" names none'
+check_contains empty_name_tok_train "$("$LRSH" -c 'tok train ""' 2>&1)" '"" names no file (leave the file out for the default corpus)'
+check_contains empty_name_model_save "$("$LRSH" -c 'model new tiny seq=16 vocab=512; model save ""' 2>&1)" 'model save needs a file name'
 # a line the parser refuses names its command as any other failure of it does ("tok", not
 # "tok encode", split a program's failures by command); its line is cut only at its end (a
 # lone \r, which the parser reads as a space, cut the line there)
