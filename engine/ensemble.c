@@ -147,6 +147,7 @@ static void roll_back_all(Ensemble *e, int failed) {
         if (i != failed) trainer_roll_back(&e->trainers[i]);
     e->step = e->good.step, e->mixes = e->good.mixes;
     e->mix_rng = e->good.mix_rng, e->total_exchanged = e->good.total_exchanged;
+    e->last_exchanged = e->good.last_exchanged;
 }
 
 int ensemble_diverged(Ensemble *e, const char *why, Err *err) {
@@ -169,7 +170,6 @@ int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, Ensem
     for (int i = 0; i < e->k; i++) {
         Err me = {{0}};
         if (trainer_gradients(&e->trainers[i], ds, B, T, accum, &s.member[i], &me) != 0) {
-            e->last_exchanged = 0;
             if (trainer_rolled_back(&e->trainers[i])) roll_back_all(e, i);
             else for (int j = 0; j < i; j++) trainer_redraw_batches(&e->trainers[j]);   // no update taken
             return err_set(err, "member %d: %s", i, me.msg);
@@ -177,6 +177,7 @@ int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, Ensem
     }
     e->good.step = e->step, e->good.mixes = e->mixes;   // with the members' rollback points
     e->good.mix_rng = e->mix_rng, e->good.total_exchanged = e->total_exchanged;
+    e->good.last_exchanged = e->last_exchanged;
     for (int i = 0; i < e->k; i++) {
         Err me = {{0}};
         if (trainer_update(&e->trainers[i], B, T, accum, &s.member[i], &me) != 0) {
@@ -185,7 +186,6 @@ int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, Ensem
             for (int j = 0; j < e->k; j++)
                 if (j < i) trainer_roll_back(&e->trainers[j]);
                 else if (j > i) trainer_redraw_batches(&e->trainers[j]);
-            e->last_exchanged = 0;
             Err again;   // the GPU's context lost: nothing was undone (member i's error says so)
             int lost = backend_failed(e->trainers[i].model->be, &again);
             return err_set(err, "member %d: %s%s", i, me.msg, lost ? "" : " (every member as before this step)");
@@ -207,7 +207,6 @@ int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, Ensem
             moved = papa_pull(e->members, e->k, c->alpha, err);
         if (moved < 0) {   // out of memory midway: the members' updates and any values moved go too
             roll_back_all(e, -1);
-            e->last_exchanged = 0;
             return err_wrap(err, "mixing: ", "; every member as before this step");
         }
         s.mixed = 1;

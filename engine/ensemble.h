@@ -79,7 +79,7 @@ typedef struct Ensemble {
     double total_exchanged;      // over all steps
     // The ensemble's side of the members' rollback point (Trainer.good), taken with theirs
     // before every step's updates.
-    struct { int step, mixes; uint64_t mix_rng; double total_exchanged; } good;
+    struct { int step, mixes; uint64_t mix_rng; double total_exchanged; long last_exchanged; } good;
 } Ensemble;
 
 typedef struct EnsembleStepStats {

@@ -138,6 +138,14 @@ steps=$(python3 -c 'import json, struct, sys
 b = open(sys.argv[1], "rb").read(); md = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])["__metadata__"]
 print(md["member.0.step"] == md["member.1.step"] == md["ensemble_step"])' "$ck")
 check_eq diverged_members_in_step True "$steps"
+# rolled back under WASH, the file says what a run stopped at that step says: the values the
+# last step exchanged too (they were 0)
+md_key() { python3 -c 'import json, struct, sys
+b = open(sys.argv[1], "rb").read(); print(json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])["__metadata__"][sys.argv[2]])' "$1" "$2"; }
+out=$(run --json -c "$prep; optim sgd lr=10 clip=0 warmup=0 momentum=0.99; ensemble new 2 seeds=1,2; ensemble wash p=0.1; train steps=40 batch=2; model save $TMP/wdiv.st" 2>/dev/null)
+back=$(printf '%s\n' "$out" | grep '"command":"train"' | json_field step)
+run -q -c "$prep; optim sgd lr=10 clip=0 warmup=0 momentum=0.99; ensemble new 2 seeds=1,2; ensemble wash p=0.1; train steps=$back batch=2; model save $TMP/wstop.st" >/dev/null 2>&1
+check_eq diverged_wash_last_exchanged "$(md_key "$TMP/wstop.st" ensemble_last_exchanged)" "$(md_key "$TMP/wdiv.st" ensemble_last_exchanged)"
 # an ensemble file whose metadata is damaged says what is wrong with it
 python3 -c 'import json, struct, sys
 b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
