@@ -165,7 +165,7 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
         .temperature = (float)args_float(a, "temp", 0.8),
         .top_k = (int)args_int(a, "top_k", 40),
         .top_p = (float)args_float(a, "top_p", 0.95),
-        .seed = args_has(a, "seed") ? (uint64_t)args_int(a, "seed", 0) : s->seed + s->generations,
+        .seed = args_has(a, "seed") ? (uint64_t)args_int(a, "seed", 0) : seed_offset(s->seed, s->generations),
     }};
     s->generations++;
     char *prompt = join_words(a);

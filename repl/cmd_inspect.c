@@ -912,7 +912,7 @@ int cmd_align(Session *s, const Args *a, Err *err) {
     int step = members ? s->ens.step : current_step(s);
     int accum;   // the batches every command draws: batch=, seq= or `set batch|seq`
     if (session_batch_shape(s, a, &cfg.B, &cfg.T, &accum, err) != 0) return -1;
-    cfg.seed = s->seed + (uint64_t)step;   // reproducible, and new batches as training moves on
+    cfg.seed = seed_offset(s->seed, (uint64_t)step);   // reproducible, and new batches as training moves on
     for (int i = 0; i < a->n_opt; i++) {
         if (strcmp(a->key[i], "against") == 0) continue;
         if (align_config_set(&cfg, a->key[i], a->val[i], err) != 0) return -1;

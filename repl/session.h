@@ -21,6 +21,9 @@
 #define LRSH_VERSION "0.1.0"
 // The largest seed any command or --seed takes (exact as a double, as the option table holds it).
 #define SEED_MAX 9000000000000000000LL
+// A seed derived from another ("the session seed + calls so far", "the model's seed + i"): past
+// SEED_MAX it wraps to 0, so that every seed reported can be given back as seed=.
+static inline uint64_t seed_offset(uint64_t seed, uint64_t k) { return (seed + k) % ((uint64_t)SEED_MAX + 1); }
 // The seed of every evaluation's batches (`eval`, eval_every=, `ensemble eval`): one fixed sample
 // of the validation split whatever `set seed` is, so that two checkpoints, or runs of two seeds,
 // are measured on the same batches. Its value is what the default seed 1234 drew when the sample

@@ -133,6 +133,10 @@ check_eq seed_16_digits_string '"8000000000000001" 999999999999999' "$(printf '%
 out=$(lrsh -c "set seed 9000000000000000512" 2>&1); rc=$?   # 9e18 as a double: the bound is checked whole
 check_status seed_past_bound_refused 1 $rc
 check_contains seed_past_bound_message "$out" "must be between 0 and 9000000000000000000, got 9000000000000000512"
+# a seed derived from the largest (the session seed + calls so far) wraps to 0: one past the
+# largest was reported, and seed= refused it; the reported seed gives the same text back
+out=$(lrsh --json -c "model load $ck; set seed 9000000000000000000; generate The n=4; generate The n=4; generate The n=4 seed=0" 2>/dev/null | grep '"command":"generate"')
+check_eq derived_seed_wraps '0 True' "$(printf '%s\n' "$out" | sed -n 2p | json_field seed) $(printf '%s\n' "$out" | python3 -c 'import json, sys; r = [json.loads(l) for l in sys.stdin]; print(r[1]["text"] == r[2]["text"])')"
 out=$(lrsh --json -c "tok load $TMP/tok.model; model new dim=32 layers=1 heads=2 seq=1 vocab=512; generate n=3" 2>/dev/null | grep '"command":"generate"')
 check_eq generate_short_context_encoded 0 "$(printf '%s\n' "$out" | json_field prompt_encoded)"
 
