@@ -943,14 +943,16 @@ static int run_command(Session *s, const Words *w) {
 // as far as its first two words tell.
 static const char *command_of_unparsed(const char *line, char *buf, size_t cap) {
     line += strspn(line, " \t");
-    size_t first = strcspn(line, " \t\r\n;"), gap = strspn(line + first, " \t");
-    size_t second = strspn(line + first + gap, "abcdefghijklmnopqrstuvwxyz");
+    int first = (int)strcspn(line, " \t\r\n;");
+    const char *rest = line + first + strspn(line + first, " \t");
+    int second = (int)strspn(rest, "abcdefghijklmnopqrstuvwxyz");
     char name[64];
-    snprintf(name, sizeof name, "%.*s", (int)first, line);
-    int sub = second && command_has_subs(name) && strchr(" \t\r\n;#", line[first + gap + second]) != NULL;
-    snprintf(buf, cap, "%.*s", (int)(sub ? first + gap + second : first), line);
-    if (sub) buf[first] = ' ';   // one space between, however many were typed
-    if (sub && gap > 1) memmove(buf + first + 1, buf + first + gap, second + 1);
+    snprintf(name, sizeof name, "%.*s", first, line);
+    // one space between, however many were typed; a name too long is cut (the test of the
+    // result only quiets -Wformat-truncation)
+    int sub = second && command_has_subs(name) && strchr(" \t\r\n;#", rest[second]);
+    if ((sub ? snprintf(buf, cap, "%s %.*s", name, second, rest) : snprintf(buf, cap, "%.*s", first, line)) < 0)
+        buf[0] = '\0';
     return buf;
 }
 

@@ -234,6 +234,13 @@ check_contains empty_name_model_save "$("$LRSH" -c 'model new tiny seq=16 vocab=
 # lone \r, which the parser reads as a space, cut the line there)
 out=$("$LRSH" --json -c 'tok  encode "abc' 2>/dev/null)
 check_eq json_parse_error_command '"tok encode"' "$(printf '%s\n' "$out" | json_field command)"
+# a long second word, or many spaces before it, is cut to the name's room (it was copied past
+# a 64-byte buffer: a crash in a release build)
+long=$(python3 -c 'print("a" * 5000)')
+out=$("$LRSH" -c "tok  $long \"" 2>&1); rc=$?
+check_status parse_error_long_word_status 1 $rc
+out=$("$LRSH" --json -c "tok$(printf '%60s')encode \"" 2>/dev/null); rc=$?
+check_eq parse_error_many_spaces '"tok encode"' "$(printf '%s\n' "$out" | json_field command)"
 out=$(printf 'set seed 5\rset batch 4\r\n' | "$LRSH" --json 2>/dev/null)
 check_eq json_error_line_lone_cr '"set seed 5\rset batch 4"' "$(printf '%s\n' "$out" | json_field line)"
 out=$(printf 'show\n' | "$LRSH" --json 2>/dev/null)
