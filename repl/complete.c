@@ -247,22 +247,21 @@ static char *unescape_file_name(char *text, int quote) {
 }
 
 // A completed file name in the spelling the parser reads back as that name (readline's own
-// quoting put a bare " inside "…"): in double quotes, " and \ escaped; after a ' the user
-// typed, a ' inside closes, adds "'" and reopens ('it'"'"'s: quoted pieces join into one word).
-// The closing quote is readline's to add (*quote_char), after the name of a file, not a folder.
+// quoting put a bare " inside "…"): in double quotes, with " and \ escaped — after a ' the user
+// typed too (readline puts " in its place), since a ' inside single quotes cannot be spelled
+// in a way readline's next Tab reads back. The closing quote is readline's to add (*quote_char),
+// after the name of a file, not a folder.
 static char *quote_file_name(char *name, int match_type, char *quote_char) {
     (void)match_type;
-    char q = quote_char && *quote_char == '\'' ? '\'' : '"';
-    char *out = malloc(5 * strlen(name) + 2), *o = out;   // worst: every char a ' → '"'"'
+    char *out = malloc(2 * strlen(name) + 2), *o = out;   // worst: every char escaped
     if (!out) return NULL;
-    *o++ = q;
+    *o++ = '"';
     for (const char *p = name; *p; p++) {
-        if (q == '"' && (*p == '"' || *p == '\\')) *o++ = '\\';
-        if (q == '\'' && *p == '\'') { memcpy(o, "'\"'\"'", 5); o += 5; continue; }
+        if (*p == '"' || *p == '\\') *o++ = '\\';
         *o++ = *p;
     }
     *o = '\0';
-    if (quote_char) *quote_char = q;
+    if (quote_char) *quote_char = '"';
     return out;
 }
 

@@ -566,6 +566,12 @@ for typed in "#" "q" "ba" "'i"; do
               "expect lrsh> " "send quit\n")
     check_contains "tab_quotes_$(printf '%s' "$name" | tr -c 'a-z' '_')" "$out" "error: $name: not a SentencePiece model"
 done
+# two names with a ' after a typed ': the common part, then a second Tab completes the one
+# (a ' spelled inside single quotes left the second Tab lost: unterminated ' quote)
+mkdir -p "$TMP/odd2"; echo hi > "$TMP/odd2/it's_a.txt"; echo hi > "$TMP/odd2/it's_b.txt"
+out=$(cd "$TMP/odd2" && LRSH=$lrsh_abs && pty --no-default -- "expect lrsh> " "send tok load 'it\t" "sleep 0.5" "send a\t" \
+          "sleep 0.5" "send \n" "expect lrsh> " "send quit\n")
+check_contains tab_quotes_apostrophe_second_tab "$out" "error: it's_a.txt: not a SentencePiece model"
 
 # ---- Ctrl-C while output is paused (Ctrl-S) cuts a write short: stdout is not lost for it (it
 # was taken for a closed reader, and every later result went to /dev/null) ----
