@@ -127,15 +127,20 @@ deps:
 	sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null && echo "deps: done"
 
-run: deps all
+# deps first, then a make of its own: under -j the build would start beside deps, and this
+# make read the Makefile before deps installed anything (command-line variables pass on).
+run: deps
+	@$(MAKE) --no-print-directory all
 	./$(LRSH)
 
 test-bin: all $(TESTS)
 
-test: deps test-bin
+test: deps
+	@$(MAKE) --no-print-directory test-bin
 	@LRSH_BIN=./$(LRSH) sh tests/run.sh $(BUILD)
 
-bench: deps all $(BENCHES)
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCHES)
 	@for b in $(BENCHES); do $$b || exit 1; done
 
 clean:

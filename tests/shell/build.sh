@@ -9,7 +9,8 @@
 command -v make >/dev/null || { skip make_present "no make here"; finish; exit; }
 header="$TMP/header.h"
 printf 'deps:\n\t@touch %s\n' "$header" > "$TMP/deps.mk"
-mk() { make -s --no-print-directory -f Makefile -f "$TMP/deps.mk" BUILD="$TMP/build" DEP_HEADERS="$header" "$@" 2>&1 | grep -v 'recipe for target'; }
+# (a make of its own: not the jobserver of a `make -j2 test` this runs under)
+mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -f Makefile -f "$TMP/deps.mk" BUILD="$TMP/build" DEP_HEADERS="$header" "$@" 2>&1 | grep -v 'recipe for target'; }
 
 out=$(mk depcheck)
 check_contains depcheck_names_missing "$out" "$header missing: run \`make deps\` first"
