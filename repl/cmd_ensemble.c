@@ -606,7 +606,7 @@ int cmd_ensemble_use(Session *s, const Args *a, Err *err) {
     s->trainer = tr;
     s->trainer.model = &s->model;   // the member moved into the session
     s->has_trainer = 1;
-    s->optim = tr.opt.cfg;
+    s->optim = tr.opt.cfg, s->optim_chosen = 1;
     // unsaved as the ensemble was: after `model save` the member is in that file as it is (and
     // a member of an ensemble never trained or saved holds no training of its own)
     out_text(s, "continuing with member %ld of %d (step %d, its optimizer state kept); the others are freed\n", i, k,

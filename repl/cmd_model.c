@@ -303,10 +303,12 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     }
     const Trainer *tr = s->has_trainer ? &s->trainer : NULL;
     // Not trained since loaded or averaged, or not yet: the step, data position and optimizer
-    // settings go along (an `optim spectron` before any step was lost, and the file resumed as adamw)
+    // settings go along (an `optim spectron` before any step was lost, and the file resumed as
+    // adamw); settings nobody chose are not written, so that loading the file keeps a session's
     CheckpointProgress progress = {s->resume.step, s->resume.data_rng, s->optim, s->resume.shape};
-    int rc = tr ? checkpoint_save(path, &s->model, tr, tok, &o, err)
-                : checkpoint_save_progress(path, &s->model, &progress, tok, &o, err);
+    int settings = !tr && (s->resume.step > 0 || s->optim_chosen);
+    int rc = settings ? checkpoint_save_progress(path, &s->model, &progress, tok, &o, err)
+                      : checkpoint_save(path, &s->model, tr, tok, &o, err);
     if (rc != 0) return -1;
     // a step can leave NaN in the parameters that only the next step notices: said now, not
     // at the next load of a file that may have replaced a good one
@@ -323,7 +325,8 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
              : optim ? "included"
              : tr  ? "left out"
              : step ? "none (not trained since it was loaded or averaged; its settings kept)"
-                    : "none (no trainer yet; its settings kept)",
+             : settings ? "none (no trainer yet; its settings kept)"
+                    : "none (no trainer yet)",
              tok ? s->model_tok ? "embedded (the model's own, not the session's)" : "embedded" : "none");
     s->dirty = 0;
     snprintf(s->model_file, sizeof s->model_file, "%s", path);
@@ -331,7 +334,8 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "bytes", bytes);
     cJSON_AddNumberToObject(s->result, "step", step);
     cJSON_AddStringToObject(s->result, "dtype", dtype_name(o.dtype));
-    cJSON_AddStringToObject(s->result, "optimizer", tr ? tr->opt.cfg.name : s->optim.name);
+    if (tr || settings) cJSON_AddStringToObject(s->result, "optimizer", tr ? tr->opt.cfg.name : s->optim.name);
+    else cJSON_AddNullToObject(s->result, "optimizer");   // no settings chosen: the file holds none, as `model load` says
     cJSON_AddBoolToObject(s->result, "optimizer_state", optim);
     cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
     return 0;
@@ -440,7 +444,7 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     session_replace_model(s, &m, MODEL_OTHER);
     s->ens = e;
     s->has_ensemble = 1;
-    s->optim = e.trainers[0].opt.cfg;
+    s->optim = e.trainers[0].opt.cfg, s->optim_chosen = 1;
     snprintf(s->optim_from, sizeof s->optim_from, "%s", path);
     session_took_file(s, tok, path);
     s->resume = trainer_resume(&s->ens.trainers[0]);   // the session's model is member 0, at its step
@@ -514,11 +518,13 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
         s->trainer.model = &s->model;  // the loader pointed it at its own Model, now moved here
         s->has_trainer = 1;
         s->optim = tr.opt.cfg;
+        s->optim_chosen = 1;
         snprintf(s->optim_from, sizeof s->optim_from, "%s", path);
     } else {
         s->resume = (Resume){info.step, info.data_rng, info.shape};
         if (info.optimizer[0]) {   // the settings it was trained with, fresh moments
             s->optim = info.optim;
+            s->optim_chosen = 1;
             snprintf(s->optim_from, sizeof s->optim_from, "%s", path);
         }
     }

@@ -240,7 +240,7 @@ int cmd_optim(Session *s, const Args *a, Err *err) {
     else snprintf(why, sizeof why, "new %s options", cfg.name);
     if (changed && s->has_ensemble && ensemble_optimizer(s, &cfg, err) != 0) return -1;
     s->optim = cfg;
-    if (changed) s->optim_from[0] = '\0';   // the user's choice now
+    if (changed) s->optim_from[0] = '\0', s->optim_chosen = 1;   // the user's choice now
     optim_describe(s, &s->optim, s->result);
     if (a->n_pos) dense_model_note(s, &s->optim);
     if (!changed && s->has_trainer) {

@@ -80,6 +80,7 @@ typedef struct Session {
     int has_model;
     OptimConfig optim;           // the optimizer the next trainer gets
     char optim_from[1024];       // the checkpoint those settings came with ("": `optim` or the default)
+    int optim_chosen;            // 1 once `optim`, a checkpoint or a trainer set them (0: the default)
     Trainer trainer;
     int has_trainer;
     Ensemble ens;                // `ensemble new`: K members that `train` trains instead of model

@@ -216,6 +216,9 @@ check_eq tok_train_dangling_kept yes "$([ -L "$TMP/dangling.model" ] && echo yes
 lrsh -q -c "tok load $TMP/tok.model; data load; model new tiny dim=32 seq=16; optim spectron lr=0.01 warmup=2; model save $TMP/step0.st" >/dev/null 2>&1
 lrsh -q -c "model load $TMP/step0.st; data load; train steps=3 batch=2; model save $TMP/step0-3.st" >/dev/null 2>&1
 lrsh -q -c "tok load $TMP/tok.model; data load; model new tiny dim=32 seq=16; optim spectron lr=0.01 warmup=2; train steps=3 batch=2; model save $TMP/direct-3.st" >/dev/null 2>&1
+# … and one saved with no optimizer chosen holds none: loading it keeps the session's own
+lrsh -q -c "model new tiny dim=32 seq=16 vocab=512; model save $TMP/init.st" >/dev/null 2>&1
+check_contains step0_unchosen_keeps_session "$(lrsh -c "optim muon lr=0.02; model load $TMP/init.st; optim" 2>&1)" "optimizer  muon lr=0.02"
 check_eq step0_save_resumes_exactly same "$(cmp -s "$TMP/step0-3.st" "$TMP/direct-3.st" && echo same || echo differ)"
 # a name of 250 bytes saves (NAME.tmp.PID would pass the file system's 255), and a save with no
 # trainer yet keeps the optimizer chosen (it held none, and the file resumed as adamw), as model
