@@ -114,10 +114,13 @@ int optim_config_set(OptimConfig *cfg, const char *key, const char *value, Err *
         return err_set(err, o->type == OPT_FLOAT ? "option %s= must be between %g and %g, got %s"
                                                  : "option %s= must be between %.0f and %.0f, got %s",   // 1000000000, not 1e+09
                        key, o->lo, o->hi, value);
-    // a value float cannot hold apart from 0 would act as 0 (clip=1e-40 turned clipping off);
-    // subnormal doubles compare equal to 0 here (the CPU backend flushes subnormals): ERANGE says
+    // a value float cannot hold apart from 0 would act as 0 (clip=1e-40 turned clipping off).
+    // The float stored is tested (FLT_MIN saved as 1.17549435e-38 reads back as it), and the
+    // text for "not zero": subnormals compare equal to 0 here (the CPU backend flushes them)
     int underflow = errno == ERANGE && fabs(v) < 1;
-    if (o->type == OPT_FLOAT && (underflow || (v != 0 && fabs(v) < FLT_MIN)))
+    float stored = (float)v;
+    int nonzero = strcspn(value, "123456789") < strcspn(value, "eE");
+    if (o->type == OPT_FLOAT && nonzero && (underflow || !(fabsf(stored) >= FLT_MIN)))
         return err_set(err, "option %s=%s is below the smallest float (%.3g), so it would act as 0", key, value, FLT_MIN);
     if (o->type == OPT_FLOAT) *(float *)field = v == 0 ? 0.0f : (float)v;   // -0 is 0
     else *(int *)field = (int)v;

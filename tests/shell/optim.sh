@@ -36,6 +36,10 @@ for v in 1e-40 1e-320 1e-400; do
     check_contains "optim_tiny_refused_$v" "$out" "clip=$v is below the smallest float"
 done
 check_contains optim_minus_zero "$(lrsh -c 'optim adamw lr=-0' 2>&1)" "adamw lr=0 "
+# the smallest float as a checkpoint writes it (1.17549435e-38, below it as a double) is taken,
+# so such a file loads; an exact subnormal spelled out (no ERANGE) is refused
+check_contains optim_flt_min_taken "$(lrsh -c 'optim sgd clip=1.17549435e-38' 2>&1)" "clip=1.17549e-38"
+check_contains optim_long_subnormal_refused "$(lrsh -c "optim sgd clip=0.$(python3 -c "print('0' * 400 + '1')")" 2>&1)" "is below the smallest float"
 out=$(lrsh -c 'optim spectron momentm=0.9' 2>&1)
 check_contains optim_bad_key_suggest "$out" "did you mean 'momentum='"
 out=$(lrsh -c 'optim renorm ns_steps=3' 2>&1)
