@@ -26,9 +26,11 @@ row() {
         script="$script; model new tiny seq=64 $model_opts; optim $o lr=$lr wd=0.01 warmup=$warmup $opts"
         script="$script; run $o; train steps=$steps diag_every=5; eval batches=20"
     done
-    "$LRSH" --threads 1 --json -c "$script; runs" 2>/dev/null | python3 -c '
+    out=$("$LRSH" --threads 1 --json -c "$script; runs" 2>/dev/null) ||
+        { echo "spectron_sweep.sh: lrsh failed on the row lr=$lr warm-up=$warmup $label" >&2; exit 1; }
+    printf '%s\n' "$out" | python3 -c '
 import json, sys
-lr, warmup, steps, label = sys.argv[1:5]
+lr, warmup, steps, label, want = sys.argv[1:6]
 cells = []
 for line in sys.stdin:
     r = json.loads(line)
@@ -42,8 +44,10 @@ for line in sys.stdin:
     elif r["spikes"]:
         cell += ", %d spike%s" % (r["spikes"], "s" if r["spikes"] > 1 else "")
     cells.append(cell)
+if len(cells) != int(want):
+    sys.exit("spectron_sweep.sh: %d of %s runs came back" % (len(cells), want))
 print("| " + " | ".join([lr, warmup, steps, label] + cells) + " |")
-' "$lr" "$warmup" "$steps" "$label"
+' "$lr" "$warmup" "$steps" "$label" "$(echo $optims | wc -w)"
 }
 
 all="adamw renorm ortho spectron"
