@@ -142,6 +142,7 @@ static void use_tokenizer(Session *s, Tokenizer *tok, const char *path) {
     int back = s->model_tok && session_same_tokenizer(s->model_tok, tok);
     if (back) tokenizer_free(s->model_tok), s->model_tok = NULL;
     snprintf(s->tok_path, sizeof s->tok_path, "%s", path);
+    s->tok_embedded = 0;
     if (!same) session_drop_data(s, "it was tokenized with the previous tokenizer");
     int vocab = tokenizer_vocab_size(tok);
     out_text(s, "tokenizer %s (vocab %d)\n", NAME_TEXT(path), vocab);

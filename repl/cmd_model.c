@@ -346,7 +346,8 @@ static void adopt_tokenizer(Session *s, Tokenizer *tok, const char *path) {
     int same = session_same_tokenizer(s->tok, tok);
     tokenizer_free(s->tok);
     s->tok = tok;
-    snprintf(s->tok_path, sizeof s->tok_path, "(embedded in %.1000s)", path);
+    snprintf(s->tok_path, sizeof s->tok_path, "%s", path);
+    s->tok_embedded = 1;
     if (!same) session_drop_data(s, "it was tokenized with another tokenizer than the checkpoint's");
 }
 

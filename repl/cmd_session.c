@@ -200,9 +200,15 @@ int cmd_quit(Session *s, const Args *a, Err *err) {
 static void show_tokenizer(Session *s) {
     if (!s->tok) { out_text(s, "tokenizer  none\n"); cJSON_AddNullToObject(s->result, "tokenizer"); return; }
     int vocab = tokenizer_vocab_size(s->tok);
-    out_text(s, "tokenizer  %s, vocab %d\n", NAME_TEXT(s->tok_path), vocab);
+    out_text(s, "tokenizer  %s%s%s, vocab %d\n", s->tok_embedded ? "(embedded in " : "", NAME_TEXT(s->tok_path),
+             s->tok_embedded ? ")" : "", vocab);
     cJSON *o = cJSON_AddObjectToObject(s->result, "tokenizer");
-    cJSON_AddStringToObject(o, "path", s->tok_path);
+    if (s->tok_embedded) {   // path is a file `tok load` reads; a checkpoint is not one
+        cJSON_AddNullToObject(o, "path");
+        cJSON_AddStringToObject(o, "embedded_in", s->tok_path);
+    } else {
+        cJSON_AddStringToObject(o, "path", s->tok_path);
+    }
     cJSON_AddNumberToObject(o, "vocab", vocab);
 }
 

@@ -62,7 +62,8 @@ const CmdSpec commands[] = {
     {.name = "show", .family = "shell", .args = "",
      .summary = "the session: tokenizer, data, model, optimizer, step, device, settings",
      .help = "--json: seed, threads, batch, accum, seq, errexit, quiet, device, backend, precision,\n"
-             "attention, graphs, fused, pdl; tokenizer {path, vocab} and data {source, cache, tokens,\n"
+             "attention, graphs, fused, pdl; tokenizer {path, vocab} ({path: null, embedded_in,\n"
+             "vocab} for one that came in a checkpoint) and data {source, cache, tokens,\n"
              "train, val} (null when none), model {dim, layers, heads, …, the config's fields, built,\n"
              "params}, optimizer {name, lr, wd, …, its settings}, step, checkpoint, unsaved, log,\n"
              "runs:[{name, steps, evals, current}].\n"

@@ -188,7 +188,7 @@ static void banner(const Session *s, FILE *talk) {
                   s->be->name, (unsigned long long)s->seed);
     if (s->tok)
         n += snprintf(text + n, sizeof text - n, "tokenizer: %s, vocab %d\n",
-                      strncmp(s->tok_path, "(embedded", 9) == 0 ? "embedded" : NAME_TEXT(s->tok_path), tokenizer_vocab_size(s->tok));
+                      s->tok_embedded ? "embedded" : NAME_TEXT(s->tok_path), tokenizer_vocab_size(s->tok));
     else n += snprintf(text + n, sizeof text - n, "tokenizer: none (`tok load PATH` before `generate`)\n");
     // spectrum comes with the inspection commands; without it, model info shows the tensors
     int spectrum = command_find("spectrum", NULL) && (model_find_tensor(&s->model, "blocks.0.attn.wq.A") >= 0 ||

@@ -67,7 +67,8 @@ typedef struct Session {
 
     // engine state; each `has_` flag says whether the struct beside it is live
     Tokenizer *tok;
-    char tok_path[1024];
+    char tok_path[1024];         // its file, or the checkpoint it came embedded in (tok_embedded)
+    int tok_embedded;
     Dataset data;
     int has_data;
     ModelConfig model_cfg;       // the config `model new` starts from when given no preset

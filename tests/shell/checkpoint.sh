@@ -149,6 +149,9 @@ check_eq roundtrip_same_val_loss "$(printf '%s\n' "$ev" | sed -n 1p | json_field
     "$(printf '%s\n' "$ev" | sed -n 2p | json_field val_loss)"
 check_eq roundtrip_step 4 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field step)"
 check_eq roundtrip_saved_clean false "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field unsaved)"
+# the tokenizer that came in the checkpoint: path null (a checkpoint is no file `tok load`
+# reads; it said "(embedded in FILE)" there), embedded_in the file
+check_eq show_tokenizer_embedded "None $a" "$(printf '%s\n' "$out" | grep '"command":"show"' | json_eval 'str(o["tokenizer"]["path"]) + " " + o["tokenizer"]["embedded_in"]')"
 
 # an exact resume: train 4 + save + 3 more equals load + 3 more in a new process — the file's
 # batches (prep's `set batch 2`) become the session's: no `set` needed
