@@ -475,6 +475,8 @@ int cmd_set(Session *s, const Args *a, Err *err) {
     if (strcmp(key, "errexit") == 0 && s->interactive)
         out_note(s, "(at the prompt an error never stops the session: errexit is for scripts, -c and pipes)\n");
     cJSON_AddStringToObject(s->result, "key", key);
-    cJSON_AddStringToObject(s->result, "value", value);
+    if (o->type == OPT_INT)   // a number, as `show` has it ("008" came back as typed)
+        cJSON_AddItemToObject(s->result, "value", json_u64((uint64_t)strtoull(value, NULL, 10)));
+    else cJSON_AddStringToObject(s->result, "value", value);
     return 0;
 }

@@ -73,7 +73,8 @@ const CmdSpec commands[] = {
                 "attention, graphs, fused, pdl",
      .help = "The variables LRSH_CUDA_ATTENTION, LRSH_CUDA_GRAPHS, LRSH_CUDA_FUSED and\n"
              "LRSH_CUDA_PDL give the starting values of attention, graphs, fused and pdl.\n"
-             "--json: key, value (as the session reads it).\n"
+             "--json: key, value (as the session reads it: a number for the integer keys — a string\n"
+             "from 16 digits on, as seeds are —, on or off for the switches, else the word).\n"
              "Examples:\n  set batch 16\n  set errexit off\n  set device cpu\n  set precision tf32\n"
              "  set attention flash\n  set fused off; set pdl off; bench generate",
      .min_pos = 2, .max_pos = 2, .pos = POS_SETTING, .run = cmd_set, .dyn_help = set_dyn_help},

@@ -225,6 +225,9 @@ check_eq json_error_command '"nosuch"' "$(printf '%s\n' "$out" | grep nosuch | j
 out=$("$LRSH" --json -c 'train steps=5' 2>/dev/null)
 check_eq json_error_names_command '"train"' "$(printf '%s\n' "$out" | json_field command)"
 check_eq json_error_line '"train steps=5"' "$(printf '%s\n' "$out" | json_field line)"
+# set's value as the session reads it: a number for an integer key ("008" came back as typed)
+out=$("$LRSH" --json -c 'set batch 008; set quiet 1' 2>/dev/null)
+check_eq set_value_typed "8 on" "$(printf '%s\n' "$out" | sed -n 1p | json_field value) $(printf '%s\n' "$out" | sed -n 2p | json_eval 'o["value"]')"
 # an empty file name is one clear error ("error: : cannot open", "cannot read :")
 check_contains empty_name_tok_load "$("$LRSH" -c 'tok load ""' 2>&1)" 'tok load needs a file name (tok load PATH): "" names none'
 check_contains empty_name_tok_train "$("$LRSH" -c 'tok train ""' 2>&1)" '"" names no file (leave the file out for the default corpus)'
