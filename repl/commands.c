@@ -128,6 +128,8 @@ const CmdSpec commands[] = {
     {.name = "tok", .sub = "decode", .family = "tokenizer", .args = "IDS",
      .summary = "print the text of token ids (separated by spaces or commas)",
      .help = "The ids are the tokenizer's (what `tok encode` prints), not characters' codes.\n"
+             "Bytes that are not UTF-8 (a lone byte piece such as <0xE2>) and the NUL byte\n"
+             "(<0x00>) come out as U+FFFD, in text and JSON alike.\n"
              "--json: text.\n"
              "Examples:\n  tok decode 310 45 127\n  tok decode 310,45,127\n  tok decode \"[310, 45, 127]\"",
      .min_pos = 1, .max_pos = -1, .pos = POS_TEXT, .run = cmd_tok_decode},
