@@ -1,5 +1,6 @@
 // cmd_data.c — the tokenizer and data commands: tok train|load|encode|decode, data load.
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -83,12 +84,10 @@ static int corpus_path(Session *s, const Args *a, char *path, size_t size, Err *
 
 // Windows line endings in the first MB of a corpus file: the tokenizer keeps every byte (for
 // exact round trips), so '\r' becomes a piece the model learns and generates. Said, not changed.
-static void note_crlf(Session *s, const char *path) {
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return;
+static int file_has_crlf(const char *path) {
     FILE *f = fopen(path, "rb");
-    if (!f) return;
-    char buf[1 << 16];
+    if (!f) return 0;
+    static char buf[1 << 16];   // (the shell's one thread)
     long crlf = 0, lines = 0;
     size_t n;
     char last = 0;
@@ -96,9 +95,43 @@ static void note_crlf(Session *s, const char *path) {
         for (size_t i = 0; i < n; last = buf[i++])
             if (buf[i] == '\n') lines++, crlf += last == '\r';
     fclose(f);
-    if (crlf > 0 && crlf * 2 >= lines)
-        out_note(s, "note: %s has Windows (CRLF) line endings: '\\r' is text to the tokenizer and the model, which "
-                    "will generate it (convert with `sed -i 's/\\r$//' FILE` for plain line ends)\n", NAME_TEXT(path));
+    return crlf > 0 && crlf * 2 >= lines;
+}
+
+// A folder's *.txt files as data load reads them (dot entries skipped): how many have CRLF line
+// ends, one of them in *first. At most `budget` files are looked at.
+static int folder_crlf(const char *dir, int depth, int *budget, char *first, size_t cap) {
+    DIR *d = depth < 64 ? opendir(dir) : NULL;
+    if (!d) return 0;
+    int found = 0;
+    for (struct dirent *e; *budget > 0 && (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char path[PATH_MAX];
+        struct stat st;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path || stat(path, &st) != 0) continue;
+        size_t len = strlen(e->d_name);
+        if (S_ISDIR(st.st_mode)) found += folder_crlf(path, depth + 1, budget, first, cap);
+        else if (S_ISREG(st.st_mode) && len > 4 && strcmp(e->d_name + len - 4, ".txt") == 0 && (*budget)-- > 0 &&
+                 file_has_crlf(path) && found++ == 0 && !*first)
+            snprintf(first, cap, "%s", path);
+    }
+    closedir(d);
+    return found;
+}
+
+static void note_crlf(Session *s, const char *path) {
+    static const char why[] = "'\\r' is text to the tokenizer and the model, which will generate it (convert with "
+                              "`sed -i 's/\\r$//' FILE` for plain line ends)";
+    struct stat st;
+    if (stat(path, &st) != 0) return;
+    if (S_ISREG(st.st_mode) && file_has_crlf(path))
+        out_note(s, "note: %s has Windows (CRLF) line endings: %s\n", NAME_TEXT(path), why);
+    if (!S_ISDIR(st.st_mode)) return;
+    char first[PATH_MAX] = "";
+    int budget = 1000, n = folder_crlf(path, 0, &budget, first, sizeof first);
+    if (n > 0)
+        out_note(s, "note: %d of the folder's .txt files ha%s Windows (CRLF) line endings (%s%s): %s\n", n,
+                 n == 1 ? "s" : "ve", n == 1 ? "" : "one: ", NAME_TEXT(first), why);
 }
 
 // A corpus right in the cache folder (the default corpus), not in a folder beneath it nor in
