@@ -116,6 +116,8 @@ void optim_dyn_help(Session *s, const char *word) {
         cJSON_AddStringToObject(j, word ? "default" : "value", r);
         cJSON_AddStringToObject(j, "doc", key_doc(&cfg, k));
         cJSON_AddStringToObject(j, "range", range);
+        cJSON_AddStringToObject(j, "type", strncmp(range, "integer", 7) == 0  ? "an integer"   // as a command's options
+                                           : strncmp(range, "number", 6) == 0 ? "a number" : "on or off");
         cJSON_AddItemToArray(list, j);
     }
     out_text(s, "\nkeys by optimizer:\n");

@@ -42,13 +42,19 @@ static void option_form(const OptSpec *o, const char *sep, char *buf, size_t siz
 }
 
 // "integer 1..1048576; default 20", "number 0..0.5; default 0.05": what help says about a value
-static void option_what(const OptSpec *o, char *buf, size_t size) {
-    int n = 0, numeric = o->type == OPT_INT || o->type == OPT_FLOAT;
+// A number's bounds as help shows them ("integer 1..1000000000", as `help optim` words its
+// own); "" for the other kinds.
+static int option_range(const OptSpec *o, char *buf, size_t size) {
+    int numeric = o->type == OPT_INT || o->type == OPT_FLOAT;
     const char *type = o->type == OPT_INT ? "integer" : "number";
     buf[0] = '\0';
     if (numeric && o->lo < o->hi)   // the bounds opt_check holds to, integers in full (1048576, not 1.048576e+06)
-        n = snprintf(buf, size, o->type == OPT_INT ? "%s %.0f..%.0f" : "%s %.10g..%.10g", type, o->lo, o->hi);
-    else if (numeric) n = snprintf(buf, size, "%s", type);
+        return snprintf(buf, size, o->type == OPT_INT ? "%s %.0f..%.0f" : "%s %.10g..%.10g", type, o->lo, o->hi);
+    return numeric ? snprintf(buf, size, "%s", type) : 0;
+}
+
+static void option_what(const OptSpec *o, char *buf, size_t size) {
+    int n = option_range(o, buf, size);
     if (o->def && n >= 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, "%sdefault %s", n ? "; " : "", o->def);
 }
@@ -73,6 +79,8 @@ static void help_option_rows(Session *s, const OptSpec *opts, const char *headin
         if (o->def) cJSON_AddStringToObject(j, "default", o->def);
         else cJSON_AddNullToObject(j, "default");
         cJSON_AddStringToObject(j, "doc", o->doc);
+        char range[96];
+        if (option_range(o, range, sizeof range) > 0) cJSON_AddStringToObject(j, "range", range);   // as help optim's
         cJSON_AddItemToArray(list, j);
     }
 }

@@ -225,6 +225,10 @@ check_eq json_error_command '"nosuch"' "$(printf '%s\n' "$out" | grep nosuch | j
 out=$("$LRSH" --json -c 'train steps=5' 2>/dev/null)
 check_eq json_error_names_command '"train"' "$(printf '%s\n' "$out" | json_field command)"
 check_eq json_error_line '"train steps=5"' "$(printf '%s\n' "$out" | json_field line)"
+# help's options in one layout: a command's have the range help optim's have, and help optim's
+# the type a command's have
+out=$("$LRSH" --json -c 'help train; help optim adamw' 2>/dev/null)
+check_eq help_json_layouts "integer 1..1000000000 a number" "$(printf '%s\n' "$out" | sed -n 1p | json_eval 'o["options"][0]["range"]') $(printf '%s\n' "$out" | sed -n 2p | json_eval 'o["options"][0]["type"]')"
 # set's value as the session reads it: a number for an integer key ("008" came back as typed)
 out=$("$LRSH" --json -c 'set batch 008; set quiet 1' 2>/dev/null)
 check_eq set_value_typed "8 on" "$(printf '%s\n' "$out" | sed -n 1p | json_field value) $(printf '%s\n' "$out" | sed -n 2p | json_eval 'o["value"]')"
