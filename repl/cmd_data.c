@@ -371,11 +371,15 @@ int cmd_data_load(Session *s, const Args *a, Err *err) {
              fmt_count(n1, sizeof n1, ds.n_tokens), ds.n_tokens == 1 ? "" : "s", fmt_count(n2, sizeof n2, ds.n_train),
              fmt_count(n3, sizeof n3, val), fmt_bytes(b, sizeof b, (double)ds.source_bytes),
              (double)ds.source_bytes / (double)ds.n_tokens);
-    int few_val = val < 2 && args_float(a, "val", 0.05) > 0;   // (val=0 asks for none)
-    if (ds.n_train < 2 || few_val)   // said now, not first at `train` or `eval`
-        out_warning(s, "the %s split has %ld token%s: %s needs at least two (a longer corpus, or another val=)",
-                    ds.n_train < 2 ? "training" : "validation", ds.n_train < 2 ? ds.n_train : val,
-                    (ds.n_train < 2 ? ds.n_train : val) == 1 ? "" : "s", ds.n_train < 2 ? "training" : "eval");
+    // said now, not first at `train` or `eval`: a window is seq + 1 tokens (`set seq`, else the
+    // model's context; with no model yet, the least any would take)
+    long window = (s->seq ? s->seq : s->has_model ? s->model.cfg.seq : 1) + 1;
+    int few_val = val < window && args_float(a, "val", 0.05) > 0;   // (val=0 asks for none)
+    if (ds.n_train < window || few_val)
+        out_warning(s, "the %s split has %ld token%s: %s needs a window of seq+1 = %ld (a longer corpus, another "
+                       "val=, or a smaller seq)", ds.n_train < window ? "training" : "validation",
+                    ds.n_train < window ? ds.n_train : val, (ds.n_train < window ? ds.n_train : val) == 1 ? "" : "s",
+                    ds.n_train < window ? "training" : "eval", window);
     out_note(s, "token cache %s (%s)\n", NAME_TEXT(ds.cache_path), ds.reused_cache ? "reused" : "built");
     if (s->has_model && s->model.cfg.vocab > ds.vocab_size)   // `model new` before `tok train`: it works, but
         out_note(s, "note: the model's vocabulary (%d) is larger than the data's (%d): %d of its outputs are never a "

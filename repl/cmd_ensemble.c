@@ -410,7 +410,8 @@ static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
     cJSON_AddNumberToObject(s->result, "values_exchanged", r->exchanged);
     cJSON_AddNumberToObject(s->result, "mixes", r->mixes);   // shuffles or pulls in this run
     cJSON_AddNumberToObject(s->result, "values_exchanged_total", e->total_exchanged);
-    json_add_real(s->result, "tok_per_s", rate);
+    if (r->done) json_add_real(s->result, "tok_per_s", rate);
+    else cJSON_AddNullToObject(s->result, "tok_per_s");   // no step kept: no rate, as a single model's
     json_add_real(s->result, "seconds", r->seconds);
     json_add_real(s->result, "eval_seconds", r->eval_seconds);
     cJSON_AddBoolToObject(s->result, "interrupted", interrupted);

@@ -152,7 +152,7 @@ int cmd_model_new(Session *s, const Args *a, Err *err) {
         if (!same_settings(&was, &s->optim))
             out_note(s, "optimizer back to the default %s lr=%g: %s lr=%g came with %s (`optim %s lr=%g` keeps it)\n",
                  s->optim.name, s->optim.lr, was.name, was.lr, NAME_TEXT(s->optim_from), was.name, was.lr);
-        s->optim_from[0] = '\0';
+        s->optim_from[0] = '\0', s->optim_chosen = 0;   // the default again: not written as a choice
     }
     return 0;
 }

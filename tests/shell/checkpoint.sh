@@ -221,6 +221,9 @@ lrsh -q -c "model load $TMP/step0.st; data load; train steps=3 batch=2; model sa
 lrsh -q -c "tok load $TMP/tok.model; data load; model new tiny dim=32 seq=16; optim spectron lr=0.01 warmup=2; train steps=3 batch=2; model save $TMP/direct-3.st" >/dev/null 2>&1
 # … and one saved with no optimizer chosen holds none: loading it keeps the session's own
 lrsh -q -c "model new tiny dim=32 seq=16 vocab=512; model save $TMP/init.st" >/dev/null 2>&1
+# … also after model new put a loaded file's settings back to the default (they were written as chosen)
+lrsh -q -c "tok load $TMP/tok.model; model new tiny dim=32 seq=16; optim spectron lr=0.01; model save $TMP/chosen.st; model load $TMP/chosen.st; model new tiny dim=32 seq=16; model save $TMP/unchosen.st" >/dev/null 2>&1
+check_contains step0_default_again_not_written "$(lrsh -c "optim muon lr=0.02; model load $TMP/unchosen.st; optim" 2>&1)" "optimizer  muon lr=0.02"
 check_contains step0_unchosen_keeps_session "$(lrsh -c "optim muon lr=0.02; model load $TMP/init.st; optim" 2>&1)" "optimizer  muon lr=0.02"
 check_eq step0_save_resumes_exactly same "$(cmp -s "$TMP/step0-3.st" "$TMP/direct-3.st" && echo same || echo differ)"
 # a name of 250 bytes saves (NAME.tmp.PID would pass the file system's 255), and a save with no
@@ -314,6 +317,9 @@ check_contains nan_ensemble_new_refused "$out" "member 0 would start from them"
 out=$(lrsh -c "tok load $TMP/tok.model; data load; model new tiny dim=32 seq=16; optim adamw eps=0 lr=0.01; ensemble new 2; train steps=1 batch=2; model save $TMP/nan-ens.st" 2>&1)
 check_contains nan_ensemble_train_warns "$out" "the last update left NaN or infinite values in member"
 check_contains nan_ensemble_save_warns "$out" "holds NaN or infinite values (from the last update"
+# an ensemble train that kept no step has no rate (tok_per_s null), as a single model's
+out=$(lrsh --json -c "tok load $TMP/tok.model; data load; model new tiny dim=32 seq=16; optim adamw eps=0 lr=0.01; ensemble new 2; set errexit off; train steps=3 batch=2" 2>/dev/null)
+check_eq nan_ensemble_train_no_rate "0 None" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval 'str(o["steps"]) + " " + str(o["tok_per_s"])')"
 
 # ---- factorize: a table of relative errors, optimizer state reset
 out=$(lrsh --json -c "model load $ck; model factorize rank=8; model info" 2>"$TMP/err"); rc=$?
