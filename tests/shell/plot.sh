@@ -256,24 +256,23 @@ printf '{"step": 1, "loss": 3.0, "run": "cut"}\n{"step": 2, "lo' > "$TMP/cut.jso
 lrsh -q -c "$prep; log $TMP/cut.jsonl; train steps=1" >/dev/null 2>&1
 check_eq log_cut_line_closed 3 "$(wc -l < "$TMP/cut.jsonl" | tr -d ' ')"
 check_eq log_next_record_whole True "$(tail -n 1 "$TMP/cut.jsonl" | python3 -c 'import json, sys; print(json.loads(sys.stdin.read())["step"] == 1)')"
-# a wide name (中文: two columns a character) keeps the runs table's columns in line
-out=$(lrsh -c "$prep; run 中文实验; train steps=1; run abc; train steps=1; runs" 2>&1)
-check_eq runs_wide_name_aligned True "$(printf '%s\n' "$out" | grep -E '^(中文实验|abc) ' | python3 -c '
+# Do the rows of stdin that start with 中文实验 or abc have WORD at the same display column?
+# True/False (中文: two columns a character)
+wide_rows_aligned() {
+    grep -E '^(中文实验|abc) ' | python3 -c '
 import sys, unicodedata
 def col(l, word):
     i = l.index(word)
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in l[:i])
 rows = [l for l in sys.stdin.read().split("\n") if l]
-print(len(rows) == 2 and col(rows[0], " adamw") == col(rows[1], " adamw"))')"
+print(len(rows) == 2 and col(rows[0], sys.argv[1]) == col(rows[1], sys.argv[1]))' "$1"
+}
+# a wide name keeps the runs table's columns in line
+out=$(lrsh -c "$prep; run 中文实验; train steps=1; run abc; train steps=1; runs" 2>&1)
+check_eq runs_wide_name_aligned True "$(printf '%s\n' "$out" | wide_rows_aligned " adamw")"
 # and so does `run`'s list of runs (padded by bytes, 中文实验's counts stood 4 columns right)
 out=$(lrsh -c "$prep; run 中文实验; train steps=1; run abc; train steps=1; run" 2>&1)
-check_eq run_list_wide_name_aligned True "$(printf '%s\n' "$out" | grep -E '^(中文实验|abc) ' | python3 -c '
-import sys, unicodedata
-def col(l, word):
-    i = l.index(word)
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in l[:i])
-rows = [l for l in sys.stdin.read().split("\n") if l]
-print(len(rows) == 2 and col(rows[0], " 1 step") == col(rows[1], " 1 step"))')"
+check_eq run_list_wide_name_aligned True "$(printf '%s\n' "$out" | wide_rows_aligned " 1 step")"
 out=$(lrsh -c "$prep; log $TMP/train.jsonl; run first; train steps=5; eval batches=1; run second; step; step; log off; train steps=2; plot; show" 2>&1); rc=$?
 check_status log_status 0 $rc
 check_eq log_lines 8 "$(wc -l <"$TMP/train.jsonl" | tr -d ' ')"
