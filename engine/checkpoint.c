@@ -1174,8 +1174,9 @@ static int match_entry(Loader *L, int k, Err *err) {
     if (e->dtype == DT_U8)
         return fail(err, L->path, "tensor %s: dtype U8 but a parameter must be F32 or BF16", e->name);
     int *slot = &L->param[(size_t)member * L->n_expect + i];
-    if (*slot >= 0) return fail(err, L->path, "tensor %s appears twice", e->name);   // (kept should
-    // parse_header's duplicate_key or split_member's one spelling per index ever change)
+    // a guard: unreachable while parse_header refuses a key twice and split_member takes one
+    // spelling per member index
+    if (*slot >= 0) return fail(err, L->path, "tensor %s appears twice", e->name);
     *slot = k;
     if (e->dtype == DT_BF16) L->any_bf16 = 1;
     return 0;

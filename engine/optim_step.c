@@ -96,9 +96,9 @@ static void carve_ortho_area(const StepCtx *c, const OrthoJob *jobs, int count, 
     }
 }
 
-// Matrices that fit the orthogonalization area together (one of ortho_all's batches): the momenta into their slots, NS5 of all as one batch (or the exact polar
-// factor, a test-only switch), then P ← (1 − η·wd)·P − step·shape·O, the decay with the
-// unscaled η whatever the step.
+// Matrices that fit the orthogonalization area together (one of ortho_all's batches): the
+// momenta into their slots, NS5 of all as one batch (or the exact polar factor, a test-only
+// switch), then P ← (1 − η·wd)·P − step·shape·O, the decay with the unscaled η whatever the step.
 static int ortho_batch(const StepCtx *c, const OrthoJob *jobs, int count, Err *err) {
     const OptimConfig *k = &c->opt->cfg;
     NS5Job ns[NS5_MAX_BATCH] = {{0}};
