@@ -97,7 +97,10 @@ static int spec_from_session(Session *s, const char *seeds, EnsembleSpec *sp, ui
         memcpy(data, init, sizeof *init * (size_t)k);
         return 0;
     }
-    for (int i = 0; i < k; i++) init[i] = seed_offset(s->model.cfg.seed, (uint64_t)i), data[i] = seed_offset(s->seed, (uint64_t)i);
+    for (int i = 0; i < k; i++) {
+        init[i] = seed_offset(s->model.cfg.seed, (uint64_t)i);
+        data[i] = seed_offset(s->seed, (uint64_t)i);
+    }
     if (s->has_trainer) data[0] = s->trainer.data_rng, sp->start_step = s->trainer.step;
     else if (s->resume.step > 0) sp->start_step = s->resume.step, data[0] = s->resume.data_rng ? s->resume.data_rng : data[0];
     sp->from = &s->model;

@@ -305,6 +305,7 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     // Not trained since loaded or averaged, or not yet: the step, data position and optimizer
     // settings go along (an `optim spectron` before any step was lost, and the file resumed as
     // adamw); settings nobody chose are not written, so that loading the file keeps a session's
+    // own
     CheckpointProgress progress = {s->resume.step, s->resume.data_rng, s->optim, s->resume.shape};
     int settings = !tr && (s->resume.step > 0 || s->optim_chosen);
     int rc = settings ? checkpoint_save_progress(path, &s->model, &progress, tok, &o, err)
