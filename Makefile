@@ -10,7 +10,8 @@ CFLAGS   := -std=c11 $(WARN) -fopenmp -fno-math-errno -D_GNU_SOURCE -MMD -MP
 CXXFLAGS := -std=c++17 $(WARN) -MMD -MP
 ifeq ($(SAN),1)
   BUILD    := build-san
-  OPT      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  OPT      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow \
+              -fno-sanitize-recover=undefined,float-cast-overflow
 else
   BUILD    := build
   OPT      := -O3 -march=native -g
