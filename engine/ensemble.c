@@ -150,6 +150,12 @@ static void roll_back_all(Ensemble *e, int failed) {
     e->last_exchanged = e->good.last_exchanged;
 }
 
+int ensemble_nonfinite_member(const Ensemble *e) {
+    for (int i = 0; i < e->k; i++)
+        if (!model_params_finite(&e->members[i])) return i;
+    return -1;
+}
+
 int ensemble_diverged(Ensemble *e, const char *why, Err *err) {
     int step = e->step + 1;
     if (!e->k || !e->trainers[0].has_good) return err_set(err, "step %d: %s; no update taken", step, why);

@@ -485,12 +485,10 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     }
     progress_end(&p);
     ensemble_train_report(s, &r, steps);
-    for (int i = 0; r.done && !r.diverged_at && i < s->ens.k; i++)   // as a single model's train says it
-        if (!model_params_finite(&s->ens.members[i])) {
-            out_warning(s, "the last update left NaN or infinite values in member %d: the next step rolls every "
-                           "member back", i);
-            break;
-        }
+    int bad = r.done && !r.diverged_at ? ensemble_nonfinite_member(&s->ens) : -1;
+    if (bad >= 0)   // as a single model's train says it
+        out_warning(s, "the last update left NaN or infinite values in member %d: the next step rolls every member "
+                       "back", bad);
     return 0;
 }
 

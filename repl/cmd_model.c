@@ -240,12 +240,10 @@ static int save_ensemble(Session *s, const char *path, const CheckpointOptions *
     const Tokenizer *tok = s->model_tok ? s->model_tok : s->tok;   // the members' own
     if (tok && tokenizer_vocab_size(tok) > e->members[0].cfg.vocab) tok = NULL;
     if (ensemble_save(path, e, tok, o, err) != 0) return -1;
-    for (int i = 0; i < e->k; i++)   // as a single model's save says it
-        if (!model_params_finite(&e->members[i])) {
-            out_warning(s, "member %d holds NaN or infinite values (from the last update, which the next `step` rolls "
-                           "back, or from the file it was loaded from): saved as it is", i);
-            break;
-        }
+    int bad = ensemble_nonfinite_member(e);
+    if (bad >= 0)   // as a single model's save says it
+        out_warning(s, "member %d holds NaN or infinite values (from the last update, which the next `step` rolls "
+                       "back, or from the file it was loaded from): saved as it is", bad);
     struct stat st;
     double bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
     char size[32];

@@ -92,13 +92,20 @@ static void test_byte_fallback_and_specials(void) {
     free(nul_ids);
 }
 
-static void test_unigram_trains(void) {
-    // a 600 KB slice keeps unigram training to a couple of seconds
+// The corpus, and in *cut the length of its first whole lines up to max bytes (NULL: none).
+static char *corpus_head(size_t max, size_t *cut) {
     size_t n;
     char *text = read_all(corpus_path, &n);
-    if (!text) { CHECK(0, "no corpus"); return; }
-    size_t cut = n < 600000 ? n : 600000;
-    while (cut > 0 && text[cut - 1] != '\n') cut--;
+    if (!text) { CHECK(0, "no corpus"); return NULL; }
+    *cut = n < max ? n : max;
+    while (*cut > 0 && text[*cut - 1] != '\n') --*cut;
+    return text;
+}
+
+static void test_unigram_trains(void) {
+    size_t cut;
+    char *text = corpus_head(600000, &cut);   // a 600 KB slice keeps unigram training to a couple of seconds
+    if (!text) return;
     char slice[160], out[160];
     tmp_file(slice, sizeof slice, "slice.txt");
     tmp_file(out, sizeof out, "uni.model");
@@ -119,11 +126,9 @@ static void test_unigram_trains(void) {
 // The same corpus in two folders trains the same bytes: SentencePiece records the corpus's name
 // as given, and the absolute path made a checkpoint's bytes depend on where the corpus lay.
 static void test_train_bytes_independent_of_folder(void) {
-    size_t n;
-    char *text = read_all(corpus_path, &n);
-    if (!text) { CHECK(0, "no corpus"); return; }
-    size_t cut = n < 200000 ? n : 200000;
-    while (cut > 0 && text[cut - 1] != '\n') cut--;
+    size_t cut;
+    char *text = corpus_head(200000, &cut);
+    if (!text) return;
     char dir[2][160], path[2][400], out[2][400];
     Tokenizer *t[2] = {NULL, NULL};
     for (int i = 0; i < 2; i++) {
