@@ -133,9 +133,9 @@ int ensemble_step(Ensemble *e, const Dataset *ds, int B, int T, int accum, Ensem
 // The ensemble as it stands gives a non-finite loss elsewhere (`why`: a validation loss): every
 // member goes back as ensemble_step's divergence takes them, and it fails saying so ("not
 // finite", naming step e->step+1).
+int ensemble_diverged(Ensemble *e, const char *why, Err *err);
 // The first member whose parameters hold NaN or ∞ (model_params_finite), −1 when none.
 int ensemble_nonfinite_member(const Ensemble *e);
-int ensemble_diverged(Ensemble *e, const char *why, Err *err);
 
 // WASH's shuffle probability for tensor t of a model with `layers` blocks (see above).
 float wash_tensor_prob(const TensorDesc *t, int layers, float p, WashSchedule schedule);

@@ -505,6 +505,11 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
     progress_line_begin(&pl, s, "ensemble eval", "batches", 1);
     int rc = ensemble_eval(e, &s->data, B, T, batches, EVAL_BATCH_SEED, progress_engine, &pl, &r, err);
     progress_end(&pl.p);
+    if (rc != 0 && !lrsh_interrupted && train_diverged(err))   // as a single model's eval says it
+        return err_wrap(err, "", e->trainers[0].has_good ? ": the ensemble diverged (`norms` shows a member's "
+                                 "matrices' sizes); the next training step rolls every member's last update back"
+                                 : ": a member holds NaN or ∞, or its activations overflow (`norms` shows its "
+                                 "matrices' sizes)");
     if (rc != 0) return -1;   // Ctrl-C included: nothing measured is recorded
     int step = e->trainers[0].step;
     session_record_val(s, step, r.member_mean);

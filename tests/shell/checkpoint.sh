@@ -314,9 +314,11 @@ check_contains nan_train_warns "$out" "this update left NaN or infinite values i
 check_contains nan_eval_says_diverged "$out" "the loss is not finite (NaN): the model diverged (\`norms\` shows its matrices' sizes); the next training step rolls its last update back"
 check_contains nan_factorize_refused "$out" "the model holds NaN or infinite values: nothing to factorize"
 check_contains nan_ensemble_new_refused "$out" "member 0 would start from them"
-out=$(lrsh -c "tok load $TMP/tok.model; data load; model new tiny dim=32 seq=16; optim adamw eps=0 lr=0.01; ensemble new 2; train steps=1 batch=2; model save $TMP/nan-ens.st" 2>&1)
+out=$(lrsh -c "tok load $TMP/tok.model; data load; model new tiny dim=32 seq=16; optim adamw eps=0 lr=0.01; ensemble new 2; train steps=1 batch=2; model save $TMP/nan-ens.st; set errexit off; eval batches=1" 2>&1)
 check_contains nan_ensemble_train_warns "$out" "the last update left NaN or infinite values in member"
 check_contains nan_ensemble_save_warns "$out" "holds NaN or infinite values (from the last update"
+# … and its eval says the ensemble diverged, as a single model's does (it gave the bare loss)
+check_contains nan_ensemble_eval_says_diverged "$(printf '%s\n' "$out" | tail -1)" "the loss is not finite (NaN): the ensemble diverged (\`norms\` shows a member's matrices' sizes); the next training step rolls every member's last update back"
 # an ensemble train that kept no step has no rate (tok_per_s null), as a single model's
 out=$(lrsh --json -c "tok load $TMP/tok.model; data load; model new tiny dim=32 seq=16; optim adamw eps=0 lr=0.01; ensemble new 2; set errexit off; train steps=3 batch=2" 2>/dev/null)
 check_eq nan_ensemble_train_no_rate "0 None" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval 'str(o["steps"]) + " " + str(o["tok_per_s"])')"
