@@ -124,6 +124,18 @@ static int list_source(const char *path, FileList *fl, Err *err) {
     return 0;
 }
 
+int dataset_source_files(const char *path, char ***paths, size_t *count, Err *err) {
+    FileList fl = {0};
+    if (list_source(path, &fl, err) != 0) { files_free(&fl); return -1; }
+    *paths = fl.paths, *count = fl.n;
+    return 0;
+}
+
+void dataset_files_free(char **paths, size_t count) {
+    FileList fl = {paths, count, count};
+    files_free(&fl);
+}
+
 // Hash of the whole source, read in chunks; *bytes gets its total size.
 static int hash_source(const char *root, const FileList *fl, uint64_t *hash, uint64_t *bytes, Err *err) {
     char *buf = malloc(READ_BYTES);

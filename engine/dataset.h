@@ -35,6 +35,11 @@ int dataset_load(Dataset *ds, const char *path, const Tokenizer *tok, double val
 int dataset_load_progress(Dataset *ds, const char *path, const Tokenizer *tok, double val_fraction,
                           const char *cache_dir, ProgressFn progress, void *ctx, Err *err);
 void dataset_free(Dataset *ds);
+// The files dataset_load reads from path: the file itself, or every regular *.txt under a
+// folder (hidden entries skipped, symbolic links to folders not followed), sorted. *paths
+// gets *count strings, given back by dataset_files_free.
+int dataset_source_files(const char *path, char ***paths, size_t *count, Err *err);
+void dataset_files_free(char **paths, size_t count);
 // Where dataset_load keeps path's tokens by tok: SOURCE.TOK.tok, TOK a hash of the tokenizer
 // (one cache per corpus and tokenizer), or under cache_dir (or the user's cache folder when
 // the source's folder is not writable).

@@ -348,7 +348,8 @@ static void norm_row(const Model *m, const InspectMatrix *x, const NormsOptions 
         be->add(s->dense_diff, a, (long)elems);
         row->dw_spectral = dense_spectral_norm(be, s->dense_diff, x->rows, x->cols, s->grams, &err);
     }
-    float eta = x->layer < 0 ? opt->io_lr : opt->lr;   // embed and head: the AdamW group's rate
+    TensorRole role = x->layer < 0 ? ROLE_EMBED : x->rank ? ROLE_FACTOR_A : ROLE_DENSE;   // (head: as embed)
+    float eta = optimizer_tensor_lr(opt->kind, role, opt->lr, opt->io_lr);
     row->dw_over_eta = eta > 0 ? row->dw_spectral / eta : NAN;
     row->dw_over_w = row->spectral > 0 ? row->dw_spectral / row->spectral : NAN;
 }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include "err.h"
 #include "model.h"
+#include "optim.h"
 
 // One matrix the inspection commands know, in tensor-table order.
 typedef struct InspectMatrix {
@@ -77,8 +78,9 @@ typedef struct NormRow {
 typedef struct NormsOptions {
     const float *prev;       // device, laid out like m->params: the parameters before the step
                              // (NULL: no ΔW columns). See inspect_snapshot.
-    float lr;                // η of that step, for ‖ΔW‖₂/η (the matrices' rate at that step)
-    float io_lr;             // η of embed and head at that step (optimizer_io_lr)
+    float lr;                // that step's matrix rate (optimizer_lr), and
+    float io_lr;             // its AdamW group's (optimizer_io_lr): a matrix's η in ‖ΔW‖₂/η is
+    OptimKind kind;          // the one its optimizer moved it at (optimizer_tensor_lr)
     int include_io;          // 1: also rows for embed and head
 } NormsOptions;
 

@@ -184,6 +184,10 @@ Rule tensor_rule(OptimKind kind, TensorRole role) {
     return RULE_ADAMW;
 }
 
+float optimizer_tensor_lr(OptimKind kind, TensorRole role, float lr, float io_lr) {
+    return tensor_rule(kind, role) == RULE_ADAMW ? io_lr : lr;
+}
+
 static int uses_v(Rule r) { return r == RULE_ADAMW || r == RULE_RENORM; }
 
 size_t ortho_slot(int rows, int cols) { return (size_t)rows * cols + newton_schulz5_work(rows, cols); }

@@ -97,6 +97,9 @@ float optimizer_lr(const OptimConfig *cfg, int step);   // step is 0-based
 // The rate at that step of the tensors updated by AdamW (embeddings, head, norm gains): lr's
 // under sgd and adamw, else adam_lr on the same schedule.
 float optimizer_io_lr(const OptimConfig *cfg, int step);
+// The rate a tensor of this role moved at in a step at lr (io_lr: the AdamW group's, as above):
+// io_lr for the tensors AdamW updates — renorm's dense matrices among them — lr for the rest.
+float optimizer_tensor_lr(OptimKind kind, TensorRole role, float lr, float io_lr);
 // One update of every tensor with gradients scaled by grad_scale, at matrix rate lr and rate
 // io_lr for the AdamW group (optimizer_lr and optimizer_io_lr of the step); fills
 // opt->diag (ρ always; σ under spectron and renorm, which need it; dw_norm, w_norm — and σ for

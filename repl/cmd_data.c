@@ -1,6 +1,5 @@
 // cmd_data.c — the tokenizer and data commands: tok train|load|encode|decode, data load.
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -98,27 +97,6 @@ static int file_has_crlf(const char *path) {
     return crlf > 0 && crlf * 2 >= lines;
 }
 
-// A folder's *.txt files as data load reads them (dot entries skipped): how many have CRLF line
-// ends, one of them in *first. At most `budget` files are looked at.
-static int folder_crlf(const char *dir, int depth, int *budget, char *first, size_t cap) {
-    DIR *d = depth < 64 ? opendir(dir) : NULL;
-    if (!d) return 0;
-    int found = 0;
-    for (struct dirent *e; *budget > 0 && (e = readdir(d));) {
-        if (e->d_name[0] == '.') continue;
-        char path[PATH_MAX];
-        struct stat st;
-        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path || stat(path, &st) != 0) continue;
-        size_t len = strlen(e->d_name);
-        if (S_ISDIR(st.st_mode)) found += folder_crlf(path, depth + 1, budget, first, cap);
-        else if (S_ISREG(st.st_mode) && len > 4 && strcmp(e->d_name + len - 4, ".txt") == 0 && (*budget)-- > 0 &&
-                 file_has_crlf(path) && found++ == 0 && !*first)
-            snprintf(first, cap, "%s", path);
-    }
-    closedir(d);
-    return found;
-}
-
 static void note_crlf(Session *s, const char *path) {
     static const char why[] = "'\\r' is text to the tokenizer and the model, which will generate it (convert with "
                               "`sed -i 's/\\r$//' FILE` for plain line ends)";
@@ -126,12 +104,16 @@ static void note_crlf(Session *s, const char *path) {
     if (stat(path, &st) != 0) return;
     if (S_ISREG(st.st_mode) && file_has_crlf(path))
         out_note(s, "note: %s has Windows (CRLF) line endings: %s\n", NAME_TEXT(path), why);
-    if (!S_ISDIR(st.st_mode)) return;
-    char first[PATH_MAX] = "";
-    int budget = 1000, n = folder_crlf(path, 0, &budget, first, sizeof first);
+    char **files;
+    size_t count, n = 0, first = 0;
+    Err ignored;   // a folder data load cannot list: its own error says why
+    if (!S_ISDIR(st.st_mode) || dataset_source_files(path, &files, &count, &ignored) != 0) return;
+    for (size_t i = 0; i < count && i < 1000; i++)   // the first thousand files: a note, not an audit
+        if (file_has_crlf(files[i]) && n++ == 0) first = i;
     if (n > 0)
-        out_note(s, "note: %d of the folder's .txt files ha%s Windows (CRLF) line endings (%s%s): %s\n", n,
-                 n == 1 ? "s" : "ve", n == 1 ? "" : "one: ", NAME_TEXT(first), why);
+        out_note(s, "note: %zu of the folder's .txt files ha%s Windows (CRLF) line endings (%s%s): %s\n", n,
+                 n == 1 ? "s" : "ve", n == 1 ? "" : "one: ", NAME_TEXT(files[first]), why);
+    dataset_files_free(files, count);
 }
 
 // A corpus right in the cache folder (the default corpus), not in a folder beneath it nor in

@@ -39,7 +39,7 @@ static const struct WatchFieldSpec {
     {"frobenius", AGG_MAX, SRC_NORMS, "‖W‖_F"},
     {"stable_rank", AGG_MEAN, SRC_NORMS, "‖W‖_F²/‖W‖₂²"},
     {"dw_spectral", AGG_MAX, SRC_DELTA, "‖ΔW‖₂ of the step"},
-    {"dw_over_eta", AGG_MAX, SRC_DELTA, "‖ΔW‖₂/η (η: the step's lr)"},
+    {"dw_over_eta", AGG_MAX, SRC_DELTA, "‖ΔW‖₂/η (η: the rate the matrix moved at)"},
     {"dw_over_w", AGG_MAX, SRC_DELTA, "‖ΔW‖₂/‖W‖₂"},
     {"sigma_a", AGG_MEAN, SRC_OPTIM, "σ_A = ‖A‖₂ before the update (factorized; the optimizer's)"},
     {"sigma_b", AGG_MEAN, SRC_OPTIM, "σ_B = ‖B‖₂ before the update (factorized; the optimizer's)"},
@@ -63,7 +63,8 @@ struct InspectState {
     // Trainer.good_params holds the parameters before update dw_step (valid while the trainer
     // is at that step and the model is the one it was); m->grads the gradient of that update.
     int dw_step, grad_step;
-    float dw_lr, dw_io_lr;       // the update's rates: the matrices', embed and head's (its optimizer's)
+    float dw_lr, dw_io_lr;       // the update's rates: the matrices', the AdamW group's (embed, head…)
+    OptimKind dw_kind;           // and its optimizer, which says which moved a matrix (kept: `optim` may switch)
     const float *dw_params, *grad_buf;
 };
 
@@ -113,14 +114,15 @@ void inspect_model_replaced(Session *s) {
 
 static int current_step(const Session *s) { return s->has_trainer ? s->trainer.step : s->resume.step; }
 
-// The parameters before the last update, when they are still that: else NULL.
-static const float *update_reference(const Session *s, float *lr, float *io_lr) {
+// The ΔW columns' reference in o: the parameters before the last update (o->prev), when they
+// are still that, with that update's rates; else o->prev NULL.
+static void update_reference(const Session *s, NormsOptions *o) {
     const InspectState *st = s->inspect;
     if (!st || !s->has_model || !s->has_trainer || !s->trainer.has_good || st->dw_step != s->trainer.step ||
         st->dw_params != s->model.params)
-        return NULL;
-    *lr = st->dw_lr, *io_lr = st->dw_io_lr;
-    return s->trainer.good_params;
+        return;
+    o->prev = s->trainer.good_params;
+    o->lr = st->dw_lr, o->io_lr = st->dw_io_lr, o->kind = st->dw_kind;
 }
 
 static int has_last_gradient(const Session *s) {
@@ -394,9 +396,8 @@ static NormsLayout norms_layout(const Session *s, const NormRow *rows, int n) {
 int cmd_norms(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     ensemble_note_single_model(s);
-    float lr = 0, io_lr = 0;
-    const float *prev = update_reference(s, &lr, &io_lr);
-    NormsOptions o = {.prev = prev, .lr = lr, .io_lr = io_lr, .include_io = args_bool(a, "io", 0)};
+    NormsOptions o = {.include_io = args_bool(a, "io", 0)};
+    update_reference(s, &o);
     NormRow *rows;
     int n;
     double t0 = now_seconds();
@@ -404,9 +405,12 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
     double seconds = now_seconds() - t0;
     int step = current_step(s);
     int undone = s->has_trainer && trainer_rolled_back(&s->trainer);
-    if (prev && o.include_io && io_lr != lr)   // embed and head moved at the AdamW group's rate
-        out_text(s, "step %d: ΔW is the update of step %d (η %.4g; embed and head: %.4g)\n", step, step, lr, io_lr);
-    else if (prev) out_text(s, "step %d: ΔW is the update of step %d (η %.4g)\n", step, step, lr);
+    // the block matrices' η: lr, or the AdamW group's rate where AdamW moved them (renorm's dense)
+    float eta = optimizer_tensor_lr(o.kind, model_has_factors(&s->model) ? ROLE_FACTOR_A : ROLE_DENSE, o.lr, o.io_lr);
+    const char *whose = eta != o.lr ? ", adam_lr's: AdamW moved these matrices" : "";
+    if (o.prev && o.include_io && o.io_lr != eta)   // embed and head moved at the AdamW group's rate
+        out_text(s, "step %d: ΔW is the update of step %d (η %.4g; embed and head: %.4g)\n", step, step, eta, o.io_lr);
+    else if (o.prev) out_text(s, "step %d: ΔW is the update of step %d (η %.4g%s)\n", step, step, eta, whose);
     else if (undone) out_text(s, "step %d: the update after it was undone (a divergence rolled the model back); the ΔW "
                                  "columns appear after the next `step` or `train`\n", step);
     else out_text(s, "step %d: no update to measure yet (the ΔW columns appear after `step` or `train`)\n", step);
@@ -663,9 +667,8 @@ static void watch_step(Session *s, InspectState *st, const StepStats *ss) {
     int n = 0;
     Err e = {{0}};
     if (norms) {
-        float lr = 0, io_lr = 0;
-        const float *prev = delta ? update_reference(s, &lr, &io_lr) : NULL;
-        NormsOptions o = {.prev = prev, .lr = lr, .io_lr = io_lr, .include_io = io};
+        NormsOptions o = {.include_io = io};
+        if (delta) update_reference(s, &o);
         if (inspect_norms_opts(&s->model, &o, &rows, &n, &e) != 0) {
             out_warning(s, "watch: %s", e.msg);
             rows = NULL, n = 0;
@@ -695,6 +698,7 @@ void inspect_after_step(Session *s, const StepStats *ss, int ok) {
     st->dw_step = st->grad_step = s->trainer.step;
     st->dw_lr = ss->lr;
     st->dw_io_lr = ss->io_lr;   // kept: `optim` may switch after it
+    st->dw_kind = s->trainer.opt.cfg.kind;
     st->dw_params = s->model.params;
     st->grad_buf = s->model.grads;
     watch_step(s, st, ss);

@@ -88,6 +88,17 @@ eta = {r["param"]: r["dw_spectral"] / r["dw_over_eta"] for r in rows}
 print("%.4g %.4g %.4g" % (eta["blocks.0.attn.wq"], eta["embed"], eta["head"]))')
 check_eq norms_io_eta_after_switch "0.02 0.003 0.003" "$etas"
 check_contains norms_io_eta_header "$(lrsh -c "$prep; optim spectron warmup=0; step; norms io=on" 2>&1)" "(η 0.02; embed and head: 0.003)"
+# renorm moves a dense model's matrices by AdamW at adam_lr, not lr: η is adam_lr's (it was lr,
+# so ‖ΔW‖₂/η moved with an lr the update never used), in the rows, in watch and in the header
+etas=$(lrsh --json -q -c "$prep; model new tiny rank=0 seq=32; optim renorm lr=0.04 adam_lr=0.005 warmup=0; log $TMP/renorm.jsonl; watch dw_over_eta:blocks.0.attn.wq every=1; step; norms io=on" 2>/dev/null | python3 -c '
+import json, sys
+rows = {r["param"]: r for r in (json.loads(l) for l in sys.stdin) if r.get("command") == "norms"}
+watched = [json.loads(l).get("watch", {}).get("dw_over_eta:blocks.0.attn.wq") for l in open(sys.argv[1])]
+wq = rows["blocks.0.attn.wq"]
+print("%.4g %.4g %s" % (wq["dw_spectral"] / wq["dw_over_eta"], rows["embed"]["dw_spectral"] / rows["embed"]["dw_over_eta"],
+                        [abs(v - wq["dw_over_eta"]) < 1e-4 * v for v in watched if v is not None]))' "$TMP/renorm.jsonl")
+check_eq norms_renorm_dense_eta "0.005 0.005 [True]" "$etas"
+check_contains norms_renorm_dense_header "$(lrsh -c "$prep; model new tiny rank=0 seq=32; optim renorm warmup=0; step; norms" 2>&1)" "(η 0.003, adam_lr's: AdamW moved these matrices)"
 
 # the table fits 80 columns (text not to a terminal is laid out for 80) with GPT-2's longest
 # names and shapes ("blocks.11.mlp.w2  768×3072 r768"), before and after an update
