@@ -225,6 +225,24 @@ static int cache_path_for(const char *src, const char *cache_dir, uint64_t tok_h
 
 static int token_bytes_for(int vocab) { return vocab <= 65536 ? 2 : 4; }
 
+static int read_mapping_guarded(void (*read)(void *), void *ctx);   // (below, with the batches')
+
+void (*dataset_cache_mapped_hook)(const char *path);
+
+typedef struct MaxIdRead {
+    const unsigned char *tokens;
+    uint64_t n_tokens;
+    uint32_t token_bytes, max_id;
+} MaxIdRead;
+
+static void max_token_id(void *ctx) {
+    MaxIdRead *r = ctx;
+    if (r->token_bytes == 2)
+        for (uint64_t i = 0; i < r->n_tokens; i++) { uint16_t t = ((const uint16_t *)r->tokens)[i]; if (t > r->max_id) r->max_id = t; }
+    else
+        for (uint64_t i = 0; i < r->n_tokens; i++) { uint32_t t = ((const uint32_t *)r->tokens)[i]; if (t > r->max_id) r->max_id = t; }
+}
+
 // Maps the cache read-only when it is sound and matches `want` (hashes, sizes, vocab) and every
 // id is below the vocab; returns 0 when usable, -1 when it must be (re)built.
 static int cache_open(Dataset *ds, const char *path, const CacheHeader *want) {
@@ -242,13 +260,15 @@ static int cache_open(Dataset *ds, const char *path, const CacheHeader *want) {
     void *map = ok ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
     close(fd);
     if (map == MAP_FAILED) return -1;
+    if (dataset_cache_mapped_hook) dataset_cache_mapped_hook(path);
     const unsigned char *tokens = (const unsigned char *)map + sizeof h;
-    uint32_t max_id = 0;  // an id past the vocab would index past the embedding: never trust it
-    if (h.token_bytes == 2)
-        for (uint64_t i = 0; i < h.n_tokens; i++) { uint16_t t = ((const uint16_t *)tokens)[i]; if (t > max_id) max_id = t; }
-    else
-        for (uint64_t i = 0; i < h.n_tokens; i++) { uint32_t t = ((const uint32_t *)tokens)[i]; if (t > max_id) max_id = t; }
-    if (max_id >= h.vocab_size) { munmap(map, (size_t)st.st_size); return -1; }
+    // an id past the vocab would index past the embedding: never trust it; a file cut short
+    // under the scan (another program rewriting it) is no cache either, not a SIGBUS
+    MaxIdRead r = {tokens, h.n_tokens, h.token_bytes, 0};
+    if (read_mapping_guarded(max_token_id, &r) != 0 || r.max_id >= h.vocab_size) {
+        munmap(map, (size_t)st.st_size);
+        return -1;
+    }
     ds->map = map;
     ds->map_size = (size_t)st.st_size;
     ds->cache_ino = (unsigned long long)st.st_ino;

@@ -40,6 +40,9 @@ void dataset_free(Dataset *ds);
 // gets *count strings, given back by dataset_files_free.
 int dataset_source_files(const char *path, char ***paths, size_t *count, Err *err);
 void dataset_files_free(char **paths, size_t count);
+// For tests: called with a token cache's path once it is mapped, before its ids are read (a
+// test cuts the file short there, as another program rewriting it can).
+extern void (*dataset_cache_mapped_hook)(const char *path);
 // Where dataset_load keeps path's tokens by tok: SOURCE.TOK.tok, TOK a hash of the tokenizer
 // (one cache per corpus and tokenizer), or under cache_dir (or the user's cache folder when
 // the source's folder is not writable).

@@ -371,6 +371,33 @@ static void test_cache_cut_short_under_a_batch(void) {
     dataset_free(&ds);
 }
 
+static void cut_to_header(const char *path) {
+    dataset_cache_mapped_hook = NULL;   // once
+    CHECK(truncate(path, 64) == 0, "truncate %s", path);
+}
+
+// The cache cut short between its mapping and the scan of its ids (another program rewriting
+// it): no cache, built again — the scan's fault (SIGBUS) ended the whole session.
+static void test_cache_cut_short_under_its_check(void) {
+    char path[160];
+    tmp_file(path, sizeof path, "cutscan.txt");
+    size_t n;
+    char *text = read_all(corpus_path, &n);
+    write_all(path, text, n, "wb");
+    free(text);
+    Err err = {{0}};
+    Dataset ds;
+    CHECK_OK(dataset_load(&ds, path, bpe, 0.1, NULL, &err));
+    long tokens = ds.n_tokens;
+    dataset_free(&ds);
+    dataset_cache_mapped_hook = cut_to_header;
+    CHECK_OK(dataset_load(&ds, path, bpe, 0.1, NULL, &err));
+    CHECK(dataset_cache_mapped_hook == NULL, "the cache was mapped and checked");
+    CHECK(ds.n_tokens == tokens, "rebuilt: %ld tokens, %ld before", ds.n_tokens, tokens);
+    dataset_cache_mapped_hook = NULL;
+    dataset_free(&ds);
+}
+
 static void test_batches(void) {
     Err err = {{0}};
     Dataset ds;
@@ -568,6 +595,7 @@ int main(void) {
     RUN(test_val_split);
     RUN(test_batches);
     RUN(test_cache_cut_short_under_a_batch);
+    RUN(test_cache_cut_short_under_its_check);
     RUN(test_uint32_ids_for_big_vocab);
     RUN(test_cache_dir);
     tokenizer_free(bpe);
