@@ -275,6 +275,8 @@ static int run_file(Session *s, const char *path) {
     return rc;
 }
 
+static volatile sig_atomic_t stop_notice_shown;   // the notice below, since this command's first Ctrl-C
+
 // A second after a command's first Ctrl-C, if it still runs: say it was seen (lrsh_stop_notice).
 static void on_sigalrm(int sig) {
     (void)sig;
@@ -282,12 +284,19 @@ static void on_sigalrm(int sig) {
     if (lrsh_interrupted && lrsh_stop_notice) {
         ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
         (void)ignored;
+        stop_notice_shown = 1;
     }
 }
 
 static void on_sigint(int sig) {
     (void)sig;
-    if (lrsh_interrupted == 0 && lrsh_stop_notice) alarm(1);
+    if (lrsh_interrupted == 0) {
+        stop_notice_shown = 0;
+        if (lrsh_stop_notice) alarm(1);
+    }
+    // Where the notice is armed, presses before it count as one: three quick ones at a slow step
+    // left lrsh, its unsaved training lost, before anything said a third would.
+    if (lrsh_interrupted && lrsh_stop_notice && !stop_notice_shown) return;
     // A command that never reaches a step boundary: the third Ctrl-C leaves anyway.
     if (++lrsh_interrupted >= 3) {
         static const char msg[] = "\nlrsh: interrupted three times; leaving\n";

@@ -511,6 +511,14 @@ out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send t
 check_not_contains slow_stop_notice_no_timeout "$out" "TIMEOUT"
 check_contains slow_stop_notice_shown "$out" "(Ctrl-C seen: stopping after the step, batch or round in progress; a third Ctrl-C leaves lrsh)"
 check_contains slow_stop_notice_step_kept "$out" "interrupted at step 1 (1 of 3 steps)"
+# three quick Ctrl-Cs at a slow step count as one until the notice is out: they left lrsh at
+# once, its unsaved training lost, before anything said a third would
+out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " "send train steps=3 batch=4096\n" "expect batch=4096" \
+          "sleep 0.3" "send \003" "sleep 0.05" "send \003" "sleep 0.05" "send \003" "expect Ctrl-C seen" "expect lrsh> " \
+          "send quit\n" "expect lrsh> " "send quit\n")
+check_not_contains quick_ctrl_c_not_left "$out" "interrupted three times"
+check_contains quick_ctrl_c_step_kept "$out" "interrupted at step 1 (1 of 3 steps)"
+check_contains quick_ctrl_c_session_ends_by_quit "$out" "EXITED 0"
 
 # ---- Ctrl-Z at the prompt, then fg (a student's "undo"): readline's mode comes back ----
 # Under a job-control shell on a terminal: after fg the prompt and the typed text are redrawn
