@@ -588,12 +588,13 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
     }
     if (rc == 0) {
         int cols = !s->json && isatty(STDOUT_FILENO) ? terminal_columns(stdout) : 0;
-        int page = cols >= 40 ? cols : 80;   // a pipe or a file: 80 columns, as the tables
+        int page = cols > 0 ? cols : 80;   // a pipe or a file: 80 columns, as the tables
         int fit = page - 18 < 72 ? page - 18 : 72;   // y labels, axis and "  step": up to 18 columns
+        if (fit < 8) fit = 8;                          // width='s least: a terminal under 26 columns wraps
         int width = (int)args_int(a, "width", fit);
-        if (cols >= 40 && width > cols - 18) {   // wider than the terminal: every row would wrap
-            out_note(s, "(width=%d does not fit this terminal's %d columns: drawn %d wide)\n", width, cols, cols - 18);
-            width = cols - 18;
+        if (cols > 0 && width > fit) {   // wider than the terminal: every row would wrap
+            out_note(s, "(width=%d does not fit this terminal's %d columns: drawn %d wide)\n", width, cols, fit);
+            width = fit;
         }
         PlotOptions o = {.width = width, .height = (int)args_int(a, "height", 16),
                          .ansi = !s->json && terminal_takes_color(stdout),

@@ -173,6 +173,16 @@ check_contains narrow_results_plot_axis "$out" "step"
 check_contains narrow_results_plot_clamped "$out" "(width=100 does not fit this terminal's 60 columns: drawn"
 check_contains narrow_results_plot_clamped_width "$out" "42 wide)"
 
+# a plot on a terminal under 40 columns is drawn to its width too (it was drawn 62 wide and wrapped)
+out=$(PTY_COLS=32 pty --no-default -- "expect lrsh> " "send $prep; train steps=3; plot loss height=4\n" "expect lrsh> " \
+          "send quit\n" "expect lrsh> " "send quit\n")
+check_eq narrow_plot_axis_fits True "$(printf '%s\n' "$out" | tr -d '\r' | python3 -c '
+import sys
+lines = sys.stdin.read().split("\n")
+axis = [l for l in lines if "└" in l]
+wrapped = [l for l in lines if l.strip() and set(l.strip()) <= set("─")]   # the x axis broken over lines
+print(len(axis) == 1 and len(axis[0].rstrip()) <= 32 and not wrapped)')"
+
 # a wrapped line breaks at a gap between fields counted in columns, not bytes (‖, ₂ are several)
 out=$(PTY_COLS=40 pty --no-default -- "expect lrsh> " "send $prep; step; align\n" "expect per layer" "expect lrsh> " \
           "send quit\n" "expect lrsh> " "send quit\n")
