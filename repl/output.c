@@ -374,12 +374,14 @@ static size_t whole_fields(const char *line, int cols) {
 }
 
 // Whether a live line of text, and with_extra the watched values after it, is wider than the
-// terminal p draws on. Text alone too wide calls for a narrower form, not a cut one (at 30
-// columns "step 2513 (13/15)  …" lost the loss).
+// terminal p draws on — without them, text and the "  …" that stands for them when there are
+// some. Text alone too wide calls for a narrower form, not a cut one (at 30 columns
+// "step 2513 (13/15)  …" lost the loss; with watched values, the cut for "  …" took it).
 static int too_wide(const Progress *p, const char *text, int with_extra) {
     int cols = p->live ? terminal_columns(p->to) : 0;   // not live: p->to may be NULL (quiet)
-    const char *extra = with_extra && p->extra ? p->extra : "";
-    return cols > 1 && text_columns(text) + (extra[0] ? 2 + text_columns(extra) : 0) > cols - 1;
+    const char *extra = p->extra ? p->extra : "";
+    int need = text_columns(text) + (!extra[0] ? 0 : with_extra ? 2 + text_columns(extra) : 3);
+    return cols > 1 && need > cols - 1;
 }
 
 void progress_text(Progress *p, int done, const char *text) {

@@ -246,6 +246,17 @@ out=$(pty --no-default -- "expect lrsh> " "send $prep; optim spectron; watch spe
 check_not_contains complete_plot_watched_no_timeout "$out" "TIMEOUT"
 check_contains complete_plot_watched "$out" "plot spectral"
 
+# ---- the live line keeps the loss at narrow widths with watched values after it (at 22 and
+# 31 columns the cut for "  …" took it: "step 10 (10/30)  …")
+for cols in 22 31; do
+    out=$(PTY_RAW=1 PTY_COLS=$cols pty --no-default -- "expect lrsh> " "send $prep; watch spectral every=1; train steps=6\n" \
+              "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+    check_eq "live_line_keeps_loss_$cols" True "$(printf '%s' "$out" | python3 -c '
+import re, sys
+live = [l for l in re.findall(r"\r([^\r\n]*?)\x1b\[K", sys.stdin.read()) if l.startswith(("step ", "1", "2", "3", "4", "5", "6"))]
+print(len(live) >= 3 and all("loss" in l for l in live))')"
+done
+
 # ---- inspect marks its top rows in bold, and in red only past Spectron's bound
 out=$(PTY_SGR=1 PTY_COLS=100 pty --no-default -- "expect lrsh> " "send $prep; optim spectron; step\n" "expect lrsh> " \
           "send inspect\n" "expect max ‖ΔW‖₂/η" "expect lrsh> " "send optim adamw lr=0.5; step; inspect\n" \
