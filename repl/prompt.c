@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <pwd.h>
 #include <unistd.h>
 #include <readline/history.h>
 #include <readline/readline.h>
@@ -113,20 +114,32 @@ static int read_key(FILE *in) {
     }
 }
 
+// ~/.lrsh_history; with HOME unset or empty, the home folder the password database names (as
+// bash does: "." left a history file in whatever folder lrsh started in); "" when there is none.
 static void history_path(char *out, size_t size) {
     const char *home = getenv("HOME");
-    snprintf(out, size, "%s/.lrsh_history", home && *home ? home : ".");
+    if (!home || !*home) {
+        struct passwd *pw = getpwuid(getuid());
+        home = pw && pw->pw_dir && *pw->pw_dir ? pw->pw_dir : NULL;
+    }
+    if (!home || snprintf(out, size, "%s/.lrsh_history", home) >= (int)size) out[0] = '\0';
 }
 
-// What a history file that is no regular file is, for the warning; NULL for a regular or a
-// missing one, and for /dev/null (a link to it is how one keeps no history: no warning).
-static const char *history_not_file(const char *path) {
+// Why a history file cannot be used, for the warning ("PATH WHY: no history…"); NULL for a
+// regular or a missing one, and for /dev/null (a link to it is how one keeps no history: no
+// warning).
+static const char *history_unusable(const char *path) {
     struct stat st, null;
-    if (stat(path, &st) != 0) return errno == ENOENT ? NULL : strerror(errno);
+    static char why[160];
+    if (stat(path, &st) != 0) {   // a link loop, a file where a folder should be…
+        if (errno == ENOENT) return NULL;
+        snprintf(why, sizeof why, "cannot be reached (%s)", strerror(errno));
+        return why;
+    }
     if (S_ISREG(st.st_mode)) return NULL;
     if (S_ISCHR(st.st_mode) && stat("/dev/null", &null) == 0 && st.st_rdev == null.st_rdev) return "/dev/null";
-    return S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a folder" : S_ISSOCK(st.st_mode) ? "a socket"
-           : "a device";
+    return S_ISFIFO(st.st_mode) ? "is a FIFO, not a file" : S_ISDIR(st.st_mode) ? "is a folder, not a file"
+           : S_ISSOCK(st.st_mode) ? "is a socket, not a file" : "is a device, not a file";
 }
 
 // Reading a FIFO at that path waited for a writer before the banner: the prompt hung. Only a
@@ -134,10 +147,10 @@ static const char *history_not_file(const char *path) {
 // session keeps no history (path emptied). Lines still go to readline's list, for Up.
 static void history_open(const Session *s, char *path) {
     stifle_history(HISTORY_LINES);
-    const char *what = history_not_file(path);
-    if (what) {
-        if (strcmp(what, "/dev/null") != 0)
-            out_warning(s, "%s is %s, not a file: no history is kept this session", path, what);
+    if (!path[0]) return;   // no home folder: no history file
+    const char *why = history_unusable(path);
+    if (why) {
+        if (strcmp(why, "/dev/null") != 0) out_warning(s, "%s %s: no history is kept this session", path, why);
         path[0] = '\0';
         return;
     }
@@ -224,8 +237,10 @@ int prompt_loop(Session *s) {
     // SA_RESTART: readline's redisplay writes go on; ppoll returns EINTR whatever the flag says
     struct sigaction tstp = {.sa_handler = on_sigtstp, .sa_flags = SA_RESTART}, tstp_default;
     sigemptyset(&tstp.sa_mask);
-    if (s->json) rl_outstream = stderr;  // stdout carries only JSON
-    FILE *talk = s->json ? stderr : stdout;
+    // stdout carries only JSON, or goes to a file: the prompt, the echo and the banner go where
+    // the user sees them, as bash's do (they filled the file, the terminal left blank)
+    if (s->json || (!isatty(STDOUT_FILENO) && isatty(STDERR_FILENO))) rl_outstream = stderr;
+    FILE *talk = rl_outstream == stderr ? stderr : stdout;
     if (!s->quiet) banner(s, talk);
     s->interactive = 1;
     int failed = 0, hinted = 0;

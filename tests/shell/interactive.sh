@@ -429,6 +429,17 @@ out=$(HOME="$TMP/fifo-home" pty --no-default -- "expect lrsh> " "send set seed 7
 check_not_contains history_fifo_no_hang "$out" "TIMEOUT"
 check_contains history_fifo_warns "$out" "warning: $TMP/fifo-home/.lrsh_history is a FIFO, not a file: no history is kept this session"
 check_contains history_fifo_goes_on "$out" "EXITED 0"
+# a history path out of reach (a link to itself) says why in words that read ("is Too many
+# levels of symbolic links, not a file" was strerror put where a noun goes)
+mkdir -p "$TMP/loop-home"; ln -s .lrsh_history "$TMP/loop-home/.lrsh_history"
+out=$(HOME="$TMP/loop-home" pty --no-default -- "expect lrsh> " "send set seed 7\n" "expect lrsh> " "send \004")
+check_contains history_loop_warns "$out" "warning: $TMP/loop-home/.lrsh_history cannot be reached (Too many levels of symbolic links): no history is kept this session"
+# stdout to a file, the keyboard and stderr a terminal: the prompt, the echo and the banner show
+# on the terminal, as bash's do; the file gets the results only (it got readline's escapes)
+printf '#!/bin/sh\nexec "%s" "$@" > "%s"\n' "$LRSH" "$TMP/stdout-file.txt" > "$TMP/to-file.sh"; chmod +x "$TMP/to-file.sh"
+out=$(LRSH="$TMP/to-file.sh" pty --no-default -- "expect lrsh> " "send set seed 7\n" "expect lrsh> " "send \004")
+check_contains stdout_file_prompt_on_terminal "$out" "lrsh> set seed 7"
+check_eq stdout_file_results_only "seed 7" "$(cat "$TMP/stdout-file.txt")"
 ln -s /dev/null "$TMP/null-home/.lrsh_history"
 out=$(HOME="$TMP/null-home" pty --no-default -- "expect lrsh> " "send set seed 7\n" "expect lrsh> " "send \004")
 check_not_contains history_devnull_silent "$out" "warning"
