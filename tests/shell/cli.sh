@@ -385,10 +385,10 @@ out=$(python3 - "$LRSH" <<'PY'
 import signal, subprocess, sys, time
 codes = []
 for _ in range(5):
-    p = subprocess.Popen([sys.argv[1], "--threads", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+    p = subprocess.Popen([sys.argv[1], "--threads", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     p.stdin.write(b"set seed 5\n"); p.stdin.flush()
-    time.sleep(0.3)
+    p.stdout.readline()   # the line ran: lrsh's handlers are in (a loaded machine took 0.3 s to start)
     p.send_signal(signal.SIGINT); p.stdin.close()
     err = p.stderr.read().decode()
     codes.append("%d %s" % (p.wait(), "interrupted" in err))
