@@ -300,7 +300,7 @@ int dataset_check_unchanged(const Dataset *ds, Err *err) {
 
 typedef struct Writer {
     FILE *f;
-    const char *tmp_path;
+    const char *path;          // the cache it writes (through a temporary file), for errors
     const Tokenizer *tok;
     int token_bytes;
     uint64_t n_tokens, bytes, hash;  // what was written; what was read and its running hash
@@ -331,7 +331,7 @@ static int append_ids(Writer *w, const int32_t *ids, long n, Err *err) {
             else ((uint32_t *)w->out)[j] = (uint32_t)ids[done + j];
         }
         if (fwrite(w->out, (size_t)w->token_bytes, (size_t)m, w->f) != (size_t)m)
-            return err_set(err, "%s: write failed: %s", w->tmp_path, strerror(errno));
+            return err_set(err, "%s: cannot write the token cache: %s; nothing was written", w->path, strerror(errno));
         done += m;
     }
     w->n_tokens += (uint64_t)n;
@@ -440,20 +440,21 @@ static int cache_build(const char *root, const FileList *fl, const Tokenizer *to
     const char *what;
     int e = atomic_file_open(&af, cache_path, sources_mode(root, fl), &what);   // rebuilt: no more than the corpus allows now
     if (e != 0) return err_set(err, "%s: cannot write the token cache: %s (%s)", cache_path, what, strerror(e));
-    Writer w = {.f = af.f, .tmp_path = af.tmp, .tok = tok, .token_bytes = (int)want->token_bytes,
+    Writer w = {.f = af.f, .path = cache_path, .tok = tok, .token_bytes = (int)want->token_bytes,
                 .hash = FNV_OFFSET, .progress = progress, .progress_ctx = ctx, .total_bytes = want->source_bytes};
     w.out = malloc((size_t)OUT_IDS * 4);
     CacheHeader h = *want;
     int rc = !w.out ? err_set(err, "%s: out of memory for the token cache's writer", cache_path)
              : fwrite(&h, sizeof h, 1, w.f) == 1 ? 0
-                                                 : err_set(err, "%s: write failed: %s", af.tmp, strerror(errno));
+                                                 : err_set(err, "%s: cannot write the token cache: %s; nothing was "
+                                                           "written", cache_path, strerror(errno));
     if (rc == 0) rc = write_all_tokens(&w, root, fl, err);
     if (rc == 0 && w.n_tokens == 0) rc = err_set(err, "%s: empty corpus (no tokens)", root);
     if (rc == 0 && (w.hash != want->source_hash || w.bytes != want->source_bytes))
         rc = err_set(err, "%s: the source changed while it was being tokenized; load it again", root);
     h.n_tokens = w.n_tokens;   // known only now: the header again, over the first one
     if (rc == 0 && (fseek(w.f, 0, SEEK_SET) != 0 || fwrite(&h, sizeof h, 1, w.f) != 1))
-        rc = err_set(err, "%s: write failed: %s", af.tmp, strerror(errno));
+        rc = err_set(err, "%s: cannot write the token cache: %s; nothing was written", cache_path, strerror(errno));
     free(w.out);
     if (rc != 0) {
         atomic_file_abandon(&af);
@@ -640,7 +641,7 @@ static void clean_line(const char *in, size_t n, char *out, size_t *out_n) {
     *out_n = o;
 }
 
-static int append_fortune_file(FILE *out, const char *path, Err *err) {
+static int append_fortune_file(FILE *out, const char *out_path, const char *path, Err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(err, "%s: cannot open: %s", path, strerror(errno));
     char *line = NULL, *clean = NULL;
@@ -657,7 +658,8 @@ static int append_fortune_file(FILE *out, const char *path, Err *err) {
         size_t m;
         clean_line(line, len, clean, &m);
         clean[m++] = '\n';
-        if (fwrite(clean, 1, m, out) != m) rc = err_set(err, "write failed: %s", strerror(errno));
+        if (fwrite(clean, 1, m, out) != m)
+            rc = err_set(err, "%s: cannot write the default corpus: %s; nothing was written", out_path, strerror(errno));
     }
     if (rc == 0 && ferror(f)) rc = err_set(err, "%s: read error", path);
     free(line);
@@ -692,7 +694,7 @@ int dataset_default_corpus(const char *out_path, Err *err) {
     const char *what;
     int e = atomic_file_open(&af, out_path, 0666, &what), rc = 0;
     if (e != 0) rc = err_set(err, "%s: cannot write: %s (%s)", out_path, what, strerror(e));
-    for (size_t i = 0; i < fl.n && rc == 0; i++) rc = append_fortune_file(af.f, fl.paths[i], err);
+    for (size_t i = 0; i < fl.n && rc == 0; i++) rc = append_fortune_file(af.f, out_path, fl.paths[i], err);
     if (rc != 0 && e == 0) atomic_file_abandon(&af);
     if (rc == 0 && (e = atomic_file_commit(&af, &what)) != 0)
         rc = err_set(err, "%s: cannot write: %s (%s)", out_path, what, strerror(e));

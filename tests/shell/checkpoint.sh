@@ -66,6 +66,15 @@ check_status file_limit_status 1 $rc
 check_contains file_limit_says "$out" "cannot save"
 check_eq file_limit_kept "$before" "$(cksum < "$TMP/limit.st")"
 check_eq file_limit_no_temporary_file "" "$(ls "$TMP" | grep 'limit.st.tmp')"
+# … and a token cache or the default corpus past it name the file they could not write, not a
+# temporary name gone by then ("corpus.txt.….tok.tmp.30865: write failed"), or none at all
+mkdir -p "$TMP/limit-corpus" "$TMP/limit-cache"
+head -c 400000 "$XDG_CACHE_HOME/lrsh/fortunes.txt" > "$TMP/limit-corpus/c.txt"
+out=$( (ulimit -f 100; lrsh -c "tok load $TMP/tok.model; data load $TMP/limit-corpus/c.txt") 2>&1)
+check_contains file_limit_cache_named "$out" "error: $TMP/limit-corpus/c.txt."
+check_contains file_limit_cache_says "$out" ": cannot write the token cache: File too large; nothing was written"
+out=$( (ulimit -f 100; XDG_CACHE_HOME="$TMP/limit-cache" lrsh -c "tok train vocab=400") 2>&1)
+check_contains file_limit_corpus_named "$out" "error: $TMP/limit-cache/lrsh/fortunes.txt: cannot write the default corpus: File too large; nothing was written"
 
 # ---- save, then load and generate in another process
 out=$(lrsh -c "$prep; train steps=30; model save $ck" 2>&1); rc=$?
