@@ -515,7 +515,8 @@ static int save_target(const char *path, char **target, int *existed, Err *err) 
     *existed = lstat(path, &link) == 0;
     if (*existed && stat(path, &st) != 0)
         return fail(err, path, "cannot save: %s (%s); nothing was written",
-                    S_ISLNK(link.st_mode) ? "it is a symbolic link to a missing file" : "cannot look at it",
+                    !S_ISLNK(link.st_mode) ? "cannot look at it"
+                    : errno == ELOOP ? "it is a symbolic link in a loop" : "it is a symbolic link to a missing file",
                     strerror(errno));
     if (*existed && !S_ISREG(st.st_mode))
         return fail(err, path, "cannot save: it exists and is not a regular file (%s); nothing was written",

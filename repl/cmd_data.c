@@ -31,8 +31,10 @@ const char *expand_path(const char *in, char *out, size_t size) {
     return in;
 }
 
-int file_read_only(const char *path, unsigned mode) {
-    return !(mode & (S_IWUSR | S_IWGRP | S_IWOTH)) || access(path, W_OK) != 0;
+const char *file_read_only(const char *path, const struct stat *st) {
+    if ((st->st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) && access(path, W_OK) == 0) return NULL;
+    return st->st_uid == geteuid() ? "another name, or chmod u+w it first"
+                                   : "another name: only its owner can make it writable";
 }
 
 int check_writable_file(const char *path, Err *err) {
@@ -48,15 +50,16 @@ int check_writable_file(const char *path, Err *err) {
     if (S_ISDIR(st.st_mode)) return err_set(err, "cannot write %s: it is a folder", path);
     if (!S_ISREG(st.st_mode))   // writing a file there would replace a device (/dev/null) or hang on a pipe
         return err_set(err, "cannot write %s: it exists and is not a regular file (a device, pipe or socket)", path);
-    if (file_read_only(path, st.st_mode))
-        return err_set(err, "cannot write %s: it is read-only (another name, or chmod u+w it first)", path);
+    const char *read_only = file_read_only(path, &st);
+    if (read_only) return err_set(err, "cannot write %s: it is read-only (%s)", path, read_only);
     return 0;
 }
 
 int file_through_link(const char *path, char out[PATH_MAX], Err *err) {
     struct stat link;
     if (lstat(path, &link) == 0 && S_ISLNK(link.st_mode))
-        return realpath(path, out) ? 0 : err_set(err, "%s is a symbolic link to a missing file", path);
+        return realpath(path, out) ? 0 : err_set(err, "%s is a symbolic link %s", path,
+                                                   errno == ELOOP ? "in a loop" : "to a missing file");
     if (strlen(path) >= PATH_MAX) return err_set(err, "%s: the path is too long", path);
     strcpy(out, path);
     return 0;

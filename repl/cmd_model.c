@@ -271,8 +271,8 @@ static int save_ensemble(Session *s, const char *path, const CheckpointOptions *
 static int check_save_target(const char *path, Err *err) {
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;   // new, or not a file: the writer says
-    if (file_read_only(path, st.st_mode))
-        return err_set(err, "%s is read-only: nothing was saved (another name, or chmod u+w it first)", path);
+    const char *read_only = file_read_only(path, &st);
+    if (read_only) return err_set(err, "%s is read-only: nothing was saved (%s)", path, read_only);
     if (st.st_size > 0 && !checkpoint_is_safetensors(path))   // an empty file (touch, mktemp) holds nothing
         return err_set(err, "%s exists and is not a safetensors file: nothing was saved (another name, or remove "
                             "it first)", path);

@@ -2,6 +2,7 @@
 // all read it, so a command exists in exactly one place.
 #pragma once
 #include <limits.h>
+#include <sys/stat.h>
 #include "parse.h"
 #include "session.h"
 
@@ -155,9 +156,10 @@ int check_writable_file(const char *path, Err *err);
 // The file a written file lands in: path itself, or the file a symbolic link at path names (a
 // rename over the link would replace it); a link to a missing file is an error.
 int file_through_link(const char *path, char out[PATH_MAX], Err *err);
-// Whether the file at path (mode: its st_mode) may not be written: no write bit for anyone — a
-// root process, which access() lets write anything, honours it too — or access() says no.
-int file_read_only(const char *path, unsigned mode);
+// Whether the file at path (st: its stat) may not be written — no write bit for anyone (a root
+// process, which access() lets write anything, honours it too) or access() says no — as the
+// hint for the error (another name, or chmod for its owner); NULL when it may.
+const char *file_read_only(const char *path, const struct stat *st);
 char *join_words(const Args *a);
 
 // Shared by handlers: a model config as JSON; the optimizer settings as a line of text and

@@ -282,8 +282,8 @@ static int log_target_ok(const char *path, int *ends_open, Err *err) {
     if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISDIR(st.st_mode))
         return err_set(err, "log: %s is a %s, not a file", path, S_ISDIR(st.st_mode) ? "folder" : "pipe or socket");
     if (!S_ISREG(st.st_mode)) return 0;   // a device (/dev/null) takes appends as they come
-    if (file_read_only(path, st.st_mode))
-        return err_set(err, "log: %s is read-only: nothing was written (another name, or chmod u+w it first)", path);
+    const char *read_only = file_read_only(path, &st);
+    if (read_only) return err_set(err, "log: %s is read-only: nothing was written (%s)", path, read_only);
     if (st.st_size == 0) return 0;
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(err, "log: cannot read %s: %s", path, strerror(errno));

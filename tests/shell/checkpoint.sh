@@ -441,6 +441,11 @@ check_contains save_refuses_folder "$out" "dir: cannot save: it exists and is no
 check_contains save_refuses_pipe "$out" "pipe: cannot save: it exists and is not a regular file (a device, pipe or socket)"
 check_eq save_pipe_kept pipe "$([ -p "$TMP/targets/pipe" ] && echo pipe || echo replaced)"
 check_contains save_refuses_dangling "$out" "dangling: cannot save: it is a symbolic link to a missing file"
+# a link in a loop is said to be one (it was called a link to a missing file), by save and plot
+ln -s "$TMP/targets/loop2" "$TMP/targets/loop1"; ln -s "$TMP/targets/loop1" "$TMP/targets/loop2"
+out=$(lrsh -c "tok load $TMP/tok.model; data load; $small; set errexit off; model save $TMP/targets/loop1; log $TMP/targets/l.jsonl; train steps=1; plot loss png=$TMP/targets/loop1" 2>&1)
+check_contains save_refuses_loop "$out" "loop1: cannot save: it is a symbolic link in a loop (Too many levels of symbolic links)"
+check_contains plot_refuses_loop "$out" "loop1 is a symbolic link in a loop"
 
 # NaN in a parameter tensor: the file loads as it is, and says so
 lrsh -q -c "$small; model save $TMP/nan.st" >/dev/null 2>&1
