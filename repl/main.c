@@ -389,9 +389,12 @@ static void load_default_model(Session *s, const Options *o) {
         struct stat st;   // LRSH_DEFAULT_MODEL=/tmp: "no default model at /tmp" did not say what was wrong
         const char *env = getenv("LRSH_DEFAULT_MODEL");
         if (s->quiet) return;
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            fprintf(stderr, "lrsh: no default model: %s%s is a folder, not a model file; starting empty\n",
-                    env && *env ? "LRSH_DEFAULT_MODEL=" : "", NAME_TEXT(path));
+        int there = stat(path, &st) == 0, loop = !there && errno == ELOOP;   // a FIFO, /dev/zero: "at" read as missing
+        if ((there && !S_ISREG(st.st_mode)) || loop)
+            fprintf(stderr, "lrsh: no default model: %s%s is %s, not a model file; starting empty\n",
+                    env && *env ? "LRSH_DEFAULT_MODEL=" : "", NAME_TEXT(path),
+                    loop ? "a symbolic link in a loop" : S_ISDIR(st.st_mode) ? "a folder"
+                    : "a device, pipe or socket");
         else
             fprintf(stderr, "lrsh: no default model at %s; starting empty (`model load PATH` or `model new` make "
                             "one)\n", NAME_TEXT(path));

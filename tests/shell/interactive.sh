@@ -525,6 +525,9 @@ check_contains default_missing_says "$out" "no default model at $TMP/absent.safe
 check_contains default_missing_goes_on "$out" "EXITED 0"
 out=$(LRSH_DEFAULT_MODEL=$TMP pty -- "expect lrsh> " "send \004")   # a folder: said so, not "no model at"
 check_contains default_folder_says "$out" "no default model: LRSH_DEFAULT_MODEL=$TMP is a folder, not a model file"
+mkfifo "$TMP/default-fifo"   # a FIFO (and /dev/zero, a link loop) got "no default model at", read as missing
+out=$(LRSH_DEFAULT_MODEL=$TMP/default-fifo pty -- "expect lrsh> " "send \004")
+check_contains default_fifo_says "$out" "no default model: LRSH_DEFAULT_MODEL=$TMP/default-fifo is a device, pipe or socket, not a model file"
 check_contains default_folder_goes_on "$out" "EXITED 0"
 printf 'not a checkpoint at all' >"$TMP/bad.safetensors"
 out=$(LRSH_DEFAULT_MODEL=$TMP/bad.safetensors pty -- "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send \004")
