@@ -286,8 +286,10 @@ int prompt_loop(Session *s) {
             failed = run_line(s, one) != 0;
             lrsh_stop_notice = 0;   // armed by progress_begin: only commands that stop at a boundary
             alarm(0);
-            if (failed && next && next[strspn(next, " \t\r\n")]) {   // a paste stops at its first error: a
-                fputs_wrapped("(the rest of the paste was not run)\n", talk);   // question is answered by a person
+            // a paste stops at its first error or Ctrl-C, saying so: a question is answered by a person
+            if ((failed || lrsh_interrupted) && next && next[strspn(next, " \t\r\n")]) {
+                fputs_wrapped(lrsh_interrupted ? "(Ctrl-C: the rest of the paste was not run)\n"
+                                               : "(the rest of the paste was not run)\n", talk);
                 break;
             }
         }

@@ -383,6 +383,12 @@ out=$(pty --no-default -- "expect lrsh> " "send $prep; train steps=1\n" "expect 
           "send show\n" "expect settings" "expect lrsh> " "send \004" "expect lrsh> " "send \004")
 check_contains paste_stops_at_error "$out" "(the rest of the paste was not run)"
 check_contains paste_model_kept "$out" "rank=0.25·in seq=32 vocab"
+# ... and at Ctrl-C, saying so too (it stopped in silence: `set seed 99` after it had not run)
+out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " \
+          "send \033[200~train steps=3 batch=4096\nset seed 99\n\033[201~\n" "expect batch=4096" "sleep 0.3" "send \003" \
+          "expect lrsh> " "send show\n" "expect settings" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+check_contains paste_stops_at_ctrl_c "$out" "(Ctrl-C: the rest of the paste was not run)"
+check_not_contains paste_ctrl_c_rest_not_run "$out" "seed=99"
 
 # a warning during training (the log past a file-size limit, mid-run) clears the live line first
 # instead of running on from "ETA 0:00" (raw terminal bytes: the pty helper drops \r and escapes)
