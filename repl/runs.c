@@ -55,13 +55,39 @@ static int untouched(const RunSeries *c) {
     return c->n_steps == 0 && c->n_val == 0 && !c->diverged_at && !c->optim[0];
 }
 
+// The least k ≥ 2 for which "NAME-k" names no run, in one pass over the runs (a search k by k,
+// each a pass, made every new run of a name reused thousands of times slower than the last);
+// −1 when out of memory. Of n runs at most n hold a k, so one in 2 … n+2 is free.
+static int free_suffix(const RunLog *r, const char *name) {
+    int n = r->n_runs + 3;
+    unsigned char *taken = calloc((size_t)n, 1);
+    if (!taken) return -1;
+    size_t len = strlen(name);
+    for (int i = 0; i < r->n_runs; i++) {
+        const char *s = r->runs[i].name;   // "NAME-k", k as written here: no sign, no leading 0
+        if (strncmp(s, name, len) != 0 || s[len] != '-' || s[len + 1] < '1' || s[len + 1] > '9') continue;
+        char *end;
+        long k = strtol(s + len + 1, &end, 10);
+        if (!*end && k < n) taken[k] = 1;
+    }
+    int k = 2;
+    while (taken[k]) k++;
+    free(taken);
+    return k;
+}
+
 const char *runlog_start(RunLog *r, const char *name) {
     RunSeries *cur = r->current >= 0 ? &r->runs[r->current] : NULL;
-    char unique[176];
-    snprintf(unique, sizeof unique, "%.160s", name);   // cmd_run allows 40 characters, ≤ 160 bytes
+    char base[161], unique[176];
+    snprintf(base, sizeof base, "%.160s", name);   // cmd_run allows 40 characters, ≤ 160 bytes
+    snprintf(unique, sizeof unique, "%s", base);
     if (cur && untouched(cur)) cur->name[0] = '\0';  // renamed below
     else cur = NULL;
-    for (int k = 2; runlog_find(r, unique); k++) snprintf(unique, sizeof unique, "%.160s-%d", name, k % 100000);
+    if (runlog_find(r, unique)) {
+        int k = free_suffix(r, base);
+        if (k < 0) return NULL;
+        snprintf(unique, sizeof unique, "%s-%d", base, k);
+    }
     if (cur && !cur->name[0]) {
         snprintf(cur->name, sizeof cur->name, "%s", unique);
         return cur->name;

@@ -267,6 +267,11 @@ def col(l, word):
 rows = [l for l in sys.stdin.read().split("\n") if l]
 print(len(rows) == 2 and col(rows[0], sys.argv[1]) == col(rows[1], sys.argv[1]))' "$1"
 }
+# a name taken gets the least free -k (k ≥ 2; "r-02" is no k), found in one pass over the runs
+names=$(lrsh --json -c "$prep; run r; step; run r-5; step; run r; step; run r; step; run r; step; run r; step; run r-02; step; run r; step; runs" 2>/dev/null | grep '"command":"runs"' | python3 -c '
+import json, sys
+print(" ".join(json.loads(l)["run"] for l in sys.stdin))')
+check_eq run_names_least_free_suffix "r r-5 r-2 r-3 r-4 r-6 r-02 r-7" "$names"
 # a wide name keeps the runs table's columns in line
 out=$(lrsh -c "$prep; run 中文实验; train steps=1; run abc; train steps=1; runs" 2>&1)
 check_eq runs_wide_name_aligned True "$(printf '%s\n' "$out" | wide_rows_aligned " adamw")"
