@@ -80,7 +80,8 @@ typedef struct NormsOptions {
                              // (NULL: no ΔW columns). See inspect_snapshot.
     float lr;                // that step's matrix rate (optimizer_lr), and
     float io_lr;             // its AdamW group's (optimizer_io_lr): a matrix's η in ‖ΔW‖₂/η is
-    OptimKind kind;          // the one its optimizer moved it at (optimizer_tensor_lr)
+    OptimKind kind;          // the one its optimizer moved it at (optimizer_tensor_lr; left 0,
+                             // OPTIM_SGD, every row's η is lr)
     int include_io;          // 1: also rows for embed and head
 } NormsOptions;
 

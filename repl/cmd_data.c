@@ -33,7 +33,7 @@ const char *expand_path(const char *in, char *out, size_t size) {
 
 const char *file_read_only(const char *path, const struct stat *st) {
     if ((st->st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) && access(path, W_OK) == 0) return NULL;
-    return st->st_uid == geteuid() ? "another name, or chmod u+w it first"
+    return st->st_uid == geteuid() || geteuid() == 0 ? "another name, or chmod u+w it first"
                                    : "another name: only its owner can make it writable";
 }
 

@@ -592,9 +592,10 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
         int fit = page - 18 < 72 ? page - 18 : 72;   // y labels, axis and "  step": up to 18 columns
         if (fit < 8) fit = 8;                          // width='s least: a terminal under 26 columns wraps
         int width = (int)args_int(a, "width", fit);
-        if (cols > 0 && width > fit) {   // wider than the terminal: every row would wrap
-            out_note(s, "(width=%d does not fit this terminal's %d columns: drawn %d wide)\n", width, cols, fit);
-            width = fit;
+        int most = cols - 18 > 8 ? cols - 18 : 8;   // a terminal's: width= may go past the default 72
+        if (cols > 0 && width > most) {   // wider than the terminal: every row would wrap
+            out_note(s, "(width=%d does not fit this terminal's %d columns: drawn %d wide)\n", width, cols, most);
+            width = most;
         }
         PlotOptions o = {.width = width, .height = (int)args_int(a, "height", 16),
                          .ansi = !s->json && terminal_takes_color(stdout),

@@ -275,28 +275,33 @@ static int run_file(Session *s, const char *path) {
     return rc;
 }
 
-static volatile sig_atomic_t stop_notice_shown;   // the notice below, since this command's first Ctrl-C
+// Since this command's first Ctrl-C: the notice below asked for, and shown.
+static volatile sig_atomic_t stop_notice_armed, stop_notice_shown;
 
-// A second after a command's first Ctrl-C, if it still runs: say it was seen (lrsh_stop_notice).
+// A second after a Ctrl-C at a command that stops at a boundary (lrsh_stop_notice), if it still
+// runs: say it was seen.
 static void on_sigalrm(int sig) {
     (void)sig;
     static const char msg[] = "\n(Ctrl-C seen: stopping after the step, batch or round in progress; a third Ctrl-C leaves lrsh)\n";
+    int saved = errno;
     if (lrsh_interrupted && lrsh_stop_notice) {
         ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
         (void)ignored;
         stop_notice_shown = 1;
     }
+    errno = saved;
 }
 
 static void on_sigint(int sig) {
     (void)sig;
-    if (lrsh_interrupted == 0) {
-        stop_notice_shown = 0;
-        if (lrsh_stop_notice) alarm(1);
+    if (lrsh_interrupted == 0) stop_notice_armed = stop_notice_shown = 0;
+    // Where a notice is due, presses before it count as one: three quick ones at a slow step left
+    // lrsh, its unsaved training lost, before anything said a third would. (A first press before
+    // the command armed its notice counted; the notice is asked for at the next.)
+    if (lrsh_stop_notice && !stop_notice_shown) {
+        if (!stop_notice_armed) stop_notice_armed = 1, alarm(1);
+        if (lrsh_interrupted) return;
     }
-    // Where the notice is armed, presses before it count as one: three quick ones at a slow step
-    // left lrsh, its unsaved training lost, before anything said a third would.
-    if (lrsh_interrupted && lrsh_stop_notice && !stop_notice_shown) return;
     // A command that never reaches a step boundary: the third Ctrl-C leaves anyway.
     if (++lrsh_interrupted >= 3) {
         static const char msg[] = "\nlrsh: interrupted three times; leaving\n";

@@ -238,8 +238,12 @@ int prompt_loop(Session *s) {
     struct sigaction tstp = {.sa_handler = on_sigtstp, .sa_flags = SA_RESTART}, tstp_default;
     sigemptyset(&tstp.sa_mask);
     // stdout carries only JSON, or goes to a file: the prompt, the echo and the banner go where
-    // the user sees them, as bash's do (they filled the file, the terminal left blank)
-    if (s->json || (!isatty(STDOUT_FILENO) && isatty(STDERR_FILENO))) rl_outstream = stderr;
+    // the user sees them, as bash's do (they filled the file, the terminal left blank). Not for
+    // a pipe (`lrsh | tee log`): through another stream a result could land after the prompt.
+    struct stat out;
+    int to_file = !isatty(STDOUT_FILENO) && fstat(STDOUT_FILENO, &out) == 0 && !S_ISFIFO(out.st_mode) &&
+                  !S_ISSOCK(out.st_mode) && isatty(STDERR_FILENO);
+    if (s->json || to_file) rl_outstream = stderr;
     FILE *talk = rl_outstream == stderr ? stderr : stdout;
     if (!s->quiet) banner(s, talk);
     s->interactive = 1;

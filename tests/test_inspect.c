@@ -262,11 +262,12 @@ static void test_model_spectra_and_norms_match_formed_w(void) {
 }
 
 // ‖ΔW‖₂ from a snapshot: factorized ΔW = A′B′ᵀ − ABᵀ never formed (exact, from the Grams),
-// dense ΔW formed (its Gram); both exact, against the SVD of the formed difference.
-static void test_update_norms(void) {
+// dense ΔW formed (its Gram); both exact, against the SVD of the formed difference. η under
+// renorm: lr for factors, the AdamW group's for embed, head and dense block matrices (rank 0).
+static void check_update_norms(int rank) {
     Err err;
     Model m;
-    ModelConfig c = micro_config(4);
+    ModelConfig c = micro_config(rank);
     CHECK_OK(model_build(&m, &c, be, &err));
     float *prev;
     CHECK_OK(inspect_snapshot(&m, m.params, &prev, &err));
@@ -310,6 +311,11 @@ static void test_update_norms(void) {
     be->release(prev);
     free(p0); free(p1);
     model_free(&m);
+}
+
+static void test_update_norms(void) {
+    check_update_norms(4);
+    check_update_norms(0);
 }
 
 static void test_names(void) {

@@ -182,6 +182,14 @@ lines = sys.stdin.read().split("\n")
 axis = [l for l in lines if "└" in l]
 wrapped = [l for l in lines if l.strip() and set(l.strip()) <= set("─")]   # the x axis broken over lines
 print(len(axis) == 1 and len(axis[0].rstrip()) <= 32 and not wrapped)')"
+# ... while on a wide one width= still goes past the default 72 (a clamp to it came in with the above)
+out=$(PTY_COLS=150 pty --no-default -- "expect lrsh> " "send $prep; train steps=3; plot loss height=4 width=100\n" "expect lrsh> " \
+          "send quit\n" "expect lrsh> " "send quit\n")
+check_not_contains wide_plot_not_clamped "$out" "does not fit this terminal"
+check_eq wide_plot_width_kept True "$(printf '%s\n' "$out" | tr -d '\r' | python3 -c '
+import sys
+axis = [l for l in sys.stdin.read().split("\n") if "└" in l]
+print(len(axis) == 1 and axis[0].count("─") >= 100)')"
 
 # a wrapped line breaks at a gap between fields counted in columns, not bytes (‖, ₂ are several)
 out=$(PTY_COLS=40 pty --no-default -- "expect lrsh> " "send $prep; step; align\n" "expect per layer" "expect lrsh> " \
@@ -249,7 +257,7 @@ check_contains complete_plot_watched "$out" "plot spectral"
 # ---- the live line keeps the loss at narrow widths with watched values after it (at 22 and
 # 31 columns the cut for "  …" took it: "step 10 (10/30)  …")
 for cols in 22 31; do
-    out=$(PTY_RAW=1 PTY_COLS=$cols pty --no-default -- "expect lrsh> " "send $prep; watch spectral every=1; train steps=6\n" \
+    out=$(PTY_RAW=1 PTY_COLS=$cols pty --no-default -- "expect lrsh> " "send $prep; watch spectral every=1; train steps=12\n" \
               "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
     check_eq "live_line_keeps_loss_$cols" True "$(printf '%s' "$out" | python3 -c '
 import re, sys
@@ -446,6 +454,11 @@ printf '#!/bin/sh\nexec "%s" "$@" > "%s"\n' "$LRSH" "$TMP/stdout-file.txt" > "$T
 out=$(LRSH="$TMP/to-file.sh" pty --no-default -- "expect lrsh> " "send set seed 7\n" "expect lrsh> " "send \004")
 check_contains stdout_file_prompt_on_terminal "$out" "lrsh> set seed 7"
 check_eq stdout_file_results_only "seed 7" "$(cat "$TMP/stdout-file.txt")"
+# ... but into a pipe (`lrsh | tee log`) they stay with the results, in their order (a result
+# through the pipe could land after a prompt drawn on stderr)
+printf '#!/bin/sh\n"%s" "$@" | tee "%s"\n' "$LRSH" "$TMP/stdout-pipe.txt" > "$TMP/to-pipe.sh"; chmod +x "$TMP/to-pipe.sh"
+out=$(LRSH="$TMP/to-pipe.sh" pty --no-default -- "expect lrsh> " "send set seed 7\n" "expect lrsh> " "send \004")
+check_contains stdout_pipe_prompt_kept "$(cat "$TMP/stdout-pipe.txt")" "lrsh> set seed 7"
 ln -s /dev/null "$TMP/null-home/.lrsh_history"
 out=$(HOME="$TMP/null-home" pty --no-default -- "expect lrsh> " "send set seed 7\n" "expect lrsh> " "send \004")
 check_not_contains history_devnull_silent "$out" "warning"
