@@ -51,7 +51,12 @@ static void pack_factors(Generator *g) {
     }
 }
 
-// Lays the buffers out from base (NULL: only counts); returns the floats needed.
+// A prompt goes through the layers at most this many tokens a pass: the chunk's attention
+// scratch is heads·C·seq floats, not heads·seq² (at seq 8192 a 2-token `generate` held 2 GB).
+#define PREFILL_CHUNK 512
+
+// Lays the buffers out from base (NULL: only counts) for chunks of up to C tokens against a
+// context of g->cap; returns the floats needed.
 static size_t chunk_layout(const Generator *g, int C, float *base, ChunkBuffers *b) {
     const Model *m = g->model;
     const ModelConfig *c = &m->cfg;
@@ -59,7 +64,7 @@ static size_t chunk_layout(const Generator *g, int C, float *base, ChunkBuffers 
     size_t kvd = (size_t)hd * c->kv_heads;
     size_t logits = (size_t)(c->vocab > C ? c->vocab : C);   // a chunk's ids borrow it (feed_chunk)
     size_t sizes[15] = {(size_t)C * c->dim, (size_t)C * c->dim, (size_t)C, (size_t)C * (g->max_rank + 1),
-                        (size_t)C * c->dim, (size_t)C * c->dim, m->be->attention_saved_floats(1, c->heads, C, C, hd),
+                        (size_t)C * c->dim, (size_t)C * c->dim, m->be->attention_saved_floats(1, c->heads, C, g->cap, hd),
                         (size_t)C * c->ffn, (size_t)C * c->ffn, (size_t)C * c->ffn, logits, kvd, kvd,
                         m->be->decode_attention_floats(c->heads, g->cap, hd), 2};
     float **slots[15] = {&b->x, &b->ln, &b->rstd, &b->t, &b->q, &b->ao, &b->att, &b->gate, &b->up, &b->h,
@@ -79,12 +84,13 @@ int generator_build(Generator *g, Model *m, Err *err) {
     ChunkBuffers b;
     g->model = m;
     g->cap = c->seq;
+    g->chunk = c->seq < PREFILL_CHUNK ? c->seq : PREFILL_CHUNK;
     g->k_cache = m->be->alloc(cache * sizeof(float));
     g->v_cache = m->be->alloc(cache * sizeof(float));
     LinearGroupSizes sizes = linear_group_sizes(m);
     g->max_rank = (int)sizes.max_rank;
     g->max_pack = sizes.max_pack;
-    g->work_floats = chunk_layout(g, g->cap, NULL, &b);
+    g->work_floats = chunk_layout(g, g->chunk, NULL, &b);
     g->work = m->be->alloc(g->work_floats * sizeof(float));
     g->logits = m->be->host_alloc(sizeof(float) * c->vocab);   // downloaded every token
     g->probs = malloc(sizeof(float) * c->vocab);
@@ -96,8 +102,8 @@ int generator_build(Generator *g, Model *m, Err *err) {
     if (!g->k_cache || !g->v_cache || !g->work || !g->logits || !g->probs || !g->cand || !g->history || !g->pack ||
         !g->packed || !g->host_pack) {
         generator_free(g);
-        return err_set(err, "out of memory for the KV cache (%.1f MB) and the factors (%.1f MB)", 2.0 * cache * 4 / 1e6,
-                       sizes.total_pack * 4 / 1e6);
+        return err_set(err, "out of memory for the KV cache (%.1f MB), the factors (%.1f MB) and the scratch (%.1f "
+                       "MB)", 2.0 * cache * 4 / 1e6, sizes.total_pack * 4 / 1e6, g->work_floats * 4 / 1e6);
     }
     pack_factors(g);
     return 0;
@@ -322,7 +328,7 @@ static void restore_threads(int threads) {
 
 static int feed(Generator *g, const int32_t *ids, int n, Err *err) {
     ChunkBuffers b;   // laid out once per call; the layout is checked against the allocation
-    if (chunk_layout(g, g->cap, g->work, &b) > g->work_floats)   // e.g. the GPU's attention mode changed
+    if (chunk_layout(g, g->chunk, g->work, &b) > g->work_floats)   // e.g. the GPU's attention mode changed
         return err_set(err, "this generator's scratch was sized for other attention kernels: build it again");
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= g->model->cfg.vocab)
@@ -339,9 +345,13 @@ static int feed(Generator *g, const int32_t *ids, int n, Err *err) {
             int keep = g->cap / 2;
             const int32_t *kept = g->history + g->len - keep;
             g->len = 0;
-            if (keep > 0) feed_chunk(g, &b, kept, keep);
+            for (int done = 0, piece; done < keep; done += piece) {
+                piece = keep - done < g->chunk ? keep - done : g->chunk;
+                feed_chunk(g, &b, kept + done, piece);
+            }
         }
         int chunk = n < g->cap - g->len ? n : g->cap - g->len;
+        if (chunk > g->chunk) chunk = g->chunk;
         if (chunk == 1) feed_token(g, &b, ids[0]);
         else feed_chunk(g, &b, ids, chunk);
         ids += chunk;

@@ -18,6 +18,7 @@ typedef struct Generator {
     Model *model;
     int len;             // tokens in the cache
     int cap;             // cache capacity (the model's context)
+    int chunk;           // the most prompt tokens a pass (PREFILL_CHUNK, or cap when less)
     float *k_cache, *v_cache;  // device (layers, cap, kv_dim)
     float *work;         // device scratch for a chunk of up to cap tokens
     size_t work_floats;  // its size, for the backend's attention sizes when it was built

@@ -98,6 +98,39 @@ static void test_window_slides_past_context(void) {
     model_free(&m);
 }
 
+// A context longer than a prefill pass (PREFILL_CHUNK, 512): a 1 100-token prompt goes through
+// in three passes, each attending to the cache the ones before it filled, to the training
+// forward's logits; the slide re-encodes its kept 550 in two; the scratch holds no seq×seq.
+static void test_prompt_longer_than_a_pass(void) {
+    Err err;
+    Model m;
+    Generator g, fresh;
+    ModelConfig c = config(4);
+    c.dim = 16, c.heads = 2, c.kv_heads = 1, c.layers = 1, c.ffn = 24, c.seq = 1100;
+    CHECK_OK(model_build(&m, &c, be, &err));
+    CHECK_OK(generator_build(&g, &m, &err));
+    CHECK_OK(generator_build(&fresh, &m, &err));
+    CHECK(g.chunk == 512 && g.work_floats < (size_t)c.heads * c.seq * c.seq,
+          "passes of 512 tokens, scratch under heads·seq² (%zu floats)", g.work_floats);
+    int T = c.seq, V = c.vocab;
+    int32_t *tok = malloc(sizeof(int32_t) * (T + 1));
+    uint64_t s = 11;
+    for (int i = 0; i <= T; i++) tok[i] = (int32_t)(rng_next(&s) % (uint64_t)V);
+    float *ref = training_logits(&m, tok, T);
+    CHECK_OK(generator_feed(&g, tok, T, &err));
+    double d = max_rel_diff(g.logits, ref + (size_t)(T - 1) * V, V);
+    CHECK(d < 1e-4, "a prompt in three passes vs the training forward: max relative difference %.3g", d);
+    CHECK_OK(generator_feed(&g, tok + T, 1, &err));   // the window slides: 550 kept, re-encoded in two passes
+    CHECK_OK(generator_feed(&fresh, g.history, g.len, &err));
+    d = max_rel_diff(g.logits, fresh.logits, V);
+    CHECK(g.len == 551 && d < 1e-4, "after the slide (%d tokens) logits equal a fresh encoding: %.3g", g.len, d);
+    free(ref);
+    free(tok);
+    generator_free(&g);
+    generator_free(&fresh);
+    model_free(&m);
+}
+
 // A context of one token: every token after the first slides the window and keeps none, so
 // each token's logits are those of that token alone (the slide once read before its buffer).
 static void test_context_of_one(void) {
@@ -492,6 +525,7 @@ int main(void) {
     RUN(test_cache_dense);
     RUN(test_cache_factorized);
     RUN(test_window_slides_past_context);
+    RUN(test_prompt_longer_than_a_pass);
     RUN(test_context_of_one);
     RUN(test_context_longer_than_vocab);
     RUN(test_sampler);
