@@ -65,21 +65,23 @@ static void carve_all(const Model *m, Activations *a, Carver *c) {
     a->zeros = carve(c, n > d ? (n > f ? n : f) : (d > f ? d : f));   // alloc zero-fills it
 }
 
+// What attention keeps per layer for B×T: the backend's answer can change with its mode (the
+// GPU's flash kernels keep B·H·T floats, the others B·H·T²), so buffers sized for another
+// answer are carved again.
+static size_t attention_floats(const Model *m, int B, int T) {
+    return m->be->attention_saved_floats(B, m->cfg.heads, T, T, m->cfg.dim / m->cfg.heads);
+}
+
 size_t activations_bytes(const Model *m, int B, int T) {
-    Activations a = {.B = B, .T = T};
+    // attention's part counted too: at a long context the B·H·T² floats are most of it (model
+    // info said 19.4 MiB at seq 8192 where training needed 4.3 GB)
+    Activations a = {.B = B, .T = T, .att_floats = attention_floats(m, B, T)};
     a.layer = calloc((size_t)m->cfg.layers, sizeof *a.layer);
     if (!a.layer) return 0;   // out of memory for a few pointers: no estimate
     Carver c = {0};
     carve_all(m, &a, &c);
     free(a.layer);
     return c.used * sizeof(float);
-}
-
-// What attention keeps per layer for B×T: the backend's answer can change with its mode (the
-// GPU's flash kernels keep B·H·T floats, the others B·H·T²), so buffers sized for another
-// answer are carved again.
-static size_t attention_floats(const Model *m, int B, int T) {
-    return m->be->attention_saved_floats(B, m->cfg.heads, T, T, m->cfg.dim / m->cfg.heads);
 }
 
 int activations_ensure(Model *m, int B, int T, Err *err) {
