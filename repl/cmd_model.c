@@ -49,7 +49,11 @@ static int config_from_args(Session *s, const Args *a, ModelConfig *cfg, ModelCo
     if (args_has(a, "rank") && args_has(a, "rank_ratio") && cfg->rank != -1)
         out_note(s, "note: rank=%d decides the rank: rank_ratio=%s is not used (rank=-1 uses it)\n", cfg->rank,
                  args_str(a, "rank_ratio", ""));
-    return model_config_validate(cfg, err);
+    if (model_config_validate(cfg, err) == 0) return 0;
+    if (a->n_pos) return -1;
+    // the key at fault may be one not typed ("kv_heads=2 does not divide heads=3" after `dim=6 heads=3`)
+    return err_wrap(err, "", " (without a preset, `model new` keeps the last model's other values: give them "
+                             "too, or name a preset)");
 }
 
 // "tiny", or "custom (from tiny)" once options have changed the preset's shape; a loaded model's
