@@ -341,16 +341,22 @@ static int row_is_slice(const Dataset *ds, const int32_t *row, int T, long lo, l
 // The mapped cache cut short under a batch: rewritten at its path, said at the next batch;
 // cut short while its path names another file (only the race would see it), the read's fault
 // (SIGBUS) comes back as an error and the session goes on.
-static void test_cache_cut_short_under_a_batch(void) {
-    char path[160], other[sizeof ((Dataset *)0)->cache_path + 8];
-    tmp_file(path, sizeof path, "cut.txt");
+// A copy of the test corpus at a file of its own, loaded (its token cache built beside it).
+static void load_copy(const char *name, char *path, size_t cap, Dataset *ds, Err *err) {
+    tmp_file(path, cap, name);
     size_t n;
     char *text = read_all(corpus_path, &n);
     write_all(path, text, n, "wb");
     free(text);
+    int rc = dataset_load(ds, path, bpe, 0.1, NULL, err);
+    CHECK(rc == 0, "load %s: %s", path, err->msg);
+}
+
+static void test_cache_cut_short_under_a_batch(void) {
+    char path[160], other[sizeof ((Dataset *)0)->cache_path + 8];
     Err err = {{0}};
     Dataset ds;
-    CHECK_OK(dataset_load(&ds, path, bpe, 0.1, NULL, &err));
+    load_copy("cut.txt", path, sizeof path, &ds, &err);
     enum { B = 4, T = 64 };
     int32_t x[B * (T + 1)];
     uint64_t rng = 7;
@@ -380,14 +386,9 @@ static void cut_to_header(const char *path) {
 // it): no cache, built again — the scan's fault (SIGBUS) ended the whole session.
 static void test_cache_cut_short_under_its_check(void) {
     char path[160];
-    tmp_file(path, sizeof path, "cutscan.txt");
-    size_t n;
-    char *text = read_all(corpus_path, &n);
-    write_all(path, text, n, "wb");
-    free(text);
     Err err = {{0}};
     Dataset ds;
-    CHECK_OK(dataset_load(&ds, path, bpe, 0.1, NULL, &err));
+    load_copy("cutscan.txt", path, sizeof path, &ds, &err);
     long tokens = ds.n_tokens;
     dataset_free(&ds);
     dataset_cache_mapped_hook = cut_to_header;
