@@ -10,7 +10,7 @@
 #include "model_internal.h"
 #include "rng.h"
 
-// Scratch for one chunk of up to C = cap tokens, carved from g->work. A decoded token also uses
+// Scratch for one chunk of up to C = g->chunk tokens (against up to cap keys), carved from g->work. A decoded token also uses
 // k, v (its key and value before they enter the cache), step (its id and position, on the
 // device) and dec (decode_attention's scratch).
 typedef struct ChunkBuffers {

@@ -20,7 +20,7 @@ typedef struct Generator {
     int cap;             // cache capacity (the model's context)
     int chunk;           // the most prompt tokens a pass (PREFILL_CHUNK, or cap when less)
     float *k_cache, *v_cache;  // device (layers, cap, kv_dim)
-    float *work;         // device scratch for a chunk of up to cap tokens
+    float *work;         // device scratch for a chunk of up to `chunk` tokens against cap
     size_t work_floats;  // its size, for the backend's attention sizes when it was built
     float *pack;         // device: every layer's B factors, transposed, a group's side by side
     const float **packed;  // host (4·layers): per layer [B…]ᵀ of q/k/v, wo, w1/w3, w2 in pack
@@ -43,7 +43,8 @@ int generator_build(Generator *g, Model *m, Err *err);
 void generator_free(Generator *g);
 // Empty the cache and re-read the weights (call it after they change).
 void generator_reset(Generator *g);
-// Append n tokens (a prompt: one batched pass) and leave the next-token logits in g->logits.
+// Append n tokens (a prompt: batched passes of up to g->chunk) and leave the next-token logits in
+// g->logits.
 // When the cache would overflow, the window slides: the last half of the context is kept and
 // re-encoded (g->len shrinks), so generation can go on past the context length.
 int generator_feed(Generator *g, const int32_t *ids, int n, Err *err);

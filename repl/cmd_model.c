@@ -1,4 +1,5 @@
 // cmd_model.c — the model commands: model new|info|save|load|factorize (optim: cmd_optim.c).
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -26,6 +27,19 @@ cJSON *model_config_json(const ModelConfig *c) {
 
 // ---- model new ----------------------------------------------------------------------------
 
+// Whether msg names a shape key ("kv_heads=2 does not divide heads=3") that was not typed: a
+// value `model new` kept from the last model, which the user may not know is there.
+static int names_untyped_key(const Args *a, const char *msg) {
+    static const char *const keys[] = {"dim", "layers", "heads", "kv_heads", "ffn", "rank", "rank_ratio", "seq", "vocab"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        size_t n = strlen(keys[k]);
+        for (const char *at = strstr(msg, keys[k]); at; at = strstr(at + 1, keys[k]))
+            if (at[n] == '=' && (at == msg || !(isalnum((unsigned char)at[-1]) || at[-1] == '_')) && !args_has(a, keys[k]))
+                return 1;
+    }
+    return 0;
+}
+
 // The config `model new` asks for: preset (or the last config), the tokenizer's vocab, the
 // session seed — that much is *start —, then every key=value typed.
 static int config_from_args(Session *s, const Args *a, ModelConfig *cfg, ModelConfig *start, Err *err) {
@@ -50,10 +64,9 @@ static int config_from_args(Session *s, const Args *a, ModelConfig *cfg, ModelCo
         out_note(s, "note: rank=%d decides the rank: rank_ratio=%s is not used (rank=-1 uses it)\n", cfg->rank,
                  args_str(a, "rank_ratio", ""));
     if (model_config_validate(cfg, err) == 0) return 0;
-    if (a->n_pos) return -1;
-    // the key at fault may be one not typed ("kv_heads=2 does not divide heads=3" after `dim=6 heads=3`)
-    return err_wrap(err, "", " (without a preset, `model new` keeps the last model's other values: give them "
-                             "too, or name a preset)");
+    return a->n_pos || !names_untyped_key(a, err->msg) ? -1
+           : err_wrap(err, "", " (without a preset, `model new` keeps the last model's other values: give them "
+                               "too, or name a preset)");
 }
 
 // "tiny", or "custom (from tiny)" once options have changed the preset's shape; a loaded model's

@@ -373,7 +373,8 @@ const CmdSpec commands[] = {
     // ---- sampling ----
     {.name = "generate", .family = "sampling", .args = "[PROMPT] [n=128 temp=0.8 top_k=40 top_p=0.95 seed=N]",
      .summary = "continue PROMPT with sampled tokens, printed as they come (Ctrl-C stops)",
-     .help = "Encodes the prompt, feeds it in one batched pass through the KV cache, then samples\n"
+     .help = "Encodes the prompt, feeds it in batched passes (512 tokens each) through the KV\n"
+             "cache, then samples\n"
              "one token at a time until n tokens, Ctrl-C or the tokenizer's end-of-text token\n"
              "(which models lrsh trains never learn: `data load` marks no document boundaries, so\n"
              "count on n). No BOS goes first (the training data has none); with no prompt the\n"

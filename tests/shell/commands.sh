@@ -138,6 +138,7 @@ check_eq info_training_bytes True "$(printf '%s\n' "$out" | json_eval 'o["traini
 # a refusal that may rest on a value not typed (kept from the last model) says where it came from
 out=$("$LRSH" -c 'model new dim=8 heads=4 kv_heads=2 layers=1 ffn=4 seq=4 rank=1; model new dim=6 heads=3' 2>&1)
 check_contains new_kept_value_said "$out" "kv_heads=2 does not divide heads=3 (without a preset, \`model new\` keeps the last model's other values"
+check_not_contains new_typed_values_plain "$("$LRSH" -c 'model new dim=30 heads=4' 2>&1)" "without a preset"
 # … and the activations count attention's B·H·T² floats (left out: 19 MiB said at seq 8192 where
 # training needed 4.3 GB)
 out=$("$LRSH" --json -c 'set batch 1; model new dim=16 heads=8 layers=1 ffn=8 rank=1 seq=2048 vocab=512; model info' 2>/dev/null | grep '"command":"model info"')
