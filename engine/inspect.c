@@ -338,6 +338,8 @@ static void norm_row(const Model *m, const InspectMatrix *x, const NormsOptions 
         row->stable_rank = row->frobenius * row->frobenius / (row->spectral * row->spectral);
     else row->stable_rank = NAN;   // a factor holding NaN: "–", null
     row->dw_spectral = row->dw_over_eta = row->dw_over_w = NAN;
+    TensorRole role = x->layer < 0 ? ROLE_EMBED : x->rank ? ROLE_FACTOR_A : ROLE_DENSE;   // (head: as embed)
+    row->eta = optimizer_tensor_lr(opt->kind, role, opt->lr, opt->io_lr);
     if (!opt->prev) return;
     if (x->rank) {
         row->dw_spectral = factorized_update_norm(m, x, opt->prev, s, &err);
@@ -348,9 +350,7 @@ static void norm_row(const Model *m, const InspectMatrix *x, const NormsOptions 
         be->add(s->dense_diff, a, (long)elems);
         row->dw_spectral = dense_spectral_norm(be, s->dense_diff, x->rows, x->cols, s->grams, &err);
     }
-    TensorRole role = x->layer < 0 ? ROLE_EMBED : x->rank ? ROLE_FACTOR_A : ROLE_DENSE;   // (head: as embed)
-    float eta = optimizer_tensor_lr(opt->kind, role, opt->lr, opt->io_lr);
-    row->dw_over_eta = eta > 0 ? row->dw_spectral / eta : NAN;
+    row->dw_over_eta = row->eta > 0 ? row->dw_spectral / row->eta : NAN;
     row->dw_over_w = row->spectral > 0 ? row->dw_spectral / row->spectral : NAN;
 }
 

@@ -72,6 +72,7 @@ typedef struct NormRow {
     double stable_rank;      // frobenius²/spectral²
     double dw_spectral;      // ‖ΔW‖₂, ΔW = W_now − W_prev, exact; NAN without prev
     double dw_over_eta;      // ‖ΔW‖₂/η; NAN without prev or lr ≤ 0
+    float eta;               // that η: the rate the matrix moved at (optimizer_tensor_lr)
     double dw_over_w;        // ‖ΔW‖₂/‖W‖₂ (W now); NAN without prev
 } NormRow;
 

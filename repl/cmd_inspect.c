@@ -405,8 +405,11 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
     double seconds = now_seconds() - t0;
     int step = current_step(s);
     int undone = s->has_trainer && trainer_rolled_back(&s->trainer);
-    // the block matrices' η: lr, or the AdamW group's rate where AdamW moved them (renorm's dense)
-    float eta = optimizer_tensor_lr(o.kind, model_has_factors(&s->model) ? ROLE_FACTOR_A : ROLE_DENSE, o.lr, o.io_lr);
+    // the block matrices' η, as the rows have it: lr, or the AdamW group's rate where AdamW moved
+    // them (renorm's dense)
+    float eta = o.lr;
+    for (int i = n - 1; i >= 0; i--)
+        if (rows[i].mat.layer >= 0) eta = rows[i].eta;
     const char *whose = eta != o.lr ? ", adam_lr's: AdamW moved these matrices" : "";
     if (o.prev && o.include_io && o.io_lr != eta)   // embed and head moved at the AdamW group's rate
         out_text(s, "step %d: ΔW is the update of step %d (η %.4g; embed and head: %.4g)\n", step, step, eta, o.io_lr);
