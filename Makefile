@@ -6,7 +6,10 @@ SAN     ?= 0
 CUDA    ?= auto
 
 WARN     := -Wall -Wextra -Werror
-CFLAGS   := -std=c11 $(WARN) -fopenmp -fno-math-errno -D_GNU_SOURCE -MMD -MP
+# -fno-trapping-math: lrsh never reads the floating-point exception flags, and with them kept GCC
+# will not turn a loop's float selects into blends (cpu_expf's range checks), so the softmax and
+# SwiGLU loops stayed scalar. -fno-math-errno likewise: no libm call sets errno for us.
+CFLAGS   := -std=c11 $(WARN) -fopenmp -fno-math-errno -fno-trapping-math -D_GNU_SOURCE -MMD -MP
 CXXFLAGS := -std=c++17 $(WARN) -MMD -MP
 ifeq ($(SAN),1)
   BUILD    := build-san
@@ -52,13 +55,16 @@ ifeq ($(USE_CUDA)$(if $(CUDA_SRC),1,0),11)
 else
   CUDA_OBJ  := $(BUILD)/kernels/cuda/backend_cuda_absent.o
 endif
-# Turning CUDA on or off changes CFLAGS and the archive's members: a stamp holding the choice,
-# rewritten only when it changes, makes every object (and so the archive and the programs) rebuild.
+# Turning CUDA on or off changes CFLAGS and the archive's members, and a changed flag (SAN, a new
+# -f option) changes the code: a stamp holding both, rewritten only when it changes, makes every
+# object (and so the archive and the programs) rebuild.
 # (.DEFAULT_GOAL: this is the first rule in the file, and `make` alone must still build `all`.)
 .DEFAULT_GOAL := all
-CUDA_STAMP := $(BUILD)/cuda-config
-$(shell mkdir -p $(BUILD) && (echo '$(CUDA_OBJ)' | cmp -s - $(CUDA_STAMP) || echo '$(CUDA_OBJ)' > $(CUDA_STAMP)))
-$(CUDA_OBJ) $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/*.c kernels/*.c kernels/cpu/*.c repl/*.c)): $(CUDA_STAMP)
+CONFIG_STAMP := $(BUILD)/build-config
+CONFIG       := $(CUDA_OBJ) | $(CFLAGS) | $(CXXFLAGS) | $(NVCCFLAGS)
+$(shell mkdir -p $(BUILD) && (echo '$(CONFIG)' | cmp -s - $(CONFIG_STAMP) || echo '$(CONFIG)' > $(CONFIG_STAMP)))
+$(CUDA_OBJ) $(BUILD)/tokenizer/tokenizer.o \
+$(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/*.c kernels/*.c kernels/cpu/*.c repl/*.c)): $(CONFIG_STAMP)
 
 ENGINE_SRC := $(wildcard engine/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tokenizer/tokenizer.o $(CUDA_OBJ)
@@ -152,7 +158,7 @@ help:
 	@echo "make deps     install the Debian packages lrsh needs"
 	@echo "make run      deps + build + open the shell"
 	@echo "make test     deps + build + every test (SAN=1: under AddressSanitizer + UBSan)"
-	@echo "make bench    the benchmarks (about 2½ minutes on 2 cores once built)"
+	@echo "make bench    the benchmarks (about 3½ minutes on 2 cores once built)"
 	@echo "make clean    remove build outputs"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
