@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include "generate.h"
+#include "../kernels/cpu/cpu_expf.h"
 #include "model_internal.h"
 #include "rng.h"
 
@@ -416,7 +417,13 @@ int32_t sampler_sample(const SamplerConfig *s, Generator *g, uint64_t *rng) {
     if (s->temperature <= 0) return argmax(g->logits, V);
     float mx = g->logits[argmax(g->logits, V)];
     double total = 0;
-    for (int i = 0; i < V; i++) total += p[i] = expf((g->logits[i] - mx) / s->temperature);
+    #pragma omp simd reduction(+ : total)   // a vectorized exp: libm's took ~5 % of a small model's token
+    for (int i = 0; i < V; i++) {
+        float e = cpu_expf((g->logits[i] - mx) / s->temperature);   // ≤ 1: the max's is 1
+        p[i] = e;
+        total += e;
+    }
+    #pragma omp simd
     for (int i = 0; i < V; i++) p[i] = (float)(p[i] / total);
     int n = 0;
     if (s->top_k > 0 && s->top_k < V) n = select_top_k(p, V, s->top_k, g->cand);

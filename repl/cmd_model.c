@@ -84,7 +84,8 @@ const char *model_label(const Session *s, char *buf, size_t cap) {
 
 static void model_summary(Session *s) {
     const ModelConfig *c = &s->model.cfg;
-    ModelCounts k = model_counts(&s->model, s->batch, c->seq);
+    int T = s->seq > 0 && s->seq <= c->seq ? s->seq : c->seq;   // what `train` takes: `set seq`, else the context
+    ModelCounts k = model_counts(&s->model, s->batch, T);
     char p[32], d[32], label[48];
     char shape[256];
     const char *preset = model_label(s, label, sizeof label);
@@ -207,7 +208,8 @@ static void tensor_table(Session *s) {
 int cmd_model_info(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     const ModelConfig *c = &s->model.cfg;
-    ModelCounts k = model_counts(&s->model, s->batch, c->seq);
+    int T = s->seq > 0 && s->seq <= c->seq ? s->seq : c->seq;   // what `train` takes: `set seq`, else the context
+    ModelCounts k = model_counts(&s->model, s->batch, T);
     char p[32], d[32], mm[32], fl[32], pb[32], ab[32];
     char shape[256];
     model_config_describe(c, shape, sizeof shape);
@@ -217,11 +219,11 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
              fmt_count(d, sizeof d, (double)k.dense_params),
              k.dense_params ? 100.0 * (double)k.params / (double)k.dense_params : 0.0);
     out_text(s, "matmul     %s parameters in matrix products\n", fmt_count(mm, sizeof mm, (double)k.matmul_params));
-    out_text(s, "flops      %s per token (training, context %d)\n", fmt_count(fl, sizeof fl, k.train_flops_per_token),
-             c->seq);
+    out_text(s, "flops      %s per token (training at seq %d%s)\n", fmt_count(fl, sizeof fl, k.train_flops_per_token), T,
+             T == c->seq ? ", the context" : ", `set seq`");
     out_text(s, "memory     parameters %s; activations %s at batch %d × %d\n",
              fmt_bytes(pb, sizeof pb, (double)k.param_bytes), fmt_bytes(ab, sizeof ab, (double)k.activation_bytes),
-             s->batch, c->seq);
+             s->batch, T);
     // training holds seven copies of the parameters (with gradients, two moments and the rollback
     // copy of the three), the optimizer's vectors and scratch, and the activations
     const Optimizer *o = s->has_trainer ? &s->trainer.opt : NULL;
@@ -235,6 +237,8 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "dense_params", (double)k.dense_params);
     cJSON_AddNumberToObject(s->result, "matmul_params", (double)k.matmul_params);
     json_add_real(s->result, "flops_per_token", k.train_flops_per_token);
+    cJSON_AddNumberToObject(s->result, "batch", s->batch);
+    cJSON_AddNumberToObject(s->result, "seq", T);
     cJSON_AddNumberToObject(s->result, "param_bytes", (double)k.param_bytes);
     cJSON_AddNumberToObject(s->result, "activation_bytes", (double)k.activation_bytes);
     cJSON_AddNumberToObject(s->result, "training_bytes", training);

@@ -492,7 +492,7 @@ static const char *field_title(const char *f) {
     if (strcmp(f, "gnorm") == 0) return "gradient norm (before clipping)";
     if (strcmp(f, "clip") == 0) return "clip scale";
     if (strcmp(f, "tok_per_s") == 0) return "training tokens/s";
-    if (strcmp(f, "dw_over_eta") == 0) return "max ‖ΔW‖₂/η over the factorized matrices (Spectron's bound: 1)";
+    if (strcmp(f, "dw_over_eta") == 0) return "max ‖ΔW‖₂/η over the matrices measured (Spectron's bound: 1)";
     if (strcmp(f, "rho") == 0) return "max factor step ρ over the factorized matrices";
     if (strcmp(f, "sigma_a") == 0) return "mean ‖A‖₂ of the factorized matrices";
     if (strcmp(f, "sigma_b") == 0) return "mean ‖B‖₂ of the factorized matrices";

@@ -350,6 +350,7 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "step", step);
     cJSON_AddNumberToObject(s->result, "batches", done);
     cJSON_AddNumberToObject(s->result, "tokens", (double)done * sh.B * sh.T);
+    cJSON_AddNumberToObject(s->result, "val_tokens", (double)(s->data.n_tokens - s->data.n_train));
     cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
     return 0;
 }

@@ -183,9 +183,11 @@ const CmdSpec commands[] = {
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "model", .sub = "info", .family = "model", .args = "[tensors=on|off]",
      .summary = "parameters, dense equivalent, FLOPs per token, memory",
-     .help = "--json: config, params, dense_params, matmul_params, flops_per_token, param_bytes,\n"
-             "activation_bytes, training_bytes.\n"
-             "Examples:\n  model info\n  model info tensors=on",
+     .help = "FLOPs and activations are for the shape `train` takes: `set batch` sequences of\n"
+             "`set seq` tokens (the model's context when seq is 0).\n"
+             "--json: config, params, dense_params, matmul_params, flops_per_token, batch, seq,\n"
+             "param_bytes, activation_bytes, training_bytes.\n"
+             "Examples:\n  model info\n  model info tensors=on\n  set seq 16; model info",
      .run = cmd_model_info,
      .opts = (const OptSpec[]){
          {"tensors", OPT_BOOL, "off", NULL, 0, 0, "also list every tensor"},
@@ -296,7 +298,8 @@ const CmdSpec commands[] = {
              "Every step is recorded in the current run (see `run`, `plot`) and, after `log FILE`,\n"
              "appended to that file. eval_every=N also measures the validation loss (as `eval`).\n"
              "Every diag_every-th step, and the last, the optimizer also measures ‖ΔW‖₂ and ‖W‖₂\n"
-             "of each factorized W = A·Bᵀ, exactly (from the factors' r×r Grams, W never formed);\n"
+             "of each factorized W = A·Bᵀ, exactly (from the factors' r×r Grams, W never formed;\n"
+             "a dense model's runs get ‖ΔW‖₂/η only from `watch dw_over_eta`, `norms` shows it);\n"
              "the run keeps, per step, the largest ‖ΔW‖₂/η and ρ over the matrices and the mean\n"
              "σ_A, σ_B (`plot dw_over_eta`, `plot rho`, `plot sigma_a`); `inspect` shows the last.\n"
              "σ and ρ come with every step under spectron and renorm (under other optimizers ρ is\n"
@@ -316,7 +319,8 @@ const CmdSpec commands[] = {
              "compares the runs. --json: steps, step, loss, lr (the last step's, as scheduled), grad_norm,\n"
              "tok_per_s, seconds (training's, without the evaluations), eval_seconds (eval_every='s part), interrupted, diverged\n"
              "(true only when a non-finite loss or gradient stopped this run; then diverged_at, reason;\n"
-             "`runs` also calls plateaus and blow-ups diverged), run, spikes, max_dw_over_eta, and val:[{step,\n"
+             "`runs` also calls plateaus and blow-ups diverged), run (its name) and the run's totals\n"
+             "over all its commands so far, as `runs` shows them: spikes, max_dw_over_eta; and val:[{step,\n"
              "val_loss}] (an ensemble: k, loss (the members' mean), lr, member_loss, member_grad_norm,\n"
              "method, coupling, values_exchanged, mixes (WASH shuffles or PAPA pulls in this run),\n"
              "values_exchanged_total, and in val\n"
@@ -360,8 +364,11 @@ const CmdSpec commands[] = {
              "`set batch` and `set seq` as `eval` does whatever the train command's batch= or\n"
              "seq=, so the two give one number for one step.\n"
              "Ctrl-C stops it after the batch in progress: the mean over the batches done is shown\n"
-             "but not recorded, being another estimate. --json: val_loss, ppl (null when it\n"
-             "overflows), step, batches (those averaged), tokens, interrupted.\n"
+             "but not recorded, being another estimate. When the batches read more than twice\n"
+             "the validation split's tokens, a note says so: their windows overlap, and more\n"
+             "batches only repeat the same tokens. --json: val_loss, ppl (null when it\n"
+             "overflows), step, batches (those averaged), tokens (those read, repeats counted),\n"
+             "val_tokens (the split's), interrupted.\n"
              "Examples:\n  eval\n  eval batches=50",
      .run = cmd_eval,
      .opts = (const OptSpec[]){

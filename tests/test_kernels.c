@@ -478,33 +478,47 @@ static void test_swiglu(void) {
 
 // decode_attention at pos: the cache rows 0..pos−1 as they were, row pos the rotated k and v,
 // out = attention of the rotated q over rows 0..pos — the same bits as rope_forward at pos0 =
-// pos and attention_forward over those rows; at pos = cap nothing is written.
-static void test_decode_attention(void) {
-    enum { H = 4, KVH = 2, HD = 8, CAP = 6, KVD = KVH * HD };
+// pos and attention_forward over those rows.
+enum { DEC_H = 4, DEC_KVH = 2, DEC_HD = 8, DEC_CAP = 6, DEC_KVD = DEC_KVH * DEC_HD };
+
+static void check_decode_at(int32_t pos, float theta) {
+    enum { H = DEC_H, KVH = DEC_KVH, HD = DEC_HD, CAP = DEC_CAP, KVD = DEC_KVD };
     float *q = rand_floats(H * HD), *k = rand_floats(KVD), *v = rand_floats(KVD);
     float *kc = rand_floats(CAP * KVD), *vc = rand_floats(CAP * KVD), *out = filled(H * HD, NAN);
     float *qr = malloc(sizeof(float) * H * HD), *kr = copy_floats(kc, CAP * KVD), *ref = malloc(sizeof(float) * H * HD);
-    float *kc0 = copy_floats(kc, CAP * KVD), *vc0 = copy_floats(vc, CAP * KVD);
     float *scratch = malloc(sizeof(float) * be->decode_attention_floats(H, CAP, HD));
     float *att = malloc(sizeof(float) * be->attention_saved_floats(1, H, 1, CAP, HD));
-    int32_t pos = 3;
-    be->rope_forward(qr, q, 1, 1, H, HD, pos, 10000.0f);
-    be->rope_forward(kr + pos * KVD, k, 1, 1, KVH, HD, pos, 10000.0f);
+    be->rope_forward(qr, q, 1, 1, H, HD, pos, theta);
+    be->rope_forward(kr + pos * KVD, k, 1, 1, KVH, HD, pos, theta);
     float *vr = copy_floats(vc, CAP * KVD);
     memcpy(vr + pos * KVD, v, sizeof(float) * KVD);
     be->attention_forward(ref, att, qr, kr, vr, 1, 1, pos + 1, H, KVH, HD);
-    be->decode_attention(out, scratch, q, k, v, kc, vc, &pos, CAP, H, KVH, HD, 10000.0f);
-    CHECK(memcmp(out, ref, sizeof(float) * H * HD) == 0, "decode_attention differs from rope + attention_forward");
-    CHECK(memcmp(kc, kr, sizeof(float) * CAP * KVD) == 0, "decode_attention's k cache differs from rope_forward's row");
+    be->decode_attention(out, scratch, q, k, v, kc, vc, &pos, CAP, H, KVH, HD, theta);
+    CHECK(memcmp(out, ref, sizeof(float) * H * HD) == 0, "decode_attention at pos %d, theta %g differs from rope + "
+          "attention_forward", pos, theta);
+    CHECK(memcmp(kc, kr, sizeof(float) * CAP * KVD) == 0, "decode_attention's k cache at pos %d, theta %g differs from "
+          "rope_forward's row", pos, theta);
     CHECK(memcmp(vc, vr, sizeof(float) * CAP * KVD) == 0, "decode_attention's v cache differs");
-    pos = CAP;   // outside the cache: nothing written
-    float *out2 = filled(H * HD, NAN);
-    be->decode_attention(out2, scratch, q, k, v, kc0, vc0, &pos, CAP, H, KVH, HD, 10000.0f);
+    free(q), free(k), free(v), free(kc), free(vc), free(out), free(qr), free(kr), free(ref);
+    free(scratch), free(att), free(vr);
+}
+
+// Positions in a generator's order, then back (a new prompt) and with another theta: the CPU
+// keeps a position's cos/sin row for the next call, which must never serve another position.
+// At pos = cap nothing is written.
+static void test_decode_attention(void) {
+    const int32_t order[] = {3, 4, 5, 1, 1};
+    for (int i = 0; i < 5; i++) check_decode_at(order[i], i == 4 ? 500.0f : 10000.0f);
+    enum { H = DEC_H, KVH = DEC_KVH, HD = DEC_HD, CAP = DEC_CAP, KVD = DEC_KVD };
+    float *q = rand_floats(H * HD), *k = rand_floats(KVD), *v = rand_floats(KVD);
+    float *kc = rand_floats(CAP * KVD), *vc = rand_floats(CAP * KVD), *out = filled(H * HD, NAN);
+    float *scratch = malloc(sizeof(float) * be->decode_attention_floats(H, CAP, HD));
+    int32_t pos = CAP;   // outside the cache: nothing written
+    be->decode_attention(out, scratch, q, k, v, kc, vc, &pos, CAP, H, KVH, HD, 10000.0f);
     int written = 0;
-    for (int i = 0; i < H * HD; i++) written += !isnan(out2[i]);
+    for (int i = 0; i < H * HD; i++) written += !isnan(out[i]);
     CHECK(written == 0, "decode_attention at pos = cap wrote %d values of out", written);
-    free(q), free(k), free(v), free(kc), free(vc), free(out), free(qr), free(kr), free(ref), free(kc0), free(vc0);
-    free(scratch), free(att), free(vr), free(out2);
+    free(q), free(k), free(v), free(kc), free(vc), free(out), free(scratch);
 }
 
 // ---- a decoded token's products with their step ---------------------------------------------

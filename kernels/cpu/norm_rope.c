@@ -90,14 +90,10 @@ static float *rope_table(int T, int hd, int pos0, float theta) {
     return table;
 }
 
-// out = R(sign·angle)·in per pair: (x0, x1) → (x0·cos − x1·s, x0·s + x1·cos), s = sign·sin.
-// In place is fine: each pair is read completely before it is written.
-static void rope_rotate(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta, float sign) {
-    float *table = rope_table(T, hd, pos0, theta);              // (T, hd/2, 2)
-    if (!table) {   // T·hd floats: up to 64 MB
-        cpu_fail("rope: out of memory for the cos/sin table");
-        return;
-    }
+// out = R(sign·angle)·in per pair: (x0, x1) → (x0·cos − x1·s, x0·s + x1·cos), s = sign·sin,
+// with the angles' cos/sin from table(T, hd/2, 2). In place is fine: each pair is read
+// completely before it is written.
+static void rope_apply(float *out, const float *in, int B, int T, int H, int hd, const float *table, float sign) {
     int half = hd / 2;
     #pragma omp parallel for collapse(2) schedule(static) if ((long)B * T * H * hd >= CPU_PARALLEL_MIN)
     for (int b = 0; b < B; b++)
@@ -116,6 +112,15 @@ static void rope_rotate(float *out, const float *in, int B, int T, int H, int hd
                 }
             }
         }
+}
+
+static void rope_rotate(float *out, const float *in, int B, int T, int H, int hd, int pos0, float theta, float sign) {
+    float *table = rope_table(T, hd, pos0, theta);              // (T, hd/2, 2)
+    if (!table) {   // T·hd floats: up to 64 MB
+        cpu_fail("rope: out of memory for the cos/sin table");
+        return;
+    }
+    rope_apply(out, in, B, T, H, hd, table, sign);
     free(table);
 }
 
@@ -129,12 +134,31 @@ void cpu_rope_backward(float *din, const float *dout, int B, int T, int H, int h
     rope_rotate(din, dout, B, T, H, hd, pos0, theta, -1.0f);
 }
 
+// The cos/sin row of one position, kept for the next call: every layer's q and k of a decoded
+// token share it, so it is built once a token instead of twice a layer (its pow and sincosf
+// were a third of a small model's decode_attention). Per thread, should two ever decode.
+static const float *decode_rope_row(int hd, int pos, float theta) {
+    static _Thread_local float *row;                            // (hd/2, 2)
+    static _Thread_local int row_hd = -1, row_pos = -1;
+    static _Thread_local float row_theta;
+    if (row && row_hd == hd && row_pos == pos && row_theta == theta) return row;
+    free(row);
+    row = rope_table(1, hd, pos, theta);
+    row_hd = hd, row_pos = pos, row_theta = theta;
+    return row;
+}
+
 // The decoded token's q and k rotated at *pos (a plain pointer here: the CPU's memory is the
-// host's), k and v stored as cache row *pos: the same rope_forward as a chunk of one token.
+// host's), k and v stored as cache row *pos: the same rotation as rope_forward of one token.
 void cpu_decode_rope_append(float *q, const float *k, const float *v, float *k_cache, float *v_cache,
                             const int32_t *pos, int H, int KVH, int hd, float theta) {
     long kvd = (long)KVH * hd, at = (long)*pos * kvd;   // row *pos of the (cap, kvd) caches
-    cpu_rope_forward(q, q, 1, 1, H, hd, *pos, theta);
-    cpu_rope_forward(k_cache + at, k, 1, 1, KVH, hd, *pos, theta);
+    const float *row = decode_rope_row(hd, *pos, theta);
+    if (!row) {
+        cpu_fail("rope: out of memory for the cos/sin table");
+        return;
+    }
+    rope_apply(q, q, 1, 1, H, hd, row, 1.0f);
+    rope_apply(k_cache + at, k, 1, 1, KVH, hd, row, 1.0f);
     memcpy(v_cache + at, v, sizeof(float) * kvd);
 }

@@ -143,6 +143,15 @@ check_not_contains new_typed_values_plain "$("$LRSH" -c 'model new dim=30 heads=
 # training needed 4.3 GB)
 out=$("$LRSH" --json -c 'set batch 1; model new dim=16 heads=8 layers=1 ffn=8 rank=1 seq=2048 vocab=512; model info' 2>/dev/null | grep '"command":"model info"')
 check_eq info_activations_attention True "$(printf '%s\n' "$out" | json_eval 'o["activation_bytes"] >= 8 * 2048 * 2048 * 4')"
+# … at the shape `train` takes: `set seq` when set (it said the context's, twice the activations)
+out=$("$LRSH" --json -c 'model new tiny dim=64 seq=64; set batch 4; set seq 32; model info' 2>/dev/null | grep '"command":"model info"')
+out0=$("$LRSH" --json -c 'model new tiny dim=64 seq=64; set batch 4; model info' 2>/dev/null | grep '"command":"model info"')
+check_eq info_set_seq "4 32" "$(printf '%s\n' "$out" | json_eval 'str(o["batch"]) + " " + str(o["seq"])')"
+check_eq info_set_seq_context "4 64" "$(printf '%s\n' "$out0" | json_eval 'str(o["batch"]) + " " + str(o["seq"])')"
+check_eq info_set_seq_activations True "$(printf '%s\n%s\n' "$out" "$out0" | python3 -c '
+import json, sys
+a, b = [json.loads(l)["activation_bytes"] for l in sys.stdin]
+print(a < 0.6 * b)')"
 out=$("$LRSH" --json -c 'model new tiny dim=64' 2>/dev/null)
 check_eq label_json "tiny True" "$(printf '%s\n' "$out" | json_eval 'str(o["preset"]) + " " + str(o["custom"])')"
 

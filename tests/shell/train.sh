@@ -161,6 +161,8 @@ check_eq longer_name_cache_tokens True "$(printf '%s\n' "$out" | tail -n 1 | jso
 out=$("$LRSH" -c "tok load $model; data load $TMP/corp; model new tiny dim=32 seq=16; eval batches=200 batch=8; eval batches=1 batch=1" 2>&1)
 check_contains eval_overlap_note "$out" "these 200 batches read 25600: each about"
 check_eq eval_overlap_note_once 1 "$(printf '%s\n' "$out" | grep -c 'times over')"
+out=$("$LRSH" --json -c "tok load $model; data load $TMP/corp; model new tiny dim=32 seq=16; eval batches=200 batch=8" 2>/dev/null | tail -n 1)
+check_eq eval_json_val_tokens True "$(printf '%s\n' "$out" | json_eval 'o["tokens"] == 25600 and 0 < o["val_tokens"] < 25600 / 2')"
 # one cache per corpus and tokenizer: another tokenizer's load leaves this one's cache in place
 "$LRSH" -c "tok train $TMP/killed.txt vocab=400 out=$TMP/killed.model; data load $TMP/killed.txt" >/dev/null 2>&1
 check_eq cache_per_tokenizer "2 reused" "$(ls "$TMP"/killed.txt.*.tok | wc -l) $("$LRSH" --json -c "tok load $model; data load $TMP/killed.txt" 2>/dev/null | tail -n 1 | json_eval '"reused" if o["reused"] else "built"')"
