@@ -741,6 +741,33 @@ void inspect_record_spectra(Session *s) {
         out_warning(s, "spectra not kept for `spectrum compare=`: %s", e.msg);
 }
 
+// A dense model's steps with diagnostics: the optimizer measures only factorized matrices, so the
+// run's ‖ΔW‖₂/η (`runs`, `plot dw_over_eta`, the log, train's JSON) comes from the block
+// matrices' norms, as `norms` shows them — not again when `watch dw_over_eta` measured it.
+float inspect_dense_dw_over_eta(Session *s, const StepStats *ss) {
+    InspectState *st = state(s);
+    if (!st || !ss || !ss->diagnostics || s->trainer.opt.n_diag > 0) return NAN;
+    for (int i = 0; i < st->n_watch; i++)
+        if (st->watch[i].field == field_index("dw_over_eta") && !st->watch[i].param[0] && st->every > 0 &&
+            ss->step % st->every == 0)
+            return NAN;   // the run takes the watched value
+    NormsOptions o = {0};
+    update_reference(s, &o);
+    NormRow *rows = NULL;
+    int n = 0;
+    Err e = {{0}};
+    if (!o.prev || inspect_norms_opts(&s->model, &o, &rows, &n, &e) != 0) {
+        if (e.msg[0]) out_warning(s, "‖ΔW‖₂/η of step %d: %s", ss->step, e.msg);
+        return NAN;
+    }
+    float best = NAN;
+    for (int i = 0; i < n; i++)
+        if (rows[i].mat.layer >= 0 && isfinite(rows[i].dw_over_eta) && !(rows[i].dw_over_eta <= best))
+            best = (float)rows[i].dw_over_eta;
+    free(rows);
+    return best;
+}
+
 int inspect_watching(const Session *s) { return s->inspect && s->inspect->n_watch > 0; }
 
 int inspect_watch_diag_every(const Session *s) {

@@ -38,7 +38,8 @@ static int need_trainer(Session *s, const Args *a, Shape *sh, Err *err) {
 }
 
 // The last update's spectral summary over the factorized matrices, for the run's history:
-// max ‖ΔW‖₂/η and ρ, mean σ_A and σ_B, each NAN when no matrix had it this step.
+// max ‖ΔW‖₂/η and ρ, mean σ_A and σ_B, each NAN when no matrix had it this step (a dense
+// model's ‖ΔW‖₂/η: inspect_dense_dw_over_eta).
 static StepDiag step_diag(const Optimizer *o) {
     StepDiag d = {NAN, NAN, NAN, NAN};
     double sa = 0, sb = 0;
@@ -229,6 +230,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         r.seconds = now_seconds() - t0 - r.eval_seconds;
         StepDiag d = step_diag(&s->trainer.opt);
         inspect_after_step(s, &r.last, 1);  // `watch` values of this step, before it is recorded
+        if (!isfinite(d.dw_over_eta)) d.dw_over_eta = inspect_dense_dw_over_eta(s, &r.last);
         session_record_step(s, &r.last, r.last.seconds > 0 ? (double)r.last.tokens / r.last.seconds : 0, &d);
         // an evaluation: as long as the last ones, or before any, a forward pass a batch (a third of a step's)
         double per_step = r.seconds / r.done, per_eval = r.evals ? r.eval_seconds / r.evals
@@ -284,6 +286,7 @@ int cmd_step(Session *s, const Args *a, Err *err) {
     warn_nonfinite_params(s);
     double rate = st.seconds > 0 ? (double)st.tokens / st.seconds : 0;
     StepDiag d = step_diag(o);
+    if (!isfinite(d.dw_over_eta)) d.dw_over_eta = inspect_dense_dw_over_eta(s, &st);
     session_record_step(s, &st, rate, &d);
     char r[32];
     out_text(s, "step          %d (%s)\nloss          %s\nlr            %.4g\ngrad norm     %.4g before clipping, "

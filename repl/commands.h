@@ -98,6 +98,9 @@ void inspect_record_spectra(Session *s);
 void inspect_after_step(Session *s, const StepStats *st, int ok);
 const char *inspect_live_text(Session *s);
 int inspect_watching(const Session *s);   // fields are watched
+// A dense model's step with diagnostics: max ‖ΔW‖₂/η over its block matrices (NAN otherwise, or
+// when `watch dw_over_eta` measured it this step). Call after inspect_after_step.
+float inspect_dense_dw_over_eta(Session *s, const StepStats *ss);
 // watch's interval when it watches the optimizer's own σ_A, σ_B or ρ (measured only on steps
 // with diagnostics, which those steps must then be), else 0.
 int inspect_watch_diag_every(const Session *s);

@@ -99,6 +99,20 @@ print("%.4g %.4g %s" % (wq["dw_spectral"] / wq["dw_over_eta"], rows["embed"]["dw
                         [abs(v - wq["dw_over_eta"]) < 1e-4 * v for v in watched if v is not None]))' "$TMP/renorm.jsonl")
 check_eq norms_renorm_dense_eta "0.005 0.005 [True]" "$etas"
 check_contains norms_renorm_dense_header "$(lrsh -c "$prep; model new tiny rank=0 seq=32; optim renorm warmup=0; step; norms" 2>&1)" "(η 0.003, adam_lr's: AdamW moved these matrices)"
+# a dense model's run gets its ‖ΔW‖₂/η on diagnostics steps from the block matrices' norms (it
+# was null in train's JSON and "–" in `runs` unless watched); none with diag_every=0
+out=$(lrsh --json -q -c "$prep; model new tiny rank=0 seq=32; train steps=3 diag_every=1; norms; runs" 2>/dev/null)
+check_eq dense_run_dw_over_eta True "$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+lines = [json.loads(l) for l in sys.stdin]
+train = [o for o in lines if o.get("command") == "train"][0]
+last = max(o["dw_over_eta"] for o in lines if o.get("command") == "norms" and o.get("dw_over_eta") is not None)
+runs = [o for o in lines if o.get("command") == "runs"][-1]
+run = runs["runs"][-1] if "runs" in runs else runs
+print(train["max_dw_over_eta"] is not None and train["max_dw_over_eta"] >= last * (1 - 1e-5) and
+      abs(run["max_dw_over_eta"] - train["max_dw_over_eta"]) <= 1e-6 * train["max_dw_over_eta"])')"
+out=$(lrsh --json -q -c "$prep; model new tiny rank=0 seq=32; train steps=3 diag_every=0" 2>/dev/null | tail -n 1)
+check_eq dense_run_dw_over_eta_off None "$(printf '%s\n' "$out" | json_eval 'o["max_dw_over_eta"]')"
 
 # the table fits 80 columns (text not to a terminal is laid out for 80) with GPT-2's longest
 # names and shapes ("blocks.11.mlp.w2  768×3072 r768"), before and after an update
