@@ -55,14 +55,17 @@ ifeq ($(USE_CUDA)$(if $(CUDA_SRC),1,0),11)
 else
   CUDA_OBJ  := $(BUILD)/kernels/cuda/backend_cuda_absent.o
 endif
-# Turning CUDA on or off changes CFLAGS and the archive's members, and a changed flag (SAN, a new
-# -f option) changes the code: a stamp holding both, rewritten only when it changes, makes every
-# object (and so the archive and the programs) rebuild.
+# Turning CUDA on or off changes CFLAGS and the archive's members, and a changed compiler or flag
+# (SAN, a new -f option) changes the code: a stamp holding them all, rewritten only when it
+# changes, makes every object (and so the archive and the programs) rebuild.
 # (.DEFAULT_GOAL: this is the first rule in the file, and `make` alone must still build `all`.)
 .DEFAULT_GOAL := all
 CONFIG_STAMP := $(BUILD)/build-config
-CONFIG       := $(CUDA_OBJ) | $(CFLAGS) | $(CXXFLAGS) | $(NVCCFLAGS)
+CONFIG       := $(CUDA_OBJ) | $(CC) $(CFLAGS) | $(CXX) $(CXXFLAGS) | $(NVCC) $(NVCCFLAGS)
+# not on a dry run (make -n): it would leave the next real build rebuilding everything for nothing
+ifeq ($(findstring n,$(firstword -$(MAKEFLAGS))),)
 $(shell mkdir -p $(BUILD) && (echo '$(CONFIG)' | cmp -s - $(CONFIG_STAMP) || echo '$(CONFIG)' > $(CONFIG_STAMP)))
+endif
 $(CUDA_OBJ) $(BUILD)/tokenizer/tokenizer.o \
 $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/*.c kernels/*.c kernels/cpu/*.c repl/*.c)): $(CONFIG_STAMP)
 

@@ -221,6 +221,9 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
     out_text(s, "matmul     %s parameters in matrix products\n", fmt_count(mm, sizeof mm, (double)k.matmul_params));
     out_text(s, "flops      %s per token (training at seq %d%s)\n", fmt_count(fl, sizeof fl, k.train_flops_per_token), T,
              T == c->seq ? ", the context" : ", `set seq`");
+    if (s->seq > c->seq)   // train refuses it: the numbers cannot be at it
+        out_note(s, "note: `set seq %d` is longer than this model's context (%d): `train` refuses it; these "
+                    "numbers are at the context\n", s->seq, c->seq);
     out_text(s, "memory     parameters %s; activations %s at batch %d × %d\n",
              fmt_bytes(pb, sizeof pb, (double)k.param_bytes), fmt_bytes(ab, sizeof ab, (double)k.activation_bytes),
              s->batch, T);

@@ -152,6 +152,7 @@ check_eq info_set_seq_activations True "$(printf '%s\n%s\n' "$out" "$out0" | pyt
 import json, sys
 a, b = [json.loads(l)["activation_bytes"] for l in sys.stdin]
 print(a < 0.6 * b)')"
+check_contains info_set_seq_too_long "$("$LRSH" -c 'set seq 128; model new tiny dim=64 seq=64; model info' 2>&1)" "note: \`set seq 128\` is longer than this model's context (64): \`train\` refuses it"
 out=$("$LRSH" --json -c 'model new tiny dim=64' 2>/dev/null)
 check_eq label_json "tiny True" "$(printf '%s\n' "$out" | json_eval 'str(o["preset"]) + " " + str(o["custom"])')"
 
