@@ -82,10 +82,14 @@ const char *model_label(const Session *s, char *buf, size_t cap) {
     return buf;
 }
 
+// The sequence length `train` takes: `set seq` when it fits the context, else the context.
+static int train_seq(const Session *s) {
+    return s->seq > 0 && s->seq <= s->model.cfg.seq ? s->seq : s->model.cfg.seq;
+}
+
 static void model_summary(Session *s) {
     const ModelConfig *c = &s->model.cfg;
-    int T = s->seq > 0 && s->seq <= c->seq ? s->seq : c->seq;   // what `train` takes: `set seq`, else the context
-    ModelCounts k = model_counts(&s->model, s->batch, T);
+    ModelCounts k = model_counts(&s->model, s->batch, c->seq);   // the parameter counts only
     char p[32], d[32], label[48];
     char shape[256];
     const char *preset = model_label(s, label, sizeof label);
@@ -208,7 +212,7 @@ static void tensor_table(Session *s) {
 int cmd_model_info(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     const ModelConfig *c = &s->model.cfg;
-    int T = s->seq > 0 && s->seq <= c->seq ? s->seq : c->seq;   // what `train` takes: `set seq`, else the context
+    int T = train_seq(s);
     ModelCounts k = model_counts(&s->model, s->batch, T);
     char p[32], d[32], mm[32], fl[32], pb[32], ab[32];
     char shape[256];
