@@ -196,7 +196,9 @@ const CmdSpec commands[] = {
     {.name = "model", .sub = "save", .family = "model", .args = "PATH [dtype=f32|bf16] [optim=on|off]",
      .summary = "write the model (with optimizer state and tokenizer) to a safetensors file",
      .help = "The file is a standard safetensors file: any safetensors reader opens it. It holds the\n"
-             "parameters (f32, or bf16 at half the size), the step count and data position, the\n"
+             "parameters (f32, or bf16 at half the size: rounded to 8 bits of mantissa, so the\n"
+             "loaded model's text for a seed and its resumed training differ from the f32 one's),\n"
+             "the step count and data position, the\n"
              "optimizer moments (optim=off leaves them out: smaller, but `train` after a load\n"
              "restarts the moments) and the loaded tokenizer, so the file alone is enough to\n"
              "`generate`. Written to a temporary name and renamed: a crash never leaves half a file.\n"
