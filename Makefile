@@ -32,7 +32,7 @@ LDFLAGS  := $(filter -fsanitize% -g,$(OPT))
 # --- CUDA: built whenever nvcc is found (CUDA=0 turns it off, CUDA=1 insists) ---
 NVCC_PATH := $(shell command -v $(NVCC) 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_SRC  := $(wildcard kernels/cuda/*.cu)
-ifeq ($(CUDA),0)
+ifneq ($(filter 0 off no false,$(CUDA)),)
   USE_CUDA := 0
 else ifneq ($(NVCC_PATH),)
   USE_CUDA := 1
@@ -61,7 +61,7 @@ endif
 # (.DEFAULT_GOAL: this is the first rule in the file, and `make` alone must still build `all`.)
 .DEFAULT_GOAL := all
 CONFIG_STAMP := $(BUILD)/build-config
-CONFIG       := $(CUDA_OBJ) | $(CC) $(CFLAGS) | $(CXX) $(CXXFLAGS) | $(NVCC) $(NVCCFLAGS)
+CONFIG       := $(CUDA_OBJ) | $(CC) $(CFLAGS) | $(CXX) $(CXXFLAGS) | $(NVCC_PATH) $(NVCCFLAGS)
 # not on a dry run (make -n): it would leave the next real build rebuilding everything for nothing
 ifeq ($(findstring n,$(firstword -$(MAKEFLAGS))),)
 $(shell mkdir -p $(BUILD) && (echo '$(CONFIG)' | cmp -s - $(CONFIG_STAMP) || echo '$(CONFIG)' > $(CONFIG_STAMP)))
@@ -92,7 +92,7 @@ depcheck:
 	    echo "lrsh build:$$missing missing: run \`make deps\` first (it installs the Debian packages)"; exit 1; fi
 
 buildinfo:
-	@echo "lrsh build: CUDA $(if $(filter 1,$(USE_CUDA)),$(if $(CUDA_SRC),on ($(NVCC_PATH)),nvcc found ($(NVCC_PATH)) but kernels/cuda/ has no sources yet),off$(if $(filter 0,$(CUDA)), (CUDA=0), (no nvcc))); OpenMP $(shell echo | $(CC) -fopenmp -dM -E - | grep -q _OPENMP && echo on || echo off); BLAS OpenBLAS $(shell dpkg-query -W -f='$${Version}' libopenblas-openmp-dev 2>/dev/null) (OpenMP build); $(if $(filter 1,$(SAN)),sanitizers on,-O3 -march=native)"
+	@echo "lrsh build: CUDA $(if $(filter 1,$(USE_CUDA)),$(if $(CUDA_SRC),on ($(NVCC_PATH)),nvcc found ($(NVCC_PATH)) but kernels/cuda/ has no sources yet),off$(if $(filter 0 off no false,$(CUDA)), (CUDA=$(CUDA)), (no nvcc))); OpenMP $(shell echo | $(CC) -fopenmp -dM -E - | grep -q _OPENMP && echo on || echo off); BLAS OpenBLAS $(shell dpkg-query -W -f='$${Version}' libopenblas-openmp-dev 2>/dev/null) (OpenMP build); $(if $(filter 1,$(SAN)),sanitizers on,-O3 -march=native)"
 
 $(LRSH): $(REPL_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(REPL_OBJ) $(LIB) $(LDLIBS)
@@ -111,7 +111,7 @@ $(BUILD)/tokenizer/tokenizer.o: tokenizer/tokenizer.cpp | depcheck
 
 $(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	$(NVCC_PATH) $(NVCCFLAGS) -c $< -o $@
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(LIB)
 	@mkdir -p $(dir $@)
