@@ -745,11 +745,11 @@ void inspect_record_spectra(Session *s) {
 // run's ‖ΔW‖₂/η (`runs`, `plot dw_over_eta`, the log, train's JSON) comes from the block
 // matrices' norms, as `norms` shows them — not again when `watch dw_over_eta` measured it.
 float inspect_dense_dw_over_eta(Session *s, const StepStats *ss) {
+    if (!ss || !ss->diagnostics || s->trainer.opt.n_diag > 0) return NAN;   // factorized: the optimizer's
     InspectState *st = state(s);
-    if (!st || !ss || !ss->diagnostics || s->trainer.opt.n_diag > 0) return NAN;
-    for (int i = 0; i < st->n_watch; i++)
-        if (st->watch[i].field == field_index("dw_over_eta") && !st->watch[i].param[0] && st->every > 0 &&
-            ss->step % st->every == 0)
+    const WatchItem max_dw = {.field = field_index("dw_over_eta"), .agg = AGG_MAX};   // over the block matrices
+    for (int i = 0; st && i < st->n_watch; i++)
+        if (st->watch[i].field == max_dw.field && !st->watch[i].param[0] && st->every > 0 && ss->step % st->every == 0)
             return NAN;   // the run takes the watched value
     NormsOptions o = {0};
     update_reference(s, &o);
@@ -760,10 +760,7 @@ float inspect_dense_dw_over_eta(Session *s, const StepStats *ss) {
         if (e.msg[0]) out_warning(s, "‖ΔW‖₂/η of step %d: %s", ss->step, e.msg);
         return NAN;
     }
-    float best = NAN;
-    for (int i = 0; i < n; i++)
-        if (rows[i].mat.layer >= 0 && isfinite(rows[i].dw_over_eta) && !(rows[i].dw_over_eta <= best))
-            best = (float)rows[i].dw_over_eta;
+    float best = (float)watch_value(s, &max_dw, rows, n);
     free(rows);
     return best;
 }

@@ -82,11 +82,6 @@ const char *model_label(const Session *s, char *buf, size_t cap) {
     return buf;
 }
 
-// The sequence length `train` takes: `set seq` when it fits the context, else the context.
-static int train_seq(const Session *s) {
-    return s->seq > 0 && s->seq <= s->model.cfg.seq ? s->seq : s->model.cfg.seq;
-}
-
 static void model_summary(Session *s) {
     const ModelConfig *c = &s->model.cfg;
     ModelCounts k = model_counts(&s->model, s->batch, c->seq);   // the parameter counts only
@@ -212,8 +207,12 @@ static void tensor_table(Session *s) {
 int cmd_model_info(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     const ModelConfig *c = &s->model.cfg;
-    int T = train_seq(s);
-    ModelCounts k = model_counts(&s->model, s->batch, T);
+    static const Args none;   // the settings `train` takes without options
+    int B, T, accum;
+    Err refused;
+    int too_long = session_batch_shape(s, &none, &B, &T, &accum, &refused) != 0;
+    if (too_long) T = c->seq;   // `set seq` past the context: train refuses it, the note below says so
+    ModelCounts k = model_counts(&s->model, B, T);
     char p[32], d[32], mm[32], fl[32], pb[32], ab[32];
     char shape[256];
     model_config_describe(c, shape, sizeof shape);
@@ -225,12 +224,12 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
     out_text(s, "matmul     %s parameters in matrix products\n", fmt_count(mm, sizeof mm, (double)k.matmul_params));
     out_text(s, "flops      %s per token (training at seq %d%s)\n", fmt_count(fl, sizeof fl, k.train_flops_per_token), T,
              T == c->seq ? ", the context" : ", `set seq`");
-    if (s->seq > c->seq)   // train refuses it: the numbers cannot be at it
+    if (too_long)
         out_note(s, "note: `set seq %d` is longer than this model's context (%d): `train` refuses it; these "
                     "numbers are at the context\n", s->seq, c->seq);
     out_text(s, "memory     parameters %s; activations %s at batch %d × %d\n",
              fmt_bytes(pb, sizeof pb, (double)k.param_bytes), fmt_bytes(ab, sizeof ab, (double)k.activation_bytes),
-             s->batch, T);
+             B, T);
     // training holds seven copies of the parameters (with gradients, two moments and the rollback
     // copy of the three), the optimizer's vectors and scratch, and the activations
     const Optimizer *o = s->has_trainer ? &s->trainer.opt : NULL;
@@ -244,7 +243,7 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "dense_params", (double)k.dense_params);
     cJSON_AddNumberToObject(s->result, "matmul_params", (double)k.matmul_params);
     json_add_real(s->result, "flops_per_token", k.train_flops_per_token);
-    cJSON_AddNumberToObject(s->result, "batch", s->batch);
+    cJSON_AddNumberToObject(s->result, "batch", B);
     cJSON_AddNumberToObject(s->result, "seq", T);
     cJSON_AddNumberToObject(s->result, "param_bytes", (double)k.param_bytes);
     cJSON_AddNumberToObject(s->result, "activation_bytes", (double)k.activation_bytes);

@@ -56,6 +56,14 @@ static StepDiag step_diag(const Optimizer *o) {
     return d;
 }
 
+// What the run records of the step just taken: the optimizer's summary, a dense model's
+// ‖ΔW‖₂/η from its norms. After inspect_after_step (a watched value is taken instead).
+static StepDiag recorded_diag(Session *s, const StepStats *st) {
+    StepDiag d = step_diag(&s->trainer.opt);
+    if (!isfinite(d.dw_over_eta)) d.dw_over_eta = inspect_dense_dw_over_eta(s, st);
+    return d;
+}
+
 // The engine went back to before the update that broke the model (trainer_step and
 // ensemble_step say "not finite" for a loss and a gradient alike).
 int train_diverged(const Err *err) { return strstr(err->msg, "not finite") != NULL; }
@@ -228,9 +236,8 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         r.done++;
         r.tokens += r.last.tokens;
         r.seconds = now_seconds() - t0 - r.eval_seconds;
-        StepDiag d = step_diag(&s->trainer.opt);
         inspect_after_step(s, &r.last, 1);  // `watch` values of this step, before it is recorded
-        if (!isfinite(d.dw_over_eta)) d.dw_over_eta = inspect_dense_dw_over_eta(s, &r.last);
+        StepDiag d = recorded_diag(s, &r.last);
         session_record_step(s, &r.last, r.last.seconds > 0 ? (double)r.last.tokens / r.last.seconds : 0, &d);
         // an evaluation: as long as the last ones, or before any, a forward pass a batch (a third of a step's)
         double per_step = r.seconds / r.done, per_eval = r.evals ? r.eval_seconds / r.evals
@@ -285,8 +292,7 @@ int cmd_step(Session *s, const Args *a, Err *err) {
     cJSON_AddBoolToObject(s->result, "diverged", 0);
     warn_nonfinite_params(s);
     double rate = st.seconds > 0 ? (double)st.tokens / st.seconds : 0;
-    StepDiag d = step_diag(o);
-    if (!isfinite(d.dw_over_eta)) d.dw_over_eta = inspect_dense_dw_over_eta(s, &st);
+    StepDiag d = recorded_diag(s, &st);
     session_record_step(s, &st, rate, &d);
     char r[32];
     out_text(s, "step          %d (%s)\nloss          %s\nlr            %.4g\ngrad norm     %.4g before clipping, "
