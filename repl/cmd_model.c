@@ -113,6 +113,31 @@ static int same_settings(const OptimConfig *a, const OptimConfig *b) {
     return 1;
 }
 
+// "wq" of "blocks.0.attn.wq.A": a factor's matrix, as a block names it.
+static const char *matrix_kind(const char *factor_name, char *buf, size_t cap) {
+    snprintf(buf, cap, "%.*s", (int)strlen(factor_name) - 2, factor_name);   // less ".A"
+    const char *dot = strrchr(buf, '.');
+    return dot ? dot + 1 : buf;
+}
+
+// rank_ratio·in below 1 rounds to rank 0, which would make the matrix dense: model_config_rank
+// raises it to 1, and the user hears so (the shape line still says the ratio).
+static void floored_note(Session *s) {
+    const Model *m = &s->model;
+    if (m->cfg.rank >= 0) return;
+    int floored = 0, first = -1;
+    for (int i = 0; i + 1 < m->n_tensors; i++) {
+        const TensorDesc *A = &m->tensors[i], *B = &m->tensors[i + 1];   // A: out×r, then B: in×r
+        if (A->layer != 0 || A->role != ROLE_FACTOR_A || (int)(m->cfg.rank_ratio * (float)B->rows) >= 1) continue;
+        if (!floored++) first = i;
+    }
+    if (!floored) return;
+    char kind[64];
+    out_note(s, "note: rank_ratio=%g asks a rank below 1 of %d of a block's matrices (%s: %g·%d): they are "
+                "factorized at rank 1\n", (double)m->cfg.rank_ratio, floored,
+             matrix_kind(m->tensors[first].name, kind, sizeof kind), (double)m->cfg.rank_ratio, m->tensors[first + 1].rows);
+}
+
 // A factorized matrix stores r·(out + in) values, a dense one out·in: past r = out·in/(out + in)
 // factorizing costs parameters. rank= says what it asks; rank_ratio·in may ask past min(out, in)
 // and is capped there (model_config_rank). Either way the user hears how many of a block's
@@ -127,6 +152,7 @@ static void factorization_note(Session *s) {
         if (m->cfg.rank < 0 && (int)(m->cfg.rank_ratio * (float)B->rows) > A->cols)
             capped++, first_capped = first_capped < 0 ? i : first_capped;
     }
+    floored_note(s);
     if (!worse) return;
     const TensorDesc *A = &m->tensors[first_worse], *B = &m->tensors[first_worse + 1];
     int r = A->cols, out = A->rows, in = B->rows;
@@ -204,6 +230,33 @@ static void tensor_table(Session *s) {
     }
 }
 
+// "16 (wq wk wv wo w1 w3), 48 (w2)": the ranks of a block's factorized matrices, grouped by
+// value (every block has the same), and each matrix's rank in the JSON; nothing when dense.
+static void ranks_line(Session *s) {
+    const Model *m = &s->model;
+    char line[256] = "";
+    size_t len = 0;
+    char kind[64];
+    cJSON *ranks = cJSON_CreateObject();
+    for (int i = 0; i < m->n_tensors; i++) {   // each rank value once, in the order first met
+        const TensorDesc *A = &m->tensors[i];
+        if (A->layer != 0 || A->role != ROLE_FACTOR_A) continue;
+        cJSON_AddNumberToObject(ranks, matrix_kind(A->name, kind, sizeof kind), A->cols);
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = m->tensors[j].layer == 0 && m->tensors[j].role == ROLE_FACTOR_A && m->tensors[j].cols == A->cols;
+        if (seen) continue;
+        len += (size_t)snprintf(line + len, len < sizeof line ? sizeof line - len : 0, "%s%d (", len ? ", " : "", A->cols);
+        for (int j = i; j < m->n_tensors; j++)
+            if (m->tensors[j].layer == 0 && m->tensors[j].role == ROLE_FACTOR_A && m->tensors[j].cols == A->cols)
+                len += (size_t)snprintf(line + len, len < sizeof line ? sizeof line - len : 0, "%s%s",
+                                        j == i ? "" : " ", matrix_kind(m->tensors[j].name, kind, sizeof kind));
+        len += (size_t)snprintf(line + len, len < sizeof line ? sizeof line - len : 0, ")");
+    }
+    if (len) out_text(s, "ranks      %s in every block\n", line);
+    cJSON_AddItemToObject(s->result, "ranks", ranks);
+}
+
 int cmd_model_info(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     const ModelConfig *c = &s->model.cfg;
@@ -222,6 +275,7 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
              fmt_count(d, sizeof d, (double)k.dense_params),
              k.dense_params ? 100.0 * (double)k.params / (double)k.dense_params : 0.0);
     out_text(s, "matmul     %s parameters in matrix products\n", fmt_count(mm, sizeof mm, (double)k.matmul_params));
+    ranks_line(s);
     out_text(s, "flops      %s per token (training at seq %d%s)\n", fmt_count(fl, sizeof fl, k.train_flops_per_token), T,
              T == c->seq ? ", the context" : ", `set seq`");
     if (too_long)

@@ -182,11 +182,14 @@ const CmdSpec commands[] = {
          {"seed", OPT_INT, NULL, NULL, 0, SEED_MAX, "initialization seed (default: `set seed`)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "model", .sub = "info", .family = "model", .args = "[tensors=on|off]",
-     .summary = "parameters, dense equivalent, FLOPs per token, memory",
+     .summary = "parameters, dense equivalent, ranks, FLOPs per token, memory",
      .help = "FLOPs and activations are for the shape `train` takes: `set batch` sequences of\n"
-             "`set seq` tokens (the model's context when seq is 0).\n"
-             "--json: config, params, dense_params, matmul_params, flops_per_token, batch, seq,\n"
-             "param_bytes, activation_bytes, training_bytes.\n"
+             "`set seq` tokens (the model's context when seq is 0). `ranks` gives each factorized\n"
+             "matrix's rank, the same in every block (rank_ratio·in rounded down, at least 1, at\n"
+             "most min(out, in)).\n"
+             "--json: config, params, dense_params, matmul_params, ranks (by matrix: wq … w3;\n"
+             "{} when dense), flops_per_token, batch, seq, param_bytes, activation_bytes,\n"
+             "training_bytes.\n"
              "Examples:\n  model info\n  model info tensors=on\n  set seq 16; model info",
      .run = cmd_model_info,
      .opts = (const OptSpec[]){

@@ -30,6 +30,16 @@ check_contains hex_model "$("$LRSH" -c 'model new tiny rank_ratio=0x1' 2>&1)" "e
 # products' parameters, not the norm gains' (3·64) nor the embedding's
 out=$("$LRSH" --json -c 'model new tiny dim=64 layers=1 heads=2 kv_heads=2 ffn=128 vocab=512; model info' 2>/dev/null)
 check_eq model_info_matmul 53248 "$(printf '%s\n' "$out" | grep '"command":"model info"' | json_field matmul_params)"
+# its ranks, each matrix's (w2 has ffn = 128 inputs: 32; the rest 64: 16), in the text grouped by value
+check_eq model_info_ranks_json "{'wq': 16, 'wk': 16, 'wv': 16, 'wo': 16, 'w1': 16, 'w2': 32, 'w3': 16}" \
+    "$(printf '%s\n' "$out" | grep '"command":"model info"' | python3 -c 'import json, sys; print(json.load(sys.stdin)["ranks"])')"
+out=$("$LRSH" -c 'model new tiny dim=64 layers=1 heads=2 kv_heads=2 ffn=128 vocab=512; model info; model new rank=0; model info' 2>&1)
+check_contains model_info_ranks_text "$out" "ranks      16 (wq wk wv wo w1 w3), 32 (w2) in every block"
+check_eq model_info_ranks_dense 1 "$(printf '%s\n' "$out" | grep -c '^ranks ')"
+# a rank_ratio whose rank rounds below 1 is raised to 1, and the user hears which matrices
+out=$("$LRSH" -c 'model new tiny dim=64 layers=1 heads=2 kv_heads=2 ffn=256 vocab=512 rank_ratio=0.01; model info' 2>&1)
+check_contains ratio_floored_note "$out" "note: rank_ratio=0.01 asks a rank below 1 of 6 of a block's matrices (wq: 0.01·64): they are factorized at rank 1"
+check_contains ratio_floored_ranks "$out" "ranks      1 (wq wk wv wo w1 w3), 2 (w2) in every block"
 
 out=$("$LRSH" -c 'help train' 2>&1)
 check_contains help_train_usage "$out" "usage: train steps=N"
