@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #define CACHE_MAGIC "LRSHTOK1"
-#define CACHE_VERSION 1u
+#define CACHE_VERSION 2u         // 2: files joined by a newline, byte-order marks dropped
 #define READ_BYTES (1u << 20)    // one read of the source
 #define PIECE_BYTES (32u << 10)  // one encode call: SentencePiece is fastest and leanest here
 #define OUT_IDS 65536            // ids converted per fwrite
@@ -89,10 +89,57 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-// Every regular *.txt file under dir; symlinked folders are not followed (no loops), hidden
-// ones (.git, .ipynb_checkpoints, .notes.txt: a tool's or an editor's, not the corpus) skipped.
-static int walk_txt(const char *dir, FileList *fl, int depth, Err *err) {
+// A folder's identity: one reached again (a second link to it, or a link back up: a loop) is
+// read once.
+typedef struct FolderId {
+    dev_t dev;
+    ino_t ino;
+} FolderId;
+
+// What a walk of a folder found besides its *.txt files, for the user to hear.
+typedef struct Walk {
+    FileList *fl;
+    FolderId *seen;
+    size_t n_seen, cap_seen;
+    SourceListing *listing;
+    char root[PATH_MAX];   // the source folder, resolved: a link to it or above it is a loop
+} Walk;
+
+// A link to the source folder or to a folder above it: followed, it would read the folders
+// beside the source (and, up to /, the whole file system).
+static int link_above_root(const Walk *w, const char *path) {
+    char target[PATH_MAX];
+    if (!realpath(path, target)) return 0;
+    size_t n = strlen(target);
+    return strcmp(target, "/") == 0 || (strncmp(w->root, target, n) == 0 && (w->root[n] == '/' || !w->root[n]));
+}
+
+static int folder_seen_before(Walk *w, const struct stat *st, const char *dir, Err *err) {
+    for (size_t i = 0; i < w->n_seen; i++)
+        if (w->seen[i].dev == st->st_dev && w->seen[i].ino == st->st_ino) return 1;
+    if (w->n_seen == w->cap_seen) {
+        size_t cap = w->cap_seen ? 2 * w->cap_seen : 16;
+        FolderId *p = realloc(w->seen, cap * sizeof *p);
+        if (!p) return err_set(err, "%s: out of memory listing folders", dir);
+        w->seen = p, w->cap_seen = cap;
+    }
+    w->seen[w->n_seen++] = (FolderId){st->st_dev, st->st_ino};
+    return 0;
+}
+
+static int is_own_cache(const char *name, const char *path);   // (below, with the cache's reading)
+
+// Every regular *.txt file under dir, through symbolic links too (corpora are often shards
+// linked into one folder); a folder reached a second time is not read again, so a link loop
+// ends, and a link to the source folder or above it is not followed. Hidden entries (.git, .ipynb_checkpoints, .notes.txt: a tool's or an editor's, not the
+// corpus) are skipped without a word; other files are counted, for a note.
+static int walk_txt(Walk *w, const char *dir, int depth, Err *err) {
     if (depth > 64) return err_set(err, "%s: folders nested too deep", dir);
+    struct stat self;
+    if (stat(dir, &self) != 0) return err_set(err, "%s: cannot open folder: %s", dir, strerror(errno));
+    int seen = folder_seen_before(w, &self, dir, err);
+    if (seen < 0) return -1;
+    if (seen) { w->listing->links_not_followed++; return 0; }
     DIR *d = opendir(dir);
     if (!d) return err_set(err, "%s: cannot open folder: %s", dir, strerror(errno));
     struct dirent *e;
@@ -103,8 +150,11 @@ static int walk_txt(const char *dir, FileList *fl, int depth, Err *err) {
         if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
         struct stat lst, st;
         if (lstat(path, &lst) != 0 || stat(path, &st) != 0) continue;  // dangling link: skip
-        if (S_ISDIR(lst.st_mode)) rc = walk_txt(path, fl, depth + 1, err);
-        else if (S_ISREG(st.st_mode) && ends_with(e->d_name, ".txt")) rc = files_add(fl, path, err);
+        if (S_ISDIR(st.st_mode) && S_ISLNK(lst.st_mode) && link_above_root(w, path)) w->listing->links_not_followed++;
+        else if (S_ISDIR(st.st_mode)) rc = walk_txt(w, path, depth + 1, err);
+        else if (S_ISREG(st.st_mode) && ends_with(e->d_name, ".txt")) rc = files_add(w->fl, path, err);
+        else if (S_ISREG(st.st_mode) && !is_own_cache(e->d_name, path) && w->listing->skipped_files++ == 0)
+            snprintf(w->listing->first_skipped, sizeof w->listing->first_skipped, "%.255s", path);
     }
     closedir(d);
     return rc;
@@ -113,20 +163,32 @@ static int walk_txt(const char *dir, FileList *fl, int depth, Err *err) {
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 // The files of a source: the file itself, or the sorted *.txt files under a folder.
-static int list_source(const char *path, FileList *fl, Err *err) {
+static int list_source(const char *path, FileList *fl, SourceListing *listing, Err *err) {
+    memset(listing, 0, sizeof *listing);
     struct stat st;
     if (stat(path, &st) != 0) return err_set(err, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISREG(st.st_mode)) return files_add(fl, path, err);
+    if (S_ISREG(st.st_mode)) return listing->files = 1, files_add(fl, path, err);
     if (!S_ISDIR(st.st_mode)) return err_set(err, "%s: not a file or a folder", path);
-    if (walk_txt(path, fl, 0, err) != 0) return -1;
-    if (fl->n == 0) return err_set(err, "%s: no *.txt files in this folder", path);
+    listing->folder = 1;
+    Walk w = {.fl = fl, .listing = listing};
+    if (!realpath(path, w.root)) return err_set(err, "%s: cannot open folder: %s", path, strerror(errno));
+    int rc = walk_txt(&w, path, 0, err);
+    free(w.seen);
+    if (rc != 0) return -1;
+    if (fl->n == 0)
+        return listing->skipped_files
+                   ? err_set(err, "%s: no *.txt files in this folder (%d other file%s, such as %s)", path,
+                             listing->skipped_files, listing->skipped_files == 1 ? "" : "s", listing->first_skipped)
+                   : err_set(err, "%s: no *.txt files in this folder", path);
     qsort(fl->paths, fl->n, sizeof *fl->paths, cmp_str);
+    listing->files = (long)fl->n;
     return 0;
 }
 
 int dataset_source_files(const char *path, char ***paths, size_t *count, Err *err) {
     FileList fl = {0};
-    if (list_source(path, &fl, err) != 0) { files_free(&fl); return -1; }
+    SourceListing listing;
+    if (list_source(path, &fl, &listing, err) != 0) { files_free(&fl); return -1; }
     *paths = fl.paths, *count = fl.n;
     return 0;
 }
@@ -189,6 +251,12 @@ static int cache_path_for(const char *src, const char *cache_dir, uint64_t tok_h
     while (n > 1 && clean[n - 1] == '/') clean[--n] = 0;  // "data/" → "data"
     const char *slash = strrchr(clean, '/');
     const char *base = slash ? slash + 1 : clean;
+    char real[PATH_MAX];   // "." or "..": by its own name, beside it, not "..TAG.tok" inside it
+    if ((strcmp(base, ".") == 0 || strcmp(base, "..") == 0) && realpath(clean, real) && strcmp(real, "/") != 0) {
+        snprintf(clean, sizeof clean, "%s", real);
+        slash = strrchr(clean, '/');
+        base = slash + 1;
+    }
     if (!cache_dir) {
         char parent[PATH_MAX] = ".";
         if (slash == clean) strcpy(parent, "/");
@@ -277,6 +345,11 @@ static int cache_open(Dataset *ds, const char *path, const CacheHeader *want) {
     ds->n_tokens = (long)h.n_tokens;
     ds->source_bytes = (long long)h.source_bytes;
     return 0;
+}
+
+// A subfolder's token cache, made beside it: lrsh's own, not a file of the corpus left out.
+static int is_own_cache(const char *name, const char *path) {
+    return ends_with(name, ".tok") && dataset_is_token_cache(path);
 }
 
 int dataset_is_token_cache(const char *path) {
@@ -373,12 +446,15 @@ static int encode_append(Writer *w, const char *text, size_t len, const char *fi
 }
 
 // Streams one source file: 1 MB reads, cut after the last newline, checked, encoded, appended.
-static int tokenize_file(Writer *w, const char *path, const char *hash_name, char *buf, Err *err) {
+// A byte-order mark at its start is not text: dropped. When newline_after, a file that does not
+// end in a newline gets one, so that the next file's text does not run into its last line.
+static int tokenize_file(Writer *w, const char *path, const char *hash_name, int newline_after, char *buf, Err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(err, "%s: cannot open: %s", path, strerror(errno));
     w->hash = fnv1a(w->hash, hash_name, strlen(hash_name) + 1);
     size_t carry = 0;
     uint64_t offset = 0, size = 0;  // file offset of buf[0]; bytes read
+    char last = '\n';               // the last byte encoded (none yet: no newline to add)
     int rc = 0;
     for (;;) {
         size_t got = fread(buf + carry, 1, READ_BYTES - carry, f);
@@ -386,20 +462,26 @@ static int tokenize_file(Writer *w, const char *path, const char *hash_name, cha
         w->hash = fnv1a(w->hash, buf + carry, got);
         size += got;
         size_t len = carry + got;
-        int eof = got < READ_BYTES - carry;
-        size_t cut = len;
+        int eof = got < READ_BYTES - carry;   // so buf has room for one more byte
+        size_t cut = len, start = offset == 0 && len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
         if (!eof) {
             while (cut > 0 && buf[cut - 1] != '\n') cut--;
             if (cut == 0) cut = piece_end(buf, len, len - 4);  // one huge line: cut at a boundary
         }
-        size_t ok = tokenizer_utf8_valid_prefix(buf, cut);
-        if (ok < cut) { rc = err_set(err, "%s: invalid UTF-8 at byte offset %llu", path, (unsigned long long)(offset + ok)); break; }
-        if ((rc = encode_append(w, buf, cut, path, err)) != 0) break;
+        size_t ok = start + tokenizer_utf8_valid_prefix(buf + start, cut - start);
+        if (ok < cut) {
+            rc = err_set(err, "%s: invalid UTF-8 at byte offset %llu (a text file in another encoding? convert it, "
+                              "e.g. `iconv -f latin1 -t utf-8`)", path, (unsigned long long)(offset + ok));
+            break;
+        }
+        if (cut > start) last = buf[cut - 1];
+        if (eof && newline_after && last != '\n') buf[cut++] = '\n', last = '\n';
+        if ((rc = encode_append(w, buf + start, cut - start, path, err)) != 0) break;
         // a stop asked for while the last piece was encoded comes too late to save anything: finish
         int stop = w->progress && w->progress(w->progress_ctx, (double)(w->bytes + size), (double)w->total_bytes);
         if (stop && !(eof && w->bytes + size >= w->total_bytes)) {
-            rc = err_set(err, "%s: interrupted after %.1f of %.1f MB; no token cache was written", path,
-                         (w->bytes + size) / 1e6, w->total_bytes / 1e6);
+            rc = err_set(err, "%s: interrupted after %.1f of %.1f MiB; no token cache was written", path,
+                         (double)(w->bytes + size) / (1 << 20), (double)w->total_bytes / (1 << 20));
             break;
         }
         if (eof) break;
@@ -418,7 +500,8 @@ static int write_all_tokens(Writer *w, const char *root, const FileList *fl, Err
     if (!buf) return err_set(err, "%s: out of memory", root);
     size_t skip = strlen(root);
     int rc = 0;
-    for (size_t i = 0; i < fl->n && rc == 0; i++) rc = tokenize_file(w, fl->paths[i], fl->paths[i] + skip, buf, err);
+    for (size_t i = 0; i < fl->n && rc == 0; i++)
+        rc = tokenize_file(w, fl->paths[i], fl->paths[i] + skip, i + 1 < fl->n, buf, err);
     free(buf);
     return rc;
 }
@@ -507,7 +590,7 @@ int dataset_load_progress(Dataset *ds, const char *path, const Tokenizer *tok, d
         return err_set(err, "%s: val=%g out of range: allowed 0..0.5", path, val_fraction);
     if (strlen(path) >= sizeof ds->source) return err_set(err, "%s: path too long", path);
     FileList fl = {0};
-    int rc = list_source(path, &fl, err);
+    int rc = list_source(path, &fl, &ds->listing, err);
     if (rc == 0) rc = load_or_build(ds, path, tok, cache_dir, &fl, progress, ctx, err);
     files_free(&fl);
     if (rc != 0) { dataset_free(ds); return -1; }

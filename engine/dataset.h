@@ -7,6 +7,16 @@
 #include "progress.h"
 #include "../tokenizer/tokenizer.h"
 
+// What `data load` of a folder read and left: its *.txt files, the other files in it (not read),
+// and links to folders not followed (to one read already, or to the source folder or above it).
+typedef struct SourceListing {
+    int folder;               // the source is a folder
+    long files;               // files read
+    int skipped_files;        // regular files not named *.txt
+    int links_not_followed;   // links to a folder read already, or to the source or above it
+    char first_skipped[256];  // the first such file met, for the note
+} SourceListing;
+
 typedef struct Dataset {
     char source[1024];        // the file or folder that was tokenized
     char cache_path[1024];    // the token cache file
@@ -16,6 +26,7 @@ typedef struct Dataset {
     long n_train;             // tokens [0, n_train) are train, [n_train, n_tokens) validation
     long long source_bytes;   // of the text the tokens came from
     int reused_cache;         // 1 when an up-to-date cache was found and not rebuilt
+    SourceListing listing;    // the files the tokens came from
     const void *tokens;       // mmap'ed token array (after the header)
     void *map;                // the whole mapping
     size_t map_size;
@@ -36,7 +47,8 @@ int dataset_load_progress(Dataset *ds, const char *path, const Tokenizer *tok, d
                           const char *cache_dir, ProgressFn progress, void *ctx, Err *err);
 void dataset_free(Dataset *ds);
 // The files dataset_load reads from path: the file itself, or every regular *.txt under a
-// folder (hidden entries skipped, symbolic links to folders not followed), sorted. *paths
+// folder (hidden entries skipped, symbolic links followed but for a folder read already or one
+// at or above the source), sorted. *paths
 // gets *count strings, given back by dataset_files_free.
 int dataset_source_files(const char *path, char ***paths, size_t *count, Err *err);
 void dataset_files_free(char **paths, size_t count);

@@ -307,6 +307,16 @@ static int build_diag(Optimizer *opt, const Model *m) {
     return 0;
 }
 
+void optimizer_sizes(const Model *m, const OptimConfig *cfg, size_t *n_vec, size_t *n_work) {
+    WorkLayout w;
+    work_layout(m, cfg->kind, &w);
+    *n_work = w.total;
+    *n_vec = 0;
+    for (int i = 0; i + 1 < m->n_tensors; i++)   // as build_diag: pv_a, pv_b of rank each a factor pair
+        if (m->tensors[i].role == ROLE_FACTOR_A && m->tensors[i + 1].role == ROLE_FACTOR_B)
+            *n_vec += 2 * (size_t)m->tensors[i].cols;
+}
+
 int optimizer_build(Optimizer *opt, const Model *m, const OptimConfig *cfg, Err *err) {
     memset(opt, 0, sizeof *opt);
     opt->cfg = *cfg;

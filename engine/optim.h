@@ -90,6 +90,9 @@ int optim_config_get(const OptimConfig *cfg, const char *key, char *buf, size_t 
 // Fresh state for cfg over m (zero moments; power-iteration vectors warmed on m's factors).
 int optimizer_build(Optimizer *opt, const Model *m, const OptimConfig *cfg, Err *err);
 void optimizer_free(Optimizer *opt, const Model *m);
+// The floats optimizer_build would give cfg over m beside its two moments: the power-iteration
+// vectors (n_vec) and the scratch (n_work) — for a memory estimate before any is built.
+void optimizer_sizes(const Model *m, const OptimConfig *cfg, size_t *n_vec, size_t *n_work);
 // New settings for the optimizer opt runs (the same one): its state's layout depends only on the
 // model, so the moments, power-iteration vectors and t stay; another optimizer is an error.
 int optimizer_retune(Optimizer *opt, const OptimConfig *cfg, Err *err);

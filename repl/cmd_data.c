@@ -335,15 +335,34 @@ int cmd_tok_decode(Session *s, const Args *a, Err *err) {
     return 0;
 }
 
+// A folder's load says how many files it read and what it left: files not named *.txt (a
+// corpus of .md or .TXT files would otherwise train on a part of itself unseen) and links to
+// folders not followed.
+static void folder_note(Session *s, const SourceListing *l) {
+    if (!l->folder) return;
+    char skipped[400] = "", links[128] = "";
+    if (l->skipped_files)
+        snprintf(skipped, sizeof skipped, "; left out %d file%s not named *.txt (%s%s)", l->skipped_files,
+                 l->skipped_files == 1 ? "" : "s", l->skipped_files == 1 ? "" : "such as ", NAME_TEXT(l->first_skipped));
+    if (l->links_not_followed)
+        snprintf(links, sizeof links, "; %d link%s to a folder not followed (read already, or the corpus or above)",
+                 l->links_not_followed, l->links_not_followed == 1 ? "" : "s");
+    out_note(s, "read %ld .txt file%s%s%s\n", l->files,
+             l->files == 1 ? "" : "s in sorted path order, a newline between files", skipped, links);
+}
+
 int cmd_data_load(Session *s, const Args *a, Err *err) {
     if (session_need_tokenizer(s, err) != 0) return -1;
     char path[1024];
     if (corpus_path(s, a, path, sizeof path, err) != 0) return -1;
+    if (dataset_is_token_cache(path))
+        return err_set(err, "%s is a token cache (a corpus's tokens, made by `data load`): load the corpus it was "
+                            "made from", path);
     note_crlf(s, path);
     Dataset ds;
     memset(&ds, 0, sizeof ds);
     ProgressLine pl;
-    progress_line_begin(&pl, s, "tokenizing", "MB", 1e6);
+    progress_line_begin(&pl, s, "tokenizing", "MiB", 1 << 20);
     int rc = dataset_load_progress(&ds, path, s->tok, args_float(a, "val", 0.05), NULL, progress_engine, &pl, err);
     progress_end(&pl.p);
     if (rc != 0) return -1;   // Ctrl-C included: the engine names it, and the old data stays
@@ -356,15 +375,19 @@ int cmd_data_load(Session *s, const Args *a, Err *err) {
              fmt_count(n1, sizeof n1, ds.n_tokens), ds.n_tokens == 1 ? "" : "s", fmt_count(n2, sizeof n2, ds.n_train),
              fmt_count(n3, sizeof n3, val), fmt_bytes(b, sizeof b, (double)ds.source_bytes),
              (double)ds.source_bytes / (double)ds.n_tokens);
+    folder_note(s, &ds.listing);
     // said now, not first at `train` or `eval`: a window is seq + 1 tokens (`set seq`, else the
     // model's context; with no model yet, the least any would take)
     long window = (s->seq ? s->seq : s->has_model ? s->model.cfg.seq : 1) + 1;
-    int few_val = val < window && args_float(a, "val", 0.05) > 0;   // (val=0 asks for none)
-    if (ds.n_train < window || few_val)
+    int few_train = ds.n_train < window, few_val = val < window && args_float(a, "val", 0.05) > 0;   // (val=0 asks for none)
+    if (few_train && few_val)
+        out_warning(s, "the training split has %ld token%s and the validation split %ld: training and eval need a "
+                       "window of seq+1 = %ld (a longer corpus, or a smaller seq)", ds.n_train,
+                    ds.n_train == 1 ? "" : "s", val, window);
+    else if (few_train || few_val)
         out_warning(s, "the %s split has %ld token%s: %s needs a window of seq+1 = %ld (a longer corpus, another "
-                       "val=, or a smaller seq)", ds.n_train < window ? "training" : "validation",
-                    ds.n_train < window ? ds.n_train : val, (ds.n_train < window ? ds.n_train : val) == 1 ? "" : "s",
-                    ds.n_train < window ? "training" : "eval", window);
+                       "val=, or a smaller seq)", few_train ? "training" : "validation", few_train ? ds.n_train : val,
+                    (few_train ? ds.n_train : val) == 1 ? "" : "s", few_train ? "training" : "eval", window);
     out_note(s, "token cache %s (%s)\n", NAME_TEXT(ds.cache_path), ds.reused_cache ? "reused" : "built");
     if (s->has_model && s->model.cfg.vocab > ds.vocab_size)   // `model new` before `tok train`: it works, but
         out_note(s, "note: the model's vocabulary (%d) is larger than the data's (%d): %d of its outputs are never a "
@@ -376,6 +399,8 @@ int cmd_data_load(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "train", ds.n_train);
     cJSON_AddNumberToObject(s->result, "val", val);
     cJSON_AddNumberToObject(s->result, "source_bytes", (double)ds.source_bytes);
+    cJSON_AddNumberToObject(s->result, "files", (double)ds.listing.files);
+    cJSON_AddNumberToObject(s->result, "skipped_files", ds.listing.skipped_files);
     cJSON_AddStringToObject(s->result, "cache", ds.cache_path);
     cJSON_AddBoolToObject(s->result, "reused", ds.reused_cache);
     return 0;

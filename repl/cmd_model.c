@@ -271,9 +271,10 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
     model_config_describe(c, shape, sizeof shape);
     char label[48];
     out_text(s, "model      %s: %s\n", model_label(s, label, sizeof label), shape);
-    out_text(s, "params     %s stored; dense equivalent %s (%.0f%%)\n", fmt_count(p, sizeof p, (double)k.params),
+    out_text(s, "params     %s stored; dense equivalent %s (%.0f%%)%s\n", fmt_count(p, sizeof p, (double)k.params),
              fmt_count(d, sizeof d, (double)k.dense_params),
-             k.dense_params ? 100.0 * (double)k.params / (double)k.dense_params : 0.0);
+             k.dense_params ? 100.0 * (double)k.params / (double)k.dense_params : 0.0,
+             s->has_ensemble ? ", each member" : "");
     out_text(s, "matmul     %s parameters in matrix products\n", fmt_count(mm, sizeof mm, (double)k.matmul_params));
     ranks_line(s);
     out_text(s, "flops      %s per token (training at seq %d%s)\n", fmt_count(fl, sizeof fl, k.train_flops_per_token), T,
@@ -285,18 +286,22 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
              fmt_bytes(pb, sizeof pb, (double)k.param_bytes), fmt_bytes(ab, sizeof ab, (double)k.activation_bytes),
              B, T);
     // training holds seven copies of the parameters (with gradients, two moments and the rollback
-    // copy of the three), the optimizer's vectors and scratch, and the activations
-    const Optimizer *o = s->has_trainer ? &s->trainer.opt : NULL;
+    // copy of the three), the optimizer's vectors (and their rollback copy) and scratch, and the
+    // activations: the running optimizer's, else the one `optim` chose, before it is built
+    size_t n_vec, n_work;
+    optimizer_sizes(&s->model, s->has_trainer ? &s->trainer.opt.cfg : &s->optim, &n_vec, &n_work);
     double training = (double)trainer_model_bytes(s->model.n_params) + (double)k.activation_bytes +
-                      (o ? sizeof(float) * (2.0 * (double)o->n_vec + (double)o->n_work) : 0.0);
+                      sizeof(float) * (2.0 * (double)n_vec + (double)n_work);
     char tb[32];
-    out_text(s, "training   about %s: 7× the parameters (gradients, moments, rollback) + activations%s\n",
-             fmt_bytes(tb, sizeof tb, training), o ? " + the optimizer's vectors and scratch" : "");
+    const char *each = s->has_ensemble ? ", a member's (the ensemble's line below counts them all)" : "";
+    out_text(s, "training   about %s: 7× the parameters (gradients, moments, rollback) + activations + %s's vectors "
+                "and scratch%s\n", fmt_bytes(tb, sizeof tb, training),
+             s->has_trainer ? s->trainer.opt.cfg.name : s->optim.name, each);
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));
     cJSON_AddNumberToObject(s->result, "params", (double)k.params);
     cJSON_AddNumberToObject(s->result, "dense_params", (double)k.dense_params);
     cJSON_AddNumberToObject(s->result, "matmul_params", (double)k.matmul_params);
-    json_add_real(s->result, "flops_per_token", k.train_flops_per_token);
+    cJSON_AddNumberToObject(s->result, "flops_per_token", k.train_flops_per_token);   // a count: exact, not a float's
     cJSON_AddNumberToObject(s->result, "batch", B);
     cJSON_AddNumberToObject(s->result, "seq", T);
     cJSON_AddNumberToObject(s->result, "param_bytes", (double)k.param_bytes);

@@ -91,6 +91,8 @@ typedef struct Run {
     double seconds;     // training's, the evaluations' apart: tok/s is the training rate
     double eval_seconds;
     int evals;
+    double first_seconds;   // the first step's (and its tokens): it pays first-touch allocation,
+    long first_tokens;      // ~5× a later one, so the live rate and ETA leave it out after it
     StepStats last, before_last;
     int diverged_at;    // the step that was not finite (0: none)
 } Run;
@@ -108,12 +110,25 @@ static void stop_diverged(Session *s, Run *r, int attempt, int steps, Err *err) 
     train_report_divergence(s, attempt, back_to, after, err);
 }
 
-// The evaluations eval_every= still owes after this run's r->done of steps: the multiples of
-// eval_every among the steps to come, and one after the last step when it is not one.
+// The evaluations eval_every= still owes after this run's r->done of steps: this step's own (it
+// runs after the progress line), the multiples of eval_every among the steps to come, and one
+// after the last step when it is not one.
 static int evals_left(const Run *r, int eval_every, int steps) {
-    if (eval_every <= 0 || r->done >= steps) return 0;
+    if (eval_every <= 0) return 0;
     int now = r->last.step, end = now + (steps - r->done);
-    return end / eval_every - now / eval_every + (end % eval_every != 0);
+    int this_one = now % eval_every == 0 || r->done == steps;
+    if (r->done >= steps) return this_one;
+    return this_one + end / eval_every - now / eval_every + (end % eval_every != 0);
+}
+
+// The run's seconds a step and tokens a second so far, the first step left out once there is
+// a second.
+static double live_step_seconds(const Run *r) {
+    return r->done > 1 ? (r->seconds - r->first_seconds) / (r->done - 1) : r->seconds / r->done;
+}
+static double live_rate(const Run *r) {
+    double seconds = r->done > 1 ? r->seconds - r->first_seconds : r->seconds;
+    return seconds > 0 ? (double)(r->done > 1 ? r->tokens - r->first_tokens : r->tokens) / seconds : 0;
 }
 
 static void train_report(Session *s, const Run *r, int steps, int interrupted) {
@@ -236,15 +251,16 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         r.done++;
         r.tokens += r.last.tokens;
         r.seconds = now_seconds() - t0 - r.eval_seconds;
+        if (r.done == 1) r.first_seconds = r.seconds, r.first_tokens = r.tokens;
         inspect_after_step(s, &r.last, 1);  // `watch` values of this step, before it is recorded
         StepDiag d = recorded_diag(s, &r.last);
         session_record_step(s, &r.last, r.last.seconds > 0 ? (double)r.last.tokens / r.last.seconds : 0, &d);
         // an evaluation: as long as the last ones, or before any, a forward pass a batch (a third of a step's)
-        double per_step = r.seconds / r.done, per_eval = r.evals ? r.eval_seconds / r.evals
+        double per_step = live_step_seconds(&r), per_eval = r.evals ? r.eval_seconds / r.evals
                                                                   : eval_batches * per_step / (3.0 * sh.accum) *
                                                                         eval_sh.B * eval_sh.T / ((double)sh.B * sh.T);
         double eta = per_step * (steps - r.done) + evals_left(&r, eval_every, steps) * per_eval;
-        progress_update(&p, r.done, r.last.step, r.last.loss, (double)r.tokens / r.seconds, eta);
+        progress_update(&p, r.done, r.last.step, r.last.loss, live_rate(&r), eta);
         if (eval_every > 0 && (r.last.step % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {
             int rc = train_eval_point(s, &r, &eval_sh, eval_batches, steps, &p, val, err);
             if (rc < 0) return -1;
@@ -351,8 +367,9 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
         long val = s->data.n_tokens - s->data.n_train;
         double read = (double)batches * sh.B * sh.T;
         if (read > 2.0 * val)   // the windows overlap: more batches only repeat the same tokens
-            out_note(s, "note: the validation split has %ld tokens and these %d batches read %.0f: each about %.0f "
-                        "times over (`data load val=` holds out more)\n", val, batches, read, read / val);
+            out_note(s, "note: the validation split has %ld tokens and %s %d batch%s read%s %.0f: each about %.0f "
+                        "times over (`data load val=` holds out more)\n", val, batches == 1 ? "this" : "these",
+                     batches, batches == 1 ? "" : "es", batches == 1 ? "s" : "", read, read / val);
     }
     json_add_real(s->result, "val_loss", loss);
     json_add_real(s->result, "ppl", ppl);

@@ -309,9 +309,9 @@ cJSON *json_u64(uint64_t v) {
 void json_add_u64(cJSON *obj, const char *key, uint64_t v) { cJSON_AddItemToObject(obj, key, json_u64(v)); }
 
 const char *fmt_count(char *buf, size_t size, double n) {
-    const char *unit = "";
-    if (n >= 1e9) { n /= 1e9; unit = "G"; }
-    else if (n >= 1e6) { n /= 1e6; unit = "M"; }
+    const char *unit = "";   // the unit of the value as rounded: 999 998 is 1.00M, not 1000.00k
+    if (n >= 1e9 - 5e6) { n /= 1e9; unit = "G"; }
+    else if (n >= 1e6 - 5) { n /= 1e6; unit = "M"; }
     else if (n >= 1e4) { n /= 1e3; unit = "k"; }
     if (*unit) snprintf(buf, size, "%.2f%s", n, unit);
     else snprintf(buf, size, "%.0f", n);
@@ -326,7 +326,7 @@ const char *fmt_loss(char *buf, size_t size, double loss) {
 const char *fmt_bytes(char *buf, size_t size, double bytes) {
     static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     int u = 0;
-    while (bytes >= 1024 && u < 4) { bytes /= 1024; u++; }
+    while (u < 4 && bytes >= (u ? 1023.95 : 1024)) { bytes /= 1024; u++; }   // as rounded: never "1024.0 KiB"
     snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
     return buf;
 }
@@ -339,10 +339,11 @@ const char *fmt_duration(char *buf, size_t size, double seconds) {
     return buf;
 }
 
-// A time taken, for a report: tenths of a second under a minute (a short run is not "0:01").
+// A time taken, for a report: hundredths of a second under one (a short run is not "0.0 s"),
+// tenths under a minute (nor "0:01").
 const char *fmt_elapsed(char *buf, size_t size, double seconds) {
     if (seconds >= 0 && seconds < 59.95) {
-        snprintf(buf, size, "%.1f s", seconds);
+        snprintf(buf, size, seconds < 0.995 ? "%.2f s" : "%.1f s", seconds);
         return buf;
     }
     return fmt_duration(buf, size, seconds);

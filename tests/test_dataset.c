@@ -6,6 +6,7 @@
 #include "../engine/rng.h"
 
 #include <ftw.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -276,6 +277,66 @@ static void test_folder_source(void) {
     mkdir(empty_dir, 0755);
     int rc = dataset_load(&ds, empty_dir, bpe, 0.0, NULL, &err);
     CHECK(rc == -1 && strstr(err.msg, empty_dir) && strstr(err.msg, "no *.txt"), "empty folder: got \"%s\"", err.msg);
+}
+
+// Files that do not end in a newline are joined by one (not run together), a byte-order mark is
+// dropped, links to folders are followed but not back to a folder read (a loop), to the source's
+// parent or to /; the
+// listing counts what was read and left, lrsh's own caches not among the left.
+static void test_folder_joins_and_links(void) {
+    char dir[160], real[160], path[256];
+    tmp_file(dir, sizeof dir, "joined");
+    tmp_file(real, sizeof real, "shards");
+    mkdir(dir, 0755);
+    mkdir(real, 0755);
+    snprintf(path, sizeof path, "%s/a.txt", dir);
+    write_all(path, "The end of the first story.", 27, "wb");
+    snprintf(path, sizeof path, "%s/b.txt", dir);
+    write_all(path, "\xEF\xBB\xBFOnce upon a time.", 20, "wb");
+    snprintf(path, sizeof path, "%s/s.txt", real);
+    write_all(path, "A shard.\n", 9, "wb");
+    snprintf(path, sizeof path, "%s/notes.md", dir);
+    write_all(path, "left out\n", 9, "wb");
+    snprintf(path, sizeof path, "%s/c-shard", dir);
+    CHECK(symlink(real, path) == 0, "symlink %s", path);
+    snprintf(path, sizeof path, "%s/loop", real);
+    CHECK(symlink(dir, path) == 0, "symlink %s", path);   // shards/loop → joined: back to the start
+    snprintf(path, sizeof path, "%s/up", dir);
+    CHECK(symlink(tmp_dir, path) == 0, "symlink %s", path);   // joined/up → its parent: every test's files
+    snprintf(path, sizeof path, "%s/root", real);
+    CHECK(symlink("/", path) == 0, "symlink %s", path);   // the whole file system
+    Err err = {{0}};
+    Dataset ds;
+    CHECK_OK(dataset_load(&ds, dir, bpe, 0.0, NULL, &err));
+    const char *all = "The end of the first story.\nOnce upon a time.\nA shard.\n";
+    check_tokens_equal_encoding(&ds, bpe, all, strlen(all));
+    CHECK(ds.listing.folder == 1 && ds.listing.files == 3, "listing: folder %d, %ld files", ds.listing.folder,
+          ds.listing.files);
+    CHECK(ds.listing.skipped_files == 1 && strstr(ds.listing.first_skipped, "notes.md"), "skipped %d (%s)",
+          ds.listing.skipped_files, ds.listing.first_skipped);
+    CHECK(ds.listing.links_not_followed == 3, "links not followed: %d", ds.listing.links_not_followed);
+    dataset_free(&ds);
+    // a cache made for the shard folder (beside it: inside `joined` through its link) is not a
+    // file the corpus left out
+    snprintf(path, sizeof path, "%s/c-shard", dir);
+    CHECK_OK(dataset_load(&ds, path, bpe, 0.0, NULL, &err));
+    dataset_free(&ds);
+    CHECK_OK(dataset_load(&ds, dir, bpe, 0.0, NULL, &err));
+    CHECK(ds.listing.skipped_files == 1, "an own cache counted as left out: %d (%s)", ds.listing.skipped_files,
+          ds.listing.first_skipped);
+    dataset_free(&ds);
+    // "." is cached by its own name beside it, not as "..TAG.tok" inside it
+    char cwd[PATH_MAX], want[300], got[300];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL, "getcwd");
+    CHECK(chdir(dir) == 0, "chdir %s", dir);
+    Err e2 = {{0}};
+    int rc = dataset_cache_path(".", bpe, NULL, got, sizeof got, &e2);
+    CHECK(chdir(cwd) == 0, "chdir back");
+    expected_cache(dir, want, sizeof want);
+    char real_want[PATH_MAX];
+    CHECK(realpath(dir, real_want) != NULL, "realpath");
+    CHECK(rc == 0 && strncmp(got, real_want, strlen(real_want)) == 0 && strcmp(got + strlen(real_want), want + strlen(dir)) == 0,
+          "cache of \".\": %s (want %s)", got, want);
 }
 
 static void test_bad_sources(void) {
@@ -592,6 +653,7 @@ int main(void) {
     RUN(test_other_tokenizer_rebuilds);
     RUN(test_damaged_caches_are_rebuilt);
     RUN(test_folder_source);
+    RUN(test_folder_joins_and_links);
     RUN(test_bad_sources);
     RUN(test_val_split);
     RUN(test_batches);

@@ -627,12 +627,24 @@ ids=$(printf '%s\n' "$out" | grep -E '^[0-9 ]+$' | tail -n 1)
 out=$(lrsh -c "tok load $TMP/crlf.model; tok decode $ids" 2>&1)
 check_eq crlf_decoded_shown "$(printf 'a\r\nb')" "$(printf '%s\n' "$out" | tail -n 2)"
 # a folder of .txt files says it too (only a file did), counting them, dot files left out, and
-# a linked folder too (data load does not follow it: the note counted its files)
+# a linked folder's too (data load follows the link)
 mkdir -p "$TMP/crlfdir/sub" "$TMP/crlfdir/.hidden" "$TMP/crlflinked"; cp "$TMP/crlf.txt" "$TMP/crlfdir/sub/a.txt"; cp "$TMP/crlf.txt" "$TMP/crlfdir/.hidden/b.txt"
 cp "$TMP/crlf.txt" "$TMP/crlflinked/d.txt"; ln -s "$TMP/crlflinked" "$TMP/crlfdir/linked"
 printf 'plain\n' > "$TMP/crlfdir/c.txt"
 out=$(lrsh -c "tok load $TMP/crlf.model; data load $TMP/crlfdir" 2>&1)
-check_contains crlf_folder_noted "$out" "1 of the folder's .txt files has Windows (CRLF) line endings ($TMP/crlfdir/sub/a.txt)"
+check_contains crlf_folder_noted "$out" "2 of the folder's .txt files have Windows (CRLF) line endings (one: $TMP/crlfdir/linked/d.txt)"
+# what a folder's load read and left: files not named *.txt, a folder reached again (a link
+# back up), lrsh's own caches not counted; the JSON's files and skipped_files; a token cache
+# given as the corpus is named as one
+printf 'left out\n' > "$TMP/crlfdir/notes.md"; ln -s .. "$TMP/crlflinked/up"
+out=$(lrsh -c "tok load $TMP/crlf.model; data load $TMP/crlfdir/linked; data load $TMP/crlfdir" 2>&1)
+check_contains folder_read_note "$out" "read 3 .txt files in sorted path order, a newline between files; left out 1 file not named *.txt ($TMP/crlfdir/notes.md); 1 link to a folder not followed (read already, or the corpus or above)"
+check_eq folder_one_file_note 1 "$(printf '%s\n' "$out" | grep -c '^read 1 .txt file; 1 link to a folder not followed')"
+out=$(lrsh --json -c "tok load $TMP/crlf.model; data load $TMP/crlfdir" 2>/dev/null | grep '"command":"data load"')
+check_eq folder_json_files "3 1" "$(printf '%s\n' "$out" | json_field files) $(printf '%s\n' "$out" | json_field skipped_files)"
+cache=$(printf '%s\n' "$out" | json_field cache)
+out=$(lrsh -c "tok load $TMP/crlf.model; data load $cache" 2>&1)
+check_contains data_load_token_cache "$out" "is a token cache (a corpus's tokens, made by \`data load\`): load the corpus it was made from"
 out=$(lrsh -c "tok train vocab=512 out=$TMP/lf.model" 2>&1)
 check_not_contains lf_not_noted "$out" "CRLF"
 # out= writes over a tokenizer only: never the corpus itself, a checkpoint or another file

@@ -36,6 +36,18 @@ check_eq model_info_ranks_json "{'wq': 16, 'wk': 16, 'wv': 16, 'wo': 16, 'w1': 1
 out=$("$LRSH" -c 'model new tiny dim=64 layers=1 heads=2 kv_heads=2 ffn=128 vocab=512; model info; model new rank=0; model info' 2>&1)
 check_contains model_info_ranks_text "$out" "ranks      16 (wq wk wv wo w1 w3), 32 (w2) in every block"
 check_eq model_info_ranks_dense 1 "$(printf '%s\n' "$out" | grep -c '^ranks ')"
+# a count is shown in the unit it rounds to: 999 998 parameters are 1.00M, not 1000.00k
+check_contains count_unit_rounded "$("$LRSH" -c 'model new dim=62 layers=1 heads=1 ffn=2 vocab=7936 rank=0 seq=16' 2>&1)" "  1.00M parameters"
+# flops_per_token is a count, in the JSON exactly (it went through a float: base's read
+# 131530750): 6·matmul_params + 12·layers·seq·dim
+check_eq flops_exact True "$("$LRSH" --json -c 'model new base; model info' 2>/dev/null | grep '"command":"model info"' | json_eval 'o["flops_per_token"] == 6 * o["matmul_params"] + 12 * o["config"]["layers"] * o["seq"] * o["config"]["dim"]')"
+# the training memory counts the chosen optimizer's vectors and scratch before its first step
+# builds it (it left them out until then), the same as once built
+out=$("$LRSH" --json -c 'model load models/default.safetensors; data load; model new tiny dim=64 layers=1 seq=32; optim spectron; model info; set batch 2; step; set batch 8; model info' 2>/dev/null | grep '"command":"model info"')
+check_eq training_bytes_before_built "$(printf '%s\n' "$out" | tail -n 1 | json_field training_bytes)" "$(printf '%s\n' "$out" | head -n 1 | json_field training_bytes)"
+# under an ensemble the counts are a member's, and say so
+out=$("$LRSH" -c 'model new tiny dim=64 layers=1 seq=32 vocab=512; ensemble new 2; model info' 2>&1)
+check_contains ensemble_info_member "$out" "(the ensemble's line below counts them all)"
 # a rank_ratio whose rank rounds below 1 is raised to 1, and the user hears which matrices
 out=$("$LRSH" -c 'model new tiny dim=64 layers=1 heads=2 kv_heads=2 ffn=256 vocab=512 rank_ratio=0.01; model info' 2>&1)
 check_contains ratio_floored_note "$out" "note: rank_ratio=0.01 asks a rank below 1 of 6 of a block's matrices (wq: 0.01·64): they are factorized at rank 1"

@@ -33,10 +33,10 @@ print(len({[x for x in r if x["command"] == "train"][0]["val"][0]["val_loss"], [
 # a corpus too short to train on is said at data load, not first at train ("1 tokens" and no word)
 printf 'ab\n' > "$TMP/two.txt"
 out=$("$LRSH" -c "tok load $model; data load $TMP/two.txt" 2>&1)
-check_contains data_load_too_short "$out" "warning: the training split has 1 token: training needs a window of seq+1 = 2"
+check_contains data_load_too_short "$out" "warning: the training split has 1 token and the validation split 1: training and eval need a window of seq+1 = 2"
 printf 'hello world, the cat sat on the mat\n' > "$TMP/short.txt"   # longer than 2 tokens, shorter than 17
 out=$("$LRSH" -c "tok load $model; model new tiny dim=32 seq=16; data load $TMP/short.txt val=0.5" 2>&1)
-check_contains data_load_shorter_than_window "$out" "needs a window of seq+1 = 17"
+check_contains data_load_shorter_than_window "$out" "need a window of seq+1 = 17"
 out=$("$LRSH" -c "tok load $model; data load $TMP/two.txt val=0" 2>&1)
 check_not_contains data_load_val0_no_warning "$out" "warning"
 out=$("$LRSH" -c "tok load $model; data load; model new tiny dim=32 seq=16; train steps=2 batch=2 seq=64" 2>&1)
