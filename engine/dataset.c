@@ -9,6 +9,7 @@
 // The source is streamed in 1 MB reads cut at a newline and encoded in ≤ 32 KB pieces (in
 // parallel), so memory does not grow with the file size.
 #include "dataset.h"
+#include "corpus_files.h"
 #include "tempfile.h"
 #include "rng.h"
 
@@ -60,142 +61,17 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
 
 // ---------------------------------------------------------------- source files
 
-typedef struct FileList {
-    char **paths;
-    size_t n, cap;
-} FileList;
-
-static void files_free(FileList *fl) {
-    for (size_t i = 0; i < fl->n; i++) free(fl->paths[i]);
-    free(fl->paths);
-    memset(fl, 0, sizeof *fl);
-}
-
-static int files_add(FileList *fl, const char *path, Err *err) {
-    if (fl->n == fl->cap) {
-        size_t cap = fl->cap ? 2 * fl->cap : 64;
-        char **p = realloc(fl->paths, cap * sizeof *p);
-        if (!p) return err_set(err, "%s: out of memory listing files", path);
-        fl->paths = p;
-        fl->cap = cap;
-    }
-    if (!(fl->paths[fl->n] = strdup(path))) return err_set(err, "%s: out of memory listing files", path);
-    fl->n++;
-    return 0;
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-// A folder's identity: one reached again (a second link to it, or a link back up: a loop) is
-// read once.
-typedef struct FolderId {
-    dev_t dev;
-    ino_t ino;
-} FolderId;
-
-// What a walk of a folder found besides its *.txt files, for the user to hear.
-typedef struct Walk {
-    FileList *fl;
-    FolderId *seen;
-    size_t n_seen, cap_seen;
-    SourceListing *listing;
-    char root[PATH_MAX];   // the source folder, resolved: a link to it or above it is a loop
-} Walk;
-
-// A link to the source folder or to a folder above it: followed, it would read the folders
-// beside the source (and, up to /, the whole file system).
-static int link_above_root(const Walk *w, const char *path) {
-    char target[PATH_MAX];
-    if (!realpath(path, target)) return 0;
-    size_t n = strlen(target);
-    return strcmp(target, "/") == 0 || (strncmp(w->root, target, n) == 0 && (w->root[n] == '/' || !w->root[n]));
-}
-
-static int folder_seen_before(Walk *w, const struct stat *st, const char *dir, Err *err) {
-    for (size_t i = 0; i < w->n_seen; i++)
-        if (w->seen[i].dev == st->st_dev && w->seen[i].ino == st->st_ino) return 1;
-    if (w->n_seen == w->cap_seen) {
-        size_t cap = w->cap_seen ? 2 * w->cap_seen : 16;
-        FolderId *p = realloc(w->seen, cap * sizeof *p);
-        if (!p) return err_set(err, "%s: out of memory listing folders", dir);
-        w->seen = p, w->cap_seen = cap;
-    }
-    w->seen[w->n_seen++] = (FolderId){st->st_dev, st->st_ino};
-    return 0;
-}
-
-static int is_own_cache(const char *name, const char *path);   // (below, with the cache's reading)
-
-// Every regular *.txt file under dir, through symbolic links too (corpora are often shards
-// linked into one folder); a folder reached a second time is not read again, so a link loop
-// ends, and a link to the source folder or above it is not followed. Hidden entries (.git, .ipynb_checkpoints, .notes.txt: a tool's or an editor's, not the
-// corpus) are skipped without a word; other files are counted, for a note.
-static int walk_txt(Walk *w, const char *dir, int depth, Err *err) {
-    if (depth > 64) return err_set(err, "%s: folders nested too deep", dir);
-    struct stat self;
-    if (stat(dir, &self) != 0) return err_set(err, "%s: cannot open folder: %s", dir, strerror(errno));
-    int seen = folder_seen_before(w, &self, dir, err);
-    if (seen < 0) return -1;
-    if (seen) { w->listing->links_not_followed++; return 0; }
-    DIR *d = opendir(dir);
-    if (!d) return err_set(err, "%s: cannot open folder: %s", dir, strerror(errno));
-    struct dirent *e;
-    int rc = 0;
-    while (rc == 0 && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char path[PATH_MAX];
-        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
-        struct stat lst, st;
-        if (lstat(path, &lst) != 0 || stat(path, &st) != 0) continue;  // dangling link: skip
-        if (S_ISDIR(st.st_mode) && S_ISLNK(lst.st_mode) && link_above_root(w, path)) w->listing->links_not_followed++;
-        else if (S_ISDIR(st.st_mode)) rc = walk_txt(w, path, depth + 1, err);
-        else if (S_ISREG(st.st_mode) && ends_with(e->d_name, ".txt")) rc = files_add(w->fl, path, err);
-        else if (S_ISREG(st.st_mode) && !is_own_cache(e->d_name, path) && w->listing->skipped_files++ == 0)
-            snprintf(w->listing->first_skipped, sizeof w->listing->first_skipped, "%.255s", path);
-    }
-    closedir(d);
-    return rc;
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-// The files of a source: the file itself, or the sorted *.txt files under a folder.
-static int list_source(const char *path, FileList *fl, SourceListing *listing, Err *err) {
-    memset(listing, 0, sizeof *listing);
-    struct stat st;
-    if (stat(path, &st) != 0) return err_set(err, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISREG(st.st_mode)) return listing->files = 1, files_add(fl, path, err);
-    if (!S_ISDIR(st.st_mode)) return err_set(err, "%s: not a file or a folder", path);
-    listing->folder = 1;
-    Walk w = {.fl = fl, .listing = listing};
-    if (!realpath(path, w.root)) return err_set(err, "%s: cannot open folder: %s", path, strerror(errno));
-    int rc = walk_txt(&w, path, 0, err);
-    free(w.seen);
-    if (rc != 0) return -1;
-    if (fl->n == 0)
-        return listing->skipped_files
-                   ? err_set(err, "%s: no *.txt files in this folder (%d other file%s, such as %s)", path,
-                             listing->skipped_files, listing->skipped_files == 1 ? "" : "s", listing->first_skipped)
-                   : err_set(err, "%s: no *.txt files in this folder", path);
-    qsort(fl->paths, fl->n, sizeof *fl->paths, cmp_str);
-    listing->files = (long)fl->n;
-    return 0;
-}
-
 int dataset_source_files(const char *path, char ***paths, size_t *count, Err *err) {
     FileList fl = {0};
     SourceListing listing;
-    if (list_source(path, &fl, &listing, err) != 0) { files_free(&fl); return -1; }
+    if (corpus_files(path, &fl, &listing, err) != 0) { file_list_free(&fl); return -1; }
     *paths = fl.paths, *count = fl.n;
     return 0;
 }
 
 void dataset_files_free(char **paths, size_t count) {
-    FileList fl = {paths, count, count};
-    files_free(&fl);
+    FileList fl = {paths, count, count, 0};
+    file_list_free(&fl);
 }
 
 // Hash of the whole source, read in chunks; *bytes gets its total size.
@@ -203,7 +79,7 @@ static int hash_source(const char *root, const FileList *fl, uint64_t *hash, uin
     char *buf = malloc(READ_BYTES);
     if (!buf) return err_set(err, "%s: out of memory", root);
     uint64_t h = FNV_OFFSET, total = 0;
-    size_t skip = strlen(root);   // names relative to root: a folder's files' (a lone file's is "")
+    size_t skip = fl->root_len;   // names relative to the source: a folder's files' (a lone file's is "")
     int rc = 0;
     for (size_t i = 0; i < fl->n && rc == 0; i++) {
         const char *name = fl->paths[i] + skip;
@@ -345,11 +221,6 @@ static int cache_open(Dataset *ds, const char *path, const CacheHeader *want) {
     ds->n_tokens = (long)h.n_tokens;
     ds->source_bytes = (long long)h.source_bytes;
     return 0;
-}
-
-// A subfolder's token cache, made beside it: lrsh's own, not a file of the corpus left out.
-static int is_own_cache(const char *name, const char *path) {
-    return ends_with(name, ".tok") && dataset_is_token_cache(path);
 }
 
 int dataset_is_token_cache(const char *path) {
@@ -498,7 +369,7 @@ static int tokenize_file(Writer *w, const char *path, const char *hash_name, int
 static int write_all_tokens(Writer *w, const char *root, const FileList *fl, Err *err) {
     char *buf = malloc(READ_BYTES);
     if (!buf) return err_set(err, "%s: out of memory", root);
-    size_t skip = strlen(root);
+    size_t skip = fl->root_len;
     int rc = 0;
     for (size_t i = 0; i < fl->n && rc == 0; i++)
         rc = tokenize_file(w, fl->paths[i], fl->paths[i] + skip, i + 1 < fl->n, buf, err);
@@ -590,9 +461,9 @@ int dataset_load_progress(Dataset *ds, const char *path, const Tokenizer *tok, d
         return err_set(err, "%s: val=%g out of range: allowed 0..0.5", path, val_fraction);
     if (strlen(path) >= sizeof ds->source) return err_set(err, "%s: path too long", path);
     FileList fl = {0};
-    int rc = list_source(path, &fl, &ds->listing, err);
+    int rc = corpus_files(path, &fl, &ds->listing, err);
     if (rc == 0) rc = load_or_build(ds, path, tok, cache_dir, &fl, progress, ctx, err);
-    files_free(&fl);
+    file_list_free(&fl);
     if (rc != 0) { dataset_free(ds); return -1; }
     snprintf(ds->source, sizeof ds->source, "%s", path);
     ds->vocab_size = tokenizer_vocab_size(tok);
@@ -700,6 +571,11 @@ int dataset_batch(const Dataset *ds, int split, int B, int T, uint64_t *rng_stat
 
 // ---------------------------------------------------------------- default corpus
 
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
 static int is_fortune_file(const char *dir, const char *name) {
     if (name[0] == '.' || ends_with(name, ".dat") || ends_with(name, ".u8")) return 0;
     char path[PATH_MAX];
@@ -760,19 +636,19 @@ static int list_fortunes(FileList *fl, Err *err) {
         if (is_fortune_file(FORTUNES_DIR, e->d_name)) {
             char path[PATH_MAX];
             snprintf(path, sizeof path, "%s/%s", FORTUNES_DIR, e->d_name);
-            rc = files_add(fl, path, err);
+            rc = file_list_add(fl, path, err);
         }
     closedir(d);
     if (rc == 0 && fl->n == 0)
         rc = err_set(err, "%s: no fortune files: the default corpus needs the fortunes package (run make deps)", FORTUNES_DIR);
-    if (rc == 0) qsort(fl->paths, fl->n, sizeof *fl->paths, cmp_str);
+    if (rc == 0) file_list_sort(fl);
     return rc;
 }
 
 int dataset_default_corpus(const char *out_path, Err *err) {
     if (!out_path) return err_set(err, "default corpus: no output path");
     FileList fl = {0};
-    if (list_fortunes(&fl, err) != 0) { files_free(&fl); return -1; }
+    if (list_fortunes(&fl, err) != 0) { file_list_free(&fl); return -1; }
     AtomicFile af;
     const char *what;
     int e = atomic_file_open(&af, out_path, 0666, &what), rc = 0;
@@ -781,7 +657,7 @@ int dataset_default_corpus(const char *out_path, Err *err) {
     if (rc != 0 && e == 0) atomic_file_abandon(&af);
     if (rc == 0 && (e = atomic_file_commit(&af, &what)) != 0)
         rc = err_set(err, "%s: cannot write: %s (%s)", out_path, what, strerror(e));
-    files_free(&fl);
+    file_list_free(&fl);
     return rc;
 }
 

@@ -5,17 +5,8 @@
 #include <stddef.h>
 #include "err.h"
 #include "progress.h"
+#include "corpus_files.h"
 #include "../tokenizer/tokenizer.h"
-
-// What `data load` of a folder read and left: its *.txt files, the other files in it (not read),
-// and links to folders not followed (to one read already, or to the source folder or above it).
-typedef struct SourceListing {
-    int folder;               // the source is a folder
-    long files;               // files read
-    int skipped_files;        // regular files not named *.txt
-    int links_not_followed;   // links to a folder read already, or to the source or above it
-    char first_skipped[256];  // the first such file met, for the note
-} SourceListing;
 
 typedef struct Dataset {
     char source[1024];        // the file or folder that was tokenized

@@ -336,19 +336,22 @@ int cmd_tok_decode(Session *s, const Args *a, Err *err) {
 }
 
 // A folder's load says how many files it read and what it left: files not named *.txt (a
-// corpus of .md or .TXT files would otherwise train on a part of itself unseen) and links to
-// folders not followed.
+// corpus of .md or .TXT files would otherwise train on a part of itself unseen), links not
+// followed and second names of a file read once, paths too long to open.
 static void folder_note(Session *s, const SourceListing *l) {
     if (!l->folder) return;
-    char skipped[400] = "", links[128] = "";
+    char skipped[400] = "", links[160] = "", too_long[96] = "";
     if (l->skipped_files)
         snprintf(skipped, sizeof skipped, "; left out %d file%s not named *.txt (%s%s)", l->skipped_files,
                  l->skipped_files == 1 ? "" : "s", l->skipped_files == 1 ? "" : "such as ", NAME_TEXT(l->first_skipped));
-    if (l->links_not_followed)
-        snprintf(links, sizeof links, "; %d link%s to a folder not followed (read already, or the corpus or above)",
-                 l->links_not_followed, l->links_not_followed == 1 ? "" : "s");
-    out_note(s, "read %ld .txt file%s%s%s\n", l->files,
-             l->files == 1 ? "" : "s in sorted path order, a newline between files", skipped, links);
+    if (l->not_followed)
+        snprintf(links, sizeof links, "; %d link%s not followed (to a file or folder read by another name, or to the "
+                 "folder or above it)", l->not_followed, l->not_followed == 1 ? "" : "s");
+    if (l->too_long)
+        snprintf(too_long, sizeof too_long, "; %d entr%s left out: path%s longer than the system allows", l->too_long,
+                 l->too_long == 1 ? "y" : "ies", l->too_long == 1 ? "" : "s");
+    out_note(s, "read %ld .txt file%s%s%s%s\n", l->files,
+             l->files == 1 ? "" : "s in sorted path order, a newline between files", skipped, links, too_long);
 }
 
 int cmd_data_load(Session *s, const Args *a, Err *err) {

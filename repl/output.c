@@ -310,9 +310,9 @@ void json_add_u64(cJSON *obj, const char *key, uint64_t v) { cJSON_AddItemToObje
 
 const char *fmt_count(char *buf, size_t size, double n) {
     const char *unit = "";   // the unit of the value as rounded: 999 998 is 1.00M, not 1000.00k
-    if (n >= 1e9 - 5e6) { n /= 1e9; unit = "G"; }
+    if (n >= 1e9 - 5e3) { n /= 1e9; unit = "G"; }
     else if (n >= 1e6 - 5) { n /= 1e6; unit = "M"; }
-    else if (n >= 1e4) { n /= 1e3; unit = "k"; }
+    else if (n >= 1e4 - 0.5) { n /= 1e3; unit = "k"; }
     if (*unit) snprintf(buf, size, "%.2f%s", n, unit);
     else snprintf(buf, size, "%.0f", n);
     return buf;

@@ -638,8 +638,8 @@ check_contains crlf_folder_noted "$out" "2 of the folder's .txt files have Windo
 # given as the corpus is named as one
 printf 'left out\n' > "$TMP/crlfdir/notes.md"; ln -s .. "$TMP/crlflinked/up"
 out=$(lrsh -c "tok load $TMP/crlf.model; data load $TMP/crlfdir/linked; data load $TMP/crlfdir" 2>&1)
-check_contains folder_read_note "$out" "read 3 .txt files in sorted path order, a newline between files; left out 1 file not named *.txt ($TMP/crlfdir/notes.md); 1 link to a folder not followed (read already, or the corpus or above)"
-check_eq folder_one_file_note 1 "$(printf '%s\n' "$out" | grep -c '^read 1 .txt file; 1 link to a folder not followed')"
+check_contains folder_read_note "$out" "read 3 .txt files in sorted path order, a newline between files; left out 1 file not named *.txt (notes.md); 1 link not followed (to a file or folder read by another name, or to the folder or above it)"
+check_eq folder_one_file_note 1 "$(printf '%s\n' "$out" | grep -c '^read 1 .txt file; 1 link not followed')"
 out=$(lrsh --json -c "tok load $TMP/crlf.model; data load $TMP/crlfdir" 2>/dev/null | grep '"command":"data load"')
 check_eq folder_json_files "3 1" "$(printf '%s\n' "$out" | json_field files) $(printf '%s\n' "$out" | json_field skipped_files)"
 cache=$(printf '%s\n' "$out" | json_field cache)
