@@ -2,6 +2,7 @@
 // log (training steps as JSON lines), run (name the series that plot overlays).
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,37 +92,56 @@ static void real_or_null(cJSON *o, const char *key, double v) {
 
 // runs' table, each column as wide as its widest cell (names and learning rates vary most), so
 // that the usual runs fit 80 columns.
-enum { RUN_COLUMNS = 9 };
+enum { RUN_COLUMNS = 10 };
 typedef struct RunRow {
     char cell[RUN_COLUMNS][168];   // a run name: up to 40 characters of UTF-8
 } RunRow;
 
+// The rank column only when the runs' ranks differ (a sweep over ranks reads it there).
+enum { RANK_COLUMN = 3 };
+
 static void runs_table(Session *s, const RunRow *rows, int n) {
-    static const char *const head[RUN_COLUMNS] = {"run", "optim", "lr", "steps", "loss", "val", "spikes", "diverged",
-                                                  "max ΔW/η"};
-    static const int right[RUN_COLUMNS] = {0, 0, 1, 1, 1, 1, 1, 0, 1};
-    int width[RUN_COLUMNS];
+    static const char *const head[RUN_COLUMNS] = {"run", "optim", "lr", "rank", "steps", "loss", "val", "spikes",
+                                                  "diverged", "max ΔW/η"};
+    static const int right[RUN_COLUMNS] = {0, 0, 1, 1, 1, 1, 1, 1, 0, 1};
+    int shown[RUN_COLUMNS], width[RUN_COLUMNS], k = 0, ranks_differ = 0;   // the columns shown, and their widths
+    for (int i = 1; i < n; i++) ranks_differ |= strcmp(rows[i].cell[RANK_COLUMN], rows[0].cell[RANK_COLUMN]) != 0;
     for (int c = 0; c < RUN_COLUMNS; c++) {
-        width[c] = text_columns(head[c]);
+        if (c == RANK_COLUMN && !ranks_differ) continue;
+        shown[k] = c, width[k] = text_columns(head[c]);
         for (int i = 0; i < n; i++)
-            if (text_columns(rows[i].cell[c]) > width[c]) width[c] = text_columns(rows[i].cell[c]);
+            if (text_columns(rows[i].cell[c]) > width[k]) width[k] = text_columns(rows[i].cell[c]);
+        k++;
     }
-    int total = RUN_COLUMNS - 1;
-    for (int c = 0; c < RUN_COLUMNS; c++) total += width[c];
-    int over = total - table_columns(s);   // long names give way first, down to 8 columns
-    if (over > 0) width[0] = width[0] - over > 8 ? width[0] - over : 8;
+    int total = k - 1;
+    for (int j = 0; j < k; j++) total += width[j];
+    // on a terminal long names give way first, down to 8 columns; a pipe or a file keeps them
+    // whole (cut, two runs of a sweep read alike and a grep for a name finds nothing)
+    int over = total - table_columns(s);
+    if (over > 0 && text_is_terminal(s)) width[0] = width[0] - over > 8 ? width[0] - over : 8;
     char line[1024], name[sizeof rows->cell[0] + 4];
     for (int i = -1; i < n; i++) {
         line[0] = '\0';
-        for (int c = 0; c < RUN_COLUMNS; c++) {
-            const char *cell = i < 0 ? head[c] : rows[i].cell[c];
-            if (c == 0 && text_columns(cell) > width[0])   // "a-run-name-of-2…"
+        for (int j = 0; j < k; j++) {
+            const char *cell = i < 0 ? head[shown[j]] : rows[i].cell[shown[j]];
+            if (j == 0 && text_columns(cell) > width[0])   // "a-run-name-of-2…"
                 cell = name, snprintf(name, sizeof name, "%.*s…", (int)fitting_bytes(rows[i].cell[0], width[0] - 1),
                                       rows[i].cell[0]);
-            table_cell(line, sizeof line, cell, width[c], right[c]);
+            table_cell(line, sizeof line, cell, width[j], right[shown[j]]);
         }
-        table_out(s, "", line, width, RUN_COLUMNS, "");
+        table_out(s, "", line, width, k, "");
     }
+}
+
+// The rank a run's model had, from its description ("… rank=4 seq=…"): "4", "0.25·in" or
+// "dense"; "–" when unknown.
+static const char *run_rank(const char *model, char *buf, size_t cap) {
+    const char *at = strstr(model, " rank=");
+    if (!at) return "–";
+    at += strlen(" rank=");
+    if (strncmp(at, "0 (dense)", 9) == 0) return "dense";
+    snprintf(buf, cap, "%.*s", (int)strcspn(at, " "), at);
+    return buf;
 }
 
 // Whether a run's training loss is still falling: the mean of its last quarter of steps (10 at
@@ -183,10 +203,12 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         if (blown) snprintf(dv, sizeof dv, x->diverged_at ? "at %d, blew up" : "blew up", x->diverged_at);
         if (isfinite(x->max_dw_over_eta)) snprintf(dw, sizeof dw, "%.3g", x->max_dw_over_eta);
         RunRow *row = &table[i];
-        const char *cells[RUN_COLUMNS] = {NAME_TEXT(x->name), x->optim[0] ? x->optim : "–", lr, "", l, v, "", dv, dw};
+        char rank[32], steps[32] = "–";
+        if (x->n_steps) snprintf(steps, sizeof steps, "%d..%d", x->steps[0].step, last_step);
+        const char *cells[RUN_COLUMNS] = {NAME_TEXT(x->name), x->optim[0] ? x->optim : "–", lr,
+                                          run_rank(x->model, rank, sizeof rank), steps, l, v, "", dv, dw};
         for (int c = 0; c < RUN_COLUMNS; c++) snprintf(row->cell[c], sizeof row->cell[c], "%s", cells[c]);
-        snprintf(row->cell[3], sizeof row->cell[3], "%d", x->n_steps);
-        snprintf(row->cell[6], sizeof row->cell[6], "%d", x->spikes);
+        snprintf(row->cell[7], sizeof row->cell[7], "%d", x->spikes);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddTrueToObject(o, "ok");
         cJSON_AddStringToObject(o, "command", "runs");
@@ -196,6 +218,18 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         real_or_null(o, "lr", x->optim[0] ? x->lr : NAN);
         real_or_null(o, "last_lr", x->optim[0] ? x->last_lr : NAN);
         cJSON_AddNumberToObject(o, "steps", x->n_steps);
+        if (x->n_steps) {
+            cJSON_AddNumberToObject(o, "first_step", x->steps[0].step);
+            cJSON_AddNumberToObject(o, "last_step", last_step);
+        } else {
+            cJSON_AddNullToObject(o, "first_step");
+            cJSON_AddNullToObject(o, "last_step");
+        }
+        if (x->batch) {   // its first step's batches (none for a run read from a log)
+            cJSON_AddNumberToObject(o, "batch", x->batch);
+            cJSON_AddNumberToObject(o, "seq", x->seq);
+            cJSON_AddNumberToObject(o, "accum", x->accum);
+        }
         if (x->model[0]) cJSON_AddStringToObject(o, "model", x->model), cJSON_AddNumberToObject(o, "params", (double)x->params);
         else cJSON_AddNullToObject(o, "model"), cJSON_AddNullToObject(o, "params");
         real_or_null(o, "loss", loss);
@@ -329,7 +363,7 @@ static int read_log(const char *path, RunLog *r, long *skipped, Err *err) {
             cJSON_ArrayForEach(x, w)
                 if (rc == 0 && (cJSON_IsNumber(x) || cJSON_IsNull(x)) && x->string)   // null: not measured
                     rc = runlog_watch_pending(r, x->string, cJSON_IsNumber(x) ? (float)x->valuedouble : NAN, err);
-            if (rc == 0) rc = runlog_step(r, name, &st, FIELD("tok_per_s"), &d, err);
+            if (rc == 0) rc = runlog_step(r, name, &st, FIELD("tok_per_s"), &d, NULL, err);
 #undef FIELD
         } else if (cJSON_IsNumber(val)) {
             rc = runlog_val(r, name, step->valueint, val->valuedouble, err);
@@ -499,21 +533,29 @@ static const char *field_title(const char *f) {
     return "seconds per step";
 }
 
-// Whether name is one of list's comma-separated names (len bytes of name; −1: all of it).
-static int listed(const char *list, const char *name, int len) {
-    size_t n = len < 0 ? strlen(name) : (size_t)len;
+// Whether run `name` is what a piece of runs= (len bytes at piece) names: the name itself, or a
+// shell pattern matching it (`runs=*-lr0.05`: a sweep's runs without typing each).
+static int run_matches(const char *piece, int len, const char *name) {
+    char pattern[256];
+    if ((int)strlen(name) == len && strncmp(piece, name, (size_t)len) == 0) return 1;
+    snprintf(pattern, sizeof pattern, "%.*s", len, piece);
+    return strpbrk(pattern, "*?[") && fnmatch(pattern, name, 0) == 0;
+}
+
+// Whether run `name` is named by any of list's comma-separated pieces.
+static int listed(const char *list, const char *name) {
     for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
-        if (strcspn(p, ",") == n && strncmp(p, name, n) == 0) return 1;
+        if (run_matches(p, (int)strcspn(p, ","), name)) return 1;
     return 0;
 }
 
 // runs=A,B: a view of r holding only those runs, in r's order (RunSeries copied shallowly into
-// *keep, which the caller frees; nothing of r's is freed). An unknown name is an error naming
-// the runs there are.
+// *keep, which the caller frees; nothing of r's is freed). A name or pattern that names no run
+// is an error naming the runs there are.
 static int select_runs(const RunLog *r, const char *list, RunLog *view, RunSeries **keep, Err *err) {
     for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
         int len = (int)strcspn(p, ","), known = 0;
-        for (int i = 0; i < r->n_runs && !known; i++) known = listed(r->runs[i].name, p, len);
+        for (int i = 0; i < r->n_runs && !known; i++) known = run_matches(p, len, r->runs[i].name);
         if (known) continue;
         char names[512] = "";
         for (int i = 0; i < r->n_runs && strlen(names) + 48 < sizeof names; i++)
@@ -525,7 +567,7 @@ static int select_runs(const RunLog *r, const char *list, RunLog *view, RunSerie
     if (!*keep) return err_set(err, "out of memory");
     view->n_runs = 0;
     for (int i = 0; i < r->n_runs; i++)
-        if (listed(list, r->runs[i].name, -1)) (*keep)[view->n_runs++] = r->runs[i];
+        if (listed(list, r->runs[i].name)) (*keep)[view->n_runs++] = r->runs[i];
     view->runs = *keep;
     return 0;
 }

@@ -713,7 +713,7 @@ const CmdSpec commands[] = {
          {"png", OPT_PATH, NULL, NULL, 0, 0, "also write a PNG image with gnuplot"},
          {"svg", OPT_PATH, NULL, NULL, 0, 0, "also write an SVG image with gnuplot"},
          {"scale", OPT_ENUM, "auto", "auto|linear|log", 0, 0, "the y axis: log when values span 100× (auto), or as chosen"},
-         {"runs", OPT_STRING, NULL, NULL, 0, 0, "only these runs (names, comma-separated)"},
+         {"runs", OPT_STRING, NULL, NULL, 0, 0, "only these runs (names or patterns such as *-lr0.05, comma-separated)"},
          {"width", OPT_INT, NULL, NULL, 8, 1000, "chart width in cells (default: 72, less on a narrower terminal; 62 in a pipe)"},
          {"height", OPT_INT, "16", NULL, 3, 500, "chart height in terminal cells"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
@@ -724,7 +724,9 @@ const CmdSpec commands[] = {
              "renorm's step size; the step's lr under the others) and \"dw_over_eta\", \"sigma_a\",\n"
              "\"sigma_b\" on steps that measured them (over the matrices: rho and dw_over_eta the\n"
              "max, sigma_a and sigma_b the mean, as `watch` takes them), and \"watch\":{FIELD: value} on the steps `watch`\n"
-             "recorded; a validation loss adds {\"step\", \"val_loss\", \"run\"}; a divergence adds {\"step\": N,\n"
+             "recorded; a run's first line adds what trained it: \"optim\", \"model\" (as `model new`\n"
+             "prints it), \"params\", \"batch\", \"seq\", \"accum\"; a validation loss adds {\"step\",\n"
+             "\"val_loss\", \"run\"}; a divergence adds {\"step\": N,\n"
              "\"diverged\": true, \"rolled_back_to\": M, \"run\"}: the lines of steps after M before it were\n"
              "undone (the model went back to step M), and the steps after it are taken again. An\n"
              "ensemble's lines hold the members' mean loss, gradient norm and clip scale. The file is appended to and\n"
@@ -744,7 +746,9 @@ const CmdSpec commands[] = {
      .max_pos = 1, .pos = POS_TEXT, .run = cmd_run},
     {.name = "runs", .family = "output", .args = "",
      .summary = "compare the runs: optimizer, lr, final and validation loss, spikes, divergence, max ‖ΔW‖₂/η",
-     .help = "One row per run: the optimizer and lr it trained with, its steps, its last training\n"
+     .help = "One row per run: the optimizer and lr it trained with, its model's rank (of its first\n"
+             "step), its steps (first..last: a run that went on from another's model starts past 1),\n"
+             "its last training\n"
              "loss, its last validation loss (`eval` or `train eval_every=`; \"–\" when none), the\n"
              "number of loss spikes (steps whose loss exceeds 1.5× the mean of the 50 before),\n"
              "whether it diverged — \"at N\": a non-finite loss or gradient stopped it at step N (\"at\n"
@@ -761,10 +765,11 @@ const CmdSpec commands[] = {
              "largest ‖ΔW‖₂/η measured (see `help train`, diag_every=). --json: one object per run\n"
              "with run, optim, lr (the peak lr, `optim lr=`, set for its first step; last_lr: the one\n"
              "set for its last — not the schedule's value there, which `plot lr` shows), steps,\n"
-             "loss, val_loss, val_step, spikes, diverged, plateau, slow, blew_up, diverged_at, recovered,\n"
-             "max_dw_over_eta, unigram_loss, model (the config its first step trained, as `model\n"
-             "new` prints it; null for a run read from a log) and params (no runs yet: one object\n"
-             "with an empty runs list).\n"
+             "first_step, last_step, batch, seq, accum (its first step's), loss, val_loss, val_step,\n"
+             "spikes, diverged, plateau, slow, blew_up, diverged_at, recovered, max_dw_over_eta,\n"
+             "unigram_loss, model (the config its first step trained, as `model new` prints it) and\n"
+             "params (no runs yet: one object with an empty runs list). On a terminal a long name\n"
+             "is cut to fit; in a pipe or a file it is whole.\n"
              "Examples:\n  runs\n  run a; train steps=100; run b; optim spectron; train steps=100; runs",
      .run = cmd_runs},
 

@@ -498,6 +498,8 @@ char *trim_cell_space(char *line) {
     return line;
 }
 
+int text_is_terminal(const Session *s) { return isatty(fileno(text_stream(s))); }
+
 int table_columns(const Session *s) {
     FILE *f = text_stream(s);
     int cols = isatty(fileno(f)) ? terminal_columns(f) : 0;

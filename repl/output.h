@@ -84,6 +84,8 @@ void line_add(OutLine *l, const char *fmt, ...) __attribute__((format(printf, 2,
 void line_out(const Session *s, OutLine *l);
 // A table row without the space its last cell left: line, shortened in place.
 char *trim_cell_space(char *line);
+// Whether result text goes to a terminal (not a pipe or a file).
+int text_is_terminal(const Session *s);
 // The columns a table may take: the terminal's where the text goes to one, else 80.
 int table_columns(const Session *s);
 // A table row (or its header) of n cells built by table_cell with these widths, printed after

@@ -203,10 +203,26 @@ static void add_diag(cJSON *o, const char *key, float v) {
     if (isfinite(v)) json_add_real(o, key, v);
 }
 
+// A run's first log line also says what trained it.
+static void add_config(cJSON *o, const RunConfig *cfg) {
+    cJSON_AddStringToObject(o, "optim", cfg->optim);
+    cJSON_AddStringToObject(o, "model", cfg->model);
+    cJSON_AddNumberToObject(o, "params", (double)cfg->params);
+    cJSON_AddNumberToObject(o, "batch", cfg->batch);
+    cJSON_AddNumberToObject(o, "seq", cfg->seq);
+    cJSON_AddNumberToObject(o, "accum", cfg->accum);
+}
+
 int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double tok_per_s, const StepDiag *diag,
-                Err *err) {
+                const RunConfig *cfg, Err *err) {
     RunSeries *s = current(r, default_name, err);
     if (!s) return -1;
+    int first = s->n_steps == 0 && cfg;
+    if (first && !s->model[0]) {   // which model a run trained: a sweep's runs told apart by more than names
+        snprintf(s->model, sizeof s->model, "%s", cfg->model);
+        s->params = cfg->params;
+        s->batch = cfg->batch, s->seq = cfg->seq, s->accum = cfg->accum;
+    }
     if (grow((void **)&s->steps, &s->cap_steps, s->n_steps, sizeof *s->steps) != 0)
         return err_set(err, "out of memory for the run history");
     StepDiag none = {NAN, NAN, NAN, NAN}, d = diag ? *diag : none;
@@ -229,6 +245,7 @@ int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double
     add_diag(o, "rho", d.rho);
     add_diag(o, "sigma_a", d.sigma_a);
     add_diag(o, "sigma_b", d.sigma_b);
+    if (first) add_config(o, cfg);
     if (take_pending(r, s, st->step, o) != 0) {
         cJSON_Delete(o);
         return err_set(err, "out of memory for the run history");

@@ -50,6 +50,7 @@ typedef struct RunSeries {
     double unigram;       // the unigram loss of the data its last validation loss was on (NAN: none)
     char model[256];      // the model its first step trained ("dim=128 layers=2 … rank=0.25·in …"; "": none yet)
     long params;          // and its parameters (an ensemble's: one member's)
+    int batch, seq, accum; // its first step's batches (0: read from a log)
     RunPoint *steps;
     int n_steps, cap_steps;
     ValPoint *val;
@@ -83,11 +84,21 @@ void runlog_end(RunLog *r);
 // The name the run a runlog_end started takes, for a model that came from somewhere: a file's
 // stem, "member-1", "average-product" (else it is named after the optimizer).
 void runlog_name_next(RunLog *r, const char *name);
+// What a run trained: kept with its first step, and written into its first log line, so that
+// a log alone says what each run was.
+typedef struct RunConfig {
+    const char *optim;     // the optimizer
+    const char *model;     // its shape, as model_config_describe says it
+    long params;           // (an ensemble's: one member's)
+    int batch, seq, accum; // the step's batches
+} RunConfig;
+
 // Record one training step in the current run (started under default_name when there is
 // none) and append it to the log file. Returns 0, or -1 with err set when the log write failed.
-// diag: the step's spectral summary, or NULL when it has none.
+// diag: the step's spectral summary, or NULL when it has none; cfg: what trained it (NULL for
+// a step read back from a log).
 int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double tok_per_s, const StepDiag *diag,
-                Err *err);
+                const RunConfig *cfg, Err *err);
 // Record that the current run diverged at `step` (its loss or gradient was not finite) and, when
 // back_to ≥ 0, that the model went back to step back_to: the run's points after it go (steps,
 // validation losses, watched values; the run goes on from there), and the log says so.

@@ -191,13 +191,19 @@ void session_mark_unsaved(Session *s) {
 void session_record_step(Session *s, const StepStats *st, double tok_per_s, const StepDiag *diag) {
     Err err = {{0}};
     session_mark_unsaved(s);
-    if (runlog_step(&s->runs, s->optim.name, st, tok_per_s, diag, &err) != 0) out_warning(s, "%s", err.msg);
-    RunSeries *run = s->runs.current >= 0 ? &s->runs.runs[s->runs.current] : NULL;
-    if (run && !run->model[0]) {   // which model a run trained: a sweep's runs told apart by more than names
-        model_config_describe(&s->model.cfg, run->model, sizeof run->model);
-        run->params = (long)model_counts(&s->model, s->batch, s->model.cfg.seq).params;
-    }
     const OptimConfig *o = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
+    const RunLog *r = &s->runs;
+    int run_starts = r->current < 0 || r->runs[r->current].n_steps == 0;   // its config goes with its first step
+    char model[256];
+    RunConfig cfg = {0};
+    if (run_starts) {
+        model_config_describe(&s->model.cfg, model, sizeof model);
+        TrainShape shape = s->has_ensemble ? s->ens.trainers[0].shape : s->trainer.shape;   // this step's
+        cfg = (RunConfig){o->name, model, (long)model_counts(&s->model, s->batch, s->model.cfg.seq).params,
+                          shape.batch, shape.seq, shape.accum};
+    }
+    if (runlog_step(&s->runs, s->optim.name, st, tok_per_s, diag, run_starts ? &cfg : NULL, &err) != 0)
+        out_warning(s, "%s", err.msg);
     runlog_optim(&s->runs, o->name, o->lr);
 }
 

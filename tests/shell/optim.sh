@@ -201,12 +201,28 @@ out=$(lrsh -c "$prep; train steps=3; eval batches=1; train steps=2; runs" 2>&1)
 check_contains runs_stale_val "$out" "(1 run's val is from before its last steps: \`eval\` measures it now"
 out=$(lrsh --json -c "$prep; train steps=3; eval batches=1; train steps=2; runs" 2>/dev/null)
 check_eq runs_val_step 3 "$(printf '%s\n' "$out" | grep '"command":"runs"' | json_field val_step)"
-# the table fits 80 columns (text not to a terminal is laid out for 80) with a warm-up's lr
-# "first→last", a diverged-and-continued run and a long name
-out=$(lrsh -c "$prep; optim adamw eps=0; step; step; optim adamw eps=1e-8 lr=3e-3; train steps=3; run a-run-name-of-24-chars; optim muon; train steps=2; runs" 2>&1)
-table=$(printf '%s\n' "$out" | grep -E '^(run |adamw|a-run)')
+# the table fits 80 columns with a warm-up's lr "first→last" and a diverged-and-continued run;
+# a long name is whole in a pipe (cut, two runs of a sweep read alike), its steps first..last
+out=$(lrsh -c "$prep; optim adamw eps=0; step; step; optim adamw eps=1e-8 lr=3e-3; train steps=3; run b; optim muon; train steps=2; runs" 2>&1)
+table=$(printf '%s\n' "$out" | grep -E '^(run |adamw|b )')
 check_contains runs_table_lr "$table" "→"
 check_eq runs_table_fits_80 True "$([ "$(printf '%s\n' "$table" | widest)" -le 80 ] && echo True || echo "$table")"
+out=$(lrsh -c "$prep; train steps=3; run spectron-r16-lr0.05-wd0.01-seed7-long; optim muon; train steps=2; runs" 2>&1)
+check_contains runs_name_whole_in_pipe "$out" "spectron-r16-lr0.05-wd0.01-seed7-long muon"
+check_contains runs_steps_range "$out" " 4..5 "
+# a sweep over ranks gets a rank column (runs of one rank none); a run's first log line says
+# what trained it, in runs --json too
+out=$(lrsh -c "$prep; log $TMP/cfg.jsonl; model new rank=16; run r16; train steps=2 batch=2; model new rank=0; run dense; train steps=1 batch=2 seq=8; runs" 2>&1)
+check_contains runs_rank_column "$out" "rank steps"
+check_eq runs_rank_cells "16 dense" "$(printf '%s\n' "$out" | awk '$1 == "r16" || $1 == "dense" {print $4}' | tr '\n' ' ' | sed 's/ $//')"
+check_eq runs_no_rank_column 0 "$(printf '%s\n' "$table" | grep -c 'rank')"
+check_eq log_first_line_config "['adamw', 2, 32, 1, True, None, 'dense', 8, None]" "$(python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+a, b, c = lines[0], lines[1], lines[2]
+print([a["optim"], a["batch"], a["seq"], a["accum"], "rank=16" in a["model"], b.get("model"), c["run"], c["seq"], c.get("params") and None])' "$TMP/cfg.jsonl")"
+out=$(lrsh --json -c "$prep; train steps=2 batch=2; run second; train steps=1 batch=4; runs" 2>/dev/null | grep '"command":"runs"')
+check_eq runs_json_range_shape "[[1, 2, 2], [3, 3, 4]]" "$(printf '%s\n' "$out" | python3 -c 'import json, sys; print([[o["first_step"], o["last_step"], o["batch"]] for o in map(json.loads, sys.stdin)])')"
 
 # runs --json names the model each run trained, and its parameters: two runs of a sweep at two
 # ranks differ there (nothing but their names told them apart)

@@ -67,6 +67,12 @@ check_eq plot_runs_only '["beta"]' "$(printf '%s\n' "$out" | json_eval 'json.dum
 check_eq plot_json_values "50 True" "$(printf '%s\n' "$out" | json_eval '" ".join(str(v) for v in (
     len(o["series"][0]["values"]), o["series"][0]["steps"] == list(range(1, 51)) and all(
     abs(v - (2 + 6 * 0.8 * math.exp(-s / 10))) <= 1e-6 * v for s, v in zip(o["series"][0]["steps"], o["series"][0]["values"]))))')"
+# a pattern names runs too (a sweep's, without typing each); one naming none is the same error
+out=$(lrsh --json -c "plot loss from=$TMP/known.jsonl runs=b*" 2>/dev/null)
+check_eq plot_runs_pattern '["beta"]' "$(printf '%s\n' "$out" | json_eval 'json.dumps([x["name"] for x in o["series"]])')"
+out=$(lrsh --json -c "plot loss from=$TMP/known.jsonl runs=?l*,beta" 2>/dev/null)
+check_eq plot_runs_patterns '["alpha", "alpha val", "beta"]' "$(printf '%s\n' "$out" | json_eval 'json.dumps([x["name"] for x in o["series"]])')"
+check_contains plot_runs_pattern_none "$(lrsh -c "plot loss from=$TMP/known.jsonl runs=z*" 2>&1)" "plot runs=: no run 'z*' (runs: alpha, beta)"
 out=$(lrsh -c "plot loss from=$TMP/known.jsonl runs=gamma" 2>&1); rc=$?
 check_status plot_runs_unknown_status nonzero $rc
 check_contains plot_runs_unknown "$out" "plot runs=: no run 'gamma' (runs: alpha, beta)"
