@@ -294,9 +294,9 @@ int cmd_model_info(Session *s, const Args *a, Err *err) {
                       sizeof(float) * (2.0 * (double)n_vec + (double)n_work);
     char tb[32];
     const char *each = s->has_ensemble ? ", a member's (the ensemble's line below counts them all)" : "";
-    out_text(s, "training   about %s: 7× the parameters (gradients, moments, rollback) + activations + %s's vectors "
-                "and scratch%s\n", fmt_bytes(tb, sizeof tb, training),
-             s->has_trainer ? s->trainer.opt.cfg.name : s->optim.name, each);
+    out_text(s, "training   about %s with %s: 7× the parameters (gradients, moments, rollback), activations, "
+                "scratch%s\n", fmt_bytes(tb, sizeof tb, training), s->has_trainer ? s->trainer.opt.cfg.name : s->optim.name,
+             each);
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));
     cJSON_AddNumberToObject(s->result, "params", (double)k.params);
     cJSON_AddNumberToObject(s->result, "dense_params", (double)k.dense_params);
