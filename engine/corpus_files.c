@@ -84,8 +84,8 @@ static int link_not_followed(const Walk *w, const char *path) {
     if (!realpath(path, target)) return 0;
     size_t n = strlen(target), r = strlen(w->root);
     int at_or_above = strncmp(w->root, target, n) == 0 && (w->root[n] == '/' || !w->root[n]);
-    int inside = strncmp(target, w->root, r) == 0 && target[r] == '/';
-    return strcmp(target, "/") == 0 || at_or_above || inside;
+    int inside = strncmp(target, w->root, r) == 0 && target[r] == '/' && !strstr(target + r, "/.");
+    return strcmp(target, "/") == 0 || at_or_above || inside;   // (inside a hidden folder: read only through the link)
 }
 
 // The first file left out, by its name under the source (its end, when that is long).
@@ -113,7 +113,10 @@ static int walk_entry(Walk *w, const char *dir, const char *name, int depth, Err
         return 0;
     }
     struct stat lst, st;
-    if (lstat(path, &lst) != 0 || stat(path, &st) != 0) return 0;   // a dangling link: nothing there
+    if (lstat(path, &lst) != 0 || stat(path, &st) != 0) {   // a dangling link or a loop: nothing there
+        if (errno == ENOENT || errno == ELOOP) return 0;
+        return err_set(err, "%s: cannot open: %s", path, strerror(errno));   // (a folder that cannot be entered)
+    }
     if (S_ISDIR(st.st_mode)) {
         if (S_ISLNK(lst.st_mode) && link_not_followed(w, path)) return w->listing->not_followed++, 0;
         return walk(w, path, depth + 1, err);

@@ -404,6 +404,7 @@ int cmd_data_load(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "source_bytes", (double)ds.source_bytes);
     cJSON_AddNumberToObject(s->result, "files", (double)ds.listing.files);
     cJSON_AddNumberToObject(s->result, "skipped_files", ds.listing.skipped_files);
+    cJSON_AddNumberToObject(s->result, "not_followed", ds.listing.not_followed);
     cJSON_AddStringToObject(s->result, "cache", ds.cache_path);
     cJSON_AddBoolToObject(s->result, "reused", ds.reused_cache);
     return 0;

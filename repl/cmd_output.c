@@ -97,6 +97,17 @@ typedef struct RunRow {
     char cell[RUN_COLUMNS][168];   // a run name: up to 40 characters of UTF-8
 } RunRow;
 
+// A name cut to `columns` in its middle, "sweep-ada…seed1235": a sweep's names differ at their
+// ends, so a cut end made its runs read alike.
+static const char *cut_middle(const char *name, int columns, char *buf, size_t cap) {
+    int head = columns / 2, tail = columns - 1 - head;   // the "…" takes one column
+    size_t head_bytes = fitting_bytes(name, head);
+    const char *end = name + head_bytes;   // the tail: the longest end that fits, from a character's start
+    while (*end && (((unsigned char)*end & 0xC0) == 0x80 || text_columns(end) > tail)) end++;
+    snprintf(buf, cap, "%.*s…%s", (int)head_bytes, name, end);
+    return buf;
+}
+
 // The rank column only when the runs' ranks differ (a sweep over ranks reads it there).
 enum { RANK_COLUMN = 3 };
 
@@ -105,7 +116,10 @@ static void runs_table(Session *s, const RunRow *rows, int n) {
                                                   "diverged", "max ΔW/η"};
     static const int right[RUN_COLUMNS] = {0, 0, 1, 1, 1, 1, 1, 1, 0, 1};
     int shown[RUN_COLUMNS], width[RUN_COLUMNS], k = 0, ranks_differ = 0;   // the columns shown, and their widths
-    for (int i = 1; i < n; i++) ranks_differ |= strcmp(rows[i].cell[RANK_COLUMN], rows[0].cell[RANK_COLUMN]) != 0;
+    for (int i = 0; i < n; i++)   // among the runs that trained ("–": none yet)
+        for (int j = 0; j < i; j++)
+            ranks_differ |= strcmp(rows[i].cell[RANK_COLUMN], "–") && strcmp(rows[j].cell[RANK_COLUMN], "–") &&
+                            strcmp(rows[i].cell[RANK_COLUMN], rows[j].cell[RANK_COLUMN]);
     for (int c = 0; c < RUN_COLUMNS; c++) {
         if (c == RANK_COLUMN && !ranks_differ) continue;
         shown[k] = c, width[k] = text_columns(head[c]);
@@ -124,9 +138,7 @@ static void runs_table(Session *s, const RunRow *rows, int n) {
         line[0] = '\0';
         for (int j = 0; j < k; j++) {
             const char *cell = i < 0 ? head[shown[j]] : rows[i].cell[shown[j]];
-            if (j == 0 && text_columns(cell) > width[0])   // "a-run-name-of-2…"
-                cell = name, snprintf(name, sizeof name, "%.*s…", (int)fitting_bytes(rows[i].cell[0], width[0] - 1),
-                                      rows[i].cell[0]);
+            if (j == 0 && text_columns(cell) > width[0]) cell = cut_middle(cell, width[0], name, sizeof name);
             table_cell(line, sizeof line, cell, width[j], right[shown[j]]);
         }
         table_out(s, "", line, width, k, "");
@@ -225,11 +237,11 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
             cJSON_AddNullToObject(o, "first_step");
             cJSON_AddNullToObject(o, "last_step");
         }
-        if (x->batch) {   // its first step's batches (none for a run read from a log)
-            cJSON_AddNumberToObject(o, "batch", x->batch);
-            cJSON_AddNumberToObject(o, "seq", x->seq);
-            cJSON_AddNumberToObject(o, "accum", x->accum);
-        }
+        const char *shape_keys[] = {"batch", "seq", "accum"};   // its first step's batches (null: no step)
+        int shape[] = {x->batch, x->seq, x->accum};
+        for (int k = 0; k < 3; k++)
+            if (x->n_steps && shape[k]) cJSON_AddNumberToObject(o, shape_keys[k], shape[k]);
+            else cJSON_AddNullToObject(o, shape_keys[k]);
         if (x->model[0]) cJSON_AddStringToObject(o, "model", x->model), cJSON_AddNumberToObject(o, "params", (double)x->params);
         else cJSON_AddNullToObject(o, "model"), cJSON_AddNullToObject(o, "params");
         real_or_null(o, "loss", loss);
@@ -533,19 +545,22 @@ static const char *field_title(const char *f) {
     return "seconds per step";
 }
 
-// Whether run `name` is what a piece of runs= (len bytes at piece) names: the name itself, or a
-// shell pattern matching it (`runs=*-lr0.05`: a sweep's runs without typing each).
-static int run_matches(const char *piece, int len, const char *name) {
+// Whether run `name` is what a piece of runs= (len bytes at piece) names: the name itself, or,
+// when no run has that name, a shell pattern matching it (`runs=*-lr0.05`: a sweep's runs
+// without typing each; a run named "lr[0.1]" is taken literally).
+static int run_matches(const RunLog *r, const char *piece, int len, const char *name) {
     char pattern[256];
     if ((int)strlen(name) == len && strncmp(piece, name, (size_t)len) == 0) return 1;
-    snprintf(pattern, sizeof pattern, "%.*s", len, piece);
+    for (int i = 0; i < r->n_runs; i++)
+        if ((int)strlen(r->runs[i].name) == len && strncmp(piece, r->runs[i].name, (size_t)len) == 0) return 0;
+    snprintf(pattern, sizeof pattern, "%.*s", len, piece);   // (select_runs refuses a longer one)
     return strpbrk(pattern, "*?[") && fnmatch(pattern, name, 0) == 0;
 }
 
 // Whether run `name` is named by any of list's comma-separated pieces.
-static int listed(const char *list, const char *name) {
+static int listed(const RunLog *r, const char *list, const char *name) {
     for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
-        if (run_matches(p, (int)strcspn(p, ","), name)) return 1;
+        if (run_matches(r, p, (int)strcspn(p, ","), name)) return 1;
     return 0;
 }
 
@@ -555,7 +570,8 @@ static int listed(const char *list, const char *name) {
 static int select_runs(const RunLog *r, const char *list, RunLog *view, RunSeries **keep, Err *err) {
     for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
         int len = (int)strcspn(p, ","), known = 0;
-        for (int i = 0; i < r->n_runs && !known; i++) known = run_matches(p, len, r->runs[i].name);
+        if (len > 255) return err_set(err, "plot runs=: a name or pattern has at most 255 bytes");
+        for (int i = 0; i < r->n_runs && !known; i++) known = run_matches(r, p, len, r->runs[i].name);
         if (known) continue;
         char names[512] = "";
         for (int i = 0; i < r->n_runs && strlen(names) + 48 < sizeof names; i++)
@@ -567,7 +583,7 @@ static int select_runs(const RunLog *r, const char *list, RunLog *view, RunSerie
     if (!*keep) return err_set(err, "out of memory");
     view->n_runs = 0;
     for (int i = 0; i < r->n_runs; i++)
-        if (listed(list, r->runs[i].name)) (*keep)[view->n_runs++] = r->runs[i];
+        if (listed(r, list, r->runs[i].name)) (*keep)[view->n_runs++] = r->runs[i];
     view->runs = *keep;
     return 0;
 }

@@ -141,15 +141,16 @@ const CmdSpec commands[] = {
              "under it (hidden files and folders aside), in sorted path order (bytewise: 10.txt\n"
              "before 2.txt), a newline between files that lack one. Symbolic links are followed,\n"
              "but not to / or to the folder or above it, nor to a folder inside it (read by its own\n"
-             "name) or one read already; a file with two names is read once, by the first. A note\n"
-             "says how many files were read and what was left out (files not named *.txt, links\n"
+             "name; a hidden one through the link) or one read already; a file with two names (a\n"
+             "link, a hard link) is read once, by the first in that order. A note says how many\n"
+             "files were read and what was left out (files not named *.txt, links and second names\n"
              "not followed). A UTF-8 byte-order mark is dropped; other bytes are text\n"
              "(no BOS or EOS is added). The validation split is the last val= fraction of the\n"
              "tokens: of a folder, its last file(s) in that order. The token cache sits next to\n"
              "the corpus, one for each tokenizer (CORPUS.HASH.tok), and is reused while it is up to\n"
              "date. Needs a tokenizer (`tok train`, `tok load`, or a `model load` that has one).\n"
              "--json: source, source_bytes, tokens, train, val, files (read), skipped_files (not\n"
-             "*.txt), cache (its path), reused.\n"
+             "*.txt), not_followed, cache (its path), reused.\n"
              "Examples:\n  data load\n  data load books/ val=0.02",
      .max_pos = 1, .pos = POS_PATH, .run = cmd_data_load,
      .opts = (const OptSpec[]){
@@ -713,7 +714,7 @@ const CmdSpec commands[] = {
          {"png", OPT_PATH, NULL, NULL, 0, 0, "also write a PNG image with gnuplot"},
          {"svg", OPT_PATH, NULL, NULL, 0, 0, "also write an SVG image with gnuplot"},
          {"scale", OPT_ENUM, "auto", "auto|linear|log", 0, 0, "the y axis: log when values span 100× (auto), or as chosen"},
-         {"runs", OPT_STRING, NULL, NULL, 0, 0, "only these runs (names or patterns such as *-lr0.05, comma-separated)"},
+         {"runs", OPT_STRING, NULL, NULL, 0, 0, "only these runs (names, or patterns such as *-lr0.05 where no run has that name; comma-separated, so none inside [...])"},
          {"width", OPT_INT, NULL, NULL, 8, 1000, "chart width in cells (default: 72, less on a narrower terminal; 62 in a pipe)"},
          {"height", OPT_INT, "16", NULL, 3, 500, "chart height in terminal cells"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
@@ -724,8 +725,9 @@ const CmdSpec commands[] = {
              "renorm's step size; the step's lr under the others) and \"dw_over_eta\", \"sigma_a\",\n"
              "\"sigma_b\" on steps that measured them (over the matrices: rho and dw_over_eta the\n"
              "max, sigma_a and sigma_b the mean, as `watch` takes them), and \"watch\":{FIELD: value} on the steps `watch`\n"
-             "recorded; a run's first line adds what trained it: \"optim\", \"model\" (as `model new`\n"
-             "prints it), \"params\", \"batch\", \"seq\", \"accum\"; a validation loss adds {\"step\",\n"
+             "recorded; a run's first line in each log file adds what trained it (its first step):\n"
+             "\"optim\", \"model\" (as `model new` prints it), \"params\", \"batch\", \"seq\", \"accum\"\n"
+             "(again when a rollback undid that step); a validation loss adds {\"step\",\n"
              "\"val_loss\", \"run\"}; a divergence adds {\"step\": N,\n"
              "\"diverged\": true, \"rolled_back_to\": M, \"run\"}: the lines of steps after M before it were\n"
              "undone (the model went back to step M), and the steps after it are taken again. An\n"
@@ -747,8 +749,8 @@ const CmdSpec commands[] = {
     {.name = "runs", .family = "output", .args = "",
      .summary = "compare the runs: optimizer, lr, final and validation loss, spikes, divergence, max ‖ΔW‖₂/η",
      .help = "One row per run: the optimizer and lr it trained with, its model's rank (of its first\n"
-             "step), its steps (first..last: a run that went on from another's model starts past 1),\n"
-             "its last training\n"
+             "step; the column is there when the runs' ranks differ), its steps (first..last: a run\n"
+             "that went on from another's model starts past 1), its last training\n"
              "loss, its last validation loss (`eval` or `train eval_every=`; \"–\" when none), the\n"
              "number of loss spikes (steps whose loss exceeds 1.5× the mean of the 50 before),\n"
              "whether it diverged — \"at N\": a non-finite loss or gradient stopped it at step N (\"at\n"
@@ -769,7 +771,8 @@ const CmdSpec commands[] = {
              "spikes, diverged, plateau, slow, blew_up, diverged_at, recovered, max_dw_over_eta,\n"
              "unigram_loss, model (the config its first step trained, as `model new` prints it) and\n"
              "params (no runs yet: one object with an empty runs list). On a terminal a long name\n"
-             "is cut to fit; in a pipe or a file it is whole.\n"
+             "is cut in its middle to fit (a sweep's names differ at their ends); in a pipe or a\n"
+             "file it is whole.\n"
              "Examples:\n  runs\n  run a; train steps=100; run b; optim spectron; train steps=100; runs",
      .run = cmd_runs},
 

@@ -203,25 +203,26 @@ static void add_diag(cJSON *o, const char *key, float v) {
     if (isfinite(v)) json_add_real(o, key, v);
 }
 
-// A run's first log line also says what trained it.
-static void add_config(cJSON *o, const RunConfig *cfg) {
-    cJSON_AddStringToObject(o, "optim", cfg->optim);
-    cJSON_AddStringToObject(o, "model", cfg->model);
-    cJSON_AddNumberToObject(o, "params", (double)cfg->params);
-    cJSON_AddNumberToObject(o, "batch", cfg->batch);
-    cJSON_AddNumberToObject(o, "seq", cfg->seq);
-    cJSON_AddNumberToObject(o, "accum", cfg->accum);
+// A run's first line in a log file also says what trained it (from its first step: a log
+// opened mid-run gets it too).
+static void add_config(cJSON *o, const RunSeries *s, const char *optim) {
+    cJSON_AddStringToObject(o, "optim", optim);
+    cJSON_AddStringToObject(o, "model", s->model);
+    cJSON_AddNumberToObject(o, "params", (double)s->params);
+    cJSON_AddNumberToObject(o, "batch", s->batch);
+    cJSON_AddNumberToObject(o, "seq", s->seq);
+    cJSON_AddNumberToObject(o, "accum", s->accum);
 }
 
 int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double tok_per_s, const StepDiag *diag,
                 const RunConfig *cfg, Err *err) {
     RunSeries *s = current(r, default_name, err);
     if (!s) return -1;
-    int first = s->n_steps == 0 && cfg;
-    if (first && !s->model[0]) {   // which model a run trained: a sweep's runs told apart by more than names
-        snprintf(s->model, sizeof s->model, "%s", cfg->model);
+    if (s->n_steps == 0 && cfg) {   // which model a run trained: a sweep's runs told apart by more than names
+        snprintf(s->model, sizeof s->model, "%s", cfg->model);   // (again when a rollback undid its first step)
         s->params = cfg->params;
         s->batch = cfg->batch, s->seq = cfg->seq, s->accum = cfg->accum;
+        s->config_logged = 0;
     }
     if (grow((void **)&s->steps, &s->cap_steps, s->n_steps, sizeof *s->steps) != 0)
         return err_set(err, "out of memory for the run history");
@@ -245,7 +246,8 @@ int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double
     add_diag(o, "rho", d.rho);
     add_diag(o, "sigma_a", d.sigma_a);
     add_diag(o, "sigma_b", d.sigma_b);
-    if (first) add_config(o, cfg);
+    if (!s->config_logged && s->model[0]) add_config(o, s, cfg ? cfg->optim : s->optim);
+    s->config_logged = 1;
     if (take_pending(r, s, st->step, o) != 0) {
         cJSON_Delete(o);
         return err_set(err, "out of memory for the run history");
@@ -352,6 +354,7 @@ int runlog_open(RunLog *r, const char *path, Err *err) {
     if (ends_open) fputc('\n', f);
     runlog_close(r);
     r->log = f;
+    for (int i = 0; i < r->n_runs; i++) r->runs[i].config_logged = 0;   // each log says what its runs are
     snprintf(r->log_path, sizeof r->log_path, "%s", path);
     r->log_lines = 0;
     return 0;

@@ -51,6 +51,7 @@ typedef struct RunSeries {
     char model[256];      // the model its first step trained ("dim=128 layers=2 … rank=0.25·in …"; "": none yet)
     long params;          // and its parameters (an ensemble's: one member's)
     int batch, seq, accum; // its first step's batches (0: read from a log)
+    int config_logged;    // its config went into the open log (with its first line there)
     RunPoint *steps;
     int n_steps, cap_steps;
     ValPoint *val;
@@ -84,8 +85,8 @@ void runlog_end(RunLog *r);
 // The name the run a runlog_end started takes, for a model that came from somewhere: a file's
 // stem, "member-1", "average-product" (else it is named after the optimizer).
 void runlog_name_next(RunLog *r, const char *name);
-// What a run trained: kept with its first step, and written into its first log line, so that
-// a log alone says what each run was.
+// What a run trained: kept with its first step, and written into its first line in each log
+// file, so that a log alone says what each run was.
 typedef struct RunConfig {
     const char *optim;     // the optimizer
     const char *model;     // its shape, as model_config_describe says it

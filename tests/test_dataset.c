@@ -362,20 +362,27 @@ static void test_folder_second_names(void) {
     CHECK(symlink(target, path) == 0, "symlink %s", path);
     snprintf(path, sizeof path, "%s/tosib", dir);
     CHECK(symlink(sib, path) == 0, "symlink %s", path);
+    snprintf(path, sizeof path, "%s/.shards", dir);   // a hidden folder, linked in under a visible name
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/.shards/s1.txt", dir);
+    write_all(path, "A hidden shard.\n", 16, "wb");
+    snprintf(path, sizeof path, "%s/shards", dir);
+    CHECK(symlink(".shards", path) == 0, "symlink %s", path);
     Err err = {{0}};
     Dataset ds;
     CHECK_OK(dataset_load(&ds, dir, bpe, 0.0, NULL, &err));
-    // filelink.txt (x.txt's first name in sorted order), then m_sub/f.txt; not a_alias/f.txt, not tosib/x.txt
-    const char *all = "Outside, linked twice.\nIn the subfolder.\n";
+    // filelink.txt (x.txt's first name in sorted order), m_sub/f.txt, shards/s1.txt (the walk skips
+    // .shards itself); not a_alias/f.txt, not tosib/x.txt
+    const char *all = "Outside, linked twice.\nIn the subfolder.\nA hidden shard.\n";
     check_tokens_equal_encoding(&ds, bpe, all, strlen(all));
-    CHECK(ds.listing.files == 2 && ds.listing.not_followed == 2, "files %ld, not followed %d", ds.listing.files,
+    CHECK(ds.listing.files == 3 && ds.listing.not_followed == 2, "files %ld, not followed %d", ds.listing.files,
           ds.listing.not_followed);
     dataset_free(&ds);
     char **paths;
     size_t count;
     CHECK_OK(dataset_source_files(dir, &paths, &count, &err));
-    CHECK(count == 2 && strstr(paths[0], "/named/filelink.txt") && strstr(paths[1], "/named/m_sub/f.txt"),
-          "files: %zu, %s", count, count ? paths[0] : "");
+    CHECK(count == 3 && strstr(paths[0], "/named/filelink.txt") && strstr(paths[1], "/named/m_sub/f.txt") &&
+          strstr(paths[2], "/named/shards/s1.txt"), "files: %zu, %s", count, count ? paths[0] : "");
     dataset_files_free(paths, count);
 }
 

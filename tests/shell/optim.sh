@@ -221,6 +221,12 @@ import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 a, b, c = lines[0], lines[1], lines[2]
 print([a["optim"], a["batch"], a["seq"], a["accum"], "rank=16" in a["model"], b.get("model"), c["run"], c["seq"], c.get("params") and None])' "$TMP/cfg.jsonl")"
+# a log opened mid-run says what the run is too, with the run's first line there
+lrsh -c "$prep; train steps=2 batch=2; log $TMP/mid.jsonl; train steps=1 batch=2" >/dev/null 2>&1
+check_eq log_mid_run_config "[3, 2, True]" "$(python3 -c '
+import json, sys
+o = json.loads(open(sys.argv[1]).readline())
+print([o["step"], o["batch"], "rank=" in o["model"]])' "$TMP/mid.jsonl")"
 out=$(lrsh --json -c "$prep; train steps=2 batch=2; run second; train steps=1 batch=4; runs" 2>/dev/null | grep '"command":"runs"')
 check_eq runs_json_range_shape "[[1, 2, 2], [3, 3, 4]]" "$(printf '%s\n' "$out" | python3 -c 'import json, sys; print([[o["first_step"], o["last_step"], o["batch"]] for o in map(json.loads, sys.stdin)])')"
 
