@@ -533,13 +533,13 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
     line_out(s, &line);
     char x[32];
     if (e->coupling.method == ENSEMBLE_INDEPENDENT && e->total_exchanged == 0)   // no count of zeros
-        out_text(s, "(step %d, independent members; %d batch%s of %d × %d tokens)\n", step, batches,
+        out_text(s, "(step %d, independent members; %d batch%s of %d×%d tokens)\n", step, batches,
                  batches == 1 ? "" : "es", B, T);
     else if (e->coupling.method == ENSEMBLE_INDEPENDENT)   // `ensemble off` after coupled steps
-        out_text(s, "(step %d, independent now; %s values exchanged earlier; %d batch%s of %d × %d tokens)\n", step,
+        out_text(s, "(step %d, independent now; %s values exchanged earlier; %d batch%s of %d×%d tokens)\n", step,
                  fmt_count(x, sizeof x, e->total_exchanged), batches, batches == 1 ? "" : "es", B, T);
     else
-        out_text(s, "(step %d, %s coupling, %s values exchanged so far; %d batch%s of %d × %d tokens)\n", step,
+        out_text(s, "(step %d, %s coupling, %s values exchanged so far; %d batch%s of %d×%d tokens)\n", step,
                  method_name(e->coupling.method), fmt_count(x, sizeof x, e->total_exchanged), batches,
                  batches == 1 ? "" : "es", B, T);
     cJSON *arr = cJSON_AddArrayToObject(s->result, "members");

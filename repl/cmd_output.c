@@ -605,6 +605,16 @@ static int log_scale(const Chart *c, const char *scale, long *nonpositive) {
     return *nonpositive == 0 && hi >= 100 * lo;
 }
 
+// height=, else 16 rows, fewer on a terminal too short for the chart, its title, axis, legend
+// (a line a series, one for Spectron's bound) and the prompt (on a projector's 24 rows the
+// title and the top of the curves scrolled away), but not under 6.
+static int plot_height(const Session *s, const Args *a, int series, int ref_line) {
+    if (args_has(a, "height")) return (int)args_int(a, "height", 16);
+    int rows = !s->json && isatty(STDOUT_FILENO) ? terminal_rows(stdout) : 0;
+    int room = rows - 4 - series - ref_line;   // title, axis and its labels, the prompt
+    return rows <= 0 || room >= 16 ? 16 : room > 6 ? room : 6;
+}
+
 // The chart of the field typed over the runs of r (this session's, a log file's with from_log,
 // perhaps only some: runs=), in the terminal and the images asked for.
 static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, Err *err) {
@@ -655,7 +665,7 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
             out_note(s, "(width=%d does not fit this terminal's %d columns: drawn %d wide)\n", width, cols, most);
             width = most;
         }
-        PlotOptions o = {.width = width, .height = (int)args_int(a, "height", 16),
+        PlotOptions o = {.width = width, .height = plot_height(s, a, c.n, strcmp(field, "dw_over_eta") == 0),
                          .ansi = !s->json && terminal_takes_color(stdout),
                          .title = title, .xlabel = "step", .log_y = log_y,
                          // where Spectron's bound lies, when the chart reaches it

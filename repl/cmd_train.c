@@ -362,7 +362,7 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
                     "recorded in the run)\n", done, batches, LOSS_TEXT(loss), ppl, step);
     else {
         session_record_val(s, step, loss);
-        out_text(s, "val loss %s  perplexity %.2f  (step %d; %d batch%s of %d × %d tokens)\n", LOSS_TEXT(loss), ppl, step, batches,
+        out_text(s, "val loss %s  perplexity %.2f  (step %d; %d batch%s of %d×%d tokens)\n", LOSS_TEXT(loss), ppl, step, batches,
                  batches == 1 ? "" : "es", sh.B, sh.T);
         long val = s->data.n_tokens - s->data.n_train;
         double read = (double)batches * sh.B * sh.T;

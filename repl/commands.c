@@ -287,6 +287,9 @@ const CmdSpec commands[] = {
              "            orthogonalization); dense matrices get AdamW at adam_lr, as embeddings do\n"
              "  ortho     ablation: Spectron's direction without its ρ — Muon on the factors, so\n"
              "            its updates are muon's exactly (named apart to read as the paper's table)\n"
+             "Newton–Schulz's slack: ns_steps=5 of the quintic (3.4445, −4.7750, 2.0315) leave the\n"
+             "direction's singular values at about 0.7–1.15, not exactly 1, and one near zero (a\n"
+             "direction the gradient barely has) small — measured on a dense model's first steps.\n"
              "lr is the matrices' rate (every tensor's under sgd and adamw); it warms up over\n"
              "warmup= steps, then follows a cosine to min_lr_ratio·lr at step horizon= (0: constant).\n"
              "Both count the run's steps, which `model load` and `model factorize` keep: taken up past\n"
@@ -716,7 +719,7 @@ const CmdSpec commands[] = {
          {"scale", OPT_ENUM, "auto", "auto|linear|log", 0, 0, "the y axis: log when values span 100× (auto), or as chosen"},
          {"runs", OPT_STRING, NULL, NULL, 0, 0, "only these runs (names, or patterns such as *-lr0.05 where no run has that name; comma-separated, so none inside [...])"},
          {"width", OPT_INT, NULL, NULL, 8, 1000, "chart width in cells (default: 72, less on a narrower terminal; 62 in a pipe)"},
-         {"height", OPT_INT, "16", NULL, 3, 500, "chart height in terminal cells"},
+         {"height", OPT_INT, NULL, NULL, 3, 500, "chart height in terminal cells (default: 16, less on a shorter terminal)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "log", .family = "output", .args = "[FILE|off]",
      .summary = "append every training step to FILE as a JSON line (`log off` stops)",

@@ -12,6 +12,11 @@ int terminal_columns(FILE *f) {
     return ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0;
 }
 
+int terminal_rows(FILE *f) {
+    struct winsize ws;
+    return ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 ? ws.ws_row : 0;
+}
+
 int terminal_takes_escapes(FILE *f) {
     const char *term = getenv("TERM");
     return isatty(fileno(f)) && term && *term && strcmp(term, "dumb") != 0;

@@ -6,6 +6,8 @@
 
 // The width of the terminal f is, 0 when it says none (not a terminal).
 int terminal_columns(FILE *f);
+// Its height in rows, 0 when it says none.
+int terminal_rows(FILE *f);
 // Whether f is a terminal that takes escape sequences (erase-line, colors) and a line redrawn
 // in place: a tty whose $TERM is set and not "dumb" (as Emacs' shell buffer sets it).
 int terminal_takes_escapes(FILE *f);

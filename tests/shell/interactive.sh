@@ -28,7 +28,7 @@ pid, fd = pty.fork()
 if pid == 0:
     os.execv(lrsh, [lrsh, "--threads", "1"] + args)
 if os.environ.get("PTY_COLS"):
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, int(os.environ["PTY_COLS"]), 0, 0))
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", int(os.environ.get("PTY_ROWS", 40)), int(os.environ["PTY_COLS"]), 0, 0))
 raw, seen, status = b"", 0, None
 def text():
     t = raw.decode("utf-8", "replace")
@@ -172,6 +172,17 @@ print(len(rows) > 0 and edge > 20 and all(len(t[i + 1].rstrip()) == edge and t[i
 check_contains narrow_results_plot_axis "$out" "step"
 check_contains narrow_results_plot_clamped "$out" "(width=100 does not fit this terminal's 60 columns: drawn"
 check_contains narrow_results_plot_clamped_width "$out" "42 wide)"
+
+# on a terminal of 20 rows a plot without height= is drawn short enough that its title, chart,
+# legend and the prompt after it fit (on a projector's 24 rows the title scrolled away)
+out=$(PTY_ROWS=20 PTY_COLS=80 pty --no-default -- "expect lrsh> " "send $prep; run a; train steps=3; run b; train steps=3; plot loss\n" \
+          "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+check_eq short_terminal_plot_fits True "$(printf '%s\n' "$out" | tr -d '\r' | python3 -c '
+import sys
+lines = sys.stdin.read().split("\n")
+top = [i for i, l in enumerate(lines) if l.startswith("training loss")][0]
+end = [i for i, l in enumerate(lines) if i > top and l.startswith("lrsh> ")][0]
+print(end - top + 1 <= 20 and any("┤" in l for l in lines[top:end]))')"
 
 # a plot on a terminal under 40 columns is drawn to its width too (it was drawn 62 wide and wrapped)
 out=$(PTY_COLS=32 pty --no-default -- "expect lrsh> " "send $prep; train steps=3; plot loss height=4\n" "expect lrsh> " \
