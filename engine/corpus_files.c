@@ -114,7 +114,7 @@ static int walk_entry(Walk *w, const char *dir, const char *name, int depth, Err
     }
     struct stat lst, st;
     if (lstat(path, &lst) != 0 || stat(path, &st) != 0) {   // a dangling link or a loop: nothing there
-        if (errno == ENOENT || errno == ELOOP) return 0;
+        if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR || errno == ENAMETOOLONG) return 0;
         return err_set(err, "%s: cannot open: %s", path, strerror(errno));   // (a folder that cannot be entered)
     }
     if (S_ISDIR(st.st_mode)) {

@@ -97,13 +97,21 @@ typedef struct RunRow {
     char cell[RUN_COLUMNS][168];   // a run name: up to 40 characters of UTF-8
 } RunRow;
 
+// Whether text starts with a character of no width (a combining mark): a cut there would set
+// it on the "…".
+static int zero_width_start(const char *t) {
+    int len = 1;
+    while (len < 4 && ((unsigned char)t[len] & 0xC0) == 0x80) len++;
+    return text_columns_n(t, len) == 0;
+}
+
 // A name cut to `columns` in its middle, "sweep-ada…seed1235": a sweep's names differ at their
 // ends, so a cut end made its runs read alike.
 static const char *cut_middle(const char *name, int columns, char *buf, size_t cap) {
     int head = columns / 2, tail = columns - 1 - head;   // the "…" takes one column
     size_t head_bytes = fitting_bytes(name, head);
     const char *end = name + head_bytes;   // the tail: the longest end that fits, from a character's start
-    while (*end && (((unsigned char)*end & 0xC0) == 0x80 || text_columns(end) > tail)) end++;
+    while (*end && (((unsigned char)*end & 0xC0) == 0x80 || text_columns(end) > tail || zero_width_start(end))) end++;
     snprintf(buf, cap, "%.*s…%s", (int)head_bytes, name, end);
     return buf;
 }
@@ -605,14 +613,30 @@ static int log_scale(const Chart *c, const char *scale, long *nonpositive) {
     return *nonpositive == 0 && hi >= 100 * lo;
 }
 
-// height=, else 16 rows, fewer on a terminal too short for the chart, its title, axis, legend
-// (a line a series, one for Spectron's bound) and the prompt (on a projector's 24 rows the
-// title and the top of the curves scrolled away), but not under 6.
-static int plot_height(const Session *s, const Args *a, int series, int ref_line) {
-    if (args_has(a, "height")) return (int)args_int(a, "height", 16);
+// Rows text takes on a terminal of cols columns, its long lines wrapped.
+static int shown_rows(const char *text, int cols) {
+    int rows = 0;
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        int w = text_columns_n(p, (int)n);
+        rows += w > cols ? (w + cols - 1) / cols : 1;
+        p += n + (p[n] == '\n');
+    }
+    return rows;
+}
+
+// Without height=, a chart drawn again shorter when it, as the terminal shows it (a long title
+// or legend wrapped), and the prompt after it take more than the terminal's rows: on a
+// projector's 24 rows the title and the top of the curves scrolled away. Not under 6 rows.
+static char *fit_rows(const Session *s, const Args *a, const PlotSeries *series, int n, PlotOptions *o, char *text) {
     int rows = !s->json && isatty(STDOUT_FILENO) ? terminal_rows(stdout) : 0;
-    int room = rows - 4 - series - ref_line;   // title, axis and its labels, the prompt
-    return rows <= 0 || room >= 16 ? 16 : room > 6 ? room : 6;
+    int cols = rows > 0 ? terminal_columns(stdout) : 0;
+    if (!text || args_has(a, "height") || rows <= 0 || cols <= 0) return text;
+    int over = shown_rows(text, cols) + 1 - rows;
+    if (over <= 0 || o->height <= 6) return text;
+    o->height = o->height - over > 6 ? o->height - over : 6;
+    free(text);
+    return plot_render(series, n, o);
 }
 
 // The chart of the field typed over the runs of r (this session's, a log file's with from_log,
@@ -665,12 +689,13 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
             out_note(s, "(width=%d does not fit this terminal's %d columns: drawn %d wide)\n", width, cols, most);
             width = most;
         }
-        PlotOptions o = {.width = width, .height = plot_height(s, a, c.n, strcmp(field, "dw_over_eta") == 0),
+        PlotOptions o = {.width = width, .height = (int)args_int(a, "height", 16),
                          .ansi = !s->json && terminal_takes_color(stdout),
                          .title = title, .xlabel = "step", .log_y = log_y,
                          // where Spectron's bound lies, when the chart reaches it
                          .ref_name = strcmp(field, "dw_over_eta") == 0 ? "Spectron's bound ‖ΔW‖₂/η" : NULL, .ref = 1};
         char *text = plot_render(c.series, c.n, &o);
+        text = fit_rows(s, a, c.series, c.n, &o, text);
         if (!text) rc = err_set(err, "out of memory drawing the chart");
         else out_text(s, "%s", text);
         free(text);

@@ -728,7 +728,7 @@ const CmdSpec commands[] = {
              "renorm's step size; the step's lr under the others) and \"dw_over_eta\", \"sigma_a\",\n"
              "\"sigma_b\" on steps that measured them (over the matrices: rho and dw_over_eta the\n"
              "max, sigma_a and sigma_b the mean, as `watch` takes them), and \"watch\":{FIELD: value} on the steps `watch`\n"
-             "recorded; a run's first line in each log file adds what trained it (its first step):\n"
+             "recorded; a run's first line after each `log FILE` adds what trained it (its first step):\n"
              "\"optim\", \"model\" (as `model new` prints it), \"params\", \"batch\", \"seq\", \"accum\"\n"
              "(again when a rollback undid that step); a validation loss adds {\"step\",\n"
              "\"val_loss\", \"run\"}; a divergence adds {\"step\": N,\n"

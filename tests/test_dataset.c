@@ -305,6 +305,10 @@ static void test_folder_joins_and_links(void) {
     CHECK(symlink(tmp_dir, path) == 0, "symlink %s", path);   // joined/up → its parent: every test's files
     snprintf(path, sizeof path, "%s/root", real);
     CHECK(symlink("/", path) == 0, "symlink %s", path);   // the whole file system
+    char through_file[300];   // dangling through a file (ENOTDIR): skipped as any dangling link
+    snprintf(through_file, sizeof through_file, "%s/a.txt/x", dir);
+    snprintf(path, sizeof path, "%s/dangling.txt", real);
+    CHECK(symlink(through_file, path) == 0, "symlink %s", path);
     Err err = {{0}};
     Dataset ds;
     CHECK_OK(dataset_load(&ds, dir, bpe, 0.0, NULL, &err));
