@@ -223,6 +223,16 @@ static int cache_open(Dataset *ds, const char *path, const CacheHeader *want) {
     return 0;
 }
 
+// The version of a token cache at path when an older lrsh wrote it (its tokens are made
+// otherwise: it is rebuilt, and the user hears why), else 0.
+static unsigned older_cache_version(const char *path) {
+    CacheHeader h;
+    FILE *f = fopen(path, "rb");
+    int read = f && fread(&h, sizeof h, 1, f) == 1;
+    if (f) fclose(f);
+    return read && memcmp(h.magic, CACHE_MAGIC, 8) == 0 && h.version < CACHE_VERSION ? h.version : 0;
+}
+
 int dataset_is_token_cache(const char *path) {
     char magic[8];
     FILE *f = fopen(path, "rb");
@@ -441,6 +451,7 @@ static int load_or_build(Dataset *ds, const char *path, const Tokenizer *tok, co
     if (want.source_bytes == 0) return err_set(err, "%s: empty corpus (0 bytes)", path);
     if (cache_path_for(path, cache_dir, want.tokenizer_hash, ds->cache_path, sizeof ds->cache_path, err) != 0) return -1;
     if (cache_open(ds, ds->cache_path, &want) == 0) { ds->reused_cache = 1; return 0; }
+    ds->older_cache = older_cache_version(ds->cache_path);
     if (cache_build(path, fl, tok, &want, ds->cache_path, progress, ctx, err) != 0) return -1;
     if (cache_open(ds, ds->cache_path, &want) != 0)
         return err_set(err, "%s: the token cache just written does not read back", ds->cache_path);

@@ -17,6 +17,7 @@ typedef struct Dataset {
     long n_train;             // tokens [0, n_train) are train, [n_train, n_tokens) validation
     long long source_bytes;   // of the text the tokens came from
     int reused_cache;         // 1 when an up-to-date cache was found and not rebuilt
+    unsigned older_cache;     // the version of an older lrsh's cache found there and rebuilt (0: none)
     SourceListing listing;    // the files the tokens came from
     const void *tokens;       // mmap'ed token array (after the header)
     void *map;                // the whole mapping

@@ -391,7 +391,11 @@ int cmd_data_load(Session *s, const Args *a, Err *err) {
         out_warning(s, "the %s split has %ld token%s: %s needs a window of seq+1 = %ld (a longer corpus, another "
                        "val=, or a smaller seq)", few_train ? "training" : "validation", few_train ? ds.n_train : val,
                     (few_train ? ds.n_train : val) == 1 ? "" : "s", few_train ? "training" : "eval", window);
-    out_note(s, "token cache %s (%s)\n", NAME_TEXT(ds.cache_path), ds.reused_cache ? "reused" : "built");
+    out_note(s, "token cache %s (%s)\n", NAME_TEXT(ds.cache_path),
+             ds.reused_cache ? "reused"
+             : ds.older_cache ? "built again over an older lrsh's cache, whose tokens differ for folders and "
+                                "byte-order marks"
+                              : "built");
     if (s->has_model && s->model.cfg.vocab > ds.vocab_size)   // `model new` before `tok train`: it works, but
         out_note(s, "note: the model's vocabulary (%d) is larger than the data's (%d): %d of its outputs are never a "
                     "target yet share the probability, so losses and perplexities start higher than the data's "

@@ -266,7 +266,16 @@ static void test_folder_source(void) {
     check_tokens_equal_encoding(&ds, bpe, all, strlen(all));
     dataset_free(&ds);
     CHECK_OK(dataset_load(&ds, dir, bpe, 0.0, NULL, &err));
-    CHECK(ds.reused_cache == 1, "folder cache should be reused");
+    CHECK(ds.reused_cache == 1 && ds.older_cache == 0, "folder cache should be reused");
+    dataset_free(&ds);
+    // an older lrsh's cache (version 1: files run together, marks kept) is rebuilt, and says so
+    FILE *f = fopen(want_cache, "r+b");
+    uint32_t v1 = 1;
+    CHECK(f && fseek(f, 8, SEEK_SET) == 0 && fwrite(&v1, 4, 1, f) == 1, "patch the cache's version");
+    if (f) fclose(f);
+    CHECK_OK(dataset_load(&ds, dir, bpe, 0.0, NULL, &err));
+    CHECK(ds.reused_cache == 0 && ds.older_cache == 1, "version 1 cache: reused %d, older %u", ds.reused_cache,
+          ds.older_cache);
     dataset_free(&ds);
     write_all(b, "changed\n", 8, "wb");
     CHECK_OK(dataset_load(&ds, dir, bpe, 0.0, NULL, &err));
