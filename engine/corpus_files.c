@@ -34,7 +34,7 @@ static int cmp_path(const void *a, const void *b) { return strcmp(*(char *const 
 
 void file_list_sort(FileList *fl) { qsort(fl->paths, fl->n, sizeof *fl->paths, cmp_path); }
 
-static int ends_with(const char *s, const char *suffix) {
+int file_name_ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
@@ -122,11 +122,11 @@ static int walk_entry(Walk *w, const char *dir, const char *name, int depth, Err
         return walk(w, path, depth + 1, err);
     }
     if (!S_ISREG(st.st_mode)) return 0;
-    if (ends_with(name, ".txt")) {
+    if (file_name_ends_with(name, ".txt")) {
         if (push_id(&w->file_ids, &w->file_ids_cap, w->fl->n, (NodeId){st.st_dev, st.st_ino}, err) != 0) return -1;
         return file_list_add(w->fl, path, err);
     }
-    if (!(ends_with(name, ".tok") && dataset_is_token_cache(path))) note_skipped(w, path);
+    if (!(file_name_ends_with(name, ".tok") && dataset_is_token_cache(path))) note_skipped(w, path);
     return 0;
 }
 

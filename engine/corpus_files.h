@@ -30,3 +30,5 @@ int corpus_files(const char *path, FileList *fl, SourceListing *listing, Err *er
 int file_list_add(FileList *fl, const char *path, Err *err);
 void file_list_sort(FileList *fl);
 void file_list_free(FileList *fl);
+// Whether a file's name ends in suffix (".txt").
+int file_name_ends_with(const char *name, const char *suffix);

@@ -195,6 +195,8 @@ static int cache_open(Dataset *ds, const char *path, const CacheHeader *want) {
     struct stat st;
     CacheHeader h;
     int ok = fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof h && pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h;
+    if (ok && memcmp(h.magic, CACHE_MAGIC, 8) == 0 && h.version < CACHE_VERSION)
+        ds->older_cache = h.version;   // an older lrsh's: rebuilt, and the user hears why
     ok = ok && memcmp(h.magic, CACHE_MAGIC, 8) == 0 && h.version == CACHE_VERSION &&
          h.token_bytes == want->token_bytes && h.vocab_size == want->vocab_size &&
          h.source_bytes == want->source_bytes && h.source_hash == want->source_hash &&
@@ -221,16 +223,6 @@ static int cache_open(Dataset *ds, const char *path, const CacheHeader *want) {
     ds->n_tokens = (long)h.n_tokens;
     ds->source_bytes = (long long)h.source_bytes;
     return 0;
-}
-
-// The version of a token cache at path when an older lrsh wrote it (its tokens are made
-// otherwise: it is rebuilt, and the user hears why), else 0.
-static unsigned older_cache_version(const char *path) {
-    CacheHeader h;
-    FILE *f = fopen(path, "rb");
-    int read = f && fread(&h, sizeof h, 1, f) == 1;
-    if (f) fclose(f);
-    return read && memcmp(h.magic, CACHE_MAGIC, 8) == 0 && h.version < CACHE_VERSION ? h.version : 0;
 }
 
 int dataset_is_token_cache(const char *path) {
@@ -451,7 +443,6 @@ static int load_or_build(Dataset *ds, const char *path, const Tokenizer *tok, co
     if (want.source_bytes == 0) return err_set(err, "%s: empty corpus (0 bytes)", path);
     if (cache_path_for(path, cache_dir, want.tokenizer_hash, ds->cache_path, sizeof ds->cache_path, err) != 0) return -1;
     if (cache_open(ds, ds->cache_path, &want) == 0) { ds->reused_cache = 1; return 0; }
-    ds->older_cache = older_cache_version(ds->cache_path);
     if (cache_build(path, fl, tok, &want, ds->cache_path, progress, ctx, err) != 0) return -1;
     if (cache_open(ds, ds->cache_path, &want) != 0)
         return err_set(err, "%s: the token cache just written does not read back", ds->cache_path);
@@ -582,13 +573,9 @@ int dataset_batch(const Dataset *ds, int split, int B, int T, uint64_t *rng_stat
 
 // ---------------------------------------------------------------- default corpus
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
 
 static int is_fortune_file(const char *dir, const char *name) {
-    if (name[0] == '.' || ends_with(name, ".dat") || ends_with(name, ".u8")) return 0;
+    if (name[0] == '.' || file_name_ends_with(name, ".dat") || file_name_ends_with(name, ".u8")) return 0;
     char path[PATH_MAX];
     struct stat st;
     snprintf(path, sizeof path, "%s/%s", dir, name);

@@ -288,36 +288,39 @@ static void test_folder_source(void) {
     CHECK(rc == -1 && strstr(err.msg, empty_dir) && strstr(err.msg, "no *.txt"), "empty folder: got \"%s\"", err.msg);
 }
 
+// dir/name holding text; a symbolic link dir/name → target.
+static void put_file(const char *dir, const char *name, const char *text) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    write_all(path, text, strlen(text), "wb");
+}
+
+static void put_link(const char *target, const char *dir, const char *name) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    CHECK(symlink(target, path) == 0, "symlink %s", path);
+}
+
 // Files that do not end in a newline are joined by one (not run together), a byte-order mark is
 // dropped, links to folders are followed but not back to a folder read (a loop), to the source's
 // parent or to /; the
 // listing counts what was read and left, lrsh's own caches not among the left.
 static void test_folder_joins_and_links(void) {
-    char dir[160], real[160], path[256];
+    char dir[160], real[160], path[256], through_file[300];
     tmp_file(dir, sizeof dir, "joined");
     tmp_file(real, sizeof real, "shards");
     mkdir(dir, 0755);
     mkdir(real, 0755);
-    snprintf(path, sizeof path, "%s/a.txt", dir);
-    write_all(path, "The end of the first story.", 27, "wb");
-    snprintf(path, sizeof path, "%s/b.txt", dir);
-    write_all(path, "\xEF\xBB\xBFOnce upon a time.", 20, "wb");
-    snprintf(path, sizeof path, "%s/s.txt", real);
-    write_all(path, "A shard.\n", 9, "wb");
-    snprintf(path, sizeof path, "%s/notes.md", dir);
-    write_all(path, "left out\n", 9, "wb");
-    snprintf(path, sizeof path, "%s/c-shard", dir);
-    CHECK(symlink(real, path) == 0, "symlink %s", path);
-    snprintf(path, sizeof path, "%s/loop", real);
-    CHECK(symlink(dir, path) == 0, "symlink %s", path);   // shards/loop → joined: back to the start
-    snprintf(path, sizeof path, "%s/up", dir);
-    CHECK(symlink(tmp_dir, path) == 0, "symlink %s", path);   // joined/up → its parent: every test's files
-    snprintf(path, sizeof path, "%s/root", real);
-    CHECK(symlink("/", path) == 0, "symlink %s", path);   // the whole file system
-    char through_file[300];   // dangling through a file (ENOTDIR): skipped as any dangling link
+    put_file(dir, "a.txt", "The end of the first story.");
+    put_file(dir, "b.txt", "\xEF\xBB\xBFOnce upon a time.");
+    put_file(real, "s.txt", "A shard.\n");
+    put_file(dir, "notes.md", "left out\n");
+    put_link(real, dir, "c-shard");
+    put_link(dir, real, "loop");        // shards/loop → joined: back to the start
+    put_link(tmp_dir, dir, "up");       // joined/up → its parent: every test's files
+    put_link("/", real, "root");        // the whole file system
     snprintf(through_file, sizeof through_file, "%s/a.txt/x", dir);
-    snprintf(path, sizeof path, "%s/dangling.txt", real);
-    CHECK(symlink(through_file, path) == 0, "symlink %s", path);
+    put_link(through_file, real, "dangling.txt");   // dangling through a file (ENOTDIR): skipped as any dangling link
     Err err = {{0}};
     Dataset ds;
     CHECK_OK(dataset_load(&ds, dir, bpe, 0.0, NULL, &err));
@@ -364,23 +367,16 @@ static void test_folder_second_names(void) {
     mkdir(sib, 0755);
     snprintf(path, sizeof path, "%s/m_sub", dir);
     mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/m_sub/f.txt", dir);
-    write_all(path, "In the subfolder.\n", 18, "wb");
-    snprintf(path, sizeof path, "%s/x.txt", sib);
-    write_all(path, "Outside, linked twice.\n", 23, "wb");
-    snprintf(path, sizeof path, "%s/a_alias", dir);
-    CHECK(symlink("m_sub", path) == 0, "symlink %s", path);
-    snprintf(path, sizeof path, "%s/filelink.txt", dir);
-    snprintf(target, sizeof target, "%s/x.txt", sib);
-    CHECK(symlink(target, path) == 0, "symlink %s", path);
-    snprintf(path, sizeof path, "%s/tosib", dir);
-    CHECK(symlink(sib, path) == 0, "symlink %s", path);
     snprintf(path, sizeof path, "%s/.shards", dir);   // a hidden folder, linked in under a visible name
     mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/.shards/s1.txt", dir);
-    write_all(path, "A hidden shard.\n", 16, "wb");
-    snprintf(path, sizeof path, "%s/shards", dir);
-    CHECK(symlink(".shards", path) == 0, "symlink %s", path);
+    put_file(dir, "m_sub/f.txt", "In the subfolder.\n");
+    put_file(sib, "x.txt", "Outside, linked twice.\n");
+    put_file(dir, ".shards/s1.txt", "A hidden shard.\n");
+    snprintf(target, sizeof target, "%s/x.txt", sib);
+    put_link("m_sub", dir, "a_alias");
+    put_link(target, dir, "filelink.txt");
+    put_link(sib, dir, "tosib");
+    put_link(".shards", dir, "shards");
     Err err = {{0}};
     Dataset ds;
     CHECK_OK(dataset_load(&ds, dir, bpe, 0.0, NULL, &err));

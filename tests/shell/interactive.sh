@@ -175,23 +175,21 @@ check_contains narrow_results_plot_clamped_width "$out" "42 wide)"
 
 # on a terminal of 20 rows a plot without height= is drawn short enough that its title, chart,
 # legend and the prompt after it fit (on a projector's 24 rows the title scrolled away)
-out=$(PTY_ROWS=20 PTY_COLS=80 pty --no-default -- "expect lrsh> " "send $prep; run a; train steps=3; run b; train steps=3; plot loss\n" \
-          "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
-check_eq short_terminal_plot_fits True "$(printf '%s\n' "$out" | tr -d '\r' | python3 -c '
+plot_fits_rows() {  # ROWS: True when the pty text on stdin shows "training loss" to the prompt in ROWS lines
+    tr -d '\r' | python3 -c '
 import sys
 lines = sys.stdin.read().split("\n")
 top = [i for i, l in enumerate(lines) if l.startswith("training loss")][0]
 end = [i for i, l in enumerate(lines) if i > top and l.startswith("lrsh> ")][0]
-print(end - top + 1 <= 20 and any("┤" in l for l in lines[top:end]))')"
+print(end - top + 1 <= int(sys.argv[1]) and any("┤" in l for l in lines[top:end]))' "$1"
+}
+out=$(PTY_ROWS=20 PTY_COLS=80 pty --no-default -- "expect lrsh> " "send $prep; run a; train steps=3; run b; train steps=3; plot loss\n" \
+          "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+check_eq short_terminal_plot_fits True "$(printf '%s\n' "$out" | plot_fits_rows 20)"
 # ... counting the lines a narrow terminal wraps (long run names in the legend)
 out=$(PTY_ROWS=20 PTY_COLS=40 pty --no-default -- "expect lrsh> " "send $prep; run a-long-name-of-a-sweep-run-1; train steps=3; run a-long-name-of-a-sweep-run-2; train steps=3; plot loss\n" \
           "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
-check_eq short_narrow_terminal_plot_fits True "$(printf '%s\n' "$out" | tr -d '\r' | python3 -c '
-import sys
-lines = sys.stdin.read().split("\n")
-top = [i for i, l in enumerate(lines) if l.startswith("training loss")][0]
-end = [i for i, l in enumerate(lines) if i > top and l.startswith("lrsh> ")][0]
-print(end - top + 1 <= 20 and any("┤" in l for l in lines[top:end]))')"
+check_eq short_narrow_terminal_plot_fits True "$(printf '%s\n' "$out" | plot_fits_rows 20)"
 
 # a plot on a terminal under 40 columns is drawn to its width too (it was drawn 62 wide and wrapped)
 out=$(PTY_COLS=32 pty --no-default -- "expect lrsh> " "send $prep; train steps=3; plot loss height=4\n" "expect lrsh> " \
