@@ -393,9 +393,10 @@ static cJSON *metadata(const Part *parts, int n_parts, int members, const Checkp
         add_int(md, "next_accum", o->next.accum, &bad);
     }
     if (o->has_next_seed) add_u64(md, "next_seed", o->next_seed, &bad);
-    if (o->data_tokens > 0) {
-        add_u64(md, "data_tokens", (uint64_t)o->data_tokens, &bad);
-        add_u64(md, "data_train", (uint64_t)o->data_train, &bad);
+    if (o->data.tokens > 0) {
+        add_u64(md, "data_tokens", (uint64_t)o->data.tokens, &bad);
+        add_u64(md, "data_train", (uint64_t)o->data.train, &bad);
+        if (o->data.hash) add_u64(md, "data_hash", o->data.hash, &bad);
     }
     free(ocfg);
     for (int i = 0; i < n_extra; i++) add_text(md, extra[i].key, extra[i].value, &bad);
@@ -587,7 +588,7 @@ static int reserved_key(const char *key) {
     static const char *const names[] = {"format", "lrsh_version", "config", "step", "data_rng", "optimizer",
                                         "optim_config", "optim_t", "ensemble_k", "batch", "seq", "accum",
                                         "next_batch", "next_seq", "next_accum", "next_seed", "data_tokens",
-                                        "data_train"};
+                                        "data_train", "data_hash"};
     for (size_t i = 0; i < COUNT(names); i++)
         if (strcmp(key, names[i]) == 0) return 1;
     return strncmp(key, "member.", 7) == 0;
@@ -665,7 +666,7 @@ typedef struct Loader {
     TrainShape next;            // the saving session's next batches (0s: not in the file)
     int has_next_seed;          // the saving session's seed was in the file
     uint64_t next_seed;
-    long data_tokens, data_train;   // the saving session's data size (0: not in the file)
+    DataIdentity data;              // the saving session's data (0s: not in the file)
     int want_members;           // checkpoint_load_members is reading (else checkpoint_load)
     int probe;                  // checkpoint_probe: the header only, whatever the file holds
     int k;                      // ensemble_k (0: a single-model file)
@@ -887,7 +888,11 @@ static int parse_saver_state(Loader *L, const cJSON *md, Err *err) {
     if ((tokens || train) && (parse_u64(tokens, &nt) || parse_u64(train, &ntr) || nt > LONG_MAX || ntr > nt))
         return fail(err, L->path, "__metadata__ data_tokens '%.32s', data_train '%.32s': two whole numbers, the "
                     "second at most the first, go together", tokens ? tokens : "(none)", train ? train : "(none)");
-    L->data_tokens = (long)nt, L->data_train = (long)ntr;
+    const char *hash = meta_string(md, "data_hash");
+    uint64_t nh = 0;
+    if (hash && (!tokens || parse_u64(hash, &nh) || nh == 0))
+        return fail(err, L->path, "__metadata__ data_hash '%.32s': a whole number ≥ 1, with data_tokens", hash);
+    L->data = (DataIdentity){.tokens = (long)nt, .train = (long)ntr, .hash = nh};
     return 0;
 }
 
@@ -1432,7 +1437,7 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
                                      .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0,
                                      .file_bytes = L.size, .data_rng = L.mm[0].data_rng, .shape = L.shape,
                                      .next = L.next, .has_next_seed = L.has_next_seed, .next_seed = L.next_seed,
-                                     .data_tokens = L.data_tokens, .data_train = L.data_train,
+                                     .data = L.data,
                                      .nonfinite = nonfinite, .state_damage = damage};
             snprintf(info->optimizer, sizeof info->optimizer, "%s", L.optimizer);
             if (L.has_trainer_meta) info->optim = L.ocfg;
@@ -1496,7 +1501,7 @@ static int load_members(Loader *L0, const Backend *be, CheckpointMembers *out, E
                                   .has_optim = L.has_optim, .has_tokenizer = L.tokenizer >= 0, .file_bytes = L.size,
                                   .data_rng = L.mm[0].data_rng, .shape = L.shape, .next = L.next,
                                   .has_next_seed = L.has_next_seed, .next_seed = L.next_seed,
-                                  .data_tokens = L.data_tokens, .data_train = L.data_train, .ensemble_k = L.k,
+                                  .data = L.data, .ensemble_k = L.k,
                                   .nonfinite = nonfinite, .state_damage = damage};
         snprintf(r.info.optimizer, sizeof r.info.optimizer, "%s", L.optimizer);
         snprintf(r.info.nonfinite_tensor, sizeof r.info.nonfinite_tensor, "%s", first_bad);
@@ -1558,7 +1563,7 @@ int checkpoint_probe(const char *path, CheckpointInfo *info, Err *err) {
     if (rc == 0 && info) {
         CheckpointInfo r = {.step = L.mm[0].step, .data_rng = L.mm[0].data_rng, .shape = L.shape, .next = L.next,
                             .has_next_seed = L.has_next_seed, .next_seed = L.next_seed,
-                            .data_tokens = L.data_tokens, .data_train = L.data_train,
+                            .data = L.data,
                             .file_bytes = L.size, .ensemble_k = L.k};
         snprintf(r.optimizer, sizeof r.optimizer, "%s", L.optimizer);
         for (const cJSON *e = L.header->child; e; e = e->next) {

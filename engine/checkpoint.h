@@ -25,8 +25,9 @@
 // three or none; a file without them still loads). An ensemble file writes them once, unprefixed.
 // With or without a trainer, the saver's next batches when given (CheckpointOptions.next):
 // next_batch, next_seq, next_accum (decimal; batch and accum ≥ 1, seq 0 for the context; all
-// three or none); the saver's session seed when given: next_seed (decimal); and the size of the
-// data it trains on when given: data_tokens, data_train (decimal: all tokens, the train split's).
+// three or none); the saver's session seed when given: next_seed (decimal); and the data it
+// trains on when given (DataIdentity): data_tokens, data_train (decimal: all tokens, the train
+// split's), and data_hash (decimal, ≥ 1: the ids' identity; a file of the two sizes alone loads).
 //
 // Loading: version 1 (AdamW moments and a fixed list of options) is refused with a message.
 // The optimizer config is optim_config_default(optimizer), then optim_config_set for every saved
@@ -72,9 +73,9 @@ typedef struct CheckpointOptions {
     // alignment batches come): next_seed, so that a resume evaluates on the same batches.
     int has_next_seed;
     uint64_t next_seed;
-    // The loaded data's size (tokens, and those of its train split; 0: none loaded), so that a
-    // resume on other data, or another split, can be told apart: a sampler state means nothing there.
-    long data_tokens, data_train;
+    // The loaded data (sizes and hash; all 0: none loaded), so that a resume on other data, or
+    // another split, can be told apart: a sampler state means nothing there.
+    DataIdentity data;
 } CheckpointOptions;
 
 // Optimizer state in a file that no optimizer writes (NaN, ±inf, a negative second moment): the
@@ -96,7 +97,7 @@ typedef struct CheckpointInfo {
     TrainShape next;         // CheckpointOptions.next as saved (batch 0: none, or an older file)
     int has_next_seed;       // CheckpointOptions.next_seed was saved (0: an older file)
     uint64_t next_seed;
-    long data_tokens, data_train;   // CheckpointOptions' as saved (0: none, or an older file)
+    DataIdentity data;       // CheckpointOptions' as saved (0s: none, or an older file; hash 0: older)
     size_t file_bytes;
     int ensemble_k;          // an ensemble file's members (0: a single model); step, data_rng: member 0's
     long nonfinite;          // parameter values that are NaN or ±inf (loaded as they are)

@@ -187,6 +187,14 @@ static void max_token_id(void *ctx) {
         for (uint64_t i = 0; i < r->n_tokens; i++) { uint32_t t = ((const uint32_t *)r->tokens)[i]; if (t > r->max_id) r->max_id = t; }
 }
 
+// The ids' identity: the same source read by the same tokenizer into the same layout gives the
+// same ids (never 0, which means "not recorded").
+static uint64_t token_identity(const CacheHeader *h) {
+    uint64_t parts[3] = {h->version, h->source_hash, h->tokenizer_hash};
+    uint64_t id = fnv1a(FNV_OFFSET, parts, sizeof parts);
+    return id ? id : 1;
+}
+
 // Maps the cache read-only when it is sound and matches `want` (hashes, sizes, vocab) and every
 // id is below the vocab; returns 0 when usable, -1 when it must be (re)built.
 static int cache_open(Dataset *ds, const char *path, const CacheHeader *want) {
@@ -222,6 +230,7 @@ static int cache_open(Dataset *ds, const char *path, const CacheHeader *want) {
     ds->tokens = tokens;
     ds->n_tokens = (long)h.n_tokens;
     ds->source_bytes = (long long)h.source_bytes;
+    ds->token_hash = token_identity(&h);
     return 0;
 }
 
@@ -472,6 +481,11 @@ int dataset_load_progress(Dataset *ds, const char *path, const Tokenizer *tok, d
     ds->token_bytes = token_bytes_for(ds->vocab_size);
     ds->n_train = (long)((1.0 - val_fraction) * (double)ds->n_tokens);
     return 0;
+}
+
+DataIdentity dataset_identity(const Dataset *ds) {
+    if (!ds || !ds->tokens) return (DataIdentity){0};
+    return (DataIdentity){.tokens = ds->n_tokens, .train = ds->n_train, .hash = ds->token_hash};
 }
 
 void dataset_free(Dataset *ds) {

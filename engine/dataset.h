@@ -8,6 +8,15 @@
 #include "corpus_files.h"
 #include "../tokenizer/tokenizer.h"
 
+// What a checkpoint records of the data a model trains on, so that a resume on other data can be
+// told apart (a sampler state means nothing there): its size, its train split's, and a hash of
+// its token ids (of the source's bytes and names, the tokenizer and the cache's layout: equal
+// hashes, equal ids). All 0: no data, or a file from before they were recorded.
+typedef struct DataIdentity {
+    long tokens, train;
+    uint64_t hash;            // 0: not recorded (a file from before it was)
+} DataIdentity;
+
 typedef struct Dataset {
     char source[1024];        // the file or folder that was tokenized
     char cache_path[1024];    // the token cache file
@@ -16,6 +25,7 @@ typedef struct Dataset {
     long n_tokens;            // all tokens in the cache
     long n_train;             // tokens [0, n_train) are train, [n_train, n_tokens) validation
     long long source_bytes;   // of the text the tokens came from
+    uint64_t token_hash;      // DataIdentity.hash: the ids' identity, from the cache's header
     int reused_cache;         // 1 when an up-to-date cache was found and not rebuilt
     unsigned older_cache;     // the version of an older lrsh's cache found there and rebuilt (0: none)
     SourceListing listing;    // the files the tokens came from
@@ -38,6 +48,8 @@ int dataset_load(Dataset *ds, const char *path, const Tokenizer *tok, double val
 int dataset_load_progress(Dataset *ds, const char *path, const Tokenizer *tok, double val_fraction,
                           const char *cache_dir, ProgressFn progress, void *ctx, Err *err);
 void dataset_free(Dataset *ds);
+// ds's identity for a checkpoint (all 0 for NULL or no data).
+DataIdentity dataset_identity(const Dataset *ds);
 // The files dataset_load reads from path: the file itself, or every regular *.txt under a
 // folder (hidden entries skipped, symbolic links followed but for a folder read already or one
 // at or above the source), sorted. *paths

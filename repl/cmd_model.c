@@ -376,8 +376,7 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     o.include_optim = args_bool(a, "optim", 1);
     o.next = (TrainShape){s->batch, s->seq, s->accum};   // what the next `train` takes: a resume goes on the same
     o.has_next_seed = 1, o.next_seed = s->seed;           // and aligns and samples alike
-    if (s->has_data) o.data_tokens = s->data.n_tokens, o.data_train = s->data.n_train;   // of the same data
-    else o.data_tokens = s->resume_data_tokens, o.data_train = s->resume_data_train;    // a loaded file's, kept
+    o.data = s->has_data ? dataset_identity(&s->data) : s->resume_data;   // a loaded file's kept without data
     if (s->has_ensemble) return save_ensemble(s, path, &o, err);
     const Tokenizer *tok = s->model_tok ? s->model_tok : s->tok;   // the one the model reads its ids with
     if (tok && tokenizer_vocab_size(tok) > s->model.cfg.vocab) {
@@ -483,8 +482,8 @@ static void adopt_batches(Session *s, const CheckpointInfo *info) {
 
 // The saving session's seed (an older file: the model's own, the session's when it was made)
 // becomes this session's: alignment batches, samples and new members come from it, so that a
-// resume goes on as the run would have (evaluations do not: EVAL_BATCH_SEED). The size of the
-// data it trained on is kept to compare with the data of the next train, step or eval.
+// resume goes on as the run would have (evaluations do not: EVAL_BATCH_SEED). What it records of
+// the data it trained on is kept to compare with the data of the next train, step or eval.
 static void adopt_seed_and_data(Session *s, const CheckpointInfo *info, uint64_t model_seed) {
     uint64_t seed = info->has_next_seed ? info->next_seed : model_seed;
     if (seed != s->seed)
@@ -492,7 +491,7 @@ static void adopt_seed_and_data(Session *s, const CheckpointInfo *info, uint64_t
                  info->has_next_seed ? "the saving session's" : "the model's", (unsigned long long)s->seed);
     s->seed = seed;
     json_add_u64(s->result, "seed", seed);
-    s->resume_data_tokens = info->data_tokens, s->resume_data_train = info->data_train;   // checked at `train`
+    s->resume_data = info->data;   // checked at `train`
 }
 
 // A file may hold NaN or ±inf parameters (damaged, or written by another program): they load

@@ -112,7 +112,7 @@ void session_replace_model(Session *s, Model *m, int how) {
     s->has_model = 1;
     inspect_model_replaced(s);
     s->resume = (Resume){0};
-    s->resume_data_tokens = s->resume_data_train = 0;
+    s->resume_data = (DataIdentity){0};
     runlog_end(&s->runs);
 }
 

@@ -91,10 +91,10 @@ typedef struct Session {
     // A checkpoint saved without optimizer state still knows its step, data position and
     // batches: the next trainer built continues from them.
     Resume resume;
-    // The size of the data a loaded model was training on (its file's: all tokens, the train
-    // split's; 0: unknown or already compared), compared once with the data of the next
-    // train, step or eval: a resume repeats the run only on the same data and split.
-    long resume_data_tokens, resume_data_train;
+    // The data a loaded model was training on (its file's sizes and hash; 0s: unknown or
+    // already compared), compared once with the data of the next train, step or eval: a
+    // resume repeats the run only on the same data and split.
+    DataIdentity resume_data;
     int dirty;                   // the model was trained since it was last saved or loaded; while an
                                  // ensemble exists, the ensemble (member 0 carries the model's training)
     int model_dirty;             // while an ensemble exists: the session's own model's `dirty` (a

@@ -339,6 +339,7 @@ static void test_progress_without_trainer(void) {
     const char *path = in_dir("progress.safetensors");
     CheckpointOptions o = checkpoint_default_options();   // optimizer state asked for: there is none
     o.next = (TrainShape){5, 0, 3};                       // the saver's own settings, seq 0: the context
+    o.data = (DataIdentity){1000003, 950002, 0xfedcba9876543210ull};   // a hash past 2^53: exact as a string
     CHECK_OK(checkpoint_save_progress(path, &m, &p, NULL, &o, &err));
     CheckpointInfo info;
     CHECK_OK(checkpoint_load(path, be, &m2, &tr2, NULL, &info, &err));
@@ -353,6 +354,9 @@ static void test_progress_without_trainer(void) {
               info.shape.batch, info.shape.seq, info.shape.accum);
         CHECK(info.next.batch == 5 && info.next.seq == 0 && info.next.accum == 3, "next batches %d, %d, %d: want 5, 0, 3",
               info.next.batch, info.next.seq, info.next.accum);
+        CHECK(info.data.tokens == o.data.tokens && info.data.train == o.data.train && info.data.hash == o.data.hash,
+              "data %ld, %ld, %llx: want %ld, %ld, %llx", info.data.tokens, info.data.train,
+              (unsigned long long)info.data.hash, o.data.tokens, o.data.train, (unsigned long long)o.data.hash);
         model_free(&m2);
     }
     model_free(&m);
@@ -620,6 +624,11 @@ static void set_meta(cJSON *root, const void *arg) {
     cJSON_DeleteItemFromObject(md, kv[0]);
     if (kv[1]) cJSON_AddStringToObject(md, kv[0], kv[1]);
 }
+// Data sizes that load, with arg as the data hash.
+static void set_data_hash(cJSON *root, const void *arg) {
+    const char *data[][2] = {{"data_tokens", "1000"}, {"data_train", "900"}, {"data_hash", arg}};
+    for (int i = 0; i < 3; i++) set_meta(root, data[i]);
+}
 static void set_config_field(cJSON *root, const void *arg) {
     const char *const *kv = arg;
     cJSON *md = cJSON_GetObjectItem(root, "__metadata__");
@@ -787,6 +796,13 @@ static void test_corrupt_files_are_refused(void) {
     expect_refused(&v, bad, "option beta2= must be between 0 and", NULL, "a value out of range");
     write_edited(bad, &g, set_meta, ocfg_arr);
     expect_refused(&v, bad, "optim_config is not a JSON object", NULL, "optim_config not an object");
+    const char *hash_alone[] = {"data_hash", "12"};
+    write_edited(bad, &g, set_data_hash, "0");
+    expect_refused(&v, bad, "data_hash '0': a whole number ≥ 1", NULL, "data hash 0");
+    write_edited(bad, &g, set_data_hash, "-7");
+    expect_refused(&v, bad, "data_hash '-7': a whole number ≥ 1", NULL, "negative data hash");
+    write_edited(bad, &g, set_meta, hash_alone);   // g was saved without data
+    expect_refused(&v, bad, "data_hash '12': a whole number ≥ 1, with data_tokens", NULL, "data hash without sizes");
     const char *heads5[] = {"heads", "5"}, *huge[] = {"layers", "16000000"};
     write_edited(bad, &g, set_config_field, heads5);
     expect_refused(&v, bad, "does not divide", NULL, "invalid config");

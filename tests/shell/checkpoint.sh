@@ -282,6 +282,17 @@ check_not_contains resume_same_data_no_note "$(lrsh -c "model load $ev; data loa
 lrsh -q -c "model load $ev; model save $TMP/resaved.st" >/dev/null 2>&1
 out=$(lrsh -c "model load $TMP/resaved.st; data load val=0.2; train steps=1" 2>&1)
 check_contains resaved_keeps_data_size "$out" "note: the loaded model was training on data of"
+# ... and other tokens of the same size: a folder's two files swapped by name (each is
+# tokenized on its own, so the count stays; the order, and so every batch, does not)
+mkdir -p "$TMP/swap"
+head -n 60 "$XDG_CACHE_HOME/lrsh/fortunes.txt" >"$TMP/swap/a.txt"   # whole lines: no newline added
+tail -n 90 "$XDG_CACHE_HOME/lrsh/fortunes.txt" >"$TMP/swap/b.txt"
+lrsh -q -c "tok load $TMP/tok.model; data load $TMP/swap; model new tiny dim=32 seq=16; train steps=1 batch=2; model save $TMP/swap.st" >/dev/null 2>&1
+mv "$TMP/swap/a.txt" "$TMP/swap/c.txt"; mv "$TMP/swap/b.txt" "$TMP/swap/a.txt"; mv "$TMP/swap/c.txt" "$TMP/swap/b.txt"
+out=$(lrsh -c "tok load $TMP/tok.model; model load $TMP/swap.st; data load $TMP/swap; train steps=1 batch=2" 2>&1)
+check_contains resume_same_size_other_tokens "$out" "note: the loaded model was training on other tokens of the same size"
+out=$(lrsh -c "tok load $TMP/tok.model; model load $TMP/swap.st; data load $TMP/swap; model save $TMP/swap2.st; model load $TMP/swap2.st; step" 2>&1)
+check_not_contains resaved_same_tokens_no_note "$out" "training on other tokens"
 out=$(lrsh -c "$prep; set errexit off; set seq 100; show" 2>&1)
 check_contains set_seq_refused_at_set "$out" "seq=0 errexit"
 check_contains set_seq_too_long "$out" "\`set seq 100\` is longer than this model's context (64): \`set seq 0\` uses the context"
