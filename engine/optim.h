@@ -71,6 +71,8 @@ typedef struct Optimizer {
     MatrixDiag *diag;    // one per factorized matrix, rewritten by every optimizer_step
     int n_diag;
     int diag_t;          // t of the last update that computed dw_norm and w_norm (0: none yet)
+    float last_lr, last_wd;   // the last update's matrix rate (diag's η) and weight decay: `optim`
+                              // may change cfg's since
     int batch_cap;       // (tests) at most this many matrices per orthogonalization batch (0: all that fit)
 } Optimizer;
 

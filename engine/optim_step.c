@@ -281,6 +281,7 @@ int optimizer_step(Optimizer *opt, Model *m, float lr, float io_lr, float grad_s
     if (!opt->m || !opt->work) return err_set(err, "the optimizer has no state: build it first");
     const OptimConfig *k = &opt->cfg;
     opt->t++;
+    opt->last_lr = lr, opt->last_wd = k->wd;
     StepCtx c = {.opt = opt, .m = m, .be = m->be, .lr = lr, .gs = grad_scale, .diag_now = before != NULL};
     c.adam_lr = io_lr;
     work_layout(m, k->kind, &c.w);

@@ -949,6 +949,7 @@ int cmd_align(Session *s, const Args *a, Err *err) {
         if (align_config_set(&cfg, a->key[i], a->val[i], err) != 0) return -1;
     }
     if (cfg.T > mc->seq) return err_set(err, "seq=%d is longer than the model's context (%d)", cfg.T, mc->seq);
+    json_add_u64(s->result, "seed", cfg.seed);   // seed= draws these batches again
     if (members) return align_members(s, &cfg, err);
     ensemble_note_single_model(s);
 

@@ -388,12 +388,13 @@ static int inspect_ready(Session *s, int *reported, Err *err) {
 }
 
 // The last line: the largest ‖ΔW‖₂/η against Spectron's bound of 1, and what explains it.
-static void inspect_verdict(Session *s, const OptimConfig *cfg, const MatrixDiag *worst) {
+static void inspect_verdict(Session *s, const Optimizer *o, const MatrixDiag *worst) {
     if (!worst) {
         cJSON_AddNullToObject(s->result, "max_dw_over_eta");
         return;
     }
-    double decay = 2.0 * cfg->wd * worst->w_norm;   // weight decay's share of ‖ΔW‖₂/η, outside the bound
+    const OptimConfig *cfg = &o->cfg;
+    double decay = 2.0 * o->last_wd * worst->w_norm;   // weight decay's share of ‖ΔW‖₂/η, outside the bound
     char verdict[160];
     if (strcmp(cfg->name, "spectron") != 0)   // the bound is Spectron's: other optimizers are measured against it
         snprintf(verdict, sizeof verdict, "%s, Spectron's bound; %s does not bound ‖ΔW‖₂",
@@ -432,8 +433,10 @@ int cmd_inspect(Session *s, const Args *a, Err *err) {
     char marks[64] = "";
     if (!by_name && have) snprintf(marks, sizeof marks, ", largest first%s", marked ? " (* the top" : "");
     if (marked) snprintf(marks + strlen(marks), sizeof marks - strlen(marks), " %d)", marked);
+    // η: the rate the last update took, which the rows are measured against (`optim lr=` since
+    // changes lr, not that)
     out_text(s, "step %d, %s lr=%g (η this step %.4g): %d factorized matrices, %s %s%s\n", s->trainer.step,
-             o->cfg.name, o->cfg.lr, optimizer_lr(&o->cfg, s->trainer.step - 1), o->n_diag,
+             o->cfg.name, o->cfg.lr, o->last_lr, o->n_diag,
              have ? "sorted by" : "in model order (not measured:", by, have ? marks : ")");
     if (!measured)
         out_text(s, "(‖ΔW‖₂ and ‖W‖₂ were not measured at the last update: `step` measures them, as does `train` "
@@ -455,9 +458,11 @@ int cmd_inspect(Session *s, const Args *a, Err *err) {
     }
     cJSON_AddNumberToObject(s->result, "step", s->trainer.step);
     cJSON_AddStringToObject(s->result, "optim", o->cfg.name);
+    json_add_real(s->result, "lr", o->cfg.lr);
+    json_add_real(s->result, "eta", o->last_lr);
     cJSON_AddStringToObject(s->result, "sort", by);
     cJSON_AddBoolToObject(s->result, "measured", measured);
-    inspect_verdict(s, &o->cfg, worst);
+    inspect_verdict(s, o, worst);
     free(rows);
     return 0;
 }

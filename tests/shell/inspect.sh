@@ -202,6 +202,8 @@ check_status align_delayed_none_status nonzero $rc
 check_contains align_delayed_hint "$out" "run \`step\`"
 out=$(lrsh --json -q -c "$prep; step; align; align against=delayed" 2>/dev/null); rc=$?
 check_status align_delayed_status 0 $rc
+# the batches' seed, the session's plus the step (1234 + 1): seed= draws them again
+check_eq align_json_seed_default 1235 "$(printf '%s\n' "$out" | grep '"command":"align"' | head -n 1 | json_field seed)"
 check_eq align_delayed True "$(printf '%s\n' "$out" | json_eval 'o["against"] == "delayed" and -1 <= o["overall"] <= 1 and o["step"] == 1')"
 out=$(lrsh --json -c "$prep; align against=blockdrop p=0.5 draws=2" 2>/dev/null)
 check_eq align_against_value "blockdrop|blockdrop p=0.5 draws=2" "$(printf '%s\n' "$out" | tail -n 1 | json_eval 'o["against"] + "|" + o["setup"]')"

@@ -260,6 +260,11 @@ check_contains inspect_verdict_adamw "$out" "Spectron's bound; adamw does not bo
 out=$(lrsh --json -c "$prep; optim spectron; step; inspect" 2>/dev/null | tail -n 1)
 check_eq inspect_sorted True "$(printf '%s\n' "$out" | json_eval '[m["dw_over_eta"] for m in o["matrices"]] == sorted([m["dw_over_eta"] for m in o["matrices"]], reverse=True)')"
 check_eq inspect_worst3 "[True, True, True, False]" "$(printf '%s\n' "$out" | json_eval '[m["worst"] for m in o["matrices"]][:4]')"
+# η is the rate the rows were measured against, that update's: a new lr after it changes lr only
+out=$(lrsh -c "$prep; optim spectron lr=0.05 warmup=0; step; optim lr=0.01; inspect" 2>&1)
+check_contains inspect_eta_of_the_update "$out" "spectron lr=0.01 (η this step 0.05)"
+out=$(lrsh --json -c "$prep; optim spectron lr=0.05 warmup=0; step; optim lr=0.01; inspect" 2>/dev/null | tail -n 1)
+check_eq inspect_eta_json "0.01 0.05" "$(printf '%s\n' "$out" | json_eval '"%g %g" % (o["lr"], o["eta"])')"
 out=$(lrsh -c "$prep; optim spectron; train steps=3 diag_every=0; inspect sort=rho" 2>&1)
 check_contains inspect_unmeasured "$out" "were not measured at the last update"
 # train's last step is measured whatever diag_every falls on: inspect reads it (steps 1..13 here)
