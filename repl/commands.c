@@ -406,13 +406,16 @@ const CmdSpec commands[] = {
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 
     // ---- sampling ----
-    {.name = "generate", .family = "sampling", .args = "[PROMPT] [n=128 temp=0.8 top_k=40 top_p=0.95 seed=N]",
+    {.name = "generate", .family = "sampling", .args = "[PROMPT] [n=128 temp=0.8 top_k=40 top_p=0.95 seed=N stop=TEXT]",
      .summary = "continue PROMPT with sampled tokens, printed as they come (Ctrl-C stops)",
      .help = "Encodes the prompt, feeds it in batched passes (512 tokens each) through the KV\n"
              "cache, then samples\n"
              "one token at a time until n tokens, Ctrl-C or the tokenizer's end-of-text token\n"
              "(which models lrsh trains never learn: `data load` marks no document boundaries, so\n"
-             "count on n). No BOS goes first (the training data has none); with no prompt the\n"
+             "count on n, or on stop=). stop=TEXT ends generation where TEXT first comes in the\n"
+             "generated text (not the prompt's), and TEXT is not shown: stop=\"\\n\\n\" gives one\n"
+             "fortune of the default corpus (a blank line ends each), or one paragraph.\n"
+             "No BOS goes first (the training data has none); with no prompt the\n"
              "model starts after a blank line, unseen, as a new paragraph of its corpus would.\n"
              "temp=0 is greedy; top_k=0 and top_p=1 turn the cuts off. The same seed= gives the\n"
              "same text; without seed= each call uses the session seed plus the number of earlier\n"
@@ -423,11 +426,12 @@ const CmdSpec commands[] = {
              "brings both). With --json, no text streams to stdout: one object with text, tokens,\n"
              "tok_per_s (null for one token: its pass was the prompt's), prompt, prompt_tokens,\n"
              "prompt_encoded (of a prompt longer than the context, the tokens encoded), prefill_seconds,\n"
-             "seed (a string from 16 digits on) and stopped (eos, n or interrupt). Quote a prompt\n"
+             "seed (a string from 16 digits on) and stopped (eos, n, stop or interrupt). Quote a prompt\n"
              "with \" or ' (one with an apostrophe in double quotes:\n"
              "generate \"It's\"); inside double quotes \\n, \\t, \\\" and \\\\ are escapes. Control\n"
              "characters, a carriage return outside CRLF among them, show as U+FFFD (JSON keeps them).\n"
-             "Examples:\n  generate\n  generate \"Once upon a time\" n=200 temp=0.7\n  generate The n=20 temp=0",
+             "Examples:\n  generate\n  generate \"Once upon a time\" n=200 temp=0.7\n  generate The n=20 temp=0\n"
+             "  generate stop=\"\\n\\n\" n=300",
      .min_pos = 0, .max_pos = -1, .pos = POS_TEXT, .run = cmd_generate,
      .opts = (const OptSpec[]){
          {"n", OPT_INT, "128", NULL, 1, 1 << 24, "tokens to generate at most"},
@@ -435,6 +439,7 @@ const CmdSpec commands[] = {
          {"top_k", OPT_INT, "40", NULL, 0, 1 << 24, "sample among the k most likely tokens (0: all)"},
          {"top_p", OPT_FLOAT, "0.95", NULL, 0, 1, "nucleus: the smallest set with this much probability (of the top k, renormalized, when top_k > 0)"},
          {"seed", OPT_INT, NULL, NULL, 0, SEED_MAX, "sampling seed (default: the session seed + calls so far)"},
+         {"stop", OPT_STRING, NULL, NULL, 0, 0, "end where this text comes (not shown): stop=\"\\n\\n\" one fortune"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 
     // ---- inspection ----
@@ -693,7 +698,8 @@ const CmdSpec commands[] = {
     // ---- output ----
     {.name = "plot", .family = "output",
      .args = "[loss|val|lr|gnorm|clip|tok_per_s|seconds|dw_over_eta|rho|sigma_a|sigma_b] [from=FILE] [png=FILE] "
-             "[svg=FILE] [runs=A,B] [scale=auto|linear|log] [width=72 height=16]",
+             "[svg=FILE] [runs=A,B] [steps=A..B] [smooth=N] [ymin= ymax=] [scale=auto|linear|log] "
+             "[width=72 height=16]",
      .summary = "chart a training metric by step in the terminal (braille), every run overlaid",
      .help = "Draws the field over the steps of every run (see `run`) with Unicode braille\n"
              "characters (2×4 dots per cell): y from its min to its max, x the step range, a\n"
@@ -718,9 +724,15 @@ const CmdSpec commands[] = {
              "below 1), and says so in the title; scale=log or scale=linear chooses (a log scale\n"
              "leaves out values ≤ 0, with a note). The images use the same scale. --json: field,\n"
              "scale, series:[{name, points, first_step, last_step, last, steps:[…], values:[…]}]: the\n"
-             "points drawn (a value that is not finite is null and breaks the line).\n"
+             "points drawn (a value that is not finite is null and breaks the line), smooth.\n"
+             "steps=A..B draws those steps only (steps=1000.. the end of a long run); smooth=N draws\n"
+             "each line as the mean of its last N points, the title says so (validation losses stay\n"
+             "as measured); ymin= and ymax= fix the y axis, values past them drawn on its edge with a\n"
+             "note under the chart (one AdamW spike no longer flattens eight Spectron curves; the\n"
+             "images leave such values out).\n"
              "Examples:\n  plot\n  plot lr\n  plot gnorm width=100 height=20\n  plot dw_over_eta\n"
              "  plot loss scale=log\n  run a; train steps=5; run b; train steps=5; plot loss runs=b\n"
+             "  plot loss smooth=20 steps=100..\n  plot dw_over_eta ymax=2\n"
              "  plot loss png=loss.png\n  plot loss from=run1.jsonl svg=run1.svg",
      .max_pos = 1, .pos = POS_WORD, .words = plot_fields, .run = cmd_plot,
      .opts = (const OptSpec[]){
@@ -729,6 +741,10 @@ const CmdSpec commands[] = {
          {"svg", OPT_PATH, NULL, NULL, 0, 0, "also write an SVG image with gnuplot"},
          {"scale", OPT_ENUM, "auto", "auto|linear|log", 0, 0, "the y axis: log when values span 100× (auto), or as chosen"},
          {"runs", OPT_STRING, NULL, NULL, 0, 0, "only these runs (names, or patterns such as *-lr0.05 where no run has that name; comma-separated, so none inside [...])"},
+         {"steps", OPT_STRING, NULL, NULL, 0, 0, "only the steps A..B (an end left out: 100.., ..500)"},
+         {"smooth", OPT_INT, "1", NULL, 1, 100000, "each line the mean of its last N points (validation marks as measured)"},
+         {"ymin", OPT_FLOAT, NULL, NULL, 0, 0, "the y axis from this value (values below drawn on its edge)"},
+         {"ymax", OPT_FLOAT, NULL, NULL, 0, 0, "the y axis up to this value (a spike above drawn on its edge)"},
          {"width", OPT_INT, NULL, NULL, 8, 1000, "chart width in cells (default: 72, less on a narrower terminal; 62 in a pipe)"},
          {"height", OPT_INT, NULL, NULL, 3, 500, "chart height in terminal cells (default: 16, less on a shorter terminal)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
