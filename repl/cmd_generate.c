@@ -38,6 +38,8 @@ typedef struct Stream {
     const int32_t *ids;   // the prompt then the generated tokens (after the unshown lead-in)
     long anchor;          // decoding starts at ids[anchor]
     size_t shown;         // bytes of the decode from the anchor already printed
+    const char *stop;     // stop=: the text that ends generation, never shown (NULL: none)
+    int stopped;          // it came
 } Stream;
 
 static size_t hold_back(const char *t, size_t n) {
@@ -45,10 +47,29 @@ static size_t hold_back(const char *t, size_t n) {
     return n;
 }
 
+// How far text[from, n) may be shown under stop=: up to the stop text when it came (and then
+// st->stopped), else short of an end that may be its beginning (the next token may complete
+// it). Searched only in what is not on screen yet: the prompt, shown first, is never cut, and
+// shown text never holds the beginning of a stop text.
+static size_t hold_back_stop(Stream *st, const char *text, size_t from, size_t n, int final) {
+    if (!st->stop) return n;
+    size_t len = strlen(st->stop);
+    const char *at = from < n ? memmem(text + from, n - from, st->stop, len) : NULL;
+    if (at) {
+        st->stopped = 1;
+        return (size_t)(at - text);
+    }
+    if (final) return n;
+    for (size_t k = len - 1 < n - from ? len - 1 : n - from; k > 0; k--)   // the longest end that begins it
+        if (memcmp(text + n - k, st->stop, k) == 0) return n - k;
+    return n;
+}
+
 static int stream_update(Stream *st, long n_ids, int final, Err *err) {
     char *text = tokenizer_decode(st->s->tok, st->ids + st->anchor, n_ids - st->anchor, err);
     if (!text) return -1;
     size_t n = strlen(text), upto = final ? n : hold_back(text, n);
+    if (st->shown <= upto) upto = hold_back_stop(st, text, st->shown, upto, final);
     if (upto > st->shown) {
         out_visible(st->s, text + st->shown, upto - st->shown);
         if (st->s->json) fflush(stderr);
@@ -91,9 +112,19 @@ typedef struct GenerateRun {
     int encoded;           // of them, the context window's part
     int made;              // tokens generated
     double prefill, seconds;
-    const char *stopped;   // "n", "eos" or "interrupt"
+    const char *stopped;   // "n", "eos", "stop" or "interrupt"
+    const char *stop;      // stop=: the text that ended it is cut from the result (NULL: none)
     SamplerConfig sc;
 } GenerateRun;
+
+// The generated part of the whole decoded text: after the prompt's bytes, cut before the stop
+// text when that ended it (as the stream was).
+static char *generated_part(char *text, size_t prompt_bytes, const GenerateRun *g) {
+    char *gen = text + (prompt_bytes <= strlen(text) ? prompt_bytes : strlen(text));
+    char *stop = strcmp(g->stopped, "stop") == 0 ? strstr(gen, g->stop) : NULL;
+    if (stop) *stop = '\0';
+    return gen;
+}
 
 // The closing notes and the JSON result; ids: the prompt's tokens, then those generated.
 static int generate_report(Session *s, const GenerateRun *g, const int32_t *ids, Err *err) {
@@ -120,10 +151,10 @@ static int generate_report(Session *s, const GenerateRun *g, const int32_t *ids,
     if (isnan(rate)) snprintf(r, sizeof r, "–");
     else fmt_count(r, sizeof r, rate);
     out_note(s, "(%d token%s, %s tok/s%s; prompt %ld token%s%s in %s%s)\n", g->made, g->made == 1 ? "" : "s",
-             r, strcmp(g->stopped, "eos") == 0 ? ", end of text" : "", g->np,
+             r, strcmp(g->stopped, "eos") == 0 ? ", end of text" : strcmp(g->stopped, "stop") == 0 ? ", stop= came" : "",
+             g->np,
              g->np == 1 ? "" : "s", window, pre, seed_note);
-    size_t prompt_bytes = strlen(prompt_text);
-    cJSON_AddStringToObject(s->result, "text", text + (prompt_bytes <= strlen(text) ? prompt_bytes : 0));
+    cJSON_AddStringToObject(s->result, "text", generated_part(text, strlen(prompt_text), g));
     cJSON_AddStringToObject(s->result, "prompt", prompt_text);
     cJSON_AddNumberToObject(s->result, "tokens", g->made);
     cJSON_AddNumberToObject(s->result, "prompt_tokens", g->np);
@@ -139,7 +170,7 @@ static int generate_report(Session *s, const GenerateRun *g, const int32_t *ids,
 }
 
 // Draws up to n tokens after what the generator was fed, each streamed as it comes into
-// ids[np…]; stops at the end-of-text id or a Ctrl-C (g->stopped says which).
+// ids[np…]; stops at the end-of-text id, stop= or a Ctrl-C (g->stopped says which).
 static int generate_tokens(Session *s, GenerateRun *g, int n, int32_t *ids, Stream *st, Err *err) {
     int eos = tokenizer_eos_id(s->tok), tv = tokenizer_vocab_size(s->tok), rc = 0;
     uint64_t rng = g->sc.seed ^ SAMPLE_SEED_SALT;
@@ -152,6 +183,7 @@ static int generate_tokens(Session *s, GenerateRun *g, int n, int32_t *ids, Stre
         if (id == eos) { g->stopped = "eos"; break; }
         ids[g->np + g->made++] = id;
         rc = stream_update(st, g->np + g->made, 0, err);
+        if (st->stopped) { g->stopped = "stop"; break; }
         if (rc == 0 && g->made < n) rc = generator_feed(&s->gen, &id, 1, err);
     }
     g->seconds = now_seconds() - t0;
@@ -161,7 +193,7 @@ static int generate_tokens(Session *s, GenerateRun *g, int n, int32_t *ids, Stre
 int cmd_generate(Session *s, const Args *a, Err *err) {
     if (ensemble_refuse_single_model(s, "generate from", err) != 0 || need_generator(s, err) != 0) return -1;
     int n = (int)args_int(a, "n", 128);
-    GenerateRun g = {.stopped = "n", .sc = {
+    GenerateRun g = {.stopped = "n", .stop = args_has(a, "stop") ? args_str(a, "stop", "") : NULL, .sc = {
         .temperature = (float)args_float(a, "temp", 0.8),
         .top_k = (int)args_int(a, "top_k", 40),
         .top_p = (float)args_float(a, "top_p", 0.95),
@@ -199,8 +231,9 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
     g.encoded = s->gen.len > n_lead ? s->gen.len - n_lead : 0;
     Stream st = {.s = s, .ids = ids + n_lead};
     int rc = stream_update(&st, g.np, 1, err);  // the prompt as the tokenizer reads it back
+    st.stop = g.stop;                           // looked for in what comes after it only
     if (rc == 0) rc = generate_tokens(s, &g, n, ids + n_lead, &st, err);
-    if (rc == 0) rc = stream_update(&st, g.np + g.made, 1, err);
+    if (rc == 0 && !st.stopped) rc = stream_update(&st, g.np + g.made, 1, err);
     out_visible_end(s);
     if (rc == 0) rc = generate_report(s, &g, ids + n_lead, err);   // it ends the streamed line
     else out_text(s, "\n");

@@ -599,18 +599,118 @@ static int select_runs(const RunLog *r, const char *list, RunLog *view, RunSerie
 // scale=auto's choice: a log scale when every value is positive and they span two orders of
 // magnitude or more (‖ΔW‖₂/η of AdamW against Spectron's), else linear. *nonpositive: the
 // values a log scale leaves out.
-static int log_scale(const Chart *c, const char *scale, long *nonpositive) {
+static int log_scale(const Chart *c, const char *scale, const PlotOptions *range, long *nonpositive) {
     double lo = INFINITY, hi = -INFINITY;
     *nonpositive = 0;
     for (int i = 0; i < c->n; i++)
         for (int k = 0; k < c->series[i].n; k++) {
             double y = c->series[i].y[k];
-            if (!isfinite(y)) continue;
+            if (!isfinite(y) || (range->has_y_min && y < range->y_min) || (range->has_y_max && y > range->y_max))
+                continue;   // past ymin=/ymax=: drawn on the edge, not what the scale is for
             if (y <= 0) ++*nonpositive;
             else lo = fmin(lo, y), hi = fmax(hi, y);
         }
     if (strcmp(scale, "auto") != 0) return strcmp(scale, "log") == 0;
     return *nonpositive == 0 && hi >= 100 * lo;
+}
+
+// ---- the part of the chart asked for: steps=A..B, smooth=N, ymin=, ymax=
+
+// steps=A..B as [*from, *to]; either end may be left out (100.., ..500).
+static int parse_steps(const char *text, double *from, double *to, Err *err) {
+    const char *dots = strstr(text, "..");
+    char *end = NULL;
+    *from = -INFINITY, *to = INFINITY;
+    int ok = dots != NULL;
+    if (ok && dots > text) ok = (*from = (double)strtol(text, &end, 10)) >= 0 && end == dots;
+    if (ok && dots[2]) ok = (*to = (double)strtol(dots + 2, &end, 10)) >= 0 && *end == '\0';
+    if (!ok)
+        return err_set(err, "plot: steps=%s is not a range of steps A..B (steps=100.. to the end, steps=..500 "
+                       "from the start)", text);
+    if (*from > *to) return err_set(err, "plot: steps=%s ends before it starts", text);
+    return 0;
+}
+
+// Only the points of steps [from, to], in place (each series' ys stay where chart_add put them).
+static void chart_keep_steps(Chart *c, double from, double to) {
+    for (int i = 0; i < c->n; i++) {
+        PlotSeries *s = &c->series[i];
+        double *x = c->bufs[i], *y = (double *)s->y;   // s->y is c->bufs[i] + the points it had
+        int kept = 0;
+        for (int k = 0; k < s->n; k++)
+            if (x[k] >= from && x[k] <= to) x[kept] = x[k], y[kept++] = y[k];
+        s->n = kept;
+    }
+}
+
+// Each line a trailing mean of its last `window` points, restarting after a value that is not
+// finite (the line breaks there); validation marks stay as they were measured.
+static int chart_smooth(Chart *c, int window) {
+    for (int i = 0; i < c->n; i++) {
+        PlotSeries *s = &c->series[i];
+        if (s->points || s->n < 2 || window < 2) continue;
+        double *y = (double *)s->y, *raw = malloc(sizeof *raw * (size_t)s->n);
+        if (!raw) return -1;
+        memcpy(raw, y, sizeof *raw * (size_t)s->n);
+        double sum = 0;
+        for (int k = 0, start = 0; k < s->n; k++) {
+            if (!isfinite(raw[k])) { start = k + 1, sum = 0; continue; }
+            sum += raw[k];
+            if (k - start >= window) sum -= raw[k - window];
+            y[k] = sum / (k - start + 1 < window ? k - start + 1 : window);
+        }
+        free(raw);
+    }
+    return 0;
+}
+
+// steps= and smooth= applied to c (smoothed first: the mean at the range's start takes the
+// points before it); nothing left in the range is an error naming the steps there are.
+static int chart_view(Chart *c, const Args *a, Err *err) {
+    double from, to, first = INFINITY, last = -INFINITY;
+    if (args_has(a, "smooth") && chart_smooth(c, (int)args_int(a, "smooth", 1)) != 0)
+        return err_set(err, "out of memory smoothing the chart");
+    if (!args_has(a, "steps")) return 0;
+    if (parse_steps(args_str(a, "steps", ""), &from, &to, err) != 0) return -1;
+    for (int i = 0; i < c->n; i++)
+        if (c->series[i].n) first = fmin(first, c->series[i].x[0]), last = fmax(last, c->series[i].x[c->series[i].n - 1]);
+    chart_keep_steps(c, from, to);
+    for (int i = 0; i < c->n; i++)
+        if (c->series[i].n) return 0;
+    return err_set(err, "plot: no points in steps=%s (the runs have steps %.0f..%.0f)", args_str(a, "steps", ""),
+                   first, last);
+}
+
+// ymin= and ymax= into o, the one below the other.
+static int y_limits(const Args *a, PlotOptions *o, Err *err) {
+    o->has_y_min = args_has(a, "ymin"), o->has_y_max = args_has(a, "ymax");
+    o->y_min = args_float(a, "ymin", 0), o->y_max = args_float(a, "ymax", 0);
+    if (o->has_y_min && o->has_y_max && !(o->y_min < o->y_max))
+        return err_set(err, "plot: ymin=%g is not below ymax=%g", o->y_min, o->y_max);
+    return 0;
+}
+
+// ... and above 0 on a log scale.
+static int y_limits_on_log(const PlotOptions *o, Err *err) {
+    if (o->log_y && ((o->has_y_min && o->y_min <= 0) || (o->has_y_max && o->y_max <= 0)))
+        return err_set(err, "plot: y%s=%g on a log scale, which has no values ≤ 0 (scale=linear draws them)",
+                       o->has_y_min && o->y_min <= 0 ? "min" : "max", o->has_y_min && o->y_min <= 0 ? o->y_min : o->y_max);
+    return 0;
+}
+
+// The values drawn on the edge of the y range ymin=/ymax= chose, said under the chart.
+static void note_clipped(Session *s, const Chart *c, const PlotOptions *o) {
+    long above = 0, below = 0;
+    for (int i = 0; i < c->n; i++)
+        for (int k = 0; k < c->series[i].n; k++) {
+            double y = c->series[i].y[k];
+            above += o->has_y_max && y > o->y_max;   // NaN compares false: not counted
+            below += o->has_y_min && y < o->y_min;
+        }
+    if (above) out_note(s, "note: %ld value%s above ymax=%g drawn on the chart's top edge\n", above,
+                        above == 1 ? "" : "s", o->y_max);
+    if (below) out_note(s, "note: %ld value%s below ymin=%g drawn on the chart's bottom edge\n", below,
+                        below == 1 ? "" : "s", o->y_min);
 }
 
 // Rows text takes on a terminal of cols columns, its long lines wrapped.
@@ -637,6 +737,71 @@ static char *fit_rows(const Session *s, const Args *a, const PlotSeries *series,
     o->height = o->height - over > 6 ? o->height - over : 6;
     free(text);
     return plot_render(series, n, o);
+}
+
+// What the title adds: the scale and the smoothing, which change what a reader sees.
+static void chart_title(const Args *a, const PlotOptions *o, char *title, size_t cap) {
+    size_t n = strlen(title);
+    if (o->log_y && n < cap) n += (size_t)snprintf(title + n, cap - n, " — log scale");
+    if (args_int(a, "smooth", 1) > 1 && n < cap)
+        snprintf(title + n, cap - n, " — mean of the last %ld points", args_int(a, "smooth", 1));
+}
+
+// width=, or what fits the terminal (80 columns in a pipe or a file, as the tables); a width
+// past the terminal's is drawn at the terminal's, with a note: every row would wrap.
+static int chart_width(Session *s, const Args *a) {
+    int cols = !s->json && isatty(STDOUT_FILENO) ? terminal_columns(stdout) : 0;
+    int page = cols > 0 ? cols : 80;
+    int fit = page - 18 < 72 ? page - 18 : 72;   // y labels, axis and "  step": up to 18 columns
+    if (fit < 8) fit = 8;                          // width='s least: a terminal under 26 columns wraps
+    int width = (int)args_int(a, "width", fit);
+    int most = cols - 18 > 8 ? cols - 18 : 8;   // a terminal's: width= may go past the default 72
+    if (cols > 0 && width > most) {
+        out_note(s, "(width=%d does not fit this terminal's %d columns: drawn %d wide)\n", width, cols, most);
+        width = most;
+    }
+    return width;
+}
+
+// The chart in the terminal, and the notes that belong under it.
+static int plot_draw(Session *s, const Args *a, const Chart *c, PlotOptions *o, long nonpositive, Err *err) {
+    o->width = chart_width(s, a);
+    o->height = (int)args_int(a, "height", 16);
+    char *text = fit_rows(s, a, c->series, c->n, o, plot_render(c->series, c->n, o));
+    if (!text) return err_set(err, "out of memory drawing the chart");
+    out_text(s, "%s", text);
+    free(text);
+    out_check_stdout();   // flushes: the notes below belong under this chart, not above it
+    if (o->log_y && nonpositive)
+        out_note(s, "note: %ld value%s ≤ 0 left out of the chart above (log scale; scale=linear draws them)\n",
+                 nonpositive, nonpositive == 1 ? "" : "s");
+    note_clipped(s, c, o);
+    return 0;
+}
+
+// --json: the points drawn (smoothed, in steps=), so a script need not read the log.
+static void plot_json(Session *s, const Args *a, const Chart *c, const PlotOptions *o, const char *field) {
+    cJSON_AddStringToObject(s->result, "field", field);
+    cJSON_AddStringToObject(s->result, "scale", o->log_y ? "log" : "linear");
+    cJSON_AddNumberToObject(s->result, "smooth", (double)args_int(a, "smooth", 1));
+    cJSON *list = cJSON_AddArrayToObject(s->result, "series");
+    for (int i = 0; i < c->n; i++) {
+        const PlotSeries *p = &c->series[i];
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "name", p->name);
+        cJSON_AddNumberToObject(j, "points", p->n);
+        if (p->n) {
+            cJSON_AddNumberToObject(j, "first_step", p->x[0]);
+            cJSON_AddNumberToObject(j, "last_step", p->x[p->n - 1]);
+            json_add_real(j, "last", p->y[p->n - 1]);
+        }
+        cJSON *steps = cJSON_AddArrayToObject(j, "steps"), *values = cJSON_AddArrayToObject(j, "values");
+        for (int k = 0; k < p->n; k++) {
+            cJSON_AddItemToArray(steps, cJSON_CreateNumber(p->x[k]));
+            cJSON_AddItemToArray(values, json_real(p->y[k]));
+        }
+        cJSON_AddItemToArray(list, j);
+    }
 }
 
 // The chart of the field typed over the runs of r (this session's, a log file's with from_log,
@@ -672,60 +837,18 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
                      : sparse_field(field) ? "no step measured it yet (`step`, or `train` with diag_every=N > 0 on a "
                                              "factorized model; an ensemble's members measure none)"
                      : "no training steps yet (`train steps=N`), or plot a log file with from=FILE");
+    PlotOptions o = {.title = title, .xlabel = "step", .ansi = !s->json && terminal_takes_color(stdout),
+                     // where Spectron's bound lies, when the chart reaches it
+                     .ref_name = strcmp(field, "dw_over_eta") == 0 ? "Spectron's bound ‖ΔW‖₂/η" : NULL, .ref = 1};
     long nonpositive = 0;
-    int log_y = rc == 0 && log_scale(&c, args_str(a, "scale", "auto"), &nonpositive);
-    if (log_y) {
-        size_t n = strlen(title);
-        snprintf(title + n, sizeof title - n, " — log scale");
-    }
-    if (rc == 0) {
-        int cols = !s->json && isatty(STDOUT_FILENO) ? terminal_columns(stdout) : 0;
-        int page = cols > 0 ? cols : 80;   // a pipe or a file: 80 columns, as the tables
-        int fit = page - 18 < 72 ? page - 18 : 72;   // y labels, axis and "  step": up to 18 columns
-        if (fit < 8) fit = 8;                          // width='s least: a terminal under 26 columns wraps
-        int width = (int)args_int(a, "width", fit);
-        int most = cols - 18 > 8 ? cols - 18 : 8;   // a terminal's: width= may go past the default 72
-        if (cols > 0 && width > most) {   // wider than the terminal: every row would wrap
-            out_note(s, "(width=%d does not fit this terminal's %d columns: drawn %d wide)\n", width, cols, most);
-            width = most;
-        }
-        PlotOptions o = {.width = width, .height = (int)args_int(a, "height", 16),
-                         .ansi = !s->json && terminal_takes_color(stdout),
-                         .title = title, .xlabel = "step", .log_y = log_y,
-                         // where Spectron's bound lies, when the chart reaches it
-                         .ref_name = strcmp(field, "dw_over_eta") == 0 ? "Spectron's bound ‖ΔW‖₂/η" : NULL, .ref = 1};
-        char *text = plot_render(c.series, c.n, &o);
-        text = fit_rows(s, a, c.series, c.n, &o, text);
-        if (!text) rc = err_set(err, "out of memory drawing the chart");
-        else out_text(s, "%s", text);
-        free(text);
-        out_check_stdout();   // flushes: the note below belongs under this chart, not above it
-        if (rc == 0 && log_y && nonpositive)
-            out_note(s, "note: %ld value%s ≤ 0 left out of the chart above (log scale; scale=linear draws them)\n",
-                     nonpositive, nonpositive == 1 ? "" : "s");
-    }
-    if (rc == 0) {
-        cJSON_AddStringToObject(s->result, "field", field);
-        cJSON_AddStringToObject(s->result, "scale", log_y ? "log" : "linear");
-        cJSON *list = cJSON_AddArrayToObject(s->result, "series");
-        for (int i = 0; i < c.n; i++) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "name", c.series[i].name);
-            cJSON_AddNumberToObject(o, "points", c.series[i].n);
-            if (c.series[i].n) {
-                cJSON_AddNumberToObject(o, "first_step", c.series[i].x[0]);
-                cJSON_AddNumberToObject(o, "last_step", c.series[i].x[c.series[i].n - 1]);
-                json_add_real(o, "last", c.series[i].y[c.series[i].n - 1]);
-            }
-            cJSON *steps = cJSON_AddArrayToObject(o, "steps"), *values = cJSON_AddArrayToObject(o, "values");
-            for (int k = 0; k < c.series[i].n; k++) {   // the points drawn, so a script need not read the log
-                cJSON_AddItemToArray(steps, cJSON_CreateNumber(c.series[i].x[k]));
-                cJSON_AddItemToArray(values, json_real(c.series[i].y[k]));
-            }
-            cJSON_AddItemToArray(list, o);
-        }
-    }
-    if (rc == 0 && (png || svg)) rc = plot_images(s, c.series, c.n, field, log_y, png, svg, err);
+    if (rc == 0) rc = chart_view(&c, a, err);
+    if (rc == 0) rc = y_limits(a, &o, err);
+    if (rc == 0) o.log_y = log_scale(&c, args_str(a, "scale", "auto"), &o, &nonpositive);
+    if (rc == 0) rc = y_limits_on_log(&o, err);
+    if (rc == 0) chart_title(a, &o, title, sizeof title);
+    if (rc == 0) rc = plot_draw(s, a, &c, &o, nonpositive, err);
+    if (rc == 0) plot_json(s, a, &c, &o, field);
+    if (rc == 0 && (png || svg)) rc = plot_images(s, c.series, c.n, field, &o, png, svg, err);
     chart_free(&c);
     return rc;
 }

@@ -159,6 +159,22 @@ static void axis_number(char *buf, size_t cap, double v) {
 // Where y goes on the axis: itself, or log10 y on a log scale (NaN — not drawn — for y ≤ 0).
 static double axis_y(const PlotOptions *o, double y) { return !o->log_y ? y : y > 0 ? log10(y) : NAN; }
 
+// The y range on the axis: the data's [lo, hi], with the ends o fixes put in its place. One end
+// fixed past all the data (ymax= under every value) leaves the other a tenth of it away.
+static void y_range(const PlotOptions *o, double *lo, double *hi) {
+    double fixed_lo = o->has_y_min ? axis_y(o, o->y_min) : NAN, fixed_hi = o->has_y_max ? axis_y(o, o->y_max) : NAN;
+    if (isfinite(fixed_lo)) *lo = fixed_lo;
+    if (isfinite(fixed_hi)) *hi = fixed_hi;
+    if (*lo < *hi || (isfinite(fixed_lo) && isfinite(fixed_hi))) return;   // the caller keeps ymin < ymax
+    double d = isfinite(fixed_lo) ? fixed_lo : fixed_hi;
+    d = fabs(d) > 0 ? fabs(d) * 0.1 : 1;
+    if (isfinite(fixed_lo)) *hi = *lo + d;
+    else if (isfinite(fixed_hi)) *lo = *hi - d;
+    else extend(lo, hi);
+}
+
+static int clamp_int(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
 // The value at axis position v (axis_y's inverse), as axis_number writes it.
 static void axis_label(const PlotOptions *o, char *buf, size_t cap, double v) {
     axis_number(buf, cap, o->log_y ? pow(10.0, v) : v);
@@ -183,7 +199,7 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
         return t.oom ? (free(t.s), NULL) : t.s;
     }
     if (xlo == xhi) xlo -= 1, xhi += 1;   // one step: whole steps either side, not 5 % (1425.95)
-    extend(&ylo, &yhi);
+    y_range(o, &ylo, &yhi);
     Canvas c;
     if (canvas_init(&c, W, H) != 0) return NULL;
     int PW = 2 * W, PH = 4 * H;
@@ -201,7 +217,7 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
             double y = axis_y(o, p->y[i]);
             if (!isfinite(p->x[i]) || !isfinite(y)) { have = 0; continue; }
             int px = (int)lround((p->x[i] - xlo) / (xhi - xlo) * (PW - 1));
-            int py = (int)lround((yhi - y) / (yhi - ylo) * (PH - 1));
+            int py = clamp_int((int)lround(fmax(-1.0, fmin(PH, (yhi - y) / (yhi - ylo) * (PH - 1)))), 0, PH - 1);
             if (p->points) {   // a mark, over any line's dots in its cell: the lines are drawn in dots
                 canvas_mark(&c, px / 2, py / 4, '*', color);
             } else if (have) {

@@ -39,6 +39,10 @@ typedef struct PlotOptions {
     int log_y;             // y on a log scale: positions by log10 y, labels the values; y ≤ 0 skipped
     const char *ref_name;  // a dotted line across at y = ref (Spectron's bound of 1), when in range
     double ref;
+    // A y range chosen (ymin=, ymax=) instead of the data's: values past it are drawn on its
+    // edge (a spike does not squeeze the other curves into a row). y_min > 0 on a log scale.
+    int has_y_min, has_y_max;
+    double y_min, y_max;
 } PlotOptions;
 
 // The whole chart — title, y-axis labels (max at the top, min at the bottom), the braille

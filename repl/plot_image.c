@@ -180,8 +180,8 @@ static int write_plot_data(const PlotSeries *series, int n, int log_y, char *pat
 
 // One gnuplot script drawing every image asked for: targets[0] a PNG, targets[1] an SVG (each
 // NULL when not asked for), written to outputs[t].
-static int write_plot_script(const PlotSeries *series, int n, const char *ylabel, int log_y, const char *data,
-                             const char *const outputs[2], char *path, size_t size, Err *err) {
+static int write_plot_script(const PlotSeries *series, int n, const char *ylabel, const PlotOptions *o,
+                             const char *data, const char *const outputs[2], char *path, size_t size, Err *err) {
     FILE *f;
     if (temp_file(path, size, "plot-script", &f, err) != 0) return -1;
     for (int t = 0; t < 2; t++) {
@@ -192,9 +192,13 @@ static int write_plot_script(const PlotSeries *series, int n, const char *ylabel
         else fprintf(f, "set terminal svg size 960,540 noenhanced\n");
         fprintf(f, "set output ");
         gp_string(f, outputs[t]);
-        fprintf(f, "\nset grid\nset key top right\nset xlabel 'step'\n%sset ylabel ", log_y ? "set logscale y\n" : "");
+        fprintf(f, "\nset grid\nset key top right\nset xlabel 'step'\n%sset ylabel ", o->log_y ? "set logscale y\n" : "");
         gp_string(f, ylabel);
-        fprintf(f, "\nplot ");
+        fprintf(f, "\nset yrange [");
+        if (o->has_y_min) fprintf(f, "%.10g", o->y_min); else fprintf(f, "*");
+        fprintf(f, ":");
+        if (o->has_y_max) fprintf(f, "%.10g", o->y_max); else fprintf(f, "*");
+        fprintf(f, "]\nplot ");
         for (int i = 0; i < n; i++) {
             fprintf(f, "%s", i ? ", " : "");
             gp_string(f, data);
@@ -248,8 +252,9 @@ static int drawable(const PlotSeries *series, int n, int log_y) {
     return 0;
 }
 
-int plot_images(Session *s, const PlotSeries *series, int n, const char *ylabel, int log_y, const char *png,
-                const char *svg, Err *err) {
+int plot_images(Session *s, const PlotSeries *series, int n, const char *ylabel, const PlotOptions *o,
+                const char *png, const char *svg, Err *err) {
+    int log_y = o->log_y;
     if (!drawable(series, n, log_y))   // gnuplot's own words would be "x range is invalid"
         return err_set(err, "png=/svg=: %s has no points to draw: no image was written", ylabel);
     char gnuplot[1100];
@@ -276,7 +281,7 @@ int plot_images(Session *s, const PlotSeries *series, int n, const char *ylabel,
             outputs[t] = af[t].tmp;   // gnuplot writes it; our stream stays empty, for commit's sync
     char data[1100], script[1100];
     if (rc == 0 && (rc = write_plot_data(series, n, log_y, data, sizeof data, err)) == 0) {
-        rc = write_plot_script(series, n, ylabel, log_y, data, outputs, script, sizeof script, err);
+        rc = write_plot_script(series, n, ylabel, o, data, outputs, script, sizeof script, err);
         if (rc == 0) rc = run_gnuplot(gnuplot, script, err), temp_remove(script);
         temp_remove(data);
     }

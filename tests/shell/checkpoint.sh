@@ -122,6 +122,17 @@ check_eq stream_equals_whole True "$(python3 -c 'import json, re, sys
 o = json.load(open(sys.argv[2])); whole = re.sub("\r(?!\n)", "\ufffd", o["prompt"] + o["text"])   # CRLF kept
 shown = "".join(c if c in "\n\t\r" or (ord(c) >= 32 and ord(c) != 127) else "\ufffd" for c in whole)
 print(open(sys.argv[1], encoding="utf-8").read()[:-1] == shown and o["tokens"] == 500)' "$TMP/streamed.txt" "$TMP/whole.json")"
+# stop=: the same draws, cut where the stop text first comes after the prompt (the prompt's own
+# letters do not count), streamed as returned; a prompt holding it is shown whole
+stop=$(python3 -c 'import json, sys; t = json.load(open(sys.argv[1]))["text"]; print(next(c + d for c, d in zip(t[60:], t[61:]) if c.isalpha() and d.isalpha()))' "$TMP/whole.json")
+lrsh -q -c "model load $ck; generate The quick n=500 seed=5 stop=$stop" 2>/dev/null | tail -n +3 > "$TMP/stop-streamed.txt"
+out=$(lrsh --json -c "model load $ck; generate The quick n=500 seed=5 stop=$stop" 2>/dev/null | grep '"command":"generate"')
+check_eq generate_stop_cut True "$(printf '%s\n' "$out" | python3 -c 'import json, sys
+o = json.loads(sys.stdin.read()); whole = json.load(open(sys.argv[1])); stop = sys.argv[3]
+want = whole["text"].split(stop)[0]
+print(o["text"] == want and o["stopped"] == "stop" and o["tokens"] < 500 and open(sys.argv[2], encoding="utf-8").read()[:-1] == o["prompt"] + want)' "$TMP/whole.json" "$TMP/stop-streamed.txt" "$stop")"
+check_contains generate_stop_prompt_kept "$(lrsh -q -c "model load $ck; generate \"a$stop\" n=5 seed=5 stop=$stop" 2>/dev/null)" "a$stop"
+check_contains generate_stop_empty "$(lrsh -c "model load $ck; generate stop=\"\"" 2>&1)" "option stop= expects text, got nothing"
 # a carriage return shows as part of CRLF only: alone it would send the cursor back over the line
 # (ids 17 and 14 are the bytes 0x0D and 0x0A of lrsh's tokenizers: byte pieces follow 4 specials)
 out=$(lrsh -q -c "tok load $TMP/tok.model; tok decode ,,," 2>&1); rc=$?

@@ -38,6 +38,38 @@ check_contains plot_scale_log_top "$out" "2000 ┤"
 check_contains plot_scale_log_bottom "$out" "0.5 ┤"
 check_contains plot_bound_line "$out" "⠂⠂ Spectron's bound ‖ΔW‖₂/η = 1"
 check_eq plot_bound_dotted True "$(printf '%s\n' "$out" | python3 -c 'import re, sys; print(bool(re.search("│([⠁⠂⠄⡀])\\1{20}", sys.stdin.read())))')"
+
+# ---- the part asked for: smooth=N is each line's trailing mean (validation marks as they
+# were), steps=A..B those steps only (smoothed first: the mean at 30 takes 26..30), ymin=/ymax=
+# fix the axis with values past it drawn on its edge and counted in a note
+out=$(lrsh --json -c "plot loss from=$TMP/known.jsonl; plot loss from=$TMP/known.jsonl smooth=5 steps=30..45" 2>/dev/null | grep '"command":"plot"')
+check_eq plot_smooth_steps True "$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+raw, view = [json.loads(l) for l in sys.stdin]
+a = {s["name"]: s for s in raw["series"]}; b = {s["name"]: s for s in view["series"]}
+ok = view["smooth"] == 5
+for name in ("alpha", "beta"):
+    ys = dict(zip(a[name]["steps"], a[name]["values"]))
+    want = [sum(ys[k] for k in range(s - 4, s + 1)) / 5 for s in range(30, 46)]
+    ok &= b[name]["steps"] == list(range(30, 46)) and all(abs(x - y) < 1e-5 for x, y in zip(b[name]["values"], want))   # JSON has 8 digits
+ok &= b["alpha val"]["steps"] == [30, 40] and b["alpha val"]["values"] == [v for s, v in zip(a["alpha val"]["steps"], a["alpha val"]["values"]) if 30 <= s <= 45]
+print(ok)')"
+out=$(lrsh -c "plot loss from=$TMP/known.jsonl smooth=5 height=8" 2>&1)
+check_contains plot_smooth_title "$out" "— mean of the last 5 points"
+out=$(lrsh -c "plot loss from=$TMP/known.jsonl ymin=2.5 ymax=4 height=8" 2>&1)
+check_contains plot_ymax_top "$out" "   4 ┤"
+check_contains plot_ymin_bottom "$out" " 2.5 ┤"
+above=$(python3 -c 'import math; print(sum(2 + 6 * k * math.exp(-s / 10) > 4 for k in (1.0, 0.8) for s in range(1, 51)) + sum(2.5 + 5 * math.exp(-s / 10) > 4 for s in range(10, 51, 10)))')
+below=$(python3 -c 'import math; print(sum(2 + 6 * k * math.exp(-s / 10) < 2.5 for k in (1.0, 0.8) for s in range(1, 51)))')
+check_contains plot_ymax_note "$out" "note: $above values above ymax=4 drawn on the chart's top edge"
+check_contains plot_ymin_note "$out" "note: $below values below ymin=2.5 drawn on the chart's bottom edge"
+out=$(lrsh -c "set errexit off; plot loss from=$TMP/known.jsonl steps=60..; plot loss from=$TMP/known.jsonl steps=9-20; plot loss from=$TMP/known.jsonl ymin=3 ymax=3; plot dw_over_eta from=$TMP/spread.jsonl ymin=0" 2>&1)
+check_contains plot_steps_none "$out" "error: plot: no points in steps=60.. (the runs have steps 1..50)"
+check_contains plot_steps_bad "$out" "error: plot: steps=9-20 is not a range of steps A..B"
+check_contains plot_ylimits_order "$out" "error: plot: ymin=3 is not below ymax=3"
+check_contains plot_ylimits_log "$out" "error: plot: ymin=0 on a log scale"
+# a y range leaves a spike out of the scale's choice: 0.5 to 1 is linear under ymax=1
+check_eq plot_ylimits_scale '"linear"' "$(lrsh --json -c "plot dw_over_eta from=$TMP/spread.jsonl ymax=1" 2>/dev/null | json_field scale)"
 check_not_contains plot_bound_only_dw "$(lrsh -c "plot loss from=$TMP/spread.jsonl" 2>&1)" "Spectron's bound ‖ΔW‖₂/η ="
 # a run keeps its letter (and color) in every chart: the third run is c even where the second has no points
 python3 -c '
