@@ -8,6 +8,7 @@
 // refuses while one exists.
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ void session_drop_ensemble(Session *s, const char *why) {
     int k = s->ens.k, steps = s->ens.step, at = s->ens.trainers ? s->ens.trainers[0].step : steps;
     ensemble_free(&s->ens);
     s->has_ensemble = 0;
+    malloc_trim(0);   // its members' buffers back to the system, as a replaced model's (session.c)
     if (!why) return;
     if (steps > 0 && !s->dirty && s->model_file[0])   // trained, and saved since: where they are
         out_note(s, "ensemble dropped (%s): its %d member%s at step %d are in %s (`model load` brings them back)\n",
@@ -447,6 +449,8 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
         eval_T = T;   // without eval_every= unused: `set seq` is not held to the context then
     if (eval_every > 0 && session_eval_shape(s, &eval_B, &eval_T, err) != 0) return -1;
     for (int i = 0; i < e->k; i++) e->trainers[i].diag_every = (int)args_int(a, "diag_every", 10);
+    TrainSave save;
+    if (train_save_begin(s, a, &save, err) != 0) return -1;
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     if (inspect_watching(s))   // it follows one model's updates; the members' are several
         out_note(s, "note: `watch` records nothing while an ensemble trains (`ensemble use I` or `ensemble average` "
@@ -476,6 +480,10 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
                 rc = eval_during_train(s, eval_B, eval_T, eval_batches, rec.step, val, err);
                 r.eval_seconds += now_seconds() - e0;
             }
+            if (rc == 0 && r.done < steps && train_save_due(&save, rec.step)) {   // the last step's comes below
+                progress_end(&p);
+                if (train_save_now(s, &save, err) != 0) return train_failed(err, "ensemble training", r.done, steps);
+            }
         }
         if (rc == 0) continue;
         progress_end(&p);
@@ -485,6 +493,8 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     }
     progress_end(&p);
     ensemble_train_report(s, &r, steps);
+    if (save.path && r.done && train_save_now(s, &save, err) != 0)
+        return train_failed(err, "ensemble training", r.done, steps);
     int bad = r.done && !r.diverged_at ? ensemble_nonfinite_member(&s->ens) : -1;
     if (bad >= 0)   // as a single model's train says it
         out_warning(s, "the last update left NaN or infinite values in member %d: the next step rolls every member "

@@ -321,7 +321,7 @@ static const char *method_word(EnsembleMethod m) {
 }
 
 // `model save` while an ensemble exists: every member, its optimizer state and the coupling.
-static int save_ensemble(Session *s, const char *path, const CheckpointOptions *o, Err *err) {
+static int save_ensemble(Session *s, const char *path, const CheckpointOptions *o, cJSON *result, Err *err) {
     const Ensemble *e = &s->ens;
     const Tokenizer *tok = s->model_tok ? s->model_tok : s->tok;   // the members' own
     if (tok && tokenizer_vocab_size(tok) > e->members[0].cfg.vocab) tok = NULL;
@@ -339,15 +339,15 @@ static int save_ensemble(Session *s, const char *path, const CheckpointOptions *
              dtype_name(o->dtype), o->include_optim ? "included" : "left out", tok ? "embedded" : "none");
     s->dirty = 0;
     snprintf(s->model_file, sizeof s->model_file, "%s", path);
-    cJSON_AddStringToObject(s->result, "path", path);
-    cJSON_AddNumberToObject(s->result, "bytes", bytes);
-    cJSON_AddNumberToObject(s->result, "step", step);
-    cJSON_AddStringToObject(s->result, "dtype", dtype_name(o->dtype));
-    cJSON_AddStringToObject(s->result, "optimizer", e->trainers[0].opt.cfg.name);   // as `model load` says them
-    cJSON_AddBoolToObject(s->result, "optimizer_state", o->include_optim);
-    cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
-    cJSON_AddNumberToObject(s->result, "ensemble_k", e->k);
-    cJSON_AddStringToObject(s->result, "method", method_word(e->coupling.method));
+    cJSON_AddStringToObject(result, "path", path);
+    cJSON_AddNumberToObject(result, "bytes", bytes);
+    cJSON_AddNumberToObject(result, "step", step);
+    cJSON_AddStringToObject(result, "dtype", dtype_name(o->dtype));
+    cJSON_AddStringToObject(result, "optimizer", e->trainers[0].opt.cfg.name);   // as `model load` says them
+    cJSON_AddBoolToObject(result, "optimizer_state", o->include_optim);
+    cJSON_AddBoolToObject(result, "tokenizer", tok != NULL);
+    cJSON_AddNumberToObject(result, "ensemble_k", e->k);
+    cJSON_AddStringToObject(result, "method", method_word(e->coupling.method));
     return 0;
 }
 
@@ -365,19 +365,17 @@ static int check_save_target(const char *path, Err *err) {
     return 0;
 }
 
-int cmd_model_save(Session *s, const Args *a, Err *err) {
-    if (session_need_model(s, err) != 0) return -1;
-    if (!*a->pos[0]) return err_set(err, "model save needs a file name (model save PATH): \"\" names none");
-    char buf[1024];
-    const char *path = expand_path(a->pos[0], buf, sizeof buf);
-    if (check_save_target(path, err) != 0) return -1;
+// The session's model (or ensemble) to path as `model save` writes it, its "saved" line said
+// and its description put in result.
+static int save_session_model(Session *s, const char *path, CheckpointDtype dtype, int include_optim, cJSON *result,
+                              Err *err) {
     CheckpointOptions o = checkpoint_default_options();
-    o.dtype = strcmp(args_str(a, "dtype", "f32"), "bf16") == 0 ? CHECKPOINT_BF16 : CHECKPOINT_F32;
-    o.include_optim = args_bool(a, "optim", 1);
+    o.dtype = dtype;
+    o.include_optim = include_optim;
     o.next = (TrainShape){s->batch, s->seq, s->accum};   // what the next `train` takes: a resume goes on the same
     o.has_next_seed = 1, o.next_seed = s->seed;           // and aligns and samples alike
     o.data = s->has_data ? dataset_identity(&s->data) : s->resume_data;   // a loaded file's kept without data
-    if (s->has_ensemble) return save_ensemble(s, path, &o, err);
+    if (s->has_ensemble) return save_ensemble(s, path, &o, result, err);
     const Tokenizer *tok = s->model_tok ? s->model_tok : s->tok;   // the one the model reads its ids with
     if (tok && tokenizer_vocab_size(tok) > s->model.cfg.vocab) {
         out_note(s, "the tokenizer is not embedded: its vocabulary (%d) does not fit the model's (%d)\n",
@@ -414,15 +412,49 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
              tok ? s->model_tok ? "embedded (the model's own, not the session's)" : "embedded" : "none");
     s->dirty = 0;
     snprintf(s->model_file, sizeof s->model_file, "%s", path);
-    cJSON_AddStringToObject(s->result, "path", path);
-    cJSON_AddNumberToObject(s->result, "bytes", bytes);
-    cJSON_AddNumberToObject(s->result, "step", step);
-    cJSON_AddStringToObject(s->result, "dtype", dtype_name(o.dtype));
-    if (tr || settings) cJSON_AddStringToObject(s->result, "optimizer", tr ? tr->opt.cfg.name : s->optim.name);
-    else cJSON_AddNullToObject(s->result, "optimizer");   // no settings chosen: the file holds none, as `model load` says
-    cJSON_AddBoolToObject(s->result, "optimizer_state", optim);
-    cJSON_AddBoolToObject(s->result, "tokenizer", tok != NULL);
+    cJSON_AddStringToObject(result, "path", path);
+    cJSON_AddNumberToObject(result, "bytes", bytes);
+    cJSON_AddNumberToObject(result, "step", step);
+    cJSON_AddStringToObject(result, "dtype", dtype_name(o.dtype));
+    if (tr || settings) cJSON_AddStringToObject(result, "optimizer", tr ? tr->opt.cfg.name : s->optim.name);
+    else cJSON_AddNullToObject(result, "optimizer");   // no settings chosen: the file holds none, as `model load` says
+    cJSON_AddBoolToObject(result, "optimizer_state", optim);
+    cJSON_AddBoolToObject(result, "tokenizer", tok != NULL);
     return 0;
+}
+
+int cmd_model_save(Session *s, const Args *a, Err *err) {
+    if (session_need_model(s, err) != 0) return -1;
+    if (!*a->pos[0]) return err_set(err, "model save needs a file name (model save PATH): \"\" names none");
+    char buf[1024];
+    const char *path = expand_path(a->pos[0], buf, sizeof buf);
+    if (check_save_target(path, err) != 0) return -1;
+    CheckpointDtype dtype = strcmp(args_str(a, "dtype", "f32"), "bf16") == 0 ? CHECKPOINT_BF16 : CHECKPOINT_F32;
+    return save_session_model(s, path, dtype, args_bool(a, "optim", 1), s->result, err);
+}
+
+// ---- train save=PATH save_every=N ----
+
+int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err) {
+    memset(ts, 0, sizeof *ts);
+    ts->every = (int)args_int(a, "save_every", 0);
+    if (!args_has(a, "save"))
+        return ts->every ? err_set(err, "save_every=%d needs save=PATH, the file to write (e.g. save=run.safetensors)",
+                                   ts->every) : 0;
+    ts->path = expand_path(args_str(a, "save", ""), ts->buf, sizeof ts->buf);
+    if (!*ts->path) return err_set(err, "save=\"\" names no file");
+    if (check_save_target(ts->path, err) != 0) return -1;   // before the training, not after an hour of it
+    ts->saved = cJSON_AddArrayToObject(s->result, "saved");
+    return 0;
+}
+
+int train_save_due(const TrainSave *ts, int step) { return ts->path && ts->every > 0 && step % ts->every == 0; }
+
+int train_save_now(Session *s, TrainSave *ts, Err *err) {
+    cJSON *one = cJSON_CreateObject();
+    if (!one) return err_set(err, "out of memory");
+    cJSON_AddItemToArray(ts->saved, one);
+    return save_session_model(s, ts->path, CHECKPOINT_F32, 1, one, err);
 }
 
 // The embedded tokenizer replaces the session's; data tokenized with a different one goes.

@@ -234,6 +234,8 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     if (eval_every > 0 && session_eval_shape(s, &eval_sh.B, &eval_sh.T, err) != 0) return -1;
     s->trainer.diag_every = (int)args_int(a, "diag_every", 10);
     s->trainer.diag_also_every = inspect_watch_diag_every(s);   // watched σ and ρ on every watch step
+    TrainSave save;
+    if (train_save_begin(s, a, &save, err) != 0) return -1;
     cJSON *val = eval_every > 0 ? cJSON_AddArrayToObject(s->result, "val") : NULL;
     Run r = {0};
     Progress p;
@@ -277,10 +279,15 @@ int cmd_train(Session *s, const Args *a, Err *err) {
             if (rc < 0) return -1;
             if (rc > 0) break;
         }
+        if (r.done < steps && train_save_due(&save, r.last.step)) {   // the last step's save comes below
+            progress_end(&p);
+            if (train_save_now(s, &save, err) != 0) return train_failed(err, "training", r.done, steps);
+        }
     }
     progress_end(&p);
     if (r.done) inspect_record_spectra(s);
     train_report(s, &r, steps, (r.done < steps || lrsh_interrupted) && !r.diverged_at);
+    if (save.path && r.done && train_save_now(s, &save, err) != 0) return train_failed(err, "training", r.done, steps);
     if (r.done && !r.diverged_at) warn_nonfinite_params(s);
     if (p.live && p.extra && p.extra[0])   // the live line may have had no room for them all
         out_text(s, "watched: %s\n", p.extra);

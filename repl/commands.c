@@ -314,7 +314,7 @@ const CmdSpec commands[] = {
 
     // ---- training ----
     {.name = "train", .family = "training",
-     .args = "steps=N [eval_every=N eval_batches=N diag_every=N batch= accum= seq=]",
+     .args = "steps=N [eval_every=N eval_batches=N diag_every=N save=PATH save_every=N batch= accum= seq=]",
      .summary = "take N optimizer steps on the loaded data (Ctrl-C stops between steps)",
      .help = "Builds the trainer on first use with the current `optim` settings and `set seed`.\n"
              "On a terminal one line shows step, loss, tokens/s and ETA; otherwise a line every\n"
@@ -339,24 +339,32 @@ const CmdSpec commands[] = {
              "settings the next step repeats the broken update exactly: lower lr (or switch\n"
              "optimizer) to try another way. One update back is all a rollback holds: a model\n"
              "already ruined before that stays so (`model load` an earlier checkpoint).\n"
-             "diag_every and eval_every count step numbers (step 20, 30, … for 10). `runs`\n"
+             "save=PATH saves the model as `model save PATH` does when the command ends (Ctrl-C\n"
+             "and a divergence too), and with save_every=N also at every N-th step: a long run\n"
+             "killed or closed loses at most N steps (the file is replaced whole, never half\n"
+             "written). For a run left alone, `nohup ./lrsh -c \"…; train steps=20000 save=run.st\n"
+             "save_every=500\" > run.out &` also keeps it going when the terminal closes.\n"
+             "diag_every, eval_every and save_every count step numbers (step 20, 30, … for 10). `runs`\n"
              "compares the runs. --json: steps, step, loss, lr (the last step's, as scheduled), grad_norm,\n"
              "tok_per_s, seconds (training's, without the evaluations), eval_seconds (eval_every='s part), interrupted, diverged\n"
              "(true only when a non-finite loss or gradient stopped this run; then diverged_at, reason;\n"
              "`runs` also calls plateaus and blow-ups diverged), run (its name) and the run's totals\n"
              "over all its commands so far, as `runs` shows them: spikes, max_dw_over_eta; and val:[{step,\n"
-             "val_loss}] (an ensemble: k, loss (the members' mean), lr, member_loss, member_grad_norm,\n"
+             "val_loss}], saved:[…] (with save=: each save's `model save` JSON) (an ensemble: k,\n"
+             "loss (the members' mean), lr, member_loss, member_grad_norm,\n"
              "method, coupling, values_exchanged, mixes (WASH shuffles or PAPA pulls in this run),\n"
              "values_exchanged_total, and in val\n"
              "member_mean, ensemble_loss, avg_factors_loss, avg_product_loss).\n"
              "Examples:\n  train steps=200\n  train steps=1000 batch=16 accum=4\n  train steps=500 eval_every=100\n"
-             "  train steps=300 diag_every=1; plot dw_over_eta",
+             "  train steps=300 diag_every=1; plot dw_over_eta\n  train steps=5000 save=run.safetensors save_every=500",
      .run = cmd_train,
      .opts = (const OptSpec[]){
          {"steps", OPT_INT, NULL, NULL, 1, 1e9, "optimizer steps to take (required)"},
          {"eval_every", OPT_INT, "0", NULL, 0, 1e9, "measure the validation loss every N steps and at the end (0: never)"},
          {"eval_batches", OPT_INT, "20", NULL, 1, 1e6, "validation batches per measurement (as `eval`'s batches=)"},
          {"diag_every", OPT_INT, "10", NULL, 0, 1e9, "measure ‖ΔW‖₂, ‖W‖₂ every N steps and at the last (0: never)"},
+         {"save", OPT_PATH, NULL, NULL, 0, 0, "save the model to this file when the command ends (and every save_every steps)"},
+         {"save_every", OPT_INT, "0", NULL, 0, 1e9, "with save=: also save every N steps (0: only at the end)"},
          BATCH_OPTS,
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "step", .family = "training", .args = "[batch= accum= seq=]",

@@ -127,6 +127,19 @@ void train_report_divergence(Session *s, int attempt, int back_to, const char *a
 int train_failed(Err *err, const char *what, int done, int steps);
 // The current run's name, spikes and max ‖ΔW‖₂/η into the command's JSON (train, ensembles').
 void train_run_json(Session *s);
+// train save=PATH save_every=N (cmd_model.c): the model (or ensemble) saved as `model save PATH`
+// saves it, every N steps by step number and when the command ends, so that a long run closed
+// or killed loses at most N steps. begin checks the target before any step (path NULL: no
+// save= given); each save's description goes into the result's "saved" list.
+typedef struct TrainSave {
+    const char *path;
+    int every;
+    char buf[1024];
+    cJSON *saved;
+} TrainSave;
+int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err);
+int train_save_due(const TrainSave *ts, int step);
+int train_save_now(Session *s, TrainSave *ts, Err *err);
 void ensemble_info(Session *s);
 // A note, while an ensemble exists, that a command reads the session's own model, not a member.
 void ensemble_note_single_model(Session *s);

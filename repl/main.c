@@ -327,19 +327,29 @@ static void on_fatal_signal(int sig) {
 // would not.
 static void on_sigpipe(int sig) { (void)sig; }
 
+// A signal ignored when lrsh started stays ignored, as a shell's traps leave it: `nohup lrsh
+// run.lrsh &` ignores SIGHUP so that closing the terminal does not end a night's training (lrsh
+// caught it again, and the run died with the terminal), and a background job of a script
+// ignores SIGINT so that Ctrl-C meant for the foreground does not stop it.
+static void catch_unless_ignored(int sig, const struct sigaction *sa) {
+    struct sigaction was;
+    if (sigaction(sig, NULL, &was) == 0 && was.sa_handler == SIG_IGN) return;
+    sigaction(sig, sa, NULL);
+}
+
 static void install_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;  // no SA_RESTART: a blocking read returns EINTR
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
+    catch_unless_ignored(SIGINT, &sa);
     sa.sa_handler = on_sigalrm;
     sa.sa_flags = SA_RESTART;   // what the command was reading or writing goes on
     sigaction(SIGALRM, &sa, NULL);
     sa.sa_flags = 0;
     sa.sa_handler = on_fatal_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    catch_unless_ignored(SIGTERM, &sa);
+    catch_unless_ignored(SIGHUP, &sa);
     sa.sa_handler = on_sigpipe;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGPIPE, &sa, NULL);

@@ -47,6 +47,35 @@ kill -TERM $pid
 wait $pid; rc=$?
 check_eq sigterm_status 143 $rc
 check_eq sigterm_no_temporary_file "" "$(ls "$TMP/term" | grep tmp)"
+# train save=PATH save_every=N: saved at every N-th step number and at the end, the file a
+# checkpoint of the last; a target that cannot be written over is refused before any step
+out=$(lrsh --json -c "$prep; train steps=25 save=$TMP/every.st save_every=10; model load $TMP/every.st" 2>/dev/null)
+check_eq train_save_every "[10, 20, 25]" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval '[x["step"] for x in o["saved"]]')"
+check_eq train_save_loads 25 "$(printf '%s\n' "$out" | grep '"command":"model load"' | json_field step)"
+out=$(lrsh -c "$prep; set errexit off; train steps=2 save=$TMP/notes.txt; train steps=2 save_every=5" 2>&1)
+check_contains train_save_refused_first "$out" "notes.txt exists and is not a safetensors file: nothing was saved"
+check_not_contains train_save_refused_no_step "$out" "step 1"
+check_contains train_save_every_needs_save "$out" "save_every=5 needs save=PATH"
+out=$(lrsh --json -c "$prep; ensemble new 2; train steps=3 save=$TMP/ens-every.st save_every=2; model load $TMP/ens-every.st" 2>/dev/null)
+check_eq train_save_ensemble "[2, 3] 2" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+t = [r for r in rows if r.get("command") == "train"][0]; l = [r for r in rows if r.get("command") == "model load"][0]
+print([x["step"] for x in t["saved"]], l["ensemble_k"])')"
+
+# a signal ignored when lrsh starts stays ignored: under nohup (SIGHUP ignored) closing the
+# terminal does not end a run, which then saves its model (the HUP comes while lrsh waits for
+# its next command, read from a pipe)
+mkfifo "$TMP/hup.fifo"
+sh -c 'trap "" HUP; exec "$0" --threads 1 -q <"$1"' "$LRSH" "$TMP/hup.fifo" >/dev/null 2>&1 &
+pid=$!
+exec 3>"$TMP/hup.fifo"
+printf '%s; train steps=2\n' "$prep" >&3
+sleep 1; kill -HUP $pid; sleep 0.2
+(printf 'model save %s\n' "$TMP/hup.st" >&3) 2>/dev/null   # a subshell: a dead reader's SIGPIPE ends it only
+exec 3>&-
+wait $pid; rc=$?
+check_eq nohup_run_goes_on 0 $rc
+check_eq nohup_run_saved yes "$([ -s "$TMP/hup.st" ] && echo yes || echo no)"
 # Ctrl-C three times during one save (a save does not stop at the first; the third leaves at
 # once): no temporary file stays either. The signals go apart (pending ones merge), once the
 # temporary file is there.
