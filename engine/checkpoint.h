@@ -27,7 +27,8 @@
 // next_batch, next_seq, next_accum (decimal; batch and accum ≥ 1, seq 0 for the context; all
 // three or none); the saver's session seed when given: next_seed (decimal); and the data it
 // trains on when given (DataIdentity): data_tokens, data_train (decimal: all tokens, the train
-// split's), and data_hash (decimal, ≥ 1: the ids' identity; a file of the two sizes alone loads).
+// split's), and data_hash (decimal, ≥ 1: the ids' identity; a file of the two sizes alone loads);
+// the run it was training in when given: run (the shell's run name, < 176 bytes).
 //
 // Loading: version 1 (AdamW moments and a fixed list of options) is refused with a message.
 // The optimizer config is optim_config_default(optimizer), then optim_config_set for every saved
@@ -76,6 +77,9 @@ typedef struct CheckpointOptions {
     // The loaded data (sizes and hash; all 0: none loaded), so that a resume on other data, or
     // another split, can be told apart: a sampler state means nothing there.
     DataIdentity data;
+    // The run the model was training in (the shell's run name; NULL or "": none), so that a
+    // resume goes on under it rather than under the file's name: run (a string, < 176 bytes).
+    const char *run;
 } CheckpointOptions;
 
 // Optimizer state in a file that no optimizer writes (NaN, ±inf, a negative second moment): the
@@ -98,6 +102,7 @@ typedef struct CheckpointInfo {
     int has_next_seed;       // CheckpointOptions.next_seed was saved (0: an older file)
     uint64_t next_seed;
     DataIdentity data;       // CheckpointOptions' as saved (0s: none, or an older file; hash 0: older)
+    char run[176];           // CheckpointOptions.run as saved ("": none, or an older file)
     size_t file_bytes;
     int ensemble_k;          // an ensemble file's members (0: a single model); step, data_rng: member 0's
     long nonfinite;          // parameter values that are NaN or ±inf (loaded as they are)

@@ -74,11 +74,14 @@ void dataset_files_free(char **paths, size_t count) {
     file_list_free(&fl);
 }
 
-// Hash of the whole source, read in chunks; *bytes gets its total size.
-static int hash_source(const char *root, const FileList *fl, uint64_t *hash, uint64_t *bytes, Err *err) {
+// Hashes of the whole source, read in chunks: *hash of its files' names, bytes and sizes (the
+// cache's key: a renamed file may move in the order), *content of the bytes alone in that order,
+// file by file (what the ids are made of); *bytes gets its total size.
+static int hash_source(const char *root, const FileList *fl, uint64_t *hash, uint64_t *content, uint64_t *bytes,
+                       Err *err) {
     char *buf = malloc(READ_BYTES);
     if (!buf) return err_set(err, "%s: out of memory", root);
-    uint64_t h = FNV_OFFSET, total = 0;
+    uint64_t h = FNV_OFFSET, c = FNV_OFFSET, total = 0;
     size_t skip = fl->root_len;   // names relative to the source: a folder's files' (a lone file's is "")
     int rc = 0;
     for (size_t i = 0; i < fl->n && rc == 0; i++) {
@@ -88,14 +91,15 @@ static int hash_source(const char *root, const FileList *fl, uint64_t *hash, uin
         if (!f) { rc = err_set(err, "%s: cannot open: %s", fl->paths[i], strerror(errno)); break; }
         uint64_t size = 0;
         size_t got;
-        while ((got = fread(buf, 1, READ_BYTES, f)) > 0) { h = fnv1a(h, buf, got); size += got; }
+        while ((got = fread(buf, 1, READ_BYTES, f)) > 0) { h = fnv1a(h, buf, got); c = fnv1a(c, buf, got); size += got; }
         if (ferror(f)) rc = err_set(err, "%s: read error", fl->paths[i]);
         fclose(f);
         h = fnv1a(h, &size, sizeof size);
+        c = fnv1a(c, &size, sizeof size);   // where one file ends: "ab"+"c" is not "a"+"bc"
         total += size;
     }
     free(buf);
-    *hash = h;
+    *hash = h, *content = c;
     *bytes = total;
     return rc;
 }
@@ -187,14 +191,6 @@ static void max_token_id(void *ctx) {
         for (uint64_t i = 0; i < r->n_tokens; i++) { uint32_t t = ((const uint32_t *)r->tokens)[i]; if (t > r->max_id) r->max_id = t; }
 }
 
-// The ids' identity: the same source read by the same tokenizer into the same layout gives the
-// same ids (never 0, which means "not recorded").
-static uint64_t token_identity(const CacheHeader *h) {
-    uint64_t parts[3] = {h->version, h->source_hash, h->tokenizer_hash};
-    uint64_t id = fnv1a(FNV_OFFSET, parts, sizeof parts);
-    return id ? id : 1;
-}
-
 // Maps the cache read-only when it is sound and matches `want` (hashes, sizes, vocab) and every
 // id is below the vocab; returns 0 when usable, -1 when it must be (re)built.
 static int cache_open(Dataset *ds, const char *path, const CacheHeader *want) {
@@ -230,7 +226,6 @@ static int cache_open(Dataset *ds, const char *path, const CacheHeader *want) {
     ds->tokens = tokens;
     ds->n_tokens = (long)h.n_tokens;
     ds->source_bytes = (long long)h.source_bytes;
-    ds->token_hash = token_identity(&h);
     return 0;
 }
 
@@ -441,6 +436,14 @@ int dataset_cache_path(const char *path, const Tokenizer *tok, const char *cache
     return cache_path_for(path, cache_dir, tokenizer_hash(tok), out, cap, err);
 }
 
+// The ids' identity: the same bytes in the same order, read by the same tokenizer into the same
+// layout, give the same ids, whatever the files are named (never 0, which means "not recorded").
+static uint64_t token_identity(const CacheHeader *h, uint64_t content) {
+    uint64_t parts[3] = {h->version, content, h->tokenizer_hash};
+    uint64_t id = fnv1a(FNV_OFFSET, parts, sizeof parts);
+    return id ? id : 1;
+}
+
 static int load_or_build(Dataset *ds, const char *path, const Tokenizer *tok, const char *cache_dir,
                          const FileList *fl, ProgressFn progress, void *ctx, Err *err) {
     CacheHeader want = {.version = CACHE_VERSION};
@@ -448,7 +451,9 @@ static int load_or_build(Dataset *ds, const char *path, const Tokenizer *tok, co
     want.vocab_size = (uint32_t)tokenizer_vocab_size(tok);
     want.token_bytes = (uint32_t)token_bytes_for((int)want.vocab_size);
     want.tokenizer_hash = tokenizer_hash(tok);
-    if (hash_source(path, fl, &want.source_hash, &want.source_bytes, err) != 0) return -1;
+    uint64_t content = 0;
+    if (hash_source(path, fl, &want.source_hash, &content, &want.source_bytes, err) != 0) return -1;
+    ds->token_hash = token_identity(&want, content);
     if (want.source_bytes == 0) return err_set(err, "%s: empty corpus (0 bytes)", path);
     if (cache_path_for(path, cache_dir, want.tokenizer_hash, ds->cache_path, sizeof ds->cache_path, err) != 0) return -1;
     if (cache_open(ds, ds->cache_path, &want) == 0) { ds->reused_cache = 1; return 0; }

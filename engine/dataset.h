@@ -10,8 +10,9 @@
 
 // What a checkpoint records of the data a model trains on, so that a resume on other data can be
 // told apart (a sampler state means nothing there): its size, its train split's, and a hash of
-// its token ids (of the source's bytes and names, the tokenizer and the cache's layout: equal
-// hashes, equal ids). All 0: no data, or a file from before they were recorded.
+// what its token ids are made of (the source's bytes in order, file by file, whatever the files
+// are named; the tokenizer; the cache's layout version): equal hashes, equal ids. All 0: no
+// data, or a file from before they were recorded.
 typedef struct DataIdentity {
     long tokens, train;
     uint64_t hash;            // 0: not recorded (a file from before it was)
@@ -25,7 +26,7 @@ typedef struct Dataset {
     long n_tokens;            // all tokens in the cache
     long n_train;             // tokens [0, n_train) are train, [n_train, n_tokens) validation
     long long source_bytes;   // of the text the tokens came from
-    uint64_t token_hash;      // DataIdentity.hash: the ids' identity, from the cache's header
+    uint64_t token_hash;      // DataIdentity.hash: of the source's bytes in order, the tokenizer, the layout
     int reused_cache;         // 1 when an up-to-date cache was found and not rebuilt
     unsigned older_cache;     // the version of an older lrsh's cache found there and rebuilt (0: none)
     SourceListing listing;    // the files the tokens came from

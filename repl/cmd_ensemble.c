@@ -67,11 +67,12 @@ static int parse_seeds(const char *text, int k, uint64_t *out, Err *err) {
 }
 
 // Data the members can read (its tokens inside their vocabulary).
-static int need_data(const Session *s, Err *err) {
+static int need_data(Session *s, Err *err) {
     if (session_need_data(s, err) != 0) return -1;
     if (s->data.vocab_size > s->model.cfg.vocab)
         return err_set(err, "the data's vocabulary (%d) is larger than the model's (%d)", s->data.vocab_size,
                        s->model.cfg.vocab);
+    train_note_other_data(s);   // a loaded ensemble's file records its data as a model's does
     return 0;
 }
 

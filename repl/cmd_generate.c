@@ -52,8 +52,8 @@ static size_t hold_back(const char *t, size_t n) {
 // it). Searched only in what is not on screen yet: the prompt, shown first, is never cut, and
 // shown text never holds the beginning of a stop text.
 static size_t hold_back_stop(Stream *st, const char *text, size_t from, size_t n, int final) {
-    if (!st->stop) return n;
-    size_t len = strlen(st->stop);
+    size_t len = st->stop ? strlen(st->stop) : 0;
+    if (!len) return n;   // (stop= "" is refused before)
     const char *at = from < n ? memmem(text + from, n - from, st->stop, len) : NULL;
     if (at) {
         st->stopped = 1;

@@ -375,6 +375,7 @@ static int save_session_model(Session *s, const char *path, CheckpointDtype dtyp
     o.next = (TrainShape){s->batch, s->seq, s->accum};   // what the next `train` takes: a resume goes on the same
     o.has_next_seed = 1, o.next_seed = s->seed;           // and aligns and samples alike
     o.data = s->has_data ? dataset_identity(&s->data) : s->resume_data;   // a loaded file's kept without data
+    o.run = runlog_current_name(&s->runs);   // a resume goes on in the same run
     if (s->has_ensemble) return save_ensemble(s, path, &o, result, err);
     const Tokenizer *tok = s->model_tok ? s->model_tok : s->tok;   // the one the model reads its ids with
     if (tok && tokenizer_vocab_size(tok) > s->model.cfg.vocab) {
@@ -467,18 +468,28 @@ static void adopt_tokenizer(Session *s, Tokenizer *tok, const char *path) {
     if (!same) session_drop_data(s, "it was tokenized with another tokenizer than the checkpoint's");
 }
 
-// After a successful load: the session's model (and tokenizer, when the file had one) now come
-// from path, which is also what is "saved".
-static void session_took_file(Session *s, Tokenizer *tok, const char *path) {
-    if (tok) adopt_tokenizer(s, tok, path);
+// The run a loaded model's training goes on in: the one it was training in when saved, else one
+// named after the file (an older file, or one saved before any step).
+static void resume_run(Session *s, const char *path, const CheckpointInfo *info) {
+    if (info->run[0]) {
+        runlog_resume(&s->runs, info->run, info->step);
+        return;
+    }
     const char *base = strrchr(path, '/');
     char stem[64];
-    snprintf(stem, sizeof stem, "%s", base ? base + 1 : path);   // its training goes on under the file's name
+    snprintf(stem, sizeof stem, "%s", base ? base + 1 : path);
     char *dot = strrchr(stem, '.');
     if (dot && dot != stem) *dot = '\0';
     for (char *p = stem; *p; p++)
         if ((unsigned char)*p < 0x20 || strchr("\"'\\,", *p)) *p = '_';   // as `run NAME` allows
     runlog_name_next(&s->runs, stem);
+}
+
+// After a successful load: the session's model (and tokenizer, when the file had one) now come
+// from path, which is also what is "saved".
+static void session_took_file(Session *s, Tokenizer *tok, const char *path, const CheckpointInfo *info) {
+    if (tok) adopt_tokenizer(s, tok, path);
+    resume_run(s, path, info);
     s->model_cfg = s->model.cfg;
     snprintf(s->model_preset, sizeof s->model_preset, "loaded");
     s->model_custom = 0;
@@ -563,7 +574,7 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     s->has_ensemble = 1;
     s->optim = e.trainers[0].opt.cfg, s->optim_chosen = 1;
     snprintf(s->optim_from, sizeof s->optim_from, "%s", path);
-    session_took_file(s, tok, path);
+    session_took_file(s, tok, path, &info);
     s->resume = trainer_resume(&s->ens.trainers[0]);   // the session's model is member 0, at its step
     s->model_dirty = 0;                                 // as it is in the file
     const ModelConfig *c = &s->model.cfg;
@@ -645,7 +656,7 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
             snprintf(s->optim_from, sizeof s->optim_from, "%s", path);
         }
     }
-    session_took_file(s, tok, path);
+    session_took_file(s, tok, path, &info);
     const ModelConfig *c = &s->model.cfg;
     char size[32], p[32];
     out_text(s, "loaded %s (%s): step %d, %s parameters, optimizer %s, tokenizer %s\n", NAME_TEXT(path),

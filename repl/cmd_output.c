@@ -605,13 +605,14 @@ static int log_scale(const Chart *c, const char *scale, const PlotOptions *range
     for (int i = 0; i < c->n; i++)
         for (int k = 0; k < c->series[i].n; k++) {
             double y = c->series[i].y[k];
-            if (!isfinite(y) || (range->has_y_min && y < range->y_min) || (range->has_y_max && y > range->y_max))
-                continue;   // past ymin=/ymax=: drawn on the edge, not what the scale is for
-            if (y <= 0) ++*nonpositive;
-            else lo = fmin(lo, y), hi = fmax(hi, y);
+            if (!isfinite(y)) continue;
+            if (y <= 0) ++*nonpositive;   // never on a log scale, whatever ymin= says
+            else if (!(range->has_y_min && y < range->y_min) && !(range->has_y_max && y > range->y_max))
+                lo = fmin(lo, y), hi = fmax(hi, y);   // past ymin=/ymax= (drawn on the edge): not what the scale is for
         }
     if (strcmp(scale, "auto") != 0) return strcmp(scale, "log") == 0;
-    return *nonpositive == 0 && hi >= 100 * lo;
+    int end_not_positive = (range->has_y_min && range->y_min <= 0) || (range->has_y_max && range->y_max <= 0);
+    return *nonpositive == 0 && !end_not_positive && hi >= 100 * lo;
 }
 
 // ---- the part of the chart asked for: steps=A..B, smooth=N, ymin=, ymax=
@@ -687,6 +688,8 @@ static int y_limits(const Args *a, PlotOptions *o, Err *err) {
     o->y_min = args_float(a, "ymin", 0), o->y_max = args_float(a, "ymax", 0);
     if (o->has_y_min && o->has_y_max && !(o->y_min < o->y_max))
         return err_set(err, "plot: ymin=%g is not below ymax=%g", o->y_min, o->y_max);
+    if (o->has_y_min && o->has_y_max && !isfinite(o->y_max - o->y_min))   // 1e308 apart: no scale spans it
+        return err_set(err, "plot: ymin=%g to ymax=%g is wider than a double spans", o->y_min, o->y_max);
     return 0;
 }
 
@@ -704,6 +707,7 @@ static void note_clipped(Session *s, const Chart *c, const PlotOptions *o) {
     for (int i = 0; i < c->n; i++)
         for (int k = 0; k < c->series[i].n; k++) {
             double y = c->series[i].y[k];
+            if (o->log_y && y <= 0) continue;   // left out, and said so, not drawn on an edge
             above += o->has_y_max && y > o->y_max;   // NaN compares false: not counted
             below += o->has_y_min && y < o->y_min;
         }

@@ -11,11 +11,9 @@ static int batch_shape(const Session *s, const Args *a, Shape *sh, Err *err) {
     return session_batch_shape(s, a, &sh->B, &sh->T, &sh->accum, err);
 }
 
-// A loaded model's run went on with other data than it was training on: its batches (the sampler
-// state it saved) are not the ones the run would have taken. Same sizes, other ids (a file
-// edited by as many tokens as it lost, another tokenizer): told by the hash, when recorded.
-static void note_other_data(Session *s) {
+void train_note_other_data(Session *s) {
     DataIdentity was = s->resume_data, now = dataset_identity(&s->data);
+    s->resume_data = (DataIdentity){0};   // said once: training on other data may be the point
     if (was.tokens <= 0) return;
     if (was.tokens != now.tokens || was.train != now.train)
         out_note(s, "note: the loaded model was training on data of %ld tokens (%ld to train on); this data has %ld "
@@ -30,8 +28,7 @@ static void note_other_data(Session *s) {
 // outside its embedding.
 static int need_model_and_data(Session *s, Err *err) {
     if (session_need_model(s, err) != 0 || session_need_data(s, err) != 0) return -1;
-    note_other_data(s);
-    s->resume_data = (DataIdentity){0};   // said once: training on other data may be the point
+    train_note_other_data(s);
     if (s->data.vocab_size > s->model.cfg.vocab)
         return err_set(err, "the data's vocabulary (%d) is larger than the model's (%d): run `model new` "
                        "without vocab= (it then takes the tokenizer's)", s->data.vocab_size, s->model.cfg.vocab);

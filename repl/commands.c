@@ -243,7 +243,8 @@ const CmdSpec commands[] = {
              "this session's, a note says when they change (a file from before they were kept:\n"
              "the last update's), so that `train` goes on exactly as the run would have; the next\n"
              "train, step or eval notes data other than the file's (its size and split, or a hash\n"
-             "of its token ids, recorded when data was loaded). An ensemble's file restores the\n"
+             "of the text in order and the tokenizer its ids came from, recorded when data was\n"
+             "loaded). An ensemble's file restores the\n"
              "ensemble (its members, coupling and step): `train` goes on. NaN or infinite\n"
              "parameters load as they are, with a warning; optimizer state no optimizer writes\n"
              "(NaN, infinite, a negative second moment) is left out, with a warning: training goes\n"
@@ -577,7 +578,7 @@ const CmdSpec commands[] = {
              "drawn with seed= (default: the session seed + the step). --json: against (the option's\n"
              "value), setup (it with its settings: \"blockdrop p=0.5 draws=2\"), overall, norm_ratio,\n"
              "norm1, norm2, per_param:[{param, layer, cosine, norm1, norm2}], layers:[{layer,\n"
-             "cosine}], seed (the batches' seed: seed= draws them again; members: pairwise too).\n"
+             "cosine}] (members: pairwise too), seed (the batches' seed: seed= draws them again).\n"
              "Examples:\n  align\n  align against=blockdrop p=0.5 draws=8\n  align against=width p=0.25\n"
              "  step; align against=delayed\n  align against=forward guess=local\n"
              "  ensemble new 3; align against=members\n  align against=microbatch batches=4 batch=16",
@@ -734,8 +735,9 @@ const CmdSpec commands[] = {
              "scale, series:[{name, points, first_step, last_step, last, steps:[…], values:[…]}]: the\n"
              "points drawn (a value that is not finite is null and breaks the line), smooth.\n"
              "steps=A..B draws those steps only (steps=1000.. the end of a long run); smooth=N draws\n"
-             "each line as the mean of its last N points, the title says so (validation losses stay\n"
-             "as measured); ymin= and ymax= fix the y axis, values past them drawn on its edge with a\n"
+             "each line as the mean of its last N points, the title says so (`plot loss`'s validation\n"
+             "marks stay as measured; `plot val`'s lines are smoothed); ymin= and ymax= fix the y\n"
+             "axis, values past them drawn on its edge with a\n"
              "note under the chart (one AdamW spike no longer flattens eight Spectron curves; the\n"
              "images leave such values out).\n"
              "Examples:\n  plot\n  plot lr\n  plot gnorm width=100 height=20\n  plot dw_over_eta\n"
@@ -750,7 +752,7 @@ const CmdSpec commands[] = {
          {"scale", OPT_ENUM, "auto", "auto|linear|log", 0, 0, "the y axis: log when values span 100× (auto), or as chosen"},
          {"runs", OPT_STRING, NULL, NULL, 0, 0, "only these runs (names, or patterns such as *-lr0.05 where no run has that name; comma-separated, so none inside [...])"},
          {"steps", OPT_STRING, NULL, NULL, 0, 0, "only the steps A..B (an end left out: 100.., ..500)"},
-         {"smooth", OPT_INT, "1", NULL, 1, 100000, "each line the mean of its last N points (validation marks as measured)"},
+         {"smooth", OPT_INT, "1", NULL, 1, 100000, "each line the mean of its last N points (loss's validation marks as measured)"},
          {"ymin", OPT_FLOAT, NULL, NULL, 0, 0, "the y axis from this value (values below drawn on its edge)"},
          {"ymax", OPT_FLOAT, NULL, NULL, 0, 0, "the y axis up to this value (a spike above drawn on its edge)"},
          {"width", OPT_INT, NULL, NULL, 8, 1000, "chart width in cells (default: 72, less on a narrower terminal; 62 in a pipe)"},
@@ -779,8 +781,11 @@ const CmdSpec commands[] = {
      .help = "The session keeps every run's per-step history (loss, lr, gradient norm, clip scale,\n"
              "tokens/s) and validation losses; `plot` overlays the runs. Without `run`, training\n"
              "starts a run named after the optimizer, and `model new` / `model load` start the\n"
-             "next one: after `model load` it takes the file's stem, after `ensemble use I`\n"
-             "member-I, after `ensemble average` average-MODE. A name already taken gets -2, -3, …;\n"
+             "next one: after `model load` the run the file's model was training in goes on (the\n"
+             "file keeps its name: in this session, the same run when it ended at the file's step;\n"
+             "a file saved before any step, or by an older lrsh, gives the file's stem), after\n"
+             "`ensemble use I` member-I, after `ensemble average` average-MODE. A name already\n"
+             "taken gets -2, -3, …;\n"
              "a name has no commas (`plot runs=A,B` lists names).\n"
              "Examples:\n  run baseline; train steps=200\n  run lr-1e-3; optim lr=1e-3; train steps=200; plot",
      .max_pos = 1, .pos = POS_TEXT, .run = cmd_run},

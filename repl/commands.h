@@ -127,6 +127,12 @@ void train_report_divergence(Session *s, int attempt, int back_to, const char *a
 int train_failed(Err *err, const char *what, int done, int steps);
 // The current run's name, spikes and max ‖ΔW‖₂/η into the command's JSON (train, ensembles').
 void train_run_json(Session *s);
+// A loaded model's (or ensemble's) run going on with other data than it was training on: its
+// batches (the sampler state it saved) are not the ones the run would have taken. A note, once
+// (training on other data may be the point): another size or split, or the same sizes and
+// other ids (an edit that kept the count, files reordered), told by the data hash when the file
+// records one.
+void train_note_other_data(Session *s);
 // train save=PATH save_every=N (cmd_model.c): the model (or ensemble) saved as `model save PATH`
 // saves it, every N steps by step number and when the command ends, so that a long run closed
 // or killed loses at most N steps. begin checks the target before any step (path NULL: no

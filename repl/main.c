@@ -327,10 +327,10 @@ static void on_fatal_signal(int sig) {
 // would not.
 static void on_sigpipe(int sig) { (void)sig; }
 
-// A signal ignored when lrsh started stays ignored, as a shell's traps leave it: `nohup lrsh
-// run.lrsh &` ignores SIGHUP so that closing the terminal does not end a night's training (lrsh
-// caught it again, and the run died with the terminal), and a background job of a script
-// ignores SIGINT so that Ctrl-C meant for the foreground does not stop it.
+// SIGHUP or SIGTERM ignored when lrsh started stays ignored: `nohup lrsh -c "…" &` ignores
+// SIGHUP so that closing the terminal does not end a night's training (lrsh caught it again, and
+// the run died with the terminal). Not SIGINT: sh starts a script's background jobs with it
+// ignored, and `kill -INT` is how a script stops such an lrsh's command (as Ctrl-C would).
 static void catch_unless_ignored(int sig, const struct sigaction *sa) {
     struct sigaction was;
     if (sigaction(sig, NULL, &was) == 0 && was.sa_handler == SIG_IGN) return;
@@ -342,7 +342,7 @@ static void install_signals(void) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;  // no SA_RESTART: a blocking read returns EINTR
     sigemptyset(&sa.sa_mask);
-    catch_unless_ignored(SIGINT, &sa);
+    sigaction(SIGINT, &sa, NULL);
     sa.sa_handler = on_sigalrm;
     sa.sa_flags = SA_RESTART;   // what the command was reading or writing goes on
     sigaction(SIGALRM, &sa, NULL);

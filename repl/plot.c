@@ -180,18 +180,32 @@ static void axis_label(const PlotOptions *o, char *buf, size_t cap, double v) {
     axis_number(buf, cap, o->log_y ? pow(10.0, v) : v);
 }
 
-char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
-    int W = o->width > 4 ? o->width : 4, H = o->height > 2 ? o->height : 2;
-    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+// The finite points' extent on the axes (x: steps; y: axis_y's); *xlo > *xhi when there is none.
+static void data_extent(const PlotSeries *series, int n, const PlotOptions *o, double *xlo, double *xhi, double *ylo,
+                        double *yhi) {
+    *xlo = *ylo = INFINITY, *xhi = *yhi = -INFINITY;
     for (int s = 0; s < n; s++)
         for (int i = 0; i < series[s].n; i++) {
             double x = series[s].x[i], y = axis_y(o, series[s].y[i]);
             if (!isfinite(x) || !isfinite(y)) continue;
-            if (x < xlo) xlo = x;
-            if (x > xhi) xhi = x;
-            if (y < ylo) ylo = y;
-            if (y > yhi) yhi = y;
+            *xlo = fmin(*xlo, x), *xhi = fmax(*xhi, x);
+            *ylo = fmin(*ylo, y), *yhi = fmax(*yhi, y);
         }
+}
+
+int plot_y_limits(const PlotSeries *series, int n, const PlotOptions *o, double *lo, double *hi) {
+    double xlo, xhi;
+    data_extent(series, n, o, &xlo, &xhi, lo, hi);
+    if (xlo > xhi) return -1;
+    y_range(o, lo, hi);
+    if (o->log_y) *lo = pow(10.0, *lo), *hi = pow(10.0, *hi);
+    return 0;
+}
+
+char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
+    int W = o->width > 4 ? o->width : 4, H = o->height > 2 ? o->height : 2;
+    double xlo, xhi, ylo, yhi;
+    data_extent(series, n, o, &xlo, &xhi, &ylo, &yhi);
     Text t = {0};
     text_add(&t, "%s\n", o->title ? o->title : "");
     if (xlo > xhi) {

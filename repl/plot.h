@@ -49,3 +49,6 @@ typedef struct PlotOptions {
 // area, the x axis with its range, a legend — as malloc'ed text ending in '\n'; NULL when out
 // of memory. A series without finite points still gets its legend entry.
 char *plot_render(const PlotSeries *series, int n, const PlotOptions *o);
+// The y range plot_render draws, in the values' units (for an image drawn alike); −1 when no
+// point is finite.
+int plot_y_limits(const PlotSeries *series, int n, const PlotOptions *o, double *lo, double *hi);

@@ -194,11 +194,11 @@ static int write_plot_script(const PlotSeries *series, int n, const char *ylabel
         gp_string(f, outputs[t]);
         fprintf(f, "\nset grid\nset key top right\nset xlabel 'step'\n%sset ylabel ", o->log_y ? "set logscale y\n" : "");
         gp_string(f, ylabel);
-        fprintf(f, "\nset yrange [");
-        if (o->has_y_min) fprintf(f, "%.10g", o->y_min); else fprintf(f, "*");
-        fprintf(f, ":");
-        if (o->has_y_max) fprintf(f, "%.10g", o->y_max); else fprintf(f, "*");
-        fprintf(f, "]\nplot ");
+        double lo, hi;   // ymin=, ymax=: the chart's range, its other end too (an end past every point
+                         // left gnuplot none to draw)
+        if ((o->has_y_min || o->has_y_max) && plot_y_limits(series, n, o, &lo, &hi) == 0)
+            fprintf(f, "\nset yrange [%.10g:%.10g]", lo, hi);
+        fprintf(f, "\nplot ");
         for (int i = 0; i < n; i++) {
             fprintf(f, "%s", i ? ", " : "");
             gp_string(f, data);

@@ -112,6 +112,21 @@ void runlog_name_next(RunLog *r, const char *name) {
     if (r->current < 0) snprintf(r->next_name, sizeof r->next_name, "%s", name);
 }
 
+void runlog_resume(RunLog *r, const char *name, int step) {
+    RunSeries *x = runlog_find(r, name);
+    if (x && x->n_steps > 0 && x->steps[x->n_steps - 1].step == step) {
+        r->current = (int)(x - r->runs);
+        r->next_name[0] = '\0';
+        return;
+    }
+    runlog_name_next(r, name);
+}
+
+const char *runlog_current_name(const RunLog *r) {
+    if (r->current >= 0) return r->runs[r->current].name;
+    return r->next_name[0] ? r->next_name : NULL;
+}
+
 static RunSeries *current(RunLog *r, const char *default_name, Err *err) {
     if (r->current < 0 && !runlog_start(r, r->next_name[0] ? r->next_name : default_name)) {
         err_set(err, "out of memory for the run history");

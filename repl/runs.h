@@ -85,6 +85,13 @@ void runlog_end(RunLog *r);
 // The name the run a runlog_end started takes, for a model that came from somewhere: a file's
 // stem, "member-1", "average-product" (else it is named after the optimizer).
 void runlog_name_next(RunLog *r, const char *name);
+// A model loaded from a file that was training in run `name` at `step`: that run goes on — the
+// same run when this session has it ending at that step (saved and loaded back), else a run
+// of that name (made unique as runlog_start does).
+void runlog_resume(RunLog *r, const char *name, int step);
+// The name the model's next steps go under, for a checkpoint to keep: the current run's, or the
+// one runlog_name_next chose; NULL when neither (named after the optimizer at its first step).
+const char *runlog_current_name(const RunLog *r);
 // What a run trained: kept with its first step, and written into its first line in each log
 // file, so that a log alone says what each run was.
 typedef struct RunConfig {

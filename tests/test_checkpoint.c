@@ -340,6 +340,7 @@ static void test_progress_without_trainer(void) {
     CheckpointOptions o = checkpoint_default_options();   // optimizer state asked for: there is none
     o.next = (TrainShape){5, 0, 3};                       // the saver's own settings, seq 0: the context
     o.data = (DataIdentity){1000003, 950002, 0xfedcba9876543210ull};   // a hash past 2^53: exact as a string
+    o.run = "sp8-lr0.02";
     CHECK_OK(checkpoint_save_progress(path, &m, &p, NULL, &o, &err));
     CheckpointInfo info;
     CHECK_OK(checkpoint_load(path, be, &m2, &tr2, NULL, &info, &err));
@@ -357,6 +358,7 @@ static void test_progress_without_trainer(void) {
         CHECK(info.data.tokens == o.data.tokens && info.data.train == o.data.train && info.data.hash == o.data.hash,
               "data %ld, %ld, %llx: want %ld, %ld, %llx", info.data.tokens, info.data.train,
               (unsigned long long)info.data.hash, o.data.tokens, o.data.train, (unsigned long long)o.data.hash);
+        CHECK(strcmp(info.run, "sp8-lr0.02") == 0, "run '%s': want sp8-lr0.02", info.run);
         model_free(&m2);
     }
     model_free(&m);
@@ -801,6 +803,11 @@ static void test_corrupt_files_are_refused(void) {
     expect_refused(&v, bad, "data_hash '0': a whole number ≥ 1", NULL, "data hash 0");
     write_edited(bad, &g, set_data_hash, "-7");
     expect_refused(&v, bad, "data_hash '-7': a whole number ≥ 1", NULL, "negative data hash");
+    char long_run[200];
+    memset(long_run, 'r', sizeof long_run - 1), long_run[sizeof long_run - 1] = '\0';
+    const char *run_long[] = {"run", long_run};
+    write_edited(bad, &g, set_meta, run_long);
+    expect_refused(&v, bad, "is longer than 175 bytes", NULL, "a run name past its field");
     write_edited(bad, &g, set_meta, hash_alone);   // g was saved without data
     expect_refused(&v, bad, "data_hash '12': a whole number ≥ 1, with data_tokens", NULL, "data hash without sizes");
     const char *heads5[] = {"heads", "5"}, *huge[] = {"layers", "16000000"};

@@ -63,13 +63,18 @@ above=$(python3 -c 'import math; print(sum(2 + 6 * k * math.exp(-s / 10) > 4 for
 below=$(python3 -c 'import math; print(sum(2 + 6 * k * math.exp(-s / 10) < 2.5 for k in (1.0, 0.8) for s in range(1, 51)))')
 check_contains plot_ymax_note "$out" "note: $above values above ymax=4 drawn on the chart's top edge"
 check_contains plot_ymin_note "$out" "note: $below values below ymin=2.5 drawn on the chart's bottom edge"
-out=$(lrsh -c "set errexit off; plot loss from=$TMP/known.jsonl steps=60..; plot loss from=$TMP/known.jsonl steps=9-20; plot loss from=$TMP/known.jsonl ymin=3 ymax=3; plot dw_over_eta from=$TMP/spread.jsonl ymin=0" 2>&1)
+out=$(lrsh -c "set errexit off; plot loss from=$TMP/known.jsonl steps=60..; plot loss from=$TMP/known.jsonl steps=9-20; plot loss from=$TMP/known.jsonl ymin=3 ymax=3; plot dw_over_eta from=$TMP/spread.jsonl ymin=0 scale=log" 2>&1)
 check_contains plot_steps_none "$out" "error: plot: no points in steps=60.. (the runs have steps 1..50)"
 check_contains plot_steps_bad "$out" "error: plot: steps=9-20 is not a range of steps A..B"
 check_contains plot_ylimits_order "$out" "error: plot: ymin=3 is not below ymax=3"
 check_contains plot_ylimits_log "$out" "error: plot: ymin=0 on a log scale"
-# a y range leaves a spike out of the scale's choice: 0.5 to 1 is linear under ymax=1
-check_eq plot_ylimits_scale '"linear"' "$(lrsh --json -c "plot dw_over_eta from=$TMP/spread.jsonl ymax=1" 2>/dev/null | json_field scale)"
+# a y range leaves a spike out of the scale's choice: 0.5 to 1 is linear under ymax=1; an end
+# at 0 or below makes auto linear (ymin=0 was refused: "on a log scale" nobody asked for)
+check_eq plot_ylimits_scale '"linear" "linear"' "$(lrsh --json -c "plot dw_over_eta from=$TMP/spread.jsonl ymax=1; plot dw_over_eta from=$TMP/spread.jsonl ymin=0" 2>/dev/null | python3 -c 'import json, sys; print(" ".join(json.dumps(json.loads(l)["scale"]) for l in sys.stdin))')"
+# on a log scale a value ≤ 0 is left out (said so), not drawn on ymin='s edge
+out=$(lrsh -c "plot loss from=$TMP/spread.jsonl scale=log ymin=2 height=4" 2>&1)
+check_contains plot_log_ymin_nonpositive "$out" "note: 1 value ≤ 0 left out of the chart above"
+check_not_contains plot_log_ymin_not_on_edge "$out" "below ymin"
 check_not_contains plot_bound_only_dw "$(lrsh -c "plot loss from=$TMP/spread.jsonl" 2>&1)" "Spectron's bound ‖ΔW‖₂/η ="
 # a run keeps its letter (and color) in every chart: the third run is c even where the second has no points
 python3 -c '
@@ -210,6 +215,10 @@ for chunk in open(sys.argv[1]).read().split("<g id=\"gnuplot_plot_")[1:]:
     if name and rgb: color[name.group(1)] = rgb[-1]
 print(color.get("alpha") == color.get("alpha val") is not None, color.get("alpha") != color.get("beta"))' "$TMP/loss.svg")
     check_eq svg_val_points_in_run_color "True True" "$colors"
+    # ymin= above every point: the image has the chart's range too (gnuplot had none to draw)
+    out=$(lrsh -c "plot loss from=$TMP/known.jsonl ymin=10 svg=$TMP/above.svg height=4" 2>&1); rc=$?
+    check_status svg_ymin_above_all 0 $rc
+    check_contains svg_ymin_above_all_written "$out" "wrote $TMP/above.svg"
     # written over again: an image of its kind yes, another file no; a name that says otherwise: a note
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl png=$TMP/loss.png" 2>&1); rc=$?
     check_status png_over_png 0 $rc
