@@ -37,10 +37,15 @@ static void runs_json(const RunLog *r, cJSON *into) {
     }
 }
 
-// One line per run: "adamw  30 steps (1..30), loss 5.123, 2 evals  (current)"
-void runs_describe(const Session *s, const char *indent) {
+// One line per run, the last `most` of them (0: all): "adamw  30 steps (1..30), loss 5.123, 2
+// evals  (current)"
+void runs_describe(const Session *s, const char *indent, int most) {
     const RunLog *r = &s->runs;
-    for (int i = 0; i < r->n_runs; i++) {
+    int first = most > 0 && r->n_runs > most ? r->n_runs - most : 0;
+    if (first)
+        out_text(s, "%s(%d earlier run%s: `run` lists them all, `runs` compares them)\n", indent, first,
+                 first == 1 ? "" : "s");
+    for (int i = first; i < r->n_runs; i++) {
         const RunSeries *x = &r->runs[i];
         OutLine line = {0};
         const char *name = NAME_TEXT(x->name);
@@ -59,7 +64,7 @@ void runs_describe(const Session *s, const char *indent) {
 int cmd_run(Session *s, const Args *a, Err *err) {
     if (a->n_pos == 0) {
         if (!s->runs.n_runs) out_text(s, "no runs yet: `train` records one (named after the optimizer), or `run NAME`\n");
-        runs_describe(s, "");
+        runs_describe(s, "", 0);
         runs_json(&s->runs, s->result);
         return 0;
     }
@@ -857,6 +862,10 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
     return rc;
 }
 
+// Without runs=, the last PLOT_RUNS runs: one letter each (a–z), where a long session's hundreds
+// reused them and drew letter soup over a legend of a thousand lines.
+#define PLOT_RUNS 26
+
 int cmd_plot(Session *s, const Args *a, Err *err) {
     RunLog from, view;
     const RunLog *r = &s->runs;
@@ -874,7 +883,17 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
     }
     if (rc == 0 && args_has(a, "runs") && (rc = select_runs(r, args_str(a, "runs", ""), &view, &kept, err)) == 0)
         r = &view;
+    int older = rc == 0 && !args_has(a, "runs") && r->n_runs > PLOT_RUNS ? r->n_runs - PLOT_RUNS : 0;
+    if (older) {
+        view = *r;
+        view.runs += older, view.n_runs = PLOT_RUNS;
+        view.current = -1;
+        r = &view;
+    }
     if (rc == 0) rc = plot_runs(s, a, r, from_log, err);
+    if (rc == 0 && older)
+        out_note(s, "(the last %d of %d runs: runs=NAME,… or a pattern draws others, runs=* every one)\n", PLOT_RUNS,
+                 older + PLOT_RUNS);
     free(kept);
     runlog_free(&from);
     return rc;

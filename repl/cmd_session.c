@@ -309,7 +309,7 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     else cJSON_AddNullToObject(s->result, "log");
     if (s->runs.n_runs) out_text(s, "runs       %d (`plot` draws them)\n", s->runs.n_runs);
     else out_text(s, "runs       none yet\n");
-    runs_describe(s, "  ");
+    runs_describe(s, "  ", SHOW_RUNS);   // a long session's hundreds would bury the rest
     cJSON *runs = cJSON_AddArrayToObject(s->result, "runs");
     for (int i = 0; i < s->runs.n_runs; i++) {
         const RunSeries *r = &s->runs.runs[i];

@@ -61,12 +61,13 @@ const CmdSpec commands[] = {
      .max_pos = 2, .pos = POS_COMMAND, .run = cmd_help},
     {.name = "show", .family = "shell", .args = "",
      .summary = "the session: tokenizer, data, model, optimizer, step, device, settings",
-     .help = "--json: seed, threads, batch, accum, seq, errexit, quiet, device, backend, precision,\n"
+     .help = "Lists the last 8 runs (a line counts the others: `run` lists them all).\n"
+             "--json: seed, threads, batch, accum, seq, errexit, quiet, device, backend, precision,\n"
              "attention, graphs, fused, pdl; tokenizer {path, vocab} ({path: null, embedded_in,\n"
              "vocab} for one that came in a checkpoint) and data {source, cache, tokens,\n"
              "train, val} (null when none), model {dim, layers, heads, …, the config's fields, built,\n"
              "params}, optimizer {name, lr, wd, …, its settings}, step, checkpoint, unsaved, log,\n"
-             "runs:[{name, steps, evals, current}].\n"
+             "runs:[{name, steps, evals, current}] (every run).\n"
              "Example:\n  show", .run = cmd_show},
     {.name = "set", .family = "shell", .args = "KEY VALUE",
      .summary = "change a setting: seed, threads, batch, accum, seq, errexit, json, quiet, device, precision, "
@@ -709,8 +710,9 @@ const CmdSpec commands[] = {
      .args = "[loss|val|lr|gnorm|clip|tok_per_s|seconds|dw_over_eta|rho|sigma_a|sigma_b] [from=FILE] [png=FILE] "
              "[svg=FILE] [runs=A,B] [steps=A..B] [smooth=N] [ymin= ymax=] [scale=auto|linear|log] "
              "[width=72 height=16]",
-     .summary = "chart a training metric by step in the terminal (braille), every run overlaid",
-     .help = "Draws the field over the steps of every run (see `run`) with Unicode braille\n"
+     .summary = "chart a training metric by step in the terminal (braille), the runs overlaid",
+     .help = "Draws the field over the steps of every run (see `run`; of more than 26, the last 26,\n"
+             "with a note: runs= draws others, runs=* every one) with Unicode braille\n"
              "characters (2×4 dots per cell): y from its min to its max, x the step range, a\n"
              "legend; with several runs each line ends at its letter (and has its own color on a\n"
              "terminal), a run's letter and color the same in every chart (the third run is c even\n"

@@ -162,8 +162,10 @@ void optim_diag_table(Session *s, cJSON *into);
 // says what state of the old optimizer was reset. `why` leads the note ("optimizer switched").
 int optim_rebuild_trainer(Session *s, const char *why, Err *err);
 
-// The runs `plot` draws, one line each (for `show` and `run`).
-void runs_describe(const Session *s, const char *indent);
+// The runs, one line each, the last `most` of them (0: all) after a line counting the others
+// (`show` lists SHOW_RUNS: a long session's hundreds buried the rest; `run` lists all).
+#define SHOW_RUNS 8
+void runs_describe(const Session *s, const char *indent, int most);
 
 // The fields `plot` draws (NULL-terminated).
 extern const char *const plot_fields[];

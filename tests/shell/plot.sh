@@ -287,6 +287,20 @@ prep="tok load $TMP/tok.model; data load; set batch 2; model new tiny seq=32"
 # a run whose name looks like a pattern is taken by its name (lr[0.1] matched lr1 too)
 out=$(lrsh --json -c "$prep; run lr[0.1]; step; run lr1; step; plot loss runs=lr[0.1]" 2>/dev/null | grep '"command":"plot"')
 check_eq plot_runs_literal '["lr[0.1]"]' "$(printf '%s\n' "$out" | json_eval 'json.dumps([x["name"] for x in o["series"]])')"
+# a long session's runs: `plot` draws the last 26 (one letter each; runs=* all of them), `show`
+# lists the last 8 after a line counting the others (800 runs made them a thousand lines)
+python3 -c '
+import json
+with open("'"$TMP"'/many.jsonl", "w") as f:
+    for r in range(30):
+        for s in range(1, 6): f.write(json.dumps({"step": s, "loss": 5 - s / 10 + r / 100, "run": "r%d" % r}) + "\n")'
+out=$(lrsh --json -c "plot loss from=$TMP/many.jsonl; plot loss from=$TMP/many.jsonl runs=*" 2>/dev/null)
+check_eq plot_last_runs "26 r4 30" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
+a, b = [json.loads(l)["series"] for l in sys.stdin]; print(len(a), a[0]["name"], len(b))')"
+check_contains plot_last_runs_note "$(lrsh -c "plot loss from=$TMP/many.jsonl height=4" 2>&1)" "(the last 26 of 30 runs: runs=NAME,… or a pattern draws others"
+out=$(lrsh -c "tok load $TMP/tok.model; data load; set batch 1; model new dim=16 layers=1 heads=1 seq=8; $(for i in $(seq 1 10); do printf 'run s%d; step; ' "$i"; done) show" 2>&1)
+check_contains show_earlier_runs "$out" "(2 earlier runs: \`run\` lists them all"
+check_eq show_last_runs "s3 s10" "$(printf '%s\n' "$out" | sed -n 's/^  \(s[0-9]*\) .*step.*/\1/p' | sed -n '1p;$p' | tr '\n' ' ' | sed 's/ $//')"
 # log appends to a log only: not to a checkpoint (one typo spoiled it), not to a pipe (it waited
 # forever for a reader); a log whose last line a full disk cut short gets the next on a line of its own
 printf 'not a log\n' > "$TMP/notes.txt"
