@@ -96,11 +96,14 @@ int train_failed(Err *err, const char *what, int done, int steps) {
 typedef struct Run {
     int done;           // steps taken in this run (and kept: a rollback takes one back)
     long tokens;
-    double seconds;     // training's, the evaluations' apart: tok/s is the training rate
-    double eval_seconds;
+    double seconds;     // training's, the evaluations' and saves' apart: tok/s is the training rate
+    double eval_seconds, save_seconds;
     int evals;
-    double first_seconds;   // the first step's (and its tokens): it pays first-touch allocation,
-    long first_tokens;      // ~5× a later one, so the live rate and ETA leave it out after it
+    // A step's seconds as the live rate and ETA take them: the first step left out (it pays
+    // first-touch allocation, ~5× a later one), then the mean of the later ones up to 20, then
+    // a moving average over about the last 20 — a machine that slows down shows within seconds,
+    // not after the run's whole length (an ETA 25 % off after 20 s of a 230 s run)
+    double recent_step_seconds;
     StepStats last, before_last;
     int diverged_at;    // the step that was not finite (0: none)
 } Run;
@@ -129,14 +132,15 @@ static int evals_left(const Run *r, int eval_every, int steps) {
     return this_one + end / eval_every - now / eval_every + (end % eval_every != 0);
 }
 
-// The run's seconds a step and tokens a second so far, the first step left out once there is
-// a second.
-static double live_step_seconds(const Run *r) {
-    return r->done > 1 ? (r->seconds - r->first_seconds) / (r->done - 1) : r->seconds / r->done;
+static void note_step_seconds(Run *r, double step_seconds) {
+    if (r->done < 2) return;
+    double w = fmax(1.0 / (r->done - 1), 0.05);
+    r->recent_step_seconds += w * (step_seconds - r->recent_step_seconds);
 }
-static double live_rate(const Run *r) {
-    double seconds = r->done > 1 ? r->seconds - r->first_seconds : r->seconds;
-    return seconds > 0 ? (double)(r->done > 1 ? r->tokens - r->first_tokens : r->tokens) / seconds : 0;
+static double live_step_seconds(const Run *r) { return r->done > 1 ? r->recent_step_seconds : r->seconds; }
+static double live_rate(const Run *r) {   // the batches stay the same through a command
+    double step = live_step_seconds(r);
+    return step > 0 ? (double)r->last.tokens / step : 0;
 }
 
 static void train_report(Session *s, const Run *r, int steps, int interrupted) {
@@ -260,8 +264,9 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         r.before_last = prev;
         r.done++;
         r.tokens += r.last.tokens;
-        r.seconds = now_seconds() - t0 - r.eval_seconds;
-        if (r.done == 1) r.first_seconds = r.seconds, r.first_tokens = r.tokens;
+        double before = r.seconds;
+        r.seconds = now_seconds() - t0 - r.eval_seconds - r.save_seconds;
+        note_step_seconds(&r, r.seconds - before);
         inspect_after_step(s, &r.last, 1);  // `watch` values of this step, before it is recorded
         StepDiag d = recorded_diag(s, &r.last);
         session_record_step(s, &r.last, r.last.seconds > 0 ? (double)r.last.tokens / r.last.seconds : 0, &d);
@@ -278,7 +283,9 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         }
         if (r.done < steps && train_save_due(&save, r.last.step)) {   // the last step's save comes below
             progress_end(&p);
+            double s0 = now_seconds();
             if (train_save_now(s, &save, err) != 0) return train_failed(err, "training", r.done, steps);
+            r.save_seconds += now_seconds() - s0;
         }
     }
     progress_end(&p);

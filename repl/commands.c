@@ -320,7 +320,8 @@ const CmdSpec commands[] = {
      .summary = "take N optimizer steps on the loaded data (Ctrl-C stops between steps)",
      .help = "Builds the trainer on first use with the current `optim` settings and `set seed`.\n"
              "On a terminal one line shows step, loss, tokens/s and ETA; otherwise a line every\n"
-             "~10%. Ctrl-C stops after the step in progress; the model keeps every step taken.\n"
+             "~10% and at least once a minute. Ctrl-C stops after the step in progress; the model\n"
+             "keeps every step taken.\n"
              "Every step is recorded in the current run (see `run`, `plot`) and, after `log FILE`,\n"
              "appended to that file. eval_every=N also measures the validation loss (as `eval`).\n"
              "Every diag_every-th step, and the last, the optimizer also measures ‖ΔW‖₂ and ‖W‖₂\n"

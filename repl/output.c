@@ -365,6 +365,7 @@ void progress_begin(Progress *p, const Session *s, int total) {
     p->to = text_stream(s);
     p->live = terminal_takes_escapes(p->to);   // a dumb one gets the plain lines a pipe does
     p->every = total >= 10 ? total / 10 : 1;
+    p->printed_at = now_seconds();
 }
 
 // Bytes of a live line that fit in cols columns, ending at a whole field (fields are separated
@@ -398,8 +399,9 @@ void progress_text(Progress *p, int done, const char *text) {
         if (line[fit] && cols > 4) fit = whole_fields(line, cols - 4);   // room for "  …": fields were left out
         fprintf(p->to, "\r%.*s%s\033[K", (int)fit, line, line[fit] ? "  …" : "");
         p->shown = 1;
-    } else if (done % p->every == 0 || done == p->total) {
+    } else if (done % p->every == 0 || done == p->total || now_seconds() - p->printed_at >= PROGRESS_PLAIN_SECONDS) {
         fprintf(p->to, "%s%s%s\n", text, extra[0] ? "  " : "", extra);
+        p->printed_at = now_seconds();
     }
     if (p->to == stdout) out_check_stdout();   // flushes (the errno of a failed write is read there)
     else fflush(p->to);

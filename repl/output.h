@@ -96,11 +96,14 @@ int table_columns(const Session *s);
 void table_out(const Session *s, const char *lead, char *line, const int *width, int n, const char *tail);
 
 // The training progress display: one line rewritten in place on a terminal, plain lines
-// every ~10% otherwise; nothing in JSON mode unless stderr is a terminal.
+// every ~10% otherwise, and at least once a minute (a 100 000-step run in a pipe was silent for
+// ten); nothing in JSON mode unless stderr is a terminal.
+#define PROGRESS_PLAIN_SECONDS 60.0
 typedef struct Progress {
     int total;          // steps in this run
     int live;           // rewrite one line with \r
     int every;          // print every this many steps when not live
+    double printed_at;  // when the last plain line was (now_seconds)
     int shown;          // a live line is on screen and needs a newline
     FILE *to;           // stdout, or stderr in JSON mode; NULL: silent
     const char *extra;  // appended to each line when non-empty (the `watch` values); NULL: none
