@@ -471,18 +471,19 @@ static void adopt_tokenizer(Session *s, Tokenizer *tok, const char *path) {
 // The run a loaded model's training goes on in: the one it was training in when saved, else one
 // named after the file (an older file, or one saved before any step).
 static void resume_run(Session *s, const char *path, const CheckpointInfo *info) {
+    char name[sizeof info->run];
     if (info->run[0]) {
-        runlog_resume(&s->runs, info->run, info->step);
-        return;
+        snprintf(name, sizeof name, "%s", info->run);
+    } else {   // the file's stem
+        const char *base = strrchr(path, '/');
+        snprintf(name, 64, "%s", base ? base + 1 : path);
+        char *dot = strrchr(name, '.');
+        if (dot && dot != name) *dot = '\0';
     }
-    const char *base = strrchr(path, '/');
-    char stem[64];
-    snprintf(stem, sizeof stem, "%s", base ? base + 1 : path);
-    char *dot = strrchr(stem, '.');
-    if (dot && dot != stem) *dot = '\0';
-    for (char *p = stem; *p; p++)
-        if ((unsigned char)*p < 0x20 || strchr("\"'\\,", *p)) *p = '_';   // as `run NAME` allows
-    runlog_name_next(&s->runs, stem);
+    for (char *p = name; *p; p++)   // as `run NAME` allows (a file's run too: another program may have written it)
+        if ((unsigned char)*p < 0x20 || strchr("\"'\\,", *p)) *p = '_';
+    if (info->run[0]) runlog_resume(&s->runs, name, info->step);
+    else runlog_name_next(&s->runs, name);
 }
 
 // After a successful load: the session's model (and tokenizer, when the file had one) now come

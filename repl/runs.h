@@ -64,7 +64,7 @@ typedef struct RunLog {
     RunSeries *runs;
     int n_runs, cap_runs;
     int current;          // index of the run steps go to; −1: the next step starts a new one
-    char next_name[64];   // the name that new run takes ("": the optimizer's)
+    char next_name[176];  // the name that new run takes ("": the optimizer's), as long as a run's
     FILE *log;            // `log FILE`; NULL: off
     char log_path[1024];
     long log_lines;
