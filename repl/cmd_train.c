@@ -224,12 +224,27 @@ static void warn_nonfinite_params(Session *s) {
         out_warning(s, "this update left NaN or infinite values in the parameters: the next step rolls it back");
 }
 
+int train_steps_asked(const Args *a, int step_now, int *steps, Err *err) {
+    int has_steps = args_has(a, "steps"), has_until = args_has(a, "until");
+    if (has_steps && has_until) return err_set(err, "steps= and until= both say how far to train: give one");
+    if (!has_steps && !has_until)
+        return err_set(err, "train needs steps=N or until=STEP (e.g. train steps=100, train until=6000)");
+    if (has_steps) {
+        *steps = (int)args_int(a, "steps", 1);
+        return 0;
+    }
+    long until = args_int(a, "until", 1);
+    if (until <= step_now) return err_set(err, "until=%ld: the model is at step %d already", until, step_now);
+    *steps = (int)(until - step_now);
+    return 0;
+}
+
 int cmd_train(Session *s, const Args *a, Err *err) {
     Shape sh;
+    int steps;
     if (s->has_ensemble) return ensemble_cmd_train(s, a, err);   // trains every member
-    if (!args_has(a, "steps")) return err_set(err, "train needs steps=N (e.g. train steps=100)");
+    if (train_steps_asked(a, s->has_trainer ? s->trainer.step : s->resume.step, &steps, err) != 0) return -1;
     if (need_trainer(s, a, &sh, err) != 0) return -1;
-    int steps = (int)args_int(a, "steps", 1);
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20);
     Shape eval_sh = sh;   // without eval_every= unused: `set seq` is not held to the context then
     if (eval_every > 0 && session_eval_shape(s, &eval_sh.B, &eval_sh.T, err) != 0) return -1;

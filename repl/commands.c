@@ -316,7 +316,7 @@ const CmdSpec commands[] = {
 
     // ---- training ----
     {.name = "train", .family = "training",
-     .args = "steps=N [eval_every=N eval_batches=N diag_every=N save=PATH save_every=N batch= accum= seq=]",
+     .args = "steps=N|until=STEP [eval_every=N eval_batches=N diag_every=N save=PATH save_every=N batch= accum= seq=]",
      .summary = "take N optimizer steps on the loaded data (Ctrl-C stops between steps)",
      .help = "Builds the trainer on first use with the current `optim` settings and `set seed`.\n"
              "On a terminal one line shows step, loss, tokens/s and ETA; otherwise a line every\n"
@@ -342,6 +342,8 @@ const CmdSpec commands[] = {
              "settings the next step repeats the broken update exactly: lower lr (or switch\n"
              "optimizer) to try another way. One update back is all a rollback holds: a model\n"
              "already ruined before that stays so (`model load` an earlier checkpoint).\n"
+             "until=STEP trains up to that step number instead of steps= more (a run resumed at\n"
+             "step 2092 finishes its 6000-step horizon with until=6000).\n"
              "save=PATH saves the model as `model save PATH` does when the command ends (Ctrl-C\n"
              "and a divergence too), and with save_every=N also at every N-th step: a long run\n"
              "killed or closed loses at most N steps (the file is replaced whole, never half\n"
@@ -362,7 +364,8 @@ const CmdSpec commands[] = {
              "  train steps=300 diag_every=1; plot dw_over_eta\n  train steps=5000 save=run.safetensors save_every=500",
      .run = cmd_train,
      .opts = (const OptSpec[]){
-         {"steps", OPT_INT, NULL, NULL, 1, 1e9, "optimizer steps to take (required)"},
+         {"steps", OPT_INT, NULL, NULL, 1, 1e9, "optimizer steps to take (this or until=)"},
+         {"until", OPT_INT, NULL, NULL, 1, 1e9, "train up to this step number (a resumed run to its horizon)"},
          {"eval_every", OPT_INT, "0", NULL, 0, 1e9, "measure the validation loss every N steps and at the end (0: never)"},
          {"eval_batches", OPT_INT, "20", NULL, 1, 1e6, "validation batches per measurement (as `eval`'s batches=)"},
          {"diag_every", OPT_INT, "10", NULL, 0, 1e9, "measure ‖ΔW‖₂, ‖W‖₂ every N steps and at the last (0: never)"},

@@ -71,6 +71,16 @@ out=$(lrsh --json -c "tok load $TMP/tok.model; data load; set batch 2; model loa
 check_eq run_resumed_new_session "fortunes 4 5" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
 print(" ".join(str(o[k]) for o in map(json.loads, sys.stdin) if o.get("command") == "runs" for k in ("run", "first_step", "last_step")))')"
 
+# until=STEP: a resumed run trained up to a step number (the file is at 3 here), an ensemble
+# by its members' step; not both steps= and until=, not a step reached already
+out=$(lrsh --json -c "tok load $TMP/tok.model; data load; set batch 2; model load $TMP/run.st; train until=7; ensemble new 2; train until=9" 2>/dev/null | grep '"command":"train"')
+check_eq train_until "4 7 2 9" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
+print(" ".join("%d %d" % (o["steps"], o["step"]) for o in map(json.loads, sys.stdin)))')"
+out=$(lrsh -c "tok load $TMP/tok.model; data load; set batch 2; model load $TMP/run.st; set errexit off; train until=3; train steps=1 until=9; train" 2>&1)
+check_contains train_until_reached "$out" "until=3: the model is at step 3 already"
+check_contains train_until_and_steps "$out" "steps= and until= both say how far to train: give one"
+check_contains train_needs_steps "$out" "train needs steps=N or until=STEP"
+
 # SIGHUP ignored when lrsh starts stays ignored: under nohup (SIGHUP ignored) closing the
 # terminal does not end a run, which then saves its model (the HUP comes while lrsh waits for
 # its next command, read from a pipe)
