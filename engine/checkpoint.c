@@ -394,6 +394,7 @@ static cJSON *metadata(const Part *parts, int n_parts, int members, const Checkp
     }
     if (o->has_next_seed) add_u64(md, "next_seed", o->next_seed, &bad);
     if (o->run && *o->run) add_text(md, "run", o->run, &bad);
+    if (o->run && *o->run && o->run_id) add_u64(md, "run_id", o->run_id, &bad);
     if (o->data.tokens > 0) {
         add_u64(md, "data_tokens", (uint64_t)o->data.tokens, &bad);
         add_u64(md, "data_train", (uint64_t)o->data.train, &bad);
@@ -589,7 +590,7 @@ static int reserved_key(const char *key) {
     static const char *const names[] = {"format", "lrsh_version", "config", "step", "data_rng", "optimizer",
                                         "optim_config", "optim_t", "ensemble_k", "batch", "seq", "accum",
                                         "next_batch", "next_seq", "next_accum", "next_seed", "data_tokens",
-                                        "data_train", "data_hash", "run"};
+                                        "data_train", "data_hash", "run", "run_id"};
     for (size_t i = 0; i < COUNT(names); i++)
         if (strcmp(key, names[i]) == 0) return 1;
     return strncmp(key, "member.", 7) == 0;
@@ -669,6 +670,7 @@ typedef struct Loader {
     uint64_t next_seed;
     DataIdentity data;              // the saving session's data (0s: not in the file)
     char run[176];                  // the saving session's run ("": not in the file)
+    uint64_t run_id;
     int want_members;           // checkpoint_load_members is reading (else checkpoint_load)
     int probe;                  // checkpoint_probe: the header only, whatever the file holds
     int k;                      // ensemble_k (0: a single-model file)
@@ -895,10 +897,9 @@ static int parse_saver_state(Loader *L, const cJSON *md, Err *err) {
     if (hash && (!tokens || parse_u64(hash, &nh) || nh == 0))
         return fail(err, L->path, "__metadata__ data_hash '%.32s': a whole number ≥ 1, with data_tokens", hash);
     L->data = (DataIdentity){.tokens = (long)nt, .train = (long)ntr, .hash = nh};
-    const char *run = meta_string(md, "run");
-    if (run && strlen(run) >= sizeof L->run)
-        return fail(err, L->path, "__metadata__ run '%.32s…' is longer than %zu bytes", run, sizeof L->run - 1);
-    snprintf(L->run, sizeof L->run, "%s", run ? run : "");
+    const char *run = meta_string(md, "run"), *run_id = meta_string(md, "run_id");
+    if (run && strlen(run) < sizeof L->run) snprintf(L->run, sizeof L->run, "%s", run);   // else none: a hint only
+    if (!L->run[0] || !run_id || parse_u64(run_id, &L->run_id)) L->run_id = 0;
     return 0;
 }
 
@@ -1446,7 +1447,7 @@ static int load(Loader *L0, const Backend *be, Model *out_model, Trainer *out_tr
                                      .data = L.data,
                                      .nonfinite = nonfinite, .state_damage = damage};
             snprintf(info->optimizer, sizeof info->optimizer, "%s", L.optimizer);
-            snprintf(info->run, sizeof info->run, "%s", L.run);
+            snprintf(info->run, sizeof info->run, "%s", L.run), info->run_id = L.run_id;
             if (L.has_trainer_meta) info->optim = L.ocfg;
             snprintf(info->nonfinite_tensor, sizeof info->nonfinite_tensor, "%s", first_bad);
         }
@@ -1511,7 +1512,7 @@ static int load_members(Loader *L0, const Backend *be, CheckpointMembers *out, E
                                   .data = L.data, .ensemble_k = L.k,
                                   .nonfinite = nonfinite, .state_damage = damage};
         snprintf(r.info.optimizer, sizeof r.info.optimizer, "%s", L.optimizer);
-        snprintf(r.info.run, sizeof r.info.run, "%s", L.run);
+        snprintf(r.info.run, sizeof r.info.run, "%s", L.run), r.info.run_id = L.run_id;
         snprintf(r.info.nonfinite_tensor, sizeof r.info.nonfinite_tensor, "%s", first_bad);
         r.meta = L.meta;
         r.n_meta = L.n_meta;
@@ -1574,7 +1575,7 @@ int checkpoint_probe(const char *path, CheckpointInfo *info, Err *err) {
                             .data = L.data,
                             .file_bytes = L.size, .ensemble_k = L.k};
         snprintf(r.optimizer, sizeof r.optimizer, "%s", L.optimizer);
-        snprintf(r.run, sizeof r.run, "%s", L.run);
+        snprintf(r.run, sizeof r.run, "%s", L.run), r.run_id = L.run_id;
         for (const cJSON *e = L.header->child; e; e = e->next) {
             const char *name = e->string, *rest = name;
             if (strcmp(name, "tokenizer.model") == 0) r.has_tokenizer = 1;

@@ -28,7 +28,7 @@
 // three or none); the saver's session seed when given: next_seed (decimal); and the data it
 // trains on when given (DataIdentity): data_tokens, data_train (decimal: all tokens, the train
 // split's), and data_hash (decimal, ≥ 1: the ids' identity; a file of the two sizes alone loads);
-// the run it was training in when given: run (the shell's run name, < 176 bytes).
+// the run it was training in when given: run (the shell's run name, < 176 bytes) and run_id.
 //
 // Loading: version 1 (AdamW moments and a fixed list of options) is refused with a message.
 // The optimizer config is optim_config_default(optimizer), then optim_config_set for every saved
@@ -77,9 +77,12 @@ typedef struct CheckpointOptions {
     // The loaded data (sizes and hash; all 0: none loaded), so that a resume on other data, or
     // another split, can be told apart: a sampler state means nothing there.
     DataIdentity data;
-    // The run the model was training in (the shell's run name; NULL or "": none), so that a
-    // resume goes on under it rather than under the file's name: run (a string, < 176 bytes).
+    // The run the model was training in (the shell's run name and id; NULL or "": none), so
+    // that a resume goes on in it rather than under the file's name: run (a string), run_id
+    // (decimal). Only a hint: a name of 176 bytes or more, or an id that is no number, is
+    // ignored when loading (the model loads all the same).
     const char *run;
+    uint64_t run_id;
 } CheckpointOptions;
 
 // Optimizer state in a file that no optimizer writes (NaN, ±inf, a negative second moment): the
@@ -102,7 +105,8 @@ typedef struct CheckpointInfo {
     int has_next_seed;       // CheckpointOptions.next_seed was saved (0: an older file)
     uint64_t next_seed;
     DataIdentity data;       // CheckpointOptions' as saved (0s: none, or an older file; hash 0: older)
-    char run[176];           // CheckpointOptions.run as saved ("": none, or an older file)
+    char run[176];           // CheckpointOptions.run as saved ("": none, an older file, or ignored)
+    uint64_t run_id;         // and its id (0: none)
     size_t file_bytes;
     int ensemble_k;          // an ensemble file's members (0: a single model); step, data_rng: member 0's
     long nonfinite;          // parameter values that are NaN or ±inf (loaded as they are)

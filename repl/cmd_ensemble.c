@@ -469,7 +469,7 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
             r.exchanged += (double)r.last.exchanged;
             r.mixes += r.last.mixed;
             r.mix_seconds += r.last.mix_seconds;
-            r.seconds = now_seconds() - t0 - r.eval_seconds;
+            r.seconds = now_seconds() - t0 - r.eval_seconds - save.seconds;
             StepStats rec = members_mean(&r.last, e->k);
             session_record_step(s, &rec, rec.seconds > 0 ? (double)rec.tokens / rec.seconds : 0, NULL);
             progress_update(&p, r.done, rec.step, rec.loss, r.tokens / r.seconds, r.seconds / r.done * (steps - r.done));
@@ -480,10 +480,8 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
                 rc = eval_during_train(s, eval_B, eval_T, eval_batches, rec.step, val, err);
                 r.eval_seconds += now_seconds() - e0;
             }
-            if (rc == 0 && r.done < steps && train_save_due(&save, rec.step)) {   // the last step's comes below
-                progress_end(&p);
-                if (train_save_now(s, &save, err) != 0) return train_failed(err, "ensemble training", r.done, steps);
-            }
+            if (rc == 0 && train_save_after_step(s, &save, rec.step, rec.step + steps - r.done, &p, err) != 0)
+                return train_failed(err, "ensemble training", r.done, steps);
         }
         if (rc == 0) continue;
         progress_end(&p);
@@ -493,8 +491,7 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     }
     progress_end(&p);
     ensemble_train_report(s, &r, steps);
-    if (save.path && r.done && train_save_now(s, &save, err) != 0)
-        return train_failed(err, "ensemble training", r.done, steps);
+    if (r.done && train_save_end(s, &save, err) != 0) return train_failed(err, "ensemble training", r.done, steps);
     int bad = r.done && !r.diverged_at ? ensemble_nonfinite_member(&s->ens) : -1;
     if (bad >= 0)   // as a single model's train says it
         out_warning(s, "the last update left NaN or infinite values in member %d: the next step rolls every member "

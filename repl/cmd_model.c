@@ -375,7 +375,7 @@ static int save_session_model(Session *s, const char *path, CheckpointDtype dtyp
     o.next = (TrainShape){s->batch, s->seq, s->accum};   // what the next `train` takes: a resume goes on the same
     o.has_next_seed = 1, o.next_seed = s->seed;           // and aligns and samples alike
     o.data = s->has_data ? dataset_identity(&s->data) : s->resume_data;   // a loaded file's kept without data
-    o.run = runlog_current_name(&s->runs);   // a resume goes on in the same run
+    o.run = runlog_current_name(&s->runs, &o.run_id);   // a resume goes on in the same run
     if (s->has_ensemble) return save_ensemble(s, path, &o, result, err);
     const Tokenizer *tok = s->model_tok ? s->model_tok : s->tok;   // the one the model reads its ids with
     if (tok && tokenizer_vocab_size(tok) > s->model.cfg.vocab) {
@@ -436,26 +436,58 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
 
 // ---- train save=PATH save_every=N ----
 
+// What a save to path will meet, found before an hour of training rather than after it: a
+// folder, a folder that is missing or not writable, a file that is no checkpoint.
+static int check_train_save_target(const char *path, Err *err) {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return err_set(err, "save=%s is a folder or another non-file: name a file in it", path);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else slash[slash == dir] = '\0';   // "/x.st": the folder is "/"
+    if (access(dir, W_OK | X_OK) != 0)
+        return err_set(err, "save=%s: cannot write in its folder %s (%s): nothing was trained", path, dir, strerror(errno));
+    return check_save_target(path, err);
+}
+
 int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err) {
     memset(ts, 0, sizeof *ts);
     ts->every = (int)args_int(a, "save_every", 0);
     if (!args_has(a, "save"))
         return ts->every ? err_set(err, "save_every=%d needs save=PATH, the file to write (e.g. save=run.safetensors)",
                                    ts->every) : 0;
-    ts->path = expand_path(args_str(a, "save", ""), ts->buf, sizeof ts->buf);
-    if (!*ts->path) return err_set(err, "save=\"\" names no file");
-    if (check_save_target(ts->path, err) != 0) return -1;   // before the training, not after an hour of it
+    char buf[sizeof ts->path];
+    snprintf(ts->path, sizeof ts->path, "%s", expand_path(args_str(a, "save", ""), buf, sizeof buf));
+    if (!ts->path[0]) return err_set(err, "save=\"\" names no file");
+    if (check_train_save_target(ts->path, err) != 0) return -1;
     ts->saved = cJSON_AddArrayToObject(s->result, "saved");
     return 0;
 }
 
-int train_save_due(const TrainSave *ts, int step) { return ts->path && ts->every > 0 && step % ts->every == 0; }
-
-int train_save_now(Session *s, TrainSave *ts, Err *err) {
+static int train_save_now(Session *s, TrainSave *ts, Err *err) {
     cJSON *one = cJSON_CreateObject();
     if (!one) return err_set(err, "out of memory");
     cJSON_AddItemToArray(ts->saved, one);
-    return save_session_model(s, ts->path, CHECKPOINT_F32, 1, one, err);
+    double t0 = now_seconds();
+    int rc = save_session_model(s, ts->path, CHECKPOINT_F32, 1, one, err);
+    ts->seconds += now_seconds() - t0;
+    ts->count++;
+    return rc;
+}
+
+int train_save_after_step(Session *s, TrainSave *ts, int step, int last, Progress *p, Err *err) {
+    if (!ts->path[0] || ts->every <= 0 || step % ts->every != 0 || step >= last) return 0;
+    progress_end(p);
+    return train_save_now(s, ts, err);
+}
+
+int train_save_end(Session *s, TrainSave *ts, Err *err) { return ts->path[0] ? train_save_now(s, ts, err) : 0; }
+
+int train_saves_left(const TrainSave *ts, int step, int last) {
+    if (!ts->path[0]) return 0;
+    return 1 + (ts->every > 0 ? (last - 1) / ts->every - step / ts->every : 0);
 }
 
 // The embedded tokenizer replaces the session's; data tokenized with a different one goes.
@@ -482,7 +514,7 @@ static void resume_run(Session *s, const char *path, const CheckpointInfo *info)
     }
     for (char *p = name; *p; p++)   // as `run NAME` allows (a file's run too: another program may have written it)
         if ((unsigned char)*p < 0x20 || strchr("\"'\\,", *p)) *p = '_';
-    if (info->run[0]) runlog_resume(&s->runs, name, info->step);
+    if (info->run[0]) runlog_resume(&s->runs, name, info->run_id, info->step);
     else runlog_name_next(&s->runs, name);
 }
 

@@ -39,26 +39,41 @@ static void runs_json(const RunLog *r, cJSON *into) {
 
 // One line per run, the last `most` of them (0: all): "adamw  30 steps (1..30), loss 5.123, 2
 // evals  (current)"
+static void describe_run(const Session *s, const char *indent, int i) {
+    const RunLog *r = &s->runs;
+    const RunSeries *x = &r->runs[i];
+    OutLine line = {0};
+    const char *name = NAME_TEXT(x->name);
+    int pad = 16 - text_columns(name);   // columns, not bytes: 東京 is 6 bytes, 4 columns
+    line_add(&line, "%s%s%*s %d step%s", indent, name, pad > 0 ? pad : 0, "", x->n_steps, x->n_steps == 1 ? "" : "s");
+    if (x->n_steps)
+        line_add(&line, " (%d..%d), loss %s", x->steps[0].step, x->steps[x->n_steps - 1].step,
+                 LOSS_TEXT(x->steps[x->n_steps - 1].loss));
+    if (x->n_val) line_add(&line, ", %d eval%s (val %s)", x->n_val, x->n_val == 1 ? "" : "s", LOSS_TEXT(x->val[x->n_val - 1].loss));
+    if (x->diverged_at) line_add(&line, ", diverged at step %d", x->diverged_at);
+    line_add(&line, "%s", i == r->current ? "  (current)" : "");
+    line_out(s, &line);
+}
+
+// The runs a window of the last `most` shows: the latest ones, and the current run (a resumed
+// early run) in place of the oldest of them; *first is where the latest begin, *extra the
+// current run shown before them (−1: none).
+static void latest_runs(const RunLog *r, int most, int *first, int *extra) {
+    *first = most > 0 && r->n_runs > most ? r->n_runs - most : 0;
+    *extra = r->current >= 0 && r->current < *first ? r->current : -1;
+    if (*extra >= 0) ++*first;
+}
+
 void runs_describe(const Session *s, const char *indent, int most) {
     const RunLog *r = &s->runs;
-    int first = most > 0 && r->n_runs > most ? r->n_runs - most : 0;
-    if (first)
-        out_text(s, "%s(%d earlier run%s: `run` lists them all, `runs` compares them)\n", indent, first,
-                 first == 1 ? "" : "s");
-    for (int i = first; i < r->n_runs; i++) {
-        const RunSeries *x = &r->runs[i];
-        OutLine line = {0};
-        const char *name = NAME_TEXT(x->name);
-        int pad = 16 - text_columns(name);   // columns, not bytes: 東京 is 6 bytes, 4 columns
-        line_add(&line, "%s%s%*s %d step%s", indent, name, pad > 0 ? pad : 0, "", x->n_steps, x->n_steps == 1 ? "" : "s");
-        if (x->n_steps)
-            line_add(&line, " (%d..%d), loss %s", x->steps[0].step, x->steps[x->n_steps - 1].step,
-                     LOSS_TEXT(x->steps[x->n_steps - 1].loss));
-        if (x->n_val) line_add(&line, ", %d eval%s (val %s)", x->n_val, x->n_val == 1 ? "" : "s", LOSS_TEXT(x->val[x->n_val - 1].loss));
-        if (x->diverged_at) line_add(&line, ", diverged at step %d", x->diverged_at);
-        line_add(&line, "%s", i == r->current ? "  (current)" : "");
-        line_out(s, &line);
-    }
+    int first, extra;
+    latest_runs(r, most, &first, &extra);
+    int others = first - (extra >= 0);
+    if (others)
+        out_text(s, "%s(%d earlier run%s: `run` lists them all, `runs` compares them)\n", indent, others,
+                 others == 1 ? "" : "s");
+    if (extra >= 0) describe_run(s, indent, extra);
+    for (int i = first; i < r->n_runs; i++) describe_run(s, indent, i);
 }
 
 int cmd_run(Session *s, const Args *a, Err *err) {
@@ -862,9 +877,24 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
     return rc;
 }
 
-// Without runs=, the last PLOT_RUNS runs: one letter each (a–z), where a long session's hundreds
-// reused them and drew letter soup over a legend of a thousand lines.
+// Without runs=, the last PLOT_RUNS runs (the current one among them, however early it started):
+// one letter each (a–z), where a long session's hundreds reused them and drew letter soup over a
+// legend of a thousand lines.
 #define PLOT_RUNS 26
+
+static int last_runs_view(const RunLog *r, RunLog *view, RunSeries **keep, Err *err) {
+    int first, extra;
+    latest_runs(r, PLOT_RUNS, &first, &extra);
+    *keep = calloc(PLOT_RUNS, sizeof **keep);
+    if (!*keep) return err_set(err, "out of memory");
+    *view = *r;
+    view->n_runs = 0;
+    if (extra >= 0) (*keep)[view->n_runs++] = r->runs[extra];
+    for (int i = first; i < r->n_runs; i++) (*keep)[view->n_runs++] = r->runs[i];
+    view->runs = *keep;
+    view->current = -1;
+    return 0;
+}
 
 int cmd_plot(Session *s, const Args *a, Err *err) {
     RunLog from, view;
@@ -883,17 +913,12 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
     }
     if (rc == 0 && args_has(a, "runs") && (rc = select_runs(r, args_str(a, "runs", ""), &view, &kept, err)) == 0)
         r = &view;
-    int older = rc == 0 && !args_has(a, "runs") && r->n_runs > PLOT_RUNS ? r->n_runs - PLOT_RUNS : 0;
-    if (older) {
-        view = *r;
-        view.runs += older, view.n_runs = PLOT_RUNS;
-        view.current = -1;
-        r = &view;
-    }
+    int all = r->n_runs, limited = rc == 0 && !args_has(a, "runs") && all > PLOT_RUNS;
+    if (limited) rc = last_runs_view(r, &view, &kept, err), r = &view;
     if (rc == 0) rc = plot_runs(s, a, r, from_log, err);
-    if (rc == 0 && older)
+    if (rc == 0 && limited)
         out_note(s, "(the last %d of %d runs: runs=NAME,… or a pattern draws others, runs=* every one)\n", PLOT_RUNS,
-                 older + PLOT_RUNS);
+                 all);
     free(kept);
     runlog_free(&from);
     return rc;

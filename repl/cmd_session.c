@@ -307,7 +307,7 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     else out_text(s, "log        off\n");
     if (s->runs.log) cJSON_AddStringToObject(s->result, "log", s->runs.log_path);
     else cJSON_AddNullToObject(s->result, "log");
-    if (s->runs.n_runs) out_text(s, "runs       %d (`plot` draws them)\n", s->runs.n_runs);
+    if (s->runs.n_runs) out_text(s, "runs       %d (`plot` draws %s)\n", s->runs.n_runs, s->runs.n_runs > 26 ? "the last 26" : "them");
     else out_text(s, "runs       none yet\n");
     runs_describe(s, "  ", SHOW_RUNS);   // a long session's hundreds would bury the rest
     cJSON *runs = cJSON_AddArrayToObject(s->result, "runs");

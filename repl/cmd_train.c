@@ -97,7 +97,7 @@ typedef struct Run {
     int done;           // steps taken in this run (and kept: a rollback takes one back)
     long tokens;
     double seconds;     // training's, the evaluations' and saves' apart: tok/s is the training rate
-    double eval_seconds, save_seconds;
+    double eval_seconds;
     int evals;
     // A step's seconds as the live rate and ETA take them: the first step left out (it pays
     // first-touch allocation, ~5× a later one), then the mean of the later ones up to 20, then
@@ -280,7 +280,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         r.done++;
         r.tokens += r.last.tokens;
         double before = r.seconds;
-        r.seconds = now_seconds() - t0 - r.eval_seconds - r.save_seconds;
+        r.seconds = now_seconds() - t0 - r.eval_seconds - save.seconds;
         note_step_seconds(&r, r.seconds - before);
         inspect_after_step(s, &r.last, 1);  // `watch` values of this step, before it is recorded
         StepDiag d = recorded_diag(s, &r.last);
@@ -289,24 +289,22 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         double per_step = live_step_seconds(&r), per_eval = r.evals ? r.eval_seconds / r.evals
                                                                   : eval_batches * per_step / (3.0 * sh.accum) *
                                                                         eval_sh.B * eval_sh.T / ((double)sh.B * sh.T);
-        double eta = per_step * (steps - r.done) + evals_left(&r, eval_every, steps) * per_eval;
+        int end = r.last.step + steps - r.done;
+        double eta = per_step * (steps - r.done) + evals_left(&r, eval_every, steps) * per_eval +
+                     (save.count ? train_saves_left(&save, r.last.step, end) * save.seconds / save.count : 0);
         progress_update(&p, r.done, r.last.step, r.last.loss, live_rate(&r), eta);
         if (eval_every > 0 && (r.last.step % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {
             int rc = train_eval_point(s, &r, &eval_sh, eval_batches, steps, &p, val, err);
             if (rc < 0) return -1;
             if (rc > 0) break;
         }
-        if (r.done < steps && train_save_due(&save, r.last.step)) {   // the last step's save comes below
-            progress_end(&p);
-            double s0 = now_seconds();
-            if (train_save_now(s, &save, err) != 0) return train_failed(err, "training", r.done, steps);
-            r.save_seconds += now_seconds() - s0;
-        }
+        if (train_save_after_step(s, &save, r.last.step, end, &p, err) != 0)
+            return train_failed(err, "training", r.done, steps);
     }
     progress_end(&p);
     if (r.done) inspect_record_spectra(s);
     train_report(s, &r, steps, (r.done < steps || lrsh_interrupted) && !r.diverged_at);
-    if (save.path && r.done && train_save_now(s, &save, err) != 0) return train_failed(err, "training", r.done, steps);
+    if (r.done && train_save_end(s, &save, err) != 0) return train_failed(err, "training", r.done, steps);
     if (r.done && !r.diverged_at) warn_nonfinite_params(s);
     if (p.live && p.extra && p.extra[0])   // the live line may have had no room for them all
         out_text(s, "watched: %s\n", p.extra);

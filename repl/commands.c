@@ -61,7 +61,8 @@ const CmdSpec commands[] = {
      .max_pos = 2, .pos = POS_COMMAND, .run = cmd_help},
     {.name = "show", .family = "shell", .args = "",
      .summary = "the session: tokenizer, data, model, optimizer, step, device, settings",
-     .help = "Lists the last 8 runs (a line counts the others: `run` lists them all).\n"
+     .help = "Lists the last 8 runs and the current one (a line counts the others: `run` lists\n"
+             "them all).\n"
              "--json: seed, threads, batch, accum, seq, errexit, quiet, device, backend, precision,\n"
              "attention, graphs, fused, pdl; tokenizer {path, vocab} ({path: null, embedded_in,\n"
              "vocab} for one that came in a checkpoint) and data {source, cache, tokens,\n"
@@ -351,7 +352,7 @@ const CmdSpec commands[] = {
              "save_every=500\" > run.out &` also keeps it going when the terminal closes.\n"
              "diag_every, eval_every and save_every count step numbers (step 20, 30, … for 10). `runs`\n"
              "compares the runs. --json: steps, step, loss, lr (the last step's, as scheduled), grad_norm,\n"
-             "tok_per_s, seconds (training's, without the evaluations), eval_seconds (eval_every='s part), interrupted, diverged\n"
+             "tok_per_s, seconds (training's, without the evaluations and saves), eval_seconds (eval_every='s part), interrupted, diverged\n"
              "(true only when a non-finite loss or gradient stopped this run; then diverged_at, reason;\n"
              "`runs` also calls plateaus and blow-ups diverged), run (its name) and the run's totals\n"
              "over all its commands so far, as `runs` shows them: spikes, max_dw_over_eta; and val:[{step,\n"
@@ -715,8 +716,8 @@ const CmdSpec commands[] = {
              "[svg=FILE] [runs=A,B] [steps=A..B] [smooth=N] [ymin= ymax=] [scale=auto|linear|log] "
              "[width=72 height=16]",
      .summary = "chart a training metric by step in the terminal (braille), the runs overlaid",
-     .help = "Draws the field over the steps of every run (see `run`; of more than 26, the last 26,\n"
-             "with a note: runs= draws others, runs=* every one) with Unicode braille\n"
+     .help = "Draws the field over the steps of every run (see `run`; of more than 26, the last 26\n"
+             "and the current one, with a note: runs= draws others, runs=* every one) with Unicode braille\n"
              "characters (2×4 dots per cell): y from its min to its max, x the step range, a\n"
              "legend; with several runs each line ends at its letter (and has its own color on a\n"
              "terminal), a run's letter and color the same in every chart (the third run is c even\n"

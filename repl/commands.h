@@ -138,17 +138,24 @@ void train_run_json(Session *s);
 void train_note_other_data(Session *s);
 // train save=PATH save_every=N (cmd_model.c): the model (or ensemble) saved as `model save PATH`
 // saves it, every N steps by step number and when the command ends, so that a long run closed
-// or killed loses at most N steps. begin checks the target before any step (path NULL: no
-// save= given); each save's description goes into the result's "saved" list.
+// or killed loses at most N steps. begin checks the target before any step (a folder, a
+// missing or unwritable folder, a file that is no checkpoint); each save's description goes
+// into the result's "saved" list, its time into `seconds` (kept out of the training's).
 typedef struct TrainSave {
-    const char *path;
+    char path[1024];   // "": no save= given
     int every;
-    char buf[1024];
     cJSON *saved;
+    int count;
+    double seconds;
 } TrainSave;
 int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err);
-int train_save_due(const TrainSave *ts, int step);
-int train_save_now(Session *s, TrainSave *ts, Err *err);
+// After step `step` of a command that ends at step `last`: the save save_every= asks for there
+// (the last step's comes after the command's report, from train_save_end).
+struct Progress;   // output.h: its line ends before a save's
+int train_save_after_step(Session *s, TrainSave *ts, int step, int last, struct Progress *p, Err *err);
+int train_save_end(Session *s, TrainSave *ts, Err *err);
+// The saves save_every= and the end still owe after step `step` of a command ending at `last`.
+int train_saves_left(const TrainSave *ts, int step, int last);
 void ensemble_info(Session *s);
 // A note, while an ensemble exists, that a command reads the session's own model, not a member.
 void ensemble_note_single_model(Session *s);

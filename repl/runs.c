@@ -6,7 +6,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <time.h>
 #include <cjson/cJSON.h>
+#include "../engine/rng.h"
 #include "commands.h"   // file_read_only
 #include "output.h"
 
@@ -76,6 +78,18 @@ static int free_suffix(const RunLog *r, const char *name) {
     return k;
 }
 
+// A run's id: another every time, never 0 (which means "none").
+static uint64_t new_run_id(void) {
+    static uint64_t state;
+    if (!state) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        state = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32;
+    }
+    uint64_t id = rng_next(&state);
+    return id ? id : 1;
+}
+
 const char *runlog_start(RunLog *r, const char *name) {
     RunSeries *cur = r->current >= 0 ? &r->runs[r->current] : NULL;
     char base[161], unique[176];
@@ -96,6 +110,7 @@ const char *runlog_start(RunLog *r, const char *name) {
     RunSeries *s = &r->runs[r->n_runs];
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", unique);
+    s->id = new_run_id();
     s->max_dw_over_eta = NAN;
     s->unigram = NAN;
     r->current = r->n_runs++;
@@ -104,6 +119,7 @@ const char *runlog_start(RunLog *r, const char *name) {
 
 void runlog_end(RunLog *r) {
     r->next_name[0] = '\0';
+    r->next_id = 0;
     if (r->current >= 0 && untouched(&r->runs[r->current])) return;  // a `run NAME` waits for its first step
     r->current = -1;
 }
@@ -112,27 +128,36 @@ void runlog_name_next(RunLog *r, const char *name) {
     if (r->current < 0) snprintf(r->next_name, sizeof r->next_name, "%s", name);
 }
 
-void runlog_resume(RunLog *r, const char *name, int step) {
-    RunSeries *x = runlog_find(r, name);
-    if (x && x->n_steps > 0 && x->steps[x->n_steps - 1].step == step) {
-        r->current = (int)(x - r->runs);
-        r->next_name[0] = '\0';
-        return;
+void runlog_resume(RunLog *r, const char *name, uint64_t id, int step) {
+    if (r->current >= 0) return;   // `run NAME` before the load
+    for (int i = 0; i < r->n_runs && id; i++) {
+        const RunSeries *x = &r->runs[i];
+        if (x->id == id && x->n_steps > 0 && x->steps[x->n_steps - 1].step == step) {
+            r->current = i;
+            return;
+        }
     }
     runlog_name_next(r, name);
+    r->next_id = id;
 }
 
-const char *runlog_current_name(const RunLog *r) {
+const char *runlog_current_name(const RunLog *r, uint64_t *id) {
+    *id = r->current >= 0 ? r->runs[r->current].id : r->next_id;
     if (r->current >= 0) return r->runs[r->current].name;
     return r->next_name[0] ? r->next_name : NULL;
 }
 
+
 static RunSeries *current(RunLog *r, const char *default_name, Err *err) {
-    if (r->current < 0 && !runlog_start(r, r->next_name[0] ? r->next_name : default_name)) {
-        err_set(err, "out of memory for the run history");
-        return NULL;
+    if (r->current < 0) {
+        if (!runlog_start(r, r->next_name[0] ? r->next_name : default_name)) {
+            err_set(err, "out of memory for the run history");
+            return NULL;
+        }
+        if (r->next_id) r->runs[r->current].id = r->next_id;   // a file's run going on
     }
     r->next_name[0] = '\0';
+    r->next_id = 0;
     return &r->runs[r->current];
 }
 

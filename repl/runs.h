@@ -41,6 +41,8 @@ typedef struct WatchSeries {
 
 typedef struct RunSeries {
     char name[176];       // up to 40 characters of UTF-8 and a "-N" suffix
+    uint64_t id;          // drawn when it starts (or a checkpoint's run_id it goes on from): a file
+                          // finds its very run again, where a name and a step could be another's
     char optim[48];       // the optimizer(s) its steps used ("adamw", "adamw+spectron")
     float lr;             // the peak lr of its first step's optimizer
     float last_lr;        // and of its last step's (another after `optim lr=` or a switch)
@@ -65,6 +67,7 @@ typedef struct RunLog {
     int n_runs, cap_runs;
     int current;          // index of the run steps go to; −1: the next step starts a new one
     char next_name[176];  // the name that new run takes ("": the optimizer's), as long as a run's
+    uint64_t next_id;     // and its id, when it goes on from a file's run (0: a new one)
     FILE *log;            // `log FILE`; NULL: off
     char log_path[1024];
     long log_lines;
@@ -85,13 +88,15 @@ void runlog_end(RunLog *r);
 // The name the run a runlog_end started takes, for a model that came from somewhere: a file's
 // stem, "member-1", "average-product" (else it is named after the optimizer).
 void runlog_name_next(RunLog *r, const char *name);
-// A model loaded from a file that was training in run `name` at `step`: that run goes on — the
-// same run when this session has it ending at that step (saved and loaded back), else a run
-// of that name (made unique as runlog_start does).
-void runlog_resume(RunLog *r, const char *name, int step);
-// The name the model's next steps go under, for a checkpoint to keep: the current run's, or the
-// one runlog_name_next chose; NULL when neither (named after the optimizer at its first step).
-const char *runlog_current_name(const RunLog *r);
+// A model loaded from a file that was training in run `name` (its id) at `step`: that run goes
+// on — the very run when this session has it ending at that step (saved and loaded back), else
+// a run of that name (made unique as runlog_start does) with that id. A `run NAME` waiting for
+// its first step wins.
+void runlog_resume(RunLog *r, const char *name, uint64_t id, int step);
+// The name and id the model's next steps go under, for a checkpoint to keep: the current run's,
+// or the ones runlog_name_next or runlog_resume chose; NULL and 0 when none (named after the
+// optimizer at its first step).
+const char *runlog_current_name(const RunLog *r, uint64_t *id);
 // What a run trained: kept with its first step, and written into its first line in each log
 // file, so that a log alone says what each run was.
 typedef struct RunConfig {

@@ -56,6 +56,11 @@ out=$(lrsh -c "$prep; set errexit off; train steps=2 save=$TMP/notes.txt; train 
 check_contains train_save_refused_first "$out" "notes.txt exists and is not a safetensors file: nothing was saved"
 check_not_contains train_save_refused_no_step "$out" "step 1"
 check_contains train_save_every_needs_save "$out" "save_every=5 needs save=PATH"
+mkdir -p "$TMP/a-folder"   # a folder, or a missing one, found before the first step too
+out=$(lrsh -c "$prep; set errexit off; train steps=2 save=$TMP/a-folder; train steps=2 save=$TMP/no-such/x.st" 2>&1)
+check_contains train_save_folder_refused "$out" "save=$TMP/a-folder is a folder or another non-file"
+check_contains train_save_missing_folder_refused "$out" "cannot write in its folder $TMP/no-such (No such file or directory): nothing was trained"
+check_not_contains train_save_refused_no_step2 "$out" "step 1"
 out=$(lrsh --json -c "$prep; ensemble new 2; train steps=3 save=$TMP/ens-every.st save_every=2; model load $TMP/ens-every.st" 2>/dev/null)
 check_eq train_save_ensemble "[2, 3] 2" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
 rows = [json.loads(l) for l in sys.stdin]
@@ -70,6 +75,16 @@ print(" ".join(str(o[k]) for o in map(json.loads, sys.stdin) if o.get("command")
 out=$(lrsh --json -c "tok load $TMP/tok.model; data load; set batch 2; model load $TMP/run.st; train steps=2; runs" 2>/dev/null)
 check_eq run_resumed_new_session "fortunes 4 5" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
 print(" ".join(str(o[k]) for o in map(json.loads, sys.stdin) if o.get("command") == "runs" for k in ("run", "first_step", "last_step")))')"
+
+# ... found by its id, not its name and step: another session's run of the same name and step is
+# another run (sgd-2), not steps stitched onto this one's
+lrsh -q -c "$prep; optim sgd lr=0.5; train steps=3; model save $TMP/other-sgd.st" >/dev/null 2>&1
+out=$(lrsh --json -c "$prep; optim sgd lr=0.01; train steps=3; model load $TMP/other-sgd.st; train steps=2; runs" 2>/dev/null)
+check_eq run_other_session_same_name "sgd 1 3 sgd-2 4 5" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
+print(" ".join(str(o[k]) for o in map(json.loads, sys.stdin) if o.get("command") == "runs" for k in ("run", "first_step", "last_step")))')"
+# a resumed early run stays in show's window of the last 8 runs
+out=$(lrsh -c "$prep; run early; step; model save $TMP/early.st; $(for i in $(seq 1 9); do printf 'run s%d; step; ' "$i"; done) model load $TMP/early.st; step; show" 2>&1)
+check_contains show_current_early_run "$out" "  early            2 steps (1..2), loss"
 
 # until=STEP: a resumed run trained up to a step number (the file is at 3 here), an ensemble
 # by its members' step; not both steps= and until=, not a step reached already
