@@ -118,10 +118,12 @@ check_contains ensemble_load_stopped "$out" "\`train\` continues every member wh
 check_contains ensemble_load_no_state "$out" "continues every member from its step with fresh moments (no optimizer state in the file)"
 
 # a model that came from somewhere records its run under that name: the averaged ensemble, a
-# member taken out, a loaded file's stem; a run name may not hold the comma plot runs= splits at
-out=$(run --json -c "$prep; ensemble new 2 seeds=1,2; train steps=1 batch=2; model save $TMP/from-file.st; ensemble average; eval batches=1; model load $TMP/from-file.st; ensemble use 1; eval batches=1; model load $TMP/from-file.st; train steps=1 batch=2; runs" 2>/dev/null)
-check_eq runs_named_by_origin '["average-product", "member-1", "from-file"]' "$(printf '%s\n' "$out" | grep '"command":"runs"' | python3 -c 'import json, sys
-print(json.dumps([json.loads(l)["run"] for l in sys.stdin][1:]))')"
+# member taken out; a loaded file goes on in the run it was saved in (the ensemble's, steps 1..2
+# here), one saved before any step under its stem; a run name may not hold the comma plot
+# runs= splits at
+out=$(run --json -c "$prep; ensemble new 2 seeds=1,2; train steps=1 batch=2; model save $TMP/from-file.st; ensemble average; eval batches=1; model load $TMP/from-file.st; ensemble use 1; eval batches=1; model load $TMP/from-file.st; train steps=1 batch=2; model new tiny seq=32; model save $TMP/fresh.st; model load $TMP/fresh.st; train steps=1 batch=2; runs" 2>/dev/null)
+check_eq runs_named_by_origin '[2, "average-product", "member-1", "fresh"]' "$(printf '%s\n' "$out" | grep '"command":"runs"' | python3 -c 'import json, sys
+rows = [json.loads(l) for l in sys.stdin]; print(json.dumps([rows[0]["last_step"]] + [r["run"] for r in rows[1:]]))')"
 out=$(run -c "run a,b" 2>&1)
 check_contains run_name_no_comma "$out" "a run name has no quotes, commas"
 
