@@ -443,7 +443,8 @@ static StepStats members_mean(const EnsembleStepStats *st, int k) {
 int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     Ensemble *e = &s->ens;
     int B, T, accum, steps;
-    if (train_steps_asked(a, e->trainers[0].step, &steps, err) != 0) return -1;
+    if (train_steps_asked(s, a, e->trainers[0].step, &steps, err) != 0) return -1;
+    if (!steps) return 0;
     if (need_data(s, err) != 0 || session_batch_shape(s, a, &B, &T, &accum, err) != 0) return -1;
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20), eval_B = B,
         eval_T = T;   // without eval_every= unused: `set seq` is not held to the context then

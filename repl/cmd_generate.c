@@ -151,7 +151,7 @@ static int generate_report(Session *s, const GenerateRun *g, const int32_t *ids,
     if (isnan(rate)) snprintf(r, sizeof r, "–");
     else fmt_count(r, sizeof r, rate);
     out_note(s, "(%d token%s, %s tok/s%s; prompt %ld token%s%s in %s%s)\n", g->made, g->made == 1 ? "" : "s",
-             r, strcmp(g->stopped, "eos") == 0 ? ", end of text" : strcmp(g->stopped, "stop") == 0 ? ", stop= came" : "",
+             r, strcmp(g->stopped, "eos") == 0 ? ", end of text" : strcmp(g->stopped, "stop") == 0 ? ", stopped at stop=" : "",
              g->np,
              g->np == 1 ? "" : "s", window, pre, seed_note);
     cJSON_AddStringToObject(s->result, "text", generated_part(text, strlen(prompt_text), g));
@@ -199,6 +199,8 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
         .top_p = (float)args_float(a, "top_p", 0.95),
         .seed = args_has(a, "seed") ? (uint64_t)args_int(a, "seed", 0) : seed_offset(s->seed, s->generations),
     }};
+    if (g.stop && strchr(g.stop, '\\'))   // typed in single quotes: \n stayed two characters
+        out_note(s, "note: stop= holds a backslash: only inside double quotes is \\n a newline (stop=\"\\n\\n\")\n");
     s->generations++;
     char *prompt = join_words(a);
     if (!prompt) return err_set(err, "out of memory");

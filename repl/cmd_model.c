@@ -441,7 +441,8 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
 static int check_train_save_target(const char *path, Err *err) {
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-        return err_set(err, "save=%s is a folder or another non-file: name a file in it", path);
+        return err_set(err, "save=%s is not a regular file (%s): name a checkpoint file; nothing was trained", path,
+                       S_ISDIR(st.st_mode) ? "a folder: name a file in it" : "a device, pipe or socket");
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
@@ -449,7 +450,8 @@ static int check_train_save_target(const char *path, Err *err) {
     else slash[slash == dir] = '\0';   // "/x.st": the folder is "/"
     if (access(dir, W_OK | X_OK) != 0)
         return err_set(err, "save=%s: cannot write in its folder %s (%s): nothing was trained", path, dir, strerror(errno));
-    return check_save_target(path, err);
+    if (check_save_target(path, err) != 0) return err_wrap(err, "save= refused: ", "; nothing was trained");
+    return 0;
 }
 
 int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err) {
@@ -514,8 +516,14 @@ static void resume_run(Session *s, const char *path, const CheckpointInfo *info)
     }
     for (char *p = name; *p; p++)   // as `run NAME` allows (a file's run too: another program may have written it)
         if ((unsigned char)*p < 0x20 || strchr("\"'\\,", *p)) *p = '_';
-    if (info->run[0]) runlog_resume(&s->runs, name, info->run_id, info->step);
-    else runlog_name_next(&s->runs, name);
+    if (!info->run[0]) {
+        runlog_name_next(&s->runs, name);
+    } else if (runlog_resume(&s->runs, name, info->run_id, info->step)) {
+        out_note(s, "run %s goes on (this session's, at step %d)\n", NAME_TEXT(name), info->step);
+    } else if (s->runs.next_name[0]) {   // (not when a `run NAME` typed before wins)
+        out_note(s, "run %s goes on from step %d; its steps before are not in the file (a `log` file keeps them: "
+                    "`plot from=FILE`)\n", NAME_TEXT(s->runs.next_name), info->step);
+    }
 }
 
 // After a successful load: the session's model (and tokenizer, when the file had one) now come

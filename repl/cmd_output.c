@@ -76,9 +76,17 @@ void runs_describe(const Session *s, const char *indent, int most) {
     for (int i = first; i < r->n_runs; i++) describe_run(s, indent, i);
 }
 
+// What `run` and `runs` say before any run: under which name the next steps will go.
+static void no_runs_yet(Session *s) {
+    if (s->runs.next_name[0])
+        out_text(s, "no runs yet: `train` records run %s (the loaded model's), or `run NAME` another\n",
+                 NAME_TEXT(s->runs.next_name));
+    else out_text(s, "no runs yet: `train` records one (named after the optimizer), or `run NAME`\n");
+}
+
 int cmd_run(Session *s, const Args *a, Err *err) {
     if (a->n_pos == 0) {
-        if (!s->runs.n_runs) out_text(s, "no runs yet: `train` records one (named after the optimizer), or `run NAME`\n");
+        if (!s->runs.n_runs) no_runs_yet(s);
         runs_describe(s, "", 0);
         runs_json(&s->runs, s->result);
         return 0;
@@ -204,7 +212,7 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
     (void)a;
     const RunLog *r = &s->runs;
     if (!r->n_runs) {
-        out_text(s, "no runs yet: `train` records one (named after the optimizer), or `run NAME`\n");
+        no_runs_yet(s);
         cJSON_AddArrayToObject(s->result, "runs");
         return 0;
     }
@@ -771,6 +779,9 @@ static void chart_title(const Args *a, const PlotOptions *o, char *title, size_t
         snprintf(title + n, cap - n, " — mean of the last %ld points", args_int(a, "smooth", 1));
 }
 
+// The legend's word for a line's last value: what smooth= made of it.
+static const char *last_label(const Args *a) { return args_int(a, "smooth", 1) > 1 ? "last mean" : NULL; }
+
 // width=, or what fits the terminal (80 columns in a pipe or a file, as the tables); a width
 // past the terminal's is drawn at the terminal's, with a note: every row would wrap.
 static int chart_width(Session *s, const Args *a) {
@@ -870,6 +881,7 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
     if (rc == 0) o.log_y = log_scale(&c, args_str(a, "scale", "auto"), &o, &nonpositive);
     if (rc == 0) rc = y_limits_on_log(&o, err);
     if (rc == 0) chart_title(a, &o, title, sizeof title);
+    o.last_label = last_label(a);
     if (rc == 0) rc = plot_draw(s, a, &c, &o, nonpositive, err);
     if (rc == 0) plot_json(s, a, &c, &o, field);
     if (rc == 0 && (png || svg)) rc = plot_images(s, c.series, c.n, field, &o, png, svg, err);

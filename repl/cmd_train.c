@@ -224,7 +224,7 @@ static void warn_nonfinite_params(Session *s) {
         out_warning(s, "this update left NaN or infinite values in the parameters: the next step rolls it back");
 }
 
-int train_steps_asked(const Args *a, int step_now, int *steps, Err *err) {
+int train_steps_asked(Session *s, const Args *a, int step_now, int *steps, Err *err) {
     int has_steps = args_has(a, "steps"), has_until = args_has(a, "until");
     if (has_steps && has_until) return err_set(err, "steps= and until= both say how far to train: give one");
     if (!has_steps && !has_until)
@@ -234,8 +234,13 @@ int train_steps_asked(const Args *a, int step_now, int *steps, Err *err) {
         return 0;
     }
     long until = args_int(a, "until", 1);
-    if (until <= step_now) return err_set(err, "until=%ld: the model is at step %d already", until, step_now);
-    *steps = (int)(until - step_now);
+    *steps = until > step_now ? (int)(until - step_now) : 0;
+    if (!*steps) {   // a resume script run again: done, not an error
+        out_note(s, "the model is at step %d, at or past until=%ld: nothing to train (steps=N trains on)\n", step_now,
+                 until);
+        cJSON_AddNumberToObject(s->result, "steps", 0);
+        cJSON_AddNumberToObject(s->result, "step", step_now);
+    }
     return 0;
 }
 
@@ -243,7 +248,8 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     Shape sh;
     int steps;
     if (s->has_ensemble) return ensemble_cmd_train(s, a, err);   // trains every member
-    if (train_steps_asked(a, s->has_trainer ? s->trainer.step : s->resume.step, &steps, err) != 0) return -1;
+    if (train_steps_asked(s, a, s->has_trainer ? s->trainer.step : s->resume.step, &steps, err) != 0) return -1;
+    if (!steps) return 0;
     if (need_trainer(s, a, &sh, err) != 0) return -1;
     int eval_every = (int)args_int(a, "eval_every", 0), eval_batches = (int)args_int(a, "eval_batches", 20);
     Shape eval_sh = sh;   // without eval_every= unused: `set seq` is not held to the context then

@@ -125,9 +125,9 @@ void train_report_divergence(Session *s, int attempt, int back_to, const char *a
 // An error in the middle of a `train` (not a divergence): one line, saying how far it got when
 // it got anywhere ("(ensemble training stopped after 3 of 10 steps)"). Returns −1.
 int train_failed(Err *err, const char *what, int done, int steps);
-// How many steps `train` takes: steps=N, or until=STEP from step_now (refused when the model is
-// there already); one of the two, not both.
-int train_steps_asked(const Args *a, int step_now, int *steps, Err *err);
+// How many steps `train` takes: steps=N, or until=STEP from step_now (0, said in a note and the
+// result, when the model is there already); one of the two, not both.
+int train_steps_asked(Session *s, const Args *a, int step_now, int *steps, Err *err);
 // The current run's name, spikes and max ‖ΔW‖₂/η into the command's JSON (train, ensembles').
 void train_run_json(Session *s);
 // A loaded model's (or ensemble's) run going on with other data than it was training on: its

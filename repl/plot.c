@@ -283,7 +283,9 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
         else text_add(&t, "  %c %s %s", p->letter ? p->letter : ' ', p->points ? "* " : "⠒⠒", NAME_TEXT(p->name));
         char last_text[32];
         axis_number(last_text, sizeof last_text, last);
-        if (finite) text_add(&t, "  (%d point%s, last %s)\n", finite, finite == 1 ? "" : "s", last_text);
+        if (finite)
+            text_add(&t, "  (%d point%s, %s %s)\n", finite, finite == 1 ? "" : "s",
+                     o->last_label && !p->points ? o->last_label : "last", last_text);
         else text_add(&t, "  (no points)\n");
     }
     if (ref_shown) {

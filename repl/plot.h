@@ -43,6 +43,7 @@ typedef struct PlotOptions {
     // edge (a spike does not squeeze the other curves into a row). y_min > 0 on a log scale.
     int has_y_min, has_y_max;
     double y_min, y_max;
+    const char *last_label;  // the legend's word for a series' last value (NULL: "last"; smoothed: "last mean")
 } PlotOptions;
 
 // The whole chart — title, y-axis labels (max at the top, min at the bottom), the braille

@@ -128,17 +128,18 @@ void runlog_name_next(RunLog *r, const char *name) {
     if (r->current < 0) snprintf(r->next_name, sizeof r->next_name, "%s", name);
 }
 
-void runlog_resume(RunLog *r, const char *name, uint64_t id, int step) {
-    if (r->current >= 0) return;   // `run NAME` before the load
+int runlog_resume(RunLog *r, const char *name, uint64_t id, int step) {
+    if (r->current >= 0) return 0;   // `run NAME` before the load
     for (int i = 0; i < r->n_runs && id; i++) {
         const RunSeries *x = &r->runs[i];
         if (x->id == id && x->n_steps > 0 && x->steps[x->n_steps - 1].step == step) {
             r->current = i;
-            return;
+            return 1;
         }
     }
     runlog_name_next(r, name);
     r->next_id = id;
+    return 0;
 }
 
 const char *runlog_current_name(const RunLog *r, uint64_t *id) {

@@ -91,8 +91,8 @@ void runlog_name_next(RunLog *r, const char *name);
 // A model loaded from a file that was training in run `name` (its id) at `step`: that run goes
 // on — the very run when this session has it ending at that step (saved and loaded back), else
 // a run of that name (made unique as runlog_start does) with that id. A `run NAME` waiting for
-// its first step wins.
-void runlog_resume(RunLog *r, const char *name, uint64_t id, int step);
+// its first step wins. Returns 1 when the very run goes on, 0 otherwise.
+int runlog_resume(RunLog *r, const char *name, uint64_t id, int step);
 // The name and id the model's next steps go under, for a checkpoint to keep: the current run's,
 // or the ones runlog_name_next or runlog_resume chose; NULL and 0 when none (named after the
 // optimizer at its first step).

@@ -53,12 +53,13 @@ out=$(lrsh --json -c "$prep; train steps=25 save=$TMP/every.st save_every=10; mo
 check_eq train_save_every "[10, 20, 25]" "$(printf '%s\n' "$out" | grep '"command":"train"' | json_eval '[x["step"] for x in o["saved"]]')"
 check_eq train_save_loads 25 "$(printf '%s\n' "$out" | grep '"command":"model load"' | json_field step)"
 out=$(lrsh -c "$prep; set errexit off; train steps=2 save=$TMP/notes.txt; train steps=2 save_every=5" 2>&1)
-check_contains train_save_refused_first "$out" "notes.txt exists and is not a safetensors file: nothing was saved"
+check_contains train_save_refused_first "$out" "save= refused: $TMP/notes.txt exists and is not a safetensors file: nothing was saved"
+check_contains train_save_refused_untrained "$out" "; nothing was trained"
 check_not_contains train_save_refused_no_step "$out" "step 1"
 check_contains train_save_every_needs_save "$out" "save_every=5 needs save=PATH"
 mkdir -p "$TMP/a-folder"   # a folder, or a missing one, found before the first step too
 out=$(lrsh -c "$prep; set errexit off; train steps=2 save=$TMP/a-folder; train steps=2 save=$TMP/no-such/x.st" 2>&1)
-check_contains train_save_folder_refused "$out" "save=$TMP/a-folder is a folder or another non-file"
+check_contains train_save_folder_refused "$out" "save=$TMP/a-folder is not a regular file (a folder: name a file in it)"
 check_contains train_save_missing_folder_refused "$out" "cannot write in its folder $TMP/no-such (No such file or directory): nothing was trained"
 check_not_contains train_save_refused_no_step2 "$out" "step 1"
 out=$(lrsh --json -c "$prep; ensemble new 2; train steps=3 save=$TMP/ens-every.st save_every=2; model load $TMP/ens-every.st" 2>/dev/null)
@@ -70,6 +71,7 @@ print([x["step"] for x in t["saved"]], l["ensemble_k"])')"
 # a loaded model's training goes on in the run it was in: in another session a run of that
 # name from the file's step; in the same session that very run
 out=$(lrsh --json -c "$prep; run fortunes; train steps=3; model save $TMP/run.st; model load $TMP/run.st; train steps=2; runs" 2>/dev/null)
+check_contains run_resumed_says "$(lrsh -c "tok load $TMP/tok.model; model load $TMP/run.st; runs" 2>&1)" "run fortunes goes on from step 3; its steps before are not in the file"
 check_eq run_resumed_same_session "fortunes 1 5" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
 print(" ".join(str(o[k]) for o in map(json.loads, sys.stdin) if o.get("command") == "runs" for k in ("run", "first_step", "last_step")))')"
 out=$(lrsh --json -c "tok load $TMP/tok.model; data load; set batch 2; model load $TMP/run.st; train steps=2; runs" 2>/dev/null)
@@ -92,7 +94,7 @@ out=$(lrsh --json -c "tok load $TMP/tok.model; data load; set batch 2; model loa
 check_eq train_until "4 7 2 9" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
 print(" ".join("%d %d" % (o["steps"], o["step"]) for o in map(json.loads, sys.stdin)))')"
 out=$(lrsh -c "tok load $TMP/tok.model; data load; set batch 2; model load $TMP/run.st; set errexit off; train until=3; train steps=1 until=9; train" 2>&1)
-check_contains train_until_reached "$out" "until=3: the model is at step 3 already"
+check_contains train_until_reached "$out" "note: the model is at step 3, at or past until=3: nothing to train"
 check_contains train_until_and_steps "$out" "steps= and until= both say how far to train: give one"
 check_contains train_needs_steps "$out" "train needs steps=N or until=STEP"
 
@@ -197,6 +199,7 @@ o = json.loads(sys.stdin.read()); whole = json.load(open(sys.argv[1])); stop = s
 want = whole["text"].split(stop)[0]
 print(o["text"] == want and o["stopped"] == "stop" and o["tokens"] < 500 and open(sys.argv[2], encoding="utf-8").read()[:-1] == o["prompt"] + want)' "$TMP/whole.json" "$TMP/stop-streamed.txt" "$stop")"
 check_contains generate_stop_prompt_kept "$(lrsh -q -c "model load $ck; generate \"a$stop\" n=5 seed=5 stop=$stop" 2>/dev/null)" "a$stop"
+check_contains generate_stop_backslash "$(lrsh -c "model load $ck; generate The n=3 stop='\\n'" 2>&1)" "note: stop= holds a backslash: only inside double quotes is \\n a newline"
 check_contains generate_stop_empty "$(lrsh -c "model load $ck; generate stop=\"\"" 2>&1)" "option stop= expects text, got nothing"
 # a carriage return shows as part of CRLF only: alone it would send the cursor back over the line
 # (ids 17 and 14 are the bytes 0x0D and 0x0A of lrsh's tokenizers: byte pieces follow 4 specials)
