@@ -520,9 +520,12 @@ static void resume_run(Session *s, const char *path, const CheckpointInfo *info)
         runlog_name_next(&s->runs, name);
     } else if (runlog_resume(&s->runs, name, info->run_id, info->step)) {
         out_note(s, "run %s goes on (this session's, at step %d)\n", NAME_TEXT(name), info->step);
-    } else if (s->runs.next_name[0]) {   // (not when a `run NAME` typed before wins)
+    } else if (strcmp(s->runs.next_name, name) == 0) {
         out_note(s, "run %s goes on from step %d; its steps before are not in the file (a `log` file keeps them: "
-                    "`plot from=FILE`)\n", NAME_TEXT(s->runs.next_name), info->step);
+                    "`plot from=FILE`)\n", NAME_TEXT(name), info->step);
+    } else if (s->runs.next_name[0]) {   // (not when a `run NAME` typed before wins)
+        out_note(s, "the file's run %s goes on as %s from step %d (this session has a run %s)\n", NAME_TEXT(name),
+                 NAME_TEXT(s->runs.next_name), info->step, NAME_TEXT(name));
     }
 }
 

@@ -79,7 +79,7 @@ void runs_describe(const Session *s, const char *indent, int most) {
 // What `run` and `runs` say before any run: under which name the next steps will go.
 static void no_runs_yet(Session *s) {
     if (s->runs.next_name[0])
-        out_text(s, "no runs yet: `train` records run %s (the loaded model's), or `run NAME` another\n",
+        out_text(s, "no runs yet: `train` records run %s, or `run NAME` another\n",
                  NAME_TEXT(s->runs.next_name));
     else out_text(s, "no runs yet: `train` records one (named after the optimizer), or `run NAME`\n");
 }

@@ -61,7 +61,7 @@ const CmdSpec commands[] = {
      .max_pos = 2, .pos = POS_COMMAND, .run = cmd_help},
     {.name = "show", .family = "shell", .args = "",
      .summary = "the session: tokenizer, data, model, optimizer, step, device, settings",
-     .help = "Lists the last 8 runs and the current one (a line counts the others: `run` lists\n"
+     .help = "Lists the last 8 runs, the current one among them (a line counts the others: `run` lists\n"
              "them all).\n"
              "--json: seed, threads, batch, accum, seq, errexit, quiet, device, backend, precision,\n"
              "attention, graphs, fused, pdl; tokenizer {path, vocab} ({path: null, embedded_in,\n"
@@ -466,7 +466,8 @@ const CmdSpec commands[] = {
              "the top= worst marked with * (bold on a terminal, red past the bound). σ_A, σ_B and ρ\n"
              "are the factors' before the update (what sized its step), ‖W‖₂ after it: ‖W‖₂ may\n"
              "exceed σ_A·σ_B of its row. Spectron bounds ‖ΔW‖₂/η by 1 (up to Newton–Schulz's slack,\n"
-             "≤ 1.3) plus weight decay's share, 2·wd·‖W‖₂ (small unless ‖W‖ is huge); factorized\n"
+             "singular values to ~1.2, and σ estimates under the norms: the verdict reads ≤ 1.3 as\n"
+             "those) plus weight decay's share, 2·wd·‖W‖₂ (small unless ‖W‖ is huge); factorized\n"
              "AdamW does not. ‖ΔW‖₂ is measured on steps with diagnostics: every `step`, every\n"
              "diag_every-th step of `train` and its last; after a step without them the rows show\n"
              "σ and ρ only. η is the rate that update took (an `optim lr=` since changes lr, not the\n"
@@ -717,12 +718,12 @@ const CmdSpec commands[] = {
              "[svg=FILE] [runs=A,B] [steps=A..B] [smooth=N] [ymin= ymax=] [scale=auto|linear|log] "
              "[width=72 height=16]",
      .summary = "chart a training metric by step in the terminal (braille), the runs overlaid",
-     .help = "Draws the field over the steps of every run (see `run`; of more than 26, the last 26\n"
-             "and the current one, with a note: runs= draws others, runs=* every one) with Unicode braille\n"
-             "characters (2×4 dots per cell): y from its min to its max, x the step range, a\n"
-             "legend; with several runs each line ends at its letter (and has its own color on a\n"
-             "terminal), a run's letter and color the same in every chart (the third run is c even\n"
-             "where the second has no points). `plot dw_over_eta` draws Spectron's bound, 1, as a\n"
+     .help = "Draws the field over the steps of every run (see `run`; of more than 26, the last 26,\n"
+             "the current one among them, with a note: runs= draws others, runs=* every one) with\n"
+             "Unicode braille characters (2×4 dots per cell): y from its min to its max, x the step\n"
+             "range, a legend; with several runs each line ends at its letter (and has its own color\n"
+             "on a terminal), a run's letter and color by its place among the runs drawn (the third\n"
+             "is c even where the second has no points; runs= and the 26-run window count afresh). `plot dw_over_eta` draws Spectron's bound, 1, as a\n"
              "dotted line when the chart reaches it.\n"
              "`plot loss` adds the validation losses from `eval` / `train eval_every=`\n"
              "as * marks in the run's color. from=FILE reads a file written by `log` instead of this session's runs\n"

@@ -90,18 +90,39 @@ static uint64_t new_run_id(void) {
     return id ? id : 1;
 }
 
+// A name as valid UTF-8 (it goes into checkpoints' JSON headers and logs): a character cut
+// short at the end (a name cut to its field) dropped, any other stray byte made '?'.
+static void valid_utf8(char *name) {
+    unsigned char *p = (unsigned char *)name;
+    for (size_t i = 0; p[i];) {
+        int len = p[i] < 0x80 ? 1 : (p[i] & 0xE0) == 0xC0 ? 2 : (p[i] & 0xF0) == 0xE0 ? 3 : (p[i] & 0xF8) == 0xF0 ? 4 : 0;
+        int k = 1;
+        while (k < len && (p[i + k] & 0xC0) == 0x80) k++;
+        if (len && k == len) { i += (size_t)len; continue; }
+        if (len > 1 && !p[i + k]) { p[i] = '\0'; return; }   // cut short at the end
+        p[i++] = '?';
+    }
+}
+
+// What runlog_start names a run asked as `name`: itself, or NAME-k when taken (k from 2).
+static int unique_name(RunLog *r, const char *name, char *unique, size_t cap) {
+    char base[161];
+    snprintf(base, sizeof base, "%.160s", name);   // cmd_run allows 40 characters, ≤ 160 bytes
+    valid_utf8(base);
+    snprintf(unique, cap, "%s", base);
+    if (!runlog_find(r, unique)) return 0;
+    int k = free_suffix(r, base);
+    if (k < 0) return -1;
+    snprintf(unique, cap, "%s-%d", base, k);
+    return 0;
+}
+
 const char *runlog_start(RunLog *r, const char *name) {
     RunSeries *cur = r->current >= 0 ? &r->runs[r->current] : NULL;
-    char base[161], unique[176];
-    snprintf(base, sizeof base, "%.160s", name);   // cmd_run allows 40 characters, ≤ 160 bytes
-    snprintf(unique, sizeof unique, "%s", base);
+    char unique[176];
     if (cur && untouched(cur)) cur->name[0] = '\0';  // renamed below
     else cur = NULL;
-    if (runlog_find(r, unique)) {
-        int k = free_suffix(r, base);
-        if (k < 0) return NULL;
-        snprintf(unique, sizeof unique, "%s-%d", base, k);
-    }
+    if (unique_name(r, name, unique, sizeof unique) != 0) return NULL;
     if (cur && !cur->name[0]) {
         snprintf(cur->name, sizeof cur->name, "%s", unique);
         return cur->name;
@@ -125,7 +146,10 @@ void runlog_end(RunLog *r) {
 }
 
 void runlog_name_next(RunLog *r, const char *name) {
-    if (r->current < 0) snprintf(r->next_name, sizeof r->next_name, "%s", name);
+    if (r->current < 0) {
+        snprintf(r->next_name, sizeof r->next_name, "%s", name);
+        valid_utf8(r->next_name);
+    }
 }
 
 int runlog_resume(RunLog *r, const char *name, uint64_t id, int step) {
@@ -137,7 +161,11 @@ int runlog_resume(RunLog *r, const char *name, uint64_t id, int step) {
             return 1;
         }
     }
-    runlog_name_next(r, name);
+    char unique[176];   // the name it will have: said now, at the load
+    if (unique_name(r, name, unique, sizeof unique) != 0) snprintf(unique, sizeof unique, "%s", name);
+    runlog_name_next(r, unique);
+    for (int i = 0; i < r->n_runs; i++)   // a branch: the file's run is this session's at another step
+        if (r->runs[i].id == id) id = 0;
     r->next_id = id;
     return 0;
 }

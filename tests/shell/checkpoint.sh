@@ -84,6 +84,17 @@ lrsh -q -c "$prep; optim sgd lr=0.5; train steps=3; model save $TMP/other-sgd.st
 out=$(lrsh --json -c "$prep; optim sgd lr=0.01; train steps=3; model load $TMP/other-sgd.st; train steps=2; runs" 2>/dev/null)
 check_eq run_other_session_same_name "sgd 1 3 sgd-2 4 5" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
 print(" ".join(str(o[k]) for o in map(json.loads, sys.stdin) if o.get("command") == "runs" for k in ("run", "first_step", "last_step")))')"
+# a branch from an earlier checkpoint of this session's run is a run of its own (A-2, said at the
+# load), and its own checkpoint goes on in it, not in A (both held A's id)
+out=$(lrsh -c "$prep; run A; train steps=5 save=$TMP/f5.st; train steps=2; model load $TMP/f5.st; train steps=2 save=$TMP/b7.st; model load $TMP/b7.st; train steps=1; run" 2>&1)
+check_contains run_branch_said "$out" "the file's run A goes on as A-2 from step 5 (this session has a run A)"
+check_contains run_branch_goes_on "$out" "A-2              3 steps (6..8)"
+# a run name is valid UTF-8 in the file's header: a stem cut to its field drops a character cut short
+stem="a$(python3 -c 'print("東" * 25)')"
+lrsh -q -c "$prep; model save $TMP/$stem.st; model load $TMP/$stem.st; train steps=1 save=$TMP/stem.st" >/dev/null 2>&1
+check_eq run_name_utf8 "a東東東東東東東東東東東東東東東東東東東東" "$(python3 -c 'import json, struct, sys
+b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]
+print(json.loads(b[8:8 + n].decode("utf-8"))["__metadata__"]["run"])' "$TMP/stem.st" 2>&1)"
 # a resumed early run stays in show's window of the last 8 runs
 out=$(lrsh -c "$prep; run early; step; model save $TMP/early.st; $(for i in $(seq 1 9); do printf 'run s%d; step; ' "$i"; done) model load $TMP/early.st; step; show" 2>&1)
 check_contains show_current_early_run "$out" "  early            2 steps (1..2), loss"
@@ -94,7 +105,7 @@ out=$(lrsh --json -c "tok load $TMP/tok.model; data load; set batch 2; model loa
 check_eq train_until "4 7 2 9" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
 print(" ".join("%d %d" % (o["steps"], o["step"]) for o in map(json.loads, sys.stdin)))')"
 out=$(lrsh -c "tok load $TMP/tok.model; data load; set batch 2; model load $TMP/run.st; set errexit off; train until=3; train steps=1 until=9; train" 2>&1)
-check_contains train_until_reached "$out" "note: the model is at step 3, at or past until=3: nothing to train"
+check_contains train_until_reached "$out" "the model is at step 3, at or past until=3: nothing to train"
 check_contains train_until_and_steps "$out" "steps= and until= both say how far to train: give one"
 check_contains train_needs_steps "$out" "train needs steps=N or until=STEP"
 
