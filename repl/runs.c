@@ -90,17 +90,19 @@ static uint64_t new_run_id(void) {
     return id ? id : 1;
 }
 
-// A name as valid UTF-8 (it goes into checkpoints' JSON headers and logs): a character cut
-// short at the end (a name cut to its field) dropped, any other stray byte made '?'.
+// A name as valid UTF-8 (it goes into checkpoints' JSON headers and logs), by the tokenizer's
+// rule of a well-formed character: one cut short at the end (a name cut to its field) dropped,
+// any other stray byte made '?'.
 static void valid_utf8(char *name) {
-    unsigned char *p = (unsigned char *)name;
-    for (size_t i = 0; p[i];) {
-        int len = p[i] < 0x80 ? 1 : (p[i] & 0xE0) == 0xC0 ? 2 : (p[i] & 0xF0) == 0xE0 ? 3 : (p[i] & 0xF8) == 0xF0 ? 4 : 0;
-        int k = 1;
-        while (k < len && (p[i + k] & 0xC0) == 0x80) k++;
-        if (len && k == len) { i += (size_t)len; continue; }
-        if (len > 1 && !p[i + k]) { p[i] = '\0'; return; }   // cut short at the end
-        p[i++] = '?';
+    size_t n = strlen(name), i;
+    while ((i = tokenizer_utf8_valid_prefix(name, n)) < n) {
+        size_t k = 1;
+        while (i + k < n && ((unsigned char)name[i + k] & 0xC0) == 0x80) k++;
+        if (i + k == n && k < 4 && (unsigned char)name[i] >= 0xC2) {
+            name[i] = '\0';
+            return;
+        }
+        name[i] = '?';
     }
 }
 
