@@ -384,7 +384,8 @@ static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
     const EnsembleStepStats *st = &r->last;
     int interrupted = r->done < steps && !r->diverged_at;
     if (interrupted)
-        out_text(s, "interrupted after %d of %d steps; every member keeps the steps taken\n", r->done, steps);
+        out_text(s, "interrupted%s after %d of %d steps; every member keeps the steps taken\n", session_stop_cause(),
+                 r->done, steps);
     double rate = r->seconds > 0 ? r->tokens / r->seconds : 0;
     char t[32], d[32], x[32], xs[32];
     if (r->done) {

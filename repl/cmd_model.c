@@ -465,6 +465,7 @@ int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err) {
     if (!ts->path[0]) return err_set(err, "save=\"\" names no file");
     if (check_train_save_target(ts->path, err) != 0) return -1;
     ts->saved = cJSON_AddArrayToObject(s->result, "saved");
+    lrsh_term_saves = 1;   // run_command clears it when the command ends
     return 0;
 }
 

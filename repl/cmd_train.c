@@ -147,8 +147,8 @@ static void train_report(Session *s, const Run *r, int steps, int interrupted) {
     double rate = r->seconds > 0 ? (double)r->tokens / r->seconds : 0;
     char t[32], d[32];
     if (interrupted)
-        out_text(s, "interrupted at step %d (%d of %d steps); the model keeps every step taken\n", r->last.step,
-                 r->done, steps);
+        out_text(s, "interrupted%s at step %d (%d of %d steps); the model keeps every step taken\n",
+                 session_stop_cause(), r->last.step, r->done, steps);
     char e[48] = "";
     if (r->evals)
         snprintf(e, sizeof e, " (+ %s for %d evaluation%s)", fmt_elapsed(t, sizeof t, r->eval_seconds), r->evals,

@@ -348,7 +348,9 @@ const CmdSpec commands[] = {
              "save=PATH saves the model as `model save PATH` does when the command ends (Ctrl-C\n"
              "and a divergence too), and with save_every=N also at every N-th step: a long run\n"
              "killed or closed loses at most N steps (the file is replaced whole, never half\n"
-             "written). For a run left alone, `nohup ./lrsh -c \"…; train steps=20000 save=run.st\n"
+             "written). SIGTERM or SIGHUP (a scheduler's, a closed terminal) stops it at the step's\n"
+             "end; it saves there and lrsh then ends by that signal (a second one ends it at once,\n"
+             "unsaved); SIGKILL cannot be caught. For a run left alone, `nohup ./lrsh -c \"…; train steps=20000 save=run.st\n"
              "save_every=500\" > run.out &` also keeps it going when the terminal closes.\n"
              "diag_every, eval_every and save_every count step numbers (step 20, 30, … for 10). `runs`\n"
              "compares the runs. --json: steps, step, loss, lr (the last step's, as scheduled), grad_norm,\n"
@@ -1023,6 +1025,7 @@ static int run_command(Session *s, const Words *w) {
         // stopped the script (run_line runs no command after it)
         if (s->interactive) lrsh_interrupted = 0;
         rc = c->run(s, &a, &err);
+        lrsh_term_saves = 0;
         // a GPU failure the command could not see is its error (it may be the cause of another)
         if (backend_failed(s->be, &err)) rc = -1;
     }
@@ -1031,6 +1034,7 @@ static int run_command(Session *s, const Words *w) {
     cJSON_Delete(s->result);
     s->result = NULL;
     args_free(&a);
+    session_end_if_terminated();   // a SIGTERM that waited for train save='s last save
     return rc;
 }
 

@@ -313,8 +313,18 @@ static void on_sigint(int sig) {
 }
 
 // SIGTERM, SIGHUP: the process ends as the signal asks, without the temporary file of a save
-// or a token cache in the making beside it.
+// or a token cache in the making beside it — or, during a training with save=, after that
+// training stops at its step's end and saves (lrsh_term_saves); a second signal ends it at once.
 static void on_fatal_signal(int sig) {
+    if (lrsh_term_saves && !lrsh_term_signal) {
+        static const char msg[] = "\nlrsh: asked to end: the training stops at this step's end, saves to its save= "
+                                  "file, then lrsh ends (the same signal again ends it now, unsaved)\n";
+        lrsh_term_signal = sig;
+        lrsh_interrupted = 1;   // the loops' stop, as Ctrl-C's
+        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)ignored;
+        return;
+    }
     tempfile_remove_all();
     signal(sig, SIG_DFL);
     raise(sig);

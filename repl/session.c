@@ -3,15 +3,33 @@
 #include "session.h"
 #include <errno.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <malloc.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "../engine/tempfile.h"
 #include "commands.h"
 #include "output.h"
 
 volatile sig_atomic_t lrsh_interrupted = 0;
 volatile sig_atomic_t lrsh_stop_notice = 0;
+volatile sig_atomic_t lrsh_term_saves = 0;
+volatile sig_atomic_t lrsh_term_signal = 0;
+
+const char *session_stop_cause(void) {
+    return lrsh_term_signal == SIGTERM ? " by SIGTERM" : lrsh_term_signal == SIGHUP ? " by SIGHUP" : "";
+}
+
+void session_end_if_terminated(void) {
+    int sig = lrsh_term_signal;
+    if (!sig) return;
+    fflush(stdout);
+    fflush(stderr);
+    tempfile_remove_all();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 // slot = the environment variable var when it is a value the setting key takes, else the
 // setting's default (both from the settings table): the GPU backend reads the same variables

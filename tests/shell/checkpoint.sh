@@ -123,6 +123,20 @@ exec 3>&-
 wait $pid; rc=$?
 check_eq nohup_run_goes_on 0 $rc
 check_eq nohup_run_saved yes "$([ -s "$TMP/hup.st" ] && echo yes || echo no)"
+# SIGTERM (a scheduler's, before its SIGKILL) during a training with save=: it stops at the
+# step's end, saves there, and lrsh ends by the signal; the file holds the last step taken
+mkdir -p "$TMP/term"
+"$LRSH" --threads 1 -c "$prep; train steps=100000 save=$TMP/term/t.st save_every=1000" >"$TMP/term/out" 2>"$TMP/term/err" &
+pid=$!
+for i in $(seq 1 3000); do grep -q "trainer built" "$TMP/term/out" && break; sleep 0.01; done
+sleep 1; kill -TERM $pid
+wait $pid; rc=$?
+check_eq sigterm_train_status 143 $rc
+check_contains sigterm_train_says "$(cat "$TMP/term/err")" "asked to end: the training stops at this step's end, saves to its save= file"
+stopped=$(sed -n 's/^interrupted by SIGTERM at step \([0-9]*\) .*/\1/p' "$TMP/term/out")
+check_eq sigterm_train_saved_last_step "step $stopped" "$(lrsh --json -c "model load $TMP/term/t.st" 2>/dev/null | python3 -c 'import json, sys
+print("step %d" % json.loads(sys.stdin.readline())["step"])')"
+check_eq sigterm_train_no_temporary_file "err out t.st" "$(ls "$TMP/term" | tr "\n" " " | sed "s/ $//")"
 # Ctrl-C three times during one save (a save does not stop at the first; the third leaves at
 # once): no temporary file stays either. The signals go apart (pending ones merge), once the
 # temporary file is there.
