@@ -761,7 +761,7 @@ const CmdSpec commands[] = {
          {"png", OPT_PATH, NULL, NULL, 0, 0, "also write a PNG image with gnuplot"},
          {"svg", OPT_PATH, NULL, NULL, 0, 0, "also write an SVG image with gnuplot"},
          {"scale", OPT_ENUM, "auto", "auto|linear|log", 0, 0, "the y axis: log when values span 100× (auto), or as chosen"},
-         {"runs", OPT_STRING, NULL, NULL, 0, 0, "only these runs (names, or patterns such as *-lr0.05 where no run has that name; comma-separated, so none inside [...])"},
+         {"runs", OPT_STRING, NULL, NULL, 0, 0, "only these runs (names, or patterns such as *-lr0.05 where no run has that name; comma-separated, so none inside [...]; Tab completes the names)"},
          {"steps", OPT_STRING, NULL, NULL, 0, 0, "only the steps A..B (an end left out: 100.., ..500)"},
          {"smooth", OPT_INT, "1", NULL, 1, 100000, "each line the mean of its last N points (loss's validation marks as measured)"},
          {"ymin", OPT_FLOAT, NULL, NULL, 0, 0, "the y axis from this value (values below drawn on its edge)"},

@@ -1,5 +1,5 @@
 // complete.c — readline tab completion, read off the command table: command names,
-// sub-commands, key= option names, option values (choices, on/off, paths), presets,
+// sub-commands, key= option names, option values (choices, on/off, paths, run names), presets,
 // optimizer names, settings, and file paths as the fallback.
 #include <readline/readline.h>
 #include <stdlib.h>
@@ -139,6 +139,19 @@ static void add_watched(Matches *m) {
         for (int j = 0; j < session->runs.runs[i].n_watch; j++) add(m, session->runs.runs[i].watch[j].key);
 }
 
+// After `runs=` (plot): the session's run names, each after the names the list holds already
+// ("adamw,sp" offers "adamw,spectron"): a comma is no word break, for paths elsewhere.
+static void add_run_names(Matches *m) {
+    rl_completion_suppress_append = 1;   // no space after a name: a comma and another may follow
+    const char *comma = strrchr(m->text, ',');
+    int listed = comma ? (int)(comma - m->text) + 1 : 0;
+    for (int i = 0; session && i < session->runs.n_runs; i++) {
+        char cand[1024];
+        if (snprintf(cand, sizeof cand, "%.*s%s", listed, m->text, session->runs.runs[i].name) < (int)sizeof cand)
+            add(m, cand);
+    }
+}
+
 // Positional argument number `index` of command c (earlier positionals in w from `first`).
 static void add_positional(Matches *m, const CmdSpec *c, const Words *w, int first, int index) {
     if (c->max_pos >= 0 && index >= c->max_pos) return;
@@ -201,7 +214,8 @@ static int complete_arguments(Matches *m, const Words *w, int value_of_last) {
         char key[64];
         snprintf(key, sizeof key, "%s", w->w[w->n - 1]);
         key[strcspn(key, "=")] = '\0';
-        add_values(m, opt_find(c->opts, key));
+        if (strcmp(key, "runs") == 0) add_run_names(m);
+        else add_values(m, opt_find(c->opts, key));
         return 1;
     }
     int positionals = 0;

@@ -93,6 +93,11 @@ out=$(pty --no-default -- "expect lrsh> " "send model new tiny seq=16 vocab=512\
           "send spectrum blocks.0.attn.wq.\t\t" "expect blocks.0.attn.wq.B" "send A k=1\n" "expect lrsh> " "send quit\n")
 check_not_contains tab_factor_no_timeout "$out" "TIMEOUT"
 check_contains tab_factor_runs "$out" "blocks.0.attn.wq.A  128×32"
+# plot's runs= completes the session's run names, after a comma too
+out=$(pty --no-default -- "expect lrsh> " "send $prep; run alpha; step; run beta; step\n" "expect lrsh> " \
+          "send plot loss runs=al\t" "expect runs=alpha" "send ,b\t" "expect ,beta" "send \n" "expect lrsh> " "send quit\n")
+check_not_contains tab_run_names_no_timeout "$out" "TIMEOUT"
+check_contains tab_run_names "$out" "lrsh> plot loss runs=alpha,beta"
 # ...but not before the matrix's name and its dot are typed: "blocks.0.attn.w<Tab><Tab>" lists
 # the four matrices, not each with its two factors
 out=$(pty --no-default -- "expect lrsh> " "send model new tiny seq=16 vocab=512\n" "expect lrsh> " \
