@@ -172,8 +172,8 @@ const CmdSpec commands[] = {
              "Replaces the current model and its optimizer state. Optimizer settings that came with\n"
              "a loaded checkpoint go back to the default (adamw, with a note); ones set with `optim`\n"
              "stay. At the prompt, a model with training not saved is not replaced at the first try\n"
-             "(an error says so; `model new` again replaces it): lines pasted after it run on that\n"
-             "model. Scripts, -c and pipes replace it at once.\n"
+             "(an error says so; `model new` again replaces it): the rest of a paste and lines typed\n"
+             "ahead are then not run. Scripts, -c and pipes replace it at once.\n"
              "--json: preset, custom, config {dim, layers, heads, kv_heads, ffn, rank, rank_ratio\n"
              "(null unless rank is -1), seq, vocab}, params, dense_params.\n"
              "Examples:\n  model new tiny\n  model new small rank=0\n  model new base layers=4 seq=128",

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <pwd.h>
@@ -26,6 +27,19 @@ static enum { CTRL_C_NONE, CTRL_C_EMPTY, CTRL_C_TEXT } ctrl_c;
 // would stop in its raw mode, and after `fg` find the terminal in the parent shell's cooked
 // one: no prompt, echo on, Tab a tab. So while the prompt waits SIGTSTP only sets this flag,
 // and read_key stops the process itself, between readline's terminal mode and back.
+// Lines typed ahead while a command ran were meant to follow it: after its error they would run
+// on what it failed to make (a second `model new` refused for unsaved training, then `optim`
+// and `train` ran on the old model). A terminal that pastes without bracketed paste sends a
+// block the same way. So after an error at the prompt what the terminal holds unread is dropped,
+// saying so, as a paste's rest is.
+static void drop_typed_ahead(FILE *talk) {
+    int pending = 0;
+    if (!isatty(STDIN_FILENO) || ioctl(STDIN_FILENO, FIONREAD, &pending) != 0 || pending <= 0) return;
+    tcflush(STDIN_FILENO, TCIFLUSH);
+    fprintf(talk, "(after the error, %d character%s typed ahead %s dropped)\n", pending, pending == 1 ? "" : "s",
+            pending == 1 ? "was" : "were");
+}
+
 static volatile sig_atomic_t stop_asked;
 static void on_sigtstp(int sig) { (void)sig; stop_asked = 1; }
 
@@ -282,12 +296,13 @@ int prompt_loop(Session *s) {
             continue;
         }
         // a paste of several lines arrives as one (bracketed paste): each runs as typed, in turn
+        int line_failed = 0;
         for (char *one = line, *next; one && !s->quit && !lrsh_interrupted; one = next) {
             next = strchr(one, '\n');
             if (next) *next++ = '\0';
             if (!one[strspn(one, " \t\r")]) continue;
             history_add(hist, one);
-            failed = run_line(s, one) != 0;
+            failed = line_failed = run_line(s, one) != 0;
             lrsh_stop_notice = 0;   // armed by progress_begin: only commands that stop at a boundary
             alarm(0);
             // a paste stops at its first error or Ctrl-C, saying so: a question is answered by a person
@@ -298,6 +313,7 @@ int prompt_loop(Session *s) {
             }
         }
         free(line);
+        if (line_failed) drop_typed_ahead(talk);
     }
     if (restore_tty) tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
     s->interactive = 0;

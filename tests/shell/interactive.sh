@@ -414,6 +414,13 @@ out=$(pty --no-default -- "expect lrsh> " "send $prep; train steps=1\n" "expect 
           "send show\n" "expect settings" "expect lrsh> " "send \004" "expect lrsh> " "send \004")
 check_contains paste_stops_at_error "$out" "(the rest of the paste was not run)"
 check_contains paste_model_kept "$out" "rank=0.25·in seq=32 vocab"
+# lines typed ahead (or pasted by a terminal without bracketed paste) are dropped after an error,
+# saying so: they were meant for the model the refused `model new` would have made
+out=$(pty --no-default -- "expect lrsh> " "send $prep; train steps=1\n" "expect lrsh> " \
+          "send model new tiny seq=16\nset seed 55\n" "expect typed ahead" "expect lrsh> " \
+          "send show\n" "expect settings" "expect lrsh> " "send \004" "expect lrsh> " "send \004")
+check_contains typed_ahead_dropped "$out" "(after the error, 12 characters typed ahead were dropped)"
+check_not_contains typed_ahead_not_run "$out" "seed=55"
 # ... and at Ctrl-C, saying so too (it stopped in silence: `set seed 99` after it had not run)
 out=$(pty --no-default -- "expect lrsh> " "send $prep\n" "expect lrsh> " \
           "send \033[200~train steps=3 batch=4096\nset seed 99\n\033[201~\n" "expect batch=4096" "sleep 0.3" "send \003" \
