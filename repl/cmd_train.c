@@ -329,6 +329,7 @@ int cmd_step(Session *s, const Args *a, Err *err) {
     int every = s->trainer.diag_every, attempt = s->trainer.step + 1;
     s->trainer.diag_every = 1;  // this step measures ‖ΔW‖₂ and ‖W‖₂ of every factorized matrix
     s->trainer.stop = progress_stop_on_interrupt;   // Ctrl-C between its micro-batches: no update
+    if (s->trainer.step == 0) inspect_record_spectra(s);   // `compare=0` after stepping, as after `train`
     int rc = trainer_step(&s->trainer, &s->data, sh.B, sh.T, sh.accum, &st, err);
     s->trainer.diag_every = every;
     inspect_after_step(s, rc == 0 ? &st : NULL, rc == 0);

@@ -17,7 +17,9 @@ const char *const preset_names[] = {"tiny", "small", "base", NULL};
 
 // The settings `set` changes, `show` prints, `help set` lists and completion offers.
 const OptSpec settings[] = {
-    {"seed", OPT_INT, "1234", NULL, 0, SEED_MAX, "seed for the next model, trainer, align batches and samples"},
+    {"seed", OPT_INT, "1234", NULL, 0, SEED_MAX,
+     "seed for the next model, trainer, align batches and samples (`model load` sets the file's: at the prompt "
+     "the bundled model's, 1)"},
     {"threads", OPT_INT, NULL, NULL, 0, 4096, "CPU threads (0: all cores, or OMP_NUM_THREADS when set)"},
     {"batch", OPT_INT, "8", NULL, 1, 1 << 20, "default sequences per micro-batch for train/step/eval"},
     {"accum", OPT_INT, "1", NULL, 1, 1 << 20, "default micro-batches per optimizer step"},
@@ -496,7 +498,7 @@ const CmdSpec commands[] = {
              "PARAM: blocks.I.attn.{wq,wk,wv,wo}, blocks.I.mlp.{w1,w2,w3}, embed, head, or one factor\n"
              "NAME.A / NAME.B (Tab completes them). compare=STEP overlays (░) the spectrum kept at an\n"
              "earlier step: `train` keeps every block matrix W's at its start and end (not embed,\n"
-             "head or a single factor), and every `spectrum`\n"
+             "head or a single factor), `step` a new model's at step 0, and every `spectrum`\n"
              "keeps the one it shows; a step with none kept is an error that names the nearest one\n"
              "kept (use it: compare=THAT) and lists the steps there are. The kept spectra\n"
              "belong to the model: `model new`/`load`/`factorize` start afresh. --json: param, rows, cols,\n"

@@ -36,6 +36,10 @@ out=$(lrsh --json -q -c "$prep; train steps=4; spectrum blocks.0.attn.wq compare
 check_status compare_status 0 $rc
 check_eq compare_step 0 "$(printf '%s\n' "$out" | json_eval 'o["compare"]["step"]')"
 check_eq compare_values True "$(printf '%s\n' "$out" | json_eval 'len(o["compare"]["singular_values"]) == len(o["singular_values"]) and o["compare"]["singular_values"] != o["singular_values"] and o["step"] == 4')"
+# `step` keeps a new model's at step 0 too, so a lab's `step; train …; spectrum … compare=0` works
+out=$(lrsh --json -q -c "$prep; step; train steps=2; spectrum blocks.0.attn.wq compare=0" 2>/dev/null); rc=$?
+check_status compare_after_step_status 0 $rc
+check_eq compare_after_step "0 3" "$(printf '%s\n' "$out" | tail -1 | json_eval '"%d %d" % (o["compare"]["step"], o["step"])')"
 out=$(lrsh -c "$prep; train steps=4; spectrum blocks.0.attn.wq compare=3" 2>&1); rc=$?
 check_status compare_missing_status nonzero $rc
 check_contains compare_missing_nearest "$out" "the nearest other than this one is step 0 (compare=0); recorded: 0, 4 (this one)"   # not step 4, the one shown
