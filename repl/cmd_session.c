@@ -116,7 +116,7 @@ static void help_family(Session *s, const char *name) {
     for (int i = 0; i < n_commands; i++) {
         const CmdSpec *c = &commands[i];
         if (strcmp(c->name, name) != 0) continue;
-        out_text(s, "  %s %s %s\n      %s\n", c->name, c->sub, c->args, c->summary);
+        out_text(s, "  %s %s%s%s\n      %s\n", c->name, c->sub, c->args[0] ? " " : "", c->args, c->summary);
         cJSON_AddItemToArray(list, cJSON_CreateString(c->sub));
     }
 }

@@ -119,8 +119,10 @@ const CmdSpec commands[] = {
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "tok", .sub = "load", .family = "tokenizer", .args = "PATH",
      .summary = "load a SentencePiece model file",
-     .help = "--json: path, vocab.\n"
-             "Example:\n  tok load ~/.cache/lrsh/fortunes-bpe8192.model",
+     .help = "`tok train` names the file it writes (in the cache folder unless out= says where):\n"
+             "`tok train notes.txt out=notes.model` today, `tok load notes.model` tomorrow.\n"
+             "--json: path, vocab.\n"
+             "Example:\n  tok load notes.model",
      .min_pos = 1, .max_pos = 1, .pos = POS_PATH, .run = cmd_tok_load},
     {.name = "tok", .sub = "encode", .family = "tokenizer", .args = "TEXT",
      .summary = "print the token ids of TEXT",
@@ -430,8 +432,8 @@ const CmdSpec commands[] = {
      .help = "Encodes the prompt, feeds it in batched passes (512 tokens each) through the KV\n"
              "cache, then samples\n"
              "one token at a time until n tokens, Ctrl-C or the tokenizer's end-of-text token\n"
-             "(which models lrsh trains never learn: `data load` marks no document boundaries, so\n"
-             "count on n, or on stop=). stop=TEXT ends generation where TEXT first comes in the\n"
+             "(models lrsh trains never see it — `data load` marks no document boundaries — so it\n"
+             "comes only by chance: count on n, or on stop=). stop=TEXT ends generation where TEXT first comes in the\n"
              "generated text (not the prompt's), and TEXT is not shown: stop=\"\\n\\n\" gives one\n"
              "fortune of the default corpus (a blank line ends each), or one paragraph — in double\n"
              "quotes: unquoted, \\n is the letter n (as in sh), and in single quotes two characters.\n"
@@ -1003,6 +1005,19 @@ static int check_positionals(const CmdSpec *c, const Args *a, Err *err) {
     return 0;
 }
 
+// `set batch=16`: a setting takes KEY VALUE, as `show` lists them; the parser's own hint for a
+// word with '=' (quote it) would send the user the wrong way.
+static void setting_form_hint(const CmdSpec *c, const Words *w, int first, Err *err) {
+    for (int i = first; c && c->pos == POS_SETTING && i < w->n; i++) {
+        const char *eq = strchr(w->w[i], '=');
+        char key[64];
+        if (w->quoted[i] || !eq) continue;
+        snprintf(key, sizeof key, "%.*s", (int)(eq - w->w[i]), w->w[i]);
+        if (opt_find(settings, key)) err_set(err, "%s takes KEY VALUE, not KEY=VALUE: `%s %s %s`", c->name, c->name, key, eq + 1);
+        return;
+    }
+}
+
 static int run_command(Session *s, const Words *w) {
     Err err = {{0}};
     int first;
@@ -1014,6 +1029,7 @@ static int run_command(Session *s, const Words *w) {
                  : c->dyn_key ? args_parse_open(&a, w, first, &err)  // the handler checks the keys
                               : args_parse(&a, w, first, c->opts, title, &err);
     if (parsed != 0) {
+        setting_form_hint(c, w, first, &err);
         out_error(s, c ? title : NULL, w->text, err.msg);
         return -1;
     }

@@ -160,7 +160,10 @@ static void add_positional(Matches *m, const CmdSpec *c, const Words *w, int fir
         if (index == 0) add_list(m, c->words);
         if (index == 0 && strcmp(c->name, "plot") == 0) add_watched(m);   // `plot spectral`
         break;
-    case POS_PATH: add_files(m); break;
+    case POS_PATH:
+        if (index == 0 && strcmp(c->name, "log") == 0) add(m, "off");   // `log off`, beside the files
+        add_files(m);
+        break;
     case POS_COMMAND:
         if (index == 0) add_command_names(m), add_help_topics(m);
         else if (strcmp(w->w[first], "optim") == 0) add_list(m, optim_names);   // `help optim spectron`

@@ -83,6 +83,8 @@ out=$("$LRSH" -c 'train stesp=5' 2>&1)
 check_contains unknown_option "$out" "did you mean 'steps='"
 out=$("$LRSH" -c 'set btach 4' 2>&1)
 check_contains unknown_setting "$out" "did you mean 'batch'"
+out=$("$LRSH" -c 'set batch=16' 2>&1)   # the form other commands take: said how set takes it
+check_contains setting_key_value_form "$out" "set takes KEY VALUE, not KEY=VALUE: \`set batch 16\`"
 out=$("$LRSH" -c 'tok' 2>&1)
 check_contains missing_sub "$out" "tok needs a sub-command"
 

@@ -11,7 +11,7 @@
 case "$LRSH" in /*) ;; *) LRSH="$PWD/$LRSH" ;; esac   # the examples run in their own folder
 lrsh() { "$LRSH" --threads 1 "$@"; }   # tiny models: one thread is fastest
 
-export HOME="$TMP/home"                # `tok load ~/.cache/lrsh/…` and history stay in here
+export HOME="$TMP/home"                # history stays in here
 W="$TMP/work"
 mkdir -p "$HOME/.cache/lrsh" "$W/books"
 cd "$W" || exit 1
@@ -24,7 +24,7 @@ corpus="$XDG_CACHE_HOME/lrsh/fortunes.txt"
 head -c 400000 "$corpus" >notes.txt
 head -c 100000 "$corpus" >books/a.txt
 tail -c 100000 "$corpus" >books/b.txt
-cp tok.model "$HOME/.cache/lrsh/fortunes-bpe8192.model"
+cp tok.model notes.model   # `tok load notes.model`
 
 # ---- every command's help, and its example lines: "COMMAND<TAB>EXAMPLE" per line
 lrsh --json -c help 2>/dev/null | python3 -c '

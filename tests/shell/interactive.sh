@@ -98,6 +98,9 @@ out=$(pty --no-default -- "expect lrsh> " "send $prep; run alpha; step; run beta
           "send plot loss runs=al\t" "expect runs=alpha" "send ,b\t" "expect ,beta" "send \n" "expect lrsh> " "send quit\n")
 check_not_contains tab_run_names_no_timeout "$out" "TIMEOUT"
 check_contains tab_run_names "$out" "lrsh> plot loss runs=alpha,beta"
+# `log off` completes beside the file names
+out=$(pty --no-default -- "expect lrsh> " "send log of\t" "expect off" "send \n" "expect lrsh> " "send quit\n")
+check_contains tab_log_off "$out" "lrsh> log off"
 # ...but not before the matrix's name and its dot are typed: "blocks.0.attn.w<Tab><Tab>" lists
 # the four matrices, not each with its two factors
 out=$(pty --no-default -- "expect lrsh> " "send model new tiny seq=16 vocab=512\n" "expect lrsh> " \
