@@ -456,7 +456,11 @@ static int load_or_build(Dataset *ds, const char *path, const Tokenizer *tok, co
     ds->token_hash = token_identity(&want, content);
     if (want.source_bytes == 0) return err_set(err, "%s: empty corpus (0 bytes)", path);
     if (cache_path_for(path, cache_dir, want.tokenizer_hash, ds->cache_path, sizeof ds->cache_path, err) != 0) return -1;
-    if (cache_open(ds, ds->cache_path, &want) == 0) { ds->reused_cache = 1; return 0; }
+    if (cache_open(ds, ds->cache_path, &want) == 0) {
+        tempfile_remove_stale(ds->cache_path);   // a build killed outright and at once redone left its part
+        ds->reused_cache = 1;
+        return 0;
+    }
     if (cache_build(path, fl, tok, &want, ds->cache_path, progress, ctx, err) != 0) return -1;
     if (cache_open(ds, ds->cache_path, &want) != 0)
         return err_set(err, "%s: the token cache just written does not read back", ds->cache_path);

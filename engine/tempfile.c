@@ -1,6 +1,7 @@
 // tempfile.c — writing a file whole or not at all (see tempfile.h): the registry of temporary
 // files (a fixed table, no allocation: the handler that empties it runs inside a signal), their
 // names, the sweep of those a writer killed outright left behind, and the open/commit pair.
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include "tempfile.h"
 
 enum { TEMPFILE_PATH = 4096 };
@@ -39,7 +41,17 @@ void tempfile_remove_all(void) {
         if (used[i]) unlink(paths[i]), used[i] = 0;
 }
 
-#define SHORT_TMP ".lrsh.tmp."   // the name when NAME.tmp.PID would be longer than a name may be
+// Whether a temporary file named `name` is one this process is writing now (its random part
+// makes the name alone enough).
+static int registered(const char *name) {
+    for (int i = 0; i < TEMPFILE_MAX; i++) {
+        const char *slash = strrchr(paths[i], '/');
+        if (used[i] && strcmp(slash ? slash + 1 : paths[i], name) == 0) return 1;
+    }
+    return 0;
+}
+
+#define SHORT_TMP ".lrsh.tmp."   // the name when NAME.tmp.PID.R would be longer than a name may be
 #define TEMPFILE_STALE_S 60      // unchanged this long, a dead PID's temporary file is stale
 
 void tempfile_remove_stale(const char *path) {
@@ -61,12 +73,15 @@ void tempfile_remove_stale(const char *path) {
         if (!pid_text) continue;
         char *end;
         long pid = strtol(pid_text, &end, 10);
-        if (short_form && *end == '.' && end[1] >= '0' && end[1] <= '9') strtol(end + 1, &end, 10);   // .PID.N
-        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        if (*end == '.' && isxdigit((unsigned char)end[1])) strtoul(end + 1, &end, 16);   // .PID.R (earlier: .PID.N)
+        if (*end || pid <= 0) continue;
+        if (pid == (long)getpid() ? registered(e->d_name) : kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;   // ours in the making, or a live writer's
         char stale[PATH_MAX + 300];
         snprintf(stale, sizeof stale, "%s/%s", strcmp(folder, "/") == 0 ? "" : folder, e->d_name);
-        // a PID this process cannot see may be a writer in another PID namespace (a container,
-        // another host on a shared folder), still writing: only a file left alone a while goes
+        // a PID this process cannot see, or its own PID not its own file, may be a writer in
+        // another PID namespace (a container, where each lrsh may be PID 1; another host on a
+        // shared folder), still writing: only a file left alone a while goes
         struct stat st;
         if (stat(stale, &st) == 0 && st.st_mtime > time(NULL) - TEMPFILE_STALE_S) continue;
         unlink(stale);
@@ -74,12 +89,23 @@ void tempfile_remove_stale(const char *path) {
     closedir(d);
 }
 
+// A random part besides the PID: writers in other PID namespaces (containers, each lrsh PID 1)
+// or on other hosts sharing the folder have the same PIDs, and one's name was another's — the
+// second unlinked the first's file and the first renamed the second's half-written one into place.
+static unsigned name_random(void) {
+    static unsigned drawn;   // two names in one process differ even without getrandom
+    unsigned r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+        r = (unsigned)time(NULL) * 2654435761u ^ (unsigned)getpid() << 16;
+    return r ^ drawn++;
+}
+
 int tempfile_name(char *out, size_t cap, const char *path) {
-    static unsigned short_names;   // two long names in one folder at once (png= and svg=): two files
     const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
-    int n = strlen(base) + 5 + 20 > NAME_MAX   // ".tmp." and the PID: a 250-byte name could not be saved
-                ? snprintf(out, cap, "%.*s%s%ld.%u", (int)(base - path), path, SHORT_TMP, (long)getpid(), short_names++)
-                : snprintf(out, cap, "%s.tmp.%ld", path, (long)getpid());
+    unsigned r = name_random();
+    int n = strlen(base) + 5 + 20 + 9 > NAME_MAX   // ".tmp.", the PID, ".R": a 250-byte name could not be saved
+                ? snprintf(out, cap, "%.*s%s%ld.%08x", (int)(base - path), path, SHORT_TMP, (long)getpid(), r)
+                : snprintf(out, cap, "%s.tmp.%ld.%08x", path, (long)getpid(), r);
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
@@ -96,15 +122,18 @@ int atomic_file_open(AtomicFile *af, const char *path, mode_t new_mode, const ch
     *what = "the file name is longer than " STR(NAME_MAX) " bytes, the most a file system takes";
     if (strlen(slash ? slash + 1 : path) > NAME_MAX) return ENAMETOOLONG;   // else found only at the rename, all written
     memcpy(af->path, path, strlen(path) + 1);
-    tempfile_remove_stale(path);   // a writer killed outright (SIGKILL) left PATH.tmp.PID: its PID is gone
-    unlink(af->tmp);               // ours from an earlier process of this PID, if any
+    tempfile_remove_stale(path);   // a writer killed outright (SIGKILL) left PATH.tmp.PID.R: its PID is gone
     // A file at path keeps its permissions, less setuid, setgid and sticky (as cp and install:
     // the owner may change), and no read or write bit new_mode lacks (a token cache rebuilt after
     // its corpus became private); a new one gets new_mode less the umask, as any program's file does.
     struct stat st;
     int keep = stat(path, &st) == 0 && S_ISREG(st.st_mode);
     *what = "cannot create a temporary file in its folder";
-    int fd = open(af->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, keep ? 0600 : new_mode & 0666);
+    int fd = -1;
+    for (int tries = 0; tries < 8; tries++) {   // a name taken is another writer's: never opened, drawn again
+        fd = open(af->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, keep ? 0600 : new_mode & 0666);
+        if (fd >= 0 || errno != EEXIST || tempfile_name(af->tmp, sizeof af->tmp, path) != 0) break;
+    }
     if (fd < 0) return errno;
     tempfile_begin(af->tmp);
     *what = "cannot set the file's permissions";

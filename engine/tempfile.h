@@ -30,11 +30,11 @@ void tempfile_begin(const char *path);
 void tempfile_done(const char *path);
 // Unlink every registered file: async-signal-safe, for a signal handler.
 void tempfile_remove_all(void);
-// The name a writer of path uses: path.tmp.PID (this process's), or FOLDER/.lrsh.tmp.PID.N (N
-// counting them) when that name would be too long for the file system; at most cap bytes.
+// The name a writer of path uses: path.tmp.PID.R (this process's PID, R 8 random hex digits),
+// or FOLDER/.lrsh.tmp.PID.R when that name would be too long for the file system; at most cap bytes.
 int tempfile_name(char *out, size_t cap, const char *path);
-// A writer killed outright (SIGKILL, out of memory) leaves path.tmp.PID (or .lrsh.tmp.PID.N)
-// behind: removed when no process PID runs any more (a live one is another writer, working)
-// and it has not changed for a minute (a PID another namespace holds looks dead from here).
-// Call before writing path.
+// A writer killed outright (SIGKILL, out of memory) leaves path.tmp.PID.R (or .lrsh.tmp.PID.R;
+// earlier builds' path.tmp.PID, .lrsh.tmp.PID.N) behind: removed when no process PID runs any
+// more (a live one is another writer, working) and it has not changed for a minute (a PID
+// another namespace holds looks dead from here, or like this process). Call before writing path.
 void tempfile_remove_stale(const char *path);

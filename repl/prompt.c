@@ -2,14 +2,18 @@
 // Ctrl-C that abandons the line being typed (a running `train` sees the same Ctrl-C as a
 // request to stop at the next step boundary).
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <pwd.h>
 #include <unistd.h>
 #include <readline/history.h>
@@ -171,14 +175,35 @@ static void history_open(const Session *s, char *path) {
     if (read_history(path) != 0) write_history(path);  // create it, so appends work
 }
 
+// Readline cuts the file to HISTORY_LINES by writing a shortened copy and renaming it into
+// place: a line another lrsh appended in between was lost (two sessions entering lines at once,
+// as tmux's synchronized panes do). The lock is on the file's folder, which the rename leaves in
+// place; held for an append and its cut; given up after a second of waiting (history is not
+// worth a hang). Returns the descriptor to close, or −1.
+static int history_lock(const char *path) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else slash[slash == dir] = '\0';   // "/h": the root
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (int waited = 0; fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0; waited++) {
+        if ((errno != EWOULDBLOCK && errno != EINTR) || waited == 1000) break;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);   // 1 ms
+    }
+    return fd;
+}
+
 // Append each line as it is entered: a crash or a kill keeps the history up to it.
 static void history_add(const char *path, const char *line) {
     HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
     if (last && strcmp(last->line, line) == 0) return;
     add_history(line);
     if (!path[0]) return;   // no history file (history_open)
+    int lock = history_lock(path);
     append_history(1, path);
     history_truncate_file(path, HISTORY_LINES);
+    if (lock >= 0) close(lock);   // and with it the lock
 }
 
 // Whether readline itself ended the prompt's line at Ctrl-D: from 8.1 on it does when bracketed

@@ -304,6 +304,18 @@ lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/swept.st; tok train vo
 check_eq stale_save_removed "no no" "$([ -e "$TMP/swept.st.tmp.$dead" ] && echo yes || echo no) $([ -e "$TMP/swept.model.tmp.$dead" ] && echo yes || echo no)"
 check_eq stale_short_name_removed no "$([ -e "$TMP/.lrsh.tmp.$dead.3" ] && echo yes || echo no)"
 check_eq stale_save_saved yes "$([ -s "$TMP/swept.st" ] && [ -s "$TMP/swept.model" ] && echo yes || echo no)"
+echo partial >"$TMP/swept.st.tmp.$dead.0a1b2c3d"   # today's names: PATH.tmp.PID.R
+touch -d '2 minutes ago' "$TMP/swept.st.tmp.$dead.0a1b2c3d"
+lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/swept.st" >/dev/null 2>&1
+check_eq stale_random_name_removed no "$([ -e "$TMP/swept.st.tmp.$dead.0a1b2c3d" ] && echo yes || echo no)"
+# a writer of the same PID in another PID namespace (a container: each lrsh PID 1) — here a file
+# named with lrsh's own PID, written just before it starts — is neither removed nor written
+# over: the name had no other part, and the save unlinked that writer's file, then renamed its
+# own, or the other's half-written one, into place
+sh -c 'echo partial >"$1.tmp.$$"; exec "$2" --threads 1 -c "model new tiny seq=16 vocab=512; model save $1"' \
+    sh "$TMP/ns.st" "$LRSH" >/dev/null 2>&1
+check_eq same_pid_writer_kept partial "$(cat "$TMP"/ns.st.tmp.* 2>/dev/null)"
+check_eq same_pid_save_saved yes "$(lrsh -c "model load $TMP/ns.st" >/dev/null 2>&1 && echo yes || echo no)"
 # tok train over a tokenizer keeps its permissions; out= a link to a missing file is refused (the
 # link was replaced by a file)
 chmod 600 "$TMP/swept.model"

@@ -468,6 +468,15 @@ out=$(pty --no-default -- "expect lrsh> " "send \033[A" "expect set seed 4242" "
 check_not_contains history_no_timeout "$out" "TIMEOUT"
 check_contains history_up_recalls "$out" "seed=4242"
 check_eq history_no_duplicates 1 "$(grep -cx 'set seed 4242' "$HOME/.lrsh_history")"
+# two sessions entering lines at once with a full history (1000 lines) keep every line: readline
+# cuts the file by a copy renamed into place, and a line the other appended in between was lost
+mkdir -p "$TMP/hist2"
+seq 1 1000 | sed 's/^/# old /' >"$TMP/hist2/.lrsh_history"
+lines() { i=1; while [ $i -le 150 ]; do printf '# %s%d\\n' "$1" $i; i=$((i + 1)); done; }
+HOME="$TMP/hist2" pty --no-default -- "expect lrsh> " "send $(lines a)" "sleep 3" "send quit\n" >/dev/null &
+HOME="$TMP/hist2" pty --no-default -- "expect lrsh> " "send $(lines b)" "sleep 3" "send quit\n" >/dev/null &
+wait
+check_eq history_concurrent_kept "150 150" "$(grep -c '^# a' "$TMP/hist2/.lrsh_history") $(grep -c '^# b' "$TMP/hist2/.lrsh_history")"
 # a history that is no file: a FIFO hung the prompt before its banner (reading it waited for a
 # writer); now one warning and no history. A link to /dev/null keeps none, silently.
 mkdir -p "$TMP/fifo-home" "$TMP/null-home"

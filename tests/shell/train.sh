@@ -145,6 +145,12 @@ touch -d '2 minutes ago' "$killed_cache.tmp.$dead"   # a fresh one may be a live
 "$LRSH" -c "tok load $model; data load $TMP/killed.txt" >/dev/null 2>&1
 check_eq stale_build_removed no "$([ -e "$killed_cache.tmp.$dead" ] && echo yes || echo no)"
 check_eq stale_build_rebuilt yes "$([ -s "$killed_cache" ] && echo yes || echo no)"
+# ... and so does a load that reuses the cache (a build killed, then redone at once, sweeps none:
+# its part would stay beside the corpus for good)
+echo partial > "$killed_cache.tmp.$dead.0badf00d"
+touch -d '2 minutes ago' "$killed_cache.tmp.$dead.0badf00d"
+"$LRSH" -c "tok load $model; data load $TMP/killed.txt" >/dev/null 2>&1
+check_eq stale_build_removed_at_reuse no "$([ -e "$killed_cache.tmp.$dead.0badf00d" ] && echo yes || echo no)"
 # a corpus with a long name (its cache's NAME.tmp.PID would pass the file system's 255 bytes) loads
 long="$TMP/$(printf 'c%.0s' $(seq 1 231)).txt"
 cp README.md "$long"
