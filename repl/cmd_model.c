@@ -655,6 +655,10 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
 // reads them (a tokenizer's protobuf read as a safetensors header length was a 19-digit number).
 static int not_a_checkpoint(const char *path, const Err *why, Err *err) {
     struct stat st;
+    char named[1100];   // `model load adamw` for adamw.safetensors: the name the user meant
+    if (stat(path, &st) != 0 && errno == ENOENT && snprintf(named, sizeof named, "%s.safetensors", path) < (int)sizeof named &&
+        stat(named, &st) == 0)
+        return err_set(err, "%s: no such file; did you mean %s?", path, named);
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
         if (dataset_is_token_cache(path))
             return err_set(err, "%s is a token cache (`data load` writes them next to a corpus), not a checkpoint", path);

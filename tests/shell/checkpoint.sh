@@ -435,6 +435,10 @@ check_eq bf16_smaller yes "$([ "$fb" -lt "$(wc -c <"$a")" ] && echo yes || echo 
 check_eq bf16_dtype '"bf16"' "$(printf '%s\n' "$out" | grep '"model load"' | tail -n 1 | json_field dtype)"
 check_eq bf16_no_optim false "$(printf '%s\n' "$out" | grep '"model load"' | tail -n 1 | json_field optimizer_state)"
 
+# ---- a name without its .safetensors, when that file is there: the error names it
+out=$(lrsh -c "model load ${ck%.safetensors}" 2>&1)
+check_contains load_suggests_extension "$out" "${ck%.safetensors}: no such file; did you mean $ck?"
+
 # ---- a corrupted file: one error line, the earlier model still there
 python3 -c '
 import sys
