@@ -800,7 +800,8 @@ const CmdSpec commands[] = {
              "file keeps its name: in this session, the same run when it ended at the file's step;\n"
              "a file saved before any step, or by an older lrsh, gives the file's stem), after\n"
              "`ensemble use I` member-I, after `ensemble average` average-MODE. A name already\n"
-             "taken gets -2, -3, …;\n"
+             "taken gets -2, -3, …; a run that has taken no step yet is renamed instead (an `eval`\n"
+             "of a new model before `run NAME` is that run's step-0 point);\n"
              "a name has no commas (`plot runs=A,B` lists names).\n"
              "Examples:\n  run baseline; train steps=200\n  run lr-1e-3; optim lr=1e-3; train steps=200; plot",
      .max_pos = 1, .pos = POS_TEXT, .run = cmd_run},

@@ -119,10 +119,14 @@ static int unique_name(RunLog *r, const char *name, char *unique, size_t cap) {
     return 0;
 }
 
+// A run that has taken no step yet: nothing, or only a measurement of its model's start (`model
+// new; eval; run muon; train` — that eval is the muon run's step-0 point, not a run of its own).
+static int no_step_yet(const RunSeries *c) { return c->n_steps == 0 && !c->diverged_at && !c->optim[0]; }
+
 const char *runlog_start(RunLog *r, const char *name) {
     RunSeries *cur = r->current >= 0 ? &r->runs[r->current] : NULL;
     char unique[176];
-    if (cur && untouched(cur)) cur->name[0] = '\0';  // renamed below
+    if (cur && no_step_yet(cur)) cur->name[0] = '\0';  // renamed below (a log keeps the old name on its val line)
     else cur = NULL;
     if (unique_name(r, name, unique, sizeof unique) != 0) return NULL;
     if (cur && !cur->name[0]) {

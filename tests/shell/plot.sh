@@ -336,6 +336,12 @@ names=$(lrsh --json -c "$prep; run r; step; run r-5; step; run r; step; run r; s
 import json, sys
 print(" ".join(json.loads(l)["run"] for l in sys.stdin))')
 check_eq run_names_least_free_suffix "r r-5 r-2 r-3 r-4 r-6 r-02 r-7" "$names"
+# an eval of a new model before `run NAME` is that run's step-0 point, not a run of its own
+# (it was "adamw-2", holding one val)
+names=$(lrsh --json -c "$prep; run first; step; model new tiny seq=32; eval batches=1; run muon; step; runs" 2>/dev/null | grep '"command":"runs"' | python3 -c '
+import json, sys
+print(" ".join("%s:%s" % (o["run"], o["first_step"]) for o in map(json.loads, sys.stdin)))')
+check_eq run_takes_start_eval "first:1 muon:1" "$names"
 # a wide name keeps the runs table's columns in line
 out=$(lrsh -c "$prep; run 中文实验; train steps=1; run abc; train steps=1; runs" 2>&1)
 check_eq runs_wide_name_aligned True "$(printf '%s\n' "$out" | wide_rows_aligned " adamw")"
