@@ -343,32 +343,52 @@ int cmd_log(Session *s, const Args *a, Err *err) {
 
 // ---- plot: the data -----------------------------------------------------------------------
 
-// `log` appends, so a run name may come back from an earlier step: the same experiment run
-// again, another run. Its records from there on go to "NAME#2" (then #3, …) — a resumed run
-// goes on from later steps and stays one, as does one rolled back after a divergence (the
-// rollback record truncates the series first).
-#define LOG_RERUNS 64
-typedef struct LogRerun {
+// `log` appends, so one file may hold a run name from several writers (two lrsh at once, or
+// sessions one after another; each line names its writer, "session" — older logs none) and a
+// name run again. A writer's records go on in one series: the name's, or "NAME#2" (then #3, …)
+// from where they cannot — its steps went back (the experiment run again), or, for a writer
+// first seen, the name's series is at or past its first step (another lrsh at the same time).
+// A writer whose steps follow on from the name's series continues it (a run resumed in a later
+// session); so does a run rolled back after a divergence (its record truncates the series first).
+#define LOG_WRITERS 256
+typedef struct LogWriter {
     char logged[sizeof ((RunSeries *)0)->name];   // the name in the file
+    char session[17];                             // the writer ("": a log from before sessions)
     char as[sizeof ((RunSeries *)0)->name];       // the series its records go to now
-} LogRerun;
+} LogWriter;
 
-static const char *rerun_series(RunLog *r, LogRerun *reruns, int *n, const char *logged, int step, int step_record) {
+static int follows_on(RunLog *r, const char *series, int step) {
+    const RunSeries *x = runlog_find(r, series);
+    return !x || x->n_steps == 0 || step > x->steps[x->n_steps - 1].step;
+}
+
+static const char *log_series(RunLog *r, LogWriter *w, int *n, const char *logged, const char *session, int step,
+                              int step_record) {
     int i = 0;
-    while (i < *n && strcmp(reruns[i].logged, logged) != 0) i++;
-    const char *as = i < *n ? reruns[i].as : logged;
-    const RunSeries *x = runlog_find(r, as);
-    if (!step_record || !x || x->n_steps == 0 || step > x->steps[x->n_steps - 1].step) return as;
-    if (i == *n && *n == LOG_RERUNS) return as;   // too many names run again: merged, as before
-    for (int k = 2;; k++) {
-        char name[sizeof reruns[0].as];
-        snprintf(name, sizeof name, "%.160s#%d", logged, k);
-        if (!runlog_find(r, name)) {
-            snprintf(reruns[i].logged, sizeof reruns[i].logged, "%s", logged);
-            snprintf(reruns[i].as, sizeof reruns[i].as, "%s", name);
-            if (i == *n) (*n)++;
-            return reruns[i].as;
+    while (i < *n && (strcmp(w[i].logged, logged) != 0 || strcmp(w[i].session, session) != 0)) i++;
+    const char *as = logged;   // a writer first seen: the latest series of its name
+    for (int j = 0; j < *n; j++)
+        if (strcmp(w[j].logged, logged) == 0) as = w[j].as;
+    if (i < *n) as = w[i].as;
+    if (i == *n && *n == LOG_WRITERS) return as;   // too many writers of names: merged, as before
+    if (!step_record || follows_on(r, as, step)) {
+        if (i == *n) {   // its series from now on
+            snprintf(w[i].logged, sizeof w[i].logged, "%s", logged);
+            snprintf(w[i].session, sizeof w[i].session, "%s", session);
+            snprintf(w[i].as, sizeof w[i].as, "%s", as);
+            (*n)++;
         }
+        return w[i].as;
+    }
+    for (int k = 2;; k++) {
+        char name[sizeof w[0].as];
+        snprintf(name, sizeof name, "%.160s#%d", logged, k);
+        if (runlog_find(r, name)) continue;
+        snprintf(w[i].logged, sizeof w[i].logged, "%s", logged);
+        snprintf(w[i].session, sizeof w[i].session, "%s", session);
+        snprintf(w[i].as, sizeof w[i].as, "%s", name);
+        if (i == *n) (*n)++;
+        return w[i].as;
     }
 }
 
@@ -384,16 +404,18 @@ static int read_log(const char *path, RunLog *r, long *skipped, Err *err) {
     char *line = NULL;
     size_t cap = 0;
     long lineno = 0, bad = 0;
-    static LogRerun reruns[LOG_RERUNS];
-    int n_reruns = 0;
+    static LogWriter writers[LOG_WRITERS];
+    int n_writers = 0;
     while (getline(&line, &cap, f) >= 0) {
         lineno++;
         if (!line[strspn(line, " \t\r\n")]) continue;
         cJSON *o = cJSON_Parse(line);
         const cJSON *step = o ? cJSON_GetObjectItem(o, "step") : NULL, *run = o ? cJSON_GetObjectItem(o, "run") : NULL;
         if (!cJSON_IsNumber(step)) { bad++; cJSON_Delete(o); continue; }
-        const char *name = rerun_series(r, reruns, &n_reruns, cJSON_IsString(run) ? run->valuestring : "run",
-                                        step->valueint, cJSON_IsNumber(cJSON_GetObjectItem(o, "loss")));
+        const cJSON *session = cJSON_GetObjectItem(o, "session");
+        const char *name = log_series(r, writers, &n_writers, cJSON_IsString(run) ? run->valuestring : "run",
+                                      cJSON_IsString(session) ? session->valuestring : "", step->valueint,
+                                      cJSON_IsNumber(cJSON_GetObjectItem(o, "loss")));
         RunSeries *x = runlog_find(r, name);
         if (x) r->current = (int)(x - r->runs);
         else r->current = -1;

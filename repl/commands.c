@@ -776,7 +776,8 @@ const CmdSpec commands[] = {
     {.name = "log", .family = "output", .args = "[FILE|off]",
      .summary = "append every training step to FILE as a JSON line (`log off` stops)",
      .help = "Each line: {\"step\", \"loss\", \"lr\", \"grad_norm\", \"clip_scale\", \"tok_per_s\",\n"
-             "\"seconds\" (this step's), \"run\"}, plus on a factorized model \"rho\" (Spectron's and\n"
+             "\"seconds\" (this step's), \"run\", \"session\" (the writing lrsh's random id: two\n"
+             "appending to one file stay apart in `plot from=`)}, plus on a factorized model \"rho\" (Spectron's and\n"
              "renorm's step size; the step's lr under the others) and \"dw_over_eta\", \"sigma_a\",\n"
              "\"sigma_b\" on steps that measured them (over the matrices: rho and dw_over_eta the\n"
              "max, sigma_a and sigma_b the mean, as `watch` takes them), and \"watch\":{FIELD: value} on the steps `watch`\n"

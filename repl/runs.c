@@ -12,9 +12,12 @@
 #include "commands.h"   // file_read_only
 #include "output.h"
 
+static uint64_t new_run_id(void);
+
 void runlog_init(RunLog *r) {
     memset(r, 0, sizeof *r);
     r->current = -1;
+    snprintf(r->session, sizeof r->session, "%016llx", (unsigned long long)new_run_id());
 }
 
 void runlog_free(RunLog *r) {
@@ -197,6 +200,7 @@ static RunSeries *current(RunLog *r, const char *default_name, Err *err) {
 }
 
 static int write_line(RunLog *r, cJSON *o, Err *err) {
+    cJSON_AddStringToObject(o, "session", r->session);
     json_valid_utf8(o);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

@@ -70,6 +70,8 @@ typedef struct RunLog {
     uint64_t next_id;     // and its id, when it goes on from a file's run (0: a new one)
     FILE *log;            // `log FILE`; NULL: off
     char log_path[1024];
+    char session[17];     // this process's random id, in every log line: two lrsh appending to one
+                          // file at once stay two writers when read back (`plot from=`)
     long log_lines;
     // `watch` values measured for the step about to be recorded (runlog_watch_pending); the
     // next runlog_step stores them in its run and writes them as the line's "watch" object.

@@ -342,6 +342,19 @@ names=$(lrsh --json -c "$prep; run first; step; model new tiny seq=32; eval batc
 import json, sys
 print(" ".join("%s:%s" % (o["run"], o["first_step"]) for o in map(json.loads, sys.stdin)))')
 check_eq run_takes_start_eval "first:1 muon:1" "$names"
+# two lrsh appending to one log at once (a sweep whose runs share the optimizer's name): each
+# writer's lines, told by their "session", stay one series (interleaved, they were cut into a
+# new NAME#k at every step that went back: 26 fragments of two runs)
+python3 -c 'import json
+for s in range(1, 6):
+    for w, base in (("aaaa", 5.0), ("bbbb", 7.0)):
+        print(json.dumps({"step": s, "loss": base - 0.1 * s, "run": "adamw", "session": w}))' >"$TMP/two-writers.jsonl"
+out=$(lrsh --json -c "plot loss from=$TMP/two-writers.jsonl" 2>/dev/null)
+check_eq log_two_writers_apart "adamw:5:4.5 adamw#2:5:6.5" "$(printf '%s\n' "$out" | json_eval '" ".join("%s:%d:%g" % (x["name"], x["points"], x["last"]) for x in o["series"])')"
+# ... and each line of this session's log names its writer
+lrsh -q -c "$prep; log $TMP/session.jsonl; step; step" >/dev/null 2>&1
+check_eq log_lines_name_session 1 "$(python3 -c 'import json, sys
+print(len({json.loads(l)["session"] for l in open(sys.argv[1])}))' "$TMP/session.jsonl" 2>&1)"
 # a wide name keeps the runs table's columns in line
 out=$(lrsh -c "$prep; run 中文实验; train steps=1; run abc; train steps=1; runs" 2>&1)
 check_eq runs_wide_name_aligned True "$(printf '%s\n' "$out" | wide_rows_aligned " adamw")"
