@@ -40,6 +40,20 @@ static int names_untyped_key(const Args *a, const char *msg) {
     return 0;
 }
 
+// A rank kept from the last model was chosen for its width: `model new dim=64` after the
+// bundled model (dim 256, rank 64) gave rank 64 of 64×64 matrices, more parameters than dense.
+// dim= without rank= or rank_ratio= keeps the rank's share of dim instead (64/256 → rank_ratio
+// 0.25), as dim= resets ffn; a note says so.
+static void rank_follows_dim(Session *s, const Args *a, ModelConfig *cfg, const ModelConfig *start) {
+    if (!args_has(a, "dim") || args_has(a, "rank") || args_has(a, "rank_ratio") || start->rank <= 0 ||
+        cfg->dim == start->dim)
+        return;
+    cfg->rank = -1;
+    cfg->rank_ratio = (float)start->rank / (float)start->dim;
+    out_note(s, "note: rank follows dim: rank_ratio=%g (the last model's rank %d of dim %d; rank= sets one)\n",
+             (double)cfg->rank_ratio, start->rank, start->dim);
+}
+
 // The config `model new` asks for: preset (or the last config), the tokenizer's vocab, the
 // session seed — that much is *start —, then every key=value typed.
 static int config_from_args(Session *s, const Args *a, ModelConfig *cfg, ModelConfig *start, Err *err) {
@@ -63,6 +77,7 @@ static int config_from_args(Session *s, const Args *a, ModelConfig *cfg, ModelCo
     if (args_has(a, "rank") && args_has(a, "rank_ratio") && cfg->rank != -1)
         out_note(s, "note: rank=%d decides the rank: rank_ratio=%s is not used (rank=-1 uses it)\n", cfg->rank,
                  args_str(a, "rank_ratio", ""));
+    rank_follows_dim(s, a, cfg, start);
     if (model_config_validate(cfg, err) == 0) return 0;
     return a->n_pos || !names_untyped_key(a, err->msg) ? -1
            : err_wrap(err, "", " (without a preset, `model new` keeps the last model's other values: give them "

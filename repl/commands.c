@@ -167,7 +167,9 @@ const CmdSpec commands[] = {
     {.name = "model", .sub = "new", .family = "model",
      .args = "[tiny|small|base] [dim= layers= heads= kv_heads= ffn= rank= rank_ratio= seq= vocab= seed=]",
      .summary = "build a fresh model from a preset, with fields overridden",
-     .help = "Without a preset, starts from the last model's config (at first: tiny). vocab\n"
+     .help = "Without a preset, starts from the last model's config (at first: tiny); dim= then\n"
+             "resets ffn (8·dim/3, rounded up to 64) and, unless rank= or rank_ratio= is given, turns\n"
+             "the last model's rank R of its dim D into rank_ratio=R/D (a note says so). vocab\n"
              "defaults to the loaded tokenizer's size. rank=0 is dense; rank=R factorizes every\n"
              "non-embedding matrix W = A·Bᵀ at rank R; rank=-1 uses rank_ratio·in (0.25), at most\n"
              "min(out, in). A note counts a block's matrices that store more parameters factorized\n"
