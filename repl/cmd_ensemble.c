@@ -422,6 +422,7 @@ static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
     json_add_real(s->result, "seconds", r->seconds);
     json_add_real(s->result, "eval_seconds", r->eval_seconds);
     cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
+    if (lrsh_term_signal) cJSON_AddStringToObject(s->result, "signal", session_stop_cause() + 4);   // "SIGTERM"
     cJSON_AddBoolToObject(s->result, "diverged", r->diverged_at != 0);
     if (r->diverged_at) cJSON_AddNumberToObject(s->result, "diverged_at", r->diverged_at);
     train_run_json(s);
@@ -493,7 +494,8 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     }
     progress_end(&p);
     ensemble_train_report(s, &r, steps);
-    if (r.done && train_save_end(s, &save, err) != 0) return train_failed(err, "ensemble training", r.done, steps);
+    if ((r.done || (lrsh_term_signal && s->dirty)) && train_save_end(s, &save, s->ens.step, err) != 0)
+        return train_failed(err, "ensemble training", r.done, steps);
     int bad = r.done && !r.diverged_at ? ensemble_nonfinite_member(&s->ens) : -1;
     if (bad >= 0)   // as a single model's train says it
         out_warning(s, "the last update left NaN or infinite values in member %d: the next step rolls every member "

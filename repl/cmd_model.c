@@ -498,10 +498,16 @@ static int train_save_now(Session *s, TrainSave *ts, Err *err) {
 int train_save_after_step(Session *s, TrainSave *ts, int step, int last, Progress *p, Err *err) {
     if (!ts->path[0] || ts->every <= 0 || step % ts->every != 0 || step >= last) return 0;
     progress_end(p);
+    ts->last_step = step;
     return train_save_now(s, ts, err);
 }
 
-int train_save_end(Session *s, TrainSave *ts, Err *err) { return ts->path[0] ? train_save_now(s, ts, err) : 0; }
+// The end's save; none when save_every= just wrote this very step (a signal during that save
+// stopped the run: the same bytes again would only spend the scheduler's grace period).
+int train_save_end(Session *s, TrainSave *ts, int step, Err *err) {
+    if (!ts->path[0] || (ts->count > 0 && ts->last_step == step && !s->dirty)) return 0;
+    return train_save_now(s, ts, err);
+}
 
 int train_saves_left(const TrainSave *ts, int step, int last) {
     if (!ts->path[0]) return 0;

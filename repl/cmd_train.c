@@ -148,7 +148,7 @@ static void train_report(Session *s, const Run *r, int steps, int interrupted) {
     char t[32], d[32];
     if (interrupted)
         out_text(s, "interrupted%s at step %d (%d of %d steps); the model keeps every step taken\n",
-                 session_stop_cause(), r->last.step, r->done, steps);
+                 session_stop_cause(), r->done ? r->last.step : s->trainer.step, r->done, steps);
     char e[48] = "";
     if (r->evals)
         snprintf(e, sizeof e, " (+ %s for %d evaluation%s)", fmt_elapsed(t, sizeof t, r->eval_seconds), r->evals,
@@ -170,6 +170,7 @@ static void train_report(Session *s, const Run *r, int steps, int interrupted) {
     json_add_real(s->result, "seconds", r->seconds);
     json_add_real(s->result, "eval_seconds", r->eval_seconds);
     cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
+    if (lrsh_term_signal) cJSON_AddStringToObject(s->result, "signal", session_stop_cause() + 4);   // "SIGTERM"
     cJSON_AddBoolToObject(s->result, "diverged", r->diverged_at != 0);
     if (r->diverged_at) cJSON_AddNumberToObject(s->result, "diverged_at", r->diverged_at);
     train_run_json(s);
@@ -310,7 +311,9 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     progress_end(&p);
     if (r.done) inspect_record_spectra(s);
     train_report(s, &r, steps, (r.done < steps || lrsh_interrupted) && !r.diverged_at);
-    if (r.done && train_save_end(s, &save, err) != 0) return train_failed(err, "training", r.done, steps);
+    // a SIGTERM before this command's first step still saves the session's unsaved training
+    if ((r.done || (lrsh_term_signal && s->dirty)) && train_save_end(s, &save, s->trainer.step, err) != 0)
+        return train_failed(err, "training", r.done, steps);
     if (r.done && !r.diverged_at) warn_nonfinite_params(s);
     if (p.live && p.extra && p.extra[0])   // the live line may have had no room for them all
         out_text(s, "watched: %s\n", p.extra);

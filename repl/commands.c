@@ -360,7 +360,7 @@ const CmdSpec commands[] = {
              "save_every=500\" > run.out &` also keeps it going when the terminal closes.\n"
              "diag_every, eval_every and save_every count step numbers (step 20, 30, … for 10). `runs`\n"
              "compares the runs. --json: steps, step, loss, lr (the last step's, as scheduled), grad_norm,\n"
-             "tok_per_s, seconds (training's, without the evaluations and saves), eval_seconds (eval_every='s part), interrupted, diverged\n"
+             "tok_per_s, seconds (training's, without the evaluations and saves), eval_seconds (eval_every='s part), interrupted (and signal, SIGTERM or SIGHUP, when one stopped it), diverged\n"
              "(true only when a non-finite loss or gradient stopped this run; then diverged_at, reason;\n"
              "`runs` also calls plateaus and blow-ups diverged), run (its name) and the run's totals\n"
              "over all its commands so far, as `runs` shows them: spikes, max_dw_over_eta; and val:[{step,\n"

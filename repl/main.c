@@ -321,10 +321,12 @@ static void on_fatal_signal(int sig) {
     if (lrsh_term_saves && !lrsh_term_signal) {
         static const char msg[] = "\nlrsh: asked to end: the training stops at this step's end, saves to its save= "
                                   "file, then lrsh ends (the same signal again ends it now, unsaved)\n";
+        int saved_errno = errno;   // the write may set it under the code the signal interrupted
         lrsh_term_signal = sig;
         lrsh_interrupted = 1;   // the loops' stop, as Ctrl-C's
         ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
         (void)ignored;
+        errno = saved_errno;
         return;
     }
     tempfile_remove_all();

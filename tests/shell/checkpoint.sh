@@ -137,6 +137,16 @@ stopped=$(sed -n 's/^interrupted by SIGTERM at step \([0-9]*\) .*/\1/p' "$TMP/te
 check_eq sigterm_train_saved_last_step "step $stopped" "$(lrsh --json -c "model load $TMP/term/t.st" 2>/dev/null | python3 -c 'import json, sys
 print("step %d" % json.loads(sys.stdin.readline())["step"])')"
 check_eq sigterm_train_no_temporary_file "err out t.st" "$(ls "$TMP/term" | tr "\n" " " | sed "s/ $//")"
+# ... and before the command's first step is done (a long step of many micro-batches) it still
+# saves the session's training so far (it said it would save, then saved nothing)
+"$LRSH" --threads 1 -c "$prep; train steps=3; train steps=10 accum=4000 save=$TMP/term/first.st" >"$TMP/term/out1" 2>&1 &
+pid=$!
+for i in $(seq 1 3000); do grep -q "^step 3:" "$TMP/term/out1" && break; sleep 0.01; done
+sleep 0.3; kill -TERM $pid
+wait $pid; rc=$?
+check_eq sigterm_first_step_status 143 $rc
+check_eq sigterm_first_step_saved "step 3" "$(lrsh --json -c "model load $TMP/term/first.st" 2>/dev/null | python3 -c 'import json, sys
+print("step %d" % json.loads(sys.stdin.readline())["step"])' 2>&1 | tail -1)"
 # Ctrl-C three times during one save (a save does not stop at the first; the third leaves at
 # once): no temporary file stays either. The signals go apart (pending ones merge), once the
 # temporary file is there.
