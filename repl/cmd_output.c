@@ -343,52 +343,79 @@ int cmd_log(Session *s, const Args *a, Err *err) {
 
 // ---- plot: the data -----------------------------------------------------------------------
 
-// `log` appends, so one file may hold a run name from several writers (two lrsh at once, or
-// sessions one after another; each line names its writer, "session" — older logs none) and a
-// name run again. A writer's records go on in one series: the name's, or "NAME#2" (then #3, …)
-// from where they cannot — its steps went back (the experiment run again), or, for a writer
-// first seen, the name's series is at or past its first step (another lrsh at the same time).
-// A writer whose steps follow on from the name's series continues it (a run resumed in a later
-// session); so does a run rolled back after a divergence (its record truncates the series first).
-#define LOG_WRITERS 256
+// `log` appends, so one file may hold several runs of one name: two lrsh at once (each line
+// names its writer, "session"), a run resumed in a later session, a name run again. A line's
+// run is its "run_id" (in older logs, none: its name), and a writer's lines go on in one series:
+// its run's, or "NAME#2" (then #3, …) from where they cannot — its steps went back (the same
+// experiment run again), or, for a writer first seen, its run's series is at or past its first
+// step (two sessions resumed one checkpoint). A writer whose steps follow on from its run's
+// series continues it (a run resumed in a later session); a run renamed (`run NAME` after an
+// eval of its start) renames its series; a rollback's record truncates the series first.
 typedef struct LogWriter {
-    char logged[sizeof ((RunSeries *)0)->name];   // the name in the file
+    char run_id[24];                              // "": an older log's line, its name stands for the run
     char session[17];                             // the writer ("": a log from before sessions)
-    char as[sizeof ((RunSeries *)0)->name];       // the series its records go to now
+    char logged[sizeof ((RunSeries *)0)->name];   // the name its last line gave
+    char as[sizeof ((RunSeries *)0)->name];       // the series its lines go to now
 } LogWriter;
+typedef struct LogWriters {
+    LogWriter *w;
+    int n, cap;
+} LogWriters;
+
+static int grow_writers(LogWriters *ws) {
+    if (ws->n < ws->cap) return 0;
+    int cap = ws->cap ? 2 * ws->cap : 16;
+    LogWriter *w = realloc(ws->w, (size_t)cap * sizeof *w);
+    if (!w) return -1;
+    ws->w = w, ws->cap = cap;
+    return 0;
+}
+
+static int same_run(const LogWriter *w, const char *name, const char *run_id) {
+    return run_id[0] ? strcmp(w->run_id, run_id) == 0 : !w->run_id[0] && strcmp(w->logged, name) == 0;
+}
 
 static int follows_on(RunLog *r, const char *series, int step) {
     const RunSeries *x = runlog_find(r, series);
     return !x || x->n_steps == 0 || step > x->steps[x->n_steps - 1].step;
 }
 
-static const char *log_series(RunLog *r, LogWriter *w, int *n, const char *logged, const char *session, int step,
-                              int step_record) {
-    int i = 0;
-    while (i < *n && (strcmp(w[i].logged, logged) != 0 || strcmp(w[i].session, session) != 0)) i++;
-    const char *as = logged;   // a writer first seen: the latest series of its name
-    for (int j = 0; j < *n; j++)
-        if (strcmp(w[j].logged, logged) == 0) as = w[j].as;
-    if (i < *n) as = w[i].as;
-    if (i == *n && *n == LOG_WRITERS) return as;   // too many writers of names: merged, as before
-    if (!step_record || follows_on(r, as, step)) {
-        if (i == *n) {   // its series from now on
-            snprintf(w[i].logged, sizeof w[i].logged, "%s", logged);
-            snprintf(w[i].session, sizeof w[i].session, "%s", session);
-            snprintf(w[i].as, sizeof w[i].as, "%s", as);
-            (*n)++;
-        }
-        return w[i].as;
+// Series `from` becomes `to` (a free name), for every writer of it.
+static void rename_series(RunLog *r, LogWriters *ws, const char *from, const char *to) {
+    RunSeries *x = runlog_find(r, from);
+    char was[sizeof ws->w[0].as];
+    snprintf(was, sizeof was, "%s", from);
+    if (x) snprintf(x->name, sizeof x->name, "%s", to);
+    for (int j = 0; j < ws->n; j++)
+        if (strcmp(ws->w[j].as, was) == 0) snprintf(ws->w[j].as, sizeof ws->w[j].as, "%s", to);
+}
+
+// The series a line of run `name` (run_id, writer session) at `step` goes to; NULL when out of
+// memory. step_record: a training step's line (the others, val and divergence, follow their run).
+static const char *log_series(RunLog *r, LogWriters *ws, const char *name, const char *run_id, const char *session,
+                              int step, int step_record) {
+    int i = 0, latest = -1;
+    for (; i < ws->n && !(same_run(&ws->w[i], name, run_id) && strcmp(ws->w[i].session, session) == 0); i++)
+        if (same_run(&ws->w[i], name, run_id)) latest = i;
+    if (i == ws->n) {   // a writer first seen: its run's series, when it has one (the latest writer's)
+        if (grow_writers(ws) != 0) return NULL;
+        LogWriter *w = &ws->w[ws->n++];
+        snprintf(w->run_id, sizeof w->run_id, "%s", run_id);
+        snprintf(w->session, sizeof w->session, "%s", session);
+        snprintf(w->logged, sizeof w->logged, "%s", name);
+        if (latest >= 0) memcpy(w->as, ws->w[latest].as, sizeof w->as);   // latest < i: another entry
+        else if (!runlog_find(r, name)) snprintf(w->as, sizeof w->as, "%s", name);
+        else w->as[0] = '\0';   // the name is another run's: a series of its own, below
     }
+    LogWriter *w = &ws->w[i];
+    if (strcmp(w->logged, name) != 0) {   // the run was renamed: its series too, when the name is free
+        snprintf(w->logged, sizeof w->logged, "%s", name);
+        if (!runlog_find(r, name)) rename_series(r, ws, w->as, name);
+    }
+    if (w->as[0] && (!step_record || follows_on(r, w->as, step))) return w->as;
     for (int k = 2;; k++) {
-        char name[sizeof w[0].as];
-        snprintf(name, sizeof name, "%.160s#%d", logged, k);
-        if (runlog_find(r, name)) continue;
-        snprintf(w[i].logged, sizeof w[i].logged, "%s", logged);
-        snprintf(w[i].session, sizeof w[i].session, "%s", session);
-        snprintf(w[i].as, sizeof w[i].as, "%s", name);
-        if (i == *n) (*n)++;
-        return w[i].as;
+        snprintf(w->as, sizeof w->as, "%.160s#%d", name, k);
+        if (!runlog_find(r, w->as)) return w->as;
     }
 }
 
@@ -404,23 +431,24 @@ static int read_log(const char *path, RunLog *r, long *skipped, Err *err) {
     char *line = NULL;
     size_t cap = 0;
     long lineno = 0, bad = 0;
-    static LogWriter writers[LOG_WRITERS];
-    int n_writers = 0;
-    while (getline(&line, &cap, f) >= 0) {
+    LogWriters writers = {0};
+    int rc = 0;
+    while (rc == 0 && getline(&line, &cap, f) >= 0) {
         lineno++;
         if (!line[strspn(line, " \t\r\n")]) continue;
         cJSON *o = cJSON_Parse(line);
         const cJSON *step = o ? cJSON_GetObjectItem(o, "step") : NULL, *run = o ? cJSON_GetObjectItem(o, "run") : NULL;
         if (!cJSON_IsNumber(step)) { bad++; cJSON_Delete(o); continue; }
-        const cJSON *session = cJSON_GetObjectItem(o, "session");
-        const char *name = log_series(r, writers, &n_writers, cJSON_IsString(run) ? run->valuestring : "run",
+        const cJSON *session = cJSON_GetObjectItem(o, "session"), *run_id = cJSON_GetObjectItem(o, "run_id");
+        const char *name = log_series(r, &writers, cJSON_IsString(run) ? run->valuestring : "run",
+                                      cJSON_IsString(run_id) ? run_id->valuestring : "",
                                       cJSON_IsString(session) ? session->valuestring : "", step->valueint,
                                       cJSON_IsNumber(cJSON_GetObjectItem(o, "loss")));
+        if (!name) { cJSON_Delete(o); rc = err_set(err, "plot from=%s: out of memory", path); break; }
         RunSeries *x = runlog_find(r, name);
         if (x) r->current = (int)(x - r->runs);
         else r->current = -1;
         const cJSON *loss = cJSON_GetObjectItem(o, "loss"), *val = cJSON_GetObjectItem(o, "val_loss");
-        int rc = 0;
         if (cJSON_IsNumber(loss)) {
 #define FIELD(k) (cJSON_IsNumber(cJSON_GetObjectItem(o, k)) ? cJSON_GetObjectItem(o, k)->valuedouble : NAN)
             StepStats st = {.step = step->valueint, .loss = (float)loss->valuedouble, .lr = (float)FIELD("lr"),
@@ -444,11 +472,12 @@ static int read_log(const char *path, RunLog *r, long *skipped, Err *err) {
             bad++;
         }
         cJSON_Delete(o);
-        if (rc != 0) break;
     }
     free(line);
+    free(writers.w);
     fclose(f);
     *skipped = bad;
+    if (rc != 0) return -1;
     if (lineno == 0) return err_set(err, "plot from=%s: the file is empty", path);
     if (bad == lineno) return err_set(err, "plot from=%s: no line is a `log` record (JSON with step and loss)", path);
     return 0;

@@ -778,20 +778,22 @@ const CmdSpec commands[] = {
     {.name = "log", .family = "output", .args = "[FILE|off]",
      .summary = "append every training step to FILE as a JSON line (`log off` stops)",
      .help = "Each line: {\"step\", \"loss\", \"lr\", \"grad_norm\", \"clip_scale\", \"tok_per_s\",\n"
-             "\"seconds\" (this step's), \"run\", \"session\" (the writing lrsh's random id: two\n"
-             "appending to one file stay apart in `plot from=`)}, plus on a factorized model \"rho\" (Spectron's and\n"
+             "\"seconds\" (this step's), \"run\", \"run_id\" (the run's id, as a checkpoint keeps it),\n"
+             "\"session\" (the writing lrsh's random id)}, plus on a factorized model \"rho\" (Spectron's and\n"
              "renorm's step size; the step's lr under the others) and \"dw_over_eta\", \"sigma_a\",\n"
              "\"sigma_b\" on steps that measured them (over the matrices: rho and dw_over_eta the\n"
              "max, sigma_a and sigma_b the mean, as `watch` takes them), and \"watch\":{FIELD: value} on the steps `watch`\n"
              "recorded; a run's first line after each `log FILE` adds what trained it (its first step):\n"
              "\"optim\", \"model\" (as `model new` prints it), \"params\", \"batch\", \"seq\", \"accum\"\n"
              "(again when a rollback undid that step); a validation loss adds {\"step\",\n"
-             "\"val_loss\", \"run\"}; a divergence adds {\"step\": N,\n"
-             "\"diverged\": true, \"rolled_back_to\": M, \"run\"}: the lines of steps after M before it were\n"
+             "\"val_loss\", \"run\", \"run_id\", \"session\"}; a divergence adds {\"step\": N,\n"
+             "\"diverged\": true, \"rolled_back_to\": M, \"run\", \"run_id\", \"session\"}: the lines of steps after M before it were\n"
              "undone (the model went back to step M), and the steps after it are taken again. An\n"
              "ensemble's lines hold the members' mean loss, gradient norm and clip scale. The file is appended to and\n"
              "flushed after every line, so `tail -f` follows it and a crash keeps it.\n"
-             "`plot FIELD from=FILE` draws it later. With no argument: where logging goes. --json: path (null: off).\n"
+             "`plot FIELD from=FILE` draws it later: each run by its run_id (a run resumed in\n"
+             "another session goes on; one renamed by `run NAME` keeps its line), each lrsh appending\n"
+             "at once apart, and a run's name taken again from an earlier step as NAME#2. With no argument: where logging goes. --json: path (null: off).\n"
              "Examples:\n  log run1.jsonl\n  log off",
      .max_pos = 1, .pos = POS_PATH, .run = cmd_log},
     {.name = "run", .family = "output", .args = "[NAME]",

@@ -199,6 +199,15 @@ static RunSeries *current(RunLog *r, const char *default_name, Err *err) {
     return &r->runs[r->current];
 }
 
+// A log line's run: its name and its id (a decimal string, as a checkpoint's run_id), which
+// `plot from=` follows through a rename and across the sessions a resumed run goes on in.
+static void add_run(cJSON *o, const RunSeries *s) {
+    char id[24];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)s->id);
+    cJSON_AddStringToObject(o, "run", s->name);
+    cJSON_AddStringToObject(o, "run_id", id);
+}
+
 static int write_line(RunLog *r, cJSON *o, Err *err) {
     cJSON_AddStringToObject(o, "session", r->session);
     json_valid_utf8(o);
@@ -331,7 +340,7 @@ int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double
         cJSON_Delete(o);
         return err_set(err, "out of memory for the run history");
     }
-    cJSON_AddStringToObject(o, "run", s->name);
+    add_run(o, s);
     return write_line(r, o, err);
 }
 
@@ -362,7 +371,7 @@ int runlog_diverged(RunLog *r, const char *default_name, int step, int back_to, 
     cJSON_AddNumberToObject(o, "step", step);
     cJSON_AddTrueToObject(o, "diverged");
     if (back_to >= 0) cJSON_AddNumberToObject(o, "rolled_back_to", back_to);
-    cJSON_AddStringToObject(o, "run", s->name);
+    add_run(o, s);
     return write_line(r, o, err);
 }
 
@@ -392,7 +401,7 @@ int runlog_val(RunLog *r, const char *default_name, int step, double loss, Err *
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "step", step);
     json_add_real(o, "val_loss", loss);
-    cJSON_AddStringToObject(o, "run", s->name);
+    add_run(o, s);
     return write_line(r, o, err);
 }
 

@@ -351,6 +351,41 @@ for s in range(1, 6):
         print(json.dumps({"step": s, "loss": base - 0.1 * s, "run": "adamw", "session": w}))' >"$TMP/two-writers.jsonl"
 out=$(lrsh --json -c "plot loss from=$TMP/two-writers.jsonl" 2>/dev/null)
 check_eq log_two_writers_apart "adamw:5:4.5 adamw#2:5:6.5" "$(printf '%s\n' "$out" | json_eval '" ".join("%s:%d:%g" % (x["name"], x["points"], x["last"]) for x in o["series"])')"
+# each line's run_id keeps runs apart and together: a fresh run beside a resumed one at step 1001
+# (c1; the fresh one was cut in two), a resume in a third session after another session's rerun
+# (c2; glued onto the rerun), a run renamed after its start's eval (one series, its new name),
+# two sessions each starting with an eval (each val its run's), a rerun after 260 runs (no cap)
+python3 -c 'import json, sys
+def line(f, step, run, rid, ses, **kv):
+    kv.update(step=step, run=run, run_id=str(rid), session=ses); f.write(json.dumps(kv) + "\n")
+d = sys.argv[1]
+with open(d + "/c1.jsonl", "w") as f:
+    for s in range(1, 11):
+        line(f, s, "adamw", 1, "a", loss=5.0)
+        if s <= 5: line(f, 1000 + s, "adamw", 2, "b", loss=4.0)
+with open(d + "/c2.jsonl", "w") as f:
+    for s in range(1, 11): line(f, s, "adamw", 1, "a", loss=5.0)
+    for s in range(1, 6): line(f, s, "adamw", 2, "b", loss=6.0)
+    for s in range(11, 21): line(f, s, "adamw", 1, "c", loss=4.0)
+with open(d + "/renamed.jsonl", "w") as f:
+    line(f, 0, "adamw", 3, "a", val_loss=6.2)
+    for s in range(1, 4): line(f, s, "muon", 3, "a", loss=6.0)
+with open(d + "/evals.jsonl", "w") as f:
+    for rid, ses in ((1, "a"), (2, "b")):
+        line(f, 0, "adamw", rid, ses, val_loss=6.2)
+        for s in range(1, 4): line(f, s, "adamw", rid, ses, loss=6.0)
+with open(d + "/many.jsonl", "w") as f:
+    for k in range(260):
+        for s in range(1, 4): line(f, s, "lr-%d" % k, k + 1, "a", loss=5.0)
+    for s in range(1, 4): line(f, s, "lr-0", 999, "b", loss=4.0)' "$TMP"
+series() {   # FIELD FILE [runs=…]: "name:points:first..last" of each series
+    lrsh --json -c "plot $1 from=$TMP/$2 $3" 2>/dev/null | json_eval '" ".join("%s:%d:%d..%d" % (x["name"], x["points"], x["first_step"], x["last_step"]) for x in o["series"])'
+}
+check_eq log_fresh_beside_resumed "adamw:10:1..10 adamw#2:5:1001..1005" "$(series loss c1.jsonl)"
+check_eq log_resume_after_rerun "adamw:20:1..20 adamw#2:5:1..5" "$(series loss c2.jsonl)"
+check_eq log_renamed_run "muon:3:1..3 muon val:1:0..0" "$(series loss renamed.jsonl)"
+check_eq log_each_eval_its_run "adamw val:1:0..0 adamw#2 val:1:0..0" "$(series val evals.jsonl)"
+check_eq log_rerun_after_many "lr-0:3:1..3 lr-0#2:3:1..3" "$(series loss many.jsonl 'runs=lr-0,lr-0#2')"
 # ... and each line of this session's log names its writer
 lrsh -q -c "$prep; log $TMP/session.jsonl; step; step" >/dev/null 2>&1
 check_eq log_lines_name_session 1 "$(python3 -c 'import json, sys
