@@ -1,7 +1,6 @@
 // tempfile.c — writing a file whole or not at all (see tempfile.h): the registry of temporary
 // files (a fixed table, no allocation: the handler that empties it runs inside a signal), their
 // names, the sweep of those a writer killed outright left behind, and the open/commit pair.
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +53,24 @@ static int registered(const char *name) {
 #define SHORT_TMP ".lrsh.tmp."   // the name when NAME.tmp.PID.R would be longer than a name may be
 #define TEMPFILE_STALE_S 60      // unchanged this long, a dead PID's temporary file is stale
 
+// The PID in the part of a temporary name after ".tmp." — exactly what lrsh writes: PID.R (R 8
+// lowercase hex digits), or from earlier builds PID alone or, in the short form, PID.N — else −1
+// (a name another program chose: "x.tmp.+5", "x.tmp.5.bf16" are not ours to remove).
+static long temporary_pid(const char *text, int short_form) {
+    size_t digits = strspn(text, "0123456789"), rest;
+    if (digits == 0 || digits > 9) return -1;
+    const char *after = text + digits;
+    if (*after == '.') {
+        rest = strspn(after + 1, "0123456789abcdef");
+        int random_part = rest == 8 && !after[9];
+        int counter = short_form && rest > 0 && rest == strspn(after + 1, "0123456789") && !after[1 + rest];
+        if (!random_part && !counter) return -1;
+    } else if (*after) {
+        return -1;
+    }
+    return strtol(text, NULL, 10);
+}
+
 void tempfile_remove_stale(const char *path) {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
@@ -70,11 +87,8 @@ void tempfile_remove_stale(const char *path) {
         int short_form = strncmp(e->d_name, SHORT_TMP, strlen(SHORT_TMP)) == 0;
         if (strncmp(e->d_name, base, n) == 0 && strncmp(e->d_name + n, ".tmp.", 5) == 0) pid_text = e->d_name + n + 5;
         else if (short_form) pid_text = e->d_name + strlen(SHORT_TMP);
-        if (!pid_text) continue;
-        char *end;
-        long pid = strtol(pid_text, &end, 10);
-        if (*end == '.' && isxdigit((unsigned char)end[1])) strtoul(end + 1, &end, 16);   // .PID.R (earlier: .PID.N)
-        if (*end || pid <= 0) continue;
+        long pid = pid_text ? temporary_pid(pid_text, short_form) : -1;
+        if (pid <= 0) continue;
         if (pid == (long)getpid() ? registered(e->d_name) : kill((pid_t)pid, 0) == 0 || errno != ESRCH)
             continue;   // ours in the making, or a live writer's
         char stale[PATH_MAX + 300];

@@ -1019,7 +1019,8 @@ static void setting_form_hint(const CmdSpec *c, const Words *w, int first, Err *
         char key[64];
         if (w->quoted[i] || !eq) continue;
         snprintf(key, sizeof key, "%.*s", (int)(eq - w->w[i]), w->w[i]);
-        if (opt_find(settings, key)) err_set(err, "%s takes KEY VALUE, not KEY=VALUE: `%s %s %s`", c->name, c->name, key, eq + 1);
+        if (opt_find(settings, key))
+            err_set(err, "%s takes KEY VALUE, not KEY=VALUE: `%s %s %s`", c->name, c->name, key, eq[1] ? eq + 1 : "VALUE");
         return;
     }
 }

@@ -147,6 +147,8 @@ static void add_run_names(Matches *m) {
     int listed = comma ? (int)(comma - m->text) + 1 : 0;
     for (int i = 0; session && i < session->runs.n_runs; i++) {
         char cand[1024];
+        if (session->runs.runs[i].name[strcspn(session->runs.runs[i].name, " \t;#=\"'")])
+            continue;   // a name that needs quotes: inserted bare it would split the line
         if (snprintf(cand, sizeof cand, "%.*s%s", listed, m->text, session->runs.runs[i].name) < (int)sizeof cand)
             add(m, cand);
     }

@@ -39,9 +39,8 @@ static enum { CTRL_C_NONE, CTRL_C_EMPTY, CTRL_C_TEXT } ctrl_c;
 static void drop_typed_ahead(FILE *talk) {
     int pending = 0;
     if (!isatty(STDIN_FILENO) || ioctl(STDIN_FILENO, FIONREAD, &pending) != 0 || pending <= 0) return;
-    tcflush(STDIN_FILENO, TCIFLUSH);
-    fprintf(talk, "(after the error, %d character%s typed ahead %s dropped)\n", pending, pending == 1 ? "" : "s",
-            pending == 1 ? "was" : "were");
+    tcflush(STDIN_FILENO, TCIFLUSH);   // a line still being typed goes too
+    fputs("(after the error, what was typed ahead was dropped)\n", talk);
 }
 
 static volatile sig_atomic_t stop_asked;

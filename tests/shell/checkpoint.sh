@@ -315,9 +315,11 @@ check_eq stale_save_removed "no no" "$([ -e "$TMP/swept.st.tmp.$dead" ] && echo 
 check_eq stale_short_name_removed no "$([ -e "$TMP/.lrsh.tmp.$dead.3" ] && echo yes || echo no)"
 check_eq stale_save_saved yes "$([ -s "$TMP/swept.st" ] && [ -s "$TMP/swept.model" ] && echo yes || echo no)"
 echo partial >"$TMP/swept.st.tmp.$dead.0a1b2c3d"   # today's names: PATH.tmp.PID.R
-touch -d '2 minutes ago' "$TMP/swept.st.tmp.$dead.0a1b2c3d"
+echo other >"$TMP/swept.st.tmp.+$dead"; echo other >"$TMP/swept.st.tmp.$dead.bf16"   # no name lrsh writes
+touch -d '2 minutes ago' "$TMP/swept.st.tmp.$dead.0a1b2c3d" "$TMP/swept.st.tmp.+$dead" "$TMP/swept.st.tmp.$dead.bf16"
 lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/swept.st" >/dev/null 2>&1
 check_eq stale_random_name_removed no "$([ -e "$TMP/swept.st.tmp.$dead.0a1b2c3d" ] && echo yes || echo no)"
+check_eq stale_other_names_kept "yes yes" "$([ -e "$TMP/swept.st.tmp.+$dead" ] && echo yes || echo no) $([ -e "$TMP/swept.st.tmp.$dead.bf16" ] && echo yes || echo no)"
 # a writer of the same PID in another PID namespace (a container: each lrsh PID 1) — here a file
 # named with lrsh's own PID, written just before it starts — is neither removed nor written
 # over: the name had no other part, and the save unlinked that writer's file, then renamed its
