@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "../engine/tempfile.h"
 #include "commands.h"
 #include "output.h"
 #include "../engine/checkpoint.h"
@@ -700,6 +701,9 @@ int cmd_model_load(Session *s, const Args *a, Err *err) {
     CheckpointInfo probe;
     Err probe_err = {{0}};   // a file that is no checkpoint is refused before the unsaved-work question
     if (checkpoint_probe(path, &probe, &probe_err) != 0) return not_a_checkpoint(path, &probe_err, err);
+    // a save of this file killed outright (SIGKILL) left its part; a requeued job that only loads
+    // the file would never save it again, so the sweep a save makes happens here too
+    tempfile_remove_stale(path);
     if (session_keep_unsaved(s, DROP_MODEL_LOAD, err) != 0) return -1;
     if (probe.ensemble_k > 0) return load_ensemble(s, path, err);
     Model m;

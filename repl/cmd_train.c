@@ -106,6 +106,7 @@ typedef struct Run {
     double recent_step_seconds;
     StepStats last, before_last;
     int diverged_at;    // the step that was not finite (0: none)
+    int val_missed;     // an eval_every= step whose evaluation a stop cut short or skipped (0: none)
 } Run;
 
 // A divergence at step `attempt` (its loss or gradient, or the validation loss of the model
@@ -197,6 +198,8 @@ static int train_eval_point(Session *s, Run *r, const Shape *sh, int eval_batche
         progress_end(p);
         if (lrsh_interrupted) {   // Ctrl-C in the evaluation: the steps stay, the val is not taken
             err->msg[0] = '\0';
+            r->eval_seconds += now_seconds() - e0;
+            r->val_missed = r->last.step;
             return 1;
         }
         if (!train_diverged(err)) return train_failed(err, "training", r->done, steps);
@@ -300,8 +303,9 @@ int cmd_train(Session *s, const Args *a, Err *err) {
         double eta = per_step * (steps - r.done) + evals_left(&r, eval_every, steps) * per_eval +
                      (save.count ? train_saves_left(&save, r.last.step, end) * save.seconds / save.count : 0);
         progress_update(&p, r.done, r.last.step, r.last.loss, live_rate(&r), eta);
-        if (eval_every > 0 && (r.last.step % eval_every == 0 || r.done == steps) && !lrsh_interrupted) {
-            int rc = train_eval_point(s, &r, &eval_sh, eval_batches, steps, &p, val, err);
+        if (eval_every > 0 && (r.last.step % eval_every == 0 || r.done == steps)) {
+            int rc = lrsh_interrupted ? (r.val_missed = r.last.step, 1)   // stopped in the step: no eval
+                                      : train_eval_point(s, &r, &eval_sh, eval_batches, steps, &p, val, err);
             if (rc < 0) return -1;
             if (rc > 0) break;
         }
@@ -311,6 +315,11 @@ int cmd_train(Session *s, const Args *a, Err *err) {
     progress_end(&p);
     if (r.done) inspect_record_spectra(s);
     train_report(s, &r, steps, (r.done < steps || lrsh_interrupted) && !r.diverged_at);
+    if (r.val_missed) {   // a resumed run starts after it: nothing measures it later
+        out_note(s, "note: step %d's evaluation was cut short by the stop: no val loss there (`eval` measures it now)\n",
+                 r.val_missed);
+        cJSON_AddNumberToObject(s->result, "val_missed_step", r.val_missed);
+    }
     // a SIGTERM before this command's first step still saves the session's unsaved training
     if ((r.done || (lrsh_term_signal && s->dirty)) && train_save_end(s, &save, s->trainer.step, err) != 0)
         return train_failed(err, "training", r.done, steps);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio_ext.h>
@@ -218,15 +219,23 @@ void out_check_stdout(void) {
 
 int out_stdout_lost(void) { return stdout_lost; }
 
+// A signal that ends lrsh (SIGTERM from a scheduler) while a long result is written cut its line
+// in half, for the program reading it; held until the line is out, it ends lrsh right after.
 static void print_json_line(cJSON *obj) {
     json_valid_utf8(obj);
     char *text = cJSON_PrintUnformatted(obj);
+    sigset_t ending, was;
+    sigemptyset(&ending);
+    static const int sigs[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGXCPU};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) sigaddset(&ending, sigs[i]);
+    sigprocmask(SIG_BLOCK, &ending, &was);
     if (text) {
         fputs(text, stdout);
         fputc('\n', stdout);
         free(text);
     }
     out_check_stdout();  // flushes: a program on the other end of a pipe reads one line per command
+    sigprocmask(SIG_SETMASK, &was, NULL);
 }
 
 // "file:line" of a script or "-c:line"; ", command K" when the line holds several commands

@@ -18,7 +18,10 @@ volatile sig_atomic_t lrsh_term_saves = 0;
 volatile sig_atomic_t lrsh_term_signal = 0;
 
 const char *session_stop_cause(void) {
-    return lrsh_term_signal == SIGTERM ? " by SIGTERM" : lrsh_term_signal == SIGHUP ? " by SIGHUP" : "";
+    static char cause[32];
+    const char *abbrev = lrsh_term_signal ? sigabbrev_np(lrsh_term_signal) : NULL;   // "TERM"
+    snprintf(cause, sizeof cause, abbrev ? " by SIG%s" : "", abbrev);
+    return cause;
 }
 
 void session_end_if_terminated(void) {

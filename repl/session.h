@@ -37,8 +37,9 @@ extern volatile sig_atomic_t lrsh_interrupted;
 // on the terminal, so that it does not look like a hang and the third Ctrl-C, which leaves, is
 // not pressed for want of a sign.
 extern volatile sig_atomic_t lrsh_stop_notice;
-// Set while a training with save=PATH runs (train_save_begin; every command clears it): SIGTERM
-// or SIGHUP then stops it at the step's end as Ctrl-C does, it saves as it would at any end,
+// Set while a training with save=PATH runs (train_save_begin; every command clears it): SIGTERM,
+// SIGHUP, SIGUSR1, SIGUSR2 or SIGXCPU (what batch schedulers send before a kill) then stops it
+// at the step's end as Ctrl-C does, it saves as it would at any end,
 // and lrsh ends by that signal after the command (session_end_if_terminated). A scheduler's
 // SIGTERM before its SIGKILL, or a closed terminal, costs the steps since the last save no more.
 extern volatile sig_atomic_t lrsh_term_saves;
@@ -47,7 +48,7 @@ extern volatile sig_atomic_t lrsh_term_signal;
 // After a command: when lrsh_term_signal is set, flush what is written and end the process by
 // that signal, as it would have ended at once without the save to make.
 void session_end_if_terminated(void);
-// " by SIGTERM", " by SIGHUP" when such a signal stopped the command, else "": for "interrupted%s".
+// " by SIGTERM" (SIGHUP, SIGUSR1, …) when such a signal stopped the command, else "": for "interrupted%s".
 const char *session_stop_cause(void);
 
 // Where a model's training stands without a trainer: the step, the batch sampler's state and

@@ -147,6 +147,24 @@ wait $pid; rc=$?
 check_eq sigterm_first_step_status 143 $rc
 check_eq sigterm_first_step_saved "step 3" "$(lrsh --json -c "model load $TMP/term/first.st" 2>/dev/null | python3 -c 'import json, sys
 print("step %d" % json.loads(sys.stdin.readline())["step"])' 2>&1 | tail -1)"
+# ... a stop cut short the evaluation eval_every= asked at a step: said, and named in the JSON
+# (a resumed run starts after that step: nothing measures it later)
+"$LRSH" --threads 1 --json -c "$prep; train steps=5 eval_every=1 eval_batches=1000000 save=$TMP/term/ev.st" >"$TMP/term/ev.out" 2>"$TMP/term/ev.err" &
+pid=$!
+sleep 2; kill -TERM $pid
+wait $pid; rc=$?
+check_eq sigterm_eval_status 143 $rc
+check_contains sigterm_eval_said "$(cat "$TMP/term/ev.err")" "note: step 1's evaluation was cut short by the stop: no val loss there"
+check_eq sigterm_eval_json "1 SIGTERM" "$(grep '"command":"train"' "$TMP/term/ev.out" | json_eval '"%d %s" % (o["val_missed_step"], o["signal"])')"
+# SIGUSR1 (Slurm's --signal=USR1@90, ahead of the time limit) saves as SIGTERM does
+"$LRSH" --threads 1 -c "$prep; train steps=100000 save=$TMP/term/u.st" >"$TMP/term/u.out" 2>&1 &
+pid=$!
+for i in $(seq 1 3000); do grep -q "trainer built" "$TMP/term/u.out" && break; sleep 0.01; done
+sleep 1; kill -USR1 $pid
+wait $pid; rc=$?
+check_eq sigusr1_train_status 138 $rc
+check_contains sigusr1_train_saved "$(cat "$TMP/term/u.out")" "interrupted by SIGUSR1 at step"
+check_eq sigusr1_train_file yes "$([ -s "$TMP/term/u.st" ] && echo yes || echo no)"
 # Ctrl-C three times during one save (a save does not stop at the first; the third leaves at
 # once): no temporary file stays either. The signals go apart (pending ones merge), once the
 # temporary file is there.
@@ -319,6 +337,9 @@ echo other >"$TMP/swept.st.tmp.+$dead"; echo other >"$TMP/swept.st.tmp.$dead.bf1
 touch -d '2 minutes ago' "$TMP/swept.st.tmp.$dead.0a1b2c3d" "$TMP/swept.st.tmp.+$dead" "$TMP/swept.st.tmp.$dead.bf16"
 lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/swept.st" >/dev/null 2>&1
 check_eq stale_random_name_removed no "$([ -e "$TMP/swept.st.tmp.$dead.0a1b2c3d" ] && echo yes || echo no)"
+echo partial >"$TMP/swept.st.tmp.$dead.0a1b2c3e"; touch -d '2 minutes ago' "$TMP/swept.st.tmp.$dead.0a1b2c3e"
+lrsh -c "model load $TMP/swept.st" >/dev/null 2>&1   # a job that only loads the file sweeps it too
+check_eq stale_swept_at_load no "$([ -e "$TMP/swept.st.tmp.$dead.0a1b2c3e" ] && echo yes || echo no)"
 check_eq stale_other_names_kept "yes yes" "$([ -e "$TMP/swept.st.tmp.+$dead" ] && echo yes || echo no) $([ -e "$TMP/swept.st.tmp.$dead.bf16" ] && echo yes || echo no)"
 # a writer of the same PID in another PID namespace (a container: each lrsh PID 1) — here a file
 # named with lrsh's own PID, written just before it starts — is neither removed nor written
