@@ -147,9 +147,32 @@ static const char *cut_middle(const char *name, int columns, char *buf, size_t c
 // The rank column only when the runs' ranks differ (a sweep over ranks reads it there).
 enum { RANK_COLUMN = 3 };
 
-static void runs_table(Session *s, const RunRow *rows, int n) {
-    static const char *const head[RUN_COLUMNS] = {"run", "optim", "lr", "rank", "steps", "loss", "val", "spikes",
+static const char *const run_head[RUN_COLUMNS] = {"run", "optim", "lr", "rank", "steps", "loss", "val", "spikes",
                                                   "diverged", "max ΔW/η"};
+
+// On a terminal too narrow (a split pane of 60 columns), so that each run stays one line:
+// columns `runs --json` keeps anyway give way, least telling first, while names would have to be
+// cut below 16 columns (then runs_table cuts them, down to 8). A pipe or a file keeps every
+// column and names whole (cut, two runs of a sweep read alike and a grep for a name finds
+// nothing). Returns the columns still over; *dropped names those left out.
+static int give_way_columns(int *shown, int *width, int *k, int over, char *dropped, size_t cap) {
+    static const int order[] = {7, 4, 1};   // spikes, steps, optim
+    int keep_name = width[0] < 16 ? width[0] : 16;
+    for (size_t g = 0; g < sizeof order / sizeof *order && width[0] - over < keep_name; g++)
+        for (int j = 1; j < *k; j++) {
+            if (shown[j] != order[g]) continue;
+            over -= width[j] + 1;
+            size_t used = strlen(dropped);
+            snprintf(dropped + used, cap - used, "%s%s", used ? ", " : "", run_head[shown[j]]);
+            memmove(&shown[j], &shown[j + 1], (size_t)(*k - j - 1) * sizeof *shown);
+            memmove(&width[j], &width[j + 1], (size_t)(*k - j - 1) * sizeof *width);
+            --*k;
+            break;
+        }
+    return over;
+}
+
+static void runs_table(Session *s, const RunRow *rows, int n) {
     static const int right[RUN_COLUMNS] = {0, 0, 1, 1, 1, 1, 1, 1, 0, 1};
     int shown[RUN_COLUMNS], width[RUN_COLUMNS], k = 0, ranks_differ = 0;   // the columns shown, and their widths
     for (int i = 0; i < n; i++)   // among the runs that trained ("–": none yet)
@@ -158,27 +181,28 @@ static void runs_table(Session *s, const RunRow *rows, int n) {
                             strcmp(rows[i].cell[RANK_COLUMN], rows[j].cell[RANK_COLUMN]);
     for (int c = 0; c < RUN_COLUMNS; c++) {
         if (c == RANK_COLUMN && !ranks_differ) continue;
-        shown[k] = c, width[k] = text_columns(head[c]);
+        shown[k] = c, width[k] = text_columns(run_head[c]);
         for (int i = 0; i < n; i++)
             if (text_columns(rows[i].cell[c]) > width[k]) width[k] = text_columns(rows[i].cell[c]);
         k++;
     }
     int total = k - 1;
     for (int j = 0; j < k; j++) total += width[j];
-    // on a terminal long names give way first, down to 8 columns; a pipe or a file keeps them
-    // whole (cut, two runs of a sweep read alike and a grep for a name finds nothing)
     int over = total - table_columns(s);
+    char dropped[64] = "";
+    if (text_is_terminal(s)) over = give_way_columns(shown, width, &k, over, dropped, sizeof dropped);
     if (over > 0 && text_is_terminal(s)) width[0] = width[0] - over > 8 ? width[0] - over : 8;
     char line[1024], name[sizeof rows->cell[0] + 4];
     for (int i = -1; i < n; i++) {
         line[0] = '\0';
         for (int j = 0; j < k; j++) {
-            const char *cell = i < 0 ? head[shown[j]] : rows[i].cell[shown[j]];
+            const char *cell = i < 0 ? run_head[shown[j]] : rows[i].cell[shown[j]];
             if (j == 0 && text_columns(cell) > width[0]) cell = cut_middle(cell, width[0], name, sizeof name);
             table_cell(line, sizeof line, cell, width[j], right[shown[j]]);
         }
         table_out(s, "", line, width, k, "");
     }
+    if (dropped[0]) out_note(s, "(a narrow terminal: %s left out; a wider one or `runs --json` has them)\n", dropped);
 }
 
 // The rank a run's model had, from its description ("… rank=4 seq=…"): "4", "0.25·in" or

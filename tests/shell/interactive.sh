@@ -129,6 +129,14 @@ check_contains tab_space_loaded "$out" "loaded $TMP/sp/with space.safetensors"
 
 # help on a terminal narrower than its text: paragraphs refilled, no line wider than the terminal,
 # no word cut
+# runs at 60 columns (a split pane): each run one line, the columns given up said
+out=$(PTY_COLS=60 pty --no-default -- "expect lrsh> " "send $prep; run adamw-lr3e-3; step; optim spectron; run spectron-lr0.02; step; runs\n" \
+          "expect left out" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+check_contains runs_narrow_note "$out" "(a narrow terminal: spikes"
+check_eq runs_narrow_fits "3 rows, 0 over 60" "$(printf '%s\n' "$out" | sed -n '/^run  /,/^(a narrow/p' | grep -v '^(' | python3 -c 'import sys
+rows = [l.rstrip("\n") for l in sys.stdin]
+print("%d rows, %d over 60" % (len(rows), sum(len(l) > 60 for l in rows)))')"
+check_contains runs_narrow_names_whole "$out" "spectron-lr0.02 spectron"
 out=$(PTY_COLS=60 pty --no-default -- "expect lrsh> " "send help watch\n" "expect watch off" "expect lrsh> " "send quit\n")
 check_not_contains help_narrow_no_timeout "$out" "TIMEOUT"
 check_eq help_narrow_fits 0 "$(printf '%s\n' "$out" | python3 -c 'import sys; print(sum(len(l) > 60 for l in sys.stdin.buffer.read().decode("utf-8").split("\n")))')"
