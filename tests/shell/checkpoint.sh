@@ -123,45 +123,40 @@ exec 3>&-
 wait $pid; rc=$?
 check_eq nohup_run_goes_on 0 $rc
 check_eq nohup_run_saved yes "$([ -s "$TMP/hup.st" ] && echo yes || echo no)"
+# signal_after SIGNAL PATTERN WAIT OUT ARGS…: lrsh ARGS… (stdout to OUT, stderr to OUT.err) gets
+# SIGNAL WAIT seconds after PATTERN shows in OUT; rc is its exit status
+signal_after() {
+    sig=$1 pattern=$2 pause=$3 out=$4
+    shift 4
+    "$LRSH" --threads 1 "$@" >"$out" 2>"$out.err" &
+    pid=$!
+    for i in $(seq 1 3000); do grep -q "$pattern" "$out" "$out.err" && break; sleep 0.01; done
+    sleep "$pause"; kill -"$sig" $pid
+    wait $pid; rc=$?
+}
+step_of() { lrsh --json -c "model load $1" 2>/dev/null | json_eval '"step %d" % o["step"]' 2>&1 | tail -1; }
 # SIGTERM (a scheduler's, before its SIGKILL) during a training with save=: it stops at the
 # step's end, saves there, and lrsh ends by the signal; the file holds the last step taken
 mkdir -p "$TMP/stop"
-"$LRSH" --threads 1 -c "$prep; train steps=100000 save=$TMP/stop/t.st save_every=1000" >"$TMP/stop/out" 2>"$TMP/stop/err" &
-pid=$!
-for i in $(seq 1 3000); do grep -q "trainer built" "$TMP/stop/out" && break; sleep 0.01; done
-sleep 1; kill -TERM $pid
-wait $pid; rc=$?
+signal_after TERM "trainer built" 1 "$TMP/stop/out" -c "$prep; train steps=100000 save=$TMP/stop/t.st save_every=1000"
 check_eq sigterm_train_status 143 $rc
-check_contains sigterm_train_says "$(cat "$TMP/stop/err")" "asked to end: the training stops at this step's end, saves to its save= file"
+check_contains sigterm_train_says "$(cat "$TMP/stop/out.err")" "asked to end: the training stops at this step's end, saves to its save= file"
 stopped=$(sed -n 's/^interrupted by SIGTERM at step \([0-9]*\) .*/\1/p' "$TMP/stop/out")
-check_eq sigterm_train_saved_last_step "step $stopped" "$(lrsh --json -c "model load $TMP/stop/t.st" 2>/dev/null | python3 -c 'import json, sys
-print("step %d" % json.loads(sys.stdin.readline())["step"])')"
+check_eq sigterm_train_saved_last_step "step $stopped" "$(step_of "$TMP/stop/t.st")"
 check_eq sigterm_train_no_temporary_file "" "$(ls "$TMP/stop" | grep tmp)"
 # ... and before the command's first step is done (a long step of many micro-batches) it still
 # saves the session's training so far (it said it would save, then saved nothing)
-"$LRSH" --threads 1 -c "$prep; train steps=3; train steps=10 accum=4000 save=$TMP/stop/first.st" >"$TMP/stop/out1" 2>&1 &
-pid=$!
-for i in $(seq 1 3000); do grep -q "^step 3:" "$TMP/stop/out1" && break; sleep 0.01; done
-sleep 0.3; kill -TERM $pid
-wait $pid; rc=$?
+signal_after TERM "^step 3:" 0.3 "$TMP/stop/out1" -c "$prep; train steps=3; train steps=10 accum=4000 save=$TMP/stop/first.st"
 check_eq sigterm_first_step_status 143 $rc
-check_eq sigterm_first_step_saved "step 3" "$(lrsh --json -c "model load $TMP/stop/first.st" 2>/dev/null | python3 -c 'import json, sys
-print("step %d" % json.loads(sys.stdin.readline())["step"])' 2>&1 | tail -1)"
+check_eq sigterm_first_step_saved "step 3" "$(step_of "$TMP/stop/first.st")"
 # ... a stop cut short the evaluation eval_every= asked at a step: said, and named in the JSON
 # (a resumed run starts after that step: nothing measures it later)
-"$LRSH" --threads 1 --json -c "$prep; train steps=5 eval_every=1 eval_batches=1000000 save=$TMP/stop/ev.st" >"$TMP/stop/ev.out" 2>"$TMP/stop/ev.err" &
-pid=$!
-sleep 2; kill -TERM $pid
-wait $pid; rc=$?
+signal_after TERM "trainer built" 2 "$TMP/stop/ev.out" --json -c "$prep; train steps=5 eval_every=1 eval_batches=1000000 save=$TMP/stop/ev.st"
 check_eq sigterm_eval_status 143 $rc
-check_contains sigterm_eval_said "$(cat "$TMP/stop/ev.err")" "note: step 1's evaluation was cut short by the stop: no val loss there"
+check_contains sigterm_eval_said "$(cat "$TMP/stop/ev.out.err")" "note: step 1's evaluation was cut short by the stop: no val loss there"
 check_eq sigterm_eval_json "1 SIGTERM" "$(grep '"command":"train"' "$TMP/stop/ev.out" | json_eval '"%d %s" % (o["val_missed_step"], o["signal"])')"
 # SIGUSR1 (Slurm's --signal=USR1@90, ahead of the time limit) saves as SIGTERM does
-"$LRSH" --threads 1 -c "$prep; train steps=100000 save=$TMP/stop/u.st" >"$TMP/stop/u.out" 2>&1 &
-pid=$!
-for i in $(seq 1 3000); do grep -q "trainer built" "$TMP/stop/u.out" && break; sleep 0.01; done
-sleep 1; kill -USR1 $pid
-wait $pid; rc=$?
+signal_after USR1 "trainer built" 1 "$TMP/stop/u.out" -c "$prep; train steps=100000 save=$TMP/stop/u.st"
 check_eq sigusr1_train_status 138 $rc
 check_contains sigusr1_train_saved "$(cat "$TMP/stop/u.out")" "interrupted by SIGUSR1 at step"
 check_eq sigusr1_train_file yes "$([ -s "$TMP/stop/u.st" ] && echo yes || echo no)"
