@@ -422,7 +422,7 @@ static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
     json_add_real(s->result, "seconds", r->seconds);
     json_add_real(s->result, "eval_seconds", r->eval_seconds);
     cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
-    if (lrsh_term_signal) cJSON_AddStringToObject(s->result, "signal", session_stop_cause() + 4);   // "SIGTERM"
+    if (session_stop_signal()) cJSON_AddStringToObject(s->result, "signal", session_stop_signal());
     cJSON_AddBoolToObject(s->result, "diverged", r->diverged_at != 0);
     if (r->diverged_at) cJSON_AddNumberToObject(s->result, "diverged_at", r->diverged_at);
     train_run_json(s);

@@ -358,7 +358,8 @@ const CmdSpec commands[] = {
              "SIGXCPU (schedulers' warnings ahead of a kill) stop it at the step's end; it saves there\n"
              "and lrsh then ends by that signal (a second one ends it at once, unsaved); SIGKILL\n"
              "cannot be caught. An eval_every= evaluation a stop cuts short is said (val_missed_step\n"
-             "in --json): a resumed run starts after that step. For a run left alone, `nohup ./lrsh -c \"…; train steps=20000 save=run.st\n"
+             "in --json): a resumed run starts after that step. For a run left alone,\n"
+             "`nohup ./lrsh -c \"…; train steps=20000 save=run.st\n"
              "save_every=500\" > run.out &` also keeps it going when the terminal closes.\n"
              "diag_every, eval_every and save_every count step numbers (step 20, 30, … for 10). `runs`\n"
              "compares the runs. --json: steps, step, loss, lr (the last step's, as scheduled), grad_norm,\n"
@@ -437,7 +438,8 @@ const CmdSpec commands[] = {
              "cache, then samples\n"
              "one token at a time until n tokens, Ctrl-C or the tokenizer's end-of-text token\n"
              "(models lrsh trains never see it — `data load` marks no document boundaries — so it\n"
-             "comes only by chance: count on n, or on stop=). stop=TEXT ends generation where TEXT first comes in the\n"
+             "comes only by chance: count on n, or on stop=). stop=TEXT ends generation where TEXT\n"
+             "first comes in the\n"
              "generated text (not the prompt's), and TEXT is not shown: stop=\"\\n\\n\" gives one\n"
              "fortune of the default corpus (a blank line ends each), or one paragraph — in double\n"
              "quotes: unquoted, \\n is the letter n (as in sh), and in single quotes two characters.\n"
@@ -796,7 +798,8 @@ const CmdSpec commands[] = {
              "`plot FIELD from=FILE` draws it later: each run by its run_id (a run resumed in\n"
              "another session goes on; a job killed and requeued from its last save replaces the\n"
              "steps it takes again; one renamed by `run NAME` keeps its line), each lrsh appending\n"
-             "at once apart, and a run's name taken again from an earlier step as NAME#2. With no argument: where logging goes. --json: path (null: off).\n"
+             "at once apart, and a run's name taken again from an earlier step as NAME#2.\n"
+             "With no argument: where logging goes. --json: path (null: off).\n"
              "Examples:\n  log run1.jsonl\n  log off",
      .max_pos = 1, .pos = POS_PATH, .run = cmd_log},
     {.name = "run", .family = "output", .args = "[NAME]",

@@ -314,9 +314,10 @@ static void on_sigint(int sig) {
     }
 }
 
-// SIGTERM, SIGHUP (and SIGUSR1, SIGUSR2, SIGXCPU): the process ends as the signal asks, without the temporary file of a save
-// or a token cache in the making beside it — or, during a training with save=, after that
-// training stops at its step's end and saves (lrsh_term_saves); a second signal ends it at once.
+// SIGTERM, SIGHUP (and SIGUSR1, SIGUSR2, SIGXCPU): the process ends as the signal asks, without
+// the temporary file of a save or a token cache in the making beside it — or, during a training
+// with save=, after that training stops at its step's end and saves (lrsh_term_saves); a second
+// signal ends it at once.
 static void on_fatal_signal(int sig) {
     if (lrsh_term_saves && !lrsh_term_signal) {
         static const char msg[] = "\nlrsh: asked to end: the training stops at this step's end, saves to its save= "
@@ -362,10 +363,9 @@ static void install_signals(void) {
     sigaction(SIGALRM, &sa, NULL);
     sa.sa_flags = 0;
     sa.sa_handler = on_fatal_signal;
-    // what ends lrsh by default and batch schedulers send ahead of a kill (Slurm's --signal=USR1@90,
-    // LSF's USR2 and XCPU): each saves a training with save= before lrsh goes
-    static const int ending[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGXCPU};
-    for (size_t i = 0; i < sizeof ending / sizeof *ending; i++) catch_unless_ignored(ending[i], &sa);
+    // each saves a training with save= before lrsh goes
+    for (size_t i = 0; i < sizeof lrsh_ending_signals / sizeof *lrsh_ending_signals; i++)
+        catch_unless_ignored(lrsh_ending_signals[i], &sa);
     sa.sa_handler = on_sigpipe;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGPIPE, &sa, NULL);

@@ -225,9 +225,7 @@ static void print_json_line(cJSON *obj) {
     json_valid_utf8(obj);
     char *text = cJSON_PrintUnformatted(obj);
     sigset_t ending, was;
-    sigemptyset(&ending);
-    static const int sigs[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGXCPU};
-    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) sigaddset(&ending, sigs[i]);
+    session_ending_signals(&ending);
     sigprocmask(SIG_BLOCK, &ending, &was);
     if (text) {
         fputs(text, stdout);

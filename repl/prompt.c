@@ -27,10 +27,6 @@
 // What the last line read was ended by: Enter, or Ctrl-C on an empty or a typed line.
 static enum { CTRL_C_NONE, CTRL_C_EMPTY, CTRL_C_TEXT } ctrl_c;
 
-// Ctrl-Z at the prompt. readline, which leaves signals to the shell (rl_catch_signals = 0),
-// would stop in its raw mode, and after `fg` find the terminal in the parent shell's cooked
-// one: no prompt, echo on, Tab a tab. So while the prompt waits SIGTSTP only sets this flag,
-// and read_key stops the process itself, between readline's terminal mode and back.
 // Lines typed ahead while a command ran were meant to follow it: after its error they would run
 // on what it failed to make (a second `model new` refused for unsaved training, then `optim`
 // and `train` ran on the old model). A terminal that pastes without bracketed paste sends a
@@ -43,6 +39,10 @@ static void drop_typed_ahead(FILE *talk) {
     fputs("(after the error, what was typed ahead was dropped)\n", talk);
 }
 
+// Ctrl-Z at the prompt. readline, which leaves signals to the shell (rl_catch_signals = 0),
+// would stop in its raw mode, and after `fg` find the terminal in the parent shell's cooked
+// one: no prompt, echo on, Tab a tab. So while the prompt waits SIGTSTP only sets this flag,
+// and read_key stops the process itself, between readline's terminal mode and back.
 static volatile sig_atomic_t stop_asked;
 static void on_sigtstp(int sig) { (void)sig; stop_asked = 1; }
 

@@ -129,7 +129,7 @@ static int no_step_yet(const RunSeries *c) { return c->n_steps == 0 && !c->diver
 const char *runlog_start(RunLog *r, const char *name) {
     RunSeries *cur = r->current >= 0 ? &r->runs[r->current] : NULL;
     char unique[176];
-    if (cur && no_step_yet(cur)) cur->name[0] = '\0';  // renamed below (a log keeps the old name on its val line)
+    if (cur && no_step_yet(cur)) cur->name[0] = '\0';  // renamed below (plot from= follows it by run_id)
     else cur = NULL;
     if (unique_name(r, name, unique, sizeof unique) != 0) return NULL;
     if (cur && !cur->name[0]) {

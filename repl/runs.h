@@ -83,7 +83,8 @@ typedef struct RunLog {
 void runlog_init(RunLog *r);
 void runlog_free(RunLog *r);
 // Start a run named `name` (made unique with -2, -3, … when taken); a current run that has
-// taken no step (empty, or only an eval of its start) is renamed instead. Returns the run's name, or NULL when out of memory.
+// taken no step (empty, or only an eval of its start) is renamed instead. Returns the run's
+// name, or NULL when out of memory.
 const char *runlog_start(RunLog *r, const char *name);
 // The next step starts a new run (after `model new`, `model load`).
 void runlog_end(RunLog *r);

@@ -17,10 +17,27 @@ volatile sig_atomic_t lrsh_stop_notice = 0;
 volatile sig_atomic_t lrsh_term_saves = 0;
 volatile sig_atomic_t lrsh_term_signal = 0;
 
+const int lrsh_ending_signals[5] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGXCPU};
+
+void session_ending_signals(sigset_t *set) {
+    sigemptyset(set);
+    for (size_t i = 0; i < sizeof lrsh_ending_signals / sizeof *lrsh_ending_signals; i++)
+        sigaddset(set, lrsh_ending_signals[i]);
+}
+
+const char *session_stop_signal(void) {
+    static char name[24];
+    const char *abbrev = lrsh_term_signal ? sigabbrev_np(lrsh_term_signal) : NULL;   // "TERM"
+    if (!abbrev) return NULL;
+    snprintf(name, sizeof name, "SIG%s", abbrev);
+    return name;
+}
+
 const char *session_stop_cause(void) {
     static char cause[32];
-    const char *abbrev = lrsh_term_signal ? sigabbrev_np(lrsh_term_signal) : NULL;   // "TERM"
-    snprintf(cause, sizeof cause, abbrev ? " by SIG%s" : "", abbrev);
+    const char *sig = session_stop_signal();
+    if (!sig) return "";
+    snprintf(cause, sizeof cause, " by %s", sig);
     return cause;
 }
 

@@ -39,17 +39,23 @@ extern volatile sig_atomic_t lrsh_interrupted;
 extern volatile sig_atomic_t lrsh_stop_notice;
 // Set while a training with save=PATH runs (train_save_begin; every command clears it): SIGTERM,
 // SIGHUP, SIGUSR1, SIGUSR2 or SIGXCPU (what batch schedulers send before a kill) then stops it
-// at the step's end as Ctrl-C does, it saves as it would at any end,
-// and lrsh ends by that signal after the command (session_end_if_terminated). A scheduler's
-// SIGTERM before its SIGKILL, or a closed terminal, costs the steps since the last save no more.
+// at the step's end as Ctrl-C does, it saves as it would at any end, and lrsh ends by that
+// signal after the command (session_end_if_terminated). A scheduler's SIGTERM before its
+// SIGKILL, or a closed terminal, costs the steps since the last save no more.
 extern volatile sig_atomic_t lrsh_term_saves;
-// The SIGTERM or SIGHUP that arrived while lrsh_term_saves was set; 0: none.
+// The one of those signals that arrived while lrsh_term_saves was set; 0: none.
 extern volatile sig_atomic_t lrsh_term_signal;
 // After a command: when lrsh_term_signal is set, flush what is written and end the process by
 // that signal, as it would have ended at once without the save to make.
 void session_end_if_terminated(void);
-// " by SIGTERM" (SIGHUP, SIGUSR1, …) when such a signal stopped the command, else "": for "interrupted%s".
+// "SIGTERM" (SIGHUP, SIGUSR1, …) when such a signal stopped the command, else NULL.
+const char *session_stop_signal(void);
+// " by SIGTERM" when such a signal stopped the command, else "": for "interrupted%s".
 const char *session_stop_cause(void);
+// The signals that end lrsh by default and that schedulers send ahead of a kill: SIGTERM,
+// SIGHUP, SIGUSR1, SIGUSR2, SIGXCPU (Slurm's --signal=USR1@90, LSF's USR2 and XCPU).
+extern const int lrsh_ending_signals[5];
+void session_ending_signals(sigset_t *set);
 
 // Where a model's training stands without a trainer: the step, the batch sampler's state and
 // the last update's batches (a loaded checkpoint's, or a trainer's that was dropped).
