@@ -383,7 +383,7 @@ typedef struct LogWriter {
     char session[17];                             // the writer ("": a log from before sessions)
     char logged[sizeof ((RunSeries *)0)->name];   // the name its last line gave
     char as[sizeof ((RunSeries *)0)->name];       // the series its lines go to now
-    long last_line;                               // the writer's last line in the file
+    long last_line;                               // in writer_spans' table: its last line in the file
 } LogWriter;
 typedef struct LogWriters {
     LogWriter *w;
@@ -441,9 +441,10 @@ static void rename_series(RunLog *r, LogWriters *ws, const char *from, const cha
 static int join_run(RunLog *r, const LogWriters *ws, const LogWriters *spans, int latest, const LogLine *l) {
     const LogWriter *before = &ws->w[latest];
     if (!l->step_record || follows_on(r, before->as, l->step)) return 0;
+    if (!l->run_id[0]) return -1;   // an older log: no writers to tell apart
     for (int j = 0; j < spans->n; j++)
         if (strcmp(spans->w[j].run_id, before->run_id) == 0 && strcmp(spans->w[j].session, before->session) == 0 &&
-            spans->w[j].last_line < l->lineno && l->run_id[0]) {
+            spans->w[j].last_line < l->lineno) {
             RunSeries *x = runlog_find(r, before->as);
             if (x) runlog_truncate(x, l->step - 1);
             return 0;
