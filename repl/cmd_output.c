@@ -371,19 +371,16 @@ int cmd_log(Session *s, const Args *a, Err *err) {
 // names its writer, "session"), a run resumed in a later session, a name run again. A line's
 // run is its "run_id" (in older logs, none: its name), and a writer's lines go on in one series:
 // its run's, or "NAME#2" (then #3, …) from where they cannot — its steps went back (the same
-// experiment run again), or, for a writer first seen, its run's series is at or past its first
-// step while the writer before still writes (two sessions resumed one checkpoint). A writer
-// whose steps follow on from its run's series continues it (a run resumed in a later session);
-// one that starts back inside it after the writer before has written its last line replays
-// those steps (a job killed outright and requeued from its last save): its lines replace them.
-// A run renamed (`run NAME` after an eval of its start) renames its series; a rollback's record
-// truncates the series first.
+// experiment run again, a job killed outright and requeued from its last save, a second branch
+// from one checkpoint). A writer first seen continues the series of its run that its first
+// line follows on from, the latest such (a run resumed in a later session); a run renamed
+// (`run NAME` after an eval of its start) renames its series; a rollback's record truncates the
+// series first.
 typedef struct LogWriter {
     char run_id[24];                              // "": an older log's line, its name stands for the run
     char session[17];                             // the writer ("": a log from before sessions)
     char logged[sizeof ((RunSeries *)0)->name];   // the name its last line gave
     char as[sizeof ((RunSeries *)0)->name];       // the series its lines go to now
-    long last_line;                               // in writer_spans' table: its last line in the file
 } LogWriter;
 typedef struct LogWriters {
     LogWriter *w;
@@ -394,7 +391,6 @@ typedef struct LogWriters {
 typedef struct LogLine {
     const char *name, *run_id, *session;
     int step, step_record;   // step_record: a training step's line (val and divergence follow their run)
-    long lineno;
 } LogLine;
 
 static LogWriter *add_writer(LogWriters *ws, const LogLine *l) {
@@ -409,7 +405,6 @@ static LogWriter *add_writer(LogWriters *ws, const LogLine *l) {
     snprintf(w->run_id, sizeof w->run_id, "%s", l->run_id);
     snprintf(w->session, sizeof w->session, "%s", l->session);
     snprintf(w->logged, sizeof w->logged, "%s", l->name);
-    w->last_line = l->lineno;
     return w;
 }
 
@@ -417,13 +412,15 @@ static int same_run(const LogWriter *w, const LogLine *l) {
     return l->run_id[0] ? strcmp(w->run_id, l->run_id) == 0 : !w->run_id[0] && strcmp(w->logged, l->name) == 0;
 }
 
-static int same_writer(const LogWriter *w, const LogLine *l) {
-    return same_run(w, l) && strcmp(w->session, l->session) == 0;
+// The last step of a series; −1 when it has none (or none yet).
+static int last_step(RunLog *r, const char *series) {
+    const RunSeries *x = runlog_find(r, series);
+    return x && x->n_steps ? x->steps[x->n_steps - 1].step : -1;
 }
 
-static int follows_on(RunLog *r, const char *series, int step) {
-    const RunSeries *x = runlog_find(r, series);
-    return !x || x->n_steps == 0 || step > x->steps[x->n_steps - 1].step;
+// Whether line l goes on from a series ending at step `last`: a step after it, or a val of it.
+static int follows_on(const LogLine *l, int last) {
+    return l->step_record ? l->step > last : l->step >= last;
 }
 
 // Series `from` becomes `to` (a free name), for every writer of it.
@@ -436,42 +433,34 @@ static void rename_series(RunLog *r, LogWriters *ws, const char *from, const cha
         if (strcmp(ws->w[j].as, was) == 0) snprintf(ws->w[j].as, sizeof ws->w[j].as, "%s", to);
 }
 
-// A writer first seen joins its run's series (the latest writer's): there it continues it, or
-// replays its tail when that writer has written its last line; −1 when it cannot (two at once).
-static int join_run(RunLog *r, const LogWriters *ws, const LogWriters *spans, int latest, const LogLine *l) {
-    const LogWriter *before = &ws->w[latest];
-    if (!l->step_record || follows_on(r, before->as, l->step)) return 0;
-    if (!l->run_id[0]) return -1;   // an older log: no writers to tell apart
-    for (int j = 0; j < spans->n; j++)
-        if (strcmp(spans->w[j].run_id, before->run_id) == 0 && strcmp(spans->w[j].session, before->session) == 0 &&
-            spans->w[j].last_line < l->lineno) {
-            RunSeries *x = runlog_find(r, before->as);
-            if (x) runlog_truncate(x, l->step - 1);
-            return 0;
-        }
-    return -1;
+// A writer first seen: the series of its run that l follows on from, the one that got furthest
+// ("" when none does: a series of its own, named by log_series).
+static void first_series(RunLog *r, const LogWriters *ws, const LogLine *l, char *as, size_t cap) {
+    int best = -1, best_last = -2;
+    for (int j = 0; j < ws->n; j++) {
+        int last = last_step(r, ws->w[j].as);
+        if (same_run(&ws->w[j], l) && follows_on(l, last) && last > best_last) best = j, best_last = last;
+    }
+    snprintf(as, cap, "%s", best >= 0 ? ws->w[best].as : runlog_find(r, l->name) ? "" : l->name);
 }
 
-// The series line l goes to; NULL when out of memory. spans: each writer's last line.
-static const char *log_series(RunLog *r, LogWriters *ws, const LogWriters *spans, const LogLine *l) {
-    int i = 0, latest = -1;
-    for (; i < ws->n && !same_writer(&ws->w[i], l); i++)
-        if (same_run(&ws->w[i], l)) latest = i;
-    if (i == ws->n) {   // a writer first seen: its run's series, when it has one and may join it
-        int join = latest >= 0 ? join_run(r, ws, spans, latest, l) : -1;
+// The series line l goes to; NULL when out of memory.
+static const char *log_series(RunLog *r, LogWriters *ws, const LogLine *l) {
+    int i = 0;
+    while (i < ws->n && !(same_run(&ws->w[i], l) && strcmp(ws->w[i].session, l->session) == 0)) i++;
+    if (i == ws->n) {
         char as[sizeof ws->w[0].as];
-        snprintf(as, sizeof as, "%s", join == 0 ? ws->w[latest].as : runlog_find(r, l->name) ? "" : l->name);
+        first_series(r, ws, l, as, sizeof as);
         LogWriter *w = add_writer(ws, l);
         if (!w) return NULL;
-        snprintf(w->as, sizeof w->as, "%s", as);   // "": the name is another's, a series of its own below
-        if (join == 0) return w->as;
+        snprintf(w->as, sizeof w->as, "%s", as);
     }
     LogWriter *w = &ws->w[i];
     if (strcmp(w->logged, l->name) != 0) {   // the run was renamed: its series too, when the name is free
         snprintf(w->logged, sizeof w->logged, "%s", l->name);
         if (!runlog_find(r, l->name)) rename_series(r, ws, w->as, l->name);
     }
-    if (w->as[0] && (!l->step_record || follows_on(r, w->as, l->step))) return w->as;
+    if (w->as[0] && (!l->step_record || l->step > last_step(r, w->as))) return w->as;
     for (int k = 2;; k++) {
         snprintf(w->as, sizeof w->as, "%.160s#%d", l->name, k);
         if (!runlog_find(r, w->as)) return w->as;
@@ -479,35 +468,12 @@ static const char *log_series(RunLog *r, LogWriters *ws, const LogWriters *spans
 }
 
 // The fields a log line names its run and writer by ("" where it has none).
-static LogLine log_line(const cJSON *o, long lineno) {
+static LogLine log_line(const cJSON *o) {
     const cJSON *run = cJSON_GetObjectItem(o, "run"), *id = cJSON_GetObjectItem(o, "run_id"),
                 *session = cJSON_GetObjectItem(o, "session"), *step = cJSON_GetObjectItem(o, "step");
     return (LogLine){cJSON_IsString(run) ? run->valuestring : "run", cJSON_IsString(id) ? id->valuestring : "",
                      cJSON_IsString(session) ? session->valuestring : "", cJSON_IsNumber(step) ? step->valueint : 0,
-                     cJSON_IsNumber(cJSON_GetObjectItem(o, "loss")), lineno};
-}
-
-// Every writer's last line in the file (a first pass; then f is read again from its start).
-static int writer_spans(FILE *f, LogWriters *spans) {
-    char *text = NULL;
-    size_t cap = 0;
-    long lineno = 0;
-    int rc = 0;
-    while (rc == 0 && getline(&text, &cap, f) >= 0) {
-        cJSON *o = cJSON_Parse(text);
-        LogLine l = log_line(o, ++lineno);
-        int j = 0;
-        while (j < spans->n && !(strcmp(spans->w[j].run_id, l.run_id) == 0 && strcmp(spans->w[j].session, l.session) == 0))
-            j++;
-        if (o && l.run_id[0]) {
-            if (j < spans->n) spans->w[j].last_line = lineno;
-            else if (!add_writer(spans, &l)) rc = -1;
-        }
-        cJSON_Delete(o);
-    }
-    free(text);
-    rewind(f);
-    return rc;
+                     cJSON_IsNumber(cJSON_GetObjectItem(o, "loss"))};
 }
 
 // A log written by `log FILE` read back into a RunLog (its own, not the session's).
@@ -522,16 +488,16 @@ static int read_log(const char *path, RunLog *r, long *skipped, Err *err) {
     char *line = NULL;
     size_t cap = 0;
     long lineno = 0, bad = 0;
-    LogWriters writers = {0}, spans = {0};
-    int rc = writer_spans(f, &spans) == 0 ? 0 : err_set(err, "plot from=%s: out of memory", path);
+    LogWriters writers = {0};
+    int rc = 0;
     while (rc == 0 && getline(&line, &cap, f) >= 0) {
         lineno++;
         if (!line[strspn(line, " \t\r\n")]) continue;
         cJSON *o = cJSON_Parse(line);
         const cJSON *step = o ? cJSON_GetObjectItem(o, "step") : NULL;
         if (!cJSON_IsNumber(step)) { bad++; cJSON_Delete(o); continue; }
-        LogLine l = log_line(o, lineno);
-        const char *name = log_series(r, &writers, &spans, &l);
+        LogLine l = log_line(o);
+        const char *name = log_series(r, &writers, &l);
         if (!name) { cJSON_Delete(o); rc = err_set(err, "plot from=%s: out of memory", path); break; }
         RunSeries *x = runlog_find(r, name);
         if (x) r->current = (int)(x - r->runs);
@@ -563,7 +529,6 @@ static int read_log(const char *path, RunLog *r, long *skipped, Err *err) {
     }
     free(line);
     free(writers.w);
-    free(spans.w);
     fclose(f);
     *skipped = bad;
     if (rc != 0) return -1;

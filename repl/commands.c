@@ -796,9 +796,10 @@ const CmdSpec commands[] = {
              "ensemble's lines hold the members' mean loss, gradient norm and clip scale. The file is appended to and\n"
              "flushed after every line, so `tail -f` follows it and a crash keeps it.\n"
              "`plot FIELD from=FILE` draws it later: each run by its run_id (a run resumed in\n"
-             "another session goes on; a job killed and requeued from its last save replaces the\n"
-             "steps it takes again; one renamed by `run NAME` keeps its line), each lrsh appending\n"
-             "at once apart, and a run's name taken again from an earlier step as NAME#2.\n"
+             "another session goes on; one renamed by `run NAME` keeps its line), each lrsh\n"
+             "appending at once apart, and steps taken again from an earlier step (the name run\n"
+             "again, a job killed outright and resumed from its last save, a second branch from one\n"
+             "checkpoint) as NAME#2.\n"
              "With no argument: where logging goes. --json: path (null: off).\n"
              "Examples:\n  log run1.jsonl\n  log off",
      .max_pos = 1, .pos = POS_PATH, .run = cmd_log},

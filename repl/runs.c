@@ -346,7 +346,7 @@ int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double
 
 // Drop run s's points after step `last` (newest first, so each one's spike verdict is undone
 // against the points it was judged with).
-void runlog_truncate(RunSeries *s, int last) {
+static void truncate_run(RunSeries *s, int last) {
     while (s->n_steps > 0 && s->steps[s->n_steps - 1].step > last) {
         s->spikes -= is_spike(s);
         s->n_steps--;
@@ -365,7 +365,7 @@ int runlog_diverged(RunLog *r, const char *default_name, int step, int back_to, 
     RunSeries *s = current(r, default_name, err);
     if (!s) return -1;
     s->diverged_at = step;
-    if (back_to >= 0) runlog_truncate(s, back_to);
+    if (back_to >= 0) truncate_run(s, back_to);
     if (!r->log) return 0;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "step", step);

@@ -128,8 +128,6 @@ int runlog_open(RunLog *r, const char *path, Err *err);
 void runlog_close(RunLog *r);
 // The run with this name, or NULL.
 RunSeries *runlog_find(RunLog *r, const char *name);
-// Drop s's steps, val points and watched values after step `last` (a rollback, a replayed tail).
-void runlog_truncate(RunSeries *s, int last);
 // Attach a watched value to the next runlog_step (non-finite values are dropped there).
 // Returns 0, or -1 with err set when out of memory.
 int runlog_watch_pending(RunLog *r, const char *key, float value, Err *err);

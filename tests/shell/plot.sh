@@ -375,8 +375,18 @@ with open(d + "/evals.jsonl", "w") as f:
         line(f, 0, "adamw", rid, ses, val_loss=6.2)
         for s in range(1, 4): line(f, s, "adamw", rid, ses, loss=6.0)
 with open(d + "/requeued.jsonl", "w") as f:   # killed at 50 (saved at 25), requeued: 26.. again
+    # (the file cannot tell it from a second branch of the checkpoint at 25: both are drawn)
     for s in range(1, 51): line(f, s, "exp1", 7, "a", loss=5.0)
     for s in range(26, 61): line(f, s, "exp1", 7, "b", loss=4.0)
+with open(d + "/fork.jsonl", "w") as f:   # a fork from step 30 writes 31..60 while the run goes on; a resume at 201
+    for s in range(1, 201):
+        line(f, s, "exp1", 7, "a", loss=5.0)
+        if 40 <= s < 70: line(f, s - 9, "exp1", 7, "b", loss=3.0)
+    for s in range(201, 211): line(f, s, "exp1", 7, "c", loss=4.0)
+with open(d + "/evalfirst.jsonl", "w") as f:   # a resume that measures first: its val at 200 continues
+    for s in range(1, 201): line(f, s, "exp1", 7, "a", loss=5.0)
+    line(f, 200, "exp1", 7, "b", val_loss=4.5)
+    for s in range(201, 211): line(f, s, "exp1", 7, "b", loss=4.0)
 with open(d + "/branches.jsonl", "w") as f:   # two sessions resume one checkpoint at 25, at once
     for s in range(1, 26): line(f, s, "exp1", 7, "z", loss=5.0)
     for s in range(26, 31):
@@ -393,7 +403,9 @@ check_eq log_fresh_beside_resumed "adamw:10:1..10 adamw#2:5:1001..1005" "$(serie
 check_eq log_resume_after_rerun "adamw:20:1..20 adamw#2:5:1..5" "$(series loss c2.jsonl)"
 check_eq log_renamed_run "muon:3:1..3 muon val:1:0..0" "$(series loss renamed.jsonl)"
 check_eq log_each_eval_its_run "adamw val:1:0..0 adamw#2 val:1:0..0" "$(series val evals.jsonl)"
-check_eq log_requeued_replays "exp1:60:1..60 4" "$(series loss requeued.jsonl) $(lrsh --json -c "plot loss from=$TMP/requeued.jsonl" 2>/dev/null | json_eval 'o["series"][0]["values"][30]')"
+check_eq log_requeued_apart "exp1:50:1..50 exp1#2:35:26..60" "$(series loss requeued.jsonl)"
+check_eq log_resume_after_fork "exp1:210:1..210 exp1#2:30:31..60" "$(series loss fork.jsonl)"
+check_eq log_resume_eval_first "exp1:210:1..210 exp1 val:1:200..200" "$(series loss evalfirst.jsonl)"
 check_eq log_branches_apart "exp1:30:1..30 exp1#2:5:26..30" "$(series loss branches.jsonl)"
 check_eq log_rerun_after_many "lr-0:3:1..3 lr-0#2:3:1..3" "$(series loss many.jsonl 'runs=lr-0,lr-0#2')"
 # ... and each line of this session's log names its writer
