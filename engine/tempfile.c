@@ -143,20 +143,19 @@ int atomic_file_open(AtomicFile *af, const char *path, mode_t new_mode, const ch
     struct stat st;
     int keep = stat(path, &st) == 0 && S_ISREG(st.st_mode);
     *what = "cannot create a temporary file in its folder";
-    // A signal that ends the process between the file's creation and its registration left it
-    // behind (an empty NAME.tmp.PID.R beside a saved file): held over both.
-    sigset_t ending, was;
-    sigfillset(&ending);
-    sigprocmask(SIG_BLOCK, &ending, &was);
+    // Registered before it is created: a signal that ends the process in between left it behind
+    // (an empty NAME.tmp.PID.R beside a saved file). A name taken is another writer's: never
+    // opened, unregistered, drawn again.
     int fd = -1;
-    for (int tries = 0; tries < 8; tries++) {   // a name taken is another writer's: never opened, drawn again
+    for (int tries = 0; tries < 8; tries++) {
+        tempfile_begin(af->tmp);
         fd = open(af->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, keep ? 0600 : new_mode & 0666);
-        if (fd >= 0 || errno != EEXIST || tempfile_name(af->tmp, sizeof af->tmp, path) != 0) break;
+        if (fd >= 0) break;
+        int open_errno = errno;
+        tempfile_done(af->tmp);
+        if (open_errno != EEXIST || tempfile_name(af->tmp, sizeof af->tmp, path) != 0) return open_errno;
     }
-    int open_errno = errno;
-    if (fd >= 0) tempfile_begin(af->tmp);
-    sigprocmask(SIG_SETMASK, &was, NULL);
-    if (fd < 0) return open_errno;
+    if (fd < 0) return EEXIST;
     *what = "cannot set the file's permissions";
     int e = keep && fchmod(fd, st.st_mode & 0777 & (new_mode | 0111)) != 0 ? errno : 0;
     if (e == 0 && !(af->f = fdopen(fd, "wb"))) e = errno, *what = "cannot open the temporary file";

@@ -43,16 +43,16 @@ static int names_untyped_key(const Args *a, const char *msg) {
 
 // A rank kept from the last model was chosen for its width: `model new dim=64` after the
 // bundled model (dim 256, rank 64) gave rank 64 of 64×64 matrices, more parameters than dense.
-// dim= without rank= or rank_ratio= keeps the rank's share of dim instead (64/256 → rank_ratio
-// 0.25), as dim= resets ffn; a note says so.
+// dim= without rank= or rank_ratio= keeps the rank's share of dim instead (64 of 256 → 16 of
+// 64, every matrix still the same rank), as dim= resets ffn; a note says so.
 static void rank_follows_dim(Session *s, const Args *a, ModelConfig *cfg, const ModelConfig *start) {
     if (!args_has(a, "dim") || args_has(a, "rank") || args_has(a, "rank_ratio") || start->rank <= 0 ||
         cfg->dim == start->dim)
         return;
-    cfg->rank = -1;
-    cfg->rank_ratio = (float)start->rank / (float)start->dim;
-    out_note(s, "note: rank follows dim: rank_ratio=%g (the last model's rank %d of dim %d; rank= sets one)\n",
-             (double)cfg->rank_ratio, start->rank, start->dim);
+    long scaled = ((long)start->rank * cfg->dim + start->dim / 2) / start->dim;
+    cfg->rank = scaled < 1 ? 1 : (int)scaled;
+    out_note(s, "note: rank follows dim: rank=%d (the last model's rank %d of dim %d; rank= sets one)\n", cfg->rank,
+             start->rank, start->dim);
 }
 
 // The config `model new` asks for: preset (or the last config), the tokenizer's vocab, the

@@ -191,7 +191,7 @@ static void runs_table(Session *s, const RunRow *rows, int n) {
     int over = total - table_columns(s);
     char dropped[64] = "";
     if (text_is_terminal(s)) over = give_way_columns(shown, width, &k, over, dropped, sizeof dropped);
-    if (over > 0 && text_is_terminal(s)) width[0] = width[0] - over > 8 ? width[0] - over : 8;
+    if (over > 0 && text_is_terminal(s) && width[0] > 8) width[0] = width[0] - over > 8 ? width[0] - over : 8;
     char line[1024], name[sizeof rows->cell[0] + 4];
     for (int i = -1; i < n; i++) {
         line[0] = '\0';

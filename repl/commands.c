@@ -168,8 +168,8 @@ const CmdSpec commands[] = {
      .args = "[tiny|small|base] [dim= layers= heads= kv_heads= ffn= rank= rank_ratio= seq= vocab= seed=]",
      .summary = "build a fresh model from a preset, with fields overridden",
      .help = "Without a preset, starts from the last model's config (at first: tiny); dim= then\n"
-             "resets ffn (8·dim/3, rounded up to 64) and, unless rank= or rank_ratio= is given, turns\n"
-             "the last model's rank R of its dim D into rank_ratio=R/D (a note says so). vocab\n"
+             "resets ffn (8·dim/3, rounded up to 64) and, unless rank= or rank_ratio= is given, scales\n"
+             "the last model's rank R of its dim D to R·dim/D (a note says so). vocab\n"
              "defaults to the loaded tokenizer's size. rank=0 is dense; rank=R factorizes every\n"
              "non-embedding matrix W = A·Bᵀ at rank R; rank=-1 uses rank_ratio·in (0.25), at most\n"
              "min(out, in). A note counts a block's matrices that store more parameters factorized\n"
@@ -356,7 +356,8 @@ const CmdSpec commands[] = {
              "killed or closed loses at most N steps (the file is replaced whole, never half\n"
              "written). SIGTERM or SIGHUP (a scheduler's, a closed terminal), and SIGUSR1, SIGUSR2,\n"
              "SIGXCPU (schedulers' warnings ahead of a kill) stop it at the step's end; it saves there\n"
-             "and lrsh then ends by that signal (a second one ends it at once, unsaved); SIGKILL\n"
+             "and lrsh then ends by that signal (a second one ends it at once, unsaved; SIGXCPU's\n"
+             "repeats past a CPU-time soft limit are not a second one); SIGKILL\n"
              "cannot be caught. An eval_every= evaluation a stop cuts short is said (val_missed_step\n"
              "in --json): a resumed run starts after that step. For a run left alone,\n"
              "`nohup ./lrsh -c \"…; train steps=20000 save=run.st\n"

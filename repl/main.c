@@ -319,6 +319,8 @@ static void on_sigint(int sig) {
 // with save=, after that training stops at its step's end and saves (lrsh_term_saves); a second
 // signal ends it at once.
 static void on_fatal_signal(int sig) {
+    // SIGXCPU comes again every CPU second past the soft limit: not a second request
+    if (sig == SIGXCPU && lrsh_term_signal) return;
     if (lrsh_term_saves && !lrsh_term_signal) {
         static const char msg[] = "\nlrsh: asked to end: the training stops at this step's end, saves to its save= "
                                   "file, then lrsh ends (the same signal again ends it now, unsaved)\n";
@@ -328,6 +330,10 @@ static void on_fatal_signal(int sig) {
         ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
         (void)ignored;
         errno = saved_errno;
+        return;
+    }
+    if (lrsh_writing_result && !lrsh_term_signal) {   // the result line's end first (print_json_line);
+        lrsh_term_signal = sig;                       // a reader that stalls it: a second signal ends now
         return;
     }
     tempfile_remove_all();
@@ -361,7 +367,9 @@ static void install_signals(void) {
     sa.sa_handler = on_sigalrm;
     sa.sa_flags = SA_RESTART;   // what the command was reading or writing goes on
     sigaction(SIGALRM, &sa, NULL);
-    sa.sa_flags = 0;
+    // SA_RESTART: a signal the handler defers (a training's save, a result line's end) leaves
+    // the write it interrupted to finish; the others end lrsh in the handler itself
+    sa.sa_flags = SA_RESTART;
     sa.sa_handler = on_fatal_signal;
     // each saves a training with save= before lrsh goes
     for (size_t i = 0; i < sizeof lrsh_ending_signals / sizeof *lrsh_ending_signals; i++)

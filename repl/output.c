@@ -220,20 +220,20 @@ void out_check_stdout(void) {
 int out_stdout_lost(void) { return stdout_lost; }
 
 // A signal that ends lrsh (SIGTERM from a scheduler) while a long result is written cut its line
-// in half, for the program reading it; held until the line is out, it ends lrsh right after.
+// in half, for the program reading it: it waits for the line's end (lrsh_writing_result),
+// whichever thread it reached, then ends lrsh; a second one ends it at once (a stalled reader).
 static void print_json_line(cJSON *obj) {
     json_valid_utf8(obj);
     char *text = cJSON_PrintUnformatted(obj);
-    sigset_t ending, was;
-    session_ending_signals(&ending);
-    sigprocmask(SIG_BLOCK, &ending, &was);
+    lrsh_writing_result = 1;
     if (text) {
         fputs(text, stdout);
         fputc('\n', stdout);
         free(text);
     }
     out_check_stdout();  // flushes: a program on the other end of a pipe reads one line per command
-    sigprocmask(SIG_SETMASK, &was, NULL);
+    lrsh_writing_result = 0;
+    if (!lrsh_term_saves) session_end_if_terminated();   // a training with save= ends after its save
 }
 
 // "file:line" of a script or "-c:line"; ", command K" when the line holds several commands

@@ -17,13 +17,8 @@ volatile sig_atomic_t lrsh_stop_notice = 0;
 volatile sig_atomic_t lrsh_term_saves = 0;
 volatile sig_atomic_t lrsh_term_signal = 0;
 
+volatile sig_atomic_t lrsh_writing_result = 0;
 const int lrsh_ending_signals[5] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGXCPU};
-
-void session_ending_signals(sigset_t *set) {
-    sigemptyset(set);
-    for (size_t i = 0; i < sizeof lrsh_ending_signals / sizeof *lrsh_ending_signals; i++)
-        sigaddset(set, lrsh_ending_signals[i]);
-}
 
 const char *session_stop_signal(void) {
     static char name[24];

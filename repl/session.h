@@ -43,8 +43,12 @@ extern volatile sig_atomic_t lrsh_stop_notice;
 // signal after the command (session_end_if_terminated). A scheduler's SIGTERM before its
 // SIGKILL, or a closed terminal, costs the steps since the last save no more.
 extern volatile sig_atomic_t lrsh_term_saves;
-// The one of those signals that arrived while lrsh_term_saves was set; 0: none.
+// The one of those signals that arrived while lrsh_term_saves or lrsh_writing_result was set;
+// 0: none.
 extern volatile sig_atomic_t lrsh_term_signal;
+// Set while a result line is written (output.c): such a signal then waits for the line's end
+// (a program reading --json got half a line), whichever thread it reached.
+extern volatile sig_atomic_t lrsh_writing_result;
 // After a command: when lrsh_term_signal is set, flush what is written and end the process by
 // that signal, as it would have ended at once without the save to make.
 void session_end_if_terminated(void);
@@ -55,7 +59,6 @@ const char *session_stop_cause(void);
 // The signals that end lrsh by default and that schedulers send ahead of a kill: SIGTERM,
 // SIGHUP, SIGUSR1, SIGUSR2, SIGXCPU (Slurm's --signal=USR1@90, LSF's USR2 and XCPU).
 extern const int lrsh_ending_signals[5];
-void session_ending_signals(sigset_t *set);
 
 // Where a model's training stands without a trainer: the step, the batch sampler's state and
 // the last update's batches (a loaded checkpoint's, or a trainer's that was dropped).

@@ -160,6 +160,11 @@ signal_after USR1 "trainer built" 1 "$TMP/stop/u.out" -c "$prep; train steps=100
 check_eq sigusr1_train_status 138 $rc
 check_contains sigusr1_train_saved "$(cat "$TMP/stop/u.out")" "interrupted by SIGUSR1 at step"
 check_eq sigusr1_train_file yes "$([ -s "$TMP/stop/u.st" ] && echo yes || echo no)"
+# past a CPU-time soft limit SIGXCPU comes every CPU second: the repeats are no second request,
+# so a step longer than a second still ends in a save (it ended unsaved at the second one)
+prlimit --cpu=4:120 "$LRSH" --threads 1 -c "$prep; train steps=1000 batch=2048 save=$TMP/stop/x.st" >"$TMP/stop/x.out" 2>&1; rc=$?
+check_eq sigxcpu_train_status 152 $rc
+check_eq sigxcpu_train_saved yes "$([ -s "$TMP/stop/x.st" ] && echo yes || echo no)"
 # Ctrl-C three times during one save (a save does not stop at the first; the third leaves at
 # once): no temporary file stays either. The signals go apart (pending ones merge), once the
 # temporary file is there.

@@ -155,9 +155,9 @@ out=$("$LRSH" -c 'model load models/default.safetensors; model new seed=3; model
 check_contains label_new_as_loaded "$out" "model new, shaped as the loaded model: dim=256"
 check_contains label_custom_from_loaded "$out" "model custom (from the loaded model's shape): dim=128"
 # dim= without rank= keeps the rank's share of dim, not the rank: the bundled model's 64 of 256
-# became 64 of a 64-wide model's matrices (more parameters than dense)
+# became 64 of a 64-wide model's matrices (more parameters than dense); now 16, every matrix
 out=$("$LRSH" --json -c 'model load models/default.safetensors; model new dim=64 layers=1 heads=2; model new dim=32 rank=4' 2>/dev/null | grep '"command":"model new"')
-check_eq rank_follows_dim "-1 0.25 4" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
+check_eq rank_follows_dim "16 None 4" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
 a, b = [json.loads(l)["config"] for l in sys.stdin]
 print(a["rank"], a["rank_ratio"], b["rank"])')"
 check_contains label_loaded_factorized "$("$LRSH" -c 'model load models/default.safetensors; model factorize rank=16; model info' 2>&1)" "model      loaded, then factorized: dim=256"
