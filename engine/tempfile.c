@@ -169,13 +169,16 @@ int atomic_file_open(AtomicFile *af, const char *path, mode_t new_mode, const ch
 
 // The rename is only durable once the folder's entry is on disk too. A failure here is not
 // reported: the data is complete under its final name already.
+void path_folder(const char *path, char *dir, size_t cap) {
+    snprintf(dir, cap, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, cap, ".");
+    else slash[slash == dir] = '\0';   // "/x": the root
+}
+
 static void fsync_folder(const char *path) {
     char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) strcpy(dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
+    path_folder(path, dir, sizeof dir);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         fsync(fd);

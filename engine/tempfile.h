@@ -33,6 +33,8 @@ void tempfile_remove_all(void);
 // The name a writer of path uses: path.tmp.PID.R (this process's PID, R 8 random hex digits),
 // or FOLDER/.lrsh.tmp.PID.R when that name would be too long for the file system; at most cap bytes.
 int tempfile_name(char *out, size_t cap, const char *path);
+// The folder path's file is in ("." for a bare name, "/" for "/x"), in dir (cap bytes).
+void path_folder(const char *path, char *dir, size_t cap);
 // A writer killed outright (SIGKILL, out of memory) leaves path.tmp.PID.R (or .lrsh.tmp.PID.R;
 // earlier builds' path.tmp.PID, .lrsh.tmp.PID.N) behind: removed when no process PID runs any
 // more (a live one is another writer, working) and it has not changed for a minute (a PID

@@ -494,7 +494,7 @@ int ensemble_cmd_train(Session *s, const Args *a, Err *err) {
     }
     progress_end(&p);
     ensemble_train_report(s, &r, steps);
-    if ((r.done || (lrsh_term_signal && s->dirty)) && train_save_end(s, &save, s->ens.step, err) != 0)
+    if (train_save_end(s, &save, r.done, s->ens.step, err) != 0)
         return train_failed(err, "ensemble training", r.done, steps);
     int bad = r.done && !r.diverged_at ? ensemble_nonfinite_member(&s->ens) : -1;
     if (bad >= 0)   // as a single model's train says it

@@ -460,10 +460,7 @@ static int check_train_save_target(const char *path, Err *err) {
         return err_set(err, "save=%s is not a regular file (%s): name a checkpoint file; nothing was trained", path,
                        S_ISDIR(st.st_mode) ? "a folder: name a file in it" : "a device, pipe or socket");
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else slash[slash == dir] = '\0';   // "/x.st": the folder is "/"
+    path_folder(path, dir, sizeof dir);
     if (access(dir, W_OK | X_OK) != 0)
         return err_set(err, "save=%s: cannot write in its folder %s (%s): nothing was trained", path, dir, strerror(errno));
     if (check_save_target(path, err) != 0) return err_wrap(err, "save= refused: ", "; nothing was trained");
@@ -503,10 +500,13 @@ int train_save_after_step(Session *s, TrainSave *ts, int step, int last, Progres
     return train_save_now(s, ts, err);
 }
 
-// The end's save; none when save_every= just wrote this very step (a signal during that save
-// stopped the run: the same bytes again would only spend the scheduler's grace period).
-int train_save_end(Session *s, TrainSave *ts, int step, Err *err) {
-    if (!ts->path[0] || (ts->count > 0 && ts->last_step == step && !s->dirty)) return 0;
+// The end's save, after `done` steps of the command: none when it took none (but a signal that
+// stopped it before its first step still saves the session's unsaved training), nor when
+// save_every= just wrote this very step (a signal during that save stopped the run: the same
+// bytes again would only spend the scheduler's grace period).
+int train_save_end(Session *s, TrainSave *ts, int done, int step, Err *err) {
+    if (!ts->path[0] || !(done || (lrsh_term_signal && s->dirty))) return 0;
+    if (ts->count > 0 && ts->last_step == step && !s->dirty) return 0;
     return train_save_now(s, ts, err);
 }
 

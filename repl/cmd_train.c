@@ -320,8 +320,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
                  r.val_missed);
         cJSON_AddNumberToObject(s->result, "val_missed_step", r.val_missed);
     }
-    // a SIGTERM before this command's first step still saves the session's unsaved training
-    if ((r.done || (lrsh_term_signal && s->dirty)) && train_save_end(s, &save, s->trainer.step, err) != 0)
+    if (train_save_end(s, &save, r.done, s->trainer.step, err) != 0)
         return train_failed(err, "training", r.done, steps);
     if (r.done && !r.diverged_at) warn_nonfinite_params(s);
     if (p.live && p.extra && p.extra[0])   // the live line may have had no room for them all

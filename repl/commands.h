@@ -154,7 +154,7 @@ int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err);
 // (the last step's comes after the command's report, from train_save_end).
 struct Progress;   // output.h: its line ends before a save's
 int train_save_after_step(Session *s, TrainSave *ts, int step, int last, struct Progress *p, Err *err);
-int train_save_end(Session *s, TrainSave *ts, int step, Err *err);
+int train_save_end(Session *s, TrainSave *ts, int done, int step, Err *err);
 // The saves save_every= and the end still owe after step `step` of a command ending at `last`.
 int train_saves_left(const TrainSave *ts, int step, int last);
 void ensemble_info(Session *s);

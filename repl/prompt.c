@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <readline/history.h>
 #include <readline/readline.h>
+#include "../engine/tempfile.h"
 #include "commands.h"
 #include "output.h"
 #include "prompt.h"
@@ -181,10 +182,7 @@ static void history_open(const Session *s, char *path) {
 // worth a hang). Returns the descriptor to close, or −1.
 static int history_lock(const char *path) {
     char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else slash[slash == dir] = '\0';   // "/h": the root
+    path_folder(path, dir, sizeof dir);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     for (int waited = 0; fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0; waited++) {
         if ((errno != EWOULDBLOCK && errno != EINTR) || waited == 1000) break;
