@@ -29,8 +29,9 @@ static void help_list(Session *s) {
         cJSON_AddStringToObject(o, "summary", c->summary);
         cJSON_AddItemToArray(list, o);
     }
-    out_text(s, "\nOptions are key=value. Quote text with spaces: tok encode \"Hello, world\".\n"
-                "Separate commands with `;`. Tab completes commands, options and paths.\n");
+    out_text(s, "\nOptions are key=value; a switch (on|off) also takes yes|no, true|false, 1|0. Quote\n"
+                "text with spaces: tok encode \"Hello, world\". Separate commands with `;`. Tab\n"
+                "completes commands, options and paths.\n");
 }
 
 // "vocab=N" / "type=bpe|unigram" / "tensors=on|off": the option as usage shows it ("seed N"

@@ -312,6 +312,10 @@ const CmdSpec commands[] = {
              "vectors): `optim lr=1e-3` lowers the rate mid-run. Switching to another optimizer at\n"
              "any step keeps the step count and the data stream and resets the state; the note says\n"
              "what was reset. An ensemble's members follow the same rules.\n"
+             "Each optimizer starts from its own lr (adamw 1e-3, spectron 0.02): to compare them as\n"
+             "the paper does, give every one the same rate, e.g. lr=0.05 — there AdamW on factors\n"
+             "stalls at the unigram plateau while Spectron trains (demos/README.md); at a small rate\n"
+             "such as 3e-3 AdamW trains well too and may finish ahead.\n"
              "--json: name and every setting of the optimizer (its keys listed above: lr, wd, beta1,\n"
              "beta2, eps, clip, warmup, …, momentum, nesterov, ns_steps, shape_scale, adam_lr,\n"
              "power_iters); a switch adds state_reset, reset (what was reset), from (the optimizer\n"
@@ -372,7 +376,9 @@ const CmdSpec commands[] = {
              "loss (the members' mean), lr, member_loss, member_grad_norm,\n"
              "method, coupling, values_exchanged, mixes (WASH shuffles or PAPA pulls in this run),\n"
              "values_exchanged_total, and in val\n"
-             "member_mean, ensemble_loss, avg_factors_loss, avg_product_loss).\n"
+             "member_mean, ensemble_loss, avg_factors_loss, avg_product_loss). A save= that fails (a\n"
+             "full disk) makes the command an error after its steps: --json's error line then carries\n"
+             "these fields under partial (steps, step, loss, …).\n"
              "Examples:\n  train steps=200\n  train steps=1000 batch=16 accum=4\n  train steps=500 eval_every=100\n"
              "  train steps=300 diag_every=1; plot dw_over_eta\n  train steps=5000 save=run.safetensors save_every=500",
      .run = cmd_train,
@@ -750,6 +756,8 @@ const CmdSpec commands[] = {
              "dense model's dw_over_eta over its block matrices),\n"
              "sigma_a and sigma_b the mean ‖A‖₂, ‖B‖₂. Any series `watch` recorded plots by its name\n"
              "(`plot spectral`, `plot stable_rank:blocks.1.mlp.w2`), from the session or a log file.\n"
+             "The JSON names of the fields are taken too: grad_norm, clip_scale, val_loss, and\n"
+             "tokps, time for tok_per_s, seconds.\n"
              "scale=auto (the default) draws y on a log scale when every value is positive and they\n"
              "span a factor of 100 or more (AdamW's ‖ΔW‖₂/η in the thousands beside Spectron's\n"
              "below 1), and says so in the title; scale=log or scale=linear chooses (a log scale\n"
@@ -1062,7 +1070,7 @@ static int run_command(Session *s, const Words *w) {
         // a GPU failure the command could not see is its error (it may be the cause of another)
         if (backend_failed(s->be, &err)) rc = -1;
     }
-    if (rc != 0) out_error(s, title, w->text, err.msg[0] ? err.msg : "failed");
+    if (rc != 0) out_failure(s, title, w->text, err.msg[0] ? err.msg : "failed", s->result);
     else if (!s->emitted) out_result(s, s->result);
     cJSON_Delete(s->result);
     s->result = NULL;

@@ -244,7 +244,26 @@ static void source_where(const Session *s, char *where, size_t size) {
         snprintf(where + n, size - (size_t)n, ", command %d", s->src_command);
 }
 
+// The failed command's result object, as far as it got: its warnings, and what it had reported
+// (train's steps and loss before a save failed) under "partial" — not ok and command, said anew.
+static void add_partial_result(cJSON *o, const cJSON *partial) {
+    cJSON *done = NULL;
+    for (const cJSON *f = partial ? partial->child : NULL; f; f = f->next) {
+        if (strcmp(f->string, "ok") == 0 || strcmp(f->string, "command") == 0) continue;
+        if (strcmp(f->string, "warnings") == 0) {
+            cJSON_AddItemToObject(o, "warnings", cJSON_Duplicate(f, 1));
+            continue;
+        }
+        if (!done) done = cJSON_AddObjectToObject(o, "partial");
+        if (done) cJSON_AddItemToObject(done, f->string, cJSON_Duplicate(f, 1));
+    }
+}
+
 void out_error(const Session *s, const char *command, const char *line, const char *msg) {
+    out_failure(s, command, line, msg, NULL);
+}
+
+void out_failure(const Session *s, const char *command, const char *line, const char *msg, const cJSON *partial) {
     char where[1100] = "", first[64];
     if (s->src_name) source_where(s, where, sizeof where);
     if (s->json) {
@@ -261,6 +280,7 @@ void out_error(const Session *s, const char *command, const char *line, const ch
         cJSON_AddStringToObject(o, "command", command ? command : first);
         cJSON_AddStringToObject(o, "line", line);
         if (where[0]) cJSON_AddStringToObject(o, "where", where);
+        add_partial_result(o, partial);
         print_json_line(o);
         cJSON_Delete(o);
         free(whole);

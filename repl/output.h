@@ -34,6 +34,9 @@ void out_warning(const Session *s, const char *fmt, ...) __attribute__((format(p
 // {"ok":false,"error":…,"command":…,"line":…} on stdout: command as a success names it
 // ("model save"; NULL: the line's first word), line as typed.
 void out_error(const Session *s, const char *command, const char *line, const char *msg);
+// out_error for a command that failed after it began to report: in JSON mode its result so far
+// comes too, warnings as "warnings" and the other fields in "partial" (NULL or none: out_error).
+void out_failure(const Session *s, const char *command, const char *line, const char *msg, const cJSON *partial);
 // Print one JSON object as a line of stdout (JSON mode only) and mark the command as having
 // emitted its own result lines; takes ownership of obj.
 void out_emit(Session *s, cJSON *obj);

@@ -184,6 +184,11 @@ check_status file_limit_status 1 $rc
 check_contains file_limit_says "$out" "cannot save"
 check_eq file_limit_kept "$before" "$(cksum < "$TMP/limit.st")"
 check_eq file_limit_no_temporary_file "" "$(ls "$TMP" | grep 'limit.st.tmp')"
+# a training whose save= fails at its end still tells a --json script what it did: the steps
+# taken, the loss and the step it reached come with the error under "partial"
+out=$( (ulimit -f 200; lrsh --json -c "$prep; train steps=2 save=$TMP/limit.st") 2>/dev/null | tail -n 1)
+check_eq file_limit_json_failed "false" "$(printf '%s\n' "$out" | json_field ok)"
+check_eq file_limit_json_partial "2 2 yes" "$(printf '%s\n' "$out" | json_eval '"%d %d %s" % (o["partial"]["steps"], o["partial"]["step"], "yes" if o["partial"]["loss"] > 0 else "no")' 2>&1)"
 # … and a token cache or the default corpus past it name the file they could not write, not a
 # temporary name gone by then ("corpus.txt.….tok.tmp.30865: write failed"), or none at all
 mkdir -p "$TMP/limit-corpus" "$TMP/limit-cache"
