@@ -181,6 +181,22 @@ static ssize_t read_script_line(FILE *in, char **line, size_t *cap) {
     return (ssize_t)n;
 }
 
+// A line read up to its \n that holds carriage returns alone (a classic Mac file is all one such
+// "line"): each CR ends a line of its own, numbered as such. A CR before the \n (Windows) or at
+// the input's end is the line's end, as the parser takes it.
+static int run_cr_lines(Session *s, char *line) {
+    int failed = 0;
+    for (char *cr; (cr = strchr(line, '\r')) && cr[1] && cr[1] != '\n'; line = cr + 1, s->src_line++) {
+        *cr = '\0';
+        if (run_line(s, line) != 0) {
+            failed = 1;
+            if (s->errexit) return -1;
+        }
+        if (lrsh_interrupted || s->quit) return failed ? -1 : 0;
+    }
+    return run_line(s, line) != 0 || failed ? -1 : 0;
+}
+
 // Lines from a script or a pipe; stops at the first failure under errexit. Returns the exit
 // status.
 static int run_stream(Session *s, FILE *in, const char *name) {
@@ -209,6 +225,12 @@ static int run_stream(Session *s, FILE *in, const char *name) {
             if (s->errexit) break;
             continue;
         }
+        if (s->src_line == 1 && n >= 2 && (memcmp(line, "\xFF\xFE", 2) == 0 || memcmp(line, "\xFE\xFF", 2) == 0)) {
+            // every line of it would hold NUL bytes: say why once
+            out_error(s, NULL, "", "the script is UTF-16 (Notepad's \"Unicode\"): save it as UTF-8; nothing was run");
+            failed = 1;
+            break;
+        }
         // a UTF-8 byte-order mark (some editors write one) is not part of the first command
         int bom = s->src_line == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0;
         if ((size_t)n != strlen(line)) {   // a NUL byte would cut the line short unseen: none of it runs
@@ -217,7 +239,7 @@ static int run_stream(Session *s, FILE *in, const char *name) {
             if (s->errexit) break;
             continue;
         }
-        if (run_line(s, line + 3 * bom) != 0) {
+        if (run_cr_lines(s, line + 3 * bom) != 0) {
             failed = 1;
             if (s->errexit) break;
         }
@@ -468,7 +490,7 @@ static int run_command_text(Session *s, const char *text) {
         char *one = strndup(line, end ? (size_t)(end - line) : strlen(line));
         if (!one) return 1;
         s->src_line++;
-        if (run_line(s, one) != 0) failed = 1;
+        if (run_cr_lines(s, one) != 0) failed = 1;
         free(one);
         if (failed && s->errexit) break;
         line = end ? end + 1 : NULL;

@@ -66,11 +66,29 @@ static void commands_add(Words **cmds, int *n, Words *cur, const char *from, con
     memset(cur, 0, sizeof *cur);
 }
 
-// Scan a quoted run starting at the opening quote into b; returns the char after the closing
-// quote, or NULL when the line ends first.
+// Bytes of a character at p that looks like a space or like nothing — text pasted from slides,
+// a PDF or a word processor carries them (U+00A0 no-break space, U+2007 figure space, U+2009
+// thin space, U+200B zero-width space, U+202F narrow no-break space, U+2060 word joiner, U+3000
+// ideographic space, U+FEFF a byte-order mark where a second script was appended): outside
+// quotes they separate words as a space does. 0: none.
+static int unicode_space(const char *p) {
+    static const char *const space[] = {"\xC2\xA0", "\xE2\x80\x87", "\xE2\x80\x89", "\xE2\x80\x8B",
+                                        "\xE2\x80\xAF", "\xE2\x81\xA0", "\xE3\x80\x80", "\xEF\xBB\xBF"};
+    for (size_t i = 0; i < sizeof space / sizeof *space; i++)
+        if (strncmp(p, space[i], strlen(space[i])) == 0) return (int)strlen(space[i]);
+    return 0;
+}
+
+#define CURLY_OPEN "\xE2\x80\x9C"    // “ — a word processor's double quotes quote as " does
+#define CURLY_CLOSE "\xE2\x80\x9D"   // ”
+
+// Scan a quoted run starting at the opening quote (", ' or “) into b; returns the char after
+// the closing quote (", ' or ”), or NULL when the line ends first.
 static const char *scan_quoted(const char *p, Buf *b) {
-    char q = *p++;
-    for (; *p && *p != q; p++) {
+    int curly = strncmp(p, CURLY_OPEN, 3) == 0;
+    char q = curly ? '"' : *p;
+    p += curly ? 3 : 1;
+    for (; *p && (curly ? strncmp(p, CURLY_CLOSE, 3) != 0 : *p != q); p++) {
         if (q == '"' && *p == '\\' && p[1]) {
             p++;
             switch (*p) {
@@ -83,7 +101,7 @@ static const char *scan_quoted(const char *p, Buf *b) {
             buf_push(b, *p);
         }
     }
-    return *p ? p + 1 : NULL;
+    return *p ? p + (curly ? 3 : 1) : NULL;
 }
 
 int parse_line(const char *line, Words **out, Err *err) {
@@ -98,10 +116,10 @@ int parse_line(const char *line, Words **out, Err *err) {
             commands_add(&cmds, &n, &cur, seg, p);
             if (c != ';') break;
             seg = ++p;
-        } else if (isspace((unsigned char)c)) {
+        } else if (isspace((unsigned char)c) || unicode_space(p)) {
             if (in_word) { words_add(&cur, &word, quoted); word.n = 0; in_word = 0; }
-            p++;
-        } else if (c == '"' || c == '\'') {
+            p += isspace((unsigned char)c) ? 1 : unicode_space(p);
+        } else if (c == '"' || c == '\'' || strncmp(p, CURLY_OPEN, 3) == 0) {
             if (!in_word) quoted = 1;
             in_word = 1;
             if (!(p = scan_quoted(p, &word))) {
@@ -109,6 +127,7 @@ int parse_line(const char *line, Words **out, Err *err) {
                 words_clear(&cur);
                 words_free(cmds, n);
                 if (c == '"') return err_set(err, "unterminated \" quote");
+                if (c != '\'') return err_set(err, "unterminated “ quote (it ends at ”)");
                 return err_set(err, "unterminated ' quote (text with an apostrophe goes in double quotes: "
                                     "generate \"It's\")");
             }

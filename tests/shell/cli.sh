@@ -248,8 +248,23 @@ out=$("$LRSH" -c "tok  $long \"" 2>&1); rc=$?
 check_status parse_error_long_word_status 1 $rc
 out=$("$LRSH" --json -c "tok$(printf '%60s')encode \"" 2>/dev/null); rc=$?
 check_eq parse_error_many_spaces '"tok encode"' "$(printf '%s\n' "$out" | json_field command)"
-out=$(printf 'set seed 5\rset batch 4\r\n' | "$LRSH" --json 2>/dev/null)
-check_eq json_error_line_lone_cr '"set seed 5\rset batch 4"' "$(printf '%s\n' "$out" | json_field line)"
+# a carriage return alone ends a line (a classic Mac file is one "line" of them), in a pipe and
+# in -c; a CR before the newline too (Windows); lines are numbered as such
+out=$(printf 'set seed 5\rset batch 4\r\nset errexit off\rset accum x\r' | "$LRSH" --json 2>/dev/null)
+check_eq lone_cr_lines 'ok ok ok <stdin>:4' "$(printf '%s\n' "$out" | json_eval 'o["where"]' 2>&1 | sed 's/^/ok ok ok /')"
+check_eq lone_cr_ran "5 4" "$("$LRSH" --json -c "$(printf 'set seed 5\rset batch 4\rshow')" 2>/dev/null | grep '"command":"show"' | json_eval '"%d %d" % (o["seed"], o["batch"])' 2>&1)"
+# a UTF-16 script (every line holding NUL bytes) is said once for what it is
+printf 's\000h\000o\000w\000\n\000' | { printf '\377\376'; cat; } > "$TMP/utf16.lrsh"
+out=$("$LRSH" "$TMP/utf16.lrsh" 2>&1); rc=$?
+check_status utf16_script_status 1 $rc
+check_eq utf16_script_said "$TMP/utf16.lrsh:1: error: the script is UTF-16 (Notepad's \"Unicode\"): save it as UTF-8; nothing was run" "$out"
+# text pasted from slides or a word processor: a no-break, zero-width or thin space and a second
+# script's byte-order mark separate words as a space does; “curly quotes” quote as " does
+out=$(printf 'set\302\240seed 6\342\200\213;\357\273\277set batch\342\200\2573\nrun \342\200\234my run\342\200\235\nshow\n' | "$LRSH" --json 2>/dev/null)
+check_eq unicode_spaces_separate "6 3" "$(printf '%s\n' "$out" | grep '"command":"show"' | json_eval '"%d %d" % (o["seed"], o["batch"])' 2>&1)"
+check_eq curly_quotes_quote '"my run"' "$(printf '%s\n' "$out" | grep '"command":"run"' | json_field run)"
+out=$("$LRSH" -c "$(printf 'run \342\200\234mine')" 2>&1)
+check_contains curly_quote_unterminated "$out" "error: unterminated “ quote (it ends at ”)"
 out=$(printf 'show\n' | "$LRSH" --json 2>/dev/null)
 check_eq json_pipe "valid 1" "$(printf '%s\n' "$out" | json_lines)"
 # a bad option with --json anywhere among the options: the error object on stdout too
