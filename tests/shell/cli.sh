@@ -265,6 +265,9 @@ check_eq unicode_spaces_separate "6 3" "$(printf '%s\n' "$out" | grep '"command"
 check_eq curly_quotes_quote '"my run"' "$(printf '%s\n' "$out" | grep '"command":"run"' | json_field run)"
 out=$("$LRSH" -c "$(printf 'run \342\200\234mine')" 2>&1)
 check_contains curly_quote_unterminated "$out" "error: unterminated “ quote (it ends at ”)"
+# a run name from a script saved as Latin-1 is refused, not renamed "caf?" "(… was taken)"
+out=$("$LRSH" -c "$(printf 'run caf\351')" 2>&1)
+check_contains run_name_not_utf8 "$out" "is not UTF-8 text (a script saved in another encoding? save it as UTF-8)"
 out=$(printf 'show\n' | "$LRSH" --json 2>/dev/null)
 check_eq json_pipe "valid 1" "$(printf '%s\n' "$out" | json_lines)"
 # a bad option with --json anywhere among the options: the error object on stdout too
