@@ -64,6 +64,7 @@ typedef struct Model {
 
 // Presets: "tiny", "small", "base". Fills every field (vocab 8192, factorized at ratio 0.25).
 int model_config_preset(ModelConfig *cfg, const char *name, Err *err);
+extern const char *const model_preset_names[];   // the presets' names, NULL-terminated
 // Set one field by name ("dim", "layers", "heads", "kv_heads", "ffn", "seq", "vocab", "rank",
 // "rank_ratio", "seed"); a value that is not a number is an error naming the key.
 int model_config_set(ModelConfig *cfg, const char *key, const char *value, Err *err);

@@ -11,14 +11,18 @@
 // SwiGLU hidden size: 8/3·dim (same parameter count as a 4·dim GELU MLP), rounded up to 64.
 static int default_ffn(int dim) { return ((8 * dim / 3) + 63) / 64 * 64; }
 
+const char *const model_preset_names[] = {"tiny", "small", "base", NULL};
+
 int model_config_preset(ModelConfig *cfg, const char *name, Err *err) {
-    static const struct { const char *name; int dim, layers, heads, seq; } presets[] = {
-        {"tiny", 128, 2, 4, 128},
-        {"small", 256, 4, 4, 256},   // the shape of llm.c's CPU trainer
-        {"base", 512, 8, 8, 512},
+    static const struct { int dim, layers, heads, seq; } presets[] = {   // by model_preset_names
+        {128, 2, 4, 128},
+        {256, 4, 4, 256},   // small: the shape of llm.c's CPU trainer
+        {512, 8, 8, 512},
     };
+    _Static_assert(sizeof presets / sizeof *presets + 1 == sizeof model_preset_names / sizeof *model_preset_names,
+                   "a shape for every preset name");
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
-        if (strcmp(name, presets[i].name) != 0) continue;
+        if (strcmp(name, model_preset_names[i]) != 0) continue;
         *cfg = (ModelConfig){
             .dim = presets[i].dim, .layers = presets[i].layers, .heads = presets[i].heads,
             .kv_heads = presets[i].heads, .ffn = default_ffn(presets[i].dim), .seq = presets[i].seq,

@@ -13,9 +13,16 @@
 #include "number.h"
 
 const char *const optim_names[] = {"sgd", "adamw", "muon", "spectron", "renorm", "ortho", NULL};
+_Static_assert(sizeof optim_names / sizeof *optim_names == OPTIM_COUNT + 1, "a name for every OptimKind");
+
+int optim_kind_of(const char *name) {
+    for (int i = 0; optim_names[i]; i++)
+        if (strcmp(name, optim_names[i]) == 0) return i;
+    return -1;
+}
 
 #define BIT(k) (1u << (k))
-#define ALL 0x3fu
+#define ALL (BIT(OPTIM_COUNT) - 1)
 #define ORTHO_KINDS (BIT(OPTIM_MUON) | BIT(OPTIM_ORTHO) | BIT(OPTIM_SPECTRON))
 #define SPLIT_KINDS (ORTHO_KINDS | BIT(OPTIM_RENORM))            // an AdamW group at adam_lr
 #define ADAM_KINDS (SPLIT_KINDS | BIT(OPTIM_ADAMW))
@@ -50,10 +57,13 @@ static const struct Option {
 #define N_OPTIONS (int)(sizeof options / sizeof options[0])
 
 int optim_config_default(OptimConfig *cfg, const char *name, Err *err) {
-    int kind = -1;
-    for (int i = 0; optim_names[i]; i++)
-        if (strcmp(name, optim_names[i]) == 0) kind = i;
-    if (kind < 0) return err_set(err, "unknown optimizer '%s' (known: sgd, adamw, muon, spectron, renorm, ortho)", name);
+    int kind = optim_kind_of(name);
+    if (kind < 0) {
+        char known[128] = "";
+        for (int i = 0; optim_names[i]; i++)
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", optim_names[i]);
+        return err_set(err, "unknown optimizer '%s' (known: %s)", name, known);
+    }
     // Shared: AdamW β = 0.9/0.95, clipping at 1, 10 warm-up steps. The matrix rules use Muon's
     // lr 0.02 with adam_lr 3e-3 for the rest; wd 0.01 there, since the decay uses the matrix lr.
     *cfg = (OptimConfig){.kind = kind, .lr = 0.02f, .adam_lr = 3e-3f, .min_lr_ratio = 0.1f, .wd = 0.01f,
@@ -163,7 +173,7 @@ float optimizer_lr(const OptimConfig *c, int step) { return scheduled(c, c->lr, 
 // in the rounding every run so far was computed with (at lr 0.05 the last bit moves whole runs)
 // — and with lr=0, the matrices held still, adam_lr scheduled itself (the scaling gave 0).
 float optimizer_io_lr(const OptimConfig *c, int step) {
-    if (c->kind == OPTIM_ADAMW || c->kind == OPTIM_SGD) return optimizer_lr(c, step);
+    if (!(BIT(c->kind) & SPLIT_KINDS)) return optimizer_lr(c, step);   // one rate for every tensor
     return c->lr > 0 ? c->adam_lr * (optimizer_lr(c, step) / c->lr) : scheduled(c, c->adam_lr, step);
 }
 
@@ -320,7 +330,7 @@ void optimizer_sizes(const Model *m, const OptimConfig *cfg, size_t *n_vec, size
 int optimizer_build(Optimizer *opt, const Model *m, const OptimConfig *cfg, Err *err) {
     memset(opt, 0, sizeof *opt);
     opt->cfg = *cfg;
-    if (cfg->kind < OPTIM_SGD || cfg->kind > OPTIM_ORTHO || strcmp(cfg->name, optim_names[cfg->kind]) != 0)
+    if (cfg->kind < 0 || cfg->kind >= OPTIM_COUNT || strcmp(cfg->name, optim_names[cfg->kind]) != 0)
         return err_set(err, "optimizer config '%s' does not match its kind: build it with optim_config_default", cfg->name);
     WorkLayout w;
     work_layout(m, cfg->kind, &w);

@@ -17,10 +17,16 @@
 #include "err.h"
 #include "model.h"
 
+// A new optimizer: a kind here (before OPTIM_COUNT's), its name in optim_names, its options'
+// kinds in optim.c, its rules in tensor_rule — the compiler and a static assertion name the rest.
 typedef enum { OPTIM_SGD, OPTIM_ADAMW, OPTIM_MUON, OPTIM_SPECTRON, OPTIM_RENORM, OPTIM_ORTHO } OptimKind;
+#define OPTIM_COUNT (OPTIM_ORTHO + 1)
 
-// The optimizer names optim_config_default knows, NULL-terminated.
+// The optimizer names optim_config_default knows, by kind, NULL-terminated.
 extern const char *const optim_names[];
+
+// The kind of an optimizer name, or -1 when there is none.
+int optim_kind_of(const char *name);
 
 typedef struct OptimConfig {
     char name[16];       // one of optim_names

@@ -174,7 +174,9 @@ static int unknown_key(const OptimConfig *cfg, const char *key, Err *err) {
     return err_set(err, "optimizer %s takes no option '%s=' (it takes: %s)", cfg->name, key, keys);
 }
 
-int optim_rebuild_trainer(Session *s, const char *why, Err *err) {
+// Point the trainer's optimizer at a new config: new state, same step count and data stream;
+// says what state of the old optimizer was reset, `why` in its parentheses ("adamw → spectron").
+static int optim_rebuild_trainer(Session *s, const char *why, Err *err) {
     Trainer fresh;
     if (trainer_build(&fresh, &s->model, &s->optim, s->seed, err) != 0) return -1;
     char old[256];

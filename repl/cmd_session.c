@@ -126,11 +126,10 @@ static void help_family(Session *s, const char *name) {
 // spectron`), a sub-command's when one family has it (`help wash`), the families' list when
 // several do (`help load`), else the nearest command or optimizer.
 static int help_topic(Session *s, const char *word, Err *err) {
-    for (int i = 0; optim_names[i]; i++)
-        if (strcmp(word, optim_names[i]) == 0) {
-            help_command(s, command_find("optim", NULL), word);
-            return 0;
-        }
+    if (optim_kind_of(word) >= 0) {
+        help_command(s, command_find("optim", NULL), word);
+        return 0;
+    }
     const CmdSpec *with[8];
     int found = commands_with_sub(word, with, 8);
     if (found == 1) {

@@ -7,8 +7,6 @@
 #include <string.h>
 #include "output.h"
 
-const char *const preset_names[] = {"tiny", "small", "base", NULL};
-
 // Options shared by the commands that draw batches.
 #define BATCH_OPTS                                                                              \
     {"batch", OPT_INT, NULL, NULL, 1, 1 << 20, "sequences per micro-batch (default: `set batch`, 8)"}, \
@@ -183,7 +181,7 @@ const CmdSpec commands[] = {
              "--json: preset, custom, config {dim, layers, heads, kv_heads, ffn, rank, rank_ratio\n"
              "(null unless rank is -1), seq, vocab}, params, dense_params.\n"
              "Examples:\n  model new tiny\n  model new small rank=0\n  model new base layers=4 seq=128",
-     .max_pos = 1, .pos = POS_WORD, .words = preset_names, .run = cmd_model_new,
+     .max_pos = 1, .pos = POS_WORD, .words = model_preset_names, .run = cmd_model_new,
      .opts = (const OptSpec[]){
          {"dim", OPT_INT, NULL, NULL, 1, 1 << 16, "model width"},
          {"layers", OPT_INT, NULL, NULL, 1, 1024, "decoder blocks"},
@@ -963,9 +961,7 @@ static int unknown_command(const char *name, Err *err) {
         snprintf(families + strlen(families), sizeof families - strlen(families), "%s'%s %s'", i ? ", " : "",
                  with[i]->name, name);
     if (found) return err_set(err, "unknown command '%s': did you mean %s?", name, families);
-    for (int i = 0; optim_names[i]; i++)
-        if (strcmp(optim_names[i], name) == 0)
-            return err_set(err, "unknown command '%s': did you mean 'optim %s'?", name, name);
+    if (optim_kind_of(name) >= 0) return err_set(err, "unknown command '%s': did you mean 'optim %s'?", name, name);
     Suggest sg;
     suggest_init(&sg, name);
     for (int i = 0; i < n_commands; i++) suggest_try(&sg, commands[i].name);

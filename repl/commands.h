@@ -33,10 +33,6 @@ typedef struct CmdSpec {
 extern const CmdSpec commands[];
 extern const int n_commands;
 
-// Lists the engine accepts, shared by commands and completion (optimizers: the engine's
-// optim_names).
-extern const char *const preset_names[];      // NULL-terminated
-
 // Look up "name" or "name sub"; NULL when absent.
 const CmdSpec *command_find(const char *name, const char *sub);
 // Does any entry named `name` have sub-commands?
@@ -169,9 +165,6 @@ void optim_dyn_help(Session *s, const char *word);
 void set_dyn_help(Session *s, const char *word);
 // The per-matrix diagnostics of the trainer's last update as a table and into JSON (`step`).
 void optim_diag_table(Session *s, cJSON *into);
-// Point the trainer's optimizer at a new config: new state, same step count and data stream;
-// says what state of the old optimizer was reset. `why` leads the note ("optimizer switched").
-int optim_rebuild_trainer(Session *s, const char *why, Err *err);
 
 // The runs, one line each, the last `most` of them (0: all) after a line counting the others
 // (`show` lists SHOW_RUNS: a long session's hundreds buried the rest; `run` lists all).

@@ -1112,6 +1112,7 @@ static void check_graph_life(Generator *graph, Generator *gc, int vocab) {
     // graphs off: the graph is stale, released, and no other is recorded
     int32_t next = 7;
     CHECK_OK(backend_cuda_set_graphs("off", why, sizeof why));
+    CHECK(strcmp(backend_cuda_graphs(), "off") == 0, "graphs read back as %s, not off", backend_cuda_graphs());
     for (int i = 0; i < 2; i++) CHECK_OK(generator_feed(graph, &next, 1, &err));
     CHECK(graph->graph == NULL, "a graph was kept or recorded with graphs off");
     CHECK_OK(backend_cuda_set_graphs("on", why, sizeof why));

@@ -31,8 +31,9 @@ long tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int32_
 // Decode ids into a malloc'ed NUL-terminated string; NULL with err set on a bad id. A decoded
 // NUL byte (the piece <0x00>) comes out as U+FFFD: the string would otherwise end there.
 char *tokenizer_decode(const Tokenizer *tok, const int32_t *ids, long n, Err *err);
-// The text of one piece as it would appear in decoded output (for streaming); malloc'ed; NUL
-// as U+FFFD too.
+// The text of one piece as it appears in decoded output; malloc'ed; NUL as U+FFFD too. An
+// encoding's pieces join into its text (test_tokenizer holds the tokenizer to that; generate's
+// stream decodes the tokens from an anchor on instead: a character split over pieces comes whole).
 char *tokenizer_decode_piece(const Tokenizer *tok, int32_t id, Err *err);
 
 // The allowed vocab sizes for tokenizer_train (the 256 byte pieces and the specials come first).
