@@ -343,7 +343,7 @@ const CmdSpec commands[] = {
              "(loss, val in `runs`, the log and `plot`) is the members' mean, and its tokens/s\n"
              "counts every member's tokens (`ensemble eval` gives the ensemble's own loss and the\n"
              "averaged models'). A step whose loss is above\n"
-             "1.5× the mean of the 50 before it (once 10 are there) counts as a loss spike. A\n"
+             "1.5× the mean of the 50 before it (once 3 are there) counts as a loss spike. A\n"
              "non-finite loss or gradient at step N stops training: the run is marked diverged at\n"
              "N, the update of step N−1 (the one that broke the model) is undone — parameters,\n"
              "optimizer state, step count and data position all go back to step N−2, and the run\n"

@@ -23,7 +23,7 @@ typedef struct RunPoint {
 // steps before it, counted once SPIKE_MIN_HISTORY of them exist.
 #define SPIKE_FACTOR 1.5
 #define SPIKE_WINDOW 50
-#define SPIKE_MIN_HISTORY 10
+#define SPIKE_MIN_HISTORY 3
 
 typedef struct ValPoint {
     int step;

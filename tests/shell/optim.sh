@@ -138,6 +138,10 @@ check_eq plot_dw_from_log 3 "$(printf '%s\n' "$out" | json_eval 'o["series"][0][
 check_eq plot_dw_steps "[2, 4, 6]" "$(printf '%s\n' "$out" | json_eval 'o["series"][0]["steps"]')"
 out=$(lrsh -c "$prep; train steps=2 diag_every=0; plot dw_over_eta" 2>&1)
 check_contains plot_dw_none "$out" "no step measured it yet"
+# a blow-up in a run's first steps counts as spikes (they waited for 10 steps of history: a lab's
+# AdamW at lr=1 read "spikes 0" beside its loss going from 6 to 20)
+out=$(lrsh --json -c "$prep; optim adamw lr=1 warmup=3; train steps=9; runs" 2>/dev/null)
+check_eq early_blowup_spikes True "$(printf '%s\n' "$out" | tail -n 1 | json_eval 'o["spikes"] >= 1' 2>&1)"
 # eps=0 makes AdamW divide 0 by 0 on embedding rows no batch touched: the next loss is NaN
 out=$(lrsh --json -c "$prep; optim adamw eps=0; train steps=5; show" 2>/dev/null); rc=$?
 check_status diverged_goes_on 0 $rc
