@@ -973,12 +973,14 @@ static int parse_trainer_meta(Loader *L, const cJSON *md, Err *err) {
     for (int i = 0; i < nm; i++) {
         trainer_keys(L, i, key);
         const char *step = meta_string(md, key[0]), *rng = meta_string(md, key[1]), *t = meta_string(md, key[2]);
-        if (parse_nonneg_int(step, &L->mm[i].step))
-            return fail(err, L->path, "__metadata__ %s '%.32s' is not a step number", key[0], step ? step : "(none)");
+        if (parse_nonneg_int(step, &L->mm[i].step) || L->mm[i].step > TRAINER_LAST_STEP)
+            return fail(err, L->path, "__metadata__ %s '%.32s' is not a step number (0 to %d)", key[0],
+                        step ? step : "(none)", TRAINER_LAST_STEP);
         if (parse_u64(rng, &L->mm[i].data_rng))
             return fail(err, L->path, "__metadata__ %s '%.32s' is not a decimal number", key[1], rng ? rng : "(none)");
-        if (parse_nonneg_int(t, &L->mm[i].optim_t))
-            return fail(err, L->path, "__metadata__ %s '%.32s' is not a step number", key[2], t ? t : "(none)");
+        if (parse_nonneg_int(t, &L->mm[i].optim_t) || L->mm[i].optim_t > TRAINER_LAST_STEP)
+            return fail(err, L->path, "__metadata__ %s '%.32s' is not a step number (0 to %d)", key[2],
+                        t ? t : "(none)", TRAINER_LAST_STEP);
     }
     if (!opt || !ocfg) return fail(err, L->path, "__metadata__ has a step but no optimizer or optim_config");
     if (parse_shape(L, md, err)) return -1;

@@ -661,7 +661,7 @@ static int ensemble_from_members(const char *name, CheckpointMembers *cm, const 
     else if (meta_unit_float(GET("ensemble_papa_alpha"), &alpha)) bad = "ensemble_papa_alpha";
     else if (meta_int(GET("ensemble_every"), INT_MAX, &every) || every < 1) bad = "ensemble_every";
     else if (meta_u64(GET("ensemble_mix_rng"), &e.mix_rng)) bad = "ensemble_mix_rng";
-    else if (meta_int(GET("ensemble_step"), INT_MAX, &step)) bad = "ensemble_step";
+    else if (meta_int(GET("ensemble_step"), TRAINER_LAST_STEP, &step)) bad = "ensemble_step";
     else if (meta_int(GET("ensemble_mixes"), INT_MAX, &mixes) || mixes > step) bad = "ensemble_mixes";
     else if (meta_int(GET("ensemble_last_exchanged"), LONG_MAX, &last)) bad = "ensemble_last_exchanged";
     else if (meta_real(GET("ensemble_exchanged"), 0, 1e300, &total)) bad = "ensemble_exchanged";

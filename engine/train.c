@@ -147,6 +147,7 @@ int trainer_diverged(Trainer *tr, const char *why, Err *err) { return roll_back(
 int trainer_gradients(Trainer *tr, const Dataset *ds, int B, int T, int accum, StepStats *s, Err *err) {
     Model *m = tr->model;
     if (accum < 1) return err_set(err, "accum=%d: must be at least 1", accum);
+    if (tr->step >= TRAINER_LAST_STEP) return err_set(err, "step %d is the last one lrsh counts to", tr->step);
     *s = (StepStats){.step = tr->step + 1, .tokens = (long)B * T * accum};
     s->seconds = -clock_seconds();   // trainer_update adds its end
     tr->step_rng = tr->data_rng;

@@ -24,6 +24,10 @@ typedef struct StepStats {
 } StepStats;
 
 // The batches of an update: accum micro-batches of batch × seq tokens. All 0: none taken yet.
+// Step numbers are ints: the last one a trainer takes (a checkpoint that says more is refused;
+// train's steps= and until= take up to 1e9 each).
+#define TRAINER_LAST_STEP 2000000000
+
 typedef struct TrainShape {
     int batch, seq, accum;
 } TrainShape;

@@ -189,6 +189,24 @@ check_eq file_limit_no_temporary_file "" "$(ls "$TMP" | grep 'limit.st.tmp')"
 out=$( (ulimit -f 200; lrsh --json -c "$prep; train steps=2 save=$TMP/limit.st") 2>/dev/null | tail -n 1)
 check_eq file_limit_json_failed "false" "$(printf '%s\n' "$out" | json_field ok)"
 check_eq file_limit_json_partial "2 2 yes" "$(printf '%s\n' "$out" | json_eval '"%d %d %s" % (o["partial"]["steps"], o["partial"]["step"], "yes" if o["partial"]["loss"] > 0 else "no")' 2>&1)"
+# step numbers are ints: a file past the last step lrsh counts to is refused (2147483647 loaded,
+# and the next update overflowed: step -2147483647, then NaN), and at that last step training
+# stops with an error, not a wrap
+lrsh -q -c "$prep; train steps=1; model save $TMP/steps.st" >/dev/null 2>&1
+set_meta() { python3 -c 'import json, struct, sys
+b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+h["__metadata__"][sys.argv[3]] = sys.argv[4]; t = json.dumps(h).encode()
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])' "$@"; }
+set_meta "$TMP/steps.st" "$TMP/step-max.st" step 2147483647
+set_meta "$TMP/steps.st" "$TMP/optim-t-max.st" optim_t 2147483647
+set_meta "$TMP/steps.st" "$TMP/step-last.st" step 2000000000
+out=$(lrsh -c "set errexit off; model load $TMP/step-max.st; model load $TMP/optim-t-max.st" 2>&1)
+check_contains step_past_last_refused "$out" "__metadata__ step '2147483647' is not a step number (0 to 2000000000)"
+check_contains optim_t_past_last_refused "$out" "__metadata__ optim_t '2147483647' is not a step number (0 to 2000000000)"
+out=$(lrsh -c "model load $TMP/step-last.st; data load; train steps=2" 2>&1); rc=$?
+check_status last_step_train_status 1 $rc
+check_contains last_step_train_says "$out" "step 2000000000 is the last one lrsh counts to"
+check_not_contains last_step_no_wrap "$out" "step -"
 # … and a token cache or the default corpus past it name the file they could not write, not a
 # temporary name gone by then ("corpus.txt.….tok.tmp.30865: write failed"), or none at all
 mkdir -p "$TMP/limit-corpus" "$TMP/limit-cache"
