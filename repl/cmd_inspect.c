@@ -536,6 +536,8 @@ static int parse_watch_word(Session *s, const char *word, WatchItem *it, Err *er
     memset(it, 0, sizeof *it);
     it->field = split_watch_word(left, &right);
     if (it->field < 0) return unknown_field(right && strchr(left, '.') ? right : left, err);
+    if (right && !*right)   // `watch spectral:` — a matrix left out, not "every one"
+        return err_set(err, "watch: '%s' names nothing after its ':' (a matrix, max or mean; or the field alone)", word);
     const struct WatchFieldSpec *f = &watch_fields[it->field];
     if (is_aggregate(right)) {
         it->agg = aggregate_key(f, right, it->key, sizeof it->key);

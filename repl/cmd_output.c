@@ -100,6 +100,8 @@ int cmd_run(Session *s, const Args *a, Err *err) {
         if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\'' || *p == '\\' || *p == ',')
             return err_set(err, "a run name has no quotes, commas (plot runs=A,B lists names), backslashes or "
                            "control characters");
+    if (name[0] == ' ' || name[strlen(name) - 1] == ' ')   // a blank cell in `runs`, a name no runs= can give
+        return err_set(err, "a run name does not begin or end with a space");
     if (tokenizer_utf8_valid_prefix(name, strlen(name)) != strlen(name))   // a script saved as Latin-1
         return err_set(err, "the run name %s is not UTF-8 text (a script saved in another encoding? save it as UTF-8)",
                        NAME_TEXT(name));

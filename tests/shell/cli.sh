@@ -268,6 +268,8 @@ check_contains curly_quote_unterminated "$out" "error: unterminated “ quote (i
 # a run name from a script saved as Latin-1 is refused, not renamed "caf?" "(… was taken)"
 out=$("$LRSH" -c "$(printf 'run caf\351')" 2>&1)
 check_contains run_name_not_utf8 "$out" "is not UTF-8 text (a script saved in another encoding? save it as UTF-8)"
+out=$("$LRSH" -c 'set errexit off; run " "; run "a "; run' 2>&1)
+check_eq run_name_blank_refused 2 "$(printf '%s\n' "$out" | grep -c "error: a run name does not begin or end with a space")"
 out=$(printf 'show\n' | "$LRSH" --json 2>/dev/null)
 check_eq json_pipe "valid 1" "$(printf '%s\n' "$out" | json_lines)"
 # a bad option with --json anywhere among the options: the error object on stdout too

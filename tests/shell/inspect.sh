@@ -127,6 +127,10 @@ check_eq norms_fit_80 True "$([ "$(printf '%s\n' "$out" | widest)" -le 80 ] && e
 # inspect after an update that measured no ‖ΔW‖₂: it says so, and sorts and marks nothing
 check_contains inspect_unmeasured_order "$(lrsh -c "$prep; train steps=3 diag_every=0; inspect" 2>&1)" "in model order (not measured: dw_over_eta)"
 
+# `watch FIELD:` names nothing after its colon: an error, not the field alone
+out=$(lrsh -c "$prep; watch spectral:" 2>&1); rc=$?
+check_status watch_empty_param_status 1 $rc
+check_contains watch_empty_param_says "$out" "watch: 'spectral:' names nothing after its ':'"
 # a watched σ_A under adamw (measured only on steps with diagnostics) is measured on every watch
 # step, not only train's diag_every-th (it was null at steps 2, 6, … with every=2)
 out=$(lrsh -q -c "$prep; optim adamw; log $TMP/unmeasured.jsonl; watch sigma_a:blocks.0.attn.wq every=2; train steps=6" 2>&1); rc=$?
