@@ -277,6 +277,11 @@ static const GpuSetting *gpu_setting(const char *key) {
     return NULL;
 }
 
+// At the prompt Ctrl-C always stops only the command.
+static const char *interrupt_word(const Session *s) {
+    return s->interactive || s->interrupt_command ? "command" : "script";
+}
+
 int cmd_show(Session *s, const Args *a, Err *err) {
     (void)a, (void)err;
     out_text(s, "device     %s\n", s->be->describe());
@@ -322,8 +327,9 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     }
     char line[512];   // one line, so that a narrow terminal breaks it between settings
     size_t n = (size_t)snprintf(line, sizeof line, "settings   seed=%llu threads=%d batch=%d accum=%d seq=%d errexit=%s "
-                                "json=%s quiet=%s", (unsigned long long)s->seed, s->threads, s->batch, s->accum, s->seq,
-                                s->errexit ? "on" : "off", s->json ? "on" : "off", s->quiet ? "on" : "off");
+                                "interrupt=%s json=%s quiet=%s", (unsigned long long)s->seed, s->threads, s->batch,
+                                s->accum, s->seq, s->errexit ? "on" : "off", interrupt_word(s), s->json ? "on" : "off",
+                                s->quiet ? "on" : "off");
     for (int i = 0; i < N_GPU_SETTINGS && n < sizeof line; i++) {
         const GpuSetting *g = &gpu_settings[i];
         n += (size_t)snprintf(line + n, sizeof line - n, " %s=%s", g->key, gpu_value(s, g));
@@ -335,6 +341,7 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "accum", s->accum);
     cJSON_AddNumberToObject(s->result, "seq", s->seq);
     cJSON_AddBoolToObject(s->result, "errexit", s->errexit);
+    cJSON_AddStringToObject(s->result, "interrupt", interrupt_word(s));
     cJSON_AddBoolToObject(s->result, "quiet", s->quiet);
     return 0;
 }
@@ -437,6 +444,7 @@ static int set_apply(Session *s, const char *key, const char *v, Err *err) {
                            seq, s->model.cfg.seq);
         s->seq = seq;
     } else if (strcmp(key, "errexit") == 0) s->errexit = b;
+    else if (strcmp(key, "interrupt") == 0) s->interrupt_command = strcmp(v, "command") == 0;
     else if (strcmp(key, "json") == 0) s->json = b;
     else if (strcmp(key, "quiet") == 0) s->quiet = b;
     else if (strcmp(key, "device") == 0) return set_device(s, v, err);
@@ -482,6 +490,8 @@ int cmd_set(Session *s, const Args *a, Err *err) {
     else out_note(s, "%s %s\n", key, value);   // said, as `show` would (`set quiet on` says nothing: it is quiet)
     if (strcmp(key, "errexit") == 0 && s->interactive)
         out_note(s, "(at the prompt an error never stops the session: errexit is for scripts, -c and pipes)\n");
+    if (strcmp(key, "interrupt") == 0 && s->interactive)
+        out_note(s, "(at the prompt Ctrl-C always stops only the command: interrupt is for scripts, -c and pipes)\n");
     cJSON_AddStringToObject(s->result, "key", key);
     if (o->type == OPT_INT)   // a number, as `show` has it ("008" came back as typed)
         cJSON_AddItemToObject(s->result, "value", json_u64((uint64_t)strtoull(value, NULL, 10)));

@@ -26,6 +26,9 @@ const OptSpec settings[] = {
      "session's"},
     {"errexit", OPT_BOOL, NULL, NULL, 0, 0,
      "stop a script, -c or piped commands at the first error (default on there; off at the interactive prompt)"},
+    {"interrupt", OPT_ENUM, "script", "script|command", 0, 0,
+     "what Ctrl-C (SIGINT) stops in a script, -c or piped commands: the script (as in sh, status 130), or only the "
+     "command running, the next line then read (a program driving lrsh through a pipe; the prompt's way)"},
     {"json", OPT_BOOL, "off", NULL, 0, 0, "one JSON object per result on stdout"},
     {"quiet", OPT_BOOL, "off", NULL, 0, 0, "drop notes and progress lines"},
     {"device", OPT_ENUM, "cpu", "cpu|cuda", 0, 0,
@@ -63,7 +66,7 @@ const CmdSpec commands[] = {
      .summary = "the session: tokenizer, data, model, optimizer, step, device, settings",
      .help = "Lists the last 8 runs, the current one among them (a line counts the others: `run` lists\n"
              "them all).\n"
-             "--json: seed, threads, batch, accum, seq, errexit, quiet, device, backend, precision,\n"
+             "--json: seed, threads, batch, accum, seq, errexit, interrupt, quiet, device, backend, precision,\n"
              "attention, graphs, fused, pdl; tokenizer {path, vocab} ({path: null, embedded_in,\n"
              "vocab} for one that came in a checkpoint) and data {source, cache, tokens,\n"
              "train, val} (null when none), model {dim, layers, heads, …, the config's fields, built,\n"
@@ -71,7 +74,7 @@ const CmdSpec commands[] = {
              "runs:[{name, steps, evals, current}] (every run).\n"
              "Example:\n  show", .run = cmd_show},
     {.name = "set", .family = "shell", .args = "KEY VALUE",
-     .summary = "change a setting: seed, threads, batch, accum, seq, errexit, json, quiet, device, precision, "
+     .summary = "change a setting: seed, threads, batch, accum, seq, errexit, interrupt, json, quiet, device, precision, "
                 "attention, graphs, fused, pdl",
      .help = "The variables LRSH_CUDA_ATTENTION, LRSH_CUDA_GRAPHS, LRSH_CUDA_FUSED and\n"
              "LRSH_CUDA_PDL give the starting values of attention, graphs, fused and pdl.\n"
@@ -1058,9 +1061,9 @@ static int run_command(Session *s, const Words *w) {
         cJSON_AddTrueToObject(s->result, "ok");
         cJSON_AddStringToObject(s->result, "command", title);
         s->emitted = 0;
-        // at the prompt, a Ctrl-C typed before this command is not meant for it; in a script it
-        // stopped the script (run_line runs no command after it)
-        if (s->interactive) lrsh_interrupted = 0;
+        // at the prompt (and under `set interrupt command`) a Ctrl-C typed before this command is
+        // not meant for it; in a script it stopped the script (run_line runs no command after it)
+        if (s->interactive || s->interrupt_command) lrsh_interrupted = 0;
         rc = c->run(s, &a, &err);
         lrsh_term_saves = 0;
         // a GPU failure the command could not see is its error (it may be the cause of another)
@@ -1105,7 +1108,7 @@ int run_line(Session *s, const char *line) {
     int failed = 0;
     s->src_commands = n;
     for (int i = 0; i < n && !s->quit; i++) {
-        if (lrsh_interrupted && !s->interactive) break;   // Ctrl-C between a script's commands
+        if (lrsh_interrupted && !s->interactive && !s->interrupt_command) break;   // Ctrl-C between a script's commands
         s->src_command = i + 1;
         int rc = run_command(s, &cmds[i]);
         out_check_stdout();   // a reader that left is said once, at the command that met it

@@ -150,13 +150,15 @@ static int parse_options(int argc, char **argv, Options *o, Err *err) {
 // getline with a limit: the line's length; -1 at the end of in; -2 for a line longer than
 // MAX_SCRIPT_LINE, read through to its end and dropped; -3 when MAX_SCRIPT_SKIP bytes pass
 // with no line break (`lrsh /dev/zero` grew without bound); -4 when Ctrl-C came while waiting
-// (-5: when it came as the input ended, nothing of a line read).
-static ssize_t read_script_line(FILE *in, char **line, size_t *cap) {
+// (-5: when it came as the input ended, nothing of a line read). With keep_reading (`set
+// interrupt command`) a Ctrl-C while waiting stops nothing: no command runs.
+static ssize_t read_script_line(FILE *in, char **line, size_t *cap, int keep_reading) {
     size_t n = 0;
     int c;
     for (;;) {
         errno = 0;
         if ((c = getc(in)) == EOF) {
+            if (keep_reading) lrsh_interrupted = 0;
             // Ctrl-C ends a pipeline's writer too: its EOF may come first (the read restarted)
             if (lrsh_interrupted) return n ? -4 : -5;
             if (!ferror(in) || errno != EINTR) break;
@@ -181,6 +183,13 @@ static ssize_t read_script_line(FILE *in, char **line, size_t *cap) {
     return (ssize_t)n;
 }
 
+// Whether a Ctrl-C ends the script: under `set interrupt command` it stopped only the command,
+// which has ended, and the script reads on.
+static int interrupt_ends_script(Session *s) {
+    if (lrsh_interrupted && s->interrupt_command) lrsh_interrupted = 0;
+    return lrsh_interrupted != 0;
+}
+
 // A line read up to its \n that holds carriage returns alone (a classic Mac file is all one such
 // "line"): each CR ends a line of its own, numbered as such. A CR before the \n (Windows) or at
 // the input's end is the line's end, as the parser takes it.
@@ -192,7 +201,7 @@ static int run_cr_lines(Session *s, char *line) {
             failed = 1;
             if (s->errexit) return -1;
         }
-        if (lrsh_interrupted || s->quit) return failed ? -1 : 0;
+        if (interrupt_ends_script(s) || s->quit) return failed ? -1 : 0;
     }
     return run_line(s, line) != 0 || failed ? -1 : 0;
 }
@@ -206,7 +215,7 @@ static int run_stream(Session *s, FILE *in, const char *name) {
     s->src_name = name;
     s->src_line = 0;
     ssize_t n;
-    while (!s->quit && (n = read_script_line(in, &line, &cap)) != -1) {
+    while (!s->quit && (n = read_script_line(in, &line, &cap, s->interrupt_command)) != -1) {
         s->src_line++;
         if (n == -4 || n == -5) {   // Ctrl-C while the next line was coming: none of it runs
             if (n == -4) fprintf(stderr, "%s:%d: interrupted (before this line ran)\n", name, s->src_line);
@@ -243,7 +252,7 @@ static int run_stream(Session *s, FILE *in, const char *name) {
             failed = 1;
             if (s->errexit) break;
         }
-        if (lrsh_interrupted) {
+        if (interrupt_ends_script(s)) {
             fprintf(stderr, "%s:%d: interrupted\n", name, s->src_line);
             free(line);
             return EXIT_INTERRUPTED;
@@ -485,7 +494,7 @@ static int run_command_text(Session *s, const char *text) {
     int failed = 0;
     s->src_name = "-c";   // errors say where: "-c:2"
     s->src_line = 0;
-    for (const char *line = text; line && !s->quit && !lrsh_interrupted;) {
+    for (const char *line = text; line && !s->quit && !interrupt_ends_script(s);) {
         const char *end = strchr(line, '\n');
         char *one = strndup(line, end ? (size_t)(end - line) : strlen(line));
         if (!one) return 1;

@@ -57,7 +57,7 @@ gpu_setting fused on "the CPU has its own decoding" fast "on or off (yes or no)"
 gpu_setting pdl on "the CPU launches no kernels" maybe "on or off (yes or no)"
 # the switches take every spelling errexit does, and keep them as on or off
 out=$("$LRSH" -c "set graphs 0; set pdl TRUE; set errexit no; show" 2>&1)
-check_contains switch_spellings_show "$out" "errexit=off json=off quiet=off precision=fp32 attention=gemm graphs=off fused=on pdl=on"
+check_contains switch_spellings_show "$out" "errexit=off interrupt=script json=off quiet=off precision=fp32 attention=gemm graphs=off fused=on pdl=on"
 check_contains switch_spelling_said "$out" "errexit off"
 out=$(LRSH_CUDA_GRAPHS=0 "$LRSH" -c "show" 2>&1)
 check_contains env_switch_spelling "$out" "graphs=off"
@@ -416,5 +416,32 @@ print(" ".join(sorted(set(codes))))
 PY
 )
 check_eq pipe_eof_interrupt_status "130 True" "$out"
+# `set interrupt command`, as a program driving lrsh through a pipe sends: a SIGINT stops the
+# training (its result says interrupted) and one while lrsh waits for a line stops nothing; the
+# session goes on with the next line (it ended with status 130, the model gone)
+cp README.md "$TMP/drive.txt"
+"$LRSH" -q --threads 1 -c "tok train $TMP/drive.txt vocab=512 out=$TMP/drive.model" >/dev/null 2>&1
+out=$(python3 - "$LRSH" "$TMP" <<'PY'
+import json, signal, subprocess, sys, time
+lrsh, tmp = sys.argv[1], sys.argv[2]
+p = subprocess.Popen([lrsh, "--json", "--quiet", "--threads", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.DEVNULL)
+def send(line): p.stdin.write((line + "\n").encode()); p.stdin.flush()
+def ask(line):
+    send(line)
+    return json.loads(p.stdout.readline() or "{}")
+for line in ["set errexit off", "set interrupt command", "tok load %s/drive.model" % tmp, "data load %s/drive.txt" % tmp,
+             "model new dim=32 layers=1 heads=2 seq=16 vocab=512", "step batch=2"]:
+    ask(line)
+send("train steps=100000000 batch=2")
+time.sleep(2); p.send_signal(signal.SIGINT)
+train = json.loads(p.stdout.readline() or "{}")
+time.sleep(0.5); p.send_signal(signal.SIGINT); time.sleep(0.5)   # waiting for the next line
+show = ask("show")
+p.stdin.close()
+print(train.get("interrupted"), train.get("step", 0) > 1, show.get("step") == train.get("step"), show.get("interrupt"), p.wait())
+PY
+)
+check_eq interrupt_command_goes_on "True True True command 0" "$out"
 
 finish
