@@ -547,7 +547,7 @@ const CmdSpec commands[] = {
              "a fast early step). --json: one object\n"
              "per matrix with param, rows,\n"
              "cols, rank, layer, step, spectral, frobenius, stable_rank, dw_spectral, dw_over_eta,\n"
-             "dw_over_w (null when not measured).\n"
+             "dw_over_w (null when not measured), row_index (from 0) and row_count.\n"
              "Examples:\n  norms\n  step; norms\n  norms io=on",
      .run = cmd_norms,
      .opts = (const OptSpec[]){
@@ -850,8 +850,9 @@ const CmdSpec commands[] = {
              "set for its last — not the schedule's value there, which `plot lr` shows), steps,\n"
              "first_step, last_step, batch, seq, accum (its first step's), loss, val_loss, val_step,\n"
              "spikes, diverged, plateau, slow, blew_up, diverged_at, recovered, max_dw_over_eta,\n"
-             "unigram_loss, model (the config its first step trained, as `model new` prints it) and\n"
-             "params (no runs yet: one object with an empty runs list). On a terminal a long name\n"
+             "unigram_loss, model (the config its first step trained, as `model new` prints it),\n"
+             "params, row_index (from 0) and row_count (no runs yet: one object with an empty runs\n"
+             "list). On a terminal a long name\n"
              "is cut in its middle to fit (a sweep's names differ at their ends); in a pipe or a\n"
              "file it is whole.\n"
              "Examples:\n  runs\n  run a; train steps=100; run b; optim spectron; train steps=100; runs",
@@ -875,7 +876,8 @@ const CmdSpec commands[] = {
              "On a GPU each call then waits for the device, so the total exceeds a normal step,\n"
              "but many cheap calls show up as what they cost in launches.\n"
              "--json: one object per model: shape, model, optim, batch, seq, steps, threads,\n"
-             "tok_per_s, gflops, peak_gflops, mfu, optim_fraction, kernel, peak_rss, model_rss.\n"
+             "tok_per_s, gflops, peak_gflops, mfu, optim_fraction, kernel, peak_rss, model_rss,\n"
+             "row_index (from 0) and row_count (profile=on's tables are rows too).\n"
              "Examples:\n  bench train\n  bench train optim=spectron model=factorized\n"
              "  bench train shape=base model=factorized steps=10\n  bench train optim=spectron profile=on",
      .run = cmd_bench_train,
@@ -907,7 +909,7 @@ const CmdSpec commands[] = {
              "(JSON decode: graph, direct, or direct: recording failed) and with which of `set fused`\n"
              "and `set pdl`; run it again with a setting changed to compare.\n"
              "--json: one object per model: shape, model, rank, prompt, n, threads, tok_per_s,\n"
-             "prefill_tok_per_s, decode, kernel, peak_rss, model_rss.\n"
+             "prefill_tok_per_s, decode, kernel, peak_rss, model_rss, row_index (from 0) and row_count.\n"
              "Examples:\n  bench generate\n  bench generate shape=stories15m n=128\n"
              "  bench generate shape=base profile=on",
      .run = cmd_bench_generate,
@@ -1069,6 +1071,7 @@ static int run_command(Session *s, const Words *w) {
         // a GPU failure the command could not see is its error (it may be the cause of another)
         if (backend_failed(s->be, &err)) rc = -1;
     }
+    out_emit_rows(s);   // the rows it gave, before its error if it then failed
     if (rc != 0) out_failure(s, title, w->text, err.msg[0] ? err.msg : "failed", s->result);
     else if (!s->emitted) out_result(s, s->result);
     cJSON_Delete(s->result);

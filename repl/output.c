@@ -297,13 +297,26 @@ void out_failure(const Session *s, const char *command, const char *line, const 
 }
 
 void out_emit(Session *s, cJSON *obj) {
-    // a command that emits several objects (a row each) gives each its warnings
-    const cJSON *w = s->result ? cJSON_GetObjectItemCaseSensitive(s->result, "warnings") : NULL;
-    if (w && !cJSON_GetObjectItemCaseSensitive(obj, "warnings"))
-        cJSON_AddItemToObject(obj, "warnings", cJSON_Duplicate(w, 1));
-    if (s->json) print_json_line(obj);
-    cJSON_Delete(obj);
+    if (!s->rows) s->rows = cJSON_CreateArray();
+    if (s->rows) cJSON_AddItemToArray(s->rows, obj);
+    else cJSON_Delete(obj);
     s->emitted = 1;
+}
+
+void out_emit_rows(Session *s) {
+    int n = s->rows ? cJSON_GetArraySize(s->rows) : 0;
+    // each row gets the command's warnings, and its place: a reader knows the last it waits for
+    const cJSON *w = s->result ? cJSON_GetObjectItemCaseSensitive(s->result, "warnings") : NULL;
+    for (int i = 0; i < n; i++) {
+        cJSON *row = cJSON_GetArrayItem(s->rows, i);
+        if (w && !cJSON_GetObjectItemCaseSensitive(row, "warnings"))
+            cJSON_AddItemToObject(row, "warnings", cJSON_Duplicate(w, 1));
+        cJSON_AddNumberToObject(row, "row_index", i);
+        cJSON_AddNumberToObject(row, "row_count", n);
+        if (s->json) print_json_line(row);
+    }
+    cJSON_Delete(s->rows);
+    s->rows = NULL;
 }
 
 void out_result(const Session *s, cJSON *obj) {

@@ -37,9 +37,11 @@ void out_error(const Session *s, const char *command, const char *line, const ch
 // out_error for a command that failed after it began to report: in JSON mode its result so far
 // comes too, warnings as "warnings" and the other fields in "partial" (NULL or none: out_error).
 void out_failure(const Session *s, const char *command, const char *line, const char *msg, const cJSON *partial);
-// Print one JSON object as a line of stdout (JSON mode only) and mark the command as having
-// emitted its own result lines; takes ownership of obj.
+// One row of a command that gives several result objects (norms: one per matrix): kept, and the
+// command marked as having given its own results; takes ownership of obj. out_emit_rows prints
+// them when the command ends (JSON mode only), each with row_index (from 0) and row_count.
 void out_emit(Session *s, cJSON *obj);
+void out_emit_rows(Session *s);
 // Flush stdout; if a write to it failed (EPIPE, ENOSPC), say so once on stderr and send later
 // output to /dev/null, so that the session goes on. Called after every command.
 void out_check_stdout(void);

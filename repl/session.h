@@ -144,7 +144,8 @@ typedef struct Session {
 
     // the JSON result of the command being run (dispatch creates it, handlers add fields)
     cJSON *result;
-    int emitted;                 // the handler printed its own JSON lines (one per run)
+    int emitted;                 // the handler gave its own result lines (a row each: out_emit)
+    cJSON *rows;                 // those lines, printed when the command ends (out_emit_rows)
     int quit;                    // `quit` was typed
     int interactive;             // at the readline prompt (leaving with unsaved work asks first)
     int wrap;                    // out_text also refills paragraphs to the terminal's width (help)

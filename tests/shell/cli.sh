@@ -443,5 +443,10 @@ print(train.get("interrupted"), train.get("step", 0) > 1, show.get("step") == tr
 PY
 )
 check_eq interrupt_command_goes_on "True True True command 0" "$out"
+# a command that gives a row per item numbers its rows: a driver knows the last one it waits for
+out=$("$LRSH" --json --threads 1 -c "model new dim=32 layers=1 heads=2 seq=16 vocab=512; norms" 2>/dev/null | grep '"command":"norms"')
+check_eq rows_numbered "0..6 of 7" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+print("%d..%d of %s" % (rows[0]["row_index"], rows[-1]["row_index"], " ".join(sorted({str(r["row_count"]) for r in rows}))))' 2>&1)"
 
 finish
