@@ -380,6 +380,7 @@ static void exchange_report(Session *s, const EnsembleRun *r, char x[32], char p
 }
 
 static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
+    s->reported = 1;
     const Ensemble *e = &s->ens;
     const EnsembleStepStats *st = &r->last;
     int interrupted = r->done < steps && !r->diverged_at;

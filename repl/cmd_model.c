@@ -490,6 +490,7 @@ static int train_save_now(Session *s, TrainSave *ts, Err *err) {
     int rc = save_session_model(s, ts->path, CHECKPOINT_F32, 1, one, err);
     ts->seconds += now_seconds() - t0;
     ts->count++;
+    if (rc != 0) cJSON_DeleteItemFromArray(ts->saved, cJSON_GetArraySize(ts->saved) - 1);   // no save: no entry
     return rc;
 }
 

@@ -926,6 +926,7 @@ static int plot_draw(Session *s, const Args *a, const Chart *c, PlotOptions *o, 
 
 // --json: the points drawn (smoothed, in steps=), so a script need not read the log.
 static void plot_json(Session *s, const Args *a, const Chart *c, const PlotOptions *o, const char *field) {
+    s->reported = 1;   // the chart is drawn: an image that then fails keeps it under "partial"
     cJSON_AddStringToObject(s->result, "field", field);
     cJSON_AddStringToObject(s->result, "scale", o->log_y ? "log" : "linear");
     cJSON_AddNumberToObject(s->result, "smooth", (double)args_int(a, "smooth", 1));

@@ -145,6 +145,7 @@ static double live_rate(const Run *r) {   // the batches stay the same through a
 }
 
 static void train_report(Session *s, const Run *r, int steps, int interrupted) {
+    s->reported = 1;
     double rate = r->seconds > 0 ? (double)r->tokens / r->seconds : 0;
     char t[32], d[32];
     if (interrupted)
@@ -177,6 +178,13 @@ static void train_report(Session *s, const Run *r, int steps, int interrupted) {
     train_run_json(s);
 }
 
+// An error after r->done steps: they are reported (said, and in --json's partial) before it.
+static int run_failed(Session *s, const Run *r, Progress *p, int steps, Err *err) {
+    progress_end(p);
+    if (r->done) train_report(s, r, steps, 0);
+    return train_failed(err, "training", r->done, steps);
+}
+
 void train_run_json(Session *s) {
     const RunSeries *run = s->runs.current >= 0 ? &s->runs.runs[s->runs.current] : NULL;
     if (!run) return;
@@ -202,7 +210,7 @@ static int train_eval_point(Session *s, Run *r, const Shape *sh, int eval_batche
             r->val_missed = r->last.step;
             return 1;
         }
-        if (!train_diverged(err)) return train_failed(err, "training", r->done, steps);
+        if (!train_diverged(err)) return run_failed(s, r, p, steps, err);
         char why[sizeof err->msg];   // "the loss is not finite (NaN)" of the validation batches
         snprintf(why, sizeof why, "the validation %.400s", strncmp(err->msg, "the ", 4) == 0 ? err->msg + 4 : err->msg);
         trainer_diverged(&s->trainer, why, err);
@@ -282,7 +290,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
                 err->msg[0] = '\0';
                 break;
             }
-            if (!train_diverged(err)) return train_failed(err, "training", r.done, steps);
+            if (!train_diverged(err)) return run_failed(s, &r, &p, steps, err);
             stop_diverged(s, &r, attempt, steps, err);
             break;
         }
@@ -310,7 +318,7 @@ int cmd_train(Session *s, const Args *a, Err *err) {
             if (rc > 0) break;
         }
         if (train_save_after_step(s, &save, r.last.step, end, &p, err) != 0)
-            return train_failed(err, "training", r.done, steps);
+            return run_failed(s, &r, &p, steps, err);
     }
     progress_end(&p);
     if (r.done) inspect_record_spectra(s);

@@ -377,8 +377,8 @@ const CmdSpec commands[] = {
              "loss (the members' mean), lr, member_loss, member_grad_norm,\n"
              "method, coupling, values_exchanged, mixes (WASH shuffles or PAPA pulls in this run),\n"
              "values_exchanged_total, and in val\n"
-             "member_mean, ensemble_loss, avg_factors_loss, avg_product_loss). A save= that fails (a\n"
-             "full disk) makes the command an error after its steps: --json's error line then carries\n"
+             "member_mean, ensemble_loss, avg_factors_loss, avg_product_loss). An error after some\n"
+             "steps (a save= that fails: a full disk) reports them first: --json's error line carries\n"
              "these fields under partial (steps, step, loss, …).\n"
              "Examples:\n  train steps=200\n  train steps=1000 batch=16 accum=4\n  train steps=500 eval_every=100\n"
              "  train steps=300 diag_every=1; plot dw_over_eta\n  train steps=5000 save=run.safetensors save_every=500",
@@ -1062,7 +1062,7 @@ static int run_command(Session *s, const Words *w) {
         s->result = cJSON_CreateObject();
         cJSON_AddTrueToObject(s->result, "ok");
         cJSON_AddStringToObject(s->result, "command", title);
-        s->emitted = 0;
+        s->emitted = s->reported = 0;
         // at the prompt (and under `set interrupt command`) a Ctrl-C typed before this command is
         // not meant for it; in a script it stopped the script (run_line runs no command after it)
         if (s->interactive || s->interrupt_command) lrsh_interrupted = 0;
@@ -1072,7 +1072,7 @@ static int run_command(Session *s, const Words *w) {
         if (backend_failed(s->be, &err)) rc = -1;
     }
     out_emit_rows(s);   // the rows it gave, before its error if it then failed
-    if (rc != 0) out_failure(s, title, w->text, err.msg[0] ? err.msg : "failed", s->result);
+    if (rc != 0) out_failure(s, title, w->text, err.msg[0] ? err.msg : "failed", s->reported ? s->result : NULL);
     else if (!s->emitted) out_result(s, s->result);
     cJSON_Delete(s->result);
     s->result = NULL;

@@ -146,6 +146,8 @@ typedef struct Session {
     cJSON *result;
     int emitted;                 // the handler gave its own result lines (a row each: out_emit)
     cJSON *rows;                 // those lines, printed when the command ends (out_emit_rows)
+    int reported;                // the command said what it did (train's steps, plot's chart): a
+                                 // failure after it carries that under "partial"
     int quit;                    // `quit` was typed
     int interactive;             // at the readline prompt (leaving with unsaved work asks first)
     int wrap;                    // out_text also refills paragraphs to the terminal's width (help)

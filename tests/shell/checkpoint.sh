@@ -189,6 +189,12 @@ check_eq file_limit_no_temporary_file "" "$(ls "$TMP" | grep 'limit.st.tmp')"
 out=$( (ulimit -f 200; lrsh --json -c "$prep; train steps=2 save=$TMP/limit.st") 2>/dev/null | tail -n 1)
 check_eq file_limit_json_failed "false" "$(printf '%s\n' "$out" | json_field ok)"
 check_eq file_limit_json_partial "2 2 yes" "$(printf '%s\n' "$out" | json_eval '"%d %d %s" % (o["partial"]["steps"], o["partial"]["step"], "yes" if o["partial"]["loss"] > 0 else "no")' 2>&1)"
+# … also when a save_every= save fails mid-run (partial held only the save list), and an error
+# before any step gives no partial (it held empty lists)
+out=$( (ulimit -f 200; lrsh --json -c "$prep; train steps=3 save=$TMP/limit.st save_every=2") 2>/dev/null | tail -n 1)
+check_eq file_limit_every_partial "2 []" "$(printf '%s\n' "$out" | json_eval '"%d %s" % (o["partial"]["steps"], o["partial"]["saved"])' 2>&1)"
+out=$(lrsh --json -c "$prep; train steps=2 batch=1000000 save=$TMP/limit.st eval_every=1" 2>/dev/null | tail -n 1)
+check_eq no_step_no_partial "False" "$(printf '%s\n' "$out" | json_eval '"partial" in o' 2>&1)"
 # step numbers are ints: a file past the last step lrsh counts to is refused (2147483647 loaded,
 # and the next update overflowed: step -2147483647, then NaN), and at that last step training
 # stops with an error, not a wrap
