@@ -147,8 +147,8 @@ static void add_run_names(Matches *m) {
     int listed = comma ? (int)(comma - m->text) + 1 : 0;
     for (int i = 0; session && i < session->runs.n_runs; i++) {
         char cand[1024];
-        if (session->runs.runs[i].name[strcspn(session->runs.runs[i].name, " \t;#=\"'")])
-            continue;   // a name that needs quotes: inserted bare it would split the line
+        if (parse_word_needs_quotes(session->runs.runs[i].name))
+            continue;   // inserted bare it would split the line
         if (snprintf(cand, sizeof cand, "%.*s%s", listed, m->text, session->runs.runs[i].name) < (int)sizeof cand)
             add(m, cand);
     }
@@ -293,7 +293,9 @@ void completion_install(const Session *s) {
     rl_attempted_completion_function = complete;
     rl_completer_word_break_characters = " \t\n\"'=;";
     rl_completer_quote_characters = "\"'";
-    rl_filename_quote_characters = " \t\"';=#\\";   // in a path, these need the quotes
+    // in a path, these need the quotes — and the lead bytes of pasted spaces and of “ (U+00A0,
+    // U+2000…, U+3000, U+FEFF: the parser reads those outside quotes; a few other names get quotes)
+    rl_filename_quote_characters = " \t\"';=#\\\xC2\xE2\xE3\xEF";
     rl_filename_quoting_function = quote_file_name;
     rl_char_is_quoted_p = escaped_char;
     rl_filename_dequoting_function = unescape_file_name;

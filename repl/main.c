@@ -234,8 +234,8 @@ static int run_stream(Session *s, FILE *in, const char *name) {
             if (s->errexit) break;
             continue;
         }
-        if (s->src_line == 1 && n >= 2 && (memcmp(line, "\xFF\xFE", 2) == 0 || memcmp(line, "\xFE\xFF", 2) == 0)) {
-            // every line of it would hold NUL bytes: say why once
+        if (n >= 2 && (memcmp(line, "\xFF\xFE", 2) == 0 || memcmp(line, "\xFE\xFF", 2) == 0)) {
+            // every line of it would hold NUL bytes: say why once (also for a second file in a pipe)
             out_error(s, NULL, "", "the script is UTF-16 (Notepad's \"Unicode\"): save it as UTF-8; nothing was run");
             failed = 1;
             break;

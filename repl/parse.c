@@ -66,21 +66,30 @@ static void commands_add(Words **cmds, int *n, Words *cur, const char *from, con
     memset(cur, 0, sizeof *cur);
 }
 
-// Bytes of a character at p that looks like a space or like nothing — text pasted from slides,
-// a PDF or a word processor carries them (U+00A0 no-break space, U+2007 figure space, U+2009
-// thin space, U+200B zero-width space, U+202F narrow no-break space, U+2060 word joiner, U+3000
-// ideographic space, U+FEFF a byte-order mark where a second script was appended): outside
-// quotes they separate words as a space does. 0: none.
+// Text pasted from slides, a PDF or a word processor carries characters that look like a space
+// or like nothing. Outside quotes the first separate words as a space does: U+00A0 no-break
+// space, U+2007 figure space, U+2009 thin space, U+202F narrow no-break space, U+3000
+// ideographic space. The others are dropped: U+200B zero-width space, U+2060 word joiner,
+// U+FEFF (a byte-order mark where a second script was appended). Their bytes at p, or 0.
 static int unicode_space(const char *p) {
-    static const char *const space[] = {"\xC2\xA0", "\xE2\x80\x87", "\xE2\x80\x89", "\xE2\x80\x8B",
-                                        "\xE2\x80\xAF", "\xE2\x81\xA0", "\xE3\x80\x80", "\xEF\xBB\xBF"};
+    static const char *const space[] = {"\xC2\xA0", "\xE2\x80\x87", "\xE2\x80\x89", "\xE2\x80\xAF",
+                                        "\xE3\x80\x80"};
     for (size_t i = 0; i < sizeof space / sizeof *space; i++)
         if (strncmp(p, space[i], strlen(space[i])) == 0) return (int)strlen(space[i]);
     return 0;
 }
 
-#define CURLY_OPEN "\xE2\x80\x9C"    // “ — a word processor's double quotes quote as " does
-#define CURLY_CLOSE "\xE2\x80\x9D"   // ”
+static int unicode_nothing(const char *p) {
+    static const char *const none[] = {"\xE2\x80\x8B", "\xE2\x81\xA0", "\xEF\xBB\xBF"};
+    for (size_t i = 0; i < sizeof none / sizeof *none; i++)
+        if (strncmp(p, none[i], 3) == 0) return 3;
+    return 0;
+}
+
+// “ opening a word, closed by ”: a word processor's double quotes quote as " does (inside a word
+// they are text: German „…“ closes with “)
+#define CURLY_OPEN "\xE2\x80\x9C"
+#define CURLY_CLOSE "\xE2\x80\x9D"
 
 // Scan a quoted run starting at the opening quote (", ' or “) into b; returns the char after
 // the closing quote (", ' or ”), or NULL when the line ends first.
@@ -119,7 +128,9 @@ int parse_line(const char *line, Words **out, Err *err) {
         } else if (isspace((unsigned char)c) || unicode_space(p)) {
             if (in_word) { words_add(&cur, &word, quoted); word.n = 0; in_word = 0; }
             p += isspace((unsigned char)c) ? 1 : unicode_space(p);
-        } else if (c == '"' || c == '\'' || strncmp(p, CURLY_OPEN, 3) == 0) {
+        } else if (unicode_nothing(p)) {
+            p += 3;
+        } else if (c == '"' || c == '\'' || (!in_word && strncmp(p, CURLY_OPEN, 3) == 0)) {
             if (!in_word) quoted = 1;
             in_word = 1;
             if (!(p = scan_quoted(p, &word))) {
@@ -141,6 +152,13 @@ int parse_line(const char *line, Words **out, Err *err) {
     free(word.p);
     *out = cmds;
     return n;
+}
+
+int parse_word_needs_quotes(const char *word) {
+    if (strncmp(word, CURLY_OPEN, 3) == 0) return 1;
+    for (const char *p = word; *p; p++)
+        if (strchr(" \t;#=\"'\\", *p) || unicode_space(p) || unicode_nothing(p)) return 1;
+    return 0;
 }
 
 void words_free(Words *cmds, int n) {

@@ -18,6 +18,10 @@ typedef struct Words {
 // a comment. Returns the number of non-empty commands and sets *cmds (free with words_free),
 // or -1 with err set (an unterminated quote).
 int parse_line(const char *line, Words **cmds, Err *err);
+// Whether a word must be quoted to be read back as itself: it holds a space (also one pasted
+// from a word processor), a character that reads as nothing, `;`, `#`, `=`, a quote, or starts
+// with “ (what Tab completes is inserted as typed text).
+int parse_word_needs_quotes(const char *word);
 void words_free(Words *cmds, int n);
 
 typedef enum { OPT_INT, OPT_FLOAT, OPT_STRING, OPT_BOOL, OPT_ENUM, OPT_PATH } OptType;

@@ -258,6 +258,8 @@ printf 's\000h\000o\000w\000\n\000' | { printf '\377\376'; cat; } > "$TMP/utf16.
 out=$("$LRSH" "$TMP/utf16.lrsh" 2>&1); rc=$?
 check_status utf16_script_status 1 $rc
 check_eq utf16_script_said "$TMP/utf16.lrsh:1: error: the script is UTF-16 (Notepad's \"Unicode\"): save it as UTF-8; nothing was run" "$out"
+out=$({ printf 'set errexit off\n'; cat "$TMP/utf16.lrsh"; } | "$LRSH" 2>&1)
+check_eq utf16_second_part_said "<stdin>:2: error: the script is UTF-16 (Notepad's \"Unicode\"): save it as UTF-8; nothing was run" "$(printf '%s\n' "$out" | grep error)"
 # text pasted from slides or a word processor: a no-break, zero-width or thin space and a second
 # script's byte-order mark separate words as a space does; “curly quotes” quote as " does
 out=$(printf 'set\302\240seed 6\342\200\213;\357\273\277set batch\342\200\2573\nrun \342\200\234my run\342\200\235\nshow\n' | "$LRSH" --json 2>/dev/null)
@@ -265,6 +267,11 @@ check_eq unicode_spaces_separate "6 3" "$(printf '%s\n' "$out" | grep '"command"
 check_eq curly_quotes_quote '"my run"' "$(printf '%s\n' "$out" | grep '"command":"run"' | json_field run)"
 out=$("$LRSH" -c "$(printf 'run \342\200\234mine')" 2>&1)
 check_contains curly_quote_unterminated "$out" "error: unterminated “ quote (it ends at ”)"
+# a zero-width space or word joiner reads as nothing (it split the word); inside a word “ is text
+# (German „…“ closes with it: an unterminated quote before)
+out=$("$LRSH" --json -c "$(printf 'set seed 1\342\200\2132; set errexit off; run \342\200\236Hallo\342\200\234')" 2>/dev/null)
+check_eq zero_width_nothing '"12"' "$(printf '%s\n' "$out" | grep '"command":"set"' | head -n 1 | json_field value | tr -d '"' | sed 's/.*/"&"/')"
+check_contains german_quotes_text "$(printf '%s\n' "$out" | grep '"command":"run"')" "a run name has no quotes"
 # a run name from a script saved as Latin-1 is refused, not renamed "caf?" "(… was taken)"
 out=$("$LRSH" -c "$(printf 'run caf\351')" 2>&1)
 check_contains run_name_not_utf8 "$out" "is not UTF-8 text (a script saved in another encoding? save it as UTF-8)"

@@ -126,6 +126,12 @@ cp "$TMP/one/c.safetensors" "$TMP/sp/with space.safetensors"
 out=$(pty --no-default -- "expect lrsh> " "send model load $TMP/sp/w\t\n" "expect lrsh> " "send quit\n")
 check_not_contains tab_space_one_argument "$out" "too many arguments"
 check_contains tab_space_loaded "$out" "loaded $TMP/sp/with space.safetensors"
+# … and one with a no-break space (macOS writes U+202F before "AM" in screenshot names), which
+# the parser reads as a space outside quotes: Tab quotes it too
+nbsp=$(printf '\302\240')
+cp "$TMP/one/c.safetensors" "$TMP/sp/nb${nbsp}x.safetensors"
+out=$(pty --no-default -- "expect lrsh> " "send model load $TMP/sp/nb\t\n" "expect lrsh> " "send quit\n")
+check_contains tab_nbsp_loaded "$out" "loaded $TMP/sp/nb${nbsp}x.safetensors"
 
 # help on a terminal narrower than its text: paragraphs refilled, no line wider than the terminal,
 # no word cut
