@@ -913,7 +913,11 @@ static int chart_width(Session *s, const Args *a) {
 static int plot_draw(Session *s, const Args *a, const Chart *c, PlotOptions *o, long nonpositive, Err *err) {
     o->width = chart_width(s, a);
     o->height = (int)args_int(a, "height", 16);
-    char *text = fit_rows(s, a, c->series, c->n, o, plot_render(c->series, c->n, o));
+    char title[160];   // a table has no marks: "training loss (* validation)" loses its "(* …)"
+    snprintf(title, sizeof title, "%.*s", (int)strcspn(o->title, "("), o->title);
+    title[strcspn(title, "") - (strchr(o->title, '(') && title[0] ? 1 : 0)] = '\0';
+    char *text = args_bool(a, "table", 0) ? plot_table(c->series, c->n, title, o->height)
+                                          : fit_rows(s, a, c->series, c->n, o, plot_render(c->series, c->n, o));
     if (!text) return err_set(err, "out of memory drawing the chart");
     out_text(s, "%s", text);
     free(text);

@@ -758,7 +758,9 @@ const CmdSpec commands[] = {
              "sigma_a and sigma_b the mean ‖A‖₂, ‖B‖₂. Any series `watch` recorded plots by its name\n"
              "(`plot spectral`, `plot stable_rank:blocks.1.mlp.w2`), from the session or a log file.\n"
              "The JSON names of the fields are taken too: grad_norm, clip_scale, val_loss, and\n"
-             "tokps, time for tok_per_s, seconds.\n"
+             "tokps, time for tok_per_s, seconds. table=on prints the values as text instead of the\n"
+             "braille chart — a row per step, height= of them spread over the range and every\n"
+             "validation step, a column per series — for a screen reader, or to paste into a report.\n"
              "scale=auto (the default) draws y on a log scale when every value is positive and they\n"
              "span a factor of 100 or more (AdamW's ‖ΔW‖₂/η in the thousands beside Spectron's\n"
              "below 1), and says so in the title; scale=log or scale=linear chooses (a log scale\n"
@@ -788,6 +790,9 @@ const CmdSpec commands[] = {
          {"ymax", OPT_FLOAT, NULL, NULL, 0, 0, "the y axis up to this value (a spike above drawn on its edge)"},
          {"width", OPT_INT, NULL, NULL, 8, 1000, "chart width in cells (default: 72, less on a narrower terminal; 62 in a pipe)"},
          {"height", OPT_INT, NULL, NULL, 3, 500, "chart height in terminal cells (default: 16, less on a shorter terminal)"},
+         {"table", OPT_BOOL, "off", NULL, 0, 0,
+          "the values as a table of text instead of the chart: height= steps spread over the range, and every "
+          "validation step (for a screen reader, or a report)"},
          {NULL, 0, NULL, NULL, 0, 0, NULL}}},
     {.name = "log", .family = "output", .args = "[FILE|off]",
      .summary = "append every training step to FILE as a JSON line (`log off` stops)",

@@ -53,3 +53,9 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o);
 // The y range plot_render draws, in the values' units (for an image drawn alike); −1 when no
 // point is finite.
 int plot_y_limits(const PlotSeries *series, int n, const PlotOptions *o, double *lo, double *hi);
+
+// The series as a table of text (plot_table.c): a row per step — `rows` steps spread over the
+// range, and every step of a series of isolated points — a column per series; each cell the
+// series' last value at or before its row's step and after the row above's ("–": none). Title
+// first. malloc'ed; NULL when out of memory.
+char *plot_table(const PlotSeries *series, int n, const char *title, int rows);

@@ -21,6 +21,14 @@ with open("'"$TMP"'/known.jsonl", "w") as f:
             if run == "alpha" and s % 10 == 0:
                 f.write(json.dumps({"step": s, "val_loss": 2.5 + 5 * math.exp(-s / 10), "run": run}) + "\n")
 '
+# ---- table=on: the values as text (a screen reader reads braille as "dots-1-2-3"): rows spread
+# over the steps and every validation step, each cell the last value since the row above's
+out=$(lrsh -c "plot loss from=$TMP/known.jsonl table=on height=6" 2>&1)
+check_eq table_header "      step       alpha   alpha val        beta" "$(printf '%s\n' "$out" | sed -n 2p)"
+check_eq table_steps "1 10 11 20 21 30 40 50" "$(printf '%s\n' "$out" | tail -n +3 | awk '{printf "%s%s", (NR > 1 ? " " : ""), $1}')"
+check_eq table_row_10 "10 4.2073 4.3394 3.7658" "$(printf '%s\n' "$out" | awk '$1 == 10 {print $1, $2, $3, $4}')"
+check_eq table_val_gap "11 3.9972 – 3.5978" "$(printf '%s\n' "$out" | awk '$1 == 11 {print $1, $2, $3, $4}')"
+check_not_contains table_no_braille "$out" "⠒"
 # ---- the y scale: auto takes a log scale when the values span 100× (AdamW's ‖ΔW‖₂/η beside
 # Spectron's), linear otherwise; scale= chooses; a log scale leaves out values ≤ 0, saying so
 python3 -c '
