@@ -327,9 +327,9 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     }
     char line[512];   // one line, so that a narrow terminal breaks it between settings
     size_t n = (size_t)snprintf(line, sizeof line, "settings   seed=%llu threads=%d batch=%d accum=%d seq=%d errexit=%s "
-                                "interrupt=%s json=%s quiet=%s", (unsigned long long)s->seed, s->threads, s->batch,
-                                s->accum, s->seq, s->errexit ? "on" : "off", interrupt_word(s), s->json ? "on" : "off",
-                                s->quiet ? "on" : "off");
+                                "interrupt=%s progress=%s json=%s quiet=%s", (unsigned long long)s->seed, s->threads,
+                                s->batch, s->accum, s->seq, s->errexit ? "on" : "off", interrupt_word(s),
+                                s->progress_lines ? "lines" : "live", s->json ? "on" : "off", s->quiet ? "on" : "off");
     for (int i = 0; i < N_GPU_SETTINGS && n < sizeof line; i++) {
         const GpuSetting *g = &gpu_settings[i];
         n += (size_t)snprintf(line + n, sizeof line - n, " %s=%s", g->key, gpu_value(s, g));
@@ -342,6 +342,7 @@ int cmd_show(Session *s, const Args *a, Err *err) {
     cJSON_AddNumberToObject(s->result, "seq", s->seq);
     cJSON_AddBoolToObject(s->result, "errexit", s->errexit);
     cJSON_AddStringToObject(s->result, "interrupt", interrupt_word(s));
+    cJSON_AddStringToObject(s->result, "progress", s->progress_lines ? "lines" : "live");
     cJSON_AddBoolToObject(s->result, "quiet", s->quiet);
     return 0;
 }
@@ -445,6 +446,7 @@ static int set_apply(Session *s, const char *key, const char *v, Err *err) {
         s->seq = seq;
     } else if (strcmp(key, "errexit") == 0) s->errexit = b;
     else if (strcmp(key, "interrupt") == 0) s->interrupt_command = strcmp(v, "command") == 0;
+    else if (strcmp(key, "progress") == 0) s->progress_lines = strcmp(v, "lines") == 0;
     else if (strcmp(key, "json") == 0) s->json = b;
     else if (strcmp(key, "quiet") == 0) s->quiet = b;
     else if (strcmp(key, "device") == 0) return set_device(s, v, err);

@@ -29,6 +29,9 @@ const OptSpec settings[] = {
     {"interrupt", OPT_ENUM, "script", "script|command", 0, 0,
      "what Ctrl-C (SIGINT) stops in a script, -c or piped commands: the script (as in sh, status 130), or only the "
      "command running, the next line then read (a program driving lrsh through a pipe; the prompt's way)"},
+    {"progress", OPT_ENUM, "live", "live|lines", 0, 0,
+     "on a terminal, a long command's progress as one line redrawn in place (live), or as the plain lines a pipe "
+     "gets, one every ~10% and at least once a minute (lines: for a screen reader, which speaks every redraw)"},
     {"json", OPT_BOOL, "off", NULL, 0, 0, "one JSON object per result on stdout"},
     {"quiet", OPT_BOOL, "off", NULL, 0, 0, "drop notes and progress lines"},
     {"device", OPT_ENUM, "cpu", "cpu|cuda", 0, 0,
@@ -66,15 +69,16 @@ const CmdSpec commands[] = {
      .summary = "the session: tokenizer, data, model, optimizer, step, device, settings",
      .help = "Lists the last 8 runs, the current one among them (a line counts the others: `run` lists\n"
              "them all).\n"
-             "--json: seed, threads, batch, accum, seq, errexit, interrupt, quiet, device, backend, precision,\n"
-             "attention, graphs, fused, pdl; tokenizer {path, vocab} ({path: null, embedded_in,\n"
+             "--json: seed, threads, batch, accum, seq, errexit, interrupt, progress, quiet, device,\n"
+             "backend, precision, attention, graphs, fused, pdl; tokenizer {path, vocab} ({path: null, embedded_in,\n"
              "vocab} for one that came in a checkpoint) and data {source, cache, tokens,\n"
              "train, val} (null when none), model {dim, layers, heads, …, the config's fields, built,\n"
              "params}, optimizer {name, lr, wd, …, its settings}, step, checkpoint, unsaved, log,\n"
              "runs:[{name, steps, evals, current}] (every run).\n"
              "Example:\n  show", .run = cmd_show},
     {.name = "set", .family = "shell", .args = "KEY VALUE",
-     .summary = "change a setting: seed, threads, batch, accum, seq, errexit, interrupt, json, quiet, device, precision, "
+     .summary = "change a setting: seed, threads, batch, accum, seq, errexit, interrupt, progress, json, quiet, device, "
+                "precision, "
                 "attention, graphs, fused, pdl",
      .help = "The variables LRSH_CUDA_ATTENTION, LRSH_CUDA_GRAPHS, LRSH_CUDA_FUSED and\n"
              "LRSH_CUDA_PDL give the starting values of attention, graphs, fused and pdl.\n"
@@ -331,8 +335,8 @@ const CmdSpec commands[] = {
      .args = "steps=N|until=STEP [eval_every=N eval_batches=N diag_every=N save=PATH save_every=N batch= accum= seq=]",
      .summary = "take N optimizer steps on the loaded data (Ctrl-C stops between steps)",
      .help = "Builds the trainer on first use with the current `optim` settings and `set seed`.\n"
-             "On a terminal one line shows step, loss, tokens/s and ETA; otherwise a line every\n"
-             "~10% and at least once a minute. Ctrl-C stops after the step in progress; the model\n"
+             "On a terminal one line shows step, loss, tokens/s and ETA; otherwise (and after `set\n"
+             "progress lines`) a line every ~10% and at least once a minute. Ctrl-C stops after the step in progress; the model\n"
              "keeps every step taken.\n"
              "Every step is recorded in the current run (see `run`, `plot`) and, after `log FILE`,\n"
              "appended to that file. eval_every=N also measures the validation loss (as `eval`).\n"

@@ -403,7 +403,7 @@ void progress_begin(Progress *p, const Session *s, int total) {
     p->total = total;
     if (s->quiet) return;
     p->to = text_stream(s);
-    p->live = terminal_takes_escapes(p->to);   // a dumb one gets the plain lines a pipe does
+    p->live = !s->progress_lines && terminal_takes_escapes(p->to);   // a dumb one gets a pipe's plain lines
     p->every = total >= 10 ? total / 10 : 1;
     p->printed_at = now_seconds();
 }

@@ -131,6 +131,7 @@ typedef struct Session {
     uint64_t seed;
     int json, quiet, errexit;
     int interrupt_command;       // `set interrupt command`: Ctrl-C stops the command, not the script
+    int progress_lines;          // `set progress lines`: a pipe's plain progress lines on a terminal too
     char precision[8];           // the GPU's GEMMs: "fp32", "tf32" or "bf16"
     char attention[8];           // the GPU's attention kernels: "gemm", "flash" or "rows"
     char graphs[4];              // a decoded token replayed from a CUDA graph: "on" or "off"

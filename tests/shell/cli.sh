@@ -57,7 +57,7 @@ gpu_setting fused on "the CPU has its own decoding" fast "on or off (yes or no)"
 gpu_setting pdl on "the CPU launches no kernels" maybe "on or off (yes or no)"
 # the switches take every spelling errexit does, and keep them as on or off
 out=$("$LRSH" -c "set graphs 0; set pdl TRUE; set errexit no; show" 2>&1)
-check_contains switch_spellings_show "$out" "errexit=off interrupt=script json=off quiet=off precision=fp32 attention=gemm graphs=off fused=on pdl=on"
+check_contains switch_spellings_show "$out" "errexit=off interrupt=script progress=live json=off quiet=off precision=fp32 attention=gemm graphs=off fused=on pdl=on"
 check_contains switch_spelling_said "$out" "errexit off"
 out=$(LRSH_CUDA_GRAPHS=0 "$LRSH" -c "show" 2>&1)
 check_contains env_switch_spelling "$out" "graphs=off"

@@ -724,6 +724,11 @@ done
 out=$(TERM=dumb PTY_RAW=1 pty --no-default -- "expect lrsh> " "send $prep; train steps=3; step\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
 esc=$(printf '\033')
 check_eq term_dumb_no_color_or_erase "" "$(printf '%s' "$out" | grep -o "$esc\[[0-9;]*[mK]" | sort -u | tr '\n' ' ')"
+# … and `set progress lines` on any terminal (a screen reader speaks every redraw): the plain
+# lines, none redrawn in place
+out=$(PTY_RAW=1 pty --no-default -- "expect lrsh> " "send $prep; set progress lines; train steps=20\n" "expect lrsh> " "send quit\n" "expect lrsh> " "send quit\n")
+check_eq progress_lines_no_redraw "0 yes" "$(printf '%s' "$out" | python3 -c 'import re, sys
+t = sys.stdin.read(); print(len(re.findall(r"\r[^\r\n]*\x1b\[K", t)), "yes" if re.search(r"step 20 \(20/20\)  loss [0-9.]+", t) else "no")')"
 
 if lrsh -c "set device cuda" >"$TMP/cuda.log" 2>&1; then
     echo "# a CUDA device is present: set device cuda/cpu round trip"
