@@ -588,14 +588,16 @@ static void chart_free(Chart *c) {
 }
 
 // A series of run `run` (its index in the session): the run's color and letter in every chart,
-// so that "the blue line, b" is the same run on each screen; no letter when it is alone.
+// so that "the blue line, b" is the same run on each screen; no letter when it is alone. Its
+// validation marks (points) are the letter in capitals: without color, * marks of two runs were
+// one.
 static int chart_add(Chart *c, const char *name, int n, int points, int run, int lettered) {
     PlotSeries *s = &c->series[c->n];
     c->bufs[c->n] = malloc(sizeof(double) * 2 * (size_t)(n ? n : 1));
     if (!c->bufs[c->n]) return -1;
     snprintf(c->names[c->n], sizeof c->names[0], "%s", name);
     *s = (PlotSeries){.name = c->names[c->n], .x = c->bufs[c->n], .y = c->bufs[c->n] + n, .n = n,
-                      .points = points, .letter = lettered ? 'a' + run % 26 : 0, .color = 1 + run % 6};
+                      .points = points, .letter = lettered ? (points ? 'A' : 'a') + run % 26 : 0, .color = 1 + run % 6};
     c->n++;
     return 0;
 }
@@ -629,7 +631,7 @@ static int chart_build(const RunLog *r, const char *field, Chart *c, Err *err) {
             char name[sizeof x->name + 8];
             snprintf(name, sizeof name, "%s val", x->name);
             // validation alone: joined, so a few points still read as a curve
-            if (chart_add(c, name, x->n_val, !val_only, i, !has_steps && shown > 1) != 0)
+            if (chart_add(c, name, x->n_val, !val_only, i, shown > 1) != 0)
                 return err_set(err, "out of memory");
             for (int k = 0; k < x->n_val; k++) {
                 c->bufs[c->n - 1][k] = x->val[k].step;
@@ -679,7 +681,7 @@ static const char *field_name(const char *typed) {
 }
 
 static const char *field_title(const char *f) {
-    if (strcmp(f, "loss") == 0) return "training loss (* validation)";
+    if (strcmp(f, "loss") == 0) return "training loss (marks: validation)";
     if (strcmp(f, "val") == 0) return "validation loss";
     if (strcmp(f, "lr") == 0) return "learning rate";
     if (strcmp(f, "gnorm") == 0) return "gradient norm (before clipping)";
@@ -913,7 +915,7 @@ static int chart_width(Session *s, const Args *a) {
 static int plot_draw(Session *s, const Args *a, const Chart *c, PlotOptions *o, long nonpositive, Err *err) {
     o->width = chart_width(s, a);
     o->height = (int)args_int(a, "height", 16);
-    char title[160];   // a table has no marks: "training loss (* validation)" loses its "(* …)"
+    char title[160];   // a table has no marks: "training loss (marks: validation)" loses its "(…)"
     snprintf(title, sizeof title, "%.*s", (int)strcspn(o->title, "("), o->title);
     title[strcspn(title, "") - (strchr(o->title, '(') && title[0] ? 1 : 0)] = '\0';
     char *text = args_bool(a, "table", 0) ? plot_table(c->series, c->n, title, o->height)

@@ -750,7 +750,7 @@ const CmdSpec commands[] = {
              "is c even where the second has no points; runs= and the 26-run window count afresh). `plot dw_over_eta` draws Spectron's bound, 1, as a\n"
              "dotted line when the chart reaches it.\n"
              "`plot loss` adds the validation losses from `eval` / `train eval_every=`\n"
-             "as * marks in the run's color. from=FILE reads a file written by `log` instead of this session's runs\n"
+             "as * marks in the run's color (with several runs, the run's letter in capitals). from=FILE reads a file written by `log` instead of this session's runs\n"
              "(a run name that comes back from an earlier step — the same experiment appended\n"
              "again — is another run: NAME#2, NAME#3, …); runs=A,B draws only those (a run of\n"
              "another model far along the steps squeezes the others to one side).\n"

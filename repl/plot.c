@@ -233,7 +233,7 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
             int px = (int)lround((p->x[i] - xlo) / (xhi - xlo) * (PW - 1));
             int py = clamp_int((int)lround(fmax(-1.0, fmin(PH, (yhi - y) / (yhi - ylo) * (PH - 1)))), 0, PH - 1);
             if (p->points) {   // a mark, over any line's dots in its cell: the lines are drawn in dots
-                canvas_mark(&c, px / 2, py / 4, '*', color);
+                canvas_mark(&c, px / 2, py / 4, p->letter ? (char)p->letter : '*', color);
             } else if (have) {
                 canvas_line(&c, px0, py0, px, py, color);
             } else {
@@ -241,7 +241,7 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
             }
             have = 1, px0 = px, py0 = py;
         }
-        if (p->letter && have) end_x[s] = px0, end_y[s] = py0;
+        if (p->letter && have && !p->points) end_x[s] = px0, end_y[s] = py0;   // (points are their letter)
     }
     // the runs' letters last: they tell the runs apart where there is no color
     for (int s = 0; s < n; s++)
@@ -278,9 +278,13 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
         int finite = 0;
         for (int i = 0; i < p->n; i++)
             if (isfinite(p->y[i])) { last = p->y[i]; finite++; }
-        if (o->ansi) text_add(&t, "  \033[%dm%c %s\033[0m %s", ansi_of(p->color ? p->color : s + 1), p->letter ? p->letter : ' ',
-                              p->points ? "* " : "⠒⠒", NAME_TEXT(p->name));   // a run's name, read from a log too
-        else text_add(&t, "  %c %s %s", p->letter ? p->letter : ' ', p->points ? "* " : "⠒⠒", NAME_TEXT(p->name));
+        // a line: its letter, then ⠒⠒; points: their mark (a letter when several runs have them)
+        char symbol[8];
+        snprintf(symbol, sizeof symbol, "%s", !p->points ? "⠒⠒" : p->letter ? (char[]){(char)p->letter, ' ', 0} : "* ");
+        int letter = p->letter && !p->points ? p->letter : ' ';
+        if (o->ansi) text_add(&t, "  \033[%dm%c %s\033[0m %s", ansi_of(p->color ? p->color : s + 1), letter, symbol,
+                              NAME_TEXT(p->name));   // a run's name, read from a log too
+        else text_add(&t, "  %c %s %s", letter, symbol, NAME_TEXT(p->name));
         char last_text[32];
         axis_number(last_text, sizeof last_text, last);
         if (finite)

@@ -127,9 +127,12 @@ check_status plot_known_status 0 $rc
 check_eq plot_known_braille yes "$(printf '%s' "$out" | has_braille)"
 check_contains plot_legend_alpha "$out" "a ⠒⠒ alpha"
 check_contains plot_legend_beta "$out" "b ⠒⠒ beta"
-check_contains plot_legend_val "$out" "*  alpha val"
+# a run's validation marks are its letter in capitals when several runs are drawn (two runs' *
+# marks told apart only by color: a screen reader, NO_COLOR and a pipe had none)
+check_contains plot_legend_val "$out" "    A  alpha val"
 # the validation points are marks over the lines' dots, one a point (steps 10 … 50: 5 cells)
-check_eq plot_val_marks 5 "$(printf '%s\n' "$out" | grep -E '[│┤]' | tr -cd '*' | wc -c | tr -d ' ')"
+check_eq plot_val_marks 5 "$(printf '%s\n' "$out" | grep -E '[│┤]' | tr -cd 'A' | wc -c | tr -d ' ')"
+check_contains plot_val_alone_star "$(lrsh -c "plot loss from=$TMP/known.jsonl runs=alpha" 2>&1)" "    *  alpha val"
 # a run's letter stays over a validation mark in its cell (eval_every's last evaluation is at
 # the last step: it covered both letters, and without color the runs looked alike)
 python3 -c '
@@ -149,10 +152,10 @@ lastval=$(lrsh -c "plot loss from=$TMP/lastval.jsonl" 2>&1)
 check_eq plot_letters_over_val "a b" "$(printf '%s\n' "$lastval" | grep -E '[│┤]' | grep -oE '[ab]$' | sort | tr '\n' ' ' | sed 's/ $//')"
 # ... beside its validation mark, not over it (the letter hid the mark: the legend listed points
 # the chart did not show); and runs ending in one cell each keep their letter
-check_eq plot_val_marks_beside_letters 2 "$(printf '%s\n' "$lastval" | grep -E '[│┤]' | tr -cd '*' | wc -c | tr -d ' ')"
+check_eq plot_val_marks_beside_letters 2 "$(printf '%s\n' "$lastval" | grep -E '[│┤]' | tr -cd 'AB' | wc -c | tr -d ' ')"
 sed 's/5\.0/3.0/' "$TMP/lastval.jsonl" > "$TMP/sameend.jsonl"
 sameend=$(lrsh -c "plot loss from=$TMP/sameend.jsonl" 2>&1)
-check_eq plot_same_end_letters "1 1 1" "$(printf '%s\n' "$sameend" | grep -E '[│┤]' | python3 -c 'import sys; t = sys.stdin.read(); print(t.count("a"), t.count("b"), t.count("*"))')"
+check_eq plot_same_end_letters "1 1 1" "$(printf '%s\n' "$sameend" | grep -E '[│┤]' | python3 -c 'import sys; t = sys.stdin.read(); print(t.count("a"), t.count("b"), t.count("A") + t.count("B"))')"
 check_contains plot_y_max "$out" "7.429"        # 2 + 6·e^(−1/10), the first alpha loss
 check_contains plot_x_range "$out" "50  step"
 check_contains plot_axis "$out" "└──"
