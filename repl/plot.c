@@ -218,9 +218,9 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
     if (canvas_init(&c, W, H) != 0) return NULL;
     int PW = 2 * W, PH = 4 * H;
     double ref = o->ref_name ? axis_y(o, o->ref) : NAN;
-    int ref_shown = isfinite(ref) && ref >= ylo && ref <= yhi;
+    int ref_shown = isfinite(ref) && ref >= ylo && ref <= yhi, ref_py = ref_shown ? (int)lround((yhi - ref) / (yhi - ylo) * (PH - 1)) : 0;
     for (int x = 0; ref_shown && x < PW; x += 2)   // under the series: drawn first, a dot a cell
-        canvas_set(&c, x, (int)lround((yhi - ref) / (yhi - ylo) * (PH - 1)), 0);
+        canvas_set(&c, x, ref_py, 0);
     int *end_x = calloc((size_t)n + 1, sizeof *end_x), *end_y = calloc((size_t)n + 1, sizeof *end_y);
     if (!end_x || !end_y) { free(end_x); free(end_y); canvas_free(&c); free(t.s); return NULL; }
     for (int s = 0; s < n; s++) {
@@ -295,7 +295,11 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
     if (ref_shown) {
         char v[32];
         axis_number(v, sizeof v, o->ref);
-        text_add(&t, "    ⠂⠂ %s = %s\n", o->ref_name, v);
+        // the legend shows the line's own glyph: the left-column dot of its pixel row in a cell
+        static const unsigned char left_dot[4] = {0x01, 0x02, 0x04, 0x40};
+        unsigned bit = left_dot[ref_py % 4];
+        char glyph[4] = {(char)0xE2, (char)(0xA0 | bit >> 6), (char)(0x80 | (bit & 0x3F)), 0};   // U+2800 + bit
+        text_add(&t, "    %s%s %s = %s\n", glyph, glyph, o->ref_name, v);
     }
     canvas_free(&c);
     if (t.oom) { free(t.s); return NULL; }

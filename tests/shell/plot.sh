@@ -44,8 +44,11 @@ out=$(lrsh -c "plot dw_over_eta from=$TMP/spread.jsonl" 2>&1)
 check_contains plot_scale_log_title "$out" "(Spectron's bound: 1) — log scale"
 check_contains plot_scale_log_top "$out" "2000 ┤"
 check_contains plot_scale_log_bottom "$out" "0.5 ┤"
-check_contains plot_bound_line "$out" "⠂⠂ Spectron's bound ‖ΔW‖₂/η = 1"
+check_contains plot_bound_line "$out" " Spectron's bound ‖ΔW‖₂/η = 1"
 check_eq plot_bound_dotted True "$(printf '%s\n' "$out" | python3 -c 'import re, sys; print(bool(re.search("│([⠁⠂⠄⡀])\\1{20}", sys.stdin.read())))')"
+# the legend shows the glyph the line is drawn with (it showed ⠂ for a line of ⠁: by ear, another)
+check_eq plot_bound_legend_glyph True "$(printf '%s\n' "$out" | python3 -c 'import re, sys
+t = sys.stdin.read(); g = re.search("│([⠁⠂⠄⡀])\\1{20}", t).group(1); print(g + g + " Spectron" in t)')"
 
 # ---- the part asked for: smooth=N is each line's trailing mean (validation marks as they
 # were), steps=A..B those steps only (smoothed first: the mean at 30 takes 26..30), ymin=/ymax=
