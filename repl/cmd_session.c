@@ -279,7 +279,7 @@ static const GpuSetting *gpu_setting(const char *key) {
 
 // At the prompt Ctrl-C always stops only the command.
 static const char *interrupt_word(const Session *s) {
-    return s->interactive || s->interrupt_command ? "command" : "script";
+    return s->interactive || lrsh_interrupt_command ? "command" : "script";
 }
 
 int cmd_show(Session *s, const Args *a, Err *err) {
@@ -445,7 +445,7 @@ static int set_apply(Session *s, const char *key, const char *v, Err *err) {
                            seq, s->model.cfg.seq);
         s->seq = seq;
     } else if (strcmp(key, "errexit") == 0) s->errexit = b;
-    else if (strcmp(key, "interrupt") == 0) s->interrupt_command = strcmp(v, "command") == 0;
+    else if (strcmp(key, "interrupt") == 0) lrsh_interrupt_command = strcmp(v, "command") == 0;
     else if (strcmp(key, "progress") == 0) s->progress_lines = strcmp(v, "lines") == 0;
     else if (strcmp(key, "json") == 0) s->json = b;
     else if (strcmp(key, "quiet") == 0) s->quiet = b;

@@ -28,7 +28,8 @@ const OptSpec settings[] = {
      "stop a script, -c or piped commands at the first error (default on there; off at the interactive prompt)"},
     {"interrupt", OPT_ENUM, "script", "script|command", 0, 0,
      "what Ctrl-C (SIGINT) stops in a script, -c or piped commands: the script (as in sh, status 130), or only the "
-     "command running, the next line then read (a program driving lrsh through a pipe; the prompt's way)"},
+     "command running — or the line sent before it, not started yet — the next line then read (a program driving "
+     "lrsh through a pipe); under command, presses never add up to leaving lrsh"},
     {"progress", OPT_ENUM, "live", "live|lines", 0, 0,
      "on a terminal, a long command's progress as one line redrawn in place (live), or as the plain lines a pipe "
      "gets, one every ~10% and at least once a minute (lines: for a screen reader, which speaks every redraw)"},
@@ -1072,10 +1073,14 @@ static int run_command(Session *s, const Words *w) {
         cJSON_AddTrueToObject(s->result, "ok");
         cJSON_AddStringToObject(s->result, "command", title);
         s->emitted = s->reported = 0;
-        // at the prompt (and under `set interrupt command`) a Ctrl-C typed before this command is
-        // not meant for it; in a script it stopped the script (run_line runs no command after it)
-        if (s->interactive || s->interrupt_command) lrsh_interrupted = 0;
+        // at the prompt a Ctrl-C typed before this command is not meant for it; in a script it
+        // stopped the script (run_line runs no command after it); under `set interrupt command`
+        // one that came after the line was sent is this command's (see interrupts_drop)
+        if (s->interactive) lrsh_interrupted = 0;
+        else if (lrsh_interrupt_command) interrupts_for_command();
         rc = c->run(s, &a, &err);
+        if (lrsh_interrupt_command && !s->interactive) interrupts_drop();   // before its result: the
+                                                    // next line a driver sends after it can own one
         lrsh_term_saves = 0;
         // a GPU failure the command could not see is its error (it may be the cause of another)
         if (backend_failed(s->be, &err)) rc = -1;
@@ -1120,7 +1125,7 @@ int run_line(Session *s, const char *line) {
     int failed = 0;
     s->src_commands = n;
     for (int i = 0; i < n && !s->quit; i++) {
-        if (lrsh_interrupted && !s->interactive && !s->interrupt_command) break;   // Ctrl-C between a script's commands
+        if (lrsh_interrupted && !s->interactive && !lrsh_interrupt_command) break;   // Ctrl-C between a script's commands
         s->src_command = i + 1;
         int rc = run_command(s, &cmds[i]);
         out_check_stdout();   // a reader that left is said once, at the command that met it

@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,15 @@ static int parse_options(int argc, char **argv, Options *o, Err *err) {
 
 // ---- modes --------------------------------------------------------------------------------
 
+// Whether bytes of input wait to be read: in in's buffer, or in its file (a pipe's next line).
+static int input_pending(FILE *in) {
+#ifdef __GLIBC__
+    if (in->_IO_read_ptr < in->_IO_read_end) return 1;
+#endif
+    struct pollfd pfd = {.fd = fileno(in), .events = POLLIN};
+    return poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN);
+}
+
 #define MAX_SCRIPT_LINE (1 << 20)        // 1 MiB: far past any command
 #define MAX_SCRIPT_SKIP ((size_t)64 << 20)   // bytes with no line break: not a script (/dev/zero)
 
@@ -151,14 +161,20 @@ static int parse_options(int argc, char **argv, Options *o, Err *err) {
 // MAX_SCRIPT_LINE, read through to its end and dropped; -3 when MAX_SCRIPT_SKIP bytes pass
 // with no line break (`lrsh /dev/zero` grew without bound); -4 when Ctrl-C came while waiting
 // (-5: when it came as the input ended, nothing of a line read). With keep_reading (`set
-// interrupt command`) a Ctrl-C while waiting stops nothing: no command runs.
+// interrupt command`) a Ctrl-C while nothing was sent stops nothing (no command runs), and one
+// that came after a line was sent is left for that line's command.
 static ssize_t read_script_line(FILE *in, char **line, size_t *cap, int keep_reading) {
     size_t n = 0;
     int c;
+    if (keep_reading && !input_pending(in)) interrupts_drop();   // came while nothing was sent
     for (;;) {
         errno = 0;
         if ((c = getc(in)) == EOF) {
-            if (keep_reading) lrsh_interrupted = 0;
+            if (keep_reading) {   // a Ctrl-C while waiting: the line being sent keeps it, else none
+                if (n == 0 && !input_pending(in)) interrupts_drop();
+                if (ferror(in) && errno == EINTR) { clearerr(in); continue; }
+                break;
+            }
             // Ctrl-C ends a pipeline's writer too: its EOF may come first (the read restarted)
             if (lrsh_interrupted) return n ? -4 : -5;
             if (!ferror(in) || errno != EINTR) break;
@@ -183,12 +199,9 @@ static ssize_t read_script_line(FILE *in, char **line, size_t *cap, int keep_rea
     return (ssize_t)n;
 }
 
-// Whether a Ctrl-C ends the script: under `set interrupt command` it stopped only the command,
-// which has ended, and the script reads on.
-static int interrupt_ends_script(Session *s) {
-    if (lrsh_interrupted && s->interrupt_command) lrsh_interrupted = 0;
-    return lrsh_interrupted != 0;
-}
+// Whether a Ctrl-C ends the script: under `set interrupt command` it stopped only the command
+// (run_command takes the ones that came while it ran), and the script reads on.
+static int interrupt_ends_script(void) { return lrsh_interrupted && !lrsh_interrupt_command; }
 
 // A line read up to its \n that holds carriage returns alone (a classic Mac file is all one such
 // "line"): each CR ends a line of its own, numbered as such. A CR before the \n (Windows) or at
@@ -201,7 +214,7 @@ static int run_cr_lines(Session *s, char *line) {
             failed = 1;
             if (s->errexit) return -1;
         }
-        if (interrupt_ends_script(s) || s->quit) return failed ? -1 : 0;
+        if (interrupt_ends_script() || s->quit) return failed ? -1 : 0;
     }
     return run_line(s, line) != 0 || failed ? -1 : 0;
 }
@@ -215,7 +228,7 @@ static int run_stream(Session *s, FILE *in, const char *name) {
     s->src_name = name;
     s->src_line = 0;
     ssize_t n;
-    while (!s->quit && (n = read_script_line(in, &line, &cap, s->interrupt_command)) != -1) {
+    while (!s->quit && (n = read_script_line(in, &line, &cap, lrsh_interrupt_command)) != -1) {
         s->src_line++;
         if (n == -4 || n == -5) {   // Ctrl-C while the next line was coming: none of it runs
             if (n == -4) fprintf(stderr, "%s:%d: interrupted (before this line ran)\n", name, s->src_line);
@@ -252,7 +265,7 @@ static int run_stream(Session *s, FILE *in, const char *name) {
             failed = 1;
             if (s->errexit) break;
         }
-        if (interrupt_ends_script(s)) {
+        if (interrupt_ends_script()) {
             fprintf(stderr, "%s:%d: interrupted\n", name, s->src_line);
             free(line);
             return EXIT_INTERRUPTED;
@@ -336,7 +349,8 @@ static void on_sigint(int sig) {
         if (lrsh_interrupted) return;
     }
     // A command that never reaches a step boundary: the third Ctrl-C leaves anyway.
-    if (++lrsh_interrupted >= 3) {
+    lrsh_sigints++;
+    if (++lrsh_interrupted >= 3 && !lrsh_interrupt_command) {
         static const char msg[] = "\nlrsh: interrupted three times; leaving\n";
         ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
         (void)ignored;
@@ -494,7 +508,7 @@ static int run_command_text(Session *s, const char *text) {
     int failed = 0;
     s->src_name = "-c";   // errors say where: "-c:2"
     s->src_line = 0;
-    for (const char *line = text; line && !s->quit && !interrupt_ends_script(s);) {
+    for (const char *line = text; line && !s->quit && !interrupt_ends_script();) {
         const char *end = strchr(line, '\n');
         char *one = strndup(line, end ? (size_t)(end - line) : strlen(line));
         if (!one) return 1;

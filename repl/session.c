@@ -13,6 +13,19 @@
 #include "output.h"
 
 volatile sig_atomic_t lrsh_interrupted = 0;
+volatile sig_atomic_t lrsh_interrupt_command = 0;
+volatile sig_atomic_t lrsh_sigints = 0;
+static sig_atomic_t sigints_taken = 0;
+
+void interrupts_drop(void) {
+    lrsh_interrupted = 0;
+    sigints_taken = lrsh_sigints;
+}
+
+void interrupts_for_command(void) {
+    lrsh_interrupted = 0;   // one that comes from here on sets it itself
+    if (lrsh_sigints != sigints_taken) lrsh_interrupted = 1;
+}
 volatile sig_atomic_t lrsh_stop_notice = 0;
 volatile sig_atomic_t lrsh_term_saves = 0;
 volatile sig_atomic_t lrsh_term_signal = 0;

@@ -32,6 +32,16 @@ static inline uint64_t seed_offset(uint64_t seed, uint64_t k) { return (seed + k
 
 // Set by SIGINT; loops that run many steps (train) poll it at step boundaries.
 extern volatile sig_atomic_t lrsh_interrupted;
+// `set interrupt command`: in a script or pipe a SIGINT stops the command, not the script, and
+// presses never add up to leaving lrsh (a driving program's repeated SIGINTs at a slow step).
+// A SIGINT is the command's that runs when it comes, or — one that comes between commands — the
+// next line's when that line was sent already, else nobody's: lrsh_sigints counts them,
+// interrupts_drop marks all so far taken (by a command that ended, or by nobody),
+// interrupts_for_command sets lrsh_interrupted for one not taken yet.
+extern volatile sig_atomic_t lrsh_interrupt_command;
+extern volatile sig_atomic_t lrsh_sigints;
+void interrupts_drop(void);
+void interrupts_for_command(void);
 // Set while a command typed at the prompt runs that stops at step boundaries (progress_begin
 // arms it): a Ctrl-C it has not acted on within a second (a big model's step) is acknowledged
 // on the terminal, so that it does not look like a hang and the third Ctrl-C, which leaves, is
@@ -130,7 +140,6 @@ typedef struct Session {
     int batch, accum, seq;       // `set`: the batches' defaults (seq 0: the model's context)
     uint64_t seed;
     int json, quiet, errexit;
-    int interrupt_command;       // `set interrupt command`: Ctrl-C stops the command, not the script
     int progress_lines;          // `set progress lines`: a pipe's plain progress lines on a terminal too
     char precision[8];           // the GPU's GEMMs: "fp32", "tf32" or "bf16"
     char attention[8];           // the GPU's attention kernels: "gemm", "flash" or "rows"
