@@ -916,8 +916,9 @@ static int plot_draw(Session *s, const Args *a, const Chart *c, PlotOptions *o, 
     o->width = chart_width(s, a);
     o->height = (int)args_int(a, "height", 16);
     char title[160];   // a table has no marks: "training loss (marks: validation)" loses its "(…)"
-    snprintf(title, sizeof title, "%.*s", (int)strcspn(o->title, "("), o->title);
-    title[strcspn(title, "") - (strchr(o->title, '(') && title[0] ? 1 : 0)] = '\0';
+    size_t len = strcspn(o->title, "(");
+    while (len > 0 && o->title[len - 1] == ' ') len--;
+    snprintf(title, sizeof title, "%.*s", (int)len, o->title);
     char *text = args_bool(a, "table", 0) ? plot_table(c->series, c->n, title, o->height)
                                           : fit_rows(s, a, c->series, c->n, o, plot_render(c->series, c->n, o));
     if (!text) return err_set(err, "out of memory drawing the chart");

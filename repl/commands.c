@@ -71,8 +71,8 @@ const CmdSpec commands[] = {
      .help = "Lists the last 8 runs, the current one among them (a line counts the others: `run` lists\n"
              "them all).\n"
              "--json: seed, threads, batch, accum, seq, errexit, interrupt, progress, quiet, device,\n"
-             "backend, precision, attention, graphs, fused, pdl; tokenizer {path, vocab} ({path: null, embedded_in,\n"
-             "vocab} for one that came in a checkpoint) and data {source, cache, tokens,\n"
+             "backend, precision, attention, graphs, fused, pdl; tokenizer {path, vocab} ({path:\n"
+             "null, embedded_in, vocab} for one that came in a checkpoint) and data {source, cache, tokens,\n"
              "train, val} (null when none), model {dim, layers, heads, …, the config's fields, built,\n"
              "params}, optimizer {name, lr, wd, …, its settings}, step, checkpoint, unsaved, log,\n"
              "runs:[{name, steps, evals, current}] (every run).\n"
@@ -337,8 +337,8 @@ const CmdSpec commands[] = {
      .summary = "take N optimizer steps on the loaded data (Ctrl-C stops between steps)",
      .help = "Builds the trainer on first use with the current `optim` settings and `set seed`.\n"
              "On a terminal one line shows step, loss, tokens/s and ETA; otherwise (and after `set\n"
-             "progress lines`) a line every ~10% and at least once a minute. Ctrl-C stops after the step in progress; the model\n"
-             "keeps every step taken.\n"
+             "progress lines`) a line every ~10% and at least once a minute. Ctrl-C stops after the\n"
+             "step in progress; the model keeps every step taken.\n"
              "Every step is recorded in the current run (see `run`, `plot`) and, after `log FILE`,\n"
              "appended to that file. eval_every=N also measures the validation loss (as `eval`).\n"
              "Every diag_every-th step, and the last, the optimizer also measures ‖ΔW‖₂ and ‖W‖₂\n"
@@ -751,7 +751,8 @@ const CmdSpec commands[] = {
              "is c even where the second has no points; runs= and the 26-run window count afresh). `plot dw_over_eta` draws Spectron's bound, 1, as a\n"
              "dotted line when the chart reaches it.\n"
              "`plot loss` adds the validation losses from `eval` / `train eval_every=`\n"
-             "as * marks in the run's color (with several runs, the run's letter in capitals). from=FILE reads a file written by `log` instead of this session's runs\n"
+             "as * marks in the run's color (with several runs, the run's letter in capitals).\n"
+             "from=FILE reads a file written by `log` instead of this session's runs\n"
              "(a run name that comes back from an earlier step — the same experiment appended\n"
              "again — is another run: NAME#2, NAME#3, …); runs=A,B draws only those (a run of\n"
              "another model far along the steps squeezes the others to one side).\n"
@@ -1079,8 +1080,9 @@ static int run_command(Session *s, const Words *w) {
         if (s->interactive) lrsh_interrupted = 0;
         else if (lrsh_interrupt_command) interrupts_for_command();
         rc = c->run(s, &a, &err);
-        if (lrsh_interrupt_command && !s->interactive) interrupts_drop();   // before its result: the
-                                                    // next line a driver sends after it can own one
+        // what came while it ran was its own; one after (before its result, which a driver waits
+        // for before it sends the next line) is nobody's or the next line's
+        if (lrsh_interrupt_command && !s->interactive) interrupts_drop();
         lrsh_term_saves = 0;
         // a GPU failure the command could not see is its error (it may be the cause of another)
         if (backend_failed(s->be, &err)) rc = -1;

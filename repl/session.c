@@ -15,7 +15,14 @@
 volatile sig_atomic_t lrsh_interrupted = 0;
 volatile sig_atomic_t lrsh_interrupt_command = 0;
 volatile sig_atomic_t lrsh_sigints = 0;
-static sig_atomic_t sigints_taken = 0;
+volatile sig_atomic_t lrsh_stop_notice = 0;
+volatile sig_atomic_t lrsh_term_saves = 0;
+volatile sig_atomic_t lrsh_term_signal = 0;
+
+volatile sig_atomic_t lrsh_writing_result = 0;
+const int lrsh_ending_signals[5] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGXCPU};
+
+static sig_atomic_t sigints_taken = 0;   // lrsh_sigints when a command, or nobody, last took them
 
 void interrupts_drop(void) {
     lrsh_interrupted = 0;
@@ -26,12 +33,6 @@ void interrupts_for_command(void) {
     lrsh_interrupted = 0;   // one that comes from here on sets it itself
     if (lrsh_sigints != sigints_taken) lrsh_interrupted = 1;
 }
-volatile sig_atomic_t lrsh_stop_notice = 0;
-volatile sig_atomic_t lrsh_term_saves = 0;
-volatile sig_atomic_t lrsh_term_signal = 0;
-
-volatile sig_atomic_t lrsh_writing_result = 0;
-const int lrsh_ending_signals[5] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGXCPU};
 
 const char *session_stop_signal(void) {
     static char name[24];
