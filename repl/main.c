@@ -203,12 +203,25 @@ static ssize_t read_script_line(FILE *in, char **line, size_t *cap, int keep_rea
 // (run_command takes the ones that came while it ran), and the script reads on.
 static int interrupt_ends_script(void) { return lrsh_interrupted && !lrsh_interrupt_command; }
 
+// The first carriage return alone in line outside quotes (" with its \ escapes, and '), or NULL.
+// A CR before the \n (Windows) or at the input's end is the line's end, as the parser takes it;
+// one inside quotes is text (tok encode "a\rb").
+static char *lone_cr(char *line) {
+    char quote = 0;
+    for (char *p = line; *p; p++) {
+        if (quote == '"' && *p == '\\' && p[1]) p++;
+        else if (quote && *p == quote) quote = 0;
+        else if (!quote && (*p == '"' || *p == '\'')) quote = *p;
+        else if (!quote && *p == '\r' && p[1] && p[1] != '\n') return p;
+    }
+    return NULL;
+}
+
 // A line read up to its \n that holds carriage returns alone (a classic Mac file is all one such
-// "line"): each CR ends a line of its own, numbered as such. A CR before the \n (Windows) or at
-// the input's end is the line's end, as the parser takes it.
+// "line"): each CR outside quotes ends a line of its own, numbered as such.
 static int run_cr_lines(Session *s, char *line) {
     int failed = 0;
-    for (char *cr; (cr = strchr(line, '\r')) && cr[1] && cr[1] != '\n'; line = cr + 1, s->src_line++) {
+    for (char *cr; (cr = lone_cr(line)); line = cr + 1, s->src_line++) {
         *cr = '\0';
         if (run_line(s, line) != 0) {
             failed = 1;

@@ -252,6 +252,8 @@ check_eq parse_error_many_spaces '"tok encode"' "$(printf '%s\n' "$out" | json_f
 # in -c; a CR before the newline too (Windows); lines are numbered as such
 out=$(printf 'set seed 5\rset batch 4\r\nset errexit off\rset accum x\r' | "$LRSH" --json 2>/dev/null)
 check_eq lone_cr_lines 'ok ok ok <stdin>:4' "$(printf '%s\n' "$out" | json_eval 'o["where"]' 2>&1 | sed 's/^/ok ok ok /')"
+# … but one inside quotes is text (tok encode "a<CR>\nb" split into two unterminated quotes)
+check_contains quoted_cr_text "$("$LRSH" -c "$(printf 'run "a\rb"')" 2>&1)" "a run name has no quotes, commas"
 check_eq lone_cr_ran "5 4" "$("$LRSH" --json -c "$(printf 'set seed 5\rset batch 4\rshow')" 2>/dev/null | grep '"command":"show"' | json_eval '"%d %d" % (o["seed"], o["batch"])' 2>&1)"
 # a UTF-16 script (every line holding NUL bytes) is said once for what it is
 printf 's\000h\000o\000w\000\n\000' | { printf '\377\376'; cat; } > "$TMP/utf16.lrsh"
@@ -434,6 +436,7 @@ signal.alarm(120)   # a lost SIGINT trains on and on: this check fails then, it 
 lrsh, tmp = sys.argv[1], sys.argv[2]
 p = subprocess.Popen([lrsh, "--json", "--quiet", "--threads", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                      stderr=subprocess.DEVNULL)
+signal.signal(signal.SIGALRM, lambda *_: (p.kill(), sys.exit(1)))   # and lrsh with it
 def send(line): p.stdin.write((line + "\n").encode()); p.stdin.flush()
 def ask(line):
     send(line)
