@@ -98,7 +98,7 @@ int cmd_run(Session *s, const Args *a, Err *err) {
         return err_set(err, "a run name has 1 to 40 characters (got %d)", chars);
     for (const char *p = name; *p; p++)   // (“ and ” quote too: a name is typed unquoted)
         if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\'' || *p == '\\' || *p == ',' ||
-            strncmp(p, "\xE2\x80\x9C", 3) == 0 || strncmp(p, "\xE2\x80\x9D", 3) == 0)
+            strncmp(p, CURLY_OPEN, 3) == 0 || strncmp(p, CURLY_CLOSE, 3) == 0)
             return err_set(err, "a run name has no quotes, commas (plot runs=A,B lists names), backslashes or "
                            "control characters");
     if (name[0] == ' ' || name[strlen(name) - 1] == ' ')   // a blank cell in `runs`, a name no runs= can give

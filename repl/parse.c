@@ -86,10 +86,8 @@ static int unicode_nothing(const char *p) {
     return 0;
 }
 
-// “ opening a word, closed by ”: a word processor's double quotes quote as " does (inside a word
-// they are text: German „…“ closes with “)
-#define CURLY_OPEN "\xE2\x80\x9C"
-#define CURLY_CLOSE "\xE2\x80\x9D"
+// “ opening a word, closed by ” (CURLY_OPEN, CURLY_CLOSE): a word processor's double quotes quote
+// as " does (inside a word they are text: German „…“ closes with “)
 
 // Scan a quoted run starting at the opening quote (", ' or “) into b; returns the char after
 // the closing quote (", ' or ”), or NULL when the line ends first.

@@ -17,6 +17,8 @@ typedef struct Words {
 // (with \" \\ \n \t escapes) and '…' (literal); a `#` that starts a word outside quotes begins
 // a comment. Returns the number of non-empty commands and sets *cmds (free with words_free),
 // or -1 with err set (an unterminated quote).
+#define CURLY_OPEN "\xE2\x80\x9C"    // “
+#define CURLY_CLOSE "\xE2\x80\x9D"   // ”
 int parse_line(const char *line, Words **cmds, Err *err);
 // Whether a word must be quoted to be read back as itself: it holds a space (also one pasted
 // from a word processor), a character that reads as nothing, `;`, `#`, `=`, a quote, or starts

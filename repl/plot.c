@@ -114,10 +114,7 @@ static void place_letter(Canvas *c, int col, int row, char ch, int color) {
     canvas_mark(c, col, row, ch, color);   // crowded all round: on its point after all
 }
 
-typedef struct Text { char *s; size_t n, cap; int oom; } Text;
-
-static void text_add(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void text_add(Text *t, const char *fmt, ...) {
+void text_add(Text *t, const char *fmt, ...) {
     if (t->oom) return;
     va_list ap;
     va_start(ap, fmt);

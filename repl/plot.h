@@ -22,6 +22,11 @@ void canvas_mark(Canvas *c, int col, int row, char ch, int color);
 // size ≥ 16·cols + 8 always suffices.
 size_t canvas_row(const Canvas *c, int row, int ansi, char *buf, size_t size);
 
+// Text grown by printf-style pieces (the chart and the table are built in one); oom set, and
+// the rest dropped, when out of memory.
+typedef struct Text { char *s; size_t n, cap; int oom; } Text;
+void text_add(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 typedef struct PlotSeries {
     const char *name;      // for the legend
     const double *x, *y;   // n points; non-finite y values are skipped (the line breaks)

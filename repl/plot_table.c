@@ -67,19 +67,6 @@ static void cell(const PlotSeries *p, double above, double step, char *buf, size
     else snprintf(buf, cap, "%.5g", p->y[last]);
 }
 
-static void append(char **text, size_t *len, size_t *cap, const char *s) {
-    size_t n = strlen(s);
-    if (!*text) return;
-    if (*len + n + 1 > *cap) {
-        size_t grown = 2 * (*len + n + 1);
-        char *t = realloc(*text, grown);
-        if (!t) { free(*text); *text = NULL; return; }
-        *text = t, *cap = grown;
-    }
-    memcpy(*text + *len, s, n + 1);
-    *len += n;
-}
-
 static int chars(const char *s) {   // UTF-8 characters: columns, for the names lrsh allows
     int n = 0;
     for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
@@ -88,20 +75,16 @@ static int chars(const char *s) {   // UTF-8 characters: columns, for the names 
 
 // A column of width w (two spaces before it): s right-aligned, or its first w − 1 characters and
 // "…" when longer.
-static void append_cell(char **text, size_t *len, size_t *cap, const char *s, int w) {
-    char buf[256];
-    int c = chars(s), pad = w > c ? w - c : 0;
-    snprintf(buf, sizeof buf, "  %*s", pad, "");
-    append(text, len, cap, buf);
+static void add_cell(Text *t, const char *s, int w) {
+    int c = chars(s);
     if (c <= w) {
-        append(text, len, cap, s);
+        text_add(t, "  %*s%s", w - c, "", s);
         return;
     }
     const char *end = s;
     for (int k = 0; k < w - 1; k++)
         do end++; while (((unsigned char)*end & 0xC0) == 0x80);
-    snprintf(buf, sizeof buf, "%.*s…", (int)(end - s), s);
-    append(text, len, cap, buf);
+    text_add(t, "  %.*s…", (int)(end - s), s);
 }
 
 static int column_width(const PlotSeries *p) {
@@ -113,25 +96,20 @@ char *plot_table(const PlotSeries *series, int n, const char *title, int rows) {
     double *steps;
     int r = row_steps(series, n, rows < 2 ? 2 : rows, &steps);
     if (r < 0) return NULL;
-    size_t len = 0, cap = 256;
-    char *text = malloc(cap), line[64];
-    if (text) text[0] = '\0';
-    append(&text, &len, &cap, title);
-    append(&text, &len, &cap, " (each cell: the last value at or before its step, after the row above's)\n");
-    snprintf(line, sizeof line, "%10s", "step");
-    append(&text, &len, &cap, line);
-    for (int s = 0; s < n; s++) append_cell(&text, &len, &cap, series[s].name, column_width(&series[s]));
-    append(&text, &len, &cap, "\n");
+    Text t = {0};
+    text_add(&t, "%s (each cell: the last value at or before its step, after the row above's)\n%10s", title, "step");
+    for (int s = 0; s < n; s++) add_cell(&t, series[s].name, column_width(&series[s]));
+    text_add(&t, "\n");
     for (int i = 0; i < r; i++) {
-        snprintf(line, sizeof line, "%10.0f", steps[i]);
-        append(&text, &len, &cap, line);
+        text_add(&t, "%10.0f", steps[i]);
         for (int s = 0; s < n; s++) {
             char value[32];
             cell(&series[s], i ? steps[i - 1] : -INFINITY, steps[i], value, sizeof value);
-            append_cell(&text, &len, &cap, value, column_width(&series[s]));
+            add_cell(&t, value, column_width(&series[s]));
         }
-        append(&text, &len, &cap, "\n");
+        text_add(&t, "\n");
     }
     free(steps);
-    return text;
+    if (t.oom) { free(t.s); return NULL; }
+    return t.s;
 }
