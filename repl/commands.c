@@ -29,7 +29,9 @@ const OptSpec settings[] = {
     {"interrupt", OPT_ENUM, "script", "script|command", 0, 0,
      "what Ctrl-C (SIGINT) stops in a script, -c or piped commands: the script (as in sh, status 130), or only the "
      "command running — or the line sent before it, not started yet — the next line then read (a program driving "
-     "lrsh through a pipe); under command, presses never add up to leaving lrsh"},
+     "lrsh through a pipe); under command, presses never add up to leaving lrsh. A command stopped that keeps its "
+     "work (train, eval, generate) succeeds with interrupted: true; one that keeps nothing (align, bench, tok train) "
+     "fails, its JSON error with interrupted: true"},
     {"progress", OPT_ENUM, "live", "live|lines", 0, 0,
      "on a terminal, a long command's progress as one line redrawn in place (live), or as the plain lines a pipe "
      "gets, one every ~10% and at least once a minute (lines: for a screen reader, which speaks every redraw)"},
@@ -1068,7 +1070,7 @@ static int run_command(Session *s, const Words *w) {
         out_error(s, c ? title : NULL, w->text, err.msg);
         return -1;
     }
-    int rc = check_positionals(c, &a, &err);
+    int rc = check_positionals(c, &a, &err), stopped = 0;
     if (rc == 0) {
         s->result = cJSON_CreateObject();
         cJSON_AddTrueToObject(s->result, "ok");
@@ -1080,6 +1082,7 @@ static int run_command(Session *s, const Words *w) {
         if (s->interactive) lrsh_interrupted = 0;
         else if (lrsh_interrupt_command) interrupts_for_command();
         rc = c->run(s, &a, &err);
+        stopped = lrsh_interrupted != 0;
         // what came while it ran was its own; one after (before its result, which a driver waits
         // for before it sends the next line) is nobody's or the next line's
         if (lrsh_interrupt_command && !s->interactive) interrupts_drop();
@@ -1088,7 +1091,8 @@ static int run_command(Session *s, const Words *w) {
         if (backend_failed(s->be, &err)) rc = -1;
     }
     out_emit_rows(s);   // the rows it gave, before its error if it then failed
-    if (rc != 0) out_failure(s, title, w->text, err.msg[0] ? err.msg : "failed", s->reported ? s->result : NULL);
+    if (rc != 0) out_failure(s, title, w->text, err.msg[0] ? err.msg : "failed", s->reported ? s->result : NULL,
+                             stopped);
     else if (!s->emitted) out_result(s, s->result);
     cJSON_Delete(s->result);
     s->result = NULL;

@@ -260,10 +260,11 @@ static void add_partial_result(cJSON *o, const cJSON *partial) {
 }
 
 void out_error(const Session *s, const char *command, const char *line, const char *msg) {
-    out_failure(s, command, line, msg, NULL);
+    out_failure(s, command, line, msg, NULL, 0);
 }
 
-void out_failure(const Session *s, const char *command, const char *line, const char *msg, const cJSON *partial) {
+void out_failure(const Session *s, const char *command, const char *line, const char *msg, const cJSON *partial,
+                 int interrupted) {
     char where[1100] = "", first[64];
     if (s->src_name) source_where(s, where, sizeof where);
     if (s->json) {
@@ -280,6 +281,7 @@ void out_failure(const Session *s, const char *command, const char *line, const 
         cJSON_AddStringToObject(o, "command", command ? command : first);
         cJSON_AddStringToObject(o, "line", line);
         if (where[0]) cJSON_AddStringToObject(o, "where", where);
+        if (interrupted) cJSON_AddTrueToObject(o, "interrupted");
         add_partial_result(o, partial);
         print_json_line(o);
         cJSON_Delete(o);

@@ -35,8 +35,11 @@ void out_warning(const Session *s, const char *fmt, ...) __attribute__((format(p
 // ("model save"; NULL: the line's first word), line as typed.
 void out_error(const Session *s, const char *command, const char *line, const char *msg);
 // out_error for a command that failed after it began to report: in JSON mode its result so far
-// comes too, warnings as "warnings" and the other fields in "partial" (NULL or none: out_error).
-void out_failure(const Session *s, const char *command, const char *line, const char *msg, const cJSON *partial);
+// comes too, warnings as "warnings" and the other fields in "partial" (NULL or none: out_error);
+// interrupted (a Ctrl-C or SIGINT stopped it) adds "interrupted":true, so that a driver tells a
+// command it stopped from one that failed without reading the message.
+void out_failure(const Session *s, const char *command, const char *line, const char *msg, const cJSON *partial,
+                 int interrupted);
 // One row of a command that gives several result objects (norms: one per matrix): kept, and the
 // command marked as having given its own results; takes ownership of obj. out_emit_rows prints
 // them when the command ends (JSON mode only), each with row_index (from 0) and row_count.

@@ -461,12 +461,18 @@ for _ in range(3):
     time.sleep(0.1); p.send_signal(signal.SIGINT)
 slow = json.loads(p.stdout.readline() or "{}")
 alive = ask("show").get("ok")
+# a command stopped that keeps nothing fails, and its error says it was stopped; a failure is not
+send("align batches=10000 batch=2"); time.sleep(1); p.send_signal(signal.SIGINT)
+align = json.loads(p.stdout.readline() or "{}")
+missing = ask("model load %s/none.safetensors" % tmp)
 p.stdin.close()
 print(train.get("interrupted"), train.get("step", 0) > 1, show.get("step") == train.get("step"), show.get("interrupt"),
-      race.count(True), slow.get("interrupted"), alive, p.wait())
+      race.count(True), slow.get("interrupted"), alive, align.get("ok"), align.get("interrupted"),
+      missing.get("ok"), "interrupted" in missing, p.wait())
 PY
 )
-check_eq interrupt_command_goes_on "True True True command 5 True True 0" "$out"
+# (status 1: a command failed, though errexit off went on)
+check_eq interrupt_command_goes_on "True True True command 5 True True False True False False 1" "$out"
 # a command that gives a row per item numbers its rows: a driver knows the last one it waits for
 out=$("$LRSH" --json --threads 1 -c "model new dim=32 layers=1 heads=2 seq=16 vocab=512; norms" 2>/dev/null | grep '"command":"norms"')
 check_eq rows_numbered "0..6 of 7" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
