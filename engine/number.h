@@ -1,6 +1,7 @@
 // number.h — a number or a switch as a person types it: decimal, whole word. strtod alone also
 // reads hex (0x10 is 16, p-exponents) and stops at the first stray character.
 #pragma once
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,4 +24,26 @@ static inline int parse_decimal(const char *s, double *out) {
     if (!*s || strpbrk(s, "xXpP")) return -1;
     *out = strtod(s, &end);
     return *end ? -1 : 0;
+}
+
+// What a number typed as another locale or language writes it meant, as a hint for the error
+// (" (the decimal mark is a point: 0.05)" for "0,05"; " (without separators: 1000)" for "1,000"
+// or "1_000" where an integer is asked); "" when v is just not a number.
+static inline void parse_number_hint(const char *v, int integer, char *hint, size_t cap) {
+    char fixed[64], *end;
+    size_t n = 0;
+    int commas = 0, groups = 0;
+    hint[0] = '\0';
+    if (strlen(v) >= sizeof fixed) return;
+    for (const char *c = v; *c; c++) {
+        int three = c[1] >= '0' && c[1] <= '9' && c[2] >= '0' && c[2] <= '9' && c[3] >= '0' && c[3] <= '9' &&
+                    !(c[4] >= '0' && c[4] <= '9');   // "1,000", not "1,0"
+        if (*c == '_' || (*c == ',' && integer && three)) groups++;   // a digit group's separator: dropped
+        else fixed[n++] = *c == ',' ? (commas++, '.') : *c;
+    }
+    fixed[n] = '\0';
+    double x;
+    int ok = integer ? (strtoll(fixed, &end, 10), n && !*end) : parse_decimal(fixed, &x) == 0;
+    if ((commas || groups) && ok)
+        snprintf(hint, cap, commas ? " (the decimal mark is a point: %s)" : " (without separators: %s)", fixed);
 }

@@ -117,9 +117,12 @@ int optim_config_set(OptimConfig *cfg, const char *key, const char *value, Err *
     double v = 0;
     errno = 0;   // strtod's ERANGE: a value below double's range too (1e-400), or subnormal
     int bad = o->type == OPT_FLOAT ? parse_decimal(value, &v) : (v = (double)strtol(value, &end, 10), end == value || *end);
-    if (bad)   // worded as the shell words its own options
-        return err_set(err, "option %s= expects %s, got '%s'", key, o->type == OPT_FLOAT ? "a number" : "an integer",
-                       value);
+    if (bad) {   // worded as the shell words its own options
+        char hint[96];
+        parse_number_hint(value, o->type != OPT_FLOAT, hint, sizeof hint);
+        return err_set(err, "option %s= expects %s, got '%s'%s", key, o->type == OPT_FLOAT ? "a number" : "an integer",
+                       value, hint);
+    }
     if (!(v >= o->lo && v <= o->hi))
         return err_set(err, o->type == OPT_FLOAT ? "option %s= must be between %g and %g, got %s"
                                                  : "option %s= must be between %.0f and %.0f, got %s",   // 1000000000, not 1e+09

@@ -220,8 +220,11 @@ int opt_check(const OptSpec *o, const char *v, Err *err) {
     switch (o->type) {
     case OPT_INT:
     case OPT_FLOAT:
-        if (number_check(o, v, &x, &n) != 0)
-            return err_set(err, "option %s= expects %s, got '%s'", o->name, opt_type_name(o), v);
+        if (number_check(o, v, &x, &n) != 0) {
+            char hint[96];
+            parse_number_hint(v, o->type == OPT_INT, hint, sizeof hint);
+            return err_set(err, "option %s= expects %s, got '%s'%s", o->name, opt_type_name(o), v, hint);
+        }
         if (o->lo < o->hi && x < o->lo && o->hi >= (1 << 20))  // a nominal upper bound: say "at least"
             return err_set(err, "option %s= must be at least %.10g, got %s", o->name, o->lo, v);
         if (o->lo < o->hi && (o->type == OPT_INT ? n < (long long)o->lo || n > (long long)o->hi   // whole

@@ -24,6 +24,13 @@ check_contains sub_as_command "$("$LRSH" -c 'wash p=0.1' 2>&1)" "did you mean 'e
 check_contains hex_option "$("$LRSH" -c 'model new tiny; generate hi n=2 temp=0x1' 2>&1)" "option temp= expects a number, got '0x1'"
 check_contains hex_optim "$("$LRSH" -c 'optim adamw lr=0x10' 2>&1)" "option lr= expects a number, got '0x10'"
 check_contains hex_model "$("$LRSH" -c 'model new tiny rank_ratio=0x1' 2>&1)" "expects a number, got '0x1'"
+# a number as another locale writes it gets the reading it meant, in the error (it is still refused)
+check_contains comma_decimal "$("$LRSH" -c 'optim adamw lr=0,05' 2>&1)" "got '0,05' (the decimal mark is a point: 0.05)"
+check_contains comma_decimal_shell "$("$LRSH" -c 'model new tiny; generate hi temp=0,7' 2>&1)" "(the decimal mark is a point: 0.7)"
+check_contains thousands_int "$("$LRSH" -c 'model new tiny; train steps=10,000' 2>&1)" "got '10,000' (without separators: 10000)"
+out=$("$LRSH" -c 'optim muon ns_steps=1,0' 2>&1)
+check_contains no_hint_unless_meant "$out" "got '1,0'"
+check_not_contains no_hint_unless_meant_none "$out" "separators"
 
 # model info's counts, by hand for dim 64, 1 layer, ffn 128, rank in/4, vocab 512: attention
 # 4·(64·16 + 64·16), w1 and w3 2·(128·16 + 64·16), w2 64·32 + 128·32, head 512·64 — the
