@@ -674,6 +674,21 @@ static int load_ensemble(Session *s, const char *path, Err *err) {
     return 0;
 }
 
+const char *file_kind_lrsh_writes(const char *path, const char **reader) {
+    struct stat st;
+    *reader = NULL;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return NULL;
+    CheckpointInfo info;
+    Err ignored;
+    if (checkpoint_probe(path, &info, &ignored) == 0)
+        return *reader = "model load", info.ensemble_k ? "an ensemble checkpoint" : "a checkpoint";
+    if (dataset_is_token_cache(path)) return "a token cache (`data load` writes them next to a corpus)";
+    Tokenizer *tok = tokenizer_load(path, &ignored);
+    if (!tok) return NULL;
+    tokenizer_free(tok);
+    return *reader = "tok load", "a SentencePiece tokenizer";
+}
+
 // A file `model load` refused: the other files lrsh writes get a pointer to the command that
 // reads them (a tokenizer's protobuf read as a safetensors header length was a 19-digit number).
 static int not_a_checkpoint(const char *path, const Err *why, Err *err) {
@@ -682,16 +697,9 @@ static int not_a_checkpoint(const char *path, const Err *why, Err *err) {
     if (stat(path, &st) != 0 && errno == ENOENT && snprintf(named, sizeof named, "%s.safetensors", path) < (int)sizeof named &&
         stat(named, &st) == 0)
         return err_set(err, "%s: no such file; did you mean %s?", path, named);
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-        if (dataset_is_token_cache(path))
-            return err_set(err, "%s is a token cache (`data load` writes them next to a corpus), not a checkpoint", path);
-        Err ignored;
-        Tokenizer *tok = tokenizer_load(path, &ignored);
-        if (tok) {
-            tokenizer_free(tok);
-            return err_set(err, "%s is a SentencePiece tokenizer, not a checkpoint: `tok load` reads it", path);
-        }
-    }
+    const char *reader, *kind = file_kind_lrsh_writes(path, &reader);
+    if (kind) return err_set(err, "%s is %s, not a checkpoint%s%s%s", path, kind, reader ? ": `" : "", reader ? reader : "",
+                             reader ? "` reads it" : "");
     return err_set(err, "%s", why->msg);
 }
 

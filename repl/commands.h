@@ -47,6 +47,11 @@ const char *command_title(const CmdSpec *c, char *buf, size_t size);
 // failed (already reported); with errexit the rest of the line is skipped.
 int run_line(Session *s, const char *line);
 
+// What a file lrsh writes is, by its content ("a checkpoint"), and in *reader the command that
+// reads it ("model load"; NULL for a token cache); NULL for anything else (a script, a corpus).
+// cmd_model.c.
+const char *file_kind_lrsh_writes(const char *path, const char **reader);
+
 // Handlers, by family (cmd_*.c).
 int cmd_help(Session *s, const Args *a, Err *err);
 int cmd_quit(Session *s, const Args *a, Err *err);

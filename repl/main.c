@@ -318,6 +318,15 @@ static void usage_error(int argc, char **argv, const char *msg) {
     startup_error(&none, "%s", msg);
 }
 
+// No NUL byte in the first 4 KiB (a text script holds none; a checkpoint's or a tokenizer's
+// binary numbers do at once). Reads them and goes back to the start.
+static int script_is_text(FILE *f) {
+    char head[4096];
+    size_t n = fread(head, 1, sizeof head, f);
+    rewind(f);
+    return memchr(head, '\0', n) == NULL;
+}
+
 static int run_file(Session *s, const char *path) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!f) {
@@ -327,6 +336,13 @@ static int run_file(Session *s, const char *path) {
     struct stat st;
     if (f != stdin && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {   // fopen opens folders for reading
         startup_error(s, "%s is a folder, not a script", path);
+        fclose(f);
+        return 1;
+    }
+    const char *reader, *kind = f != stdin && !script_is_text(f) ? file_kind_lrsh_writes(path, &reader) : NULL;
+    if (kind) {   // `lrsh run.safetensors`, as a program opens its files: said, not run line by line
+        if (reader) startup_error(s, "%s is %s, not a script: open it with lrsh -c '%s %s'", path, kind, reader, path);
+        else startup_error(s, "%s is %s, not a script", path, kind);
         fclose(f);
         return 1;
     }

@@ -135,6 +135,15 @@ out=$("$LRSH" --json "$TMP/nul.lrsh" 2>/dev/null); rc=$?
 check_status nul_script_status 1 $rc
 check_eq nul_script_refused True "$(printf '%s\n' "$out" | grep '"ok":false' | json_eval '"NUL byte" in o["error"] and o["where"].endswith("nul.lrsh:2")')"
 check_eq nul_script_seed_kept 1234 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field seed)"
+# a checkpoint or a tokenizer given as a script is said for what it is, with the command that
+# opens it (its bytes ran as lines: "the line holds a NUL byte", "unknown command '?'")
+"$LRSH" -q -c "model new dim=32 layers=1 heads=2 seq=16 vocab=512; model save $TMP/opened.safetensors" >/dev/null 2>&1
+out=$("$LRSH" "$TMP/opened.safetensors" 2>&1); rc=$?
+check_status checkpoint_as_script_status 1 $rc
+check_eq checkpoint_as_script "lrsh: $TMP/opened.safetensors is a checkpoint, not a script: open it with lrsh -c 'model load $TMP/opened.safetensors'" "$out"
+cp README.md "$TMP/opened.txt"
+"$LRSH" -q -c "tok train $TMP/opened.txt vocab=500 out=$TMP/opened.model" >/dev/null 2>&1
+check_contains tokenizer_as_script "$("$LRSH" "$TMP/opened.model" 2>&1)" "is a SentencePiece tokenizer, not a script: open it with lrsh -c 'tok load"
 # several scripts: one that sets errexit off and fails goes on to the next; -c's errors say where
 printf 'set errexit off\nnosuch\n' >"$TMP/goes-on.lrsh"
 printf 'set seed 77\nshow\n' >"$TMP/next.lrsh"
