@@ -135,7 +135,9 @@ int parse_line(const char *line, Words **out, Err *err) {
                 free(word.p);
                 words_clear(&cur);
                 words_free(cmds, n);
-                if (c == '"') return err_set(err, "unterminated \" quote");
+                if (c == '"')   // a prompt pasted over two lines came as two
+                    return err_set(err, "unterminated \" quote (a line break inside quotes is written \\n: "
+                                        "generate \"one\\ntwo\")");
                 if (c != '\'') return err_set(err, "unterminated “ quote (it ends at ”)");
                 return err_set(err, "unterminated ' quote (text with an apostrophe goes in double quotes: "
                                     "generate \"It's\")");

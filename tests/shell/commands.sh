@@ -113,6 +113,7 @@ out=$("$LRSH" -c 'show extra' 2>&1)
 check_contains extra_arg "$out" "show takes no arguments"
 out=$("$LRSH" -c 'tok load "unterminated' 2>&1)
 check_contains unterminated_quote "$out" "unterminated"
+check_contains unterminated_quote_newline_hint "$out" 'a line break inside quotes is written \n: generate "one\ntwo"'
 out=$("$LRSH" -c "generate What's up" 2>&1)
 check_contains unterminated_apostrophe_hint "$out" "text with an apostrophe goes in double quotes"
 
