@@ -40,6 +40,7 @@ typedef struct Stream {
     size_t shown;         // bytes of the decode from the anchor already printed
     const char *stop;     // stop=: the text that ends generation, never shown (NULL: none)
     int stopped;          // it came
+    int cut;              // the tokens end inside a character: its U+FFFD stays held back at the end
 } Stream;
 
 static size_t hold_back(const char *t, size_t n) {
@@ -68,7 +69,7 @@ static size_t hold_back_stop(Stream *st, const char *text, size_t from, size_t n
 static int stream_update(Stream *st, long n_ids, int final, Err *err) {
     char *text = tokenizer_decode(st->s->tok, st->ids + st->anchor, n_ids - st->anchor, err);
     if (!text) return -1;
-    size_t n = strlen(text), upto = final ? n : hold_back(text, n);
+    size_t n = strlen(text), upto = final && !st->cut ? n : hold_back(text, n);
     if (st->shown <= upto) upto = hold_back_stop(st, text, st->shown, upto, final);
     if (upto > st->shown) {
         out_visible(st->s, text + st->shown, upto - st->shown);
@@ -83,6 +84,27 @@ static int stream_update(Stream *st, long n_ids, int final, Err *err) {
     if (!tail) return -1;
     st->anchor = anchor, st->shown = strlen(tail);
     free(tail);
+    return 0;
+}
+
+// Whether n tokens end inside a UTF-8 character: byte pieces (byte fallback spells a character
+// the vocabulary lacks one byte a token) holding its first bytes, the rest never drawn because
+// n= ran out. Decoded, those bytes are U+FFFD; the next tokens would have made the character.
+static int ends_mid_character(const Tokenizer *tok, const int32_t *ids, long n) {
+    unsigned char tail[3];
+    int k = 0;   // the last bytes, last first: a byte piece's text is its one raw byte
+    for (long i = n - 1; i >= 0 && k < 3; i--) {
+        Err ignored;
+        char *piece = tokenizer_decode_piece(tok, ids[i], &ignored);
+        if (!piece) return 0;
+        for (size_t j = strlen(piece); j > 0 && k < 3; j--) tail[k++] = (unsigned char)piece[j - 1];
+        free(piece);
+    }
+    for (int j = 0; j < k; j++) {
+        if ((tail[j] & 0xC0) == 0x80) continue;   // a continuation byte: its lead is further back
+        int need = tail[j] >= 0xF0 ? 4 : tail[j] >= 0xE0 ? 3 : tail[j] >= 0xC0 ? 2 : 1;
+        return need > j + 1;
+    }
     return 0;
 }
 
@@ -114,6 +136,7 @@ typedef struct GenerateRun {
     double prefill, seconds;
     const char *stopped;   // "n", "eos", "stop" or "interrupt"
     const char *stop;      // stop=: the text that ended it is cut from the result (NULL: none)
+    int cut;               // the last tokens began a character they did not finish: left out
     SamplerConfig sc;
 } GenerateRun;
 
@@ -123,6 +146,7 @@ static char *generated_part(char *text, size_t prompt_bytes, const GenerateRun *
     char *gen = text + (prompt_bytes <= strlen(text) ? prompt_bytes : strlen(text));
     char *stop = strcmp(g->stopped, "stop") == 0 ? strstr(gen, g->stop) : NULL;
     if (stop) *stop = '\0';
+    if (g->cut) gen[hold_back(gen, strlen(gen))] = '\0';   // as the stream left it out
     return gen;
 }
 
@@ -141,6 +165,7 @@ static int generate_report(Session *s, const GenerateRun *g, const int32_t *ids,
     // made − 1 forward passes (and made draws); one token alone has no rate
     double rate = g->seconds > 0 && g->made > 1 ? (g->made - 1) / g->seconds : NAN;
     if (interrupted) out_note(s, "(stopped by Ctrl-C after %d token%s)\n", g->made, g->made == 1 ? "" : "s");
+    if (g->cut) out_note(s, "(the text ended inside a character: its first bytes are not shown)\n");
     char seed_note[48] = "", pre[32], window[48] = "", r[32];   // greedy decoding (temp=0) draws nothing: no seed
     if (g->sc.temperature > 0)
         snprintf(seed_note, sizeof seed_note, "; seed=%llu repeats %s", (unsigned long long)g->sc.seed,
@@ -235,6 +260,7 @@ int cmd_generate(Session *s, const Args *a, Err *err) {
     int rc = stream_update(&st, g.np, 1, err);  // the prompt as the tokenizer reads it back
     st.stop = g.stop;                           // looked for in what comes after it only
     if (rc == 0) rc = generate_tokens(s, &g, n, ids + n_lead, &st, err);
+    st.cut = g.cut = rc == 0 && !st.stopped && g.made > 0 && ends_mid_character(s->tok, ids + n_lead + g.np, g.made);
     if (rc == 0 && !st.stopped) rc = stream_update(&st, g.np + g.made, 1, err);
     out_visible_end(s);
     if (rc == 0) rc = generate_report(s, &g, ids + n_lead, err);   // it ends the streamed line

@@ -473,7 +473,8 @@ const CmdSpec commands[] = {
              "with \" or ' (one with an apostrophe in double quotes:\n"
              "generate \"It's\"); inside double quotes \\n, \\t, \\\" and \\\\ are escapes. Control\n"
              "characters other than tab and newline, a carriage return outside CRLF among them, show as\n"
-             "U+FFFD (JSON keeps them).\n"
+             "U+FFFD (JSON keeps them). When n= runs out inside a character (byte fallback spells one\n"
+             "the vocabulary lacks a byte a token), its first bytes are left out, with a note.\n"
              "Examples:\n  generate\n  generate \"Once upon a time\" n=200 temp=0.7\n  generate The n=20 temp=0\n"
              "  generate stop=\"\\n\\n\" n=300",
      .min_pos = 0, .max_pos = -1, .pos = POS_TEXT, .run = cmd_generate,

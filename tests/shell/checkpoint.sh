@@ -834,6 +834,17 @@ check_eq crlf_noted 2 "$(printf '%s\n' "$out" | grep -c "crlf.txt has Windows (C
 ids=$(printf '%s\n' "$out" | grep -E '^[0-9 ]+$' | tail -n 1)
 out=$(lrsh -c "tok load $TMP/crlf.model; tok decode $ids" 2>&1)
 check_eq crlf_decoded_shown "$(printf 'a\r\nb')" "$(printf '%s\n' "$out" | tail -n 2)"
+# n= that ends inside a character (byte fallback spells 月 in 3 tokens: a tokenizer trained on
+# ASCII) leaves its first bytes out of the text, streamed and in JSON, with a note (it ended in
+# U+FFFD); the next token finishes it
+python3 -c 'import sys; open(sys.argv[1], "w").write("月が静か。\n" * 3000)' "$TMP/cjk.txt"
+cjk="tok load $TMP/crlf.model; data load $TMP/cjk.txt; model new dim=32 layers=1 heads=2 seq=32; optim adamw lr=3e-3; train steps=60"
+out=$(lrsh -c "$cjk; generate 月 n=2 temp=0; generate 月 n=3 temp=0" 2>&1)
+check_not_contains cut_character_not_shown "$out" "�"
+check_contains cut_character_note "$out" "(the text ended inside a character: its first bytes are not shown)"
+check_eq cut_character_finished 1 "$(printf '%s\n' "$out" | grep -c '^月が$')"
+out=$(lrsh --json -c "$cjk; generate 月 n=2 temp=0" 2>/dev/null | tail -n 1)
+check_eq cut_character_json '""' "$(printf '%s\n' "$out" | json_field text)"
 # a folder of .txt files says it too (only a file did), counting them, dot files left out, and
 # a linked folder's too (data load follows the link)
 mkdir -p "$TMP/crlfdir/sub" "$TMP/crlfdir/.hidden" "$TMP/crlflinked"; cp "$TMP/crlf.txt" "$TMP/crlfdir/sub/a.txt"; cp "$TMP/crlf.txt" "$TMP/crlfdir/.hidden/b.txt"
