@@ -62,9 +62,12 @@ endif
 .DEFAULT_GOAL := all
 CONFIG_STAMP := $(BUILD)/build-config
 CONFIG       := $(CUDA_OBJ) | $(CC) $(CFLAGS) | $(CXX) $(CXXFLAGS) | $(NVCC_PATH) $(NVCCFLAGS)
-# not on a dry run (make -n): it would leave the next real build rebuilding everything for nothing
+# not on a dry run (make -n), nor for goals that compile nothing (make deps, help, clean): either
+# would leave the next real build (`make CUDA=0`) rebuilding everything for nothing
 ifeq ($(findstring n,$(firstword -$(MAKEFLAGS))),)
+ifneq ($(filter-out deps help clean,$(or $(MAKECMDGOALS),all)),)
 $(shell mkdir -p $(BUILD) && (echo '$(CONFIG)' | cmp -s - $(CONFIG_STAMP) || echo '$(CONFIG)' > $(CONFIG_STAMP)))
+endif
 endif
 $(CUDA_OBJ) $(BUILD)/tokenizer/tokenizer.o \
 $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/*.c kernels/*.c kernels/cpu/*.c repl/*.c)): $(CONFIG_STAMP)

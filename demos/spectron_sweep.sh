@@ -6,10 +6,14 @@
 # A cell is the validation loss over 20 batches after the last step, then the largest
 # ‖ΔW‖₂/η measured (every 5th step), then spikes or divergence when there were any.
 #
-#   sh demos/spectron_sweep.sh            (the table: ~80 runs, 10–25 minutes on 2 cores)
+#   sh demos/spectron_sweep.sh            (the table: ~80 runs, 10–45 minutes on 2 cores, idle or busy)
 #   sh demos/spectron_sweep.sh adamw      (the AdamW-alone rows: where it does train)
 #   LRSH=build-san/lrsh sh demos/spectron_sweep.sh    (another binary)
 set -eu
+case "${1:-}" in
+    ""|adamw) ;;
+    *) echo "usage: sh demos/spectron_sweep.sh [adamw]   (the whole table, or AdamW's rows; LRSH=binary)" >&2; exit 2 ;;
+esac
 LRSH=${LRSH:-./lrsh}
 [ -x "$LRSH" ] || { echo "spectron_sweep.sh: $LRSH not found: run make first, from the repository root" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "spectron_sweep.sh: needs python3 to read lrsh's JSON" >&2; exit 1; }

@@ -46,7 +46,7 @@ const OptSpec settings[] = {
     {"attention", OPT_ENUM, "gemm", "gemm|flash|rows", 0, 0,
      "the GPU's attention: cuBLAS products over the heads keeping the T×T probabilities, flash-style kernels keeping "
      "one number per query row (less memory at long contexts; at precision bf16 on the tensor cores, for head sizes "
-     "that are multiples of 16 up to 128 — not yet timed on a GPU), or the first simple kernels; the CPU keeps the "
+     "that are multiples of 16 up to 128 — checked by an emulator, not yet run on a GPU), or the first simple kernels; the CPU keeps the "
      "choice for the GPU"},
     {"graphs", OPT_BOOL, "on", NULL, 0, 0,
      "on the GPU, a generated token's hundred-odd kernels are recorded once as a CUDA graph and replayed with one "
@@ -179,7 +179,7 @@ const CmdSpec commands[] = {
              "resets ffn (8·dim/3, rounded up to 64) and, unless rank= or rank_ratio= is given, scales\n"
              "the last model's rank R of its dim D to R·dim/D (a note says so). vocab\n"
              "defaults to the loaded tokenizer's size. rank=0 is dense; rank=R factorizes every\n"
-             "non-embedding matrix W = A·Bᵀ at rank R; rank=-1 uses rank_ratio·in (0.25), at most\n"
+             "block's matrix W = A·Bᵀ at rank R (the embedding and the head stay dense); rank=-1 uses rank_ratio·in (0.25), at most\n"
              "min(out, in). A note counts a block's matrices that store more parameters factorized\n"
              "than dense (rank·(out + in) > out·in) and those rank_ratio asked too much of, naming\n"
              "the first of each.\n"

@@ -108,7 +108,7 @@ static int parse_options(int argc, char **argv, Options *o, Err *err) {
 #ifdef LRSH_CUDA
             printf("lrsh %s (backends: cpu, cuda)\n", LRSH_VERSION);
 #else
-            printf("lrsh %s (backends: cpu; built without nvcc)\n", LRSH_VERSION);
+            printf("lrsh %s (backends: cpu; built with CUDA=0 or without nvcc)\n", LRSH_VERSION);
 #endif
             return -1;
         }

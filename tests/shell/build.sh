@@ -18,5 +18,12 @@ out=$(mk deps depcheck)
 check_eq depcheck_after_deps_same_make "" "$out"
 out=$(mk depcheck)
 check_eq depcheck_header_present "" "$out"
+# goals that compile nothing leave the build's configuration as it is: after `make CUDA=0`, a
+# `make help` or `make deps` (nvcc found again) made the next `make CUDA=0` rebuild everything
+mk CUDA=0 depcheck >/dev/null
+cp "$TMP/build/build-config" "$TMP/config-cuda0"
+mk help >/dev/null
+mk deps >/dev/null
+check_eq config_kept_by_help_deps same "$(cmp -s "$TMP/build/build-config" "$TMP/config-cuda0" && echo same || echo changed)"
 
 finish
