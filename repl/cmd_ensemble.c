@@ -418,15 +418,7 @@ static void ensemble_train_report(Session *s, const EnsembleRun *r, int steps) {
     cJSON_AddNumberToObject(s->result, "values_exchanged", r->exchanged);
     cJSON_AddNumberToObject(s->result, "mixes", r->mixes);   // shuffles or pulls in this run
     cJSON_AddNumberToObject(s->result, "values_exchanged_total", e->total_exchanged);
-    if (r->done) json_add_real(s->result, "tok_per_s", rate);
-    else cJSON_AddNullToObject(s->result, "tok_per_s");   // no step kept: no rate, as a single model's
-    json_add_real(s->result, "seconds", r->seconds);
-    json_add_real(s->result, "eval_seconds", r->eval_seconds);
-    cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
-    if (session_stop_signal()) cJSON_AddStringToObject(s->result, "signal", session_stop_signal());
-    cJSON_AddBoolToObject(s->result, "diverged", r->diverged_at != 0);
-    if (r->diverged_at) cJSON_AddNumberToObject(s->result, "diverged_at", r->diverged_at);
-    train_run_json(s);
+    train_result_end(s, r->done, rate, r->seconds, r->eval_seconds, interrupted, r->diverged_at);
 }
 
 // The run's record of an ensemble step: member 0's step and lr, the members' mean loss, gradient

@@ -167,15 +167,7 @@ static void train_report(Session *s, const Run *r, int steps, int interrupted) {
         if (r->done) json_add_real(s->result, last[i], value[i]);
         else cJSON_AddNullToObject(s->result, last[i]);
     }
-    if (r->done) json_add_real(s->result, "tok_per_s", rate);
-    else cJSON_AddNullToObject(s->result, "tok_per_s");   // no step: no rate, as generate's
-    json_add_real(s->result, "seconds", r->seconds);
-    json_add_real(s->result, "eval_seconds", r->eval_seconds);
-    cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
-    if (session_stop_signal()) cJSON_AddStringToObject(s->result, "signal", session_stop_signal());
-    cJSON_AddBoolToObject(s->result, "diverged", r->diverged_at != 0);
-    if (r->diverged_at) cJSON_AddNumberToObject(s->result, "diverged_at", r->diverged_at);
-    train_run_json(s);
+    train_result_end(s, r->done, rate, r->seconds, r->eval_seconds, interrupted, r->diverged_at);
 }
 
 // An error after r->done steps: they are reported (said, and in --json's partial) before it.
@@ -185,7 +177,16 @@ static int run_failed(Session *s, const Run *r, Progress *p, int steps, Err *err
     return train_failed(err, "training", r->done, steps);
 }
 
-void train_run_json(Session *s) {
+void train_result_end(Session *s, int done, double rate, double seconds, double eval_seconds, int interrupted,
+                      int diverged_at) {
+    if (done) json_add_real(s->result, "tok_per_s", rate);
+    else cJSON_AddNullToObject(s->result, "tok_per_s");   // no step: no rate, as generate's
+    json_add_real(s->result, "seconds", seconds);
+    json_add_real(s->result, "eval_seconds", eval_seconds);
+    cJSON_AddBoolToObject(s->result, "interrupted", interrupted);
+    if (session_stop_signal()) cJSON_AddStringToObject(s->result, "signal", session_stop_signal());
+    cJSON_AddBoolToObject(s->result, "diverged", diverged_at != 0);
+    if (diverged_at) cJSON_AddNumberToObject(s->result, "diverged_at", diverged_at);
     const RunSeries *run = s->runs.current >= 0 ? &s->runs.runs[s->runs.current] : NULL;
     if (!run) return;
     cJSON_AddStringToObject(s->result, "run", run->name);

@@ -129,8 +129,11 @@ int train_failed(Err *err, const char *what, int done, int steps);
 // How many steps `train` takes: steps=N, or until=STEP from step_now (0, said in a note and the
 // result, when the model is there already); one of the two, not both.
 int train_steps_asked(Session *s, const Args *a, int step_now, int *steps, Err *err);
-// The current run's name, spikes and max ‖ΔW‖₂/η into the command's JSON (train, ensembles').
-void train_run_json(Session *s);
+// The end of train's (and ensemble train's) JSON result: the rate (null when no step was kept),
+// the seconds, whether it was interrupted (and by which signal) or diverged, then the current
+// run's name, spikes and max ‖ΔW‖₂/η.
+void train_result_end(Session *s, int done, double rate, double seconds, double eval_seconds, int interrupted,
+                      int diverged_at);
 // A loaded model's (or ensemble's) run going on with other data than it was training on: its
 // batches (the sampler state it saved) are not the ones the run would have taken. A note, once
 // (training on other data may be the point): another size or split, or the same sizes and
