@@ -277,7 +277,7 @@ static int run_stream(Session *s, FILE *in, const char *name) {
         }
         if (run_cr_lines(s, line + 3 * bom) != 0) {
             failed = 1;
-            if (s->errexit) break;
+            if (s->errexit && !interrupt_ends_script()) break;   // a command an interrupt stopped: said below
         }
         if (interrupt_ends_script()) {
             fprintf(stderr, "%s:%d: interrupted\n", name, s->src_line);
@@ -664,9 +664,11 @@ int main(int argc, char **argv) {
     if (stopped && !s.interactive && s.dirty) {
         // a script stopped (an error, Ctrl-C) before its `model save`: what it trained or changed goes, say so
         int step = s.has_ensemble ? s.ens.trainers[0].step : s.has_trainer ? s.trainer.step : s.resume.step;
-        fprintf(stderr, "lrsh: the %s's unsaved work (training or changes, at step %d) is gone with the session: the "
-                        "script stopped at %s\n", s.has_ensemble ? "ensemble" : "model", step,
-                rc == EXIT_INTERRUPTED ? "the interrupt" : "its error");
+        char gone[256];   // broken at spaces on a terminal, as every message is
+        snprintf(gone, sizeof gone, "lrsh: the %s's unsaved work (training or changes, at step %d) is gone with the "
+                 "session: the script stopped at %s\n", s.has_ensemble ? "ensemble" : "model", step,
+                 rc == EXIT_INTERRUPTED ? "the interrupt" : "its error");
+        fputs_wrapped(gone, stderr);
     }
     session_free(&s);
     out_check_stdout();

@@ -482,6 +482,22 @@ PY
 )
 # (status 1: a command failed, though errexit off went on)
 check_eq interrupt_command_goes_on "True True True command 5 True True False True False False 1" "$out"
+# a script whose command an interrupt made fail (align, tok train) stops as interrupted, status
+# 130 (errexit ended it first: status 1, no "interrupted" line)
+printf 'tok load %s\ndata load %s\nmodel new dim=32 layers=1 heads=2 seq=16 vocab=512\nalign batches=10000 batch=8\n' \
+    "$TMP/drive.model" "$TMP/drive.txt" > "$TMP/stopped.lrsh"
+out=$(python3 - "$LRSH" "$TMP/stopped.lrsh" <<'PY'
+import signal, subprocess, sys, time
+lrsh, script = sys.argv[1], sys.argv[2]
+p = subprocess.Popen([lrsh, "--threads", "1", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+signal.signal(signal.SIGALRM, lambda *_: (p.kill(), sys.exit(1)))
+signal.alarm(60)
+time.sleep(1.5); p.send_signal(signal.SIGINT)
+err = p.stderr.read().decode()
+print(p.wait(), "stopped.lrsh:4: interrupted" in err)
+PY
+)
+check_eq script_stopped_in_failing_command "130 True" "$out"
 # a command that gives a row per item numbers its rows: a driver knows the last one it waits for
 out=$("$LRSH" --json --threads 1 -c "model new dim=32 layers=1 heads=2 seq=16 vocab=512; norms" 2>/dev/null | grep '"command":"norms"')
 check_eq rows_numbered "0..6 of 7" "$(printf '%s\n' "$out" | python3 -c 'import json, sys
