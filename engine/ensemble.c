@@ -636,8 +636,9 @@ static int meta_seeds(const char *s, int k, uint64_t *out) {
 // The ensemble's own state from the members' file, checked as strictly as the tensors were.
 static int ensemble_from_members(const char *name, CheckpointMembers *cm, const Backend *be, Ensemble *out,
                                  Tokenizer **out_tok, CheckpointInfo *info, Err *err) {
-    if (cm->k > ENSEMBLE_MAX_K)
-        return err_set(err, "%s: an ensemble of %d members, but an ensemble has 2 to %d", name, cm->k, ENSEMBLE_MAX_K);
+    if (cm->k < 2 || cm->k > ENSEMBLE_MAX_K)   // one member is a model (`ensemble new 1` is refused): not loaded as one
+        return err_set(err, "%s: an ensemble of %d member%s, but an ensemble has 2 to %d", name, cm->k,
+                       cm->k == 1 ? "" : "s", ENSEMBLE_MAX_K);
     if (!cm->trainers)
         return err_set(err, "%s: the ensemble's members have no optimizer settings (step, optimizer, optim_config)",
                        name);

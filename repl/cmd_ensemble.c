@@ -546,6 +546,7 @@ int cmd_ensemble_eval(Session *s, const Args *a, Err *err) {
         out_text(s, "(step %d, %s coupling, %s values exchanged so far; %d batch%s of %d×%d tokens)\n", step,
                  method_name(e->coupling.method), fmt_count(x, sizeof x, e->total_exchanged), batches,
                  batches == 1 ? "" : "es", B, T);
+    eval_note_rereads(s, batches, B, T);
     cJSON *arr = cJSON_AddArrayToObject(s->result, "members");
     for (int i = 0; i < e->k; i++) cJSON_AddItemToArray(arr, json_real(r.member[i]));
     json_add_real(s->result, "member_mean", r.member_mean);
@@ -632,9 +633,9 @@ int cmd_ensemble_use(Session *s, const Args *a, Err *err) {
 void ensemble_note_single_model(Session *s) {
     if (!s->has_ensemble) return;
     // a warning, so that --json results carry it too (a program read step-0 numbers as the members')
-    out_warning(s, "an ensemble of %d trains beside the session's own model, which this reads: that model stands at "
-                   "step %d, where it was when the ensemble was made or loaded, not at the members'; `ensemble use I` "
-                   "or `ensemble average` makes the members one model",
+    out_warning(s, "an ensemble of %d trains beside the session's own model, which this reads: the model the "
+                   "ensemble was made from (after `model load` of an ensemble file, member 0 as saved), at step %d, "
+                   "not the members as they are now; `ensemble use I` or `ensemble average` makes the members one model",
                 s->ens.k, s->has_trainer ? s->trainer.step : s->resume.step);
 }
 
@@ -644,7 +645,7 @@ void ensemble_note_single_model(Session *s) {
 int ensemble_refuse_single_model(const Session *s, const char *what, Err *err) {
     if (!s->has_ensemble) return 0;
     return err_set(err, "an ensemble of %d is training: `ensemble average` or `ensemble use I` makes one model to %s "
-                        "(the session's own model stands at step %d, where it was when the ensemble was made or loaded)",
+                        "(the session's own model is the one the ensemble was made from, or member 0 as a file saved it, at step %d)",
                    s->ens.k, what, s->has_trainer ? s->trainer.step : s->resume.step);
 }
 

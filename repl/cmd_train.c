@@ -177,6 +177,15 @@ static int run_failed(Session *s, const Run *r, Progress *p, int steps, Err *err
     return train_failed(err, "training", r->done, steps);
 }
 
+void eval_note_rereads(Session *s, int batches, int B, int T) {
+    long val = s->data.n_tokens - s->data.n_train;
+    double read = (double)batches * B * T;
+    if (read > 2.0 * val)   // the windows overlap: more batches only repeat the same tokens
+        out_note(s, "note: the validation split has %ld tokens and %s %d batch%s read%s %.0f: each about %.0f "
+                    "times over (`data load val=` holds out more)\n", val, batches == 1 ? "this" : "these",
+                 batches, batches == 1 ? "" : "es", batches == 1 ? "s" : "", read, read / val);
+}
+
 void train_result_end(Session *s, int done, double rate, double seconds, double eval_seconds, int interrupted,
                       int diverged_at) {
     if (done) json_add_real(s->result, "tok_per_s", rate);
@@ -426,12 +435,7 @@ int cmd_eval(Session *s, const Args *a, Err *err) {
         session_record_val(s, step, loss);
         out_text(s, "val loss %s  perplexity %.2f  (step %d; %d batch%s of %d×%d tokens)\n", LOSS_TEXT(loss), ppl, step, batches,
                  batches == 1 ? "" : "es", sh.B, sh.T);
-        long val = s->data.n_tokens - s->data.n_train;
-        double read = (double)batches * sh.B * sh.T;
-        if (read > 2.0 * val)   // the windows overlap: more batches only repeat the same tokens
-            out_note(s, "note: the validation split has %ld tokens and %s %d batch%s read%s %.0f: each about %.0f "
-                        "times over (`data load val=` holds out more)\n", val, batches == 1 ? "this" : "these",
-                     batches, batches == 1 ? "" : "es", batches == 1 ? "s" : "", read, read / val);
+        eval_note_rereads(s, batches, sh.B, sh.T);
     }
     json_add_real(s->result, "val_loss", loss);
     json_add_real(s->result, "ppl", ppl);

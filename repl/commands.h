@@ -129,6 +129,9 @@ int train_failed(Err *err, const char *what, int done, int steps);
 // How many steps `train` takes: steps=N, or until=STEP from step_now (0, said in a note and the
 // result, when the model is there already); one of the two, not both.
 int train_steps_asked(Session *s, const Args *a, int step_now, int *steps, Err *err);
+// eval's note (and ensemble eval's) when batches × B × T reads the validation split more than
+// twice over: more batches then only repeat the same tokens.
+void eval_note_rereads(Session *s, int batches, int B, int T);
 // The end of train's (and ensemble train's) JSON result: the rate (null when no step was kept),
 // the seconds, whether it was interrupted (and by which signal) or diverged, then the current
 // run's name, spikes and max ‖ΔW‖₂/η.

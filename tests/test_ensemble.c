@@ -889,6 +889,11 @@ static void test_checkpoint_bad_ensemble_metadata(void) {
     CHECK(ensemble_load(bad, be, &out, NULL, NULL, &err) != 0 && strstr(err.msg, "member.1.step is 3 but member.0.step "
           "is 0"), "members at different steps: '%s'", err.msg);
     e.trainers[1].step = 0;
+    // one member is no ensemble (a file edited to ensemble_k=1 loaded, and its couplings said
+    // they would exchange values and then did nothing)
+    CHECK_OK(checkpoint_save_members(bad, 1, e.members, e.trainers, NULL, cm.meta, cm.n_meta, NULL, &err));
+    CHECK(ensemble_load(bad, be, &out, NULL, NULL, &err) != 0 && strstr(err.msg, "an ensemble of 1 member, but an "
+          "ensemble has 2 to 16"), "one member: '%s'", err.msg);
     // members without trainers are not an ensemble that can train
     CHECK_OK(checkpoint_save_members(bad, e.k, e.members, NULL, NULL, cm.meta, cm.n_meta, NULL, &err));
     CHECK(ensemble_load(bad, be, &out, NULL, NULL, &err) != 0 && strstr(err.msg, "no optimizer settings"),

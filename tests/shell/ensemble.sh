@@ -80,6 +80,9 @@ check_eq ensemble_optim_switch true "$(printf '%s\n' "$out" | tail -n 1 | json_f
 a=$(run --json -c "$prep; ensemble new 2 seeds=1,2; optim sgd lr=0.5; train steps=2 batch=2" 2>/dev/null | tail -n 1 | json_field loss)
 b=$(run --json -c "$prep; ensemble new 2 seeds=1,2; train steps=2 batch=2" 2>/dev/null | tail -n 1 | json_field loss)
 check_eq ensemble_optim_applies different "$([ -n "$a" ] && [ "$a" != "$b" ] && echo different || echo "same: $a $b")"
+# ensemble eval says, as eval does, when its batches read the validation split over and over
+out=$(run -c "$prep; data load val=0.001; ensemble new 2; ensemble eval batches=200 batch=2" 2>&1)
+check_contains ensemble_eval_rereads "$out" "times over (\`data load val=\` holds out more)"
 out=$(run -c "$prep; set errexit off; ensemble eval; ensemble new 1; ensemble new 2 seeds=1; ensemble new 2; ensemble wash; ensemble wash p=2; ensemble use 5; model new tiny dim=32 layers=1 heads=2 kv_heads=2 ffn=64 seq=16; ensemble off" 2>&1)
 check_contains no_ensemble "$out" "no ensemble: run \`ensemble new K\` first"
 check_contains bad_k "$out" "an ensemble has 2 to"
@@ -93,11 +96,11 @@ check_contains dropped "$out" "ensemble dropped"
 # model say so; show lists the ensemble; a second ensemble new says what training goes
 out=$(run -c "$prep; set errexit off; ensemble new 2; train steps=2 batch=2; model factorize rank=4; generate hi n=2; norms; show; ensemble new 3; train steps=1 batch=2; model new tiny dim=32 layers=1 heads=2 kv_heads=2 ffn=64 seq=16" 2>&1)
 check_contains factorize_refused "$out" "an ensemble of 2 is training: \`ensemble use I\` or \`ensemble average\` makes one model to factorize"
-check_contains single_model_note "$out" "that model stands at step 0, where it was when the ensemble was made or loaded"
+check_contains single_model_note "$out" "the model the ensemble was made from (after \`model load\` of an ensemble file, member 0 as saved), at step 0"
 # align on the session's model says it once (it said it twice, twice in --json's warnings too)
 out_align=$(run --json -c "$prep; ensemble new 2; align batches=1 batch=2" 2>/dev/null | tail -n 1)
-check_eq align_single_model_note_once 1 "$(printf '%s\n' "$out_align" | json_eval 'sum("that model stands at step" in w for w in o.get("warnings", []))')"
-check_contains generate_refused "$out" "an ensemble of 2 is training: \`ensemble average\` or \`ensemble use I\` makes one model to generate from (the session's own model stands at step 0"
+check_eq align_single_model_note_once 1 "$(printf '%s\n' "$out_align" | json_eval 'sum("the model the ensemble was made from" in w for w in o.get("warnings", []))')"
+check_contains generate_refused "$out" "an ensemble of 2 is training: \`ensemble average\` or \`ensemble use I\` makes one model to generate from (the session's own model is the one the ensemble was made from, or member 0 as a file saved it, at step 0"
 check_contains inspect_refused "$(run -c "$prep; ensemble new 2; train steps=1 batch=2; inspect" 2>&1)" "makes one model to inspect (the session"
 check_contains watch_ensemble_note "$(run -c "$prep; watch spectral every=1; ensemble new 2; train steps=1 batch=2" 2>&1)" "note: \`watch\` records nothing while an ensemble trains"
 check_contains show_ensemble "$out" "ensemble   2 members"
