@@ -58,7 +58,9 @@ void canvas_mark(Canvas *c, int col, int row, char ch, int color) {
     c->color[(size_t)row * c->cols + col] = (uint8_t)color;
 }
 
-static const int ansi_codes[] = {34, 31, 32, 33, 35, 36};
+// blue, red, green, magenta, cyan, then yellow: yellow on a light background (a projector's)
+// hardly shows, and the fourth run is often the one a demo is about (Spectron)
+static const int ansi_codes[] = {34, 31, 32, 35, 36, 33};
 
 static int ansi_of(int color) { return ansi_codes[(color - 1) % 6]; }
 

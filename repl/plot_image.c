@@ -192,7 +192,8 @@ static int write_plot_script(const PlotSeries *series, int n, const char *ylabel
         else fprintf(f, "set terminal svg size 960,540 noenhanced\n");
         fprintf(f, "set output ");
         gp_string(f, outputs[t]);
-        fprintf(f, "\nset grid\nset key top right\nset xlabel 'step'\n%sset ylabel ", o->log_y ? "set logscale y\n" : "");
+        // the legend under the chart: inside, it sat on the curves (AdamW's rise)
+        fprintf(f, "\nset grid\nset key below\nset xlabel 'step'\n%sset ylabel ", o->log_y ? "set logscale y\n" : "");
         gp_string(f, ylabel);
         double lo, hi;   // ymin=, ymax=: the chart's range, its other end too (an end past every point
                          // left gnuplot none to draw)
@@ -205,6 +206,12 @@ static int write_plot_script(const PlotSeries *series, int n, const char *ylabel
             fprintf(f, " index %d using 1:2 with %s lc %d title ", i,
                     series[i].points ? "points pt 7 ps 0.8" : "lines lw 2", image_color(series, i));
             gp_string(f, series[i].name);
+        }
+        if (o->ref_name) {   // the terminal chart's dotted line (Spectron's bound), here too
+            char ref_title[128];
+            snprintf(ref_title, sizeof ref_title, "%s = %g", o->ref_name, o->ref);
+            fprintf(f, ", %.10g with lines dt 2 lw 1.5 lc rgb 'gray30' title ", o->ref);
+            gp_string(f, ref_title);
         }
         fprintf(f, "\nunset output\n");
     }

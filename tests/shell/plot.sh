@@ -229,6 +229,10 @@ for chunk in open(sys.argv[1]).read().split("<g id=\"gnuplot_plot_")[1:]:
     if name and rgb: color[name.group(1)] = rgb[-1]
 print(color.get("alpha") == color.get("alpha val") is not None, color.get("alpha") != color.get("beta"))' "$TMP/loss.svg")
     check_eq svg_val_points_in_run_color "True True" "$colors"
+    # dw_over_eta's image draws Spectron's bound as the terminal chart does (it had none), with the
+    # legend under the chart (inside, it sat on the curves)
+    lrsh -c "plot dw_over_eta from=$TMP/spread.jsonl svg=$TMP/bound.svg" >/dev/null 2>&1
+    check_eq svg_bound_line yes "$(grep -q "Spectron's bound ‖ΔW‖₂/η = 1" "$TMP/bound.svg" && echo yes || echo no)"
     # ymin= above every point: the image has the chart's range too (gnuplot had none to draw)
     out=$(lrsh -c "plot loss from=$TMP/known.jsonl ymin=10 svg=$TMP/above.svg height=4" 2>&1); rc=$?
     check_status svg_ymin_above_all 0 $rc
