@@ -329,6 +329,20 @@ out=$(lrsh -c "$short; runs; plot loss" 2>&1)
 check_contains demo_short_table "$out" "max ΔW/η"
 check_contains demo_short_plot "$out" "spectron"
 
+# ---- demos/spectron_quick.lrsh as it is, holding it to what demos/README.md says of it: AdamW
+# blows up, the ablations move W by far more than η and end above the unigram loss, Spectron
+# stays under its bound and ends below it ----
+out=$(lrsh --json demos/spectron_quick.lrsh 2>/dev/null); rc=$?
+check_status demo_quick_status 0 $rc
+check_eq demo_quick_story "adamw:blew-up renorm:above ortho:above spectron:below-bounded" "$(printf '%s\n' "$out" | grep '"command":"runs"' | python3 -c '
+import json, sys
+def verdict(r):
+    if r["blew_up"]: return "blew-up"
+    side = "below" if r["val_loss"] < r["unigram_loss"] else "above"
+    if r["max_dw_over_eta"] <= 1: return side + "-bounded"
+    return side if r["max_dw_over_eta"] > 10 else side + "-near"
+print(" ".join("%s:%s" % (r["run"], verdict(r)) for r in map(json.loads, sys.stdin)))')"
+
 # inspect after `optim` switched the optimizer: says why there is nothing to show
 out=$(lrsh -c "$prep; optim spectron; step; optim adamw; inspect" 2>&1); rc=$?
 check_status inspect_after_switch_status 1 $rc
