@@ -359,7 +359,7 @@ typedef struct NormsLayout {
     int digits;
 } NormsLayout;
 
-static const char *const norms_head[] = {"matrix", "shape", "‖W‖₂", "‖W‖_F", "st.rank", "‖ΔW‖₂", "‖ΔW‖₂/η", "‖ΔW‖/‖W‖"};
+static const char *const norms_head[] = {"matrix", "shape", "‖W‖₂", "‖W‖_F", "st.rank", "‖ΔW‖₂", "‖ΔW‖₂/η", "‖ΔW‖₂/‖W‖₂"};
 
 static void norm_values(const NormRow *r, double v[6]) {
     const double all[6] = {r->spectral, r->frobenius, r->stable_rank, r->dw_spectral, r->dw_over_eta, r->dw_over_w};
@@ -447,6 +447,7 @@ int cmd_norms(Session *s, const Args *a, Err *err) {
         real_or_null(j, "dw_spectral", r->dw_spectral);
         real_or_null(j, "dw_over_eta", r->dw_over_eta);
         real_or_null(j, "dw_over_w", r->dw_over_w);
+        real_or_null(j, "eta", o.prev ? r->eta : NAN);   // which η the row divides by (adam_lr's for embed)
         out_emit(s, j);
     }
     int dense = 0;

@@ -25,8 +25,8 @@ static const char *key_doc(const OptimConfig *cfg, const char *key) {
         {"nesterov", "step along G + β(M − G) instead of M"},
         {"ns_steps", "Newton–Schulz iterations of the orthogonalization"},
         {"power_iters", "power-iteration steps per σ_A, σ_B per update (warm-started)"},
-        {"shape_scale", "multiply a matrix's step by √max(1, rows/cols) (Muon's shape factor; loosens ‖ΔW‖₂ ≤ lr; "
-                        "the ρ shown is before it)"},
+        {"shape_scale", "multiply each factor's step by √max(1, rows/cols) of that factor (A: out×r, B: in×r; "
+                        "Muon's shape factor; loosens ‖ΔW‖₂ ≤ lr; the ρ shown is before it)"},
         {"beta1", "AdamW first-moment decay"},
         {"beta2", "AdamW second-moment decay"},
         {"eps", "AdamW epsilon (0: a gradient exactly 0 — an embedding row no batch touched — gives 0/0, NaN)"},
@@ -403,6 +403,9 @@ static void inspect_verdict(Session *s, const Optimizer *o, const MatrixDiag *wo
                  worst->dw_over_eta <= 1.0f ? "within 1" : "above 1", cfg->name);
     else if (worst->dw_over_eta <= 1.0f)
         snprintf(verdict, sizeof verdict, "within Spectron's bound of 1");
+    else if (cfg->shape_scale)   // the factors' steps were scaled up past ρ on purpose
+        snprintf(verdict, sizeof verdict, "above Spectron's bound of 1, which shape_scale=on loosens (each factor's "
+                 "step × √max(1, rows/cols))");
     else if (decay > 0.3 * worst->dw_over_eta)
         snprintf(verdict, sizeof verdict, "above Spectron's bound of 1, mostly weight decay's 2·wd·‖W‖₂ = %.3g, "
                  "which the bound does not cover", decay);

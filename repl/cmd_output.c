@@ -332,7 +332,8 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
         out_text(s, "(a model that knows only token frequencies scores %.4f on this validation split. diverged: "
                     "\"plateau\" — a run of 100 steps or more whose val ends there or above; \"no, slow\" — the "
                     "same, but its loss still falls; \"blew up\" — its loss ends above %.3g, %.1f× a uniform "
-                    "guess's)\n", h, BLOWN_UP * uniform, BLOWN_UP);
+                    "guess's. max ΔW/η: the largest ‖ΔW‖₂/η of the steps that measured it, every "
+                    "diag_every-th and the last; diag_every=1 measures them all)\n", h, BLOWN_UP * uniform, BLOWN_UP);
     if (stale)   // a validation loss from before the last steps judges nothing: say so
         out_text(s, "(%d %s val is from before %s last steps: `eval` measures it now; \"plateau\" waits for it)\n",
                  stale, stale == 1 ? "run's" : "runs'", stale == 1 ? "its" : "their");

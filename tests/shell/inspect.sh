@@ -76,6 +76,12 @@ rows = [json.loads(l) for l in sys.stdin if "\"command\":\"norms\"" in l]
 eta = {r["param"]: r["dw_spectral"] / r["dw_over_eta"] for r in rows}
 print("%.4g %.4g %.4g" % (eta["blocks.0.attn.wq"], eta["embed"], eta["head"]))')
 check_eq norms_io_eta "0.02 0.003 0.003" "$etas"
+# … and each row says which η it divided by (a program had only the text header)
+check_eq norms_eta_field "0.02 0.003" "$(printf '%s\n' "$out" | grep '"command":"norms"' | python3 -c '
+import json, sys
+rows = {r["param"]: r for r in map(json.loads, sys.stdin)}
+print("%.4g %.4g" % (rows["blocks.0.attn.wq"]["eta"], rows["embed"]["eta"]))')"
+check_eq norms_eta_null_before_update None "$(lrsh --json -q -c "$prep; norms" 2>/dev/null | grep '"command":"norms"' | head -n 1 | json_eval 'o["eta"]')"
 # lr=0 holds the matrices still; the AdamW group still moves at adam_lr (it was scaled by lr/lr: 0)
 out=$(lrsh --json -q -c "$prep; optim muon lr=0 adam_lr=0.01 warmup=0; step; norms io=on" 2>/dev/null)
 moved=$(printf '%s\n' "$out" | python3 -c '

@@ -261,6 +261,9 @@ check_contains inspect_marks "$out" "* blocks."
 check_contains inspect_verdict "$out" "within Spectron's bound"
 out=$(lrsh -c "$prep; optim adamw; step; inspect" 2>&1)
 check_contains inspect_verdict_adamw "$out" "Spectron's bound; adamw does not bound ‖ΔW‖₂"
+# shape_scale=on scales the factors' steps past ρ on purpose: the verdict says it loosens the bound
+out=$(lrsh -c "$prep; optim spectron shape_scale=on warmup=0 lr=0.05; step; inspect" 2>&1)
+check_contains inspect_verdict_shape_scale "$out" "which shape_scale=on loosens"
 out=$(lrsh --json -c "$prep; optim spectron; step; inspect" 2>/dev/null | tail -n 1)
 check_eq inspect_sorted True "$(printf '%s\n' "$out" | json_eval '[m["dw_over_eta"] for m in o["matrices"]] == sorted([m["dw_over_eta"] for m in o["matrices"]], reverse=True)')"
 check_eq inspect_worst3 "[True, True, True, False]" "$(printf '%s\n' "$out" | json_eval '[m["worst"] for m in o["matrices"]][:4]')"
