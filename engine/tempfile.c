@@ -176,6 +176,15 @@ void path_folder(const char *path, char *dir, size_t cap) {
     else slash[slash == dir] = '\0';   // "/x": the root
 }
 
+long link_planted(const char *path) {
+    struct stat link, dir;
+    char folder[PATH_MAX];
+    if (lstat(path, &link) != 0 || !S_ISLNK(link.st_mode)) return 0;
+    path_folder(path, folder, sizeof folder);
+    if (stat(folder, &dir) != 0 || !(dir.st_mode & S_ISVTX) || !(dir.st_mode & S_IWOTH)) return 0;
+    return link.st_uid != geteuid() && link.st_uid != dir.st_uid ? (long)link.st_uid + 1 : 0;
+}
+
 static void fsync_folder(const char *path) {
     char dir[PATH_MAX];
     path_folder(path, dir, sizeof dir);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "commands.h"
+#include "../engine/tempfile.h"
 #include "output.h"
 
 // snprintf that fails on a path too long for its buffer instead of cutting it short.
@@ -57,6 +58,10 @@ int check_writable_file(const char *path, Err *err) {
 
 int file_through_link(const char *path, char out[PATH_MAX], Err *err) {
     struct stat link;
+    long planted = link_planted(path);
+    if (planted)
+        return err_set(err, "%s is a symbolic link user %ld put in a shared folder, not followed (it could point at "
+                            "any of your files)", path, planted - 1);
     if (lstat(path, &link) == 0 && S_ISLNK(link.st_mode))
         return realpath(path, out) ? 0 : err_set(err, "%s is a symbolic link %s", path,
                                                    errno == ELOOP ? "in a loop" : "to a missing file");

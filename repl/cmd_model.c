@@ -477,12 +477,27 @@ int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err) {
     snprintf(ts->path, sizeof ts->path, "%s", expand_path(args_str(a, "save", ""), buf, sizeof buf));
     if (!ts->path[0]) return err_set(err, "save=\"\" names no file");
     if (check_train_save_target(ts->path, err) != 0) return -1;
+    struct stat st;
+    if (stat(ts->path, &st) == 0) ts->known = 1, ts->dev = st.st_dev, ts->ino = st.st_ino;
     ts->saved = cJSON_AddArrayToObject(s->result, "saved");
     lrsh_term_saves = 1;   // run_command clears it when the command ends
     return 0;
 }
 
+// A file put at the path since the training began or last saved — a teammate's read-only
+// checkpoint in a group folder, a second job given the same save= — is not renamed over (the two
+// jobs each said "saved" and one model survived).
+static int train_save_target_unchanged(const TrainSave *ts, Err *err) {
+    if (check_save_target(ts->path, err) != 0) return -1;
+    struct stat st;
+    if (stat(ts->path, &st) != 0 || (ts->known && st.st_dev == ts->dev && st.st_ino == ts->ino)) return 0;
+    return err_set(err, "%s was written by another program (or user) since this training %s: nothing was saved; "
+                        "`model save` under another name keeps this model", ts->path,
+                   ts->count ? "last saved it" : "began");
+}
+
 static int train_save_now(Session *s, TrainSave *ts, Err *err) {
+    if (train_save_target_unchanged(ts, err) != 0) return -1;
     cJSON *one = cJSON_CreateObject();
     if (!one) return err_set(err, "out of memory");
     cJSON_AddItemToArray(ts->saved, one);
@@ -491,6 +506,8 @@ static int train_save_now(Session *s, TrainSave *ts, Err *err) {
     ts->seconds += now_seconds() - t0;
     ts->count++;
     if (rc != 0) cJSON_DeleteItemFromArray(ts->saved, cJSON_GetArraySize(ts->saved) - 1);   // no save: no entry
+    struct stat st;
+    if (rc == 0 && stat(ts->path, &st) == 0) ts->known = 1, ts->dev = st.st_dev, ts->ino = st.st_ino;
     return rc;
 }
 

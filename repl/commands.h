@@ -155,6 +155,9 @@ typedef struct TrainSave {
     int count;
     int last_step;     // the step the last save held (count > 0)
     double seconds;
+    int known;         // the file at path is this training's last save, or was there when it began:
+    dev_t dev;         // its identity; one that differs was written by someone else since
+    ino_t ino;
 } TrainSave;
 int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err);
 // After step `step` of a command that ends at step `last`: the save save_every= asks for there

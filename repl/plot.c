@@ -179,6 +179,22 @@ static void axis_label(const PlotOptions *o, char *buf, size_t cap, double v) {
     axis_number(buf, cap, o->log_y ? pow(10.0, v) : v);
 }
 
+// The y axis's labels, one per chart row or "": the extent's two ends at the top and bottom
+// rows; between them, on a log scale the powers of ten the rows hold (1000, 1, 0.01: a label
+// row apart; the bound's 1 among them), else — or when none falls between — the middle value.
+static void y_labels(const PlotOptions *o, double ylo, double yhi, int H, int PH, char (*labels)[32]) {
+    axis_label(o, labels[0], sizeof labels[0], yhi);
+    axis_label(o, labels[H - 1], sizeof labels[H - 1], ylo);
+    int decades = 0;
+    for (double k = ceil(ylo); o->log_y && k <= yhi; k++) {
+        int r = (int)lround((yhi - k) / (yhi - ylo) * (PH - 1)) / 4;   // the row a point at 10^k lands in
+        if (r < 2 || r > H - 3 || labels[r - 1][0] || labels[r][0]) continue;
+        axis_label(o, labels[r], sizeof labels[r], k);
+        decades++;
+    }
+    if (!decades && H >= 5) axis_label(o, labels[H / 2], sizeof labels[H / 2], (ylo + yhi) / 2);
+}
+
 // The finite points' extent on the axes (x: steps; y: axis_y's); *xlo > *xhi when there is none.
 static void data_extent(const PlotSeries *series, int n, const PlotOptions *o, double *xlo, double *xhi, double *ylo,
                         double *yhi) {
@@ -248,23 +264,22 @@ char *plot_render(const PlotSeries *series, int n, const PlotOptions *o) {
             place_letter(&c, end_x[s] / 2, end_y[s] / 4, (char)series[s].letter, series[s].color ? series[s].color : s + 1);
     free(end_x);
     free(end_y);
-    char top[32], mid[32], bot[32], xl[32], xr[32];
-    axis_label(o, top, sizeof top, yhi);
-    axis_label(o, mid, sizeof mid, (ylo + yhi) / 2);
-    axis_label(o, bot, sizeof bot, ylo);
-    int lw = (int)strlen(top);
-    if ((int)strlen(mid) > lw) lw = (int)strlen(mid);
-    if ((int)strlen(bot) > lw) lw = (int)strlen(bot);
+    char (*labels)[32] = calloc((size_t)H, sizeof *labels), xl[32], xr[32];
     size_t rowsize = 16 * (size_t)W + 8;
-    char *row = malloc(rowsize);
-    if (!row) { canvas_free(&c); free(t.s); return NULL; }
+    char *row = labels ? malloc(rowsize) : NULL;
+    if (!row) { free(labels); canvas_free(&c); free(t.s); return NULL; }
+    y_labels(o, ylo, yhi, H, PH, labels);
+    int lw = 0;
+    for (int r = 0; r < H; r++)
+        if ((int)strlen(labels[r]) > lw) lw = (int)strlen(labels[r]);
     for (int r = 0; r < H; r++) {
-        const char *label = r == 0 ? top : r == H - 1 ? bot : r == H / 2 && H >= 5 ? mid : "";
+        const char *label = labels[r];
         size_t len = canvas_row(&c, r, o->ansi, row, rowsize);
         while (len > 0 && row[len - 1] == ' ') row[--len] = '\0';
         text_add(&t, "%*s %s%s\n", lw, label, *label ? "┤" : "│", row);
     }
     free(row);
+    free(labels);
     text_add(&t, "%*s └", lw, "");
     for (int i = 0; i < W; i++) text_add(&t, "─");
     snprintf(xl, sizeof xl, "%.6g", xlo);

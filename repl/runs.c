@@ -9,6 +9,7 @@
 #include <time.h>
 #include <cjson/cJSON.h>
 #include "../engine/rng.h"
+#include "../engine/tempfile.h"
 #include "commands.h"   // file_read_only
 #include "output.h"
 
@@ -411,6 +412,10 @@ int runlog_val(RunLog *r, const char *default_name, int step, double loss, Err *
 static int log_target_ok(const char *path, int *ends_open, Err *err) {
     struct stat st;
     *ends_open = 0;
+    long planted = link_planted(path);
+    if (planted)
+        return err_set(err, "log: %s is a symbolic link user %ld put in a shared folder, not followed (it could point "
+                            "at any of your files)", path, planted - 1);
     if (stat(path, &st) != 0) return 0;
     if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISDIR(st.st_mode))
         return err_set(err, "log: %s is a %s, not a file", path, S_ISDIR(st.st_mode) ? "folder" : "pipe or socket");

@@ -57,6 +57,44 @@ check_contains train_save_refused_first "$out" "save= refused: $TMP/notes.txt ex
 check_contains train_save_refused_untrained "$out" "; nothing was trained"
 check_not_contains train_save_refused_no_step "$out" "step 1"
 check_contains train_save_every_needs_save "$out" "save_every=5 needs save=PATH"
+# a file another program put at save= since the last save (a second job with the same save=, a
+# teammate's checkpoint) is not renamed over: the training stops there, saying so (both jobs
+# said "saved" and one model survived)
+lrsh -q -c "$prep; model save $TMP/other.st" >/dev/null 2>&1
+out=$(python3 - "$LRSH" "$TMP" "$prep" <<'PY'
+import os, subprocess, sys, time
+lrsh, tmp, prep = sys.argv[1:4]
+target = tmp + "/shared.st"
+p = subprocess.Popen([lrsh, "--threads", "1", "-c", prep + "; train steps=3 batch=2000 save=%s save_every=1" % target],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+deadline = time.time() + 60
+while not os.path.exists(target) and time.time() < deadline and p.poll() is None: time.sleep(0.005)
+os.system("cp %s/other.st %s/other-copy.st && mv %s/other-copy.st %s" % (tmp, tmp, tmp, target))
+err = p.stderr.read().decode()
+print(p.wait(), "was written by another program (or user) since this training last saved it" in err)
+PY
+)
+check_eq train_save_other_writer "1 True" "$out"
+# a symbolic link another user put in a shared folder (sticky, writable by all: /tmp) is not
+# followed by a save, a log or a tokenizer's out= (the kernel's protected_symlinks, which a machine
+# may have off: a student's link in the course folder had a classmate's save replace her thesis)
+mkdir -p "$TMP/course" && chmod 1777 "$TMP/course"
+lrsh -q -c "model new tiny seq=16 vocab=512 seed=9; model save $TMP/thesis.st; model save $TMP/mine.st" >/dev/null 2>&1
+thesis=$(cksum < "$TMP/thesis.st")
+if ln -s "$TMP/thesis.st" "$TMP/course/ckpt.st" && chown -h 12345 "$TMP/course/ckpt.st" 2>/dev/null &&
+   [ "$(stat -c %u "$TMP/course")" != 12345 ] && [ "$(id -u)" != 12345 ]; then
+    ln -s "$TMP/thesis.st" "$TMP/course/run.log" && chown -h 12345 "$TMP/course/run.log"
+    out=$(lrsh -c "set errexit off; model new tiny seq=16 vocab=512; model save $TMP/course/ckpt.st; log $TMP/course/run.log" 2>&1)
+    check_contains planted_link_save "$out" "$TMP/course/ckpt.st: cannot save: it is a symbolic link user 12345 put in a shared folder, not followed"
+    check_contains planted_link_log "$out" "log: $TMP/course/run.log is a symbolic link user 12345 put in a shared folder"
+    check_eq planted_link_target_kept "$thesis" "$(cksum < "$TMP/thesis.st")"
+    # one's own link there is followed, as before
+    ln -s "$TMP/mine.st" "$TMP/course/mine.st"
+    out=$(lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/course/mine.st" 2>&1)
+    check_contains own_link_followed "$out" "saved $TMP/course/mine.st"
+else
+    skip planted_link_save "cannot give a link another owner here (not root)"
+fi
 mkdir -p "$TMP/a-folder"   # a folder, or a missing one, found before the first step too
 out=$(lrsh -c "$prep; set errexit off; train steps=2 save=$TMP/a-folder; train steps=2 save=$TMP/no-such/x.st" 2>&1)
 check_contains train_save_folder_refused "$out" "save=$TMP/a-folder is not a regular file (a folder: name a file in it)"
