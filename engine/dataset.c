@@ -122,7 +122,7 @@ static int mkdir_p(const char *dir) {
 // CACHEDIR/NAME-HASH.TOK.tok (the hash of the absolute path keeps equal names apart). TOK, the
 // tokenizer's hash, gives each tokenizer its own cache: going back and forth between two
 // tokenizers (or two users of one cache folder doing so) rebuilt one cache every time.
-static int cache_path_for(const char *src, const char *cache_dir, uint64_t tok_hash, char *out, size_t cap,
+static int cache_path_for(const char *src, const char *cache_dir, int beside, uint64_t tok_hash, char *out, size_t cap,
                           Err *err) {
     unsigned tag = (unsigned)(tok_hash ^ tok_hash >> 32);
     char clean[PATH_MAX];
@@ -137,7 +137,7 @@ static int cache_path_for(const char *src, const char *cache_dir, uint64_t tok_h
         slash = strrchr(clean, '/');
         base = slash + 1;
     }
-    if (!cache_dir) {
+    if (!cache_dir && beside) {
         char parent[PATH_MAX] = ".";
         if (slash == clean) strcpy(parent, "/");
         else if (slash) snprintf(parent, sizeof parent, "%.*s", (int)(slash - clean), clean);
@@ -433,7 +433,7 @@ static uint64_t tokenizer_hash(const Tokenizer *tok) {
 }
 
 int dataset_cache_path(const char *path, const Tokenizer *tok, const char *cache_dir, char *out, size_t cap, Err *err) {
-    return cache_path_for(path, cache_dir, tokenizer_hash(tok), out, cap, err);
+    return cache_path_for(path, cache_dir, 1, tokenizer_hash(tok), out, cap, err);
 }
 
 // The ids' identity: the same bytes in the same order, read by the same tokenizer into the same
@@ -442,6 +442,15 @@ static uint64_t token_identity(const CacheHeader *h, uint64_t content) {
     uint64_t parts[3] = {h->version, content, h->tokenizer_hash};
     uint64_t id = fnv1a(FNV_OFFSET, parts, sizeof parts);
     return id ? id : 1;
+}
+
+// Whose the cache at cache is: 0 this user's (or none there), 1 the corpus owner's (a TA's cache
+// beside the course's corpus: read, not replaced), 2 another user's — not read: its tokens may
+// be anything its writer chose, and checking them against the corpus costs a rebuild.
+static int cache_owner(const char *cache, const char *corpus) {
+    struct stat c, src;
+    if (stat(cache, &c) != 0 || c.st_uid == geteuid()) return 0;
+    return stat(corpus, &src) == 0 && c.st_uid == src.st_uid ? 1 : 2;
 }
 
 static int load_or_build(Dataset *ds, const char *path, const Tokenizer *tok, const char *cache_dir,
@@ -455,11 +464,18 @@ static int load_or_build(Dataset *ds, const char *path, const Tokenizer *tok, co
     if (hash_source(path, fl, &want.source_hash, &content, &want.source_bytes, err) != 0) return -1;
     ds->token_hash = token_identity(&want, content);
     if (want.source_bytes == 0) return err_set(err, "%s: empty corpus (0 bytes)", path);
-    if (cache_path_for(path, cache_dir, want.tokenizer_hash, ds->cache_path, sizeof ds->cache_path, err) != 0) return -1;
-    if (cache_open(ds, ds->cache_path, &want) == 0) {
+    if (cache_path_for(path, cache_dir, 1, want.tokenizer_hash, ds->cache_path, sizeof ds->cache_path, err) != 0) return -1;
+    int owner = cache_owner(ds->cache_path, path);
+    if (owner < 2 && cache_open(ds, ds->cache_path, &want) == 0) {
         tempfile_remove_stale(ds->cache_path);   // a build killed outright and at once redone left its part
         ds->reused_cache = 1;
         return 0;
+    }
+    // another user's cache beside a shared corpus is neither trusted nor replaced (a sticky
+    // folder refuses the rename after the whole tokenizing): this user's own cache folder instead
+    if (owner && !cache_dir) {
+        if (cache_path_for(path, NULL, 0, want.tokenizer_hash, ds->cache_path, sizeof ds->cache_path, err) != 0) return -1;
+        if (cache_open(ds, ds->cache_path, &want) == 0) return ds->reused_cache = 1, 0;
     }
     if (cache_build(path, fl, tok, &want, ds->cache_path, progress, ctx, err) != 0) return -1;
     if (cache_open(ds, ds->cache_path, &want) != 0)

@@ -158,6 +158,11 @@ int atomic_file_open(AtomicFile *af, const char *path, mode_t new_mode, const ch
     if (fd < 0) return EEXIST;
     *what = "cannot set the file's permissions";
     int e = keep && fchmod(fd, st.st_mode & 0777 & (new_mode | 0111)) != 0 ? errno : 0;
+    // and its group where this user may give it: a teammate's file in a group folder without
+    // the setgid bit stays the team's (it became the writer's own group, and the team lost write)
+    if (e == 0 && keep && st.st_gid != getegid() && fchown(fd, (uid_t)-1, st.st_gid) != 0) {
+        // not a group of this user's: the file takes the writer's, as a file cp writes does
+    }
     if (e == 0 && !(af->f = fdopen(fd, "wb"))) e = errno, *what = "cannot open the temporary file";
     if (e != 0) {
         close(fd);

@@ -92,6 +92,20 @@ if ln -s "$TMP/thesis.st" "$TMP/course/ckpt.st" && chown -h 12345 "$TMP/course/c
     ln -s "$TMP/mine.st" "$TMP/course/mine.st"
     out=$(lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/course/mine.st" 2>&1)
     check_contains own_link_followed "$out" "saved $TMP/course/mine.st"
+    # a token cache beside a shared corpus that another user wrote is not read (its tokens may
+    # be anything) nor replaced (a sticky folder refused the rename after all the tokenizing):
+    # this user's own cache folder holds one instead
+    cp README.md "$TMP/course/corpus.txt"
+    beside=$(lrsh --json -c "tok load $TMP/tok.model; data load $TMP/course/corpus.txt" 2>/dev/null | tail -n 1 | json_field cache | tr -d '"')
+    chown 12345 "$beside"
+    out=$(lrsh --json -c "tok load $TMP/tok.model; data load $TMP/course/corpus.txt" 2>/dev/null | tail -n 1)
+    check_eq foreign_cache_not_used "True False" "$(printf '%s\n' "$out" | json_eval '"%s %s" % (o["cache"].startswith("'"$XDG_CACHE_HOME"'/") and o["cache"] != "'"$beside"'", o["reused"])')"
+    check_eq foreign_cache_kept 12345 "$(stat -c %u "$beside")"
+    # a file saved over keeps its group (a teammate's in a folder without setgid became the
+    # writer's group, and the team could no longer write it)
+    chgrp 3456 "$TMP/mine.st"
+    lrsh -q -c "model new tiny seq=16 vocab=512; model save $TMP/mine.st" >/dev/null 2>&1
+    check_eq saved_over_keeps_group 3456 "$(stat -c %g "$TMP/mine.st")"
 else
     skip planted_link_save "cannot give a link another owner here (not root)"
 fi
