@@ -447,7 +447,10 @@ int cmd_model_save(Session *s, const Args *a, Err *err) {
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
     if (check_save_target(path, err) != 0) return -1;
     CheckpointDtype dtype = strcmp(args_str(a, "dtype", "f32"), "bf16") == 0 ? CHECKPOINT_BF16 : CHECKPOINT_F32;
-    return save_session_model(s, path, dtype, args_bool(a, "optim", 1), s->result, err);
+    lrsh_saving = 1;   // a SIGTERM now waits for the file (session.h); run_command then ends lrsh
+    int rc = save_session_model(s, path, dtype, args_bool(a, "optim", 1), s->result, err);
+    lrsh_saving = 0;
+    return rc;
 }
 
 // ---- train save=PATH save_every=N ----

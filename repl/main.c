@@ -389,6 +389,17 @@ static void on_sigint(int sig) {
     }
 }
 
+// One line on stderr as the signal ends lrsh at once: a batch job's output said nothing, and
+// whether the model had been saved was left to guess. write(2) only: this runs in the handler.
+static void say_ended(int sig) {
+    const char *name = sigabbrev_np(sig);   // a static table's entry: no allocation
+    static const char head[] = "\nlrsh: ended by SIG", tail[] = "; what was not saved is gone\n";
+    ssize_t ignored = write(STDERR_FILENO, head, sizeof head - 1);
+    if (name) ignored = write(STDERR_FILENO, name, strlen(name));
+    ignored = write(STDERR_FILENO, tail, sizeof tail - 1);
+    (void)ignored;
+}
+
 // SIGTERM, SIGHUP (and SIGUSR1, SIGUSR2, SIGXCPU): the process ends as the signal asks, without
 // the temporary file of a save or a token cache in the making beside it — or, during a training
 // with save=, after that training stops at its step's end and saves (lrsh_term_saves); a second
@@ -407,11 +418,22 @@ static void on_fatal_signal(int sig) {
         errno = saved_errno;
         return;
     }
+    if (lrsh_saving && !lrsh_term_signal) {   // `model save` writing: its file whole first
+        static const char msg[] = "\nlrsh: asked to end: the save in progress finishes first, then lrsh ends (the "
+                                  "same signal again ends it now, unsaved)\n";
+        int saved_errno = errno;
+        lrsh_term_signal = sig;
+        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)ignored;
+        errno = saved_errno;
+        return;
+    }
     if (lrsh_writing_result && !lrsh_term_signal) {   // the result line's end first (print_json_line);
         lrsh_term_signal = sig;                       // a reader that stalls it: a second signal ends now
         return;
     }
     tempfile_remove_all();
+    say_ended(sig);
     signal(sig, SIG_DFL);
     raise(sig);
 }

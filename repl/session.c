@@ -17,6 +17,7 @@ volatile sig_atomic_t lrsh_interrupt_command = 0;
 volatile sig_atomic_t lrsh_sigints = 0;
 volatile sig_atomic_t lrsh_stop_notice = 0;
 volatile sig_atomic_t lrsh_term_saves = 0;
+volatile sig_atomic_t lrsh_saving = 0;
 volatile sig_atomic_t lrsh_term_signal = 0;
 
 volatile sig_atomic_t lrsh_writing_result = 0;

@@ -53,8 +53,12 @@ extern volatile sig_atomic_t lrsh_stop_notice;
 // signal after the command (session_end_if_terminated). A scheduler's SIGTERM before its
 // SIGKILL, or a closed terminal, costs the steps since the last save no more.
 extern volatile sig_atomic_t lrsh_term_saves;
-// The one of those signals that arrived while lrsh_term_saves or lrsh_writing_result was set;
-// 0: none.
+// Set while `model save` writes its file (cmd_model_save): such a signal then waits for the
+// file to be whole and in place, and ends lrsh after the command (a SIGTERM mid-save removed
+// the temporary file and ended lrsh silently, the trained model with it).
+extern volatile sig_atomic_t lrsh_saving;
+// The one of those signals that arrived while lrsh_term_saves, lrsh_saving or
+// lrsh_writing_result was set; 0: none.
 extern volatile sig_atomic_t lrsh_term_signal;
 // Set while a result line is written (output.c): such a signal then waits for the line's end
 // (a program reading --json got half a line), whichever thread it reached.

@@ -57,6 +57,31 @@ check_contains train_save_refused_first "$out" "save= refused: $TMP/notes.txt ex
 check_contains train_save_refused_untrained "$out" "; nothing was trained"
 check_not_contains train_save_refused_no_step "$out" "step 1"
 check_contains train_save_every_needs_save "$out" "save_every=5 needs save=PATH"
+# SIGTERM during `model save`: the file is finished and in place, then lrsh ends by the signal
+# (the temporary file was removed and lrsh ended silently, the trained model with it); one at
+# another time says it ended
+out=$(python3 - "$LRSH" "$TMP" "$prep" <<'PY'
+import glob, os, signal, subprocess, sys, time
+lrsh, tmp, prep = sys.argv[1:4]
+target = tmp + "/termsave.st"
+p = subprocess.Popen([lrsh, "--threads", "1", "-c", "model new dim=768 layers=12 heads=12 seq=64 vocab=512; model save %s; show" % target],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+deadline = time.time() + 60
+while not glob.glob(target + ".tmp.*") and time.time() < deadline and p.poll() is None: time.sleep(0.001)
+p.send_signal(signal.SIGTERM)
+out, err = p.communicate()
+print(p.returncode, os.path.exists(target), "the save in progress finishes first" in err.decode(), b"settings" in out,
+      glob.glob(target + ".tmp.*") == [])
+q = subprocess.Popen([lrsh, "--threads", "1", "-c", prep + "; train steps=100000"], stdout=subprocess.DEVNULL,
+                     stderr=subprocess.PIPE)
+time.sleep(2); q.send_signal(signal.SIGTERM)
+print(q.wait(), "lrsh: ended by SIGTERM; what was not saved is gone" in q.stderr.read().decode())
+PY
+)
+check_eq term_during_model_save "-15 True True False True
+-15 True" "$out"
+"$LRSH" -q -c "model load $TMP/termsave.st" >/dev/null 2>&1
+check_status term_during_model_save_loads 0 $?
 # a file another program put at save= since the last save (a second job with the same save=, a
 # teammate's checkpoint) is not renamed over: the training stops there, saying so (both jobs
 # said "saved" and one model survived)
