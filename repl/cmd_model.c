@@ -462,7 +462,7 @@ static int check_train_save_target(const char *path, Err *err) {
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
         return err_set(err, "save=%s is not a regular file (%s): name a checkpoint file; nothing was trained", path,
                        S_ISDIR(st.st_mode) ? "a folder: name a file in it" : "a device, pipe or socket");
-    char dir[1024];
+    char dir[PATH_MAX];   // a 1024-byte buffer cut a long folder short and tested an ancestor's permission
     path_folder(path, dir, sizeof dir);
     if (access(dir, W_OK | X_OK) != 0)
         return err_set(err, "save=%s: cannot write in its folder %s (%s): nothing was trained", path, dir, strerror(errno));

@@ -149,7 +149,7 @@ void train_note_other_data(Session *s);
 // missing or unwritable folder, a file that is no checkpoint); each save's description goes
 // into the result's "saved" list, its time into `seconds` (kept out of the training's).
 typedef struct TrainSave {
-    char path[1024];   // "": no save= given
+    char path[PATH_MAX];   // "": no save= given
     int every;
     cJSON *saved;
     int count;
