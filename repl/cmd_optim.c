@@ -82,20 +82,28 @@ static void add_value(cJSON *into, const char *key, const char *text) {
     else cJSON_AddStringToObject(into, key, text);
 }
 
-void optim_describe(const Session *s, const OptimConfig *o, cJSON *into) {
-    char line[1024];
-    size_t used = (size_t)snprintf(line, sizeof line, "optimizer  %s", o->name);
-    cJSON_AddStringToObject(into, "name", o->name);
+void optim_settings_text(const OptimConfig *o, char *line, size_t cap) {
+    size_t used = (size_t)snprintf(line, cap, "%s", o->name);
     const char *k;
     for (int i = 0; (k = optim_config_key(o, i)); i++) {
         char v[64], r[64];
         Err err;
-        if (optim_config_get(o, k, v, sizeof v, &err) != 0) continue;
-        if (used < sizeof line)
-            used += (size_t)snprintf(line + used, sizeof line - used, " %s=%s", k, readable(v, r, sizeof r));
-        add_value(into, k, v);
+        if (optim_config_get(o, k, v, sizeof v, &err) == 0 && used < cap)
+            used += (size_t)snprintf(line + used, cap - used, " %s=%s", k, readable(v, r, sizeof r));
     }
-    out_text(s, "%s\n", line);
+}
+
+void optim_describe(const Session *s, const OptimConfig *o, cJSON *into) {
+    char line[1024];
+    optim_settings_text(o, line, sizeof line);
+    cJSON_AddStringToObject(into, "name", o->name);
+    const char *k;
+    for (int i = 0; (k = optim_config_key(o, i)); i++) {
+        char v[64];
+        Err err;
+        if (optim_config_get(o, k, v, sizeof v, &err) == 0) add_value(into, k, v);
+    }
+    out_text(s, "optimizer  %s\n", line);
 }
 
 void optim_dyn_help(Session *s, const char *word) {

@@ -310,6 +310,7 @@ int cmd_runs(Session *s, const Args *a, Err *err) {
             else cJSON_AddNullToObject(o, shape_keys[k]);
         if (x->model[0]) cJSON_AddStringToObject(o, "model", x->model), cJSON_AddNumberToObject(o, "params", (double)x->params);
         else cJSON_AddNullToObject(o, "model"), cJSON_AddNullToObject(o, "params");
+        runlog_add_rerun(o, x);
         real_or_null(o, "loss", loss);
         real_or_null(o, "val_loss", val);
         if (isfinite(val)) cJSON_AddNumberToObject(o, "val_step", val_step);

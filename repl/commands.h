@@ -211,6 +211,8 @@ cJSON *model_config_json(const ModelConfig *c);
 // once `model new` options have changed its shape.
 const char *model_label(const Session *s, char *buf, size_t cap);
 void optim_describe(const Session *s, const OptimConfig *o, cJSON *into);
+// "adamw lr=0.003 wd=0.1 …": the optimizer and every setting of it, as `optim` shows them.
+void optim_settings_text(const OptimConfig *o, char *line, size_t cap);
 
 // `set` keys: name, type, doc — the same spec type as options, so checking and completion
 // come for free.

@@ -301,6 +301,20 @@ static void add_config(cJSON *o, const RunSeries *s, const char *optim) {
     cJSON_AddNumberToObject(o, "batch", s->batch);
     cJSON_AddNumberToObject(o, "seq", s->seq);
     cJSON_AddNumberToObject(o, "accum", s->accum);
+    runlog_add_rerun(o, s);
+}
+
+void runlog_add_rerun(cJSON *o, const RunSeries *s) {
+    if (!s->optim_settings[0]) return;
+    char hex[24];
+    json_add_u64(o, "init_seed", s->init_seed);
+    json_add_u64(o, "session_seed", s->session_seed);
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)s->data_rng);
+    cJSON_AddStringToObject(o, "data_rng", hex);
+    if (s->data_hash) snprintf(hex, sizeof hex, "%016llx", (unsigned long long)s->data_hash);
+    if (s->data_hash) cJSON_AddStringToObject(o, "data", hex);
+    else cJSON_AddNullToObject(o, "data");
+    cJSON_AddStringToObject(o, "optim_settings", s->optim_settings);
 }
 
 int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double tok_per_s, const StepDiag *diag,
@@ -311,6 +325,9 @@ int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double
         snprintf(s->model, sizeof s->model, "%s", cfg->model);   // (again when a rollback undid its first step)
         s->params = cfg->params;
         s->batch = cfg->batch, s->seq = cfg->seq, s->accum = cfg->accum;
+        s->init_seed = cfg->init_seed, s->session_seed = cfg->session_seed;
+        s->data_rng = cfg->data_rng, s->data_hash = cfg->data_hash;
+        snprintf(s->optim_settings, sizeof s->optim_settings, "%s", cfg->optim_settings ? cfg->optim_settings : "");
         s->config_logged = 0;
     }
     if (grow((void **)&s->steps, &s->cap_steps, s->n_steps, sizeof *s->steps) != 0)

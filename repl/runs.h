@@ -53,6 +53,8 @@ typedef struct RunSeries {
     char model[256];      // the model its first step trained ("dim=128 layers=2 … rank=0.25·in …"; "": none yet)
     long params;          // and its parameters (an ensemble's: one member's)
     int batch, seq, accum; // its first step's batches (0: read from a log)
+    uint64_t init_seed, session_seed, data_rng, data_hash;   // RunConfig's, of its first step
+    char optim_settings[512]; // "": none recorded (a run read from a log, or without steps)
     int config_logged;    // its config went into the open log (with its first line there)
     RunPoint *steps;
     int n_steps, cap_steps;
@@ -102,11 +104,20 @@ int runlog_resume(RunLog *r, const char *name, uint64_t id, int step);
 const char *runlog_current_name(const RunLog *r, uint64_t *id);
 // What a run trained: kept with its first step, and written into its first line in each log
 // file, so that a log alone says what each run was.
+struct cJSON;
+// A run's rerun fields (RunConfig's) into a JSON object: the log's first line, `runs`'s rows.
+void runlog_add_rerun(struct cJSON *o, const RunSeries *s);
+
 typedef struct RunConfig {
     const char *optim;     // the optimizer
     const char *model;     // its shape, as model_config_describe says it
     long params;           // (an ensemble's: one member's)
     int batch, seq, accum; // the step's batches
+    // what else a rerun needs: the model's initialization seed, `set seed` then, the batch
+    // sampler's state before the first step, the optimizer's settings ("adamw lr=0.003 wd=0.1
+    // …"), and the data's identity (its tokens, from the corpus and the tokenizer; 0: none)
+    uint64_t init_seed, session_seed, data_rng, data_hash;
+    const char *optim_settings;
 } RunConfig;
 
 // Record one training step in the current run (started under default_name when there is

@@ -246,13 +246,17 @@ void session_record_step(Session *s, const StepStats *st, double tok_per_s, cons
     const OptimConfig *o = s->has_trainer ? &s->trainer.opt.cfg : &s->optim;
     const RunLog *r = &s->runs;
     int run_starts = r->current < 0 || r->runs[r->current].n_steps == 0;   // its config goes with its first step
-    char model[256];
+    char model[256], settings[512];
     RunConfig cfg = {0};
     if (run_starts) {
         model_config_describe(&s->model.cfg, model, sizeof model);
-        TrainShape shape = s->has_ensemble ? s->ens.trainers[0].shape : s->trainer.shape;   // this step's
+        optim_settings_text(o, settings, sizeof settings);
+        const Trainer *tr = s->has_ensemble ? &s->ens.trainers[0] : &s->trainer;
+        TrainShape shape = tr->shape;   // this step's
         cfg = (RunConfig){o->name, model, (long)model_counts(&s->model, s->batch, s->model.cfg.seq).params,
-                          shape.batch, shape.seq, shape.accum};
+                          shape.batch, shape.seq, shape.accum,
+                          s->has_ensemble ? s->ens.members[0].cfg.seed : s->model.cfg.seed, s->seed, tr->step_rng,
+                          s->has_data ? dataset_identity(&s->data).hash : 0, settings};
     }
     if (runlog_step(&s->runs, s->optim.name, st, tok_per_s, diag, run_starts ? &cfg : NULL, &err) != 0)
         out_warning(s, "%s", err.msg);
@@ -286,9 +290,16 @@ void session_record_divergence(Session *s, int step, int back_to) {
 
 void session_record_val(Session *s, int step, double loss) {
     Err err = {{0}};
-    if (runlog_val(&s->runs, s->optim.name, step, loss, &err) != 0) out_warning(s, "%s", err.msg);
-    else if (s->runs.current >= 0 && s->has_data)   // the plateau `runs` judges this loss by: this data's
-        s->runs.runs[s->runs.current].unigram = dataset_unigram_entropy(&s->data);
+    if (runlog_val(&s->runs, s->optim.name, step, loss, &err) != 0) {
+        out_warning(s, "%s", err.msg);
+        return;
+    }
+    RunSeries *run = &s->runs.runs[s->runs.current];
+    if (s->has_data) run->unigram = dataset_unigram_entropy(&s->data);   // the plateau `runs` judges this loss by
+    if (!run->model[0] && !run->n_steps) {   // a run of evaluations only (`model factorize rank=8; eval`): its model
+        model_config_describe(&s->model.cfg, run->model, sizeof run->model);
+        run->params = (long)model_counts(&s->model, s->batch, s->model.cfg.seq).params;
+    }
 }
 
 static int make_dir(const char *path, Err *err) {

@@ -244,6 +244,19 @@ rows = [json.loads(l) for l in sys.stdin]
 new = [r["params"] for r in rows if r.get("command") == "model new"]
 runs = [r["params"] for r in rows if r.get("command") == "runs"]
 print(runs == new[1:] and len(runs) == 2)')"
+# … and what else a rerun needs: the init seed, `set seed`, the sampler's state, every optimizer
+# setting and the data's identity (two runs that differed only in warmup= or set seed had the
+# same log line); a run of evaluations only (factorize, eval) names its model too
+out=$(lrsh --json -c "$prep; set seed 99; log $TMP/rerun.jsonl; model new rank=8 seed=3; optim adamw warmup=7; run a; train steps=1 batch=2; model factorize rank=4; eval batches=1 batch=2; runs" 2>/dev/null)
+check_eq runs_rerun_fields "3 99 True warmup=7 True | dim=64 True" "$(printf '%s\n' "$out" | grep '"command":"runs"' | python3 -c '
+import json, sys
+a, b = [json.loads(l) for l in sys.stdin]
+print(a["init_seed"], a["session_seed"], len(a["data"]) == 16, [w for w in a["optim_settings"].split() if w.startswith("warmup")][0],
+      a["data_rng"] == "%016x" % 99, "|", b["model"].split()[0], "rank=4" in b["model"] and b["params"] > 0)')"
+check_eq log_rerun_fields "3 99 adamw" "$(python3 -c '
+import json, sys
+o = json.loads(open(sys.argv[1]).readline())
+print(o["init_seed"], o["session_seed"], o["optim_settings"].split()[0])' "$TMP/rerun.jsonl")"
 
 # ---- inspect: sorted by ‖ΔW‖₂/η, the worst three marked ----
 out=$(lrsh -c "$prep; inspect" 2>&1); rc=$?
