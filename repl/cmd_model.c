@@ -106,8 +106,9 @@ static void model_summary(Session *s) {
     const char *preset = model_label(s, label, sizeof label);
     model_config_describe(c, shape, sizeof shape);
     out_text(s, "model %s: %s\n", preset, shape);
-    out_text(s, "  %s parameters (dense equivalent %s)\n", fmt_count(p, sizeof p, (double)k.params),
-             fmt_count(d, sizeof d, (double)k.dense_params));
+    // the seed too: `model new` without seed= takes `set seed`'s, which a sweep's runs then differ by
+    out_text(s, "  %s parameters (dense equivalent %s), initialized from seed %llu\n", fmt_count(p, sizeof p, (double)k.params),
+             fmt_count(d, sizeof d, (double)k.dense_params), (unsigned long long)c->seed);
     cJSON_AddStringToObject(s->result, "preset", s->model_preset);
     cJSON_AddBoolToObject(s->result, "custom", s->model_custom);
     cJSON_AddItemToObject(s->result, "config", model_config_json(c));

@@ -45,6 +45,9 @@ check_contains model_info_ranks_text "$out" "ranks      16 (wq wk wv wo w1 w3), 
 check_eq model_info_ranks_dense 1 "$(printf '%s\n' "$out" | grep -c '^ranks ')"
 # a count is shown in the unit it rounds to: 999 998 parameters are 1.00M, not 1000.00k
 check_contains count_unit_rounded "$("$LRSH" -c 'model new dim=62 layers=1 heads=1 ffn=2 vocab=7936 rank=0 seq=16' 2>&1)" "  1.00M parameters"
+# model new says the seed it initialized from (without seed=, `set seed`'s: a sweep's later
+# `model new rank=8` silently took another init than its first `model new … seed=1`)
+check_contains model_new_says_seed "$("$LRSH" -c 'set seed 42; model new tiny seq=16 vocab=512' 2>&1)" "initialized from seed 42"
 # and keeps five figures up to where M would round to 1000.00M (995 017 728 FLOPs read 1.00G)
 check_contains count_unit_not_early "$("$LRSH" -c 'model new dim=64 layers=20 heads=2 seq=65536 vocab=512; set batch 1; set seq 64543; model info' 2>&1)" "flops      995.02M per token"
 # flops_per_token is a count, in the JSON exactly (it went through a float: base's read
