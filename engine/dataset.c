@@ -448,8 +448,8 @@ static uint64_t token_identity(const CacheHeader *h, uint64_t content) {
 // beside the course's corpus: read, not replaced), 2 another user's — not read: its tokens may
 // be anything its writer chose, and checking them against the corpus costs a rebuild.
 static int cache_owner(const char *cache, const char *corpus) {
-    struct stat c, src;
-    if (stat(cache, &c) != 0 || c.st_uid == geteuid()) return 0;
+    struct stat c, src;   // lstat: a link planted in its place is its planter's, whatever it names
+    if (lstat(cache, &c) != 0 || c.st_uid == geteuid()) return 0;
     return stat(corpus, &src) == 0 && c.st_uid == src.st_uid ? 1 : 2;
 }
 

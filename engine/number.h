@@ -32,18 +32,23 @@ static inline int parse_decimal(const char *s, double *out) {
 static inline void parse_number_hint(const char *v, int integer, char *hint, size_t cap) {
     char fixed[64], *end;
     size_t n = 0;
-    int commas = 0, groups = 0;
+    int commas = 0, groups = 0, thousands = 0;
     hint[0] = '\0';
     if (strlen(v) >= sizeof fixed) return;
     for (const char *c = v; *c; c++) {
-        int three = c[1] >= '0' && c[1] <= '9' && c[2] >= '0' && c[2] <= '9' && c[3] >= '0' && c[3] <= '9' &&
+        int digit_before = c > v && c[-1] >= '0' && c[-1] <= '9', digit_after = c[1] >= '0' && c[1] <= '9';
+        int three = digit_after && c[2] >= '0' && c[2] <= '9' && c[3] >= '0' && c[3] <= '9' &&
                     !(c[4] >= '0' && c[4] <= '9');   // "1,000", not "1,0"
-        if (*c == '_' || (*c == ',' && integer && three)) groups++;   // a digit group's separator: dropped
+        thousands |= *c == ',' && three;
+        if (*c == '_' && digit_before && digit_after) groups++;   // 1_000: a digit group's separator, dropped
+        else if (*c == ',' && integer && three) groups++;
         else fixed[n++] = *c == ',' ? (commas++, '.') : *c;
     }
     fixed[n] = '\0';
     double x;
     int ok = integer ? (strtoll(fixed, &end, 10), n && !*end) : parse_decimal(fixed, &x) == 0;
-    if ((commas || groups) && ok)
-        snprintf(hint, cap, commas ? " (the decimal mark is a point: %s)" : " (without separators: %s)", fixed);
+    if (!(commas || groups) || !ok) return;
+    if (commas && thousands)   // 1,000 where a number is asked: a thousand, or one with a decimal comma?
+        snprintf(hint, cap, " (the decimal mark is a point, and numbers take no separators)");
+    else snprintf(hint, cap, commas ? " (the decimal mark is a point: %s)" : " (without separators: %s)", fixed);
 }

@@ -181,13 +181,27 @@ void path_folder(const char *path, char *dir, size_t cap) {
     else slash[slash == dir] = '\0';   // "/x": the root
 }
 
-long link_planted(const char *path) {
+// The last component of path alone: a link another user owns, in a sticky folder writable by all.
+static long link_planted_here(const char *path) {
     struct stat link, dir;
     char folder[PATH_MAX];
     if (lstat(path, &link) != 0 || !S_ISLNK(link.st_mode)) return 0;
     path_folder(path, folder, sizeof folder);
     if (stat(folder, &dir) != 0 || !(dir.st_mode & S_ISVTX) || !(dir.st_mode & S_IWOTH)) return 0;
     return link.st_uid != geteuid() && link.st_uid != dir.st_uid ? (long)link.st_uid + 1 : 0;
+}
+
+long link_planted(const char *path) {
+    char prefix[PATH_MAX];
+    if (strlen(path) >= sizeof prefix) return 0;
+    // every component, as the kernel's rule: /tmp/course/sub/x.st through a planted "sub" too
+    for (const char *slash = strchr(path + 1, '/');; slash = strchr(slash + 1, '/')) {
+        size_t n = slash ? (size_t)(slash - path) : strlen(path);
+        memcpy(prefix, path, n);
+        prefix[n] = '\0';
+        long planted = link_planted_here(prefix);
+        if (planted || !slash) return planted;
+    }
 }
 
 static void fsync_folder(const char *path) {

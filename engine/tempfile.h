@@ -35,8 +35,9 @@ void tempfile_remove_all(void);
 int tempfile_name(char *out, size_t cap, const char *path);
 // The folder path's file is in ("." for a bare name, "/" for "/x"), in dir (cap bytes).
 void path_folder(const char *path, char *dir, size_t cap);
-// 0, or the owner's uid + 1 when path is a symbolic link another user put in a folder everyone
-// may write in and only owners delete from (sticky and writable by all: /tmp, a course folder):
+// 0, or the owner's uid + 1 when path (or a folder on the way to it) is a symbolic link another
+// user put in a folder everyone may write in and only owners delete from (sticky and writable
+// by all: /tmp, a course folder):
 // the kernel's protected_symlinks rule, which a machine may have off. Following such a link
 // writes where that user chose, over the writer's own files. Writers of a path refuse it.
 long link_planted(const char *path);

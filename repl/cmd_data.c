@@ -25,10 +25,10 @@ static int path_printf(Err *err, char *out, size_t size, const char *fmt, ...) {
 // "~/x" → "$HOME/x": paths typed at the prompt are not seen by a shell that would expand them.
 const char *expand_path(const char *in, char *out, size_t size) {
     const char *home = getenv("HOME");
-    if (in[0] == '~' && (in[1] == '/' || in[1] == '\0') && home) {
-        snprintf(out, size, "%s%s", home, in + 1);
+    // one that does not fit stays as typed (it was cut short and saved as another name): the
+    // file system then says it finds no "~" folder, rather than lrsh writing somewhere else
+    if (in[0] == '~' && (in[1] == '/' || in[1] == '\0') && home && snprintf(out, size, "%s%s", home, in + 1) < (int)size)
         return out;
-    }
     return in;
 }
 
@@ -60,8 +60,8 @@ int file_through_link(const char *path, char out[PATH_MAX], Err *err) {
     struct stat link;
     long planted = link_planted(path);
     if (planted)
-        return err_set(err, "%s is a symbolic link user %ld put in a shared folder, not followed (it could point at "
-                            "any of your files)", path, planted - 1);
+        return err_set(err, "%s: a symbolic link on the way to it is user %ld's, in a shared folder: not followed (it "
+                            "could point at any of your files)", path, planted - 1);
     if (lstat(path, &link) == 0 && S_ISLNK(link.st_mode))
         return realpath(path, out) ? 0 : err_set(err, "%s is a symbolic link %s", path,
                                                    errno == ELOOP ? "in a loop" : "to a missing file");
@@ -85,7 +85,7 @@ static int default_corpus(Session *s, char *path, size_t size, Err *err) {
 static int corpus_path(Session *s, const Args *a, char *path, size_t size, Err *err) {
     if (a->n_pos == 0) return default_corpus(s, path, size, err);
     if (!*a->pos[0]) return err_set(err, "\"\" names no file (leave the file out for the default corpus)");
-    char buf[1024];
+    char buf[PATH_MAX];
     return path_printf(err, path, size, "%s", expand_path(a->pos[0], buf, sizeof buf));
 }
 
@@ -215,7 +215,7 @@ static int tok_train_can_run(const char *corpus, const char *out, Err *err) {
 }
 
 int cmd_tok_train(Session *s, const Args *a, Err *err) {
-    char corpus[1024], out[1024], buf[1024];
+    char corpus[PATH_MAX], out[PATH_MAX], buf[PATH_MAX];
     if (corpus_path(s, a, corpus, sizeof corpus, err) != 0) return -1;
     int vocab = (int)args_int(a, "vocab", 8192);
     const char *type = args_str(a, "type", "bpe");
@@ -244,7 +244,7 @@ int cmd_tok_train(Session *s, const Args *a, Err *err) {
 
 int cmd_tok_load(Session *s, const Args *a, Err *err) {
     if (!*a->pos[0]) return err_set(err, "tok load needs a file name (tok load PATH): \"\" names none");
-    char buf[1024];
+    char buf[PATH_MAX];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))   // a pipe would be waited on for ever

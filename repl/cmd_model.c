@@ -444,7 +444,7 @@ static int save_session_model(Session *s, const char *path, CheckpointDtype dtyp
 int cmd_model_save(Session *s, const Args *a, Err *err) {
     if (session_need_model(s, err) != 0) return -1;
     if (!*a->pos[0]) return err_set(err, "model save needs a file name (model save PATH): \"\" names none");
-    char buf[1024];
+    char buf[PATH_MAX];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
     if (check_save_target(path, err) != 0) return -1;
     CheckpointDtype dtype = strcmp(args_str(a, "dtype", "f32"), "bf16") == 0 ? CHECKPOINT_BF16 : CHECKPOINT_F32;
@@ -463,12 +463,20 @@ static int check_train_save_target(const char *path, Err *err) {
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
         return err_set(err, "save=%s is not a regular file (%s): name a checkpoint file; nothing was trained", path,
                        S_ISDIR(st.st_mode) ? "a folder: name a file in it" : "a device, pipe or socket");
+    long planted = link_planted(path);
+    if (planted)
+        return err_set(err, "save=%s: a symbolic link on the way to it is user %ld's, in a shared folder: not "
+                            "followed (it could point at any of your files); nothing was trained", path, planted - 1);
     char dir[PATH_MAX];   // a 1024-byte buffer cut a long folder short and tested an ancestor's permission
     path_folder(path, dir, sizeof dir);
     if (access(dir, W_OK | X_OK) != 0)
         return err_set(err, "save=%s: cannot write in its folder %s (%s): nothing was trained", path, dir, strerror(errno));
     if (check_save_target(path, err) != 0) return err_wrap(err, "save= refused: ", "; nothing was trained");
     return 0;
+}
+
+static void train_save_remember(TrainSave *ts, const struct stat *st) {
+    ts->known = 1, ts->dev = st->st_dev, ts->ino = st->st_ino, ts->ctime = st->st_ctim;
 }
 
 int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err) {
@@ -482,7 +490,7 @@ int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err) {
     if (!ts->path[0]) return err_set(err, "save=\"\" names no file");
     if (check_train_save_target(ts->path, err) != 0) return -1;
     struct stat st;
-    if (stat(ts->path, &st) == 0) ts->known = 1, ts->dev = st.st_dev, ts->ino = st.st_ino;
+    if (stat(ts->path, &st) == 0) train_save_remember(ts, &st);
     ts->saved = cJSON_AddArrayToObject(s->result, "saved");
     lrsh_term_saves = 1;   // run_command clears it when the command ends
     return 0;
@@ -490,11 +498,15 @@ int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err) {
 
 // A file put at the path since the training began or last saved — a teammate's read-only
 // checkpoint in a group folder, a second job given the same save= — is not renamed over (the two
-// jobs each said "saved" and one model survived).
+// jobs each said "saved" and one model survived). One written between this look and the rename
+// still goes: the window is a save's length, not the training's.
 static int train_save_target_unchanged(const TrainSave *ts, Err *err) {
     if (check_save_target(ts->path, err) != 0) return -1;
     struct stat st;
-    if (stat(ts->path, &st) != 0 || (ts->known && st.st_dev == ts->dev && st.st_ino == ts->ino)) return 0;
+    if (stat(ts->path, &st) != 0 ||
+        (ts->known && st.st_dev == ts->dev && st.st_ino == ts->ino && st.st_ctim.tv_sec == ts->ctime.tv_sec &&
+         st.st_ctim.tv_nsec == ts->ctime.tv_nsec))
+        return 0;
     return err_set(err, "%s was written by another program (or user) since this training %s: nothing was saved; "
                         "`model save` under another name keeps this model", ts->path,
                    ts->count ? "last saved it" : "began");
@@ -511,7 +523,7 @@ static int train_save_now(Session *s, TrainSave *ts, Err *err) {
     ts->count++;
     if (rc != 0) cJSON_DeleteItemFromArray(ts->saved, cJSON_GetArraySize(ts->saved) - 1);   // no save: no entry
     struct stat st;
-    if (rc == 0 && stat(ts->path, &st) == 0) ts->known = 1, ts->dev = st.st_dev, ts->ino = st.st_ino;
+    if (rc == 0 && stat(ts->path, &st) == 0) train_save_remember(ts, &st);
     return rc;
 }
 
@@ -704,6 +716,7 @@ const char *file_kind_lrsh_writes(const char *path, const char **reader) {
     if (checkpoint_probe(path, &info, &ignored) == 0)
         return *reader = "model load", info.ensemble_k ? "an ensemble checkpoint" : "a checkpoint";
     if (dataset_is_token_cache(path)) return "a token cache (`data load` writes them next to a corpus)";
+    if (st.st_size > 64 << 20) return NULL;   // read whole to be parsed: a tokenizer is far smaller
     Tokenizer *tok = tokenizer_load(path, &ignored);
     if (!tok) return NULL;
     tokenizer_free(tok);
@@ -725,7 +738,7 @@ static int not_a_checkpoint(const char *path, const Err *why, Err *err) {
 }
 
 int cmd_model_load(Session *s, const Args *a, Err *err) {
-    char buf[1024];
+    char buf[PATH_MAX];
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
     if (!*path) return err_set(err, "model load needs a file name (model load PATH): \"\" names none");
     CheckpointInfo probe;

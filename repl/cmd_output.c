@@ -978,7 +978,7 @@ static int plot_runs(Session *s, const Args *a, const RunLog *r, int from_log, E
         return err_set(err, "plot: no field '%s' (fields: loss val lr gnorm clip tok_per_s seconds dw_over_eta rho "
                        "sigma_a sigma_b, and what `watch` records)", typed);
     }
-    char pb[1024], sb[1024], title[160];
+    char pb[PATH_MAX], sb[PATH_MAX], title[160];
     const char *png = args_has(a, "png") ? expand_path(args_str(a, "png", ""), pb, sizeof pb) : NULL;
     const char *svg = args_has(a, "svg") ? expand_path(args_str(a, "svg", ""), sb, sizeof sb) : NULL;
     Chart c = {0};
@@ -1036,7 +1036,7 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
     runlog_init(&from);
     int rc = 0, from_log = args_has(a, "from");
     if (from_log) {
-        char fb[1024];
+        char fb[PATH_MAX];
         long skipped = 0;
         rc = read_log(expand_path(args_str(a, "from", ""), fb, sizeof fb), &from, &skipped, err);
         if (rc == 0 && skipped)

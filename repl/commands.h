@@ -156,8 +156,9 @@ typedef struct TrainSave {
     int last_step;     // the step the last save held (count > 0)
     double seconds;
     int known;         // the file at path is this training's last save, or was there when it began:
-    dev_t dev;         // its identity; one that differs was written by someone else since
-    ino_t ino;
+    dev_t dev;         // its identity; one that differs was written by someone else since (the
+    ino_t ino;         // change time too: a file system reuses a freed inode number at once)
+    struct timespec ctime;
 } TrainSave;
 int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err);
 // After step `step` of a command that ends at step `last`: the save save_every= asks for there
@@ -188,7 +189,8 @@ void runs_describe(const Session *s, const char *indent, int most);
 // The fields `plot` draws (NULL-terminated).
 extern const char *const plot_fields[];
 
-// Shared by handlers: "~/x" → "$HOME/x" (returns in or out); the positionals joined by single
+// Shared by handlers: "~/x" → "$HOME/x" (returns in or out: in when it does not fit size bytes,
+// which PATH_MAX always does); the positionals joined by single
 // spaces (malloc'ed; NULL when out of memory).
 const char *expand_path(const char *in, char *out, size_t size);
 // Before slow work that ends in writing path: its folder must be writable, and a path that is

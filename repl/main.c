@@ -318,13 +318,16 @@ static void usage_error(int argc, char **argv, const char *msg) {
     startup_error(&none, "%s", msg);
 }
 
-// No NUL byte in the first 4 KiB (a text script holds none; a checkpoint's or a tokenizer's
-// binary numbers do at once). Reads them and goes back to the start.
-static int script_is_text(FILE *f) {
+// A regular file with a NUL byte in its first 4 KiB (a text script holds none; a checkpoint's or
+// a tokenizer's binary numbers do at once). Reads them and goes back to the start; anything
+// else (a pipe, a FIFO, <(…): its bytes read could not be read again) is taken for a script.
+static int binary_file(FILE *f) {
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) return 0;
     char head[4096];
     size_t n = fread(head, 1, sizeof head, f);
     rewind(f);
-    return memchr(head, '\0', n) == NULL;
+    return memchr(head, '\0', n) != NULL;
 }
 
 static int run_file(Session *s, const char *path) {
@@ -339,9 +342,10 @@ static int run_file(Session *s, const char *path) {
         fclose(f);
         return 1;
     }
-    const char *reader, *kind = f != stdin && !script_is_text(f) ? file_kind_lrsh_writes(path, &reader) : NULL;
+    const char *reader, *kind = f != stdin && binary_file(f) ? file_kind_lrsh_writes(path, &reader) : NULL;
     if (kind) {   // `lrsh run.safetensors`, as a program opens its files: said, not run line by line
-        if (reader) startup_error(s, "%s is %s, not a script: open it with lrsh -c '%s %s'", path, kind, reader, path);
+        const char *q = strpbrk(path, " \t\"'\\;#") ? "\"" : "";   // a name that needs quoting in the command
+        if (reader) startup_error(s, "%s is %s, not a script: open it with lrsh -c '%s %s%s%s'", path, kind, reader, q, path, q);
         else startup_error(s, "%s is %s, not a script", path, kind);
         fclose(f);
         return 1;

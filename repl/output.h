@@ -36,7 +36,8 @@ void out_warning(const Session *s, const char *fmt, ...) __attribute__((format(p
 void out_error(const Session *s, const char *command, const char *line, const char *msg);
 // out_error for a command that failed after it began to report: in JSON mode its result so far
 // comes too, warnings as "warnings" and the other fields in "partial" (NULL or none: out_error);
-// interrupted (a Ctrl-C or SIGINT stopped it) adds "interrupted":true, so that a driver tells a
+// interrupted (a Ctrl-C or SIGINT stopped it, or an ending signal a training's save= waited
+// for) adds "interrupted":true, so that a driver tells a
 // command it stopped from one that failed without reading the message.
 void out_failure(const Session *s, const char *command, const char *line, const char *msg, const cJSON *partial,
                  int interrupted);

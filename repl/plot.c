@@ -186,9 +186,12 @@ static void y_labels(const PlotOptions *o, double ylo, double yhi, int H, int PH
     axis_label(o, labels[0], sizeof labels[0], yhi);
     axis_label(o, labels[H - 1], sizeof labels[H - 1], ylo);
     int decades = 0;
-    for (double k = ceil(ylo); o->log_y && k <= yhi; k++) {
+    // 1 first (the bound's row: 0.1 and 1 in one row labelled it 0.1), then the others outward
+    for (int i = 0; o->log_y && i <= 2 * (int)fmax(fabs(ylo), fabs(yhi)) + 1; i++) {
+        double k = i % 2 ? (i + 1) / 2 : -(i / 2);   // 0, 1, -1, 2, -2, …
+        if (k < ylo || k > yhi) continue;
         int r = (int)lround((yhi - k) / (yhi - ylo) * (PH - 1)) / 4;   // the row a point at 10^k lands in
-        if (r < 2 || r > H - 3 || labels[r - 1][0] || labels[r][0]) continue;
+        if (r < 2 || r > H - 3 || labels[r - 1][0] || labels[r][0] || labels[r + 1][0]) continue;   // a row apart
         axis_label(o, labels[r], sizeof labels[r], k);
         decades++;
     }

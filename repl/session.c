@@ -55,6 +55,7 @@ void session_end_if_terminated(void) {
     int sig = lrsh_term_signal;
     if (!sig) return;
     fflush(stdout);
+    fprintf(stderr, "lrsh: ended by %s, after what it waited for\n", session_stop_signal());   // as say_ended
     fflush(stderr);
     tempfile_remove_all();
     signal(sig, SIG_DFL);

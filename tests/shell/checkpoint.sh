@@ -110,8 +110,15 @@ if ln -s "$TMP/thesis.st" "$TMP/course/ckpt.st" && chown -h 12345 "$TMP/course/c
    [ "$(stat -c %u "$TMP/course")" != 12345 ] && [ "$(id -u)" != 12345 ]; then
     ln -s "$TMP/thesis.st" "$TMP/course/run.log" && chown -h 12345 "$TMP/course/run.log"
     out=$(lrsh -c "set errexit off; model new tiny seq=16 vocab=512; model save $TMP/course/ckpt.st; log $TMP/course/run.log" 2>&1)
-    check_contains planted_link_save "$out" "$TMP/course/ckpt.st: cannot save: it is a symbolic link user 12345 put in a shared folder, not followed"
-    check_contains planted_link_log "$out" "log: $TMP/course/run.log is a symbolic link user 12345 put in a shared folder"
+    check_contains planted_link_save "$out" "$TMP/course/ckpt.st: cannot save: a symbolic link on the way to it is user 12345's, in a shared folder: not followed"
+    check_contains planted_link_log "$out" "log: $TMP/course/run.log: a symbolic link on the way to it is user 12345's"
+    # … nor one standing for a folder on the way (course/sub → the victim's folder), nor by a
+    # train save=, which says so before it trains (it trained, then refused to save)
+    ln -s "$TMP" "$TMP/course/sub" && chown -h 12345 "$TMP/course/sub"
+    out=$(lrsh -c "$prep; set errexit off; model save $TMP/course/sub/thesis.st; train steps=2 save=$TMP/course/ckpt.st" 2>&1)
+    check_contains planted_link_in_path "$out" "$TMP/course/sub/thesis.st: cannot save: a symbolic link on the way to it is user 12345's"
+    check_contains planted_link_train_save "$out" "save=$TMP/course/ckpt.st: a symbolic link on the way to it is user 12345's, in a shared folder: not followed (it could point at any of your files); nothing was trained"
+    check_not_contains planted_link_train_save_no_step "$out" "step 1"
     check_eq planted_link_target_kept "$thesis" "$(cksum < "$TMP/thesis.st")"
     # one's own link there is followed, as before
     ln -s "$TMP/mine.st" "$TMP/course/mine.st"
@@ -126,6 +133,12 @@ if ln -s "$TMP/thesis.st" "$TMP/course/ckpt.st" && chown -h 12345 "$TMP/course/c
     out=$(lrsh --json -c "tok load $TMP/tok.model; data load $TMP/course/corpus.txt" 2>/dev/null | tail -n 1)
     check_eq foreign_cache_not_used "True False" "$(printf '%s\n' "$out" | json_eval '"%s %s" % (o["cache"].startswith("'"$XDG_CACHE_HOME"'/") and o["cache"] != "'"$beside"'", o["reused"])')"
     check_eq foreign_cache_kept 12345 "$(stat -c %u "$beside")"
+    # … also a link another user put in its place, whoever owns what it names (stat looked
+    # through it: the link was taken for this user's cache)
+    private=$(printf '%s\n' "$out" | json_field cache | tr -d '"')
+    rm -f "$beside" && ln -s "$private" "$beside" && chown -h 12345 "$beside"
+    out=$(lrsh --json -c "tok load $TMP/tok.model; data load $TMP/course/corpus.txt" 2>/dev/null | tail -n 1)
+    check_eq foreign_cache_link_not_used "$private" "$(printf '%s\n' "$out" | json_field cache | tr -d '"')"
     # a file saved over keeps its group (a teammate's in a folder without setgid became the
     # writer's group, and the team could no longer write it)
     chgrp 3456 "$TMP/mine.st"

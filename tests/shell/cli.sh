@@ -135,6 +135,12 @@ out=$("$LRSH" --json "$TMP/nul.lrsh" 2>/dev/null); rc=$?
 check_status nul_script_status 1 $rc
 check_eq nul_script_refused True "$(printf '%s\n' "$out" | grep '"ok":false' | json_eval '"NUL byte" in o["error"] and o["where"].endswith("nul.lrsh:2")')"
 check_eq nul_script_seed_kept 1234 "$(printf '%s\n' "$out" | grep '"command":"show"' | json_field seed)"
+# a script read from a FIFO runs whole (the binary-file probe read its first 4 KiB, which a
+# FIFO cannot give again: nothing ran, status 0)
+mkfifo "$TMP/fifo.lrsh"
+printf 'set seed 77\nshow\n' > "$TMP/fifo.lrsh" &
+check_contains fifo_script_runs "$("$LRSH" "$TMP/fifo.lrsh" 2>&1)" "seed=77"
+wait
 # a checkpoint or a tokenizer given as a script is said for what it is, with the command that
 # opens it (its bytes ran as lines: "the line holds a NUL byte", "unknown command '?'")
 "$LRSH" -q -c "model new dim=32 layers=1 heads=2 seq=16 vocab=512; model save $TMP/opened.safetensors" >/dev/null 2>&1
