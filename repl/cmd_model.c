@@ -476,7 +476,7 @@ static int check_train_save_target(const char *path, Err *err) {
 }
 
 static void train_save_remember(TrainSave *ts, const struct stat *st) {
-    ts->known = 1, ts->dev = st->st_dev, ts->ino = st->st_ino, ts->ctime = st->st_ctim;
+    ts->known = 1, ts->dev = st->st_dev, ts->ino = st->st_ino, ts->mtime = st->st_mtim;
 }
 
 int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err) {
@@ -504,8 +504,8 @@ static int train_save_target_unchanged(const TrainSave *ts, Err *err) {
     if (check_save_target(ts->path, err) != 0) return -1;
     struct stat st;
     if (stat(ts->path, &st) != 0 ||
-        (ts->known && st.st_dev == ts->dev && st.st_ino == ts->ino && st.st_ctim.tv_sec == ts->ctime.tv_sec &&
-         st.st_ctim.tv_nsec == ts->ctime.tv_nsec))
+        (ts->known && st.st_dev == ts->dev && st.st_ino == ts->ino && st.st_mtim.tv_sec == ts->mtime.tv_sec &&
+         st.st_mtim.tv_nsec == ts->mtime.tv_nsec))
         return 0;
     return err_set(err, "%s was written by another program (or user) since this training %s: nothing was saved; "
                         "`model save` under another name keeps this model", ts->path,

@@ -157,8 +157,8 @@ typedef struct TrainSave {
     double seconds;
     int known;         // the file at path is this training's last save, or was there when it began:
     dev_t dev;         // its identity; one that differs was written by someone else since (the
-    ino_t ino;         // change time too: a file system reuses a freed inode number at once)
-    struct timespec ctime;
+    ino_t ino;         // time it was written too: a file system reuses a freed inode number at
+    struct timespec mtime;   // once; not the change time, which a chmod moves)
 } TrainSave;
 int train_save_begin(Session *s, const Args *a, TrainSave *ts, Err *err);
 // After step `step` of a command that ends at step `last`: the save save_every= asks for there
