@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "commands.h"
+#include "../engine/number.h"
 #include "../engine/tempfile.h"
 #include "output.h"
 #include "prompt.h"
@@ -69,8 +70,11 @@ static int number_arg(const char *opt, const char *v, long long max, long long *
     if (!v) return err_set(err, "%s needs a value", opt);
     errno = 0;
     *out = strtoll(v, &end, 10);
-    if (!*v || *end || *out < 0 || *out > max || errno == ERANGE)
-        return err_set(err, "%s expects an integer from 0 to %lld, got '%s'", opt, max, v);
+    if (!*v || *end || *out < 0 || *out > max || errno == ERANGE) {
+        char hint[96];   // "1,000": without separators, as the options inside lrsh say it
+        parse_number_hint(v, 1, hint, sizeof hint);
+        return err_set(err, "%s expects an integer from 0 to %lld, got '%s'%s", opt, max, v, hint);
+    }
     return 0;
 }
 

@@ -28,6 +28,7 @@ check_contains hex_model "$("$LRSH" -c 'model new tiny rank_ratio=0x1' 2>&1)" "e
 check_contains comma_decimal "$("$LRSH" -c 'optim adamw lr=0,05' 2>&1)" "got '0,05' (the decimal mark is a point: 0.05)"
 check_contains comma_decimal_shell "$("$LRSH" -c 'model new tiny; generate hi temp=0,7' 2>&1)" "(the decimal mark is a point: 0.7)"
 check_contains thousands_int "$("$LRSH" -c 'model new tiny; train steps=10,000' 2>&1)" "got '10,000' (without separators: 10000)"
+check_contains thousands_command_line "$("$LRSH" --seed 1,000 -c show 2>&1)" "got '1,000' (without separators: 1000)"
 out=$("$LRSH" -c 'optim muon ns_steps=1,0' 2>&1)
 check_contains no_hint_unless_meant "$out" "got '1,0'"
 check_not_contains no_hint_unless_meant_none "$out" "separators"
