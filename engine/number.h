@@ -39,7 +39,8 @@ static inline void parse_number_hint(const char *v, int integer, char *hint, siz
         int digit_before = c > v && c[-1] >= '0' && c[-1] <= '9', digit_after = c[1] >= '0' && c[1] <= '9';
         int three = digit_after && c[2] >= '0' && c[2] <= '9' && c[3] >= '0' && c[3] <= '9' &&
                     !(c[4] >= '0' && c[4] <= '9');   // "1,000", not "1,0"
-        thousands |= *c == ',' && three;
+        int zero_before = (c - v == 1 && v[0] == '0') || (c - v == 2 && v[0] == '-' && v[1] == '0');
+        thousands |= *c == ',' && three && !zero_before;   // 0,001 is a decimal comma, not a thousand
         if (*c == '_' && digit_before && digit_after) groups++;   // 1_000: a digit group's separator, dropped
         else if (*c == ',' && integer && three) groups++;
         else fixed[n++] = *c == ',' ? (commas++, '.') : *c;

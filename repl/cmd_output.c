@@ -361,7 +361,7 @@ int cmd_log(Session *s, const Args *a, Err *err) {
         return 0;
     }
     if (!a->pos[0][0]) return err_set(err, "log: no file name given (`log FILE` starts logging, `log off` stops it)");
-    char buf[1024], was[sizeof r->log_path] = "";
+    char buf[PATH_MAX], was[sizeof r->log_path] = "";
     const char *path = expand_path(a->pos[0], buf, sizeof buf);
     long was_lines = r->log_lines;
     if (r->log) snprintf(was, sizeof was, "%s", r->log_path);

@@ -877,7 +877,9 @@ const CmdSpec commands[] = {
              "of evaluations only, the model they measured), params, and what a rerun needs (as the\n"
              "log's first line of the run): init_seed (`model new seed=`), session_seed (`set seed`),\n"
              "data_rng (the batch sampler's state before its first step, hex), data (the tokens'\n"
-             "identity: corpus and tokenizer, hex), optim_settings (\"adamw lr=0.003 wd=0.1 …\"),\n"
+             "identity: corpus and tokenizer, hex), train_tokens (the split `data load val=` made),\n"
+             "optim_settings (\"adamw lr=0.003 wd=0.1 …\"), checkpoint (the file the model last came\n"
+             "from or went to, or null), ensemble_k (an ensemble's: init_seed is then member 0's),\n"
              "row_index (from 0) and row_count (no runs yet: one object with an empty runs\n"
              "list). On a terminal a long name\n"
              "is cut in its middle to fit (a sweep's names differ at their ends); in a pipe or a\n"
@@ -1111,7 +1113,7 @@ static int run_command(Session *s, const Words *w) {
     cJSON_Delete(s->result);
     s->result = NULL;
     args_free(&a);
-    session_end_if_terminated();   // a SIGTERM that waited for train save='s last save
+    session_end_if_terminated(s);   // a SIGTERM that waited for train save='s last save
     return rc;
 }
 

@@ -348,8 +348,10 @@ static int run_file(Session *s, const char *path) {
     }
     const char *reader, *kind = f != stdin && binary_file(f) ? file_kind_lrsh_writes(path, &reader) : NULL;
     if (kind) {   // `lrsh run.safetensors`, as a program opens its files: said, not run line by line
-        const char *q = strpbrk(path, " \t\"'\\;#") ? "\"" : "";   // a name that needs quoting in the command
-        if (reader) startup_error(s, "%s is %s, not a script: open it with lrsh -c '%s %s%s%s'", path, kind, reader, q, path, q);
+        const char *q = strpbrk(path, " \t\\;#") ? "\"" : "";   // a name that needs quoting in the command
+        if (reader && !strpbrk(path, "'\""))
+            startup_error(s, "%s is %s, not a script: open it with lrsh -c '%s %s%s%s'", path, kind, reader, q, path, q);
+        else if (reader) startup_error(s, "%s is %s, not a script: `%s` opens it", path, kind, reader);
         else startup_error(s, "%s is %s, not a script", path, kind);
         fclose(f);
         return 1;
@@ -693,7 +695,7 @@ int main(int argc, char **argv) {
     int stopped = rc == EXIT_INTERRUPTED || (rc != 0 && s.errexit);
     if (stopped && !s.interactive && s.dirty) {
         // a script stopped (an error, Ctrl-C) before its `model save`: what it trained or changed goes, say so
-        int step = s.has_ensemble ? s.ens.trainers[0].step : s.has_trainer ? s.trainer.step : s.resume.step;
+        int step = session_step(&s);
         char gone[256];   // broken at spaces on a terminal, as every message is
         snprintf(gone, sizeof gone, "lrsh: the %s's unsaved work (training or changes, at step %d) is gone with the "
                  "session: the script stopped at %s\n", s.has_ensemble ? "ensemble" : "model", step,

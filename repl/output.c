@@ -222,7 +222,7 @@ int out_stdout_lost(void) { return stdout_lost; }
 // A signal that ends lrsh (SIGTERM from a scheduler) while a long result is written cut its line
 // in half, for the program reading it: it waits for the line's end (lrsh_writing_result),
 // whichever thread it reached, then ends lrsh; a second one ends it at once (a stalled reader).
-static void print_json_line(cJSON *obj) {
+static void print_json_line(const Session *s, cJSON *obj) {
     json_valid_utf8(obj);
     char *text = cJSON_PrintUnformatted(obj);
     lrsh_writing_result = 1;
@@ -233,7 +233,7 @@ static void print_json_line(cJSON *obj) {
     }
     out_check_stdout();  // flushes: a program on the other end of a pipe reads one line per command
     lrsh_writing_result = 0;
-    if (!lrsh_term_saves) session_end_if_terminated();   // a training with save= ends after its save
+    if (!lrsh_term_saves) session_end_if_terminated(s);   // a training with save= ends after its save
 }
 
 // "file:line" of a script or "-c:line"; ", command K" when the line holds several commands
@@ -283,7 +283,7 @@ void out_failure(const Session *s, const char *command, const char *line, const 
         if (where[0]) cJSON_AddStringToObject(o, "where", where);
         if (interrupted) cJSON_AddTrueToObject(o, "interrupted");
         add_partial_result(o, partial);
-        print_json_line(o);
+        print_json_line(s, o);
         cJSON_Delete(o);
         free(whole);
         return;
@@ -315,14 +315,14 @@ void out_emit_rows(Session *s) {
             cJSON_AddItemToObject(row, "warnings", cJSON_Duplicate(w, 1));
         cJSON_AddNumberToObject(row, "row_index", i);
         cJSON_AddNumberToObject(row, "row_count", n);
-        if (s->json) print_json_line(row);
+        if (s->json) print_json_line(s, row);
     }
     cJSON_Delete(s->rows);
     s->rows = NULL;
 }
 
 void out_result(const Session *s, cJSON *obj) {
-    if (s->json) print_json_line(obj);
+    if (s->json) print_json_line(s, obj);
     else out_check_stdout();
 }
 

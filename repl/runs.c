@@ -307,7 +307,11 @@ static void add_config(cJSON *o, const RunSeries *s, const char *optim) {
 void runlog_add_rerun(cJSON *o, const RunSeries *s) {
     if (!s->optim_settings[0]) return;
     char hex[24];
-    json_add_u64(o, "init_seed", s->init_seed);
+    json_add_u64(o, "init_seed", s->init_seed);   // an ensemble's: member 0's (ensemble_k says it is one)
+    if (s->ensemble_k) cJSON_AddNumberToObject(o, "ensemble_k", s->ensemble_k);
+    if (s->checkpoint[0]) cJSON_AddStringToObject(o, "checkpoint", s->checkpoint);   // a resumed run's start
+    else cJSON_AddNullToObject(o, "checkpoint");
+    cJSON_AddNumberToObject(o, "train_tokens", (double)s->train_tokens);
     json_add_u64(o, "session_seed", s->session_seed);
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)s->data_rng);
     cJSON_AddStringToObject(o, "data_rng", hex);
@@ -328,6 +332,8 @@ int runlog_step(RunLog *r, const char *default_name, const StepStats *st, double
         s->init_seed = cfg->init_seed, s->session_seed = cfg->session_seed;
         s->data_rng = cfg->data_rng, s->data_hash = cfg->data_hash;
         snprintf(s->optim_settings, sizeof s->optim_settings, "%s", cfg->optim_settings ? cfg->optim_settings : "");
+        s->train_tokens = cfg->train_tokens, s->ensemble_k = cfg->ensemble_k;
+        snprintf(s->checkpoint, sizeof s->checkpoint, "%s", cfg->checkpoint ? cfg->checkpoint : "");
         s->config_logged = 0;
     }
     if (grow((void **)&s->steps, &s->cap_steps, s->n_steps, sizeof *s->steps) != 0)

@@ -55,6 +55,9 @@ typedef struct RunSeries {
     int batch, seq, accum; // its first step's batches (0: read from a log)
     uint64_t init_seed, session_seed, data_rng, data_hash;   // RunConfig's, of its first step
     char optim_settings[512]; // "": none recorded (a run read from a log, or without steps)
+    long train_tokens;
+    int ensemble_k;
+    char checkpoint[1024];
     int config_logged;    // its config went into the open log (with its first line there)
     RunPoint *steps;
     int n_steps, cap_steps;
@@ -118,6 +121,9 @@ typedef struct RunConfig {
     // …"), and the data's identity (its tokens, from the corpus and the tokenizer; 0: none)
     uint64_t init_seed, session_seed, data_rng, data_hash;
     const char *optim_settings;
+    long train_tokens;       // the training split's tokens (data load val= moves it)
+    int ensemble_k;          // an ensemble's members (0: one model; init_seed is then member 0's)
+    const char *checkpoint;  // the file the model last came from or went to ("": none)
 } RunConfig;
 
 // Record one training step in the current run (started under default_name when there is

@@ -51,11 +51,18 @@ const char *session_stop_cause(void) {
     return cause;
 }
 
-void session_end_if_terminated(void) {
+int session_step(const Session *s) {
+    return s->has_ensemble ? s->ens.trainers[0].step : s->has_trainer ? s->trainer.step : s->resume.step;
+}
+
+void session_end_if_terminated(const Session *s) {
     int sig = lrsh_term_signal;
     if (!sig) return;
     fflush(stdout);
-    fprintf(stderr, "lrsh: ended by %s, after what it waited for\n", session_stop_signal());   // as say_ended
+    if (s->dirty)   // the save it waited for failed (a full disk, a file another job wrote)
+        fprintf(stderr, "lrsh: ended by %s; the %s's unsaved work (at step %d) is gone\n", session_stop_signal(),
+                s->has_ensemble ? "ensemble" : "model", session_step(s));
+    else fprintf(stderr, "lrsh: ended by %s, after what it waited for\n", session_stop_signal());
     fflush(stderr);
     tempfile_remove_all();
     signal(sig, SIG_DFL);
@@ -257,7 +264,9 @@ void session_record_step(Session *s, const StepStats *st, double tok_per_s, cons
         cfg = (RunConfig){o->name, model, (long)model_counts(&s->model, s->batch, s->model.cfg.seq).params,
                           shape.batch, shape.seq, shape.accum,
                           s->has_ensemble ? s->ens.members[0].cfg.seed : s->model.cfg.seed, s->seed, tr->step_rng,
-                          s->has_data ? dataset_identity(&s->data).hash : 0, settings};
+                          s->has_data ? dataset_identity(&s->data).hash : 0, settings,
+                          s->has_data ? dataset_identity(&s->data).train : 0, s->has_ensemble ? s->ens.k : 0,
+                          s->model_file};
     }
     if (runlog_step(&s->runs, s->optim.name, st, tok_per_s, diag, run_starts ? &cfg : NULL, &err) != 0)
         out_warning(s, "%s", err.msg);

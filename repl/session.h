@@ -65,7 +65,9 @@ extern volatile sig_atomic_t lrsh_term_signal;
 extern volatile sig_atomic_t lrsh_writing_result;
 // After a command: when lrsh_term_signal is set, flush what is written and end the process by
 // that signal, as it would have ended at once without the save to make.
-void session_end_if_terminated(void);
+// It says so in one line, with the unsaved work that goes (a deferred save that failed).
+struct Session;
+void session_end_if_terminated(const struct Session *s);
 // "SIGTERM" (SIGHUP, SIGUSR1, …) when such a signal stopped the command, else NULL.
 const char *session_stop_signal(void);
 // " by SIGTERM" when such a signal stopped the command, else "": for "interrupted%s".
@@ -169,6 +171,9 @@ typedef struct Session {
     // last changed: each asks once for itself, and goes ahead when repeated; more training re-arms all.
     int unsaved_warned;
 } Session;
+
+// The step the session's model (or ensemble) stands at.
+int session_step(const Session *s);
 
 int session_init(Session *s, int threads, uint64_t seed, Err *err);
 void session_free(Session *s);

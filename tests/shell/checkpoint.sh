@@ -100,6 +100,21 @@ print(p.wait(), "was written by another program (or user) since this training la
 PY
 )
 check_eq train_save_other_writer "1 True" "$out"
+# … and a SIGTERM whose save then fails that way says the work is gone (it said "ended, after
+# what it waited for", as if saved)
+out=$(python3 - "$LRSH" "$TMP" "$prep" <<'PY'
+import os, shutil, signal, subprocess, sys, time
+lrsh, tmp, prep = sys.argv[1:4]
+p = subprocess.Popen([lrsh, "--threads", "1", "-c", prep + "; train steps=100000 save=%s/late.st" % tmp],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+time.sleep(2)
+shutil.copy(tmp + "/other.st", tmp + "/late.st")
+p.send_signal(signal.SIGTERM)
+err = p.stderr.read().decode()
+print(p.wait(), "lrsh: ended by SIGTERM; the model's unsaved work (at step" in err)
+PY
+)
+check_eq term_failed_save_says_gone "-15 True" "$out"
 # a symbolic link another user put in a shared folder (sticky, writable by all: /tmp) is not
 # followed by a save, a log or a tokenizer's out= (the kernel's protected_symlinks, which a machine
 # may have off: a student's link in the course folder had a classmate's save replace her thesis)

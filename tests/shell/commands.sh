@@ -26,6 +26,7 @@ check_contains hex_optim "$("$LRSH" -c 'optim adamw lr=0x10' 2>&1)" "option lr= 
 check_contains hex_model "$("$LRSH" -c 'model new tiny rank_ratio=0x1' 2>&1)" "expects a number, got '0x1'"
 # a number as another locale writes it gets the reading it meant, in the error (it is still refused)
 check_contains comma_decimal "$("$LRSH" -c 'optim adamw lr=0,05' 2>&1)" "got '0,05' (the decimal mark is a point: 0.05)"
+check_contains comma_decimal_three "$("$LRSH" -c 'optim adamw lr=0,001' 2>&1)" "got '0,001' (the decimal mark is a point: 0.001)"
 check_contains comma_decimal_shell "$("$LRSH" -c 'model new tiny; generate hi temp=0,7' 2>&1)" "(the decimal mark is a point: 0.7)"
 check_contains thousands_int "$("$LRSH" -c 'model new tiny; train steps=10,000' 2>&1)" "got '10,000' (without separators: 10000)"
 check_contains thousands_command_line "$("$LRSH" --seed 1,000 -c show 2>&1)" "got '1,000' (without separators: 1000)"

@@ -253,6 +253,11 @@ import json, sys
 a, b = [json.loads(l) for l in sys.stdin]
 print(a["init_seed"], a["session_seed"], len(a["data"]) == 16, [w for w in a["optim_settings"].split() if w.startswith("warmup")][0],
       a["data_rng"] == "%016x" % 99, "|", b["model"].split()[0], "rank=4" in b["model"] and b["params"] > 0)')"
+# the training split too (val= moves it: the same seeds, other losses), and an ensemble says so
+check_eq runs_rerun_split "True 2" "$(lrsh --json -c "$prep; data load val=0.3; run a; train steps=1 batch=2; data load val=0.05; run b; train steps=1 batch=2; ensemble new 2; run c; train steps=1 batch=2; runs" 2>/dev/null | grep '"command":"runs"' | python3 -c '
+import json, sys
+a, b, c = [json.loads(l) for l in sys.stdin]
+print(a["train_tokens"] < b["train_tokens"], c["ensemble_k"])')"
 check_eq log_rerun_fields "3 99 adamw" "$(python3 -c '
 import json, sys
 o = json.loads(open(sys.argv[1]).readline())
