@@ -191,18 +191,32 @@ static long link_planted_here(const char *path) {
     return link.st_uid != geteuid() && link.st_uid != dir.st_uid ? (long)link.st_uid + 1 : 0;
 }
 
-long link_planted(const char *path) {
-    char prefix[PATH_MAX];
-    if (strlen(path) >= sizeof prefix) return 0;
-    // every component, as the kernel's rule: /tmp/course/sub/x.st through a planted "sub" too
+// Every component, as the kernel's rule: /tmp/course/sub/x.st through a planted "sub" too, and
+// through one's own link the path it leads to (~/mine.st → /tmp/course/ck.st, planted), as far
+// as 40 links, the kernel's own limit.
+static long link_planted_from(const char *path, int links) {
+    char prefix[PATH_MAX], target[PATH_MAX], next[PATH_MAX];
+    if (!*path || strlen(path) >= sizeof prefix || links > 40) return 0;
     for (const char *slash = strchr(path + 1, '/');; slash = strchr(slash + 1, '/')) {
         size_t n = slash ? (size_t)(slash - path) : strlen(path);
         memcpy(prefix, path, n);
         prefix[n] = '\0';
         long planted = link_planted_here(prefix);
-        if (planted || !slash) return planted;
+        if (planted) return planted;
+        ssize_t len = readlink(prefix, target, sizeof target - 1);
+        if (len > 0) {   // a link of one's own: where it leads, then the rest of the path from there
+            target[len] = '\0';
+            char folder[PATH_MAX];
+            path_folder(prefix, folder, sizeof folder);
+            int w = target[0] == '/' ? snprintf(next, sizeof next, "%s%s", target, path + n)
+                                     : snprintf(next, sizeof next, "%s/%s%s", folder, target, path + n);
+            return w > 0 && (size_t)w < sizeof next ? link_planted_from(next, links + 1) : 0;
+        }
+        if (!slash) return 0;
     }
 }
+
+long link_planted(const char *path) { return link_planted_from(path, 0); }
 
 static void fsync_folder(const char *path) {
     char dir[PATH_MAX];

@@ -134,6 +134,10 @@ if ln -s "$TMP/thesis.st" "$TMP/course/ckpt.st" && chown -h 12345 "$TMP/course/c
     check_contains planted_link_in_path "$out" "$TMP/course/sub/thesis.st: cannot save: a symbolic link on the way to it is user 12345's"
     check_contains planted_link_train_save "$out" "save=$TMP/course/ckpt.st: a symbolic link on the way to it is user 12345's, in a shared folder: not followed (it could point at any of your files); nothing was trained"
     check_not_contains planted_link_train_save_no_step "$out" "step 1"
+    # … nor one reached through a link of one's own (~/mine → the planted one), as the kernel
+    ln -s "$TMP/course/ckpt.st" "$TMP/via.st"
+    out=$(lrsh -c "model new tiny seq=16 vocab=512; model save $TMP/via.st" 2>&1)
+    check_contains planted_link_via_own "$out" "$TMP/via.st: cannot save: a symbolic link on the way to it is user 12345's"
     check_eq planted_link_target_kept "$thesis" "$(cksum < "$TMP/thesis.st")"
     # one's own link there is followed, as before
     ln -s "$TMP/mine.st" "$TMP/course/mine.st"
