@@ -260,13 +260,14 @@ void session_record_step(Session *s, const StepStats *st, double tok_per_s, cons
         model_config_describe(&s->model.cfg, model, sizeof model);
         optim_settings_text(o, settings, sizeof settings);
         const Trainer *tr = s->has_ensemble ? &s->ens.trainers[0] : &s->trainer;
-        TrainShape shape = tr->shape;   // this step's
-        cfg = (RunConfig){o->name, model, (long)model_counts(&s->model, s->batch, s->model.cfg.seq).params,
-                          shape.batch, shape.seq, shape.accum,
-                          s->has_ensemble ? s->ens.members[0].cfg.seed : s->model.cfg.seed, s->seed, tr->step_rng,
-                          s->has_data ? dataset_identity(&s->data).hash : 0, settings,
-                          s->has_data ? dataset_identity(&s->data).train : 0, s->has_ensemble ? s->ens.k : 0,
-                          s->model_file};
+        DataIdentity data = s->has_data ? dataset_identity(&s->data) : (DataIdentity){0};
+        cfg = (RunConfig){.optim = o->name, .model = model,
+                          .params = (long)model_counts(&s->model, s->batch, s->model.cfg.seq).params,
+                          .batch = tr->shape.batch, .seq = tr->shape.seq, .accum = tr->shape.accum,   // this step's
+                          .init_seed = s->has_ensemble ? s->ens.members[0].cfg.seed : s->model.cfg.seed,
+                          .session_seed = s->seed, .data_rng = tr->step_rng, .data_hash = data.hash,
+                          .optim_settings = settings, .train_tokens = data.train,
+                          .ensemble_k = s->has_ensemble ? s->ens.k : 0, .checkpoint = s->model_file};
     }
     if (runlog_step(&s->runs, s->optim.name, st, tok_per_s, diag, run_starts ? &cfg : NULL, &err) != 0)
         out_warning(s, "%s", err.msg);
