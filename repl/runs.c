@@ -315,9 +315,12 @@ void runlog_add_rerun(cJSON *o, const RunSeries *s) {
     json_add_u64(o, "session_seed", s->session_seed);
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)s->data_rng);
     cJSON_AddStringToObject(o, "data_rng", hex);
-    if (s->data_hash) snprintf(hex, sizeof hex, "%016llx", (unsigned long long)s->data_hash);
-    if (s->data_hash) cJSON_AddStringToObject(o, "data", hex);
-    else cJSON_AddNullToObject(o, "data");
+    if (s->data_hash) {
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)s->data_hash);
+        cJSON_AddStringToObject(o, "data", hex);
+    } else {
+        cJSON_AddNullToObject(o, "data");
+    }
     cJSON_AddStringToObject(o, "optim_settings", s->optim_settings);
 }
 
