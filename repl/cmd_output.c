@@ -238,11 +238,11 @@ static int still_falling(const RunSeries *x) {
     return na && nb && a / na <= 0.99 * (b / nb);
 }
 
-int cmd_runs(Session *s, const Args *a, Err *err) {
-    (void)a;
-    const RunLog *r = &s->runs;
+// The runs table of r: the session's runs, or a log's (`runs from=`).
+static int runs_report(Session *s, const RunLog *r, Err *err) {
     if (!r->n_runs) {
-        no_runs_yet(s);
+        if (r == &s->runs) no_runs_yet(s);
+        else out_text(s, "no runs in that log\n");
         cJSON_AddArrayToObject(s->result, "runs");
         return 0;
     }
@@ -484,15 +484,45 @@ static LogLine log_line(const cJSON *o) {
                      cJSON_IsNumber(cJSON_GetObjectItem(o, "loss"))};
 }
 
+// A run's first line in a log says what trained it (runs.c's add_config): read back, `runs
+// from=` names each run's optimizer, model and settings as the session that wrote it did.
+static uint64_t log_u64(const cJSON *o, const char *key, int base) {   // a number, or a string of digits
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsString(v) ? strtoull(v->valuestring, NULL, base) : cJSON_IsNumber(v) ? (uint64_t)v->valuedouble : 0;
+}
+
+static int log_config(const cJSON *o, RunConfig *cfg) {
+    const cJSON *optim = cJSON_GetObjectItem(o, "optim"), *model = cJSON_GetObjectItem(o, "model"),
+                *settings = cJSON_GetObjectItem(o, "optim_settings"), *from = cJSON_GetObjectItem(o, "checkpoint");
+    if (!cJSON_IsString(optim) || !cJSON_IsString(model)) return 0;
+    *cfg = (RunConfig){.optim = optim->valuestring, .model = model->valuestring, .params = (long)log_u64(o, "params", 10),
+                       .batch = (int)log_u64(o, "batch", 10), .seq = (int)log_u64(o, "seq", 10),
+                       .accum = (int)log_u64(o, "accum", 10), .init_seed = log_u64(o, "init_seed", 10),
+                       .session_seed = log_u64(o, "session_seed", 10), .data_rng = log_u64(o, "data_rng", 16),
+                       .data_hash = log_u64(o, "data", 16),
+                       .optim_settings = cJSON_IsString(settings) ? settings->valuestring : NULL,
+                       .train_tokens = (long)log_u64(o, "train_tokens", 10),
+                       .ensemble_k = (int)log_u64(o, "ensemble_k", 10),
+                       .checkpoint = cJSON_IsString(from) ? from->valuestring : NULL};
+    return 1;
+}
+
+// The peak lr a logged run was set to: "lr=" in its optim_settings (logs from before them: the
+// first step's scheduled lr).
+static float log_peak_lr(const RunConfig *cfg, float first_lr) {
+    const char *at = cfg->optim_settings ? strstr(cfg->optim_settings, " lr=") : NULL;
+    return at ? strtof(at + 4, NULL) : first_lr;
+}
+
 // A log written by `log FILE` read back into a RunLog (its own, not the session's).
 // *skipped: the lines that are not a `log` record (not JSON, or no step and loss).
 static int read_log(const char *path, RunLog *r, long *skipped, Err *err) {
     struct stat st;   // before opening: a pipe's open waits for a writer, a device never ends
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-        return err_set(err, "plot from=%s: %s, not a `log` file", path,
+        return err_set(err, "from=%s: %s, not a `log` file", path,
                        S_ISDIR(st.st_mode) ? "a folder" : "a device, pipe or socket");
     FILE *f = fopen(path, "r");
-    if (!f) return err_set(err, "plot from=%s: %s", path, strerror(errno));
+    if (!f) return err_set(err, "from=%s: %s", path, strerror(errno));
     char *line = NULL;
     size_t cap = 0;
     long lineno = 0, bad = 0;
@@ -506,7 +536,7 @@ static int read_log(const char *path, RunLog *r, long *skipped, Err *err) {
         if (!cJSON_IsNumber(step)) { bad++; cJSON_Delete(o); continue; }
         LogLine l = log_line(o);
         const char *name = log_series(r, &writers, &l);
-        if (!name) { cJSON_Delete(o); rc = err_set(err, "plot from=%s: out of memory", path); break; }
+        if (!name) { cJSON_Delete(o); rc = err_set(err, "from=%s: out of memory", path); break; }
         RunSeries *x = runlog_find(r, name);
         if (x) r->current = (int)(x - r->runs);
         else r->current = -1;
@@ -523,7 +553,10 @@ static int read_log(const char *path, RunLog *r, long *skipped, Err *err) {
             cJSON_ArrayForEach(x, w)
                 if (rc == 0 && (cJSON_IsNumber(x) || cJSON_IsNull(x)) && x->string)   // null: not measured
                     rc = runlog_watch_pending(r, x->string, cJSON_IsNumber(x) ? (float)x->valuedouble : NAN, err);
-            if (rc == 0) rc = runlog_step(r, name, &st, FIELD("tok_per_s"), &d, NULL, err);
+            RunConfig cfg;
+            int configured = log_config(o, &cfg);
+            if (rc == 0) rc = runlog_step(r, name, &st, FIELD("tok_per_s"), &d, configured ? &cfg : NULL, err);
+            if (rc == 0 && configured) runlog_optim(r, cfg.optim, log_peak_lr(&cfg, st.lr));
 #undef FIELD
         } else if (cJSON_IsNumber(val)) {
             rc = runlog_val(r, name, step->valueint, val->valuedouble, err);
@@ -1029,6 +1062,27 @@ static int last_runs_view(const RunLog *r, RunLog *view, RunSeries **keep, Err *
     return 0;
 }
 
+// from=FILE's log read into *from (plot's and runs's), saying how many lines were not records.
+static int read_log_from(Session *s, const Args *a, RunLog *from, Err *err) {
+    char fb[PATH_MAX];
+    long skipped = 0;
+    int rc = read_log(expand_path(args_str(a, "from", ""), fb, sizeof fb), from, &skipped, err);
+    if (rc == 0 && skipped)
+        out_note(s, "note: from=%s: %ld line%s skipped (not a `log` record: JSON with step and loss)\n",
+                 NAME_TEXT(args_str(a, "from", "")), skipped, skipped == 1 ? "" : "s");
+    return rc;
+}
+
+int cmd_runs(Session *s, const Args *a, Err *err) {
+    if (!args_has(a, "from")) return runs_report(s, &s->runs, err);
+    RunLog from;   // a log of an earlier session: its runs compared as that session's `runs` did
+    runlog_init(&from);
+    int rc = read_log_from(s, a, &from, err);
+    if (rc == 0) rc = runs_report(s, &from, err);
+    runlog_free(&from);
+    return rc;
+}
+
 int cmd_plot(Session *s, const Args *a, Err *err) {
     RunLog from, view;
     const RunLog *r = &s->runs;
@@ -1036,12 +1090,7 @@ int cmd_plot(Session *s, const Args *a, Err *err) {
     runlog_init(&from);
     int rc = 0, from_log = args_has(a, "from");
     if (from_log) {
-        char fb[PATH_MAX];
-        long skipped = 0;
-        rc = read_log(expand_path(args_str(a, "from", ""), fb, sizeof fb), &from, &skipped, err);
-        if (rc == 0 && skipped)
-            out_note(s, "note: from=%s: %ld line%s skipped (not a `log` record: JSON with step and loss)\n",
-                     NAME_TEXT(args_str(a, "from", "")), skipped, skipped == 1 ? "" : "s");
+        rc = read_log_from(s, a, &from, err);
         r = &from;
     }
     if (rc == 0 && args_has(a, "runs") && (rc = select_runs(r, args_str(a, "runs", ""), &view, &kept, err)) == 0)

@@ -850,7 +850,7 @@ const CmdSpec commands[] = {
              "a name has no commas (`plot runs=A,B` lists names).\n"
              "Examples:\n  run baseline; train steps=200\n  run lr-1e-3; optim lr=1e-3; train steps=200; plot",
      .max_pos = 1, .pos = POS_TEXT, .run = cmd_run},
-    {.name = "runs", .family = "output", .args = "",
+    {.name = "runs", .family = "output", .args = "[from=FILE]",
      .summary = "compare the runs: optimizer, lr, final and validation loss, spikes, divergence, max ‖ΔW‖₂/η",
      .help = "One row per run: the optimizer and lr it trained with, its model's rank (of its first\n"
              "step; the column is there when the runs' ranks differ), its steps (first..last: a run\n"
@@ -884,8 +884,14 @@ const CmdSpec commands[] = {
              "list). On a terminal a long name\n"
              "is cut in its middle to fit (a sweep's names differ at their ends); in a pipe or a\n"
              "file it is whole.\n"
-             "Examples:\n  runs\n  run a; train steps=100; run b; optim spectron; train steps=100; runs",
-     .run = cmd_runs},
+             "from=FILE compares the runs of a `log` file instead (an earlier session's sweep; the\n"
+             "plateau verdict needs this session's data loaded, the one they trained on).\n"
+             "Examples:\n  runs\n  run a; train steps=100; run b; optim spectron; train steps=100; runs\n"
+             "  runs from=sweep.jsonl",
+     .run = cmd_runs,
+     .opts = (const OptSpec[]){
+         {"from", OPT_PATH, NULL, NULL, 0, 0, "a `log` file (JSON lines) whose runs to compare"},
+         {NULL, 0, NULL, NULL, 0, 0, NULL}}},
 
     // ---- measurement ----
     {.name = "bench", .sub = "train", .family = "measurement",

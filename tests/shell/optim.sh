@@ -253,6 +253,11 @@ import json, sys
 a, b = [json.loads(l) for l in sys.stdin]
 print(a["init_seed"], a["session_seed"], len(a["data"]) == 16, [w for w in a["optim_settings"].split() if w.startswith("warmup")][0],
       a["data_rng"] == "%016x" % 99, "|", b["model"].split()[0], "rank=4" in b["model"] and b["params"] > 0)')"
+# runs from= a log compares an earlier session's runs as that session's runs did (a sweep's table
+# could not be had again without writing Python against the JSON)
+table=$(lrsh -c "$prep; log $TMP/sweep.jsonl; model new rank=8 seed=3; run r8; optim adamw lr=0.004; train steps=2 batch=2; model new rank=4 seed=3; run r4; train steps=2 batch=2; runs" 2>&1 | sed -n '/^run  *optim/,/^r4 /p')
+check_eq runs_from_log "$table" "$(lrsh -c "runs from=$TMP/sweep.jsonl" 2>&1 | sed -n '/^run  *optim/,/^r4 /p')"
+check_eq runs_from_log_json "r8 3 0.004" "$(lrsh --json -c "runs from=$TMP/sweep.jsonl" 2>/dev/null | head -n 1 | json_eval '"%s %s %s" % (o["run"], o["init_seed"], o["lr"])')"
 # the training split too (val= moves it: the same seeds, other losses), and an ensemble says so
 check_eq runs_rerun_split "True 2" "$(lrsh --json -c "$prep; data load val=0.3; run a; train steps=1 batch=2; data load val=0.05; run b; train steps=1 batch=2; ensemble new 2; run c; train steps=1 batch=2; runs" 2>/dev/null | grep '"command":"runs"' | python3 -c '
 import json, sys
