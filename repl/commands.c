@@ -887,7 +887,7 @@ const CmdSpec commands[] = {
              "from=FILE compares the runs of a `log` file instead (an earlier session's sweep; the\n"
              "plateau verdict needs this session's data loaded, the one they trained on).\n"
              "Examples:\n  runs\n  run a; train steps=100; run b; optim spectron; train steps=100; runs\n"
-             "  runs from=sweep.jsonl",
+             "  runs from=run1.jsonl",
      .run = cmd_runs,
      .opts = (const OptSpec[]){
          {"from", OPT_PATH, NULL, NULL, 0, 0, "a `log` file (JSON lines) whose runs to compare"},
