@@ -526,8 +526,7 @@ static int save_target(const char *path, char **target, int *existed, Err *err) 
                     S_ISDIR(st.st_mode) ? "a folder" : "a device, pipe or socket");
     long planted = link_planted(path);
     if (planted)
-        return fail(err, path, "cannot save: a symbolic link on the way to it is user %ld's, in a shared folder: not "
-                               "followed (it could point at any of your files); nothing was written", planted - 1);
+        return fail(err, path, "cannot save: " LINK_PLANTED_WHY "; nothing was written", planted - 1);
     *target = *existed && S_ISLNK(link.st_mode) ? realpath(path, NULL) : strdup(path);
     return *target ? 0 : save_failed(err, path, *existed, "cannot resolve the path", errno ? errno : ENOMEM);
 }

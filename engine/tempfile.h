@@ -41,6 +41,10 @@ void path_folder(const char *path, char *dir, size_t cap);
 // the kernel's protected_symlinks rule, which a machine may have off. Following such a link
 // writes where that user chose, over the writer's own files. Writers of a path refuse it.
 long link_planted(const char *path);
+// What writers say of such a link (a printf format of the owner's uid, a long).
+#define LINK_PLANTED_WHY \
+    "a symbolic link on the way to it is user %ld's, in a shared folder: not followed (it could point at any of " \
+    "your files)"
 // A writer killed outright (SIGKILL, out of memory) leaves path.tmp.PID.R (or .lrsh.tmp.PID.R;
 // earlier builds' path.tmp.PID, .lrsh.tmp.PID.N) behind: removed when no process PID runs any
 // more (a live one is another writer, working) and it has not changed for a minute (a PID

@@ -60,8 +60,7 @@ int file_through_link(const char *path, char out[PATH_MAX], Err *err) {
     struct stat link;
     long planted = link_planted(path);
     if (planted)
-        return err_set(err, "%s: a symbolic link on the way to it is user %ld's, in a shared folder: not followed (it "
-                            "could point at any of your files)", path, planted - 1);
+        return err_set(err, "%s: " LINK_PLANTED_WHY, path, planted - 1);
     if (lstat(path, &link) == 0 && S_ISLNK(link.st_mode))
         return realpath(path, out) ? 0 : err_set(err, "%s is a symbolic link %s", path,
                                                    errno == ELOOP ? "in a loop" : "to a missing file");

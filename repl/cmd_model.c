@@ -465,8 +465,7 @@ static int check_train_save_target(const char *path, Err *err) {
                        S_ISDIR(st.st_mode) ? "a folder: name a file in it" : "a device, pipe or socket");
     long planted = link_planted(path);
     if (planted)
-        return err_set(err, "save=%s: a symbolic link on the way to it is user %ld's, in a shared folder: not "
-                            "followed (it could point at any of your files); nothing was trained", path, planted - 1);
+        return err_set(err, "save=%s: " LINK_PLANTED_WHY "; nothing was trained", path, planted - 1);
     char dir[PATH_MAX];   // a 1024-byte buffer cut a long folder short and tested an ancestor's permission
     path_folder(path, dir, sizeof dir);
     if (access(dir, W_OK | X_OK) != 0)

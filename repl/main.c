@@ -410,6 +410,15 @@ static void say_ended(int sig) {
     (void)ignored;
 }
 
+// An ending signal kept for after the work in progress (session_end_if_terminated), saying so.
+static void defer_end(int sig, const char *msg) {
+    int saved_errno = errno;   // the write may set it under the code the signal interrupted
+    lrsh_term_signal = sig;
+    ssize_t ignored = write(STDERR_FILENO, msg, strlen(msg));
+    (void)ignored;
+    errno = saved_errno;
+}
+
 // SIGTERM, SIGHUP (and SIGUSR1, SIGUSR2, SIGXCPU): the process ends as the signal asks, without
 // the temporary file of a save or a token cache in the making beside it — or, during a training
 // with save=, after that training stops at its step's end and saves (lrsh_term_saves); a second
@@ -418,24 +427,14 @@ static void on_fatal_signal(int sig) {
     // SIGXCPU comes again every CPU second past the soft limit: not a second request
     if (sig == SIGXCPU && lrsh_term_signal) return;
     if (lrsh_term_saves && !lrsh_term_signal) {
-        static const char msg[] = "\nlrsh: asked to end: the training stops at this step's end, saves to its save= "
-                                  "file, then lrsh ends (the same signal again ends it now, unsaved)\n";
-        int saved_errno = errno;   // the write may set it under the code the signal interrupted
-        lrsh_term_signal = sig;
         lrsh_interrupted = 1;   // the loops' stop, as Ctrl-C's
-        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
-        (void)ignored;
-        errno = saved_errno;
+        defer_end(sig, "\nlrsh: asked to end: the training stops at this step's end, saves to its save= file, then "
+                       "lrsh ends (the same signal again ends it now, unsaved)\n");
         return;
     }
     if (lrsh_saving && !lrsh_term_signal) {   // `model save` writing: its file whole first
-        static const char msg[] = "\nlrsh: asked to end: the save in progress finishes first, then lrsh ends (the "
-                                  "same signal again ends it now, unsaved)\n";
-        int saved_errno = errno;
-        lrsh_term_signal = sig;
-        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
-        (void)ignored;
-        errno = saved_errno;
+        defer_end(sig, "\nlrsh: asked to end: the save in progress finishes first, then lrsh ends (the same signal "
+                       "again ends it now, unsaved)\n");
         return;
     }
     if (lrsh_writing_result && !lrsh_term_signal) {   // the result line's end first (print_json_line);

@@ -440,8 +440,7 @@ static int log_target_ok(const char *path, int *ends_open, Err *err) {
     *ends_open = 0;
     long planted = link_planted(path);
     if (planted)
-        return err_set(err, "log: %s: a symbolic link on the way to it is user %ld's, in a shared folder: not "
-                            "followed (it could point at any of your files)", path, planted - 1);
+        return err_set(err, "log: %s: " LINK_PLANTED_WHY, path, planted - 1);
     if (stat(path, &st) != 0) return 0;
     if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISDIR(st.st_mode))
         return err_set(err, "log: %s is a %s, not a file", path, S_ISDIR(st.st_mode) ? "folder" : "pipe or socket");
